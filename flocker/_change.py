@@ -1,0 +1,231 @@
+"""
+State changes: immutable values that describe one step of converging the
+cluster, and the combinators that arrange them in a tree.
+
+A plan is a tree whose inner nodes run their children in sequence
+(:func:`sequentially`) or concurrently (:func:`in_parallel`) and whose leaves
+each call one operation of one node's agent.  The same value is printed by
+``--dry-run`` (:func:`render_plan`) and run by a deploy
+(:func:`run_state_change`), so what is shown is what runs.
+"""
+
+import time
+
+import attr
+from pyrsistent import pvector
+from twisted.internet.defer import DeferredList, maybeDeferred, succeed
+from zope.interface import Attribute, Interface, implementer
+
+__all__ = [
+    "IStateChange", "IChangeObserver",
+    "Sequentially", "InParallel", "sequentially", "in_parallel",
+    "run_state_change", "render_plan", "leaves", "ChangeFailures",
+]
+
+
+class IStateChange(Interface):
+    """
+    One step of converging a cluster, as an immutable value.
+    """
+
+    def run(agents):
+        """
+        Make the change.
+
+        :param agents: Mapping of node address to the ``INodeAgent`` provider
+            that acts on that node.
+        :return: ``Deferred`` firing when the change is done, or failing with
+            the reason it could not be made.
+        """
+
+    def describe():
+        """
+        :return: One line of text saying what the change does and where.
+        """
+
+
+class IChangeObserver(Interface):
+    """
+    Told about each leaf change as it finishes, for progress output.
+    """
+
+    def change_finished(change, failure, seconds):
+        """
+        :param change: The leaf :class:`IStateChange` that finished.
+        :param failure: ``None`` on success, else the ``Failure``.
+        :param float seconds: How long it took.
+        """
+
+
+class ChangeFailures(Exception):
+    """
+    One or more branches of an :class:`InParallel` failed.  Every branch ran
+    to its end first, so the others' outcomes are not hidden.
+
+    :ivar failures: ``list`` of ``Failure``, in branch order.
+    """
+
+    def __init__(self, failures):
+        Exception.__init__(self, failures)
+        self.failures = failures
+
+    def __str__(self):
+        return "; ".join(f.getErrorMessage() for f in self.failures)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class Sequentially(object):
+    """
+    Run ``changes`` one after another, stopping at the first failure.
+
+    :ivar changes: ``PVector`` of :class:`IStateChange` providers.
+    :ivar str label: What the group is for, shown by :func:`render_plan`.
+    """
+    changes = attr.ib(converter=pvector)
+    label = attr.ib(default="")
+
+    def run(self, agents):
+        return run_state_change(self, agents)
+
+    def describe(self):
+        return self.label or "in sequence"
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class InParallel(object):
+    """
+    Run ``changes`` all at once; fail with :class:`ChangeFailures` after all
+    of them ended if any failed.
+
+    :ivar changes: ``PVector`` of :class:`IStateChange` providers.
+    :ivar str label: What the group is for, shown by :func:`render_plan`.
+    """
+    changes = attr.ib(converter=pvector)
+    label = attr.ib(default="")
+
+    def run(self, agents):
+        return run_state_change(self, agents)
+
+    def describe(self):
+        return self.label or "in parallel"
+
+
+def _flatten(kind, changes):
+    # Nested groups of the same kind and empty groups add nothing to a plan:
+    # folding them keeps equal plans equal however they were assembled.
+    result = []
+    for change in changes:
+        if isinstance(change, (Sequentially, InParallel)) and not change.changes:
+            continue
+        if isinstance(change, kind) and not change.label:
+            result.extend(change.changes)
+        else:
+            result.append(change)
+    return result
+
+
+def sequentially(changes, label=""):
+    """
+    :param changes: Iterable of :class:`IStateChange` providers.
+    :param str label: What the group is for.
+    :return: A change running them in order (the single change itself when
+        there is one, an empty :class:`Sequentially` when there are none).
+    """
+    flat = _flatten(Sequentially, changes)
+    if len(flat) == 1:
+        return flat[0]
+    return Sequentially(changes=flat, label=label if flat else "")
+
+
+def in_parallel(changes, label=""):
+    """
+    :param changes: Iterable of :class:`IStateChange` providers.
+    :param str label: What the group is for.
+    :return: A change running them concurrently (the single change itself
+        when there is one, an empty :class:`Sequentially` when there are
+        none).
+    """
+    flat = _flatten(InParallel, changes)
+    if not flat:
+        return Sequentially(changes=[])
+    if len(flat) == 1:
+        return flat[0]
+    return InParallel(changes=flat, label=label)
+
+
+def leaves(change):
+    """
+    :param change: A plan.
+    :return: ``list`` of its leaf changes, depth first, in order.
+    """
+    if isinstance(change, (Sequentially, InParallel)):
+        result = []
+        for child in change.changes:
+            result.extend(leaves(child))
+        return result
+    return [change]
+
+
+def run_state_change(change, agents, observer=None, clock=None):
+    """
+    Run a plan.
+
+    :param change: An :class:`IStateChange` provider (a leaf or a tree).
+    :param agents: Mapping of node address to ``INodeAgent`` provider.
+    :param observer: Optional :class:`IChangeObserver`, told of each leaf as
+        it finishes.
+    :param clock: Optional ``IReactorTime`` used to time leaves (tests pass a
+        ``Clock``); defaults to the monotonic clock.
+    :return: ``Deferred`` firing with ``None`` when everything ran, or failing
+        with the first failure of a sequence or a :class:`ChangeFailures`.
+    """
+    now = clock.seconds if clock is not None else time.monotonic
+    if isinstance(change, Sequentially):
+        d = succeed(None)
+        for child in change.changes:
+            d.addCallback(
+                lambda _, child=child: run_state_change(
+                    child, agents, observer, clock))
+        return d
+    if isinstance(change, InParallel):
+        branches = [run_state_change(child, agents, observer, clock)
+                    for child in change.changes]
+        d = DeferredList(branches, consumeErrors=True)
+
+        def collect(results):
+            failures = [value for ok, value in results if not ok]
+            if failures:
+                raise ChangeFailures(failures)
+        return d.addCallback(collect)
+    started = now()
+    d = maybeDeferred(change.run, agents)
+    if observer is not None:
+        def finished(result):
+            failure = result if hasattr(result, "getErrorMessage") else None
+            observer.change_finished(change, failure, now() - started)
+            return result
+        d.addBoth(finished)
+    return d
+
+
+def render_plan(change, indent="  "):
+    """
+    Render a plan as an indented text tree, one change per line.
+
+    :param change: A plan.
+    :param str indent: The indentation added at each level.
+    :return: The text (``"no changes"`` for an empty plan).
+    """
+    if isinstance(change, Sequentially) and not change.changes:
+        return "no changes"
+    lines = []
+
+    def walk(node, depth):
+        lines.append(indent * depth + node.describe())
+        if isinstance(node, (Sequentially, InParallel)):
+            for child in node.changes:
+                walk(child, depth + 1)
+    walk(change, 0)
+    return "\n".join(lines)

@@ -1,0 +1,442 @@
+"""
+Immutable models of the cluster: what the configuration files ask for (the
+desired state) and what each node reports (the current state).
+
+Every class here is a frozen attrs value with its invariants checked at
+construction, and every collection is a pyrsistent one, so equal values compare
+and hash equal and a whole cluster can be compared with ``==``.  Nothing here
+does I/O.
+"""
+
+import posixpath
+import re
+import sys
+from typing import NamedTuple
+
+import attr
+from pyrsistent import pmap, pset, pvector, PMap, PSet, PVector
+
+__all__ = [
+    "SAFE_NAME", "is_safe_name", "MAX_NAME_LENGTH",
+    "Port", "Link", "AttachedVolume", "RestartPolicy", "RESTART_POLICY_NAMES",
+    "Application", "Node", "Deployment",
+    "Route", "VolumeState", "NodeState", "ClusterState",
+    "InvalidModel",
+]
+
+#: Longest application, alias or volume name accepted.  Names become Docker
+#: container names, ZFS dataset names and iptables comments, and 63 keeps them
+#: within every one of those limits with room for Flocker's prefixes.
+MAX_NAME_LENGTH = 63
+
+#: The characters a name may contain: no shell or path metacharacters, no
+#: dots (so never ``..``), starting with a letter or digit.
+SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,%d}\Z" % (MAX_NAME_LENGTH - 1))
+
+# Docker image references: repository path, optional tag or digest.  Anything
+# outside this set (spaces, quotes, semicolons, newlines) is refused.
+_IMAGE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
+
+# Node addresses: IPv4/IPv6 literals or DNS host names.
+_ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+
+# Environment variable names as a POSIX shell and Docker accept them.
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
+
+#: Docker restart policy names Flocker accepts.
+RESTART_POLICY_NAMES = frozenset({"never", "always", "on-failure"})
+
+
+class InvalidModel(ValueError):
+    """
+    A model value was built with a field that breaks one of its invariants.
+
+    Configuration parsing catches this and reports it with the file location;
+    library users get it directly.
+    """
+
+
+def is_safe_name(value):
+    """
+    :param value: Anything.
+    :return: ``True`` if ``value`` is a string usable as an application,
+        alias or volume name (see :data:`SAFE_NAME`).
+    """
+    return isinstance(value, str) and SAFE_NAME.match(value) is not None
+
+
+class _Named(object):
+    """
+    Stands in for an attrs attribute when a validator checks a field of a
+    class that is not an attrs class.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+
+def _check(condition, message):
+    if not condition:
+        raise InvalidModel(message)
+
+
+def _safe_name(instance, attribute, value):
+    _check(is_safe_name(value),
+           "%s %r is not a safe name: use 1-%d letters, digits, '-' or '_', "
+           "starting with a letter or digit" % (
+               attribute.name, value, MAX_NAME_LENGTH))
+
+
+def _tcp_port(instance, attribute, value):
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and 1 <= value <= 65535,
+           "%s %r is not a TCP port (1-65535)" % (attribute.name, value))
+
+
+def _optional_positive_int(instance, attribute, value):
+    if value is None:
+        return
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and value > 0,
+           "%s %r must be a positive integer" % (attribute.name, value))
+
+
+def _address(instance, attribute, value):
+    _check(isinstance(value, str) and _ADDRESS.match(value) is not None
+           and ".." not in value,
+           "%s %r is not a node address (IP address or host name)" % (
+               attribute.name, value))
+
+
+def _of_type(kind):
+    def check(instance, attribute, value):
+        _check(isinstance(value, kind),
+               "%s must be %s, not %r" % (attribute.name, kind.__name__, value))
+    return check
+
+
+def _all_of_type(kind):
+    def check(instance, attribute, value):
+        for item in value:
+            _check(isinstance(item, kind),
+                   "%s must hold only %s values, not %r" % (
+                       attribute.name, kind.__name__, item))
+    return check
+
+
+@attr.s(frozen=True, slots=True)
+class Port(object):
+    """
+    A TCP port of an application published on the cluster.
+
+    :ivar int internal: The port the application listens on in its container.
+    :ivar int external: The port on every node of the cluster that reaches it.
+    """
+    internal = attr.ib(validator=_tcp_port)
+    external = attr.ib(validator=_tcp_port)
+
+
+@attr.s(frozen=True, slots=True)
+class Link(object):
+    """
+    A connection an application needs to another application's external port.
+
+    :ivar int local_port: The port the linking application connects to
+        (on ``localhost`` inside its container, and in its environment).
+    :ivar int remote_port: The external port of the target application.
+    :ivar str alias: The name used for the environment variables
+        (``ALIAS_PORT_<local>_TCP``).
+    """
+    local_port = attr.ib(validator=_tcp_port)
+    remote_port = attr.ib(validator=_tcp_port)
+    alias = attr.ib(validator=_safe_name)
+
+
+def _mountpoint(instance, attribute, value):
+    _check(isinstance(value, str) and value.startswith("/"),
+           "mountpoint %r must be an absolute path" % (value,))
+    _check("\x00" not in value and "\n" not in value,
+           "mountpoint %r contains a control character" % (value,))
+    _check(".." not in value.split("/"),
+           "mountpoint %r must not contain '..'" % (value,))
+    _check(len(value) <= 1024, "mountpoint is longer than 1024 characters")
+    _check(posixpath.normpath(value) == value and value != "/",
+           "mountpoint %r must be a normalised path other than '/'" % (value,))
+
+
+@attr.s(frozen=True, slots=True)
+class AttachedVolume(object):
+    """
+    The volume of an application: a ZFS dataset mounted into its container.
+
+    :ivar str mountpoint: Absolute path inside the container.
+    :ivar maximum_size: Quota in bytes, or ``None`` for no limit.
+    """
+    mountpoint = attr.ib(validator=_mountpoint)
+    maximum_size = attr.ib(default=None, validator=_optional_positive_int)
+
+
+@attr.s(frozen=True, slots=True)
+class RestartPolicy(object):
+    """
+    What Docker does when the application's process exits.
+
+    :ivar str name: ``never``, ``always`` or ``on-failure``.
+    :ivar maximum_retry_count: For ``on-failure`` only: how many restarts
+        before giving up, or ``None`` for no limit.
+    """
+    name = attr.ib(default="never")
+    maximum_retry_count = attr.ib(default=None,
+                                  validator=_optional_positive_int)
+
+    def __attrs_post_init__(self):
+        _check(self.name in RESTART_POLICY_NAMES,
+               "restart policy %r is not one of %s" % (
+                   self.name, ", ".join(sorted(RESTART_POLICY_NAMES))))
+        _check(self.maximum_retry_count is None or self.name == "on-failure",
+               "maximum_retry_count is only allowed with on-failure")
+
+
+def _image(instance, attribute, value):
+    _check(isinstance(value, str) and _IMAGE.match(value) is not None
+           and ".." not in value,
+           "image %r is not a valid Docker image name" % (value,))
+
+
+def _command(value):
+    if value is None:
+        return None
+    return pvector(value)
+
+
+def _command_valid(instance, attribute, value):
+    if value is None:
+        return
+    _check(len(value) > 0, "command must not be empty")
+    for item in value:
+        _check(isinstance(item, str) and "\x00" not in item,
+               "command arguments must be strings without NUL")
+
+
+def _environment_valid(instance, attribute, value):
+    for key, item in value.items():
+        _check(isinstance(key, str) and _ENV_NAME.match(key) is not None,
+               "environment variable name %r is not valid" % (key,))
+        _check(isinstance(item, str) and "\x00" not in item,
+               "environment value of %s must be a string without NUL" % (key,))
+
+
+@attr.s(frozen=True, slots=True)
+class Application(object):
+    """
+    One application: a Docker container Flocker runs on some node.
+
+    :ivar str name: Unique name in the cluster (a safe name).
+    :ivar str image: Docker image reference.
+    :ivar command: Argument vector (a ``PVector`` of ``str``) replacing the
+        image's default command, or ``None``.
+    :ivar environment: ``PMap`` of environment variable name to value.
+    :ivar ports: ``frozenset`` of :class:`Port`.
+    :ivar volume: An :class:`AttachedVolume` or ``None``.
+    :ivar links: ``frozenset`` of :class:`Link`.
+
+    Ports and links are builtin frozensets, not pyrsistent sets: the planner
+    compares every desired application with its reported twin, and builtin
+    set equality runs in C (measured: half the planning time otherwise).
+    :ivar mem_limit: Memory limit in bytes or ``None``.
+    :ivar cpu_shares: Relative CPU weight or ``None``.
+    :ivar restart_policy: A :class:`RestartPolicy`.
+    """
+    name = attr.ib(validator=_safe_name)
+    image = attr.ib(validator=_image)
+    command = attr.ib(default=None, converter=_command,
+                      validator=_command_valid)
+    environment = attr.ib(default=pmap(), converter=pmap,
+                          validator=_environment_valid)
+    ports = attr.ib(default=frozenset(), converter=frozenset,
+                    validator=_all_of_type(Port))
+    volume = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(AttachedVolume)))
+    links = attr.ib(default=frozenset(), converter=frozenset,
+                    validator=_all_of_type(Link))
+    mem_limit = attr.ib(default=None, validator=_optional_positive_int)
+    cpu_shares = attr.ib(default=None, validator=_optional_positive_int)
+    restart_policy = attr.ib(default=RestartPolicy(),
+                             validator=_of_type(RestartPolicy))
+
+    def __attrs_post_init__(self):
+        externals = [port.external for port in self.ports]
+        _check(len(externals) == len(set(externals)),
+               "application %s publishes an external port twice" % (
+                   self.name,))
+        internals = [port.internal for port in self.ports]
+        _check(len(internals) == len(set(internals)),
+               "application %s maps an internal port twice" % (self.name,))
+        locals_ = [link.local_port for link in self.links]
+        _check(len(locals_) == len(set(locals_)),
+               "application %s uses a link local port twice" % (self.name,))
+
+
+def _unique_application_names(instance, attribute, value):
+    names = [application.name for application in value]
+    _check(len(names) == len(set(names)),
+           "node %s has two applications with one name" % (instance.address,))
+
+
+@attr.s(frozen=True, slots=True)
+class Node(object):
+    """
+    A node of the desired deployment and the applications it should run.
+
+    :ivar str address: How the deploy client reaches the node (IP address or
+        host name); also the node's key in the deployment file.
+    :ivar applications: ``PSet`` of :class:`Application`.
+    """
+    address = attr.ib(validator=_address)
+    applications = attr.ib(default=pset(), converter=pset,
+                           validator=[_all_of_type(Application),
+                                      _unique_application_names])
+
+
+@attr.s(frozen=True, slots=True)
+class Deployment(object):
+    """
+    The desired state of the whole cluster.
+
+    Invariants: node addresses are unique, an application runs on at most one
+    node, and an external port belongs to at most one application (routing
+    makes external ports cluster-wide).
+
+    :ivar nodes: ``PSet`` of :class:`Node`.
+    """
+    nodes = attr.ib(default=pset(), converter=pset,
+                    validator=_all_of_type(Node))
+
+    def __attrs_post_init__(self):
+        addresses = set()
+        owners = {}
+        ports = {}
+        for node in self.nodes:
+            _check(node.address not in addresses,
+                   "node %s appears twice" % (node.address,))
+            addresses.add(node.address)
+            for application in node.applications:
+                _check(application.name not in owners,
+                       "application %s is on two nodes (%s and %s)" % (
+                           application.name, owners.get(application.name),
+                           node.address))
+                owners[application.name] = node.address
+                for port in application.ports:
+                    _check(port.external not in ports,
+                           "external port %d is used by both %s and %s" % (
+                               port.external, ports.get(port.external),
+                               application.name))
+                    ports[port.external] = application.name
+
+    def node(self, address):
+        """
+        :param str address: A node address.
+        :return: The :class:`Node` with that address, or ``None``.
+        """
+        for node in self.nodes:
+            if node.address == address:
+                return node
+        return None
+
+    def placements(self):
+        """
+        :return: A ``dict`` of application name to ``(address, Application)``.
+        """
+        return {application.name: (node.address, application)
+                for node in self.nodes for application in node.applications}
+
+
+class Route(NamedTuple("_RouteFields", [("port", int), ("address", str)])):
+    """
+    A routing rule installed on a node: connections to ``port`` on this node
+    go to the same port on the node at ``address``.
+
+    Routes are tuples rather than attrs classes because a cluster holds one
+    per application port per node (a million at 100 nodes and 10,000
+    applications) and the planner compares whole sets of them: tuple hashing
+    and equality run in C.
+
+    :ivar int port: The external port.
+    :ivar str address: IP address (or host name) of the node hosting the
+        application.
+    """
+    __slots__ = ()
+
+    def __new__(cls, port, address):
+        _tcp_port(None, _Named("port"), port)
+        _address(None, _Named("address"), address)
+        # Interned, so comparing the routes of a thousand nodes compares
+        # string pointers rather than string contents.
+        return super(Route, cls).__new__(cls, port, sys.intern(address))
+
+
+@attr.s(frozen=True, slots=True)
+class VolumeState(object):
+    """
+    A volume as a node reports it.
+
+    :ivar str name: The volume's name (its application's name).
+    :ivar bool owned: Whether this node is the volume's one writable owner.
+        A node can hold a non-owned copy received by an earlier push.
+    :ivar int size: Bytes referenced by the dataset.
+    :ivar snapshots: ``PVector`` of snapshot names, oldest first.
+    """
+    name = attr.ib(validator=_safe_name)
+    owned = attr.ib(validator=_of_type(bool))
+    size = attr.ib(default=0)
+    snapshots = attr.ib(default=pvector(), converter=pvector)
+
+
+@attr.s(frozen=True, slots=True)
+class NodeState(object):
+    """
+    The current state one node reports.
+
+    :ivar str address: The node's address.
+    :ivar applications: ``PMap`` of name to the :class:`Application` its
+        container was created from (running or stopped).
+    :ivar running: ``PSet`` of the names of applications whose container runs.
+    :ivar volumes: ``PMap`` of volume name to :class:`VolumeState`.
+    :ivar routes: ``frozenset`` of :class:`Route` installed on the node
+        (a builtin set: see :class:`Route` for why).
+    :ivar links: ``PMap`` of application name to the ``PSet`` of
+        :class:`Link` whose rules are installed in its container.
+    """
+    address = attr.ib(validator=_address)
+    applications = attr.ib(default=pmap(), converter=pmap)
+    running = attr.ib(default=pset(), converter=pset)
+    volumes = attr.ib(default=pmap(), converter=pmap)
+    routes = attr.ib(default=frozenset(), converter=frozenset,
+                     validator=_all_of_type(Route))
+    links = attr.ib(default=pmap(), converter=pmap)
+
+    def __attrs_post_init__(self):
+        for name, application in self.applications.items():
+            _check(isinstance(application, Application)
+                   and application.name == name,
+                   "applications must map each name to its Application")
+        _check(self.running <= pset(self.applications.keys()),
+               "a running application must be one of the node's applications")
+        for name, volume in self.volumes.items():
+            _check(isinstance(volume, VolumeState) and volume.name == name,
+                   "volumes must map each name to its VolumeState")
+
+
+@attr.s(frozen=True, slots=True)
+class ClusterState(object):
+    """
+    The current state of every node that answered.
+
+    :ivar nodes: ``PMap`` of node address to :class:`NodeState`.
+    """
+    nodes = attr.ib(default=pmap(), converter=pmap)
+
+    def __attrs_post_init__(self):
+        for address, state in self.nodes.items():
+            _check(isinstance(state, NodeState) and state.address == address,
+                   "nodes must map each address to its NodeState")

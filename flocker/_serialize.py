@@ -1,0 +1,207 @@
+"""
+Conversion of Flocker's model values to and from JSON-compatible structures.
+
+This is the wire format between the deploy client and ``flocker-node``: node
+reports, the applications stored in Docker labels and the arguments of remote
+state changes all go through these functions.  Output is canonical (sorted),
+so equal values serialise to equal text.
+"""
+
+import json
+
+from pyrsistent import pmap, pset
+
+from ._model import (
+    Application, AttachedVolume, ClusterState, InvalidModel, Link,
+    NodeState, Port, RestartPolicy, Route, VolumeState,
+)
+
+__all__ = [
+    "application_to_dict", "application_from_dict",
+    "node_state_to_dict", "node_state_from_dict",
+    "route_to_dict", "route_from_dict",
+    "cluster_state_to_dict", "cluster_state_from_dict",
+    "dumps", "loads", "SerializationError",
+]
+
+
+class SerializationError(ValueError):
+    """
+    A serialised value could not be turned back into a model value: it is not
+    JSON, lacks a field, or breaks a model invariant.
+    """
+
+
+def dumps(value):
+    """
+    :param value: A JSON-compatible structure.
+    :return: Canonical JSON text (sorted keys, no extra spaces).
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text):
+    """
+    :param text: JSON text (``str`` or ``bytes``).
+    :return: The decoded structure.
+    :raises SerializationError: If ``text`` is not JSON.
+    """
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise SerializationError("not JSON: %s" % (e,))
+
+
+def application_to_dict(application):
+    """
+    :param Application application: The application.
+    :return: A JSON-compatible ``dict`` describing it completely.
+    """
+    volume = application.volume
+    return {
+        "name": application.name,
+        "image": application.image,
+        "command": (None if application.command is None
+                    else list(application.command)),
+        "environment": dict(application.environment),
+        "ports": sorted([p.internal, p.external] for p in application.ports),
+        "volume": (None if volume is None else
+                   {"mountpoint": volume.mountpoint,
+                    "maximum_size": volume.maximum_size}),
+        "links": sorted([l.local_port, l.remote_port, l.alias]
+                        for l in application.links),
+        "mem_limit": application.mem_limit,
+        "cpu_shares": application.cpu_shares,
+        "restart_policy": {
+            "name": application.restart_policy.name,
+            "maximum_retry_count":
+                application.restart_policy.maximum_retry_count},
+    }
+
+
+def _build(function):
+    """
+    Turn missing fields, wrong shapes and broken invariants raised while
+    rebuilding a value into :class:`SerializationError`.
+    """
+    def wrapper(data):
+        try:
+            return function(data)
+        except SerializationError:
+            raise
+        except (InvalidModel, KeyError, TypeError, ValueError,
+                AttributeError) as e:
+            raise SerializationError("%s: %s" % (function.__name__, e))
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+@_build
+def application_from_dict(data):
+    """
+    :param dict data: Output of :func:`application_to_dict`.
+    :return: The :class:`Application`.
+    :raises SerializationError: If ``data`` does not describe one.
+    """
+    volume = data["volume"]
+    policy = data["restart_policy"]
+    return Application(
+        name=data["name"],
+        image=data["image"],
+        command=data["command"],
+        environment=pmap(data["environment"]),
+        ports=[Port(internal=i, external=e) for i, e in data["ports"]],
+        volume=(None if volume is None else AttachedVolume(
+            mountpoint=volume["mountpoint"],
+            maximum_size=volume["maximum_size"])),
+        links=[Link(local_port=l, remote_port=r, alias=a)
+               for l, r, a in data["links"]],
+        mem_limit=data["mem_limit"],
+        cpu_shares=data["cpu_shares"],
+        restart_policy=RestartPolicy(
+            name=policy["name"],
+            maximum_retry_count=policy["maximum_retry_count"]),
+    )
+
+
+def route_to_dict(route):
+    """
+    :param Route route: A route.
+    :return: ``{"port": …, "address": …}``.
+    """
+    return {"port": route.port, "address": route.address}
+
+
+@_build
+def route_from_dict(data):
+    """
+    :param dict data: Output of :func:`route_to_dict`.
+    :return: The :class:`Route`.
+    :raises SerializationError: If ``data`` does not describe one.
+    """
+    return Route(port=data["port"], address=data["address"])
+
+
+def node_state_to_dict(state):
+    """
+    :param NodeState state: A node's report.
+    :return: A JSON-compatible ``dict``.
+    """
+    return {
+        "address": state.address,
+        "applications": [application_to_dict(state.applications[name])
+                         for name in sorted(state.applications)],
+        "running": sorted(state.running),
+        "volumes": [{"name": v.name, "owned": v.owned, "size": v.size,
+                     "snapshots": list(v.snapshots)}
+                    for _, v in sorted(state.volumes.items())],
+        "routes": sorted((route_to_dict(r) for r in state.routes),
+                         key=lambda r: (r["port"], r["address"])),
+        "links": {name: sorted([l.local_port, l.remote_port, l.alias]
+                               for l in links)
+                  for name, links in sorted(state.links.items())},
+    }
+
+
+@_build
+def node_state_from_dict(data):
+    """
+    :param dict data: Output of :func:`node_state_to_dict`.
+    :return: The :class:`NodeState`.
+    :raises SerializationError: If ``data`` does not describe one.
+    """
+    applications = [application_from_dict(a) for a in data["applications"]]
+    volumes = [VolumeState(name=v["name"], owned=v["owned"], size=v["size"],
+                           snapshots=v["snapshots"])
+               for v in data["volumes"]]
+    return NodeState(
+        address=data["address"],
+        applications={a.name: a for a in applications},
+        running=data["running"],
+        volumes={v.name: v for v in volumes},
+        routes=[route_from_dict(r) for r in data["routes"]],
+        links={name: pset(Link(local_port=l, remote_port=r, alias=a)
+                               for l, r, a in links)
+               for name, links in data.get("links", {}).items()},
+    )
+
+
+def cluster_state_to_dict(state):
+    """
+    :param ClusterState state: The whole cluster's reports.
+    :return: A JSON-compatible ``dict``.
+    """
+    return {"nodes": [node_state_to_dict(state.nodes[address])
+                      for address in sorted(state.nodes)]}
+
+
+@_build
+def cluster_state_from_dict(data):
+    """
+    :param dict data: Output of :func:`cluster_state_to_dict`.
+    :return: The :class:`ClusterState`.
+    :raises SerializationError: If ``data`` does not describe one.
+    """
+    nodes = [node_state_from_dict(n) for n in data["nodes"]]
+    return ClusterState(nodes={n.address: n for n in nodes})

@@ -1,0 +1,185 @@
+"""
+The deploy flow as a library: gather every node's report, plan, run.
+
+This is what ``flocker-deploy`` runs and what other Twisted programs can call
+directly with their own node agents (remote ones over SSH, or fakes)::
+
+    d = deploy(deployment, agents)
+    d.addCallback(lambda result: result.converged)
+"""
+
+
+import attr
+from eliot import start_action
+from eliot.twisted import DeferredContext
+from pyrsistent import pmap
+from twisted.internet.defer import DeferredList, maybeDeferred
+from zope.interface import implementer
+
+from .._change import IChangeObserver, leaves, run_state_change
+from .._model import ClusterState
+from ..node._plan import plan_changes, skipped_applications
+
+__all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
+           "format_summary"]
+
+
+@attr.s(frozen=True)
+class DeployResult(object):
+    """
+    What a deploy did.
+
+    :ivar plan: The ``IStateChange`` tree that was planned (and run, unless
+        it was a dry run).
+    :ivar bool dry_run: Whether the plan was only shown.
+    :ivar changed: ``PMap`` of node address to the number of changes made.
+    :ivar failed: ``PMap`` of node address to a tuple of error lines.
+    :ivar unreachable: ``PMap`` of node address to why it did not report.
+    :ivar skipped: ``PMap`` of application name to why it was left alone.
+    """
+    plan = attr.ib()
+    dry_run = attr.ib(default=False)
+    changed = attr.ib(default=pmap(), converter=pmap)
+    failed = attr.ib(default=pmap(), converter=pmap)
+    unreachable = attr.ib(default=pmap(), converter=pmap)
+    skipped = attr.ib(default=pmap(), converter=pmap)
+
+    @property
+    def converged(self):
+        """
+        ``True`` when every node answered and every change succeeded (for a
+        dry run: when every node answered).
+        """
+        return not (self.failed or self.unreachable or self.skipped)
+
+
+def _reason(failure):
+    return failure.getErrorMessage() or failure.type.__name__
+
+
+def gather_states(agents):
+    """
+    Ask every node for its report, all at once.
+
+    :param agents: Mapping of node address to ``INodeAgent``.
+    :return: ``Deferred`` firing with ``(ClusterState, unreachable)`` where
+        ``unreachable`` maps each node that failed to report to the reason.
+    """
+    addresses = sorted(agents)
+    reports = [maybeDeferred(agents[address].report) for address in addresses]
+    d = DeferredList(reports, consumeErrors=True)
+
+    def collect(results):
+        states = {}
+        unreachable = {}
+        for address, (ok, value) in zip(addresses, results):
+            if ok:
+                states[address] = value
+            else:
+                unreachable[address] = _reason(value)
+        return ClusterState(nodes=states), unreachable
+    return d.addCallback(collect)
+
+
+@implementer(IChangeObserver)
+class LineObserver(object):
+    """
+    Writes one line per finished change: node, what, time; and counts
+    changes and failures per node.
+
+    :ivar changed: ``dict`` of node address to changes made.
+    :ivar failed: ``dict`` of node address to ``list`` of error lines.
+    """
+
+    def __init__(self, write=None):
+        """
+        :param write: Callable taking one line of text (without newline), or
+            ``None`` to print nothing.
+        """
+        self._write = write
+        self.changed = {}
+        self.failed = {}
+
+    def change_finished(self, change, failure, seconds):
+        node = getattr(change, "node", "cluster")
+        if failure is None:
+            self.changed[node] = self.changed.get(node, 0) + 1
+            line = "%s (%.2f s)" % (change.describe(), seconds)
+        else:
+            error = "%s: FAILED: %s" % (change.describe(), _reason(failure))
+            self.failed.setdefault(node, []).append(error)
+            line = "%s (%.2f s)" % (error, seconds)
+        if self._write is not None:
+            self._write(line)
+
+
+def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
+           clock=None):
+    """
+    Converge the cluster to ``deployment``.
+
+    :param Deployment deployment: The desired state.
+    :param agents: Mapping of every deployment node's address to its
+        ``INodeAgent``.
+    :param bool dry_run: Plan only; change nothing.
+    :param write: Optional callable taking one line of progress text.
+    :param addresses: Optional mapping of node address to the IP address
+        routes should use (resolved host names).
+    :param clock: Optional ``IReactorTime`` for timing changes.
+    :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
+        nodes and changes are in the result, not errbacks.
+    """
+    action = start_action(action_type="flocker:deploy",
+                          nodes=len(agents), dry_run=dry_run)
+    with action.context():
+        d = DeferredContext(gather_states(agents))
+
+        def planned(gathered):
+            state, unreachable = gathered
+            unknown = frozenset(unreachable)
+            plan = plan_changes(deployment, state, addresses=addresses,
+                                unknown=unknown)
+            skipped = skipped_applications(deployment, state, unknown)
+            result = DeployResult(plan=plan, dry_run=dry_run,
+                                  unreachable=unreachable, skipped=skipped)
+            if dry_run or not leaves(plan):
+                return result
+            observer = LineObserver(write)
+            ran = run_state_change(plan, agents, observer=observer,
+                                   clock=clock)
+
+            def finished(_):
+                return attr.evolve(
+                    result, changed=observer.changed,
+                    failed={n: tuple(e) for n, e in observer.failed.items()})
+            # Failures were recorded by the observer, one per leaf.
+            return ran.addBoth(finished)
+        d.addCallback(planned)
+        return d.addActionFinish()
+
+
+def format_summary(deployment, result):
+    """
+    :param Deployment deployment: What was deployed.
+    :param DeployResult result: What happened.
+    :return: Lines of text: one per node (changed / unchanged / failed /
+        unreachable), the skipped applications, and the verdict.
+    """
+    lines = []
+    if not leaves(result.plan) and not result.unreachable:
+        lines.append("cluster already converged: no changes")
+    for node in sorted(n.address for n in deployment.nodes):
+        if node in result.unreachable:
+            lines.append("%s: unreachable: %s" % (
+                node, result.unreachable[node]))
+        elif node in result.failed:
+            lines.append("%s: %d changed, %d failed" % (
+                node, result.changed.get(node, 0), len(result.failed[node])))
+        elif result.changed.get(node):
+            lines.append("%s: %d changed" % (node, result.changed[node]))
+        else:
+            lines.append("%s: unchanged" % (node,))
+    for name in sorted(result.skipped):
+        lines.append("application %s left undone: %s" % (
+            name, result.skipped[name]))
+    return lines

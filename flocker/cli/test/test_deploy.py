@@ -1,0 +1,140 @@
+"""
+Tests for :mod:`flocker.cli._deploy`.
+"""
+
+from eliot.testing import capture_logging, assertHasAction
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker._change import leaves
+from flocker._model import (
+    Application, AttachedVolume, Deployment, Node, Port,
+)
+from flocker.cli._deploy import deploy, format_summary, gather_states
+from flocker.node._changes import StartApplication
+from flocker.node._fake import FakeCluster
+
+A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+WEB = Application(name="web", image="flocker/busybox",
+                  ports=[Port(internal=80, external=8080)],
+                  volume=AttachedVolume(mountpoint="/data"))
+OTHER = Application(name="other", image="flocker/busybox")
+
+
+def deployment(**placement):
+    """
+    Build a deployment of nodes A, B, C with applications placed by
+    ``placement`` (address → list of applications).
+    """
+    return Deployment(nodes=[Node(address=a, applications=placement.get(a, []))
+                             for a in (A, B, C)])
+
+
+class DeployTests(SynchronousTestCase):
+    """
+    Tests for ``deploy`` on a fake cluster.
+    """
+
+    def test_deploy_then_noop(self):
+        """
+        A deploy converges the cluster; a second deploy changes nothing and
+        says so.
+        """
+        cluster = FakeCluster([A, B, C])
+        wanted = deployment(**{A: [WEB], B: [OTHER]})
+        lines = []
+        result = self.successResultOf(deploy(wanted, cluster.agents,
+                                             write=lines.append))
+        self.assertTrue(result.converged)
+        self.assertEqual(dict(result.changed), {A: 2, B: 2, C: 1})
+        self.assertEqual(len(lines), 5)
+        again = self.successResultOf(deploy(wanted, cluster.agents))
+        self.assertEqual(leaves(again.plan), [])
+        self.assertEqual(format_summary(wanted, again)[0],
+                         "cluster already converged: no changes")
+
+    def test_dry_run_changes_nothing(self):
+        """
+        A dry run returns the plan and changes no node.
+        """
+        cluster = FakeCluster([A, B, C])
+        result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                             cluster.agents, dry_run=True))
+        self.assertIn(StartApplication(node=A, application=WEB),
+                      leaves(result.plan))
+        for agent in cluster.agents.values():
+            self.assertEqual([name for name, _ in agent.calls], ["report"])
+
+    def test_unreachable_node(self):
+        """
+        A node that does not report is named with its reason; nodes whose
+        part does not depend on it still converge; the result is not
+        converged.
+        """
+        cluster = FakeCluster([A, B, C])
+        cluster.failures.add((C, "report"))
+        wanted = deployment(**{A: [OTHER], C: [WEB]})
+        result = self.successResultOf(deploy(wanted, cluster.agents))
+        self.assertFalse(result.converged)
+        self.assertEqual(list(result.unreachable), [C])
+        self.assertIn("web", result.skipped)
+        self.assertIn("other", cluster.agents[A].state.running)
+        summary = format_summary(wanted, result)
+        self.assertIn("%s: unreachable: report on %s was told to fail"
+                      % (C, C), summary)
+
+    def test_failed_change_reported(self):
+        """
+        A failing change is reported with node and step; the other nodes'
+        changes still run.
+        """
+        cluster = FakeCluster([A, B, C])
+        cluster.failures.add((A, "start_application"))
+        wanted = deployment(**{A: [OTHER], B: [WEB]})
+        result = self.successResultOf(deploy(wanted, cluster.agents))
+        self.assertFalse(result.converged)
+        self.assertEqual(list(result.failed), [A])
+        self.assertIn("start application other", result.failed[A][0])
+        self.assertIn("web", cluster.agents[B].state.running)
+
+    def test_move_keeps_data(self):
+        """
+        Moving an application moves its volume's data with it.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}), cluster.agents))
+        cluster.agents[A].write("web", "records")
+        self.successResultOf(deploy(deployment(**{B: [WEB]}), cluster.agents))
+        self.assertEqual(cluster.agents[B].data["web"], "records")
+        self.assertTrue(cluster.agents[B].state.volumes["web"].owned)
+        self.assertFalse(cluster.agents[A].state.volumes["web"].owned)
+
+    @capture_logging(None)
+    def test_logged(self, logger):
+        """
+        A deploy is one eliot action.
+        """
+        cluster = FakeCluster([A])
+        self.successResultOf(deploy(Deployment(nodes=[Node(address=A)]),
+                                    cluster.agents))
+        assertHasAction(self, logger, "flocker:deploy", True)
+
+
+class GatherTests(SynchronousTestCase):
+    """
+    Tests for ``gather_states``.
+    """
+
+    def test_waits_for_all(self):
+        """
+        The gathered state is ready only when every node answered.
+        """
+        cluster = FakeCluster([A, B])
+        slow = Deferred()
+        cluster.agents[B].report = lambda: slow
+        d = gather_states(cluster.agents)
+        self.assertNoResult(d)
+        slow.callback(cluster.agents[B].state)
+        state, unreachable = self.successResultOf(d)
+        self.assertEqual(sorted(state.nodes), [A, B])
+        self.assertEqual(unreachable, {})

@@ -1,0 +1,1 @@
+"""Flocker's node package."""

@@ -1,0 +1,167 @@
+"""
+The leaf state changes of a plan.  Each is a value naming one node and one
+operation of that node's ``INodeAgent``.
+"""
+
+import attr
+from zope.interface import implementer
+
+from .._change import IStateChange
+from .._model import Application
+
+__all__ = [
+    "CreateVolume", "PushVolume", "StopApplication", "HandoffVolume",
+    "StartApplication", "SetRoutes",
+]
+
+
+def _size(value):
+    if value is None:
+        return "unknown size"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return ("%d %s" % (value, unit) if unit == "B"
+                    else "%.1f %s" % (value, unit))
+        value /= 1024.0
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class CreateVolume(object):
+    """
+    Create an application's volume on ``node``, owned by it.
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    :ivar maximum_size: Quota in bytes or ``None``.
+    :ivar bool from_copy: The node holds a non-owned copy that it takes
+        ownership of (recovering an interrupted move) instead of creating
+        an empty volume; ``create_volume`` does this by itself, the flag only
+        makes the plan say so.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    maximum_size = attr.ib(default=None)
+    from_copy = attr.ib(default=False)
+
+    def run(self, agents):
+        return agents[self.node].create_volume(self.name, self.maximum_size)
+
+    def describe(self):
+        if self.from_copy:
+            return "%s: take ownership of existing copy of volume %s" % (
+                self.node, self.name)
+        quota = ("" if self.maximum_size is None
+                 else " (maximum %s)" % (_size(self.maximum_size),))
+        return "%s: create volume %s%s" % (self.node, self.name, quota)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class PushVolume(object):
+    """
+    Pre-copy a volume from ``node`` to ``target`` while its application still
+    runs, so that the final increment of a move is small.
+
+    :ivar str node: Address of the owner.
+    :ivar str name: Volume name.
+    :ivar str target: Address of the receiving node.
+    :ivar estimated_bytes: Bytes expected to be sent, or ``None`` if unknown.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    target = attr.ib()
+    estimated_bytes = attr.ib(default=None)
+
+    def run(self, agents):
+        return agents[self.node].push_volume(self.name, self.target)
+
+    def describe(self):
+        return "%s: push volume %s to %s (about %s, application running)" % (
+            self.node, self.name, self.target, _size(self.estimated_bytes))
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class StopApplication(object):
+    """
+    Stop and remove an application's container on ``node``.
+
+    :ivar str node: Node address.
+    :ivar str name: Application name.
+    """
+    node = attr.ib()
+    name = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].stop_application(self.name)
+
+    def describe(self):
+        return "%s: stop application %s" % (self.node, self.name)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class HandoffVolume(object):
+    """
+    Send a stopped application's last volume increment from ``node`` to
+    ``target`` and make ``target`` the owner.
+
+    :ivar str node: Address of the current owner.
+    :ivar str name: Volume name.
+    :ivar str target: Address of the new owner.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    target = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].handoff_volume(self.name, self.target)
+
+    def describe(self):
+        return "%s: hand off volume %s to %s" % (
+            self.node, self.name, self.target)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class StartApplication(object):
+    """
+    Create and start an application's container on ``node``.
+
+    :ivar str node: Node address.
+    :ivar Application application: What to run.
+    """
+    node = attr.ib()
+    application = attr.ib(validator=attr.validators.instance_of(Application))
+
+    def run(self, agents):
+        return agents[self.node].start_application(self.application)
+
+    def describe(self):
+        return "%s: start application %s (image %s)" % (
+            self.node, self.application.name, self.application.image)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SetRoutes(object):
+    """
+    Make ``node``'s routes exactly ``routes``.
+
+    :ivar str node: Node address.
+    :ivar routes: ``frozenset`` of :class:`Route`.
+    """
+    node = attr.ib()
+    routes = attr.ib(converter=frozenset)
+
+    def run(self, agents):
+        return agents[self.node].set_routes(self.routes)
+
+    def describe(self):
+        if not self.routes:
+            return "%s: remove all routes" % (self.node,)
+        shown = ", ".join("%d->%s" % (r.port, r.address)
+                          for r in sorted(self.routes,
+                                          key=lambda r: (r.port, r.address)))
+        return "%s: set routes %s" % (self.node, shown)

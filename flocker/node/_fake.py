@@ -1,0 +1,179 @@
+"""
+An in-memory cluster of node agents, for tests of the planner, the deploy
+flow and the benchmarks of fan-out at scale.
+
+Each :class:`FakeNodeAgent` keeps the state a real node would report and
+enforces the same rules a real node does: an application with a volume only
+starts where its volume is owned, a volume is only pushed or handed off by
+its owner, and a hand-off is refused while the application still runs.
+Volume contents are modelled as an opaque value that moves with pushes, so
+tests can check that no data is lost.
+"""
+
+from itertools import count
+
+import attr
+
+from twisted.internet.defer import fail, maybeDeferred
+from zope.interface import implementer
+
+from .._model import ClusterState, NodeState, VolumeState
+from ._agent import INodeAgent
+
+__all__ = ["FakeCluster", "FakeNodeAgent", "FakeNodeError"]
+
+
+class FakeNodeError(Exception):
+    """
+    A fake node refused an operation that a real node would refuse too.
+    """
+
+
+@implementer(INodeAgent)
+class FakeNodeAgent(object):
+    """
+    One node of a :class:`FakeCluster`.
+
+    :ivar str address: The node's address.
+    :ivar state: The ``NodeState`` the node would report now.
+    :ivar data: ``dict`` of volume name to the contents held on this node.
+    :ivar calls: ``list`` of ``(method name, arguments)`` in call order.
+    """
+
+    def __init__(self, cluster, address):
+        self.cluster = cluster
+        self.address = address
+        self.state = NodeState(address=address)
+        self.data = {}
+        self.calls = []
+
+    def _do(self, name, function, *args):
+        self.calls.append((name, args))
+        if (self.address, name) in self.cluster.failures:
+            return fail(FakeNodeError("%s on %s was told to fail" % (
+                name, self.address)))
+        return maybeDeferred(function)
+
+    def _set(self, **fields):
+        self.state = attr.evolve(self.state, **fields)
+
+    def _owned(self, name):
+        volume = self.state.volumes.get(name)
+        if volume is None or not volume.owned:
+            raise FakeNodeError("%s does not own volume %s" % (
+                self.address, name))
+        return volume
+
+    def report(self):
+        return self._do("report", lambda: self.state)
+
+    def start_application(self, application):
+        def start():
+            if application.volume is not None:
+                self._owned(application.name)
+            self._set(
+                applications=self.state.applications.set(
+                    application.name, application),
+                running=self.state.running.add(application.name),
+                links=self.state.links.set(application.name,
+                                           application.links))
+        return self._do("start_application", start, application)
+
+    def stop_application(self, name):
+        def stop():
+            self._set(applications=self.state.applications.discard(name),
+                      running=self.state.running.discard(name),
+                      links=self.state.links.discard(name))
+        return self._do("stop_application", stop, name)
+
+    def create_volume(self, name, maximum_size):
+        def create():
+            volume = self.state.volumes.get(name)
+            if volume is not None and volume.owned:
+                return
+            if volume is None:
+                self.data[name] = ""
+                volume = VolumeState(name=name, owned=True)
+            else:
+                volume = VolumeState(name=name, owned=True, size=volume.size,
+                                     snapshots=volume.snapshots)
+            self._set(volumes=self.state.volumes.set(name, volume))
+        return self._do("create_volume", create, name, maximum_size)
+
+    def _send(self, name, target):
+        volume = self._owned(name)
+        snapshot = "s%06d" % (next(self.cluster.snapshots),)
+        mine = VolumeState(name=name, owned=True, size=volume.size,
+                           snapshots=volume.snapshots.append(snapshot))
+        self._set(volumes=self.state.volumes.set(name, mine))
+        other = self.cluster.agents[target]
+        theirs = other.state.volumes.get(name)
+        if theirs is not None and theirs.owned:
+            raise FakeNodeError("%s already owns volume %s" % (target, name))
+        sent = len(self.data.get(name, ""))
+        if theirs is not None and set(theirs.snapshots) & set(volume.snapshots):
+            sent = 0
+        other.data[name] = self.data.get(name, "")
+        other._set(volumes=other.state.volumes.set(name, VolumeState(
+            name=name, owned=False, size=mine.size,
+            snapshots=mine.snapshots)))
+        return sent
+
+    def push_volume(self, name, target):
+        return self._do("push_volume", lambda: self._send(name, target),
+                        name, target)
+
+    def handoff_volume(self, name, target):
+        def handoff():
+            if name in self.state.running:
+                raise FakeNodeError("volume %s is in use on %s" % (
+                    name, self.address))
+            sent = self._send(name, target)
+            volume = self.state.volumes[name]
+            self._set(volumes=self.state.volumes.set(name, VolumeState(
+                name=name, owned=False, size=volume.size,
+                snapshots=volume.snapshots)))
+            other = self.cluster.agents[target]
+            theirs = other.state.volumes[name]
+            other._set(volumes=other.state.volumes.set(name, VolumeState(
+                name=name, owned=True, size=theirs.size,
+                snapshots=theirs.snapshots)))
+            return sent
+        return self._do("handoff_volume", handoff, name, target)
+
+    def set_routes(self, routes):
+        return self._do("set_routes",
+                        lambda: self._set(routes=frozenset(routes)), routes)
+
+    def write(self, name, text):
+        """
+        Append ``text`` to the volume's contents, as an application would.
+
+        :raises FakeNodeError: If this node does not own the volume.
+        """
+        self._owned(name)
+        self.data[name] = self.data.get(name, "") + text
+
+
+class FakeCluster(object):
+    """
+    A set of :class:`FakeNodeAgent` that can push volumes to each other.
+
+    :ivar agents: ``dict`` of address to :class:`FakeNodeAgent`, suitable as
+        the ``agents`` argument of a state change.
+    :ivar failures: ``set`` of ``(address, method name)`` that fail.
+    """
+
+    def __init__(self, addresses):
+        self.snapshots = count(1)
+        self.failures = set()
+        self.agents = {}
+        for address in addresses:
+            self.agents[address] = FakeNodeAgent(self, address)
+
+    def state(self):
+        """
+        :return: The ``ClusterState`` every node would report now.
+        """
+        return ClusterState(nodes={a: agent.state
+                                   for a, agent in self.agents.items()})

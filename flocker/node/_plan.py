@@ -1,0 +1,224 @@
+"""
+The planner: a pure function from the desired deployment and the cluster's
+current state to the tree of state changes that converges the cluster.
+
+The plan runs in five phases, one after the other; inside a phase every node
+works at once, and a node's changes in a phase run in order::
+
+    1. prepare   create new volumes; pre-copy moving volumes while their
+                 applications still run
+    2. stop      stop applications that move away, changed, or were removed
+    3. hand off  send each moving volume's last increment, transfer ownership
+    4. start     start applications that are new, moved, changed or stopped
+    5. route     give every node whose routes differ its new routes
+
+Only phases 2-4 are downtime for a moving application, and phase 3 sends only
+what was written since the pre-copy.  Converged state gives an empty plan.
+"""
+
+from .._change import InParallel, Sequentially
+from .._model import Route
+from ._changes import (
+    CreateVolume, HandoffVolume, PushVolume, SetRoutes, StartApplication,
+    StopApplication,
+)
+
+__all__ = ["plan_changes", "skipped_applications", "PHASES"]
+
+#: The labels of the plan's phases, in the order they run.
+PHASES = ("prepare volumes", "stop applications", "hand off volumes",
+          "start applications", "update routes")
+
+
+def _latest_snapshot(volume):
+    return volume.snapshots[-1] if volume.snapshots else ""
+
+
+def _volume_holders(cluster_state):
+    """
+    :return: ``(owners, copies)``: volume name to owning address, and volume
+        name to ``{address: VolumeState}`` of the non-owned copies.
+    """
+    owners = {}
+    copies = {}
+    for address, node in cluster_state.nodes.items():
+        for name, volume in node.volumes.items():
+            if volume.owned:
+                owners[name] = (address, volume)
+            else:
+                copies.setdefault(name, {})[address] = volume
+    return owners, copies
+
+
+def _plan_volume(name, application, target, owners, copies, phases):
+    """
+    Add the volume steps for ``application`` to run on ``target``.
+
+    :return: The address of the node whose running container must stop before
+        the volume can move, or ``None``.
+    """
+    owner = owners.get(name)
+    if owner is None:
+        held = copies.get(name, {})
+        if not held:
+            phases[0].append(CreateVolume(
+                node=target, name=name,
+                maximum_size=application.volume.maximum_size))
+            return None
+        # Nobody owns the volume but copies exist: a move was interrupted
+        # between the old owner letting go and the new one taking over.  The
+        # copy with the newest snapshot holds every acknowledged write (the
+        # old owner let go only after sending its last increment), so it is
+        # the one to revive; the target wins ties to avoid a needless push.
+        source = max(sorted(held),
+                     key=lambda a: (_latest_snapshot(held[a]), a == target))
+        phases[0].append(CreateVolume(node=source, name=name,
+                                      maximum_size=application.volume.maximum_size,
+                                      from_copy=True))
+        if source == target:
+            return None
+        owner = (source, held[source])
+    source, volume = owner
+    if source == target:
+        return None
+    target_copy = copies.get(name, {}).get(target)
+    shared = (target_copy is not None and
+              set(target_copy.snapshots) & set(volume.snapshots))
+    phases[0].append(PushVolume(
+        node=source, name=name, target=target,
+        estimated_bytes=None if shared else volume.size))
+    phases[2].append(HandoffVolume(node=source, name=name, target=target))
+    return source
+
+
+def skipped_applications(deployment, cluster_state, unknown):
+    """
+    The applications a deploy must leave alone because a node did not
+    report.
+
+    An application is skipped when its desired node is unknown, or when it
+    has a volume that no reporting node owns while some node is unknown (the
+    silent node may own it: creating or reviving the volume elsewhere could
+    lose its data).
+
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the reachable nodes reported.
+    :param unknown: Addresses of the nodes that did not report.
+    :return: ``dict`` of skipped application name to the reason.
+    """
+    if not unknown:
+        return {}
+    owned = {name for node in cluster_state.nodes.values()
+             for name, volume in node.volumes.items() if volume.owned}
+    skipped = {}
+    for name, (address, application) in deployment.placements().items():
+        if address in unknown:
+            skipped[name] = "its node %s did not report" % (address,)
+        elif application.volume is not None and name not in owned:
+            skipped[name] = ("its volume has no reachable owner while %s "
+                             "did not report" % (", ".join(sorted(unknown)),))
+    return skipped
+
+
+def plan_changes(deployment, cluster_state, addresses=None,
+                 unknown=frozenset()):
+    """
+    Plan the changes that make ``cluster_state`` match ``deployment``.
+
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the nodes reported.  Nodes of the
+        deployment missing from it are taken as empty, unless listed in
+        ``unknown``.
+    :param addresses: Optional mapping of node address (as written in the
+        deployment) to the IP address used in routes; by default the node
+        address itself.
+    :param unknown: Addresses of nodes that did not report: nothing is
+        planned on them, and applications that depend on them are left as
+        they are (see :func:`skipped_applications`).
+    :return: An ``IStateChange`` tree; an empty ``Sequentially`` when the
+        cluster has converged.  Equal inputs give equal plans.
+    """
+    addresses = addresses or {}
+    skipped = skipped_applications(deployment, cluster_state, unknown)
+
+    def ip(address):
+        return addresses.get(address, address)
+
+    phases = [[] for _ in PHASES]
+    owners, copies = _volume_holders(cluster_state)
+
+    containers = {}
+    for address, node in cluster_state.nodes.items():
+        for name, application in node.applications.items():
+            containers.setdefault(name, []).append(
+                (address, application, name in node.running))
+
+    placements = deployment.placements()
+    for name in sorted(placements):
+        if name in skipped:
+            continue
+        target, application = placements[name]
+        must_stop = set()
+        if application.volume is not None:
+            source = _plan_volume(name, application, target, owners, copies,
+                                  phases)
+            if source is not None:
+                must_stop.add(source)
+        start = True
+        for address, current, running in containers.get(name, ()):
+            if address != target:
+                must_stop.add(address)
+            elif current == application and running and not must_stop:
+                start = False
+            elif current != application:
+                must_stop.add(address)
+        for address in sorted(must_stop):
+            if any(address == a for a, _, _ in containers.get(name, ())):
+                phases[1].append(StopApplication(node=address, name=name))
+        if start:
+            phases[3].append(StartApplication(node=target,
+                                              application=application))
+
+    for name in sorted(set(containers) - set(placements)):
+        for address, _, _ in containers[name]:
+            phases[1].append(StopApplication(node=address, name=name))
+
+    # Every node routes every other node's external ports; computed as set
+    # differences of one cluster-wide set so the cost stays linear.
+    by_node = {}
+    for name, (address, application) in placements.items():
+        if application.ports:
+            routes = by_node.setdefault(address, set())
+            for port in application.ports:
+                routes.add(Route(port.external, ip(address)))
+    everything = frozenset().union(*by_node.values()) if by_node else frozenset()
+    for node in sorted(deployment.nodes, key=lambda n: n.address):
+        if node.address in unknown:
+            continue
+        mine = by_node.get(node.address, frozenset())
+        current = cluster_state.nodes.get(node.address)
+        installed = current.routes if current is not None else frozenset()
+        # installed == everything - mine, checked without building the
+        # difference: a converged cluster then costs one subset test per
+        # node, and the difference is only built for nodes that change.
+        if (len(installed) == len(everything) - len(mine)
+                and installed.isdisjoint(mine) and installed <= everything):
+            continue
+        phases[4].append(SetRoutes(node=node.address,
+                                   routes=everything.difference(mine)))
+
+    # Phases and nodes are always explicit groups (never collapsed), so the
+    # printed tree shows each phase and each node's part of it.
+    steps = []
+    for label, changes in zip(PHASES, phases):
+        if not changes:
+            continue
+        per_node = {}
+        for change in changes:
+            per_node.setdefault(change.node, []).append(change)
+        steps.append(InParallel(
+            changes=[Sequentially(changes=per_node[address],
+                                  label="node " + address)
+                     for address in sorted(per_node)],
+            label=label))
+    return Sequentially(changes=steps, label="plan" if steps else "")

@@ -1,0 +1,354 @@
+"""
+Tests for :mod:`flocker.node._plan`.
+"""
+
+import os
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker._change import InParallel, Sequentially, leaves, run_state_change
+from flocker._model import (
+    Application, AttachedVolume, ClusterState, Deployment, Link, Node,
+    NodeState, Port, Route, VolumeState,
+)
+from flocker.node._changes import (
+    CreateVolume, HandoffVolume, PushVolume, SetRoutes, StartApplication,
+    StopApplication,
+)
+from flocker.node._fake import FakeCluster
+from flocker.node._plan import PHASES, plan_changes, skipped_applications
+from flocker.node.testtools import converged_state, synthetic_cluster
+
+EXAMPLES = int(os.environ.get("FLOCKER_FUZZ_EXAMPLES", "60"))
+
+WEB = Application(name="web", image="flocker/busybox",
+                  ports=[Port(internal=80, external=8080)],
+                  volume=AttachedVolume(mountpoint="/data"))
+CLIENT = Application(name="client", image="flocker/busybox",
+                     links=[Link(local_port=5000, remote_port=8080,
+                                 alias="web")])
+A, B = "10.0.0.1", "10.0.0.2"
+
+
+def phase(label, *nodes):
+    """
+    Build the expected group for one phase: ``nodes`` are
+    ``(address, [changes])`` pairs.
+    """
+    return InParallel(changes=[
+        Sequentially(changes=changes, label="node " + address)
+        for address, changes in nodes], label=label)
+
+
+def plan(*phases):
+    """
+    Build an expected plan from phase groups.
+    """
+    return Sequentially(changes=phases, label="plan")
+
+
+class PlanTests(SynchronousTestCase):
+    """
+    Tests for ``plan_changes`` on hand-written cases.
+    """
+
+    def test_empty(self):
+        """
+        An empty deployment of an empty cluster needs no change.
+        """
+        self.assertEqual(plan_changes(Deployment(), ClusterState()),
+                         Sequentially(changes=[]))
+
+    def test_new_deployment(self):
+        """
+        On an empty cluster, volumes are created, applications started and
+        every other node routes the published port.
+        """
+        deployment = Deployment(nodes=[Node(address=A, applications=[WEB]),
+                                       Node(address=B,
+                                            applications=[CLIENT])])
+        self.assertEqual(
+            plan_changes(deployment, ClusterState()),
+            plan(phase(PHASES[0], (A, [CreateVolume(node=A, name="web")])),
+                 phase(PHASES[3],
+                       (A, [StartApplication(node=A, application=WEB)]),
+                       (B, [StartApplication(node=B, application=CLIENT)])),
+                 phase(PHASES[4],
+                       (B, [SetRoutes(node=B,
+                                      routes=[Route(8080, A)])]))))
+
+    def test_converged(self):
+        """
+        A converged cluster gives an empty plan.
+        """
+        deployment = Deployment(nodes=[Node(address=A, applications=[WEB]),
+                                       Node(address=B,
+                                            applications=[CLIENT])])
+        self.assertEqual(plan_changes(deployment,
+                                      converged_state(deployment)),
+                         Sequentially(changes=[]))
+
+    def test_move(self):
+        """
+        Moving an application with a volume pre-copies the volume while it
+        runs, stops it, hands the volume off, starts it on the new node and
+        updates both nodes' routes.
+        """
+        before = Deployment(nodes=[Node(address=A, applications=[WEB]),
+                                   Node(address=B)])
+        after = Deployment(nodes=[Node(address=A),
+                                  Node(address=B, applications=[WEB])])
+        self.assertEqual(
+            plan_changes(after, converged_state(before)),
+            plan(phase(PHASES[0],
+                       (A, [PushVolume(node=A, name="web", target=B,
+                                       estimated_bytes=1 << 20)])),
+                 phase(PHASES[1], (A, [StopApplication(node=A,
+                                                       name="web")])),
+                 phase(PHASES[2], (A, [HandoffVolume(node=A, name="web",
+                                                     target=B)])),
+                 phase(PHASES[3], (B, [StartApplication(node=B,
+                                                        application=WEB)])),
+                 phase(PHASES[4],
+                       (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
+                       (B, [SetRoutes(node=B, routes=[])]))))
+
+    def test_move_back_is_incremental(self):
+        """
+        When the target holds a copy sharing a snapshot with the owner, the
+        pre-copy is incremental and its size is not estimated as the whole
+        volume.
+        """
+        deployment = Deployment(nodes=[Node(address=A, applications=[WEB]),
+                                       Node(address=B)])
+        state = converged_state(Deployment(
+            nodes=[Node(address=B, applications=[WEB]), Node(address=A)]))
+        copy = VolumeState(name="web", owned=False, snapshots=["s1"])
+        node_a = state.nodes[A]
+        state = ClusterState(nodes=state.nodes.set(A, NodeState(
+            address=A, volumes={"web": copy}, routes=node_a.routes)))
+        pushes = [c for c in leaves(plan_changes(deployment, state))
+                  if isinstance(c, PushVolume)]
+        self.assertEqual(pushes, [PushVolume(node=B, name="web", target=A,
+                                             estimated_bytes=None)])
+
+    def test_changed_configuration(self):
+        """
+        An application whose configuration changed is stopped and started
+        again on the same node, its volume untouched.
+        """
+        deployment = Deployment(nodes=[Node(address=A, applications=[WEB])])
+        old = Application(name="web", image="flocker/busybox:old",
+                          ports=WEB.ports, volume=WEB.volume)
+        state = converged_state(Deployment(
+            nodes=[Node(address=A, applications=[old])]))
+        self.assertEqual(
+            plan_changes(deployment, state),
+            plan(phase(PHASES[1], (A, [StopApplication(node=A,
+                                                       name="web")])),
+                 phase(PHASES[3], (A, [StartApplication(node=A,
+                                                        application=WEB)]))))
+
+    def test_stopped_container_restarted(self):
+        """
+        A container that exists with the right configuration but is not
+        running is started again, without a stop first.
+        """
+        deployment = Deployment(nodes=[Node(address=A, applications=[CLIENT])])
+        state = ClusterState(nodes={A: NodeState(
+            address=A, applications={"client": CLIENT})})
+        self.assertEqual(
+            plan_changes(deployment, state),
+            plan(phase(PHASES[3],
+                       (A, [StartApplication(node=A, application=CLIENT)]))))
+
+    def test_removed_application(self):
+        """
+        An application no longer in the deployment is stopped; its volume is
+        kept (no change touches it).
+        """
+        deployment = Deployment(nodes=[Node(address=A)])
+        state = converged_state(Deployment(
+            nodes=[Node(address=A, applications=[WEB])]))
+        self.assertEqual(
+            plan_changes(deployment, state),
+            plan(phase(PHASES[1], (A, [StopApplication(node=A,
+                                                       name="web")]))))
+
+    def test_interrupted_handoff_recovers_newest_copy(self):
+        """
+        When no node owns a volume but copies exist (a move interrupted
+        between release and acquire), the copy with the newest snapshot is
+        taken over; no empty volume is created.
+        """
+        deployment = Deployment(nodes=[Node(address=B, applications=[WEB]),
+                                       Node(address=A)])
+        state = ClusterState(nodes={
+            A: NodeState(address=A, volumes={"web": VolumeState(
+                name="web", owned=False, snapshots=["s1", "s2"])}),
+            B: NodeState(address=B, volumes={"web": VolumeState(
+                name="web", owned=False, snapshots=["s1", "s2"])}),
+        })
+        changes = leaves(plan_changes(deployment, state))
+        self.assertEqual(
+            [c for c in changes if not isinstance(c, SetRoutes)],
+            [CreateVolume(node=B, name="web", from_copy=True),
+             StartApplication(node=B, application=WEB)])
+
+    def test_route_addresses(self):
+        """
+        Routes use the resolved IP address of each node when given one.
+        """
+        deployment = Deployment(nodes=[Node(address="one", applications=[WEB]),
+                                       Node(address="two")])
+        routes = [c for c in leaves(plan_changes(
+            deployment, ClusterState(),
+            addresses={"one": "10.1.1.1", "two": "10.1.1.2"}))
+            if isinstance(c, SetRoutes)]
+        self.assertEqual(routes, [SetRoutes(node="two",
+                                            routes=[Route(8080, "10.1.1.1")])])
+
+
+# Generated clusters: a few nodes, a few applications, each possibly with a
+# volume and a port, placed anywhere; current states drawn independently.
+ADDRESSES = ["10.0.0.%d" % (i,) for i in range(1, 5)]
+
+
+@st.composite
+def deployments(draw):
+    """
+    Draw a ``Deployment`` of up to 4 nodes and 6 applications.
+    """
+    count = draw(st.integers(min_value=0, max_value=6))
+    nodes = {address: [] for address in
+             ADDRESSES[:draw(st.integers(min_value=1, max_value=4))]}
+    for i in range(count):
+        application = Application(
+            name="app%d" % (i,),
+            image=draw(st.sampled_from(["img:1", "img:2"])),
+            ports=([Port(internal=80, external=8000 + i)]
+                   if draw(st.booleans()) else []),
+            volume=(AttachedVolume(mountpoint="/data")
+                    if draw(st.booleans()) else None))
+        nodes[draw(st.sampled_from(sorted(nodes)))].append(application)
+    return Deployment(nodes=[Node(address=a, applications=apps)
+                             for a, apps in nodes.items()])
+
+
+def converge(cluster, deployment):
+    """
+    Plan against the fake cluster's state and run the plan.
+
+    :return: The plan that ran.
+    """
+    change = plan_changes(deployment, cluster.state())
+    SynchronousTestCase().successResultOf(
+        run_state_change(change, cluster.agents))
+    return change
+
+
+class PlanPropertyTests(SynchronousTestCase):
+    """
+    Properties of ``plan_changes`` for generated deployments, checked by
+    running plans on a :class:`FakeCluster`.
+    """
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments())
+    def test_converged_is_empty(self, deployment):
+        """
+        For any deployment, its converged state plans to nothing.
+        """
+        self.assertEqual(plan_changes(deployment, converged_state(deployment)),
+                         Sequentially(changes=[]))
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments())
+    def test_deterministic(self, deployment):
+        """
+        Planning twice gives equal plans.
+        """
+        state = converged_state(Deployment())
+        self.assertEqual(plan_changes(deployment, state),
+                         plan_changes(deployment, state))
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments(), deployments())
+    def test_runs_to_convergence(self, first, second):
+        """
+        Deploying one configuration then another on a fake cluster
+        converges in one run each: planning again gives nothing, every
+        volume has exactly one owner, and its data followed it.
+        """
+        cluster = FakeCluster(ADDRESSES)
+        converge(cluster, first)
+        for address, agent in cluster.agents.items():
+            for name in agent.state.volumes:
+                if agent.state.volumes[name].owned:
+                    agent.write(name, "written on %s;" % (address,))
+        before = {}
+        for agent in cluster.agents.values():
+            for name, volume in agent.state.volumes.items():
+                if volume.owned:
+                    before[name] = agent.data[name]
+        converge(cluster, second)
+        self.assertEqual(plan_changes(second, cluster.state()),
+                         Sequentially(changes=[]))
+        owners = {}
+        for address, agent in cluster.agents.items():
+            for name, volume in agent.state.volumes.items():
+                if volume.owned:
+                    self.assertNotIn(name, owners)
+                    owners[name] = address
+                    self.assertEqual(agent.data[name], before.get(name, ""))
+        for name, (address, application) in second.placements().items():
+            if application.volume is not None:
+                self.assertEqual(owners[name], address)
+
+
+class SyntheticClusterTests(SynchronousTestCase):
+    """
+    Tests for the synthetic clusters the planner benchmark uses.
+    """
+
+    def test_moves_and_changes(self):
+        """
+        A synthetic cluster with moved and changed applications plans moves
+        and restarts for them.
+        """
+        deployment, state = synthetic_cluster(4, 40, moved=0.1, changed=0.1)
+        kinds = {type(c) for c in leaves(plan_changes(deployment, state))}
+        self.assertTrue({HandoffVolume, StartApplication,
+                         StopApplication} <= kinds)
+
+
+class UnknownNodeTests(SynchronousTestCase):
+    """
+    Tests for planning when some nodes did not report.
+    """
+
+    def test_nothing_on_unknown_node(self):
+        """
+        No change is planned on a node that did not report, and an
+        application placed there is skipped.
+        """
+        deployment = Deployment(nodes=[Node(address=A, applications=[WEB]),
+                                       Node(address=B,
+                                            applications=[CLIENT])])
+        change = plan_changes(deployment, ClusterState(), unknown={A})
+        self.assertEqual({c.node for c in leaves(change)}, {B})
+        self.assertEqual(
+            skipped_applications(deployment, ClusterState(), {A}),
+            {"web": "its node 10.0.0.1 did not report"})
+
+    def test_no_volume_created_while_owner_may_be_silent(self):
+        """
+        A volume with no reachable owner is not created while some node is
+        silent: that node may own it.
+        """
+        deployment = Deployment(nodes=[Node(address=B, applications=[WEB]),
+                                       Node(address=A)])
+        change = plan_changes(deployment, ClusterState(), unknown={A})
+        self.assertEqual([c for c in leaves(change)
+                          if not isinstance(c, SetRoutes)], [])

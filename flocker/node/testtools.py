@@ -1,0 +1,100 @@
+"""
+Test and benchmark helpers for the node package: synthetic clusters of any
+size built from the real models.
+"""
+
+from pyrsistent import pmap
+
+from .._model import (
+    Application, AttachedVolume, ClusterState, Deployment, Link, Node,
+    NodeState, Port, Route, VolumeState,
+)
+
+__all__ = ["synthetic_cluster", "converged_state"]
+
+
+def converged_state(deployment):
+    """
+    :param Deployment deployment: A desired state.
+    :return: The ``ClusterState`` of a cluster that has converged to it:
+        every application running where it should, its volume owned there,
+        every node routing every other node's external ports.
+    """
+    own = {node.address: frozenset(
+        Route(port.external, node.address)
+        for application in node.applications for port in application.ports)
+        for node in deployment.nodes}
+    everything = frozenset().union(*own.values()) if own else frozenset()
+    routes = {address: everything - mine for address, mine in own.items()}
+    states = {}
+    for node in deployment.nodes:
+        applications = {a.name: a for a in node.applications}
+        volumes = {a.name: VolumeState(name=a.name, owned=True, size=1 << 20,
+                                       snapshots=["s1"])
+                   for a in node.applications if a.volume is not None}
+        states[node.address] = NodeState(
+            address=node.address, applications=applications,
+            running=applications.keys(), volumes=volumes,
+            routes=routes[node.address])
+    return ClusterState(nodes=states)
+
+
+def synthetic_cluster(nodes, apps, moved=0.0, changed=0.0):
+    """
+    Build a deployment and a current state that differs from it.
+
+    Every application publishes one port; every third has a volume and every
+    fifth links to the application before it.  Applications are spread
+    round-robin over the nodes.
+
+    :param int nodes: Number of nodes.
+    :param int apps: Number of applications.
+    :param float moved: Fraction of applications currently on the previous
+        node (so the plan moves them).
+    :param float changed: Fraction of applications currently running an
+        older image (so the plan recreates them).
+    :return: ``(Deployment, ClusterState)``.
+    """
+    addresses = ["10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256 + 1)
+                 for i in range(nodes)]
+    placed = {address: [] for address in addresses}
+    for i in range(apps):
+        links = ([Link(local_port=5000, remote_port=10000 + i - 1,
+                       alias="app%d" % (i - 1,))]
+                 if i % 5 == 4 else [])
+        application = Application(
+            name="app%d" % (i,), image="flocker/busybox:latest",
+            environment=pmap({"INDEX": str(i)}),
+            ports=[Port(internal=80, external=10000 + i)],
+            volume=(AttachedVolume(mountpoint="/data") if i % 3 == 0
+                    else None),
+            links=links)
+        placed[addresses[i % nodes]].append(application)
+    deployment = Deployment(nodes=[Node(address=a, applications=placed[a])
+                                   for a in addresses])
+    state = converged_state(deployment)
+    moved_every = int(1 / moved) if moved else 0
+    changed_every = int(1 / changed) if changed else 0
+    current = {a: dict(state.nodes[a].applications) for a in addresses}
+    volumes = {a: dict(state.nodes[a].volumes) for a in addresses}
+    for i in range(apps):
+        home = addresses[i % nodes]
+        name = "app%d" % (i,)
+        if moved_every and i % moved_every == 1:
+            previous = addresses[(i - 1) % nodes]
+            current[previous][name] = current[home].pop(name)
+            if name in volumes[home]:
+                volumes[previous][name] = volumes[home].pop(name)
+        elif changed_every and i % changed_every == 2:
+            current[home][name] = Application(
+                name=name, image="flocker/busybox:old",
+                ports=current[home][name].ports,
+                volume=current[home][name].volume,
+                links=current[home][name].links,
+                environment=current[home][name].environment)
+    nodes_state = {
+        a: NodeState(address=a, applications=current[a],
+                     running=current[a].keys(), volumes=volumes[a],
+                     routes=state.nodes[a].routes)
+        for a in addresses}
+    return deployment, ClusterState(nodes=nodes_state)
