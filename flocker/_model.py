@@ -37,8 +37,9 @@ SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,%d}\Z" % (MAX_NAME_LENGTH 
 # outside this set (spaces, quotes, semicolons, newlines) is refused.
 _IMAGE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 
-# Node addresses: IPv4/IPv6 literals or DNS host names.
-_ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+# Node addresses: IPv4/IPv6 literals or DNS host names.  An IPv6 literal may
+# start with ':' (``::1``); never with '-', so it cannot pass for an option.
+_ADDRESS = re.compile(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}\Z")
 
 # Environment variable names as a POSIX shell and Docker accept them.
 _ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
@@ -206,6 +207,9 @@ def _image(instance, attribute, value):
 def _command(value):
     if value is None:
         return None
+    # A lone string would otherwise become a vector of its characters.
+    _check(not isinstance(value, str),
+           "command must be a list of arguments, not a string")
     return pvector(value)
 
 

@@ -74,7 +74,9 @@ def gather_states(agents):
         unreachable = {}
         for address, (ok, value) in zip(addresses, results):
             if ok:
-                states[address] = value
+                # A node reached by IP reports under that IP; the cluster
+                # state is keyed by the deployment's name for it.
+                states[address] = attr.evolve(value, address=address)
             else:
                 unreachable[address] = _reason(value)
         return ClusterState(nodes=states), unreachable
@@ -114,7 +116,7 @@ class LineObserver(object):
 
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
-           clock=None):
+           clock=None, unreachable=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -126,6 +128,9 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param addresses: Optional mapping of node address to the IP address
         routes should use (resolved host names).
     :param clock: Optional ``IReactorTime`` for timing changes.
+    :param unreachable: Optional ``dict`` of node address to why it cannot
+        be reached at all (a host name that did not resolve); such nodes
+        have no agent and are treated like nodes that did not report.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
     """
@@ -135,13 +140,14 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         d = DeferredContext(gather_states(agents))
 
         def planned(gathered):
-            state, unreachable = gathered
-            unknown = frozenset(unreachable)
+            state, silent = gathered
+            silent = dict(silent, **(unreachable or {}))
+            unknown = frozenset(silent)
             plan = plan_changes(deployment, state, addresses=addresses,
                                 unknown=unknown)
             skipped = skipped_applications(deployment, state, unknown)
             result = DeployResult(plan=plan, dry_run=dry_run,
-                                  unreachable=unreachable, skipped=skipped)
+                                  unreachable=silent, skipped=skipped)
             if dry_run or not leaves(plan):
                 return result
             observer = LineObserver(write)

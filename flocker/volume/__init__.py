@@ -1,1 +1,33 @@
-"""Flocker's volume package."""
+"""
+Flocker's volumes: ZFS datasets owned by one node at a time, pushed to other
+nodes (only what changed after the first time) and handed off with their
+applications.
+
+The public API is re-exported here; the implementation lives in private
+modules (``_zfs``: the pool, ``_service``: ownership and moves, ``_memory``:
+the in-memory fake, ``script``: ``flocker-volume``).
+"""
+
+from ._errors import (
+    VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
+    OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
+    VolumeInUse, TargetUnreachable, StreamRejected, HandoffConflict,
+    RemoteError,
+)
+from ._zfs import ZFSPool
+from ._service import (
+    IVolumeService, VolumeInfo, PushResult, VolumeService, SSHRemote,
+    open_volume_service,
+)
+from ._memory import MemoryNetwork, MemoryVolumeService
+
+__all__ = [
+    "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
+    "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
+    "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
+    "RemoteError",
+    "ZFSPool",
+    "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
+    "SSHRemote", "open_volume_service",
+    "MemoryNetwork", "MemoryVolumeService",
+]

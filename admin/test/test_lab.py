@@ -1,0 +1,543 @@
+"""
+Tests for ``admin/lab`` (``admin/_lab.py``): the local multi-node lab.
+
+Most tests use the session-wide ``lab`` fixture (three nodes, see the
+repository's ``conftest.py``).  The tests of a whole ``up``/``down`` cycle
+bring up their own one-node lab under another prefix and state directory, so
+they neither disturb nor depend on the shared one.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from flocker.testtools import Lab, lab_missing, require
+
+ADMIN = Path(__file__).resolve().parent.parent
+LAB_SCRIPT = ADMIN / "lab"
+sys.path.insert(0, str(ADMIN))
+
+import _lab  # noqa: E402
+
+
+def admin_lab(argv, env=None, timeout=600):
+    """
+    Run ``admin/lab`` with this interpreter.
+
+    :param list argv: Its arguments.
+    :param dict env: Extra environment variables.
+    :return: The ``CompletedProcess`` (text output captured).
+    """
+    return subprocess.run(
+        [sys.executable, str(LAB_SCRIPT)] + argv, capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=timeout,
+        env=dict(os.environ, **(env or {})))
+
+
+def unique(stem):
+    """
+    :param str stem: A name's start.
+    :return: A name no earlier test run used.
+    """
+    return "%s-%s" % (stem, uuid.uuid4().hex[:8])
+
+
+def zfs_destroy(node, dataset):
+    """
+    Destroy a dataset and its snapshots from a node, retrying while zfs-fuse
+    reports it busy (it does for a moment after any mount or unmount).
+
+    :param node: A :class:`flocker.testtools.LabMachine`.
+    :param str dataset: The dataset.
+    """
+    deadline = time.monotonic() + 20
+    while True:
+        result = node.run(["zfs", "destroy", "-r", dataset], check=False)
+        if result.returncode == 0 or "does not exist" in result.stderr:
+            return
+        assert "busy" in result.stderr and time.monotonic() < deadline, \
+            result.stderr
+        time.sleep(0.25)
+
+
+def write_from_container(node, dataset, text):
+    """
+    Write ``text`` to ``f.txt`` in a dataset's mount point from a container
+    on the node that owns it.
+
+    :param node: The node.
+    :param str dataset: ``<pool>/<name>``.
+    :param str text: The content.
+    """
+    mountpoint = node.run(["zfs", "get", "-H", "-o", "value", "mountpoint",
+                           dataset]).stdout.strip()
+    node.run(["docker", "run", "--rm", "-e", "TEXT=" + text, "-v",
+              mountpoint + ":/data", "flocker/busybox", "sh", "-c",
+              'printf %s "$TEXT" > /data/f.txt'])
+    return mountpoint
+
+
+# ---------------------------------------------------------------------------
+# Command line errors (no root needed: nothing is changed before they
+# are detected).
+
+@pytest.mark.parametrize("count", ["0", "9", "-1", "three", "2.5", ""])
+def test_up_rejects_bad_count(tmp_path, count):
+    """
+    ``up`` with N outside 1..8 (or not a number) exits 1 with one line on
+    stderr naming the rule, and creates nothing.
+    """
+    state = tmp_path / "state"
+    result = admin_lab(["up", count], env={"FLOCKER_LAB_STATE": str(state)})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.count("\n") == 1
+    assert "N must be a whole number from 1 to 8" in result.stderr
+    assert not state.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["address", "node1"], "the lab is not up"),
+    (["run", "node1", "--", "true"], "the lab is not up"),
+    (["run", "node1"], "no command given"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_one_line_errors(tmp_path, argv, message):
+    """
+    Mistakes on the command line, or asking a lab that is not up, give one
+    line on stderr and exit code 1.
+    """
+    result = admin_lab(argv, env={"FLOCKER_LAB_STATE": str(tmp_path)})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_status_of_absent_lab(tmp_path):
+    """
+    ``status`` of a lab that is not up says so and exits 3.
+    """
+    result = admin_lab(["status"], env={"FLOCKER_LAB_STATE": str(tmp_path),
+                                        "FLOCKER_LAB_PREFIX": "flkz"})
+    assert (result.returncode, result.stdout) == (3, "lab down\n")
+
+
+def test_bad_prefix_rejected():
+    """
+    A prefix that could not name namespaces (too long, bad characters) is
+    refused before anything happens.
+    """
+    result = admin_lab(["status"], env={"FLOCKER_LAB_PREFIX": "Bad/prefix!"})
+    assert result.returncode == 1
+    assert "FLOCKER_LAB_PREFIX" in result.stderr
+
+
+def test_parse_count():
+    """
+    ``parse_count`` accepts exactly the whole numbers 1 to 8.
+    """
+    assert [_lab.parse_count(str(n)) for n in range(1, 9)] == list(
+        range(1, 9))
+    for bad in ("0", "9", "08x", " 1", "1e0"):
+        with pytest.raises(_lab.LabError):
+            _lab.parse_count(bad)
+
+
+def test_naming():
+    """
+    The default lab names namespaces ``flk-…``, pools ``flocker-nodeI`` and
+    gives ``nodeI`` the address 10.99.0.(10+I); another prefix renames the
+    namespaces, pools and runtime directory so two labs can coexist.
+    """
+    default = _lab.Lab.from_environ({})
+    node = default.node(3)
+    assert (node.netns, node.pool, node.address, str(default.runtime)) == (
+        "flk-node3", "flocker-node3", "10.99.0.13", "/run/flocker-lab")
+    other = _lab.Lab.from_environ({"FLOCKER_LAB_PREFIX": "flkt",
+                                   "FLOCKER_LAB_STATE": "/tmp/x"})
+    node = other.node(1)
+    assert (node.netns, node.pool, str(other.runtime), str(node.zfs_mount)) \
+        == ("flkt-node1", "flkt-node1", "/run/flocker-lab-flkt",
+            "/tmp/x/zfs/node1")
+
+
+def test_sshd_config_sets_node_environment():
+    """
+    A node's sshd gives sessions the node's variables, with Flocker's
+    commands first on PATH.
+    """
+    lab = _lab.Lab.from_environ({"FLOCKER_LAB_BIN": "/opt/flocker/bin"})
+    text = _lab.sshd_config_text(lab.node(2))
+    setenv = [line for line in text.splitlines()
+              if line.startswith("SetEnv ")]
+    assert setenv == ['SetEnv "DOCKER_HOST=unix:///run/flocker-lab/node2/'
+                      'docker.sock" "FLOCKER_LAB_NODE=node2" '
+                      '"FLOCKER_NODE_ADDRESS=10.99.0.12" '
+                      '"FLOCKER_POOL=flocker-node2" "LANG=C.UTF-8" '
+                      '"PATH=/opt/flocker/bin:%s"' % (_lab.STANDARD_PATH,)]
+
+
+def test_passwd_text_moves_only_root_home():
+    """
+    A machine's ``/etc/passwd`` is the host's with root's home replaced.
+    """
+    host = Path("/etc/passwd").read_text().splitlines()
+    mine = _lab.passwd_text(Path("/srv/home")).splitlines()
+    assert len(host) == len(mine)
+    for before, after in zip(host, mine):
+        if before.startswith("root:"):
+            assert after.split(":")[5] == "/srv/home"
+            assert after.split(":")[:5] == before.split(":")[:5]
+        else:
+            assert after == before
+
+
+# ---------------------------------------------------------------------------
+# The shared three-node lab.
+
+def test_lab_description(lab):
+    """
+    The fixture describes three nodes whose addresses ``admin/lab address``
+    prints, each with its own pool and docker socket.
+    """
+    assert lab.node_names == ["node1", "node2", "node3"]
+    for name in lab.node_names:
+        result = admin_lab(["address", name])
+        assert result.stdout == lab.address(name) + "\n"
+        assert Path(lab.docker_socket(name)).exists()
+    assert len({lab.pool(name) for name in lab.node_names}) == 3
+
+
+def test_container_invisible_on_other_node(lab):
+    """
+    A container started on node1 is listed by node1's Docker and unknown to
+    node2's.
+    """
+    name = unique("invisible")
+    node1, node2 = lab.machine("node1"), lab.machine("node2")
+    node1.run(["docker", "run", "-d", "--name", name, "flocker/busybox",
+               "sleep", "600"])
+    try:
+        names1 = node1.run(["docker", "ps", "--format", "{{.Names}}"]).stdout
+        names2 = node2.run(["docker", "ps", "-a", "--format",
+                            "{{.Names}}"]).stdout
+        inspect2 = node2.run(["docker", "inspect", name], check=False)
+        assert name in names1.split()
+        assert name not in names2.split()
+        assert inspect2.returncode != 0
+    finally:
+        node1.run(["docker", "rm", "-f", name])
+
+
+def test_dataset_written_from_container(lab):
+    """
+    A dataset created on node1's pool after its dockerd started, written by
+    a container on node1, is readable on the host at the dataset's mount
+    point (mounts propagate into the node: no empty directory).
+    """
+    node1 = lab.machine("node1")
+    dataset = "%s/%s" % (node1.pool, unique("written"))
+    node1.run(["zfs", "create", dataset])
+    try:
+        mountpoint = write_from_container(node1, dataset, "from node1")
+        assert mountpoint.startswith(node1.zfs_mount + "/")
+        assert Path(mountpoint, "f.txt").read_text() == "from node1"
+    finally:
+        zfs_destroy(node1, dataset)
+
+
+def test_zfs_send_over_ssh(lab):
+    """
+    ``zfs send`` on node1 piped into ``ssh node2 zfs receive`` (two
+    processes joined by a pipe, no shell) copies a snapshot to node2's pool;
+    a container on node2 then reads the file node1's container wrote.
+    """
+    node1, node2 = lab.machine("node1"), lab.machine("node2")
+    name = unique("sent")
+    source, target = node1.pool + "/" + name, node2.pool + "/" + name
+    node1.run(["zfs", "create", source])
+    try:
+        write_from_container(node1, source, "travelled")
+        node1.run(["zfs", "snapshot", source + "@s1"])
+        send = node1.popen(["zfs", "send", source + "@s1"],
+                           stdout=subprocess.PIPE)
+        receive = node1.popen(["ssh", node2.address, "zfs", "receive",
+                               target], stdin=send.stdout,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        send.stdout.close()
+        _, error = receive.communicate(timeout=120)
+        assert (send.wait(timeout=60), receive.returncode) == (0, 0), error
+        mountpoint = node2.run(["zfs", "get", "-H", "-o", "value",
+                                "mountpoint", target]).stdout.strip()
+        seen = node2.run(["docker", "run", "--rm", "-v",
+                          mountpoint + ":/data", "flocker/busybox", "cat",
+                          "/data/f.txt"]).stdout
+        assert seen == "travelled"
+    finally:
+        zfs_destroy(node2, target)
+        zfs_destroy(node1, source)
+
+
+def test_node_sessions(lab):
+    """
+    An SSH session from the client to a node finds Flocker's own
+    ``flocker-node`` first on PATH and gets the node's variables; node to
+    node SSH trusts the other node's host key.
+    """
+    bin_dir = lab.client.env["PATH"].split(":")[0]
+    for name in lab.node_names:
+        node = lab.machine(name)
+        found = lab.run_client(["ssh", node.address, "which", "flocker-node",
+                                "flocker-volume"])
+        assert found.stdout.split() == [bin_dir + "/flocker-node",
+                                        bin_dir + "/flocker-volume"]
+        env = lab.run_client(["ssh", node.address, "printenv",
+                              "FLOCKER_POOL", "FLOCKER_NODE_ADDRESS",
+                              "DOCKER_HOST", "FLOCKER_LAB_NODE"])
+        assert env.stdout.split() == [
+            node.pool, node.address, "unix://" + node.docker_socket, name]
+    hop = lab.run("node1", ["ssh", lab.address("node3"), "hostname"])
+    assert hop.stdout == "node3\n"
+
+
+def test_client_trusts_exactly_the_lab(lab):
+    """
+    The client's SSH identity and known_hosts are the lab's, and the
+    known_hosts lists exactly the nodes' host keys; ``flocker-deploy`` is on
+    the client's PATH.
+    """
+    home = Path(lab.client.home)
+    known = (home / ".ssh" / "known_hosts").read_text().splitlines()
+    assert known == Path(lab.known_hosts).read_text().splitlines()
+    assert [line.split()[0] for line in known] == [
+        "%s,%s" % (n.name, n.address) for n in lab.nodes]
+    assert (home / ".ssh" / "id_ed25519").read_text() == \
+        Path(lab.identity).read_text()
+    which = lab.run_client(["which", "flocker-deploy"]).stdout.strip()
+    assert which == lab.client.env["PATH"].split(":")[0] + "/flocker-deploy"
+
+
+def test_node_is_a_fresh_host(lab):
+    """
+    Each node has its own host name (also Docker's name for itself),
+    forwarding on with FORWARD policy DROP (as dockerd leaves a fresh host)
+    and its own docker0 subnet.
+    """
+    for node in lab.nodes:
+        assert node.run(["hostname"]).stdout == node.name + "\n"
+        assert node.run(["docker", "info", "--format",
+                         "{{.Name}}"]).stdout == node.name + "\n"
+        assert node.run(["iptables", "-S", "FORWARD"]).stdout.splitlines()[
+            0] == "-P FORWARD DROP"
+        assert node.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout \
+            == "1\n"
+        index = int(node.name[len("node"):])
+        assert "10.98.%d.1/24" % (index,) in node.run(
+            ["ip", "-4", "-o", "addr", "show", "docker0"]).stdout
+
+
+def test_images_everywhere(lab):
+    """
+    Both lab images exist on every node with the same IDs, and the Redis
+    image serves clients on another machine.
+    """
+    for node in lab.nodes:
+        for reference, image in lab.images.items():
+            found = node.run(["docker", "image", "inspect", "--format",
+                              "{{.Id}}", reference]).stdout.strip()
+            assert found == image
+    node2 = lab.machine("node2")
+    name = unique("redis")
+    node2.run(["docker", "run", "-d", "--name", name, "-p", "6390:6379",
+               "flocker/redis"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            answer = lab.run_client(["redis-cli", "-h", node2.address, "-p",
+                                     "6390", "ping"], check=False)
+            if answer.stdout.strip() == "PONG" or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert answer.stdout.strip() == "PONG"
+    finally:
+        node2.run(["docker", "rm", "-f", name])
+
+
+def _daemon_pids(lab):
+    return {node.name: (_lab.read_pid(Path(node.docker_socket).parent /
+                                      "dockerd.pid"),
+                        _lab.read_pid(Path(node.docker_socket).parent /
+                                      "sshd.pid"))
+            for node in lab.nodes}
+
+
+def test_up_again_changes_nothing(lab):
+    """
+    ``up`` on a healthy lab restarts nothing: same daemons, containers keep
+    running.
+    """
+    node1 = lab.machine("node1")
+    name = unique("survivor")
+    node1.run(["docker", "run", "-d", "--name", name, "flocker/busybox",
+               "sleep", "600"])
+    try:
+        before = _daemon_pids(lab)
+        result = admin_lab(["up", "3"])
+        assert result.returncode == 0, result.stderr
+        assert "restarted: nothing" in result.stderr
+        assert _daemon_pids(lab) == before
+        assert node1.run(["docker", "inspect", "--format",
+                          "{{.State.Running}}", name]).stdout == "true\n"
+    finally:
+        node1.run(["docker", "rm", "-f", name])
+
+
+def test_up_repairs_dead_sshd(lab):
+    """
+    When a node's sshd died, ``up`` starts a new one and leaves that node's
+    dockerd alone.
+    """
+    before = _daemon_pids(lab)["node3"]
+    os.kill(before[1], 9)
+    deadline = time.monotonic() + 10
+    while _lab.process_alive(before[1]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    result = admin_lab(["up", "3"])
+    assert result.returncode == 0, result.stderr
+    after = _daemon_pids(lab)["node3"]
+    assert after[0] == before[0] and after[1] != before[1]
+    assert lab.run_client(["ssh", lab.address("node3"), "true"]).returncode \
+        == 0
+
+
+# ---------------------------------------------------------------------------
+# Whole cycles on a lab of its own.
+
+def _mount_points():
+    return [entry.point for entry in _lab.mount_table()]
+
+
+def host_footprint(prefix, state, runtime):
+    """
+    Everything of a lab that can be seen on the host outside its state
+    directory (and the state directory's mounts).
+
+    :param str prefix: The lab's prefix.
+    :param str state: Its state directory.
+    :param str runtime: Its runtime directory.
+    :return: A JSON-able snapshot.
+    """
+    points = _mount_points()
+    netns = sorted(n for n in (os.listdir("/run/netns")
+                               if os.path.isdir("/run/netns") else [])
+                   if n.startswith(prefix + "-"))
+    pools = subprocess.run(["zpool", "list", "-H", "-o", "name"],
+                           capture_output=True, text=True).stdout.split()
+    cgroups = sorted(os.path.join(root, d) for root in _lab.cgroup_roots()
+                     for d in os.listdir(root) if d.startswith(prefix + "-"))
+    processes = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not _lab.process_alive(int(entry)):
+            continue
+        cmdline = _lab._read("/proc/%s/cmdline" % (entry,)) or ""
+        cgroup = _lab._read("/proc/%s/cgroup" % (entry,)) or ""
+        if state + "/" in cmdline or runtime + "/" in cmdline or \
+                ":/%s-" % (prefix,) in cgroup:
+            processes.append((int(entry), cmdline.replace("\0", " ")))
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
+                           text=True).stdout
+    return {
+        "netns": netns,
+        "mounts": sorted(p for p in points if p.startswith(state + "/")
+                         or p == state or p.startswith(runtime)),
+        "run_netns_mounted": "/run/netns" in points,
+        "pools": sorted(p for p in pools if p.startswith(prefix + "-")),
+        "cgroups": cgroups,
+        "processes": sorted(processes),
+        "root_links": sorted(line.split(":")[1].strip().split("@")[0]
+                             for line in links.splitlines()),
+        "runtime": os.path.exists(runtime),
+        "run": sorted(n for n in os.listdir("/run") if "flocker" in n),
+        "etc_docker": sorted(os.listdir("/etc/docker"))
+        if os.path.isdir("/etc/docker") else None,
+        "run_sshd": os.path.exists("/run/sshd"),
+    }
+
+
+@pytest.fixture
+def own_lab(tmp_path):
+    """
+    :return: ``(environment, prefix, state, runtime)`` for a one-node lab
+        of its own (prefix ``flkt``), brought down after the test.
+    """
+    missing = lab_missing()
+    require(missing is None, missing)
+    state = str(tmp_path / "state")
+    env = {"FLOCKER_LAB_PREFIX": "flkt", "FLOCKER_LAB_STATE": state}
+    shared_images = Path("/var/lib/flocker-lab/images")
+    if shared_images.is_dir():
+        # Reuse the shared lab's image cache (the key check still applies).
+        (Path(state) / "images").mkdir(parents=True)
+        for item in shared_images.iterdir():
+            (Path(state) / "images" / item.name).write_bytes(
+                item.read_bytes())
+    yield env, "flkt", state, "/run/flocker-lab-flkt"
+    admin_lab(["down", "--purge"], env=env)
+
+
+def test_down_leaves_nothing(own_lab):
+    """
+    After ``up 1`` and use (a container holding a dataset of the node's
+    pool), ``down`` leaves no process, namespace, mount, pool, cgroup, link
+    or runtime file; a second ``down`` is fine.
+    """
+    env, prefix, state, runtime = own_lab
+    before = host_footprint(prefix, state, runtime)
+    result = admin_lab(["up", "1"], env=env)
+    assert result.returncode == 0, result.stderr
+    lab = Lab.from_description(json.loads(
+        (Path(state) / "lab.json").read_text()))
+    node = lab.machine("node1")
+    node.run(["zfs", "create", node.pool + "/busy"])
+    node.run(["docker", "run", "-d", "-v", node.zfs_mount + "/busy:/data",
+              "flocker/busybox", "sleep", "600"])
+    during = host_footprint(prefix, state, runtime)
+    # The footprint check does see a running lab.
+    assert during["netns"] and during["pools"] and during["processes"]
+    assert during["mounts"] and during["runtime"]
+    first = admin_lab(["down"], env=env)
+    after = host_footprint(prefix, state, runtime)
+    second = admin_lab(["down"], env=env)
+    assert (first.returncode, second.returncode) == (0, 0), (
+        first.stderr, second.stderr)
+    assert after == before
+    assert host_footprint(prefix, state, runtime) == before
+
+
+def test_up_repairs_half_removed_lab(own_lab):
+    """
+    A lab whose node lost its network namespace and daemons (a crash or a
+    half-finished teardown) is repaired by ``up``: status is healthy again
+    and the node answers over SSH.
+    """
+    env, prefix, state, runtime = own_lab
+    assert admin_lab(["up", "1"], env=env).returncode == 0
+    lab = _lab.Lab.from_environ(dict(os.environ, **env))
+    node = lab.node(1)
+    _lab.kill_machines([node])
+    subprocess.run(["ip", "netns", "del", node.netns], check=True)
+    broken = admin_lab(["status"], env=env)
+    assert broken.returncode == 1 and "DOWN" in broken.stdout
+    repaired = admin_lab(["up", "1"], env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert admin_lab(["status"], env=env).returncode == 0
+    answer = admin_lab(["run", "client", "--", "ssh", node.address,
+                        "hostname"], env=env)
+    assert answer.stdout == "node1\n"

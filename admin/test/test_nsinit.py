@@ -1,0 +1,138 @@
+"""
+Tests for ``admin/_nsinit.py``: preparing a lab machine's mount and UTS
+namespace.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flocker.testtools import lab_missing, require
+
+ADMIN = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ADMIN))
+
+import _nsinit  # noqa: E402
+
+
+def test_unescape_mountinfo():
+    """
+    Octal escapes of mountinfo (space, tab, newline, backslash) are undone;
+    other backslashes stay.
+    """
+    assert _nsinit._unescape(r"/a\040b\011c\134d\012") == "/a b\tc\\d\n"
+    assert _nsinit._unescape(r"/x\4") == r"/x\4"
+
+
+def test_mounts_lists_root():
+    """
+    ``mounts`` reads this namespace's mount table.
+    """
+    assert "/" in [point for point, _ in _nsinit.mounts()]
+
+
+def test_parse_arguments():
+    """
+    ``--keep`` and ``--bind`` may repeat.
+    """
+    options = _nsinit.parse_arguments([
+        "--hostname", "n", "--keep", "/run/a", "--keep", "/run/b",
+        "--scratch", "/run/a/s", "--bind", "x:/etc/hosts"])
+    assert (options.keep, options.bind) == (["/run/a", "/run/b"],
+                                            ["x:/etc/hosts"])
+
+
+# Runs _nsinit.main in a throw-away namespace, then reports what it sees.
+_PROBE = """
+import json, os, socket, sys
+sys.path.insert(0, sys.argv[1])
+import _nsinit
+code = _nsinit.main(sys.argv[3:])
+points = _nsinit.mounts()
+print(json.dumps({
+    "code": code,
+    "hostname": socket.gethostname(),
+    "hosts": open("/etc/hosts").read(),
+    "kept": os.listdir(sys.argv[2]),
+    "run": sorted(os.listdir("/run")),
+    "nsfs": [p for p, t in points if t == "nsfs"],
+    "net": sorted(os.listdir("/sys/class/net")),
+    "cgroup": any(p.startswith("/sys/fs/cgroup/") for p, t in points),
+}))
+"""
+
+
+def test_prepares_namespace(tmp_path):
+    """
+    In a fresh network, mount and UTS namespace, ``main`` sets the host
+    name, binds files, gives the machine a private ``/run`` keeping the
+    asked-for directories, drops copied namespace files, and mounts a sysfs
+    showing only this namespace's devices with the cgroups still there.
+    Nothing of it reaches the host.
+    """
+    missing = lab_missing()
+    require(missing is None, missing)
+    keep = Path("/run/flocker-nsinit-test-%d" % (os.getpid(),))
+    keep.mkdir()
+    try:
+        (keep / "marker").write_text("x")
+        scratch = keep / "scratch"
+        scratch.mkdir()
+        hosts = tmp_path / "hosts"
+        hosts.write_text("10.99.0.11\tnode1\n")
+        result = subprocess.run(
+            ["unshare", "--net", "--mount", "--uts", "--propagation",
+             "slave", "--", sys.executable, "-c", _PROBE, str(ADMIN),
+             str(keep), "--hostname", "probe-host", "--keep", str(keep),
+             "--scratch", str(scratch), "--bind", "%s:/etc/hosts" % (hosts,)],
+            capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+        seen = json.loads(result.stdout)
+    finally:
+        for child in sorted(keep.rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        keep.rmdir()
+    assert seen["code"] == 0
+    assert seen["hostname"] == "probe-host"
+    assert seen["hosts"] == "10.99.0.11\tnode1\n"
+    assert "marker" in seen["kept"]
+    assert seen["run"] == sorted(["lock", "sshd", "user", keep.name])
+    assert seen["nsfs"] == []
+    assert seen["net"] == ["lo"]
+    assert seen["cgroup"]
+    assert os.uname().nodename != "probe-host"
+    assert Path("/etc/hosts").read_text() != seen["hosts"]
+
+
+def test_reports_failure():
+    """
+    A mount that cannot be made gives one line on stderr and exit code 1.
+    """
+    missing = lab_missing()
+    require(missing is None, missing)
+    result = subprocess.run(
+        ["unshare", "--mount", "--uts", "--propagation", "slave", "--",
+         sys.executable, str(ADMIN / "_nsinit.py"), "--hostname", "x",
+         "--scratch", "/nonexistent/scratch"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "mount tmpfs on /nonexistent/scratch" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--hostname", "--scratch"])
+def test_required_arguments(flag):
+    """
+    Host name and scratch directory are required.
+    """
+    argv = ["--hostname", "h", "--scratch", "/s"]
+    argv.remove(flag)
+    argv = [a for a in argv if a != {"--hostname": "h",
+                                     "--scratch": "/s"}[flag]]
+    with pytest.raises(SystemExit):
+        _nsinit.parse_arguments(argv)

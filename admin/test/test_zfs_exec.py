@@ -1,0 +1,74 @@
+"""
+Tests for ``admin/_zfs_exec.py``: ``zfs``/``zpool`` on lab nodes act in the
+ZFS daemon's mount namespace.
+"""
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ADMIN = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ADMIN))
+
+import _lab  # noqa: E402
+
+
+def host_mounted(point):
+    """
+    :param str point: A path.
+    :return: ``True`` if it is a mount point in the host's namespace.
+    """
+    return _lab.mounted(point)
+
+
+def test_unknown_name_refused(tmp_path):
+    """
+    Called under a name it does not wrap, the wrapper exits 127 with one
+    line.
+    """
+    wrapper = tmp_path / "frob"
+    wrapper.write_text(_lab.zfs_exec_text())
+    wrapper.chmod(0o755)
+    result = subprocess.run([str(wrapper)], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=30)
+    assert (result.returncode, result.stderr) == (
+        127, "frob: not a wrapped ZFS command\n")
+
+
+def test_wrapper_names_real_commands():
+    """
+    The written wrapper runs with an absolute interpreter and execs the
+    host's real ``zfs`` and ``zpool``.
+    """
+    text = _lab.zfs_exec_text()
+    first = text.splitlines()[0]
+    assert first.startswith("#!/") and first.endswith(" -IS")
+    for name, real in _lab.zfs_commands().items():
+        assert repr(name) in text and repr(real) in text
+
+
+def test_unmount_on_node_reaches_daemon(lab):
+    """
+    ``zfs unmount`` run on a node unmounts the dataset where the daemon
+    mounted it (the host), so ``zfs destroy`` on the node then succeeds
+    instead of answering "busy" forever.
+    """
+    node = lab.machine("node2")
+    dataset = "%s/unmount-%s" % (node.pool, uuid.uuid4().hex[:8])
+    node.run(["zfs", "create", dataset])
+    point = node.zfs_mount + "/" + dataset.split("/", 1)[1]
+    assert host_mounted(point)
+    node.run(["zfs", "unmount", dataset])
+    assert not host_mounted(point)
+    deadline = time.monotonic() + 10
+    while True:
+        result = node.run(["zfs", "destroy", dataset], check=False)
+        if result.returncode == 0:
+            break
+        assert "busy" in result.stderr and time.monotonic() < deadline, \
+            result.stderr
+        time.sleep(0.25)
+    listed = node.run(["zfs", "list", "-H", "-o", "name"]).stdout.split()
+    assert dataset not in listed

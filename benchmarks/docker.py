@@ -1,0 +1,267 @@
+"""
+Benchmark of Flocker's Docker client against the docker CLI, on one daemon.
+
+    python benchmarks/docker.py [--socket PATH] [--reps N] [--containers N]
+
+Measures, interleaved in one run against the same dockerd:
+
+* ``create_start_s``: ``DockerClient.add`` (image check, name check, create,
+  start) of an application with a published port, environment and command,
+  on a client already in use (the library case: one client per process);
+* ``create_start_cold_s``: the same with a new client each time (version
+  negotiation and a new connection included);
+* ``cli_run_s``: ``docker run -d`` with the same port, environment, command
+  and image;
+* ``report_s``: building the node's report in-process
+  (``report_node_state``) with ``--containers`` Flocker containers running;
+* ``report_cli_s``: the ``flocker-node report`` process end to end (Python
+  start-up and imports included) with those containers.
+
+Medians over ``--reps`` repetitions; ``ratio`` is create_start_s /
+cli_run_s.  Prints a table, then one JSON object as the last line.
+
+The daemon is ``--socket``, else ``$DOCKER_HOST`` (``unix://``), else lab
+node 1's (``admin/lab up 1`` is run if no lab node is up).  Every container
+the benchmark creates is removed at the end.  The image (default
+``flocker/busybox:latest``) must be on the node.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+
+from twisted.internet.defer import DeferredSemaphore, gatherResults
+from twisted.internet.task import react
+from twisted.internet.utils import getProcessOutputAndValue
+
+from flocker._model import Application, Port
+from flocker.node._docker import (
+    DockerClient, socket_path_from_docker_host,
+)
+from flocker.node.script import report_node_state
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+# Exits at once on SIGTERM, so clean-up does not wait for kill timeouts.
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+
+
+def find_lab_socket():
+    """
+    :return: Lab node 1's Docker socket, starting the lab if needed.
+    """
+    lab = os.path.join(REPO, "admin", "lab")
+    status = subprocess.run([sys.executable, lab, "status", "--json"],
+                            capture_output=True, text=True)
+    if status.returncode != 0:
+        subprocess.run([sys.executable, lab, "up", "1"], check=True)
+        status = subprocess.run([sys.executable, lab, "status", "--json"],
+                                capture_output=True, text=True, check=True)
+    description = json.loads(status.stdout)
+    for node in description.get("nodes", []):
+        socket_path = node.get("docker_socket")
+        if socket_path:
+            return socket_path
+    raise SystemExit("benchmarks/docker.py: admin/lab status names no "
+                     "node Docker socket; pass --socket")
+
+
+async def timed(function, *args):
+    """
+    :return: Seconds ``await function(*args)`` took.
+    """
+    start = time.perf_counter()
+    await function(*args)
+    return time.perf_counter() - start
+
+
+async def run_cli(reactor, socket_path, argv):
+    """
+    Run the docker CLI against the daemon; fail on a non-zero exit.
+    """
+    out, err, code = await getProcessOutputAndValue(
+        "docker", ["-H", "unix://" + socket_path] + argv,
+        env=dict(os.environ), reactor=reactor)
+    if code != 0:
+        raise RuntimeError("docker %s: %s" % (" ".join(argv),
+                                              err.decode().strip()))
+    return out
+
+
+def application(name, port, image):
+    return Application(name=name, image=image, command=SLEEPER,
+                       environment={"BENCHMARK": "1"},
+                       ports=[Port(internal=80, external=port)])
+
+
+async def bench_create_start(reactor, socket_path, image, token, reps):
+    """
+    :return: ``dict`` of lists of seconds for our client (warm and cold)
+        and the CLI.
+    """
+    client = DockerClient(reactor, socket_path, stop_timeout=5)
+    # Warm up the client (negotiation, connection) and the daemon's image
+    # cache once for both sides, untimed.
+    await client.add(application(token + "-warm", 20999, image))
+    await client.remove(token + "-warm")
+    times = {"ours": [], "cold": [], "cli": []}
+    cli_names = []
+    for rep in range(reps):
+        ours = application("%s-w%d" % (token, rep), 21000 + rep, image)
+        cold = application("%s-c%d" % (token, rep), 22000 + rep, image)
+        cli_name = "%s-cli%d" % (token, rep)
+        cli_names.append(cli_name)
+        cli_argv = ["run", "-d", "--name", cli_name, "-p",
+                    "%d:80" % (23000 + rep,), "-e", "BENCHMARK=1", image
+                    ] + SLEEPER
+
+        async def cold_add():
+            fresh = DockerClient(reactor, socket_path, stop_timeout=5)
+            try:
+                await fresh.add(cold)
+            finally:
+                await fresh.close()
+
+        steps = [("ours", client.add, ours), ("cold", cold_add),
+                 ("cli", run_cli, reactor, socket_path, cli_argv)]
+        # Alternate the order so neither side always runs on a daemon just
+        # disturbed by the other.
+        if rep % 2:
+            steps.reverse()
+        for label, function, *args in steps:
+            times[label].append(await timed(function, *args))
+        await client.remove(ours.name)
+        await client.remove(cold.name)
+        await run_cli(reactor, socket_path, ["rm", "-f", cli_name])
+    await client.close()
+    return times
+
+
+async def bench_report(reactor, socket_path, image, token, reps, count):
+    """
+    :return: ``dict`` of lists of seconds: in-process report, ``list()``
+        alone and the ``flocker-node report`` process.
+    """
+    client = DockerClient(reactor, socket_path, stop_timeout=5)
+    names = ["%s-r%d" % (token, i) for i in range(count)]
+    limit = DeferredSemaphore(4)
+    await gatherResults([
+        limit.run(client.add, application(name, 24000 + i, image))
+        for i, name in enumerate(names)])
+    times = {"report": [], "list": [], "cli": []}
+    try:
+        state = await report_node_state("10.0.0.1", client)
+        mine = [name for name in names if name in state.running]
+        if len(mine) != count:
+            raise RuntimeError("report shows %d of %d containers running" % (
+                len(mine), count))
+        environ = dict(os.environ, DOCKER_HOST="unix://" + socket_path)
+        for rep in range(reps):
+            times["report"].append(await timed(
+                report_node_state, "10.0.0.1", client))
+            times["list"].append(await timed(client.list))
+
+            async def cli():
+                out, err, code = await getProcessOutputAndValue(
+                    sys.executable,
+                    ["-m", "flocker.node.script", "report", "--address",
+                     "10.0.0.1"], env=environ, reactor=reactor)
+                if code != 0:
+                    raise RuntimeError(err.decode())
+            times["cli"].append(await timed(cli))
+    finally:
+        await gatherResults([limit.run(client.remove, name)
+                             for name in names])
+        await client.close()
+    return times
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def table(rows):
+    lines = ["%-44s %9s %9s %9s" % ("measurement", "median s", "min s",
+                                     "max s")]
+    for label, values in rows:
+        lines.append("%-44s %9.4f %9.4f %9.4f" % (
+            label, median(values), min(values), max(values)))
+    return "\n".join(lines)
+
+
+async def main(reactor, arguments):
+    socket_path = arguments.socket
+    if socket_path is None and os.environ.get("DOCKER_HOST"):
+        socket_path = socket_path_from_docker_host(os.environ["DOCKER_HOST"])
+    if socket_path is None:
+        socket_path = find_lab_socket()
+    token = "bench" + secrets.token_hex(3)
+    client = DockerClient(reactor, socket_path)
+    if not await client.image_present(arguments.image):
+        raise SystemExit("benchmarks/docker.py: image %s is not on the node "
+                         "at %s" % (arguments.image, socket_path))
+    await client.close()
+    try:
+        create = await bench_create_start(reactor, socket_path,
+                                          arguments.image, token,
+                                          arguments.reps)
+        report = await bench_report(reactor, socket_path, arguments.image,
+                                    token, arguments.reps,
+                                    arguments.containers)
+    finally:
+        # Whatever an interrupted run left behind carries the token.
+        out = await run_cli(reactor, socket_path,
+                            ["ps", "-aq", "--filter", "name=" + token])
+        leftovers = out.decode().split()
+        if leftovers:
+            await run_cli(reactor, socket_path, ["rm", "-f"] + leftovers)
+    n = arguments.containers
+    print("Docker daemon: unix://%s; %d repetitions, interleaved"
+          % (socket_path, arguments.reps))
+    print(table([
+        ("create+start, DockerClient.add (warm)", create["ours"]),
+        ("create+start, DockerClient.add (new client)", create["cold"]),
+        ("docker run -d (CLI)", create["cli"]),
+        ("report_node_state, %d containers" % (n,), report["report"]),
+        ("DockerClient.list, %d containers" % (n,), report["list"]),
+        ("flocker-node report process, %d containers" % (n,),
+         report["cli"]),
+    ]))
+    figures = {
+        "create_start_s": round(median(create["ours"]), 4),
+        "create_start_cold_s": round(median(create["cold"]), 4),
+        "cli_run_s": round(median(create["cli"]), 4),
+        "ratio": round(median(create["ours"]) / median(create["cli"]), 3),
+        "report_s": round(median(report["report"]), 4),
+        "list_s": round(median(report["list"]), 4),
+        "report_cli_s": round(median(report["cli"]), 4),
+        "containers": n,
+        "reps": arguments.reps,
+    }
+    print(json.dumps(figures, sort_keys=True))
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(
+        description="Flocker's Docker client against the docker CLI.")
+    parser.add_argument("--socket", help="the Docker daemon's Unix socket")
+    parser.add_argument("--reps", type=int, default=7,
+                        help="repetitions of each measurement (>= 5)")
+    parser.add_argument("--containers", type=int, default=50,
+                        help="Flocker containers running during report")
+    parser.add_argument("--image", default="flocker/busybox:latest",
+                        help="image present on the node")
+    arguments = parser.parse_args(argv)
+    if arguments.reps < 5:
+        parser.error("--reps must be at least 5")
+    return arguments
+
+
+if __name__ == "__main__":
+    react(main, (parse(sys.argv[1:]),))

@@ -1,0 +1,34 @@
+"""
+Repository-wide pytest fixtures.
+
+``lab``: a local multi-node lab (``admin/lab``) of three nodes, brought up
+once per test session for the tests that ask for it and brought down at the
+end.  Where the machine cannot run it (not root, tools missing) the tests
+using it are skipped, or fail under ``CI=true``.  Set ``FLOCKER_LAB_KEEP=1``
+to leave the lab running after the session (for poking at it).  The lab's
+location follows ``FLOCKER_LAB_STATE`` / ``FLOCKER_LAB_PREFIX`` as for
+``admin/lab`` itself.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flocker.testtools import start_lab, stop_lab
+
+LAB_SCRIPT = Path(__file__).resolve().parent / "admin" / "lab"
+LAB_NODES = 3
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """
+    :return: A :class:`flocker.testtools.Lab` of ``LAB_NODES`` nodes (names,
+        addresses, ``run(name, argv)``, docker sockets, pools, the client,
+        SSH identity and known_hosts, state directory).
+    """
+    handle = start_lab(LAB_SCRIPT, nodes=LAB_NODES)
+    yield handle
+    if os.environ.get("FLOCKER_LAB_KEEP") != "1":
+        stop_lab(LAB_SCRIPT)

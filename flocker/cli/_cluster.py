@@ -1,0 +1,90 @@
+"""
+Reaching the cluster from the deploy client: resolve node addresses once,
+then one :class:`~flocker.cli._remote.RemoteNodeAgent` per node over a shared
+SSH command runner.
+"""
+
+import ipaddress
+
+from twisted.internet.defer import DeferredList, maybeDeferred
+
+from ._deploy import deploy
+from ._remote import RemoteNodeAgent
+
+__all__ = ["resolve_addresses", "remote_agents", "deploy_over_ssh"]
+
+
+def _is_ip(address):
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_addresses(reactor, addresses):
+    """
+    Resolve node addresses (IP literals or host names) to IP addresses, all
+    at once, once per deploy: routes and link rules need addresses, and a
+    name that resolves differently halfway through a deploy must not split
+    the cluster's rules.
+
+    :param reactor: An ``IReactorCore`` (its ``resolve``).
+    :param addresses: Iterable of node addresses.
+    :return: ``Deferred`` firing with ``(resolved, failed)``: ``dict`` of
+        address to IP, and ``dict`` of address to why it did not resolve.
+    """
+    addresses = sorted(set(addresses))
+    lookups = [maybeDeferred(lambda a=a: a if _is_ip(a) else reactor.resolve(a))
+               for a in addresses]
+
+    def collect(results):
+        resolved, failed = {}, {}
+        for address, (ok, value) in zip(addresses, results):
+            if ok:
+                resolved[address] = value
+            else:
+                failed[address] = "cannot resolve host name: %s" % (
+                    value.getErrorMessage(),)
+        return resolved, failed
+    return DeferredList(lookups, consumeErrors=True).addCallback(collect)
+
+
+def remote_agents(runner, resolved, command=None):
+    """
+    :param runner: The ``ICommandRunner`` reaching the nodes.
+    :param resolved: ``dict`` of node address (as the deployment names it)
+        to its IP address.
+    :param command: The ``flocker-node`` program on the nodes, or ``None``
+        for the default.
+    :return: ``dict`` of node address to ``RemoteNodeAgent``, each talking to
+        (and naming itself by) the node's IP address.
+    """
+    extra = {} if command is None else {"command": command}
+    return {address: RemoteNodeAgent(runner, ip, **extra)
+            for address, ip in resolved.items()}
+
+
+def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
+                    command=None):
+    """
+    Converge a real cluster: resolve the nodes, reach each over SSH through
+    ``runner``, and run :func:`flocker.cli._deploy.deploy`.
+
+    :param reactor: The reactor.
+    :param Deployment deployment: The desired state.
+    :param runner: An ``ICommandRunner`` (see
+        :func:`flocker.cli._ssh.ssh_command_runner`); the caller closes it.
+    :param bool dry_run: Plan and show only.
+    :param write: Optional callable taking one line of progress text.
+    :param command: The ``flocker-node`` program on the nodes, or ``None``.
+    :return: ``Deferred`` firing with a ``DeployResult``.
+    """
+    addresses = [node.address for node in deployment.nodes]
+
+    def resolved(result):
+        ips, failed = result
+        agents = remote_agents(runner, ips, command=command)
+        return deploy(deployment, agents, dry_run=dry_run, write=write,
+                      addresses=ips, clock=reactor, unreachable=failed)
+    return resolve_addresses(reactor, addresses).addCallback(resolved)

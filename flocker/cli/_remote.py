@@ -1,0 +1,193 @@
+"""
+The deploy client's node agent: :class:`RemoteNodeAgent` implements
+``INodeAgent`` by running ``flocker-node`` subcommands on the node through an
+:class:`~flocker.cli._ssh.ICommandRunner`.
+
+The protocol itself is defined and documented in
+:mod:`flocker.node._protocol`.
+"""
+
+import attr
+from eliot.twisted import DeferredContext
+from zope.interface import implementer
+
+from .._serialize import SerializationError
+from ..node._protocol import (
+    ADDRESS_OPTION, BYTES_KEY, CREATE_VOLUME, DEFAULT_NODE_COMMAND,
+    EXIT_FAILED, EXIT_PROTOCOL, EXIT_USAGE, HANDOFF_VOLUME,
+    MAXIMUM_SIZE_OPTION, PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME,
+    REPORT, ROUTES_KEY, SET_ROUTES, START_APPLICATION, STOP_APPLICATION,
+    SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
+    decode_routes, encode_application, encode_bytes_sent, encode_routes,
+)
+from ..node._agent import INodeAgent
+from ._logging import REMOTE_CALL
+from ._ssh import (
+    AuthenticationFailed, HostKeyError, NodeUnreachable, RemoteCommandFailed,
+    task_argv,
+)
+
+__all__ = [
+    "RemoteNodeAgent", "NodeStepFailed",
+    "PROTOCOL_VERSION", "PROTOCOL_OPTION", "ADDRESS_OPTION",
+    "DEFAULT_NODE_COMMAND",
+    "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
+    "PUSH_VOLUME", "HANDOFF_VOLUME", "SET_ROUTES", "SUBCOMMANDS",
+    "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
+    "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL",
+    "encode_application", "decode_application",
+    "encode_routes", "decode_routes",
+    "encode_bytes_sent", "decode_bytes_sent", "decode_report",
+]
+
+class NodeStepFailed(Exception):
+    """
+    One step of a deploy failed on one node.  ``str()`` is one line naming
+    the node, the step and the remote error.
+
+    :ivar str address: The node.
+    :ivar str step: What was being done (``"start-application web"``).
+    :ivar str detail: What went wrong.
+    :ivar cause: The underlying exception (:class:`RemoteCommandFailed`,
+        :class:`NodeUnreachable`, :class:`HostKeyError` or
+        ``SerializationError``), or ``None``.
+    """
+
+    def __init__(self, address, step, detail, cause=None):
+        Exception.__init__(self, address, step, detail)
+        self.address = address
+        self.step = step
+        self.detail = detail
+        self.cause = cause
+
+    @property
+    def unreachable(self):
+        """
+        ``True`` if the node could not be reached at all (so nothing of the
+        step ran), as opposed to the step running and failing.
+        """
+        return isinstance(self.cause, (NodeUnreachable, HostKeyError))
+
+    def __str__(self):
+        return "%s: %s: %s" % (self.address, self.step, self.detail)
+
+
+def _describe(exception, command):
+    """
+    :return: One line describing a runner failure, without the address.
+    """
+    if isinstance(exception, RemoteCommandFailed):
+        said = exception.error_line()
+        if exception.exit_code == 127:
+            return "%s was not found on the node (is Flocker installed and on " \
+                "the remote PATH?)%s" % (command, ": " + said if said else "")
+        if exception.exit_code == 126:
+            return "%s cannot be executed on the node%s" % (
+                command, ": " + said if said else "")
+        if exception.exit_code is None:
+            how = ("killed by signal %s" % (exception.signal,)
+                   if exception.signal else "ended without an exit status")
+        else:
+            how = "exit status %d" % (exception.exit_code,)
+        return "%s%s" % (said + " " if said else "no error output ",
+                         "(%s)" % (how,))
+    if isinstance(exception, AuthenticationFailed):
+        return "authentication failed: " + exception.reason
+    if isinstance(exception, NodeUnreachable):
+        return "unreachable: " + exception.reason
+    if isinstance(exception, HostKeyError):
+        return "host key verification failed: %s (key presented: %s)" % (
+            exception.reason, exception.fingerprint)
+    return str(exception)
+
+
+@implementer(INodeAgent)
+@attr.s(frozen=True)
+class RemoteNodeAgent(object):
+    """
+    ``INodeAgent`` for a node reached through an ``ICommandRunner``; see the
+    module documentation for the protocol.  Every failure is a
+    :class:`NodeStepFailed`.
+
+    :ivar runner: The ``ICommandRunner`` provider.
+    :ivar str address: The node's address.
+    :ivar str command: The ``flocker-node`` program on the node (a name
+        looked up on the remote ``PATH``, or an absolute path).
+    """
+    runner = attr.ib(eq=False)
+    address = attr.ib()
+    command = attr.ib(default=DEFAULT_NODE_COMMAND)
+
+    def argv(self, subcommand, arguments=()):
+        """
+        :param str subcommand: One of :data:`SUBCOMMANDS`.
+        :param arguments: Its arguments (sequence of ``str``).
+        :return: The argument vector run on the node, without the eliot task
+            option (added per call).
+        """
+        return ([self.command, PROTOCOL_OPTION, str(PROTOCOL_VERSION),
+                 ADDRESS_OPTION, self.address, subcommand] + list(arguments))
+
+    def _call(self, step, subcommand, arguments=(), stdin=b"", parse=None):
+        action = REMOTE_CALL(address=self.address, subcommand=subcommand)
+        with action.context():
+            argv = task_argv(self.argv(subcommand, arguments), action)
+            d = DeferredContext(self.runner.run(self.address, argv, stdin))
+
+            def parsed(stdout):
+                try:
+                    return parse(stdout)
+                except SerializationError as e:
+                    raise NodeStepFailed(self.address, step, (
+                        "unexpected output from %s %s: %s") % (
+                            self.command, subcommand, e), e)
+            if parse is not None:
+                d.addCallback(parsed)
+            else:
+                d.addCallback(lambda _: None)
+
+            def failed(reason):
+                if reason.check(NodeStepFailed):
+                    return reason
+                if reason.check(RemoteCommandFailed, NodeUnreachable,
+                                HostKeyError):
+                    raise NodeStepFailed(
+                        self.address, step,
+                        _describe(reason.value, self.command), reason.value)
+                return reason
+            d.addErrback(failed)
+            return d.addActionFinish()
+
+    def report(self):
+        return self._call(REPORT, REPORT,
+                          parse=lambda data: decode_report(data, self.address))
+
+    def start_application(self, application):
+        return self._call("%s %s" % (START_APPLICATION, application.name),
+                          START_APPLICATION,
+                          stdin=encode_application(application))
+
+    def stop_application(self, name):
+        return self._call("%s %s" % (STOP_APPLICATION, name),
+                          STOP_APPLICATION, [name])
+
+    def create_volume(self, name, maximum_size=None):
+        arguments = [name]
+        if maximum_size is not None:
+            arguments += [MAXIMUM_SIZE_OPTION, str(maximum_size)]
+        return self._call("%s %s" % (CREATE_VOLUME, name), CREATE_VOLUME,
+                          arguments)
+
+    def push_volume(self, name, target):
+        return self._call("%s %s to %s" % (PUSH_VOLUME, name, target),
+                          PUSH_VOLUME, [name, target],
+                          parse=decode_bytes_sent)
+
+    def handoff_volume(self, name, target):
+        return self._call("%s %s to %s" % (HANDOFF_VOLUME, name, target),
+                          HANDOFF_VOLUME, [name, target],
+                          parse=decode_bytes_sent)
+
+    def set_routes(self, routes):
+        return self._call(SET_ROUTES, SET_ROUTES,
+                          stdin=encode_routes(routes))

@@ -1,0 +1,243 @@
+"""
+Tests for ``flocker.cli.script``: the ``flocker-deploy`` command line.
+"""
+
+import io
+import socket
+import sys
+from textwrap import dedent
+
+import pytest
+
+from flocker import __version__
+from flocker._model import Application, Deployment, Node
+from flocker.cli.script import flocker_deploy_main, main, summarize
+
+DEPLOYMENT = """\
+version: 1
+nodes:
+  192.0.2.1: [web, db]
+  node2.example.com: [cache]
+"""
+
+NATIVE = """\
+version: 1
+applications:
+  web:
+    image: example/web
+    ports: [{internal: 80, external: 8080}]
+    links: [{local_port: 5432, remote_port: 5432, alias: db}]
+  db:
+    image: postgres
+    ports: [{internal: 5432, external: 5432}]
+  cache:
+    image: redis
+"""
+
+COMPOSE = """\
+web:
+  image: example/web
+  ports: ["8080:80"]
+  links: [db]
+db:
+  image: postgres
+  ports: ["5432:5432"]
+cache:
+  image: redis
+"""
+
+
+def run(argv):
+    """
+    Run ``flocker-deploy`` with ``argv`` and no reactor.
+
+    :return: ``(exit status, stdout text, stderr text)``.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    status = main(None, argv, stdout, stderr)
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture
+def files(tmp_path):
+    """
+    A function writing named files into a temporary directory and
+    returning their paths.
+    """
+    def write(**texts):
+        paths = []
+        for name, text in texts.items():
+            path = tmp_path / (name + ".yml")
+            path.write_text(dedent(text))
+            paths.append(str(path))
+        return paths
+    return write
+
+
+class TestOptions(object):
+    """
+    ``--help``, ``--version`` and bad command lines.
+    """
+
+    def test_help(self):
+        """
+        ``--help`` prints usage, including ``--check``, on stdout and
+        succeeds.
+        """
+        status, out, err = run(["--help"])
+        assert (status, err) == (0, "")
+        assert out.startswith("usage: flocker-deploy")
+        assert "--check" in out and "DEPLOYMENT_CONFIG" in out
+
+    def test_version(self):
+        """
+        ``--version`` prints the package version and succeeds.
+        """
+        assert run(["--version"]) == (
+            0, "flocker-deploy %s\n" % (__version__,), "")
+
+    def test_missing_arguments(self):
+        """
+        Without the two files the command fails with a usage error.
+        """
+        status, out, err = run(["--check"])
+        assert (status, out) == (2, "")
+        assert "usage:" in err and "required" in err
+
+    def test_unknown_option(self):
+        """
+        An unknown option is a usage error.
+        """
+        status, out, err = run(["--frobnicate", "a", "b"])
+        assert (status, out) == (2, "")
+        assert "unrecognized arguments: --frobnicate" in err
+
+    def test_check_required(self, files):
+        """
+        Without ``--check`` the command says it needs it: checking is all
+        this version does.
+        """
+        status, out, err = run(files(d=DEPLOYMENT, a=NATIVE))
+        assert (status, out) == (2, "")
+        assert "--check is required" in err
+
+
+class TestCheck(object):
+    """
+    ``flocker-deploy --check DEPLOYMENT_CONFIG APPLICATION_CONFIG``.
+    """
+
+    def test_native(self, files):
+        """
+        Valid native files give a summary and success.
+        """
+        assert run(["--check"] + files(d=DEPLOYMENT, a=NATIVE)) == (
+            0, "3 applications on 2 nodes\n", "")
+
+    def test_compose(self, files):
+        """
+        A compose application file is accepted too.
+        """
+        assert run(["--check"] + files(d=DEPLOYMENT, a=COMPOSE)) == (
+            0, "3 applications on 2 nodes\n", "")
+
+    def test_check_after_files(self, files):
+        """
+        ``--check`` may follow the files.
+        """
+        assert run(files(d=DEPLOYMENT, a=NATIVE) + ["--check"])[0] == 0
+
+    def test_problems(self, files):
+        """
+        Every problem is printed as ``PATH:LINE:COL: message`` on stderr,
+        nothing on stdout, and the command fails with status 1.
+        """
+        deployment, applications = files(
+            d=DEPLOYMENT.replace("cache", "cahce"),
+            a=NATIVE.replace("image: redis", "image: redis\n    build: ."))
+        status, out, err = run(["--check", deployment, applications])
+        assert (status, out) == (1, "")
+        assert err.splitlines() == [
+            deployment + ':4:23: application "cahce" is not defined in the '
+            'application configuration (did you mean "cache"?)',
+            applications + ':12:5: unknown key "build" in application '
+            'cache',
+        ]
+
+    def test_missing_file(self, tmp_path, files):
+        """
+        A missing file is reported with its path, without a traceback.
+        """
+        (applications,) = files(a=NATIVE)
+        missing = str(tmp_path / "missing.yml")
+        status, out, err = run(["--check", missing, applications])
+        assert (status, out) == (1, "")
+        assert err == missing + (
+            ":1:1: cannot read the file: No such file or directory\n")
+
+    def test_no_network(self, files, monkeypatch):
+        """
+        Checking never opens a socket.
+        """
+        paths = files(d=DEPLOYMENT, a=NATIVE)
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("--check opened a socket")
+        monkeypatch.setattr(socket, "socket", refuse)
+        monkeypatch.setattr(socket, "create_connection", refuse)
+        monkeypatch.setattr(socket, "getaddrinfo", refuse)
+        assert run(["--check"] + paths)[0] == 0
+
+
+class TestSummarize(object):
+    """
+    The one-line summary of a valid deployment.
+    """
+
+    @pytest.mark.parametrize("placements,expected", [
+        ({}, "0 applications on 0 nodes"),
+        ({"n1": []}, "0 applications on 1 node"),
+        ({"n1": ["a"]}, "1 application on 1 node"),
+        ({"n1": ["a", "b"], "n2": []}, "2 applications on 2 nodes"),
+    ])
+    def test_counts(self, placements, expected):
+        """
+        Counts use singular nouns for one.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=address, applications=[
+                Application(name=name, image="i") for name in names])
+            for address, names in placements.items()])
+        assert summarize(deployment) == expected
+
+
+class TestEntryPoint(object):
+    """
+    The console-script function.
+    """
+
+    def test_exits_with_status(self, files, monkeypatch, capsys):
+        """
+        ``flocker_deploy_main`` runs the command with the process's
+        arguments and streams and exits with its status.
+        """
+        paths = files(d=DEPLOYMENT, a=NATIVE.replace("8080", "0"))
+        monkeypatch.setattr(sys, "argv", ["flocker-deploy", "--check"] + paths)
+        with pytest.raises(SystemExit) as info:
+            flocker_deploy_main()
+        captured = capsys.readouterr()
+        assert info.value.code == 1
+        assert captured.out == ""
+        assert "Traceback" not in captured.err
+        assert captured.err.startswith(paths[1] + ":5:")
+
+    def test_success(self, files, monkeypatch, capsys):
+        """
+        A valid check exits with status 0 and prints the summary.
+        """
+        monkeypatch.setattr(sys, "argv", ["flocker-deploy", "--check"]
+                            + files(d=DEPLOYMENT, a=NATIVE))
+        with pytest.raises(SystemExit) as info:
+            flocker_deploy_main()
+        assert info.value.code == 0
+        assert capsys.readouterr().out == "3 applications on 2 nodes\n"

@@ -1,0 +1,1460 @@
+"""
+Tests for :mod:`flocker.cli._ssh`.
+
+Deterministic tests cover quoting, host-key checking, identity loading, the
+session channel and the runner's pooling, limits and error mapping (with a
+fake connector and ``Clock``).  The ``ICommandRunner`` contract runs against
+both :class:`MemoryCommandRunner` and :class:`SSHCommandRunner` talking to a
+private sshd on loopback; further real tests cover host keys, timeouts,
+authentication, connection reuse and the concurrency bound.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from eliot import Action, start_action
+from eliot.testing import LoggedAction, assertHasAction, capture_logging
+from hypothesis import given, strategies as st
+from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
+from twisted.conch.ssh.keys import Key
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from flocker.testtools import require, run_in_reactor
+
+from .._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
+from .._ssh import (
+    DEFAULT_IDENTITY_NAMES, ELIOT_TASK_OPTION, AuthenticationFailed,
+    CommandExit, HostKeyError, ICommandRunner, KnownHosts,
+    MemoryCommandRunner, NodeUnreachable, RemoteCommandFailed,
+    SSHCommandRunner, SSHConfigurationError, _ChannelNotOpened,
+    _CommandChannel, _ConchConnector, _Outcome, _prefer_key_types,
+    agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
+    quote_argv, ssh_command_runner, task_argv,
+)
+from ._sshd import SSH_AGENT, SSH_KEYGEN, free_port, running_sshd
+
+
+def _ed25519():
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    return Key(ed25519.Ed25519PrivateKey.generate())
+
+
+HOST_KEY = _ed25519()
+OTHER_KEY = _ed25519()
+
+
+def _line(name, key):
+    return name.encode("ascii") + b" " + key.public().toString("openssh")
+
+
+# ---------------------------------------------------------------------------
+# Quoting and task ids
+
+class QuoteArgvTests(SynchronousTestCase):
+    """
+    Tests for :func:`quote_argv`.
+    """
+
+    def test_metacharacters_stay_literal(self):
+        """
+        Shell metacharacters, quotes, spaces, newlines, non-ASCII and empty
+        arguments parse back to exactly the original arguments.
+        """
+        argv = ["printf", "%s\\0", "$HOME; rm -rf / && `id` | cat > x",
+                "it's \"quoted\"", "new\nline\ttab", "ünïcödé ☃", "", "*",
+                "-n", "\\"]
+        quoted = quote_argv(argv)
+        self.assertEqual(shlex.split(quoted.decode("utf-8")), argv)
+
+    @given(st.lists(st.text(alphabet=st.characters(
+        blacklist_categories=("Cs",), blacklist_characters="\x00")),
+        min_size=1, max_size=6))
+    def test_round_trip(self, argv):
+        """
+        Any arguments without NUL parse back, as a POSIX shell would split
+        them, to the same list.
+        """
+        self.assertEqual(shlex.split(quote_argv(argv).decode("utf-8")), argv)
+
+    def test_nul_refused(self):
+        """
+        An argument containing NUL cannot reach a remote program and is
+        refused.
+        """
+        self.assertRaises(ValueError, quote_argv, ["echo", "a\x00b"])
+
+    def test_empty_refused(self):
+        """
+        An empty argument vector is refused.
+        """
+        self.assertRaises(ValueError, quote_argv, [])
+
+    def test_string_refused(self):
+        """
+        A string is not mistaken for a sequence of one-character arguments.
+        """
+        self.assertRaises(TypeError, quote_argv, "ls -l")
+
+    def test_non_string_refused(self):
+        """
+        Arguments must be strings.
+        """
+        self.assertRaises(TypeError, quote_argv, ["sleep", 1])
+
+
+class TaskArgvTests(SynchronousTestCase):
+    """
+    Tests for :func:`task_argv`.
+    """
+
+    def test_no_action(self):
+        """
+        Outside any eliot action the argument vector is unchanged.
+        """
+        self.assertEqual(task_argv(["flocker-node", "report"]),
+                         ["flocker-node", "report"])
+
+    @capture_logging(None, encoder_=None)
+    def test_inserted_after_program(self, logger):
+        """
+        Inside an action, the task option and a task id that continues that
+        action's task follow ``argv[0]``.
+        """
+        with start_action(action_type="test:outer") as action:
+            argv = task_argv(["flocker-node", "report"])
+        self.assertEqual(argv[:2], ["flocker-node", ELIOT_TASK_OPTION])
+        self.assertEqual(argv[3:], ["report"])
+        continued = Action.continue_task(task_id=argv[2])
+        self.assertEqual(continued.task_uuid, action.task_uuid)
+        continued.finish()
+
+
+# ---------------------------------------------------------------------------
+# Host keys
+
+class KnownHostsTests(SynchronousTestCase):
+    """
+    Tests for :class:`KnownHosts`.
+    """
+
+    def test_port_22_name(self):
+        """
+        On port 22 the known-hosts name is the address itself.
+        """
+        self.assertEqual(known_hosts_name("10.0.0.1", 22), "10.0.0.1")
+
+    def test_other_port_name(self):
+        """
+        On another port the name is ``[address]:port`` as OpenSSH writes it.
+        """
+        self.assertEqual(known_hosts_name("10.0.0.1", 2222), "[10.0.0.1]:2222")
+
+    def test_known_key_accepted(self):
+        """
+        A host listed with the presented key passes.
+        """
+        known = KnownHosts.parse("kh", _line("10.0.0.1", HOST_KEY) + b"\n")
+        self.assertIsNone(known.verify("10.0.0.1", 22, HOST_KEY.public()))
+
+    def test_port_entry(self):
+        """
+        An entry for ``[host]:port`` vouches for that port only.
+        """
+        known = KnownHosts.parse("kh", _line("[10.0.0.1]:2222", HOST_KEY))
+        self.assertIsNone(known.verify("10.0.0.1", 2222, HOST_KEY.public()))
+        self.assertRaises(HostKeyError, known.verify, "10.0.0.1", 22,
+                          HOST_KEY.public())
+
+    def test_hashed_entry(self):
+        """
+        Hashed host names (``HashKnownHosts yes``) are matched.
+        """
+        salt = b"0123456789abcdef0123"
+        digest = hmac.new(salt, b"node1.example", hashlib.sha1).digest()
+        name = b"|1|" + base64.b64encode(salt) + b"|" + base64.b64encode(
+            digest)
+        known = KnownHosts.parse("kh", name + b" " + HOST_KEY.public(
+        ).toString("openssh"))
+        self.assertIsNone(known.verify("node1.example", 22, HOST_KEY.public()))
+        self.assertRaises(HostKeyError, known.verify, "node2.example", 22,
+                          HOST_KEY.public())
+
+    def test_patterns(self):
+        """
+        ``*``, ``?`` and ``!`` patterns match as in OpenSSH; host names
+        match case-insensitively.
+        """
+        known = KnownHosts.parse(
+            "kh", _line("*.example,!bad.example,node?", HOST_KEY))
+        key = HOST_KEY.public()
+        self.assertIsNone(known.verify("a.EXAMPLE", 22, key))
+        self.assertIsNone(known.verify("node7", 22, key))
+        self.assertRaises(HostKeyError, known.verify, "bad.example", 22, key)
+        self.assertRaises(HostKeyError, known.verify, "node17", 22, key)
+
+    def test_brackets_are_literal(self):
+        """
+        The brackets of ``[host]:port`` are not a character class.
+        """
+        known = KnownHosts.parse("kh", _line("[10.0.0.1]:2222", HOST_KEY))
+        self.assertRaises(HostKeyError, known.verify, "1", 2222,
+                          HOST_KEY.public())
+
+    def test_unknown_host(self):
+        """
+        A host that is not listed is refused, naming the host, the file and
+        the key's fingerprint.
+        """
+        known = KnownHosts.parse("/x/known_hosts", _line("10.0.0.2", HOST_KEY))
+        error = self.assertRaises(HostKeyError, known.verify, "10.0.0.1", 22,
+                                  HOST_KEY.public())
+        self.assertEqual(
+            (error.address, error.fingerprint),
+            ("10.0.0.1", key_fingerprint(HOST_KEY.public())))
+        self.assertIn("not in /x/known_hosts", str(error))
+        self.assertIn(key_fingerprint(HOST_KEY.public()), str(error))
+        self.assertTrue(str(error).startswith("10.0.0.1: "))
+
+    def test_changed_key(self):
+        """
+        A host listed with a different key of the same type is refused as a
+        changed key, naming the file and line.
+        """
+        known = KnownHosts.parse(
+            "/x/kh", b"# comment\n" + _line("10.0.0.1", OTHER_KEY) + b"\n")
+        error = self.assertRaises(HostKeyError, known.verify, "10.0.0.1", 22,
+                                  HOST_KEY.public())
+        self.assertIn("CHANGED", error.reason)
+        self.assertIn("/x/kh line 2", error.reason)
+        self.assertEqual(error.fingerprint,
+                         key_fingerprint(HOST_KEY.public()))
+
+    def test_any_matching_line_vouches(self):
+        """
+        As in OpenSSH, one matching line is enough even if another line
+        lists a different key for the host.
+        """
+        known = KnownHosts.parse("kh", _line("10.0.0.1", OTHER_KEY) + b"\n"
+                                 + _line("10.0.0.1", HOST_KEY))
+        self.assertIsNone(known.verify("10.0.0.1", 22, HOST_KEY.public()))
+
+    def test_revoked(self):
+        """
+        A key marked ``@revoked`` is refused even if also listed.
+        """
+        known = KnownHosts.parse(
+            "kh", b"@revoked * " + HOST_KEY.public().toString("openssh")
+            + b"\n" + _line("10.0.0.1", HOST_KEY))
+        error = self.assertRaises(HostKeyError, known.verify, "10.0.0.1", 22,
+                                  HOST_KEY.public())
+        self.assertIn("@revoked", error.reason)
+
+    def test_other_type_listed(self):
+        """
+        When only keys of another type are listed, the key is unknown and
+        the message says which types are listed.
+        """
+        from cryptography.hazmat.primitives.asymmetric import ec
+        ecdsa = Key(ec.generate_private_key(ec.SECP256R1()))
+        known = KnownHosts.parse("kh", _line("10.0.0.1", ecdsa))
+        error = self.assertRaises(HostKeyError, known.verify, "10.0.0.1", 22,
+                                  HOST_KEY.public())
+        self.assertIn("ecdsa-sha2-nistp256", error.reason)
+        self.assertEqual(known.key_types("10.0.0.1", 22),
+                         {b"ecdsa-sha2-nistp256"})
+
+    def test_garbage_ignored(self):
+        """
+        Comments, blank, truncated and undecodable lines are skipped.
+        """
+        known = KnownHosts.parse("kh", b"\n# hi\nhost\nhost ssh-ed25519 !!!\n"
+                                 + _line("10.0.0.1", HOST_KEY))
+        self.assertEqual(len(known.entries), 1)
+
+    def test_missing_file(self):
+        """
+        A missing file is empty, and is not created.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "known_hosts")
+        known = KnownHosts.from_path(path)
+        self.assertEqual(len(known.entries), 0)
+        self.assertFalse(os.path.exists(path))
+
+    def test_prefer_known_types(self):
+        """
+        Host key algorithms for the key types listed for the host are asked
+        for first, the others keep their order after them.
+        """
+        self.assertEqual(
+            _prefer_key_types([b"ecdsa-sha2-nistp256", b"rsa-sha2-512",
+                               b"ssh-ed25519"], {b"ssh-ed25519"}),
+            [b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"rsa-sha2-512"])
+        self.assertEqual(
+            _prefer_key_types([b"ssh-ed25519", b"rsa-sha2-512", b"ssh-rsa"],
+                              {b"ssh-rsa"}),
+            [b"rsa-sha2-512", b"ssh-rsa", b"ssh-ed25519"])
+
+
+# ---------------------------------------------------------------------------
+# Identities
+
+class LoadIdentitiesTests(SynchronousTestCase):
+    """
+    Tests for :func:`load_identities` and :func:`agent_endpoint`.
+    """
+
+    def setUp(self):
+        self.directory = tempfile.mkdtemp()
+
+    def write(self, name, data):
+        path = os.path.join(self.directory, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_defaults_in_order(self):
+        """
+        Without explicit identities, the default files that exist are loaded
+        in ssh(1)'s order.
+        """
+        first, second = _ed25519(), _ed25519()
+        self.write("id_rsa", second.toString("openssh"))
+        self.write("id_ed25519", first.toString("openssh"))
+        keys = load_identities((), self.directory)
+        self.assertEqual([k.public().blob() for k in keys],
+                         [first.public().blob(), second.public().blob()])
+        self.assertEqual(DEFAULT_IDENTITY_NAMES[0], "id_ed25519")
+
+    def test_explicit_replaces_defaults(self):
+        """
+        Explicit identity files are used instead of the defaults.
+        """
+        self.write("id_ed25519", _ed25519().toString("openssh"))
+        mine = _ed25519()
+        path = self.write("deploy_key", mine.toString("openssh"))
+        keys = load_identities([path], self.directory)
+        self.assertEqual([k.public().blob() for k in keys],
+                         [mine.public().blob()])
+
+    def test_explicit_missing(self):
+        """
+        A missing explicit identity file is a configuration error naming it.
+        """
+        path = os.path.join(self.directory, "nope")
+        error = self.assertRaises(SSHConfigurationError, load_identities,
+                                  [path])
+        self.assertIn(path, str(error))
+
+    def test_explicit_public(self):
+        """
+        Giving the public half is a configuration error.
+        """
+        path = self.write("k.pub", _ed25519().public().toString("openssh"))
+        error = self.assertRaises(SSHConfigurationError, load_identities,
+                                  [path])
+        self.assertIn("public key", str(error))
+
+    def test_explicit_garbage(self):
+        """
+        A file that is not a key is a configuration error.
+        """
+        path = self.write("k", b"hello")
+        self.assertRaises(SSHConfigurationError, load_identities, [path])
+
+    def test_explicit_encrypted(self):
+        """
+        A passphrase-protected explicit identity is refused with advice to
+        use the agent (the deploy never prompts).
+        """
+        path = self.write("k", _ed25519().toString(
+            "openssh", passphrase=b"secret"))
+        error = self.assertRaises(SSHConfigurationError, load_identities,
+                                  [path])
+        self.assertIn("ssh-agent", str(error))
+
+    @capture_logging(None, encoder_=None)
+    def test_default_encrypted_skipped(self, logger):
+        """
+        A passphrase-protected default identity is skipped with a logged
+        reason; the others are still used.
+        """
+        self.write("id_ed25519", _ed25519().toString(
+            "openssh", passphrase=b"secret"))
+        usable = _ed25519()
+        self.write("id_ecdsa", usable.toString("openssh"))
+        keys = load_identities((), self.directory)
+        self.assertEqual([k.public().blob() for k in keys],
+                         [usable.public().blob()])
+        [message] = logger.messages
+        self.assertEqual(message["message_type"],
+                         SSH_IDENTITY_SKIPPED.message_type)
+
+    def test_no_agent(self):
+        """
+        Without ``SSH_AUTH_SOCK`` there is no agent endpoint.
+        """
+        self.assertIsNone(agent_endpoint(Clock(), {}))
+
+    def test_agent(self):
+        """
+        With ``SSH_AUTH_SOCK`` the agent is reached over that UNIX socket.
+        """
+        endpoint = agent_endpoint(Clock(), {"SSH_AUTH_SOCK": "/tmp/a.sock"})
+        self.assertIsInstance(endpoint, UNIXClientEndpoint)
+        self.assertEqual(endpoint._path, "/tmp/a.sock")
+
+    def test_runner_from_user_configuration(self):
+        """
+        :func:`ssh_command_runner` builds a runner from an ssh directory.
+        """
+        self.write("id_ed25519", _ed25519().toString("openssh"))
+        self.write("known_hosts", _line("10.0.0.1", HOST_KEY))
+        runner = ssh_command_runner(Clock(), ssh_directory=self.directory,
+                                    environ={})
+        self.assertTrue(verifyObject(ICommandRunner, runner))
+
+
+# ---------------------------------------------------------------------------
+# The session channel
+
+class FakeSSHConnection(object):
+    """
+    The parts of ``SSHConnection`` a channel uses, recorded.
+    """
+
+    def __init__(self):
+        self.lost = False
+        self.requests = []
+        self.sent = []
+        self.eof = False
+        self.closed = False
+
+    def sendRequest(self, channel, kind, data, wantReply=0):
+        d = Deferred()
+        self.requests.append((kind, data, d))
+        return d
+
+    def sendData(self, channel, data):
+        self.sent.append(data)
+
+    def sendEOF(self, channel):
+        self.eof = True
+
+    def sendClose(self, channel):
+        self.closed = True
+
+
+class CommandChannelTests(SynchronousTestCase):
+    """
+    Tests for :class:`_CommandChannel`.
+    """
+
+    def channel(self, stdin=b"", window=1 << 20):
+        finished = Deferred()
+        channel = _CommandChannel(b"'cat'", stdin, finished)
+        channel.conn = FakeSSHConnection()
+        channel.remoteWindowLeft = window
+        channel.remoteMaxPacket = 32768
+        channel.channelOpen(b"")
+        return channel, finished
+
+    def test_exec_then_stdin_then_eof(self):
+        """
+        The command is requested with ``exec``; once accepted, stdin is sent
+        and then EOF.
+        """
+        channel, finished = self.channel(b"input")
+        [(kind, data, reply)] = channel.conn.requests
+        self.assertEqual((kind, data), (b"exec", b"\x00\x00\x00\x05'cat'"))
+        self.assertEqual((channel.conn.sent, channel.conn.eof), ([], False))
+        reply.callback(b"")
+        self.assertEqual((channel.conn.sent, channel.conn.eof),
+                         ([b"input"], True))
+
+    def test_eof_waits_for_window(self):
+        """
+        EOF is only sent after stdin that did not fit the peer's window has
+        been sent.
+        """
+        channel, finished = self.channel(b"0123456789", window=4)
+        channel.conn.requests[0][2].callback(b"")
+        self.assertEqual((b"".join(channel.conn.sent), channel.conn.eof),
+                         (b"0123", False))
+        channel.addWindowBytes(100)
+        self.assertEqual((b"".join(channel.conn.sent), channel.conn.eof),
+                         (b"0123456789", True))
+
+    def test_outcome(self):
+        """
+        Stdout, stderr (extended data) and the exit status are collected.
+        """
+        channel, finished = self.channel()
+        channel.conn.requests[0][2].callback(b"")
+        channel.dataReceived(b"out1 ")
+        channel.extReceived(EXTENDED_DATA_STDERR, b"err")
+        channel.dataReceived(b"out2")
+        channel.request_exit_status(b"\x00\x00\x00\x03")
+        channel.closed()
+        self.assertEqual(self.successResultOf(finished), _Outcome(
+            exit_code=3, signal=None, stdout=b"out1 out2", stderr=b"err"))
+
+    def test_signal(self):
+        """
+        A command killed by a signal has no exit status, the signal name.
+        """
+        channel, finished = self.channel()
+        channel.conn.requests[0][2].callback(b"")
+        channel.request_exit_signal(b"\x00\x00\x00\x04KILL\x00"
+                                    b"\x00\x00\x00\x00\x00\x00\x00\x00")
+        channel.closed()
+        outcome = self.successResultOf(finished)
+        self.assertEqual((outcome.exit_code, outcome.signal), (None, "KILL"))
+
+    def test_connection_lost(self):
+        """
+        A channel closed because the connection died before the command
+        ended fails with ``ConnectionLost``.
+        """
+        channel, finished = self.channel()
+        channel.conn.requests[0][2].callback(b"")
+        channel.conn.lost = True
+        channel.closed()
+        self.failureResultOf(finished, ConnectionLost)
+
+    def test_exec_refused(self):
+        """
+        A refused exec request fails without a command having started.
+        """
+        channel, finished = self.channel()
+        channel.conn.requests[0][2].errback(Exception("no"))
+        self.assertTrue(channel.conn.closed)
+        channel.closed()
+        failure = self.failureResultOf(finished, _ChannelNotOpened)
+        self.assertFalse(failure.value.connection_lost)
+
+    def test_open_failed_connection_lost(self):
+        """
+        A channel that could not open because the connection was gone says
+        so, so the command may be retried on a new connection.
+        """
+        finished = Deferred()
+        channel = _CommandChannel(b"true", b"", finished)
+        channel.openFailed(ConnectionLost())
+        failure = self.failureResultOf(finished, _ChannelNotOpened)
+        self.assertTrue(failure.value.connection_lost)
+
+
+# ---------------------------------------------------------------------------
+# The runner with a fake connector
+
+class FakeNodeConnection(object):
+    """
+    A node connection whose commands finish when the test says.
+    """
+
+    def __init__(self, address):
+        self.address = address
+        self.executions = []
+        self.open = True
+        self._watchers = []
+
+    def execute(self, command, stdin):
+        d = Deferred()
+        self.executions.append((command, stdin, d))
+        return d
+
+    def is_open(self):
+        return self.open
+
+    def when_lost(self):
+        d = Deferred()
+        self._watchers.append(d)
+        return d
+
+    def lose(self):
+        self.open = False
+        for d in self._watchers:
+            d.callback(None)
+
+    def disconnect(self):
+        self.lose()
+        return succeed(None)
+
+
+class FakeConnector(object):
+    """
+    Records connection attempts; the test fires them.
+    """
+
+    def __init__(self):
+        self.attempts = []
+
+    def connect(self, address):
+        d = Deferred()
+        self.attempts.append((address, d))
+        return d
+
+    def succeed(self, index=-1):
+        address, d = self.attempts[index]
+        connection = FakeNodeConnection(address)
+        d.callback(connection)
+        return connection
+
+
+def _ok(stdout=b""):
+    return _Outcome(exit_code=0, signal=None, stdout=stdout, stderr=b"")
+
+
+class SSHCommandRunnerTests(SynchronousTestCase):
+    """
+    Tests for :class:`SSHCommandRunner`'s pooling, limits and error mapping.
+    """
+
+    def runner(self, **options):
+        self.connector = FakeConnector()
+        return SSHCommandRunner(Clock(), KnownHosts.parse("kh", b""),
+                                connector=self.connector, **options)
+
+    def test_interface(self):
+        """
+        :class:`SSHCommandRunner` provides :class:`ICommandRunner`.
+        """
+        self.assertTrue(verifyObject(ICommandRunner, self.runner()))
+
+    def test_stdout(self):
+        """
+        The quoted command and stdin go to the node's connection; a zero exit
+        gives stdout.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["echo", "a b"], b"in")
+        connection = self.connector.succeed()
+        [(command, stdin, done)] = connection.executions
+        self.assertEqual((command, stdin), (b"echo 'a b'", b"in"))
+        done.callback(_ok(b"a b\n"))
+        self.assertEqual(self.successResultOf(d), b"a b\n")
+
+    def test_connection_reused(self):
+        """
+        Commands to one node share one connection, also while it is still
+        being made.
+        """
+        runner = self.runner()
+        first = runner.run("n1", ["true"])
+        second = runner.run("n1", ["true"])
+        connection = self.connector.succeed()
+        third = runner.run("n1", ["true"])
+        self.assertEqual(len(self.connector.attempts), 1)
+        for _, _, done in connection.executions:
+            done.callback(_ok())
+        for d in (first, second, third):
+            self.successResultOf(d)
+        self.assertEqual(runner.connected_addresses(), {"n1"})
+
+    def test_one_connection_per_node(self):
+        """
+        Different nodes get different connections.
+        """
+        runner = self.runner()
+        runner.run("n1", ["true"])
+        runner.run("n2", ["true"])
+        self.assertEqual([a for a, _ in self.connector.attempts],
+                         ["n1", "n2"])
+
+    def test_connect_failure_not_cached(self):
+        """
+        A failed connection fails every waiting command; the next command
+        tries again.
+        """
+        runner = self.runner()
+        first = runner.run("n1", ["true"])
+        second = runner.run("n1", ["true"])
+        self.connector.attempts[0][1].errback(
+            NodeUnreachable("n1", "connection refused"))
+        self.failureResultOf(first, NodeUnreachable)
+        self.failureResultOf(second, NodeUnreachable)
+        runner.run("n1", ["true"])
+        self.assertEqual(len(self.connector.attempts), 2)
+
+    def test_immediate_connect_failure(self):
+        """
+        A connection attempt that fails at once fails the command.
+        """
+        runner = self.runner()
+        self.connector.connect = lambda address: fail(
+            NodeUnreachable(address, "connection refused on port 22"))
+        error = self.failureResultOf(runner.run("n1", ["true"]),
+                                     NodeUnreachable).value
+        self.assertEqual(str(error),
+                         "n1: unreachable: connection refused on port 22")
+
+    def test_close_abandons_attempts(self):
+        """
+        ``close()`` cancels connection attempts still in progress; their
+        commands fail.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["true"])
+        self.successResultOf(runner.close())
+        self.failureResultOf(d)
+        self.assertTrue(self.connector.attempts[0][1].called)
+
+    def test_reconnect_after_loss(self):
+        """
+        Once a node's connection is lost, the next command reconnects.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["true"])
+        connection = self.connector.succeed()
+        connection.executions[0][2].callback(_ok())
+        self.successResultOf(d)
+        connection.lose()
+        self.assertEqual(runner.connected_addresses(), set())
+        runner.run("n1", ["true"])
+        self.assertEqual(len(self.connector.attempts), 2)
+
+    def test_nonzero_exit(self):
+        """
+        A non-zero exit fails with :class:`RemoteCommandFailed` carrying the
+        node, argv, status and stderr.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["ls", "/x"])
+        connection = self.connector.succeed()
+        connection.executions[0][2].callback(_Outcome(
+            exit_code=2, signal=None, stdout=b"",
+            stderr=b"ls: cannot access '/x': No such file\n"))
+        error = self.failureResultOf(d, RemoteCommandFailed).value
+        self.assertEqual((error.address, error.argv, error.exit_code),
+                         ("n1", ["ls", "/x"], 2))
+        self.assertEqual(
+            str(error),
+            "n1: ls /x exited with status 2: ls: cannot access '/x': "
+            "No such file")
+
+    def test_signal(self):
+        """
+        A command ended by a signal fails, naming the signal.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["sleep", "9"])
+        self.connector.succeed().executions[0][2].callback(_Outcome(
+            exit_code=None, signal="KILL", stdout=b"", stderr=b""))
+        error = self.failureResultOf(d, RemoteCommandFailed).value
+        self.assertIn("killed by signal KILL", str(error))
+
+    def test_connection_lost_while_running(self):
+        """
+        A connection lost while the command ran is :class:`NodeUnreachable`.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["sleep", "9"])
+        self.connector.succeed().executions[0][2].errback(ConnectionLost())
+        error = self.failureResultOf(d, NodeUnreachable).value
+        self.assertIn("connection lost while the command ran", str(error))
+
+    def test_retry_when_connection_died_before_start(self):
+        """
+        If the pooled connection turns out dead before the command started,
+        the command runs once on a new connection.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["true"])
+        old = self.connector.succeed()
+        old.executions[0][2].errback(_ChannelNotOpened("gone", True))
+        new = self.connector.succeed()
+        new.executions[0][2].callback(_ok(b"ok"))
+        self.assertEqual(self.successResultOf(d), b"ok")
+
+    def test_no_second_retry(self):
+        """
+        The retry happens once only.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["true"])
+        self.connector.succeed().executions[0][2].errback(
+            _ChannelNotOpened("gone", True))
+        self.connector.succeed().executions[0][2].errback(
+            _ChannelNotOpened("gone", True))
+        self.failureResultOf(d, NodeUnreachable)
+        self.assertEqual(len(self.connector.attempts), 2)
+
+    def test_bad_argv(self):
+        """
+        An unusable argument vector fails before anything is connected.
+        """
+        runner = self.runner()
+        self.failureResultOf(runner.run("n1", ["a\x00"]), ValueError)
+        self.assertEqual(self.connector.attempts, [])
+
+    def test_global_limit(self):
+        """
+        At most ``concurrency`` commands are in flight across all nodes; the
+        next starts when one finishes.
+        """
+        runner = self.runner(concurrency=2)
+        results = [runner.run(address, ["true"])
+                   for address in ["n1", "n2", "n3", "n1"]]
+        self.assertEqual([a for a, _ in self.connector.attempts],
+                         ["n1", "n2"])
+        first = self.connector.succeed(0)
+        self.connector.succeed(1)
+        first.executions[0][2].callback(_ok())
+        self.successResultOf(results[0])
+        self.assertEqual([a for a, _ in self.connector.attempts],
+                         ["n1", "n2", "n3"])
+        self.assertNoResult(results[3])
+
+    def test_node_limit(self):
+        """
+        At most ``sessions_per_node`` commands run at once on one node.
+        """
+        runner = self.runner(sessions_per_node=2)
+        results = [runner.run("n1", ["true"]) for _ in range(3)]
+        connection = self.connector.succeed()
+        self.assertEqual(len(connection.executions), 2)
+        connection.executions[0][2].callback(_ok())
+        self.assertEqual(len(connection.executions), 3)
+        self.assertNoResult(results[2])
+
+    def test_node_limit_leaves_global_slots(self):
+        """
+        Commands waiting for a busy node do not hold global slots that
+        commands for other nodes could use.
+        """
+        runner = self.runner(concurrency=2, sessions_per_node=1)
+        runner.run("n1", ["true"])
+        runner.run("n1", ["true"])
+        runner.run("n2", ["true"])
+        self.assertEqual([a for a, _ in self.connector.attempts],
+                         ["n1", "n2"])
+
+    def test_close(self):
+        """
+        ``close()`` disconnects every connection.
+        """
+        runner = self.runner()
+        runner.run("n1", ["true"])
+        runner.run("n2", ["true"])
+        connections = [self.connector.succeed(0), self.connector.succeed(1)]
+        self.assertIsNone(self.successResultOf(runner.close()))
+        self.assertEqual([c.open for c in connections], [False, False])
+        self.assertEqual(runner.connected_addresses(), set())
+
+    @capture_logging(None, encoder_=None)
+    def test_logged(self, logger):
+        """
+        Each command is a ``flocker:cli:ssh:run`` action with the node, the
+        argument vector and the stdin size; success adds the exit status.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["echo", "x"], b"abc")
+        self.connector.succeed().executions[0][2].callback(_ok(b"x\n"))
+        self.successResultOf(d)
+        assertHasAction(self, logger, SSH_RUN, True,
+                        {"address": "n1", "argv": ["echo", "x"],
+                         "stdin_bytes": 3},
+                        {"exit_code": 0, "stdout_bytes": 2})
+
+    @capture_logging(None, encoder_=None)
+    def test_failure_logged(self, logger):
+        """
+        A failed command's action fails with the error.
+        """
+        runner = self.runner()
+        d = runner.run("n1", ["false"])
+        self.connector.succeed().executions[0][2].callback(_Outcome(
+            exit_code=1, signal=None, stdout=b"", stderr=b""))
+        self.failureResultOf(d, RemoteCommandFailed)
+        [action] = LoggedAction.of_type(logger.messages, SSH_RUN)
+        self.assertFalse(action.succeeded)
+        self.assertIn("RemoteCommandFailed",
+                      action.end_message["exception"])
+
+
+class EndpointNeverConnects(object):
+    """
+    An endpoint whose connection attempt never finishes (until cancelled).
+    """
+
+    def __init__(self):
+        self.cancelled = False
+
+    def connect(self, factory):
+        def cancel(d):
+            self.cancelled = True
+        return Deferred(cancel)
+
+
+class EndpointRefuses(object):
+    """
+    An endpoint whose connection attempt is refused.
+    """
+
+    def connect(self, factory):
+        return fail(ConnectionRefusedError())
+
+
+class ConchConnectorTests(SynchronousTestCase):
+    """
+    Tests for :class:`_ConchConnector` failing before SSH starts.
+    """
+
+    def connector(self, clock, endpoint):
+        return _ConchConnector(
+            reactor=clock, username="root", port=22,
+            known_hosts=KnownHosts.parse("kh", b""), identities=[],
+            agent_endpoint=None, timeout=5.0,
+            endpoint_factory=lambda address, port: endpoint)
+
+    @capture_logging(None, encoder_=None)
+    def test_timeout(self, logger):
+        """
+        A node that does not answer is :class:`NodeUnreachable` once the
+        connect timeout has passed, and the attempt is cancelled.
+        """
+        clock = Clock()
+        endpoint = EndpointNeverConnects()
+        d = self.connector(clock, endpoint).connect("10.0.0.9")
+        clock.advance(4.9)
+        self.assertNoResult(d)
+        clock.advance(0.1)
+        error = self.failureResultOf(d, NodeUnreachable).value
+        self.assertTrue(endpoint.cancelled)
+        self.assertEqual(str(error),
+                         "10.0.0.9: unreachable: no answer on port 22 within "
+                         "5 s")
+        assertHasAction(self, logger, SSH_CONNECT, False,
+                        {"address": "10.0.0.9", "port": 22,
+                         "username": "root"})
+
+    def test_cancelled(self):
+        """
+        A cancelled attempt is :class:`NodeUnreachable`, not a timeout.
+        """
+        clock = Clock()
+        d = self.connector(clock, EndpointNeverConnects()).connect("10.0.0.9")
+        d.cancel()
+        error = self.failureResultOf(d, NodeUnreachable).value
+        self.assertIn("cancelled", str(error))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    @capture_logging(None, encoder_=None)
+    def test_refused(self, logger):
+        """
+        A refused connection is :class:`NodeUnreachable` at once.
+        """
+        clock = Clock()
+        d = self.connector(clock, EndpointRefuses()).connect("10.0.0.9")
+        error = self.failureResultOf(d, NodeUnreachable).value
+        self.assertIn("connection refused on port 22", str(error))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+# ---------------------------------------------------------------------------
+# The ICommandRunner contract, against the fake and a real sshd
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """
+    A private sshd on loopback for this module's real tests.
+    """
+    yield from running_sshd(tmp_path_factory)
+
+
+def _printf(argv, stdin):
+    if argv[1] != "%s\\0":
+        raise CommandExit(1, b"unsupported format")
+    return b"".join(a.encode("utf-8") + b"\x00" for a in argv[2:])
+
+
+def _ls(argv, stdin):
+    raise CommandExit(2, ("ls: cannot access '%s': No such file or directory"
+                          "\n" % (argv[1],)).encode("utf-8"))
+
+
+class _MemoryHarness(object):
+    """
+    Runs the contract against :class:`MemoryCommandRunner`, whose handlers
+    imitate the few programs the contract uses.
+    """
+    address = "node1"
+
+    def __init__(self):
+        self.runner = MemoryCommandRunner()
+        self.runner.add_handler(None, ["printf"], _printf)
+        self.runner.add_handler(None, ["cat"], lambda argv, stdin: stdin)
+        self.runner.add_handler(None, ["ls"], _ls)
+        self.runner.unreachable["192.0.2.1"] = "connection refused"
+
+    def run(self, argv, stdin=b"", address=None):
+        d = self.runner.run(address or self.address, argv, stdin)
+        results = []
+        d.addBoth(results.append)
+        [result] = results
+        if hasattr(result, "raiseException"):
+            result.raiseException()
+        return result
+
+    def run_unreachable(self, argv):
+        return self.run(argv, address="192.0.2.1")
+
+
+class _SSHHarness(object):
+    """
+    Runs the contract against :class:`SSHCommandRunner` and a real sshd.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self.address = server.addresses[0]
+
+    def _runner(self, reactor, port=None):
+        return SSHCommandRunner(
+            reactor, KnownHosts.from_path(self.server.known_hosts_path),
+            [self.server.client_key], port=port or self.server.port,
+            connect_timeout=10)
+
+    def run(self, argv, stdin=b"", port=None):
+        def go(reactor):
+            runner = self._runner(reactor, port)
+            d = runner.run(self.address, argv, stdin)
+            return d.addBoth(lambda result: runner.close().addCallback(
+                lambda _: result))
+        return run_in_reactor(go)
+
+    def run_unreachable(self, argv):
+        return self.run(argv, port=free_port())
+
+
+@pytest.fixture(params=["memory", "ssh"])
+def harness(request):
+    """
+    The ``ICommandRunner`` contract's subject: the fake or the real runner.
+    """
+    if request.param == "memory":
+        return _MemoryHarness()
+    return _SSHHarness(request.getfixturevalue("sshd"))
+
+
+def test_contract_interface(harness):
+    """
+    The runner provides :class:`ICommandRunner`.
+    """
+    runner = getattr(harness, "runner", None) or harness._runner(Clock())
+    assert verifyObject(ICommandRunner, runner)
+
+
+def test_contract_arguments_literal(harness):
+    """
+    Every argument arrives as one literal argument: shell metacharacters,
+    quotes, newlines, unicode and empty strings included.
+    """
+    arguments = ["$HOME; echo pwned && `id` | cat > /tmp/x",
+                 "it's \"quoted\" \\", "new\nline\ttab", "ünïcödé ☃", "",
+                 "*", "-n", "$(id)"]
+    out = harness.run(["printf", "%s\\0"] + arguments)
+    assert out.split(b"\x00")[:-1] == [a.encode("utf-8") for a in arguments]
+
+
+def test_contract_stdin(harness):
+    """
+    Standard input is delivered, then closed.
+    """
+    assert harness.run(["cat"], b"line one\nline two\n") == (
+        b"line one\nline two\n")
+
+
+def test_contract_failure(harness):
+    """
+    A failing command gives :class:`RemoteCommandFailed` with its exit
+    status and its standard error.
+    """
+    with pytest.raises(RemoteCommandFailed) as info:
+        harness.run(["ls", "/nonexistent-flocker-test"])
+    assert info.value.exit_code == 2
+    assert b"No such file or directory" in info.value.stderr
+    assert info.value.argv == ["ls", "/nonexistent-flocker-test"]
+    assert "/nonexistent-flocker-test" in info.value.error_line()
+
+
+def test_contract_missing_program(harness):
+    """
+    A program that does not exist on the node exits with status 127.
+    """
+    with pytest.raises(RemoteCommandFailed) as info:
+        harness.run(["flocker-no-such-program"])
+    assert info.value.exit_code == 127
+
+
+def test_contract_unreachable(harness):
+    """
+    A node that cannot be reached gives :class:`NodeUnreachable`.
+    """
+    with pytest.raises(NodeUnreachable):
+        harness.run_unreachable(["true"])
+
+
+def test_contract_stdin_must_be_bytes(harness):
+    """
+    Text given as stdin is refused with ``TypeError``.
+    """
+    with pytest.raises(TypeError):
+        harness.run(["cat"], "text")
+
+
+def test_contract_bad_argv(harness):
+    """
+    An argument with NUL is refused with ``ValueError``.
+    """
+    with pytest.raises(ValueError):
+        harness.run(["printf", "%s\\0", "a\x00b"])
+
+
+# ---------------------------------------------------------------------------
+# Real SSH only
+
+def _runner(reactor, server, known_hosts=None, identities=None, **options):
+    options.setdefault("port", server.port)
+    return SSHCommandRunner(
+        reactor,
+        known_hosts or KnownHosts.from_path(server.known_hosts_path),
+        [server.client_key] if identities is None else identities, **options)
+
+
+def _run_closing(runner_factory, address, argv, stdin=b""):
+    """
+    Run one command with a runner made in the reactor, close the runner,
+    and return the result (or raise the failure).
+    """
+    def go(reactor):
+        runner = runner_factory(reactor)
+        d = runner.run(address, argv, stdin)
+        return d.addBoth(lambda result: runner.close().addCallback(
+            lambda _: result))
+    return run_in_reactor(go)
+
+
+def _file_state(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read(), os.stat(path).st_mtime_ns
+
+
+def _ssh_keygen_fingerprint(public_path):
+    output = subprocess.run([SSH_KEYGEN, "-l", "-f", public_path],
+                            check=True, capture_output=True).stdout.decode()
+    return output.split()[1]
+
+
+def test_ssh_unknown_host_key_refused(sshd, tmp_path):
+    """
+    A node whose key is not in known_hosts is refused with its host and
+    the key's fingerprint (as ssh-keygen shows it); the file is not written.
+    """
+    path = str(tmp_path / "known_hosts")
+    with open(path, "wb") as f:
+        f.write(sshd.known_hosts_line("127.0.0.2"))
+    before = _file_state(path)
+    with pytest.raises(HostKeyError) as info:
+        _run_closing(lambda reactor: _runner(
+            reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
+    fingerprint = _ssh_keygen_fingerprint(sshd.host_key_path + ".pub")
+    assert info.value.address == "127.0.0.1"
+    assert fingerprint in str(info.value)
+    assert str(info.value).startswith("127.0.0.1: host key verification")
+    assert _file_state(path) == before
+
+
+def test_ssh_missing_known_hosts_not_created(sshd, tmp_path):
+    """
+    With no known_hosts file at all, the node is refused and no file is
+    created.
+    """
+    path = str(tmp_path / "known_hosts")
+    with pytest.raises(HostKeyError):
+        _run_closing(lambda reactor: _runner(
+            reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
+    assert not os.path.exists(path)
+
+
+def test_ssh_host_name_entry_not_extended(sshd, tmp_path):
+    """
+    A node known by host name is accepted without an IP entry being added
+    (Conch's own KnownHostsFile would add and save one).
+    """
+    path = str(tmp_path / "known_hosts")
+    with open(path, "wb") as f:
+        f.write(b"[localhost]:%d " % (sshd.port,)
+                + sshd.host_key.public().toString("openssh") + b"\n")
+    before = _file_state(path)
+    out = _run_closing(lambda reactor: _runner(
+        reactor, sshd, KnownHosts.from_path(path)), "localhost",
+        ["printf", "ok"])
+    assert out == b"ok"
+    assert _file_state(path) == before
+
+
+def test_ssh_changed_host_key_refused(sshd, tmp_path):
+    """
+    A node presenting a different key than known_hosts lists is refused as
+    a changed key.
+    """
+    path = str(tmp_path / "known_hosts")
+    with open(path, "wb") as f:
+        f.write(sshd.known_hosts_line("127.0.0.1", key=sshd.stranger_key))
+    before = _file_state(path)
+    with pytest.raises(HostKeyError) as info:
+        _run_closing(lambda reactor: _runner(
+            reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
+    assert "CHANGED" in str(info.value)
+    assert key_fingerprint(sshd.host_key.public()) in str(info.value)
+    assert _file_state(path) == before
+
+
+def test_ssh_refused_port(sshd):
+    """
+    A closed port is :class:`NodeUnreachable` naming the refusal.
+    """
+    port = free_port()
+    with pytest.raises(NodeUnreachable) as info:
+        _run_closing(lambda reactor: _runner(reactor, sshd, port=port),
+                     "127.0.0.1", ["true"])
+    assert "refused" in str(info.value)
+
+
+def test_ssh_silent_port_times_out(sshd):
+    """
+    A port that accepts but never speaks SSH is :class:`NodeUnreachable`
+    once the connect timeout has passed.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        with pytest.raises(NodeUnreachable) as info:
+            _run_closing(lambda reactor: _runner(
+                reactor, sshd, port=port, connect_timeout=0.5),
+                "127.0.0.1", ["true"])
+    assert "within 0.5 s" in str(info.value)
+
+
+def test_ssh_authentication_failed(sshd):
+    """
+    A key the node does not accept gives :class:`AuthenticationFailed`.
+    """
+    with pytest.raises(AuthenticationFailed) as info:
+        _run_closing(lambda reactor: _runner(
+            reactor, sshd, identities=[sshd.stranger_key]),
+            "127.0.0.1", ["true"])
+    assert "refused every key" in str(info.value)
+
+
+def test_ssh_rsa_key(sshd):
+    """
+    RSA keys authenticate (with SHA-2 signatures, which current OpenSSH
+    requires).
+    """
+    assert _run_closing(lambda reactor: _runner(
+        reactor, sshd, identities=[sshd.rsa_key]), "127.0.0.1",
+        ["printf", "rsa"]) == b"rsa"
+
+
+@pytest.fixture
+def ssh_agent(sshd, tmp_path):
+    """
+    A private ssh-agent holding the server's accepted ed25519 client key.
+    """
+    require(os.access(SSH_AGENT, os.X_OK), "needs " + SSH_AGENT)
+    socket_path = str(tmp_path / "agent.sock")
+    agent = subprocess.Popen([SSH_AGENT, "-D", "-a", socket_path],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        environment = dict(os.environ, SSH_AUTH_SOCK=socket_path)
+        # ssh-agent -D creates its socket shortly after starting.
+        for _ in range(200):
+            if os.path.exists(socket_path) or agent.poll() is not None:
+                break
+            time.sleep(0.05)
+        subprocess.run(["/usr/bin/ssh-add", "-q", sshd.client_key_path],
+                       check=True, env=environment,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield socket_path
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+def test_ssh_agent(sshd, ssh_agent):
+    """
+    Keys held by the SSH agent authenticate without any identity file.
+    """
+    out = _run_closing(lambda reactor: _runner(
+        reactor, sshd, identities=[],
+        agent_endpoint=agent_endpoint(reactor, {"SSH_AUTH_SOCK": ssh_agent})),
+        "127.0.0.1", ["printf", "agent"])
+    assert out == b"agent"
+
+
+def test_ssh_exit_status_and_stderr(sshd):
+    """
+    The remote exit status and standard error are reported.
+    """
+    script = "import sys; sys.stderr.write('first\\nthe error\\n'); sys.exit(7)"
+    with pytest.raises(RemoteCommandFailed) as info:
+        _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
+                     ["/usr/bin/python3", "-c", script])
+    assert info.value.exit_code == 7
+    assert info.value.stderr == b"first\nthe error\n"
+    assert str(info.value).endswith(": the error")
+
+
+def test_ssh_large_stdin_and_stdout(sshd):
+    """
+    Data larger than SSH's windows travels both ways intact.
+    """
+    data = os.urandom(3 * 1024 * 1024)
+    out = _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
+                       ["cat"], data)
+    assert out == data
+
+
+def test_ssh_connection_reused(sshd):
+    """
+    Successive and concurrent commands to one node share one SSH
+    connection (the same client port in ``$SSH_CONNECTION``); after
+    ``close()`` a new one is made.
+    """
+    script = "import os; print(os.environ['SSH_CONNECTION'].split()[1])"
+    argv = ["/usr/bin/python3", "-c", script]
+
+    def go(reactor):
+        from twisted.internet.defer import gatherResults
+        runner = _runner(reactor, sshd)
+        ports = []
+        d = runner.run("127.0.0.1", argv)
+        d.addCallback(ports.append)
+        d.addCallback(lambda _: gatherResults(
+            [runner.run("127.0.0.1", argv) for _ in range(3)]))
+        d.addCallback(ports.extend)
+        d.addCallback(lambda _: runner.close())
+        d.addCallback(lambda _: runner.run("127.0.0.1", argv))
+        d.addCallback(ports.append)
+        d.addBoth(lambda result: runner.close().addCallback(lambda _: result))
+        return d.addCallback(lambda _: ports)
+    ports = run_in_reactor(go)
+    assert len(set(ports[:4])) == 1
+    assert ports[4] != ports[0]
+
+
+_CONCURRENCY_PROBE = """
+import os, sys, time
+directory = sys.argv[1]
+mine = os.path.join(directory, "active", str(os.getpid()))
+open(mine, "w").close()
+seen = len(os.listdir(os.path.join(directory, "active")))
+with open(os.path.join(directory, "seen", str(os.getpid())), "w") as f:
+    f.write(str(seen))
+time.sleep(0.3)
+os.unlink(mine)
+"""
+
+
+def test_ssh_concurrency_bound(sshd, tmp_path):
+    """
+    With ``concurrency=2``, no more than two commands run at once, across
+    three nodes.
+    """
+    (tmp_path / "active").mkdir()
+    (tmp_path / "seen").mkdir()
+    argv = ["/usr/bin/python3", "-c", _CONCURRENCY_PROBE, str(tmp_path)]
+
+    def go(reactor):
+        from twisted.internet.defer import gatherResults
+        runner = _runner(reactor, sshd, concurrency=2)
+        d = gatherResults([runner.run(address, argv)
+                           for address in sshd.addresses * 2])
+        return d.addBoth(lambda result: runner.close().addCallback(
+            lambda _: result))
+    run_in_reactor(go)
+    seen = [int((tmp_path / "seen" / name).read_text())
+            for name in os.listdir(tmp_path / "seen")]
+    assert len(seen) == 6
+    assert max(seen) <= 2
+
+
+def test_ssh_eliot_actions(sshd):
+    """
+    Connecting and running are logged as eliot actions, the connection
+    with the host key's fingerprint.
+    """
+    from eliot import MemoryLogger
+    from eliot.testing import swap_logger
+    logger = MemoryLogger()
+    previous = swap_logger(logger)
+    try:
+        _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
+                     ["printf", "x"])
+    finally:
+        swap_logger(previous)
+    [connect] = LoggedAction.of_type(logger.messages, SSH_CONNECT)
+    assert connect.succeeded
+    assert connect.end_message["host_key"] == key_fingerprint(
+        sshd.host_key.public())
+    [run] = LoggedAction.of_type(logger.messages, SSH_RUN)
+    assert run.succeeded and run.end_message["exit_code"] == 0
+    logger.validate()
+
+
+# ---------------------------------------------------------------------------
+# The lab: the client namespace reaching every node
+
+_LAB_PROBE = """
+import json, sys
+from twisted.internet.defer import gatherResults
+from twisted.internet.task import react
+from flocker.cli._ssh import ssh_command_runner
+
+def main(reactor, identity, known_hosts, *addresses):
+    runner = ssh_command_runner(reactor, identity_files=[identity],
+                                known_hosts_path=known_hosts, environ={})
+    d = gatherResults([runner.run(address, ["hostname"])
+                       for address in addresses])
+    d.addCallback(lambda names: print(json.dumps(
+        [name.decode("ascii").strip() for name in names])))
+    return d.addBoth(lambda result: runner.close().addCallback(
+        lambda _: result))
+
+react(main, sys.argv[1:])
+"""
+
+
+def test_lab_every_node(lab):
+    """
+    From the lab's client namespace, the runner reaches every node at once
+    with the lab's identity and known_hosts (which it leaves unchanged), and
+    each command runs on the node it was sent to.
+    """
+    before = _file_state(lab.known_hosts)
+    result = lab.run_client(
+        [sys.executable, "-c", _LAB_PROBE, lab.identity, lab.known_hosts]
+        + [node.address for node in lab.nodes])
+    assert json.loads(result.stdout) == lab.node_names
+    assert _file_state(lab.known_hosts) == before

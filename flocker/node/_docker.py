@@ -1,0 +1,1079 @@
+"""
+What Flocker needs of Docker, and two ways of getting it.
+
+:class:`IDockerClient` is the interface; :class:`DockerClient` speaks the
+Docker Engine HTTP API over the daemon's Unix socket with treq (no docker CLI,
+no blocking client library); :class:`FakeDockerClient` keeps containers in
+memory for unit tests and behaves the same, which one shared test suite
+checks (``flocker/node/test/test_docker.py``).
+
+Flocker's containers are named ``flocker--<application name>`` and carry the
+label ``flocker.application`` holding the application's canonical JSON, so the
+node's report rebuilds each :class:`flocker.Application` exactly.  A second
+label, ``flocker.spec``, holds a digest of the whole container configuration
+(including derived parts such as link environment variables and the volume's
+host path) so that :meth:`IDockerClient.add` can tell whether an existing
+container already is what was asked for.  Containers without the label are
+never stopped, removed or replaced.
+"""
+
+import hashlib
+import json
+import posixpath
+import re
+from urllib.parse import quote
+
+import attr
+import treq
+from eliot import current_action
+from eliot.twisted import DeferredContext
+from pyrsistent import pmap, pset
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.error import (
+    ConnectError, ConnectionClosed, TimeoutError as InternetTimeoutError,
+)
+from twisted.web.client import (
+    Agent, HTTPConnectionPool, RequestTransmissionFailed, ResponseFailed,
+    ResponseNeverReceived,
+)
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import Interface, implementer
+
+from .._model import Application, Port
+from .._serialize import (
+    SerializationError, application_from_dict, application_to_dict, dumps,
+)
+from ._logging import (
+    DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID, DOCKER_EXISTS,
+    DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT, DOCKER_LIST,
+    DOCKER_NEGOTIATE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
+)
+
+__all__ = [
+    "IDockerClient", "DockerClient", "FakeDockerClient", "Unit",
+    "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
+    "AlreadyExists", "ContainerNotFound",
+    "container_name", "container_config", "socket_path_from_docker_host",
+    "DEFAULT_DOCKER_SOCKET", "CONTAINER_PREFIX", "APPLICATION_LABEL",
+    "SPEC_LABEL", "MAXIMUM_API_VERSION", "MINIMUM_API_VERSION",
+    "MINIMUM_MEMORY_LIMIT",
+]
+
+#: Where Docker listens unless told otherwise.
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+
+#: Every Flocker container's name is this prefix followed by the
+#: application's name; the prefix keeps Flocker's names apart from the
+#: operator's own containers.
+CONTAINER_PREFIX = "flocker--"
+
+#: Label holding the application's canonical JSON; its presence is what
+#: makes a container Flocker's.
+APPLICATION_LABEL = "flocker.application"
+
+#: Label holding a digest of the container's whole configuration.
+SPEC_LABEL = "flocker.spec"
+
+#: The newest Docker Engine API version this client was written and tested
+#: against; a newer daemon is spoken to in this version.
+MAXIMUM_API_VERSION = (1, 41)
+
+#: The oldest API version with everything used here (labels filter,
+#: ``HostConfig.Sysctls``).
+MINIMUM_API_VERSION = (1, 25)
+
+#: Docker refuses memory limits below 6 MiB; the fake refuses them too.
+MINIMUM_MEMORY_LIMIT = 6 * 1024 * 1024
+
+# Lets a container's loopback traffic be DNATed to another address, which the
+# link rules installed in the container's network namespace rely on.  /proc/sys
+# is read-only inside containers, so it can only be set at creation.
+_LINK_SYSCTLS = {"net.ipv4.conf.all.route_localnet": "1"}
+
+# Flocker's restart policy names mapped to Docker's.
+_RESTART_POLICIES = {"never": "no", "always": "always",
+                     "on-failure": "on-failure"}
+
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class DockerError(Exception):
+    """
+    Base class of every error the Docker clients raise.  ``str()`` of each is
+    one line fit for an operator.
+    """
+
+
+class DockerUnavailable(DockerError):
+    """
+    The Docker daemon could not be reached: socket missing, daemon not
+    running, permission denied, no answer in time, or an API version too old.
+
+    :ivar str socket_path: The socket that was tried.
+    :ivar str reason: What went wrong.
+    """
+
+    def __init__(self, socket_path, reason):
+        DockerError.__init__(self, socket_path, reason)
+        self.socket_path = socket_path
+        self.reason = reason
+
+    def __str__(self):
+        return "Docker is not available at unix://%s: %s" % (
+            self.socket_path, self.reason)
+
+
+class DockerAPIError(DockerError):
+    """
+    Docker answered a request with an error.
+
+    :ivar str operation: What Flocker was doing, e.g.
+        ``"start container flocker--web"``.
+    :ivar int status: The HTTP status.
+    :ivar str message: Docker's message.
+    """
+
+    def __init__(self, operation, status, message):
+        DockerError.__init__(self, operation, status, message)
+        self.operation = operation
+        self.status = status
+        self.message = message
+
+    def __str__(self):
+        return "Docker failed to %s: %s (HTTP %d)" % (
+            self.operation, _one_line(self.message), self.status)
+
+
+class ImageNotFound(DockerError):
+    """
+    An application's image is not present on the node.  Flocker never pulls
+    images (nodes need not reach a registry); load it on the node first.
+
+    :ivar str image: The image reference.
+    :ivar str where: The node and socket, for the message.
+    """
+
+    def __init__(self, image, where):
+        DockerError.__init__(self, image, where)
+        self.image = image
+        self.where = where
+
+    def __str__(self):
+        return ("image %s is not present on %s; load it there first "
+                "(nothing was created)" % (self.image, self.where))
+
+
+class AlreadyExists(DockerError):
+    """
+    A container Flocker did not create already uses the name Flocker needs.
+
+    :ivar str container_name: The contested name.
+    :ivar container_id: The other container's id, when known.
+    :ivar str where: The node and socket, for the message.
+    """
+
+    def __init__(self, container_name, container_id, where):
+        DockerError.__init__(self, container_name, container_id, where)
+        self.container_name = container_name
+        self.container_id = container_id
+        self.where = where
+
+    def __str__(self):
+        ident = ("" if self.container_id is None
+                 else " (id %s)" % (self.container_id[:12],))
+        return ("container name %s is already used on %s by a container "
+                "Flocker did not create%s; it was left untouched" % (
+                    self.container_name, self.where, ident))
+
+
+class ContainerNotFound(DockerError):
+    """
+    There is no Flocker container for the application.
+
+    :ivar str name: The application name.
+    :ivar str where: The node and socket, for the message.
+    """
+
+    def __init__(self, name, where):
+        DockerError.__init__(self, name, where)
+        self.name = name
+        self.where = where
+
+    def __str__(self):
+        return "application %s has no Flocker container on %s" % (
+            self.name, self.where)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _where(node, socket_path):
+    if node is None:
+        return "this node (Docker at unix://%s)" % (socket_path,)
+    return "node %s (Docker at unix://%s)" % (node, socket_path)
+
+
+def container_name(application_name):
+    """
+    :param str application_name: An application's name.
+    :return: The name of its Docker container.
+    """
+    return CONTAINER_PREFIX + application_name
+
+
+def socket_path_from_docker_host(docker_host):
+    """
+    Find the Docker socket named by a ``DOCKER_HOST`` value.
+
+    :param docker_host: The value of ``DOCKER_HOST`` or ``None``/empty.
+    :return: The socket path: :data:`DEFAULT_DOCKER_SOCKET` when
+        ``docker_host`` is empty, else the path of its ``unix://`` URL.
+    :raises ValueError: For any other scheme (Flocker talks to the local
+        daemon over its Unix socket only) or a relative path.
+    """
+    if not docker_host:
+        return DEFAULT_DOCKER_SOCKET
+    scheme = "unix://"
+    if not docker_host.startswith(scheme):
+        raise ValueError(
+            "DOCKER_HOST=%s is not supported: Flocker needs the local "
+            "daemon's socket, as unix:///path/to/docker.sock" % (
+                docker_host,))
+    path = docker_host[len(scheme):]
+    if not path.startswith("/"):
+        raise ValueError(
+            "DOCKER_HOST=%s does not name an absolute socket path" % (
+                docker_host,))
+    return path
+
+
+def _check_host_path(path):
+    if not (isinstance(path, str) and path.startswith("/")):
+        raise ValueError("volume host path %r must be absolute" % (path,))
+    # Docker's Binds syntax separates fields with ':'.
+    if ":" in path or "\x00" in path or "\n" in path:
+        raise ValueError("volume host path %r contains ':' or a control "
+                         "character" % (path,))
+    if posixpath.normpath(path) != path:
+        raise ValueError("volume host path %r must be normalised" % (path,))
+
+
+def container_config(application, volume_mountpoint=None, extra_env=None):
+    """
+    Build the body of Docker's ``POST /containers/create`` for an application.
+
+    :param Application application: What to run.
+    :param volume_mountpoint: Host path of the application's volume (its
+        dataset's mountpoint), bound at ``application.volume.mountpoint``;
+        required exactly when the application has a volume.
+    :param extra_env: Mapping of further environment variables (link
+        variables); they take precedence over the application's own.
+    :return: A JSON-compatible ``dict``, labels included.
+    :raises ValueError: If the volume arguments do not match the application
+        or an extra variable name is invalid.
+    """
+    if not isinstance(application, Application):
+        raise TypeError("application must be an Application, not %r" % (
+            application,))
+    if (application.volume is None) != (volume_mountpoint is None):
+        raise ValueError(
+            "application %s %s a volume but %s host path was given" % (
+                application.name,
+                "has no" if application.volume is None else "has",
+                "a" if volume_mountpoint is not None else "no"))
+    environment = dict(application.environment)
+    for key, value in (extra_env or {}).items():
+        if not (isinstance(key, str) and _ENV_NAME.match(key)
+                and isinstance(value, str) and "\x00" not in value):
+            raise ValueError("invalid extra environment variable %r" % (key,))
+        environment[key] = value
+    ports = sorted(application.ports, key=lambda p: p.internal)
+    policy = application.restart_policy
+    host_config = {
+        "PortBindings": {
+            "%d/tcp" % (port.internal,): [
+                # An empty HostIp publishes on every address of the node.
+                {"HostIp": "", "HostPort": str(port.external)}]
+            for port in ports},
+        "Memory": application.mem_limit or 0,
+        "CpuShares": application.cpu_shares or 0,
+        "RestartPolicy": {
+            "Name": _RESTART_POLICIES[policy.name],
+            "MaximumRetryCount": policy.maximum_retry_count or 0},
+    }
+    if volume_mountpoint is not None:
+        _check_host_path(volume_mountpoint)
+        host_config["Binds"] = ["%s:%s" % (
+            volume_mountpoint, application.volume.mountpoint)]
+    if application.links:
+        host_config["Sysctls"] = dict(_LINK_SYSCTLS)
+    config = {
+        "Image": application.image,
+        "Env": ["%s=%s" % item for item in sorted(environment.items())],
+        "ExposedPorts": {"%d/tcp" % (port.internal,): {} for port in ports},
+        "Labels": {APPLICATION_LABEL: dumps(application_to_dict(application))},
+        "HostConfig": host_config,
+    }
+    if application.command is not None:
+        config["Cmd"] = list(application.command)
+    config["Labels"][SPEC_LABEL] = hashlib.sha256(
+        dumps(config).encode("utf-8")).hexdigest()
+    return config
+
+
+@attr.s(frozen=True, slots=True)
+class Unit(object):
+    """
+    One of Flocker's containers as Docker reports it.
+
+    :ivar str name: The application name.
+    :ivar Application application: The application the container was created
+        from (read back from its label).
+    :ivar bool running: Whether the container runs.
+    :ivar str container_id: Docker's id of the container.
+    :ivar str state: Docker's state word (``running``, ``exited``,
+        ``created``, ``restarting``...).
+    :ivar str image: The image as Docker reports it.
+    :ivar ports: ``PSet`` of :class:`flocker.Port` Docker actually publishes
+        (internal → external); empty while the container is not running.
+    :ivar binds: ``PMap`` of container path to host path of its bind mounts.
+    """
+    name = attr.ib()
+    application = attr.ib()
+    running = attr.ib()
+    container_id = attr.ib()
+    state = attr.ib()
+    image = attr.ib()
+    ports = attr.ib(default=pset(), converter=pset)
+    binds = attr.ib(default=pmap(), converter=pmap)
+
+
+class IDockerClient(Interface):
+    """
+    The Docker operations Flocker's node agent needs, on one node's daemon.
+    Every method returns a ``Deferred``; every failure is a
+    :class:`DockerError` (or ``ValueError``/``TypeError`` for bad arguments).
+    Only containers carrying :data:`APPLICATION_LABEL` are ever changed.
+    """
+
+    def list():
+        """
+        List Flocker's containers, running or not.  A container whose label
+        does not describe an application of its name is left out (and
+        logged).
+
+        :return: ``Deferred`` firing with a ``PSet`` of :class:`Unit`.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def add(application, volume_mountpoint=None, extra_env=None):
+        """
+        Create and start the application's container, named
+        ``flocker--<name>``, with its ports published on all the node's
+        addresses, its volume bind-mounted, its limits, restart policy,
+        environment and command.
+
+        Idempotent: if Flocker's container of that name already runs with
+        exactly this configuration nothing changes; a stopped or different
+        Flocker container of that name is stopped, deleted and replaced.  If
+        starting fails the new container is deleted again.
+
+        :param Application application: What to run.
+        :param volume_mountpoint: Host path to bind at
+            ``application.volume.mountpoint``; required exactly when the
+            application has a volume.
+        :param extra_env: Mapping of further environment variables (link
+            variables), overriding the application's own.
+        :return: ``Deferred`` firing with ``"created"``, ``"replaced"`` or
+            ``"unchanged"``.
+        :raises ImageNotFound: If the image is not on the node (checked
+            before anything is created).
+        :raises AlreadyExists: If a container Flocker did not create has the
+            name.
+        :raises DockerAPIError: If Docker refuses a step.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def remove(name):
+        """
+        Stop and delete the application's container.  Idempotent: nothing
+        happens if there is none, and a container of that name Flocker did not
+        create is left alone.
+
+        :param str name: Application name.
+        :return: ``Deferred`` firing with ``"removed"``, ``"absent"`` or
+            ``"foreign"``.
+        :raises DockerAPIError: If Docker refuses to stop or delete it.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def exists(name):
+        """
+        :param str name: Application name.
+        :return: ``Deferred`` firing with ``True`` if Flocker has a container
+            (running or not) for the application.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def image_present(image):
+        """
+        :param str image: An image reference.
+        :return: ``Deferred`` firing with ``True`` if the image is on the
+            node.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def container_pid(name):
+        """
+        Find the host process id of the application container's first
+        process, whose network namespace the link rules are installed in.
+
+        :param str name: Application name.
+        :return: ``Deferred`` firing with the pid, or ``None`` when the
+            container is not running.
+        :raises ContainerNotFound: If Flocker has no container for it.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+
+def _api_version(text):
+    try:
+        major, minor = text.split(".")
+        return (int(major), int(minor))
+    except (AttributeError, ValueError):
+        raise ValueError("not an API version: %r" % (text,))
+
+
+@implementer(IAgentEndpointFactory)
+@attr.s(frozen=True)
+class _UNIXSocketEndpointFactory(object):
+    """
+    Send every request to one Unix socket, whatever the URL's host.
+    """
+    reactor = attr.ib()
+    socket_path = attr.ib()
+
+    def endpointForURI(self, uri):
+        return UNIXClientEndpoint(self.reactor, self.socket_path)
+
+
+# Failures meaning the daemon could not be talked to at all.
+_UNAVAILABLE = (ConnectError, ConnectionClosed, ResponseNeverReceived,
+                ResponseFailed, RequestTransmissionFailed,
+                InternetTimeoutError, CancelledError)
+
+
+def _unavailable_reason(error, timeout):
+    if isinstance(error, ConnectError):
+        # osError is the errno; the first argument is its text, e.g. "No
+        # such file or directory" or "Permission denied".
+        if error.args and error.args[0]:
+            return str(error.args[0])
+        return error.__class__.__name__
+    if isinstance(error, (InternetTimeoutError, CancelledError)):
+        return "no answer within %s seconds" % (timeout,)
+    if isinstance(error, (ResponseFailed, ResponseNeverReceived,
+                          RequestTransmissionFailed)):
+        reasons = [r.getErrorMessage() for r in error.reasons]
+        return "connection lost (%s)" % ("; ".join(reasons) or "no reason",)
+    return "connection lost (%s)" % (error,)
+
+
+def _run_action(action, coroutine_function, *args):
+    """
+    Run ``coroutine_function(*args)`` inside eliot ``action``, finishing the
+    action when it completes.  Calls made by the coroutine nest under it.
+    """
+    with action.context():
+        d = DeferredContext(Deferred.fromCoroutine(coroutine_function(*args)))
+        d.addActionFinish()
+    return d.result
+
+
+@implementer(IDockerClient)
+class DockerClient(object):
+    """
+    :class:`IDockerClient` over the Docker Engine API on a Unix socket, with
+    treq and persistent connections.  The API version is negotiated on the
+    first request (``GET /version``): the lower of
+    :data:`MAXIMUM_API_VERSION` and the daemon's.
+
+    :ivar str socket_path: The daemon's socket.
+    :ivar node: Name of the node, used in error messages, or ``None``.
+    """
+
+    def __init__(self, reactor, socket_path=DEFAULT_DOCKER_SOCKET, node=None,
+                 stop_timeout=10, request_timeout=60.0, http_client=None):
+        """
+        :param reactor: The reactor to run on.
+        :param str socket_path: The daemon's Unix socket.
+        :param node: Name of the node for error messages (e.g. its address).
+        :param int stop_timeout: Seconds Docker waits after ``SIGTERM``
+            before killing a container being removed.
+        :param float request_timeout: Seconds to wait for any answer
+            (a stop waits ``stop_timeout`` longer).
+        :param http_client: An object with treq's ``HTTPClient.request``
+            signature to use instead of the socket (for tests).
+        """
+        self._reactor = reactor
+        self.socket_path = socket_path
+        self.node = node
+        self._stop_timeout = stop_timeout
+        self._request_timeout = request_timeout
+        self._pool = None
+        if http_client is None:
+            self._pool = HTTPConnectionPool(reactor, persistent=True)
+            http_client = treq.client.HTTPClient(Agent.usingEndpointFactory(
+                reactor, _UNIXSocketEndpointFactory(reactor, socket_path),
+                pool=self._pool))
+        self._http = http_client
+        self._prefix = None
+
+    def __repr__(self):
+        return "<DockerClient unix://%s>" % (self.socket_path,)
+
+    def close(self):
+        """
+        Close the persistent connections to the daemon.
+
+        :return: ``Deferred`` firing when they are closed.
+        """
+        if self._pool is None:
+            return succeed(None)
+        return self._pool.closeCachedConnections()
+
+    def _where(self):
+        return _where(self.node, self.socket_path)
+
+    async def _raw_request(self, method, path, params, body, timeout):
+        """
+        :return: ``(status, decoded JSON or None)``.
+        """
+        kwargs = {}
+        if body is not None:
+            kwargs["json"] = body
+        with DOCKER_API_CALL(method=method, path=path) as action:
+            try:
+                response = await self._http.request(
+                    method, "http://docker" + path, params=params,
+                    timeout=timeout, reactor=self._reactor, **kwargs)
+                content = await treq.content(response)
+            except _UNAVAILABLE as e:
+                raise DockerUnavailable(
+                    self.socket_path, _unavailable_reason(e, timeout)
+                ) from None
+            action.add_success_fields(status=response.code)
+        if not content:
+            return response.code, None
+        try:
+            return response.code, json.loads(content)
+        except ValueError:
+            return response.code, content.decode("utf-8", "replace")
+
+    async def _api_prefix(self):
+        if self._prefix is None:
+            with DOCKER_NEGOTIATE(socket=self.socket_path) as action:
+                status, data = await self._raw_request(
+                    "GET", "/version", None, None, self._request_timeout)
+                if status != 200 or not isinstance(data, dict):
+                    raise _api_error("ask Docker for its version", status,
+                                     data)
+                try:
+                    theirs = _api_version(data.get("ApiVersion"))
+                except ValueError as e:
+                    raise DockerUnavailable(self.socket_path, str(e))
+                if theirs < MINIMUM_API_VERSION:
+                    raise DockerUnavailable(
+                        self.socket_path,
+                        "the daemon speaks API %d.%d; Flocker needs %d.%d "
+                        "or newer" % (theirs + MINIMUM_API_VERSION))
+                version = "%d.%d" % min(theirs, MAXIMUM_API_VERSION)
+                action.add_success_fields(api_version=version)
+                self._prefix = "/v" + version
+        return self._prefix
+
+    async def _request(self, method, path, params=None, body=None,
+                       extra_time=0):
+        prefix = await self._api_prefix()
+        return await self._raw_request(
+            method, prefix + path, params, body,
+            self._request_timeout + extra_time)
+
+    async def _inspect(self, name):
+        """
+        :return: Docker's description of the container, or ``None``.
+        """
+        status, data = await self._request(
+            "GET", "/containers/%s/json" % (quote(name, safe=""),))
+        if status == 404:
+            return None
+        if status != 200:
+            raise _api_error("inspect container " + name, status, data)
+        return data
+
+    async def _image_present(self, image):
+        status, data = await self._request(
+            "GET", "/images/%s/json" % (quote(image, safe="/:@"),))
+        if status == 404:
+            return False
+        if status != 200:
+            raise _api_error("inspect image " + image, status, data)
+        return True
+
+    async def _delete(self, container_id, name):
+        # force: a restart policy must not bring it back between the stop
+        # and the delete; the id makes sure it is still our container.
+        status, data = await self._request(
+            "DELETE", "/containers/%s" % (container_id,),
+            params={"force": "true"})
+        if status not in (200, 204, 404):
+            raise _api_error("delete container " + name, status, data)
+
+    async def _stop_and_delete(self, container_id, name):
+        status, data = await self._request(
+            "POST", "/containers/%s/stop" % (container_id,),
+            params={"t": str(self._stop_timeout)},
+            extra_time=self._stop_timeout)
+        # 304: already stopped; 404: already gone.
+        if status not in (200, 204, 304, 404):
+            raise _api_error("stop container " + name, status, data)
+        await self._delete(container_id, name)
+
+    def list(self):
+        """
+        See :meth:`IDockerClient.list`.
+        """
+        return _run_action(DOCKER_LIST(socket=self.socket_path), self._list)
+
+    async def _list(self):
+        status, data = await self._request(
+            "GET", "/containers/json",
+            params={"all": "1",
+                    "filters": json.dumps({"label": [APPLICATION_LABEL]})})
+        if status != 200 or not isinstance(data, list):
+            raise _api_error("list containers", status, data)
+        units = []
+        for summary in data:
+            unit = _unit_from_summary(summary)
+            if unit is not None:
+                units.append(unit)
+        current_action().add_success_fields(count=len(units))
+        return pset(units)
+
+    def add(self, application, volume_mountpoint=None, extra_env=None):
+        """
+        See :meth:`IDockerClient.add`.
+        """
+        return _run_action(
+            DOCKER_ADD(socket=self.socket_path, application=application.name,
+                       image=application.image),
+            self._add, application, volume_mountpoint, extra_env)
+
+    async def _add(self, application, volume_mountpoint, extra_env):
+        config = container_config(application, volume_mountpoint, extra_env)
+        name = container_name(application.name)
+        if not await self._image_present(application.image):
+            raise ImageNotFound(application.image, self._where())
+        outcome = "created"
+        existing = await self._inspect(name)
+        if existing is not None:
+            labels = (existing.get("Config") or {}).get("Labels") or {}
+            if APPLICATION_LABEL not in labels:
+                DOCKER_FOREIGN_CONTAINER.log(container=name)
+                raise AlreadyExists(name, existing.get("Id"), self._where())
+            running = (existing.get("State") or {}).get("Running")
+            if running and labels.get(SPEC_LABEL) == config["Labels"][
+                    SPEC_LABEL]:
+                current_action().add_success_fields(outcome="unchanged")
+                return "unchanged"
+            await self._stop_and_delete(existing["Id"], name)
+            outcome = "replaced"
+        status, data = await self._request(
+            "POST", "/containers/create", params={"name": name}, body=config)
+        if status == 409:
+            # Created by someone else since the inspect above.
+            raise AlreadyExists(name, None, self._where())
+        if status == 404:
+            raise ImageNotFound(application.image, self._where())
+        if status != 201 or not isinstance(data, dict):
+            raise _api_error("create container " + name, status, data)
+        container_id = data["Id"]
+        status, data = await self._request(
+            "POST", "/containers/%s/start" % (container_id,))
+        if status not in (204, 304):
+            error = _api_error("start container " + name, status, data)
+            # Leave nothing half-created; the start failure is what matters
+            # to the caller even if this clean-up fails too.
+            try:
+                await self._delete(container_id, name)
+            except DockerError:
+                pass
+            raise error
+        current_action().add_success_fields(outcome=outcome)
+        return outcome
+
+    def remove(self, name):
+        """
+        See :meth:`IDockerClient.remove`.
+        """
+        return _run_action(
+            DOCKER_REMOVE(socket=self.socket_path, application=name),
+            self._remove, name)
+
+    async def _remove(self, name):
+        cname = container_name(name)
+        existing = await self._inspect(cname)
+        if existing is None:
+            outcome = "absent"
+        elif not _is_flocker(existing):
+            DOCKER_FOREIGN_CONTAINER.log(container=cname)
+            outcome = "foreign"
+        else:
+            await self._stop_and_delete(existing["Id"], cname)
+            outcome = "removed"
+        current_action().add_success_fields(outcome=outcome)
+        return outcome
+
+    def exists(self, name):
+        """
+        See :meth:`IDockerClient.exists`.
+        """
+        return _run_action(
+            DOCKER_EXISTS(socket=self.socket_path, application=name),
+            self._exists, name)
+
+    async def _exists(self, name):
+        existing = await self._inspect(container_name(name))
+        present = existing is not None and _is_flocker(existing)
+        current_action().add_success_fields(present=present)
+        return present
+
+    def image_present(self, image):
+        """
+        See :meth:`IDockerClient.image_present`.
+        """
+        return _run_action(
+            DOCKER_IMAGE_PRESENT(socket=self.socket_path, image=image),
+            self._logged_image_present, image)
+
+    async def _logged_image_present(self, image):
+        present = await self._image_present(image)
+        current_action().add_success_fields(present=present)
+        return present
+
+    def container_pid(self, name):
+        """
+        See :meth:`IDockerClient.container_pid`.
+        """
+        return _run_action(
+            DOCKER_CONTAINER_PID(socket=self.socket_path, application=name),
+            self._container_pid, name)
+
+    async def _container_pid(self, name):
+        existing = await self._inspect(container_name(name))
+        if existing is None or not _is_flocker(existing):
+            raise ContainerNotFound(name, self._where())
+        state = existing.get("State") or {}
+        pid = state.get("Pid") if state.get("Running") else None
+        current_action().add_success_fields(pid=pid or None)
+        return pid or None
+
+
+def _is_flocker(inspected):
+    labels = (inspected.get("Config") or {}).get("Labels") or {}
+    return APPLICATION_LABEL in labels
+
+
+def _api_error(operation, status, data):
+    if isinstance(data, dict) and "message" in data:
+        message = data["message"]
+    elif data:
+        message = str(data)
+    else:
+        message = "no message"
+    return DockerAPIError(operation, status, message)
+
+
+def _unit_from_summary(summary):
+    """
+    :param dict summary: One entry of ``GET /containers/json``.
+    :return: A :class:`Unit`, or ``None`` (logged) if the label does not
+        describe an application of the container's name.
+    """
+    names = [n[1:] for n in summary.get("Names") or ()
+             if n.startswith("/") and "/" not in n[1:]]
+    cname = names[0] if names else summary.get("Id", "?")
+    label = (summary.get("Labels") or {}).get(APPLICATION_LABEL)
+    try:
+        application = application_from_dict(json.loads(label))
+    except (ValueError, TypeError, SerializationError) as e:
+        DOCKER_UNREADABLE_LABEL.log(container=cname, reason=str(e))
+        return None
+    if cname != container_name(application.name):
+        DOCKER_UNREADABLE_LABEL.log(
+            container=cname,
+            reason="label names application %s" % (application.name,))
+        return None
+    ports = set()
+    for entry in summary.get("Ports") or ():
+        # Docker lists a published port once per address family.
+        if entry.get("Type") == "tcp" and entry.get("PublicPort"):
+            ports.add(Port(internal=entry["PrivatePort"],
+                           external=entry["PublicPort"]))
+    binds = {mount["Destination"]: mount["Source"]
+             for mount in summary.get("Mounts") or ()
+             if mount.get("Type") == "bind"}
+    state = summary.get("State", "unknown")
+    return Unit(name=application.name, application=application,
+                running=(state == "running"), container_id=summary["Id"],
+                state=state, image=summary.get("Image", ""),
+                ports=ports, binds=binds)
+
+
+@attr.s
+class _FakeContainer(object):
+    """
+    A container of :class:`FakeDockerClient`; ``config`` is ``None`` for a
+    container Flocker did not create.
+    """
+    container_id = attr.ib()
+    name = attr.ib()
+    config = attr.ib()
+    running = attr.ib()
+    pid = attr.ib()
+    host_ports = attr.ib()
+
+
+def _synchronously(function, *args):
+    try:
+        return succeed(function(*args))
+    except Exception:
+        return fail()
+
+
+@implementer(IDockerClient)
+class FakeDockerClient(object):
+    """
+    :class:`IDockerClient` in memory, for tests of the code that uses Docker.
+    Every ``Deferred`` it returns has already fired.  It refuses what the
+    real daemon refuses in the shared tests: a missing image, a contested
+    name, a memory limit under :data:`MINIMUM_MEMORY_LIMIT` (at create) and a
+    host port already published by a running container (at start).
+
+    Besides the interface it has helpers to arrange and observe a situation:
+    :meth:`add_foreign_container`, :meth:`stop_container`,
+    :meth:`container_id`, :meth:`inspect`.
+
+    :ivar images: ``set`` of image references present on the fake node.
+    :ivar bool daemon_running: When false every method fails with
+        :class:`DockerUnavailable`, as with a stopped daemon.
+    """
+
+    def __init__(self, images=(), node=None,
+                 socket_path=DEFAULT_DOCKER_SOCKET, daemon_running=True):
+        """
+        :param images: Image references present at first.
+        :param node: Name of the node for error messages.
+        :param str socket_path: Socket named in error messages.
+        :param bool daemon_running: See :ivar:`daemon_running`.
+        """
+        self.images = set(images)
+        self.node = node
+        self.socket_path = socket_path
+        self.daemon_running = daemon_running
+        self._containers = {}
+        self._serial = 0
+
+    def _where(self):
+        return _where(self.node, self.socket_path)
+
+    def _new_id(self):
+        self._serial += 1
+        return hashlib.sha256(b"%d" % (self._serial,)).hexdigest()
+
+    def _check_daemon(self):
+        if not self.daemon_running:
+            raise DockerUnavailable(self.socket_path,
+                                    "Connection refused (daemon stopped)")
+
+    def add_foreign_container(self, name, host_ports=(), running=True):
+        """
+        Make a container Flocker did not create.
+
+        :param str name: Its container name (e.g. ``flocker--web``).
+        :param host_ports: Host ports it publishes while running.
+        :param bool running: Whether it runs.
+        :return: Its container id.
+        """
+        container = _FakeContainer(
+            container_id=self._new_id(), name=name, config=None,
+            running=running, pid=self._serial + 1000,
+            host_ports=frozenset(host_ports))
+        self._containers[name] = container
+        return container.container_id
+
+    def stop_container(self, name):
+        """
+        Stop a container as if its process had exited.
+
+        :param str name: Its container name.
+        """
+        self._containers[name].running = False
+
+    def container_id(self, name):
+        """
+        :param str name: A container name.
+        :return: The container's id, or ``None`` if there is none.
+        """
+        container = self._containers.get(name)
+        return None if container is None else container.container_id
+
+    def inspect(self, name):
+        """
+        Describe a container the way Docker's ``GET /containers/NAME/json``
+        does, for the fields Flocker sets.
+
+        :param str name: A container name.
+        :return: A ``dict`` with ``Id``, ``Name``, ``State`` (``Running``,
+            ``Pid``), ``Config`` (``Image``, ``Env``, ``Cmd``, ``Labels``,
+            ``ExposedPorts``) and ``HostConfig``; ``None`` if there is no
+            such container.
+        """
+        container = self._containers.get(name)
+        if container is None:
+            return None
+        config = dict(container.config or {"Labels": {}})
+        host_config = config.pop("HostConfig", {})
+        return {
+            "Id": container.container_id,
+            "Name": "/" + name,
+            "State": {"Running": container.running,
+                      "Pid": container.pid if container.running else 0},
+            "Config": config,
+            "HostConfig": host_config,
+        }
+
+    def _ports_in_use(self):
+        return {port for container in self._containers.values()
+                if container.running for port in container.host_ports}
+
+    def list(self):
+        """
+        See :meth:`IDockerClient.list`.
+        """
+        return _synchronously(self._list)
+
+    def _list(self):
+        self._check_daemon()
+        units = []
+        for container in self._containers.values():
+            if container.config is None:
+                continue
+            labels = container.config["Labels"]
+            application = application_from_dict(
+                json.loads(labels[APPLICATION_LABEL]))
+            host = container.config["HostConfig"]
+            ports = ()
+            if container.running:
+                ports = [Port(internal=int(key.split("/")[0]),
+                              external=int(bindings[0]["HostPort"]))
+                         for key, bindings in host["PortBindings"].items()]
+            binds = dict(reversed(bind.split(":", 1))
+                         for bind in host.get("Binds", ()))
+            units.append(Unit(
+                name=application.name, application=application,
+                running=container.running,
+                container_id=container.container_id,
+                state="running" if container.running else "exited",
+                image=container.config["Image"], ports=ports, binds=binds))
+        return pset(units)
+
+    def add(self, application, volume_mountpoint=None, extra_env=None):
+        """
+        See :meth:`IDockerClient.add`.
+        """
+        return _synchronously(self._add, application, volume_mountpoint,
+                              extra_env)
+
+    def _add(self, application, volume_mountpoint, extra_env):
+        self._check_daemon()
+        config = container_config(application, volume_mountpoint, extra_env)
+        name = container_name(application.name)
+        if application.image not in self.images:
+            raise ImageNotFound(application.image, self._where())
+        outcome = "created"
+        existing = self._containers.get(name)
+        if existing is not None:
+            if existing.config is None:
+                raise AlreadyExists(name, existing.container_id,
+                                    self._where())
+            if existing.running and existing.config == config:
+                return "unchanged"
+            del self._containers[name]
+            outcome = "replaced"
+        if 0 < config["HostConfig"]["Memory"] < MINIMUM_MEMORY_LIMIT:
+            raise DockerAPIError("create container " + name, 400,
+                                 "Minimum memory limit allowed is 6MB")
+        host_ports = frozenset(port.external for port in application.ports)
+        clash = host_ports & self._ports_in_use()
+        if clash:
+            raise DockerAPIError(
+                "start container " + name, 500,
+                "Bind for 0.0.0.0:%d failed: port is already allocated" % (
+                    min(clash),))
+        self._containers[name] = _FakeContainer(
+            container_id=self._new_id(), name=name, config=config,
+            running=True, pid=self._serial + 1000, host_ports=host_ports)
+        return outcome
+
+    def remove(self, name):
+        """
+        See :meth:`IDockerClient.remove`.
+        """
+        return _synchronously(self._remove, name)
+
+    def _remove(self, name):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        if existing is None:
+            return "absent"
+        if existing.config is None:
+            return "foreign"
+        del self._containers[container_name(name)]
+        return "removed"
+
+    def exists(self, name):
+        """
+        See :meth:`IDockerClient.exists`.
+        """
+        return _synchronously(self._exists, name)
+
+    def _exists(self, name):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        return existing is not None and existing.config is not None
+
+    def image_present(self, image):
+        """
+        See :meth:`IDockerClient.image_present`.
+        """
+        return _synchronously(self._image_present, image)
+
+    def _image_present(self, image):
+        self._check_daemon()
+        return image in self.images
+
+    def container_pid(self, name):
+        """
+        See :meth:`IDockerClient.container_pid`.
+        """
+        return _synchronously(self._container_pid, name)
+
+    def _container_pid(self, name):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        if existing is None or existing.config is None:
+            raise ContainerNotFound(name, self._where())
+        return existing.pid if existing.running else None

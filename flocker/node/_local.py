@@ -1,0 +1,154 @@
+"""
+The node agent that runs on the node itself: ``INodeAgent`` over this node's
+Docker client, volume service and route manager.  ``flocker-node`` builds one
+per invocation and calls the method its subcommand names.
+"""
+
+from eliot import start_action
+from eliot.twisted import DeferredContext
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from zope.interface import implementer
+
+from .._model import NodeState
+from ._agent import INodeAgent
+
+__all__ = ["LocalNodeAgent", "link_environment"]
+
+
+def link_environment(application, address):
+    """
+    The Docker-link-compatible environment variables of an application's
+    links.  Each link ``{local_port: L, remote_port: R, alias: A}`` gives::
+
+        A_PORT_L_TCP=tcp://ADDRESS:R
+        A_PORT_L_TCP_ADDR=ADDRESS
+        A_PORT_L_TCP_PORT=R
+        A_PORT_L_TCP_PROTO=tcp
+
+    where ``A`` is the alias in upper case with ``-`` as ``_``.  ``ADDRESS``
+    is this node's own address: the node's routes take the connection to
+    wherever the target runs, so the variables stay right when it moves.
+
+    :param Application application: The linking application.
+    :param str address: This node's IP address.
+    :return: ``dict`` of variable name to value.
+    """
+    environment = {}
+    for link in application.links:
+        prefix = "%s_PORT_%d_TCP" % (link.alias.upper().replace("-", "_"),
+                                     link.local_port)
+        environment[prefix] = "tcp://%s:%d" % (address, link.remote_port)
+        environment[prefix + "_ADDR"] = address
+        environment[prefix + "_PORT"] = str(link.remote_port)
+        environment[prefix + "_PROTO"] = "tcp"
+    return environment
+
+
+@implementer(INodeAgent)
+class LocalNodeAgent(object):
+    """
+    ``INodeAgent`` acting on this node.
+
+    :ivar str address: This node's address (as the deployment names it; an
+        IP address, used in link rules and variables).
+    :ivar docker: ``IDockerClient`` provider for this node's daemon.
+    :ivar volumes: ``IVolumeService`` provider for this node's pool.
+    :ivar routes: ``IRouteManager`` provider for this node's rules.
+    """
+
+    def __init__(self, address, docker, volumes, routes):
+        self.address = address
+        self.docker = docker
+        self.volumes = volumes
+        self.routes = routes
+
+    def _action(self, action_type, generator, **fields):
+        action = start_action(action_type=action_type, node=self.address,
+                              **fields)
+        with action.context():
+            return DeferredContext(generator()).addActionFinish()
+
+    def report(self):
+        @inlineCallbacks
+        def report():
+            units, volumes, routes = yield gatherResults([
+                self.docker.list(), self.volumes.list(),
+                self.routes.get_routes()], consumeErrors=True)
+            running = [unit.name for unit in units if unit.running]
+            links = {}
+            for unit in units:
+                if unit.running and unit.application.links:
+                    pid = yield self.docker.container_pid(unit.name)
+                    if pid is not None:
+                        links[unit.name] = yield self.routes.get_links(pid)
+            return NodeState(
+                address=self.address,
+                applications={unit.name: unit.application for unit in units},
+                running=running,
+                volumes={volume.name: volume for volume in volumes},
+                routes=frozenset(routes), links=links)
+        return self._action("flocker:node:report", report)
+
+    def start_application(self, application):
+        @inlineCallbacks
+        def start():
+            mountpoint = None
+            if application.volume is not None:
+                path = yield self.volumes.mount(application.name)
+                mountpoint = path.path
+            yield self.docker.add(
+                application, volume_mountpoint=mountpoint,
+                extra_env=link_environment(application, self.address))
+            if application.links:
+                # A container's network namespace is new at every start, so
+                # its link rules are installed after each one.
+                pid = yield self.docker.container_pid(application.name)
+                if pid is not None:
+                    yield self.routes.set_links(pid, self.address,
+                                                application.links)
+        return self._action("flocker:node:start_application", start,
+                            application=application.name)
+
+    def stop_application(self, name):
+        @inlineCallbacks
+        def stop():
+            yield self.docker.remove(name)
+        return self._action("flocker:node:stop_application", stop,
+                            application=name)
+
+    def create_volume(self, name, maximum_size):
+        @inlineCallbacks
+        def create():
+            copies = yield self.volumes.volumes()
+            here = [info for info in copies if info.name == name]
+            if here and not here[0].owned:
+                # A copy left by an interrupted move: take it over rather
+                # than replace its data with an empty volume.
+                yield self.volumes.acquire(name)
+            else:
+                yield self.volumes.create(name, maximum_size)
+        return self._action("flocker:node:create_volume", create,
+                            volume=name)
+
+    def push_volume(self, name, target):
+        @inlineCallbacks
+        def push():
+            result = yield self.volumes.push(name, target)
+            return result.bytes_sent
+        return self._action("flocker:node:push_volume", push, volume=name,
+                            target=target)
+
+    def handoff_volume(self, name, target):
+        @inlineCallbacks
+        def handoff():
+            result = yield self.volumes.handoff(name, target)
+            return result.bytes_sent
+        return self._action("flocker:node:handoff_volume", handoff,
+                            volume=name, target=target)
+
+    def set_routes(self, routes):
+        @inlineCallbacks
+        def set_routes():
+            yield self.routes.set_routes(frozenset(routes))
+        return self._action("flocker:node:set_routes", set_routes,
+                            routes=len(routes))

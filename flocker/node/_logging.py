@@ -1,0 +1,107 @@
+"""
+Eliot action and message types of the node package.
+
+Every operation that touches the node's Docker daemon is an action of one of
+these types, so one ``eliot-tree`` shows what a deploy did on each node, how
+long each Docker API call took and which one failed.  Fields hold names,
+counts and identifiers only: whole applications or reports are never logged
+(they were a measured CPU cost at scale in earlier Flocker releases).
+"""
+
+from eliot import ActionType, Field, MessageType
+
+__all__ = [
+    "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
+    "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_EXISTS",
+    "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
+    "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
+    "NODE_REPORT",
+]
+
+_SOCKET = Field.for_types(
+    "socket", [str], "Path of the Docker daemon's Unix socket.")
+_API_VERSION = Field.for_types(
+    "api_version", [str],
+    "The Docker Engine API version used for requests, e.g. 1.41.")
+_METHOD = Field.for_types("method", [str], "HTTP method of an API call.")
+_PATH = Field.for_types(
+    "path", [str], "URL path of an API call, with its version prefix.")
+_STATUS = Field.for_types("status", [int], "HTTP status Docker answered.")
+_APPLICATION = Field.for_types(
+    "application", [str], "Name of a Flocker application.")
+_CONTAINER = Field.for_types(
+    "container", [str], "Name of a Docker container.")
+_IMAGE = Field.for_types("image", [str], "A Docker image reference.")
+_COUNT = Field.for_types(
+    "count", [int], "How many Flocker containers Docker reported.")
+_PRESENT = Field.for_types(
+    "present", [bool], "Whether the thing asked about exists.")
+_OUTCOME = Field.for_types(
+    "outcome", [str],
+    "What an idempotent operation did: created, replaced, unchanged, "
+    "removed or absent.")
+_PID = Field.for_types(
+    "pid", [int, type(None)],
+    "Process id of a container's first process, or None when stopped.")
+_REASON = Field.for_types("reason", [str], "Why something was skipped.")
+_ADDRESS = Field.for_types("address", [str], "Address of a node.")
+_APPLICATIONS = Field.for_types(
+    "applications", [int], "Number of applications in a node report.")
+
+
+DOCKER_NEGOTIATE = ActionType(
+    "flocker:node:docker:negotiate",
+    [_SOCKET], [_API_VERSION],
+    "Ask the Docker daemon for its API version and pick the one to use.")
+
+DOCKER_API_CALL = ActionType(
+    "flocker:node:docker:api",
+    [_METHOD, _PATH], [_STATUS],
+    "One HTTP request to the Docker Engine API.")
+
+DOCKER_LIST = ActionType(
+    "flocker:node:docker:list",
+    [_SOCKET], [_COUNT],
+    "List the containers Flocker created on this node.")
+
+DOCKER_ADD = ActionType(
+    "flocker:node:docker:add",
+    [_SOCKET, _APPLICATION, _IMAGE], [_OUTCOME],
+    "Create and start an application's container (idempotent).")
+
+DOCKER_REMOVE = ActionType(
+    "flocker:node:docker:remove",
+    [_SOCKET, _APPLICATION], [_OUTCOME],
+    "Stop and delete an application's container (idempotent).")
+
+DOCKER_EXISTS = ActionType(
+    "flocker:node:docker:exists",
+    [_SOCKET, _APPLICATION], [_PRESENT],
+    "Check whether Flocker has a container for an application.")
+
+DOCKER_IMAGE_PRESENT = ActionType(
+    "flocker:node:docker:image_present",
+    [_SOCKET, _IMAGE], [_PRESENT],
+    "Check whether an image is present on the node.")
+
+DOCKER_CONTAINER_PID = ActionType(
+    "flocker:node:docker:container_pid",
+    [_SOCKET, _APPLICATION], [_PID],
+    "Find the process id of an application's container.")
+
+DOCKER_FOREIGN_CONTAINER = MessageType(
+    "flocker:node:docker:foreign_container",
+    [_CONTAINER],
+    "A container with a Flocker container name that Flocker did not create "
+    "was left untouched.")
+
+DOCKER_UNREADABLE_LABEL = MessageType(
+    "flocker:node:docker:unreadable_label",
+    [_CONTAINER, _REASON],
+    "A container carries Flocker's label but it does not describe an "
+    "application of that container's name; it is left out of the list.")
+
+NODE_REPORT = ActionType(
+    "flocker:node:report",
+    [_ADDRESS], [_APPLICATIONS],
+    "Build this node's current-state report.")

@@ -1,0 +1,388 @@
+"""
+``flocker-node``: the commands the deploy client runs on each node, over SSH,
+one per ``INodeAgent`` method (the protocol is in
+:mod:`flocker.node._protocol`)::
+
+    flocker-node [--eliot-task TASKID] [--protocol 1] [--address ADDRESS]
+                 [--docker-socket PATH] [--pool POOL] COMMAND [ARGUMENTS]
+
+Each command builds this node's :class:`~flocker.node._local.LocalNodeAgent`
+(Docker through its Unix socket, the ZFS volume service of the node's pool,
+iptables routes), runs the one operation and exits: 0 when done, 1 when the
+operation failed (one line on standard error), 2 for a bad command line, 3
+when the client speaks another protocol version.
+"""
+
+import os
+import socket
+import sys
+
+from eliot import Action, to_file
+from eliot.twisted import DeferredContext
+from twisted.internet.defer import fail, maybeDeferred, succeed
+from twisted.internet.task import react
+from twisted.python import usage
+
+from .. import __version__
+from .._model import InvalidModel
+from .._serialize import SerializationError, dumps, node_state_to_dict
+from ._docker import DockerClient, DockerError, socket_path_from_docker_host
+from ._local import LocalNodeAgent
+from ._protocol import (
+    CREATE_VOLUME, EXIT_FAILED, EXIT_PROTOCOL, EXIT_USAGE, HANDOFF_VOLUME,
+    PROTOCOL_VERSION, PUSH_VOLUME, REPORT, SET_ROUTES, START_APPLICATION,
+    STOP_APPLICATION, decode_application, decode_routes, encode_bytes_sent,
+)
+
+__all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
+           "DEFAULT_POOL"]
+
+#: The ZFS pool used when neither ``--pool`` nor ``$FLOCKER_POOL`` names one.
+DEFAULT_POOL = "flocker"
+
+
+class _HelpRequested(Exception):
+    """
+    ``--help`` was given; carries the options whose help to print.
+    """
+
+
+class _VersionRequested(Exception):
+    """
+    ``--version`` was given.
+    """
+
+
+class _Options(usage.Options):
+    # usage.Options prints help and exits from inside parsing; raising lets
+    # node_main print to the stream it was given and return an exit code.
+    def opt_help(self):
+        """
+        Display this help and exit.
+        """
+        raise _HelpRequested(self)
+
+    opt_h = opt_help
+
+    def opt_version(self):
+        """
+        Display Flocker's version and exit.
+        """
+        raise _VersionRequested()
+
+
+class _NoArguments(_Options):
+    def parseArgs(self):
+        pass
+
+
+class ReportOptions(_NoArguments):
+    """
+    ``flocker-node report``.
+    """
+    synopsis = ""
+    longdesc = ("Print this node's current state (applications, volumes, "
+                "routes, links) as one JSON document on standard output.")
+
+
+class StartOptions(_NoArguments):
+    """
+    ``flocker-node start-application`` (application JSON on stdin).
+    """
+    synopsis = "< APPLICATION.json"
+    longdesc = "Create and start the application read from standard input."
+
+
+class _NameOptions(_Options):
+    def parseArgs(self, name):
+        self["name"] = name
+
+
+class StopOptions(_NameOptions):
+    """
+    ``flocker-node stop-application NAME``.
+    """
+    synopsis = "NAME"
+    longdesc = "Stop and remove the application's container."
+
+
+class CreateVolumeOptions(_Options):
+    """
+    ``flocker-node create-volume NAME [--maximum-size BYTES]``.
+    """
+    synopsis = "NAME [--maximum-size BYTES]"
+    longdesc = ("Create the volume, owned by this node (or take ownership of "
+                "a copy this node holds).")
+    optParameters = [["maximum-size", None, None, "Quota in bytes.", int]]
+
+    def parseArgs(self, name, *rest):
+        # The protocol puts the option after the name, where getopt-style
+        # parsing has already stopped looking for options.
+        self["name"] = name
+        if rest:
+            if len(rest) != 2 or rest[0] != "--maximum-size":
+                raise usage.UsageError("unexpected arguments: %s" % (
+                    " ".join(rest),))
+            try:
+                self["maximum-size"] = int(rest[1])
+            except ValueError:
+                raise usage.UsageError("--maximum-size must be an integer")
+
+
+class _TargetOptions(_Options):
+    def parseArgs(self, name, target):
+        self["name"] = name
+        self["target"] = target
+
+
+class PushOptions(_TargetOptions):
+    """
+    ``flocker-node push-volume NAME TARGET``.
+    """
+    synopsis = "NAME TARGET"
+    longdesc = "Copy the volume to node TARGET, keeping ownership."
+
+
+class HandoffOptions(_TargetOptions):
+    """
+    ``flocker-node handoff-volume NAME TARGET``.
+    """
+    synopsis = "NAME TARGET"
+    longdesc = ("Send the volume's last increment to node TARGET and make "
+                "it the owner (the application must be stopped).")
+
+
+class SetRoutesOptions(_NoArguments):
+    """
+    ``flocker-node set-routes`` (route table JSON on stdin).
+    """
+    synopsis = "< ROUTES.json"
+    longdesc = "Make this node's routes exactly those read from stdin."
+
+
+class NodeOptions(_Options):
+    """
+    The ``flocker-node`` command line.
+    """
+    synopsis = "Usage: flocker-node [options] COMMAND [arguments]"
+    longdesc = ("Commands the Flocker deploy client runs on a node; they "
+                "are usable by hand too.")
+
+    optParameters = [
+        ["docker-socket", None, None,
+         "Unix socket of this node's Docker daemon (default: from "
+         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
+        ["pool", None, None,
+         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
+         % (DEFAULT_POOL,)],
+        ["address", None, None,
+         "This node's address as the deployment file names it "
+         "(default: $FLOCKER_NODE_ADDRESS, else the host name)."],
+        ["protocol", None, None,
+         "The client/node protocol version the caller speaks."],
+        ["eliot-task", None, None,
+         "Continue this serialised eliot task; log messages go to stderr."],
+    ]
+
+    subCommands = [
+        [REPORT, None, ReportOptions, "Print this node's state as JSON."],
+        [START_APPLICATION, None, StartOptions, "Start an application."],
+        [STOP_APPLICATION, None, StopOptions, "Stop an application."],
+        [CREATE_VOLUME, None, CreateVolumeOptions, "Create a volume."],
+        [PUSH_VOLUME, None, PushOptions, "Copy a volume to another node."],
+        [HANDOFF_VOLUME, None, HandoffOptions,
+         "Hand a volume to another node."],
+        [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
+    ]
+
+    def postOptions(self):
+        if self.subCommand is None:
+            raise usage.UsageError("a command is required (try --help)")
+
+    def address(self, environ):
+        """
+        :param environ: The process environment.
+        :return: This node's address: ``--address``, else
+            ``$FLOCKER_NODE_ADDRESS``, else the host name.
+        """
+        return (self["address"] or environ.get("FLOCKER_NODE_ADDRESS")
+                or socket.gethostname())
+
+
+class _NoPool(object):
+    """
+    The volume service of a node whose pool cannot be opened: it holds no
+    volumes, and every change fails with the reason.
+    """
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def volumes(self):
+        return succeed([])
+
+    def list(self):
+        return succeed([])
+
+    def _fail(self, *args, **kwargs):
+        return fail(self.reason)
+
+    create = mount = push = handoff = acquire = _fail
+
+
+def default_agent(reactor, options, environ):
+    """
+    Build this node's agent from the command line and environment.
+
+    :param reactor: The reactor.
+    :param NodeOptions options: Parsed command line.
+    :param environ: The process environment (a mapping).
+    :return: ``Deferred`` firing with a :class:`LocalNodeAgent`.
+    """
+    # Imported here: a command that fails on its arguments should not pay
+    # for loading the volume and route packages.
+    from ..route import IPTablesRouteManager, ProcessRunner
+    from ..volume import VolumeError, open_volume_service
+
+    address = options.address(environ)
+    socket_path = options["docker-socket"]
+    if socket_path is None:
+        socket_path = socket_path_from_docker_host(environ.get("DOCKER_HOST"))
+    docker = DockerClient(reactor, socket_path=socket_path, node=address)
+    routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
+    pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
+    d = open_volume_service(reactor, pool, dict(environ))
+
+    def no_pool(failure):
+        failure.trap(VolumeError)
+        return _NoPool(failure.value)
+    d.addErrback(no_pool)
+    d.addCallback(lambda volumes: LocalNodeAgent(address, docker, volumes,
+                                                 routes))
+    return d
+
+
+def _run(agent, command, options, stdin):
+    """
+    Run ``command`` on ``agent``.
+
+    :return: ``Deferred`` firing with the text to write to stdout.
+    """
+    sub = options.subOptions
+    if command == REPORT:
+        return agent.report().addCallback(
+            lambda state: dumps(node_state_to_dict(state)) + "\n")
+    if command == START_APPLICATION:
+        return agent.start_application(decode_application(stdin)).addCallback(
+            lambda _: "")
+    if command == STOP_APPLICATION:
+        return agent.stop_application(sub["name"]).addCallback(lambda _: "")
+    if command == CREATE_VOLUME:
+        return agent.create_volume(
+            sub["name"], sub["maximum-size"]).addCallback(lambda _: "")
+    if command in (PUSH_VOLUME, HANDOFF_VOLUME):
+        method = (agent.push_volume if command == PUSH_VOLUME
+                  else agent.handoff_volume)
+        return method(sub["name"], sub["target"]).addCallback(
+            lambda sent: encode_bytes_sent(sent).decode("ascii") + "\n")
+    return agent.set_routes(decode_routes(stdin)).addCallback(lambda _: "")
+
+
+def _expected_errors():
+    """
+    :return: The exception types that are reported as one line (the node
+        could not do what was asked) rather than as a crash.
+    """
+    from ..route import CommandFailed, RouteError
+    from ..volume import VolumeError
+    return (DockerError, VolumeError, RouteError, CommandFailed,
+            SerializationError, InvalidModel, ValueError)
+
+
+def node_main(reactor, argv, stdin, stdout, stderr, environ,
+              make_agent=default_agent):
+    """
+    Run one ``flocker-node`` command.
+
+    Errors the operator can fix (bad arguments, Docker unavailable, a
+    refused operation) are written to ``stderr`` as one line, the last one,
+    without a traceback.
+
+    :param reactor: The reactor.
+    :param argv: The arguments after the program name.
+    :param bytes stdin: Everything on standard input.
+    :param stdout: Text stream for results.
+    :param stderr: Text stream for errors (and eliot messages when a task
+        is continued).
+    :param environ: The process environment (a mapping).
+    :param make_agent: ``(reactor, options, environ) -> Deferred`` firing
+        with the ``INodeAgent`` to act on.
+    :return: ``Deferred`` firing with the exit code.
+    """
+    options = NodeOptions()
+    try:
+        options.parseOptions(argv)
+    except _HelpRequested as e:
+        stdout.write(str(e.args[0]).rstrip("\n") + "\n")
+        return succeed(0)
+    except _VersionRequested:
+        stdout.write("flocker-node %s\n" % (__version__,))
+        return succeed(0)
+    except usage.UsageError as e:
+        stderr.write("flocker-node: %s\n" % (e,))
+        return succeed(EXIT_USAGE)
+    if options["protocol"] not in (None, str(PROTOCOL_VERSION)):
+        stderr.write("flocker-node %s speaks protocol %d, not %s: install "
+                     "the same Flocker version on the client and the nodes\n"
+                     % (__version__, PROTOCOL_VERSION, options["protocol"]))
+        return succeed(EXIT_PROTOCOL)
+    command = options.subCommand
+
+    def run():
+        d = maybeDeferred(make_agent, reactor, options, environ)
+        return d.addCallback(_run, command, options, stdin)
+
+    if options["eliot-task"]:
+        to_file(stderr)
+        action = Action.continue_task(task_id=options["eliot-task"])
+        with action.context():
+            d = DeferredContext(maybeDeferred(run)).addActionFinish()
+    else:
+        d = maybeDeferred(run)
+
+    def done(output):
+        stdout.write(output)
+        return 0
+
+    def failed(failure):
+        failure.trap(*_expected_errors())
+        stderr.write("flocker-node %s: %s\n" % (
+            command, " ".join(str(failure.value).split())))
+        return EXIT_FAILED
+
+    return d.addCallbacks(done, failed)
+
+
+def flocker_node_main():
+    """
+    Entry point of the ``flocker-node`` console script.
+    """
+    argv = sys.argv[1:]
+    # Only two commands read standard input; reading it for the others
+    # would wait forever on a terminal.
+    stdin = (sys.stdin.buffer.read()
+             if START_APPLICATION in argv or SET_ROUTES in argv else b"")
+
+    def main(reactor):
+        d = node_main(reactor, argv, stdin, sys.stdout, sys.stderr,
+                      os.environ)
+
+        def exit_with(code):
+            if code:
+                raise SystemExit(code)
+        return d.addCallback(exit_with)
+    react(main)
+
+
+if __name__ == "__main__":
+    flocker_node_main()

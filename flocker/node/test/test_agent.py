@@ -1,0 +1,212 @@
+"""
+Interface tests for ``INodeAgent``, run against the in-memory fake agent and
+against the local agent over fake Docker, volume and route parts.  (The
+local agent over the real parts is exercised by the lab deploy tests.)
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from flocker._model import (
+    Application, AttachedVolume, Link, NodeState, Port, Route,
+)
+from flocker.node._agent import INodeAgent
+from flocker.node._docker import FakeDockerClient
+from flocker.node._fake import FakeCluster
+from flocker.node._local import LocalNodeAgent, link_environment
+from flocker.route import MemoryRouteManager
+from flocker.volume import MemoryNetwork, MemoryVolumeService
+
+A, B = "10.0.0.1", "10.0.0.2"
+IMAGE = "flocker/busybox:latest"
+WEB = Application(name="web", image=IMAGE,
+                  ports=[Port(internal=80, external=8080)],
+                  volume=AttachedVolume(mountpoint="/data"))
+PLAIN = Application(name="plain", image=IMAGE,
+                    links=[Link(local_port=5000, remote_port=8080,
+                                alias="web")])
+
+
+def fake_pair():
+    """
+    :return: Agents for A and B from one :class:`FakeCluster`.
+    """
+    cluster = FakeCluster([A, B])
+    return cluster.agents[A], cluster.agents[B]
+
+
+def local_pair():
+    """
+    :return: :class:`LocalNodeAgent` for A and B over fake Docker clients,
+        in-memory volume services on one network and memory route managers.
+    """
+    network = MemoryNetwork()
+    clock = Clock()
+    agents = []
+    for number, address in enumerate([A, B]):
+        agents.append(LocalNodeAgent(
+            address, FakeDockerClient(images=[IMAGE], node=address),
+            MemoryVolumeService("node-%d" % (number,), address, network,
+                                clock),
+            MemoryRouteManager(node=address)))
+    return tuple(agents)
+
+
+def make_inodeagent_tests(fixture):
+    """
+    :param fixture: Callable returning two ``INodeAgent`` providers, for
+        nodes ``A`` and ``B``, that can push volumes to each other.
+    :return: A ``SynchronousTestCase`` subclass testing the interface.
+    """
+    class INodeAgentTests(SynchronousTestCase):
+        """
+        Tests every ``INodeAgent`` provider must pass.
+        """
+
+        def setUp(self):
+            self.a, self.b = fixture()
+
+        def report(self, agent):
+            """
+            :return: The agent's report, synchronously.
+            """
+            return self.successResultOf(agent.report())
+
+        def test_interface(self):
+            """
+            The agent provides ``INodeAgent``.
+            """
+            self.assertTrue(verifyObject(INodeAgent, self.a))
+
+        def test_empty_report(self):
+            """
+            A fresh node reports nothing but its address.
+            """
+            self.assertEqual(self.report(self.a), NodeState(address=A))
+
+        def test_create_volume(self):
+            """
+            A created volume is reported as owned; creating it again changes
+            nothing.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.create_volume("web", None))
+            volume = self.report(self.a).volumes["web"]
+            self.assertTrue(volume.owned)
+
+        def test_start_application(self):
+            """
+            A started application is reported running with the very
+            configuration it was started with; starting it again is
+            harmless.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.start_application(WEB))
+            self.successResultOf(self.a.start_application(WEB))
+            state = self.report(self.a)
+            self.assertEqual((dict(state.applications), set(state.running)),
+                             ({"web": WEB}, {"web"}))
+
+        def test_start_without_volume_refused(self):
+            """
+            An application whose volume the node does not own does not
+            start.
+            """
+            self.failureResultOf(self.a.start_application(WEB))
+            self.assertEqual(set(self.report(self.a).running), set())
+
+        def test_stop_application(self):
+            """
+            A stopped application is no longer reported; stopping it again is
+            harmless.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            self.successResultOf(self.a.stop_application("plain"))
+            self.successResultOf(self.a.stop_application("plain"))
+            self.assertEqual(dict(self.report(self.a).applications), {})
+
+        def test_push_keeps_ownership(self):
+            """
+            A pushed volume stays owned by the sender; the receiver reports
+            a copy it does not own.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            sent = self.successResultOf(self.a.push_volume("web", B))
+            self.assertIsInstance(sent, int)
+            self.assertTrue(self.report(self.a).volumes["web"].owned)
+            self.assertFalse(self.report(self.b).volumes["web"].owned)
+
+        def test_handoff(self):
+            """
+            A hand-off makes the target the owner and the sender not.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.successResultOf(self.a.handoff_volume("web", B))
+            self.assertFalse(self.report(self.a).volumes["web"].owned)
+            self.assertTrue(self.report(self.b).volumes["web"].owned)
+            self.successResultOf(self.b.start_application(WEB))
+
+        def test_create_takes_over_copy(self):
+            """
+            Creating a volume of which the node holds a non-owned copy takes
+            ownership of that copy (an interrupted move's recovery).
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            before = self.report(self.b).volumes["web"].snapshots
+            self.successResultOf(self.b.create_volume("web", None))
+            volume = self.report(self.b).volumes["web"]
+            self.assertTrue(volume.owned)
+            self.assertEqual(volume.snapshots[:len(before)], before)
+
+        def test_set_routes(self):
+            """
+            The node reports exactly the routes it was last given.
+            """
+            self.successResultOf(self.a.set_routes(
+                frozenset([Route(8080, B), Route(9090, B)])))
+            self.successResultOf(self.a.set_routes(frozenset([Route(8080, B)])))
+            self.assertEqual(self.report(self.a).routes,
+                             frozenset([Route(8080, B)]))
+
+        def test_links_reported(self):
+            """
+            A running application's links are reported as installed.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            self.assertEqual(set(self.report(self.a).links["plain"]),
+                             set(PLAIN.links))
+
+    return INodeAgentTests
+
+
+class FakeNodeAgentTests(make_inodeagent_tests(fake_pair)):
+    """
+    ``INodeAgent`` tests for :class:`FakeNodeAgent`.
+    """
+
+
+class LocalNodeAgentTests(make_inodeagent_tests(local_pair)):
+    """
+    ``INodeAgent`` tests for :class:`LocalNodeAgent` over fake parts.
+    """
+
+
+class LinkEnvironmentTests(SynchronousTestCase):
+    """
+    Tests for ``link_environment``.
+    """
+
+    def test_variables(self):
+        """
+        Each link gives Docker-link-compatible variables naming this node's
+        address and the target's external port.
+        """
+        self.assertEqual(link_environment(PLAIN, A), {
+            "WEB_PORT_5000_TCP": "tcp://10.0.0.1:8080",
+            "WEB_PORT_5000_TCP_ADDR": "10.0.0.1",
+            "WEB_PORT_5000_TCP_PORT": "8080",
+            "WEB_PORT_5000_TCP_PROTO": "tcp",
+        })

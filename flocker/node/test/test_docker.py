@@ -1,0 +1,1000 @@
+"""
+Tests for :mod:`flocker.node._docker`.
+
+:func:`make_idockerclient_tests` is the one suite of the ``IDockerClient``
+contract; it runs against :class:`FakeDockerClient` and against
+:class:`DockerClient` talking to a real ``dockerd`` (a lab node's).  The
+remaining tests cover what only one implementation has: the mapping of an
+application to Docker's configuration, version negotiation and error mapping
+of the real client (through ``treq.testing.StubTreq``), and eliot logging.
+"""
+
+import json
+import os
+import secrets
+import tempfile
+
+import pytest
+from eliot.testing import assertHasAction, capture_logging
+from pyrsistent import pmap, pset
+from twisted.internet.defer import CancelledError, fail
+from twisted.internet.error import ConnectError
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+from treq.testing import StubTreq
+from zope.interface.verify import verifyObject
+
+from ..._model import (
+    Application, AttachedVolume, Link, Port, RestartPolicy,
+)
+from ..._serialize import application_to_dict
+from ...testtools import run_in_reactor
+from .._docker import (
+    APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
+    SPEC_LABEL, AlreadyExists, ContainerNotFound, DockerAPIError,
+    DockerClient, DockerUnavailable, FakeDockerClient, IDockerClient,
+    ImageNotFound, Unit, container_config, container_name,
+    socket_path_from_docker_host,
+)
+from .._logging import (
+    DOCKER_ADD, DOCKER_API_CALL, DOCKER_NEGOTIATE, DOCKER_UNREADABLE_LABEL,
+)
+
+#: The image every lab node (and the fake) has.
+IMAGE = "flocker/busybox:latest"
+
+#: An image no node has.
+MISSING_IMAGE = "flocker/not-loaded-anywhere:1"
+
+# A long-running command that exits at once on SIGTERM (PID 1 ignores it
+# otherwise), so removing a container does not wait for the kill timeout.
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
+
+
+def _resolve(function, *args):
+    """
+    Call ``function(*args)``, which must return an already fired
+    ``Deferred``, and return its result or raise its exception.
+    """
+    results = []
+    function(*args).addBoth(results.append)
+    if not results:
+        raise AssertionError("%r did not fire synchronously" % (function,))
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+class FakeDockerFixture(object):
+    """
+    Provides :class:`FakeDockerClient` to the interface tests.
+    """
+    node = "fake-node"
+
+    def __init__(self, testcase):
+        """
+        :param testcase: The running test.
+        """
+        self.fake = FakeDockerClient(images=[IMAGE], node=self.node)
+        self.client = self.fake
+
+    def run(self, function, *args):
+        """
+        :return: The result of the ``Deferred`` ``function(*args)`` returns.
+        """
+        return _resolve(function, *args)
+
+    def unavailable_client(self):
+        """
+        :return: A client whose daemon cannot be reached, and its socket.
+        """
+        socket_path = "/nonexistent/docker.sock"
+        return (FakeDockerClient(images=[IMAGE], socket_path=socket_path,
+                                 daemon_running=False),
+                socket_path)
+
+    def add_foreign_container(self, name, host_ports=()):
+        """
+        Create and start a container Flocker did not create.
+
+        :return: Its id.
+        """
+        return self.fake.add_foreign_container(name, host_ports=host_ports)
+
+    def stop_container(self, name):
+        """
+        Make a container exit.
+        """
+        self.fake.stop_container(name)
+
+    def inspect(self, name):
+        """
+        :return: Docker's description of a container or ``None``.
+        """
+        return self.fake.inspect(name)
+
+    def host_directory(self):
+        """
+        :return: A directory on the node usable as a volume's host path.
+        """
+        return "/flocker/pool/volume"
+
+
+class RealDockerFixture(object):
+    """
+    Provides :class:`DockerClient` on a real daemon to the interface tests.
+    Every container a test makes has the test's unique token in its name,
+    and all of them are deleted when the test ends.
+    """
+
+    def __init__(self, testcase, socket_path, node):
+        """
+        :param testcase: The running test.
+        :param str socket_path: The daemon's socket.
+        :param str node: The node's name, expected in error messages.
+        """
+        self.node = node
+        self.token = testcase.token
+        self.client = run_in_reactor(
+            lambda reactor: DockerClient(reactor, socket_path,
+                                         node=self.node, stop_timeout=5))
+        self._directories = []
+        testcase.addCleanup(self._clean_up)
+
+    def _raw(self, method, path, params=None, body=None):
+        # Straight API calls, for arranging and checking what the client
+        # under test did.
+        return run_in_reactor(
+            lambda reactor: self.client._request(method, path, params, body))
+
+    def _clean_up(self):
+        status, containers = self._raw(
+            "GET", "/containers/json",
+            {"all": "1", "filters": json.dumps({"name": [self.token]})})
+        for container in containers:
+            self._raw("DELETE", "/containers/" + container["Id"],
+                      {"force": "true"})
+        run_in_reactor(lambda reactor: self.client.close())
+        for directory in self._directories:
+            os.rmdir(directory)
+
+    def run(self, function, *args):
+        """
+        :return: The result of the ``Deferred`` ``function(*args)`` returns,
+            run in the reactor thread.
+        """
+        return run_in_reactor(lambda reactor: function(*args))
+
+    def unavailable_client(self):
+        """
+        :return: A client whose socket does not exist, and that socket.
+        """
+        directory = tempfile.mkdtemp(prefix="flocker-no-docker-")
+        self._directories.append(directory)
+        socket_path = os.path.join(directory, "docker.sock")
+        return (run_in_reactor(lambda reactor: DockerClient(
+            reactor, socket_path, request_timeout=10)), socket_path)
+
+    def add_foreign_container(self, name, host_ports=()):
+        """
+        Create and start a container Flocker did not create.
+
+        :return: Its id.
+        """
+        body = {"Image": IMAGE, "Cmd": SLEEPER,
+                "Labels": {"not-flocker": "yes"},
+                "HostConfig": {"PortBindings": {
+                    "%d/tcp" % (port,): [{"HostPort": str(port)}]
+                    for port in host_ports}}}
+        status, data = self._raw("POST", "/containers/create",
+                                 {"name": name}, body)
+        assert status == 201, (status, data)
+        status, data = self._raw("POST",
+                                 "/containers/%s/start" % (data["Id"],))
+        assert status == 204, (status, data)
+        return self.inspect(name)["Id"]
+
+    def stop_container(self, name):
+        """
+        Make a container exit.
+        """
+        status, data = self._raw("POST", "/containers/%s/kill" % (name,))
+        assert status == 204, (status, data)
+        self._raw("POST", "/containers/%s/wait" % (name,))
+
+    def inspect(self, name):
+        """
+        :return: Docker's description of a container or ``None``.
+        """
+        status, data = self._raw("GET", "/containers/%s/json" % (name,))
+        return None if status == 404 else data
+
+    def host_directory(self):
+        """
+        :return: A fresh directory on the node usable as a volume's host
+            path.  (A lab node's dockerd sees this machine's ``/tmp``.)
+        """
+        directory = tempfile.mkdtemp(prefix="flocker-docker-test-")
+        self._directories.append(directory)
+        return directory
+
+
+def make_idockerclient_tests(fixture):
+    """
+    Build the test case of the :class:`IDockerClient` contract.
+
+    :param fixture: Called with the running test in its ``setUp``, returns
+        an object like :class:`FakeDockerFixture`: the client under test
+        (``client``), ``run`` to call it, and ways to arrange and check what
+        Docker holds.  It may add clean-ups to the test.
+    :return: A ``SynchronousTestCase`` subclass.
+    """
+    class IDockerClientTests(SynchronousTestCase):
+        """
+        Tests of one ``IDockerClient`` implementation.
+        """
+
+        def setUp(self):
+            # Unique names keep tests apart from each other and from other
+            # users of a shared daemon; ports are random for the same reason.
+            self.token = "t5" + secrets.token_hex(4)
+            self.port_base = 20000 + secrets.randbelow(2000) * 10
+            self.fixture = fixture(self)
+            self.client = self.fixture.client
+            self.run = self.fixture.run
+
+        def name(self, label):
+            return "%s-%s" % (self.token, label)
+
+        def application(self, label, **kwargs):
+            kwargs.setdefault("image", IMAGE)
+            kwargs.setdefault("command", SLEEPER)
+            return Application(name=self.name(label), **kwargs)
+
+        def units(self):
+            """
+            :return: ``dict`` of this test's units by application name.
+            """
+            return {unit.name: unit for unit in self.run(self.client.list)
+                    if unit.name.startswith(self.token)}
+
+        def test_interface(self):
+            """
+            The client provides ``IDockerClient``.
+            """
+            self.assertTrue(verifyObject(IDockerClient, self.client))
+
+        def test_list_nothing(self):
+            """
+            Before anything is added, none of this test's applications is
+            listed, and ``list`` fires with a ``PSet`` of ``Unit``.
+            """
+            units = self.run(self.client.list)
+            self.assertEqual(
+                (type(units), [u for u in units if not isinstance(u, Unit)],
+                 self.units()),
+                (type(pset()), [], {}))
+
+        def test_add_then_list(self):
+            """
+            An added application is listed as running, rebuilt exactly
+            from its label, with its image and its published ports.
+            """
+            application = self.application(
+                "web", ports=[Port(internal=80, external=self.port_base)],
+                environment={"GREETING": "hello"})
+            outcome = self.run(self.client.add, application)
+            unit = self.units()[application.name]
+            self.assertEqual(
+                (outcome, unit.application, unit.running, unit.state,
+                 unit.image, unit.ports),
+                ("created", application, True, "running", IMAGE,
+                 application.ports))
+
+        def test_container_name(self):
+            """
+            The container is named ``flocker--<name>`` and carries the
+            application's JSON in the ``flocker.application`` label.
+            """
+            application = self.application("named")
+            self.run(self.client.add, application)
+            inspected = self.fixture.inspect(container_name(application.name))
+            self.assertEqual(
+                json.loads(inspected["Config"]["Labels"][APPLICATION_LABEL]),
+                application_to_dict(application))
+
+        def test_configuration(self):
+            """
+            Command, environment (with extra variables taking
+            precedence), ports, memory and CPU limits, restart policy and
+            volume are set on the container as Docker's own fields.
+            """
+            host_path = self.fixture.host_directory()
+            application = self.application(
+                "config",
+                ports=[Port(internal=80, external=self.port_base + 1),
+                       Port(internal=81, external=self.port_base + 2)],
+                environment={"A": "application", "B": "application"},
+                volume=AttachedVolume(mountpoint="/data"),
+                mem_limit=64 * 1024 * 1024, cpu_shares=512,
+                restart_policy=RestartPolicy(name="on-failure",
+                                             maximum_retry_count=3))
+            self.run(self.client.add, application, host_path, {"B": "extra"})
+            inspected = self.fixture.inspect(container_name(application.name))
+            config, host = inspected["Config"], inspected["HostConfig"]
+            self.assertEqual(
+                (config["Cmd"], {"A=application", "B=extra"} <= set(
+                    config["Env"]), "B=application" in config["Env"],
+                 host["PortBindings"], host["Binds"], host["Memory"],
+                 host["CpuShares"], host["RestartPolicy"],
+                 host.get("Sysctls")),
+                (SLEEPER, True, False,
+                 {"80/tcp": [{"HostIp": "",
+                              "HostPort": str(self.port_base + 1)}],
+                  "81/tcp": [{"HostIp": "",
+                              "HostPort": str(self.port_base + 2)}]},
+                 [host_path + ":/data"], 64 * 1024 * 1024, 512,
+                 {"Name": "on-failure", "MaximumRetryCount": 3}, None))
+
+        def test_restart_policies(self):
+            """
+            Flocker's ``never`` is Docker's ``no``; ``always`` is
+            ``always``.
+            """
+            never = self.application("never")
+            always = self.application(
+                "always", restart_policy=RestartPolicy(name="always"))
+            self.run(self.client.add, never)
+            self.run(self.client.add, always)
+            self.assertEqual(
+                [self.fixture.inspect(container_name(a.name))["HostConfig"][
+                    "RestartPolicy"] for a in (never, always)],
+                [{"Name": "no", "MaximumRetryCount": 0},
+                 {"Name": "always", "MaximumRetryCount": 0}])
+
+        def test_links_sysctl(self):
+            """
+            An application with links gets ``route_localnet`` switched on in
+            its network namespace, for the link rules.
+            """
+            application = self.application(
+                "linked", links=[Link(local_port=5432, remote_port=15432,
+                                      alias="db")])
+            self.run(self.client.add, application)
+            inspected = self.fixture.inspect(container_name(application.name))
+            self.assertEqual(
+                (inspected["HostConfig"]["Sysctls"],
+                 inspected["State"]["Running"]),
+                ({"net.ipv4.conf.all.route_localnet": "1"}, True))
+
+        def test_volume_bind_listed(self):
+            """
+            The volume's host path is listed as a bind at the application's
+            mountpoint.
+            """
+            host_path = self.fixture.host_directory()
+            application = self.application(
+                "volume", volume=AttachedVolume(mountpoint="/var/data"))
+            self.run(self.client.add, application, host_path)
+            self.assertEqual(self.units()[application.name].binds,
+                             pmap({"/var/data": host_path}))
+
+        def test_volume_arguments_must_match(self):
+            """
+            A host path without a volume, or a volume without a host path,
+            is refused with ``ValueError`` and creates nothing.
+            """
+            with_volume = self.application(
+                "withvolume", volume=AttachedVolume(mountpoint="/data"))
+            without = self.application("novolume")
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              with_volume)
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              without, "/srv")
+            self.assertEqual(self.units(), {})
+
+        def test_add_again_unchanged(self):
+            """
+            Adding an application that already runs as asked changes
+            nothing: same container.
+            """
+            application = self.application("again")
+            self.run(self.client.add, application)
+            before = self.units()[application.name].container_id
+            outcome = self.run(self.client.add, application)
+            self.assertEqual(
+                (outcome, self.units()[application.name].container_id),
+                ("unchanged", before))
+
+        def test_add_replaces_stopped(self):
+            """
+            Adding an application whose Flocker container has stopped
+            replaces it with a new running one.
+            """
+            application = self.application("stopped")
+            self.run(self.client.add, application)
+            before = self.units()[application.name].container_id
+            self.fixture.stop_container(container_name(application.name))
+            stopped = self.units()[application.name]
+            outcome = self.run(self.client.add, application)
+            after = self.units()[application.name]
+            self.assertEqual(
+                (stopped.running, stopped.ports, outcome, after.running,
+                 after.container_id == before),
+                (False, pset(), "replaced", True, False))
+
+        def test_add_replaces_different(self):
+            """
+            Adding an application whose Flocker container was created
+            differently (here: other extra environment) replaces it.
+            """
+            application = self.application("differs")
+            self.run(self.client.add, application, None, {"X": "1"})
+            outcome = self.run(self.client.add, application, None, {"X": "2"})
+            inspected = self.fixture.inspect(container_name(application.name))
+            self.assertEqual(
+                (outcome, "X=2" in inspected["Config"]["Env"],
+                 inspected["Config"]["Labels"][SPEC_LABEL] ==
+                 container_config(application, None, {"X": "2"})["Labels"][
+                     SPEC_LABEL]),
+                ("replaced", True, True))
+
+        def test_missing_image(self):
+            """
+            An application whose image is not on the node fails with
+            ``ImageNotFound`` naming the image and the node, and nothing is
+            created.
+            """
+            application = self.application("noimage", image=MISSING_IMAGE)
+            error = self.assertRaises(ImageNotFound, self.run,
+                                      self.client.add, application)
+            self.assertEqual(
+                (error.image, self.fixture.node in str(error),
+                 MISSING_IMAGE in str(error),
+                 self.fixture.inspect(container_name(application.name))),
+                (MISSING_IMAGE, True, True, None))
+
+        def test_foreign_name_refused(self):
+            """
+            Adding an application whose container name is used by a
+            container Flocker did not create fails with ``AlreadyExists``
+            and leaves that container running and unchanged.
+            """
+            application = self.application("taken")
+            name = container_name(application.name)
+            foreign_id = self.fixture.add_foreign_container(name)
+            error = self.assertRaises(AlreadyExists, self.run,
+                                      self.client.add, application)
+            inspected = self.fixture.inspect(name)
+            self.assertEqual(
+                (error.container_name, name in str(error), inspected["Id"],
+                 inspected["State"]["Running"],
+                 APPLICATION_LABEL in (inspected["Config"]["Labels"] or {})),
+                (name, True, foreign_id, True, False))
+
+        def test_foreign_untouched_by_remove(self):
+            """
+            ``remove`` leaves a container Flocker did not create alone, and
+            ``exists``, ``list`` and ``container_pid`` ignore it.
+            """
+            application = self.application("other")
+            name = container_name(application.name)
+            foreign_id = self.fixture.add_foreign_container(name)
+            outcome = self.run(self.client.remove, application.name)
+            self.assertRaises(ContainerNotFound, self.run,
+                              self.client.container_pid, application.name)
+            inspected = self.fixture.inspect(name)
+            self.assertEqual(
+                (outcome, self.run(self.client.exists, application.name),
+                 self.units(), inspected["Id"],
+                 inspected["State"]["Running"]),
+                ("foreign", False, {}, foreign_id, True))
+
+        def test_remove(self):
+            """
+            ``remove`` stops and deletes the application's container.
+            """
+            application = self.application("removed")
+            self.run(self.client.add, application)
+            outcome = self.run(self.client.remove, application.name)
+            self.assertEqual(
+                (outcome, self.units(),
+                 self.fixture.inspect(container_name(application.name))),
+                ("removed", {}, None))
+
+        def test_remove_twice(self):
+            """
+            Removing a removed (or never added) application does nothing.
+            """
+            application = self.application("twice")
+            self.run(self.client.add, application)
+            self.run(self.client.remove, application.name)
+            self.assertEqual(
+                (self.run(self.client.remove, application.name),
+                 self.run(self.client.remove, self.name("never"))),
+                ("absent", "absent"))
+
+        def test_remove_stopped(self):
+            """
+            A stopped container is removed too.
+            """
+            application = self.application("stoppedremove")
+            self.run(self.client.add, application)
+            self.fixture.stop_container(container_name(application.name))
+            self.assertEqual(
+                (self.run(self.client.remove, application.name),
+                 self.units()),
+                ("removed", {}))
+
+        def test_exists(self):
+            """
+            ``exists`` is true for an added application, running or not,
+            and false for others.
+            """
+            application = self.application("exists")
+            self.run(self.client.add, application)
+            running = self.run(self.client.exists, application.name)
+            self.fixture.stop_container(container_name(application.name))
+            stopped = self.run(self.client.exists, application.name)
+            self.assertEqual(
+                (running, stopped,
+                 self.run(self.client.exists, self.name("nope"))),
+                (True, True, False))
+
+        def test_image_present(self):
+            """
+            ``image_present`` tells a present image from a missing one.
+            """
+            self.assertEqual(
+                (self.run(self.client.image_present, IMAGE),
+                 self.run(self.client.image_present, MISSING_IMAGE)),
+                (True, False))
+
+        def test_container_pid(self):
+            """
+            ``container_pid`` gives a running container's pid and ``None``
+            for a stopped one.
+            """
+            application = self.application("pid")
+            self.run(self.client.add, application)
+            pid = self.run(self.client.container_pid, application.name)
+            self.fixture.stop_container(container_name(application.name))
+            self.assertEqual(
+                (isinstance(pid, int) and pid > 0,
+                 self.run(self.client.container_pid, application.name)),
+                (True, None))
+
+        def test_container_pid_absent(self):
+            """
+            ``container_pid`` of an application without a container fails
+            with ``ContainerNotFound``.
+            """
+            error = self.assertRaises(
+                ContainerNotFound, self.run, self.client.container_pid,
+                self.name("absent"))
+            self.assertEqual(error.name, self.name("absent"))
+
+        def test_api_error_at_create(self):
+            """
+            A configuration Docker refuses fails with ``DockerAPIError``
+            naming the operation and carrying Docker's message; nothing is
+            created.
+            """
+            application = self.application("tiny", mem_limit=1024 * 1024)
+            error = self.assertRaises(DockerAPIError, self.run,
+                                      self.client.add, application)
+            self.assertEqual(
+                (error.operation, "Minimum memory limit" in error.message,
+                 "create container" in str(error),
+                 self.fixture.inspect(container_name(application.name))),
+                ("create container " + container_name(application.name),
+                 True, True, None))
+
+        def test_api_error_at_start(self):
+            """
+            When the container cannot start (its host port is taken), the
+            error names the start, and the created container is deleted
+            again; the container holding the port keeps running.
+            """
+            port = self.port_base + 3
+            first = self.application(
+                "first", ports=[Port(internal=80, external=port)])
+            second = self.application(
+                "second", ports=[Port(internal=81, external=port)])
+            self.run(self.client.add, first)
+            error = self.assertRaises(DockerAPIError, self.run,
+                                      self.client.add, second)
+            self.assertEqual(
+                (error.operation, "port is already allocated" in str(error),
+                 self.fixture.inspect(container_name(second.name)),
+                 self.units()[first.name].running),
+                ("start container " + container_name(second.name), True,
+                 None, True))
+
+        def test_unavailable(self):
+            """
+            Every method fails with ``DockerUnavailable`` naming the socket,
+            on one line, when the daemon cannot be reached.
+            """
+            client, socket_path = self.fixture.unavailable_client()
+            application = self.application("unreachable")
+            calls = [(client.list,), (client.add, application),
+                     (client.remove, application.name),
+                     (client.exists, application.name),
+                     (client.image_present, IMAGE),
+                     (client.container_pid, application.name)]
+            messages = [str(self.assertRaises(DockerUnavailable, self.run,
+                                              *call)) for call in calls]
+            self.assertEqual(
+                [(socket_path in m, "\n" in m) for m in messages],
+                [(True, False)] * len(calls))
+
+    return IDockerClientTests
+
+
+class FakeDockerClientTests(make_idockerclient_tests(FakeDockerFixture)):
+    """
+    The ``IDockerClient`` contract for ``FakeDockerClient``.
+    """
+
+
+def _lab_docker(request):
+    """
+    Use the lab (the session's ``lab`` fixture, which skips or fails in CI
+    where no lab can run) and return node 1's name, address and Docker
+    socket.
+    """
+    lab = request.getfixturevalue("lab")
+    node = lab.nodes[0]
+    assert IMAGE in lab.images, "the lab nodes lack %s" % (IMAGE,)
+    return node.name, node.address, node.docker_socket
+
+
+class RealDockerClientTests(make_idockerclient_tests(
+        lambda test: RealDockerFixture(test, test.docker_socket,
+                                       test.docker_node))):
+    """
+    The ``IDockerClient`` contract for ``DockerClient`` on a lab node's
+    dockerd.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _docker_daemon(self, request):
+        # Runs before setUp, so a missing lab skips (or fails in CI) before
+        # the fixture tries to use it.
+        self.docker_node, _, self.docker_socket = _lab_docker(request)
+
+
+class ContainerNameTests(SynchronousTestCase):
+    """
+    Tests for ``container_name``.
+    """
+
+    def test_prefix(self):
+        """
+        A container's name is ``flocker--`` and the application's name.
+        """
+        self.assertEqual(container_name("web"), "flocker--web")
+
+
+class SocketPathFromDockerHostTests(SynchronousTestCase):
+    """
+    Tests for ``socket_path_from_docker_host``.
+    """
+
+    def test_unset(self):
+        """
+        No ``DOCKER_HOST`` (or an empty one) means the default socket.
+        """
+        self.assertEqual(
+            (socket_path_from_docker_host(None),
+             socket_path_from_docker_host("")),
+            (DEFAULT_DOCKER_SOCKET, DEFAULT_DOCKER_SOCKET))
+
+    def test_unix(self):
+        """
+        ``unix:///path`` names ``/path``.
+        """
+        self.assertEqual(
+            socket_path_from_docker_host("unix:///run/node1/docker.sock"),
+            "/run/node1/docker.sock")
+
+    def test_tcp_refused(self):
+        """
+        A TCP daemon is refused with a message quoting the value.
+        """
+        error = self.assertRaises(ValueError, socket_path_from_docker_host,
+                                  "tcp://10.0.0.1:2375")
+        self.assertIn("DOCKER_HOST=tcp://10.0.0.1:2375", str(error))
+
+    def test_relative_refused(self):
+        """
+        A relative socket path is refused.
+        """
+        self.assertRaises(ValueError, socket_path_from_docker_host,
+                          "unix://docker.sock")
+
+
+class ContainerConfigTests(SynchronousTestCase):
+    """
+    Tests for ``container_config``, the mapping of an application to the body
+    of Docker's container creation.
+    """
+
+    def test_minimal(self):
+        """
+        An application with only a name and image gets its image, its label,
+        no command (the image's own), no limits and restart policy ``no``.
+        """
+        application = Application(name="web", image=IMAGE)
+        config = container_config(application)
+        labels = config.pop("Labels")
+        self.assertEqual(
+            (config, json.loads(labels[APPLICATION_LABEL])),
+            ({"Image": IMAGE, "Env": [], "ExposedPorts": {},
+              "HostConfig": {
+                  "PortBindings": {}, "Memory": 0, "CpuShares": 0,
+                  "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}}},
+             application_to_dict(application)))
+
+    def test_ports(self):
+        """
+        Each port is exposed and published: internal/tcp to the external
+        port on all the node's addresses.
+        """
+        config = container_config(Application(
+            name="web", image=IMAGE, ports=[Port(internal=80, external=8080)]))
+        self.assertEqual(
+            (config["ExposedPorts"], config["HostConfig"]["PortBindings"]),
+            ({"80/tcp": {}},
+             {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}))
+
+    def test_links_sysctl(self):
+        """
+        Links switch on ``route_localnet`` in the container.
+        """
+        config = container_config(Application(
+            name="web", image=IMAGE,
+            links=[Link(local_port=5432, remote_port=5432, alias="db")]))
+        self.assertEqual(config["HostConfig"]["Sysctls"],
+                         {"net.ipv4.conf.all.route_localnet": "1"})
+
+    def test_extra_env_wins(self):
+        """
+        Extra variables are added to the application's and override them;
+        ``Env`` is sorted.
+        """
+        config = container_config(
+            Application(name="web", image=IMAGE,
+                        environment={"B": "app", "A": "app"}),
+            extra_env={"B": "link", "C": "link"})
+        self.assertEqual(config["Env"], ["A=app", "B=link", "C=link"])
+
+    def test_bad_extra_env(self):
+        """
+        An extra variable with an invalid name is refused.
+        """
+        self.assertRaises(ValueError, container_config,
+                          Application(name="web", image=IMAGE),
+                          extra_env={"NOT VALID": "x"})
+
+    def test_bad_host_paths(self):
+        """
+        Relative, unnormalised or colon-holding host paths are refused
+        (a colon would split Docker's ``Binds`` entry).
+        """
+        application = Application(
+            name="web", image=IMAGE,
+            volume=AttachedVolume(mountpoint="/data"))
+        for path in ["relative", "/a/../b", "/a:/b", "/a\nb"]:
+            self.assertRaises(ValueError, container_config, application, path)
+
+    def test_spec_digest(self):
+        """
+        The spec label is the same for the same arguments and differs when
+        anything derived differs.
+        """
+        application = Application(name="web", image=IMAGE)
+
+        def spec(**kwargs):
+            return container_config(application, **kwargs)["Labels"][
+                SPEC_LABEL]
+        self.assertEqual(
+            (spec() == spec(), spec() == spec(extra_env={"A": "1"})),
+            (True, False))
+
+
+class _DockerAPIResource(Resource):
+    """
+    A Docker Engine API stand-in for ``StubTreq``: answers each
+    ``(method, path)`` with a canned ``(status, JSON value)`` and records the
+    requests it saw.
+    """
+    isLeaf = True
+
+    def __init__(self, answers):
+        Resource.__init__(self)
+        self.answers = answers
+        self.requests = []
+
+    def render(self, request):
+        path = request.path.decode("ascii")
+        method = request.method.decode("ascii")
+        self.requests.append((method, path))
+        status, value = self.answers.get(
+            (method, path), (404, {"message": "no such thing"}))
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        return b"" if value is None else json.dumps(value).encode("utf-8")
+
+
+def _stub_client(answers, api_version="1.41"):
+    """
+    :return: ``(DockerClient, resource)`` talking to a canned API whose
+        ``/version`` reports ``api_version``.
+    """
+    answers = dict(answers)
+    answers.setdefault(("GET", "/version"), (200, {"ApiVersion": api_version}))
+    resource = _DockerAPIResource(answers)
+    client = DockerClient(Clock(), "/run/test/docker.sock", node="node1",
+                          http_client=StubTreq(resource))
+    return client, resource
+
+
+class _FailingHTTPClient(object):
+    """
+    An HTTP client whose every request fails with one exception.
+    """
+
+    def __init__(self, exception):
+        self.exception = exception
+
+    def request(self, method, url, **kwargs):
+        return fail(self.exception)
+
+
+class DockerClientTests(SynchronousTestCase):
+    """
+    Tests for what only ``DockerClient`` does: version negotiation, error
+    mapping and logging, against a canned API.
+    """
+
+    def test_negotiates_down(self):
+        """
+        A daemon newer than the client is spoken to in the client's newest
+        version.
+        """
+        client, resource = _stub_client(
+            {("GET", "/v1.41/images/busybox/json"): (200, {})},
+            api_version="1.47")
+        self.assertEqual(
+            (self.successResultOf(client.image_present("busybox")),
+             MAXIMUM_API_VERSION),
+            (True, (1, 41)))
+
+    def test_negotiates_older(self):
+        """
+        An older daemon is spoken to in its own version.
+        """
+        client, resource = _stub_client(
+            {("GET", "/v1.38/images/busybox/json"): (200, {})},
+            api_version="1.38")
+        self.assertTrue(self.successResultOf(client.image_present("busybox")))
+
+    def test_negotiates_once(self):
+        """
+        The version is asked for once per client.
+        """
+        client, resource = _stub_client(
+            {("GET", "/v1.41/images/busybox/json"): (200, {})})
+        client.image_present("busybox")
+        client.image_present("busybox")
+        self.assertEqual(resource.requests.count(("GET", "/version")), 1)
+
+    def test_too_old(self):
+        """
+        A daemon older than the oldest supported API is unavailable, with
+        both versions in the message.
+        """
+        client, resource = _stub_client({}, api_version="1.20")
+        error = self.failureResultOf(client.list(), DockerUnavailable).value
+        self.assertEqual(("1.20" in str(error), "1.25" in str(error)),
+                         (True, True))
+
+    def test_api_error_message(self):
+        """
+        An API error carries Docker's message and the operation.
+        """
+        client, resource = _stub_client(
+            {("GET", "/v1.41/containers/json"):
+             (500, {"message": "disk on fire"})})
+        error = self.failureResultOf(client.list(), DockerAPIError).value
+        self.assertEqual(
+            str(error), "Docker failed to list containers: disk on fire "
+            "(HTTP 500)")
+
+    def test_permission_denied(self):
+        """
+        A socket the user may not open makes Docker unavailable, saying so
+        and naming the socket.
+        """
+        client = DockerClient(
+            Clock(), "/run/test/docker.sock",
+            http_client=_FailingHTTPClient(
+                ConnectError(13, "Permission denied")))
+        error = self.failureResultOf(client.list(), DockerUnavailable).value
+        self.assertEqual(
+            str(error), "Docker is not available at "
+            "unix:///run/test/docker.sock: Permission denied")
+
+    def test_no_answer(self):
+        """
+        A request cancelled by the timeout makes Docker unavailable.
+        """
+        client = DockerClient(
+            Clock(), "/run/test/docker.sock", request_timeout=7,
+            http_client=_FailingHTTPClient(CancelledError()))
+        error = self.failureResultOf(client.list(), DockerUnavailable).value
+        self.assertIn("no answer within 7 seconds", str(error))
+
+    @capture_logging(None, encoder_=None)
+    def test_unreadable_label_skipped(self, logger):
+        """
+        A container whose label is not an application's JSON, or names an
+        application other than the container's, is left out of the list and
+        logged.
+        """
+        good = Application(name="good", image=IMAGE)
+        summaries = [
+            {"Id": "1", "Names": ["/flocker--good"], "State": "exited",
+             "Image": IMAGE,
+             "Labels": {APPLICATION_LABEL: json.dumps(
+                 application_to_dict(good))}},
+            {"Id": "2", "Names": ["/flocker--bad"], "State": "running",
+             "Labels": {APPLICATION_LABEL: "{not json"}},
+            {"Id": "3", "Names": ["/flocker--liar"], "State": "running",
+             "Labels": {APPLICATION_LABEL: json.dumps(
+                 application_to_dict(good))}},
+        ]
+        client, resource = _stub_client(
+            {("GET", "/v1.41/containers/json"): (200, summaries)})
+        units = self.successResultOf(client.list())
+        self.assertEqual(
+            (units, sorted(
+                message["container"] for message in logger.messages
+                if message.get("message_type") ==
+                DOCKER_UNREADABLE_LABEL.message_type)),
+            (pset([Unit(name="good", application=good, running=False,
+                        container_id="1", state="exited", image=IMAGE)]),
+             ["flocker--bad", "flocker--liar"]))
+
+    @capture_logging(None, encoder_=None)
+    def test_add_logged(self, logger):
+        """
+        ``add`` is an eliot action with the negotiation and each API call
+        nested in it, and records its outcome.
+        """
+        client, resource = _stub_client({
+            ("GET", "/v1.41/images/%s/json" % (IMAGE,)): (200, {}),
+            ("POST", "/v1.41/containers/create"): (201, {"Id": "abc"}),
+            ("POST", "/v1.41/containers/abc/start"): (204, None),
+        })
+        application = Application(name="web", image=IMAGE)
+        self.assertEqual(self.successResultOf(client.add(application)),
+                         "created")
+        add = assertHasAction(self, logger, DOCKER_ADD, True,
+                              {"application": "web", "image": IMAGE},
+                              {"outcome": "created"})
+        self.assertEqual(
+            [(child.start_message["action_type"],
+              child.start_message.get("path"))
+             for child in add.children],
+            [(DOCKER_NEGOTIATE.action_type, None),
+             (DOCKER_API_CALL.action_type,
+              "/v1.41/images/%s/json" % (IMAGE,)),
+             (DOCKER_API_CALL.action_type,
+              "/v1.41/containers/flocker--web/json"),
+             (DOCKER_API_CALL.action_type, "/v1.41/containers/create"),
+             (DOCKER_API_CALL.action_type, "/v1.41/containers/abc/start")])

@@ -1,0 +1,210 @@
+"""
+Tests for :mod:`flocker.node.script`, the ``flocker-node`` command.
+"""
+
+import io
+import json
+import os
+import secrets
+import tempfile
+
+import pytest
+from pyrsistent import pmap
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from ... import __version__
+from ..._model import Application, AttachedVolume, Port, Route
+from ..._serialize import node_state_from_dict
+from ...testtools import run_in_reactor
+from .._docker import DockerClient
+from .._protocol import encode_application, encode_routes
+from ..script import node_main
+from .test_agent import A, B, PLAIN, WEB, local_pair
+from .test_docker import IMAGE, SLEEPER, _lab_docker
+
+
+class NodeMainTests(SynchronousTestCase):
+    """
+    Tests for ``node_main``: the command line, its output and exit codes,
+    over a local agent on fake parts.
+    """
+
+    def setUp(self):
+        self.agent, self.other = local_pair()
+
+    def main(self, argv, stdin=b"", environ=None):
+        """
+        Run ``node_main`` against ``self.agent``.
+
+        :return: ``(exit code, stdout, stderr)``.
+        """
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = self.successResultOf(node_main(
+            Clock(), argv, stdin, stdout, stderr, environ or {},
+            make_agent=lambda reactor, options, environ: self.agent))
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_help(self):
+        """
+        ``--help`` lists the commands on stdout and exits 0.
+        """
+        code, out, err = self.main(["--help"])
+        self.assertEqual((code, err), (0, ""))
+        for command in ("report", "start-application", "stop-application",
+                        "create-volume", "push-volume", "handoff-volume",
+                        "set-routes"):
+            self.assertIn(command, out)
+
+    def test_version(self):
+        """
+        ``--version`` prints the version and exits 0.
+        """
+        self.assertEqual(self.main(["--version"]),
+                         (0, "flocker-node %s\n" % (__version__,), ""))
+
+    def test_no_command(self):
+        """
+        Without a command the exit status is 2 with one line on stderr.
+        """
+        code, out, err = self.main([])
+        self.assertEqual((code, out, err.count("\n")), (2, "", 1))
+
+    def test_bad_arguments(self):
+        """
+        A command with missing arguments exits 2, saying so in one line.
+        """
+        code, out, err = self.main(["push-volume", "web"])
+        self.assertEqual((code, out, err.count("\n")), (2, "", 1))
+
+    def test_protocol_mismatch(self):
+        """
+        A client speaking another protocol version gets exit status 3 and a
+        message naming both versions.
+        """
+        code, out, err = self.main(["--protocol", "99", "report"])
+        self.assertEqual(code, 3)
+        self.assertIn("speaks protocol 1, not 99", err)
+
+    def test_report_round_trip(self):
+        """
+        ``report`` prints the agent's state as JSON that reads back into an
+        equal ``NodeState``.
+        """
+        self.successResultOf(self.agent.create_volume("web", None))
+        self.successResultOf(self.agent.start_application(WEB))
+        code, out, err = self.main(["--protocol", "1", "report"])
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(node_state_from_dict(json.loads(out)),
+                         self.successResultOf(self.agent.report()))
+
+    def test_start_and_stop(self):
+        """
+        ``start-application`` starts the application read from stdin;
+        ``stop-application NAME`` stops it.
+        """
+        code, _, err = self.main(["start-application"],
+                                 stdin=encode_application(PLAIN))
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("plain", self.successResultOf(self.agent.report()).running)
+        self.assertEqual(self.main(["stop-application", "plain"]), (0, "", ""))
+        self.assertEqual(
+            dict(self.successResultOf(self.agent.report()).applications), {})
+
+    def test_volume_commands(self):
+        """
+        ``create-volume`` with a maximum size, ``push-volume`` (printing the
+        bytes sent) and ``handoff-volume`` act on the volume service.
+        """
+        self.assertEqual(self.main(["create-volume", "web", "--maximum-size",
+                                    "1048576"]), (0, "", ""))
+        code, out, err = self.main(["push-volume", "web", B])
+        self.assertEqual((code, err), (0, ""))
+        self.assertIsInstance(json.loads(out)["bytes"], int)
+        code, out, err = self.main(["handoff-volume", "web", B])
+        self.assertEqual((code, err), (0, ""))
+        self.assertTrue(self.successResultOf(
+            self.other.report()).volumes["web"].owned)
+
+    def test_set_routes(self):
+        """
+        ``set-routes`` installs the route table read from stdin.
+        """
+        routes = frozenset([Route(8080, B)])
+        self.assertEqual(self.main(["set-routes"], stdin=encode_routes(routes)),
+                         (0, "", ""))
+        self.assertEqual(self.successResultOf(self.agent.report()).routes,
+                         routes)
+
+    def test_failure_one_line(self):
+        """
+        An operation the node refuses exits 1 with one line on stderr naming
+        the command, and nothing on stdout.
+        """
+        code, out, err = self.main(["start-application"],
+                                   stdin=encode_application(WEB))
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertTrue(err.startswith("flocker-node start-application: "))
+
+    def test_bad_stdin(self):
+        """
+        Standard input that is not an application document exits 1 with one
+        line.
+        """
+        code, out, err = self.main(["start-application"], stdin=b"{nope")
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+
+    def test_eliot_task_continued(self):
+        """
+        With ``--eliot-task`` the command's eliot messages go to stderr,
+        inside the given task.
+        """
+        code, out, err = self.main(["--eliot-task", "abc-uuid@/1", "report"])
+        self.assertEqual(code, 0)
+        messages = [json.loads(line) for line in err.splitlines()]
+        self.assertTrue(messages)
+        self.assertEqual({m["task_uuid"] for m in messages}, {"abc-uuid"})
+
+
+class LabReportTests(SynchronousTestCase):
+    """
+    ``flocker-node report`` run on a lab node.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _lab(self, request):
+        self.lab = request.getfixturevalue("lab")
+        self.node_name, self.address, self.docker_socket = _lab_docker(
+            request)
+
+    def test_report_shows_container(self):
+        """
+        A container started on the node by Flocker's client is in the
+        node's report, running, with its ports and volume.
+        """
+        name = "t5" + secrets.token_hex(4) + "-report"
+        port = 20000 + secrets.randbelow(20000)
+        host_path = tempfile.mkdtemp(prefix="flocker-report-test-")
+        self.addCleanup(os.rmdir, host_path)
+        application = Application(
+            name=name, image=IMAGE, command=SLEEPER,
+            environment={"MESSAGE": "from the report test"},
+            ports=[Port(internal=80, external=port)],
+            volume=AttachedVolume(mountpoint="/data"))
+        socket_path = self.docker_socket
+        client = run_in_reactor(
+            lambda reactor: DockerClient(reactor, socket_path, stop_timeout=5))
+        self.addCleanup(run_in_reactor, lambda reactor: client.close())
+        self.addCleanup(run_in_reactor, lambda reactor: client.remove(name))
+        run_in_reactor(lambda reactor: client.add(application, host_path))
+        result = self.lab.run(self.node_name, ["flocker-node", "report"],
+                              check=False)
+        state = node_state_from_dict(json.loads(result.stdout))
+        unit = [u for u in run_in_reactor(lambda reactor: client.list())
+                if u.name == name][0]
+        self.assertEqual(
+            (result.returncode, result.stderr, state.address,
+             state.applications.get(name), name in state.running,
+             unit.ports, unit.binds),
+            (0, "", self.address, application, True, application.ports,
+             pmap({"/data": host_path})))

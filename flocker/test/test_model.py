@@ -1,0 +1,486 @@
+"""
+Tests for ``flocker._model`` (values and their invariants) and
+``flocker._serialize`` (their JSON form).
+"""
+
+import attr
+import pytest
+from hypothesis import given, strategies as st
+
+from flocker._model import (
+    Application, AttachedVolume, ClusterState, Deployment, InvalidModel, Link,
+    Node, NodeState, Port, RestartPolicy, Route, VolumeState, is_safe_name,
+)
+from flocker._serialize import (
+    SerializationError, application_from_dict, application_to_dict,
+    cluster_state_from_dict, cluster_state_to_dict, dumps, loads,
+    node_state_from_dict, node_state_to_dict, route_from_dict, route_to_dict,
+)
+from flocker.testtools import (
+    application_names, applications, cluster_states, deployments,
+    fuzz_settings, node_addresses, node_states, tcp_ports,
+)
+
+WEB = Application(name="web", image="example/web",
+                  ports=[Port(internal=80, external=8080)])
+DB = Application(name="db", image="postgres",
+                 ports=[Port(internal=5432, external=5432)])
+
+
+class TestSafeNames(object):
+    """
+    ``is_safe_name``: the names that become container, dataset and
+    iptables names.
+    """
+
+    @pytest.mark.parametrize("name", ["a", "web-1", "DB_2", "9lives",
+                                      "x" * 63])
+    def test_accepted(self, name):
+        """
+        Letters, digits, '-' and '_' starting with a letter or digit, up to
+        63 characters, are safe.
+        """
+        assert is_safe_name(name)
+
+    @pytest.mark.parametrize("name", [
+        "", "-rf", "_x", "a b", "a;b", "a/b", "..", "a.b", "$(x)", "a\nb",
+        "x" * 64, "é", 5, None, b"web"])
+    def test_refused(self, name):
+        """
+        Anything else, including non-strings, is not.
+        """
+        assert not is_safe_name(name)
+
+    @given(application_names())
+    def test_generated_names_are_safe(self, name):
+        """
+        The shared strategy only generates safe names.
+        """
+        assert is_safe_name(name)
+
+
+class TestPortAndLink(object):
+    """
+    ``Port`` and ``Link``.
+    """
+
+    @pytest.mark.parametrize("bad", [0, 65536, -1, True, "80", 80.0, None])
+    def test_port_range(self, bad):
+        """
+        Port numbers are integers (not booleans) within 1-65535.
+        """
+        with pytest.raises(InvalidModel):
+            Port(internal=bad, external=80)
+        with pytest.raises(InvalidModel):
+            Port(internal=80, external=bad)
+
+    def test_link_alias(self):
+        """
+        A link's alias must be a safe name.
+        """
+        with pytest.raises(InvalidModel):
+            Link(local_port=1, remote_port=2, alias="a b")
+
+    def test_link_ports(self):
+        """
+        A link's ports are TCP ports.
+        """
+        with pytest.raises(InvalidModel):
+            Link(local_port=0, remote_port=2, alias="a")
+
+
+class TestAttachedVolume(object):
+    """
+    ``AttachedVolume`` mountpoints and sizes.
+    """
+
+    @pytest.mark.parametrize("mountpoint", [
+        "data", "", "/", "/a/../b", "/a/", "/a//b", "/a/./b", "/a\x00",
+        "/a\nb", "/" + "x" * 1024, None])
+    def test_bad_mountpoint(self, mountpoint):
+        """
+        Mountpoints are absolute, normalised, not ``/``, without ``..`` or
+        control characters, at most 1024 characters.
+        """
+        with pytest.raises(InvalidModel):
+            AttachedVolume(mountpoint=mountpoint)
+
+    @pytest.mark.parametrize("size", [0, -1, True, 1.5, "1G"])
+    def test_bad_size(self, size):
+        """
+        The maximum size is a positive integer or ``None``.
+        """
+        with pytest.raises(InvalidModel):
+            AttachedVolume(mountpoint="/data", maximum_size=size)
+
+    def test_defaults(self):
+        """
+        Without a size the volume has no quota.
+        """
+        assert AttachedVolume(mountpoint="/data").maximum_size is None
+
+
+class TestRestartPolicy(object):
+    """
+    ``RestartPolicy``.
+    """
+
+    def test_default(self):
+        """
+        The default policy is never to restart.
+        """
+        assert RestartPolicy() == RestartPolicy(name="never")
+
+    def test_unknown_name(self):
+        """
+        Only never, always and on-failure exist.
+        """
+        with pytest.raises(InvalidModel):
+            RestartPolicy(name="sometimes")
+
+    def test_retry_count_only_on_failure(self):
+        """
+        A retry count only goes with on-failure.
+        """
+        with pytest.raises(InvalidModel):
+            RestartPolicy(name="always", maximum_retry_count=3)
+        assert RestartPolicy(name="on-failure",
+                             maximum_retry_count=3).maximum_retry_count == 3
+
+    def test_retry_count_positive(self):
+        """
+        The retry count is a positive integer.
+        """
+        with pytest.raises(InvalidModel):
+            RestartPolicy(name="on-failure", maximum_retry_count=0)
+
+
+class TestApplication(object):
+    """
+    ``Application`` invariants and value semantics.
+    """
+
+    @pytest.mark.parametrize("fields", [
+        dict(name="a b"),
+        dict(image="web; reboot"),
+        dict(image=""),
+        dict(image="a/../b"),
+        dict(command=[]),
+        dict(command=["a\x00"]),
+        dict(command=[5]),
+        dict(command="ls -l"),
+        dict(environment={"1X": "a"}),
+        dict(environment={"A B": "a"}),
+        dict(environment={"X": 5}),
+        dict(environment={"X": "a\x00"}),
+        dict(ports=[80]),
+        dict(links=[("a", 1, 2)]),
+        dict(volume="/data"),
+        dict(mem_limit=0),
+        dict(cpu_shares=True),
+        dict(restart_policy="always"),
+        dict(ports=[Port(internal=80, external=1), Port(internal=81,
+                                                        external=1)]),
+        dict(ports=[Port(internal=80, external=1), Port(internal=80,
+                                                        external=2)]),
+        dict(links=[Link(local_port=1, remote_port=2, alias="a"),
+                    Link(local_port=1, remote_port=3, alias="b")]),
+    ])
+    def test_invalid(self, fields):
+        """
+        Each broken field or cross-field rule raises ``InvalidModel``.
+        """
+        values = dict(name="web", image="example/web")
+        values.update(fields)
+        with pytest.raises(InvalidModel):
+            Application(**values)
+
+    def test_collections_order_insensitive(self):
+        """
+        Ports and links given in any order or container type give equal,
+        equally hashed applications.
+        """
+        ports = [Port(internal=1, external=2), Port(internal=3, external=4)]
+        first = Application(name="a", image="i", ports=ports,
+                            environment={"A": "1", "B": "2"},
+                            command=["x", "y"])
+        second = Application(name="a", image="i", ports=reversed(ports),
+                             environment=[("B", "2"), ("A", "1")],
+                             command=("x", "y"))
+        assert first == second
+        assert hash(first) == hash(second)
+
+    def test_command_order_matters(self):
+        """
+        The command is a sequence: argument order distinguishes values.
+        """
+        assert Application(name="a", image="i", command=["x", "y"]) != \
+            Application(name="a", image="i", command=["y", "x"])
+
+    def test_immutable(self):
+        """
+        Fields cannot be assigned; ``attr.evolve`` makes a changed copy.
+        """
+        with pytest.raises(attr.exceptions.FrozenInstanceError):
+            WEB.image = "other"
+        changed = attr.evolve(WEB, image="other")
+        assert (WEB.image, changed.image) == ("example/web", "other")
+
+    def test_evolve_checks_invariants(self):
+        """
+        A changed copy is checked like a new value.
+        """
+        with pytest.raises(InvalidModel):
+            attr.evolve(WEB, name="bad name")
+
+    @given(applications())
+    def test_generated_equal_to_rebuilt(self, application):
+        """
+        An application rebuilt from its own fields is equal and hashes
+        equal.
+        """
+        rebuilt = Application(**attr.asdict(application, recurse=False))
+        assert rebuilt == application
+        assert hash(rebuilt) == hash(application)
+
+
+class TestNodeAndDeployment(object):
+    """
+    ``Node`` and ``Deployment`` invariants and helpers.
+    """
+
+    @pytest.mark.parametrize("address", [
+        "192.0.2.1", "node-1.example.com", "localhost", "::1", "2001:db8::1"])
+    def test_good_address(self, address):
+        """
+        IPv4 and IPv6 literals and host names are node addresses.
+        """
+        assert Node(address=address).address == address
+
+    @pytest.mark.parametrize("address", [
+        "", "-oProxyCommand=x", "a b", "a;b", "a..b", "$(x)", "a/b", 5])
+    def test_bad_address(self, address):
+        """
+        Metacharacters, a leading '-' and '..' are refused.
+        """
+        with pytest.raises(InvalidModel):
+            Node(address=address)
+
+    def test_same_name_twice_on_node(self):
+        """
+        A node cannot hold two different applications with one name.
+        """
+        with pytest.raises(InvalidModel):
+            Node(address="n", applications=[
+                WEB, attr.evolve(WEB, image="other")])
+
+    def test_application_on_two_nodes(self):
+        """
+        An application runs on at most one node.
+        """
+        with pytest.raises(InvalidModel):
+            Deployment(nodes=[Node(address="a", applications=[WEB]),
+                              Node(address="b", applications=[WEB])])
+
+    def test_external_port_twice(self):
+        """
+        An external port belongs to one application in the cluster.
+        """
+        clash = attr.evolve(DB, ports=[Port(internal=5432, external=8080)])
+        with pytest.raises(InvalidModel):
+            Deployment(nodes=[Node(address="a", applications=[WEB]),
+                              Node(address="b", applications=[clash])])
+
+    def test_node_twice(self):
+        """
+        A node address appears once.
+        """
+        with pytest.raises(InvalidModel):
+            Deployment(nodes=[Node(address="a", applications=[WEB]),
+                              Node(address="a", applications=[DB])])
+
+    def test_node_lookup(self):
+        """
+        ``node`` finds a node by address, or gives ``None``.
+        """
+        node = Node(address="a", applications=[WEB])
+        deployment = Deployment(nodes=[node, Node(address="b")])
+        assert (deployment.node("a"), deployment.node("c")) == (node, None)
+
+    def test_placements(self):
+        """
+        ``placements`` maps each application name to its node and value.
+        """
+        deployment = Deployment(nodes=[Node(address="a", applications=[WEB]),
+                                       Node(address="b", applications=[DB])])
+        assert deployment.placements() == {"web": ("a", WEB),
+                                           "db": ("b", DB)}
+
+    @fuzz_settings(default=100)
+    @given(deployments())
+    def test_generated_deployments_hash(self, deployment):
+        """
+        A deployment rebuilt from its nodes in reverse order is equal and
+        hashes equal.
+        """
+        rebuilt = Deployment(nodes=sorted(deployment.nodes,
+                                          key=lambda n: n.address,
+                                          reverse=True))
+        assert rebuilt == deployment
+        assert hash(rebuilt) == hash(deployment)
+
+
+class TestCurrentState(object):
+    """
+    ``Route``, ``VolumeState``, ``NodeState`` and ``ClusterState``.
+    """
+
+    def test_route_checks(self):
+        """
+        A route needs a TCP port and a node address.
+        """
+        with pytest.raises(InvalidModel):
+            Route(port=0, address="a")
+        with pytest.raises(InvalidModel):
+            Route(port=80, address="a;b")
+
+    @given(tcp_ports(), node_addresses())
+    def test_route_value(self, port, address):
+        """
+        Routes with equal fields are equal and hash equal.
+        """
+        assert Route(port=port, address=address) == Route(port, address)
+        assert hash(Route(port, address)) == hash(Route(port=port,
+                                                        address=address))
+
+    def test_volume_state(self):
+        """
+        A volume state needs a safe name and a boolean ownership.
+        """
+        with pytest.raises(InvalidModel):
+            VolumeState(name="a/b", owned=True)
+        with pytest.raises(InvalidModel):
+            VolumeState(name="a", owned=1)
+
+    def test_running_must_be_known(self):
+        """
+        A running application must be one of the node's applications.
+        """
+        with pytest.raises(InvalidModel):
+            NodeState(address="a", applications={"web": WEB},
+                      running=["db"])
+
+    def test_application_key_matches(self):
+        """
+        Applications are keyed by their own name.
+        """
+        with pytest.raises(InvalidModel):
+            NodeState(address="a", applications={"db": WEB})
+
+    def test_volume_key_matches(self):
+        """
+        Volumes are keyed by their own name.
+        """
+        with pytest.raises(InvalidModel):
+            NodeState(address="a", volumes={
+                "db": VolumeState(name="web", owned=True)})
+
+    def test_cluster_key_matches(self):
+        """
+        Node states are keyed by their own address.
+        """
+        with pytest.raises(InvalidModel):
+            ClusterState(nodes={"b": NodeState(address="a")})
+
+
+class TestSerialize(object):
+    """
+    ``flocker._serialize``: JSON forms of the models.
+    """
+
+    @fuzz_settings(default=100)
+    @given(applications())
+    def test_application_round_trip(self, application):
+        """
+        An application survives ``to_dict``, JSON text and ``from_dict``.
+        """
+        text = dumps(application_to_dict(application))
+        assert application_from_dict(loads(text)) == application
+
+    @given(tcp_ports(), node_addresses())
+    def test_route_round_trip(self, port, address):
+        """
+        A route survives its dictionary form.
+        """
+        route = Route(port=port, address=address)
+        assert route_from_dict(loads(dumps(route_to_dict(route)))) == route
+
+    @fuzz_settings(default=100)
+    @given(node_states())
+    def test_node_state_round_trip(self, state):
+        """
+        A node's report survives its JSON form.
+        """
+        text = dumps(node_state_to_dict(state))
+        assert node_state_from_dict(loads(text)) == state
+
+    @fuzz_settings(default=50)
+    @given(cluster_states())
+    def test_cluster_state_round_trip(self, state):
+        """
+        A whole cluster's reports survive their JSON form.
+        """
+        text = dumps(cluster_state_to_dict(state))
+        assert cluster_state_from_dict(loads(text)) == state
+
+    @fuzz_settings(default=100)
+    @given(applications(), st.randoms(use_true_random=False))
+    def test_canonical(self, application, random):
+        """
+        Equal values serialise to equal text, however their collections
+        were ordered when built.
+        """
+        ports = list(application.ports)
+        links = list(application.links)
+        environment = list(application.environment.items())
+        for items in (ports, links, environment):
+            random.shuffle(items)
+        shuffled = attr.evolve(application, ports=ports, links=links,
+                               environment=dict(environment))
+        assert dumps(application_to_dict(shuffled)) == \
+            dumps(application_to_dict(application))
+
+    def test_not_json(self):
+        """
+        Text that is not JSON raises ``SerializationError``.
+        """
+        with pytest.raises(SerializationError):
+            loads("{not json")
+
+    def test_missing_field(self):
+        """
+        A dictionary lacking a field raises ``SerializationError``.
+        """
+        data = application_to_dict(WEB)
+        del data["image"]
+        with pytest.raises(SerializationError):
+            application_from_dict(data)
+
+    def test_broken_invariant(self):
+        """
+        A dictionary describing an invalid value raises
+        ``SerializationError``, not ``InvalidModel``.
+        """
+        data = application_to_dict(WEB)
+        data["name"] = "bad name"
+        with pytest.raises(SerializationError):
+            application_from_dict(data)
+
+    @pytest.mark.parametrize("data", [None, [], "x", {"nodes": 5},
+                                      {"nodes": [{"address": "a"}]}])
+    def test_wrong_shape(self, data):
+        """
+        Structures of the wrong shape raise ``SerializationError``.
+        """
+        with pytest.raises(SerializationError):
+            cluster_state_from_dict(data)

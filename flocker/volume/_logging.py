@@ -1,0 +1,104 @@
+"""
+Eliot action and message types of the volume package.
+
+Every operation that touches a machine (each ``zfs``/``zpool`` command, each
+service operation, each remote ``flocker-volume`` command) runs inside one of
+these actions, so a node's log shows what was done to which volume and why a
+step failed.
+"""
+
+from eliot import ActionType, Field, MessageType, fields
+
+__all__ = [
+    "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND", "DIRECT_REFUSED",
+    "CREATE_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
+    "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
+    "RECOVER_VOLUME",
+]
+
+
+def _text(key, description):
+    return Field.for_types(key, [str], description)
+
+
+def _optional_text(key, description):
+    return Field.for_types(key, [str, None], description)
+
+
+_ARGV = Field(u"argv", list, u"The argument vector that was run.")
+_VOLUME = _text(u"volume", u"The volume's name.")
+_TARGET = _text(u"target", u"Address of the node receiving the volume.")
+_SNAPSHOT = _text(u"snapshot", u"A snapshot name.")
+_BASE = _optional_text(
+    u"base", u"Snapshot an incremental stream starts from, or null for a "
+    u"full stream.")
+_BYTES = Field.for_types(u"bytes", [int], u"Stream bytes sent or received.")
+_NODE = _text(u"node_id", u"Stable identity of a node.")
+
+#: One ``zfs`` or ``zpool`` command.
+ZFS_COMMAND = ActionType(
+    u"flocker:volume:zfs", [_ARGV], [],
+    u"A zfs or zpool command run on this node's pool.")
+
+#: zfs-fuse answered "busy"; the command will be run again after a delay.
+BUSY_RETRY = MessageType(
+    u"flocker:volume:busy_retry",
+    [_ARGV, Field.for_types(u"delay", [float], u"Seconds until the retry.")],
+    u"zfs-fuse reported a busy dataset right after a mount change.")
+
+#: The direct push (``zfs receive`` on the target) was refused; the push
+#: falls back to the negotiated protocol.
+DIRECT_REFUSED = MessageType(
+    u"flocker:volume:direct_refused",
+    [_VOLUME, _TARGET, _text(u"reason", u"What the target said.")],
+    u"A direct incremental push did not apply; negotiating instead.")
+
+#: ``flocker-volume`` run on another node (over SSH).
+REMOTE_COMMAND = ActionType(
+    u"flocker:volume:remote", [_ARGV], [],
+    u"A flocker-volume command run on another node.")
+
+CREATE_VOLUME = ActionType(
+    u"flocker:volume:create",
+    [_VOLUME, Field.for_types(u"maximum_size", [int, None],
+                              u"Quota in bytes or null.")],
+    [], u"Create a volume owned by this node.")
+
+SNAPSHOT_VOLUME = ActionType(
+    u"flocker:volume:snapshot", [_VOLUME], [_SNAPSHOT],
+    u"Take a snapshot of a volume.")
+
+PUSH_VOLUME = ActionType(
+    u"flocker:volume:push", [_VOLUME, _TARGET],
+    [_SNAPSHOT, _BASE, _BYTES, _NODE],
+    u"Send a volume's latest data to another node, which keeps a copy it "
+    u"does not own.")
+
+RECEIVE_VOLUME = ActionType(
+    u"flocker:volume:receive", [_VOLUME],
+    [_SNAPSHOT, _BASE],
+    u"Receive a stream pushed by the volume's owner.")
+
+HANDOFF_VOLUME = ActionType(
+    u"flocker:volume:handoff", [_VOLUME, _TARGET], [],
+    u"Send the last increment and make the target node the owner.")
+
+ACQUIRE_VOLUME = ActionType(
+    u"flocker:volume:acquire",
+    [_VOLUME, _optional_text(u"expected_snapshot",
+                             u"Snapshot the copy must end with, or null.")],
+    [], u"Make this node the owner of its copy of a volume.")
+
+DELETE_VOLUME = ActionType(
+    u"flocker:volume:delete", [_VOLUME], [],
+    u"Destroy a volume and its snapshots on this node.")
+
+PRUNE_SNAPSHOTS = ActionType(
+    u"flocker:volume:prune_snapshots", [_VOLUME],
+    [Field(u"destroyed", list, u"Snapshot names destroyed.")],
+    u"Destroy snapshots no future incremental needs.")
+
+RECOVER_VOLUME = ActionType(
+    u"flocker:volume:recover", [_VOLUME],
+    fields(outcome=str),
+    u"Finish or undo a swap of a fully received copy interrupted by a crash.")

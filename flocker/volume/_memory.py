@@ -1,0 +1,346 @@
+"""
+An in-memory volume service, for tests of code that uses volumes (the node
+agent, the deploy client) and as the fake the volume interface tests run
+against alongside the real ZFS service.
+
+Volumes hold files as a ``PMap`` of relative path to bytes; a snapshot is such
+a map frozen under a name; a "stream" is the set of files that changed since
+the base snapshot.  Services reach each other through a shared
+:class:`MemoryNetwork`, which can also make a node unreachable or make one
+kind of remote command fail, to test interrupted moves.
+"""
+
+import attr
+from pyrsistent import pmap, pvector
+from twisted.internet.defer import fail, succeed
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from ._errors import (
+    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StreamRejected,
+    TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
+)
+from ._service import (
+    IVolumeService, PushResult, VolumeInfo, check_address, snapshot_name,
+)
+from ._zfs import check_snapshot_name, check_volume_name
+
+__all__ = ["MemoryNetwork", "MemoryVolumeService"]
+
+
+@attr.s(frozen=True)
+class _Copy(object):
+    owner = attr.ib()
+    readonly = attr.ib()
+    maximum_size = attr.ib()
+    files = attr.ib(converter=pmap)
+    snapshots = attr.ib(converter=pvector)   # of (name, files)
+    pushed = attr.ib(converter=pmap, default=pmap())
+
+    def names(self):
+        return [name for name, _ in self.snapshots]
+
+    def snapshot_files(self, name):
+        return dict(self.snapshots)[name]
+
+
+def _size(files):
+    return sum(len(data) for data in files.values())
+
+
+class MemoryNetwork(object):
+    """
+    The nodes :class:`MemoryVolumeService` instances can push to.
+
+    :ivar services: ``dict`` of address to service.
+    :ivar unreachable: ``set`` of addresses that cannot be reached.
+    :ivar failing: ``set`` of ``(address, command)`` pairs (command
+        ``"receive"`` or ``"acquire"``) failing as if the connection dropped.
+    """
+
+    def __init__(self):
+        self.services = {}
+        self.unreachable = set()
+        self.failing = set()
+
+    def reach(self, address, command):
+        """
+        :return: The service at ``address``.
+        :raises TargetUnreachable: If it cannot be reached for ``command``.
+        """
+        if (address in self.unreachable or address not in self.services
+                or (address, command) in self.failing):
+            raise TargetUnreachable(
+                "cannot reach node %s: connection refused" % (address,))
+        return self.services[address]
+
+
+def _deferred(function):
+    """
+    Run a method synchronously, returning its result or error as an already
+    fired ``Deferred``, like the real service's would eventually fire.
+    """
+    def wrapper(*args, **kwargs):
+        try:
+            return succeed(function(*args, **kwargs))
+        except VolumeError:
+            return fail()
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+@implementer(IVolumeService)
+class MemoryVolumeService(object):
+    """
+    A node's volumes, in memory.  See ``IVolumeService`` for the contract.
+    """
+
+    def __init__(self, node_id, address, network, clock, capacity=None):
+        """
+        :param str node_id: The node's identity.
+        :param str address: Its address on ``network`` (registered here).
+        :param MemoryNetwork network: Shared with the other nodes.
+        :param clock: ``IReactorTime`` naming snapshots.
+        :param capacity: Bytes the "pool" holds (all files of all copies
+            and snapshots), or ``None`` for no limit.
+        """
+        self.node_id = node_id
+        self.address = address
+        self._network = network
+        self._clock = clock
+        self._capacity = capacity
+        self._copies = {}
+        #: Names of volumes tests declare mounted into a container.
+        self.in_use = set()
+        network.services[address] = self
+
+    # Helpers for tests standing in for an application using the volume.
+
+    def write_file(self, name, path, data):
+        """
+        Write a file into this node's writable copy of a volume.
+
+        :raises NotOwner: The copy is read-only.
+        :raises OutOfSpace: Its maximum size or the capacity is exceeded.
+        """
+        copy = self._get(name)
+        if copy.readonly:
+            raise NotOwner("volume %s is read-only on this node" % (name,))
+        files = copy.files.set(path, data)
+        if copy.maximum_size is not None and _size(files) > copy.maximum_size:
+            raise OutOfSpace("volume %s: maximum size reached" % (name,))
+        self._check_capacity(_size(files) - _size(copy.files))
+        self._copies[name] = attr.evolve(copy, files=files)
+
+    def read_file(self, name, path):
+        """
+        :return: The file's contents in this node's copy.
+        """
+        return self._get(name).files[path]
+
+    def _used(self):
+        total = 0
+        for copy in self._copies.values():
+            total += _size(copy.files)
+            for _, files in copy.snapshots:
+                total += _size(files)
+        return total
+
+    def _check_capacity(self, extra):
+        if self._capacity is not None and self._used() + extra > \
+                self._capacity:
+            raise OutOfSpace("pool of node %s is full" % (self.address,))
+
+    def _get(self, name):
+        check_volume_name(name)
+        if name not in self._copies:
+            raise NoSuchVolume("volume %s does not exist" % (name,))
+        return self._copies[name]
+
+    def _owned(self, name):
+        copy = self._get(name)
+        if copy.owner != self.node_id:
+            raise NotOwner("volume %s is not owned by this node (%s)" % (
+                name, self.node_id))
+        return copy
+
+    def _info(self, name):
+        copy = self._copies[name]
+        return VolumeInfo(
+            name=name, owner=copy.owner, owned=copy.owner == self.node_id,
+            size=_size(copy.files),
+            maximum_size=copy.maximum_size, snapshots=copy.names(),
+            mountpoint="/memory/%s/%s" % (self.address, name))
+
+    @_deferred
+    def volumes(self):
+        return pvector(self._info(name) for name in sorted(self._copies))
+
+    def list(self):
+        return self.volumes().addCallback(
+            lambda infos: pvector(info.state() for info in infos))
+
+    @_deferred
+    def create(self, name, maximum_size=None):
+        check_volume_name(name)
+        copy = self._copies.get(name)
+        if copy is None:
+            copy = _Copy(owner=self.node_id, readonly=False,
+                         maximum_size=maximum_size, files={}, snapshots=[])
+        elif copy.owner != self.node_id:
+            raise VolumeExists("volume %s already exists here as a copy "
+                               "owned by node %s" % (name, copy.owner))
+        self._copies[name] = attr.evolve(copy, maximum_size=maximum_size)
+        return self._info(name)
+
+    @_deferred
+    def mountpoint(self, name):
+        self._get(name)
+        return FilePath(self._info(name).mountpoint)
+
+    @_deferred
+    def mount(self, name):
+        self._copies[name] = attr.evolve(self._owned(name), readonly=False)
+        return FilePath(self._info(name).mountpoint)
+
+    def _take_snapshot(self, name):
+        copy = self._copies[name]
+        snapshot = snapshot_name(self._clock.seconds(), copy.names())
+        self._check_capacity(_size(copy.files))
+        self._copies[name] = attr.evolve(
+            copy, snapshots=copy.snapshots.append((snapshot, copy.files)))
+        return snapshot
+
+    @_deferred
+    def snapshot(self, name):
+        self._owned(name)
+        return self._take_snapshot(name)
+
+    @_deferred
+    def delete(self, name):
+        self._get(name)
+        if name in self.in_use:
+            raise VolumeInUse("volume %s is in use" % (name,))
+        del self._copies[name]
+
+    def _prune(self, name, dry_run=False):
+        copy = self._copies[name]
+        keep = set(copy.names()[-1:])
+        if copy.owner == self.node_id:
+            keep |= set(copy.pushed.values())
+        doomed = [snapshot for snapshot in copy.names()
+                  if snapshot not in keep]
+        if not dry_run:
+            self._copies[name] = attr.evolve(copy, snapshots=[
+                item for item in copy.snapshots if item[0] in keep])
+        return pvector(doomed)
+
+    @_deferred
+    def prune_snapshots(self, name, dry_run=False):
+        self._get(name)
+        return self._prune(name, dry_run)
+
+    @_deferred
+    def orphans(self, keep):
+        keep = set(keep)
+        return pvector(self._info(name) for name in sorted(self._copies)
+                       if name not in keep)
+
+    def _push(self, name, target, progress):
+        check_address(target)
+        other = self._network.reach(target, "receive")
+        if other is self:
+            raise HandoffConflict("a volume cannot be pushed to itself")
+        theirs = other._copies.get(name)
+        if theirs is not None and theirs.owner == other.node_id:
+            raise NotOwner("node %s: volume %s is owned by that node" % (
+                target, name))
+        snapshot = self._take_snapshot(name)
+        copy = self._copies[name]
+        their_names = theirs.names() if theirs is not None else []
+        base = None
+        for candidate in reversed(copy.names()[:-1]):
+            if candidate in their_names:
+                base = candidate
+                break
+        files = copy.snapshot_files(snapshot)
+        if base is None:
+            sent = _size(files)
+        else:
+            before = copy.snapshot_files(base)
+            sent = sum(len(data) for path, data in files.items()
+                       if before.get(path) != data)
+        if progress is not None:
+            progress.update(sent, sent if base is None else None)
+            progress.finish()
+        other._receive(name, snapshot, base, files, copy.maximum_size,
+                       self.node_id)
+        self._copies[name] = attr.evolve(
+            copy, pushed=copy.pushed.set(other.node_id, snapshot))
+        self._prune(name)
+        return PushResult(name=name, target=target,
+                          target_node_id=other.node_id, snapshot=snapshot,
+                          base=base, bytes_sent=sent)
+
+    def _receive(self, name, snapshot, base, files, maximum_size, owner):
+        theirs = self._copies.get(name)
+        if base is None:
+            kept = []
+        elif theirs is None or base not in theirs.names():
+            raise StreamRejected("stream does not apply: no snapshot %s"
+                                 % (base,))
+        else:
+            names = theirs.names()
+            kept = list(theirs.snapshots)[:names.index(base) + 1]
+        self._check_capacity(_size(files))
+        self._copies[name] = _Copy(
+            owner=owner, readonly=True, maximum_size=maximum_size,
+            files=files, snapshots=kept + [(snapshot, files)])
+        self._prune(name)
+
+    @_deferred
+    def push(self, name, target, progress=None):
+        self._owned(name)
+        return self._push(name, target, progress)
+
+    @_deferred
+    def handoff(self, name, target, progress=None):
+        check_address(target)
+        copy = self._get(name)
+        if copy.owner == self.node_id:
+            self._copies[name] = attr.evolve(copy, readonly=True)
+            result = self._push(name, target, progress)
+            self._copies[name] = attr.evolve(
+                self._copies[name], owner=result.target_node_id)
+        elif copy.owner and copy.snapshots:
+            result = PushResult(name=name, target=target,
+                                target_node_id=copy.owner,
+                                snapshot=copy.names()[-1], base=None,
+                                bytes_sent=0)
+        else:
+            raise NotOwner("volume %s is not owned by this node" % (name,))
+        other = self._network.reach(target, "acquire")
+        other._acquire(name, result.snapshot, result.target_node_id)
+        return result
+
+    def _acquire(self, name, snapshot, node_id):
+        if snapshot is not None:
+            check_snapshot_name(snapshot)
+        if node_id is not None and node_id != self.node_id:
+            raise HandoffConflict("this node is %s, not %s" % (
+                self.node_id, node_id))
+        copy = self._get(name)
+        if copy.owner != self.node_id:
+            latest = copy.names()[-1] if copy.snapshots else None
+            if snapshot is not None and latest != snapshot:
+                raise StreamRejected(
+                    "this node's copy of %s ends with snapshot %s, not %s"
+                    % (name, latest, snapshot))
+        self._copies[name] = attr.evolve(copy, owner=self.node_id,
+                                         readonly=False)
+        return self._info(name)
+
+    @_deferred
+    def acquire(self, name, snapshot=None, node_id=None):
+        return self._acquire(name, snapshot, node_id)

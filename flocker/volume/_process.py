@@ -1,0 +1,394 @@
+"""
+Child processes for the volume service, run through the reactor.
+
+Every command is an argument vector; nothing here ever involves a shell.
+:func:`run_process` covers the common case (run, collect, fail on a non-zero
+exit); :func:`spawn` and :class:`ProcessResult` give more control when a
+command's standard input or output must be wired to another process, and
+:func:`pump` moves a stream from one pipe to another inside the reactor while
+counting the bytes (so a push can report its progress and stream size).
+"""
+
+import errno
+import fcntl
+import os
+import select
+
+import attr
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessDone
+from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
+from twisted.internet.protocol import ProcessProtocol
+from zope.interface import implementer
+
+__all__ = [
+    "ProcessFailed", "ProcessResult", "spawn", "run_process", "pump",
+    "command_line",
+]
+
+#: How much :func:`pump` asks the kernel to move at once, and the capacity it
+#: gives its pipes: 1 MiB keeps the number of reactor wake-ups per gigabyte
+#: in the low thousands.
+CHUNK_SIZE = 1024 * 1024
+
+# fcntl.F_SETPIPE_SZ exists from Python 3.10; the number is Linux's.
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def command_line(argv):
+    """
+    :param argv: An argument vector.
+    :return: A readable one-line rendering of ``argv`` for messages (never
+        for execution).
+    """
+    return " ".join(argv)
+
+
+class ProcessFailed(Exception):
+    """
+    A child process exited with a non-zero code or was killed by a signal.
+
+    :ivar argv: The argument vector that was run.
+    :ivar exit_code: The exit code, or ``None`` if killed by a signal.
+    :ivar signal: The signal number, or ``None``.
+    :ivar bytes stderr: Everything the process wrote to standard error.
+    """
+
+    def __init__(self, argv, exit_code, signal, stderr):
+        Exception.__init__(self, argv, exit_code, signal, stderr)
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.signal = signal
+        self.stderr = stderr
+
+    @property
+    def message(self):
+        """
+        The last non-empty line the process wrote to standard error, which
+        for ``zfs`` and ``ssh`` is the one that says what went wrong.
+        """
+        lines = [line.strip() for line in
+                 self.stderr.decode("utf-8", "replace").splitlines()]
+        lines = [line for line in lines if line]
+        return lines[-1] if lines else ""
+
+    def __str__(self):
+        if self.exit_code is None:
+            how = "was killed by signal %s" % (self.signal,)
+        else:
+            how = "exited with code %d" % (self.exit_code,)
+        text = "%s %s" % (command_line(self.argv), how)
+        if self.message:
+            text += ": " + self.message
+        return text
+
+
+@attr.s(frozen=True)
+class ProcessResult(object):
+    """
+    How a child process ended.
+
+    :ivar argv: The argument vector.
+    :ivar bytes stdout: Collected standard output (empty if not collected).
+    :ivar bytes stderr: Collected standard error.
+    :ivar exit_code: Exit code, or ``None`` if killed by a signal.
+    :ivar signal: Signal number or ``None``.
+    """
+    argv = attr.ib()
+    stdout = attr.ib()
+    stderr = attr.ib()
+    exit_code = attr.ib()
+    signal = attr.ib()
+
+    def check(self):
+        """
+        :return: The standard output if the process exited with code 0.
+        :raises ProcessFailed: Otherwise.
+        """
+        if self.exit_code == 0:
+            return self.stdout
+        raise ProcessFailed(self.argv, self.exit_code, self.signal,
+                            self.stderr)
+
+
+class _Collector(ProcessProtocol):
+    """
+    Collect a child's output; hand standard output lines to whoever waits for
+    them (:meth:`next_line`); fire ``ended`` with a :class:`ProcessResult`.
+    """
+
+    def __init__(self, argv):
+        self._argv = argv
+        self._stdout = []
+        self._stderr = []
+        self._buffer = b""
+        self._lines = []
+        self._waiting = []
+        self._closed = False
+        self.ended = Deferred()
+
+    def outReceived(self, data):
+        self._stdout.append(data)
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self._deliver(line)
+
+    def errReceived(self, data):
+        self._stderr.append(data)
+
+    def _deliver(self, line):
+        if self._waiting:
+            self._waiting.pop(0).callback(line)
+        else:
+            self._lines.append(line)
+
+    def next_line(self):
+        """
+        :return: ``Deferred`` firing with the next line of standard output
+            (without its newline), or ``None`` once the output has ended.
+        """
+        if self._lines:
+            return succeed(self._lines.pop(0))
+        if self._closed:
+            return succeed(None)
+        waiter = Deferred()
+        self._waiting.append(waiter)
+        return waiter
+
+    def outConnectionLost(self):
+        self._closed = True
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(None)
+
+    def processEnded(self, reason):
+        self.outConnectionLost()
+        if reason.check(ProcessDone):
+            exit_code, signal = 0, None
+        else:
+            exit_code, signal = reason.value.exitCode, reason.value.signal
+        self.ended.callback(ProcessResult(
+            argv=self._argv, stdout=b"".join(self._stdout),
+            stderr=b"".join(self._stderr), exit_code=exit_code,
+            signal=signal))
+
+
+def spawn(reactor, argv, env, stdin=None, stdout=None):
+    """
+    Start a child process.
+
+    :param reactor: An ``IReactorProcess`` provider.
+    :param argv: The argument vector; ``argv[0]`` is looked up in the
+        ``PATH`` of ``env``.
+    :param dict env: The child's complete environment.
+    :param stdin: A file descriptor of this process to give the child as its
+        standard input, or ``None`` for an empty pipe closed at once.
+    :param stdout: A file descriptor to give the child as its standard
+        output, or ``None`` to collect it.
+    :return: ``(transport, collector)``: the process transport and an object
+        with ``next_line()`` and an ``ended`` ``Deferred`` firing with a
+        :class:`ProcessResult` (never failing).  The caller still owns the
+        descriptors it passed and should close them once spawned.
+    """
+    argv = [str(arg) for arg in argv]
+    collector = _Collector(argv)
+    child_fds = {0: "w" if stdin is None else stdin,
+                 1: "r" if stdout is None else stdout,
+                 2: "r"}
+    transport = reactor.spawnProcess(
+        collector, argv[0], argv, env=env, childFDs=child_fds)
+    if stdin is None:
+        transport.closeStdin()
+    return transport, collector
+
+
+def run_process(reactor, argv, env):
+    """
+    Run a command to completion.
+
+    :param reactor: An ``IReactorProcess`` provider.
+    :param argv: The argument vector.
+    :param dict env: The child's environment.
+    :return: ``Deferred`` firing with the standard output (``bytes``), or
+        failing with :class:`ProcessFailed` carrying the argument vector, exit
+        code and standard error.
+    """
+    _, collector = spawn(reactor, argv, env)
+    return collector.ended.addCallback(ProcessResult.check)
+
+
+def make_pipe():
+    """
+    :return: ``(read_fd, write_fd)`` of a new close-on-exec pipe, enlarged to
+        :data:`CHUNK_SIZE` where the kernel allows it.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, CHUNK_SIZE)
+    except OSError:
+        # Unprivileged processes may be limited by pipe-max-size; a
+        # smaller pipe only costs more wake-ups.
+        pass
+    return read_fd, write_fd
+
+
+@implementer(IReadDescriptor, IWriteDescriptor)
+class _Descriptor(object):
+    """
+    A file descriptor the reactor watches on :class:`_Pump`'s behalf.
+    """
+
+    def __init__(self, fd, ready):
+        self._fd = fd
+        self._ready = ready
+
+    def fileno(self):
+        return self._fd
+
+    def doRead(self):
+        self._ready()
+
+    doWrite = doRead
+
+    def connectionLost(self, reason):
+        # The reactor reports a hung-up pipe (writer gone, nothing left to
+        # read; or reader gone) this way instead of calling doRead/doWrite;
+        # moving again turns it into end of input or EPIPE.
+        self._ready()
+
+    def logPrefix(self):
+        return "flocker-volume-pump"
+
+
+def _writable(fd):
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+class _Pump(object):
+    """
+    Move bytes from one pipe to another as the reactor says they can move.
+    """
+
+    def __init__(self, reactor, source, sink, progress):
+        self._reactor = reactor
+        self._source = source
+        self._sink = sink
+        self._progress = progress
+        self._pending = b""
+        self._count = 0
+        self._finished = False
+        self.done = Deferred()
+        os.set_blocking(source, False)
+        os.set_blocking(sink, False)
+        self._reader = _Descriptor(source, self._move)
+        self._writer = _Descriptor(sink, self._move)
+
+    def start(self):
+        self._reactor.addReader(self._reader)
+
+    def _wait_for(self, sink_full):
+        if sink_full:
+            self._reactor.removeReader(self._reader)
+            self._reactor.addWriter(self._writer)
+        else:
+            self._reactor.removeWriter(self._writer)
+            self._reactor.addReader(self._reader)
+
+    def _move_some(self):
+        """
+        Move one chunk.  :return: bytes moved, 0 at end of input.
+        :raises BlockingIOError: When either side would block.
+        """
+        if self._pending:
+            written = os.write(self._sink, self._pending)
+            self._pending = self._pending[written:]
+            return written
+        if _splice is not None:
+            return _splice(self._source, self._sink, CHUNK_SIZE)
+        data = os.read(self._source, CHUNK_SIZE)
+        if not data:
+            return 0
+        written = 0
+        try:
+            written = os.write(self._sink, data)
+        except BlockingIOError:
+            pass
+        self._pending = data[written:]
+        return len(data)
+
+    def _move(self):
+        if self._finished:
+            return
+        moved = 0
+        outcome = None
+        try:
+            # Bounded, so one busy pipe cannot starve the rest of the reactor.
+            for _ in range(64):
+                count = self._move_some()
+                if count == 0 and not self._pending:
+                    outcome = "end"
+                    break
+                moved += count
+        except BlockingIOError:
+            self._wait_for(not _writable(self._sink) or bool(self._pending))
+        except OSError as e:
+            outcome = e
+        if moved:
+            self._count += moved
+            if self._progress is not None:
+                self._progress(self._count)
+        if outcome == "end":
+            self._finish(None)
+        elif outcome is not None:
+            self._finish(outcome)
+
+    def _finish(self, error):
+        self._finished = True
+        self._reactor.removeReader(self._reader)
+        self._reactor.removeWriter(self._writer)
+        for fd in (self._source, self._sink):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if error is None:
+            self.done.callback(self._count)
+        else:
+            self.done.errback(error)
+
+
+_splice = getattr(os, "splice", None)
+
+
+def pump(reactor, source, sink, progress=None):
+    """
+    Copy everything from ``source`` to ``sink`` (both pipes) in the reactor,
+    without ever blocking it; close both when ``source`` ends.
+
+    :param reactor: An ``IReactorFDSet`` provider.
+    :param int source: File descriptor to read; this function takes it over.
+    :param int sink: File descriptor to write; this function takes it over.
+    :param progress: ``None`` or a callable given the running byte count.
+    :return: ``Deferred`` firing with the number of bytes copied, or failing
+        with ``OSError`` (``EPIPE`` when the reader of ``sink`` went away).
+    """
+    worker = _Pump(reactor, source, sink, progress)
+    worker.start()
+    return worker.done
+
+
+def close_quietly(*fds):
+    """
+    Close file descriptors, ignoring those already closed.
+
+    :param fds: File descriptors.
+    """
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError as e:
+            if e.errno != errno.EBADF:
+                raise

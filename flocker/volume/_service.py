@@ -1,0 +1,1225 @@
+"""
+The volume service: a node's volumes, their ownership, and moving them
+between nodes.
+
+A volume is the dataset ``<pool>/<name>`` of this node's pool.  Every node has
+a stable identity (a UUID kept in the user property ``flocker:node-id`` of its
+pool's root, so it lives and dies with the pool).  Each copy of a volume
+records in ``flocker:owner`` the identity of the node that owns the volume.
+A node owns a volume when its own copy names it; the owner's copy is the only
+writable one and the only one mounted into a container.  Every other copy is
+a *follower*: ``readonly=on`` and ``atime=off`` (zfs-fuse refuses an
+incremental receive after a mere read otherwise), updated only by pushes.
+
+Push protocol (one SSH connection, ``flocker-volume receive NAME`` on the
+target, JSON lines on its standard output)::
+
+    target -> {"protocol": 1, "node_id": ID, "snapshots": [oldest..newest]}
+              (or {"error": KIND, "message": ...} if it owns the volume)
+    source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
+               "maximum_size": N or null, "task": ELIOT_TASK}
+    source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
+    target -> {"received": S, "node_id": ID}   (or an error line)
+
+The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
+its snapshots the target also has (a full stream if none).  The target
+applies an incremental with ``zfs receive -F`` after rolling back to ``B`` if
+needed (a follower never holds anything the owner lacks).  A full stream into
+an existing follower is received as ``NAME.flocker-recv`` and swapped in, so a
+cut connection at any point leaves the target's previous copy intact (ZFS
+applies each stream atomically).  After success the source records ``S`` as
+what the target has (``flocker:pushed``: address, identity, pool and
+snapshot of each recent target); snapshots are then pruned to the newest one
+plus those recorded there, which is all any next incremental needs.
+
+A later push to the same address first tries the direct way: ``zfs send -i``
+from the recorded snapshot straight into ``zfs receive <pool>/NAME`` on the
+target (no ``-F``, no ``flocker-volume`` there, so no Python start-up).  ZFS
+applies it only to a copy that still ends, unmodified, with that snapshot --
+an untouched follower -- and refuses anything else without changing it, in
+which case the push falls back to the protocol above.
+
+Hand-off protocol (the application is already stopped on the source)::
+
+    1. source: readonly=on on its copy            (still owner, now frozen)
+    2. source: push (final snapshot F, small increment)
+    3. source: flocker:owner = target's identity  (source is no longer owner)
+    4. target: ``flocker-volume acquire NAME --snapshot F --node-id T``
+       checks it is node T and its newest snapshot is F, then sets
+       flocker:owner = T and readonly=off         (target is the owner)
+
+At no point are there two writable owners: the source stops being writable
+(1) and stops being the owner (3) before the target becomes either (4).  A
+crash before 3 leaves the source the (read-only) owner: running the hand-off
+again repeats 1-4 (``mount`` makes the source writable again if the
+application is to stay).  A crash after 3 leaves no owner; running the
+hand-off again sees that the source's copy names the target and resumes at
+step 4, whose checks make it safe to repeat.
+"""
+
+import json
+import os
+from contextlib import nullcontext
+import re
+import time
+import uuid
+
+import attr
+from eliot import Action
+from eliot.twisted import inline_callbacks
+from pyrsistent import pmap, pvector
+from twisted.internet.defer import (
+    Deferred, DeferredList, DeferredLock, returnValue,
+)
+from twisted.python.filepath import FilePath
+from zope.interface import Attribute, Interface, implementer
+
+from .._model import VolumeState
+from ._errors import (
+    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, PoolMissing,
+    RemoteError, StreamRejected, TargetUnreachable, UnsafeName,
+    VolumeExists, VolumeInUse, ZFSError, error_from_kind,
+)
+from ._logging import (
+    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME, DIRECT_REFUSED,
+    HANDOFF_VOLUME,
+    PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
+    REMOTE_COMMAND, SNAPSHOT_VOLUME,
+)
+from ._process import close_quietly, make_pipe, pump, spawn
+from ._zfs import (
+    NODE_ID, OWNER, PUSHED, ZFSPool, check_pool_name, check_snapshot_name,
+    check_volume_name,
+)
+
+__all__ = [
+    "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
+    "SSHRemote", "open_volume_service", "processes_using", "check_address",
+    "snapshot_name", "PROTOCOL_VERSION",
+]
+
+#: Version of the push protocol spoken by ``flocker-volume receive``.
+PROTOCOL_VERSION = 1
+
+# Node addresses: IP literals or host names, never starting with "-" (ssh
+# would read it as an option).
+_ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+
+# Node identities, as generated (a UUID) or set by an operator.
+_NODE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+
+# Words sent to the remote shell by ssh: nothing a shell would interpret.
+_REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
+
+# How many per-node entries flocker:pushed keeps (user property values are
+# limited to 1024 bytes; the newest entries matter).
+_PUSHED_ENTRIES = 6
+
+
+def check_address(address):
+    """
+    :param str address: A node address.
+    :raises UnsafeName: Unless it is an IP address or host name.
+    """
+    if not (isinstance(address, str) and _ADDRESS.match(address)
+            and ".." not in address):
+        raise UnsafeName("%r is not a node address (IP address or host name)"
+                         % (address,))
+
+
+def _check_node_id(node_id):
+    if not (isinstance(node_id, str) and _NODE_ID.match(node_id)):
+        raise UnsafeName("%r is not a node identity" % (node_id,))
+
+
+def snapshot_name(seconds, existing):
+    """
+    Name a new snapshot after the time it is taken, so names sort in the
+    order they were taken (on one clock).
+
+    :param float seconds: POSIX time.
+    :param existing: Names already used by the volume.
+    :return: ``flocker-YYYYmmddTHHMMSS.ffffffZ``, with ``-N`` appended if
+        that name is taken.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+    micro = int(round((seconds - int(seconds)) * 1e6)) % 1000000
+    base = "flocker-%s.%06dZ" % (stamp, micro)
+    name, counter = base, 1
+    while name in existing:
+        counter += 1
+        name = "%s-%d" % (base, counter)
+    return name
+
+
+@attr.s(frozen=True)
+class VolumeInfo(object):
+    """
+    Everything this node knows about its copy of a volume.
+
+    :ivar str name: Volume name.
+    :ivar owner: Identity of the node its copy names as owner, or ``None``.
+    :ivar bool owned: Whether this node is the owner.
+    :ivar int size: Bytes referenced.
+    :ivar maximum_size: Quota (``refquota``) in bytes or ``None``.
+    :ivar snapshots: ``PVector`` of snapshot names, oldest first.
+    :ivar str mountpoint: Where the copy is (or would be) mounted.
+    """
+    name = attr.ib()
+    owner = attr.ib()
+    owned = attr.ib()
+    size = attr.ib()
+    maximum_size = attr.ib()
+    snapshots = attr.ib(converter=pvector)
+    mountpoint = attr.ib()
+
+    def state(self):
+        """
+        :return: The :class:`flocker._model.VolumeState` a node report uses.
+        """
+        return VolumeState(name=self.name, owned=self.owned, size=self.size,
+                           snapshots=self.snapshots)
+
+
+@attr.s(frozen=True)
+class PushResult(object):
+    """
+    What a push (or the push inside a hand-off) sent.
+
+    :ivar str name: Volume name.
+    :ivar str target: Address of the receiving node.
+    :ivar str target_node_id: Identity of the receiving node.
+    :ivar snapshot: The snapshot the target now has (newest), or ``None``
+        if a resumed hand-off sent nothing.
+    :ivar base: Snapshot the incremental stream started from, or ``None``
+        for a full stream.
+    :ivar int bytes_sent: Size of the stream.
+    """
+    name = attr.ib()
+    target = attr.ib()
+    target_node_id = attr.ib()
+    snapshot = attr.ib()
+    base = attr.ib()
+    bytes_sent = attr.ib()
+
+
+class IVolumeService(Interface):
+    """
+    The volumes of one node.  Every method returns a ``Deferred``; failures
+    are :class:`flocker.volume.VolumeError` subclasses with a one-line
+    message.  A name that is not a safe name fails with ``UnsafeName``
+    before anything is done.
+    """
+
+    node_id = Attribute("This node's stable identity (``str``).")
+
+    def volumes():
+        """
+        :return: ``Deferred`` firing with a ``PVector`` of
+            :class:`VolumeInfo`, sorted by name.
+        """
+
+    def list():
+        """
+        :return: ``Deferred`` firing with a ``PVector`` of
+            ``flocker._model.VolumeState``, sorted by name (what the node
+            agent's report needs).
+        """
+
+    def create(name, maximum_size=None):
+        """
+        Create a volume owned by this node; if this node already owns it,
+        only make its maximum size ``maximum_size``.
+
+        :param str name: Volume name.
+        :param maximum_size: Quota in bytes, or ``None`` for no limit.
+        :return: ``Deferred`` firing with its :class:`VolumeInfo`.
+        :raises VolumeExists: A copy owned by another node is here.
+        :raises OutOfSpace: The pool is full.
+        """
+
+    def mountpoint(name):
+        """
+        :param str name: Volume name.
+        :return: ``Deferred`` firing with the ``FilePath`` where this node's
+            copy is mounted (owned or not).
+        :raises NoSuchVolume: No copy here.
+        """
+
+    def mount(name):
+        """
+        Make this node's owned volume ready for a container: writable and
+        mounted.  Call it before starting the application.
+
+        :param str name: Volume name.
+        :return: ``Deferred`` firing with the mountpoint ``FilePath``.
+        :raises NotOwner: This node does not own the volume.
+        """
+
+    def snapshot(name):
+        """
+        :param str name: A volume this node owns.
+        :return: ``Deferred`` firing with the new snapshot's name.
+        """
+
+    def push(name, target, progress=None):
+        """
+        Send the volume's current data to node ``target`` (full the first
+        time, incremental afterwards); the target keeps a read-only copy it
+        does not own.  This node stays the owner.
+
+        :param str name: A volume this node owns.
+        :param str target: Address of the receiving node.
+        :param progress: ``None``, or an object with ``update(sent, total)``
+            (``total`` may be ``None``) and ``finish()``.
+        :return: ``Deferred`` firing with a :class:`PushResult`.
+        :raises NotOwner: This node does not own it, or the target does.
+        :raises TargetUnreachable: The target cannot be reached.
+        :raises OutOfSpace: The target's pool is full.
+        """
+
+    def handoff(name, target, progress=None):
+        """
+        Send the last increment to ``target`` and make it the owner; this
+        node keeps a read-only copy.  The application must be stopped.
+        Running it again after an interruption finishes the job.
+
+        :return: ``Deferred`` firing with a :class:`PushResult`.
+        :raises HandoffConflict: The volume was handed to another node.
+        """
+
+    def acquire(name, snapshot=None, node_id=None):
+        """
+        Make this node the owner of its copy (step 4 of a hand-off).  Does
+        nothing more than :meth:`mount`'s writability if already owned.
+
+        :param str name: Volume name.
+        :param snapshot: If given, the copy's newest snapshot must be this.
+        :param node_id: If given, this node's identity must be this.
+        :return: ``Deferred`` firing with the new :class:`VolumeInfo`.
+        :raises StreamRejected: The copy does not end with ``snapshot``.
+        :raises HandoffConflict: This node is not ``node_id``.
+        """
+
+    def delete(name):
+        """
+        Destroy this node's copy of a volume and its snapshots.
+
+        :return: ``Deferred`` firing with ``None``.
+        :raises VolumeInUse: It is mounted into a container or files in it
+            are open.
+        """
+
+    def prune_snapshots(name, dry_run=False):
+        """
+        Destroy snapshots no next incremental needs (all but the newest and
+        those other nodes were last sent).
+
+        :param bool dry_run: Only report what would be destroyed.
+        :return: ``Deferred`` firing with a ``PVector`` of snapshot names.
+        """
+
+    def orphans(keep):
+        """
+        :param keep: Names of volumes a deployment still uses.
+        :return: ``Deferred`` firing with a ``PVector`` of
+            :class:`VolumeInfo` of every other volume on this node.
+        """
+
+
+class SSHRemote(object):
+    """
+    Runs ``flocker-volume`` on another node with the ``ssh`` command.
+
+    The remote side's shell joins the words, so every word is checked to
+    contain nothing a shell would interpret.  Host keys are always checked
+    (``StrictHostKeyChecking=yes``) and nothing ever prompts
+    (``BatchMode=yes``).
+    """
+
+    def __init__(self, identity=None, known_hosts=None, config=None,
+                 user="root", port=None, command=("flocker-volume",),
+                 connect_timeout=10):
+        """
+        :param identity: Private key file, or ``None`` for ssh's default.
+        :param known_hosts: Known hosts file, or ``None`` for ssh's default.
+        :param config: ssh configuration file, or ``None``.
+        :param str user: Remote user.
+        :param port: SSH port or ``None``.
+        :param command: The ``flocker-volume`` command on the nodes.
+        :param int connect_timeout: Seconds before an unreachable node is
+            reported.
+        """
+        self._options = ["-o", "BatchMode=yes",
+                         "-o", "StrictHostKeyChecking=yes",
+                         "-o", "ConnectTimeout=%d" % (connect_timeout,),
+                         "-o", "LogLevel=ERROR", "-T", "-x", "-e", "none"]
+        if config is not None:
+            self._options[:0] = ["-F", config]
+        if identity is not None:
+            self._options += ["-i", identity, "-o", "IdentitiesOnly=yes"]
+        if known_hosts is not None:
+            self._options += ["-o", "UserKnownHostsFile=" + known_hosts]
+        if port is not None:
+            self._options += ["-p", str(int(port))]
+        self._user = user
+        self._command = list(command)
+
+    def argv(self, address, arguments, command=None):
+        """
+        :param str address: Node address.
+        :param arguments: Arguments of the remote command.
+        :param command: The remote command's words (``("zfs",)``), or
+            ``None`` for ``flocker-volume``.
+        :return: The argument vector to run locally.
+        :raises UnsafeName: For an unsafe address or word.
+        """
+        check_address(address)
+        words = (self._command if command is None else list(command)) + list(
+            arguments)
+        for word in words:
+            if not _REMOTE_WORD.match(word):
+                raise UnsafeName("%r cannot be passed to a remote node" % (
+                    word,))
+        return (["ssh"] + self._options + ["%s@%s" % (self._user, address)]
+                + words)
+
+
+def processes_using(dataset, mountpoint, proc="/proc"):
+    """
+    Find processes using a mounted dataset: those that see it mounted
+    somewhere other than its own mountpoint (a container's bind mount, in
+    another mount namespace) and those with their working directory, root or
+    an open file inside it.
+
+    This only reads ``/proc`` (no disk I/O), so it is cheap enough to call
+    from the reactor thread.
+
+    :param str dataset: Full dataset name (``pool/volume``).
+    :param str mountpoint: The dataset's own mountpoint.
+    :param str proc: Where procfs is mounted.
+    :return: ``set`` of process ids.
+    """
+    users = set()
+    seen_namespaces = set()
+    source = dataset.encode("utf-8")
+    inside = mountpoint.rstrip("/") + "/"
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        base = os.path.join(proc, entry)
+        try:
+            namespace = os.readlink(os.path.join(base, "ns", "mnt"))
+        except OSError:
+            namespace = None
+        if namespace is None or namespace not in seen_namespaces:
+            try:
+                with open(os.path.join(base, "mountinfo"), "rb") as f:
+                    mountinfo = f.read()
+            except OSError:
+                mountinfo = b""
+            if _mounted_elsewhere(mountinfo, source, mountpoint):
+                users.add(pid)
+            elif namespace is not None:
+                seen_namespaces.add(namespace)
+        links = ["cwd", "root"]
+        try:
+            links += [os.path.join("fd", fd)
+                      for fd in os.listdir(os.path.join(base, "fd"))]
+        except OSError:
+            pass
+        for link in links:
+            try:
+                target = os.readlink(os.path.join(base, link))
+            except OSError:
+                continue
+            if target == mountpoint or target.startswith(inside):
+                users.add(pid)
+                break
+    return users
+
+
+def _mounted_elsewhere(mountinfo, source, mountpoint):
+    for line in mountinfo.splitlines():
+        before, _, after = line.partition(b" - ")
+        after = after.split(b" ")
+        before = before.split(b" ")
+        if len(after) < 2 or len(before) < 5 or after[1] != source:
+            continue
+        where = before[4].decode("utf-8", "replace").replace("\\040", " ")
+        if where != mountpoint:
+            return True
+    return False
+
+
+def _read_line(reactor, fd, limit=65536):
+    """
+    Read one line from ``fd`` without blocking the reactor and without
+    reading past it (the rest is a ZFS stream for another process).
+
+    :return: ``Deferred`` firing with the line (no newline) or ``None`` at
+        end of input.
+    """
+    result = Deferred()
+    collected = bytearray()
+    was_blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+
+    class Reader(object):
+        def fileno(self):
+            return fd
+
+        def logPrefix(self):
+            return "flocker-volume-receive"
+
+        def connectionLost(self, reason):
+            # A hung-up pipe is reported here rather than to doRead.
+            if not result.called:
+                self.doRead()
+
+        def doRead(self):
+            while True:
+                try:
+                    byte = os.read(fd, 1)
+                except BlockingIOError:
+                    return
+                except OSError as e:
+                    return done(e)
+                if byte in (b"", b"\n") or len(collected) > limit:
+                    return done(bytes(collected) if byte == b"\n" else None)
+                collected.extend(byte)
+
+    reader = Reader()
+
+    def done(value):
+        reactor.removeReader(reader)
+        os.set_blocking(fd, was_blocking)
+        if isinstance(value, Exception):
+            result.errback(value)
+        else:
+            result.callback(value)
+
+    reactor.addReader(reader)
+    return result
+
+
+def _continue_task(task):
+    """
+    :param task: A serialized eliot task id from the sender, or ``None``.
+    :return: A context manager continuing the sender's task (so both
+        nodes' logs form one tree), or doing nothing without a valid id.
+    """
+    if isinstance(task, str) and task:
+        try:
+            return Action.continue_task(task_id=task)
+        except Exception:
+            pass
+    return nullcontext()
+
+
+def _info(dataset, node_id):
+    owner = dataset.owner
+    return VolumeInfo(
+        name=dataset.name, owner=owner, owned=owner == node_id,
+        size=dataset.size,
+        maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
+        mountpoint=dataset.mountpoint)
+
+
+def _latest_common(ours, theirs):
+    theirs = set(theirs)
+    for snapshot in reversed(ours):
+        if snapshot in theirs:
+            return snapshot
+    return None
+
+
+@attr.s(frozen=True)
+class _Peer(object):
+    """
+    What this node knows about a node it pushed a volume to: its identity,
+    its pool, and the last snapshot it confirmed having.
+    """
+    address = attr.ib()
+    node_id = attr.ib()
+    pool = attr.ib()
+    snapshot = attr.ib()
+
+
+def _peers(dataset):
+    """
+    :return: ``PMap`` of address to :class:`_Peer` recorded in the
+        dataset's ``flocker:pushed`` property (``address/id/pool/snapshot``
+        entries separated by commas; none of the parts can hold either).
+    """
+    peers = {}
+    for entry in (dataset.get(PUSHED) or "").split(","):
+        parts = entry.split("/")
+        if len(parts) == 4:
+            peers[parts[0]] = _Peer(*parts)
+    return pmap(peers)
+
+
+def _encode_peers(peers):
+    newest = sorted(peers.values(), key=lambda peer: peer.snapshot)
+    return ",".join("/".join(attr.astuple(peer))
+                    for peer in newest[-_PUSHED_ENTRIES:])
+
+
+def _last_line(data):
+    lines = [line.strip() for line in data.decode("utf-8", "replace")
+             .splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _remote_error(target, result, default_kind=RemoteError):
+    """
+    Turn a failed remote command into the right error: the typed error it
+    printed, ``TargetUnreachable`` if ssh could not connect, or a
+    ``RemoteError`` with its last line of standard error.
+    """
+    for line in reversed(result.stdout.splitlines()):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and "error" in message:
+            return error_from_kind(message["error"], "node %s: %s" % (
+                target, message.get("message", "")))
+    detail = _last_line(result.stderr) or "exit code %s" % (
+        result.exit_code,)
+    if result.exit_code == 255:
+        return TargetUnreachable("cannot reach node %s: %s" % (target, detail))
+    return default_kind("node %s: %s" % (target, detail))
+
+
+@implementer(IVolumeService)
+class VolumeService(object):
+    """
+    The volumes of this node's ZFS pool.
+    """
+
+    def __init__(self, reactor, pool, node_id, remote, env, clock=None,
+                 in_use=processes_using):
+        """
+        Use :func:`open_volume_service` rather than this directly: it checks
+        the pool and learns the node's identity.
+
+        :param reactor: Reactor running processes and timers.
+        :param ZFSPool pool: This node's pool.
+        :param str node_id: This node's identity.
+        :param remote: How to run ``flocker-volume`` on another node
+            (:class:`SSHRemote` or another object with its ``argv``
+            method).  A remote command exiting with 255 is taken as ssh
+            failing to connect.
+        :param dict env: Environment for ``ssh`` and the remote command.
+        :param clock: ``IReactorTime`` naming snapshots; reactor if ``None``.
+        :param in_use: ``processes_using``-compatible callable.
+        """
+        self._reactor = reactor
+        self.pool = pool
+        self.node_id = node_id
+        self._remote = remote
+        self._env = dict(env)
+        self._clock = reactor if clock is None else clock
+        self._in_use = in_use
+        self._locks = {}
+
+    def _locked(self, name, function, *args):
+        # Operations on one volume from one process never interleave.
+        lock = self._locks.setdefault(name, DeferredLock())
+        return lock.run(function, *args)
+
+    @inline_callbacks
+    def _get(self, name):
+        check_volume_name(name)
+        dataset = yield self.pool.get(name)
+        if dataset is None:
+            raise NoSuchVolume("volume %s does not exist in pool %s" % (
+                name, self.pool.name))
+        returnValue(dataset)
+
+    @inline_callbacks
+    def _owned(self, name):
+        dataset = yield self._get(name)
+        if dataset.owner != self.node_id:
+            raise NotOwner("volume %s is not owned by this node (%s); its "
+                           "owner is %s" % (name, self.node_id,
+                                            dataset.owner or "unknown"))
+        returnValue(dataset)
+
+    # Reading
+
+    @inline_callbacks
+    def volumes(self):
+        datasets = yield self.pool.list()
+        infos = [_info(dataset, self.node_id) for dataset in datasets
+                 if dataset.name and "." not in dataset.name]
+        returnValue(pvector(sorted(infos, key=lambda info: info.name)))
+
+    def list(self):
+        return self.volumes().addCallback(
+            lambda infos: pvector(info.state() for info in infos))
+
+    def mountpoint(self, name):
+        return self._get(name).addCallback(
+            lambda dataset: FilePath(dataset.mountpoint))
+
+    # Changing this node only
+
+    def create(self, name, maximum_size=None):
+        check_volume_name(name)
+        return self._locked(name, self._create, name, maximum_size)
+
+    @inline_callbacks
+    def _create(self, name, maximum_size):
+        with CREATE_VOLUME(volume=name, maximum_size=maximum_size):
+            dataset = yield self.pool.get(name)
+            if dataset is None:
+                properties = {OWNER: self.node_id, "atime": "off"}
+                if maximum_size is not None:
+                    properties["refquota"] = str(int(maximum_size))
+                yield self.pool.create(name, properties)
+            elif dataset.owner != self.node_id:
+                raise VolumeExists(
+                    "volume %s already exists here as a copy owned by node "
+                    "%s; hand it off to this node or delete the copy" % (
+                        name, dataset.owner or "unknown"))
+            elif dataset.maximum_size != maximum_size:
+                yield self.pool.set(name, "refquota", str(maximum_size or
+                                                          "none"))
+            dataset = yield self._get(name)
+            returnValue(_info(dataset, self.node_id))
+
+    def mount(self, name):
+        check_volume_name(name)
+        return self._locked(name, self._mount, name)
+
+    @inline_callbacks
+    def _mount(self, name):
+        dataset = yield self._owned(name)
+        # zfs-fuse reports readonly as "off (temporary)" on any mounted
+        # dataset, so the value cannot be read back: set it every time.
+        yield self.pool.set(name, "readonly", "off")
+        if not dataset.mounted:
+            yield self.pool.mount(name)
+        returnValue(FilePath(dataset.mountpoint))
+
+    def snapshot(self, name):
+        check_volume_name(name)
+        return self._locked(name, self._snapshot_owned, name)
+
+    @inline_callbacks
+    def _snapshot_owned(self, name):
+        dataset = yield self._owned(name)
+        snapshot = yield self._take_snapshot(dataset)
+        returnValue(snapshot)
+
+    @inline_callbacks
+    def _take_snapshot(self, dataset):
+        with SNAPSHOT_VOLUME(volume=dataset.name) as action:
+            snapshot = snapshot_name(self._clock.seconds(), dataset.snapshots)
+            yield self.pool.snapshot(dataset.name, snapshot)
+            action.add_success_fields(snapshot=snapshot)
+        returnValue(snapshot)
+
+    def delete(self, name):
+        check_volume_name(name)
+        return self._locked(name, self._delete, name)
+
+    @inline_callbacks
+    def _delete(self, name):
+        with DELETE_VOLUME(volume=name):
+            dataset = yield self._get(name)
+            users = self._in_use(self.pool.dataset(name), dataset.mountpoint)
+            if users:
+                raise VolumeInUse(
+                    "volume %s is in use (mounted into a container or open "
+                    "by process %s); stop the application first" % (
+                        name, ", ".join(str(pid) for pid in sorted(users))))
+            yield self.pool.destroy(name)
+
+    def prune_snapshots(self, name, dry_run=False):
+        check_volume_name(name)
+        return self._locked(name, self._prune_by_name, name, dry_run)
+
+    @inline_callbacks
+    def _prune_by_name(self, name, dry_run):
+        dataset = yield self._get(name)
+        destroyed = yield self._prune(dataset, dry_run)
+        returnValue(destroyed)
+
+    @inline_callbacks
+    def _prune(self, dataset, dry_run=False):
+        with PRUNE_SNAPSHOTS(volume=dataset.name) as action:
+            keep = set(dataset.snapshots[-1:])
+            if dataset.owner == self.node_id:
+                keep |= set(peer.snapshot for peer in _peers(dataset).values())
+            doomed = [snapshot for snapshot in dataset.snapshots
+                      if snapshot not in keep]
+            if not dry_run:
+                for snapshot in doomed:
+                    yield self.pool.destroy_snapshot(dataset.name, snapshot)
+            action.add_success_fields(destroyed=doomed)
+        returnValue(pvector(doomed))
+
+    @inline_callbacks
+    def orphans(self, keep):
+        keep = set(keep)
+        infos = yield self.volumes()
+        returnValue(pvector(info for info in infos if info.name not in keep))
+
+    # Moving between nodes
+
+    def push(self, name, target, progress=None):
+        check_volume_name(name)
+        check_address(target)
+        return self._locked(name, self._push_owned, name, target, progress)
+
+    @inline_callbacks
+    def _push_owned(self, name, target, progress):
+        dataset = yield self._owned(name)
+        result = yield self._push(dataset, target, progress)
+        returnValue(result)
+
+    @inline_callbacks
+    def _push(self, dataset, target, progress):
+        name = dataset.name
+        with PUSH_VOLUME(volume=name, target=target) as action:
+            snapshot = yield self._take_snapshot(dataset)
+            peer = _peers(dataset).get(target)
+            sent = None
+            if peer is not None and peer.snapshot in dataset.snapshots:
+                sent = yield self._push_direct(dataset, target, peer,
+                                               snapshot, progress)
+            if sent is None:
+                sent = yield self._push_negotiated(dataset, target, snapshot,
+                                                   progress, action)
+            result, pool = sent
+            peers = _peers(dataset).set(target, _Peer(
+                address=target, node_id=result.target_node_id, pool=pool,
+                snapshot=snapshot))
+            yield self.pool.set(name, PUSHED, _encode_peers(peers))
+            dataset = yield self._get(name)
+            yield self._prune(dataset)
+            action.add_success_fields(snapshot=snapshot, base=result.base,
+                                      bytes=result.bytes_sent,
+                                      node_id=result.target_node_id)
+        returnValue(result)
+
+    def _start_remote(self, argv):
+        """
+        Start a remote command whose standard input is a pipe we write.
+
+        :return: ``(remote, stdin_write)``.
+        """
+        stdin_read, stdin_write = make_pipe()
+        try:
+            _, remote = spawn(self._reactor, argv, self._env,
+                              stdin=stdin_read)
+        except BaseException:
+            close_quietly(stdin_read, stdin_write)
+            raise
+        close_quietly(stdin_read)
+        return remote, stdin_write
+
+    def _stream(self, name, snapshot, base, total, sink, progress):
+        """
+        Run ``zfs send`` and pump its stream into ``sink`` (taken over).
+
+        :return: ``(pumped, sent)`` ``Deferred`` s.
+        """
+        stream_read, stream_write = make_pipe()
+        try:
+            sent = self.pool.send(name, snapshot, base, stream_write)
+        except BaseException:
+            close_quietly(stream_read, stream_write, sink)
+            raise
+        close_quietly(stream_write)
+        watcher = None if progress is None else (
+            lambda count: progress.update(count, total))
+        return pump(self._reactor, stream_read, sink, watcher), sent
+
+    @inline_callbacks
+    def _push_direct(self, dataset, target, peer, snapshot, progress):
+        """
+        The quick way to a node this one pushed to before: send the
+        increment from the snapshot that node last confirmed straight into
+        ``zfs receive`` there, with no ``flocker-volume`` at the far end (it
+        costs a Python start-up, most of a small push's time).
+
+        Safe because plain ``zfs receive`` (no ``-F``) applies an increment
+        only to a copy that still ends with that snapshot, unmodified since:
+        a follower (read-only, no atime updates) or nothing.  Anything else
+        (the copy moved on, was replaced or deleted, the address now names
+        another node) makes it refuse, changing nothing, and the push falls
+        back to the negotiated protocol.
+
+        :return: ``Deferred`` firing with ``(PushResult, pool)``, or with
+            ``None`` if the target refused the stream.
+        """
+        name = dataset.name
+        argv = self._remote.argv(target, [
+            "receive", "%s/%s" % (peer.pool, name)], command=("zfs",))
+        with REMOTE_COMMAND(argv=argv):
+            remote, stdin_write = self._start_remote(argv)
+            try:
+                pumped, sent = self._stream(name, snapshot, peer.snapshot,
+                                            None, stdin_write, progress)
+                outcome = yield DeferredList([pumped, sent, remote.ended],
+                                             consumeErrors=True)
+            finally:
+                if progress is not None:
+                    progress.finish()
+        (pump_ok, count), (send_ok, send_error), (_, ended) = outcome
+        if ended.exit_code == 255:
+            raise _remote_error(target, ended)
+        if not send_ok and not send_error.check(ZFSError):
+            send_error.raiseException()
+        if ended.exit_code != 0 or not pump_ok:
+            DIRECT_REFUSED.log(volume=name, target=target,
+                               reason=_last_line(ended.stderr))
+            returnValue(None)
+        if not send_ok:
+            send_error.raiseException()
+        returnValue((PushResult(
+            name=name, target=target, target_node_id=peer.node_id,
+            snapshot=snapshot, base=peer.snapshot, bytes_sent=count),
+            peer.pool))
+
+    @inline_callbacks
+    def _push_negotiated(self, dataset, target, snapshot, progress, action):
+        """
+        Push through ``flocker-volume receive`` on the target, which says
+        what it has, refuses if it owns the volume, receives atomically and
+        makes its copy a follower (see the module docstring).
+
+        :return: ``Deferred`` firing with ``(PushResult, pool)``.
+        """
+        name = dataset.name
+        remote, stdin_write = self._start_remote(
+            self._remote.argv(target, ["receive", name]))
+        try:
+            header = yield self._read_message(remote)
+            if header is None or "error" in header:
+                raise _remote_error(target, (yield remote.ended))
+            if header.get("protocol") != PROTOCOL_VERSION:
+                raise RemoteError(
+                    "node %s speaks push protocol %r, not %d" % (
+                        target, header.get("protocol"), PROTOCOL_VERSION))
+            their_id, pool = header.get("node_id"), header.get("pool")
+            _check_node_id(their_id)
+            check_pool_name(pool)
+            if their_id == self.node_id:
+                raise HandoffConflict(
+                    "node %s is this node (%s); a volume cannot be "
+                    "pushed to itself" % (target, their_id))
+            base = _latest_common(dataset.snapshots, header["snapshots"])
+            request = {
+                "snapshot": snapshot, "base": base,
+                "owner": self.node_id,
+                "maximum_size": dataset.maximum_size,
+                "task": action.serialize_task_id().decode("ascii"),
+            }
+            os.write(stdin_write,
+                     json.dumps(request).encode("utf-8") + b"\n")
+            total = dataset.size if base is None else None
+            sink, stdin_write = stdin_write, None
+            pumped, sent = self._stream(name, snapshot, base, total, sink,
+                                        progress)
+            outcome = yield DeferredList(
+                [pumped, sent, remote.ended], consumeErrors=True)
+        finally:
+            if stdin_write is not None:
+                close_quietly(stdin_write)
+            if progress is not None:
+                progress.finish()
+        (pump_ok, count), (send_ok, send_error), (_, ended) = outcome
+        if ended.exit_code != 0:
+            raise _remote_error(target, ended)
+        if not send_ok:
+            send_error.raiseException()
+        if not pump_ok:
+            raise RemoteError("node %s: stream interrupted: %s" % (
+                target, count.getErrorMessage()))
+        answer = None
+        for line in ended.stdout.splitlines()[1:]:
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue
+        if not (isinstance(answer, dict)
+                and answer.get("received") == snapshot):
+            raise RemoteError("node %s did not confirm receiving %s" % (
+                target, snapshot))
+        returnValue((PushResult(
+            name=name, target=target, target_node_id=their_id,
+            snapshot=snapshot, base=base, bytes_sent=count), pool))
+
+    @inline_callbacks
+    def _read_message(self, remote):
+        while True:
+            line = yield remote.next_line()
+            if line is None:
+                returnValue(None)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                # Anything a login script printed before our command ran.
+                continue
+            if isinstance(message, dict):
+                returnValue(message)
+
+    def receive(self, name, stream, emit):
+        """
+        The receiving end of a push (``flocker-volume receive NAME``): speak
+        the protocol described in this module's docstring.
+
+        :param str name: Volume name.
+        :param int stream: File descriptor carrying the sender's request
+            line followed by the ZFS stream (standard input).
+        :param emit: Callable given each protocol message (a ``dict``) to
+            send back (one JSON line on standard output).
+        :return: ``Deferred`` firing with the received snapshot's name.
+        :raises NotOwner: This node owns the volume (never overwritten).
+        :raises StreamRejected: The stream does not apply (missing base,
+            corrupt or cut-short stream); the copy is unchanged.
+        """
+        check_volume_name(name)
+        return self._locked(name, self._receive, name, stream, emit)
+
+    @inline_callbacks
+    def _receive(self, name, stream, emit):
+        dataset = yield self._recover(name)
+        if dataset is not None and dataset.owner == self.node_id:
+            raise NotOwner(
+                "volume %s is owned by this node (%s); an owned volume is "
+                "never overwritten by a push" % (name, self.node_id))
+        ours = list(dataset.snapshots) if dataset is not None else []
+        emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
+              "pool": self.pool.name, "snapshots": ours})
+        line = yield _read_line(self._reactor, stream)
+        if line is None:
+            raise StreamRejected("the sender of %s closed the connection "
+                                 "before sending a stream" % (name,))
+        request = self._parse_request(line)
+        with _continue_task(request.get("task")):
+            snapshot = yield self._apply(dataset, name, request, stream)
+        emit({"received": snapshot, "node_id": self.node_id})
+        returnValue(snapshot)
+
+    def _parse_request(self, line):
+        try:
+            request = json.loads(line)
+            snapshot, base = request["snapshot"], request["base"]
+            check_snapshot_name(snapshot)
+            if base is not None:
+                check_snapshot_name(base)
+            _check_node_id(request["owner"])
+            maximum_size = request.get("maximum_size")
+            if maximum_size is not None and not (
+                    isinstance(maximum_size, int) and maximum_size > 0):
+                raise ValueError(maximum_size)
+        except (ValueError, KeyError, TypeError, UnsafeName):
+            raise StreamRejected("the sender's request is not valid: %r" % (
+                line[:200],))
+        return request
+
+    @inline_callbacks
+    def _apply(self, dataset, name, request, stream):
+        snapshot, base = request["snapshot"], request["base"]
+        with RECEIVE_VOLUME(volume=name) as action:
+            action.add_success_fields(snapshot=snapshot, base=base)
+            suffix = ""
+            if base is None:
+                if dataset is not None:
+                    # A full stream never lands on an existing copy: it
+                    # is received beside it and swapped in when complete.
+                    suffix = ".flocker-recv"
+                yield self._zfs_receive(name, stream, suffix, force=False)
+            else:
+                if dataset is None or base not in dataset.snapshots:
+                    raise StreamRejected(
+                        "stream does not apply: this node's copy of %s does "
+                        "not have snapshot %s" % (name, base))
+                if dataset.snapshots[-1] != base:
+                    yield self.pool.rollback(name, base)
+                yield self._zfs_receive(name, stream, "", force=True)
+            yield self._make_follower(name, suffix, request)
+            if suffix:
+                yield self.pool.rename(name, "", ".flocker-old")
+                yield self.pool.rename(name, suffix, "")
+                yield self.pool.destroy(name, ".flocker-old")
+            received = yield self._get(name)
+            yield self._prune(received)
+        returnValue(snapshot)
+
+    @inline_callbacks
+    def _zfs_receive(self, name, stream, suffix, force):
+        try:
+            yield self.pool.receive(name, stream, suffix=suffix, force=force)
+        except (OutOfSpace, PoolMissing):
+            raise
+        except ZFSError as e:
+            raise StreamRejected("stream does not apply to %s: %s" % (
+                name, e.message))
+
+    @inline_callbacks
+    def _make_follower(self, name, suffix, request):
+        """
+        Make a received copy a read-only follower naming the sender as owner.
+        Only properties not already right are set (each is one command).
+        """
+        dataset = yield self.pool.get(name, suffix)
+        # A copy already naming this owner was made a follower before
+        # (readonly is set before the owner, always), so an incremental
+        # receive costs no extra commands.  (readonly itself cannot be read
+        # back on zfs-fuse while mounted.)
+        prepared = (dataset.get(OWNER) == request["owner"]
+                    and dataset.get("atime") == "off")
+        wanted = [] if prepared else [("readonly", "on"), ("atime", "off")]
+        maximum_size = request.get("maximum_size")
+        if dataset.maximum_size != maximum_size:
+            wanted.append(("refquota", str(maximum_size or "none")))
+        # The owner goes last: recovery takes a copy naming its owner as
+        # completely received and prepared.
+        wanted.append((OWNER, request["owner"]))
+        for key, value in wanted:
+            if dataset.get(key) != value:
+                yield self.pool.set(name, key, value, suffix)
+        if dataset.get(PUSHED) is not None:
+            # What this node once pushed no longer matters to a follower.
+            yield self.pool.inherit(name, PUSHED, suffix)
+
+    @inline_callbacks
+    def _recover(self, name):
+        """
+        Finish or undo a swap interrupted by a crash (see the module
+        docstring); :return: the volume's :class:`Dataset` or ``None``.
+        """
+        current = yield self.pool.get(name)
+        incoming = yield self.pool.get(name, ".flocker-recv")
+        old = yield self.pool.get(name, ".flocker-old")
+        if incoming is None and old is None:
+            returnValue(current)
+        with RECOVER_VOLUME(volume=name) as action:
+            complete = (incoming is not None and incoming.owner is not None
+                        and incoming.snapshots)
+            if current is not None:
+                outcome = "kept current copy"
+            elif complete:
+                yield self.pool.rename(name, ".flocker-recv", "")
+                incoming = None
+                outcome = "finished swap"
+            elif old is not None:
+                yield self.pool.rename(name, ".flocker-old", "")
+                old = None
+                outcome = "restored previous copy"
+            else:
+                outcome = "discarded incomplete copy"
+            if incoming is not None:
+                yield self.pool.destroy(name, ".flocker-recv")
+            if old is not None:
+                yield self.pool.destroy(name, ".flocker-old")
+            action.add_success_fields(outcome=outcome)
+        current = yield self.pool.get(name)
+        returnValue(current)
+
+    def handoff(self, name, target, progress=None):
+        check_volume_name(name)
+        check_address(target)
+        return self._locked(name, self._handoff, name, target, progress)
+
+    @inline_callbacks
+    def _handoff(self, name, target, progress):
+        with HANDOFF_VOLUME(volume=name, target=target):
+            dataset = yield self._get(name)
+            if dataset.owner == self.node_id:
+                yield self.pool.set(name, "readonly", "on")
+                result = yield self._push(dataset, target, progress)
+                yield self.pool.set(name, OWNER, result.target_node_id)
+            elif dataset.owner and dataset.snapshots:
+                # Step 3 already happened: resume at step 4.
+                result = PushResult(
+                    name=name, target=target,
+                    target_node_id=dataset.owner,
+                    snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
+            else:
+                raise NotOwner("volume %s is not owned by this node (%s)" % (
+                    name, self.node_id))
+            yield self._remote_acquire(name, target, result.target_node_id,
+                                       result.snapshot)
+        returnValue(result)
+
+    @inline_callbacks
+    def _remote_acquire(self, name, target, node_id, snapshot):
+        argv = self._remote.argv(target, [
+            "acquire", name, "--snapshot", snapshot, "--node-id", node_id,
+            "--json"])
+        with REMOTE_COMMAND(argv=argv):
+            _, remote = spawn(self._reactor, argv, self._env)
+            result = yield remote.ended
+        if result.exit_code != 0:
+            raise _remote_error(target, result, HandoffConflict)
+
+    def acquire(self, name, snapshot=None, node_id=None):
+        check_volume_name(name)
+        if snapshot is not None:
+            check_snapshot_name(snapshot)
+        return self._locked(name, self._acquire, name, snapshot, node_id)
+
+    @inline_callbacks
+    def _acquire(self, name, snapshot, node_id):
+        with ACQUIRE_VOLUME(volume=name, expected_snapshot=snapshot):
+            if node_id is not None and node_id != self.node_id:
+                raise HandoffConflict(
+                    "this node is %s, not %s: volume %s was handed to "
+                    "another node" % (self.node_id, node_id, name))
+            dataset = yield self._recover(name)
+            if dataset is None:
+                raise NoSuchVolume("volume %s does not exist in pool %s" % (
+                    name, self.pool.name))
+            if dataset.owner != self.node_id:
+                latest = dataset.snapshots[-1] if dataset.snapshots else None
+                if snapshot is not None and latest != snapshot:
+                    raise StreamRejected(
+                        "this node's copy of %s ends with snapshot %s, not "
+                        "%s; push the final increment first" % (
+                            name, latest, snapshot))
+                yield self.pool.set(name, OWNER, self.node_id)
+            yield self._mount(name)
+            dataset = yield self._get(name)
+        returnValue(_info(dataset, self.node_id))
+
+
+@inline_callbacks
+def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
+                        node_id=None):
+    """
+    Open this node's volume service: check the pool exists and learn the
+    node's identity (generated and stored in the pool the first time).
+
+    :param reactor: The reactor.
+    :param str pool_name: This node's pool.
+    :param dict env: Environment for child processes (``PATH``, ``HOME``).
+    :param remote: See :class:`VolumeService`; an :class:`SSHRemote` with
+        ssh's defaults if ``None``.
+    :param clock: See :class:`VolumeService`.
+    :param node_id: Force an identity instead of the pool's (tests).
+    :return: ``Deferred`` firing with a :class:`VolumeService`.
+    :raises PoolMissing: The pool does not exist.
+    """
+    pool = ZFSPool(reactor, pool_name, env, clock=clock)
+    yield pool.check()
+    if node_id is None:
+        node_id = yield pool.get_root_property(NODE_ID)
+    if node_id is None:
+        yield pool.set_root_property(NODE_ID, str(uuid.uuid4()))
+        # Read back: if two processes raced, both use the one that stuck.
+        node_id = yield pool.get_root_property(NODE_ID)
+    _check_node_id(node_id)
+    returnValue(VolumeService(
+        reactor, pool, node_id, SSHRemote() if remote is None else remote,
+        env, clock=clock))
+

@@ -1,0 +1,545 @@
+"""
+A ZFS storage pool driven by the ``zfs`` and ``zpool`` commands.
+
+:class:`ZFSPool` is the only code that runs ``zfs``.  It is scoped to one
+pool: every dataset it names is ``<pool>/<volume>`` (or, while a full stream
+is being swapped in, ``<pool>/<volume>.flocker-recv`` and
+``<pool>/<volume>.flocker-old``), built from names checked here, so nothing
+outside the pool is ever listed, changed or unmounted.  This matters with
+zfs-fuse, where one daemon serves every pool of the machine (and of every lab
+node) and ``zfs list`` shows them all.
+
+zfs-fuse quirks handled here:
+
+* ``dataset is busy`` right after a dataset was mounted or unmounted: destroy,
+  rename and unmount are retried a few times with short, growing delays
+  (:data:`BUSY_DELAYS`, timed by the injected clock).
+* ``zfs rename`` of a mounted dataset is always busy: :meth:`ZFSPool.rename`
+  unmounts first and mounts the result afterwards.
+* ``readonly`` reads back as ``off`` (source ``temporary``) on a mounted
+  dataset even when set to ``on`` (writes do fail): it is never read, only
+  set.
+* No ``zfs receive -s`` (resumable receive) and no ``written`` property: the
+  service relies on receive being atomic instead (an interrupted receive
+  leaves the previous state), which this zfs-fuse honours.
+"""
+
+import re
+
+import attr
+from eliot.twisted import DeferredContext, inline_callbacks
+from pyrsistent import pmap, pvector
+from twisted.internet.defer import returnValue
+from twisted.internet.task import deferLater
+
+from .._model import is_safe_name
+from ._errors import (
+    DatasetBusy, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
+    ZFSUnavailable,
+)
+from ._logging import BUSY_RETRY, ZFS_COMMAND
+from ._process import ProcessFailed, run_process, spawn
+
+__all__ = [
+    "ZFSPool", "Dataset", "BUSY_DELAYS", "OWNER", "PUSHED", "NODE_ID",
+    "TEMPORARY_SUFFIXES", "zfs_error", "check_pool_name", "check_volume_name",
+    "check_snapshot_name",
+]
+
+#: User property naming the node that owns a volume (its node identity).
+OWNER = "flocker:owner"
+
+#: User property recording, for each node this one pushed the volume to,
+#: ``address/node-id/pool/snapshot`` (the last snapshot it confirmed),
+#: entries separated by commas.
+PUSHED = "flocker:pushed"
+
+#: User property on the pool's root dataset holding this node's identity.
+NODE_ID = "flocker:node-id"
+
+#: Seconds to wait before each retry of an operation zfs-fuse calls busy.
+#: A retry 0.25-0.5 s later was always enough in the lab; the total stays
+#: under four seconds so a truly busy dataset is reported promptly.
+BUSY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+#: Suffixes of the temporary datasets of a receive that replaces a copy.
+#: Volume names cannot contain dots, so these never clash with a volume.
+TEMPORARY_SUFFIXES = (".flocker-recv", ".flocker-old")
+
+# Properties read for every dataset and snapshot.
+# (readonly is not among them: zfs-fuse reports it as "off (temporary)" for
+# every mounted dataset whatever it is set to.)
+_PROPERTIES = ("type", "referenced", "refquota", "mounted",
+               "mountpoint", "atime", OWNER, PUSHED)
+
+# Snapshot names: what Flocker creates and what it accepts from a peer.
+_SNAPSHOT_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
+
+# Pool names as zpool accepts them (and nothing that could be an option).
+_POOL_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_.:-]{0,127}\Z")
+
+
+def check_snapshot_name(snapshot):
+    """
+    :param str snapshot: A snapshot name (the part after ``@``).
+    :raises UnsafeName: If it is not a plain token Flocker would create.
+    """
+    if not (isinstance(snapshot, str) and _SNAPSHOT_NAME.match(snapshot)):
+        raise UnsafeName("snapshot name %r is not a safe name" % (snapshot,))
+
+
+def check_pool_name(name):
+    """
+    :param str name: A pool name.
+    :raises UnsafeName: If it is not a plain pool name.
+    """
+    if not (isinstance(name, str) and _POOL_NAME.match(name)):
+        raise UnsafeName("pool name %r is not a valid ZFS pool name"
+                         % (name,))
+
+
+def check_volume_name(name):
+    """
+    :param str name: A volume name.
+    :raises UnsafeName: Unless it is a safe name (letters, digits, ``-``,
+        ``_``; see ``flocker._model.SAFE_NAME``).
+    """
+    if not is_safe_name(name):
+        raise UnsafeName(
+            "volume name %r is not a safe name: use 1-63 letters, digits, "
+            "'-' or '_', starting with a letter or digit" % (name,))
+
+
+def zfs_error(failure, pool):
+    """
+    Classify a failed ``zfs``/``zpool`` command.
+
+    :param ProcessFailed failure: The failed command.
+    :param str pool: The pool the command was about.
+    :return: A :class:`ZFSError` subclass instance with a one-line message.
+    """
+    stderr = failure.stderr.decode("utf-8", "replace")
+    message = failure.message or str(failure)
+    if "zfs-fuse daemon is running" in stderr or (
+            failure.exit_code == 1 and "execvpe" in stderr):
+        return ZFSUnavailable(
+            "ZFS is not available (is the zfs-fuse daemon running?): %s"
+            % (message,), failure)
+    if "no such pool" in stderr or (
+            "'%s': dataset does not exist" % (pool,)) in stderr:
+        return PoolMissing("ZFS pool %s does not exist" % (pool,), failure)
+    if ("out of space" in stderr or "quota exceeded" in stderr.lower()
+            or "No space left" in stderr):
+        return OutOfSpace("ZFS pool %s is full or the volume's maximum size "
+                          "was reached: %s" % (pool, message), failure)
+    if "is busy" in stderr or "device busy" in stderr.lower():
+        return DatasetBusy(message, failure)
+    return ZFSError(message, failure)
+
+
+@attr.s(frozen=True)
+class Dataset(object):
+    """
+    One dataset of the pool as ``zfs get`` reported it.
+
+    :ivar str name: The name below the pool (``app`` for ``pool/app``).
+    :ivar properties: ``PMap`` of property name to value, holding only
+        values set on the dataset itself or computed by ZFS (inherited user
+        properties are left out, so an ``OWNER`` is never inherited).
+    :ivar snapshots: ``PVector`` of snapshot names in creation order.
+    """
+    name = attr.ib()
+    properties = attr.ib(converter=pmap)
+    snapshots = attr.ib(converter=pvector)
+
+    def get(self, key, default=None):
+        """
+        :param str key: A property name.
+        :param default: Returned when the property is not set.
+        :return: The property's value.
+        """
+        return self.properties.get(key, default)
+
+    @property
+    def owner(self):
+        """
+        The owning node's identity, or ``None``.
+        """
+        return self.get(OWNER)
+
+    @property
+    def mounted(self):
+        """
+        Whether the dataset is mounted.
+        """
+        return self.get("mounted") == "yes"
+
+    @property
+    def size(self):
+        """
+        Bytes referenced by the dataset.
+        """
+        return int(self.get("referenced", "0"))
+
+    @property
+    def maximum_size(self):
+        """
+        The ``refquota`` in bytes, or ``None`` for no limit.
+        """
+        value = int(self.get("refquota", "0") or "0")
+        return value or None
+
+    @property
+    def mountpoint(self):
+        """
+        The mountpoint path (``str``).
+        """
+        return self.get("mountpoint")
+
+
+def _parse_datasets(pool, output):
+    """
+    Turn ``zfs get -H -p -o name,property,value,source`` output into
+    :class:`Dataset` values for the direct children of ``pool`` (and, with
+    ``pool`` itself as the key ``""``, the root).
+    """
+    properties = {}
+    snapshots = {}
+    order = []
+    prefix = pool + "/"
+    for line in output.decode("utf-8", "replace").splitlines():
+        fields = line.split("\t")
+        if len(fields) < 4:
+            continue
+        full, key, source = fields[0], fields[1], fields[-1]
+        value = "\t".join(fields[2:-1])
+        dataset, _, snapshot = full.partition("@")
+        if dataset == pool:
+            relative = ""
+        elif dataset.startswith(prefix) and "/" not in dataset[len(prefix):]:
+            relative = dataset[len(prefix):]
+        else:
+            continue
+        if snapshot:
+            found = snapshots.setdefault(relative, [])
+            if snapshot not in found:
+                found.append(snapshot)
+            continue
+        if relative not in properties:
+            properties[relative] = {}
+            order.append(relative)
+        if ":" in key and source not in ("local", "received"):
+            # Inherited user properties belong to an ancestor, not here.
+            continue
+        if value == "-" and source == "-" and ":" in key:
+            continue
+        properties[relative][key] = value
+    return pvector(
+        Dataset(name=name, properties=properties[name],
+                snapshots=snapshots.get(name, []))
+        for name in order)
+
+
+class ZFSPool(object):
+    """
+    This node's ZFS pool.
+
+    :ivar str name: The pool's name.
+    """
+
+    def __init__(self, reactor, name, env, clock=None, runner=run_process):
+        """
+        :param reactor: ``IReactorProcess`` provider running the commands.
+        :param str name: Pool name.
+        :param dict env: Environment for ``zfs`` (needs ``PATH``).
+        :param clock: ``IReactorTime`` for busy retries; the reactor if
+            ``None``.
+        :param runner: ``run_process``-compatible callable (tests pass a
+            fake that records argument vectors).
+        :raises UnsafeName: If ``name`` is not a plain pool name.
+        """
+        check_pool_name(name)
+        self.name = name
+        self._reactor = reactor
+        self._env = dict(env)
+        self._env["LC_ALL"] = "C"
+        self._clock = reactor if clock is None else clock
+        self._runner = runner
+
+    def dataset(self, volume, suffix=""):
+        """
+        :param str volume: A volume name (checked).
+        :param str suffix: ``""`` or one of :data:`TEMPORARY_SUFFIXES`.
+        :return: The full dataset name ``<pool>/<volume><suffix>``.
+        :raises UnsafeName: For an unsafe volume name.
+        """
+        check_volume_name(volume)
+        if suffix and suffix not in TEMPORARY_SUFFIXES:
+            raise UnsafeName("unknown dataset suffix %r" % (suffix,))
+        return "%s/%s%s" % (self.name, volume, suffix)
+
+    def _run(self, argv):
+        action = ZFS_COMMAND(argv=list(argv))
+        with action.context():
+            d = self._runner(self._reactor, argv, self._env)
+
+            def classify(failure):
+                failure.trap(ProcessFailed)
+                raise zfs_error(failure.value, self.name)
+            d.addErrback(classify)
+            return DeferredContext(d).addActionFinish()
+
+    @inline_callbacks
+    def _retry_busy(self, argv):
+        """
+        Run ``argv``, running it again after each delay of
+        :data:`BUSY_DELAYS` while zfs-fuse answers busy.
+        """
+        delays = list(BUSY_DELAYS)
+        while True:
+            try:
+                result = yield self._run(argv)
+            except DatasetBusy:
+                if not delays:
+                    raise
+                delay = delays.pop(0)
+                BUSY_RETRY.log(argv=list(argv), delay=delay)
+                yield deferLater(self._clock, delay, lambda: None)
+            else:
+                returnValue(result)
+
+    def check(self):
+        """
+        :return: ``Deferred`` firing with ``None`` if the pool exists, or
+            failing with :class:`PoolMissing` (or :class:`ZFSUnavailable`).
+        """
+        return self._run(
+            ["zpool", "list", "-H", "-o", "name", self.name]).addCallback(
+                lambda _: None)
+
+    def list(self):
+        """
+        :return: ``Deferred`` firing with a ``PVector`` of :class:`Dataset`:
+            the pool's root (name ``""``) followed by its direct children,
+            each with its snapshots.
+        """
+        d = self._run(["zfs", "get", "-H", "-p", "-d", "2", "-o",
+                       "name,property,value,source", ",".join(_PROPERTIES),
+                       self.name])
+        return d.addCallback(lambda output: _parse_datasets(self.name, output))
+
+    def get(self, volume, suffix=""):
+        """
+        :param str volume: Volume name.
+        :param str suffix: See :meth:`dataset`.
+        :return: ``Deferred`` firing with the volume's :class:`Dataset`, or
+            ``None`` if it does not exist.
+        """
+        full = self.dataset(volume, suffix)
+        d = self._run(["zfs", "get", "-H", "-p", "-d", "1", "-o",
+                       "name,property,value,source", ",".join(_PROPERTIES),
+                       full])
+
+        def parse(output):
+            for dataset in _parse_datasets(self.name, output):
+                if dataset.name == volume + suffix:
+                    return dataset
+            return None
+
+        def missing(failure):
+            failure.trap(ZFSError)
+            if "dataset does not exist" in failure.value.message:
+                return None
+            return failure
+        return d.addCallbacks(parse, missing)
+
+    def get_root_property(self, key):
+        """
+        :param str key: A user property name.
+        :return: ``Deferred`` firing with its value set locally on the pool's
+            root dataset, or ``None``.
+        """
+        d = self._run(["zfs", "get", "-H", "-o", "value,source", key,
+                       self.name])
+
+        def parse(output):
+            value, _, source = output.decode("utf-8").rstrip("\n").rpartition(
+                "\t")
+            return value if source == "local" else None
+        return d.addCallback(parse)
+
+    def set_root_property(self, key, value):
+        """
+        :param str key: A user property name.
+        :param str value: Its new value on the pool's root dataset.
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._run(["zfs", "set", "%s=%s" % (key, value),
+                          self.name]).addCallback(lambda _: None)
+
+    def create(self, volume, properties):
+        """
+        :param str volume: New volume name.
+        :param properties: Mapping of property to value set at creation.
+        :return: ``Deferred`` firing with ``None``.
+        """
+        argv = ["zfs", "create"]
+        for key, value in sorted(properties.items()):
+            argv += ["-o", "%s=%s" % (key, value)]
+        argv.append(self.dataset(volume))
+        return self._run(argv).addCallback(lambda _: None)
+
+    def set(self, volume, key, value, suffix=""):
+        """
+        Set one property (this ``zfs`` takes one per command).
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._run(["zfs", "set", "%s=%s" % (key, value),
+                          self.dataset(volume, suffix)]).addCallback(
+                              lambda _: None)
+
+    def inherit(self, volume, key, suffix=""):
+        """
+        Remove a locally set property.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._run(["zfs", "inherit", key,
+                          self.dataset(volume, suffix)]).addCallback(
+                              lambda _: None)
+
+    def snapshot(self, volume, snapshot):
+        """
+        :return: ``Deferred`` firing with ``None`` once ``volume@snapshot``
+            exists.
+        """
+        check_snapshot_name(snapshot)
+        return self._run(["zfs", "snapshot", "%s@%s" % (
+            self.dataset(volume), snapshot)]).addCallback(lambda _: None)
+
+    def destroy_snapshot(self, volume, snapshot):
+        """
+        :return: ``Deferred`` firing with ``None`` once the snapshot is gone.
+        """
+        check_snapshot_name(snapshot)
+        return self._retry_busy(["zfs", "destroy", "%s@%s" % (
+            self.dataset(volume), snapshot)]).addCallback(lambda _: None)
+
+    def rollback(self, volume, snapshot):
+        """
+        Discard everything after ``snapshot`` (later snapshots included).
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        check_snapshot_name(snapshot)
+        return self._retry_busy(["zfs", "rollback", "-r", "%s@%s" % (
+            self.dataset(volume), snapshot)]).addCallback(lambda _: None)
+
+    @inline_callbacks
+    def unmount(self, volume, suffix=""):
+        """
+        Unmount one dataset (never ``-a``: that would unmount every pool of
+        the zfs-fuse daemon); nothing if it is not mounted.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        try:
+            yield self._retry_busy(["zfs", "unmount",
+                                    self.dataset(volume, suffix)])
+        except ZFSError as e:
+            if "not currently mounted" not in e.message:
+                raise
+
+    @inline_callbacks
+    def mount(self, volume, suffix=""):
+        """
+        Mount one dataset at its mountpoint; nothing if already mounted.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        try:
+            yield self._run(["zfs", "mount", self.dataset(volume, suffix)])
+        except ZFSError as e:
+            if "already mounted" not in e.message:
+                raise
+
+    @inline_callbacks
+    def destroy(self, volume, suffix=""):
+        """
+        Destroy a dataset with its snapshots: unmount it first and retry
+        while zfs-fuse says busy.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        yield self.unmount(volume, suffix)
+        yield self._retry_busy(["zfs", "destroy", "-r",
+                                self.dataset(volume, suffix)])
+
+    @inline_callbacks
+    def rename(self, volume, old_suffix, new_suffix):
+        """
+        Rename ``<volume><old_suffix>`` to ``<volume><new_suffix>``.
+        zfs-fuse cannot rename a mounted dataset, so it is unmounted first,
+        renamed (retrying while busy) and mounted again under its new name.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        yield self.unmount(volume, old_suffix)
+        yield self._retry_busy(["zfs", "rename",
+                                self.dataset(volume, old_suffix),
+                                self.dataset(volume, new_suffix)])
+        yield self.mount(volume, new_suffix)
+
+    def send(self, volume, snapshot, base, stdout):
+        """
+        Start ``zfs send`` of ``volume@snapshot`` (incremental from ``base``
+        if given) writing the stream to the file descriptor ``stdout``.
+
+        :param str volume: Volume name.
+        :param str snapshot: Snapshot to send.
+        :param base: Snapshot both sides have, or ``None`` for a full stream.
+        :param int stdout: Descriptor the stream is written to (the caller
+            closes its copy once this returns).
+        :return: ``Deferred`` firing with ``None`` when the send finished, or
+            failing with a :class:`ZFSError`.
+        """
+        check_snapshot_name(snapshot)
+        argv = ["zfs", "send"]
+        if base is not None:
+            check_snapshot_name(base)
+            argv += ["-i", base]
+        argv.append("%s@%s" % (self.dataset(volume), snapshot))
+        return self._spawned(argv, stdin=None, stdout=stdout)
+
+    def receive(self, volume, stdin, suffix="", force=False):
+        """
+        Start ``zfs receive`` into ``<volume><suffix>`` reading the stream
+        from the file descriptor ``stdin``.  ZFS applies a stream atomically:
+        if it is cut short, the dataset stays as it was (or absent).
+
+        :param bool force: Pass ``-F``: roll back changes made since the
+            latest snapshot (a read updating access times is enough to need
+            it on zfs-fuse) before applying an incremental stream.
+        :return: ``Deferred`` firing with ``None``, or failing with a
+            :class:`ZFSError`.
+        """
+        argv = ["zfs", "receive"]
+        if force:
+            argv.append("-F")
+        argv.append(self.dataset(volume, suffix))
+        return self._spawned(argv, stdin=stdin, stdout=None)
+
+    def _spawned(self, argv, stdin, stdout):
+        action = ZFS_COMMAND(argv=list(argv))
+        with action.context():
+            _, collector = spawn(self._reactor, argv, self._env,
+                                 stdin=stdin, stdout=stdout)
+
+            def check(result):
+                try:
+                    result.check()
+                except ProcessFailed as e:
+                    raise zfs_error(e, self.name)
+            d = collector.ended.addCallback(check)
+            return DeferredContext(d).addActionFinish()
