@@ -31,10 +31,15 @@ removes those too).  A node's dockerd is reset to a fresh host's state
 running lab is described for other programs in ``STATE/lab.json``.
 
 Subprocesses are argument vectors; every wait has a deadline.
+
+Modules: ``_lab_model`` (names, addresses, configuration files: pure),
+``_lab_host`` (running commands, mounts, processes, locks), ``_lab_images``
+(the images), ``_nsinit`` (runs inside a new mount namespace), ``_zfs_exec``
+(``zfs``/``zpool`` on nodes); this one brings machines up and down and is
+the command line.
 """
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -42,669 +47,27 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import _lab_images
+from _lab_host import (
+    DOCKERD_TIMEOUT, KILL_TIMEOUT, REQUIRED_TOOLS, SSHD_TIMEOUT,
+    ZFS_BUSY_TIMEOUT, StateLock, ZfsLock, cgroup_roots, delete_netns,
+    ensure_netns, imported_pools, ip_batch, is_shared, kill_machines,
+    last_line, log_tail, make_private_mount, mounted, namespace_inode,
+    parallel, process_alive, process_name, read_file, read_pid, retry_busy,
+    run, sysctl, tool_environment, write_json, write_text, zfs_answers,
+    zfs_fuse_pids,
+)
+from _lab_model import (
+    ADMIN, DESCRIPTION_VERSION, MAX_NODES, NSINIT, POOL_SIZE, STANDARD_PATH,
+    ZFS_SOCKET_DIR, Lab, LabError, hosts_text, known_hosts_text, parse_count,
+    passwd_text, public_key, shell_rc_text, ssh_config_text, sshd_config_text,
+)
 
-MAX_NODES = 8
-NETWORK = "10.99.0"
-CLIENT_ADDRESS = NETWORK + ".2"
-DEFAULT_STATE = "/var/lib/flocker-lab"
-DEFAULT_PREFIX = "flk"
-POOL_SIZE = 2 * 1024 ** 3
-STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ADMIN = Path(__file__).resolve().parent
-REPO = ADMIN.parent
-NSINIT = ADMIN / "_nsinit.py"
-DESCRIPTION_VERSION = 1
-# zfs-fuse's control socket directory; kept visible in every machine.
-ZFS_SOCKET_DIR = "/run/zfs"
-
-# Programs the lab runs; found on PATH plus the standard system directories.
-REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "mount", "umount", "sysctl",
-                  "dockerd", "containerd", "runc", "sshd", "ssh",
-                  "ssh-keygen", "zpool", "zfs", "zfs-fuse", "busybox",
-                  "redis-server", "redis-cli", "ldd")
-
-# Seconds allowed for each kind of wait.
-DOCKERD_TIMEOUT = 60
-SSHD_TIMEOUT = 15
-KILL_TIMEOUT = 15
-ZFS_BUSY_TIMEOUT = 20
-LOCK_TIMEOUT = 300
-
-
-class LabError(Exception):
-    """
-    Something the operator must know about; the message is one line.
-    """
-
-
-def tool_environment():
-    """
-    :return: The environment for the lab's helper commands: ours, with the
-        system directories on ``PATH`` and messages in English.
-    """
-    path = os.environ.get("PATH", "")
-    return dict(os.environ, PATH=(path + ":" if path else "") + STANDARD_PATH,
-                LC_ALL="C")
-
-
-def run(argv, timeout=60, check=True, input=None, env=None):
-    """
-    Run a helper command to completion, or kill it.
-
-    The command runs in a process group of its own, killed whole on timeout:
-    a ``zfs`` command can leave a child (``umount``) stuck on an unanswered
-    FUSE request holding our pipes, and we must not wait for it.
-
-    :param list argv: The command.
-    :param float timeout: Seconds before it is killed and an error raised.
-    :param bool check: Raise on a non-zero exit code.
-    :param bytes input: Standard input, or ``None`` for none.
-    :param dict env: Environment, or ``None`` for :func:`tool_environment`.
-    :return: The completed process (``stdout``/``stderr`` as text).
-    :raises LabError: On timeout, a missing program, or (with ``check``) a
-        non-zero exit code; the message quotes the last line of stderr.
-    """
-    argv = [str(a) for a in argv]
-    try:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
-            env=env if env is not None else tool_environment())
-    except FileNotFoundError:
-        raise LabError("%s: command not found" % (argv[0],))
-    try:
-        stdout, stderr = process.communicate(input or b"", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        raise LabError("%s: no answer after %ds" % (_short(argv), timeout))
-    result = subprocess.CompletedProcess(
-        argv, process.returncode, stdout.decode("utf-8", "replace"),
-        stderr.decode("utf-8", "replace"))
-    if check and result.returncode != 0:
-        raise LabError("%s: %s" % (_short(argv), _last_line(result)))
-    return result
-
-
-def kill_group(process):
-    """
-    SIGKILL a process started with ``start_new_session`` and its group,
-    then reap it without waiting on pipes a stuck descendant may hold.
-
-    :param process: The ``Popen``.
-    """
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        process.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _short(argv):
-    words = [str(a) for a in argv]
-    if words and words[0] == "nsenter":
-        words = words[words.index("--") + 1:] if "--" in words else words
-    return " ".join(words[:4])
-
-
-def _last_line(result):
-    text = (result.stderr.strip() or result.stdout.strip()
-            or "exit code %d" % (result.returncode,))
-    return text.splitlines()[-1].strip()
-
-
-@dataclass(frozen=True)
-class Lab:
-    """
-    Where one lab lives and how its parts are named.
-
-    :ivar Path state: The state directory.
-    :ivar Path runtime: The runtime directory (sockets, namespace files).
-    :ivar str prefix: Prefix of the namespace names.
-    :ivar Path bin_dir: Directory with ``flocker-node`` & co., put first on
-        every machine's ``PATH``.
-    """
-    state: Path
-    runtime: Path
-    prefix: str
-    bin_dir: Path
-
-    @classmethod
-    def from_environ(cls, environ):
-        """
-        :param environ: Environment mapping; reads ``FLOCKER_LAB_STATE``,
-            ``FLOCKER_LAB_PREFIX`` and ``FLOCKER_LAB_BIN``.
-        :return: The lab those select.
-        :raises LabError: For a malformed value.
-        """
-        prefix = environ.get("FLOCKER_LAB_PREFIX") or DEFAULT_PREFIX
-        if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", prefix):
-            raise LabError("FLOCKER_LAB_PREFIX must be 1-6 lower-case letters "
-                           "or digits starting with a letter, not %r"
-                           % (prefix,))
-        state = environ.get("FLOCKER_LAB_STATE") or DEFAULT_STATE
-        if not os.path.isabs(state):
-            raise LabError("FLOCKER_LAB_STATE must be an absolute path, not %r"
-                           % (state,))
-        runtime = "/run/flocker-lab" + (
-            "" if prefix == DEFAULT_PREFIX else "-" + prefix)
-        bin_dir = environ.get("FLOCKER_LAB_BIN") or str(REPO / ".venv" / "bin")
-        return cls(state=Path(os.path.normpath(state)), runtime=Path(runtime),
-                   prefix=prefix, bin_dir=Path(bin_dir))
-
-    @property
-    def bridge_netns(self):
-        """The network namespace holding the lab's bridge."""
-        return self.prefix + "-net"
-
-    @property
-    def ssh_dir(self):
-        """Lab-wide SSH material: client key, host keys, known_hosts."""
-        return self.state / "ssh"
-
-    @property
-    def identity(self):
-        """The lab's SSH private key (client and node to node)."""
-        return self.ssh_dir / "id_ed25519"
-
-    @property
-    def known_hosts(self):
-        """known_hosts listing exactly the lab nodes' host keys."""
-        return self.ssh_dir / "known_hosts"
-
-    @property
-    def ssh_config(self):
-        """An ssh_config usable from any lab machine (``ssh -F``)."""
-        return self.ssh_dir / "config"
-
-    @property
-    def hosts_file(self):
-        """The ``/etc/hosts`` every lab machine sees."""
-        return self.state / "hosts"
-
-    @property
-    def zfs_exec(self):
-        """The ``zfs``/``zpool`` wrapper bound over both in every node."""
-        return self.state / "bin" / "zfs-exec"
-
-    @property
-    def zfs_base(self):
-        """The shared mount under which node pools are mounted."""
-        return self.state / "zfs"
-
-    @property
-    def pools_dir(self):
-        """Directory of the pools' sparse files."""
-        return self.state / "pools"
-
-    @property
-    def images_dir(self):
-        """The image cache."""
-        return self.state / "images"
-
-    @property
-    def logs_dir(self):
-        """Daemon logs (kept after ``down`` for post-mortems)."""
-        return self.state / "logs"
-
-    @property
-    def description_file(self):
-        """``lab.json``: the running lab, for other programs."""
-        return self.state / "lab.json"
-
-    @property
-    def host_record(self):
-        """What ``up`` changed on the host that ``down`` must undo."""
-        return self.state / "host.json"
-
-    def pool_name(self, name):
-        """
-        :param str name: A node name.
-        :return: The ZFS pool name of that node.
-        """
-        if self.prefix == DEFAULT_PREFIX:
-            return "flocker-" + name
-        return "%s-%s" % (self.prefix, name)
-
-    def node(self, index):
-        """
-        :param int index: 1..MAX_NODES.
-        :return: The :class:`Node` with that index.
-        """
-        return Node(lab=self, name="node%d" % (index,), index=index,
-                    address="%s.%d" % (NETWORK, 10 + index))
-
-    def client(self):
-        """
-        :return: The client :class:`Machine`.
-        """
-        return Machine(lab=self, name="client", index=0,
-                       address=CLIENT_ADDRESS)
-
-
-@dataclass(frozen=True)
-class Machine:
-    """
-    One machine of the lab: namespaces, address and files.
-
-    :ivar Lab lab: Its lab.
-    :ivar str name: ``client`` or ``nodeI``.
-    :ivar int index: 0 for the client, I for ``nodeI``.
-    :ivar str address: Its IPv4 address on the lab network.
-    """
-    lab: Lab
-    name: str
-    index: int
-    address: str
-
-    is_node = False
-
-    @property
-    def netns(self):
-        """Name of its network namespace."""
-        return "%s-%s" % (self.lab.prefix, self.name)
-
-    @property
-    def netns_path(self):
-        """The network namespace file iproute2 keeps."""
-        return Path("/run/netns") / self.netns
-
-    @property
-    def veth(self):
-        """Its veth's name on the bridge side."""
-        return "v-" + self.name
-
-    @property
-    def run_dir(self):
-        """Runtime files (namespace files, sockets, pid files)."""
-        return self.lab.runtime / self.name
-
-    @property
-    def mnt_file(self):
-        """The file its mount namespace is bound to."""
-        return self.run_dir / "mnt"
-
-    @property
-    def uts_file(self):
-        """The file its UTS namespace is bound to."""
-        return self.run_dir / "uts"
-
-    @property
-    def scratch(self):
-        """Mount point used once while preparing the mount namespace."""
-        return self.run_dir / "scratch"
-
-    @property
-    def state_dir(self):
-        """Its persistent files."""
-        return self.lab.state / self.name
-
-    @property
-    def home(self):
-        """root's home directory on this machine."""
-        return self.state_dir / "home"
-
-    @property
-    def passwd(self):
-        """The ``/etc/passwd`` this machine sees."""
-        return self.state_dir / "passwd"
-
-    @property
-    def hostname_file(self):
-        """The ``/etc/hostname`` this machine sees."""
-        return self.state_dir / "hostname"
-
-    @property
-    def log_dir(self):
-        """The ``/var/log`` this machine sees."""
-        return self.state_dir / "log"
-
-    def environment(self):
-        """
-        :return: The variables a session on this machine gets (what sshd
-            sets for a node; what ``admin/lab run`` sets).
-        """
-        return {
-            "PATH": "%s:%s" % (self.lab.bin_dir, STANDARD_PATH),
-            "HOME": str(self.home),
-            "LANG": "C.UTF-8",
-            "FLOCKER_LAB_NODE": self.name,
-        }
-
-    def nsenter(self):
-        """
-        :return: The ``nsenter`` argument vector (ending in ``--``) that
-            runs a program inside this machine's namespaces.
-        """
-        return ["nsenter", "--net=%s" % (self.netns_path,),
-                "--mount=%s" % (self.mnt_file,),
-                "--uts=%s" % (self.uts_file,), "--"]
-
-    def describe(self):
-        """
-        :return: A JSON-able description for ``lab.json``.
-        """
-        return {
-            "name": self.name,
-            "address": self.address,
-            "netns": str(self.netns_path),
-            "mntns": str(self.mnt_file),
-            "utsns": str(self.uts_file),
-            "home": str(self.home),
-            "env": self.environment(),
-        }
-
-
-@dataclass(frozen=True)
-class Node(Machine):
-    """
-    A lab node: a :class:`Machine` with dockerd, sshd and a ZFS pool.
-    """
-    is_node = True
-
-    @property
-    def pool(self):
-        """Its ZFS pool's name."""
-        return self.lab.pool_name(self.name)
-
-    @property
-    def pool_file(self):
-        """The pool's sparse backing file."""
-        return self.lab.pools_dir / self.name / "disk.img"
-
-    @property
-    def zfs_mount(self):
-        """Where the pool's root dataset is mounted."""
-        return self.lab.zfs_base / self.name
-
-    @property
-    def docker_socket(self):
-        """The node dockerd's API socket, reachable from the host."""
-        return self.run_dir / "docker.sock"
-
-    @property
-    def data_root(self):
-        """The node dockerd's data root."""
-        return self.state_dir / "docker"
-
-    @property
-    def daemon_json(self):
-        """The node dockerd's configuration file."""
-        return self.state_dir / "daemon.json"
-
-    @property
-    def sshd_config(self):
-        """The node sshd's configuration file."""
-        return self.state_dir / "sshd_config"
-
-    @property
-    def host_key(self):
-        """The node's SSH host key (kept in the lab's SSH directory)."""
-        return self.lab.ssh_dir / "hostkeys" / self.name
-
-    @property
-    def cgroup_parent(self):
-        """The cgroup under which dockerd puts this node's containers."""
-        return "/" + self.netns
-
-    @property
-    def dockerd_pid_file(self):
-        """Pid of the node's dockerd (written by the lab)."""
-        return self.run_dir / "dockerd.pid"
-
-    @property
-    def sshd_pid_file(self):
-        """Pid of the node's sshd (written by sshd)."""
-        return self.run_dir / "sshd.pid"
-
-    @property
-    def dockerd_log(self):
-        """dockerd's output."""
-        return self.lab.logs_dir / (self.name + "-dockerd.log")
-
-    @property
-    def sshd_log(self):
-        """sshd's log."""
-        return self.lab.logs_dir / (self.name + "-sshd.log")
-
-    def environment(self):
-        env = Machine.environment(self)
-        env.update({
-            "DOCKER_HOST": "unix://%s" % (self.docker_socket,),
-            "FLOCKER_POOL": self.pool,
-            "FLOCKER_NODE_ADDRESS": self.address,
-        })
-        return env
-
-    def describe(self):
-        description = Machine.describe(self)
-        description.update({
-            "docker_socket": str(self.docker_socket),
-            "pool": self.pool,
-            "zfs_mount": str(self.zfs_mount),
-            "cgroup_parent": self.cgroup_parent,
-        })
-        return description
-
-
-# ---------------------------------------------------------------------------
-# Reading the host's state
-
-@dataclass(frozen=True)
-class MountEntry:
-    """
-    One line of ``/proc/self/mountinfo``.
-
-    :ivar str point: The mount point.
-    :ivar str fstype: The file system type.
-    :ivar tuple optional: Optional fields (``shared:N``, ``master:N``).
-    """
-    point: str
-    fstype: str
-    optional: tuple
-
-
-def _unescape(field):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mount_table():
-    """
-    :return: The host mount namespace's mounts, as :class:`MountEntry`.
-    """
-    entries = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            entries.append(MountEntry(point=_unescape(fields[4]),
-                                      fstype=right.split()[0],
-                                      optional=tuple(fields[6:])))
-    return entries
-
-
-def mounted(path, fstype=None, table=None):
-    """
-    :param path: A path.
-    :param str fstype: If given, only count mounts of this type.
-    :param table: A :func:`mount_table` result to reuse.
-    :return: ``True`` if something (of that type) is mounted exactly there.
-    """
-    path = str(path)
-    for entry in table if table is not None else mount_table():
-        if entry.point == path and (fstype is None or entry.fstype == fstype):
-            return True
-    return False
-
-
-def is_shared(path):
-    """
-    :param path: A mount point.
-    :return: ``True`` if the topmost mount there has shared propagation.
-    """
-    found = False
-    for entry in mount_table():
-        if entry.point == str(path):
-            found = any(o.startswith("shared:") for o in entry.optional)
-    return found
-
-
-def namespace_inode(path):
-    """
-    :param path: A namespace file (``/run/netns/X``, ``.../mnt``).
-    :return: Its namespace's inode number if it is a bound namespace, else
-        ``None``.
-    """
-    if not mounted(path, "nsfs"):
-        return None
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-def process_alive(pid):
-    """
-    :param int pid: A process id.
-    :return: ``True`` if it exists and is not a zombie.
-    """
-    stat = _read("/proc/%d/stat" % (pid,))
-    if stat is None:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
-def process_name(pid):
-    """
-    :param int pid: A process id.
-    :return: Its ``comm`` or ``None``.
-    """
-    comm = _read("/proc/%d/comm" % (pid,))
-    return comm.strip() if comm else None
-
-
-def read_pid(path):
-    """
-    :param Path path: A pid file.
-    :return: The pid in it, or ``None``.
-    """
-    text = _read(path)
-    try:
-        return int(text.strip()) if text else None
-    except ValueError:
-        return None
-
-
-def _ancestors():
-    pids, pid = set(), os.getpid()
-    while pid > 1:
-        pids.add(pid)
-        stat = _read("/proc/%d/stat" % (pid,))
-        if stat is None:
-            break
-        pid = int(stat.rpartition(")")[2].split()[1])
-    return pids
-
-
-def machine_processes(machines):
-    """
-    Find every live process belonging to the given machines: those in
-    their mount or network namespace, in a node's container cgroups, or
-    started with one of their runtime or state paths as an argument.
-
-    :param list machines: :class:`Machine` values.
-    :return: A set of pids.
-    """
-    namespaces, cgroups, markers = set(), [], []
-    for machine in machines:
-        for path, kind in ((machine.mnt_file, "mnt"),
-                           (machine.netns_path, "net")):
-            inode = namespace_inode(path)
-            if inode is not None:
-                namespaces.add("%s:[%d]" % (kind, inode))
-        if machine.is_node:
-            cgroups.append(machine.cgroup_parent)
-        markers.extend([str(machine.run_dir) + "/",
-                        str(machine.state_dir) + "/"])
-    mine = _ancestors()
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid in mine or not process_alive(pid):
-            continue
-        if _process_matches(pid, namespaces, cgroups, markers):
-            found.add(pid)
-    return found
-
-
-def _process_matches(pid, namespaces, cgroups, markers):
-    for kind in ("mnt", "net"):
-        try:
-            if os.readlink("/proc/%d/ns/%s" % (pid, kind)) in namespaces:
-                return True
-        except OSError:
-            pass
-    for line in (_read("/proc/%d/cgroup" % (pid,)) or "").splitlines():
-        path = line.split(":", 2)[-1]
-        if any(path == c or path.startswith(c + "/") for c in cgroups):
-            return True
-    cmdline = _read("/proc/%d/cmdline" % (pid,)) or ""
-    return any(marker in cmdline for marker in markers)
-
-
-def kill_machines(machines):
-    """
-    SIGKILL every process of the given machines and wait until they are
-    gone.  The lab is disposable: its dockerd data roots are deleted after
-    this, so nothing needs a clean shutdown.
-
-    :param list machines: :class:`Machine` values.
-    :raises LabError: If processes survive ``KILL_TIMEOUT`` seconds.
-    """
-    deadline = time.monotonic() + KILL_TIMEOUT
-    while True:
-        pids = machine_processes(machines)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        while any(process_alive(pid) for pid in pids):
-            if time.monotonic() > deadline:
-                left = sorted(p for p in pids if process_alive(p))
-                raise LabError("processes %s did not die after SIGKILL"
-                               % (", ".join(map(str, left[:5])),))
-            time.sleep(0.02)
-
-
-# ---------------------------------------------------------------------------
-# Host preparation
 
 def preflight(lab):
     """
@@ -726,40 +89,6 @@ def preflight(lab):
                        % (lab.bin_dir,))
 
 
-class StateLock:
-    """
-    An exclusive lock on the state directory, so two ``admin/lab`` commands
-    never change one lab at once.
-    """
-
-    def __init__(self, directory, timeout=LOCK_TIMEOUT):
-        """
-        :param Path directory: The (existing) state directory.
-        :param float timeout: Seconds to wait for another command.
-        """
-        self._directory = directory
-        self._timeout = timeout
-        self._fd = None
-
-    def __enter__(self):
-        self._fd = os.open(self._directory, os.O_RDONLY)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self._fd)
-                    raise LabError("another admin/lab command holds %s "
-                                   "(waited %ds)" % (self._directory,
-                                                     self._timeout))
-                time.sleep(0.1)
-
-    def __exit__(self, *exc_info):
-        os.close(self._fd)
-
-
 def load_record(lab):
     """
     :param Lab lab: The lab.
@@ -769,38 +98,6 @@ def load_record(lab):
         return json.loads(lab.host_record.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def write_json(path, value):
-    """
-    Write JSON atomically.
-
-    :param Path path: Destination.
-    :param value: JSON-able value.
-    """
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
-
-
-def zfs_fuse_pids():
-    """
-    :return: Pids of running ``zfs-fuse`` processes.
-    """
-    return [int(e) for e in os.listdir("/proc")
-            if e.isdigit() and process_name(int(e)) == "zfs-fuse"
-            and process_alive(int(e))]
-
-
-def zfs_answers():
-    """
-    :return: ``True`` if the ZFS daemon answers ``zpool list``.
-    """
-    try:
-        return run(["zpool", "list", "-H", "-o", "name"], timeout=20,
-                   check=False).returncode == 0
-    except LabError:
-        return False
 
 
 def ensure_zfs_daemon(lab, record):
@@ -829,17 +126,6 @@ def ensure_zfs_daemon(lab, record):
         if time.monotonic() > deadline:
             raise LabError("zfs-fuse runs but zpool list fails")
         time.sleep(0.1)
-
-
-def make_private_mount(path):
-    """
-    Bind a directory onto itself with private propagation (idempotent).
-
-    :param Path path: The directory.
-    """
-    if not mounted(path):
-        run(["mount", "--bind", path, path])
-    run(["mount", "--make-private", path])
 
 
 def ensure_zfs_base(lab, nodes):
@@ -893,7 +179,7 @@ def prepare_host(lab, nodes):
         record["run_netns_mount"] = not mounted("/run/netns")
         write_json(lab.host_record, record)
     owner = lab.runtime / "owner"
-    previous = _read(owner)
+    previous = read_file(owner)
     if previous and previous.strip() != str(lab.state) and \
             os.path.exists(previous.strip()):
         raise LabError("prefix %r is in use by the lab in %s: bring that one "
@@ -905,9 +191,6 @@ def prepare_host(lab, nodes):
     ensure_zfs_daemon(lab, record)
     return ensure_zfs_base(lab, nodes)
 
-
-# ---------------------------------------------------------------------------
-# Files: keys, SSH configuration, hosts, passwd
 
 def ensure_key(path, comment):
     """
@@ -923,137 +206,6 @@ def ensure_key(path, comment):
             stale.unlink()
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
          "-f", path])
-
-
-def public_key(path):
-    """
-    :param Path path: A private key path.
-    :return: ``"ssh-ed25519 AAAA..."`` from its ``.pub`` (comment dropped).
-    """
-    words = path.with_name(path.name + ".pub").read_text().split()
-    return " ".join(words[:2])
-
-
-def write_text(path, text, mode=0o644):
-    """
-    Write a file atomically with the given mode.
-
-    :param Path path: Destination.
-    :param str text: Content.
-    :param int mode: Permission bits.
-    """
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.chmod(mode)
-    os.replace(partial, path)
-
-
-def known_hosts_text(nodes):
-    """
-    :param list nodes: The lab's nodes.
-    :return: known_hosts content trusting exactly their host keys, under
-        their names and addresses.
-    """
-    return "".join("%s,%s %s\n" % (node.name, node.address,
-                                   public_key(node.host_key))
-                   for node in nodes)
-
-
-def ssh_config_text(nodes, identity, known_hosts):
-    """
-    :param list nodes: The lab's nodes.
-    :param identity: The private key to offer.
-    :param known_hosts: The known_hosts file to trust.
-    :return: An ssh_config with an alias per node and strict, batch-mode
-        defaults.
-    """
-    lines = ["# Flocker lab: written by admin/lab up.", ""]
-    for node in nodes:
-        lines += ["Host %s" % (node.name,),
-                  "    HostName %s" % (node.address,), ""]
-    lines += ["Host *",
-              "    User root",
-              "    IdentityFile %s" % (identity,),
-              "    IdentitiesOnly yes",
-              "    UserKnownHostsFile %s" % (known_hosts,),
-              "    GlobalKnownHostsFile /dev/null",
-              "    StrictHostKeyChecking yes",
-              "    BatchMode yes",
-              "    ConnectTimeout 10",
-              "    LogLevel ERROR", ""]
-    return "\n".join(lines)
-
-
-def hosts_text(lab, nodes):
-    """
-    :param Lab lab: The lab.
-    :param list nodes: The lab's nodes.
-    :return: The lab's ``/etc/hosts``.
-    """
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost",
-             "%s\tclient" % (CLIENT_ADDRESS,)]
-    lines += ["%s\t%s" % (node.address, node.name) for node in nodes]
-    return "\n".join(lines) + "\n"
-
-
-def passwd_text(home):
-    """
-    :param Path home: root's home directory on the machine.
-    :return: The host's ``/etc/passwd`` with root's home replaced.
-    """
-    lines = []
-    for line in Path("/etc/passwd").read_text().splitlines():
-        fields = line.split(":")
-        if len(fields) == 7 and fields[0] == "root":
-            fields[5] = str(home)
-        lines.append(":".join(fields))
-    return "\n".join(lines) + "\n"
-
-
-def shell_rc_text(machine):
-    """
-    :param Machine machine: A machine.
-    :return: root's ``.bashrc`` there.  sshd sessions run it (Debian's
-        bash reads it for ssh commands); it must not put anything before the
-        lab's ``bin`` directory on ``PATH``.
-    """
-    return ("# Flocker lab %s: root's shell start-up file "
-            "(written by admin/lab).\nexport PATH=%s\n"
-            % (machine.name, machine.environment()["PATH"]))
-
-
-def sshd_config_text(node):
-    """
-    :param Node node: A node.
-    :return: Its sshd configuration.
-    """
-    env = node.environment()
-    env.pop("HOME")
-    setenv = " ".join('"%s=%s"' % (k, v) for k, v in sorted(env.items()))
-    return "\n".join([
-        "# Flocker lab %s: written by admin/lab up." % (node.name,),
-        "ListenAddress 0.0.0.0",
-        "Port 22",
-        "HostKey %s" % (node.host_key,),
-        "PidFile %s" % (node.sshd_pid_file,),
-        "PermitRootLogin prohibit-password",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        # No PAM stack and key files inside the state directory.
-        "UsePAM no",
-        "StrictModes no",
-        "AuthorizedKeysFile .ssh/authorized_keys",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "UseDNS no",
-        # Tests open many sessions at once.
-        "MaxStartups 200:30:400",
-        "MaxSessions 200",
-        "Subsystem sftp internal-sftp",
-        "SetEnv %s" % (setenv,),
-        "",
-    ])
 
 
 def write_machine_files(lab, machine, nodes):
@@ -1143,60 +295,6 @@ def zfs_exec_text():
         source.replace(marker, "REAL_COMMANDS = %r" % (zfs_commands(),)))
 
 
-# ---------------------------------------------------------------------------
-# Network
-
-def ensure_netns(name):
-    """
-    Create a network namespace unless it exists.
-
-    :param str name: Its name.
-    :return: ``True`` if it was created.
-    """
-    path = Path("/run/netns") / name
-    if namespace_inode(path) is not None:
-        return False
-    if path.exists():
-        path.unlink()
-    run(["ip", "netns", "add", name])
-    return True
-
-
-def delete_netns(name):
-    """
-    Delete a network namespace if it exists.
-
-    :param str name: Its name.
-    """
-    path = Path("/run/netns") / name
-    if namespace_inode(path) is not None:
-        run(["ip", "netns", "del", name])
-    elif path.exists():
-        path.unlink()
-
-
-def ip_batch(netns, commands):
-    """
-    Run ``ip`` commands inside a network namespace in one process.
-
-    :param str netns: The namespace.
-    :param list commands: ``ip`` command lines (without ``ip``), each a list.
-    """
-    text = "".join(" ".join(c) + "\n" for c in commands)
-    run(["ip", "-n", netns, "-batch", "-"], input=text.encode())
-
-
-def sysctl(netns, settings):
-    """
-    Set sysctls inside a network namespace (unknown keys ignored).
-
-    :param str netns: The namespace.
-    :param dict settings: ``{key: value}``.
-    """
-    run(["nsenter", "--net=/run/netns/" + netns, "--", "sysctl", "-q", "-e",
-         "-w"] + ["%s=%s" % item for item in sorted(settings.items())])
-
-
 def ensure_bridge(lab):
     """
     Create the bridge namespace and its bridge unless they exist.
@@ -1275,9 +373,6 @@ def ensure_link(lab, machine, fresh):
     ])
 
 
-# ---------------------------------------------------------------------------
-# Mount namespaces
-
 def unmount_namespace_files(machine):
     """
     Release a machine's mount and UTS namespace files.
@@ -1325,9 +420,6 @@ def ensure_mount_namespace(lab, machine):
         timeout=30)
     return True
 
-
-# ---------------------------------------------------------------------------
-# Daemons
 
 def daemon_pid(node, pid_file, name):
     """
@@ -1401,17 +493,11 @@ def wait_dockerd(node, process):
     while not api.ping():
         if process is not None and process.poll() is not None:
             raise LabError("%s: dockerd exited (%d): %s" % (
-                node.name, process.returncode, _log_tail(node.dockerd_log)))
+                node.name, process.returncode, log_tail(node.dockerd_log)))
         if time.monotonic() > deadline:
             raise LabError("%s: dockerd did not answer within %ds: %s" % (
-                node.name, DOCKERD_TIMEOUT, _log_tail(node.dockerd_log)))
+                node.name, DOCKERD_TIMEOUT, log_tail(node.dockerd_log)))
         time.sleep(0.03)
-
-
-def _log_tail(path):
-    text = _read(path) or ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][-300:] if lines else "(no output; see %s)" % (path,)
 
 
 def start_sshd(node):
@@ -1436,7 +522,7 @@ def sshd_listening(pid):
         port 22.
     """
     for table in ("tcp", "tcp6"):
-        for line in (_read("/proc/%d/net/%s" % (pid, table)) or "") \
+        for line in (read_file("/proc/%d/net/%s" % (pid, table)) or "") \
                 .splitlines()[1:]:
             fields = line.split()
             if fields[1].endswith(":0016") and fields[3] == "0A":
@@ -1456,85 +542,11 @@ def wait_sshd(node, process):
     while not sshd_listening(process.pid):
         if process.poll() is not None:
             raise LabError("%s: sshd exited (%d): %s" % (
-                node.name, process.returncode, _log_tail(node.sshd_log)))
+                node.name, process.returncode, log_tail(node.sshd_log)))
         if time.monotonic() > deadline:
             raise LabError("%s: sshd not listening after %ds" % (
                 node.name, SSHD_TIMEOUT))
         time.sleep(0.02)
-
-
-# ---------------------------------------------------------------------------
-# ZFS
-
-class ZfsLock:
-    """
-    A host-wide lock (``flock`` on zfs-fuse's socket directory, so no file
-    is created) held around the lab's pool operations.
-
-    zfs-fuse is old code shared by every user of the machine; the lab never
-    asks it for two pool creations or destructions at once.
-    """
-
-    def __init__(self, timeout=LOCK_TIMEOUT):
-        """
-        :param float timeout: Seconds to wait for the lock.
-        """
-        self._timeout = timeout
-        self._fd = None
-
-    def __enter__(self):
-        try:
-            self._fd = os.open(ZFS_SOCKET_DIR, os.O_RDONLY)
-        except OSError:
-            return self
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self._fd)
-                    self._fd = None
-                    raise LabError("ZFS lock on %s held for %ds" % (
-                        ZFS_SOCKET_DIR, self._timeout))
-                time.sleep(0.05)
-
-    def __exit__(self, *exc_info):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def imported_pools():
-    """
-    :return: The names of all pools the ZFS daemon has imported (none when
-        no daemon runs: pools die with it).
-    """
-    if not zfs_fuse_pids():
-        return set()
-    return set(run(["zpool", "list", "-H", "-o", "name"],
-                   timeout=30).stdout.split())
-
-
-def retry_busy(argv, timeout=ZFS_BUSY_TIMEOUT):
-    """
-    Run a ZFS command, retrying while zfs-fuse says the target is busy
-    (it does for a moment after any mount, unmount or process exit).
-
-    :param list argv: The command.
-    :param float timeout: Seconds to keep retrying.
-    :return: The completed process.
-    :raises LabError: If it fails for another reason or stays busy.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = run(argv, check=False, timeout=60)
-        if result.returncode == 0:
-            return result
-        if "busy" not in result.stderr or time.monotonic() > deadline:
-            raise LabError("%s: %s" % (_short(argv), _last_line(result)))
-        time.sleep(0.25)
 
 
 def pool_is_ours(node):
@@ -1595,14 +607,6 @@ def destroy_pool(node):
     shutil.rmtree(node.pool_file.parent, ignore_errors=True)
 
 
-def cgroup_roots():
-    """
-    :return: Mount points of the host's cgroup hierarchies.
-    """
-    return [e.point for e in mount_table() if e.fstype in ("cgroup",
-                                                            "cgroup2")]
-
-
 def remove_cgroups(node):
     """
     Remove the node's container cgroups (dockerd leaves the parent).
@@ -1626,9 +630,6 @@ def remove_cgroups(node):
                         raise LabError("cgroup %s stays busy" % (directory,))
                     time.sleep(0.05)
 
-
-# ---------------------------------------------------------------------------
-# Discovery, up and down
 
 def _only_kept(path, lab):
     # A node state directory holding nothing but its Docker data root is
@@ -1678,22 +679,6 @@ def discover_nodes(lab):
     return sorted(found)
 
 
-def parallel(function, items):
-    """
-    Apply ``function`` to every item in threads; re-raise the first error.
-
-    :param function: One-argument callable.
-    :param list items: The arguments.
-    :return: The results, in order.
-    """
-    items = list(items)
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        futures = [pool.submit(function, item) for item in items]
-        return [future.result() for future in futures]
-
-
 def teardown_machines(lab, machines, purge=False):
     """
     Remove machines: processes, namespaces, pools, cgroups, runtime and
@@ -1733,16 +718,15 @@ def teardown_machines(lab, machines, purge=False):
                     log.unlink()
 
 
-def prepare_machines(lab, machines, rebuild):
+def fresh_network_namespaces(machines, rebuild):
     """
-    Network namespace, link and mount namespace of every machine.  A
-    machine whose namespaces have to be recreated loses its processes first.
+    Make sure every machine has a network namespace.  A machine whose
+    network or mount namespace is gone (or all, with ``rebuild``) loses its
+    processes and its old namespace files first.
 
-    :param Lab lab: The lab.
     :param list machines: The machines.
-    :param bool rebuild: Force new mount namespaces.
-    :return: The names of the machines whose mount namespace is new (their
-        daemons must be started).
+    :param bool rebuild: Treat every machine as stale.
+    :return: ``{name: True}`` for machines whose network namespace is new.
     """
     stale = [m for m in machines
              if rebuild or namespace_inode(m.netns_path) is None
@@ -1751,17 +735,68 @@ def prepare_machines(lab, machines, rebuild):
     for machine in stale:
         unmount_namespace_files(machine)
     # Sequential: the first ``ip netns add`` sets up /run/netns.
-    fresh = {m.name: ensure_netns(m.netns) for m in machines}
+    return {m.name: ensure_netns(m.netns) for m in machines}
 
-    def prepare(machine):
-        if fresh[machine.name] and machine.is_node:
-            # Like a fresh host: forwarding off until dockerd turns it on,
-            # which makes dockerd set the FORWARD policy to DROP.
-            sysctl(machine.netns, {"net.ipv4.ip_forward": 0})
-        ensure_link(lab, machine, fresh[machine.name])
-        return ensure_mount_namespace(lab, machine)
-    created = parallel(prepare, machines)
-    return {m.name for m, new in zip(machines, created) if new}
+
+def prepare_machine(lab, machine, fresh):
+    """
+    Link and mount namespace of one machine.
+
+    :param Lab lab: The lab.
+    :param Machine machine: The machine.
+    :param bool fresh: Its network namespace is new.
+    :return: ``True`` if its mount namespace is new.
+    """
+    if fresh and machine.is_node:
+        # Like a fresh host: forwarding off until dockerd turns it on, which
+        # makes dockerd set the FORWARD policy to DROP.
+        sysctl(machine.netns, {"net.ipv4.ip_forward": 0})
+    ensure_link(lab, machine, fresh)
+    return ensure_mount_namespace(lab, machine)
+
+
+@dataclass
+class Boot:
+    """
+    What ``up`` did to one machine (mutable, local to one ``up`` run).
+
+    :ivar bool restarted: Its namespaces or daemons were (re)started, so its
+        Docker must be reset to a fresh host's state.
+    :ivar dockerd: The ``Popen`` of a dockerd just started, or ``None``.
+    :ivar sshd: The ``Popen`` of an sshd just started, or ``None``.
+    :ivar float started: When the dockerd was started.
+    """
+    restarted: bool
+    dockerd: object = None
+    sshd: object = None
+    started: float = 0.0
+
+
+def boot_machine(lab, machine, fresh):
+    """
+    Prepare a machine's namespaces and, on a node, start whatever daemon is
+    not running (without waiting for them).
+
+    :param Lab lab: The lab.
+    :param Machine machine: The machine.
+    :param bool fresh: Its network namespace is new.
+    :return: A :class:`Boot`.
+    """
+    new = prepare_machine(lab, machine, fresh)
+    if not machine.is_node:
+        return Boot(restarted=new)
+    boot = Boot(restarted=new or not daemon_pid(
+        machine, machine.dockerd_pid_file, "dockerd"))
+    if boot.restarted:
+        if not new:
+            # containerd, shims or an sshd left by a dead dockerd go too.
+            kill_machines([machine])
+        boot.dockerd = start_dockerd(machine)
+        boot.started = time.monotonic()
+    if boot.restarted or not daemon_pid(machine, machine.sshd_pid_file,
+                                        "sshd"):
+        boot.sshd = start_sshd(machine)
+    return boot
 
 
 def up(lab, count, log):
@@ -1780,6 +815,7 @@ def up(lab, count, log):
     preflight(lab)
     nodes = [lab.node(i) for i in range(1, count + 1)]
     client = lab.client()
+    machines = [client] + nodes
     lab.state.mkdir(parents=True, exist_ok=True)
     with StateLock(lab.state):
         rebuild = prepare_host(lab, nodes)
@@ -1789,68 +825,59 @@ def up(lab, count, log):
             log("removing %s" % (", ".join(n.name for n in extra),))
             teardown_machines(lab, extra)
         write_lab_files(lab, nodes)
-        for machine in [client] + nodes:
+        for machine in machines:
             write_machine_files(lab, machine, nodes)
         ensure_bridge(lab)
-        trace("files and bridge")
-        restart = prepare_machines(lab, [client] + nodes, rebuild)
-        trace("namespaces")
-        restart |= {n.name for n in nodes
-                    if not daemon_pid(n, n.dockerd_pid_file, "dockerd")}
-        starting = [n for n in nodes if n.name in restart]
-        # containerd, shims or an sshd left by a dead dockerd go too.
-        kill_machines(starting)
-        dockerds = {n.name: start_dockerd(n) for n in starting}
-        dockerd_started = time.monotonic()
-        ready = {}
-        trace("dockerd started")
-
-        # One at a time (see ZfsLock), while the dockerds start.
+        fresh = fresh_network_namespaces(machines, rebuild)
+        trace("files, bridge, network namespaces")
+        boots = dict(zip([m.name for m in machines], parallel(
+            lambda m: boot_machine(lab, m, fresh[m.name]), machines)))
+        trace("links, mount namespaces, daemons started")
+        # One at a time (see ZfsLock), while the daemons start.
         for node in nodes:
             ensure_pool(node)
         trace("pools")
+        images_lock = threading.Lock()
+        images = {}
 
-        def daemons(node):
-            wait_dockerd(node, dockerds.get(node.name))
-            ready[node.name] = time.monotonic() - dockerd_started
-            if node.name in restart or \
-                    not daemon_pid(node, node.sshd_pid_file, "sshd"):
-                wait_sshd(node, start_sshd(node))
-        parallel(daemons, nodes)
-        trace("dockerd and sshd")
-        if starting:
-            trace("dockerd: slowest answered %.3fs after start" % (
-                max(ready[n.name] for n in starting),))
-        try:
-            images = _lab_images.ensure_cache(
-                lab.images_dir,
-                _lab_images.DockerAPI(str(nodes[0].docker_socket)), log)
-        except (_lab_images.ImageError, OSError) as e:
-            raise LabError("images: %s" % (e,))
+        def cached_images(api):
+            # Built once, on whichever node gets here first.
+            with images_lock:
+                if not images:
+                    images.update(_lab_images.ensure_cache(
+                        lab.images_dir, api, log))
+                return dict(images)
 
-        def finish(task):
-            kind, node = task
-            if kind == "ssh":
-                return check_ssh(lab, client, node)
+        def finish(node):
+            boot = boots[node.name]
+            if boot.sshd is not None:
+                wait_sshd(node, boot.sshd)
+            check_ssh(lab, client, node)
+            wait_dockerd(node, boot.dockerd)
+            ready = time.monotonic() - boot.started
             api = _lab_images.DockerAPI(str(node.docker_socket))
             try:
-                if node.name in restart:
+                wanted = cached_images(api)
+                if boot.restarted:
                     # A node that boots is a fresh host, even though its
                     # data root (with the images) survived the last down.
-                    api.reset(images)
-                _lab_images.ensure_loaded(lab.images_dir, api, images)
+                    api.reset(wanted)
+                _lab_images.ensure_loaded(lab.images_dir, api, wanted)
             except (_lab_images.ImageError, OSError) as e:
                 raise LabError("%s: images: %s" % (node.name, e))
-        parallel(finish, [(kind, node) for node in nodes
-                          for kind in ("images", "ssh")])
-        trace("images loaded, ssh checked")
+            return ready if boot.dockerd is not None else None
+        ready = [r for r in parallel(finish, nodes) if r is not None]
+        trace("sshd, ssh check, dockerd, images")
+        if ready:
+            trace("dockerd: slowest answered %.3fs after start" % (
+                max(ready),))
         description = describe(lab, nodes, client, images)
         write_json(lab.description_file, description)
+    restarted = sorted(name for name, boot in boots.items() if boot.restarted)
     log("lab up: %d node%s (%s) in %.2fs; restarted: %s" % (
         count, "" if count == 1 else "s",
         ", ".join("%s=%s" % (n.name, n.address) for n in nodes),
-        time.monotonic() - started,
-        ", ".join(sorted(restart)) or "nothing"))
+        time.monotonic() - started, ", ".join(restarted) or "nothing"))
     return description
 
 
@@ -1888,7 +915,7 @@ def check_ssh(lab, client, node):
     if result.returncode != 0 or found != expected:
         raise LabError("%s: ssh from client: %s" % (
             node.name, "found %s, expected %s" % (found, expected)
-            if result.returncode == 0 else _last_line(result)))
+            if result.returncode == 0 else last_line(result)))
 
 
 def describe(lab, nodes, client, images):
@@ -2008,9 +1035,6 @@ def stop_zfs_daemon(record, pid):
         time.sleep(0.05)
 
 
-# ---------------------------------------------------------------------------
-# status, address, run
-
 def load_description(lab):
     """
     :param Lab lab: The lab.
@@ -2119,25 +1143,9 @@ def run_command(lab, name, argv):
         "--uts=" + machine["utsns"], "--wd=" + cwd, "--"] + argv, env)
 
 
-# ---------------------------------------------------------------------------
-# Command line
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise LabError(message)
-
-
-def parse_count(text):
-    """
-    :param str text: The ``N`` of ``up N``.
-    :return: It as an int.
-    :raises LabError: Unless it is a whole number from 1 to MAX_NODES.
-    """
-    if not re.fullmatch(r"[0-9]+", text or "") or \
-            not 1 <= int(text) <= MAX_NODES:
-        raise LabError("up: N must be a whole number from 1 to %d, not %r"
-                       % (MAX_NODES, text))
-    return int(text)
 
 
 def build_parser():

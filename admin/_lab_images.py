@@ -36,7 +36,6 @@ import tarfile
 import time
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
 
 class ImageError(Exception):
@@ -106,7 +105,8 @@ class DockerAPI:
         :return: The image ID (``sha256:...``) or ``None`` if absent.
         """
         status, body = self._request(
-            "GET", "/images/%s/json" % (urllib.parse.quote(reference, safe=""),))
+            "GET", "/images/%s/json" % (
+                urllib.parse.quote(reference, safe=""),))
         if status == 404:
             return None
         if status != 200:
@@ -349,7 +349,8 @@ PASSWD = (b"root:x:0:0:root:/root:/bin/sh\n"
           b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
 GROUP = b"root:x:0:\nnogroup:x:65534:\n"
 INDEX_HTML = (b"<!DOCTYPE html>\n<html><head><title>flocker/busybox</title>"
-              b"</head><body><p>Hello from flocker/busybox.</p></body></html>\n")
+              b"</head><body><p>Hello from flocker/busybox.</p>"
+              b"</body></html>\n")
 
 
 def _base(builder):

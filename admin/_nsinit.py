@@ -4,7 +4,8 @@ Prepare a lab machine's fresh mount and UTS namespace, then exit.
 ``admin/lab`` runs this as::
 
     nsenter --net=/run/netns/flk-node1 \\
-        unshare --mount=RUN/node1/mnt --uts=RUN/node1/uts --propagation slave \\
+        unshare --mount=RUN/node1/mnt --uts=RUN/node1/uts \\
+            --propagation slave \\
         python3 admin/_nsinit.py --hostname node1 --keep RUN --keep /run/zfs \\
             --scratch RUN/node1/scratch --bind STATE/hosts:/etc/hosts ...
 

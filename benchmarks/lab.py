@@ -36,7 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "admin"))
 
-import _lab  # noqa: E402
+import _lab_host  # noqa: E402
+import _lab_model  # noqa: E402
 
 RUNS = int(os.environ.get("FLOCKER_BENCH_RUNS", "3"))
 NODES = 3
@@ -89,7 +90,7 @@ def pss_kb(pid):
 
 def node_memory(lab):
     """
-    :param lab: The ``_lab.Lab``.
+    :param lab: The ``_lab_model.Lab``.
     :return: ``{node name: (PSS in MB, {process name: PSS in MB})}`` over
         every process of each node.
     """
@@ -97,8 +98,8 @@ def node_memory(lab):
     for index in range(1, NODES + 1):
         node = lab.node(index)
         by_name = {}
-        for pid in _lab.machine_processes([node]):
-            name = _lab.process_name(pid) or "?"
+        for pid in _lab_host.machine_processes([node]):
+            name = _lab_host.process_name(pid) or "?"
             by_name[name] = by_name.get(name, 0) + pss_kb(pid) / 1024.0
         memory[node.name] = (sum(by_name.values()), by_name)
     return memory
@@ -113,7 +114,7 @@ def main():
     env = dict(os.environ, FLOCKER_LAB_PREFIX="flkb", FLOCKER_LAB_TRACE="1",
                FLOCKER_LAB_STATE=os.environ.get(
                    "FLOCKER_LAB_STATE", "/var/lib/flocker-lab-bench"))
-    lab = _lab.Lab.from_environ(env)
+    lab = _lab_model.Lab.from_environ(env)
     admin_lab(["down", "--purge"], env)
     rows = []
     try:
@@ -129,8 +130,8 @@ def main():
                          "detail": memory})
     finally:
         admin_lab(["down", "--purge"], env)
-    print("%-5s %-5s %8s %8s %10s %14s" % ("run", "kind", "up 3 s", "down s",
-                                          "dockerd s", "PSS/node MB"))
+    print("%-5s %-5s %8s %8s %10s %14s" % (
+        "run", "kind", "up 3 s", "down s", "dockerd s", "PSS/node MB"))
     for number, row in enumerate(rows):
         print("%-5d %-5s %8.2f %8.2f %10.2f %14.1f" % (
             number, row["kind"], row["up"], row["down"], row["dockerd"] or 0,

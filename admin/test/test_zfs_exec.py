@@ -13,6 +13,7 @@ ADMIN = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ADMIN))
 
 import _lab  # noqa: E402
+import _lab_host  # noqa: E402
 
 
 def host_mounted(point):
@@ -20,7 +21,7 @@ def host_mounted(point):
     :param str point: A path.
     :return: ``True`` if it is a mount point in the host's namespace.
     """
-    return _lab.mounted(point)
+    return _lab_host.mounted(point)
 
 
 def test_unknown_name_refused(tmp_path):

@@ -5,6 +5,7 @@ SSH command runner.
 """
 
 import ipaddress
+import uuid
 
 from twisted.internet.defer import DeferredList, maybeDeferred
 
@@ -50,18 +51,20 @@ def resolve_addresses(reactor, addresses):
     return DeferredList(lookups, consumeErrors=True).addCallback(collect)
 
 
-def remote_agents(runner, resolved, command=None):
+def remote_agents(runner, resolved, command=None, lock=None):
     """
     :param runner: The ``ICommandRunner`` reaching the nodes.
     :param resolved: ``dict`` of node address (as the deployment names it)
         to its IP address.
     :param command: The ``flocker-node`` program on the nodes, or ``None``
         for the default.
+    :param lock: Deploy id whose lease every command takes on its node, or
+        ``None``.
     :return: ``dict`` of node address to ``RemoteNodeAgent``, each talking to
         (and naming itself by) the node's IP address.
     """
     extra = {} if command is None else {"command": command}
-    return {address: RemoteNodeAgent(runner, ip, **extra)
+    return {address: RemoteNodeAgent(runner, ip, lock=lock, **extra)
             for address, ip in resolved.items()}
 
 
@@ -79,12 +82,26 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     :param write: Optional callable taking one line of progress text.
     :param command: The ``flocker-node`` program on the nodes, or ``None``.
     :return: ``Deferred`` firing with a ``DeployResult``.
+
+    Every node is locked for this deploy (a lease named by a random id,
+    taken by its report and renewed by each command) and released at the
+    end, so a second deploy against the same nodes waits, then refuses.
     """
     addresses = [node.address for node in deployment.nodes]
+    lock = uuid.uuid4().hex
 
     def resolved(result):
         ips, failed = result
-        agents = remote_agents(runner, ips, command=command)
-        return deploy(deployment, agents, dry_run=dry_run, write=write,
-                      addresses=ips, clock=reactor, unreachable=failed)
+        agents = remote_agents(runner, ips, command=command, lock=lock)
+        d = deploy(deployment, agents, dry_run=dry_run, write=write,
+                   addresses=ips, clock=reactor, unreachable=failed)
+
+        def release(outcome):
+            # Only nodes that answered hold this deploy's lease.
+            answered = [a for a in agents
+                        if a not in getattr(outcome, "unreachable", {})]
+            releases = [agents[a].release_lock() for a in sorted(answered)]
+            done = DeferredList(releases, consumeErrors=True)
+            return done.addCallback(lambda _: outcome)
+        return d.addBoth(release)
     return resolve_addresses(reactor, addresses).addCallback(resolved)

@@ -14,9 +14,12 @@ from eliot import start_action
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap
 from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.task import deferLater
 from zope.interface import implementer
 
-from .._change import IChangeObserver, leaves, run_state_change
+from .._change import (
+    IChangeObserver, Sequentially, leaves, run_state_change,
+)
 from .._model import ClusterState
 from ..node._plan import plan_changes, skipped_applications
 
@@ -62,8 +65,10 @@ def gather_states(agents):
     Ask every node for its report, all at once.
 
     :param agents: Mapping of node address to ``INodeAgent``.
-    :return: ``Deferred`` firing with ``(ClusterState, unreachable)`` where
-        ``unreachable`` maps each node that failed to report to the reason.
+    :return: ``Deferred`` firing with ``(ClusterState, unreachable,
+        locked)`` where ``unreachable`` maps each node that failed to report
+        to the reason, and ``locked`` is the set of those that refused
+        because another deploy holds their lock.
     """
     addresses = sorted(agents)
     reports = [maybeDeferred(agents[address].report) for address in addresses]
@@ -72,6 +77,7 @@ def gather_states(agents):
     def collect(results):
         states = {}
         unreachable = {}
+        locked = set()
         for address, (ok, value) in zip(addresses, results):
             if ok:
                 # A node reached by IP reports under that IP; the cluster
@@ -79,7 +85,9 @@ def gather_states(agents):
                 states[address] = attr.evolve(value, address=address)
             else:
                 unreachable[address] = _reason(value)
-        return ClusterState(nodes=states), unreachable
+                if getattr(value.value, "locked", False):
+                    locked.add(address)
+        return ClusterState(nodes=states), unreachable, locked
     return d.addCallback(collect)
 
 
@@ -115,8 +123,23 @@ class LineObserver(object):
             self._write(line)
 
 
+def _gather_unlocked(agents, clock, lock_wait):
+    """
+    Gather the reports, asking nodes locked by another deploy again every
+    second for up to ``lock_wait`` seconds.
+    """
+    d = gather_states(agents)
+
+    def check(gathered, waited):
+        if gathered[2] and waited < lock_wait and clock is not None:
+            retry = deferLater(clock, 1.0, gather_states, agents)
+            return retry.addCallback(check, waited + 1.0)
+        return gathered
+    return d.addCallback(check, 0.0)
+
+
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
-           clock=None, unreachable=None):
+           clock=None, unreachable=None, lock_wait=10.0):
     """
     Converge the cluster to ``deployment``.
 
@@ -131,17 +154,26 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param unreachable: Optional ``dict`` of node address to why it cannot
         be reached at all (a host name that did not resolve); such nodes
         have no agent and are treated like nodes that did not report.
+    :param float lock_wait: Seconds to wait for nodes whose lock another
+        deploy holds (needs ``clock``).  If some are still locked then,
+        nothing is changed anywhere: the result lists them as unreachable
+        with the reason.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
     """
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
     with action.context():
-        d = DeferredContext(gather_states(agents))
+        d = DeferredContext(_gather_unlocked(agents, clock, lock_wait))
 
         def planned(gathered):
-            state, silent = gathered
+            state, silent, locked = gathered
             silent = dict(silent, **(unreachable or {}))
+            if locked:
+                # Another deploy is changing part of the cluster: planning
+                # around it would undo its work or race it.
+                return DeployResult(plan=Sequentially(changes=[]),
+                                    dry_run=dry_run, unreachable=silent)
             unknown = frozenset(silent)
             plan = plan_changes(deployment, state, addresses=addresses,
                                 unknown=unknown)

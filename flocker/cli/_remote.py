@@ -14,7 +14,8 @@ from zope.interface import implementer
 from .._serialize import SerializationError
 from ..node._protocol import (
     ADDRESS_OPTION, BYTES_KEY, CREATE_VOLUME, DEFAULT_NODE_COMMAND,
-    EXIT_FAILED, EXIT_PROTOCOL, EXIT_USAGE, HANDOFF_VOLUME,
+    EXIT_FAILED, EXIT_LOCKED, EXIT_PROTOCOL, EXIT_USAGE, HANDOFF_VOLUME,
+    LOCK_OPTION, RELEASE_LOCK,
     MAXIMUM_SIZE_OPTION, PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME,
     REPORT, ROUTES_KEY, SET_ROUTES, START_APPLICATION, STOP_APPLICATION,
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
@@ -59,6 +60,14 @@ class NodeStepFailed(Exception):
         self.step = step
         self.detail = detail
         self.cause = cause
+
+    @property
+    def locked(self):
+        """
+        ``True`` if the node refused because another deploy holds its lock.
+        """
+        return (isinstance(self.cause, RemoteCommandFailed)
+                and self.cause.exit_code == EXIT_LOCKED)
 
     @property
     def unreachable(self):
@@ -113,10 +122,13 @@ class RemoteNodeAgent(object):
     :ivar str address: The node's address.
     :ivar str command: The ``flocker-node`` program on the node (a name
         looked up on the remote ``PATH``, or an absolute path).
+    :ivar lock: The id of the deploy whose lease every command takes or
+        renews on the node, or ``None`` to leave the lock alone.
     """
     runner = attr.ib(eq=False)
     address = attr.ib()
     command = attr.ib(default=DEFAULT_NODE_COMMAND)
+    lock = attr.ib(default=None)
 
     def argv(self, subcommand, arguments=()):
         """
@@ -125,8 +137,10 @@ class RemoteNodeAgent(object):
         :return: The argument vector run on the node, without the eliot task
             option (added per call).
         """
+        locking = [] if self.lock is None else [LOCK_OPTION, self.lock]
         return ([self.command, PROTOCOL_OPTION, str(PROTOCOL_VERSION),
-                 ADDRESS_OPTION, self.address, subcommand] + list(arguments))
+                 ADDRESS_OPTION, self.address] + locking + [subcommand]
+                + list(arguments))
 
     def _call(self, step, subcommand, arguments=(), stdin=b"", parse=None):
         action = REMOTE_CALL(address=self.address, subcommand=subcommand)
@@ -161,6 +175,15 @@ class RemoteNodeAgent(object):
     def report(self):
         return self._call(REPORT, REPORT,
                           parse=lambda data: decode_report(data, self.address))
+
+    def release_lock(self):
+        """
+        End this deploy's lease on the node (see :attr:`lock`).
+
+        :return: ``Deferred`` firing with ``None``.
+        :raises NodeStepFailed: If the node could not be told.
+        """
+        return self._call(RELEASE_LOCK, RELEASE_LOCK)
 
     def start_application(self, application):
         return self._call("%s %s" % (START_APPLICATION, application.name),

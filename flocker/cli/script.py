@@ -3,16 +3,24 @@ The ``flocker-deploy`` command line.
 
 ``main`` is the whole command, with its reactor, arguments and output streams
 passed in so that tests (and other programs) call it like a function;
-``flocker_deploy_main`` is the thin console-script entry point.
+``flocker_deploy_main`` is the thin console-script entry point.  The work is
+done by the library: :func:`flocker.cli._cluster.deploy_over_ssh`.
 """
 
 import argparse
+import os
 import sys
+import time
+
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import react
 
 from .. import __version__
+from .._change import leaves, render_plan
+from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import ConfigurationErrors, load_configuration
 
-__all__ = ["main", "flocker_deploy_main", "summarize"]
+__all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
 
 
 class _Exit(Exception):
@@ -78,6 +86,31 @@ def _parser(stdout, stderr):
         "--check", action="store_true",
         help="only validate both files and their cross-references, "
         "without contacting any node; print a summary")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="connect to every node, print the plan (with the data each "
+        "move sends) and change nothing")
+    parser.add_argument(
+        "--identity", "-i", action="append", default=[], metavar="FILE",
+        help="SSH private key to log in with (may be repeated; default: "
+        "~/.ssh/id_ed25519, id_ecdsa, id_rsa and the SSH agent)")
+    parser.add_argument(
+        "--known-hosts", metavar="FILE", default=None,
+        help="known_hosts file checking the nodes' host keys (default: "
+        "~/.ssh/known_hosts); unknown or changed keys stop the deploy")
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS",
+        help="seconds allowed to connect to a node (default: 10)")
+    parser.add_argument(
+        "--concurrency", type=int, default=20, metavar="N",
+        help="commands run at once across the cluster (default: 20)")
+    parser.add_argument(
+        "--node-command", default=None, metavar="PROGRAM",
+        help="flocker-node program on the nodes (default: flocker-node on "
+        "the remote PATH)")
+    parser.add_argument(
+        "--log", default=None, metavar="FILE",
+        help="eliot log file (default: ~/.flocker/logs/deploy-TIME.log)")
     parser.add_argument("deployment_config", metavar="DEPLOYMENT_CONFIG",
                         help="YAML file: version 1, nodes and their "
                         "applications")
@@ -101,6 +134,125 @@ def summarize(deployment):
                          _plural(len(deployment.nodes), "node"))
 
 
+def _estimate_downtime(plan, round_trip):
+    """
+    :return: ``dict`` of moving volume name to estimated seconds of
+        downtime: a move is down for its stop, its hand-off and its start,
+        three node commands, each costing about one measured round trip.
+    """
+    moving = {c.name for c in leaves(plan) if isinstance(c, HandoffVolume)}
+    return {name: 3 * round_trip for name in moving}
+
+
+def _print_dry_run(result, stdout, round_trip):
+    stdout.write(render_plan(result.plan) + "\n")
+    pushes = [c for c in leaves(result.plan) if isinstance(c, PushVolume)]
+    downtime = _estimate_downtime(result.plan, round_trip)
+    for push in pushes:
+        size = ("%d bytes" % (push.estimated_bytes,)
+                if push.estimated_bytes is not None
+                else "only the changes since the last push")
+        stdout.write("move of %s from %s to %s: pre-copy sends %s while it "
+                     "runs; estimated downtime %.1f s\n" % (
+                         push.name, push.node, push.target, size,
+                         downtime.get(push.name, 0.0)))
+    stdout.write("dry run: nothing was changed\n")
+
+
+def _open_log(path):
+    if path is None:
+        directory = os.path.expanduser(os.path.join("~", ".flocker", "logs"))
+        path = os.path.join(directory, time.strftime(
+            "deploy-%Y%m%dT%H%M%S.log", time.gmtime()))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    return open(path, "a")
+
+
+def _deploy(reactor, options, deployment, stdout, stderr):
+    """
+    Run the deploy (or dry run) over SSH.
+
+    :return: ``Deferred`` firing with the exit status.
+    """
+    from eliot import add_destinations, remove_destination, FileDestination
+    from ._cluster import deploy_over_ssh
+    from ._deploy import format_summary
+    from ._ssh import SSHConfigurationError, ssh_command_runner
+
+    try:
+        runner = ssh_command_runner(
+            reactor, identity_files=options.identity,
+            known_hosts_path=options.known_hosts,
+            connect_timeout=options.timeout,
+            concurrency=options.concurrency)
+    except SSHConfigurationError as e:
+        stderr.write("flocker-deploy: %s\n" % (e,))
+        return 1
+    try:
+        log = _open_log(options.log)
+    except OSError as e:
+        stderr.write("flocker-deploy: cannot open the log file: %s\n" % (e,))
+        return 1
+    destination = FileDestination(file=log)
+    add_destinations(destination)
+    started = reactor.seconds()
+
+    def write(line):
+        stdout.write(line + "\n")
+        stdout.flush()
+
+    d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
+                        write=write, command=options.node_command)
+
+    def report(result):
+        if options.dry_run:
+            # The report round trip measured during this run calibrates the
+            # downtime estimate.
+            _print_dry_run(result, stdout, reactor.seconds() - started)
+        for line in format_summary(deployment, result):
+            stdout.write(line + "\n")
+        stdout.write("log: %s\n" % (log.name,))
+        return 0 if result.converged else 1
+
+    def cleanup(passthrough):
+        remove_destination(destination)
+        log.close()
+        return runner.close().addBoth(lambda _: passthrough)
+    d.addCallback(report)
+    d.addBoth(cleanup)
+    return d
+
+
+def prepare(argv, stdout, stderr):
+    """
+    Everything ``flocker-deploy`` does before it needs the network: parse the
+    command line, load and check both files, and answer ``--check``.
+
+    :return: ``(status, None, None)`` when the command is finished, else
+        ``(None, options, deployment)`` for :func:`main` to deploy.
+    """
+    parser = _parser(stdout, stderr)
+    try:
+        options = parser.parse_args(argv)
+        if options.check and options.dry_run:
+            parser.error("--check and --dry-run exclude each other")
+    except _Exit as e:
+        return e.status, None, None
+    try:
+        deployment = load_configuration(options.deployment_config,
+                                        options.application_config)
+    except ConfigurationErrors as e:
+        for error in e.errors:
+            stderr.write("%s\n" % (error,))
+        return 1, None, None
+    if options.check:
+        stdout.write(summarize(deployment) + "\n")
+        return 0, None, None
+    return None, options, deployment
+
+
 def main(reactor, argv, stdout, stderr):
     """
     Run ``flocker-deploy``.
@@ -110,31 +262,34 @@ def main(reactor, argv, stdout, stderr):
     :param argv: The arguments, without the program name.
     :param stdout: Text stream for results.
     :param stderr: Text stream for problems.
-    :return: The exit status: 0 on success, 1 for invalid configuration,
-        2 for a bad command line.
+    :return: The exit status, or a ``Deferred`` firing with it when nodes
+        are reached: 0 on success (the cluster converged), 1 for invalid
+        configuration or a deploy that did not converge, 2 for a bad
+        command line.
     """
-    parser = _parser(stdout, stderr)
-    try:
-        options = parser.parse_args(argv)
-        if not options.check:
-            parser.error("--check is required: checking the configuration "
-                         "is what this version of flocker-deploy does")
-    except _Exit as e:
-        return e.status
-    try:
-        deployment = load_configuration(options.deployment_config,
-                                        options.application_config)
-    except ConfigurationErrors as e:
-        for error in e.errors:
-            stderr.write("%s\n" % (error,))
-        return 1
-    stdout.write(summarize(deployment) + "\n")
-    return 0
+    status, options, deployment = prepare(argv, stdout, stderr)
+    if status is not None:
+        return status
+    return _deploy(reactor, options, deployment, stdout, stderr)
 
 
 def flocker_deploy_main():
     """
-    Console-script entry point of ``flocker-deploy``: run :func:`main` with
-    the process's arguments and streams and exit with its status.
+    Console-script entry point of ``flocker-deploy``: run the command with
+    the process's arguments and streams and exit with its status.  The
+    reactor only runs when nodes are to be reached.
     """
-    sys.exit(main(None, sys.argv[1:], sys.stdout, sys.stderr))
+    status, options, deployment = prepare(sys.argv[1:], sys.stdout,
+                                          sys.stderr)
+    if status is not None:
+        sys.exit(status)
+
+    def run(reactor):
+        d = maybeDeferred(_deploy, reactor, options, deployment, sys.stdout,
+                          sys.stderr)
+
+        def exit_with(code):
+            if code:
+                raise SystemExit(code)
+        return d.addCallback(exit_with)
+    react(run)

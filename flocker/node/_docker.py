@@ -302,6 +302,11 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         "RestartPolicy": {
             "Name": _RESTART_POLICIES[policy.name],
             "MaximumRetryCount": policy.maximum_retry_count or 0},
+        # Docker's init as PID 1 passes the stop signal on: an application
+        # that never installed a SIGTERM handler (PID 1 ignores it by
+        # default) then stops at once instead of after the stop timeout,
+        # which is downtime when the application moves.
+        "Init": True,
     }
     if volume_mountpoint is not None:
         _check_host_path(volume_mountpoint)

@@ -26,6 +26,12 @@ Global options, always given, before the subcommand:
     itself (link environment variables such as
     ``ALIAS_PORT_<local>_TCP=tcp://ADDRESS:<remote_port>``).
 
+``--lock DEPLOYID`` (optional)
+    The deploy holding the node's lock: the node takes or renews that
+    deploy's lease before doing anything, and exits with status 4 (another
+    deploy holds the lease) without acting otherwise.  ``release-lock`` ends
+    the lease at the end of the deploy.
+
 Subcommands, one per ``INodeAgent`` method (arguments after the global
 options; then standard input; then standard output on success):
 
@@ -85,7 +91,8 @@ __all__ = [
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
     "PUSH_VOLUME", "HANDOFF_VOLUME", "SET_ROUTES", "SUBCOMMANDS",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
-    "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL",
+    "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL", "EXIT_LOCKED",
+    "LOCK_OPTION", "RELEASE_LOCK",
     "encode_application", "decode_application",
     "encode_routes", "decode_routes",
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
@@ -134,6 +141,15 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: Exit status of ``flocker-node`` when it does not speak the protocol.
 EXIT_PROTOCOL = 3
+#: Exit status of ``flocker-node`` when another deploy holds the node's lock.
+EXIT_LOCKED = 4
+
+#: Global option naming the deploy (a random id) that holds the node's lock
+#: for this command; the command takes or renews the lease first.
+LOCK_OPTION = "--lock"
+
+#: Subcommand ending the lease of the deploy named by :data:`LOCK_OPTION`.
+RELEASE_LOCK = "release-lock"
 
 
 def encode_application(application):

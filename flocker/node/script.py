@@ -28,10 +28,12 @@ from .._model import InvalidModel
 from .._serialize import SerializationError, dumps, node_state_to_dict
 from ._docker import DockerClient, DockerError, socket_path_from_docker_host
 from ._local import LocalNodeAgent
+from ._lock import DeployLock, LockHeld, default_lock_path
 from ._protocol import (
-    CREATE_VOLUME, EXIT_FAILED, EXIT_PROTOCOL, EXIT_USAGE, HANDOFF_VOLUME,
-    PROTOCOL_VERSION, PUSH_VOLUME, REPORT, SET_ROUTES, START_APPLICATION,
-    STOP_APPLICATION, decode_application, decode_routes, encode_bytes_sent,
+    CREATE_VOLUME, EXIT_FAILED, EXIT_LOCKED, EXIT_PROTOCOL, EXIT_USAGE,
+    HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
+    SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
+    decode_routes, encode_bytes_sent,
 )
 
 __all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
@@ -152,6 +154,14 @@ class HandoffOptions(_TargetOptions):
                 "it the owner (the application must be stopped).")
 
 
+class ReleaseLockOptions(_NoArguments):
+    """
+    ``flocker-node --lock DEPLOYID release-lock``.
+    """
+    synopsis = ""
+    longdesc = "End the lease of the deploy named by --lock."
+
+
 class SetRoutesOptions(_NoArguments):
     """
     ``flocker-node set-routes`` (route table JSON on stdin).
@@ -182,6 +192,9 @@ class NodeOptions(_Options):
          "The client/node protocol version the caller speaks."],
         ["eliot-task", None, None,
          "Continue this serialised eliot task; log messages go to stderr."],
+        ["lock", None, None,
+         "Deploy id whose lease on this node the command takes or renews "
+         "first (exit status 4 if another deploy holds it)."],
     ]
 
     subCommands = [
@@ -193,6 +206,8 @@ class NodeOptions(_Options):
         [HANDOFF_VOLUME, None, HandoffOptions,
          "Hand a volume to another node."],
         [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
+        [RELEASE_LOCK, None, ReleaseLockOptions,
+         "End a deploy's lease on this node."],
     ]
 
     def postOptions(self):
@@ -299,8 +314,15 @@ def _expected_errors():
             SerializationError, InvalidModel, ValueError)
 
 
+def default_lock(options, environ):
+    """
+    :return: This node's :class:`DeployLock`.
+    """
+    return DeployLock(default_lock_path(environ, options.address(environ)))
+
+
 def node_main(reactor, argv, stdin, stdout, stderr, environ,
-              make_agent=default_agent):
+              make_agent=default_agent, make_lock=default_lock):
     """
     Run one ``flocker-node`` command.
 
@@ -317,6 +339,7 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
     :param environ: The process environment (a mapping).
     :param make_agent: ``(reactor, options, environ) -> Deferred`` firing
         with the ``INodeAgent`` to act on.
+    :param make_lock: ``(options, environ) -> DeployLock``.
     :return: ``Deferred`` firing with the exit code.
     """
     options = NodeOptions()
@@ -337,6 +360,22 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
                      % (__version__, PROTOCOL_VERSION, options["protocol"]))
         return succeed(EXIT_PROTOCOL)
     command = options.subCommand
+    if command == RELEASE_LOCK:
+        if options["lock"] is None:
+            stderr.write("flocker-node: release-lock needs --lock\n")
+            return succeed(EXIT_USAGE)
+        make_lock(options, environ).release(options["lock"])
+        return succeed(0)
+    if options["lock"] is not None:
+        try:
+            make_lock(options, environ).hold(options["lock"])
+        except LockHeld as e:
+            stderr.write("flocker-node %s: %s\n" % (command, e))
+            return succeed(EXIT_LOCKED)
+        except OSError as e:
+            stderr.write("flocker-node %s: cannot use the deploy lock: %s\n"
+                         % (command, e))
+            return succeed(EXIT_FAILED)
 
     def run():
         d = maybeDeferred(make_agent, reactor, options, environ)

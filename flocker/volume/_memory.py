@@ -339,6 +339,7 @@ class MemoryVolumeService(object):
                     % (name, latest, snapshot))
         self._copies[name] = attr.evolve(copy, owner=self.node_id,
                                          readonly=False)
+        self._prune(name)
         return self._info(name)
 
     @_deferred

@@ -299,8 +299,8 @@ class _Pump(object):
 
     def _move_some(self):
         """
-        Move one chunk.  :return: bytes moved, 0 at end of input.
-        :raises BlockingIOError: When either side would block.
+        Move one chunk.  :return: bytes written to the sink, 0 at end of
+        input.  :raises BlockingIOError: When either side would block.
         """
         if self._pending:
             written = os.write(self._sink, self._pending)
@@ -311,13 +311,12 @@ class _Pump(object):
         data = os.read(self._source, CHUNK_SIZE)
         if not data:
             return 0
-        written = 0
-        try:
-            written = os.write(self._sink, data)
-        except BlockingIOError:
-            pass
+        # Kept until written: a full sink raises BlockingIOError here and
+        # the rest goes out when the sink is writable again.
+        self._pending = data
+        written = os.write(self._sink, data)
         self._pending = data[written:]
-        return len(data)
+        return written
 
     def _move(self):
         if self._finished:

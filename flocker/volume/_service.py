@@ -59,17 +59,16 @@ step 4, whose checks make it safe to repeat.
 
 import json
 import os
-from contextlib import nullcontext
 import re
 import time
 import uuid
+from contextlib import nullcontext
 
 import attr
 from eliot import Action
-from eliot.twisted import inline_callbacks
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import (
-    Deferred, DeferredList, DeferredLock, returnValue,
+    Deferred, DeferredList, DeferredLock, inlineCallbacks,
 )
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
@@ -631,32 +630,32 @@ class VolumeService(object):
         lock = self._locks.setdefault(name, DeferredLock())
         return lock.run(function, *args)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _get(self, name):
         check_volume_name(name)
         dataset = yield self.pool.get(name)
         if dataset is None:
             raise NoSuchVolume("volume %s does not exist in pool %s" % (
                 name, self.pool.name))
-        returnValue(dataset)
+        return dataset
 
-    @inline_callbacks
+    @inlineCallbacks
     def _owned(self, name):
         dataset = yield self._get(name)
         if dataset.owner != self.node_id:
             raise NotOwner("volume %s is not owned by this node (%s); its "
                            "owner is %s" % (name, self.node_id,
                                             dataset.owner or "unknown"))
-        returnValue(dataset)
+        return dataset
 
     # Reading
 
-    @inline_callbacks
+    @inlineCallbacks
     def volumes(self):
         datasets = yield self.pool.list()
         infos = [_info(dataset, self.node_id) for dataset in datasets
                  if dataset.name and "." not in dataset.name]
-        returnValue(pvector(sorted(infos, key=lambda info: info.name)))
+        return pvector(sorted(infos, key=lambda info: info.name))
 
     def list(self):
         return self.volumes().addCallback(
@@ -672,7 +671,7 @@ class VolumeService(object):
         check_volume_name(name)
         return self._locked(name, self._create, name, maximum_size)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _create(self, name, maximum_size):
         with CREATE_VOLUME(volume=name, maximum_size=maximum_size):
             dataset = yield self.pool.get(name)
@@ -690,13 +689,13 @@ class VolumeService(object):
                 yield self.pool.set(name, "refquota", str(maximum_size or
                                                           "none"))
             dataset = yield self._get(name)
-            returnValue(_info(dataset, self.node_id))
+            return _info(dataset, self.node_id)
 
     def mount(self, name):
         check_volume_name(name)
         return self._locked(name, self._mount, name)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _mount(self, name):
         dataset = yield self._owned(name)
         # zfs-fuse reports readonly as "off (temporary)" on any mounted
@@ -704,31 +703,31 @@ class VolumeService(object):
         yield self.pool.set(name, "readonly", "off")
         if not dataset.mounted:
             yield self.pool.mount(name)
-        returnValue(FilePath(dataset.mountpoint))
+        return FilePath(dataset.mountpoint)
 
     def snapshot(self, name):
         check_volume_name(name)
         return self._locked(name, self._snapshot_owned, name)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _snapshot_owned(self, name):
         dataset = yield self._owned(name)
         snapshot = yield self._take_snapshot(dataset)
-        returnValue(snapshot)
+        return snapshot
 
-    @inline_callbacks
+    @inlineCallbacks
     def _take_snapshot(self, dataset):
         with SNAPSHOT_VOLUME(volume=dataset.name) as action:
             snapshot = snapshot_name(self._clock.seconds(), dataset.snapshots)
             yield self.pool.snapshot(dataset.name, snapshot)
             action.add_success_fields(snapshot=snapshot)
-        returnValue(snapshot)
+        return snapshot
 
     def delete(self, name):
         check_volume_name(name)
         return self._locked(name, self._delete, name)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _delete(self, name):
         with DELETE_VOLUME(volume=name):
             dataset = yield self._get(name)
@@ -744,13 +743,13 @@ class VolumeService(object):
         check_volume_name(name)
         return self._locked(name, self._prune_by_name, name, dry_run)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _prune_by_name(self, name, dry_run):
         dataset = yield self._get(name)
         destroyed = yield self._prune(dataset, dry_run)
-        returnValue(destroyed)
+        return destroyed
 
-    @inline_callbacks
+    @inlineCallbacks
     def _prune(self, dataset, dry_run=False):
         with PRUNE_SNAPSHOTS(volume=dataset.name) as action:
             keep = set(dataset.snapshots[-1:])
@@ -762,13 +761,13 @@ class VolumeService(object):
                 for snapshot in doomed:
                     yield self.pool.destroy_snapshot(dataset.name, snapshot)
             action.add_success_fields(destroyed=doomed)
-        returnValue(pvector(doomed))
+        return pvector(doomed)
 
-    @inline_callbacks
+    @inlineCallbacks
     def orphans(self, keep):
         keep = set(keep)
         infos = yield self.volumes()
-        returnValue(pvector(info for info in infos if info.name not in keep))
+        return pvector(info for info in infos if info.name not in keep)
 
     # Moving between nodes
 
@@ -777,13 +776,13 @@ class VolumeService(object):
         check_address(target)
         return self._locked(name, self._push_owned, name, target, progress)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _push_owned(self, name, target, progress):
         dataset = yield self._owned(name)
         result = yield self._push(dataset, target, progress)
-        returnValue(result)
+        return result
 
-    @inline_callbacks
+    @inlineCallbacks
     def _push(self, dataset, target, progress):
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
@@ -806,7 +805,7 @@ class VolumeService(object):
             action.add_success_fields(snapshot=snapshot, base=result.base,
                                       bytes=result.bytes_sent,
                                       node_id=result.target_node_id)
-        returnValue(result)
+        return result
 
     def _start_remote(self, argv):
         """
@@ -841,7 +840,7 @@ class VolumeService(object):
             lambda count: progress.update(count, total))
         return pump(self._reactor, stream_read, sink, watcher), sent
 
-    @inline_callbacks
+    @inlineCallbacks
     def _push_direct(self, dataset, target, peer, snapshot, progress):
         """
         The quick way to a node this one pushed to before: send the
@@ -880,15 +879,15 @@ class VolumeService(object):
         if ended.exit_code != 0 or not pump_ok:
             DIRECT_REFUSED.log(volume=name, target=target,
                                reason=_last_line(ended.stderr))
-            returnValue(None)
+            return None
         if not send_ok:
             send_error.raiseException()
-        returnValue((PushResult(
+        return (PushResult(
             name=name, target=target, target_node_id=peer.node_id,
             snapshot=snapshot, base=peer.snapshot, bytes_sent=count),
-            peer.pool))
+            peer.pool)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _push_negotiated(self, dataset, target, snapshot, progress, action):
         """
         Push through ``flocker-volume receive`` on the target, which says
@@ -953,23 +952,23 @@ class VolumeService(object):
                 and answer.get("received") == snapshot):
             raise RemoteError("node %s did not confirm receiving %s" % (
                 target, snapshot))
-        returnValue((PushResult(
+        return (PushResult(
             name=name, target=target, target_node_id=their_id,
-            snapshot=snapshot, base=base, bytes_sent=count), pool))
+            snapshot=snapshot, base=base, bytes_sent=count), pool)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _read_message(self, remote):
         while True:
             line = yield remote.next_line()
             if line is None:
-                returnValue(None)
+                return None
             try:
                 message = json.loads(line)
             except ValueError:
                 # Anything a login script printed before our command ran.
                 continue
             if isinstance(message, dict):
-                returnValue(message)
+                return message
 
     def receive(self, name, stream, emit):
         """
@@ -989,7 +988,7 @@ class VolumeService(object):
         check_volume_name(name)
         return self._locked(name, self._receive, name, stream, emit)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _receive(self, name, stream, emit):
         dataset = yield self._recover(name)
         if dataset is not None and dataset.owner == self.node_id:
@@ -1007,7 +1006,7 @@ class VolumeService(object):
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})
-        returnValue(snapshot)
+        return snapshot
 
     def _parse_request(self, line):
         try:
@@ -1026,7 +1025,7 @@ class VolumeService(object):
                 line[:200],))
         return request
 
-    @inline_callbacks
+    @inlineCallbacks
     def _apply(self, dataset, name, request, stream):
         snapshot, base = request["snapshot"], request["base"]
         with RECEIVE_VOLUME(volume=name) as action:
@@ -1053,9 +1052,9 @@ class VolumeService(object):
                 yield self.pool.destroy(name, ".flocker-old")
             received = yield self._get(name)
             yield self._prune(received)
-        returnValue(snapshot)
+        return snapshot
 
-    @inline_callbacks
+    @inlineCallbacks
     def _zfs_receive(self, name, stream, suffix, force):
         try:
             yield self.pool.receive(name, stream, suffix=suffix, force=force)
@@ -1065,7 +1064,7 @@ class VolumeService(object):
             raise StreamRejected("stream does not apply to %s: %s" % (
                 name, e.message))
 
-    @inline_callbacks
+    @inlineCallbacks
     def _make_follower(self, name, suffix, request):
         """
         Make a received copy a read-only follower naming the sender as owner.
@@ -1092,7 +1091,7 @@ class VolumeService(object):
             # What this node once pushed no longer matters to a follower.
             yield self.pool.inherit(name, PUSHED, suffix)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _recover(self, name):
         """
         Finish or undo a swap interrupted by a crash (see the module
@@ -1102,7 +1101,7 @@ class VolumeService(object):
         incoming = yield self.pool.get(name, ".flocker-recv")
         old = yield self.pool.get(name, ".flocker-old")
         if incoming is None and old is None:
-            returnValue(current)
+            return current
         with RECOVER_VOLUME(volume=name) as action:
             complete = (incoming is not None and incoming.owner is not None
                         and incoming.snapshots)
@@ -1124,14 +1123,14 @@ class VolumeService(object):
                 yield self.pool.destroy(name, ".flocker-old")
             action.add_success_fields(outcome=outcome)
         current = yield self.pool.get(name)
-        returnValue(current)
+        return current
 
     def handoff(self, name, target, progress=None):
         check_volume_name(name)
         check_address(target)
         return self._locked(name, self._handoff, name, target, progress)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _handoff(self, name, target, progress):
         with HANDOFF_VOLUME(volume=name, target=target):
             dataset = yield self._get(name)
@@ -1150,9 +1149,9 @@ class VolumeService(object):
                     name, self.node_id))
             yield self._remote_acquire(name, target, result.target_node_id,
                                        result.snapshot)
-        returnValue(result)
+        return result
 
-    @inline_callbacks
+    @inlineCallbacks
     def _remote_acquire(self, name, target, node_id, snapshot):
         argv = self._remote.argv(target, [
             "acquire", name, "--snapshot", snapshot, "--node-id", node_id,
@@ -1169,7 +1168,7 @@ class VolumeService(object):
             check_snapshot_name(snapshot)
         return self._locked(name, self._acquire, name, snapshot, node_id)
 
-    @inline_callbacks
+    @inlineCallbacks
     def _acquire(self, name, snapshot, node_id):
         with ACQUIRE_VOLUME(volume=name, expected_snapshot=snapshot):
             if node_id is not None and node_id != self.node_id:
@@ -1190,10 +1189,14 @@ class VolumeService(object):
                 yield self.pool.set(name, OWNER, self.node_id)
             yield self._mount(name)
             dataset = yield self._get(name)
-        returnValue(_info(dataset, self.node_id))
+            # Direct pushes leave every increment's snapshot on a follower;
+            # the new owner keeps only what its next pushes can use.
+            yield self._prune(dataset)
+            dataset = yield self._get(name)
+        return _info(dataset, self.node_id)
 
 
-@inline_callbacks
+@inlineCallbacks
 def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
                         node_id=None):
     """
@@ -1219,7 +1222,7 @@ def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
         # Read back: if two processes raced, both use the one that stuck.
         node_id = yield pool.get_root_property(NODE_ID)
     _check_node_id(node_id)
-    returnValue(VolumeService(
+    return VolumeService(
         reactor, pool, node_id, SSHRemote() if remote is None else remote,
-        env, clock=clock))
+        env, clock=clock)
 

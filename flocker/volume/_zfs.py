@@ -27,9 +27,9 @@ zfs-fuse quirks handled here:
 import re
 
 import attr
-from eliot.twisted import DeferredContext, inline_callbacks
+from eliot.twisted import DeferredContext
 from pyrsistent import pmap, pvector
-from twisted.internet.defer import returnValue
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 
 from .._model import is_safe_name
@@ -289,7 +289,7 @@ class ZFSPool(object):
             d.addErrback(classify)
             return DeferredContext(d).addActionFinish()
 
-    @inline_callbacks
+    @inlineCallbacks
     def _retry_busy(self, argv):
         """
         Run ``argv``, running it again after each delay of
@@ -306,7 +306,7 @@ class ZFSPool(object):
                 BUSY_RETRY.log(argv=list(argv), delay=delay)
                 yield deferLater(self._clock, delay, lambda: None)
             else:
-                returnValue(result)
+                return result
 
     def check(self):
         """
@@ -436,7 +436,7 @@ class ZFSPool(object):
         return self._retry_busy(["zfs", "rollback", "-r", "%s@%s" % (
             self.dataset(volume), snapshot)]).addCallback(lambda _: None)
 
-    @inline_callbacks
+    @inlineCallbacks
     def unmount(self, volume, suffix=""):
         """
         Unmount one dataset (never ``-a``: that would unmount every pool of
@@ -451,7 +451,7 @@ class ZFSPool(object):
             if "not currently mounted" not in e.message:
                 raise
 
-    @inline_callbacks
+    @inlineCallbacks
     def mount(self, volume, suffix=""):
         """
         Mount one dataset at its mountpoint; nothing if already mounted.
@@ -464,7 +464,7 @@ class ZFSPool(object):
             if "already mounted" not in e.message:
                 raise
 
-    @inline_callbacks
+    @inlineCallbacks
     def destroy(self, volume, suffix=""):
         """
         Destroy a dataset with its snapshots: unmount it first and retry
@@ -476,7 +476,7 @@ class ZFSPool(object):
         yield self._retry_busy(["zfs", "destroy", "-r",
                                 self.dataset(volume, suffix)])
 
-    @inline_callbacks
+    @inlineCallbacks
     def rename(self, volume, old_suffix, new_suffix):
         """
         Rename ``<volume><old_suffix>`` to ``<volume><new_suffix>``.

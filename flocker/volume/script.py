@@ -15,8 +15,7 @@ import re
 import sys
 
 from eliot import to_file
-from eliot.twisted import inline_callbacks
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.task import react
 
 from .. import __version__
@@ -351,7 +350,7 @@ def _delete(reactor, service, options, output):
 
 
 def _prune(reactor, service, options, output):
-    @inline_callbacks
+    @inlineCallbacks
     def prune():
         orphans = yield service.orphans(options.keep)
         kept = yield service.volumes()

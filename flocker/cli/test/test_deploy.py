@@ -3,7 +3,8 @@ Tests for :mod:`flocker.cli._deploy`.
 """
 
 from eliot.testing import capture_logging, assertHasAction
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import leaves
@@ -120,6 +121,56 @@ class DeployTests(SynchronousTestCase):
         assertHasAction(self, logger, "flocker:deploy", True)
 
 
+class LockedError(Exception):
+    """
+    Stands for a node's refusal because another deploy holds its lock.
+    """
+    locked = True
+
+
+class LockTests(SynchronousTestCase):
+    """
+    Tests for ``deploy`` when another deploy holds a node's lock.
+    """
+
+    def test_waits_then_gives_up(self):
+        """
+        A locked node is asked again every second; if it is still locked
+        after the wait, nothing changes anywhere and the node is named.
+        """
+        cluster = FakeCluster([A, B, C])
+        asked = []
+
+        def locked():
+            asked.append(1)
+            return fail(LockedError("another flocker-deploy holds it"))
+        cluster.agents[B].report = locked
+        clock = Clock()
+        d = deploy(deployment(**{A: [OTHER]}), cluster.agents, clock=clock,
+                   lock_wait=3.0)
+        self.assertNoResult(d)
+        clock.pump([1.0] * 3)
+        result = self.successResultOf(d)
+        self.assertEqual(len(asked), 4)
+        self.assertFalse(result.converged)
+        self.assertEqual(leaves(result.plan), [])
+        self.assertIn("another flocker-deploy", result.unreachable[B])
+        self.assertEqual(dict(cluster.agents[A].state.applications), {})
+
+    def test_lock_freed(self):
+        """
+        When the lock is freed during the wait, the deploy goes ahead.
+        """
+        cluster = FakeCluster([A, B, C])
+        real = cluster.agents[B].report
+        answers = [fail(LockedError("held"))]
+        cluster.agents[B].report = lambda: answers.pop() if answers else real()
+        clock = Clock()
+        d = deploy(deployment(**{A: [OTHER]}), cluster.agents, clock=clock)
+        clock.advance(1.0)
+        self.assertTrue(self.successResultOf(d).converged)
+
+
 class GatherTests(SynchronousTestCase):
     """
     Tests for ``gather_states``.
@@ -135,6 +186,6 @@ class GatherTests(SynchronousTestCase):
         d = gather_states(cluster.agents)
         self.assertNoResult(d)
         slow.callback(cluster.agents[B].state)
-        state, unreachable = self.successResultOf(d)
+        state, unreachable, locked = self.successResultOf(d)
         self.assertEqual(sorted(state.nodes), [A, B])
-        self.assertEqual(unreachable, {})
+        self.assertEqual((unreachable, locked), ({}, set()))

@@ -112,14 +112,15 @@ class TestOptions(object):
         assert (status, out) == (2, "")
         assert "unrecognized arguments: --frobnicate" in err
 
-    def test_check_required(self, files):
+    def test_check_and_dry_run_exclusive(self, files):
         """
-        Without ``--check`` the command says it needs it: checking is all
-        this version does.
+        ``--check`` (no network) and ``--dry-run`` (network, no change)
+        cannot be asked for together.
         """
-        status, out, err = run(files(d=DEPLOYMENT, a=NATIVE))
+        status, out, err = run(["--check", "--dry-run"]
+                               + files(d=DEPLOYMENT, a=NATIVE))
         assert (status, out) == (2, "")
-        assert "--check is required" in err
+        assert "exclude each other" in err
 
 
 class TestCheck(object):

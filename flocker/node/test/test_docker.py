@@ -736,7 +736,8 @@ class ContainerConfigTests(SynchronousTestCase):
             ({"Image": IMAGE, "Env": [], "ExposedPorts": {},
               "HostConfig": {
                   "PortBindings": {}, "Memory": 0, "CpuShares": 0,
-                  "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}}},
+                  "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                  "Init": True}},
              application_to_dict(application)))
 
     def test_ports(self):

@@ -19,6 +19,7 @@ from ..._serialize import node_state_from_dict
 from ...testtools import run_in_reactor
 from .._docker import DockerClient
 from .._protocol import encode_application, encode_routes
+from .._lock import DeployLock
 from ..script import node_main
 from .test_agent import A, B, PLAIN, WEB, local_pair
 from .test_docker import IMAGE, SLEEPER, _lab_docker
@@ -32,6 +33,7 @@ class NodeMainTests(SynchronousTestCase):
 
     def setUp(self):
         self.agent, self.other = local_pair()
+        self.lock = DeployLock(os.path.join(self.mktemp(), "lock"))
 
     def main(self, argv, stdin=b"", environ=None):
         """
@@ -42,8 +44,32 @@ class NodeMainTests(SynchronousTestCase):
         stdout, stderr = io.StringIO(), io.StringIO()
         code = self.successResultOf(node_main(
             Clock(), argv, stdin, stdout, stderr, environ or {},
-            make_agent=lambda reactor, options, environ: self.agent))
+            make_agent=lambda reactor, options, environ: self.agent,
+            make_lock=lambda options, environ: self.lock))
         return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_lock_held_elsewhere(self):
+        """
+        A command naming a deploy other than the one holding the node's
+        lease exits 4 without acting.
+        """
+        self.lock.hold("first")
+        code, out, err = self.main(["--lock", "second", "start-application"],
+                                   stdin=encode_application(PLAIN))
+        self.assertEqual((code, out), (4, ""))
+        self.assertIn("deploy first", err)
+        self.assertEqual(
+            dict(self.successResultOf(self.agent.report()).applications), {})
+
+    def test_lock_released(self):
+        """
+        ``release-lock`` ends the deploy's lease, so another deploy may
+        act.
+        """
+        self.assertEqual(self.main(["--lock", "first", "report"])[0], 0)
+        self.assertEqual(self.main(["--lock", "first", "release-lock"]),
+                         (0, "", ""))
+        self.assertEqual(self.main(["--lock", "second", "report"])[0], 0)
 
     def test_help(self):
         """

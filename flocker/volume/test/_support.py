@@ -1,30 +1,131 @@
 """
-Test support for the volume package: running ``flocker-volume`` for another
-"node" on this machine, where each node is just a different pool.
+Test support for the volume package: file-backed ZFS pools, and running
+``flocker-volume`` for another "node" on this machine, where each node is
+just a different pool.
+
+Test tooling, not product code: it uses blocking ``subprocess.run`` (with
+argument vectors and timeouts) outside the reactor.
 """
 
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
 
+from flocker.testtools import is_root, require
 from .._service import check_address
 
-__all__ = ["LocalRemote"]
+__all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs"]
 
 # What ssh prints and returns when it cannot connect.
 _UNREACHABLE = ("import sys; sys.stderr.write('ssh: connect to host %s "
                 "port 22: Connection refused\\n'); sys.exit(255)")
 
 
+def zfs_missing():
+    """
+    :return: Why real ZFS tests cannot run here, or ``None`` if they can.
+    """
+    if not is_root():
+        return "ZFS tests need root"
+    if shutil.which("zpool") is None or shutil.which("zfs") is None:
+        return "ZFS tests need zfs-fuse (zpool/zfs not found)"
+    try:
+        result = subprocess.run(["zpool", "list", "-H", "-o", "name"],
+                                capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "the zfs-fuse daemon does not answer"
+    if result.returncode != 0:
+        return "zfs-fuse is not usable (start the zfs-fuse daemon): %s" % (
+            result.stderr.decode("utf-8", "replace").strip(),)
+    return None
+
+
+def require_zfs():
+    """
+    Skip the calling test (fail it under ``CI=true``) without real ZFS.
+    """
+    missing = zfs_missing()
+    require(missing is None, missing)
+
+
+def _run(argv, timeout=60):
+    return subprocess.run(argv, capture_output=True, timeout=timeout)
+
+
+class FilePools(object):
+    """
+    ZFS pools on sparse files in a temporary directory, named
+    ``flocker-test-<random>-<label>``, each mounted at a directory of its
+    own; :meth:`destroy` removes them all (retrying while zfs-fuse says
+    busy).
+    """
+
+    def __init__(self):
+        self.directory = tempfile.mkdtemp(prefix="flocker-test-pools-")
+        self.names = []
+
+    def create(self, label, size="128M"):
+        """
+        :param str label: A short word naming the pool's role.
+        :param str size: Size of the backing file (at least 64M).
+        :return: The new pool's name.
+        """
+        name = "flocker-test-%s-%s" % (uuid.uuid4().hex[:8], label)
+        image = os.path.join(self.directory, label + ".img")
+        with open(image, "wb") as f:
+            f.truncate(_bytes(size))
+        mountpoint = os.path.join(self.directory, label)
+        result = _run(["zpool", "create", "-m", mountpoint, name, image])
+        if result.returncode != 0:
+            raise RuntimeError("zpool create %s failed: %s" % (
+                name, result.stderr.decode("utf-8", "replace")))
+        self.names.append(name)
+        return name
+
+    def mountpoint(self, name):
+        """
+        :return: Where the pool named ``name`` is mounted.
+        """
+        label = name.rsplit("-", 1)[1]
+        return os.path.join(self.directory, label)
+
+    def destroy(self):
+        """
+        Destroy every pool created, then the directory.
+        """
+        for name in self.names:
+            for attempt in range(20):
+                result = _run(["zpool", "destroy", "-f", name])
+                if result.returncode == 0 or b"no such pool" in result.stderr:
+                    break
+                time.sleep(0.3)
+        self.names = []
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _bytes(size):
+    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    if size[-1] in units:
+        return int(size[:-1]) * units[size[-1]]
+    return int(size)
+
+
 class LocalRemote(object):
     """
     Stands in for ``SSHRemote``: runs ``python -m flocker.volume.script
-    --pool POOL ...`` locally for the pool registered for an address.
+    --pool POOL ...`` (or ``zfs ...`` for a direct push) locally for the pool
+    registered for an address.
 
     :ivar pools: ``dict`` of address to pool name.
     :ivar failing: ``set`` of ``(address, command)`` pairs that fail the
         way ssh does when it cannot connect (exit code 255); ``command`` is
         the ``flocker-volume`` subcommand, or ``"zfs"`` for a direct push.
     :ivar cut: ``dict`` of address to a byte count after which the
-        connection carrying a ``receive`` is cut (both ends see it die).
+        connection carrying a stream is cut (both ends see it die).
     """
 
     def __init__(self, pools, python=sys.executable):

@@ -1,0 +1,108 @@
+"""
+Tests for ``admin/_lab_model.py``: the lab's names, addresses and
+configuration files.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _lab_model  # noqa: E402
+
+
+def test_parse_count():
+    """
+    ``parse_count`` accepts exactly the whole numbers 1 to 8.
+    """
+    assert [_lab_model.parse_count(str(n)) for n in range(1, 9)] == list(
+        range(1, 9))
+    for bad in ("0", "9", "08x", " 1", "1e0"):
+        with pytest.raises(_lab_model.LabError):
+            _lab_model.parse_count(bad)
+
+
+def test_naming():
+    """
+    The default lab names namespaces ``flk-…``, pools ``flocker-nodeI`` and
+    gives ``nodeI`` the address 10.99.0.(10+I); another prefix renames the
+    namespaces, pools and runtime directory so two labs can coexist.
+    """
+    default = _lab_model.Lab.from_environ({})
+    node = default.node(3)
+    assert (node.netns, node.pool, node.address, str(default.runtime)) == (
+        "flk-node3", "flocker-node3", "10.99.0.13", "/run/flocker-lab")
+    other = _lab_model.Lab.from_environ({"FLOCKER_LAB_PREFIX": "flkt",
+                                         "FLOCKER_LAB_STATE": "/tmp/x"})
+    node = other.node(1)
+    assert (node.netns, node.pool, str(other.runtime), str(node.zfs_mount)) \
+        == ("flkt-node1", "flkt-node1", "/run/flocker-lab-flkt",
+            "/tmp/x/zfs/node1")
+
+
+def test_sshd_config_sets_node_environment():
+    """
+    A node's sshd gives sessions the node's variables, with Flocker's
+    commands first on PATH.
+    """
+    lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_BIN": "/opt/flocker/bin"})
+    text = _lab_model.sshd_config_text(lab.node(2))
+    setenv = [line for line in text.splitlines()
+              if line.startswith("SetEnv ")]
+    assert setenv == ['SetEnv "DOCKER_HOST=unix:///run/flocker-lab/node2/'
+                      'docker.sock" "FLOCKER_LAB_NODE=node2" '
+                      '"FLOCKER_NODE_ADDRESS=10.99.0.12" '
+                      '"FLOCKER_POOL=flocker-node2" "LANG=C.UTF-8" '
+                      '"PATH=/opt/flocker/bin:%s"'
+                      % (_lab_model.STANDARD_PATH,)]
+
+
+def test_passwd_text_moves_only_root_home():
+    """
+    A machine's ``/etc/passwd`` is the host's with root's home replaced.
+    """
+    host = Path("/etc/passwd").read_text().splitlines()
+    mine = _lab_model.passwd_text(Path("/srv/home")).splitlines()
+    assert len(host) == len(mine)
+    for before, after in zip(host, mine):
+        if before.startswith("root:"):
+            assert after.split(":")[5] == "/srv/home"
+            assert after.split(":")[:5] == before.split(":")[:5]
+        else:
+            assert after == before
+
+
+def test_ssh_config_is_strict():
+    """
+    The SSH configuration names every node, uses the given key only and
+    trusts only the given known_hosts, without ever prompting.
+    """
+    lab = _lab_model.Lab.from_environ({})
+    text = _lab_model.ssh_config_text([lab.node(1), lab.node(2)],
+                                      "/k/id", "/k/known")
+    for line in ("Host node1", "    HostName 10.99.0.11", "Host node2",
+                 "    HostName 10.99.0.12", "    IdentityFile /k/id",
+                 "    IdentitiesOnly yes", "    UserKnownHostsFile /k/known",
+                 "    GlobalKnownHostsFile /dev/null",
+                 "    StrictHostKeyChecking yes", "    BatchMode yes"):
+        assert line in text.splitlines()
+
+
+def test_known_hosts_and_hosts(tmp_path):
+    """
+    known_hosts lists each node's host key under its name and address;
+    the hosts file names the client and every node.
+    """
+    lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_STATE": str(tmp_path)})
+    nodes = [lab.node(1), lab.node(2)]
+    for node in nodes:
+        node.host_key.parent.mkdir(parents=True, exist_ok=True)
+        node.host_key.with_name(node.name + ".pub").write_text(
+            "ssh-ed25519 KEY%s comment\n" % (node.index,))
+    assert _lab_model.known_hosts_text(nodes) == (
+        "node1,10.99.0.11 ssh-ed25519 KEY1\n"
+        "node2,10.99.0.12 ssh-ed25519 KEY2\n")
+    assert _lab_model.hosts_text(lab, nodes).splitlines()[2:] == [
+        "10.99.0.2\tclient", "10.99.0.11\tnode1", "10.99.0.12\tnode2"]

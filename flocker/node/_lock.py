@@ -1,0 +1,125 @@
+"""
+The per-node deploy lock: a lease that one ``flocker-deploy`` run holds on a
+node from its first command (the report) to its last, so two deploys never
+interleave their changes on one node.
+
+A deploy is many short ``flocker-node`` processes, so the lock is a small file
+naming its owner (a random deploy id) and when the lease ends, not a lock held
+by a process.  Every command of the owning deploy renews the lease; a deploy
+that dies simply lets it expire, so running the deploy again after a crash
+waits at most one lease time.  The file is only ever read and rewritten under
+``flock``, for microseconds.
+"""
+
+import fcntl
+import json
+import os
+import time
+
+__all__ = ["DeployLock", "LockHeld", "DEFAULT_LEASE", "default_lock_path"]
+
+#: Seconds a lease lasts after the owner's last command.  Longer than any
+#: single step of a deploy (a pre-copy of a large volume renews it when it
+#: starts and its successor renews it again).
+DEFAULT_LEASE = 600.0
+
+
+class LockHeld(Exception):
+    """
+    Another deploy holds the node's lock.
+
+    :ivar str owner: That deploy's id.
+    :ivar float remaining: Seconds until its lease ends unless renewed.
+    """
+
+    def __init__(self, owner, remaining):
+        Exception.__init__(self, owner, remaining)
+        self.owner = owner
+        self.remaining = remaining
+
+    def __str__(self):
+        return ("another flocker-deploy (deploy %s) is changing this node; "
+                "its lease ends in %d s unless it goes on" % (
+                    self.owner, max(0, int(self.remaining))))
+
+
+def default_lock_path(environ, address):
+    """
+    :param environ: The process environment: ``FLOCKER_LOCK_DIR`` chooses
+        the directory (default ``/var/lib/flocker``).
+    :param str address: The node's address; part of the file name, so nodes
+        that share a file system (a lab on one machine) keep separate locks.
+    :return: The lock file's path.
+    """
+    directory = environ.get("FLOCKER_LOCK_DIR", "/var/lib/flocker")
+    safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in address)
+    return os.path.join(directory, "deploy-%s.lock" % (safe,))
+
+
+class DeployLock(object):
+    """
+    The lease file of one node.
+
+    :ivar str path: The lock file.
+    """
+
+    def __init__(self, path, now=time.time, lease=DEFAULT_LEASE):
+        """
+        :param str path: The lock file (its directory is created).
+        :param now: Callable returning the current time in seconds.
+        :param float lease: Seconds a lease lasts after each renewal.
+        """
+        self.path = path
+        self._now = now
+        self._lease = lease
+
+    def _update(self, change):
+        directory = os.path.dirname(self.path)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.read(fd, 4096)
+            try:
+                current = json.loads(raw.decode("utf-8")) if raw else None
+            except ValueError:
+                # A torn or foreign file holds no valid lease.
+                current = None
+            wanted = change(current)
+            if wanted != current:
+                data = b"" if wanted is None else json.dumps(wanted).encode()
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def hold(self, owner):
+        """
+        Take or renew the lease for ``owner``.
+
+        :param str owner: The deploy's id.
+        :raises LockHeld: If another owner's lease has not ended.
+        """
+        now = self._now()
+
+        def take(current):
+            if (current and current.get("owner") != owner
+                    and current.get("expires", 0) > now):
+                raise LockHeld(current["owner"], current["expires"] - now)
+            return {"owner": owner, "expires": now + self._lease}
+        self._update(take)
+
+    def release(self, owner):
+        """
+        End ``owner``'s lease; nothing if another owner (or nobody) holds
+        it.
+
+        :param str owner: The deploy's id.
+        """
+        def drop(current):
+            if current and current.get("owner") == owner:
+                return None
+            return current
+        self._update(drop)

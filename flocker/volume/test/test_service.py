@@ -1,0 +1,463 @@
+"""
+Tests for ``flocker.volume._service``: the real volume service on
+file-backed zfs-fuse pools (three "nodes" on this machine, each a pool,
+pushing to each other through ``flocker-volume`` run as a local process in
+place of SSH), plus its pure parts.
+"""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from eliot.testing import capture_logging
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.testtools import run_in_reactor
+from flocker.volume._errors import (
+    NotOwner, OutOfSpace, RemoteError, TargetUnreachable, UnsafeName,
+    error_from_kind,
+)
+from flocker.volume._logging import DIRECT_REFUSED
+from flocker.volume._process import ProcessResult
+from flocker.volume._service import (
+    SSHRemote, _remote_error, open_volume_service, processes_using,
+    snapshot_name,
+)
+from flocker.volume._zfs import ZFSPool
+
+from ._interface import make_ivolumeservice_tests
+from ._support import FilePools, LocalRemote, require_zfs
+
+ENV = dict(os.environ)
+
+
+class ZFSNodes(object):
+    """
+    The ``_interface`` fixture for real services: pools ``a`` and ``b``
+    (160 MiB) and ``c`` (64 MiB), each a node whose address maps to its
+    pool in a :class:`LocalRemote`.
+    """
+
+    big = 48 * 1024 * 1024
+
+    def __init__(self, case):
+        require_zfs()
+        self.pools = FilePools()
+        case.addCleanup(self._cleanup)
+        self._held = []
+        names = {"10.0.0.1": self.pools.create("a", "160M"),
+                 "10.0.0.2": self.pools.create("b", "160M"),
+                 "10.0.0.3": self.pools.create("c", "64M")}
+        self.remote = LocalRemote(names)
+        self._addresses = {}
+
+        def open_all(reactor):
+            from twisted.internet.defer import gatherResults
+            return gatherResults([
+                open_volume_service(reactor, pool, ENV, remote=self.remote)
+                for pool in names.values()])
+        self.a, self.b, self.c = run_in_reactor(open_all)
+        for address, service in zip(names, (self.a, self.b, self.c)):
+            self._addresses[service] = address
+
+    def _cleanup(self):
+        for f in self._held:
+            f.close()
+        self.pools.destroy()
+
+    def address(self, service):
+        return self._addresses[service]
+
+    def call(self, method, *args, **kwargs):
+        return run_in_reactor(lambda reactor: method(*args, **kwargs),
+                              timeout=120)
+
+    def _path(self, service, name, path):
+        mountpoint = self.call(service.mountpoint, name)
+        return os.path.join(mountpoint.path, path)
+
+    def write(self, service, name, path, data):
+        try:
+            with open(self._path(service, name, path), "wb") as f:
+                f.write(data)
+        except OSError as e:
+            if e.errno in (errno.EDQUOT, errno.ENOSPC):
+                raise OutOfSpace(str(e))
+            if e.errno == errno.EROFS:
+                raise NotOwner(str(e))
+            raise
+
+    def read(self, service, name, path):
+        with open(self._path(service, name, path), "rb") as f:
+            return f.read()
+
+    def hold(self, service, name):
+        self._held.append(open(self._path(service, name, "data"), "rb"))
+
+    def fail(self, address, command):
+        self.remote.failing = set(
+            item for item in self.remote.failing if item[0] != address)
+        if command is not None:
+            self.remote.failing.add((address, command))
+            if command == "receive":
+                self.remote.failing.add((address, "zfs"))
+
+    def cut(self, address, count):
+        if count is None:
+            self.remote.cut.pop(address, None)
+        else:
+            self.remote.cut[address] = count
+
+
+class VolumeServiceTests(make_ivolumeservice_tests(ZFSNodes)):
+    """
+    ``VolumeService`` on zfs-fuse behaves like a volume service.
+    """
+
+
+@pytest.fixture
+def nodes():
+    """
+    Three real nodes (see :class:`ZFSNodes`), cleaned up afterwards.
+    """
+    cleanups = []
+
+    class Case(object):
+        def addCleanup(self, function):
+            cleanups.append(function)
+    yield ZFSNodes(Case())
+    for function in cleanups:
+        function()
+
+
+def _zfs(*argv):
+    return subprocess.run(["zfs"] + list(argv), capture_output=True,
+                          timeout=60, check=True).stdout.decode("utf-8")
+
+
+def test_follower_properties(nodes):
+    """
+    A received copy is a follower: read-only (writes fail), no access time
+    updates, owner naming the sender, and the sender's maximum size.
+    """
+    nodes.call(nodes.a.create, "app", 32 * 1024 * 1024)
+    nodes.write(nodes.a, "app", "f", b"data")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    dataset = "%s/app" % (nodes.b.pool.name,)
+    values = _zfs("get", "-H", "-p", "-o", "property,value", "atime,refquota,"
+                  "flocker:owner", dataset).splitlines()
+    assert values == ["atime\toff", "refquota\t%d" % (32 * 1024 * 1024,),
+                      "flocker:owner\t%s" % (nodes.a.node_id,)]
+    with pytest.raises(NotOwner):
+        nodes.write(nodes.b, "app", "f", b"changed")
+
+
+@capture_logging(None)
+def test_direct_push_falls_back(logger, nodes):
+    """
+    When the target's copy no longer ends with the snapshot this node
+    recorded (here the target rolled back to nothing and took a snapshot of
+    its own), the direct push is refused without changing the target and
+    the push negotiates instead, successfully.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"one")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    _zfs("snapshot", "%s/app@intruder" % (nodes.b.pool.name,))
+    nodes.write(nodes.a, "app", "f", b"two")
+    result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    assert result.base is not None
+    assert nodes.read(nodes.b, "app", "f") == b"two"
+    assert logger.messages and any(
+        message.get("message_type") == DIRECT_REFUSED.message_type
+        for message in logger.messages)
+
+
+def test_direct_push_used(nodes):
+    """
+    Pushes after the first go straight into ``zfs receive`` on the target
+    (no ``flocker-volume`` there), which is what makes small increments
+    quick; the target then holds one more snapshot.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    # Without a flocker-volume able to receive, only the direct path works.
+    nodes.remote.failing.add((nodes.address(nodes.b), "receive"))
+    nodes.write(nodes.a, "app", "f", b"quick")
+    result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    assert nodes.read(nodes.b, "app", "f") == b"quick"
+    copy = nodes.call(nodes.b.volumes)[0]
+    assert copy.snapshots[-1] == result.snapshot
+    assert not copy.owned
+
+
+def _receive_command(pool, name, stdin):
+    return subprocess.run(
+        [sys.executable, "-m", "flocker.volume.script", "--pool", pool,
+         "receive", name], input=stdin, capture_output=True, timeout=60)
+
+
+def test_receive_garbage(nodes):
+    """
+    ``flocker-volume receive`` given a stream that is not a ZFS stream
+    exits with 1, prints one line saying so, and creates nothing.
+    """
+    request = json.dumps({"snapshot": "s1", "base": None, "owner": "x",
+                          "maximum_size": None}).encode() + b"\n"
+    result = _receive_command(nodes.b.pool.name, "app",
+                              request + b"this is not a zfs stream" * 100)
+    assert result.returncode == 1
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "stream does not apply" in lines[0]
+    assert nodes.call(nodes.b.volumes) == []
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    assert messages[-1]["error"] == "StreamRejected"
+
+
+def test_receive_refuses_owned(nodes):
+    """
+    ``flocker-volume receive`` into a volume this node owns says so and
+    leaves it alone.
+    """
+    nodes.call(nodes.b.create, "app")
+    nodes.write(nodes.b, "app", "f", b"owned")
+    result = _receive_command(nodes.b.pool.name, "app", b"")
+    assert result.returncode == 1
+    assert b"owned by this node" in result.stderr
+    assert nodes.read(nodes.b, "app", "f") == b"owned"
+
+
+def test_receive_bad_request(nodes):
+    """
+    A request line naming an unsafe snapshot is refused before anything
+    runs.
+    """
+    request = json.dumps({"snapshot": "../../x", "base": None,
+                          "owner": "x"}).encode() + b"\n"
+    result = _receive_command(nodes.b.pool.name, "app", request)
+    assert result.returncode == 1
+    assert b"request is not valid" in result.stderr
+
+
+def test_recovery_finishes_swap(nodes):
+    """
+    A crash after a full stream was received beside a copy and the old copy
+    moved aside (``x.flocker-old`` and ``x.flocker-recv``, no ``x``) is
+    finished by the next operation: the received copy takes the name.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"new data")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    pool = nodes.b.pool.name
+    _zfs("create", "%s/app.flocker-old" % (pool,))
+    nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-recv"))
+    info = nodes.call(nodes.b.acquire, "app")
+    assert info.owned
+    assert nodes.read(nodes.b, "app", "f") == b"new data"
+    names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
+                                   pool).splitlines()]
+    assert names == [pool, pool + "/app"]
+
+
+def test_recovery_restores_old(nodes):
+    """
+    A crash after the old copy was moved aside but before a complete
+    received copy existed puts the old copy back.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"old data")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-old"))
+    _zfs("create", "%s/app.flocker-recv" % (nodes.b.pool.name,))
+    nodes.write(nodes.a, "app", "f", b"newer")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    assert nodes.read(nodes.b, "app", "f") == b"newer"
+
+
+def test_in_use_by_open_file(nodes):
+    """
+    ``processes_using`` finds this process while it holds a file open in
+    a volume, and nothing once it is closed.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"x")
+    mountpoint = nodes.call(nodes.a.mountpoint, "app").path
+    dataset = "%s/app" % (nodes.a.pool.name,)
+    with open(os.path.join(mountpoint, "f")):
+        assert os.getpid() in processes_using(dataset, mountpoint)
+    assert os.getpid() not in processes_using(dataset, mountpoint)
+
+
+def test_in_use_by_other_mount(nodes, tmp_path):
+    """
+    A volume bind-mounted elsewhere (as into a container) is in use.
+    """
+    nodes.call(nodes.a.create, "app")
+    mountpoint = nodes.call(nodes.a.mountpoint, "app").path
+    dataset = "%s/app" % (nodes.a.pool.name,)
+    target = tmp_path / "container-data"
+    target.mkdir()
+    subprocess.run(["mount", "--bind", mountpoint, str(target)], check=True,
+                   timeout=30)
+    try:
+        assert processes_using(dataset, mountpoint)
+    finally:
+        subprocess.run(["umount", str(target)], check=True, timeout=30)
+    assert not processes_using(dataset, mountpoint)
+
+
+def test_open_missing_pool():
+    """
+    Opening the service on a pool that does not exist fails with
+    ``PoolMissing``.
+    """
+    require_zfs()
+    from flocker.volume._errors import PoolMissing
+    with pytest.raises(PoolMissing):
+        run_in_reactor(open_volume_service, "flocker-test-no-such-pool", ENV)
+
+
+def test_node_identity_stable(nodes):
+    """
+    The node identity is stored in the pool: opening the service again
+    gives the same one.
+    """
+    again = run_in_reactor(open_volume_service, nodes.a.pool.name, ENV)
+    assert again.node_id == nodes.a.node_id
+    assert nodes.a.node_id != nodes.b.node_id
+
+
+# Pure parts
+
+
+class SSHRemoteTests(SynchronousTestCase):
+    """
+    ``SSHRemote`` builds ssh command lines that check host keys and never
+    prompt.
+    """
+
+    def test_argv(self):
+        """
+        The command runs ``flocker-volume`` as root on the address with
+        batch mode and strict host key checking.
+        """
+        argv = SSHRemote(identity="/k", known_hosts="/kh").argv(
+            "10.0.0.2", ["receive", "app"])
+        self.assertEqual(argv[0], "ssh")
+        self.assertEqual(argv[argv.index("root@10.0.0.2"):],
+                         ["root@10.0.0.2", "flocker-volume", "receive",
+                          "app"])
+        for option in ["BatchMode=yes", "StrictHostKeyChecking=yes",
+                       "UserKnownHostsFile=/kh"]:
+            self.assertIn(option, argv)
+        self.assertEqual(argv[argv.index("-i") + 1], "/k")
+
+    def test_direct_command(self):
+        """
+        Another remote command (``zfs``) can replace ``flocker-volume``.
+        """
+        argv = SSHRemote().argv("node2", ["receive", "pool/app"],
+                                command=("zfs",))
+        self.assertEqual(argv[-4:], ["root@node2", "zfs", "receive",
+                                     "pool/app"])
+
+    def test_unsafe(self):
+        """
+        Addresses that ssh would read as options and words a remote shell
+        would interpret are refused.
+        """
+        remote = SSHRemote()
+        self.assertRaises(UnsafeName, remote.argv, "-oProxyCommand=x",
+                          ["list"])
+        for word in ["a;b", "$(x)", "a b", "`x`", "a|b", "a>b", "*"]:
+            self.assertRaises(UnsafeName, remote.argv, "node2", [word])
+
+
+class RemoteErrorTests(SynchronousTestCase):
+    """
+    Failures of remote commands become typed errors.
+    """
+
+    def _result(self, code, stdout=b"", stderr=b""):
+        return ProcessResult(argv=["ssh"], stdout=stdout, stderr=stderr,
+                             exit_code=code, signal=None)
+
+    def test_unreachable(self):
+        """
+        ssh's exit code 255 means the node could not be reached.
+        """
+        error = _remote_error("node2", self._result(
+            255, stderr=b"ssh: connect to host node2 port 22: No route\n"))
+        self.assertIsInstance(error, TargetUnreachable)
+        self.assertEqual(error.message, "cannot reach node node2: ssh: "
+                         "connect to host node2 port 22: No route")
+
+    def test_typed(self):
+        """
+        An error line printed by the remote ``flocker-volume`` keeps its
+        type.
+        """
+        error = _remote_error("node2", self._result(1, stdout=json.dumps({
+            "error": "OutOfSpace", "message": "pool full"}).encode()))
+        self.assertIsInstance(error, OutOfSpace)
+        self.assertEqual(error.message, "node node2: pool full")
+
+    def test_other(self):
+        """
+        Anything else is a ``RemoteError`` with the last line of standard
+        error.
+        """
+        error = _remote_error("node2", self._result(
+            2, stderr=b"Traceback...\nValueError: x\n"))
+        self.assertIsInstance(error, RemoteError)
+        self.assertEqual(error.message, "node node2: ValueError: x")
+
+    def test_unknown_kind(self):
+        """
+        An unknown error kind becomes a ``RemoteError``.
+        """
+        self.assertIsInstance(error_from_kind("Nonsense", "m"), RemoteError)
+
+
+class SnapshotNameTests(SynchronousTestCase):
+    """
+    Snapshot names sort by the time they were taken.
+    """
+
+    def test_format(self):
+        """
+        The name holds the UTC time to the microsecond.
+        """
+        self.assertEqual(snapshot_name(1800000000.25, []),
+                         "flocker-20270115T080000.250000Z")
+
+    def test_collision(self):
+        """
+        A name already used gets a counter.
+        """
+        first = snapshot_name(1800000000.25, [])
+        self.assertEqual(snapshot_name(1800000000.25, [first]),
+                         first + "-2")
+
+    def test_order(self):
+        """
+        Later times give names that sort later.
+        """
+        clock = Clock()
+        names = []
+        for step in [0.5, 1, 9, 3600, 86400 * 40]:
+            clock.advance(step)
+            names.append(snapshot_name(1700000000 + clock.seconds(), []))
+        self.assertEqual(names, sorted(names))
+
+
+def test_pool_scoped(nodes):
+    """
+    The service's pool object names only datasets in its own pool.
+    """
+    assert isinstance(nodes.a.pool, ZFSPool)
+    assert nodes.a.pool.dataset("app") == nodes.a.pool.name + "/app"

@@ -1,0 +1,468 @@
+"""
+Tests for ``flocker.volume._zfs``: the argument vectors run, the zfs-fuse
+quirks (with a fake runner and a fake clock), parsing, and the real thing
+on file-backed zfs-fuse pools.
+"""
+
+import errno
+import os
+
+import pytest
+from eliot.testing import assertHasAction, capture_logging
+from hypothesis import given, strategies as st
+from twisted.internet.defer import fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker._model import is_safe_name
+from flocker.testtools import run_in_reactor
+from flocker.volume._errors import (
+    DatasetBusy, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
+    ZFSUnavailable,
+)
+from flocker.volume._logging import ZFS_COMMAND
+from flocker.volume._process import ProcessFailed, make_pipe
+from flocker.volume._zfs import BUSY_DELAYS, ZFSPool, zfs_error
+
+from ._support import FilePools, require_zfs
+
+ENV = dict(os.environ)
+
+
+class FakeRunner(object):
+    """
+    Records argument vectors; answers from a list of scripted outcomes,
+    each ``bytes`` (success with that output) or ``str`` (failure with that
+    standard error).  With no script left it succeeds with no output.
+    """
+
+    def __init__(self, *outcomes):
+        self.calls = []
+        self._outcomes = list(outcomes)
+
+    def __call__(self, reactor, argv, env):
+        self.calls.append(list(argv))
+        outcome = self._outcomes.pop(0) if self._outcomes else b""
+        if isinstance(outcome, bytes):
+            return succeed(outcome)
+        return fail(ProcessFailed(argv, 1, None, outcome.encode("utf-8")))
+
+
+def _pool(*outcomes):
+    runner = FakeRunner(*outcomes)
+    clock = Clock()
+    return ZFSPool(object(), "tank", ENV, clock=clock, runner=runner), \
+        runner, clock
+
+
+BUSY = "cannot destroy 'tank/app': dataset is busy"
+
+
+class ZFSPoolArgumentTests(SynchronousTestCase):
+    """
+    ``ZFSPool`` runs exactly the ``zfs`` commands needed, scoped to its pool.
+    """
+
+    def test_unsafe_pool_name(self):
+        """
+        A pool name that could be read as an option or hold a path is
+        refused.
+        """
+        for name in ["-a", "", "tank/sub", "a b", "tank;rm"]:
+            self.assertRaises(UnsafeName, ZFSPool, object(), name, ENV)
+
+    def test_create(self):
+        """
+        ``create`` passes each property with ``-o`` and the dataset last.
+        """
+        pool, runner, _ = _pool()
+        self.successResultOf(pool.create("app", {"refquota": "1024",
+                                                 "flocker:owner": "n1"}))
+        self.assertEqual(runner.calls, [[
+            "zfs", "create", "-o", "flocker:owner=n1", "-o",
+            "refquota=1024", "tank/app"]])
+
+    def test_unsafe_volume_name(self):
+        """
+        A volume name outside the safe set never reaches ``zfs``.
+        """
+        pool, runner, _ = _pool()
+        for name in ["../x", "a/b", "-r", "x@y", "a b", ".hidden", "x.y"]:
+            self.assertRaises(UnsafeName, pool.create, name, {})
+        self.assertEqual(runner.calls, [])
+
+    def test_destroy_unmounts_first(self):
+        """
+        ``destroy`` unmounts the one dataset, then destroys it with its
+        snapshots; never ``-a``.
+        """
+        pool, runner, _ = _pool()
+        self.successResultOf(pool.destroy("app"))
+        self.assertEqual(runner.calls, [
+            ["zfs", "unmount", "tank/app"],
+            ["zfs", "destroy", "-r", "tank/app"]])
+
+    def test_busy_retried(self):
+        """
+        A destroy zfs-fuse calls busy is run again after each delay of
+        ``BUSY_DELAYS`` until it works.
+        """
+        pool, runner, clock = _pool(b"", BUSY, BUSY, b"")
+        d = pool.destroy("app")
+        self.assertNoResult(d)
+        self.assertEqual(len(runner.calls), 2)
+        clock.advance(BUSY_DELAYS[0])
+        self.assertEqual(len(runner.calls), 3)
+        self.assertNoResult(d)
+        clock.advance(BUSY_DELAYS[1])
+        self.assertEqual(len(runner.calls), 4)
+        self.successResultOf(d)
+
+    def test_busy_gives_up(self):
+        """
+        After the last delay a still-busy dataset fails with
+        ``DatasetBusy``.
+        """
+        pool, runner, clock = _pool(
+            b"", *([BUSY] * (len(BUSY_DELAYS) + 1)))
+        d = pool.destroy("app")
+        for delay in BUSY_DELAYS:
+            clock.advance(delay)
+        self.failureResultOf(d, DatasetBusy)
+        self.assertEqual(len(runner.calls), len(BUSY_DELAYS) + 2)
+
+    def test_other_errors_not_retried(self):
+        """
+        Only "busy" is retried; other failures are reported at once.
+        """
+        pool, runner, _ = _pool(b"", "cannot destroy: permission denied")
+        self.failureResultOf(pool.destroy("app"), ZFSError)
+        self.assertEqual(len(runner.calls), 2)
+
+    def test_unmount_not_mounted(self):
+        """
+        Unmounting a dataset that is not mounted is not an error.
+        """
+        pool, _, _ = _pool("cannot unmount 'tank/app': not currently "
+                           "mounted")
+        self.successResultOf(pool.unmount("app"))
+
+    def test_mount_already_mounted(self):
+        """
+        Mounting a mounted dataset is not an error.
+        """
+        pool, _, _ = _pool("cannot mount 'tank/app': filesystem already "
+                           "mounted")
+        self.successResultOf(pool.mount("app"))
+
+    def test_rename_unmounts(self):
+        """
+        zfs-fuse cannot rename a mounted dataset: ``rename`` unmounts,
+        renames (retrying while busy, as right after an unmount) and mounts
+        the result.
+        """
+        pool, runner, clock = _pool(b"", "cannot rename: dataset is busy")
+        d = pool.rename("app", ".flocker-recv", "")
+        clock.advance(BUSY_DELAYS[0])
+        self.successResultOf(d)
+        self.assertEqual(runner.calls, [
+            ["zfs", "unmount", "tank/app.flocker-recv"],
+            ["zfs", "rename", "tank/app.flocker-recv", "tank/app"],
+            ["zfs", "rename", "tank/app.flocker-recv", "tank/app"],
+            ["zfs", "mount", "tank/app"]])
+
+    def test_unknown_suffix(self):
+        """
+        Only Flocker's own temporary suffixes are accepted.
+        """
+        pool, _, _ = _pool()
+        self.assertRaises(UnsafeName, pool.dataset, "app", "/../other")
+
+    def test_snapshot_names(self):
+        """
+        Snapshot names are checked before use.
+        """
+        pool, runner, _ = _pool()
+        for snapshot in ["-r", "a b", "x@y", "", "a/b"]:
+            self.assertRaises(UnsafeName, pool.snapshot, "app", snapshot)
+        self.successResultOf(pool.snapshot("app", "flocker-1.2Z"))
+        self.assertEqual(runner.calls, [
+            ["zfs", "snapshot", "tank/app@flocker-1.2Z"]])
+
+    def test_rollback(self):
+        """
+        ``rollback`` discards later snapshots too (``-r``).
+        """
+        pool, runner, _ = _pool()
+        self.successResultOf(pool.rollback("app", "s1"))
+        self.assertEqual(runner.calls,
+                         [["zfs", "rollback", "-r", "tank/app@s1"]])
+
+    def test_get_missing(self):
+        """
+        ``get`` of a dataset that does not exist gives ``None``.
+        """
+        pool, _, _ = _pool("cannot open 'tank/app': dataset does not exist")
+        self.assertIsNone(self.successResultOf(pool.get("app")))
+
+    def test_pool_missing(self):
+        """
+        ``check`` of a missing pool fails with ``PoolMissing``.
+        """
+        pool, runner, _ = _pool("cannot open 'tank': no such pool")
+        self.failureResultOf(pool.check(), PoolMissing)
+        self.assertEqual(runner.calls,
+                         [["zpool", "list", "-H", "-o", "name", "tank"]])
+
+    @capture_logging(None)
+    def test_logged(self, logger):
+        """
+        Every command is an eliot action carrying its argument vector.
+        """
+        pool, _, _ = _pool()
+        self.successResultOf(pool.snapshot("app", "s1"))
+        assertHasAction(self, logger, ZFS_COMMAND, True,
+                        {"argv": ["zfs", "snapshot", "tank/app@s1"]})
+
+
+@given(st.text(max_size=70))
+def test_only_safe_names_reach_zfs(name):
+    """
+    Any string that is not a safe name is refused; a safe one names a
+    direct child of the pool.
+    """
+    pool, runner, _ = _pool()
+    if is_safe_name(name):
+        assert pool.dataset(name) == "tank/" + name
+    else:
+        with pytest.raises(UnsafeName):
+            pool.dataset(name)
+
+
+class ErrorClassificationTests(SynchronousTestCase):
+    """
+    ``zfs_error`` turns zfs's messages into error types with one-line
+    messages.
+    """
+
+    def _classify(self, stderr):
+        return zfs_error(ProcessFailed(["zfs"], 1, None, stderr), "tank")
+
+    def test_kinds(self):
+        """
+        Pool missing, out of space, quota, busy and a missing daemon each
+        get their own type.
+        """
+        cases = [
+            (b"cannot open 'tank': no such pool\n", PoolMissing),
+            (b"cannot open 'tank': dataset does not exist\n", PoolMissing),
+            (b"cannot receive new filesystem stream: out of space\n",
+             OutOfSpace),
+            (b"write failed: Disk quota exceeded\n", OutOfSpace),
+            (b"cannot destroy 'tank/a': dataset is busy\n", DatasetBusy),
+            (b"connect: No such file or directory\nPlease make sure that "
+             b"the zfs-fuse daemon is running.\ninternal error: failed to "
+             b"initialize ZFS library\n", ZFSUnavailable),
+            (b"cannot open 'tank/x': dataset does not exist\n", ZFSError),
+        ]
+        for stderr, kind in cases:
+            error = self._classify(stderr)
+            self.assertIs(type(error), kind, stderr)
+            self.assertNotIn("\n", error.message)
+
+    def test_pool_message(self):
+        """
+        The pool-missing message names the pool.
+        """
+        self.assertEqual(
+            self._classify(b"cannot open 'tank': no such pool").message,
+            "ZFS pool tank does not exist")
+
+
+class ParseTests(SynchronousTestCase):
+    """
+    ``ZFSPool.list`` reads ``zfs get`` output into ``Dataset`` values.
+    """
+
+    OUTPUT = b"".join([
+        b"tank\ttype\tfilesystem\t-\n",
+        b"tank\tmountpoint\t/t\tlocal\n",
+        b"tank\tflocker:owner\t-\t-\n",
+        b"tank/app\ttype\tfilesystem\t-\n",
+        b"tank/app\treferenced\t4096\t-\n",
+        b"tank/app\trefquota\t0\tdefault\n",
+        b"tank/app\tmountpoint\t/t/app\tinherited from tank\n",
+        b"tank/app\tflocker:owner\tnode-1\tlocal\n",
+        b"tank/app@s2\ttype\tsnapshot\t-\n",
+        b"tank/app@s2\tflocker:owner\tnode-1\tinherited from tank/app\n",
+        b"tank/app@s1\ttype\tsnapshot\t-\n",
+        b"tank/web\ttype\tfilesystem\t-\n",
+        b"tank/web\tflocker:owner\tx\tinherited from tank\n",
+        b"tank/web\trefquota\t1048576\tlocal\n",
+        b"tank/web/deep\ttype\tfilesystem\t-\n",
+        b"tankother/app\ttype\tfilesystem\t-\n",
+    ])
+
+    def test_parse(self):
+        """
+        Direct children of the pool are listed with their snapshots in the
+        order zfs gave (creation order); deeper datasets, other pools and
+        inherited user properties are left out.
+        """
+        pool, _, _ = _pool(self.OUTPUT)
+        datasets = self.successResultOf(pool.list())
+        self.assertEqual([d.name for d in datasets], ["", "app", "web"])
+        root, app, web = datasets
+        self.assertEqual(list(app.snapshots), ["s2", "s1"])
+        self.assertEqual((app.owner, app.size, app.maximum_size,
+                          app.mountpoint), ("node-1", 4096, None, "/t/app"))
+        self.assertEqual((web.owner, web.maximum_size), (None, 1048576))
+
+
+# Real zfs-fuse
+
+
+@pytest.fixture
+def pools():
+    """
+    File-backed pools for one test, destroyed afterwards.
+    """
+    require_zfs()
+    created = FilePools()
+    yield created
+    created.destroy()
+
+
+def _real(pools, label="real"):
+    name = pools.create(label)
+
+    def make(reactor):
+        return ZFSPool(reactor, name, ENV)
+    return name, make
+
+
+def test_real_check(pools):
+    """
+    ``check`` passes for an existing pool and fails with ``PoolMissing``
+    for another name.
+    """
+    name, make = _real(pools)
+    run_in_reactor(lambda reactor: make(reactor).check())
+    with pytest.raises(PoolMissing):
+        run_in_reactor(lambda reactor: ZFSPool(
+            reactor, name + "-missing", ENV).check())
+
+
+def test_real_lifecycle(pools):
+    """
+    Create, snapshot, list and destroy work on a real pool, and the
+    listing shows only this pool's datasets.
+    """
+    name, make = _real(pools, "mine")
+    other = pools.create("other")
+    run_in_reactor(lambda reactor: ZFSPool(reactor, other, ENV).create(
+        "foreign", {}))
+
+    def scenario(reactor):
+        pool = make(reactor)
+        d = pool.create("app", {"refquota": str(64 * 1024 * 1024),
+                                "flocker:owner": "me"})
+        d.addCallback(lambda _: pool.snapshot("app", "s1"))
+        d.addCallback(lambda _: pool.snapshot("app", "s2"))
+        d.addCallback(lambda _: pool.list())
+        return d
+    datasets = run_in_reactor(scenario)
+    assert [d.name for d in datasets] == ["", "app"]
+    app = datasets[1]
+    assert list(app.snapshots) == ["s1", "s2"]
+    assert (app.owner, app.maximum_size) == ("me", 64 * 1024 * 1024)
+    run_in_reactor(lambda reactor: make(reactor).destroy("app"))
+    assert run_in_reactor(lambda reactor: make(reactor).get("app")) is None
+
+
+def test_real_destroy_after_write(pools):
+    """
+    Destroying a dataset right after writing to it (zfs-fuse says busy
+    then) succeeds thanks to the retries, every time.
+    """
+    name, make = _real(pools)
+    for attempt in range(3):
+        dataset = run_in_reactor(lambda reactor: make(reactor).create(
+            "busy", {}).addCallback(lambda _: make(reactor).get("busy")))
+        with open(os.path.join(dataset.mountpoint, "f"), "wb") as f:
+            f.write(b"x" * 100000)
+        run_in_reactor(lambda reactor: make(reactor).destroy("busy"))
+
+
+def test_real_rename_mounted(pools):
+    """
+    A mounted dataset can be renamed (unmount, rename, mount) and its data
+    is there under the new name.
+    """
+    name, make = _real(pools)
+    run_in_reactor(lambda reactor: make(reactor).create("app", {}))
+    first = run_in_reactor(lambda reactor: make(reactor).get("app"))
+    with open(os.path.join(first.mountpoint, "f"), "wb") as f:
+        f.write(b"kept")
+    run_in_reactor(lambda reactor: make(reactor).rename(
+        "app", "", ".flocker-old"))
+    renamed = run_in_reactor(lambda reactor: make(reactor).get(
+        "app", ".flocker-old"))
+    assert renamed.mounted
+    with open(os.path.join(renamed.mountpoint, "f"), "rb") as f:
+        assert f.read() == b"kept"
+
+
+def test_real_readonly(pools):
+    """
+    ``readonly=on`` makes writes fail even though zfs-fuse reads the
+    property back as ``off`` (which is why the service never reads it).
+    """
+    name, make = _real(pools)
+    run_in_reactor(lambda reactor: make(reactor).create("app", {}))
+    run_in_reactor(lambda reactor: make(reactor).set(
+        "app", "readonly", "on"))
+    dataset = run_in_reactor(lambda reactor: make(reactor).get("app"))
+    with pytest.raises(OSError) as caught:
+        open(os.path.join(dataset.mountpoint, "f"), "wb")
+    assert caught.value.errno == errno.EROFS
+
+
+def _send_receive(source, snapshot, base, target, force):
+    def scenario(reactor):
+        read_fd, write_fd = make_pipe()
+        sent = source(reactor).send("app", snapshot, base, write_fd)
+        os.close(write_fd)
+        received = target(reactor).receive("app", read_fd, force=force)
+        os.close(read_fd)
+        return sent.addCallback(lambda _: received)
+    return run_in_reactor(scenario)
+
+
+def test_real_send_receive(pools):
+    """
+    A full stream then an incremental one carry the data; the incremental
+    applies with ``force`` even after a read changed access times on the
+    receiving side (zfs-fuse gotcha), and fails without it.
+    """
+    name, source = _real(pools, "src")
+    _, target = _real(pools, "dst")
+    run_in_reactor(lambda reactor: source(reactor).create("app", {}))
+    mine = run_in_reactor(lambda reactor: source(reactor).get("app"))
+    with open(os.path.join(mine.mountpoint, "f"), "wb") as f:
+        f.write(b"one")
+    run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s1"))
+    _send_receive(source, "s1", None, target, force=False)
+    with open(os.path.join(mine.mountpoint, "g"), "wb") as f:
+        f.write(b"two")
+    run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s2"))
+    theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
+    with open(os.path.join(theirs.mountpoint, "f"), "rb") as f:
+        assert f.read() == b"one"
+    with pytest.raises(ZFSError):
+        _send_receive(source, "s2", "s1", target, force=False)
+    _send_receive(source, "s2", "s1", target, force=True)
+    with open(os.path.join(theirs.mountpoint, "g"), "rb") as f:
+        assert f.read() == b"two"
+    theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
+    assert list(theirs.snapshots) == ["s1", "s2"]
