@@ -2,18 +2,23 @@
 The planner: a pure function from the desired deployment and the cluster's
 current state to the tree of state changes that converges the cluster.
 
-The plan runs in five phases, one after the other; inside a phase every node
+The plan runs in four phases, one after the other; inside a phase every node
 works at once, and a node's changes in a phase run in order::
 
     1. prepare   create new volumes; pre-copy moving volumes while their
                  applications still run
     2. stop      stop applications that move away, changed, or were removed
     3. hand off  send each moving volume's last increment, transfer ownership
-    4. start     start applications that are new, moved, changed or stopped
-    5. route     give every node whose routes differ its new routes
+    4. start     give every node whose routes differ its new routes, then
+                 start the node's applications that are new, moved, changed
+                 or stopped
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
-what was written since the pre-copy.  Converged state gives an empty plan.
+what was written since the pre-copy.  Routes change in the same phase as the
+starts, so a move costs no extra round of node commands; on each node the
+routes come first, because a route left for a port whose application now
+starts on this node would send its connections to the old node.  Converged
+state gives an empty plan.
 """
 
 from .._change import InParallel, Sequentially
@@ -27,7 +32,7 @@ __all__ = ["plan_changes", "skipped_applications", "PHASES"]
 
 #: The labels of the plan's phases, in the order they run.
 PHASES = ("prepare volumes", "stop applications", "hand off volumes",
-          "start applications", "update routes")
+          "update routes and start applications")
 
 
 def _latest_snapshot(volume):
@@ -145,6 +150,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
         return addresses.get(address, address)
 
     phases = [[] for _ in PHASES]
+    starts = []
     owners, copies = _volume_holders(cluster_state)
 
     containers = {}
@@ -176,7 +182,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
             if any(address == a for a, _, _ in containers.get(name, ())):
                 phases[1].append(StopApplication(node=address, name=name))
         if start:
-            phases[3].append(StartApplication(node=target,
+            starts.append(StartApplication(node=target,
                                               application=application))
 
     for name in sorted(set(containers) - set(placements)):
@@ -204,8 +210,10 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if (len(installed) == len(everything) - len(mine)
                 and installed.isdisjoint(mine) and installed <= everything):
             continue
-        phases[4].append(SetRoutes(node=node.address,
+        phases[3].append(SetRoutes(node=node.address,
                                    routes=everything.difference(mine)))
+
+    phases[3].extend(starts)
 
     # Phases and nodes are always explicit groups (never collapsed), so the
     # printed tree shows each phase and each node's part of it.

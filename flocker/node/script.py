@@ -17,7 +17,9 @@ import os
 import socket
 import sys
 
-from eliot import Action, to_file
+from eliot import (
+    Action, FileDestination, add_destinations, remove_destination,
+)
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import fail, maybeDeferred, succeed
 from twisted.internet.task import react
@@ -381,13 +383,22 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
         d = maybeDeferred(make_agent, reactor, options, environ)
         return d.addCallback(_run, command, options, stdin)
 
+    destination = None
     if options["eliot-task"]:
-        to_file(stderr)
+        destination = FileDestination(file=stderr)
+        add_destinations(destination)
         action = Action.continue_task(task_id=options["eliot-task"])
         with action.context():
             d = DeferredContext(maybeDeferred(run)).addActionFinish()
     else:
         d = maybeDeferred(run)
+
+    def stop_logging(passthrough):
+        # Before the error line: the client reads the last stderr line.
+        if destination is not None:
+            remove_destination(destination)
+        return passthrough
+    d.addBoth(stop_logging)
 
     def done(output):
         stdout.write(output)

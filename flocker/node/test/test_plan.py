@@ -73,10 +73,8 @@ class PlanTests(SynchronousTestCase):
             plan(phase(PHASES[0], (A, [CreateVolume(node=A, name="web")])),
                  phase(PHASES[3],
                        (A, [StartApplication(node=A, application=WEB)]),
-                       (B, [StartApplication(node=B, application=CLIENT)])),
-                 phase(PHASES[4],
-                       (B, [SetRoutes(node=B,
-                                      routes=[Route(8080, A)])]))))
+                       (B, [SetRoutes(node=B, routes=[Route(8080, A)]),
+                            StartApplication(node=B, application=CLIENT)]))))
 
     def test_converged(self):
         """
@@ -108,11 +106,10 @@ class PlanTests(SynchronousTestCase):
                                                        name="web")])),
                  phase(PHASES[2], (A, [HandoffVolume(node=A, name="web",
                                                      target=B)])),
-                 phase(PHASES[3], (B, [StartApplication(node=B,
-                                                        application=WEB)])),
-                 phase(PHASES[4],
+                 phase(PHASES[3],
                        (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
-                       (B, [SetRoutes(node=B, routes=[])]))))
+                       (B, [SetRoutes(node=B, routes=[]),
+                            StartApplication(node=B, application=WEB)]))))
 
     def test_move_back_is_incremental(self):
         """

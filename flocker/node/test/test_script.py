@@ -188,8 +188,9 @@ class NodeMainTests(SynchronousTestCase):
         code, out, err = self.main(["--eliot-task", "abc-uuid@/1", "report"])
         self.assertEqual(code, 0)
         messages = [json.loads(line) for line in err.splitlines()]
-        self.assertTrue(messages)
-        self.assertEqual({m["task_uuid"] for m in messages}, {"abc-uuid"})
+        self.assertIn(("abc-uuid", "flocker:node:report", "succeeded"),
+                      [(m["task_uuid"], m.get("action_type"),
+                        m.get("action_status")) for m in messages])
 
 
 class LabReportTests(SynchronousTestCase):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from eliot.testing import capture_logging
+from eliot import add_destinations, remove_destination
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -156,25 +156,57 @@ def test_follower_properties(nodes):
         nodes.write(nodes.b, "app", "f", b"changed")
 
 
-@capture_logging(None)
-def test_direct_push_falls_back(logger, nodes):
+def _pushes_with_fallback(nodes):
     """
-    When the target's copy no longer ends with the snapshot this node
-    recorded (here the target rolled back to nothing and took a snapshot of
-    its own), the direct push is refused without changing the target and
-    the push negotiates instead, successfully.
+    Push ``a``'s "app" to ``b``; return the result and whether the direct
+    push was refused on the way.
+    """
+    messages = []
+    add_destinations(messages.append)
+    try:
+        result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    finally:
+        remove_destination(messages.append)
+    refused = any(message.get("message_type") == DIRECT_REFUSED.message_type
+                  for message in messages)
+    return result, refused
+
+
+def test_direct_push_target_deleted(nodes):
+    """
+    When the target's copy is gone, the direct push is refused and the push
+    negotiates a full stream instead.
     """
     nodes.call(nodes.a.create, "app")
     nodes.write(nodes.a, "app", "f", b"one")
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    _zfs("snapshot", "%s/app@intruder" % (nodes.b.pool.name,))
+    nodes.call(nodes.b.delete, "app")
     nodes.write(nodes.a, "app", "f", b"two")
-    result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    result, refused = _pushes_with_fallback(nodes)
+    assert refused
+    assert result.base is None
+    assert nodes.read(nodes.b, "app", "f") == b"two"
+
+
+def test_direct_push_target_modified(nodes):
+    """
+    When the target's copy was changed after its last snapshot, the direct
+    push (plain ``zfs receive``, no ``-F``) is refused rather than discard
+    the change; the negotiated push then replaces the follower's change
+    with the owner's data.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"one")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
+    nodes.write(nodes.b, "app", "stray", b"written on a follower")
+    nodes.write(nodes.a, "app", "f", b"two")
+    result, refused = _pushes_with_fallback(nodes)
+    assert refused
     assert result.base is not None
     assert nodes.read(nodes.b, "app", "f") == b"two"
-    assert logger.messages and any(
-        message.get("message_type") == DIRECT_REFUSED.message_type
-        for message in logger.messages)
+    with pytest.raises(OSError):
+        nodes.read(nodes.b, "app", "stray")
 
 
 def test_direct_push_used(nodes):
@@ -273,9 +305,12 @@ def test_recovery_restores_old(nodes):
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
     nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-old"))
     _zfs("create", "%s/app.flocker-recv" % (nodes.b.pool.name,))
-    nodes.write(nodes.a, "app", "f", b"newer")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    assert nodes.read(nodes.b, "app", "f") == b"newer"
+    nodes.call(nodes.b.acquire, "app")
+    assert nodes.read(nodes.b, "app", "f") == b"old data"
+    pool = nodes.b.pool.name
+    names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
+                                   pool).splitlines()]
+    assert names == [pool, pool + "/app"]
 
 
 def test_in_use_by_open_file(nodes):

@@ -1,0 +1,590 @@
+"""
+End-to-end tests of ``flocker-deploy`` on the lab (``admin/lab``): real
+nodes with their own Docker, ZFS pool and SSH server, deployed to from the
+lab's client namespace only, as an operator would from a laptop.
+
+The tests are one ordered scenario (:class:`TestDeployScenario`): each step
+builds on the cluster the previous steps left, and once a step fails the
+later ones are skipped rather than reported as confusing follow-on
+failures.  What runs where:
+
+* ``flocker-deploy`` always runs in the client namespace, with the client's
+  own ``~/.ssh`` (the lab's identity and known_hosts);
+* HTTP checks run ``busybox nc`` in the client namespace, and in a throwaway
+  container on a node that hosts neither application;
+* data and container checks (``docker exec``/``inspect``, ``flocker-node
+  report``) look at the nodes directly, as an operator logged into them.
+
+Application names carry a per-run suffix, so volumes left by an earlier run
+on the same lab never meet this one.
+"""
+
+import hashlib
+import json
+import os
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+#: External port of the HTTP application, and of the side application that
+#: the unreachable-node step adds.
+WEB_PORT = 18080
+SIDE_PORT = 18081
+#: The port the linked application reaches the HTTP application on, inside
+#: its own container.
+LOCAL_PORT = 15000
+#: An address on the lab's network where no node answers.
+NOWHERE = "10.99.0.99"
+IMAGE = "flocker/busybox:latest"
+#: Seconds allowed for a ``flocker-deploy`` run, and for reaching a node
+#: that does not exist (``--timeout``).
+DEPLOY_TIMEOUT = 120
+UNREACHABLE_TIMEOUT = 2
+
+APPLICATIONS = """\
+version: 1
+applications:
+  {web}:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/data"]
+    ports: [{{internal: 80, external: {web_port}}}]
+    volume: {{mountpoint: /data}}
+  {client}:
+    image: {image}
+    command: ["sleep", "100000"]
+    links: [{{local_port: {local_port}, remote_port: {web_port}, alias: web}}]
+  {side}:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: [{{internal: 80, external: {side_port}}}]
+"""
+
+#: The leaves of a dry run's tree, for moving the HTTP application from the
+#: first node to the third (names filled in per run).
+MOVE_LEAVES = [
+    "{n1}: push volume {web} to {n3} (about ",
+    "{n1}: stop application {web}",
+    "{n1}: hand off volume {web} to {n3}",
+    "{n3}: start application {web} (image {image})",
+    "{n1}: set routes {web_port}->{n3}",
+    "{n2}: set routes {web_port}->{n3}",
+    "{n3}: remove all routes",
+]
+
+_REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
+_CHANGE_LINE = re.compile(r"^(10\.99\.0\.\d+: .*) \(\d+\.\d\d s\)$")
+
+
+class _Scenario(object):
+    """
+    The state the steps of :class:`TestDeployScenario` share.
+
+    :ivar lab: The :class:`flocker.testtools.Lab`.
+    :ivar str directory: Where the configuration files are written.
+    :ivar dict names: Application names (``web``, ``client``, ``side``).
+    :ivar list addresses: The nodes' addresses, ``node1`` first.
+    :ivar dict files: Name of each file written so far → its content.
+    :ivar dict data: Path in the volume → sha256 of what was written.
+    :ivar link_container: ``(container id, start time)`` of the linked
+        application after the first deploy.
+    :ivar int failures: Failed tests in the session when the scenario began.
+    :ivar bool cleaned: Whether the applications were removed already.
+    """
+
+    def __init__(self, lab, directory, failures):
+        self.lab = lab
+        self.directory = directory
+        token = secrets.token_hex(3)
+        self.names = {"web": "e2eweb-" + token, "client": "e2ecli-" + token,
+                      "side": "e2eside-" + token}
+        self.addresses = [node.address for node in lab.nodes]
+        self.data = {}
+        self.link_container = None
+        self.failures = failures
+        self.cleaned = False
+        self.applications = self.write("applications.yml", APPLICATIONS.format(
+            image=IMAGE, web_port=WEB_PORT, side_port=SIDE_PORT,
+            local_port=LOCAL_PORT, **self.names))
+
+    def write(self, name, content):
+        """
+        Write a configuration file.
+
+        :return: Its path.
+        """
+        path = os.path.join(self.directory, name)
+        with open(path, "w") as f:
+            f.write(content)
+        return path
+
+    def deployment(self, name, placement):
+        """
+        Write a deployment file.
+
+        :param str name: The file's name.
+        :param list placement: ``(address, [application key, ...])`` pairs,
+            keys of :attr:`names`.
+        :return: Its path.
+        """
+        lines = ["version: 1", "nodes:"]
+        for address, keys in placement:
+            lines.append("  %s: [%s]" % (
+                address, ", ".join(self.names[k] for k in keys)))
+        return self.write(name, "\n".join(lines) + "\n")
+
+    def deploy(self, *argv, timeout=DEPLOY_TIMEOUT):
+        """
+        Run ``flocker-deploy ARGV... APPLICATIONS`` in the client namespace.
+
+        :return: The ``CompletedProcess``.
+        """
+        return self.lab.run_client(
+            ["flocker-deploy"] + list(argv) + [self.applications],
+            check=False, timeout=timeout)
+
+    def node(self, index):
+        """
+        :param int index: 0-based node index.
+        :return: That node's name.
+        """
+        return self.lab.nodes[index].name
+
+    def reports(self):
+        """
+        :return: ``dict`` of node name to its ``flocker-node report``,
+            parsed.
+        """
+        results = _at_once([(node.run, ["flocker-node", "report"])
+                            for node in self.lab.nodes])
+        return {node.name: json.loads(result.stdout)
+                for node, result in zip(self.lab.nodes, results)}
+
+    def container(self, node, key):
+        """
+        :param str node: A node name.
+        :param str key: An application key of :attr:`names`.
+        :return: ``(container id, start time)`` of that application's
+            container there, or ``None`` if there is none.
+        """
+        result = self.lab.run(node, [
+            "docker", "inspect", "--format",
+            "{{.Id}} {{.State.StartedAt}} {{.State.Running}}",
+            "flocker--" + self.names[key]], check=False)
+        if result.returncode != 0:
+            return None
+        container_id, started, running = result.stdout.split()
+        return container_id, started, running == "true"
+
+    def flocker_containers(self):
+        """
+        :return: ``dict`` of node name to the sorted names of the
+            containers there carrying Flocker's label.
+        """
+        results = _at_once([
+            (node.run, ["docker", "ps", "--all", "--format", "{{.Names}}",
+                        "--filter", "label=flocker.application"])
+            for node in self.lab.nodes])
+        return {node.name: sorted(result.stdout.split())
+                for node, result in zip(self.lab.nodes, results)}
+
+    def exec_in(self, node, key, argv, **kwargs):
+        """
+        Run ``argv`` in an application's container.
+
+        :return: The ``CompletedProcess``.
+        """
+        return self.lab.run(node, ["docker", "exec", "-i",
+                                   "flocker--" + self.names[key]] + argv,
+                            **kwargs)
+
+    def get_from_client(self, address, port=WEB_PORT):
+        """
+        :return: The HTTP response to ``GET /index.html`` sent to
+            ``address:port`` from the client namespace (``""`` if none).
+        """
+        return self.lab.run_client(
+            ["busybox", "nc", "-w", "2", address, str(port)],
+            input=_REQUEST, check=False, timeout=30).stdout
+
+    def get_from_container(self, node, address, port=WEB_PORT):
+        """
+        :return: The HTTP response to ``GET /index.html`` sent to
+            ``address:port`` from a new container on ``node``.
+        """
+        return self.lab.run(node, [
+            "docker", "run", "--rm", "-i", IMAGE, "nc", "-w", "2", address,
+            str(port)], input=_REQUEST, check=False, timeout=60).stdout
+
+    def answers(self, node, port=WEB_PORT):
+        """
+        Send ``GET /index.html`` to ``port`` of every node, from the client
+        namespace and from new containers on ``node``, all at once.
+
+        :return: ``(from client, from containers)``: ``dict`` of node
+            address to the ``(status code, body)`` of its answer.
+        """
+        responses = _at_once(
+            [(lambda a: self.get_from_client(a, port), a)
+             for a in self.addresses]
+            + [(lambda a: self.get_from_container(node, a, port), a)
+               for a in self.addresses])
+        parsed = [_status_and_body(r) for r in responses]
+        count = len(self.addresses)
+        return (dict(zip(self.addresses, parsed[:count])),
+                dict(zip(self.addresses, parsed[count:])))
+
+    def checksums(self, node):
+        """
+        :return: ``dict`` of path to sha256 of the files written to the
+            volume, read in the HTTP application's container on ``node``.
+        """
+        result = self.exec_in(node, "web", ["sha256sum"] + sorted(self.data))
+        sums = {}
+        for line in result.stdout.splitlines():
+            digest, path = line.split()
+            sums[path] = digest
+        return sums
+
+    def index(self):
+        """
+        :return: The content written to the volume's ``index.html``.
+        """
+        return "served from the volume of %s\n" % (self.names["web"],)
+
+
+def _at_once(calls):
+    """
+    Make blocking calls concurrently (each runs a command on a lab machine,
+    mostly waiting).
+
+    :param calls: ``(function, argument)`` pairs.
+    :return: ``list`` of their results, in order.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        futures = [pool.submit(function, argument)
+                   for function, argument in calls]
+        return [future.result() for future in futures]
+
+
+def _status_and_body(response):
+    """
+    :param str response: An HTTP/1.x response read as text (so with
+        ``\\n`` line ends), or ``""``.
+    :return: ``(status code, body)``, ``(None, "")`` for no response.
+    """
+    head, _, body = response.replace("\r\n", "\n").partition("\n\n")
+    words = head.split(None, 2)
+    return (words[1] if len(words) > 1 else None), body
+
+
+def _changes(output):
+    """
+    :return: The change lines ``flocker-deploy`` printed as changes
+        completed, without their times.
+    """
+    return [m.group(1) for m in map(_CHANGE_LINE.match, output.splitlines())
+            if m]
+
+
+@pytest.fixture(scope="class")
+def scenario(request, lab, tmp_path_factory):
+    """
+    The shared state of the scenario; at the end, the applications are
+    removed (if a step failed before the clean-up step did it) and the
+    volumes this run created are deleted from every node.
+    """
+    state = _Scenario(lab, str(tmp_path_factory.mktemp("deploy-lab")),
+                      request.session.testsfailed)
+    # Start from nodes without applications or routes, whatever earlier
+    # tests on this lab left, so the steps can expect exact changes.
+    if any(report["applications"] or report["routes"]
+           for report in state.reports().values()):
+        result = state.deploy(state.deployment(
+            "start.yml", [(a, []) for a in state.addresses]))
+        assert result.returncode == 0, result.stdout + result.stderr
+    yield state
+    if not state.cleaned:
+        state.deploy(state.deployment(
+            "teardown.yml", [(a, []) for a in state.addresses]))
+    # Volumes outlive their applications by design; this run's are litter.
+    for node in lab.nodes:
+        node.run(["flocker-volume", "delete", state.names["web"]],
+                 check=False)
+
+
+class TestDeployScenario(object):
+    """
+    ``flocker-deploy`` on a three-node lab: deploy, move, no-op, bad input,
+    an unreachable node, clean-up.  The steps run in order and share the
+    cluster.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, scenario):
+        # A failed step leaves the cluster in a state the next steps were
+        # not written for.
+        if request.session.testsfailed > scenario.failures:
+            pytest.skip("an earlier step of the scenario failed")
+        self.s = scenario
+
+    def test_01_deploy(self):
+        """
+        Deploying an HTTP application with a volume on node1 and an
+        application linked to it on node2 creates the volume, starts both
+        and routes the HTTP port on the other nodes; exit status 0.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        s.first = s.deployment("first.yml", [
+            (n1, ["web"]), (n2, ["client"]), (n3, [])])
+        result = s.deploy(s.first)
+        web, client = s.names["web"], s.names["client"]
+        assert (result.returncode, sorted(_changes(result.stdout))) == (0, sorted([
+            "%s: create volume %s" % (n1, web),
+            "%s: start application %s (image %s)" % (n1, web, IMAGE),
+            "%s: start application %s (image %s)" % (n2, client, IMAGE),
+            "%s: set routes %d->%s" % (n2, WEB_PORT, n1),
+            "%s: set routes %d->%s" % (n3, WEB_PORT, n1),
+        ])), result.stdout + result.stderr
+        assert s.flocker_containers() == {
+            s.node(0): ["flocker--" + web], s.node(1): ["flocker--" + client],
+            s.node(2): []}
+
+    def test_02_write_data(self):
+        """
+        Data written into the volume through the application's container
+        reads back with the same checksums.
+        """
+        s = self.s
+        blob = os.urandom(1 << 20)
+        index = s.index().encode("ascii")
+        for path, content in [("/data/index.html", index),
+                              ("/data/blob.bin", blob)]:
+            s.exec_in(s.node(0), "web", ["dd", "of=" + path, "bs=65536"],
+                      input=content, text=False)
+            s.data[path] = hashlib.sha256(content).hexdigest()
+        assert s.checksums(s.node(0)) == s.data
+
+    def test_03_answers_everywhere(self):
+        """
+        The application answers with the volume's page on every node's
+        port, from the client namespace and from a container on node3
+        (which hosts neither application).
+        """
+        s = self.s
+        expected = ("200", s.index())
+        assert s.answers(s.node(2)) == (
+            {a: expected for a in s.addresses},
+            {a: expected for a in s.addresses})
+
+    def _check_link(self, node):
+        """
+        :return: ``(variable, response through the variable's address,
+            response through localhost:LOCAL_PORT)`` as the linked
+            application on ``node`` sees them.
+        """
+        s = self.s
+        environment = dict(
+            line.split("=", 1) for line in
+            s.exec_in(node, "client", ["env"]).stdout.splitlines()
+            if "=" in line)
+        variable = environment.get("WEB_PORT_%d_TCP" % (LOCAL_PORT,))
+        via_variable = ""
+        if variable is not None:
+            address, port = variable[len("tcp://"):].rsplit(":", 1)
+            via_variable = s.exec_in(node, "client", [
+                "nc", "-w", "2", address, port], input=_REQUEST,
+                check=False).stdout
+        via_localhost = s.exec_in(node, "client", [
+            "nc", "-w", "2", "127.0.0.1", str(LOCAL_PORT)], input=_REQUEST,
+            check=False).stdout
+        return (variable, _status_and_body(via_variable),
+                _status_and_body(via_localhost))
+
+    def test_04_link(self):
+        """
+        The linked application reaches the HTTP application through the
+        address in its ``WEB_PORT_<local>_TCP`` variable (its own node's
+        address and the remote port) and through localhost:local_port.
+        """
+        s = self.s
+        expected = ("200", s.index())
+        assert self._check_link(s.node(1)) == (
+            "tcp://%s:%d" % (s.addresses[1], WEB_PORT), expected, expected)
+        s.link_container = s.container(s.node(1), "client")
+
+    def test_05_dry_run_shows_move(self):
+        """
+        ``--dry-run`` with the deployment moving the HTTP application from
+        node1 to node3 prints exactly that move (pre-copy push, stop,
+        hand-off, start, routes) with the bytes to send and a downtime
+        estimate, exits 0, and changes no node.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        s.second = s.deployment("second.yml", [
+            (n1, []), (n2, ["client"]), (n3, ["web"])])
+        before = s.reports()
+        result = s.deploy("--dry-run", s.second)
+        after = s.reports()
+        leaves = [line.strip() for line in result.stdout.splitlines()
+                  if re.match(r"^\s+10\.99\.0\.\d+: ", line)]
+        expected = [leaf.format(n1=n1, n2=n2, n3=n3, image=IMAGE,
+                                web_port=WEB_PORT, web=s.names["web"])
+                    for leaf in MOVE_LEAVES]
+        matched = [[leaf for leaf in leaves if leaf.startswith(prefix)]
+                   for prefix in expected]
+        estimate = re.search(
+            r"^move of %s from %s to %s: pre-copy sends \d+ bytes while it "
+            r"runs; estimated downtime [0-9.]+ s$" % (
+                re.escape(s.names["web"]), re.escape(n1), re.escape(n3)),
+            result.stdout, re.M)
+        assert (result.returncode, len(leaves), [len(m) for m in matched],
+                estimate is not None,
+                "dry run: nothing was changed" in result.stdout,
+                _changes(result.stdout)) == (
+            0, len(expected), [1] * len(expected), True, True, []
+        ), result.stdout + result.stderr
+        assert after == before
+        assert s.container(s.node(1), "client") == s.link_container
+
+    def test_06_move(self):
+        """
+        The real deploy of the moved deployment runs the move and exits 0:
+        the HTTP application runs on node3 and no longer on node1.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        result = s.deploy(s.second)
+        web = s.names["web"]
+        done = _changes(result.stdout)
+        # The push line carries the size sent, which varies; compare the
+        # rest exactly.
+        pushes = [line for line in done if " push volume " in line]
+        assert (result.returncode,
+                sorted(line for line in done if line not in pushes),
+                len(pushes), pushes[0].startswith(
+                    "%s: push volume %s to %s" % (n1, web, n3))) == (
+            0, sorted([
+                "%s: stop application %s" % (n1, web),
+                "%s: hand off volume %s to %s" % (n1, web, n3),
+                "%s: start application %s (image %s)" % (n3, web, IMAGE),
+                "%s: set routes %d->%s" % (n1, WEB_PORT, n3),
+                "%s: set routes %d->%s" % (n2, WEB_PORT, n3),
+                "%s: remove all routes" % (n3,),
+            ]), 1, True), result.stdout + result.stderr
+        assert (s.container(s.node(0), "web"),
+                s.container(s.node(2), "web")[2]) == (None, True)
+
+    def test_07_data_intact(self):
+        """
+        Every file written before the move has the same sha256 on node3.
+        """
+        s = self.s
+        assert s.checksums(s.node(2)) == s.data
+
+    def test_08_answers_everywhere_after_move(self):
+        """
+        After the move the application answers with the volume's page on
+        every node's port, from the client namespace and from a container
+        on node1 (which now hosts neither application).
+        """
+        s = self.s
+        expected = ("200", s.index())
+        assert s.answers(s.node(0)) == (
+            {a: expected for a in s.addresses},
+            {a: expected for a in s.addresses})
+
+    def test_09_link_survives_move(self):
+        """
+        The linked application was not restarted by the move (same
+        container, same start time) and still reaches the HTTP application
+        through its variable and through localhost:local_port.
+        """
+        s = self.s
+        expected = ("200", s.index())
+        assert (s.container(s.node(1), "client"),
+                self._check_link(s.node(1))) == (
+            s.link_container,
+            ("tcp://%s:%d" % (s.addresses[1], WEB_PORT), expected, expected))
+
+    def test_10_second_deploy_is_noop(self):
+        """
+        Deploying the same files again changes nothing and says the cluster
+        is already converged; exit status 0.
+        """
+        s = self.s
+        before = s.reports()
+        result = s.deploy(s.second)
+        assert (result.returncode, _changes(result.stdout),
+                "cluster already converged: no changes" in result.stdout,
+                s.reports()) == (0, [], True, before), (
+            result.stdout + result.stderr)
+
+    def test_11_bad_configuration(self):
+        """
+        A deployment naming an application the application file does not
+        define gives one ``PATH:LINE:COL: message`` line naming it, exit
+        status 1, no traceback, and no node is touched.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        path = s.write("bad.yml", (
+            "version: 1\n"
+            "nodes:\n"
+            "  %s: []\n"
+            "  %s: [%s]\n"
+            "  %s: [%s, nosuchapp]\n") % (
+                n1, n2, s.names["client"], n3, s.names["web"]))
+        before = s.reports()
+        result = s.deploy(path)
+        lines = result.stderr.splitlines()
+        assert (result.returncode, len(lines), result.stdout,
+                "Traceback" in result.stderr) == (1, 1, "", False), (
+            result.stdout + result.stderr)
+        assert re.match(r"^%s:5:\d+: .*nosuchapp" % (re.escape(path),),
+                        lines[0]), lines[0]
+        assert s.reports() == before
+
+    def test_12_unreachable_node(self):
+        """
+        A deployment that also names an address where no node answers
+        fails (non-zero exit) with one line naming that node, without a
+        traceback, while the reachable nodes still converge: the new side
+        application runs on node1 and answers on every reachable node's
+        port.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        path = s.deployment("unreachable.yml", [
+            (n1, ["side"]), (n2, ["client"]), (n3, ["web"]), (NOWHERE, [])])
+        result = s.deploy("--timeout", str(UNREACHABLE_TIMEOUT), path)
+        output = result.stdout + result.stderr
+        naming = [line for line in output.splitlines() if NOWHERE in line]
+        answers = dict(zip(s.addresses, [
+            _status_and_body(response)[0] for response in _at_once(
+                [(lambda a: s.get_from_client(a, SIDE_PORT), a)
+                 for a in s.addresses])]))
+        side = s.container(s.node(0), "side")
+        assert (result.returncode != 0, len(naming), "Traceback" in output,
+                side is not None and side[2], answers) == (
+            True, 1, False, True,
+            {a: "200" for a in s.addresses}), output
+
+    def test_13_clean_up(self):
+        """
+        Deploying a deployment with no applications stops and removes every
+        application this scenario started; the HTTP application's volume
+        stays on its node.
+        """
+        s = self.s
+        result = s.deploy(s.deployment("empty.yml",
+                                       [(a, []) for a in s.addresses]))
+        s.cleaned = result.returncode == 0
+        volumes = {v["name"] for v in s.reports()[s.node(2)]["volumes"]}
+        assert (result.returncode, s.flocker_containers(),
+                s.names["web"] in volumes) == (
+            0, {node.name: [] for node in s.lab.nodes}, True), (
+            result.stdout + result.stderr)
