@@ -22,7 +22,8 @@ import pytest
 from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
-__all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout"]
+__all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
+           "temporary_directory"]
 
 
 def in_ci():
@@ -876,3 +877,19 @@ def stop_lab(script, env=None, timeout=300):
 
 # Lock descriptors of the labs this process uses, by state directory.
 _LAB_USERS = {}
+
+
+def temporary_directory(test):
+    """
+    Make a new empty directory outside the source tree, removed when
+    ``test`` ends.  (trial's ``mktemp`` would put it under the current
+    directory, which is the repository when pytest runs the suite.)
+
+    :param test: A ``TestCase`` (its ``addCleanup`` is used).
+    :return: The directory's path.
+    """
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="flocker-test-")
+    test.addCleanup(shutil.rmtree, path, True)
+    return os.path.join(path, "d")

@@ -1,1 +1,25 @@
-"""Flocker's cli package."""
+"""
+The deploy client: reach every node over SSH, gather their reports, plan,
+and converge the cluster.  Other Twisted programs call
+:func:`deploy_over_ssh` (real nodes) or :func:`deploy` (any node agents).
+"""
+
+from ._cluster import deploy_over_ssh, remote_agents, resolve_addresses
+from ._deploy import (
+    DeployResult, LineObserver, deploy, format_summary, gather_states,
+)
+from ._remote import NodeStepFailed, RemoteNodeAgent
+from ._ssh import (
+    AuthenticationFailed, HostKeyError, ICommandRunner, MemoryCommandRunner,
+    NodeUnreachable, RemoteCommandFailed, SSHCommandRunner,
+    SSHConfigurationError, ssh_command_runner,
+)
+
+__all__ = [
+    "deploy_over_ssh", "remote_agents", "resolve_addresses",
+    "DeployResult", "LineObserver", "deploy", "format_summary",
+    "gather_states", "NodeStepFailed", "RemoteNodeAgent",
+    "ICommandRunner", "SSHCommandRunner", "MemoryCommandRunner",
+    "ssh_command_runner", "RemoteCommandFailed", "NodeUnreachable",
+    "AuthenticationFailed", "HostKeyError", "SSHConfigurationError",
+]

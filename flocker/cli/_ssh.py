@@ -75,8 +75,8 @@ from twisted.internet.endpoints import (
     HostnameEndpoint, UNIXClientEndpoint, connectProtocol,
 )
 from twisted.internet.error import (
-    ConnectError, ConnectionLost, ConnectionRefusedError, DNSLookupError,
-    TimeoutError as TCPTimeoutError,
+    ConnectError, ConnectingCancelledError, ConnectionLost,
+    ConnectionRefusedError, DNSLookupError, TimeoutError as TCPTimeoutError,
 )
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
@@ -1032,11 +1032,14 @@ class _NodeConnection(object):
 def _explain_connect_failure(failure, address, port, timeout, timed_out):
     if failure.check(HostKeyError, NodeUnreachable):
         return failure
-    if failure.check(TCPTimeoutError) or (
-            failure.check(CancelledError) and timed_out):
+    # Cancelling a HostnameEndpoint's attempt fails it with
+    # ConnectingCancelledError (carrying only the address), not
+    # CancelledError.
+    cancelled = failure.check(CancelledError, ConnectingCancelledError)
+    if failure.check(TCPTimeoutError) or (cancelled and timed_out):
         raise NodeUnreachable(
             address, "no answer on port %d within %g s" % (port, timeout))
-    if failure.check(CancelledError):
+    if cancelled:
         raise NodeUnreachable(address, "connection attempt cancelled")
     if failure.check(ConnectionRefusedError):
         raise NodeUnreachable(

@@ -8,6 +8,8 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.testtools import temporary_directory
+
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "docs")
 
@@ -22,7 +24,7 @@ class DocsBuildTests(SynchronousTestCase):
         ``sphinx-build -W`` succeeds: no broken reference, no missing page,
         no docstring that autodoc cannot render.
         """
-        output = self.mktemp()
+        output = temporary_directory(self)
         result = subprocess.run(
             [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", DOCS,
              output], capture_output=True, text=True, timeout=600)

@@ -277,7 +277,7 @@ def _list(reactor, service, options, output):
             output.line("  ".join(cell.ljust(width) for cell, width
                                   in zip(row, widths)).rstrip())
         output.line("(this node is %s, pool %s)" % (
-            service.node_id, service.pool.name))
+            service.node_id, options.pool))
     return service.volumes().addCallback(show)
 
 
@@ -395,7 +395,8 @@ _COMMANDS = {
 _MACHINE = {"receive"}
 
 
-def main(reactor, options, environ, out, err):
+def main(reactor, options, environ, out, err,
+         open_service=open_volume_service):
     """
     Run one parsed ``flocker-volume`` command.
 
@@ -404,6 +405,7 @@ def main(reactor, options, environ, out, err):
     :param environ: Environment mapping (``FLOCKER_POOL``, ``PATH``...).
     :param out: Text stream for results.
     :param err: Text stream for progress and errors.
+    :param open_service: ``open_volume_service`` or a replacement (tests).
     :return: ``Deferred`` firing with ``None``, or failing with
         ``SystemExit(1)`` after printing a one-line error.
     """
@@ -413,9 +415,9 @@ def main(reactor, options, environ, out, err):
         # Operators and tests can follow what a node did, including the
         # receiving side of a push (continued from the sender's task).
         to_file(open(log, "ab"))
-    pool = options.pool or environ.get("FLOCKER_POOL") or DEFAULT_POOL
-    env = dict(environ)
-    d = maybeDeferred(open_volume_service, reactor, pool, env,
+    options.pool = (options.pool or environ.get("FLOCKER_POOL")
+                    or DEFAULT_POOL)
+    d = maybeDeferred(open_service, reactor, options.pool, dict(environ),
                       remote=_remote(options, environ))
     d.addCallback(lambda service: _COMMANDS[options.command](
         reactor, service, options, output))

@@ -85,7 +85,11 @@ class _Scenario(object):
     :ivar str directory: Where the configuration files are written.
     :ivar dict names: Application names (``web``, ``client``, ``side``).
     :ivar list addresses: The nodes' addresses, ``node1`` first.
-    :ivar dict files: Name of each file written so far → its content.
+    :ivar str applications: Path of the application file.
+    :ivar first: Path of the first deployment file (HTTP application on
+        node1), once written.
+    :ivar second: Path of the deployment file moving it to node3, once
+        written.
     :ivar dict data: Path in the volume → sha256 of what was written.
     :ivar link_container: ``(container id, start time)`` of the linked
         application after the first deploy.
@@ -104,6 +108,7 @@ class _Scenario(object):
         self.link_container = None
         self.failures = failures
         self.cleaned = False
+        self.first = self.second = None
         self.applications = self.write("applications.yml", APPLICATIONS.format(
             image=IMAGE, web_port=WEB_PORT, side_port=SIDE_PORT,
             local_port=LOCAL_PORT, **self.names))
@@ -341,13 +346,14 @@ class TestDeployScenario(object):
             (n1, ["web"]), (n2, ["client"]), (n3, [])])
         result = s.deploy(s.first)
         web, client = s.names["web"], s.names["client"]
-        assert (result.returncode, sorted(_changes(result.stdout))) == (0, sorted([
-            "%s: create volume %s" % (n1, web),
-            "%s: start application %s (image %s)" % (n1, web, IMAGE),
-            "%s: start application %s (image %s)" % (n2, client, IMAGE),
-            "%s: set routes %d->%s" % (n2, WEB_PORT, n1),
-            "%s: set routes %d->%s" % (n3, WEB_PORT, n1),
-        ])), result.stdout + result.stderr
+        assert (result.returncode, sorted(_changes(result.stdout))) == (
+            0, sorted([
+                "%s: create volume %s" % (n1, web),
+                "%s: start application %s (image %s)" % (n1, web, IMAGE),
+                "%s: start application %s (image %s)" % (n2, client, IMAGE),
+                "%s: set routes %d->%s" % (n2, WEB_PORT, n1),
+                "%s: set routes %d->%s" % (n3, WEB_PORT, n1),
+            ])), result.stdout + result.stderr
         assert s.flocker_containers() == {
             s.node(0): ["flocker--" + web], s.node(1): ["flocker--" + client],
             s.node(2): []}
@@ -551,10 +557,10 @@ class TestDeployScenario(object):
     def test_12_unreachable_node(self):
         """
         A deployment that also names an address where no node answers
-        fails (non-zero exit) with one line naming that node, without a
-        traceback, while the reachable nodes still converge: the new side
-        application runs on node1 and answers on every reachable node's
-        port.
+        fails (non-zero exit) with one line naming that node and why (no
+        answer within ``--timeout``), without a traceback, while the
+        reachable nodes still converge: the new side application runs on
+        node1 and answers on every reachable node's port.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -568,9 +574,11 @@ class TestDeployScenario(object):
                 [(lambda a: s.get_from_client(a, SIDE_PORT), a)
                  for a in s.addresses])]))
         side = s.container(s.node(0), "side")
-        assert (result.returncode != 0, len(naming), "Traceback" in output,
+        reason = "no answer on port 22 within %d s" % (UNREACHABLE_TIMEOUT,)
+        assert (result.returncode != 0, len(naming),
+                bool(naming) and reason in naming[0], "Traceback" in output,
                 side is not None and side[2], answers) == (
-            True, 1, False, True,
+            True, 1, True, False, True,
             {a: "200" for a in s.addresses}), output
 
     def test_13_clean_up(self):

@@ -6,6 +6,8 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.testtools import temporary_directory
+
 from flocker.node._lock import DeployLock, LockHeld, default_lock_path
 
 
@@ -16,7 +18,7 @@ class DeployLockTests(SynchronousTestCase):
 
     def setUp(self):
         self.now = [1000.0]
-        self.path = os.path.join(self.mktemp(), "deploy.lock")
+        self.path = os.path.join(temporary_directory(self), "deploy.lock")
         self.lock = DeployLock(self.path, now=lambda: self.now[0], lease=60)
 
     def test_hold_and_renew(self):

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ... import __version__
 from ..._model import Application, AttachedVolume, Port, Route
 from ..._serialize import node_state_from_dict
-from ...testtools import run_in_reactor
+from ...testtools import run_in_reactor, temporary_directory
 from .._docker import DockerClient
 from .._protocol import encode_application, encode_routes
 from .._lock import DeployLock
@@ -33,7 +33,7 @@ class NodeMainTests(SynchronousTestCase):
 
     def setUp(self):
         self.agent, self.other = local_pair()
-        self.lock = DeployLock(os.path.join(self.mktemp(), "lock"))
+        self.lock = DeployLock(os.path.join(temporary_directory(self), "lock"))
 
     def main(self, argv, stdin=b"", environ=None):
         """

@@ -19,7 +19,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.testtools import run_in_reactor
 from flocker.volume._errors import (
     NotOwner, OutOfSpace, RemoteError, TargetUnreachable, UnsafeName,
-    error_from_kind,
 )
 from flocker.volume._logging import DIRECT_REFUSED
 from flocker.volume._process import ProcessResult
@@ -451,11 +450,6 @@ class RemoteErrorTests(SynchronousTestCase):
         self.assertIsInstance(error, RemoteError)
         self.assertEqual(error.message, "node node2: ValueError: x")
 
-    def test_unknown_kind(self):
-        """
-        An unknown error kind becomes a ``RemoteError``.
-        """
-        self.assertIsInstance(error_from_kind("Nonsense", "m"), RemoteError)
 
 
 class SnapshotNameTests(SynchronousTestCase):

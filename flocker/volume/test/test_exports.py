@@ -1,0 +1,19 @@
+"""
+The public names of ``flocker.volume`` are the objects from its private
+modules.
+"""
+
+import flocker.volume
+from flocker.volume import _errors, _memory, _service, _zfs
+
+
+def test_exports():
+    """
+    Each name in ``__all__`` exists and is defined in a private module.
+    """
+    for name in flocker.volume.__all__:
+        value = getattr(flocker.volume, name)
+        homes = [module for module in (_errors, _memory, _service, _zfs)
+                 if getattr(module, name, None) is value]
+        assert homes, name
+        assert value.__module__.startswith("flocker.volume._"), name

@@ -1,0 +1,223 @@
+"""
+End-to-end tests of volume moves on the lab (``admin/lab``): real nodes with
+their own pools, ``flocker-volume`` run on the nodes, pushes over SSH
+between them, and a container writing the data.
+"""
+
+import hashlib
+import os
+import re
+import signal
+import time
+import uuid
+
+import pytest
+
+MiB = 1024 * 1024
+
+
+def _volume(lab, node, *argv, check=True):
+    """
+    Run ``flocker-volume`` on a lab node.
+    """
+    return lab.run(node, ["flocker-volume"] + list(argv), check=check,
+                   timeout=300)
+
+
+def _mountpoint(lab, node, name):
+    return _volume(lab, node, "mountpoint", name).stdout.strip()
+
+
+def _digests(directory):
+    """
+    :return: ``dict`` of file name to sha256 of every file in a directory.
+    """
+    result = {}
+    for entry in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, entry), "rb") as f:
+            result[entry] = hashlib.sha256(f.read()).hexdigest()
+    return result
+
+
+def _owned(lab, node, name):
+    for line in _volume(lab, node, "list").stdout.splitlines()[1:-1]:
+        fields = line.split()
+        if fields[0] == name:
+            return fields[1:3] == ["this", "node"]
+    return None
+
+
+_SENT = re.compile(r": (full stream|incremental from \S+), ([0-9.]+ \S+) in ")
+
+
+def _sent(output):
+    """
+    :return: ``(incremental, size text)`` from a push/handoff summary.
+    """
+    match = _SENT.search(output)
+    assert match, output
+    return match.group(1) != "full stream", match.group(2)
+
+
+@pytest.fixture
+def volume(lab):
+    """
+    A fresh volume name, deleted from every node afterwards.
+    """
+    name = "labtest-" + uuid.uuid4().hex[:8]
+    yield name
+    for node in lab.node_names:
+        _volume(lab, node, "delete", name, check=False)
+
+
+def _write_from_container(lab, node, mountpoint, script):
+    lab.run(node, ["docker", "run", "--rm", "-v", mountpoint + ":/data",
+                   "flocker/busybox:latest", "sh", "-c", script],
+            timeout=120)
+
+
+def test_moves(lab, volume):
+    """
+    A volume written from a container on node1 moves to node2 and back
+    twice; every file is identical after each move, the new owner is the
+    only one owning it, and moves after the first send only increments.
+    """
+    nodes = ["node1", "node2"]
+    _volume(lab, "node1", "create", volume)
+    mountpoint = _mountpoint(lab, "node1", volume)
+    _write_from_container(
+        lab, "node1", mountpoint,
+        "head -c 20000000 /dev/urandom > /data/big; echo hello > /data/note")
+    expected = _digests(mountpoint)
+    assert set(expected) == {"big", "note"}
+    sizes = []
+    for move in range(4):
+        source, target = nodes[move % 2], nodes[(move + 1) % 2]
+        # The application writes a little before each move.
+        _write_from_container(
+            lab, source, _mountpoint(lab, source, volume),
+            "echo move %d >> /data/note" % (move,))
+        expected = _digests(_mountpoint(lab, source, volume))
+        result = _volume(lab, source, "handoff", volume,
+                         lab.address(target))
+        sizes.append(_sent(result.stdout))
+        assert _digests(_mountpoint(lab, target, volume)) == expected
+        assert _owned(lab, target, volume) is True
+        assert _owned(lab, source, volume) is False
+    assert sizes[0][0] is False
+    for incremental, size in sizes[1:]:
+        assert incremental, sizes
+        assert not size.endswith("MiB") or float(size.split()[0]) < 1, sizes
+
+
+def _descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % (entry,)) as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _sending(pid):
+    for child in _descendants(pid):
+        try:
+            with open("/proc/%d/cmdline" % (child,), "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[:2] == [b"zfs", b"send"]:
+            return True
+    return False
+
+
+def _receiving(volume):
+    """
+    :return: Whether a ``flocker-volume receive`` of the volume still runs
+        (all lab nodes share the host's process table).
+    """
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % (entry,), "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"receive" in argv and volume.encode() in argv:
+                return True
+    return False
+
+
+def test_killed_push_rerun(lab, volume):
+    """
+    Killing a push in the middle of its stream leaves the target's copy as
+    it was; running the push again completes it.
+    """
+    _volume(lab, "node1", "create", volume)
+    source = _mountpoint(lab, "node1", volume)
+    with open(os.path.join(source, "data"), "wb") as f:
+        f.write(b"first version")
+    _volume(lab, "node1", "push", volume, lab.address("node2"))
+    before = _digests(_mountpoint(lab, "node2", volume))
+    with open(os.path.join(source, "data"), "wb") as f:
+        f.write(os.urandom(300 * MiB))
+    process = lab.machine("node1").popen(
+        ["flocker-volume", "push", volume, lab.address("node2")],
+        start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _sending(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _sending(process.pid), "the push never started sending"
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+    assert process.returncode == -signal.SIGKILL
+    # The receiving end notices the cut stream, fails, and exits.
+    deadline = time.monotonic() + 60
+    while _receiving(volume) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _digests(_mountpoint(lab, "node2", volume)) == before
+    result = _volume(lab, "node1", "push", volume, lab.address("node2"))
+    assert _sent(result.stdout)[0]
+    assert _digests(_mountpoint(lab, "node2", volume)) == _digests(source)
+
+
+def test_unreachable_target(lab, volume):
+    """
+    Pushing to an address where no node answers fails with one line and
+    exit code 1; the volume stays owned here.
+    """
+    _volume(lab, "node1", "create", volume)
+    result = _volume(lab, "node1", "push", volume, "10.99.0.99", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "flocker-volume: error: cannot reach node 10.99.0.99")
+    assert result.stderr.count("\n") == 1
+    assert _owned(lab, "node1", volume) is True
+
+
+def test_receive_owned_refused(lab, volume):
+    """
+    A push to a node that owns a volume of that name is refused there, and
+    that node's data stays.
+    """
+    _volume(lab, "node1", "create", volume)
+    _volume(lab, "node2", "create", volume)
+    target = _mountpoint(lab, "node2", volume)
+    with open(os.path.join(target, "mine"), "wb") as f:
+        f.write(b"node2's own data")
+    result = _volume(lab, "node1", "push", volume, lab.address("node2"),
+                     check=False)
+    assert result.returncode == 1
+    assert "owned by this node" in result.stderr
+    with open(os.path.join(target, "mine"), "rb") as f:
+        assert f.read() == b"node2's own data"

@@ -1,0 +1,412 @@
+"""
+Tests for ``flocker.volume.script``: ``flocker-volume``.
+
+The commands are tested as functions against in-memory services (fast,
+deterministic), and end to end as processes on a real zfs-fuse pool.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, strategies as st
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from flocker import __version__
+from flocker.volume import script
+from flocker.volume._memory import MemoryNetwork, MemoryVolumeService
+from flocker.volume.script import (
+    PushProgress, _parser, flocker_volume_main, format_size, main,
+    parse_size,
+)
+
+from ._support import FilePools, require_zfs
+
+
+class TTY(io.StringIO):
+    """
+    A text stream that says it is a terminal.
+    """
+
+    def isatty(self):
+        return True
+
+
+class Cluster(object):
+    """
+    Two in-memory nodes and a way to run ``flocker-volume`` on the first.
+    """
+
+    def __init__(self):
+        self.clock = Clock()
+        network = MemoryNetwork()
+        self.node = MemoryVolumeService("id-1", "10.0.0.1", network,
+                                        self.clock)
+        self.other = MemoryVolumeService("id-2", "10.0.0.2", network,
+                                         self.clock)
+
+    def run(self, *argv, **kwargs):
+        """
+        :return: ``(exit code, stdout, stderr)``.
+        """
+        self.clock.advance(1)
+        out = kwargs.get("out") or io.StringIO()
+        err = kwargs.get("err") or io.StringIO()
+        options = _parser().parse_args(list(argv))
+        results = []
+        main(self.clock, options, {"FLOCKER_POOL": "tank"}, out, err,
+             open_service=lambda *a, **k: succeed(self.node)).addBoth(
+                 results.append)
+        code = 0
+        if isinstance(results[0], Failure):
+            results[0].trap(SystemExit)
+            code = results[0].value.code
+        return code, out.getvalue(), err.getvalue()
+
+
+def test_list():
+    """
+    ``list`` shows each volume's name, owner, size and snapshots.
+    """
+    cluster = Cluster()
+    cluster.node.create("app", 1024 * 1024)
+    cluster.node.write_file("app", "f", b"x" * 2048)
+    cluster.node.push("app", "10.0.0.2")
+    cluster.other.create("mine")
+    code, out, err = cluster.run("list")
+    assert (code, err) == (0, "")
+    header, row, footer = out.splitlines()
+    assert header.split() == ["NAME", "OWNER", "SIZE", "MAXIMUM",
+                              "SNAPSHOTS", "LATEST"]
+    assert row.split()[:8] == ["app", "this", "node", "2.0", "KiB", "1.0",
+                               "MiB", "1"]
+    assert footer == "(this node is id-1, pool tank)"
+
+
+def test_list_copy_owner():
+    """
+    A copy owned by another node shows that node's identity.
+    """
+    cluster = Cluster()
+    cluster.other.create("app")
+    cluster.other.push("app", "10.0.0.1")
+    code, out, _ = cluster.run("list")
+    assert out.splitlines()[1].split()[1] == "id-2"
+
+
+def test_create_and_delete():
+    """
+    ``create`` makes an owned volume with the maximum size given; ``delete``
+    removes it.
+    """
+    cluster = Cluster()
+    code, out, _ = cluster.run("create", "app", "--maximum-size", "10M")
+    assert code == 0
+    assert "volume app is owned by this node (id-1)" in out
+    info = cluster.node.volumes().result[0]
+    assert info.maximum_size == 10 * 1024 * 1024
+    code, out, _ = cluster.run("delete", "app")
+    assert (code, out) == (0, "deleted volume app\n")
+    assert list(cluster.node.volumes().result) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["create", "../etc"], "volume name '../etc' is not a safe name"),
+    (["delete", "nope"], "volume nope does not exist"),
+    (["push", "app", "node2;reboot"], "is not a node address"),
+])
+def test_errors_one_line(argv, message):
+    """
+    Mistakes are reported as one line on standard error with exit code 1.
+    """
+    cluster = Cluster()
+    cluster.node.create("app")
+    code, out, err = cluster.run(*argv)
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("flocker-volume: error: ")
+    assert message in err
+
+
+def test_delete_in_use():
+    """
+    ``delete`` refuses a volume in use and leaves it.
+    """
+    cluster = Cluster()
+    cluster.node.create("app")
+    cluster.node.in_use.add("app")
+    code, _, err = cluster.run("delete", "app")
+    assert code == 1
+    assert "in use" in err
+    assert [info.name for info in cluster.node.volumes().result] == ["app"]
+
+
+def test_push_summary():
+    """
+    ``push`` says what it sent; nothing else when standard error is not a
+    terminal.
+    """
+    cluster = Cluster()
+    cluster.node.create("app")
+    cluster.node.write_file("app", "f", b"x" * 3000)
+    code, out, err = cluster.run("push", "app", "10.0.0.2")
+    assert (code, err) == (0, "")
+    assert out.startswith("pushed app to 10.0.0.2: full stream, 2.9 KiB in ")
+
+
+def test_handoff_summary():
+    """
+    ``handoff`` names the new owner.
+    """
+    cluster = Cluster()
+    cluster.node.create("app")
+    code, out, _ = cluster.run("handoff", "app", "10.0.0.2")
+    assert code == 0
+    assert "node id-2 is now the owner" in out
+    assert cluster.other.volumes().result[0].owned
+
+
+def test_acquire_json():
+    """
+    ``acquire --json`` prints the result as JSON (another node reads it).
+    """
+    cluster = Cluster()
+    cluster.node.create("app")
+    code, out, _ = cluster.run("acquire", "app", "--json")
+    assert (code, out) == (0, '{"acquired": "app", "node_id": "id-1"}\n')
+
+
+def test_acquire_json_error():
+    """
+    ``acquire --json`` reports errors as JSON too, for the node that ran it.
+    """
+    cluster = Cluster()
+    code, out, err = cluster.run("acquire", "app", "--json")
+    assert code == 1
+    assert '"error": "NoSuchVolume"' in out
+    assert err.startswith("flocker-volume: error: ")
+
+
+def test_prune():
+    """
+    ``prune`` shows volumes not kept and surplus snapshots, deleting nothing
+    until ``--yes``.
+    """
+    cluster = Cluster()
+    cluster.node.create("keep")
+    cluster.node.create("old")
+    cluster.node.snapshot("keep")
+    cluster.node.snapshot("keep")
+    code, out, _ = cluster.run("prune", "--keep", "keep")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("volume old (0 B, owned by this node)")
+    assert lines[1].startswith("snapshot keep@flocker-")
+    assert "nothing deleted" in lines[-1]
+    assert len(cluster.node.volumes().result) == 2
+    code, out, _ = cluster.run("prune", "--keep", "keep", "--yes")
+    assert code == 0
+    assert "deleted volume old" in out
+    infos = cluster.node.volumes().result
+    assert [info.name for info in infos] == ["keep"]
+    assert len(infos[0].snapshots) == 1
+
+
+def test_prune_nothing():
+    """
+    With nothing to prune, ``prune`` says so.
+    """
+    cluster = Cluster()
+    cluster.node.create("keep")
+    assert cluster.run("prune", "--keep", "keep")[1] == "nothing to prune\n"
+
+
+def test_version(capsys):
+    """
+    ``--version`` prints the package version.
+    """
+    with pytest.raises(SystemExit) as caught:
+        flocker_volume_main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == "flocker-volume %s\n" % (__version__,)
+
+
+def test_help(capsys):
+    """
+    ``--help`` lists the commands.
+    """
+    with pytest.raises(SystemExit):
+        flocker_volume_main(["--help"])
+    text = capsys.readouterr().out
+    for command in ["list", "create", "push", "receive", "acquire",
+                    "handoff", "delete", "prune"]:
+        assert command in text
+
+
+class TestSizes(object):
+    """
+    Sizes on the command line and in output.
+    """
+
+    @given(st.integers(min_value=1, max_value=2 ** 40),
+           st.sampled_from(["", "K", "M", "G", "k", "m"]))
+    def test_parse(self, number, unit):
+        """
+        A number with an optional binary unit is that many bytes.
+        """
+        factor = 1024 ** " KMG".index(unit.upper() or " ")
+        assert parse_size("%d%s" % (number, unit)) == number * factor
+
+    @pytest.mark.parametrize("text", ["", "0", "-1", "1.5G", "10X", "M"])
+    def test_parse_invalid(self, text):
+        """
+        Anything else is refused.
+        """
+        with pytest.raises(ValueError):
+            parse_size(text)
+
+    def test_format(self):
+        """
+        Sizes are shown in the largest sensible binary unit.
+        """
+        assert [format_size(v) for v in [None, 5, 2048, 3 * 2 ** 30]] == [
+            "-", "5 B", "2.0 KiB", "3.0 GiB"]
+
+
+class TestPushProgress(object):
+    """
+    ``PushProgress`` draws a line only for pushes longer than a second.
+    """
+
+    def test_quick_push_silent(self):
+        """
+        A push finishing within a second draws nothing.
+        """
+        clock, stream = Clock(), TTY()
+        progress = PushProgress(clock, stream, "push app")
+        clock.advance(0.5)
+        progress.update(1000, 1000)
+        progress.finish()
+        assert stream.getvalue() == ""
+
+    def test_long_push(self):
+        """
+        After a second, the line shows bytes, total, rate and ETA, and is
+        redrawn in place; ``finish`` ends it.
+        """
+        clock, stream = Clock(), TTY()
+        progress = PushProgress(clock, stream, "push app")
+        clock.advance(2)
+        progress.update(100 * 2 ** 20, 400 * 2 ** 20)
+        assert stream.getvalue().startswith(
+            "\rpush app: 100.0 MiB of 400.0 MiB, 50.0 MiB/s, ETA 0:06")
+        clock.advance(0.1)
+        progress.update(101 * 2 ** 20, 400 * 2 ** 20)
+        assert stream.getvalue().count("\r") == 1
+        clock.advance(0.2)
+        progress.finish()
+        assert stream.getvalue().count("\r") == 2
+        assert stream.getvalue().endswith("\n")
+
+    def test_unknown_total(self):
+        """
+        Without an expected total (an incremental stream) the ETA is
+        unknown.
+        """
+        clock, stream = Clock(), TTY()
+        progress = PushProgress(clock, stream, "push app")
+        clock.advance(4)
+        progress.update(2 ** 20, None)
+        assert "256.0 KiB/s, ETA ?" in stream.getvalue()
+
+    @pytest.mark.parametrize("err, expected", [(TTY, 1), (io.StringIO, 0)])
+    def test_terminal_only(self, monkeypatch, err, expected):
+        """
+        ``flocker-volume push`` gives the push a progress display only when
+        standard error is a terminal.
+        """
+        made = []
+
+        class Recording(PushProgress):
+            def __init__(self, *args, **kwargs):
+                made.append(self)
+                PushProgress.__init__(self, *args, **kwargs)
+        monkeypatch.setattr(script, "PushProgress", Recording)
+        cluster = Cluster()
+        cluster.node.create("app")
+        code, _, _ = cluster.run("push", "app", "10.0.0.2", err=err())
+        assert (code, len(made)) == (0, expected)
+
+
+# The real command, as a process, on a real pool.
+
+
+def _flocker_volume(pool, *argv, **kwargs):
+    env = dict(os.environ, FLOCKER_POOL=pool)
+    return subprocess.run(
+        [sys.executable, "-m", "flocker.volume.script"] + list(argv),
+        capture_output=True, timeout=120, env=env, **kwargs)
+
+
+@pytest.fixture
+def pool():
+    """
+    A file-backed pool for one test.
+    """
+    require_zfs()
+    pools = FilePools()
+    yield pools.create("cli")
+    pools.destroy()
+
+
+def test_real_pool_missing():
+    """
+    A missing pool is one line and exit code 1.
+    """
+    require_zfs()
+    result = _flocker_volume("flocker-test-missing-pool", "list")
+    assert result.returncode == 1
+    assert result.stderr == (b"flocker-volume: error: ZFS pool "
+                             b"flocker-test-missing-pool does not exist\n")
+
+
+def test_real_commands(pool):
+    """
+    ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real pool;
+    an unsafe name is one line, no traceback, nothing created.
+    """
+    assert _flocker_volume(pool, "create", "app", "--maximum-size",
+                           "8M").returncode == 0
+    listed = _flocker_volume(pool, "list", "--json")
+    assert listed.returncode == 0
+    [info] = json.loads(listed.stdout)
+    assert (info["name"], info["owned"], info["maximum_size"]) == (
+        "app", True, 8 * 1024 * 1024)
+    mountpoint = _flocker_volume(pool, "mountpoint", "app").stdout.decode()
+    assert mountpoint.strip() == info["mountpoint"]
+    bad = _flocker_volume(pool, "create", "x;rm -rf /")
+    assert bad.returncode == 1
+    assert bad.stderr.count(b"\n") == 1 and b"Traceback" not in bad.stderr
+    assert _flocker_volume(pool, "delete", "app").returncode == 0
+    assert json.loads(_flocker_volume(pool, "list", "--json").stdout) == []
+
+
+def test_real_quota(pool):
+    """
+    A write beyond the maximum size fails with "Disk quota exceeded" and
+    the volume keeps what fit.
+    """
+    assert _flocker_volume(pool, "create", "app", "--maximum-size",
+                           "1M").returncode == 0
+    path = _flocker_volume(pool, "mountpoint", "app").stdout.decode().strip()
+    with pytest.raises(OSError):
+        with open(os.path.join(path, "f"), "wb") as f:
+            f.write(os.urandom(3 * 1024 * 1024))
+            f.flush()
+            os.fsync(f.fileno())
