@@ -11,6 +11,7 @@ does I/O.
 import posixpath
 import re
 import sys
+from functools import lru_cache
 from typing import NamedTuple
 
 import attr
@@ -102,9 +103,15 @@ def _optional_positive_int(instance, attribute, value):
            "%s %r must be a positive integer" % (attribute.name, value))
 
 
+@lru_cache(maxsize=4096)
+def _is_address(value):
+    # A cluster has few distinct node addresses and very many routes naming
+    # them: remembering the verdict keeps route construction cheap.
+    return _ADDRESS.match(value) is not None and ".." not in value
+
+
 def _address(instance, attribute, value):
-    _check(isinstance(value, str) and _ADDRESS.match(value) is not None
-           and ".." not in value,
+    _check(isinstance(value, str) and _is_address(value),
            "%s %r is not a node address (IP address or host name)" % (
                attribute.name, value))
 
@@ -372,11 +379,13 @@ class Route(NamedTuple("_RouteFields", [("port", int), ("address", str)])):
     __slots__ = ()
 
     def __new__(cls, port, address):
-        _tcp_port(None, _Named("port"), port)
-        _address(None, _Named("address"), address)
+        if not (type(port) is int and 1 <= port <= 65535):
+            _tcp_port(None, _Named("port"), port)
+        if not (type(address) is str and _is_address(address)):
+            _address(None, _Named("address"), address)
         # Interned, so comparing the routes of a thousand nodes compares
         # string pointers rather than string contents.
-        return super(Route, cls).__new__(cls, port, sys.intern(address))
+        return tuple.__new__(cls, (port, sys.intern(address)))
 
 
 @attr.s(frozen=True, slots=True)

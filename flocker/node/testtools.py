@@ -92,9 +92,14 @@ def synthetic_cluster(nodes, apps, moved=0.0, changed=0.0):
                 volume=current[home][name].volume,
                 links=current[home][name].links,
                 environment=current[home][name].environment)
+    # Routes as the nodes have them: pointing where applications run now,
+    # before the deploy moves them.
+    now = Deployment(nodes=[Node(address=a, applications=current[a].values())
+                            for a in addresses])
+    routes = converged_state(now) if moved_every else state
     nodes_state = {
         a: NodeState(address=a, applications=current[a],
                      running=current[a].keys(), volumes=volumes[a],
-                     routes=state.nodes[a].routes)
+                     routes=routes.nodes[a].routes)
         for a in addresses}
     return deployment, ClusterState(nodes=nodes_state)

@@ -1,0 +1,527 @@
+#!/usr/bin/env python3
+"""
+Benchmark of ``flocker-deploy`` on the lab: how deploy time grows with the
+cluster, what a no-op deploy costs, and how long an application is
+unavailable while it moves with its volume.
+
+    python benchmarks/deploy.py [--reps N] [--big-mib N] [--small-mib N]
+
+It brings up a lab of its own (``admin/lab up 8``, prefix ``fdb``, state
+``/var/lib/flocker-lab-bench-deploy`` unless ``FLOCKER_LAB_STATE`` says
+otherwise) and takes it down at the end (``--keep`` leaves it up).  Every
+``flocker-deploy`` runs in the lab's client namespace, timed from the host
+around the whole command (interpreter start, SSH, every node's part):
+
+* ``t1_s``: deploy one application (busybox ``httpd``, no volume) to a
+  deployment of 1 node; ``t8_s``: one application per node to a deployment
+  of 8 nodes (each node also gets the 7 other applications' routes);
+  ``scale_ratio`` = ``t8_s / t1_s``.  Between repetitions an untimed
+  deploy of the same nodes without applications resets them.
+* ``noop3_s``: deploy again to 3 nodes that already run exactly the
+  deployment (one application each); the output must say the cluster is
+  already converged.
+* ``move_downtime_s``: an ``httpd`` application serving its volume, which
+  holds a ``--big-mib`` (1 GiB) file, moves between node1 and node2 by
+  re-deploying an edited deployment file, after 1 MiB of the file was
+  rewritten since the last deploy.  A poller in the client namespace sends
+  ``GET /index.html`` to the application's routed port on node3 every
+  10 ms (each attempt bounded by 0.25 s, at most 12,000 attempts or
+  120 s) and checks the page; downtime is the longest gap between two
+  successful answers.  The first move (which pre-copies the whole volume)
+  is a warm-up and not counted.
+  ``move_downtime_10m_s``: the same for an application with a
+  ``--small-mib`` (10 MiB) volume, the moves of the two interleaved;
+  ``downtime_ratio`` = big / small (the downtime should not grow with the
+  volume, only with what changed).
+* Baselines, same run: one ``ssh NODE true`` and one ``ssh NODE
+  flocker-node --version`` from the client (the floor of every remote step
+  of a deploy), and one ``flocker-deploy --check`` (interpreter start and
+  parsing, no network).
+
+Each figure is the median of ``--reps`` repetitions (min–max in the
+table); the table also breaks the moves down by the per-change times
+``flocker-deploy`` prints.  Prints a table, then one JSON object as the
+last line.  Needs root and what ``admin/lab`` needs.
+"""
+
+import argparse
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import emit, print_table, summary
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_SCRIPT = REPO / "admin" / "lab"
+
+from flocker.testtools import Lab  # noqa: E402
+
+IMAGE = "flocker/busybox:latest"
+MiB = 1 << 20
+#: External ports: scale/no-op applications get BASE_PORT + i.
+BASE_PORT = 18000
+BIG_PORT = 18100
+SMALL_PORT = 18101
+#: The poller: interval, per-attempt bound, overall bounds.
+POLL_INTERVAL = 0.01
+POLL_ATTEMPT_TIMEOUT = 0.25
+POLL_LIMIT_SECONDS = 120.0
+#: Seconds allowed for one flocker-deploy run.
+DEPLOY_TIMEOUT = 600
+
+POLLER = r"""
+import json, select, socket, sys, time
+
+host, port, interval, attempt, limit, expected = (
+    sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]),
+    float(sys.argv[5]), sys.argv[6].encode("ascii"))
+request = b"GET /index.html HTTP/1.0\r\n\r\n"
+
+
+def answered():
+    try:
+        with socket.create_connection((host, port), timeout=attempt) as s:
+            s.sendall(request)
+            chunks = []
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError:
+        return False
+    data = b"".join(chunks)
+    status = data.split(b"\r\n", 1)[0].split()
+    return len(status) > 1 and status[1] == b"200" and data.endswith(expected)
+
+
+started = time.monotonic()
+deadline = started + limit
+most = int(limit / interval) + 1
+successes, attempts, stop_requested, ready = [], 0, None, False
+while attempts < most and time.monotonic() < deadline:
+    tick = time.monotonic()
+    ok = answered()
+    attempts += 1
+    if ok:
+        successes.append(time.monotonic())
+        if not ready:
+            ready = True
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+        if stop_requested is not None:
+            break
+    wait = max(0.0, tick + interval - time.monotonic())
+    if stop_requested is None:
+        readable, _, _ = select.select([sys.stdin], [], [], wait)
+        if readable:
+            sys.stdin.readline()
+            stop_requested = time.monotonic()
+    else:
+        time.sleep(wait)
+sys.stdout.write(json.dumps({
+    "successes": [round(t, 4) for t in successes], "attempts": attempts,
+    "started": started, "stop_requested": stop_requested,
+    "ended": time.monotonic()}) + "\n")
+"""
+
+
+def fail(message):
+    """
+    End the benchmark with ``message``.
+    """
+    sys.exit("benchmarks/deploy.py: " + message)
+
+
+def admin_lab(argv, env, timeout=900):
+    """
+    Run ``admin/lab`` with this interpreter.
+
+    :return: Seconds it took.
+    """
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(LAB_SCRIPT)] + argv,
+                            env=env, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=timeout)
+    if result.returncode != 0:
+        fail("admin/lab %s failed: %s" % (" ".join(argv),
+                                          result.stderr.strip()[-2000:]))
+    return time.monotonic() - started
+
+
+class Bench(object):
+    """
+    The lab, the files, and the deploy runner.
+
+    :ivar lab: The :class:`flocker.testtools.Lab`.
+    :ivar str directory: Where configuration files are written (seen alike
+        from the host and the client).
+    """
+
+    def __init__(self, lab, directory, big_mib, small_mib):
+        self.lab = lab
+        self.directory = directory
+        self.addresses = [node.address for node in lab.nodes]
+        self.big_mib = big_mib
+        self.small_mib = small_mib
+        applications = ["version: 1", "applications:"]
+        for index in range(len(lab.nodes)):
+            applications += [
+                "  app%d:" % (index + 1,),
+                "    image: %s" % (IMAGE,),
+                '    command: ["httpd", "-f", "-p", "80", "-h", "/www"]',
+                "    ports: [{internal: 80, external: %d}]" % (
+                    BASE_PORT + index + 1,)]
+        for name, port in [("big", BIG_PORT), ("small", SMALL_PORT)]:
+            applications += [
+                "  %s:" % (name,),
+                "    image: %s" % (IMAGE,),
+                '    command: ["httpd", "-f", "-p", "80", "-h", "/data"]',
+                "    ports: [{internal: 80, external: %d}]" % (port,),
+                "    volume: {mountpoint: /data}"]
+        self.applications = self.write("applications.yml",
+                                       "\n".join(applications) + "\n")
+
+    def write(self, name, content):
+        """
+        :return: The path of a new file ``name`` holding ``content``.
+        """
+        path = os.path.join(self.directory, name)
+        with open(path, "w") as f:
+            f.write(content)
+        return path
+
+    def deployment(self, placement):
+        """
+        :param placement: ``dict`` of node index (0-based) to application
+            names; the deployment names exactly these nodes.
+        :return: Path of the deployment file.
+        """
+        lines = ["version: 1", "nodes:"]
+        for index in sorted(placement):
+            lines.append("  %s: [%s]" % (self.addresses[index],
+                                         ", ".join(placement[index])))
+        return self.write("deployment-%s.yml" % (
+            "-".join("%d=%s" % (i, "+".join(placement[i]) or "none")
+                     for i in sorted(placement)),), "\n".join(lines) + "\n")
+
+    def deploy(self, placement, *options):
+        """
+        Run ``flocker-deploy`` in the client namespace; end the benchmark
+        if it fails.
+
+        :return: ``(seconds, stdout)``.
+        """
+        deployment = self.deployment(placement)
+        started = time.monotonic()
+        result = self.lab.run_client(
+            ["flocker-deploy"] + list(options)
+            + [deployment, self.applications], check=False,
+            timeout=DEPLOY_TIMEOUT)
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            fail("flocker-deploy %s failed (%d):\n%s%s" % (
+                deployment, result.returncode, result.stdout, result.stderr))
+        return elapsed, result.stdout
+
+    def reset(self, nodes):
+        """
+        Deploy no applications to the first ``nodes`` nodes.
+        """
+        self.deploy({index: [] for index in range(nodes)})
+
+    def timed_client(self, argv, reps):
+        """
+        :return: Seconds each of ``reps`` runs of ``argv`` on the client
+            took.
+        """
+        samples = []
+        for _ in range(reps):
+            started = time.monotonic()
+            self.lab.run_client(argv, timeout=120)
+            samples.append(time.monotonic() - started)
+        return samples
+
+    def mountpoint(self, node, name):
+        """
+        :return: Where volume ``name`` is mounted on ``node`` (the same path
+            on the host).
+        """
+        return self.lab.nodes[node].run(
+            ["flocker-volume", "mountpoint", name]).stdout.strip()
+
+    def fill(self, node, name, mib):
+        """
+        Write the page and a ``mib`` MiB file of random bytes into volume
+        ``name`` on ``node``.
+        """
+        path = self.mountpoint(node, name)
+        with open(os.path.join(path, "index.html"), "w") as f:
+            f.write(page(name))
+        with open(os.path.join(path, "blob"), "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(MiB))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def change(self, node, name, mib, round_number):
+        """
+        Rewrite one MiB of volume ``name``'s file on ``node``, at an offset
+        that moves with ``round_number``.
+        """
+        path = os.path.join(self.mountpoint(node, name), "blob")
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, os.urandom(MiB), (round_number % mib) * MiB)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def page(name):
+    """
+    :return: The index page of application ``name``'s volume.
+    """
+    return "volume of %s\n" % (name,)
+
+
+def measure_move(bench, name, port, placement):
+    """
+    Deploy ``placement`` (which moves application ``name``) while polling
+    ``port`` of node3 from the client namespace.
+
+    :return: ``dict``: ``downtime`` (longest gap between answers),
+        ``deploy`` seconds, ``failed`` attempts, ``changes`` (change line →
+        seconds printed by flocker-deploy).
+    """
+    poller = bench.lab.client.popen(
+        ["python3", "-c", POLLER, bench.addresses[2], str(port),
+         str(POLL_INTERVAL), str(POLL_ATTEMPT_TIMEOUT),
+         str(POLL_LIMIT_SECONDS), page(name)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        readable, _, _ = select.select([poller.stdout], [], [], 30)
+        if not readable or poller.stdout.readline().strip() != "ready":
+            fail("application %s does not answer on %s:%d before its move"
+                 % (name, bench.addresses[2], port))
+        started = time.monotonic()
+        seconds, output = bench.deploy(placement)
+        ended = time.monotonic()
+        poller.stdin.write("stop\n")
+        poller.stdin.flush()
+        out, _ = poller.communicate(timeout=POLL_LIMIT_SECONDS + 30)
+    finally:
+        if poller.poll() is None:
+            poller.kill()
+            poller.wait()
+    polled = json.loads(out.strip().splitlines()[-1])
+    successes = polled["successes"]
+    if not successes or successes[-1] < ended:
+        fail("application %s did not answer again after its move" % (name,))
+    gaps = [b - a for a, b in zip(successes, successes[1:])
+            if b > started]
+    changes = {}
+    for line in output.splitlines():
+        if line.endswith(" s)") and " (" in line:
+            what, _, rest = line.rpartition(" (")
+            try:
+                changes[what] = float(rest[:-3])
+            except ValueError:
+                pass
+    return {"downtime": max(gaps), "deploy": seconds,
+            "failed": polled["attempts"] - len(successes),
+            "changes": changes}
+
+
+def phase_of(change):
+    """
+    :return: The kind of a change line (``push``, ``stop``, ...).
+    """
+    for word, phase in [(" push volume ", "push (running)"),
+                        (" stop application ", "stop"),
+                        (" hand off volume ", "hand-off"),
+                        (" start application ", "start"),
+                        (" routes", "routes")]:
+        if word in change:
+            return phase
+    return "other"
+
+
+def scale(bench, reps):
+    """
+    :return: ``(t1 samples, t8 samples)``.
+    """
+    nodes = len(bench.addresses)
+    t1, t8 = [], []
+    for _ in range(reps):
+        t1.append(bench.deploy({0: ["app1"]})[0])
+        bench.reset(1)
+        t8.append(bench.deploy({i: ["app%d" % (i + 1,)]
+                                for i in range(nodes)})[0])
+        bench.reset(nodes)
+    return t1, t8
+
+
+def noop(bench, reps):
+    """
+    :return: Samples of a no-op deploy to 3 converged nodes.
+    """
+    placement = {i: ["app%d" % (i + 1,)] for i in range(3)}
+    bench.deploy(placement)
+    samples = []
+    for _ in range(reps):
+        seconds, output = bench.deploy(placement)
+        if "already converged" not in output:
+            fail("a repeated deploy was not a no-op:\n" + output)
+        samples.append(seconds)
+    bench.reset(3)
+    return samples
+
+
+def moves(bench, reps):
+    """
+    :return: ``(warm-up moves, {"big": [...], "small": [...]})`` of
+        :func:`measure_move` results.
+    """
+    where = {"big": 0, "small": 0}
+    sizes = {"big": bench.big_mib, "small": bench.small_mib}
+    ports = {"big": BIG_PORT, "small": SMALL_PORT}
+
+    def placement():
+        nodes = {0: [], 1: [], 2: []}
+        for name, node in sorted(where.items()):
+            nodes[node].append(name)
+        return nodes
+
+    bench.deploy(placement())
+    warm = {}
+    for name in sorted(where):
+        started = time.monotonic()
+        bench.fill(where[name], name, sizes[name])
+        warm[name + " fill"] = time.monotonic() - started
+    results = {"big": [], "small": []}
+    for round_number in range(reps + 1):
+        for name in ["big", "small"]:
+            bench.change(where[name], name, sizes[name], round_number)
+            where[name] = 1 - where[name]
+            result = measure_move(bench, name, ports[name], placement())
+            if round_number == 0:
+                warm[name] = result
+            else:
+                results[name].append(result)
+    bench.reset(3)
+    return warm, results
+
+
+def fmt(samples):
+    """
+    :return: ``median (min–max)`` of ``samples`` in seconds.
+    """
+    s = summary(samples)
+    return "%.3f (%.3f-%.3f)" % (s["median"], s["min"], s["max"])
+
+
+def main():
+    """
+    Run the benchmark, print the tables and the JSON line.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small-mib", type=int, default=10)
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the lab up at the end")
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        fail("needs root")
+    env = dict(os.environ, FLOCKER_LAB_PREFIX="fdb",
+               FLOCKER_LAB_STATE=os.environ.get(
+                   "FLOCKER_LAB_STATE", "/var/lib/flocker-lab-bench-deploy"))
+    up = admin_lab(["up", "8"], env)
+    try:
+        with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
+            lab = Lab.from_description(json.load(f))
+        directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
+        os.makedirs(directory, exist_ok=True)
+        bench = Bench(lab, directory, options.big_mib, options.small_mib)
+        # Start from nodes without applications or routes.
+        bench.reset(len(lab.nodes))
+        reps = options.reps
+        base_ssh = bench.timed_client(["ssh", "node1", "true"], reps)
+        base_node = bench.timed_client(
+            ["ssh", "node1", "flocker-node", "--version"], reps)
+        base_check = bench.timed_client(
+            ["flocker-deploy", "--check", bench.deployment({0: ["app1"]}),
+             bench.applications], reps)
+        t1, t8 = scale(bench, reps)
+        noop3 = noop(bench, reps)
+        warm, moved = moves(bench, reps)
+    finally:
+        if not options.keep:
+            admin_lab(["down"], env)
+
+    big = [r["downtime"] for r in moved["big"]]
+    small = [r["downtime"] for r in moved["small"]]
+    print("flocker-deploy on an 8-node lab (up in %.1f s); %d repetitions; "
+          "seconds, median (min-max)\n" % (up, reps))
+    print_table("Deploys", [
+        ("t1: 1 app on 1 node", fmt(t1)),
+        ("t8: 1 app on each of 8 nodes", fmt(t8)),
+        ("noop3: converged 3 nodes", fmt(noop3)),
+        ("baseline: ssh node1 true", fmt(base_ssh)),
+        ("baseline: ssh node1 flocker-node --version", fmt(base_node)),
+        ("baseline: flocker-deploy --check", fmt(base_check)),
+    ], ["what", "seconds"])
+    rows = []
+    for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
+        results = moved[name]
+        phases = {}
+        for result in results:
+            per_run = {}
+            for change, seconds in result["changes"].items():
+                phase = phase_of(change)
+                per_run[phase] = max(per_run.get(phase, 0.0), seconds)
+            for phase, seconds in per_run.items():
+                phases.setdefault(phase, []).append(seconds)
+        rows.append([
+            "%d MiB" % (size,),
+            fmt([r["downtime"] for r in results]),
+            fmt([r["deploy"] for r in results]),
+            "%.0f" % statistics.median(r["failed"] for r in results),
+            "%.1f / %.2f / %.2f" % (warm[name + " fill"],
+                                    warm[name]["downtime"],
+                                    warm[name]["deploy"]),
+        ] + ["%.2f" % statistics.median(phases.get(p, [0.0])) for p in [
+            "push (running)", "stop", "hand-off", "start", "routes"]])
+    print_table(
+        "Moves (1 MiB changed since the last deploy; poller on node3; "
+        "per-change columns: median of the slowest such change per move, "
+        "as flocker-deploy printed it)", rows,
+        ["volume", "downtime", "deploy", "failed polls",
+         "fill / warm-up downtime / deploy", "push", "stop", "hand-off", "start",
+         "routes"])
+    figures = {
+        "t1_s": round(statistics.median(t1), 3),
+        "t8_s": round(statistics.median(t8), 3),
+        "scale_ratio": round(statistics.median(t8) / statistics.median(t1),
+                             3),
+        "noop3_s": round(statistics.median(noop3), 3),
+        "move_downtime_s": round(statistics.median(big), 3),
+        "move_downtime_10m_s": round(statistics.median(small), 3),
+        "downtime_ratio": round(statistics.median(big)
+                                / statistics.median(small), 3),
+        "baseline_ssh_s": round(statistics.median(base_ssh), 3),
+        "baseline_node_command_s": round(statistics.median(base_node), 3),
+        "baseline_check_s": round(statistics.median(base_check), 3),
+        "reps": reps,
+    }
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
