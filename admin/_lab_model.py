@@ -351,6 +351,9 @@ class Node(Machine):
             "DOCKER_HOST": "unix://%s" % (self.docker_socket,),
             "FLOCKER_POOL": self.pool,
             "FLOCKER_NODE_ADDRESS": self.address,
+            # Each node's deploy lock lives in its own run directory: the
+            # nodes of a lab (and of two labs) share /var/lib.
+            "FLOCKER_LOCK_DIR": str(self.run_dir),
         })
         return env
 

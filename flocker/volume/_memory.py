@@ -224,9 +224,9 @@ class MemoryVolumeService(object):
             raise VolumeInUse("volume %s is in use" % (name,))
         del self._copies[name]
 
-    def _prune(self, name, dry_run=False):
+    def _prune(self, name, dry_run=False, keep=None):
         copy = self._copies[name]
-        keep = set(copy.names()[-1:])
+        keep = set(copy.names()[-1:] if keep is None else keep)
         if copy.owner == self.node_id:
             keep |= set(copy.pushed.values())
         doomed = [snapshot for snapshot in copy.names()
@@ -278,7 +278,9 @@ class MemoryVolumeService(object):
                        self.node_id)
         self._copies[name] = attr.evolve(
             copy, pushed=copy.pushed.set(other.node_id, snapshot))
-        self._prune(name)
+        # As the real service: what the target had before is kept until the
+        # next push makes it unnecessary.
+        self._prune(name, keep={base, snapshot})
         return PushResult(name=name, target=target,
                           target_node_id=other.node_id, snapshot=snapshot,
                           base=base, bytes_sent=sent)
@@ -309,6 +311,8 @@ class MemoryVolumeService(object):
         check_address(target)
         copy = self._get(name)
         if copy.owner == self.node_id:
+            if name in self.in_use:
+                raise VolumeInUse("volume %s is still in use" % (name,))
             self._copies[name] = attr.evolve(copy, readonly=True)
             result = self._push(name, target, progress)
             self._copies[name] = attr.evolve(

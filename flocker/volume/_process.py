@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 __all__ = [
     "ProcessFailed", "ProcessResult", "spawn", "run_process", "pump",
-    "command_line",
+    "command_line", "make_pipe", "close_quietly", "CHUNK_SIZE",
 ]
 
 #: How much :func:`pump` asks the kernel to move at once, and the capacity it

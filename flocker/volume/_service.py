@@ -9,12 +9,15 @@ records in ``flocker:owner`` the identity of the node that owns the volume.
 A node owns a volume when its own copy names it; the owner's copy is the only
 writable one and the only one mounted into a container.  Every other copy is
 a *follower*: ``readonly=on`` and ``atime=off`` (zfs-fuse refuses an
-incremental receive after a mere read otherwise), updated only by pushes.
+incremental receive after a mere read otherwise), not mounted (with zfs-fuse a
+mount kept across receives can serve stale file contents from the kernel's
+page cache), updated only by pushes.
 
 Push protocol (one SSH connection, ``flocker-volume receive NAME`` on the
 target, JSON lines on its standard output)::
 
-    target -> {"protocol": 1, "node_id": ID, "snapshots": [oldest..newest]}
+    target -> {"protocol": 1, "node_id": ID, "pool": POOL,
+               "snapshots": [oldest..newest]}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
                "maximum_size": N or null, "task": ELIOT_TASK}
@@ -29,24 +32,35 @@ an existing follower is received as ``NAME.flocker-recv`` and swapped in, so a
 cut connection at any point leaves the target's previous copy intact (ZFS
 applies each stream atomically).  After success the source records ``S`` as
 what the target has (``flocker:pushed``: address, identity, pool and
-snapshot of each recent target); snapshots are then pruned to the newest one
-plus those recorded there, which is all any next incremental needs.
+snapshot of each recent target).  While the stream flows, the source prunes
+its snapshots older than ``B`` that no other target was last sent; the
+target keeps only its newest.  That is all any next incremental needs.
+Snapshots Flocker did not take (not named ``flocker-...``) are never pruned.
 
 A later push to the same address first tries the direct way: ``zfs send -i``
 from the recorded snapshot straight into ``zfs receive <pool>/NAME`` on the
 target (no ``-F``, no ``flocker-volume`` there, so no Python start-up).  ZFS
-applies it only to a copy that still ends, unmodified, with that snapshot --
-an untouched follower -- and refuses anything else without changing it, in
-which case the push falls back to the protocol above.
+applies it only to a copy that has that snapshot as its newest and no change
+since -- an untouched follower -- and refuses anything else without changing
+it, in which case the push falls back to the protocol above.  (zfs-fuse's
+receive, given a name that does not exist, applies an increment to another
+dataset of that pool holding the base snapshot: in Flocker's pools that can
+only be a copy of the same volume set aside by an interrupted swap, which
+recovery then puts back in place.)  Direct pushes leave their snapshots on
+the follower until its next negotiated receive or its ``acquire`` prunes
+them.
 
-Hand-off protocol (the application is already stopped on the source)::
+Hand-off protocol (the application is already stopped on the source; a
+volume still in use is refused)::
 
     1. source: readonly=on on its copy            (still owner, now frozen)
     2. source: push (final snapshot F, small increment)
     3. source: flocker:owner = target's identity  (source is no longer owner)
+       and unmount its copy                       (now a follower)
     4. target: ``flocker-volume acquire NAME --snapshot F --node-id T``
        checks it is node T and its newest snapshot is F, then sets
-       flocker:owner = T and readonly=off         (target is the owner)
+       flocker:owner = T, readonly=off and mounts it afresh
+                                                  (target is the owner)
 
 At no point are there two writable owners: the source stops being writable
 (1) and stops being the owner (3) before the target becomes either (4).  A
@@ -68,8 +82,10 @@ import attr
 from eliot import Action
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import (
-    Deferred, DeferredList, DeferredLock, inlineCallbacks,
+    CancelledError, Deferred, DeferredList, DeferredLock, inlineCallbacks,
 )
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
 
@@ -100,6 +116,9 @@ __all__ = [
 #: Version of the push protocol spoken by ``flocker-volume receive``.
 PROTOCOL_VERSION = 1
 
+#: Names of the snapshots Flocker takes (and prunes) start with this.
+SNAPSHOT_PREFIX = "flocker-"
+
 # Node addresses: IP literals or host names, never starting with "-" (ssh
 # would read it as an option).
 _ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
@@ -109,6 +128,10 @@ _NODE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 # Words sent to the remote shell by ssh: nothing a shell would interpret.
 _REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
+
+#: Seconds a pushing node waits for ``flocker-volume receive`` on the target
+#: to say what it has (it normally takes well under a few seconds).
+HEADER_TIMEOUT = 120
 
 # How many per-node entries flocker:pushed keeps (user property values are
 # limited to 1024 bytes; the newest entries matter).
@@ -143,7 +166,7 @@ def snapshot_name(seconds, existing):
     """
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
     micro = int(round((seconds - int(seconds)) * 1e6)) % 1000000
-    base = "flocker-%s.%06dZ" % (stamp, micro)
+    base = "%s%s.%06dZ" % (SNAPSHOT_PREFIX, stamp, micro)
     name, counter = base, 1
     while name in existing:
         counter += 1
@@ -311,8 +334,9 @@ class IVolumeService(Interface):
 
     def prune_snapshots(name, dry_run=False):
         """
-        Destroy snapshots no next incremental needs (all but the newest and
-        those other nodes were last sent).
+        Destroy Flocker's snapshots that no next incremental needs (all but
+        the newest and those other nodes were last sent).  Snapshots that
+        Flocker did not take are left alone.
 
         :param bool dry_run: Only report what would be destroyed.
         :return: ``Deferred`` firing with a ``PVector`` of snapshot names.
@@ -465,6 +489,7 @@ def _read_line(reactor, fd, limit=65536):
     was_blocking = os.get_blocking(fd)
     os.set_blocking(fd, False)
 
+    @implementer(IReadDescriptor)
     class Reader(object):
         def fileno(self):
             return fd
@@ -750,13 +775,24 @@ class VolumeService(object):
         return destroyed
 
     @inlineCallbacks
-    def _prune(self, dataset, dry_run=False):
+    def _prune(self, dataset, dry_run=False, keep=None):
+        """
+        Destroy Flocker's snapshots of ``dataset`` that no next incremental
+        needs: all but the newest (or, if ``keep`` is given, all but those
+        in it) and, on the owner, the last one each target confirmed.
+
+        :return: ``Deferred`` firing with the ``PVector`` of names destroyed
+            (or that would be, with ``dry_run``).
+        """
         with PRUNE_SNAPSHOTS(volume=dataset.name) as action:
-            keep = set(dataset.snapshots[-1:])
+            # Only Flocker's own snapshots: others belong to whoever took
+            # them.
+            ours = [snapshot for snapshot in dataset.snapshots
+                    if snapshot.startswith(SNAPSHOT_PREFIX)]
+            keep = set(ours[-1:] if keep is None else keep)
             if dataset.owner == self.node_id:
                 keep |= set(peer.snapshot for peer in _peers(dataset).values())
-            doomed = [snapshot for snapshot in dataset.snapshots
-                      if snapshot not in keep]
+            doomed = [snapshot for snapshot in ours if snapshot not in keep]
             if not dry_run:
                 for snapshot in doomed:
                     yield self.pool.destroy_snapshot(dataset.name, snapshot)
@@ -786,23 +822,21 @@ class VolumeService(object):
     def _push(self, dataset, target, progress):
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
-            snapshot = yield self._take_snapshot(dataset)
             peer = _peers(dataset).get(target)
-            sent = None
+            snapshot = sent = None
             if peer is not None and peer.snapshot in dataset.snapshots:
-                sent = yield self._push_direct(dataset, target, peer,
-                                               snapshot, progress)
+                snapshot, sent = yield self._push_direct(dataset, target,
+                                                         peer, progress)
             if sent is None:
                 sent = yield self._push_negotiated(dataset, target, snapshot,
                                                    progress, action)
             result, pool = sent
             peers = _peers(dataset).set(target, _Peer(
                 address=target, node_id=result.target_node_id, pool=pool,
-                snapshot=snapshot))
+                snapshot=result.snapshot))
             yield self.pool.set(name, PUSHED, _encode_peers(peers))
-            dataset = yield self._get(name)
-            yield self._prune(dataset)
-            action.add_success_fields(snapshot=snapshot, base=result.base,
+            action.add_success_fields(snapshot=result.snapshot,
+                                      base=result.base,
                                       bytes=result.bytes_sent,
                                       node_id=result.target_node_id)
         return result
@@ -815,33 +849,72 @@ class VolumeService(object):
         """
         stdin_read, stdin_write = make_pipe()
         try:
-            _, remote = spawn(self._reactor, argv, self._env,
-                              stdin=stdin_read)
+            transport, remote = spawn(self._reactor, argv, self._env,
+                                      stdin=stdin_read)
         except BaseException:
             close_quietly(stdin_read, stdin_write)
             raise
         close_quietly(stdin_read)
+        remote.transport = transport
         return remote, stdin_write
 
-    def _stream(self, name, snapshot, base, total, sink, progress):
+    @inlineCallbacks
+    def _header(self, remote, target):
         """
-        Run ``zfs send`` and pump its stream into ``sink`` (taken over).
+        Wait for the receiving side's first message, at most
+        :data:`HEADER_TIMEOUT` seconds (a stuck node must not stall a
+        deploy forever); kill the remote command if it does not come.
 
-        :return: ``(pumped, sent)`` ``Deferred`` s.
+        :return: ``Deferred`` firing with the message or ``None`` if the
+            remote command ended without one.
+        """
+        waiting = self._read_message(remote)
+        timer = self._clock.callLater(HEADER_TIMEOUT, waiting.cancel)
+        try:
+            header = yield waiting
+        except CancelledError:
+            try:
+                remote.transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+            raise TargetUnreachable(
+                "node %s did not answer within %d seconds" % (
+                    target, HEADER_TIMEOUT))
+        finally:
+            if timer.active():
+                timer.cancel()
+        return header
+
+    @inlineCallbacks
+    def _send(self, dataset, snapshot, base, total, sink, progress, remote):
+        """
+        Run ``zfs send`` and pump its stream into ``sink`` (taken over),
+        pruning on the side the snapshots this stream makes unnecessary;
+        wait for all of it and for ``remote`` to end.
+
+        :return: ``Deferred`` firing with ``(pumped, sent, ended)``: the
+            ``(success, value)`` pairs of the pump (bytes) and of ``zfs
+            send``, and the remote command's ``ProcessResult``.
         """
         stream_read, stream_write = make_pipe()
         try:
-            sent = self.pool.send(name, snapshot, base, stream_write)
+            sent = self.pool.send(dataset.name, snapshot, base, stream_write)
         except BaseException:
             close_quietly(stream_read, stream_write, sink)
             raise
         close_quietly(stream_write)
         watcher = None if progress is None else (
             lambda count: progress.update(count, total))
-        return pump(self._reactor, stream_read, sink, watcher), sent
+        pumped = pump(self._reactor, stream_read, sink, watcher)
+        # Meanwhile: the snapshots older than the base are not needed by
+        # this target any more (nor by others, unless they were sent there).
+        pruned = self._prune(dataset, keep=[base])
+        results = yield DeferredList([pumped, sent, remote.ended, pruned],
+                                     consumeErrors=True)
+        return results[0], results[1], results[2][1]
 
     @inlineCallbacks
-    def _push_direct(self, dataset, target, peer, snapshot, progress):
+    def _push_direct(self, dataset, target, peer, progress):
         """
         The quick way to a node this one pushed to before: send the
         increment from the snapshot that node last confirmed straight into
@@ -855,23 +928,26 @@ class VolumeService(object):
         another node) makes it refuse, changing nothing, and the push falls
         back to the negotiated protocol.
 
-        :return: ``Deferred`` firing with ``(PushResult, pool)``, or with
-            ``None`` if the target refused the stream.
+        :return: ``Deferred`` firing with ``(snapshot, (PushResult, pool))``,
+            or with ``(snapshot, None)`` if the target refused the stream.
         """
         name = dataset.name
         argv = self._remote.argv(target, [
             "receive", "%s/%s" % (peer.pool, name)], command=("zfs",))
         with REMOTE_COMMAND(argv=argv):
+            # ssh connects while the snapshot is taken.
             remote, stdin_write = self._start_remote(argv)
             try:
-                pumped, sent = self._stream(name, snapshot, peer.snapshot,
-                                            None, stdin_write, progress)
-                outcome = yield DeferredList([pumped, sent, remote.ended],
-                                             consumeErrors=True)
+                snapshot = yield self._take_snapshot(dataset)
+                sink, stdin_write = stdin_write, None
+                (pump_ok, count), (send_ok, send_error), ended = (
+                    yield self._send(dataset, snapshot, peer.snapshot, None,
+                                     sink, progress, remote))
             finally:
+                if stdin_write is not None:
+                    close_quietly(stdin_write)
                 if progress is not None:
                     progress.finish()
-        (pump_ok, count), (send_ok, send_error), (_, ended) = outcome
         if ended.exit_code == 255:
             raise _remote_error(target, ended)
         if not send_ok and not send_error.check(ZFSError):
@@ -879,10 +955,10 @@ class VolumeService(object):
         if ended.exit_code != 0 or not pump_ok:
             DIRECT_REFUSED.log(volume=name, target=target,
                                reason=_last_line(ended.stderr))
-            return None
+            return snapshot, None
         if not send_ok:
             send_error.raiseException()
-        return (PushResult(
+        return snapshot, (PushResult(
             name=name, target=target, target_node_id=peer.node_id,
             snapshot=snapshot, base=peer.snapshot, bytes_sent=count),
             peer.pool)
@@ -894,13 +970,17 @@ class VolumeService(object):
         what it has, refuses if it owns the volume, receives atomically and
         makes its copy a follower (see the module docstring).
 
+        :param snapshot: The snapshot to send, or ``None`` to take one.
         :return: ``Deferred`` firing with ``(PushResult, pool)``.
         """
         name = dataset.name
         remote, stdin_write = self._start_remote(
             self._remote.argv(target, ["receive", name]))
         try:
-            header = yield self._read_message(remote)
+            if snapshot is None:
+                # Taken while the remote command starts up.
+                snapshot = yield self._take_snapshot(dataset)
+            header = yield self._header(remote, target)
             if header is None or "error" in header:
                 raise _remote_error(target, (yield remote.ended))
             if header.get("protocol") != PROTOCOL_VERSION:
@@ -925,16 +1005,14 @@ class VolumeService(object):
                      json.dumps(request).encode("utf-8") + b"\n")
             total = dataset.size if base is None else None
             sink, stdin_write = stdin_write, None
-            pumped, sent = self._stream(name, snapshot, base, total, sink,
-                                        progress)
-            outcome = yield DeferredList(
-                [pumped, sent, remote.ended], consumeErrors=True)
+            (pump_ok, count), (send_ok, send_error), ended = (
+                yield self._send(dataset, snapshot, base, total, sink,
+                                 progress, remote))
         finally:
             if stdin_write is not None:
                 close_quietly(stdin_write)
             if progress is not None:
                 progress.finish()
-        (pump_ok, count), (send_ok, send_error), (_, ended) = outcome
         if ended.exit_code != 0:
             raise _remote_error(target, ended)
         if not send_ok:
@@ -1047,9 +1125,13 @@ class VolumeService(object):
                 yield self._zfs_receive(name, stream, "", force=True)
             yield self._make_follower(name, suffix, request)
             if suffix:
-                yield self.pool.rename(name, "", ".flocker-old")
-                yield self.pool.rename(name, suffix, "")
+                yield self.pool.rename(name, "", ".flocker-old", mount=False)
+                yield self.pool.rename(name, suffix, "", mount=False)
                 yield self.pool.destroy(name, ".flocker-old")
+            # Followers are not mounted: nothing uses them, and with
+            # zfs-fuse a mount kept across receives can show files as they
+            # were before (stale kernel page cache).
+            yield self.pool.unmount(name)
             received = yield self._get(name)
             yield self._prune(received)
         return snapshot
@@ -1108,11 +1190,13 @@ class VolumeService(object):
             if current is not None:
                 outcome = "kept current copy"
             elif complete:
-                yield self.pool.rename(name, ".flocker-recv", "")
+                yield self.pool.rename(name, ".flocker-recv", "",
+                                       mount=False)
                 incoming = None
                 outcome = "finished swap"
             elif old is not None:
-                yield self.pool.rename(name, ".flocker-old", "")
+                yield self.pool.rename(name, ".flocker-old", "",
+                                       mount=False)
                 old = None
                 outcome = "restored previous copy"
             else:
@@ -1135,6 +1219,14 @@ class VolumeService(object):
         with HANDOFF_VOLUME(volume=name, target=target):
             dataset = yield self._get(name)
             if dataset.owner == self.node_id:
+                users = self._in_use(self.pool.dataset(name),
+                                     dataset.mountpoint)
+                if users:
+                    raise VolumeInUse(
+                        "volume %s is still in use (process %s); stop the "
+                        "application before handing it off" % (
+                            name, ", ".join(str(pid) for pid in
+                                            sorted(users))))
                 yield self.pool.set(name, "readonly", "on")
                 result = yield self._push(dataset, target, progress)
                 yield self.pool.set(name, OWNER, result.target_node_id)
@@ -1147,6 +1239,8 @@ class VolumeService(object):
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
+            # A follower stays unmounted (see _apply).
+            yield self.pool.unmount(name)
             yield self._remote_acquire(name, target, result.target_node_id,
                                        result.snapshot)
         return result
@@ -1187,6 +1281,9 @@ class VolumeService(object):
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
                 yield self.pool.set(name, OWNER, self.node_id)
+                # Mounted afresh: a mount that was there while streams were
+                # received may serve stale pages from the kernel's cache.
+                yield self.pool.unmount(name)
             yield self._mount(name)
             dataset = yield self._get(name)
             # Direct pushes leave every increment's snapshot on a follower;

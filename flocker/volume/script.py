@@ -19,7 +19,7 @@ from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.task import react
 
 from .. import __version__
-from ._errors import VolumeError
+from ._errors import VolumeError, VolumeInUse
 from ._service import SSHRemote, open_volume_service
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
@@ -375,8 +375,13 @@ def _prune(reactor, service, options, output):
                         "the above)")
             return
         for info in orphans:
-            yield service.delete(info.name)
-            output.line("deleted volume %s" % (info.name,))
+            try:
+                yield service.delete(info.name)
+            except VolumeInUse as e:
+                # The others are still pruned; this one waits for its user.
+                output.line("kept volume %s: %s" % (info.name, e.message))
+            else:
+                output.line("deleted volume %s" % (info.name,))
         for name in sorted(set(name for name, _ in doomed_snapshots)):
             destroyed = yield service.prune_snapshots(name)
             output.line("deleted %d snapshot(s) of %s" % (len(destroyed),

@@ -401,6 +401,19 @@ def make_ivolumeservice_tests(make_nodes):
             self.call(self.a.mount, "app")
             self.nodes.write(self.a, "app", "data", b"still mine")
 
+        def test_handoff_in_use(self):
+            """
+            A volume still in use (its application not stopped) is not
+            handed off; it stays owned and writable here.
+            """
+            self.created()
+            self.nodes.hold(self.a, "app")
+            self.assertRaises(VolumeInUse, self.call, self.a.handoff, "app",
+                              self.address_b)
+            self.assertTrue(self.volume(self.a, "app").owned)
+            self.assertIsNone(self.volume(self.b, "app"))
+            self.nodes.write(self.a, "app", "data", b"still writable")
+
         def test_handoff_to_other_node_refused(self):
             """
             Once handed to one node, a volume cannot be handed to another

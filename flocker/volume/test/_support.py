@@ -62,10 +62,18 @@ class FilePools(object):
     ``flocker-test-<random>-<label>``, each mounted at a directory of its
     own; :meth:`destroy` removes them all (retrying while zfs-fuse says
     busy).
+
+    The directory is made a shared mount first: mount namespaces created
+    while the pools exist (a lab starting up, a container) then receive
+    the pools' unmounts instead of keeping private copies of their mounts,
+    which would keep zfs-fuse saying "pool is busy" for as long as such a
+    namespace lives.
     """
 
     def __init__(self):
         self.directory = tempfile.mkdtemp(prefix="flocker-test-pools-")
+        _check(["mount", "--bind", self.directory, self.directory])
+        _check(["mount", "--make-shared", self.directory])
         self.names = []
 
     def create(self, label, size="128M"):
@@ -79,32 +87,39 @@ class FilePools(object):
         with open(image, "wb") as f:
             f.truncate(_bytes(size))
         mountpoint = os.path.join(self.directory, label)
-        result = _run(["zpool", "create", "-m", mountpoint, name, image])
-        if result.returncode != 0:
-            raise RuntimeError("zpool create %s failed: %s" % (
-                name, result.stderr.decode("utf-8", "replace")))
+        _check(["zpool", "create", "-m", mountpoint, name, image])
         self.names.append(name)
         return name
-
-    def mountpoint(self, name):
-        """
-        :return: Where the pool named ``name`` is mounted.
-        """
-        label = name.rsplit("-", 1)[1]
-        return os.path.join(self.directory, label)
 
     def destroy(self):
         """
         Destroy every pool created, then the directory.
+
+        :raises RuntimeError: If a pool could not be destroyed (its backing
+            file is left in place, so the pool stays usable).
         """
+        stuck = []
         for name in self.names:
-            for attempt in range(20):
+            for attempt in range(40):
                 result = _run(["zpool", "destroy", "-f", name])
                 if result.returncode == 0 or b"no such pool" in result.stderr:
                     break
-                time.sleep(0.3)
+                time.sleep(0.25)
+            else:
+                stuck.append(name)
         self.names = []
+        if stuck:
+            raise RuntimeError("test pools could not be destroyed: %s" % (
+                ", ".join(stuck),))
+        _run(["umount", self.directory])
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _check(argv):
+    result = _run(argv)
+    if result.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(argv), result.stderr
+                                              .decode("utf-8", "replace")))
 
 
 def _bytes(size):
@@ -124,6 +139,8 @@ class LocalRemote(object):
     :ivar failing: ``set`` of ``(address, command)`` pairs that fail the
         way ssh does when it cannot connect (exit code 255); ``command`` is
         the ``flocker-volume`` subcommand, or ``"zfs"`` for a direct push.
+    :ivar silent: ``set`` of addresses whose commands never answer (a
+        stuck node).
     :ivar cut: ``dict`` of address to a byte count after which the
         connection carrying a stream is cut (both ends see it die).
     """
@@ -131,6 +148,7 @@ class LocalRemote(object):
     def __init__(self, pools, python=sys.executable):
         self.pools = dict(pools)
         self.failing = set()
+        self.silent = set()
         self.cut = {}
         self._python = python
 
@@ -144,6 +162,8 @@ class LocalRemote(object):
                     "--pool", self.pools.get(address, "-")] + list(arguments)
         if address not in self.pools or (address, key) in self.failing:
             return [self._python, "-c", _UNREACHABLE % (address,)]
+        if address in self.silent:
+            return [self._python, "-c", "import time; time.sleep(600)"]
         if "receive" in arguments and address in self.cut:
             argv = [self._python, "-m", "flocker.volume.test._cut",
                     str(self.cut[address]), "--"] + argv

@@ -10,6 +10,7 @@ import re
 import signal
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -37,6 +38,23 @@ def _digests(directory):
         with open(os.path.join(directory, entry), "rb") as f:
             result[entry] = hashlib.sha256(f.read()).hexdigest()
     return result
+
+
+@contextmanager
+def _follower(lab, node, name):
+    """
+    Mount a node's (unmounted) follower copy while reading it.
+    """
+    dataset = "%s/%s" % (lab.pool(node), name)
+    lab.run(node, ["zfs", "mount", dataset])
+    try:
+        yield _mountpoint(lab, node, name)
+    finally:
+        for attempt in range(20):
+            if lab.run(node, ["zfs", "unmount", dataset],
+                       check=False).returncode == 0:
+                break
+            time.sleep(0.25)
 
 
 def _owned(lab, node, name):
@@ -167,7 +185,8 @@ def test_killed_push_rerun(lab, volume):
     with open(os.path.join(source, "data"), "wb") as f:
         f.write(b"first version")
     _volume(lab, "node1", "push", volume, lab.address("node2"))
-    before = _digests(_mountpoint(lab, "node2", volume))
+    with _follower(lab, "node2", volume) as copy:
+        before = _digests(copy)
     with open(os.path.join(source, "data"), "wb") as f:
         f.write(os.urandom(300 * MiB))
     process = lab.machine("node1").popen(
@@ -185,10 +204,12 @@ def test_killed_push_rerun(lab, volume):
     deadline = time.monotonic() + 60
     while _receiving(volume) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _digests(_mountpoint(lab, "node2", volume)) == before
+    with _follower(lab, "node2", volume) as copy:
+        assert _digests(copy) == before
     result = _volume(lab, "node1", "push", volume, lab.address("node2"))
     assert _sent(result.stdout)[0]
-    assert _digests(_mountpoint(lab, "node2", volume)) == _digests(source)
+    with _follower(lab, "node2", volume) as copy:
+        assert _digests(copy) == _digests(source)
 
 
 def test_unreachable_target(lab, volume):

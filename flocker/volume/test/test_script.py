@@ -218,6 +218,21 @@ def test_prune():
     assert len(infos[0].snapshots) == 1
 
 
+def test_prune_in_use():
+    """
+    ``prune --yes`` keeps a volume in use, says so, and prunes the rest.
+    """
+    cluster = Cluster()
+    cluster.node.create("busy")
+    cluster.node.create("idle")
+    cluster.node.in_use.add("busy")
+    code, out, _ = cluster.run("prune", "--yes")
+    assert code == 0
+    assert "kept volume busy: volume busy is in use" in out
+    assert "deleted volume idle" in out
+    assert [info.name for info in cluster.node.volumes().result] == ["busy"]
+
+
 def test_prune_nothing():
     """
     With nothing to prune, ``prune`` says so.

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from eliot import add_destinations, remove_destination
@@ -18,8 +19,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor
 from flocker.volume._errors import (
-    NotOwner, OutOfSpace, RemoteError, TargetUnreachable, UnsafeName,
+    NoSuchVolume, NotOwner, OutOfSpace, RemoteError, TargetUnreachable,
+    UnsafeName,
 )
+from flocker.volume import _service
 from flocker.volume._logging import DIRECT_REFUSED
 from flocker.volume._process import ProcessResult
 from flocker.volume._service import (
@@ -75,27 +78,44 @@ class ZFSNodes(object):
         return run_in_reactor(lambda reactor: method(*args, **kwargs),
                               timeout=120)
 
-    def _path(self, service, name, path):
-        mountpoint = self.call(service.mountpoint, name)
-        return os.path.join(mountpoint.path, path)
+    @contextmanager
+    def _mounted(self, service, name):
+        """
+        The volume's mountpoint, mounted for the duration if it was not
+        (followers are kept unmounted).
+        """
+        dataset = self.call(service.pool.get, name)
+        if dataset is None:
+            raise NoSuchVolume(name)
+        if dataset.mounted:
+            yield dataset.mountpoint
+            return
+        self.call(service.pool.mount, name)
+        try:
+            yield dataset.mountpoint
+        finally:
+            self.call(service.pool.unmount, name)
 
     def write(self, service, name, path, data):
-        try:
-            with open(self._path(service, name, path), "wb") as f:
-                f.write(data)
-        except OSError as e:
-            if e.errno in (errno.EDQUOT, errno.ENOSPC):
-                raise OutOfSpace(str(e))
-            if e.errno == errno.EROFS:
-                raise NotOwner(str(e))
-            raise
+        with self._mounted(service, name) as mountpoint:
+            try:
+                with open(os.path.join(mountpoint, path), "wb") as f:
+                    f.write(data)
+            except OSError as e:
+                if e.errno in (errno.EDQUOT, errno.ENOSPC):
+                    raise OutOfSpace(str(e))
+                if e.errno == errno.EROFS:
+                    raise NotOwner(str(e))
+                raise
 
     def read(self, service, name, path):
-        with open(self._path(service, name, path), "rb") as f:
-            return f.read()
+        with self._mounted(service, name) as mountpoint:
+            with open(os.path.join(mountpoint, path), "rb") as f:
+                return f.read()
 
     def hold(self, service, name):
-        self._held.append(open(self._path(service, name, "data"), "rb"))
+        mountpoint = self.call(service.mountpoint, name).path
+        self._held.append(open(os.path.join(mountpoint, "data"), "rb"))
 
     def fail(self, address, command):
         self.remote.failing = set(
@@ -310,6 +330,37 @@ def test_recovery_restores_old(nodes):
     names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
                                    pool).splitlines()]
     assert names == [pool, pool + "/app"]
+
+
+def test_stuck_target(nodes, monkeypatch):
+    """
+    A target whose ``flocker-volume receive`` never answers is given up on
+    after ``HEADER_TIMEOUT`` seconds (the command is killed) with
+    ``TargetUnreachable``; the volume stays owned here.
+    """
+    monkeypatch.setattr(_service, "HEADER_TIMEOUT", 2)
+    nodes.call(nodes.a.create, "app")
+    nodes.remote.silent.add(nodes.address(nodes.b))
+    with pytest.raises(TargetUnreachable) as caught:
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    assert "did not answer within 2 seconds" in caught.value.message
+    assert nodes.call(nodes.a.volumes)[0].owned
+
+
+def test_prune_leaves_other_snapshots(nodes):
+    """
+    Pruning destroys only Flocker's own snapshots; one taken by someone
+    else stays.
+    """
+    nodes.call(nodes.a.create, "app")
+    _zfs("snapshot", "%s/app@operator-backup" % (nodes.a.pool.name,))
+    nodes.call(nodes.a.snapshot, "app")
+    nodes.call(nodes.a.snapshot, "app")
+    pruned = nodes.call(nodes.a.prune_snapshots, "app")
+    assert len(pruned) == 1
+    snapshots = nodes.call(nodes.a.volumes)[0].snapshots
+    assert snapshots[0] == "operator-backup"
+    assert len(snapshots) == 2
 
 
 def test_in_use_by_open_file(nodes):

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""
+Benchmark of volume moves on the lab (``admin/lab``): how fast
+``flocker-volume push`` sends a volume to another node, compared with the
+bare pipeline it wraps, and how long a small incremental push takes.
+
+On node1 a volume holding 500 MiB of random data is pushed to node2:
+
+* ``raw``: ``zfs send pool1/vol@snap | ssh root@node2 zfs receive
+  pool2/copy``, the baseline: nothing but ZFS and SSH (same ssh settings as
+  Flocker's, run inside node1's namespaces);
+* ``push``: ``flocker-volume push vol node2`` on node1, as the first push of
+  a volume (node2 has no copy): snapshot, negotiation with
+  ``flocker-volume receive`` on node2, the stream, node2 making its copy a
+  read-only follower, the bookkeeping.  The time is the push as the command
+  reports it (what a node agent calling the service waits for); the whole
+  command, Python start-up included, is shown too.
+
+Each repetition runs both, alternating which goes first (``REPS``, at least
+3), removing node2's copy in between; medians and min-max are reported.
+Then 1 MiB of new random data is written and pushed incrementally, again
+``REPS`` times, beside the bare ``zfs send -i | ssh | zfs receive -F``.
+
+Uses the running lab (``admin/lab up N`` with its current size, which is a
+no-op for a healthy lab); brings up ``admin/lab up 2`` if there is none, and
+down again at the end in that case.  Needs root.
+
+MB is 10^6 bytes.  The last line printed is a JSON object:
+``{"push_mb_s": …, "raw_mb_s": …, "push_ratio": …, "incr_1m_s": …}`` (plus
+a few more figures).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, print_table, summary  # noqa: E402
+
+from flocker.testtools import start_lab, stop_lab  # noqa: E402
+
+REPS = max(3, int(os.environ.get("FLOCKER_BENCH_RUNS", "3")))
+SIZE = 500 * 1024 * 1024
+INCREMENT = 1024 * 1024
+LAB_SCRIPT = REPO / "admin" / "lab"
+MB = 1e6
+
+_TIME = re.compile(r": (full stream|incremental from \S+), .* in ([0-9.]+) s")
+
+
+def _lab_state():
+    return Path(os.environ.get("FLOCKER_LAB_STATE") or "/var/lib/flocker-lab")
+
+
+def _open_lab():
+    """
+    :return: ``(Lab, started)``: the lab, and whether this run brought it up.
+    """
+    description = _lab_state() / "lab.json"
+    nodes = 2
+    started = True
+    if description.exists():
+        with open(description) as f:
+            nodes = max(2, len(json.load(f)["nodes"]))
+        started = False
+    try:
+        lab = start_lab(LAB_SCRIPT, nodes=nodes)
+    except BaseException as e:
+        # start_lab skips (pytest's way) where a lab cannot run.
+        raise SystemExit("cannot use the lab: %s" % (e,))
+    return lab, started
+
+
+def _zfs(*argv):
+    return subprocess.run(["zfs"] + list(argv), capture_output=True,
+                          text=True, timeout=300)
+
+
+def _zfs_ok(*argv):
+    result = _zfs(*argv)
+    if result.returncode != 0:
+        raise RuntimeError("zfs %s failed: %s" % (" ".join(argv),
+                                                  result.stderr.strip()))
+
+
+def _destroy(dataset):
+    for attempt in range(40):
+        result = _zfs("destroy", "-r", dataset)
+        if result.returncode == 0 or "does not exist" in result.stderr:
+            return
+        _zfs("unmount", dataset)
+        time.sleep(0.25)
+    raise RuntimeError("cannot destroy %s: %s" % (dataset, result.stderr))
+
+
+def _volume(lab, node, *argv):
+    result = lab.run(node, ["flocker-volume"] + list(argv), check=False,
+                     timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError("flocker-volume %s on %s failed: %s" % (
+            " ".join(argv), node, result.stderr.strip()))
+    return result.stdout
+
+
+def _write(path, size):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 8 * 1024 * 1024))
+            f.write(chunk)
+            left -= len(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _raw(lab, snapshot, base, target):
+    """
+    ``zfs send [-i base] snapshot | ssh node2 zfs receive -F target``.
+
+    :return: ``(seconds, stream bytes)``.
+    """
+    node1 = lab.machine("node1")
+    send = ["zfs", "send"] + (["-i", base] if base else []) + [snapshot]
+    started = time.monotonic()
+    sender = subprocess.Popen(send, stdout=subprocess.PIPE)
+    receiver = node1.popen(
+        ["ssh", "root@" + lab.address("node2"), "zfs", "receive", "-F",
+         target], stdin=sender.stdout, stderr=subprocess.PIPE)
+    sender.stdout.close()
+    _, error = receiver.communicate(timeout=600)
+    sender.wait(60)
+    elapsed = time.monotonic() - started
+    if sender.returncode or receiver.returncode:
+        raise RuntimeError("raw pipeline failed: %s" % (error,))
+    used = _zfs("get", "-H", "-p", "-o", "value", "referenced",
+                target).stdout.strip()
+    return elapsed, int(used or 0)
+
+
+def _push(lab, name):
+    """
+    ``flocker-volume push`` on node1.
+
+    :return: ``(reported seconds, wall seconds, incremental, output)``.
+    """
+    started = time.monotonic()
+    output = _volume(lab, "node1", "push", name, lab.address("node2"))
+    wall = time.monotonic() - started
+    match = _TIME.search(output)
+    if not match:
+        raise RuntimeError("unexpected push output: %r" % (output,))
+    return (float(match.group(2)), wall, match.group(1) != "full stream",
+            output.strip())
+
+
+def _stream_size(output):
+    match = re.search(r", ([0-9.]+ \S+) in ", output)
+    return match.group(1) if match else "?"
+
+
+def _row(label, samples, size=None):
+    stats = summary(samples)
+    rate = "" if size is None else "%.0f" % (size / MB / stats["median"],)
+    return [label, "%.3f" % stats["median"],
+            "%.3f-%.3f" % (stats["min"], stats["max"]), rate]
+
+
+def main():
+    lab, started = _open_lab()
+    name = "bench-" + uuid.uuid4().hex[:8]
+    pool1, pool2 = lab.pool("node1"), lab.pool("node2")
+    raw_copy = "%s/%s-raw" % (pool2, name)
+    figures = {}
+    try:
+        _volume(lab, "node1", "create", name)
+        mountpoint = _volume(lab, "node1", "mountpoint", name).strip()
+        _write(os.path.join(mountpoint, "data"), SIZE)
+        snapshot = "%s/%s@raw-full" % (pool1, name)
+        _zfs_ok("snapshot", snapshot)
+
+        raw_times, push_times, push_walls = [], [], []
+        raw_bytes, push_output = 0, ""
+        for rep in range(REPS):
+            order = ["raw", "push"] if rep % 2 == 0 else ["push", "raw"]
+            for what in order:
+                if what == "raw":
+                    _destroy(raw_copy)
+                    seconds, raw_bytes = _raw(lab, snapshot, None, raw_copy)
+                    raw_times.append(seconds)
+                else:
+                    # As for a volume never pushed before: no copy on node2,
+                    # nothing recorded about node2 on node1.
+                    _destroy("%s/%s" % (pool2, name))
+                    _zfs("inherit", "flocker:pushed",
+                         "%s/%s" % (pool1, name))
+                    seconds, wall, incremental, push_output = _push(lab, name)
+                    assert not incremental, push_output
+                    push_times.append(seconds)
+                    push_walls.append(wall)
+
+        incr_times, incr_walls, raw_incr_times = [], [], []
+        incr_output = ""
+        base = "raw-full"
+        for rep in range(REPS):
+            _write(os.path.join(mountpoint, "more-%d" % (rep,)), INCREMENT)
+            new = "raw-incr-%d" % (rep,)
+            _zfs_ok("snapshot", "%s/%s@%s" % (pool1, name, new))
+            order = ["raw", "push"] if rep % 2 == 0 else ["push", "raw"]
+            for what in order:
+                if what == "raw":
+                    seconds, _ = _raw(lab, "%s/%s@%s" % (pool1, name, new),
+                                      base, raw_copy)
+                    raw_incr_times.append(seconds)
+                else:
+                    seconds, wall, incremental, incr_output = _push(lab, name)
+                    assert incremental, incr_output
+                    incr_times.append(seconds)
+                    incr_walls.append(wall)
+            base = new
+
+        rows = [
+            _row("raw zfs send | ssh | zfs receive (500 MiB)", raw_times,
+                 SIZE),
+            _row("flocker-volume push, full (500 MiB)", push_times, SIZE),
+            _row("  same, whole command incl. Python start-up", push_walls,
+                 SIZE),
+            _row("raw incremental (1 MiB)", raw_incr_times),
+            _row("flocker-volume push, incremental (1 MiB)", incr_times),
+            _row("  same, whole command incl. Python start-up", incr_walls),
+        ]
+        print_table("Volume push, node1 -> node2 (%d reps, interleaved)"
+                    % (REPS,), rows, ["what", "median s", "min-max s",
+                                      "MB/s"])
+        print("full push stream: %s; raw stream (as received): %d bytes; "
+              "incremental push stream: %s" % (
+                  _stream_size(push_output), raw_bytes,
+                  _stream_size(incr_output)))
+        push_rate = SIZE / MB / summary(push_times)["median"]
+        raw_rate = SIZE / MB / summary(raw_times)["median"]
+        figures = {
+            "push_mb_s": round(push_rate, 1),
+            "raw_mb_s": round(raw_rate, 1),
+            "push_ratio": round(push_rate / raw_rate, 3),
+            "incr_1m_s": round(summary(incr_times)["median"], 3),
+            "push_command_mb_s": round(
+                SIZE / MB / summary(push_walls)["median"], 1),
+            "incr_1m_command_s": round(summary(incr_walls)["median"], 3),
+            "raw_incr_1m_s": round(summary(raw_incr_times)["median"], 3),
+            "reps": REPS,
+        }
+    finally:
+        for node in ("node1", "node2"):
+            lab.run(node, ["flocker-volume", "delete", name], check=False,
+                    timeout=300)
+        _destroy(raw_copy)
+        if started:
+            stop_lab(LAB_SCRIPT)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
