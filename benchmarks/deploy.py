@@ -40,8 +40,10 @@ around the whole command (interpreter start, SSH, every node's part):
 
 Each figure is the median of ``--reps`` repetitions (min–max in the
 table); the table also breaks the moves down by the per-change times
-``flocker-deploy`` prints.  Prints a table, then one JSON object as the
-last line.  Needs root and what ``admin/lab`` needs.
+``flocker-deploy`` prints, and the median run of each kind by the
+``flocker-node`` commands in its eliot log (kept, one per deploy, in
+``STATE/bench-files/logs``).  Prints the tables, then one JSON object as
+the last line.  Needs root and what ``admin/lab`` needs.
 """
 
 import argparse
@@ -59,6 +61,7 @@ from _common import emit, print_table, summary
 REPO = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = REPO / "admin" / "lab"
 
+from flocker.node._protocol import RELEASE_LOCK, SUBCOMMANDS  # noqa: E402
 from flocker.testtools import Lab  # noqa: E402
 
 IMAGE = "flocker/busybox:latest"
@@ -161,6 +164,7 @@ class Bench(object):
     :ivar lab: The :class:`flocker.testtools.Lab`.
     :ivar str directory: Where configuration files are written (seen alike
         from the host and the client).
+    :ivar str logs: Where each deploy's eliot log is kept.
     """
 
     def __init__(self, lab, directory, big_mib, small_mib):
@@ -169,6 +173,14 @@ class Bench(object):
         self.addresses = [node.address for node in lab.nodes]
         self.big_mib = big_mib
         self.small_mib = small_mib
+        self.logs = os.path.join(directory, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        # flocker-deploy appends to its log: a kept lab's earlier runs must
+        # not mix into this run's.
+        for name in os.listdir(self.logs):
+            if name.startswith("deploy-") and name.endswith(".log"):
+                os.unlink(os.path.join(self.logs, name))
+        self.runs = 0
         applications = ["version: 1", "applications:"]
         for index in range(len(lab.nodes)):
             applications += [
@@ -212,22 +224,24 @@ class Bench(object):
 
     def deploy(self, placement, *options):
         """
-        Run ``flocker-deploy`` in the client namespace; end the benchmark
-        if it fails.
+        Run ``flocker-deploy`` in the client namespace, with its eliot log
+        in :attr:`logs`; end the benchmark if it fails.
 
-        :return: ``(seconds, stdout)``.
+        :return: ``(seconds, stdout, log path)``.
         """
         deployment = self.deployment(placement)
+        self.runs += 1
+        log = os.path.join(self.logs, "deploy-%03d.log" % (self.runs,))
         started = time.monotonic()
         result = self.lab.run_client(
-            ["flocker-deploy"] + list(options)
+            ["flocker-deploy", "--log", log] + list(options)
             + [deployment, self.applications], check=False,
             timeout=DEPLOY_TIMEOUT)
         elapsed = time.monotonic() - started
         if result.returncode != 0:
             fail("flocker-deploy %s failed (%d):\n%s%s" % (
                 deployment, result.returncode, result.stdout, result.stderr))
-        return elapsed, result.stdout
+        return elapsed, result.stdout, log
 
     def reset(self, nodes):
         """
@@ -297,7 +311,9 @@ def measure_move(bench, name, port, placement):
 
     :return: ``dict``: ``downtime`` (longest gap between answers),
         ``deploy`` seconds, ``failed`` attempts, ``changes`` (change line →
-        seconds printed by flocker-deploy).
+        seconds printed by flocker-deploy), ``log`` (its eliot log),
+        ``window`` (wall-clock times of the last answer before and the
+        first after the gap).
     """
     poller = bench.lab.client.popen(
         ["python3", "-c", POLLER, bench.addresses[2], str(port),
@@ -309,8 +325,10 @@ def measure_move(bench, name, port, placement):
         if not readable or poller.stdout.readline().strip() != "ready":
             fail("application %s does not answer on %s:%d before its move"
                  % (name, bench.addresses[2], port))
+        # eliot logs wall-clock times; the poller, monotonic ones.
+        to_wall = time.time() - time.monotonic()
         started = time.monotonic()
-        seconds, output = bench.deploy(placement)
+        seconds, output, log = bench.deploy(placement)
         ended = time.monotonic()
         poller.stdin.write("stop\n")
         poller.stdin.flush()
@@ -323,8 +341,9 @@ def measure_move(bench, name, port, placement):
     successes = polled["successes"]
     if not successes or successes[-1] < ended:
         fail("application %s did not answer again after its move" % (name,))
-    gaps = [b - a for a, b in zip(successes, successes[1:])
+    gaps = [(b - a, a, b) for a, b in zip(successes, successes[1:])
             if b > started]
+    downtime, last_up, up_again = max(gaps)
     changes = {}
     for line in output.splitlines():
         if line.endswith(" s)") and " (" in line:
@@ -333,9 +352,10 @@ def measure_move(bench, name, port, placement):
                 changes[what] = float(rest[:-3])
             except ValueError:
                 pass
-    return {"downtime": max(gaps), "deploy": seconds,
+    return {"downtime": downtime, "deploy": seconds,
             "failed": polled["attempts"] - len(successes),
-            "changes": changes}
+            "changes": changes, "log": log,
+            "window": (last_up + to_wall, up_again + to_wall)}
 
 
 def phase_of(change):
@@ -354,31 +374,101 @@ def phase_of(change):
 
 def scale(bench, reps):
     """
-    :return: ``(t1 samples, t8 samples)``.
+    :return: ``(t1 samples, t8 samples)``, each a list of ``(seconds,
+        eliot log)``.
     """
     nodes = len(bench.addresses)
     t1, t8 = [], []
     for _ in range(reps):
-        t1.append(bench.deploy({0: ["app1"]})[0])
+        t1.append(bench.deploy({0: ["app1"]})[::2])
         bench.reset(1)
         t8.append(bench.deploy({i: ["app%d" % (i + 1,)]
-                                for i in range(nodes)})[0])
+                                for i in range(nodes)})[::2])
         bench.reset(nodes)
     return t1, t8
 
 
+def remote_rounds(log):
+    """
+    Summarise a deploy's eliot log by the ``flocker-node`` commands it ran.
+
+    :param str log: Path of the log.
+    :return: ``(first, last, rounds)``: wall-clock times of the log's first
+        and last messages, and one ``(command, count, first start, last
+        end, shortest, longest)`` per kind of command, in the order they
+        began; times are seconds after ``first``.
+    """
+    with open(log) as f:
+        messages = [json.loads(line) for line in f if line.strip()]
+    first = min(m["timestamp"] for m in messages)
+    last = max(m["timestamp"] for m in messages)
+    started = {}
+    runs = {}
+    for message in messages:
+        key = (message["task_uuid"], tuple(message["task_level"][:-1]))
+        status = message.get("action_status")
+        if status == "started":
+            started[key] = message
+        elif status in ("succeeded", "failed") and key in started:
+            begin = started.pop(key)
+            if begin.get("action_type") != "flocker:cli:ssh:run":
+                continue
+            argv = begin.get("argv") or ["?"]
+            command = next((a for a in argv
+                            if a in SUBCOMMANDS or a == RELEASE_LOCK),
+                           argv[-1])
+            runs.setdefault(command, []).append(
+                (begin["timestamp"] - first, message["timestamp"] - first))
+    rounds = []
+    for command, spans in runs.items():
+        durations = [b - a for a, b in spans]
+        rounds.append((command, len(spans), min(a for a, _ in spans),
+                       max(b for _, b in spans), min(durations),
+                       max(durations)))
+    return first, last, sorted(rounds, key=lambda r: r[2])
+
+
+def print_rounds(title, seconds, log, window=None):
+    """
+    Print the :func:`remote_rounds` of one deploy that took ``seconds``
+    (measured around the whole command), and where a downtime ``window``
+    (wall-clock times) fell.
+    """
+    first, last, rounds = remote_rounds(log)
+    rows = [("%s x%d" % (command, count), "%.2f-%.2f" % (begin, end),
+             "%.2f-%.2f" % (shortest, longest))
+            for command, count, begin, end, shortest, longest in rounds]
+    rows.append(("(outside the log: interpreter start, parsing, exit)", "",
+                 "%.2f" % (seconds - (last - first),)))
+    if window is not None:
+        rows.append(("(downtime: last answer .. next answer)",
+                     "%.2f-%.2f" % (window[0] - first, window[1] - first),
+                     "%.2f" % (window[1] - window[0],)))
+    print_table("%s (%.2f s; log %s)" % (title, seconds, log), rows,
+                ["node commands", "from-to s", "each s"])
+
+
+def median_sample(samples, key):
+    """
+    :return: The sample whose ``key`` is the (upper) median.
+    """
+    ordered = sorted(samples, key=key)
+    return ordered[len(ordered) // 2]
+
+
 def noop(bench, reps):
     """
-    :return: Samples of a no-op deploy to 3 converged nodes.
+    :return: ``(seconds, eliot log)`` of each no-op deploy to 3 converged
+        nodes.
     """
     placement = {i: ["app%d" % (i + 1,)] for i in range(3)}
     bench.deploy(placement)
     samples = []
     for _ in range(reps):
-        seconds, output = bench.deploy(placement)
+        seconds, output, log = bench.deploy(placement)
         if "already converged" not in output:
             fail("a repeated deploy was not a no-op:\n" + output)
-        samples.append(seconds)
+        samples.append((seconds, log))
     bench.reset(3)
     return samples
 
@@ -467,12 +557,14 @@ def main():
 
     big = [r["downtime"] for r in moved["big"]]
     small = [r["downtime"] for r in moved["small"]]
+    timings = {"t1": [t for t, _ in t1], "t8": [t for t, _ in t8],
+               "noop3": [t for t, _ in noop3]}
     print("flocker-deploy on an 8-node lab (up in %.1f s); %d repetitions; "
           "seconds, median (min-max)\n" % (up, reps))
     print_table("Deploys", [
-        ("t1: 1 app on 1 node", fmt(t1)),
-        ("t8: 1 app on each of 8 nodes", fmt(t8)),
-        ("noop3: converged 3 nodes", fmt(noop3)),
+        ("t1: 1 app on 1 node", fmt(timings["t1"])),
+        ("t8: 1 app on each of 8 nodes", fmt(timings["t8"])),
+        ("noop3: converged 3 nodes", fmt(timings["noop3"])),
         ("baseline: ssh node1 true", fmt(base_ssh)),
         ("baseline: ssh node1 flocker-node --version", fmt(base_node)),
         ("baseline: flocker-deploy --check", fmt(base_check)),
@@ -483,11 +575,11 @@ def main():
         phases = {}
         for result in results:
             per_run = {}
-            for change, seconds in result["changes"].items():
+            for change, took in result["changes"].items():
                 phase = phase_of(change)
-                per_run[phase] = max(per_run.get(phase, 0.0), seconds)
-            for phase, seconds in per_run.items():
-                phases.setdefault(phase, []).append(seconds)
+                per_run[phase] = max(per_run.get(phase, 0.0), took)
+            for phase, took in per_run.items():
+                phases.setdefault(phase, []).append(took)
         rows.append([
             "%d MiB" % (size,),
             fmt([r["downtime"] for r in results]),
@@ -503,14 +595,23 @@ def main():
         "per-change columns: median of the slowest such change per move, "
         "as flocker-deploy printed it)", rows,
         ["volume", "downtime", "deploy", "failed polls",
-         "fill / warm-up downtime / deploy", "push", "stop", "hand-off", "start",
-         "routes"])
+         "fill / warm-up downtime / deploy", "push", "stop", "hand-off",
+         "start", "routes"])
+    print("Where the time goes: the median run of each kind, by the "
+          "flocker-node commands in its eliot log\n")
+    for title, samples in [("t1", t1), ("t8", t8), ("noop3", noop3)]:
+        print_rounds(title, *median_sample(samples, lambda s: s[0]))
+    for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
+        move = median_sample(moved[name], lambda r: r["downtime"])
+        print_rounds("move of the %d MiB volume" % (size,), move["deploy"],
+                     move["log"], move["window"])
+    t1_s = statistics.median(timings["t1"])
+    t8_s = statistics.median(timings["t8"])
     figures = {
-        "t1_s": round(statistics.median(t1), 3),
-        "t8_s": round(statistics.median(t8), 3),
-        "scale_ratio": round(statistics.median(t8) / statistics.median(t1),
-                             3),
-        "noop3_s": round(statistics.median(noop3), 3),
+        "t1_s": round(t1_s, 3),
+        "t8_s": round(t8_s, 3),
+        "scale_ratio": round(t8_s / t1_s, 3),
+        "noop3_s": round(statistics.median(timings["noop3"]), 3),
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
         "downtime_ratio": round(statistics.median(big)

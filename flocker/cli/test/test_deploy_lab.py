@@ -84,15 +84,16 @@ class _Scenario(object):
     :ivar lab: The :class:`flocker.testtools.Lab`.
     :ivar str directory: Where the configuration files are written.
     :ivar dict names: Application names (``web``, ``client``, ``side``).
-    :ivar list addresses: The nodes' addresses, ``node1`` first.
+    :ivar nodes: The three lab machines the scenario uses, ``node1`` first.
+    :ivar list addresses: Their addresses.
     :ivar str applications: Path of the application file.
     :ivar first: Path of the first deployment file (HTTP application on
         node1), once written.
     :ivar second: Path of the deployment file moving it to node3, once
         written.
     :ivar dict data: Path in the volume → sha256 of what was written.
-    :ivar link_container: ``(container id, start time)`` of the linked
-        application after the first deploy.
+    :ivar link_container: :meth:`container` of the linked application
+        after the first deploy.
     :ivar int failures: Failed tests in the session when the scenario began.
     :ivar bool cleaned: Whether the applications were removed already.
     """
@@ -103,7 +104,9 @@ class _Scenario(object):
         token = secrets.token_hex(3)
         self.names = {"web": "e2eweb-" + token, "client": "e2ecli-" + token,
                       "side": "e2eside-" + token}
-        self.addresses = [node.address for node in lab.nodes]
+        # The scenario needs three nodes; a bigger lab's others stay idle.
+        self.nodes = lab.nodes[:3]
+        self.addresses = [node.address for node in self.nodes]
         self.data = {}
         self.link_container = None
         self.failures = failures
@@ -149,12 +152,23 @@ class _Scenario(object):
             ["flocker-deploy"] + list(argv) + [self.applications],
             check=False, timeout=timeout)
 
+    def deploy_logs(self):
+        """
+        :return: ``dict`` of the deploy logs in the client's
+            ``~/.flocker/logs`` to their sizes.
+        """
+        directory = os.path.join(self.lab.client.home, ".flocker", "logs")
+        if not os.path.isdir(directory):
+            return {}
+        return {name: os.path.getsize(os.path.join(directory, name))
+                for name in os.listdir(directory)}
+
     def node(self, index):
         """
         :param int index: 0-based node index.
         :return: That node's name.
         """
-        return self.lab.nodes[index].name
+        return self.nodes[index].name
 
     def reports(self):
         """
@@ -162,16 +176,16 @@ class _Scenario(object):
             parsed.
         """
         results = _at_once([(node.run, ["flocker-node", "report"])
-                            for node in self.lab.nodes])
+                            for node in self.nodes])
         return {node.name: json.loads(result.stdout)
-                for node, result in zip(self.lab.nodes, results)}
+                for node, result in zip(self.nodes, results)}
 
     def container(self, node, key):
         """
         :param str node: A node name.
         :param str key: An application key of :attr:`names`.
-        :return: ``(container id, start time)`` of that application's
-            container there, or ``None`` if there is none.
+        :return: ``(container id, start time, running)`` of that
+            application's container there, or ``None`` if there is none.
         """
         result = self.lab.run(node, [
             "docker", "inspect", "--format",
@@ -190,9 +204,9 @@ class _Scenario(object):
         results = _at_once([
             (node.run, ["docker", "ps", "--all", "--format", "{{.Names}}",
                         "--filter", "label=flocker.application"])
-            for node in self.lab.nodes])
+            for node in self.nodes])
         return {node.name: sorted(result.stdout.split())
-                for node, result in zip(self.lab.nodes, results)}
+                for node, result in zip(self.nodes, results)}
 
     def exec_in(self, node, key, argv, **kwargs):
         """
@@ -300,6 +314,7 @@ def scenario(request, lab, tmp_path_factory):
     removed (if a step failed before the clean-up step did it) and the
     volumes this run created are deleted from every node.
     """
+    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
     state = _Scenario(lab, str(tmp_path_factory.mktemp("deploy-lab")),
                       request.session.testsfailed)
     # Start from nodes without applications or routes, whatever earlier
@@ -314,7 +329,7 @@ def scenario(request, lab, tmp_path_factory):
         state.deploy(state.deployment(
             "teardown.yml", [(a, []) for a in state.addresses]))
     # Volumes outlive their applications by design; this run's are litter.
-    for node in lab.nodes:
+    for node in state.nodes:
         node.run(["flocker-volume", "delete", state.names["web"]],
                  check=False)
 
@@ -533,7 +548,8 @@ class TestDeployScenario(object):
         """
         A deployment naming an application the application file does not
         define gives one ``PATH:LINE:COL: message`` line naming it, exit
-        status 1, no traceback, and no node is touched.
+        status 1, no traceback; no deploy begins (no new eliot log) and no
+        node changes.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -545,6 +561,7 @@ class TestDeployScenario(object):
             "  %s: [%s, nosuchapp]\n") % (
                 n1, n2, s.names["client"], n3, s.names["web"]))
         before = s.reports()
+        logs = s.deploy_logs()
         result = s.deploy(path)
         lines = result.stderr.splitlines()
         assert (result.returncode, len(lines), result.stdout,
@@ -552,7 +569,8 @@ class TestDeployScenario(object):
             result.stdout + result.stderr)
         assert re.match(r"^%s:5:\d+: .*nosuchapp" % (re.escape(path),),
                         lines[0]), lines[0]
-        assert s.reports() == before
+        # No deploy began (each writes an eliot log), and no node changed.
+        assert (s.deploy_logs(), s.reports()) == (logs, before)
 
     def test_12_unreachable_node(self):
         """
@@ -594,5 +612,5 @@ class TestDeployScenario(object):
         volumes = {v["name"] for v in s.reports()[s.node(2)]["volumes"]}
         assert (result.returncode, s.flocker_containers(),
                 s.names["web"] in volumes) == (
-            0, {node.name: [] for node in s.lab.nodes}, True), (
+            0, {node.name: [] for node in s.nodes}, True), (
             result.stdout + result.stderr)
