@@ -208,8 +208,10 @@ def format_summary(deployment, result):
         lines.append("cluster already converged: no changes")
     for node in sorted(n.address for n in deployment.nodes):
         if node in result.unreachable:
-            lines.append("%s: unreachable: %s" % (
-                node, result.unreachable[node]))
+            reason = result.unreachable[node]
+            # Errors from a node's agent already start with the node.
+            lines.append(reason if reason.startswith(node + ": ")
+                         else "%s: unreachable: %s" % (node, reason))
         elif node in result.failed:
             lines.append("%s: %d changed, %d failed" % (
                 node, result.changed.get(node, 0), len(result.failed[node])))

@@ -137,11 +137,13 @@ def summarize(deployment):
 def _estimate_downtime(plan, round_trip):
     """
     :return: ``dict`` of moving volume name to estimated seconds of
-        downtime: a move is down for its stop, its hand-off and its start,
-        three node commands, each costing about one measured round trip.
+        downtime: a move is down for its stop, its hand-off (which itself
+        runs two commands on the new node), the new node's routes and its
+        start: six node commands one after another, each costing about one
+        measured round trip.
     """
     moving = {c.name for c in leaves(plan) if isinstance(c, HandoffVolume)}
-    return {name: 3 * round_trip for name in moving}
+    return {name: 6 * round_trip for name in moving}
 
 
 def _print_dry_run(result, stdout, round_trip):

@@ -21,14 +21,13 @@ from eliot import (
     Action, FileDestination, add_destinations, remove_destination,
 )
 from eliot.twisted import DeferredContext
-from twisted.internet.defer import fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import react
 from twisted.python import usage
 
 from .. import __version__
 from .._model import InvalidModel
 from .._serialize import SerializationError, dumps, node_state_to_dict
-from ._docker import DockerClient, DockerError, socket_path_from_docker_host
 from ._local import LocalNodeAgent
 from ._lock import DeployLock, LockHeld, default_lock_path
 from ._protocol import (
@@ -254,7 +253,8 @@ def default_agent(reactor, options, environ):
     :param reactor: The reactor.
     :param NodeOptions options: Parsed command line.
     :param environ: The process environment (a mapping).
-    :return: ``Deferred`` firing with a :class:`LocalNodeAgent`.
+    :return: ``Deferred`` firing with a :class:`LocalNodeAgent` (its
+        volume service is opened when first used).
     """
     # Imported here: a command that fails on its arguments should not pay
     # for loading the volume and route packages.
@@ -262,21 +262,74 @@ def default_agent(reactor, options, environ):
     from ..volume import VolumeError, open_volume_service
 
     address = options.address(environ)
-    socket_path = options["docker-socket"]
-    if socket_path is None:
-        socket_path = socket_path_from_docker_host(environ.get("DOCKER_HOST"))
-    docker = DockerClient(reactor, socket_path=socket_path, node=address)
+
+    def docker():
+        # The Docker client loads treq and twisted.web (most of a command's
+        # start-up time); commands that never talk to Docker skip that.
+        from ._docker import DockerClient, socket_path_from_docker_host
+        socket_path = options["docker-socket"]
+        if socket_path is None:
+            socket_path = socket_path_from_docker_host(
+                environ.get("DOCKER_HOST"))
+        return DockerClient(reactor, socket_path=socket_path, node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
-    d = open_volume_service(reactor, pool, dict(environ))
+    volumes = _LazyVolumes(
+        lambda: open_volume_service(reactor, pool, dict(environ)),
+        VolumeError)
+    return succeed(LocalNodeAgent(address, _OnFirstUse(docker), volumes,
+                                  routes))
 
-    def no_pool(failure):
-        failure.trap(VolumeError)
-        return _NoPool(failure.value)
-    d.addErrback(no_pool)
-    d.addCallback(lambda volumes: LocalNodeAgent(address, docker, volumes,
-                                                 routes))
-    return d
+
+class _OnFirstUse(object):
+    """
+    An object built by ``make`` when one of its attributes is first used.
+    """
+
+    def __init__(self, make):
+        self._make = make
+        self._value = None
+
+    def __getattr__(self, name):
+        if self._value is None:
+            self._value = self._make()
+        return getattr(self._value, name)
+
+
+class _LazyVolumes(object):
+    """
+    The node's volume service, opened on first use: opening checks the pool
+    and reads the node's identity (two ``zfs`` commands), which commands
+    that never touch a volume (stop, set-routes) should not pay for.  A pool
+    that cannot be opened behaves as :class:`_NoPool`.
+    """
+
+    def __init__(self, open_service, expected):
+        self._open = open_service
+        self._expected = expected
+        self._service = None
+
+    def _get(self):
+        if self._service is None:
+            def no_pool(failure):
+                failure.trap(self._expected)
+                return _NoPool(failure.value)
+            self._service = self._open().addErrback(no_pool)
+        # Each caller chains on its own Deferred, so the opened service is
+        # shared without handing one caller's result to another.
+        opened = Deferred()
+
+        def share(service):
+            opened.callback(service)
+            return service
+        self._service.addCallback(share)
+        return opened
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            return self._get().addCallback(
+                lambda service: getattr(service, name)(*args, **kwargs))
+        return call
 
 
 def _run(agent, command, options, stdin):
@@ -312,6 +365,7 @@ def _expected_errors():
     """
     from ..route import CommandFailed, RouteError
     from ..volume import VolumeError
+    from ._docker import DockerError
     return (DockerError, VolumeError, RouteError, CommandFailed,
             SerializationError, InvalidModel, ValueError)
 
