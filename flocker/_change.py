@@ -75,9 +75,9 @@ class ChangeFailures(Exception):
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
-class Sequentially(object):
+class _Group(object):
     """
-    Run ``changes`` one after another, stopping at the first failure.
+    A group of changes; its subclass says how they run.
 
     :ivar changes: ``PVector`` of :class:`IStateChange` providers.
     :ivar str label: What the group is for, shown by :func:`render_plan`.
@@ -85,31 +85,31 @@ class Sequentially(object):
     changes = attr.ib(converter=pvector)
     label = attr.ib(default="")
 
+    #: How :meth:`describe` names an unlabelled group.
+    kind = ""
+
     def run(self, agents):
         return run_state_change(self, agents)
 
     def describe(self):
-        return self.label or "in sequence"
+        return self.label or self.kind
 
 
-@implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
-class InParallel(object):
+class Sequentially(_Group):
+    """
+    Run ``changes`` one after another, stopping at the first failure.
+    """
+    kind = "in sequence"
+
+
+@attr.s(frozen=True, slots=True)
+class InParallel(_Group):
     """
     Run ``changes`` all at once; fail with :class:`ChangeFailures` after all
     of them ended if any failed.
-
-    :ivar changes: ``PVector`` of :class:`IStateChange` providers.
-    :ivar str label: What the group is for, shown by :func:`render_plan`.
     """
-    changes = attr.ib(converter=pvector)
-    label = attr.ib(default="")
-
-    def run(self, agents):
-        return run_state_change(self, agents)
-
-    def describe(self):
-        return self.label or "in parallel"
+    kind = "in parallel"
 
 
 def _flatten(kind, changes):
@@ -117,7 +117,7 @@ def _flatten(kind, changes):
     # folding them keeps equal plans equal however they were assembled.
     result = []
     for change in changes:
-        if isinstance(change, (Sequentially, InParallel)) and not change.changes:
+        if isinstance(change, _Group) and not change.changes:
             continue
         if isinstance(change, kind) and not change.label:
             result.extend(change.changes)
@@ -160,7 +160,7 @@ def leaves(change):
     :param change: A plan.
     :return: ``list`` of its leaf changes, depth first, in order.
     """
-    if isinstance(change, (Sequentially, InParallel)):
+    if isinstance(change, _Group):
         result = []
         for child in change.changes:
             result.extend(leaves(child))
@@ -224,7 +224,7 @@ def render_plan(change, indent="  "):
 
     def walk(node, depth):
         lines.append(indent * depth + node.describe())
-        if isinstance(node, (Sequentially, InParallel)):
+        if isinstance(node, _Group):
             for child in node.changes:
                 walk(child, depth + 1)
     walk(change, 0)

@@ -44,8 +44,8 @@ def test_naming():
 
 def test_sshd_config_sets_node_environment():
     """
-    A node's sshd gives sessions the node's variables, with Flocker's
-    commands first on PATH.
+    A node's sshd gives sessions the node's variables (its own deploy lock
+    directory among them), with Flocker's commands first on PATH.
     """
     lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_BIN": "/opt/flocker/bin"})
     text = _lab_model.sshd_config_text(lab.node(2))
@@ -53,6 +53,7 @@ def test_sshd_config_sets_node_environment():
               if line.startswith("SetEnv ")]
     assert setenv == ['SetEnv "DOCKER_HOST=unix:///run/flocker-lab/node2/'
                       'docker.sock" "FLOCKER_LAB_NODE=node2" '
+                      '"FLOCKER_LOCK_DIR=/run/flocker-lab/node2" '
                       '"FLOCKER_NODE_ADDRESS=10.99.0.12" '
                       '"FLOCKER_POOL=flocker-node2" "LANG=C.UTF-8" '
                       '"PATH=/opt/flocker/bin:%s"'
