@@ -13,7 +13,8 @@ Measures, interleaved in one run against the same dockerd:
 * ``cli_run_s``: ``docker run -d`` with the same port, environment, command
   and image;
 * ``report_s``: building the node's report in-process
-  (``report_node_state``) with ``--containers`` Flocker containers running;
+  (the node agent's ``report``, over this Docker client and empty volume
+  and route sources) with ``--containers`` Flocker containers running;
 * ``report_cli_s``: the ``flocker-node report`` process end to end (Python
   start-up and imports included) with those containers.
 
@@ -43,7 +44,22 @@ from flocker._model import Application, Port
 from flocker.node._docker import (
     DockerClient, socket_path_from_docker_host,
 )
-from flocker.node.script import report_node_state
+from flocker.node._local import LocalNodeAgent
+from flocker.route import MemoryRouteManager
+from flocker.volume import MemoryNetwork, MemoryVolumeService
+
+
+def report_node_state(address, client):
+    """
+    :return: ``Deferred`` firing with the node report built by the node
+        agent from ``client``; volumes and routes come from empty in-memory
+        sources, so the figure is Docker's part of a report.
+    """
+    from twisted.internet import reactor
+    volumes = MemoryVolumeService("bench", address, MemoryNetwork(), reactor)
+    agent = LocalNodeAgent(address, client, volumes,
+                           MemoryRouteManager(node=address))
+    return agent.report()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -170,8 +186,8 @@ async def bench_report(reactor, socket_path, image, token, reps, count):
             async def cli():
                 out, err, code = await getProcessOutputAndValue(
                     sys.executable,
-                    ["-m", "flocker.node.script", "report", "--address",
-                     "10.0.0.1"], env=environ, reactor=reactor)
+                    ["-m", "flocker.node.script", "--address",
+                     "10.0.0.1", "report"], env=environ, reactor=reactor)
                 if code != 0:
                     raise RuntimeError(err.decode())
             times["cli"].append(await timed(cli))
