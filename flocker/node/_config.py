@@ -724,19 +724,32 @@ def _image(report, node, draft):
         draft.fields["image"] = image
 
 
+def _start_draft(report, name, key_node, node, kind):
+    """
+    Begin reading one application (``kind`` ``"application"``) or compose
+    service (``"service"``): check its name and that its body is a mapping.
+
+    :return: ``(draft, items)``; ``items`` is ``None`` (and the draft is
+        finished) when the body is not a mapping.
+    """
+    draft = _Draft(name=name, key_node=key_node,
+                   errors_before=report.count())
+    _check_name(report, key_node, name, kind + " name")
+    items = _mapping(report, node, "%s %s" % (kind, name))
+    if items is None:
+        draft.errors_after = report.count()
+        draft.ports_read = False
+    return draft, items
+
+
 def _native_application(report, name, key_node, node):
     """
     Read one application of the native format.
 
     :return: A :class:`_Draft`, or ``None`` if ``node`` is not a mapping.
     """
-    draft = _Draft(name=name, key_node=key_node,
-                   errors_before=report.count())
-    _check_name(report, key_node, name, "application name")
-    items = _mapping(report, node, "application %s" % (name,))
+    draft, items = _start_draft(report, name, key_node, node, "application")
     if items is None:
-        draft.errors_after = report.count()
-        draft.ports_read = False
         return draft
     readers = {
         "image": _image,
@@ -929,13 +942,8 @@ def _compose_service(report, name, key_node, node):
 
     :return: A :class:`_Draft`.
     """
-    draft = _Draft(name=name, key_node=key_node,
-                   errors_before=report.count())
-    _check_name(report, key_node, name, "service name")
-    items = _mapping(report, node, "service %s" % (name,))
+    draft, items = _start_draft(report, name, key_node, node, "service")
     if items is None:
-        draft.errors_after = report.count()
-        draft.ports_read = False
         return draft
     readers = {
         "image": _image,
