@@ -14,7 +14,7 @@ import time
 import attr
 from pyrsistent import pvector
 from twisted.internet.defer import DeferredList, maybeDeferred, succeed
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Interface, implementer
 
 __all__ = [
     "IStateChange", "IChangeObserver",

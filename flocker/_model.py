@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import attr
-from pyrsistent import pmap, pset, pvector, PMap, PSet, PVector
+from pyrsistent import pmap, pset, pvector
 
 __all__ = [
     "SAFE_NAME", "is_safe_name", "MAX_NAME_LENGTH",

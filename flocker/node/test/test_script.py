@@ -21,7 +21,7 @@ from .._docker import DockerClient
 from .._protocol import encode_application, encode_routes
 from .._lock import DeployLock
 from ..script import node_main
-from .test_agent import A, B, PLAIN, WEB, local_pair
+from .test_agent import B, PLAIN, WEB, local_pair
 from .test_docker import IMAGE, SLEEPER, _lab_docker
 
 
