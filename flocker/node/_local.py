@@ -4,13 +4,17 @@ Docker client, volume service and route manager.  ``flocker-node`` builds one
 per invocation and calls the method its subcommand names.
 """
 
-from eliot import start_action
+from eliot import current_action
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from zope.interface import implementer
 
 from .._model import NodeState
 from ._agent import INodeAgent
+from ._logging import (
+    NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME, NODE_PUSH_VOLUME, NODE_REPORT,
+    NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+)
 
 __all__ = ["LocalNodeAgent", "link_environment"]
 
@@ -63,8 +67,7 @@ class LocalNodeAgent(object):
         self.routes = routes
 
     def _action(self, action_type, generator, **fields):
-        action = start_action(action_type=action_type, node=self.address,
-                              **fields)
+        action = action_type(address=self.address, **fields)
         with action.context():
             return DeferredContext(generator()).addActionFinish()
 
@@ -81,13 +84,14 @@ class LocalNodeAgent(object):
                     pid = yield self.docker.container_pid(unit.name)
                     if pid is not None:
                         links[unit.name] = yield self.routes.get_links(pid)
+            current_action().add_success_fields(applications=len(units))
             return NodeState(
                 address=self.address,
                 applications={unit.name: unit.application for unit in units},
                 running=running,
                 volumes={volume.name: volume for volume in volumes},
                 routes=frozenset(routes), links=links)
-        return self._action("flocker:node:report", report)
+        return self._action(NODE_REPORT, report)
 
     def start_application(self, application):
         @inlineCallbacks
@@ -106,14 +110,14 @@ class LocalNodeAgent(object):
                 if pid is not None:
                     yield self.routes.set_links(pid, self.address,
                                                 application.links)
-        return self._action("flocker:node:start_application", start,
+        return self._action(NODE_START_APPLICATION, start,
                             application=application.name)
 
     def stop_application(self, name):
         @inlineCallbacks
         def stop():
             yield self.docker.remove(name)
-        return self._action("flocker:node:stop_application", stop,
+        return self._action(NODE_STOP_APPLICATION, stop,
                             application=name)
 
     def create_volume(self, name, maximum_size):
@@ -127,28 +131,30 @@ class LocalNodeAgent(object):
                 yield self.volumes.acquire(name)
             else:
                 yield self.volumes.create(name, maximum_size)
-        return self._action("flocker:node:create_volume", create,
+        return self._action(NODE_CREATE_VOLUME, create,
                             volume=name)
 
     def push_volume(self, name, target):
         @inlineCallbacks
         def push():
             result = yield self.volumes.push(name, target)
+            current_action().add_success_fields(bytes=result.bytes_sent)
             return result.bytes_sent
-        return self._action("flocker:node:push_volume", push, volume=name,
+        return self._action(NODE_PUSH_VOLUME, push, volume=name,
                             target=target)
 
     def handoff_volume(self, name, target):
         @inlineCallbacks
         def handoff():
             result = yield self.volumes.handoff(name, target)
+            current_action().add_success_fields(bytes=result.bytes_sent)
             return result.bytes_sent
-        return self._action("flocker:node:handoff_volume", handoff,
+        return self._action(NODE_HANDOFF_VOLUME, handoff,
                             volume=name, target=target)
 
     def set_routes(self, routes):
         @inlineCallbacks
         def set_routes():
             yield self.routes.set_routes(frozenset(routes))
-        return self._action("flocker:node:set_routes", set_routes,
+        return self._action(NODE_SET_ROUTES, set_routes,
                             routes=len(routes))

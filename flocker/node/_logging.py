@@ -15,7 +15,9 @@ __all__ = [
     "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_EXISTS",
     "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
-    "NODE_REPORT",
+    "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
+    "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
+    "NODE_SET_ROUTES",
 ]
 
 _SOCKET = Field.for_types(
@@ -101,7 +103,46 @@ DOCKER_UNREADABLE_LABEL = MessageType(
     "A container carries Flocker's label but it does not describe an "
     "application of that container's name; it is left out of the list.")
 
+_VOLUME = Field.for_types(
+    "volume", [str], "Name of a volume (its application's name).")
+_TARGET = Field.for_types(
+    "target", [str], "Address of the node receiving a volume.")
+_BYTES = Field.for_types("bytes", [int], "Bytes of volume data sent.")
+_ROUTES = Field.for_types(
+    "routes", [int], "Number of routes the node is given.")
+
 NODE_REPORT = ActionType(
     "flocker:node:report",
     [_ADDRESS], [_APPLICATIONS],
     "Build this node's current-state report.")
+
+NODE_START_APPLICATION = ActionType(
+    "flocker:node:start_application",
+    [_ADDRESS, _APPLICATION], [],
+    "Mount the application's volume, create and start its container, and "
+    "install its link rules.")
+
+NODE_STOP_APPLICATION = ActionType(
+    "flocker:node:stop_application",
+    [_ADDRESS, _APPLICATION], [],
+    "Stop and remove the application's container.")
+
+NODE_CREATE_VOLUME = ActionType(
+    "flocker:node:create_volume",
+    [_ADDRESS, _VOLUME], [],
+    "Create a volume owned by this node, or take over a copy it holds.")
+
+NODE_PUSH_VOLUME = ActionType(
+    "flocker:node:push_volume",
+    [_ADDRESS, _VOLUME, _TARGET], [_BYTES],
+    "Copy a volume to another node while its application runs.")
+
+NODE_HANDOFF_VOLUME = ActionType(
+    "flocker:node:handoff_volume",
+    [_ADDRESS, _VOLUME, _TARGET], [_BYTES],
+    "Send a volume's last increment and make the target its owner.")
+
+NODE_SET_ROUTES = ActionType(
+    "flocker:node:set_routes",
+    [_ADDRESS, _ROUTES], [],
+    "Make this node's routes exactly the given ones.")

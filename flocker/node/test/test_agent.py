@@ -4,6 +4,7 @@ against the local agent over fake Docker, volume and route parts.  (The
 local agent over the real parts is exercised by the lab deploy tests.)
 """
 
+from eliot.testing import assertHasAction, capture_logging
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -15,6 +16,10 @@ from flocker.node._agent import INodeAgent
 from flocker.node._docker import FakeDockerClient
 from flocker.node._fake import FakeCluster
 from flocker.node._local import LocalNodeAgent, link_environment
+from flocker.node._logging import (
+    NODE_CREATE_VOLUME, NODE_PUSH_VOLUME, NODE_REPORT, NODE_SET_ROUTES,
+    NODE_START_APPLICATION,
+)
 from flocker.route import MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 
@@ -210,3 +215,32 @@ class LinkEnvironmentTests(SynchronousTestCase):
             "WEB_PORT_5000_TCP_PORT": "8080",
             "WEB_PORT_5000_TCP_PROTO": "tcp",
         })
+
+
+class LocalNodeAgentLoggingTests(SynchronousTestCase):
+    """
+    The local agent logs each operation as an action of its declared type.
+    """
+
+    @capture_logging(None)
+    def test_actions(self, logger):
+        """
+        Report, volume and application operations are actions of the node
+        package's types, with their fields validated and their results (the
+        report's size, the bytes a push sent) recorded.
+        """
+        a, b = local_pair()
+        self.successResultOf(a.create_volume("web", None))
+        self.successResultOf(a.push_volume("web", B))
+        self.successResultOf(a.start_application(WEB))
+        self.successResultOf(a.report())
+        self.successResultOf(a.set_routes(frozenset()))
+        report = assertHasAction(self, logger, NODE_REPORT, True,
+                                 {"address": A})
+        self.assertEqual(report.end_message["applications"], 1)
+        push = assertHasAction(self, logger, NODE_PUSH_VOLUME, True,
+                               {"address": A, "volume": "web", "target": B})
+        self.assertIsInstance(push.end_message["bytes"], int)
+        for action_type in (NODE_CREATE_VOLUME, NODE_START_APPLICATION,
+                            NODE_SET_ROUTES):
+            assertHasAction(self, logger, action_type, True)
