@@ -315,6 +315,26 @@ def kill_machines(machines):
             time.sleep(0.02)
 
 
+def _flock_within(fd, timeout, interval, message):
+    """
+    Take an exclusive ``flock`` on ``fd``, trying every ``interval`` seconds
+    for up to ``timeout`` seconds.
+
+    :raises LabError: With ``message`` when the time is up; ``fd`` is then
+        closed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise LabError(message)
+            time.sleep(interval)
+
+
 class StateLock:
     """
     An exclusive lock on the state directory, so two ``admin/lab`` commands
@@ -332,18 +352,10 @@ class StateLock:
 
     def __enter__(self):
         self._fd = os.open(self._directory, os.O_RDONLY)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self._fd)
-                    raise LabError("another admin/lab command holds %s "
-                                   "(waited %ds)" % (self._directory,
-                                                     self._timeout))
-                time.sleep(0.1)
+        _flock_within(self._fd, self._timeout, 0.1,
+                      "another admin/lab command holds %s (waited %ds)" % (
+                          self._directory, self._timeout))
+        return self
 
     def __exit__(self, *exc_info):
         os.close(self._fd)
@@ -484,18 +496,14 @@ class ZfsLock:
             self._fd = os.open(ZFS_SOCKET_DIR, os.O_RDONLY)
         except OSError:
             return self
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self._fd)
-                    self._fd = None
-                    raise LabError("ZFS lock on %s held for %ds" % (
-                        ZFS_SOCKET_DIR, self._timeout))
-                time.sleep(0.05)
+        try:
+            _flock_within(self._fd, self._timeout, 0.05,
+                          "ZFS lock on %s held for %ds" % (
+                              ZFS_SOCKET_DIR, self._timeout))
+        except LabError:
+            self._fd = None
+            raise
+        return self
 
     def __exit__(self, *exc_info):
         if self._fd is not None:
