@@ -108,6 +108,11 @@ def ensure_zfs_daemon(lab, record):
     :param dict record: The host record, updated in place.
     """
     if not zfs_fuse_pids():
+        # zfs-fuse will not start while its pid file exists, even a stale
+        # one; none runs, so any such file is stale.
+        pidfile = lab.runtime / "zfs-fuse.pid"
+        if pidfile.exists():
+            pidfile.unlink()
         # zfs-fuse daemonises; its output must not be a pipe we wait on.
         try:
             code = subprocess.run(
