@@ -249,6 +249,15 @@ class Bench(object):
         """
         self.deploy({index: [] for index in range(nodes)})
 
+    def delete_volumes(self):
+        """
+        Delete the move volumes from every node (volumes outlive their
+        applications; a kept lab's earlier run would fill the pools).
+        """
+        for node in self.lab.nodes:
+            for name in ["big", "small"]:
+                node.run(["flocker-volume", "delete", name], check=False)
+
     def timed_client(self, argv, reps):
         """
         :return: Seconds each of ``reps`` runs of ``argv`` on the client
@@ -505,6 +514,7 @@ def moves(bench, reps):
             else:
                 results[name].append(result)
     bench.reset(3)
+    bench.delete_volumes()
     return warm, results
 
 
@@ -539,8 +549,9 @@ def main():
         directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
         os.makedirs(directory, exist_ok=True)
         bench = Bench(lab, directory, options.big_mib, options.small_mib)
-        # Start from nodes without applications or routes.
+        # Start from nodes without applications, routes or volumes.
         bench.reset(len(lab.nodes))
+        bench.delete_volumes()
         reps = options.reps
         base_ssh = bench.timed_client(["ssh", "node1", "true"], reps)
         base_node = bench.timed_client(

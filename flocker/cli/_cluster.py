@@ -9,8 +9,10 @@ import uuid
 
 from twisted.internet.defer import DeferredList, maybeDeferred
 
+from ..node._protocol import DEFAULT_NODE_COMMAND
 from ._deploy import deploy
 from ._remote import RemoteNodeAgent
+from ._session import SessionRunner
 
 __all__ = ["resolve_addresses", "remote_agents", "deploy_over_ssh"]
 
@@ -69,7 +71,7 @@ def remote_agents(runner, resolved, command=None, lock=None):
 
 
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
-                    command=None):
+                    command=None, log=None):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -81,7 +83,13 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     :param bool dry_run: Plan and show only.
     :param write: Optional callable taking one line of progress text.
     :param command: The ``flocker-node`` program on the nodes, or ``None``.
+    :param log: Callable given each eliot message the nodes send back (a
+        ``dict``), or ``None`` to drop them.
     :return: ``Deferred`` firing with a ``DeployResult``.
+
+    Each node's calls go through one ``flocker-node serve`` session
+    (:class:`flocker.cli._session.SessionRunner`), ended before the
+    returned ``Deferred`` fires.
 
     Every node is locked for this deploy (a lease named by a random id,
     taken by its report and renewed by each command) and released at the
@@ -89,6 +97,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     """
     addresses = [node.address for node in deployment.nodes]
     lock = uuid.uuid4().hex
+    runner = SessionRunner(runner, reactor, command=(
+        DEFAULT_NODE_COMMAND if command is None else command), log=log)
 
     def resolved(result):
         ips, failed = result
@@ -102,6 +112,7 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
                         if a not in getattr(outcome, "unreachable", {})]
             releases = [agents[a].release_lock() for a in sorted(answered)]
             done = DeferredList(releases, consumeErrors=True)
+            done.addCallback(lambda _: runner.close_sessions())
             return done.addCallback(lambda _: outcome)
         return d.addBoth(release)
     return resolve_addresses(reactor, addresses).addCallback(resolved)

@@ -8,7 +8,8 @@ standard input (an application's JSON, a route table) is logged by size only.
 from eliot import ActionType, Field, MessageType
 
 __all__ = [
-    "SSH_CONNECT", "SSH_RUN", "SSH_DISCONNECT", "SSH_IDENTITY_SKIPPED",
+    "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
+    "SSH_IDENTITY_SKIPPED",
     "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL",
 ]
 
@@ -55,6 +56,13 @@ SSH_RUN = ActionType(
     [ADDRESS, ARGV, STDIN_BYTES],
     [EXIT_CODE, STDOUT_BYTES],
     "Run one command on a node over its SSH connection.")
+
+SSH_START = ActionType(
+    "flocker:cli:ssh:start",
+    [ADDRESS, ARGV],
+    [],
+    "Start a long-lived command (a node session) on a node over its SSH "
+    "connection; the action ends once the command runs.")
 
 SSH_DISCONNECT = ActionType(
     "flocker:cli:ssh:disconnect",

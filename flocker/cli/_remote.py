@@ -19,6 +19,7 @@ from ..node._protocol import (
     MAXIMUM_SIZE_OPTION, PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME,
     REPORT, ROUTES_KEY, SET_ROUTES, START_APPLICATION, STOP_APPLICATION,
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
+    RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release,
     decode_routes, encode_application, encode_bytes_sent, encode_routes,
 )
 from ..node._agent import INodeAgent
@@ -33,7 +34,8 @@ __all__ = [
     "PROTOCOL_VERSION", "PROTOCOL_OPTION", "ADDRESS_OPTION",
     "DEFAULT_NODE_COMMAND",
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
-    "PUSH_VOLUME", "HANDOFF_VOLUME", "SET_ROUTES", "SUBCOMMANDS",
+    "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
+    "SET_ROUTES", "SUBCOMMANDS",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
     "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL",
     "encode_application", "decode_application",
@@ -210,6 +212,15 @@ class RemoteNodeAgent(object):
         return self._call("%s %s to %s" % (HANDOFF_VOLUME, name, target),
                           HANDOFF_VOLUME, [name, target],
                           parse=decode_bytes_sent)
+
+    def release_volume(self, name, target):
+        return self._call("%s %s to %s" % (RELEASE_VOLUME, name, target),
+                          RELEASE_VOLUME, [name, target],
+                          parse=decode_release)
+
+    def acquire_volume(self, name, snapshot, node_id):
+        return self._call("%s %s" % (ACQUIRE_VOLUME, name), ACQUIRE_VOLUME,
+                          [name, snapshot, node_id])
 
     def set_routes(self, routes):
         return self._call(SET_ROUTES, SET_ROUTES,

@@ -85,12 +85,12 @@ from zope.interface import Interface, implementer
 from ..node._protocol import ELIOT_TASK_OPTION
 from ._logging import (
     SSH_AGENT_UNAVAILABLE, SSH_CONNECT, SSH_DISCONNECT, SSH_IDENTITY_SKIPPED,
-    SSH_RUN,
+    SSH_RUN, SSH_START,
 )
 
 __all__ = [
     "ICommandRunner", "SSHCommandRunner", "MemoryCommandRunner",
-    "ssh_command_runner", "CommandExit",
+    "ssh_command_runner", "CommandExit", "RunningCommand",
     "RemoteCommandFailed", "NodeUnreachable", "AuthenticationFailed",
     "HostKeyError", "SSHConfigurationError",
     "KnownHosts", "known_hosts_name", "key_fingerprint",
@@ -675,48 +675,66 @@ class _ChannelNotOpened(Exception):
 
 class _CommandChannel(SSHChannel):
     """
-    A session channel that executes one command, writes ``stdin`` to it,
-    closes its input and collects stdout, stderr and the exit status.
+    A session channel executing one command: its standard output is handed
+    on as it arrives, its standard input written at will (see
+    :class:`RunningCommand`); :func:`_run_once` makes a one-shot command of
+    it.
     """
     name = b"session"
 
-    def __init__(self, command, stdin, finished):
+    #: Standard error kept for error messages: the end of it.
+    STDERR_KEPT = 256 * 1024
+
+    def __init__(self, command, received, started, ended):
+        """
+        :param bytes command: The quoted command line.
+        :param received: Callable given each piece of standard output.
+        :param started: ``Deferred`` fired with a :class:`RunningCommand`
+            once the command runs, or failed with :class:`_ChannelNotOpened`.
+        :param ended: ``Deferred`` fired with an :class:`_Outcome` (without
+            stdout) once it ended, or failed with ``ConnectionLost``.
+        """
         SSHChannel.__init__(self)
         self._command = command
-        self._stdin = stdin
-        self._finished = finished
-        self._stdout = []
-        self._stderr = []
+        self._received = received
+        self._started = started
+        self._ended = ended
+        self._stderr = b""
         self._exit_code = None
         self._signal = None
-        self._ended = False
+        self._exited = False
         self._eof_pending = False
-        self._refused = None
 
     def openFailed(self, reason):
-        lost = isinstance(getattr(reason, "value", reason), ConnectionLost)
-        self._finish_failed(_ChannelNotOpened(
-            getattr(reason, "value", reason), lost))
+        value = getattr(reason, "value", reason)
+        self._started.errback(Failure(_ChannelNotOpened(
+            value, isinstance(value, ConnectionLost))))
 
     def channelOpen(self, specificData):
         requested = self.conn.sendRequest(
             self, b"exec", NS(self._command), wantReply=True)
-        requested.addCallbacks(self._started, self._exec_refused)
+        requested.addCallbacks(
+            lambda _: self._started.callback(
+                RunningCommand(self, self._ended)),
+            lambda _: self.loseConnection())
 
-    def _started(self, ignored):
-        if self._stdin:
-            self.write(self._stdin)
+    def send(self, data):
+        """
+        Write ``data`` to the command's standard input.
+        """
+        self.write(data)
+
+    def close_input(self):
+        """
+        End the command's standard input once everything written is sent.
+        """
         self._eof_pending = True
         self._send_eof_if_flushed()
-
-    def _exec_refused(self, reason):
-        self._refused = reason
-        self.loseConnection()
 
     def _send_eof_if_flushed(self):
         # EOF must follow every byte of stdin; bytes still waiting for the
         # peer's window are sent by addWindowBytes.
-        if self._eof_pending and not self.buf:
+        if self._eof_pending and not self.buf and not self.closing:
             self._eof_pending = False
             self.conn.sendEOF(self)
 
@@ -725,41 +743,87 @@ class _CommandChannel(SSHChannel):
         self._send_eof_if_flushed()
 
     def dataReceived(self, data):
-        self._stdout.append(data)
+        self._received(data)
 
     def extReceived(self, dataType, data):
         if dataType == EXTENDED_DATA_STDERR:
-            self._stderr.append(data)
+            self._stderr = (self._stderr + data)[-self.STDERR_KEPT:]
 
     def request_exit_status(self, data):
         (self._exit_code,) = struct.unpack(">L", data[:4])
-        self._ended = True
+        self._exited = True
         return True
 
     def request_exit_signal(self, data):
         name, rest = getNS(data)
         self._signal = name.decode("ascii", "replace")
-        self._ended = True
+        self._exited = True
         return True
 
-    def _finish_failed(self, exception):
-        if not self._finished.called:
-            self._finished.errback(Failure(exception))
-
     def closed(self):
-        if self._finished.called:
-            return
-        if self._refused is not None:
-            self._finish_failed(_ChannelNotOpened(
-                "the server refused to execute the command", False))
-        elif not self._ended and getattr(self.conn, "lost", False):
-            self._finish_failed(ConnectionLost(
-                "connection lost while the command ran"))
+        if not self._started.called:
+            self._started.errback(Failure(_ChannelNotOpened(
+                "the server refused to execute the command", False)))
+        elif not self._exited and getattr(self.conn, "lost", False):
+            self._ended.errback(Failure(ConnectionLost(
+                "connection lost while the command ran")))
         else:
-            self._finished.callback(_Outcome(
-                exit_code=self._exit_code, signal=self._signal,
-                stdout=b"".join(self._stdout),
-                stderr=b"".join(self._stderr)))
+            self._ended.callback(_Outcome(
+                exit_code=self._exit_code, signal=self._signal, stdout=b"",
+                stderr=self._stderr))
+
+
+def _run_once(open_channel, command, stdin):
+    """
+    Run one command on a channel: write ``stdin``, close the input, collect
+    the output.
+
+    :param open_channel: Callable given the :class:`_CommandChannel` to
+        open.
+    :param bytes command: The quoted command line.
+    :param bytes stdin: Its standard input.
+    :return: ``Deferred`` firing with an :class:`_Outcome`, or failing with
+        :class:`_ChannelNotOpened` or ``ConnectionLost``.
+    """
+    stdout = []
+    started, ended = Deferred(), Deferred()
+    open_channel(_CommandChannel(command, stdout.append, started, ended))
+
+    def feed(running):
+        if stdin:
+            running.write(stdin)
+        running.close_input()
+        return ended
+    started.addCallback(feed)
+    return started.addCallback(
+        lambda outcome: attr.evolve(outcome, stdout=b"".join(stdout)))
+
+
+class RunningCommand(object):
+    """
+    A command started with :meth:`ICommandRunner.start`, still running.
+
+    :ivar ended: ``Deferred`` firing once the command has ended with
+        ``(exit_code, signal, stderr)`` (the exit status or ``None``, the
+        signal name or ``None``, the end of its standard error), or failing
+        with :class:`NodeUnreachable` if the connection was lost first.
+    """
+
+    def __init__(self, channel, ended):
+        self._channel = channel
+        self.ended = ended
+
+    def write(self, data):
+        """
+        :param bytes data: Written to the command's standard input.
+        """
+        self._channel.send(data)
+
+    def close_input(self):
+        """
+        Close the command's standard input (after everything written).
+        """
+        self._channel.close_input()
 
 
 class _Connection(SSHConnection):
@@ -995,12 +1059,23 @@ class _NodeConnection(object):
         :return: ``Deferred`` firing with an :class:`_Outcome`, or failing
             with :class:`_ChannelNotOpened` or ``ConnectionLost``.
         """
-        finished = Deferred()
         if self._connection.lost:
             return fail(_ChannelNotOpened("connection closed", True))
+        return _run_once(self._connection.openChannel, command, stdin)
+
+    def start(self, command, received):
+        """
+        :param bytes command: The quoted command line.
+        :param received: Callable given each piece of standard output.
+        :return: ``Deferred`` firing with a :class:`RunningCommand` once the
+            command started, or failing with :class:`_ChannelNotOpened`.
+        """
+        if self._connection.lost:
+            return fail(_ChannelNotOpened("connection closed", True))
+        started = Deferred()
         self._connection.openChannel(
-            _CommandChannel(command, stdin, finished))
-        return finished
+            _CommandChannel(command, received, started, Deferred()))
+        return started
 
     def is_open(self):
         """
@@ -1145,6 +1220,20 @@ class ICommandRunner(Interface):
             ``stdin``.
         """
 
+    def start(address, argv, received):
+        """
+        Start a long-lived command on a node, to talk with while it runs.
+
+        :param str address: The node.
+        :param argv: Non-empty sequence of ``str``, as for :meth:`run`.
+        :param received: Callable given each piece (``bytes``) of the
+            command's standard output as it arrives.
+        :return: ``Deferred`` firing with a :class:`RunningCommand` once the
+            command has started, or failing with :class:`NodeUnreachable`,
+            :class:`HostKeyError`, or ``TypeError``/``ValueError`` for an
+            unusable ``argv``.
+        """
+
     def close():
         """
         Close every connection the runner holds.  The runner can be used
@@ -1223,7 +1312,7 @@ class SSHCommandRunner(object):
             # a global slot while it waits for its node.
             d = DeferredContext(node_limit.run(
                 self._limit.run, action.run, self._execute, address, command,
-                stdin, True))
+                stdin))
 
             def finished(outcome):
                 action.add_success_fields(exit_code=outcome.exit_code,
@@ -1235,25 +1324,56 @@ class SSHCommandRunner(object):
             d.addCallback(finished)
             return d.addActionFinish()
 
-    def _execute(self, address, command, stdin, may_retry):
+    def start(self, address, argv, received):
+        try:
+            command = quote_argv(argv)
+        except (TypeError, ValueError):
+            return fail()
+        action = SSH_START(address=address, argv=list(argv))
+        with action.context():
+            d = DeferredContext(self._start(address, command, received))
+            return d.addActionFinish()
+
+    def _start(self, address, command, received):
+        def started(running):
+            def lost(reason):
+                reason.trap(ConnectionLost)
+                raise NodeUnreachable(
+                    address, "connection lost while the command ran")
+            running.ended.addCallbacks(
+                lambda outcome: (outcome.exit_code, outcome.signal,
+                                 outcome.stderr), lost)
+            return running
+        d = self._on_connection(
+            address, lambda connection: connection.start(command, received))
+        return d.addCallback(started)
+
+    def _execute(self, address, command, stdin):
+        return self._on_connection(
+            address, lambda connection: connection.execute(command, stdin))
+
+    def _on_connection(self, address, use, may_retry=True):
+        """
+        :param use: Callable given the node's connection, returning a
+            ``Deferred`` of what it started there.
+        :return: That ``Deferred``, its channel and connection failures
+            turned into :class:`NodeUnreachable`.
+        """
         used = []
 
-        def execute(connection):
+        def go(connection):
             used.append(connection)
-            return connection.execute(command, stdin)
-        d = self._connection_for(address)
-        d.addCallback(execute)
+            return use(connection)
+        d = self._connection_for(address).addCallback(go)
 
         def failed(reason):
-            if reason.check(HostKeyError, NodeUnreachable):
-                return reason
             if reason.check(_ChannelNotOpened):
                 if reason.value.connection_lost and used:
                     self._forget(address, used[0])
                 if reason.value.connection_lost and may_retry:
                     # The pooled connection died before the command started:
                     # nothing ran, so one new connection may be tried.
-                    return self._execute(address, command, stdin, False)
+                    return self._on_connection(address, use, False)
                 raise NodeUnreachable(address, "cannot start the command: %s"
                                       % (reason.value.reason,))
             if reason.check(ConnectionLost):
@@ -1369,6 +1489,25 @@ class CommandExit(Exception):
         self.stderr = stderr
 
 
+def _best_handler(handlers, address, argv):
+    """
+    :param handlers: ``dict`` of ``(address or None, prefix tuple)`` to a
+        handler.
+    :return: The handler with the longest prefix of ``argv`` (one for
+        ``address`` before one for any address), or ``None``.
+    """
+    best = None
+    for (where, prefix), handler in handlers.items():
+        if where not in (None, address):
+            continue
+        if tuple(argv[:len(prefix)]) != prefix:
+            continue
+        rank = (len(prefix), where is not None)
+        if best is None or rank > best[0]:
+            best = (rank, handler)
+    return None if best is None else best[1]
+
+
 @implementer(ICommandRunner)
 class MemoryCommandRunner(object):
     """
@@ -1381,12 +1520,16 @@ class MemoryCommandRunner(object):
     handler exits with status 127 like a missing program.
 
     :ivar calls: ``list`` of ``(address, argv list, stdin)`` in call order.
+    :ivar started: ``list`` of ``(address, argv list)`` given to
+        :meth:`start`, in order.
     :ivar unreachable: ``dict`` of address to the reason it is unreachable.
     """
 
     def __init__(self):
         self._handlers = {}
+        self._stream_handlers = {}
         self.calls = []
+        self.started = []
         self.unreachable = {}
         self.closed = 0
 
@@ -1398,17 +1541,6 @@ class MemoryCommandRunner(object):
         """
         self._handlers[(address, tuple(prefix))] = handler
 
-    def _handler_for(self, address, argv):
-        best = None
-        for (where, prefix), handler in self._handlers.items():
-            if where not in (None, address):
-                continue
-            if tuple(argv[:len(prefix)]) != prefix:
-                continue
-            rank = (len(prefix), where is not None)
-            if best is None or rank > best[0]:
-                best = (rank, handler)
-        return None if best is None else best[1]
 
     def run(self, address, argv, stdin=b""):
         try:
@@ -1418,9 +1550,16 @@ class MemoryCommandRunner(object):
             return fail()
         argv = list(argv)
         self.calls.append((address, argv, stdin))
+        return self._dispatch(self._handlers, address, argv, stdin)
+
+    def _dispatch(self, handlers, address, argv, argument):
+        """
+        Call the handler in ``handlers`` for ``argv`` on ``address`` with
+        ``argument``, as a command there would run.
+        """
         if address in self.unreachable:
             return fail(NodeUnreachable(address, self.unreachable[address]))
-        handler = self._handler_for(address, argv)
+        handler = _best_handler(handlers, address, argv)
         if handler is None:
             return fail(RemoteCommandFailed(
                 address, argv, 127,
@@ -1430,7 +1569,29 @@ class MemoryCommandRunner(object):
             reason.trap(CommandExit)
             raise RemoteCommandFailed(address, argv, reason.value.exit_code,
                                       reason.value.stderr)
-        return maybeDeferred(handler, argv, stdin).addErrback(exited)
+        return maybeDeferred(handler, argv, argument).addErrback(exited)
+
+    def add_stream_handler(self, address, prefix, handler):
+        """
+        Answer :meth:`start` for commands starting with ``prefix``.
+
+        :param address: The node, or ``None`` for any node.
+        :param prefix: Sequence of ``str`` the argument vector starts with.
+        :param handler: ``handler(argv, received)`` returning an object
+            with the interface of :class:`RunningCommand` (``write``,
+            ``close_input``, ``ended``), or raising :class:`CommandExit`
+            for a command that fails to start.
+        """
+        self._stream_handlers[(address, tuple(prefix))] = handler
+
+    def start(self, address, argv, received):
+        try:
+            quote_argv(argv)
+        except (TypeError, ValueError):
+            return fail()
+        argv = list(argv)
+        self.started.append((address, argv))
+        return self._dispatch(self._stream_handlers, address, argv, received)
 
     def close(self):
         self.closed += 1

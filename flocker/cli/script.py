@@ -206,7 +206,8 @@ def _deploy(reactor, options, deployment, stdout, stderr):
         stdout.flush()
 
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
-                        write=write, command=options.node_command)
+                        write=write, command=options.node_command,
+                        log=destination)
 
     def report(result):
         if options.dry_run:

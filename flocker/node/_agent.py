@@ -6,9 +6,30 @@ iptables directly), by the deploy client (running ``flocker-node`` over SSH),
 and in memory for tests.
 """
 
+import attr
 from zope.interface import Interface
 
-__all__ = ["INodeAgent"]
+__all__ = ["INodeAgent", "VolumeRelease"]
+
+
+@attr.s(frozen=True, slots=True)
+class VolumeRelease(object):
+    """
+    What a node that released a volume to another tells the new owner, who
+    acquires with it (see :meth:`INodeAgent.release_volume`).
+
+    :ivar int bytes_sent: Bytes of the last increment (``0`` if it had been
+        sent before).
+    :ivar str snapshot: The snapshot the new owner's copy must end with.
+    :ivar str node_id: The identity of the node the volume was released to.
+    """
+    bytes_sent = attr.ib(validator=attr.validators.instance_of(int))
+    snapshot = attr.ib(validator=attr.validators.instance_of(str))
+    node_id = attr.ib(validator=attr.validators.instance_of(str))
+
+    def __attrs_post_init__(self):
+        if self.bytes_sent < 0:
+            raise ValueError("bytes_sent must not be negative")
 
 
 class INodeAgent(Interface):
@@ -72,6 +93,32 @@ class INodeAgent(Interface):
         :param str name: Volume name.
         :param str target: Address of the new owner.
         :return: ``Deferred`` firing with the number of bytes sent.
+        """
+
+    def release_volume(name, target):
+        """
+        The first half of a hand-off: send the last increment to ``target``
+        and give up ownership to it, without making it the owner yet (its
+        :meth:`acquire_volume` does that).  In between, no node owns the
+        volume, so none writes to it.  The application must be stopped.
+        Running it again before the target acquired sends nothing more.
+
+        :param str name: Volume name.
+        :param str target: Address of the new owner.
+        :return: ``Deferred`` firing with a :class:`VolumeRelease`.
+        """
+
+    def acquire_volume(name, snapshot, node_id):
+        """
+        The second half of a hand-off, on the new owner: take ownership of
+        the copy released to this node.  Nothing if it already owns it.
+
+        :param str name: Volume name.
+        :param str snapshot: The snapshot the copy must end with (from the
+            :class:`VolumeRelease`).
+        :param str node_id: This node's identity as the old owner knew it.
+        :return: ``Deferred`` firing with ``None``; failing if the copy does
+            not end with ``snapshot`` or this node is not ``node_id``.
         """
 
     def set_routes(routes):

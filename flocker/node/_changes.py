@@ -116,7 +116,18 @@ class HandoffVolume(object):
     target = attr.ib()
 
     def run(self, agents):
-        return agents[self.node].handoff_volume(self.name, self.target)
+        # In two calls, the second on the target, rather than one call on
+        # the source that reaches the target itself: the caller usually
+        # holds a session with the target already, the source would have
+        # to start a process there while the application is down.
+        target = agents[self.target]
+        d = agents[self.node].release_volume(self.name, self.target)
+
+        def acquire(release):
+            acquired = target.acquire_volume(self.name, release.snapshot,
+                                             release.node_id)
+            return acquired.addCallback(lambda _: release.bytes_sent)
+        return d.addCallback(acquire)
 
     def describe(self):
         return "%s: hand off volume %s to %s" % (

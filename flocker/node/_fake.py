@@ -18,7 +18,7 @@ from twisted.internet.defer import fail, maybeDeferred
 from zope.interface import implementer
 
 from .._model import ClusterState, NodeState, VolumeState
-from ._agent import INodeAgent
+from ._agent import INodeAgent, VolumeRelease
 
 __all__ = ["FakeCluster", "FakeNodeAgent", "FakeNodeError"]
 
@@ -140,6 +140,41 @@ class FakeNodeAgent(object):
                 snapshots=theirs.snapshots)))
             return sent
         return self._do("handoff_volume", handoff, name, target)
+
+    def release_volume(self, name, target):
+        def release():
+            volume = self.state.volumes.get(name)
+            theirs = self.cluster.agents[target].state.volumes.get(name)
+            if (volume is not None and not volume.owned
+                    and theirs is not None and not theirs.owned
+                    and theirs.snapshots[-1:] == volume.snapshots[-1:]):
+                # Released before, not acquired yet: nothing more to send.
+                return VolumeRelease(bytes_sent=0,
+                                     snapshot=volume.snapshots[-1],
+                                     node_id=target)
+            if name in self.state.running:
+                raise FakeNodeError("volume %s is in use on %s" % (
+                    name, self.address))
+            sent = self._send(name, target)
+            volume = self.state.volumes[name]
+            self._set(volumes=self.state.volumes.set(
+                name, attr.evolve(volume, owned=False)))
+            return VolumeRelease(bytes_sent=sent,
+                                 snapshot=volume.snapshots[-1],
+                                 node_id=target)
+        return self._do("release_volume", release, name, target)
+
+    def acquire_volume(self, name, snapshot, node_id):
+        def acquire():
+            if node_id != self.address:
+                raise FakeNodeError("%s is not %s" % (self.address, node_id))
+            volume = self.state.volumes.get(name)
+            if volume is None or list(volume.snapshots[-1:]) != [snapshot]:
+                raise FakeNodeError("%s's copy of %s does not end with %s" % (
+                    self.address, name, snapshot))
+            self._set(volumes=self.state.volumes.set(
+                name, attr.evolve(volume, owned=True)))
+        return self._do("acquire_volume", acquire, name, snapshot, node_id)
 
     def set_routes(self, routes):
         return self._do("set_routes",

@@ -6,13 +6,14 @@ per invocation and calls the method its subcommand names.
 
 from eliot import current_action
 from eliot.twisted import DeferredContext
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import FirstError, gatherResults, inlineCallbacks
 from zope.interface import implementer
 
 from .._model import NodeState
-from ._agent import INodeAgent
+from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
-    NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME, NODE_PUSH_VOLUME, NODE_REPORT,
+    NODE_ACQUIRE_VOLUME, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
+    NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
@@ -74,9 +75,13 @@ class LocalNodeAgent(object):
     def report(self):
         @inlineCallbacks
         def report():
-            units, volumes, routes = yield gatherResults([
-                self.docker.list(), self.volumes.list(),
-                self.routes.get_routes()], consumeErrors=True)
+            try:
+                units, volumes, routes = yield gatherResults([
+                    self.docker.list(), self.volumes.list(),
+                    self.routes.get_routes()], consumeErrors=True)
+            except FirstError as e:
+                # The reason, not the wrapper: callers report it as one line.
+                e.subFailure.raiseException()
             running = [unit.name for unit in units if unit.running]
             links = {}
             for unit in units:
@@ -151,6 +156,26 @@ class LocalNodeAgent(object):
             return result.bytes_sent
         return self._action(NODE_HANDOFF_VOLUME, handoff,
                             volume=name, target=target)
+
+    def release_volume(self, name, target):
+        @inlineCallbacks
+        def release():
+            result = yield self.volumes.handoff(name, target, acquire=False)
+            current_action().add_success_fields(bytes=result.bytes_sent,
+                                                snapshot=result.snapshot)
+            return VolumeRelease(bytes_sent=result.bytes_sent,
+                                 snapshot=result.snapshot,
+                                 node_id=result.target_node_id)
+        return self._action(NODE_RELEASE_VOLUME, release, volume=name,
+                            target=target)
+
+    def acquire_volume(self, name, snapshot, node_id):
+        @inlineCallbacks
+        def acquire():
+            yield self.volumes.acquire(name, snapshot=snapshot,
+                                       node_id=node_id)
+        return self._action(NODE_ACQUIRE_VOLUME, acquire, volume=name,
+                            snapshot=snapshot)
 
     def set_routes(self, routes):
         @inlineCallbacks

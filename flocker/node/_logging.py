@@ -17,6 +17,7 @@ __all__ = [
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
+    "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME",
     "NODE_SET_ROUTES",
 ]
 
@@ -108,6 +109,8 @@ _VOLUME = Field.for_types(
 _TARGET = Field.for_types(
     "target", [str], "Address of the node receiving a volume.")
 _BYTES = Field.for_types("bytes", [int], "Bytes of volume data sent.")
+_SNAPSHOT = Field.for_types(
+    "snapshot", [str], "The snapshot a volume's new owner must end with.")
 _ROUTES = Field.for_types(
     "routes", [int], "Number of routes the node is given.")
 
@@ -141,6 +144,17 @@ NODE_HANDOFF_VOLUME = ActionType(
     "flocker:node:handoff_volume",
     [_ADDRESS, _VOLUME, _TARGET], [_BYTES],
     "Send a volume's last increment and make the target its owner.")
+
+NODE_RELEASE_VOLUME = ActionType(
+    "flocker:node:release_volume",
+    [_ADDRESS, _VOLUME, _TARGET], [_BYTES, _SNAPSHOT],
+    "Send a volume's last increment to the target and give up ownership "
+    "to it (the target acquires next).")
+
+NODE_ACQUIRE_VOLUME = ActionType(
+    "flocker:node:acquire_volume",
+    [_ADDRESS, _VOLUME, _SNAPSHOT], [],
+    "Take ownership of a volume copy another node released to this one.")
 
 NODE_SET_ROUTES = ActionType(
     "flocker:node:set_routes",

@@ -48,6 +48,10 @@ options; then standard input; then standard output on success):
     ``push-volume NAME TARGET``; stdin empty; stdout ``{"bytes": N}``.
 ``handoff_volume(name, target)``
     ``handoff-volume NAME TARGET``; stdin empty; stdout ``{"bytes": N}``.
+``release_volume(name, target)``
+    ``release-volume NAME TARGET``; stdin empty; stdout a release (below).
+``acquire_volume(name, snapshot, node_id)``
+    ``acquire-volume NAME SNAPSHOT NODEID``; stdin empty; stdout ignored.
 ``set_routes(routes)``
     ``set-routes``; stdin a route table (below); stdout ignored.
 
@@ -70,15 +74,41 @@ application
     {"mountpoint", "maximum_size"} or null, "links": [[local, remote,
     alias]…], "mem_limit", "cpu_shares", "restart_policy": {"name",
     "maximum_retry_count"}}``.
+release
+    ``{"bytes": N, "snapshot": SNAPSHOT, "node_id": NODEID}``: what the
+    new owner acquires with.
 route table
     ``{"routes": [{"port": P, "address": A}…]}`` sorted by port then
     address: the node's complete set of routes (an empty list removes all).
+
+Sessions: many calls through one process
+-----------------------------------------
+
+``flocker-node --protocol 1 --address ADDRESS serve`` starts a session: one
+node process answers many calls, so a deploy pays for starting Python and
+opening Docker and the pool once per node instead of once per step.  Each
+line on the session's standard input is a request, a JSON object
+``{"id": N, "argv": [ARGUMENT...], "stdin": TEXT}`` where ``argv`` is
+exactly what would follow ``flocker-node`` in a single call (global options
+included) and ``stdin`` what its standard input would be.  Requests run
+concurrently; for each, in any order, one line on standard output answers
+``{"id": N, "exit": STATUS, "stdout": TEXT, "stderr": TEXT}`` with what the
+single call would have exited with and written.  Interleaved with the
+answers, ``{"eliot": MESSAGE}`` lines carry the node's eliot messages (the
+requests' ``--eliot-task`` options place them in the client's task tree).
+End of input ends the session once every request has been answered (exit
+status 0).  A line that is not a request is answered with ``"id": null``,
+exit status 2 and the reason.
 
 Exit status: 0 when the operation is done (every subcommand is idempotent);
 otherwise non-zero (1 operation failed, 2 bad usage, 3 protocol version not
 spoken) with a one-line human-readable message as the LAST line of standard
 error.  The client shows that line, prefixed with the node and the step.
 """
+
+import json
+
+from eliot.json import json_default
 
 from .._serialize import (
     SerializationError, application_to_dict, application_from_dict, dumps,
@@ -89,13 +119,16 @@ __all__ = [
     "PROTOCOL_VERSION", "PROTOCOL_OPTION", "ADDRESS_OPTION",
     "ELIOT_TASK_OPTION", "DEFAULT_NODE_COMMAND",
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
-    "PUSH_VOLUME", "HANDOFF_VOLUME", "SET_ROUTES", "SUBCOMMANDS",
+    "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
+    "SET_ROUTES", "SUBCOMMANDS", "encode_release", "decode_release",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
     "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL", "EXIT_LOCKED",
     "LOCK_OPTION", "RELEASE_LOCK",
     "encode_application", "decode_application",
     "encode_routes", "decode_routes",
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
+    "SERVE", "encode_request", "decode_request", "encode_response",
+    "decode_session_line", "encode_log",
 ]
 
 #: Option a remote command accepts right after ``argv[0]``, followed by a
@@ -123,8 +156,14 @@ CREATE_VOLUME = "create-volume"
 PUSH_VOLUME = "push-volume"
 HANDOFF_VOLUME = "handoff-volume"
 SET_ROUTES = "set-routes"
+RELEASE_VOLUME = "release-volume"
+ACQUIRE_VOLUME = "acquire-volume"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
-               PUSH_VOLUME, HANDOFF_VOLUME, SET_ROUTES)
+               PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
+               SET_ROUTES)
+
+#: Subcommand starting a session (many calls through one process).
+SERVE = "serve"
 
 #: Option of ``create-volume`` giving the quota in bytes.
 MAXIMUM_SIZE_OPTION = "--maximum-size"
@@ -214,6 +253,32 @@ def decode_bytes_sent(data):
     return count
 
 
+def encode_release(release):
+    """
+    :param VolumeRelease release: What ``release-volume`` did.
+    :return: The release document (``bytes``).
+    """
+    return dumps({BYTES_KEY: release.bytes_sent, "snapshot": release.snapshot,
+                  "node_id": release.node_id}).encode("utf-8")
+
+
+def decode_release(data):
+    """
+    :param bytes data: A release document.
+    :return: The ``VolumeRelease``.
+    :raises SerializationError: If it is not one.
+    """
+    from ._agent import VolumeRelease
+    count = decode_bytes_sent(data)
+    document = loads(data)
+    try:
+        return VolumeRelease(bytes_sent=count,
+                             snapshot=document.get("snapshot"),
+                             node_id=document.get("node_id"))
+    except (TypeError, ValueError) as e:
+        raise SerializationError("not a release: %s" % (e,))
+
+
 def decode_report(data, address):
     """
     :param bytes data: A node report document.
@@ -227,3 +292,85 @@ def decode_report(data, address):
         raise SerializationError("a report must be a JSON object")
     document = dict(document, address=address)
     return node_state_from_dict(document)
+
+
+def _line(document):
+    return (dumps(document) + "\n").encode("utf-8")
+
+
+def encode_request(identifier, argv, stdin=b""):
+    """
+    :param int identifier: The request's id, unique within its session.
+    :param argv: The arguments a single ``flocker-node`` call would get.
+    :param bytes stdin: Its standard input (UTF-8).
+    :return: The request line (``bytes``, newline included).
+    """
+    return _line({"id": identifier, "argv": list(argv),
+                  "stdin": stdin.decode("utf-8")})
+
+
+def decode_request(line):
+    """
+    :param bytes line: A request line (without its newline).
+    :return: ``(identifier, argv, stdin)`` with ``stdin`` as ``bytes``.
+    :raises SerializationError: If it is not a request.
+    """
+    document = loads(line)
+    if not isinstance(document, dict):
+        raise SerializationError("a request must be a JSON object")
+    identifier, argv = document.get("id"), document.get("argv")
+    stdin = document.get("stdin", "")
+    if not isinstance(identifier, int) or isinstance(identifier, bool):
+        raise SerializationError("a request needs an integer id")
+    if not (isinstance(argv, list)
+            and all(isinstance(word, str) for word in argv)):
+        raise SerializationError("a request needs argv, a list of strings")
+    if not isinstance(stdin, str):
+        raise SerializationError("a request's stdin must be a string")
+    return identifier, argv, stdin.encode("utf-8")
+
+
+def encode_response(identifier, exit_code, stdout, stderr):
+    """
+    :param identifier: The request's id (``None`` for an unreadable one).
+    :param int exit_code: The call's exit status.
+    :param str stdout: What it wrote to standard output.
+    :param str stderr: What it wrote to standard error.
+    :return: The answer line (``bytes``, newline included).
+    """
+    return _line({"id": identifier, "exit": exit_code, "stdout": stdout,
+                  "stderr": stderr})
+
+
+def encode_log(message):
+    """
+    :param dict message: An eliot message.
+    :return: The line carrying it to the client (``bytes``).
+    """
+    return (json.dumps({"eliot": message}, default=json_default,
+                       separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def decode_session_line(line):
+    """
+    :param bytes line: A line from a session's standard output.
+    :return: ``("answer", (id, exit, stdout bytes, stderr bytes))``,
+        ``("eliot", message dict)``, or ``(None, None)`` for a line that is
+        neither (whatever a login script printed).
+    """
+    try:
+        document = loads(line)
+    except SerializationError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    if isinstance(document.get("eliot"), dict):
+        return "eliot", document["eliot"]
+    exit_code = document.get("exit")
+    stdout, stderr = document.get("stdout"), document.get("stderr")
+    if (isinstance(exit_code, int) and not isinstance(exit_code, bool)
+            and isinstance(stdout, str) and isinstance(stderr, str)
+            and "id" in document):
+        return "answer", (document["id"], exit_code,
+                          stdout.encode("utf-8"), stderr.encode("utf-8"))
+    return None, None

@@ -33,8 +33,9 @@ from ._lock import DeployLock, LockHeld, default_lock_path
 from ._protocol import (
     CREATE_VOLUME, EXIT_FAILED, EXIT_LOCKED, EXIT_PROTOCOL, EXIT_USAGE,
     HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
-    SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
-    decode_routes, encode_bytes_sent,
+    SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
+    decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
+    encode_release,
 )
 
 __all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
@@ -155,12 +156,46 @@ class HandoffOptions(_TargetOptions):
                 "it the owner (the application must be stopped).")
 
 
+class ReleaseVolumeOptions(_TargetOptions):
+    """
+    ``flocker-node release-volume NAME TARGET``.
+    """
+    synopsis = "NAME TARGET"
+    longdesc = ("Send the volume's last increment to node TARGET and give "
+                "up ownership to it; TARGET's acquire-volume completes the "
+                "hand-off (the application must be stopped).")
+
+
+class AcquireVolumeOptions(_Options):
+    """
+    ``flocker-node acquire-volume NAME SNAPSHOT NODEID``.
+    """
+    synopsis = "NAME SNAPSHOT NODEID"
+    longdesc = ("Take ownership of the volume another node released to "
+                "this one, whose copy must end with SNAPSHOT.")
+
+    def parseArgs(self, name, snapshot, node_id):
+        self["name"] = name
+        self["snapshot"] = snapshot
+        self["node-id"] = node_id
+
+
 class ReleaseLockOptions(_NoArguments):
     """
     ``flocker-node --lock DEPLOYID release-lock``.
     """
     synopsis = ""
     longdesc = "End the lease of the deploy named by --lock."
+
+
+class ServeOptions(_NoArguments):
+    """
+    ``flocker-node serve``: a session answering many calls.
+    """
+    synopsis = ""
+    longdesc = ("Answer the requests read from standard input, one JSON "
+                "line each, with one JSON line each on standard output, "
+                "until standard input ends (the session protocol).")
 
 
 class SetRoutesOptions(_NoArguments):
@@ -206,9 +241,14 @@ class NodeOptions(_Options):
         [PUSH_VOLUME, None, PushOptions, "Copy a volume to another node."],
         [HANDOFF_VOLUME, None, HandoffOptions,
          "Hand a volume to another node."],
+        [RELEASE_VOLUME, None, ReleaseVolumeOptions,
+         "Release a volume to another node."],
+        [ACQUIRE_VOLUME, None, AcquireVolumeOptions,
+         "Take ownership of a released volume."],
         [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
         [RELEASE_LOCK, None, ReleaseLockOptions,
          "End a deploy's lease on this node."],
+        [SERVE, None, ServeOptions, "Answer many calls (a session)."],
     ]
 
     def postOptions(self):
@@ -355,6 +395,13 @@ def _run(agent, command, options, stdin):
                   else agent.handoff_volume)
         return method(sub["name"], sub["target"]).addCallback(
             lambda sent: encode_bytes_sent(sent).decode("ascii") + "\n")
+    if command == RELEASE_VOLUME:
+        return agent.release_volume(sub["name"], sub["target"]).addCallback(
+            lambda release: encode_release(release).decode("ascii") + "\n")
+    if command == ACQUIRE_VOLUME:
+        return agent.acquire_volume(
+            sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
+                lambda _: "")
     return agent.set_routes(decode_routes(stdin)).addCallback(lambda _: "")
 
 
@@ -377,8 +424,69 @@ def default_lock(options, environ):
     return DeployLock(default_lock_path(environ, options.address(environ)))
 
 
+def _connect_stdio(reactor, protocol):
+    """
+    Connect ``protocol`` to this process's standard input and output.
+    """
+    from twisted.internet.stdio import StandardIO
+    StandardIO(protocol, reactor=reactor)
+
+
+def _shared(made):
+    """
+    :param made: ``Deferred`` firing with a value.
+    :return: A function returning, on each call, a new ``Deferred`` firing
+        with that value (so no caller sees another's callbacks' results).
+    """
+    outcome = []
+
+    def keep(result):
+        outcome.append(result)
+        # Later sharers read the list; the chain itself ends here, so an
+        # error is not reported as unhandled when nobody asked yet.
+        return None
+    made.addBoth(keep)
+
+    def get():
+        if outcome:
+            return succeed(None).addCallback(lambda _: outcome[0])
+        waiting = Deferred()
+        made.addBoth(lambda _: waiting.callback(None))
+        return waiting.addCallback(lambda _: outcome[0])
+    return get
+
+
+def _serve(reactor, options, environ, make_agent, make_lock, connect):
+    """
+    Run a session: every request is one :func:`node_main` call sharing one
+    agent (so Docker and the pool are opened once).
+
+    :return: ``Deferred`` firing with the exit status once it ends.
+    """
+    from ._serve import SessionProtocol
+    agents = {}
+
+    def shared_agent(reactor, options, environ):
+        # One agent per way of naming the node (calls normally agree).
+        key = (options.address(environ), options["docker-socket"],
+               options["pool"])
+        if key not in agents:
+            agents[key] = _shared(maybeDeferred(make_agent, reactor, options,
+                                                environ))
+        return agents[key]()
+
+    def call(argv, stdin, stdout, stderr):
+        return node_main(reactor, argv, stdin, stdout, stderr, environ,
+                         make_agent=shared_agent, make_lock=make_lock,
+                         log=False, connect=None)
+    protocol = SessionProtocol(call)
+    connect(reactor, protocol)
+    return protocol.finished
+
+
 def node_main(reactor, argv, stdin, stdout, stderr, environ,
-              make_agent=default_agent, make_lock=default_lock):
+              make_agent=default_agent, make_lock=default_lock, log=True,
+              connect=_connect_stdio):
     """
     Run one ``flocker-node`` command.
 
@@ -396,6 +504,11 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
     :param make_agent: ``(reactor, options, environ) -> Deferred`` firing
         with the ``INodeAgent`` to act on.
     :param make_lock: ``(options, environ) -> DeployLock``.
+    :param bool log: Send eliot messages to ``stderr`` when a task is
+        continued (a session sends them itself).
+    :param connect: ``(reactor, protocol)`` connecting a session's protocol
+        to its input and output, or ``None`` where no session may start
+        (inside one).
     :return: ``Deferred`` firing with the exit code.
     """
     options = NodeOptions()
@@ -416,6 +529,12 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
                      % (__version__, PROTOCOL_VERSION, options["protocol"]))
         return succeed(EXIT_PROTOCOL)
     command = options.subCommand
+    if command == SERVE:
+        if connect is None:
+            stderr.write("flocker-node: serve cannot run inside a session\n")
+            return succeed(EXIT_USAGE)
+        return _serve(reactor, options, environ, make_agent, make_lock,
+                      connect)
     if command == RELEASE_LOCK:
         if options["lock"] is None:
             stderr.write("flocker-node: release-lock needs --lock\n")
@@ -439,8 +558,9 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
 
     destination = None
     if options["eliot-task"]:
-        destination = FileDestination(file=stderr)
-        add_destinations(destination)
+        if log:
+            destination = FileDestination(file=stderr)
+            add_destinations(destination)
         action = Action.continue_task(task_id=options["eliot-task"])
         with action.context():
             d = DeferredContext(maybeDeferred(run)).addActionFinish()

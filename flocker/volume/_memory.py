@@ -307,7 +307,7 @@ class MemoryVolumeService(object):
         return self._push(name, target, progress)
 
     @_deferred
-    def handoff(self, name, target, progress=None):
+    def handoff(self, name, target, progress=None, acquire=True):
         check_address(target)
         copy = self._get(name)
         if copy.owner == self.node_id:
@@ -324,8 +324,9 @@ class MemoryVolumeService(object):
                                 bytes_sent=0)
         else:
             raise NotOwner("volume %s is not owned by this node" % (name,))
-        other = self._network.reach(target, "acquire")
-        other._acquire(name, result.snapshot, result.target_node_id)
+        if acquire:
+            other = self._network.reach(target, "acquire")
+            other._acquire(name, result.snapshot, result.target_node_id)
         return result
 
     def _acquire(self, name, snapshot, node_id):

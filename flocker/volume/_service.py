@@ -300,12 +300,17 @@ class IVolumeService(Interface):
         :raises OutOfSpace: The target's pool is full.
         """
 
-    def handoff(name, target, progress=None):
+    def handoff(name, target, progress=None, acquire=True):
         """
         Send the last increment to ``target`` and make it the owner; this
         node keeps a read-only copy.  The application must be stopped.
         Running it again after an interruption finishes the job.
 
+        :param bool acquire: Have the target take ownership (step 4) too.
+            ``False`` leaves that to the caller, who then calls
+            :meth:`acquire` on the target with the result's ``snapshot``
+            and ``target_node_id`` (a deploy client holding a session with
+            the target does it faster than this node can over SSH).
         :return: ``Deferred`` firing with a :class:`PushResult`.
         :raises HandoffConflict: The volume was handed to another node.
         """
@@ -1209,13 +1214,14 @@ class VolumeService(object):
         current = yield self.pool.get(name)
         return current
 
-    def handoff(self, name, target, progress=None):
+    def handoff(self, name, target, progress=None, acquire=True):
         check_volume_name(name)
         check_address(target)
-        return self._locked(name, self._handoff, name, target, progress)
+        return self._locked(name, self._handoff, name, target, progress,
+                            acquire)
 
     @inlineCallbacks
-    def _handoff(self, name, target, progress):
+    def _handoff(self, name, target, progress, acquire):
         with HANDOFF_VOLUME(volume=name, target=target):
             dataset = yield self._get(name)
             if dataset.owner == self.node_id:
@@ -1241,8 +1247,10 @@ class VolumeService(object):
                     name, self.node_id))
             # A follower stays unmounted (see _apply).
             yield self.pool.unmount(name)
-            yield self._remote_acquire(name, target, result.target_node_id,
-                                       result.snapshot)
+            if acquire:
+                yield self._remote_acquire(name, target,
+                                           result.target_node_id,
+                                           result.snapshot)
         return result
 
     @inlineCallbacks

@@ -23,12 +23,13 @@ from flocker._model import (
 from flocker._serialize import (
     SerializationError, application_to_dict, dumps, node_state_to_dict,
 )
-from flocker.node._agent import INodeAgent
+from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.testtools import node_states, run_in_reactor
 
 from .._logging import REMOTE_CALL
 from .._remote import (
-    ADDRESS_OPTION, CREATE_VOLUME, HANDOFF_VOLUME, MAXIMUM_SIZE_OPTION,
+    ACQUIRE_VOLUME, ADDRESS_OPTION, CREATE_VOLUME, HANDOFF_VOLUME,
+    MAXIMUM_SIZE_OPTION, RELEASE_VOLUME,
     PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME, REPORT, SET_ROUTES,
     START_APPLICATION, STOP_APPLICATION, SUBCOMMANDS, NodeStepFailed,
     RemoteNodeAgent, decode_application, decode_bytes_sent, decode_report,
@@ -262,6 +263,38 @@ class RemoteNodeAgentTests(SynchronousTestCase):
             self.agent.handoff_volume("web", "10.0.0.2")), 0)
         self.assertEqual(self.last_call(),
                          ([HANDOFF_VOLUME, "web", "10.0.0.2"], b""))
+
+    def test_release_volume(self):
+        """
+        ``release_volume`` names volume and target and returns the release
+        the node printed.
+        """
+        self.answer(RELEASE_VOLUME,
+                    b'{"bytes":5,"node_id":"n2","snapshot":"s1"}')
+        self.assertEqual(
+            self.successResultOf(self.agent.release_volume("web", "10.0.0.2")),
+            VolumeRelease(bytes_sent=5, snapshot="s1", node_id="n2"))
+        self.assertEqual(self.last_call(),
+                         ([RELEASE_VOLUME, "web", "10.0.0.2"], b""))
+
+    def test_release_volume_bad_output(self):
+        """
+        A release without its snapshot is a failed step naming the
+        unexpected output.
+        """
+        self.answer(RELEASE_VOLUME, b'{"bytes":5}')
+        failure = self.failureResultOf(
+            self.agent.release_volume("web", "10.0.0.2"), NodeStepFailed)
+        self.assertIn("unexpected output", str(failure.value))
+
+    def test_acquire_volume(self):
+        """
+        ``acquire_volume`` names volume, snapshot and node id.
+        """
+        self.answer(ACQUIRE_VOLUME)
+        self.successResultOf(self.agent.acquire_volume("web", "s1", "n2"))
+        self.assertEqual(self.last_call(),
+                         ([ACQUIRE_VOLUME, "web", "s1", "n2"], b""))
 
     def test_set_routes(self):
         """

@@ -42,7 +42,7 @@ from .._ssh import (
     CommandExit, HostKeyError, ICommandRunner, KnownHosts,
     MemoryCommandRunner, NodeUnreachable, RemoteCommandFailed,
     SSHCommandRunner, SSHConfigurationError, _ChannelNotOpened,
-    _CommandChannel, _ConchConnector, _Outcome, _prefer_key_types,
+    _CommandChannel, _ConchConnector, _Outcome, _prefer_key_types, _run_once,
     agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
     quote_argv, ssh_command_runner, task_argv,
 )
@@ -461,12 +461,14 @@ class FakeSSHConnection(object):
 
 class CommandChannelTests(SynchronousTestCase):
     """
-    Tests for :class:`_CommandChannel`.
+    Tests for :class:`_CommandChannel` running one command
+    (:func:`_run_once`).
     """
 
     def channel(self, stdin=b"", window=1 << 20):
-        finished = Deferred()
-        channel = _CommandChannel(b"'cat'", stdin, finished)
+        opened = []
+        finished = _run_once(opened.append, b"'cat'", stdin)
+        [channel] = opened
         channel.conn = FakeSSHConnection()
         channel.remoteWindowLeft = window
         channel.remoteMaxPacket = 32768
@@ -552,9 +554,9 @@ class CommandChannelTests(SynchronousTestCase):
         A channel that could not open because the connection was gone says
         so, so the command may be retried on a new connection.
         """
-        finished = Deferred()
-        channel = _CommandChannel(b"true", b"", finished)
-        channel.openFailed(ConnectionLost())
+        opened = []
+        finished = _run_once(opened.append, b"true", b"")
+        opened[0].openFailed(ConnectionLost())
         failure = self.failureResultOf(finished, _ChannelNotOpened)
         self.assertTrue(failure.value.connection_lost)
 
@@ -988,6 +990,35 @@ def _ls(argv, stdin):
                           "\n" % (argv[1],)).encode("utf-8"))
 
 
+def _results(d):
+    """
+    :return: ``[result]`` of a Deferred that has fired (raising its
+        failure's exception).
+    """
+    results = []
+    d.addBoth(results.append)
+    if hasattr(results[0], "raiseException"):
+        results[0].raiseException()
+    return results
+
+
+class _EchoCommand(object):
+    """
+    ``cat`` started with ``MemoryCommandRunner.start``: echoes what is
+    written, ends when its input is closed.
+    """
+
+    def __init__(self, argv, received):
+        self._received = received
+        self.ended = Deferred()
+
+    def write(self, data):
+        self._received(data)
+
+    def close_input(self):
+        self.ended.callback((0, None, b""))
+
+
 class _MemoryHarness(object):
     """
     Runs the contract against :class:`MemoryCommandRunner`, whose handlers
@@ -1000,6 +1031,7 @@ class _MemoryHarness(object):
         self.runner.add_handler(None, ["printf"], _printf)
         self.runner.add_handler(None, ["cat"], lambda argv, stdin: stdin)
         self.runner.add_handler(None, ["ls"], _ls)
+        self.runner.add_stream_handler(None, ["cat"], _EchoCommand)
         self.runner.unreachable["192.0.2.1"] = "connection refused"
 
     def run(self, argv, stdin=b"", address=None):
@@ -1013,6 +1045,16 @@ class _MemoryHarness(object):
 
     def run_unreachable(self, argv):
         return self.run(argv, address="192.0.2.1")
+
+    def converse(self, argv, lines):
+        received = []
+        d = self.runner.start(self.address, argv, received.append)
+        [running] = _results(d)
+        for line in lines:
+            running.write(line)
+        running.close_input()
+        [ended] = _results(running.ended)
+        return b"".join(received), ended
 
 
 class _SSHHarness(object):
@@ -1040,6 +1082,23 @@ class _SSHHarness(object):
 
     def run_unreachable(self, argv):
         return self.run(argv, port=free_port())
+
+    def converse(self, argv, lines):
+        def go(reactor):
+            runner = self._runner(reactor)
+            received = []
+            d = runner.start(self.address, argv, received.append)
+
+            def started(running):
+                for line in lines:
+                    running.write(line)
+                running.close_input()
+                return running.ended
+            d.addCallback(started)
+            d.addCallback(lambda ended: (b"".join(received), ended))
+            return d.addBoth(lambda result: runner.close().addCallback(
+                lambda _: result))
+        return run_in_reactor(go)
 
 
 @pytest.fixture(params=["memory", "ssh"])
@@ -1108,6 +1167,16 @@ def test_contract_unreachable(harness):
     """
     with pytest.raises(NodeUnreachable):
         harness.run_unreachable(["true"])
+
+
+def test_contract_start(harness):
+    """
+    A started command's output arrives while it runs; closing its input
+    ends it with its exit status.
+    """
+    received, ended = harness.converse(["cat"], [b"one\n", b"two\n"])
+    assert received == b"one\ntwo\n"
+    assert ended[:2] == (0, None)
 
 
 def test_contract_stdin_must_be_bytes(harness):

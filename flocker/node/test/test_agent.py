@@ -12,7 +12,7 @@ from zope.interface.verify import verifyObject
 from flocker._model import (
     Application, AttachedVolume, Link, NodeState, Port, Route,
 )
-from flocker.node._agent import INodeAgent
+from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.node._docker import FakeDockerClient
 from flocker.node._fake import FakeCluster
 from flocker.node._local import LocalNodeAgent, link_environment
@@ -152,6 +152,47 @@ def make_inodeagent_tests(fixture):
             self.assertFalse(self.report(self.a).volumes["web"].owned)
             self.assertTrue(self.report(self.b).volumes["web"].owned)
             self.successResultOf(self.b.start_application(WEB))
+
+        def test_release_then_acquire(self):
+            """
+            Releasing a volume leaves it owned by neither node; the target
+            acquiring it with the release's snapshot and node id owns it
+            and can start the application.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            release = self.successResultOf(self.a.release_volume("web", B))
+            self.assertIsInstance(release, VolumeRelease)
+            self.assertEqual((self.report(self.a).volumes["web"].owned,
+                              self.report(self.b).volumes["web"].owned),
+                             (False, False))
+            self.successResultOf(self.b.acquire_volume(
+                "web", release.snapshot, release.node_id))
+            self.assertTrue(self.report(self.b).volumes["web"].owned)
+            self.successResultOf(self.b.start_application(WEB))
+
+        def test_release_again(self):
+            """
+            Releasing again before the target acquired sends nothing and
+            names the same snapshot.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            first = self.successResultOf(self.a.release_volume("web", B))
+            second = self.successResultOf(self.a.release_volume("web", B))
+            self.assertEqual((second.snapshot, second.node_id,
+                              second.bytes_sent),
+                             (first.snapshot, first.node_id, 0))
+
+        def test_acquire_wrong_snapshot_refused(self):
+            """
+            A copy that does not end with the released snapshot is not
+            acquired.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            release = self.successResultOf(self.a.release_volume("web", B))
+            self.failureResultOf(self.b.acquire_volume(
+                "web", release.snapshot + "x", release.node_id))
+            self.assertFalse(self.report(self.b).volumes["web"].owned)
 
         def test_create_takes_over_copy(self):
             """

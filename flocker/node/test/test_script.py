@@ -11,6 +11,7 @@ import tempfile
 import pytest
 from pyrsistent import pmap
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
@@ -18,11 +19,28 @@ from ..._model import Application, AttachedVolume, Port, Route
 from ..._serialize import node_state_from_dict
 from ...testtools import run_in_reactor, temporary_directory
 from .._docker import DockerClient
-from .._protocol import encode_application, encode_routes
+from .._protocol import (
+    decode_release, decode_session_line, encode_application, encode_request,
+    encode_routes,
+)
 from .._lock import DeployLock
 from ..script import node_main
 from .test_agent import B, PLAIN, WEB, local_pair
 from .test_docker import IMAGE, SLEEPER, _lab_docker
+
+
+def node_main_for(agent, argv, stdin=b""):
+    """
+    Run ``node_main`` against ``agent``, without a lock.
+
+    :return: ``(exit code, stdout, stderr)``.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    d = node_main(Clock(), argv, stdin, stdout, stderr, {},
+                  make_agent=lambda reactor, options, environ: agent)
+    results = []
+    d.addBoth(results.append)
+    return results[0], stdout.getvalue(), stderr.getvalue()
 
 
 class NodeMainTests(SynchronousTestCase):
@@ -151,6 +169,71 @@ class NodeMainTests(SynchronousTestCase):
         self.assertEqual((code, err), (0, ""))
         self.assertTrue(self.successResultOf(
             self.other.report()).volumes["web"].owned)
+
+    def test_release_and_acquire(self):
+        """
+        ``release-volume`` prints the release (bytes, snapshot, node id);
+        ``acquire-volume`` with its snapshot and node id on the target
+        makes the target the owner.
+        """
+        self.assertEqual(self.main(["create-volume", "web"]), (0, "", ""))
+        code, out, err = self.main(["release-volume", "web", B])
+        self.assertEqual((code, err), (0, ""))
+        release = decode_release(out.encode("ascii"))
+        self.assertFalse(self.successResultOf(
+            self.other.report()).volumes["web"].owned)
+        code, out, err = node_main_for(self.other, [
+            "acquire-volume", "web", release.snapshot, release.node_id])
+        self.assertEqual((code, out, err), (0, "", ""))
+        self.assertTrue(self.successResultOf(
+            self.other.report()).volumes["web"].owned)
+
+    def test_acquire_usage(self):
+        """
+        ``acquire-volume`` without its snapshot and node id is a usage
+        error.
+        """
+        self.assertEqual(self.main(["acquire-volume", "web"])[0], 2)
+
+    def test_serve(self):
+        """
+        ``serve`` answers each request line with what the same single call
+        would have printed, through one agent, until input ends.
+        """
+        sessions = []
+
+        def connect(reactor, protocol):
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            sessions.append((protocol, transport))
+        stdout, stderr = io.StringIO(), io.StringIO()
+        made = []
+
+        def make_agent(reactor, options, environ):
+            made.append(options.address(environ))
+            return self.agent
+        finished = node_main(
+            Clock(), ["--address", "10.0.0.1", "serve"], b"", stdout, stderr,
+            {}, make_agent=make_agent,
+            make_lock=lambda options, environ: self.lock, connect=connect)
+        [(protocol, transport)] = sessions
+        protocol.dataReceived(
+            encode_request(1, ["--address", "10.0.0.1", "create-volume",
+                               "web"])
+            + encode_request(2, ["--address", "10.0.0.1", "report"])
+            + encode_request(3, ["serve"]))
+        protocol.readConnectionLost()
+        self.assertEqual(self.successResultOf(finished), 0)
+        answers = {}
+        for line in transport.value().splitlines():
+            kind, value = decode_session_line(line)
+            if kind == "answer":
+                answers[value[0]] = value[1:]
+        self.assertEqual(answers[1], (0, b"", b""))
+        self.assertEqual(answers[2][0], 0)
+        self.assertIn("web", json.loads(answers[2][1])["volumes"][0]["name"])
+        self.assertEqual(answers[3][0], 2)
+        self.assertEqual(made, ["10.0.0.1"])
 
     def test_set_routes(self):
         """

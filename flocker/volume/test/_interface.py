@@ -329,6 +329,42 @@ def make_ivolumeservice_tests(make_nodes):
                               "data", b"stale write")
             self.nodes.write(self.b, "app", "data", b"new owner writes")
 
+        def test_handoff_without_acquire(self):
+            """
+            ``acquire=False`` stops after the last increment: neither node
+            owns the volume until the caller has the target acquire it with
+            the result's snapshot and node id; then the target owns the
+            data.
+            """
+            self.created(data=b"two steps")
+            result = self.call(self.a.handoff, "app", self.address_b,
+                               acquire=False)
+            self.assertEqual((self.volume(self.a, "app").owned,
+                              self.volume(self.b, "app").owned),
+                             (False, False))
+            self.assertEqual(result.target_node_id, self.b.node_id)
+            self.call(self.b.acquire, "app", result.snapshot,
+                      result.target_node_id)
+            self.assertEqual((self.volume(self.a, "app").owned,
+                              self.volume(self.b, "app").owned),
+                             (False, True))
+            self.assertEqual(self.nodes.read(self.b, "app", "data"),
+                             b"two steps")
+
+        def test_handoff_without_acquire_repeated(self):
+            """
+            Repeating a hand-off without acquire before the target acquired
+            sends nothing and names the same snapshot and node.
+            """
+            self.created(data=b"again")
+            first = self.call(self.a.handoff, "app", self.address_b,
+                              acquire=False)
+            second = self.call(self.a.handoff, "app", self.address_b,
+                               acquire=False)
+            self.assertEqual(
+                (second.snapshot, second.target_node_id, second.bytes_sent),
+                (first.snapshot, first.target_node_id, 0))
+
         def test_move_back_and_forth(self):
             """
             Moving a volume back and forth keeps every file identical, and

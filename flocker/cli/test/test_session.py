@@ -1,0 +1,276 @@
+"""
+Tests for :mod:`flocker.cli._session`: ``flocker-node`` calls through one
+session per node, against the real node side (:func:`node_main` serving a
+session) over in-memory agents.
+"""
+
+import io
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from flocker._model import Application, Port
+from flocker.node._fake import FakeCluster
+from flocker.node.script import node_main
+
+from .._remote import NodeStepFailed, RemoteNodeAgent
+from .._session import SessionRunner
+from .._ssh import (
+    CommandExit, ICommandRunner, MemoryCommandRunner, NodeUnreachable,
+    RemoteCommandFailed,
+)
+
+A, B = "10.0.0.1", "10.0.0.2"
+WEB = Application(name="web", image="flocker/busybox:latest",
+                  ports=[Port(internal=80, external=8080)])
+
+
+class _Transport(object):
+    """
+    The node side's output, handed to the client as it is written.
+    """
+
+    def __init__(self, received):
+        self._received = received
+        self.disconnecting = False
+
+    def write(self, data):
+        self._received(data)
+
+    def loseConnection(self):
+        self.disconnecting = True
+
+
+class NodeProcess(object):
+    """
+    ``flocker-node serve`` running in memory over an agent: what
+    ``MemoryCommandRunner.start`` hands back.
+    """
+
+    def __init__(self, argv, received, agent):
+        self.ended = Deferred()
+        self.protocol = None
+
+        def connect(reactor, protocol):
+            self.protocol = protocol
+            protocol.makeConnection(_Transport(received))
+        finished = node_main(
+            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
+            make_agent=lambda reactor, options, environ: agent,
+            connect=connect)
+        finished.addCallback(lambda code: self.ended.callback(
+            (code, None, b"")))
+
+    def write(self, data):
+        self.protocol.dataReceived(data)
+
+    def close_input(self):
+        self.protocol.readConnectionLost()
+
+
+class SessionRunnerTests(SynchronousTestCase):
+    """
+    Tests for :class:`SessionRunner`.
+    """
+
+    def setUp(self):
+        self.cluster = FakeCluster([A, B])
+        self.memory = MemoryCommandRunner()
+        self.processes = []
+
+        def serve(argv, received, address):
+            process = NodeProcess(argv, received,
+                                  self.cluster.agents[address])
+            self.processes.append(process)
+            return process
+        for address in (A, B):
+            self.memory.add_stream_handler(
+                address, ["flocker-node"],
+                lambda argv, received, address=address: serve(
+                    argv, received, address))
+        self.logged = []
+        self.clock = Clock()
+        self.runner = SessionRunner(self.memory, self.clock,
+                                    log=self.logged.append)
+        self.addCleanup(self.runner.close_sessions)
+
+    def agent(self, address):
+        """
+        :return: A ``RemoteNodeAgent`` for ``address`` over the runner.
+        """
+        return RemoteNodeAgent(self.runner, address)
+
+    def test_interface(self):
+        """
+        The runner provides ``ICommandRunner``.
+        """
+        self.assertTrue(verifyObject(ICommandRunner, self.runner))
+
+    def test_calls_share_one_session(self):
+        """
+        Every call to a node goes through one ``flocker-node serve``
+        process; each node has its own.
+        """
+        agent = self.agent(A)
+        self.successResultOf(agent.start_application(WEB))
+        state = self.successResultOf(agent.report())
+        self.successResultOf(self.agent(B).report())
+        self.assertEqual(set(state.running), {"web"})
+        self.assertEqual(self.memory.started, [
+            (A, ["flocker-node", "--protocol", "1", "serve"]),
+            (B, ["flocker-node", "--protocol", "1", "serve"])])
+        self.assertEqual(self.memory.calls, [])
+
+    def test_other_commands_run_directly(self):
+        """
+        A command that is not ``flocker-node`` runs through the runner
+        underneath.
+        """
+        self.memory.add_handler(A, ["true"], lambda argv, stdin: b"")
+        self.assertEqual(self.successResultOf(self.runner.run(A, ["true"])),
+                         b"")
+        self.assertEqual(self.memory.calls, [(A, ["true"], b"")])
+
+    def test_failure_names_step(self):
+        """
+        A call the node refuses fails with its exit status and error line,
+        shown with the node and the step.
+        """
+        self.cluster.failures.add((A, "stop_application"))
+        failure = self.failureResultOf(
+            self.agent(A).stop_application("web"), NodeStepFailed)
+        self.assertIsInstance(failure.value.cause, RemoteCommandFailed)
+        self.assertEqual(failure.value.cause.exit_code, 1)
+        self.assertIn("was told to fail", str(failure.value))
+        self.assertTrue(str(failure.value).startswith(
+            "%s: stop-application web: " % (A,)))
+
+    def test_node_logs_handed_on(self):
+        """
+        The node's eliot messages, continuing the caller's task, reach the
+        ``log`` callable.
+        """
+        self.successResultOf(self.agent(A).report())
+        continued = [m for m in self.logged
+                     if m.get("action_type") == "eliot:remote_task"]
+        self.assertEqual([m["action_status"] for m in continued],
+                         ["started", "succeeded"])
+        # Continuing a task places the node's messages below the caller's.
+        self.assertGreater(len(continued[0]["task_level"]), 1)
+
+    def test_close_sessions(self):
+        """
+        ``close_sessions`` ends each session's input and fires once they
+        have ended; a later call starts a new session.
+        """
+        self.successResultOf(self.agent(A).report())
+        self.successResultOf(self.runner.close_sessions())
+        self.assertTrue(self.processes[0].ended.called)
+        self.successResultOf(self.agent(A).report())
+        self.assertEqual(len(self.memory.started), 2)
+
+    def test_close_timeout(self):
+        """
+        A session that does not end within the close timeout is given up
+        on, and ``close`` still closes the runner underneath.
+        """
+        stuck = _Stuck()
+        self.memory.add_stream_handler(
+            A, ["flocker-node"], lambda argv, received: stuck)
+        calling = self.runner.run(A, ["flocker-node", "report"])
+        closing = self.runner.close()
+        self.assertNoResult(closing)
+        self.clock.advance(30)
+        self.successResultOf(closing)
+        self.assertEqual(self.memory.closed, 1)
+        self.assertNoResult(calling)
+
+    def test_session_ends_early(self):
+        """
+        Calls pending when a session ends fail with its exit status and
+        standard error; the next call starts a new session.
+        """
+        stucks = []
+
+        def start(argv, received):
+            stucks.append(_Stuck())
+            return stucks[-1]
+        self.memory.add_stream_handler(A, ["flocker-node"], start)
+        calling = self.runner.run(A, ["flocker-node", "report"])
+        stucks[0].ended.callback((1, None, b"flocker-node: boom\n"))
+        failure = self.failureResultOf(calling, RemoteCommandFailed)
+        self.assertEqual((failure.value.exit_code, failure.value.error_line()),
+                         (1, "flocker-node: boom"))
+        self.runner.run(A, ["flocker-node", "report"])
+        self.assertEqual(len(self.memory.started), 2)
+
+    def test_connection_lost(self):
+        """
+        Calls pending when the connection is lost fail with
+        ``NodeUnreachable``.
+        """
+        stuck = _Stuck()
+        self.memory.add_stream_handler(
+            A, ["flocker-node"], lambda argv, received: stuck)
+        calling = self.runner.run(A, ["flocker-node", "report"])
+        stuck.ended.errback(NodeUnreachable(A, "connection lost"))
+        self.failureResultOf(calling, NodeUnreachable)
+
+    def test_unreachable(self):
+        """
+        A node that cannot be reached fails the call with
+        ``NodeUnreachable``.
+        """
+        self.memory.unreachable[A] = "connection refused"
+        self.failureResultOf(self.runner.run(A, ["flocker-node", "report"]),
+                             NodeUnreachable)
+
+    def test_no_sessions_single_calls(self):
+        """
+        A node whose ``flocker-node`` has no ``serve`` (it exits with a
+        usage error before answering) gets single calls from then on.
+        """
+        def old_node(argv, received):
+            stuck = _Stuck()
+            stuck.ended.callback((2, None, b"flocker-node: unknown command"))
+            return stuck
+        self.memory.add_stream_handler(A, ["flocker-node"], old_node)
+        self.memory.add_handler(A, ["flocker-node"],
+                                lambda argv, stdin: b"single\n")
+        self.assertEqual(self.successResultOf(
+            self.runner.run(A, ["flocker-node", "report"])), b"single\n")
+        self.assertEqual(self.successResultOf(
+            self.runner.run(A, ["flocker-node", "report"])), b"single\n")
+        self.assertEqual(len(self.memory.started), 1)
+        self.assertEqual(len(self.memory.calls), 2)
+
+    def test_start_refused(self):
+        """
+        A session whose command cannot start at all fails its calls with
+        that error.
+        """
+        def missing(argv, received):
+            raise CommandExit(127, b"sh: flocker-node: not found\n")
+        self.memory.add_stream_handler(A, ["flocker-node"], missing)
+        failure = self.failureResultOf(
+            self.runner.run(A, ["flocker-node", "report"]))
+        self.assertEqual(failure.value.exit_code, 127)
+
+
+class _Stuck(object):
+    """
+    A started command that answers nothing and ends only when told.
+    """
+
+    def __init__(self):
+        self.ended = Deferred()
+        self.written = []
+        self.input_closed = False
+
+    def write(self, data):
+        self.written.append(data)
+
+    def close_input(self):
+        self.input_closed = True

@@ -1,0 +1,127 @@
+"""
+``flocker-node serve``: many calls answered by one node process.
+
+The session protocol (request, answer and log lines) is documented in
+:mod:`flocker.node._protocol`.  A session exists for speed: a deploy step
+through a session costs only its own work, where a single call also pays for
+starting Python, loading Flocker and opening Docker and the pool (about half
+a second on a small machine, most of a quick step).
+"""
+
+import traceback
+from io import StringIO
+
+from eliot import add_destinations, remove_destination
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.protocols.basic import LineOnlyReceiver
+from zope.interface import implementer
+
+from .._serialize import SerializationError
+from ._protocol import (
+    EXIT_FAILED, EXIT_USAGE, decode_request, encode_log, encode_response,
+)
+
+__all__ = ["SessionProtocol", "MAXIMUM_REQUEST_BYTES"]
+
+#: The longest request line a session accepts (a route table for thousands
+#: of applications is a few hundred KiB).
+MAXIMUM_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+@implementer(IHalfCloseableProtocol)
+class SessionProtocol(LineOnlyReceiver):
+    """
+    The node side of a session, connected to the session's standard input
+    and output: each request line runs one call, answered when it ends; the
+    node's eliot messages go out as log lines meanwhile.
+
+    :ivar finished: ``Deferred`` firing with ``0`` once input has ended and
+        every request has been answered (or the output is gone).
+    """
+    delimiter = b"\n"
+    MAX_LENGTH = MAXIMUM_REQUEST_BYTES
+
+    def __init__(self, call):
+        """
+        :param call: ``(argv, stdin, stdout, stderr) -> Deferred`` firing
+            with the exit status of one call, which writes its output to the
+            two text streams (see :func:`flocker.node.script.node_main`).
+        """
+        self._call = call
+        self._running = set()
+        self._logging = False
+        self.finished = Deferred()
+
+    def connectionMade(self):
+        add_destinations(self._log)
+        self._logging = True
+
+    def _log(self, message):
+        if self.transport is not None and not self.finished.called:
+            self.transport.write(encode_log(message))
+
+    def _stop_logging(self):
+        if self._logging:
+            self._logging = False
+            remove_destination(self._log)
+
+    def _answer(self, identifier, exit_code, stdout, stderr):
+        if not self.finished.called:
+            self.transport.write(
+                encode_response(identifier, exit_code, stdout, stderr))
+
+    def lineReceived(self, line):
+        try:
+            identifier, argv, stdin = decode_request(line)
+        except SerializationError as e:
+            self._answer(None, EXIT_USAGE, "",
+                         "flocker-node serve: not a request: %s\n" % (e,))
+            return
+        stdout, stderr = StringIO(), StringIO()
+        running = maybeDeferred(self._call, argv, stdin, stdout, stderr)
+
+        def answer(exit_code):
+            self._answer(identifier, exit_code, stdout.getvalue(),
+                         stderr.getvalue())
+
+        def crashed(failure):
+            # A bug, not a refusal: the traceback goes with the answer (the
+            # client shows its last line) instead of ending the session.
+            text = "".join(traceback.format_exception(
+                failure.type, failure.value, failure.getTracebackObject()))
+            self._answer(identifier, EXIT_FAILED, stdout.getvalue(),
+                         stderr.getvalue() + text + "flocker-node: internal "
+                         "error: %s\n" % (failure.getErrorMessage(),))
+        running.addCallbacks(answer, crashed)
+        self._running.add(running)
+        running.addBoth(lambda _: self._running.discard(running))
+
+    def lineLengthExceeded(self, line):
+        self._answer(None, EXIT_USAGE, "", "flocker-node serve: a request "
+                     "longer than %d bytes\n" % (self.MAX_LENGTH,))
+        self.readConnectionLost()
+
+    def readConnectionLost(self):
+        # Input ended: the client sends nothing more; finish what runs.
+        self._finish_when_idle(close=True)
+
+    def writeConnectionLost(self):
+        # The client is gone; what runs still finishes (every step is
+        # idempotent, but one cut midway would leave work for the next
+        # deploy), its answers are dropped.
+        self._finish_when_idle(close=False)
+
+    def connectionLost(self, reason):
+        self._finish_when_idle(close=False)
+
+    def _finish_when_idle(self, close):
+        waiting = DeferredList(list(self._running))
+
+        def done(_):
+            self._stop_logging()
+            if close and self.transport is not None:
+                self.transport.loseConnection()
+            if not self.finished.called:
+                self.finished.callback(0)
+        waiting.addCallback(done)
