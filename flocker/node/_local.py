@@ -12,7 +12,7 @@ from zope.interface import implementer
 from .._model import NodeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
-    NODE_ACQUIRE_VOLUME, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
+    NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
     NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
@@ -108,13 +108,20 @@ class LocalNodeAgent(object):
             yield self.docker.add(
                 application, volume_mountpoint=mountpoint,
                 extra_env=link_environment(application, self.address))
+            pid = yield self.docker.container_pid(application.name)
+            if pid is None:
+                return
+            try:
+                yield self.routes.announce_container(pid)
+            except Exception as e:
+                # It only spares connections a wait; the application runs.
+                NODE_ANNOUNCE_FAILED.log(application=application.name,
+                                         reason=str(e))
             if application.links:
                 # A container's network namespace is new at every start, so
                 # its link rules are installed after each one.
-                pid = yield self.docker.container_pid(application.name)
-                if pid is not None:
-                    yield self.routes.set_links(pid, self.address,
-                                                application.links)
+                yield self.routes.set_links(pid, self.address,
+                                            application.links)
         return self._action(NODE_START_APPLICATION, start,
                             application=application.name)
 

@@ -17,7 +17,7 @@ __all__ = [
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
-    "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME",
+    "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES",
 ]
 
@@ -155,6 +155,13 @@ NODE_ACQUIRE_VOLUME = ActionType(
     "flocker:node:acquire_volume",
     [_ADDRESS, _VOLUME, _SNAPSHOT], [],
     "Take ownership of a volume copy another node released to this one.")
+
+NODE_ANNOUNCE_FAILED = MessageType(
+    "flocker:node:announce_failed",
+    [_APPLICATION, _REASON],
+    "A started container could not be announced to the node's network "
+    "(connections arriving in its first second may wait for the kernel's "
+    "next address resolution); the application runs.")
 
 NODE_SET_ROUTES = ActionType(
     "flocker:node:set_routes",

@@ -218,6 +218,25 @@ class IRouteManager(Interface):
             such process.
         """
 
+    def announce_container(container_pid):
+        """
+        Tell this node where a container that has just started is: for each
+        IPv4 address of the container reached through one of the node's
+        interfaces (a container bridge), record the container's hardware
+        address as that address's neighbour entry.
+
+        Why: the port-forwarding rules of a starting container exist a
+        moment before its interface does.  A connection arriving in that
+        moment makes the kernel ask for the container's hardware address,
+        get no answer, and hold every later packet to it until its next
+        retry, up to a second after the container is ready.  A moved
+        application would be unreachable that much longer.
+
+        :param int container_pid: A process in the container.
+        :return: ``Deferred`` firing with ``None``.
+        :raises CommandFailed: (in the ``Deferred``) when a command fails.
+        """
+
     def set_links(container_pid, node_address, links):
         """
         Make the link rules in a container's network namespace exactly

@@ -77,6 +77,7 @@ return for everything else, so node-to-node routed traffic still reaches
 ``DOCKER-USER`` rules keep precedence, as Docker documents.
 """
 
+import json
 import re
 
 import attr
@@ -90,7 +91,8 @@ from ._interface import (
     IRouteManager, PortInUse, check_links, check_routes,
 )
 from ._logging import (
-    CONNTRACK_CLEARED, GET_LINKS, GET_ROUTES, LISTENING_PORTS, PREREQUISITES,
+    ANNOUNCE_CONTAINER, CONNTRACK_CLEARED, GET_LINKS, GET_ROUTES,
+    LISTENING_PORTS, PREREQUISITES,
     RULES_REPLACED, RULES_ROLLED_BACK, RULES_UNCHANGED, SET_LINKS, SET_ROUTES,
     SYSCTL_SET,
 )
@@ -480,6 +482,37 @@ def parse_dnat_flows(output):
     return pset(flows)
 
 
+def parse_interface_addresses(output):
+    """
+    :param output: What ``ip -j address show`` printed (``bytes``).
+    :return: ``list`` of ``(IPv4 address, hardware address)`` of the
+        Ethernet interfaces' global addresses.
+    :raises ValueError: If it is not that command's output.
+    """
+    found = []
+    for interface in json.loads(output or b"[]"):
+        mac = interface.get("address")
+        if interface.get("link_type") != "ether" or not mac:
+            continue
+        for info in interface.get("addr_info", ()):
+            if info.get("family") == "inet" and info.get(
+                    "scope") == "global" and info.get("local"):
+                found.append((info["local"], mac))
+    return found
+
+
+def parse_route_device(output):
+    """
+    :param output: What ``ip -o route get ADDRESS`` printed (``bytes``).
+    :return: The interface the address is reached through, or ``None`` if
+        it is one of this node's own addresses.
+    """
+    words = output.decode("ascii", "replace").split()
+    if not words or words[0] == "local" or "dev" not in words[:-1]:
+        return None
+    return words[words.index("dev") + 1]
+
+
 def _in_container(container_pid, argv):
     """
     :return: ``argv`` run in the network namespace of ``container_pid``.
@@ -568,6 +601,30 @@ class IPTablesRouteManager(object):
             d = self._lock.run(self._set_routes, routes)
             return _finish(action, d, changed=lambda changed: changed
                            ).addCallback(lambda _: None)
+
+    def announce_container(self, container_pid):
+        action = ANNOUNCE_CONTAINER(node=self.node,
+                                    container_pid=container_pid)
+        with action.context():
+            d = self._announce(container_pid)
+            return _finish(action, d, addresses=lambda done: done
+                           ).addCallback(lambda _: None)
+
+    @inlineCallbacks
+    def _announce(self, container_pid):
+        output = yield self.runner.run(_in_container(
+            container_pid, ("ip", "-j", "address", "show")))
+        announced = []
+        for address, mac in parse_interface_addresses(output):
+            device = parse_route_device((yield self.runner.run(
+                ("ip", "-o", "route", "get", address))))
+            if device is None:
+                continue
+            yield self.runner.run(("ip", "neigh", "replace", address,
+                                   "lladdr", mac, "dev", device,
+                                   "nud", "reachable"))
+            announced.append(address)
+        return announced
 
     def set_links(self, container_pid, node_address, links):
         links = pset(links)

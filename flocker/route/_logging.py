@@ -11,6 +11,7 @@ __all__ = [
     "RUN_COMMAND", "SET_ROUTES", "GET_ROUTES", "SET_LINKS", "GET_LINKS",
     "PREREQUISITES", "LISTENING_PORTS", "RULES_UNCHANGED", "RULES_REPLACED",
     "RULES_ROLLED_BACK", "CONNTRACK_CLEARED", "SYSCTL_SET",
+    "ANNOUNCE_CONTAINER",
 ]
 
 _ARGV = Field("argv", list,
@@ -58,6 +59,13 @@ GET_LINKS = ActionType(
     "flocker:route:get_links",
     [_NODE, _CONTAINER_PID], [_LINK_COUNT],
     "Read the link rules installed in a container.")
+
+ANNOUNCE_CONTAINER = ActionType(
+    "flocker:route:announce_container",
+    [_NODE, _CONTAINER_PID], [Field("addresses", sorted,
+                                    "The container addresses announced.")],
+    "Record a started container's hardware addresses as the node's "
+    "neighbour entries for its IPv4 addresses.")
 
 PREREQUISITES = ActionType(
     "flocker:route:prerequisites",

@@ -2,7 +2,7 @@
 An in-memory route manager for tests of the code that uses one.
 """
 
-from pyrsistent import pmap, pset
+from pyrsistent import pmap, pset, pvector
 from twisted.internet.defer import fail, succeed
 from zope.interface import implementer
 
@@ -25,6 +25,7 @@ class MemoryRouteManager(object):
     :ivar routes: ``PSet`` of the installed ``Route`` values.
     :ivar links: ``PMap`` of container pid to ``(node_address, PSet of
         Link)``.
+    :ivar announced: ``PVector`` of the container pids announced, in order.
     :ivar bool prepared: Whether :meth:`prerequisites` has run (directly or
         through :meth:`set_routes`).
     """
@@ -35,6 +36,7 @@ class MemoryRouteManager(object):
         self.routes = pset()
         self.links = pmap()
         self.prepared = False
+        self.announced = pvector()
 
     def prerequisites(self):
         self.prepared = True
@@ -56,6 +58,10 @@ class MemoryRouteManager(object):
             return fail(PortInUse(self.node, busy))
         self.prepared = True
         self.routes = routes
+        return succeed(None)
+
+    def announce_container(self, container_pid):
+        self.announced = self.announced.append(container_pid)
         return succeed(None)
 
     def get_links(self, container_pid):

@@ -654,6 +654,9 @@ class VolumeService(object):
         self._clock = reactor if clock is None else clock
         self._in_use = in_use
         self._locks = {}
+        # Volumes this service made writable and has not made read-only,
+        # received into or deleted since.
+        self._writable = set()
 
     def _locked(self, name, function, *args):
         # Operations on one volume from one process never interleave.
@@ -728,9 +731,24 @@ class VolumeService(object):
     @inlineCallbacks
     def _mount(self, name):
         dataset = yield self._owned(name)
+        path = yield self._mount_dataset(dataset)
+        return path
+
+    @inlineCallbacks
+    def _mount_dataset(self, dataset):
+        """
+        Make an owned dataset writable and mounted.
+
+        :return: ``Deferred`` firing with its mount point (``FilePath``).
+        """
+        name = dataset.name
         # zfs-fuse reports readonly as "off (temporary)" on any mounted
-        # dataset, so the value cannot be read back: set it every time.
-        yield self.pool.set(name, "readonly", "off")
+        # dataset, so the value cannot be read back: it is set unless this
+        # service set it since it last made the volume read-only (an
+        # acquire followed by a start in one session sets it once).
+        if name not in self._writable:
+            yield self.pool.set(name, "readonly", "off")
+            self._writable.add(name)
         if not dataset.mounted:
             yield self.pool.mount(name)
         return FilePath(dataset.mountpoint)
@@ -767,6 +785,7 @@ class VolumeService(object):
                     "volume %s is in use (mounted into a container or open "
                     "by process %s); stop the application first" % (
                         name, ", ".join(str(pid) for pid in sorted(users))))
+            self._writable.discard(name)
             yield self.pool.destroy(name)
 
     def prune_snapshots(self, name, dry_run=False):
@@ -824,7 +843,13 @@ class VolumeService(object):
         return result
 
     @inlineCallbacks
-    def _push(self, dataset, target, progress):
+    def _push(self, dataset, target, progress, record=True):
+        """
+        Push ``dataset`` to ``target``; with ``record``, remember what the
+        target now has (the next push's base), which a hand-off skips: the
+        old owner never pushes the volume again, and a copy received later
+        forgets the record anyway.
+        """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
             peer = _peers(dataset).get(target)
@@ -839,7 +864,8 @@ class VolumeService(object):
             peers = _peers(dataset).set(target, _Peer(
                 address=target, node_id=result.target_node_id, pool=pool,
                 snapshot=result.snapshot))
-            yield self.pool.set(name, PUSHED, _encode_peers(peers))
+            if record:
+                yield self.pool.set(name, PUSHED, _encode_peers(peers))
             action.add_success_fields(snapshot=result.snapshot,
                                       base=result.base,
                                       bytes=result.bytes_sent,
@@ -1111,6 +1137,7 @@ class VolumeService(object):
     @inlineCallbacks
     def _apply(self, dataset, name, request, stream):
         snapshot, base = request["snapshot"], request["base"]
+        self._writable.discard(name)
         with RECEIVE_VOLUME(volume=name) as action:
             action.add_success_fields(snapshot=snapshot, base=base)
             suffix = ""
@@ -1184,9 +1211,13 @@ class VolumeService(object):
         Finish or undo a swap interrupted by a crash (see the module
         docstring); :return: the volume's :class:`Dataset` or ``None``.
         """
-        current = yield self.pool.get(name)
-        incoming = yield self.pool.get(name, ".flocker-recv")
-        old = yield self.pool.get(name, ".flocker-old")
+        # One listing of the pool instead of a command per name: this is on
+        # the path of every hand-off, while the application is down.
+        datasets = {dataset.name: dataset
+                    for dataset in (yield self.pool.list())}
+        current = datasets.get(name)
+        incoming = datasets.get(name + ".flocker-recv")
+        old = datasets.get(name + ".flocker-old")
         if incoming is None and old is None:
             return current
         with RECOVER_VOLUME(volume=name) as action:
@@ -1233,8 +1264,10 @@ class VolumeService(object):
                         "application before handing it off" % (
                             name, ", ".join(str(pid) for pid in
                                             sorted(users))))
+                self._writable.discard(name)
                 yield self.pool.set(name, "readonly", "on")
-                result = yield self._push(dataset, target, progress)
+                result = yield self._push(dataset, target, progress,
+                                          record=False)
                 yield self.pool.set(name, OWNER, result.target_node_id)
             elif dataset.owner and dataset.snapshots:
                 # Step 3 already happened: resume at step 4.
@@ -1289,16 +1322,24 @@ class VolumeService(object):
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
                 yield self.pool.set(name, OWNER, self.node_id)
-                # Mounted afresh: a mount that was there while streams were
-                # received may serve stale pages from the kernel's cache.
-                yield self.pool.unmount(name)
-            yield self._mount(name)
-            dataset = yield self._get(name)
+                if dataset.mounted:
+                    # Mounted afresh: a mount that was there while streams
+                    # were received may serve stale pages from the kernel's
+                    # cache.
+                    yield self.pool.unmount(name)
+                dataset = attr.evolve(
+                    dataset, properties=dataset.properties.set(
+                        OWNER, self.node_id).set("mounted", "no"))
+            yield self._mount_dataset(dataset)
             # Direct pushes leave every increment's snapshot on a follower;
             # the new owner keeps only what its next pushes can use.
-            yield self._prune(dataset)
-            dataset = yield self._get(name)
-        return _info(dataset, self.node_id)
+            destroyed = yield self._prune(dataset)
+        # What the commands above made of the dataset, without asking zfs
+        # again (a hand-off waits for this).
+        return _info(attr.evolve(
+            dataset, properties=dataset.properties.set("mounted", "yes"),
+            snapshots=[snapshot for snapshot in dataset.snapshots
+                       if snapshot not in destroyed]), self.node_id)
 
 
 @inlineCallbacks

@@ -5,6 +5,7 @@ local agent over the real parts is exercised by the lab deploy tests.)
 """
 
 from eliot.testing import assertHasAction, capture_logging
+from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -20,7 +21,7 @@ from flocker.node._logging import (
     NODE_CREATE_VOLUME, NODE_PUSH_VOLUME, NODE_REPORT, NODE_SET_ROUTES,
     NODE_START_APPLICATION,
 )
-from flocker.route import MemoryRouteManager
+from flocker.route import CommandFailed, MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 
 A, B = "10.0.0.1", "10.0.0.2"
@@ -238,6 +239,33 @@ class LocalNodeAgentTests(make_inodeagent_tests(local_pair)):
     """
     ``INodeAgent`` tests for :class:`LocalNodeAgent` over fake parts.
     """
+
+
+class LocalNodeAgentStartTests(SynchronousTestCase):
+    """
+    What :class:`LocalNodeAgent` does after starting a container.
+    """
+
+    def test_container_announced(self):
+        """
+        The started container is announced to the node's network (its
+        first process's pid handed to the route manager).
+        """
+        agent, _ = local_pair()
+        self.successResultOf(agent.start_application(PLAIN))
+        pid = self.successResultOf(agent.docker.container_pid("plain"))
+        self.assertEqual(list(agent.routes.announced), [pid])
+
+    def test_announce_failure_tolerated(self):
+        """
+        A failed announcement is logged and the start still succeeds.
+        """
+        agent, _ = local_pair()
+        agent.routes.announce_container = lambda pid: fail(
+            CommandFailed(["ip"], 1, b"", b"no ip"))
+        self.successResultOf(agent.start_application(PLAIN))
+        self.assertEqual(set(self.successResultOf(agent.report()).running),
+                         {"plain"})
 
 
 class LinkEnvironmentTests(SynchronousTestCase):

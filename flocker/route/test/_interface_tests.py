@@ -59,6 +59,13 @@ def make_iroutemanager_tests(make_fixture):
             """
             self.assertTrue(verifyObject(IRouteManager, self.manager))
 
+        def test_announce_container(self):
+            """
+            Announcing a container (even one without addresses) succeeds.
+            """
+            self.assertIsNone(self.call("announce_container",
+                                        self.fixture.container_pid()))
+
         def test_no_routes(self):
             """
             A fresh node has no routes.

@@ -30,6 +30,7 @@ from .. import (
     CommandFailed, InvalidRoute, IPTablesRouteManager, PortInUse,
     ProcessRunner, parse_dnat_flows, parse_listening_ports,
 )
+from .._iptables import parse_interface_addresses, parse_route_device
 from .._logging import (
     CONNTRACK_CLEARED, RULES_ROLLED_BACK, RULES_UNCHANGED, SET_ROUTES,
 )
@@ -142,6 +143,34 @@ class ParseTests(SynchronousTestCase):
                          for address, port in sockets).encode()
         self.assertEqual(pset(port for address, port in sockets),
                          parse_listening_ports(output))
+
+    def test_interface_addresses(self):
+        """
+        ``parse_interface_addresses`` gives the global IPv4 addresses of
+        Ethernet interfaces with their hardware address, and nothing of
+        loopback, link-local or IPv6 addresses.
+        """
+        output = (
+            b'[{"ifname":"lo","link_type":"loopback","address":"00:00:00:00'
+            b':00:00","addr_info":[{"family":"inet","local":"127.0.0.1",'
+            b'"scope":"host"}]},{"ifname":"eth0","link_type":"ether",'
+            b'"address":"02:42:0a:62:01:02","addr_info":[{"family":"inet",'
+            b'"local":"10.98.1.2","scope":"global"},{"family":"inet6",'
+            b'"local":"fe80::1","scope":"link"}]}]')
+        self.assertEqual(parse_interface_addresses(output),
+                         [("10.98.1.2", "02:42:0a:62:01:02")])
+
+    def test_route_device(self):
+        """
+        ``parse_route_device`` names the interface of a route, and none
+        for the node's own address.
+        """
+        self.assertEqual(parse_route_device(
+            b"10.98.1.2 dev docker0 src 10.98.1.1 uid 0 \n    cache \n"),
+            "docker0")
+        self.assertIsNone(parse_route_device(
+            b"local 10.99.0.11 dev lo src 10.99.0.11 uid 0\n"))
+        self.assertIsNone(parse_route_device(b""))
 
     def test_dnat_flows(self):
         """
@@ -596,6 +625,37 @@ class IPTablesRouteManagerInterfaceTests(
     ``IPTablesRouteManager`` passes the ``IRouteManager`` tests in a real
     network namespace.
     """
+
+
+class AnnounceContainerTests(TestCase):
+    """
+    ``announce_container`` in real namespaces: a node and a "container" on
+    one bridge.
+    """
+
+    def test_neighbour_recorded(self):
+        """
+        After the announcement the node's neighbour entry for the
+        container's address carries the container's hardware address,
+        without the node having sent it anything.
+        """
+        available, reason = can_make_namespaces()
+        require(available, reason)
+        lab = NetworkLab()
+        self.addCleanup(lab.close)
+        node = lab.host("node", 12)
+        container = lab.host("cont", 40)
+        mac = lab.run(container, ["cat", "/sys/class/net/eth0/address"]
+                      ).stdout.strip()
+        pid = lab.spawn(container, ["sleep", "300"]).pid
+        manager = run_in_reactor(lambda reactor: IPTablesRouteManager(
+            ProcessRunner(reactor, lab.exec_argv(node, [])), node="node"))
+        address = NETWORK_PREFIX + "40"
+        self.assertNotIn(mac, lab.run(node, ["ip", "neigh", "show",
+                                             address]).stdout)
+        run_in_reactor(lambda reactor: manager.announce_container(pid))
+        self.assertIn("lladdr %s" % (mac,), lab.run(
+            node, ["ip", "neigh", "show", address]).stdout)
 
 
 class RoutingTrafficTests(TestCase):
