@@ -358,7 +358,8 @@ def measure_move(bench, name, port, placement):
         if line.endswith(" s)") and " (" in line:
             what, _, rest = line.rpartition(" (")
             try:
-                changes[what] = float(rest[:-3])
+                # "(1.0 MiB sent, 1.49 s)" for volume transfers.
+                changes[what] = float(rest[:-3].rpartition(", ")[2])
             except ValueError:
                 pass
     return {"downtime": downtime, "deploy": seconds,

@@ -49,11 +49,13 @@ class IChangeObserver(Interface):
     Told about each leaf change as it finishes, for progress output.
     """
 
-    def change_finished(change, failure, seconds):
+    def change_finished(change, failure, seconds, result=None):
         """
         :param change: The leaf :class:`IStateChange` that finished.
         :param failure: ``None`` on success, else the ``Failure``.
         :param float seconds: How long it took.
+        :param result: What its ``run`` fired with on success (for volume
+            transfers, the bytes sent), else ``None``.
         """
 
 
@@ -204,7 +206,8 @@ def run_state_change(change, agents, observer=None, clock=None):
     if observer is not None:
         def finished(result):
             failure = result if hasattr(result, "getErrorMessage") else None
-            observer.change_finished(change, failure, now() - started)
+            observer.change_finished(change, failure, now() - started,
+                                     None if failure else result)
             return result
         d.addBoth(finished)
     return d

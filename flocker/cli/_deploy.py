@@ -110,11 +110,14 @@ class LineObserver(object):
         self.changed = {}
         self.failed = {}
 
-    def change_finished(self, change, failure, seconds):
+    def change_finished(self, change, failure, seconds, result=None):
         node = getattr(change, "node", "cluster")
         if failure is None:
             self.changed[node] = self.changed.get(node, 0) + 1
-            line = "%s (%.2f s)" % (change.describe(), seconds)
+            outcome = getattr(change, "describe_result", None)
+            said = outcome(result) if outcome is not None else None
+            line = "%s (%s%.2f s)" % (change.describe(),
+                                      said + ", " if said else "", seconds)
         else:
             error = "%s: FAILED: %s" % (change.describe(), _reason(failure))
             self.failed.setdefault(node, []).append(error)

@@ -25,6 +25,12 @@ def _size(value):
         value /= 1024.0
 
 
+def _sent(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "%s sent" % (_size(value),)
+    return None
+
+
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
 class CreateVolume(object):
@@ -80,6 +86,13 @@ class PushVolume(object):
         return "%s: push volume %s to %s (about %s, application running)" % (
             self.node, self.name, self.target, _size(self.estimated_bytes))
 
+    def describe_result(self, sent):
+        """
+        :param sent: What :meth:`run` fired with: the bytes sent.
+        :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
+        """
+        return _sent(sent)
+
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
@@ -132,6 +145,13 @@ class HandoffVolume(object):
     def describe(self):
         return "%s: hand off volume %s to %s" % (
             self.node, self.name, self.target)
+
+    def describe_result(self, sent):
+        """
+        :param sent: What :meth:`run` fired with: the bytes sent.
+        :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
+        """
+        return _sent(sent)
 
 
 @implementer(IStateChange)

@@ -39,9 +39,11 @@ class Observer(object):
 
     def __init__(self):
         self.finished = []
+        self.results = []
 
-    def change_finished(self, change, failure, seconds):
+    def change_finished(self, change, failure, seconds, result=None):
         self.finished.append((change.name, failure is None, seconds))
+        self.results.append(result)
 
 
 class CombinatorTests(SynchronousTestCase):
@@ -148,7 +150,8 @@ class RunTests(SynchronousTestCase):
 
     def test_observer(self):
         """
-        The observer hears of every leaf with its outcome and duration.
+        The observer hears of every leaf with its outcome, duration and
+        result.
         """
         clock = Clock()
         slow = Deferred()
@@ -157,10 +160,13 @@ class RunTests(SynchronousTestCase):
         d = run_state_change(InParallel(changes=[Record("a"), Record("b")]),
                              agents, observer=observer, clock=clock)
         clock.advance(2.5)
-        slow.callback(None)
+        slow.callback(7)
         self.failureResultOf(d, ChangeFailures)
         self.assertEqual(observer.finished,
                          [("b", False, 0.0), ("a", True, 2.5)])
+        # A failed change has no result; a successful one, what it fired
+        # with.
+        self.assertEqual(observer.results, [None, 7])
 
 
 class RenderTests(SynchronousTestCase):

@@ -39,13 +39,14 @@ EXPECTED_LINES = [
 ]
 
 
-_DURATION = re.compile(r" \([0-9]+\.[0-9]{2} s\)$")
+_DURATION = re.compile(r" \((?:[^()]* sent, )?[0-9]+\.[0-9]{2} s\)$")
 
 
 def _lines(text):
     """
-    :return: The lines of ``text``, each without the duration a change line
-        ends with (`` (0.00 s)``), which depends on the machine.
+    :return: The lines of ``text``, each without the duration (and bytes
+        sent) a change line ends with (`` (0.00 s)``, `` (7 B sent, 0.00
+        s)``), which depend on the machine.
     """
     return [_DURATION.sub("", line) for line in text.splitlines()]
 

@@ -110,6 +110,22 @@ class DeployTests(SynchronousTestCase):
         self.assertTrue(cluster.agents[B].state.volumes["web"].owned)
         self.assertFalse(cluster.agents[A].state.volumes["web"].owned)
 
+    def test_move_lines_say_bytes_sent(self):
+        """
+        The lines of a move's push and hand-off say how much was sent.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}), cluster.agents))
+        cluster.agents[A].write("web", "records")
+        lines = []
+        self.successResultOf(deploy(deployment(**{B: [WEB]}), cluster.agents,
+                                    write=lines.append))
+        transfers = [line for line in lines
+                     if " push volume " in line or " hand off " in line]
+        self.assertEqual(len(transfers), 2)
+        for line in transfers:
+            self.assertRegex(line, r"\(\d+ B sent, \d+\.\d\d s\)$")
+
     @capture_logging(None)
     def test_logged(self, logger):
         """

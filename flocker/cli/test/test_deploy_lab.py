@@ -74,7 +74,8 @@ MOVE_LEAVES = [
 ]
 
 _REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
-_CHANGE_LINE = re.compile(r"^(10\.99\.0\.\d+: .*) \(\d+\.\d\d s\)$")
+_CHANGE_LINE = re.compile(
+    r"^(10\.99\.0\.\d+: .*) \((?:[^()]* sent, )?\d+\.\d\d s\)$")
 
 
 class _Scenario(object):
