@@ -1,7 +1,8 @@
 """
 Benchmark of Flocker's Docker client against the docker CLI, on one daemon.
 
-    python benchmarks/docker.py [--socket PATH] [--reps N] [--containers N]
+    python benchmarks/docker.py [--quick] [--socket PATH] [--reps N]
+                                [--containers N]
 
 Measures, interleaved in one run against the same dockerd:
 
@@ -18,8 +19,8 @@ Measures, interleaved in one run against the same dockerd:
 * ``report_cli_s``: the ``flocker-node report`` process end to end (Python
   start-up and imports included) with those containers.
 
-Medians over ``--reps`` repetitions; ``ratio`` is create_start_s /
-cli_run_s.  Prints a table, then one JSON object as the last line.
+Medians over ``--reps`` repetitions (7; 5 with ``--quick``); ``ratio`` is
+create_start_s / cli_run_s.  Prints a table, then one JSON object as the last line.
 
 The daemon is ``--socket``, else ``$DOCKER_HOST`` (``unix://``), else lab
 node 1's (``admin/lab up 1`` is run if no lab node is up).  Every container
@@ -267,13 +268,17 @@ def parse(argv):
     parser = argparse.ArgumentParser(
         description="Flocker's Docker client against the docker CLI.")
     parser.add_argument("--socket", help="the Docker daemon's Unix socket")
-    parser.add_argument("--reps", type=int, default=7,
+    parser.add_argument("--quick", action="store_true",
+                        help="5 repetitions instead of 7")
+    parser.add_argument("--reps", type=int, default=None,
                         help="repetitions of each measurement (>= 5)")
     parser.add_argument("--containers", type=int, default=50,
                         help="Flocker containers running during report")
     parser.add_argument("--image", default="flocker/busybox:latest",
                         help="image present on the node")
     arguments = parser.parse_args(argv)
+    if arguments.reps is None:
+        arguments.reps = 5 if arguments.quick else 7
     if arguments.reps < 5:
         parser.error("--reps must be at least 5")
     return arguments

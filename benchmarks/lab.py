@@ -8,7 +8,7 @@ unless ``FLOCKER_LAB_STATE`` says otherwise), so the default lab is neither
 used nor disturbed:
 
 * one cold ``up 3`` (empty state directory: keys, images built and loaded),
-* ``RUNS`` warm ``up 3`` (after ``down``: keys, image cache and Docker data
+* ``--runs`` warm ``up 3`` (after ``down``: keys, image cache and Docker data
   roots kept), each followed by the PSS of every node's processes after
   ``IDLE`` seconds of idleness, and a timed ``down``,
 * ``down --purge`` at the end.
@@ -22,8 +22,14 @@ interpreter start-up shims do not count.  Needs root.
 
 The last line printed is a JSON object: ``{"up3_s": …, "down3_s": …,
 "node_pss_mb": …, …}`` (medians of the warm runs).
+
+    python benchmarks/lab.py [--quick] [--runs N]
+
+``--runs`` (default ``$FLOCKER_BENCH_RUNS``, else 3) is the number of warm
+runs, at least 3; ``--quick`` makes it 3 whatever the environment says.
 """
 
+import argparse
 import json
 import os
 import re
@@ -109,6 +115,19 @@ def main():
     """
     Run the benchmark, print the table and the JSON line.
     """
+    parser = argparse.ArgumentParser(
+        description="Benchmark of the local lab: up 3, down, idle memory.")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 warm runs, whatever FLOCKER_BENCH_RUNS says")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="warm runs (>= 3; default FLOCKER_BENCH_RUNS "
+                        "or 3)")
+    options = parser.parse_args()
+    runs = options.runs
+    if runs is None:
+        runs = 3 if options.quick else RUNS
+    if runs < 3:
+        parser.error("--runs must be at least 3")
     if os.geteuid() != 0:
         sys.exit("benchmarks/lab.py: needs root")
     env = dict(os.environ, FLOCKER_LAB_PREFIX="flkb", FLOCKER_LAB_TRACE="1",
@@ -118,7 +137,7 @@ def main():
     admin_lab(["down", "--purge"], env)
     rows = []
     try:
-        for run in range(RUNS + 1):
+        for run in range(runs + 1):
             kind = "cold" if run == 0 else "warm"
             up_s, trace = admin_lab(["up", str(NODES)], env)
             time.sleep(IDLE)
@@ -150,7 +169,7 @@ def main():
         "up3_cold_s": round(rows[0]["up"], 3),
         "baseline_dockerd_s": round(dockerd, 3),
         "up3_over_dockerd": round(up3 / dockerd, 2),
-        "runs": RUNS,
+        "runs": runs,
         "load1": round(os.getloadavg()[0], 2),
     }
     print("targets: up 3 < 3 s, down < 5 s, < 70 MB PSS per idle node")

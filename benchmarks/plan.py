@@ -3,7 +3,8 @@ Planner benchmark: plan 100 nodes x 10,000 applications (10% moved, 10%
 changed) and the same cluster with 1,000 applications, to show the planner's
 cost and that it grows linearly.
 
-Usage: python benchmarks/plan.py [--repeat N]
+Usage: python benchmarks/plan.py [--quick] [--repeat N]
+(``--quick``: 3 runs of each size instead of 5.)
 Last line: {"nodes": 100, "apps": 10000, "plan_s": …, "plan_1k_s": …,
             "ratio_10k_1k": …}
 Target: plan_s < 0.5 and ratio_10k_1k <= 12.
@@ -44,8 +45,15 @@ def measure(nodes, apps, repetitions):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true",
+                        help="3 runs of each size instead of 5")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs of each size (>= 3)")
     options = parser.parse_args()
+    if options.repeat is None:
+        options.repeat = 3 if options.quick else 5
+    if options.repeat < 3:
+        parser.error("--repeat must be at least 3")
     big, big_changes = measure(100, 10000, options.repeat)
     small, small_changes = measure(100, 1000, options.repeat)
     rows = [

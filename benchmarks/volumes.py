@@ -4,7 +4,8 @@ Benchmark of volume moves on the lab (``admin/lab``): how fast
 ``flocker-volume push`` sends a volume to another node, compared with the
 bare pipeline it wraps, and how long a small incremental push takes.
 
-On node1 a volume holding 500 MiB of random data is pushed to node2:
+On node1 a volume holding 500 MiB (``--mib``; 100 with ``--quick``) of
+random data is pushed to node2:
 
 * ``raw``: ``zfs send pool1/vol@snap | ssh root@node2 zfs receive
   pool2/copy``, the baseline: nothing but ZFS and SSH (same ssh settings as
@@ -16,10 +17,11 @@ On node1 a volume holding 500 MiB of random data is pushed to node2:
   reports it (what a node agent calling the service waits for); the whole
   command, Python start-up included, is shown too.
 
-Each repetition runs both, alternating which goes first (``REPS``, at least
-3), removing node2's copy in between; medians and min-max are reported.
+Each repetition runs both, alternating which goes first (``--reps``, default
+``$FLOCKER_BENCH_RUNS`` or 3, at least 3), removing node2's copy in
+between; medians and min-max are reported.
 Then 1 MiB of new random data is written and pushed incrementally, again
-``REPS`` times, beside the bare ``zfs send -i | ssh | zfs receive -F``.
+``--reps`` times, beside the bare ``zfs send -i | ssh | zfs receive -F``.
 
 Uses the running lab (``admin/lab up N`` with its current size, which is a
 no-op for a healthy lab); brings up ``admin/lab up 2`` if there is none, and
@@ -30,6 +32,7 @@ MB is 10^6 bytes.  The last line printed is a JSON object:
 a few more figures).
 """
 
+import argparse
 import json
 import os
 import re
@@ -48,7 +51,6 @@ from _common import emit, print_table, summary  # noqa: E402
 from flocker.testtools import start_lab, stop_lab  # noqa: E402
 
 REPS = max(3, int(os.environ.get("FLOCKER_BENCH_RUNS", "3")))
-SIZE = 500 * 1024 * 1024
 INCREMENT = 1024 * 1024
 LAB_SCRIPT = REPO / "admin" / "lab"
 MB = 1e6
@@ -174,6 +176,25 @@ def _row(label, samples, size=None):
 
 
 def main():
+    parser = argparse.ArgumentParser(
+        description="Volume pushes on the lab against the bare zfs | ssh "
+        "pipeline.")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 100 MiB volume instead of 500 MiB")
+    parser.add_argument("--mib", type=int, default=None,
+                        help="MiB of data in the volume (default 500)")
+    parser.add_argument("--reps", type=int, default=REPS,
+                        help="repetitions of each measurement (>= 3)")
+    options = parser.parse_args()
+    if options.mib is None:
+        options.mib = 100 if options.quick else 500
+    size = options.mib * 1024 * 1024
+    reps = options.reps
+    if reps < 3:
+        parser.error("--reps must be at least 3")
+    if size <= 0:
+        parser.error("--mib must be positive")
+    mib = size >> 20
     lab, started = _open_lab()
     name = "bench-" + uuid.uuid4().hex[:8]
     pool1, pool2 = lab.pool("node1"), lab.pool("node2")
@@ -182,13 +203,13 @@ def main():
     try:
         _volume(lab, "node1", "create", name)
         mountpoint = _volume(lab, "node1", "mountpoint", name).strip()
-        _write(os.path.join(mountpoint, "data"), SIZE)
+        _write(os.path.join(mountpoint, "data"), size)
         snapshot = "%s/%s@raw-full" % (pool1, name)
         _zfs_ok("snapshot", snapshot)
 
         raw_times, push_times, push_walls = [], [], []
         raw_bytes, push_output = 0, ""
-        for rep in range(REPS):
+        for rep in range(reps):
             order = ["raw", "push"] if rep % 2 == 0 else ["push", "raw"]
             for what in order:
                 if what == "raw":
@@ -209,7 +230,7 @@ def main():
         incr_times, incr_walls, raw_incr_times = [], [], []
         incr_output = ""
         base = "raw-full"
-        for rep in range(REPS):
+        for rep in range(reps):
             _write(os.path.join(mountpoint, "more-%d" % (rep,)), INCREMENT)
             new = "raw-incr-%d" % (rep,)
             _zfs_ok("snapshot", "%s/%s@%s" % (pool1, name, new))
@@ -227,34 +248,36 @@ def main():
             base = new
 
         rows = [
-            _row("raw zfs send | ssh | zfs receive (500 MiB)", raw_times,
-                 SIZE),
-            _row("flocker-volume push, full (500 MiB)", push_times, SIZE),
+            _row("raw zfs send | ssh | zfs receive (%d MiB)" % (mib,),
+                 raw_times, size),
+            _row("flocker-volume push, full (%d MiB)" % (mib,), push_times,
+                 size),
             _row("  same, whole command incl. Python start-up", push_walls,
-                 SIZE),
+                 size),
             _row("raw incremental (1 MiB)", raw_incr_times),
             _row("flocker-volume push, incremental (1 MiB)", incr_times),
             _row("  same, whole command incl. Python start-up", incr_walls),
         ]
         print_table("Volume push, node1 -> node2 (%d reps, interleaved)"
-                    % (REPS,), rows, ["what", "median s", "min-max s",
+                    % (reps,), rows, ["what", "median s", "min-max s",
                                       "MB/s"])
         print("full push stream: %s; raw stream (as received): %d bytes; "
               "incremental push stream: %s" % (
                   _stream_size(push_output), raw_bytes,
                   _stream_size(incr_output)))
-        push_rate = SIZE / MB / summary(push_times)["median"]
-        raw_rate = SIZE / MB / summary(raw_times)["median"]
+        push_rate = size / MB / summary(push_times)["median"]
+        raw_rate = size / MB / summary(raw_times)["median"]
         figures = {
             "push_mb_s": round(push_rate, 1),
             "raw_mb_s": round(raw_rate, 1),
             "push_ratio": round(push_rate / raw_rate, 3),
             "incr_1m_s": round(summary(incr_times)["median"], 3),
             "push_command_mb_s": round(
-                SIZE / MB / summary(push_walls)["median"], 1),
+                size / MB / summary(push_walls)["median"], 1),
             "incr_1m_command_s": round(summary(incr_walls)["median"], 3),
             "raw_incr_1m_s": round(summary(raw_incr_times)["median"], 3),
-            "reps": REPS,
+            "reps": reps,
+            "volume_mib": mib,
         }
     finally:
         for node in ("node1", "node2"):

@@ -1,0 +1,504 @@
+"""
+Scale benchmark, by simulation (no root, no lab): the planner at 1,000
+nodes, a whole deploy fanned out to 100 in-memory nodes, and the memory of
+the deploy client and of one node command.
+
+    python benchmarks/scale.py [--quick] [--reps N]
+
+* ``plan_1000_nodes_s``: ``plan_changes`` for 1,000 nodes running 3
+  applications each (3,000 applications), against the state of a cluster
+  where 10% of them still run on the previous node and 10% run an older
+  image (``synthetic_cluster``), beside the same at 100 nodes (300
+  applications); ``plan_ratio_1000_100`` is the ratio.  Every node routes
+  every other node's ports, so the state holds nodes x applications routes:
+  100 times as many at 1,000 nodes, not 10.
+* ``fanout_100_nodes_s``: one deploy through the client's own code path
+  (:func:`flocker.cli.deploy`: gather the reports, plan, run the changes)
+  to 100 ``FakeCluster`` nodes running 3 applications each, moving 10% of
+  them (with their volumes) and upgrading 10%; the cluster is brought to
+  its starting state by an untimed deploy first.
+* ``fanout_100_nodes_protocol_s``: the same deploy through
+  ``RemoteNodeAgent`` over ``SessionRunner`` over ``MemoryCommandRunner``;
+  each node is ``flocker-node serve`` in memory (the real ``node_main`` and
+  session protocol) over its fake agent, so every call and answer is
+  encoded and decoded as on a real cluster, without SSH.  Nodes share one
+  process, hence one eliot log: one of the sessions sends it back to the
+  client (each message is encoded and decoded once, as with one session
+  per machine); ``fanout_protocol_ratio`` = protocol / in-memory.
+* ``client_rss_mb``: peak RSS of a fresh interpreter that imports
+  ``flocker-deploy`` (``flocker.cli.script``) and runs the in-memory
+  100-node deploy under the reactor.
+* ``node_rss_mb``: peak RSS of a fresh interpreter acting as
+  ``flocker-node`` on a node running 50 applications (every third with a
+  volume): ``node_main`` runs ``report`` and then ``set-routes`` with 50
+  routes, over a ``LocalNodeAgent`` with a ``FakeDockerClient``,
+  ``MemoryVolumeService`` and ``MemoryRouteManager``.
+* Baseline for both: ``python_rss_mb``, a fresh interpreter importing
+  nothing.
+
+Timings are medians of ``--reps`` repetitions (default 5; 3 with
+``--quick``), min-max in the table.  MB is 2^20 bytes.  Prints the tables,
+then one JSON object as the last line.
+"""
+
+import argparse
+import gc
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import emit, print_table, summary, timed  # noqa: E402
+
+# Flocker itself is imported where it is used, so each child process loads
+# only what the program it stands for would.
+
+APPS_PER_NODE = 3
+PLAN_NODES = (100, 1000)
+FANOUT_NODES = 100
+NODE_APPLICATIONS = 50
+MOVED = 0.1
+CHANGED = 0.1
+
+#: The baseline: a fresh interpreter printing its peak RSS, nothing else.
+BARE = ("import json\n"
+        "for line in open('/proc/self/status'):\n"
+        "    if line.startswith('VmHWM:'):\n"
+        "        print(json.dumps({'rss_kb': int(line.split()[1])}))\n")
+
+TARGETS = [
+    ("plan_1000_nodes_s", "<", 0.5),
+    ("client_rss_mb", "<", 100),
+    ("node_rss_mb", "<", 60),
+]
+
+
+def build_cluster(nodes, apps):
+    """
+    :return: ``synthetic_cluster(nodes, apps)`` with 10% moved and 10%
+        changed, built with the cyclic garbage collector off (collections
+        rescanning its millions of route values as they are made take half
+        the building time, none of it the planner's).
+    """
+    from flocker.node.testtools import synthetic_cluster
+    gc.disable()
+    try:
+        return synthetic_cluster(nodes, apps, moved=MOVED, changed=CHANGED)
+    finally:
+        gc.enable()
+
+
+def measure_plan(nodes, reps):
+    """
+    :return: ``(samples, changes, routes)``: seconds of each planning of a
+        cluster of ``nodes`` nodes, the plan's number of leaf changes, and
+        the number of routes in the current state.
+    """
+    from flocker._change import leaves
+    from flocker.node._plan import plan_changes
+    deployment, state = build_cluster(nodes, nodes * APPS_PER_NODE)
+    # As in plan.py: the inputs are frozen out of the collector's sight,
+    # so the figure is the planner's, not this benchmark's heap size.
+    gc.collect()
+    gc.freeze()
+    try:
+        plan = plan_changes(deployment, state)
+        samples = [timed(plan_changes, deployment, state)[0]
+                   for _ in range(reps)]
+    finally:
+        gc.unfreeze()
+    routes = sum(len(node.routes) for node in state.nodes.values())
+    return samples, len(leaves(plan)), routes
+
+
+def deployments(nodes):
+    """
+    :return: ``(before, after)``: a deployment of ``nodes`` nodes running
+        ``APPS_PER_NODE`` applications each, and the one a deploy then
+        converges to (10% of the applications on another node, 10% with a
+        new image).
+    """
+    from flocker._model import Deployment, Node
+    from flocker.node.testtools import synthetic_cluster
+    after, state = synthetic_cluster(nodes, nodes * APPS_PER_NODE,
+                                     moved=MOVED, changed=CHANGED)
+    before = Deployment(nodes=[
+        Node(address=address, applications=node.applications.values())
+        for address, node in sorted(state.nodes.items())])
+    return before, after
+
+
+def converge(deployment, agents):
+    """
+    Deploy ``deployment`` to ``agents`` with :func:`flocker.cli.deploy`.
+
+    :return: The ``DeployResult``.
+    :raises RuntimeError: If the deploy did not finish at once (every agent
+        here answers synchronously) or did not converge.
+    """
+    from flocker.cli import deploy
+    outcome = []
+    deploy(deployment, agents).addBoth(outcome.append)
+    if not outcome:
+        raise RuntimeError("the in-memory deploy did not finish")
+    result = outcome[0]
+    if hasattr(result, "raiseException"):
+        result.raiseException()
+    if not result.converged:
+        problems = ([line for lines in result.failed.values()
+                     for line in lines] + list(result.unreachable.values())
+                    + list(result.skipped.values()))
+        raise RuntimeError("the in-memory deploy did not converge (%d "
+                           "problems), first: %s" % (len(problems),
+                                                     problems[0]))
+    return result
+
+
+class _Output(object):
+    """
+    The standard output of an in-memory node session, handed to the client
+    as it is written.
+    """
+
+    def __init__(self, received):
+        self._received = received
+        self.disconnecting = False
+
+    def write(self, data):
+        self._received(data)
+
+    def loseConnection(self):
+        self.disconnecting = True
+
+
+class MemoryNodeSession(object):
+    """
+    ``flocker-node serve`` in memory over one node agent: what
+    ``MemoryCommandRunner.start`` hands back (``write``, ``close_input``,
+    ``ended``).
+    """
+
+    def __init__(self, argv, received, agent, send_log):
+        """
+        :param argv: The command line of the session.
+        :param received: Callable given the session's output.
+        :param agent: The node's ``INodeAgent``.
+        :param bool send_log: Whether this session sends the process's
+            eliot messages back (one session of the process should).
+        """
+        from twisted.internet.defer import Deferred
+        from twisted.internet.task import Clock
+
+        from flocker.node.script import node_main
+        self.ended = Deferred()
+        self._protocol = None
+
+        def connect(reactor, protocol):
+            self._protocol = protocol
+            protocol.makeConnection(_Output(received))
+            if not send_log:
+                # Every session of this process would otherwise send every
+                # node's messages: a hundred copies of each.
+                protocol._stop_logging()
+        finished = node_main(
+            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
+            make_agent=lambda reactor, options, environ: agent,
+            connect=connect)
+        finished.addCallback(lambda code: self.ended.callback(
+            (code, None, b"")))
+
+    def write(self, data):
+        self._protocol.dataReceived(data)
+
+    def close_input(self):
+        self._protocol.readConnectionLost()
+
+
+def protocol_agents(cluster):
+    """
+    :param FakeCluster cluster: The nodes.
+    :return: ``(agents, runner)``: a ``RemoteNodeAgent`` per node, over a
+        ``SessionRunner`` whose sessions are :class:`MemoryNodeSession` over
+        the cluster's agents.
+    """
+    from twisted.internet.task import Clock
+
+    from flocker.cli import MemoryCommandRunner, RemoteNodeAgent
+    from flocker.cli._session import SessionRunner
+    memory = MemoryCommandRunner()
+    first = min(cluster.agents)
+    for address, agent in cluster.agents.items():
+        memory.add_stream_handler(
+            address, ["flocker-node"],
+            lambda argv, received, agent=agent, log=(address == first):
+                MemoryNodeSession(argv, received, agent, log))
+    runner = SessionRunner(memory, Clock())
+    return ({address: RemoteNodeAgent(runner, address)
+             for address in cluster.agents}, runner)
+
+
+def fanout(nodes, through_protocol):
+    """
+    One timed deploy to ``nodes`` fresh in-memory nodes, after an untimed
+    one bringing them to the starting state.
+
+    :return: ``(seconds, number of changes made)``.
+    """
+    from flocker._change import leaves
+    from flocker.node import FakeCluster, plan_changes
+    before, after = deployments(nodes)
+    cluster = FakeCluster([node.address for node in after.nodes])
+    converge(before, cluster.agents)
+    if through_protocol:
+        agents, runner = protocol_agents(cluster)
+
+        def deploy_once():
+            result = converge(after, agents)
+            closed = []
+            runner.close_sessions().addBoth(closed.append)
+            if not closed:
+                raise RuntimeError("the in-memory sessions did not end")
+            return result
+    else:
+        def deploy_once():
+            return converge(after, cluster.agents)
+    seconds, result = timed(deploy_once)
+    if leaves(plan_changes(after, cluster.state())):
+        raise RuntimeError("the deploy left changes undone")
+    return seconds, sum(result.changed.values())
+
+
+def child_client():
+    """
+    Child mode: import ``flocker-deploy``, run the in-memory fan-out deploy
+    under the reactor, print the peak RSS as JSON.
+    """
+    from importlib import import_module
+
+    from twisted.internet.task import react
+    # What flocker-deploy loads, whether or not this run uses all of it.
+    import_module("flocker.cli.script")
+
+    def main(reactor):
+        from twisted.internet.defer import succeed
+        fanout(FANOUT_NODES, through_protocol=False)
+        return succeed(None)
+    _react_and_report(react, main)
+
+
+def child_node():
+    """
+    Child mode: act as ``flocker-node`` on a node with
+    ``NODE_APPLICATIONS`` applications (``report``, then ``set-routes``),
+    print the peak RSS as JSON.
+    """
+    from twisted.internet.defer import inlineCallbacks
+    from twisted.internet.task import react
+
+    from flocker._model import Application, AttachedVolume, Port, Route
+    from flocker.node import FakeDockerClient, LocalNodeAgent
+    from flocker.node._protocol import encode_routes
+    from flocker.node.script import node_main
+    from flocker.route import MemoryRouteManager
+    from flocker.volume import MemoryNetwork, MemoryVolumeService
+
+    address, other = "10.0.0.1", "10.0.0.2"
+    image = "flocker/busybox:latest"
+
+    @inlineCallbacks
+    def main(reactor):
+        agent = LocalNodeAgent(
+            address, FakeDockerClient(images=[image], node=address),
+            MemoryVolumeService("node-1", address, MemoryNetwork(), reactor),
+            MemoryRouteManager(node=address))
+        for index in range(NODE_APPLICATIONS):
+            application = Application(
+                name="app%d" % (index,), image=image,
+                environment={"INDEX": str(index)},
+                ports=[Port(internal=80, external=10000 + index)],
+                volume=(AttachedVolume(mountpoint="/data")
+                        if index % 3 == 0 else None))
+            if application.volume is not None:
+                yield agent.create_volume(application.name, None)
+            yield agent.start_application(application)
+        routes = encode_routes(Route(port=20000 + index, address=other)
+                               for index in range(NODE_APPLICATIONS))
+        for argv, stdin in [(["--address", address, "report"], b""),
+                            (["--address", address, "set-routes"], routes)]:
+            stdout, stderr = io.StringIO(), io.StringIO()
+            code = yield node_main(reactor, argv, stdin, stdout, stderr,
+                                   dict(os.environ),
+                                   make_agent=lambda *_: agent)
+            if code != 0:
+                raise RuntimeError("flocker-node %s: %s" % (
+                    argv[-1], stderr.getvalue()))
+            if argv[-1] == "report":
+                running = json.loads(stdout.getvalue()).get("running", [])
+                if len(running) != NODE_APPLICATIONS:
+                    raise RuntimeError("report shows %d applications "
+                                       "running" % (len(running),))
+        installed = yield agent.routes.get_routes()
+        if len(installed) != NODE_APPLICATIONS:
+            raise RuntimeError("%d routes installed" % (len(installed),))
+    _react_and_report(react, main)
+
+
+def _react_and_report(react, main):
+    """
+    Run ``main`` under the reactor, then print the peak RSS as JSON (from
+    an exit hook: ``react`` ends the process).
+    """
+    import atexit
+    atexit.register(lambda: print(json.dumps({"rss_kb": _peak_rss_kb()}),
+                                  flush=True))
+    react(main)
+
+
+def _peak_rss_kb():
+    """
+    :return: This process's peak RSS in kB.
+
+    ``ru_maxrss`` survives ``execve``: a child of a large process starts
+    with its parent's peak (this benchmark's own is hundreds of MB by the
+    time it starts the children).  Linux's ``VmHWM`` is the same peak for
+    this process's own memory only; ``ru_maxrss`` (also kB on Linux) is the
+    fallback elsewhere.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_mb(arguments):
+    """
+    :param arguments: Arguments after ``python``.
+    :return: Peak RSS in MB of a fresh interpreter run with them, which
+        prints ``{"rss_kb": …}`` last.
+    :raises RuntimeError: If it fails.
+    """
+    result = subprocess.run([sys.executable] + arguments,
+                            capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(arguments),
+                                              result.stderr.strip()))
+    return json.loads(result.stdout.strip().splitlines()[-1])["rss_kb"] / 1024
+
+
+def cell(samples):
+    """
+    :return: Table cells ``median`` and ``min-max`` of ``samples`` seconds.
+    """
+    s = summary(samples)
+    return ["%.4f" % s["median"], "%.4f-%.4f" % (s["min"], s["max"])]
+
+
+def verdict(value, comparison, limit):
+    met = value < limit if comparison == "<" else value <= limit
+    return "met" if met else "MISSED"
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repetitions instead of 5 (same sizes)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions of each timing (>= 3)")
+    parser.add_argument("--child", choices=["client", "node"],
+                        help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.child == "client":
+        return child_client()
+    if options.child == "node":
+        return child_node()
+    reps = options.reps or (3 if options.quick else 5)
+    if reps < 3:
+        parser.error("--reps must be at least 3")
+
+    plans = {}
+    rows = []
+    for nodes in PLAN_NODES:
+        samples, changes, routes = measure_plan(nodes, reps)
+        plans[nodes] = statistics.median(samples)
+        rows.append(["%d x %d" % (nodes, APPS_PER_NODE), nodes * APPS_PER_NODE,
+                     routes, changes] + cell(samples)
+                    + ["%.3f" % (plans[nodes] / routes * 1e6,)])
+    small, big = PLAN_NODES
+    print_table(
+        "plan_changes, %d%% moved, %d%% changed; %d runs each"
+        % (MOVED * 100, CHANGED * 100, reps), rows,
+        ["nodes x apps each", "apps", "routes in state", "changes",
+         "median s", "min-max s", "us per route"])
+    print("1,000 / 100 nodes: %.1f times the time, %d times the routes\n" % (
+        plans[big] / plans[small], (big * big) // (small * small)))
+
+    fanouts = {False: [], True: []}
+    changes = {}
+    for rep in range(reps):
+        # Alternated, so neither always runs on a heap the other just left.
+        for through_protocol in ((False, True) if rep % 2 == 0
+                                 else (True, False)):
+            seconds, changes[through_protocol] = fanout(
+                FANOUT_NODES, through_protocol)
+            fanouts[through_protocol].append(seconds)
+    print_table(
+        "flocker.cli.deploy to %d in-memory nodes x %d applications "
+        "(%d changes); %d runs each"
+        % (FANOUT_NODES, APPS_PER_NODE, changes[False], reps), [
+            ["FakeNodeAgent"] + cell(fanouts[False]),
+            ["RemoteNodeAgent / SessionRunner / node_main serve"]
+            + cell(fanouts[True]),
+        ], ["nodes reached through", "median s", "min-max s"])
+
+    script = os.path.abspath(__file__)
+    memory = {
+        "python_rss_mb": peak_rss_mb(["-c", BARE]),
+        "client_rss_mb": peak_rss_mb([script, "--child", "client"]),
+        "node_rss_mb": peak_rss_mb([script, "--child", "node"]),
+    }
+    print_table("Peak RSS of a fresh interpreter (MB)", [
+        ["bare python (baseline)", "%.1f" % memory["python_rss_mb"]],
+        ["deploy client, %d in-memory nodes" % (FANOUT_NODES,),
+         "%.1f" % memory["client_rss_mb"]],
+        ["flocker-node report + set-routes, %d applications"
+         % (NODE_APPLICATIONS,), "%.1f" % memory["node_rss_mb"]],
+    ], ["process", "peak RSS MB"])
+
+    figures = {
+        "plan_1000_nodes_s": round(plans[big], 4),
+        "plan_100_nodes_s": round(plans[small], 4),
+        "plan_ratio_1000_100": round(plans[big] / plans[small], 1),
+        "fanout_100_nodes_s": round(statistics.median(fanouts[False]), 4),
+        "fanout_100_nodes_protocol_s": round(
+            statistics.median(fanouts[True]), 4),
+        "fanout_protocol_ratio": round(statistics.median(fanouts[True])
+                                       / statistics.median(fanouts[False]),
+                                       2),
+        "client_rss_mb": round(memory["client_rss_mb"], 1),
+        "node_rss_mb": round(memory["node_rss_mb"], 1),
+        "python_rss_mb": round(memory["python_rss_mb"], 1),
+        "reps": reps,
+    }
+    print("targets: " + "; ".join(
+        "%s %s %s: %s (%s)" % (key, comparison, limit, figures[key],
+                               verdict(figures[key], comparison, limit))
+        for key, comparison, limit in TARGETS)
+        + "; plan linear in nodes: ratio %.1f for 10x the nodes"
+        % (figures["plan_ratio_1000_100"],))
+    emit(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
