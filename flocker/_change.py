@@ -16,6 +16,8 @@ from pyrsistent import pvector
 from twisted.internet.defer import DeferredList, maybeDeferred, succeed
 from zope.interface import Interface, implementer
 
+from ._context import in_current_action
+
 __all__ = [
     "IStateChange", "IChangeObserver",
     "Sequentially", "InParallel", "sequentially", "in_parallel",
@@ -187,9 +189,9 @@ def run_state_change(change, agents, observer=None, clock=None):
     if isinstance(change, Sequentially):
         d = succeed(None)
         for child in change.changes:
-            d.addCallback(
+            d.addCallback(in_current_action(
                 lambda _, child=child: run_state_change(
-                    child, agents, observer, clock))
+                    child, agents, observer, clock)))
         return d
     if isinstance(change, InParallel):
         branches = [run_state_change(child, agents, observer, clock)

@@ -7,10 +7,12 @@ SSH command runner.
 import ipaddress
 import uuid
 
+from eliot.twisted import DeferredContext
 from twisted.internet.defer import DeferredList, maybeDeferred
 
 from ..node._protocol import DEFAULT_NODE_COMMAND
 from ._deploy import deploy
+from ._logging import CLUSTER_DEPLOY
 from ._remote import RemoteNodeAgent
 from ._session import SessionRunner
 
@@ -103,8 +105,9 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     def resolved(result):
         ips, failed = result
         agents = remote_agents(runner, ips, command=command, lock=lock)
-        d = deploy(deployment, agents, dry_run=dry_run, write=write,
-                   addresses=ips, clock=reactor, unreachable=failed)
+        d = DeferredContext(deploy(
+            deployment, agents, dry_run=dry_run, write=write, addresses=ips,
+            clock=reactor, unreachable=failed))
 
         def release(outcome):
             # Only nodes that answered hold this deploy's lease.
@@ -114,5 +117,12 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
             done = DeferredList(releases, consumeErrors=True)
             done.addCallback(lambda _: runner.close_sessions())
             return done.addCallback(lambda _: outcome)
-        return d.addBoth(release)
-    return resolve_addresses(reactor, addresses).addCallback(resolved)
+        return d.addBoth(release).result
+
+    # One action around everything, so that the whole deploy, the nodes'
+    # work included, is one tree in the log.
+    action = CLUSTER_DEPLOY(nodes=len(addresses), dry_run=dry_run)
+    with action.context():
+        d = DeferredContext(resolve_addresses(reactor, addresses))
+        d.addCallback(resolved)
+        return d.addActionFinish()

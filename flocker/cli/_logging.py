@@ -9,7 +9,7 @@ from eliot import ActionType, Field, MessageType
 
 __all__ = [
     "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
-    "SSH_IDENTITY_SKIPPED",
+    "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY",
     "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL",
 ]
 
@@ -81,6 +81,14 @@ SSH_AGENT_UNAVAILABLE = MessageType(
     [REASON],
     "SSH_AUTH_SOCK is set but the agent could not be used; authentication "
     "goes on with the identity files.")
+
+CLUSTER_DEPLOY = ActionType(
+    "flocker:cli:deploy",
+    [Field.for_types("nodes", [int], "Nodes in the deployment."),
+     Field.for_types("dry_run", [bool], "Whether only a plan is shown.")],
+    [],
+    "A whole deploy over SSH: resolving the nodes, the deploy itself (with "
+    "every node's work below it) and releasing the nodes' locks.")
 
 REMOTE_CALL = ActionType(
     "flocker:cli:remote:call",

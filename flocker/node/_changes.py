@@ -7,6 +7,7 @@ import attr
 from zope.interface import implementer
 
 from .._change import IStateChange
+from .._context import in_current_action
 from .._model import Application
 
 __all__ = [
@@ -140,7 +141,7 @@ class HandoffVolume(object):
             acquired = target.acquire_volume(self.name, release.snapshot,
                                              release.node_id)
             return acquired.addCallback(lambda _: release.bytes_sent)
-        return d.addCallback(acquire)
+        return d.addCallback(in_current_action(acquire))
 
     def describe(self):
         return "%s: hand off volume %s to %s" % (

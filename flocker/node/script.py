@@ -26,6 +26,7 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from .. import __version__
+from .._context import in_current_action
 from .._model import InvalidModel
 from .._serialize import SerializationError, dumps, node_state_to_dict
 from ._local import LocalNodeAgent
@@ -367,8 +368,8 @@ class _LazyVolumes(object):
 
     def __getattr__(self, name):
         def call(*args, **kwargs):
-            return self._get().addCallback(
-                lambda service: getattr(service, name)(*args, **kwargs))
+            return self._get().addCallback(in_current_action(
+                lambda service: getattr(service, name)(*args, **kwargs)))
         return call
 
 

@@ -79,7 +79,7 @@ import uuid
 from contextlib import nullcontext
 
 import attr
-from eliot import Action
+from eliot import Action, Logger
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import (
     CancelledError, Deferred, DeferredList, DeferredLock, inlineCallbacks,
@@ -1005,8 +1005,11 @@ class VolumeService(object):
         :return: ``Deferred`` firing with ``(PushResult, pool)``.
         """
         name = dataset.name
-        remote, stdin_write = self._start_remote(
-            self._remote.argv(target, ["receive", name]))
+        # The receiving side continues this push's task from its start, so
+        # all of its work (opening the pool included) is in this tree.
+        task = action.serialize_task_id().decode("ascii")
+        remote, stdin_write = self._start_remote(self._remote.argv(
+            target, ["--eliot-task", task, "receive", name]))
         try:
             if snapshot is None:
                 # Taken while the remote command starts up.
@@ -1030,7 +1033,6 @@ class VolumeService(object):
                 "snapshot": snapshot, "base": base,
                 "owner": self.node_id,
                 "maximum_size": dataset.maximum_size,
-                "task": action.serialize_task_id().decode("ascii"),
             }
             os.write(stdin_write,
                      json.dumps(request).encode("utf-8") + b"\n")
@@ -1052,11 +1054,19 @@ class VolumeService(object):
             raise RemoteError("node %s: stream interrupted: %s" % (
                 target, count.getErrorMessage()))
         answer = None
-        for line in ended.stdout.splitlines()[1:]:
+        for line in ended.stdout.splitlines():
             try:
-                answer = json.loads(line)
+                message = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("eliot"), dict):
+                # The receiving node's log, continuing this push's task:
+                # into this node's log, so the push is one tree.
+                Logger().write(message["eliot"])
+            elif "received" in message:
+                answer = message
         if not (isinstance(answer, dict)
                 and answer.get("received") == snapshot):
             raise RemoteError("node %s did not confirm receiving %s" % (
@@ -1076,7 +1086,7 @@ class VolumeService(object):
             except ValueError:
                 # Anything a login script printed before our command ran.
                 continue
-            if isinstance(message, dict):
+            if isinstance(message, dict) and "eliot" not in message:
                 return message
 
     def receive(self, name, stream, emit):

@@ -14,11 +14,14 @@ import os
 import re
 import sys
 
-from eliot import to_file
+from eliot import Action, add_destinations, remove_destination, to_file
+from eliot.twisted import DeferredContext
+from eliot.json import json_default
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.task import react
 
 from .. import __version__
+from .._context import in_current_action
 from ._errors import VolumeError, VolumeInUse
 from ._service import SSHRemote, open_volume_service
 
@@ -153,6 +156,9 @@ def _parser():
         "--pool", help="this node's ZFS pool (default: $FLOCKER_POOL, or "
         "%s)" % (DEFAULT_POOL,))
     parser.add_argument(
+        "--eliot-task", help="continue this serialised eliot task (the "
+        "pushing node's, for receive)")
+    parser.add_argument(
         "--ssh-identity", help="private key for SSH to other nodes "
         "(default: $FLOCKER_SSH_IDENTITY, or ssh's default)")
     parser.add_argument(
@@ -238,8 +244,15 @@ class _Output(object):
         self.out.flush()
 
     def message(self, value):
-        self.out.write(json.dumps(value) + "\n")
+        self.out.write(json.dumps(value, default=json_default) + "\n")
         self.out.flush()
+
+    def log(self, message):
+        """
+        An eliot destination: each message as a ``{"eliot": ...}`` line,
+        which the pushing node passes on to its own log.
+        """
+        self.message({"eliot": message})
 
     def interactive(self):
         isatty = getattr(self.err, "isatty", None)
@@ -422,10 +435,35 @@ def main(reactor, options, environ, out, err,
         to_file(open(log, "ab"))
     options.pool = (options.pool or environ.get("FLOCKER_POOL")
                     or DEFAULT_POOL)
-    d = maybeDeferred(open_service, reactor, options.pool, dict(environ),
-                      remote=_remote(options, environ))
-    d.addCallback(lambda service: _COMMANDS[options.command](
-        reactor, service, options, output))
+    machine = options.command in _MACHINE
+    if machine:
+        add_destinations(output.log)
+
+    def run():
+        d = maybeDeferred(open_service, reactor, options.pool, dict(environ),
+                          remote=_remote(options, environ))
+        return d.addCallback(in_current_action(
+            lambda service: _COMMANDS[options.command](
+                reactor, service, options, output)))
+    if options.eliot_task:
+        try:
+            action = Action.continue_task(task_id=options.eliot_task)
+        except (ValueError, TypeError):
+            err.write("flocker-volume: error: --eliot-task %r is not a "
+                      "serialised eliot task\n" % (options.eliot_task,))
+            err.flush()
+            if machine:
+                remove_destination(output.log)
+            raise SystemExit(2)
+        with action.context():
+            d = DeferredContext(run()).addActionFinish()
+    else:
+        d = run()
+    if machine:
+        def stop_logging(passthrough):
+            remove_destination(output.log)
+            return passthrough
+        d.addBoth(stop_logging)
 
     def failed(failure):
         failure.trap(VolumeError)

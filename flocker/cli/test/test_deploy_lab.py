@@ -20,6 +20,8 @@ on the same lab never meet this one.
 """
 
 import hashlib
+import subprocess
+import sys
 import json
 import os
 import re
@@ -113,6 +115,7 @@ class _Scenario(object):
         self.failures = failures
         self.cleaned = False
         self.first = self.second = None
+        self.move_output = ""
         self.applications = self.write("applications.yml", APPLICATIONS.format(
             image=IMAGE, web_port=WEB_PORT, side_port=SIDE_PORT,
             local_port=LOCAL_PORT, **self.names))
@@ -480,6 +483,7 @@ class TestDeployScenario(object):
         s = self.s
         n1, n2, n3 = s.addresses
         result = s.deploy(s.second)
+        s.move_output = result.stdout
         web = s.names["web"]
         done = _changes(result.stdout)
         # The push line carries the size sent, which varies; compare the
@@ -499,6 +503,38 @@ class TestDeployScenario(object):
             ]), 1, True), result.stdout + result.stderr
         assert (s.container(s.node(0), "web"),
                 s.container(s.node(2), "web")[2]) == (None, True)
+
+    def test_06b_move_log_one_tree(self):
+        """
+        The move's log is one eliot tree: the nodes' work (from the old
+        node, the new node and the other node) is merged into it, and
+        ``eliot-tree`` renders it as a single task.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        [path] = [line[len("log: "):] for line in s.move_output.splitlines()
+                  if line.startswith("log: ")]
+        with open(path) as f:
+            messages = [json.loads(line) for line in f]
+        tasks = {}
+        for message in messages:
+            tasks.setdefault(message["task_uuid"], message)
+        assert len(tasks) == 1, list(tasks.values())
+        nodes = {m.get("address") for m in messages
+                 if m.get("action_type", "").startswith("flocker:node:")}
+        assert {n1, n2, n3} <= nodes
+        types = {m.get("action_type") for m in messages}
+        assert {"flocker:node:release_volume", "flocker:node:acquire_volume",
+                "flocker:volume:push", "flocker:node:start_application",
+                "flocker:route:set_routes"} <= types
+        tree = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "eliot-tree"),
+             path], capture_output=True, text=True, timeout=60)
+        assert tree.returncode == 0, tree.stderr
+        roots = [line for line in tree.stdout.splitlines()
+                 if line and not line[0].isspace()
+                 and line[0] not in "└├│"]
+        assert len(roots) == 1, roots
 
     def test_07_data_intact(self):
         """

@@ -157,7 +157,11 @@ class LocalRemote(object):
         if command is not None:
             key, argv = command[0], list(command) + list(arguments)
         else:
-            key = arguments[0]
+            # The subcommand, after global options (each with a value).
+            words = list(arguments)
+            while words and words[0].startswith("--"):
+                words = words[2:]
+            key = words[0]
             argv = [self._python, "-m", "flocker.volume.script",
                     "--pool", self.pools.get(address, "-")] + list(arguments)
         if address not in self.pools or (address, key) in self.failing:

@@ -246,6 +246,31 @@ def test_direct_push_used(nodes):
     assert not copy.owned
 
 
+def test_receiving_side_logged_in_push_tree(nodes):
+    """
+    The receiving node's log of a push (``flocker-volume receive`` there)
+    comes back with the stream's answer and joins the pushing node's log
+    under the push, in the same task.
+    """
+    nodes.call(nodes.a.create, "app")
+    messages = []
+    add_destinations(messages.append)
+    try:
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    finally:
+        remove_destination(messages.append)
+    [push] = [m for m in messages
+              if m.get("action_type") == "flocker:volume:push"
+              and m.get("action_status") == "started"]
+    received = [m for m in messages
+                if m.get("action_type") == "flocker:volume:receive"]
+    assert [m["action_status"] for m in received] == ["started", "succeeded"]
+    assert {m["task_uuid"] for m in received} == {push["task_uuid"]}
+    # Below the push's own level: the receiver continued its task.
+    assert received[0]["task_level"][:len(push["task_level"]) - 1] == (
+        push["task_level"][:-1])
+
+
 def _receive_command(pool, name, stdin):
     return subprocess.run(
         [sys.executable, "-m", "flocker.volume.script", "--pool", pool,
