@@ -15,7 +15,10 @@ NETWORK = "10.99.0"
 CLIENT_ADDRESS = NETWORK + ".2"
 DEFAULT_STATE = "/var/lib/flocker-lab"
 DEFAULT_PREFIX = "flk"
-POOL_SIZE = 2 * 1024 ** 3
+#: Size of each node's pool file (sparse): $FLOCKER_LAB_POOL_MIB MiB when
+#: set (benchmarks of large volumes), else 2 GiB.  Only pools created from
+#: then on get it.
+POOL_SIZE = int(os.environ.get("FLOCKER_LAB_POOL_MIB") or 2048) * 1024 ** 2
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ADMIN = Path(__file__).resolve().parent
 REPO = ADMIN.parent

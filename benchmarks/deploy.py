@@ -4,7 +4,8 @@ Benchmark of ``flocker-deploy`` on the lab: how deploy time grows with the
 cluster, what a no-op deploy costs, and how long an application is
 unavailable while it moves with its volume.
 
-    python benchmarks/deploy.py [--reps N] [--big-mib N] [--small-mib N]
+    python benchmarks/deploy.py [--quick] [--reps N] [--big-mib N]
+                                [--small-mib N] [--no-curves] [--keep]
 
 It brings up a lab of its own (``admin/lab up 8``, prefix ``fdb``, state
 ``/var/lib/flocker-lab-bench-deploy`` unless ``FLOCKER_LAB_STATE`` says
@@ -33,6 +34,14 @@ around the whole command (interpreter start, SSH, every node's part):
   ``--small-mib`` (10 MiB) volume, the moves of the two interleaved;
   ``downtime_ratio`` = big / small (the downtime should not grow with the
   volume, only with what changed).
+* ``curve_volume`` and ``curve_new``: the downtime of one move (after a
+  warm-up move) against the volume's size, with 1 MiB new each time, and
+  against the size of the new data in a volume of ``curve_new_volume_mib``
+  MiB: ``[MiB, seconds]`` pairs, for ``benchmarks/plot.py``.  The lab's
+  pools are made large enough for them (``FLOCKER_LAB_POOL_MIB``).
+* ``--quick``: the big volume is 256 MiB (``big_mib`` says which size
+  ``move_downtime_s`` is for); the curves are the two volumes' moves and
+  one more move with 16 MiB new.
 * Baselines, same run: one ``ssh NODE true`` and one ``ssh NODE
   flocker-node --version`` from the client (the floor of every remote step
   of a deploy), and one ``flocker-deploy --check`` (interpreter start and
@@ -292,15 +301,17 @@ class Bench(object):
             f.flush()
             os.fsync(f.fileno())
 
-    def change(self, node, name, mib, round_number):
+    def change(self, node, name, mib, round_number, new_mib=1):
         """
-        Rewrite one MiB of volume ``name``'s file on ``node``, at an offset
-        that moves with ``round_number``.
+        Rewrite ``new_mib`` MiB of volume ``name``'s ``mib`` MiB file on
+        ``node``, at an offset that moves with ``round_number``.
         """
         path = os.path.join(self.mountpoint(node, name), "blob")
         fd = os.open(path, os.O_WRONLY)
         try:
-            os.pwrite(fd, os.urandom(MiB), (round_number % mib) * MiB)
+            start = (round_number * new_mib) % max(1, mib - new_mib + 1)
+            for index in range(new_mib):
+                os.pwrite(fd, os.urandom(MiB), (start + index) * MiB)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -519,6 +530,62 @@ def moves(bench, reps):
     return warm, results
 
 
+def curves(bench, volume_sizes, new_sizes, fixed_mib):
+    """
+    Move downtime against volume size (1 MiB new each time) and against
+    the size of new data (volume of ``fixed_mib``), one move per point
+    after a warm-up move of the freshly filled volume; the ``big``
+    application is used, its volume deleted between volume sizes.
+
+    :return: ``(curve_volume, curve_new)``: lists of ``[MiB, seconds]``.
+    """
+    def fresh(mib):
+        bench.reset(3)
+        bench.delete_volumes()
+        bench.deploy({0: ["big"], 1: [], 2: []})
+        bench.fill(0, "big", mib)
+        bench.change(0, "big", mib, 0)
+        measure_move(bench, "big", BIG_PORT, {0: [], 1: ["big"], 2: []})
+
+    by_volume = []
+    for mib in volume_sizes:
+        fresh(mib)
+        bench.change(1, "big", mib, 1)
+        moved = measure_move(bench, "big", BIG_PORT,
+                             {0: ["big"], 1: [], 2: []})
+        by_volume.append([mib, round(moved["downtime"], 3)])
+    by_new = []
+    fresh(fixed_mib)
+    where = 1
+    for number, new_mib in enumerate(new_sizes):
+        bench.change(where, "big", fixed_mib, number + 1, new_mib)
+        where = 1 - where
+        placement = {0: [], 1: [], 2: []}
+        placement[where].append("big")
+        moved = measure_move(bench, "big", BIG_PORT, placement)
+        by_new.append([new_mib, round(moved["downtime"], 3)])
+    bench.reset(3)
+    bench.delete_volumes()
+    return by_volume, by_new
+
+
+def new_data_move(bench, mib, new_mib):
+    """
+    Deploy ``big`` on node1 with its ``mib`` MiB volume filled, move it to
+    node2 (warm-up), rewrite ``new_mib`` MiB and move it back.
+
+    :return: The measured move's downtime in seconds.
+    """
+    bench.deploy({0: ["big"], 1: [], 2: []})
+    bench.fill(0, "big", mib)
+    measure_move(bench, "big", BIG_PORT, {0: [], 1: ["big"], 2: []})
+    bench.change(1, "big", mib, 1, new_mib)
+    moved = measure_move(bench, "big", BIG_PORT, {0: ["big"], 1: [], 2: []})
+    bench.reset(3)
+    bench.delete_volumes()
+    return moved["downtime"]
+
+
 def fmt(samples):
     """
     :return: ``median (min–max)`` of ``samples`` in seconds.
@@ -537,12 +604,28 @@ def main():
     parser.add_argument("--small-mib", type=int, default=10)
     parser.add_argument("--keep", action="store_true",
                         help="leave the lab up at the end")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a 256 MiB big volume and short curves (a few minutes)")
+    parser.add_argument(
+        "--no-curves", action="store_true",
+        help="skip downtime against volume size and against new data")
     options = parser.parse_args()
+    if options.quick:
+        options.big_mib = min(options.big_mib, 256)
+        volume_sizes, new_sizes, fixed_mib = [10, 256], [1, 16], 256
+    else:
+        volume_sizes = [10, 100, 1024, 2048]
+        new_sizes, fixed_mib = [1, 16, 64, 256], 1024
     if os.geteuid() != 0:
         fail("needs root")
     env = dict(os.environ, FLOCKER_LAB_PREFIX="fdb",
                FLOCKER_LAB_STATE=os.environ.get(
-                   "FLOCKER_LAB_STATE", "/var/lib/flocker-lab-bench-deploy"))
+                   "FLOCKER_LAB_STATE", "/var/lib/flocker-lab-bench-deploy"),
+               # Room for two copies of the largest curve volume and its
+               # snapshots on every node (sparse files).
+               FLOCKER_LAB_POOL_MIB=str(max(2048, 3 * max(
+                   [options.big_mib] + volume_sizes))))
     up = admin_lab(["up", "8"], env)
     try:
         with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
@@ -563,6 +646,21 @@ def main():
         t1, t8 = scale(bench, reps)
         noop3 = noop(bench, reps)
         warm, moved = moves(bench, reps)
+        curve_volume = curve_new = []
+        if options.quick and not options.no_curves:
+            # The moves above are the volume-size points; one more move
+            # with 16 MiB new gives the second new-data point.
+            curve_volume = [
+                [options.small_mib, round(statistics.median(
+                    r["downtime"] for r in moved["small"]), 3)],
+                [options.big_mib, round(statistics.median(
+                    r["downtime"] for r in moved["big"]), 3)]]
+            curve_new = [curve_volume[1][:], [16, round(new_data_move(
+                bench, options.big_mib, 16), 3)]]
+            fixed_mib = options.big_mib
+        elif not options.no_curves:
+            curve_volume, curve_new = curves(bench, volume_sizes, new_sizes,
+                                             fixed_mib)
     finally:
         if not options.keep:
             admin_lab(["down"], env)
@@ -632,7 +730,20 @@ def main():
         "baseline_node_command_s": round(statistics.median(base_node), 3),
         "baseline_check_s": round(statistics.median(base_check), 3),
         "reps": reps,
+        "big_mib": options.big_mib,
+        "curve_volume": curve_volume,
+        "curve_new": curve_new,
+        "curve_new_volume_mib": fixed_mib,
     }
+    if curve_volume:
+        print_table("Move downtime against volume size (1 MiB new)",
+                    [("%d MiB" % (mib,), "%.3f" % (seconds,))
+                     for mib, seconds in curve_volume],
+                    ["volume", "downtime s"])
+        print_table("Move downtime against new data (volume %d MiB)" % (
+            fixed_mib,), [("%d MiB" % (mib,), "%.3f" % (seconds,))
+                          for mib, seconds in curve_new],
+                    ["new data", "downtime s"])
     emit(figures)
 
 

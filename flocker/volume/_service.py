@@ -13,16 +13,21 @@ incremental receive after a mere read otherwise), not mounted (with zfs-fuse a
 mount kept across receives can serve stale file contents from the kernel's
 page cache), updated only by pushes.
 
-Push protocol (one SSH connection, ``flocker-volume receive NAME`` on the
-target, JSON lines on its standard output)::
+Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
+receive NAME`` on the target, JSON lines on its standard output)::
 
     target -> {"protocol": 1, "node_id": ID, "pool": POOL,
                "snapshots": [oldest..newest]}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
-               "maximum_size": N or null, "task": ELIOT_TASK}
+               "maximum_size": N or null}
     source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
+
+Interleaved with those, the target writes ``{"eliot": MESSAGE}`` lines: its
+log, continuing the push's eliot task (``TASK``) from its start.  The
+source passes them on to its own log once the target has answered, so the
+push, both ends of it, is one tree.
 
 The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
 its snapshots the target also has (a full stream if none).  The target
@@ -57,10 +62,18 @@ volume still in use is refused)::
     2. source: push (final snapshot F, small increment)
     3. source: flocker:owner = target's identity  (source is no longer owner)
        and unmount its copy                       (now a follower)
-    4. target: ``flocker-volume acquire NAME --snapshot F --node-id T``
+    4. target: acquire NAME with snapshot F and node id T
        checks it is node T and its newest snapshot is F, then sets
        flocker:owner = T, readonly=off and mounts it afresh
                                                   (target is the owner)
+
+Step 4 is run by whoever drives the hand-off: by the source itself
+(``flocker-volume acquire NAME --snapshot F --node-id T`` over SSH) for
+``handoff(..., acquire=True)``, or, for ``acquire=False``, by the caller
+with ``acquire`` on the target; the deploy client does the latter
+(``release-volume`` on the source, then ``acquire-volume`` on the target,
+through the sessions it already holds with both), which spares a process
+start on the target while the application is down.
 
 At no point are there two writable owners: the source stops being writable
 (1) and stops being the owner (3) before the target becomes either (4).  A
