@@ -11,12 +11,13 @@ from eliot.twisted import DeferredContext
 from twisted.internet.defer import DeferredList, maybeDeferred
 
 from ..node._protocol import DEFAULT_NODE_COMMAND
-from ._deploy import deploy
-from ._logging import CLUSTER_DEPLOY
+from ._deploy import deploy, gather_states
+from ._logging import CLUSTER_DEPLOY, CLUSTER_STATUS
 from ._remote import RemoteNodeAgent
 from ._session import SessionRunner
 
-__all__ = ["resolve_addresses", "remote_agents", "deploy_over_ssh"]
+__all__ = ["resolve_addresses", "remote_agents", "deploy_over_ssh",
+           "status_over_ssh"]
 
 
 def _is_ip(address):
@@ -122,6 +123,44 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     # One action around everything, so that the whole deploy, the nodes'
     # work included, is one tree in the log.
     action = CLUSTER_DEPLOY(nodes=len(addresses), dry_run=dry_run)
+    with action.context():
+        d = DeferredContext(resolve_addresses(reactor, addresses))
+        d.addCallback(resolved)
+        return d.addActionFinish()
+
+
+def status_over_ssh(reactor, deployment, runner, command=None, log=None):
+    """
+    Learn where everything is: every node's report, without the deploy lock
+    (a deploy may be running) and without changing anything.
+
+    :param reactor: The reactor.
+    :param Deployment deployment: The configuration naming the nodes.
+    :param runner: An ``ICommandRunner``; the caller closes it.
+    :param command: The ``flocker-node`` program on the nodes, or ``None``.
+    :param log: Callable given each eliot message the nodes send back.
+    :return: ``Deferred`` firing with ``(ClusterState, unreachable)``:
+        the reports of the nodes that answered, and node address to reason
+        for the others.
+    """
+    addresses = [node.address for node in deployment.nodes]
+    runner = SessionRunner(runner, reactor, command=(
+        DEFAULT_NODE_COMMAND if command is None else command), log=log)
+
+    def resolved(result):
+        ips, failed = result
+        agents = remote_agents(runner, ips, command=command)
+        d = DeferredContext(gather_states(agents))
+
+        def gathered(result):
+            state, unreachable, locked = result
+            return state, dict(unreachable, **failed)
+        d.addCallback(gathered)
+        d.addBoth(lambda result: runner.close_sessions().addCallback(
+            lambda _: result))
+        return d.result
+
+    action = CLUSTER_STATUS(nodes=len(addresses))
     with action.context():
         d = DeferredContext(resolve_addresses(reactor, addresses))
         d.addCallback(resolved)

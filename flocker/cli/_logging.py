@@ -9,7 +9,7 @@ from eliot import ActionType, Field, MessageType
 
 __all__ = [
     "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
-    "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY",
+    "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY", "CLUSTER_STATUS",
     "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL",
 ]
 
@@ -89,6 +89,12 @@ CLUSTER_DEPLOY = ActionType(
     [],
     "A whole deploy over SSH: resolving the nodes, the deploy itself (with "
     "every node's work below it) and releasing the nodes' locks.")
+
+CLUSTER_STATUS = ActionType(
+    "flocker:cli:status",
+    [Field.for_types("nodes", [int], "Nodes in the deployment.")],
+    [],
+    "Gather every node's report for a status view; nothing is changed.")
 
 REMOTE_CALL = ActionType(
     "flocker:cli:remote:call",

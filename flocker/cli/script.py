@@ -5,6 +5,28 @@ The ``flocker-deploy`` command line.
 passed in so that tests (and other programs) call it like a function;
 ``flocker_deploy_main`` is the thin console-script entry point.  The work is
 done by the library: :func:`flocker.cli._cluster.deploy_over_ssh`.
+
+Modes (``flocker-deploy --help`` lists every option):
+
+``flocker-deploy DEPLOYMENT_CONFIG APPLICATION_CONFIG``
+    Converge the cluster: one line per change as it finishes (node, what,
+    bytes sent for volume transfers, seconds), then a summary per node;
+    exit status 0 only if everything converged.
+``--check``
+    Validate both files and their cross-references without any network;
+    errors as ``PATH:LINE:COL: message``.
+``--dry-run``
+    Connect, report and print the plan tree (with each move's data and
+    estimated downtime); change nothing.
+``--status``
+    Connect and print one row per application: node, state (running,
+    stopped, missing), ports, volume (size, newest snapshot, owner), links
+    and its drift from the files; change nothing (the deploy lock is not
+    taken).  Exit status 1 if a node did not report.
+
+Every run but ``--check`` writes one eliot log (``--log FILE``, by default
+under ``~/.flocker/logs/``) holding the whole run as one task tree, the
+nodes' work included; ``eliot-tree`` shows it.
 """
 
 import argparse
@@ -90,6 +112,11 @@ def _parser(stdout, stderr):
         "--dry-run", action="store_true",
         help="connect to every node, print the plan (with the data each "
         "move sends) and change nothing")
+    parser.add_argument(
+        "--status", action="store_true",
+        help="connect to every node and print where each application runs, "
+        "its ports, volume and links, and how it differs from the files; "
+        "change nothing")
     parser.add_argument(
         "--identity", "-i", action="append", default=[], metavar="FILE",
         help="SSH private key to log in with (may be repeated; default: "
@@ -205,6 +232,9 @@ def _deploy(reactor, options, deployment, stdout, stderr):
         stdout.write(line + "\n")
         stdout.flush()
 
+    if options.status:
+        return _status(reactor, options, deployment, runner, stdout,
+                       destination, log)
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=write, command=options.node_command,
                         log=destination)
@@ -228,6 +258,35 @@ def _deploy(reactor, options, deployment, stdout, stderr):
     return d
 
 
+def _status(reactor, options, deployment, runner, stdout, destination,
+            log):
+    """
+    Print the status table (``--status``).
+
+    :return: ``Deferred`` firing with 0 when every node reported, else 1.
+    """
+    from eliot import remove_destination
+    from ._cluster import status_over_ssh
+    from ._status import cluster_status, format_status
+
+    d = status_over_ssh(reactor, deployment, runner,
+                        command=options.node_command, log=destination)
+
+    def show(result):
+        state, unreachable = result
+        for line in format_status(
+                cluster_status(deployment, state, unreachable), unreachable):
+            stdout.write(line + "\n")
+        stdout.write("log: %s\n" % (log.name,))
+        return 1 if unreachable else 0
+
+    def cleanup(passthrough):
+        remove_destination(destination)
+        log.close()
+        return runner.close().addBoth(lambda _: passthrough)
+    return d.addCallback(show).addBoth(cleanup)
+
+
 def prepare(argv, stdout, stderr):
     """
     Everything ``flocker-deploy`` does before it needs the network: parse the
@@ -239,8 +298,9 @@ def prepare(argv, stdout, stderr):
     parser = _parser(stdout, stderr)
     try:
         options = parser.parse_args(argv)
-        if options.check and options.dry_run:
-            parser.error("--check and --dry-run exclude each other")
+        if options.check + options.dry_run + options.status > 1:
+            parser.error("--check, --dry-run and --status exclude each "
+                         "other")
     except _Exit as e:
         return e.status, None, None
     try:

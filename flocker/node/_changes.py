@@ -12,11 +12,15 @@ from .._model import Application
 
 __all__ = [
     "CreateVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "SetRoutes",
+    "StartApplication", "SetRoutes", "describe_size",
 ]
 
 
-def _size(value):
+def describe_size(value):
+    """
+    :param value: A number of bytes, or ``None``.
+    :return: It for people: ``"512 B"``, ``"1.5 MiB"``, ``"unknown size"``.
+    """
     if value is None:
         return "unknown size"
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -28,7 +32,7 @@ def _size(value):
 
 def _sent(value):
     if isinstance(value, int) and not isinstance(value, bool):
-        return "%s sent" % (_size(value),)
+        return "%s sent" % (describe_size(value),)
     return None
 
 
@@ -59,7 +63,7 @@ class CreateVolume(object):
             return "%s: take ownership of existing copy of volume %s" % (
                 self.node, self.name)
         quota = ("" if self.maximum_size is None
-                 else " (maximum %s)" % (_size(self.maximum_size),))
+                 else " (maximum %s)" % (describe_size(self.maximum_size),))
         return "%s: create volume %s%s" % (self.node, self.name, quota)
 
 
@@ -85,7 +89,7 @@ class PushVolume(object):
 
     def describe(self):
         return "%s: push volume %s to %s (about %s, application running)" % (
-            self.node, self.name, self.target, _size(self.estimated_bytes))
+            self.node, self.name, self.target, describe_size(self.estimated_bytes))
 
     def describe_result(self, sent):
         """

@@ -581,6 +581,26 @@ class TestDeployScenario(object):
                 s.reports()) == (0, [], True, before), (
             result.stdout + result.stderr)
 
+    def test_10b_status(self):
+        """
+        ``--status`` shows each application where it runs, running, with
+        its ports, volume owner and links, and no drift; it changes
+        nothing and exits 0.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        before = s.reports()
+        result = s.deploy("--status", s.second)
+        rows = {line.split()[0]: line.split() for line in
+                result.stdout.splitlines()[1:] if line.startswith(
+                    (s.names["web"], s.names["client"]))}
+        web, client = rows[s.names["web"]], rows[s.names["client"]]
+        assert (result.returncode, web[1:4], web[-1], client[1:3],
+                client[-1], s.reports()) == (
+            0, [n3, "running", "%d->80" % (WEB_PORT,)], "-",
+            [n2, "running"], "-", before), result.stdout + result.stderr
+        assert "owned by %s" % (n3,) in " ".join(web)
+
     def test_11_bad_configuration(self):
         """
         A deployment naming an application the application file does not

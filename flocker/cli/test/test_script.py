@@ -112,6 +112,16 @@ class TestOptions(object):
         assert (status, out) == (2, "")
         assert "unrecognized arguments: --frobnicate" in err
 
+    def test_status_exclusive(self, files):
+        """
+        ``--status`` cannot be asked for with ``--dry-run`` or ``--check``.
+        """
+        for other in ("--dry-run", "--check"):
+            status, out, err = run(["--status", other]
+                                   + files(d=DEPLOYMENT, a=NATIVE))
+            assert (status, out) == (2, "")
+            assert "exclude each other" in err
+
     def test_check_and_dry_run_exclusive(self, files):
         """
         ``--check`` (no network) and ``--dry-run`` (network, no change)

@@ -1,0 +1,137 @@
+"""
+Where everything is: one row per application from the nodes' reports,
+compared with the configuration (``flocker-deploy --status``).
+"""
+
+import attr
+
+from .._model import ClusterState
+from ..node._changes import describe_size
+
+__all__ = ["StatusRow", "cluster_status", "format_status"]
+
+
+@attr.s(frozen=True)
+class StatusRow(object):
+    """
+    One application as the cluster runs it.
+
+    :ivar str application: Its name.
+    :ivar str node: The node it is on (``-`` when on none).
+    :ivar str state: ``running``, ``stopped`` or ``missing``.
+    :ivar str ports: Its published ports, ``EXTERNAL->INTERNAL`` each.
+    :ivar str volume: Its volume: size, newest snapshot, owner (``-`` for
+        none).
+    :ivar str links: Its links, ``LOCAL->ALIAS:REMOTE`` each.
+    :ivar str drift: How it differs from the configuration (``-`` for not
+        at all).
+    """
+    application = attr.ib()
+    node = attr.ib()
+    state = attr.ib()
+    ports = attr.ib()
+    volume = attr.ib()
+    links = attr.ib()
+    drift = attr.ib()
+
+
+def _ports(application):
+    if application is None or not application.ports:
+        return "-"
+    return ",".join("%d->%d" % (port.external, port.internal) for port in
+                    sorted(application.ports, key=lambda p: p.external))
+
+
+def _links(application):
+    if application is None or not application.links:
+        return "-"
+    return ",".join("%d->%s:%d" % (link.local_port, link.alias,
+                                   link.remote_port)
+                    for link in sorted(application.links,
+                                       key=lambda l: l.local_port))
+
+
+def _volume(name, state):
+    owners = [(address, node.volumes[name])
+              for address, node in sorted(state.nodes.items())
+              if name in node.volumes and node.volumes[name].owned]
+    if not owners:
+        copies = [address for address, node in sorted(state.nodes.items())
+                  if name in node.volumes]
+        return ("no owner (copies on %s)" % (", ".join(copies),)
+                if copies else "-")
+    address, volume = owners[0]
+    snapshot = volume.snapshots[-1] if volume.snapshots else "no snapshot"
+    return "%s, %s, owned by %s" % (describe_size(volume.size), snapshot, address)
+
+
+def cluster_status(deployment, state, unreachable=None):
+    """
+    Compare what the nodes report with the configuration.
+
+    :param Deployment deployment: The configuration.
+    :param ClusterState state: What the reachable nodes reported.
+    :param unreachable: ``dict`` of node address to why it did not report.
+    :return: ``list`` of :class:`StatusRow`, by application then node; an
+        application found on several nodes has a row for each.
+    """
+    unreachable = unreachable or {}
+    state = state if state is not None else ClusterState()
+    placements = deployment.placements()
+    found = {}
+    for address, node in state.nodes.items():
+        for name, application in node.applications.items():
+            found.setdefault(name, []).append(
+                (address, application, name in node.running))
+    rows = []
+    for name in sorted(set(placements) | set(found)):
+        wanted_node, wanted = placements.get(name, (None, None))
+        here = sorted(found.get(name, []), key=lambda entry: entry[0])
+        if not here:
+            if wanted_node in unreachable:
+                drift = "unknown: node %s did not report" % (wanted_node,)
+            else:
+                drift = "should run on %s" % (wanted_node,)
+            rows.append(StatusRow(
+                application=name, node="-", state="missing",
+                ports=_ports(wanted), volume=_volume(name, state),
+                links=_links(wanted), drift=drift))
+            continue
+        for address, application, running in here:
+            if wanted is None:
+                drift = "not in the configuration"
+            elif address != wanted_node:
+                drift = "should run on %s" % (wanted_node,)
+            elif application != wanted:
+                drift = "configuration differs"
+            elif not running:
+                drift = "should be running"
+            else:
+                drift = "-"
+            rows.append(StatusRow(
+                application=name, node=address,
+                state="running" if running else "stopped",
+                ports=_ports(application), volume=_volume(name, state),
+                links=_links(application), drift=drift))
+    return rows
+
+
+def format_status(rows, unreachable=None):
+    """
+    :param rows: ``list`` of :class:`StatusRow`.
+    :param unreachable: ``dict`` of node address to why it did not report.
+    :return: ``list`` of text lines: an aligned table, then one line per
+        node that did not report.
+    """
+    headers = ("APPLICATION", "NODE", "STATE", "PORTS", "VOLUME", "LINKS",
+               "DRIFT")
+    table = [headers] + [attr.astuple(row) for row in rows]
+    widths = [max(len(cells[i]) for cells in table)
+              for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in
+                       zip(cells, widths)).rstrip() for cells in table]
+    if not rows:
+        lines.append("(no applications configured or running)")
+    for address, reason in sorted((unreachable or {}).items()):
+        lines.append("node %s did not report: %s" % (address, reason))
+    return lines
