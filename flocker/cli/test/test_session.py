@@ -6,6 +6,7 @@ session) over in-memory agents.
 
 import io
 
+from eliot import add_destinations, remove_destination
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -159,6 +160,22 @@ class SessionRunnerTests(SynchronousTestCase):
                          ["started", "succeeded"])
         # Continuing a task places the node's messages below the caller's.
         self.assertGreater(len(continued[0]["task_level"]), 1)
+
+    def test_environment_not_logged(self):
+        """
+        Starting an application through a session leaves its environment
+        values out of every log message, the client's and the node's.
+        """
+        secret = Application(name="db", image="flocker/busybox:latest",
+                             environment={"DB_PASSWORD": "hunter2-secret"})
+        client = []
+        add_destinations(client.append)
+        try:
+            self.successResultOf(self.agent(A).start_application(secret))
+        finally:
+            remove_destination(client.append)
+        self.assertTrue(client and self.logged)
+        self.assertNotIn("hunter2-secret", repr(client) + repr(self.logged))
 
     def test_close_sessions(self):
         """

@@ -292,6 +292,22 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
     """
 
     @capture_logging(None)
+    def test_environment_not_logged(self, logger):
+        """
+        Starting an application logs neither its environment values nor
+        their names.
+        """
+        secret = Application(name="db", image=IMAGE,
+                             environment={"DB_PASSWORD": "hunter2-secret"})
+        a, _ = local_pair()
+        self.successResultOf(a.start_application(secret))
+        self.successResultOf(a.report())
+        logged = repr(logger.messages)
+        self.assertTrue(logger.messages)
+        self.assertNotIn("hunter2-secret", logged)
+        self.assertNotIn("DB_PASSWORD", logged)
+
+    @capture_logging(None)
     def test_actions(self, logger):
         """
         Report, volume and application operations are actions of the node
