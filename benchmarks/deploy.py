@@ -655,7 +655,7 @@ def main():
                     r["downtime"] for r in moved["small"]), 3)],
                 [options.big_mib, round(statistics.median(
                     r["downtime"] for r in moved["big"]), 3)]]
-            curve_new = [curve_volume[1][:], [16, round(new_data_move(
+            curve_new = [[1, curve_volume[1][1]], [16, round(new_data_move(
                 bench, options.big_mib, 16), 3)]]
             fixed_mib = options.big_mib
         elif not options.no_curves:
