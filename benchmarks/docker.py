@@ -66,7 +66,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 # Exits at once on SIGTERM, so clean-up does not wait for kill timeouts.
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+SLEEPER = ["sh", "-c",  # runs in a container
+           "trap 'exit 0' TERM; sleep 3600 & wait"]
 
 
 def find_lab_socket():
