@@ -494,8 +494,10 @@ def noop(bench, reps):
     return samples
 
 
-def moves(bench, reps):
+def moves(bench, reps, extra_new_mib=None):
     """
+    :param extra_new_mib: If given, one more move of the big volume after
+        rewriting that many MiB, kept as ``warm["extra"]``.
     :return: ``(warm-up moves, {"big": [...], "small": [...]})`` of
         :func:`measure_move` results.
     """
@@ -525,6 +527,12 @@ def moves(bench, reps):
                 warm[name] = result
             else:
                 results[name].append(result)
+    if extra_new_mib:
+        # One more move of the big volume, with more new data.
+        bench.change(where["big"], "big", sizes["big"], reps + 1,
+                     extra_new_mib)
+        where["big"] = 1 - where["big"]
+        warm["extra"] = measure_move(bench, "big", ports["big"], placement())
     bench.reset(3)
     bench.delete_volumes()
     return warm, results
@@ -567,23 +575,6 @@ def curves(bench, volume_sizes, new_sizes, fixed_mib):
     bench.reset(3)
     bench.delete_volumes()
     return by_volume, by_new
-
-
-def new_data_move(bench, mib, new_mib):
-    """
-    Deploy ``big`` on node1 with its ``mib`` MiB volume filled, move it to
-    node2 (warm-up), rewrite ``new_mib`` MiB and move it back.
-
-    :return: The measured move's downtime in seconds.
-    """
-    bench.deploy({0: ["big"], 1: [], 2: []})
-    bench.fill(0, "big", mib)
-    measure_move(bench, "big", BIG_PORT, {0: [], 1: ["big"], 2: []})
-    bench.change(1, "big", mib, 1, new_mib)
-    moved = measure_move(bench, "big", BIG_PORT, {0: ["big"], 1: [], 2: []})
-    bench.reset(3)
-    bench.delete_volumes()
-    return moved["downtime"]
 
 
 def fmt(samples):
@@ -645,7 +636,8 @@ def main():
              bench.applications], reps)
         t1, t8 = scale(bench, reps)
         noop3 = noop(bench, reps)
-        warm, moved = moves(bench, reps)
+        warm, moved = moves(bench, reps, extra_new_mib=(
+            16 if options.quick and not options.no_curves else None))
         curve_volume = curve_new = []
         if options.quick and not options.no_curves:
             # The moves above are the volume-size points; one more move
@@ -655,8 +647,8 @@ def main():
                     r["downtime"] for r in moved["small"]), 3)],
                 [options.big_mib, round(statistics.median(
                     r["downtime"] for r in moved["big"]), 3)]]
-            curve_new = [[1, curve_volume[1][1]], [16, round(new_data_move(
-                bench, options.big_mib, 16), 3)]]
+            curve_new = [[1, curve_volume[1][1]],
+                         [16, round(warm["extra"]["downtime"], 3)]]
             fixed_mib = options.big_mib
         elif not options.no_curves:
             curve_volume, curve_new = curves(bench, volume_sizes, new_sizes,
