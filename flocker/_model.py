@@ -118,17 +118,20 @@ def _address(instance, attribute, value):
 
 def _of_type(kind):
     def check(instance, attribute, value):
-        _check(isinstance(value, kind),
-               "%s must be %s, not %r" % (attribute.name, kind.__name__, value))
+        # The message (a repr) is built only for a value that fails: these
+        # checks run for every value of every state a cluster reports.
+        if not isinstance(value, kind):
+            _check(False, "%s must be %s, not %r" % (
+                attribute.name, kind.__name__, value))
     return check
 
 
 def _all_of_type(kind):
     def check(instance, attribute, value):
         for item in value:
-            _check(isinstance(item, kind),
-                   "%s must hold only %s values, not %r" % (
-                       attribute.name, kind.__name__, item))
+            if not isinstance(item, kind):
+                _check(False, "%s must hold only %s values, not %r" % (
+                    attribute.name, kind.__name__, item))
     return check
 
 
