@@ -70,15 +70,21 @@ SLEEPER = ["sh", "-c",  # runs in a container
            "trap 'exit 0' TERM; sleep 3600 & wait"]
 
 
+#: Set when this benchmark brought the lab up, so it takes it down again.
+_STARTED_LAB = []
+
+
 def find_lab_socket():
     """
-    :return: Lab node 1's Docker socket, starting the lab if needed.
+    :return: Lab node 1's Docker socket, starting the lab if needed (and
+        noting it in :data:`_STARTED_LAB`).
     """
     lab = os.path.join(REPO, "admin", "lab")
     status = subprocess.run([sys.executable, lab, "status", "--json"],
                             capture_output=True, text=True)
     if status.returncode != 0:
         subprocess.run([sys.executable, lab, "up", "1"], check=True)
+        _STARTED_LAB.append(lab)
         status = subprocess.run([sys.executable, lab, "status", "--json"],
                                 capture_output=True, text=True, check=True)
     description = json.loads(status.stdout)
@@ -285,5 +291,17 @@ def parse(argv):
     return arguments
 
 
+def run():
+    """
+    Run the benchmark; take down a lab it brought up, whatever happened.
+    """
+    try:
+        react(main, (parse(sys.argv[1:]),))
+    finally:
+        for lab in _STARTED_LAB:
+            subprocess.run([sys.executable, lab, "down"],
+                           stdout=subprocess.DEVNULL, check=False)
+
+
 if __name__ == "__main__":
-    react(main, (parse(sys.argv[1:]),))
+    run()
