@@ -284,6 +284,22 @@ class RootfsBuilder:
             self._tar.addfile(self._info(
                 path, tarfile.DIRTYPE, mode if i == len(parts) else 0o755))
 
+    def _new_entry(self, name):
+        """
+        Claim a path for a file or link: its parents are added as needed.
+
+        :param str name: A path, leading and trailing ``/`` ignored.
+        :return: The relative path, or ``None`` if the image has it already
+            (the first entry of a path wins).
+        """
+        name = name.strip("/")
+        if name in self._seen:
+            return None
+        if "/" in name:
+            self.directory(os.path.dirname(name))
+        self._seen.add(name)
+        return name
+
     def file(self, name, data, mode=0o644):
         """
         Add a regular file (parents created as needed).
@@ -292,12 +308,9 @@ class RootfsBuilder:
         :param bytes data: The content.
         :param int mode: The permission bits.
         """
-        name = name.strip("/")
-        if name in self._seen:
+        name = self._new_entry(name)
+        if name is None:
             return
-        if "/" in name:
-            self.directory(os.path.dirname(name))
-        self._seen.add(name)
         info = self._info(name, tarfile.REGTYPE, mode)
         info.size = len(data)
         self._tar.addfile(info, io.BytesIO(data))
@@ -321,12 +334,9 @@ class RootfsBuilder:
         :param str name: The link's path.
         :param str target: What it points to.
         """
-        name = name.strip("/")
-        if name in self._seen:
+        name = self._new_entry(name)
+        if name is None:
             return
-        if "/" in name:
-            self.directory(os.path.dirname(name))
-        self._seen.add(name)
         info = self._info(name, tarfile.SYMTYPE, 0o777)
         info.linkname = target
         self._tar.addfile(info)

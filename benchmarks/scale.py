@@ -160,66 +160,6 @@ def converge(deployment, agents):
     return result
 
 
-class _Output(object):
-    """
-    The standard output of an in-memory node session, handed to the client
-    as it is written.
-    """
-
-    def __init__(self, received):
-        self._received = received
-        self.disconnecting = False
-
-    def write(self, data):
-        self._received(data)
-
-    def loseConnection(self):
-        self.disconnecting = True
-
-
-class MemoryNodeSession(object):
-    """
-    ``flocker-node serve`` in memory over one node agent: what
-    ``MemoryCommandRunner.start`` hands back (``write``, ``close_input``,
-    ``ended``).
-    """
-
-    def __init__(self, argv, received, agent, send_log):
-        """
-        :param argv: The command line of the session.
-        :param received: Callable given the session's output.
-        :param agent: The node's ``INodeAgent``.
-        :param bool send_log: Whether this session sends the process's
-            eliot messages back (one session of the process should).
-        """
-        from twisted.internet.defer import Deferred
-        from twisted.internet.task import Clock
-
-        from flocker.node.script import node_main
-        self.ended = Deferred()
-        self._protocol = None
-
-        def connect(reactor, protocol):
-            self._protocol = protocol
-            protocol.makeConnection(_Output(received))
-            if not send_log:
-                # Every session of this process would otherwise send every
-                # node's messages: a hundred copies of each.
-                protocol._stop_logging()
-        finished = node_main(
-            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
-            make_agent=lambda reactor, options, environ: agent,
-            connect=connect)
-        finished.addCallback(lambda code: self.ended.callback(
-            (code, None, b"")))
-
-    def write(self, data):
-        self._protocol.dataReceived(data)
-
-    def close_input(self):
-        self._protocol.readConnectionLost()
-
-
 def protocol_agents(cluster):
     """
     :param FakeCluster cluster: The nodes.
@@ -231,6 +171,7 @@ def protocol_agents(cluster):
 
     from flocker.cli import MemoryCommandRunner, RemoteNodeAgent
     from flocker.cli._session import SessionRunner
+    from flocker.node.testtools import MemoryNodeSession
     memory = MemoryCommandRunner()
     first = min(cluster.agents)
     for address, agent in cluster.agents.items():

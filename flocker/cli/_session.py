@@ -72,7 +72,7 @@ class _Session(object):
         for line in self._queued:
             running.write(line)
         self._queued = []
-        running.ended.addCallbacks(self._exited, self._lost)
+        running.ended.addCallbacks(self._exited, self.fail_all)
 
     def call(self, argv, stdin):
         """
@@ -143,9 +143,6 @@ class _Session(object):
                 stderr or b"the node's session ended before answering\n",
                 signal))
         self._finish()
-
-    def _lost(self, failure):
-        self.fail_all(failure)
 
     def _finish(self):
         self._ended(self)

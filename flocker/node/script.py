@@ -355,16 +355,8 @@ class _LazyVolumes(object):
             def no_pool(failure):
                 failure.trap(self._expected)
                 return _NoPool(failure.value)
-            self._service = self._open().addErrback(no_pool)
-        # Each caller chains on its own Deferred, so the opened service is
-        # shared without handing one caller's result to another.
-        opened = Deferred()
-
-        def share(service):
-            opened.callback(service)
-            return service
-        self._service.addCallback(share)
-        return opened
+            self._service = _shared(self._open().addErrback(no_pool))
+        return self._service()
 
     def __getattr__(self, name):
         def call(*args, **kwargs):

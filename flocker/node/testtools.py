@@ -1,16 +1,20 @@
 """
 Test and benchmark helpers for the node package: synthetic clusters of any
-size built from the real models.
+size built from the real models, and ``flocker-node serve`` run in memory.
 """
 
+import io
+
 from pyrsistent import pmap
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 
 from .._model import (
     Application, AttachedVolume, ClusterState, Deployment, Link, Node,
     NodeState, Port, Route, VolumeState,
 )
 
-__all__ = ["synthetic_cluster", "converged_state"]
+__all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession"]
 
 
 def converged_state(deployment):
@@ -103,3 +107,67 @@ def synthetic_cluster(nodes, apps, moved=0.0, changed=0.0):
                      routes=routes.nodes[a].routes)
         for a in addresses}
     return deployment, ClusterState(nodes=nodes_state)
+
+
+class _SessionOutput(object):
+    """
+    The standard output of an in-memory node session, handed to the client
+    as it is written.
+    """
+
+    def __init__(self, received):
+        self._received = received
+        self.disconnecting = False
+
+    def write(self, data):
+        self._received(data)
+
+    def loseConnection(self):
+        self.disconnecting = True
+
+
+class MemoryNodeSession(object):
+    """
+    ``flocker-node serve`` in memory over one node agent: what a
+    ``MemoryCommandRunner`` stream handler hands back (``write``,
+    ``close_input``, ``ended``), so the client's session code talks to the
+    real node side.
+    """
+
+    def __init__(self, argv, received, agent, send_log=True):
+        """
+        :param argv: The command line of the session.
+        :param received: Callable given the session's output.
+        :param agent: The node's ``INodeAgent``.
+        :param bool send_log: Whether this session sends the process's
+            eliot messages back.  Sessions share one process here, so when
+            there are many only one should, or every node's messages would
+            come back once per session.
+        """
+        from .script import node_main
+        self.ended = Deferred()
+        self._protocol = None
+
+        def connect(reactor, protocol):
+            self._protocol = protocol
+            protocol.makeConnection(_SessionOutput(received))
+            if not send_log:
+                protocol._stop_logging()
+        finished = node_main(
+            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
+            make_agent=lambda reactor, options, environ: agent,
+            connect=connect)
+        finished.addCallback(lambda code: self.ended.callback(
+            (code, None, b"")))
+
+    def write(self, data):
+        """
+        :param bytes data: Written to the session's standard input.
+        """
+        self._protocol.dataReceived(data)
+
+    def close_input(self):
+        """
+        End the session's standard input.
+        """
+        self._protocol.readConnectionLost()

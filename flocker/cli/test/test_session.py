@@ -4,7 +4,6 @@ session per node, against the real node side (:func:`node_main` serving a
 session) over in-memory agents.
 """
 
-import io
 
 from eliot import add_destinations, remove_destination
 from twisted.internet.defer import Deferred
@@ -14,7 +13,7 @@ from zope.interface.verify import verifyObject
 
 from flocker._model import Application, Port
 from flocker.node._fake import FakeCluster
-from flocker.node.script import node_main
+from flocker.node.testtools import MemoryNodeSession
 
 from .._remote import NodeStepFailed, RemoteNodeAgent
 from .._session import SessionRunner
@@ -28,49 +27,6 @@ WEB = Application(name="web", image="flocker/busybox:latest",
                   ports=[Port(internal=80, external=8080)])
 
 
-class _Transport(object):
-    """
-    The node side's output, handed to the client as it is written.
-    """
-
-    def __init__(self, received):
-        self._received = received
-        self.disconnecting = False
-
-    def write(self, data):
-        self._received(data)
-
-    def loseConnection(self):
-        self.disconnecting = True
-
-
-class NodeProcess(object):
-    """
-    ``flocker-node serve`` running in memory over an agent: what
-    ``MemoryCommandRunner.start`` hands back.
-    """
-
-    def __init__(self, argv, received, agent):
-        self.ended = Deferred()
-        self.protocol = None
-
-        def connect(reactor, protocol):
-            self.protocol = protocol
-            protocol.makeConnection(_Transport(received))
-        finished = node_main(
-            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
-            make_agent=lambda reactor, options, environ: agent,
-            connect=connect)
-        finished.addCallback(lambda code: self.ended.callback(
-            (code, None, b"")))
-
-    def write(self, data):
-        self.protocol.dataReceived(data)
-
-    def close_input(self):
-        self.protocol.readConnectionLost()
-
-
 class SessionRunnerTests(SynchronousTestCase):
     """
     Tests for :class:`SessionRunner`.
@@ -82,7 +38,7 @@ class SessionRunnerTests(SynchronousTestCase):
         self.processes = []
 
         def serve(argv, received, address):
-            process = NodeProcess(argv, received,
+            process = MemoryNodeSession(argv, received,
                                   self.cluster.agents[address])
             self.processes.append(process)
             return process
