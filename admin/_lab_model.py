@@ -18,7 +18,22 @@ DEFAULT_PREFIX = "flk"
 #: Size of each node's pool file (sparse): $FLOCKER_LAB_POOL_MIB MiB when
 #: set (benchmarks of large volumes), else 2 GiB.  Only pools created from
 #: then on get it.
-POOL_SIZE = int(os.environ.get("FLOCKER_LAB_POOL_MIB") or 2048) * 1024 ** 2
+def _pool_mib(text):
+    """
+    :param text: ``$FLOCKER_LAB_POOL_MIB`` or ``None``.
+    :return: The pool size in MiB (2048 when unset).
+    :raises SystemExit: With one line, for anything but a size of at least
+        64 MiB.
+    """
+    if not text:
+        return 2048
+    if not text.isdigit() or int(text) < 64:
+        raise SystemExit("admin/lab: FLOCKER_LAB_POOL_MIB=%r is not a pool "
+                         "size in MiB (at least 64)" % (text,))
+    return int(text)
+
+
+POOL_SIZE = _pool_mib(os.environ.get("FLOCKER_LAB_POOL_MIB")) * 1024 ** 2
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ADMIN = Path(__file__).resolve().parent
 REPO = ADMIN.parent

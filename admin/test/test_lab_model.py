@@ -107,3 +107,28 @@ def test_known_hosts_and_hosts(tmp_path):
         "node2,10.99.0.12 ssh-ed25519 KEY2\n")
     assert _lab_model.hosts_text(lab, nodes).splitlines()[2:] == [
         "10.99.0.2\tclient", "10.99.0.11\tnode1", "10.99.0.12\tnode2"]
+
+
+
+def test_pool_size_default():
+    """
+    Without ``FLOCKER_LAB_POOL_MIB`` a pool is 2 GiB.
+    """
+    assert _lab_model._pool_mib(None) == 2048
+
+
+def test_pool_size_given():
+    """
+    A whole number of MiB is taken as given.
+    """
+    assert _lab_model._pool_mib("6144") == 6144
+
+
+@pytest.mark.parametrize("text", ["abc", "1.5", "-1", "10"])
+def test_pool_size_bad(text):
+    """
+    Anything else stops with one line naming the variable.
+    """
+    with pytest.raises(SystemExit) as caught:
+        _lab_model._pool_mib(text)
+    assert "FLOCKER_LAB_POOL_MIB" in str(caught.value)

@@ -425,3 +425,23 @@ def test_real_quota(pool):
             f.write(os.urandom(3 * 1024 * 1024))
             f.flush()
             os.fsync(f.fileno())
+
+
+@pytest.mark.parametrize("command", [["list"], ["receive", "app"]])
+def test_bad_eliot_task(command):
+    """
+    An ``--eliot-task`` that is not a serialised task stops the command
+    with exit status 2 and one line naming the option, before anything
+    runs.
+    """
+    opened = []
+    out, err = io.StringIO(), io.StringIO()
+    options = _parser().parse_args(["--eliot-task", "garbage"] + command)
+    with pytest.raises(SystemExit) as caught:
+        main(Clock(), options, {}, out, err,
+             open_service=lambda *a, **k: opened.append(a))
+    assert caught.value.code == 2
+    assert (out.getvalue(), opened) == ("", [])
+    assert err.getvalue().count("\n") == 1
+    assert "--eliot-task 'garbage' is not a serialised eliot task" in (
+        err.getvalue())
