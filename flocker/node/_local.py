@@ -146,28 +146,29 @@ class LocalNodeAgent(object):
         return self._action(NODE_CREATE_VOLUME, create,
                             volume=name)
 
-    def push_volume(self, name, target):
+    def push_volume(self, name, target, progress=None):
         @inlineCallbacks
         def push():
-            result = yield self.volumes.push(name, target)
+            result = yield self.volumes.push(name, target, progress)
             current_action().add_success_fields(bytes=result.bytes_sent)
             return result.bytes_sent
         return self._action(NODE_PUSH_VOLUME, push, volume=name,
                             target=target)
 
-    def handoff_volume(self, name, target):
+    def handoff_volume(self, name, target, progress=None):
         @inlineCallbacks
         def handoff():
-            result = yield self.volumes.handoff(name, target)
+            result = yield self.volumes.handoff(name, target, progress)
             current_action().add_success_fields(bytes=result.bytes_sent)
             return result.bytes_sent
         return self._action(NODE_HANDOFF_VOLUME, handoff,
                             volume=name, target=target)
 
-    def release_volume(self, name, target):
+    def release_volume(self, name, target, progress=None):
         @inlineCallbacks
         def release():
-            result = yield self.volumes.handoff(name, target, acquire=False)
+            result = yield self.volumes.handoff(name, target, progress,
+                                                acquire=False)
             current_action().add_success_fields(bytes=result.bytes_sent,
                                                 snapshot=result.snapshot)
             return VolumeRelease(bytes_sent=result.bytes_sent,

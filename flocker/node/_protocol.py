@@ -100,6 +100,26 @@ End of input ends the session once every request has been answered (exit
 status 0).  A line that is not a request is answered with ``"id": null``,
 exit status 2 and the reason.
 
+While a ``push-volume``, ``handoff-volume`` or ``release-volume`` request
+sends data, progress lines say how far it got::
+
+    {"id": N, "progress": {"volume": NAME, "target": TARGET, "sent": BYTES,
+                           "total": BYTES or null}}
+
+``sent`` is the number of bytes sent so far by the request ``N`` (an
+integer >= 0, never decreasing within one transfer), ``total`` what the
+whole transfer will send, or ``null`` when the node does not know (an
+incremental send).  A node sends at most one progress line per transfer
+every :data:`PROGRESS_INTERVAL` seconds, and a last one with the final
+figures before the answer.  Progress lines are not eliot messages: they are
+not logged (on either side), they only feed a live view.  Single calls
+(outside a session) send none.
+
+A client ignores every line it does not know (a progress line for a
+request it did not ask progress for, whatever a login script printed, line
+kinds of later versions); an older client sees a progress line as such a
+line.
+
 Exit status: 0 when the operation is done (every subcommand is idempotent);
 otherwise non-zero (1 operation failed, 2 bad usage, 3 protocol version not
 spoken) with a one-line human-readable message as the LAST line of standard
@@ -128,7 +148,8 @@ __all__ = [
     "encode_routes", "decode_routes",
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
     "SERVE", "encode_request", "decode_request", "encode_response",
-    "decode_session_line", "encode_log",
+    "decode_session_line", "encode_log", "encode_progress",
+    "PROGRESS_INTERVAL",
 ]
 
 #: Option a remote command accepts right after ``argv[0]``, followed by a
@@ -164,6 +185,11 @@ SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
 
 #: Subcommand starting a session (many calls through one process).
 SERVE = "serve"
+
+#: Least seconds between two progress lines of one transfer in a session
+#: (plus the final one): enough for a live view, little enough that a
+#: session's output is mostly answers.
+PROGRESS_INTERVAL = 0.25
 
 #: Option of ``create-volume`` giving the quota in bytes.
 MAXIMUM_SIZE_OPTION = "--maximum-size"
@@ -351,12 +377,47 @@ def encode_log(message):
                        separators=(",", ":")) + "\n").encode("utf-8")
 
 
+def encode_progress(identifier, volume, target, sent, total):
+    """
+    :param int identifier: The id of the request sending data.
+    :param str volume: The volume being sent.
+    :param str target: The node receiving it.
+    :param int sent: Bytes sent so far.
+    :param total: Bytes the transfer will send in all, or ``None`` if
+        unknown.
+    :return: The progress line (``bytes``, newline included).
+    """
+    return _line({"id": identifier, "progress": {
+        "volume": volume, "target": target, "sent": sent, "total": total}})
+
+
+def _count(value):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and value >= 0)
+
+
+def _progress(document):
+    """
+    :return: ``("progress", (id, sent, total))`` for a well-formed progress
+        line, else ``(None, None)``.
+    """
+    progress, identifier = document["progress"], document.get("id")
+    if not isinstance(progress, dict) or not _count(identifier):
+        return None, None
+    sent, total = progress.get("sent"), progress.get("total")
+    if not _count(sent) or not (total is None or _count(total)):
+        return None, None
+    return "progress", (identifier, sent, total)
+
+
 def decode_session_line(line):
     """
     :param bytes line: A line from a session's standard output.
     :return: ``("answer", (id, exit, stdout bytes, stderr bytes))``,
-        ``("eliot", message dict)``, or ``(None, None)`` for a line that is
-        neither (whatever a login script printed).
+        ``("eliot", message dict)``, ``("progress", (id, sent, total))``,
+        or ``(None, None)`` for a line that is none of them (whatever a
+        login script printed, a malformed progress line, a kind of line
+        this version does not know).
     """
     try:
         document = loads(line)
@@ -366,6 +427,8 @@ def decode_session_line(line):
         return None, None
     if isinstance(document.get("eliot"), dict):
         return "eliot", document["eliot"]
+    if "progress" in document:
+        return _progress(document)
     exit_code = document.get("exit")
     stdout, stderr = document.get("stdout"), document.get("stderr")
     if (isinstance(exit_code, int) and not isinstance(exit_code, bool)

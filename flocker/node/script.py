@@ -365,13 +365,20 @@ class _LazyVolumes(object):
         return call
 
 
-def _run(agent, command, options, stdin):
+def _run(agent, command, options, stdin, progress):
     """
     Run ``command`` on ``agent``.
 
+    :param progress: ``(volume, target) -> progress object`` for volume
+        transfers, or ``None``.
     :return: ``Deferred`` firing with the text to write to stdout.
     """
     sub = options.subOptions
+    # Only given when there is somewhere to send it, so agents are called
+    # exactly as before outside sessions.
+    reporting = ({} if progress is None or command not in (
+        PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME)
+        else {"progress": progress(sub["name"], sub["target"])})
     if command == REPORT:
         return agent.report().addCallback(
             lambda state: dumps(node_state_to_dict(state)) + "\n")
@@ -386,11 +393,13 @@ def _run(agent, command, options, stdin):
     if command in (PUSH_VOLUME, HANDOFF_VOLUME):
         method = (agent.push_volume if command == PUSH_VOLUME
                   else agent.handoff_volume)
-        return method(sub["name"], sub["target"]).addCallback(
+        return method(sub["name"], sub["target"], **reporting).addCallback(
             lambda sent: encode_bytes_sent(sent).decode("ascii") + "\n")
     if command == RELEASE_VOLUME:
-        return agent.release_volume(sub["name"], sub["target"]).addCallback(
-            lambda release: encode_release(release).decode("ascii") + "\n")
+        return agent.release_volume(
+            sub["name"], sub["target"], **reporting).addCallback(
+                lambda release: encode_release(release).decode("ascii")
+                + "\n")
     if command == ACQUIRE_VOLUME:
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
@@ -468,18 +477,18 @@ def _serve(reactor, options, environ, make_agent, make_lock, connect):
                                                 environ))
         return agents[key]()
 
-    def call(argv, stdin, stdout, stderr):
+    def call(argv, stdin, stdout, stderr, progress):
         return node_main(reactor, argv, stdin, stdout, stderr, environ,
                          make_agent=shared_agent, make_lock=make_lock,
-                         log=False, connect=None)
-    protocol = SessionProtocol(call)
+                         log=False, connect=None, progress=progress)
+    protocol = SessionProtocol(call, reactor)
     connect(reactor, protocol)
     return protocol.finished
 
 
 def node_main(reactor, argv, stdin, stdout, stderr, environ,
               make_agent=default_agent, make_lock=default_lock, log=True,
-              connect=_connect_stdio):
+              connect=_connect_stdio, progress=None):
     """
     Run one ``flocker-node`` command.
 
@@ -502,6 +511,10 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
     :param connect: ``(reactor, protocol)`` connecting a session's protocol
         to its input and output, or ``None`` where no session may start
         (inside one).
+    :param progress: ``(volume, target) -> object`` with ``update(sent,
+        total)`` and ``finish()``, making the progress reporter of the
+        volume transfer the command runs (a session's progress lines), or
+        ``None`` for none.
     :return: ``Deferred`` firing with the exit code.
     """
     options = NodeOptions()
@@ -547,7 +560,7 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
 
     def run():
         d = maybeDeferred(make_agent, reactor, options, environ)
-        return d.addCallback(_run, command, options, stdin)
+        return d.addCallback(_run, command, options, stdin, progress)
 
     destination = None
     if options["eliot-task"]:

@@ -134,7 +134,7 @@ class MemoryNodeSession(object):
     real node side.
     """
 
-    def __init__(self, argv, received, agent, send_log=True):
+    def __init__(self, argv, received, agent, send_log=True, clock=None):
         """
         :param argv: The command line of the session.
         :param received: Callable given the session's output.
@@ -143,6 +143,8 @@ class MemoryNodeSession(object):
             eliot messages back.  Sessions share one process here, so when
             there are many only one should, or every node's messages would
             come back once per session.
+        :param clock: The node's ``IReactorTime`` (timing its progress
+            lines), or ``None`` for a clock of its own that never moves.
         """
         from .script import node_main
         self.ended = Deferred()
@@ -154,7 +156,7 @@ class MemoryNodeSession(object):
             if not send_log:
                 protocol._stop_logging()
         finished = node_main(
-            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
+            Clock() if clock is None else clock, argv[1:], b"", io.StringIO(), io.StringIO(), {},
             make_agent=lambda reactor, options, environ: agent,
             connect=connect)
         finished.addCallback(lambda code: self.ended.callback(

@@ -59,6 +59,25 @@ def local_pair():
     return tuple(agents)
 
 
+class _Progress(object):
+    """
+    A transfer's progress object recording what it is told.
+
+    :ivar updates: ``list`` of ``(sent, total)``.
+    :ivar bool finished: Whether ``finish`` was called.
+    """
+
+    def __init__(self):
+        self.updates = []
+        self.finished = False
+
+    def update(self, sent, total):
+        self.updates.append((sent, total))
+
+    def finish(self):
+        self.finished = True
+
+
 def make_inodeagent_tests(fixture):
     """
     :param fixture: Callable returning two ``INodeAgent`` providers, for
@@ -142,6 +161,28 @@ def make_inodeagent_tests(fixture):
             self.assertIsInstance(sent, int)
             self.assertTrue(self.report(self.a).volumes["web"].owned)
             self.assertFalse(self.report(self.b).volumes["web"].owned)
+
+        def test_transfer_progress(self):
+            """
+            Each volume transfer given a progress object reports at most the
+            bytes it sent, and finishes it.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            progresses = [_Progress() for _ in range(3)]
+            sent = [
+                self.successResultOf(self.a.push_volume(
+                    "web", B, progress=progresses[0])),
+                self.successResultOf(self.a.release_volume(
+                    "web", B, progress=progresses[1])).bytes_sent]
+            release = self.successResultOf(self.a.release_volume("web", B))
+            self.successResultOf(self.b.acquire_volume(
+                "web", release.snapshot, release.node_id))
+            sent.append(self.successResultOf(self.b.handoff_volume(
+                "web", A, progress=progresses[2])))
+            for progress, count in zip(progresses, sent):
+                self.assertTrue(progress.finished)
+                self.assertTrue(all(figure <= count
+                                    for figure, _ in progress.updates))
 
         def test_handoff(self):
             """
@@ -329,3 +370,30 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
         for action_type in (NODE_CREATE_VOLUME, NODE_START_APPLICATION,
                             NODE_SET_ROUTES):
             assertHasAction(self, logger, action_type, True)
+
+
+class FakeClusterTransferTests(SynchronousTestCase):
+    """
+    Tests for a :class:`FakeCluster` whose transfers take time.
+    """
+
+    def test_push_takes_time(self):
+        """
+        With a clock and a rate, a push answers once its data would have
+        been sent, reporting the bytes sent on the way.
+        """
+        clock = Clock()
+        cluster = FakeCluster([A, B], clock=clock, bytes_per_second=100)
+        agent = cluster.agents[A]
+        self.successResultOf(agent.create_volume("web", None))
+        agent.write("web", "x" * 50)
+        progress = _Progress()
+        pushed = agent.push_volume("web", B, progress=progress)
+        clock.pump([0.1] * 4)
+        self.assertNoResult(pushed)
+        clock.advance(0.1)
+        self.assertEqual(self.successResultOf(pushed), 50)
+        self.assertEqual(progress.updates,
+                         [(0, 50), (10, 50), (20, 50), (30, 50), (40, 50),
+                          (50, 50)])
+        self.assertTrue(progress.finished)

@@ -235,6 +235,37 @@ class NodeMainTests(SynchronousTestCase):
         self.assertEqual(answers[3][0], 2)
         self.assertEqual(made, ["10.0.0.1"])
 
+    def test_serve_progress(self):
+        """
+        A push through a session sends progress lines for its request (the
+        volume service's figures) before its answer; a single call prints
+        only its result.
+        """
+        sessions = []
+
+        def connect(reactor, protocol):
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            sessions.append((protocol, transport))
+        self.successResultOf(self.agent.create_volume("web", None))
+        finished = node_main(
+            Clock(), ["serve"], b"", io.StringIO(), io.StringIO(), {},
+            make_agent=lambda reactor, options, environ: self.agent,
+            connect=connect)
+        [(protocol, transport)] = sessions
+        protocol.dataReceived(encode_request(4, ["push-volume", "web", B]))
+        protocol.readConnectionLost()
+        self.assertEqual(self.successResultOf(finished), 0)
+        kinds = [decode_session_line(line) for line in
+                 transport.value().splitlines()]
+        kinds = [(kind, value) for kind, value in kinds if kind != "eliot"]
+        [(kind, (identifier, sent, total)), (last, answer)] = kinds
+        self.assertEqual((kind, identifier, last, answer[:2]),
+                         ("progress", 4, "answer", (4, 0)))
+        self.assertEqual(json.loads(answer[2]), {"bytes": sent})
+        self.assertEqual(self.main(["push-volume", "web", B])[1],
+                         '{"bytes":0}\n')
+
     def test_set_routes(self):
         """
         ``set-routes`` installs the route table read from stdin.
