@@ -1202,7 +1202,7 @@ class ICommandRunner(Interface):
     Runs commands on cluster nodes.
     """
 
-    def run(address, argv, stdin=b""):
+    def run(address, argv, stdin=b"", progress=None):
         """
         Run a command on a node, its standard input fed with ``stdin`` and
         then closed.
@@ -1211,6 +1211,12 @@ class ICommandRunner(Interface):
         :param argv: Non-empty sequence of ``str``; each element arrives as
             one literal argument.
         :param bytes stdin: Data for the command's standard input.
+        :param progress: ``None``, or a callable given ``(sent, total)``
+            for each progress report of a volume transfer the command runs
+            (see the session protocol in :mod:`flocker.node._protocol`).
+            Only runners that carry such reports call it; for the others
+            (a single command's output has no room for them) it is never
+            called.
         :return: ``Deferred`` firing with the command's standard output
             (``bytes``) when it exits with status 0, or failing with
             :class:`RemoteCommandFailed` (it ran and failed),
@@ -1295,7 +1301,7 @@ class SSHCommandRunner(object):
         self._connecting = {}
         self._attempts = {}
 
-    def run(self, address, argv, stdin=b""):
+    def run(self, address, argv, stdin=b"", progress=None):
         try:
             command = quote_argv(argv)
             _check_stdin(stdin)
@@ -1542,7 +1548,7 @@ class MemoryCommandRunner(object):
         self._handlers[(address, tuple(prefix))] = handler
 
 
-    def run(self, address, argv, stdin=b""):
+    def run(self, address, argv, stdin=b"", progress=None):
         try:
             quote_argv(argv)
             _check_stdin(stdin)

@@ -255,7 +255,8 @@ class FakeCluster(object):
                 done.callback(result)
                 return
             if progress is not None:
-                progress.update(int(elapsed * self._rate), sent)
+                progress.update(min(sent, int(round(elapsed * self._rate))),
+                                sent)
             self._clock.callLater(min(self.progress_step, duration - elapsed),
                                   step)
         step()

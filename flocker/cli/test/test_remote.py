@@ -243,6 +243,28 @@ class RemoteNodeAgentTests(SynchronousTestCase):
         self.assertEqual(self.last_call(), (
             [CREATE_VOLUME, "web", MAXIMUM_SIZE_OPTION, "1048576"], b""))
 
+    def test_progress_single_call(self):
+        """
+        A transfer given a progress object over a runner without sessions
+        tells it no figures and finishes it when the call ends, failed or
+        not.
+        """
+        finished = []
+
+        class Progress(object):
+            def update(self, sent, total):
+                raise AssertionError("a single call has no progress")
+
+            def finish(self):
+                finished.append(True)
+        self.answer(PUSH_VOLUME, b'{"bytes":5}\n')
+        self.answer(HANDOFF_VOLUME, exit_code=1, stderr=b"refused\n")
+        self.successResultOf(self.agent.push_volume("web", "10.0.0.2",
+                                                    progress=Progress()))
+        self.failureResultOf(self.agent.handoff_volume(
+            "web", "10.0.0.2", progress=Progress()), NodeStepFailed)
+        self.assertEqual(finished, [True, True])
+
     def test_push_volume(self):
         """
         ``push_volume`` names volume and target and returns the bytes sent.
