@@ -110,6 +110,14 @@ class LineObserver(object):
         self.changed = {}
         self.failed = {}
 
+    def change_started(self, change):
+        # One line per event means one per outcome: starts and progress
+        # would be noise in a log or a pipe.
+        pass
+
+    def change_progress(self, change, sent, total):
+        pass
+
     def change_finished(self, change, failure, seconds, result=None):
         node = getattr(change, "node", "cluster")
         if failure is None:
