@@ -92,6 +92,28 @@ def gather_states(agents):
 
 
 @implementer(IChangeObserver)
+class _Observers(object):
+    """
+    Tells several observers, in order.
+    """
+
+    def __init__(self, observers):
+        self._observers = observers
+
+    def change_started(self, change):
+        for observer in self._observers:
+            observer.change_started(change)
+
+    def change_progress(self, change, sent, total):
+        for observer in self._observers:
+            observer.change_progress(change, sent, total)
+
+    def change_finished(self, change, failure, seconds, result=None):
+        for observer in self._observers:
+            observer.change_finished(change, failure, seconds, result)
+
+
+@implementer(IChangeObserver)
 class LineObserver(object):
     """
     Writes one line per finished change: node, what, time; and counts
@@ -150,7 +172,7 @@ def _gather_unlocked(agents, clock, lock_wait):
 
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
-           clock=None, unreachable=None, lock_wait=10.0):
+           clock=None, unreachable=None, lock_wait=10.0, live=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -158,7 +180,9 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param agents: Mapping of every deployment node's address to its
         ``INodeAgent``.
     :param bool dry_run: Plan only; change nothing.
-    :param write: Optional callable taking one line of progress text.
+    :param write: Optional callable taking one line of progress text (one
+        per finished change); with ``live``, its ``write_line``, so that the
+        lines appear above the live view.
     :param addresses: Optional mapping of node address to the IP address
         routes should use (resolved host names).
     :param clock: Optional ``IReactorTime`` for timing changes.
@@ -169,6 +193,11 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         deploy holds (needs ``clock``).  If some are still locked then,
         nothing is changed anywhere: the result lists them as unreachable
         with the reason.
+    :param live: ``None``, or a live view of the running plan (a
+        :class:`flocker.cli._progress.TerminalProgress`): an
+        ``IChangeObserver`` with ``start(plan)``, called when the plan
+        starts running, and ``stop()``, called when it ended (before the
+        returned ``Deferred`` fires).
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
     """
@@ -194,10 +223,16 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             if dry_run or not leaves(plan):
                 return result
             observer = LineObserver(write)
-            ran = run_state_change(plan, agents, observer=observer,
-                                   clock=clock)
+            if live is None:
+                told = observer
+            else:
+                told = _Observers([observer, live])
+                live.start(plan)
+            ran = run_state_change(plan, agents, observer=told, clock=clock)
 
             def finished(_):
+                if live is not None:
+                    live.stop()
                 return attr.evolve(
                     result, changed=observer.changed,
                     failed={n: tuple(e) for n, e in observer.failed.items()})

@@ -252,3 +252,83 @@ class TestEntryPoint(object):
             flocker_deploy_main()
         assert info.value.code == 0
         assert capsys.readouterr().out == "3 applications on 2 nodes\n"
+
+
+class _Terminal(io.StringIO):
+    """
+    An in-memory text stream that says it is a terminal.
+    """
+
+    def isatty(self):
+        return True
+
+
+class TestLiveView(object):
+    """
+    ``flocker-deploy`` draws the live view only on a terminal that can
+    redraw; elsewhere its output is one line per event.
+    """
+
+    @pytest.fixture
+    def deploying(self, files, tmp_path, monkeypatch):
+        """
+        A function running a deploy with ``stdout`` and ``environ`` over a
+        stand-in for the cluster (which writes one change line), returning
+        what the cluster was given.
+        """
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from flocker._change import Sequentially
+        from flocker.cli import _cluster, _ssh
+        from flocker.cli._deploy import DeployResult
+
+        class Runner(object):
+            def close(self):
+                return succeed(None)
+        monkeypatch.setattr(_ssh, "ssh_command_runner",
+                            lambda reactor, **kwargs: Runner())
+        given = {}
+
+        def deploy_over_ssh(reactor, deployment, runner, **kwargs):
+            given.update(kwargs)
+            kwargs["write"]("192.0.2.1: stop application web (0.10 s)")
+            return succeed(DeployResult(plan=Sequentially(changes=[])))
+        monkeypatch.setattr(_cluster, "deploy_over_ssh", deploy_over_ssh)
+        paths = files(d=DEPLOYMENT, a=NATIVE)
+
+        def run_with(stdout, environ):
+            status = main(Clock(), ["--log", str(tmp_path / "log")] + paths,
+                          stdout, io.StringIO(), environ)
+            return status, given
+        return run_with
+
+    def test_terminal(self, deploying):
+        """
+        On a terminal the deploy is given a live view, the change lines go
+        through it, and the summary follows them.
+        """
+        from flocker.cli._progress import TerminalProgress
+        stdout = _Terminal()
+        status, given = deploying(stdout, {"TERM": "xterm"})
+        assert isinstance(given["live"], TerminalProgress)
+        assert given["write"] == given["live"].write_line
+        assert stdout.getvalue().startswith(
+            "\r192.0.2.1: stop application web (0.10 s)\x1b[K\n"
+            "cluster already converged")
+
+    @pytest.mark.parametrize("stdout,environ", [
+        (io.StringIO(), {"TERM": "xterm"}),
+        (_Terminal(), {"TERM": "dumb"}),
+    ])
+    def test_not_terminal(self, deploying, stdout, environ):
+        """
+        Elsewhere (not a terminal, or ``TERM=dumb``) there is no live view
+        and the output is plain lines.
+        """
+        status, given = deploying(stdout, environ)
+        assert given["live"] is None
+        assert stdout.getvalue().startswith(
+            "192.0.2.1: stop application web (0.10 s)\n"
+            "cluster already converged")
+        assert "\x1b" not in stdout.getvalue()
