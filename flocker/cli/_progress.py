@@ -220,13 +220,14 @@ class TerminalProgress(object):
 
     def write_line(self, line):
         """
-        Write a line of output above the live block (which is redrawn
-        under it).
+        Write a line of output above the live block (which, once shown, is
+        redrawn under it).
 
         :param str line: The text, without newline.
         """
-        self._draw(self.render() if self._timer is not None else [],
-                   above=[line])
+        # Before the first redraw the block stays hidden, so a quick plan
+        # prints its lines and nothing else.
+        self._draw(self.render() if self._drawn else [], above=[line])
 
     def render(self):
         """

@@ -371,15 +371,17 @@ class TerminalProgressTests(SynchronousTestCase):
 
     def test_quick_plan_draws_nothing(self):
         """
-        A plan that ends before the first redraw leaves nothing on the
+        A plan that ends before the first redraw writes nothing on the
         terminal but its lines.
         """
         self.view.start(STOP)
         self.view.change_started(STOP)
         self.view.change_finished(STOP, None, 0.01)
+        self.view.write_line("10.0.0.1: stop application web (0.01 s)")
         self.clock.advance(0.1)
         self.view.stop()
-        self.assertEqual(self.terminal.getvalue(), "")
+        self.assertEqual(self.terminal.getvalue(),
+                         "\r10.0.0.1: stop application web (0.01 s)\x1b[K\n")
 
 
 class DeployLiveViewTests(SynchronousTestCase):
