@@ -65,6 +65,8 @@ class _Session(object):
         self._buffer = b""
         self._running = None
         self._answered = False
+        #: Whether the session has ended (its calls can no longer be sent).
+        self.over = False
         self.done = Deferred()
 
     def opened(self, running):
@@ -144,10 +146,7 @@ class _Session(object):
         """
         Fail every unanswered call with ``failure``; the session is over.
         """
-        pending, self._pending = self._pending, {}
-        for answer, argv, _ in pending.values():
-            answer.errback(failure)
-        self._finish()
+        self._end(lambda argv: failure)
 
     def _exited(self, ended):
         exit_code, signal, stderr = ended
@@ -155,16 +154,23 @@ class _Session(object):
             # An older flocker-node: it does not know "serve".
             self.fail_all(_NoSessions(stderr))
             return
+        self._end(lambda argv: RemoteCommandFailed(
+            self.address, argv, exit_code,
+            stderr or b"the node's session ended before answering\n",
+            signal))
+
+    def _end(self, reason):
+        """
+        Forget the session, then fail every unanswered call with
+        ``reason(argv)``.  Forgotten first: a caller reacting to its failure
+        may call the node again at once, which needs a new session, not
+        this dead one.
+        """
+        self.over = True
+        self._ended(self)
         pending, self._pending = self._pending, {}
         for answer, argv, _ in pending.values():
-            answer.errback(RemoteCommandFailed(
-                self.address, argv, exit_code,
-                stderr or b"the node's session ended before answering\n",
-                signal))
-        self._finish()
-
-    def _finish(self):
-        self._ended(self)
+            answer.errback(reason(argv))
         if not self.done.called:
             self.done.callback(None)
 
@@ -210,7 +216,7 @@ class SessionRunner(object):
 
     def _call(self, address, argv, stdin, progress):
         session = self._sessions.get(address)
-        if session is not None:
+        if session is not None and not session.over:
             return session.call(argv, stdin, progress)
         command = [self._command, PROTOCOL_OPTION, str(PROTOCOL_VERSION),
                    SERVE]

@@ -3,12 +3,21 @@ The per-node deploy lock: a lease that one ``flocker-deploy`` run holds on a
 node from its first command (the report) to its last, so two deploys never
 interleave their changes on one node.
 
-A deploy is many short ``flocker-node`` processes, so the lock is a small file
-naming its owner (a random deploy id) and when the lease ends, not a lock held
-by a process.  Every command of the owning deploy renews the lease; a deploy
-that dies simply lets it expire, so running the deploy again after a crash
-waits at most one lease time.  The file is only ever read and rewritten under
-``flock``, for microseconds.
+A deploy is many ``flocker-node`` calls (one-shot processes, or requests in
+one ``flocker-node serve`` session), so the lock is a small file naming its
+owner (a random deploy id) and when the lease ends, not a lock held by a
+process.  Every command of the owning deploy renews the lease.
+
+A deploy that dies without releasing its lease:
+
+* through a session: the lease names the serving process (pid and start
+  time), and ends as soon as that process is gone.  The session outlives its
+  client only to finish the requests already running, so a deploy run again
+  after a crash waits for that work, never for the lease time;
+* through one-shot calls: no process spans the deploy, so the lease runs
+  out (:data:`DEFAULT_LEASE` after its last command).
+
+The file is only ever read and rewritten under ``flock``, for microseconds.
 """
 
 import fcntl
@@ -16,7 +25,8 @@ import json
 import os
 import time
 
-__all__ = ["DeployLock", "LockHeld", "DEFAULT_LEASE", "default_lock_path"]
+__all__ = ["DeployLock", "LockHeld", "DEFAULT_LEASE", "default_lock_path",
+           "process_identity", "process_alive"]
 
 #: Seconds a lease lasts after the owner's last command.  Longer than any
 #: single step of a deploy (a pre-copy of a large volume renews it when it
@@ -43,6 +53,41 @@ class LockHeld(Exception):
                     self.owner, max(0, int(self.remaining))))
 
 
+def process_identity(pid, proc="/proc"):
+    """
+    :param int pid: A process id.
+    :param str proc: Where procfs is mounted.
+    :return: ``"PID:START"`` naming that process for as long as it lives
+        (``START`` is its start time in clock ticks since boot, so a later
+        process reusing the pid has another identity), or ``None`` if there
+        is no such process.
+    """
+    try:
+        with open(os.path.join(proc, str(pid), "stat"), "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or
+    # parentheses itself: the fields after the last ")" are plain numbers.
+    fields = stat[stat.rfind(")") + 2:].split()
+    # Field 22 (starttime) is the 20th after the command name.
+    return "%d:%s" % (pid, fields[19]) if len(fields) > 19 else None
+
+
+def process_alive(identity, proc="/proc"):
+    """
+    :param str identity: A :func:`process_identity` result.
+    :param str proc: Where procfs is mounted.
+    :return: Whether that very process still runs.
+    """
+    pid, _, _ = identity.partition(":")
+    try:
+        number = int(pid)
+    except ValueError:
+        return False
+    return process_identity(number, proc) == identity
+
+
 def default_lock_path(environ, address):
     """
     :param environ: The process environment: ``FLOCKER_LOCK_DIR`` chooses
@@ -63,15 +108,19 @@ class DeployLock(object):
     :ivar str path: The lock file.
     """
 
-    def __init__(self, path, now=time.time, lease=DEFAULT_LEASE):
+    def __init__(self, path, now=time.time, lease=DEFAULT_LEASE,
+                 alive=process_alive):
         """
         :param str path: The lock file (its directory is created).
         :param now: Callable returning the current time in seconds.
         :param float lease: Seconds a lease lasts after each renewal.
+        :param alive: Callable telling whether a process named by a
+            :func:`process_identity` string still runs.
         """
         self.path = path
         self._now = now
         self._lease = lease
+        self._alive = alive
 
     def _update(self, change):
         directory = os.path.dirname(self.path)
@@ -95,20 +144,34 @@ class DeployLock(object):
         finally:
             os.close(fd)
 
-    def hold(self, owner):
+    def _held_by_other(self, current, owner, now):
+        if not current or current.get("owner") == owner:
+            return False
+        if current.get("expires", 0) <= now:
+            return False
+        holder = current.get("process")
+        # A lease taken through a session ends with the session's process.
+        return not (isinstance(holder, str) and not self._alive(holder))
+
+    def hold(self, owner, process=None):
         """
         Take or renew the lease for ``owner``.
 
         :param str owner: The deploy's id.
+        :param process: ``None``, or the :func:`process_identity` of the
+            process serving the deploy's session: the lease then also ends
+            when that process does.
         :raises LockHeld: If another owner's lease has not ended.
         """
         now = self._now()
 
         def take(current):
-            if (current and current.get("owner") != owner
-                    and current.get("expires", 0) > now):
+            if self._held_by_other(current, owner, now):
                 raise LockHeld(current["owner"], current["expires"] - now)
-            return {"owner": owner, "expires": now + self._lease}
+            lease = {"owner": owner, "expires": now + self._lease}
+            if process is not None:
+                lease["process"] = process
+            return lease
         self._update(take)
 
     def release(self, owner):

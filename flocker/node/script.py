@@ -30,7 +30,9 @@ from .._context import in_current_action
 from .._model import InvalidModel
 from .._serialize import SerializationError, dumps, node_state_to_dict
 from ._local import LocalNodeAgent
-from ._lock import DeployLock, LockHeld, default_lock_path
+from ._lock import (
+    DeployLock, LockHeld, default_lock_path, process_identity,
+)
 from ._protocol import (
     CREATE_VOLUME, EXIT_FAILED, EXIT_LOCKED, EXIT_PROTOCOL, EXIT_USAGE,
     HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
@@ -467,6 +469,8 @@ def _serve(reactor, options, environ, make_agent, make_lock, connect):
     """
     from ._serve import SessionProtocol
     agents = {}
+    # The deploy's lease ends with this process (see flocker.node._lock).
+    process = process_identity(os.getpid())
 
     def shared_agent(reactor, options, environ):
         # One agent per way of naming the node (calls normally agree).
@@ -480,7 +484,8 @@ def _serve(reactor, options, environ, make_agent, make_lock, connect):
     def call(argv, stdin, stdout, stderr, progress):
         return node_main(reactor, argv, stdin, stdout, stderr, environ,
                          make_agent=shared_agent, make_lock=make_lock,
-                         log=False, connect=None, progress=progress)
+                         log=False, connect=None, progress=progress,
+                         session_process=process)
     protocol = SessionProtocol(call, reactor)
     connect(reactor, protocol)
     return protocol.finished
@@ -488,7 +493,7 @@ def _serve(reactor, options, environ, make_agent, make_lock, connect):
 
 def node_main(reactor, argv, stdin, stdout, stderr, environ,
               make_agent=default_agent, make_lock=default_lock, log=True,
-              connect=_connect_stdio, progress=None):
+              connect=_connect_stdio, progress=None, session_process=None):
     """
     Run one ``flocker-node`` command.
 
@@ -515,6 +520,9 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
         total)`` and ``finish()``, making the progress reporter of the
         volume transfer the command runs (a session's progress lines), or
         ``None`` for none.
+    :param session_process: ``None``, or (inside a session) the
+        :func:`~flocker.node._lock.process_identity` of the serving process,
+        with which the deploy's lease ends.
     :return: ``Deferred`` firing with the exit code.
     """
     options = NodeOptions()
@@ -549,7 +557,8 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
         return succeed(0)
     if options["lock"] is not None:
         try:
-            make_lock(options, environ).hold(options["lock"])
+            make_lock(options, environ).hold(options["lock"],
+                                             process=session_process)
         except LockHeld as e:
             stderr.write("flocker-node %s: %s\n" % (command, e))
             return succeed(EXIT_LOCKED)

@@ -180,6 +180,31 @@ class SessionRunnerTests(SynchronousTestCase):
         self.runner.run(A, ["flocker-node", "report"])
         self.assertEqual(len(self.memory.started), 2)
 
+    def test_call_from_failure_gets_new_session(self):
+        """
+        A call made by the errback of a call the ending session failed (a
+        deploy releasing its locks after a step failed) goes to a new
+        session, and is answered: it neither joins the dead session nor
+        waits forever.
+        """
+        stucks = []
+
+        def start(argv, received):
+            stucks.append(_Stuck())
+            return stucks[-1]
+        self.memory.add_stream_handler(A, ["flocker-node"], start)
+        followed = []
+
+        def follow(reason):
+            followed.append(self.runner.run(A, ["flocker-node", "report"]))
+        self.runner.run(A, ["flocker-node", "report"]).addErrback(follow)
+        stucks[0].ended.callback((None, "KILL", b""))
+        [following] = followed
+        self.assertEqual(len(stucks), 2)
+        stucks[1].ended.callback((1, None, b"flocker-node: second\n"))
+        failure = self.failureResultOf(following, RemoteCommandFailed)
+        self.assertEqual(failure.value.error_line(), "flocker-node: second")
+
     def test_connection_lost(self):
         """
         Calls pending when the connection is lost fail with

@@ -23,7 +23,7 @@ from .._protocol import (
     decode_release, decode_session_line, encode_application, encode_request,
     encode_routes,
 )
-from .._lock import DeployLock
+from .._lock import DeployLock, process_identity
 from ..script import node_main
 from .test_agent import B, PLAIN, WEB, local_pair
 from .test_docker import IMAGE, SLEEPER, _lab_docker
@@ -265,6 +265,36 @@ class NodeMainTests(SynchronousTestCase):
         self.assertEqual(json.loads(answer[2]), {"bytes": sent})
         self.assertEqual(self.main(["push-volume", "web", B])[1],
                          '{"bytes":0}\n')
+
+    def test_serve_lease_names_process(self):
+        """
+        A deploy's lease taken through a session names the serving process
+        (this one), so it ends when that process does; a one-shot call's
+        lease names none.
+        """
+        sessions = []
+
+        def connect(reactor, protocol):
+            protocol.makeConnection(StringTransport())
+            sessions.append(protocol)
+        finished = node_main(
+            Clock(), ["serve"], b"", io.StringIO(), io.StringIO(), {},
+            make_agent=lambda reactor, options, environ: self.agent,
+            make_lock=lambda options, environ: self.lock, connect=connect)
+        [protocol] = sessions
+        protocol.dataReceived(encode_request(1, ["--lock", "first",
+                                                 "report"]))
+        protocol.readConnectionLost()
+        self.assertEqual(self.successResultOf(finished), 0)
+        with open(self.lock.path) as f:
+            lease = json.load(f)
+        self.assertEqual((lease["owner"], lease["process"]),
+                         ("first", process_identity(os.getpid())))
+        self.main(["--lock", "second", "release-lock"])
+        self.main(["--lock", "first", "release-lock"])
+        self.main(["--lock", "second", "report"])
+        with open(self.lock.path) as f:
+            self.assertNotIn("process", json.load(f))
 
     def test_set_routes(self):
         """
