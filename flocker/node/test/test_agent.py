@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 from flocker._model import (
     Application, AttachedVolume, Link, NodeState, Port, Route,
 )
+from flocker.testtools import temporary_directory
 from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.node._docker import FakeDockerClient
 from flocker.node._fake import FakeCluster
@@ -86,7 +87,7 @@ def make_inodeagent_tests(fixture):
         """
 
         def setUp(self):
-            self.a, self.b = fixture(self.mktemp())
+            self.a, self.b = fixture(temporary_directory(self))
 
         def report(self, agent):
             """
@@ -357,7 +358,7 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
         the log nor the report contains the private key.
         """
         key = make_node_key()
-        a, _ = local_pair(self.mktemp())
+        a, _ = local_pair(temporary_directory(self))
         self.successResultOf(a.install_node_key(key))
         report = self.successResultOf(a.report())
         secret = key.private_key.splitlines()[1]

@@ -270,7 +270,7 @@ class NodeMainTests(SynchronousTestCase):
         report then carries its fingerprint and known_hosts digest, not
         the key.
         """
-        self.agent, _ = local_pair(self.mktemp())
+        self.agent, _ = local_pair(temporary_directory(self))
         key = make_node_key()
         self.assertEqual(self.main(["install-node-key"],
                                    stdin=encode_node_key(key)), (0, "", ""))
@@ -287,7 +287,7 @@ class NodeMainTests(SynchronousTestCase):
         With ``--eliot-task`` the installation is logged by fingerprint;
         the private key appears in neither stdout nor stderr.
         """
-        self.agent, _ = local_pair(self.mktemp())
+        self.agent, _ = local_pair(temporary_directory(self))
         key = make_node_key()
         code, out, err = self.main(
             ["--eliot-task", "abc-uuid@/1", "install-node-key"],
@@ -302,7 +302,7 @@ class NodeMainTests(SynchronousTestCase):
         Standard input that is not a node key exits 1 with one line that
         does not repeat what was sent.
         """
-        self.agent, _ = local_pair(self.mktemp())
+        self.agent, _ = local_pair(temporary_directory(self))
         stdin = json.dumps({"private_key": "SECRET-MATERIAL",
                             "public_key": "ssh-ed25519 AAAA",
                             "known_hosts": ""}).encode()

@@ -14,6 +14,7 @@ from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import InvalidModel
+from flocker.testtools import temporary_directory
 from flocker.node.testtools import make_node_key
 from flocker.volume._errors import HostKeyRejected, TargetUnreachable
 from flocker.volume._forced import (
@@ -41,7 +42,7 @@ _other_lines = st.lists(
 
 
 def _store(case):
-    root = case.mktemp()
+    root = temporary_directory(case)
     return NodeKeyStore(os.path.join(root, "state", "node-key"),
                         os.path.join(root, "home", ".ssh", "authorized_keys"),
                         COMMAND)
@@ -222,7 +223,7 @@ class NodeKeyStoreTests(SynchronousTestCase):
         A directory that cannot be written gives a ``NodeKeyError`` naming
         the problem (not the key).
         """
-        root = self.mktemp()
+        root = temporary_directory(self)
         os.makedirs(root)
         blocker = os.path.join(root, "file")
         with open(blocker, "w") as f:
