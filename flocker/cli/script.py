@@ -126,6 +126,12 @@ def _parser(stdout, stderr):
         help="known_hosts file checking the nodes' host keys (default: "
         "~/.ssh/known_hosts); unknown or changed keys stop the deploy")
     parser.add_argument(
+        "--node-key", metavar="FILE", default=None,
+        help="the nodes' node-to-node SSH key (ed25519, created if missing; "
+        "default: ~/.flocker/node_key): installed on every node with a "
+        "known_hosts of the host keys verified here, so nodes push volumes "
+        "to each other with it")
+    parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS",
         help="seconds allowed to connect to a node (default: 10)")
     parser.add_argument(
@@ -208,6 +214,7 @@ def _deploy(reactor, options, deployment, stdout, stderr):
     from eliot import add_destinations, remove_destination, FileDestination
     from ._cluster import deploy_over_ssh
     from ._deploy import format_summary
+    from ._nodekey import load_node_key_pair
     from ._ssh import SSHConfigurationError, ssh_command_runner
 
     try:
@@ -216,6 +223,8 @@ def _deploy(reactor, options, deployment, stdout, stderr):
             known_hosts_path=options.known_hosts,
             connect_timeout=options.timeout,
             concurrency=options.concurrency)
+        node_key = (None if options.status else load_node_key_pair(
+            options.node_key, create=not options.dry_run))
     except SSHConfigurationError as e:
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
@@ -237,7 +246,7 @@ def _deploy(reactor, options, deployment, stdout, stderr):
                        destination, log)
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=write, command=options.node_command,
-                        log=destination)
+                        log=destination, node_key=node_key)
 
     def report(result):
         if options.dry_run:

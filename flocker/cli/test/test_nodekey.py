@@ -1,0 +1,230 @@
+"""
+Tests for the deploy client's node-to-node key (``flocker.cli._nodekey``),
+how the remote agent installs it, and how a deploy plans it.
+"""
+
+import json
+import os
+import stat
+
+from eliot.testing import capture_logging
+from twisted.conch.ssh.keys import Key
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker._change import leaves
+from flocker._model import Deployment, Node
+from flocker.cli._deploy import deploy
+from flocker.cli._nodekey import (
+    NodeKeyPair, load_node_key_pair, nodes_known_hosts,
+)
+from flocker.cli._remote import RemoteNodeAgent
+from flocker.cli._session import SessionRunner
+from flocker.cli._ssh import MemoryCommandRunner, SSHConfigurationError
+from flocker.node._changes import InstallNodeKey
+from flocker.node._fake import FakeCluster
+from flocker.node.testtools import make_node_key
+from flocker.testtools import temporary_directory
+
+A, B = "10.0.0.1", "10.0.0.2"
+
+
+def _host_key():
+    return Key.fromString(make_node_key().private_key).public()
+
+
+class LoadNodeKeyPairTests(SynchronousTestCase):
+    """
+    ``load_node_key_pair`` keeps one ed25519 key pair per client.
+    """
+
+    def test_created(self):
+        """
+        The first time, an OpenSSH-format ed25519 private key is written
+        0600 (its directory 0700) with its ``.pub``; later calls read the
+        same pair.
+        """
+        path = os.path.join(temporary_directory(self), "node_key")
+        pair = load_node_key_pair(path)
+        with open(path) as f:
+            self.assertEqual(f.read(), pair.private_key)
+        self.assertTrue(pair.private_key.startswith(
+            "-----BEGIN OPENSSH PRIVATE KEY-----"))
+        self.assertTrue(pair.public_key.startswith("ssh-ed25519 "))
+        with open(path + ".pub") as f:
+            self.assertEqual(f.read().split()[:2], pair.public_key.split())
+        self.assertEqual(
+            (stat.S_IMODE(os.stat(path).st_mode),
+             stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)),
+            (0o600, 0o700))
+        self.assertEqual(load_node_key_pair(path), pair)
+
+    def test_dry_run(self):
+        """
+        With ``create=False`` a missing key is made in memory only.
+        """
+        path = os.path.join(temporary_directory(self), "node_key")
+        load_node_key_pair(path, create=False)
+        self.assertFalse(os.path.exists(path))
+
+    def test_not_a_key(self):
+        """
+        A file that is not an ed25519 private key is refused in one line.
+        """
+        path = os.path.join(temporary_directory(self), "node_key")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write(NodeKeyPair.generate().public_key + "\n")
+        error = self.assertRaises(SSHConfigurationError,
+                                  load_node_key_pair, path)
+        self.assertIn(path, str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_node_key(self):
+        """
+        The pair with a known_hosts text is the ``NodeKey`` to install.
+        """
+        pair = NodeKeyPair.generate()
+        key = pair.node_key("")
+        self.assertEqual((key.private_key, key.public_key, key.known_hosts),
+                         (pair.private_key, pair.public_key, ""))
+        self.assertNotIn(pair.private_key, repr(pair))
+
+
+class NodesKnownHostsTests(SynchronousTestCase):
+    """
+    ``nodes_known_hosts`` lists the host keys the client verified.
+    """
+
+    def test_lines(self):
+        """
+        One line per node, sorted, naming it as the deployment does and by
+        the IP the client reached it at when different.
+        """
+        a, b = _host_key(), _host_key()
+        text, missing = nodes_known_hosts(
+            ["node-b.example", A], {"node-b.example": B, A: A},
+            {A: a, B: b})
+        self.assertEqual(text, "%s %s\nnode-b.example,%s %s\n" % (
+            A, a.toString("openssh").decode(), B,
+            b.toString("openssh").decode()))
+        self.assertEqual(missing, [])
+
+    def test_missing(self):
+        """
+        Nodes whose host key the client does not know are listed apart.
+        """
+        text, missing = nodes_known_hosts([A, B], {}, {A: _host_key()})
+        self.assertEqual((text.count("\n"), missing), (1, [B]))
+
+
+class RemoteInstallTests(SynchronousTestCase):
+    """
+    ``RemoteNodeAgent.install_node_key`` sends the key on standard input.
+    """
+
+    @capture_logging(None)
+    def test_install(self, logger):
+        """
+        ``flocker-node install-node-key`` gets the key document on stdin;
+        the argument vector and the log hold no private key material.
+        """
+        runner = MemoryCommandRunner()
+        runner.add_handler(A, ["flocker-node"], lambda argv, stdin: b"")
+        key = make_node_key()
+        self.successResultOf(RemoteNodeAgent(runner, A).install_node_key(key))
+        [(address, argv, stdin)] = runner.calls
+        self.assertEqual(argv[-1], "install-node-key")
+        self.assertEqual(json.loads(stdin)["private_key"], key.private_key)
+        secret = key.private_key.splitlines()[1]
+        self.assertNotIn(secret, repr(argv))
+        self.assertNotIn(secret, repr(logger.messages))
+
+
+class DeployNodeKeyTests(SynchronousTestCase):
+    """
+    A deploy installs the node key where it is not current, before
+    anything else, and a second deploy does nothing.
+    """
+
+    def setUp(self):
+        self.cluster = FakeCluster([A, B])
+        self.deployment = Deployment(nodes=[Node(address=A), Node(address=B)])
+        self.pair = NodeKeyPair.generate()
+        self.host_keys = {A: _host_key(), B: _host_key()}
+
+    def deploy(self, **options):
+        """
+        :return: The ``DeployResult`` of a deploy to the fake cluster.
+        """
+        return self.successResultOf(deploy(
+            self.deployment, self.cluster.agents, node_key=self.pair,
+            host_keys=lambda: self.host_keys, **options))
+
+    def test_installed_then_noop(self):
+        """
+        The first deploy installs the key with the verified host keys on
+        both nodes; the second plans nothing.
+        """
+        result = self.deploy()
+        expected, _ = nodes_known_hosts([A, B], {}, self.host_keys)
+        self.assertEqual(
+            leaves(result.plan),
+            [InstallNodeKey(node=a, key=self.pair.node_key(expected))
+             for a in (A, B)])
+        self.assertEqual(self.cluster.agents[A].state.node_key,
+                         self.pair.node_key(expected).status())
+        self.assertEqual(leaves(self.deploy().plan), [])
+
+    def test_dry_run(self):
+        """
+        A dry run shows the installs and installs nothing.
+        """
+        result = self.deploy(dry_run=True)
+        self.assertEqual(len(leaves(result.plan)), 2)
+        self.assertIsNone(self.cluster.agents[A].state.node_key)
+
+    def test_host_key_changed(self):
+        """
+        A node whose host key the client now sees differently gets every
+        node's known_hosts refreshed.
+        """
+        self.deploy()
+        self.host_keys[B] = _host_key()
+        self.assertEqual(len(leaves(self.deploy().plan)), 2)
+
+    def test_host_key_unknown(self):
+        """
+        Without a node's verified host key, no node key is installed.
+        """
+        del self.host_keys[B]
+        self.assertEqual(leaves(self.deploy().plan), [])
+
+
+class HostKeysTests(SynchronousTestCase):
+    """
+    Runners report the host keys of the nodes they reached.
+    """
+
+    def test_memory(self):
+        """
+        ``MemoryCommandRunner`` reports the keys it was given for the nodes
+        a command ran on.
+        """
+        runner = MemoryCommandRunner()
+        runner.add_handler(None, ["true"], lambda argv, stdin: b"")
+        key = _host_key()
+        runner.known_host_keys.update({A: key, B: _host_key()})
+        self.successResultOf(runner.run(A, ["true"]))
+        self.assertEqual(runner.host_keys(), {A: key})
+
+    def test_session_runner(self):
+        """
+        ``SessionRunner`` reports its underlying runner's host keys.
+        """
+        runner = MemoryCommandRunner()
+        runner.add_handler(None, ["true"], lambda argv, stdin: b"")
+        runner.known_host_keys[A] = key = _host_key()
+        sessions = SessionRunner(runner, Clock())
+        self.successResultOf(sessions.run(A, ["true"]))
+        self.assertEqual(sessions.host_keys(), {A: key})
