@@ -24,6 +24,11 @@ Modes (``flocker-deploy --help`` lists every option):
     and its drift from the files; change nothing (the deploy lock is not
     taken).  Exit status 1 if a node did not report.
 
+Deploys (dry runs and ``--status`` excepted) also install the node-to-node
+SSH key (``--node-key FILE``, by default ``~/.flocker/node_key``, created on
+first use) on every node where it is not current; see "Node-to-node SSH" in
+the volumes documentation.
+
 Every run but ``--check`` writes one eliot log (``--log FILE``, by default
 under ``~/.flocker/logs/``) holding the whole run as one task tree, the
 nodes' work included; ``eliot-tree`` shows it.

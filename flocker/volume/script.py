@@ -1,7 +1,8 @@
 """
 ``flocker-volume``: this node's volumes from the command line, and the
 node-side end of volume moves (``receive`` and ``acquire`` are what another
-node runs here over SSH).
+node runs here over SSH).  ``ssh-command`` is the forced command of the
+node-to-node key: it runs only those (see :mod:`flocker.volume._forced`).
 
 Every failure the service reports is printed as one line
 ``flocker-volume: error: ...`` on standard error with exit code 1; nothing

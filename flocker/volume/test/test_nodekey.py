@@ -27,7 +27,7 @@ from flocker.volume._nodekey import (
 )
 from flocker.volume._process import ProcessResult
 from flocker.volume._service import SSHRemote, _remote_error
-from flocker.volume.script import node_ssh_remote
+from flocker.volume.script import flocker_volume_main, node_ssh_remote
 
 COMMAND = "/opt/flocker/bin/flocker-volume"
 TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
@@ -482,3 +482,25 @@ class HostKeyErrorTests(SynchronousTestCase):
             "to send to it (run flocker-deploy to refresh the nodes' known "
             "hosts, after checking the node)")
         self.assertNotIn("\n", error.message)
+
+
+class SSHCommandEntryPointTests(SynchronousTestCase):
+    """
+    ``flocker-volume ssh-command`` runs without a reactor.
+    """
+
+    def test_refused_exit_status(self):
+        """
+        A refused command exits 1 with the refusal line, and no reactor
+        is started.
+        """
+        err = io.StringIO()
+
+        def no_reactor(*args):
+            raise AssertionError("ssh-command started a reactor")
+        error = self.assertRaises(
+            SystemExit, flocker_volume_main, ["ssh-command"],
+            {"SSH_ORIGINAL_COMMAND": "sh -c id"}, io.StringIO(), err,
+            run=no_reactor)
+        self.assertEqual((error.code, err.getvalue().count("\n")), (1, 1))
+        self.assertIn("refused", err.getvalue())
