@@ -121,7 +121,8 @@ def ssh_command_main(environ, stderr, execvp=os.execvp):
     :param stderr: Text stream for the refusal.
     :param execvp: ``os.execvp`` or a replacement (tests); on success it
         replaces this process and does not return.
-    :return: ``1`` if the command was refused.
+    :return: ``1`` if the command was refused, ``127`` if it could not be
+        started (not on ``PATH``).
     """
     from .script import DEFAULT_POOL
     pool = environ.get("FLOCKER_POOL") or DEFAULT_POOL
@@ -133,5 +134,11 @@ def ssh_command_main(environ, stderr, execvp=os.execvp):
             " ".join(str(e).split()),))
         stderr.flush()
         return 1
-    execvp(argv[0], argv)
+    try:
+        execvp(argv[0], argv)
+    except OSError as e:
+        stderr.write("flocker-volume ssh-command: cannot run %s: %s\n" % (
+            argv[0], e.strerror))
+        stderr.flush()
+        return 127
     return 1

@@ -3,9 +3,14 @@ Tests for the deploy client's node-to-node key (``flocker.cli._nodekey``),
 how the remote agent installs it, and how a deploy plans it.
 """
 
+import getpass
 import json
 import os
 import stat
+import subprocess
+import sys
+
+import pytest
 
 from eliot.testing import capture_logging
 from twisted.conch.ssh.keys import Key
@@ -25,6 +30,16 @@ from flocker.node._changes import InstallNodeKey
 from flocker.node._fake import FakeCluster
 from flocker.node.testtools import make_node_key
 from flocker.testtools import temporary_directory
+from flocker.volume._errors import HostKeyRejected
+from flocker.volume._nodekey import NodeKeyStore
+from flocker.volume._process import ProcessResult
+from flocker.volume._service import SSHRemote, _remote_error
+
+from ._sshd import running_sshd
+
+#: The top of this source tree (what the forced command imports).
+_TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 A, B = "10.0.0.1", "10.0.0.2"
 
@@ -228,3 +243,95 @@ class HostKeysTests(SynchronousTestCase):
         sessions = SessionRunner(runner, Clock())
         self.successResultOf(sessions.run(A, ["true"]))
         self.assertEqual(sessions.host_keys(), {A: key})
+
+
+# ---------------------------------------------------------------------------
+# Against a real sshd on loopback: the installed key, its forced command and
+# host key checking as ssh(1) applies them.  Only refused commands are sent:
+# nothing reaches ZFS.
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """
+    A private sshd on loopback for this module's real tests.
+    """
+    yield from running_sshd(tmp_path_factory)
+
+
+def _installed(sshd, tmp_path, known_hosts):
+    """
+    Install a fresh node key into the sshd's ``authorized_keys`` (put back
+    as it was by the caller) with a forced command running this tree's
+    ``flocker-volume ssh-command``.
+
+    :return: ``(store, remote)``: the ``NodeKeyStore`` and an ``SSHRemote``
+        using the key and its known_hosts as pushes do.
+    """
+    command = tmp_path / "flocker-volume"
+    command.write_text(
+        "#!%s\nimport sys\nsys.path.insert(0, %r)\n"
+        "from flocker.volume.script import flocker_volume_main\n"
+        "flocker_volume_main()\n" % (sys.executable, _TREE))
+    command.chmod(0o755)
+    store = NodeKeyStore(str(tmp_path / "node-key"),
+                         os.path.join(sshd.directory, "authorized_keys"),
+                         str(command))
+    store.install(NodeKeyPair.generate().node_key(known_hosts))
+    remote = SSHRemote(identity=store.identity_path,
+                       known_hosts=store.known_hosts_path,
+                       only_known_hosts=True, port=sshd.port,
+                       user=getpass.getuser())
+    return store, remote
+
+
+@pytest.fixture
+def authorized_keys(sshd):
+    """
+    The sshd's ``authorized_keys``, restored after the test.
+    """
+    path = os.path.join(sshd.directory, "authorized_keys")
+    with open(path, "rb") as f:
+        before = f.read()
+    yield path
+    with open(path, "wb") as f:
+        f.write(before)
+
+
+def test_forced_command_refuses(sshd, tmp_path, authorized_keys):
+    """
+    Logged in with the node key, a command that is not a volume transfer
+    is refused by the forced command in one line (exit status 1); the
+    operator's keys in the file are still there.
+    """
+    _, remote = _installed(sshd, tmp_path,
+                           sshd.known_hosts_line("127.0.0.1").decode())
+    result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
+                            capture_output=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr.decode()) == (
+        1, b"", "flocker-volume ssh-command: refused: only 'flocker-volume "
+        "receive NAME' and 'flocker-volume acquire NAME --snapshot S "
+        "--node-id ID --json' are allowed\n")
+    with open(authorized_keys, "rb") as f:
+        lines = f.read().splitlines()
+    assert sshd.client_key.public().toString("openssh") in lines
+
+
+def test_unknown_host_key(sshd, tmp_path, authorized_keys):
+    """
+    A target whose host key is not in the node key's known_hosts is refused
+    by ssh before logging in, and that becomes one ``HostKeyRejected`` line
+    naming the target.
+    """
+    store, remote = _installed(sshd, tmp_path, sshd.known_hosts_line(
+        "127.0.0.2").decode())
+    argv = remote.argv("127.0.0.1", ["receive", "web"])
+    result = subprocess.run(argv, capture_output=True, timeout=60)
+    error = _remote_error("127.0.0.1", ProcessResult(
+        argv=argv, stdout=result.stdout, stderr=result.stderr,
+        exit_code=result.returncode, signal=None),
+        known_hosts=store.known_hosts_path)
+    assert result.returncode == 255
+    assert isinstance(error, HostKeyRejected)
+    assert error.message.startswith(
+        "node 127.0.0.1: its SSH host key is not the one %s lists for it"
+        % (store.known_hosts_path,))

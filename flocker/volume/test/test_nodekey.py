@@ -388,6 +388,22 @@ class SSHCommandMainTests(SynchronousTestCase):
         self.assertTrue(err.getvalue().startswith(
             "flocker-volume ssh-command: refused: "))
 
+    def test_cannot_run(self):
+        """
+        An allowed command that cannot be started gives one line and exit
+        status 127, like a shell's.
+        """
+        err = io.StringIO()
+
+        def missing(program, argv):
+            raise FileNotFoundError(2, "No such file or directory")
+        code = ssh_command_main({"SSH_ORIGINAL_COMMAND":
+                                 "flocker-volume receive web"}, err,
+                                execvp=missing)
+        self.assertEqual((code, err.getvalue()), (
+            127, "flocker-volume ssh-command: cannot run flocker-volume: No "
+            "such file or directory\n"))
+
     def test_no_command(self):
         """
         An interactive login is refused the same way.
