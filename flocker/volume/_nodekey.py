@@ -185,20 +185,30 @@ class NodeKeyStore(object):
     def status(self):
         """
         :return: The installed key's :class:`NodeKeyStatus`, or ``None`` if
-            none is installed (or its files are unreadable or damaged, which
-            the next deploy repairs by installing again).
+            none is installed: no key files, or files that are unreadable or
+            damaged, or no marked ``authorized_keys`` line for the key (say
+            an operator removed it); the next deploy repairs each by
+            installing again.
         """
         public, known = (_read(self.public_key_path),
                          _read(self.known_hosts_path))
         if public is None or known is None or not self.installed():
             return None
         try:
-            return NodeKeyStatus(
-                fingerprint=public_key_fingerprint(
-                    " ".join(public.decode("ascii").split()[:2])),
+            public_key = " ".join(public.decode("ascii").split()[:2])
+            status = NodeKeyStatus(
+                fingerprint=public_key_fingerprint(public_key),
                 known_hosts_digest=known_hosts_digest(known.decode("utf-8")))
+            line = authorized_keys_line(public_key, self.command)
         except (ValueError, UnicodeDecodeError):
             return None
+        try:
+            authorized = _read(self.authorized_keys)
+        except OSError:
+            return None
+        if authorized is None or line not in authorized.splitlines(True):
+            return None
+        return status
 
     def install(self, node_key):
         """

@@ -206,6 +206,21 @@ class NodeKeyStoreTests(SynchronousTestCase):
                 newest.public_key, COMMAND))
         self.assertEqual(_mode(store.authorized_keys), 0o640)
 
+    def test_authorized_line_removed(self):
+        """
+        A node whose marked ``authorized_keys`` line is gone (or names
+        another forced command) reports no key, so the next deploy installs
+        it again.
+        """
+        store = _store(self)
+        store.install(make_node_key())
+        moved = NodeKeyStore(store.directory, store.authorized_keys,
+                             "/usr/local/bin/flocker-volume")
+        self.assertIsNone(moved.status())
+        with open(store.authorized_keys, "wb") as f:
+            f.write(b"ssh-rsa AAAAB3 operator\n")
+        self.assertIsNone(store.status())
+
     def test_no_temporary_files(self):
         """
         The atomic writes leave no temporary files behind.
