@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from twisted.conch.ssh.keys import BadKeyError, EncryptedKeyError, Key
 
-from .._model import NodeKey
+from .._model import NodeKey, public_key_fingerprint
+from ._logging import LOAD_NODE_KEY
 from ._ssh import SSHConfigurationError
 
 __all__ = ["DEFAULT_NODE_KEY_PATH", "NodeKeyPair", "load_node_key_pair",
@@ -97,6 +98,18 @@ def load_node_key_pair(path=None, create=True):
         unencrypted ed25519 private key, or cannot be read or written.
     """
     path = os.path.expanduser(DEFAULT_NODE_KEY_PATH if path is None else path)
+    with LOAD_NODE_KEY(path=path) as action:
+        pair, created = _load(path, create)
+        action.add_success_fields(
+            created=created,
+            fingerprint=public_key_fingerprint(pair.public_key))
+    return pair
+
+
+def _load(path, create):
+    """
+    :return: ``(NodeKeyPair, created)``; see :func:`load_node_key_pair`.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -124,7 +137,7 @@ def load_node_key_pair(path=None, create=True):
         # random check value, so each encoding of one key differs.
         return NodeKeyPair(
             private_key=data.decode("ascii"),
-            public_key=key.public().toString("openssh").decode("ascii"))
+            public_key=key.public().toString("openssh").decode("ascii")), False
     pair = NodeKeyPair.generate()
     if create:
         try:
@@ -134,7 +147,7 @@ def load_node_key_pair(path=None, create=True):
         except OSError as e:
             raise SSHConfigurationError("cannot write the node key %s: %s"
                                         % (path, e.strerror))
-    return pair
+    return pair, create
 
 
 def nodes_known_hosts(addresses, resolved, host_keys):

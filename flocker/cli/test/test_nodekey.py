@@ -12,13 +12,14 @@ import sys
 
 import pytest
 
-from eliot.testing import capture_logging
+from eliot.testing import LoggedAction, capture_logging
 from twisted.conch.ssh.keys import Key
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import leaves
-from flocker._model import Deployment, Node
+from flocker._model import Deployment, Node, public_key_fingerprint
+from flocker.cli._logging import LOAD_NODE_KEY
 from flocker.cli._deploy import deploy
 from flocker.cli._nodekey import (
     NodeKeyPair, load_node_key_pair, nodes_known_hosts,
@@ -73,6 +74,24 @@ class LoadNodeKeyPairTests(SynchronousTestCase):
              stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)),
             (0o600, 0o700))
         self.assertEqual(load_node_key_pair(path), pair)
+
+    @capture_logging(None)
+    def test_logged(self, logger):
+        """
+        Loading is an action naming the file, whether the pair was made and
+        its fingerprint; the private key is not logged.
+        """
+        path = os.path.join(temporary_directory(self), "node_key")
+        pair = load_node_key_pair(path)
+        load_node_key_pair(path)
+        actions = LoggedAction.ofType(logger.messages, LOAD_NODE_KEY)
+        self.assertEqual(
+            [(a.start_message["path"], a.end_message["created"],
+              a.end_message["fingerprint"]) for a in actions],
+            [(path, created, public_key_fingerprint(pair.public_key))
+             for created in (True, False)])
+        self.assertNotIn(pair.private_key.splitlines()[1],
+                         repr(logger.messages))
 
     def test_dry_run(self):
         """
@@ -190,6 +209,24 @@ class DeployNodeKeyTests(SynchronousTestCase):
         self.assertEqual(self.cluster.agents[A].state.node_key,
                          self.pair.node_key(expected).status())
         self.assertEqual(leaves(self.deploy().plan), [])
+
+    @capture_logging(None)
+    def test_logged(self, logger):
+        """
+        Loading is an action naming the file, whether the pair was made and
+        its fingerprint; the private key is not logged.
+        """
+        path = os.path.join(temporary_directory(self), "node_key")
+        pair = load_node_key_pair(path)
+        load_node_key_pair(path)
+        actions = LoggedAction.ofType(logger.messages, LOAD_NODE_KEY)
+        self.assertEqual(
+            [(a.start_message["path"], a.end_message["created"],
+              a.end_message["fingerprint"]) for a in actions],
+            [(path, created, public_key_fingerprint(pair.public_key))
+             for created in (True, False)])
+        self.assertNotIn(pair.private_key.splitlines()[1],
+                         repr(logger.messages))
 
     def test_dry_run(self):
         """
