@@ -24,6 +24,7 @@ permission bits.
 
 import os
 import re
+import shutil
 import tempfile
 
 from .._model import NodeKeyStatus, known_hosts_digest, public_key_fingerprint
@@ -253,7 +254,6 @@ def _flocker_volume_path(argv0):
         Flocker script (both are installed together), else where ``PATH``
         finds it.
     """
-    import shutil
     beside = os.path.join(os.path.dirname(os.path.abspath(argv0)),
                           "flocker-volume")
     if os.path.isfile(beside):

@@ -41,6 +41,16 @@ _other_lines = st.lists(
     max_size=6)
 
 
+#: One command of each allowed shape.
+_ALLOWED = [
+    "flocker-volume receive web",
+    "flocker-volume --eliot-task %s receive web" % (TASK,),
+    "flocker-volume acquire web --snapshot flocker-1 --node-id %s --json"
+    % (NODE_ID,),
+    "zfs receive flocker/web",
+]
+
+
 def _store(case):
     root = temporary_directory(case)
     return NodeKeyStore(os.path.join(root, "state", "node-key"),
@@ -357,6 +367,30 @@ class AllowedCommandTests(SynchronousTestCase):
         self.assertEqual(argv, text.split(" "))
         self.assertIn(argv[0], ("flocker-volume", "zfs"))
         self.assertEqual(shlex.split(" ".join(map(shlex.quote, argv))), argv)
+
+    @given(st.sampled_from(_ALLOWED), st.data())
+    def test_word_dropped(self, allowed, data):
+        """
+        An allowed command missing any one of its words is refused.
+        """
+        words = allowed.split(" ")
+        index = data.draw(st.integers(0, len(words) - 1))
+        self.assertRaises(CommandRefused, allowed_command,
+                          " ".join(words[:index] + words[index + 1:]),
+                          "flocker")
+
+    @given(st.sampled_from(_ALLOWED), st.data(),
+           st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./=,:@",
+                   min_size=1, max_size=12))
+    def test_word_added(self, allowed, data, extra):
+        """
+        An allowed command with any one word more, anywhere, is refused.
+        """
+        words = allowed.split(" ")
+        index = data.draw(st.integers(0, len(words)))
+        self.assertRaises(CommandRefused, allowed_command,
+                          " ".join(words[:index] + [extra] + words[index:]),
+                          "flocker")
 
     @given(st.sampled_from([";", "&", "|", "`", "$(", ">", "<", "'", '"',
                             "\\", "\n", "*", " "]),
