@@ -99,7 +99,9 @@ def key_scenario(request, lab, tmp_path_factory):
     try:
         if any(report["applications"] or report["routes"]
                for report in state.reports().values()):
-            result = state.deploy(state.deployment(
+            # With the client's default key: the first step must see its
+            # own key installed everywhere.
+            result = _Scenario.deploy(state, state.deployment(
                 "start.yml", [(a, []) for a in state.addresses]))
             assert result.returncode == 0, result.stdout + result.stderr
         yield state
