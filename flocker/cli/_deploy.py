@@ -22,6 +22,7 @@ from .._change import (
 )
 from .._model import ClusterState
 from ..node._plan import plan_changes, skipped_applications
+from ._nodekey import nodes_known_hosts
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
            "format_summary"]
@@ -171,8 +172,25 @@ def _gather_unlocked(agents, clock, lock_wait):
     return d.addCallback(check, 0.0)
 
 
+def _desired_node_key(deployment, node_key, host_keys, addresses):
+    """
+    :return: The ``NodeKey`` the nodes should have, or ``None`` when there
+        is none to install or the client lacks a node's host key (the nodes
+        then keep what they have).
+    """
+    if node_key is None or host_keys is None:
+        return None
+    text, missing = nodes_known_hosts(
+        [node.address for node in deployment.nodes], addresses or {},
+        host_keys())
+    if missing:
+        return None
+    return node_key.node_key(text)
+
+
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
-           clock=None, unreachable=None, lock_wait=10.0, live=None):
+           clock=None, unreachable=None, lock_wait=10.0, live=None,
+           node_key=None, host_keys=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -198,6 +216,12 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         ``IChangeObserver`` with ``start(plan)``, called when the plan
         starts running, and ``stop()``, called when it ended (before the
         returned ``Deferred`` fires).
+    :param node_key: The client's ``NodeKeyPair``, to install (with the
+        nodes' known_hosts) on every node where it is not current, before
+        any volume moves; ``None`` to leave node keys alone.
+    :param host_keys: With ``node_key``: a callable returning ``dict`` of
+        connected address (IP) to the host ``Key`` the client verified
+        there, called once every node reported.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
     """
@@ -215,8 +239,10 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
             unknown = frozenset(silent)
-            plan = plan_changes(deployment, state, addresses=addresses,
-                                unknown=unknown)
+            plan = plan_changes(
+                deployment, state, addresses=addresses, unknown=unknown,
+                node_key=_desired_node_key(deployment, node_key, host_keys,
+                                           addresses))
             skipped = skipped_applications(deployment, state, unknown)
             result = DeployResult(plan=plan, dry_run=dry_run,
                                   unreachable=silent, skipped=skipped)

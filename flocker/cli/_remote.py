@@ -19,8 +19,9 @@ from ..node._protocol import (
     MAXIMUM_SIZE_OPTION, PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME,
     REPORT, ROUTES_KEY, SET_ROUTES, START_APPLICATION, STOP_APPLICATION,
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
-    RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release,
-    decode_routes, encode_application, encode_bytes_sent, encode_routes,
+    RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
+    decode_routes, encode_application, encode_bytes_sent, encode_node_key,
+    encode_routes,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -238,3 +239,9 @@ class RemoteNodeAgent(object):
     def set_routes(self, routes):
         return self._call(SET_ROUTES, SET_ROUTES,
                           stdin=encode_routes(routes))
+
+    def install_node_key(self, node_key):
+        # The key travels on standard input only: argument vectors are
+        # logged, standard input is counted, never logged.
+        return self._call(INSTALL_NODE_KEY, INSTALL_NODE_KEY,
+                          stdin=encode_node_key(node_key))

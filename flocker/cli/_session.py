@@ -258,6 +258,9 @@ class SessionRunner(object):
     def start(self, address, argv, received):
         return self._runner.start(address, argv, received)
 
+    def host_keys(self):
+        return self._runner.host_keys()
+
     def close_sessions(self):
         """
         End every session (each answers what is pending first), waiting at

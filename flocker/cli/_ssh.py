@@ -924,6 +924,7 @@ class _ClientTransport(SSHClientTransport):
         self.stage = "key exchange"
         self.timed_out = None
         self.host_key = None
+        self.host_public_key = None
         self.lost = Deferred()
         self._agent = None
         self._userauth = None
@@ -950,6 +951,7 @@ class _ClientTransport(SSHClientTransport):
             self._host_key_error = e
             return fail(e)
         self.host_key = key_fingerprint(key)
+        self.host_public_key = key
         return succeed(True)
 
     def connectionSecure(self):
@@ -1051,6 +1053,7 @@ class _NodeConnection(object):
         self._transport = transport
         self._connection = connection
         self.host_key = transport.host_key
+        self.host_public_key = transport.host_public_key
 
     def execute(self, command, stdin):
         """
@@ -1240,6 +1243,15 @@ class ICommandRunner(Interface):
             unusable ``argv``.
         """
 
+    def host_keys():
+        """
+        The host keys of the nodes this runner connected to, each verified
+        against the operator's known hosts when it connected.
+
+        :return: ``dict`` of address (as given to :meth:`run`) to the host's
+            public :class:`Key`.
+        """
+
     def close():
         """
         Close every connection the runner holds.  The runner can be used
@@ -1300,6 +1312,7 @@ class SSHCommandRunner(object):
         self._connections = {}
         self._connecting = {}
         self._attempts = {}
+        self._host_keys = {}
 
     def run(self, address, argv, stdin=b"", progress=None):
         try:
@@ -1406,6 +1419,9 @@ class SSHCommandRunner(object):
             self._attempts.pop(address, None)
             if not isinstance(result, Failure):
                 self._connections[address] = result
+                key = getattr(result, "host_public_key", None)
+                if key is not None:
+                    self._host_keys[address] = key
                 result.when_lost().addCallback(
                     lambda _: self._forget(address, result))
             for each in waiters:
@@ -1422,6 +1438,10 @@ class SSHCommandRunner(object):
     def _forget(self, address, connection):
         if self._connections.get(address) is connection:
             del self._connections[address]
+
+    def host_keys(self):
+        # Kept after the connections close: a deploy reads them at the end.
+        return dict(self._host_keys)
 
     def connected_addresses(self):
         """
@@ -1529,6 +1549,8 @@ class MemoryCommandRunner(object):
     :ivar started: ``list`` of ``(address, argv list)`` given to
         :meth:`start`, in order.
     :ivar unreachable: ``dict`` of address to the reason it is unreachable.
+    :ivar known_host_keys: ``dict`` of address to the host :class:`Key`
+        :meth:`host_keys` reports for it once a command ran there.
     """
 
     def __init__(self):
@@ -1537,7 +1559,14 @@ class MemoryCommandRunner(object):
         self.calls = []
         self.started = []
         self.unreachable = {}
+        self.known_host_keys = {}
         self.closed = 0
+
+    def host_keys(self):
+        reached = ({address for address, _, _ in self.calls}
+                   | {address for address, _ in self.started})
+        return {address: key for address, key in self.known_host_keys.items()
+                if address in reached}
 
     def add_handler(self, address, prefix, handler):
         """

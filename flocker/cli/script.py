@@ -27,6 +27,11 @@ Modes (``flocker-deploy --help`` lists every option):
     and its drift from the files; change nothing (the deploy lock is not
     taken).  Exit status 1 if a node did not report.
 
+Deploys (dry runs and ``--status`` excepted) also install the node-to-node
+SSH key (``--node-key FILE``, by default ``~/.flocker/node_key``, created on
+first use) on every node where it is not current; see "Node-to-node SSH" in
+the volumes documentation.
+
 Every run but ``--check`` writes one eliot log (``--log FILE``, by default
 under ``~/.flocker/logs/``) holding the whole run as one task tree, the
 nodes' work included; ``eliot-tree`` shows it.
@@ -129,6 +134,12 @@ def _parser(stdout, stderr):
         help="known_hosts file checking the nodes' host keys (default: "
         "~/.ssh/known_hosts); unknown or changed keys stop the deploy")
     parser.add_argument(
+        "--node-key", metavar="FILE", default=None,
+        help="the nodes' node-to-node SSH key (ed25519, created if missing; "
+        "default: ~/.flocker/node_key): installed on every node with a "
+        "known_hosts of the host keys verified here, so nodes push volumes "
+        "to each other with it")
+    parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS",
         help="seconds allowed to connect to a node (default: 10)")
     parser.add_argument(
@@ -221,6 +232,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
     from eliot import add_destinations, remove_destination, FileDestination
     from ._cluster import deploy_over_ssh
     from ._deploy import format_summary
+    from ._nodekey import load_node_key_pair
     from ._progress import TerminalProgress, is_live_terminal
     from ._ssh import SSHConfigurationError, ssh_command_runner
 
@@ -230,6 +242,8 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
             known_hosts_path=options.known_hosts,
             connect_timeout=options.timeout,
             concurrency=options.concurrency)
+        node_key = (None if options.status else load_node_key_pair(
+            options.node_key, create=not options.dry_run))
     except SSHConfigurationError as e:
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
@@ -256,7 +270,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
         lines = live.write_line
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, command=options.node_command,
-                        log=destination, live=live)
+                        log=destination, live=live, node_key=node_key)
 
     def report(result):
         if options.dry_run:

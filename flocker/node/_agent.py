@@ -149,3 +149,14 @@ class INodeAgent(Interface):
         :param routes: ``frozenset`` of ``Route``.
         :return: ``Deferred`` firing with ``None``.
         """
+
+    def install_node_key(node_key):
+        """
+        Install the node-to-node SSH key: the private key and the known_hosts
+        file this node's pushes use, and the one marked ``authorized_keys``
+        line letting the other nodes in with it (for volume transfers only).
+        Afterwards :meth:`report` gives ``node_key.status()``.
+
+        :param NodeKey node_key: The key and the nodes' known_hosts.
+        :return: ``Deferred`` firing with ``None``.
+        """

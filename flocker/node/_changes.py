@@ -8,11 +8,11 @@ from zope.interface import implementer
 
 from .._change import IStateChange, ITransfer
 from .._context import in_current_action
-from .._model import Application
+from .._model import Application, NodeKey
 
 __all__ = [
     "CreateVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "SetRoutes", "describe_size",
+    "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
 ]
 
 
@@ -209,3 +209,27 @@ class SetRoutes(object):
                           for r in sorted(self.routes,
                                           key=lambda r: (r.port, r.address)))
         return "%s: set routes %s" % (self.node, shown)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class InstallNodeKey(object):
+    """
+    Install the node-to-node SSH key and the nodes' known_hosts on ``node``
+    (see :meth:`flocker.node.INodeAgent.install_node_key`).  Its ``repr`` and
+    description name the key by its fingerprint only.
+
+    :ivar str node: Node address.
+    :ivar NodeKey key: What to install.
+    """
+    node = attr.ib()
+    key = attr.ib(validator=attr.validators.instance_of(NodeKey))
+
+    def run(self, agents):
+        return agents[self.node].install_node_key(self.key)
+
+    def describe(self):
+        hosts = len(self.key.known_hosts.splitlines())
+        return "%s: install node-to-node SSH key %s (known hosts: %d node%s)" % (
+            self.node, self.key.status().fingerprint, hosts,
+            "" if hosts == 1 else "s")

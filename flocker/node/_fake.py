@@ -168,6 +168,11 @@ class FakeNodeAgent(object):
                 node_id=target))
         return self._do("release_volume", release, name, target)
 
+    def install_node_key(self, node_key):
+        def install():
+            self._set(node_key=node_key.status())
+        return self._do("install_node_key", install, node_key)
+
     def acquire_volume(self, name, snapshot, node_id):
         def acquire():
             if node_id != self.address:

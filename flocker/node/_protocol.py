@@ -54,6 +54,8 @@ options; then standard input; then standard output on success):
     ``acquire-volume NAME SNAPSHOT NODEID``; stdin empty; stdout ignored.
 ``set_routes(routes)``
     ``set-routes``; stdin a route table (below); stdout ignored.
+``install_node_key(node_key)``
+    ``install-node-key``; stdin a node key (below); stdout ignored.
 
 ``NAME`` is an application (= volume) name; ``TARGET`` the address of the node
 receiving the volume; ``BYTES`` a positive decimal integer, omitted for no
@@ -80,6 +82,12 @@ release
 route table
     ``{"routes": [{"port": P, "address": A}…]}`` sorted by port then
     address: the node's complete set of routes (an empty list removes all).
+node key
+    ``{"private_key": OPENSSH PRIVATE KEY TEXT, "public_key": "ssh-ed25519
+    AAAA…", "known_hosts": TEXT}``: the node-to-node SSH key and the
+    known_hosts file the nodes check each other's host keys against.  The
+    report carries only ``"node_key": {"fingerprint", "known_hosts_digest"}``
+    (or ``null``), never the private key.
 
 Sessions: many calls through one process
 -----------------------------------------
@@ -140,7 +148,8 @@ __all__ = [
     "ELIOT_TASK_OPTION", "DEFAULT_NODE_COMMAND",
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
     "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
-    "SET_ROUTES", "SUBCOMMANDS", "encode_release", "decode_release",
+    "SET_ROUTES", "INSTALL_NODE_KEY", "SUBCOMMANDS", "encode_release",
+    "decode_release", "encode_node_key", "decode_node_key",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
     "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL", "EXIT_LOCKED",
     "LOCK_OPTION", "RELEASE_LOCK",
@@ -179,9 +188,10 @@ HANDOFF_VOLUME = "handoff-volume"
 SET_ROUTES = "set-routes"
 RELEASE_VOLUME = "release-volume"
 ACQUIRE_VOLUME = "acquire-volume"
+INSTALL_NODE_KEY = "install-node-key"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES)
+               SET_ROUTES, INSTALL_NODE_KEY)
 
 #: Subcommand starting a session (many calls through one process).
 SERVE = "serve"
@@ -255,6 +265,35 @@ def decode_routes(data):
             document.get(ROUTES_KEY), list):
         raise SerializationError('expected {"routes": [...]}')
     return frozenset(route_from_dict(entry) for entry in document[ROUTES_KEY])
+
+
+def encode_node_key(node_key):
+    """
+    :param NodeKey node_key: The node-to-node key to install.
+    :return: The node key document (``bytes``).
+    """
+    return dumps({"private_key": node_key.private_key,
+                  "public_key": node_key.public_key,
+                  "known_hosts": node_key.known_hosts}).encode("utf-8")
+
+
+def decode_node_key(data):
+    """
+    :param bytes data: A node key document.
+    :return: The ``NodeKey``.
+    :raises SerializationError: If it is not one (the message never quotes
+        the private key).
+    """
+    from .._model import InvalidModel, NodeKey
+    document = loads(data)
+    if not isinstance(document, dict) or set(document) != {
+            "private_key", "public_key", "known_hosts"}:
+        raise SerializationError("expected {\"private_key\", \"public_key\", "
+                                 "\"known_hosts\"}")
+    try:
+        return NodeKey(**document)
+    except InvalidModel as e:
+        raise SerializationError("not a node key: %s" % (e,))
 
 
 def encode_bytes_sent(count):

@@ -38,7 +38,7 @@ from ._protocol import (
     HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
     SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
-    encode_release,
+    encode_release, INSTALL_NODE_KEY, decode_node_key,
 )
 
 __all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
@@ -209,6 +209,16 @@ class SetRoutesOptions(_NoArguments):
     longdesc = "Make this node's routes exactly those read from stdin."
 
 
+class InstallNodeKeyOptions(_NoArguments):
+    """
+    ``flocker-node install-node-key`` (node key JSON on stdin).
+    """
+    synopsis = "< NODEKEY.json"
+    longdesc = ("Install the node-to-node SSH key and known_hosts read from "
+                "standard input, and its forced-command line in "
+                "~/.ssh/authorized_keys.")
+
+
 class NodeOptions(_Options):
     """
     The ``flocker-node`` command line.
@@ -249,6 +259,8 @@ class NodeOptions(_Options):
         [ACQUIRE_VOLUME, None, AcquireVolumeOptions,
          "Take ownership of a released volume."],
         [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
+        [INSTALL_NODE_KEY, None, InstallNodeKeyOptions,
+         "Install the node-to-node SSH key."],
         [RELEASE_LOCK, None, ReleaseLockOptions,
          "End a deploy's lease on this node."],
         [SERVE, None, ServeOptions, "Answer many calls (a session)."],
@@ -302,7 +314,10 @@ def default_agent(reactor, options, environ):
     # Imported here: a command that fails on its arguments should not pay
     # for loading the volume and route packages.
     from ..route import IPTablesRouteManager, ProcessRunner
-    from ..volume import VolumeError, open_volume_service
+    from ..volume import (
+        VolumeError, default_node_key_store, open_volume_service,
+    )
+    from ..volume.script import node_ssh_remote
 
     address = options.address(environ)
 
@@ -317,11 +332,17 @@ def default_agent(reactor, options, environ):
         return DockerClient(reactor, socket_path=socket_path, node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
+    node_keys = default_node_key_store(environ, sys.argv[0])
+    # Pushes use the node key once it is installed: decided when the pool is
+    # opened (a session's first volume operation), after any install-node-key
+    # the deploy ran first.
     volumes = _LazyVolumes(
-        lambda: open_volume_service(reactor, pool, dict(environ)),
+        lambda: open_volume_service(
+            reactor, pool, dict(environ),
+            remote=node_ssh_remote(environ, store=node_keys)),
         VolumeError)
     return succeed(LocalNodeAgent(address, _OnFirstUse(docker), volumes,
-                                  routes))
+                                  routes, node_keys=node_keys))
 
 
 class _OnFirstUse(object):
@@ -406,6 +427,9 @@ def _run(agent, command, options, stdin, progress):
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
                 lambda _: "")
+    if command == INSTALL_NODE_KEY:
+        return agent.install_node_key(decode_node_key(stdin)).addCallback(
+            lambda _: "")
     return agent.set_routes(decode_routes(stdin)).addCallback(lambda _: "")
 
 
@@ -607,10 +631,11 @@ def flocker_node_main():
     Entry point of the ``flocker-node`` console script.
     """
     argv = sys.argv[1:]
-    # Only two commands read standard input; reading it for the others
+    # Only three commands read standard input; reading it for the others
     # would wait forever on a terminal.
     stdin = (sys.stdin.buffer.read()
-             if START_APPLICATION in argv or SET_ROUTES in argv else b"")
+             if START_APPLICATION in argv or SET_ROUTES in argv
+             or INSTALL_NODE_KEY in argv else b"")
 
     def main(reactor):
         d = node_main(reactor, argv, stdin, sys.stdout, sys.stderr,

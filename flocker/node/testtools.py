@@ -11,10 +11,28 @@ from twisted.internet.task import Clock
 
 from .._model import (
     Application, AttachedVolume, ClusterState, Deployment, Link, Node,
-    NodeState, Port, Route, VolumeState,
+    NodeKey, NodeState, Port, Route, VolumeState,
 )
 
-__all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession"]
+__all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession",
+           "make_node_key"]
+
+
+def make_node_key(known_hosts="10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"
+                  "AAAAIL2XhrYMv2OQLjnhdY1sKjMcXOv7aaoPBHN0wlXwnkU8\n"):
+    """
+    :param str known_hosts: The known_hosts text of the key.
+    :return: A new random ``NodeKey`` (a real ed25519 key pair).
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+    )
+    from twisted.conch.ssh.keys import Key
+    key = Key(Ed25519PrivateKey.generate())
+    return NodeKey(
+        private_key=key.toString("openssh", subtype="v1").decode("ascii"),
+        public_key=key.public().toString("openssh").decode("ascii"),
+        known_hosts=known_hosts)
 
 
 def converged_state(deployment):

@@ -11,6 +11,7 @@ import pytest
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
+from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import flocker_deploy_main, main, summarize
 
 DEPLOYMENT = """\
@@ -198,6 +199,36 @@ class TestCheck(object):
         monkeypatch.setattr(socket, "create_connection", refuse)
         monkeypatch.setattr(socket, "getaddrinfo", refuse)
         assert run(["--check"] + paths)[0] == 0
+
+
+class TestNodeKeyOption(object):
+    """
+    ``--node-key`` chooses the node-to-node key file.
+    """
+
+    def test_help(self):
+        """
+        ``--help`` documents ``--node-key``.
+        """
+        status, out, err = run(["--help"])
+        assert "--node-key" in out
+
+    def test_bad_node_key(self, files, tmp_path):
+        """
+        A node key file that is not a private key stops the deploy before
+        any node is reached, with one line naming the file.
+        """
+        identity = tmp_path / "id"
+        identity.write_text(NodeKeyPair.generate().private_key)
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("")
+        bad = tmp_path / "node_key"
+        bad.write_text("not a key\n")
+        status, out, err = run(
+            ["--identity", str(identity), "--known-hosts", str(known_hosts),
+             "--node-key", str(bad)] + files(d=DEPLOYMENT, a=NATIVE))
+        assert (status, out) == (1, "")
+        assert err.count("\n") == 1 and str(bad) in err
 
 
 class TestSummarize(object):

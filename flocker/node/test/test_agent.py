@@ -4,6 +4,8 @@ against the local agent over fake Docker, volume and route parts.  (The
 local agent over the real parts is exercised by the lab deploy tests.)
 """
 
+import os
+
 from eliot.testing import assertHasAction, capture_logging
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
@@ -13,16 +15,18 @@ from zope.interface.verify import verifyObject
 from flocker._model import (
     Application, AttachedVolume, Link, NodeState, Port, Route,
 )
+from flocker.testtools import temporary_directory
 from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.node._docker import FakeDockerClient
 from flocker.node._fake import FakeCluster
 from flocker.node._local import LocalNodeAgent, link_environment
 from flocker.node._logging import (
-    NODE_CREATE_VOLUME, NODE_PUSH_VOLUME, NODE_REPORT, NODE_SET_ROUTES,
-    NODE_START_APPLICATION,
+    NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
+    NODE_SET_ROUTES, NODE_START_APPLICATION,
 )
+from flocker.node.testtools import make_node_key
 from flocker.route import CommandFailed, MemoryRouteManager
-from flocker.volume import MemoryNetwork, MemoryVolumeService
+from flocker.volume import MemoryNetwork, MemoryVolumeService, NodeKeyStore
 
 A, B = "10.0.0.1", "10.0.0.2"
 IMAGE = "flocker/busybox:latest"
@@ -34,16 +38,20 @@ PLAIN = Application(name="plain", image=IMAGE,
                                 alias="web")])
 
 
-def fake_pair():
+def fake_pair(directory=None):
     """
+    :param directory: Unused (see :func:`local_pair`).
     :return: Agents for A and B from one :class:`FakeCluster`.
     """
     cluster = FakeCluster([A, B])
     return cluster.agents[A], cluster.agents[B]
 
 
-def local_pair():
+def local_pair(directory=None):
     """
+    :param directory: A directory that does not exist yet, in which each
+        agent keeps its node key (state directory and home), or ``None``
+        for agents keeping no node key.
     :return: :class:`LocalNodeAgent` for A and B over fake Docker clients,
         in-memory volume services on one network and memory route managers.
     """
@@ -51,11 +59,18 @@ def local_pair():
     clock = Clock()
     agents = []
     for number, address in enumerate([A, B]):
+        node_keys = None
+        if directory is not None:
+            root = os.path.join(directory, address)
+            node_keys = NodeKeyStore(
+                os.path.join(root, "state", "node-key"),
+                os.path.join(root, "home", ".ssh", "authorized_keys"),
+                "/opt/flocker/bin/flocker-volume")
         agents.append(LocalNodeAgent(
             address, FakeDockerClient(images=[IMAGE], node=address),
             MemoryVolumeService("node-%d" % (number,), address, network,
                                 clock),
-            MemoryRouteManager(node=address)))
+            MemoryRouteManager(node=address), node_keys=node_keys))
     return tuple(agents)
 
 
@@ -80,8 +95,9 @@ class _Progress(object):
 
 def make_inodeagent_tests(fixture):
     """
-    :param fixture: Callable returning two ``INodeAgent`` providers, for
-        nodes ``A`` and ``B``, that can push volumes to each other.
+    :param fixture: Callable given a path for files (not yet existing)
+        returning two ``INodeAgent`` providers, for nodes ``A`` and ``B``,
+        that can push volumes to each other.
     :return: A ``SynchronousTestCase`` subclass testing the interface.
     """
     class INodeAgentTests(SynchronousTestCase):
@@ -90,7 +106,7 @@ def make_inodeagent_tests(fixture):
         """
 
         def setUp(self):
-            self.a, self.b = fixture()
+            self.a, self.b = fixture(temporary_directory(self))
 
         def report(self, agent):
             """
@@ -267,6 +283,34 @@ def make_inodeagent_tests(fixture):
             self.assertEqual(set(self.report(self.a).links["plain"]),
                              set(PLAIN.links))
 
+        def test_install_node_key(self):
+            """
+            After installing a node key the node reports its fingerprint and
+            known_hosts digest; installing it again changes nothing.
+            """
+            key = make_node_key()
+            self.successResultOf(self.a.install_node_key(key))
+            self.successResultOf(self.a.install_node_key(key))
+            self.assertEqual(self.report(self.a).node_key, key.status())
+
+        def test_install_new_node_key(self):
+            """
+            Installing another key (or known_hosts) replaces the first: the
+            report names only the new one.
+            """
+            self.successResultOf(self.a.install_node_key(make_node_key()))
+            newer = make_node_key(known_hosts="")
+            self.successResultOf(self.a.install_node_key(newer))
+            self.assertEqual(self.report(self.a).node_key, newer.status())
+
+        def test_node_key_per_node(self):
+            """
+            Installing a node key on one node leaves the other's report
+            without one.
+            """
+            self.successResultOf(self.a.install_node_key(make_node_key()))
+            self.assertIsNone(self.report(self.b).node_key)
+
     return INodeAgentTests
 
 
@@ -347,6 +391,23 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
         self.assertTrue(logger.messages)
         self.assertNotIn("hunter2-secret", logged)
         self.assertNotIn("DB_PASSWORD", logged)
+
+    @capture_logging(None)
+    def test_private_key_not_logged(self, logger):
+        """
+        Installing a node key is an action naming its fingerprint; neither
+        the log nor the report contains the private key.
+        """
+        key = make_node_key()
+        a, _ = local_pair(temporary_directory(self))
+        self.successResultOf(a.install_node_key(key))
+        report = self.successResultOf(a.report())
+        secret = key.private_key.splitlines()[1]
+        assertHasAction(self, logger, NODE_INSTALL_KEY, True,
+                        {"fingerprint": key.status().fingerprint,
+                         "known_hosts_lines": 1})
+        self.assertNotIn(secret, repr(logger.messages))
+        self.assertNotIn(secret, repr(report))
 
     @capture_logging(None)
     def test_actions(self, logger):
