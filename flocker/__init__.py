@@ -13,8 +13,9 @@ node side, volumes, routes and the deploy client live in their packages
 __version__ = "0.1.0"
 
 from ._change import (  # noqa: E402
-    ChangeFailures, IChangeObserver, IStateChange, InParallel, Sequentially,
-    in_parallel, leaves, render_plan, run_state_change, sequentially,
+    ChangeFailures, IChangeObserver, IStateChange, ITransfer, InParallel,
+    Sequentially, in_parallel, leaves, render_plan, run_state_change,
+    sequentially,
 )
 from ._model import (  # noqa: E402
     Application, AttachedVolume, ClusterState, Deployment, InvalidModel,
@@ -26,7 +27,8 @@ __all__ = [
     "Application", "AttachedVolume", "ClusterState", "Deployment",
     "InvalidModel", "Link", "Node", "NodeState", "Port", "RestartPolicy",
     "Route", "VolumeState",
-    "ChangeFailures", "IChangeObserver", "IStateChange", "InParallel",
+    "ChangeFailures", "IChangeObserver", "IStateChange", "ITransfer",
+    "InParallel",
     "Sequentially", "in_parallel", "leaves", "render_plan",
     "run_state_change", "sequentially",
 ]

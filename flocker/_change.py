@@ -19,7 +19,7 @@ from zope.interface import Interface, implementer
 from ._context import in_current_action
 
 __all__ = [
-    "IStateChange", "IChangeObserver",
+    "IStateChange", "ITransfer", "IChangeObserver",
     "Sequentially", "InParallel", "sequentially", "in_parallel",
     "run_state_change", "render_plan", "leaves", "ChangeFailures",
 ]
@@ -46,10 +46,39 @@ class IStateChange(Interface):
         """
 
 
+class ITransfer(IStateChange):
+    """
+    A change that sends data between nodes and can say how far it got.
+    """
+
+    def run(agents, progress=None):
+        """
+        Make the change, as :meth:`IStateChange.run`.
+
+        :param progress: ``None``, or an object told how far the data went:
+            ``update(sent, total)`` (``total`` ``None`` when unknown) and
+            ``finish()``, as the ``progress`` of ``INodeAgent``'s volume
+            transfers.
+        """
+
+
 class IChangeObserver(Interface):
     """
-    Told about each leaf change as it finishes, for progress output.
+    Told about each leaf change as it starts, makes progress and finishes,
+    for progress output.
     """
+
+    def change_started(change):
+        """
+        :param change: The leaf :class:`IStateChange` about to run.
+        """
+
+    def change_progress(change, sent, total):
+        """
+        :param change: A running leaf :class:`ITransfer`.
+        :param int sent: Bytes it sent so far.
+        :param total: Bytes it will send in all, or ``None`` if unknown.
+        """
 
     def change_finished(change, failure, seconds, result=None):
         """
@@ -179,7 +208,8 @@ def run_state_change(change, agents, observer=None, clock=None):
     :param change: An :class:`IStateChange` provider (a leaf or a tree).
     :param agents: Mapping of node address to ``INodeAgent`` provider.
     :param observer: Optional :class:`IChangeObserver`, told of each leaf as
-        it finishes.
+        it starts and finishes, and of the progress of each
+        :class:`ITransfer`.
     :param clock: Optional ``IReactorTime`` used to time leaves (tests pass a
         ``Clock``); defaults to the monotonic clock.
     :return: ``Deferred`` firing with ``None`` when everything ran, or failing
@@ -203,16 +233,40 @@ def run_state_change(change, agents, observer=None, clock=None):
             if failures:
                 raise ChangeFailures(failures)
         return d.addCallback(collect)
+    if observer is None:
+        return maybeDeferred(change.run, agents)
     started = now()
-    d = maybeDeferred(change.run, agents)
-    if observer is not None:
-        def finished(result):
-            failure = result if hasattr(result, "getErrorMessage") else None
-            observer.change_finished(change, failure, now() - started,
-                                     None if failure else result)
-            return result
-        d.addBoth(finished)
-    return d
+    observer.change_started(change)
+    if ITransfer.providedBy(change):
+        d = maybeDeferred(change.run, agents,
+                          progress=_ObservedProgress(observer, change))
+    else:
+        d = maybeDeferred(change.run, agents)
+
+    def finished(result):
+        failure = result if hasattr(result, "getErrorMessage") else None
+        observer.change_finished(change, failure, now() - started,
+                                 None if failure else result)
+        return result
+    return d.addBoth(finished)
+
+
+class _ObservedProgress(object):
+    """
+    The progress object of one transfer, telling an observer.
+    """
+
+    def __init__(self, observer, change):
+        self._observer = observer
+        self._change = change
+
+    def update(self, sent, total):
+        self._observer.change_progress(self._change, sent, total)
+
+    def finish(self):
+        # The observer hears of the end from change_finished, with the
+        # outcome.
+        pass
 
 
 def render_plan(change, indent="  "):

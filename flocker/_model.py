@@ -8,6 +8,9 @@ and hash equal and a whole cluster can be compared with ``==``.  Nothing here
 does I/O.
 """
 
+import base64
+import binascii
+import hashlib
 import posixpath
 import re
 import sys
@@ -22,7 +25,8 @@ __all__ = [
     "Port", "Link", "AttachedVolume", "RestartPolicy", "RESTART_POLICY_NAMES",
     "Application", "Node", "Deployment",
     "Route", "VolumeState", "NodeState", "ClusterState",
-    "InvalidModel",
+    "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
+    "known_hosts_digest", "InvalidModel",
 ]
 
 #: Longest application, alias or volume name accepted.  Names become Docker
@@ -408,6 +412,97 @@ class VolumeState(object):
     snapshots = attr.ib(default=pvector(), converter=pvector)
 
 
+# An OpenSSH public key line: type, base64 blob, no comment (the comment is
+# Flocker's to choose where the key is written).
+_PUBLIC_KEY = re.compile(r"\Assh-ed25519 [A-Za-z0-9+/]+={0,2}\Z")
+
+
+def public_key_fingerprint(public_key):
+    """
+    :param str public_key: ``"ssh-ed25519 AAAA..."``.
+    :return: Its SHA256 fingerprint as ``ssh-keygen -l`` prints it
+        (``"SHA256:..."``, base64 without padding).
+    :raises InvalidModel: If it is not an ed25519 public key line.
+    """
+    _check(isinstance(public_key, str) and _PUBLIC_KEY.match(public_key)
+           is not None, "not an ssh-ed25519 public key line")
+    try:
+        blob = base64.b64decode(public_key.split()[1], validate=True)
+    except binascii.Error:
+        raise InvalidModel("not an ssh-ed25519 public key line")
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii")
+    return "SHA256:" + digest.rstrip("=")
+
+
+def known_hosts_digest(text):
+    """
+    :param str text: A known_hosts file's content.
+    :return: The hex SHA-256 of its UTF-8 bytes: what a node reports instead
+        of the file, so the planner can tell whether it is current.
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _public_key(instance, attribute, value):
+    public_key_fingerprint(value)
+
+
+def _private_key(instance, attribute, value):
+    # Never put the value in the message: it is a secret.
+    _check(isinstance(value, str)
+           and value.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+           and "\x00" not in value,
+           "private_key must be an OpenSSH private key")
+
+
+def _known_hosts(instance, attribute, value):
+    _check(isinstance(value, str) and "\x00" not in value
+           and (not value or value.endswith("\n")),
+           "known_hosts must be text ending with a newline")
+
+
+@attr.s(frozen=True, slots=True)
+class NodeKeyStatus(object):
+    """
+    What a node reports about its installed node-to-node SSH key: enough to
+    tell whether it is current, nothing secret.
+
+    :ivar str fingerprint: The installed key's SHA256 fingerprint.
+    :ivar str known_hosts_digest: :func:`known_hosts_digest` of the installed
+        known_hosts file.
+    """
+    fingerprint = attr.ib(validator=_of_type(str))
+    known_hosts_digest = attr.ib(validator=_of_type(str))
+
+
+@attr.s(frozen=True, slots=True)
+class NodeKey(object):
+    """
+    The node-to-node SSH key the deploy client installs on every node: the
+    nodes push volumes to each other with it, and trust exactly the host
+    keys in ``known_hosts``.
+
+    The private key never appears in ``repr`` (nor in logs or reports).
+
+    :ivar str private_key: OpenSSH-format ed25519 private key.
+    :ivar str public_key: Its ``"ssh-ed25519 AAAA..."`` line, no comment.
+    :ivar str known_hosts: The known_hosts file the nodes check each
+        other's host keys against (one line per node).
+    """
+    private_key = attr.ib(validator=_private_key, repr=False)
+    public_key = attr.ib(validator=_public_key)
+    known_hosts = attr.ib(validator=_known_hosts)
+
+    def status(self):
+        """
+        :return: The :class:`NodeKeyStatus` a node reports once this key is
+            installed.
+        """
+        return NodeKeyStatus(
+            fingerprint=public_key_fingerprint(self.public_key),
+            known_hosts_digest=known_hosts_digest(self.known_hosts))
+
+
 @attr.s(frozen=True, slots=True)
 class NodeState(object):
     """
@@ -422,6 +517,8 @@ class NodeState(object):
         (a builtin set: see :class:`Route` for why).
     :ivar links: ``PMap`` of application name to the ``PSet`` of
         :class:`Link` whose rules are installed in its container.
+    :ivar node_key: The :class:`NodeKeyStatus` of the installed node-to-node
+        key, or ``None`` if none is installed.
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -430,6 +527,8 @@ class NodeState(object):
     routes = attr.ib(default=frozenset(), converter=frozenset,
                      validator=_all_of_type(Route))
     links = attr.ib(default=pmap(), converter=pmap)
+    node_key = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(NodeKeyStatus)))
 
     def __attrs_post_init__(self):
         for name, application in self.applications.items():

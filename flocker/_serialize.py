@@ -13,7 +13,7 @@ from pyrsistent import pmap, pset
 
 from ._model import (
     Application, AttachedVolume, ClusterState, InvalidModel, Link,
-    NodeState, Port, RestartPolicy, Route, VolumeState,
+    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, VolumeState,
 )
 
 __all__ = [
@@ -161,6 +161,9 @@ def node_state_to_dict(state):
         "links": {name: sorted([l.local_port, l.remote_port, l.alias]
                                for l in links)
                   for name, links in sorted(state.links.items())},
+        "node_key": None if state.node_key is None else {
+            "fingerprint": state.node_key.fingerprint,
+            "known_hosts_digest": state.node_key.known_hosts_digest},
     }
 
 
@@ -184,7 +187,16 @@ def node_state_from_dict(data):
         links={name: pset(Link(local_port=l, remote_port=r, alias=a)
                                for l, r, a in links)
                for name, links in data.get("links", {}).items()},
+        node_key=_node_key_status(data.get("node_key")),
     )
+
+
+def _node_key_status(data):
+    # Absent from the reports of nodes older than the node key.
+    if data is None:
+        return None
+    return NodeKeyStatus(fingerprint=data["fingerprint"],
+                         known_hosts_digest=data["known_hosts_digest"])
 
 
 def cluster_state_to_dict(state):

@@ -198,7 +198,8 @@ from pyrsistent import pset as _pset  # noqa: E402
 from ._model import (  # noqa: E402
     Application as _Application, AttachedVolume as _AttachedVolume,
     ClusterState as _ClusterState, Deployment as _Deployment, Link as _Link,
-    Node as _Node, NodeState as _NodeState, Port as _Port,
+    Node as _Node, NodeKeyStatus as _NodeKeyStatus, NodeState as _NodeState,
+    Port as _Port,
     RestartPolicy as _RestartPolicy, Route as _Route,
     VolumeState as _VolumeState,
 )
@@ -490,8 +491,17 @@ def node_states(draw, address=None, max_applications=2):
     for name in apps:
         if draw(_BOOLEANS):
             links[name] = _pset(draw(_APPLICATIONS).links)
+    node_key = None
+    if draw(_BOOLEANS):
+        node_key = _NodeKeyStatus(
+            fingerprint="SHA256:" + draw(_st.text(
+                _string.ascii_letters + _string.digits + "+/", min_size=43,
+                max_size=43)),
+            known_hosts_digest=draw(_st.text("0123456789abcdef", min_size=64,
+                                             max_size=64)))
     return _NodeState(address=address, applications=apps, running=running,
-                      volumes=volumes, routes=routes, links=links)
+                      volumes=volumes, routes=routes, links=links,
+                      node_key=node_key)
 
 
 @_st.composite

@@ -8,6 +8,8 @@ from ._cluster import deploy_over_ssh, remote_agents, resolve_addresses
 from ._deploy import (
     DeployResult, LineObserver, deploy, format_summary, gather_states,
 )
+from ._nodekey import NodeKeyPair, load_node_key_pair, nodes_known_hosts
+from ._progress import TerminalProgress, is_live_terminal
 from ._remote import NodeStepFailed, RemoteNodeAgent
 from ._ssh import (
     AuthenticationFailed, HostKeyError, ICommandRunner, MemoryCommandRunner,
@@ -19,7 +21,9 @@ __all__ = [
     "deploy_over_ssh", "remote_agents", "resolve_addresses",
     "DeployResult", "LineObserver", "deploy", "format_summary",
     "gather_states", "NodeStepFailed", "RemoteNodeAgent",
+    "TerminalProgress", "is_live_terminal",
     "ICommandRunner", "SSHCommandRunner", "MemoryCommandRunner",
     "ssh_command_runner", "RemoteCommandFailed", "NodeUnreachable",
     "AuthenticationFailed", "HostKeyError", "SSHConfigurationError",
+    "NodeKeyPair", "load_node_key_pair", "nodes_known_hosts",
 ]

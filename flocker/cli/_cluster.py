@@ -74,7 +74,7 @@ def remote_agents(runner, resolved, command=None, lock=None):
 
 
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
-                    command=None, log=None):
+                    command=None, log=None, live=None, node_key=None):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -88,6 +88,13 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     :param command: The ``flocker-node`` program on the nodes, or ``None``.
     :param log: Callable given each eliot message the nodes send back (a
         ``dict``), or ``None`` to drop them.
+    :param live: A live view of the running plan, or ``None`` (see
+        :func:`flocker.cli._deploy.deploy`); it is told the volume
+        transfers' progress as the nodes send it.
+    :param node_key: The node-to-node ``NodeKeyPair`` (see
+        :func:`flocker.cli._nodekey.load_node_key_pair`) to install on the
+        nodes, with a known_hosts of the host keys ``runner`` verified; or
+        ``None`` to leave the nodes' keys as they are.
     :return: ``Deferred`` firing with a ``DeployResult``.
 
     Each node's calls go through one ``flocker-node serve`` session
@@ -108,7 +115,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         agents = remote_agents(runner, ips, command=command, lock=lock)
         d = DeferredContext(deploy(
             deployment, agents, dry_run=dry_run, write=write, addresses=ips,
-            clock=reactor, unreachable=failed))
+            clock=reactor, unreachable=failed, live=live,
+            node_key=node_key, host_keys=runner.host_keys))
 
         def release(outcome):
             # Only nodes that answered hold this deploy's lease.

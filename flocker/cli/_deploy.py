@@ -22,6 +22,7 @@ from .._change import (
 )
 from .._model import ClusterState
 from ..node._plan import plan_changes, skipped_applications
+from ._nodekey import nodes_known_hosts
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
            "format_summary"]
@@ -92,6 +93,28 @@ def gather_states(agents):
 
 
 @implementer(IChangeObserver)
+class _Observers(object):
+    """
+    Tells several observers, in order.
+    """
+
+    def __init__(self, observers):
+        self._observers = observers
+
+    def change_started(self, change):
+        for observer in self._observers:
+            observer.change_started(change)
+
+    def change_progress(self, change, sent, total):
+        for observer in self._observers:
+            observer.change_progress(change, sent, total)
+
+    def change_finished(self, change, failure, seconds, result=None):
+        for observer in self._observers:
+            observer.change_finished(change, failure, seconds, result)
+
+
+@implementer(IChangeObserver)
 class LineObserver(object):
     """
     Writes one line per finished change: node, what, time; and counts
@@ -109,6 +132,14 @@ class LineObserver(object):
         self._write = write
         self.changed = {}
         self.failed = {}
+
+    def change_started(self, change):
+        # One line per event means one per outcome: starts and progress
+        # would be noise in a log or a pipe.
+        pass
+
+    def change_progress(self, change, sent, total):
+        pass
 
     def change_finished(self, change, failure, seconds, result=None):
         node = getattr(change, "node", "cluster")
@@ -141,8 +172,25 @@ def _gather_unlocked(agents, clock, lock_wait):
     return d.addCallback(check, 0.0)
 
 
+def _desired_node_key(deployment, node_key, host_keys, addresses):
+    """
+    :return: The ``NodeKey`` the nodes should have, or ``None`` when there
+        is none to install or the client lacks a node's host key (the nodes
+        then keep what they have).
+    """
+    if node_key is None or host_keys is None:
+        return None
+    text, missing = nodes_known_hosts(
+        [node.address for node in deployment.nodes], addresses or {},
+        host_keys())
+    if missing:
+        return None
+    return node_key.node_key(text)
+
+
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
-           clock=None, unreachable=None, lock_wait=10.0):
+           clock=None, unreachable=None, lock_wait=10.0, live=None,
+           node_key=None, host_keys=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -150,7 +198,9 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param agents: Mapping of every deployment node's address to its
         ``INodeAgent``.
     :param bool dry_run: Plan only; change nothing.
-    :param write: Optional callable taking one line of progress text.
+    :param write: Optional callable taking one line of progress text (one
+        per finished change); with ``live``, its ``write_line``, so that the
+        lines appear above the live view.
     :param addresses: Optional mapping of node address to the IP address
         routes should use (resolved host names).
     :param clock: Optional ``IReactorTime`` for timing changes.
@@ -161,6 +211,17 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         deploy holds (needs ``clock``).  If some are still locked then,
         nothing is changed anywhere: the result lists them as unreachable
         with the reason.
+    :param live: ``None``, or a live view of the running plan (a
+        :class:`flocker.cli._progress.TerminalProgress`): an
+        ``IChangeObserver`` with ``start(plan)``, called when the plan
+        starts running, and ``stop()``, called when it ended (before the
+        returned ``Deferred`` fires).
+    :param node_key: The client's ``NodeKeyPair``, to install (with the
+        nodes' known_hosts) on every node where it is not current, before
+        any volume moves; ``None`` to leave node keys alone.
+    :param host_keys: With ``node_key``: a callable returning ``dict`` of
+        connected address (IP) to the host ``Key`` the client verified
+        there, called once every node reported.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
     """
@@ -178,18 +239,26 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
             unknown = frozenset(silent)
-            plan = plan_changes(deployment, state, addresses=addresses,
-                                unknown=unknown)
+            plan = plan_changes(
+                deployment, state, addresses=addresses, unknown=unknown,
+                node_key=_desired_node_key(deployment, node_key, host_keys,
+                                           addresses))
             skipped = skipped_applications(deployment, state, unknown)
             result = DeployResult(plan=plan, dry_run=dry_run,
                                   unreachable=silent, skipped=skipped)
             if dry_run or not leaves(plan):
                 return result
             observer = LineObserver(write)
-            ran = run_state_change(plan, agents, observer=observer,
-                                   clock=clock)
+            if live is None:
+                told = observer
+            else:
+                told = _Observers([observer, live])
+                live.start(plan)
+            ran = run_state_change(plan, agents, observer=told, clock=clock)
 
             def finished(_):
+                if live is not None:
+                    live.stop()
                 return attr.evolve(
                     result, changed=observer.changed,
                     failed={n: tuple(e) for n, e in observer.failed.items()})

@@ -10,7 +10,7 @@ from eliot import ActionType, Field, MessageType
 __all__ = [
     "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
     "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY", "CLUSTER_STATUS",
-    "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL",
+    "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL", "LOAD_NODE_KEY",
 ]
 
 ADDRESS = Field.for_types(
@@ -102,3 +102,14 @@ REMOTE_CALL = ActionType(
     [],
     "One operation of a remote node agent: a flocker-node subcommand run on "
     "the node.  The node continues this action's task.")
+
+_CREATED = Field.for_types(
+    "created", [bool], "Whether the key pair was made by this run.")
+_FINGERPRINT = Field.for_types(
+    "fingerprint", [str], "SHA256 fingerprint of the node-to-node key.")
+
+LOAD_NODE_KEY = ActionType(
+    "flocker:cli:load_node_key",
+    [PATH], [_CREATED, _FINGERPRINT],
+    "Read the node-to-node key pair, or make it (the private key is never "
+    "logged).")

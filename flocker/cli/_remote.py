@@ -19,8 +19,9 @@ from ..node._protocol import (
     MAXIMUM_SIZE_OPTION, PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME,
     REPORT, ROUTES_KEY, SET_ROUTES, START_APPLICATION, STOP_APPLICATION,
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
-    RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release,
-    decode_routes, encode_application, encode_bytes_sent, encode_routes,
+    RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
+    decode_routes, encode_application, encode_bytes_sent, encode_node_key,
+    encode_routes,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -118,7 +119,9 @@ class RemoteNodeAgent(object):
     """
     ``INodeAgent`` for a node reached through an ``ICommandRunner``; see the
     module documentation for the protocol.  Every failure is a
-    :class:`NodeStepFailed`.
+    :class:`NodeStepFailed`.  A volume transfer's ``progress`` is told the
+    figures the runner hands on (a session's progress lines; single calls
+    have none) and finished when the call ends.
 
     :ivar runner: The ``ICommandRunner`` provider.
     :ivar str address: The node's address.
@@ -144,11 +147,22 @@ class RemoteNodeAgent(object):
                  ADDRESS_OPTION, self.address] + locking + [subcommand]
                 + list(arguments))
 
-    def _call(self, step, subcommand, arguments=(), stdin=b"", parse=None):
+    def _call(self, step, subcommand, arguments=(), stdin=b"", parse=None,
+              progress=None):
         action = REMOTE_CALL(address=self.address, subcommand=subcommand)
         with action.context():
             argv = task_argv(self.argv(subcommand, arguments), action)
-            d = DeferredContext(self.runner.run(self.address, argv, stdin))
+            # Runners are only asked for progress when there is someone to
+            # tell, so runners written before it existed still serve.
+            reporting = ({} if progress is None
+                         else {"progress": progress.update})
+            d = DeferredContext(self.runner.run(self.address, argv, stdin,
+                                                **reporting))
+            if progress is not None:
+                def finished(result):
+                    progress.finish()
+                    return result
+                d.addBoth(finished)
 
             def parsed(stdout):
                 try:
@@ -203,20 +217,20 @@ class RemoteNodeAgent(object):
         return self._call("%s %s" % (CREATE_VOLUME, name), CREATE_VOLUME,
                           arguments)
 
-    def push_volume(self, name, target):
+    def push_volume(self, name, target, progress=None):
         return self._call("%s %s to %s" % (PUSH_VOLUME, name, target),
                           PUSH_VOLUME, [name, target],
-                          parse=decode_bytes_sent)
+                          parse=decode_bytes_sent, progress=progress)
 
-    def handoff_volume(self, name, target):
+    def handoff_volume(self, name, target, progress=None):
         return self._call("%s %s to %s" % (HANDOFF_VOLUME, name, target),
                           HANDOFF_VOLUME, [name, target],
-                          parse=decode_bytes_sent)
+                          parse=decode_bytes_sent, progress=progress)
 
-    def release_volume(self, name, target):
+    def release_volume(self, name, target, progress=None):
         return self._call("%s %s to %s" % (RELEASE_VOLUME, name, target),
                           RELEASE_VOLUME, [name, target],
-                          parse=decode_release)
+                          parse=decode_release, progress=progress)
 
     def acquire_volume(self, name, snapshot, node_id):
         return self._call("%s %s" % (ACQUIRE_VOLUME, name), ACQUIRE_VOLUME,
@@ -225,3 +239,9 @@ class RemoteNodeAgent(object):
     def set_routes(self, routes):
         return self._call(SET_ROUTES, SET_ROUTES,
                           stdin=encode_routes(routes))
+
+    def install_node_key(self, node_key):
+        # The key travels on standard input only: argument vectors are
+        # logged, standard input is counted, never logged.
+        return self._call(INSTALL_NODE_KEY, INSTALL_NODE_KEY,
+                          stdin=encode_node_key(node_key))

@@ -9,12 +9,15 @@ Docker and the pool before it does its work, about half a second on a small
 node, and a deploy makes several calls per node, some of them while an
 application is down for a move.  Through a session each call costs only its
 work.  The node's eliot messages come back over the session and are handed
-to the ``log`` callable, so one log holds the whole deploy.
+to the ``log`` callable, so one log holds the whole deploy; the progress of
+a volume transfer comes back as progress lines, handed to the ``progress``
+callable of the call that runs it.
 
 A node whose ``flocker-node`` has no sessions (it answers ``serve`` with a
 usage error) gets single calls instead, so the deploy still works.
 """
 
+from eliot import write_traceback
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, DeferredList, fail
 from zope.interface import implementer
@@ -76,10 +79,12 @@ class _Session(object):
         self._queued = []
         running.ended.addCallbacks(self._exited, self.fail_all)
 
-    def call(self, argv, stdin):
+    def call(self, argv, stdin, progress=None):
         """
         Send one call.
 
+        :param progress: ``None``, or a callable given ``(sent, total)``
+            for each of the call's progress lines.
         :return: ``Deferred`` firing with its standard output, failing with
             :class:`RemoteCommandFailed`, :class:`NodeUnreachable`, or
             :class:`_NoSessions` (nothing ran).
@@ -91,7 +96,7 @@ class _Session(object):
         except UnicodeDecodeError:
             return fail()
         answer = Deferred()
-        self._pending[identifier] = (answer, argv)
+        self._pending[identifier] = (answer, argv, progress)
         if self._running is None:
             self._queued.append(line)
         else:
@@ -111,10 +116,24 @@ class _Session(object):
                     self._log(value)
             elif kind == "answer":
                 self._answer(*value)
+            elif kind == "progress":
+                self._progress(*value)
+
+    def _progress(self, identifier, sent, total):
+        answer, argv, progress = self._pending.get(identifier,
+                                                   (None, None, None))
+        if progress is None:
+            return
+        try:
+            progress(sent, total)
+        except Exception:
+            # A broken display must not cost the session its other lines
+            # (answers among them).
+            write_traceback()
 
     def _answer(self, identifier, exit_code, stdout, stderr):
         self._answered = True
-        answer, argv = self._pending.pop(identifier, (None, None))
+        answer, argv, _ = self._pending.pop(identifier, (None, None, None))
         if answer is None:
             return
         if exit_code == 0:
@@ -150,7 +169,7 @@ class _Session(object):
         self.over = True
         self._ended(self)
         pending, self._pending = self._pending, {}
-        for answer, argv in pending.values():
+        for answer, argv, _ in pending.values():
             answer.errback(reason(argv))
         if not self.done.called:
             self.done.callback(None)
@@ -195,17 +214,17 @@ class SessionRunner(object):
         self._sessions = {}
         self._single_calls = set()
 
-    def _call(self, address, argv, stdin):
+    def _call(self, address, argv, stdin, progress):
         session = self._sessions.get(address)
         if session is not None and not session.over:
-            return session.call(argv, stdin)
+            return session.call(argv, stdin, progress)
         command = [self._command, PROTOCOL_OPTION, str(PROTOCOL_VERSION),
                    SERVE]
         session = _Session(address, command, self._log, self._forget)
         self._sessions[address] = session
         # The call is queued before the session starts: a start that fails
         # at once must fail it too.
-        answer = session.call(argv, stdin)
+        answer = session.call(argv, stdin, progress)
         starting = self._runner.start(address, command, session.received)
         starting.addCallbacks(session.opened, session.fail_all)
         return answer
@@ -214,14 +233,14 @@ class SessionRunner(object):
         if self._sessions.get(session.address) is session:
             del self._sessions[session.address]
 
-    def run(self, address, argv, stdin=b""):
+    def run(self, address, argv, stdin=b"", progress=None):
         argv = list(argv)
         if (not argv or argv[0] != self._command
                 or address in self._single_calls):
             return self._runner.run(address, argv, stdin)
         action = SSH_RUN(address=address, argv=argv, stdin_bytes=len(stdin))
         with action.context():
-            d = DeferredContext(self._call(address, argv, stdin))
+            d = DeferredContext(self._call(address, argv, stdin, progress))
 
             def no_sessions(reason):
                 reason.trap(_NoSessions)
@@ -238,6 +257,9 @@ class SessionRunner(object):
 
     def start(self, address, argv, received):
         return self._runner.start(address, argv, received)
+
+    def host_keys(self):
+        return self._runner.host_keys()
 
     def close_sessions(self):
         """

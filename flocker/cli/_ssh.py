@@ -924,6 +924,7 @@ class _ClientTransport(SSHClientTransport):
         self.stage = "key exchange"
         self.timed_out = None
         self.host_key = None
+        self.host_public_key = None
         self.lost = Deferred()
         self._agent = None
         self._userauth = None
@@ -950,6 +951,7 @@ class _ClientTransport(SSHClientTransport):
             self._host_key_error = e
             return fail(e)
         self.host_key = key_fingerprint(key)
+        self.host_public_key = key
         return succeed(True)
 
     def connectionSecure(self):
@@ -1051,6 +1053,7 @@ class _NodeConnection(object):
         self._transport = transport
         self._connection = connection
         self.host_key = transport.host_key
+        self.host_public_key = transport.host_public_key
 
     def execute(self, command, stdin):
         """
@@ -1202,7 +1205,7 @@ class ICommandRunner(Interface):
     Runs commands on cluster nodes.
     """
 
-    def run(address, argv, stdin=b""):
+    def run(address, argv, stdin=b"", progress=None):
         """
         Run a command on a node, its standard input fed with ``stdin`` and
         then closed.
@@ -1211,6 +1214,12 @@ class ICommandRunner(Interface):
         :param argv: Non-empty sequence of ``str``; each element arrives as
             one literal argument.
         :param bytes stdin: Data for the command's standard input.
+        :param progress: ``None``, or a callable given ``(sent, total)``
+            for each progress report of a volume transfer the command runs
+            (see the session protocol in :mod:`flocker.node._protocol`).
+            Only runners that carry such reports call it; for the others
+            (a single command's output has no room for them) it is never
+            called.
         :return: ``Deferred`` firing with the command's standard output
             (``bytes``) when it exits with status 0, or failing with
             :class:`RemoteCommandFailed` (it ran and failed),
@@ -1232,6 +1241,15 @@ class ICommandRunner(Interface):
             command has started, or failing with :class:`NodeUnreachable`,
             :class:`HostKeyError`, or ``TypeError``/``ValueError`` for an
             unusable ``argv``.
+        """
+
+    def host_keys():
+        """
+        The host keys of the nodes this runner connected to, each verified
+        against the operator's known hosts when it connected.
+
+        :return: ``dict`` of address (as given to :meth:`run`) to the host's
+            public :class:`Key`.
         """
 
     def close():
@@ -1294,8 +1312,9 @@ class SSHCommandRunner(object):
         self._connections = {}
         self._connecting = {}
         self._attempts = {}
+        self._host_keys = {}
 
-    def run(self, address, argv, stdin=b""):
+    def run(self, address, argv, stdin=b"", progress=None):
         try:
             command = quote_argv(argv)
             _check_stdin(stdin)
@@ -1400,6 +1419,9 @@ class SSHCommandRunner(object):
             self._attempts.pop(address, None)
             if not isinstance(result, Failure):
                 self._connections[address] = result
+                key = getattr(result, "host_public_key", None)
+                if key is not None:
+                    self._host_keys[address] = key
                 result.when_lost().addCallback(
                     lambda _: self._forget(address, result))
             for each in waiters:
@@ -1416,6 +1438,10 @@ class SSHCommandRunner(object):
     def _forget(self, address, connection):
         if self._connections.get(address) is connection:
             del self._connections[address]
+
+    def host_keys(self):
+        # Kept after the connections close: a deploy reads them at the end.
+        return dict(self._host_keys)
 
     def connected_addresses(self):
         """
@@ -1523,6 +1549,8 @@ class MemoryCommandRunner(object):
     :ivar started: ``list`` of ``(address, argv list)`` given to
         :meth:`start`, in order.
     :ivar unreachable: ``dict`` of address to the reason it is unreachable.
+    :ivar known_host_keys: ``dict`` of address to the host :class:`Key`
+        :meth:`host_keys` reports for it once a command ran there.
     """
 
     def __init__(self):
@@ -1531,7 +1559,14 @@ class MemoryCommandRunner(object):
         self.calls = []
         self.started = []
         self.unreachable = {}
+        self.known_host_keys = {}
         self.closed = 0
+
+    def host_keys(self):
+        reached = ({address for address, _, _ in self.calls}
+                   | {address for address, _ in self.started})
+        return {address: key for address, key in self.known_host_keys.items()
+                if address in reached}
 
     def add_handler(self, address, prefix, handler):
         """
@@ -1542,7 +1577,7 @@ class MemoryCommandRunner(object):
         self._handlers[(address, tuple(prefix))] = handler
 
 
-    def run(self, address, argv, stdin=b""):
+    def run(self, address, argv, stdin=b"", progress=None):
         try:
             quote_argv(argv)
             _check_stdin(stdin)

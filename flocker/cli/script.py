@@ -11,7 +11,10 @@ Modes (``flocker-deploy --help`` lists every option):
 ``flocker-deploy DEPLOYMENT_CONFIG APPLICATION_CONFIG``
     Converge the cluster: one line per change as it finishes (node, what,
     bytes sent for volume transfers, seconds), then a summary per node;
-    exit status 0 only if everything converged.
+    exit status 0 only if everything converged.  On a terminal a live block
+    under those lines shows what each node is doing and its volume
+    transfers' bytes, rate and time left (see
+    :mod:`flocker.cli._progress`); it is erased before the summary.
 ``--check``
     Validate both files and their cross-references without any network;
     errors as ``PATH:LINE:COL: message``.
@@ -23,6 +26,11 @@ Modes (``flocker-deploy --help`` lists every option):
     stopped, missing), ports, volume (size, newest snapshot, owner), links
     and its drift from the files; change nothing (the deploy lock is not
     taken).  Exit status 1 if a node did not report.
+
+Deploys (dry runs and ``--status`` excepted) also install the node-to-node
+SSH key (``--node-key FILE``, by default ``~/.flocker/node_key``, created on
+first use) on every node where it is not current; see "Node-to-node SSH" in
+the volumes documentation.
 
 Every run but ``--check`` writes one eliot log (``--log FILE``, by default
 under ``~/.flocker/logs/``) holding the whole run as one task tree, the
@@ -126,6 +134,12 @@ def _parser(stdout, stderr):
         help="known_hosts file checking the nodes' host keys (default: "
         "~/.ssh/known_hosts); unknown or changed keys stop the deploy")
     parser.add_argument(
+        "--node-key", metavar="FILE", default=None,
+        help="the nodes' node-to-node SSH key (ed25519, created if missing; "
+        "default: ~/.flocker/node_key): installed on every node with a "
+        "known_hosts of the host keys verified here, so nodes push volumes "
+        "to each other with it")
+    parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS",
         help="seconds allowed to connect to a node (default: 10)")
     parser.add_argument(
@@ -199,7 +213,17 @@ def _open_log(path):
     return open(path, "a")
 
 
-def _deploy(reactor, options, deployment, stdout, stderr):
+def _columns(stream):
+    """
+    :return: The width of the terminal ``stream`` is, 80 if it cannot tell.
+    """
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+def _deploy(reactor, options, deployment, stdout, stderr, environ):
     """
     Run the deploy (or dry run) over SSH.
 
@@ -208,6 +232,8 @@ def _deploy(reactor, options, deployment, stdout, stderr):
     from eliot import add_destinations, remove_destination, FileDestination
     from ._cluster import deploy_over_ssh
     from ._deploy import format_summary
+    from ._nodekey import load_node_key_pair
+    from ._progress import TerminalProgress, is_live_terminal
     from ._ssh import SSHConfigurationError, ssh_command_runner
 
     try:
@@ -216,6 +242,8 @@ def _deploy(reactor, options, deployment, stdout, stderr):
             known_hosts_path=options.known_hosts,
             connect_timeout=options.timeout,
             concurrency=options.concurrency)
+        node_key = (None if options.status else load_node_key_pair(
+            options.node_key, create=not options.dry_run))
     except SSHConfigurationError as e:
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
@@ -235,9 +263,14 @@ def _deploy(reactor, options, deployment, stdout, stderr):
     if options.status:
         return _status(reactor, options, deployment, runner, stdout,
                        destination, log)
+    live, lines = None, write
+    if not options.dry_run and is_live_terminal(stdout, environ):
+        live = TerminalProgress(reactor, stdout, width=_columns(stdout))
+        # Change lines must go above the block, or it would overwrite them.
+        lines = live.write_line
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
-                        write=write, command=options.node_command,
-                        log=destination)
+                        write=lines, command=options.node_command,
+                        log=destination, live=live, node_key=node_key)
 
     def report(result):
         if options.dry_run:
@@ -316,7 +349,7 @@ def prepare(argv, stdout, stderr):
     return None, options, deployment
 
 
-def main(reactor, argv, stdout, stderr):
+def main(reactor, argv, stdout, stderr, environ=None):
     """
     Run ``flocker-deploy``.
 
@@ -325,6 +358,9 @@ def main(reactor, argv, stdout, stderr):
     :param argv: The arguments, without the program name.
     :param stdout: Text stream for results.
     :param stderr: Text stream for problems.
+    :param environ: The process environment (``TERM`` says whether a
+        terminal ``stdout`` gets the live view), or ``None`` for
+        ``os.environ``.
     :return: The exit status, or a ``Deferred`` firing with it when nodes
         are reached: 0 on success (the cluster converged), 1 for invalid
         configuration or a deploy that did not converge, 2 for a bad
@@ -333,7 +369,8 @@ def main(reactor, argv, stdout, stderr):
     status, options, deployment = prepare(argv, stdout, stderr)
     if status is not None:
         return status
-    return _deploy(reactor, options, deployment, stdout, stderr)
+    return _deploy(reactor, options, deployment, stdout, stderr,
+                   os.environ if environ is None else environ)
 
 
 def flocker_deploy_main():
@@ -349,7 +386,7 @@ def flocker_deploy_main():
 
     def run(reactor):
         d = maybeDeferred(_deploy, reactor, options, deployment, sys.stdout,
-                          sys.stderr)
+                          sys.stderr, os.environ)
 
         def exit_with(code):
             if code:

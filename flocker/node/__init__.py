@@ -14,6 +14,7 @@ _LOCATIONS = {
     "INodeAgent": "_agent",
     "CreateVolume": "_changes",
     "HandoffVolume": "_changes",
+    "InstallNodeKey": "_changes",
     "PushVolume": "_changes",
     "SetRoutes": "_changes",
     "StartApplication": "_changes",
@@ -40,6 +41,7 @@ _LOCATIONS = {
     "DeployLock": "_lock",
     "LockHeld": "_lock",
     "PHASES": "_plan",
+    "KEY_PHASE": "_plan",
     "plan_changes": "_plan",
     "skipped_applications": "_plan",
 }
@@ -62,12 +64,12 @@ def __dir__():
 __all__ = [
     "INodeAgent", "LocalNodeAgent", "FakeCluster", "FakeNodeAgent",
     "link_environment", "DeployLock", "LockHeld",
-    "CreateVolume", "HandoffVolume", "PushVolume", "SetRoutes",
-    "StartApplication", "StopApplication",
+    "CreateVolume", "HandoffVolume", "InstallNodeKey", "PushVolume",
+    "SetRoutes", "StartApplication", "StopApplication",
     "ConfigurationError", "ConfigurationErrors", "deployment_to_yaml",
     "load_configuration", "parse_configuration",
     "IDockerClient", "DockerClient", "FakeDockerClient", "Unit",
     "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
     "AlreadyExists", "ContainerNotFound",
-    "PHASES", "plan_changes", "skipped_applications",
+    "PHASES", "KEY_PHASE", "plan_changes", "skipped_applications",
 ]

@@ -36,6 +36,15 @@ class INodeAgent(Interface):
     """
     Operations on one node.  Every method returns a ``Deferred``; every
     method is idempotent, so an interrupted deploy can simply be run again.
+
+    The volume transfers (``push_volume``, ``handoff_volume``,
+    ``release_volume``) take an optional ``progress`` object, the same kind
+    the volume service's ``push`` takes: its ``update(sent, total)`` is
+    called with the bytes sent so far and the bytes to send in all
+    (``None`` when unknown), its ``finish()`` once sending stopped.  An
+    agent may call ``update`` any number of times, none included (nothing
+    to send, or a node that cannot tell), so callers use it for display
+    only; the result is what counts.
     """
 
     def report():
@@ -75,27 +84,35 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
-    def push_volume(name, target):
+    def push_volume(name, target, progress=None):
         """
         Copy the volume's current data to node ``target`` without giving up
         ownership (the pre-copy of a move, while the application runs).
 
         :param str name: Volume name.
         :param str target: Address of the receiving node.
+        :param progress: ``None``, or an object told how far the data
+            went: ``update(sent, total)`` as it is sent (``total`` may be
+            ``None`` when unknown) and ``finish()`` when it stopped; see
+            the interface documentation.
         :return: ``Deferred`` firing with the number of bytes sent.
         """
 
-    def handoff_volume(name, target):
+    def handoff_volume(name, target, progress=None):
         """
         Send the last increment to ``target`` and make it the volume's owner;
         this node keeps a non-owned copy.  The application must be stopped.
 
         :param str name: Volume name.
         :param str target: Address of the new owner.
+        :param progress: ``None``, or an object told how far the data
+            went: ``update(sent, total)`` as it is sent (``total`` may be
+            ``None`` when unknown) and ``finish()`` when it stopped; see
+            the interface documentation.
         :return: ``Deferred`` firing with the number of bytes sent.
         """
 
-    def release_volume(name, target):
+    def release_volume(name, target, progress=None):
         """
         The first half of a hand-off: send the last increment to ``target``
         and give up ownership to it, without making it the owner yet (its
@@ -105,6 +122,10 @@ class INodeAgent(Interface):
 
         :param str name: Volume name.
         :param str target: Address of the new owner.
+        :param progress: ``None``, or an object told how far the data
+            went: ``update(sent, total)`` as it is sent (``total`` may be
+            ``None`` when unknown) and ``finish()`` when it stopped; see
+            the interface documentation.
         :return: ``Deferred`` firing with a :class:`VolumeRelease`.
         """
 
@@ -126,5 +147,16 @@ class INodeAgent(Interface):
         Make the node's routes exactly ``routes``.
 
         :param routes: ``frozenset`` of ``Route``.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
+    def install_node_key(node_key):
+        """
+        Install the node-to-node SSH key: the private key and the known_hosts
+        file this node's pushes use, and the one marked ``authorized_keys``
+        line letting the other nodes in with it (for volume transfers only).
+        Afterwards :meth:`report` gives ``node_key.status()``.
+
+        :param NodeKey node_key: The key and the nodes' known_hosts.
         :return: ``Deferred`` firing with ``None``.
         """

@@ -6,13 +6,13 @@ operation of that node's ``INodeAgent``.
 import attr
 from zope.interface import implementer
 
-from .._change import IStateChange
+from .._change import IStateChange, ITransfer
 from .._context import in_current_action
-from .._model import Application
+from .._model import Application, NodeKey
 
 __all__ = [
     "CreateVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "SetRoutes", "describe_size",
+    "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
 ]
 
 
@@ -28,6 +28,12 @@ def describe_size(value):
             return ("%d %s" % (value, unit) if unit == "B"
                     else "%.1f %s" % (value, unit))
         value /= 1024.0
+
+
+def _reporting(progress):
+    # Agents are asked for progress only when someone listens, so agents
+    # written before transfers reported any still serve.
+    return {} if progress is None else {"progress": progress}
 
 
 def _sent(value):
@@ -67,7 +73,7 @@ class CreateVolume(object):
         return "%s: create volume %s%s" % (self.node, self.name, quota)
 
 
-@implementer(IStateChange)
+@implementer(ITransfer)
 @attr.s(frozen=True, slots=True)
 class PushVolume(object):
     """
@@ -84,8 +90,9 @@ class PushVolume(object):
     target = attr.ib()
     estimated_bytes = attr.ib(default=None)
 
-    def run(self, agents):
-        return agents[self.node].push_volume(self.name, self.target)
+    def run(self, agents, progress=None):
+        return agents[self.node].push_volume(self.name, self.target,
+                                             **_reporting(progress))
 
     def describe(self):
         return "%s: push volume %s to %s (about %s, application running)" % (
@@ -118,7 +125,7 @@ class StopApplication(object):
         return "%s: stop application %s" % (self.node, self.name)
 
 
-@implementer(IStateChange)
+@implementer(ITransfer)
 @attr.s(frozen=True, slots=True)
 class HandoffVolume(object):
     """
@@ -133,13 +140,14 @@ class HandoffVolume(object):
     name = attr.ib()
     target = attr.ib()
 
-    def run(self, agents):
+    def run(self, agents, progress=None):
         # In two calls, the second on the target, rather than one call on
         # the source that reaches the target itself: the caller usually
         # holds a session with the target already, the source would have
         # to start a process there while the application is down.
         target = agents[self.target]
-        d = agents[self.node].release_volume(self.name, self.target)
+        d = agents[self.node].release_volume(self.name, self.target,
+                                             **_reporting(progress))
 
         def acquire(release):
             acquired = target.acquire_volume(self.name, release.snapshot,
@@ -201,3 +209,27 @@ class SetRoutes(object):
                           for r in sorted(self.routes,
                                           key=lambda r: (r.port, r.address)))
         return "%s: set routes %s" % (self.node, shown)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class InstallNodeKey(object):
+    """
+    Install the node-to-node SSH key and the nodes' known_hosts on ``node``
+    (see :meth:`flocker.node.INodeAgent.install_node_key`).  Its ``repr`` and
+    description name the key by its fingerprint only.
+
+    :ivar str node: Node address.
+    :ivar NodeKey key: What to install.
+    """
+    node = attr.ib()
+    key = attr.ib(validator=attr.validators.instance_of(NodeKey))
+
+    def run(self, agents):
+        return agents[self.node].install_node_key(self.key)
+
+    def describe(self):
+        hosts = len(self.key.known_hosts.splitlines())
+        return "%s: install node-to-node SSH key %s (known hosts: %d node%s)" % (
+            self.node, self.key.status().fingerprint, hosts,
+            "" if hosts == 1 else "s")

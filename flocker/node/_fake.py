@@ -7,14 +7,16 @@ enforces the same rules a real node does: an application with a volume only
 starts where its volume is owned, a volume is only pushed or handed off by
 its owner, and a hand-off is refused while the application still runs.
 Volume contents are modelled as an opaque value that moves with pushes, so
-tests can check that no data is lost.
+tests can check that no data is lost.  A cluster given a clock and a rate
+takes time to send them (one byte per character), reporting progress as it
+goes, so live views can be tested too.
 """
 
 from itertools import count
 
 import attr
 
-from twisted.internet.defer import fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
 from .._model import ClusterState, NodeState, VolumeState
@@ -119,11 +121,13 @@ class FakeNodeAgent(object):
             snapshots=mine.snapshots)))
         return sent
 
-    def push_volume(self, name, target):
-        return self._do("push_volume", lambda: self._send(name, target),
-                        name, target)
+    def push_volume(self, name, target, progress=None):
+        def push():
+            sent = self._send(name, target)
+            return self.cluster.transfer(sent, progress, sent)
+        return self._do("push_volume", push, name, target)
 
-    def handoff_volume(self, name, target):
+    def handoff_volume(self, name, target, progress=None):
         def handoff():
             if name in self.state.running:
                 raise FakeNodeError("volume %s is in use on %s" % (
@@ -138,10 +142,10 @@ class FakeNodeAgent(object):
             other._set(volumes=other.state.volumes.set(name, VolumeState(
                 name=name, owned=True, size=theirs.size,
                 snapshots=theirs.snapshots)))
-            return sent
+            return self.cluster.transfer(sent, progress, sent)
         return self._do("handoff_volume", handoff, name, target)
 
-    def release_volume(self, name, target):
+    def release_volume(self, name, target, progress=None):
         def release():
             volume = self.state.volumes.get(name)
             theirs = self.cluster.agents[target].state.volumes.get(name)
@@ -159,10 +163,15 @@ class FakeNodeAgent(object):
             volume = self.state.volumes[name]
             self._set(volumes=self.state.volumes.set(
                 name, attr.evolve(volume, owned=False)))
-            return VolumeRelease(bytes_sent=sent,
-                                 snapshot=volume.snapshots[-1],
-                                 node_id=target)
+            return self.cluster.transfer(sent, progress, VolumeRelease(
+                bytes_sent=sent, snapshot=volume.snapshots[-1],
+                node_id=target))
         return self._do("release_volume", release, name, target)
+
+    def install_node_key(self, node_key):
+        def install():
+            self._set(node_key=node_key.status())
+        return self._do("install_node_key", install, node_key)
 
     def acquire_volume(self, name, snapshot, node_id):
         def acquire():
@@ -199,12 +208,64 @@ class FakeCluster(object):
     :ivar failures: ``set`` of ``(address, method name)`` that fail.
     """
 
-    def __init__(self, addresses):
+    #: Seconds between two progress reports of a transfer that takes time.
+    progress_step = 0.1
+
+    def __init__(self, addresses, clock=None, bytes_per_second=None):
+        """
+        :param addresses: The nodes' addresses.
+        :param clock: ``IReactorTime`` provider, or ``None``: transfers are
+            done at once.
+        :param bytes_per_second: With ``clock``: how fast volumes are sent,
+            so that a transfer's answer comes after its data would have
+            been sent.
+        """
         self.snapshots = count(1)
         self.failures = set()
         self.agents = {}
+        self._clock = clock
+        self._rate = bytes_per_second
         for address in addresses:
             self.agents[address] = FakeNodeAgent(self, address)
+
+    def transfer(self, sent, progress, result):
+        """
+        Send ``sent`` bytes: tell ``progress`` (if any) how it goes and give
+        ``result`` once done.  The nodes' states have changed already; only
+        the answer takes the transfer's time.
+
+        :param int sent: Bytes to send.
+        :param progress: ``None``, or an ``INodeAgent`` progress object.
+        :param result: What the transfer answers with.
+        :return: ``result``, or a ``Deferred`` firing with it once the
+            cluster's clock has moved on by the transfer's time.
+        """
+        if self._clock is None or not self._rate or not sent:
+            if progress is not None:
+                progress.update(sent, sent)
+                progress.finish()
+            return result
+        done = Deferred()
+        started = self._clock.seconds()
+        duration = float(sent) / self._rate
+
+        def step():
+            elapsed = self._clock.seconds() - started
+            # Float sums of steps may fall short of the duration by a
+            # rounding error; waiting that out could schedule for "now".
+            if elapsed >= duration - 1e-6:
+                if progress is not None:
+                    progress.update(sent, sent)
+                    progress.finish()
+                done.callback(result)
+                return
+            if progress is not None:
+                progress.update(min(sent, int(round(elapsed * self._rate))),
+                                sent)
+            self._clock.callLater(min(self.progress_step, duration - elapsed),
+                                  step)
+        step()
+        return done
 
     def state(self):
         """

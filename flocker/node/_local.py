@@ -6,14 +6,16 @@ per invocation and calls the method its subcommand names.
 
 from eliot import current_action
 from eliot.twisted import DeferredContext
-from twisted.internet.defer import FirstError, gatherResults, inlineCallbacks
+from twisted.internet.defer import (
+    FirstError, gatherResults, inlineCallbacks, maybeDeferred,
+)
 from zope.interface import implementer
 
 from .._model import NodeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
-    NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT,
+    NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
@@ -59,13 +61,17 @@ class LocalNodeAgent(object):
     :ivar docker: ``IDockerClient`` provider for this node's daemon.
     :ivar volumes: ``IVolumeService`` provider for this node's pool.
     :ivar routes: ``IRouteManager`` provider for this node's rules.
+    :ivar node_keys: The node's ``NodeKeyStore`` (see
+        :mod:`flocker.volume._nodekey`), or ``None`` for a node that keeps
+        no node key (it reports none and refuses to install one).
     """
 
-    def __init__(self, address, docker, volumes, routes):
+    def __init__(self, address, docker, volumes, routes, node_keys=None):
         self.address = address
         self.docker = docker
         self.volumes = volumes
         self.routes = routes
+        self.node_keys = node_keys
 
     def _action(self, action_type, generator, **fields):
         action = action_type(address=self.address, **fields)
@@ -95,7 +101,9 @@ class LocalNodeAgent(object):
                 applications={unit.name: unit.application for unit in units},
                 running=running,
                 volumes={volume.name: volume for volume in volumes},
-                routes=frozenset(routes), links=links)
+                routes=frozenset(routes), links=links,
+                node_key=(None if self.node_keys is None
+                          else self.node_keys.status()))
         return self._action(NODE_REPORT, report)
 
     def start_application(self, application):
@@ -146,28 +154,29 @@ class LocalNodeAgent(object):
         return self._action(NODE_CREATE_VOLUME, create,
                             volume=name)
 
-    def push_volume(self, name, target):
+    def push_volume(self, name, target, progress=None):
         @inlineCallbacks
         def push():
-            result = yield self.volumes.push(name, target)
+            result = yield self.volumes.push(name, target, progress)
             current_action().add_success_fields(bytes=result.bytes_sent)
             return result.bytes_sent
         return self._action(NODE_PUSH_VOLUME, push, volume=name,
                             target=target)
 
-    def handoff_volume(self, name, target):
+    def handoff_volume(self, name, target, progress=None):
         @inlineCallbacks
         def handoff():
-            result = yield self.volumes.handoff(name, target)
+            result = yield self.volumes.handoff(name, target, progress)
             current_action().add_success_fields(bytes=result.bytes_sent)
             return result.bytes_sent
         return self._action(NODE_HANDOFF_VOLUME, handoff,
                             volume=name, target=target)
 
-    def release_volume(self, name, target):
+    def release_volume(self, name, target, progress=None):
         @inlineCallbacks
         def release():
-            result = yield self.volumes.handoff(name, target, acquire=False)
+            result = yield self.volumes.handoff(name, target, progress,
+                                                acquire=False)
             current_action().add_success_fields(bytes=result.bytes_sent,
                                                 snapshot=result.snapshot)
             return VolumeRelease(bytes_sent=result.bytes_sent,
@@ -190,3 +199,13 @@ class LocalNodeAgent(object):
             yield self.routes.set_routes(frozenset(routes))
         return self._action(NODE_SET_ROUTES, set_routes,
                             routes=len(routes))
+
+    def install_node_key(self, node_key):
+        def install():
+            if self.node_keys is None:
+                raise ValueError("this node keeps no node key")
+            self.node_keys.install(node_key)
+        return self._action(
+            NODE_INSTALL_KEY, lambda: maybeDeferred(install),
+            fingerprint=node_key.status().fingerprint,
+            known_hosts_lines=len(node_key.known_hosts.splitlines()))

@@ -18,7 +18,7 @@ __all__ = [
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
-    "NODE_SET_ROUTES",
+    "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
 ]
 
 _SOCKET = Field.for_types(
@@ -167,3 +167,15 @@ NODE_SET_ROUTES = ActionType(
     "flocker:node:set_routes",
     [_ADDRESS, _ROUTES], [],
     "Make this node's routes exactly the given ones.")
+
+_FINGERPRINT = Field.for_types(
+    "fingerprint", [str], "SHA256 fingerprint of the node-to-node SSH key.")
+_KNOWN_HOSTS_LINES = Field.for_types(
+    "known_hosts_lines", [int],
+    "Number of lines of the nodes' known_hosts file.")
+
+NODE_INSTALL_KEY = ActionType(
+    "flocker:node:install_node_key",
+    [_ADDRESS, _FINGERPRINT, _KNOWN_HOSTS_LINES], [],
+    "Install the node-to-node SSH key, its known_hosts file and its "
+    "authorized_keys line (the private key is never logged).")

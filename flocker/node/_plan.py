@@ -2,9 +2,11 @@
 The planner: a pure function from the desired deployment and the cluster's
 current state to the tree of state changes that converges the cluster.
 
-The plan runs in four phases, one after the other; inside a phase every node
-works at once, and a node's changes in a phase run in order::
+The plan runs in up to five phases, one after the other; inside a phase every
+node works at once, and a node's changes in a phase run in order::
 
+    0. keys      install the node-to-node SSH key and the nodes' known_hosts
+                 where the installed ones differ (pushes below use them)
     1. prepare   create new volumes; pre-copy moving volumes while their
                  applications still run
     2. stop      stop applications that move away, changed, or were removed
@@ -24,15 +26,18 @@ state gives an empty plan.
 from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
-    CreateVolume, HandoffVolume, PushVolume, SetRoutes, StartApplication,
-    StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetRoutes,
+    StartApplication, StopApplication,
 )
 
-__all__ = ["plan_changes", "skipped_applications", "PHASES"]
+__all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE"]
 
 #: The labels of the plan's phases, in the order they run.
 PHASES = ("prepare volumes", "stop applications", "hand off volumes",
           "update routes and start applications")
+
+#: The label of the phase before :data:`PHASES`, installing node keys.
+KEY_PHASE = "install node keys"
 
 
 def _latest_snapshot(volume):
@@ -66,7 +71,7 @@ def _plan_volume(name, application, target, owners, copies, phases):
     if owner is None:
         held = copies.get(name, {})
         if not held:
-            phases[0].append(CreateVolume(
+            phases[1].append(CreateVolume(
                 node=target, name=name,
                 maximum_size=application.volume.maximum_size))
             return None
@@ -77,7 +82,7 @@ def _plan_volume(name, application, target, owners, copies, phases):
         # the one to revive; the target wins ties to avoid a needless push.
         source = max(sorted(held),
                      key=lambda a: (_latest_snapshot(held[a]), a == target))
-        phases[0].append(CreateVolume(node=source, name=name,
+        phases[1].append(CreateVolume(node=source, name=name,
                                       maximum_size=application.volume.maximum_size,
                                       from_copy=True))
         if source == target:
@@ -89,10 +94,10 @@ def _plan_volume(name, application, target, owners, copies, phases):
     target_copy = copies.get(name, {}).get(target)
     shared = (target_copy is not None and
               set(target_copy.snapshots) & set(volume.snapshots))
-    phases[0].append(PushVolume(
+    phases[1].append(PushVolume(
         node=source, name=name, target=target,
         estimated_bytes=None if shared else volume.size))
-    phases[2].append(HandoffVolume(node=source, name=name, target=target))
+    phases[3].append(HandoffVolume(node=source, name=name, target=target))
     return source
 
 
@@ -126,7 +131,7 @@ def skipped_applications(deployment, cluster_state, unknown):
 
 
 def plan_changes(deployment, cluster_state, addresses=None,
-                 unknown=frozenset()):
+                 unknown=frozenset(), node_key=None):
     """
     Plan the changes that make ``cluster_state`` match ``deployment``.
 
@@ -140,6 +145,11 @@ def plan_changes(deployment, cluster_state, addresses=None,
     :param unknown: Addresses of nodes that did not report: nothing is
         planned on them, and applications that depend on them are left as
         they are (see :func:`skipped_applications`).
+    :param node_key: The ``NodeKey`` every node should have installed, or
+        ``None`` to leave the nodes' keys alone.  It is installed on each
+        node whose report differs, first; not while some node did not
+        report (its host key would be missing from the known_hosts, and the
+        nodes keep what they had meanwhile).
     :return: An ``IStateChange`` tree; an empty ``Sequentially`` when the
         cluster has converged.  Equal inputs give equal plans.
     """
@@ -149,9 +159,18 @@ def plan_changes(deployment, cluster_state, addresses=None,
     def ip(address):
         return addresses.get(address, address)
 
-    phases = [[] for _ in PHASES]
+    labels = (KEY_PHASE,) + PHASES
+    phases = [[] for _ in labels]
     starts = []
     owners, copies = _volume_holders(cluster_state)
+
+    if node_key is not None and not unknown:
+        wanted = node_key.status()
+        for node in sorted(deployment.nodes, key=lambda n: n.address):
+            current = cluster_state.nodes.get(node.address)
+            if current is None or current.node_key != wanted:
+                phases[0].append(InstallNodeKey(node=node.address,
+                                                key=node_key))
 
     containers = {}
     for address, node in cluster_state.nodes.items():
@@ -180,14 +199,14 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 must_stop.add(address)
         for address in sorted(must_stop):
             if any(address == a for a, _, _ in containers.get(name, ())):
-                phases[1].append(StopApplication(node=address, name=name))
+                phases[2].append(StopApplication(node=address, name=name))
         if start:
             starts.append(StartApplication(node=target,
                                               application=application))
 
     for name in sorted(set(containers) - set(placements)):
         for address, _, _ in containers[name]:
-            phases[1].append(StopApplication(node=address, name=name))
+            phases[2].append(StopApplication(node=address, name=name))
 
     # Every node routes every other node's external ports; computed as set
     # differences of one cluster-wide set so the cost stays linear.
@@ -210,14 +229,14 @@ def plan_changes(deployment, cluster_state, addresses=None,
         # without comparing its routes one by one; equal hashes are then
         # confirmed exactly.
         if hash(wanted) != hash(installed) or wanted != installed:
-            phases[3].append(SetRoutes(node=node.address, routes=wanted))
+            phases[4].append(SetRoutes(node=node.address, routes=wanted))
 
-    phases[3].extend(starts)
+    phases[4].extend(starts)
 
     # Phases and nodes are always explicit groups (never collapsed), so the
     # printed tree shows each phase and each node's part of it.
     steps = []
-    for label, changes in zip(PHASES, phases):
+    for label, changes in zip(labels, phases):
         if not changes:
             continue
         per_node = {}

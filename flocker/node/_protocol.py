@@ -54,6 +54,8 @@ options; then standard input; then standard output on success):
     ``acquire-volume NAME SNAPSHOT NODEID``; stdin empty; stdout ignored.
 ``set_routes(routes)``
     ``set-routes``; stdin a route table (below); stdout ignored.
+``install_node_key(node_key)``
+    ``install-node-key``; stdin a node key (below); stdout ignored.
 
 ``NAME`` is an application (= volume) name; ``TARGET`` the address of the node
 receiving the volume; ``BYTES`` a positive decimal integer, omitted for no
@@ -80,6 +82,12 @@ release
 route table
     ``{"routes": [{"port": P, "address": A}…]}`` sorted by port then
     address: the node's complete set of routes (an empty list removes all).
+node key
+    ``{"private_key": OPENSSH PRIVATE KEY TEXT, "public_key": "ssh-ed25519
+    AAAA…", "known_hosts": TEXT}``: the node-to-node SSH key and the
+    known_hosts file the nodes check each other's host keys against.  The
+    report carries only ``"node_key": {"fingerprint", "known_hosts_digest"}``
+    (or ``null``), never the private key.
 
 Sessions: many calls through one process
 -----------------------------------------
@@ -99,6 +107,26 @@ requests' ``--eliot-task`` options place them in the client's task tree).
 End of input ends the session once every request has been answered (exit
 status 0).  A line that is not a request is answered with ``"id": null``,
 exit status 2 and the reason.
+
+While a ``push-volume``, ``handoff-volume`` or ``release-volume`` request
+sends data, progress lines say how far it got::
+
+    {"id": N, "progress": {"volume": NAME, "target": TARGET, "sent": BYTES,
+                           "total": BYTES or null}}
+
+``sent`` is the number of bytes sent so far by the request ``N`` (an
+integer >= 0, never decreasing within one transfer), ``total`` what the
+whole transfer will send, or ``null`` when the node does not know (an
+incremental send).  A node sends at most one progress line per transfer
+every :data:`PROGRESS_INTERVAL` seconds, and a last one with the final
+figures before the answer.  Progress lines are not eliot messages: they are
+not logged (on either side), they only feed a live view.  Single calls
+(outside a session) send none.
+
+A client ignores every line it does not know (a progress line for a
+request it did not ask progress for, whatever a login script printed, line
+kinds of later versions); an older client sees a progress line as such a
+line.
 
 Exit status: 0 when the operation is done (every subcommand is idempotent);
 otherwise non-zero (1 operation failed, 2 bad usage, 3 protocol version not
@@ -120,7 +148,8 @@ __all__ = [
     "ELIOT_TASK_OPTION", "DEFAULT_NODE_COMMAND",
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
     "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
-    "SET_ROUTES", "SUBCOMMANDS", "encode_release", "decode_release",
+    "SET_ROUTES", "INSTALL_NODE_KEY", "SUBCOMMANDS", "encode_release",
+    "decode_release", "encode_node_key", "decode_node_key",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
     "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL", "EXIT_LOCKED",
     "LOCK_OPTION", "RELEASE_LOCK",
@@ -128,7 +157,8 @@ __all__ = [
     "encode_routes", "decode_routes",
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
     "SERVE", "encode_request", "decode_request", "encode_response",
-    "decode_session_line", "encode_log",
+    "decode_session_line", "encode_log", "encode_progress",
+    "PROGRESS_INTERVAL",
 ]
 
 #: Option a remote command accepts right after ``argv[0]``, followed by a
@@ -158,12 +188,18 @@ HANDOFF_VOLUME = "handoff-volume"
 SET_ROUTES = "set-routes"
 RELEASE_VOLUME = "release-volume"
 ACQUIRE_VOLUME = "acquire-volume"
+INSTALL_NODE_KEY = "install-node-key"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES)
+               SET_ROUTES, INSTALL_NODE_KEY)
 
 #: Subcommand starting a session (many calls through one process).
 SERVE = "serve"
+
+#: Least seconds between two progress lines of one transfer in a session
+#: (plus the final one): enough for a live view, little enough that a
+#: session's output is mostly answers.
+PROGRESS_INTERVAL = 0.25
 
 #: Option of ``create-volume`` giving the quota in bytes.
 MAXIMUM_SIZE_OPTION = "--maximum-size"
@@ -229,6 +265,35 @@ def decode_routes(data):
             document.get(ROUTES_KEY), list):
         raise SerializationError('expected {"routes": [...]}')
     return frozenset(route_from_dict(entry) for entry in document[ROUTES_KEY])
+
+
+def encode_node_key(node_key):
+    """
+    :param NodeKey node_key: The node-to-node key to install.
+    :return: The node key document (``bytes``).
+    """
+    return dumps({"private_key": node_key.private_key,
+                  "public_key": node_key.public_key,
+                  "known_hosts": node_key.known_hosts}).encode("utf-8")
+
+
+def decode_node_key(data):
+    """
+    :param bytes data: A node key document.
+    :return: The ``NodeKey``.
+    :raises SerializationError: If it is not one (the message never quotes
+        the private key).
+    """
+    from .._model import InvalidModel, NodeKey
+    document = loads(data)
+    if not isinstance(document, dict) or set(document) != {
+            "private_key", "public_key", "known_hosts"}:
+        raise SerializationError("expected {\"private_key\", \"public_key\", "
+                                 "\"known_hosts\"}")
+    try:
+        return NodeKey(**document)
+    except InvalidModel as e:
+        raise SerializationError("not a node key: %s" % (e,))
 
 
 def encode_bytes_sent(count):
@@ -351,12 +416,47 @@ def encode_log(message):
                        separators=(",", ":")) + "\n").encode("utf-8")
 
 
+def encode_progress(identifier, volume, target, sent, total):
+    """
+    :param int identifier: The id of the request sending data.
+    :param str volume: The volume being sent.
+    :param str target: The node receiving it.
+    :param int sent: Bytes sent so far.
+    :param total: Bytes the transfer will send in all, or ``None`` if
+        unknown.
+    :return: The progress line (``bytes``, newline included).
+    """
+    return _line({"id": identifier, "progress": {
+        "volume": volume, "target": target, "sent": sent, "total": total}})
+
+
+def _count(value):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and value >= 0)
+
+
+def _progress(document):
+    """
+    :return: ``("progress", (id, sent, total))`` for a well-formed progress
+        line, else ``(None, None)``.
+    """
+    progress, identifier = document["progress"], document.get("id")
+    if not isinstance(progress, dict) or not _count(identifier):
+        return None, None
+    sent, total = progress.get("sent"), progress.get("total")
+    if not _count(sent) or not (total is None or _count(total)):
+        return None, None
+    return "progress", (identifier, sent, total)
+
+
 def decode_session_line(line):
     """
     :param bytes line: A line from a session's standard output.
     :return: ``("answer", (id, exit, stdout bytes, stderr bytes))``,
-        ``("eliot", message dict)``, or ``(None, None)`` for a line that is
-        neither (whatever a login script printed).
+        ``("eliot", message dict)``, ``("progress", (id, sent, total))``,
+        or ``(None, None)`` for a line that is none of them (whatever a
+        login script printed, a malformed progress line, a kind of line
+        this version does not know).
     """
     try:
         document = loads(line)
@@ -366,6 +466,8 @@ def decode_session_line(line):
         return None, None
     if isinstance(document.get("eliot"), dict):
         return "eliot", document["eliot"]
+    if "progress" in document:
+        return _progress(document)
     exit_code = document.get("exit")
     stdout, stderr = document.get("stdout"), document.get("stderr")
     if (isinstance(exit_code, int) and not isinstance(exit_code, bool)

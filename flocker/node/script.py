@@ -38,7 +38,7 @@ from ._protocol import (
     HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
     SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
-    encode_release,
+    encode_release, INSTALL_NODE_KEY, decode_node_key,
 )
 
 __all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
@@ -209,6 +209,16 @@ class SetRoutesOptions(_NoArguments):
     longdesc = "Make this node's routes exactly those read from stdin."
 
 
+class InstallNodeKeyOptions(_NoArguments):
+    """
+    ``flocker-node install-node-key`` (node key JSON on stdin).
+    """
+    synopsis = "< NODEKEY.json"
+    longdesc = ("Install the node-to-node SSH key and known_hosts read from "
+                "standard input, and its forced-command line in "
+                "~/.ssh/authorized_keys.")
+
+
 class NodeOptions(_Options):
     """
     The ``flocker-node`` command line.
@@ -249,6 +259,8 @@ class NodeOptions(_Options):
         [ACQUIRE_VOLUME, None, AcquireVolumeOptions,
          "Take ownership of a released volume."],
         [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
+        [INSTALL_NODE_KEY, None, InstallNodeKeyOptions,
+         "Install the node-to-node SSH key."],
         [RELEASE_LOCK, None, ReleaseLockOptions,
          "End a deploy's lease on this node."],
         [SERVE, None, ServeOptions, "Answer many calls (a session)."],
@@ -302,7 +314,10 @@ def default_agent(reactor, options, environ):
     # Imported here: a command that fails on its arguments should not pay
     # for loading the volume and route packages.
     from ..route import IPTablesRouteManager, ProcessRunner
-    from ..volume import VolumeError, open_volume_service
+    from ..volume import (
+        VolumeError, default_node_key_store, open_volume_service,
+    )
+    from ..volume.script import node_ssh_remote
 
     address = options.address(environ)
 
@@ -317,11 +332,17 @@ def default_agent(reactor, options, environ):
         return DockerClient(reactor, socket_path=socket_path, node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
+    node_keys = default_node_key_store(environ, sys.argv[0])
+    # Pushes use the node key once it is installed: decided when the pool is
+    # opened (a session's first volume operation), after any install-node-key
+    # the deploy ran first.
     volumes = _LazyVolumes(
-        lambda: open_volume_service(reactor, pool, dict(environ)),
+        lambda: open_volume_service(
+            reactor, pool, dict(environ),
+            remote=node_ssh_remote(environ, store=node_keys)),
         VolumeError)
     return succeed(LocalNodeAgent(address, _OnFirstUse(docker), volumes,
-                                  routes))
+                                  routes, node_keys=node_keys))
 
 
 class _OnFirstUse(object):
@@ -367,13 +388,20 @@ class _LazyVolumes(object):
         return call
 
 
-def _run(agent, command, options, stdin):
+def _run(agent, command, options, stdin, progress):
     """
     Run ``command`` on ``agent``.
 
+    :param progress: ``(volume, target) -> progress object`` for volume
+        transfers, or ``None``.
     :return: ``Deferred`` firing with the text to write to stdout.
     """
     sub = options.subOptions
+    # Only given when there is somewhere to send it, so agents are called
+    # exactly as before outside sessions.
+    reporting = ({} if progress is None or command not in (
+        PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME)
+        else {"progress": progress(sub["name"], sub["target"])})
     if command == REPORT:
         return agent.report().addCallback(
             lambda state: dumps(node_state_to_dict(state)) + "\n")
@@ -388,15 +416,20 @@ def _run(agent, command, options, stdin):
     if command in (PUSH_VOLUME, HANDOFF_VOLUME):
         method = (agent.push_volume if command == PUSH_VOLUME
                   else agent.handoff_volume)
-        return method(sub["name"], sub["target"]).addCallback(
+        return method(sub["name"], sub["target"], **reporting).addCallback(
             lambda sent: encode_bytes_sent(sent).decode("ascii") + "\n")
     if command == RELEASE_VOLUME:
-        return agent.release_volume(sub["name"], sub["target"]).addCallback(
-            lambda release: encode_release(release).decode("ascii") + "\n")
+        return agent.release_volume(
+            sub["name"], sub["target"], **reporting).addCallback(
+                lambda release: encode_release(release).decode("ascii")
+                + "\n")
     if command == ACQUIRE_VOLUME:
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
                 lambda _: "")
+    if command == INSTALL_NODE_KEY:
+        return agent.install_node_key(decode_node_key(stdin)).addCallback(
+            lambda _: "")
     return agent.set_routes(decode_routes(stdin)).addCallback(lambda _: "")
 
 
@@ -472,18 +505,19 @@ def _serve(reactor, options, environ, make_agent, make_lock, connect):
                                                 environ))
         return agents[key]()
 
-    def call(argv, stdin, stdout, stderr):
+    def call(argv, stdin, stdout, stderr, progress):
         return node_main(reactor, argv, stdin, stdout, stderr, environ,
                          make_agent=shared_agent, make_lock=make_lock,
-                         log=False, connect=None, session_process=process)
-    protocol = SessionProtocol(call)
+                         log=False, connect=None, progress=progress,
+                         session_process=process)
+    protocol = SessionProtocol(call, reactor)
     connect(reactor, protocol)
     return protocol.finished
 
 
 def node_main(reactor, argv, stdin, stdout, stderr, environ,
               make_agent=default_agent, make_lock=default_lock, log=True,
-              connect=_connect_stdio, session_process=None):
+              connect=_connect_stdio, progress=None, session_process=None):
     """
     Run one ``flocker-node`` command.
 
@@ -506,6 +540,10 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
     :param connect: ``(reactor, protocol)`` connecting a session's protocol
         to its input and output, or ``None`` where no session may start
         (inside one).
+    :param progress: ``(volume, target) -> object`` with ``update(sent,
+        total)`` and ``finish()``, making the progress reporter of the
+        volume transfer the command runs (a session's progress lines), or
+        ``None`` for none.
     :param session_process: ``None``, or (inside a session) the
         :func:`~flocker.node._lock.process_identity` of the serving process,
         with which the deploy's lease ends.
@@ -555,7 +593,7 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
 
     def run():
         d = maybeDeferred(make_agent, reactor, options, environ)
-        return d.addCallback(_run, command, options, stdin)
+        return d.addCallback(_run, command, options, stdin, progress)
 
     destination = None
     if options["eliot-task"]:
@@ -593,10 +631,11 @@ def flocker_node_main():
     Entry point of the ``flocker-node`` console script.
     """
     argv = sys.argv[1:]
-    # Only two commands read standard input; reading it for the others
+    # Only three commands read standard input; reading it for the others
     # would wait forever on a terminal.
     stdin = (sys.stdin.buffer.read()
-             if START_APPLICATION in argv or SET_ROUTES in argv else b"")
+             if START_APPLICATION in argv or SET_ROUTES in argv
+             or INSTALL_NODE_KEY in argv else b"")
 
     def main(reactor):
         d = node_main(reactor, argv, stdin, sys.stdout, sys.stderr,

@@ -11,10 +11,28 @@ from twisted.internet.task import Clock
 
 from .._model import (
     Application, AttachedVolume, ClusterState, Deployment, Link, Node,
-    NodeState, Port, Route, VolumeState,
+    NodeKey, NodeState, Port, Route, VolumeState,
 )
 
-__all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession"]
+__all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession",
+           "make_node_key"]
+
+
+def make_node_key(known_hosts="10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"
+                  "AAAAIL2XhrYMv2OQLjnhdY1sKjMcXOv7aaoPBHN0wlXwnkU8\n"):
+    """
+    :param str known_hosts: The known_hosts text of the key.
+    :return: A new random ``NodeKey`` (a real ed25519 key pair).
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+    )
+    from twisted.conch.ssh.keys import Key
+    key = Key(Ed25519PrivateKey.generate())
+    return NodeKey(
+        private_key=key.toString("openssh", subtype="v1").decode("ascii"),
+        public_key=key.public().toString("openssh").decode("ascii"),
+        known_hosts=known_hosts)
 
 
 def converged_state(deployment):
@@ -134,7 +152,7 @@ class MemoryNodeSession(object):
     real node side.
     """
 
-    def __init__(self, argv, received, agent, send_log=True):
+    def __init__(self, argv, received, agent, send_log=True, clock=None):
         """
         :param argv: The command line of the session.
         :param received: Callable given the session's output.
@@ -143,6 +161,8 @@ class MemoryNodeSession(object):
             eliot messages back.  Sessions share one process here, so when
             there are many only one should, or every node's messages would
             come back once per session.
+        :param clock: The node's ``IReactorTime`` (timing its progress
+            lines), or ``None`` for a clock of its own that never moves.
         """
         from .script import node_main
         self.ended = Deferred()
@@ -154,7 +174,7 @@ class MemoryNodeSession(object):
             if not send_log:
                 protocol._stop_logging()
         finished = node_main(
-            Clock(), argv[1:], b"", io.StringIO(), io.StringIO(), {},
+            Clock() if clock is None else clock, argv[1:], b"", io.StringIO(), io.StringIO(), {},
             make_agent=lambda reactor, options, environ: agent,
             connect=connect)
         finished.addCallback(lambda code: self.ended.callback(

@@ -10,8 +10,9 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from flocker._change import (
-    ChangeFailures, IStateChange, InParallel, Sequentially, in_parallel,
-    leaves, render_plan, run_state_change, sequentially,
+    ChangeFailures, IChangeObserver, IStateChange, ITransfer, InParallel,
+    Sequentially, in_parallel, leaves, render_plan, run_state_change,
+    sequentially,
 )
 
 
@@ -32,18 +33,51 @@ class Record(object):
         return "record " + self.name
 
 
+@implementer(ITransfer)
+@attr.s(frozen=True)
+class Send(object):
+    """
+    A transfer that reports ``agents[name]`` (a list of ``(sent, total)``)
+    to its progress object and finishes at once; it appends to
+    ``agents["log"]`` whether it was given one.
+    """
+    name = attr.ib()
+
+    def run(self, agents, progress=None):
+        agents["log"].append(progress is not None)
+        if progress is not None:
+            for sent, total in agents[self.name]:
+                progress.update(sent, total)
+            progress.finish()
+        return succeed(len(agents[self.name]))
+
+    def describe(self):
+        return "send " + self.name
+
+
+@implementer(IChangeObserver)
 class Observer(object):
     """
-    Collects ``change_finished`` calls.
+    Collects the calls of every ``IChangeObserver`` method.
+
+    :ivar events: ``list`` of ``(method, change name, details...)``.
     """
 
     def __init__(self):
         self.finished = []
         self.results = []
+        self.events = []
+
+    def change_started(self, change):
+        self.events.append(("started", change.name))
+
+    def change_progress(self, change, sent, total):
+        self.events.append(("progress", change.name, sent, total))
 
     def change_finished(self, change, failure, seconds, result=None):
         self.finished.append((change.name, failure is None, seconds))
         self.results.append(result)
+        self.events.append(("finished", change.name))
 
 
 class CombinatorTests(SynchronousTestCase):
@@ -167,6 +201,47 @@ class RunTests(SynchronousTestCase):
         # A failed change has no result; a successful one, what it fired
         # with.
         self.assertEqual(observer.results, [None, 7])
+
+
+    def test_observer_interface(self):
+        """
+        The test's observer provides ``IChangeObserver``.
+        """
+        verifyObject(IChangeObserver, Observer())
+
+    def test_started_before_finished(self):
+        """
+        The observer hears that each leaf starts before it runs, in the
+        order they start.
+        """
+        slow = Deferred()
+        agents = {"log": [], "a": slow}
+        observer = Observer()
+        d = run_state_change(
+            Sequentially(changes=[Record("a"), Record("b")]), agents,
+            observer=observer, clock=Clock())
+        self.assertEqual(observer.events, [("started", "a")])
+        slow.callback(None)
+        self.successResultOf(d)
+        self.assertEqual(observer.events, [
+            ("started", "a"), ("finished", "a"),
+            ("started", "b"), ("finished", "b")])
+
+    def test_transfer_progress(self):
+        """
+        A transfer's progress reaches the observer between its start and
+        its end; a transfer run without an observer gets no progress
+        object.
+        """
+        agents = {"log": [], "s": [(1, 10), (10, 10)]}
+        observer = Observer()
+        self.successResultOf(run_state_change(
+            Send("s"), agents, observer=observer, clock=Clock()))
+        self.assertEqual(observer.events, [
+            ("started", "s"), ("progress", "s", 1, 10),
+            ("progress", "s", 10, 10), ("finished", "s")])
+        self.successResultOf(run_state_change(Send("s"), agents))
+        self.assertEqual(agents["log"], [True, False])
 
 
 class RenderTests(SynchronousTestCase):

@@ -7,15 +7,19 @@ import attr
 import pytest
 from hypothesis import given, strategies as st
 
+from twisted.trial.unittest import SynchronousTestCase
+
 from flocker._model import (
     Application, AttachedVolume, ClusterState, Deployment, InvalidModel, Link,
-    Node, NodeState, Port, RestartPolicy, Route, VolumeState, is_safe_name,
+    Node, NodeKey, NodeKeyStatus, NodeState, Port, RestartPolicy, Route,
+    VolumeState, is_safe_name, known_hosts_digest, public_key_fingerprint,
 )
 from flocker._serialize import (
     SerializationError, application_from_dict, application_to_dict,
     cluster_state_from_dict, cluster_state_to_dict, dumps, loads,
     node_state_from_dict, node_state_to_dict, route_from_dict, route_to_dict,
 )
+from flocker.node.testtools import make_node_key
 from flocker.testtools import (
     application_names, applications, cluster_states, deployments,
     fuzz_settings, node_addresses, node_states, tcp_ports,
@@ -484,3 +488,52 @@ class TestSerialize(object):
         """
         with pytest.raises(SerializationError):
             cluster_state_from_dict(data)
+
+
+class NodeKeyTests(SynchronousTestCase):
+    """
+    Tests for :class:`NodeKey` and :class:`NodeKeyStatus`.
+    """
+
+    def test_fingerprint(self):
+        """
+        The fingerprint is the one ssh-keygen prints (as Conch computes it).
+        """
+        from twisted.conch.ssh.keys import FingerprintFormats, Key
+        key = make_node_key()
+        expected = Key.fromString(key.public_key).fingerprint(
+            FingerprintFormats.SHA256_BASE64).rstrip("=")
+        self.assertEqual(public_key_fingerprint(key.public_key),
+                         "SHA256:" + expected)
+
+    def test_status(self):
+        """
+        The status names the fingerprint and the known_hosts digest.
+        """
+        key = make_node_key(known_hosts="a ssh-ed25519 AAAA\n")
+        self.assertEqual(key.status(), NodeKeyStatus(
+            fingerprint=public_key_fingerprint(key.public_key),
+            known_hosts_digest=known_hosts_digest("a ssh-ed25519 AAAA\n")))
+
+    def test_private_key_hidden(self):
+        """
+        Neither ``repr`` nor an invalid value's error shows the private key.
+        """
+        key = make_node_key()
+        secret = key.private_key.splitlines()[1]
+        self.assertNotIn(secret, repr(key))
+        error = self.assertRaises(InvalidModel, NodeKey,
+                                  private_key="SECRET-" + secret,
+                                  public_key=key.public_key, known_hosts="")
+        self.assertNotIn(secret, str(error))
+
+    def test_invalid(self):
+        """
+        A public key that is not ed25519, or known_hosts text without a
+        final newline, is refused.
+        """
+        key = make_node_key()
+        self.assertRaises(InvalidModel, attr.evolve, key,
+                          public_key="ssh-rsa AAAAB3Nz")
+        self.assertRaises(InvalidModel, attr.evolve, key,
+                          known_hosts="no newline")

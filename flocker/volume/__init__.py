@@ -5,14 +5,16 @@ applications.
 
 The public API is re-exported here; the implementation lives in private
 modules (``_zfs``: the pool, ``_service``: ownership and moves, ``_memory``:
-the in-memory fake, ``script``: ``flocker-volume``).
+the in-memory fake, ``_nodekey``: the node-to-node SSH key on a node,
+``_forced``: the forced command that key may run, ``script``:
+``flocker-volume``).
 """
 
 from ._errors import (
     VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
-    VolumeInUse, TargetUnreachable, StreamRejected, HandoffConflict,
-    RemoteError,
+    VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
+    HandoffConflict, RemoteError,
 )
 from ._zfs import ZFSPool
 from ._service import (
@@ -20,14 +22,23 @@ from ._service import (
     open_volume_service,
 )
 from ._memory import MemoryNetwork, MemoryVolumeService
+from ._nodekey import (
+    NodeKeyStore, authorized_keys_line, replace_marked_lines,
+    default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
+)
+from ._forced import CommandRefused, allowed_command
 
 __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
-    "RemoteError",
+    "RemoteError", "HostKeyRejected",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",
     "MemoryNetwork", "MemoryVolumeService",
+    "NodeKeyStore", "authorized_keys_line",
+    "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
+    "NodeKeyError", "NodeKeyRemote",
+    "CommandRefused", "allowed_command",
 ]

@@ -9,8 +9,8 @@ The message is the whole explanation; no traceback is needed to act on it.
 __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
-    "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
-    "RemoteError", "error_from_kind",
+    "VolumeInUse", "TargetUnreachable", "HostKeyRejected", "StreamRejected",
+    "HandoffConflict", "RemoteError", "error_from_kind",
 ]
 
 
@@ -107,6 +107,13 @@ class TargetUnreachable(VolumeError):
     """
 
 
+class HostKeyRejected(TargetUnreachable):
+    """
+    ssh refused the target node's host key: it is not in the known hosts
+    file pushes check, or differs from the key listed there.
+    """
+
+
 class StreamRejected(VolumeError):
     """
     A stream or hand-off does not apply to the receiving copy (missing base
@@ -130,8 +137,8 @@ class RemoteError(VolumeError):
 _KINDS = {cls.__name__: cls for cls in [
     VolumeError, UnsafeName, ZFSError, PoolMissing, ZFSUnavailable,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
-    VolumeInUse, TargetUnreachable, StreamRejected, HandoffConflict,
-    RemoteError,
+    VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
+    HandoffConflict, RemoteError,
 ]}
 
 

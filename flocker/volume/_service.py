@@ -104,7 +104,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from .._model import VolumeState
 from ._errors import (
-    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, PoolMissing,
+    HandoffConflict, HostKeyRejected, NoSuchVolume, NotOwner, OutOfSpace, PoolMissing,
     RemoteError, StreamRejected, TargetUnreachable, UnsafeName,
     VolumeExists, VolumeInUse, ZFSError, error_from_kind,
 )
@@ -380,10 +380,13 @@ class SSHRemote(object):
 
     def __init__(self, identity=None, known_hosts=None, config=None,
                  user="root", port=None, command=("flocker-volume",),
-                 connect_timeout=10):
+                 connect_timeout=10, only_known_hosts=False):
         """
         :param identity: Private key file, or ``None`` for ssh's default.
         :param known_hosts: Known hosts file, or ``None`` for ssh's default.
+        :param bool only_known_hosts: Trust only ``known_hosts``, not the
+            system-wide file too (for the node key's known_hosts, which names
+            exactly the host keys the operator's client verified).
         :param config: ssh configuration file, or ``None``.
         :param str user: Remote user.
         :param port: SSH port or ``None``.
@@ -401,6 +404,9 @@ class SSHRemote(object):
             self._options += ["-i", identity, "-o", "IdentitiesOnly=yes"]
         if known_hosts is not None:
             self._options += ["-o", "UserKnownHostsFile=" + known_hosts]
+            if only_known_hosts:
+                self._options += ["-o", "GlobalKnownHostsFile=/dev/null"]
+        self.known_hosts = known_hosts
         if port is not None:
             self._options += ["-p", str(int(port))]
         self._user = user
@@ -615,10 +621,13 @@ def _last_line(data):
     return lines[-1] if lines else ""
 
 
-def _remote_error(target, result, default_kind=RemoteError):
+def _remote_error(target, result, default_kind=RemoteError,
+                  known_hosts=None):
     """
     Turn a failed remote command into the right error: the typed error it
-    printed, ``TargetUnreachable`` if ssh could not connect, or a
+    printed, ``HostKeyRejected`` if ssh did not trust the target's host key
+    (``known_hosts`` names the file checked, if known),
+    ``TargetUnreachable`` if ssh could not connect otherwise, or a
     ``RemoteError`` with its last line of standard error.
     """
     for line in reversed(result.stdout.splitlines()):
@@ -631,6 +640,13 @@ def _remote_error(target, result, default_kind=RemoteError):
                 target, message.get("message", "")))
     detail = _last_line(result.stderr) or "exit code %s" % (
         result.exit_code,)
+    if result.exit_code == 255 and b"Host key verification failed" in (
+            result.stderr):
+        return HostKeyRejected(
+            "node %s: its SSH host key is not the one %s lists for it; "
+            "refusing to send to it (run flocker-deploy to refresh the "
+            "nodes' known hosts, after checking the node)" % (
+                target, known_hosts or "the known hosts file"))
     if result.exit_code == 255:
         return TargetUnreachable("cannot reach node %s: %s" % (target, detail))
     return default_kind("node %s: %s" % (target, detail))
@@ -670,6 +686,10 @@ class VolumeService(object):
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()
+
+    def _remote_error(self, target, result, default_kind=RemoteError):
+        return _remote_error(target, result, default_kind,
+                             getattr(self._remote, "known_hosts", None))
 
     def _locked(self, name, function, *args):
         # Operations on one volume from one process never interleave.
@@ -993,7 +1013,7 @@ class VolumeService(object):
                 if progress is not None:
                     progress.finish()
         if ended.exit_code == 255:
-            raise _remote_error(target, ended)
+            raise self._remote_error(target, ended)
         if not send_ok and not send_error.check(ZFSError):
             send_error.raiseException()
         if ended.exit_code != 0 or not pump_ok:
@@ -1029,7 +1049,7 @@ class VolumeService(object):
                 snapshot = yield self._take_snapshot(dataset)
             header = yield self._header(remote, target)
             if header is None or "error" in header:
-                raise _remote_error(target, (yield remote.ended))
+                raise self._remote_error(target, (yield remote.ended))
             if header.get("protocol") != PROTOCOL_VERSION:
                 raise RemoteError(
                     "node %s speaks push protocol %r, not %d" % (
@@ -1060,7 +1080,7 @@ class VolumeService(object):
             if progress is not None:
                 progress.finish()
         if ended.exit_code != 0:
-            raise _remote_error(target, ended)
+            raise self._remote_error(target, ended)
         if not send_ok:
             send_error.raiseException()
         if not pump_ok:
@@ -1318,7 +1338,7 @@ class VolumeService(object):
             _, remote = spawn(self._reactor, argv, self._env)
             result = yield remote.ended
         if result.exit_code != 0:
-            raise _remote_error(target, result, HandoffConflict)
+            raise self._remote_error(target, result, HandoffConflict)
 
     def acquire(self, name, snapshot=None, node_id=None):
         check_volume_name(name)

@@ -1,7 +1,8 @@
 """
 ``flocker-volume``: this node's volumes from the command line, and the
 node-side end of volume moves (``receive`` and ``acquire`` are what another
-node runs here over SSH).
+node runs here over SSH).  ``ssh-command`` is the forced command of the
+node-to-node key: it runs only those (see :mod:`flocker.volume._forced`).
 
 Every failure the service reports is printed as one line
 ``flocker-volume: error: ...`` on standard error with exit code 1; nothing
@@ -23,10 +24,12 @@ from twisted.internet.task import react
 from .. import __version__
 from .._context import in_current_action
 from ._errors import VolumeError, VolumeInUse
+from ._forced import ssh_command_main
+from ._nodekey import NodeKeyRemote, default_node_key_store
 from ._service import SSHRemote, open_volume_service
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
-           "format_size", "DEFAULT_POOL"]
+           "format_size", "DEFAULT_POOL", "node_ssh_remote"]
 
 #: Pool used when neither ``--pool`` nor ``FLOCKER_POOL`` says otherwise.
 DEFAULT_POOL = "flocker"
@@ -213,6 +216,11 @@ def _parser():
     command.add_argument("--json", action="store_true",
                          help="print the result (or error) as JSON")
 
+    commands.add_parser(
+        "ssh-command", help="the forced command of the node-to-node key: "
+        "run $SSH_ORIGINAL_COMMAND if it is a volume transfer Flocker "
+        "sends, refuse anything else")
+
     command = commands.add_parser(
         "delete", help="destroy a volume and its snapshots on this node "
         "(refused while it is in use)")
@@ -259,13 +267,40 @@ class _Output(object):
         return bool(isatty and isatty())
 
 
+def node_ssh_remote(environ, identity=None, known_hosts=None, config=None,
+                    store=None):
+    """
+    How this node reaches the others for pushes and hand-offs.
+
+    An identity or known hosts file given explicitly (options or
+    ``$FLOCKER_SSH_IDENTITY``/``$FLOCKER_SSH_KNOWN_HOSTS``) wins.  Otherwise,
+    once the deploy client installed the node key, pushes use it and trust
+    only its known_hosts (``StrictHostKeyChecking=yes``,
+    ``IdentitiesOnly=yes``); before that, ssh's own defaults.
+
+    :param environ: The process environment.
+    :param identity: ``--ssh-identity`` or ``None``.
+    :param known_hosts: ``--ssh-known-hosts`` or ``None``.
+    :param config: ``--ssh-config`` or ``None``.
+    :param store: The node's ``NodeKeyStore`` (default: the one
+        :func:`default_node_key_store` finds).
+    :return: An :class:`SSHRemote`, or a ``NodeKeyRemote`` choosing at
+        each command.
+    """
+    identity = identity or environ.get("FLOCKER_SSH_IDENTITY")
+    known_hosts = known_hosts or environ.get("FLOCKER_SSH_KNOWN_HOSTS")
+    config = config or environ.get("FLOCKER_SSH_CONFIG")
+    if identity is None and known_hosts is None:
+        if store is None:
+            store = default_node_key_store(environ, sys.argv[0])
+        return NodeKeyRemote(store, config=config)
+    return SSHRemote(identity=identity, known_hosts=known_hosts,
+                     config=config)
+
+
 def _remote(options, environ):
-    def pick(option, variable):
-        return option if option is not None else environ.get(variable)
-    return SSHRemote(
-        identity=pick(options.ssh_identity, "FLOCKER_SSH_IDENTITY"),
-        known_hosts=pick(options.ssh_known_hosts, "FLOCKER_SSH_KNOWN_HOSTS"),
-        config=pick(options.ssh_config, "FLOCKER_SSH_CONFIG"))
+    return node_ssh_remote(environ, options.ssh_identity,
+                           options.ssh_known_hosts, options.ssh_config)
 
 
 def _list(reactor, service, options, output):
@@ -492,6 +527,9 @@ def flocker_volume_main(argv=None, environ=None, out=None, err=None,
     environ = dict(os.environ if environ is None else environ)
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    if options.command == "ssh-command":
+        # No reactor: it only checks a string and replaces this process.
+        raise SystemExit(ssh_command_main(environ, err))
     run(main, (options, environ, out, err))
 
 

@@ -6,12 +6,15 @@ from eliot.testing import capture_logging, assertHasAction
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
-from flocker._change import leaves
+from flocker._change import IChangeObserver, leaves
 from flocker._model import (
     Application, AttachedVolume, Deployment, Node, Port,
 )
-from flocker.cli._deploy import deploy, format_summary, gather_states
+from flocker.cli._deploy import (
+    LineObserver, deploy, format_summary, gather_states,
+)
 from flocker.node._changes import StartApplication
 from flocker.node._fake import FakeCluster
 
@@ -135,6 +138,70 @@ class DeployTests(SynchronousTestCase):
         self.successResultOf(deploy(Deployment(nodes=[Node(address=A)]),
                                     cluster.agents))
         assertHasAction(self, logger, "flocker:deploy", True)
+
+
+class _Live(object):
+    """
+    A live view recording what it is told, as ``(event, detail)``.
+    """
+
+    def __init__(self):
+        self.events = []
+
+    def start(self, plan):
+        self.events.append(("start", len(leaves(plan))))
+
+    def stop(self):
+        self.events.append(("stop", None))
+
+    def change_started(self, change):
+        self.events.append(("started", change.describe()))
+
+    def change_progress(self, change, sent, total):
+        self.events.append(("progress", (sent, total)))
+
+    def change_finished(self, change, failure, seconds, result=None):
+        self.events.append(("finished", failure is None))
+
+
+class LiveViewTests(SynchronousTestCase):
+    """
+    Tests for ``deploy`` with a live view.
+    """
+
+    def test_line_observer_interface(self):
+        """
+        ``LineObserver`` provides ``IChangeObserver``.
+        """
+        self.assertTrue(verifyObject(IChangeObserver, LineObserver()))
+
+    def test_started_told_stopped(self):
+        """
+        The live view is started with the plan, told of every change as
+        the line observer is, and stopped before the result, failures
+        included; the result is as without it.
+        """
+        cluster = FakeCluster([A, B, C])
+        cluster.failures.add((B, "start_application"))
+        live = _Live()
+        result = self.successResultOf(deploy(
+            deployment(**{A: [OTHER], B: [WEB]}), cluster.agents, live=live))
+        self.assertEqual(live.events[0], ("start", 5))
+        self.assertEqual(live.events[-1], ("stop", None))
+        self.assertEqual(
+            sorted(e[1] for e in live.events if e[0] == "finished"),
+            [False, True, True, True, True])
+        self.assertEqual(len(result.failed[B]), 1)
+
+    def test_dry_run_not_started(self):
+        """
+        A dry run runs nothing, so the live view is never started.
+        """
+        live = _Live()
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    FakeCluster([A, B, C]).agents,
+                                    dry_run=True, live=live))
+        self.assertEqual(live.events, [])
 
 
 class LockedError(Exception):

@@ -4,6 +4,7 @@ Tests for :mod:`flocker.cli._remote`: the flocker-node protocol as
 end to end over a real sshd with a stand-in ``flocker-node``.
 """
 
+import io
 import json
 import stat
 import sys
@@ -14,6 +15,7 @@ from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from hypothesis import given, settings
 from pyrsistent import pset
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -24,6 +26,10 @@ from flocker._serialize import (
     SerializationError, application_to_dict, dumps, node_state_to_dict,
 )
 from flocker.node._agent import INodeAgent, VolumeRelease
+from flocker.node.script import node_main
+from flocker.node.test.test_agent import (
+    A as NODE_A, B as NODE_B, local_pair, make_inodeagent_tests,
+)
 from flocker.testtools import node_states, run_in_reactor
 
 from .._logging import REMOTE_CALL
@@ -242,6 +248,28 @@ class RemoteNodeAgentTests(SynchronousTestCase):
         self.successResultOf(self.agent.create_volume("web", 1048576))
         self.assertEqual(self.last_call(), (
             [CREATE_VOLUME, "web", MAXIMUM_SIZE_OPTION, "1048576"], b""))
+
+    def test_progress_single_call(self):
+        """
+        A transfer given a progress object over a runner without sessions
+        tells it no figures and finishes it when the call ends, failed or
+        not.
+        """
+        finished = []
+
+        class Progress(object):
+            def update(self, sent, total):
+                raise AssertionError("a single call has no progress")
+
+            def finish(self):
+                finished.append(True)
+        self.answer(PUSH_VOLUME, b'{"bytes":5}\n')
+        self.answer(HANDOFF_VOLUME, exit_code=1, stderr=b"refused\n")
+        self.successResultOf(self.agent.push_volume("web", "10.0.0.2",
+                                                    progress=Progress()))
+        self.failureResultOf(self.agent.handoff_volume(
+            "web", "10.0.0.2", progress=Progress()), NodeStepFailed)
+        self.assertEqual(finished, [True, True])
 
     def test_push_volume(self):
         """
@@ -581,3 +609,35 @@ def test_ssh_missing_program(sshd):
         "%s: report: flocker-node-not-installed-here was not found on the "
         "node" % (sshd.addresses[0],))
     assert "\n" not in message
+
+
+def remote_pair(directory):
+    """
+    :param directory: Where the nodes keep their node keys (see
+        :func:`flocker.node.test.test_agent.local_pair`).
+    :return: ``RemoteNodeAgent`` for A and B, each running ``flocker-node``
+        (:func:`flocker.node.script.node_main`, in memory) over a local
+        agent on fake parts.
+    """
+    runner = MemoryCommandRunner()
+    for address, agent in zip((NODE_A, NODE_B), local_pair(directory)):
+        def run(argv, stdin, agent=agent):
+            stdout, stderr = io.StringIO(), io.StringIO()
+            d = node_main(Clock(), argv[1:], stdin, stdout, stderr, {},
+                          make_agent=lambda reactor, options, environ,
+                          agent=agent: agent)
+
+            def exited(code):
+                if code:
+                    raise CommandExit(code, stderr.getvalue().encode())
+                return stdout.getvalue().encode()
+            return d.addCallback(exited)
+        runner.add_handler(address, ["flocker-node"], run)
+    return RemoteNodeAgent(runner, NODE_A), RemoteNodeAgent(runner, NODE_B)
+
+
+class RemoteNodeAgentInterfaceTests(make_inodeagent_tests(remote_pair)):
+    """
+    ``INodeAgent`` tests for :class:`RemoteNodeAgent`, through
+    ``flocker-node`` run in memory over local agents.
+    """

@@ -11,6 +11,7 @@ import pytest
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
+from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import flocker_deploy_main, main, summarize
 
 DEPLOYMENT = """\
@@ -200,6 +201,36 @@ class TestCheck(object):
         assert run(["--check"] + paths)[0] == 0
 
 
+class TestNodeKeyOption(object):
+    """
+    ``--node-key`` chooses the node-to-node key file.
+    """
+
+    def test_help(self):
+        """
+        ``--help`` documents ``--node-key``.
+        """
+        status, out, err = run(["--help"])
+        assert "--node-key" in out
+
+    def test_bad_node_key(self, files, tmp_path):
+        """
+        A node key file that is not a private key stops the deploy before
+        any node is reached, with one line naming the file.
+        """
+        identity = tmp_path / "id"
+        identity.write_text(NodeKeyPair.generate().private_key)
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("")
+        bad = tmp_path / "node_key"
+        bad.write_text("not a key\n")
+        status, out, err = run(
+            ["--identity", str(identity), "--known-hosts", str(known_hosts),
+             "--node-key", str(bad)] + files(d=DEPLOYMENT, a=NATIVE))
+        assert (status, out) == (1, "")
+        assert err.count("\n") == 1 and str(bad) in err
+
+
 class TestSummarize(object):
     """
     The one-line summary of a valid deployment.
@@ -252,3 +283,83 @@ class TestEntryPoint(object):
             flocker_deploy_main()
         assert info.value.code == 0
         assert capsys.readouterr().out == "3 applications on 2 nodes\n"
+
+
+class _Terminal(io.StringIO):
+    """
+    An in-memory text stream that says it is a terminal.
+    """
+
+    def isatty(self):
+        return True
+
+
+class TestLiveView(object):
+    """
+    ``flocker-deploy`` draws the live view only on a terminal that can
+    redraw; elsewhere its output is one line per event.
+    """
+
+    @pytest.fixture
+    def deploying(self, files, tmp_path, monkeypatch):
+        """
+        A function running a deploy with ``stdout`` and ``environ`` over a
+        stand-in for the cluster (which writes one change line), returning
+        what the cluster was given.
+        """
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from flocker._change import Sequentially
+        from flocker.cli import _cluster, _ssh
+        from flocker.cli._deploy import DeployResult
+
+        class Runner(object):
+            def close(self):
+                return succeed(None)
+        monkeypatch.setattr(_ssh, "ssh_command_runner",
+                            lambda reactor, **kwargs: Runner())
+        given = {}
+
+        def deploy_over_ssh(reactor, deployment, runner, **kwargs):
+            given.update(kwargs)
+            kwargs["write"]("192.0.2.1: stop application web (0.10 s)")
+            return succeed(DeployResult(plan=Sequentially(changes=[])))
+        monkeypatch.setattr(_cluster, "deploy_over_ssh", deploy_over_ssh)
+        paths = files(d=DEPLOYMENT, a=NATIVE)
+
+        def run_with(stdout, environ):
+            status = main(Clock(), ["--log", str(tmp_path / "log")] + paths,
+                          stdout, io.StringIO(), environ)
+            return status, given
+        return run_with
+
+    def test_terminal(self, deploying):
+        """
+        On a terminal the deploy is given a live view, the change lines go
+        through it, and the summary follows them.
+        """
+        from flocker.cli._progress import TerminalProgress
+        stdout = _Terminal()
+        status, given = deploying(stdout, {"TERM": "xterm"})
+        assert isinstance(given["live"], TerminalProgress)
+        assert given["write"] == given["live"].write_line
+        assert stdout.getvalue().startswith(
+            "\r192.0.2.1: stop application web (0.10 s)\x1b[K\n"
+            "cluster already converged")
+
+    @pytest.mark.parametrize("stdout,environ", [
+        (io.StringIO(), {"TERM": "xterm"}),
+        (_Terminal(), {"TERM": "dumb"}),
+    ])
+    def test_not_terminal(self, deploying, stdout, environ):
+        """
+        Elsewhere (not a terminal, or ``TERM=dumb``) there is no live view
+        and the output is plain lines.
+        """
+        status, given = deploying(stdout, environ)
+        assert given["live"] is None
+        assert stdout.getvalue().startswith(
+            "192.0.2.1: stop application web (0.10 s)\n"
+            "cluster already converged")
+        assert "\x1b" not in stdout.getvalue()

@@ -6,6 +6,7 @@ session) over in-memory agents.
 
 
 from eliot import add_destinations, remove_destination
+from eliot.testing import capture_logging
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -255,6 +256,111 @@ class SessionRunnerTests(SynchronousTestCase):
         failure = self.failureResultOf(
             self.runner.run(A, ["flocker-node", "report"]))
         self.assertEqual(failure.value.exit_code, 127)
+
+
+class SessionProgressTests(SynchronousTestCase):
+    """
+    Tests for the progress lines of :class:`SessionRunner`'s sessions.
+    """
+
+    def setUp(self):
+        self.memory = MemoryCommandRunner()
+        self.clock = Clock()
+        self.runner = SessionRunner(self.memory, self.clock)
+        self.addCleanup(self.runner.close_sessions)
+
+    def test_transfer_progress_delivered(self):
+        """
+        A push through a session tells its progress object the figures of
+        the node's (rate-limited) progress lines as they arrive, and
+        finishes it with the answer.
+        """
+        cluster = FakeCluster([A, B], clock=self.clock, bytes_per_second=100)
+        self.memory.add_stream_handler(
+            A, ["flocker-node"], lambda argv, received: MemoryNodeSession(
+                argv, received, cluster.agents[A], send_log=False,
+                clock=self.clock))
+        cluster.agents[A].create_volume("web", None)
+        cluster.agents[A].write("web", "x" * 100)
+        progress = _Progress()
+        pushed = RemoteNodeAgent(self.runner, A).push_volume(
+            "web", B, progress=progress)
+        self.clock.pump([0.1] * 4)
+        self.assertEqual((progress.updates, progress.finished),
+                         ([(0, 100), (30, 100)], False))
+        self.clock.pump([0.1] * 6)
+        self.assertEqual(self.successResultOf(pushed), 100)
+        self.assertEqual(progress.updates,
+                         [(0, 100), (30, 100), (60, 100), (90, 100),
+                          (100, 100)])
+        self.assertTrue(progress.finished)
+
+    def test_lines_matched_to_calls(self):
+        """
+        Progress lines reach the callable of the call they name; those of
+        calls that asked for none, of unknown calls, malformed ones and
+        lines of unknown kinds are ignored, and the answers still arrive.
+        """
+        outputs = []
+
+        def start(argv, received):
+            outputs.append(received)
+            return _Stuck()
+        self.memory.add_stream_handler(A, ["flocker-node"], start)
+        told = []
+        first = self.runner.run(A, ["flocker-node", "push-volume"],
+                                progress=lambda *args: told.append(args))
+        second = self.runner.run(A, ["flocker-node", "report"])
+        [received] = outputs
+        received(b'{"id":1,"heartbeat":{}}\n'
+                 b'{"id":2,"progress":{"sent":5,"total":null}}\n'
+                 b'{"id":9,"progress":{"sent":6,"total":null}}\n'
+                 b'{"id":1,"progress":{"sent":"7","total":null}}\n'
+                 b'{"id":1,"progress":{"volume":"web","target":"b",'
+                 b'"sent":8,"total":80}}\n'
+                 b'{"id":1,"exit":0,"stdout":"one","stderr":""}\n'
+                 b'{"id":2,"exit":0,"stdout":"two","stderr":""}\n')
+        self.assertEqual(told, [(8, 80)])
+        self.assertEqual((self.successResultOf(first),
+                          self.successResultOf(second)), (b"one", b"two"))
+
+    @capture_logging(None)
+    def test_broken_progress_contained(self, logger):
+        """
+        A progress callable that raises does not cost the session the lines
+        after it: the answer still arrives, and the error is logged.
+        """
+        outputs = []
+
+        def start(argv, received):
+            outputs.append(received)
+            return _Stuck()
+        self.memory.add_stream_handler(A, ["flocker-node"], start)
+
+        def broken(sent, total):
+            raise ZeroDivisionError(sent)
+        calling = self.runner.run(A, ["flocker-node", "push-volume"],
+                                  progress=broken)
+        outputs[0](b'{"id":1,"progress":{"sent":8,"total":80}}\n'
+                   b'{"id":1,"exit":0,"stdout":"one","stderr":""}\n')
+        self.assertEqual(self.successResultOf(calling), b"one")
+        self.assertEqual(len(logger.flush_tracebacks(ZeroDivisionError)), 1)
+
+
+class _Progress(object):
+    """
+    A transfer's progress object recording what it is told.
+    """
+
+    def __init__(self):
+        self.updates = []
+        self.finished = False
+
+    def update(self, sent, total):
+        self.updates.append((sent, total))
+
+    def finish(self):
+        self.finished = True
 
 
 class _Stuck(object):

@@ -1232,6 +1232,21 @@ def _ssh_keygen_fingerprint(public_path):
     return output.split()[1]
 
 
+def test_ssh_host_keys(sshd):
+    """
+    After a command, the runner reports the host key it verified for the
+    node (what the nodes' known_hosts for node-to-node pushes is built
+    from), also once its connections are closed.
+    """
+    def go(reactor):
+        runner = _runner(reactor, sshd)
+        d = runner.run("127.0.0.1", ["true"])
+        d.addCallback(lambda _: runner.close())
+        return d.addCallback(lambda _: runner.host_keys())
+    keys = run_in_reactor(go)
+    assert keys == {"127.0.0.1": sshd.host_key.public()}
+
+
 def test_ssh_unknown_host_key_refused(sshd, tmp_path):
     """
     A node whose key is not in known_hosts is refused with its host and

@@ -4,6 +4,8 @@ against the local agent over fake Docker, volume and route parts.  (The
 local agent over the real parts is exercised by the lab deploy tests.)
 """
 
+import os
+
 from eliot.testing import assertHasAction, capture_logging
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
@@ -13,16 +15,18 @@ from zope.interface.verify import verifyObject
 from flocker._model import (
     Application, AttachedVolume, Link, NodeState, Port, Route,
 )
+from flocker.testtools import temporary_directory
 from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.node._docker import FakeDockerClient
 from flocker.node._fake import FakeCluster
 from flocker.node._local import LocalNodeAgent, link_environment
 from flocker.node._logging import (
-    NODE_CREATE_VOLUME, NODE_PUSH_VOLUME, NODE_REPORT, NODE_SET_ROUTES,
-    NODE_START_APPLICATION,
+    NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
+    NODE_SET_ROUTES, NODE_START_APPLICATION,
 )
+from flocker.node.testtools import make_node_key
 from flocker.route import CommandFailed, MemoryRouteManager
-from flocker.volume import MemoryNetwork, MemoryVolumeService
+from flocker.volume import MemoryNetwork, MemoryVolumeService, NodeKeyStore
 
 A, B = "10.0.0.1", "10.0.0.2"
 IMAGE = "flocker/busybox:latest"
@@ -34,16 +38,20 @@ PLAIN = Application(name="plain", image=IMAGE,
                                 alias="web")])
 
 
-def fake_pair():
+def fake_pair(directory=None):
     """
+    :param directory: Unused (see :func:`local_pair`).
     :return: Agents for A and B from one :class:`FakeCluster`.
     """
     cluster = FakeCluster([A, B])
     return cluster.agents[A], cluster.agents[B]
 
 
-def local_pair():
+def local_pair(directory=None):
     """
+    :param directory: A directory that does not exist yet, in which each
+        agent keeps its node key (state directory and home), or ``None``
+        for agents keeping no node key.
     :return: :class:`LocalNodeAgent` for A and B over fake Docker clients,
         in-memory volume services on one network and memory route managers.
     """
@@ -51,18 +59,45 @@ def local_pair():
     clock = Clock()
     agents = []
     for number, address in enumerate([A, B]):
+        node_keys = None
+        if directory is not None:
+            root = os.path.join(directory, address)
+            node_keys = NodeKeyStore(
+                os.path.join(root, "state", "node-key"),
+                os.path.join(root, "home", ".ssh", "authorized_keys"),
+                "/opt/flocker/bin/flocker-volume")
         agents.append(LocalNodeAgent(
             address, FakeDockerClient(images=[IMAGE], node=address),
             MemoryVolumeService("node-%d" % (number,), address, network,
                                 clock),
-            MemoryRouteManager(node=address)))
+            MemoryRouteManager(node=address), node_keys=node_keys))
     return tuple(agents)
+
+
+class _Progress(object):
+    """
+    A transfer's progress object recording what it is told.
+
+    :ivar updates: ``list`` of ``(sent, total)``.
+    :ivar bool finished: Whether ``finish`` was called.
+    """
+
+    def __init__(self):
+        self.updates = []
+        self.finished = False
+
+    def update(self, sent, total):
+        self.updates.append((sent, total))
+
+    def finish(self):
+        self.finished = True
 
 
 def make_inodeagent_tests(fixture):
     """
-    :param fixture: Callable returning two ``INodeAgent`` providers, for
-        nodes ``A`` and ``B``, that can push volumes to each other.
+    :param fixture: Callable given a path for files (not yet existing)
+        returning two ``INodeAgent`` providers, for nodes ``A`` and ``B``,
+        that can push volumes to each other.
     :return: A ``SynchronousTestCase`` subclass testing the interface.
     """
     class INodeAgentTests(SynchronousTestCase):
@@ -71,7 +106,7 @@ def make_inodeagent_tests(fixture):
         """
 
         def setUp(self):
-            self.a, self.b = fixture()
+            self.a, self.b = fixture(temporary_directory(self))
 
         def report(self, agent):
             """
@@ -142,6 +177,28 @@ def make_inodeagent_tests(fixture):
             self.assertIsInstance(sent, int)
             self.assertTrue(self.report(self.a).volumes["web"].owned)
             self.assertFalse(self.report(self.b).volumes["web"].owned)
+
+        def test_transfer_progress(self):
+            """
+            Each volume transfer given a progress object reports at most the
+            bytes it sent, and finishes it.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            progresses = [_Progress() for _ in range(3)]
+            sent = [
+                self.successResultOf(self.a.push_volume(
+                    "web", B, progress=progresses[0])),
+                self.successResultOf(self.a.release_volume(
+                    "web", B, progress=progresses[1])).bytes_sent]
+            release = self.successResultOf(self.a.release_volume("web", B))
+            self.successResultOf(self.b.acquire_volume(
+                "web", release.snapshot, release.node_id))
+            sent.append(self.successResultOf(self.b.handoff_volume(
+                "web", A, progress=progresses[2])))
+            for progress, count in zip(progresses, sent):
+                self.assertTrue(progress.finished)
+                self.assertTrue(all(figure <= count
+                                    for figure, _ in progress.updates))
 
         def test_handoff(self):
             """
@@ -226,6 +283,34 @@ def make_inodeagent_tests(fixture):
             self.assertEqual(set(self.report(self.a).links["plain"]),
                              set(PLAIN.links))
 
+        def test_install_node_key(self):
+            """
+            After installing a node key the node reports its fingerprint and
+            known_hosts digest; installing it again changes nothing.
+            """
+            key = make_node_key()
+            self.successResultOf(self.a.install_node_key(key))
+            self.successResultOf(self.a.install_node_key(key))
+            self.assertEqual(self.report(self.a).node_key, key.status())
+
+        def test_install_new_node_key(self):
+            """
+            Installing another key (or known_hosts) replaces the first: the
+            report names only the new one.
+            """
+            self.successResultOf(self.a.install_node_key(make_node_key()))
+            newer = make_node_key(known_hosts="")
+            self.successResultOf(self.a.install_node_key(newer))
+            self.assertEqual(self.report(self.a).node_key, newer.status())
+
+        def test_node_key_per_node(self):
+            """
+            Installing a node key on one node leaves the other's report
+            without one.
+            """
+            self.successResultOf(self.a.install_node_key(make_node_key()))
+            self.assertIsNone(self.report(self.b).node_key)
+
     return INodeAgentTests
 
 
@@ -308,6 +393,23 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
         self.assertNotIn("DB_PASSWORD", logged)
 
     @capture_logging(None)
+    def test_private_key_not_logged(self, logger):
+        """
+        Installing a node key is an action naming its fingerprint; neither
+        the log nor the report contains the private key.
+        """
+        key = make_node_key()
+        a, _ = local_pair(temporary_directory(self))
+        self.successResultOf(a.install_node_key(key))
+        report = self.successResultOf(a.report())
+        secret = key.private_key.splitlines()[1]
+        assertHasAction(self, logger, NODE_INSTALL_KEY, True,
+                        {"fingerprint": key.status().fingerprint,
+                         "known_hosts_lines": 1})
+        self.assertNotIn(secret, repr(logger.messages))
+        self.assertNotIn(secret, repr(report))
+
+    @capture_logging(None)
     def test_actions(self, logger):
         """
         Report, volume and application operations are actions of the node
@@ -329,3 +431,30 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
         for action_type in (NODE_CREATE_VOLUME, NODE_START_APPLICATION,
                             NODE_SET_ROUTES):
             assertHasAction(self, logger, action_type, True)
+
+
+class FakeClusterTransferTests(SynchronousTestCase):
+    """
+    Tests for a :class:`FakeCluster` whose transfers take time.
+    """
+
+    def test_push_takes_time(self):
+        """
+        With a clock and a rate, a push answers once its data would have
+        been sent, reporting the bytes sent on the way.
+        """
+        clock = Clock()
+        cluster = FakeCluster([A, B], clock=clock, bytes_per_second=100)
+        agent = cluster.agents[A]
+        self.successResultOf(agent.create_volume("web", None))
+        agent.write("web", "x" * 50)
+        progress = _Progress()
+        pushed = agent.push_volume("web", B, progress=progress)
+        clock.pump([0.1] * 4)
+        self.assertNoResult(pushed)
+        clock.advance(0.1)
+        self.assertEqual(self.successResultOf(pushed), 50)
+        self.assertEqual(progress.updates,
+                         [(0, 50), (10, 50), (20, 50), (30, 50), (40, 50),
+                          (50, 50)])
+        self.assertTrue(progress.finished)

@@ -4,6 +4,7 @@ Tests for :mod:`flocker.node._plan`.
 
 import os
 
+import attr
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -13,12 +14,16 @@ from flocker._model import (
     NodeState, Port, Route, VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, HandoffVolume, PushVolume, SetRoutes, StartApplication,
-    StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetRoutes,
+    StartApplication, StopApplication,
 )
 from flocker.node._fake import FakeCluster
-from flocker.node._plan import PHASES, plan_changes, skipped_applications
-from flocker.node.testtools import converged_state, synthetic_cluster
+from flocker.node._plan import (
+    KEY_PHASE, PHASES, plan_changes, skipped_applications,
+)
+from flocker.node.testtools import (
+    converged_state, make_node_key, synthetic_cluster,
+)
 
 EXAMPLES = int(os.environ.get("FLOCKER_FUZZ_EXAMPLES", "60"))
 
@@ -349,3 +354,114 @@ class UnknownNodeTests(SynchronousTestCase):
         change = plan_changes(deployment, ClusterState(), unknown={A})
         self.assertEqual([c for c in leaves(change)
                           if not isinstance(c, SetRoutes)], [])
+
+
+class NodeKeyPlanTests(SynchronousTestCase):
+    """
+    The planner installs the node key where it is not current, first.
+    """
+
+    def setUp(self):
+        self.key = make_node_key()
+        self.deployment = Deployment(nodes=[
+            Node(address=A, applications=[WEB]), Node(address=B)])
+
+    def with_key(self, state, *addresses):
+        """
+        :return: ``state`` with the key reported installed on
+            ``addresses``.
+        """
+        nodes = dict(state.nodes)
+        for address in addresses:
+            nodes[address] = attr.evolve(
+                nodes.get(address, NodeState(address=address)),
+                node_key=self.key.status())
+        return ClusterState(nodes=nodes)
+
+    def test_installed_first(self):
+        """
+        On a cluster without the key, it is installed on every node in a
+        phase before every other (so before any push).
+        """
+        result = plan_changes(self.deployment, ClusterState(),
+                              node_key=self.key)
+        self.assertEqual(
+            result.changes[0],
+            phase(KEY_PHASE, (A, [InstallNodeKey(node=A, key=self.key)]),
+                  (B, [InstallNodeKey(node=B, key=self.key)])))
+        self.assertEqual(result.changes[1:], plan_changes(
+            self.deployment, ClusterState()).changes)
+
+    def test_only_where_differs(self):
+        """
+        Only nodes whose reported key or known_hosts differ get it.
+        """
+        state = self.with_key(converged_state(self.deployment), A)
+        self.assertEqual(
+            plan_changes(self.deployment, state, node_key=self.key),
+            plan(phase(KEY_PHASE, (B, [InstallNodeKey(node=B,
+                                                      key=self.key)]))))
+
+    def test_known_hosts_changed(self):
+        """
+        A node with the key but an older known_hosts gets it again.
+        """
+        state = self.with_key(converged_state(self.deployment), A, B)
+        newer = attr.evolve(self.key, known_hosts="")
+        self.assertEqual(
+            leaves(plan_changes(self.deployment, state, node_key=newer)),
+            [InstallNodeKey(node=A, key=newer),
+             InstallNodeKey(node=B, key=newer)])
+
+    def test_converged(self):
+        """
+        A converged cluster whose nodes all have the key needs no change.
+        """
+        state = self.with_key(converged_state(self.deployment), A, B)
+        self.assertEqual(plan_changes(self.deployment, state,
+                                      node_key=self.key),
+                         Sequentially(changes=[]))
+
+    def test_unknown_node(self):
+        """
+        While a node did not report, no key is installed anywhere (the
+        known_hosts would lack its host key).
+        """
+        self.assertEqual(
+            [c for c in leaves(plan_changes(
+                self.deployment, ClusterState(), unknown=frozenset([B]),
+                node_key=self.key)) if isinstance(c, InstallNodeKey)], [])
+
+    def test_no_key(self):
+        """
+        Without a node key, node keys are left alone.
+        """
+        self.assertEqual(
+            plan_changes(self.deployment, converged_state(self.deployment),
+                         node_key=None), Sequentially(changes=[]))
+
+    def test_description_hides_private_key(self):
+        """
+        The change is described (and represented) by the key's fingerprint,
+        without the private key.
+        """
+        change = InstallNodeKey(node=A, key=self.key)
+        secret = self.key.private_key.splitlines()[1]
+        self.assertEqual(
+            change.describe(),
+            "%s: install node-to-node SSH key %s (known hosts: 1 node)" % (
+                A, self.key.status().fingerprint))
+        self.assertNotIn(secret, repr(change))
+
+    def test_fake_cluster_converges(self):
+        """
+        Running the plan on a fake cluster installs the key everywhere: the
+        next plan is empty.
+        """
+        cluster = FakeCluster([A, B])
+        self.successResultOf(run_state_change(
+            plan_changes(self.deployment, cluster.state(), node_key=self.key),
+            cluster.agents))
+        self.assertEqual(plan_changes(self.deployment, cluster.state(),
+                                      node_key=self.key),
+                         Sequentially(changes=[]))

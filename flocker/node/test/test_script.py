@@ -20,11 +20,12 @@ from ..._serialize import node_state_from_dict
 from ...testtools import run_in_reactor, temporary_directory
 from .._docker import DockerClient
 from .._protocol import (
-    decode_release, decode_session_line, encode_application, encode_request,
-    encode_routes,
+    decode_release, decode_session_line, encode_application,
+    encode_node_key, encode_request, encode_routes,
 )
 from .._lock import DeployLock, process_identity
 from ..script import node_main
+from ..testtools import make_node_key
 from .test_agent import B, PLAIN, WEB, local_pair
 from .test_docker import IMAGE, SLEEPER, _lab_docker
 
@@ -235,6 +236,37 @@ class NodeMainTests(SynchronousTestCase):
         self.assertEqual(answers[3][0], 2)
         self.assertEqual(made, ["10.0.0.1"])
 
+    def test_serve_progress(self):
+        """
+        A push through a session sends progress lines for its request (the
+        volume service's figures) before its answer; a single call prints
+        only its result.
+        """
+        sessions = []
+
+        def connect(reactor, protocol):
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            sessions.append((protocol, transport))
+        self.successResultOf(self.agent.create_volume("web", None))
+        finished = node_main(
+            Clock(), ["serve"], b"", io.StringIO(), io.StringIO(), {},
+            make_agent=lambda reactor, options, environ: self.agent,
+            connect=connect)
+        [(protocol, transport)] = sessions
+        protocol.dataReceived(encode_request(4, ["push-volume", "web", B]))
+        protocol.readConnectionLost()
+        self.assertEqual(self.successResultOf(finished), 0)
+        kinds = [decode_session_line(line) for line in
+                 transport.value().splitlines()]
+        kinds = [(kind, value) for kind, value in kinds if kind != "eliot"]
+        [(kind, (identifier, sent, total)), (last, answer)] = kinds
+        self.assertEqual((kind, identifier, last, answer[:2]),
+                         ("progress", 4, "answer", (4, 0)))
+        self.assertEqual(json.loads(answer[2]), {"bytes": sent})
+        self.assertEqual(self.main(["push-volume", "web", B])[1],
+                         '{"bytes":0}\n')
+
     def test_serve_lease_names_process(self):
         """
         A deploy's lease taken through a session names the serving process
@@ -292,6 +324,52 @@ class NodeMainTests(SynchronousTestCase):
         """
         code, out, err = self.main(["start-application"], stdin=b"{nope")
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+
+    def test_install_node_key(self):
+        """
+        ``install-node-key`` installs the node key read from stdin; the
+        report then carries its fingerprint and known_hosts digest, not
+        the key.
+        """
+        self.agent, _ = local_pair(temporary_directory(self))
+        key = make_node_key()
+        self.assertEqual(self.main(["install-node-key"],
+                                   stdin=encode_node_key(key)), (0, "", ""))
+        code, out, err = self.main(["report"])
+        report = json.loads(out)
+        self.assertEqual(report["node_key"], {
+            "fingerprint": key.status().fingerprint,
+            "known_hosts_digest": key.status().known_hosts_digest})
+        self.assertEqual(node_state_from_dict(report).node_key, key.status())
+        self.assertNotIn(key.private_key.splitlines()[1], out)
+
+    def test_install_node_key_not_logged(self):
+        """
+        With ``--eliot-task`` the installation is logged by fingerprint;
+        the private key appears in neither stdout nor stderr.
+        """
+        self.agent, _ = local_pair(temporary_directory(self))
+        key = make_node_key()
+        code, out, err = self.main(
+            ["--eliot-task", "abc-uuid@/1", "install-node-key"],
+            stdin=encode_node_key(key))
+        self.assertEqual(code, 0)
+        self.assertIn(key.status().fingerprint, err)
+        for line in key.private_key.splitlines()[1:-1]:
+            self.assertNotIn(line, out + err)
+
+    def test_install_node_key_bad_stdin(self):
+        """
+        Standard input that is not a node key exits 1 with one line that
+        does not repeat what was sent.
+        """
+        self.agent, _ = local_pair(temporary_directory(self))
+        stdin = json.dumps({"private_key": "SECRET-MATERIAL",
+                            "public_key": "ssh-ed25519 AAAA",
+                            "known_hosts": ""}).encode()
+        code, out, err = self.main(["install-node-key"], stdin=stdin)
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertNotIn("SECRET-MATERIAL", err)
 
     def test_eliot_task_continued(self):
         """

@@ -4,7 +4,9 @@ modules.
 """
 
 import flocker.volume
-from flocker.volume import _errors, _memory, _service, _zfs
+from flocker.volume import (
+    _errors, _forced, _memory, _nodekey, _service, _zfs,
+)
 
 
 def test_exports():
@@ -13,7 +15,8 @@ def test_exports():
     """
     for name in flocker.volume.__all__:
         value = getattr(flocker.volume, name)
-        homes = [module for module in (_errors, _memory, _service, _zfs)
+        homes = [module for module in (_errors, _forced, _memory,
+                                       _nodekey, _service, _zfs)
                  if getattr(module, name, None) is value]
         assert homes, name
         assert value.__module__.startswith("flocker.volume._"), name

@@ -1,0 +1,291 @@
+"""
+End-to-end test of the node-to-node SSH key on the lab (``admin/lab``), in
+the style of :mod:`flocker.cli.test.test_deploy_lab`: ``flocker-deploy``
+runs in the client namespace only; the nodes are looked at directly.
+
+While it runs, the lab identity that every node otherwise has in its own
+``~/.ssh`` is moved aside on the nodes (the client keeps its copy), so a
+volume moving from node to node can only authenticate with the key the
+deploy installed: a successful move proves pushes use it.
+"""
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+from twisted.conch.ssh.keys import Key
+
+from flocker._model import known_hosts_digest, public_key_fingerprint
+from flocker.volume._nodekey import NODE_KEY_MARKER
+
+from .test_deploy_lab import _Scenario, _at_once, _changes
+
+_INSTALL = re.compile(
+    r"^(10\.99\.0\.\d+): install node-to-node SSH key (SHA256:\S+) "
+    r"\(known hosts: (\d+) nodes\)")
+
+
+class _KeyScenario(_Scenario):
+    """
+    :class:`_Scenario` deploying with its own node key file.
+
+    :ivar str key_path: The node key the deploys use (``--node-key``).
+    """
+
+    def __init__(self, lab, directory, failures):
+        _Scenario.__init__(self, lab, directory, failures)
+        self.key_path = os.path.join(directory, "node_key")
+
+    def deploy(self, *argv, **kwargs):
+        return _Scenario.deploy(self, "--node-key", self.key_path, *argv,
+                                **kwargs)
+
+    def ssh_directory(self, index):
+        """
+        :return: The ``~/.ssh`` of node ``index``, as a host path.
+        """
+        return os.path.join(self.nodes[index].home, ".ssh")
+
+    def key_directory(self, index):
+        """
+        :return: Node ``index``'s installed node key directory.
+        """
+        return os.path.join(self.nodes[index].env["FLOCKER_LOCK_DIR"],
+                            "node-key")
+
+    def authorized_lines(self, index):
+        """
+        :return: Node ``index``'s ``authorized_keys`` lines (``bytes``).
+        """
+        path = os.path.join(self.ssh_directory(index), "authorized_keys")
+        with open(path, "rb") as f:
+            return f.read().splitlines(True)
+
+    def node_ssh(self, index, target, words):
+        """
+        Run ssh from node ``index`` to ``target`` with the installed node
+        key and Flocker's known_hosts, as pushes do.
+
+        :return: The ``CompletedProcess``.
+        """
+        keys = self.key_directory(index)
+        return self.lab.run(self.node(index), [
+            "ssh", "-i", os.path.join(keys, "id_ed25519"),
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "UserKnownHostsFile=" + os.path.join(keys, "known_hosts"),
+            "-o", "GlobalKnownHostsFile=/dev/null", "-T",
+            "root@" + target] + words, check=False, timeout=60)
+
+
+@pytest.fixture(scope="class")
+def key_scenario(request, lab, tmp_path_factory):
+    """
+    The scenario's state; the nodes' lab identities are moved aside for
+    its duration and put back at the end, with its applications and volume
+    removed.
+    """
+    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
+    state = _KeyScenario(lab, str(tmp_path_factory.mktemp("nodekey-lab")),
+                         request.session.testsfailed)
+    hidden = []
+    for index in range(3):
+        identity = os.path.join(state.ssh_directory(index), "id_ed25519")
+        if os.path.exists(identity):
+            os.rename(identity, identity + ".nodekey-test")
+            hidden.append(identity)
+    try:
+        if any(report["applications"] or report["routes"]
+               for report in state.reports().values()):
+            # With the client's default key: the first step must see its
+            # own key installed everywhere.
+            result = _Scenario.deploy(state, state.deployment(
+                "start.yml", [(a, []) for a in state.addresses]))
+            assert result.returncode == 0, result.stdout + result.stderr
+        yield state
+    finally:
+        for identity in hidden:
+            os.rename(identity + ".nodekey-test", identity)
+        state.deploy(state.deployment(
+            "teardown.yml", [(a, []) for a in state.addresses]))
+        for node in state.nodes:
+            node.run(["flocker-volume", "delete", state.names["web"]],
+                     check=False)
+
+
+class TestNodeKeyScenario(object):
+    """
+    The node-to-node key on a three-node lab: installed by the first
+    deploy, used by a volume move when nothing else could log in, limited
+    to volume transfers, refreshed when a node's known_hosts is off, and
+    left alone by a converged deploy.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, key_scenario):
+        if request.session.testsfailed > key_scenario.failures:
+            pytest.skip("an earlier step of the scenario failed")
+        self.s = key_scenario
+
+    def test_01_installed(self):
+        """
+        A deploy with a new key file creates it (0600) and installs it on
+        every node, with a known_hosts of all three nodes, before anything
+        else; each node then reports its fingerprint and known_hosts
+        digest and has exactly one marked, restricted, forced-command line
+        in ``authorized_keys``, the lab's own line untouched.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        before = [[line for line in s.authorized_lines(i)
+                   if not line.rstrip().endswith(NODE_KEY_MARKER.encode())]
+                  for i in range(3)]
+        s.first = s.deployment("first.yml", [(n1, ["web"]), (n2, []),
+                                             (n3, [])])
+        result = s.deploy(s.first)
+        output = result.stdout + result.stderr
+        installs = [m.groups() for m in map(_INSTALL.match,
+                                            result.stdout.splitlines()) if m]
+        with open(s.key_path + ".pub") as f:
+            public = " ".join(f.read().split()[:2])
+        fingerprint = public_key_fingerprint(public)
+        assert (result.returncode, sorted(installs),
+                oct(os.stat(s.key_path).st_mode & 0o777)) == (
+            0, [(a, fingerprint, "3") for a in s.addresses], "0o600"), output
+        # The installs ran before the volume was created.
+        lines = result.stdout.splitlines()
+        first_install = min(i for i, line in enumerate(lines)
+                            if _INSTALL.match(line))
+        create = [i for i, line in enumerate(lines)
+                  if ": create volume " in line]
+        assert create and first_install < create[0], output
+        reports = s.reports()
+        for index in range(3):
+            report = reports[s.node(index)]
+            keys = s.key_directory(index)
+            with open(os.path.join(keys, "known_hosts")) as f:
+                known = f.read()
+            marked = [line for line in s.authorized_lines(index)
+                      if line.rstrip().endswith(NODE_KEY_MARKER.encode())]
+            others = [line for line in s.authorized_lines(index)
+                      if line not in marked]
+            assert report["node_key"] == {
+                "fingerprint": fingerprint,
+                "known_hosts_digest": known_hosts_digest(known)}
+            assert sorted(line.split()[0] for line in known.splitlines()) \
+                == sorted(s.addresses)
+            assert len(marked) == 1 and others == before[index]
+            assert re.match(
+                rb'^restrict,command="/\S+/flocker-volume ssh-command" '
+                + re.escape(public.encode()) + rb" " +
+                NODE_KEY_MARKER.encode() + rb"\n$", marked[0]), marked
+            assert oct(os.stat(os.path.join(keys, "id_ed25519")).st_mode
+                       & 0o777) == "0o600"
+            with open(os.path.join(keys, "id_ed25519")) as f:
+                assert Key.fromString(f.read()).public().toString(
+                    "openssh").decode() == public
+            # The private key is in no report.
+            with open(s.key_path) as f:
+                secret = f.read().splitlines()[1]
+            assert secret not in json.dumps(report)
+
+    def test_02_move_uses_node_key(self):
+        """
+        With the nodes' own identities moved aside, moving the application
+        with its volume from node1 to node3 succeeds (the pushes logged in
+        with the node key) and the data arrives intact.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        content = os.urandom(1 << 16)
+        s.exec_in(s.node(0), "web", ["dd", "of=/data/blob.bin"],
+                  input=content, text=False)
+        s.data["/data/blob.bin"] = hashlib.sha256(content).hexdigest()
+        s.second = s.deployment("second.yml", [(n1, []), (n2, []),
+                                               (n3, ["web"])])
+        result = s.deploy(s.second)
+        done = _changes(result.stdout)
+        assert (result.returncode,
+                any(" hand off volume " in line for line in done),
+                [line for line in result.stdout.splitlines()
+                 if _INSTALL.match(line)]) == (0, True, []), (
+            result.stdout + result.stderr)
+        assert s.checksums(s.node(2)) == s.data
+
+    def test_03_forced_command(self):
+        """
+        The node key runs nothing but volume transfers: a shell command,
+        another flocker-volume subcommand and a forced ``zfs receive -F``
+        are refused with the forced command's one line and exit status 1.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        pool = s.nodes[1].pool
+        results = _at_once([
+            (lambda words: s.node_ssh(0, n2, words), words) for words in [
+                ["id"], ["flocker-volume", "list"],
+                ["zfs", "receive", "-F", pool + "/" + s.names["web"]],
+                ["flocker-volume", "receive", s.names["web"], ";", "id"]]])
+        assert [(r.returncode, "flocker-volume ssh-command: refused"
+                 in r.stderr, r.stdout) for r in results] == [
+            (1, True, "")] * 4, [(r.stderr, r.stdout) for r in results]
+
+    def test_04_unknown_host_key_refused_then_refreshed(self):
+        """
+        A node whose Flocker known_hosts lacks the target refuses to push
+        to it with one line naming the target; the next deploy sees the
+        node's known_hosts digest is off and installs it again there only.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        path = os.path.join(s.key_directory(2), "known_hosts")
+        with open(path) as f:
+            known = f.read()
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in known.splitlines()
+                            if line.split()[0] != n2))
+        push = s.lab.run(s.node(2), ["flocker-volume", "push",
+                                     s.names["web"], n2], check=False,
+                         timeout=120)
+        lines = push.stderr.strip().splitlines()
+        assert (push.returncode, len(lines)) == (1, 1), push.stderr
+        assert lines[0].startswith("flocker-volume: error: node %s: its SSH "
+                                   "host key is not the one " % (n2,)), lines
+        result = s.deploy(s.second)
+        installs = [m.group(1) for m in map(_INSTALL.match,
+                                            result.stdout.splitlines()) if m]
+        with open(path) as f:
+            assert (result.returncode, installs, f.read()) == (
+                0, [n3], known), result.stdout + result.stderr
+
+    def test_05_converged_is_noop(self):
+        """
+        Deploying the same files again changes nothing, node keys included.
+        """
+        s = self.s
+        before = s.reports()
+        result = s.deploy(s.second)
+        assert (result.returncode,
+                "cluster already converged: no changes" in result.stdout,
+                s.reports()) == (0, True, before), (
+            result.stdout + result.stderr)
+
+    def test_06_dry_run_shows_install(self):
+        """
+        With another key file, ``--dry-run`` shows the key installed on
+        every node, writes no key file and changes no node.
+        """
+        s = self.s
+        other = os.path.join(s.directory, "other_key")
+        before = s.reports()
+        result = s.lab.run_client(
+            ["flocker-deploy", "--node-key", other, "--dry-run", s.second,
+             s.applications], check=False, timeout=120)
+        installs = [line.strip() for line in result.stdout.splitlines()
+                    if ": install node-to-node SSH key " in line]
+        assert (result.returncode, len(installs), os.path.exists(other),
+                s.reports()) == (0, 3, False, before), (
+            result.stdout + result.stderr)
+

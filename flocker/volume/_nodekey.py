@@ -1,0 +1,317 @@
+"""
+The node-to-node SSH key on a node: where the deploy client's key, and the
+known_hosts file naming every node's host key, are kept; the line of
+``~/.ssh/authorized_keys`` that lets the other nodes in with that key, and
+only to run ``flocker-volume ssh-command``.
+
+Files, in the node's state directory (:func:`default_state_directory`)::
+
+    node-key/id_ed25519        the private key              (0600)
+    node-key/id_ed25519.pub    its public key line          (0600)
+    node-key/known_hosts       the nodes' host keys         (0600)
+
+and one line in the login user's ``~/.ssh/authorized_keys``, recognised by
+its comment :data:`NODE_KEY_MARKER`::
+
+    restrict,command="/path/to/flocker-volume ssh-command" ssh-ed25519 AAAA… flocker-node-key
+
+Every file is replaced atomically (written next to itself, then renamed over
+it), so a reader sees the old content or the new, never a mixture.  Only the
+marked line of ``authorized_keys`` is Flocker's: installing replaces it (one
+line, never two) and keeps every other line byte for byte, and the file's
+permission bits.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+
+from .._model import NodeKeyStatus, known_hosts_digest, public_key_fingerprint
+from ._service import SSHRemote
+
+__all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
+           "replace_marked_lines", "default_state_directory",
+           "default_node_key_store", "UnsafeForcedCommand", "NodeKeyError",
+           "NodeKeyRemote"]
+
+#: The comment that marks the ``authorized_keys`` line Flocker owns.
+NODE_KEY_MARKER = "flocker-node-key"
+
+# The forced command sits inside double quotes of an authorized_keys option
+# and is run by the user's shell: its path may hold none of their specials.
+_SAFE_PATH = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
+
+
+class UnsafeForcedCommand(ValueError):
+    """
+    The ``flocker-volume`` path cannot be written into a forced command.
+    """
+
+
+class NodeKeyError(ValueError):
+    """
+    The node key could not be installed (a file could not be written).
+    """
+
+
+def default_state_directory(environ):
+    """
+    :param environ: The process environment.
+    :return: The node's state directory: ``$FLOCKER_STATE_DIR``, else
+        ``$FLOCKER_LOCK_DIR`` (where the deploy lock already lives, per node
+        even where nodes share ``/var/lib``), else ``/var/lib/flocker``.
+    """
+    return (environ.get("FLOCKER_STATE_DIR")
+            or environ.get("FLOCKER_LOCK_DIR") or "/var/lib/flocker")
+
+
+def authorized_keys_line(public_key, command):
+    """
+    :param str public_key: ``"ssh-ed25519 AAAA..."``.
+    :param str command: Absolute path of ``flocker-volume``.
+    :return: The marked ``authorized_keys`` line (``bytes``, with newline):
+        ``restrict`` (no forwarding, no pty, no user rc) and a forced
+        command, so the key can only ever run ``flocker-volume ssh-command``.
+    :raises UnsafeForcedCommand: If ``command`` is not a plain absolute path.
+    :raises InvalidModel: If ``public_key`` is not an ed25519 key line.
+    """
+    public_key_fingerprint(public_key)
+    if not _SAFE_PATH.match(command) or ".." in command.split("/"):
+        raise UnsafeForcedCommand(
+            "%r cannot be a forced command: it must be an absolute path of "
+            "letters, digits and _./+-" % (command,))
+    return ('restrict,command="%s ssh-command" %s %s\n' % (
+        command, public_key, NODE_KEY_MARKER)).encode("ascii")
+
+
+def _is_marked(line):
+    words = line.split()
+    return bool(words) and words[-1] == NODE_KEY_MARKER.encode("ascii")
+
+
+def replace_marked_lines(existing, line):
+    """
+    :param bytes existing: An ``authorized_keys`` file's content.
+    :param bytes line: The marked line to install (newline included).
+    :return: The new content: ``line`` where the first marked line was (at
+        the end if there was none), every other marked line gone, every
+        other line unchanged (a last line without a newline gets one).
+    """
+    result = []
+    placed = False
+    for current in existing.splitlines(True):
+        if _is_marked(current):
+            if not placed:
+                result.append(line)
+                placed = True
+            continue
+        result.append(current)
+    if result and not result[-1].endswith(b"\n"):
+        result[-1] += b"\n"
+    if not placed:
+        result.append(line)
+    return b"".join(result)
+
+
+def _write_atomically(path, data, mode):
+    """
+    Replace ``path`` with ``data`` by a rename, so nobody reads half a file.
+
+    :param int mode: Permission bits of the new file (set explicitly: the
+        umask must not widen or narrow them).
+    """
+    directory = os.path.dirname(path)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=directory, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class NodeKeyStore(object):
+    """
+    This node's installed node-to-node key (see the module documentation).
+
+    :ivar str directory: Where the key and known_hosts files are.
+    :ivar str authorized_keys: The login user's ``authorized_keys`` file.
+    :ivar str command: Absolute path of ``flocker-volume`` (the forced
+        command runs ``COMMAND ssh-command``).
+    """
+
+    def __init__(self, directory, authorized_keys, command):
+        self.directory = directory
+        self.authorized_keys = authorized_keys
+        self.command = command
+
+    @property
+    def identity_path(self):
+        """The private key file."""
+        return os.path.join(self.directory, "id_ed25519")
+
+    @property
+    def public_key_path(self):
+        """The public key file."""
+        return self.identity_path + ".pub"
+
+    @property
+    def known_hosts_path(self):
+        """The known_hosts file pushes check host keys against."""
+        return os.path.join(self.directory, "known_hosts")
+
+    def installed(self):
+        """
+        :return: Whether a key and its known_hosts are installed, so pushes
+            should use them.
+        """
+        return (os.path.exists(self.identity_path)
+                and os.path.exists(self.known_hosts_path))
+
+    def status(self):
+        """
+        :return: The installed key's :class:`NodeKeyStatus`, or ``None`` if
+            none is installed: no key files, or files that are unreadable or
+            damaged, or no marked ``authorized_keys`` line for the key (say
+            an operator removed it); the next deploy repairs each by
+            installing again.
+        """
+        public, known = (_read(self.public_key_path),
+                         _read(self.known_hosts_path))
+        if public is None or known is None or not self.installed():
+            return None
+        try:
+            public_key = " ".join(public.decode("ascii").split()[:2])
+            status = NodeKeyStatus(
+                fingerprint=public_key_fingerprint(public_key),
+                known_hosts_digest=known_hosts_digest(known.decode("utf-8")))
+            line = authorized_keys_line(public_key, self.command)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        try:
+            authorized = _read(self.authorized_keys)
+        except OSError:
+            return None
+        if authorized is None or line not in authorized.splitlines(True):
+            return None
+        return status
+
+    def install(self, node_key):
+        """
+        Install the key: the private key, the public key and the known_hosts
+        file in :attr:`directory`, then the marked ``authorized_keys`` line.
+        Running it again with the same key changes nothing.
+
+        :param NodeKey node_key: What to install.
+        :raises UnsafeForcedCommand: See :func:`authorized_keys_line`.
+        :raises NodeKeyError: If a file cannot be written.
+        """
+        line = authorized_keys_line(node_key.public_key, self.command)
+        try:
+            self._install(node_key, line)
+        except OSError as e:
+            raise NodeKeyError("cannot install the node key: %s: %s" % (
+                e.filename or self.directory, e.strerror))
+
+    def _install(self, node_key, line):
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        _write_atomically(self.identity_path,
+                          node_key.private_key.encode("ascii"), 0o600)
+        _write_atomically(self.public_key_path, (
+            "%s %s\n" % (node_key.public_key, NODE_KEY_MARKER)).encode(
+                "ascii"), 0o600)
+        _write_atomically(self.known_hosts_path,
+                          node_key.known_hosts.encode("utf-8"), 0o600)
+        ssh_directory = os.path.dirname(self.authorized_keys)
+        if not os.path.isdir(ssh_directory):
+            os.makedirs(ssh_directory, mode=0o700)
+        existing = _read(self.authorized_keys)
+        mode = (0o600 if existing is None
+                else os.stat(self.authorized_keys).st_mode & 0o7777)
+        updated = replace_marked_lines(existing or b"", line)
+        if updated != existing:
+            _write_atomically(self.authorized_keys, updated, mode)
+
+
+def _flocker_volume_path(argv0):
+    """
+    :return: The absolute path of ``flocker-volume``: next to the running
+        Flocker script (both are installed together), else where ``PATH``
+        finds it.
+    """
+    beside = os.path.join(os.path.dirname(os.path.abspath(argv0)),
+                          "flocker-volume")
+    if os.path.isfile(beside):
+        return beside
+    found = shutil.which("flocker-volume")
+    return os.path.abspath(found) if found else beside
+
+
+def default_node_key_store(environ, argv0):
+    """
+    :param environ: The process environment (``HOME``, and see
+        :func:`default_state_directory`).
+    :param str argv0: The running program's path (``sys.argv[0]``).
+    :return: This node's :class:`NodeKeyStore`.
+    """
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return NodeKeyStore(
+        os.path.join(default_state_directory(environ), "node-key"),
+        os.path.join(home, ".ssh", "authorized_keys"),
+        _flocker_volume_path(argv0))
+
+
+class NodeKeyRemote(object):
+    """
+    How pushes reach other nodes, decided at each command: with the node
+    key and only its known_hosts (``StrictHostKeyChecking=yes``,
+    ``IdentitiesOnly=yes``) once it is installed, with ssh's defaults
+    before.  Deciding per command matters in a ``flocker-node serve``
+    session: it opens its volume service for the report, before the deploy
+    installs the key.
+
+    Has :class:`~flocker.volume._service.SSHRemote`'s ``argv``.
+    """
+
+    def __init__(self, store, config=None):
+        """
+        :param NodeKeyStore store: This node's key store.
+        :param config: ssh configuration file, or ``None``.
+        """
+        self._store = store
+        self._config = config
+
+    def _current(self):
+        if self._store.installed():
+            return SSHRemote(identity=self._store.identity_path,
+                             known_hosts=self._store.known_hosts_path,
+                             only_known_hosts=True, config=self._config)
+        return SSHRemote(config=self._config)
+
+    @property
+    def known_hosts(self):
+        """
+        The known hosts file ssh checks now (``None`` for ssh's default).
+        """
+        return self._current().known_hosts
+
+    def argv(self, address, arguments, command=None):
+        """
+        See :meth:`flocker.volume._service.SSHRemote.argv`.
+        """
+        return self._current().argv(address, arguments, command)

@@ -1,0 +1,571 @@
+"""
+Tests for the node-to-node SSH key on a node (``flocker.volume._nodekey``),
+the forced command it may run (``flocker.volume._forced``) and how pushes
+use it (``flocker.volume.script.node_ssh_remote``).  Files only; no ssh, no
+ZFS.
+"""
+
+import io
+import os
+import shlex
+import stat
+
+from hypothesis import given, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker._model import InvalidModel
+from flocker.testtools import temporary_directory
+from flocker.node.testtools import make_node_key
+from flocker.volume._errors import HostKeyRejected, TargetUnreachable
+from flocker.volume._forced import (
+    CommandRefused, allowed_command, ssh_command_main,
+)
+from flocker.volume._nodekey import (
+    NODE_KEY_MARKER, NodeKeyError, NodeKeyRemote, NodeKeyStore,
+    UnsafeForcedCommand, authorized_keys_line, default_state_directory,
+    replace_marked_lines,
+)
+from flocker.volume._process import ProcessResult
+from flocker.volume._service import SSHRemote, _remote_error
+from flocker.volume.script import flocker_volume_main, node_ssh_remote
+
+COMMAND = "/opt/flocker/bin/flocker-volume"
+TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
+NODE_ID = "0f8e3d0c-7d1e-4f39-9b7e-3c51e0a1c2d4"
+
+# Lines an operator may have in authorized_keys: printable, no newline.
+_other_lines = st.lists(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126),
+            max_size=40).filter(
+                lambda line: not line.split()[-1:] == [NODE_KEY_MARKER]),
+    max_size=6)
+
+
+#: One command of each allowed shape.
+_ALLOWED = [
+    "flocker-volume receive web",
+    "flocker-volume --eliot-task %s receive web" % (TASK,),
+    "flocker-volume acquire web --snapshot flocker-1 --node-id %s --json"
+    % (NODE_ID,),
+    "zfs receive flocker/web",
+]
+
+
+def _store(case):
+    root = temporary_directory(case)
+    return NodeKeyStore(os.path.join(root, "state", "node-key"),
+                        os.path.join(root, "home", ".ssh", "authorized_keys"),
+                        COMMAND)
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+class AuthorizedKeysLineTests(SynchronousTestCase):
+    """
+    The marked ``authorized_keys`` line.
+    """
+
+    def test_line(self):
+        """
+        The line restricts the key and forces ``flocker-volume ssh-command``
+        by absolute path, and ends with the marker.
+        """
+        key = make_node_key()
+        self.assertEqual(
+            authorized_keys_line(key.public_key, COMMAND),
+            ('restrict,command="%s ssh-command" %s %s\n' % (
+                COMMAND, key.public_key, NODE_KEY_MARKER)).encode("ascii"))
+
+    def test_unsafe_command(self):
+        """
+        A path that is relative or holds quotes, spaces or shell
+        metacharacters is refused.
+        """
+        key = make_node_key()
+        for command in ["flocker-volume", '/a"b', "/a b", "/a;b", "/a/../b",
+                        "/a$(x)"]:
+            self.assertRaises(UnsafeForcedCommand, authorized_keys_line,
+                              key.public_key, command)
+
+    def test_not_a_key(self):
+        """
+        A public key line that is not ed25519 is refused.
+        """
+        self.assertRaises(InvalidModel, authorized_keys_line,
+                          "ssh-rsa AAAAB3Nza", COMMAND)
+
+
+class ReplaceMarkedLinesTests(SynchronousTestCase):
+    """
+    ``replace_marked_lines`` owns the marked line and nothing else.
+    """
+
+    LINE = b'restrict,command="/x ssh-command" ssh-ed25519 AAAA ' + (
+        NODE_KEY_MARKER.encode("ascii") + b"\n")
+
+    def test_added(self):
+        """
+        Without a marked line, the line is appended after the others.
+        """
+        self.assertEqual(replace_marked_lines(b"ssh-rsa A op\n", self.LINE),
+                         b"ssh-rsa A op\n" + self.LINE)
+
+    def test_replaced_in_place(self):
+        """
+        An old marked line is replaced where it was; further marked lines
+        are removed.
+        """
+        old = b"ssh-ed25519 OLD " + NODE_KEY_MARKER.encode("ascii") + b"\n"
+        self.assertEqual(
+            replace_marked_lines(b"a\n" + old + b"b\n" + old, self.LINE),
+            b"a\n" + self.LINE + b"b\n")
+
+    def test_missing_final_newline(self):
+        """
+        A last line without a newline gets one before the marked line.
+        """
+        self.assertEqual(replace_marked_lines(b"a", self.LINE),
+                         b"a\n" + self.LINE)
+
+    @given(before=_other_lines, after=_other_lines,
+           marked=st.integers(min_value=0, max_value=3))
+    def test_others_untouched(self, before, after, marked):
+        """
+        Whatever else the file holds, the result is the other lines byte for
+        byte, in order, plus exactly one marked line; applying it again
+        changes nothing.
+        """
+        old = b"ssh-ed25519 OLD " + NODE_KEY_MARKER.encode("ascii") + b"\n"
+        others = [(line + "\n").encode("ascii") for line in before + after]
+        existing = b"".join(others[:len(before)] + [old] * marked
+                            + others[len(before):])
+        result = replace_marked_lines(existing, self.LINE)
+        lines = result.splitlines(True)
+        self.assertEqual([line for line in lines if line != self.LINE],
+                         others)
+        self.assertEqual(lines.count(self.LINE), 1)
+        self.assertEqual(replace_marked_lines(result, self.LINE), result)
+
+
+class NodeKeyStoreTests(SynchronousTestCase):
+    """
+    ``NodeKeyStore`` installs the key, known_hosts and marked line.
+    """
+
+    def test_nothing_installed(self):
+        """
+        A node without a key reports none and is not ``installed``.
+        """
+        store = _store(self)
+        self.assertEqual((store.status(), store.installed()), (None, False))
+
+    def test_install(self):
+        """
+        The private key, public key and known_hosts are written 0600 in a
+        0700 directory; the status names the key and the known_hosts
+        digest.
+        """
+        store, key = _store(self), make_node_key()
+        store.install(key)
+        with open(store.identity_path) as f:
+            self.assertEqual(f.read(), key.private_key)
+        with open(store.known_hosts_path) as f:
+            self.assertEqual(f.read(), key.known_hosts)
+        self.assertEqual(
+            [_mode(p) for p in (store.directory, store.identity_path,
+                                store.public_key_path,
+                                store.known_hosts_path)],
+            [0o700, 0o600, 0o600, 0o600])
+        self.assertEqual((store.status(), store.installed()),
+                         (key.status(), True))
+
+    def test_authorized_keys_created(self):
+        """
+        Without ``~/.ssh``, the directory (0700) and ``authorized_keys``
+        (0600) are created holding only the marked line.
+        """
+        store, key = _store(self), make_node_key()
+        store.install(key)
+        with open(store.authorized_keys, "rb") as f:
+            self.assertEqual(f.read(),
+                             authorized_keys_line(key.public_key, COMMAND))
+        self.assertEqual((_mode(os.path.dirname(store.authorized_keys)),
+                          _mode(store.authorized_keys)), (0o700, 0o600))
+
+    def test_authorized_keys_kept(self):
+        """
+        Installing twice, then another key, leaves one marked line (the
+        newest key's), the operator's lines byte for byte and the file's
+        permission bits.
+        """
+        store = _store(self)
+        os.makedirs(os.path.dirname(store.authorized_keys))
+        operator = b"ssh-rsa AAAAB3 operator@laptop\r\n# keep me  \n"
+        with open(store.authorized_keys, "wb") as f:
+            f.write(operator)
+        os.chmod(store.authorized_keys, 0o640)
+        store.install(make_node_key())
+        store.install(make_node_key())
+        newest = make_node_key()
+        store.install(newest)
+        store.install(newest)
+        with open(store.authorized_keys, "rb") as f:
+            self.assertEqual(f.read(), operator + authorized_keys_line(
+                newest.public_key, COMMAND))
+        self.assertEqual(_mode(store.authorized_keys), 0o640)
+
+    def test_authorized_line_removed(self):
+        """
+        A node whose marked ``authorized_keys`` line is gone (or names
+        another forced command) reports no key, so the next deploy installs
+        it again.
+        """
+        store = _store(self)
+        store.install(make_node_key())
+        moved = NodeKeyStore(store.directory, store.authorized_keys,
+                             "/usr/local/bin/flocker-volume")
+        self.assertIsNone(moved.status())
+        with open(store.authorized_keys, "wb") as f:
+            f.write(b"ssh-rsa AAAAB3 operator\n")
+        self.assertIsNone(store.status())
+
+    def test_no_temporary_files(self):
+        """
+        The atomic writes leave no temporary files behind.
+        """
+        store = _store(self)
+        store.install(make_node_key())
+        self.assertEqual(sorted(os.listdir(store.directory)),
+                         ["id_ed25519", "id_ed25519.pub", "known_hosts"])
+        self.assertEqual(
+            os.listdir(os.path.dirname(store.authorized_keys)),
+            ["authorized_keys"])
+
+    def test_unwritable(self):
+        """
+        A directory that cannot be written gives a ``NodeKeyError`` naming
+        the problem (not the key).
+        """
+        root = temporary_directory(self)
+        os.makedirs(root)
+        blocker = os.path.join(root, "file")
+        with open(blocker, "w") as f:
+            f.write("not a directory")
+        store = NodeKeyStore(os.path.join(blocker, "node-key"),
+                             os.path.join(root, "authorized_keys"), COMMAND)
+        key = make_node_key()
+        error = self.assertRaises(NodeKeyError, store.install, key)
+        self.assertIn("cannot install the node key", str(error))
+        self.assertNotIn(key.private_key.splitlines()[1], str(error))
+
+    def test_state_directory(self):
+        """
+        The state directory is ``$FLOCKER_STATE_DIR``, else
+        ``$FLOCKER_LOCK_DIR``, else ``/var/lib/flocker``.
+        """
+        self.assertEqual(
+            [default_state_directory(e) for e in [
+                {"FLOCKER_STATE_DIR": "/s", "FLOCKER_LOCK_DIR": "/l"},
+                {"FLOCKER_LOCK_DIR": "/l"}, {}]],
+            ["/s", "/l", "/var/lib/flocker"])
+
+
+class AllowedCommandTests(SynchronousTestCase):
+    """
+    ``allowed_command`` lets through exactly what Flocker's pushes send.
+    """
+
+    def test_receive(self):
+        """
+        The negotiated push's receiving command is allowed, with or without
+        the eliot task.
+        """
+        for text in ["flocker-volume receive web",
+                     "flocker-volume --eliot-task %s receive web" % (TASK,)]:
+            self.assertEqual(allowed_command(text, "flocker"), text.split())
+
+    def test_direct(self):
+        """
+        The direct push's ``zfs receive`` into this node's pool is allowed.
+        """
+        self.assertEqual(allowed_command("zfs receive flocker/web",
+                                         "flocker"),
+                         ["zfs", "receive", "flocker/web"])
+
+    def test_acquire(self):
+        """
+        A hand-off's remote ``acquire`` is allowed.
+        """
+        text = ("flocker-volume acquire web --snapshot flocker-20261129 "
+                "--node-id %s --json" % (NODE_ID,))
+        self.assertEqual(allowed_command(text, "flocker"), text.split())
+
+    def test_the_push_shapes(self):
+        """
+        What ``SSHRemote`` sends for each kind of push, joined as ssh joins
+        it, is allowed as it is.
+        """
+        remote = SSHRemote()
+        for arguments, command in [
+                (["--eliot-task", TASK, "receive", "web"], None),
+                (["receive", "flocker/web"], ("zfs",)),
+                (["acquire", "web", "--snapshot", "flocker-1",
+                  "--node-id", NODE_ID, "--json"], None)]:
+            argv = remote.argv("10.0.0.2", arguments, command=command)
+            words = argv[argv.index("root@10.0.0.2") + 1:]
+            self.assertEqual(allowed_command(" ".join(words), "flocker"),
+                             words)
+
+    def test_refused(self):
+        """
+        Other commands, other subcommands, extra or missing arguments,
+        ``-F``, other pools, quoting and shell metacharacters are refused.
+        """
+        for text in [
+                "", "sh", "bash -c id", "flocker-volume list",
+                "flocker-volume receive", "flocker-volume receive web extra",
+                "flocker-volume --pool other receive web",
+                "flocker-volume --eliot-task x receive web",
+                "flocker-volume push web 10.0.0.3",
+                "flocker-volume delete web",
+                "flocker-volume receive web;id",
+                "flocker-volume receive 'web'",
+                "flocker-volume  receive web",
+                "flocker-volume receive $(id)",
+                "flocker-volume receive web && id",
+                "flocker-volume receive ../web",
+                "/usr/bin/flocker-volume receive web",
+                "zfs receive -F flocker/web", "zfs receive other/web",
+                "zfs receive flocker/web/x", "zfs destroy flocker/web",
+                "zfs receive flocker", "zfs send flocker/web@s",
+                "flocker-volume acquire web --snapshot s --node-id x",
+                "flocker-volume --eliot-task %s acquire web --snapshot s "
+                "--node-id x --json" % (TASK,),
+                "flocker-volume receive web\nid"]:
+            self.assertRaises(CommandRefused, allowed_command, text,
+                              "flocker")
+
+    def test_missing(self):
+        """
+        A login without a command (no ``SSH_ORIGINAL_COMMAND``) is refused.
+        """
+        self.assertRaises(CommandRefused, allowed_command, None, "flocker")
+
+    @given(st.text(max_size=80))
+    def test_anything(self, text):
+        """
+        Whatever the text, it is refused, or it is one of the allowed
+        programs and its words are exactly the text's, split on single
+        spaces, each free of shell metacharacters.
+        """
+        try:
+            argv = allowed_command(text, "flocker")
+        except CommandRefused:
+            return
+        self.assertEqual(argv, text.split(" "))
+        self.assertIn(argv[0], ("flocker-volume", "zfs"))
+        self.assertEqual(shlex.split(" ".join(map(shlex.quote, argv))), argv)
+
+    @given(st.sampled_from(_ALLOWED), st.data())
+    def test_word_dropped(self, allowed, data):
+        """
+        An allowed command missing any one of its words is refused.
+        """
+        words = allowed.split(" ")
+        index = data.draw(st.integers(0, len(words) - 1))
+        self.assertRaises(CommandRefused, allowed_command,
+                          " ".join(words[:index] + words[index + 1:]),
+                          "flocker")
+
+    @given(st.sampled_from(_ALLOWED), st.data(),
+           st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./=,:@",
+                   min_size=1, max_size=12))
+    def test_word_added(self, allowed, data, extra):
+        """
+        An allowed command with any one word more, anywhere, is refused.
+        """
+        words = allowed.split(" ")
+        index = data.draw(st.integers(0, len(words)))
+        self.assertRaises(CommandRefused, allowed_command,
+                          " ".join(words[:index] + [extra] + words[index:]),
+                          "flocker")
+
+    @given(st.sampled_from([";", "&", "|", "`", "$(", ">", "<", "'", '"',
+                            "\\", "\n", "*", " "]),
+           st.sampled_from(["flocker-volume receive web",
+                            "zfs receive flocker/web"]),
+           st.integers(min_value=0, max_value=40))
+    def test_metacharacters(self, special, allowed, position):
+        """
+        A shell metacharacter anywhere in an allowed command makes it
+        refused.
+        """
+        position = min(position, len(allowed))
+        text = allowed[:position] + special + allowed[position:]
+        self.assertRaises(CommandRefused, allowed_command, text, "flocker")
+
+
+class SSHCommandMainTests(SynchronousTestCase):
+    """
+    ``ssh_command_main`` runs an allowed command in place of itself and
+    refuses anything else with one line.
+    """
+
+    def test_exec(self):
+        """
+        An allowed command is ``execvp``'d as its words.
+        """
+        ran = []
+        ssh_command_main({"SSH_ORIGINAL_COMMAND": "zfs receive tank/web",
+                          "FLOCKER_POOL": "tank"}, io.StringIO(),
+                         execvp=lambda program, argv: ran.append(
+                             (program, argv)))
+        self.assertEqual(ran, [("zfs", ["zfs", "receive", "tank/web"])])
+
+    def test_refused(self):
+        """
+        A refused command prints one line on standard error, exits 1, and
+        runs nothing.
+        """
+        err, ran = io.StringIO(), []
+        code = ssh_command_main({"SSH_ORIGINAL_COMMAND": "zfs receive "
+                                 "other/web"}, err,
+                                execvp=lambda *a: ran.append(a))
+        self.assertEqual((code, ran, err.getvalue().count("\n")), (1, [], 1))
+        self.assertTrue(err.getvalue().startswith(
+            "flocker-volume ssh-command: refused: "))
+
+    def test_cannot_run(self):
+        """
+        An allowed command that cannot be started gives one line and exit
+        status 127, like a shell's.
+        """
+        err = io.StringIO()
+
+        def missing(program, argv):
+            raise FileNotFoundError(2, "No such file or directory")
+        code = ssh_command_main({"SSH_ORIGINAL_COMMAND":
+                                 "flocker-volume receive web"}, err,
+                                execvp=missing)
+        self.assertEqual((code, err.getvalue()), (
+            127, "flocker-volume ssh-command: cannot run flocker-volume: No "
+            "such file or directory\n"))
+
+    def test_no_command(self):
+        """
+        An interactive login is refused the same way.
+        """
+        err = io.StringIO()
+        self.assertEqual(ssh_command_main({}, err, execvp=None), 1)
+        self.assertIn("no command given", err.getvalue())
+
+
+class NodeKeyRemoteTests(SynchronousTestCase):
+    """
+    Pushes use the node key and only its known_hosts once installed.
+    """
+
+    def test_installed(self):
+        """
+        With a key installed, ssh gets the key (only), the Flocker
+        known_hosts (only) and strict host key checking.
+        """
+        store = _store(self)
+        store.install(make_node_key())
+        argv = node_ssh_remote({}, store=store).argv("10.0.0.2",
+                                                     ["receive", "web"])
+        self.assertEqual(argv[argv.index("-i") + 1], store.identity_path)
+        for option in ["StrictHostKeyChecking=yes", "IdentitiesOnly=yes",
+                       "BatchMode=yes",
+                       "UserKnownHostsFile=" + store.known_hosts_path,
+                       "GlobalKnownHostsFile=/dev/null"]:
+            self.assertIn(option, argv)
+
+    def test_not_installed(self):
+        """
+        Without a key, ssh's defaults are kept (no identity, no known_hosts
+        options), as before node keys.
+        """
+        argv = node_ssh_remote({}, store=_store(self)).argv(
+            "10.0.0.2", ["receive", "web"])
+        self.assertEqual(argv, SSHRemote().argv("10.0.0.2",
+                                                ["receive", "web"]))
+
+    def test_decided_per_command(self):
+        """
+        A remote built before the key was installed uses it from the next
+        command on (a session opens its volume service before the deploy
+        installs the key).
+        """
+        store = _store(self)
+        remote = NodeKeyRemote(store)
+        self.assertIsNone(remote.known_hosts)
+        store.install(make_node_key())
+        self.assertEqual(remote.known_hosts, store.known_hosts_path)
+        self.assertIn("-i", remote.argv("10.0.0.2", ["receive", "web"]))
+
+    def test_explicit_wins(self):
+        """
+        An identity or known_hosts given explicitly replaces the node key.
+        """
+        store = _store(self)
+        store.install(make_node_key())
+        argv = node_ssh_remote({"FLOCKER_SSH_IDENTITY": "/k"},
+                               store=store).argv("10.0.0.2", ["list"])
+        self.assertEqual(argv[argv.index("-i") + 1], "/k")
+        self.assertNotIn("UserKnownHostsFile=" + store.known_hosts_path,
+                         argv)
+
+
+class HostKeyErrorTests(SynchronousTestCase):
+    """
+    A target ssh does not trust gives one clear line naming it.
+    """
+
+    def test_unknown_host_key(self):
+        """
+        ssh's host key verification failure becomes ``HostKeyRejected`` (a
+        kind of ``TargetUnreachable``) naming the target node and the known
+        hosts file.
+        """
+        result = ProcessResult(
+            argv=["ssh"], stdout=b"", exit_code=255, signal=None,
+            stderr=b"No ED25519 host key is known for 10.0.0.3 and you have "
+                   b"requested strict checking.\r\nHost key verification "
+                   b"failed.\r\n")
+        error = _remote_error("10.0.0.3", result,
+                              known_hosts="/var/lib/flocker/node-key/"
+                              "known_hosts")
+        self.assertIsInstance(error, HostKeyRejected)
+        self.assertIsInstance(error, TargetUnreachable)
+        self.assertEqual(
+            error.message,
+            "node 10.0.0.3: its SSH host key is not the one "
+            "/var/lib/flocker/node-key/known_hosts lists for it; refusing "
+            "to send to it (run flocker-deploy to refresh the nodes' known "
+            "hosts, after checking the node)")
+        self.assertNotIn("\n", error.message)
+
+
+class SSHCommandEntryPointTests(SynchronousTestCase):
+    """
+    ``flocker-volume ssh-command`` runs without a reactor.
+    """
+
+    def test_refused_exit_status(self):
+        """
+        A refused command exits 1 with the refusal line, and no reactor
+        is started.
+        """
+        err = io.StringIO()
+
+        def no_reactor(*args):
+            raise AssertionError("ssh-command started a reactor")
+        error = self.assertRaises(
+            SystemExit, flocker_volume_main, ["ssh-command"],
+            {"SSH_ORIGINAL_COMMAND": "sh -c id"}, io.StringIO(), err,
+            run=no_reactor)
+        self.assertEqual((error.code, err.getvalue().count("\n")), (1, 1))
+        self.assertIn("refused", err.getvalue())
