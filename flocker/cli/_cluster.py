@@ -93,7 +93,10 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         transfers' progress as the nodes send it.
     :param node_key: The node-to-node ``NodeKeyPair`` (see
         :func:`flocker.cli._nodekey.load_node_key_pair`) to install on the
-        nodes, with a known_hosts of the host keys ``runner`` verified; or
+        nodes, with a known_hosts of the host keys ``runner`` verified; or a
+        callable returning one, called at once inside the deploy's action
+        (so reading the key is logged in the deploy's tree; what it raises,
+        such as ``SSHConfigurationError``, this function raises); or
         ``None`` to leave the nodes' keys as they are.
     :return: ``Deferred`` firing with a ``DeployResult``.
 
@@ -132,6 +135,14 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     # work included, is one tree in the log.
     action = CLUSTER_DEPLOY(nodes=len(addresses), dry_run=dry_run)
     with action.context():
+        if callable(node_key):
+            # Loaded here so that reading (or making) the key is part of
+            # the deploy's tree.
+            try:
+                node_key = node_key()
+            except BaseException as e:
+                action.finish(e)
+                raise
         d = DeferredContext(resolve_addresses(reactor, addresses))
         d.addCallback(resolved)
         return d.addActionFinish()

@@ -23,7 +23,8 @@ from .._model import NodeKey, public_key_fingerprint
 from ._logging import LOAD_NODE_KEY
 from ._ssh import SSHConfigurationError
 
-__all__ = ["DEFAULT_NODE_KEY_PATH", "NodeKeyPair", "load_node_key_pair",
+__all__ = ["DEFAULT_NODE_KEY_PATH", "NodeKeyPair", "check_node_key",
+           "load_node_key_pair",
            "nodes_known_hosts"]
 
 #: Where ``flocker-deploy`` keeps the node key unless told otherwise.
@@ -104,6 +105,18 @@ def load_node_key_pair(path=None, create=True):
             created=created,
             fingerprint=public_key_fingerprint(pair.public_key))
     return pair
+
+
+def check_node_key(path=None):
+    """
+    Check, without writing or logging anything, that the node key pair can
+    be used: so a deploy stops before it reaches any node if not.
+
+    :param path: As for :func:`load_node_key_pair`.
+    :raises SSHConfigurationError: As :func:`load_node_key_pair` would.
+    """
+    _load(os.path.expanduser(DEFAULT_NODE_KEY_PATH if path is None
+                             else path), create=False)
 
 
 def _load(path, create):

@@ -232,7 +232,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
     from eliot import add_destinations, remove_destination, FileDestination
     from ._cluster import deploy_over_ssh
     from ._deploy import format_summary
-    from ._nodekey import load_node_key_pair
+    from ._nodekey import check_node_key, load_node_key_pair
     from ._progress import TerminalProgress, is_live_terminal
     from ._ssh import SSHConfigurationError, ssh_command_runner
 
@@ -242,8 +242,8 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
             known_hosts_path=options.known_hosts,
             connect_timeout=options.timeout,
             concurrency=options.concurrency)
-        node_key = (None if options.status else load_node_key_pair(
-            options.node_key, create=not options.dry_run))
+        if not options.status:
+            check_node_key(options.node_key)
     except SSHConfigurationError as e:
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
@@ -268,6 +268,11 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
         live = TerminalProgress(reactor, stdout, width=_columns(stdout))
         # Change lines must go above the block, or it would overwrite them.
         lines = live.write_line
+
+    def node_key():
+        return load_node_key_pair(options.node_key,
+                                  create=not options.dry_run)
+    # Read (or made) inside the deploy's action, so it is in its tree.
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, command=options.node_command,
                         log=destination, live=live, node_key=node_key)

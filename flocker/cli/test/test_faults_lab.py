@@ -657,3 +657,164 @@ class TestWriteSafety(object):
             s.deploy(None, applications)
             for node in s.nodes:
                 node.run(["flocker-volume", "delete", s.name], check=False)
+
+
+def _is_dockerd(argv):
+    return os.path.basename(argv[0]) == "dockerd"
+
+
+class TestClusterFaults(object):
+    """
+    Faults of whole parts of the cluster: a full pool, a Docker daemon
+    restarted during a deploy, a node rebooted, two deploys at once.
+    Each ends with a deploy that converges, with the volume's data intact.
+    """
+
+    def _converge(self, s, index):
+        """
+        Deploy until it converges (at most three runs).
+
+        :return: The last ``CompletedProcess``.
+        """
+        for attempt in range(3):
+            result = s.deploy(index)
+            if result.returncode == 0:
+                break
+            time.sleep(1)
+        assert result.returncode == 0, _summary(result)
+        return result
+
+    def _answers(self, s, index):
+        """
+        :return: The HTTP status lines of ``GET /index.html`` sent to the
+            application's port of every node, from the client.
+        """
+        responses = []
+        for address in s.addresses:
+            response = s.lab.run_client(
+                ["busybox", "nc", "-w", "2", address, str(WEB_PORT)],
+                input="GET /index.html HTTP/1.0\r\n\r\n", check=False,
+                timeout=30).stdout
+            responses.append(response.split("\r\n", 1)[0])
+        return responses
+
+    def test_pool_full(self, fault_lab):
+        """
+        A move into a pool that has no room (its quota hit) fails with one
+        line saying so, changes nothing (the application keeps running
+        where it was, with its data); with room again, the move completes.
+        """
+        s = fault_lab
+        [source] = s.where()
+        target = (source + 1) % len(s.nodes)
+        pool = s.nodes[target].pool
+        s.write_data(source, big=True)
+        before = s.checksums(source)
+        used = subprocess.run(
+            ["zfs", "get", "-H", "-p", "-o", "value", "used", pool],
+            capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(["zfs", "set", "quota=%d" % (int(used) + 2 ** 20,),
+                        pool], check=True)
+        try:
+            result = s.deploy(target)
+            output = result.stdout + result.stderr
+            assert (result.returncode != 0, "Traceback" in output,
+                    "space" in output or "quota" in output) == (
+                True, False, True), output
+            assert s.where() == [source]
+            assert s.checksums(source) == before
+        finally:
+            subprocess.run(["zfs", "set", "quota=none", pool], check=True)
+        self._converge(s, target)
+        assert (s.where(), s.checksums(target)) == ([target], before)
+
+    def test_docker_restarted_mid_deploy(self, fault_lab):
+        """
+        The new node's Docker daemon killed right after the application
+        stopped on the old node: the deploy fails naming the node; once
+        the daemon is back, the next deploy completes the move.
+        """
+        s = fault_lab
+        [source] = s.where()
+        target = (source + 1) % len(s.nodes)
+        before = s.checksums(source)
+        log = os.path.join(s.directory, "docker-restart.log")
+        proc = s.lab.client.popen(s.deploy_argv(target, log=log),
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        trigger = LogTrigger(log)
+        deadline = time.monotonic() + DEPLOY_TIMEOUT
+        struck = 0
+        while proc.poll() is None and time.monotonic() < deadline:
+            trigger.poll()
+            if trigger.seen("stop-application", s.addresses[source],
+                            "succeeded"):
+                struck = kill_matching(s.nodes[target], _is_dockerd)
+                break
+            time.sleep(0.005)
+        output, _ = proc.communicate(timeout=DEPLOY_TIMEOUT)
+        assert (struck, proc.returncode != 0, "Traceback" in output,
+                s.addresses[target] in output) == (1, True, False, True), (
+            output)
+        s.restore_sshd()
+        self._converge(s, target)
+        assert (s.where(), s.checksums(target)) == ([target], before)
+
+    def test_node_rebooted(self, fault_lab):
+        """
+        The node running the application reboots (its Docker daemon and
+        sshd killed, Docker found empty when they come back): the next
+        deploy starts the application again there, with its data, and it
+        answers through every node's port.
+        """
+        s = fault_lab
+        [index] = s.where()
+        node = s.nodes[index]
+        s.exec_in(index, ["cp", "/data/small-1.bin", "/data/index.html"])
+        before = s.checksums(index)
+        kill_matching(node, lambda argv: _is_dockerd(argv) or _is_sshd(argv))
+        s.restore_sshd()
+        assert s.where() == []
+        result = self._converge(s, index)
+        assert "start application %s" % (s.name,) in result.stdout, (
+            _summary(result))
+        assert (s.where(), s.checksums(index)) == ([index], before)
+        assert self._answers(s, index) == ["HTTP/1.0 200 OK"] * 3
+
+    def test_two_deploys_at_once(self, fault_lab):
+        """
+        Two deploys started together, moving the application to two
+        different nodes: the one that gets the nodes first runs; the other
+        waits for it, then either runs or fails saying another deploy holds
+        the nodes.  At every instant at most one node owns the volume and
+        at most one copy runs; the cluster ends as the deploy that ran last
+        wanted, with the data intact.
+        """
+        s = fault_lab
+        [source] = s.where()
+        first, second = [(source + k) % len(s.nodes) for k in (1, 2)]
+        before = s.checksums(source)
+        watcher = Watcher(s.lab, s.nodes, s.name, s.node_ids)
+        watcher.start()
+        try:
+            procs = [s.lab.client.popen(s.deploy_argv(index),
+                                        stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+                     for index in (first, second)]
+            outputs = [proc.communicate(timeout=DEPLOY_TIMEOUT)[0]
+                       for proc in procs]
+        finally:
+            watcher.stop()
+        codes = [proc.returncode for proc in procs]
+        assert 0 in codes, outputs
+        for code, output in zip(codes, outputs):
+            assert "Traceback" not in output, output
+            if code != 0:
+                assert "another flocker-deploy" in output, output
+        assert (watcher.error, watcher.bad) == (None, []), (
+            watcher.error, watcher.bad)
+        [now] = s.where()
+        assert now in [index for index, code in zip((first, second), codes)
+                       if code == 0], (now, codes, outputs)
+        assert s.checksums(now) == before
+        self._converge(s, now)

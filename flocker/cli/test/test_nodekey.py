@@ -22,7 +22,7 @@ from flocker._model import Deployment, Node, public_key_fingerprint
 from flocker.cli._logging import LOAD_NODE_KEY
 from flocker.cli._deploy import deploy
 from flocker.cli._nodekey import (
-    NodeKeyPair, load_node_key_pair, nodes_known_hosts,
+    NodeKeyPair, check_node_key, load_node_key_pair, nodes_known_hosts,
 )
 from flocker.cli._remote import RemoteNodeAgent
 from flocker.cli._session import SessionRunner
@@ -100,6 +100,21 @@ class LoadNodeKeyPairTests(SynchronousTestCase):
         path = os.path.join(temporary_directory(self), "node_key")
         load_node_key_pair(path, create=False)
         self.assertFalse(os.path.exists(path))
+
+    @capture_logging(None)
+    def test_check(self, logger):
+        """
+        ``check_node_key`` writes and logs nothing: a missing pair passes,
+        a file that is not a key is refused as loading would refuse it.
+        """
+        path = os.path.join(temporary_directory(self), "node_key")
+        check_node_key(path)
+        self.assertEqual((os.path.exists(path), logger.messages),
+                         (False, []))
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write("not a key\n")
+        self.assertRaises(SSHConfigurationError, check_node_key, path)
 
     def test_not_a_key(self):
         """
