@@ -469,13 +469,19 @@ def start_dockerd(node):
     """
     node.data_root.mkdir(parents=True, exist_ok=True)
     node.dockerd_log.write_bytes(b"")
+    # dockerd refuses to start while its own pid file exists, and one it
+    # was killed with (a node "rebooted" by tests) stays behind.  Nothing
+    # runs it now (the caller checked), so the file is stale.
+    own_pid_file = node.run_dir / "dockerd-own.pid"
+    if own_pid_file.exists():
+        own_pid_file.unlink()
     process = _spawn(node.nsenter() + [
         "dockerd",
         "--config-file", node.daemon_json,
         "-H", "unix://%s" % (node.docker_socket,),
         "-H", "unix:///var/run/docker.sock",
         "--data-root", node.data_root,
-        "--pidfile", "/var/run/docker.pid",
+        "--pidfile", own_pid_file,
         "--bip", "10.98.%d.1/24" % (node.index,),
         "--default-address-pool", "base=10.97.%d.0/24,size=28" % (node.index,),
         "--cgroup-parent", node.cgroup_parent,

@@ -80,6 +80,16 @@ applications:
     volume: {{mountpoint: /data}}
 """
 
+#: An application linked to the moving one (its port, inside the linked
+#: container, reaches the moving application).
+LINKED = """\
+  {name}:
+    image: {image}
+    command: ["sleep", "100000"]
+    links: [{{local_port: {local}, remote_port: {remote}, alias: web}}]
+"""
+LINK_PORT = 15001
+
 #: When a fault strikes, as ``(name, kind, detail)``:
 #:
 #: * ``("call", SUBCOMMAND, "started"|"succeeded", "source"|"target"|"any")``:
@@ -497,6 +507,14 @@ def fault_lab(lab, tmp_path_factory):
         node.run(["flocker-volume", "delete", state.name], check=False)
 
 
+def _status(response):
+    """
+    :return: The status code of an HTTP response (``None`` if none).
+    """
+    words = response.split(None, 2)
+    return words[1] if len(words) > 1 else None
+
+
 def _summary(result):
     return "exit %s\n%s\n%s" % (result.returncode, result.stdout,
                                 result.stderr)
@@ -663,6 +681,21 @@ def _is_dockerd(argv):
     return os.path.basename(argv[0]) == "dockerd"
 
 
+def stop_daemons(machine, match):
+    """
+    Stop the daemons of ``machine`` that ``match`` (SIGTERM, as a shutdown
+    or restart does) and wait until they are gone.
+
+    :return: How many were stopped.
+    """
+    count = kill_matching(machine, match, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(match(argv) for _, argv in processes_in(machine.netns)):
+        assert time.monotonic() < deadline, "daemons did not stop"
+        time.sleep(0.1)
+    return count
+
+
 class TestClusterFaults(object):
     """
     Faults of whole parts of the cluster: a full pool, a Docker daemon
@@ -695,7 +728,7 @@ class TestClusterFaults(object):
                 ["busybox", "nc", "-w", "2", address, str(WEB_PORT)],
                 input="GET /index.html HTTP/1.0\r\n\r\n", check=False,
                 timeout=30).stdout
-            responses.append(response.split("\r\n", 1)[0])
+            responses.append(_status(response))
         return responses
 
     def test_pool_full(self, fault_lab):
@@ -730,7 +763,7 @@ class TestClusterFaults(object):
 
     def test_docker_restarted_mid_deploy(self, fault_lab):
         """
-        The new node's Docker daemon killed right after the application
+        The new node's Docker daemon stopped right after the application
         stopped on the old node: the deploy fails naming the node; once
         the daemon is back, the next deploy completes the move.
         """
@@ -749,7 +782,7 @@ class TestClusterFaults(object):
             trigger.poll()
             if trigger.seen("stop-application", s.addresses[source],
                             "succeeded"):
-                struck = kill_matching(s.nodes[target], _is_dockerd)
+                struck = stop_daemons(s.nodes[target], _is_dockerd)
                 break
             time.sleep(0.005)
         output, _ = proc.communicate(timeout=DEPLOY_TIMEOUT)
@@ -763,23 +796,23 @@ class TestClusterFaults(object):
     def test_node_rebooted(self, fault_lab):
         """
         The node running the application reboots (its Docker daemon and
-        sshd killed, Docker found empty when they come back): the next
+        sshd stopped, Docker found empty when they come back): the next
         deploy starts the application again there, with its data, and it
         answers through every node's port.
         """
         s = fault_lab
         [index] = s.where()
         node = s.nodes[index]
-        s.exec_in(index, ["cp", "/data/small-1.bin", "/data/index.html"])
+        s.exec_in(index, ["cp", "/etc/hostname", "/data/index.html"])
         before = s.checksums(index)
-        kill_matching(node, lambda argv: _is_dockerd(argv) or _is_sshd(argv))
+        stop_daemons(node, lambda argv: _is_dockerd(argv) or _is_sshd(argv))
         s.restore_sshd()
         assert s.where() == []
         result = self._converge(s, index)
         assert "start application %s" % (s.name,) in result.stdout, (
             _summary(result))
         assert (s.where(), s.checksums(index)) == ([index], before)
-        assert self._answers(s, index) == ["HTTP/1.0 200 OK"] * 3
+        assert self._answers(s, index) == ["200"] * 3
 
     def test_two_deploys_at_once(self, fault_lab):
         """
@@ -818,3 +851,49 @@ class TestClusterFaults(object):
                        if code == 0], (now, codes, outputs)
         assert s.checksums(now) == before
         self._converge(s, now)
+
+    def test_linked_node_rebooted(self, fault_lab):
+        """
+        The node of an application linked to the moving one reboots (its
+        Docker daemon and sshd stopped, Docker empty when they come back):
+        the next deploy starts the linked application again with its link,
+        which reaches the other application through ``localhost``.
+        """
+        s = fault_lab
+        [web] = s.where()
+        linker = (web + 1) % len(s.nodes)
+        name = "flink-" + secrets.token_hex(3)
+        applications = s.write("linked.yml", APPLICATIONS.format(
+            web=s.name, image=IMAGE, port=WEB_PORT) + LINKED.format(
+                name=name, image=IMAGE, local=LINK_PORT, remote=WEB_PORT))
+        placement = {web: [s.name], linker: [name]}
+        deployment = s.write("linked-deployment.yml", "version: 1\nnodes:\n"
+                             + "".join("  %s: [%s]\n" % (
+                                 address, ", ".join(placement.get(i, [])))
+                                 for i, address in enumerate(s.addresses)))
+
+        def deploy():
+            return s.lab.run_client(["flocker-deploy", deployment,
+                                     applications], check=False,
+                                    timeout=DEPLOY_TIMEOUT)
+
+        def through_link():
+            return s.lab.run(s.nodes[linker].name, [
+                "docker", "exec", "-i", "flocker--" + name, "nc", "-w", "2",
+                "127.0.0.1", str(LINK_PORT)],
+                input="GET /index.html HTTP/1.0\r\n\r\n", check=False,
+                timeout=30).stdout
+        try:
+            s.exec_in(web, ["cp", "/etc/hostname", "/data/index.html"])
+            result = deploy()
+            assert result.returncode == 0, _summary(result)
+            assert _status(through_link()) == "200"
+            stop_daemons(s.nodes[linker],
+                         lambda argv: _is_dockerd(argv) or _is_sshd(argv))
+            s.restore_sshd()
+            result = deploy()
+            assert (result.returncode, "start application %s" % (name,)
+                    in result.stdout) == (0, True), _summary(result)
+            assert _status(through_link()) == "200"
+        finally:
+            self._converge(s, web)
