@@ -27,6 +27,9 @@ REDRAW_INTERVAL = 0.25
 #: of pace.
 RATE_WINDOW = 5.0
 
+#: Least seconds of samples before a rate (and a time left) is shown.
+RATE_MINIMUM = 1.0
+
 #: ANSI: erase from the cursor to the end of the line.
 _ERASE_LINE = "\x1b[K"
 
@@ -116,11 +119,13 @@ class _Transfer(object):
 
     def rate(self):
         """
-        :return: Bytes per second over the samples kept, or ``None``.
+        :return: Bytes per second over the samples kept, or ``None`` until
+            they span :data:`RATE_MINIMUM` seconds (a transfer's first
+            moments, spent connecting, say nothing of its pace).
         """
         (first_time, first), (last_time, last) = (self.samples[0],
                                                   self.samples[-1])
-        if last_time <= first_time:
+        if last_time - first_time < RATE_MINIMUM:
             return None
         return (last - first) / (last_time - first_time)
 

@@ -319,18 +319,21 @@ class TerminalProgressTests(SynchronousTestCase):
         self.assertEqual(self.terminal.getvalue(), "")
         self.clock.advance(0.05)
         drawn = self.terminal.getvalue()
+        # Less than a second of samples: no rate (nor time left) yet.
         self.assertEqual(self.screen().lines(), [
             "10.0.0.1 [0/3] push volume web to 10.0.0.2: 99 B of 1000 B, "
-            "990 B/s, ETA 0:01",
+            "?/s, ETA ?",
             "10.0.0.2 [0/1] waiting"])
         self.clock.advance(0.25)
         self.assertEqual(self.terminal.getvalue(), drawn)
+        self.clock.advance(0.5)
+        drawn = self.terminal.getvalue()
         self.view.change_progress(PUSH, 200, 1000)
         self.assertEqual(self.terminal.getvalue(), drawn)
         self.clock.advance(0.25)
         self.assertEqual(self.screen().lines()[0],
                          "10.0.0.1 [0/3] push volume web to 10.0.0.2: "
-                         "200 B of 1000 B, 400 B/s, ETA 0:02")
+                         "200 B of 1000 B, 200 B/s, ETA 0:04")
 
     def test_lines_above_block(self):
         """
