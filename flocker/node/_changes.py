@@ -95,8 +95,10 @@ class PushVolume(object):
                                              **_reporting(progress))
 
     def describe(self):
-        return "%s: push volume %s to %s (about %s, application running)" % (
-            self.node, self.name, self.target, describe_size(self.estimated_bytes))
+        size = ("size unknown" if self.estimated_bytes is None
+                else "about " + describe_size(self.estimated_bytes))
+        return "%s: push volume %s to %s (%s, application running)" % (
+            self.node, self.name, self.target, size)
 
     def describe_result(self, sent):
         """

@@ -22,6 +22,7 @@ line, never two) and keeps every other line byte for byte, and the file's
 permission bits.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -288,19 +289,41 @@ class NodeKeyRemote(object):
     Has :class:`~flocker.volume._service.SSHRemote`'s ``argv``.
     """
 
-    def __init__(self, store, config=None):
+    def __init__(self, store, config=None, control_directory=None):
         """
         :param NodeKeyStore store: This node's key store.
         :param config: ssh configuration file, or ``None``.
+        :param control_directory: Where the shared connections of the node
+            key live (see ``SSHRemote``'s ``control_path``), or ``None`` for
+            none.  The path must stay short: a socket's name has at most
+            107 bytes, and ssh adds 17 while it creates one.
         """
         self._store = store
         self._config = config
+        self._control_directory = control_directory
+
+    def _control_path(self):
+        if self._control_directory is None:
+            return None
+        try:
+            os.makedirs(self._control_directory, mode=0o700, exist_ok=True)
+            key = _read(self._store.identity_path)
+            known = _read(self._store.known_hosts_path)
+        except OSError:
+            return None
+        if key is None or known is None:
+            return None
+        # A new key or new host keys never reuse a connection made with
+        # the old ones.
+        digest = hashlib.sha256(key + b"\0" + known).hexdigest()[:8]
+        return os.path.join(self._control_directory, "%s-%%C" % (digest,))
 
     def _current(self):
         if self._store.installed():
             return SSHRemote(identity=self._store.identity_path,
                              known_hosts=self._store.known_hosts_path,
-                             only_known_hosts=True, config=self._config)
+                             only_known_hosts=True, config=self._config,
+                             control_path=self._control_path())
         return SSHRemote(config=self._config)
 
     @property

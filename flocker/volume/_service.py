@@ -129,6 +129,11 @@ __all__ = [
 #: Version of the push protocol spoken by ``flocker-volume receive``.
 PROTOCOL_VERSION = 1
 
+#: Seconds an idle shared connection to another node stays open (see
+#: :class:`SSHRemote`): longer than the gap between a move's pre-copy and
+#: its final increment.
+CONTROL_PERSIST = 60
+
 #: Names of the snapshots Flocker takes (and prunes) start with this.
 SNAPSHOT_PREFIX = "flocker-"
 
@@ -380,7 +385,8 @@ class SSHRemote(object):
 
     def __init__(self, identity=None, known_hosts=None, config=None,
                  user="root", port=None, command=("flocker-volume",),
-                 connect_timeout=10, only_known_hosts=False):
+                 connect_timeout=10, only_known_hosts=False,
+                 control_path=None):
         """
         :param identity: Private key file, or ``None`` for ssh's default.
         :param known_hosts: Known hosts file, or ``None`` for ssh's default.
@@ -393,6 +399,12 @@ class SSHRemote(object):
         :param command: The ``flocker-volume`` command on the nodes.
         :param int connect_timeout: Seconds before an unreachable node is
             reported.
+        :param control_path: ``None``, or an ssh ``ControlPath`` (with
+            ``%C``): the connection to a node is then kept open
+            :data:`CONTROL_PERSIST` seconds after its last command and
+            shared by the commands that follow, so the final increment of a
+            move does not pay for a new connection while its application is
+            down.
         """
         self._options = ["-o", "BatchMode=yes",
                          "-o", "StrictHostKeyChecking=yes",
@@ -407,6 +419,10 @@ class SSHRemote(object):
             if only_known_hosts:
                 self._options += ["-o", "GlobalKnownHostsFile=/dev/null"]
         self.known_hosts = known_hosts
+        if control_path is not None:
+            self._options += ["-o", "ControlMaster=auto",
+                              "-o", "ControlPath=" + control_path,
+                              "-o", "ControlPersist=%d" % (CONTROL_PERSIST,)]
         if port is not None:
             self._options += ["-p", str(int(port))]
         self._user = user

@@ -276,7 +276,10 @@ def node_ssh_remote(environ, identity=None, known_hosts=None, config=None,
     ``$FLOCKER_SSH_IDENTITY``/``$FLOCKER_SSH_KNOWN_HOSTS``) wins.  Otherwise,
     once the deploy client installed the node key, pushes use it and trust
     only its known_hosts (``StrictHostKeyChecking=yes``,
-    ``IdentitiesOnly=yes``); before that, ssh's own defaults.
+    ``IdentitiesOnly=yes``), and share one connection per node, kept open
+    a minute after its last command, its socket in
+    ``$FLOCKER_SSH_CONTROL_DIR`` (default :data:`DEFAULT_CONTROL_DIR`);
+    before that, ssh's own defaults.
 
     :param environ: The process environment.
     :param identity: ``--ssh-identity`` or ``None``.
@@ -293,9 +296,16 @@ def node_ssh_remote(environ, identity=None, known_hosts=None, config=None,
     if identity is None and known_hosts is None:
         if store is None:
             store = default_node_key_store(environ, sys.argv[0])
-        return NodeKeyRemote(store, config=config)
+        return NodeKeyRemote(store, config=config, control_directory=(
+            environ.get("FLOCKER_SSH_CONTROL_DIR") or DEFAULT_CONTROL_DIR))
     return SSHRemote(identity=identity, known_hosts=known_hosts,
                      config=config)
+
+
+#: Where the shared connections of the node key live unless
+#: ``FLOCKER_SSH_CONTROL_DIR`` says otherwise: short (a socket's path is
+#: limited) and gone at boot, as the connections are.
+DEFAULT_CONTROL_DIR = "/run/flocker"
 
 
 def _remote(options, environ):

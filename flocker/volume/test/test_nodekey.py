@@ -26,7 +26,7 @@ from flocker.volume._nodekey import (
     replace_marked_lines,
 )
 from flocker.volume._process import ProcessResult
-from flocker.volume._service import SSHRemote, _remote_error
+from flocker.volume._service import CONTROL_PERSIST, SSHRemote, _remote_error
 from flocker.volume.script import flocker_volume_main, node_ssh_remote
 
 COMMAND = "/opt/flocker/bin/flocker-volume"
@@ -474,8 +474,9 @@ class NodeKeyRemoteTests(SynchronousTestCase):
         """
         store = _store(self)
         store.install(make_node_key())
-        argv = node_ssh_remote({}, store=store).argv("10.0.0.2",
-                                                     ["receive", "web"])
+        argv = node_ssh_remote(
+            {"FLOCKER_SSH_CONTROL_DIR": temporary_directory(self)},
+            store=store).argv("10.0.0.2", ["receive", "web"])
         self.assertEqual(argv[argv.index("-i") + 1], store.identity_path)
         for option in ["StrictHostKeyChecking=yes", "IdentitiesOnly=yes",
                        "BatchMode=yes",
@@ -505,6 +506,37 @@ class NodeKeyRemoteTests(SynchronousTestCase):
         store.install(make_node_key())
         self.assertEqual(remote.known_hosts, store.known_hosts_path)
         self.assertIn("-i", remote.argv("10.0.0.2", ["receive", "web"]))
+
+    def test_shared_connection(self):
+        """
+        With a key installed and a control directory, ssh shares one
+        connection per node (created on demand, kept a while); a new key
+        gets another control path, so no connection made with the old key
+        is reused; without a control directory nothing is shared.
+        """
+        store = _store(self)
+        directory = os.path.join(temporary_directory(self), "control")
+        remote = NodeKeyRemote(store, control_directory=directory)
+        self.assertNotIn("ControlMaster=auto",
+                         remote.argv("10.0.0.2", ["receive", "web"]))
+        store.install(make_node_key())
+
+        def control_path():
+            argv = remote.argv("10.0.0.2", ["receive", "web"])
+            self.assertIn("ControlMaster=auto", argv)
+            self.assertIn("ControlPersist=%d" % (CONTROL_PERSIST,), argv)
+            [path] = [option[len("ControlPath="):] for option in argv
+                      if option.startswith("ControlPath=")]
+            return path
+        first = control_path()
+        self.assertEqual((os.path.dirname(first), first.endswith("-%C"),
+                          stat.S_IMODE(os.stat(directory).st_mode)),
+                         (directory, True, 0o700))
+        self.assertEqual(control_path(), first)
+        store.install(make_node_key())
+        self.assertNotEqual(control_path(), first)
+        self.assertNotIn("ControlMaster=auto", NodeKeyRemote(store).argv(
+            "10.0.0.2", ["receive", "web"]))
 
     def test_explicit_wins(self):
         """
