@@ -379,6 +379,31 @@ def _text(report, node, what):
     return node.value
 
 
+#: The largest count or size a file may give: Docker and ZFS keep them in
+#: signed 64-bit integers, so anything larger would fail on the node.
+LARGEST_NUMBER = 2 ** 63 - 1
+
+
+def _decimal(digits):
+    """
+    :param str digits: ASCII decimal digits.
+    :return: Their value, or ``None`` if it is more than
+        :data:`LARGEST_NUMBER`.  The length is checked first: Python
+        refuses to convert strings of more than 4300 digits.
+    """
+    if len(digits) > len(str(LARGEST_NUMBER)):
+        return None
+    value = int(digits)
+    return value if value <= LARGEST_NUMBER else None
+
+
+def _shown(text, limit=20):
+    """
+    :return: ``text``, shortened for a message.
+    """
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _integer(report, node, what):
     """
     :return: The ``int`` value of an integer scalar (booleans refused), or
@@ -388,8 +413,11 @@ def _integer(report, node, what):
         try:
             return yaml.constructor.SafeConstructor().construct_yaml_int(node)
         except ValueError:
-            report.at(node, "%s %s is not an integer" % (
-                what, _quote(node.value)))
+            # An explicit ``!!int`` on text that is no number, or a number
+            # past Python's 4300-digit conversion limit.
+            problem = ("is too large" if _DIGITS.match(node.value)
+                       else "is not an integer")
+            report.at(node, "%s %s %s" % (what, _quote(node.value), problem))
             return None
     report.at(node, "%s must be an integer, not %s" % (what, _describe(node)))
     return None
@@ -411,15 +439,22 @@ def _port(report, node, what):
 
 def _positive(report, node, what):
     """
-    :return: A positive integer read from ``node``, or ``None``.
+    :return: A positive integer no larger than :data:`LARGEST_NUMBER` read
+        from ``node``, or ``None``.
     """
     value = _integer(report, node, what)
     if value is not None and value < 1:
         report.at(node, "%s must be a positive integer, not %d" % (
             what, value))
         return None
+    if value is not None and value > LARGEST_NUMBER:
+        report.at(node, "%s %s is too large (at most %d)" % (
+            what, _shown(str(value)), LARGEST_NUMBER))
+        return None
     return value
 
+
+_DIGITS = re.compile(r"\A[-+]?[0-9_]+\Z")
 
 _SIZE = re.compile(r"\A([0-9]+)\s*(?:([KMGT])(?:i?B)?|B)?\Z", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
@@ -440,8 +475,13 @@ def _size(report, node, what):
         match = _SIZE.match(node.value.strip())
         if match is not None:
             unit = match.group(2)
-            value = int(match.group(1)) * _SIZE_UNITS[
+            number = _decimal(match.group(1))
+            value = None if number is None else number * _SIZE_UNITS[
                 None if unit is None else unit.upper()]
+            if value is None or value > LARGEST_NUMBER:
+                report.at(node, "%s %s is too large (at most %d bytes)" % (
+                    what, _quote(node.value), LARGEST_NUMBER))
+                return None
             if value < 1:
                 report.at(node, "%s must be more than zero" % (what,))
                 return None
@@ -837,12 +877,14 @@ def _compose_ports(report, node, draft):
                 problem = 'write "EXTERNAL:INTERNAL", e.g. "8080:80"'
             report.at(item, "port %s: %s" % (_quote(text), problem))
             continue
-        external, internal = (int(match.group(1)), int(match.group(2)))
-        bad = [number for number in (external, internal)
-               if not 1 <= number <= 65535]
+        external, internal = (_decimal(match.group(1)),
+                              _decimal(match.group(2)))
+        bad = [digits for digits, number in zip(match.groups(),
+                                                (external, internal))
+               if number is None or not 1 <= number <= 65535]
         if bad:
-            report.at(item, "port %s: %d is outside 1-65535" % (
-                _quote(text), bad[0]))
+            report.at(item, "port %s: %s is outside 1-65535" % (
+                _quote(text), _shown(bad[0])))
             continue
         port = _model(report, item, lambda: Port(internal=internal,
                                                  external=external))
@@ -919,11 +961,17 @@ def _compose_restart(report, node, draft):
         return
     maximum = None
     if colon:
-        if not count.isdigit() or int(count) < 1:
+        # ASCII digits only: str.isdigit() also accepts "²", which int()
+        # refuses.
+        maximum = _decimal(count) if re.match(r"\A[0-9]+\Z", count) else 0
+        if maximum is None:
+            report.at(node, "restart %s: the retry count is too large (at "
+                      "most %d)" % (_quote(text), LARGEST_NUMBER))
+            return
+        if maximum < 1:
             report.at(node, "restart %s: the retry count must be a positive "
                       "integer" % (_quote(text),))
             return
-        maximum = int(count)
     draft.fields["restart_policy"] = RestartPolicy(
         name=_COMPOSE_RESTART[name], maximum_retry_count=maximum)
 
@@ -1065,16 +1113,18 @@ def _read_applications(report, text):
 
     :return: ``(names, applications)``: the ``set`` of every application
         name the file defines (even with problems, so the deployment file is
-        not also blamed for them), and a ``dict`` of name to
-        :class:`Application`, empty unless the file has no problem at all.
+        not also blamed for them), or ``None`` when the file is not a YAML
+        mapping at all (so which names it meant is unknown); and a ``dict``
+        of name to :class:`Application`, empty unless the file has no
+        problem at all.
     """
     start = report.count()
     root = _compose(report, text)
     if root is None:
-        return set(), {}
+        return None, {}
     items = _mapping(report, root, "the application configuration")
     if items is None:
-        return set(), {}
+        return None, {}
     keys = {key: value for key, _, value in items}
     native = "applications" in keys or (
         "services" not in keys and isinstance(keys.get("version"),

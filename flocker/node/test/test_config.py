@@ -470,6 +470,30 @@ class TestComposeFormat(object):
         assert_problem(found, APPLICATION, 1, 26, "unless-stopped",
                        "not supported")
 
+    @pytest.mark.parametrize("restart,fragment", [
+        ('"on-failure:\u00b2"', "positive integer"),
+        ('"on-failure:0"', "positive integer"),
+        ('"on-failure:%s"' % ("9" * 5000,), "too large"),
+    ])
+    def test_bad_retry_count(self, restart, fragment):
+        """
+        A compose retry count must be ASCII digits and fit a signed 64-bit
+        integer, however long it is.
+        """
+        found = problems("web: {image: w, restart: %s}\ndb: {image: d}\n"
+                         % (restart,))
+        assert_problem(found, APPLICATION, 1, 26, "retry count", fragment)
+
+    def test_huge_port(self):
+        """
+        A compose port with thousands of digits is refused as outside the
+        port range, with the number shortened in the message.
+        """
+        found = problems('web: {image: w, ports: ["%s:80"]}\n'
+                         'db: {image: d}\n' % ("9" * 5000,))
+        assert_problem(found, APPLICATION, 1, 25, "outside 1-65535")
+        assert all(len(str(error)) < 200 for error in found)
+
     def test_top_level_networks(self):
         """
         Top-level compose sections other than services and version are
@@ -705,6 +729,37 @@ class TestNativeProblems(object):
         found = problems(NATIVE + "    mem_limit: %s\n" % (size,))
         assert_problem(found, APPLICATION, 10, 16, "mem_limit")
 
+    @pytest.mark.parametrize("key,value,column", [
+        ("mem_limit", '"%sG"' % ("9" * 5000,), 16),
+        ("mem_limit", '"8589934592G"', 16),
+        ("mem_limit", "9" * 5000, 16),
+        ("mem_limit", "9223372036854775808", 16),
+        ("cpu_shares", "9" * 40, 17),
+    ])
+    def test_too_large(self, key, value, column):
+        """
+        Counts and sizes beyond what Docker and ZFS hold (a signed 64-bit
+        integer), however many digits they have, are refused as too large.
+        """
+        found = problems(NATIVE + "    %s: %s\n" % (key, value))
+        assert_problem(found, APPLICATION, 10, column, key, "too large")
+
+    def test_largest_accepted(self):
+        """
+        The largest signed 64-bit integer is still accepted.
+        """
+        found = parse(NATIVE + "    cpu_shares: %d\n" % (2 ** 63 - 1,))
+        assert application(found, "db").cpu_shares == 2 ** 63 - 1
+
+    def test_retry_count_too_large(self):
+        """
+        A restart retry count beyond a signed 64-bit integer is refused.
+        """
+        found = problems(NATIVE + "    restart_policy: {name: on-failure, "
+                         "maximum_retry_count: %s}\n" % ("9" * 30,))
+        assert_problem(found, APPLICATION, 10, 61, "maximum_retry_count",
+                       "too large")
+
     def test_bad_command(self):
         """
         A command string that cannot be split is refused at the command.
@@ -898,6 +953,19 @@ class TestLoadConfiguration(object):
             load_configuration(str(tmp_path), applications)
         assert [(e.path, e.line, e.column) for e in info.value] == [
             (str(tmp_path), 1, 1), (applications, 1, 10)]
+
+    @pytest.mark.parametrize("text", ["web: [", "", "- web\n"])
+    def test_unreadable_application_file(self, tmp_path, text):
+        """
+        When the application file is not a YAML mapping, the deployment
+        file's placements are not also reported as undefined: which names
+        the file meant is unknown.
+        """
+        deployment = self.write(tmp_path, "d.yml", WEB_AND_DB)
+        applications = self.write(tmp_path, "a.yml", text)
+        with pytest.raises(ConfigurationErrors) as info:
+            load_configuration(deployment, applications)
+        assert [e.path for e in info.value] == [applications]
 
     def test_not_utf8(self, tmp_path):
         """
