@@ -127,6 +127,8 @@ _TEXT_TAGS = frozenset(
 
 _YAML_LINE_BREAKS = "\n\x85\u2028\u2029"
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class _Loader(yaml.SafeLoader):
     """
@@ -375,6 +377,14 @@ def _text(report, node, what):
         return None
     if node.tag not in _TEXT_TAGS:
         report.at(node, "%s: YAML tag %s is not supported" % (what, node.tag))
+        return None
+    surrogate = _SURROGATE.search(node.value)
+    if surrogate is not None:
+        # Only an escape ("\ud800") makes one; no program on the node can
+        # receive it unchanged (JSON decoders turn it into U+FFFD).
+        report.at(node, "%s holds \\u%04x, half of a UTF-16 surrogate pair, "
+                  "which is not a character: write the character itself or "
+                  "\\U and 8 hex digits" % (what, ord(surrogate.group())))
         return None
     return node.value
 
@@ -681,6 +691,12 @@ def _mountpoint(report, node):
     if ".." in path.split("/"):
         report.at(node, "mountpoint %s must not contain '..'" % (
             _quote(path),))
+        return None
+    if ":" in path:
+        # The node hands Docker the volume as "HOST:CONTAINER" in a Binds
+        # entry; a colon here would make the rest its options ("/data:ro").
+        report.at(node, "mountpoint %s must not contain ':' (Docker would "
+                  "read what follows as mount options)" % (_quote(path),))
         return None
     if posixpath.normpath(path) != path:
         report.at(node, "mountpoint %s is not normalised; write %s" % (

@@ -760,6 +760,28 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 10, 61, "maximum_retry_count",
                        "too large")
 
+    @pytest.mark.parametrize("line,column", [
+        ('    environment: {A: "\\ud83d\\ude00"}', 22),
+        ('    command: ["\\udfff"]', 15),
+        ('    volume: {mountpoint: "/\\ud800"}', 26),
+    ])
+    def test_lone_surrogate(self, line, column):
+        """
+        A string holding half of a UTF-16 surrogate pair (only a YAML escape
+        can write one) is refused: nothing on the node could receive it
+        unchanged.
+        """
+        found = problems(NATIVE + line + "\n")
+        assert_problem(found, APPLICATION, 10, column, "surrogate")
+
+    def test_colon_in_mountpoint(self):
+        """
+        A mountpoint holding ``:`` is refused: the node gives Docker the
+        volume as ``HOST:CONTAINER``, so the rest would be mount options.
+        """
+        found = problems(NATIVE + '    volume: {mountpoint: "/data:ro"}\n')
+        assert_problem(found, APPLICATION, 10, 26, "must not contain ':'")
+
     def test_bad_command(self):
         """
         A command string that cannot be split is refused at the command.
