@@ -231,6 +231,13 @@ def _compose(report, text):
         # PyYAML composes nested collections recursively.
         report.at(None, "not valid YAML here: nested too deeply")
         return None
+    except (ValueError, OverflowError):
+        # PyYAML's scanner passes the number of a "\U" escape to chr()
+        # unchecked; the reader stops right after the "U".
+        report.at(None if loader is None else loader.get_mark(),
+                  "not valid YAML: an escape names no character (the "
+                  "largest is \\U0010ffff)")
+        return None
     finally:
         if loader is not None:
             loader.dispose()

@@ -546,6 +546,17 @@ class TestNativeProblems(object):
         found = problems("version: 1\napplications: {web: [}\n")
         assert_problem(found, APPLICATION, 2, 22, "not valid YAML")
 
+    @pytest.mark.parametrize("escape", ["\\U00110000", "\\UFFFFFFFF"])
+    def test_escape_beyond_unicode(self, escape):
+        """
+        A double-quoted escape naming no Unicode character (beyond
+        U+10FFFF, which PyYAML itself fails on with a ``ValueError`` or
+        ``OverflowError``) is reported where its digits start.
+        """
+        found = problems(NATIVE + '    command: ["%s"]\n' % (escape,))
+        assert_problem(found, APPLICATION, 10, 18, "not valid YAML",
+                       "names no character")
+
     def test_not_a_mapping(self):
         """
         A file holding a list rather than a mapping is refused.
