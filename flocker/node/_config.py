@@ -228,8 +228,10 @@ def _compose(report, text):
         report.at(None, "not valid YAML: %s" % (e,))
         return None
     except RecursionError:
-        # PyYAML composes nested collections recursively.
-        report.at(None, "not valid YAML here: nested too deeply")
+        # PyYAML composes nested collections recursively; the reader has
+        # stopped where the nesting became too deep.
+        report.at(None if loader is None else loader.get_mark(),
+                  "not valid YAML here: nested too deeply")
         return None
     except (ValueError, OverflowError):
         # PyYAML's scanner passes the number of a "\U" escape to chr()

@@ -546,6 +546,15 @@ class TestNativeProblems(object):
         found = problems("version: 1\napplications: {web: [}\n")
         assert_problem(found, APPLICATION, 2, 22, "not valid YAML")
 
+    def test_nested_too_deeply(self):
+        """
+        Nesting too deep for the YAML composer is reported on the line
+        where reading stopped.
+        """
+        found = problems(NATIVE + "    command: " + "[" * 100000 + "\n")
+        assert [(e.line, e.message) for e in found] == [
+            (10, "not valid YAML here: nested too deeply")]
+
     @pytest.mark.parametrize("escape", ["\\U00110000", "\\UFFFFFFFF"])
     def test_escape_beyond_unicode(self, escape):
         """
