@@ -5,8 +5,9 @@ aliases, ports, node addresses) holding shell metacharacters, newlines,
 ``..``, ``/``, NUL, ten thousand characters, non-ASCII text or a leading
 ``-`` is either refused at parse time, located at the value, or reaches the
 node and Docker exactly as written: as one argument of an argument vector
-quoted for the SSH command line, inside the JSON on a command's standard
-input, or as one element of Docker's ``Env``, ``Cmd`` or ``Binds``.
+quoted for the SSH command line, inside the JSON of a command's standard
+input or of a node session's request line, or as one element of Docker's
+``Env``, ``Cmd`` or ``Binds``.
 """
 
 import json
@@ -15,17 +16,23 @@ import shlex
 
 import pytest
 from hypothesis import given, strategies as st
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from flocker._model import (
     Application, AttachedVolume, InvalidModel, Link, Route,
 )
 from flocker.cli._remote import RemoteNodeAgent
-from flocker.cli._ssh import KnownHosts, SSHCommandRunner, quote_argv
+from flocker.cli._session import SessionRunner
+from flocker.cli._ssh import (
+    KnownHosts, MemoryCommandRunner, SSHCommandRunner, quote_argv,
+)
 from flocker.cli.test.test_ssh import FakeConnector
 from flocker.node._config import ConfigurationErrors, parse_configuration
 from flocker.node._docker import container_config
-from flocker.node._protocol import ELIOT_TASK_OPTION, decode_application
+from flocker.node._protocol import (
+    ELIOT_TASK_OPTION, decode_application, decode_request,
+)
 from flocker.testtools import fuzz_settings
 from flocker.volume._errors import UnsafeName
 from flocker.volume._service import SSHRemote
@@ -208,6 +215,23 @@ _FREE_VALUES = st.one_of(_FREE_TEXT, st.sampled_from(
     [value for value in HOSTILE if _free_text(value)]))
 
 
+class _RecordingSession(object):
+    """
+    A ``flocker-node serve`` session that records the request lines written
+    to it and never ends.
+    """
+
+    def __init__(self):
+        self.lines = []
+        self.ended = Deferred()
+
+    def write(self, data):
+        self.lines.append(data)
+
+    def close_input(self):
+        pass
+
+
 class TestReachesTheNode(object):
     """
     Free-text values reach the node untouched: the deploy client's SSH
@@ -243,6 +267,32 @@ class TestReachesTheNode(object):
         task = words.index(ELIOT_TASK_OPTION)
         assert words[:task] + words[task + 2:] == agent.argv(
             "start-application")
+        assert decode_application(stdin) == application
+
+    @fuzz_settings(default=100)
+    @given(environment=st.dictionaries(st.sampled_from(["A", "B"]),
+                                       _FREE_VALUES, max_size=2),
+           command=st.lists(_FREE_VALUES, min_size=1, max_size=3))
+    def test_session_request(self, environment, command):
+        """
+        Through a ``flocker-node serve`` session (how a deploy reaches its
+        nodes), a call is one JSON line holding the argument vector and
+        the application unchanged, whatever the values hold.
+        """
+        session = _RecordingSession()
+        runner = MemoryCommandRunner()
+        runner.add_stream_handler(None, ["flocker-node"],
+                                  lambda argv, received: session)
+        agent = RemoteNodeAgent(runner=SessionRunner(runner, Clock()),
+                                address="192.0.2.1", lock="deploy-1")
+        application = _application(environment, command)
+        agent.start_application(application)
+        [line] = session.lines
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        _, argv, stdin = decode_request(line[:-1])
+        task = argv.index(ELIOT_TASK_OPTION)
+        assert argv[:task] + argv[task + 2:] == agent.argv(
+            "start-application")[1:]
         assert decode_application(stdin) == application
 
     @pytest.mark.parametrize("value", [
