@@ -400,20 +400,20 @@ def _text(report, node, what):
 
 #: The largest count or size a file may give: Docker and ZFS keep them in
 #: signed 64-bit integers, so anything larger would fail on the node.
-LARGEST_NUMBER = 2 ** 63 - 1
+_LARGEST_NUMBER = 2 ** 63 - 1
 
 
 def _decimal(digits):
     """
     :param str digits: ASCII decimal digits.
     :return: Their value, or ``None`` if it is more than
-        :data:`LARGEST_NUMBER`.  The length is checked first: Python
+        :data:`_LARGEST_NUMBER`.  The length is checked first: Python
         refuses to convert strings of more than 4300 digits.
     """
-    if len(digits) > len(str(LARGEST_NUMBER)):
+    if len(digits) > len(str(_LARGEST_NUMBER)):
         return None
     value = int(digits)
-    return value if value <= LARGEST_NUMBER else None
+    return value if value <= _LARGEST_NUMBER else None
 
 
 def _shown(text, limit=20):
@@ -431,8 +431,9 @@ def _integer(report, node, what):
     if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
         try:
             return yaml.constructor.SafeConstructor().construct_yaml_int(node)
-        except ValueError:
-            # An explicit ``!!int`` on text that is no number, or a number
+        except (ValueError, IndexError):
+            # An explicit ``!!int`` on text that is no number (PyYAML
+            # indexes an empty one: ``!!int ""``, ``!!int -``), or a number
             # past Python's 4300-digit conversion limit.
             problem = ("is too large" if _DIGITS.match(node.value)
                        else "is not an integer")
@@ -458,7 +459,7 @@ def _port(report, node, what):
 
 def _positive(report, node, what):
     """
-    :return: A positive integer no larger than :data:`LARGEST_NUMBER` read
+    :return: A positive integer no larger than :data:`_LARGEST_NUMBER` read
         from ``node``, or ``None``.
     """
     value = _integer(report, node, what)
@@ -466,14 +467,14 @@ def _positive(report, node, what):
         report.at(node, "%s must be a positive integer, not %d" % (
             what, value))
         return None
-    if value is not None and value > LARGEST_NUMBER:
+    if value is not None and value > _LARGEST_NUMBER:
         report.at(node, "%s %s is too large (at most %d)" % (
-            what, _shown(str(value)), LARGEST_NUMBER))
+            what, _shown(str(value)), _LARGEST_NUMBER))
         return None
     return value
 
 
-_DIGITS = re.compile(r"\A[-+]?[0-9_]+\Z")
+_DIGITS = re.compile(r"\A[-+]?[0-9][0-9_]*\Z")
 
 _SIZE = re.compile(r"\A([0-9]+)\s*(?:([KMGT])(?:i?B)?|B)?\Z", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
@@ -497,9 +498,9 @@ def _size(report, node, what):
             number = _decimal(match.group(1))
             value = None if number is None else number * _SIZE_UNITS[
                 None if unit is None else unit.upper()]
-            if value is None or value > LARGEST_NUMBER:
+            if value is None or value > _LARGEST_NUMBER:
                 report.at(node, "%s %s is too large (at most %d bytes)" % (
-                    what, _quote(node.value), LARGEST_NUMBER))
+                    what, _quote(node.value), _LARGEST_NUMBER))
                 return None
             if value < 1:
                 report.at(node, "%s must be more than zero" % (what,))
@@ -991,7 +992,7 @@ def _compose_restart(report, node, draft):
         maximum = _decimal(count) if re.match(r"\A[0-9]+\Z", count) else 0
         if maximum is None:
             report.at(node, "restart %s: the retry count is too large (at "
-                      "most %d)" % (_quote(text), LARGEST_NUMBER))
+                      "most %d)" % (_quote(text), _LARGEST_NUMBER))
             return
         if maximum < 1:
             report.at(node, "restart %s: the retry count must be a positive "

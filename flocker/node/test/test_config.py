@@ -546,6 +546,17 @@ class TestNativeProblems(object):
         found = problems("version: 1\napplications: {web: [}\n")
         assert_problem(found, APPLICATION, 2, 22, "not valid YAML")
 
+    @pytest.mark.parametrize("value", ['!!int ""', "!!int _", "!!int '-'",
+                                       "!!int abc"])
+    def test_tagged_non_integer(self, value):
+        """
+        Text tagged ``!!int`` that is no number, even empty text (which
+        PyYAML itself fails on with an ``IndexError``), is refused.
+        """
+        found = problems(NATIVE + "    cpu_shares: %s\n" % (value,))
+        assert_problem(found, APPLICATION, 10, 17, "cpu_shares",
+                       "is not an integer")
+
     def test_nested_too_deeply(self):
         """
         Nesting too deep for the YAML composer is reported on the line

@@ -267,7 +267,8 @@ def _dump(tree, flow):
 #: escapes for unprintable characters.
 _SNIPPETS = st.sampled_from([
     ":", "-", " ", "  ", "\n", "\t", "\r", "\r\n", "[", "]", "{", "}", ",",
-    "&a ", "*a", "<<: *a\n", "&a [1, *a]", "!!int ", "!!str ", "!!binary ",
+    "&a ", "*a", "<<: *a\n", "&a [1, *a]", "!!int ", "!!int ''", "!!int -",
+    "!!str ", "!!binary ",
     "!!python/object/apply:os.system ['id']", "!!set ", "!custom ", "? ",
     "'", '"', "#", "|", ">", "---\n", "...\n", "%YAML 1.1\n---\n",
     "%TAG ! tag:example.com,2000:\n---\n", "\\x00", '"\\0"', '"\\x85"',
