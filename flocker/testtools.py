@@ -212,7 +212,7 @@ __all__ += [
 ]
 
 
-def fuzz_settings(default=100):
+def fuzz_settings(default=100, **kwargs):
     """
     Hypothesis settings for property tests: ``default`` examples, or the
     number in the ``FLOCKER_FUZZ_EXAMPLES`` environment variable (for a long
@@ -220,10 +220,12 @@ def fuzz_settings(default=100):
     or plan much more than others.
 
     :param int default: Examples per test when the variable is unset.
+    :param kwargs: Further ``hypothesis.settings`` arguments (hypothesis
+        refuses a second settings decorator on one test).
     :return: A ``hypothesis.settings`` usable as a decorator.
     """
     examples = int(_os.environ.get("FLOCKER_FUZZ_EXAMPLES", default))
-    return _settings(max_examples=examples, deadline=None)
+    return _settings(max_examples=examples, deadline=None, **kwargs)
 
 
 _NAME_START = _string.ascii_letters + _string.digits
@@ -316,8 +318,10 @@ def environments():
     return _ENVIRONMENTS
 
 
+# No ':' either: the configuration files refuse it (it would end Docker's
+# Binds field).
 _MOUNTPOINTS = _st.lists(
-    _st.text(_st.characters(codec="utf-8", exclude_characters="/\x00\n"),
+    _st.text(_st.characters(codec="utf-8", exclude_characters="/:\x00\n"),
              min_size=1, max_size=8).filter(lambda s: s not in (".", "..")),
     min_size=1, max_size=3).map(lambda segments: "/" + "/".join(segments))
 

@@ -127,6 +127,8 @@ _TEXT_TAGS = frozenset(
 
 _YAML_LINE_BREAKS = "\n\x85\u2028\u2029"
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class _Loader(yaml.SafeLoader):
     """
@@ -226,8 +228,17 @@ def _compose(report, text):
         report.at(None, "not valid YAML: %s" % (e,))
         return None
     except RecursionError:
-        # PyYAML composes nested collections recursively.
-        report.at(None, "not valid YAML here: nested too deeply")
+        # PyYAML composes nested collections recursively; the reader has
+        # stopped where the nesting became too deep.
+        report.at(None if loader is None else loader.get_mark(),
+                  "not valid YAML here: nested too deeply")
+        return None
+    except (ValueError, OverflowError):
+        # PyYAML's scanner passes the number of a "\U" escape to chr()
+        # unchecked; the reader stops right after the "U".
+        report.at(None if loader is None else loader.get_mark(),
+                  "not valid YAML: an escape names no character (the "
+                  "largest is \\U0010ffff)")
         return None
     finally:
         if loader is not None:
@@ -376,7 +387,40 @@ def _text(report, node, what):
     if node.tag not in _TEXT_TAGS:
         report.at(node, "%s: YAML tag %s is not supported" % (what, node.tag))
         return None
+    surrogate = _SURROGATE.search(node.value)
+    if surrogate is not None:
+        # Only an escape ("\ud800") makes one; no program on the node can
+        # receive it unchanged (JSON decoders turn it into U+FFFD).
+        report.at(node, "%s holds \\u%04x, half of a UTF-16 surrogate pair, "
+                  "which is not a character: write the character itself or "
+                  "\\U and 8 hex digits" % (what, ord(surrogate.group())))
+        return None
     return node.value
+
+
+#: The largest count or size a file may give: Docker and ZFS keep them in
+#: signed 64-bit integers, so anything larger would fail on the node.
+_LARGEST_NUMBER = 2 ** 63 - 1
+
+
+def _decimal(digits):
+    """
+    :param str digits: ASCII decimal digits.
+    :return: Their value, or ``None`` if it is more than
+        :data:`_LARGEST_NUMBER`.  The length is checked first: Python
+        refuses to convert strings of more than 4300 digits.
+    """
+    if len(digits) > len(str(_LARGEST_NUMBER)):
+        return None
+    value = int(digits)
+    return value if value <= _LARGEST_NUMBER else None
+
+
+def _shown(text, limit=20):
+    """
+    :return: ``text``, shortened for a message.
+    """
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _integer(report, node, what):
@@ -387,9 +431,13 @@ def _integer(report, node, what):
     if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
         try:
             return yaml.constructor.SafeConstructor().construct_yaml_int(node)
-        except ValueError:
-            report.at(node, "%s %s is not an integer" % (
-                what, _quote(node.value)))
+        except (ValueError, IndexError):
+            # An explicit ``!!int`` on text that is no number (PyYAML
+            # indexes an empty one: ``!!int ""``, ``!!int -``), or a number
+            # past Python's 4300-digit conversion limit.
+            problem = ("is too large" if _DIGITS.match(node.value)
+                       else "is not an integer")
+            report.at(node, "%s %s %s" % (what, _quote(node.value), problem))
             return None
     report.at(node, "%s must be an integer, not %s" % (what, _describe(node)))
     return None
@@ -411,15 +459,22 @@ def _port(report, node, what):
 
 def _positive(report, node, what):
     """
-    :return: A positive integer read from ``node``, or ``None``.
+    :return: A positive integer no larger than :data:`_LARGEST_NUMBER` read
+        from ``node``, or ``None``.
     """
     value = _integer(report, node, what)
     if value is not None and value < 1:
         report.at(node, "%s must be a positive integer, not %d" % (
             what, value))
         return None
+    if value is not None and value > _LARGEST_NUMBER:
+        report.at(node, "%s %s is too large (at most %d)" % (
+            what, _shown(str(value)), _LARGEST_NUMBER))
+        return None
     return value
 
+
+_DIGITS = re.compile(r"\A[-+]?[0-9][0-9_]*\Z")
 
 _SIZE = re.compile(r"\A([0-9]+)\s*(?:([KMGT])(?:i?B)?|B)?\Z", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
@@ -440,8 +495,13 @@ def _size(report, node, what):
         match = _SIZE.match(node.value.strip())
         if match is not None:
             unit = match.group(2)
-            value = int(match.group(1)) * _SIZE_UNITS[
+            number = _decimal(match.group(1))
+            value = None if number is None else number * _SIZE_UNITS[
                 None if unit is None else unit.upper()]
+            if value is None or value > _LARGEST_NUMBER:
+                report.at(node, "%s %s is too large (at most %d bytes)" % (
+                    what, _quote(node.value), _LARGEST_NUMBER))
+                return None
             if value < 1:
                 report.at(node, "%s must be more than zero" % (what,))
                 return None
@@ -642,6 +702,12 @@ def _mountpoint(report, node):
         report.at(node, "mountpoint %s must not contain '..'" % (
             _quote(path),))
         return None
+    if ":" in path:
+        # The node hands Docker the volume as "HOST:CONTAINER" in a Binds
+        # entry; a colon here would make the rest its options ("/data:ro").
+        report.at(node, "mountpoint %s must not contain ':' (Docker would "
+                  "read what follows as mount options)" % (_quote(path),))
+        return None
     if posixpath.normpath(path) != path:
         report.at(node, "mountpoint %s is not normalised; write %s" % (
             _quote(path), _quote(posixpath.normpath(path))))
@@ -837,12 +903,14 @@ def _compose_ports(report, node, draft):
                 problem = 'write "EXTERNAL:INTERNAL", e.g. "8080:80"'
             report.at(item, "port %s: %s" % (_quote(text), problem))
             continue
-        external, internal = (int(match.group(1)), int(match.group(2)))
-        bad = [number for number in (external, internal)
-               if not 1 <= number <= 65535]
+        external, internal = (_decimal(match.group(1)),
+                              _decimal(match.group(2)))
+        bad = [digits for digits, number in zip(match.groups(),
+                                                (external, internal))
+               if number is None or not 1 <= number <= 65535]
         if bad:
-            report.at(item, "port %s: %d is outside 1-65535" % (
-                _quote(text), bad[0]))
+            report.at(item, "port %s: %s is outside 1-65535" % (
+                _quote(text), _shown(bad[0])))
             continue
         port = _model(report, item, lambda: Port(internal=internal,
                                                  external=external))
@@ -919,11 +987,17 @@ def _compose_restart(report, node, draft):
         return
     maximum = None
     if colon:
-        if not count.isdigit() or int(count) < 1:
+        # ASCII digits only: str.isdigit() also accepts "²", which int()
+        # refuses.
+        maximum = _decimal(count) if re.match(r"\A[0-9]+\Z", count) else 0
+        if maximum is None:
+            report.at(node, "restart %s: the retry count is too large (at "
+                      "most %d)" % (_quote(text), _LARGEST_NUMBER))
+            return
+        if maximum < 1:
             report.at(node, "restart %s: the retry count must be a positive "
                       "integer" % (_quote(text),))
             return
-        maximum = int(count)
     draft.fields["restart_policy"] = RestartPolicy(
         name=_COMPOSE_RESTART[name], maximum_retry_count=maximum)
 
@@ -1065,16 +1139,18 @@ def _read_applications(report, text):
 
     :return: ``(names, applications)``: the ``set`` of every application
         name the file defines (even with problems, so the deployment file is
-        not also blamed for them), and a ``dict`` of name to
-        :class:`Application`, empty unless the file has no problem at all.
+        not also blamed for them), or ``None`` when the file is not a YAML
+        mapping at all (so which names it meant is unknown); and a ``dict``
+        of name to :class:`Application`, empty unless the file has no
+        problem at all.
     """
     start = report.count()
     root = _compose(report, text)
     if root is None:
-        return set(), {}
+        return None, {}
     items = _mapping(report, root, "the application configuration")
     if items is None:
-        return set(), {}
+        return None, {}
     keys = {key: value for key, _, value in items}
     native = "applications" in keys or (
         "services" not in keys and isinstance(keys.get("version"),

@@ -271,7 +271,8 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
     :param extra_env: Mapping of further environment variables (link
         variables); they take precedence over the application's own.
     :return: A JSON-compatible ``dict``, labels included.
-    :raises ValueError: If the volume arguments do not match the application
+    :raises ValueError: If the volume arguments do not match the application,
+        a volume path would not be one ``Binds`` field (a ``:`` in either)
         or an extra variable name is invalid.
     """
     if not isinstance(application, Application):
@@ -310,6 +311,10 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
     }
     if volume_mountpoint is not None:
         _check_host_path(volume_mountpoint)
+        if ":" in application.volume.mountpoint:
+            # Whatever followed a colon would be the bind's options.
+            raise ValueError("volume mountpoint %r contains ':'" % (
+                application.volume.mountpoint,))
         host_config["Binds"] = ["%s:%s" % (
             volume_mountpoint, application.volume.mountpoint)]
     if application.links:

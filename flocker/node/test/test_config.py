@@ -470,6 +470,30 @@ class TestComposeFormat(object):
         assert_problem(found, APPLICATION, 1, 26, "unless-stopped",
                        "not supported")
 
+    @pytest.mark.parametrize("restart,fragment", [
+        ('"on-failure:\u00b2"', "positive integer"),
+        ('"on-failure:0"', "positive integer"),
+        ('"on-failure:%s"' % ("9" * 5000,), "too large"),
+    ])
+    def test_bad_retry_count(self, restart, fragment):
+        """
+        A compose retry count must be ASCII digits and fit a signed 64-bit
+        integer, however long it is.
+        """
+        found = problems("web: {image: w, restart: %s}\ndb: {image: d}\n"
+                         % (restart,))
+        assert_problem(found, APPLICATION, 1, 26, "retry count", fragment)
+
+    def test_huge_port(self):
+        """
+        A compose port with thousands of digits is refused as outside the
+        port range, with the number shortened in the message.
+        """
+        found = problems('web: {image: w, ports: ["%s:80"]}\n'
+                         'db: {image: d}\n' % ("9" * 5000,))
+        assert_problem(found, APPLICATION, 1, 25, "outside 1-65535")
+        assert all(len(str(error)) < 200 for error in found)
+
     def test_top_level_networks(self):
         """
         Top-level compose sections other than services and version are
@@ -521,6 +545,37 @@ class TestNativeProblems(object):
         """
         found = problems("version: 1\napplications: {web: [}\n")
         assert_problem(found, APPLICATION, 2, 22, "not valid YAML")
+
+    @pytest.mark.parametrize("value", ['!!int ""', "!!int _", "!!int '-'",
+                                       "!!int abc"])
+    def test_tagged_non_integer(self, value):
+        """
+        Text tagged ``!!int`` that is no number, even empty text (which
+        PyYAML itself fails on with an ``IndexError``), is refused.
+        """
+        found = problems(NATIVE + "    cpu_shares: %s\n" % (value,))
+        assert_problem(found, APPLICATION, 10, 17, "cpu_shares",
+                       "is not an integer")
+
+    def test_nested_too_deeply(self):
+        """
+        Nesting too deep for the YAML composer is reported on the line
+        where reading stopped.
+        """
+        found = problems(NATIVE + "    command: " + "[" * 100000 + "\n")
+        assert [(e.line, e.message) for e in found] == [
+            (10, "not valid YAML here: nested too deeply")]
+
+    @pytest.mark.parametrize("escape", ["\\U00110000", "\\UFFFFFFFF"])
+    def test_escape_beyond_unicode(self, escape):
+        """
+        A double-quoted escape naming no Unicode character (beyond
+        U+10FFFF, which PyYAML itself fails on with a ``ValueError`` or
+        ``OverflowError``) is reported where its digits start.
+        """
+        found = problems(NATIVE + '    command: ["%s"]\n' % (escape,))
+        assert_problem(found, APPLICATION, 10, 18, "not valid YAML",
+                       "names no character")
 
     def test_not_a_mapping(self):
         """
@@ -704,6 +759,59 @@ class TestNativeProblems(object):
         """
         found = problems(NATIVE + "    mem_limit: %s\n" % (size,))
         assert_problem(found, APPLICATION, 10, 16, "mem_limit")
+
+    @pytest.mark.parametrize("key,value,column", [
+        ("mem_limit", '"%sG"' % ("9" * 5000,), 16),
+        ("mem_limit", '"8589934592G"', 16),
+        ("mem_limit", "9" * 5000, 16),
+        ("mem_limit", "9223372036854775808", 16),
+        ("cpu_shares", "9" * 40, 17),
+    ])
+    def test_too_large(self, key, value, column):
+        """
+        Counts and sizes beyond what Docker and ZFS hold (a signed 64-bit
+        integer), however many digits they have, are refused as too large.
+        """
+        found = problems(NATIVE + "    %s: %s\n" % (key, value))
+        assert_problem(found, APPLICATION, 10, column, key, "too large")
+
+    def test_largest_accepted(self):
+        """
+        The largest signed 64-bit integer is still accepted.
+        """
+        found = parse(NATIVE + "    cpu_shares: %d\n" % (2 ** 63 - 1,))
+        assert application(found, "db").cpu_shares == 2 ** 63 - 1
+
+    def test_retry_count_too_large(self):
+        """
+        A restart retry count beyond a signed 64-bit integer is refused.
+        """
+        found = problems(NATIVE + "    restart_policy: {name: on-failure, "
+                         "maximum_retry_count: %s}\n" % ("9" * 30,))
+        assert_problem(found, APPLICATION, 10, 61, "maximum_retry_count",
+                       "too large")
+
+    @pytest.mark.parametrize("line,column", [
+        ('    environment: {A: "\\ud83d\\ude00"}', 22),
+        ('    command: ["\\udfff"]', 15),
+        ('    volume: {mountpoint: "/\\ud800"}', 26),
+    ])
+    def test_lone_surrogate(self, line, column):
+        """
+        A string holding half of a UTF-16 surrogate pair (only a YAML escape
+        can write one) is refused: nothing on the node could receive it
+        unchanged.
+        """
+        found = problems(NATIVE + line + "\n")
+        assert_problem(found, APPLICATION, 10, column, "surrogate")
+
+    def test_colon_in_mountpoint(self):
+        """
+        A mountpoint holding ``:`` is refused: the node gives Docker the
+        volume as ``HOST:CONTAINER``, so the rest would be mount options.
+        """
+        found = problems(NATIVE + '    volume: {mountpoint: "/data:ro"}\n')
+        assert_problem(found, APPLICATION, 10, 26, "must not contain ':'")
 
     def test_bad_command(self):
         """
@@ -898,6 +1006,19 @@ class TestLoadConfiguration(object):
             load_configuration(str(tmp_path), applications)
         assert [(e.path, e.line, e.column) for e in info.value] == [
             (str(tmp_path), 1, 1), (applications, 1, 10)]
+
+    @pytest.mark.parametrize("text", ["web: [", "", "- web\n"])
+    def test_unreadable_application_file(self, tmp_path, text):
+        """
+        When the application file is not a YAML mapping, the deployment
+        file's placements are not also reported as undefined: which names
+        the file meant is unknown.
+        """
+        deployment = self.write(tmp_path, "d.yml", WEB_AND_DB)
+        applications = self.write(tmp_path, "a.yml", text)
+        with pytest.raises(ConfigurationErrors) as info:
+            load_configuration(deployment, applications)
+        assert [e.path for e in info.value] == [applications]
 
     def test_not_utf8(self, tmp_path):
         """

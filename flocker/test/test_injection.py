@@ -1,0 +1,412 @@
+"""
+Injection: every value a configuration file gives (application names,
+images, environment names and values, command arguments, mountpoints, link
+aliases, ports, node addresses) holding shell metacharacters, newlines,
+``..``, ``/``, NUL, ten thousand characters, non-ASCII text or a leading
+``-`` is either refused at parse time, located at the value, or reaches the
+node and Docker exactly as written: as one argument of an argument vector
+quoted for the SSH command line, inside the JSON of a command's standard
+input or of a node session's request line, or as one element of Docker's
+``Env``, ``Cmd`` or ``Binds``.
+"""
+
+import json
+import re
+import shlex
+
+import pytest
+from hypothesis import given, strategies as st
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from flocker._model import (
+    Application, AttachedVolume, InvalidModel, Link, Route,
+)
+from flocker.cli._remote import RemoteNodeAgent
+from flocker.cli._session import SessionRunner
+from flocker.cli._ssh import (
+    KnownHosts, MemoryCommandRunner, SSHCommandRunner, quote_argv,
+)
+from flocker.cli.test.test_ssh import FakeConnector
+from flocker.node._config import ConfigurationErrors, parse_configuration
+from flocker.node._docker import container_config
+from flocker.node._protocol import (
+    ELIOT_TASK_OPTION, decode_application, decode_request,
+)
+from flocker.testtools import fuzz_settings
+from flocker.volume._errors import UnsafeName
+from flocker.volume._service import SSHRemote
+
+#: Values hostile to shells, paths, parsers and terminals.
+HOSTILE = [
+    ";", "a;b", "$(id)", "${HOME}", "`id`", "a|b", "a && b", "a || b",
+    "a > /etc/passwd", "a\nb", "a\r\nb", "..", "../etc", "a/../b", "/", "a/b",
+    "a\x00b", "x" * 10000, "ünïcödé", "\u202eevil", "\U0001f600", "\u2028",
+    "\x85", "-rf", "--help", "-oProxyCommand=id", "a b", "'", '"', "\\",
+    "*", "?", "~root", "#", "a=b", "a:b", "\t", "\x1b[2J", "",
+]
+
+_IMAGE_CHARACTERS = set(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:@+-")
+
+DEPLOYMENT = "deployment.yml"
+APPLICATION = "application.yml"
+
+
+def yaml_string(value):
+    """
+    :return: ``value`` as a YAML double-quoted scalar that reads back as
+        exactly ``value``: printable ASCII as itself, every other character
+        as an ``\\U`` escape (YAML breaks no line inside an escape and needs
+        no surrogate pairs for it).
+    """
+    return '"%s"' % ("".join(
+        c if " " <= c <= "~" and c not in '"\\' else "\\U%08x" % (ord(c),)
+        for c in value),)
+
+
+def _safe_name(value):
+    return re.match(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z", value) is not None
+
+
+def _image(value):
+    return (0 < len(value) <= 255 and set(value) <= _IMAGE_CHARACTERS
+            and value[0].isalnum() and ".." not in value)
+
+
+def _free_text(value):
+    return "\x00" not in value
+
+
+def _mountpoint(value):
+    return (value.startswith("/") and value != "/" and len(value) <= 1024
+            and not set(value) & set(":\x00\n")
+            and "//" not in value and not value.endswith("/")
+            and not set(value.split("/")[1:]) & {"", ".", ".."})
+
+
+def _compose_environment(value):
+    name, equals, rest = value.partition("=")
+    return bool(equals) and re.match(
+        r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z", name) is not None and \
+        "\x00" not in rest
+
+
+#: Each field: the two files with ``VALUE`` where the value goes (keys are
+#: written with YAML's explicit ``?`` form, which has no length limit), the
+#: file and line that hold it, the rule a value must follow to be
+#: accepted, how to find the value in the parsed deployment, and what is
+#: written before each hostile value.
+FIELDS = {
+    "application name": (
+        "version: 1\nnodes:\n  192.0.2.1: []\n",
+        "version: 1\napplications:\n  ? VALUE\n  : {image: w}\n",
+        APPLICATION, 3, _safe_name, None, ""),
+    "image": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: VALUE\n",
+        APPLICATION, 4, _image, lambda web: web.image, ""),
+    "environment name": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: w\n    environment:\n"
+        "      ? VALUE\n      : x\n",
+        APPLICATION, 6, lambda value: re.match(
+            r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z", value) is not None,
+        None, ""),
+    "environment value": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: w\n    environment:\n"
+        "      A: VALUE\n",
+        APPLICATION, 6, _free_text, lambda web: web.environment["A"], ""),
+    "compose environment value": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "web:\n  image: w\n  environment:\n    - VALUE\n",
+        APPLICATION, 4, _compose_environment,
+        lambda web: "A=" + web.environment["A"], "A="),
+    "command argument": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: w\n    command:\n"
+        "      - VALUE\n",
+        APPLICATION, 6, _free_text, lambda web: web.command[0], ""),
+    "mountpoint": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: w\n    volume:\n"
+        "      mountpoint: VALUE\n",
+        APPLICATION, 6, _mountpoint, lambda web: web.volume.mountpoint, ""),
+    "mountpoint below /srv": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: w\n    volume:\n"
+        "      mountpoint: VALUE\n",
+        APPLICATION, 6, _mountpoint, lambda web: web.volume.mountpoint,
+        "/srv/"),
+    "link alias": (
+        "version: 1\nnodes:\n  192.0.2.1: [web, db]\n",
+        "version: 1\napplications:\n  db:\n    image: d\n"
+        "    ports: [{internal: 1, external: 1}]\n  web:\n    image: w\n"
+        "    links:\n      - local_port: 1\n        remote_port: 1\n"
+        "        alias: VALUE\n",
+        APPLICATION, 11, _safe_name, None, ""),
+    "port": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "version: 1\napplications:\n  web:\n    image: w\n    ports:\n"
+        "      - internal: VALUE\n        external: 80\n",
+        APPLICATION, 6, lambda value: False, None, ""),
+    "compose port": (
+        "version: 1\nnodes:\n  192.0.2.1: [web]\n",
+        "web:\n  image: w\n  ports:\n    - VALUE\n",
+        APPLICATION, 4, lambda value: False, None, ""),
+    "node address": (
+        "version: 1\nnodes:\n  ? VALUE\n  : [web]\n",
+        "version: 1\napplications:\n  web: {image: w}\n",
+        DEPLOYMENT, 3, lambda value: False, None, ""),
+}
+
+
+class TestParseTime(object):
+    """
+    A hostile value in any field is refused where it is written, unless the
+    field is free text (and then it is kept exactly) or the value follows
+    the field's rule.
+    """
+
+    @pytest.mark.parametrize("field", sorted(FIELDS))
+    @pytest.mark.parametrize("value", HOSTILE, ids=[
+        "%d-%s" % (i, ascii(v)[:20]) for i, v in enumerate(HOSTILE)])
+    def test_refused_or_kept(self, field, value):
+        """
+        Parsing either reports a problem at the value's line (and nothing
+        anywhere else) or gives a deployment holding exactly the value.
+        """
+        deployment, application, path, line, rule, read, prefix = FIELDS[
+            field]
+        value = prefix + value
+        texts = {DEPLOYMENT: deployment.replace("VALUE", yaml_string(value)),
+                 APPLICATION: application.replace("VALUE",
+                                                  yaml_string(value))}
+        try:
+            parsed = parse_configuration(texts[DEPLOYMENT], DEPLOYMENT,
+                                         texts[APPLICATION], APPLICATION)
+        except ConfigurationErrors as e:
+            assert not rule(value), str(e)
+            assert [(error.path, error.line) for error in e] == [
+                (path, line)], str(e)
+            assert all("\n" not in str(error) for error in e)
+        else:
+            assert rule(value)
+            if read is not None:
+                (node,) = parsed.nodes
+                web = [a for a in node.applications if a.name == "web"][0]
+                assert read(web) == value
+
+
+def _application(environment=None, command=None, mountpoint=None):
+    return Application(
+        name="web", image="example/web:1.0", environment=environment or {},
+        command=command,
+        volume=None if mountpoint is None else AttachedVolume(
+            mountpoint=mountpoint))
+
+
+#: Free text as the configuration accepts it: any character but NUL and
+#: the surrogates.
+_FREE_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
+                     max_size=30)
+_FREE_VALUES = st.one_of(_FREE_TEXT, st.sampled_from(
+    [value for value in HOSTILE if _free_text(value)]))
+
+
+class _RecordingSession(object):
+    """
+    A ``flocker-node serve`` session that records the request lines written
+    to it and never ends.
+    """
+
+    def __init__(self):
+        self.lines = []
+        self.ended = Deferred()
+
+    def write(self, data):
+        self.lines.append(data)
+
+    def close_input(self):
+        pass
+
+
+class TestReachesTheNode(object):
+    """
+    Free-text values reach the node untouched: the deploy client's SSH
+    command line splits back into exactly the argument vector, the
+    application travels as JSON on standard input, and the node hands
+    Docker each value as one element.
+    """
+
+    def _agent(self, address="192.0.2.1"):
+        connector = FakeConnector()
+        runner = SSHCommandRunner(Clock(), KnownHosts.parse("kh", b""),
+                                  connector=connector)
+        return connector, RemoteNodeAgent(runner=runner, address=address,
+                                          lock="deploy-1")
+
+    @fuzz_settings(default=100)
+    @given(environment=st.dictionaries(
+        st.sampled_from(["A", "PATH", "LD_PRELOAD", "_"]), _FREE_VALUES,
+        max_size=3),
+        command=st.one_of(st.none(), st.lists(_FREE_VALUES, min_size=1,
+                                              max_size=4)))
+    def test_start_application(self, environment, command):
+        """
+        ``start-application`` sends a command line that a POSIX shell splits
+        into exactly the agent's argument vector, with the application, its
+        environment and command unchanged, as JSON on standard input.
+        """
+        connector, agent = self._agent()
+        application = _application(environment, command)
+        agent.start_application(application)
+        [(command_line, stdin, _)] = connector.succeed().executions
+        words = shlex.split(command_line.decode("utf-8"))
+        task = words.index(ELIOT_TASK_OPTION)
+        assert words[:task] + words[task + 2:] == agent.argv(
+            "start-application")
+        assert decode_application(stdin) == application
+
+    @fuzz_settings(default=100)
+    @given(environment=st.dictionaries(st.sampled_from(["A", "B"]),
+                                       _FREE_VALUES, max_size=2),
+           command=st.lists(_FREE_VALUES, min_size=1, max_size=3))
+    def test_session_request(self, environment, command):
+        """
+        Through a ``flocker-node serve`` session (how a deploy reaches its
+        nodes), a call is one JSON line holding the argument vector and
+        the application unchanged, whatever the values hold.
+        """
+        session = _RecordingSession()
+        runner = MemoryCommandRunner()
+        runner.add_stream_handler(None, ["flocker-node"],
+                                  lambda argv, received: session)
+        agent = RemoteNodeAgent(runner=SessionRunner(runner, Clock()),
+                                address="192.0.2.1", lock="deploy-1")
+        application = _application(environment, command)
+        agent.start_application(application)
+        [line] = session.lines
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        _, argv, stdin = decode_request(line[:-1])
+        task = argv.index(ELIOT_TASK_OPTION)
+        assert argv[:task] + argv[task + 2:] == agent.argv(
+            "start-application")[1:]
+        assert decode_application(stdin) == application
+
+    @pytest.mark.parametrize("value", [
+        value for value in HOSTILE if _free_text(value)])
+    def test_command_line_splits_back(self, value):
+        """
+        Whatever an argument holds, the command line carried by SSH splits
+        back into the same arguments, none of them read by the shell.
+        """
+        argv = ["flocker-node", "--address", "192.0.2.1", "report", value,
+                "-" + value, value + ";" + value]
+        assert shlex.split(quote_argv(argv).decode("utf-8")) == argv
+
+    @pytest.mark.parametrize("value", [
+        value for value in HOSTILE if _free_text(value)])
+    def test_docker_gets_one_element(self, value):
+        """
+        An environment value is the rest of one ``Env`` element after
+        ``NAME=``, and a command argument one ``Cmd`` element.
+        """
+        config = container_config(_application({"A": value}, [value, value]))
+        assert config["Env"] == ["A=" + value]
+        assert config["Cmd"] == [value, value]
+        assert json.loads(json.dumps(config)) == config
+
+    @pytest.mark.parametrize("mountpoint", [
+        "/srv/" + value for value in HOSTILE if _mountpoint("/srv/" + value)])
+    def test_binds_one_field(self, mountpoint):
+        """
+        An accepted mountpoint, metacharacters and all, is exactly the
+        container side of the one ``Binds`` entry: nothing can follow it as
+        mount options.
+        """
+        config = container_config(_application(mountpoint=mountpoint),
+                                  "/flocker/web")
+        [bind] = config["HostConfig"]["Binds"]
+        assert bind.split(":") == ["/flocker/web", mountpoint]
+
+    def test_binds_colon_refused(self):
+        """
+        A library user's mountpoint holding ``:`` (which the files refuse)
+        is refused when the container is built.
+        """
+        with pytest.raises(ValueError):
+            container_config(_application(mountpoint="/data:ro"),
+                             "/flocker/web")
+
+
+class TestNodeToNode(object):
+    """
+    A node reaching another node with ``ssh`` (a push's receive, a
+    hand-off's acquire) sends only words nothing in a shell reads, to an
+    address that cannot pass for an option.
+    """
+
+    @pytest.mark.parametrize("value", [
+        value for value in HOSTILE
+        if not re.match(r"\A[A-Za-z0-9][A-Za-z0-9.:-]*\Z", value)
+        or ".." in value])
+    def test_address(self, value):
+        """
+        A node address holding anything but letters, digits, ``.``, ``:``
+        (IPv6) and ``-``, or starting with ``-``, is refused before ssh
+        runs.
+        """
+        with pytest.raises(UnsafeName):
+            SSHRemote().argv(value, ["list"])
+
+    @pytest.mark.parametrize("value", [
+        value for value in HOSTILE
+        if not re.match(r"\A[A-Za-z0-9_./:@=,-]+\Z", value)])
+    def test_word(self, value):
+        """
+        A word a remote shell would read is refused before ssh runs.
+        """
+        with pytest.raises(UnsafeName):
+            SSHRemote().argv("192.0.2.2", ["receive", value])
+
+    def test_address_is_last_option(self):
+        """
+        The ``user@address`` operand ends ssh's options, so the remote
+        words that follow (even one starting with ``-``) are not read as
+        ssh options.
+        """
+        argv = SSHRemote().argv("192.0.2.2", ["receive", "-x"])
+        position = argv.index("root@192.0.2.2")
+        assert argv[position + 1:] == ["flocker-volume", "receive", "-x"]
+
+
+class TestRoutingText(object):
+    """
+    Routes reach ``iptables-restore`` as lines of text, split at spaces:
+    the values in them (addresses, aliases) are model values, which refuse
+    anything that could end a token or a line.
+    """
+
+    @pytest.mark.parametrize("value", [
+        value for value in HOSTILE
+        if not re.match(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]*\Z", value)
+        or ".." in value])
+    def test_route_address(self, value):
+        """
+        A route to an address holding anything but letters, digits, ``.``,
+        ``:`` and ``-`` cannot be built.
+        """
+        with pytest.raises(InvalidModel):
+            Route(port=80, address=value)
+
+    @pytest.mark.parametrize("value", [
+        value for value in HOSTILE if not _safe_name(value)])
+    def test_link_alias(self, value):
+        """
+        A link whose alias (part of its rules' comment) is not a safe name
+        cannot be built.
+        """
+        with pytest.raises(InvalidModel):
+            Link(local_port=1, remote_port=1, alias=value)
