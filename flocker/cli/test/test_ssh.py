@@ -42,7 +42,7 @@ from .._ssh import (
     CommandExit, HostKeyError, ICommandRunner, KnownHosts,
     MemoryCommandRunner, NodeUnreachable, RemoteCommandFailed,
     SSHCommandRunner, SSHConfigurationError, _ChannelNotOpened,
-    _CommandChannel, _ConchConnector, _Outcome, _prefer_key_types, _run_once,
+    _ConchConnector, _Outcome, _prefer_key_types, _run_once,
     agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
     quote_argv, ssh_command_runner, task_argv,
 )
