@@ -11,7 +11,6 @@ command's standard input, never logged.
 """
 
 import os
-import tempfile
 
 import attr
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from twisted.conch.ssh.keys import BadKeyError, EncryptedKeyError, Key
 
 from .._model import NodeKey, public_key_fingerprint
+from ..volume._nodekey import write_atomically
 from ._logging import LOAD_NODE_KEY
 from ._ssh import SSHConfigurationError
 
@@ -68,19 +68,7 @@ class NodeKeyPair(object):
 def _write_private(path, data):
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(descriptor, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, data, 0o600)
 
 
 def load_node_key_pair(path=None, create=True):

@@ -15,7 +15,34 @@ from .._model import (
 )
 
 __all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession",
-           "make_node_key"]
+           "make_node_key", "RecordingProgress"]
+
+
+class RecordingProgress(object):
+    """
+    A volume transfer's progress object (``update``/``finish``) that
+    records what it is told.
+
+    :ivar updates: ``list`` of ``(sent, total)``.
+    :ivar bool finished: Whether ``finish`` was called.
+    """
+
+    def __init__(self):
+        self.updates = []
+        self.finished = False
+
+    def update(self, sent, total):
+        """
+        :param int sent: Bytes sent so far.
+        :param total: Bytes to send in all, or ``None``.
+        """
+        self.updates.append((sent, total))
+
+    def finish(self):
+        """
+        The transfer ended.
+        """
+        self.finished = True
 
 
 def make_node_key(known_hosts="10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"

@@ -34,7 +34,7 @@ from ._service import SSHRemote
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
            "replace_marked_lines", "default_state_directory",
            "default_node_key_store", "UnsafeForcedCommand", "NodeKeyError",
-           "NodeKeyRemote"]
+           "NodeKeyRemote", "write_atomically"]
 
 #: The comment that marks the ``authorized_keys`` line Flocker owns.
 NODE_KEY_MARKER = "flocker-node-key"
@@ -115,12 +115,15 @@ def replace_marked_lines(existing, line):
     return b"".join(result)
 
 
-def _write_atomically(path, data, mode):
+def write_atomically(path, data, mode):
     """
     Replace ``path`` with ``data`` by a rename, so nobody reads half a file.
 
+    :param str path: The file (its directory must exist).
+    :param bytes data: Its new content.
     :param int mode: Permission bits of the new file (set explicitly: the
         umask must not widen or narrow them).
+    :raises OSError: If it cannot be written; ``path`` is then unchanged.
     """
     directory = os.path.dirname(path)
     descriptor, temporary = tempfile.mkstemp(
@@ -231,12 +234,12 @@ class NodeKeyStore(object):
 
     def _install(self, node_key, line):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        _write_atomically(self.identity_path,
+        write_atomically(self.identity_path,
                           node_key.private_key.encode("ascii"), 0o600)
-        _write_atomically(self.public_key_path, (
+        write_atomically(self.public_key_path, (
             "%s %s\n" % (node_key.public_key, NODE_KEY_MARKER)).encode(
                 "ascii"), 0o600)
-        _write_atomically(self.known_hosts_path,
+        write_atomically(self.known_hosts_path,
                           node_key.known_hosts.encode("utf-8"), 0o600)
         ssh_directory = os.path.dirname(self.authorized_keys)
         if not os.path.isdir(ssh_directory):
@@ -246,7 +249,7 @@ class NodeKeyStore(object):
                 else os.stat(self.authorized_keys).st_mode & 0o7777)
         updated = replace_marked_lines(existing or b"", line)
         if updated != existing:
-            _write_atomically(self.authorized_keys, updated, mode)
+            write_atomically(self.authorized_keys, updated, mode)
 
 
 def _flocker_volume_path(argv0):

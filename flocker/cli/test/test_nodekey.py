@@ -225,24 +225,6 @@ class DeployNodeKeyTests(SynchronousTestCase):
                          self.pair.node_key(expected).status())
         self.assertEqual(leaves(self.deploy().plan), [])
 
-    @capture_logging(None)
-    def test_logged(self, logger):
-        """
-        Loading is an action naming the file, whether the pair was made and
-        its fingerprint; the private key is not logged.
-        """
-        path = os.path.join(temporary_directory(self), "node_key")
-        pair = load_node_key_pair(path)
-        load_node_key_pair(path)
-        actions = LoggedAction.ofType(logger.messages, LOAD_NODE_KEY)
-        self.assertEqual(
-            [(a.start_message["path"], a.end_message["created"],
-              a.end_message["fingerprint"]) for a in actions],
-            [(path, created, public_key_fingerprint(pair.public_key))
-             for created in (True, False)])
-        self.assertNotIn(pair.private_key.splitlines()[1],
-                         repr(logger.messages))
-
     def test_dry_run(self):
         """
         A dry run shows the installs and installs nothing.

@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 
 from flocker._model import Application, Port
 from flocker.node._fake import FakeCluster
-from flocker.node.testtools import MemoryNodeSession
+from flocker.node.testtools import MemoryNodeSession, RecordingProgress
 
 from .._remote import NodeStepFailed, RemoteNodeAgent
 from .._session import SessionRunner
@@ -282,7 +282,7 @@ class SessionProgressTests(SynchronousTestCase):
                 clock=self.clock))
         cluster.agents[A].create_volume("web", None)
         cluster.agents[A].write("web", "x" * 100)
-        progress = _Progress()
+        progress = RecordingProgress()
         pushed = RemoteNodeAgent(self.runner, A).push_volume(
             "web", B, progress=progress)
         self.clock.pump([0.1] * 4)
@@ -345,22 +345,6 @@ class SessionProgressTests(SynchronousTestCase):
                    b'{"id":1,"exit":0,"stdout":"one","stderr":""}\n')
         self.assertEqual(self.successResultOf(calling), b"one")
         self.assertEqual(len(logger.flush_tracebacks(ZeroDivisionError)), 1)
-
-
-class _Progress(object):
-    """
-    A transfer's progress object recording what it is told.
-    """
-
-    def __init__(self):
-        self.updates = []
-        self.finished = False
-
-    def update(self, sent, total):
-        self.updates.append((sent, total))
-
-    def finish(self):
-        self.finished = True
 
 
 class _Stuck(object):

@@ -24,7 +24,7 @@ from flocker.node._logging import (
     NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION,
 )
-from flocker.node.testtools import make_node_key
+from flocker.node.testtools import RecordingProgress, make_node_key
 from flocker.route import CommandFailed, MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService, NodeKeyStore
 
@@ -72,25 +72,6 @@ def local_pair(directory=None):
                                 clock),
             MemoryRouteManager(node=address), node_keys=node_keys))
     return tuple(agents)
-
-
-class _Progress(object):
-    """
-    A transfer's progress object recording what it is told.
-
-    :ivar updates: ``list`` of ``(sent, total)``.
-    :ivar bool finished: Whether ``finish`` was called.
-    """
-
-    def __init__(self):
-        self.updates = []
-        self.finished = False
-
-    def update(self, sent, total):
-        self.updates.append((sent, total))
-
-    def finish(self):
-        self.finished = True
 
 
 def make_inodeagent_tests(fixture):
@@ -184,7 +165,7 @@ def make_inodeagent_tests(fixture):
             bytes it sent, and finishes it.
             """
             self.successResultOf(self.a.create_volume("web", None))
-            progresses = [_Progress() for _ in range(3)]
+            progresses = [RecordingProgress() for _ in range(3)]
             sent = [
                 self.successResultOf(self.a.push_volume(
                     "web", B, progress=progresses[0])),
@@ -448,7 +429,7 @@ class FakeClusterTransferTests(SynchronousTestCase):
         agent = cluster.agents[A]
         self.successResultOf(agent.create_volume("web", None))
         agent.write("web", "x" * 50)
-        progress = _Progress()
+        progress = RecordingProgress()
         pushed = agent.push_volume("web", B, progress=progress)
         clock.pump([0.1] * 4)
         self.assertNoResult(pushed)
