@@ -562,7 +562,7 @@ class TestNativeProblems(object):
         Nesting too deep for the YAML composer is reported on the line
         where reading stopped.
         """
-        found = problems(NATIVE + "    command: " + "[" * 100000 + "\n")
+        found = problems(NATIVE + "    command: " + "[" * 5000 + "\n")
         assert [(e.line, e.message) for e in found] == [
             (10, "not valid YAML here: nested too deeply")]
 

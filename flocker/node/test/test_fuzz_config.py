@@ -357,7 +357,7 @@ class TestFuzzCheck(object):
     problems, never a traceback.
     """
 
-    @fuzz_settings(default=100, **_LARGE)
+    @fuzz_settings(default=60, **_LARGE)
     @given(data=st.data())
     def test_broken_native_files(self, workspace, data):
         """
@@ -396,7 +396,7 @@ class TestFuzzCheck(object):
         """
         check_command(workspace, deployment, application)
 
-    @fuzz_settings(default=100, **_LARGE)
+    @fuzz_settings(default=60, **_LARGE)
     @given(data=st.data())
     def test_hostile_values(self, workspace, data):
         """
@@ -449,7 +449,7 @@ class TestCheckEntryPoint(object):
         ("version: 1\napplications: {}\n".encode("utf-16"), "1:1:",
          "not UTF-8"),
         (_native(b"  web: {image: w\x00}\n"), "3:17:", "#x0000"),
-        (_native(b"  web: " + b"[" * 100000 + b"\n"), "3:",
+        (_native(b"  web: " + b"[" * 5000 + b"\n"), "3:",
          "nested too deeply"),
         (_native(b"  web: &w {image: w}\n  db: *w\n"), "4:7:", "aliases"),
         (_native(b"\tweb: {image: w}\n"), "3:1:", "'\\t'"),
