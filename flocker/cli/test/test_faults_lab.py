@@ -409,6 +409,19 @@ class FaultLab(object):
         return [i for i, node in enumerate(self.nodes)
                 if running_containers(node.docker_socket, self.name)]
 
+    def running_on(self):
+        """
+        :return: The index of the node running the application, deploying
+            it to node1 first if it runs nowhere (a test deploying other
+            files removed it) or astray.
+        """
+        if len(self.where()) != 1:
+            result = self.deploy(0)
+            assert result.returncode == 0, _summary(result)
+            self.write_data(0, big=False)
+        [index] = self.where()
+        return index
+
     def exec_in(self, index, argv, **kwargs):
         return self.lab.run(self.nodes[index].name, [
             "docker", "exec", "-i", "flocker--" + self.name] + argv, **kwargs)
@@ -537,11 +550,9 @@ class TestMoveFaults(object):
                    for n in s.nodes):
             # An earlier trial failed with a node's sshd stopped.
             s.restore_sshd()
-        if len(s.where()) != 1:
-            # An earlier trial failed and left the cluster astray: start
-            # this one from a converged cluster all the same.
-            s.deploy(0)
-        [source_index] = s.where()
+        # An earlier test may have left the application astray (a failed
+        # trial) or removed it (another test's files).
+        source_index = s.running_on()
         target_index = (source_index + 1) % len(s.nodes)
         source, target = s.nodes[source_index], s.nodes[target_index]
         kind, subcommand, status, side = POINTS[point]
@@ -738,7 +749,7 @@ class TestClusterFaults(object):
         where it was, with its data); with room again, the move completes.
         """
         s = fault_lab
-        [source] = s.where()
+        source = s.running_on()
         target = (source + 1) % len(s.nodes)
         pool = s.nodes[target].pool
         s.write_data(source, big=True)
@@ -768,7 +779,7 @@ class TestClusterFaults(object):
         the daemon is back, the next deploy completes the move.
         """
         s = fault_lab
-        [source] = s.where()
+        source = s.running_on()
         target = (source + 1) % len(s.nodes)
         before = s.checksums(source)
         log = os.path.join(s.directory, "docker-restart.log")
@@ -801,7 +812,7 @@ class TestClusterFaults(object):
         answers through every node's port.
         """
         s = fault_lab
-        [index] = s.where()
+        index = s.running_on()
         node = s.nodes[index]
         s.exec_in(index, ["cp", "/etc/hostname", "/data/index.html"])
         before = s.checksums(index)
@@ -824,7 +835,7 @@ class TestClusterFaults(object):
         wanted, with the data intact.
         """
         s = fault_lab
-        [source] = s.where()
+        source = s.running_on()
         first, second = [(source + k) % len(s.nodes) for k in (1, 2)]
         before = s.checksums(source)
         watcher = Watcher(s.lab, s.nodes, s.name, s.node_ids)
@@ -860,7 +871,7 @@ class TestClusterFaults(object):
         which reaches the other application through ``localhost``.
         """
         s = fault_lab
-        [web] = s.where()
+        web = s.running_on()
         linker = (web + 1) % len(s.nodes)
         name = "flink-" + secrets.token_hex(3)
         applications = s.write("linked.yml", APPLICATIONS.format(
