@@ -191,7 +191,10 @@ def processes_in(netns):
                 argv = f.read().decode("utf-8", "replace").split("\0")
         except OSError:
             continue
-        found.append((int(entry), [a for a in argv if a]))
+        argv = [a for a in argv if a]
+        if argv:
+            # Kernel threads and zombies have no command line.
+            found.append((int(entry), argv))
     return found
 
 
@@ -415,6 +418,12 @@ class FaultLab(object):
             it to node1 first if it runs nowhere (a test deploying other
             files removed it) or astray.
         """
+        if not all(os.path.exists(node.docker_socket)
+                   and any(_is_sshd(argv)
+                           for _, argv in processes_in(node.netns))
+                   for node in self.nodes):
+            # A failed test left a node's daemons stopped.
+            self.restore_sshd()
         if len(self.where()) != 1:
             result = self.deploy(0)
             assert result.returncode == 0, _summary(result)
@@ -477,8 +486,8 @@ class FaultLab(object):
 
     def restore_sshd(self):
         """
-        Bring every node's sshd back (``admin/lab up`` restarts what is
-        missing).
+        Bring every node's sshd and dockerd back (``admin/lab up`` restarts
+        what is missing).
         """
         start_lab(LAB_SCRIPT, nodes=len(self.lab.nodes))
 
@@ -546,10 +555,6 @@ class TestMoveFaults(object):
         lost, and there never were two owners or two running copies.
         """
         s = fault_lab
-        if not all(any(_is_sshd(argv) for _, argv in processes_in(n.netns))
-                   for n in s.nodes):
-            # An earlier trial failed with a node's sshd stopped.
-            s.restore_sshd()
         # An earlier test may have left the application astray (a failed
         # trial) or removed it (another test's files).
         source_index = s.running_on()
