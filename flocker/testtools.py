@@ -851,7 +851,11 @@ def start_lab(script, nodes=3, env=None, timeout=600):
     missing = lab_missing()
     require(missing is None, missing)
     env = dict(os.environ if env is None else env)
-    _LAB_USERS[str(_lab_state(env))] = _use_lab(_lab_state(env))
+    state = str(_lab_state(env))
+    if state not in _LAB_USERS:
+        # Once per process: a second lock of this process's own would look
+        # like another user and keep the lab up at the end.
+        _LAB_USERS[state] = _use_lab(_lab_state(env))
     try:
         result = _lab_command(script, ["up", str(nodes)], env, timeout)
     except _subprocess.TimeoutExpired:
