@@ -4,10 +4,24 @@ convention (a readable table, then one JSON object as the last line).
 """
 
 import json
+import operator
 import statistics
 import time
 
-__all__ = ["timed", "repeat", "summary", "print_table", "emit"]
+__all__ = ["timed", "repeat", "summary", "print_table", "emit", "meets"]
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+            ">=": operator.ge}
+
+
+def meets(value, comparison, limit):
+    """
+    :param value: A figure.
+    :param str comparison: ``"<"``, ``"<="``, ``">"`` or ``">="``.
+    :param limit: Its target.
+    :return: Whether ``value comparison limit`` holds.
+    """
+    return _COMPARE[comparison](value, limit)
 
 
 def timed(function, *args, **kwargs):

@@ -54,7 +54,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import emit, print_table, summary, timed  # noqa: E402
+from _common import emit, meets, print_table, summary, timed  # noqa: E402
 
 # Flocker itself is imported where it is used, so each child process loads
 # only what the program it stands for would.
@@ -346,8 +346,7 @@ def cell(samples):
 
 
 def verdict(value, comparison, limit):
-    met = value < limit if comparison == "<" else value <= limit
-    return "met" if met else "MISSED"
+    return "met" if meets(value, comparison, limit) else "MISSED"
 
 
 def main(argv):

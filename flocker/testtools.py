@@ -23,7 +23,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
 __all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
-           "temporary_directory"]
+           "temporary_directory", "http_status_and_body"]
 
 
 def in_ci():
@@ -895,6 +895,17 @@ def stop_lab(script, env=None, timeout=300):
 
 # Lock descriptors of the labs this process uses, by state directory.
 _LAB_USERS = {}
+
+
+def http_status_and_body(response):
+    """
+    :param str response: An HTTP/1.x response read as text (so with
+        ``\\n`` line ends), or ``""``.
+    :return: ``(status code, body)``, ``(None, "")`` for no response.
+    """
+    head, _, body = response.replace("\r\n", "\n").partition("\n\n")
+    words = head.split(None, 2)
+    return (words[1] if len(words) > 1 else None), body
 
 
 def temporary_directory(test):

@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from flocker.testtools import http_status_and_body
+
 #: External port of the HTTP application, and of the side application that
 #: the unreachable-node step adds.
 WEB_PORT = 18080
@@ -253,7 +255,7 @@ class _Scenario(object):
              for a in self.addresses]
             + [(lambda a: self.get_from_container(node, a, port), a)
                for a in self.addresses])
-        parsed = [_status_and_body(r) for r in responses]
+        parsed = [http_status_and_body(r) for r in responses]
         count = len(self.addresses)
         return (dict(zip(self.addresses, parsed[:count])),
                 dict(zip(self.addresses, parsed[count:])))
@@ -289,17 +291,6 @@ def _at_once(calls):
         futures = [pool.submit(function, argument)
                    for function, argument in calls]
         return [future.result() for future in futures]
-
-
-def _status_and_body(response):
-    """
-    :param str response: An HTTP/1.x response read as text (so with
-        ``\\n`` line ends), or ``""``.
-    :return: ``(status code, body)``, ``(None, "")`` for no response.
-    """
-    head, _, body = response.replace("\r\n", "\n").partition("\n\n")
-    words = head.split(None, 2)
-    return (words[1] if len(words) > 1 else None), body
 
 
 def _changes(output):
@@ -427,8 +418,8 @@ class TestDeployScenario(object):
         via_localhost = s.exec_in(node, "client", [
             "nc", "-w", "2", "127.0.0.1", str(LOCAL_PORT)], input=_REQUEST,
             check=False).stdout
-        return (variable, _status_and_body(via_variable),
-                _status_and_body(via_localhost))
+        return (variable, http_status_and_body(via_variable),
+                http_status_and_body(via_localhost))
 
     def test_04_link(self):
         """
@@ -647,7 +638,7 @@ class TestDeployScenario(object):
         output = result.stdout + result.stderr
         naming = [line for line in output.splitlines() if NOWHERE in line]
         answers = dict(zip(s.addresses, [
-            _status_and_body(response)[0] for response in _at_once(
+            http_status_and_body(response)[0] for response in _at_once(
                 [(lambda a: s.get_from_client(a, SIDE_PORT), a)
                  for a in s.addresses])]))
         side = s.container(s.node(0), "side")

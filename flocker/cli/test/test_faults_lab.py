@@ -26,12 +26,10 @@ The trials run in order on one application that moves from node to node;
 each starts from wherever the previous one left it.
 """
 
-import http.client
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,9 +39,13 @@ from urllib.parse import quote
 
 import pytest
 
-from flocker.testtools import start_lab
+from flocker.testtools import http_status_and_body, start_lab
 
 LAB_SCRIPT = Path(__file__).resolve().parents[3] / "admin" / "lab"
+
+# The lab's own Docker API client (admin/ is not a package).
+sys.path.insert(0, str(LAB_SCRIPT.parent))
+from _lab_images import DockerAPI  # noqa: E402
 WRITER = Path(__file__).resolve().parent / "_writer.py"
 
 #: External ports of the applications of these tests.
@@ -145,33 +147,14 @@ TRIALS = [
 
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """
-    HTTP over a Unix socket (a node's Docker API).
-    """
-
-    def __init__(self, path):
-        http.client.HTTPConnection.__init__(self, "localhost", timeout=10)
-        self._path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self._path)
-
-
 def running_containers(socket_path, name):
     """
     :return: How many running containers named ``flocker--NAME`` the Docker
         daemon at ``socket_path`` has.
     """
-    connection = _UnixHTTPConnection(socket_path)
-    try:
-        connection.request("GET", "/containers/json?filters=" + quote(
-            json.dumps({"name": ["^/flocker--%s$" % (name,)]})))
-        return len(json.loads(connection.getresponse().read()))
-    finally:
-        connection.close()
+    return len(DockerAPI(str(socket_path), timeout=10).get_json(
+        "/containers/json?filters=" + quote(
+            json.dumps({"name": ["^/flocker--%s$" % (name,)]}))))
 
 
 def processes_in(netns):
@@ -529,14 +512,6 @@ def fault_lab(lab, tmp_path_factory):
         node.run(["flocker-volume", "delete", state.name], check=False)
 
 
-def _status(response):
-    """
-    :return: The status code of an HTTP response (``None`` if none).
-    """
-    words = response.split(None, 2)
-    return words[1] if len(words) > 1 else None
-
-
 def _summary(result):
     return "exit %s\n%s\n%s" % (result.returncode, result.stdout,
                                 result.stderr)
@@ -744,7 +719,7 @@ class TestClusterFaults(object):
                 ["busybox", "nc", "-w", "2", address, str(WEB_PORT)],
                 input="GET /index.html HTTP/1.0\r\n\r\n", check=False,
                 timeout=30).stdout
-            responses.append(_status(response))
+            responses.append(http_status_and_body(response)[0])
         return responses
 
     def test_pool_full(self, fault_lab):
@@ -903,13 +878,13 @@ class TestClusterFaults(object):
             s.exec_in(web, ["cp", "/etc/hostname", "/data/index.html"])
             result = deploy()
             assert result.returncode == 0, _summary(result)
-            assert _status(through_link()) == "200"
+            assert http_status_and_body(through_link())[0] == "200"
             stop_daemons(s.nodes[linker],
                          lambda argv: _is_dockerd(argv) or _is_sshd(argv))
             s.restore_sshd()
             result = deploy()
             assert (result.returncode, "start application %s" % (name,)
                     in result.stdout) == (0, True), _summary(result)
-            assert _status(through_link()) == "200"
+            assert http_status_and_body(through_link())[0] == "200"
         finally:
             self._converge(s, web)
