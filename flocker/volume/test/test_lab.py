@@ -128,51 +128,38 @@ def test_moves(lab, volume):
         assert not size.endswith("MiB") or float(size.split()[0]) < 1, sizes
 
 
-def _descendants(pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % (entry,)) as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def _sending(pid):
-    for child in _descendants(pid):
-        try:
-            with open("/proc/%d/cmdline" % (child,), "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[:2] == [b"zfs", b"send"]:
-            return True
-    return False
-
-
-def _receiving(volume):
+def _sending(volume):
     """
-    :return: Whether a ``flocker-volume receive`` of the volume still runs
-        (all lab nodes share the host's process table).
+    :return: Whether a ``zfs send`` of the volume runs (the push may run in
+        a warm server's child, not under the command started).
     """
+    return any(argv[:2] == [b"zfs", b"send"]
+               and any(volume.encode() in a for a in argv[2:])
+               for argv in _command_lines())
+
+
+def _command_lines():
+    """
+    :return: The command lines of the host's processes (all lab nodes share
+        its process table), each a list of ``bytes``.
+    """
+    lines = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open("/proc/%s/cmdline" % (entry,), "rb") as f:
-                    argv = f.read().split(b"\0")
+                    lines.append(f.read().split(b"\0"))
             except OSError:
                 continue
-            if b"receive" in argv and volume.encode() in argv:
-                return True
-    return False
+    return lines
+
+
+def _receiving(volume):
+    """
+    :return: Whether a ``flocker-volume receive`` of the volume still runs.
+    """
+    return any(b"receive" in argv and volume.encode() in argv
+               for argv in _command_lines())
 
 
 def test_killed_push_rerun(lab, volume):
@@ -193,9 +180,9 @@ def test_killed_push_rerun(lab, volume):
         ["flocker-volume", "push", volume, lab.address("node2")],
         start_new_session=True)
     deadline = time.monotonic() + 60
-    while not _sending(process.pid) and time.monotonic() < deadline:
+    while not _sending(volume) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _sending(process.pid), "the push never started sending"
+    assert _sending(volume), "the push never started sending"
     time.sleep(0.3)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(30)

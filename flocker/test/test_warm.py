@@ -1,0 +1,311 @@
+"""
+Tests for :mod:`flocker._warm`: the warm server and the trampolines of the
+node-side commands, with real processes (a server and trampolines started
+as subprocesses, each test with its own socket name).
+"""
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from flocker._warm import (
+    _connect, code_digest, peer_allowed, server_name, serve_forever,
+)
+
+#: Bound of every wait in these tests (they finish far sooner).
+WAIT = 20.0
+
+_SERVER = (
+    "import sys\n"
+    "from flocker._warm import serve_forever\n"
+    "from flocker.test._warm_target import ENTRY\n"
+    "sys.exit(serve_forever(%r, idle=%r, entry_points=ENTRY, preload=()))\n")
+
+_TRAMPOLINE = (
+    "import sys\n"
+    "from flocker._warm import run_command\n"
+    "from flocker.test._warm_target import ENTRY\n"
+    "sys.exit(run_command('warm-test', %r, name=%r, entry_points=ENTRY))\n")
+
+
+def _name():
+    return b"\0flocker-warm-test-" + uuid.uuid4().hex.encode("ascii")
+
+
+def _wait_for(predicate, what):
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _answers(name):
+    connection = _connect(name)
+    if connection is None:
+        return False
+    connection.close()
+    return True
+
+
+def _server_pid(name):
+    connection = _connect(name)
+    try:
+        pid, _, _ = struct.unpack("3i", connection.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        return pid
+    finally:
+        connection.close()
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % (pid,)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def server():
+    """
+    A warm server running the test command, on a fresh name.
+    """
+    name = _name()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVER % (name, 60.0)],
+        stdin=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _answers(name) or process.poll() is not None,
+                  "the warm server did not start")
+        assert process.poll() is None
+        yield name, process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _trampoline(name, argv, spawn=False, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-c", _TRAMPOLINE % (spawn, name)] + list(argv),
+        **kwargs)
+
+
+def test_runs_command_in_server_child(server, tmp_path):
+    """
+    A command run through the server gets the trampoline's arguments,
+    environment, working directory, umask and standard streams, and runs
+    in a child of the server.
+    """
+    name, process = server
+    environ = dict(os.environ, WARM_TEST="value with spaces")
+    trampoline = _trampoline(
+        name, ["echo", "a b", "--x"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(tmp_path),
+        env=environ, preexec_fn=lambda: os.umask(0o027))
+    out, err = trampoline.communicate(b"input\n", timeout=WAIT)
+    assert trampoline.returncode == 0
+    report = json.loads(out)
+    assert report["argv"] == ["echo", "a b", "--x"]
+    assert report["cwd"] == str(tmp_path)
+    assert report["umask"] == 0o027
+    assert report["env"] == "value with spaces"
+    assert report["stdin"] == "input\n"
+    assert report["ppid"] == process.pid
+    assert report["pid"] != trampoline.pid
+    assert err == b"to stderr\n"
+
+
+def test_exit_status(server):
+    """
+    The trampoline exits with the command's exit status, and with its
+    message when it exits with one.
+    """
+    name, _ = server
+    assert _trampoline(name, ["exit", "7"]).wait(WAIT) == 7
+    message = _trampoline(name, ["message"], stderr=subprocess.PIPE)
+    _, err = message.communicate(timeout=WAIT)
+    assert (message.returncode, err) == (1, b"it went wrong\n")
+
+
+def test_dies_of_command_signal(server):
+    """
+    A command killed by a signal makes its trampoline die of the same
+    signal.
+    """
+    name, _ = server
+    assert _trampoline(name, ["term"]).wait(WAIT) == -signal.SIGTERM
+
+
+def _waiting(name, tmp_path):
+    pid_file = tmp_path / "pid"
+    trampoline = _trampoline(name, ["wait", str(pid_file)])
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+              "the command did not start")
+    return trampoline, int(pid_file.read_text())
+
+
+def test_forwards_stop_signals(server, tmp_path):
+    """
+    SIGTERM sent to the trampoline reaches the command, and the trampoline
+    dies of it as the command does.
+    """
+    name, _ = server
+    trampoline, child = _waiting(name, tmp_path)
+    trampoline.send_signal(signal.SIGTERM)
+    assert trampoline.wait(WAIT) == -signal.SIGTERM
+    _wait_for(lambda: not _alive(child), "the command survived")
+
+
+def test_killed_trampoline_kills_command(server, tmp_path):
+    """
+    When the trampoline is killed (SIGKILL, which it cannot pass on), the
+    server kills the command: to its caller it was one process.
+    """
+    name, process = server
+    trampoline, child = _waiting(name, tmp_path)
+    trampoline.kill()
+    trampoline.wait(WAIT)
+    _wait_for(lambda: not _alive(child), "the command outlived its caller")
+    assert process.poll() is None
+
+
+def test_cold_without_server(tmp_path):
+    """
+    With no server under the name, the command runs in the trampoline's own
+    process, and no server is started unless asked for.
+    """
+    name = _name()
+    trampoline = _trampoline(name, ["echo"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE)
+    out, _ = trampoline.communicate(timeout=WAIT)
+    assert json.loads(out)["pid"] == trampoline.pid
+    assert not _answers(name)
+
+
+def test_disabled_runs_cold(server):
+    """
+    ``FLOCKER_WARM=0`` runs the command cold even when a server answers.
+    """
+    name, _ = server
+    trampoline = _trampoline(
+        name, ["echo"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        env=dict(os.environ, FLOCKER_WARM="0"))
+    out, _ = trampoline.communicate(timeout=WAIT)
+    assert json.loads(out)["pid"] == trampoline.pid
+
+
+def test_spawns_server():
+    """
+    Asked to, a trampoline that finds no server starts one (detached) for
+    the commands after it, and runs its own command cold.
+    """
+    name = _name()
+    trampoline = _trampoline(name, ["exit", "3"], spawn=True)
+    assert trampoline.wait(WAIT) == 3
+    _wait_for(lambda: _answers(name), "no server was started")
+    pid = _server_pid(name)
+    try:
+        # A session of its own, not its starter's.
+        assert os.getsid(pid) != os.getsid(0)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: not _answers(name), "the server did not stop")
+
+
+def test_idle_server_exits():
+    """
+    A server with no request for its idle time exits by itself.
+    """
+    name = _name()
+    process = subprocess.Popen([sys.executable, "-c", _SERVER % (name, 0.5)])
+    try:
+        assert process.wait(WAIT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not _answers(name)
+
+
+def test_one_server_per_name(server):
+    """
+    A second server under a name already served exits with status 1.
+    """
+    name, _ = server
+    assert serve_forever(name, idle=1, preload=(),
+                         entry_points={}) == 1
+
+
+def test_code_digest_follows_files(tmp_path):
+    """
+    The digest changes when a Python file of the package changes, is added
+    or removed, and not for files of other kinds or tests.
+    """
+    package = tmp_path / "package"
+    (package / "test").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+
+    def digest():
+        return code_digest(str(package), executable="/py", path=[])
+    first = digest()
+    assert digest() == first
+    (package / "notes.txt").write_text("n")
+    (package / "test" / "test_a.py").write_text("t")
+    assert digest() == first
+    (package / "a.py").write_text("x = 22\n")
+    second = digest()
+    assert second != first
+    (package / "b.py").write_text("")
+    assert digest() != second
+    assert code_digest(str(package), executable="/other",
+                       path=[]) != digest()
+
+
+def test_server_name_per_user_and_code():
+    """
+    The server name is in the abstract namespace and differs per user and
+    per code digest.
+    """
+    name = server_name("0123456789abcdef", uid=5)
+    assert name.startswith(b"\0")
+    assert name != server_name("0123456789abcdef", uid=6)
+    assert name != server_name("fedcba9876543210", uid=5)
+
+
+def test_peer_allowed():
+    """
+    Only a peer with this process's user id and mount and user namespaces
+    may have commands run.
+    """
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        def same(pid, kind):
+            return "%s:[1]" % (kind,)
+
+        def other(differing):
+            # Asked for this process's namespace first, then the peer's.
+            calls = []
+
+            def namespace(pid, kind):
+                calls.append(kind)
+                if kind == differing and calls.count(kind) == 2:
+                    return "%s:[2]" % (kind,)
+                return same(pid, kind)
+            return namespace
+
+        assert peer_allowed(left, namespace=same)
+        assert not peer_allowed(left, namespace=other("mnt"))
+        assert not peer_allowed(left, namespace=other("user"))
+        assert not peer_allowed(left, uid=os.getuid() + 1, namespace=same)
+        assert not peer_allowed(left, namespace=lambda pid, kind: None)
+        assert peer_allowed(left)
+    finally:
+        left.close()
+        right.close()
