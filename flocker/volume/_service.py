@@ -42,7 +42,8 @@ stream rather than asking ZFS again; it sets ``readonly``, ``atime`` and
 only then, so as soon as the confirmation arrives (without waiting for the
 target's command to exit) the source records ``S`` as what the target has
 (``flocker:pushed``: address, identity, pool and snapshot of each recent
-target), or, in a hand-off, names the target as owner (step 3 below).
+target), or, in a hand-off, goes on with steps 3 and 4 below; it collects
+the command's exit (and the rest of its log) meanwhile.
 While the stream flows, the source prunes its snapshots older than ``B``
 that no other target was last sent; the target keeps only its newest.
 That is all any next incremental needs.  Snapshots Flocker did not take
@@ -109,6 +110,7 @@ from twisted.internet.interfaces import IReadDescriptor
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
 
+from .._context import in_current_action
 from .._model import VolumeState
 from ._errors import (
     HandoffConflict, HostKeyRejected, NoSuchVolume, NotOwner, OutOfSpace, PoolMissing,
@@ -950,20 +952,28 @@ class VolumeService(object):
     @inlineCallbacks
     def _push_owned(self, name, target, progress):
         dataset = yield self._owned(name)
-        result = yield self._push(dataset, target, progress)
+        result, exited = yield self._push(dataset, target, progress)
+        yield exited
         return result
 
     @inlineCallbacks
-    def _push(self, dataset, target, progress, record=True, then=None):
+    def _push(self, dataset, target, progress, record=True):
         """
         Push ``dataset`` to ``target``; with ``record``, remember what the
         target now has (the next push's base), which a hand-off skips: the
         old owner never pushes the volume again, and a copy received later
         forgets the record anyway.
 
-        :param then: ``None``, or a callable given the :class:`PushResult`
-            once the target has confirmed it, returning a ``Deferred``: what
-            else this node does then (a hand-off's change of owner).
+        The target confirms only a copy completely received and prepared,
+        so this returns as soon as it has confirmed (and this node recorded
+        it), while the target's command may still be exiting: what the
+        caller does next need not wait for that (a hand-off's next steps
+        included), but the caller waits for ``exited`` before it returns,
+        so that the target's log is passed on (one tree) and no command is
+        left behind.
+
+        :return: ``Deferred`` firing with ``(PushResult, exited)``;
+            ``exited`` is a ``Deferred`` that never fails.
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
@@ -976,24 +986,16 @@ class VolumeService(object):
                 sent = yield self._push_negotiated(dataset, target, snapshot,
                                                    progress, action)
             result, pool, exited = sent
-            # The target confirms only a copy completely received and
-            # prepared, so what follows here need not wait for its command
-            # to exit; the push still waits for that (to pass its log on).
-            steps = [exited]
             if record:
                 peers = _peers(dataset).set(target, _Peer(
                     address=target, node_id=result.target_node_id,
                     pool=pool, snapshot=result.snapshot))
-                steps.append(self.pool.set(name, PUSHED,
-                                           _encode_peers(peers)))
-            if then is not None:
-                steps.append(then(result))
-            yield _all_or_first_failure(steps)
+                yield self.pool.set(name, PUSHED, _encode_peers(peers))
             action.add_success_fields(snapshot=result.snapshot,
                                       base=result.base,
                                       bytes=result.bytes_sent,
                                       node_id=result.target_node_id)
-        return result
+        return result, exited
 
     def _start_remote(self, argv):
         """
@@ -1195,7 +1197,9 @@ class VolumeService(object):
         if not (confirmed and answer.get("received") == snapshot):
             raise RemoteError("node %s did not confirm receiving %s" % (
                 target, snapshot))
-        exited = remote.ended.addCallback(self._remote_exited, target, name)
+        # In the push's action: a late failure is logged under it.
+        exited = remote.ended.addCallback(
+            in_current_action(self._remote_exited), target, name)
         return (PushResult(
             name=name, target=target, target_node_id=their_id,
             snapshot=snapshot, base=base, bytes_sent=count), pool, exited)
@@ -1439,17 +1443,18 @@ class VolumeService(object):
                                             sorted(users))))
                 self._writable.discard(name)
                 yield self.pool.set(name, "readonly", "on")
-                # Step 3 as soon as the target confirmed step 2.
-                result = yield self._push(
-                    dataset, target, progress, record=False,
-                    then=lambda result: self.pool.set(
-                        name, OWNER, result.target_node_id))
+                # Steps 3 and 4 as soon as the target confirmed step 2, not
+                # once its command has exited too: the application is down.
+                result, exited = yield self._push(dataset, target, progress,
+                                                  record=False)
+                yield self.pool.set(name, OWNER, result.target_node_id)
             elif dataset.owner and dataset.snapshots:
                 # Step 3 already happened: resume at step 4.
                 result = PushResult(
                     name=name, target=target,
                     target_node_id=dataset.owner,
                     snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
+                exited = succeed(None)
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
@@ -1459,6 +1464,7 @@ class VolumeService(object):
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
                                            result.snapshot)
+            yield exited
         return result
 
     @inlineCallbacks

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -185,12 +186,16 @@ def _logged(function, *args):
     :return: ``(result, messages)``.
     """
     messages = []
+    # The first destination added also gets what eliot buffered before:
+    # only what is logged from now on counts.
+    start = time.time()
     add_destinations(messages.append)
     try:
         result = function(*args)
     finally:
         remove_destination(messages.append)
-    return result, messages
+    return result, [message for message in messages
+                    if message["timestamp"] >= start]
 
 
 def _commands(messages, pool):
@@ -754,9 +759,33 @@ def test_push_done_at_confirmation(nodes):
     [late] = [message for message in messages if message.get(
         "message_type") == LATE_REMOTE_FAILURE.message_type]
     assert late["timestamp"] - recorded["timestamp"] > 2
+    assert late["task_uuid"] == recorded["task_uuid"]
     assert late["reason"] == "node %s: exit code 7" % (
         nodes.address(nodes.b),)
     assert [message["action_status"] for message in messages
             if message.get("action_type") == "flocker:volume:receive"] == [
                 "started", "succeeded"]
     assert nodes.call(nodes.b.volumes)[0].snapshots[-1] == result.snapshot
+
+
+def test_handoff_done_at_confirmation(nodes):
+    """
+    A hand-off goes on with its last steps (the new owner's acquire
+    included) as soon as the target confirms the final increment, while
+    the target's receiving command is still exiting.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    _forget_pushes(nodes)
+    nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
+    result, messages = _logged(nodes.call, nodes.a.handoff, "app",
+                               nodes.address(nodes.b))
+    [acquire] = [message for message in messages
+                 if message.get("action_type") == "flocker:volume:remote"
+                 and message.get("action_status") == "started"
+                 and "acquire" in message["argv"]]
+    [late] = [message for message in messages if message.get(
+        "message_type") == LATE_REMOTE_FAILURE.message_type]
+    assert late["timestamp"] - acquire["timestamp"] > 2
+    assert result.base is not None
+    assert nodes.call(nodes.b.volumes)[0].owned
