@@ -1314,10 +1314,16 @@ class VolumeService(object):
                     # -r: the later snapshots go too.
                     yield self.pool.rollback(name, base)
                 yield self._zfs_receive(name, stream, "", force=True)
+                if dataset.mounted:
+                    # A follower mounted by hand (-u left it mounted):
+                    # unmounted before its properties change, so none of
+                    # them remounts it.
+                    yield self.pool.unmount(name)
                 kept = dataset.snapshots[
                     :dataset.snapshots.index(base) + 1]
-                received = attr.evolve(dataset,
-                                       snapshots=kept.append(snapshot))
+                received = attr.evolve(
+                    dataset, snapshots=kept.append(snapshot),
+                    properties=dataset.properties.set("mounted", "no"))
             received = yield self._make_follower(received, suffix, request)
             if suffix:
                 yield self.pool.rename(name, "", ".flocker-old", mount=False,
@@ -1325,9 +1331,6 @@ class VolumeService(object):
                 yield self.pool.rename(name, suffix, "", mount=False,
                                        mounted=False)
                 yield self.pool.destroy(name, ".flocker-old", mounted=False)
-            elif received.mounted:
-                # A follower mounted by hand: -u left it mounted.
-                yield self.pool.unmount(name)
             yield self._prune(received)
         return snapshot
 

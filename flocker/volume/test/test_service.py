@@ -702,16 +702,20 @@ def test_incremental_push_commands(nodes):
 def test_incremental_into_mounted_follower(nodes):
     """
     A follower someone mounted is unmounted by the next negotiated
-    incremental push into it (a receive with -u leaves a mounted dataset
-    mounted).
+    incremental push into it, right after the receive (which, with -u,
+    leaves a mounted dataset mounted).
     """
     nodes.call(nodes.a.create, "app")
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    _zfs("mount", "%s/app" % (nodes.b.pool.name,))
+    pool = nodes.b.pool.name
+    _zfs("mount", "%s/app" % (pool,))
     _forget_pushes(nodes)
     nodes.write(nodes.a, "app", "f", b"more")
-    result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
     assert result.base is not None
+    assert [argv[1] for argv in _commands(messages, pool)] == [
+        "get", "receive", "unmount", "destroy"]
     assert not nodes.call(nodes.b.pool.get, "app").mounted
     assert nodes.read(nodes.b, "app", "f") == b"more"
 
