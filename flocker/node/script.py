@@ -363,7 +363,7 @@ class _OnFirstUse(object):
 class _LazyVolumes(object):
     """
     The node's volume service, opened on first use: opening checks the pool
-    and reads the node's identity (two ``zfs`` commands), which commands
+    and reads the node's identity (one ``zfs`` command), which commands
     that never touch a volume (stop, set-routes) should not pay for.  A pool
     that cannot be opened behaves as :class:`_NoPool`.
     """

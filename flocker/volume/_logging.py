@@ -11,6 +11,7 @@ from eliot import ActionType, Field, MessageType, fields
 
 __all__ = [
     "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND", "DIRECT_REFUSED",
+    "LATE_REMOTE_FAILURE",
     "CREATE_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
     "RECOVER_VOLUME",
@@ -52,6 +53,13 @@ DIRECT_REFUSED = MessageType(
     u"flocker:volume:direct_refused",
     [_VOLUME, _TARGET, _text(u"reason", u"What the target said.")],
     u"A direct incremental push did not apply; negotiating instead.")
+
+#: ``flocker-volume receive`` failed after it had confirmed a complete copy:
+#: the push stands (the copy is there), so this is only logged.
+LATE_REMOTE_FAILURE = MessageType(
+    u"flocker:volume:late_remote_failure",
+    [_VOLUME, _TARGET, _text(u"reason", u"What the target said.")],
+    u"The receiving side failed after confirming the copy; the push stands.")
 
 #: ``flocker-volume`` run on another node (over SSH).
 REMOTE_COMMAND = ActionType(

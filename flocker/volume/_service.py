@@ -26,8 +26,8 @@ receive NAME`` on the target, JSON lines on its standard output)::
 
 Interleaved with those, the target writes ``{"eliot": MESSAGE}`` lines: its
 log, continuing the push's eliot task (``TASK``) from its start.  The
-source passes them on to its own log once the target has answered, so the
-push, both ends of it, is one tree.
+source passes them on to its own log once the target's command has exited,
+so the push, both ends of it, is one tree.
 
 The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
 its snapshots the target also has (a full stream if none).  The target
@@ -35,12 +35,19 @@ applies an incremental with ``zfs receive -F`` after rolling back to ``B`` if
 needed (a follower never holds anything the owner lacks).  A full stream into
 an existing follower is received as ``NAME.flocker-recv`` and swapped in, so a
 cut connection at any point leaves the target's previous copy intact (ZFS
-applies each stream atomically).  After success the source records ``S`` as
-what the target has (``flocker:pushed``: address, identity, pool and
-snapshot of each recent target).  While the stream flows, the source prunes
-its snapshots older than ``B`` that no other target was last sent; the
-target keeps only its newest.  That is all any next incremental needs.
-Snapshots Flocker did not take (not named ``flocker-...``) are never pruned.
+applies each stream atomically).  Streams are received unmounted (``-u``),
+and the target works out its copy's new state from the old one and the
+stream rather than asking ZFS again; it sets ``readonly``, ``atime`` and
+``refquota`` together and ``flocker:owner`` after them, last.  It confirms
+only then, so as soon as the confirmation arrives (without waiting for the
+target's command to exit) the source records ``S`` as what the target has
+(``flocker:pushed``: address, identity, pool and snapshot of each recent
+target), or, in a hand-off, goes on with steps 3 and 4 below; it collects
+the command's exit (and the rest of its log) meanwhile.
+While the stream flows, the source prunes its snapshots older than ``B``
+that no other target was last sent; the target keeps only its newest.
+That is all any next incremental needs.  Snapshots Flocker did not take
+(not named ``flocker-...``) are never pruned.
 
 A later push to the same address first tries the direct way: ``zfs send -i``
 from the recorded snapshot straight into ``zfs receive <pool>/NAME`` on the
@@ -96,12 +103,14 @@ from eliot import Action, Logger
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import (
     CancelledError, Deferred, DeferredList, DeferredLock, inlineCallbacks,
+    succeed,
 )
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
 
+from .._context import in_current_action
 from .._model import VolumeState
 from ._errors import (
     HandoffConflict, HostKeyRejected, NoSuchVolume, NotOwner, OutOfSpace, PoolMissing,
@@ -110,14 +119,14 @@ from ._errors import (
 )
 from ._logging import (
     ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME, DIRECT_REFUSED,
-    HANDOFF_VOLUME,
+    HANDOFF_VOLUME, LATE_REMOTE_FAILURE,
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
     REMOTE_COMMAND, SNAPSHOT_VOLUME,
 )
 from ._process import close_quietly, make_pipe, pump, spawn
 from ._zfs import (
-    NODE_ID, OWNER, PUSHED, ZFSPool, check_pool_name, check_snapshot_name,
-    check_volume_name,
+    NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
+    check_snapshot_name, check_volume_name,
 )
 
 __all__ = [
@@ -591,6 +600,21 @@ def _info(dataset, node_id):
         mountpoint=dataset.mountpoint)
 
 
+@inlineCallbacks
+def _all_or_first_failure(deferreds):
+    """
+    Wait for every one of ``deferreds`` (none is left running), then fail
+    with the first failure among them, if any.
+
+    :return: ``Deferred`` firing with the list of their results.
+    """
+    results = yield DeferredList(list(deferreds), consumeErrors=True)
+    for ok, value in results:
+        if not ok:
+            value.raiseException()
+    return [value for _, value in results]
+
+
 def _latest_common(ours, theirs):
     theirs = set(theirs)
     for snapshot in reversed(ours):
@@ -629,6 +653,24 @@ def _encode_peers(peers):
     newest = sorted(peers.values(), key=lambda peer: peer.snapshot)
     return ",".join("/".join(attr.astuple(peer))
                     for peer in newest[-_PUSHED_ENTRIES:])
+
+
+def _forward_log(ended):
+    """
+    Pass the ``{"eliot": MESSAGE}`` lines of a remote ``flocker-volume``'s
+    standard output on to this process's log: they continue a task of this
+    node (the push's), so the push, both ends of it, is one tree.
+
+    :param ProcessResult ended: How the remote command ended.
+    """
+    for line in ended.stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and isinstance(message.get("eliot"),
+                                                    dict):
+            Logger().write(message["eliot"])
 
 
 def _last_line(data):
@@ -675,7 +717,7 @@ class VolumeService(object):
     """
 
     def __init__(self, reactor, pool, node_id, remote, env, clock=None,
-                 in_use=processes_using):
+                 in_use=processes_using, listing=None):
         """
         Use :func:`open_volume_service` rather than this directly: it checks
         the pool and learns the node's identity.
@@ -690,6 +732,10 @@ class VolumeService(object):
         :param dict env: Environment for ``ssh`` and the remote command.
         :param clock: ``IReactorTime`` naming snapshots; reactor if ``None``.
         :param in_use: ``processes_using``-compatible callable.
+        :param listing: ``None``, or what ``pool.list()`` just answered:
+            the first operation needing a listing uses it instead of asking
+            again if it starts in this same reactor turn (as the command
+            run by ``flocker-volume`` right after opening the pool does).
         """
         self._reactor = reactor
         self.pool = pool
@@ -702,6 +748,24 @@ class VolumeService(object):
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()
+        # Only good while nothing else can have run: forgotten at the
+        # reactor's next turn.
+        self._listing = listing
+        if listing is not None:
+            reactor.callLater(0, self._forget_listing)
+
+    def _forget_listing(self):
+        self._listing = None
+
+    def _list(self):
+        """
+        :return: ``Deferred`` firing with ``pool.list()``'s answer (the one
+            given when the pool was opened, if still current).
+        """
+        listing, self._listing = self._listing, None
+        if listing is not None:
+            return succeed(listing)
+        return self.pool.list()
 
     def _remote_error(self, target, result, default_kind=RemoteError):
         return _remote_error(target, result, default_kind,
@@ -734,7 +798,7 @@ class VolumeService(object):
 
     @inlineCallbacks
     def volumes(self):
-        datasets = yield self.pool.list()
+        datasets = yield self._list()
         infos = [_info(dataset, self.node_id) for dataset in datasets
                  if dataset.name and "." not in dataset.name]
         return pvector(sorted(infos, key=lambda info: info.name))
@@ -888,7 +952,8 @@ class VolumeService(object):
     @inlineCallbacks
     def _push_owned(self, name, target, progress):
         dataset = yield self._owned(name)
-        result = yield self._push(dataset, target, progress)
+        result, exited = yield self._push(dataset, target, progress)
+        yield exited
         return result
 
     @inlineCallbacks
@@ -898,6 +963,17 @@ class VolumeService(object):
         target now has (the next push's base), which a hand-off skips: the
         old owner never pushes the volume again, and a copy received later
         forgets the record anyway.
+
+        The target confirms only a copy completely received and prepared,
+        so this returns as soon as it has confirmed (and this node recorded
+        it), while the target's command may still be exiting: what the
+        caller does next need not wait for that (a hand-off's next steps
+        included), but the caller waits for ``exited`` before it returns,
+        so that the target's log is passed on (one tree) and no command is
+        left behind.
+
+        :return: ``Deferred`` firing with ``(PushResult, exited)``;
+            ``exited`` is a ``Deferred`` that never fails.
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
@@ -909,17 +985,17 @@ class VolumeService(object):
             if sent is None:
                 sent = yield self._push_negotiated(dataset, target, snapshot,
                                                    progress, action)
-            result, pool = sent
-            peers = _peers(dataset).set(target, _Peer(
-                address=target, node_id=result.target_node_id, pool=pool,
-                snapshot=result.snapshot))
+            result, pool, exited = sent
             if record:
+                peers = _peers(dataset).set(target, _Peer(
+                    address=target, node_id=result.target_node_id,
+                    pool=pool, snapshot=result.snapshot))
                 yield self.pool.set(name, PUSHED, _encode_peers(peers))
             action.add_success_fields(snapshot=result.snapshot,
                                       base=result.base,
                                       bytes=result.bytes_sent,
                                       node_id=result.target_node_id)
-        return result
+        return result, exited
 
     def _start_remote(self, argv):
         """
@@ -966,15 +1042,17 @@ class VolumeService(object):
         return header
 
     @inlineCallbacks
-    def _send(self, dataset, snapshot, base, total, sink, progress, remote):
+    def _send(self, dataset, snapshot, base, total, sink, progress, answer):
         """
         Run ``zfs send`` and pump its stream into ``sink`` (taken over),
         pruning on the side the snapshots this stream makes unnecessary;
-        wait for all of it and for ``remote`` to end.
+        wait for all of it and for ``answer``.
 
-        :return: ``Deferred`` firing with ``(pumped, sent, ended)``: the
+        :param answer: ``Deferred`` firing with the receiving side's answer
+            (never failing).
+        :return: ``Deferred`` firing with ``(pumped, sent, answer)``: the
             ``(success, value)`` pairs of the pump (bytes) and of ``zfs
-            send``, and the remote command's ``ProcessResult``.
+            send``, and what ``answer`` fired with.
         """
         stream_read, stream_write = make_pipe()
         try:
@@ -989,7 +1067,7 @@ class VolumeService(object):
         # Meanwhile: the snapshots older than the base are not needed by
         # this target any more (nor by others, unless they were sent there).
         pruned = self._prune(dataset, keep=[base])
-        results = yield DeferredList([pumped, sent, remote.ended, pruned],
+        results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
 
@@ -1008,7 +1086,8 @@ class VolumeService(object):
         another node) makes it refuse, changing nothing, and the push falls
         back to the negotiated protocol.
 
-        :return: ``Deferred`` firing with ``(snapshot, (PushResult, pool))``,
+        :return: ``Deferred`` firing with ``(snapshot, (PushResult, pool,
+            exited))`` (``exited`` has fired: see :meth:`_push_negotiated`),
             or with ``(snapshot, None)`` if the target refused the stream.
         """
         name = dataset.name
@@ -1022,7 +1101,7 @@ class VolumeService(object):
                 sink, stdin_write = stdin_write, None
                 (pump_ok, count), (send_ok, send_error), ended = (
                     yield self._send(dataset, snapshot, peer.snapshot, None,
-                                     sink, progress, remote))
+                                     sink, progress, remote.ended))
             finally:
                 if stdin_write is not None:
                     close_quietly(stdin_write)
@@ -1041,7 +1120,7 @@ class VolumeService(object):
         return snapshot, (PushResult(
             name=name, target=target, target_node_id=peer.node_id,
             snapshot=snapshot, base=peer.snapshot, bytes_sent=count),
-            peer.pool)
+            peer.pool, succeed(None))
 
     @inlineCallbacks
     def _push_negotiated(self, dataset, target, snapshot, progress, action):
@@ -1050,8 +1129,16 @@ class VolumeService(object):
         what it has, refuses if it owns the volume, receives atomically and
         makes its copy a follower (see the module docstring).
 
+        The push is over as soon as the target confirms (it does so only
+        once its copy is complete and prepared), not when its command has
+        exited too: that takes a Python shutdown and ssh's, a good part of
+        a small push's time.
+
         :param snapshot: The snapshot to send, or ``None`` to take one.
-        :return: ``Deferred`` firing with ``(PushResult, pool)``.
+        :return: ``Deferred`` firing with ``(PushResult, pool, exited)``:
+            ``exited`` fires (never failing) once the target's command has
+            exited and its log was passed on; a failure it reports after
+            confirming is logged, not raised, since the copy is there.
         """
         name = dataset.name
         # The receiving side continues this push's task from its start, so
@@ -1087,42 +1174,46 @@ class VolumeService(object):
                      json.dumps(request).encode("utf-8") + b"\n")
             total = dataset.size if base is None else None
             sink, stdin_write = stdin_write, None
-            (pump_ok, count), (send_ok, send_error), ended = (
+            (pump_ok, count), (send_ok, send_error), answer = (
                 yield self._send(dataset, snapshot, base, total, sink,
-                                 progress, remote))
+                                 progress, self._read_message(remote)))
         finally:
             if stdin_write is not None:
                 close_quietly(stdin_write)
             if progress is not None:
                 progress.finish()
-        if ended.exit_code != 0:
-            raise self._remote_error(target, ended)
+        confirmed = isinstance(answer, dict) and "received" in answer
+        if not confirmed:
+            # An error line, or nothing: how the command ended says why.
+            ended = yield remote.ended
+            _forward_log(ended)
+            if ended.exit_code != 0:
+                raise self._remote_error(target, ended)
         if not send_ok:
             send_error.raiseException()
         if not pump_ok:
             raise RemoteError("node %s: stream interrupted: %s" % (
                 target, count.getErrorMessage()))
-        answer = None
-        for line in ended.stdout.splitlines():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
-                continue
-            if isinstance(message.get("eliot"), dict):
-                # The receiving node's log, continuing this push's task:
-                # into this node's log, so the push is one tree.
-                Logger().write(message["eliot"])
-            elif "received" in message:
-                answer = message
-        if not (isinstance(answer, dict)
-                and answer.get("received") == snapshot):
+        if not (confirmed and answer.get("received") == snapshot):
             raise RemoteError("node %s did not confirm receiving %s" % (
                 target, snapshot))
+        # In the push's action: a late failure is logged under it.
+        exited = remote.ended.addCallback(
+            in_current_action(self._remote_exited), target, name)
         return (PushResult(
             name=name, target=target, target_node_id=their_id,
-            snapshot=snapshot, base=base, bytes_sent=count), pool)
+            snapshot=snapshot, base=base, bytes_sent=count), pool, exited)
+
+    def _remote_exited(self, ended, target, name):
+        """
+        Collect how ``flocker-volume receive`` ended after it confirmed:
+        pass its log on, and log (not raise) a failure.
+        """
+        _forward_log(ended)
+        if ended.exit_code != 0:
+            LATE_REMOTE_FAILURE.log(
+                volume=name, target=target,
+                reason=self._remote_error(target, ended).message)
 
     @inlineCallbacks
     def _read_message(self, remote):
@@ -1199,6 +1290,12 @@ class VolumeService(object):
         self._writable.discard(name)
         with RECEIVE_VOLUME(volume=name) as action:
             action.add_success_fields(snapshot=snapshot, base=base)
+            # What the copy is after the receive follows from what it was
+            # and the stream (which carries no properties: no -p), so zfs is
+            # not asked again.  Followers are not mounted: nothing uses
+            # them, and with zfs-fuse a mount kept across receives can show
+            # files as they were before (stale kernel page cache); so
+            # nothing is received mounted (-u).
             suffix = ""
             if base is None:
                 if dataset is not None:
@@ -1206,31 +1303,42 @@ class VolumeService(object):
                     # is received beside it and swapped in when complete.
                     suffix = ".flocker-recv"
                 yield self._zfs_receive(name, stream, suffix, force=False)
+                received = Dataset(name=name, properties={"mounted": "no"},
+                                   snapshots=[snapshot])
             else:
                 if dataset is None or base not in dataset.snapshots:
                     raise StreamRejected(
                         "stream does not apply: this node's copy of %s does "
                         "not have snapshot %s" % (name, base))
                 if dataset.snapshots[-1] != base:
+                    # -r: the later snapshots go too.
                     yield self.pool.rollback(name, base)
                 yield self._zfs_receive(name, stream, "", force=True)
-            yield self._make_follower(name, suffix, request)
+                if dataset.mounted:
+                    # A follower mounted by hand (-u left it mounted):
+                    # unmounted before its properties change, so none of
+                    # them remounts it.
+                    yield self.pool.unmount(name)
+                kept = dataset.snapshots[
+                    :dataset.snapshots.index(base) + 1]
+                received = attr.evolve(
+                    dataset, snapshots=kept.append(snapshot),
+                    properties=dataset.properties.set("mounted", "no"))
+            received = yield self._make_follower(received, suffix, request)
             if suffix:
-                yield self.pool.rename(name, "", ".flocker-old", mount=False)
-                yield self.pool.rename(name, suffix, "", mount=False)
-                yield self.pool.destroy(name, ".flocker-old")
-            # Followers are not mounted: nothing uses them, and with
-            # zfs-fuse a mount kept across receives can show files as they
-            # were before (stale kernel page cache).
-            yield self.pool.unmount(name)
-            received = yield self._get(name)
+                yield self.pool.rename(name, "", ".flocker-old", mount=False,
+                                       mounted=dataset.mounted)
+                yield self.pool.rename(name, suffix, "", mount=False,
+                                       mounted=False)
+                yield self.pool.destroy(name, ".flocker-old", mounted=False)
             yield self._prune(received)
         return snapshot
 
     @inlineCallbacks
     def _zfs_receive(self, name, stream, suffix, force):
         try:
-            yield self.pool.receive(name, stream, suffix=suffix, force=force)
+            yield self.pool.receive(name, stream, suffix=suffix, force=force,
+                                    mount=False)
         except (OutOfSpace, PoolMissing):
             raise
         except ZFSError as e:
@@ -1238,31 +1346,44 @@ class VolumeService(object):
                 name, e.message))
 
     @inlineCallbacks
-    def _make_follower(self, name, suffix, request):
+    def _make_follower(self, dataset, suffix, request):
         """
         Make a received copy a read-only follower naming the sender as owner.
         Only properties not already right are set (each is one command).
+
+        :param Dataset dataset: The received copy (named without
+            ``suffix``) as it is.
+        :param str suffix: Where it was received.
+        :return: ``Deferred`` firing with the copy as it now is.
         """
-        dataset = yield self.pool.get(name, suffix)
+        name = dataset.name
+        owner = request["owner"]
         # A copy already naming this owner was made a follower before
         # (readonly is set before the owner, always), so an incremental
         # receive costs no extra commands.  (readonly itself cannot be read
         # back on zfs-fuse while mounted.)
-        prepared = (dataset.get(OWNER) == request["owner"]
+        prepared = (dataset.get(OWNER) == owner
                     and dataset.get("atime") == "off")
         wanted = [] if prepared else [("readonly", "on"), ("atime", "off")]
         maximum_size = request.get("maximum_size")
         if dataset.maximum_size != maximum_size:
             wanted.append(("refquota", str(maximum_size or "none")))
-        # The owner goes last: recovery takes a copy naming its owner as
-        # completely received and prepared.
-        wanted.append((OWNER, request["owner"]))
-        for key, value in wanted:
-            if dataset.get(key) != value:
-                yield self.pool.set(name, key, value, suffix)
+        changes = [self.pool.set(name, key, value, suffix)
+                   for key, value in wanted if dataset.get(key) != value]
         if dataset.get(PUSHED) is not None:
             # What this node once pushed no longer matters to a follower.
-            yield self.pool.inherit(name, PUSHED, suffix)
+            changes.append(self.pool.inherit(name, PUSHED, suffix))
+        # Independent of each other, so run together: one command's time.
+        yield _all_or_first_failure(changes)
+        # The owner goes last, once the rest is done: recovery takes a copy
+        # naming its owner as completely received and prepared.
+        if dataset.get(OWNER) != owner:
+            yield self.pool.set(name, OWNER, owner, suffix)
+        properties = dataset.properties.discard(PUSHED).set(
+            OWNER, owner).set("refquota", str(maximum_size or 0))
+        if not prepared:
+            properties = properties.set("atime", "off")
+        return attr.evolve(dataset, properties=properties)
 
     @inlineCallbacks
     def _recover(self, name):
@@ -1273,7 +1394,7 @@ class VolumeService(object):
         # One listing of the pool instead of a command per name: this is on
         # the path of every hand-off, while the application is down.
         datasets = {dataset.name: dataset
-                    for dataset in (yield self.pool.list())}
+                    for dataset in (yield self._list())}
         current = datasets.get(name)
         incoming = datasets.get(name + ".flocker-recv")
         old = datasets.get(name + ".flocker-old")
@@ -1325,8 +1446,10 @@ class VolumeService(object):
                                             sorted(users))))
                 self._writable.discard(name)
                 yield self.pool.set(name, "readonly", "on")
-                result = yield self._push(dataset, target, progress,
-                                          record=False)
+                # Steps 3 and 4 as soon as the target confirmed step 2, not
+                # once its command has exited too: the application is down.
+                result, exited = yield self._push(dataset, target, progress,
+                                                  record=False)
                 yield self.pool.set(name, OWNER, result.target_node_id)
             elif dataset.owner and dataset.snapshots:
                 # Step 3 already happened: resume at step 4.
@@ -1334,6 +1457,7 @@ class VolumeService(object):
                     name=name, target=target,
                     target_node_id=dataset.owner,
                     snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
+                exited = succeed(None)
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
@@ -1343,6 +1467,7 @@ class VolumeService(object):
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
                                            result.snapshot)
+            yield exited
         return result
 
     @inlineCallbacks
@@ -1419,9 +1544,14 @@ def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
     :raises PoolMissing: The pool does not exist.
     """
     pool = ZFSPool(reactor, pool_name, env, clock=clock)
-    yield pool.check()
+    # One command checks the pool (PoolMissing otherwise), reads the node's
+    # identity and lists what the first operation will probably need: every
+    # zfs command costs tens of milliseconds with zfs-fuse, and this runs at
+    # the start of every flocker-volume and flocker-node command.
+    listing = yield pool.list()
     if node_id is None:
-        node_id = yield pool.get_root_property(NODE_ID)
+        node_id = next((dataset.get(NODE_ID) for dataset in listing
+                        if dataset.name == ""), None)
     if node_id is None:
         yield pool.set_root_property(NODE_ID, str(uuid.uuid4()))
         # Read back: if two processes raced, both use the one that stuck.
@@ -1429,5 +1559,5 @@ def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
     _check_node_id(node_id)
     return VolumeService(
         reactor, pool, node_id, SSHRemote() if remote is None else remote,
-        env, clock=clock)
+        env, clock=clock, listing=listing)
 

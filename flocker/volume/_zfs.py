@@ -22,6 +22,10 @@ zfs-fuse quirks handled here:
 * No ``zfs receive -s`` (resumable receive) and no ``written`` property: the
   service relies on receive being atomic instead (an interrupted receive
   leaves the previous state), which this zfs-fuse honours.
+* ``zfs receive -u`` (leave the received dataset unmounted) works although
+  ``zfs receive``'s usage text does not list it: a full stream then creates
+  an unmounted dataset, and an incremental one leaves the dataset mounted or
+  not, as it was (which plain ``zfs receive`` does too).
 """
 
 import re
@@ -320,13 +324,17 @@ class ZFSPool(object):
 
     def list(self):
         """
+        One command that also checks the pool exists and reads the node's
+        identity, so opening the pool costs nothing more.
+
         :return: ``Deferred`` firing with a ``PVector`` of :class:`Dataset`:
-            the pool's root (name ``""``) followed by its direct children,
-            each with its snapshots.
+            the pool's root (name ``""``, with :data:`NODE_ID` if set on it)
+            followed by its direct children, each with its snapshots; or
+            failing with :class:`PoolMissing` (or :class:`ZFSUnavailable`).
         """
         d = self._run(["zfs", "get", "-H", "-p", "-d", "2", "-o",
-                       "name,property,value,source", ",".join(_PROPERTIES),
-                       self.name])
+                       "name,property,value,source",
+                       ",".join(_PROPERTIES + (NODE_ID,)), self.name])
         return d.addCallback(lambda output: _parse_datasets(self.name, output))
 
     def get(self, volume, suffix=""):
@@ -466,28 +474,35 @@ class ZFSPool(object):
                 raise
 
     @inlineCallbacks
-    def destroy(self, volume, suffix=""):
+    def destroy(self, volume, suffix="", mounted=True):
         """
         Destroy a dataset with its snapshots: unmount it first and retry
         while zfs-fuse says busy.
 
+        :param bool mounted: ``False`` if the caller knows the dataset is
+            not mounted: the unmount (a command) is skipped.
         :return: ``Deferred`` firing with ``None``.
         """
-        yield self.unmount(volume, suffix)
+        if mounted:
+            yield self.unmount(volume, suffix)
         yield self._retry_busy(["zfs", "destroy", "-r",
                                 self.dataset(volume, suffix)])
 
     @inlineCallbacks
-    def rename(self, volume, old_suffix, new_suffix, mount=True):
+    def rename(self, volume, old_suffix, new_suffix, mount=True,
+               mounted=True):
         """
         Rename ``<volume><old_suffix>`` to ``<volume><new_suffix>``.
         zfs-fuse cannot rename a mounted dataset, so it is unmounted first,
         renamed (retrying while busy) and, if ``mount``, mounted again under
         its new name.
 
+        :param bool mounted: ``False`` if the caller knows the dataset is
+            not mounted: the unmount (a command) is skipped.
         :return: ``Deferred`` firing with ``None``.
         """
-        yield self.unmount(volume, old_suffix)
+        if mounted:
+            yield self.unmount(volume, old_suffix)
         yield self._retry_busy(["zfs", "rename",
                                 self.dataset(volume, old_suffix),
                                 self.dataset(volume, new_suffix)])
@@ -515,7 +530,7 @@ class ZFSPool(object):
         argv.append("%s@%s" % (self.dataset(volume), snapshot))
         return self._spawned(argv, stdin=None, stdout=stdout)
 
-    def receive(self, volume, stdin, suffix="", force=False):
+    def receive(self, volume, stdin, suffix="", force=False, mount=True):
         """
         Start ``zfs receive`` into ``<volume><suffix>`` reading the stream
         from the file descriptor ``stdin``.  ZFS applies a stream atomically:
@@ -524,12 +539,17 @@ class ZFSPool(object):
         :param bool force: Pass ``-F``: roll back changes made since the
             latest snapshot (a read updating access times is enough to need
             it on zfs-fuse) before applying an incremental stream.
+        :param bool mount: ``False`` passes ``-u``: a full stream's new
+            dataset is not mounted (an incremental one leaves the dataset as
+            mounted or not as it was, either way).
         :return: ``Deferred`` firing with ``None``, or failing with a
             :class:`ZFSError`.
         """
         argv = ["zfs", "receive"]
         if force:
             argv.append("-F")
+        if not mount:
+            argv.append("-u")
         argv.append(self.dataset(volume, suffix))
         return self._spawned(argv, stdin=stdin, stdout=None)
 

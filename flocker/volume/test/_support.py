@@ -143,6 +143,9 @@ class LocalRemote(object):
         stuck node).
     :ivar cut: ``dict`` of address to a byte count after which the
         connection carrying a stream is cut (both ends see it die).
+    :ivar linger: ``dict`` of address to ``(seconds, exit_code)``: its
+        ``flocker-volume receive`` ends that much later than it answers,
+        with that exit code (see ``_linger``).
     """
 
     def __init__(self, pools, python=sys.executable):
@@ -150,6 +153,7 @@ class LocalRemote(object):
         self.failing = set()
         self.silent = set()
         self.cut = {}
+        self.linger = {}
         self._python = python
 
     def argv(self, address, arguments, command=None):
@@ -171,4 +175,8 @@ class LocalRemote(object):
         if "receive" in arguments and address in self.cut:
             argv = [self._python, "-m", "flocker.volume.test._cut",
                     str(self.cut[address]), "--"] + argv
+        if key == "receive" and address in self.linger:
+            seconds, code = self.linger[address]
+            argv = [self._python, "-m", "flocker.volume.test._linger",
+                    str(seconds), str(code), "--"] + argv
         return argv

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -23,7 +24,9 @@ from flocker.volume._errors import (
     UnsafeName,
 )
 from flocker.volume import _service
-from flocker.volume._logging import DIRECT_REFUSED
+from flocker.volume._logging import (
+    DIRECT_REFUSED, LATE_REMOTE_FAILURE, ZFS_COMMAND,
+)
 from flocker.volume._process import ProcessResult
 from flocker.volume._service import (
     SSHRemote, _remote_error, open_volume_service, processes_using,
@@ -175,17 +178,45 @@ def test_follower_properties(nodes):
         nodes.write(nodes.b, "app", "f", b"changed")
 
 
+def _logged(function, *args):
+    """
+    Call ``function``, collecting the eliot messages logged meanwhile (a
+    push's include the receiving side's).
+
+    :return: ``(result, messages)``.
+    """
+    messages = []
+    # The first destination added also gets what eliot buffered before:
+    # only what is logged from now on counts.
+    start = time.time()
+    add_destinations(messages.append)
+    try:
+        result = function(*args)
+    finally:
+        remove_destination(messages.append)
+    return result, [message for message in messages
+                    if message["timestamp"] >= start]
+
+
+def _commands(messages, pool):
+    """
+    :return: The argument vectors of the ``zfs`` commands logged in
+        ``messages`` that ran on ``pool`` (naming it or one of its datasets
+        last), in the order they started.
+    """
+    return [message["argv"] for message in messages
+            if message.get("action_type") == ZFS_COMMAND.action_type
+            and message.get("action_status") == "started"
+            and message["argv"][-1].split("@")[0].split("/")[0] == pool]
+
+
 def _pushes_with_fallback(nodes):
     """
     Push ``a``'s "app" to ``b``; return the result and whether the direct
     push was refused on the way.
     """
-    messages = []
-    add_destinations(messages.append)
-    try:
-        result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    finally:
-        remove_destination(messages.append)
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
     refused = any(message.get("message_type") == DIRECT_REFUSED.message_type
                   for message in messages)
     return result, refused
@@ -566,3 +597,199 @@ def test_pool_scoped(nodes):
     """
     assert isinstance(nodes.a.pool, ZFSPool)
     assert nodes.a.pool.dataset("app") == nodes.a.pool.name + "/app"
+
+
+def _forget_pushes(nodes):
+    """
+    Make ``a`` forget what it pushed, so its next push of "app" negotiates
+    (an incremental, since ``b`` still has a common snapshot).
+    """
+    _zfs("inherit", "flocker:pushed", "%s/app" % (nodes.a.pool.name,))
+
+
+def test_open_one_command(nodes):
+    """
+    Opening a pool that has its node identity runs one ``zfs`` command;
+    the first time, the identity is then set and read back.
+    """
+    pools = FilePools()
+    try:
+        fresh = pools.create("fresh")
+        first, messages = _logged(run_in_reactor, open_volume_service,
+                                  fresh, ENV)
+        assert [argv[1] for argv in _commands(messages, fresh)] == [
+            "get", "set", "get"]
+        again, messages = _logged(run_in_reactor, open_volume_service,
+                                  fresh, ENV)
+        [argv] = _commands(messages, fresh)
+        assert argv[:5] == ["zfs", "get", "-H", "-p", "-d"]
+        assert again.node_id == first.node_id
+    finally:
+        pools.destroy()
+
+
+def test_open_listing_used_once(nodes):
+    """
+    The listing taken while opening the pool answers an operation started
+    right after it, and only that one: a later one lists the pool again.
+    """
+    nodes.call(nodes.a.create, "app")
+    pool = nodes.a.pool.name
+
+    def open_and_list(reactor):
+        return open_volume_service(reactor, pool, ENV).addCallback(
+            lambda service: service.volumes().addCallback(
+                lambda infos: (service, infos)))
+    (service, infos), messages = _logged(run_in_reactor, open_and_list)
+    assert [info.name for info in infos] == ["app"]
+    assert len(_commands(messages, pool)) == 1
+    nodes.call(nodes.a.create, "other")
+    infos, messages = _logged(nodes.call, service.volumes)
+    assert [info.name for info in infos] == ["app", "other"]
+    assert len(_commands(messages, pool)) == 1
+
+
+def test_full_push_commands(nodes):
+    """
+    The receiving side of a first push runs one command to open its pool
+    (the listing it needs included), receives unmounted, sets readonly,
+    atime and the maximum size (together) and the owner last, and asks
+    nothing more: the copy ends up an unmounted follower.
+    """
+    nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
+    _, messages = _logged(nodes.call, nodes.a.push, "app",
+                          nodes.address(nodes.b))
+    pool = nodes.b.pool.name
+    dataset = pool + "/app"
+    commands = _commands(messages, pool)
+    assert commands[0][:2] == ["zfs", "get"]
+    assert commands[1] == ["zfs", "receive", "-u", dataset]
+    assert sorted(commands[2:-1]) == [
+        ["zfs", "set", "atime=off", dataset],
+        ["zfs", "set", "readonly=on", dataset],
+        ["zfs", "set", "refquota=8388608", dataset]]
+    assert commands[-1] == [
+        "zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset]
+    copy = nodes.call(nodes.b.pool.get, "app")
+    assert not copy.mounted
+    assert (copy.owner, copy.get("atime"), copy.maximum_size) == (
+        nodes.a.node_id, "off", 8 * 1024 * 1024)
+
+
+def test_incremental_push_commands(nodes):
+    """
+    A negotiated incremental push into a prepared follower costs the
+    receiving side the opening listing, the receive and pruning the
+    snapshot it no longer needs; the follower stays unmounted.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    _forget_pushes(nodes)
+    nodes.write(nodes.a, "app", "f", b"more")
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
+    assert result.base is not None
+    pool = nodes.b.pool.name
+    assert [argv[:3] for argv in _commands(messages, pool)] == [
+        ["zfs", "get", "-H"], ["zfs", "receive", "-F"],
+        ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]]
+    copy = nodes.call(nodes.b.pool.get, "app")
+    assert not copy.mounted
+    assert list(copy.snapshots) == [result.snapshot]
+    assert nodes.read(nodes.b, "app", "f") == b"more"
+
+
+def test_incremental_into_mounted_follower(nodes):
+    """
+    A follower someone mounted is unmounted by the next negotiated
+    incremental push into it, right after the receive (which, with -u,
+    leaves a mounted dataset mounted).
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    pool = nodes.b.pool.name
+    _zfs("mount", "%s/app" % (pool,))
+    _forget_pushes(nodes)
+    nodes.write(nodes.a, "app", "f", b"more")
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
+    assert result.base is not None
+    assert [argv[1] for argv in _commands(messages, pool)] == [
+        "get", "receive", "unmount", "destroy"]
+    assert not nodes.call(nodes.b.pool.get, "app").mounted
+    assert nodes.read(nodes.b, "app", "f") == b"more"
+
+
+def test_full_stream_swap(nodes):
+    """
+    A full stream replacing a follower is received unmounted beside it and
+    swapped in without unmounting anything (nothing is mounted), leaving
+    one unmounted follower and no temporary dataset.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    nodes.call(nodes.a.delete, "app")
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"new")
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
+    assert result.base is None
+    pool = nodes.b.pool.name
+    commands = _commands(messages, pool)
+    assert ["zfs", "receive", "-u", pool + "/app.flocker-recv"] in commands
+    assert [argv for argv in commands if argv[1] == "unmount"] == []
+    assert _zfs("list", "-H", "-o", "name,mounted", "-r", pool).split(
+        "\n")[1:] == [pool + "/app\tno", ""]
+    copy = nodes.call(nodes.b.pool.get, "app")
+    assert (copy.owner, copy.get("atime")) == (nodes.a.node_id, "off")
+    assert nodes.read(nodes.b, "app", "f") == b"new"
+
+
+def test_push_done_at_confirmation(nodes):
+    """
+    The pushing side records what the target has as soon as the target
+    confirms, not when its command exits; that command's log still joins
+    the push's, and a failure it reports after confirming is logged, not
+    raised (the copy is there).
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
+    [recorded] = [message for message in messages
+                  if message.get("action_type") == ZFS_COMMAND.action_type
+                  and message.get("action_status") == "started"
+                  and message["argv"][2].startswith("flocker:pushed=")]
+    [late] = [message for message in messages if message.get(
+        "message_type") == LATE_REMOTE_FAILURE.message_type]
+    assert late["timestamp"] - recorded["timestamp"] > 2
+    assert late["task_uuid"] == recorded["task_uuid"]
+    assert late["reason"] == "node %s: exit code 7" % (
+        nodes.address(nodes.b),)
+    assert [message["action_status"] for message in messages
+            if message.get("action_type") == "flocker:volume:receive"] == [
+                "started", "succeeded"]
+    assert nodes.call(nodes.b.volumes)[0].snapshots[-1] == result.snapshot
+
+
+def test_handoff_done_at_confirmation(nodes):
+    """
+    A hand-off goes on with its last steps (the new owner's acquire
+    included) as soon as the target confirms the final increment, while
+    the target's receiving command is still exiting.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    _forget_pushes(nodes)
+    nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
+    result, messages = _logged(nodes.call, nodes.a.handoff, "app",
+                               nodes.address(nodes.b))
+    [acquire] = [message for message in messages
+                 if message.get("action_type") == "flocker:volume:remote"
+                 and message.get("action_status") == "started"
+                 and "acquire" in message["argv"]]
+    [late] = [message for message in messages if message.get(
+        "message_type") == LATE_REMOTE_FAILURE.message_type]
+    assert late["timestamp"] - acquire["timestamp"] > 2
+    assert result.base is not None
+    assert nodes.call(nodes.b.volumes)[0].owned

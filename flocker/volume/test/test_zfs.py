@@ -22,7 +22,7 @@ from flocker.volume._errors import (
 )
 from flocker.volume._logging import ZFS_COMMAND
 from flocker.volume._process import ProcessFailed, make_pipe
-from flocker.volume._zfs import BUSY_DELAYS, ZFSPool, zfs_error
+from flocker.volume._zfs import BUSY_DELAYS, NODE_ID, ZFSPool, zfs_error
 
 from ._support import FilePools, require_zfs
 
@@ -213,6 +213,39 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
         self.failureResultOf(pool.check(), PoolMissing)
         self.assertEqual(runner.calls,
                          [["zpool", "list", "-H", "-o", "name", "tank"]])
+
+    def test_list_opens_pool(self):
+        """
+        ``list`` is the one command that opens the pool: it asks for the
+        node identity on the pool's root too, and a missing pool fails with
+        ``PoolMissing`` and the usual message.
+        """
+        pool, runner, _ = _pool(
+            b"tank\ttype\tfilesystem\t-\n"
+            b"tank\tflocker:node-id\tnode-1\tlocal\n"
+            b"tank/app\tflocker:node-id\tnode-1\tinherited from tank\n",
+            "cannot open 'tank': dataset does not exist")
+        root, app = self.successResultOf(pool.list())
+        self.assertEqual((root.get(NODE_ID), app.get(NODE_ID)),
+                         ("node-1", None))
+        self.assertEqual(runner.calls[0][-2].split(",")[-1], NODE_ID)
+        self.assertEqual(runner.calls[0][-1], "tank")
+        failure = self.failureResultOf(pool.list(), PoolMissing)
+        self.assertEqual(failure.value.message, "ZFS pool tank does not exist")
+
+    def test_known_unmounted(self):
+        """
+        ``rename`` and ``destroy`` told the dataset is not mounted skip the
+        unmount (a command).
+        """
+        pool, runner, _ = _pool()
+        self.successResultOf(pool.rename("app", ".flocker-recv", "",
+                                         mount=False, mounted=False))
+        self.successResultOf(pool.destroy("app", ".flocker-old",
+                                          mounted=False))
+        self.assertEqual(runner.calls, [
+            ["zfs", "rename", "tank/app.flocker-recv", "tank/app"],
+            ["zfs", "destroy", "-r", "tank/app.flocker-old"]])
 
     @capture_logging(None)
     def test_logged(self, logger):
@@ -428,12 +461,13 @@ def test_real_readonly(pools):
     assert caught.value.errno == errno.EROFS
 
 
-def _send_receive(source, snapshot, base, target, force):
+def _send_receive(source, snapshot, base, target, force, mount=True):
     def scenario(reactor):
         read_fd, write_fd = make_pipe()
         sent = source(reactor).send("app", snapshot, base, write_fd)
         os.close(write_fd)
-        received = target(reactor).receive("app", read_fd, force=force)
+        received = target(reactor).receive("app", read_fd, force=force,
+                                           mount=mount)
         os.close(read_fd)
         return sent.addCallback(lambda _: received)
     return run_in_reactor(scenario)
@@ -466,3 +500,29 @@ def test_real_send_receive(pools):
         assert f.read() == b"two"
     theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
     assert list(theirs.snapshots) == ["s1", "s2"]
+
+
+def test_real_receive_unmounted(pools):
+    """
+    This zfs-fuse honours ``zfs receive -u`` (``mount=False``), which its
+    usage text does not list: a full stream gives an unmounted dataset; an
+    incremental one leaves an unmounted dataset unmounted and a mounted one
+    mounted (as plain ``zfs receive`` does too).
+    """
+    name, source = _real(pools, "src")
+    _, target = _real(pools, "dst")
+    run_in_reactor(lambda reactor: source(reactor).create("app", {}))
+    for snapshot in ["s1", "s2", "s3"]:
+        run_in_reactor(lambda reactor: source(reactor).snapshot(
+            "app", snapshot))
+
+    def mounted():
+        return run_in_reactor(lambda reactor: target(reactor).get(
+            "app")).mounted
+    _send_receive(source, "s1", None, target, force=False, mount=False)
+    assert not mounted()
+    _send_receive(source, "s2", "s1", target, force=True, mount=False)
+    assert not mounted()
+    run_in_reactor(lambda reactor: target(reactor).mount("app"))
+    _send_receive(source, "s3", "s2", target, force=True, mount=False)
+    assert mounted()
