@@ -188,6 +188,24 @@ class DockerAPI:
             raise ImageError("GET %s: HTTP %d" % (path, status))
         return json.loads(body)
 
+    def post_json(self, path, document, accept=(200, 201)):
+        """
+        POST a JSON document (``/containers/create?name=x``, say).
+
+        :param str path: The API path.
+        :param document: The body, as JSON-able values.
+        :param tuple accept: HTTP statuses meaning success.
+        :return: The decoded JSON answer (``None`` for an empty one).
+        :raises ImageError: On another status.
+        """
+        status, body = self._request(
+            "POST", path, body=json.dumps(document).encode("utf-8"),
+            headers={"Content-Type": "application/json"})
+        if status not in accept:
+            raise ImageError("POST %s: HTTP %d %s" % (
+                path, status, body[:200].decode("utf-8", "replace").strip()))
+        return json.loads(body) if body.strip() else None
+
     def call(self, method, path, accept=(200, 204, 404)):
         """
         Make a call whose answer body does not matter.

@@ -45,7 +45,19 @@ around the whole command (interpreter start, SSH, every node's part):
 * Baselines, same run: one ``ssh NODE true`` and one ``ssh NODE
   flocker-node --version`` from the client (the floor of every remote step
   of a deploy), and one ``flocker-deploy --check`` (interpreter start and
-  parsing, no network).
+  parsing, no network).  ``baseline_docker_t1_s``/``_t8_s``: the same
+  container created and started through the Docker Engine API alone on
+  node1, and on all 8 nodes at once; ``baseline_docker_scale_ratio`` is
+  their ratio (the lab's 8 nodes share this machine's CPUs, so Docker
+  alone does not scale flat here) and ``scale_over_docker`` =
+  ``scale_ratio / baseline_docker_scale_ratio``.  ``baseline_raw_move_s``:
+  a move done by hand with the bare tools (Docker API stop and delete,
+  ``zfs snapshot``, ``zfs send -i | ssh | zfs receive -F``, Docker API
+  create and start; 1 MiB changed), timed from the stop to the start, the
+  floor of any move on this machine; ``downtime_over_raw_move`` =
+  ``move_downtime_s / baseline_raw_move_s``.
+* Nodes and the client start their commands warm after the first deploy
+  (``flocker/_warm.py``); the first deploy of the run starts them cold.
 
 Each figure is the median of ``--reps`` repetitions (min–max in the
 table); the table also breaks the moves down by the per-change times
@@ -73,7 +85,13 @@ LAB_SCRIPT = REPO / "admin" / "lab"
 from flocker.node._protocol import RELEASE_LOCK, SUBCOMMANDS  # noqa: E402
 from flocker.testtools import Lab  # noqa: E402
 
+sys.path.insert(0, str(REPO / "admin"))
+from _lab_images import DockerAPI  # noqa: E402
+
 IMAGE = "flocker/busybox:latest"
+#: Ports of the baselines' bare containers.
+RAW_BASE_PORT = 18050
+RAW_MOVE_PORT = 18102
 MiB = 1 << 20
 #: External ports: scale/no-op applications get BASE_PORT + i.
 BASE_PORT = 18000
@@ -409,6 +427,135 @@ def scale(bench, reps):
     return t1, t8
 
 
+def _bare_container(socket_path, name, port, data=None):
+    """
+    Create and start a container as ``flocker-deploy`` would (the busybox
+    ``httpd``, a published port, optionally ``data`` bound on ``/data``),
+    through the Docker Engine API and nothing else.
+    """
+    api = DockerAPI(socket_path)
+    # Init as Flocker sets it: the stop signal reaches httpd.
+    host = {"PortBindings": {"80/tcp": [{"HostPort": str(port)}]},
+            "Init": True}
+    if data is not None:
+        host["Binds"] = [data + ":/data"]
+    created = api.post_json("/containers/create?name=" + name, {
+        "Image": IMAGE, "Cmd": ["httpd", "-f", "-p", "80", "-h", "/data"],
+        "ExposedPorts": {"80/tcp": {}}, "HostConfig": host})
+    api.call("POST", "/containers/%s/start" % (created["Id"],),
+             accept=(204, 304))
+
+
+def _remove_bare(socket_path, name):
+    """
+    Stop (with the stop timeout Flocker uses) and delete a container.
+    """
+    api = DockerAPI(socket_path)
+    api.call("POST", "/containers/%s/stop?t=10" % (name,),
+             accept=(204, 304, 404))
+    api.call("DELETE", "/containers/%s?force=1" % (name,))
+
+
+def docker_scale(bench, reps):
+    """
+    The scale baseline: what Docker alone takes to create and start one
+    container (as in ``t1``/``t8``) on node1, and on every node at once.
+
+    :return: ``(one node samples, all nodes samples)`` in seconds.
+    """
+    import threading
+    sockets = [node.docker_socket for node in bench.lab.nodes]
+
+    def at_once(count):
+        threads = [threading.Thread(target=_bare_container, args=(
+            sockets[i], "flocker-bench-bare", RAW_BASE_PORT + i))
+            for i in range(count)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        for i in range(count):
+            _remove_bare(sockets[i], "flocker-bench-bare")
+        return elapsed
+
+    one, every = [], []
+    for _ in range(reps):
+        one.append(at_once(1))
+        every.append(at_once(len(sockets)))
+    return one, every
+
+
+def raw_move(bench, reps):
+    """
+    The downtime baseline: a move of a served volume between node1 and node2
+    done by hand with the bare tools, 1 MiB changed each time, timed from
+    the stop of the old container to the start of the new one: Docker API
+    stop and delete, ``zfs snapshot``, ``zfs send -i | ssh | zfs receive
+    -F`` (the copy was sent in full before), Docker API create and start.
+    No routes, no ownership, no checks: the floor of any move here.
+
+    :return: Samples in seconds.
+    """
+    nodes = bench.lab.nodes[:2]
+    datasets = ["%s/rawmove" % (node.pool,) for node in nodes]
+    mounts = [os.path.join(node.zfs_mount, "rawmove") for node in nodes]
+
+    def zfs(*argv):
+        subprocess.run(["zfs"] + list(argv), check=True, capture_output=True,
+                       timeout=300)
+
+    def send(source, target, snapshot, base):
+        sender = subprocess.Popen(
+            ["zfs", "send"] + (["-i", base] if base else [])
+            + ["%s@%s" % (datasets[source], snapshot)],
+            stdout=subprocess.PIPE)
+        receiver = nodes[source].popen(
+            ["ssh", "root@" + nodes[target].address, "zfs", "receive", "-F",
+             datasets[target]], stdin=sender.stdout, stderr=subprocess.PIPE)
+        sender.stdout.close()
+        _, error = receiver.communicate(timeout=300)
+        sender.wait(60)
+        if sender.returncode or receiver.returncode:
+            fail("raw move: send failed: %s" % (error,))
+
+    for dataset in datasets:
+        subprocess.run(["zfs", "destroy", "-r", dataset], capture_output=True)
+    zfs("create", datasets[0])
+    with open(os.path.join(mounts[0], "index.html"), "w") as f:
+        f.write(page("rawmove"))
+    with open(os.path.join(mounts[0], "blob"), "wb") as f:
+        f.write(os.urandom(16 * MiB))
+    zfs("snapshot", datasets[0] + "@m0")
+    send(0, 1, "m0", None)
+    _bare_container(nodes[0].docker_socket, "flocker-bench-raw",
+                    RAW_MOVE_PORT, mounts[0])
+    samples, here = [], 0
+    try:
+        for rep in range(1, reps + 1):
+            there = 1 - here
+            with open(os.path.join(mounts[here], "blob"), "r+b") as f:
+                f.seek((rep % 15) * MiB)
+                f.write(os.urandom(MiB))
+                f.flush()
+                os.fsync(f.fileno())
+            started = time.monotonic()
+            _remove_bare(nodes[here].docker_socket, "flocker-bench-raw")
+            zfs("snapshot", "%s@m%d" % (datasets[here], rep))
+            send(here, there, "m%d" % (rep,), "m%d" % (rep - 1,))
+            _bare_container(nodes[there].docker_socket, "flocker-bench-raw",
+                            RAW_MOVE_PORT, mounts[there])
+            samples.append(time.monotonic() - started)
+            here = there
+    finally:
+        _remove_bare(nodes[here].docker_socket, "flocker-bench-raw")
+        for dataset in datasets:
+            subprocess.run(["zfs", "destroy", "-r", dataset],
+                           capture_output=True)
+    return samples
+
+
 def remote_rounds(log):
     """
     Summarise a deploy's eliot log by the ``flocker-node`` commands it ran.
@@ -634,6 +781,8 @@ def main():
         base_check = bench.timed_client(
             ["flocker-deploy", "--check", bench.deployment({0: ["app1"]}),
              bench.applications], reps)
+        docker_one, docker_every = docker_scale(bench, reps)
+        raw_moves = raw_move(bench, reps)
         t1, t8 = scale(bench, reps)
         noop3 = noop(bench, reps)
         warm, moved = moves(bench, reps, extra_new_mib=(
@@ -670,6 +819,11 @@ def main():
         ("baseline: ssh node1 true", fmt(base_ssh)),
         ("baseline: ssh node1 flocker-node --version", fmt(base_node)),
         ("baseline: flocker-deploy --check", fmt(base_check)),
+        ("baseline: Docker API, 1 container on 1 node", fmt(docker_one)),
+        ("baseline: Docker API, 1 container on each of 8 nodes",
+         fmt(docker_every)),
+        ("baseline: move by hand (stop, zfs send -i | ssh | receive, "
+         "start)", fmt(raw_moves)),
     ], ["what", "seconds"])
     rows = []
     for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
@@ -709,6 +863,8 @@ def main():
                      move["log"], move["window"])
     t1_s = statistics.median(timings["t1"])
     t8_s = statistics.median(timings["t8"])
+    docker_ratio = (statistics.median(docker_every)
+                    / statistics.median(docker_one))
     figures = {
         "t1_s": round(t1_s, 3),
         "t8_s": round(t8_s, 3),
@@ -721,6 +877,13 @@ def main():
         "baseline_ssh_s": round(statistics.median(base_ssh), 3),
         "baseline_node_command_s": round(statistics.median(base_node), 3),
         "baseline_check_s": round(statistics.median(base_check), 3),
+        "baseline_docker_t1_s": round(statistics.median(docker_one), 3),
+        "baseline_docker_t8_s": round(statistics.median(docker_every), 3),
+        "baseline_docker_scale_ratio": round(docker_ratio, 3),
+        "scale_over_docker": round(t8_s / t1_s / docker_ratio, 3),
+        "baseline_raw_move_s": round(statistics.median(raw_moves), 3),
+        "downtime_over_raw_move": round(
+            statistics.median(big) / statistics.median(raw_moves), 3),
         "reps": reps,
         "big_mib": options.big_mib,
         "curve_volume": curve_volume,

@@ -27,7 +27,15 @@ Needs root, iproute2, iptables, conntrack.
 * ``ratio``: routed_gb_s / direct_gb_s;
 * the table also shows the same pair for the sink on node1 itself (port
   9002: no Docker hop), as ``*_plain`` figures in the JSON;
-* all four paths run in each repetition, in an order rotated per
+* the baseline, same run: ``forwarded_plain_gb_s``, the same transfer to
+  a second address of node1 that the client and node1 reach through node2
+  as a plain router (static routes, no NAT): what one more node in the path
+  costs on this machine with no Flocker rule at all.
+  ``ratio_forwarded_plain`` is it over ``direct_plain_gb_s``, the most any
+  in-kernel routing through another node can reach here, and
+  ``routed_vs_forwarded`` = ``routed_plain_gb_s / forwarded_plain_gb_s``
+  is what Flocker's NAT rules cost on top of that hop;
+* all five paths run in each repetition, in an order rotated per
   repetition;
 * ``routes_1000_s``: median seconds of one ``set_routes`` call installing
   ``--routes`` routes on a node that has none (ss, sysctl, iptables-save and
@@ -57,6 +65,10 @@ PUBLISHED_PORT = 9003
 CONTAINER = "10.95.1.2"
 NODE1 = NETWORK_PREFIX + "11"
 NODE2 = NETWORK_PREFIX + "12"
+CLIENT = NETWORK_PREFIX + "2"
+#: A second address of node1, reached (both ways) through node2 as a plain
+#: router: the kernel's own forwarding, without Flocker's NAT rules.
+NODE1_VIA_NODE2 = NETWORK_PREFIX + "21"
 # Transfers are bounded: at most this many bytes per push.
 MAX_BYTES = 8 << 30
 
@@ -136,6 +148,33 @@ def publish_container(lab, node):
              "docker0", "-j", "ACCEPT"]):
         lab.run(node, argv)
     return container
+
+
+def forward_through(lab, client, node1, node2):
+    """
+    Make node2 a plain router between the client and node1's second
+    address, in both directions (static routes, policy routing on node1 for
+    the replies, ``FORWARD`` accepts on node2, no ICMP redirects): the floor
+    any in-kernel routing through another node stands on.
+    """
+    for argv in (["addr", "add", NODE1_VIA_NODE2 + "/32", "dev", "eth0"],
+                 ["rule", "add", "from", NODE1_VIA_NODE2, "table", "100"],
+                 ["route", "add", CLIENT + "/32", "via", NODE2, "dev", "eth0",
+                  "table", "100"]):
+        run_command(["ip", "-n", node1] + argv)
+    run_command(["ip", "-n", client, "route", "add", NODE1_VIA_NODE2 + "/32",
+                 "via", NODE2, "dev", "eth0"])
+    for namespace in (client, node1, node2):
+        for key in ("all", "eth0"):
+            lab.run(namespace, ["sysctl", "-w",
+                                "net.ipv4.conf.%s.accept_redirects=0" % key])
+    for key in ("all", "eth0"):
+        lab.run(node2, ["sysctl", "-w",
+                        "net.ipv4.conf.%s.send_redirects=0" % key])
+    for source, destination in ((CLIENT, NODE1_VIA_NODE2),
+                                (NODE1_VIA_NODE2, CLIENT)):
+        lab.run(node2, ["iptables", "-I", "FORWARD", "-s", source, "-d",
+                        destination, "-j", "ACCEPT"])
 
 
 def push(lab, client, address, port, size):
@@ -228,17 +267,20 @@ def main(argv):
         lab.spawn(container, lab.tcp_argv("sink", PUBLISHED_PORT, 1800),
                   wait_for_ready=True)
         child(lab, node2, "--route-to", NODE1)
+        forward_through(lab, client, node1, node2)
 
         paths = [("direct", NODE1, PUBLISHED_PORT),
                  ("routed", NODE2, PUBLISHED_PORT),
                  ("direct_plain", NODE1, PORT),
-                 ("routed_plain", NODE2, PORT)]
+                 ("routed_plain", NODE2, PORT),
+                 ("forwarded_plain", NODE1_VIA_NODE2, PORT)]
         # Warm up every path (ARP, conntrack, socket buffers).
         for name, address, port in paths:
             push(lab, client, address, port, 16 << 20)
         seconds = {name: [] for name, address, port in paths}
         for rep in range(options.reps):
-            for name, address, port in paths[rep % 4:] + paths[:rep % 4]:
+            turn = rep % len(paths)
+            for name, address, port in paths[turn:] + paths[:turn]:
                 seconds[name].append(push(lab, client, address, port,
                                           options.bytes))
         rates = {name: [options.bytes / 1e9 / s for s in samples]
@@ -253,10 +295,13 @@ def main(argv):
         "routed": "routed GB/s: client -> node2:9003 -> node1 -> container",
         "direct_plain": "direct GB/s: client -> node1:9002 (no container)",
         "routed_plain": "routed GB/s: client -> node2:9002 -> node1",
+        "forwarded_plain": "forwarded GB/s: client -> node2 (router, "
+                           "no NAT) -> node1:9002",
     }
     rows = []
     medians = {}
-    for name in ("direct", "routed", "direct_plain", "routed_plain"):
+    for name in ("direct", "routed", "direct_plain", "routed_plain",
+                 "forwarded_plain"):
         figures = summary(rates[name])
         medians[name] = figures["median"]
         rows.append([labels[name], "%.2f" % figures["median"],
@@ -275,14 +320,22 @@ def main(argv):
         ["measurement", "median", "min-max", "runs"])
     ratio = medians["routed"] / medians["direct"]
     ratio_plain = medians["routed_plain"] / medians["direct_plain"]
+    ratio_forwarded = medians["forwarded_plain"] / medians["direct_plain"]
+    nat_cost = medians["routed_plain"] / medians["forwarded_plain"]
     print("ratio routed/direct: %.3f (to a container), %.3f (no container)"
           % (ratio, ratio_plain))
+    print("kernel forwarding alone (no NAT) / direct: %.3f; Flocker's "
+          "routing / kernel forwarding alone: %.3f" % (ratio_forwarded,
+                                                      nat_cost))
     emit({"direct_gb_s": round(medians["direct"], 3),
           "routed_gb_s": round(medians["routed"], 3),
           "ratio": round(ratio, 3),
           "direct_plain_gb_s": round(medians["direct_plain"], 3),
           "routed_plain_gb_s": round(medians["routed_plain"], 3),
           "ratio_plain": round(ratio_plain, 3),
+          "forwarded_plain_gb_s": round(medians["forwarded_plain"], 3),
+          "ratio_forwarded_plain": round(ratio_forwarded, 3),
+          "routed_vs_forwarded": round(nat_cost, 3),
           "routes_1000_s": round(statistics.median(installs["install"]), 4)})
     return 0
 

@@ -24,14 +24,15 @@ caller (``sshd``, a shell) the trampoline behaves as the command itself.
 Modules that make the reactor when imported (Conch does) are not loaded by
 the server: each command imports them, and what they import before that.
 
-Who starts it: ``flocker-node ... serve`` (a deploy's session with a node)
-and a ``flocker-deploy`` that goes to the nodes, when they found none, once
-they ended (so that its start-up does not slow them); nothing else starts
-one.  It stops by itself after
-:data:`IDLE_SECONDS` without a request, and as soon as Flocker's code or
-the Python it runs on changed (the server's name includes a digest of
-both, so a trampoline never reaches a server running other code).  It is
-only a cache: killing it any time costs the next command a cold start.
+Who starts it: a node-side command, or a ``flocker-deploy`` that goes to
+the nodes, that found none, once it ended (so that the server's start-up
+does not slow it down); ``flocker-deploy --check`` and the like do not.
+It stops by itself after :data:`IDLE_SECONDS` without a request, and as
+soon as Flocker's code or the Python it runs on changed (the server's name
+includes a digest of both, so a trampoline never reaches a server running
+other code).  It is only a cache: killing it costs the next command a cold
+start, and ends the commands it was running (their trampolines say so and
+exit with 255), which is what killing those commands would have done.
 
 Who may use it: the server listens on an abstract Unix socket, which
 belongs to the network namespace it was started in, and serves only peers
@@ -150,9 +151,9 @@ def server_name(digest=None, uid=None):
 def flocker_node():
     """
     Console script ``flocker-node``: run it warm if this node has a warm
-    server, else cold (starting a server for ``serve``).
+    server, else cold (then starting a server).
     """
-    _trampoline("flocker-node", spawn="serve" in sys.argv[1:])
+    _trampoline("flocker-node", spawn=True)
 
 
 def flocker_deploy():
@@ -167,9 +168,9 @@ def flocker_deploy():
 def flocker_volume():
     """
     Console script ``flocker-volume``: run it warm if this node has a warm
-    server, else cold.
+    server, else cold (then starting a server).
     """
-    _trampoline("flocker-volume", spawn=False)
+    _trampoline("flocker-volume", spawn=True)
 
 
 def _trampoline(program, spawn):
@@ -284,7 +285,7 @@ def _run_warm(connection, program, cold):
     if not isinstance(ended, dict) or not isinstance(
             ended.get("status"), int):
         sys.stderr.write("%s: the warm server stopped while running this "
-                         "command\n" % (program,))
+                         "command, which stopped with it\n" % (program,))
         return 255
     status = ended["status"]
     if os.WIFSIGNALED(status):
@@ -468,6 +469,7 @@ class _Server(object):
             for fd in fds:
                 if fd > 2:
                     os.close(fd)
+            _die_with_parent()
             for number in FORWARDED_SIGNALS:
                 signal.signal(number, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -517,6 +519,24 @@ class _Server(object):
             self.last_check = now
             return code_digest() != self.digest
         return False
+
+
+#: ``prctl`` option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """
+    Have the kernel SIGKILL this process (a command's child) when the server
+    dies: its trampoline then reports the end, instead of a command running
+    on unseen after its caller was told it stopped.
+    """
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:
+        # The server died before the call above took effect.
+        os._exit(255)
 
 
 def _flush():

@@ -177,6 +177,25 @@ def test_killed_trampoline_kills_command(server, tmp_path):
     assert process.poll() is None
 
 
+def test_server_death_ends_commands(server, tmp_path):
+    """
+    When the server dies, the commands it runs die too, and their
+    trampolines say so and exit with 255.
+    """
+    name, process = server
+    pid_file = tmp_path / "pid"
+    trampoline = _trampoline(name, ["wait", str(pid_file)],
+                             stderr=subprocess.PIPE)
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+              "the command did not start")
+    child = int(pid_file.read_text())
+    process.kill()
+    _, err = trampoline.communicate(timeout=WAIT)
+    assert trampoline.returncode == 255
+    assert b"the warm server stopped while running this command" in err
+    _wait_for(lambda: not _alive(child), "the command outlived the server")
+
+
 def test_cold_without_server(tmp_path):
     """
     With no server under the name, the command runs in the trampoline's own
