@@ -38,6 +38,73 @@ def test_unknown_name_refused(tmp_path):
         127, "frob: not a wrapped ZFS command\n")
 
 
+def _compile(tmp_path, real_zfs):
+    binary = tmp_path / "zfs-exec"
+    subprocess.run(
+        ["cc", "-O2", "-o", str(binary), "-DREAL_ZFS=%s" % (
+            _lab.c_string(real_zfs),), "-DREAL_ZPOOL=%s" % (
+            _lab.c_string("/nonexistent/zpool"),),
+         str(_lab.ADMIN / "_zfs_exec.c")], check=True, timeout=120)
+    return binary
+
+
+def _named(tmp_path, binary, name):
+    link = tmp_path / name
+    link.symlink_to(binary)
+    return link
+
+
+def test_lab_installs_compiled_wrapper(tmp_path):
+    """
+    With a C compiler on the host (install-deps installs one), the lab's
+    wrapper is the compiled one: an executable, not a script.
+    """
+    path = tmp_path / "zfs-exec"
+    assert _lab.install_zfs_exec(path) == "c"
+    assert path.read_bytes()[:4] == b"\x7fELF"
+    assert path.stat().st_mode & 0o111
+
+
+def test_compiled_refuses_unknown_name(tmp_path):
+    """
+    Called under a name it does not wrap, the compiled wrapper exits 127
+    with the same line as the Python one.
+    """
+    wrapper = _named(tmp_path, _compile(tmp_path, "/bin/echo"), "frob")
+    result = subprocess.run([str(wrapper)], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=30)
+    assert (result.returncode, result.stderr) == (
+        127, "frob: not a wrapped ZFS command\n")
+
+
+def test_compiled_execs_real_command(tmp_path):
+    """
+    Called as ``zfs``, the compiled wrapper execs the real command with
+    ``zfs`` as its name and the arguments unchanged; a real command that
+    cannot run gives one line and 127.
+    """
+    binary = _compile(tmp_path, "/bin/sh")
+    zfs = _named(tmp_path, binary, "zfs")
+    result = subprocess.run(
+        [str(zfs), "-c", 'tr "\\000" "|" < /proc/$$/cmdline', "a b", "c;d"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.startswith("zfs|-c|")
+    assert result.stdout.endswith("|a b|c;d|")
+    zpool = _named(tmp_path, binary, "zpool")
+    result = subprocess.run([str(zpool), "list"], capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert result.returncode == 127
+    assert result.stderr.startswith("zpool: cannot run /nonexistent/zpool")
+
+
+def test_c_string():
+    """
+    Paths become C string literals with quotes and backslashes escaped.
+    """
+    assert _lab.c_string('/a "b"\\c') == '"/a \\"b\\"\\\\c"'
+
+
 def test_wrapper_names_real_commands():
     """
     The written wrapper runs with an absolute interpreter and execs the

@@ -11,16 +11,19 @@ node works at once, and a node's changes in a phase run in order::
                  applications still run
     2. stop      stop applications that move away, changed, or were removed
     3. hand off  send each moving volume's last increment, transfer ownership
-    4. start     give every node whose routes differ its new routes, then
-                 start the node's applications that are new, moved, changed
-                 or stopped
+    4. start     give every node whose routes differ its new routes and,
+                 at the same time, start the node's applications that are
+                 new, moved, changed or stopped
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
 what was written since the pre-copy.  Routes change in the same phase as the
-starts, so a move costs no extra round of node commands; on each node the
-routes come first, because a route left for a port whose application now
-starts on this node would send its connections to the old node.  Converged
-state gives an empty plan.
+starts, and on each node at the same time as its starts, so a move waits for
+no route update.  That is safe: a node never routes a port of its own
+applications, so its route update never claims a port a start publishes (nor
+trips over one, in its check for ports in use); and until a moving
+application's old route is gone from its new node, connections there go to
+the old node, where nothing answers either.  Converged state gives an empty
+plan.
 """
 
 from .._change import InParallel, Sequentially
@@ -234,7 +237,8 @@ def plan_changes(deployment, cluster_state, addresses=None,
     phases[4].extend(starts)
 
     # Phases and nodes are always explicit groups (never collapsed), so the
-    # printed tree shows each phase and each node's part of it.
+    # printed tree shows each phase and each node's part of it.  A node's
+    # changes run in order, except in the start phase (see above).
     steps = []
     for label, changes in zip(labels, phases):
         if not changes:
@@ -242,9 +246,10 @@ def plan_changes(deployment, cluster_state, addresses=None,
         per_node = {}
         for change in changes:
             per_node.setdefault(change.node, []).append(change)
+        group = InParallel if changes is phases[4] else Sequentially
         steps.append(InParallel(
-            changes=[Sequentially(changes=per_node[address],
-                                  label="node " + address)
+            changes=[group(changes=per_node[address],
+                           label="node " + address)
                      for address in sorted(per_node)],
             label=label))
     return Sequentially(changes=steps, label="plan" if steps else "")

@@ -39,10 +39,12 @@ A, B = "10.0.0.1", "10.0.0.2"
 def phase(label, *nodes):
     """
     Build the expected group for one phase: ``nodes`` are
-    ``(address, [changes])`` pairs.
+    ``(address, [changes])`` pairs; a node's changes run in order, except in
+    the start phase, where they run at once.
     """
+    group = InParallel if label == PHASES[3] else Sequentially
     return InParallel(changes=[
-        Sequentially(changes=changes, label="node " + address)
+        group(changes=changes, label="node " + address)
         for address, changes in nodes], label=label)
 
 
