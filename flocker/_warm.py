@@ -84,7 +84,8 @@ PRELOAD = ("twisted.internet.epollreactor", "twisted.internet.task",
            "twisted.internet.endpoints", "twisted.conch.ssh.transport",
            "twisted.conch.ssh.keys", "treq", "yaml", "eliot.twisted")
 
-#: Signals a trampoline passes on to the command it runs.
+#: Signals a trampoline passes on to the command it runs (besides
+#: ``SIGTSTP``, on which it also stops itself, and ``SIGCONT``).
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                      signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -274,8 +275,16 @@ def _run_warm(connection, program, cold):
             os.kill(child, number)
         except OSError:
             pass
-    for number in FORWARDED_SIGNALS:
+
+    def suspend(number, frame):
+        # Ctrl-Z: the command stops, and so does this process, as job
+        # control expects of the job; the SIGCONT that resumes it is
+        # passed on below.
+        forward(number, frame)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    for number in FORWARDED_SIGNALS + (signal.SIGCONT,):
         signal.signal(number, forward)
+    signal.signal(signal.SIGTSTP, suspend)
     while True:
         try:
             ended = _receive(connection)

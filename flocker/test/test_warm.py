@@ -164,6 +164,33 @@ def test_forwards_stop_signals(server, tmp_path):
     _wait_for(lambda: not _alive(child), "the command survived")
 
 
+def _state(pid):
+    with open("/proc/%d/stat" % (pid,)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_suspend_and_resume(server, tmp_path):
+    """
+    SIGTSTP (Ctrl-Z) stops the command and the trampoline; SIGCONT resumes
+    both, and the command then ends as usual.
+    """
+    name, _ = server
+    trampoline, child = _waiting(name, tmp_path)
+    try:
+        trampoline.send_signal(signal.SIGTSTP)
+        _wait_for(lambda: _state(child) == "T" and
+                  _state(trampoline.pid) == "T", "not both stopped")
+        trampoline.send_signal(signal.SIGCONT)
+        _wait_for(lambda: _state(child) != "T" and
+                  _state(trampoline.pid) != "T", "not both resumed")
+        trampoline.send_signal(signal.SIGTERM)
+        assert trampoline.wait(WAIT) == -signal.SIGTERM
+    finally:
+        if trampoline.poll() is None:
+            trampoline.kill()
+            trampoline.wait(WAIT)
+
+
 def test_killed_trampoline_kills_command(server, tmp_path):
     """
     When the trampoline is killed (SIGKILL, which it cannot pass on), the
