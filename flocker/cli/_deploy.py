@@ -9,6 +9,8 @@ directly with their own node agents (remote ones over SSH, or fakes)::
 """
 
 
+import random
+
 import attr
 from eliot import start_action
 from eliot.twisted import DeferredContext
@@ -157,17 +159,35 @@ class LineObserver(object):
             self._write(line)
 
 
-def _gather_unlocked(agents, clock, lock_wait):
+def _gather_unlocked(agents, clock, lock_wait, jitter=None):
     """
-    Gather the reports, asking nodes locked by another deploy again every
-    second for up to ``lock_wait`` seconds.
+    Gather the reports; while another deploy holds some nodes' locks, give
+    back the locks this one took (its reports took them), wait between 0.5
+    and 1.5 seconds and ask every node again, for up to ``lock_wait``
+    seconds.
+
+    Giving the locks back is what lets one of two deploys started together
+    win: each holding some nodes and waiting for the others would only end
+    when both gave up.  The random wait keeps them from retrying in step.
+
+    :param jitter: Callable returning a float in ``[0, 1)`` (a fresh
+        ``random.Random().random`` if ``None``).
     """
+    if jitter is None:
+        jitter = random.Random().random
     d = gather_states(agents)
 
     def check(gathered, waited):
-        if gathered[2] and waited < lock_wait and clock is not None:
-            retry = deferLater(clock, 1.0, gather_states, agents)
-            return retry.addCallback(check, waited + 1.0)
+        state, _, locked = gathered
+        if locked and waited < lock_wait and clock is not None:
+            releases = [maybeDeferred(agents[address].release_lock)
+                        for address in sorted(state.nodes)
+                        if hasattr(agents[address], "release_lock")]
+            delay = 0.5 + jitter()
+            released = DeferredList(releases, consumeErrors=True)
+            released.addCallback(
+                lambda _: deferLater(clock, delay, gather_states, agents))
+            return released.addCallback(check, waited + delay)
         return gathered
     return d.addCallback(check, 0.0)
 
@@ -190,7 +210,7 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
-           node_key=None, host_keys=None):
+           node_key=None, host_keys=None, lock_jitter=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -208,9 +228,13 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         be reached at all (a host name that did not resolve); such nodes
         have no agent and are treated like nodes that did not report.
     :param float lock_wait: Seconds to wait for nodes whose lock another
-        deploy holds (needs ``clock``).  If some are still locked then,
-        nothing is changed anywhere: the result lists them as unreachable
-        with the reason.
+        deploy holds (needs ``clock``).  Meanwhile the locks this deploy
+        took are given back and every node is asked again every 0.5 to 1.5
+        seconds (so of two deploys started together, one wins).  If some
+        are still locked then, nothing is changed anywhere: the result
+        lists them as unreachable with the reason.
+    :param lock_jitter: ``None``, or a callable returning a float in
+        ``[0, 1)`` that picks each of those waits (for tests).
     :param live: ``None``, or a live view of the running plan (a
         :class:`flocker.cli._progress.TerminalProgress`): an
         ``IChangeObserver`` with ``start(plan)``, called when the plan
@@ -228,7 +252,8 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
     with action.context():
-        d = DeferredContext(_gather_unlocked(agents, clock, lock_wait))
+        d = DeferredContext(_gather_unlocked(agents, clock, lock_wait,
+                                             lock_jitter))
 
         def planned(gathered):
             state, silent, locked = gathered

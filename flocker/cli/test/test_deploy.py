@@ -230,7 +230,7 @@ class LockTests(SynchronousTestCase):
         cluster.agents[B].report = locked
         clock = Clock()
         d = deploy(deployment(**{A: [OTHER]}), cluster.agents, clock=clock,
-                   lock_wait=3.0)
+                   lock_wait=3.0, lock_jitter=lambda: 0.5)
         self.assertNoResult(d)
         clock.pump([1.0] * 3)
         result = self.successResultOf(d)
@@ -249,8 +249,33 @@ class LockTests(SynchronousTestCase):
         answers = [fail(LockedError("held"))]
         cluster.agents[B].report = lambda: answers.pop() if answers else real()
         clock = Clock()
-        d = deploy(deployment(**{A: [OTHER]}), cluster.agents, clock=clock)
+        d = deploy(deployment(**{A: [OTHER]}), cluster.agents, clock=clock,
+                   lock_jitter=lambda: 0.5)
         clock.advance(1.0)
+        self.assertTrue(self.successResultOf(d).converged)
+
+    def test_gives_back_locks_while_waiting(self):
+        """
+        While a node is locked by another deploy, the nodes whose reports
+        took this deploy's lock are told to release it before each wait, and
+        asked again after it; the wait is between 0.5 and 1.5 seconds, as
+        the jitter picks.
+        """
+        cluster = FakeCluster([A, B, C])
+        released = []
+        for address in (A, C):
+            cluster.agents[address].release_lock = (
+                lambda address=address: released.append(address))
+        answers = [fail(LockedError("held"))]
+        real = cluster.agents[B].report
+        cluster.agents[B].report = lambda: answers.pop() if answers else real()
+        clock = Clock()
+        d = deploy(deployment(**{A: [OTHER]}), cluster.agents, clock=clock,
+                   lock_jitter=lambda: 0.25)
+        self.assertEqual(sorted(released), [A, C])
+        clock.advance(0.74)
+        self.assertNoResult(d)
+        clock.advance(0.01)
         self.assertTrue(self.successResultOf(d).converged)
 
 
