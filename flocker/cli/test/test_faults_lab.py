@@ -203,6 +203,18 @@ def _is_serve(argv):
             and "serve" in argv)
 
 
+def _is_send(argv, pool, volume):
+    """
+    :return: Whether ``argv`` is a ``zfs send`` of ``volume``.  Once
+        running, zfs-fuse's ``zfs`` shows its ``POOL/NAME@SNAPSHOT``
+        argument cut at the ``@`` (it writes a NUL there), so both forms
+        count.
+    """
+    dataset = "%s/%s" % (pool, volume)
+    return "send" in argv and any(
+        a == dataset or a.startswith(dataset + "@") for a in argv)
+
+
 def _is_receive(argv):
     return ((any(a.endswith("flocker-volume") for a in argv)
              and "receive" in argv)
@@ -555,11 +567,8 @@ class TestMoveFaults(object):
                     trigger.poll()
                     hit = trigger.seen(subcommand, address, status)
                 else:
-                    hit = any(
-                        "send" in argv and any(
-                            a.startswith("%s/%s@" % (source.pool, s.name))
-                            for a in argv)
-                        for _, argv in processes_in(source.netns))
+                    hit = any(_is_send(argv, source.pool, s.name)
+                              for _, argv in processes_in(source.netns))
                 if hit:
                     struck = s.strike(fault, source, target, proc)
                     break
