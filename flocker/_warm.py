@@ -428,16 +428,21 @@ class _Server(object):
         except OSError:
             return
         self.last_request = self.clock()
+        fds = []
         try:
             if not peer_allowed(connection):
                 connection.close()
                 return
             message, fds, _, _ = socket.recv_fds(connection, MAX_REQUEST, 3)
             request = json.loads(message)
-            if (len(fds) != 3
+            if (len(fds) != 3 or not isinstance(request, dict)
                     or request.get("program") not in self.entry_points):
                 raise ValueError("not a request")
         except (OSError, ValueError):
+            # Descriptors a refused request brought are this server's to
+            # close, or they would pile up in it.
+            for fd in fds:
+                os.close(fd)
             connection.close()
             return
         try:

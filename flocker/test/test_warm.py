@@ -223,6 +223,35 @@ def test_server_death_ends_commands(server, tmp_path):
     _wait_for(lambda: not _alive(child), "the command outlived the server")
 
 
+def test_refused_request_leaves_no_descriptors(server):
+    """
+    A request the server refuses (an unknown program, or not JSON) is
+    answered by closing the connection, and the descriptors it brought are
+    closed too: the server holds as many as before.
+    """
+    name, process = server
+
+    def held():
+        # Not sockets: the server's own connections come and go (the
+        # fixture's probes); what a request brings are this process's
+        # standard streams.
+        directory = "/proc/%d/fd" % (process.pid,)
+        return sorted(os.readlink(os.path.join(directory, fd))
+                      for fd in os.listdir(directory)
+                      if not os.readlink(os.path.join(directory, fd))
+                      .startswith("socket:"))
+    before = held()
+    for message in (json.dumps({"program": "nope"}).encode("ascii"),
+                    b"not json", b"[]"):
+        connection = _connect(name)
+        try:
+            socket.send_fds(connection, [message], [0, 1, 2])
+            assert connection.recv(100) == b""
+        finally:
+            connection.close()
+    _wait_for(lambda: held() == before, "descriptors left in the server")
+
+
 def test_cold_without_server(tmp_path):
     """
     With no server under the name, the command runs in the trampoline's own
