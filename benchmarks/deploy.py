@@ -77,7 +77,9 @@ import sys
 import time
 from pathlib import Path
 
-from _common import emit, print_table, summary
+from _common import (
+    emit, print_table, summary, zfs, zfs_ok, zfs_send_over_ssh,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = REPO / "admin" / "lab"
@@ -502,32 +504,22 @@ def raw_move(bench, reps):
     datasets = ["%s/rawmove" % (node.pool,) for node in nodes]
     mounts = [os.path.join(node.zfs_mount, "rawmove") for node in nodes]
 
-    def zfs(*argv):
-        subprocess.run(["zfs"] + list(argv), check=True, capture_output=True,
-                       timeout=300)
-
     def send(source, target, snapshot, base):
-        sender = subprocess.Popen(
-            ["zfs", "send"] + (["-i", base] if base else [])
-            + ["%s@%s" % (datasets[source], snapshot)],
-            stdout=subprocess.PIPE)
-        receiver = nodes[source].popen(
-            ["ssh", "root@" + nodes[target].address, "zfs", "receive", "-F",
-             datasets[target]], stdin=sender.stdout, stderr=subprocess.PIPE)
-        sender.stdout.close()
-        _, error = receiver.communicate(timeout=300)
-        sender.wait(60)
-        if sender.returncode or receiver.returncode:
-            fail("raw move: send failed: %s" % (error,))
+        try:
+            zfs_send_over_ssh(nodes[source], nodes[target].address,
+                              "%s@%s" % (datasets[source], snapshot), base,
+                              datasets[target], timeout=300)
+        except RuntimeError as e:
+            fail("raw move: %s" % (e,))
 
     for dataset in datasets:
-        subprocess.run(["zfs", "destroy", "-r", dataset], capture_output=True)
-    zfs("create", datasets[0])
+        zfs("destroy", "-r", dataset)
+    zfs_ok("create", datasets[0])
     with open(os.path.join(mounts[0], "index.html"), "w") as f:
         f.write(page("rawmove"))
     with open(os.path.join(mounts[0], "blob"), "wb") as f:
         f.write(os.urandom(16 * MiB))
-    zfs("snapshot", datasets[0] + "@m0")
+    zfs_ok("snapshot", datasets[0] + "@m0")
     send(0, 1, "m0", None)
     _bare_container(nodes[0].docker_socket, "flocker-bench-raw",
                     RAW_MOVE_PORT, mounts[0])
@@ -542,7 +534,7 @@ def raw_move(bench, reps):
                 os.fsync(f.fileno())
             started = time.monotonic()
             _remove_bare(nodes[here].docker_socket, "flocker-bench-raw")
-            zfs("snapshot", "%s@m%d" % (datasets[here], rep))
+            zfs_ok("snapshot", "%s@m%d" % (datasets[here], rep))
             send(here, there, "m%d" % (rep,), "m%d" % (rep - 1,))
             _bare_container(nodes[there].docker_socket, "flocker-bench-raw",
                             RAW_MOVE_PORT, mounts[there])
@@ -551,8 +543,7 @@ def raw_move(bench, reps):
     finally:
         _remove_bare(nodes[here].docker_socket, "flocker-bench-raw")
         for dataset in datasets:
-            subprocess.run(["zfs", "destroy", "-r", dataset],
-                           capture_output=True)
+            zfs("destroy", "-r", dataset)
     return samples
 
 

@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -51,7 +50,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, print_table, summary  # noqa: E402
+from _common import (  # noqa: E402
+    emit, print_table, summary, zfs, zfs_ok, zfs_send_over_ssh,
+)
 
 from flocker.testtools import start_lab, stop_lab  # noqa: E402
 
@@ -86,24 +87,12 @@ def _open_lab():
     return lab, started
 
 
-def _zfs(*argv):
-    return subprocess.run(["zfs"] + list(argv), capture_output=True,
-                          text=True, timeout=300)
-
-
-def _zfs_ok(*argv):
-    result = _zfs(*argv)
-    if result.returncode != 0:
-        raise RuntimeError("zfs %s failed: %s" % (" ".join(argv),
-                                                  result.stderr.strip()))
-
-
 def _destroy(dataset):
     for attempt in range(40):
-        result = _zfs("destroy", "-r", dataset)
+        result = zfs("destroy", "-r", dataset)
         if result.returncode == 0 or "does not exist" in result.stderr:
             return
-        _zfs("unmount", dataset)
+        zfs("unmount", dataset)
         time.sleep(0.25)
     raise RuntimeError("cannot destroy %s: %s" % (dataset, result.stderr))
 
@@ -148,21 +137,12 @@ def _raw(lab, snapshot, base, target):
 
     :return: ``(seconds, stream bytes)``.
     """
-    node1 = lab.machine("node1")
-    send = ["zfs", "send"] + (["-i", base] if base else []) + [snapshot]
     started = time.monotonic()
-    sender = subprocess.Popen(send, stdout=subprocess.PIPE)
-    receiver = node1.popen(
-        ["ssh", "root@" + lab.address("node2"), "zfs", "receive", "-F",
-         target], stdin=sender.stdout, stderr=subprocess.PIPE)
-    sender.stdout.close()
-    _, error = receiver.communicate(timeout=600)
-    sender.wait(60)
+    zfs_send_over_ssh(lab.machine("node1"), lab.address("node2"), snapshot,
+                      base, target)
     elapsed = time.monotonic() - started
-    if sender.returncode or receiver.returncode:
-        raise RuntimeError("raw pipeline failed: %s" % (error,))
-    used = _zfs("get", "-H", "-p", "-o", "value", "referenced",
-                target).stdout.strip()
+    used = zfs("get", "-H", "-p", "-o", "value", "referenced",
+               target).stdout.strip()
     return elapsed, int(used or 0)
 
 
@@ -228,7 +208,7 @@ def main():
         mountpoint = _volume(lab, "node1", "mountpoint", name).strip()
         _write(os.path.join(mountpoint, "data"), size)
         snapshot = "%s/%s@raw-full" % (pool1, name)
-        _zfs_ok("snapshot", snapshot)
+        zfs_ok("snapshot", snapshot)
 
         raw_times, push_times, push_walls = [], [], []
         raw_bytes, push_output = 0, ""
@@ -243,7 +223,7 @@ def main():
                     # As for a volume never pushed before: no copy on node2,
                     # nothing recorded about node2 on node1.
                     _destroy("%s/%s" % (pool2, name))
-                    _zfs("inherit", "flocker:pushed",
+                    zfs("inherit", "flocker:pushed",
                          "%s/%s" % (pool1, name))
                     seconds, wall, incremental, push_output = _push(lab, name)
                     assert not incremental, push_output
@@ -256,7 +236,7 @@ def main():
         for rep in range(reps):
             _write(os.path.join(mountpoint, "more-%d" % (rep,)), INCREMENT)
             new = "raw-incr-%d" % (rep,)
-            _zfs_ok("snapshot", "%s/%s@%s" % (pool1, name, new))
+            zfs_ok("snapshot", "%s/%s@%s" % (pool1, name, new))
             order = ["raw", "push"] if rep % 2 == 0 else ["push", "raw"]
             for what in order:
                 if what == "raw":
