@@ -53,7 +53,9 @@ REVIEWED_REMOTE_COMMANDS = {
         "SSHRemote.argv checks the address with check_address and every "
         "remote word against a pattern with no shell metacharacter",
     "admin/_lab.py": "constant words and a lab node's name",
-    "benchmarks/volumes.py": "constant words, a lab address and pool name",
+    "benchmarks/_common.py":
+        "constant words, a lab address and dataset names its callers build "
+        "from a lab pool name and constant words",
     "benchmarks/deploy.py": "constant words and a lab node's name",
 }
 
