@@ -40,6 +40,7 @@ the command line.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -293,24 +294,38 @@ def install_zfs_exec(path):
     costs about a millisecond instead of a Python start), else the Python
     version (:func:`zfs_exec_text`).
 
+    A compiled wrapper built from the same source, compiler and real
+    commands is kept as it is (``lab up`` runs this every time): a
+    ``PATH.built`` file beside it records what it was built from.
+
     :param Path path: Where the wrapper goes (replaced atomically).
-    :return: ``"c"`` or ``"python"``: which one was installed.
+    :return: ``"c"`` or ``"python"``: which one is installed.
     """
     compiler = shutil.which("cc", path=STANDARD_PATH) or shutil.which(
         "gcc", path=STANDARD_PATH)
+    built = path.with_name(path.name + ".built")
     if compiler is not None:
-        partial = path.with_name(path.name + ".partial")
+        source = ADMIN / "_zfs_exec.c"
         real = zfs_commands()
+        stamp = "%s\n%s\n%s\n" % (
+            compiler, json.dumps(real, sort_keys=True),
+            hashlib.sha256(source.read_bytes()).hexdigest())
+        if path.exists() and read_file(built) == stamp:
+            return "c"
+        partial = path.with_name(path.name + ".partial")
         result = run([compiler, "-O2", "-o", str(partial),
                       "-DREAL_ZFS=%s" % (c_string(real["zfs"]),),
                       "-DREAL_ZPOOL=%s" % (c_string(real["zpool"]),),
-                      str(ADMIN / "_zfs_exec.c")], check=False)
+                      str(source)], check=False)
         if result.returncode == 0:
             partial.chmod(0o755)
             os.replace(partial, path)
+            write_text(built, stamp)
             return "c"
         if partial.exists():
             partial.unlink()
+    if built.exists():
+        built.unlink()
     write_text(path, zfs_exec_text(), 0o755)
     return "python"
 

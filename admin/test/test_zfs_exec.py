@@ -65,6 +65,23 @@ def test_lab_installs_compiled_wrapper(tmp_path):
     assert path.stat().st_mode & 0o111
 
 
+def test_compiled_wrapper_kept_when_current(tmp_path):
+    """
+    Installing again keeps a compiled wrapper built from the same source,
+    compiler and real commands (no compile on every ``lab up``); without
+    its record of what it was built from, it is built again.
+    """
+    path = tmp_path / "zfs-exec"
+    assert _lab.install_zfs_exec(path) == "c"
+    first = path.stat().st_ino
+    assert _lab.install_zfs_exec(path) == "c"
+    assert path.stat().st_ino == first
+    (tmp_path / "zfs-exec.built").unlink()
+    assert _lab.install_zfs_exec(path) == "c"
+    assert path.stat().st_ino != first
+    assert (tmp_path / "zfs-exec.built").exists()
+
+
 def test_compiled_refuses_unknown_name(tmp_path):
     """
     Called under a name it does not wrap, the compiled wrapper exits 127
