@@ -202,15 +202,38 @@ def _print_dry_run(result, stdout, round_trip):
     stdout.write("dry run: nothing was changed\n")
 
 
-def _open_log(path):
-    if path is None:
+def _open_log(path, directory=None, now=None):
+    """
+    Open the deploy's eliot log.
+
+    :param path: ``--log`` (appended to), or ``None`` for a new file in
+        ``directory`` named after the time, ``deploy-YYYYmmddTHHMMSS.log``
+        (``-2``, ``-3``... added when deploys started in the same second
+        already took it: each deploy's log is its own tree).
+    :param directory: Default ``~/.flocker/logs``.
+    :param now: ``time.struct_time`` in UTC (the current time if ``None``).
+    :return: The open file.
+    """
+    if path is not None:
+        _make_directory(os.path.dirname(os.path.abspath(path)))
+        return open(path, "a")
+    if directory is None:
         directory = os.path.expanduser(os.path.join("~", ".flocker", "logs"))
-        path = os.path.join(directory, time.strftime(
-            "deploy-%Y%m%dT%H%M%S.log", time.gmtime()))
-    directory = os.path.dirname(os.path.abspath(path))
+    _make_directory(directory)
+    stem = time.strftime("deploy-%Y%m%dT%H%M%S",
+                         time.gmtime() if now is None else now)
+    count = 1
+    while True:
+        name = stem + (".log" if count == 1 else "-%d.log" % (count,))
+        try:
+            return open(os.path.join(directory, name), "x")
+        except FileExistsError:
+            count += 1
+
+
+def _make_directory(directory):
     if not os.path.isdir(directory):
         os.makedirs(directory)
-    return open(path, "a")
 
 
 def _columns(stream):

@@ -5,6 +5,7 @@ Tests for ``flocker.cli.script``: the ``flocker-deploy`` command line.
 import io
 import socket
 import sys
+import time
 from textwrap import dedent
 
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
 from flocker.cli._nodekey import NodeKeyPair
-from flocker.cli.script import flocker_deploy_main, main, summarize
+from flocker.cli.script import (
+    _open_log, flocker_deploy_main, main, summarize,
+)
 
 DEPLOYMENT = """\
 version: 1
@@ -363,3 +366,38 @@ class TestLiveView(object):
             "192.0.2.1: stop application web (0.10 s)\n"
             "cluster already converged")
         assert "\x1b" not in stdout.getvalue()
+
+
+class TestOpenLog(object):
+    """
+    Tests for the deploy log ``flocker-deploy`` opens.
+    """
+
+    def test_same_second(self, tmp_path):
+        """
+        Deploys started in the same second get a log file each: the time's
+        name, then ``-2``, ``-3``...; nothing is appended to another
+        deploy's log.
+        """
+        now = time.struct_time((2026, 11, 30, 1, 2, 3, 0, 334, 0))
+        opened = []
+        for _ in range(3):
+            log = _open_log(None, directory=str(tmp_path), now=now)
+            opened.append(log.name)
+            log.write("x")
+            log.close()
+        assert [p.rsplit("/", 1)[1] for p in opened] == [
+            "deploy-20261130T010203.log", "deploy-20261130T010203-2.log",
+            "deploy-20261130T010203-3.log"]
+        assert [open(p).read() for p in opened] == ["x", "x", "x"]
+
+    def test_explicit_path_appends(self, tmp_path):
+        """
+        A log named with ``--log`` is appended to (and its directory made).
+        """
+        path = tmp_path / "sub" / "mine.log"
+        for text in ("a", "b"):
+            log = _open_log(str(path))
+            log.write(text)
+            log.close()
+        assert path.read_text() == "ab"
