@@ -11,6 +11,7 @@ __all__ = [
     "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
     "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY", "CLUSTER_STATUS",
     "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL", "LOAD_NODE_KEY",
+    "SSH_OPEN_CHANNEL", "AGENT_CONNECT",
 ]
 
 ADDRESS = Field.for_types(
@@ -63,6 +64,24 @@ SSH_START = ActionType(
     [],
     "Start a long-lived command (a node session) on a node over its SSH "
     "connection; the action ends once the command runs.")
+
+SSH_OPEN_CHANNEL = ActionType(
+    "flocker:cli:ssh:open_channel",
+    [ADDRESS],
+    [],
+    "Open a channel to the node agent's socket on a node's SSH connection "
+    "(direct-streamlocal@openssh.com).")
+
+_WAY = Field.for_types(
+    "way", [str],
+    "How the agent was reached: a direct-streamlocal channel or the "
+    "flocker-node-bridge command.")
+
+AGENT_CONNECT = ActionType(
+    "flocker:cli:agent:connect",
+    [ADDRESS],
+    [_WAY],
+    "Reach a node's agent and greet it (protocol version handshake).")
 
 SSH_DISCONNECT = ActionType(
     "flocker:cli:ssh:disconnect",

@@ -1,48 +1,33 @@
 """
 The deploy client's node agent: :class:`RemoteNodeAgent` implements
-``INodeAgent`` by running ``flocker-node`` subcommands on the node through an
-:class:`~flocker.cli._ssh.ICommandRunner`.
-
-The protocol itself is defined and documented in
-:mod:`flocker.node._protocol`.
+``INodeAgent`` by sending the commands of :mod:`flocker.node._amp` to the
+node's agent, over one connection per node (:class:`AgentConnections`).
 """
 
 import attr
+from eliot import write_traceback
 from eliot.twisted import DeferredContext
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.error import ConnectionClosed
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .._serialize import SerializationError
-from ..node._protocol import (
-    ADDRESS_OPTION, BYTES_KEY, CREATE_VOLUME, DEFAULT_NODE_COMMAND,
-    EXIT_FAILED, EXIT_LOCKED, EXIT_PROTOCOL, EXIT_USAGE, HANDOFF_VOLUME,
-    LOCK_OPTION, RELEASE_LOCK,
-    MAXIMUM_SIZE_OPTION, PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME,
-    REPORT, ROUTES_KEY, SET_ROUTES, START_APPLICATION, STOP_APPLICATION,
-    SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
-    RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
-    decode_routes, encode_application, encode_bytes_sent, encode_node_key,
-    encode_routes,
+from ..node._agent import INodeAgent, VolumeRelease
+from ..node._amp import (
+    PROTOCOL_VERSION, AcquireVolume, BadRequest, CreateVolume, DeployLocked,
+    HandoffVolume, Hello, HelloFirst, InstallNodeKey, Log, OperationFailed,
+    Progress, PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
+    StartApplication, StopApplication, VersionMismatch,
 )
-from ..node._agent import INodeAgent
-from ._logging import REMOTE_CALL
-from ._ssh import (
-    AuthenticationFailed, HostKeyError, NodeUnreachable, RemoteCommandFailed,
-    task_argv,
-)
+from ._channel import AgentUnavailable
+from ._logging import AGENT_CONNECT, REMOTE_CALL
+from ._ssh import AuthenticationFailed, HostKeyError, NodeUnreachable
 
-__all__ = [
-    "RemoteNodeAgent", "NodeStepFailed",
-    "PROTOCOL_VERSION", "PROTOCOL_OPTION", "ADDRESS_OPTION",
-    "DEFAULT_NODE_COMMAND",
-    "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
-    "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
-    "SET_ROUTES", "SUBCOMMANDS",
-    "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
-    "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL",
-    "encode_application", "decode_application",
-    "encode_routes", "decode_routes",
-    "encode_bytes_sent", "decode_bytes_sent", "decode_report",
-]
+__all__ = ["RemoteNodeAgent", "NodeStepFailed", "AgentConnections",
+           "AgentClientProtocol"]
+
 
 class NodeStepFailed(Exception):
     """
@@ -52,9 +37,7 @@ class NodeStepFailed(Exception):
     :ivar str address: The node.
     :ivar str step: What was being done (``"start-application web"``).
     :ivar str detail: What went wrong.
-    :ivar cause: The underlying exception (:class:`RemoteCommandFailed`,
-        :class:`NodeUnreachable`, :class:`HostKeyError` or
-        ``SerializationError``), or ``None``.
+    :ivar cause: The underlying exception, or ``None``.
     """
 
     def __init__(self, address, step, detail, cause=None):
@@ -69,40 +52,26 @@ class NodeStepFailed(Exception):
         """
         ``True`` if the node refused because another deploy holds its lock.
         """
-        return (isinstance(self.cause, RemoteCommandFailed)
-                and self.cause.exit_code == EXIT_LOCKED)
+        return isinstance(self.cause, DeployLocked)
 
     @property
     def unreachable(self):
         """
-        ``True`` if the node could not be reached at all (so nothing of the
-        step ran), as opposed to the step running and failing.
+        ``True`` if the node's agent could not be reached at all (so
+        nothing of the step ran), as opposed to the step running and
+        failing.
         """
-        return isinstance(self.cause, (NodeUnreachable, HostKeyError))
+        return isinstance(self.cause, (NodeUnreachable, HostKeyError,
+                                       AgentUnavailable))
 
     def __str__(self):
         return "%s: %s: %s" % (self.address, self.step, self.detail)
 
 
-def _describe(exception, command):
+def _describe(exception):
     """
-    :return: One line describing a runner failure, without the address.
+    :return: One line describing why a call failed, without the address.
     """
-    if isinstance(exception, RemoteCommandFailed):
-        said = exception.error_line()
-        if exception.exit_code == 127:
-            return "%s was not found on the node (is Flocker installed and on " \
-                "the remote PATH?)%s" % (command, ": " + said if said else "")
-        if exception.exit_code == 126:
-            return "%s cannot be executed on the node%s" % (
-                command, ": " + said if said else "")
-        if exception.exit_code is None:
-            how = ("killed by signal %s" % (exception.signal,)
-                   if exception.signal else "ended without an exit status")
-        else:
-            how = "exit status %d" % (exception.exit_code,)
-        return "%s%s" % (said + " " if said else "no error output ",
-                         "(%s)" % (how,))
     if isinstance(exception, AuthenticationFailed):
         return "authentication failed: " + exception.reason
     if isinstance(exception, NodeUnreachable):
@@ -110,87 +79,230 @@ def _describe(exception, command):
     if isinstance(exception, HostKeyError):
         return "host key verification failed: %s (key presented: %s)" % (
             exception.reason, exception.fingerprint)
-    return str(exception)
+    if isinstance(exception, ConnectionClosed):
+        return ("the connection to the node's Flocker agent was lost while "
+                "the step ran (see systemctl status flocker-node there); "
+                "running the deploy again continues from where it stopped")
+    if isinstance(exception, amp.UnhandledCommand):
+        return "the node's Flocker agent does not know this step (install " \
+            "the same Flocker version on the client and the nodes)"
+    return " ".join(str(exception).split())
+
+
+class AgentClientProtocol(amp.AMP):
+    """
+    The client side of a connection to a node's agent: answers the agent's
+    :class:`~flocker.node._amp.Progress` and :class:`~flocker.node._amp.Log`
+    commands.
+
+    :ivar lost: ``Deferred`` firing with ``None`` once the connection is
+        gone.
+    """
+
+    def __init__(self, log=None):
+        """
+        :param log: Callable given each eliot message (a ``dict``) the
+            agent sends, or ``None`` to drop them.
+        """
+        amp.AMP.__init__(self)
+        self._log = log
+        self._transfers = {}
+        self._next_transfer = 0
+        self.lost = Deferred()
+
+    def watch_transfer(self, update):
+        """
+        :param update: Callable given ``(sent, total)`` for each progress
+            report of one transfer.
+        :return: The transfer's number, to send with its command.
+        """
+        self._next_transfer += 1
+        self._transfers[self._next_transfer] = update
+        return self._next_transfer
+
+    def forget_transfer(self, number):
+        """
+        :param int number: A number from :meth:`watch_transfer`.
+        """
+        self._transfers.pop(number, None)
+
+    @Progress.responder
+    def progress(self, transfer, sent, total=None):
+        update = self._transfers.get(transfer)
+        if update is not None:
+            try:
+                update(sent, total)
+            except Exception:
+                # A broken display must not cost the deploy its answers.
+                write_traceback()
+        return {}
+
+    @Log.responder
+    def log(self, messages):
+        if self._log is not None and isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, dict):
+                    self._log(message)
+        return {}
+
+    def connectionLost(self, reason):
+        amp.AMP.connectionLost(self, reason)
+        if not self.lost.called:
+            self.lost.callback(None)
+
+
+class AgentConnections(object):
+    """
+    One agent connection per node, made on first use (and again after it
+    was lost), greeted with :class:`~flocker.node._amp.Hello`, shared by
+    all of that node's calls.
+
+    :ivar ways: ``dict`` of address to how its agent was reached (see
+        :func:`flocker.cli._channel.ssh_agent_connector`).
+    """
+
+    def __init__(self, connect, log=None):
+        """
+        :param connect: ``(address, protocol) -> Deferred`` connecting
+            ``protocol`` to the node's agent, firing with the way used.
+        :param log: Callable given each eliot message the agents send.
+        """
+        self._connect = connect
+        self._log = log
+        self._connected = {}
+        self._waiting = {}
+        self.ways = {}
+
+    def protocol(self, address):
+        """
+        :param str address: The node.
+        :return: ``Deferred`` firing with the node's greeted
+            :class:`AgentClientProtocol`.
+        """
+        connected = self._connected.get(address)
+        if connected is not None:
+            return succeed(connected)
+        waiter = Deferred()
+        waiters = self._waiting.get(address)
+        if waiters is not None:
+            waiters.append(waiter)
+            return waiter
+        waiters = self._waiting[address] = [waiter]
+        protocol = AgentClientProtocol(self._log)
+        action = AGENT_CONNECT(address=address)
+        with action.context():
+            d = DeferredContext(self._connect(address, protocol))
+
+            def greet(way):
+                self.ways[address] = way
+                action.add_success_fields(way=way)
+                return protocol.callRemote(Hello, version=PROTOCOL_VERSION,
+                                           address=address)
+            d.addCallback(greet)
+            d.addCallback(lambda answer: protocol)
+            d = d.addActionFinish()
+
+        def done(result):
+            del self._waiting[address]
+            failed = isinstance(result, Failure)
+            if not failed:
+                self._connected[address] = result
+                result.lost.addCallback(lambda _: self._forget(address,
+                                                               result))
+            elif protocol.transport is not None:
+                protocol.transport.loseConnection()
+            for each in waiters:
+                if failed:
+                    each.errback(result)
+                else:
+                    each.callback(result)
+        d.addBoth(done)
+        return waiter
+
+    def _forget(self, address, protocol):
+        if self._connected.get(address) is protocol:
+            del self._connected[address]
+
+    def close(self):
+        """
+        Close every connection.
+
+        :return: ``Deferred`` firing once they are closed.
+        """
+        closing = []
+        for protocol in list(self._connected.values()):
+            closing.append(protocol.lost)
+            protocol.transport.loseConnection()
+        self._connected = {}
+        return DeferredList(closing, consumeErrors=True).addCallback(
+            lambda _: None)
 
 
 @implementer(INodeAgent)
 @attr.s(frozen=True)
 class RemoteNodeAgent(object):
     """
-    ``INodeAgent`` for a node reached through an ``ICommandRunner``; see the
-    module documentation for the protocol.  Every failure is a
-    :class:`NodeStepFailed`.  A volume transfer's ``progress`` is told the
-    figures the runner hands on (a session's progress lines; single calls
-    have none) and finished when the call ends.
+    ``INodeAgent`` for a node reached through its agent.  Every failure is
+    a :class:`NodeStepFailed`.  A volume transfer's ``progress`` is told
+    the figures the agent sends and finished when the call ends.
 
-    :ivar runner: The ``ICommandRunner`` provider.
+    :ivar connections: The :class:`AgentConnections`.
     :ivar str address: The node's address.
-    :ivar str command: The ``flocker-node`` program on the node (a name
-        looked up on the remote ``PATH``, or an absolute path).
     :ivar lock: The id of the deploy whose lease every command takes or
         renews on the node, or ``None`` to leave the lock alone.
     """
-    runner = attr.ib(eq=False)
+    connections = attr.ib(eq=False)
     address = attr.ib()
-    command = attr.ib(default=DEFAULT_NODE_COMMAND)
     lock = attr.ib(default=None)
 
-    def argv(self, subcommand, arguments=()):
-        """
-        :param str subcommand: One of :data:`SUBCOMMANDS`.
-        :param arguments: Its arguments (sequence of ``str``).
-        :return: The argument vector run on the node, without the eliot task
-            option (added per call).
-        """
-        locking = [] if self.lock is None else [LOCK_OPTION, self.lock]
-        return ([self.command, PROTOCOL_OPTION, str(PROTOCOL_VERSION),
-                 ADDRESS_OPTION, self.address] + locking + [subcommand]
-                + list(arguments))
-
-    def _call(self, step, subcommand, arguments=(), stdin=b"", parse=None,
-              progress=None):
-        action = REMOTE_CALL(address=self.address, subcommand=subcommand)
+    def _call(self, step, command, response=None, progress=None,
+              **arguments):
+        name = command.commandName.decode("ascii")
+        action = REMOTE_CALL(address=self.address, subcommand=name)
         with action.context():
-            argv = task_argv(self.argv(subcommand, arguments), action)
-            # Runners are only asked for progress when there is someone to
-            # tell, so runners written before it existed still serve.
-            reporting = ({} if progress is None
-                         else {"progress": progress.update})
-            d = DeferredContext(self.runner.run(self.address, argv, stdin,
-                                                **reporting))
-            if progress is not None:
+            task = action.serialize_task_id().decode("ascii")
+            d = DeferredContext(self.connections.protocol(self.address))
+
+            def call(protocol):
+                transfer = None
+                if progress is not None:
+                    transfer = protocol.watch_transfer(progress.update)
+                    arguments["transfer"] = transfer
+                sent = protocol.callRemote(command, eliot_task=task,
+                                           lock=self.lock, **arguments)
+
                 def finished(result):
+                    if transfer is not None:
+                        protocol.forget_transfer(transfer)
+                    return result
+                return sent.addBoth(finished)
+            d.addCallback(call)
+            if progress is not None:
+                def finish(result):
                     progress.finish()
                     return result
-                d.addBoth(finished)
-
-            def parsed(stdout):
-                try:
-                    return parse(stdout)
-                except SerializationError as e:
-                    raise NodeStepFailed(self.address, step, (
-                        "unexpected output from %s %s: %s") % (
-                            self.command, subcommand, e), e)
-            if parse is not None:
-                d.addCallback(parsed)
-            else:
-                d.addCallback(lambda _: None)
+                d.addBoth(finish)
+            d.addCallback(response or (lambda _: None))
 
             def failed(reason):
                 if reason.check(NodeStepFailed):
                     return reason
-                if reason.check(RemoteCommandFailed, NodeUnreachable,
-                                HostKeyError):
-                    raise NodeStepFailed(
-                        self.address, step,
-                        _describe(reason.value, self.command), reason.value)
+                if reason.check(
+                        OperationFailed, DeployLocked, HelloFirst,
+                        VersionMismatch, BadRequest, AgentUnavailable,
+                        NodeUnreachable, HostKeyError, ConnectionClosed,
+                        amp.UnhandledCommand, amp.UnknownRemoteError,
+                        SerializationError):
+                    raise NodeStepFailed(self.address, step,
+                                         _describe(reason.value),
+                                         reason.value)
                 return reason
             d.addErrback(failed)
             return d.addActionFinish()
 
     def report(self):
-        return self._call(REPORT, REPORT,
-                          parse=lambda data: decode_report(data, self.address))
+        return self._call("report", Report, lambda answer: attr.evolve(
+            answer["state"], address=self.address))
 
     def release_lock(self):
         """
@@ -199,49 +311,47 @@ class RemoteNodeAgent(object):
         :return: ``Deferred`` firing with ``None``.
         :raises NodeStepFailed: If the node could not be told.
         """
-        return self._call(RELEASE_LOCK, RELEASE_LOCK)
+        return self._call("release-lock", ReleaseLock)
 
     def start_application(self, application):
-        return self._call("%s %s" % (START_APPLICATION, application.name),
-                          START_APPLICATION,
-                          stdin=encode_application(application))
+        return self._call("start-application %s" % (application.name,),
+                          StartApplication, application=application)
 
     def stop_application(self, name):
-        return self._call("%s %s" % (STOP_APPLICATION, name),
-                          STOP_APPLICATION, [name])
+        return self._call("stop-application %s" % (name,), StopApplication,
+                          name=name)
 
     def create_volume(self, name, maximum_size=None):
-        arguments = [name]
-        if maximum_size is not None:
-            arguments += [MAXIMUM_SIZE_OPTION, str(maximum_size)]
-        return self._call("%s %s" % (CREATE_VOLUME, name), CREATE_VOLUME,
-                          arguments)
+        return self._call("create-volume %s" % (name,), CreateVolume,
+                          name=name, maximum_size=maximum_size)
 
     def push_volume(self, name, target, progress=None):
-        return self._call("%s %s to %s" % (PUSH_VOLUME, name, target),
-                          PUSH_VOLUME, [name, target],
-                          parse=decode_bytes_sent, progress=progress)
+        return self._call("push-volume %s to %s" % (name, target),
+                          PushVolume, lambda answer: answer["sent"],
+                          progress, name=name, target=target)
 
     def handoff_volume(self, name, target, progress=None):
-        return self._call("%s %s to %s" % (HANDOFF_VOLUME, name, target),
-                          HANDOFF_VOLUME, [name, target],
-                          parse=decode_bytes_sent, progress=progress)
+        return self._call("handoff-volume %s to %s" % (name, target),
+                          HandoffVolume, lambda answer: answer["sent"],
+                          progress, name=name, target=target)
 
     def release_volume(self, name, target, progress=None):
-        return self._call("%s %s to %s" % (RELEASE_VOLUME, name, target),
-                          RELEASE_VOLUME, [name, target],
-                          parse=decode_release, progress=progress)
+        return self._call(
+            "release-volume %s to %s" % (name, target), ReleaseVolume,
+            lambda answer: VolumeRelease(bytes_sent=answer["sent"],
+                                         snapshot=answer["snapshot"],
+                                         node_id=answer["node_id"]),
+            progress, name=name, target=target)
 
     def acquire_volume(self, name, snapshot, node_id):
-        return self._call("%s %s" % (ACQUIRE_VOLUME, name), ACQUIRE_VOLUME,
-                          [name, snapshot, node_id])
+        return self._call("acquire-volume %s" % (name,), AcquireVolume,
+                          name=name, snapshot=snapshot, node_id=node_id)
 
     def set_routes(self, routes):
-        return self._call(SET_ROUTES, SET_ROUTES,
-                          stdin=encode_routes(routes))
+        return self._call("set-routes", SetRoutes, routes=frozenset(routes))
 
     def install_node_key(self, node_key):
-        # The key travels on standard input only: argument vectors are
-        # logged, standard input is counted, never logged.
-        return self._call(INSTALL_NODE_KEY, INSTALL_NODE_KEY,
-                          stdin=encode_node_key(node_key))
+        # The key travels inside the protocol only: arguments of commands
+        # are never logged.
+        return self._call("install-node-key", InstallNodeKey,
+                          node_key=node_key)

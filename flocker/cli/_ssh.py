@@ -85,7 +85,7 @@ from zope.interface import Interface, implementer
 from ..node._protocol import ELIOT_TASK_OPTION
 from ._logging import (
     SSH_AGENT_UNAVAILABLE, SSH_CONNECT, SSH_DISCONNECT, SSH_IDENTITY_SKIPPED,
-    SSH_RUN, SSH_START,
+    SSH_OPEN_CHANNEL, SSH_RUN, SSH_START,
 )
 
 __all__ = [
@@ -1080,6 +1080,23 @@ class _NodeConnection(object):
             _CommandChannel(command, received, started, Deferred()))
         return started
 
+    def open_channel(self, channel, opened, extra=b""):
+        """
+        Open another kind of channel on this connection (the agent's
+        ``direct-streamlocal@openssh.com`` channel).
+
+        :param channel: An ``SSHChannel`` that fires ``opened`` once open
+            and fails it when the server refuses it.
+        :param opened: That ``Deferred``.
+        :param bytes extra: The channel type's open request data.
+        :return: ``opened``; failing with :class:`_ChannelNotOpened` if
+            the connection is gone.
+        """
+        if self._connection.lost:
+            return fail(_ChannelNotOpened("connection closed", True))
+        self._connection.openChannel(channel, extra)
+        return opened
+
     def is_open(self):
         """
         :return: ``False`` once the connection is known to be gone.
@@ -1366,6 +1383,26 @@ class SSHCommandRunner(object):
         d = self._on_connection(
             address, lambda connection: connection.start(command, received))
         return d.addCallback(started)
+
+    def open_channel(self, address, make_channel):
+        """
+        Open a channel of another kind than a command's on the node's
+        shared connection (connecting first if needed).
+
+        :param str address: The node.
+        :param make_channel: Callable returning ``(channel, opened,
+            extra)`` (see :meth:`_NodeConnection.open_channel`); called
+            again if the pooled connection turns out to be dead.
+        :return: ``Deferred`` firing as ``opened`` does, or failing with
+            :class:`NodeUnreachable` or :class:`HostKeyError` when the
+            node cannot be reached.
+        """
+        action = SSH_OPEN_CHANNEL(address=address)
+        with action.context():
+            d = DeferredContext(self._on_connection(
+                address, lambda connection: connection.open_channel(
+                    *make_channel())))
+            return d.addActionFinish()
 
     def _execute(self, address, command, stdin):
         return self._on_connection(

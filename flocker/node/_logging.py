@@ -19,6 +19,8 @@ __all__ = [
     "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
+    "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
+    "AGENT_INTERNAL_ERROR",
 ]
 
 _SOCKET = Field.for_types(
@@ -179,3 +181,33 @@ NODE_INSTALL_KEY = ActionType(
     [_ADDRESS, _FINGERPRINT, _KNOWN_HOSTS_LINES], [],
     "Install the node-to-node SSH key, its known_hosts file and its "
     "authorized_keys line (the private key is never logged).")
+
+_PATH_FIELD = Field.for_types(
+    "socket", [str], "Path of the agent's Unix socket.")
+_PEER = Field.for_types(
+    "peer", [str], "Who connected to the agent (peer user id and pid).")
+_WHAT = Field.for_types(
+    "what", [str], "What the agent refused or failed to do, in one line.")
+
+AGENT_LISTENING = MessageType(
+    "flocker:node:agent:listening",
+    [_PATH_FIELD, _ADDRESS],
+    "The node agent listens on its socket.")
+
+AGENT_CONNECTION = MessageType(
+    "flocker:node:agent:connection",
+    [_PEER],
+    "A client connected to the node agent.")
+
+AGENT_REFUSED = MessageType(
+    "flocker:node:agent:refused",
+    [_PEER, _WHAT],
+    "The agent refused a message (malformed, oversized, unknown command, "
+    "arguments that do not decode, a command before the handshake); it "
+    "goes on serving its other connections.")
+
+AGENT_INTERNAL_ERROR = MessageType(
+    "flocker:node:agent:internal_error",
+    [_WHAT],
+    "An operation failed for a reason that is a bug, not a refusal; the "
+    "traceback is logged next to this message.")

@@ -1,20 +1,20 @@
 """
 Test and benchmark helpers for the node package: synthetic clusters of any
-size built from the real models, and ``flocker-node serve`` run in memory.
+size built from the real models, and node agents reached in memory.
 """
 
-import io
+from collections import deque
 
 from pyrsistent import pmap
-from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 
 from .._model import (
     Application, AttachedVolume, ClusterState, Deployment, Link, Node,
     NodeKey, NodeState, Port, Route, VolumeState,
 )
 
-__all__ = ["synthetic_cluster", "converged_state", "MemoryNodeSession",
+__all__ = ["synthetic_cluster", "converged_state", "loopback",
            "make_node_key", "RecordingProgress"]
 
 
@@ -154,67 +154,95 @@ def synthetic_cluster(nodes, apps, moved=0.0, changed=0.0):
     return deployment, ClusterState(nodes=nodes_state)
 
 
-class _SessionOutput(object):
+class _LoopbackTransport(object):
     """
-    The standard output of an in-memory node session, handed to the client
-    as it is written.
+    One side of an in-memory connection made by :func:`loopback`.
     """
 
-    def __init__(self, received):
-        self._received = received
+    def __init__(self, pump, side):
+        self._pump = pump
+        self._side = side
         self.disconnecting = False
 
     def write(self, data):
-        self._received(data)
+        self._pump.send(self._side, data)
+
+    def writeSequence(self, data):
+        self.write(b"".join(data))
 
     def loseConnection(self):
         self.disconnecting = True
+        self._pump.close()
+
+    abortConnection = loseConnection
+
+    def getPeer(self):
+        return "loopback"
+
+    def getHost(self):
+        return "loopback"
 
 
-class MemoryNodeSession(object):
+class _Pump(object):
     """
-    ``flocker-node serve`` in memory over one node agent: what a
-    ``MemoryCommandRunner`` stream handler hands back (``write``,
-    ``close_input``, ``ended``), so the client's session code talks to the
-    real node side.
+    Holds what each side writes until :meth:`flush` delivers it (AMP sends
+    a command before it waits for the answer, so delivering at once would
+    answer a question not yet asked).
     """
 
-    def __init__(self, argv, received, agent, send_log=True, clock=None):
-        """
-        :param argv: The command line of the session.
-        :param received: Callable given the session's output.
-        :param agent: The node's ``INodeAgent``.
-        :param bool send_log: Whether this session sends the process's
-            eliot messages back.  Sessions share one process here, so when
-            there are many only one should, or every node's messages would
-            come back once per session.
-        :param clock: The node's ``IReactorTime`` (timing its progress
-            lines), or ``None`` for a clock of its own that never moves.
-        """
-        from .script import node_main
-        self.ended = Deferred()
-        self._protocol = None
+    def __init__(self, protocols):
+        self._protocols = protocols
+        self._queue = deque()
+        self._delivering = False
+        self.closed = False
 
-        def connect(reactor, protocol):
-            self._protocol = protocol
-            protocol.makeConnection(_SessionOutput(received))
-            if not send_log:
-                protocol._stop_logging()
-        finished = node_main(
-            Clock() if clock is None else clock, argv[1:], b"", io.StringIO(), io.StringIO(), {},
-            make_agent=lambda reactor, options, environ: agent,
-            connect=connect)
-        finished.addCallback(lambda code: self.ended.callback(
-            (code, None, b"")))
+    def send(self, side, data):
+        if not self.closed:
+            self._queue.append((1 - side, data))
 
-    def write(self, data):
-        """
-        :param bytes data: Written to the session's standard input.
-        """
-        self._protocol.dataReceived(data)
+    def close(self):
+        if not self.closed:
+            self._queue.append((None, None))
 
-    def close_input(self):
+    def pending(self):
         """
-        End the session's standard input.
+        :return: Whether anything waits to be delivered.
         """
-        self._protocol.readConnectionLost()
+        return bool(self._queue)
+
+    def flush(self):
+        """
+        Deliver everything written, and what that makes either side write,
+        until both are quiet.
+        """
+        if self._delivering:
+            return
+        self._delivering = True
+        try:
+            while self._queue:
+                target, data = self._queue.popleft()
+                if target is None:
+                    self.closed = True
+                    self._queue.clear()
+                    for protocol in self._protocols:
+                        protocol.connectionLost(Failure(ConnectionDone()))
+                else:
+                    self._protocols[target].dataReceived(data)
+        finally:
+            self._delivering = False
+
+
+def loopback(client, server):
+    """
+    Connect two protocols in memory (no reactor): what one writes, the
+    other receives when the returned pump is flushed; either losing the
+    connection ends it for both.
+
+    :return: The pump: ``flush()`` delivers, ``close()`` then ``flush()``
+        ends the connection (as a dropped network would), ``pending()``
+        tells whether anything waits.
+    """
+    pump = _Pump([client, server])
+    server.makeConnection(_LoopbackTransport(pump, 1))
+    client.makeConnection(_LoopbackTransport(pump, 0))
+    return pump

@@ -1,53 +1,47 @@
 """
-Tests for :mod:`flocker.cli._remote`: the flocker-node protocol as
-:class:`RemoteNodeAgent` speaks it, with :class:`MemoryCommandRunner`, and
-end to end over a real sshd with a stand-in ``flocker-node``.
+Tests for :mod:`flocker.cli._remote` and :mod:`flocker.node._amp`: the
+agent protocol as :class:`RemoteNodeAgent` and the node's
+:class:`~flocker.node._server.AgentProtocol` speak it, in memory
+(:class:`~flocker.cli.testtools.LoopbackNetwork`).
 """
 
-import io
 import json
-import stat
-import sys
 
-import pytest
-from eliot import Action
-from eliot.testing import LoggedAction, assertHasAction, capture_logging
-from hypothesis import given, settings
+from eliot import start_action
+from eliot.testing import LoggedAction, capture_logging
+from hypothesis import given
 from pyrsistent import pset
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
 from flocker._model import (
     Application, AttachedVolume, Link, NodeState, Port, Route, VolumeState,
 )
-from flocker._serialize import (
-    SerializationError, application_to_dict, dumps, node_state_to_dict,
+from flocker._serialize import SerializationError
+from flocker.node._amp import (
+    MAXIMUM_DOCUMENT_BYTES, PROTOCOL_VERSION, ApplicationArgument,
+    BadRequest, Hello, HelloFirst, NodeStateArgument, OperationFailed,
+    Report, RoutesArgument, StopApplication, VersionMismatch,
+    decode_node_key, decode_routes, encode_node_key, encode_routes,
 )
-from flocker.node._agent import INodeAgent, VolumeRelease
-from flocker.node.script import node_main
+from flocker.node._lock import DeployLock
+from flocker.node._logging import AGENT_REFUSED
+from flocker.node._server import AgentProtocol, AgentService
 from flocker.node.test.test_agent import (
-    A as NODE_A, B as NODE_B, local_pair, make_inodeagent_tests,
+    A as NODE_A, B as NODE_B, WEB, local_pair, make_inodeagent_tests,
 )
-from flocker.testtools import node_states, run_in_reactor
+from flocker.node.testtools import RecordingProgress, loopback, make_node_key
+from flocker.testtools import node_states, temporary_directory
 
+from .. import _remote
 from .._logging import REMOTE_CALL
 from .._remote import (
-    ACQUIRE_VOLUME, ADDRESS_OPTION, CREATE_VOLUME, HANDOFF_VOLUME,
-    MAXIMUM_SIZE_OPTION, RELEASE_VOLUME,
-    PROTOCOL_OPTION, PROTOCOL_VERSION, PUSH_VOLUME, REPORT, SET_ROUTES,
-    START_APPLICATION, STOP_APPLICATION, SUBCOMMANDS, NodeStepFailed,
-    RemoteNodeAgent, decode_application, decode_bytes_sent, decode_report,
-    decode_routes, encode_application, encode_bytes_sent, encode_routes,
+    AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
 )
-from .._ssh import (
-    ELIOT_TASK_OPTION, CommandExit, HostKeyError, KnownHosts,
-    MemoryCommandRunner, SSHCommandRunner,
-)
-from ._sshd import running_sshd
-
-ADDRESS = "10.0.0.1"
+from ..testtools import FlushingAgent, LoopbackNetwork
 
 APPLICATION = Application(
     name="web", image="lab/busybox:latest",
@@ -59,585 +53,441 @@ APPLICATION = Application(
     links=[Link(local_port=5432, remote_port=5432, alias="db")],
     mem_limit=64 * 1024 * 1024, cpu_shares=512)
 
-STATE = NodeState(
-    address=ADDRESS, applications={"web": APPLICATION}, running=["web"],
-    volumes={"web": VolumeState(name="web", owned=True, size=4096,
-                                snapshots=["s1", "s2"])},
-    routes=[Route(port=5432, address="10.0.0.2")],
-    links={"web": pset(APPLICATION.links)})
 
-
-def _subcommand(argv):
+def _round_trip(argument, value):
     """
-    :return: ``(task id, global options, subcommand and arguments)`` of a
-        ``flocker-node`` argument vector.
+    :return: ``value`` sent through ``argument`` into a box and back.
     """
-    assert argv[1] == ELIOT_TASK_OPTION
-    return argv[2], argv[3:7], argv[7:]
+    strings = amp.AmpBox()
+    argument.toBox(b"value", strings, {"value": value}, None)
+    sent = amp.AmpBox(strings)
+    objects = {}
+    argument.fromBox(b"value", strings, objects, None)
+    return objects["value"], sent
 
 
-class ProtocolDocumentTests(SynchronousTestCase):
+class DocumentTests(SynchronousTestCase):
     """
-    Tests for the protocol's JSON documents.
+    Tests for the protocol's document arguments.
     """
 
     def test_application_round_trip(self):
         """
-        An application document decodes to the same application.
+        An application comes back equal, its awkward strings included.
         """
-        self.assertEqual(decode_application(encode_application(APPLICATION)),
+        self.assertEqual(_round_trip(ApplicationArgument(), APPLICATION)[0],
                          APPLICATION)
 
-    def test_application_canonical(self):
-        """
-        The application document is canonical JSON of
-        ``application_to_dict``.
-        """
-        self.assertEqual(encode_application(APPLICATION),
-                         dumps(application_to_dict(APPLICATION)).encode())
-
-    def test_routes(self):
-        """
-        A route table is ``{"routes": [...]}`` sorted by port then address,
-        and decodes to the same set.
-        """
-        routes = pset([Route(port=9000, address="10.0.0.3"),
-                       Route(port=80, address="10.0.0.2")])
-        data = encode_routes(routes)
-        self.assertEqual(json.loads(data), {"routes": [
-            {"port": 80, "address": "10.0.0.2"},
-            {"port": 9000, "address": "10.0.0.3"}]})
-        self.assertEqual(decode_routes(data), routes)
-
-    def test_empty_routes(self):
-        """
-        An empty table removes all routes.
-        """
-        self.assertEqual(json.loads(encode_routes([])), {"routes": []})
-        self.assertEqual(decode_routes(encode_routes([])), pset())
-
-    def test_bad_routes(self):
-        """
-        Anything but a route table is refused.
-        """
-        for data in [b"[]", b'{"routes": 3}', b"nope",
-                     b'{"routes": [{"port": 0, "address": "x"}]}']:
-            self.assertRaises(SerializationError, decode_routes, data)
-
-    def test_bytes_sent(self):
-        """
-        Push and hand-off results are ``{"bytes": N}``.
-        """
-        self.assertEqual(encode_bytes_sent(12), b'{"bytes":12}')
-        self.assertEqual(decode_bytes_sent(b'{"bytes": 12}'), 12)
-
-    def test_bad_bytes_sent(self):
-        """
-        Negative, non-integer or missing counts are refused.
-        """
-        for data in [b'{"bytes": -1}', b'{"bytes": 1.5}', b'{"bytes": true}',
-                     b"{}", b"12", b""]:
-            self.assertRaises(SerializationError, decode_bytes_sent, data)
-
-    @settings(max_examples=50)
     @given(node_states())
     def test_report_round_trip(self, state):
         """
-        Any node state survives the report document.
+        Any report comes back equal.
         """
-        data = json.dumps(node_state_to_dict(state)).encode("utf-8")
-        self.assertEqual(decode_report(data, state.address), state)
+        self.assertEqual(_round_trip(NodeStateArgument(), state)[0], state)
 
-    def test_report_address_replaced(self):
+    def test_routes(self):
         """
-        The report's address is replaced by the one the client reached.
+        A route set comes back equal; the text form is sorted and decodes
+        to the same set.
         """
-        data = json.dumps(node_state_to_dict(STATE)).encode("utf-8")
-        self.assertEqual(decode_report(data, "node1.example").address,
-                         "node1.example")
+        routes = frozenset([Route(port=9000, address="10.0.0.3"),
+                            Route(port=80, address="10.0.0.2")])
+        self.assertEqual(_round_trip(RoutesArgument(), routes)[0], routes)
+        self.assertEqual(json.loads(encode_routes(routes)), [
+            {"port": 80, "address": "10.0.0.2"},
+            {"port": 9000, "address": "10.0.0.3"}])
+        self.assertEqual(decode_routes(encode_routes(routes)), routes)
 
-    def test_bad_report(self):
+    def test_node_key(self):
         """
-        A report that is not a node state is refused.
+        A node key's text form decodes to the same key; a document that is
+        not one is refused without quoting it.
         """
-        for data in [b"[]", b"{}", b"garbage"]:
-            self.assertRaises(SerializationError, decode_report, data, ADDRESS)
+        key = make_node_key()
+        self.assertEqual(decode_node_key(encode_node_key(key)), key)
+        with self.assertRaises(SerializationError) as raised:
+            decode_node_key(b'{"private_key": "SECRET"}')
+        self.assertNotIn("SECRET", str(raised.exception))
+
+    def test_large_document_split(self):
+        """
+        A document longer than one AMP value is split over several and
+        comes back whole.
+        """
+        state = NodeState(address=NODE_A, applications={
+            "app%04d" % (i,): Application(name="app%04d" % (i,),
+                                          image="lab/busybox:latest")
+            for i in range(400)})
+        value, strings = _round_trip(NodeStateArgument(), state)
+        self.assertEqual(value, state)
+        self.assertIn(b"value.1", strings)
+        self.assertTrue(all(len(part) <= amp.MAX_VALUE_LENGTH
+                            for part in strings.values()))
+
+    def test_oversized_refused(self):
+        """
+        A document longer than the protocol allows is refused when read.
+        """
+        step = amp.MAX_VALUE_LENGTH
+        strings = {b"value": b"[" + b" " * (step - 1)}
+        for number in range(1, MAXIMUM_DOCUMENT_BYTES // step + 2):
+            strings[b"value.%d" % (number,)] = b" " * step
+        with self.assertRaises(SerializationError):
+            RoutesArgument().fromBox(b"value", strings, {}, None)
+
+    def test_not_json_refused(self):
+        """
+        A document that is not JSON is refused.
+        """
+        with self.assertRaises(SerializationError):
+            RoutesArgument().fromBox(b"value", {b"value": b"{"}, {}, None)
 
 
-class RemoteNodeAgentTests(SynchronousTestCase):
+def _services(directory, clock=None):
     """
-    Tests for :class:`RemoteNodeAgent` with :class:`MemoryCommandRunner`.
+    :return: ``(local agents, services)``: the :func:`local_pair` agents of
+        nodes A and B and an :class:`AgentService` over each one's parts.
     """
-
-    def setUp(self):
-        self.runner = MemoryCommandRunner()
-        self.agent = RemoteNodeAgent(self.runner, ADDRESS)
-        self.handlers = {}
-
-    def answer(self, subcommand, stdout=b"", exit_code=0, stderr=b""):
-        """
-        Make ``flocker-node`` answer ``subcommand``.
-        """
-        def handler(argv, stdin):
-            if exit_code:
-                raise CommandExit(exit_code, stderr)
-            return stdout
-        self.runner.add_handler(ADDRESS, ["flocker-node"], self.dispatch)
-        self.handlers[subcommand] = handler
-
-    def dispatch(self, argv, stdin):
-        task, options, rest = _subcommand(argv)
-        return self.handlers[rest[0]](argv, stdin)
-
-    def last_call(self):
-        address, argv, stdin = self.runner.calls[-1]
-        task, options, rest = _subcommand(argv)
-        self.assertEqual(address, ADDRESS)
-        self.assertEqual(options, [PROTOCOL_OPTION, str(PROTOCOL_VERSION),
-                                   ADDRESS_OPTION, ADDRESS])
-        return rest, stdin
-
-    def test_interface(self):
-        """
-        :class:`RemoteNodeAgent` provides ``INodeAgent``.
-        """
-        self.assertTrue(verifyObject(INodeAgent, self.agent))
-
-    def test_subcommands(self):
-        """
-        The protocol has exactly one subcommand per ``INodeAgent`` method.
-        """
-        self.assertEqual(len(SUBCOMMANDS), len(list(INodeAgent.names())))
-
-    def test_report(self):
-        """
-        ``report()`` runs ``report`` and decodes the node state.
-        """
-        self.answer(REPORT, json.dumps(node_state_to_dict(STATE)).encode())
-        state = self.successResultOf(self.agent.report())
-        self.assertEqual(state, STATE)
-        self.assertEqual(self.last_call(), ([REPORT], b""))
-
-    def test_start_application(self):
-        """
-        ``start_application`` sends the application document on stdin.
-        """
-        self.answer(START_APPLICATION)
-        self.assertIsNone(self.successResultOf(
-            self.agent.start_application(APPLICATION)))
-        rest, stdin = self.last_call()
-        self.assertEqual(rest, [START_APPLICATION])
-        self.assertEqual(decode_application(stdin), APPLICATION)
-
-    def test_stop_application(self):
-        """
-        ``stop_application`` names the application.
-        """
-        self.answer(STOP_APPLICATION, b"anything")
-        self.assertIsNone(self.successResultOf(
-            self.agent.stop_application("web")))
-        self.assertEqual(self.last_call(), ([STOP_APPLICATION, "web"], b""))
-
-    def test_create_volume(self):
-        """
-        ``create_volume`` names the volume, with a quota when there is one.
-        """
-        self.answer(CREATE_VOLUME)
-        self.successResultOf(self.agent.create_volume("web", None))
-        self.assertEqual(self.last_call(), ([CREATE_VOLUME, "web"], b""))
-        self.successResultOf(self.agent.create_volume("web", 1048576))
-        self.assertEqual(self.last_call(), (
-            [CREATE_VOLUME, "web", MAXIMUM_SIZE_OPTION, "1048576"], b""))
-
-    def test_progress_single_call(self):
-        """
-        A transfer given a progress object over a runner without sessions
-        tells it no figures and finishes it when the call ends, failed or
-        not.
-        """
-        finished = []
-
-        class Progress(object):
-            def update(self, sent, total):
-                raise AssertionError("a single call has no progress")
-
-            def finish(self):
-                finished.append(True)
-        self.answer(PUSH_VOLUME, b'{"bytes":5}\n')
-        self.answer(HANDOFF_VOLUME, exit_code=1, stderr=b"refused\n")
-        self.successResultOf(self.agent.push_volume("web", "10.0.0.2",
-                                                    progress=Progress()))
-        self.failureResultOf(self.agent.handoff_volume(
-            "web", "10.0.0.2", progress=Progress()), NodeStepFailed)
-        self.assertEqual(finished, [True, True])
-
-    def test_push_volume(self):
-        """
-        ``push_volume`` names volume and target and returns the bytes sent.
-        """
-        self.answer(PUSH_VOLUME, b'{"bytes":1048576}\n')
-        self.assertEqual(self.successResultOf(
-            self.agent.push_volume("web", "10.0.0.2")), 1048576)
-        self.assertEqual(self.last_call(),
-                         ([PUSH_VOLUME, "web", "10.0.0.2"], b""))
-
-    def test_handoff_volume(self):
-        """
-        ``handoff_volume`` names volume and target and returns the bytes
-        sent.
-        """
-        self.answer(HANDOFF_VOLUME, b'{"bytes":0}')
-        self.assertEqual(self.successResultOf(
-            self.agent.handoff_volume("web", "10.0.0.2")), 0)
-        self.assertEqual(self.last_call(),
-                         ([HANDOFF_VOLUME, "web", "10.0.0.2"], b""))
-
-    def test_release_volume(self):
-        """
-        ``release_volume`` names volume and target and returns the release
-        the node printed.
-        """
-        self.answer(RELEASE_VOLUME,
-                    b'{"bytes":5,"node_id":"n2","snapshot":"s1"}')
-        self.assertEqual(
-            self.successResultOf(self.agent.release_volume("web", "10.0.0.2")),
-            VolumeRelease(bytes_sent=5, snapshot="s1", node_id="n2"))
-        self.assertEqual(self.last_call(),
-                         ([RELEASE_VOLUME, "web", "10.0.0.2"], b""))
-
-    def test_release_volume_bad_output(self):
-        """
-        A release without its snapshot is a failed step naming the
-        unexpected output.
-        """
-        self.answer(RELEASE_VOLUME, b'{"bytes":5}')
-        failure = self.failureResultOf(
-            self.agent.release_volume("web", "10.0.0.2"), NodeStepFailed)
-        self.assertIn("unexpected output", str(failure.value))
-
-    def test_acquire_volume(self):
-        """
-        ``acquire_volume`` names volume, snapshot and node id.
-        """
-        self.answer(ACQUIRE_VOLUME)
-        self.successResultOf(self.agent.acquire_volume("web", "s1", "n2"))
-        self.assertEqual(self.last_call(),
-                         ([ACQUIRE_VOLUME, "web", "s1", "n2"], b""))
-
-    def test_set_routes(self):
-        """
-        ``set_routes`` sends the route table on stdin.
-        """
-        self.answer(SET_ROUTES)
-        routes = pset([Route(port=8080, address="10.0.0.2")])
-        self.successResultOf(self.agent.set_routes(routes))
-        rest, stdin = self.last_call()
-        self.assertEqual(rest, [SET_ROUTES])
-        self.assertEqual(decode_routes(stdin), routes)
-
-    def test_command(self):
-        """
-        Another program path can be used for ``flocker-node``.
-        """
-        agent = RemoteNodeAgent(self.runner, ADDRESS,
-                                command="/opt/flocker/bin/flocker-node")
-        self.runner.add_handler(None, ["/opt/flocker/bin/flocker-node"],
-                                lambda argv, stdin: b"")
-        self.successResultOf(agent.stop_application("web"))
-        self.assertEqual(self.runner.calls[-1][1][0],
-                         "/opt/flocker/bin/flocker-node")
-
-    def test_remote_error(self):
-        """
-        A failing step is one line: node, step, and the last line of the
-        remote standard error, with the exit status.
-        """
-        self.answer(START_APPLICATION, exit_code=1,
-                    stderr=b"Traceback...\nimage lab/nope not found\n")
-        error = self.failureResultOf(
-            self.agent.start_application(APPLICATION), NodeStepFailed).value
-        self.assertEqual(
-            str(error),
-            "10.0.0.1: start-application web: image lab/nope not found "
-            "(exit status 1)")
-        self.assertFalse(error.unreachable)
-        self.assertEqual(error.cause.exit_code, 1)
-
-    def test_no_error_output(self):
-        """
-        A failure without error output still says how the command ended.
-        """
-        self.answer(STOP_APPLICATION, exit_code=4)
-        error = self.failureResultOf(
-            self.agent.stop_application("web"), NodeStepFailed).value
-        self.assertEqual(str(error), "10.0.0.1: stop-application web: "
-                         "no error output (exit status 4)")
-
-    def test_missing_program(self):
-        """
-        ``flocker-node`` missing on the node is said so.
-        """
-        error = self.failureResultOf(self.agent.report(), NodeStepFailed).value
-        self.assertEqual(
-            str(error),
-            "10.0.0.1: report: flocker-node was not found on the node (is "
-            "Flocker installed and on the remote PATH?): sh: 1: flocker-node: "
-            "not found")
-
-    def test_permission_denied(self):
-        """
-        A ``flocker-node`` that cannot be executed is said so.
-        """
-        self.answer(REPORT, exit_code=126,
-                    stderr=b"bash: /usr/bin/flocker-node: Permission denied\n")
-        error = self.failureResultOf(self.agent.report(), NodeStepFailed).value
-        self.assertIn("flocker-node cannot be executed on the node: bash: "
-                      "/usr/bin/flocker-node: Permission denied", str(error))
-
-    def test_protocol_mismatch(self):
-        """
-        A node speaking another protocol version gives its message.
-        """
-        self.answer(REPORT, exit_code=3, stderr=(
-            b"flocker-node 2.0 speaks protocol 2; the client speaks 1\n"))
-        error = self.failureResultOf(self.agent.report(), NodeStepFailed).value
-        self.assertIn("speaks protocol 2; the client speaks 1 (exit status "
-                      "3)", str(error))
-
-    def test_unreachable(self):
-        """
-        An unreachable node fails the step as unreachable.
-        """
-        self.runner.unreachable[ADDRESS] = "connection refused on port 22"
-        error = self.failureResultOf(self.agent.report(), NodeStepFailed).value
-        self.assertEqual(str(error), "10.0.0.1: report: unreachable: "
-                         "connection refused on port 22")
-        self.assertTrue(error.unreachable)
-
-    def test_host_key_error(self):
-        """
-        A host key refusal fails the step with the fingerprint.
-        """
-        self.runner.add_handler(ADDRESS, ["flocker-node"], lambda a, s: (
-            _raise(HostKeyError(ADDRESS, "ssh-ed25519 SHA256:abc",
-                                "the host is not in kh"))))
-        error = self.failureResultOf(self.agent.report(), NodeStepFailed).value
-        self.assertEqual(str(error), "10.0.0.1: report: host key "
-                         "verification failed: the host is not in kh (key "
-                         "presented: ssh-ed25519 SHA256:abc)")
-        self.assertTrue(error.unreachable)
-
-    def test_bad_output(self):
-        """
-        Output that is not the expected document fails the step.
-        """
-        self.answer(PUSH_VOLUME, b"12 bytes")
-        error = self.failureResultOf(
-            self.agent.push_volume("web", "10.0.0.2"), NodeStepFailed).value
-        self.assertIn("10.0.0.1: push-volume web to 10.0.0.2: unexpected "
-                      "output from flocker-node push-volume", str(error))
-        self.assertNotIn("\n", str(error))
-
-    def test_pending(self):
-        """
-        The agent's Deferred fires only when the remote command finishes.
-        """
-        answer = Deferred()
-        self.runner.add_handler(ADDRESS, ["flocker-node"],
-                                lambda argv, stdin: answer)
-        d = self.agent.stop_application("web")
-        self.assertNoResult(d)
-        answer.callback(b"")
-        self.successResultOf(d)
-
-    @capture_logging(None, encoder_=None)
-    def test_eliot_task_continued(self, logger):
-        """
-        Each call is a ``flocker:cli:remote:call`` action, and the task id
-        passed to the node continues that action.
-        """
-        self.answer(STOP_APPLICATION)
-        self.successResultOf(self.agent.stop_application("web"))
-        assertHasAction(self, logger, REMOTE_CALL, True,
-                        {"address": ADDRESS, "subcommand": STOP_APPLICATION})
-        [call] = LoggedAction.of_type(logger.messages, REMOTE_CALL)
-        task_id, _, _ = _subcommand(self.runner.calls[-1][1])
-        continued = Action.continue_task(task_id=task_id)
-        self.assertEqual(continued.task_uuid,
-                         call.start_message["task_uuid"])
-        continued.finish()
-
-    @capture_logging(None, encoder_=None)
-    def test_failure_logged(self, logger):
-        """
-        A failed call's action fails.
-        """
-        self.runner.unreachable[ADDRESS] = "down"
-        self.failureResultOf(self.agent.report(), NodeStepFailed)
-        [call] = LoggedAction.of_type(logger.messages, REMOTE_CALL)
-        self.assertFalse(call.succeeded)
-
-
-def _raise(exception):
-    raise exception
-
-
-# ---------------------------------------------------------------------------
-# Over real SSH, with a stand-in flocker-node
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    """
-    A private sshd on loopback for this module's real tests.
-    """
-    yield from running_sshd(tmp_path_factory)
-
-
-_STAND_IN = """#!%(python)s
-# Records its arguments and stdin, answers from responses.json.
-import json, os, sys
-here = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(here, "calls.jsonl"), "a") as log:
-    log.write(json.dumps({"argv": sys.argv[1:],
-                          "stdin": sys.stdin.read()}) + "\\n")
-with open(os.path.join(here, "responses.json")) as f:
-    responses = json.load(f)
-answer = responses[sys.argv[7]]
-sys.stdout.write(answer.get("stdout", ""))
-sys.stderr.write(answer.get("stderr", ""))
-sys.exit(answer.get("exit", 0))
-"""
-
-
-@pytest.fixture
-def stand_in(tmp_path):
-    """
-    A stand-in ``flocker-node`` script in a directory with a space in its
-    name (so its path needs quoting too).
-    """
-    directory = tmp_path / "flocker node"
-    directory.mkdir()
-    script = directory / "flocker-node"
-    script.write_text(_STAND_IN % {"python": sys.executable})
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return directory
-
-
-def _calls(directory):
-    with open(directory / "calls.jsonl") as f:
-        return [json.loads(line) for line in f]
-
-
-def _with_agent(server, command, function):
-    def go(reactor):
-        runner = SSHCommandRunner(
-            reactor, KnownHosts.from_path(server.known_hosts_path),
-            [server.client_key], port=server.port)
-        agent = RemoteNodeAgent(runner, server.addresses[0], command=command)
-        d = function(agent)
-        return d.addBoth(lambda result: runner.close().addCallback(
-            lambda _: result))
-    return run_in_reactor(go)
-
-
-def test_ssh_protocol_end_to_end(sshd, stand_in):
-    """
-    Over real SSH, the node receives exactly the documented argument
-    vectors and documents, and the agent decodes the node's answers.
-    """
-    state = STATE.__class__(
-        address=sshd.addresses[0], applications=STATE.applications,
-        running=STATE.running, volumes=STATE.volumes, routes=STATE.routes,
-        links=STATE.links)
-    (stand_in / "responses.json").write_text(json.dumps({
-        REPORT: {"stdout": json.dumps(node_state_to_dict(state))},
-        START_APPLICATION: {},
-        PUSH_VOLUME: {"stdout": '{"bytes": 4096}'},
-        SET_ROUTES: {},
-    }))
-    routes = pset([Route(port=8080, address="127.0.0.2")])
-
-    def steps(agent):
-        results = []
-        d = agent.report()
-        d.addCallback(results.append)
-        d.addCallback(lambda _: agent.start_application(APPLICATION))
-        d.addCallback(lambda _: agent.push_volume("web", "127.0.0.2"))
-        d.addCallback(results.append)
-        d.addCallback(lambda _: agent.set_routes(routes))
-        return d.addCallback(lambda _: results)
-    report, sent = _with_agent(sshd, str(stand_in / "flocker-node"), steps)
-    assert (report, sent) == (state, 4096)
-    calls = _calls(stand_in)
-    assert [call["argv"][6:] for call in calls] == [
-        [REPORT], [START_APPLICATION], [PUSH_VOLUME, "web", "127.0.0.2"],
-        [SET_ROUTES]]
-    for call in calls:
-        assert call["argv"][0] == ELIOT_TASK_OPTION
-        assert call["argv"][2:6] == [PROTOCOL_OPTION, str(PROTOCOL_VERSION),
-                                     ADDRESS_OPTION, sshd.addresses[0]]
-    assert decode_application(calls[1]["stdin"].encode("utf-8")) == APPLICATION
-    assert decode_routes(calls[3]["stdin"].encode("utf-8")) == routes
-
-
-def test_ssh_remote_failure_one_line(sshd, stand_in):
-    """
-    Over real SSH, a failing subcommand gives one line with node, step and
-    the node's message.
-    """
-    (stand_in / "responses.json").write_text(json.dumps({
-        STOP_APPLICATION: {"exit": 1,
-                           "stderr": "details\ncontainer is stuck\n"}}))
-    with pytest.raises(NodeStepFailed) as info:
-        _with_agent(sshd, str(stand_in / "flocker-node"),
-                    lambda agent: agent.stop_application("web"))
-    assert str(info.value) == (
-        "%s: stop-application web: container is stuck (exit status 1)"
-        % (sshd.addresses[0],))
-
-
-def test_ssh_missing_program(sshd):
-    """
-    Over real SSH, a node without ``flocker-node`` gives a one-line error
-    saying so.
-    """
-    with pytest.raises(NodeStepFailed) as info:
-        _with_agent(sshd, "flocker-node-not-installed-here",
-                    lambda agent: agent.report())
-    message = str(info.value)
-    assert message.startswith(
-        "%s: report: flocker-node-not-installed-here was not found on the "
-        "node" % (sshd.addresses[0],))
-    assert "\n" not in message
+    clock = Clock() if clock is None else clock
+    agents = local_pair(directory)
+    services = {}
+    for agent in agents:
+        services[agent.address] = AgentService(
+            clock, agent.docker, agent.volumes, agent.routes,
+            DeployLock("%s/lock-%s" % (directory, agent.address)),
+            node_keys=agent.node_keys, expected_errors=(Exception,))
+    return agents, services
 
 
 def remote_pair(directory):
     """
-    :param directory: Where the nodes keep their node keys (see
-        :func:`flocker.node.test.test_agent.local_pair`).
-    :return: ``RemoteNodeAgent`` for A and B, each running ``flocker-node``
-        (:func:`flocker.node.script.node_main`, in memory) over a local
-        agent on fake parts.
+    :param directory: Where the nodes keep their node keys and locks.
+    :return: ``RemoteNodeAgent`` for A and B, reaching in memory the agent
+        protocol over local agents on fake parts.
     """
-    runner = MemoryCommandRunner()
-    for address, agent in zip((NODE_A, NODE_B), local_pair(directory)):
-        def run(argv, stdin, agent=agent):
-            stdout, stderr = io.StringIO(), io.StringIO()
-            d = node_main(Clock(), argv[1:], stdin, stdout, stderr, {},
-                          make_agent=lambda reactor, options, environ,
-                          agent=agent: agent)
-
-            def exited(code):
-                if code:
-                    raise CommandExit(code, stderr.getvalue().encode())
-                return stdout.getvalue().encode()
-            return d.addCallback(exited)
-        runner.add_handler(address, ["flocker-node"], run)
-    return RemoteNodeAgent(runner, NODE_A), RemoteNodeAgent(runner, NODE_B)
+    _, services = _services(directory)
+    network = LoopbackNetwork(services)
+    connections = AgentConnections(network.connect)
+    return (FlushingAgent(RemoteNodeAgent(connections, NODE_A), network),
+            FlushingAgent(RemoteNodeAgent(connections, NODE_B), network))
 
 
 class RemoteNodeAgentInterfaceTests(make_inodeagent_tests(remote_pair)):
     """
-    ``INodeAgent`` tests for :class:`RemoteNodeAgent`, through
-    ``flocker-node`` run in memory over local agents.
+    ``INodeAgent`` tests for :class:`RemoteNodeAgent`, through the agent
+    protocol in memory over local agents.
     """
+
+
+class RemoteNodeAgentTests(SynchronousTestCase):
+    """
+    Tests for :class:`RemoteNodeAgent` beyond the interface: errors, the
+    lock, progress, logs, lost connections.
+    """
+
+    def setUp(self):
+        directory = temporary_directory(self)
+        self.clock = Clock()
+        self.locals, self.services = _services(directory, self.clock)
+        self.network = LoopbackNetwork(self.services)
+        self.logged = []
+        self.connections = AgentConnections(self.network.connect,
+                                            log=self.logged.append)
+        self.agent = self.remote(NODE_A)
+
+    def remote(self, address, lock=None):
+        """
+        :return: A flushing :class:`RemoteNodeAgent` for ``address``.
+        """
+        return FlushingAgent(RemoteNodeAgent(self.connections, address,
+                                             lock=lock), self.network)
+
+    def test_report_address(self):
+        """
+        The report names the node by the address the client used.
+        """
+        self.assertEqual(self.successResultOf(self.agent.report()).address,
+                         NODE_A)
+
+    def test_one_connection(self):
+        """
+        Every call to a node goes through one connection.
+        """
+        self.successResultOf(self.agent.report())
+        first = self.network.pumps[NODE_A]
+        self.successResultOf(self.agent.stop_application("web"))
+        self.assertIs(self.network.pumps[NODE_A], first)
+
+    def test_operation_failed(self):
+        """
+        A step the node cannot do fails with one line naming the node, the
+        step and the node's reason.
+        """
+        failure = self.failureResultOf(
+            self.agent.start_application(WEB), NodeStepFailed)
+        message = str(failure.value)
+        self.assertTrue(message.startswith(
+            "%s: start-application web: " % (NODE_A,)), message)
+        self.assertNotIn("\n", message)
+        self.assertFalse(failure.value.unreachable)
+
+    def test_agent_not_running(self):
+        """
+        A node whose agent does not run is unreachable, in one line that
+        says where to look.
+        """
+        del self.network.services[NODE_B]
+        failure = self.failureResultOf(self.remote(NODE_B).report(),
+                                       NodeStepFailed)
+        self.assertTrue(failure.value.unreachable)
+        message = str(failure.value)
+        self.assertIn("systemctl status flocker-node", message)
+        self.assertNotIn("\n", message)
+
+    def test_connection_lost_mid_step(self):
+        """
+        An agent that goes away while a step runs fails that step, naming
+        the node and where to look; the next call connects again and works.
+        """
+        pending = Deferred()
+        self.locals[0].docker.remove = lambda name: pending
+        d = self.agent.stop_application("web")
+        self.assertNoResult(d)
+        self.network.drop(NODE_A)
+        failure = self.failureResultOf(d, NodeStepFailed)
+        self.assertIn("%s: stop-application web: " % (NODE_A,),
+                      str(failure.value))
+        self.assertIn("systemctl status flocker-node", str(failure.value))
+        self.assertEqual(self.successResultOf(self.agent.report()).address,
+                         NODE_A)
+
+    def test_lock(self):
+        """
+        A deploy's first command takes the node's lock; another deploy is
+        refused (its failure says locked) until the first releases it.
+        """
+        first = self.remote(NODE_A, lock="deploy-1")
+        second = self.remote(NODE_A, lock="deploy-2")
+        self.successResultOf(first.report())
+        failure = self.failureResultOf(second.report(), NodeStepFailed)
+        self.assertTrue(failure.value.locked)
+        self.successResultOf(first.release_lock())
+        self.successResultOf(second.report())
+
+    def test_lock_ends_with_connection(self):
+        """
+        A lease ends when the connection that took it closes (a client that
+        died holds no node).
+        """
+        self.successResultOf(self.remote(NODE_A, lock="deploy-1").report())
+        self.network.drop(NODE_A)
+        other = AgentConnections(self.network.connect)
+        agent = FlushingAgent(RemoteNodeAgent(other, NODE_A, lock="deploy-2"),
+                              self.network)
+        self.successResultOf(agent.report())
+
+    def test_progress(self):
+        """
+        A transfer's progress reaches the caller's progress object, which
+        is finished when the call ends.
+        """
+        self.successResultOf(self.agent.create_volume("web", None))
+        progress = RecordingProgress()
+        sent = self.successResultOf(self.agent.push_volume(
+            "web", NODE_B, progress))
+        self.assertEqual((progress.updates, progress.finished),
+                         ([(sent, sent)], True))
+
+    def test_log_one_tree(self):
+        """
+        The node's eliot messages come back to the client, in the task of
+        the client's call.
+        """
+        with start_action(action_type="test:deploy") as action:
+            self.successResultOf(self.agent.report())
+        types = [message.get("action_type") for message in self.logged]
+        self.assertIn("flocker:node:report", types)
+        self.assertEqual({message["task_uuid"] for message in self.logged},
+                         {action.task_uuid})
+
+    def test_version_mismatch(self):
+        """
+        An agent speaking another protocol version is refused in one line.
+        """
+        self.patch(_remote, "PROTOCOL_VERSION", PROTOCOL_VERSION + 1)
+        failure = self.failureResultOf(self.agent.report(), NodeStepFailed)
+        self.assertIn("speaks protocol %d, not %d" % (
+            PROTOCOL_VERSION, PROTOCOL_VERSION + 1), str(failure.value))
+
+
+class AgentProtocolTests(SynchronousTestCase):
+    """
+    Tests for the agent side of the protocol: what it refuses, and that it
+    goes on serving.
+    """
+
+    def setUp(self):
+        directory = temporary_directory(self)
+        _, services = _services(directory)
+        self.service = services[NODE_A]
+
+    def connect(self):
+        """
+        :return: ``(client protocol, pump)`` connected to the agent.
+        """
+        client = AgentClientProtocol()
+        return client, loopback(client, AgentProtocol(self.service))
+
+    def call(self, client, pump, command, **arguments):
+        """
+        :return: A fired ``Deferred`` with the command's outcome (collected
+            before the answer arrives: AMP drops connections whose failed
+            calls nobody handles).
+        """
+        outcome = []
+        client.callRemote(command, **arguments).addBoth(outcome.append)
+        pump.flush()
+        [result] = outcome
+        return fail(result) if isinstance(result, Failure) else succeed(
+            result)
+
+    def hello(self, client, pump):
+        return self.successResultOf(self.call(
+            client, pump, Hello, version=PROTOCOL_VERSION, address=NODE_A))
+
+    def test_hello(self):
+        """
+        ``Hello`` answers the protocol version.
+        """
+        client, pump = self.connect()
+        self.assertEqual(self.hello(client, pump)["version"],
+                         PROTOCOL_VERSION)
+
+    def test_other_version(self):
+        """
+        A client speaking another version is refused.
+        """
+        client, pump = self.connect()
+        self.failureResultOf(self.call(client, pump, Hello, version=1,
+                                       address=NODE_A), VersionMismatch)
+
+    @capture_logging(None)
+    def test_hello_first(self, logger):
+        """
+        A command before ``Hello`` is refused (and logged); after ``Hello``
+        the connection works.
+        """
+        client, pump = self.connect()
+        self.failureResultOf(self.call(client, pump, Report,
+                                       eliot_task="x@/1"), HelloFirst)
+        self.hello(client, pump)
+        with start_action(action_type="test") as action:
+            task = action.serialize_task_id().decode("ascii")
+        answer = self.successResultOf(self.call(client, pump, Report,
+                                                eliot_task=task))
+        self.assertEqual(answer["state"].address, NODE_A)
+        self.assertEqual([m["what"] for m in logger.messages
+                          if m.get("message_type") ==
+                          AGENT_REFUSED.message_type],
+                         ["a command before Hello"])
+
+    @capture_logging(None)
+    def test_unknown_command(self, logger):
+        """
+        An unknown command is refused and logged; the connection goes on.
+        """
+        class Unknown(amp.Command):
+            arguments = []
+            response = []
+        client, pump = self.connect()
+        self.hello(client, pump)
+        self.failureResultOf(self.call(client, pump, Unknown),
+                             amp.UnhandledCommand)
+        self.assertEqual([m["what"] for m in logger.messages
+                          if m.get("message_type") ==
+                          AGENT_REFUSED.message_type],
+                         ["unknown command b'Unknown'"])
+        self.hello(client, pump)
+
+    @capture_logging(None)
+    def test_bad_arguments(self, logger):
+        """
+        Arguments that do not decode are refused as a bad request and
+        logged; the connection goes on.
+        """
+        class BadStart(amp.Command):
+            commandName = b"StartApplication"
+            arguments = [(b"eliot_task", amp.Unicode()),
+                         (b"application", amp.Unicode())]
+            response = []
+            errors = {BadRequest: b"BAD_REQUEST"}
+        client, pump = self.connect()
+        self.hello(client, pump)
+        self.failureResultOf(self.call(client, pump, BadStart,
+                                       eliot_task="x@/1",
+                                       application="not json"), BadRequest)
+        self.assertTrue([m for m in logger.messages
+                         if m.get("message_type") ==
+                         AGENT_REFUSED.message_type])
+        self.hello(client, pump)
+
+    @capture_logging(None)
+    def test_malformed_bytes(self, logger):
+        """
+        Bytes that are not AMP close that connection (logged); other
+        connections are served.
+        """
+        client, pump = self.connect()
+        client.transport.write(b"\x00\x05hello\x00\x00\x00\x00")
+        pump.flush()
+        self.assertTrue(pump.closed)
+        self.assertTrue([m for m in logger.messages
+                         if m.get("message_type") ==
+                         AGENT_REFUSED.message_type])
+        other, other_pump = self.connect()
+        self.hello(other, other_pump)
+
+    def test_internal_error(self):
+        """
+        A bug in an operation is answered as a failed operation (one line)
+        and logged with its traceback; the connection goes on.
+        """
+        self.service.expected_errors = (SerializationError,)
+        self.service.agent(NODE_A).docker.list = lambda: fail(
+            ZeroDivisionError("oops"))
+        client, pump = self.connect()
+        self.hello(client, pump)
+        with start_action(action_type="test") as action:
+            task = action.serialize_task_id().decode("ascii")
+        failure = self.failureResultOf(self.call(client, pump, Report,
+                                                 eliot_task=task),
+                                       OperationFailed)
+        self.assertIn("internal error", str(failure.value))
+        self.hello(client, pump)
+
+    def test_stop_missing(self):
+        """
+        Stopping an application that does not exist succeeds (idempotent).
+        """
+        client, pump = self.connect()
+        self.hello(client, pump)
+        with start_action(action_type="test") as action:
+            task = action.serialize_task_id().decode("ascii")
+        self.assertEqual(self.successResultOf(self.call(
+            client, pump, StopApplication, eliot_task=task, name="nope")), {})
+
+
+class RoutesSetTests(SynchronousTestCase):
+    """
+    Routes given through the protocol reach the node as a set.
+    """
+
+    def test_set_routes(self):
+        """
+        ``set_routes`` makes the node's routes exactly those given.
+        """
+        directory = temporary_directory(self)
+        a, b = remote_pair(directory)
+        routes = pset([Route(port=8080, address=NODE_B)])
+        self.successResultOf(a.set_routes(routes))
+        self.assertEqual(self.successResultOf(a.report()).routes, routes)

@@ -1,0 +1,413 @@
+"""
+The protocol between the deploy client and a node's agent
+(``flocker-node agent``): Twisted AMP, one command per ``INodeAgent``
+operation.  Both sides import it from here (the node side never imports the
+client side).
+
+The connection
+==============
+
+The agent listens on a Unix socket (:data:`DEFAULT_AGENT_SOCKET`).  The
+client reaches it through its SSH connection to the node: a
+``direct-streamlocal@openssh.com`` channel to the socket, or, where the
+node's sshd refuses those, the standard input and output of
+``flocker-node-bridge`` (see :mod:`flocker._bridge`).  Either way the bytes
+are AMP boxes, both ways.
+
+The first command on a connection is :class:`Hello`: the client says which
+protocol version it speaks and by which address the deployment knows the
+node (the agent puts it in reports and link variables).  An agent speaking
+another version refuses with :class:`VersionMismatch`; any other command
+before a successful ``Hello`` is refused with :class:`HelloFirst`.
+
+Every operation command carries:
+
+``eliot_task``
+    The client's serialised eliot task id (``Action.serialize_task_id()``):
+    the agent continues that task, so the node's work is part of the
+    deploy's one log tree.  While a command runs, the agent sends the eliot
+    messages of that task back to the client with :class:`Log`.
+``lock`` (optional)
+    The deploy (a random id) whose lease on the node the command takes or
+    renews before acting; :class:`DeployLocked` if another deploy holds it.
+    The lease ends with :class:`ReleaseLock`, or when the connection that
+    took it closes.
+
+Values are the JSON documents of :mod:`flocker._serialize` (so fields added
+to the models travel without a protocol change), split over as many AMP
+values as they need (:class:`Document`), at most
+:data:`MAXIMUM_DOCUMENT_BYTES` each.
+
+Volume transfers with a ``transfer`` number send :class:`Progress` commands
+to the client while data flows (at most one per
+:data:`PROGRESS_INTERVAL` per transfer, plus the final figures).
+
+Errors are typed: :class:`OperationFailed` (the node could not do it; one
+line saying why), :class:`DeployLocked`, :class:`HelloFirst`,
+:class:`VersionMismatch`, :class:`BadRequest` (arguments that do not
+decode).  A command the agent does not know gets AMP's own "unhandled
+command" error; none of these ends the connection.
+"""
+
+from twisted.protocols import amp
+
+from .._bridge import DEFAULT_AGENT_SOCKET
+from .._serialize import (
+    SerializationError, application_from_dict, application_to_dict, dumps,
+    loads, node_state_from_dict, node_state_to_dict, route_from_dict,
+    route_to_dict,
+)
+
+__all__ = [
+    "PROTOCOL_VERSION", "DEFAULT_AGENT_SOCKET", "MAXIMUM_DOCUMENT_BYTES",
+    "PROGRESS_INTERVAL", "BAD_REQUEST",
+    "Document", "ApplicationArgument", "NodeStateArgument",
+    "RoutesArgument", "NodeKeyArgument", "JSONArgument",
+    "OperationFailed", "DeployLocked", "HelloFirst", "VersionMismatch",
+    "BadRequest",
+    "Hello", "Report", "StartApplication", "StopApplication",
+    "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
+    "AcquireVolume", "SetRoutes", "InstallNodeKey", "ReleaseLock",
+    "Progress", "Log", "OPERATIONS",
+    "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
+]
+
+#: Version of the protocol described here.  (Version 1 was the
+#: one-process-per-call protocol of earlier development builds; it was
+#: never released.)
+PROTOCOL_VERSION = 2
+
+
+#: The longest document (a report, an application, a route table, a batch
+#: of log messages) either side accepts.  A report of thousands of
+#: applications is a few MiB.
+MAXIMUM_DOCUMENT_BYTES = 32 * 1024 * 1024
+
+#: Least seconds between two progress commands of one transfer (plus the
+#: final one): enough for a live view, little enough not to crowd the
+#: connection.
+PROGRESS_INTERVAL = 0.25
+
+#: AMP error code of :class:`BadRequest`.
+BAD_REQUEST = b"BAD_REQUEST"
+
+
+class Document(amp.Argument):
+    """
+    A value sent as a JSON document, split over as many AMP values as it
+    needs (one AMP value holds at most 65,535 bytes): the first under the
+    argument's name, the others under ``NAME.1``, ``NAME.2``, ...
+    """
+
+    def __init__(self, to_json, from_json, optional=False):
+        """
+        :param to_json: Callable turning a value into a JSON-compatible
+            structure.
+        :param from_json: Callable turning such a structure back into a
+            value, raising ``SerializationError`` for a wrong one.
+        :param bool optional: Whether the argument may be left out
+            (``None``).
+        """
+        amp.Argument.__init__(self, optional)
+        self._to_json = to_json
+        self._from_json = from_json
+
+    def toBox(self, name, strings, objects, proto):
+        value = self.retrieve(objects, amp._wireNameToPythonIdentifier(name),
+                              proto)
+        if self.optional and value is None:
+            return
+        data = dumps(self._to_json(value)).encode("utf-8")
+        if len(data) > MAXIMUM_DOCUMENT_BYTES:
+            raise SerializationError("a %s document of %d bytes is longer "
+                                     "than the protocol allows (%d)" % (
+                                         name.decode("ascii"), len(data),
+                                         MAXIMUM_DOCUMENT_BYTES))
+        step = amp.MAX_VALUE_LENGTH
+        strings[name] = data[:step]
+        for number, start in enumerate(range(step, len(data), step), 1):
+            strings[b"%s.%d" % (name, number)] = data[start:start + step]
+
+    def fromBox(self, name, strings, objects, proto):
+        key = amp._wireNameToPythonIdentifier(name)
+        first = strings.pop(name, None)
+        if first is None:
+            if not self.optional:
+                raise SerializationError("argument %s is missing" % (
+                    name.decode("ascii"),))
+            objects[key] = None
+            return
+        parts, number = [first], 1
+        while True:
+            part = strings.pop(b"%s.%d" % (name, number), None)
+            if part is None:
+                break
+            parts.append(part)
+            number += 1
+        data = b"".join(parts)
+        if len(data) > MAXIMUM_DOCUMENT_BYTES:
+            raise SerializationError("document %s is longer than %d bytes" % (
+                name.decode("ascii"), MAXIMUM_DOCUMENT_BYTES))
+        objects[key] = self._from_json(loads(data))
+
+
+def _routes_to_json(routes):
+    return sorted((route_to_dict(route) for route in routes),
+                  key=lambda entry: (entry["port"], entry["address"]))
+
+
+def _routes_from_json(data):
+    if not isinstance(data, list):
+        raise SerializationError("expected a list of routes")
+    return frozenset(route_from_dict(entry) for entry in data)
+
+
+_NODE_KEY_FIELDS = ("private_key", "public_key", "known_hosts")
+
+
+def _node_key_to_json(node_key):
+    return {field: getattr(node_key, field) for field in _NODE_KEY_FIELDS}
+
+
+def _node_key_from_json(data):
+    from .._model import InvalidModel, NodeKey
+    if not isinstance(data, dict) or set(data) != set(_NODE_KEY_FIELDS):
+        raise SerializationError("expected {\"private_key\", \"public_key\", "
+                                 "\"known_hosts\"}")
+    try:
+        return NodeKey(**data)
+    except (InvalidModel, TypeError, ValueError) as e:
+        # The message never quotes the private key.
+        raise SerializationError("not a node key: %s" % (e,))
+
+
+def _identity(data):
+    return data
+
+
+def ApplicationArgument(optional=False):
+    """
+    :return: An argument carrying an ``Application``.
+    """
+    return Document(application_to_dict, application_from_dict, optional)
+
+
+def NodeStateArgument(optional=False):
+    """
+    :return: An argument carrying a ``NodeState`` (a report).
+    """
+    return Document(node_state_to_dict, node_state_from_dict, optional)
+
+
+def RoutesArgument(optional=False):
+    """
+    :return: An argument carrying a ``frozenset`` of ``Route``.
+    """
+    return Document(_routes_to_json, _routes_from_json, optional)
+
+
+def NodeKeyArgument(optional=False):
+    """
+    :return: An argument carrying a ``NodeKey`` (private key included; it
+        is never logged).
+    """
+    return Document(_node_key_to_json, _node_key_from_json, optional)
+
+
+def JSONArgument(optional=False):
+    """
+    :return: An argument carrying any JSON-compatible structure.
+    """
+    return Document(_identity, _identity, optional)
+
+
+def encode_routes(routes):
+    """
+    :param routes: Iterable of ``Route``.
+    :return: The route table as JSON text (``bytes``), sorted; the form
+        ``flocker-node`` tools and tests read.
+    """
+    return dumps(_routes_to_json(routes)).encode("utf-8")
+
+
+def decode_routes(data):
+    """
+    :param bytes data: Output of :func:`encode_routes`.
+    :return: ``frozenset`` of ``Route``.
+    :raises SerializationError: If it is not one.
+    """
+    return _routes_from_json(loads(data))
+
+
+def encode_node_key(node_key):
+    """
+    :param NodeKey node_key: A node key.
+    :return: Its JSON text (``bytes``).
+    """
+    return dumps(_node_key_to_json(node_key)).encode("utf-8")
+
+
+def decode_node_key(data):
+    """
+    :param bytes data: Output of :func:`encode_node_key`.
+    :return: The ``NodeKey``.
+    :raises SerializationError: If it is not one.
+    """
+    return _node_key_from_json(loads(data))
+
+
+# Errors ---------------------------------------------------------------------
+
+class OperationFailed(Exception):
+    """
+    The node could not do what was asked; ``str()`` is one line saying why.
+    """
+
+
+class DeployLocked(Exception):
+    """
+    Another deploy holds the node's lock; ``str()`` says which and for how
+    long.
+    """
+
+
+class HelloFirst(Exception):
+    """
+    A command arrived before a successful :class:`Hello`.
+    """
+
+
+class VersionMismatch(Exception):
+    """
+    The two sides speak different protocol versions.
+    """
+
+
+class BadRequest(Exception):
+    """
+    A command's arguments did not decode (missing, malformed or oversized).
+    """
+
+
+_ERRORS = {OperationFailed: b"FAILED", DeployLocked: b"LOCKED",
+           HelloFirst: b"HELLO_FIRST", BadRequest: BAD_REQUEST}
+
+
+# Commands -------------------------------------------------------------------
+
+class Hello(amp.Command):
+    """
+    Open the conversation: the client's protocol version and the node's
+    address as the deployment knows it.  Answers the agent's protocol
+    version and Flocker version.
+    """
+    arguments = [(b"version", amp.Integer()), (b"address", amp.Unicode())]
+    response = [(b"version", amp.Integer()), (b"flocker", amp.Unicode())]
+    errors = {VersionMismatch: b"VERSION", BadRequest: BAD_REQUEST}
+
+
+class _Operation(amp.Command):
+    """
+    Arguments every operation carries (see the module documentation).
+    """
+    arguments = [(b"eliot_task", amp.Unicode()),
+                 (b"lock", amp.Unicode(optional=True))]
+    response = []
+    errors = _ERRORS
+
+
+def _operation(name, doc, arguments=(), response=()):
+    """
+    :return: A command class with the common arguments, ``arguments`` and
+        ``response``.
+    """
+    return type(name, (_Operation,), {
+        "__doc__": doc,
+        "commandName": name.encode("ascii"),
+        "arguments": _Operation.arguments + list(arguments),
+        "response": list(response),
+        "errors": _ERRORS,
+    })
+
+
+Report = _operation(
+    "Report", "``INodeAgent.report``.",
+    response=[(b"state", NodeStateArgument())])
+
+StartApplication = _operation(
+    "StartApplication", "``INodeAgent.start_application``.",
+    [(b"application", ApplicationArgument())])
+
+StopApplication = _operation(
+    "StopApplication", "``INodeAgent.stop_application``.",
+    [(b"name", amp.Unicode())])
+
+CreateVolume = _operation(
+    "CreateVolume", "``INodeAgent.create_volume``.",
+    [(b"name", amp.Unicode()),
+     (b"maximum_size", amp.Integer(optional=True))])
+
+_TRANSFER = [(b"name", amp.Unicode()), (b"target", amp.Unicode()),
+             (b"transfer", amp.Integer(optional=True))]
+
+PushVolume = _operation(
+    "PushVolume", "``INodeAgent.push_volume``; answers the bytes sent.",
+    _TRANSFER, [(b"sent", amp.Integer())])
+
+HandoffVolume = _operation(
+    "HandoffVolume", "``INodeAgent.handoff_volume``; answers the bytes sent.",
+    _TRANSFER, [(b"sent", amp.Integer())])
+
+ReleaseVolume = _operation(
+    "ReleaseVolume", "``INodeAgent.release_volume``; answers the release.",
+    _TRANSFER, [(b"sent", amp.Integer()), (b"snapshot", amp.Unicode()),
+                (b"node_id", amp.Unicode())])
+
+AcquireVolume = _operation(
+    "AcquireVolume", "``INodeAgent.acquire_volume``.",
+    [(b"name", amp.Unicode()), (b"snapshot", amp.Unicode()),
+     (b"node_id", amp.Unicode())])
+
+SetRoutes = _operation(
+    "SetRoutes", "``INodeAgent.set_routes``.",
+    [(b"routes", RoutesArgument())])
+
+InstallNodeKey = _operation(
+    "InstallNodeKey", "``INodeAgent.install_node_key``.",
+    [(b"node_key", NodeKeyArgument())])
+
+ReleaseLock = _operation(
+    "ReleaseLock", "End the lease of the deploy named by ``lock``.")
+
+
+class Progress(amp.Command):
+    """
+    Agent to client: how far volume transfer ``transfer`` got.
+    """
+    arguments = [(b"transfer", amp.Integer()), (b"sent", amp.Integer()),
+                 (b"total", amp.Integer(optional=True))]
+    requiresAnswer = False
+
+
+class Log(amp.Command):
+    """
+    Agent to client: eliot messages of the tasks the client's commands
+    continue (a list of message dictionaries).
+    """
+    arguments = [(b"messages", JSONArgument())]
+    requiresAnswer = False
+
+
+#: The operation commands, by ``INodeAgent`` method name.
+OPERATIONS = {
+    "report": Report,
+    "start_application": StartApplication,
+    "stop_application": StopApplication,
+    "create_volume": CreateVolume,
+    "push_volume": PushVolume,
+    "handoff_volume": HandoffVolume,
+    "release_volume": ReleaseVolume,
+    "acquire_volume": AcquireVolume,
+    "set_routes": SetRoutes,
+    "install_node_key": InstallNodeKey,
+}

@@ -1,0 +1,447 @@
+"""
+The node agent's server side: :class:`AgentService` (what one agent process
+owns: the node's Docker client, volume service, route manager, node key
+store and deploy lock) and :class:`AgentProtocol` (one client connection,
+speaking :mod:`flocker.node._amp`).
+
+One agent process per node answers every deploy, so a step costs only its
+own work: no process is started on the node for it, Docker and the pool are
+opened once, and the deploy lock is held by a connection (it ends when the
+connection does).
+"""
+
+import json
+
+from eliot import Action, add_destinations, write_failure
+from eliot.json import json_default
+from eliot.twisted import DeferredContext
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.protocol import Factory
+from twisted.protocols import amp
+
+from .. import __version__
+from .._serialize import SerializationError
+from ._amp import (
+    BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
+    CreateVolume, DeployLocked, HandoffVolume, Hello, HelloFirst,
+    InstallNodeKey, Log, OperationFailed, PROTOCOL_VERSION, Progress,
+    PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
+    StartApplication, StopApplication, VersionMismatch,
+    MAXIMUM_DOCUMENT_BYTES,
+)
+from ._local import LocalNodeAgent
+from ._lock import LockHeld
+from ._logging import AGENT_CONNECTION, AGENT_INTERNAL_ERROR, AGENT_REFUSED
+
+__all__ = ["AgentService", "AgentProtocol", "AgentFactory",
+           "TransferProgress", "MAXIMUM_BOX_BYTES"]
+
+#: The most bytes a client may send before its box is complete: a box holds
+#: at most a few documents.
+MAXIMUM_BOX_BYTES = 2 * MAXIMUM_DOCUMENT_BYTES + 65536
+
+#: The longest address a client may name the node by.
+_MAXIMUM_ADDRESS = 255
+
+
+class TransferProgress(object):
+    """
+    The progress of one volume transfer, sent to the client: the
+    ``progress`` object the volume service is given (``update(sent,
+    total)`` and ``finish()``).
+
+    A transfer reports every chunk it pumps, hundreds a second; the client
+    only draws a few a second, so at most one report goes out per
+    ``interval`` (the latest figures), plus the final figures at
+    ``finish``.  Figures that arrive in between are not lost, only
+    superseded.
+    """
+
+    def __init__(self, clock, send, interval=PROGRESS_INTERVAL):
+        """
+        :param clock: ``IReactorTime`` provider.
+        :param send: Callable given ``(sent, total)`` to report.
+        :param float interval: Least seconds between two reports.
+        """
+        self._clock = clock
+        self._send = send
+        self._interval = interval
+        self._latest = None
+        self._sent = None
+        self._sent_at = None
+
+    def update(self, sent, total):
+        """
+        :param int sent: Bytes sent so far.
+        :param total: Bytes to send in all, or ``None`` if unknown.
+        """
+        self._latest = (sent, total)
+        now = self._clock.seconds()
+        if self._sent_at is None or now - self._sent_at >= self._interval:
+            self._send_latest(now)
+
+    def finish(self):
+        """
+        The transfer ended: send the final figures unless they went out
+        already.
+        """
+        if self._latest is not None and self._latest != self._sent:
+            self._send_latest(self._clock.seconds())
+
+    def _send_latest(self, now):
+        self._sent, self._sent_at = self._latest, now
+        self._send(*self._latest)
+
+
+class _LogRouter(object):
+    """
+    An eliot destination handing each message of a watched task to the
+    connections whose commands continue that task.
+    """
+
+    def __init__(self):
+        self._watchers = {}
+
+    def __call__(self, message):
+        for protocol in list(self._watchers.get(message.get("task_uuid"),
+                                                ())):
+            protocol.forward_log(message)
+
+    def watch(self, task_uuid, protocol):
+        self._watchers.setdefault(task_uuid, []).append(protocol)
+
+    def unwatch(self, task_uuid, protocol):
+        watchers = self._watchers.get(task_uuid, [])
+        if protocol in watchers:
+            watchers.remove(protocol)
+        if not watchers:
+            self._watchers.pop(task_uuid, None)
+
+
+class AgentService(object):
+    """
+    What one agent owns, shared by all its connections.
+
+    :ivar lock: The node's ``DeployLock``.
+    """
+
+    def __init__(self, clock, docker, volumes, routes, lock, node_keys=None,
+                 process=None, expected_errors=(), log_router=None):
+        """
+        :param clock: ``IReactorTime`` provider.
+        :param docker: ``IDockerClient`` provider.
+        :param volumes: ``IVolumeService`` provider.
+        :param routes: ``IRouteManager`` provider.
+        :param lock: The node's ``DeployLock``.
+        :param node_keys: ``NodeKeyStore`` or ``None``.
+        :param process: This process's identity (see
+            :func:`flocker.node._lock.process_identity`), with which every
+            lease it grants ends, or ``None``.
+        :param expected_errors: Exception types reported to the client as
+            one line (:class:`OperationFailed`); anything else is logged
+            with its traceback as an internal error.
+        :param log_router: The :class:`_LogRouter` eliot destination, or
+            ``None`` to make and install one.
+        """
+        self.clock = clock
+        self.lock = lock
+        self.process = process
+        self._parts = (docker, volumes, routes, node_keys)
+        self._agents = {}
+        self.expected_errors = (SerializationError,) + tuple(expected_errors)
+        if log_router is None:
+            log_router = _LogRouter()
+            add_destinations(log_router)
+        self.log_router = log_router
+
+    def agent(self, address):
+        """
+        :param str address: The node's address as a client names it.
+        :return: The :class:`LocalNodeAgent` acting for that address (all
+            of them share the node's parts).
+        """
+        agent = self._agents.get(address)
+        if agent is None:
+            docker, volumes, routes, node_keys = self._parts
+            agent = self._agents[address] = LocalNodeAgent(
+                address, docker, volumes, routes, node_keys=node_keys)
+        return agent
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _peer_of(transport):
+    peer = getattr(transport, "getPeer", lambda: None)()
+    return str(peer) if peer is not None else "unknown"
+
+
+class AgentProtocol(amp.AMP):
+    """
+    One client connection: answers the commands of
+    :mod:`flocker.node._amp` with the service's agent.
+    """
+
+    def __init__(self, service):
+        """
+        :param AgentService service: The agent.
+        """
+        amp.AMP.__init__(self)
+        self._service = service
+        self._address = None
+        self._leases = set()
+        self._watching = []
+        self._box_bytes = 0
+
+    # Refusals ---------------------------------------------------------------
+
+    def _refused(self, what):
+        AGENT_REFUSED.log(peer=_peer_of(self.transport), what=_one_line(what))
+
+    def connectionMade(self):
+        amp.AMP.connectionMade(self)
+        AGENT_CONNECTION.log(peer=_peer_of(self.transport))
+
+    def dataReceived(self, data):
+        self._box_bytes += len(data)
+        if self._box_bytes > MAXIMUM_BOX_BYTES:
+            self._refused("a message longer than %d bytes; connection "
+                          "closed" % (MAXIMUM_BOX_BYTES,))
+            self.transport.abortConnection()
+            return
+        try:
+            amp.AMP.dataReceived(self, data)
+        except Exception as e:
+            # Not AMP at all: nothing more on this connection can be
+            # trusted to be framed right.
+            self._refused("malformed message (%s: %s); connection closed"
+                          % (type(e).__name__, e))
+            self.transport.abortConnection()
+
+    def ampBoxReceived(self, box):
+        self._box_bytes = 0
+        amp.AMP.ampBoxReceived(self, box)
+
+    def lengthLimitExceeded(self, length):
+        self._refused("a key or value of %d bytes; connection closed" % (
+            length,))
+        self.transport.abortConnection()
+
+    def locateResponder(self, name):
+        responder = amp.AMP.locateResponder(self, name)
+        if responder is None:
+            self._refused("unknown command %r" % (name,))
+            return None
+
+        def checked(box):
+            try:
+                return responder(box)
+            except Exception as e:
+                # Raised while decoding the arguments, before the command
+                # ran: answered as a refusal, the connection goes on.
+                self._refused("command %s: %s" % (
+                    name.decode("ascii", "replace"), e))
+                raise amp.RemoteAmpError(
+                    BAD_REQUEST, _one_line("%s: %s" % (
+                        name.decode("ascii", "replace"), e)))
+        return checked
+
+    # Logs -------------------------------------------------------------------
+
+    def forward_log(self, message):
+        """
+        Send an eliot message of a task one of this connection's commands
+        continues to the client.
+        """
+        if self.transport is None or self.boxSender is None:
+            return
+        try:
+            safe = json.loads(json.dumps(message, default=json_default))
+            self.callRemote(Log, messages=[safe])
+        except Exception:
+            # A message that cannot travel is in the agent's own log; the
+            # command goes on.
+            pass
+
+    # Running operations ----------------------------------------------------
+
+    def _run(self, eliot_task, lock, call):
+        """
+        Run ``call(agent)`` for one command: check the handshake, take the
+        lease, continue the client's task, and turn failures into the
+        protocol's errors.
+        """
+        if self._address is None:
+            self._refused("a command before Hello")
+            raise HelloFirst("send Hello first")
+        if lock is not None:
+            try:
+                self._service.lock.hold(lock, process=self._service.process)
+            except LockHeld as e:
+                raise DeployLocked(str(e))
+            except OSError as e:
+                raise OperationFailed("cannot use the deploy lock: %s" % (
+                    e,))
+            self._leases.add(lock)
+        # Watched before the task is continued: continuing logs the first
+        # message the client must get.
+        task_uuid = eliot_task.partition("@")[0]
+        self._service.log_router.watch(task_uuid, self)
+        self._watching.append(task_uuid)
+        try:
+            action = Action.continue_task(task_id=eliot_task)
+        except Exception:
+            self._unwatch(task_uuid)
+            self._refused("unreadable eliot task id %r" % (eliot_task[:100],))
+            raise BadRequest("unreadable eliot task id")
+        agent = self._service.agent(self._address)
+        with action.context():
+            d = DeferredContext(maybeDeferred(call, agent))
+            d.addErrback(self._failed)
+            d = d.addActionFinish()
+
+        def unwatch(result):
+            self._unwatch(task_uuid)
+            return result
+        return d.addBoth(unwatch)
+
+    def _unwatch(self, task_uuid):
+        self._service.log_router.unwatch(task_uuid, self)
+        if task_uuid in self._watching:
+            self._watching.remove(task_uuid)
+
+    def _failed(self, failure):
+        if failure.check(OperationFailed, DeployLocked, BadRequest):
+            return failure
+        if failure.check(*self._service.expected_errors):
+            raise OperationFailed(_one_line(failure.value))
+        AGENT_INTERNAL_ERROR.log(what=_one_line(failure.getErrorMessage()))
+        write_failure(failure)
+        raise OperationFailed(
+            "internal error in the agent: %s (its log has the traceback)"
+            % (_one_line(failure.getErrorMessage()),))
+
+    def _progress(self, transfer):
+        if transfer is None:
+            return {}
+
+        def send(sent, total):
+            if self.transport is not None:
+                self.callRemote(Progress, transfer=transfer, sent=sent,
+                                total=total)
+        return {"progress": TransferProgress(self._service.clock, send)}
+
+    @Hello.responder
+    def hello(self, version, address):
+        if version != PROTOCOL_VERSION:
+            self._refused("protocol version %d" % (version,))
+            raise VersionMismatch(
+                "flocker-node %s speaks protocol %d, not %d: install the same "
+                "Flocker version on the client and the nodes" % (
+                    __version__, PROTOCOL_VERSION, version))
+        if not address or len(address) > _MAXIMUM_ADDRESS or any(
+                character.isspace() for character in address):
+            raise BadRequest("not an address: %r" % (address[:100],))
+        self._address = address
+        return {"version": PROTOCOL_VERSION, "flocker": __version__}
+
+    @Report.responder
+    def report(self, eliot_task, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.report()
+                         ).addCallback(lambda state: {"state": state})
+
+    @StartApplication.responder
+    def start_application(self, eliot_task, application, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.start_application(application)).addCallback(
+                             lambda _: {})
+
+    @StopApplication.responder
+    def stop_application(self, eliot_task, name, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.stop_application(name)).addCallback(
+                             lambda _: {})
+
+    @CreateVolume.responder
+    def create_volume(self, eliot_task, name, lock=None, maximum_size=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.create_volume(name, maximum_size)).addCallback(
+                             lambda _: {})
+
+    @PushVolume.responder
+    def push_volume(self, eliot_task, name, target, lock=None,
+                    transfer=None):
+        return self._run(eliot_task, lock, lambda agent: agent.push_volume(
+            name, target, **self._progress(transfer))).addCallback(
+                lambda sent: {"sent": sent})
+
+    @HandoffVolume.responder
+    def handoff_volume(self, eliot_task, name, target, lock=None,
+                       transfer=None):
+        return self._run(eliot_task, lock, lambda agent: agent.handoff_volume(
+            name, target, **self._progress(transfer))).addCallback(
+                lambda sent: {"sent": sent})
+
+    @ReleaseVolume.responder
+    def release_volume(self, eliot_task, name, target, lock=None,
+                       transfer=None):
+        return self._run(eliot_task, lock, lambda agent: agent.release_volume(
+            name, target, **self._progress(transfer))).addCallback(
+                lambda release: {"sent": release.bytes_sent,
+                                 "snapshot": release.snapshot,
+                                 "node_id": release.node_id})
+
+    @AcquireVolume.responder
+    def acquire_volume(self, eliot_task, name, snapshot, node_id, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.acquire_volume(
+            name, snapshot, node_id)).addCallback(lambda _: {})
+
+    @SetRoutes.responder
+    def set_routes(self, eliot_task, routes, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_routes(
+            routes)).addCallback(lambda _: {})
+
+    @InstallNodeKey.responder
+    def install_node_key(self, eliot_task, node_key, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.install_node_key(node_key)).addCallback(
+                             lambda _: {})
+
+    @ReleaseLock.responder
+    def release_lock(self, eliot_task, lock=None):
+        if self._address is None:
+            raise HelloFirst("send Hello first")
+        if lock is not None:
+            self._service.lock.release(lock)
+            self._leases.discard(lock)
+        return {}
+
+    def connectionLost(self, reason):
+        amp.AMP.connectionLost(self, reason)
+        # A deploy's lease ends with its connection: a client that died
+        # holds no node.
+        for lease in self._leases:
+            try:
+                self._service.lock.release(lease)
+            except OSError:
+                pass
+        self._leases = set()
+        for task_uuid in self._watching:
+            self._service.log_router.unwatch(task_uuid, self)
+        self._watching = []
+
+
+class AgentFactory(Factory):
+    """
+    Makes an :class:`AgentProtocol` per connection.
+    """
+
+    def __init__(self, service):
+        """
+        :param AgentService service: The agent all connections share.
+        """
+        self.service = service
+
+    def buildProtocol(self, address):
+        return AgentProtocol(self.service)
