@@ -4,13 +4,16 @@ and converge the cluster.  Other Twisted programs call
 :func:`deploy_over_ssh` (real nodes) or :func:`deploy` (any node agents).
 """
 
-from ._cluster import deploy_over_ssh, remote_agents, resolve_addresses
+from ._channel import AgentUnavailable, ssh_agent_connector
+from ._cluster import (
+    agent_connections, deploy_over_ssh, remote_agents, resolve_addresses,
+)
 from ._deploy import (
     DeployResult, LineObserver, deploy, format_summary, gather_states,
 )
 from ._nodekey import NodeKeyPair, load_node_key_pair, nodes_known_hosts
 from ._progress import TerminalProgress, is_live_terminal
-from ._remote import NodeStepFailed, RemoteNodeAgent
+from ._remote import AgentConnections, NodeStepFailed, RemoteNodeAgent
 from ._ssh import (
     AuthenticationFailed, HostKeyError, ICommandRunner, MemoryCommandRunner,
     NodeUnreachable, RemoteCommandFailed, SSHCommandRunner,
@@ -19,6 +22,8 @@ from ._ssh import (
 
 __all__ = [
     "deploy_over_ssh", "remote_agents", "resolve_addresses",
+    "agent_connections", "AgentConnections", "AgentUnavailable",
+    "ssh_agent_connector",
     "DeployResult", "LineObserver", "deploy", "format_summary",
     "gather_states", "NodeStepFailed", "RemoteNodeAgent",
     "TerminalProgress", "is_live_terminal",

@@ -1,7 +1,8 @@
 """
 Reaching the cluster from the deploy client: resolve node addresses once,
-then one :class:`~flocker.cli._remote.RemoteNodeAgent` per node over a shared
-SSH command runner.
+then one :class:`~flocker.cli._remote.RemoteNodeAgent` per node, each
+talking to its node's agent over one connection (a channel of the node's
+SSH connection, see :mod:`flocker.cli._channel`).
 """
 
 import ipaddress
@@ -10,14 +11,14 @@ import uuid
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import DeferredList, maybeDeferred
 
-from ..node._protocol import DEFAULT_NODE_COMMAND
+from .._bridge import DEFAULT_AGENT_SOCKET
+from ._channel import ssh_agent_connector
 from ._deploy import deploy, gather_states
 from ._logging import CLUSTER_DEPLOY, CLUSTER_STATUS
-from ._remote import RemoteNodeAgent
-from ._session import SessionRunner
+from ._remote import AgentConnections, RemoteNodeAgent
 
-__all__ = ["resolve_addresses", "remote_agents", "deploy_over_ssh",
-           "status_over_ssh"]
+__all__ = ["resolve_addresses", "remote_agents", "agent_connections",
+           "deploy_over_ssh", "status_over_ssh"]
 
 
 def _is_ip(address):
@@ -56,25 +57,41 @@ def resolve_addresses(reactor, addresses):
     return DeferredList(lookups, consumeErrors=True).addCallback(collect)
 
 
-def remote_agents(runner, resolved, command=None, lock=None):
+def agent_connections(runner, agent_socket=None, log=None, connect=None):
     """
-    :param runner: The ``ICommandRunner`` reaching the nodes.
+    :param runner: The ``SSHCommandRunner`` holding the nodes' SSH
+        connections.
+    :param agent_socket: The agents' socket on the nodes, or ``None`` for
+        the default.
+    :param log: Callable given each eliot message the agents send.
+    :param connect: ``None``, or a ``connect(address, protocol)`` to use
+        instead of the SSH channels (tests, embedding programs with their
+        own transport).
+    :return: The :class:`~flocker.cli._remote.AgentConnections`.
+    """
+    if connect is None:
+        connect = ssh_agent_connector(
+            runner, socket_path=agent_socket or DEFAULT_AGENT_SOCKET)
+    return AgentConnections(connect, log=log)
+
+
+def remote_agents(connections, resolved, lock=None):
+    """
+    :param connections: The :class:`~flocker.cli._remote.AgentConnections`.
     :param resolved: ``dict`` of node address (as the deployment names it)
         to its IP address.
-    :param command: The ``flocker-node`` program on the nodes, or ``None``
-        for the default.
     :param lock: Deploy id whose lease every command takes on its node, or
         ``None``.
     :return: ``dict`` of node address to ``RemoteNodeAgent``, each talking to
         (and naming itself by) the node's IP address.
     """
-    extra = {} if command is None else {"command": command}
-    return {address: RemoteNodeAgent(runner, ip, lock=lock, **extra)
+    return {address: RemoteNodeAgent(connections, ip, lock=lock)
             for address, ip in resolved.items()}
 
 
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
-                    command=None, log=None, live=None, node_key=None):
+                    agent_socket=None, log=None, live=None, node_key=None,
+                    connect=None):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -85,7 +102,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         :func:`flocker.cli._ssh.ssh_command_runner`); the caller closes it.
     :param bool dry_run: Plan and show only.
     :param write: Optional callable taking one line of progress text.
-    :param command: The ``flocker-node`` program on the nodes, or ``None``.
+    :param agent_socket: The agents' socket on the nodes, or ``None`` for
+        the default.
     :param log: Callable given each eliot message the nodes send back (a
         ``dict``), or ``None`` to drop them.
     :param live: A live view of the running plan, or ``None`` (see
@@ -98,11 +116,12 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         (so reading the key is logged in the deploy's tree; what it raises,
         such as ``SSHConfigurationError``, this function raises); or
         ``None`` to leave the nodes' keys as they are.
+    :param connect: See :func:`agent_connections`.
     :return: ``Deferred`` firing with a ``DeployResult``.
 
-    Each node's calls go through one ``flocker-node serve`` session
-    (:class:`flocker.cli._session.SessionRunner`), ended before the
-    returned ``Deferred`` fires.
+    Each node's calls go through one connection to its agent, closed
+    before the returned ``Deferred`` fires.  A dry run says how each
+    agent was reached (a streamlocal channel or the bridge command).
 
     Every node is locked for this deploy (a lease named by a random id,
     taken by its report and renewed by each command) and released at the
@@ -110,24 +129,29 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     """
     addresses = [node.address for node in deployment.nodes]
     lock = uuid.uuid4().hex
-    runner = SessionRunner(runner, reactor, command=(
-        DEFAULT_NODE_COMMAND if command is None else command), log=log)
+    connections = agent_connections(runner, agent_socket, log, connect)
 
     def resolved(result):
         ips, failed = result
-        agents = remote_agents(runner, ips, command=command, lock=lock)
+        agents = remote_agents(connections, ips, lock=lock)
         d = DeferredContext(deploy(
             deployment, agents, dry_run=dry_run, write=write, addresses=ips,
             clock=reactor, unreachable=failed, live=live,
             node_key=node_key, host_keys=runner.host_keys))
 
         def release(outcome):
+            if dry_run and write is not None:
+                for address in sorted(ips):
+                    way = connections.ways.get(ips[address])
+                    if way is not None:
+                        write("%s: agent reached through %s" % (address,
+                                                                 way))
             # Only nodes that answered hold this deploy's lease.
             answered = [a for a in agents
                         if a not in getattr(outcome, "unreachable", {})]
             releases = [agents[a].release_lock() for a in sorted(answered)]
             done = DeferredList(releases, consumeErrors=True)
-            done.addCallback(lambda _: runner.close_sessions())
+            done.addCallback(lambda _: connections.close())
             return done.addCallback(lambda _: outcome)
         return d.addBoth(release).result
 
@@ -148,7 +172,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         return d.addActionFinish()
 
 
-def status_over_ssh(reactor, deployment, runner, command=None, log=None):
+def status_over_ssh(reactor, deployment, runner, agent_socket=None, log=None,
+                    connect=None):
     """
     Learn where everything is: every node's report, without the deploy lock
     (a deploy may be running) and without changing anything.
@@ -156,26 +181,26 @@ def status_over_ssh(reactor, deployment, runner, command=None, log=None):
     :param reactor: The reactor.
     :param Deployment deployment: The configuration naming the nodes.
     :param runner: An ``ICommandRunner``; the caller closes it.
-    :param command: The ``flocker-node`` program on the nodes, or ``None``.
+    :param agent_socket: The agents' socket on the nodes, or ``None``.
     :param log: Callable given each eliot message the nodes send back.
+    :param connect: See :func:`agent_connections`.
     :return: ``Deferred`` firing with ``(ClusterState, unreachable)``:
         the reports of the nodes that answered, and node address to reason
         for the others.
     """
     addresses = [node.address for node in deployment.nodes]
-    runner = SessionRunner(runner, reactor, command=(
-        DEFAULT_NODE_COMMAND if command is None else command), log=log)
+    connections = agent_connections(runner, agent_socket, log, connect)
 
     def resolved(result):
         ips, failed = result
-        agents = remote_agents(runner, ips, command=command)
+        agents = remote_agents(connections, ips)
         d = DeferredContext(gather_states(agents))
 
         def gathered(result):
             state, unreachable, locked = result
             return state, dict(unreachable, **failed)
         d.addCallback(gathered)
-        d.addBoth(lambda result: runner.close_sessions().addCallback(
+        d.addBoth(lambda result: connections.close().addCallback(
             lambda _: result))
         return d.result
 

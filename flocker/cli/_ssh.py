@@ -37,10 +37,9 @@ How the SSH runner behaves, and why:
   :mod:`flocker.cli._logging`); the command's standard error is captured for
   error messages.
 
-Crossing the process boundary with eliot: a command that can continue the
-caller's eliot task accepts :data:`ELIOT_TASK_OPTION` followed by a serialised
-task id right after ``argv[0]``; :func:`task_argv` inserts it.  The runner
-itself carries argument vectors untouched.
+The runner carries argument vectors untouched.  Besides commands, it opens
+the channels that reach a node's agent (:meth:`SSHCommandRunner.open_channel`,
+used by :mod:`flocker.cli._channel`) on the same connections.
 """
 
 import base64
@@ -52,7 +51,6 @@ import shlex
 import struct
 
 import attr
-from eliot import current_action
 from eliot.twisted import DeferredContext
 from pyrsistent import pvector
 from twisted.conch.error import ConchError
@@ -82,7 +80,6 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from ..node._protocol import ELIOT_TASK_OPTION
 from ._logging import (
     SSH_AGENT_UNAVAILABLE, SSH_CONNECT, SSH_DISCONNECT, SSH_IDENTITY_SKIPPED,
     SSH_OPEN_CHANNEL, SSH_RUN, SSH_START,
@@ -95,7 +92,7 @@ __all__ = [
     "HostKeyError", "SSHConfigurationError",
     "KnownHosts", "known_hosts_name", "key_fingerprint",
     "load_identities", "agent_endpoint", "DEFAULT_IDENTITY_NAMES",
-    "quote_argv", "task_argv", "ELIOT_TASK_OPTION",
+    "quote_argv",
     "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_CONCURRENCY",
     "DEFAULT_SESSIONS_PER_NODE",
 ]
@@ -264,25 +261,6 @@ def _check_stdin(stdin):
     if not isinstance(stdin, bytes):
         raise TypeError("stdin must be bytes, not %s" % (
             type(stdin).__name__,))
-
-
-def task_argv(argv, action=None):
-    """
-    Insert :data:`ELIOT_TASK_OPTION` and a serialised task id after
-    ``argv[0]``, so the remote command can continue ``action``'s task.
-
-    :param argv: Argument vector (sequence of ``str``).
-    :param action: The eliot action to continue; the current one if
-        ``None``.
-    :return: A new ``list``; ``argv`` unchanged if there is no action.
-    """
-    argv = list(argv)
-    if action is None:
-        action = current_action()
-    if action is None:
-        return argv
-    task_id = action.serialize_task_id().decode("ascii")
-    return argv[:1] + [ELIOT_TASK_OPTION, task_id] + argv[1:]
 
 
 # ---------------------------------------------------------------------------
@@ -1233,7 +1211,7 @@ class ICommandRunner(Interface):
         :param bytes stdin: Data for the command's standard input.
         :param progress: ``None``, or a callable given ``(sent, total)``
             for each progress report of a volume transfer the command runs
-            (see the session protocol in :mod:`flocker.node._protocol`).
+            (a runner that runs commands only never calls it).
             Only runners that carry such reports call it; for the others
             (a single command's output has no room for them) it is never
             called.

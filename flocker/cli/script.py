@@ -146,9 +146,9 @@ def _parser(stdout, stderr):
         "--concurrency", type=int, default=20, metavar="N",
         help="commands run at once across the cluster (default: 20)")
     parser.add_argument(
-        "--node-command", default=None, metavar="PROGRAM",
-        help="flocker-node program on the nodes (default: flocker-node on "
-        "the remote PATH)")
+        "--agent-socket", default=None, metavar="PATH",
+        help="the Flocker agent's socket on the nodes (default: "
+        "/run/flocker/agent.sock)")
     parser.add_argument(
         "--log", default=None, metavar="FILE",
         help="eliot log file (default: ~/.flocker/logs/deploy-TIME.log)")
@@ -297,7 +297,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
                                   create=not options.dry_run)
     # Read (or made) inside the deploy's action, so it is in its tree.
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
-                        write=lines, command=options.node_command,
+                        write=lines, agent_socket=options.agent_socket,
                         log=destination, live=live, node_key=node_key)
 
     def report(result):
@@ -331,7 +331,7 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     from ._status import cluster_status, format_status
 
     d = status_over_ssh(reactor, deployment, runner,
-                        command=options.node_command, log=destination)
+                        agent_socket=options.agent_socket, log=destination)
 
     def show(result):
         state, unreachable = result

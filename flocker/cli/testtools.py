@@ -27,9 +27,16 @@ class LoopbackNetwork(object):
         (see :func:`flocker.node.testtools.loopback`).
     """
 
-    def __init__(self, services):
+    def __init__(self, services, clock=None):
+        """
+        :param services: See :attr:`services`.
+        :param clock: ``None``, or an ``IReactorTime`` at whose next turn
+            whatever was written is delivered (see
+            :func:`flocker.node.testtools.loopback`).
+        """
         self.services = services
         self.pumps = {}
+        self._clock = clock
 
     def connect(self, address, protocol):
         service = self.services.get(address)
@@ -37,7 +44,8 @@ class LoopbackNetwork(object):
             return fail(AgentUnavailable(
                 address, "cannot open /run/flocker/agent.sock on the node: "
                 "connect failed"))
-        self.pumps[address] = loopback(protocol, AgentProtocol(service))
+        self.pumps[address] = loopback(protocol, AgentProtocol(service),
+                                       self._clock)
         return succeed("loopback")
 
     def flush(self):

@@ -33,7 +33,7 @@ from ._local import LocalNodeAgent
 from ._lock import LockHeld
 from ._logging import AGENT_CONNECTION, AGENT_INTERNAL_ERROR, AGENT_REFUSED
 
-__all__ = ["AgentService", "AgentProtocol", "AgentFactory",
+__all__ = ["AgentService", "AgentProtocol", "AgentFactory", "local_agents",
            "TransferProgress", "MAXIMUM_BOX_BYTES"]
 
 #: The most bytes a client may send before its box is complete: a box holds
@@ -122,21 +122,24 @@ class AgentService(object):
     """
     What one agent owns, shared by all its connections.
 
+    :ivar clock: ``IReactorTime`` provider (pacing progress reports).
     :ivar lock: The node's ``DeployLock``.
+    :ivar process: This process's identity, with which every lease it
+        grants ends, or ``None``.
+    :ivar expected_errors: Exception types reported to clients as one line.
+    :ivar log_router: The eliot destination sending messages to clients.
     """
 
-    def __init__(self, clock, docker, volumes, routes, lock, node_keys=None,
-                 process=None, expected_errors=(), log_router=None):
+    def __init__(self, clock, make_agent, lock, process=None,
+                 expected_errors=(), log_router=None):
         """
         :param clock: ``IReactorTime`` provider.
-        :param docker: ``IDockerClient`` provider.
-        :param volumes: ``IVolumeService`` provider.
-        :param routes: ``IRouteManager`` provider.
+        :param make_agent: Callable given the node's address as a client
+            names it, returning the ``INodeAgent`` acting for it (see
+            :func:`local_agents`); called once per address.
         :param lock: The node's ``DeployLock``.
-        :param node_keys: ``NodeKeyStore`` or ``None``.
         :param process: This process's identity (see
-            :func:`flocker.node._lock.process_identity`), with which every
-            lease it grants ends, or ``None``.
+            :func:`flocker.node._lock.process_identity`), or ``None``.
         :param expected_errors: Exception types reported to the client as
             one line (:class:`OperationFailed`); anything else is logged
             with its traceback as an internal error.
@@ -146,7 +149,7 @@ class AgentService(object):
         self.clock = clock
         self.lock = lock
         self.process = process
-        self._parts = (docker, volumes, routes, node_keys)
+        self._make_agent = make_agent
         self._agents = {}
         self.expected_errors = (SerializationError,) + tuple(expected_errors)
         if log_router is None:
@@ -157,15 +160,34 @@ class AgentService(object):
     def agent(self, address):
         """
         :param str address: The node's address as a client names it.
-        :return: The :class:`LocalNodeAgent` acting for that address (all
-            of them share the node's parts).
+        :return: The ``INodeAgent`` acting for that address.
         """
         agent = self._agents.get(address)
         if agent is None:
-            docker, volumes, routes, node_keys = self._parts
-            agent = self._agents[address] = LocalNodeAgent(
-                address, docker, volumes, routes, node_keys=node_keys)
+            agent = self._agents[address] = self._make_agent(address)
         return agent
+
+    def forget_agents(self):
+        """
+        Make the agents again at their next use (the node's parts changed).
+        """
+        self._agents = {}
+
+
+def local_agents(docker, volumes, routes, node_keys=None):
+    """
+    :param docker: ``IDockerClient`` provider.
+    :param volumes: Callable returning the current ``IVolumeService``
+        provider.
+    :param routes: ``IRouteManager`` provider.
+    :param node_keys: ``NodeKeyStore`` or ``None``.
+    :return: A ``make_agent`` for :class:`AgentService` building
+        :class:`LocalNodeAgent` values over the node's shared parts.
+    """
+    def make_agent(address):
+        return LocalNodeAgent(address, docker, volumes(), routes,
+                              node_keys=node_keys)
+    return make_agent
 
 
 def _one_line(text):

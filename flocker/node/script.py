@@ -1,62 +1,40 @@
 """
-``flocker-node``: the commands the deploy client runs on each node, over SSH,
-one per ``INodeAgent`` method (the protocol is in
-:mod:`flocker.node._protocol`)::
+``flocker-node``: the node's side of Flocker::
 
-    flocker-node [--eliot-task TASKID] [--protocol 1] [--address ADDRESS]
-                 [--docker-socket PATH] [--pool POOL] COMMAND [ARGUMENTS]
+    flocker-node agent [--socket PATH] [--docker-socket PATH] [--pool POOL]
+                       [--address ADDRESS] [--log FILE]
+    flocker-node report [--socket PATH] [--address ADDRESS]
 
-Each command builds this node's :class:`~flocker.node._local.LocalNodeAgent`
-(Docker through its Unix socket, the ZFS volume service of the node's pool,
-iptables routes), runs the one operation and exits: 0 when done, 1 when the
-operation failed (one line on standard error), 2 for a bad command line, 3
-when the client speaks another protocol version.
+``agent`` is the long-lived process the deploy client talks to (see
+:mod:`flocker.node._server` and, for the protocol, :mod:`flocker.node._amp`);
+the package's systemd unit ``flocker-node.service`` runs it.  ``report``
+asks the running agent for this node's state and prints it as JSON.
 """
 
 import os
 import socket
+import stat
 import sys
 
-from eliot import (
-    Action, FileDestination, add_destinations, remove_destination,
-)
-from eliot.twisted import DeferredContext
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
-from twisted.internet.task import react
 from twisted.python import usage
 
 from .. import __version__
-from .._context import in_current_action
-from .._model import InvalidModel
-from .._serialize import SerializationError, dumps, node_state_to_dict
-from ._local import LocalNodeAgent
-from ._lock import (
-    DeployLock, LockHeld, default_lock_path, process_identity,
-)
-from ._protocol import (
-    CREATE_VOLUME, EXIT_FAILED, EXIT_LOCKED, EXIT_PROTOCOL, EXIT_USAGE,
-    HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
-    SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
-    decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
-    encode_release, INSTALL_NODE_KEY, decode_node_key,
-)
+from .._bridge import DEFAULT_AGENT_SOCKET
 
-__all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
-           "DEFAULT_POOL"]
+__all__ = ["flocker_node_main", "node_main", "NodeOptions", "DEFAULT_POOL",
+           "AgentSocketError", "prepare_socket", "build_service"]
 
 #: The ZFS pool used when neither ``--pool`` nor ``$FLOCKER_POOL`` names one.
 DEFAULT_POOL = "flocker"
 
-
-class _HelpRequested(Exception):
-    """
-    ``--help`` was given; carries the options whose help to print.
-    """
+#: Seconds between two attempts to open a pool that was missing.
+POOL_RETRY = 5.0
 
 
-class _VersionRequested(Exception):
+class AgentSocketError(Exception):
     """
-    ``--version`` was given.
+    The agent cannot listen on its socket: the directory is not private to
+    this user, or another agent answers there.
     """
 
 
@@ -71,213 +49,134 @@ class _Options(usage.Options):
 
     opt_h = opt_help
 
-    def opt_version(self):
-        """
-        Display Flocker's version and exit.
-        """
-        raise _VersionRequested()
 
-
-class _NoArguments(_Options):
-    def parseArgs(self):
-        pass
-
-
-class ReportOptions(_NoArguments):
+class _HelpRequested(Exception):
     """
-    ``flocker-node report``.
+    ``--help`` was given; carries the options whose help to print.
     """
-    synopsis = ""
-    longdesc = ("Print this node's current state (applications, volumes, "
-                "routes, links) as one JSON document on standard output.")
 
 
-class StartOptions(_NoArguments):
+class _VersionRequested(Exception):
     """
-    ``flocker-node start-application`` (application JSON on stdin).
+    ``--version`` was given.
     """
-    synopsis = "< APPLICATION.json"
-    longdesc = "Create and start the application read from standard input."
 
 
-class _NameOptions(_Options):
-    def parseArgs(self, name):
-        self["name"] = name
+_ADDRESS = ["address", None, None,
+            "This node's address as deployments name it (default: "
+            "$FLOCKER_NODE_ADDRESS, else the host name)."]
+_SOCKET = ["socket", None, None,
+           "The agent's Unix socket (default: $FLOCKER_AGENT_SOCKET, else "
+           "%s)." % (DEFAULT_AGENT_SOCKET,)]
 
 
-class StopOptions(_NameOptions):
+class AgentOptions(_Options):
     """
-    ``flocker-node stop-application NAME``.
+    ``flocker-node agent``.
     """
-    synopsis = "NAME"
-    longdesc = "Stop and remove the application's container."
-
-
-class CreateVolumeOptions(_Options):
-    """
-    ``flocker-node create-volume NAME [--maximum-size BYTES]``.
-    """
-    synopsis = "NAME [--maximum-size BYTES]"
-    longdesc = ("Create the volume, owned by this node (or take ownership of "
-                "a copy this node holds).")
-    optParameters = [["maximum-size", None, None, "Quota in bytes.", int]]
-
-    def parseArgs(self, name, *rest):
-        # The protocol puts the option after the name, where getopt-style
-        # parsing has already stopped looking for options.
-        self["name"] = name
-        if rest:
-            if len(rest) != 2 or rest[0] != "--maximum-size":
-                raise usage.UsageError("unexpected arguments: %s" % (
-                    " ".join(rest),))
-            try:
-                self["maximum-size"] = int(rest[1])
-            except ValueError:
-                raise usage.UsageError("--maximum-size must be an integer")
-
-
-class _TargetOptions(_Options):
-    def parseArgs(self, name, target):
-        self["name"] = name
-        self["target"] = target
-
-
-class PushOptions(_TargetOptions):
-    """
-    ``flocker-node push-volume NAME TARGET``.
-    """
-    synopsis = "NAME TARGET"
-    longdesc = "Copy the volume to node TARGET, keeping ownership."
-
-
-class HandoffOptions(_TargetOptions):
-    """
-    ``flocker-node handoff-volume NAME TARGET``.
-    """
-    synopsis = "NAME TARGET"
-    longdesc = ("Send the volume's last increment to node TARGET and make "
-                "it the owner (the application must be stopped).")
-
-
-class ReleaseVolumeOptions(_TargetOptions):
-    """
-    ``flocker-node release-volume NAME TARGET``.
-    """
-    synopsis = "NAME TARGET"
-    longdesc = ("Send the volume's last increment to node TARGET and give "
-                "up ownership to it; TARGET's acquire-volume completes the "
-                "hand-off (the application must be stopped).")
-
-
-class AcquireVolumeOptions(_Options):
-    """
-    ``flocker-node acquire-volume NAME SNAPSHOT NODEID``.
-    """
-    synopsis = "NAME SNAPSHOT NODEID"
-    longdesc = ("Take ownership of the volume another node released to "
-                "this one, whose copy must end with SNAPSHOT.")
-
-    def parseArgs(self, name, snapshot, node_id):
-        self["name"] = name
-        self["snapshot"] = snapshot
-        self["node-id"] = node_id
-
-
-class ReleaseLockOptions(_NoArguments):
-    """
-    ``flocker-node --lock DEPLOYID release-lock``.
-    """
-    synopsis = ""
-    longdesc = "End the lease of the deploy named by --lock."
-
-
-class ServeOptions(_NoArguments):
-    """
-    ``flocker-node serve``: a session answering many calls.
-    """
-    synopsis = ""
-    longdesc = ("Answer the requests read from standard input, one JSON "
-                "line each, with one JSON line each on standard output, "
-                "until standard input ends (the session protocol).")
-
-
-class SetRoutesOptions(_NoArguments):
-    """
-    ``flocker-node set-routes`` (route table JSON on stdin).
-    """
-    synopsis = "< ROUTES.json"
-    longdesc = "Make this node's routes exactly those read from stdin."
-
-
-class InstallNodeKeyOptions(_NoArguments):
-    """
-    ``flocker-node install-node-key`` (node key JSON on stdin).
-    """
-    synopsis = "< NODEKEY.json"
-    longdesc = ("Install the node-to-node SSH key and known_hosts read from "
-                "standard input, and its forced-command line in "
-                "~/.ssh/authorized_keys.")
-
-
-class NodeOptions(_Options):
-    """
-    The ``flocker-node`` command line.
-    """
-    synopsis = "Usage: flocker-node [options] COMMAND [arguments]"
-    longdesc = ("Commands the Flocker deploy client runs on a node; they "
-                "are usable by hand too.")
-
+    synopsis = "[options]"
+    longdesc = ("Run this node's agent: the process every flocker-deploy "
+                "talks to, owning the node's Docker client, volumes, routes "
+                "and deploy lock.  Runs until stopped.")
     optParameters = [
+        _SOCKET,
         ["docker-socket", None, None,
          "Unix socket of this node's Docker daemon (default: from "
          "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
         ["pool", None, None,
          "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
          % (DEFAULT_POOL,)],
-        ["address", None, None,
-         "This node's address as the deployment file names it "
-         "(default: $FLOCKER_NODE_ADDRESS, else the host name)."],
-        ["protocol", None, None,
-         "The client/node protocol version the caller speaks."],
-        ["eliot-task", None, None,
-         "Continue this serialised eliot task; log messages go to stderr."],
-        ["lock", None, None,
-         "Deploy id whose lease on this node the command takes or renews "
-         "first (exit status 4 if another deploy holds it)."],
+        _ADDRESS,
+        ["log", None, None,
+         "Append the agent's eliot log to this file (default: standard "
+         "output, which the systemd journal keeps)."],
     ]
 
+    def parseArgs(self):
+        pass
+
+
+class ReportOptions(_Options):
+    """
+    ``flocker-node report``.
+    """
+    synopsis = "[options]"
+    longdesc = ("Ask the running agent for this node's state (applications, "
+                "volumes, routes, links) and print it as one JSON document.")
+    optParameters = [_SOCKET, _ADDRESS]
+
+    def parseArgs(self):
+        pass
+
+
+class NodeOptions(_Options):
+    """
+    The ``flocker-node`` command line.
+    """
+    synopsis = "Usage: flocker-node COMMAND [options]"
+    longdesc = "Flocker's node agent, and a look at what it reports."
+
     subCommands = [
-        [REPORT, None, ReportOptions, "Print this node's state as JSON."],
-        [START_APPLICATION, None, StartOptions, "Start an application."],
-        [STOP_APPLICATION, None, StopOptions, "Stop an application."],
-        [CREATE_VOLUME, None, CreateVolumeOptions, "Create a volume."],
-        [PUSH_VOLUME, None, PushOptions, "Copy a volume to another node."],
-        [HANDOFF_VOLUME, None, HandoffOptions,
-         "Hand a volume to another node."],
-        [RELEASE_VOLUME, None, ReleaseVolumeOptions,
-         "Release a volume to another node."],
-        [ACQUIRE_VOLUME, None, AcquireVolumeOptions,
-         "Take ownership of a released volume."],
-        [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
-        [INSTALL_NODE_KEY, None, InstallNodeKeyOptions,
-         "Install the node-to-node SSH key."],
-        [RELEASE_LOCK, None, ReleaseLockOptions,
-         "End a deploy's lease on this node."],
-        [SERVE, None, ServeOptions, "Answer many calls (a session)."],
+        ["agent", None, AgentOptions, "Run this node's agent."],
+        ["report", None, ReportOptions, "Print this node's state as JSON."],
     ]
+
+    def opt_version(self):
+        """
+        Display Flocker's version and exit.
+        """
+        raise _VersionRequested()
 
     def postOptions(self):
         if self.subCommand is None:
             raise usage.UsageError("a command is required (try --help)")
 
-    def address(self, environ):
-        """
-        :param environ: The process environment.
-        :return: This node's address: ``--address``, else
-            ``$FLOCKER_NODE_ADDRESS``, else the host name.
-        """
-        return (self["address"] or environ.get("FLOCKER_NODE_ADDRESS")
-                or socket.gethostname())
+
+def _address(options, environ):
+    return (options["address"] or environ.get("FLOCKER_NODE_ADDRESS")
+            or socket.gethostname())
+
+
+def _socket_path(options, environ):
+    return (options["socket"] or environ.get("FLOCKER_AGENT_SOCKET")
+            or DEFAULT_AGENT_SOCKET)
+
+
+def prepare_socket(path, uid=None):
+    """
+    Make the agent's socket directory private and clear a stale socket.
+
+    :param str path: The socket's path.
+    :param uid: The user that must own the directory (this process's
+        effective user if ``None``).
+    :raises AgentSocketError: If the directory belongs to another user or
+        is not a directory, or another agent answers on ``path``.
+    """
+    uid = os.geteuid() if uid is None else uid
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+        raise AgentSocketError(
+            "%s must be a directory owned by user %d (no one else may "
+            "place the agent's socket)" % (directory, uid))
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(directory, 0o700)
+    if not os.path.lexists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(5)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        # Left by an agent that died: nobody listens.
+        os.unlink(path)
+        return
+    except OSError as e:
+        raise AgentSocketError("cannot check %s: %s" % (path, e.strerror))
+    finally:
+        probe.close()
+    raise AgentSocketError("another agent already listens on %s" % (path,))
 
 
 class _NoPool(object):
@@ -290,265 +189,176 @@ class _NoPool(object):
         self.reason = reason
 
     def volumes(self):
+        from twisted.internet.defer import succeed
         return succeed([])
 
-    def list(self):
-        return succeed([])
+    list = volumes
 
     def _fail(self, *args, **kwargs):
+        from twisted.internet.defer import fail
         return fail(self.reason)
 
     create = mount = push = handoff = acquire = _fail
 
 
-def default_agent(reactor, options, environ):
+def _expected_errors():
     """
-    Build this node's agent from the command line and environment.
+    :return: The exception types reported to clients as one line (the node
+        could not do what was asked) rather than as internal errors.
+    """
+    from .._model import InvalidModel
+    from ..route import CommandFailed, RouteError
+    from ..volume import VolumeError
+    from ._docker import DockerError
+    return (DockerError, VolumeError, RouteError, CommandFailed,
+            InvalidModel, ValueError)
 
-    :param reactor: The reactor.
-    :param NodeOptions options: Parsed command line.
-    :param environ: The process environment (a mapping).
-    :return: ``Deferred`` firing with a :class:`LocalNodeAgent` (its
-        volume service is opened when first used).
+
+def build_service(reactor, options, environ):
     """
-    # Imported here: a command that fails on its arguments should not pay
-    # for loading the volume and route packages.
+    Build the agent's service from its command line and environment: the
+    Docker client, the route manager, the node key store, the deploy lock,
+    and the volume service (opened now; while the pool is missing the
+    agent reports no volumes and tries again every :data:`POOL_RETRY`
+    seconds).
+
+    :return: ``Deferred`` firing with the
+        :class:`~flocker.node._server.AgentService`.
+    """
+    from twisted.internet.defer import inlineCallbacks
+    from twisted.internet.task import LoopingCall
+
     from ..route import IPTablesRouteManager, ProcessRunner
     from ..volume import (
         VolumeError, default_node_key_store, open_volume_service,
     )
     from ..volume.script import node_ssh_remote
+    from ._docker import DockerClient, socket_path_from_docker_host
+    from ._lock import DeployLock, default_lock_path, process_identity
+    from ._server import AgentService, local_agents
 
-    address = options.address(environ)
-
-    def docker():
-        # The Docker client loads treq and twisted.web (most of a command's
-        # start-up time); commands that never talk to Docker skip that.
-        from ._docker import DockerClient, socket_path_from_docker_host
-        socket_path = options["docker-socket"]
-        if socket_path is None:
-            socket_path = socket_path_from_docker_host(
-                environ.get("DOCKER_HOST"))
-        return DockerClient(reactor, socket_path=socket_path, node=address)
+    address = _address(options, environ)
+    docker_socket = options["docker-socket"] or socket_path_from_docker_host(
+        environ.get("DOCKER_HOST"))
+    docker = DockerClient(reactor, socket_path=docker_socket, node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
     node_keys = default_node_key_store(environ, sys.argv[0])
-    # Pushes use the node key once it is installed: decided when the pool is
-    # opened (a session's first volume operation), after any install-node-key
-    # the deploy ran first.
-    volumes = _LazyVolumes(
-        lambda: open_volume_service(
-            reactor, pool, dict(environ),
-            remote=node_ssh_remote(environ, store=node_keys)),
-        VolumeError)
-    return succeed(LocalNodeAgent(address, _OnFirstUse(docker), volumes,
-                                  routes, node_keys=node_keys))
+    remote = node_ssh_remote(environ, store=node_keys)
+
+    def open_pool():
+        return open_volume_service(reactor, pool, dict(environ),
+                                   remote=remote)
+
+    @inlineCallbacks
+    def build():
+        retry = None
+        try:
+            current = [(yield open_pool())]
+        except VolumeError as e:
+            current = [_NoPool(e)]
+            retry = LoopingCall(lambda: open_pool().addCallbacks(
+                opened, lambda failure: failure.trap(VolumeError)))
+            retry.clock = reactor
+        service = AgentService(
+            reactor, local_agents(docker, lambda: current[0], routes,
+                                  node_keys),
+            DeployLock(default_lock_path(environ, address)),
+            process=process_identity(os.getpid()),
+            expected_errors=_expected_errors())
+
+        def opened(volumes):
+            current[0] = volumes
+            service.forget_agents()
+            retry.stop()
+        if retry is not None:
+            retry.start(POOL_RETRY, now=False)
+        return service
+    return build()
 
 
-class _OnFirstUse(object):
-    """
-    An object built by ``make`` when one of its attributes is first used.
-    """
+def _agent(reactor, options, environ, stdout, stderr):
+    from eliot import FileDestination, add_destinations
+    from twisted.internet.defer import Deferred
 
-    def __init__(self, make):
-        self._make = make
-        self._value = None
+    from ._logging import AGENT_LISTENING
+    from ._server import AgentFactory
 
-    def __getattr__(self, name):
-        if self._value is None:
-            self._value = self._make()
-        return getattr(self._value, name)
+    path = _socket_path(options, environ)
+    # Whatever the agent makes is the node's, not the world's.
+    os.umask(0o077)
+    if options["log"]:
+        log_file = open(options["log"], "a")
+        add_destinations(FileDestination(file=log_file))
+    else:
+        add_destinations(FileDestination(file=stdout))
+    try:
+        prepare_socket(path)
+    except (AgentSocketError, OSError) as e:
+        stderr.write("flocker-node agent: %s\n" % (e,))
+        raise SystemExit(1)
 
-
-class _LazyVolumes(object):
-    """
-    The node's volume service, opened on first use: opening checks the pool
-    and reads the node's identity (one ``zfs`` command), which commands
-    that never touch a volume (stop, set-routes) should not pay for.  A pool
-    that cannot be opened behaves as :class:`_NoPool`.
-    """
-
-    def __init__(self, open_service, expected):
-        self._open = open_service
-        self._expected = expected
-        self._service = None
-
-    def _get(self):
-        if self._service is None:
-            def no_pool(failure):
-                failure.trap(self._expected)
-                return _NoPool(failure.value)
-            self._service = _shared(self._open().addErrback(no_pool))
-        return self._service()
-
-    def __getattr__(self, name):
-        def call(*args, **kwargs):
-            return self._get().addCallback(in_current_action(
-                lambda service: getattr(service, name)(*args, **kwargs)))
-        return call
+    def listen(service):
+        try:
+            reactor.listenUNIX(path, AgentFactory(service), mode=0o600)
+        except Exception as e:
+            stderr.write("flocker-node agent: cannot listen on %s: %s\n" % (
+                path, e))
+            raise SystemExit(1)
+        AGENT_LISTENING.log(socket=path, address=_address(options, environ))
+        # Runs until the reactor stops (SIGTERM, SIGINT).
+        return Deferred()
+    return build_service(reactor, options, environ).addCallback(listen)
 
 
-def _run(agent, command, options, stdin, progress):
-    """
-    Run ``command`` on ``agent``.
+def _report(reactor, options, environ, stdout, stderr):
+    from eliot import start_action
+    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
-    :param progress: ``(volume, target) -> progress object`` for volume
-        transfers, or ``None``.
-    :return: ``Deferred`` firing with the text to write to stdout.
-    """
-    sub = options.subOptions
-    # Only given when there is somewhere to send it, so agents are called
-    # exactly as before outside sessions.
-    reporting = ({} if progress is None or command not in (
-        PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME)
-        else {"progress": progress(sub["name"], sub["target"])})
-    if command == REPORT:
-        return agent.report().addCallback(
-            lambda state: dumps(node_state_to_dict(state)) + "\n")
-    if command == START_APPLICATION:
-        return agent.start_application(decode_application(stdin)).addCallback(
-            lambda _: "")
-    if command == STOP_APPLICATION:
-        return agent.stop_application(sub["name"]).addCallback(lambda _: "")
-    if command == CREATE_VOLUME:
-        return agent.create_volume(
-            sub["name"], sub["maximum-size"]).addCallback(lambda _: "")
-    if command in (PUSH_VOLUME, HANDOFF_VOLUME):
-        method = (agent.push_volume if command == PUSH_VOLUME
-                  else agent.handoff_volume)
-        return method(sub["name"], sub["target"], **reporting).addCallback(
-            lambda sent: encode_bytes_sent(sent).decode("ascii") + "\n")
-    if command == RELEASE_VOLUME:
-        return agent.release_volume(
-            sub["name"], sub["target"], **reporting).addCallback(
-                lambda release: encode_release(release).decode("ascii")
-                + "\n")
-    if command == ACQUIRE_VOLUME:
-        return agent.acquire_volume(
-            sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
-                lambda _: "")
-    if command == INSTALL_NODE_KEY:
-        return agent.install_node_key(decode_node_key(stdin)).addCallback(
-            lambda _: "")
-    return agent.set_routes(decode_routes(stdin)).addCallback(lambda _: "")
+    from .._serialize import dumps, node_state_to_dict
+    from ._amp import PROTOCOL_VERSION, Hello, Report
+
+    from twisted.protocols.amp import AMP
+    path = _socket_path(options, environ)
+    address = _address(options, environ)
+    protocol = AMP()
+    d = connectProtocol(UNIXClientEndpoint(reactor, path), protocol)
+    d.addCallback(lambda _: protocol.callRemote(
+        Hello, version=PROTOCOL_VERSION, address=address))
+
+    def report(_):
+        with start_action(action_type="flocker:node:report_command") as a:
+            task = a.serialize_task_id().decode("ascii")
+        return protocol.callRemote(Report, eliot_task=task)
+    d.addCallback(report)
+
+    def show(answer):
+        stdout.write(dumps(node_state_to_dict(answer["state"])) + "\n")
+        protocol.transport.loseConnection()
+        return 0
+
+    def failed(failure):
+        stderr.write("flocker-node report: %s\n" % (
+            " ".join(failure.getErrorMessage().split()),))
+        if protocol.transport is not None:
+            protocol.transport.loseConnection()
+        return 1
+    return d.addCallbacks(show, failed)
 
 
-def _expected_errors():
-    """
-    :return: The exception types that are reported as one line (the node
-        could not do what was asked) rather than as a crash.
-    """
-    from ..route import CommandFailed, RouteError
-    from ..volume import VolumeError
-    from ._docker import DockerError
-    return (DockerError, VolumeError, RouteError, CommandFailed,
-            SerializationError, InvalidModel, ValueError)
-
-
-def default_lock(options, environ):
-    """
-    :return: This node's :class:`DeployLock`.
-    """
-    return DeployLock(default_lock_path(environ, options.address(environ)))
-
-
-def _connect_stdio(reactor, protocol):
-    """
-    Connect ``protocol`` to this process's standard input and output.
-    """
-    from twisted.internet.stdio import StandardIO
-    StandardIO(protocol, reactor=reactor)
-
-
-def _shared(made):
-    """
-    :param made: ``Deferred`` firing with a value.
-    :return: A function returning, on each call, a new ``Deferred`` firing
-        with that value (so no caller sees another's callbacks' results).
-    """
-    outcome = []
-
-    def keep(result):
-        outcome.append(result)
-        # Later sharers read the list; the chain itself ends here, so an
-        # error is not reported as unhandled when nobody asked yet.
-        return None
-    made.addBoth(keep)
-
-    def get():
-        if outcome:
-            return succeed(None).addCallback(lambda _: outcome[0])
-        waiting = Deferred()
-        made.addBoth(lambda _: waiting.callback(None))
-        return waiting.addCallback(lambda _: outcome[0])
-    return get
-
-
-def _serve(reactor, options, environ, make_agent, make_lock, connect):
-    """
-    Run a session: every request is one :func:`node_main` call sharing one
-    agent (so Docker and the pool are opened once).
-
-    :return: ``Deferred`` firing with the exit status once it ends.
-    """
-    from ._serve import SessionProtocol
-    agents = {}
-    # The deploy's lease ends with this process (see flocker.node._lock).
-    process = process_identity(os.getpid())
-
-    def shared_agent(reactor, options, environ):
-        # One agent per way of naming the node (calls normally agree).
-        key = (options.address(environ), options["docker-socket"],
-               options["pool"])
-        if key not in agents:
-            agents[key] = _shared(maybeDeferred(make_agent, reactor, options,
-                                                environ))
-        return agents[key]()
-
-    def call(argv, stdin, stdout, stderr, progress):
-        return node_main(reactor, argv, stdin, stdout, stderr, environ,
-                         make_agent=shared_agent, make_lock=make_lock,
-                         log=False, connect=None, progress=progress,
-                         session_process=process)
-    protocol = SessionProtocol(call, reactor)
-    connect(reactor, protocol)
-    return protocol.finished
-
-
-def node_main(reactor, argv, stdin, stdout, stderr, environ,
-              make_agent=default_agent, make_lock=default_lock, log=True,
-              connect=_connect_stdio, progress=None, session_process=None):
+def node_main(reactor, argv, stdout, stderr, environ):
     """
     Run one ``flocker-node`` command.
 
-    Errors the operator can fix (bad arguments, Docker unavailable, a
-    refused operation) are written to ``stderr`` as one line, the last one,
-    without a traceback.
-
     :param reactor: The reactor.
     :param argv: The arguments after the program name.
-    :param bytes stdin: Everything on standard input.
-    :param stdout: Text stream for results.
-    :param stderr: Text stream for errors (and eliot messages when a task
-        is continued).
+    :param stdout: Text stream for results (and the agent's log).
+    :param stderr: Text stream for errors: one line, no traceback.
     :param environ: The process environment (a mapping).
-    :param make_agent: ``(reactor, options, environ) -> Deferred`` firing
-        with the ``INodeAgent`` to act on.
-    :param make_lock: ``(options, environ) -> DeployLock``.
-    :param bool log: Send eliot messages to ``stderr`` when a task is
-        continued (a session sends them itself).
-    :param connect: ``(reactor, protocol)`` connecting a session's protocol
-        to its input and output, or ``None`` where no session may start
-        (inside one).
-    :param progress: ``(volume, target) -> object`` with ``update(sent,
-        total)`` and ``finish()``, making the progress reporter of the
-        volume transfer the command runs (a session's progress lines), or
-        ``None`` for none.
-    :param session_process: ``None``, or (inside a session) the
-        :func:`~flocker.node._lock.process_identity` of the serving process,
-        with which the deploy's lease ends.
-    :return: ``Deferred`` firing with the exit code.
+    :return: ``Deferred`` firing with the exit code (never, for a running
+        agent).
     """
+    from twisted.internet.defer import maybeDeferred, succeed
     options = NodeOptions()
     try:
         options.parseOptions(argv)
@@ -560,85 +370,20 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
         return succeed(0)
     except usage.UsageError as e:
         stderr.write("flocker-node: %s\n" % (e,))
-        return succeed(EXIT_USAGE)
-    if options["protocol"] not in (None, str(PROTOCOL_VERSION)):
-        stderr.write("flocker-node %s speaks protocol %d, not %s: install "
-                     "the same Flocker version on the client and the nodes\n"
-                     % (__version__, PROTOCOL_VERSION, options["protocol"]))
-        return succeed(EXIT_PROTOCOL)
-    command = options.subCommand
-    if command == SERVE:
-        if connect is None:
-            stderr.write("flocker-node: serve cannot run inside a session\n")
-            return succeed(EXIT_USAGE)
-        return _serve(reactor, options, environ, make_agent, make_lock,
-                      connect)
-    if command == RELEASE_LOCK:
-        if options["lock"] is None:
-            stderr.write("flocker-node: release-lock needs --lock\n")
-            return succeed(EXIT_USAGE)
-        make_lock(options, environ).release(options["lock"])
-        return succeed(0)
-    if options["lock"] is not None:
-        try:
-            make_lock(options, environ).hold(options["lock"],
-                                             process=session_process)
-        except LockHeld as e:
-            stderr.write("flocker-node %s: %s\n" % (command, e))
-            return succeed(EXIT_LOCKED)
-        except OSError as e:
-            stderr.write("flocker-node %s: cannot use the deploy lock: %s\n"
-                         % (command, e))
-            return succeed(EXIT_FAILED)
-
-    def run():
-        d = maybeDeferred(make_agent, reactor, options, environ)
-        return d.addCallback(_run, command, options, stdin, progress)
-
-    destination = None
-    if options["eliot-task"]:
-        if log:
-            destination = FileDestination(file=stderr)
-            add_destinations(destination)
-        action = Action.continue_task(task_id=options["eliot-task"])
-        with action.context():
-            d = DeferredContext(maybeDeferred(run)).addActionFinish()
-    else:
-        d = maybeDeferred(run)
-
-    def stop_logging(passthrough):
-        # Before the error line: the client reads the last stderr line.
-        if destination is not None:
-            remove_destination(destination)
-        return passthrough
-    d.addBoth(stop_logging)
-
-    def done(output):
-        stdout.write(output)
-        return 0
-
-    def failed(failure):
-        failure.trap(*_expected_errors())
-        stderr.write("flocker-node %s: %s\n" % (
-            command, " ".join(str(failure.value).split())))
-        return EXIT_FAILED
-
-    return d.addCallbacks(done, failed)
+        return succeed(2)
+    command = {"agent": _agent, "report": _report}[options.subCommand]
+    return maybeDeferred(command, reactor, options.subOptions, environ,
+                         stdout, stderr)
 
 
 def flocker_node_main():
     """
     Entry point of the ``flocker-node`` console script.
     """
-    argv = sys.argv[1:]
-    # Only three commands read standard input; reading it for the others
-    # would wait forever on a terminal.
-    stdin = (sys.stdin.buffer.read()
-             if START_APPLICATION in argv or SET_ROUTES in argv
-             or INSTALL_NODE_KEY in argv else b"")
+    from twisted.internet.task import react
 
     def main(reactor):
-        d = node_main(reactor, argv, stdin, sys.stdout, sys.stderr,
+        d = node_main(reactor, sys.argv[1:], sys.stdout, sys.stderr,
                       os.environ)
 
         def exit_with(code):

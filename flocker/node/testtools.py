@@ -190,19 +190,32 @@ class _Pump(object):
     answer a question not yet asked).
     """
 
-    def __init__(self, protocols):
+    def __init__(self, protocols, clock=None):
         self._protocols = protocols
         self._queue = deque()
         self._delivering = False
+        self._clock = clock
+        self._scheduled = None
         self.closed = False
+
+    def _schedule(self):
+        # With a clock, whatever was written arrives at its next turn.
+        if self._clock is not None and self._scheduled is None:
+            self._scheduled = self._clock.callLater(0, self._turn)
+
+    def _turn(self):
+        self._scheduled = None
+        self.flush()
 
     def send(self, side, data):
         if not self.closed:
             self._queue.append((1 - side, data))
+            self._schedule()
 
     def close(self):
         if not self.closed:
             self._queue.append((None, None))
+            self._schedule()
 
     def pending(self):
         """
@@ -232,17 +245,18 @@ class _Pump(object):
             self._delivering = False
 
 
-def loopback(client, server):
+def loopback(client, server, clock=None):
     """
     Connect two protocols in memory (no reactor): what one writes, the
-    other receives when the returned pump is flushed; either losing the
-    connection ends it for both.
+    other receives when the returned pump is flushed (or, given a
+    ``clock``, at the clock's next turn too); either losing the connection
+    ends it for both.
 
     :return: The pump: ``flush()`` delivers, ``close()`` then ``flush()``
         ends the connection (as a dropped network would), ``pending()``
         tells whether anything waits.
     """
-    pump = _Pump([client, server])
+    pump = _Pump([client, server], clock)
     server.makeConnection(_LoopbackTransport(pump, 1))
     client.makeConnection(_LoopbackTransport(pump, 0))
     return pump

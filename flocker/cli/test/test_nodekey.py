@@ -24,8 +24,8 @@ from flocker.cli._deploy import deploy
 from flocker.cli._nodekey import (
     NodeKeyPair, check_node_key, load_node_key_pair, nodes_known_hosts,
 )
-from flocker.cli._remote import RemoteNodeAgent
-from flocker.cli._session import SessionRunner
+from flocker.cli._remote import AgentConnections, RemoteNodeAgent
+from flocker.cli.testtools import FlushingAgent, LoopbackNetwork
 from flocker.cli._ssh import MemoryCommandRunner, SSHConfigurationError
 from flocker.node._changes import InstallNodeKey
 from flocker.node._fake import FakeCluster
@@ -37,6 +37,7 @@ from flocker.volume._process import ProcessResult
 from flocker.volume._service import SSHRemote, _remote_error
 
 from ._sshd import running_sshd
+from .test_remote import _services
 
 #: The top of this source tree (what the forced command imports).
 _TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -169,25 +170,29 @@ class NodesKnownHostsTests(SynchronousTestCase):
 
 class RemoteInstallTests(SynchronousTestCase):
     """
-    ``RemoteNodeAgent.install_node_key`` sends the key on standard input.
+    ``RemoteNodeAgent.install_node_key`` sends the key inside the agent
+    protocol only.
     """
 
     @capture_logging(None)
     def test_install(self, logger):
         """
-        ``flocker-node install-node-key`` gets the key document on stdin;
-        the argument vector and the log hold no private key material.
+        The node gets the key; neither the client's log nor the node's log
+        messages sent back hold private key material.
         """
-        runner = MemoryCommandRunner()
-        runner.add_handler(A, ["flocker-node"], lambda argv, stdin: b"")
+        _, services = _services(temporary_directory(self))
+        network = LoopbackNetwork(services)
+        sent_back = []
+        agent = FlushingAgent(RemoteNodeAgent(
+            AgentConnections(network.connect, log=sent_back.append), A),
+            network)
         key = make_node_key()
-        self.successResultOf(RemoteNodeAgent(runner, A).install_node_key(key))
-        [(address, argv, stdin)] = runner.calls
-        self.assertEqual(argv[-1], "install-node-key")
-        self.assertEqual(json.loads(stdin)["private_key"], key.private_key)
+        self.successResultOf(agent.install_node_key(key))
+        self.assertEqual(self.successResultOf(agent.report()).node_key,
+                         key.status())
         secret = key.private_key.splitlines()[1]
-        self.assertNotIn(secret, repr(argv))
         self.assertNotIn(secret, repr(logger.messages))
+        self.assertNotIn(secret, repr(sent_back))
 
 
 class DeployNodeKeyTests(SynchronousTestCase):
@@ -266,17 +271,6 @@ class HostKeysTests(SynchronousTestCase):
         runner.known_host_keys.update({A: key, B: _host_key()})
         self.successResultOf(runner.run(A, ["true"]))
         self.assertEqual(runner.host_keys(), {A: key})
-
-    def test_session_runner(self):
-        """
-        ``SessionRunner`` reports its underlying runner's host keys.
-        """
-        runner = MemoryCommandRunner()
-        runner.add_handler(None, ["true"], lambda argv, stdin: b"")
-        runner.known_host_keys[A] = key = _host_key()
-        sessions = SessionRunner(runner, Clock())
-        self.successResultOf(sessions.run(A, ["true"]))
-        self.assertEqual(sessions.host_keys(), {A: key})
 
 
 # ---------------------------------------------------------------------------

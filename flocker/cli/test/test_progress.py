@@ -4,6 +4,7 @@ terminal.
 """
 
 import io
+import os
 import re
 
 from twisted.internet.task import Clock
@@ -17,14 +18,15 @@ from flocker._model import (
 from flocker.node._changes import (
     HandoffVolume, PushVolume, StartApplication, StopApplication,
 )
-from flocker.node._fake import FakeCluster
-from flocker.node.testtools import MemoryNodeSession
+from flocker.node._fake import FakeCluster, FakeNodeError
+from flocker.node._lock import DeployLock
+from flocker.node._server import AgentService
+from flocker.testtools import temporary_directory
 
 from .._deploy import deploy
 from .._progress import TerminalProgress, format_transfer, is_live_terminal
-from .._remote import RemoteNodeAgent
-from .._session import SessionRunner
-from .._ssh import MemoryCommandRunner
+from .._remote import AgentConnections, RemoteNodeAgent
+from ..testtools import LoopbackNetwork
 
 A, B = "10.0.0.1", "10.0.0.2"
 MiB = 1024 * 1024
@@ -389,23 +391,24 @@ class TerminalProgressTests(SynchronousTestCase):
 
 class DeployLiveViewTests(SynchronousTestCase):
     """
-    The live view of a whole deploy, through node sessions in memory: the
-    nodes' progress lines reach the terminal.
+    The live view of a whole deploy, through the agent protocol in memory:
+    the nodes' progress reports reach the terminal.
     """
 
     def setUp(self):
         self.clock = Clock()
         self.cluster = FakeCluster([A, B], clock=self.clock,
                                    bytes_per_second=1000)
-        memory = MemoryCommandRunner()
-        for address, agent in self.cluster.agents.items():
-            memory.add_stream_handler(
-                address, ["flocker-node"],
-                lambda argv, received, agent=agent: MemoryNodeSession(
-                    argv, received, agent, send_log=False, clock=self.clock))
-        self.runner = SessionRunner(memory, self.clock)
-        self.addCleanup(self.runner.close_sessions)
-        self.agents = {address: RemoteNodeAgent(self.runner, address)
+        directory = temporary_directory(self)
+        network = LoopbackNetwork({
+            address: AgentService(
+                self.clock, lambda _, agent=agent: agent,
+                DeployLock(os.path.join(directory, address)),
+                expected_errors=(FakeNodeError,))
+            for address, agent in self.cluster.agents.items()}, self.clock)
+        connections = AgentConnections(network.connect)
+        self.addCleanup(connections.close)
+        self.agents = {address: RemoteNodeAgent(connections, address)
                        for address in (A, B)}
         # web runs on A with 5000 bytes of data, and is moved to B.
         self.successResultOf(deploy(self.deployment(A), self.cluster.agents))
@@ -438,7 +441,7 @@ class DeployLiveViewTests(SynchronousTestCase):
         self.clock.pump([0.25] * 10)
         shown = _Screen(terminal.getvalue()).lines()
         self.assertIn("10.0.0.1 [0/4] push volume web to 10.0.0.2: "
-                      "2.4 KiB of 4.9 KiB, 1000 B/s, ETA 0:02", shown)
+                      "2.0 KiB of 4.9 KiB, 1000 B/s, ETA 0:03", shown)
         self.clock.pump([0.25] * 40)
         result = self.successResultOf(d)
         self.assertTrue(result.converged)

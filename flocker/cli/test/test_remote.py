@@ -153,9 +153,9 @@ def _services(directory, clock=None):
     services = {}
     for agent in agents:
         services[agent.address] = AgentService(
-            clock, agent.docker, agent.volumes, agent.routes,
+            clock, lambda address, agent=agent: agent,
             DeployLock("%s/lock-%s" % (directory, agent.address)),
-            node_keys=agent.node_keys, expected_errors=(Exception,))
+            expected_errors=(Exception,))
     return agents, services
 
 
