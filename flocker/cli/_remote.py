@@ -5,7 +5,6 @@ node's agent, over one connection per node (:class:`AgentConnections`).
 """
 
 import attr
-from eliot import write_traceback
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.error import ConnectionClosed
@@ -16,9 +15,9 @@ from zope.interface import implementer
 from .._serialize import SerializationError
 from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
-    PROTOCOL_VERSION, AcquireVolume, BadRequest, CreateVolume, DeployLocked,
-    HandoffVolume, Hello, HelloFirst, InstallNodeKey, Log, OperationFailed,
-    Progress, PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
+    PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest, CreateVolume, DeployLocked,
+    HandoffVolume, Hello, HelloFirst, InstallNodeKey, OperationFailed,
+    PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
     StartApplication, StopApplication, VersionMismatch,
 )
 from ._channel import AgentUnavailable
@@ -87,68 +86,6 @@ def _describe(exception):
         return "the node's Flocker agent does not know this step (install " \
             "the same Flocker version on the client and the nodes)"
     return " ".join(str(exception).split())
-
-
-class AgentClientProtocol(amp.AMP):
-    """
-    The client side of a connection to a node's agent: answers the agent's
-    :class:`~flocker.node._amp.Progress` and :class:`~flocker.node._amp.Log`
-    commands.
-
-    :ivar lost: ``Deferred`` firing with ``None`` once the connection is
-        gone.
-    """
-
-    def __init__(self, log=None):
-        """
-        :param log: Callable given each eliot message (a ``dict``) the
-            agent sends, or ``None`` to drop them.
-        """
-        amp.AMP.__init__(self)
-        self._log = log
-        self._transfers = {}
-        self._next_transfer = 0
-        self.lost = Deferred()
-
-    def watch_transfer(self, update):
-        """
-        :param update: Callable given ``(sent, total)`` for each progress
-            report of one transfer.
-        :return: The transfer's number, to send with its command.
-        """
-        self._next_transfer += 1
-        self._transfers[self._next_transfer] = update
-        return self._next_transfer
-
-    def forget_transfer(self, number):
-        """
-        :param int number: A number from :meth:`watch_transfer`.
-        """
-        self._transfers.pop(number, None)
-
-    @Progress.responder
-    def progress(self, transfer, sent, total=None):
-        update = self._transfers.get(transfer)
-        if update is not None:
-            try:
-                update(sent, total)
-            except Exception:
-                # A broken display must not cost the deploy its answers.
-                write_traceback()
-        return {}
-
-    @Log.responder
-    def log(self, messages):
-        if self._log is not None and isinstance(messages, list):
-            for message in messages:
-                if isinstance(message, dict):
-                    self._log(message)
-        return {}
-
-    def connectionLost(self, reason):
-        amp.AMP.connectionLost(self, reason)
-        if not self.lost.called:
-            self.lost.callback(None)
 
 
 class AgentConnections(object):

@@ -49,6 +49,8 @@ decode).  A command the agent does not know gets AMP's own "unhandled
 command" error; none of these ends the connection.
 """
 
+from eliot import write_traceback
+from twisted.internet.defer import Deferred
 from twisted.protocols import amp
 
 from .._bridge import DEFAULT_AGENT_SOCKET
@@ -68,7 +70,7 @@ __all__ = [
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
     "AcquireVolume", "SetRoutes", "InstallNodeKey", "ReleaseLock",
-    "Progress", "Log", "OPERATIONS",
+    "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
 ]
 
@@ -411,3 +413,65 @@ OPERATIONS = {
     "set_routes": SetRoutes,
     "install_node_key": InstallNodeKey,
 }
+
+
+class AgentClientProtocol(amp.AMP):
+    """
+    The client side of a connection to a node's agent: answers the agent's
+    :class:`~flocker.node._amp.Progress` and :class:`~flocker.node._amp.Log`
+    commands.
+
+    :ivar lost: ``Deferred`` firing with ``None`` once the connection is
+        gone.
+    """
+
+    def __init__(self, log=None):
+        """
+        :param log: Callable given each eliot message (a ``dict``) the
+            agent sends, or ``None`` to drop them.
+        """
+        amp.AMP.__init__(self)
+        self._log = log
+        self._transfers = {}
+        self._next_transfer = 0
+        self.lost = Deferred()
+
+    def watch_transfer(self, update):
+        """
+        :param update: Callable given ``(sent, total)`` for each progress
+            report of one transfer.
+        :return: The transfer's number, to send with its command.
+        """
+        self._next_transfer += 1
+        self._transfers[self._next_transfer] = update
+        return self._next_transfer
+
+    def forget_transfer(self, number):
+        """
+        :param int number: A number from :meth:`watch_transfer`.
+        """
+        self._transfers.pop(number, None)
+
+    @Progress.responder
+    def progress(self, transfer, sent, total=None):
+        update = self._transfers.get(transfer)
+        if update is not None:
+            try:
+                update(sent, total)
+            except Exception:
+                # A broken display must not cost the deploy its answers.
+                write_traceback()
+        return {}
+
+    @Log.responder
+    def log(self, messages):
+        if self._log is not None and isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, dict):
+                    self._log(message)
+        return {}
+
+    def connectionLost(self, reason):
+        amp.AMP.connectionLost(self, reason)
+        if not self.lost.called:
+            self.lost.callback(None)

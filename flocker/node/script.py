@@ -316,12 +316,11 @@ def _report(reactor, options, environ, stdout, stderr):
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
     from .._serialize import dumps, node_state_to_dict
-    from ._amp import PROTOCOL_VERSION, Hello, Report
+    from ._amp import PROTOCOL_VERSION, AgentClientProtocol, Hello, Report
 
-    from twisted.protocols.amp import AMP
     path = _socket_path(options, environ)
     address = _address(options, environ)
-    protocol = AMP()
+    protocol = AgentClientProtocol()
     d = connectProtocol(UNIXClientEndpoint(reactor, path), protocol)
     d.addCallback(lambda _: protocol.callRemote(
         Hello, version=PROTOCOL_VERSION, address=address))

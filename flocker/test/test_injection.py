@@ -5,9 +5,8 @@ aliases, ports, node addresses) holding shell metacharacters, newlines,
 ``..``, ``/``, NUL, ten thousand characters, non-ASCII text or a leading
 ``-`` is either refused at parse time, located at the value, or reaches the
 node and Docker exactly as written: as one argument of an argument vector
-quoted for the SSH command line, inside the JSON of a command's standard
-input or of a node session's request line, or as one element of Docker's
-``Env``, ``Cmd`` or ``Binds``.
+quoted for an SSH command line, inside the JSON documents of the agent
+protocol, or as one element of Docker's ``Env``, ``Cmd`` or ``Binds``.
 """
 
 import json
@@ -16,23 +15,18 @@ import shlex
 
 import pytest
 from hypothesis import given, strategies as st
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 from flocker._model import (
     Application, AttachedVolume, InvalidModel, Link, Route,
 )
-from flocker.cli._remote import RemoteNodeAgent
-from flocker.cli._session import SessionRunner
-from flocker.cli._ssh import (
-    KnownHosts, MemoryCommandRunner, SSHCommandRunner, quote_argv,
-)
-from flocker.cli.test.test_ssh import FakeConnector
+from flocker.cli._remote import AgentConnections, RemoteNodeAgent
+from flocker.cli._ssh import quote_argv
+from flocker.cli.testtools import LoopbackNetwork
 from flocker.node._config import ConfigurationErrors, parse_configuration
 from flocker.node._docker import container_config
-from flocker.node._protocol import (
-    ELIOT_TASK_OPTION, decode_application, decode_request,
-)
+from flocker.node._server import AgentService
 from flocker.testtools import fuzz_settings
 from flocker.volume._errors import UnsafeName
 from flocker.volume._service import SSHRemote
@@ -215,37 +209,26 @@ _FREE_VALUES = st.one_of(_FREE_TEXT, st.sampled_from(
     [value for value in HOSTILE if _free_text(value)]))
 
 
-class _RecordingSession(object):
+class _RecordingAgent(object):
     """
-    A ``flocker-node serve`` session that records the request lines written
-    to it and never ends.
+    A node's agent that records the applications it is asked to start.
     """
 
     def __init__(self):
-        self.lines = []
-        self.ended = Deferred()
+        self.started = []
 
-    def write(self, data):
-        self.lines.append(data)
-
-    def close_input(self):
-        pass
+    def start_application(self, application):
+        self.started.append(application)
+        return succeed(None)
 
 
 class TestReachesTheNode(object):
     """
-    Free-text values reach the node untouched: the deploy client's SSH
-    command line splits back into exactly the argument vector, the
-    application travels as JSON on standard input, and the node hands
-    Docker each value as one element.
+    Free-text values reach the node untouched: the application travels in
+    the agent protocol's documents and arrives equal, the SSH command lines
+    Flocker still builds split back into exactly their argument vectors,
+    and the node hands Docker each value as one element.
     """
-
-    def _agent(self, address="192.0.2.1"):
-        connector = FakeConnector()
-        runner = SSHCommandRunner(Clock(), KnownHosts.parse("kh", b""),
-                                  connector=connector)
-        return connector, RemoteNodeAgent(runner=runner, address=address,
-                                          lock="deploy-1")
 
     @fuzz_settings(default=100)
     @given(environment=st.dictionaries(
@@ -255,45 +238,21 @@ class TestReachesTheNode(object):
                                               max_size=4)))
     def test_start_application(self, environment, command):
         """
-        ``start-application`` sends a command line that a POSIX shell splits
-        into exactly the agent's argument vector, with the application, its
-        environment and command unchanged, as JSON on standard input.
+        ``start_application`` through the agent protocol hands the node's
+        agent an application equal to the one sent, its environment and
+        command unchanged.
         """
-        connector, agent = self._agent()
+        node = _RecordingAgent()
+        network = LoopbackNetwork({"192.0.2.1": AgentService(
+            Clock(), lambda address: node, lock=None)})
+        agent = RemoteNodeAgent(AgentConnections(network.connect),
+                                "192.0.2.1")
         application = _application(environment, command)
-        agent.start_application(application)
-        [(command_line, stdin, _)] = connector.succeed().executions
-        words = shlex.split(command_line.decode("utf-8"))
-        task = words.index(ELIOT_TASK_OPTION)
-        assert words[:task] + words[task + 2:] == agent.argv(
-            "start-application")
-        assert decode_application(stdin) == application
-
-    @fuzz_settings(default=100)
-    @given(environment=st.dictionaries(st.sampled_from(["A", "B"]),
-                                       _FREE_VALUES, max_size=2),
-           command=st.lists(_FREE_VALUES, min_size=1, max_size=3))
-    def test_session_request(self, environment, command):
-        """
-        Through a ``flocker-node serve`` session (how a deploy reaches its
-        nodes), a call is one JSON line holding the argument vector and
-        the application unchanged, whatever the values hold.
-        """
-        session = _RecordingSession()
-        runner = MemoryCommandRunner()
-        runner.add_stream_handler(None, ["flocker-node"],
-                                  lambda argv, received: session)
-        agent = RemoteNodeAgent(runner=SessionRunner(runner, Clock()),
-                                address="192.0.2.1", lock="deploy-1")
-        application = _application(environment, command)
-        agent.start_application(application)
-        [line] = session.lines
-        assert line.endswith(b"\n") and line.count(b"\n") == 1
-        _, argv, stdin = decode_request(line[:-1])
-        task = argv.index(ELIOT_TASK_OPTION)
-        assert argv[:task] + argv[task + 2:] == agent.argv(
-            "start-application")[1:]
-        assert decode_application(stdin) == application
+        done = []
+        agent.start_application(application).addBoth(done.append)
+        network.flush()
+        assert done == [None]
+        assert node.started == [application]
 
     @pytest.mark.parametrize("value", [
         value for value in HOSTILE if _free_text(value)])

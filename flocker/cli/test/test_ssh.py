@@ -38,13 +38,13 @@ from flocker.testtools import require, run_in_reactor
 
 from .._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
 from .._ssh import (
-    DEFAULT_IDENTITY_NAMES, ELIOT_TASK_OPTION, AuthenticationFailed,
+    DEFAULT_IDENTITY_NAMES, AuthenticationFailed,
     CommandExit, HostKeyError, ICommandRunner, KnownHosts,
     MemoryCommandRunner, NodeUnreachable, RemoteCommandFailed,
     SSHCommandRunner, SSHConfigurationError, _ChannelNotOpened,
     _ConchConnector, _Outcome, _prefer_key_types, _run_once,
     agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
-    quote_argv, ssh_command_runner, task_argv,
+    quote_argv, ssh_command_runner,
 )
 from ._sshd import SSH_AGENT, SSH_KEYGEN, free_port, running_sshd
 
@@ -116,36 +116,6 @@ class QuoteArgvTests(SynchronousTestCase):
         """
         self.assertRaises(TypeError, quote_argv, ["sleep", 1])
 
-
-class TaskArgvTests(SynchronousTestCase):
-    """
-    Tests for :func:`task_argv`.
-    """
-
-    def test_no_action(self):
-        """
-        Outside any eliot action the argument vector is unchanged.
-        """
-        self.assertEqual(task_argv(["flocker-node", "report"]),
-                         ["flocker-node", "report"])
-
-    @capture_logging(None, encoder_=None)
-    def test_inserted_after_program(self, logger):
-        """
-        Inside an action, the task option and a task id that continues that
-        action's task follow ``argv[0]``.
-        """
-        with start_action(action_type="test:outer") as action:
-            argv = task_argv(["flocker-node", "report"])
-        self.assertEqual(argv[:2], ["flocker-node", ELIOT_TASK_OPTION])
-        self.assertEqual(argv[3:], ["report"])
-        continued = Action.continue_task(task_id=argv[2])
-        self.assertEqual(continued.task_uuid, action.task_uuid)
-        continued.finish()
-
-
-# ---------------------------------------------------------------------------
-# Host keys
 
 class KnownHostsTests(SynchronousTestCase):
     """

@@ -1,428 +1,299 @@
 """
-Tests for :mod:`flocker.node.script`, the ``flocker-node`` command.
+Tests for :mod:`flocker.node.script` (``flocker-node``) and, end to end, a
+real ``flocker-node agent`` process: its socket, who may use it, how it
+answers, and ``flocker-node-bridge`` in front of it.
 """
 
 import io
-import json
 import os
-import secrets
-import tempfile
+import socket
+import stat
+import subprocess
+import sys
+import time
 
 import pytest
-from pyrsistent import pmap
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
-from ..._model import Application, AttachedVolume, Port, Route
-from ..._serialize import node_state_from_dict
-from ...testtools import run_in_reactor, temporary_directory
-from .._docker import DockerClient
-from .._protocol import (
-    decode_release, decode_session_line, encode_application,
-    encode_node_key, encode_request, encode_routes,
-)
-from .._lock import DeployLock, process_identity
-from ..script import node_main
-from ..testtools import make_node_key
-from .test_agent import B, PLAIN, WEB, local_pair
-from .test_docker import IMAGE, SLEEPER, _lab_docker
+from ...testtools import require, temporary_directory
+from ..script import AgentSocketError, node_main, prepare_socket
+
+#: An unprivileged user and group (Debian's nobody/nogroup).
+NOBODY = 65534
 
 
-def node_main_for(agent, argv, stdin=b""):
+def run_main(argv):
     """
-    Run ``node_main`` against ``agent``, without a lock.
-
-    :return: ``(exit code, stdout, stderr)``.
+    :return: ``(exit code, stdout, stderr)`` of ``node_main``.
     """
     stdout, stderr = io.StringIO(), io.StringIO()
-    d = node_main(Clock(), argv, stdin, stdout, stderr, {},
-                  make_agent=lambda reactor, options, environ: agent)
     results = []
-    d.addBoth(results.append)
+    node_main(Clock(), argv, stdout, stderr, {}).addBoth(results.append)
     return results[0], stdout.getvalue(), stderr.getvalue()
 
 
 class NodeMainTests(SynchronousTestCase):
     """
-    Tests for ``node_main``: the command line, its output and exit codes,
-    over a local agent on fake parts.
+    Tests for the ``flocker-node`` command line.
     """
-
-    def setUp(self):
-        self.agent, self.other = local_pair()
-        self.lock = DeployLock(os.path.join(temporary_directory(self), "lock"))
-
-    def main(self, argv, stdin=b"", environ=None):
-        """
-        Run ``node_main`` against ``self.agent``.
-
-        :return: ``(exit code, stdout, stderr)``.
-        """
-        stdout, stderr = io.StringIO(), io.StringIO()
-        code = self.successResultOf(node_main(
-            Clock(), argv, stdin, stdout, stderr, environ or {},
-            make_agent=lambda reactor, options, environ: self.agent,
-            make_lock=lambda options, environ: self.lock))
-        return code, stdout.getvalue(), stderr.getvalue()
-
-    def test_lock_held_elsewhere(self):
-        """
-        A command naming a deploy other than the one holding the node's
-        lease exits 4 without acting.
-        """
-        self.lock.hold("first")
-        code, out, err = self.main(["--lock", "second", "start-application"],
-                                   stdin=encode_application(PLAIN))
-        self.assertEqual((code, out), (4, ""))
-        self.assertIn("deploy first", err)
-        self.assertEqual(
-            dict(self.successResultOf(self.agent.report()).applications), {})
-
-    def test_lock_released(self):
-        """
-        ``release-lock`` ends the deploy's lease, so another deploy may
-        act.
-        """
-        self.assertEqual(self.main(["--lock", "first", "report"])[0], 0)
-        self.assertEqual(self.main(["--lock", "first", "release-lock"]),
-                         (0, "", ""))
-        self.assertEqual(self.main(["--lock", "second", "report"])[0], 0)
-
-    def test_help(self):
-        """
-        ``--help`` lists the commands on stdout and exits 0.
-        """
-        code, out, err = self.main(["--help"])
-        self.assertEqual((code, err), (0, ""))
-        for command in ("report", "start-application", "stop-application",
-                        "create-volume", "push-volume", "handoff-volume",
-                        "set-routes"):
-            self.assertIn(command, out)
 
     def test_version(self):
         """
-        ``--version`` prints the version and exits 0.
+        ``--version`` prints the version.
         """
-        self.assertEqual(self.main(["--version"]),
+        self.assertEqual(run_main(["--version"]),
                          (0, "flocker-node %s\n" % (__version__,), ""))
+
+    def test_help(self):
+        """
+        ``--help`` lists the commands.
+        """
+        code, out, err = run_main(["--help"])
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("agent", out)
+        self.assertIn("report", out)
 
     def test_no_command(self):
         """
-        Without a command the exit status is 2 with one line on stderr.
+        Without a command: one line, exit status 2.
         """
-        code, out, err = self.main([])
+        self.assertEqual(run_main([]), (
+            2, "", "flocker-node: a command is required (try --help)\n"))
+
+    def test_unknown_command(self):
+        """
+        The commands of the one-process-per-call protocol are gone: one
+        line, exit status 2.
+        """
+        code, out, err = run_main(["start-application"])
         self.assertEqual((code, out, err.count("\n")), (2, "", 1))
 
-    def test_bad_arguments(self):
-        """
-        A command with missing arguments exits 2, saying so in one line.
-        """
-        code, out, err = self.main(["push-volume", "web"])
-        self.assertEqual((code, out, err.count("\n")), (2, "", 1))
 
-    def test_protocol_mismatch(self):
-        """
-        A client speaking another protocol version gets exit status 3 and a
-        message naming both versions.
-        """
-        code, out, err = self.main(["--protocol", "99", "report"])
-        self.assertEqual(code, 3)
-        self.assertIn("speaks protocol 1, not 99", err)
-
-    def test_report_round_trip(self):
-        """
-        ``report`` prints the agent's state as JSON that reads back into an
-        equal ``NodeState``.
-        """
-        self.successResultOf(self.agent.create_volume("web", None))
-        self.successResultOf(self.agent.start_application(WEB))
-        code, out, err = self.main(["--protocol", "1", "report"])
-        self.assertEqual((code, err), (0, ""))
-        self.assertEqual(node_state_from_dict(json.loads(out)),
-                         self.successResultOf(self.agent.report()))
-
-    def test_start_and_stop(self):
-        """
-        ``start-application`` starts the application read from stdin;
-        ``stop-application NAME`` stops it.
-        """
-        code, _, err = self.main(["start-application"],
-                                 stdin=encode_application(PLAIN))
-        self.assertEqual((code, err), (0, ""))
-        self.assertIn("plain", self.successResultOf(self.agent.report()).running)
-        self.assertEqual(self.main(["stop-application", "plain"]), (0, "", ""))
-        self.assertEqual(
-            dict(self.successResultOf(self.agent.report()).applications), {})
-
-    def test_volume_commands(self):
-        """
-        ``create-volume`` with a maximum size, ``push-volume`` (printing the
-        bytes sent) and ``handoff-volume`` act on the volume service.
-        """
-        self.assertEqual(self.main(["create-volume", "web", "--maximum-size",
-                                    "1048576"]), (0, "", ""))
-        code, out, err = self.main(["push-volume", "web", B])
-        self.assertEqual((code, err), (0, ""))
-        self.assertIsInstance(json.loads(out)["bytes"], int)
-        code, out, err = self.main(["handoff-volume", "web", B])
-        self.assertEqual((code, err), (0, ""))
-        self.assertTrue(self.successResultOf(
-            self.other.report()).volumes["web"].owned)
-
-    def test_release_and_acquire(self):
-        """
-        ``release-volume`` prints the release (bytes, snapshot, node id);
-        ``acquire-volume`` with its snapshot and node id on the target
-        makes the target the owner.
-        """
-        self.assertEqual(self.main(["create-volume", "web"]), (0, "", ""))
-        code, out, err = self.main(["release-volume", "web", B])
-        self.assertEqual((code, err), (0, ""))
-        release = decode_release(out.encode("ascii"))
-        self.assertFalse(self.successResultOf(
-            self.other.report()).volumes["web"].owned)
-        code, out, err = node_main_for(self.other, [
-            "acquire-volume", "web", release.snapshot, release.node_id])
-        self.assertEqual((code, out, err), (0, "", ""))
-        self.assertTrue(self.successResultOf(
-            self.other.report()).volumes["web"].owned)
-
-    def test_acquire_usage(self):
-        """
-        ``acquire-volume`` without its snapshot and node id is a usage
-        error.
-        """
-        self.assertEqual(self.main(["acquire-volume", "web"])[0], 2)
-
-    def test_serve(self):
-        """
-        ``serve`` answers each request line with what the same single call
-        would have printed, through one agent, until input ends.
-        """
-        sessions = []
-
-        def connect(reactor, protocol):
-            transport = StringTransport()
-            protocol.makeConnection(transport)
-            sessions.append((protocol, transport))
-        stdout, stderr = io.StringIO(), io.StringIO()
-        made = []
-
-        def make_agent(reactor, options, environ):
-            made.append(options.address(environ))
-            return self.agent
-        finished = node_main(
-            Clock(), ["--address", "10.0.0.1", "serve"], b"", stdout, stderr,
-            {}, make_agent=make_agent,
-            make_lock=lambda options, environ: self.lock, connect=connect)
-        [(protocol, transport)] = sessions
-        protocol.dataReceived(
-            encode_request(1, ["--address", "10.0.0.1", "create-volume",
-                               "web"])
-            + encode_request(2, ["--address", "10.0.0.1", "report"])
-            + encode_request(3, ["serve"]))
-        protocol.readConnectionLost()
-        self.assertEqual(self.successResultOf(finished), 0)
-        answers = {}
-        for line in transport.value().splitlines():
-            kind, value = decode_session_line(line)
-            if kind == "answer":
-                answers[value[0]] = value[1:]
-        self.assertEqual(answers[1], (0, b"", b""))
-        self.assertEqual(answers[2][0], 0)
-        self.assertIn("web", json.loads(answers[2][1])["volumes"][0]["name"])
-        self.assertEqual(answers[3][0], 2)
-        self.assertEqual(made, ["10.0.0.1"])
-
-    def test_serve_progress(self):
-        """
-        A push through a session sends progress lines for its request (the
-        volume service's figures) before its answer; a single call prints
-        only its result.
-        """
-        sessions = []
-
-        def connect(reactor, protocol):
-            transport = StringTransport()
-            protocol.makeConnection(transport)
-            sessions.append((protocol, transport))
-        self.successResultOf(self.agent.create_volume("web", None))
-        finished = node_main(
-            Clock(), ["serve"], b"", io.StringIO(), io.StringIO(), {},
-            make_agent=lambda reactor, options, environ: self.agent,
-            connect=connect)
-        [(protocol, transport)] = sessions
-        protocol.dataReceived(encode_request(4, ["push-volume", "web", B]))
-        protocol.readConnectionLost()
-        self.assertEqual(self.successResultOf(finished), 0)
-        kinds = [decode_session_line(line) for line in
-                 transport.value().splitlines()]
-        kinds = [(kind, value) for kind, value in kinds if kind != "eliot"]
-        [(kind, (identifier, sent, total)), (last, answer)] = kinds
-        self.assertEqual((kind, identifier, last, answer[:2]),
-                         ("progress", 4, "answer", (4, 0)))
-        self.assertEqual(json.loads(answer[2]), {"bytes": sent})
-        self.assertEqual(self.main(["push-volume", "web", B])[1],
-                         '{"bytes":0}\n')
-
-    def test_serve_lease_names_process(self):
-        """
-        A deploy's lease taken through a session names the serving process
-        (this one), so it ends when that process does; a one-shot call's
-        lease names none.
-        """
-        sessions = []
-
-        def connect(reactor, protocol):
-            protocol.makeConnection(StringTransport())
-            sessions.append(protocol)
-        finished = node_main(
-            Clock(), ["serve"], b"", io.StringIO(), io.StringIO(), {},
-            make_agent=lambda reactor, options, environ: self.agent,
-            make_lock=lambda options, environ: self.lock, connect=connect)
-        [protocol] = sessions
-        protocol.dataReceived(encode_request(1, ["--lock", "first",
-                                                 "report"]))
-        protocol.readConnectionLost()
-        self.assertEqual(self.successResultOf(finished), 0)
-        with open(self.lock.path) as f:
-            lease = json.load(f)
-        self.assertEqual((lease["owner"], lease["process"]),
-                         ("first", process_identity(os.getpid())))
-        self.main(["--lock", "second", "release-lock"])
-        self.main(["--lock", "first", "release-lock"])
-        self.main(["--lock", "second", "report"])
-        with open(self.lock.path) as f:
-            self.assertNotIn("process", json.load(f))
-
-    def test_set_routes(self):
-        """
-        ``set-routes`` installs the route table read from stdin.
-        """
-        routes = frozenset([Route(8080, B)])
-        self.assertEqual(self.main(["set-routes"], stdin=encode_routes(routes)),
-                         (0, "", ""))
-        self.assertEqual(self.successResultOf(self.agent.report()).routes,
-                         routes)
-
-    def test_failure_one_line(self):
-        """
-        An operation the node refuses exits 1 with one line on stderr naming
-        the command, and nothing on stdout.
-        """
-        code, out, err = self.main(["start-application"],
-                                   stdin=encode_application(WEB))
-        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
-        self.assertTrue(err.startswith("flocker-node start-application: "))
-
-    def test_bad_stdin(self):
-        """
-        Standard input that is not an application document exits 1 with one
-        line.
-        """
-        code, out, err = self.main(["start-application"], stdin=b"{nope")
-        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
-
-    def test_install_node_key(self):
-        """
-        ``install-node-key`` installs the node key read from stdin; the
-        report then carries its fingerprint and known_hosts digest, not
-        the key.
-        """
-        self.agent, _ = local_pair(temporary_directory(self))
-        key = make_node_key()
-        self.assertEqual(self.main(["install-node-key"],
-                                   stdin=encode_node_key(key)), (0, "", ""))
-        code, out, err = self.main(["report"])
-        report = json.loads(out)
-        self.assertEqual(report["node_key"], {
-            "fingerprint": key.status().fingerprint,
-            "known_hosts_digest": key.status().known_hosts_digest})
-        self.assertEqual(node_state_from_dict(report).node_key, key.status())
-        self.assertNotIn(key.private_key.splitlines()[1], out)
-
-    def test_install_node_key_not_logged(self):
-        """
-        With ``--eliot-task`` the installation is logged by fingerprint;
-        the private key appears in neither stdout nor stderr.
-        """
-        self.agent, _ = local_pair(temporary_directory(self))
-        key = make_node_key()
-        code, out, err = self.main(
-            ["--eliot-task", "abc-uuid@/1", "install-node-key"],
-            stdin=encode_node_key(key))
-        self.assertEqual(code, 0)
-        self.assertIn(key.status().fingerprint, err)
-        for line in key.private_key.splitlines()[1:-1]:
-            self.assertNotIn(line, out + err)
-
-    def test_install_node_key_bad_stdin(self):
-        """
-        Standard input that is not a node key exits 1 with one line that
-        does not repeat what was sent.
-        """
-        self.agent, _ = local_pair(temporary_directory(self))
-        stdin = json.dumps({"private_key": "SECRET-MATERIAL",
-                            "public_key": "ssh-ed25519 AAAA",
-                            "known_hosts": ""}).encode()
-        code, out, err = self.main(["install-node-key"], stdin=stdin)
-        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
-        self.assertNotIn("SECRET-MATERIAL", err)
-
-    def test_eliot_task_continued(self):
-        """
-        With ``--eliot-task`` the command's eliot messages go to stderr,
-        inside the given task.
-        """
-        code, out, err = self.main(["--eliot-task", "abc-uuid@/1", "report"])
-        self.assertEqual(code, 0)
-        messages = [json.loads(line) for line in err.splitlines()]
-        self.assertIn(("abc-uuid", "flocker:node:report", "succeeded"),
-                      [(m["task_uuid"], m.get("action_type"),
-                        m.get("action_status")) for m in messages])
-
-
-class LabReportTests(SynchronousTestCase):
+class PrepareSocketTests(SynchronousTestCase):
     """
-    ``flocker-node report`` run on a lab node.
+    Tests for :func:`prepare_socket`.
     """
 
-    @pytest.fixture(autouse=True)
-    def _lab(self, request):
-        self.lab = request.getfixturevalue("lab")
-        self.node_name, self.address, self.docker_socket = _lab_docker(
-            request)
+    def setUp(self):
+        self.directory = temporary_directory(self)
+        os.makedirs(self.directory)
 
-    def test_report_shows_container(self):
+    def test_private_directory(self):
         """
-        A container started on the node by Flocker's client is in the
-        node's report, running, with its ports and volume.
+        The socket's directory is made, readable by its owner only.
         """
-        name = "t5" + secrets.token_hex(4) + "-report"
-        port = 20000 + secrets.randbelow(20000)
-        host_path = tempfile.mkdtemp(prefix="flocker-report-test-")
-        self.addCleanup(os.rmdir, host_path)
-        application = Application(
-            name=name, image=IMAGE, command=SLEEPER,
-            environment={"MESSAGE": "from the report test"},
-            ports=[Port(internal=80, external=port)],
-            volume=AttachedVolume(mountpoint="/data"))
-        socket_path = self.docker_socket
-        client = run_in_reactor(
-            lambda reactor: DockerClient(reactor, socket_path, stop_timeout=5))
-        self.addCleanup(run_in_reactor, lambda reactor: client.close())
-        self.addCleanup(run_in_reactor, lambda reactor: client.remove(name))
-        run_in_reactor(lambda reactor: client.add(application, host_path))
-        result = self.lab.run(self.node_name, ["flocker-node", "report"],
-                              check=False)
-        state = node_state_from_dict(json.loads(result.stdout))
-        unit = [u for u in run_in_reactor(lambda reactor: client.list())
-                if u.name == name][0]
-        self.assertEqual(
-            (result.returncode, result.stderr, state.address,
-             state.applications.get(name), name in state.running,
-             unit.ports, unit.binds),
-            (0, "", self.address, application, True, application.ports,
-             pmap({"/data": host_path})))
+        path = os.path.join(self.directory, "run", "agent.sock")
+        prepare_socket(path)
+        mode = stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)
+        self.assertEqual(mode, 0o700)
+
+    def test_open_directory_closed(self):
+        """
+        A directory of ours open to others is made private.
+        """
+        run = os.path.join(self.directory, "run")
+        os.mkdir(run, 0o777)
+        os.chmod(run, 0o777)
+        prepare_socket(os.path.join(run, "agent.sock"))
+        self.assertEqual(stat.S_IMODE(os.stat(run).st_mode), 0o700)
+
+    def test_foreign_directory_refused(self):
+        """
+        A directory owned by another user is refused: nobody else may
+        place the agent's socket.
+        """
+        run = os.path.join(self.directory, "run")
+        os.mkdir(run)
+        with self.assertRaises(AgentSocketError):
+            prepare_socket(os.path.join(run, "agent.sock"),
+                           uid=os.geteuid() + 1)
+
+    def test_stale_socket_removed(self):
+        """
+        A socket nobody listens on (left by a dead agent) is removed.
+        """
+        path = os.path.join(self.directory, "agent.sock")
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        prepare_socket(path)
+        self.assertFalse(os.path.exists(path))
+
+    def test_live_socket_refused(self):
+        """
+        A socket another agent listens on is left alone and refused.
+        """
+        path = os.path.join(self.directory, "agent.sock")
+        live = socket.socket(socket.AF_UNIX)
+        live.bind(path)
+        live.listen(1)
+        self.addCleanup(live.close)
+        with self.assertRaises(AgentSocketError) as raised:
+            prepare_socket(path)
+        self.assertIn("already listens", str(raised.exception))
+        self.assertTrue(os.path.exists(path))
+
+
+# ---------------------------------------------------------------------------
+# A real agent process
+
+def _command(name):
+    return [os.path.join(os.path.dirname(sys.executable), name)]
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """
+    A ``flocker-node agent`` process on a socket in a temporary directory,
+    with no Docker daemon and no pool behind it.  ``tmp_path`` is opened to
+    everyone, so only the agent's own directory and socket keep others out.
+    """
+    require(os.geteuid() == 0, "needs root (to run commands as nobody)")
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "flocker" / "agent.sock")
+    log = open(tmp_path / "agent.log", "wb")
+    environ = dict(os.environ, FLOCKER_POOL="flocker-no-such-pool",
+                   DOCKER_HOST="unix://%s" % (tmp_path / "no-docker.sock",),
+                   FLOCKER_LOCK_DIR=str(tmp_path / "lock"),
+                   FLOCKER_STATE_DIR=str(tmp_path / "state"))
+    process = subprocess.Popen(
+        _command("flocker-node") + ["agent", "--socket", path,
+                                    "--address", "192.0.2.1"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environ)
+    log.close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        assert process.poll() is None, (tmp_path / "agent.log").read_text()
+        assert time.monotonic() < deadline, "the agent did not listen"
+        time.sleep(0.05)
+    yield path, process, environ
+    process.terminate()
+    process.wait(30)
+
+
+def test_socket_private(agent):
+    """
+    The agent's socket is mode 0600 in a directory of mode 0700, both
+    root's.
+    """
+    path, _, _ = agent
+    for where, mode in ((path, 0o600), (os.path.dirname(path), 0o700)):
+        info = os.stat(where)
+        assert (stat.S_IMODE(info.st_mode), info.st_uid) == (mode, 0)
+
+
+_AS_NOBODY = """
+import socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(path)
+except PermissionError:
+    print("connect refused")
+t = socket.socket(socket.AF_UNIX)
+try:
+    t.bind(path + ".mine")
+except PermissionError:
+    print("bind refused")
+"""
+
+
+def test_unprivileged_user_locked_out(agent):
+    """
+    An unprivileged user can neither connect to the agent nor put a socket
+    of their own where the agent listens.
+    """
+    path, _, _ = agent
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", _AS_NOBODY, path], user=NOBODY,
+        group=NOBODY, extra_groups=[], capture_output=True, text=True,
+        timeout=60, cwd="/")
+    assert (result.stdout, result.returncode) == (
+        "connect refused\nbind refused\n", 0), result.stderr
+
+
+def test_second_agent_refused(agent):
+    """
+    A second agent on the same socket exits with one line, leaving the
+    first one serving.
+    """
+    path, first, environ = agent
+    result = subprocess.run(
+        _command("flocker-node") + ["agent", "--socket", path],
+        capture_output=True, text=True, timeout=120, env=environ)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "flocker-node agent: another agent already listens on %s\n" % (path,))
+    assert first.poll() is None
+
+
+def test_report_one_line_failure(agent):
+    """
+    ``flocker-node report`` reaches the agent; a node whose Docker daemon
+    does not answer gets one line naming the reason, no traceback.
+    """
+    path, _, environ = agent
+    result = subprocess.run(
+        _command("flocker-node") + ["report", "--socket", path],
+        capture_output=True, text=True, timeout=120, env=environ)
+    assert result.returncode == 1
+    assert result.stderr.startswith("flocker-node report: ")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_bridge(agent):
+    """
+    ``flocker-node-bridge`` joins its standard input and output to the
+    agent: an AMP ``Hello`` written to it is answered.
+    """
+    from twisted.protocols.amp import AmpBox
+    path, _, _ = agent
+    hello = AmpBox(_command=b"Hello", _ask=b"1", version=b"2",
+                   address=b"192.0.2.1").serialize()
+    bridge = subprocess.Popen(
+        _command("flocker-node-bridge") + ["--socket", path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    bridge.stdin.write(hello)
+    bridge.stdin.flush()
+    # The answer comes while the input is still open (closing it ends the
+    # conversation, as the client closing its channel does).
+    answer = bridge.stdout.read1(4096)
+    bridge.stdin.close()
+    bridge.wait(60)
+    assert b"_answer" in answer and b"flocker" in answer
+    assert bridge.returncode == 0
+
+
+def test_bridge_no_agent(tmp_path):
+    """
+    Without an agent, the bridge says so in one line and exits with 1.
+    """
+    path = str(tmp_path / "nothing.sock")
+    result = subprocess.run(
+        _command("flocker-node-bridge") + ["--socket", path],
+        capture_output=True, text=True, timeout=60, input="")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "systemctl status flocker-node" in result.stderr
+
+
+def test_malformed_then_served(agent):
+    """
+    Garbage on one connection closes that connection only: the agent
+    answers the next one.
+    """
+    path, process, _ = agent
+    bad = socket.socket(socket.AF_UNIX)
+    bad.connect(path)
+    bad.sendall(b"\x00\x05hello\x00\x00\x00\x00")
+    bad.settimeout(30)
+    assert bad.recv(100) == b""
+    bad.close()
+    result = subprocess.run(
+        _command("flocker-node-bridge") + ["--socket", path], input=b"",
+        capture_output=True, timeout=60)
+    assert result.returncode == 0
+    assert process.poll() is None
