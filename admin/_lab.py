@@ -578,6 +578,71 @@ def start_sshd(node):
     return process
 
 
+#: Where a node's Flocker agent listens, inside the node (the package's
+#: default, as on a real server).
+AGENT_SOCKET = "/run/flocker/agent.sock"
+
+#: Seconds a node's agent may take to listen.
+AGENT_TIMEOUT = 60
+
+
+def agent_pid(node):
+    """
+    :param Node node: A node.
+    :return: The pid of its Flocker agent if it runs, else ``None``.
+    """
+    return daemon_pid(node, node.agent_pid_file, "flocker-node")
+
+
+def start_agent(lab, node):
+    """
+    Start a node's Flocker agent in its namespaces, as the package's
+    systemd unit does at boot (``flocker-node agent``, the node's
+    environment, its log in the node's ``/var/log``).
+
+    :param Lab lab: The lab.
+    :param Node node: The node.
+    :return: The ``Popen`` (its pid is the agent's: ``nsenter`` execs it).
+    """
+    env = _daemon_environment(node)
+    # Its own commands (zfs, iptables, ssh) come from the system; the node
+    # key's forced command and pushes name Flocker's from the lab's bin.
+    env["PATH"] = "%s:%s" % (lab.bin_dir, STANDARD_PATH)
+    process = _spawn(node.nsenter() + [
+        lab.bin_dir / "flocker-node", "agent",
+        "--log", "/var/log/flocker-agent.log",
+    ], os.devnull, env)
+    node.agent_pid_file.write_text("%d\n" % (process.pid,))
+    return process
+
+
+def agent_listening(pid):
+    """
+    :param int pid: A node's agent.
+    :return: ``True`` if its socket exists in the node's file system.
+    """
+    return os.path.exists("/proc/%d/root%s" % (pid, AGENT_SOCKET))
+
+
+def wait_agent(node, process):
+    """
+    Wait until a node's agent listens.
+
+    :param Node node: The node.
+    :param process: Its ``Popen``.
+    :raises LabError: If it exits or does not listen in time.
+    """
+    deadline = time.monotonic() + AGENT_TIMEOUT
+    while not agent_listening(process.pid):
+        if process.poll() is not None:
+            raise LabError("%s: flocker-node agent exited (%d): %s" % (
+                node.name, process.returncode, log_tail(node.agent_log)))
+        if time.monotonic() > deadline:
+            raise LabError("%s: flocker-node agent not listening after %ds"
+                           % (node.name, AGENT_TIMEOUT))
+        time.sleep(0.02)
+
+
 def sshd_listening(pid):
     """
     :param int pid: A process in a node's network namespace.
@@ -917,6 +982,9 @@ def up(lab, count, log):
                 wait_sshd(node, boot.sshd)
             check_ssh(lab, client, node)
             wait_dockerd(node, boot.dockerd)
+            if not agent_pid(node):
+                # After the pool and Docker, as the unit's ordering says.
+                wait_agent(node, start_agent(lab, node))
             ready = time.monotonic() - boot.started
             api = _lab_images.DockerAPI(str(node.docker_socket))
             try:
@@ -1117,12 +1185,14 @@ def node_health(node):
     """
     dockerd = daemon_pid(node, node.dockerd_pid_file, "dockerd")
     sshd = daemon_pid(node, node.sshd_pid_file, "sshd")
+    agent = agent_pid(node)
     return {
         "netns": namespace_inode(node.netns_path) is not None,
         "mntns": namespace_inode(node.mnt_file) is not None,
         "dockerd": bool(dockerd) and _lab_images.DockerAPI(
             str(node.docker_socket), timeout=5).ping(),
         "sshd": bool(sshd) and sshd_listening(sshd),
+        "agent": bool(agent) and agent_listening(agent),
         "pool": zfs_answers() and node.pool in imported_pools(),
         "zfs-mount": mounted(node.zfs_mount),
     }

@@ -354,6 +354,16 @@ class Node(Machine):
         return self.run_dir / "sshd.pid"
 
     @property
+    def agent_pid_file(self):
+        """Pid of the node's Flocker agent (written by the lab)."""
+        return self.run_dir / "agent.pid"
+
+    @property
+    def agent_log(self):
+        """The Flocker agent's log, as the host sees it."""
+        return self.log_dir / "flocker-agent.log"
+
+    @property
     def dockerd_log(self):
         """dockerd's output."""
         return self.lab.logs_dir / (self.name + "-dockerd.log")

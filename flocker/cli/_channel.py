@@ -6,10 +6,12 @@ The agent listens on a Unix socket on the node
 ``direct-streamlocal@openssh.com`` channel to it on the node's shared Conch
 connection (OpenSSH's forwarding of Unix sockets, on by default in sshd):
 nothing is started on the node.  Where sshd refuses such channels
-("administratively prohibited": ``AllowStreamLocalForwarding no``,
-``DisableForwarding``, a ``restrict`` key), the client runs
-``flocker-node-bridge`` instead, which joins its standard input and output
-to the socket.  The bytes are the same either way.
+(``AllowStreamLocalForwarding no``, ``DisableForwarding``, a ``restrict``
+key), the client runs ``flocker-node-bridge`` instead, which joins its
+standard input and output to the socket.  The bytes are the same either
+way.  (OpenSSH refuses a channel it may not open and one whose socket
+nobody listens on alike, so a refused channel is followed by the bridge,
+which then either works or says why the agent cannot be reached.)
 """
 
 import struct
@@ -33,10 +35,6 @@ BRIDGE = "flocker-node-bridge"
 
 #: The bridge command run where streamlocal channels are refused.
 DEFAULT_BRIDGE_COMMAND = ("flocker-node-bridge",)
-
-# SSH_MSG_CHANNEL_OPEN_FAILURE reason codes (RFC 4254, 5.1).
-_ADMINISTRATIVELY_PROHIBITED = 1
-
 
 class AgentUnavailable(Exception):
     """
@@ -90,7 +88,10 @@ class StreamLocalChannel(SSHChannel):
         self._opened.callback(self)
 
     def openFailed(self, reason):
-        self._opened.errback(Failure(getattr(reason, "value", reason)))
+        # Conch passes the ConchError itself (or, for a lost connection, a
+        # Failure).
+        self._opened.errback(reason if isinstance(reason, Failure)
+                             else Failure(reason))
 
     def dataReceived(self, data):
         self._protocol.dataReceived(data)
@@ -202,10 +203,10 @@ def ssh_agent_connector(runner, socket_path=DEFAULT_AGENT_SOCKET,
 
         def refused(failure):
             failure.trap(ConchError)
-            if failure.value.data == _ADMINISTRATIVELY_PROHIBITED:
-                # This sshd forwards no Unix sockets: the bridge it is.
-                return through_bridge(address, protocol)
-            raise AgentUnavailable(address, "cannot open %s on the node: %s"
-                                   % (socket_path, failure.value.value))
+            # OpenSSH answers "open failed" both when its configuration
+            # forbids Unix socket forwarding and when nothing listens on
+            # the socket; the bridge works in the first case and says
+            # exactly what is wrong in the second.
+            return through_bridge(address, protocol)
         return d.addCallbacks(lambda _: STREAMLOCAL, refused)
     return connect

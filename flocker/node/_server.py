@@ -118,6 +118,21 @@ class _LogRouter(object):
             self._watchers.pop(task_uuid, None)
 
 
+_ROUTERS = []
+
+
+def _process_log_router():
+    """
+    :return: This process's :class:`_LogRouter`, installed as an eliot
+        destination the first time.
+    """
+    if not _ROUTERS:
+        router = _LogRouter()
+        add_destinations(router)
+        _ROUTERS.append(router)
+    return _ROUTERS[0]
+
+
 class AgentService(object):
     """
     What one agent owns, shared by all its connections.
@@ -144,7 +159,7 @@ class AgentService(object):
             one line (:class:`OperationFailed`); anything else is logged
             with its traceback as an internal error.
         :param log_router: The :class:`_LogRouter` eliot destination, or
-            ``None`` to make and install one.
+            ``None`` for this process's.
         """
         self.clock = clock
         self.lock = lock
@@ -152,10 +167,8 @@ class AgentService(object):
         self._make_agent = make_agent
         self._agents = {}
         self.expected_errors = (SerializationError,) + tuple(expected_errors)
-        if log_router is None:
-            log_router = _LogRouter()
-            add_destinations(log_router)
-        self.log_router = log_router
+        self.log_router = (_process_log_router() if log_router is None
+                           else log_router)
 
     def agent(self, address):
         """

@@ -155,12 +155,13 @@ class SSHServer(object):
                 pass
 
 
-def start_sshd(directory, addresses=ADDRESSES):
+def start_sshd(directory, addresses=ADDRESSES, extra_config=()):
     """
     Start a private sshd in ``directory``.
 
     :param str directory: An empty directory for keys, config and log.
     :param addresses: Loopback addresses to listen on.
+    :param extra_config: More ``sshd_config`` lines.
     :return: The running :class:`SSHServer`.
     :raises RuntimeError: If it does not accept connections within 15 s.
     """
@@ -186,7 +187,8 @@ def start_sshd(directory, addresses=ADDRESSES):
         "MaxStartups 100",
         "MaxSessions 10",
         "LogLevel ERROR",
-    ] + ["ListenAddress %s" % (address,) for address in addresses]
+    ] + list(extra_config) + [
+        "ListenAddress %s" % (address,) for address in addresses]
     with open(path("sshd_config"), "w") as f:
         f.write("\n".join(config) + "\n")
     made_privsep = not os.path.isdir(_PRIVSEP)
@@ -223,14 +225,16 @@ def start_sshd(directory, addresses=ADDRESSES):
             time.sleep(0.05)
 
 
-def running_sshd(tmp_path_factory):
+def running_sshd(tmp_path_factory, extra_config=()):
     """
     The body of a module-scoped ``sshd`` fixture: skip (fail in CI) where a
     private sshd cannot run, else start one, yield it, stop it.
 
     :param tmp_path_factory: pytest's fixture of that name.
+    :param extra_config: More ``sshd_config`` lines.
     """
     require(sshd_available(), "needs root, %s and %s" % (SSHD, SSH_KEYGEN))
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    server = start_sshd(tmp_path_factory.mktemp("sshd"),
+                        extra_config=extra_config)
     yield server
     server.stop()
