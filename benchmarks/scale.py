@@ -18,21 +18,21 @@ the deploy client and of one node command.
   them (with their volumes) and upgrading 10%; the cluster is brought to
   its starting state by an untimed deploy first.
 * ``fanout_100_nodes_protocol_s``: the same deploy through
-  ``RemoteNodeAgent`` over ``SessionRunner`` over ``MemoryCommandRunner``;
-  each node is ``flocker-node serve`` in memory (the real ``node_main`` and
-  session protocol) over its fake agent, so every call and answer is
-  encoded and decoded as on a real cluster, without SSH.  Nodes share one
-  process, hence one eliot log: one of the sessions sends it back to the
-  client (each message is encoded and decoded once, as with one session
-  per machine); ``fanout_protocol_ratio`` = protocol / in-memory.
+  ``RemoteNodeAgent`` and the agent protocol (AMP) in memory: each node is
+  an ``AgentService`` over its fake agent, connected to the client by an
+  in-memory loopback, so every command and answer is encoded and decoded
+  as on a real cluster, without SSH.  Nodes share one process, hence one
+  eliot log, sent back to the client per task as a real agent does;
+  ``fanout_protocol_ratio`` = protocol / in-memory.
 * ``client_rss_mb``: peak RSS of a fresh interpreter that imports
   ``flocker-deploy`` (``flocker.cli.script``) and runs the in-memory
   100-node deploy under the reactor.
-* ``node_rss_mb``: peak RSS of a fresh interpreter acting as
-  ``flocker-node`` on a node running 50 applications (every third with a
-  volume): ``node_main`` runs ``report`` and then ``set-routes`` with 50
-  routes, over a ``LocalNodeAgent`` with a ``FakeDockerClient``,
-  ``MemoryVolumeService`` and ``MemoryRouteManager``.
+* ``node_rss_mb``: peak RSS of a fresh interpreter acting as a node's
+  agent with 50 applications (every third with a volume): an
+  ``AgentService`` over a ``LocalNodeAgent`` with a ``FakeDockerClient``,
+  ``MemoryVolumeService`` and ``MemoryRouteManager`` answers ``Report``
+  and then ``SetRoutes`` with 50 routes through the protocol.  (The real
+  agent's RSS on a lab node is ``agent_rss_mb`` in ``deploy.py``.)
 * Baseline for both: ``python_rss_mb``, a fresh interpreter importing
   nothing.
 
@@ -43,7 +43,6 @@ then one JSON object as the last line.
 
 import argparse
 import gc
-import io
 import json
 import os
 import resource
@@ -163,25 +162,29 @@ def converge(deployment, agents):
 def protocol_agents(cluster):
     """
     :param FakeCluster cluster: The nodes.
-    :return: ``(agents, runner)``: a ``RemoteNodeAgent`` per node, over a
-        ``SessionRunner`` whose sessions are :class:`MemoryNodeSession` over
-        the cluster's agents.
+    :return: ``(agents, connections)``: a ``RemoteNodeAgent`` per node,
+        reaching in memory an ``AgentService`` over the node's fake agent.
     """
+    import tempfile
+
     from twisted.internet.task import Clock
 
-    from flocker.cli import MemoryCommandRunner, RemoteNodeAgent
-    from flocker.cli._session import SessionRunner
-    from flocker.node.testtools import MemoryNodeSession
-    memory = MemoryCommandRunner()
-    first = min(cluster.agents)
-    for address, agent in cluster.agents.items():
-        memory.add_stream_handler(
-            address, ["flocker-node"],
-            lambda argv, received, agent=agent, log=(address == first):
-                MemoryNodeSession(argv, received, agent, log))
-    runner = SessionRunner(memory, Clock())
-    return ({address: RemoteNodeAgent(runner, address)
-             for address in cluster.agents}, runner)
+    from flocker.cli import AgentConnections, RemoteNodeAgent
+    from flocker.cli.testtools import FlushingAgent, LoopbackNetwork
+    from flocker.node import DeployLock
+    from flocker.node._fake import FakeNodeError
+    from flocker.node._server import AgentService
+    directory = tempfile.mkdtemp(prefix="flocker-scale-")
+    network = LoopbackNetwork({
+        address: AgentService(
+            Clock(), lambda _, agent=agent: agent,
+            DeployLock(os.path.join(directory, address)),
+            expected_errors=(FakeNodeError,))
+        for address, agent in cluster.agents.items()})
+    connections = AgentConnections(network.connect)
+    return ({address: FlushingAgent(RemoteNodeAgent(connections, address),
+                                    network)
+             for address in cluster.agents}, (connections, network))
 
 
 def fanout(nodes, through_protocol):
@@ -197,14 +200,15 @@ def fanout(nodes, through_protocol):
     cluster = FakeCluster([node.address for node in after.nodes])
     converge(before, cluster.agents)
     if through_protocol:
-        agents, runner = protocol_agents(cluster)
+        agents, (connections, network) = protocol_agents(cluster)
 
         def deploy_once():
             result = converge(after, agents)
             closed = []
-            runner.close_sessions().addBoth(closed.append)
+            connections.close().addBoth(closed.append)
+            network.flush()
             if not closed:
-                raise RuntimeError("the in-memory sessions did not end")
+                raise RuntimeError("the in-memory connections did not end")
             return result
     else:
         def deploy_once():
@@ -235,17 +239,24 @@ def child_client():
 
 def child_node():
     """
-    Child mode: act as ``flocker-node`` on a node with
-    ``NODE_APPLICATIONS`` applications (``report``, then ``set-routes``),
-    print the peak RSS as JSON.
+    Child mode: act as a node's agent with ``NODE_APPLICATIONS``
+    applications, answering ``Report`` then ``SetRoutes`` through the
+    protocol; print the peak RSS as JSON.
     """
+    import tempfile
+
+    from eliot import start_action
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import react
 
     from flocker._model import Application, AttachedVolume, Port, Route
-    from flocker.node import FakeDockerClient, LocalNodeAgent
-    from flocker.node._protocol import encode_routes
-    from flocker.node.script import node_main
+    from flocker.node import DeployLock, LocalNodeAgent
+    from flocker.node._amp import (
+        PROTOCOL_VERSION, AgentClientProtocol, Hello, Report, SetRoutes,
+    )
+    from flocker.node._docker import FakeDockerClient
+    from flocker.node._server import AgentProtocol, AgentService
+    from flocker.node.testtools import loopback
     from flocker.route import MemoryRouteManager
     from flocker.volume import MemoryNetwork, MemoryVolumeService
 
@@ -268,25 +279,25 @@ def child_node():
             if application.volume is not None:
                 yield agent.create_volume(application.name, None)
             yield agent.start_application(application)
-        routes = encode_routes(Route(port=20000 + index, address=other)
-                               for index in range(NODE_APPLICATIONS))
-        for argv, stdin in [(["--address", address, "report"], b""),
-                            (["--address", address, "set-routes"], routes)]:
-            stdout, stderr = io.StringIO(), io.StringIO()
-            code = yield node_main(reactor, argv, stdin, stdout, stderr,
-                                   dict(os.environ),
-                                   make_agent=lambda *_: agent)
-            if code != 0:
-                raise RuntimeError("flocker-node %s: %s" % (
-                    argv[-1], stderr.getvalue()))
-            if argv[-1] == "report":
-                running = json.loads(stdout.getvalue()).get("running", [])
-                if len(running) != NODE_APPLICATIONS:
-                    raise RuntimeError("report shows %d applications "
-                                       "running" % (len(running),))
+        service = AgentService(reactor, lambda _: agent, DeployLock(
+            os.path.join(tempfile.mkdtemp(), "lock")))
+        client = AgentClientProtocol()
+        pump = loopback(client, AgentProtocol(service), reactor)
+        yield client.callRemote(Hello, version=PROTOCOL_VERSION,
+                                address=address)
+        with start_action(action_type="benchmark:node") as action:
+            task = action.serialize_task_id().decode("ascii")
+        answer = yield client.callRemote(Report, eliot_task=task)
+        if len(answer["state"].running) != NODE_APPLICATIONS:
+            raise RuntimeError("report shows %d applications running" % (
+                len(answer["state"].running),))
+        yield client.callRemote(SetRoutes, eliot_task=task, routes=frozenset(
+            Route(port=20000 + index, address=other)
+            for index in range(NODE_APPLICATIONS)))
         installed = yield agent.routes.get_routes()
         if len(installed) != NODE_APPLICATIONS:
             raise RuntimeError("%d routes installed" % (len(installed),))
+        pump.close()
     _react_and_report(react, main)
 
 
@@ -397,7 +408,7 @@ def main(argv):
         "(%d changes); %d runs each"
         % (FANOUT_NODES, APPS_PER_NODE, changes[False], reps), [
             ["FakeNodeAgent"] + cell(fanouts[False]),
-            ["RemoteNodeAgent / SessionRunner / node_main serve"]
+            ["RemoteNodeAgent / agent protocol (AMP) / AgentService"]
             + cell(fanouts[True]),
         ], ["nodes reached through", "median s", "min-max s"])
 
@@ -411,7 +422,7 @@ def main(argv):
         ["bare python (baseline)", "%.1f" % memory["python_rss_mb"]],
         ["deploy client, %d in-memory nodes" % (FANOUT_NODES,),
          "%.1f" % memory["client_rss_mb"]],
-        ["flocker-node report + set-routes, %d applications"
+        ["node agent: Report + SetRoutes, %d applications"
          % (NODE_APPLICATIONS,), "%.1f" % memory["node_rss_mb"]],
     ], ["process", "peak RSS MB"])
 

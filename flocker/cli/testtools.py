@@ -37,6 +37,7 @@ class LoopbackNetwork(object):
         self.services = services
         self.pumps = {}
         self._clock = clock
+        self._flushing = False
 
     def connect(self, address, protocol):
         service = self.services.get(address)
@@ -51,11 +52,18 @@ class LoopbackNetwork(object):
     def flush(self):
         """
         Deliver everything in flight on every connection until all are
-        quiet.
+        quiet.  (Called again by what a delivery sets off, it returns at
+        once: the outer call goes on delivering.)
         """
-        while any(pump.pending() for pump in self.pumps.values()):
-            for pump in list(self.pumps.values()):
-                pump.flush()
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while any(pump.pending() for pump in self.pumps.values()):
+                for pump in list(self.pumps.values()):
+                    pump.flush()
+        finally:
+            self._flushing = False
 
     def drop(self, address):
         """
