@@ -8,8 +8,9 @@ node's sshd refuses those channels (``AllowStreamLocalForwarding no``,
 ``DisableForwarding``, a ``restrict`` key), it runs this command instead and
 speaks the same protocol through its standard input and output.
 
-It imports nothing but the standard library (and this package's empty
-``__init__``), so it starts in a few tens of milliseconds.
+It imports nothing but the standard library and the ``flocker`` package
+itself (its models), and is only run where a node refuses streamlocal
+channels.
 """
 
 import os

@@ -3,19 +3,18 @@ The per-node deploy lock: a lease that one ``flocker-deploy`` run holds on a
 node from its first command (the report) to its last, so two deploys never
 interleave their changes on one node.
 
-A deploy is many ``flocker-node`` calls (one-shot processes, or requests in
-one ``flocker-node serve`` session), so the lock is a small file naming its
-owner (a random deploy id) and when the lease ends, not a lock held by a
-process.  Every command of the owning deploy renews the lease.
+The node's agent (``flocker-node agent``) owns the lock: every command of a
+deploy names the deploy (a random id) and takes or renews its lease, kept
+in a small file naming its owner and when the lease ends.
 
 A deploy that dies without releasing its lease:
 
-* through a session: the lease names the serving process (pid and start
-  time), and ends as soon as that process is gone.  The session outlives its
-  client only to finish the requests already running, so a deploy run again
-  after a crash waits for that work, never for the lease time;
-* through one-shot calls: no process spans the deploy, so the lease runs
-  out (:data:`DEFAULT_LEASE` after its last command).
+* its client died or its connection was cut: the agent ends the leases a
+  connection took when that connection closes (it finishes the commands
+  already running first; a deploy run again waits only for those);
+* the agent itself died: the lease names the agent's process (pid and start
+  time), and ends with it;
+* otherwise it runs out (:data:`DEFAULT_LEASE` after its last command).
 
 The file is only ever read and rewritten under ``flock``, for microseconds.
 """
