@@ -49,19 +49,6 @@ that no other target was last sent; the target keeps only its newest.
 That is all any next incremental needs.  Snapshots Flocker did not take
 (not named ``flocker-...``) are never pruned.
 
-A later push to the same address first tries the direct way: ``zfs send -i``
-from the recorded snapshot straight into ``zfs receive <pool>/NAME`` on the
-target (no ``-F``, no ``flocker-volume`` there, so no Python start-up).  ZFS
-applies it only to a copy that has that snapshot as its newest and no change
-since -- an untouched follower -- and refuses anything else without changing
-it, in which case the push falls back to the protocol above.  (zfs-fuse's
-receive, given a name that does not exist, applies an increment to another
-dataset of that pool holding the base snapshot: in Flocker's pools that can
-only be a copy of the same volume set aside by an interrupted swap, which
-recovery then puts back in place.)  Direct pushes leave their snapshots on
-the follower until its next negotiated receive or its ``acquire`` prunes
-them.
-
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::
 
@@ -118,7 +105,7 @@ from ._errors import (
     VolumeExists, VolumeInUse, ZFSError, error_from_kind,
 )
 from ._logging import (
-    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME, DIRECT_REFUSED,
+    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME,
     HANDOFF_VOLUME, LATE_REMOTE_FAILURE,
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
     REMOTE_COMMAND, SNAPSHOT_VOLUME,
@@ -977,15 +964,8 @@ class VolumeService(object):
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
-            peer = _peers(dataset).get(target)
-            snapshot = sent = None
-            if peer is not None and peer.snapshot in dataset.snapshots:
-                snapshot, sent = yield self._push_direct(dataset, target,
-                                                         peer, progress)
-            if sent is None:
-                sent = yield self._push_negotiated(dataset, target, snapshot,
-                                                   progress, action)
-            result, pool, exited = sent
+            result, pool, exited = yield self._push_negotiated(
+                dataset, target, progress, action)
             if record:
                 peers = _peers(dataset).set(target, _Peer(
                     address=target, node_id=result.target_node_id,
@@ -1072,58 +1052,7 @@ class VolumeService(object):
         return results[0], results[1], results[2][1]
 
     @inlineCallbacks
-    def _push_direct(self, dataset, target, peer, progress):
-        """
-        The quick way to a node this one pushed to before: send the
-        increment from the snapshot that node last confirmed straight into
-        ``zfs receive`` there, with no ``flocker-volume`` at the far end (it
-        costs a Python start-up, most of a small push's time).
-
-        Safe because plain ``zfs receive`` (no ``-F``) applies an increment
-        only to a copy that still ends with that snapshot, unmodified since:
-        a follower (read-only, no atime updates) or nothing.  Anything else
-        (the copy moved on, was replaced or deleted, the address now names
-        another node) makes it refuse, changing nothing, and the push falls
-        back to the negotiated protocol.
-
-        :return: ``Deferred`` firing with ``(snapshot, (PushResult, pool,
-            exited))`` (``exited`` has fired: see :meth:`_push_negotiated`),
-            or with ``(snapshot, None)`` if the target refused the stream.
-        """
-        name = dataset.name
-        argv = self._remote.argv(target, [
-            "receive", "%s/%s" % (peer.pool, name)], command=("zfs",))
-        with REMOTE_COMMAND(argv=argv):
-            # ssh connects while the snapshot is taken.
-            remote, stdin_write = self._start_remote(argv)
-            try:
-                snapshot = yield self._take_snapshot(dataset)
-                sink, stdin_write = stdin_write, None
-                (pump_ok, count), (send_ok, send_error), ended = (
-                    yield self._send(dataset, snapshot, peer.snapshot, None,
-                                     sink, progress, remote.ended))
-            finally:
-                if stdin_write is not None:
-                    close_quietly(stdin_write)
-                if progress is not None:
-                    progress.finish()
-        if ended.exit_code == 255:
-            raise self._remote_error(target, ended)
-        if not send_ok and not send_error.check(ZFSError):
-            send_error.raiseException()
-        if ended.exit_code != 0 or not pump_ok:
-            DIRECT_REFUSED.log(volume=name, target=target,
-                               reason=_last_line(ended.stderr))
-            return snapshot, None
-        if not send_ok:
-            send_error.raiseException()
-        return snapshot, (PushResult(
-            name=name, target=target, target_node_id=peer.node_id,
-            snapshot=snapshot, base=peer.snapshot, bytes_sent=count),
-            peer.pool, succeed(None))
-
-    @inlineCallbacks
-    def _push_negotiated(self, dataset, target, snapshot, progress, action):
+    def _push_negotiated(self, dataset, target, progress, action):
         """
         Push through ``flocker-volume receive`` on the target, which says
         what it has, refuses if it owns the volume, receives atomically and
@@ -1134,7 +1063,6 @@ class VolumeService(object):
         exited too: that takes a Python shutdown and ssh's, a good part of
         a small push's time.
 
-        :param snapshot: The snapshot to send, or ``None`` to take one.
         :return: ``Deferred`` firing with ``(PushResult, pool, exited)``:
             ``exited`` fires (never failing) once the target's command has
             exited and its log was passed on; a failure it reports after
@@ -1147,9 +1075,8 @@ class VolumeService(object):
         remote, stdin_write = self._start_remote(self._remote.argv(
             target, ["--eliot-task", task, "receive", name]))
         try:
-            if snapshot is None:
-                # Taken while the remote command starts up.
-                snapshot = yield self._take_snapshot(dataset)
+            # Taken while the remote command starts up.
+            snapshot = yield self._take_snapshot(dataset)
             header = yield self._header(remote, target)
             if header is None or "error" in header:
                 raise self._remote_error(target, (yield remote.ended))
@@ -1515,8 +1442,7 @@ class VolumeService(object):
                     dataset, properties=dataset.properties.set(
                         OWNER, self.node_id).set("mounted", "no"))
             yield self._mount_dataset(dataset)
-            # Direct pushes leave every increment's snapshot on a follower;
-            # the new owner keeps only what its next pushes can use.
+            # The new owner keeps only what its next pushes can use.
             destroyed = yield self._prune(dataset)
         # What the commands above made of the dataset, without asking zfs
         # again (a hand-off waits for this).
