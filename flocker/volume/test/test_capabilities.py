@@ -23,8 +23,7 @@ from flocker.volume._process import make_pipe
 from flocker.volume._zfs import ZFSPool
 
 from . import _fake_openzfs
-from ._support import FilePools, require_zfs
-from .test_zfs import ENV, _pool
+from .test_zfs import ENV, _pool, pools  # noqa: F401 (a fixture)
 
 #: What the lab's zfs-fuse (0.7.0, Debian 12) prints without a command:
 #: the lines that matter.
@@ -345,17 +344,6 @@ class OptionCheckTests(SynchronousTestCase):
             self.assertRaises(UnsafeName, pool.receive, "app", 0,
                               options=options)
         self.assertEqual(runner.calls, [])
-
-
-@pytest.fixture
-def pools():
-    """
-    File-backed pools for one test, destroyed afterwards.
-    """
-    require_zfs()
-    created = FilePools()
-    yield created
-    created.destroy()
 
 
 def test_detected_zfs_fuse(pools):
