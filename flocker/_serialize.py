@@ -17,7 +17,7 @@ from ._model import (
 )
 
 __all__ = [
-    "application_to_dict", "application_from_dict",
+    "application_to_dict", "application_from_dict", "volume_to_dict",
     "node_state_to_dict", "node_state_from_dict",
     "route_to_dict", "route_from_dict",
     "cluster_state_to_dict", "cluster_state_from_dict",
@@ -65,7 +65,7 @@ def application_to_dict(application):
                     else list(application.command)),
         "environment": dict(application.environment),
         "ports": sorted([p.internal, p.external] for p in application.ports),
-        "volume": None if volume is None else _volume_to_dict(volume),
+        "volume": None if volume is None else volume_to_dict(volume),
         "links": sorted([l.local_port, l.remote_port, l.alias]
                         for l in application.links),
         "mem_limit": application.mem_limit,
@@ -80,12 +80,18 @@ def application_to_dict(application):
         # named volumes stays what it was, so its containers (labelled with
         # it) are not taken for changed ones.
         result["volumes"] = sorted(
-            (_volume_to_dict(v) for v in application.volumes),
+            (volume_to_dict(v) for v in application.volumes),
             key=lambda v: v["name"])
     return result
 
 
-def _volume_to_dict(volume):
+def volume_to_dict(volume):
+    """
+    :param AttachedVolume volume: A volume of an application.
+    :return: A JSON-compatible ``dict``: ``mountpoint`` and
+        ``maximum_size`` always, ``name``, ``read_only`` and ``external``
+        only when not their default.
+    """
     result = {"mountpoint": volume.mountpoint,
               "maximum_size": volume.maximum_size}
     # Like "volumes" above: keys with their default value are left out.

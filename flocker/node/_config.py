@@ -59,6 +59,7 @@ from .._model import (
     Application, AttachedVolume, Deployment, InvalidModel, Link, Node, Port,
     RestartPolicy, is_safe_name,
 )
+from .._serialize import volume_to_dict
 
 __all__ = [
     "ConfigurationError", "ConfigurationErrors",
@@ -1518,14 +1519,11 @@ def _application_to_native(application):
 
 
 def _volume_to_native(volume):
-    result = {"name": volume.name, "mountpoint": volume.mountpoint}
-    if volume.maximum_size is not None:
-        result["maximum_size"] = volume.maximum_size
-    if volume.read_only:
-        result["read_only"] = True
-    if volume.external:
-        result["external"] = True
-    return result
+    written = volume_to_dict(volume)
+    if written["maximum_size"] is None:
+        del written["maximum_size"]
+    # The name first, for a reader of the file.
+    return dict(name=written.pop("name"), **written)
 
 
 class _Dumper(yaml.SafeDumper):
