@@ -111,21 +111,23 @@ def zfs_ok(*argv):
 
 
 def zfs_send_over_ssh(machine, address, snapshot, base, target,
-                      timeout=600):
+                      timeout=600, cpu=None):
     """
     The bare pipeline Flocker's pushes are measured against: ``zfs send
     [-i BASE] SNAPSHOT`` on the host into ``ssh root@ADDRESS zfs receive
     -F TARGET`` run on lab ``machine`` (its namespaces, its ssh settings).
 
     :param float timeout: Seconds the receiving side may take.
+    :param cpu: The CPU both sending commands run on (:func:`pinned`), or
+        ``None`` for anywhere.
 
     :raises RuntimeError: With ssh's error output, if either side failed.
     """
-    sender = subprocess.Popen(
-        ["zfs", "send"] + (["-i", base] if base else []) + [snapshot],
+    sender = subprocess.Popen(pinned(
+        ["zfs", "send"] + (["-i", base] if base else []) + [snapshot], cpu),
         stdout=subprocess.PIPE)
-    receiver = machine.popen(
-        ["ssh", "root@" + address, "zfs", "receive", "-F", target],
+    receiver = machine.popen(pinned(
+        ["ssh", "root@" + address, "zfs", "receive", "-F", target], cpu),
         stdin=sender.stdout, stderr=subprocess.PIPE)
     sender.stdout.close()
     _, error = receiver.communicate(timeout=timeout)
