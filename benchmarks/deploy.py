@@ -55,18 +55,20 @@ around the whole command (interpreter start, SSH, every node's part):
   a move done by hand with the bare tools (Docker API stop and delete,
   ``zfs snapshot``, ``zfs send -i | ssh | zfs receive -F``, Docker API
   create and start; 1 MiB changed), timed from the stop to the start, the
-  floor of any move on this machine; ``downtime_over_raw_move`` =
-  ``move_downtime_s / baseline_raw_move_s``.
+  floor of any move on this machine, one in each round of the moves
+  (set up before and removed after it, so no Flocker deploy sees its
+  dataset or container); ``downtime_over_raw_move`` is the median of each
+  round's big move downtime / move by hand.
 * Nodes and the client start their commands warm after the first deploy
   (``flocker/_warm.py``); the first deploy of the run starts them cold.
 
 Each figure is the median of ``--reps`` repetitions (min–max in the
 table).  Each ratio is the median of per-repetition ratios, with
 ``NAME_spread`` beside it (interquartile range over median): ``t8 / t1``,
-Docker's ``8 nodes / 1 node`` and ``big / small`` are taken within one
-repetition (run one after the other); ``downtime_over_raw_move`` and
-``scale_over_docker`` pair the i-th samples of parts run at different
-times of the benchmark. the table also breaks the moves down by the per-change times
+Docker's ``8 nodes / 1 node``, ``big / small`` and big / move by hand are
+taken within one repetition (run one after the other; the three moves of
+a round in an order rotated from round to round); ``scale_over_docker``
+pairs the i-th samples of two parts run at different times. the table also breaks the moves down by the per-change times
 ``flocker-deploy`` prints, and the median run of each kind by the
 ``flocker-node`` commands in its eliot log (kept, one per deploy, in
 ``STATE/bench-files/logs``).  Prints the tables, then one JSON object as
@@ -85,7 +87,8 @@ from pathlib import Path
 
 from _common import (
     RATIO_HEADERS, emit, own_lab_environ, paired_ratios, print_table,
-    ratio_figures, ratio_row, summary, zfs, zfs_ok, zfs_send_over_ssh,
+    ratio_figures, ratio_row, rotated, summary, zfs, zfs_ok,
+    zfs_send_over_ssh,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -503,7 +506,8 @@ def raw_move(bench, reps):
     the stop of the old container to the start of the new one: Docker API
     stop and delete, ``zfs snapshot``, ``zfs send -i | ssh | zfs receive
     -F`` (the copy was sent in full before), Docker API create and start.
-    No routes, no ownership, no checks: the floor of any move here.
+    No routes, no ownership, no checks: the floor of any move here.  The
+    dataset and container exist only during this call.
 
     :return: Samples in seconds.
     """
@@ -641,10 +645,16 @@ def noop(bench, reps):
 
 def moves(bench, reps, extra_new_mib=None):
     """
+    Move the big and the small application ``reps`` times each after a
+    warm-up move, and in each of those rounds one move by hand with the
+    bare tools (:func:`raw_move`), the three in an order rotated from one
+    round to the next.
+
     :param extra_new_mib: If given, one more move of the big volume after
         rewriting that many MiB, kept as ``warm["extra"]``.
-    :return: ``(warm-up moves, {"big": [...], "small": [...]})`` of
-        :func:`measure_move` results.
+    :return: ``(warm-up moves, {"big": [...], "small": [...], "raw":
+        [...]})``: :func:`measure_move` results, and the seconds of each
+        move by hand.
     """
     where = {"big": 0, "small": 0}
     sizes = {"big": bench.big_mib, "small": bench.small_mib}
@@ -662,9 +672,13 @@ def moves(bench, reps, extra_new_mib=None):
         started = time.monotonic()
         bench.fill(where[name], name, sizes[name])
         warm[name + " fill"] = time.monotonic() - started
-    results = {"big": [], "small": []}
+    results = {"big": [], "small": [], "raw": []}
     for round_number in range(reps + 1):
-        for name in ["big", "small"]:
+        for name in rotated(["big", "small", "raw"], round_number):
+            if name == "raw":
+                if round_number:
+                    results["raw"].extend(raw_move(bench, 1))
+                continue
             bench.change(where[name], name, sizes[name], round_number)
             where[name] = 1 - where[name]
             result = measure_move(bench, name, ports[name], placement())
@@ -779,11 +793,11 @@ def main():
             ["flocker-deploy", "--check", bench.deployment({0: ["app1"]}),
              bench.applications], reps)
         docker_one, docker_every = docker_scale(bench, reps)
-        raw_moves = raw_move(bench, reps)
         t1, t8 = scale(bench, reps)
         noop3 = noop(bench, reps)
         warm, moved = moves(bench, reps, extra_new_mib=(
             16 if options.quick and not options.no_curves else None))
+        raw_moves = moved["raw"]
         curve_volume = curve_new = []
         if options.quick and not options.no_curves:
             # The moves above are the volume-size points; one more move
