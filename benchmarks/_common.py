@@ -27,7 +27,8 @@ __all__ = ["timed", "repeat", "summary", "print_table", "emit", "meets",
            "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
            "rotated", "Repetitions", "Settling", "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
-           "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ"]
+           "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
+           "add_repetition_options", "repetitions_from"]
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
             ">=": operator.ge}
@@ -435,3 +436,47 @@ def own_lab_environ(environ, prefix, state):
         state = "/var/lib/flocker-lab-" + chosen
     return dict(environ, FLOCKER_LAB_PREFIX=chosen or prefix,
                 FLOCKER_LAB_STATE=state)
+
+
+def add_repetition_options(parser, what="repetition"):
+    """
+    Add ``--reps``, ``--max-reps`` and ``--max-seconds`` to an
+    ``argparse`` parser (see :func:`repetitions_from`).
+
+    :param str what: What one repetition is, for the help texts.
+    """
+    parser.add_argument("--reps", type=int, default=None,
+                        help="%ss always run (>= 3)" % (what,))
+    parser.add_argument("--max-reps", type=int, default=None,
+                        help="%ss at most, while a ratio's spread is 5 %% "
+                        "or more" % (what,))
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="no %s beyond --reps starts after this many "
+                        "seconds" % (what,))
+
+
+def repetitions_from(parser, options, minimum, maximum, seconds):
+    """
+    :param parser: The ``argparse`` parser, to report bad values with.
+    :param options: Its parsed options (:func:`add_repetition_options`).
+    :param int minimum: ``--reps`` when not given.
+    :param int maximum: ``--max-reps`` when not given (raised to
+        ``--reps`` if that is higher).
+    :param float seconds: ``--max-seconds`` when not given.
+    :return: :class:`Repetitions`; exits through ``parser.error`` for
+        fewer than 3 repetitions, a maximum under the minimum or over 100,
+        or seconds outside (0, 7200].
+    """
+    least = minimum if options.reps is None else options.reps
+    most = options.max_reps
+    if most is None:
+        most = max(least, maximum)
+    limit = seconds if options.max_seconds is None else options.max_seconds
+    if least < 3:
+        parser.error("--reps must be at least 3")
+    if not least <= most <= 100:
+        parser.error("--max-reps must be between --reps (%d) and 100"
+                     % (least,))
+    if not 0 < limit <= 7200:
+        parser.error("--max-seconds must be more than 0 and at most 7200")
+    return Repetitions(minimum=least, maximum=most, seconds=limit)

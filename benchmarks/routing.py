@@ -82,9 +82,9 @@ import sys
 import time
 
 from _common import (
-    RATIO_HEADERS, Repetitions, can_pin, cpu_pair, emit, paired_ratios,
-    pinned, print_table, ratio_figures, ratio_row, repeat_until_settled,
-    rotated, summary,
+    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit, pinned,
+    print_table, ratio_figures, ratio_row, repeat_until_settled,
+    repetitions_from, rotated, summary,
 )
 
 from flocker.route.test._netns import (
@@ -298,14 +298,7 @@ def main(argv):
                         "within 90 s")
     parser.add_argument("--bytes", type=int, default=None,
                         help="bytes per transfer (default 2 GiB)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions always run (>= 3; default 5)")
-    parser.add_argument("--max-reps", type=int, default=None,
-                        help="repetitions at most, while a ratio's spread "
-                        "is 5 %% or more (default 25)")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="no repetition beyond --reps starts after this "
-                        "many seconds (default 600)")
+    add_repetition_options(parser)
     parser.add_argument("--routes", type=int, default=1000,
                         help="routes installed in one call (default 1000)")
     parser.add_argument("--install-routes", action="store_true",
@@ -314,24 +307,15 @@ def main(argv):
     options = parser.parse_args(argv)
     if options.bytes is None:
         options.bytes = (512 << 20) if options.quick else (2 << 30)
-    if options.reps is None:
-        options.reps = 3 if options.quick else 5
-    if options.max_reps is None:
-        options.max_reps = max(options.reps, 8 if options.quick else 25)
-    if options.max_seconds is None:
-        options.max_seconds = 90.0 if options.quick else 600.0
+    policy = repetitions_from(
+        parser, options, *((3, 8, 90.0) if options.quick else (5, 25, 600.0)))
+    options.reps = policy.minimum
     if options.install_routes:
         install_routes(options.routes, options.reps)
         return 0
     if options.route_to:
         route_to(options.route_to)
         return 0
-    if options.reps < 3:
-        parser.error("--reps must be at least 3")
-    if not options.reps <= options.max_reps <= 100:
-        parser.error("--max-reps must be between --reps and 100")
-    if not 0 < options.max_seconds <= 3600:
-        parser.error("--max-seconds must be between 0 and 3600")
     if not 0 < options.bytes <= MAX_BYTES:
         parser.error("--bytes must be between 1 and %d" % (MAX_BYTES,))
     if not 0 < options.routes <= 20000:
@@ -340,8 +324,6 @@ def main(argv):
     if not available:
         sys.stderr.write("routing benchmark: %s\n" % (reason,))
         return 2
-    policy = Repetitions(minimum=options.reps, maximum=options.max_reps,
-                         seconds=options.max_seconds)
     if can_pin():
         sender_cpu, sink_cpu = cpu_pair(os.sched_getaffinity(0))
     else:

@@ -64,9 +64,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    RATIO_HEADERS, Repetitions, can_pin, cpu_pair, emit, pin_processes,
-    pinned, print_table, ratio_figures, ratio_row, repeat_until_settled,
-    rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
+    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit,
+    pin_processes, pinned, print_table, ratio_figures, ratio_row,
+    repeat_until_settled, repetitions_from, rotated, summary, zfs, zfs_ok,
+    zfs_send_over_ssh,
 )
 
 from flocker.testtools import start_lab, stop_lab  # noqa: E402
@@ -232,34 +233,16 @@ def main():
                         "repetitions")
     parser.add_argument("--mib", type=int, default=None,
                         help="MiB of data in the volume (default 500)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions always run (>= 3)")
-    parser.add_argument("--max-reps", type=int, default=None,
-                        help="repetitions of the full push at most, while "
-                        "the ratio's spread is 5 %% or more")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="no full-push repetition beyond --reps starts "
-                        "after this many seconds")
+    add_repetition_options(parser, "full-push repetition")
     options = parser.parse_args()
     if options.mib is None:
         options.mib = 256 if options.quick else 500
     size = options.mib * 1024 * 1024
-    reps = options.reps
-    if reps is None:
-        reps = max(3, int(REPS)) if REPS else (3 if options.quick else 5)
-    if reps < 3:
-        parser.error("--reps must be at least 3")
-    max_reps = options.max_reps
-    if max_reps is None:
-        max_reps = max(reps, 6 if options.quick else 15)
-    if not reps <= max_reps <= 100:
-        parser.error("--max-reps must be between --reps and 100")
-    max_seconds = options.max_seconds
-    if max_seconds is None:
-        max_seconds = 180.0 if options.quick else 900.0
-    if not 0 < max_seconds <= 7200:
-        parser.error("--max-seconds must be between 0 and 7200")
-    policy = Repetitions(minimum=reps, maximum=max_reps, seconds=max_seconds)
+    policy = repetitions_from(
+        parser, options,
+        max(3, int(REPS)) if REPS else (3 if options.quick else 5),
+        6 if options.quick else 15, 180.0 if options.quick else 900.0)
+    reps = policy.minimum
     if size <= 0:
         parser.error("--mib must be positive")
     mib = size >> 20

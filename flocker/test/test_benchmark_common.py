@@ -390,3 +390,58 @@ class OwnLabEnvironTests(SynchronousTestCase):
             "flkb", "/var/b")
         self.assertEqual((environ["FLOCKER_LAB_PREFIX"],
                           environ["FLOCKER_LAB_STATE"]), ("fb", "/s"))
+
+
+class RefusingParser(object):
+    """
+    Stands in for an ``argparse`` parser: ``error`` raises ``ValueError``
+    with the message instead of printing it and exiting.
+    """
+
+    def error(self, message):
+        raise ValueError(message)
+
+
+class RepetitionOptionsTests(SynchronousTestCase):
+    """
+    Tests for ``add_repetition_options`` and ``repetitions_from``.
+    """
+
+    def parse(self, argv):
+        import argparse
+        parser = argparse.ArgumentParser()
+        common.add_repetition_options(parser)
+        return parser.parse_args(argv)
+
+    def test_defaults(self):
+        """
+        Without options, the benchmark's defaults.
+        """
+        self.assertEqual(
+            common.repetitions_from(RefusingParser(), self.parse([]), 5, 25,
+                                    600.0),
+            common.Repetitions(minimum=5, maximum=25, seconds=600.0))
+
+    def test_given(self):
+        """
+        Given options win; a ``--reps`` above the default maximum raises
+        the maximum to it.
+        """
+        self.assertEqual(
+            [common.repetitions_from(RefusingParser(), self.parse(argv), 5,
+                                     25, 600.0)
+             for argv in (["--reps", "4", "--max-reps", "9",
+                           "--max-seconds", "30"], ["--reps", "40"])],
+            [common.Repetitions(minimum=4, maximum=9, seconds=30.0),
+             common.Repetitions(minimum=40, maximum=40, seconds=600.0)])
+
+    def test_refused(self):
+        """
+        Fewer than 3 repetitions, a maximum under the minimum or over 100,
+        and seconds not above 0 are refused through the parser.
+        """
+        for argv in (["--reps", "2"], ["--reps", "5", "--max-reps", "4"],
+                     ["--max-reps", "101"], ["--max-seconds", "0"]):
+            self.assertRaises(ValueError, common.repetitions_from,
+                              RefusingParser(), self.parse(argv), 5, 25,
+                              600.0)
