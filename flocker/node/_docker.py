@@ -44,10 +44,14 @@ from .._model import Application, Port
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
 )
+from ._dockerapi import (
+    MAXIMUM_API_VERSION, MINIMUM_API_VERSION, APIVersion, UnsupportedField,
+    VersionMismatch, negotiate, refused_version, request_body,
+)
 from ._logging import (
     DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID, DOCKER_EXISTS,
-    DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT, DOCKER_LIST,
-    DOCKER_NEGOTIATE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
+    DOCKER_FIELDS_DROPPED, DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT,
+    DOCKER_LIST, DOCKER_NEGOTIATE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
 )
 
 __all__ = [
@@ -57,7 +61,7 @@ __all__ = [
     "container_name", "container_config", "socket_path_from_docker_host",
     "DEFAULT_DOCKER_SOCKET", "CONTAINER_PREFIX", "APPLICATION_LABEL",
     "SPEC_LABEL", "MAXIMUM_API_VERSION", "MINIMUM_API_VERSION",
-    "MINIMUM_MEMORY_LIMIT",
+    "MINIMUM_MEMORY_LIMIT", "APIVersion", "UnsupportedField",
 ]
 
 #: Where Docker listens unless told otherwise.
@@ -74,14 +78,6 @@ APPLICATION_LABEL = "flocker.application"
 
 #: Label holding a digest of the container's whole configuration.
 SPEC_LABEL = "flocker.spec"
-
-#: The newest Docker Engine API version this client was written and tested
-#: against; a newer daemon is spoken to in this version.
-MAXIMUM_API_VERSION = (1, 41)
-
-#: The oldest API version with everything used here (labels filter,
-#: ``HostConfig.Sysctls``).
-MINIMUM_API_VERSION = (1, 25)
 
 #: Docker refuses memory limits below 6 MiB; the fake refuses them too.
 MINIMUM_MEMORY_LIMIT = 6 * 1024 * 1024
@@ -447,13 +443,16 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
+    def api_version():
+        """
+        The Engine API version spoken with the daemon: the highest both it
+        and Flocker support (see :mod:`flocker.node._dockerapi`).
 
-def _api_version(text):
-    try:
-        major, minor = text.split(".")
-        return (int(major), int(minor))
-    except (AttributeError, ValueError):
-        raise ValueError("not an API version: %r" % (text,))
+        :return: ``Deferred`` firing with an
+            :class:`~flocker.node._dockerapi.APIVersion`.
+        :raises DockerUnavailable: If the daemon cannot be reached or has
+            no version in common with Flocker.
+        """
 
 
 @implementer(IAgentEndpointFactory)
@@ -507,8 +506,10 @@ class DockerClient(object):
     """
     :class:`IDockerClient` over the Docker Engine API on a Unix socket, with
     treq and persistent connections.  The API version is negotiated on the
-    first request (``GET /version``): the lower of
-    :data:`MAXIMUM_API_VERSION` and the daemon's.
+    first request (the unversioned ``GET /version``): the highest version
+    both the daemon and Flocker support (:func:`negotiate`); a daemon
+    refusing it later (upgraded meanwhile) is asked again.  Request bodies
+    are adapted to the version by :func:`request_body`.
 
     :ivar str socket_path: The daemon's socket.
     :ivar node: Name of the node, used in error messages, or ``None``.
@@ -539,7 +540,7 @@ class DockerClient(object):
                 reactor, _UNIXSocketEndpointFactory(reactor, socket_path),
                 pool=self._pool))
         self._http = http_client
-        self._prefix = None
+        self._version = None
 
     def __repr__(self):
         return "<DockerClient unix://%s>" % (self.socket_path,)
@@ -582,8 +583,12 @@ class DockerClient(object):
         except ValueError:
             return response.code, content.decode("utf-8", "replace")
 
-    async def _api_prefix(self):
-        if self._prefix is None:
+    async def _negotiated(self):
+        """
+        :return: The negotiated :class:`APIVersion`, asked for (the
+            unversioned ``GET /version``) on first use only.
+        """
+        if self._version is None:
             with DOCKER_NEGOTIATE(socket=self.socket_path) as action:
                 status, data = await self._raw_request(
                     "GET", "/version", None, None, self._request_timeout)
@@ -591,25 +596,40 @@ class DockerClient(object):
                     raise _api_error("ask Docker for its version", status,
                                      data)
                 try:
-                    theirs = _api_version(data.get("ApiVersion"))
-                except ValueError as e:
+                    version = negotiate(data)
+                except VersionMismatch as e:
                     raise DockerUnavailable(self.socket_path, str(e))
-                if theirs < MINIMUM_API_VERSION:
-                    raise DockerUnavailable(
-                        self.socket_path,
-                        "the daemon speaks API %d.%d; Flocker needs %d.%d "
-                        "or newer" % (theirs + MINIMUM_API_VERSION))
-                version = "%d.%d" % min(theirs, MAXIMUM_API_VERSION)
-                action.add_success_fields(api_version=version)
-                self._prefix = "/v" + version
-        return self._prefix
+                action.add_success_fields(api_version=str(version))
+                self._version = version
+        return self._version
+
+    def api_version(self):
+        """
+        See :meth:`IDockerClient.api_version`.
+        """
+        return Deferred.fromCoroutine(self._negotiated())
 
     async def _request(self, method, path, params=None, body=None,
-                       extra_time=0):
-        prefix = await self._api_prefix()
-        return await self._raw_request(
-            method, prefix + path, params, body,
-            self._request_timeout + extra_time)
+                       extra_time=0, adapt=None):
+        """
+        One request in the negotiated version.  If the daemon refuses that
+        version (it was upgraded or downgraded since), negotiate again and
+        send the request once more.
+
+        :param adapt: ``(body, version) -> body`` making the body fit the
+            version, or ``None`` to send ``body`` as it is.
+        :return: ``(status, decoded JSON or None)``.
+        """
+        for attempt in (1, 2):
+            version = await self._negotiated()
+            sent = body if adapt is None else adapt(body, version)
+            status, data = await self._raw_request(
+                method, version.path(path), params, sent,
+                self._request_timeout + extra_time)
+            if attempt == 1 and refused_version(status, data):
+                self._version = None
+                continue
+            return status, data
 
     async def _inspect(self, name):
         """
@@ -638,6 +658,17 @@ class DockerClient(object):
         status, data = await self._request(
             "DELETE", "/containers/%s" % (container_id,),
             params={"force": "true"})
+        if status == 409 and _removal_in_progress(data):
+            # Another request (an interrupted deploy's, say) is removing
+            # it already: the container is going, so wait until it is gone.
+            status, data = await self._request(
+                "POST", "/containers/%s/wait" % (container_id,),
+                params={"condition": "removed"},
+                extra_time=self._stop_timeout)
+            if status not in (200, 404):
+                raise _api_error("wait for the removal of container " + name,
+                                 status, data)
+            return
         if status not in (200, 204, 404):
             raise _api_error("delete container " + name, status, data)
 
@@ -701,7 +732,8 @@ class DockerClient(object):
             await self._stop_and_delete(existing["Id"], name)
             outcome = "replaced"
         status, data = await self._request(
-            "POST", "/containers/create", params={"name": name}, body=config)
+            "POST", "/containers/create", params={"name": name}, body=config,
+            adapt=_adapted_body)
         if status == 409:
             # Created by someone else since the inspect above.
             raise AlreadyExists(name, None, self._where())
@@ -791,9 +823,32 @@ class DockerClient(object):
         return pid or None
 
 
+def _adapted_body(config, version):
+    """
+    The container-create body for ``version``, logging what it leaves out.
+
+    :raises UnsupportedField: See :func:`request_body`.
+    """
+    body, dropped = request_body(config, version)
+    if dropped:
+        DOCKER_FIELDS_DROPPED.log(api_version=str(version),
+                                  fields=sorted(dropped))
+    return body
+
+
 def _is_flocker(inspected):
     labels = (inspected.get("Config") or {}).get("Labels") or {}
     return APPLICATION_LABEL in labels
+
+
+def _removal_in_progress(data):
+    """
+    :param data: The JSON body of a ``409`` answer to a container delete.
+    :return: Whether Docker refused because the container is being removed
+        already (its message says so; there is no error code for it).
+    """
+    message = data.get("message") if isinstance(data, dict) else None
+    return isinstance(message, str) and "already in progress" in message
 
 
 def _api_error(operation, status, data):
@@ -882,13 +937,18 @@ class FakeDockerClient(object):
     """
 
     def __init__(self, images=(), node=None,
-                 socket_path=DEFAULT_DOCKER_SOCKET, daemon_running=True):
+                 socket_path=DEFAULT_DOCKER_SOCKET, daemon_running=True,
+                 version=MAXIMUM_API_VERSION):
         """
         :param images: Image references present at first.
         :param node: Name of the node for error messages.
         :param str socket_path: Socket named in error messages.
         :param bool daemon_running: See :ivar:`daemon_running`.
+        :param APIVersion version: The API version the fake daemon was
+            negotiated to; bodies it cannot express are refused as the
+            real client refuses them.
         """
+        self.version = version
         self.images = set(images)
         self.node = node
         self.socket_path = socket_path
@@ -1010,6 +1070,7 @@ class FakeDockerClient(object):
     def _add(self, application, volume_mountpoint, extra_env):
         self._check_daemon()
         config = container_config(application, volume_mountpoint, extra_env)
+        request_body(config, self.version)
         name = container_name(application.name)
         if application.image not in self.images:
             raise ImageNotFound(application.image, self._where())
@@ -1087,3 +1148,13 @@ class FakeDockerClient(object):
         if existing is None or existing.config is None:
             raise ContainerNotFound(name, self._where())
         return existing.pid if existing.running else None
+
+    def api_version(self):
+        """
+        See :meth:`IDockerClient.api_version`.
+        """
+        return _synchronously(self._api_version)
+
+    def _api_version(self):
+        self._check_daemon()
+        return self.version

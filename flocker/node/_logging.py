@@ -15,6 +15,7 @@ __all__ = [
     "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_EXISTS",
     "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
+    "DOCKER_FIELDS_DROPPED",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
@@ -97,6 +98,14 @@ DOCKER_FOREIGN_CONTAINER = MessageType(
     [_CONTAINER],
     "A container with a Flocker container name that Flocker did not create "
     "was left untouched.")
+
+DOCKER_FIELDS_DROPPED = MessageType(
+    "flocker:node:docker:fields_dropped",
+    [_API_VERSION, Field.for_types(
+        "fields", [list],
+        "Dotted names of container-create fields left out.")],
+    "The negotiated API version lacks these container-create fields, and "
+    "leaving them out only loses a refinement, so they were left out.")
 
 DOCKER_UNREADABLE_LABEL = MessageType(
     "flocker:node:docker:unreadable_label",

@@ -71,21 +71,44 @@ class DeployTests(SynchronousTestCase):
 
     def test_unreachable_node(self):
         """
-        A node that does not report is named with its reason; nodes whose
-        part does not depend on it still converge; the result is not
-        converged.
+        A node that does not report stops the whole deploy before any
+        change: no node is asked to change anything, the node is named in
+        one line with what failed, and the result is not converged.
         """
         cluster = FakeCluster([A, B, C])
         cluster.failures.add((C, "report"))
         wanted = deployment(**{A: [OTHER], C: [WEB]})
         result = self.successResultOf(deploy(wanted, cluster.agents))
         self.assertFalse(result.converged)
-        self.assertEqual(list(result.unreachable), [C])
-        self.assertIn("web", result.skipped)
-        self.assertIn("other", cluster.agents[A].state.running)
+        self.assertEqual((list(result.unreachable), leaves(result.plan)),
+                         ([C], []))
+        for agent in cluster.agents.values():
+            self.assertEqual([name for name, _ in agent.calls], ["report"])
         summary = format_summary(wanted, result)
-        self.assertIn("%s: unreachable: report on %s was told to fail"
+        self.assertIn("%s: did not report: report on %s was told to fail"
                       % (C, C), summary)
+        self.assertEqual(
+            summary[-1], "nothing was changed: 1 node of the deployment did "
+            "not report, and a deploy changes nothing until every node has")
+
+    def test_unresolved_node_dry_run(self):
+        """
+        A node whose name did not resolve stops a dry run the same way: no
+        plan, the node named with what to check.
+        """
+        cluster = FakeCluster([A, B])
+        wanted = deployment(**{A: [OTHER]})
+        result = self.successResultOf(deploy(
+            wanted, {a: cluster.agents[a] for a in (A, B)}, dry_run=True,
+            unreachable={C: "cannot resolve host name: no such host"}))
+        self.assertEqual((dict(result.unreachable), leaves(result.plan)),
+                         ({C: "cannot resolve host name: no such host"}, []))
+        summary = format_summary(wanted, result)
+        self.assertIn(
+            "%s: did not report: cannot resolve host name: no such host "
+            "(check the node's name in the deployment file and that DNS "
+            "resolves it)" % (C,), summary)
+        self.assertTrue(summary[-1].startswith("the plan was not made: "))
 
     def test_failed_change_reported(self):
         """
