@@ -256,7 +256,21 @@ def _check_host_path(path):
         raise ValueError("volume host path %r must be normalised" % (path,))
 
 
-def container_config(application, volume_mountpoint=None, extra_env=None):
+def _bind(host_path, volume):
+    """
+    :return: The ``Binds`` entry mounting ``host_path`` as ``volume``.
+    """
+    _check_host_path(host_path)
+    if ":" in volume.mountpoint:
+        # Whatever followed a colon would be the bind's options.
+        raise ValueError("volume mountpoint %r contains ':'" % (
+            volume.mountpoint,))
+    return "%s:%s%s" % (host_path, volume.mountpoint,
+                        ":ro" if volume.read_only else "")
+
+
+def container_config(application, volume_mountpoint=None, extra_env=None,
+                     volume_paths=None):
     """
     Build the body of Docker's ``POST /containers/create`` for an application.
 
@@ -266,6 +280,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         required exactly when the application has a volume.
     :param extra_env: Mapping of further environment variables (link
         variables); they take precedence over the application's own.
+    :param volume_paths: Mapping of the name of each of
+        ``application.volumes`` (its named volumes) to the host path of its
+        dataset; bound at its mountpoint, read-only if it says so.
     :return: A JSON-compatible ``dict``, labels included.
     :raises ValueError: If the volume arguments do not match the application,
         a volume path would not be one ``Binds`` field (a ``:`` in either)
@@ -280,6 +297,16 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
                 application.name,
                 "has no" if application.volume is None else "has",
                 "a" if volume_mountpoint is not None else "no"))
+    paths = dict(volume_paths or {})
+    named = {volume.name for volume in application.volumes}
+    if set(paths) != named:
+        raise ValueError(
+            "application %s mounts the named volumes %s but host paths were "
+            "given for %s" % (application.name,
+                              ", ".join(sorted(named)) or "none",
+                              ", ".join(sorted(paths)) or "none"))
+    if volume_mountpoint is not None:
+        paths[application.name] = volume_mountpoint
     environment = dict(application.environment)
     for key, value in (extra_env or {}).items():
         if not (isinstance(key, str) and _ENV_NAME.match(key)
@@ -305,14 +332,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         # which is downtime when the application moves.
         "Init": True,
     }
-    if volume_mountpoint is not None:
-        _check_host_path(volume_mountpoint)
-        if ":" in application.volume.mountpoint:
-            # Whatever followed a colon would be the bind's options.
-            raise ValueError("volume mountpoint %r contains ':'" % (
-                application.volume.mountpoint,))
-        host_config["Binds"] = ["%s:%s" % (
-            volume_mountpoint, application.volume.mountpoint)]
+    if paths:
+        host_config["Binds"] = [_bind(paths[volume.name], volume)
+                                for volume in application.all_volumes()]
     if application.links:
         host_config["Sysctls"] = dict(_LINK_SYSCTLS)
     config = {
@@ -374,7 +396,8 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
-    def add(application, volume_mountpoint=None, extra_env=None):
+    def add(application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         Create and start the application's container, named
         ``flocker--<name>``, with its ports published on all the node's
@@ -392,6 +415,9 @@ class IDockerClient(Interface):
             application has a volume.
         :param extra_env: Mapping of further environment variables (link
             variables), overriding the application's own.
+        :param volume_paths: Mapping of each named volume's name (of
+            ``application.volumes``) to the host path to bind at its
+            mountpoint; required exactly for those.
         :return: ``Deferred`` firing with ``"created"``, ``"replaced"`` or
             ``"unchanged"``.
         :raises ImageNotFound: If the image is not on the node (checked
@@ -658,6 +684,17 @@ class DockerClient(object):
         status, data = await self._request(
             "DELETE", "/containers/%s" % (container_id,),
             params={"force": "true"})
+        if status == 409 and _removal_in_progress(data):
+            # Another request (an interrupted deploy's, say) is removing
+            # it already: the container is going, so wait until it is gone.
+            status, data = await self._request(
+                "POST", "/containers/%s/wait" % (container_id,),
+                params={"condition": "removed"},
+                extra_time=self._stop_timeout)
+            if status not in (200, 404):
+                raise _api_error("wait for the removal of container " + name,
+                                 status, data)
+            return
         if status not in (200, 204, 404):
             raise _api_error("delete container " + name, status, data)
 
@@ -692,17 +729,21 @@ class DockerClient(object):
         current_action().add_success_fields(count=len(units))
         return pset(units)
 
-    def add(self, application, volume_mountpoint=None, extra_env=None):
+    def add(self, application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         See :meth:`IDockerClient.add`.
         """
         return _run_action(
             DOCKER_ADD(socket=self.socket_path, application=application.name,
                        image=application.image),
-            self._add, application, volume_mountpoint, extra_env)
+            self._add, application, volume_mountpoint, extra_env,
+            volume_paths)
 
-    async def _add(self, application, volume_mountpoint, extra_env):
-        config = container_config(application, volume_mountpoint, extra_env)
+    async def _add(self, application, volume_mountpoint, extra_env,
+                   volume_paths):
+        config = container_config(application, volume_mountpoint, extra_env,
+                                  volume_paths)
         name = container_name(application.name)
         if not await self._image_present(application.image):
             raise ImageNotFound(application.image, self._where())
@@ -828,6 +869,16 @@ def _adapted_body(config, version):
 def _is_flocker(inspected):
     labels = (inspected.get("Config") or {}).get("Labels") or {}
     return APPLICATION_LABEL in labels
+
+
+def _removal_in_progress(data):
+    """
+    :param data: The JSON body of a ``409`` answer to a container delete.
+    :return: Whether Docker refused because the container is being removed
+        already (its message says so; there is no error code for it).
+    """
+    message = data.get("message") if isinstance(data, dict) else None
+    return isinstance(message, str) and "already in progress" in message
 
 
 def _api_error(operation, status, data):
@@ -1029,8 +1080,9 @@ class FakeDockerClient(object):
                 ports = [Port(internal=int(key.split("/")[0]),
                               external=int(bindings[0]["HostPort"]))
                          for key, bindings in host["PortBindings"].items()]
-            binds = dict(reversed(bind.split(":", 1))
-                         for bind in host.get("Binds", ()))
+            # HOST:CONTAINER[:OPTIONS]; neither path holds a colon.
+            binds = {bind.split(":")[1]: bind.split(":")[0]
+                     for bind in host.get("Binds", ())}
             units.append(Unit(
                 name=application.name, application=application,
                 running=container.running,
@@ -1039,16 +1091,18 @@ class FakeDockerClient(object):
                 image=container.config["Image"], ports=ports, binds=binds))
         return pset(units)
 
-    def add(self, application, volume_mountpoint=None, extra_env=None):
+    def add(self, application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         See :meth:`IDockerClient.add`.
         """
         return _synchronously(self._add, application, volume_mountpoint,
-                              extra_env)
+                              extra_env, volume_paths)
 
-    def _add(self, application, volume_mountpoint, extra_env):
+    def _add(self, application, volume_mountpoint, extra_env, volume_paths):
         self._check_daemon()
-        config = container_config(application, volume_mountpoint, extra_env)
+        config = container_config(application, volume_mountpoint, extra_env,
+                                  volume_paths)
         request_body(config, self.version)
         name = container_name(application.name)
         if application.image not in self.images:

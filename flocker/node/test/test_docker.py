@@ -398,6 +398,37 @@ def make_idockerclient_tests(fixture):
                               without, "/srv")
             self.assertEqual(self.units(), {})
 
+        def test_named_volumes_bound(self):
+            """
+            Each named volume's host path is bound at its mountpoint, beside
+            the application's own volume.
+            """
+            own, data = (self.fixture.host_directory(),
+                         self.fixture.host_directory())
+            application = self.application(
+                "volumes", volume=AttachedVolume(mountpoint="/own"),
+                volumes=[AttachedVolume(name="data", mountpoint="/data",
+                                        read_only=True)])
+            self.run(self.client.add, application, own, None,
+                     {"data": data})
+            self.assertEqual(self.units()[application.name].binds,
+                             pmap({"/own": own, "/data": data}))
+
+        def test_named_volume_paths_must_match(self):
+            """
+            Host paths must be given for exactly the named volumes, or
+            ``ValueError`` is raised and nothing created.
+            """
+            application = self.application(
+                "volumes", volumes=[AttachedVolume(name="data",
+                                                   mountpoint="/data")])
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              application)
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              application, None, None,
+                              {"data": "/srv", "other": "/srv"})
+            self.assertEqual(self.units(), {})
+
         def test_add_again_unchanged(self):
             """
             Adding an application that already runs as asked changes
@@ -795,6 +826,23 @@ class ContainerConfigTests(SynchronousTestCase):
         for path in ["relative", "/a/../b", "/a:/b", "/a\nb"]:
             self.assertRaises(ValueError, container_config, application, path)
 
+    def test_read_only_bind(self):
+        """
+        Volumes are bound sorted by name; a read-only one carries ``:ro``.
+        """
+        config = container_config(
+            Application(name="web", image=IMAGE,
+                        volume=AttachedVolume(mountpoint="/own"),
+                        volumes=[AttachedVolume(name="logs",
+                                                mountpoint="/logs",
+                                                read_only=True),
+                                 AttachedVolume(name="data",
+                                                mountpoint="/data")]),
+            "/pool/web", volume_paths={"logs": "/pool/logs",
+                                       "data": "/pool/data"})
+        self.assertEqual(config["HostConfig"]["Binds"], [
+            "/pool/data:/data", "/pool/logs:/logs:ro", "/pool/web:/own"])
+
     def test_spec_digest(self):
         """
         The spec label is the same for the same arguments and differs when
@@ -944,6 +992,43 @@ class DockerClientTests(SynchronousTestCase):
             http_client=_FailingHTTPClient(CancelledError()))
         error = self.failureResultOf(client.list(), DockerUnavailable).value
         self.assertIn("no answer within 7 seconds", str(error))
+
+    def _removal_answers(self, delete_answer):
+        """
+        :return: Canned answers for removing application ``app`` (container
+            ``c1``) whose delete is answered with ``delete_answer``.
+        """
+        return {
+            ("GET", "/v1.41/containers/flocker--app/json"):
+            (200, {"Id": "c1", "Config": {"Labels": {
+                APPLICATION_LABEL: "{}"}}}),
+            ("POST", "/v1.41/containers/c1/stop"): (204, None),
+            ("DELETE", "/v1.41/containers/c1"): delete_answer,
+            ("POST", "/v1.41/containers/c1/wait"): (200, {"StatusCode": 0}),
+        }
+
+    def test_remove_while_removal_in_progress(self):
+        """
+        A container that Docker is already removing (an interrupted earlier
+        request's doing) counts as removed once Docker says it is gone.
+        """
+        client, resource = _stub_client(self._removal_answers(
+            (409, {"message": "removal of container c1 is already in "
+                              "progress"})))
+        self.assertEqual(
+            (self.successResultOf(client.remove("app")),
+             ("POST", "/v1.41/containers/c1/wait") in resource.requests),
+            ("removed", True))
+
+    def test_remove_other_conflict(self):
+        """
+        Any other conflict on delete is a failure carrying Docker's words.
+        """
+        client, resource = _stub_client(self._removal_answers(
+            (409, {"message": "container is paused"})))
+        error = self.failureResultOf(client.remove("app"),
+                                     DockerAPIError).value
+        self.assertIn("container is paused", str(error))
 
     @capture_logging(None, encoder_=None)
     def test_unreadable_label_skipped(self, logger):
