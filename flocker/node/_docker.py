@@ -622,8 +622,11 @@ class DockerClient(object):
     def _where(self):
         return _where(self.node, self.socket_path)
 
-    async def _raw_request(self, method, path, params, body, timeout):
+    async def _raw_request(self, method, path, params, body, timeout,
+                           decode=True):
         """
+        :param bool decode: Decode the answer's JSON (else give the bytes
+            of a successful answer as they came, such as a log stream).
         :return: ``(status, decoded JSON or None)``.
         """
         kwargs = {}
@@ -640,6 +643,8 @@ class DockerClient(object):
                     self.socket_path, _unavailable_reason(e, timeout)
                 ) from None
             action.add_success_fields(status=response.code)
+        if not decode and response.code < 300:
+            return response.code, content
         if not content:
             return response.code, None
         try:
@@ -674,7 +679,7 @@ class DockerClient(object):
         return Deferred.fromCoroutine(self._negotiated())
 
     async def _request(self, method, path, params=None, body=None,
-                       extra_time=0, adapt=None):
+                       extra_time=0, adapt=None, decode=True):
         """
         One request in the negotiated version.  If the daemon refuses that
         version (it was upgraded or downgraded since), negotiate again and
@@ -689,7 +694,7 @@ class DockerClient(object):
             sent = body if adapt is None else adapt(body, version)
             status, data = await self._raw_request(
                 method, version.path(path), params, sent,
-                self._request_timeout + extra_time)
+                self._request_timeout + extra_time, decode=decode)
             if attempt == 1 and refused_version(status, data):
                 self._version = None
                 continue
@@ -928,34 +933,16 @@ class DockerClient(object):
             # Docker's since is in whole seconds (and fractions): lines of
             # that very second come again and are dropped below.
             params["since"] = _stamp_seconds(since)
-        raw = await self._raw_logs(existing["Id"], params)
+        status, raw = await self._request(
+            "GET", "/containers/%s/logs" % (existing["Id"],), params=params,
+            decode=False)
+        if status != 200:
+            raise _api_error("read the logs of container " + cname, status,
+                             raw)
         lines = [line for line in _demultiplex(raw)
                  if since is None or line[0] > since]
         current_action().add_success_fields(lines=len(lines))
         return lines
-
-    async def _raw_logs(self, container_id, params):
-        version = await self._negotiated()
-        path = version.path("/containers/%s/logs" % (container_id,))
-        with DOCKER_API_CALL(method="GET", path=path) as action:
-            try:
-                response = await self._http.request(
-                    "GET", "http://docker" + path, params=params,
-                    timeout=self._request_timeout, reactor=self._reactor)
-                content = await treq.content(response)
-            except _UNAVAILABLE as e:
-                raise DockerUnavailable(
-                    self.socket_path,
-                    _unavailable_reason(e, self._request_timeout)) from None
-            action.add_success_fields(status=response.code)
-        if response.code != 200:
-            try:
-                data = json.loads(content)
-            except ValueError:
-                data = content.decode("utf-8", "replace")
-            raise _api_error("read the logs of " + container_id[:12],
-                             response.code, data)
-        return content
 
     async def _logged_image_present(self, image):
         present = await self._image_present(image)
