@@ -727,6 +727,17 @@ class DockerClient(object):
         status, data = await self._request(
             "DELETE", "/containers/%s" % (container_id,),
             params={"force": "true"})
+        if status == 409 and _removal_in_progress(data):
+            # Another request (an interrupted deploy's, say) is removing
+            # it already: the container is going, so wait until it is gone.
+            status, data = await self._request(
+                "POST", "/containers/%s/wait" % (container_id,),
+                params={"condition": "removed"},
+                extra_time=self._stop_timeout)
+            if status not in (200, 404):
+                raise _api_error("wait for the removal of container " + name,
+                                 status, data)
+            return
         if status not in (200, 204, 404):
             raise _api_error("delete container " + name, status, data)
 
@@ -983,6 +994,16 @@ def _adapted_body(config, version):
 def _is_flocker(inspected):
     labels = (inspected.get("Config") or {}).get("Labels") or {}
     return APPLICATION_LABEL in labels
+
+
+def _removal_in_progress(data):
+    """
+    :param data: The JSON body of a ``409`` answer to a container delete.
+    :return: Whether Docker refused because the container is being removed
+        already (its message says so; there is no error code for it).
+    """
+    message = data.get("message") if isinstance(data, dict) else None
+    return isinstance(message, str) and "already in progress" in message
 
 
 def _api_error(operation, status, data):

@@ -1034,6 +1034,43 @@ class DockerClientTests(SynchronousTestCase):
         error = self.failureResultOf(client.list(), DockerUnavailable).value
         self.assertIn("no answer within 7 seconds", str(error))
 
+    def _removal_answers(self, delete_answer):
+        """
+        :return: Canned answers for removing application ``app`` (container
+            ``c1``) whose delete is answered with ``delete_answer``.
+        """
+        return {
+            ("GET", "/v1.41/containers/flocker--app/json"):
+            (200, {"Id": "c1", "Config": {"Labels": {
+                APPLICATION_LABEL: "{}"}}}),
+            ("POST", "/v1.41/containers/c1/stop"): (204, None),
+            ("DELETE", "/v1.41/containers/c1"): delete_answer,
+            ("POST", "/v1.41/containers/c1/wait"): (200, {"StatusCode": 0}),
+        }
+
+    def test_remove_while_removal_in_progress(self):
+        """
+        A container that Docker is already removing (an interrupted earlier
+        request's doing) counts as removed once Docker says it is gone.
+        """
+        client, resource = _stub_client(self._removal_answers(
+            (409, {"message": "removal of container c1 is already in "
+                              "progress"})))
+        self.assertEqual(
+            (self.successResultOf(client.remove("app")),
+             ("POST", "/v1.41/containers/c1/wait") in resource.requests),
+            ("removed", True))
+
+    def test_remove_other_conflict(self):
+        """
+        Any other conflict on delete is a failure carrying Docker's words.
+        """
+        client, resource = _stub_client(self._removal_answers(
+            (409, {"message": "container is paused"})))
+        error = self.failureResultOf(client.remove("app"),
+                                     DockerAPIError).value
+        self.assertIn("container is paused", str(error))
+
     @capture_logging(None, encoder_=None)
     def test_unreadable_label_skipped(self, logger):
         """
