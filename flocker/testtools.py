@@ -381,6 +381,23 @@ def _distinct_ports(draw, count, taken):
     return ports
 
 
+def _named_volumes(draw, application):
+    """
+    Draw up to two named volumes for ``application``, at mountpoints no
+    other volume of it uses.  Their names are longer than any drawn
+    application name, so they never meet another application's volume.
+    """
+    volumes = []
+    for index in range(draw(_SMALL_COUNT)):
+        volumes.append(_AttachedVolume(
+            name="%s%d" % (application.ljust(14, "-"), index),
+            # Drawn path segments are at most 8 characters long, so this
+            # first segment of 9 never meets another volume's mountpoint.
+            mountpoint="/volumes-%d%s" % (index, draw(_MOUNTPOINTS)),
+            maximum_size=draw(_SIZES), read_only=draw(_BOOLEANS)))
+    return volumes
+
+
 @_st.composite
 def applications(draw, name=None, externals=None, remote_ports=None):
     """
@@ -417,6 +434,7 @@ def applications(draw, name=None, externals=None, remote_ports=None):
         ports=[_Port(internal=i, external=e)
                for i, e in zip(internals, externals)],
         volume=draw(_OPTIONAL_VOLUMES),
+        volumes=_named_volumes(draw, name),
         links=links,
         mem_limit=draw(_SIZES),
         cpu_shares=draw(_CPU_SHARES),

@@ -23,7 +23,7 @@ class StatusRow(object):
     :ivar str state: ``running``, ``stopped`` or ``missing``.
     :ivar str ports: Its published ports, ``EXTERNAL->INTERNAL`` each.
     :ivar str volume: Its volume: size, newest snapshot, owner (``-`` for
-        none).
+        none); with named volumes, each as ``NAME: size, snapshot, owner``.
     :ivar str links: Its links, ``LOCAL->ALIAS:REMOTE`` each.
     :ivar str drift: How it differs from the configuration (``-`` for not
         at all); a configuration that differs says what differs (image old
@@ -70,6 +70,19 @@ def _links(application):
                                        key=lambda l: l.local_port))
 
 
+def _volumes(name, application, state):
+    """
+    :return: The VOLUME cell of application ``name`` (as configured or as
+        found, ``application``, which may be ``None``): its own volume as
+        :func:`_volume` describes it or, when it mounts named volumes, each
+        of its volumes as ``NAME: description``, separated by ``; ``.
+    """
+    if application is None or not application.volumes:
+        return _volume(name, state)
+    return "; ".join("%s: %s" % (volume.name, _volume(volume.name, state))
+                     for volume in application.all_volumes())
+
+
 def _volume(name, state):
     owners = [(address, node.volumes[name])
               for address, node in sorted(state.nodes.items())
@@ -113,7 +126,8 @@ def cluster_status(deployment, state, unreachable=None):
                 drift = "should run on %s" % (wanted_node,)
             rows.append(StatusRow(
                 application=name, node="-", state="missing",
-                ports=_ports(wanted), volume=_volume(name, state),
+                ports=_ports(wanted),
+                volume=_volumes(name, wanted, state),
                 links=_links(wanted), drift=drift))
             continue
         for address, application, running in here:
@@ -132,7 +146,8 @@ def cluster_status(deployment, state, unreachable=None):
             rows.append(StatusRow(
                 application=name, node=address,
                 state="running" if running else "stopped",
-                ports=_ports(application), volume=_volume(name, state),
+                ports=_ports(application),
+                volume=_volumes(name, application, state),
                 links=_links(application), drift=drift,
                 differences=differing))
     return rows

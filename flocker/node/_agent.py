@@ -57,8 +57,9 @@ class INodeAgent(Interface):
     def start_application(application):
         """
         Create and start the application's container, replacing a stopped
-        Flocker container of the same name.  Its volume (if any) must be owned
-        by this node; link rules are installed in the container.
+        Flocker container of the same name.  Its volumes (its own and its
+        named ones, if any) must be owned by this node; link rules are
+        installed in the container.
 
         :param Application application: What to run.
         :return: ``Deferred`` firing with ``None``.

@@ -59,7 +59,7 @@ def stale_volumes(deployment, cluster_state):
     :param Deployment deployment: The desired state.
     :param ClusterState cluster_state: What the nodes reported.
     :return: ``dict`` of volume name to :class:`StaleVolume`, for the
-        volumes of the deployment's applications that no node owns and
+        volumes the deployment's applications mount that no node owns and
         whose copies name as owner a node that holds no copy (or a node
         identity no reporting node has).  Copies whose report does not say
         what they name (older nodes) are not judged.
@@ -76,8 +76,13 @@ def stale_volumes(deployment, cluster_state):
             else:
                 holders.setdefault(name, {})[address] = volume
     stale = {}
-    for name, (target, application) in deployment.placements().items():
-        if application.volume is None or name in owned:
+    wanted = {}
+    for target, application in deployment.placements().values():
+        for volume in application.all_volumes():
+            wanted.setdefault(volume.name, target)
+    for name in sorted(wanted):
+        target = wanted[name]
+        if name in owned:
             continue
         copies = holders.get(name)
         if not copies:

@@ -283,7 +283,21 @@ def _check_host_path(path):
         raise ValueError("volume host path %r must be normalised" % (path,))
 
 
-def container_config(application, volume_mountpoint=None, extra_env=None):
+def _bind(host_path, volume):
+    """
+    :return: The ``Binds`` entry mounting ``host_path`` as ``volume``.
+    """
+    _check_host_path(host_path)
+    if ":" in volume.mountpoint:
+        # Whatever followed a colon would be the bind's options.
+        raise ValueError("volume mountpoint %r contains ':'" % (
+            volume.mountpoint,))
+    return "%s:%s%s" % (host_path, volume.mountpoint,
+                        ":ro" if volume.read_only else "")
+
+
+def container_config(application, volume_mountpoint=None, extra_env=None,
+                     volume_paths=None):
     """
     Build the body of Docker's ``POST /containers/create`` for an application.
 
@@ -293,6 +307,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         required exactly when the application has a volume.
     :param extra_env: Mapping of further environment variables (link
         variables); they take precedence over the application's own.
+    :param volume_paths: Mapping of the name of each of
+        ``application.volumes`` (its named volumes) to the host path of its
+        dataset; bound at its mountpoint, read-only if it says so.
     :return: A JSON-compatible ``dict``, labels included.
     :raises ValueError: If the volume arguments do not match the application,
         a volume path would not be one ``Binds`` field (a ``:`` in either)
@@ -307,6 +324,16 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
                 application.name,
                 "has no" if application.volume is None else "has",
                 "a" if volume_mountpoint is not None else "no"))
+    paths = dict(volume_paths or {})
+    named = {volume.name for volume in application.volumes}
+    if set(paths) != named:
+        raise ValueError(
+            "application %s mounts the named volumes %s but host paths were "
+            "given for %s" % (application.name,
+                              ", ".join(sorted(named)) or "none",
+                              ", ".join(sorted(paths)) or "none"))
+    if volume_mountpoint is not None:
+        paths[application.name] = volume_mountpoint
     environment = dict(application.environment)
     for key, value in (extra_env or {}).items():
         if not (isinstance(key, str) and _ENV_NAME.match(key)
@@ -332,14 +359,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         # which is downtime when the application moves.
         "Init": True,
     }
-    if volume_mountpoint is not None:
-        _check_host_path(volume_mountpoint)
-        if ":" in application.volume.mountpoint:
-            # Whatever followed a colon would be the bind's options.
-            raise ValueError("volume mountpoint %r contains ':'" % (
-                application.volume.mountpoint,))
-        host_config["Binds"] = ["%s:%s" % (
-            volume_mountpoint, application.volume.mountpoint)]
+    if paths:
+        host_config["Binds"] = [_bind(paths[volume.name], volume)
+                                for volume in application.all_volumes()]
     if application.links:
         host_config["Sysctls"] = dict(_LINK_SYSCTLS)
     config = {
@@ -401,7 +423,8 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
-    def add(application, volume_mountpoint=None, extra_env=None):
+    def add(application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         Create and start the application's container, named
         ``flocker--<name>``, with its ports published on all the node's
@@ -419,6 +442,9 @@ class IDockerClient(Interface):
             application has a volume.
         :param extra_env: Mapping of further environment variables (link
             variables), overriding the application's own.
+        :param volume_paths: Mapping of each named volume's name (of
+            ``application.volumes``) to the host path to bind at its
+            mountpoint; required exactly for those.
         :return: ``Deferred`` firing with ``"created"``, ``"replaced"`` or
             ``"unchanged"``.
         :raises ImageNotFound: If the image is not on the node (checked
@@ -772,17 +798,21 @@ class DockerClient(object):
         current_action().add_success_fields(count=len(units))
         return pset(units)
 
-    def add(self, application, volume_mountpoint=None, extra_env=None):
+    def add(self, application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         See :meth:`IDockerClient.add`.
         """
         return _run_action(
             DOCKER_ADD(socket=self.socket_path, application=application.name,
                        image=application.image),
-            self._add, application, volume_mountpoint, extra_env)
+            self._add, application, volume_mountpoint, extra_env,
+            volume_paths)
 
-    async def _add(self, application, volume_mountpoint, extra_env):
-        config = container_config(application, volume_mountpoint, extra_env)
+    async def _add(self, application, volume_mountpoint, extra_env,
+                   volume_paths):
+        config = container_config(application, volume_mountpoint, extra_env,
+                                  volume_paths)
         name = container_name(application.name)
         if not await self._image_present(application.image):
             raise ImageNotFound(application.image, self._where())
@@ -1287,8 +1317,9 @@ class FakeDockerClient(object):
                 ports = [Port(internal=int(key.split("/")[0]),
                               external=int(bindings[0]["HostPort"]))
                          for key, bindings in host["PortBindings"].items()]
-            binds = dict(reversed(bind.split(":", 1))
-                         for bind in host.get("Binds", ()))
+            # HOST:CONTAINER[:OPTIONS]; neither path holds a colon.
+            binds = {bind.split(":")[1]: bind.split(":")[0]
+                     for bind in host.get("Binds", ())}
             units.append(Unit(
                 name=application.name, application=application,
                 running=container.running,
@@ -1297,16 +1328,18 @@ class FakeDockerClient(object):
                 image=container.config["Image"], ports=ports, binds=binds))
         return pset(units)
 
-    def add(self, application, volume_mountpoint=None, extra_env=None):
+    def add(self, application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         See :meth:`IDockerClient.add`.
         """
         return _synchronously(self._add, application, volume_mountpoint,
-                              extra_env)
+                              extra_env, volume_paths)
 
-    def _add(self, application, volume_mountpoint, extra_env):
+    def _add(self, application, volume_mountpoint, extra_env, volume_paths):
         self._check_daemon()
-        config = container_config(application, volume_mountpoint, extra_env)
+        config = container_config(application, volume_mountpoint, extra_env,
+                                  volume_paths)
         request_body(config, self.version)
         name = container_name(application.name)
         if application.image not in self.images:

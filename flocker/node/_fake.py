@@ -3,8 +3,8 @@ An in-memory cluster of node agents, for tests of the planner, the deploy
 flow and the benchmarks of fan-out at scale.
 
 Each :class:`FakeNodeAgent` keeps the state a real node would report and
-enforces the same rules a real node does: an application with a volume only
-starts where its volume is owned, a volume is only pushed or handed off by
+enforces the same rules a real node does: an application with volumes only
+starts where all of them are owned, a volume is only pushed or handed off by
 its owner, and a hand-off is refused while the application still runs.
 Volume contents are modelled as an opaque value that moves with pushes, so
 tests can check that no data is lost.  A cluster given a clock and a rate
@@ -77,8 +77,8 @@ class FakeNodeAgent(object):
 
     def start_application(self, application):
         def start():
-            if application.volume is not None:
-                self._owned(application.name)
+            for volume in application.all_volumes():
+                self._owned(volume.name)
             self._set(
                 applications=self.state.applications.set(
                     application.name, application),

@@ -147,12 +147,18 @@ class LocalNodeAgent(object):
         @inlineCallbacks
         def start():
             mountpoint = None
-            if application.volume is not None:
-                path = yield self.volumes.mount(application.name)
-                mountpoint = path.path
+            named = {}
+            for volume in application.all_volumes():
+                path = yield self.volumes.mount(volume.name)
+                if volume.name == application.name and (
+                        application.volume is not None):
+                    mountpoint = path.path
+                else:
+                    named[volume.name] = path.path
             yield self.docker.add(
                 application, volume_mountpoint=mountpoint,
-                extra_env=link_environment(application, self.address))
+                extra_env=link_environment(application, self.address),
+                volume_paths=named)
             pid = yield self.docker.container_pid(application.name)
             if pid is None:
                 return

@@ -61,23 +61,25 @@ def _volume_holders(cluster_state):
     return owners, copies
 
 
-def _plan_volume(name, application, target, owners, copies, phases,
-                 stale=None):
+def _plan_volume(volume, target, owners, copies, phases, stale=None):
     """
-    Add the volume steps for ``application`` to run on ``target``.
+    Add the steps that give node ``target`` the owned volume ``volume``
+    (an ``AttachedVolume`` with its name set).
 
     :param stale: ``None``, or the :class:`StaleVolume` of this volume when
         the operator chose to adopt its newest copy left.
-    :return: The address of the node whose running container must stop before
-        the volume can move, or ``None``.
+    :return: The address of the node whose running containers must stop
+        before the volume can move, or ``None``.
     """
+    name = volume.name
     owner = owners.get(name)
     if owner is None:
         held = copies.get(name, {})
         if not held:
+            # An external volume that nobody holds is found by
+            # skipped_applications: its application is left undone.
             phases[1].append(CreateVolume(
-                node=target, name=name,
-                maximum_size=application.volume.maximum_size))
+                node=target, name=name, maximum_size=volume.maximum_size))
             return None
         # Nobody owns the volume but copies exist: a move was interrupted
         # between the old owner letting go and the new one taking over (or,
@@ -87,51 +89,64 @@ def _plan_volume(name, application, target, owners, copies, phases,
         # one to revive; the target wins ties to avoid a needless push.
         source = newest_copy(held, target)
         phases[1].append(CreateVolume(
-            node=source, name=name,
-            maximum_size=application.volume.maximum_size, from_copy=True,
+            node=source, name=name, maximum_size=volume.maximum_size,
+            from_copy=True,
             adopted=None if stale is None else stale.snapshot))
         if source == target:
             return None
         owner = (source, held[source])
-    source, volume = owner
+    source, state = owner
     if source == target:
         return None
     target_copy = copies.get(name, {}).get(target)
     shared = (target_copy is not None and
-              set(target_copy.snapshots) & set(volume.snapshots))
+              set(target_copy.snapshots) & set(state.snapshots))
     phases[1].append(PushVolume(
         node=source, name=name, target=target,
-        estimated_bytes=None if shared else volume.size))
+        estimated_bytes=None if shared else state.size))
     phases[3].append(HandoffVolume(node=source, name=name, target=target))
     return source
 
 
 def skipped_applications(deployment, cluster_state, unknown):
     """
-    The applications a deploy must leave alone because a node did not
-    report.
+    The applications a deploy must leave alone.
 
-    An application is skipped when its desired node is unknown, or when it
-    has a volume that no reporting node owns while some node is unknown (the
-    silent node may own it: creating or reviving the volume elsewhere could
-    lose its data).
+    An application is skipped when its desired node did not report; when
+    it has a volume that no reporting node owns while some node did not
+    report (the silent node may own it: creating or reviving the volume
+    elsewhere could lose its data); and when it mounts an external volume
+    that no node holds (Flocker does not create external volumes).
 
     :param Deployment deployment: The desired state.
     :param ClusterState cluster_state: What the reachable nodes reported.
     :param unknown: Addresses of the nodes that did not report.
     :return: ``dict`` of skipped application name to the reason.
     """
-    if not unknown:
-        return {}
-    owned = {name for node in cluster_state.nodes.values()
-             for name, volume in node.volumes.items() if volume.owned}
+    held = {}
+    for address, node in cluster_state.nodes.items():
+        for name, volume in node.volumes.items():
+            if volume.owned or name not in held:
+                held[name] = volume.owned
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
             skipped[name] = "its node %s did not report" % (address,)
-        elif application.volume is not None and name not in owned:
-            skipped[name] = ("its volume has no reachable owner while %s "
-                             "did not report" % (", ".join(sorted(unknown)),))
+            continue
+        if application.volume is None and not application.volumes:
+            continue
+        for volume in application.all_volumes():
+            if unknown and not held.get(volume.name):
+                skipped[name] = (
+                    "its volume %s has no reachable owner while %s did not "
+                    "report" % (volume.name, ", ".join(sorted(unknown))))
+                break
+            if volume.external and volume.name not in held:
+                skipped[name] = (
+                    "its external volume %s does not exist on node %s (nor "
+                    "on any other node); Flocker does not create external "
+                    "volumes: create it there first" % (volume.name, address))
+                break
     return skipped
 
 
@@ -169,9 +184,10 @@ def plan_changes(deployment, cluster_state, addresses=None,
     addresses = addresses or {}
     skipped = skipped_applications(deployment, cluster_state, unknown)
     stale = stale_volumes(deployment, cluster_state)
-    for name in stale:
-        if name not in adopt:
-            skipped[name] = describe_stale(stale[name])
+    for name, (_, application) in deployment.placements().items():
+        for volume in application.all_volumes():
+            if volume.name in stale and volume.name not in adopt:
+                skipped[name] = describe_stale(stale[volume.name])
 
     def ip(address):
         return addresses.get(address, address)
@@ -197,16 +213,22 @@ def plan_changes(deployment, cluster_state, addresses=None,
 
     placements = deployment.placements()
     pulls = set()
+    sources = {}
     for name in sorted(placements):
         if name in skipped:
             continue
         target, application = placements[name]
         must_stop = set()
-        if application.volume is not None:
-            source = _plan_volume(name, application, target, owners, copies,
-                                  phases, stale.get(name))
-            if source is not None:
-                must_stop.add(source)
+        if application.volume is not None or application.volumes:
+            for volume in application.all_volumes():
+                # A volume shared by several applications is planned once;
+                # all of them stop where it moves from.
+                if volume.name not in sources:
+                    sources[volume.name] = _plan_volume(
+                        volume, target, owners, copies, phases,
+                        stale.get(volume.name))
+                if sources[volume.name] is not None:
+                    must_stop.add(sources[volume.name])
         start = True
         for address, current, running in containers.get(name, ()):
             if address != target:

@@ -4,10 +4,11 @@ Tests for :mod:`flocker.cli._status`: the status view.
 
 import json
 
+import attr
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
-    Application, ClusterState, Deployment, Node, NodeState, VolumeState,
+    Application, AttachedVolume, ClusterState, Deployment, Node, NodeState, VolumeState,
 )
 from flocker.cli._status import (
     StatusRow, cluster_status, format_status, status_json, status_ok,
@@ -113,6 +114,25 @@ class ClusterStatusTests(SynchronousTestCase):
             B: NodeState(address=B, volumes={"web": copy})})
         [row] = cluster_status(deployment(**{A: [WEB]}), state)
         self.assertEqual(row.volume, "no owner (copies on %s, %s)" % (A, B))
+
+
+    def test_named_volumes(self):
+        """
+        An application with named volumes shows each of its volumes by
+        name.
+        """
+        application = attr.evolve(WEB, volumes=[
+            AttachedVolume(name="data", mountpoint="/srv/data")])
+        state = ClusterState(nodes={
+            A: NodeState(address=A, applications={"web": application},
+                         running=["web"], volumes={"web": VOLUME}),
+            B: NodeState(address=B, volumes={"data": VolumeState(
+                name="data", owned=False)})})
+        rows = cluster_status(deployment(**{A: [application]}), state)
+        self.assertEqual(
+            [row.volume for row in rows],
+            ["data: no owner (copies on %s); web: 2.0 KiB, flocker-2, owned "
+             "by %s" % (B, A)])
 
 
 class FormatStatusTests(SynchronousTestCase):

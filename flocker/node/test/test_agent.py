@@ -6,6 +6,8 @@ local agent over the real parts is exercised by the lab deploy tests.)
 
 import os
 
+import attr
+
 from eliot.testing import assertHasAction, capture_logging
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
@@ -181,6 +183,26 @@ def make_inodeagent_tests(fixture):
             state = self.report(self.a)
             self.assertEqual((dict(state.applications), set(state.running)),
                              ({"web": WEB}, {"web"}))
+
+        def test_start_with_named_volumes(self):
+            """
+            An application with named volumes starts once the node owns
+            all of them, and not before.
+            """
+            application = attr.evolve(WEB, volumes=[
+                AttachedVolume(name="uploads", mountpoint="/uploads"),
+                AttachedVolume(name="logs", mountpoint="/logs",
+                               read_only=True)])
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.create_volume("uploads", None))
+            self.failureResultOf(self.a.start_application(application))
+            self.successResultOf(self.a.create_volume("logs", None))
+            self.successResultOf(self.a.start_application(application))
+            state = self.report(self.a)
+            self.assertEqual(
+                (dict(state.applications), set(state.running),
+                 set(state.volumes)),
+                ({"web": application}, {"web"}, {"web", "uploads", "logs"}))
 
         def test_start_without_volume_refused(self):
             """

@@ -424,6 +424,37 @@ def make_idockerclient_tests(fixture):
                               without, "/srv")
             self.assertEqual(self.units(), {})
 
+        def test_named_volumes_bound(self):
+            """
+            Each named volume's host path is bound at its mountpoint, beside
+            the application's own volume.
+            """
+            own, data = (self.fixture.host_directory(),
+                         self.fixture.host_directory())
+            application = self.application(
+                "volumes", volume=AttachedVolume(mountpoint="/own"),
+                volumes=[AttachedVolume(name="data", mountpoint="/data",
+                                        read_only=True)])
+            self.run(self.client.add, application, own, None,
+                     {"data": data})
+            self.assertEqual(self.units()[application.name].binds,
+                             pmap({"/own": own, "/data": data}))
+
+        def test_named_volume_paths_must_match(self):
+            """
+            Host paths must be given for exactly the named volumes, or
+            ``ValueError`` is raised and nothing created.
+            """
+            application = self.application(
+                "volumes", volumes=[AttachedVolume(name="data",
+                                                   mountpoint="/data")])
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              application)
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              application, None, None,
+                              {"data": "/srv", "other": "/srv"})
+            self.assertEqual(self.units(), {})
+
         def test_add_again_unchanged(self):
             """
             Adding an application that already runs as asked changes
@@ -883,6 +914,23 @@ class ContainerConfigTests(SynchronousTestCase):
             volume=AttachedVolume(mountpoint="/data"))
         for path in ["relative", "/a/../b", "/a:/b", "/a\nb"]:
             self.assertRaises(ValueError, container_config, application, path)
+
+    def test_read_only_bind(self):
+        """
+        Volumes are bound sorted by name; a read-only one carries ``:ro``.
+        """
+        config = container_config(
+            Application(name="web", image=IMAGE,
+                        volume=AttachedVolume(mountpoint="/own"),
+                        volumes=[AttachedVolume(name="logs",
+                                                mountpoint="/logs",
+                                                read_only=True),
+                                 AttachedVolume(name="data",
+                                                mountpoint="/data")]),
+            "/pool/web", volume_paths={"logs": "/pool/logs",
+                                       "data": "/pool/data"})
+        self.assertEqual(config["HostConfig"]["Binds"], [
+            "/pool/data:/data", "/pool/logs:/logs:ro", "/pool/web:/own"])
 
     def test_spec_digest(self):
         """
