@@ -14,8 +14,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from flocker.testtools import start_lab, stop_lab
+
+# Property tests must pass on a busy machine: nothing may depend on how fast
+# hypothesis generates or how long an example takes.  Every test's settings
+# inherit this profile unless they say otherwise.
+settings.register_profile(
+    "flocker", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("flocker")
 
 LAB_SCRIPT = Path(__file__).resolve().parent / "admin" / "lab"
 LAB_NODES = 3

@@ -15,10 +15,11 @@ from zope.interface import implementer
 from .._serialize import SerializationError
 from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
-    PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest, CreateVolume, DeployLocked,
-    HandoffVolume, Hello, HelloFirst, InstallNodeKey, OperationFailed,
-    PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
-    StartApplication, StopApplication, VersionMismatch,
+    PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
+    CreateVolume, DeployLocked, HandoffVolume, Hello, HelloFirst,
+    InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
+    ReleaseLock, ReleaseVolume, Report, SetRoutes, StartApplication,
+    StopApplication, VersionMismatch,
 )
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
@@ -286,6 +287,15 @@ class RemoteNodeAgent(object):
 
     def set_routes(self, routes):
         return self._call("set-routes", SetRoutes, routes=frozenset(routes))
+
+    def pull_image(self, image, dry_run=False):
+        return self._call("pull-image %s" % (image,), PullImage,
+                          image=image, dry_run=dry_run)
+
+    def logs(self, name, since=None, tail=None):
+        return self._call("logs %s" % (name,), Logs,
+                          lambda answer: answer["lines"], name=name,
+                          since=since, tail=tail)
 
     def install_node_key(self, node_key):
         # The key travels inside the protocol only: arguments of commands

@@ -69,7 +69,8 @@ __all__ = [
     "BadRequest",
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
-    "AcquireVolume", "SetRoutes", "InstallNodeKey", "ReleaseLock",
+    "AcquireVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
+    "ReleaseLock", "LogLinesArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
 ]
@@ -185,6 +186,27 @@ def _node_key_from_json(data):
 
 def _identity(data):
     return data
+
+
+def _log_lines_to_json(lines):
+    return [list(line) for line in lines]
+
+
+def _log_lines_from_json(data):
+    if not isinstance(data, list) or not all(
+            isinstance(line, list) and len(line) == 3
+            and all(isinstance(part, str) for part in line)
+            for line in data):
+        raise SerializationError("expected [[stamp, stream, text]...]")
+    return [tuple(line) for line in data]
+
+
+def LogLinesArgument(optional=False):
+    """
+    :return: An argument carrying a container's output: a ``list`` of
+        ``(stamp, stream, text)`` tuples of ``str``.
+    """
+    return Document(_log_lines_to_json, _log_lines_from_json, optional)
 
 
 def ApplicationArgument(optional=False):
@@ -378,6 +400,16 @@ InstallNodeKey = _operation(
     "InstallNodeKey", "``INodeAgent.install_node_key``.",
     [(b"node_key", NodeKeyArgument())])
 
+PullImage = _operation(
+    "PullImage", "``INodeAgent.pull_image``.",
+    [(b"image", amp.Unicode()), (b"dry_run", amp.Boolean())])
+
+Logs = _operation(
+    "Logs", "``INodeAgent.logs``; answers the lines.",
+    [(b"name", amp.Unicode()), (b"since", amp.Unicode(optional=True)),
+     (b"tail", amp.Integer(optional=True))],
+    [(b"lines", LogLinesArgument())])
+
 ReleaseLock = _operation(
     "ReleaseLock", "End the lease of the deploy named by ``lock``.")
 
@@ -412,6 +444,8 @@ OPERATIONS = {
     "acquire_volume": AcquireVolume,
     "set_routes": SetRoutes,
     "install_node_key": InstallNodeKey,
+    "pull_image": PullImage,
+    "logs": Logs,
 }
 
 

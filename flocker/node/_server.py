@@ -24,8 +24,8 @@ from .._serialize import SerializationError
 from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
     CreateVolume, DeployLocked, HandoffVolume, Hello, HelloFirst,
-    InstallNodeKey, Log, OperationFailed, PROTOCOL_VERSION, Progress,
-    PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
+    InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
+    PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
     StartApplication, StopApplication, VersionMismatch,
     MAXIMUM_DOCUMENT_BYTES,
 )
@@ -442,6 +442,16 @@ class AgentProtocol(amp.AMP):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
                              lambda _: {})
+
+    @PullImage.responder
+    def pull_image(self, eliot_task, image, dry_run, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.pull_image(
+            image, dry_run)).addCallback(lambda _: {})
+
+    @Logs.responder
+    def logs(self, eliot_task, name, lock=None, since=None, tail=None):
+        return self._run(eliot_task, lock, lambda agent: agent.logs(
+            name, since, tail)).addCallback(lambda lines: {"lines": lines})
 
     @ReleaseLock.responder
     def release_lock(self, eliot_task, lock=None):
