@@ -129,8 +129,8 @@ REMOTE_CALL = ActionType(
     "flocker:cli:remote:call",
     [ADDRESS, SUBCOMMAND],
     [],
-    "One operation of a remote node agent: a flocker-node subcommand run on "
-    "the node.  The node continues this action's task.")
+    "One operation of a remote node agent: an agent protocol command sent "
+    "to the node's agent, which continues this action's task.")
 
 _CREATED = Field.for_types(
     "created", [bool], "Whether the key pair was made by this run.")

@@ -195,8 +195,10 @@ class RemoteNodeAgent(object):
 
     def _call(self, step, command, response=None, progress=None,
               **arguments):
-        name = command.commandName.decode("ascii")
-        action = REMOTE_CALL(address=self.address, subcommand=name)
+        # The operation's name as the plan and the log show it
+        # ("push-volume"), the step's first word.
+        action = REMOTE_CALL(address=self.address,
+                             subcommand=step.split()[0])
         with action.context():
             task = action.serialize_task_id().decode("ascii")
             d = DeferredContext(self.connections.protocol(self.address))

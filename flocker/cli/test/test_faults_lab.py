@@ -113,7 +113,8 @@ POINTS = {
 
 #: The trials: ``(point, fault)``.  Faults: ``kill-client`` (SIGKILL the
 #: deploy), ``kill-node-source``/``kill-node-target`` (SIGKILL that node's
-#: ``flocker-node serve``), ``kill-receive`` (SIGKILL the receiving
+#: ``flocker-node agent``; it is started again, as systemd would, before
+#: the re-runs), ``kill-receive`` (SIGKILL the receiving
 #: ``flocker-volume``/``zfs receive`` on the new node), ``cut-ssh-source``/
 #: ``cut-ssh-target`` (SIGKILL the sshd processes serving connections on that
 #: node), ``stop-sshd-target`` (stop the new node's sshd: node-to-node pushes
@@ -198,9 +199,9 @@ def kill_matching(machine, match, sig=signal.SIGKILL):
     return count
 
 
-def _is_serve(argv):
+def _is_agent(argv):
     return (any(a.endswith("flocker-node") for a in argv)
-            and "serve" in argv)
+            and "agent" in argv)
 
 
 def _is_send(argv, pool, volume):
@@ -481,7 +482,7 @@ class FaultLab(object):
 
     def restore_sshd(self):
         """
-        Bring every node's sshd and dockerd back (``admin/lab up`` restarts
+        Bring every node's sshd, dockerd and agent back (``admin/lab up`` restarts
         what is missing).
         """
         start_lab(LAB_SCRIPT, nodes=len(self.lab.nodes))
@@ -497,7 +498,7 @@ class FaultLab(object):
             return 1
         machine = source if fault.endswith("-source") else target
         if fault.startswith("kill-node"):
-            return kill_matching(machine, _is_serve)
+            return kill_matching(machine, _is_agent)
         if fault == "kill-receive":
             return kill_matching(machine, _is_receive)
         if fault.startswith("cut-ssh"):
@@ -599,6 +600,14 @@ class TestMoveFaults(object):
                         and target.address in result.stdout + result.stderr
                         and "Traceback" not in result.stdout + result.stderr
                         ), _summary(result)
+                s.restore_sshd()
+            if fault.startswith("kill-node"):
+                # The deploy failed naming the node and where to look; the
+                # agent comes back as systemd would restart it.
+                killed = source if fault.endswith("-source") else target
+                assert (killed.address in first_out + first_err
+                        and "systemctl status flocker-node"
+                        in first_out + first_err), first_out + first_err
                 s.restore_sshd()
             for attempt in range(3):
                 result = s.deploy(target_index)
