@@ -64,7 +64,8 @@ from _lab_host import (
     zfs_fuse_pids,
 )
 from _lab_model import (
-    ADMIN, DESCRIPTION_VERSION, MAX_NODES, NSINIT, POOL_SIZE, STANDARD_PATH,
+    ADMIN, DESCRIPTION_VERSION, MAX_NODES, NSINIT, POOL_SIZE, REPO,
+    STANDARD_PATH,
     ZFS_SOCKET_DIR, Lab, LabError, hosts_text, known_hosts_text, parse_count,
     passwd_text, public_key, shell_rc_text, ssh_config_text, sshd_config_text,
 )
@@ -594,6 +595,44 @@ def agent_pid(node):
     return daemon_pid(node, node.agent_pid_file, "flocker-node")
 
 
+def flocker_code_digest():
+    """
+    :return: A digest of Flocker's code (every ``.py`` file of the
+        package): an agent started from other code is restarted, as a
+        package upgrade restarts the service.
+    """
+    digest = hashlib.sha256()
+    package = REPO / "flocker"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def current_agent(node, digest):
+    """
+    :param Node node: A node.
+    :param str digest: :func:`flocker_code_digest`.
+    :return: The pid of its agent if it runs the current code; an agent
+        running other code is stopped (``None`` then).
+    """
+    pid = agent_pid(node)
+    if pid is None:
+        return None
+    if read_file(node.run_dir / "agent.code") == digest:
+        return pid
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    return None
+
+
 def start_agent(lab, node):
     """
     Start a node's Flocker agent in its namespaces, as the package's
@@ -613,6 +652,7 @@ def start_agent(lab, node):
         "--log", "/var/log/flocker-agent.log",
     ], os.devnull, env)
     node.agent_pid_file.write_text("%d\n" % (process.pid,))
+    (node.run_dir / "agent.code").write_text(flocker_code_digest())
     return process
 
 
@@ -967,6 +1007,7 @@ def up(lab, count, log):
         trace("pools")
         images_lock = threading.Lock()
         images = {}
+        code = flocker_code_digest()
 
         def cached_images(api):
             # Built once, on whichever node gets here first.
@@ -982,7 +1023,7 @@ def up(lab, count, log):
                 wait_sshd(node, boot.sshd)
             check_ssh(lab, client, node)
             wait_dockerd(node, boot.dockerd)
-            if not agent_pid(node):
+            if not current_agent(node, code):
                 # After the pool and Docker, as the unit's ordering says.
                 wait_agent(node, start_agent(lab, node))
             ready = time.monotonic() - boot.started
