@@ -59,8 +59,17 @@ around the whole command (interpreter start, SSH, every node's part):
   (set up before and removed after it, so no Flocker deploy sees its
   dataset or container); ``downtime_over_raw_move`` is the median of each
   round's big move downtime / move by hand.
-* Nodes and the client start their commands warm after the first deploy
-  (``flocker/_warm.py``); the first deploy of the run starts them cold.
+* ``noop3_inprocess_s``: the same no-op redeploy through the library API
+  inside one running Twisted process (``benchmarks/_inprocess.py`` in the
+  client namespace: connect, report, plan, nothing to do, close), as a
+  program embedding Flocker does it; ``baseline_imports_s``: the
+  interpreter starting with Twisted, Conch, treq and eliot imported (the
+  floor of any ``flocker-deploy`` run, ``noop3_s`` included).
+* ``agent_rss_mb``: the largest resident size of the nodes' agents
+  (``flocker-node agent``) at the end of the run, after every deploy and
+  move; ``python_rss_mb`` is a bare interpreter's, for scale.
+* No warm process anywhere: each ``flocker-deploy`` starts cold, the nodes'
+  agents run all the time (started by the lab as a boot would).
 
 Each figure is the median of ``--reps`` repetitions (min–max in the
 table).  Each ratio is the median of per-repetition ratios, with
@@ -70,7 +79,7 @@ taken within one repetition (run one after the other; the three moves of
 a round in an order rotated from round to round); ``scale_over_docker``
 pairs the i-th samples of two parts run at different times. the table also breaks the moves down by the per-change times
 ``flocker-deploy`` prints, and the median run of each kind by the
-``flocker-node`` commands in its eliot log (kept, one per deploy, in
+commands sent to the nodes' agents, in its eliot log (kept, one per deploy, in
 ``STATE/bench-files/logs``).  Prints the tables, then one JSON object as
 the last line.  Needs root and what ``admin/lab`` needs.
 """
@@ -94,7 +103,6 @@ from _common import (
 REPO = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = REPO / "admin" / "lab"
 
-from flocker.node._protocol import RELEASE_LOCK, SUBCOMMANDS  # noqa: E402
 from flocker.testtools import Lab  # noqa: E402
 
 sys.path.insert(0, str(REPO / "admin"))
@@ -560,7 +568,8 @@ def raw_move(bench, reps):
 
 def remote_rounds(log):
     """
-    Summarise a deploy's eliot log by the ``flocker-node`` commands it ran.
+    Summarise a deploy's eliot log by the commands it sent the nodes'
+    agents.
 
     :param str log: Path of the log.
     :return: ``(first, last, rounds)``: wall-clock times of the log's first
@@ -581,12 +590,9 @@ def remote_rounds(log):
             started[key] = message
         elif status in ("succeeded", "failed") and key in started:
             begin = started.pop(key)
-            if begin.get("action_type") != "flocker:cli:ssh:run":
+            if begin.get("action_type") != "flocker:cli:remote:call":
                 continue
-            argv = begin.get("argv") or ["?"]
-            command = next((a for a in argv
-                            if a in SUBCOMMANDS or a == RELEASE_LOCK),
-                           argv[-1])
+            command = begin.get("subcommand", "?")
             runs.setdefault(command, []).append(
                 (begin["timestamp"] - first, message["timestamp"] - first))
     rounds = []
@@ -641,6 +647,48 @@ def noop(bench, reps):
         samples.append((seconds, log))
     bench.reset(3)
     return samples
+
+
+def noop_inprocess(bench, reps):
+    """
+    :return: Seconds of each no-op deploy to 3 converged nodes through the
+        library API in one running process (``benchmarks/_inprocess.py``).
+    """
+    placement = {i: ["app%d" % (i + 1,)] for i in range(3)}
+    bench.deploy(placement)
+    result = bench.lab.run_client(
+        [sys.executable, str(REPO / "benchmarks" / "_inprocess.py"),
+         bench.deployment(placement), bench.applications, str(reps)],
+        check=False, timeout=DEPLOY_TIMEOUT)
+    if result.returncode != 0:
+        fail("the in-process no-op deploy failed (%d):\n%s%s" % (
+            result.returncode, result.stdout, result.stderr))
+    bench.reset(3)
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def agent_rss_mb(state):
+    """
+    :param str state: The lab's state directory.
+    :return: ``(largest RSS, largest peak RSS)`` in MB of the nodes'
+        agents.
+    """
+    with open(os.path.join(state, "lab.json")) as f:
+        runtime = json.load(f)["runtime"]
+    rss, peak = [], []
+    for entry in sorted(os.listdir(runtime)):
+        pid_file = os.path.join(runtime, entry, "agent.pid")
+        if not os.path.exists(pid_file):
+            continue
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/status" % (pid,)) as f:
+            fields = dict(line.split(":", 1) for line in f)
+        rss.append(int(fields["VmRSS"].split()[0]) / 1024)
+        peak.append(int(fields["VmHWM"].split()[0]) / 1024)
+    if not rss:
+        fail("no node agent found in %s" % (runtime,))
+    return max(rss), max(peak)
 
 
 def moves(bench, reps, extra_new_mib=None):
@@ -792,9 +840,13 @@ def main():
         base_check = bench.timed_client(
             ["flocker-deploy", "--check", bench.deployment({0: ["app1"]}),
              bench.applications], reps)
+        base_imports = bench.timed_client(
+            [sys.executable, "-c", "import twisted.internet.reactor, "
+             "twisted.conch.ssh.transport, treq, eliot"], reps)
         docker_one, docker_every = docker_scale(bench, reps)
         t1, t8 = scale(bench, reps)
         noop3 = noop(bench, reps)
+        noop3_inprocess = noop_inprocess(bench, reps)
         warm, moved = moves(bench, reps, extra_new_mib=(
             16 if options.quick and not options.no_curves else None))
         raw_moves = moved["raw"]
@@ -813,6 +865,11 @@ def main():
         elif not options.no_curves:
             curve_volume, curve_new = curves(bench, volume_sizes, new_sizes,
                                              fixed_mib)
+        agent_rss, agent_peak = agent_rss_mb(env["FLOCKER_LAB_STATE"])
+        python_rss = float(subprocess.run(
+            [sys.executable, "-c", "print(int(open('/proc/self/status')"
+             ".read().split('VmRSS:')[1].split()[0]) / 1024)"],
+            capture_output=True, text=True, check=True).stdout)
     finally:
         if not options.keep:
             admin_lab(["down"], env)
@@ -827,6 +884,10 @@ def main():
         ("t1: 1 app on 1 node", fmt(timings["t1"])),
         ("t8: 1 app on each of 8 nodes", fmt(timings["t8"])),
         ("noop3: converged 3 nodes", fmt(timings["noop3"])),
+        ("noop3 in-process: library API in one running process",
+         fmt(noop3_inprocess)),
+        ("baseline: python with twisted, conch, treq, eliot imported",
+         fmt(base_imports)),
         ("baseline: ssh node1 true", fmt(base_ssh)),
         ("baseline: ssh node1 flocker-node --version", fmt(base_node)),
         ("baseline: flocker-deploy --check", fmt(base_check)),
@@ -865,7 +926,7 @@ def main():
          "fill / warm-up downtime / deploy", "push", "stop", "hand-off",
          "start", "routes"])
     print("Where the time goes: the median run of each kind, by the "
-          "flocker-node commands in its eliot log\n")
+          "commands sent to the nodes' agents, in its eliot log\n")
     for title, samples in [("t1", t1), ("t8", t8), ("noop3", noop3)]:
         print_rounds(title, *median_sample(samples, lambda s: s[0]))
     for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
@@ -891,6 +952,11 @@ def main():
         "t1_s": round(t1_s, 3),
         "t8_s": round(t8_s, 3),
         "noop3_s": round(statistics.median(timings["noop3"]), 3),
+        "noop3_inprocess_s": round(statistics.median(noop3_inprocess), 3),
+        "baseline_imports_s": round(statistics.median(base_imports), 3),
+        "agent_rss_mb": round(agent_rss, 1),
+        "agent_peak_rss_mb": round(agent_peak, 1),
+        "python_rss_mb": round(python_rss, 1),
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
         "baseline_ssh_s": round(statistics.median(base_ssh), 3),
