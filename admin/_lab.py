@@ -672,14 +672,30 @@ def wait_agent(node, process):
     :param process: Its ``Popen``.
     :raises LabError: If it exits or does not listen in time.
     """
-    deadline = time.monotonic() + AGENT_TIMEOUT
-    while not agent_listening(process.pid):
+    wait_listening(node, process, "flocker-node agent", agent_listening,
+                   node.agent_log, AGENT_TIMEOUT)
+
+
+def wait_listening(node, process, what, listening, log, timeout):
+    """
+    Wait until a daemon of a node listens.
+
+    :param Node node: The node.
+    :param process: The daemon's ``Popen``.
+    :param str what: Its name, for messages.
+    :param listening: Callable given its pid, telling whether it listens.
+    :param Path log: Its log, whose end a failure quotes.
+    :param int timeout: Seconds allowed.
+    :raises LabError: If it exits or does not listen in time.
+    """
+    deadline = time.monotonic() + timeout
+    while not listening(process.pid):
         if process.poll() is not None:
-            raise LabError("%s: flocker-node agent exited (%d): %s" % (
-                node.name, process.returncode, log_tail(node.agent_log)))
+            raise LabError("%s: %s exited (%d): %s" % (
+                node.name, what, process.returncode, log_tail(log)))
         if time.monotonic() > deadline:
-            raise LabError("%s: flocker-node agent not listening after %ds"
-                           % (node.name, AGENT_TIMEOUT))
+            raise LabError("%s: %s not listening after %ds" % (
+                node.name, what, timeout))
         time.sleep(0.02)
 
 
@@ -706,15 +722,8 @@ def wait_sshd(node, process):
     :param process: Its ``Popen``.
     :raises LabError: If it exits or does not listen in time.
     """
-    deadline = time.monotonic() + SSHD_TIMEOUT
-    while not sshd_listening(process.pid):
-        if process.poll() is not None:
-            raise LabError("%s: sshd exited (%d): %s" % (
-                node.name, process.returncode, log_tail(node.sshd_log)))
-        if time.monotonic() > deadline:
-            raise LabError("%s: sshd not listening after %ds" % (
-                node.name, SSHD_TIMEOUT))
-        time.sleep(0.02)
+    wait_listening(node, process, "sshd", sshd_listening, node.sshd_log,
+                   SSHD_TIMEOUT)
 
 
 def pool_is_ours(node):

@@ -24,6 +24,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from .._bridge import DEFAULT_AGENT_SOCKET
+from ._ssh import NodeUnreachable
 
 __all__ = ["AgentUnavailable", "StreamLocalChannel", "ssh_agent_connector",
            "STREAMLOCAL", "BRIDGE", "DEFAULT_BRIDGE_COMMAND"]
@@ -36,19 +37,11 @@ BRIDGE = "flocker-node-bridge"
 #: The bridge command run where streamlocal channels are refused.
 DEFAULT_BRIDGE_COMMAND = ("flocker-node-bridge",)
 
-class AgentUnavailable(Exception):
+class AgentUnavailable(NodeUnreachable):
     """
     The node answered over SSH, but its Flocker agent did not: it is not
     running, or its socket cannot be opened.
-
-    :ivar str address: The node.
-    :ivar str reason: Why, in one line.
     """
-
-    def __init__(self, address, reason):
-        Exception.__init__(self, address, reason)
-        self.address = address
-        self.reason = reason
 
     def __str__(self):
         return ("the Flocker agent on the node does not answer: %s (see "

@@ -72,6 +72,8 @@ def _describe(exception):
     """
     :return: One line describing why a call failed, without the address.
     """
+    if isinstance(exception, AgentUnavailable):
+        return str(exception)
     if isinstance(exception, AuthenticationFailed):
         return "authentication failed: " + exception.reason
     if isinstance(exception, NodeUnreachable):
