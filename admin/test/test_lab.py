@@ -9,6 +9,7 @@ they neither disturb nor depend on the shared one.
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -315,8 +316,46 @@ def _daemon_pids(lab):
     for node in lab.nodes:
         run_dir = Path(node.docker_socket).parent
         pids[node.name] = (_lab_host.read_pid(run_dir / "dockerd.pid"),
-                           _lab_host.read_pid(run_dir / "sshd.pid"))
+                           _lab_host.read_pid(run_dir / "sshd.pid"),
+                           _lab_host.read_pid(run_dir / "agent.pid"))
     return pids
+
+
+def test_agents_run_in_nodes(lab):
+    """
+    Every node runs its Flocker agent inside the node's namespaces, as its
+    other daemons, listening on the package's default socket there (mode
+    0600 in a root-only directory); the node's own ``flocker-node report``
+    reaches it.
+    """
+    for node in lab.nodes:
+        pid = _daemon_pids(lab)[node.name][2]
+        assert os.readlink("/proc/%d/ns/mnt" % (pid,)) == os.readlink(
+            "/proc/%d/ns/mnt" % (_daemon_pids(lab)[node.name][0],))
+        socket_path = "/proc/%d/root/run/flocker/agent.sock" % (pid,)
+        assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(os.path.dirname(socket_path)).st_mode) \
+            == 0o700
+        report = node.run(["flocker-node", "report"])
+        assert json.loads(report.stdout)["address"] == node.address
+
+
+def test_up_restarts_dead_agent(lab):
+    """
+    When a node's agent died, ``up`` starts it again (as systemd would) and
+    leaves the node's other daemons alone.
+    """
+    before = _daemon_pids(lab)["node2"]
+    os.kill(before[2], 9)
+    deadline = time.monotonic() + 10
+    while _lab_host.process_alive(before[2]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    result = admin_lab(["up", "3"])
+    assert result.returncode == 0, result.stderr
+    after = _daemon_pids(lab)["node2"]
+    assert after[:2] == before[:2] and after[2] != before[2]
+    assert lab.run("node2", ["flocker-node", "report"]).returncode == 0
 
 
 def test_up_again_changes_nothing(lab):
