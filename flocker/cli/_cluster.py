@@ -76,6 +76,22 @@ def agent_connections(runner, agent_socket=None, log=None, connect=None):
     return AgentConnections(connect, log=log)
 
 
+#: Seconds the agents' connections may take to close at the end of a deploy
+#: before the SSH connections under them are closed anyway.
+CLOSE_TIMEOUT = 30.0
+
+
+def _close(reactor, connections):
+    """
+    Close the agents' connections, waiting at most :data:`CLOSE_TIMEOUT`.
+
+    :return: ``Deferred`` firing with ``None`` either way.
+    """
+    d = connections.close()
+    d.addTimeout(CLOSE_TIMEOUT, reactor)
+    return d.addErrback(lambda failure: None)
+
+
 def remote_agents(connections, resolved, lock=None):
     """
     :param connections: The :class:`~flocker.cli._remote.AgentConnections`.
@@ -154,7 +170,7 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
                         if a not in getattr(outcome, "unreachable", {})]
             releases = [agents[a].release_lock() for a in sorted(answered)]
             done = DeferredList(releases, consumeErrors=True)
-            done.addCallback(lambda _: connections.close())
+            done.addCallback(lambda _: _close(reactor, connections))
             return done.addCallback(lambda _: outcome)
         return d.addBoth(release).result
 
@@ -196,7 +212,7 @@ def _reporting_over_ssh(reactor, deployment, runner, action, use,
             state, unreachable, locked = result
             return use(state, dict(unreachable, **failed), agents)
         d.addCallback(gathered)
-        d.addBoth(lambda result: connections.close().addCallback(
+        d.addBoth(lambda result: _close(reactor, connections).addCallback(
             lambda _: result))
         return d.result
 

@@ -6,6 +6,7 @@ agent protocol as :class:`RemoteNodeAgent` and the node's
 """
 
 import json
+import os
 
 from eliot import start_action
 from eliot.testing import LoggedAction, capture_logging
@@ -18,7 +19,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
-    Application, AttachedVolume, Link, NodeState, Port, Route, VolumeState,
+    Application, AttachedVolume, Deployment, Link, Node, NodeState, Port,
+    Route,
 )
 from flocker._serialize import SerializationError
 from flocker.node._amp import (
@@ -27,6 +29,7 @@ from flocker.node._amp import (
     Report, RoutesArgument, StopApplication, VersionMismatch,
     decode_node_key, decode_routes, encode_node_key, encode_routes,
 )
+from flocker.node._fake import FakeCluster, FakeNodeError
 from flocker.node._lock import DeployLock
 from flocker.node._logging import AGENT_REFUSED
 from flocker.node._server import AgentProtocol, AgentService
@@ -37,6 +40,8 @@ from flocker.node.testtools import RecordingProgress, loopback, make_node_key
 from flocker.testtools import node_states, temporary_directory
 
 from .. import _remote
+from .._cluster import deploy_over_ssh
+from .._ssh import MemoryCommandRunner
 from .._logging import REMOTE_CALL
 from .._remote import (
     AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
@@ -491,3 +496,62 @@ class RoutesSetTests(SynchronousTestCase):
         routes = pset([Route(port=8080, address=NODE_B)])
         self.successResultOf(a.set_routes(routes))
         self.assertEqual(self.successResultOf(a.report()).routes, routes)
+
+
+class DeployOverAgentsTests(SynchronousTestCase):
+    """
+    :func:`flocker.cli._cluster.deploy_over_ssh` through agent connections
+    (in memory here, through ``connect``).
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.cluster = FakeCluster([NODE_A, NODE_B])
+        directory = temporary_directory(self)
+        os.makedirs(directory)
+        self.network = LoopbackNetwork({
+            address: AgentService(
+                self.clock, lambda _, agent=agent: agent,
+                DeployLock(os.path.join(directory, address)),
+                expected_errors=(FakeNodeError,))
+            for address, agent in self.cluster.agents.items()}, self.clock)
+        self.deployment = Deployment(nodes=[
+            Node(address=NODE_A, applications=[Application(
+                name="plain", image="lab/busybox:latest")]),
+            Node(address=NODE_B)])
+
+    def deploy(self, **kwargs):
+        """
+        :return: The ``DeployResult`` of a deploy run to its end.
+        """
+        d = deploy_over_ssh(self.clock, self.deployment,
+                            MemoryCommandRunner(),
+                            connect=self.network.connect, **kwargs)
+        self.clock.pump([0] * 50)
+        return self.successResultOf(d)
+
+    def test_dry_run_says_how_reached(self):
+        """
+        A dry run says, per node, how its agent was reached, and changes
+        nothing.
+        """
+        lines = []
+        result = self.deploy(dry_run=True, write=lines.append)
+        self.assertEqual(
+            [line for line in lines if "agent reached" in line],
+            ["%s: agent reached through loopback" % (address,)
+             for address in (NODE_A, NODE_B)])
+        self.assertEqual(self.cluster.agents[NODE_A].state.running, pset())
+        self.assertTrue(result.dry_run)
+
+    def test_deploy_converges_and_closes(self):
+        """
+        A deploy converges the nodes, then ends its leases and closes its
+        connections: a second deploy finds nothing to do.
+        """
+        self.assertTrue(self.deploy().converged)
+        self.assertIn("plain", self.cluster.agents[NODE_A].state.running)
+        self.assertTrue(all(pump.closed
+                            for pump in self.network.pumps.values()))
+        again = self.deploy()
+        self.assertEqual(sum(again.changed.values()), 0)
