@@ -9,7 +9,7 @@ import json
 import os
 
 from eliot import start_action
-from eliot.testing import LoggedAction, capture_logging
+from eliot.testing import capture_logging
 from hypothesis import given
 from pyrsistent import pset
 from twisted.internet.defer import Deferred, fail, succeed
