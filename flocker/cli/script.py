@@ -76,6 +76,7 @@ import time
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import react
+from twisted.internet.threads import deferToThread
 
 from .. import __version__
 from .._change import leaves, plan_to_dict, render_plan
@@ -178,6 +179,11 @@ def _parser(stdout, stderr):
         "owner's copy is gone (the deploy refuses otherwise, saying where "
         "that copy is and how old); may be repeated")
     parser.add_argument(
+        "--yes", "-y", action="store_true",
+        help="make destructive changes (removing applications no longer in "
+        "the files, deleting volumes) without asking; without it they are "
+        "asked for on a terminal and refused elsewhere")
+    parser.add_argument(
         "--identity", "-i", action="append", default=[], metavar="FILE",
         help="SSH private key to log in with (may be repeated; default: "
         "~/.ssh/id_ed25519, id_ecdsa, id_rsa and the SSH agent)")
@@ -240,7 +246,14 @@ def _estimate_downtime(plan, round_trip):
 
 
 def _print_dry_run(result, stdout, round_trip):
+    from ._preflight import destructive_changes
     stdout.write(render_plan(result.plan) + "\n")
+    removals = destructive_changes(result.plan)
+    if removals:
+        stdout.write("destructive changes (a deploy makes them only with "
+                     "--yes or when confirmed on a terminal):\n")
+        for change in removals:
+            stdout.write("  %s\n" % (change.describe(),))
     pushes = [c for c in leaves(result.plan) if isinstance(c, PushVolume)]
     downtime = _estimate_downtime(result.plan, round_trip)
     for push in pushes:
@@ -298,7 +311,33 @@ def _columns(stream):
         return 80
 
 
-def _deploy(reactor, options, deployment, stdout, stderr, environ):
+def _confirmation(options, stdin, stdout, write):
+    """
+    :return: The ``confirm`` of :func:`flocker.cli._deploy.deploy`: ``None``
+        with ``--yes``; else a callable listing the destructive changes and
+        asking on a terminal ``stdin`` (read in a thread: the reactor must
+        not block), or refusing them anywhere else.
+    """
+    if options.yes:
+        return None
+
+    def confirm(descriptions):
+        write("destructive changes (they need --yes or a confirmation):")
+        for description in descriptions:
+            write("  " + description)
+        isatty = getattr(stdin, "isatty", None)
+        if stdin is None or isatty is None or not isatty():
+            return False
+        stdout.write("make these changes? [y/N] ")
+        stdout.flush()
+        d = deferToThread(stdin.readline)
+        return d.addCallback(
+            lambda answer: answer.strip().lower() in ("y", "yes"))
+    return confirm
+
+
+def _deploy(reactor, options, deployment, stdout, stderr, environ,
+            stdin=None):
     """
     Run the deploy (or dry run) over SSH.
 
@@ -354,7 +393,8 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, command=options.node_command,
                         log=destination, live=live, node_key=node_key,
-                        adopt=frozenset(options.adopt_copy))
+                        adopt=frozenset(options.adopt_copy),
+                        confirm=_confirmation(options, stdin, stdout, write))
 
     def report(result):
         if options.json:
@@ -500,7 +540,7 @@ def prepare(argv, stdout, stderr):
     return None, options, deployment
 
 
-def main(reactor, argv, stdout, stderr, environ=None):
+def main(reactor, argv, stdout, stderr, environ=None, stdin=None):
     """
     Run ``flocker-deploy``.
 
@@ -512,6 +552,9 @@ def main(reactor, argv, stdout, stderr, environ=None):
     :param environ: The process environment (``TERM`` says whether a
         terminal ``stdout`` gets the live view), or ``None`` for
         ``os.environ``.
+    :param stdin: Text stream a confirmation of destructive changes is
+        read from when it is a terminal (and ``--yes`` was not given), or
+        ``None`` for none (they are then refused without ``--yes``).
     :return: The exit status, or a ``Deferred`` firing with it when nodes
         are reached: 0 on success (the cluster converged), 1 for invalid
         configuration or a deploy that did not converge, 2 for a bad
@@ -521,7 +564,7 @@ def main(reactor, argv, stdout, stderr, environ=None):
     if status is not None:
         return status
     return _deploy(reactor, options, deployment, stdout, stderr,
-                   os.environ if environ is None else environ)
+                   os.environ if environ is None else environ, stdin)
 
 
 def flocker_deploy_main():
@@ -537,7 +580,7 @@ def flocker_deploy_main():
 
     def run(reactor):
         d = maybeDeferred(_deploy, reactor, options, deployment, sys.stdout,
-                          sys.stderr, os.environ)
+                          sys.stderr, os.environ, sys.stdin)
 
         def exit_with(code):
             if code:

@@ -33,6 +33,7 @@ from ._changes import (
     SetRoutes, StartApplication, StopApplication,
 )
 from ._checks import describe_stale, newest_copy, stale_volumes
+from ._differences import describe_differences
 from ._images import image_present
 
 __all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE"]
@@ -206,8 +207,16 @@ def plan_changes(deployment, cluster_state, addresses=None,
                                                 key=node_key))
 
     containers = {}
+    # Other projects' applications are never stopped or replaced; their
+    # published ports stay routed (below).
+    foreign_ports = {}
     for address, node in cluster_state.nodes.items():
         for name, application in node.applications.items():
+            if application.project != deployment.project:
+                if name in node.running:
+                    foreign_ports.setdefault(address, set()).update(
+                        port.external for port in application.ports)
+                continue
             containers.setdefault(name, []).append(
                 (address, application, name in node.running))
 
@@ -230,6 +239,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 if sources[volume.name] is not None:
                     must_stop.add(sources[volume.name])
         start = True
+        reason = None
         for address, current, running in containers.get(name, ()):
             if address != target:
                 must_stop.add(address)
@@ -237,12 +247,19 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 start = False
             elif current != application:
                 must_stop.add(address)
+                reason = "restart: " + describe_differences(current,
+                                                            application)
+            elif not running:
+                reason = "it was stopped"
         for address in sorted(must_stop):
             if any(address == a for a, _, _ in containers.get(name, ())):
-                phases[2].append(StopApplication(node=address, name=name))
+                phases[2].append(StopApplication(
+                    node=address, name=name,
+                    reason=reason if address == target else None))
         if start:
             starts.append(StartApplication(node=target,
-                                              application=application))
+                                           application=application,
+                                           reason=reason))
             current = cluster_state.nodes.get(target)
             if (current is not None and image_present(
                     application.image, current.images) is False):
@@ -255,7 +272,8 @@ def plan_changes(deployment, cluster_state, addresses=None,
 
     for name in sorted(set(containers) - set(placements)):
         for address, _, _ in containers[name]:
-            phases[2].append(StopApplication(node=address, name=name))
+            phases[2].append(StopApplication(node=address, name=name,
+                                             removal=True))
 
     # Every node routes every other node's external ports; computed as set
     # differences of one cluster-wide set so the cost stays linear.
@@ -265,6 +283,9 @@ def plan_changes(deployment, cluster_state, addresses=None,
             routes = by_node.setdefault(address, set())
             for port in application.ports:
                 routes.add(Route(port.external, ip(address)))
+    for address, ports in foreign_ports.items():
+        by_node.setdefault(address, set()).update(
+            Route(port, ip(address)) for port in ports)
     everything = frozenset().union(*by_node.values()) if by_node else frozenset()
     for node in sorted(deployment.nodes, key=lambda n: n.address):
         if node.address in unknown:

@@ -449,3 +449,58 @@ class CheckBeforeChangeTests(SynchronousTestCase):
                       [change.describe()[:len(A) + 36]
                        for change in leaves(result.plan)])
         self.assertEqual(cluster.agents[B].data["web"], "old ")
+
+
+class DestructiveTests(SynchronousTestCase):
+    """
+    Tests for ``deploy``'s confirmation of destructive changes.
+    """
+
+    def test_removal_refused_unconfirmed(self):
+        """
+        Removing an application no longer in the files is only done when
+        ``confirm``, told each destructive change, says yes; otherwise
+        nothing at all is changed, the other applications' changes
+        included.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    cluster.agents))
+        asked = []
+
+        def confirm(descriptions):
+            asked.append(descriptions)
+            return False
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents, confirm=confirm))
+        self.assertEqual(
+            (asked, result.converged, len(result.refused),
+             sorted(cluster.agents[A].state.running),
+             sorted(cluster.agents[B].state.running)),
+            ([["%s: stop application other (not in the files: removed)"
+               % (A,)]], False, 1, ["other"], []))
+
+    def test_removal_confirmed(self):
+        """
+        A confirmed removal is made with the rest of the plan.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    cluster.agents))
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents,
+            confirm=lambda descriptions: True))
+        self.assertEqual(
+            (result.converged, sorted(cluster.agents[A].state.running),
+             sorted(cluster.agents[B].state.running)),
+            (True, [], ["web"]))
+
+    def test_not_asked_without_removal(self):
+        """
+        A plan without destructive changes runs without asking.
+        """
+        cluster = FakeCluster([A, B, C])
+        result = self.successResultOf(deploy(
+            deployment(**{A: [OTHER]}), cluster.agents,
+            confirm=lambda descriptions: self.fail("asked")))
+        self.assertTrue(result.converged)
