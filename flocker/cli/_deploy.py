@@ -218,7 +218,7 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
            node_key=None, host_keys=None, lock_jitter=None,
-           adopt=frozenset(), confirm=None):
+           adopt=frozenset(), confirm=None, plan_for=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -265,6 +265,11 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         destructive changes (only when it has some, after every check),
         returning (a ``Deferred`` firing with) whether to go ahead.  When
         it says no, nothing is changed and ``refused`` says so.
+    :param plan_for: ``None`` to converge to ``deployment``; else a
+        callable given the gathered ``ClusterState`` returning the plan to
+        run instead (such as :func:`flocker.node._plan.plan_removal`), with
+        the same reports, locks, confirmation and output, but not the
+        deployment's checks.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
 
@@ -290,6 +295,8 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 # deploy changing part of the cluster would be raced.
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
+            if plan_for is not None:
+                return run(plan_for(state), [])
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,

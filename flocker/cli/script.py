@@ -45,6 +45,14 @@ Modes (``flocker-deploy --help`` lists every option):
     its node), standard error to standard error, from whichever node runs
     it; with ``--follow``, keep printing what it writes (read every
     second) until interrupted.  Changes nothing.
+``--remove APPLICATION [--with-volumes]``
+    Stop and remove the application's containers on every node of the
+    deployment and take its ports out of every node's routes; with
+    ``--with-volumes`` also destroy every copy of its volumes (not those
+    another application mounts).  Everything it does is destructive, so it
+    is listed and asked for on a terminal (``--yes`` skips the question;
+    elsewhere it is refused without it); ``--dry-run`` shows it.  Take the
+    application out of the files too, or the next deploy starts it again.
 ``--adopt-copy VOLUME``
     A volume that no node owns and whose owner's copy is gone (deleted, or
     its node's pool replaced) is never taken over from an older copy by
@@ -82,6 +90,7 @@ from .. import __version__
 from .._change import leaves, plan_to_dict, render_plan
 from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import ConfigurationErrors, load_configuration
+from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
 
@@ -173,6 +182,14 @@ def _parser(stdout, stderr):
         "--tail", type=int, default=None, metavar="N",
         help="with --logs: only the last N lines (then, with --follow, "
         "what follows)")
+    parser.add_argument(
+        "--remove", metavar="APPLICATION", default=None,
+        help="stop and remove the application's containers on every node "
+        "of the deployment and take its ports out of their routes (asks "
+        "first, or give --yes); the files are not read for it")
+    parser.add_argument(
+        "--with-volumes", action="store_true",
+        help="with --remove: also destroy every copy of its volumes")
     parser.add_argument(
         "--adopt-copy", action="append", default=[], metavar="VOLUME",
         help="take over the newest copy left of VOLUME although its "
@@ -390,11 +407,16 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
         return load_node_key_pair(options.node_key,
                                   create=not options.dry_run)
     # Read (or made) inside the deploy's action, so it is in its tree.
+    plan_for = None
+    if options.remove is not None:
+        def plan_for(state):
+            return plan_removal(state, options.remove, options.with_volumes)
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, command=options.node_command,
                         log=destination, live=live, node_key=node_key,
                         adopt=frozenset(options.adopt_copy),
-                        confirm=_confirmation(options, stdin, stdout, write))
+                        confirm=_confirmation(options, stdin, stdout, write),
+                        plan_for=plan_for)
 
     def report(result):
         if options.json:
@@ -516,10 +538,14 @@ def prepare(argv, stdout, stderr):
     parser = _parser(stdout, stderr)
     try:
         options = parser.parse_args(argv)
-        if (options.check + options.dry_run + options.status
-                + (options.logs is not None)) > 1:
-            parser.error("--check, --dry-run, --status and --logs exclude "
-                         "each other")
+        modes = (options.check + options.status
+                 + (options.logs is not None) + (options.remove is not None))
+        if modes > 1 or (options.dry_run and modes
+                         and options.remove is None):
+            parser.error("--check, --dry-run, --status, --logs and --remove "
+                         "exclude each other (but --remove takes --dry-run)")
+        if options.with_volumes and options.remove is None:
+            parser.error("--with-volumes goes with --remove")
         if options.json and not (options.status or options.dry_run):
             parser.error("--json goes with --status or --dry-run")
         if (options.follow or options.tail is not None) and \

@@ -13,7 +13,7 @@ from .._model import Application, NodeKey
 __all__ = [
     "CreateVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
-    "PullImage",
+    "PullImage", "DeleteVolume",
 ]
 
 
@@ -189,6 +189,30 @@ class HandoffVolume(object):
         :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
         """
         return _sent(sent)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class DeleteVolume(object):
+    """
+    Destroy ``node``'s copy of a volume: destructive, made only when the
+    operator confirmed.
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    """
+    node = attr.ib()
+    name = attr.ib()
+
+    #: Data is lost: a deploy asks first.
+    destructive = True
+
+    def run(self, agents):
+        return agents[self.node].delete_volume(self.name)
+
+    def describe(self):
+        return "%s: delete volume %s (its data is lost)" % (self.node,
+                                                            self.name)
 
 
 @implementer(IStateChange)

@@ -18,6 +18,7 @@ from flocker.cli._deploy import (
 )
 from flocker.node._changes import StartApplication
 from flocker.node._fake import FakeCluster
+from flocker.node._plan import plan_removal
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 IMAGE = "flocker/busybox"
@@ -504,3 +505,48 @@ class DestructiveTests(SynchronousTestCase):
             deployment(**{A: [OTHER]}), cluster.agents,
             confirm=lambda descriptions: self.fail("asked")))
         self.assertTrue(result.converged)
+
+
+class RemovalTests(SynchronousTestCase):
+    """
+    Tests for ``deploy`` running :func:`plan_removal`.
+    """
+
+    def test_remove_with_volumes(self):
+        """
+        Removing an application with its volumes stops it, deletes every
+        copy of its volume and takes its port out of every node's routes,
+        once confirmed; the deployment's own plan is not made.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                    cluster.agents))
+        asked = []
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents,
+            plan_for=lambda state: plan_removal(state, "web", True),
+            confirm=lambda lines: asked.append(lines) or True))
+        self.assertEqual(
+            (result.converged, len(asked[0]),
+             [dict(agent.state.applications) for agent in
+              cluster.agents.values()],
+             [dict(agent.state.volumes) for agent in cluster.agents.values()],
+             [agent.state.routes for agent in cluster.agents.values()]),
+            (True, 3, [{}, {}, {}], [{}, {}, {}],
+             [frozenset()] * 3))
+
+    def test_remove_refused(self):
+        """
+        An unconfirmed removal changes nothing.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        result = self.successResultOf(deploy(
+            deployment(), cluster.agents,
+            plan_for=lambda state: plan_removal(state, "web", True),
+            confirm=lambda lines: False))
+        self.assertEqual((result.converged, sorted(
+            cluster.agents[A].state.running)), (False, ["web"]))

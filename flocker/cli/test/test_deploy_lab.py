@@ -790,3 +790,35 @@ class TestDeployScenario(object):
                       ), result.stdout + result.stderr
         s.deploy("--yes", s.deployment("empty-again.yml",
                                        [(a, []) for a in s.addresses]))
+
+    def test_15_remove_with_volumes(self):
+        """
+        ``--remove APP --with-volumes`` without ``--yes`` lists what it
+        would destroy and changes nothing; with ``--yes`` the application's
+        container, every copy of its volume and its routes are gone from
+        every node, and the other application still runs.
+        """
+        s = self.s
+        web = s.names["web"]
+        result = s.deploy("--yes", s.second)
+        assert result.returncode == 0, result.stdout + result.stderr
+        refused = s.deploy("--remove", web, "--with-volumes", s.second)
+        listed = [line for line in refused.stdout.splitlines()
+                  if "delete volume %s" % (web,) in line]
+        assert (refused.returncode != 0, len(listed) >= 1,
+                s.container(s.node(2), "web") is not None) == (
+            True, True, True), refused.stdout + refused.stderr
+        result = s.deploy("--remove", web, "--with-volumes", "--yes",
+                          s.second)
+        reports = s.reports()
+        assert (result.returncode,
+                [[v["name"] for v in report["volumes"] if v["name"] == web]
+                 for report in reports.values()],
+                [[r for r in report["routes"] if r["port"] == WEB_PORT]
+                 for report in reports.values()],
+                s.container(s.node(2), "web"),
+                s.container(s.node(1), "client")[2]) == (
+            0, [[], [], []], [[], [], []], None, True), (
+                result.stdout + result.stderr)
+        s.deploy("--yes", s.deployment("empty-at-last.yml",
+                                       [(a, []) for a in s.addresses]))
