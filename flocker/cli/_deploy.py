@@ -19,13 +19,16 @@ from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
+from .._context import in_current_action
 from .._change import (
     IChangeObserver, Sequentially, leaves, run_state_change,
 )
 from .._model import ClusterState
 from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
-from ._preflight import refusal_line, silent_node_line
+from ._preflight import (
+    check_plan, problems_line, refusal_line, silent_node_line,
+)
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
            "format_summary"]
@@ -43,12 +46,15 @@ class DeployResult(object):
     :ivar failed: ``PMap`` of node address to a tuple of error lines.
     :ivar unreachable: ``PMap`` of node address to why it did not report;
         while it is not empty nothing was planned or changed.
+    :ivar refused: ``tuple`` of the problems found before the first change
+        (one line each); while it is not empty nothing was changed.
     """
     plan = attr.ib()
     dry_run = attr.ib(default=False)
     changed = attr.ib(default=pmap(), converter=pmap)
     failed = attr.ib(default=pmap(), converter=pmap)
     unreachable = attr.ib(default=pmap(), converter=pmap)
+    refused = attr.ib(default=(), converter=tuple)
 
     @property
     def converged(self):
@@ -56,7 +62,7 @@ class DeployResult(object):
         ``True`` when every node answered and every change succeeded (for a
         dry run: when every node answered).
         """
-        return not (self.failed or self.unreachable)
+        return not (self.failed or self.unreachable or self.refused)
 
 
 def _reason(failure):
@@ -210,7 +216,8 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
-           node_key=None, host_keys=None, lock_jitter=None):
+           node_key=None, host_keys=None, lock_jitter=None,
+           adopt=frozenset()):
     """
     Converge the cluster to ``deployment``.
 
@@ -249,8 +256,16 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param host_keys: With ``node_key``: a callable returning ``dict`` of
         connected address (IP) to the host ``Key`` the client verified
         there, called once every node reported.
+    :param adopt: Names of volumes whose owner's copy is gone and whose
+        newest copy left the operator chose to adopt (``--adopt-copy``).
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
+
+    Before the first change the plan is checked
+    (:func:`flocker.cli._preflight.check_plan`): images a node lacks that
+    cannot be pulled, ports held by something not Flocker's, volumes whose
+    owner's copy is gone; if any is found nothing runs and the result's
+    ``refused`` says each.
     """
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
@@ -271,9 +286,18 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
-                                           addresses))
-            result = DeployResult(plan=plan, dry_run=dry_run)
-            if dry_run or not leaves(plan):
+                                           addresses),
+                adopt=frozenset(adopt))
+            checked = check_plan(deployment, state, plan, agents, adopt,
+                                 now=None if clock is None
+                                 else clock.seconds())
+            return checked.addCallback(in_current_action(
+                lambda problems: run(plan, problems)))
+
+        def run(plan, problems):
+            result = DeployResult(plan=plan, dry_run=dry_run,
+                                  refused=problems)
+            if dry_run or problems or not leaves(plan):
                 return result
             observer = LineObserver(write)
             if live is None:
@@ -304,7 +328,7 @@ def format_summary(deployment, result):
         report, the line saying the deploy changed nothing.
     """
     lines = []
-    if not leaves(result.plan) and not result.unreachable:
+    if not (leaves(result.plan) or result.unreachable or result.refused):
         lines.append("cluster already converged: no changes")
     for node in sorted(n.address for n in deployment.nodes):
         if node in result.unreachable:
@@ -318,4 +342,7 @@ def format_summary(deployment, result):
             lines.append("%s: unchanged" % (node,))
     if result.unreachable:
         lines.append(refusal_line(result.unreachable, result.dry_run))
+    if result.refused:
+        lines.extend(result.refused)
+        lines.append(problems_line(result.refused, result.dry_run))
     return lines

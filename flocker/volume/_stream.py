@@ -29,6 +29,7 @@ Pure: :meth:`flocker.volume._zfs.ZFSPool.receive` does the reading.
 
 import struct
 
+from ._capabilities import receive_options
 from ._errors import StreamRejected
 
 __all__ = [
@@ -132,26 +133,21 @@ def receive_flags(capabilities, force):
     """
     The flags of every ``zfs receive`` Flocker runs (options only).
 
-    :param capabilities: The receiving pool's ZFS capabilities (anything
-        with boolean ``receive_excludes`` and ``receive_overrides``, as
-        ``flocker.volume._capabilities.ZFSCapabilities`` has), or ``None``
+    :param capabilities: The receiving pool's
+        :class:`~flocker.volume._capabilities.ZFSCapabilities`, or ``None``
         when not known: no ``-x``/``-o`` then (zfs-fuse has neither), the
         stream check alone keeps properties out.
     :param bool force: ``-F``: roll back changes made since the latest
         snapshot before applying an incremental stream.
-    :return: ``list`` of ``str``: ``-u`` always, ``-F`` if ``force``, then
-        ``-x``/``-o`` where supported.
+    :return: ``list`` of ``str``: ``-F`` if ``force``, ``-u`` always, then
+        ``-x``/``-o`` where supported (see
+        :func:`~flocker.volume._capabilities.receive_options`).
     """
-    flags = ["-u"]
-    if force:
-        flags.append("-F")
-    if capabilities is not None and capabilities.receive_excludes:
-        for key in EXCLUDED_PROPERTIES:
-            flags += ["-x", key]
-    if capabilities is not None and capabilities.receive_overrides:
-        for key, value in FORCED_PROPERTIES:
-            flags += ["-o", "%s=%s" % (key, value)]
-    return flags
+    if capabilities is None:
+        return receive_options(None, force=force, unmounted=True)
+    return receive_options(capabilities, force=force, unmounted=True,
+                           exclude=EXCLUDED_PROPERTIES,
+                           override=dict(FORCED_PROPERTIES))
 
 
 def stream_limit(maximum_size):

@@ -5,9 +5,9 @@ built as ``zfs send`` writes them (the shapes seen on the lab's zfs-fuse).
 
 import struct
 
-import attr
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.volume._capabilities import OPENZFS, ZFSCapabilities
 from flocker.volume._errors import StreamRejected
 from flocker.volume._stream import (
     BEGIN_RECORD_SIZE, EXCLUDED_PROPERTIES, check_begin_record,
@@ -27,10 +27,14 @@ def _record(order="<", kind=0, payload=0, magic=0x2F5BACBAC, hdrtype=1,
                        0x386C4D0BB78208BB, fromguid, toname)
 
 
-@attr.s
-class _Capabilities(object):
-    receive_excludes = attr.ib()
-    receive_overrides = attr.ib()
+def _Capabilities(excludes, overrides):
+    """
+    An OpenZFS receive with ``-x`` and ``-o`` as asked.
+    """
+    return ZFSCapabilities(
+        implementation=OPENZFS,
+        receive_flags=(["x"] if excludes else [])
+        + (["o"] if overrides else []) + ["u", "F"])
 
 
 class CheckBeginRecordTests(SynchronousTestCase):
@@ -105,7 +109,7 @@ class ReceiveFlagsTests(SynchronousTestCase):
         Without capabilities (zfs-fuse): ``-u``, and ``-F`` if forced.
         """
         self.assertEqual(receive_flags(None, False), ["-u"])
-        self.assertEqual(receive_flags(None, True), ["-u", "-F"])
+        self.assertEqual(receive_flags(None, True), ["-F", "-u"])
 
     def test_openzfs(self):
         """
@@ -115,7 +119,7 @@ class ReceiveFlagsTests(SynchronousTestCase):
         self.assertEqual(flags[:1], ["-u"])
         excluded = [flags[i + 1] for i, flag in enumerate(flags)
                     if flag == "-x"]
-        self.assertEqual(excluded, list(EXCLUDED_PROPERTIES))
+        self.assertEqual(excluded, sorted(EXCLUDED_PROPERTIES))
         for key in ["mountpoint", "canmount", "setuid", "exec", "devices",
                     "flocker:owner"]:
             self.assertIn(key, excluded)
