@@ -103,14 +103,14 @@ def key_scenario(request, lab, tmp_path_factory):
                for report in state.reports().values()):
             # With the client's default key: the first step must see its
             # own key installed everywhere.
-            result = _Scenario.deploy(state, state.deployment(
+            result = _Scenario.deploy(state, "--yes", state.deployment(
                 "start.yml", [(a, []) for a in state.addresses]))
             assert result.returncode == 0, result.stdout + result.stderr
         yield state
     finally:
         for identity in hidden:
             os.rename(identity + ".nodekey-test", identity)
-        state.deploy(state.deployment(
+        state.deploy("--yes", state.deployment(
             "teardown.yml", [(a, []) for a in state.addresses]))
         for node in state.nodes:
             node.run(["flocker-volume", "delete", state.names["web"]],
