@@ -16,9 +16,9 @@ random data is pushed to node2:
   read-only follower, the bookkeeping.  The time is the push as the command
   reports it (what a node agent calling the service waits for); the whole
   command, its start included, is shown too.  Nodes are as a deploy
-  leaves them: the first ``flocker-volume`` command on each starts its warm
-  server (``flocker/_warm.py``), so the commands measured start warm on both
-  ends, as ``flocker-volume receive`` does when a deploy moves a volume.
+  leaves them (their agents running); ``flocker-volume`` starts cold on
+  both ends, as ``flocker-volume receive`` does when a deploy moves a
+  volume (there is no warm-start server any more).
 
 Both run once untimed first (warm-up: the data in the ARC, both nodes'
 commands started once).  Each repetition then runs both, alternating which
@@ -158,16 +158,10 @@ def _volume(lab, node, *argv):
 
 def _warm(lab, node):
     """
-    Leave ``node`` as a deploy does: with its warm server running (started
-    by the first ``flocker-volume`` command that finds none, once it ended).
+    Run one ``flocker-volume`` command on ``node`` first (its files and the
+    pool's metadata in the caches, as on a node that has served deploys).
     """
     _volume(lab, node, "list")
-    deadline = time.monotonic() + 60
-    while "@flocker-warm-" not in lab.run(node, ["cat", "/proc/net/unix"],
-                                          timeout=30).stdout:
-        if time.monotonic() > deadline:
-            raise RuntimeError("no warm server started on %s" % (node,))
-        time.sleep(0.1)
 
 
 def _write(path, size):

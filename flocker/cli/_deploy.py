@@ -24,10 +24,12 @@ from .._change import (
     IChangeObserver, Sequentially, leaves, run_state_change,
 )
 from .._model import ClusterState
+from ..node._doctor import FAILED
 from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
 from ._preflight import (
-    check_plan, problems_line, refusal_line, silent_node_line,
+    check_plan, destructive_changes, problems_line, refusal_line,
+    silent_node_line,
 )
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
@@ -48,6 +50,11 @@ class DeployResult(object):
         while it is not empty nothing was planned or changed.
     :ivar refused: ``tuple`` of the problems found before the first change
         (one line each); while it is not empty nothing was changed.
+    :ivar health: ``PMap`` of node address to a tuple of the lines of its
+        failed ``doctor`` checks (a dry run asks every node), for nodes
+        with any.
+    :ivar blocked: ``frozenset`` of the nodes where a failed check blocks
+        deploys.
     """
     plan = attr.ib()
     dry_run = attr.ib(default=False)
@@ -55,14 +62,18 @@ class DeployResult(object):
     failed = attr.ib(default=pmap(), converter=pmap)
     unreachable = attr.ib(default=pmap(), converter=pmap)
     refused = attr.ib(default=(), converter=tuple)
+    health = attr.ib(default=pmap(), converter=pmap)
+    blocked = attr.ib(default=frozenset(), converter=frozenset)
 
     @property
     def converged(self):
         """
         ``True`` when every node answered and every change succeeded (for a
-        dry run: when every node answered).
+        dry run: when every node answered and none has a failed check that
+        blocks deploys).
         """
-        return not (self.failed or self.unreachable or self.refused)
+        return not (self.failed or self.unreachable or self.refused
+                    or self.blocked)
 
 
 def _reason(failure):
@@ -217,7 +228,7 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
            node_key=None, host_keys=None, lock_jitter=None,
-           adopt=frozenset()):
+           adopt=frozenset(), confirm=None, plan_for=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -258,6 +269,17 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         there, called once every node reported.
     :param adopt: Names of volumes whose owner's copy is gone and whose
         newest copy left the operator chose to adopt (``--adopt-copy``).
+    :param confirm: ``None`` to make destructive changes (removing an
+        application no longer in the files, deleting a volume) like any
+        other; else a callable given the descriptions of the plan's
+        destructive changes (only when it has some, after every check),
+        returning (a ``Deferred`` firing with) whether to go ahead.  When
+        it says no, nothing is changed and ``refused`` says so.
+    :param plan_for: ``None`` to converge to ``deployment``; else a
+        callable given the gathered ``ClusterState`` returning the plan to
+        run instead (such as :func:`flocker.node._plan.plan_removal`), with
+        the same reports, locks, confirmation and output, but not the
+        deployment's checks.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
 
@@ -283,6 +305,8 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 # deploy changing part of the cluster would be raced.
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
+            if plan_for is not None:
+                return run(plan_for(state), [])
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
@@ -297,8 +321,28 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         def run(plan, problems):
             result = DeployResult(plan=plan, dry_run=dry_run,
                                   refused=problems)
-            if dry_run or problems or not leaves(plan):
+            if dry_run:
+                return _examined(agents, clock).addCallback(
+                    lambda found: attr.evolve(
+                        result, health=found[0], blocked=found[1]))
+            if problems or not leaves(plan):
                 return result
+            removals = destructive_changes(plan)
+            if not removals or confirm is None:
+                return execute(plan, result)
+            d = maybeDeferred(confirm, [c.describe() for c in removals])
+
+            def confirmed(yes):
+                if yes:
+                    return execute(plan, result)
+                return attr.evolve(result, refused=(
+                    "not confirmed: %d destructive change%s (run again "
+                    "with --yes to make %s)" % (
+                        len(removals), "" if len(removals) == 1 else "s",
+                        "it" if len(removals) == 1 else "them"),))
+            return d.addCallback(in_current_action(confirmed))
+
+        def execute(plan, result):
             observer = LineObserver(write)
             if live is None:
                 told = observer
@@ -317,6 +361,45 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             return ran.addBoth(finished)
         d.addCallback(planned)
         return d.addActionFinish()
+
+
+#: Seconds a node's clock may differ from the client's before the dry run
+#: says so (snapshot names and log times come from the nodes' clocks).
+CLOCK_SKEW = 5.0
+
+
+def _examined(agents, clock):
+    """
+    Run ``doctor`` on every node.
+
+    :return: ``Deferred`` firing with ``(health, blocked)`` as
+        :class:`DeployResult` has them.
+    """
+    names = sorted(agents)
+    asked = [maybeDeferred(agents[name].doctor) for name in names]
+
+    def collect(results):
+        health, blocked = {}, set()
+        now = None if clock is None else clock.seconds()
+        for name, (ok, value) in zip(names, results):
+            if not ok:
+                lines = ["%s doctor: could not run: %s" % (
+                    FAILED, _reason(value))]
+            else:
+                lines = [check.line() for check in value.failures()]
+                if not value.ok:
+                    blocked.add(name)
+                if now is not None and abs(value.time - now) > CLOCK_SKEW:
+                    lines.append(
+                        "%s clock: %.0f s %s this machine's -- fix: keep "
+                        "the clocks right (timedatectl set-ntp true) "
+                        "(does not block deploys)" % (
+                            FAILED, abs(value.time - now),
+                            "ahead of" if value.time > now else "behind"))
+            if lines:
+                health[name] = tuple(lines)
+        return health, blocked
+    return DeferredList(asked, consumeErrors=True).addCallback(collect)
 
 
 def format_summary(deployment, result):
@@ -345,4 +428,10 @@ def format_summary(deployment, result):
     if result.refused:
         lines.extend(result.refused)
         lines.append(problems_line(result.refused, result.dry_run))
+    for node in sorted(result.health):
+        lines.extend("%s: %s" % (node, line) for line in result.health[node])
+    if result.blocked:
+        lines.append("%s: fix what blocks deploys first (flocker-node "
+                     "doctor on the node says the same)" % (
+                         ", ".join(sorted(result.blocked)),))
     return lines

@@ -16,8 +16,8 @@ from .._serialize import SerializationError
 from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
-    CreateVolume, DeployLocked, HandoffVolume, Hello, HelloFirst,
-    InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
+    CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
+    HelloFirst, InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SetRoutes, StartApplication,
     StopApplication, VersionMismatch,
 )
@@ -292,9 +292,16 @@ class RemoteNodeAgent(object):
     def set_routes(self, routes):
         return self._call("set-routes", SetRoutes, routes=frozenset(routes))
 
+    def delete_volume(self, name):
+        return self._call("delete-volume %s" % (name,), DeleteVolume,
+                          name=name)
+
     def pull_image(self, image, dry_run=False):
         return self._call("pull-image %s" % (image,), PullImage,
                           image=image, dry_run=dry_run)
+
+    def doctor(self):
+        return self._call("doctor", Doctor, lambda answer: answer["report"])
 
     def logs(self, name, since=None, tail=None):
         return self._call("logs %s" % (name,), Logs,

@@ -70,7 +70,8 @@ __all__ = [
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
     "AcquireVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
-    "ReleaseLock", "LogLinesArgument",
+    "DeleteVolume", "Doctor", "ReleaseLock", "LogLinesArgument",
+    "DoctorReportArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
 ]
@@ -199,6 +200,26 @@ def _log_lines_from_json(data):
             for line in data):
         raise SerializationError("expected [[stamp, stream, text]...]")
     return [tuple(line) for line in data]
+
+
+def _doctor_to_json(report):
+    from ._doctor import report_to_dict
+    return report_to_dict(report)
+
+
+def _doctor_from_json(data):
+    from ._doctor import report_from_dict
+    try:
+        return report_from_dict(data)
+    except (ValueError, TypeError, KeyError) as e:
+        raise SerializationError("not a doctor report: %s" % (e,))
+
+
+def DoctorReportArgument(optional=False):
+    """
+    :return: An argument carrying a ``DoctorReport``.
+    """
+    return Document(_doctor_to_json, _doctor_from_json, optional)
 
 
 def LogLinesArgument(optional=False):
@@ -410,6 +431,14 @@ Logs = _operation(
      (b"tail", amp.Integer(optional=True))],
     [(b"lines", LogLinesArgument())])
 
+DeleteVolume = _operation(
+    "DeleteVolume", "``INodeAgent.delete_volume``.",
+    [(b"name", amp.Unicode())])
+
+Doctor = _operation(
+    "Doctor", "``INodeAgent.doctor``; answers the node's checks.",
+    response=[(b"report", DoctorReportArgument())])
+
 ReleaseLock = _operation(
     "ReleaseLock", "End the lease of the deploy named by ``lock``.")
 
@@ -446,6 +475,8 @@ OPERATIONS = {
     "install_node_key": InstallNodeKey,
     "pull_image": PullImage,
     "logs": Logs,
+    "delete_volume": DeleteVolume,
+    "doctor": Doctor,
 }
 
 

@@ -23,7 +23,7 @@ __all__ = [
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
-    "NODE_PULL_IMAGE", "NODE_LOGS",
+    "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
 ]
 
 _SOCKET = Field.for_types(
@@ -196,10 +196,23 @@ NODE_ANNOUNCE_FAILED = MessageType(
     "(connections arriving in its first second may wait for the kernel's "
     "next address resolution); the application runs.")
 
+NODE_DOCTOR = ActionType(
+    "flocker:node:doctor",
+    [_ADDRESS],
+    [Field.for_types("checks", [int], "How many checks ran."),
+     Field.for_types("failed", [int], "How many of them failed."),
+     Field.for_types("ok", [bool], "Whether no blocking check failed.")],
+    "Check that this node is ready for deploys (flocker-node doctor).")
+
 NODE_PULL_IMAGE = ActionType(
     "flocker:node:pull_image",
     [_ADDRESS, _IMAGE, _DRY_RUN], [],
     "Pull an image onto this node (or ask whether it could be pulled).")
+
+NODE_DELETE_VOLUME = ActionType(
+    "flocker:node:delete_volume",
+    [_ADDRESS, _VOLUME], [],
+    "Destroy this node's copy of a volume (a confirmed removal).")
 
 NODE_LOGS = ActionType(
     "flocker:node:logs",

@@ -23,7 +23,7 @@ from .. import __version__
 from .._serialize import SerializationError
 from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
-    CreateVolume, DeployLocked, HandoffVolume, Hello, HelloFirst,
+    CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
     StartApplication, StopApplication, VersionMismatch,
@@ -187,19 +187,21 @@ class AgentService(object):
         self._agents = {}
 
 
-def local_agents(docker, volumes, routes, node_keys=None):
+def local_agents(docker, volumes, routes, node_keys=None, checks=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
         provider.
     :param routes: ``IRouteManager`` provider.
     :param node_keys: ``NodeKeyStore`` or ``None``.
+    :param checks: The node's doctor checks (see
+        :class:`LocalNodeAgent`), or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
-                              node_keys=node_keys)
+                              node_keys=node_keys, checks=checks)
     return make_agent
 
 
@@ -452,6 +454,16 @@ class AgentProtocol(amp.AMP):
     def logs(self, eliot_task, name, lock=None, since=None, tail=None):
         return self._run(eliot_task, lock, lambda agent: agent.logs(
             name, since, tail)).addCallback(lambda lines: {"lines": lines})
+
+    @DeleteVolume.responder
+    def delete_volume(self, eliot_task, name, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.delete_volume(
+            name)).addCallback(lambda _: {})
+
+    @Doctor.responder
+    def doctor(self, eliot_task, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.doctor()
+                         ).addCallback(lambda report: {"report": report})
 
     @ReleaseLock.responder
     def release_lock(self, eliot_task, lock=None):

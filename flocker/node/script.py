@@ -4,11 +4,15 @@
     flocker-node agent [--socket PATH] [--docker-socket PATH] [--pool POOL]
                        [--address ADDRESS] [--log FILE]
     flocker-node report [--socket PATH] [--address ADDRESS]
+    flocker-node doctor [--json] [--agent-socket PATH] [--sshd-config PATH]
 
 ``agent`` is the long-lived process the deploy client talks to (see
 :mod:`flocker.node._server` and, for the protocol, :mod:`flocker.node._amp`);
 the package's systemd unit ``flocker-node.service`` runs it.  ``report``
 asks the running agent for this node's state and prints it as JSON.
+``doctor`` checks, without the agent, that the node is ready for deploys
+(see :mod:`flocker.node._doctor`): one line per check, exit status 1 when
+something blocks deploys.
 """
 
 import os
@@ -109,6 +113,36 @@ class ReportOptions(_Options):
         pass
 
 
+class DoctorOptions(_Options):
+    """
+    ``flocker-node doctor [--json] [--agent-socket PATH]
+    [--sshd-config PATH]``.
+    """
+    synopsis = "[--json] [--agent-socket PATH] [--sshd-config PATH]"
+    longdesc = ("Check that this node is ready for deploys: one line per "
+                "check, with the fix for each that failed.  Exit status 1 "
+                "when something blocks deploys.")
+    optFlags = [["json", None, "Print the report as one JSON document "
+                 "(exit status 0 whatever it says)."]]
+    optParameters = [
+        ["agent-socket", None, None,
+         "The agent's socket (default: $FLOCKER_AGENT_SOCKET, else "
+         "%s)." % (DEFAULT_AGENT_SOCKET,)],
+        ["sshd-config", None, None,
+         "sshd's configuration file (default: $FLOCKER_SSHD_CONFIG, else "
+         "/etc/ssh/sshd_config)."],
+        ["docker-socket", None, None,
+         "Unix socket of this node's Docker daemon (default: from "
+         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
+        ["pool", None, None,
+         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
+         % (DEFAULT_POOL,)],
+    ]
+
+    def parseArgs(self):
+        pass
+
+
 class NodeOptions(_Options):
     """
     The ``flocker-node`` command line.
@@ -119,6 +153,7 @@ class NodeOptions(_Options):
     subCommands = [
         ["agent", None, AgentOptions, "Run this node's agent."],
         ["report", None, ReportOptions, "Print this node's state as JSON."],
+        ["doctor", None, DoctorOptions, "Check this node is ready."],
     ]
 
     def opt_version(self):
@@ -214,6 +249,39 @@ def _expected_errors():
             InvalidModel, ValueError)
 
 
+def node_checks(reactor, environ, docker, docker_socket, pool, node_keys,
+                agent_socket=None, sshd_config=None):
+    """
+    :param docker: The node's ``IDockerClient``.
+    :param str docker_socket: Its socket.
+    :param str pool: The node's pool name.
+    :param node_keys: The node's ``NodeKeyStore``.
+    :param agent_socket: The agent's socket, or ``None`` for
+        ``$FLOCKER_AGENT_SOCKET`` or the default.
+    :param sshd_config: sshd's configuration, or ``None`` for
+        ``$FLOCKER_SSHD_CONFIG`` or the default.
+    :return: ``() -> Deferred`` running the doctor's checks on this node.
+    """
+    from ..volume import ZFSPool
+    from ._doctor import (
+        DEFAULT_SSHD_CONFIG, NodeProbes, connect_unix, read_sudo_rules,
+        run_argv, run_checks,
+    )
+    env = dict(environ)
+
+    def checks():
+        return run_checks(NodeProbes(
+            docker=docker, docker_socket=docker_socket,
+            pool=ZFSPool(reactor, pool, env), run=run_argv(reactor, env),
+            agent_socket=(agent_socket or environ.get("FLOCKER_AGENT_SOCKET")
+                          or DEFAULT_AGENT_SOCKET),
+            connect=connect_unix(reactor), node_keys=node_keys,
+            sshd_config=(sshd_config or environ.get("FLOCKER_SSHD_CONFIG")
+                         or DEFAULT_SSHD_CONFIG),
+            sudo_rules=read_sudo_rules(), clock=reactor))
+    return checks
+
+
 def build_service(reactor, options, environ):
     """
     Build the agent's service from its command line and environment: the
@@ -260,9 +328,11 @@ def build_service(reactor, options, environ):
             retry = LoopingCall(lambda: open_pool().addCallbacks(
                 opened, lambda failure: failure.trap(VolumeError)))
             retry.clock = reactor
+        checks = node_checks(reactor, environ, docker, docker_socket, pool,
+                             node_keys, agent_socket=options["socket"])
         service = AgentService(
             reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys),
+                                  node_keys, checks),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())
@@ -345,7 +415,34 @@ def _report(reactor, options, environ, stdout, stderr):
     return d.addCallbacks(show, failed)
 
 
-def node_main(reactor, argv, stdout, stderr, environ):
+def _doctor(reactor, options, environ, stdout, stderr, checks=None):
+    from ..volume import default_node_key_store
+    from ._doctor import doctor_json, render
+    from ._docker import DockerClient, socket_path_from_docker_host
+
+    docker_socket = options["docker-socket"] or socket_path_from_docker_host(
+        environ.get("DOCKER_HOST"))
+    checks = checks or node_checks(
+        reactor, environ,
+        DockerClient(reactor, socket_path=docker_socket,
+                     node=_address({"address": None}, environ)),
+        docker_socket,
+        options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL,
+        default_node_key_store(environ, sys.argv[0]),
+        agent_socket=options["agent-socket"],
+        sshd_config=options["sshd-config"])
+
+    def show(report):
+        if options["json"]:
+            # The protocol's form: whatever the checks found, it worked.
+            stdout.write(doctor_json(report))
+            return 0
+        stdout.write(render(report))
+        return 0 if report.ok else 1
+    return checks().addCallback(show)
+
+
+def node_main(reactor, argv, stdout, stderr, environ, doctor_checks=None):
     """
     Run one ``flocker-node`` command.
 
@@ -354,6 +451,8 @@ def node_main(reactor, argv, stdout, stderr, environ):
     :param stdout: Text stream for results (and the agent's log).
     :param stderr: Text stream for errors: one line, no traceback.
     :param environ: The process environment (a mapping).
+    :param doctor_checks: ``None``, or the checks ``doctor`` runs instead
+        of this node's (tests).
     :return: ``Deferred`` firing with the exit code (never, for a running
         agent).
     """
@@ -370,9 +469,11 @@ def node_main(reactor, argv, stdout, stderr, environ):
     except usage.UsageError as e:
         stderr.write("flocker-node: %s\n" % (e,))
         return succeed(2)
-    command = {"agent": _agent, "report": _report}[options.subCommand]
+    command = {"agent": _agent, "report": _report,
+               "doctor": _doctor}[options.subCommand]
+    extra = {"checks": doctor_checks} if command is _doctor else {}
     return maybeDeferred(command, reactor, options.subOptions, environ,
-                         stdout, stderr)
+                         stdout, stderr, **extra)
 
 
 def flocker_node_main():

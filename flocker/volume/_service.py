@@ -98,7 +98,6 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.interfaces import IReadDescriptor
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
 
@@ -115,8 +114,9 @@ from ._logging import (
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
     REMOTE_COMMAND, SNAPSHOT_VOLUME,
 )
-from ._process import close_quietly, make_pipe, pump, spawn
+from ._process import close_quietly, make_pipe, pump, read_prefix, spawn
 from ._capabilities import ZFSCapabilities, send_options
+from ._stream import stream_limit
 from ._zfs import (
     NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
     check_snapshot_name, check_volume_name,
@@ -526,48 +526,7 @@ def _read_line(reactor, fd, limit=65536):
     :return: ``Deferred`` firing with the line (no newline) or ``None`` at
         end of input.
     """
-    result = Deferred()
-    collected = bytearray()
-    was_blocking = os.get_blocking(fd)
-    os.set_blocking(fd, False)
-
-    @implementer(IReadDescriptor)
-    class Reader(object):
-        def fileno(self):
-            return fd
-
-        def logPrefix(self):
-            return "flocker-volume-receive"
-
-        def connectionLost(self, reason):
-            # A hung-up pipe is reported here rather than to doRead.
-            if not result.called:
-                self.doRead()
-
-        def doRead(self):
-            while True:
-                try:
-                    byte = os.read(fd, 1)
-                except BlockingIOError:
-                    return
-                except OSError as e:
-                    return done(e)
-                if byte in (b"", b"\n") or len(collected) > limit:
-                    return done(bytes(collected) if byte == b"\n" else None)
-                collected.extend(byte)
-
-    reader = Reader()
-
-    def done(value):
-        reactor.removeReader(reader)
-        os.set_blocking(fd, was_blocking)
-        if isinstance(value, Exception):
-            result.errback(value)
-        else:
-            result.callback(value)
-
-    reactor.addReader(reader)
-    return result
+    return read_prefix(reactor, fd, limit, b"\n")
 
 
 def _continue_task(task):
@@ -1252,7 +1211,7 @@ class VolumeService(object):
                     # A full stream never lands on an existing copy: it
                     # is received beside it and swapped in when complete.
                     suffix = ".flocker-recv"
-                yield self._zfs_receive(name, stream, suffix, force=False)
+                yield self._zfs_receive(name, stream, suffix, False, request)
                 received = Dataset(name=name, properties={"mounted": "no"},
                                    snapshots=[snapshot])
             else:
@@ -1263,7 +1222,7 @@ class VolumeService(object):
                 if dataset.snapshots[-1] != base:
                     # -r: the later snapshots go too.
                     yield self.pool.rollback(name, base)
-                yield self._zfs_receive(name, stream, "", force=True)
+                yield self._zfs_receive(name, stream, "", True, request)
                 if dataset.mounted:
                     # A follower mounted by hand (-u left it mounted):
                     # unmounted before its properties change, so none of
@@ -1285,10 +1244,15 @@ class VolumeService(object):
         return snapshot
 
     @inlineCallbacks
-    def _zfs_receive(self, name, stream, suffix, force):
+    def _zfs_receive(self, name, stream, suffix, force, request):
+        # Known by now (the header carried them): no command.
+        capabilities = yield self.pool.capabilities()
         try:
-            yield self.pool.receive(name, stream, suffix=suffix, force=force,
-                                    mount=False)
+            yield self.pool.receive(
+                name, stream, request["snapshot"], request["base"],
+                suffix=suffix, force=force,
+                limit=stream_limit(request.get("maximum_size")),
+                capabilities=capabilities)
         except (OutOfSpace, PoolMissing):
             raise
         except ZFSError as e:

@@ -14,10 +14,13 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, Node, Port,
 )
 from flocker.cli._deploy import (
+    CLOCK_SKEW,
     LineObserver, deploy, format_summary, gather_states,
 )
 from flocker.node._changes import StartApplication
+from flocker.node._doctor import Check
 from flocker.node._fake import FakeCluster
+from flocker.node._plan import plan_removal
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 IMAGE = "flocker/busybox"
@@ -61,7 +64,8 @@ class DeployTests(SynchronousTestCase):
 
     def test_dry_run_changes_nothing(self):
         """
-        A dry run returns the plan and changes no node.
+        A dry run returns the plan and changes no node: it only asks each
+        for its report and runs its checks.
         """
         cluster = FakeCluster([A, B, C])
         result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
@@ -69,7 +73,54 @@ class DeployTests(SynchronousTestCase):
         self.assertIn(StartApplication(node=A, application=WEB),
                       leaves(result.plan))
         for agent in cluster.agents.values():
-            self.assertEqual([name for name, _ in agent.calls], ["report"])
+            self.assertEqual([name for name, _ in agent.calls],
+                             ["report", "doctor"])
+
+    def test_dry_run_reports_failed_checks(self):
+        """
+        A dry run names each node's failed checks, one line each with the
+        node; a blocking one makes it not converged, a node whose checks
+        could not run says why, and healthy nodes say nothing.
+        """
+        cluster = FakeCluster([A, B, C])
+        cluster.agents[A].health = [Check(
+            "zfs pool", False, "ZFS pool flocker does not exist",
+            "create it")]
+        cluster.agents[B].health = [Check(
+            "node key", False, "no node-to-node key installed",
+            "the next flocker-deploy installs it", blocking=False)]
+        cluster.failures.add((C, "doctor"))
+        result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                             cluster.agents, dry_run=True))
+        self.assertEqual(
+            (dict(result.health), result.blocked, result.converged),
+            ({A: ("\N{BALLOT X} zfs pool: ZFS pool flocker does not exist "
+                  "-- fix: create it",),
+              B: ("\N{BALLOT X} node key: no node-to-node key installed -- "
+                  "fix: the next flocker-deploy installs it (does not block "
+                  "deploys)",),
+              C: ("\N{BALLOT X} doctor: could not run: doctor on %s was "
+                  "told to fail" % (C,),)},
+             frozenset([A]), False))
+
+    def test_dry_run_clock_skew(self):
+        """
+        A node whose clock is more than a few seconds off the client's is
+        named, without blocking.
+        """
+        clock = Clock()
+        clock.advance(1000)
+        cluster = FakeCluster([A], clock=clock)
+        client_clock = Clock()
+        client_clock.advance(1000 + CLOCK_SKEW + 1)
+        result = self.successResultOf(deploy(
+            deployment(**{A: [WEB]}), cluster.agents, dry_run=True,
+            clock=client_clock))
+        self.assertEqual(
+            (result.health[A], result.converged),
+            (("\N{BALLOT X} clock: 6 s behind this machine's -- fix: keep "
+              "the clocks right (timedatectl set-ntp true) (does not block "
+              "deploys)",), True))
 
     def test_unreachable_node(self):
         """
@@ -357,11 +408,14 @@ class CheckBeforeChangeTests(SynchronousTestCase):
             [problem] = result.refused
             self.assertIn("flocker/busybox:nosuch", problem)
             self.assertTrue(problem.startswith(A + ": "))
+        # Only questions were asked: reports, dry-run pulls (and a dry
+        # run's doctor).
         self.assertEqual(
-            (cluster.agents[A].state.applications["web"], sorted(
-                {name for agent in cluster.agents.values()
-                 for name, _ in agent.calls})),
-            (WEB, ["pull_image", "report"]))
+            (cluster.agents[A].state.applications["web"],
+             {(name, args[-1] if name == "pull_image" else None)
+              for agent in cluster.agents.values()
+              for name, args in agent.calls} - {("doctor", None)}),
+            (WEB, {("pull_image", True), ("report", None)}))
 
     def test_pullable_image_pulled_before_stop(self):
         """
@@ -449,3 +503,103 @@ class CheckBeforeChangeTests(SynchronousTestCase):
                       [change.describe()[:len(A) + 36]
                        for change in leaves(result.plan)])
         self.assertEqual(cluster.agents[B].data["web"], "old ")
+
+
+class DestructiveTests(SynchronousTestCase):
+    """
+    Tests for ``deploy``'s confirmation of destructive changes.
+    """
+
+    def test_removal_refused_unconfirmed(self):
+        """
+        Removing an application no longer in the files is only done when
+        ``confirm``, told each destructive change, says yes; otherwise
+        nothing at all is changed, the other applications' changes
+        included.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    cluster.agents))
+        asked = []
+
+        def confirm(descriptions):
+            asked.append(descriptions)
+            return False
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents, confirm=confirm))
+        self.assertEqual(
+            (asked, result.converged, len(result.refused),
+             sorted(cluster.agents[A].state.running),
+             sorted(cluster.agents[B].state.running)),
+            ([["%s: stop application other (not in the files: removed)"
+               % (A,)]], False, 1, ["other"], []))
+
+    def test_removal_confirmed(self):
+        """
+        A confirmed removal is made with the rest of the plan.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    cluster.agents))
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents,
+            confirm=lambda descriptions: True))
+        self.assertEqual(
+            (result.converged, sorted(cluster.agents[A].state.running),
+             sorted(cluster.agents[B].state.running)),
+            (True, [], ["web"]))
+
+    def test_not_asked_without_removal(self):
+        """
+        A plan without destructive changes runs without asking.
+        """
+        cluster = FakeCluster([A, B, C])
+        result = self.successResultOf(deploy(
+            deployment(**{A: [OTHER]}), cluster.agents,
+            confirm=lambda descriptions: self.fail("asked")))
+        self.assertTrue(result.converged)
+
+
+class RemovalTests(SynchronousTestCase):
+    """
+    Tests for ``deploy`` running :func:`plan_removal`.
+    """
+
+    def test_remove_with_volumes(self):
+        """
+        Removing an application with its volumes stops it, deletes every
+        copy of its volume and takes its port out of every node's routes,
+        once confirmed; the deployment's own plan is not made.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                    cluster.agents))
+        asked = []
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents,
+            plan_for=lambda state: plan_removal(state, "web", True),
+            confirm=lambda lines: asked.append(lines) or True))
+        self.assertEqual(
+            (result.converged, len(asked[0]),
+             [dict(agent.state.applications) for agent in
+              cluster.agents.values()],
+             [dict(agent.state.volumes) for agent in cluster.agents.values()],
+             [agent.state.routes for agent in cluster.agents.values()]),
+            (True, 3, [{}, {}, {}], [{}, {}, {}],
+             [frozenset()] * 3))
+
+    def test_remove_refused(self):
+        """
+        An unconfirmed removal changes nothing.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        result = self.successResultOf(deploy(
+            deployment(), cluster.agents,
+            plan_for=lambda state: plan_removal(state, "web", True),
+            confirm=lambda lines: False))
+        self.assertEqual((result.converged, sorted(
+            cluster.agents[A].state.running)), (False, ["web"]))
