@@ -46,6 +46,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -659,9 +660,19 @@ def start_agent(lab, node):
 def agent_listening(pid):
     """
     :param int pid: A node's agent.
-    :return: ``True`` if its socket exists in the node's file system.
+    :return: ``True`` if it accepts connections on its socket in the
+        node's file system (a socket left by an agent that was killed is
+        there too, but refuses them).
     """
-    return os.path.exists("/proc/%d/root%s" % (pid, AGENT_SOCKET))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(5)
+    try:
+        probe.connect("/proc/%d/root%s" % (pid, AGENT_SOCKET))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def wait_agent(node, process):

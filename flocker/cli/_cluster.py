@@ -109,7 +109,7 @@ def remote_agents(connections, resolved, lock=None):
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
                     agent_socket=None, log=None, live=None, node_key=None,
                     adopt=frozenset(), confirm=None, plan_for=None,
-                    connect=None):
+                    connect=None, reached=None):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -141,11 +141,14 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     :param plan_for: Another plan to run (see
         :func:`flocker.cli._deploy.deploy`).
     :param connect: See :func:`agent_connections`.
+    :param reached: ``None``, or a callable given, once the deploy is
+        over, a ``dict`` of node address to how its agent was reached (a
+        streamlocal channel or the bridge command; see
+        :mod:`flocker.cli._channel`).
     :return: ``Deferred`` firing with a ``DeployResult``.
 
     Each node's calls go through one connection to its agent, closed
-    before the returned ``Deferred`` fires.  A dry run says how each
-    agent was reached (a streamlocal channel or the bridge command).
+    before the returned ``Deferred`` fires.
 
     Every node is locked for this deploy (a lease named by a random id,
     taken by its report and renewed by each command) and released at the
@@ -165,12 +168,10 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
             confirm=confirm, plan_for=plan_for))
 
         def release(outcome):
-            if dry_run and write is not None:
-                for address in sorted(ips):
-                    way = connections.ways.get(ips[address])
-                    if way is not None:
-                        write("%s: agent reached through %s" % (address,
-                                                                 way))
+            if reached is not None:
+                reached({address: connections.ways[ips[address]]
+                         for address in ips if ips[address]
+                         in connections.ways})
             # Only nodes that answered hold this deploy's lease.
             answered = [a for a in agents
                         if a not in getattr(outcome, "unreachable", {})]

@@ -36,8 +36,10 @@ Modes (``flocker-deploy --help`` lists every option):
     "volume", "links", "drift" (null when none), "differences": [...]}],
     "unreachable": {NODE: REASON}, "converged": BOOL}``; ``--dry-run
     --json`` gives ``{"plan": TREE, "unreachable", "problems", "doctor",
-    "summary", "converged", "dry_run"}`` (``doctor``: each node's failed
-    checks, see ``flocker-node doctor``) where ``TREE`` is a group
+    "reached", "summary", "converged", "dry_run"}`` (``doctor``: each
+    node's failed checks, see ``flocker-node doctor``; ``reached``: node to
+    how its agent was reached, a direct-streamlocal channel or
+    flocker-node-bridge) where ``TREE`` is a group
     ``{"group": "in sequence" | "in parallel", "label", "changes"}`` or a
     change ``{"change": KIND, "node", "description"}``.  The exit status
     is as without ``--json``.
@@ -408,6 +410,8 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
         return load_node_key_pair(options.node_key,
                                   create=not options.dry_run)
     # Read (or made) inside the deploy's action, so it is in its tree.
+    # How each node's agent was reached, which a dry run shows.
+    reached = {}
     plan_for = None
     if options.remove is not None:
         def plan_for(state):
@@ -417,17 +421,21 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
                         log=destination, live=live, node_key=node_key,
                         adopt=frozenset(options.adopt_copy),
                         confirm=_confirmation(options, stdin, stdout, write),
-                        plan_for=plan_for)
+                        plan_for=plan_for, reached=reached.update)
 
     def report(result):
         if options.json:
-            stdout.write(json.dumps(_dry_run_json(deployment, result),
-                                    sort_keys=True) + "\n")
+            document = _dry_run_json(deployment, result)
+            document["reached"] = reached
+            stdout.write(json.dumps(document, sort_keys=True) + "\n")
             return 0 if result.converged else 1
         if options.dry_run:
             # The report round trip measured during this run calibrates the
             # downtime estimate.
             _print_dry_run(result, stdout, reactor.seconds() - started)
+            for address, way in sorted(reached.items()):
+                stdout.write("%s: agent reached through %s\n" % (address,
+                                                                  way))
         for line in format_summary(deployment, result):
             stdout.write(line + "\n")
         stdout.write("log: %s\n" % (log.name,))
