@@ -9,11 +9,13 @@ so equal values serialise to equal text.
 
 import json
 
-from pyrsistent import pmap, pset
+import attr
+from pyrsistent import PMap, PVector, pmap, pset
 
 from ._model import (
-    Application, AttachedVolume, ClusterState, InvalidModel, Link,
-    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, VolumeState,
+    Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
+    HealthCheck, InvalidModel, Link, LogConfig, NodeKeyStatus, NodeState,
+    Port, RestartPolicy, Route, Ulimit, VolumeState,
 )
 
 __all__ = [
@@ -52,19 +54,87 @@ def loads(text):
         raise SerializationError("not JSON: %s" % (e,))
 
 
+def _port_to_list(port):
+    # A TCP port on every address is written as it was before ports had a
+    # protocol and an address, so labels and reports of older nodes match.
+    if port.host_ip:
+        return [port.internal, port.external, port.protocol, port.host_ip]
+    if port.protocol != "tcp":
+        return [port.internal, port.external, port.protocol]
+    return [port.internal, port.external]
+
+
+def _port_from_list(data):
+    internal, external = data[0], data[1]
+    protocol = data[2] if len(data) > 2 else "tcp"
+    host_ip = data[3] if len(data) > 3 else ""
+    return Port(internal=internal, external=external, protocol=protocol,
+                host_ip=host_ip)
+
+
+_DEFAULT_OPTIONS = ContainerOptions()
+
+
+def _options_to_dict(options):
+    """
+    :return: The fields of a :class:`ContainerOptions` that differ from
+        the defaults, as JSON-compatible values.
+    """
+    result = {}
+    for field in attr.fields(ContainerOptions):
+        value = getattr(options, field.name)
+        if value == getattr(_DEFAULT_OPTIONS, field.name):
+            continue
+        if field.name == "ulimits":
+            value = [[u.name, u.soft, u.hard] for u in value]
+        elif field.name == "logging":
+            value = {"driver": value.driver, "options": dict(value.options)}
+        elif field.name == "healthcheck":
+            value = {"test": list(value.test), "interval": value.interval,
+                     "timeout": value.timeout,
+                     "start_period": value.start_period,
+                     "start_interval": value.start_interval,
+                     "retries": value.retries}
+        elif field.name == "expose":
+            value = sorted([port, protocol] for port, protocol in value)
+        elif isinstance(value, (PMap, dict)):
+            value = dict(value)
+        elif isinstance(value, PVector):
+            value = list(value)
+        result[field.name] = value
+    return result
+
+
+def _options_from_dict(data):
+    fields = dict(data)
+    if "ulimits" in fields:
+        fields["ulimits"] = [Ulimit(name=n, soft=s, hard=h)
+                             for n, s, h in fields["ulimits"]]
+    if "logging" in fields:
+        fields["logging"] = LogConfig(**fields["logging"])
+    if "healthcheck" in fields:
+        fields["healthcheck"] = HealthCheck(**fields["healthcheck"])
+    if "expose" in fields:
+        fields["expose"] = [tuple(item) for item in fields["expose"]]
+    return ContainerOptions(**fields)
+
+
 def application_to_dict(application):
     """
     :param Application application: The application.
-    :return: A JSON-compatible ``dict`` describing it completely.
+    :return: A JSON-compatible ``dict`` describing it completely.  The
+        ``options`` and ``depends_on`` keys appear only when they are not
+        empty, so applications without them serialise as before they
+        existed.
     """
     volume = application.volume
-    return {
+    result = {
         "name": application.name,
         "image": application.image,
         "command": (None if application.command is None
                     else list(application.command)),
         "environment": dict(application.environment),
-        "ports": sorted([p.internal, p.external] for p in application.ports),
+        "ports": sorted(_port_to_list(p) for p in application.ports),
         "volume": (None if volume is None else
                    {"mountpoint": volume.mountpoint,
                     "maximum_size": volume.maximum_size}),
@@ -77,6 +147,12 @@ def application_to_dict(application):
             "maximum_retry_count":
                 application.restart_policy.maximum_retry_count},
     }
+    if application.options != _DEFAULT_OPTIONS:
+        result["options"] = _options_to_dict(application.options)
+    if application.depends_on:
+        result["depends_on"] = sorted(
+            [d.name, d.condition, d.required] for d in application.depends_on)
+    return result
 
 
 def _build(function):
@@ -111,7 +187,7 @@ def application_from_dict(data):
         image=data["image"],
         command=data["command"],
         environment=pmap(data["environment"]),
-        ports=[Port(internal=i, external=e) for i, e in data["ports"]],
+        ports=[_port_from_list(port) for port in data["ports"]],
         volume=(None if volume is None else AttachedVolume(
             mountpoint=volume["mountpoint"],
             maximum_size=volume["maximum_size"])),
@@ -122,6 +198,9 @@ def application_from_dict(data):
         restart_policy=RestartPolicy(
             name=policy["name"],
             maximum_retry_count=policy["maximum_retry_count"]),
+        options=_options_from_dict(data.get("options", {})),
+        depends_on=[Dependency(name=n, condition=c, required=r)
+                    for n, c, r in data.get("depends_on", ())],
     )
 
 

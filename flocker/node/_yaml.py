@@ -16,7 +16,7 @@ import attr
 import yaml
 from pyrsistent import pvector
 
-from .._model import InvalidModel, is_safe_name
+from .._model import SAFE_NAME_RULE, InvalidModel, is_safe_name
 
 __all__ = ["ConfigurationError", "ConfigurationErrors"]
 
@@ -73,8 +73,9 @@ class ConfigurationErrors(Exception):
 # Reading YAML with marks
 
 _TAG = "tag:yaml.org,2002:"
-_STR, _INT, _FLOAT, _BOOL, _NULL = (
-    _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null")
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE = (
+    _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null",
+    _TAG + "merge")
 
 # Scalar tags whose source text is accepted where a string is expected:
 # ``DEBUG: yes`` or ``PORT: 5432`` in an environment mean the text written.
@@ -89,19 +90,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 class _Loader(yaml.SafeLoader):
     """
-    A composer that refuses aliases.  Aliases make the node graph shared or
-    even cyclic, which neither a configuration file needs nor error
-    locations can describe.
+    The safe composer, with aliases: their graph is made a tree (and
+    bounded) by :func:`_expand` before anything reads it.
     """
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None,
-                "YAML aliases (*%s) are not supported; write the value out"
-                % (event.anchor,), event.start_mark)
-        return yaml.SafeLoader.compose_node(self, parent, index)
 
 
 def _line_column(text, position):
@@ -160,7 +151,8 @@ class _Report(object):
 
 def _compose(report, text):
     """
-    Compose ``text`` into a YAML node graph.
+    Compose ``text`` into a tree of YAML nodes, aliases and merges expanded
+    (see :func:`_expand`).
 
     :return: The root node, or ``None`` after reporting why there is none.
     """
@@ -202,7 +194,97 @@ def _compose(report, text):
             loader.dispose()
     if root is None:
         report.at(None, "the file is empty; expected a mapping")
-    return root
+        return None
+    return _expand(report, root)
+
+
+#: The most values (scalars, lists and mappings) a file may hold once its
+#: YAML aliases are expanded.  Real configurations hold a few thousand; a
+#: file of a few lines can otherwise expand to billions ("billion laughs").
+_MAX_VALUES = 100000
+
+
+class _Unexpandable(Exception):
+    """
+    The alias graph cannot be made a tree: ``node`` is where it stopped.
+    """
+
+    def __init__(self, node, message):
+        Exception.__init__(self, node, message)
+        self.node = node
+        self.message = message
+
+
+def _expand(report, root):
+    """
+    Make the composed graph a tree: every alias becomes a copy of what its
+    anchor names, and every ``<<`` merge key becomes the keys it merges (a
+    mapping's own keys win, then earlier merged mappings over later ones,
+    as YAML's merge type says).  Copies keep the anchor's marks, so a
+    problem in an aliased value is reported where it was written.
+
+    :param root: The root node from :func:`_compose`.
+    :return: The tree, or ``None`` after reporting that it expands to more
+        than :data:`_MAX_VALUES` values, that an alias contains itself or
+        that a merge names something other than mappings.
+    """
+    budget = [_MAX_VALUES]
+    path = set()
+
+    def copy(node):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _Unexpandable(
+                node, "YAML aliases expand this file to more than %d values; "
+                "write it with fewer aliases" % (_MAX_VALUES,))
+        if isinstance(node, yaml.ScalarNode):
+            return yaml.ScalarNode(node.tag, node.value, node.start_mark,
+                                   node.end_mark, node.style)
+        if id(node) in path:
+            raise _Unexpandable(node, "a YAML alias here contains itself")
+        path.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return yaml.SequenceNode(
+                    node.tag, [copy(item) for item in node.value],
+                    node.start_mark, node.end_mark, node.flow_style)
+            return yaml.MappingNode(node.tag, merged(node), node.start_mark,
+                                    node.end_mark, node.flow_style)
+        finally:
+            path.discard(id(node))
+
+    def merged(node):
+        own, merges = [], []
+        for key, value in node.value:
+            if not (isinstance(key, yaml.ScalarNode) and key.tag == _MERGE):
+                own.append((copy(key), copy(value)))
+                continue
+            sources = (value.value if isinstance(value, yaml.SequenceNode)
+                       else [value])
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise _Unexpandable(
+                        source, "<< merges a mapping or a list of mappings, "
+                        "not %s" % (_describe(source),))
+                merges.append(copy(source).value)
+        present = {key.value for key, _ in own
+                   if isinstance(key, yaml.ScalarNode)}
+        for items in merges:
+            for key, value in items:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in present:
+                        continue
+                    present.add(key.value)
+                own.append((key, value))
+        return own
+
+    try:
+        return copy(root)
+    except _Unexpandable as e:
+        report.at(e.node, e.message)
+    except RecursionError:
+        report.at(None, "not valid YAML: nested too deeply")
+    return None
 
 
 def _describe(node):
@@ -493,9 +575,8 @@ def _check_name(report, node, name, what):
     """
     if is_safe_name(name):
         return True
-    report.at(node, "%s %s is not a safe name: use 1-63 letters, digits, "
-              "'-' or '_', starting with a letter or digit" % (
-                  what, _quote(name)))
+    report.at(node, "%s %s is not a safe name: %s" % (
+        what, _quote(name), SAFE_NAME_RULE))
     return False
 
 
