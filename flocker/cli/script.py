@@ -48,7 +48,9 @@ from twisted.internet.task import react
 from .. import __version__
 from .._change import leaves, render_plan
 from ..node._changes import HandoffVolume, PushVolume
-from ..node._config import ConfigurationErrors, load_configuration
+from ..node._config import (
+    ConfigurationErrors, load_configuration, load_deployment,
+)
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
 
@@ -156,8 +158,10 @@ def _parser(stdout, stderr):
                         help="YAML file: version 1, nodes and their "
                         "applications")
     parser.add_argument("application_config", metavar="APPLICATION_CONFIG",
+                        nargs="?", default=None,
                         help="YAML file: Flocker's native format or a "
-                        "compose/fig file")
+                        "compose file (optional with --status, which then "
+                        "compares nodes and states only)")
     return parser
 
 
@@ -336,7 +340,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     def show(result):
         state, unreachable = result
         for line in format_status(
-                cluster_status(deployment, state, unreachable), unreachable):
+                cluster_status(deployment, state, unreachable,
+                               placed=options.placed), unreachable):
             stdout.write(line + "\n")
         stdout.write("log: %s\n" % (log.name,))
         return 1 if unreachable else 0
@@ -348,10 +353,14 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     return d.addCallback(show).addBoth(cleanup)
 
 
-def prepare(argv, stdout, stderr):
+def prepare(argv, stdout, stderr, environ=None):
     """
     Everything ``flocker-deploy`` does before it needs the network: parse the
-    command line, load and check both files, and answer ``--check``.
+    command line, load and check both files, and answer ``--check`` (with
+    a note per thing the operator should know about the files first).
+
+    :param environ: The variables a compose file may use; ``None`` for the
+        process environment.
 
     :return: ``(status, None, None)`` when the command is finished, else
         ``(None, options, deployment)`` for :func:`main` to deploy.
@@ -362,16 +371,29 @@ def prepare(argv, stdout, stderr):
         if options.check + options.dry_run + options.status > 1:
             parser.error("--check, --dry-run and --status exclude each "
                          "other")
+        if options.application_config is None and not options.status:
+            parser.error("the following arguments are required: "
+                         "APPLICATION_CONFIG (only --status works without "
+                         "it)")
     except _Exit as e:
         return e.status, None, None
+    notes = []
+    options.placed = None
     try:
-        deployment = load_configuration(options.deployment_config,
-                                        options.application_config)
+        if options.application_config is None:
+            deployment, options.placed = load_deployment(
+                options.deployment_config)
+        else:
+            deployment = load_configuration(
+                options.deployment_config, options.application_config,
+                environ=environ, notes=notes)
     except ConfigurationErrors as e:
         for error in e.errors:
             stderr.write("%s\n" % (error,))
         return 1, None, None
     if options.check:
+        for note in notes:
+            stdout.write("%s\n" % (note,))
         stdout.write(summarize(deployment) + "\n")
         return 0, None, None
     return None, options, deployment
@@ -387,14 +409,14 @@ def main(reactor, argv, stdout, stderr, environ=None):
     :param stdout: Text stream for results.
     :param stderr: Text stream for problems.
     :param environ: The process environment (``TERM`` says whether a
-        terminal ``stdout`` gets the live view), or ``None`` for
-        ``os.environ``.
+        terminal ``stdout`` gets the live view; a compose file's variables
+        come from it), or ``None`` for ``os.environ``.
     :return: The exit status, or a ``Deferred`` firing with it when nodes
         are reached: 0 on success (the cluster converged), 1 for invalid
         configuration or a deploy that did not converge, 2 for a bad
         command line.
     """
-    status, options, deployment = prepare(argv, stdout, stderr)
+    status, options, deployment = prepare(argv, stdout, stderr, environ)
     if status is not None:
         return status
     return _deploy(reactor, options, deployment, stdout, stderr,

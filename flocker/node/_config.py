@@ -44,6 +44,7 @@ and the deployment file, cross-checks them and writes the native format.
 """
 
 import ipaddress
+import os
 import re
 
 import yaml
@@ -51,20 +52,22 @@ import yaml
 from .._model import (
     Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
 )
-from ._compose import _compose_applications, _resolve_links
+from ._compose import _compose_applications, _project, _resolve_links
 from ._draft import (
     _command, _cpu_shares, _image, _mem_limit, _mountpoint,
     _native_environment, _read_fields, _start_draft,
 )
 from ._yaml import (
-    _STR, ConfigurationError, ConfigurationErrors, _Report, _check_name,
+    _STR, ConfigurationError, ConfigurationErrors, ConfigurationNote,
+    _Report, _check_name,
     _compose, _did_you_mean, _mapping, _model, _port, _positive,
     _quote, _require, _sequence, _size, _text, _unknown_keys, _version,
 )
 
 __all__ = [
-    "ConfigurationError", "ConfigurationErrors",
-    "load_configuration", "parse_configuration", "deployment_to_yaml",
+    "ConfigurationError", "ConfigurationErrors", "ConfigurationNote",
+    "load_configuration", "load_deployment", "parse_configuration",
+    "deployment_to_yaml",
 ]
 
 
@@ -209,6 +212,10 @@ def _native_applications(report, items, root):
             for name, key_node, value in applications or ()]
 
 
+def _protocol_suffix(port):
+    return "" if port.protocol == "tcp" else "/" + port.protocol
+
+
 def _check_applications(report, drafts):
     """
     The checks across applications: an external port belongs to one
@@ -224,18 +231,20 @@ def _check_applications(report, drafts):
     for draft in drafts:
         internals = {}
         for port, node in draft.ports:
-            if port.external in externals:
-                owner, first = externals[port.external]
-                report.at(node, "external port %d is already used by %s "
+            key = (port.external, port.protocol)
+            if key in externals:
+                owner, first = externals[key]
+                report.at(node, "external port %d%s is already used by %s "
                           "(line %d); external ports are cluster-wide" % (
-                              port.external, owner,
+                              port.external, _protocol_suffix(port), owner,
                               first.start_mark.line + 1))
             else:
-                externals[port.external] = (draft.name, node)
-            if port.internal in internals:
-                report.at(node, "internal port %d of %s is published twice"
-                          % (port.internal, draft.name))
-            internals[port.internal] = node
+                externals[key] = (draft.name, node)
+            if (port.internal, port.protocol) in internals:
+                report.at(node, "internal port %d%s of %s is published twice"
+                          % (port.internal, _protocol_suffix(port),
+                             draft.name))
+            internals[(port.internal, port.protocol)] = node
     for draft in drafts:
         local_ports = {}
         for link, local_node, remote_node in draft.links:
@@ -246,15 +255,19 @@ def _check_applications(report, drafts):
                               local_ports[link.local_port].start_mark.line
                               + 1))
             local_ports[link.local_port] = local_node
-            if link.remote_port not in externals and complete_ports:
+            if (link.remote_port, "tcp") not in externals and complete_ports:
                 report.at(remote_node, "link to port %d: no application "
                           "publishes external port %d" % (
                               link.remote_port, link.remote_port))
 
 
-def _read_applications(report, text):
+def _read_applications(report, text, directory=None, environ=None):
     """
     Read an application file in either format.
+
+    :param directory: The file's directory, where a compose file's ``.env``
+        and relative ``env_file`` paths are; ``None`` reads no ``.env``.
+    :param environ: The variables a compose file may use, or ``None``.
 
     :return: ``(names, applications)``: the ``set`` of every application
         name the file defines (even with problems, so the deployment file is
@@ -270,6 +283,11 @@ def _read_applications(report, text):
     items = _mapping(report, root, "the application configuration")
     if items is None:
         return None, {}
+    if not items:
+        report.at(root, "the application configuration is an empty mapping: "
+                  "deploying it would remove every application; list the "
+                  "applications to run")
+        return None, {}
     keys = {key: value for key, _, value in items}
     native = "applications" in keys or (
         "services" not in keys and isinstance(keys.get("version"),
@@ -277,7 +295,8 @@ def _read_applications(report, text):
     if native:
         drafts = _native_applications(report, items, root)
     else:
-        drafts = _compose_applications(report, items, root)
+        drafts = _compose_applications(
+            report, items, root, _project(report, directory, environ or {}))
     _resolve_links(report, drafts)
     _check_applications(report, drafts)
     names = {draft.name for draft in drafts}
@@ -327,7 +346,7 @@ def _address_problem(address):
     return None
 
 
-def _read_deployment(report, text, names, applications):
+def _read_deployment(report, text, names, applications, placed=None):
     """
     Read a deployment file and check it against the application file.
 
@@ -335,6 +354,8 @@ def _read_deployment(report, text, names, applications):
         ``None`` if that file could not be read (then placements are not
         checked against it).
     :param applications: ``dict`` of name to :class:`Application`.
+    :param placed: ``None``, or a ``dict`` filled in with each application
+        name the file places and its node's address.
     :return: The list of :class:`Node`, complete only if no problem was
         found anywhere.
     """
@@ -351,6 +372,7 @@ def _read_deployment(report, text, names, applications):
                     "the deployment configuration"):
         return []
     node = [value for key, _, value in items if key == "nodes"][0]
+    placed_names = placed
     placed = {}
     nodes = []
     for address, key_node, value in _mapping(
@@ -374,6 +396,8 @@ def _read_deployment(report, text, names, applications):
                               name, first_address, first.start_mark.line + 1))
                 continue
             placed[name] = (address, item)
+            if placed_names is not None:
+                placed_names[name] = address
             if names is not None and name not in names:
                 report.at(item, "application %s is not defined in the "
                           "application configuration%s" % (
@@ -392,7 +416,8 @@ def _read_deployment(report, text, names, applications):
 # Public API
 
 def parse_configuration(deployment_text, deployment_path,
-                        application_text, application_path):
+                        application_text, application_path, environ=None,
+                        directory=None, notes=None):
     """
     Parse and cross-check the two configuration files given as text.
 
@@ -401,27 +426,39 @@ def parse_configuration(deployment_text, deployment_path,
     :param str application_text: The application configuration, native or
         compose format.
     :param str application_path: Its name, used in problem reports.
+    :param environ: Mapping of the variables a compose file's values may
+        use (the deploy's environment), or ``None`` for none.
+    :param directory: The application file's directory: a compose file's
+        ``.env`` is read there and its relative ``env_file`` paths start
+        there; ``None`` reads no ``.env``.
+    :param notes: ``None``, or a ``list`` to which a
+        :class:`ConfigurationNote` is added for each thing the operator
+        should know about accepted files (keys ignored, values guessed).
     :return: The :class:`flocker._model.Deployment` they describe.
     :raises ConfigurationErrors: With every problem of both files.
     """
     return _parse([], deployment_text, deployment_path,
-                  application_text, application_path)
+                  application_text, application_path, environ, directory,
+                  notes)
 
 
 def _parse(errors, deployment_text, deployment_path,
-           application_text, application_path):
+           application_text, application_path, environ=None, directory=None,
+           notes=None):
     """
     Like :func:`parse_configuration`, adding to ``errors`` already found;
     a text of ``None`` means that file could not be read (and is already
     reported), so only the other file is checked.
     """
+    found_notes = []
     names, applications = None, {}
     if application_text is not None:
         names, applications = _read_applications(
-            _Report(application_path, errors), application_text)
+            _Report(application_path, errors, found_notes), application_text,
+            directory, environ)
     deployment = None
     if deployment_text is not None:
-        deployment_report = _Report(deployment_path, errors)
+        deployment_report = _Report(deployment_path, errors, found_notes)
         nodes = _read_deployment(deployment_report, deployment_text, names,
                                  applications)
         if not errors:
@@ -432,6 +469,9 @@ def _parse(errors, deployment_text, deployment_path,
         raise ConfigurationErrors(sorted(
             set(errors), key=lambda e: (order.get(e.path, 2), e.path, e.line,
                                         e.column, e.message)))
+    if notes is not None:
+        notes.extend(sorted(set(found_notes), key=lambda n: (
+            n.path, n.line, n.column, n.message)))
     return deployment
 
 
@@ -457,12 +497,44 @@ def _read_text(path, errors):
         return None
 
 
-def load_configuration(deployment_path, application_path):
+def load_deployment(deployment_path):
+    """
+    Read the deployment file alone (for ``flocker-deploy --status``
+    without an application file).
+
+    :param str deployment_path: The deployment configuration file.
+    :return: ``(deployment, placed)``: a :class:`Deployment` whose nodes
+        have no applications, and a ``dict`` of each application name the
+        file places to its node's address.
+    :raises ConfigurationErrors: With every problem of the file.
+    """
+    errors = []
+    placed = {}
+    text = _read_text(deployment_path, errors)
+    deployment = None
+    if text is not None:
+        report = _Report(deployment_path, errors)
+        nodes = _read_deployment(report, text, None, {}, placed)
+        if not errors:
+            deployment = _model(report, None, lambda: Deployment(nodes=nodes))
+    if errors:
+        raise ConfigurationErrors(sorted(set(errors), key=lambda e: (
+            e.line, e.column, e.message)))
+    return deployment, placed
+
+
+def load_configuration(deployment_path, application_path, environ=None,
+                       notes=None):
     """
     Read, parse and cross-check the two configuration files.
 
     :param str deployment_path: The deployment configuration file.
-    :param str application_path: The application configuration file.
+    :param str application_path: The application configuration file; a
+        compose file's ``.env`` and ``env_file`` paths are beside it.
+    :param environ: The variables a compose file may use; ``None`` for
+        this process's environment.
+    :param notes: ``None``, or a ``list`` receiving
+        :class:`ConfigurationNote` values (see :func:`parse_configuration`).
     :return: The :class:`flocker._model.Deployment` they describe.
     :raises ConfigurationErrors: With every problem of both files,
         including a file that cannot be read.
@@ -471,7 +543,9 @@ def load_configuration(deployment_path, application_path):
     deployment_text = _read_text(deployment_path, errors)
     application_text = _read_text(application_path, errors)
     return _parse(errors, deployment_text, deployment_path,
-                  application_text, application_path)
+                  application_text, application_path,
+                  dict(os.environ if environ is None else environ),
+                  os.path.dirname(os.path.abspath(application_path)), notes)
 
 
 # ---------------------------------------------------------------------------

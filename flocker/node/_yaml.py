@@ -18,7 +18,7 @@ from pyrsistent import pvector
 
 from .._model import SAFE_NAME_RULE, InvalidModel, is_safe_name
 
-__all__ = ["ConfigurationError", "ConfigurationErrors"]
+__all__ = ["ConfigurationError", "ConfigurationErrors", "ConfigurationNote"]
 
 
 @attr.s(frozen=True, slots=True)
@@ -42,6 +42,29 @@ class ConfigurationError(object):
     def __str__(self):
         return "%s:%d:%d: %s" % (self.path, self.line, self.column,
                                  self.message)
+
+
+@attr.s(frozen=True, slots=True)
+class ConfigurationNote(object):
+    """
+    Something an accepted configuration file does that the operator should
+    know about (a key ignored, a path that stays on one node).
+
+    ``str()`` gives ``PATH:LINE:COL: note: message``.
+
+    :ivar str path: The file, as the caller named it.
+    :ivar int line: 1-based line.
+    :ivar int column: 1-based column.
+    :ivar str message: What the note says.
+    """
+    path = attr.ib()
+    line = attr.ib()
+    column = attr.ib()
+    message = attr.ib()
+
+    def __str__(self):
+        return "%s:%d:%d: note: %s" % (self.path, self.line, self.column,
+                                       self.message)
 
 
 class ConfigurationErrors(Exception):
@@ -91,8 +114,23 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 class _Loader(yaml.SafeLoader):
     """
     The safe composer, with aliases: their graph is made a tree (and
-    bounded) by :func:`_expand` before anything reads it.
+    bounded) by :func:`_expand` before anything reads it.  Where each alias
+    was used is kept, so a problem it causes is reported there.
+
+    :ivar aliases: ``dict`` of ``(id(parent node), index)`` to the mark of
+        the alias used there (``index`` a position in a list, or
+        ``id(key node)`` in a mapping).
     """
+
+    def __init__(self, stream):
+        yaml.SafeLoader.__init__(self, stream)
+        self.aliases = {}
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent) and parent is not None:
+            place = index if isinstance(index, int) else id(index)
+            self.aliases[(id(parent), place)] = self.peek_event().start_mark
+        return yaml.SafeLoader.compose_node(self, parent, index)
 
 
 def _line_column(text, position):
@@ -114,14 +152,34 @@ def _line_column(text, position):
 
 class _Report(object):
     """
-    Collects the problems of one file into a list shared with the other file.
+    Collects the problems of one file into a list shared with the other
+    files, and its notes into another.
 
     :ivar str path: The file's name, as given by the caller.
     """
 
-    def __init__(self, path, errors):
+    def __init__(self, path, errors, notes=None):
         self.path = path
         self._errors = errors
+        self._notes = [] if notes is None else notes
+
+    def about(self, path):
+        """
+        :param str path: Another file (an env file the configuration names).
+        :return: A :class:`_Report` for it, sharing this one's lists.
+        """
+        return _Report(path, self._errors, self._notes)
+
+    def note(self, node, message):
+        """
+        Record something the operator should know about an accepted file
+        (a key that is ignored, a value that was guessed), at ``node``.
+        """
+        mark = getattr(node, "start_mark", node)
+        line, column = (1, 1) if mark is None else (mark.line + 1,
+                                                    mark.column + 1)
+        self._notes.append(
+            ConfigurationNote(self.path, line, column, _printable(message)))
 
     def count(self):
         """
@@ -161,6 +219,7 @@ def _compose(report, text):
         # The reader refuses unprintable characters as it is built.
         loader = _Loader(text)
         root = loader.get_single_node()
+        aliases = loader.aliases
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         report.at(mark, "not valid YAML: %s" % (
@@ -195,7 +254,7 @@ def _compose(report, text):
     if root is None:
         report.at(None, "the file is empty; expected a mapping")
         return None
-    return _expand(report, root)
+    return _expand(report, root, aliases)
 
 
 #: The most values (scalars, lists and mappings) a file may hold once its
@@ -215,7 +274,7 @@ class _Unexpandable(Exception):
         self.message = message
 
 
-def _expand(report, root):
+def _expand(report, root, aliases):
     """
     Make the composed graph a tree: every alias becomes a copy of what its
     anchor names, and every ``<<`` merge key becomes the keys it merges (a
@@ -223,50 +282,58 @@ def _expand(report, root):
     as YAML's merge type says).  Copies keep the anchor's marks, so a
     problem in an aliased value is reported where it was written.
 
-    :param root: The root node from :func:`_compose`.
+    :param root: The root node from the composer.
+    :param aliases: :attr:`_Loader.aliases`.
     :return: The tree, or ``None`` after reporting that it expands to more
-        than :data:`_MAX_VALUES` values, that an alias contains itself or
-        that a merge names something other than mappings.
+        than :data:`_MAX_VALUES` values (at the outermost alias that does
+        it), that an alias contains itself or that a merge names something
+        other than mappings.
     """
     budget = [_MAX_VALUES]
     path = set()
 
-    def copy(node):
+    def copy(node, alias):
         budget[0] -= 1
         if budget[0] < 0:
             raise _Unexpandable(
-                node, "YAML aliases expand this file to more than %d values; "
-                "write it with fewer aliases" % (_MAX_VALUES,))
+                alias or node, "YAML aliases expand this file to more than "
+                "%d values; write it with fewer aliases" % (_MAX_VALUES,))
         if isinstance(node, yaml.ScalarNode):
             return yaml.ScalarNode(node.tag, node.value, node.start_mark,
                                    node.end_mark, node.style)
         if id(node) in path:
-            raise _Unexpandable(node, "a YAML alias here contains itself")
+            raise _Unexpandable(alias or node,
+                                "this YAML alias contains itself")
         path.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
                 return yaml.SequenceNode(
-                    node.tag, [copy(item) for item in node.value],
+                    node.tag, [copy(item, alias or aliases.get(
+                        (id(node), index)))
+                               for index, item in enumerate(node.value)],
                     node.start_mark, node.end_mark, node.flow_style)
-            return yaml.MappingNode(node.tag, merged(node), node.start_mark,
-                                    node.end_mark, node.flow_style)
+            return yaml.MappingNode(node.tag, merged(node, alias),
+                                    node.start_mark, node.end_mark,
+                                    node.flow_style)
         finally:
             path.discard(id(node))
 
-    def merged(node):
+    def merged(node, alias):
         own, merges = [], []
         for key, value in node.value:
+            inner = alias or aliases.get((id(node), id(key)))
             if not (isinstance(key, yaml.ScalarNode) and key.tag == _MERGE):
-                own.append((copy(key), copy(value)))
+                own.append((copy(key, alias), copy(value, inner)))
                 continue
             sources = (value.value if isinstance(value, yaml.SequenceNode)
                        else [value])
-            for source in sources:
+            for index, source in enumerate(sources):
                 if not isinstance(source, yaml.MappingNode):
                     raise _Unexpandable(
                         source, "<< merges a mapping or a list of mappings, "
                         "not %s" % (_describe(source),))
-                merges.append(copy(source).value)
+                merges.append(copy(source, inner or aliases.get(
+                    (id(value), index))).value)
         present = {key.value for key, _ in own
                    if isinstance(key, yaml.ScalarNode)}
         for items in merges:
@@ -279,7 +346,7 @@ def _expand(report, root):
         return own
 
     try:
-        return copy(root)
+        return copy(root, None)
     except _Unexpandable as e:
         report.at(e.node, e.message)
     except RecursionError:
@@ -515,7 +582,8 @@ def _positive(report, node, what):
 
 _DIGITS = re.compile(r"\A[-+]?[0-9][0-9_]*\Z")
 
-_SIZE = re.compile(r"\A([0-9]+)\s*(?:([KMGT])(?:i?B)?|B)?\Z", re.IGNORECASE)
+_SIZE = re.compile(r"\A([0-9]+)(?:\.([0-9]+))?\s*(?:([KMGT])(?:i?B)?|B)?\Z",
+                   re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
                "T": 1024 ** 4}
 
@@ -523,20 +591,27 @@ _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
 def _size(report, node, what):
     """
     Read a size: an integer number of bytes, or a string with a binary
-    ``K``/``M``/``G``/``T`` suffix (``"512M"``, ``"1G"``; ``"1GiB"`` and
-    ``"1GB"`` mean the same).
+    ``K``/``M``/``G``/``T`` suffix (``"512M"``, ``"1G"``, ``"2.5G"``;
+    ``"1GiB"``, ``"1GB"`` and ``"1g"`` mean the same).  A fraction of a byte
+    is dropped.
 
     :return: Bytes as a positive ``int``, or ``None`` after reporting.
     """
     if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
         return _positive(report, node, what)
-    if isinstance(node, yaml.ScalarNode) and node.tag == _STR:
+    if isinstance(node, yaml.ScalarNode) and node.tag in (_STR, _FLOAT):
         match = _SIZE.match(node.value.strip())
         if match is not None:
-            unit = match.group(2)
-            number = _decimal(match.group(1))
-            value = None if number is None else number * _SIZE_UNITS[
-                None if unit is None else unit.upper()]
+            whole, fraction, unit = match.groups()
+            number = _decimal(whole)
+            # Exact arithmetic: "2.5G" is 2684354560 bytes, not a float's
+            # approximation of it.
+            scale = _SIZE_UNITS[None if unit is None else unit.upper()]
+            value = None
+            if number is not None and len(fraction or "") <= 18:
+                value = number * scale + (
+                    int(fraction) * scale // 10 ** len(fraction)
+                    if fraction else 0)
             if value is None or value > _LARGEST_NUMBER:
                 report.at(node, "%s %s is too large (at most %d bytes)" % (
                     what, _quote(node.value), _LARGEST_NUMBER))

@@ -451,7 +451,14 @@ class TestCheckEntryPoint(object):
         (_native(b"  web: {image: w\x00}\n"), "3:17:", "#x0000"),
         (_native(b"  web: " + b"[" * 5000 + b"\n"), "3:",
          "nested too deeply"),
-        (_native(b"  web: &w {image: w}\n  db: *w\n"), "4:7:", "aliases"),
+        (b"x-a: &a [l, l, l, l, l, l, l, l, l, l]\n"
+         b"x-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+         b"x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+         b"x-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+         b"x-e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+         b"web: {image: w, labels: *e}\n", "5:38:", "more than 100000"),
+        (_native(b"  web: &w {image: w, x: [*w]}\n"), "3:26:",
+         "contains itself"),
         (_native(b"\tweb: {image: w}\n"), "3:1:", "'\\t'"),
         (_native(b"  web: {image: w"), "3:17:", "<stream end>"),
         (_native(b"  web: {image: w, mem_limit: \"" + b"9" * 5000
