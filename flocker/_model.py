@@ -538,16 +538,16 @@ class Application(object):
     :ivar ports: ``frozenset`` of :class:`Port`.
     :ivar volume: An :class:`AttachedVolume` or ``None``.
     :ivar links: ``frozenset`` of :class:`Link`.
-
-    Ports and links are builtin frozensets, not pyrsistent sets: the planner
-    compares every desired application with its reported twin, and builtin
-    set equality runs in C (measured: half the planning time otherwise).
     :ivar mem_limit: Memory limit in bytes or ``None``.
     :ivar cpu_shares: Relative CPU weight or ``None``.
     :ivar restart_policy: A :class:`RestartPolicy`.
     :ivar options: The other Docker settings, a :class:`ContainerOptions`.
     :ivar depends_on: ``frozenset`` of :class:`Dependency`: what must be
         started (or healthy, or finished) before this application starts.
+
+    Ports and links are builtin frozensets, not pyrsistent sets: the planner
+    compares every desired application with its reported twin, and builtin
+    set equality runs in C (measured: half the planning time otherwise).
     """
     name = attr.ib(validator=_safe_name)
     image = attr.ib(validator=_image)

@@ -199,6 +199,7 @@ def parse_env_file(text, variables=None):
                 values[name] = variables[name]
                 lines[name] = number
             continue
+        first_line = number
         rest = line[match.end():].lstrip(" \t")
         column = len(line) - len(rest) + 1
         lookup = dict(variables)
@@ -229,7 +230,7 @@ def parse_env_file(text, variables=None):
                 raise
             raise InterpolationError((number, column), e.message)
         values[name] = value
-        lines[name] = number
+        lines[name] = first_line
     return values, lines
 
 
