@@ -1,16 +1,34 @@
 """
-Shared helpers for Flocker's benchmarks: repetition, medians and the output
-convention (a readable table, then one JSON object as the last line).
+Shared helpers for Flocker's benchmarks: repetition, medians, ratios and
+their spread, CPU pinning, and the output convention (a readable table, then
+one JSON object as the last line).
+
+Ratios are taken per repetition: within one repetition the measured path
+and its floor run one after the other (their order rotated from one
+repetition to the next), and the repetition's ratio is measured over floor.
+A benchmark reports the median of those ratios, and beside it their
+*spread*: the interquartile range over the median.  :func:`repeat_until_settled`
+repeats until every ratio's spread is under :data:`SETTLED_SPREAD` (5 %), or
+a bounded number of repetitions or seconds has passed, and says which.
 """
 
 import json
 import operator
+import os
+import shutil
 import statistics
 import subprocess
 import time
 
+import attr
+
 __all__ = ["timed", "repeat", "summary", "print_table", "emit", "meets",
-           "zfs", "zfs_ok", "zfs_send_over_ssh"]
+           "zfs", "zfs_ok", "zfs_send_over_ssh",
+           "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
+           "rotated", "Repetitions", "Settling", "repeat_until_settled",
+           "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
+           "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
+           "add_repetition_options", "repetitions_from"]
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
             ">=": operator.ge}
@@ -94,24 +112,371 @@ def zfs_ok(*argv):
 
 
 def zfs_send_over_ssh(machine, address, snapshot, base, target,
-                      timeout=600):
+                      timeout=600, cpu=None):
     """
     The bare pipeline Flocker's pushes are measured against: ``zfs send
     [-i BASE] SNAPSHOT`` on the host into ``ssh root@ADDRESS zfs receive
     -F TARGET`` run on lab ``machine`` (its namespaces, its ssh settings).
 
     :param float timeout: Seconds the receiving side may take.
+    :param cpu: The CPU both sending commands run on (:func:`pinned`), or
+        ``None`` for anywhere.
 
     :raises RuntimeError: With ssh's error output, if either side failed.
     """
-    sender = subprocess.Popen(
-        ["zfs", "send"] + (["-i", base] if base else []) + [snapshot],
+    sender = subprocess.Popen(pinned(
+        ["zfs", "send"] + (["-i", base] if base else []) + [snapshot], cpu),
         stdout=subprocess.PIPE)
-    receiver = machine.popen(
-        ["ssh", "root@" + address, "zfs", "receive", "-F", target],
+    receiver = machine.popen(pinned(
+        ["ssh", "root@" + address, "zfs", "receive", "-F", target], cpu),
         stdin=sender.stdout, stderr=subprocess.PIPE)
     sender.stdout.close()
     _, error = receiver.communicate(timeout=timeout)
     sender.wait(60)
     if sender.returncode or receiver.returncode:
         raise RuntimeError("raw pipeline failed: %s" % (error,))
+
+
+#: A ratio whose spread (interquartile range over median) is under this is
+#: settled: repeating further would not move it by much.
+SETTLED_SPREAD = 0.05
+
+
+def quartiles(samples):
+    """
+    :param samples: At least two numbers.
+    :return: ``(first quartile, median, third quartile)``, interpolated
+        between the samples (the "inclusive" method: with 3 samples the
+        quartiles are half-way between the median and each end).
+    :raises ValueError: For fewer than two samples.
+    """
+    samples = list(samples)
+    if len(samples) < 2:
+        raise ValueError("quartiles need at least 2 samples, got %d"
+                         % (len(samples),))
+    low, middle, high = statistics.quantiles(samples, n=4,
+                                             method="inclusive")
+    return low, middle, high
+
+
+def spread(samples):
+    """
+    :param samples: At least two positive numbers (ratios, rates, seconds).
+    :return: Their interquartile range over their median (0.05 is 5 %).
+    :raises ValueError: For fewer than two samples or a median of 0.
+    """
+    low, middle, high = quartiles(samples)
+    if middle == 0:
+        raise ValueError("the spread of samples with a median of 0 is not "
+                         "defined")
+    return (high - low) / abs(middle)
+
+
+def paired_ratios(measured, floor):
+    """
+    :param measured: One figure of the measured path per repetition.
+    :param floor: The floor's figure in the same repetitions, in the same
+        order.
+    :return: ``list`` of ``measured[i] / floor[i]``.
+    :raises ValueError: If the two do not have one figure per repetition
+        each, or a floor figure is 0.
+    """
+    measured, floor = list(measured), list(floor)
+    if len(measured) != len(floor):
+        raise ValueError("%d measured figures for %d floor figures" % (
+            len(measured), len(floor)))
+    if 0 in floor:
+        raise ValueError("a floor figure is 0")
+    return [m / f for m, f in zip(measured, floor)]
+
+
+def rotated(items, repetition):
+    """
+    :param list items: What one repetition runs, in its first order.
+    :param int repetition: The repetition's index (0 first).
+    :return: ``items`` rotated left by ``repetition``: each item runs in
+        every position in turn, so none always runs first or last.
+    """
+    items = list(items)
+    if not items:
+        return items
+    turn = repetition % len(items)
+    return items[turn:] + items[:turn]
+
+
+def _positive(instance, attribute, value):
+    if not value > 0:
+        raise ValueError("%s must be positive, not %r" % (attribute.name,
+                                                          value))
+
+
+@attr.s(frozen=True)
+class Repetitions(object):
+    """
+    How long :func:`repeat_until_settled` may go on.
+
+    :ivar int minimum: Repetitions always run (at least 2: a spread needs
+        two figures).
+    :ivar int maximum: Repetitions never exceeded.
+    :ivar float seconds: No repetition beyond the minimum starts this many
+        seconds or more after the first began.
+    :ivar float target: The spread under which a ratio is settled.
+    """
+    minimum = attr.ib()
+    maximum = attr.ib()
+    seconds = attr.ib(validator=_positive)
+    target = attr.ib(default=SETTLED_SPREAD, validator=_positive)
+
+    @minimum.validator
+    def _check_minimum(self, attribute, value):
+        if not (isinstance(value, int) and value >= 2):
+            raise ValueError("minimum must be an integer of at least 2, not "
+                             "%r" % (value,))
+
+    @maximum.validator
+    def _check_maximum(self, attribute, value):
+        if not (isinstance(value, int) and value >= self.minimum):
+            raise ValueError("maximum must be an integer of at least minimum "
+                             "(%d), not %r" % (self.minimum, value))
+
+
+@attr.s(frozen=True)
+class Settling(object):
+    """
+    What :func:`repeat_until_settled` found.
+
+    :ivar samples: ``dict`` of ratio name to its per-repetition ratios
+        (``tuple``, in repetition order).
+    :ivar int repetitions: Repetitions run.
+    :ivar bool settled: Whether every ratio's spread ended under the target.
+    :ivar float seconds: How long the repetitions took.
+    """
+    samples = attr.ib(converter=lambda d: {k: tuple(v) for k, v in d.items()})
+    repetitions = attr.ib()
+    settled = attr.ib()
+    seconds = attr.ib()
+
+    def spreads(self):
+        """
+        :return: ``dict`` of ratio name to its spread.
+        """
+        return {name: spread(values) for name, values in self.samples.items()}
+
+
+def _all_settled(samples, target):
+    return all(spread(values) < target for values in samples.values())
+
+
+def repeat_until_settled(repetition, policy, clock=time.monotonic):
+    """
+    Run repetitions until every ratio they give is settled, within bounds.
+
+    Runs ``policy.minimum`` repetitions, then more, one at a time, while
+    some ratio's spread is at least ``policy.target``, stopping at
+    ``policy.maximum`` repetitions or at the first repetition that would
+    start ``policy.seconds`` or more after the first began.
+
+    :param repetition: Called with the repetition's index (0 first); runs
+        the measured paths and their floors once and returns ``dict`` of
+        ratio name to that repetition's ratio.  Every repetition must
+        return the same names.
+    :param Repetitions policy: The bounds.
+    :param clock: Returns seconds (monotonic); injected for tests.
+    :return: :class:`Settling`.
+    :raises ValueError: If a repetition gives other names than the first.
+    """
+    started = clock()
+    samples = {}
+    count = 0
+    settled = False
+    while count < policy.maximum:
+        if count >= policy.minimum and clock() - started >= policy.seconds:
+            break
+        ratios = repetition(count)
+        if samples and set(ratios) != set(samples):
+            raise ValueError("repetition %d gave ratios %s, the first gave "
+                             "%s" % (count, sorted(ratios), sorted(samples)))
+        for name, value in ratios.items():
+            samples.setdefault(name, []).append(value)
+        count += 1
+        if count >= policy.minimum:
+            settled = _all_settled(samples, policy.target)
+            if settled:
+                break
+    return Settling(samples=samples, repetitions=count, settled=settled,
+                    seconds=clock() - started)
+
+
+def ratio_figures(name, samples, digits=3):
+    """
+    :param str name: The ratio's name in the JSON figures.
+    :param samples: Its per-repetition values (at least two).
+    :return: ``{name: median, name + "_spread": spread}``, rounded.
+    """
+    return {name: round(statistics.median(samples), digits),
+            name + "_spread": round(spread(samples), 3)}
+
+
+#: Column headers of :func:`ratio_row`.
+RATIO_HEADERS = ["ratio", "median", "spread", "min-max", "per repetition"]
+
+
+def ratio_row(label, samples):
+    """
+    :return: A table row for a ratio: ``label``, its median, its spread in
+        per cent, its range and every repetition's value.
+    """
+    samples = list(samples)
+    return [label, "%.3f" % (statistics.median(samples),),
+            "%.1f %%" % (100 * spread(samples),),
+            "%.3f-%.3f" % (min(samples), max(samples)),
+            " ".join("%.3f" % (value,) for value in samples)]
+
+
+def verdict(value, comparison, limit, spread=None):
+    """
+    Judge a figure against its target, allowing for its spread.
+
+    :param value: The figure, or ``None`` when it was not measured.
+    :param str comparison: ``"<"``, ``"<="``, ``">"`` or ``">="``.
+    :param limit: Its target.
+    :param spread: Its spread (interquartile range over median), or
+        ``None`` when it has none.
+    :return: ``"not measured"``; ``"not decidable"`` when the spread is
+        wider than the margin between the figure and its target, both
+        relative to the figure; else ``"met"`` or ``"missed"``.
+    """
+    if value is None:
+        return "not measured"
+    if spread is not None:
+        margin = abs(value - limit) / abs(value) if value else float("inf")
+        if spread > margin:
+            return "not decidable"
+    return "met" if meets(value, comparison, limit) else "missed"
+
+
+def cpu_pair(allowed):
+    """
+    Choose where the hot processes of a transfer run: the sender on one
+    CPU, the receiver on another, the same two for every path measured.
+
+    :param allowed: The CPUs this process may use (``os.sched_getaffinity``).
+    :return: ``(sender CPU, receiver CPU)``: the two lowest allowed; the
+        same CPU twice on a one-CPU machine.
+    :raises ValueError: If ``allowed`` is empty.
+    """
+    cpus = sorted(allowed)
+    if not cpus:
+        raise ValueError("no CPU allowed")
+    return cpus[0], cpus[min(1, len(cpus) - 1)]
+
+
+def pinned(argv, cpu):
+    """
+    :param list argv: A command.
+    :param cpu: The CPU it must run on, or ``None`` for anywhere.
+    :return: ``argv`` run by ``taskset`` on ``cpu`` (its children inherit
+        the pinning), or ``argv`` itself for ``None``.
+    """
+    if cpu is None:
+        return list(argv)
+    return ["taskset", "-c", str(cpu)] + list(argv)
+
+
+def can_pin():
+    """
+    :return: Whether :func:`pinned` commands can run here (``taskset``
+        installed).
+    """
+    return shutil.which("taskset") is not None
+
+
+def pin_processes(pids, cpus):
+    """
+    Pin every thread of each process to ``cpus`` (processes that ended in
+    the meantime are skipped).
+
+    :param pids: Process ids.
+    :param cpus: Set of CPUs.
+    :return: ``dict`` of pid to the CPUs it was allowed before, for putting
+        it back with another call.
+    """
+    before = {}
+    for pid in pids:
+        try:
+            before[pid] = os.sched_getaffinity(pid)
+            threads = [int(t) for t in os.listdir("/proc/%d/task" % (pid,))]
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                os.sched_setaffinity(thread, cpus)
+            except OSError:
+                pass
+    return before
+
+
+def own_lab_environ(environ, prefix, state):
+    """
+    The environment for a benchmark that brings up a lab of its own.
+
+    :param environ: The caller's environment.
+    :param str prefix: The benchmark's lab prefix when the environment
+        names none (``FLOCKER_LAB_PREFIX``).
+    :param str state: Its state directory when the environment names
+        neither a state (``FLOCKER_LAB_STATE``) nor a prefix; with only a
+        prefix, the state is ``/var/lib/flocker-lab-PREFIX``, so a lab is
+        never given another lab's state.
+    :return: ``dict``: ``environ`` with both variables set.
+    """
+    chosen = environ.get("FLOCKER_LAB_PREFIX")
+    if environ.get("FLOCKER_LAB_STATE"):
+        state = environ["FLOCKER_LAB_STATE"]
+    elif chosen:
+        state = "/var/lib/flocker-lab-" + chosen
+    return dict(environ, FLOCKER_LAB_PREFIX=chosen or prefix,
+                FLOCKER_LAB_STATE=state)
+
+
+def add_repetition_options(parser, what="repetition"):
+    """
+    Add ``--reps``, ``--max-reps`` and ``--max-seconds`` to an
+    ``argparse`` parser (see :func:`repetitions_from`).
+
+    :param str what: What one repetition is, for the help texts.
+    """
+    parser.add_argument("--reps", type=int, default=None,
+                        help="%ss always run (>= 3)" % (what,))
+    parser.add_argument("--max-reps", type=int, default=None,
+                        help="%ss at most, while a ratio's spread is 5 %% "
+                        "or more" % (what,))
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="no %s beyond --reps starts after this many "
+                        "seconds" % (what,))
+
+
+def repetitions_from(parser, options, minimum, maximum, seconds):
+    """
+    :param parser: The ``argparse`` parser, to report bad values with.
+    :param options: Its parsed options (:func:`add_repetition_options`).
+    :param int minimum: ``--reps`` when not given.
+    :param int maximum: ``--max-reps`` when not given (raised to
+        ``--reps`` if that is higher).
+    :param float seconds: ``--max-seconds`` when not given.
+    :return: :class:`Repetitions`; exits through ``parser.error`` for
+        fewer than 3 repetitions, a maximum under the minimum or over 100,
+        or seconds outside (0, 7200].
+    """
+    least = minimum if options.reps is None else options.reps
+    most = options.max_reps
+    if most is None:
+        most = max(least, maximum)
+    limit = seconds if options.max_seconds is None else options.max_seconds
+    if least < 3:
+        parser.error("--reps must be at least 3")
+    if not least <= most <= 100:
+        parser.error("--max-reps must be between --reps (%d) and 100"
+                     % (least,))
+    if not 0 < limit <= 7200:
+        parser.error("--max-seconds must be more than 0 and at most 7200")
+    return Repetitions(minimum=least, maximum=most, seconds=limit)

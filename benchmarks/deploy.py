@@ -8,8 +8,9 @@ unavailable while it moves with its volume.
                                 [--small-mib N] [--no-curves] [--keep]
 
 It brings up a lab of its own (``admin/lab up 8``, prefix ``fdb``, state
-``/var/lib/flocker-lab-bench-deploy`` unless ``FLOCKER_LAB_STATE`` says
-otherwise) and takes it down at the end (``--keep`` leaves it up).  Every
+``/var/lib/flocker-lab-bench-deploy``, unless ``FLOCKER_LAB_PREFIX`` or
+``FLOCKER_LAB_STATE`` say otherwise) and takes it down at the end
+(``--keep`` leaves it up).  Every
 ``flocker-deploy`` runs in the lab's client namespace, timed from the host
 around the whole command (interpreter start, SSH, every node's part):
 
@@ -54,13 +55,20 @@ around the whole command (interpreter start, SSH, every node's part):
   a move done by hand with the bare tools (Docker API stop and delete,
   ``zfs snapshot``, ``zfs send -i | ssh | zfs receive -F``, Docker API
   create and start; 1 MiB changed), timed from the stop to the start, the
-  floor of any move on this machine; ``downtime_over_raw_move`` =
-  ``move_downtime_s / baseline_raw_move_s``.
+  floor of any move on this machine, one in each round of the moves
+  (set up before and removed after it, so no Flocker deploy sees its
+  dataset or container); ``downtime_over_raw_move`` is the median of each
+  round's big move downtime / move by hand.
 * Nodes and the client start their commands warm after the first deploy
   (``flocker/_warm.py``); the first deploy of the run starts them cold.
 
 Each figure is the median of ``--reps`` repetitions (min–max in the
-table); the table also breaks the moves down by the per-change times
+table).  Each ratio is the median of per-repetition ratios, with
+``NAME_spread`` beside it (interquartile range over median): ``t8 / t1``,
+Docker's ``8 nodes / 1 node``, ``big / small`` and big / move by hand are
+taken within one repetition (run one after the other; the three moves of
+a round in an order rotated from round to round); ``scale_over_docker``
+pairs the i-th samples of two parts run at different times. the table also breaks the moves down by the per-change times
 ``flocker-deploy`` prints, and the median run of each kind by the
 ``flocker-node`` commands in its eliot log (kept, one per deploy, in
 ``STATE/bench-files/logs``).  Prints the tables, then one JSON object as
@@ -78,7 +86,9 @@ import time
 from pathlib import Path
 
 from _common import (
-    emit, print_table, summary, zfs, zfs_ok, zfs_send_over_ssh,
+    RATIO_HEADERS, emit, own_lab_environ, paired_ratios, print_table,
+    ratio_figures, ratio_row, rotated, summary, zfs, zfs_ok,
+    zfs_send_over_ssh,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -496,7 +506,8 @@ def raw_move(bench, reps):
     the stop of the old container to the start of the new one: Docker API
     stop and delete, ``zfs snapshot``, ``zfs send -i | ssh | zfs receive
     -F`` (the copy was sent in full before), Docker API create and start.
-    No routes, no ownership, no checks: the floor of any move here.
+    No routes, no ownership, no checks: the floor of any move here.  The
+    dataset and container exist only during this call.
 
     :return: Samples in seconds.
     """
@@ -634,10 +645,16 @@ def noop(bench, reps):
 
 def moves(bench, reps, extra_new_mib=None):
     """
+    Move the big and the small application ``reps`` times each after a
+    warm-up move, and in each of those rounds one move by hand with the
+    bare tools (:func:`raw_move`), the three in an order rotated from one
+    round to the next.
+
     :param extra_new_mib: If given, one more move of the big volume after
         rewriting that many MiB, kept as ``warm["extra"]``.
-    :return: ``(warm-up moves, {"big": [...], "small": [...]})`` of
-        :func:`measure_move` results.
+    :return: ``(warm-up moves, {"big": [...], "small": [...], "raw":
+        [...]})``: :func:`measure_move` results, and the seconds of each
+        move by hand.
     """
     where = {"big": 0, "small": 0}
     sizes = {"big": bench.big_mib, "small": bench.small_mib}
@@ -655,9 +672,13 @@ def moves(bench, reps, extra_new_mib=None):
         started = time.monotonic()
         bench.fill(where[name], name, sizes[name])
         warm[name + " fill"] = time.monotonic() - started
-    results = {"big": [], "small": []}
+    results = {"big": [], "small": [], "raw": []}
     for round_number in range(reps + 1):
-        for name in ["big", "small"]:
+        for name in rotated(["big", "small", "raw"], round_number):
+            if name == "raw":
+                if round_number:
+                    results["raw"].extend(raw_move(bench, 1))
+                continue
             bench.change(where[name], name, sizes[name], round_number)
             where[name] = 1 - where[name]
             result = measure_move(bench, name, ports[name], placement())
@@ -748,9 +769,8 @@ def main():
         new_sizes, fixed_mib = [1, 16, 64, 256], 1024
     if os.geteuid() != 0:
         fail("needs root")
-    env = dict(os.environ, FLOCKER_LAB_PREFIX="fdb",
-               FLOCKER_LAB_STATE=os.environ.get(
-                   "FLOCKER_LAB_STATE", "/var/lib/flocker-lab-bench-deploy"),
+    env = dict(own_lab_environ(os.environ, "fdb",
+                               "/var/lib/flocker-lab-bench-deploy"),
                # Room for two copies of the largest curve volume and its
                # snapshots on every node (sparse files).
                FLOCKER_LAB_POOL_MIB=str(max(2048, 3 * max(
@@ -773,11 +793,11 @@ def main():
             ["flocker-deploy", "--check", bench.deployment({0: ["app1"]}),
              bench.applications], reps)
         docker_one, docker_every = docker_scale(bench, reps)
-        raw_moves = raw_move(bench, reps)
         t1, t8 = scale(bench, reps)
         noop3 = noop(bench, reps)
         warm, moved = moves(bench, reps, extra_new_mib=(
             16 if options.quick and not options.no_curves else None))
+        raw_moves = moved["raw"]
         curve_volume = curve_new = []
         if options.quick and not options.no_curves:
             # The moves above are the volume-size points; one more move
@@ -854,33 +874,39 @@ def main():
                      move["log"], move["window"])
     t1_s = statistics.median(timings["t1"])
     t8_s = statistics.median(timings["t8"])
-    docker_ratio = (statistics.median(docker_every)
-                    / statistics.median(docker_one))
+    ratios = {
+        "scale_ratio": paired_ratios(timings["t8"], timings["t1"]),
+        "baseline_docker_scale_ratio": paired_ratios(docker_every,
+                                                     docker_one),
+        "downtime_ratio": paired_ratios(big, small),
+        "downtime_over_raw_move": paired_ratios(big, raw_moves),
+    }
+    ratios["scale_over_docker"] = paired_ratios(
+        ratios["scale_ratio"], ratios["baseline_docker_scale_ratio"])
+    print_table("Ratios of each repetition (spread: interquartile range "
+                "over median)", [ratio_row(name, samples)
+                                 for name, samples in ratios.items()],
+                RATIO_HEADERS)
     figures = {
         "t1_s": round(t1_s, 3),
         "t8_s": round(t8_s, 3),
-        "scale_ratio": round(t8_s / t1_s, 3),
         "noop3_s": round(statistics.median(timings["noop3"]), 3),
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
-        "downtime_ratio": round(statistics.median(big)
-                                / statistics.median(small), 3),
         "baseline_ssh_s": round(statistics.median(base_ssh), 3),
         "baseline_node_command_s": round(statistics.median(base_node), 3),
         "baseline_check_s": round(statistics.median(base_check), 3),
         "baseline_docker_t1_s": round(statistics.median(docker_one), 3),
         "baseline_docker_t8_s": round(statistics.median(docker_every), 3),
-        "baseline_docker_scale_ratio": round(docker_ratio, 3),
-        "scale_over_docker": round(t8_s / t1_s / docker_ratio, 3),
         "baseline_raw_move_s": round(statistics.median(raw_moves), 3),
-        "downtime_over_raw_move": round(
-            statistics.median(big) / statistics.median(raw_moves), 3),
         "reps": reps,
         "big_mib": options.big_mib,
         "curve_volume": curve_volume,
         "curve_new": curve_new,
         "curve_new_volume_mib": fixed_mib,
     }
+    for name, samples in ratios.items():
+        figures.update(ratio_figures(name, samples))
     if curve_volume:
         print_table("Move downtime against volume size (1 MiB new)",
                     [("%d MiB" % (mib,), "%.3f" % (seconds,))

@@ -20,7 +20,9 @@ Measures, interleaved in one run against the same dockerd:
   start-up and imports included) with those containers.
 
 Medians over ``--reps`` repetitions (7; 5 with ``--quick``); ``ratio`` is
-create_start_s / cli_run_s.  Prints a table, then one JSON object as the last line.
+the median of each repetition's create_start_s / cli_run_s (the two run one
+after the other, their order alternating), ``ratio_spread`` their
+interquartile range over median.  Prints a table, then one JSON object as the last line.
 
 The daemon is ``--socket``, else ``$DOCKER_HOST`` (``unix://``), else lab
 node 1's (``admin/lab up 1`` is run if no lab node is up).  Every container
@@ -40,6 +42,8 @@ import time
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 from twisted.internet.task import react
 from twisted.internet.utils import getProcessOutputAndValue
+
+from _common import paired_ratios, ratio_figures, ratio_row
 
 from flocker._model import Application, Port
 from flocker.node._docker import (
@@ -261,13 +265,16 @@ async def main(reactor, arguments):
         "create_start_s": round(median(create["ours"]), 4),
         "create_start_cold_s": round(median(create["cold"]), 4),
         "cli_run_s": round(median(create["cli"]), 4),
-        "ratio": round(median(create["ours"]) / median(create["cli"]), 3),
         "report_s": round(median(report["report"]), 4),
         "list_s": round(median(report["list"]), 4),
         "report_cli_s": round(median(report["cli"]), 4),
         "containers": n,
         "reps": arguments.reps,
     }
+    ratios = paired_ratios(create["ours"], create["cli"])
+    figures.update(ratio_figures("ratio", ratios))
+    print("%s: median %s, spread %s, %s; per repetition %s" % tuple(
+        ratio_row("ratio create+start / docker run", ratios)))
     print(json.dumps(figures, sort_keys=True))
 
 

@@ -1,13 +1,16 @@
 """
 Benchmark of Flocker's routing: bulk TCP through another node's DNAT rules
-against the same transfer straight to the hosting node, and the time to
-install the routes of 1,000 applications on one node.
+against the same transfer straight to the hosting node and through the
+other node as a plain router, and the time to install the routes of 1,000
+applications on one node.
 
     python benchmarks/routing.py [--quick] [--bytes N] [--reps N]
+                                 [--max-reps N] [--max-seconds S]
                                  [--routes N]
 
-(``--quick``: 256 MiB per transfer and 3 repetitions instead of 1 GiB and
-5; still 1,000 routes.)
+(``--quick``: 512 MiB per transfer, 3 to 8 repetitions within 90 s; else
+2 GiB per transfer, 5 to 25 repetitions within 600 s; always 1,000
+routes.)
 
 It builds its own small lab of network namespaces and removes it at the
 end: one bridge; client 10.96.0.2; node1 .11; node2 .12, which routes ports
@@ -17,26 +20,50 @@ listens on port 9002 of node1 itself, and another in a "container": a
 namespace behind a ``docker0`` bridge in node1 (10.95.1.2), published on
 node1's port 9003 with the rules Docker uses (DNAT in ``PREROUTING``,
 ``FORWARD`` accepts), which is how a Flocker application is reached.
-Needs root, iproute2, iptables, conntrack.
+Needs root, iproute2, iptables, conntrack (and ``taskset`` for pinning).
 
-* ``direct_gb_s``: median GB/s (10^9 bytes/s) of ``--bytes`` pushed from the
-  client to the container's published port node1:9003, timed in the sender
-  from connect until the sink confirms the byte count;
-* ``routed_gb_s``: the same pushed to node2:9003 (Flocker's DNAT +
-  MASQUERADE to node1, then Docker's DNAT into the container);
-* ``ratio``: routed_gb_s / direct_gb_s;
-* the table also shows the same pair for the sink on node1 itself (port
-  9002: no Docker hop), as ``*_plain`` figures in the JSON;
-* the baseline, same run: ``forwarded_plain_gb_s``, the same transfer to
-  a second address of node1 that the client and node1 reach through node2
-  as a plain router (static routes, no NAT): what one more node in the path
-  costs on this machine with no Flocker rule at all.
-  ``ratio_forwarded_plain`` is it over ``direct_plain_gb_s``, the most any
-  in-kernel routing through another node can reach here, and
-  ``routed_vs_forwarded`` = ``routed_plain_gb_s / forwarded_plain_gb_s``
-  is what Flocker's NAT rules cost on top of that hop;
-* all five paths run in each repetition, in an order rotated per
-  repetition;
+Six paths, each pushing ``--bytes`` from the client, timed in the sender
+from connect until the sink confirms the byte count (GB/s, 10^9 bytes/s):
+
+* ``direct``: to the container's published port node1:9003;
+* ``routed``: to node2:9003 (Flocker's DNAT + MASQUERADE to node1, then
+  Docker's DNAT into the container);
+* ``forwarded``: the container path's floor: to node1's second address
+  10.96.0.21, which the client reaches through node2 as a plain router
+  (static routes, no NAT, no Flocker rule), then Docker's DNAT into the
+  container; node1 sends the replies back through node2 too (the
+  connection's original destination marks the container's replies, and
+  the mark selects a routing table via node2), so the path has the shape
+  of ``routed`` without Flocker's rules;
+* ``direct_plain``, ``routed_plain``, ``forwarded_plain``: the same three
+  to the sink on node1 itself (port 9002: no Docker hop).
+
+Every repetition pushes over all six paths, in an order rotated from one
+repetition to the next, and gives six ratios of that repetition's rates:
+
+* ``ratio`` = routed / direct (the user-facing figure: a container reached
+  through another node), ``ratio_plain`` = routed_plain / direct_plain;
+* ``ratio_forwarded`` = forwarded / direct and ``ratio_forwarded_plain`` =
+  forwarded_plain / direct_plain: the most any in-kernel routing through
+  another node reaches here;
+* ``routed_vs_forwarded`` = routed / forwarded and
+  ``routed_vs_forwarded_plain`` = routed_plain / forwarded_plain: what
+  Flocker's NAT rules cost on top of that hop.
+
+Each ratio is the median over the repetitions, with ``NAME_spread`` beside
+it (interquartile range over median).  Repetitions go on past ``--reps``
+until every spread is under 5 %, at most ``--max-reps`` repetitions or
+``--max-seconds``; ``settled`` says whether they got there, ``reps`` how
+many ran.  Before timing, every path is warmed with an untimed transfer.
+
+Pinning: the sender runs on one CPU and both sinks on another
+(``taskset``), the same for every path.  The forwarding node's work has no
+process to pin: a veth delivers a packet in softirq on the CPU that sent
+it (receive packet steering, which the kernel allows per veth queue in a
+namespace, is left off), so node2's and node1's forwarding of the data runs
+on the sender's CPU on every path, and the acknowledgements' on the
+sinks'.  The JSON's ``pinning`` says which CPUs were used.
+
 * ``routes_1000_s``: median seconds of one ``set_routes`` call installing
   ``--routes`` routes on a node that has none (ss, sysctl, iptables-save and
   one iptables-restore batch), run by a process inside the node's namespace
@@ -54,7 +81,11 @@ import statistics
 import sys
 import time
 
-from _common import emit, print_table, summary
+from _common import (
+    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit, pinned,
+    print_table, ratio_figures, ratio_row, repeat_until_settled,
+    repetitions_from, rotated, summary,
+)
 
 from flocker.route.test._netns import (
     NETWORK_PREFIX, NetworkLab, can_make_namespaces, run_command,
@@ -69,8 +100,30 @@ CLIENT = NETWORK_PREFIX + "2"
 #: A second address of node1, reached (both ways) through node2 as a plain
 #: router: the kernel's own forwarding, without Flocker's NAT rules.
 NODE1_VIA_NODE2 = NETWORK_PREFIX + "21"
+#: node1's routing table for replies that go back through node2, and the
+#: mark that selects it for the container's replies.
+VIA_NODE2_TABLE = "100"
+VIA_NODE2_MARK = "0x21"
 # Transfers are bounded: at most this many bytes per push.
 MAX_BYTES = 8 << 30
+#: Bytes of the untimed transfer that warms each path.
+WARM_BYTES = 64 << 20
+
+#: ``(name, address, port)`` of each path.
+PATHS = [("direct", NODE1, PUBLISHED_PORT),
+         ("routed", NODE2, PUBLISHED_PORT),
+         ("forwarded", NODE1_VIA_NODE2, PUBLISHED_PORT),
+         ("direct_plain", NODE1, PORT),
+         ("routed_plain", NODE2, PORT),
+         ("forwarded_plain", NODE1_VIA_NODE2, PORT)]
+
+#: ``(ratio name, measured path, floor path)`` of each ratio.
+RATIOS = [("ratio", "routed", "direct"),
+          ("ratio_plain", "routed_plain", "direct_plain"),
+          ("ratio_forwarded", "forwarded", "direct"),
+          ("ratio_forwarded_plain", "forwarded_plain", "direct_plain"),
+          ("routed_vs_forwarded", "routed", "forwarded"),
+          ("routed_vs_forwarded_plain", "routed_plain", "forwarded_plain")]
 
 
 def install_routes(count, reps):
@@ -156,12 +209,25 @@ def forward_through(lab, client, node1, node2):
     address, in both directions (static routes, policy routing on node1 for
     the replies, ``FORWARD`` accepts on node2, no ICMP redirects): the floor
     any in-kernel routing through another node stands on.
+
+    node1's own replies from the second address take the table via node2
+    by their source; the container's replies (to connections Docker's DNAT
+    sent it from that address) get their source back only after routing,
+    so they are marked by their connection's original destination and the
+    mark selects the same table.
     """
     for argv in (["addr", "add", NODE1_VIA_NODE2 + "/32", "dev", "eth0"],
-                 ["rule", "add", "from", NODE1_VIA_NODE2, "table", "100"],
+                 ["rule", "add", "from", NODE1_VIA_NODE2, "table",
+                  VIA_NODE2_TABLE],
+                 ["rule", "add", "fwmark", VIA_NODE2_MARK, "table",
+                  VIA_NODE2_TABLE],
                  ["route", "add", CLIENT + "/32", "via", NODE2, "dev", "eth0",
-                  "table", "100"]):
+                  "table", VIA_NODE2_TABLE]):
         run_command(["ip", "-n", node1] + argv)
+    lab.run(node1, ["iptables", "-t", "mangle", "-A", "PREROUTING", "-i",
+                    "docker0", "-m", "conntrack", "--ctorigdst",
+                    NODE1_VIA_NODE2, "-j", "MARK", "--set-mark",
+                    VIA_NODE2_MARK])
     run_command(["ip", "-n", client, "route", "add", NODE1_VIA_NODE2 + "/32",
                  "via", NODE2, "dev", "eth0"])
     for namespace in (client, node1, node2):
@@ -177,13 +243,14 @@ def forward_through(lab, client, node1, node2):
                         destination, "-j", "ACCEPT"])
 
 
-def push(lab, client, address, port, size):
+def push(lab, client, address, port, size, cpu=None):
     """
+    :param cpu: The CPU the sender runs on, or ``None`` for anywhere.
     :return: Seconds to push ``size`` bytes from ``client`` to
         ``address:port``.
     """
-    result = lab.run(client, lab.tcp_argv("push", address, port, size),
-                     timeout=300)
+    result = lab.run(client, pinned(
+        lab.tcp_argv("push", address, port, size), cpu), timeout=300)
     figures = json.loads(result.stdout)
     if figures["bytes"] != size:
         raise RuntimeError("sink received %r bytes, sent %d" % (
@@ -217,15 +284,21 @@ def child(lab, namespace, *arguments):
                    list(arguments), timeout=600).stdout
 
 
+def routes_row(label, samples):
+    figures = summary(samples)
+    return [label, "%.3f" % figures["median"],
+            "%.3f-%.3f" % (figures["min"], figures["max"]),
+            " ".join("%.3f" % value for value in samples)]
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true",
-                        help="256 MiB per transfer, 3 repetitions")
+                        help="512 MiB per transfer, 3 to 8 repetitions "
+                        "within 90 s")
     parser.add_argument("--bytes", type=int, default=None,
-                        help="bytes per transfer (default 1 GiB)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions of each measurement (>= 3; "
-                        "default 5)")
+                        help="bytes per transfer (default 2 GiB)")
+    add_repetition_options(parser)
     parser.add_argument("--routes", type=int, default=1000,
                         help="routes installed in one call (default 1000)")
     parser.add_argument("--install-routes", action="store_true",
@@ -233,17 +306,16 @@ def main(argv):
     parser.add_argument("--route-to", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.bytes is None:
-        options.bytes = (256 << 20) if options.quick else (1 << 30)
-    if options.reps is None:
-        options.reps = 3 if options.quick else 5
+        options.bytes = (512 << 20) if options.quick else (2 << 30)
+    policy = repetitions_from(
+        parser, options, *((3, 8, 90.0) if options.quick else (5, 25, 600.0)))
+    options.reps = policy.minimum
     if options.install_routes:
         install_routes(options.routes, options.reps)
         return 0
     if options.route_to:
         route_to(options.route_to)
         return 0
-    if options.reps < 3:
-        parser.error("--reps must be at least 3")
     if not 0 < options.bytes <= MAX_BYTES:
         parser.error("--bytes must be between 1 and %d" % (MAX_BYTES,))
     if not 0 < options.routes <= 20000:
@@ -252,6 +324,10 @@ def main(argv):
     if not available:
         sys.stderr.write("routing benchmark: %s\n" % (reason,))
         return 2
+    if can_pin():
+        sender_cpu, sink_cpu = cpu_pair(os.sched_getaffinity(0))
+    else:
+        sender_cpu = sink_cpu = None
 
     with NetworkLab() as lab:
         client = lab.host("client", 2)
@@ -262,81 +338,93 @@ def main(argv):
             lab.run(node, ["sysctl", "-w", "net.ipv4.ip_forward=0"])
             lab.run(node, ["iptables", "-P", "FORWARD", "DROP"])
         container = publish_container(lab, node1)
-        lab.spawn(node1, lab.tcp_argv("sink", PORT, 1800),
+        lab.spawn(node1, pinned(lab.tcp_argv("sink", PORT, 3600), sink_cpu),
                   wait_for_ready=True)
-        lab.spawn(container, lab.tcp_argv("sink", PUBLISHED_PORT, 1800),
-                  wait_for_ready=True)
+        lab.spawn(container, pinned(
+            lab.tcp_argv("sink", PUBLISHED_PORT, 3600), sink_cpu),
+            wait_for_ready=True)
         child(lab, node2, "--route-to", NODE1)
         forward_through(lab, client, node1, node2)
 
-        paths = [("direct", NODE1, PUBLISHED_PORT),
-                 ("routed", NODE2, PUBLISHED_PORT),
-                 ("direct_plain", NODE1, PORT),
-                 ("routed_plain", NODE2, PORT),
-                 ("forwarded_plain", NODE1_VIA_NODE2, PORT)]
-        # Warm up every path (ARP, conntrack, socket buffers).
-        for name, address, port in paths:
-            push(lab, client, address, port, 16 << 20)
-        seconds = {name: [] for name, address, port in paths}
-        for rep in range(options.reps):
-            turn = rep % len(paths)
-            for name, address, port in paths[turn:] + paths[:turn]:
-                seconds[name].append(push(lab, client, address, port,
-                                          options.bytes))
-        rates = {name: [options.bytes / 1e9 / s for s in samples]
-                 for name, samples in seconds.items()}
+        # Warm up every path (ARP, conntrack, socket buffers, caches).
+        for name, address, port in PATHS:
+            push(lab, client, address, port, min(WARM_BYTES, options.bytes),
+                 sender_cpu)
+        rates = {name: [] for name, _, _ in PATHS}
+
+        def repetition(index):
+            this = {}
+            for name, address, port in rotated(PATHS, index):
+                this[name] = options.bytes / 1e9 / push(
+                    lab, client, address, port, options.bytes, sender_cpu)
+                rates[name].append(this[name])
+            return {ratio: this[measured] / this[floor]
+                    for ratio, measured, floor in RATIOS}
+
+        settling = repeat_until_settled(repetition, policy)
 
         output = child(lab, bulk, "--install-routes", "--routes",
                        str(options.routes), "--reps", str(options.reps))
         installs = json.loads(output.strip().splitlines()[-1])
 
     labels = {
-        "direct": "direct GB/s: client -> node1:9003 -> container",
-        "routed": "routed GB/s: client -> node2:9003 -> node1 -> container",
-        "direct_plain": "direct GB/s: client -> node1:9002 (no container)",
-        "routed_plain": "routed GB/s: client -> node2:9002 -> node1",
-        "forwarded_plain": "forwarded GB/s: client -> node2 (router, "
-                           "no NAT) -> node1:9002",
+        "direct": "direct: client -> node1:9003 -> container",
+        "routed": "routed: client -> node2:9003 -> node1 -> container",
+        "forwarded": "forwarded: client -> node2 (router, no NAT) -> "
+                     "node1 -> container",
+        "direct_plain": "direct: client -> node1:9002 (no container)",
+        "routed_plain": "routed: client -> node2:9002 -> node1",
+        "forwarded_plain": "forwarded: client -> node2 (router, no NAT) "
+                           "-> node1:9002",
     }
     rows = []
     medians = {}
-    for name in ("direct", "routed", "direct_plain", "routed_plain",
-                 "forwarded_plain"):
+    for name, _, _ in PATHS:
         figures = summary(rates[name])
         medians[name] = figures["median"]
         rows.append([labels[name], "%.2f" % figures["median"],
                      "%.2f-%.2f" % (figures["min"], figures["max"]),
                      " ".join("%.2f" % rate for rate in rates[name])])
-    for name, label in (("install", "install %d routes, s" % options.routes),
-                        ("unchanged", "same %d routes again, s" %
+    print_table("Routing: %d MiB per transfer, %d repetitions (%s), GB/s"
+                % (options.bytes >> 20, settling.repetitions,
+                   "settled" if settling.settled else "NOT settled"),
+                rows, ["path", "median", "min-max", "runs"])
+    descriptions = {
+        "ratio": "routed / direct (to a container)",
+        "ratio_plain": "routed / direct (no container)",
+        "ratio_forwarded": "forwarded / direct (to a container)",
+        "ratio_forwarded_plain": "forwarded / direct (no container)",
+        "routed_vs_forwarded": "routed / forwarded (to a container)",
+        "routed_vs_forwarded_plain": "routed / forwarded (no container)",
+    }
+    print_table(
+        "Ratios of each repetition's rates (spread: interquartile range "
+        "over median; settled under 5 %)",
+        [ratio_row("%s: %s" % (name, descriptions[name]),
+                   settling.samples[name]) for name, _, _ in RATIOS],
+        RATIO_HEADERS)
+    rows = []
+    for name, label in (("install", "install %d routes" % options.routes),
+                        ("unchanged", "same %d routes again" %
                          options.routes),
-                        ("remove", "remove %d routes, s" % options.routes)):
-        figures = summary(installs[name])
-        rows.append([label, "%.3f" % figures["median"],
-                     "%.3f-%.3f" % (figures["min"], figures["max"]),
-                     " ".join("%.3f" % value for value in installs[name])])
-    print_table("Routing: %d MiB per transfer, %d repetitions" % (
-        options.bytes >> 20, options.reps), rows,
-        ["measurement", "median", "min-max", "runs"])
-    ratio = medians["routed"] / medians["direct"]
-    ratio_plain = medians["routed_plain"] / medians["direct_plain"]
-    ratio_forwarded = medians["forwarded_plain"] / medians["direct_plain"]
-    nat_cost = medians["routed_plain"] / medians["forwarded_plain"]
-    print("ratio routed/direct: %.3f (to a container), %.3f (no container)"
-          % (ratio, ratio_plain))
-    print("kernel forwarding alone (no NAT) / direct: %.3f; Flocker's "
-          "routing / kernel forwarding alone: %.3f" % (ratio_forwarded,
-                                                      nat_cost))
-    emit({"direct_gb_s": round(medians["direct"], 3),
-          "routed_gb_s": round(medians["routed"], 3),
-          "ratio": round(ratio, 3),
-          "direct_plain_gb_s": round(medians["direct_plain"], 3),
-          "routed_plain_gb_s": round(medians["routed_plain"], 3),
-          "ratio_plain": round(ratio_plain, 3),
-          "forwarded_plain_gb_s": round(medians["forwarded_plain"], 3),
-          "ratio_forwarded_plain": round(ratio_forwarded, 3),
-          "routed_vs_forwarded": round(nat_cost, 3),
-          "routes_1000_s": round(statistics.median(installs["install"]), 4)})
+                        ("remove", "remove %d routes" % options.routes)):
+        rows.append(routes_row(label, installs[name]))
+    print_table("Routes, %d repetitions, seconds" % (options.reps,), rows,
+                ["measurement", "median", "min-max", "runs"])
+    print("pinning: sender on CPU %s, sinks on CPU %s; forwarding in softirq "
+          "on the sending CPU (RPS off)" % (sender_cpu, sink_cpu))
+    figures = {name + "_gb_s": round(medians[name], 3)
+               for name, _, _ in PATHS}
+    for name, _, _ in RATIOS:
+        figures.update(ratio_figures(name, settling.samples[name]))
+    figures.update({
+        "reps": settling.repetitions,
+        "settled": settling.settled,
+        "bytes": options.bytes,
+        "pinning": {"sender_cpu": sender_cpu, "sink_cpu": sink_cpu,
+                    "softirq": "sending CPU (veth receive; RPS off)"},
+        "routes_1000_s": round(statistics.median(installs["install"]), 4)})
+    emit(figures)
     return 0
 
 

@@ -152,8 +152,7 @@ def converge(deployment, agents):
         result.raiseException()
     if not result.converged:
         problems = ([line for lines in result.failed.values()
-                     for line in lines] + list(result.unreachable.values())
-                    + list(result.skipped.values()))
+                     for line in lines] + list(result.unreachable.values()))
         raise RuntimeError("the in-memory deploy did not converge (%d "
                            "problems), first: %s" % (len(problems),
                                                      problems[0]))

@@ -4,7 +4,7 @@ Benchmark of volume moves on the lab (``admin/lab``): how fast
 ``flocker-volume push`` sends a volume to another node, compared with the
 bare pipeline it wraps, and how long a small incremental push takes.
 
-On node1 a volume holding 500 MiB (``--mib``; 100 with ``--quick``) of
+On node1 a volume holding 500 MiB (``--mib``; 256 with ``--quick``) of
 random data is pushed to node2:
 
 * ``raw``: ``zfs send pool1/vol@snap | ssh root@node2 zfs receive
@@ -20,13 +20,26 @@ random data is pushed to node2:
   server (``flocker/_warm.py``), so the commands measured start warm on both
   ends, as ``flocker-volume receive`` does when a deploy moves a volume.
 
-Each repetition runs both, alternating which goes first (``--reps``, default
-``$FLOCKER_BENCH_RUNS``, else 5, or 3 with ``--quick``; at least 3),
-removing node2's copy in between; medians and min-max are reported (a
-500 MiB transfer varies by a second between runs on a loaded 2-core
-machine, so 3 medians are not enough for a 10 % ratio).
-Then 1 MiB of new random data is written and pushed incrementally, again
-``--reps`` times, beside the bare ``zfs send -i | ssh | zfs receive -F``.
+Both run once untimed first (warm-up: the data in the ARC, both nodes'
+commands started once).  Each repetition then runs both, alternating which
+goes first, removing node2's copy in between, and gives one ratio:
+``push_ratio`` is the median over the repetitions of push rate / raw rate
+(raw seconds / push seconds of the same repetition), ``push_ratio_spread``
+its interquartile range over median.  At least ``--reps`` repetitions
+(default ``$FLOCKER_BENCH_RUNS``, else 5, or 3 with ``--quick``; at least
+3), then more until the spread is under 5 %, at most ``--max-reps`` (15;
+6 with ``--quick``) or ``--max-seconds`` (900; 180 with ``--quick``);
+``reps`` says how many ran, ``settled`` whether the spread got under 5 %.
+Then 1 MiB of new random data is written and pushed incrementally,
+``--reps`` times (``incr_reps``), beside the bare ``zfs send -i | ssh |
+zfs receive -F``.
+
+Pinning: node1's processes (its sshd, any long-running Flocker process)
+and every command the benchmark starts there run on one CPU, node2's
+processes (its sshd and what it starts for a receive) on another, the
+same for both paths, put back at the end (``pinning`` in the JSON).  The
+ZFS work itself runs in the one zfs-fuse daemon every lab shares, which
+is left alone.
 
 Uses the running lab (``admin/lab up N`` with its current size, which is a
 no-op for a healthy lab); brings up ``admin/lab up 2`` if there is none, and
@@ -51,7 +64,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    emit, print_table, summary, zfs, zfs_ok, zfs_send_over_ssh,
+    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit,
+    pin_processes, pinned, print_table, ratio_figures, ratio_row,
+    repeat_until_settled, repetitions_from, rotated, summary, zfs, zfs_ok,
+    zfs_send_over_ssh,
 )
 
 from flocker.testtools import start_lab, stop_lab  # noqa: E402
@@ -97,8 +113,42 @@ def _destroy(dataset):
     raise RuntimeError("cannot destroy %s: %s" % (dataset, result.stderr))
 
 
+#: CPU of each node's processes and commands (``None``: anywhere).
+_CPUS = {}
+
+
+def _pin_nodes(environ):
+    """
+    Pin node1's processes to the sending CPU and node2's to the receiving
+    one (every thread; children started later inherit it).
+
+    :return: What to give :func:`pin_processes` back to undo it.
+    """
+    sys.path.insert(0, str(REPO / "admin"))
+    import _lab_host
+    import _lab_model
+    model = _lab_model.Lab.from_environ(environ)
+    before = {}
+    for index in (1, 2):
+        name = "node%d" % (index,)
+        if _CPUS.get(name) is None:
+            continue
+        pids = _lab_host.machine_processes([model.node(index)])
+        pinned_now = pin_processes(pids, {_CPUS[name]})
+        print("pinned %d processes of %s to CPU %d" % (
+            len(pinned_now), name, _CPUS[name]))
+        before.update(pinned_now)
+    return before
+
+
+def _unpin(before):
+    for pid, cpus in before.items():
+        pin_processes([pid], cpus)
+
+
 def _volume(lab, node, *argv):
-    result = lab.run(node, ["flocker-volume"] + list(argv), check=False,
+    result = lab.run(node, pinned(["flocker-volume"] + list(argv),
+                                  _CPUS.get(node)), check=False,
                      timeout=600)
     if result.returncode != 0:
         raise RuntimeError("flocker-volume %s on %s failed: %s" % (
@@ -139,7 +189,7 @@ def _raw(lab, snapshot, base, target):
     """
     started = time.monotonic()
     zfs_send_over_ssh(lab.machine("node1"), lab.address("node2"), snapshot,
-                      base, target)
+                      base, target, cpu=_CPUS.get("node1"))
     elapsed = time.monotonic() - started
     used = zfs("get", "-H", "-p", "-o", "value", "referenced",
                target).stdout.strip()
@@ -179,20 +229,20 @@ def main():
         description="Volume pushes on the lab against the bare zfs | ssh "
         "pipeline.")
     parser.add_argument("--quick", action="store_true",
-                        help="a 100 MiB volume instead of 500 MiB")
+                        help="a 256 MiB volume instead of 500 MiB, 3 to 6 "
+                        "repetitions")
     parser.add_argument("--mib", type=int, default=None,
                         help="MiB of data in the volume (default 500)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions of each measurement (>= 3)")
+    add_repetition_options(parser, "full-push repetition")
     options = parser.parse_args()
     if options.mib is None:
-        options.mib = 100 if options.quick else 500
+        options.mib = 256 if options.quick else 500
     size = options.mib * 1024 * 1024
-    reps = options.reps
-    if reps is None:
-        reps = max(3, int(REPS)) if REPS else (3 if options.quick else 5)
-    if reps < 3:
-        parser.error("--reps must be at least 3")
+    policy = repetitions_from(
+        parser, options,
+        max(3, int(REPS)) if REPS else (3 if options.quick else 5),
+        6 if options.quick else 15, 180.0 if options.quick else 900.0)
+    reps = policy.minimum
     if size <= 0:
         parser.error("--mib must be positive")
     mib = size >> 20
@@ -201,9 +251,13 @@ def main():
     pool1, pool2 = lab.pool("node1"), lab.pool("node2")
     raw_copy = "%s/%s-raw" % (pool2, name)
     figures = {}
+    if can_pin():
+        _CPUS["node1"], _CPUS["node2"] = cpu_pair(os.sched_getaffinity(0))
+    pinning = {}
     try:
         for node in ("node1", "node2"):
             _warm(lab, node)
+        pinning = _pin_nodes(os.environ)
         _volume(lab, "node1", "create", name)
         mountpoint = _volume(lab, "node1", "mountpoint", name).strip()
         _write(os.path.join(mountpoint, "data"), size)
@@ -212,23 +266,38 @@ def main():
 
         raw_times, push_times, push_walls = [], [], []
         raw_bytes, push_output = 0, ""
-        for rep in range(reps):
-            order = ["raw", "push"] if rep % 2 == 0 else ["push", "raw"]
-            for what in order:
+
+        def raw_full():
+            _destroy(raw_copy)
+            return _raw(lab, snapshot, None, raw_copy)
+
+        def push_full():
+            # As for a volume never pushed before: no copy on node2,
+            # nothing recorded about node2 on node1.
+            _destroy("%s/%s" % (pool2, name))
+            zfs("inherit", "flocker:pushed", "%s/%s" % (pool1, name))
+            result = _push(lab, name)
+            assert not result[2], result[3]
+            return result
+
+        # Warm-up, untimed: both paths once.
+        raw_full()
+        push_full()
+
+        def repetition(index):
+            nonlocal raw_bytes, push_output
+            this = {}
+            for what in rotated(["raw", "push"], index):
                 if what == "raw":
-                    _destroy(raw_copy)
-                    seconds, raw_bytes = _raw(lab, snapshot, None, raw_copy)
-                    raw_times.append(seconds)
+                    this["raw"], raw_bytes = raw_full()
+                    raw_times.append(this["raw"])
                 else:
-                    # As for a volume never pushed before: no copy on node2,
-                    # nothing recorded about node2 on node1.
-                    _destroy("%s/%s" % (pool2, name))
-                    zfs("inherit", "flocker:pushed",
-                         "%s/%s" % (pool1, name))
-                    seconds, wall, incremental, push_output = _push(lab, name)
-                    assert not incremental, push_output
-                    push_times.append(seconds)
+                    this["push"], wall, _, push_output = push_full()
+                    push_times.append(this["push"])
                     push_walls.append(wall)
+            return {"push_ratio": this["raw"] / this["push"]}
+
+        settling = repeat_until_settled(repetition, policy)
 
         incr_times, incr_walls, raw_incr_times = [], [], []
         incr_output = ""
@@ -261,9 +330,16 @@ def main():
             _row("flocker-volume push, incremental (1 MiB)", incr_times),
             _row("  same, whole command incl. its start", incr_walls),
         ]
-        print_table("Volume push, node1 -> node2 (%d reps, interleaved)"
-                    % (reps,), rows, ["what", "median s", "min-max s",
-                                      "MB/s"])
+        print_table("Volume push, node1 -> node2 (%d full, %d incremental "
+                    "reps, interleaved)" % (settling.repetitions, reps),
+                    rows, ["what", "median s", "min-max s", "MB/s"])
+        print_table("Ratio of each repetition (spread: interquartile range "
+                    "over median; %s)" % (
+                        "settled under 5 %" if settling.settled
+                        else "NOT settled under 5 %"),
+                    [ratio_row("push_ratio: push rate / raw rate",
+                               settling.samples["push_ratio"])],
+                    RATIO_HEADERS)
         print("full push stream: %s; raw stream (as received): %d bytes; "
               "incremental push stream: %s" % (
                   _stream_size(push_output), raw_bytes,
@@ -273,16 +349,22 @@ def main():
         figures = {
             "push_mb_s": round(push_rate, 1),
             "raw_mb_s": round(raw_rate, 1),
-            "push_ratio": round(push_rate / raw_rate, 3),
             "incr_1m_s": round(summary(incr_times)["median"], 3),
             "push_command_mb_s": round(
                 size / MB / summary(push_walls)["median"], 1),
             "incr_1m_command_s": round(summary(incr_walls)["median"], 3),
             "raw_incr_1m_s": round(summary(raw_incr_times)["median"], 3),
-            "reps": reps,
+            "reps": settling.repetitions,
+            "settled": settling.settled,
+            "incr_reps": reps,
             "volume_mib": mib,
+            "pinning": {"node1_cpu": _CPUS.get("node1"),
+                        "node2_cpu": _CPUS.get("node2")},
         }
+        figures.update(ratio_figures("push_ratio",
+                                     settling.samples["push_ratio"]))
     finally:
+        _unpin(pinning)
         for node in ("node1", "node2"):
             lab.run(node, ["flocker-volume", "delete", name], check=False,
                     timeout=300)

@@ -210,16 +210,33 @@ def _mountpoint(instance, attribute, value):
            "mountpoint %r must be a normalised path other than '/'" % (value,))
 
 
+def _optional_safe_name(instance, attribute, value):
+    if value is not None:
+        _safe_name(instance, attribute, value)
+
+
 @attr.s(frozen=True, slots=True)
 class AttachedVolume(object):
     """
-    The volume of an application: a ZFS dataset mounted into its container.
+    A volume mounted into an application's container: a ZFS dataset that
+    moves with the application.
 
     :ivar str mountpoint: Absolute path inside the container.
     :ivar maximum_size: Quota in bytes, or ``None`` for no limit.
+    :ivar name: The volume's name (its dataset's name), or ``None`` for the
+        application's own volume, which is named after the application
+        (the native format's ``volume:``).  Several applications on one node
+        may mount one named volume.
+    :ivar bool read_only: Mounted read-only in the container.
+    :ivar bool external: Flocker does not create the volume: it must exist
+        on the application's node already (a deploy leaves the application
+        undone, saying so, where it does not).
     """
     mountpoint = attr.ib(validator=_mountpoint)
     maximum_size = attr.ib(default=None, validator=_optional_positive_int)
+    name = attr.ib(default=None, validator=_optional_safe_name)
+    read_only = attr.ib(default=False, validator=_of_type(bool))
+    external = attr.ib(default=False, validator=_of_type(bool))
 
 
 @attr.s(frozen=True, slots=True)
@@ -541,13 +558,16 @@ class Application(object):
     :ivar mem_limit: Memory limit in bytes or ``None``.
     :ivar cpu_shares: Relative CPU weight or ``None``.
     :ivar restart_policy: A :class:`RestartPolicy`.
+    :ivar volumes: ``frozenset`` of named :class:`AttachedVolume` mounted
+        besides ``volume`` (see :meth:`all_volumes` for all of them).
     :ivar options: The other Docker settings, a :class:`ContainerOptions`.
     :ivar depends_on: ``frozenset`` of :class:`Dependency`: what must be
         started (or healthy, or finished) before this application starts.
 
-    Ports and links are builtin frozensets, not pyrsistent sets: the planner
-    compares every desired application with its reported twin, and builtin
-    set equality runs in C (measured: half the planning time otherwise).
+    Ports, links and volumes are builtin frozensets, not pyrsistent sets:
+    the planner compares every desired application with its reported twin,
+    and builtin set equality runs in C (measured: half the planning time
+    otherwise).
     """
     name = attr.ib(validator=_safe_name)
     image = attr.ib(validator=_image)
@@ -565,12 +585,16 @@ class Application(object):
     cpu_shares = attr.ib(default=None, validator=_optional_positive_int)
     restart_policy = attr.ib(default=RestartPolicy(),
                              validator=_of_type(RestartPolicy))
+    volumes = attr.ib(default=frozenset(), converter=frozenset,
+                      validator=_all_of_type(AttachedVolume))
     options = attr.ib(default=ContainerOptions(),
                       validator=_of_type(ContainerOptions))
     depends_on = attr.ib(default=frozenset(), converter=frozenset,
                          validator=_all_of_type(Dependency))
 
     def __attrs_post_init__(self):
+        if self.volume is not None or self.volumes:
+            self._check_volumes()
         externals = [(port.external, port.protocol) for port in self.ports]
         _check(len(externals) == len(set(externals)),
                "application %s publishes an external port twice" % (
@@ -585,6 +609,42 @@ class Application(object):
         locals_ = [link.local_port for link in self.links]
         _check(len(locals_) == len(set(locals_)),
                "application %s uses a link local port twice" % (self.name,))
+
+    def _check_volumes(self):
+        _check(self.volume is None or self.volume.name in (None, self.name),
+               "the volume of application %s is named after it; name "
+               "other volumes in volumes" % (self.name,))
+        names = set()
+        mountpoints = set()
+        for volume in self.all_volumes():
+            _check(volume.name not in names,
+                   "application %s mounts volume %s twice" % (
+                       self.name, volume.name))
+            names.add(volume.name)
+            _check(volume.mountpoint not in mountpoints,
+                   "application %s mounts two volumes at %s" % (
+                       self.name, volume.mountpoint))
+            mountpoints.add(volume.mountpoint)
+        for volume in self.volumes:
+            _check(volume.name is not None,
+                   "every volume in volumes of application %s needs a "
+                   "name" % (self.name,))
+
+    def all_volumes(self):
+        """
+        Every volume the application mounts, its own volume included.
+
+        :return: ``tuple`` of :class:`AttachedVolume`, each with its name
+            set (the application's own volume named after the application),
+            sorted by name.
+        """
+        if self.volume is None and not self.volumes:
+            return ()
+        found = list(self.volumes)
+        if self.volume is not None:
+            found.append(attr.evolve(self.volume, name=self.name)
+                         if self.volume.name is None else self.volume)
+        return tuple(sorted(found, key=lambda v: (v.name or "", v.mountpoint)))
 
 
 def _unique_application_names(instance, attribute, value):
@@ -608,14 +668,39 @@ class Node(object):
                                       _unique_application_names])
 
 
+def _check_volume_placement(seen, address, application, volume):
+    """
+    Check that ``application`` on node ``address`` may mount ``volume``
+    given the mounts ``seen`` so far (volume name to ``(address,
+    application, AttachedVolume)``), and record it there.
+    """
+    first = seen.get(volume.name)
+    if first is None:
+        seen[volume.name] = (address, application, volume)
+        return
+    where, other, theirs = first
+    _check(where == address,
+           "volume %s is mounted by %s on node %s and by %s on node %s; "
+           "a volume is on one node at a time, so put both on one node" % (
+               volume.name, other, where, application, address))
+    _check(theirs.maximum_size == volume.maximum_size,
+           "volume %s has a different maximum_size in %s and %s" % (
+               volume.name, other, application))
+    _check(theirs.external == volume.external,
+           "volume %s is external in one of %s and %s but not the other" % (
+               volume.name, other, application))
+
+
 @attr.s(frozen=True, slots=True)
 class Deployment(object):
     """
     The desired state of the whole cluster.
 
     Invariants: node addresses are unique, an application runs on at most one
-    node, and an external port belongs to at most one application (routing
-    makes external ports cluster-wide).
+    node, an external port belongs to at most one application (routing
+    makes external ports cluster-wide), and the applications mounting one
+    volume all run on one node and agree on its size and whether it is
+    external (a volume has one writable owner).
 
     :ivar nodes: ``PSet`` of :class:`Node`.
     """
@@ -626,6 +711,7 @@ class Deployment(object):
         addresses = set()
         owners = {}
         ports = {}
+        volumes = {}
         for node in self.nodes:
             _check(node.address not in addresses,
                    "node %s appears twice" % (node.address,))
@@ -643,6 +729,10 @@ class Deployment(object):
                                port.external, port.protocol, ports.get(key),
                                application.name))
                     ports[key] = application.name
+                if application.volume is not None or application.volumes:
+                    for volume in application.all_volumes():
+                        _check_volume_placement(volumes, node.address,
+                                                application.name, volume)
 
     def node(self, address):
         """
@@ -698,11 +788,16 @@ class VolumeState(object):
         A node can hold a non-owned copy received by an earlier push.
     :ivar int size: Bytes referenced by the dataset.
     :ivar snapshots: ``PVector`` of snapshot names, oldest first.
+    :ivar owner: The identity of the node this copy names as the volume's
+        owner (see :attr:`NodeState.node_id`), or ``None`` when the copy
+        names none or the node did not say (reports of older nodes).
     """
     name = attr.ib(validator=_safe_name)
     owned = attr.ib(validator=_of_type(bool))
     size = attr.ib(default=0)
     snapshots = attr.ib(default=pvector(), converter=pvector)
+    owner = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
 
 
 # An OpenSSH public key line: type, base64 blob, no comment (the comment is
@@ -812,6 +907,16 @@ class NodeState(object):
         :class:`Link` whose rules are installed in its container.
     :ivar node_key: The :class:`NodeKeyStatus` of the installed node-to-node
         key, or ``None`` if none is installed.
+    :ivar images: ``frozenset`` of the image references present on the
+        node (``REPOSITORY:TAG`` and ``REPOSITORY@DIGEST`` as Docker lists
+        them), or ``None`` when the node did not say (then nothing is
+        checked against them).
+    :ivar busy_ports: ``frozenset`` of the TCP ports on which something
+        that is not Flocker's listens on the node: an application
+        publishing one, or a route for one, would fail or steal its
+        connections.
+    :ivar node_id: The node's identity (the one its volumes' copies name
+        as owner), or ``None`` when unknown.
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -822,6 +927,11 @@ class NodeState(object):
     links = attr.ib(default=pmap(), converter=pmap)
     node_key = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(NodeKeyStatus)))
+    images = attr.ib(default=None, converter=attr.converters.optional(
+        frozenset))
+    busy_ports = attr.ib(default=frozenset(), converter=frozenset)
+    node_id = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
 
     def __attrs_post_init__(self):
         for name, application in self.applications.items():

@@ -19,7 +19,7 @@ from ._model import (
 )
 
 __all__ = [
-    "application_to_dict", "application_from_dict",
+    "application_to_dict", "application_from_dict", "volume_to_dict",
     "node_state_to_dict", "node_state_from_dict",
     "route_to_dict", "route_from_dict",
     "cluster_state_to_dict", "cluster_state_from_dict",
@@ -135,9 +135,7 @@ def application_to_dict(application):
                     else list(application.command)),
         "environment": dict(application.environment),
         "ports": sorted(_port_to_list(p) for p in application.ports),
-        "volume": (None if volume is None else
-                   {"mountpoint": volume.mountpoint,
-                    "maximum_size": volume.maximum_size}),
+        "volume": None if volume is None else volume_to_dict(volume),
         "links": sorted([l.local_port, l.remote_port, l.alias]
                         for l in application.links),
         "mem_limit": application.mem_limit,
@@ -147,12 +145,45 @@ def application_to_dict(application):
             "maximum_retry_count":
                 application.restart_policy.maximum_retry_count},
     }
+    if application.volumes:
+        # Only when there are some: the JSON of an application without
+        # named volumes stays what it was, so its containers (labelled with
+        # it) are not taken for changed ones.
+        result["volumes"] = sorted(
+            (volume_to_dict(v) for v in application.volumes),
+            key=lambda v: v["name"])
     if application.options != _DEFAULT_OPTIONS:
         result["options"] = _options_to_dict(application.options)
     if application.depends_on:
         result["depends_on"] = sorted(
             [d.name, d.condition, d.required] for d in application.depends_on)
     return result
+
+
+def volume_to_dict(volume):
+    """
+    :param AttachedVolume volume: A volume of an application.
+    :return: A JSON-compatible ``dict``: ``mountpoint`` and
+        ``maximum_size`` always, ``name``, ``read_only`` and ``external``
+        only when not their default.
+    """
+    result = {"mountpoint": volume.mountpoint,
+              "maximum_size": volume.maximum_size}
+    # Like "volumes" above: keys with their default value are left out.
+    if volume.name is not None:
+        result["name"] = volume.name
+    if volume.read_only:
+        result["read_only"] = True
+    if volume.external:
+        result["external"] = True
+    return result
+
+
+def _volume_from_dict(data):
+    return AttachedVolume(
+        mountpoint=data["mountpoint"], maximum_size=data["maximum_size"],
+        name=data.get("name"), read_only=data.get("read_only", False),
+        external=data.get("external", False))
 
 
 def _build(function):
@@ -188,9 +219,7 @@ def application_from_dict(data):
         command=data["command"],
         environment=pmap(data["environment"]),
         ports=[_port_from_list(port) for port in data["ports"]],
-        volume=(None if volume is None else AttachedVolume(
-            mountpoint=volume["mountpoint"],
-            maximum_size=volume["maximum_size"])),
+        volume=None if volume is None else _volume_from_dict(volume),
         links=[Link(local_port=l, remote_port=r, alias=a)
                for l, r, a in data["links"]],
         mem_limit=data["mem_limit"],
@@ -198,6 +227,7 @@ def application_from_dict(data):
         restart_policy=RestartPolicy(
             name=policy["name"],
             maximum_retry_count=policy["maximum_retry_count"]),
+        volumes=[_volume_from_dict(v) for v in data.get("volumes", ())],
         options=_options_from_dict(data.get("options", {})),
         depends_on=[Dependency(name=n, condition=c, required=r)
                     for n, c, r in data.get("depends_on", ())],
@@ -233,7 +263,7 @@ def node_state_to_dict(state):
                          for name in sorted(state.applications)],
         "running": sorted(state.running),
         "volumes": [{"name": v.name, "owned": v.owned, "size": v.size,
-                     "snapshots": list(v.snapshots)}
+                     "snapshots": list(v.snapshots), "owner": v.owner}
                     for _, v in sorted(state.volumes.items())],
         "routes": sorted((route_to_dict(r) for r in state.routes),
                          key=lambda r: (r["port"], r["address"])),
@@ -243,6 +273,9 @@ def node_state_to_dict(state):
         "node_key": None if state.node_key is None else {
             "fingerprint": state.node_key.fingerprint,
             "known_hosts_digest": state.node_key.known_hosts_digest},
+        "images": None if state.images is None else sorted(state.images),
+        "busy_ports": sorted(state.busy_ports),
+        "node_id": state.node_id,
     }
 
 
@@ -254,9 +287,12 @@ def node_state_from_dict(data):
     :raises SerializationError: If ``data`` does not describe one.
     """
     applications = [application_from_dict(a) for a in data["applications"]]
+    # images, busy_ports, node_id and owner are absent from the reports of
+    # nodes older than them.
     volumes = [VolumeState(name=v["name"], owned=v["owned"], size=v["size"],
-                           snapshots=v["snapshots"])
+                           snapshots=v["snapshots"], owner=v.get("owner"))
                for v in data["volumes"]]
+    images = data.get("images")
     return NodeState(
         address=data["address"],
         applications={a.name: a for a in applications},
@@ -267,6 +303,9 @@ def node_state_from_dict(data):
                                for l, r, a in links)
                for name, links in data.get("links", {}).items()},
         node_key=_node_key_status(data.get("node_key")),
+        images=None if images is None else [str(i) for i in images],
+        busy_ports=[int(p) for p in data.get("busy_ports", ())],
+        node_id=data.get("node_id"),
     )
 
 

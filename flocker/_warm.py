@@ -40,6 +40,14 @@ with its own user id and mount namespace.  So a lab node never reaches
 another node's server, and a container sharing the host's network cannot
 have a command run outside its own mount namespace.
 
+Who may serve: any local user can bind an abstract name first (the name is
+predictable and listed in ``/proc/net/unix``).  So a trampoline checks,
+with ``SO_PEERCRED``, that whoever listens on the name runs as its own user
+(or root) before it sends anything, and runs cold otherwise: its standard
+streams, arguments and environment never reach another user.  It never
+signals a process a server names either: it passes signals on as messages
+over its connection, and the server signals only the child it forked.
+
 ``FLOCKER_WARM=0`` in the environment makes a command start cold and never
 start a server.
 """
@@ -55,8 +63,8 @@ import time
 
 __all__ = [
     "flocker_deploy", "flocker_node", "flocker_volume", "run_command",
-    "serve_forever", "code_digest", "server_name", "peer_allowed", "IDLE_SECONDS",
-    "ENTRY_POINTS",
+    "serve_forever", "code_digest", "server_name", "peer_allowed",
+    "server_trusted", "IDLE_SECONDS", "ENTRY_POINTS",
 ]
 
 #: A server with no request for this long exits.
@@ -88,6 +96,11 @@ PRELOAD = ("twisted.internet.epollreactor", "twisted.internet.task",
 #: ``SIGTSTP``, on which it also stops itself, and ``SIGCONT``).
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                      signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+#: Signals a server passes on to a command when its trampoline asks.
+_PASSED_ON = frozenset(
+    int(number) for number in
+    FORWARDED_SIGNALS + (signal.SIGTSTP, signal.SIGCONT))
 
 #: The largest request a server reads (arguments and environment, as JSON).
 MAX_REQUEST = 1 << 20
@@ -202,6 +215,11 @@ def run_command(program, spawn, name=None, entry_points=None):
         return _run_entry(entry_points, program)
     name = server_name() if name is None else name
     connection = _connect(name)
+    if connection is not None and not server_trusted(connection):
+        # Another user holds the name: nothing of this command goes there,
+        # and no server of ours could bind the name, so none is started.
+        connection.close()
+        return _run_entry(entry_points, program)
     if connection is None:
         if not spawn:
             return _run_entry(entry_points, program)
@@ -254,13 +272,11 @@ def _run_warm(connection, program, cold):
         started = _receive(connection)
     except OSError:
         started = None
-    if not isinstance(started, dict) or not isinstance(
-            started.get("pid"), int):
+    if not isinstance(started, dict) or started.get("started") is not True:
         # The server went away (stopping as its code changed, say) before
         # it took the command: nothing ran yet, so run it here.
         connection.close()
         return cold()
-    child = started["pid"]
     # The command has its own copies now: its output ends when it ends,
     # as if this process were the command.  (Standard error stays open for
     # the message below.)
@@ -271,8 +287,10 @@ def _run_warm(connection, program, cold):
             pass
 
     def forward(number, frame):
+        # The server signals the child it forked: a pid named by a peer is
+        # never signalled from here.
         try:
-            os.kill(child, number)
+            connection.send(json.dumps({"signal": number}).encode("ascii"))
         except OSError:
             pass
 
@@ -310,6 +328,30 @@ def _cwd():
     except OSError:
         # Removed since: the command starts in / as sshd would have it.
         return b"/"
+
+
+def _credentials(connection):
+    """
+    :return: ``(pid, uid, gid)`` of the process at the other end of a
+        connected ``AF_UNIX`` socket (for a listening peer: the process
+        that listened).
+    """
+    import struct
+    return struct.unpack("3i", connection.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+
+
+def server_trusted(connection, uid=None):
+    """
+    Whether the server at the other end of ``connection`` may be handed a
+    command: it runs as this process's user, or as root.
+
+    :param connection: A connected ``AF_UNIX`` socket.
+    :param uid: This process's user id (``os.getuid()`` if ``None``).
+    :return: ``bool``.
+    """
+    _, peer_uid, _ = _credentials(connection)
+    return peer_uid in (0, os.getuid() if uid is None else uid)
 
 
 def _receive(connection):
@@ -385,10 +427,7 @@ def peer_allowed(connection, uid=None, namespace=_namespace):
         ``/proc/PID/ns/KIND`` (for tests).
     :return: ``bool``.
     """
-    import struct
-    credentials = connection.getsockopt(
-        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, peer_uid, _ = struct.unpack("3i", credentials)
+    pid, peer_uid, _ = _credentials(connection)
     if peer_uid != (os.getuid() if uid is None else uid):
         return False
     for kind in ("mnt", "user"):
@@ -458,7 +497,7 @@ class _Server(object):
             os.close(fd)
         try:
             pidfd = os.pidfd_open(pid)
-            connection.send(json.dumps({"pid": pid}).encode("ascii"))
+            connection.send(json.dumps({"started": True}).encode("ascii"))
         except OSError:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
@@ -509,11 +548,35 @@ class _Server(object):
             connection.close()
         self.last_request = self.clock()
 
+    def message(self, pid):
+        """
+        The trampoline of ``pid`` sent something: a signal to pass on to
+        the command (one of :data:`FORWARDED_SIGNALS`, ``SIGTSTP`` or
+        ``SIGCONT``; anything else is ignored), or the end of its
+        connection, when it is gone.
+        """
+        connection, _ = self.running[pid]
+        try:
+            data = connection.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            self.abandoned(pid)
+            return
+        try:
+            number = json.loads(data)["signal"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if number in _PASSED_ON:
+            try:
+                os.kill(pid, number)
+            except OSError:
+                pass
+
     def abandoned(self, pid):
         """
         The trampoline of ``pid`` is gone (killed): the command goes too,
-        as it would have with a cold start.  (It only ever sends its
-        request, so anything readable on its connection means the end.)
+        as it would have with a cold start.
         """
         connection, pidfd = self.running[pid]
         connection.close()
@@ -670,6 +733,6 @@ def serve_forever(name, idle=IDLE_SECONDS, clock=time.monotonic,
                 if ready == pidfd:
                     server.reap(pid)
                 elif ready is connection:
-                    server.abandoned(pid)
+                    server.message(pid)
     listener.close()
     return 0

@@ -381,6 +381,23 @@ def _distinct_ports(draw, count, taken):
     return ports
 
 
+def _named_volumes(draw, application):
+    """
+    Draw up to two named volumes for ``application``, at mountpoints no
+    other volume of it uses.  Their names are longer than any drawn
+    application name, so they never meet another application's volume.
+    """
+    volumes = []
+    for index in range(draw(_SMALL_COUNT)):
+        volumes.append(_AttachedVolume(
+            name="%s%d" % (application.ljust(14, "-"), index),
+            # Drawn path segments are at most 8 characters long, so this
+            # first segment of 9 never meets another volume's mountpoint.
+            mountpoint="/volumes-%d%s" % (index, draw(_MOUNTPOINTS)),
+            maximum_size=draw(_SIZES), read_only=draw(_BOOLEANS)))
+    return volumes
+
+
 @_st.composite
 def applications(draw, name=None, externals=None, remote_ports=None):
     """
@@ -417,6 +434,7 @@ def applications(draw, name=None, externals=None, remote_ports=None):
         ports=[_Port(internal=i, external=e)
                for i, e in zip(internals, externals)],
         volume=draw(_OPTIONAL_VOLUMES),
+        volumes=_named_volumes(draw, name),
         links=links,
         mem_limit=draw(_SIZES),
         cpu_shares=draw(_CPU_SHARES),
@@ -466,7 +484,8 @@ def volume_states(draw, name=None):
         name=draw(_NAMES) if name is None else name,
         owned=draw(_BOOLEANS),
         size=draw(_st.integers(0, 2 ** 40)),
-        snapshots=draw(_SNAPSHOTS))
+        snapshots=draw(_SNAPSHOTS),
+        owner=draw(_st.one_of(_st.none(), _NAMES)))
 
 
 @_st.composite
@@ -503,9 +522,14 @@ def node_states(draw, address=None, max_applications=2):
                 max_size=43)),
             known_hosts_digest=draw(_st.text("0123456789abcdef", min_size=64,
                                              max_size=64)))
+    images = draw(_st.one_of(_st.none(), _st.frozensets(
+        _st.sampled_from(["flocker/busybox:latest", "redis:7",
+                          "localhost:5000/web@sha256:" + "0" * 64]))))
     return _NodeState(address=address, applications=apps, running=running,
                       volumes=volumes, routes=routes, links=links,
-                      node_key=node_key)
+                      node_key=node_key, images=images,
+                      busy_ports=draw(_st.frozensets(_PORTS, max_size=2)),
+                      node_id=draw(_st.one_of(_st.none(), _NAMES)))
 
 
 @_st.composite

@@ -19,12 +19,16 @@ from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
+from .._context import in_current_action
 from .._change import (
     IChangeObserver, Sequentially, leaves, run_state_change,
 )
 from .._model import ClusterState
-from ..node._plan import plan_changes, skipped_applications
+from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
+from ._preflight import (
+    check_plan, problems_line, refusal_line, silent_node_line,
+)
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
            "format_summary"]
@@ -40,15 +44,17 @@ class DeployResult(object):
     :ivar bool dry_run: Whether the plan was only shown.
     :ivar changed: ``PMap`` of node address to the number of changes made.
     :ivar failed: ``PMap`` of node address to a tuple of error lines.
-    :ivar unreachable: ``PMap`` of node address to why it did not report.
-    :ivar skipped: ``PMap`` of application name to why it was left alone.
+    :ivar unreachable: ``PMap`` of node address to why it did not report;
+        while it is not empty nothing was planned or changed.
+    :ivar refused: ``tuple`` of the problems found before the first change
+        (one line each); while it is not empty nothing was changed.
     """
     plan = attr.ib()
     dry_run = attr.ib(default=False)
     changed = attr.ib(default=pmap(), converter=pmap)
     failed = attr.ib(default=pmap(), converter=pmap)
     unreachable = attr.ib(default=pmap(), converter=pmap)
-    skipped = attr.ib(default=pmap(), converter=pmap)
+    refused = attr.ib(default=(), converter=tuple)
 
     @property
     def converged(self):
@@ -56,7 +62,7 @@ class DeployResult(object):
         ``True`` when every node answered and every change succeeded (for a
         dry run: when every node answered).
         """
-        return not (self.failed or self.unreachable or self.skipped)
+        return not (self.failed or self.unreachable or self.refused)
 
 
 def _reason(failure):
@@ -210,7 +216,8 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
-           node_key=None, host_keys=None, lock_jitter=None):
+           node_key=None, host_keys=None, lock_jitter=None,
+           adopt=frozenset()):
     """
     Converge the cluster to ``deployment``.
 
@@ -227,6 +234,9 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param unreachable: Optional ``dict`` of node address to why it cannot
         be reached at all (a host name that did not resolve); such nodes
         have no agent and are treated like nodes that did not report.
+        While any node of ``agents`` or ``unreachable`` did not report,
+        nothing is planned or changed anywhere: the result's plan is empty
+        and its ``unreachable`` names each such node with the reason.
     :param float lock_wait: Seconds to wait for nodes whose lock another
         deploy holds (needs ``clock``).  Meanwhile the locks this deploy
         took are given back and every node is asked again every 0.5 to 1.5
@@ -246,8 +256,16 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param host_keys: With ``node_key``: a callable returning ``dict`` of
         connected address (IP) to the host ``Key`` the client verified
         there, called once every node reported.
+    :param adopt: Names of volumes whose owner's copy is gone and whose
+        newest copy left the operator chose to adopt (``--adopt-copy``).
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
+
+    Before the first change the plan is checked
+    (:func:`flocker.cli._preflight.check_plan`): images a node lacks that
+    cannot be pulled, ports held by something not Flocker's, volumes whose
+    owner's copy is gone; if any is found nothing runs and the result's
+    ``refused`` says each.
     """
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
@@ -258,20 +276,28 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         def planned(gathered):
             state, silent, locked = gathered
             silent = dict(silent, **(unreachable or {}))
-            if locked:
-                # Another deploy is changing part of the cluster: planning
-                # around it would undo its work or race it.
+            if locked or silent:
+                # Check before the first change: a plan made without a
+                # node's report could route ports to a machine that does not
+                # exist or revive a volume the silent node owns; and another
+                # deploy changing part of the cluster would be raced.
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
-            unknown = frozenset(silent)
             plan = plan_changes(
-                deployment, state, addresses=addresses, unknown=unknown,
+                deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
-                                           addresses))
-            skipped = skipped_applications(deployment, state, unknown)
+                                           addresses),
+                adopt=frozenset(adopt))
+            checked = check_plan(deployment, state, plan, agents, adopt,
+                                 now=None if clock is None
+                                 else clock.seconds())
+            return checked.addCallback(in_current_action(
+                lambda problems: run(plan, problems)))
+
+        def run(plan, problems):
             result = DeployResult(plan=plan, dry_run=dry_run,
-                                  unreachable=silent, skipped=skipped)
-            if dry_run or not leaves(plan):
+                                  refused=problems)
+            if dry_run or problems or not leaves(plan):
                 return result
             observer = LineObserver(write)
             if live is None:
@@ -298,17 +324,15 @@ def format_summary(deployment, result):
     :param Deployment deployment: What was deployed.
     :param DeployResult result: What happened.
     :return: Lines of text: one per node (changed / unchanged / failed /
-        unreachable), the skipped applications, and the verdict.
+        did not report, with what to check), and, when a node did not
+        report, the line saying the deploy changed nothing.
     """
     lines = []
-    if not leaves(result.plan) and not result.unreachable:
+    if not (leaves(result.plan) or result.unreachable or result.refused):
         lines.append("cluster already converged: no changes")
     for node in sorted(n.address for n in deployment.nodes):
         if node in result.unreachable:
-            reason = result.unreachable[node]
-            # Errors from a node's agent already start with the node.
-            lines.append(reason if reason.startswith(node + ": ")
-                         else "%s: unreachable: %s" % (node, reason))
+            lines.append(silent_node_line(node, result.unreachable[node]))
         elif node in result.failed:
             lines.append("%s: %d changed, %d failed" % (
                 node, result.changed.get(node, 0), len(result.failed[node])))
@@ -316,7 +340,9 @@ def format_summary(deployment, result):
             lines.append("%s: %d changed" % (node, result.changed[node]))
         else:
             lines.append("%s: unchanged" % (node,))
-    for name in sorted(result.skipped):
-        lines.append("application %s left undone: %s" % (
-            name, result.skipped[name]))
+    if result.unreachable:
+        lines.append(refusal_line(result.unreachable, result.dry_run))
+    if result.refused:
+        lines.extend(result.refused)
+        lines.append(problems_line(result.refused, result.dry_run))
     return lines

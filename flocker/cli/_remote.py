@@ -21,7 +21,8 @@ from ..node._protocol import (
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
     RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
-    encode_routes,
+    encode_routes, PULL_IMAGE, LOGS, DRY_RUN_OPTION, SINCE_OPTION,
+    TAIL_OPTION, decode_logs,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -239,6 +240,19 @@ class RemoteNodeAgent(object):
     def set_routes(self, routes):
         return self._call(SET_ROUTES, SET_ROUTES,
                           stdin=encode_routes(routes))
+
+    def pull_image(self, image, dry_run=False):
+        return self._call("%s %s" % (PULL_IMAGE, image), PULL_IMAGE,
+                          [image] + ([DRY_RUN_OPTION] if dry_run else []))
+
+    def logs(self, name, since=None, tail=None):
+        arguments = [name]
+        if since is not None:
+            arguments += [SINCE_OPTION, since]
+        if tail is not None:
+            arguments += [TAIL_OPTION, str(tail)]
+        return self._call("%s %s" % (LOGS, name), LOGS, arguments,
+                          parse=decode_logs)
 
     def install_node_key(self, node_key):
         # The key travels on standard input only: argument vectors are

@@ -1126,8 +1126,21 @@ def _explain_connect_failure(failure, address, port, timeout, timed_out):
         raise NodeUnreachable(address, "host name not found")
     if failure.check(ConnectError):
         raise NodeUnreachable(address, "cannot connect to port %d: %s" % (
-            port, failure.value.osError or failure.getErrorMessage()))
+            port, _os_error_words(failure.value)))
     raise NodeUnreachable(address, failure.getErrorMessage())
+
+
+def _os_error_words(error):
+    """
+    :param ConnectError error: A failed connection attempt.
+    :return: What went wrong in words (``no route to host``), never a bare
+        errno: Twisted keeps the errno of a failed ``connect`` as an
+        integer.
+    """
+    code = error.osError
+    if isinstance(code, int) and not isinstance(code, bool):
+        return os.strerror(code).lower()
+    return str(code or error.getErrorMessage())
 
 
 @attr.s

@@ -15,6 +15,8 @@ two formats:
           environment: {DEBUG: "0"}
           ports: [{internal: 80, external: 8080}]
           volume: {mountpoint: /var/lib/web, maximum_size: 1G}
+          volumes: [{name: uploads, mountpoint: /srv/uploads, read_only: false,
+                     maximum_size: 2G, external: false}]
           links: [{local_port: 5432, remote_port: 5432, alias: db}]
           mem_limit: 512M
           cpu_shares: 512
@@ -52,6 +54,7 @@ import yaml
 from .._model import (
     Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
 )
+from .._serialize import volume_to_dict
 from ._compose import _compose_applications, _project, _resolve_links
 from ._draft import (
     _command, _cpu_shares, _image, _mem_limit, _mountpoint,
@@ -59,8 +62,8 @@ from ._draft import (
 )
 from ._yaml import (
     _STR, ConfigurationError, ConfigurationErrors, ConfigurationNote,
-    _Report, _check_name,
-    _compose, _did_you_mean, _mapping, _model, _port, _positive,
+    _Report, _check_name, _compose, _did_you_mean, _flag, _mapping, _model,
+    _port, _positive,
     _quote, _require, _sequence, _size, _text, _unknown_keys, _version,
 )
 
@@ -106,6 +109,47 @@ def _native_volume(report, node, draft):
     if report.count() == before:
         draft.fields["volume"] = _model(
             report, node, lambda: AttachedVolume(**values))
+
+
+_VOLUME_KEYS = ("name", "mountpoint", "maximum_size", "read_only",
+                "external")
+
+
+def _native_volumes(report, node, draft):
+    """
+    Read ``volumes``: a list of named volumes, each
+    ``{name, mountpoint, maximum_size, read_only, external}`` (name and
+    mountpoint required).  They are checked against each other and the
+    application's own ``volume:`` in :func:`_check_applications`.
+    """
+    volumes = []
+    for item in _sequence(report, node, "volumes") or ():
+        fields = _mapping(report, item, "a volume")
+        if fields is None:
+            continue
+        _unknown_keys(report, fields, _VOLUME_KEYS, "a volume")
+        if not _require(report, fields, ("name", "mountpoint"), item,
+                        "the volume"):
+            continue
+        values = {}
+        before = report.count()
+        for key, _, value in fields:
+            if key == "name":
+                name = _text(report, value, "volume name")
+                if name is not None and _check_name(report, value, name,
+                                                    "volume name"):
+                    values["name"] = name
+            elif key == "mountpoint":
+                values["mountpoint"] = _mountpoint(report, value)
+            elif key == "maximum_size":
+                values["maximum_size"] = _size(report, value, "maximum_size")
+            elif key in ("read_only", "external"):
+                values[key] = _flag(report, value, key)
+        if report.count() == before:
+            volume = _model(report, item, lambda: AttachedVolume(**values))
+            if volume is not None:
+                volumes.append((volume, item))
+    draft.volumes.extend(volumes)
 
 
 def _native_links(report, node, draft):
@@ -182,6 +226,7 @@ def _native_application(report, name, key_node, node):
         "environment": _native_environment,
         "ports": _native_ports,
         "volume": _native_volume,
+        "volumes": _native_volumes,
         "links": _native_links,
         "mem_limit": _mem_limit,
         "cpu_shares": _cpu_shares,
@@ -216,6 +261,29 @@ def _protocol_suffix(port):
     return "" if port.protocol == "tcp" else "/" + port.protocol
 
 
+def _check_volumes(report, draft):
+    """
+    Report a named volume of ``draft`` that repeats a name or a mountpoint
+    of another of its volumes (its own ``volume:`` included).
+    """
+    names, mountpoints = {}, {}
+    own = draft.fields.get("volume")
+    if own is not None:
+        names[draft.name] = mountpoints[own.mountpoint] = None
+    for volume, item in draft.volumes:
+        for seen, key, what in ((names, volume.name, "volume name"),
+                                (mountpoints, volume.mountpoint,
+                                 "mountpoint")):
+            if key in seen:
+                where = seen[key]
+                report.at(item, "%s %s is already used by %s" % (
+                    what, key, "the application's own volume"
+                    if where is None else "the volume at line %d" % (
+                        where.start_mark.line + 1,)))
+            else:
+                seen[key] = item
+
+
 def _check_applications(report, drafts):
     """
     The checks across applications: an external port belongs to one
@@ -227,6 +295,8 @@ def _check_applications(report, drafts):
     could not be read: it may be that one.
     """
     complete_ports = all(draft.ports_read for draft in drafts)
+    for draft in drafts:
+        _check_volumes(report, draft)
     externals = {}
     for draft in drafts:
         internals = {}
@@ -308,6 +378,7 @@ def _read_applications(report, text, directory=None, environ=None):
             name=draft.name,
             links=[link for link, _, _ in draft.links],
             ports=[port for port, _ in draft.ports],
+            volumes=[volume for volume, _ in draft.volumes],
             **draft.fields))
         if application is not None:
             applications[draft.name] = application
@@ -346,6 +417,34 @@ def _address_problem(address):
     return None
 
 
+def _check_volume_nodes(report, seen, address, item, application):
+    """
+    Report ``application``, placed on node ``address`` at ``item``, if it
+    mounts a volume that an application placed on another node mounts too,
+    or mounts it with another size or external flag.
+
+    :param dict seen: Volume name to ``(address, application name, item,
+        AttachedVolume)`` of the first placement mounting it; updated.
+    """
+    for volume in application.all_volumes():
+        first = seen.setdefault(volume.name, (address, application.name,
+                                              item, volume))
+        where, other, other_item, theirs = first
+        if other == application.name:
+            continue
+        line = other_item.start_mark.line + 1
+        if where != address:
+            report.at(item, "application %s mounts volume %s, which %s "
+                      "mounts on node %s (line %d); a volume is on one "
+                      "node at a time, so place them on one node" % (
+                          application.name, volume.name, other, where, line))
+        elif (theirs.maximum_size, theirs.external) != (
+                volume.maximum_size, volume.external):
+            report.at(item, "application %s mounts volume %s with another "
+                      "maximum_size or external setting than %s (line %d)"
+                      % (application.name, volume.name, other, line))
+
+
 def _read_deployment(report, text, names, applications, placed=None):
     """
     Read a deployment file and check it against the application file.
@@ -374,6 +473,7 @@ def _read_deployment(report, text, names, applications, placed=None):
     node = [value for key, _, value in items if key == "nodes"][0]
     placed_names = placed
     placed = {}
+    volumes = {}
     nodes = []
     for address, key_node, value in _mapping(
             report, node, "nodes", empty_ok=True) or ():
@@ -405,6 +505,8 @@ def _read_deployment(report, text, names, applications, placed=None):
                 continue
             if name in applications:
                 here.append(applications[name])
+                _check_volume_nodes(report, volumes, address, item,
+                                    applications[name])
         if valid:
             nodes.append((key_node, address, here))
     return [_model(report, key_node, lambda: Node(address=address,
@@ -573,6 +675,9 @@ def _application_to_native(application):
         if application.volume.maximum_size is not None:
             volume["maximum_size"] = application.volume.maximum_size
         result["volume"] = volume
+    if application.volumes:
+        result["volumes"] = [_volume_to_native(volume) for volume in sorted(
+            application.volumes, key=lambda v: v.name)]
     if application.links:
         result["links"] = [
             {"local_port": link.local_port, "remote_port": link.remote_port,
@@ -590,6 +695,14 @@ def _application_to_native(application):
             result["restart_policy"]["maximum_retry_count"] = (
                 policy.maximum_retry_count)
     return result
+
+
+def _volume_to_native(volume):
+    written = volume_to_dict(volume)
+    if written["maximum_size"] is None:
+        del written["maximum_size"]
+    # The name first, for a reader of the file.
+    return dict(name=written.pop("name"), **written)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -17,10 +17,12 @@ container already is what was asked for.  Containers without the label are
 never stopped, removed or replaced.
 """
 
+import calendar
 import hashlib
 import json
 import posixpath
 import re
+import time
 from urllib.parse import quote
 
 import attr
@@ -41,23 +43,30 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import Interface, implementer
 
 from .._model import Application, Port
+from ._images import canonical_image
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
 )
+from ._dockerapi import (
+    MAXIMUM_API_VERSION, MINIMUM_API_VERSION, APIVersion, UnsupportedField,
+    VersionMismatch, negotiate, refused_version, request_body,
+)
 from ._logging import (
     DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID, DOCKER_EXISTS,
-    DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT, DOCKER_LIST,
-    DOCKER_NEGOTIATE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
+    DOCKER_FIELDS_DROPPED, DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT,
+    DOCKER_LIST, DOCKER_LIST_IMAGES, DOCKER_LOGS, DOCKER_NEGOTIATE,
+    DOCKER_PULL_IMAGE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
 )
 
 __all__ = [
     "IDockerClient", "DockerClient", "FakeDockerClient", "Unit",
     "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
+    "PullFailed",
     "AlreadyExists", "ContainerNotFound",
     "container_name", "container_config", "socket_path_from_docker_host",
     "DEFAULT_DOCKER_SOCKET", "CONTAINER_PREFIX", "APPLICATION_LABEL",
     "SPEC_LABEL", "MAXIMUM_API_VERSION", "MINIMUM_API_VERSION",
-    "MINIMUM_MEMORY_LIMIT",
+    "MINIMUM_MEMORY_LIMIT", "APIVersion", "UnsupportedField",
 ]
 
 #: Where Docker listens unless told otherwise.
@@ -74,14 +83,6 @@ APPLICATION_LABEL = "flocker.application"
 
 #: Label holding a digest of the container's whole configuration.
 SPEC_LABEL = "flocker.spec"
-
-#: The newest Docker Engine API version this client was written and tested
-#: against; a newer daemon is spoken to in this version.
-MAXIMUM_API_VERSION = (1, 41)
-
-#: The oldest API version with everything used here (labels filter,
-#: ``HostConfig.Sysctls``).
-MINIMUM_API_VERSION = (1, 25)
 
 #: Docker refuses memory limits below 6 MiB; the fake refuses them too.
 MINIMUM_MEMORY_LIMIT = 6 * 1024 * 1024
@@ -163,6 +164,28 @@ class ImageNotFound(DockerError):
     def __str__(self):
         return ("image %s is not present on %s; load it there first "
                 "(nothing was created)" % (self.image, self.where))
+
+
+class PullFailed(DockerError):
+    """
+    An image is not on the node and could not be pulled (or, for a dry
+    run, its registry does not have it or cannot be reached).
+
+    :ivar str image: The image reference.
+    :ivar str where: The node and socket, for the message.
+    :ivar str message: What Docker said.
+    """
+
+    def __init__(self, image, where, message):
+        DockerError.__init__(self, image, where, message)
+        self.image = image
+        self.where = where
+        self.message = message
+
+    def __str__(self):
+        return ("image %s is not on %s and cannot be pulled; load it there "
+                "(docker load) or make its registry reachable: %s" % (
+                    self.image, self.where, _one_line(self.message)))
 
 
 class AlreadyExists(DockerError):
@@ -328,7 +351,21 @@ def _container_options(options):
     )
 
 
-def container_config(application, volume_mountpoint=None, extra_env=None):
+def _bind(host_path, volume):
+    """
+    :return: The ``Binds`` entry mounting ``host_path`` as ``volume``.
+    """
+    _check_host_path(host_path)
+    if ":" in volume.mountpoint:
+        # Whatever followed a colon would be the bind's options.
+        raise ValueError("volume mountpoint %r contains ':'" % (
+            volume.mountpoint,))
+    return "%s:%s%s" % (host_path, volume.mountpoint,
+                        ":ro" if volume.read_only else "")
+
+
+def container_config(application, volume_mountpoint=None, extra_env=None,
+                     volume_paths=None):
     """
     Build the body of Docker's ``POST /containers/create`` for an application.
 
@@ -338,6 +375,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         required exactly when the application has a volume.
     :param extra_env: Mapping of further environment variables (link
         variables); they take precedence over the application's own.
+    :param volume_paths: Mapping of the name of each of
+        ``application.volumes`` (its named volumes) to the host path of its
+        dataset; bound at its mountpoint, read-only if it says so.
     :return: A JSON-compatible ``dict``, labels included.
     :raises ValueError: If the volume arguments do not match the application,
         a volume path would not be one ``Binds`` field (a ``:`` in either)
@@ -352,6 +392,16 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
                 application.name,
                 "has no" if application.volume is None else "has",
                 "a" if volume_mountpoint is not None else "no"))
+    paths = dict(volume_paths or {})
+    named = {volume.name for volume in application.volumes}
+    if set(paths) != named:
+        raise ValueError(
+            "application %s mounts the named volumes %s but host paths were "
+            "given for %s" % (application.name,
+                              ", ".join(sorted(named)) or "none",
+                              ", ".join(sorted(paths)) or "none"))
+    if volume_mountpoint is not None:
+        paths[application.name] = volume_mountpoint
     environment = dict(application.environment)
     for key, value in (extra_env or {}).items():
         if not (isinstance(key, str) and _ENV_NAME.match(key)
@@ -384,14 +434,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None):
         "Init": True if options.init is None else options.init,
     }
     host_config.update(_host_options(options))
-    if volume_mountpoint is not None:
-        _check_host_path(volume_mountpoint)
-        if ":" in application.volume.mountpoint:
-            # Whatever followed a colon would be the bind's options.
-            raise ValueError("volume mountpoint %r contains ':'" % (
-                application.volume.mountpoint,))
-        host_config["Binds"] = ["%s:%s" % (
-            volume_mountpoint, application.volume.mountpoint)]
+    if paths:
+        host_config["Binds"] = [_bind(paths[volume.name], volume)
+                                for volume in application.all_volumes()]
     if application.links:
         host_config["Sysctls"] = dict(options.sysctls, **_LINK_SYSCTLS)
     labels = dict(options.labels)
@@ -456,7 +501,8 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
-    def add(application, volume_mountpoint=None, extra_env=None):
+    def add(application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         Create and start the application's container, named
         ``flocker--<name>``, with its ports published on all the node's
@@ -474,6 +520,9 @@ class IDockerClient(Interface):
             application has a volume.
         :param extra_env: Mapping of further environment variables (link
             variables), overriding the application's own.
+        :param volume_paths: Mapping of each named volume's name (of
+            ``application.volumes``) to the host path to bind at its
+            mountpoint; required exactly for those.
         :return: ``Deferred`` firing with ``"created"``, ``"replaced"`` or
             ``"unchanged"``.
         :raises ImageNotFound: If the image is not on the node (checked
@@ -513,6 +562,43 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
+    def list_images():
+        """
+        :return: ``Deferred`` firing with a ``frozenset`` of the image
+            references on the node, as Docker lists them (``REPO:TAG`` and
+            ``REPO@DIGEST``; see :func:`flocker.node._images.canonical_image`).
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def pull_image(image, dry_run=False):
+        """
+        Pull an image from its registry, or, with ``dry_run``, only ask the
+        registry whether it has the image (its manifest; nothing is
+        downloaded).  An image already on the node is left as it is.
+
+        :param str image: An image reference.
+        :param bool dry_run: Only ask.
+        :return: ``Deferred`` firing with ``None``.
+        :raises PullFailed: If it cannot be pulled.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def logs(name, since=None, tail=None):
+        """
+        Read the output of the application's container.
+
+        :param str name: Application name.
+        :param since: ``None``, or the time stamp (RFC 3339 with nanoseconds,
+            as returned) of the last line already read: only later lines
+            are returned.
+        :param tail: ``None`` for every line, else the number of last lines.
+        :return: ``Deferred`` firing with a ``list`` of ``(stamp, stream,
+            text)``: the line's time stamp, ``"stdout"`` or ``"stderr"``,
+            the text without its newline; oldest first.
+        :raises ContainerNotFound: If Flocker has no container for it.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
     def container_pid(name):
         """
         Find the host process id of the application container's first
@@ -525,13 +611,16 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
+    def api_version():
+        """
+        The Engine API version spoken with the daemon: the highest both it
+        and Flocker support (see :mod:`flocker.node._dockerapi`).
 
-def _api_version(text):
-    try:
-        major, minor = text.split(".")
-        return (int(major), int(minor))
-    except (AttributeError, ValueError):
-        raise ValueError("not an API version: %r" % (text,))
+        :return: ``Deferred`` firing with an
+            :class:`~flocker.node._dockerapi.APIVersion`.
+        :raises DockerUnavailable: If the daemon cannot be reached or has
+            no version in common with Flocker.
+        """
 
 
 @implementer(IAgentEndpointFactory)
@@ -585,8 +674,10 @@ class DockerClient(object):
     """
     :class:`IDockerClient` over the Docker Engine API on a Unix socket, with
     treq and persistent connections.  The API version is negotiated on the
-    first request (``GET /version``): the lower of
-    :data:`MAXIMUM_API_VERSION` and the daemon's.
+    first request (the unversioned ``GET /version``): the highest version
+    both the daemon and Flocker support (:func:`negotiate`); a daemon
+    refusing it later (upgraded meanwhile) is asked again.  Request bodies
+    are adapted to the version by :func:`request_body`.
 
     :ivar str socket_path: The daemon's socket.
     :ivar node: Name of the node, used in error messages, or ``None``.
@@ -617,7 +708,7 @@ class DockerClient(object):
                 reactor, _UNIXSocketEndpointFactory(reactor, socket_path),
                 pool=self._pool))
         self._http = http_client
-        self._prefix = None
+        self._version = None
 
     def __repr__(self):
         return "<DockerClient unix://%s>" % (self.socket_path,)
@@ -635,8 +726,11 @@ class DockerClient(object):
     def _where(self):
         return _where(self.node, self.socket_path)
 
-    async def _raw_request(self, method, path, params, body, timeout):
+    async def _raw_request(self, method, path, params, body, timeout,
+                           decode=True):
         """
+        :param bool decode: Decode the answer's JSON (else give the bytes
+            of a successful answer as they came, such as a log stream).
         :return: ``(status, decoded JSON or None)``.
         """
         kwargs = {}
@@ -653,6 +747,8 @@ class DockerClient(object):
                     self.socket_path, _unavailable_reason(e, timeout)
                 ) from None
             action.add_success_fields(status=response.code)
+        if not decode and response.code < 300:
+            return response.code, content
         if not content:
             return response.code, None
         try:
@@ -660,8 +756,12 @@ class DockerClient(object):
         except ValueError:
             return response.code, content.decode("utf-8", "replace")
 
-    async def _api_prefix(self):
-        if self._prefix is None:
+    async def _negotiated(self):
+        """
+        :return: The negotiated :class:`APIVersion`, asked for (the
+            unversioned ``GET /version``) on first use only.
+        """
+        if self._version is None:
             with DOCKER_NEGOTIATE(socket=self.socket_path) as action:
                 status, data = await self._raw_request(
                     "GET", "/version", None, None, self._request_timeout)
@@ -669,25 +769,40 @@ class DockerClient(object):
                     raise _api_error("ask Docker for its version", status,
                                      data)
                 try:
-                    theirs = _api_version(data.get("ApiVersion"))
-                except ValueError as e:
+                    version = negotiate(data)
+                except VersionMismatch as e:
                     raise DockerUnavailable(self.socket_path, str(e))
-                if theirs < MINIMUM_API_VERSION:
-                    raise DockerUnavailable(
-                        self.socket_path,
-                        "the daemon speaks API %d.%d; Flocker needs %d.%d "
-                        "or newer" % (theirs + MINIMUM_API_VERSION))
-                version = "%d.%d" % min(theirs, MAXIMUM_API_VERSION)
-                action.add_success_fields(api_version=version)
-                self._prefix = "/v" + version
-        return self._prefix
+                action.add_success_fields(api_version=str(version))
+                self._version = version
+        return self._version
+
+    def api_version(self):
+        """
+        See :meth:`IDockerClient.api_version`.
+        """
+        return Deferred.fromCoroutine(self._negotiated())
 
     async def _request(self, method, path, params=None, body=None,
-                       extra_time=0):
-        prefix = await self._api_prefix()
-        return await self._raw_request(
-            method, prefix + path, params, body,
-            self._request_timeout + extra_time)
+                       extra_time=0, adapt=None, decode=True):
+        """
+        One request in the negotiated version.  If the daemon refuses that
+        version (it was upgraded or downgraded since), negotiate again and
+        send the request once more.
+
+        :param adapt: ``(body, version) -> body`` making the body fit the
+            version, or ``None`` to send ``body`` as it is.
+        :return: ``(status, decoded JSON or None)``.
+        """
+        for attempt in (1, 2):
+            version = await self._negotiated()
+            sent = body if adapt is None else adapt(body, version)
+            status, data = await self._raw_request(
+                method, version.path(path), params, sent,
+                self._request_timeout + extra_time, decode=decode)
+            if attempt == 1 and refused_version(status, data):
+                self._version = None
+                continue
+            return status, data
 
     async def _inspect(self, name):
         """
@@ -716,6 +831,17 @@ class DockerClient(object):
         status, data = await self._request(
             "DELETE", "/containers/%s" % (container_id,),
             params={"force": "true"})
+        if status == 409 and _removal_in_progress(data):
+            # Another request (an interrupted deploy's, say) is removing
+            # it already: the container is going, so wait until it is gone.
+            status, data = await self._request(
+                "POST", "/containers/%s/wait" % (container_id,),
+                params={"condition": "removed"},
+                extra_time=self._stop_timeout)
+            if status not in (200, 404):
+                raise _api_error("wait for the removal of container " + name,
+                                 status, data)
+            return
         if status not in (200, 204, 404):
             raise _api_error("delete container " + name, status, data)
 
@@ -754,17 +880,21 @@ class DockerClient(object):
         current_action().add_success_fields(count=len(units))
         return pset(units)
 
-    def add(self, application, volume_mountpoint=None, extra_env=None):
+    def add(self, application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         See :meth:`IDockerClient.add`.
         """
         return _run_action(
             DOCKER_ADD(socket=self.socket_path, application=application.name,
                        image=application.image),
-            self._add, application, volume_mountpoint, extra_env)
+            self._add, application, volume_mountpoint, extra_env,
+            volume_paths)
 
-    async def _add(self, application, volume_mountpoint, extra_env):
-        config = container_config(application, volume_mountpoint, extra_env)
+    async def _add(self, application, volume_mountpoint, extra_env,
+                   volume_paths):
+        config = container_config(application, volume_mountpoint, extra_env,
+                                  volume_paths)
         name = container_name(application.name)
         if not await self._image_present(application.image):
             raise ImageNotFound(application.image, self._where())
@@ -787,7 +917,8 @@ class DockerClient(object):
         if application.options.platform is not None:
             params["platform"] = application.options.platform
         status, data = await self._request(
-            "POST", "/containers/create", params=params, body=config)
+            "POST", "/containers/create", params=params, body=config,
+            adapt=_adapted_body)
         if status == 409:
             # Created by someone else since the inspect above.
             raise AlreadyExists(name, None, self._where())
@@ -855,6 +986,92 @@ class DockerClient(object):
             DOCKER_IMAGE_PRESENT(socket=self.socket_path, image=image),
             self._logged_image_present, image)
 
+    def list_images(self):
+        """
+        See :meth:`IDockerClient.list_images`.
+        """
+        return _run_action(DOCKER_LIST_IMAGES(socket=self.socket_path),
+                           self._list_images)
+
+    async def _list_images(self):
+        status, data = await self._request("GET", "/images/json")
+        if status != 200 or not isinstance(data, list):
+            raise _api_error("list images", status, data)
+        images = set()
+        for summary in data:
+            for key in ("RepoTags", "RepoDigests"):
+                images.update(ref for ref in summary.get(key) or ()
+                              if ref and "<none>" not in ref)
+        current_action().add_success_fields(count=len(images))
+        return frozenset(images)
+
+    def pull_image(self, image, dry_run=False):
+        """
+        See :meth:`IDockerClient.pull_image`.
+        """
+        return _run_action(
+            DOCKER_PULL_IMAGE(socket=self.socket_path, image=image,
+                              dry_run=dry_run),
+            self._pull_image, image, dry_run)
+
+    async def _pull_image(self, image, dry_run):
+        if await self._image_present(image):
+            return None
+        if dry_run:
+            status, data = await self._request(
+                "GET", "/distribution/%s/json" % (quote(image, safe="/:@"),))
+            if status != 200:
+                raise PullFailed(image, self._where(),
+                                 _api_error("", status, data).message)
+            return None
+        repository, tag = _split_reference(image)
+        params = {"fromImage": repository}
+        if tag is not None:
+            params["tag"] = tag
+        # A pull answers 200 at once and streams its progress; a failure
+        # part way is an "error" line in that stream.
+        status, data = await self._request(
+            "POST", "/images/create", params=params,
+            extra_time=_PULL_TIME)
+        if status != 200:
+            raise PullFailed(image, self._where(),
+                             _api_error("", status, data).message)
+        error = _stream_error(data)
+        if error is not None:
+            raise PullFailed(image, self._where(), error)
+        return None
+
+    def logs(self, name, since=None, tail=None):
+        """
+        See :meth:`IDockerClient.logs`.
+        """
+        return _run_action(
+            DOCKER_LOGS(socket=self.socket_path, application=name),
+            self._logs, name, since, tail)
+
+    async def _logs(self, name, since, tail):
+        cname = container_name(name)
+        existing = await self._inspect(cname)
+        if existing is None or not _is_flocker(existing):
+            raise ContainerNotFound(name, self._where())
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1"}
+        if tail is not None:
+            params["tail"] = str(tail)
+        if since is not None:
+            # Docker's since is in whole seconds (and fractions): lines of
+            # that very second come again and are dropped below.
+            params["since"] = _stamp_seconds(since)
+        status, raw = await self._request(
+            "GET", "/containers/%s/logs" % (existing["Id"],), params=params,
+            decode=False)
+        if status != 200:
+            raise _api_error("read the logs of container " + cname, status,
+                             raw)
+        lines = [line for line in _demultiplex(raw)
+                 if since is None or line[0] > since]
+        current_action().add_success_fields(lines=len(lines))
+        return lines
+
     async def _logged_image_present(self, image):
         present = await self._image_present(image)
         current_action().add_success_fields(present=present)
@@ -887,9 +1104,32 @@ def _stop_timeout(inspected):
     return timeout if isinstance(timeout, int) and timeout >= 0 else None
 
 
+def _adapted_body(config, version):
+    """
+    The container-create body for ``version``, logging what it leaves out.
+
+    :raises UnsupportedField: See :func:`request_body`.
+    """
+    body, dropped = request_body(config, version)
+    if dropped:
+        DOCKER_FIELDS_DROPPED.log(api_version=str(version),
+                                  fields=sorted(dropped))
+    return body
+
+
 def _is_flocker(inspected):
     labels = (inspected.get("Config") or {}).get("Labels") or {}
     return APPLICATION_LABEL in labels
+
+
+def _removal_in_progress(data):
+    """
+    :param data: The JSON body of a ``409`` answer to a container delete.
+    :return: Whether Docker refused because the container is being removed
+        already (its message says so; there is no error code for it).
+    """
+    message = data.get("message") if isinstance(data, dict) else None
+    return isinstance(message, str) and "already in progress" in message
 
 
 def _api_error(operation, status, data):
@@ -900,6 +1140,85 @@ def _api_error(operation, status, data):
     else:
         message = "no message"
     return DockerAPIError(operation, status, message)
+
+
+#: Seconds a pull may take beyond the usual request timeout.
+_PULL_TIME = 1800
+
+
+def _split_reference(image):
+    """
+    :return: ``(repository, tag or None)`` of an image reference; a digest
+        stays part of the repository (``fromImage`` takes it whole).
+    """
+    if "@" in image:
+        return image, None
+    head, _, last = image.rpartition("/")
+    if ":" in last:
+        name, tag = last.rsplit(":", 1)
+        return (head + "/" + name if head else name), tag
+    return image, None
+
+
+def _stream_error(data):
+    """
+    :param data: The body of a streamed answer: decoded JSON (one line) or
+        text of JSON lines.
+    :return: The text of its last ``{"error": ...}`` line, or ``None``.
+    """
+    if isinstance(data, dict):
+        documents = [data]
+    else:
+        documents = []
+        for line in str(data or "").splitlines():
+            try:
+                documents.append(json.loads(line))
+            except ValueError:
+                continue
+    errors = [d.get("error") or (d.get("errorDetail") or {}).get("message")
+              for d in documents if isinstance(d, dict)]
+    errors = [e for e in errors if e]
+    return errors[-1] if errors else None
+
+
+def _stamp_seconds(stamp):
+    """
+    :param str stamp: An RFC 3339 time stamp as Docker writes them
+        (``2026-12-06T09:01:02.123456789Z``).
+    :return: Its whole seconds since the epoch, as text, for ``since``.
+    """
+    whole = stamp.split(".", 1)[0].rstrip("Z")
+    return str(calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")))
+
+
+def _demultiplex(raw):
+    """
+    Split Docker's log stream into lines.
+
+    :param bytes raw: The body of ``GET /containers/ID/logs`` with
+        ``timestamps=1``: frames of an 8-byte header (stream 1 stdout, 2
+        stderr; 4-byte big-endian length) and payload for a container
+        without a terminal, or the plain text for one with.
+    :return: ``list`` of ``(stamp, stream, text)``.
+    """
+    chunks = []
+    framed = len(raw) >= 8 and raw[0] in (0, 1, 2) and raw[1:4] == b"\0\0\0"
+    if framed:
+        offset = 0
+        while offset + 8 <= len(raw):
+            kind = raw[offset]
+            size = int.from_bytes(raw[offset + 4:offset + 8], "big")
+            chunks.append(("stderr" if kind == 2 else "stdout",
+                           raw[offset + 8:offset + 8 + size]))
+            offset += 8 + size
+    else:
+        chunks.append(("stdout", raw))
+    lines = []
+    for stream, payload in chunks:
+        for line in payload.decode("utf-8", "replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            lines.append((stamp, stream, text))
+    return lines
 
 
 def _unit_from_summary(summary):
@@ -955,6 +1274,7 @@ class _FakeContainer(object):
     running = attr.ib()
     pid = attr.ib()
     host_ports = attr.ib()
+    output = attr.ib(default=attr.Factory(list))
 
 
 def _synchronously(function, *args):
@@ -978,19 +1298,26 @@ class FakeDockerClient(object):
     :meth:`container_id`, :meth:`inspect`.
 
     :ivar images: ``set`` of image references present on the fake node.
+    :ivar registry: ``set`` of image references a pull can fetch.
     :ivar bool daemon_running: When false every method fails with
         :class:`DockerUnavailable`, as with a stopped daemon.
     """
 
     def __init__(self, images=(), node=None,
-                 socket_path=DEFAULT_DOCKER_SOCKET, daemon_running=True):
+                 socket_path=DEFAULT_DOCKER_SOCKET, daemon_running=True,
+                 version=MAXIMUM_API_VERSION, registry=()):
         """
         :param images: Image references present at first.
         :param node: Name of the node for error messages.
         :param str socket_path: Socket named in error messages.
         :param bool daemon_running: See :ivar:`daemon_running`.
+        :param APIVersion version: The API version the fake daemon was
+            negotiated to; bodies it cannot express are refused as the
+            real client refuses them.
         """
+        self.version = version
         self.images = set(images)
+        self.registry = set(registry)
         self.node = node
         self.socket_path = socket_path
         self.daemon_running = daemon_running
@@ -1094,8 +1421,9 @@ class FakeDockerClient(object):
                               host_ip=binding["HostIp"])
                          for key, bindings in host["PortBindings"].items()
                          for binding in bindings]
-            binds = dict(reversed(bind.split(":", 1))
-                         for bind in host.get("Binds", ()))
+            # HOST:CONTAINER[:OPTIONS]; neither path holds a colon.
+            binds = {bind.split(":")[1]: bind.split(":")[0]
+                     for bind in host.get("Binds", ())}
             units.append(Unit(
                 name=application.name, application=application,
                 running=container.running,
@@ -1104,16 +1432,19 @@ class FakeDockerClient(object):
                 image=container.config["Image"], ports=ports, binds=binds))
         return pset(units)
 
-    def add(self, application, volume_mountpoint=None, extra_env=None):
+    def add(self, application, volume_mountpoint=None, extra_env=None,
+            volume_paths=None):
         """
         See :meth:`IDockerClient.add`.
         """
         return _synchronously(self._add, application, volume_mountpoint,
-                              extra_env)
+                              extra_env, volume_paths)
 
-    def _add(self, application, volume_mountpoint, extra_env):
+    def _add(self, application, volume_mountpoint, extra_env, volume_paths):
         self._check_daemon()
-        config = container_config(application, volume_mountpoint, extra_env)
+        config = container_config(application, volume_mountpoint, extra_env,
+                                  volume_paths)
+        request_body(config, self.version)
         name = container_name(application.name)
         if application.image not in self.images:
             raise ImageNotFound(application.image, self._where())
@@ -1192,3 +1523,71 @@ class FakeDockerClient(object):
         if existing is None or existing.config is None:
             raise ContainerNotFound(name, self._where())
         return existing.pid if existing.running else None
+
+    def api_version(self):
+        """
+        See :meth:`IDockerClient.api_version`.
+        """
+        return _synchronously(self._api_version)
+
+    def _api_version(self):
+        self._check_daemon()
+        return self.version
+
+    def list_images(self):
+        """
+        See :meth:`IDockerClient.list_images`.
+        """
+        return _synchronously(self._list_images)
+
+    def _list_images(self):
+        self._check_daemon()
+        return frozenset(canonical_image(image) for image in self.images)
+
+    def pull_image(self, image, dry_run=False):
+        """
+        See :meth:`IDockerClient.pull_image`.
+        """
+        return _synchronously(self._pull_image, image, dry_run)
+
+    def _pull_image(self, image, dry_run):
+        self._check_daemon()
+        if image in self.images:
+            return None
+        if image not in self.registry:
+            raise PullFailed(image, self._where(),
+                             "manifest for %s not found" % (image,))
+        if not dry_run:
+            self.images.add(image)
+        return None
+
+    def write_output(self, name, text, stream="stdout"):
+        """
+        Make the application's container write a line, as its process
+        would.
+
+        :param str name: Application name.
+        :param str text: The line, without newline.
+        :param str stream: ``"stdout"`` or ``"stderr"``.
+        """
+        container = self._containers[container_name(name)]
+        self._serial += 1
+        stamp = "2026-01-01T00:00:00.%09dZ" % (self._serial,)
+        container.output.append((stamp, stream, text))
+
+    def logs(self, name, since=None, tail=None):
+        """
+        See :meth:`IDockerClient.logs`.
+        """
+        return _synchronously(self._logs, name, since, tail)
+
+    def _logs(self, name, since, tail):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        if existing is None or existing.config is None:
+            raise ContainerNotFound(name, self._where())
+        lines = [line for line in existing.output
+                 if since is None or line[0] > since]
+        if tail is not None:
+            lines = lines[max(len(lines) - tail, 0):]
+        return lines

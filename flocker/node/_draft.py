@@ -27,6 +27,8 @@ class _Draft(object):
 
     :ivar ports: List of ``(Port, node of the port entry)``.
     :ivar links: List of ``(Link, node of local_port, node of remote_port)``.
+    :ivar volumes: List of ``(AttachedVolume, node of the entry)`` of named
+        volumes.
     :ivar link_requests: Compose links not yet resolved, as
         ``(target name, alias, node)``.
     :ivar int errors_before: Problems recorded before this application was
@@ -48,6 +50,7 @@ class _Draft(object):
     fields = attr.ib(default=attr.Factory(dict))
     ports = attr.ib(default=attr.Factory(list))
     links = attr.ib(default=attr.Factory(list))
+    volumes = attr.ib(default=attr.Factory(list))
     link_requests = attr.ib(default=attr.Factory(list))
     ports_read = attr.ib(default=True)
     options = attr.ib(default=attr.Factory(dict))

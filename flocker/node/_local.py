@@ -7,15 +7,16 @@ per invocation and calls the method its subcommand names.
 from eliot import current_action
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import (
-    FirstError, gatherResults, inlineCallbacks, maybeDeferred,
+    FirstError, gatherResults, inlineCallbacks, maybeDeferred, succeed,
 )
 from zope.interface import implementer
 
-from .._model import NodeState
+from .._model import NodeState, VolumeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
-    NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT,
+    NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
+    NODE_RELEASE_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
@@ -83,13 +84,23 @@ class LocalNodeAgent(object):
         @inlineCallbacks
         def report():
             try:
-                units, volumes, routes = yield gatherResults([
-                    self.docker.list(), self.volumes.list(),
-                    self.routes.get_routes()], consumeErrors=True)
+                units, infos, routes, images, listening, node_id = (
+                    yield gatherResults([
+                        self.docker.list(), self.volumes.volumes(),
+                        self.routes.get_routes(), self.docker.list_images(),
+                        self.routes.listening_ports(), self._node_id()],
+                        consumeErrors=True))
             except FirstError as e:
                 # The reason, not the wrapper: callers report it as one line.
                 e.subFailure.raiseException()
             running = [unit.name for unit in units if unit.running]
+            # Flocker's running containers listen on their published ports
+            # (Docker's proxy); every other listener is someone else's.
+            ours = {port.external for unit in units if unit.running
+                    for port in unit.ports}
+            volumes = [VolumeState(name=info.name, owned=info.owned,
+                                   size=info.size, snapshots=info.snapshots,
+                                   owner=info.owner) for info in infos]
             links = {}
             for unit in units:
                 if unit.running and unit.application.links:
@@ -104,19 +115,51 @@ class LocalNodeAgent(object):
                 volumes={volume.name: volume for volume in volumes},
                 routes=frozenset(routes), links=links,
                 node_key=(None if self.node_keys is None
-                          else self.node_keys.status()))
+                          else self.node_keys.status()),
+                images=images, busy_ports=frozenset(listening) - ours,
+                node_id=node_id)
         return self._action(NODE_REPORT, report)
+
+    def _node_id(self):
+        """
+        :return: ``Deferred`` firing with the node's identity (its pool's),
+            or ``None`` when the pool cannot be opened.
+        """
+        identity = getattr(self.volumes, "identity", None)
+        if identity is not None:
+            return identity()
+        return succeed(getattr(self.volumes, "node_id", None))
+
+    def pull_image(self, image, dry_run=False):
+        def pull():
+            return self.docker.pull_image(image, dry_run)
+        return self._action(NODE_PULL_IMAGE, pull, image=image,
+                            dry_run=dry_run)
+
+    def logs(self, name, since=None, tail=None):
+        @inlineCallbacks
+        def logs():
+            lines = yield self.docker.logs(name, since, tail)
+            current_action().add_success_fields(lines=len(lines))
+            return [tuple(line) for line in lines]
+        return self._action(NODE_LOGS, logs, application=name)
 
     def start_application(self, application):
         @inlineCallbacks
         def start():
             mountpoint = None
-            if application.volume is not None:
-                path = yield self.volumes.mount(application.name)
-                mountpoint = path.path
+            named = {}
+            for volume in application.all_volumes():
+                path = yield self.volumes.mount(volume.name)
+                if volume.name == application.name and (
+                        application.volume is not None):
+                    mountpoint = path.path
+                else:
+                    named[volume.name] = path.path
             yield self.docker.add(
                 application, volume_mountpoint=mountpoint,
-                extra_env=link_environment(application, self.address))
+                extra_env=link_environment(application, self.address),
+                volume_paths=named)
             pid = yield self.docker.container_pid(application.name)
             if pid is None:
                 return

@@ -15,10 +15,13 @@ __all__ = [
     "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_EXISTS",
     "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
+    "DOCKER_FIELDS_DROPPED",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
+    "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
+    "NODE_PULL_IMAGE", "NODE_LOGS",
 ]
 
 _SOCKET = Field.for_types(
@@ -87,6 +90,26 @@ DOCKER_IMAGE_PRESENT = ActionType(
     [_SOCKET, _IMAGE], [_PRESENT],
     "Check whether an image is present on the node.")
 
+_DRY_RUN = Field.for_types(
+    "dry_run", [bool], "Only ask whether it could be done.")
+_LINES = Field.for_types("lines", [int], "Number of log lines read.")
+
+DOCKER_LIST_IMAGES = ActionType(
+    "flocker:node:docker:list_images",
+    [_SOCKET], [_COUNT],
+    "List the image references present on the node.")
+
+DOCKER_PULL_IMAGE = ActionType(
+    "flocker:node:docker:pull_image",
+    [_SOCKET, _IMAGE, _DRY_RUN], [],
+    "Pull an image from its registry (or, for a dry run, ask the registry "
+    "whether it has it).")
+
+DOCKER_LOGS = ActionType(
+    "flocker:node:docker:logs",
+    [_SOCKET, _APPLICATION], [_LINES],
+    "Read an application container's output.")
+
 DOCKER_CONTAINER_PID = ActionType(
     "flocker:node:docker:container_pid",
     [_SOCKET, _APPLICATION], [_PID],
@@ -97,6 +120,14 @@ DOCKER_FOREIGN_CONTAINER = MessageType(
     [_CONTAINER],
     "A container with a Flocker container name that Flocker did not create "
     "was left untouched.")
+
+DOCKER_FIELDS_DROPPED = MessageType(
+    "flocker:node:docker:fields_dropped",
+    [_API_VERSION, Field.for_types(
+        "fields", [list],
+        "Dotted names of container-create fields left out.")],
+    "The negotiated API version lacks these container-create fields, and "
+    "leaving them out only loses a refinement, so they were left out.")
 
 DOCKER_UNREADABLE_LABEL = MessageType(
     "flocker:node:docker:unreadable_label",
@@ -162,6 +193,16 @@ NODE_ANNOUNCE_FAILED = MessageType(
     "A started container could not be announced to the node's network "
     "(connections arriving in its first second may wait for the kernel's "
     "next address resolution); the application runs.")
+
+NODE_PULL_IMAGE = ActionType(
+    "flocker:node:pull_image",
+    [_ADDRESS, _IMAGE, _DRY_RUN], [],
+    "Pull an image onto this node (or ask whether it could be pulled).")
+
+NODE_LOGS = ActionType(
+    "flocker:node:logs",
+    [_ADDRESS, _APPLICATION], [_LINES],
+    "Read an application's container output on this node.")
 
 NODE_SET_ROUTES = ActionType(
     "flocker:node:set_routes",

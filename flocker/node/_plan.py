@@ -7,8 +7,8 @@ node works at once, and a node's changes in a phase run in order::
 
     0. keys      install the node-to-node SSH key and the nodes' known_hosts
                  where the installed ones differ (pushes below use them)
-    1. prepare   create new volumes; pre-copy moving volumes while their
-                 applications still run
+    1. prepare   pull images a node lacks; create new volumes; pre-copy
+                 moving volumes while their applications still run
     2. stop      stop applications that move away, changed, or were removed
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
@@ -29,9 +29,11 @@ plan.
 from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetRoutes,
-    StartApplication, StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    SetRoutes, StartApplication, StopApplication,
 )
+from ._checks import describe_stale, newest_copy, stale_volumes
+from ._images import image_present
 
 __all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE"]
 
@@ -41,10 +43,6 @@ PHASES = ("prepare volumes", "stop applications", "hand off volumes",
 
 #: The label of the phase before :data:`PHASES`, installing node keys.
 KEY_PHASE = "install node keys"
-
-
-def _latest_snapshot(volume):
-    return volume.snapshots[-1] if volume.snapshots else ""
 
 
 def _volume_holders(cluster_state):
@@ -63,78 +61,97 @@ def _volume_holders(cluster_state):
     return owners, copies
 
 
-def _plan_volume(name, application, target, owners, copies, phases):
+def _plan_volume(volume, target, owners, copies, phases, stale=None):
     """
-    Add the volume steps for ``application`` to run on ``target``.
+    Add the steps that give node ``target`` the owned volume ``volume``
+    (an ``AttachedVolume`` with its name set).
 
-    :return: The address of the node whose running container must stop before
-        the volume can move, or ``None``.
+    :param stale: ``None``, or the :class:`StaleVolume` of this volume when
+        the operator chose to adopt its newest copy left.
+    :return: The address of the node whose running containers must stop
+        before the volume can move, or ``None``.
     """
+    name = volume.name
     owner = owners.get(name)
     if owner is None:
         held = copies.get(name, {})
         if not held:
+            # An external volume that nobody holds is found by
+            # skipped_applications: its application is left undone.
             phases[1].append(CreateVolume(
-                node=target, name=name,
-                maximum_size=application.volume.maximum_size))
+                node=target, name=name, maximum_size=volume.maximum_size))
             return None
         # Nobody owns the volume but copies exist: a move was interrupted
-        # between the old owner letting go and the new one taking over.  The
-        # copy with the newest snapshot holds every acknowledged write (the
-        # old owner let go only after sending its last increment), so it is
-        # the one to revive; the target wins ties to avoid a needless push.
-        source = max(sorted(held),
-                     key=lambda a: (_latest_snapshot(held[a]), a == target))
-        phases[1].append(CreateVolume(node=source, name=name,
-                                      maximum_size=application.volume.maximum_size,
-                                      from_copy=True))
+        # between the old owner letting go and the new one taking over (or,
+        # for a stale volume, the operator adopts what is left).  The copy
+        # with the newest snapshot holds every acknowledged write (the old
+        # owner let go only after sending its last increment), so it is the
+        # one to revive; the target wins ties to avoid a needless push.
+        source = newest_copy(held, target)
+        phases[1].append(CreateVolume(
+            node=source, name=name, maximum_size=volume.maximum_size,
+            from_copy=True,
+            adopted=None if stale is None else stale.snapshot))
         if source == target:
             return None
         owner = (source, held[source])
-    source, volume = owner
+    source, state = owner
     if source == target:
         return None
     target_copy = copies.get(name, {}).get(target)
     shared = (target_copy is not None and
-              set(target_copy.snapshots) & set(volume.snapshots))
+              set(target_copy.snapshots) & set(state.snapshots))
     phases[1].append(PushVolume(
         node=source, name=name, target=target,
-        estimated_bytes=None if shared else volume.size))
+        estimated_bytes=None if shared else state.size))
     phases[3].append(HandoffVolume(node=source, name=name, target=target))
     return source
 
 
 def skipped_applications(deployment, cluster_state, unknown):
     """
-    The applications a deploy must leave alone because a node did not
-    report.
+    The applications a deploy must leave alone.
 
-    An application is skipped when its desired node is unknown, or when it
-    has a volume that no reporting node owns while some node is unknown (the
-    silent node may own it: creating or reviving the volume elsewhere could
-    lose its data).
+    An application is skipped when its desired node did not report; when
+    it has a volume that no reporting node owns while some node did not
+    report (the silent node may own it: creating or reviving the volume
+    elsewhere could lose its data); and when it mounts an external volume
+    that no node holds (Flocker does not create external volumes).
 
     :param Deployment deployment: The desired state.
     :param ClusterState cluster_state: What the reachable nodes reported.
     :param unknown: Addresses of the nodes that did not report.
     :return: ``dict`` of skipped application name to the reason.
     """
-    if not unknown:
-        return {}
-    owned = {name for node in cluster_state.nodes.values()
-             for name, volume in node.volumes.items() if volume.owned}
+    held = {}
+    for address, node in cluster_state.nodes.items():
+        for name, volume in node.volumes.items():
+            if volume.owned or name not in held:
+                held[name] = volume.owned
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
             skipped[name] = "its node %s did not report" % (address,)
-        elif application.volume is not None and name not in owned:
-            skipped[name] = ("its volume has no reachable owner while %s "
-                             "did not report" % (", ".join(sorted(unknown)),))
+            continue
+        if application.volume is None and not application.volumes:
+            continue
+        for volume in application.all_volumes():
+            if unknown and not held.get(volume.name):
+                skipped[name] = (
+                    "its volume %s has no reachable owner while %s did not "
+                    "report" % (volume.name, ", ".join(sorted(unknown))))
+                break
+            if volume.external and volume.name not in held:
+                skipped[name] = (
+                    "its external volume %s does not exist on node %s (nor "
+                    "on any other node); Flocker does not create external "
+                    "volumes: create it there first" % (volume.name, address))
+                break
     return skipped
 
 
 def plan_changes(deployment, cluster_state, addresses=None,
-                 unknown=frozenset(), node_key=None):
+                 unknown=frozenset(), node_key=None, adopt=frozenset()):
     """
     Plan the changes that make ``cluster_state`` match ``deployment``.
 
@@ -153,11 +170,24 @@ def plan_changes(deployment, cluster_state, addresses=None,
         node whose report differs, first; not while some node did not
         report (its host key would be missing from the known_hosts, and the
         nodes keep what they had meanwhile).
+    :param adopt: Names of the volumes whose owner's copy is gone (see
+        :func:`flocker.node._checks.stale_volumes`) whose newest copy left
+        the operator chose to adopt.  Any other such volume's application
+        is left as it is: older data is never brought back silently.
     :return: An ``IStateChange`` tree; an empty ``Sequentially`` when the
         cluster has converged.  Equal inputs give equal plans.
+
+    Images an application's node lacks (by its report) are pulled in the
+    prepare phase, before anything is stopped, so an image that cannot be
+    had fails the deploy while the old container still runs.
     """
     addresses = addresses or {}
     skipped = skipped_applications(deployment, cluster_state, unknown)
+    stale = stale_volumes(deployment, cluster_state)
+    for name, (_, application) in deployment.placements().items():
+        for volume in application.all_volumes():
+            if volume.name in stale and volume.name not in adopt:
+                skipped[name] = describe_stale(stale[volume.name])
 
     def ip(address):
         return addresses.get(address, address)
@@ -182,16 +212,23 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 (address, application, name in node.running))
 
     placements = deployment.placements()
+    pulls = set()
+    sources = {}
     for name in sorted(placements):
         if name in skipped:
             continue
         target, application = placements[name]
         must_stop = set()
-        if application.volume is not None:
-            source = _plan_volume(name, application, target, owners, copies,
-                                  phases)
-            if source is not None:
-                must_stop.add(source)
+        if application.volume is not None or application.volumes:
+            for volume in application.all_volumes():
+                # A volume shared by several applications is planned once;
+                # all of them stop where it moves from.
+                if volume.name not in sources:
+                    sources[volume.name] = _plan_volume(
+                        volume, target, owners, copies, phases,
+                        stale.get(volume.name))
+                if sources[volume.name] is not None:
+                    must_stop.add(sources[volume.name])
         start = True
         for address, current, running in containers.get(name, ()):
             if address != target:
@@ -206,6 +243,15 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if start:
             starts.append(StartApplication(node=target,
                                               application=application))
+            current = cluster_state.nodes.get(target)
+            if (current is not None and image_present(
+                    application.image, current.images) is False):
+                pulls.add((target, application.image))
+
+    # Before anything else of the prepare phase: a pull that fails ends the
+    # deploy before any stop.
+    phases[1][:0] = [PullImage(node=node, image=image)
+                     for node, image in sorted(pulls)]
 
     for name in sorted(set(containers) - set(placements)):
         for address, _, _ in containers[name]:

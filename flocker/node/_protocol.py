@@ -56,6 +56,12 @@ options; then standard input; then standard output on success):
     ``set-routes``; stdin a route table (below); stdout ignored.
 ``install_node_key(node_key)``
     ``install-node-key``; stdin a node key (below); stdout ignored.
+``pull_image(image, dry_run)``
+    ``pull-image IMAGE`` or ``pull-image IMAGE --dry-run``; stdin empty;
+    stdout ignored.
+``logs(name, since, tail)``
+    ``logs NAME [--since STAMP] [--tail N]``; stdin empty; stdout a log
+    document (below).
 
 ``NAME`` is an application (= volume) name; ``TARGET`` the address of the node
 receiving the volume; ``BYTES`` a positive decimal integer, omitted for no
@@ -82,6 +88,9 @@ release
 route table
     ``{"routes": [{"port": P, "address": A}…]}`` sorted by port then
     address: the node's complete set of routes (an empty list removes all).
+log document
+    ``{"lines": [[STAMP, STREAM, TEXT]…]}``, oldest first: each line's RFC
+    3339 time stamp, ``"stdout"`` or ``"stderr"``, its text.
 node key
     ``{"private_key": OPENSSH PRIVATE KEY TEXT, "public_key": "ssh-ed25519
     AAAA…", "known_hosts": TEXT}``: the node-to-node SSH key and the
@@ -158,7 +167,8 @@ __all__ = [
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
     "SERVE", "encode_request", "decode_request", "encode_response",
     "decode_session_line", "encode_log", "encode_progress",
-    "PROGRESS_INTERVAL",
+    "PROGRESS_INTERVAL", "PULL_IMAGE", "LOGS", "DRY_RUN_OPTION",
+    "SINCE_OPTION", "TAIL_OPTION", "encode_logs", "decode_logs",
 ]
 
 #: Option a remote command accepts right after ``argv[0]``, followed by a
@@ -189,9 +199,17 @@ SET_ROUTES = "set-routes"
 RELEASE_VOLUME = "release-volume"
 ACQUIRE_VOLUME = "acquire-volume"
 INSTALL_NODE_KEY = "install-node-key"
+PULL_IMAGE = "pull-image"
+LOGS = "logs"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES, INSTALL_NODE_KEY)
+               SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS)
+
+#: Option of ``pull-image``: only ask whether it could be pulled.
+DRY_RUN_OPTION = "--dry-run"
+#: Options of ``logs``.
+SINCE_OPTION = "--since"
+TAIL_OPTION = "--tail"
 
 #: Subcommand starting a session (many calls through one process).
 SERVE = "serve"
@@ -294,6 +312,31 @@ def decode_node_key(data):
         return NodeKey(**document)
     except InvalidModel as e:
         raise SerializationError("not a node key: %s" % (e,))
+
+
+def encode_logs(lines):
+    """
+    :param lines: ``(stamp, stream, text)`` tuples.
+    :return: The log document (``bytes``).
+    """
+    return dumps({"lines": [list(line) for line in lines]}).encode("utf-8")
+
+
+def decode_logs(data):
+    """
+    :param bytes data: A log document.
+    :return: ``list`` of ``(stamp, stream, text)`` tuples of ``str``.
+    :raises SerializationError: If it is not one.
+    """
+    document = loads(data)
+    lines = document.get("lines") if isinstance(document, dict) else None
+    if not isinstance(lines, list) or not all(
+            isinstance(line, list) and len(line) == 3
+            and all(isinstance(part, str) for part in line)
+            for line in lines):
+        raise SerializationError(
+            'expected {"lines": [[stamp, stream, text]...]}')
+    return [tuple(line) for line in lines]
 
 
 def encode_bytes_sent(count):

@@ -563,6 +563,17 @@ def _port(report, node, what):
     return value
 
 
+def _flag(report, node, what):
+    """
+    :return: The boolean ``node`` holds, or ``None`` after reporting.
+    """
+    if isinstance(node, yaml.ScalarNode) and node.tag == _BOOL:
+        return yaml.safe_load(node.value) is True
+    report.at(node, "%s must be true or false, not %s" % (
+        what, _describe(node)))
+    return None
+
+
 def _positive(report, node, what):
     """
     :return: A positive integer no larger than :data:`_LARGEST_NUMBER` read

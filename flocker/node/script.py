@@ -38,7 +38,8 @@ from ._protocol import (
     HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
     SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
-    encode_release, INSTALL_NODE_KEY, decode_node_key,
+    encode_release, INSTALL_NODE_KEY, decode_node_key, PULL_IMAGE, LOGS,
+    DRY_RUN_OPTION, SINCE_OPTION, TAIL_OPTION, encode_logs,
 )
 
 __all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
@@ -209,6 +210,52 @@ class SetRoutesOptions(_NoArguments):
     longdesc = "Make this node's routes exactly those read from stdin."
 
 
+class PullImageOptions(_Options):
+    """
+    ``flocker-node pull-image IMAGE [--dry-run]``.
+    """
+    synopsis = "IMAGE [--dry-run]"
+    longdesc = ("Pull the image from its registry unless it is on this "
+                "node; with --dry-run only ask the registry whether it "
+                "has it.")
+
+    def parseArgs(self, image, *rest):
+        # As for create-volume: the protocol puts the option after the
+        # argument.
+        self["image"] = image
+        if rest not in ((), (DRY_RUN_OPTION,)):
+            raise usage.UsageError("unexpected arguments: %s" % (
+                " ".join(rest),))
+        self["dry-run"] = bool(rest)
+
+
+class LogsOptions(_Options):
+    """
+    ``flocker-node logs NAME [--since STAMP] [--tail N]``.
+    """
+    synopsis = "NAME [--since STAMP] [--tail N]"
+    longdesc = ("Print the output of the application's container as a "
+                "JSON document of [stamp, stream, text] lines.")
+
+    def parseArgs(self, name, *rest):
+        self["name"] = name
+        self["since"] = self["tail"] = None
+        rest = list(rest)
+        while rest:
+            if len(rest) < 2 or rest[0] not in (SINCE_OPTION, TAIL_OPTION):
+                raise usage.UsageError("unexpected arguments: %s" % (
+                    " ".join(rest),))
+            option, value = rest[0], rest[1]
+            del rest[:2]
+            if option == SINCE_OPTION:
+                self["since"] = value
+            else:
+                try:
+                    self["tail"] = int(value)
+                except ValueError:
+                    raise usage.UsageError("--tail must be an integer")
+
+
 class InstallNodeKeyOptions(_NoArguments):
     """
     ``flocker-node install-node-key`` (node key JSON on stdin).
@@ -261,6 +308,9 @@ class NodeOptions(_Options):
         [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
         [INSTALL_NODE_KEY, None, InstallNodeKeyOptions,
          "Install the node-to-node SSH key."],
+        [PULL_IMAGE, None, PullImageOptions,
+         "Pull an image (or ask whether it could be)."],
+        [LOGS, None, LogsOptions, "Print an application's output."],
         [RELEASE_LOCK, None, ReleaseLockOptions,
          "End a deploy's lease on this node."],
         [SERVE, None, ServeOptions, "Answer many calls (a session)."],
@@ -387,6 +437,14 @@ class _LazyVolumes(object):
                 lambda service: getattr(service, name)(*args, **kwargs)))
         return call
 
+    def identity(self):
+        """
+        :return: ``Deferred`` firing with the node's identity, or ``None``
+            when the pool cannot be opened.
+        """
+        return self._get().addCallback(
+            lambda service: getattr(service, "node_id", None))
+
 
 def _run(agent, command, options, stdin, progress):
     """
@@ -427,6 +485,12 @@ def _run(agent, command, options, stdin, progress):
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
                 lambda _: "")
+    if command == PULL_IMAGE:
+        return agent.pull_image(sub["image"], sub["dry-run"]).addCallback(
+            lambda _: "")
+    if command == LOGS:
+        return agent.logs(sub["name"], sub["since"], sub["tail"]).addCallback(
+            lambda lines: encode_logs(lines).decode("utf-8") + "\n")
     if command == INSTALL_NODE_KEY:
         return agent.install_node_key(decode_node_key(stdin)).addCallback(
             lambda _: "")

@@ -78,9 +78,9 @@ def converged_state(deployment):
     states = {}
     for node in deployment.nodes:
         applications = {a.name: a for a in node.applications}
-        volumes = {a.name: VolumeState(name=a.name, owned=True, size=1 << 20,
+        volumes = {v.name: VolumeState(name=v.name, owned=True, size=1 << 20,
                                        snapshots=["s1"])
-                   for a in node.applications if a.volume is not None}
+                   for a in node.applications for v in a.all_volumes()}
         states[node.address] = NodeState(
             address=node.address, applications=applications,
             running=applications.keys(), volumes=volumes,

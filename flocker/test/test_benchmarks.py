@@ -1,8 +1,11 @@
 """
 Tests for the benchmark scripts that need neither root nor the lab:
-``benchmarks/plot.py`` and ``benchmarks/scale.py``.
+``benchmarks/plot.py``, ``benchmarks/scale.py`` and the target verdicts of
+``benchmarks/run``.
 """
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
@@ -77,3 +80,80 @@ class ScaleTests(SynchronousTestCase):
         self.assertTrue({"plan_1000_nodes_s", "fanout_100_nodes_s",
                          "client_rss_mb", "node_rss_mb"} <= set(figures),
                         figures)
+
+
+def load_run():
+    """
+    :return: ``benchmarks/run`` as a module, without running it (it puts
+        its directory first on ``sys.path`` to import ``_common``; the
+        path is put back).
+    """
+    saved = list(sys.path)
+    try:
+        loader = importlib.machinery.SourceFileLoader(
+            "flocker_benchmarks_run", os.path.join(BENCHMARKS, "run"))
+        spec = importlib.util.spec_from_loader(loader.name, loader)
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
+
+
+class RunTargetsTests(SynchronousTestCase):
+    """
+    Tests for ``benchmarks/run``'s verdicts on targets.
+    """
+
+    def setUp(self):
+        self.run = load_run()
+
+    def target(self, targets, figure):
+        return next(t for t in targets if t["figure"] == figure)
+
+    def test_spread_and_verdict(self):
+        """
+        A target whose figure has a ``_spread`` beside it carries that
+        spread; a spread wider than the margin to the target makes it "not
+        decidable", with ``met`` null.
+        """
+        targets = self.run.check_targets({
+            "routing": {"ratio": 0.97, "ratio_spread": 0.04}})
+        self.assertEqual(
+            {key: self.target(targets, "ratio")[key]
+             for key in ("value", "spread", "verdict", "met")},
+            {"value": 0.97, "spread": 0.04, "verdict": "not decidable",
+             "met": None})
+
+    def test_narrow_spread(self):
+        """
+        A spread narrower than the margin leaves the comparison to decide.
+        """
+        targets = self.run.check_targets({
+            "volumes": {"push_ratio": 0.8, "push_ratio_spread": 0.03}})
+        target = self.target(targets, "push_ratio")
+        self.assertEqual((target["verdict"], target["met"]),
+                         ("missed", False))
+
+    def test_no_spread(self):
+        """
+        A figure without a spread is met or missed as it is; one not
+        measured is "not measured".
+        """
+        targets = self.run.check_targets({"plan": {"plan_s": 0.3}})
+        self.assertEqual(
+            [(self.target(targets, figure)["spread"],
+              self.target(targets, figure)["verdict"])
+             for figure in ("plan_s", "push_ratio")],
+            [(None, "met"), (None, "not measured")])
+
+    def test_ratio_rows(self):
+        """
+        Every figure reported with a spread is listed with it, its
+        repetitions and whether they settled.
+        """
+        self.assertEqual(self.run.ratio_rows({
+            "routing": {"ratio": 0.9, "ratio_spread": 0.123, "reps": 7,
+                        "settled": False, "routes_1000_s": 0.2},
+            "deploy": {"error": "exit status 1"}}),
+            [("routing.ratio", "0.9", "12.3 %", "7", "no")])

@@ -125,6 +125,134 @@ class TestAttachedVolume(object):
         assert AttachedVolume(mountpoint="/data").maximum_size is None
 
 
+class TestSeveralVolumes(object):
+    """
+    Named volumes: ``Application.volumes``, ``all_volumes`` and the
+    deployment's rules for volumes shared by several applications.
+    """
+
+    DATA = AttachedVolume(name="data", mountpoint="/data")
+    LOGS = AttachedVolume(name="logs", mountpoint="/logs", read_only=True)
+
+    def test_all_volumes(self):
+        """
+        ``all_volumes`` gives the application's own volume, named after
+        it, and its named volumes, sorted by name.
+        """
+        application = Application(
+            name="web", image="i", volume=AttachedVolume(mountpoint="/own"),
+            volumes=[self.LOGS, self.DATA])
+        assert application.all_volumes() == (
+            self.DATA, self.LOGS,
+            AttachedVolume(name="web", mountpoint="/own"))
+
+    def test_no_volumes(self):
+        """
+        An application without volumes has none.
+        """
+        assert WEB.all_volumes() == ()
+
+    @pytest.mark.parametrize("fields", [
+        dict(volumes=[AttachedVolume(mountpoint="/x")]),
+        dict(volumes=["/x"]),
+        dict(volumes=[AttachedVolume(name="data", mountpoint="/x"),
+                      AttachedVolume(name="data", mountpoint="/y")]),
+        dict(volumes=[AttachedVolume(name="a", mountpoint="/x"),
+                      AttachedVolume(name="b", mountpoint="/x")]),
+        dict(volume=AttachedVolume(mountpoint="/x"),
+             volumes=[AttachedVolume(name="web", mountpoint="/y")]),
+        dict(volume=AttachedVolume(mountpoint="/x"),
+             volumes=[AttachedVolume(name="b", mountpoint="/x")]),
+        dict(volume=AttachedVolume(name="other", mountpoint="/x")),
+    ])
+    def test_invalid(self, fields):
+        """
+        Named volumes need a name; an application mounts a volume once and
+        one volume at a mountpoint; its own volume is named after it.
+        """
+        with pytest.raises(InvalidModel):
+            Application(name="web", image="i", **fields)
+
+    @pytest.mark.parametrize("fields", [
+        dict(name="bad name"), dict(read_only="yes"), dict(external=1)])
+    def test_invalid_volume(self, fields):
+        """
+        A volume name is a safe name; ``read_only`` and ``external`` are
+        booleans.
+        """
+        with pytest.raises(InvalidModel):
+            AttachedVolume(mountpoint="/x", **fields)
+
+    def test_shared_on_one_node(self):
+        """
+        Two applications on one node may mount one named volume.
+        """
+        web = attr.evolve(WEB, volumes=[self.DATA])
+        db = attr.evolve(DB, volumes=[attr.evolve(self.DATA,
+                                                  read_only=True)])
+        deployment = Deployment(nodes=[Node(address="a",
+                                            applications=[web, db])])
+        assert deployment.node("a").applications == {web, db}
+
+    def test_shared_across_nodes(self):
+        """
+        A volume mounted by applications placed on two nodes is refused,
+        naming both.
+        """
+        web = attr.evolve(WEB, volumes=[self.DATA])
+        db = attr.evolve(DB, volumes=[self.DATA])
+        with pytest.raises(InvalidModel) as raised:
+            Deployment(nodes=[Node(address="a", applications=[web]),
+                              Node(address="b", applications=[db])])
+        assert "volume data" in str(raised.value)
+        assert "node a" in str(raised.value) and "node b" in str(raised.value)
+
+    def test_own_volume_shared_across_nodes(self):
+        """
+        An application's own volume counts: another application on another
+        node cannot mount it by name.
+        """
+        web = attr.evolve(WEB, volume=AttachedVolume(mountpoint="/w"))
+        db = attr.evolve(DB, volumes=[AttachedVolume(name="web",
+                                                     mountpoint="/w")])
+        with pytest.raises(InvalidModel):
+            Deployment(nodes=[Node(address="a", applications=[web]),
+                              Node(address="b", applications=[db])])
+
+    @pytest.mark.parametrize("other", [
+        dict(maximum_size=1024), dict(external=True)])
+    def test_shared_disagreeing(self, other):
+        """
+        Applications sharing a volume agree on its size and on whether it
+        is external.
+        """
+        web = attr.evolve(WEB, volumes=[self.DATA])
+        db = attr.evolve(DB, volumes=[attr.evolve(self.DATA, **other)])
+        with pytest.raises(InvalidModel):
+            Deployment(nodes=[Node(address="a", applications=[web, db])])
+
+    def test_serialized_without_volumes(self):
+        """
+        The JSON of an application without named volumes has no
+        ``volumes`` key, and a volume's default flags are left out: labels
+        written before named volumes existed read back equal.
+        """
+        data = application_to_dict(attr.evolve(
+            WEB, volume=AttachedVolume(mountpoint="/w")))
+        assert "volumes" not in data
+        assert data["volume"] == {"mountpoint": "/w", "maximum_size": None}
+
+    def test_serialized_round_trip(self):
+        """
+        Named volumes and their flags survive the JSON form.
+        """
+        application = attr.evolve(WEB, volumes=[
+            self.LOGS, attr.evolve(self.DATA, external=True,
+                                   maximum_size=10)])
+        assert application_from_dict(loads(dumps(
+            application_to_dict(application)))) == application
+
+
 class TestRestartPolicy(object):
     """
     ``RestartPolicy``.

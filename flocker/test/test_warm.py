@@ -17,7 +17,8 @@ import uuid
 import pytest
 
 from flocker._warm import (
-    _connect, code_digest, peer_allowed, server_name, serve_forever,
+    MAX_REQUEST, _connect, code_digest, peer_allowed, server_name,
+    server_trusted, serve_forever,
 )
 
 #: Bound of every wait in these tests (they finish far sooner).
@@ -390,3 +391,154 @@ def test_peer_allowed():
     finally:
         left.close()
         right.close()
+
+
+#: A user id no process of these tests runs as (``nobody`` on Debian);
+#: ``setpriv`` runs a program as it without needing an account.
+_OTHER_UID = 65534
+
+#: A server run by another user: it listens on a name, takes one
+#: connection and prints, as JSON, what it received there (the message and
+#: how many descriptors came with it).
+_IMPOSTOR = (
+    "import json, socket, sys\n"
+    "listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+    "listener.bind(bytes.fromhex(sys.argv[1]))\n"
+    "listener.listen(1)\n"
+    "print('listening', flush=True)\n"
+    "connection, _ = listener.accept()\n"
+    "message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)\n"
+    "print(json.dumps({'message': message.decode('ascii', 'replace'),\n"
+    "                  'fds': len(fds)}), flush=True)\n")
+
+#: A client run by another user: it connects to a server, sends a request
+#: for the test command with its own standard streams, and prints what the
+#: server answered.
+_INTRUDER = (
+    "import json, socket, sys\n"
+    "connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+    "connection.connect(bytes.fromhex(sys.argv[1]))\n"
+    "request = json.dumps({'program': 'warm-test', 'argv': ['x', 'echo'],\n"
+    "                      'environ': {}, 'cwd': '/', 'umask': 18})\n"
+    "try:\n"
+    "    socket.send_fds(connection, [request.encode('ascii')], [0, 1, 2])\n"
+    "    answer = connection.recv(100).decode('ascii')\n"
+    "except OSError:\n"
+    "    answer = ''\n"
+    "print(json.dumps({'answer': answer}), flush=True)\n")
+
+
+def _as_other_user(script, name, **kwargs):
+    """
+    Run ``script`` with the system Python as :data:`_OTHER_UID`, with the
+    hexadecimal socket ``name`` as its argument.
+    """
+    return subprocess.Popen(
+        ["setpriv", "--reuid=%d" % (_OTHER_UID,),
+         "--regid=%d" % (_OTHER_UID,), "--clear-groups",
+         "/usr/bin/python3", "-I", "-c", script, name.hex()],
+        cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, **kwargs)
+
+
+needs_root = pytest.mark.skipif(
+    os.getuid() != 0, reason="running as another user needs root")
+
+
+@needs_root
+def test_other_user_cannot_serve():
+    """
+    When another user holds the server's name, the trampoline sends it
+    nothing (no request, no descriptors) and runs the command cold.
+    """
+    name = _name()
+    impostor = _as_other_user(_IMPOSTOR, name)
+    try:
+        assert impostor.stdout.readline() == b"listening\n"
+        trampoline = _trampoline(name, ["echo"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE)
+        out, _ = trampoline.communicate(timeout=WAIT)
+        received, _ = impostor.communicate(timeout=WAIT)
+    finally:
+        if impostor.poll() is None:
+            impostor.kill()
+            impostor.wait()
+    assert json.loads(received) == {"message": "", "fds": 0}
+    assert json.loads(out)["pid"] == trampoline.pid
+
+
+@needs_root
+def test_other_user_cannot_have_commands_run(server):
+    """
+    Another user's request to a server is refused: the connection closes
+    and the command does not run (it would print on the intruder's
+    standard output).
+    """
+    name, _ = server
+    intruder = _as_other_user(_INTRUDER, name)
+    out, _ = intruder.communicate(timeout=WAIT)
+    assert json.loads(out) == {"answer": ""}
+
+
+def test_trusted_server_user():
+    """
+    A server is trusted when it runs as this process's user or as root,
+    and not otherwise (the peer here is this process).
+    """
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        assert server_trusted(left)
+        assert server_trusted(left, uid=os.getuid() + 1) == (
+            os.getuid() == 0)
+    finally:
+        left.close()
+        right.close()
+
+
+def test_signals_never_go_to_a_named_pid(tmp_path):
+    """
+    A trampoline passes a signal on as a message to its server, and never
+    signals a process id the server named: a server answering with the pid
+    of an unrelated process cannot have it killed.
+    """
+    name = _name()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(name)
+    listener.listen(1)
+    victim = subprocess.Popen(["sleep", "60"])
+    trampoline = None
+    try:
+        trampoline = _trampoline(name, ["echo"])
+        connection, _ = listener.accept()
+        connection.settimeout(WAIT)
+        _, fds, _, _ = socket.recv_fds(connection, MAX_REQUEST, 3)
+        for fd in fds:
+            os.close(fd)
+        connection.send(json.dumps(
+            {"started": True, "pid": victim.pid}).encode("ascii"))
+        # The trampoline installs its handlers right after reading that.
+        _wait_for(lambda: _handles(trampoline.pid, signal.SIGTERM),
+                  "the trampoline did not take the command")
+        trampoline.send_signal(signal.SIGTERM)
+        assert json.loads(connection.recv(100)) == {
+            "signal": int(signal.SIGTERM)}
+        connection.send(json.dumps({"status": 0}).encode("ascii"))
+        assert trampoline.wait(WAIT) == 0
+        assert victim.poll() is None
+    finally:
+        if trampoline is not None and trampoline.poll() is None:
+            trampoline.kill()
+            trampoline.wait()
+        victim.kill()
+        victim.wait()
+        listener.close()
+
+
+def _handles(pid, number):
+    """
+    Whether process ``pid`` has a handler for signal ``number``.
+    """
+    with open("/proc/%d/status" % (pid,)) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (number - 1)))
+    return False

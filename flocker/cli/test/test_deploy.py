@@ -2,6 +2,7 @@
 Tests for :mod:`flocker.cli._deploy`.
 """
 
+import attr
 from eliot.testing import capture_logging, assertHasAction
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
@@ -19,7 +20,8 @@ from flocker.node._changes import StartApplication
 from flocker.node._fake import FakeCluster
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
-WEB = Application(name="web", image="flocker/busybox",
+IMAGE = "flocker/busybox"
+WEB = Application(name="web", image=IMAGE,
                   ports=[Port(internal=80, external=8080)],
                   volume=AttachedVolume(mountpoint="/data"))
 OTHER = Application(name="other", image="flocker/busybox")
@@ -71,21 +73,44 @@ class DeployTests(SynchronousTestCase):
 
     def test_unreachable_node(self):
         """
-        A node that does not report is named with its reason; nodes whose
-        part does not depend on it still converge; the result is not
-        converged.
+        A node that does not report stops the whole deploy before any
+        change: no node is asked to change anything, the node is named in
+        one line with what failed, and the result is not converged.
         """
         cluster = FakeCluster([A, B, C])
         cluster.failures.add((C, "report"))
         wanted = deployment(**{A: [OTHER], C: [WEB]})
         result = self.successResultOf(deploy(wanted, cluster.agents))
         self.assertFalse(result.converged)
-        self.assertEqual(list(result.unreachable), [C])
-        self.assertIn("web", result.skipped)
-        self.assertIn("other", cluster.agents[A].state.running)
+        self.assertEqual((list(result.unreachable), leaves(result.plan)),
+                         ([C], []))
+        for agent in cluster.agents.values():
+            self.assertEqual([name for name, _ in agent.calls], ["report"])
         summary = format_summary(wanted, result)
-        self.assertIn("%s: unreachable: report on %s was told to fail"
+        self.assertIn("%s: did not report: report on %s was told to fail"
                       % (C, C), summary)
+        self.assertEqual(
+            summary[-1], "nothing was changed: 1 node of the deployment did "
+            "not report, and a deploy changes nothing until every node has")
+
+    def test_unresolved_node_dry_run(self):
+        """
+        A node whose name did not resolve stops a dry run the same way: no
+        plan, the node named with what to check.
+        """
+        cluster = FakeCluster([A, B])
+        wanted = deployment(**{A: [OTHER]})
+        result = self.successResultOf(deploy(
+            wanted, {a: cluster.agents[a] for a in (A, B)}, dry_run=True,
+            unreachable={C: "cannot resolve host name: no such host"}))
+        self.assertEqual((dict(result.unreachable), leaves(result.plan)),
+                         ({C: "cannot resolve host name: no such host"}, []))
+        summary = format_summary(wanted, result)
+        self.assertIn(
+            "%s: did not report: cannot resolve host name: no such host "
+            "(check the node's name in the deployment file and that DNS "
+            "resolves it)" % (C,), summary)
+        self.assertTrue(summary[-1].startswith("the plan was not made: "))
 
     def test_failed_change_reported(self):
         """
@@ -297,3 +322,130 @@ class GatherTests(SynchronousTestCase):
         state, unreachable, locked = self.successResultOf(d)
         self.assertEqual(sorted(state.nodes), [A, B])
         self.assertEqual((unreachable, locked), ({}, set()))
+
+
+class CheckBeforeChangeTests(SynchronousTestCase):
+    """
+    Tests for what ``deploy`` checks after the reports and before the first
+    change: images, ports, volumes whose owner's copy is gone.
+    """
+
+    def running(self, image=IMAGE):
+        """
+        :return: A cluster of nodes with ``IMAGE`` where ``web`` runs on A.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        for agent in cluster.agents.values():
+            del agent.calls[:]
+        return cluster
+
+    def test_unpullable_image_stops_nothing(self):
+        """
+        Changing an application's image to one no node has and no registry
+        holds changes nothing, in a dry run too: the old container keeps
+        running, and the node lacking it is named with the image.
+        """
+        cluster = self.running()
+        changed = attr.evolve(WEB, image="flocker/busybox:nosuch")
+        for dry_run in (True, False):
+            result = self.successResultOf(deploy(
+                deployment(**{A: [changed]}), cluster.agents,
+                dry_run=dry_run))
+            self.assertFalse(result.converged)
+            [problem] = result.refused
+            self.assertIn("flocker/busybox:nosuch", problem)
+            self.assertTrue(problem.startswith(A + ": "))
+        self.assertEqual(
+            (cluster.agents[A].state.applications["web"], sorted(
+                {name for agent in cluster.agents.values()
+                 for name, _ in agent.calls})),
+            (WEB, ["pull_image", "report"]))
+
+    def test_pullable_image_pulled_before_stop(self):
+        """
+        An image the node lacks but its registry holds is pulled in the
+        prepare phase, before the old container is stopped.
+        """
+        cluster = self.running()
+        cluster.registry.add("flocker/busybox:2")
+        changed = attr.evolve(WEB, image="flocker/busybox:2")
+        result = self.successResultOf(deploy(deployment(**{A: [changed]}),
+                                             cluster.agents))
+        self.assertTrue(result.converged)
+        calls = [(name, args) for name, args in cluster.agents[A].calls
+                 if name in ("pull_image", "stop_application")]
+        self.assertEqual(calls, [
+            ("pull_image", ("flocker/busybox:2", True)),
+            ("pull_image", ("flocker/busybox:2", False)),
+            ("stop_application", ("web",))])
+        self.assertIn("flocker/busybox:2", cluster.agents[A].state.images)
+
+    def test_port_held_by_another(self):
+        """
+        A host port held by a listener that is not Flocker's, on the node
+        that would publish it or route it, stops the deploy before any
+        change, naming node, port and application.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        cluster.agents[B].state = attr.evolve(cluster.agents[B].state,
+                                              busy_ports=[8080])
+        result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                             cluster.agents))
+        self.assertEqual(len(result.refused), 1)
+        self.assertTrue(result.refused[0].startswith(
+            "%s: port 8080 is held by a listening socket that is not "
+            "Flocker's, where the route to application web on %s" % (B, A)))
+        self.assertEqual(dict(cluster.agents[A].state.applications), {})
+
+    def stale(self):
+        """
+        :return: A cluster where ``web`` moved from A to B, wrote more, and
+            B's copy (the owner's) was deleted.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        cluster.agents[A].write("web", "old ")
+        self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                    cluster.agents))
+        cluster.agents[B].write("web", "new")
+        self.successResultOf(deploy(deployment(), cluster.agents))
+        b = cluster.agents[B]
+        b.state = attr.evolve(b.state, volumes=b.state.volumes.discard("web"))
+        del b.data["web"]
+        return cluster
+
+    def test_stale_copy_not_adopted(self):
+        """
+        A volume whose owner's copy is gone is not taken over from the
+        older copy left: the deploy changes nothing and says where that
+        copy is, how old, and how to adopt it.
+        """
+        cluster = self.stale()
+        result = self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                             cluster.agents))
+        [problem] = result.refused
+        self.assertIn("volume web: no node owns it and its owner's copy is "
+                      "gone", problem)
+        self.assertIn("the newest copy left is on %s" % (A,), problem)
+        self.assertIn("--adopt-copy web", problem)
+        self.assertFalse(cluster.agents[A].state.volumes["web"].owned)
+        self.assertEqual(dict(cluster.agents[B].state.applications), {})
+
+    def test_stale_copy_adopted(self):
+        """
+        With ``adopt`` naming the volume, its newest copy left is taken
+        over (the plan says it adopts an older copy) and moved where the
+        application runs.
+        """
+        cluster = self.stale()
+        result = self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                             cluster.agents,
+                                             adopt={"web"}))
+        self.assertTrue(result.converged)
+        self.assertIn("%s: adopt the older copy of volume web" % (A,),
+                      [change.describe()[:len(A) + 36]
+                       for change in leaves(result.plan)])
+        self.assertEqual(cluster.agents[B].data["web"], "old ")

@@ -29,7 +29,9 @@ from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
 from twisted.conch.ssh.keys import Key
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
-from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.error import (
+    ConnectError, ConnectionLost, ConnectionRefusedError,
+)
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -966,6 +968,19 @@ class ConchConnectorTests(SynchronousTestCase):
         error = self.failureResultOf(d, NodeUnreachable).value
         self.assertIn("connection refused on port 22", str(error))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_errno_in_words(self):
+        """
+        A connection that fails with an errno (113, no route to host) says
+        what failed in words, not the number.
+        """
+        class EndpointNoRoute(object):
+            def connect(self, factory):
+                return fail(ConnectError(osError=113))
+        d = self.connector(Clock(), EndpointNoRoute()).connect("10.0.0.9")
+        error = self.failureResultOf(d, NodeUnreachable).value
+        self.assertEqual(str(error), "10.0.0.9: unreachable: cannot connect "
+                         "to port 22: no route to host")
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ local agent over the real parts is exercised by the lab deploy tests.)
 
 import os
 
+import attr
+
 from eliot.testing import assertHasAction, capture_logging
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
@@ -30,6 +32,8 @@ from flocker.volume import MemoryNetwork, MemoryVolumeService, NodeKeyStore
 
 A, B = "10.0.0.1", "10.0.0.2"
 IMAGE = "flocker/busybox:latest"
+#: An image no node has and no registry holds.
+MISSING = "flocker/missing:1"
 WEB = Application(name="web", image=IMAGE,
                   ports=[Port(internal=80, external=8080)],
                   volume=AttachedVolume(mountpoint="/data"))
@@ -43,7 +47,7 @@ def fake_pair(directory=None):
     :param directory: Unused (see :func:`local_pair`).
     :return: Agents for A and B from one :class:`FakeCluster`.
     """
-    cluster = FakeCluster([A, B])
+    cluster = FakeCluster([A, B], images=[IMAGE])
     return cluster.agents[A], cluster.agents[B]
 
 
@@ -103,9 +107,59 @@ def make_inodeagent_tests(fixture):
 
         def test_empty_report(self):
             """
-            A fresh node reports nothing but its address.
+            A fresh node reports nothing but its address, its identity and
+            its images.
             """
-            self.assertEqual(self.report(self.a), NodeState(address=A))
+            report = self.report(self.a)
+            self.assertEqual(report, NodeState(
+                address=A, images=[IMAGE], node_id=report.node_id))
+            self.assertIsInstance(report.node_id, str)
+
+        def test_copies_name_owner(self):
+            """
+            A pushed copy names the sender as the volume's owner; after a
+            hand-off both copies name the new owner.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            a_id, b_id = (self.report(self.a).node_id,
+                          self.report(self.b).node_id)
+            pushed = self.report(self.b).volumes["web"].owner
+            self.successResultOf(self.a.handoff_volume("web", B))
+            self.assertEqual(
+                (pushed, self.report(self.a).volumes["web"].owner,
+                 self.report(self.b).volumes["web"].owner),
+                (a_id, b_id, b_id))
+
+        def test_pull_present_image(self):
+            """
+            Pulling (or asking for) an image the node has succeeds.
+            """
+            self.assertEqual(
+                (self.successResultOf(self.a.pull_image(IMAGE, True)),
+                 self.successResultOf(self.a.pull_image(IMAGE))),
+                (None, None))
+
+        def test_pull_unpullable_image(self):
+            """
+            An image the node lacks and cannot pull fails a pull and a
+            dry-run pull, and the node still lacks it.
+            """
+            for dry_run in (True, False):
+                self.failureResultOf(self.a.pull_image(MISSING, dry_run))
+            self.assertNotIn(MISSING, self.report(self.a).images)
+
+        def test_logs(self):
+            """
+            ``logs`` gives a running application's output lines; a node
+            without the application's container fails.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            lines = self.successResultOf(self.a.logs("plain"))
+            self.assertEqual(
+                (type(lines), all(len(line) == 3 for line in lines)),
+                (list, True))
+            self.failureResultOf(self.b.logs("plain"))
 
         def test_create_volume(self):
             """
@@ -129,6 +183,26 @@ def make_inodeagent_tests(fixture):
             state = self.report(self.a)
             self.assertEqual((dict(state.applications), set(state.running)),
                              ({"web": WEB}, {"web"}))
+
+        def test_start_with_named_volumes(self):
+            """
+            An application with named volumes starts once the node owns
+            all of them, and not before.
+            """
+            application = attr.evolve(WEB, volumes=[
+                AttachedVolume(name="uploads", mountpoint="/uploads"),
+                AttachedVolume(name="logs", mountpoint="/logs",
+                               read_only=True)])
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.create_volume("uploads", None))
+            self.failureResultOf(self.a.start_application(application))
+            self.successResultOf(self.a.create_volume("logs", None))
+            self.successResultOf(self.a.start_application(application))
+            state = self.report(self.a)
+            self.assertEqual(
+                (dict(state.applications), set(state.running),
+                 set(state.volumes)),
+                ({"web": application}, {"web"}, {"web", "uploads", "logs"}))
 
         def test_start_without_volume_refused(self):
             """

@@ -890,6 +890,120 @@ class TestNativeProblems(object):
         assert all("\n" not in str(error) for error in found)
 
 
+class TestNativeVolumes(object):
+    """
+    The native format's ``volumes:`` list of named volumes.
+    """
+
+    def test_volumes(self):
+        """
+        Each entry becomes a named ``AttachedVolume`` with its flags,
+        beside the application's own ``volume:``.
+        """
+        found = parse(NATIVE + """\
+    volume: {mountpoint: /var/lib/db}
+    volumes:
+      - {name: uploads, mountpoint: /srv/uploads, maximum_size: 1G}
+      - name: config
+        mountpoint: /etc/db
+        read_only: true
+        external: yes
+            """)
+        db = application(found, "db")
+        assert db.volume == AttachedVolume(mountpoint="/var/lib/db")
+        assert db.volumes == {
+            AttachedVolume(name="uploads", mountpoint="/srv/uploads",
+                           maximum_size=1024 ** 3),
+            AttachedVolume(name="config", mountpoint="/etc/db",
+                           read_only=True, external=True)}
+
+    def test_shared_on_one_node(self):
+        """
+        Two applications on one node may mount one named volume.
+        """
+        found = parse(NATIVE + """\
+    volumes: [{name: shared, mountpoint: /s}]
+  cache:
+    image: redis
+    volumes: [{name: shared, mountpoint: /data, read_only: true}]
+            """, WEB_AND_DB.replace("[db]", "[db, cache]"))
+        assert {v.name for v in application(found, "cache").volumes} == {
+            "shared"}
+
+    def test_shared_across_nodes(self):
+        """
+        A volume mounted by applications on two nodes is refused at the
+        second placement, naming both nodes.
+        """
+        found = problems(NATIVE.replace(
+            "    ports: [{internal: 80, external: 8080}]\n",
+            "    ports: [{internal: 80, external: 8080}]\n"
+            "    volumes: [{name: shared, mountpoint: /s}]\n") +
+            "    volumes: [{name: shared, mountpoint: /data}]\n")
+        assert_problem(found, DEPLOYMENT, 4, 23, "db mounts volume shared",
+                       "web mounts on node 192.0.2.1 (line 3)",
+                       "one node at a time")
+
+    def test_shared_with_other_size(self):
+        """
+        Applications sharing a volume must agree on its size.
+        """
+        found = problems(NATIVE + """\
+    volumes: [{name: shared, mountpoint: /s}]
+  cache:
+    image: redis
+    volumes: [{name: shared, mountpoint: /data, maximum_size: 1G}]
+            """, WEB_AND_DB.replace("[db]", "[db, cache]"))
+        assert_problem(found, DEPLOYMENT, 4, 27, "cache mounts volume shared",
+                       "another maximum_size")
+
+    @pytest.mark.parametrize("entry, line, column, fragment", [
+        ("{mountpoint: /x}", 11, 9, 'no "name"'),
+        ("{name: 'a b', mountpoint: /x}", 11, 16, "not a safe name"),
+        ("{name: a, mountpoint: x}", 11, 31, "absolute"),
+        ("{name: a, mountpoint: /x, read_only: 1}", 11, 46, "true or false"),
+        ("{name: a, mountpoint: /x, size: 1}", 11, 35, '"size"'),
+        ("{name: a, mountpoint: /x, maximum_size: 0}", 11, 49, "positive"),
+    ])
+    def test_bad_entry(self, entry, line, column, fragment):
+        """
+        Each problem of an entry is reported where it is.
+        """
+        found = problems(NATIVE + "    volumes:\n      - %s\n" % (entry,))
+        assert_problem(found, APPLICATION, line, column, fragment)
+
+    @pytest.mark.parametrize("entries, fragment", [
+        ("[{name: a, mountpoint: /x}, {name: a, mountpoint: /y}]",
+         "volume name a is already used by the volume at line 10"),
+        ("[{name: a, mountpoint: /x}, {name: b, mountpoint: /x}]",
+         "mountpoint /x is already used by the volume at line 10"),
+        ("[{name: db, mountpoint: /y}]",
+         "volume name db is already used by the application's own volume"),
+        ("[{name: b, mountpoint: /own}]",
+         "mountpoint /own is already used by the application's own volume"),
+    ])
+    def test_repeated(self, entries, fragment):
+        """
+        A volume name or mountpoint used twice by one application (its own
+        volume included) is reported at the repeating entry.
+        """
+        found = problems(NATIVE + "    volumes: %s\n    volume: "
+                         "{mountpoint: /own}\n" % (entries,))
+        assert any(fragment in error.message for error in found), found
+
+    def test_written_back(self):
+        """
+        The native writer gives back the named volumes.
+        """
+        found = parse(NATIVE + """\
+    volumes: [{name: u, mountpoint: /u, read_only: true,
+               external: true, maximum_size: 1024}]
+            """)
+        assert parse_configuration(*(
+            deployment_to_yaml(found)[0], DEPLOYMENT,
+            deployment_to_yaml(found)[1], APPLICATION)) == found
+
+
 class TestDeploymentProblems(object):
     """
     Problems in the deployment file and across the two files.

@@ -19,7 +19,7 @@ from eliot.testing import assertHasAction, capture_logging
 from pyrsistent import pmap, pset
 from twisted.internet.defer import CancelledError, fail
 from twisted.internet.error import ConnectError
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -33,14 +33,18 @@ from ..._serialize import application_to_dict
 from ...testtools import run_in_reactor
 from .._docker import (
     APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
+    MINIMUM_API_VERSION, APIVersion, UnsupportedField,
     SPEC_LABEL, AlreadyExists, ContainerNotFound, DockerAPIError,
     DockerClient, DockerUnavailable, FakeDockerClient, IDockerClient,
-    ImageNotFound, Unit, container_config, container_name,
+    ImageNotFound, PullFailed, Unit, _adapted_body, container_config,
+    container_name,
     socket_path_from_docker_host,
 )
 from .._logging import (
-    DOCKER_ADD, DOCKER_API_CALL, DOCKER_NEGOTIATE, DOCKER_UNREADABLE_LABEL,
+    DOCKER_ADD, DOCKER_API_CALL, DOCKER_FIELDS_DROPPED, DOCKER_NEGOTIATE,
+    DOCKER_UNREADABLE_LABEL,
 )
+from ._daemon import DEBIAN_12, DOCKER_25, DOCKER_29, VersionedDockerDaemon
 
 #: The image every lab node (and the fake) has.
 IMAGE = "flocker/busybox:latest"
@@ -51,6 +55,9 @@ MISSING_IMAGE = "flocker/not-loaded-anywhere:1"
 # A long-running command that exits at once on SIGTERM (PID 1 ignores it
 # otherwise), so removing a container does not wait for the kill timeout.
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
+#: A command writing one line to each stream, then waiting.
+TALKER = ["sh", "-c", "echo out-line; echo err-line >&2; "
+          "trap 'exit 0' TERM; sleep 600 & wait"]
 
 
 def _resolve(function, *args):
@@ -120,6 +127,14 @@ class FakeDockerFixture(object):
         :return: A directory on the node usable as a volume's host path.
         """
         return "/flocker/pool/volume"
+
+    def await_output(self, name, lines):
+        """
+        Have the application's container write ``lines`` (``(stream,
+        text)`` pairs), as :data:`TALKER` does in a real one.
+        """
+        for stream, text in lines:
+            self.fake.write_output(name, text, stream)
 
 
 class RealDockerFixture(object):
@@ -210,6 +225,20 @@ class RealDockerFixture(object):
         """
         status, data = self._raw("GET", "/containers/%s/json" % (name,))
         return None if status == 404 else data
+
+    def await_output(self, name, lines):
+        """
+        Wait (a bounded number of short polls) until the application's
+        container, running :data:`TALKER`, has written ``lines``.
+        """
+        for _ in range(100):
+            found = run_in_reactor(lambda reactor: self.client.logs(name))
+            if len(found) >= len(lines):
+                return
+            run_in_reactor(lambda reactor: deferLater(reactor, 0.1,
+                                                      lambda: None))
+        raise AssertionError("%s wrote %r, not %d lines" % (
+            name, found, len(lines)))
 
     def host_directory(self):
         """
@@ -395,6 +424,37 @@ def make_idockerclient_tests(fixture):
                               without, "/srv")
             self.assertEqual(self.units(), {})
 
+        def test_named_volumes_bound(self):
+            """
+            Each named volume's host path is bound at its mountpoint, beside
+            the application's own volume.
+            """
+            own, data = (self.fixture.host_directory(),
+                         self.fixture.host_directory())
+            application = self.application(
+                "volumes", volume=AttachedVolume(mountpoint="/own"),
+                volumes=[AttachedVolume(name="data", mountpoint="/data",
+                                        read_only=True)])
+            self.run(self.client.add, application, own, None,
+                     {"data": data})
+            self.assertEqual(self.units()[application.name].binds,
+                             pmap({"/own": own, "/data": data}))
+
+        def test_named_volume_paths_must_match(self):
+            """
+            Host paths must be given for exactly the named volumes, or
+            ``ValueError`` is raised and nothing created.
+            """
+            application = self.application(
+                "volumes", volumes=[AttachedVolume(name="data",
+                                                   mountpoint="/data")])
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              application)
+            self.assertRaises(ValueError, self.run, self.client.add,
+                              application, None, None,
+                              {"data": "/srv", "other": "/srv"})
+            self.assertEqual(self.units(), {})
+
         def test_add_again_unchanged(self):
             """
             Adding an application that already runs as asked changes
@@ -440,6 +500,69 @@ def make_idockerclient_tests(fixture):
                  container_config(application, None, {"X": "2"})["Labels"][
                      SPEC_LABEL]),
                 ("replaced", True, True))
+
+        def test_list_images(self):
+            """
+            ``list_images`` names the images on the node as Docker lists
+            them, the test image among them and the missing one not.
+            """
+            images = self.run(self.client.list_images)
+            self.assertEqual(
+                (type(images), IMAGE in images, MISSING_IMAGE in images),
+                (frozenset, True, False))
+
+        def test_pull_present_image(self):
+            """
+            Pulling an image that is on the node (a dry run or not) asks no
+            registry and succeeds.
+            """
+            self.assertEqual(
+                (self.run(self.client.pull_image, IMAGE, True),
+                 self.run(self.client.pull_image, IMAGE)), (None, None))
+
+        def test_pull_unpullable_image(self):
+            """
+            An image neither on the node nor in a registry it reaches fails
+            a pull and a dry-run pull with ``PullFailed``, one line naming
+            the image, the node and what to do; nothing is added.
+            """
+            errors = [self.assertRaises(PullFailed, self.run,
+                                        self.client.pull_image,
+                                        MISSING_IMAGE, dry_run)
+                      for dry_run in (True, False)]
+            for error in errors:
+                self.assertEqual(
+                    (error.image, self.fixture.node in str(error),
+                     "docker load" in str(error), "\n" in str(error)),
+                    (MISSING_IMAGE, True, True, False))
+            self.assertNotIn(MISSING_IMAGE,
+                             self.run(self.client.list_images))
+
+        def test_logs(self):
+            """
+            ``logs`` gives the container's output lines, oldest first, each
+            with its stream and a time stamp; ``since`` the last stamp gives
+            nothing more, ``tail=1`` only the last line.
+            """
+            application = self.application("talker", command=TALKER)
+            self.run(self.client.add, application)
+            self.fixture.await_output(application.name, [
+                ("stdout", "out-line"), ("stderr", "err-line")])
+            lines = self.run(self.client.logs, application.name)
+            self.assertEqual(
+                (sorted((stream, text) for _, stream, text in lines),
+                 self.run(self.client.logs, application.name, lines[-1][0]),
+                 self.run(self.client.logs, application.name, None, 1)),
+                ([("stderr", "err-line"), ("stdout", "out-line")], [],
+                 lines[-1:]))
+
+        def test_logs_missing(self):
+            """
+            The logs of an application without a container fail with
+            ``ContainerNotFound``.
+            """
+            self.assertRaises(ContainerNotFound, self.run, self.client.logs,
+                              self.name("nothing"))
 
         def test_missing_image(self):
             """
@@ -792,6 +915,23 @@ class ContainerConfigTests(SynchronousTestCase):
         for path in ["relative", "/a/../b", "/a:/b", "/a\nb"]:
             self.assertRaises(ValueError, container_config, application, path)
 
+    def test_read_only_bind(self):
+        """
+        Volumes are bound sorted by name; a read-only one carries ``:ro``.
+        """
+        config = container_config(
+            Application(name="web", image=IMAGE,
+                        volume=AttachedVolume(mountpoint="/own"),
+                        volumes=[AttachedVolume(name="logs",
+                                                mountpoint="/logs",
+                                                read_only=True),
+                                 AttachedVolume(name="data",
+                                                mountpoint="/data")]),
+            "/pool/web", volume_paths={"logs": "/pool/logs",
+                                       "data": "/pool/data"})
+        self.assertEqual(config["HostConfig"]["Binds"], [
+            "/pool/data:/data", "/pool/logs:/logs:ro", "/pool/web:/own"])
+
     def test_spec_digest(self):
         """
         The spec label is the same for the same arguments and differs when
@@ -837,7 +977,8 @@ def _stub_client(answers, api_version="1.41"):
         ``/version`` reports ``api_version``.
     """
     answers = dict(answers)
-    answers.setdefault(("GET", "/version"), (200, {"ApiVersion": api_version}))
+    answers.setdefault(("GET", "/version"), (200, {
+        "ApiVersion": api_version, "MinAPIVersion": "1.12"}))
     resource = _DockerAPIResource(answers)
     client = DockerClient(Clock(), "/run/test/docker.sock", node="node1",
                           http_client=StubTreq(resource))
@@ -868,20 +1009,21 @@ class DockerClientTests(SynchronousTestCase):
         version.
         """
         client, resource = _stub_client(
-            {("GET", "/v1.41/images/busybox/json"): (200, {})},
-            api_version="1.47")
+            {("GET", "/v%s/images/busybox/json" % (MAXIMUM_API_VERSION,)):
+             (200, {})},
+            api_version="1.99")
         self.assertEqual(
             (self.successResultOf(client.image_present("busybox")),
-             MAXIMUM_API_VERSION),
-            (True, (1, 41)))
+             self.successResultOf(client.api_version())),
+            (True, MAXIMUM_API_VERSION))
 
     def test_negotiates_older(self):
         """
         An older daemon is spoken to in its own version.
         """
         client, resource = _stub_client(
-            {("GET", "/v1.38/images/busybox/json"): (200, {})},
-            api_version="1.38")
+            {("GET", "/v1.44/images/busybox/json"): (200, {})},
+            api_version="1.44")
         self.assertTrue(self.successResultOf(client.image_present("busybox")))
 
     def test_negotiates_once(self):
@@ -899,9 +1041,9 @@ class DockerClientTests(SynchronousTestCase):
         A daemon older than the oldest supported API is unavailable, with
         both versions in the message.
         """
-        client, resource = _stub_client({}, api_version="1.20")
+        client, resource = _stub_client({}, api_version="1.40")
         error = self.failureResultOf(client.list(), DockerUnavailable).value
-        self.assertEqual(("1.20" in str(error), "1.25" in str(error)),
+        self.assertEqual(("1.40" in str(error), "1.41" in str(error)),
                          (True, True))
 
     def test_api_error_message(self):
@@ -939,6 +1081,43 @@ class DockerClientTests(SynchronousTestCase):
             http_client=_FailingHTTPClient(CancelledError()))
         error = self.failureResultOf(client.list(), DockerUnavailable).value
         self.assertIn("no answer within 7 seconds", str(error))
+
+    def _removal_answers(self, delete_answer):
+        """
+        :return: Canned answers for removing application ``app`` (container
+            ``c1``) whose delete is answered with ``delete_answer``.
+        """
+        return {
+            ("GET", "/v1.41/containers/flocker--app/json"):
+            (200, {"Id": "c1", "Config": {"Labels": {
+                APPLICATION_LABEL: "{}"}}}),
+            ("POST", "/v1.41/containers/c1/stop"): (204, None),
+            ("DELETE", "/v1.41/containers/c1"): delete_answer,
+            ("POST", "/v1.41/containers/c1/wait"): (200, {"StatusCode": 0}),
+        }
+
+    def test_remove_while_removal_in_progress(self):
+        """
+        A container that Docker is already removing (an interrupted earlier
+        request's doing) counts as removed once Docker says it is gone.
+        """
+        client, resource = _stub_client(self._removal_answers(
+            (409, {"message": "removal of container c1 is already in "
+                              "progress"})))
+        self.assertEqual(
+            (self.successResultOf(client.remove("app")),
+             ("POST", "/v1.41/containers/c1/wait") in resource.requests),
+            ("removed", True))
+
+    def test_remove_other_conflict(self):
+        """
+        Any other conflict on delete is a failure carrying Docker's words.
+        """
+        client, resource = _stub_client(self._removal_answers(
+            (409, {"message": "container is paused"})))
+        error = self.failureResultOf(client.remove("app"),
+                                     DockerAPIError).value
+        self.assertIn("container is paused", str(error))
 
     @capture_logging(None, encoder_=None)
     def test_unreadable_label_skipped(self, logger):
@@ -999,3 +1178,212 @@ class DockerClientTests(SynchronousTestCase):
               "/v1.41/containers/flocker--web/json"),
              (DOCKER_API_CALL.action_type, "/v1.41/containers/create"),
              (DOCKER_API_CALL.action_type, "/v1.41/containers/abc/start")])
+
+
+def make_versioned_daemon_tests(daemon_versions):
+    """
+    Build tests of ``DockerClient`` against a stand-in daemon answering as
+    a daemon of ``daemon_versions`` would.
+
+    :param daemon_versions: ``(ApiVersion, MinAPIVersion)``, as text.
+    :return: A ``SynchronousTestCase`` subclass.
+    """
+    api, minimum = daemon_versions
+
+    class VersionedDaemonTests(SynchronousTestCase):
+        """
+        ``DockerClient`` on a daemon of one API version range.
+        """
+
+        def setUp(self):
+            self.daemon = VersionedDockerDaemon(api, minimum, images=[IMAGE])
+            self.client = DockerClient(
+                Clock(), "/run/test/docker.sock", node="node1",
+                http_client=StubTreq(self.daemon))
+
+        def test_negotiated(self):
+            """
+            The client speaks the daemon's newest version (all of these are
+            within Flocker's range), and every versioned request uses it.
+            """
+            application = Application(
+                name="web", image=IMAGE,
+                ports=[Port(internal=80, external=8080)])
+            self.successResultOf(self.client.add(application))
+            self.successResultOf(self.client.list())
+            prefixes = {path.split("/")[1] for _, path, _ in
+                        self.daemon.requests if path != "/version"}
+            self.assertEqual(
+                (self.successResultOf(self.client.api_version()), prefixes),
+                (APIVersion.parse(api), {"v" + api}))
+
+        def test_lifecycle(self):
+            """
+            Add, list, pid and remove work against this daemon, with ports
+            listed once although the daemon lists each per address family.
+            """
+            application = Application(
+                name="web", image=IMAGE,
+                ports=[Port(internal=80, external=8080)])
+            outcome = self.successResultOf(self.client.add(application))
+            units = self.successResultOf(self.client.list())
+            pid = self.successResultOf(self.client.container_pid("web"))
+            removed = self.successResultOf(self.client.remove("web"))
+            self.assertEqual(
+                (outcome, [(u.name, u.running, u.ports) for u in units],
+                 pid, removed, self.daemon.containers),
+                ("created", [("web", True, pset(application.ports))],
+                 4242, "removed", {}))
+
+        def test_unchanged(self):
+            """
+            The spec label does not depend on the version, so adding the
+            same application again changes nothing.
+            """
+            application = Application(name="web", image=IMAGE)
+            self.successResultOf(self.client.add(application))
+            self.assertEqual(
+                self.successResultOf(self.client.add(application)),
+                "unchanged")
+
+        def test_image_present(self):
+            """
+            ``image_present`` tells a present image from a missing one.
+            """
+            self.assertEqual(
+                (self.successResultOf(self.client.image_present(IMAGE)),
+                 self.successResultOf(
+                     self.client.image_present(MISSING_IMAGE))),
+                (True, False))
+
+    return VersionedDaemonTests
+
+
+class Debian12DaemonTests(make_versioned_daemon_tests(DEBIAN_12)):
+    """
+    ``DockerClient`` on Debian 12's Docker 20.10 (API 1.41).
+    """
+
+
+class Docker25DaemonTests(make_versioned_daemon_tests(DOCKER_25)):
+    """
+    ``DockerClient`` on Docker 25 (API 1.44).
+    """
+
+
+class Docker29DaemonTests(make_versioned_daemon_tests(DOCKER_29)):
+    """
+    ``DockerClient`` on Docker 29 (API 1.52, refusing clients before 1.44).
+    """
+
+
+class DaemonUpgradeTests(SynchronousTestCase):
+    """
+    A client that negotiated with a daemon since upgraded (or downgraded).
+    """
+
+    def setUp(self):
+        self.daemon = VersionedDockerDaemon(*DEBIAN_12, images=[IMAGE])
+        self.client = DockerClient(Clock(), "/run/test/docker.sock",
+                                   http_client=StubTreq(self.daemon))
+        self.successResultOf(self.client.api_version())
+
+    def test_upgraded(self):
+        """
+        When a daemon upgraded to Docker 29 refuses the 1.41 the client
+        negotiated (with its documented 400), the client negotiates again
+        and the request goes through in 1.52.
+        """
+        self.daemon.api_version, self.daemon.min_api_version = map(
+            APIVersion.parse, DOCKER_29)
+        present = self.successResultOf(self.client.image_present(IMAGE))
+        self.assertEqual(
+            (present, [(method, path) for method, path, _
+                       in self.daemon.requests],
+             self.successResultOf(self.client.api_version())),
+            (True, [("GET", "/version"),
+                    ("GET", "/v1.41/images/%s/json" % (IMAGE,)),
+                    ("GET", "/version"),
+                    ("GET", "/v1.52/images/%s/json" % (IMAGE,))],
+             APIVersion(1, 52)))
+
+    def test_downgraded(self):
+        """
+        A daemon now older than the negotiated version (too new, 400) is
+        asked again too.
+        """
+        self.client._version = APIVersion(1, 52)
+        present = self.successResultOf(self.client.image_present(IMAGE))
+        self.assertEqual(
+            (present, self.successResultOf(self.client.api_version())),
+            (True, APIVersion(1, 41)))
+
+    def test_refused_twice(self):
+        """
+        A daemon refusing even the renegotiated version fails the call
+        with its message, once (no loop).
+        """
+        refusal = (400, {"message": (
+            "client version 1.41 is too old. Minimum supported API version "
+            "is 1.44, please upgrade your client to a newer version")})
+        client, resource = _stub_client(
+            {("GET", "/v1.41/containers/json"): refusal})
+        error = self.failureResultOf(client.list(), DockerAPIError).value
+        self.assertEqual(
+            ("too old" in str(error),
+             resource.requests.count(("GET", "/version"))),
+            (True, 2))
+
+
+class CreateBodyVersionTests(SynchronousTestCase):
+    """
+    The container-create body ``DockerClient`` sends follows the negotiated
+    version (see ``test_dockerapi`` for each rule).
+    """
+
+    def client(self, daemon_versions):
+        daemon = VersionedDockerDaemon(*daemon_versions, images=[IMAGE])
+        client = DockerClient(Clock(), "/run/test/docker.sock",
+                              http_client=StubTreq(daemon))
+        return client, daemon
+
+    def created(self, daemon):
+        return [body for method, path, body in daemon.requests
+                if path.endswith("/containers/create")]
+
+    @capture_logging(None, encoder_=None)
+    def test_adapted_and_logged(self, logger):
+        """
+        A field the version lacks and that can be left out is left out of
+        what is sent, and logged; the newest daemon gets it.
+        """
+        config = container_config(Application(name="web", image=IMAGE))
+        config["Healthcheck"] = {"Test": ["CMD", "true"],
+                                 "StartInterval": 10 ** 9}
+        bodies = []
+        for versions in (DEBIAN_12, DOCKER_29):
+            client, daemon = self.client(versions)
+            self.successResultOf(client._request(
+                "POST", "/containers/create", {"name": "x"}, config,
+                adapt=_adapted_body))
+            bodies.append(self.created(daemon)[0]["Healthcheck"])
+        dropped = [message["fields"] for message in logger.messages
+                   if message.get("message_type") ==
+                   DOCKER_FIELDS_DROPPED.message_type]
+        self.assertEqual(
+            (bodies, dropped),
+            ([{"Test": ["CMD", "true"]}, config["Healthcheck"]],
+             [["Healthcheck.StartInterval"]]))
+
+    def test_unsupported_refused(self):
+        """
+        A field the version lacks and that cannot be left out fails the
+        call before anything is created.
+        """
+        client, daemon = self.client(DEBIAN_12)
+        config = container_config(Application(name="web", image=IMAGE))
+        config["HostConfig"]["Annotations"] = {"a": "b"}
+        self.failureResultOf(client._request(
+            "POST", "/containers/create", {"name": "x"}, config,
+            adapt=_adapted_body), UnsupportedField)
+        self.assertEqual(self.created(daemon), [])

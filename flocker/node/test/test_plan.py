@@ -252,6 +252,133 @@ def converge(cluster, deployment):
     return change
 
 
+class SeveralVolumesPlanTests(SynchronousTestCase):
+    """
+    Tests for planning applications with several (named, shared, external)
+    volumes.
+    """
+
+    DATA = AttachedVolume(name="data", mountpoint="/srv/data")
+    LOGS = AttachedVolume(name="logs", mountpoint="/srv/logs")
+    STORE = attr.evolve(WEB, volumes=[DATA, LOGS])
+
+    def test_new(self):
+        """
+        Every volume of a new application is created before it starts.
+        """
+        deployment = Deployment(nodes=[Node(address=A,
+                                            applications=[self.STORE])])
+        creates = [c for c in leaves(plan_changes(deployment, ClusterState()))
+                   if isinstance(c, CreateVolume)]
+        self.assertEqual(creates, [
+            CreateVolume(node=A, name="data"), CreateVolume(node=A,
+                                                            name="logs"),
+            CreateVolume(node=A, name="web")])
+
+    def test_move_together(self):
+        """
+        All volumes of a moving application are pre-copied while it runs,
+        then, after its one stop, each is handed off: every last increment
+        is taken after the stop, one consistent point for all of them.
+        """
+        before = Deployment(nodes=[Node(address=A,
+                                        applications=[self.STORE]),
+                                   Node(address=B)])
+        after = Deployment(nodes=[Node(address=A),
+                                  Node(address=B, applications=[self.STORE])])
+        names = ["data", "logs", "web"]
+        self.assertEqual(
+            plan_changes(after, converged_state(before)),
+            plan(phase(PHASES[0], (A, [
+                PushVolume(node=A, name=n, target=B, estimated_bytes=1 << 20)
+                for n in names])),
+                 phase(PHASES[1], (A, [StopApplication(node=A,
+                                                       name="web")])),
+                 phase(PHASES[2], (A, [
+                     HandoffVolume(node=A, name=n, target=B)
+                     for n in names])),
+                 phase(PHASES[3],
+                       (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
+                       (B, [SetRoutes(node=B, routes=[]),
+                            StartApplication(node=B,
+                                             application=self.STORE)]))))
+
+    def test_shared_volume_moves_once(self):
+        """
+        A volume shared by two applications is moved once, and both stop
+        before its hand-off.
+        """
+        reader = Application(name="reader", image="flocker/busybox",
+                             volumes=[attr.evolve(self.DATA,
+                                                  read_only=True)])
+        before = Deployment(nodes=[Node(address=A,
+                                        applications=[self.STORE, reader]),
+                                   Node(address=B)])
+        after = Deployment(nodes=[Node(address=A), Node(
+            address=B, applications=[self.STORE, reader])])
+        changes = leaves(plan_changes(after, converged_state(before)))
+        self.assertEqual(
+            ([c.name for c in changes if isinstance(c, HandoffVolume)],
+             sorted(c.name for c in changes
+                    if isinstance(c, StopApplication))),
+            (["data", "logs", "web"], ["reader", "web"]))
+
+    def test_external_missing(self):
+        """
+        An application whose external volume no node holds is left undone,
+        the reason naming the volume and the node; nothing creates the
+        volume.
+        """
+        external = attr.evolve(self.DATA, external=True)
+        deployment = Deployment(nodes=[Node(address=A, applications=[
+            attr.evolve(WEB, volumes=[external])])])
+        self.assertEqual(
+            (skipped_applications(deployment, ClusterState(), ()),
+             [c for c in leaves(plan_changes(deployment, ClusterState()))
+              if not isinstance(c, SetRoutes)]),
+            ({"web": "its external volume data does not exist on node "
+                     "10.0.0.1 (nor on any other node); Flocker does not "
+                     "create external volumes: create it there first"}, []))
+
+    def test_external_present(self):
+        """
+        An external volume a node holds (a copy nobody owns, as one made
+        outside Flocker) is taken over where it is, not created.
+        """
+        external = attr.evolve(self.DATA, external=True)
+        deployment = Deployment(nodes=[Node(address=A, applications=[
+            Application(name="app", image="i", volumes=[external])])])
+        state = ClusterState(nodes={A: NodeState(address=A, volumes={
+            "data": VolumeState(name="data", owned=False)})})
+        self.assertEqual(
+            [c for c in leaves(plan_changes(deployment, state))
+             if isinstance(c, CreateVolume)],
+            [CreateVolume(node=A, name="data", from_copy=True)])
+
+    def test_fake_cluster_moves_all_data(self):
+        """
+        On a fake cluster, the data of every volume arrives with the moved
+        application.
+        """
+        cluster = FakeCluster([A, B])
+        before = Deployment(nodes=[Node(address=A,
+                                        applications=[self.STORE]),
+                                   Node(address=B)])
+        self.successResultOf(run_state_change(
+            plan_changes(before, cluster.state()), cluster.agents))
+        for name in ("data", "logs", "web"):
+            cluster.agents[A].write(name, "written to " + name)
+        after = Deployment(nodes=[Node(address=A),
+                                  Node(address=B, applications=[self.STORE])])
+        self.successResultOf(run_state_change(
+            plan_changes(after, cluster.state()), cluster.agents))
+        self.assertEqual(
+            ({n: cluster.agents[B].data[n] for n in ("data", "logs", "web")},
+             plan_changes(after, cluster.state())),
+            ({n: "written to " + n for n in ("data", "logs", "web")},
+             Sequentially(changes=[])))
+
+
 class PlanPropertyTests(SynchronousTestCase):
     """
     Properties of ``plan_changes`` for generated deployments, checked by

@@ -1,0 +1,447 @@
+"""
+Tests for the benchmarks' shared figures (``benchmarks/_common.py``): per
+repetition ratios, their spread, adaptive repetition, verdicts against
+targets, CPU pinning and the benchmark labs' environment.  Pure functions,
+fed with samples and a fake clock: nothing here is timed.
+"""
+
+import importlib.util
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "benchmarks")
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "flocker_benchmarks_common", os.path.join(BENCHMARKS, "_common.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+common = _load()
+
+
+class FakeClock(object):
+    """
+    A clock that moves on by ``step`` seconds each time it is read.
+    """
+
+    def __init__(self, step):
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self):
+        now = self.now
+        self.now += self.step
+        return now
+
+
+def replay(series):
+    """
+    :param dict series: Ratio name to the ratios its repetitions give, in
+        order.
+    :return: ``(repetition function for repeat_until_settled, list of the
+        indices it was called with)``.
+    """
+    calls = []
+
+    def repetition(index):
+        calls.append(index)
+        return {name: values[index] for name, values in series.items()}
+    return repetition, calls
+
+
+class QuartilesTests(SynchronousTestCase):
+    """
+    Tests for ``quartiles`` and ``spread``.
+    """
+
+    def test_five_samples(self):
+        """
+        With five samples the quartiles are the second and fourth smallest
+        and the median the third, whatever their order.
+        """
+        self.assertEqual(common.quartiles([5, 1, 4, 2, 3]), (2, 3, 4))
+
+    def test_three_samples(self):
+        """
+        With three samples each quartile is half-way between the median
+        and an end.
+        """
+        self.assertEqual(common.quartiles([0.9, 1.1, 1.0]),
+                         (0.95, 1.0, 1.05))
+
+    def test_too_few(self):
+        """
+        One sample has no quartiles: ``ValueError``.
+        """
+        self.assertRaises(ValueError, common.quartiles, [1.0])
+
+    def test_spread(self):
+        """
+        The spread is the interquartile range over the median.
+        """
+        self.assertAlmostEqual(common.spread([0.9, 1.0, 1.1]), 0.1)
+        self.assertAlmostEqual(common.spread([8, 10, 10, 10, 12]), 0.0)
+        self.assertAlmostEqual(common.spread([2, 4, 4, 6, 8]), 0.5)
+
+    def test_spread_zero_median(self):
+        """
+        Samples with a median of 0 have no relative spread: ``ValueError``.
+        """
+        self.assertRaises(ValueError, common.spread, [-1, 0, 1])
+
+
+class PairedRatiosTests(SynchronousTestCase):
+    """
+    Tests for ``paired_ratios`` and ``rotated``.
+    """
+
+    def test_per_repetition(self):
+        """
+        Each repetition's measured figure is divided by the same
+        repetition's floor, not by a median of the floors.
+        """
+        self.assertEqual(common.paired_ratios([1.0, 3.0, 2.0],
+                                              [2.0, 4.0, 2.0]),
+                         [0.5, 0.75, 1.0])
+
+    def test_unequal_lengths(self):
+        """
+        A repetition without its floor (or the reverse) is refused.
+        """
+        self.assertRaises(ValueError, common.paired_ratios, [1, 2], [1])
+
+    def test_zero_floor(self):
+        """
+        A floor figure of 0 is refused.
+        """
+        self.assertRaises(ValueError, common.paired_ratios, [1, 2], [1, 0])
+
+    def test_rotated(self):
+        """
+        Repetition N runs the items rotated left by N, wrapping around.
+        """
+        items = ["a", "b", "c"]
+        self.assertEqual([common.rotated(items, n) for n in range(4)],
+                         [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"],
+                          ["a", "b", "c"]])
+
+
+class RepetitionsTests(SynchronousTestCase):
+    """
+    Tests for the ``Repetitions`` bounds.
+    """
+
+    def test_minimum_at_least_two(self):
+        """
+        Fewer than two repetitions cannot give a spread: refused.
+        """
+        self.assertRaises(ValueError, common.Repetitions, minimum=1,
+                          maximum=5, seconds=10)
+
+    def test_maximum_at_least_minimum(self):
+        """
+        A maximum under the minimum is refused.
+        """
+        self.assertRaises(ValueError, common.Repetitions, minimum=5,
+                          maximum=4, seconds=10)
+
+    def test_seconds_positive(self):
+        """
+        A time bound of 0 seconds is refused.
+        """
+        self.assertRaises(ValueError, common.Repetitions, minimum=3,
+                          maximum=4, seconds=0)
+
+    def test_default_target(self):
+        """
+        Ratios count as settled under 5 % spread unless told otherwise.
+        """
+        self.assertEqual(
+            common.Repetitions(minimum=3, maximum=4, seconds=1).target, 0.05)
+
+
+class RepeatUntilSettledTests(SynchronousTestCase):
+    """
+    Tests for ``repeat_until_settled``.
+    """
+
+    def test_steady_stops_at_minimum(self):
+        """
+        Ratios already steady after the minimum end the repetitions there,
+        settled.
+        """
+        repetition, calls = replay({"a": [1.0, 1.01, 0.99, 1.0, 1.0]})
+        result = common.repeat_until_settled(
+            repetition, common.Repetitions(minimum=3, maximum=5, seconds=60),
+            clock=FakeClock(1))
+        self.assertEqual((calls, result.repetitions, result.settled,
+                          result.samples),
+                         ([0, 1, 2], 3, True, {"a": (1.0, 1.01, 0.99)}))
+
+    def test_goes_on_until_settled(self):
+        """
+        While one ratio's spread is at least the target, more repetitions
+        run; they stop at the first after which every spread is under it.
+        """
+        repetition, calls = replay({
+            "steady": [1.0] * 8,
+            "noisy": [1.0, 1.3, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0]})
+        result = common.repeat_until_settled(
+            repetition, common.Repetitions(minimum=3, maximum=8, seconds=60),
+            clock=FakeClock(1))
+        spreads = [common.spread([1.0, 1.3, 0.8, 1.0, 1.0][:n])
+                   for n in (3, 4, 5)]
+        self.assertEqual((spreads[0] >= 0.05, spreads[1] >= 0.05,
+                          spreads[2] < 0.05, result.repetitions,
+                          result.settled, calls),
+                         (True, True, True, 5, True, [0, 1, 2, 3, 4]))
+
+    def test_maximum(self):
+        """
+        Ratios that never settle stop at the maximum, reported as not
+        settled.
+        """
+        repetition, calls = replay({"a": [1.0, 2.0] * 5})
+        result = common.repeat_until_settled(
+            repetition, common.Repetitions(minimum=3, maximum=6, seconds=60),
+            clock=FakeClock(1))
+        self.assertEqual((calls, result.settled), (list(range(6)), False))
+
+    def test_seconds(self):
+        """
+        No repetition beyond the minimum starts once the time bound is
+        reached; the result is not settled and says how long it took.
+        """
+        repetition, calls = replay({"a": [1.0, 2.0] * 10})
+        result = common.repeat_until_settled(
+            repetition,
+            common.Repetitions(minimum=3, maximum=20, seconds=10),
+            clock=FakeClock(2))
+        # The clock is read at the start (0), before each repetition beyond
+        # the minimum (2, 4, 6, 8: repetitions 3 to 6 start; 10: none),
+        # and at the end (12).
+        self.assertEqual((calls, result.settled, result.seconds),
+                         (list(range(7)), False, 12))
+
+    def test_minimum_whatever_the_time(self):
+        """
+        The minimum runs even when it takes longer than the time bound.
+        """
+        repetition, calls = replay({"a": [1.0, 2.0, 1.0, 2.0]})
+        result = common.repeat_until_settled(
+            repetition, common.Repetitions(minimum=3, maximum=4, seconds=1),
+            clock=FakeClock(100))
+        self.assertEqual((calls, result.repetitions), ([0, 1, 2], 3))
+
+    def test_other_names(self):
+        """
+        A repetition giving other ratios than the first is an error.
+        """
+        answers = iter([{"a": 1.0}, {"b": 1.0}])
+        self.assertRaises(
+            ValueError, common.repeat_until_settled,
+            lambda index: next(answers),
+            common.Repetitions(minimum=2, maximum=3, seconds=60),
+            clock=FakeClock(1))
+
+    def test_spreads(self):
+        """
+        ``Settling.spreads`` gives each ratio's spread.
+        """
+        result = common.Settling(samples={"a": [0.9, 1.0, 1.1]},
+                                 repetitions=3, settled=False, seconds=1.0)
+        self.assertEqual(list(result.spreads()), ["a"])
+        self.assertAlmostEqual(result.spreads()["a"], 0.1)
+
+
+class FiguresTests(SynchronousTestCase):
+    """
+    Tests for ``ratio_figures`` and ``ratio_row``.
+    """
+
+    def test_figures(self):
+        """
+        A ratio's figures are its median and, beside it, its spread.
+        """
+        self.assertEqual(common.ratio_figures("ratio", [0.9, 1.1, 1.0]),
+                         {"ratio": 1.0, "ratio_spread": 0.1})
+
+    def test_row(self):
+        """
+        A ratio's table row shows its median, spread in per cent, range
+        and every repetition.
+        """
+        self.assertEqual(common.ratio_row("x", [0.9, 1.1, 1.0]),
+                         ["x", "1.000", "10.0 %", "0.900-1.100",
+                          "0.900 1.100 1.000"])
+
+
+class VerdictTests(SynchronousTestCase):
+    """
+    Tests for ``verdict``.
+    """
+
+    def test_not_measured(self):
+        """
+        A figure that was not measured is "not measured".
+        """
+        self.assertEqual(common.verdict(None, ">=", 0.95, 0.01),
+                         "not measured")
+
+    def test_met_and_missed(self):
+        """
+        Without a spread, the comparison decides.
+        """
+        self.assertEqual((common.verdict(0.97, ">=", 0.95),
+                          common.verdict(0.93, ">=", 0.95)),
+                         ("met", "missed"))
+
+    def test_narrow_spread(self):
+        """
+        A spread narrower than the margin to the target leaves the
+        comparison to decide, both ways.
+        """
+        self.assertEqual((common.verdict(1.0, ">=", 0.95, 0.04),
+                          common.verdict(0.9, ">=", 0.95, 0.05)),
+                         ("met", "missed"))
+
+    def test_wide_spread(self):
+        """
+        A spread wider than the margin to the target (relative to the
+        figure) is "not decidable", whichever side the median is on.
+        """
+        self.assertEqual((common.verdict(1.0, ">=", 0.95, 0.06),
+                          common.verdict(0.9, ">=", 0.95, 0.06),
+                          common.verdict(1.25, "<=", 1.3, 0.05)),
+                         ("not decidable",) * 3)
+
+
+class PinningTests(SynchronousTestCase):
+    """
+    Tests for ``cpu_pair`` and ``pinned``.
+    """
+
+    def test_two_lowest(self):
+        """
+        The sender gets the lowest allowed CPU, the receiver the next.
+        """
+        self.assertEqual(common.cpu_pair({5, 1, 2}), (1, 2))
+
+    def test_one_cpu(self):
+        """
+        On one CPU, both run there.
+        """
+        self.assertEqual(common.cpu_pair({3}), (3, 3))
+
+    def test_no_cpu(self):
+        """
+        No allowed CPU is an error.
+        """
+        self.assertRaises(ValueError, common.cpu_pair, set())
+
+    def test_pinned(self):
+        """
+        A pinned command runs under ``taskset -c CPU``; ``None`` leaves it
+        as it is.
+        """
+        self.assertEqual((common.pinned(["push", "1"], 1),
+                          common.pinned(["push", "1"], None)),
+                         (["taskset", "-c", "1", "push", "1"],
+                          ["push", "1"]))
+
+
+class OwnLabEnvironTests(SynchronousTestCase):
+    """
+    Tests for ``own_lab_environ``.
+    """
+
+    def test_defaults(self):
+        """
+        With neither variable set, the benchmark's own prefix and state.
+        """
+        self.assertEqual(
+            common.own_lab_environ({"PATH": "/bin"}, "flkb", "/var/b"),
+            {"PATH": "/bin", "FLOCKER_LAB_PREFIX": "flkb",
+             "FLOCKER_LAB_STATE": "/var/b"})
+
+    def test_prefix(self):
+        """
+        A prefix alone brings a state named after it, not the benchmark's
+        default state (which could hold another prefix's lab).
+        """
+        environ = common.own_lab_environ({"FLOCKER_LAB_PREFIX": "fb"},
+                                         "flkb", "/var/b")
+        self.assertEqual((environ["FLOCKER_LAB_PREFIX"],
+                          environ["FLOCKER_LAB_STATE"]),
+                         ("fb", "/var/lib/flocker-lab-fb"))
+
+    def test_both(self):
+        """
+        A prefix and a state are both kept.
+        """
+        environ = common.own_lab_environ(
+            {"FLOCKER_LAB_PREFIX": "fb", "FLOCKER_LAB_STATE": "/s"},
+            "flkb", "/var/b")
+        self.assertEqual((environ["FLOCKER_LAB_PREFIX"],
+                          environ["FLOCKER_LAB_STATE"]), ("fb", "/s"))
+
+
+class RefusingParser(object):
+    """
+    Stands in for an ``argparse`` parser: ``error`` raises ``ValueError``
+    with the message instead of printing it and exiting.
+    """
+
+    def error(self, message):
+        raise ValueError(message)
+
+
+class RepetitionOptionsTests(SynchronousTestCase):
+    """
+    Tests for ``add_repetition_options`` and ``repetitions_from``.
+    """
+
+    def parse(self, argv):
+        import argparse
+        parser = argparse.ArgumentParser()
+        common.add_repetition_options(parser)
+        return parser.parse_args(argv)
+
+    def test_defaults(self):
+        """
+        Without options, the benchmark's defaults.
+        """
+        self.assertEqual(
+            common.repetitions_from(RefusingParser(), self.parse([]), 5, 25,
+                                    600.0),
+            common.Repetitions(minimum=5, maximum=25, seconds=600.0))
+
+    def test_given(self):
+        """
+        Given options win; a ``--reps`` above the default maximum raises
+        the maximum to it.
+        """
+        self.assertEqual(
+            [common.repetitions_from(RefusingParser(), self.parse(argv), 5,
+                                     25, 600.0)
+             for argv in (["--reps", "4", "--max-reps", "9",
+                           "--max-seconds", "30"], ["--reps", "40"])],
+            [common.Repetitions(minimum=4, maximum=9, seconds=30.0),
+             common.Repetitions(minimum=40, maximum=40, seconds=600.0)])
+
+    def test_refused(self):
+        """
+        Fewer than 3 repetitions, a maximum under the minimum or over 100,
+        and seconds not above 0 are refused through the parser.
+        """
+        for argv in (["--reps", "2"], ["--reps", "5", "--max-reps", "4"],
+                     ["--max-reps", "101"], ["--max-seconds", "0"]):
+            self.assertRaises(ValueError, common.repetitions_from,
+                              RefusingParser(), self.parse(argv), 5, 25,
+                              600.0)
