@@ -79,7 +79,7 @@ def _read_env_file(report, path, node, variables):
     except OSError as e:
         if node is not None:
             report.at(node, "env_file %s cannot be read: %s" % (
-                _quote(path), e.strerror or e))
+                _quote(os.path.basename(path), 200), e.strerror or e))
         return None
     env_report = report.about(path)
     try:

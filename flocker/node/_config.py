@@ -52,7 +52,8 @@ import re
 import yaml
 
 from .._model import (
-    Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
+    RESTART_POLICY_NAMES, Application, AttachedVolume, Deployment, Link, Node,
+    Port, RestartPolicy,
 )
 from .._serialize import volume_to_dict
 from ._compose import _compose_applications, _project, _resolve_links
@@ -191,12 +192,12 @@ def _native_restart_policy(report, node, draft):
         if key == "name":
             values["name"] = _text(report, value, "restart policy name")
             if values["name"] is not None and values["name"] not in (
-                    "never", "always", "on-failure"):
-                report.at(value, 'restart policy %s is not one of "never", '
-                          '"always" or "on-failure"%s' % (
-                              _quote(values["name"]), _did_you_mean(
-                                  values["name"],
-                                  ("never", "always", "on-failure"))))
+                    RESTART_POLICY_NAMES):
+                report.at(value, 'restart policy %s is not one of %s%s' % (
+                    _quote(values["name"]), ", ".join(
+                        '"%s"' % (name,) for name in
+                        sorted(RESTART_POLICY_NAMES)),
+                    _did_you_mean(values["name"], RESTART_POLICY_NAMES)))
                 return
         elif key == "maximum_retry_count":
             values[key] = _positive(report, value, "maximum_retry_count")
