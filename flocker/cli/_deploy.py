@@ -24,6 +24,7 @@ from .._change import (
     IChangeObserver, Sequentially, leaves, run_state_change,
 )
 from .._model import ClusterState
+from ..node._doctor import FAILED
 from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
 from ._preflight import (
@@ -48,6 +49,11 @@ class DeployResult(object):
         while it is not empty nothing was planned or changed.
     :ivar refused: ``tuple`` of the problems found before the first change
         (one line each); while it is not empty nothing was changed.
+    :ivar health: ``PMap`` of node address to a tuple of the lines of its
+        failed ``doctor`` checks (a dry run asks every node), for nodes
+        with any.
+    :ivar blocked: ``frozenset`` of the nodes where a failed check blocks
+        deploys.
     """
     plan = attr.ib()
     dry_run = attr.ib(default=False)
@@ -55,14 +61,18 @@ class DeployResult(object):
     failed = attr.ib(default=pmap(), converter=pmap)
     unreachable = attr.ib(default=pmap(), converter=pmap)
     refused = attr.ib(default=(), converter=tuple)
+    health = attr.ib(default=pmap(), converter=pmap)
+    blocked = attr.ib(default=frozenset(), converter=frozenset)
 
     @property
     def converged(self):
         """
         ``True`` when every node answered and every change succeeded (for a
-        dry run: when every node answered).
+        dry run: when every node answered and none has a failed check that
+        blocks deploys).
         """
-        return not (self.failed or self.unreachable or self.refused)
+        return not (self.failed or self.unreachable or self.refused
+                    or self.blocked)
 
 
 def _reason(failure):
@@ -297,7 +307,11 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         def run(plan, problems):
             result = DeployResult(plan=plan, dry_run=dry_run,
                                   refused=problems)
-            if dry_run or problems or not leaves(plan):
+            if dry_run:
+                return _examined(agents, clock).addCallback(
+                    lambda found: attr.evolve(
+                        result, health=found[0], blocked=found[1]))
+            if problems or not leaves(plan):
                 return result
             observer = LineObserver(write)
             if live is None:
@@ -317,6 +331,45 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             return ran.addBoth(finished)
         d.addCallback(planned)
         return d.addActionFinish()
+
+
+#: Seconds a node's clock may differ from the client's before the dry run
+#: says so (snapshot names and log times come from the nodes' clocks).
+CLOCK_SKEW = 5.0
+
+
+def _examined(agents, clock):
+    """
+    Run ``doctor`` on every node.
+
+    :return: ``Deferred`` firing with ``(health, blocked)`` as
+        :class:`DeployResult` has them.
+    """
+    names = sorted(agents)
+    asked = [maybeDeferred(agents[name].doctor) for name in names]
+
+    def collect(results):
+        health, blocked = {}, set()
+        now = None if clock is None else clock.seconds()
+        for name, (ok, value) in zip(names, results):
+            if not ok:
+                lines = ["%s doctor: could not run: %s" % (
+                    FAILED, _reason(value))]
+            else:
+                lines = [check.line() for check in value.failures()]
+                if not value.ok:
+                    blocked.add(name)
+                if now is not None and abs(value.time - now) > CLOCK_SKEW:
+                    lines.append(
+                        "%s clock: %.0f s %s this machine's -- fix: keep "
+                        "the clocks right (timedatectl set-ntp true) "
+                        "(does not block deploys)" % (
+                            FAILED, abs(value.time - now),
+                            "ahead of" if value.time > now else "behind"))
+            if lines:
+                health[name] = tuple(lines)
+        return health, blocked
+    return DeferredList(asked, consumeErrors=True).addCallback(collect)
 
 
 def format_summary(deployment, result):
@@ -345,4 +398,10 @@ def format_summary(deployment, result):
     if result.refused:
         lines.extend(result.refused)
         lines.append(problems_line(result.refused, result.dry_run))
+    for node in sorted(result.health):
+        lines.extend("%s: %s" % (node, line) for line in result.health[node])
+    if result.blocked:
+        lines.append("%s: fix what blocks deploys first (flocker-node "
+                     "doctor on the node says the same)" % (
+                         ", ".join(sorted(result.blocked)),))
     return lines

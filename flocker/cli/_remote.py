@@ -22,7 +22,7 @@ from ..node._protocol import (
     RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
     encode_routes, PULL_IMAGE, LOGS, DRY_RUN_OPTION, SINCE_OPTION,
-    TAIL_OPTION, decode_logs,
+    TAIL_OPTION, decode_logs, DOCTOR, JSON_OPTION, decode_doctor,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -244,6 +244,9 @@ class RemoteNodeAgent(object):
     def pull_image(self, image, dry_run=False):
         return self._call("%s %s" % (PULL_IMAGE, image), PULL_IMAGE,
                           [image] + ([DRY_RUN_OPTION] if dry_run else []))
+
+    def doctor(self):
+        return self._call(DOCTOR, DOCTOR, [JSON_OPTION], parse=decode_doctor)
 
     def logs(self, name, since=None, tail=None):
         arguments = [name]

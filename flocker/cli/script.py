@@ -35,8 +35,9 @@ Modes (``flocker-deploy --help`` lists every option):
     ``{"applications": [{"application", "node", "state", "ports",
     "volume", "links", "drift" (null when none), "differences": [...]}],
     "unreachable": {NODE: REASON}, "converged": BOOL}``; ``--dry-run
-    --json`` gives ``{"plan": TREE, "unreachable", "problems",
-    "summary", "converged", "dry_run"}`` where ``TREE`` is a group
+    --json`` gives ``{"plan": TREE, "unreachable", "problems", "doctor",
+    "summary", "converged", "dry_run"}`` (``doctor``: each node's failed
+    checks, see ``flocker-node doctor``) where ``TREE`` is a group
     ``{"group": "in sequence" | "in parallel", "label", "changes"}`` or a
     change ``{"change": KIND, "node", "description"}``.  The exit status
     is as without ``--json``.
@@ -423,14 +424,17 @@ def _dry_run_json(deployment, result):
     """
     :return: A dry run (or deploy) as JSON-compatible data: the plan tree
         (see :func:`flocker._change.plan_to_dict`), the nodes that did not
-        report, the problems found before the first change, the summary
-        lines and whether it converged.
+        report, the problems found before the first change, the failed
+        checks of each node (a dry run's ``doctor``), the summary lines and
+        whether it converged.
     """
     from ._deploy import format_summary
     return {"dry_run": result.dry_run,
             "plan": plan_to_dict(result.plan),
             "unreachable": dict(result.unreachable),
             "problems": list(result.refused),
+            "doctor": {node: list(lines)
+                       for node, lines in result.health.items()},
             "summary": format_summary(deployment, result),
             "converged": result.converged}
 

@@ -180,6 +180,17 @@ class INodeAgent(Interface):
             Failing if the node has no container of that application.
         """
 
+    def doctor():
+        """
+        Check that this node is ready for deploys (see
+        :mod:`flocker.node._doctor`): Docker, the pool and its ZFS, iptables,
+        sshd, the agent, the node key, the clock.
+
+        :return: ``Deferred`` firing with a
+            :class:`~flocker.node._doctor.DoctorReport` (a failed check is in
+            the report, not a failure).
+        """
+
     def install_node_key(node_key):
         """
         Install the node-to-node SSH key: the private key and the known_hosts

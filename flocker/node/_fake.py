@@ -54,6 +54,8 @@ class FakeNodeAgent(object):
         self.data = {}
         self.calls = []
         self.output = {}
+        # What doctor finds wrong: Check values (see flocker.node._doctor).
+        self.health = []
 
     def _do(self, name, function, *args):
         self.calls.append((name, args))
@@ -177,6 +179,20 @@ class FakeNodeAgent(object):
                 bytes_sent=sent, snapshot=volume.snapshots[-1],
                 node_id=target))
         return self._do("release_volume", release, name, target)
+
+    def doctor(self):
+        def doctor():
+            from ._doctor import Check, DoctorReport
+            failed = {check.name for check in self.health}
+            healthy = [Check(name, True, "fake node %s" % (self.address,))
+                       for name in ("docker", "zfs pool", "iptables", "sshd",
+                                    "agent", "node key", "clock")
+                       if name not in failed]
+            clock = self.cluster._clock
+            return DoctorReport(
+                checks=healthy + list(self.health),
+                time=0.0 if clock is None else clock.seconds())
+        return self._do("doctor", doctor)
 
     def pull_image(self, image, dry_run=False):
         def pull():

@@ -7,20 +7,31 @@ per invocation and calls the method its subcommand names.
 from eliot import current_action
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import (
-    FirstError, gatherResults, inlineCallbacks, maybeDeferred, succeed,
+    FirstError, fail, gatherResults, inlineCallbacks, maybeDeferred, succeed,
 )
 from zope.interface import implementer
 
+from .._context import in_current_action
 from .._model import NodeState, VolumeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
-    NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
+    NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
+    NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
     NODE_RELEASE_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
 __all__ = ["LocalNodeAgent", "link_environment"]
+
+
+def _summarised(report):
+    # Counts in the log, not the checks' text.
+    current_action().add_success_fields(
+        checks=len(report.checks),
+        failed=sum(1 for check in report.checks if not check.ok),
+        ok=report.ok)
+    return report
 
 
 def link_environment(application, address):
@@ -68,12 +79,19 @@ class LocalNodeAgent(object):
         no node key (it reports none and refuses to install one).
     """
 
-    def __init__(self, address, docker, volumes, routes, node_keys=None):
+    def __init__(self, address, docker, volumes, routes, node_keys=None,
+                 checks=None):
+        """
+        :param checks: ``() -> Deferred`` firing with this node's
+            :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
+            node that cannot check itself (its ``doctor`` fails).
+        """
         self.address = address
         self.docker = docker
         self.volumes = volumes
         self.routes = routes
         self.node_keys = node_keys
+        self._checks = checks
 
     def _action(self, action_type, generator, **fields):
         action = action_type(address=self.address, **fields)
@@ -129,6 +147,14 @@ class LocalNodeAgent(object):
         if identity is not None:
             return identity()
         return succeed(getattr(self.volumes, "node_id", None))
+
+    def doctor(self):
+        def doctor():
+            if self._checks is None:
+                return fail(ValueError(
+                    "node %s was not given its checks" % (self.address,)))
+            return self._checks().addCallback(in_current_action(_summarised))
+        return self._action(NODE_DOCTOR, doctor)
 
     def pull_image(self, image, dry_run=False):
         def pull():

@@ -21,7 +21,7 @@ __all__ = [
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
-    "NODE_PULL_IMAGE", "NODE_LOGS",
+    "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DOCTOR",
 ]
 
 _SOCKET = Field.for_types(
@@ -193,6 +193,14 @@ NODE_ANNOUNCE_FAILED = MessageType(
     "A started container could not be announced to the node's network "
     "(connections arriving in its first second may wait for the kernel's "
     "next address resolution); the application runs.")
+
+NODE_DOCTOR = ActionType(
+    "flocker:node:doctor",
+    [_ADDRESS],
+    [Field.for_types("checks", [int], "How many checks ran."),
+     Field.for_types("failed", [int], "How many of them failed."),
+     Field.for_types("ok", [bool], "Whether no blocking check failed.")],
+    "Check that this node is ready for deploys (flocker-node doctor).")
 
 NODE_PULL_IMAGE = ActionType(
     "flocker:node:pull_image",

@@ -62,6 +62,9 @@ options; then standard input; then standard output on success):
 ``logs(name, since, tail)``
     ``logs NAME [--since STAMP] [--tail N]``; stdin empty; stdout a log
     document (below).
+``doctor()``
+    ``doctor --json``; stdin empty; stdout a doctor report (below); exit
+    status 0 whatever the checks found.
 
 ``NAME`` is an application (= volume) name; ``TARGET`` the address of the node
 receiving the volume; ``BYTES`` a positive decimal integer, omitted for no
@@ -91,6 +94,11 @@ route table
 log document
     ``{"lines": [[STAMP, STREAM, TEXT]…]}``, oldest first: each line's RFC
     3339 time stamp, ``"stdout"`` or ``"stderr"``, its text.
+doctor report
+    ``{"time": SECONDS, "checks": [{"name", "ok", "blocking", "detail",
+    "fix"}…]}``: the node's clock and each check of
+    :mod:`flocker.node._doctor` in the order run (``fix`` is ``null`` for a
+    check that passed).
 node key
     ``{"private_key": OPENSSH PRIVATE KEY TEXT, "public_key": "ssh-ed25519
     AAAA…", "known_hosts": TEXT}``: the node-to-node SSH key and the
@@ -168,6 +176,7 @@ __all__ = [
     "SERVE", "encode_request", "decode_request", "encode_response",
     "decode_session_line", "encode_log", "encode_progress",
     "PROGRESS_INTERVAL", "PULL_IMAGE", "LOGS", "DRY_RUN_OPTION",
+    "DOCTOR", "JSON_OPTION", "decode_doctor",
     "SINCE_OPTION", "TAIL_OPTION", "encode_logs", "decode_logs",
 ]
 
@@ -201,9 +210,13 @@ ACQUIRE_VOLUME = "acquire-volume"
 INSTALL_NODE_KEY = "install-node-key"
 PULL_IMAGE = "pull-image"
 LOGS = "logs"
+DOCTOR = "doctor"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS)
+               SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS, DOCTOR)
+
+#: Option of ``doctor``: print the report as a JSON document (exit 0).
+JSON_OPTION = "--json"
 
 #: Option of ``pull-image``: only ask whether it could be pulled.
 DRY_RUN_OPTION = "--dry-run"
@@ -337,6 +350,19 @@ def decode_logs(data):
         raise SerializationError(
             'expected {"lines": [[stamp, stream, text]...]}')
     return [tuple(line) for line in lines]
+
+
+def decode_doctor(data):
+    """
+    :param bytes data: A doctor report document.
+    :return: The :class:`~flocker.node._doctor.DoctorReport`.
+    :raises SerializationError: If it is not one.
+    """
+    from ._doctor import report_from_dict
+    try:
+        return report_from_dict(loads(data))
+    except ValueError as e:
+        raise SerializationError(str(e))
 
 
 def encode_bytes_sent(count):

@@ -417,6 +417,15 @@ class ZFSPool(object):
             return failure.value.subFailure
         return d.addCallbacks(parse, first_error)
 
+    def available(self):
+        """
+        :return: ``Deferred`` firing with the bytes still available to the
+            pool's datasets (its root's ``available``).
+        """
+        d = self._run(["zfs", "get", "-H", "-p", "-o", "value", "available",
+                       self.name])
+        return d.addCallback(lambda output: int(output.split()[0]))
+
     def list(self):
         """
         One command that also checks the pool exists and reads the node's

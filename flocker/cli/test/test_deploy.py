@@ -14,9 +14,11 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, Node, Port,
 )
 from flocker.cli._deploy import (
+    CLOCK_SKEW,
     LineObserver, deploy, format_summary, gather_states,
 )
 from flocker.node._changes import StartApplication
+from flocker.node._doctor import Check
 from flocker.node._fake import FakeCluster
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
@@ -61,7 +63,8 @@ class DeployTests(SynchronousTestCase):
 
     def test_dry_run_changes_nothing(self):
         """
-        A dry run returns the plan and changes no node.
+        A dry run returns the plan and changes no node: it only asks each
+        for its report and runs its checks.
         """
         cluster = FakeCluster([A, B, C])
         result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
@@ -69,7 +72,54 @@ class DeployTests(SynchronousTestCase):
         self.assertIn(StartApplication(node=A, application=WEB),
                       leaves(result.plan))
         for agent in cluster.agents.values():
-            self.assertEqual([name for name, _ in agent.calls], ["report"])
+            self.assertEqual([name for name, _ in agent.calls],
+                             ["report", "doctor"])
+
+    def test_dry_run_reports_failed_checks(self):
+        """
+        A dry run names each node's failed checks, one line each with the
+        node; a blocking one makes it not converged, a node whose checks
+        could not run says why, and healthy nodes say nothing.
+        """
+        cluster = FakeCluster([A, B, C])
+        cluster.agents[A].health = [Check(
+            "zfs pool", False, "ZFS pool flocker does not exist",
+            "create it")]
+        cluster.agents[B].health = [Check(
+            "node key", False, "no node-to-node key installed",
+            "the next flocker-deploy installs it", blocking=False)]
+        cluster.failures.add((C, "doctor"))
+        result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                             cluster.agents, dry_run=True))
+        self.assertEqual(
+            (dict(result.health), result.blocked, result.converged),
+            ({A: ("\N{BALLOT X} zfs pool: ZFS pool flocker does not exist "
+                  "-- fix: create it",),
+              B: ("\N{BALLOT X} node key: no node-to-node key installed -- "
+                  "fix: the next flocker-deploy installs it (does not block "
+                  "deploys)",),
+              C: ("\N{BALLOT X} doctor: could not run: doctor on %s was "
+                  "told to fail" % (C,),)},
+             frozenset([A]), False))
+
+    def test_dry_run_clock_skew(self):
+        """
+        A node whose clock is more than a few seconds off the client's is
+        named, without blocking.
+        """
+        clock = Clock()
+        clock.advance(1000)
+        cluster = FakeCluster([A], clock=clock)
+        client_clock = Clock()
+        client_clock.advance(1000 + CLOCK_SKEW + 1)
+        result = self.successResultOf(deploy(
+            deployment(**{A: [WEB]}), cluster.agents, dry_run=True,
+            clock=client_clock))
+        self.assertEqual(
+            (result.health[A], result.converged),
+            (("\N{BALLOT X} clock: 6 s behind this machine's -- fix: keep "
+              "the clocks right (timedatectl set-ntp true) (does not block "
+              "deploys)",), True))
 
     def test_unreachable_node(self):
         """

@@ -20,6 +20,7 @@ from flocker._model import (
 from flocker.testtools import temporary_directory
 from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.node._docker import FakeDockerClient
+from flocker.node._doctor import run_checks
 from flocker.node._fake import FakeCluster
 from flocker.node._local import LocalNodeAgent, link_environment
 from flocker.node._logging import (
@@ -27,6 +28,7 @@ from flocker.node._logging import (
     NODE_SET_ROUTES, NODE_START_APPLICATION,
 )
 from flocker.node.testtools import RecordingProgress, make_node_key
+from flocker.node.test._probes import healthy_probes
 from flocker.route import CommandFailed, MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService, NodeKeyStore
 
@@ -70,11 +72,14 @@ def local_pair(directory=None):
                 os.path.join(root, "state", "node-key"),
                 os.path.join(root, "home", ".ssh", "authorized_keys"),
                 "/opt/flocker/bin/flocker-volume")
+        docker = FakeDockerClient(images=[IMAGE], node=address)
+        probes = healthy_probes(docker=docker, node_keys=node_keys)
         agents.append(LocalNodeAgent(
-            address, FakeDockerClient(images=[IMAGE], node=address),
+            address, docker,
             MemoryVolumeService("node-%d" % (number,), address, network,
                                 clock),
-            MemoryRouteManager(node=address), node_keys=node_keys))
+            MemoryRouteManager(node=address), node_keys=node_keys,
+            checks=lambda probes=probes: run_checks(probes)))
     return tuple(agents)
 
 
@@ -104,6 +109,20 @@ def make_inodeagent_tests(fixture):
             The agent provides ``INodeAgent``.
             """
             self.assertTrue(verifyObject(INodeAgent, self.a))
+
+        def test_doctor(self):
+            """
+            ``doctor`` fires with a report of every check, in order; a node
+            whose parts all work is ready for deploys.
+            """
+            report = self.successResultOf(self.a.doctor())
+            names = [check.name for check in report.checks]
+            self.assertEqual(
+                ([name for name in ("docker", "zfs pool", "iptables", "sshd",
+                                    "agent", "node key", "clock")
+                  if name not in names], report.ok,
+                 isinstance(report.time, float)),
+                ([], True, True))
 
         def test_empty_report(self):
             """
