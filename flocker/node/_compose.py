@@ -18,7 +18,7 @@ import attr
 import yaml
 
 from .._model import (
-    SAFE_NAME_RULE, AttachedVolume, ContainerOptions, Dependency,
+    SAFE_NAME_RULE, Application, AttachedVolume, ContainerOptions, Dependency,
     HealthCheck, Link, LogConfig, Port, RestartPolicy, Ulimit, is_safe_name,
 )
 from ._compose_values import (
@@ -189,6 +189,13 @@ def _is_null(node):
 
 
 def _inherit(report, draft, name, node, project):
+    """
+    Give variable ``name`` the deploy's value of it, or note that it has
+    none.
+    """
+    if _model(report, node, lambda: Application(
+            name="probe", image="probe", environment={name: ""})) is None:
+        return
     if name in project.variables:
         _set_environment(report, draft, name, node,
                          project.variables[name], node)

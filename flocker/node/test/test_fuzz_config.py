@@ -98,7 +98,7 @@ def check_command(directory, deployment_data, application_data):
     """
     Write the two files into ``directory``, run ``flocker-deploy --check``
     on them in-process, and assert that it either accepts them (status 0,
-    one summary line) or refuses them (status 1, nothing on stdout, and
+    located notes, one summary line) or refuses them (status 1, nothing on stdout, and
     every line of stderr ``PATH:LINE:COL: message`` naming one of the two
     files at a place inside it).  Any exception fails the test.
 
@@ -113,12 +113,19 @@ def check_command(directory, deployment_data, application_data):
             f.write(data)
         files[path] = data
     stdout, stderr = io.StringIO(), io.StringIO()
-    status = main(None, ["--check"] + list(files), stdout, stderr)
+    # No variables: the fuzzed files see the same values wherever they run.
+    status = main(None, ["--check"] + list(files), stdout, stderr, {})
     out, err = stdout.getvalue(), stderr.getvalue()
     if status == 0:
         TRIED["valid"] += 1
         assert err == ""
-        assert re.match(r"\A[0-9]+ applications? on [0-9]+ nodes?\n\Z", out)
+        lines = out.split("\n")
+        assert re.match(r"\A[0-9]+ applications? on [0-9]+ nodes?\Z",
+                        lines[-2]) and lines[-1] == ""
+        for line in lines[:-2]:
+            match = _LOCATION.match(line)
+            assert match is not None and match.group("path") in files, line
+            assert match.group("message").startswith("note: "), line
         return
     TRIED["refused"] += 1
     assert (status, out) == (1, "")
