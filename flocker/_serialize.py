@@ -157,6 +157,9 @@ def application_to_dict(application):
     if application.depends_on:
         result["depends_on"] = sorted(
             [d.name, d.condition, d.required] for d in application.depends_on)
+    if application.project is not None:
+        # Likewise: the default project's JSON is what it was.
+        result["project"] = application.project
     return result
 
 
@@ -231,6 +234,7 @@ def application_from_dict(data):
         options=_options_from_dict(data.get("options", {})),
         depends_on=[Dependency(name=n, condition=c, required=r)
                     for n, c, r in data.get("depends_on", ())],
+        project=data.get("project"),
     )
 
 

@@ -49,9 +49,12 @@ class _Project(object):
         paths start there), or ``None`` for the current directory.
     :ivar variables: ``dict`` of variable name to value (the deploy's
         environment over the ``.env`` file).
+    :ivar name: The project's name: the file's ``name:``, else its
+        directory's name made a safe name as compose makes it, or ``None``.
     """
     directory = attr.ib()
     variables = attr.ib()
+    name = attr.ib(default=None)
 
     def path(self, relative):
         """
@@ -110,7 +113,22 @@ def _project(report, directory, environ):
                                 None, environ)
         variables.update(dotenv or {})
     variables.update(environ)
-    return _Project(directory=directory, variables=variables)
+    return _Project(directory=directory, variables=variables,
+                    name=_directory_project(directory))
+
+
+def _directory_project(directory):
+    """
+    :return: The project name compose gives a file in ``directory``: its
+        name in lower case without characters other than letters, digits,
+        ``_`` and ``-``, and not starting with ``_`` or ``-``; ``None`` when
+        nothing is left or there is no directory.
+    """
+    if directory is None:
+        return None
+    base = os.path.basename(os.path.normpath(directory)).lower()
+    name = re.sub(r"[^a-z0-9_-]", "", base).lstrip("_-")[:63]
+    return name if is_safe_name(name) else None
 
 
 def _interpolate_tree(report, node, variables, unset):
@@ -977,11 +995,25 @@ def _compose_service(report, name, key_node, node, project, noted):
 
 _NOTED_TOP = {
     "version": "version is ignored: compose files need none",
-    "name": "name is the project's name; applications keep their service "
-            "names",
     "networks": "networks are ignored: a project's services share one name "
                 "space, and every service name resolves on every node",
 }
+
+
+def _project_name(report, node, project):
+    """
+    Read the top-level ``name``: the project's name.
+    """
+    name = _text(report, node, "name")
+    if name is None:
+        return
+    if not is_safe_name(name):
+        report.at(node, "project name %s is not a safe name: %s" % (
+            _quote(name), SAFE_NAME_RULE))
+        return
+    project.name = name
+    report.note(node, "name: the project is %s; its deploys leave other "
+                "projects' applications alone" % (name,))
 
 
 def _compose_applications(report, items, root, project):
@@ -990,7 +1022,8 @@ def _compose_applications(report, items, root, project):
     under ``services`` (next to ``version``, ``name``, ``networks``,
     ``volumes`` and ``x-`` extensions).
 
-    :param _Project project: Where the file is and its variables.
+    :param _Project project: Where the file is and its variables; its
+        ``name`` is set from the file's ``name:``.
     :return: List of :class:`_Draft`.
     """
     unset = {}
@@ -1006,6 +1039,8 @@ def _compose_applications(report, items, root, project):
             if key == "services":
                 services = _mapping(report, value, "services",
                                     empty_ok=True) or []
+            elif key == "name":
+                _project_name(report, value, project)
             elif key in _NOTED_TOP:
                 if key != "networks":
                     _text(report, value, key)

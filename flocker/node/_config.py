@@ -340,39 +340,42 @@ def _read_applications(report, text, directory=None, environ=None):
         and relative ``env_file`` paths are; ``None`` reads no ``.env``.
     :param environ: The variables a compose file may use, or ``None``.
 
-    :return: ``(names, applications)``: the ``set`` of every application
+    :return: ``(names, applications, project)``: the ``set`` of every application
         name the file defines (even with problems, so the deployment file is
         not also blamed for them), or ``None`` when the file is not a YAML
         mapping at all (so which names it meant is unknown); and a ``dict``
         of name to :class:`Application`, empty unless the file has no
-        problem at all.
+        problem at all; and the project's name (a compose file's), or
+        ``None``.
     """
     start = report.count()
     root = _compose(report, text)
     if root is None:
-        return None, {}
+        return None, {}, None
     items = _mapping(report, root, "the application configuration")
     if items is None:
-        return None, {}
+        return None, {}, None
     if not items:
         report.at(root, "the application configuration is an empty mapping: "
                   "deploying it would remove every application; list the "
                   "applications to run")
-        return None, {}
+        return None, {}, None
     keys = {key: value for key, _, value in items}
     native = "applications" in keys or (
         "services" not in keys and isinstance(keys.get("version"),
                                               yaml.ScalarNode))
+    project = None
     if native:
         drafts = _native_applications(report, items, root)
     else:
-        drafts = _compose_applications(
-            report, items, root, _project(report, directory, environ or {}))
+        project = _project(report, directory, environ or {})
+        drafts = _compose_applications(report, items, root, project)
     _resolve_links(report, drafts)
     _check_applications(report, drafts)
     names = {draft.name for draft in drafts}
+    project_name = None if project is None else project.name
     if report.count() != start:
-        return names, {}
+        return names, {}, project_name
     applications = {}
     for draft in drafts:
         application = _model(report, draft.key_node, lambda: Application(
@@ -383,7 +386,7 @@ def _read_applications(report, text, directory=None, environ=None):
             **draft.fields))
         if application is not None:
             applications[draft.name] = application
-    return names, applications
+    return names, applications, project_name
 
 
 # ---------------------------------------------------------------------------
@@ -554,9 +557,9 @@ def _parse(errors, deployment_text, deployment_path,
     reported), so only the other file is checked.
     """
     found_notes = []
-    names, applications = None, {}
+    names, applications, project = None, {}, None
     if application_text is not None:
-        names, applications = _read_applications(
+        names, applications, project = _read_applications(
             _Report(application_path, errors, found_notes), application_text,
             directory, environ)
     deployment = None
@@ -566,7 +569,8 @@ def _parse(errors, deployment_text, deployment_path,
                                  applications)
         if not errors:
             deployment = _model(deployment_report, None,
-                                lambda: Deployment(nodes=nodes))
+                                lambda: Deployment(nodes=nodes,
+                                                   project=project))
     if errors:
         order = {deployment_path: 0, application_path: 1}
         raise ConfigurationErrors(sorted(
