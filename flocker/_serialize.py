@@ -82,6 +82,9 @@ def application_to_dict(application):
         result["volumes"] = sorted(
             (volume_to_dict(v) for v in application.volumes),
             key=lambda v: v["name"])
+    if application.project is not None:
+        # Likewise: the default project's JSON is what it was.
+        result["project"] = application.project
     return result
 
 
@@ -153,6 +156,7 @@ def application_from_dict(data):
             name=policy["name"],
             maximum_retry_count=policy["maximum_retry_count"]),
         volumes=[_volume_from_dict(v) for v in data.get("volumes", ())],
+        project=data.get("project"),
     )
 
 
