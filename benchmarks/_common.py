@@ -22,7 +22,7 @@ import time
 
 import attr
 
-__all__ = ["timed", "repeat", "summary", "print_table", "emit", "meets",
+__all__ = ["timed", "summary", "print_table", "emit", "meets",
            "zfs", "zfs_ok", "zfs_send_over_ssh",
            "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
            "rotated", "Repetitions", "Settling", "repeat_until_settled",
@@ -52,13 +52,6 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
-
-
-def repeat(function, times):
-    """
-    :return: ``list`` of the seconds each of ``times`` calls took.
-    """
-    return [timed(function)[0] for _ in range(times)]
 
 
 def summary(samples):
