@@ -75,7 +75,11 @@ application
     "environment", "ports": [[internal, external]…], "volume":
     {"mountpoint", "maximum_size"} or null, "links": [[local, remote,
     alias]…], "mem_limit", "cpu_shares", "restart_policy": {"name",
-    "maximum_retry_count"}}``.
+    "maximum_retry_count"}}``, and, when not empty, ``"volumes":
+    [{"name", "mountpoint", "maximum_size", "read_only", "external"}…]``,
+    ``"host_mounts": [[host_path, mountpoint, read_only]…]`` and ``"files":
+    [{"mountpoint", "digest", "mode", "content"}…]`` (``content`` base64,
+    only in ``start-application``'s document, never in a report).
 release
     ``{"bytes": N, "snapshot": SNAPSHOT, "node_id": NODEID}``: what the
     new owner acquires with.
@@ -229,10 +233,13 @@ RELEASE_LOCK = "release-lock"
 
 def encode_application(application):
     """
-    :param Application application: An application.
-    :return: Its protocol document (``bytes``).
+    :param Application application: An application, with the content of
+        its files.
+    :return: Its protocol document (``bytes``), file contents included.
+    :raises SerializationError: If a file's content is not known.
     """
-    return dumps(application_to_dict(application)).encode("utf-8")
+    return dumps(application_to_dict(application, contents=True)).encode(
+        "utf-8")
 
 
 def decode_application(data):
