@@ -21,7 +21,7 @@ from ..node._protocol import (
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
     RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
-    encode_routes,
+    encode_routes, SEED_VOLUME, decode_seeded, encode_seed,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -216,6 +216,11 @@ class RemoteNodeAgent(object):
             arguments += [MAXIMUM_SIZE_OPTION, str(maximum_size)]
         return self._call("%s %s" % (CREATE_VOLUME, name), CREATE_VOLUME,
                           arguments)
+
+    def seed_volume(self, name, archive):
+        return self._call("%s %s" % (SEED_VOLUME, name), SEED_VOLUME,
+                          [name], stdin=encode_seed(archive),
+                          parse=decode_seeded)
 
     def push_volume(self, name, target, progress=None):
         return self._call("%s %s to %s" % (PUSH_VOLUME, name, target),

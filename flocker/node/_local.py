@@ -14,9 +14,10 @@ from zope.interface import implementer
 from .._model import NodeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
-    NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME, NODE_HANDOFF_VOLUME,
-    NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT,
-    NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+    NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
+    NODE_HANDOFF_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME,
+    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME, NODE_SET_ROUTES,
+    NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
 __all__ = ["LocalNodeAgent", "link_environment"]
@@ -159,6 +160,15 @@ class LocalNodeAgent(object):
                 yield self.volumes.create(name, maximum_size)
         return self._action(NODE_CREATE_VOLUME, create,
                             volume=name)
+
+    def seed_volume(self, name, archive):
+        @inlineCallbacks
+        def seed():
+            seeded = yield self.volumes.seed(name, archive)
+            current_action().add_success_fields(seeded=seeded)
+            return seeded
+        return self._action(NODE_SEED_VOLUME, seed, volume=name,
+                            archive_bytes=len(archive))
 
     def push_volume(self, name, target, progress=None):
         @inlineCallbacks

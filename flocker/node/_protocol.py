@@ -56,6 +56,9 @@ options; then standard input; then standard output on success):
     ``set-routes``; stdin a route table (below); stdout ignored.
 ``install_node_key(node_key)``
     ``install-node-key``; stdin a node key (below); stdout ignored.
+``seed_volume(name, archive)``
+    ``seed-volume NAME``; stdin ``{"archive": BASE64}`` (the tar archive);
+    stdout ``{"seeded": true|false}``.
 
 ``NAME`` is an application (= volume) name; ``TARGET`` the address of the node
 receiving the volume; ``BYTES`` a positive decimal integer, omitted for no
@@ -138,6 +141,8 @@ spoken) with a one-line human-readable message as the LAST line of standard
 error.  The client shows that line, prefixed with the node and the step.
 """
 
+import base64
+import binascii
 import json
 
 from eliot.json import json_default
@@ -152,7 +157,8 @@ __all__ = [
     "ELIOT_TASK_OPTION", "DEFAULT_NODE_COMMAND",
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
     "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
-    "SET_ROUTES", "INSTALL_NODE_KEY", "SUBCOMMANDS", "encode_release",
+    "SET_ROUTES", "INSTALL_NODE_KEY", "SEED_VOLUME", "SUBCOMMANDS",
+    "encode_seed", "decode_seed", "encode_seeded", "decode_seeded", "encode_release",
     "decode_release", "encode_node_key", "decode_node_key",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
     "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL", "EXIT_LOCKED",
@@ -193,9 +199,10 @@ SET_ROUTES = "set-routes"
 RELEASE_VOLUME = "release-volume"
 ACQUIRE_VOLUME = "acquire-volume"
 INSTALL_NODE_KEY = "install-node-key"
+SEED_VOLUME = "seed-volume"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES, INSTALL_NODE_KEY)
+               SET_ROUTES, INSTALL_NODE_KEY, SEED_VOLUME)
 
 #: Subcommand starting a session (many calls through one process).
 SERVE = "serve"
@@ -323,6 +330,50 @@ def decode_bytes_sent(data):
             or count < 0):
         raise SerializationError('expected {"bytes": N} with N >= 0')
     return count
+
+
+def encode_seed(archive):
+    """
+    :param bytes archive: A seed archive.
+    :return: The seed document (``bytes``): the archive in base64.
+    """
+    return dumps({"archive": base64.b64encode(archive).decode("ascii")}
+                 ).encode("utf-8")
+
+
+def decode_seed(data):
+    """
+    :param bytes data: A seed document.
+    :return: The archive (``bytes``).
+    :raises SerializationError: If it is not one.
+    """
+    document = loads(data)
+    archive = document.get("archive") if isinstance(document, dict) else None
+    try:
+        return base64.b64decode(archive.encode("ascii"), validate=True)
+    except (AttributeError, UnicodeEncodeError, binascii.Error):
+        raise SerializationError('expected {"archive": BASE64}')
+
+
+def encode_seeded(seeded):
+    """
+    :param bool seeded: What ``seed-volume`` did.
+    :return: The result document (``bytes``).
+    """
+    return dumps({"seeded": seeded}).encode("utf-8")
+
+
+def decode_seeded(data):
+    """
+    :param bytes data: A ``seed-volume`` result document.
+    :return: ``True`` if the volume was filled.
+    :raises SerializationError: If it is not one.
+    """
+    document = loads(data)
+    seeded = document.get("seeded") if isinstance(document, dict) else None
+    if not isinstance(seeded, bool):
+        raise SerializationError('expected {"seeded": true|false}')
+    return seeded
 
 
 def encode_release(release):
