@@ -94,7 +94,7 @@ class INodeAgent(Interface):
 
         :param str name: Volume name.
         :param bytes archive: An uncompressed tar archive of files and
-            directories (at most ``flocker.volume.MAX_SEED_SIZE`` bytes).
+            directories (at most ``flocker.volume._seed.MAX_SEED_SIZE`` bytes).
         :return: ``Deferred`` firing with ``True`` if the volume was
             filled, ``False`` if it held something and was left alone;
             failing if this node does not own the volume or the archive is

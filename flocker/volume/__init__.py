@@ -22,7 +22,7 @@ from ._service import (
     open_volume_service,
 )
 from ._memory import MemoryNetwork, MemoryVolumeService
-from ._seed import MAX_SEED_SIZE, seed_archive, seed_entries
+from ._seed import seed_archive, seed_entries
 from ._nodekey import (
     NodeKeyStore, authorized_keys_line, replace_marked_lines,
     default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
@@ -38,7 +38,7 @@ __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",
     "MemoryNetwork", "MemoryVolumeService",
-    "MAX_SEED_SIZE", "seed_archive", "seed_entries",
+    "seed_archive", "seed_entries",
     "NodeKeyStore", "authorized_keys_line",
     "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
     "NodeKeyError", "NodeKeyRemote",
