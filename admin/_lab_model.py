@@ -372,6 +372,8 @@ class Node(Machine):
             # Each node's deploy lock lives in its own run directory: the
             # nodes of a lab (and of two labs) share /var/lib.
             "FLOCKER_LOCK_DIR": str(self.run_dir),
+            # flocker-node doctor reads the node's own sshd settings.
+            "FLOCKER_SSHD_CONFIG": str(self.sshd_config),
         })
         return env
 

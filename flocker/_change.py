@@ -22,6 +22,7 @@ __all__ = [
     "IStateChange", "ITransfer", "IChangeObserver",
     "Sequentially", "InParallel", "sequentially", "in_parallel",
     "run_state_change", "render_plan", "leaves", "ChangeFailures",
+    "plan_to_dict",
 ]
 
 
@@ -288,3 +289,26 @@ def render_plan(change, indent="  "):
                 walk(child, depth + 1)
     walk(change, 0)
     return "\n".join(lines)
+
+
+def plan_to_dict(change):
+    """
+    A plan as JSON-compatible data, for scripts (``--dry-run --json``).
+
+    :param change: A plan.
+    :return: For a group, ``{"group": "in sequence" or "in parallel",
+        "label": ..., "changes": [...]}``; for a leaf, ``{"change": its
+        class name, "node": its node (if any), "description": its
+        ``describe()``}``.
+    """
+    if isinstance(change, _Group):
+        return {"group": ("in parallel" if isinstance(change, InParallel)
+                          else "in sequence"),
+                "label": change.label,
+                "changes": [plan_to_dict(child) for child in change.changes]}
+    leaf = {"change": type(change).__name__,
+            "description": change.describe()}
+    node = getattr(change, "node", None)
+    if node is not None:
+        leaf["node"] = node
+    return leaf

@@ -609,11 +609,16 @@ class VolumeState(object):
         A node can hold a non-owned copy received by an earlier push.
     :ivar int size: Bytes referenced by the dataset.
     :ivar snapshots: ``PVector`` of snapshot names, oldest first.
+    :ivar owner: The identity of the node this copy names as the volume's
+        owner (see :attr:`NodeState.node_id`), or ``None`` when the copy
+        names none or the node did not say (reports of older nodes).
     """
     name = attr.ib(validator=_safe_name)
     owned = attr.ib(validator=_of_type(bool))
     size = attr.ib(default=0)
     snapshots = attr.ib(default=pvector(), converter=pvector)
+    owner = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
 
 
 # An OpenSSH public key line: type, base64 blob, no comment (the comment is
@@ -723,6 +728,16 @@ class NodeState(object):
         :class:`Link` whose rules are installed in its container.
     :ivar node_key: The :class:`NodeKeyStatus` of the installed node-to-node
         key, or ``None`` if none is installed.
+    :ivar images: ``frozenset`` of the image references present on the
+        node (``REPOSITORY:TAG`` and ``REPOSITORY@DIGEST`` as Docker lists
+        them), or ``None`` when the node did not say (then nothing is
+        checked against them).
+    :ivar busy_ports: ``frozenset`` of the TCP ports on which something
+        that is not Flocker's listens on the node: an application
+        publishing one, or a route for one, would fail or steal its
+        connections.
+    :ivar node_id: The node's identity (the one its volumes' copies name
+        as owner), or ``None`` when unknown.
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -733,6 +748,11 @@ class NodeState(object):
     links = attr.ib(default=pmap(), converter=pmap)
     node_key = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(NodeKeyStatus)))
+    images = attr.ib(default=None, converter=attr.converters.optional(
+        frozenset))
+    busy_ports = attr.ib(default=frozenset(), converter=frozenset)
+    node_id = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
 
     def __attrs_post_init__(self):
         for name, application in self.applications.items():

@@ -221,7 +221,7 @@ def node_state_to_dict(state):
                          for name in sorted(state.applications)],
         "running": sorted(state.running),
         "volumes": [{"name": v.name, "owned": v.owned, "size": v.size,
-                     "snapshots": list(v.snapshots)}
+                     "snapshots": list(v.snapshots), "owner": v.owner}
                     for _, v in sorted(state.volumes.items())],
         "routes": sorted((route_to_dict(r) for r in state.routes),
                          key=lambda r: (r["port"], r["address"])),
@@ -231,6 +231,9 @@ def node_state_to_dict(state):
         "node_key": None if state.node_key is None else {
             "fingerprint": state.node_key.fingerprint,
             "known_hosts_digest": state.node_key.known_hosts_digest},
+        "images": None if state.images is None else sorted(state.images),
+        "busy_ports": sorted(state.busy_ports),
+        "node_id": state.node_id,
     }
 
 
@@ -242,9 +245,12 @@ def node_state_from_dict(data):
     :raises SerializationError: If ``data`` does not describe one.
     """
     applications = [application_from_dict(a) for a in data["applications"]]
+    # images, busy_ports, node_id and owner are absent from the reports of
+    # nodes older than them.
     volumes = [VolumeState(name=v["name"], owned=v["owned"], size=v["size"],
-                           snapshots=v["snapshots"])
+                           snapshots=v["snapshots"], owner=v.get("owner"))
                for v in data["volumes"]]
+    images = data.get("images")
     return NodeState(
         address=data["address"],
         applications={a.name: a for a in applications},
@@ -255,6 +261,9 @@ def node_state_from_dict(data):
                                for l, r, a in links)
                for name, links in data.get("links", {}).items()},
         node_key=_node_key_status(data.get("node_key")),
+        images=None if images is None else [str(i) for i in images],
+        busy_ports=[int(p) for p in data.get("busy_ports", ())],
+        node_id=data.get("node_id"),
     )
 
 

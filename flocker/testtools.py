@@ -484,7 +484,8 @@ def volume_states(draw, name=None):
         name=draw(_NAMES) if name is None else name,
         owned=draw(_BOOLEANS),
         size=draw(_st.integers(0, 2 ** 40)),
-        snapshots=draw(_SNAPSHOTS))
+        snapshots=draw(_SNAPSHOTS),
+        owner=draw(_st.one_of(_st.none(), _NAMES)))
 
 
 @_st.composite
@@ -521,9 +522,14 @@ def node_states(draw, address=None, max_applications=2):
                 max_size=43)),
             known_hosts_digest=draw(_st.text("0123456789abcdef", min_size=64,
                                              max_size=64)))
+    images = draw(_st.one_of(_st.none(), _st.frozensets(
+        _st.sampled_from(["flocker/busybox:latest", "redis:7",
+                          "localhost:5000/web@sha256:" + "0" * 64]))))
     return _NodeState(address=address, applications=apps, running=running,
                       volumes=volumes, routes=routes, links=links,
-                      node_key=node_key)
+                      node_key=node_key, images=images,
+                      busy_ports=draw(_st.frozensets(_PORTS, max_size=2)),
+                      node_id=draw(_st.one_of(_st.none(), _NAMES)))
 
 
 @_st.composite

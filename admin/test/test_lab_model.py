@@ -55,7 +55,9 @@ def test_sshd_config_sets_node_environment():
                       'docker.sock" "FLOCKER_LAB_NODE=node2" '
                       '"FLOCKER_LOCK_DIR=/run/flocker-lab/node2" '
                       '"FLOCKER_NODE_ADDRESS=10.99.0.12" '
-                      '"FLOCKER_POOL=flocker-node2" "LANG=C.UTF-8" '
+                      '"FLOCKER_POOL=flocker-node2" '
+                      '"FLOCKER_SSHD_CONFIG=/var/lib/flocker-lab/node2/'
+                      'sshd_config" "LANG=C.UTF-8" '
                       '"PATH=/opt/flocker/bin:%s"'
                       % (_lab_model.STANDARD_PATH,)]
 

@@ -12,12 +12,13 @@ from twisted.internet.defer import DeferredList, maybeDeferred
 
 from ..node._protocol import DEFAULT_NODE_COMMAND
 from ._deploy import deploy, gather_states
-from ._logging import CLUSTER_DEPLOY, CLUSTER_STATUS
+from ._logging import CLUSTER_DEPLOY, CLUSTER_LOGS, CLUSTER_STATUS
+from ._logs import application_logs
 from ._remote import RemoteNodeAgent
 from ._session import SessionRunner
 
 __all__ = ["resolve_addresses", "remote_agents", "deploy_over_ssh",
-           "status_over_ssh"]
+           "status_over_ssh", "logs_over_ssh"]
 
 
 def _is_ip(address):
@@ -74,7 +75,8 @@ def remote_agents(runner, resolved, command=None, lock=None):
 
 
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
-                    command=None, log=None, live=None, node_key=None):
+                    command=None, log=None, live=None, node_key=None,
+                    adopt=frozenset()):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -98,6 +100,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         (so reading the key is logged in the deploy's tree; what it raises,
         such as ``SSHConfigurationError``, this function raises); or
         ``None`` to leave the nodes' keys as they are.
+    :param adopt: Volumes whose newest copy left to adopt (see
+        :func:`flocker.cli._deploy.deploy`).
     :return: ``Deferred`` firing with a ``DeployResult``.
 
     Each node's calls go through one ``flocker-node serve`` session
@@ -119,7 +123,7 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         d = DeferredContext(deploy(
             deployment, agents, dry_run=dry_run, write=write, addresses=ips,
             clock=reactor, unreachable=failed, live=live,
-            node_key=node_key, host_keys=runner.host_keys))
+            node_key=node_key, host_keys=runner.host_keys, adopt=adopt))
 
         def release(outcome):
             # Only nodes that answered hold this deploy's lease.
@@ -148,6 +152,39 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         return d.addActionFinish()
 
 
+def _reporting_over_ssh(reactor, deployment, runner, action, use,
+                        command=None, log=None):
+    """
+    Reach every node without the deploy lock, gather the reports, and hand
+    them and the agents to ``use``; the sessions end when it is done.
+
+    :param action: The eliot action (not yet started) around it all.
+    :param use: ``(state, unreachable, agents) -> result or Deferred``.
+    :return: ``Deferred`` firing with what ``use`` gave.
+    """
+    runner = SessionRunner(runner, reactor, command=(
+        DEFAULT_NODE_COMMAND if command is None else command), log=log)
+
+    def resolved(result):
+        ips, failed = result
+        agents = remote_agents(runner, ips, command=command)
+        d = DeferredContext(gather_states(agents))
+
+        def gathered(result):
+            state, unreachable, locked = result
+            return use(state, dict(unreachable, **failed), agents)
+        d.addCallback(gathered)
+        d.addBoth(lambda result: runner.close_sessions().addCallback(
+            lambda _: result))
+        return d.result
+
+    with action.context():
+        d = DeferredContext(resolve_addresses(
+            reactor, [node.address for node in deployment.nodes]))
+        d.addCallback(resolved)
+        return d.addActionFinish()
+
+
 def status_over_ssh(reactor, deployment, runner, command=None, log=None):
     """
     Learn where everything is: every node's report, without the deploy lock
@@ -162,25 +199,35 @@ def status_over_ssh(reactor, deployment, runner, command=None, log=None):
         the reports of the nodes that answered, and node address to reason
         for the others.
     """
-    addresses = [node.address for node in deployment.nodes]
-    runner = SessionRunner(runner, reactor, command=(
-        DEFAULT_NODE_COMMAND if command is None else command), log=log)
+    return _reporting_over_ssh(
+        reactor, deployment, runner,
+        CLUSTER_STATUS(nodes=len(deployment.nodes)),
+        lambda state, unreachable, agents: (state, unreachable),
+        command=command, log=log)
 
-    def resolved(result):
-        ips, failed = result
-        agents = remote_agents(runner, ips, command=command)
-        d = DeferredContext(gather_states(agents))
 
-        def gathered(result):
-            state, unreachable, locked = result
-            return state, dict(unreachable, **failed)
-        d.addCallback(gathered)
-        d.addBoth(lambda result: runner.close_sessions().addCallback(
-            lambda _: result))
-        return d.result
+def logs_over_ssh(reactor, deployment, runner, name, write, write_error,
+                  tail=None, follow=False, stopped=None, command=None,
+                  log=None):
+    """
+    Write an application's container output from whichever node of the
+    deployment runs it (see :func:`flocker.cli._logs.application_logs`);
+    nothing is changed and the deploy lock is not taken.
 
-    action = CLUSTER_STATUS(nodes=len(addresses))
-    with action.context():
-        d = DeferredContext(resolve_addresses(reactor, addresses))
-        d.addCallback(resolved)
-        return d.addActionFinish()
+    :param str name: The application.
+    :param write: Callable given each standard output line.
+    :param write_error: Callable given each standard error line.
+    :param tail: ``None`` or how many last lines.
+    :param bool follow: Keep writing new output until ``stopped`` fires.
+    :param stopped: ``Deferred`` ending a follow, or ``None``.
+    :return: ``Deferred`` firing with the address read from; failing with
+        ``NoSuchApplication`` (one line) if no node has its container.
+    """
+    def use(state, unreachable, agents):
+        return application_logs(state, agents, name, write, write_error,
+                                tail=tail, follow=follow, clock=reactor,
+                                stopped=stopped)
+    return _reporting_over_ssh(
+        reactor, deployment, runner,
+        CLUSTER_LOGS(nodes=len(deployment.nodes), application=name), use,
+        command=command, log=log)

@@ -19,13 +19,17 @@ from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
+from .._context import in_current_action
 from .._change import (
     IChangeObserver, Sequentially, leaves, run_state_change,
 )
 from .._model import ClusterState
+from ..node._doctor import FAILED
 from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
-from ._preflight import refusal_line, silent_node_line
+from ._preflight import (
+    check_plan, problems_line, refusal_line, silent_node_line,
+)
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
            "format_summary"]
@@ -43,20 +47,32 @@ class DeployResult(object):
     :ivar failed: ``PMap`` of node address to a tuple of error lines.
     :ivar unreachable: ``PMap`` of node address to why it did not report;
         while it is not empty nothing was planned or changed.
+    :ivar refused: ``tuple`` of the problems found before the first change
+        (one line each); while it is not empty nothing was changed.
+    :ivar health: ``PMap`` of node address to a tuple of the lines of its
+        failed ``doctor`` checks (a dry run asks every node), for nodes
+        with any.
+    :ivar blocked: ``frozenset`` of the nodes where a failed check blocks
+        deploys.
     """
     plan = attr.ib()
     dry_run = attr.ib(default=False)
     changed = attr.ib(default=pmap(), converter=pmap)
     failed = attr.ib(default=pmap(), converter=pmap)
     unreachable = attr.ib(default=pmap(), converter=pmap)
+    refused = attr.ib(default=(), converter=tuple)
+    health = attr.ib(default=pmap(), converter=pmap)
+    blocked = attr.ib(default=frozenset(), converter=frozenset)
 
     @property
     def converged(self):
         """
         ``True`` when every node answered and every change succeeded (for a
-        dry run: when every node answered).
+        dry run: when every node answered and none has a failed check that
+        blocks deploys).
         """
-        return not (self.failed or self.unreachable)
+        return not (self.failed or self.unreachable or self.refused
+                    or self.blocked)
 
 
 def _reason(failure):
@@ -210,7 +226,8 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
-           node_key=None, host_keys=None, lock_jitter=None):
+           node_key=None, host_keys=None, lock_jitter=None,
+           adopt=frozenset()):
     """
     Converge the cluster to ``deployment``.
 
@@ -249,8 +266,16 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     :param host_keys: With ``node_key``: a callable returning ``dict`` of
         connected address (IP) to the host ``Key`` the client verified
         there, called once every node reported.
+    :param adopt: Names of volumes whose owner's copy is gone and whose
+        newest copy left the operator chose to adopt (``--adopt-copy``).
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
+
+    Before the first change the plan is checked
+    (:func:`flocker.cli._preflight.check_plan`): images a node lacks that
+    cannot be pulled, ports held by something not Flocker's, volumes whose
+    owner's copy is gone; if any is found nothing runs and the result's
+    ``refused`` says each.
     """
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
@@ -271,9 +296,22 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
-                                           addresses))
-            result = DeployResult(plan=plan, dry_run=dry_run)
-            if dry_run or not leaves(plan):
+                                           addresses),
+                adopt=frozenset(adopt))
+            checked = check_plan(deployment, state, plan, agents, adopt,
+                                 now=None if clock is None
+                                 else clock.seconds())
+            return checked.addCallback(in_current_action(
+                lambda problems: run(plan, problems)))
+
+        def run(plan, problems):
+            result = DeployResult(plan=plan, dry_run=dry_run,
+                                  refused=problems)
+            if dry_run:
+                return _examined(agents, clock).addCallback(
+                    lambda found: attr.evolve(
+                        result, health=found[0], blocked=found[1]))
+            if problems or not leaves(plan):
                 return result
             observer = LineObserver(write)
             if live is None:
@@ -295,6 +333,45 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         return d.addActionFinish()
 
 
+#: Seconds a node's clock may differ from the client's before the dry run
+#: says so (snapshot names and log times come from the nodes' clocks).
+CLOCK_SKEW = 5.0
+
+
+def _examined(agents, clock):
+    """
+    Run ``doctor`` on every node.
+
+    :return: ``Deferred`` firing with ``(health, blocked)`` as
+        :class:`DeployResult` has them.
+    """
+    names = sorted(agents)
+    asked = [maybeDeferred(agents[name].doctor) for name in names]
+
+    def collect(results):
+        health, blocked = {}, set()
+        now = None if clock is None else clock.seconds()
+        for name, (ok, value) in zip(names, results):
+            if not ok:
+                lines = ["%s doctor: could not run: %s" % (
+                    FAILED, _reason(value))]
+            else:
+                lines = [check.line() for check in value.failures()]
+                if not value.ok:
+                    blocked.add(name)
+                if now is not None and abs(value.time - now) > CLOCK_SKEW:
+                    lines.append(
+                        "%s clock: %.0f s %s this machine's -- fix: keep "
+                        "the clocks right (timedatectl set-ntp true) "
+                        "(does not block deploys)" % (
+                            FAILED, abs(value.time - now),
+                            "ahead of" if value.time > now else "behind"))
+            if lines:
+                health[name] = tuple(lines)
+        return health, blocked
+    return DeferredList(asked, consumeErrors=True).addCallback(collect)
+
+
 def format_summary(deployment, result):
     """
     :param Deployment deployment: What was deployed.
@@ -304,7 +381,7 @@ def format_summary(deployment, result):
         report, the line saying the deploy changed nothing.
     """
     lines = []
-    if not leaves(result.plan) and not result.unreachable:
+    if not (leaves(result.plan) or result.unreachable or result.refused):
         lines.append("cluster already converged: no changes")
     for node in sorted(n.address for n in deployment.nodes):
         if node in result.unreachable:
@@ -318,4 +395,13 @@ def format_summary(deployment, result):
             lines.append("%s: unchanged" % (node,))
     if result.unreachable:
         lines.append(refusal_line(result.unreachable, result.dry_run))
+    if result.refused:
+        lines.extend(result.refused)
+        lines.append(problems_line(result.refused, result.dry_run))
+    for node in sorted(result.health):
+        lines.extend("%s: %s" % (node, line) for line in result.health[node])
+    if result.blocked:
+        lines.append("%s: fix what blocks deploys first (flocker-node "
+                     "doctor on the node says the same)" % (
+                         ", ".join(sorted(result.blocked)),))
     return lines

@@ -10,6 +10,7 @@ from eliot import ActionType, Field, MessageType
 __all__ = [
     "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
     "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY", "CLUSTER_STATUS",
+    "CLUSTER_LOGS",
     "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL", "LOAD_NODE_KEY",
 ]
 
@@ -95,6 +96,15 @@ CLUSTER_STATUS = ActionType(
     [Field.for_types("nodes", [int], "Nodes in the deployment.")],
     [],
     "Gather every node's report for a status view; nothing is changed.")
+
+CLUSTER_LOGS = ActionType(
+    "flocker:cli:logs",
+    [Field.for_types("nodes", [int], "Nodes in the deployment."),
+     Field.for_types("application", [str], "The application whose output "
+                     "is read.")],
+    [],
+    "Gather every node's report, then read an application's container "
+    "output from the node that runs it; nothing is changed.")
 
 REMOTE_CALL = ActionType(
     "flocker:cli:remote:call",

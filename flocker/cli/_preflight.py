@@ -6,9 +6,23 @@ plan made without a node's report could point routes at a machine that does
 not exist, or revive a volume the silent node owns.  Each node that did not
 report is named in one line saying what failed, in words, and what to check
 (:func:`silent_node_line`).
+
+Once every node reported and the plan is made, :func:`check_plan` finds what
+would make it fail half way and take down something that works: an image a
+node lacks that its registry cannot give (each node asked at once, nothing
+downloaded), a host port held by something that is not Flocker's, a volume
+whose owner's copy is gone.  Any of them stops the deploy before its first
+change, each said in one line.
 """
 
-__all__ = ["silent_node_line", "refusal_line"]
+from twisted.internet.defer import DeferredList, maybeDeferred
+
+from .._change import leaves
+from ..node._changes import PullImage
+from ..node._checks import describe_stale, port_conflicts, stale_volumes
+
+__all__ = ["silent_node_line", "refusal_line", "check_plan",
+           "problems_line"]
 
 # What to check, by what the reason says went wrong; the first match wins.
 _HINTS = (
@@ -64,3 +78,52 @@ def refusal_line(silent, dry_run):
     return ("%s: %d node%s of the deployment did not report, and a deploy "
             "changes nothing until every node has" % (
                 what, count, "" if count == 1 else "s"))
+
+
+def check_plan(deployment, state, plan, agents, adopt=frozenset(),
+               now=None):
+    """
+    Check a plan before its first change.
+
+    :param Deployment deployment: The desired state.
+    :param ClusterState state: Every node's report.
+    :param plan: The planned ``IStateChange`` tree.
+    :param agents: Mapping of node address to ``INodeAgent``: each node
+        lacking an image is asked (``pull_image(image, dry_run=True)``)
+        whether its registry has it.
+    :param adopt: Volume names the operator chose to adopt older copies of.
+    :param now: POSIX time, to say how old a stale copy is, or ``None``.
+    :return: ``Deferred`` firing with a ``list`` of problem lines (empty
+        when the plan may run).
+    """
+    problems = port_conflicts(deployment, state)
+    stale = stale_volumes(deployment, state)
+    problems += [describe_stale(stale[name], now) for name in sorted(stale)
+                 if name not in adopt]
+    pulls = [change for change in leaves(plan)
+             if isinstance(change, PullImage)]
+    asked = [maybeDeferred(agents[pull.node].pull_image, pull.image, True)
+             for pull in pulls]
+
+    def collect(results):
+        for pull, (ok, value) in zip(pulls, results):
+            if not ok:
+                reason = value.getErrorMessage()
+                # Agents' errors start with the node and the step already.
+                prefix = "%s: " % (pull.node,)
+                problems.append(reason if reason.startswith(prefix)
+                                else prefix + reason)
+        return problems
+    return DeferredList(asked, consumeErrors=True).addCallback(collect)
+
+
+def problems_line(problems, dry_run):
+    """
+    :param problems: What :func:`check_plan` found.
+    :param bool dry_run: Whether the run was a dry run.
+    :return: The line saying the deploy changes nothing because of them.
+    """
+    count = len(problems)
+    return ("%s: %d problem%s found before the first change" % (
+        "the deploy would change nothing" if dry_run
+        else "nothing was changed", count, "" if count == 1 else "s"))

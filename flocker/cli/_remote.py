@@ -22,6 +22,8 @@ from ..node._protocol import (
     RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
     encode_routes, SEED_VOLUME, decode_seeded, encode_seed,
+    PULL_IMAGE, LOGS, DRY_RUN_OPTION, SINCE_OPTION,
+    TAIL_OPTION, decode_logs, DOCTOR, JSON_OPTION, decode_doctor,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -244,6 +246,22 @@ class RemoteNodeAgent(object):
     def set_routes(self, routes):
         return self._call(SET_ROUTES, SET_ROUTES,
                           stdin=encode_routes(routes))
+
+    def pull_image(self, image, dry_run=False):
+        return self._call("%s %s" % (PULL_IMAGE, image), PULL_IMAGE,
+                          [image] + ([DRY_RUN_OPTION] if dry_run else []))
+
+    def doctor(self):
+        return self._call(DOCTOR, DOCTOR, [JSON_OPTION], parse=decode_doctor)
+
+    def logs(self, name, since=None, tail=None):
+        arguments = [name]
+        if since is not None:
+            arguments += [SINCE_OPTION, since]
+        if tail is not None:
+            arguments += [TAIL_OPTION, str(tail)]
+        return self._call("%s %s" % (LOGS, name), LOGS, arguments,
+                          parse=decode_logs)
 
     def install_node_key(self, node_key):
         # The key travels on standard input only: argument vectors are

@@ -7,8 +7,10 @@ import attr
 
 from .._model import ClusterState
 from ..node._changes import describe_size
+from ..node._differences import differences
 
-__all__ = ["StatusRow", "cluster_status", "format_status"]
+__all__ = ["StatusRow", "cluster_status", "format_status", "status_json",
+           "status_ok"]
 
 
 @attr.s(frozen=True)
@@ -24,7 +26,12 @@ class StatusRow(object):
         none); with named volumes, each as ``NAME: size, snapshot, owner``.
     :ivar str links: Its links, ``LOCAL->ALIAS:REMOTE`` each.
     :ivar str drift: How it differs from the configuration (``-`` for not
-        at all).
+        at all); a configuration that differs says what differs (image old
+        -> new, environment variable names, ports, command, volume,
+        limits).
+    :ivar differences: ``tuple`` of the differing fields' phrases (see
+        :func:`flocker.node._differences.differences`), empty unless the
+        configuration differs.
     """
     application = attr.ib()
     node = attr.ib()
@@ -33,6 +40,18 @@ class StatusRow(object):
     volume = attr.ib()
     links = attr.ib()
     drift = attr.ib()
+    differences = attr.ib(default=(), converter=tuple)
+
+    def to_dict(self):
+        """
+        :return: The row as JSON-compatible data (``--status --json``):
+            every field, ``drift`` ``None`` when there is none.
+        """
+        row = attr.asdict(self)
+        row["differences"] = list(self.differences)
+        if row["drift"] == "-":
+            row["drift"] = None
+        return row
 
 
 def _ports(application):
@@ -112,12 +131,14 @@ def cluster_status(deployment, state, unreachable=None):
                 links=_links(wanted), drift=drift))
             continue
         for address, application, running in here:
+            differing = ()
             if wanted is None:
                 drift = "not in the configuration"
             elif address != wanted_node:
                 drift = "should run on %s" % (wanted_node,)
             elif application != wanted:
-                drift = "configuration differs"
+                differing = differences(application, wanted)
+                drift = "configuration differs: " + "; ".join(differing)
             elif not running:
                 drift = "should be running"
             else:
@@ -127,7 +148,8 @@ def cluster_status(deployment, state, unreachable=None):
                 state="running" if running else "stopped",
                 ports=_ports(application),
                 volume=_volumes(name, application, state),
-                links=_links(application), drift=drift))
+                links=_links(application), drift=drift,
+                differences=differing))
     return rows
 
 
@@ -140,7 +162,7 @@ def format_status(rows, unreachable=None):
     """
     headers = ("APPLICATION", "NODE", "STATE", "PORTS", "VOLUME", "LINKS",
                "DRIFT")
-    table = [headers] + [attr.astuple(row) for row in rows]
+    table = [headers] + [attr.astuple(row)[:len(headers)] for row in rows]
     widths = [max(len(cells[i]) for cells in table)
               for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(width) for cell, width in
@@ -150,3 +172,24 @@ def format_status(rows, unreachable=None):
     for address, reason in sorted((unreachable or {}).items()):
         lines.append("node %s did not report: %s" % (address, reason))
     return lines
+
+
+def status_ok(rows, unreachable=None):
+    """
+    :return: ``True`` when every node reported and every application runs
+        where and as the files say (no row drifts, none is missing).
+    """
+    return not unreachable and all(row.drift == "-" for row in rows)
+
+
+def status_json(rows, unreachable=None):
+    """
+    :param rows: ``list`` of :class:`StatusRow`.
+    :param unreachable: ``dict`` of node address to why it did not report.
+    :return: The status as JSON-compatible data (``--status --json``):
+        ``{"applications": [row...], "unreachable": {node: reason},
+        "converged": bool}``.
+    """
+    return {"applications": [row.to_dict() for row in rows],
+            "unreachable": dict(unreachable or {}),
+            "converged": status_ok(rows, unreachable)}

@@ -24,8 +24,40 @@ Modes (``flocker-deploy --help`` lists every option):
 ``--status``
     Connect and print one row per application: node, state (running,
     stopped, missing), ports, volume (size, newest snapshot, owner), links
-    and its drift from the files; change nothing (the deploy lock is not
-    taken).  Exit status 1 if a node did not report.
+    and its drift from the files (for a configuration that differs, what
+    differs: image old -> new, environment variable names, ports, command,
+    volume, limits); change nothing (the deploy lock is not taken).  Exit
+    status 0 only when every node reported and every application runs
+    where and as the files say; 1 when something is missing or drifting
+    or a node did not report.
+``--json`` (with ``--status`` or ``--dry-run``)
+    Print one JSON document instead of text: ``--status --json`` gives
+    ``{"applications": [{"application", "node", "state", "ports",
+    "volume", "links", "drift" (null when none), "differences": [...]}],
+    "unreachable": {NODE: REASON}, "converged": BOOL}``; ``--dry-run
+    --json`` gives ``{"plan": TREE, "unreachable", "problems", "doctor",
+    "summary", "converged", "dry_run"}`` (``doctor``: each node's failed
+    checks, see ``flocker-node doctor``) where ``TREE`` is a group
+    ``{"group": "in sequence" | "in parallel", "label", "changes"}`` or a
+    change ``{"change": KIND, "node", "description"}``.  The exit status
+    is as without ``--json``.
+``--logs APPLICATION [--follow] [--tail N]``
+    Print the output of the application's container (``flocker--NAME`` on
+    its node), standard error to standard error, from whichever node runs
+    it; with ``--follow``, keep printing what it writes (read every
+    second) until interrupted.  Changes nothing.
+``--adopt-copy VOLUME``
+    A volume that no node owns and whose owner's copy is gone (deleted, or
+    its node's pool replaced) is never taken over from an older copy by
+    itself: the deploy changes nothing and says where the newest copy left
+    is and how old.  Naming it with ``--adopt-copy`` takes that copy over.
+
+Before its first change a deploy (and a dry run) checks that every node
+reported, that every image a node lacks can be pulled (it is pulled before
+anything is stopped), that no port it publishes or routes is held on a node
+by something that is not Flocker's, and that no volume would be revived
+from an older copy; if not, nothing is changed and each problem is one
+line (exit status 1).
 
 Deploys (dry runs and ``--status`` excepted) also install the node-to-node
 SSH key (``--node-key FILE``, by default ``~/.flocker/node_key``, created on
@@ -38,6 +70,7 @@ nodes' work included; ``eliot-tree`` shows it.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -46,7 +79,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import react
 
 from .. import __version__
-from .._change import leaves, render_plan
+from .._change import leaves, plan_to_dict, render_plan
 from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import ConfigurationErrors, load_configuration
 
@@ -125,6 +158,26 @@ def _parser(stdout, stderr):
         help="connect to every node and print where each application runs, "
         "its ports, volume and links, and how it differs from the files; "
         "change nothing")
+    parser.add_argument(
+        "--json", action="store_true",
+        help="with --status or --dry-run: print one JSON document instead "
+        "of text (for scripts)")
+    parser.add_argument(
+        "--logs", metavar="APPLICATION", default=None,
+        help="print the output of the application's container, from "
+        "whichever node runs it; change nothing")
+    parser.add_argument(
+        "--follow", "-f", action="store_true",
+        help="with --logs: keep printing new output until interrupted")
+    parser.add_argument(
+        "--tail", type=int, default=None, metavar="N",
+        help="with --logs: only the last N lines (then, with --follow, "
+        "what follows)")
+    parser.add_argument(
+        "--adopt-copy", action="append", default=[], metavar="VOLUME",
+        help="take over the newest copy left of VOLUME although its "
+        "owner's copy is gone (the deploy refuses otherwise, saying where "
+        "that copy is and how old); may be repeated")
     parser.add_argument(
         "--identity", "-i", action="append", default=[], metavar="FILE",
         help="SSH private key to log in with (may be repeated; default: "
@@ -265,7 +318,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
             known_hosts_path=options.known_hosts,
             connect_timeout=options.timeout,
             concurrency=options.concurrency)
-        if not options.status:
+        if not (options.status or options.logs is not None):
             check_node_key(options.node_key)
     except SSHConfigurationError as e:
         stderr.write("flocker-deploy: %s\n" % (e,))
@@ -286,6 +339,9 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
     if options.status:
         return _status(reactor, options, deployment, runner, stdout,
                        destination, log)
+    if options.logs is not None:
+        return _logs(reactor, options, deployment, runner, stdout, stderr,
+                     destination, log)
     live, lines = None, write
     if not options.dry_run and is_live_terminal(stdout, environ):
         live = TerminalProgress(reactor, stdout, width=_columns(stdout))
@@ -298,9 +354,14 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
     # Read (or made) inside the deploy's action, so it is in its tree.
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, command=options.node_command,
-                        log=destination, live=live, node_key=node_key)
+                        log=destination, live=live, node_key=node_key,
+                        adopt=frozenset(options.adopt_copy))
 
     def report(result):
+        if options.json:
+            stdout.write(json.dumps(_dry_run_json(deployment, result),
+                                    sort_keys=True) + "\n")
+            return 0 if result.converged else 1
         if options.dry_run:
             # The report round trip measured during this run calibrates the
             # downtime estimate.
@@ -328,24 +389,84 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     """
     from eliot import remove_destination
     from ._cluster import status_over_ssh
-    from ._status import cluster_status, format_status
+    from ._status import (
+        cluster_status, format_status, status_json, status_ok,
+    )
 
     d = status_over_ssh(reactor, deployment, runner,
                         command=options.node_command, log=destination)
 
     def show(result):
         state, unreachable = result
-        for line in format_status(
-                cluster_status(deployment, state, unreachable), unreachable):
-            stdout.write(line + "\n")
-        stdout.write("log: %s\n" % (log.name,))
-        return 1 if unreachable else 0
+        rows = cluster_status(deployment, state, unreachable)
+        if options.json:
+            stdout.write(json.dumps(status_json(rows, unreachable),
+                                    sort_keys=True) + "\n")
+        else:
+            for line in format_status(rows, unreachable):
+                stdout.write(line + "\n")
+            stdout.write("log: %s\n" % (log.name,))
+        return 0 if status_ok(rows, unreachable) else 1
 
     def cleanup(passthrough):
         remove_destination(destination)
         log.close()
         return runner.close().addBoth(lambda _: passthrough)
     return d.addCallback(show).addBoth(cleanup)
+
+
+def _dry_run_json(deployment, result):
+    """
+    :return: A dry run (or deploy) as JSON-compatible data: the plan tree
+        (see :func:`flocker._change.plan_to_dict`), the nodes that did not
+        report, the problems found before the first change, the failed
+        checks of each node (a dry run's ``doctor``), the summary lines and
+        whether it converged.
+    """
+    from ._deploy import format_summary
+    return {"dry_run": result.dry_run,
+            "plan": plan_to_dict(result.plan),
+            "unreachable": dict(result.unreachable),
+            "problems": list(result.refused),
+            "doctor": {node: list(lines)
+                       for node, lines in result.health.items()},
+            "summary": format_summary(deployment, result),
+            "converged": result.converged}
+
+
+def _logs(reactor, options, deployment, runner, stdout, stderr, destination,
+          log):
+    """
+    Print an application's output (``--logs``).
+
+    :return: ``Deferred`` firing with 0, or 1 when no node has its
+        container or its node did not answer.
+    """
+    from eliot import remove_destination
+    from ._cluster import logs_over_ssh
+    from ._logs import NoSuchApplication
+    from ._remote import NodeStepFailed
+
+    def write(stream):
+        def line(text):
+            stream.write(text + "\n")
+            stream.flush()
+        return line
+    d = logs_over_ssh(reactor, deployment, runner, options.logs,
+                      write(stdout), write(stderr), tail=options.tail,
+                      follow=options.follow, command=options.node_command,
+                      log=destination)
+
+    def failed(failure):
+        failure.trap(NoSuchApplication, NodeStepFailed)
+        stderr.write("flocker-deploy: %s\n" % (failure.getErrorMessage(),))
+        return 1
+
+    def cleanup(passthrough):
+        remove_destination(destination)
+        log.close()
+        return runner.close().addBoth(lambda _: passthrough)
+    return d.addCallbacks(lambda _: 0, failed).addBoth(cleanup)
 
 
 def prepare(argv, stdout, stderr):
@@ -359,9 +480,15 @@ def prepare(argv, stdout, stderr):
     parser = _parser(stdout, stderr)
     try:
         options = parser.parse_args(argv)
-        if options.check + options.dry_run + options.status > 1:
-            parser.error("--check, --dry-run and --status exclude each "
-                         "other")
+        if (options.check + options.dry_run + options.status
+                + (options.logs is not None)) > 1:
+            parser.error("--check, --dry-run, --status and --logs exclude "
+                         "each other")
+        if options.json and not (options.status or options.dry_run):
+            parser.error("--json goes with --status or --dry-run")
+        if (options.follow or options.tail is not None) and \
+                options.logs is None:
+            parser.error("--follow and --tail go with --logs")
     except _Exit as e:
         return e.status, None, None
     try:

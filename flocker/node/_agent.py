@@ -167,6 +167,46 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def pull_image(image, dry_run=False):
+        """
+        Make sure the image is on the node, pulling it from its registry if
+        it is not; with ``dry_run``, only ask the registry whether it has
+        it (nothing is downloaded).  A deploy pulls (or asks) before it
+        stops anything, so an image that cannot be had fails the deploy
+        while the old container still runs.
+
+        :param str image: An image reference.
+        :param bool dry_run: Only ask.
+        :return: ``Deferred`` firing with ``None``; failing with one line
+            naming the image, the node and what to do if it cannot be
+            pulled.
+        """
+
+    def logs(name, since=None, tail=None):
+        """
+        Read the output of the application's container on this node.
+
+        :param str name: Application name.
+        :param since: ``None``, or the time stamp of the last line already
+            read (as returned): only later lines are returned.
+        :param tail: ``None`` for every line, else the number of last lines.
+        :return: ``Deferred`` firing with a ``list`` of ``(stamp, stream,
+            text)`` tuples of ``str``, oldest first: an RFC 3339 time stamp,
+            ``"stdout"`` or ``"stderr"``, the line without its newline.
+            Failing if the node has no container of that application.
+        """
+
+    def doctor():
+        """
+        Check that this node is ready for deploys (see
+        :mod:`flocker.node._doctor`): Docker, the pool and its ZFS, iptables,
+        sshd, the agent, the node key, the clock.
+
+        :return: ``Deferred`` firing with a
+            :class:`~flocker.node._doctor.DoctorReport` (a failed check is in
+            the report, not a failure).
+        """
+
     def install_node_key(node_key):
         """
         Install the node-to-node SSH key: the private key and the known_hosts

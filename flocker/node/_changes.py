@@ -15,6 +15,7 @@ from ..volume._seed import seed_archive
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
+    "PullImage",
 ]
 
 
@@ -57,16 +58,24 @@ class CreateVolume(object):
         ownership of (recovering an interrupted move) instead of creating
         an empty volume; ``create_volume`` does this by itself, the flag only
         makes the plan say so.
+    :ivar adopted: ``None``, or (for a copy the operator chose to adopt
+        with ``--adopt-copy`` because the owner's copy is gone) the newest
+        snapshot of the adopted copy, which the plan names.
     """
     node = attr.ib()
     name = attr.ib()
     maximum_size = attr.ib(default=None)
     from_copy = attr.ib(default=False)
+    adopted = attr.ib(default=None)
 
     def run(self, agents):
         return agents[self.node].create_volume(self.name, self.maximum_size)
 
     def describe(self):
+        if self.adopted is not None:
+            return ("%s: adopt the older copy of volume %s (newest snapshot "
+                    "%s; the owner's copy is gone)" % (
+                        self.node, self.name, self.adopted or "none"))
         if self.from_copy:
             return "%s: take ownership of existing copy of volume %s" % (
                 self.node, self.name)
@@ -198,6 +207,25 @@ class HandoffVolume(object):
         :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
         """
         return _sent(sent)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class PullImage(object):
+    """
+    Pull an image ``node`` lacks, before anything is stopped.
+
+    :ivar str node: Node address.
+    :ivar str image: The image reference.
+    """
+    node = attr.ib()
+    image = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].pull_image(self.image)
+
+    def describe(self):
+        return "%s: pull image %s (not on the node)" % (self.node, self.image)
 
 
 @implementer(IStateChange)

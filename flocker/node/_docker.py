@@ -17,12 +17,14 @@ container already is what was asked for.  Containers without the label are
 never stopped, removed or replaced.
 """
 
+import calendar
 import hashlib
 import io
 import json
 import tarfile
 import posixpath
 import re
+import time
 from urllib.parse import quote
 
 import attr
@@ -43,6 +45,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import Interface, implementer
 
 from .._model import Application, Port
+from ._images import canonical_image
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
 )
@@ -53,12 +56,14 @@ from ._dockerapi import (
 from ._logging import (
     DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID, DOCKER_EXISTS,
     DOCKER_FIELDS_DROPPED, DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT,
-    DOCKER_LIST, DOCKER_NEGOTIATE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
+    DOCKER_LIST, DOCKER_LIST_IMAGES, DOCKER_LOGS, DOCKER_NEGOTIATE,
+    DOCKER_PULL_IMAGE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
 )
 
 __all__ = [
     "IDockerClient", "DockerClient", "FakeDockerClient", "Unit",
     "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
+    "PullFailed",
     "AlreadyExists", "ContainerNotFound",
     "container_name", "container_config", "files_archive",
     "socket_path_from_docker_host",
@@ -161,6 +166,28 @@ class ImageNotFound(DockerError):
     def __str__(self):
         return ("image %s is not present on %s; load it there first "
                 "(nothing was created)" % (self.image, self.where))
+
+
+class PullFailed(DockerError):
+    """
+    An image is not on the node and could not be pulled (or, for a dry
+    run, its registry does not have it or cannot be reached).
+
+    :ivar str image: The image reference.
+    :ivar str where: The node and socket, for the message.
+    :ivar str message: What Docker said.
+    """
+
+    def __init__(self, image, where, message):
+        DockerError.__init__(self, image, where, message)
+        self.image = image
+        self.where = where
+        self.message = message
+
+    def __str__(self):
+        return ("image %s is not on %s and cannot be pulled; load it there "
+                "(docker load) or make its registry reachable: %s" % (
+                    self.image, self.where, _one_line(self.message)))
 
 
 class AlreadyExists(DockerError):
@@ -488,6 +515,43 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
+    def list_images():
+        """
+        :return: ``Deferred`` firing with a ``frozenset`` of the image
+            references on the node, as Docker lists them (``REPO:TAG`` and
+            ``REPO@DIGEST``; see :func:`flocker.node._images.canonical_image`).
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def pull_image(image, dry_run=False):
+        """
+        Pull an image from its registry, or, with ``dry_run``, only ask the
+        registry whether it has the image (its manifest; nothing is
+        downloaded).  An image already on the node is left as it is.
+
+        :param str image: An image reference.
+        :param bool dry_run: Only ask.
+        :return: ``Deferred`` firing with ``None``.
+        :raises PullFailed: If it cannot be pulled.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def logs(name, since=None, tail=None):
+        """
+        Read the output of the application's container.
+
+        :param str name: Application name.
+        :param since: ``None``, or the time stamp (RFC 3339 with nanoseconds,
+            as returned) of the last line already read: only later lines
+            are returned.
+        :param tail: ``None`` for every line, else the number of last lines.
+        :return: ``Deferred`` firing with a ``list`` of ``(stamp, stream,
+            text)``: the line's time stamp, ``"stdout"`` or ``"stderr"``,
+            the text without its newline; oldest first.
+        :raises ContainerNotFound: If Flocker has no container for it.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
     def container_pid(name):
         """
         Find the host process id of the application container's first
@@ -615,8 +679,11 @@ class DockerClient(object):
     def _where(self):
         return _where(self.node, self.socket_path)
 
-    async def _raw_request(self, method, path, params, body, timeout):
+    async def _raw_request(self, method, path, params, body, timeout,
+                           decode=True):
         """
+        :param bool decode: Decode the answer's JSON (else give the bytes
+            of a successful answer as they came, such as a log stream).
         :return: ``(status, decoded JSON or None)``.
         """
         kwargs = {}
@@ -636,6 +703,8 @@ class DockerClient(object):
                     self.socket_path, _unavailable_reason(e, timeout)
                 ) from None
             action.add_success_fields(status=response.code)
+        if not decode and response.code < 300:
+            return response.code, content
         if not content:
             return response.code, None
         try:
@@ -670,7 +739,7 @@ class DockerClient(object):
         return Deferred.fromCoroutine(self._negotiated())
 
     async def _request(self, method, path, params=None, body=None,
-                       extra_time=0, adapt=None):
+                       extra_time=0, adapt=None, decode=True):
         """
         One request in the negotiated version.  If the daemon refuses that
         version (it was upgraded or downgraded since), negotiate again and
@@ -685,7 +754,7 @@ class DockerClient(object):
             sent = body if adapt is None else adapt(body, version)
             status, data = await self._raw_request(
                 method, version.path(path), params, sent,
-                self._request_timeout + extra_time)
+                self._request_timeout + extra_time, decode=decode)
             if attempt == 1 and refused_version(status, data):
                 self._version = None
                 continue
@@ -873,6 +942,92 @@ class DockerClient(object):
             DOCKER_IMAGE_PRESENT(socket=self.socket_path, image=image),
             self._logged_image_present, image)
 
+    def list_images(self):
+        """
+        See :meth:`IDockerClient.list_images`.
+        """
+        return _run_action(DOCKER_LIST_IMAGES(socket=self.socket_path),
+                           self._list_images)
+
+    async def _list_images(self):
+        status, data = await self._request("GET", "/images/json")
+        if status != 200 or not isinstance(data, list):
+            raise _api_error("list images", status, data)
+        images = set()
+        for summary in data:
+            for key in ("RepoTags", "RepoDigests"):
+                images.update(ref for ref in summary.get(key) or ()
+                              if ref and "<none>" not in ref)
+        current_action().add_success_fields(count=len(images))
+        return frozenset(images)
+
+    def pull_image(self, image, dry_run=False):
+        """
+        See :meth:`IDockerClient.pull_image`.
+        """
+        return _run_action(
+            DOCKER_PULL_IMAGE(socket=self.socket_path, image=image,
+                              dry_run=dry_run),
+            self._pull_image, image, dry_run)
+
+    async def _pull_image(self, image, dry_run):
+        if await self._image_present(image):
+            return None
+        if dry_run:
+            status, data = await self._request(
+                "GET", "/distribution/%s/json" % (quote(image, safe="/:@"),))
+            if status != 200:
+                raise PullFailed(image, self._where(),
+                                 _api_error("", status, data).message)
+            return None
+        repository, tag = _split_reference(image)
+        params = {"fromImage": repository}
+        if tag is not None:
+            params["tag"] = tag
+        # A pull answers 200 at once and streams its progress; a failure
+        # part way is an "error" line in that stream.
+        status, data = await self._request(
+            "POST", "/images/create", params=params,
+            extra_time=_PULL_TIME)
+        if status != 200:
+            raise PullFailed(image, self._where(),
+                             _api_error("", status, data).message)
+        error = _stream_error(data)
+        if error is not None:
+            raise PullFailed(image, self._where(), error)
+        return None
+
+    def logs(self, name, since=None, tail=None):
+        """
+        See :meth:`IDockerClient.logs`.
+        """
+        return _run_action(
+            DOCKER_LOGS(socket=self.socket_path, application=name),
+            self._logs, name, since, tail)
+
+    async def _logs(self, name, since, tail):
+        cname = container_name(name)
+        existing = await self._inspect(cname)
+        if existing is None or not _is_flocker(existing):
+            raise ContainerNotFound(name, self._where())
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1"}
+        if tail is not None:
+            params["tail"] = str(tail)
+        if since is not None:
+            # Docker's since is in whole seconds (and fractions): lines of
+            # that very second come again and are dropped below.
+            params["since"] = _stamp_seconds(since)
+        status, raw = await self._request(
+            "GET", "/containers/%s/logs" % (existing["Id"],), params=params,
+            decode=False)
+        if status != 200:
+            raise _api_error("read the logs of container " + cname, status,
+                             raw)
+        lines = [line for line in _demultiplex(raw)
+                 if since is None or line[0] > since]
+        current_action().add_success_fields(lines=len(lines))
+        return lines
+
     async def _logged_image_present(self, image):
         present = await self._image_present(image)
         current_action().add_success_fields(present=present)
@@ -934,6 +1089,85 @@ def _api_error(operation, status, data):
     return DockerAPIError(operation, status, message)
 
 
+#: Seconds a pull may take beyond the usual request timeout.
+_PULL_TIME = 1800
+
+
+def _split_reference(image):
+    """
+    :return: ``(repository, tag or None)`` of an image reference; a digest
+        stays part of the repository (``fromImage`` takes it whole).
+    """
+    if "@" in image:
+        return image, None
+    head, _, last = image.rpartition("/")
+    if ":" in last:
+        name, tag = last.rsplit(":", 1)
+        return (head + "/" + name if head else name), tag
+    return image, None
+
+
+def _stream_error(data):
+    """
+    :param data: The body of a streamed answer: decoded JSON (one line) or
+        text of JSON lines.
+    :return: The text of its last ``{"error": ...}`` line, or ``None``.
+    """
+    if isinstance(data, dict):
+        documents = [data]
+    else:
+        documents = []
+        for line in str(data or "").splitlines():
+            try:
+                documents.append(json.loads(line))
+            except ValueError:
+                continue
+    errors = [d.get("error") or (d.get("errorDetail") or {}).get("message")
+              for d in documents if isinstance(d, dict)]
+    errors = [e for e in errors if e]
+    return errors[-1] if errors else None
+
+
+def _stamp_seconds(stamp):
+    """
+    :param str stamp: An RFC 3339 time stamp as Docker writes them
+        (``2026-12-06T09:01:02.123456789Z``).
+    :return: Its whole seconds since the epoch, as text, for ``since``.
+    """
+    whole = stamp.split(".", 1)[0].rstrip("Z")
+    return str(calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")))
+
+
+def _demultiplex(raw):
+    """
+    Split Docker's log stream into lines.
+
+    :param bytes raw: The body of ``GET /containers/ID/logs`` with
+        ``timestamps=1``: frames of an 8-byte header (stream 1 stdout, 2
+        stderr; 4-byte big-endian length) and payload for a container
+        without a terminal, or the plain text for one with.
+    :return: ``list`` of ``(stamp, stream, text)``.
+    """
+    chunks = []
+    framed = len(raw) >= 8 and raw[0] in (0, 1, 2) and raw[1:4] == b"\0\0\0"
+    if framed:
+        offset = 0
+        while offset + 8 <= len(raw):
+            kind = raw[offset]
+            size = int.from_bytes(raw[offset + 4:offset + 8], "big")
+            chunks.append(("stderr" if kind == 2 else "stdout",
+                           raw[offset + 8:offset + 8 + size]))
+            offset += 8 + size
+    else:
+        chunks.append(("stdout", raw))
+    lines = []
+    for stream, payload in chunks:
+        for line in payload.decode("utf-8", "replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            lines.append((stamp, stream, text))
+    return lines
+
+
 def _unit_from_summary(summary):
     """
     :param dict summary: One entry of ``GET /containers/json``.
@@ -983,6 +1217,7 @@ class _FakeContainer(object):
     pid = attr.ib()
     host_ports = attr.ib()
     files = attr.ib(default=attr.Factory(dict))
+    output = attr.ib(default=attr.Factory(list))
 
 
 def _synchronously(function, *args):
@@ -1006,13 +1241,14 @@ class FakeDockerClient(object):
     :meth:`container_id`, :meth:`inspect`, :meth:`read_file`.
 
     :ivar images: ``set`` of image references present on the fake node.
+    :ivar registry: ``set`` of image references a pull can fetch.
     :ivar bool daemon_running: When false every method fails with
         :class:`DockerUnavailable`, as with a stopped daemon.
     """
 
     def __init__(self, images=(), node=None,
                  socket_path=DEFAULT_DOCKER_SOCKET, daemon_running=True,
-                 version=MAXIMUM_API_VERSION):
+                 version=MAXIMUM_API_VERSION, registry=()):
         """
         :param images: Image references present at first.
         :param node: Name of the node for error messages.
@@ -1024,6 +1260,7 @@ class FakeDockerClient(object):
         """
         self.version = version
         self.images = set(images)
+        self.registry = set(registry)
         self.node = node
         self.socket_path = socket_path
         self.daemon_running = daemon_running
@@ -1247,3 +1484,61 @@ class FakeDockerClient(object):
     def _api_version(self):
         self._check_daemon()
         return self.version
+
+    def list_images(self):
+        """
+        See :meth:`IDockerClient.list_images`.
+        """
+        return _synchronously(self._list_images)
+
+    def _list_images(self):
+        self._check_daemon()
+        return frozenset(canonical_image(image) for image in self.images)
+
+    def pull_image(self, image, dry_run=False):
+        """
+        See :meth:`IDockerClient.pull_image`.
+        """
+        return _synchronously(self._pull_image, image, dry_run)
+
+    def _pull_image(self, image, dry_run):
+        self._check_daemon()
+        if image in self.images:
+            return None
+        if image not in self.registry:
+            raise PullFailed(image, self._where(),
+                             "manifest for %s not found" % (image,))
+        if not dry_run:
+            self.images.add(image)
+        return None
+
+    def write_output(self, name, text, stream="stdout"):
+        """
+        Make the application's container write a line, as its process
+        would.
+
+        :param str name: Application name.
+        :param str text: The line, without newline.
+        :param str stream: ``"stdout"`` or ``"stderr"``.
+        """
+        container = self._containers[container_name(name)]
+        self._serial += 1
+        stamp = "2026-01-01T00:00:00.%09dZ" % (self._serial,)
+        container.output.append((stamp, stream, text))
+
+    def logs(self, name, since=None, tail=None):
+        """
+        See :meth:`IDockerClient.logs`.
+        """
+        return _synchronously(self._logs, name, since, tail)
+
+    def _logs(self, name, since, tail):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        if existing is None or existing.config is None:
+            raise ContainerNotFound(name, self._where())
+        lines = [line for line in existing.output
+                 if since is None or line[0] > since]
+        if tail is not None:
+            lines = lines[max(len(lines) - tail, 0):]
+        return lines

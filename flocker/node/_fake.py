@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from .._model import ClusterState, NodeState, VolumeState
 from ._agent import INodeAgent, VolumeRelease
+from ._images import canonical_image
 
 __all__ = ["FakeCluster", "FakeNodeAgent", "FakeNodeError"]
 
@@ -43,12 +44,19 @@ class FakeNodeAgent(object):
     :ivar calls: ``list`` of ``(method name, arguments)`` in call order.
     """
 
-    def __init__(self, cluster, address):
+    def __init__(self, cluster, address, images=None):
         self.cluster = cluster
         self.address = address
-        self.state = NodeState(address=address)
+        # A fake node's identity is its address.
+        self.state = NodeState(
+            address=address, node_id=address,
+            images=None if images is None else frozenset(
+                canonical_image(image) for image in images))
         self.data = {}
         self.calls = []
+        self.output = {}
+        # What doctor finds wrong: Check values (see flocker.node._doctor).
+        self.health = []
 
     def _do(self, name, function, *args):
         self.calls.append((name, args))
@@ -96,10 +104,12 @@ class FakeNodeAgent(object):
                 return
             if volume is None:
                 self.data[name] = ""
-                volume = VolumeState(name=name, owned=True)
+                volume = VolumeState(name=name, owned=True,
+                                     owner=self.address)
             else:
                 volume = VolumeState(name=name, owned=True, size=volume.size,
-                                     snapshots=volume.snapshots)
+                                     snapshots=volume.snapshots,
+                                     owner=self.address)
             self._set(volumes=self.state.volumes.set(name, volume))
         return self._do("create_volume", create, name, maximum_size)
 
@@ -118,7 +128,8 @@ class FakeNodeAgent(object):
         volume = self._owned(name)
         snapshot = "s%06d" % (next(self.cluster.snapshots),)
         mine = VolumeState(name=name, owned=True, size=volume.size,
-                           snapshots=volume.snapshots.append(snapshot))
+                           snapshots=volume.snapshots.append(snapshot),
+                           owner=self.address)
         self._set(volumes=self.state.volumes.set(name, mine))
         other = self.cluster.agents[target]
         theirs = other.state.volumes.get(name)
@@ -128,9 +139,10 @@ class FakeNodeAgent(object):
         if theirs is not None and set(theirs.snapshots) & set(volume.snapshots):
             sent = 0
         other.data[name] = self.data.get(name, "")
+        # A received copy names its sender as the owner, as a real one does.
         other._set(volumes=other.state.volumes.set(name, VolumeState(
             name=name, owned=False, size=mine.size,
-            snapshots=mine.snapshots)))
+            snapshots=mine.snapshots, owner=self.address)))
         return sent
 
     def push_volume(self, name, target, progress=None):
@@ -148,12 +160,12 @@ class FakeNodeAgent(object):
             volume = self.state.volumes[name]
             self._set(volumes=self.state.volumes.set(name, VolumeState(
                 name=name, owned=False, size=volume.size,
-                snapshots=volume.snapshots)))
+                snapshots=volume.snapshots, owner=target)))
             other = self.cluster.agents[target]
             theirs = other.state.volumes[name]
             other._set(volumes=other.state.volumes.set(name, VolumeState(
                 name=name, owned=True, size=theirs.size,
-                snapshots=theirs.snapshots)))
+                snapshots=theirs.snapshots, owner=target)))
             return self.cluster.transfer(sent, progress, sent)
         return self._do("handoff_volume", handoff, name, target)
 
@@ -174,11 +186,60 @@ class FakeNodeAgent(object):
             sent = self._send(name, target)
             volume = self.state.volumes[name]
             self._set(volumes=self.state.volumes.set(
-                name, attr.evolve(volume, owned=False)))
+                name, attr.evolve(volume, owned=False, owner=target)))
             return self.cluster.transfer(sent, progress, VolumeRelease(
                 bytes_sent=sent, snapshot=volume.snapshots[-1],
                 node_id=target))
         return self._do("release_volume", release, name, target)
+
+    def doctor(self):
+        def doctor():
+            from ._doctor import Check, DoctorReport
+            failed = {check.name for check in self.health}
+            healthy = [Check(name, True, "fake node %s" % (self.address,))
+                       for name in ("docker", "zfs pool", "iptables", "sshd",
+                                    "agent", "node key", "clock")
+                       if name not in failed]
+            clock = self.cluster._clock
+            return DoctorReport(
+                checks=healthy + list(self.health),
+                time=0.0 if clock is None else clock.seconds())
+        return self._do("doctor", doctor)
+
+    def pull_image(self, image, dry_run=False):
+        def pull():
+            images = self.state.images
+            if images is not None and canonical_image(image) in images:
+                return None
+            if image not in self.cluster.registry:
+                raise FakeNodeError(
+                    "image %s is not on %s and cannot be pulled" % (
+                        image, self.address))
+            if not dry_run:
+                self._set(images=(images or frozenset()) | {
+                    canonical_image(image)})
+            return None
+        return self._do("pull_image", pull, image, dry_run)
+
+    def logs(self, name, since=None, tail=None):
+        def logs():
+            if name not in self.state.applications:
+                raise FakeNodeError("application %s has no container on %s"
+                                    % (name, self.address))
+            lines = [line for line in self.output.get(name, ())
+                     if since is None or line[0] > since]
+            if tail is not None:
+                lines = lines[max(len(lines) - tail, 0):]
+            return lines
+        return self._do("logs", logs, name, since, tail)
+
+    def say(self, name, text, stream="stdout"):
+        """
+        Make the application's container write a line, as its process
+        would; :meth:`logs` returns it.
+        """
+        stamp = "2026-01-01T00:00:00.%09dZ" % (next(self.cluster.snapshots),)
+        self.output.setdefault(name, []).append((stamp, stream, text))
 
     def install_node_key(self, node_key):
         def install():
@@ -194,7 +255,7 @@ class FakeNodeAgent(object):
                 raise FakeNodeError("%s's copy of %s does not end with %s" % (
                     self.address, name, snapshot))
             self._set(volumes=self.state.volumes.set(
-                name, attr.evolve(volume, owned=True)))
+                name, attr.evolve(volume, owned=True, owner=self.address)))
         return self._do("acquire_volume", acquire, name, snapshot, node_id)
 
     def set_routes(self, routes):
@@ -218,12 +279,14 @@ class FakeCluster(object):
     :ivar agents: ``dict`` of address to :class:`FakeNodeAgent`, suitable as
         the ``agents`` argument of a state change.
     :ivar failures: ``set`` of ``(address, method name)`` that fail.
+    :ivar registry: ``set`` of image references a node can pull.
     """
 
     #: Seconds between two progress reports of a transfer that takes time.
     progress_step = 0.1
 
-    def __init__(self, addresses, clock=None, bytes_per_second=None):
+    def __init__(self, addresses, clock=None, bytes_per_second=None,
+                 images=None):
         """
         :param addresses: The nodes' addresses.
         :param clock: ``IReactorTime`` provider, or ``None``: transfers are
@@ -231,14 +294,17 @@ class FakeCluster(object):
         :param bytes_per_second: With ``clock``: how fast volumes are sent,
             so that a transfer's answer comes after its data would have
             been sent.
+        :param images: Image references every node has at first, or
+            ``None`` for nodes that do not report their images.
         """
         self.snapshots = count(1)
         self.failures = set()
+        self.registry = set()
         self.agents = {}
         self._clock = clock
         self._rate = bytes_per_second
         for address in addresses:
-            self.agents[address] = FakeNodeAgent(self, address)
+            self.agents[address] = FakeNodeAgent(self, address, images)
 
     def transfer(self, sent, progress, result):
         """

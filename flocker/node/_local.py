@@ -7,20 +7,31 @@ per invocation and calls the method its subcommand names.
 from eliot import current_action
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import (
-    FirstError, gatherResults, inlineCallbacks, maybeDeferred,
+    FirstError, fail, gatherResults, inlineCallbacks, maybeDeferred, succeed,
 )
 from zope.interface import implementer
 
-from .._model import NodeState
+from .._context import in_current_action
+from .._model import NodeState, VolumeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
-    NODE_HANDOFF_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME,
-    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME, NODE_SET_ROUTES,
-    NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+    NODE_DOCTOR, NODE_HANDOFF_VOLUME,
+    NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
+    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
+    NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
 __all__ = ["LocalNodeAgent", "link_environment"]
+
+
+def _summarised(report):
+    # Counts in the log, not the checks' text.
+    current_action().add_success_fields(
+        checks=len(report.checks),
+        failed=sum(1 for check in report.checks if not check.ok),
+        ok=report.ok)
+    return report
 
 
 def link_environment(application, address):
@@ -67,12 +78,19 @@ class LocalNodeAgent(object):
         no node key (it reports none and refuses to install one).
     """
 
-    def __init__(self, address, docker, volumes, routes, node_keys=None):
+    def __init__(self, address, docker, volumes, routes, node_keys=None,
+                 checks=None):
+        """
+        :param checks: ``() -> Deferred`` firing with this node's
+            :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
+            node that cannot check itself (its ``doctor`` fails).
+        """
         self.address = address
         self.docker = docker
         self.volumes = volumes
         self.routes = routes
         self.node_keys = node_keys
+        self._checks = checks
 
     def _action(self, action_type, generator, **fields):
         action = action_type(address=self.address, **fields)
@@ -83,13 +101,23 @@ class LocalNodeAgent(object):
         @inlineCallbacks
         def report():
             try:
-                units, volumes, routes = yield gatherResults([
-                    self.docker.list(), self.volumes.list(),
-                    self.routes.get_routes()], consumeErrors=True)
+                units, infos, routes, images, listening, node_id = (
+                    yield gatherResults([
+                        self.docker.list(), self.volumes.volumes(),
+                        self.routes.get_routes(), self.docker.list_images(),
+                        self.routes.listening_ports(), self._node_id()],
+                        consumeErrors=True))
             except FirstError as e:
                 # The reason, not the wrapper: callers report it as one line.
                 e.subFailure.raiseException()
             running = [unit.name for unit in units if unit.running]
+            # Flocker's running containers listen on their published ports
+            # (Docker's proxy); every other listener is someone else's.
+            ours = {port.external for unit in units if unit.running
+                    for port in unit.ports}
+            volumes = [VolumeState(name=info.name, owned=info.owned,
+                                   size=info.size, snapshots=info.snapshots,
+                                   owner=info.owner) for info in infos]
             links = {}
             for unit in units:
                 if unit.running and unit.application.links:
@@ -104,8 +132,42 @@ class LocalNodeAgent(object):
                 volumes={volume.name: volume for volume in volumes},
                 routes=frozenset(routes), links=links,
                 node_key=(None if self.node_keys is None
-                          else self.node_keys.status()))
+                          else self.node_keys.status()),
+                images=images, busy_ports=frozenset(listening) - ours,
+                node_id=node_id)
         return self._action(NODE_REPORT, report)
+
+    def _node_id(self):
+        """
+        :return: ``Deferred`` firing with the node's identity (its pool's),
+            or ``None`` when the pool cannot be opened.
+        """
+        identity = getattr(self.volumes, "identity", None)
+        if identity is not None:
+            return identity()
+        return succeed(getattr(self.volumes, "node_id", None))
+
+    def doctor(self):
+        def doctor():
+            if self._checks is None:
+                return fail(ValueError(
+                    "node %s was not given its checks" % (self.address,)))
+            return self._checks().addCallback(in_current_action(_summarised))
+        return self._action(NODE_DOCTOR, doctor)
+
+    def pull_image(self, image, dry_run=False):
+        def pull():
+            return self.docker.pull_image(image, dry_run)
+        return self._action(NODE_PULL_IMAGE, pull, image=image,
+                            dry_run=dry_run)
+
+    def logs(self, name, since=None, tail=None):
+        @inlineCallbacks
+        def logs():
+            lines = yield self.docker.logs(name, since, tail)
+            current_action().add_success_fields(lines=len(lines))
+            return [tuple(line) for line in lines]
+        return self._action(NODE_LOGS, logs, application=name)
 
     def start_application(self, application):
         @inlineCallbacks

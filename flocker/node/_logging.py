@@ -20,6 +20,8 @@ __all__ = [
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
+    "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
+    "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DOCTOR",
 ]
 
 _SOCKET = Field.for_types(
@@ -87,6 +89,26 @@ DOCKER_IMAGE_PRESENT = ActionType(
     "flocker:node:docker:image_present",
     [_SOCKET, _IMAGE], [_PRESENT],
     "Check whether an image is present on the node.")
+
+_DRY_RUN = Field.for_types(
+    "dry_run", [bool], "Only ask whether it could be done.")
+_LINES = Field.for_types("lines", [int], "Number of log lines read.")
+
+DOCKER_LIST_IMAGES = ActionType(
+    "flocker:node:docker:list_images",
+    [_SOCKET], [_COUNT],
+    "List the image references present on the node.")
+
+DOCKER_PULL_IMAGE = ActionType(
+    "flocker:node:docker:pull_image",
+    [_SOCKET, _IMAGE, _DRY_RUN], [],
+    "Pull an image from its registry (or, for a dry run, ask the registry "
+    "whether it has it).")
+
+DOCKER_LOGS = ActionType(
+    "flocker:node:docker:logs",
+    [_SOCKET, _APPLICATION], [_LINES],
+    "Read an application container's output.")
 
 DOCKER_CONTAINER_PID = ActionType(
     "flocker:node:docker:container_pid",
@@ -178,6 +200,24 @@ NODE_ANNOUNCE_FAILED = MessageType(
     "A started container could not be announced to the node's network "
     "(connections arriving in its first second may wait for the kernel's "
     "next address resolution); the application runs.")
+
+NODE_DOCTOR = ActionType(
+    "flocker:node:doctor",
+    [_ADDRESS],
+    [Field.for_types("checks", [int], "How many checks ran."),
+     Field.for_types("failed", [int], "How many of them failed."),
+     Field.for_types("ok", [bool], "Whether no blocking check failed.")],
+    "Check that this node is ready for deploys (flocker-node doctor).")
+
+NODE_PULL_IMAGE = ActionType(
+    "flocker:node:pull_image",
+    [_ADDRESS, _IMAGE, _DRY_RUN], [],
+    "Pull an image onto this node (or ask whether it could be pulled).")
+
+NODE_LOGS = ActionType(
+    "flocker:node:logs",
+    [_ADDRESS, _APPLICATION], [_LINES],
+    "Read an application's container output on this node.")
 
 NODE_SET_ROUTES = ActionType(
     "flocker:node:set_routes",

@@ -7,8 +7,9 @@ node works at once, and a node's changes in a phase run in order::
 
     0. keys      install the node-to-node SSH key and the nodes' known_hosts
                  where the installed ones differ (pushes below use them)
-    1. prepare   create new volumes (filling those with a seed directory);
-                 pre-copy moving volumes while their applications still run
+    1. prepare   pull images a node lacks; create new volumes (filling
+                 those with a seed directory); pre-copy moving volumes while
+                 their applications still run
     2. stop      stop applications that move away, changed, or were removed
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
@@ -29,9 +30,11 @@ plan.
 from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SeedVolume,
-    SetRoutes, StartApplication, StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    SeedVolume, SetRoutes, StartApplication, StopApplication,
 )
+from ._checks import describe_stale, newest_copy, stale_volumes
+from ._images import image_present
 
 __all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE"]
 
@@ -41,10 +44,6 @@ PHASES = ("prepare volumes", "stop applications", "hand off volumes",
 
 #: The label of the phase before :data:`PHASES`, installing node keys.
 KEY_PHASE = "install node keys"
-
-
-def _latest_snapshot(volume):
-    return volume.snapshots[-1] if volume.snapshots else ""
 
 
 def _volume_holders(cluster_state):
@@ -63,11 +62,13 @@ def _volume_holders(cluster_state):
     return owners, copies
 
 
-def _plan_volume(volume, target, owners, copies, phases):
+def _plan_volume(volume, target, owners, copies, phases, stale=None):
     """
     Add the steps that give node ``target`` the owned volume ``volume``
     (an ``AttachedVolume`` with its name set).
 
+    :param stale: ``None``, or the :class:`StaleVolume` of this volume when
+        the operator chose to adopt its newest copy left.
     :return: The address of the node whose running containers must stop
         before the volume can move, or ``None``.
     """
@@ -85,15 +86,16 @@ def _plan_volume(volume, target, owners, copies, phases):
                                             directory=volume.seed))
             return None
         # Nobody owns the volume but copies exist: a move was interrupted
-        # between the old owner letting go and the new one taking over.  The
-        # copy with the newest snapshot holds every acknowledged write (the
-        # old owner let go only after sending its last increment), so it is
-        # the one to revive; the target wins ties to avoid a needless push.
-        source = max(sorted(held),
-                     key=lambda a: (_latest_snapshot(held[a]), a == target))
-        phases[1].append(CreateVolume(node=source, name=name,
-                                      maximum_size=volume.maximum_size,
-                                      from_copy=True))
+        # between the old owner letting go and the new one taking over (or,
+        # for a stale volume, the operator adopts what is left).  The copy
+        # with the newest snapshot holds every acknowledged write (the old
+        # owner let go only after sending its last increment), so it is the
+        # one to revive; the target wins ties to avoid a needless push.
+        source = newest_copy(held, target)
+        phases[1].append(CreateVolume(
+            node=source, name=name, maximum_size=volume.maximum_size,
+            from_copy=True,
+            adopted=None if stale is None else stale.snapshot))
         if source == target:
             return None
         owner = (source, held[source])
@@ -153,7 +155,7 @@ def skipped_applications(deployment, cluster_state, unknown):
 
 
 def plan_changes(deployment, cluster_state, addresses=None,
-                 unknown=frozenset(), node_key=None):
+                 unknown=frozenset(), node_key=None, adopt=frozenset()):
     """
     Plan the changes that make ``cluster_state`` match ``deployment``.
 
@@ -172,11 +174,24 @@ def plan_changes(deployment, cluster_state, addresses=None,
         node whose report differs, first; not while some node did not
         report (its host key would be missing from the known_hosts, and the
         nodes keep what they had meanwhile).
+    :param adopt: Names of the volumes whose owner's copy is gone (see
+        :func:`flocker.node._checks.stale_volumes`) whose newest copy left
+        the operator chose to adopt.  Any other such volume's application
+        is left as it is: older data is never brought back silently.
     :return: An ``IStateChange`` tree; an empty ``Sequentially`` when the
         cluster has converged.  Equal inputs give equal plans.
+
+    Images an application's node lacks (by its report) are pulled in the
+    prepare phase, before anything is stopped, so an image that cannot be
+    had fails the deploy while the old container still runs.
     """
     addresses = addresses or {}
     skipped = skipped_applications(deployment, cluster_state, unknown)
+    stale = stale_volumes(deployment, cluster_state)
+    for name, (_, application) in deployment.placements().items():
+        for volume in application.all_volumes():
+            if volume.name in stale and volume.name not in adopt:
+                skipped[name] = describe_stale(stale[volume.name])
 
     def ip(address):
         return addresses.get(address, address)
@@ -201,6 +216,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 (address, application, name in node.running))
 
     placements = deployment.placements()
+    pulls = set()
     sources = {}
     for name in sorted(placements):
         if name in skipped:
@@ -213,7 +229,8 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 # all of them stop where it moves from.
                 if volume.name not in sources:
                     sources[volume.name] = _plan_volume(
-                        volume, target, owners, copies, phases)
+                        volume, target, owners, copies, phases,
+                        stale.get(volume.name))
                 if sources[volume.name] is not None:
                     must_stop.add(sources[volume.name])
         start = True
@@ -230,6 +247,15 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if start:
             starts.append(StartApplication(node=target,
                                               application=application))
+            current = cluster_state.nodes.get(target)
+            if (current is not None and image_present(
+                    application.image, current.images) is False):
+                pulls.add((target, application.image))
+
+    # Before anything else of the prepare phase: a pull that fails ends the
+    # deploy before any stop.
+    phases[1][:0] = [PullImage(node=node, image=image)
+                     for node, image in sorted(pulls)]
 
     for name in sorted(set(containers) - set(placements)):
         for address, _, _ in containers[name]:

@@ -56,6 +56,15 @@ options; then standard input; then standard output on success):
     ``set-routes``; stdin a route table (below); stdout ignored.
 ``install_node_key(node_key)``
     ``install-node-key``; stdin a node key (below); stdout ignored.
+``pull_image(image, dry_run)``
+    ``pull-image IMAGE`` or ``pull-image IMAGE --dry-run``; stdin empty;
+    stdout ignored.
+``logs(name, since, tail)``
+    ``logs NAME [--since STAMP] [--tail N]``; stdin empty; stdout a log
+    document (below).
+``doctor()``
+    ``doctor --json``; stdin empty; stdout a doctor report (below); exit
+    status 0 whatever the checks found.
 ``seed_volume(name, archive)``
     ``seed-volume NAME``; stdin ``{"archive": BASE64}`` (the tar archive);
     stdout ``{"seeded": true|false}``.
@@ -89,6 +98,14 @@ release
 route table
     ``{"routes": [{"port": P, "address": A}…]}`` sorted by port then
     address: the node's complete set of routes (an empty list removes all).
+log document
+    ``{"lines": [[STAMP, STREAM, TEXT]…]}``, oldest first: each line's RFC
+    3339 time stamp, ``"stdout"`` or ``"stderr"``, its text.
+doctor report
+    ``{"time": SECONDS, "checks": [{"name", "ok", "blocking", "detail",
+    "fix"}…]}``: the node's clock and each check of
+    :mod:`flocker.node._doctor` in the order run (``fix`` is ``null`` for a
+    check that passed).
 node key
     ``{"private_key": OPENSSH PRIVATE KEY TEXT, "public_key": "ssh-ed25519
     AAAA…", "known_hosts": TEXT}``: the node-to-node SSH key and the
@@ -168,7 +185,9 @@ __all__ = [
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
     "SERVE", "encode_request", "decode_request", "encode_response",
     "decode_session_line", "encode_log", "encode_progress",
-    "PROGRESS_INTERVAL",
+    "PROGRESS_INTERVAL", "PULL_IMAGE", "LOGS", "DRY_RUN_OPTION",
+    "DOCTOR", "JSON_OPTION", "decode_doctor",
+    "SINCE_OPTION", "TAIL_OPTION", "encode_logs", "decode_logs",
 ]
 
 #: Option a remote command accepts right after ``argv[0]``, followed by a
@@ -199,10 +218,23 @@ SET_ROUTES = "set-routes"
 RELEASE_VOLUME = "release-volume"
 ACQUIRE_VOLUME = "acquire-volume"
 INSTALL_NODE_KEY = "install-node-key"
+PULL_IMAGE = "pull-image"
+LOGS = "logs"
+DOCTOR = "doctor"
 SEED_VOLUME = "seed-volume"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES, INSTALL_NODE_KEY, SEED_VOLUME)
+               SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS, DOCTOR,
+               SEED_VOLUME)
+
+#: Option of ``doctor``: print the report as a JSON document (exit 0).
+JSON_OPTION = "--json"
+
+#: Option of ``pull-image``: only ask whether it could be pulled.
+DRY_RUN_OPTION = "--dry-run"
+#: Options of ``logs``.
+SINCE_OPTION = "--since"
+TAIL_OPTION = "--tail"
 
 #: Subcommand starting a session (many calls through one process).
 SERVE = "serve"
@@ -308,6 +340,44 @@ def decode_node_key(data):
         return NodeKey(**document)
     except InvalidModel as e:
         raise SerializationError("not a node key: %s" % (e,))
+
+
+def encode_logs(lines):
+    """
+    :param lines: ``(stamp, stream, text)`` tuples.
+    :return: The log document (``bytes``).
+    """
+    return dumps({"lines": [list(line) for line in lines]}).encode("utf-8")
+
+
+def decode_logs(data):
+    """
+    :param bytes data: A log document.
+    :return: ``list`` of ``(stamp, stream, text)`` tuples of ``str``.
+    :raises SerializationError: If it is not one.
+    """
+    document = loads(data)
+    lines = document.get("lines") if isinstance(document, dict) else None
+    if not isinstance(lines, list) or not all(
+            isinstance(line, list) and len(line) == 3
+            and all(isinstance(part, str) for part in line)
+            for line in lines):
+        raise SerializationError(
+            'expected {"lines": [[stamp, stream, text]...]}')
+    return [tuple(line) for line in lines]
+
+
+def decode_doctor(data):
+    """
+    :param bytes data: A doctor report document.
+    :return: The :class:`~flocker.node._doctor.DoctorReport`.
+    :raises SerializationError: If it is not one.
+    """
+    from ._doctor import report_from_dict
+    try:
+        return report_from_dict(loads(data))
+    except ValueError as e:
+        raise SerializationError(str(e))
 
 
 def encode_bytes_sent(count):

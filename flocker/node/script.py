@@ -38,7 +38,9 @@ from ._protocol import (
     HANDOFF_VOLUME, PROTOCOL_VERSION, PUSH_VOLUME, RELEASE_LOCK, REPORT,
     SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
-    encode_release, INSTALL_NODE_KEY, decode_node_key, SEED_VOLUME,
+    encode_release, INSTALL_NODE_KEY, decode_node_key, PULL_IMAGE, LOGS,
+    DOCTOR, JSON_OPTION,
+    DRY_RUN_OPTION, SINCE_OPTION, TAIL_OPTION, encode_logs, SEED_VOLUME,
     decode_seed, encode_seeded,
 )
 
@@ -219,6 +221,76 @@ class SetRoutesOptions(_NoArguments):
     longdesc = "Make this node's routes exactly those read from stdin."
 
 
+class PullImageOptions(_Options):
+    """
+    ``flocker-node pull-image IMAGE [--dry-run]``.
+    """
+    synopsis = "IMAGE [--dry-run]"
+    longdesc = ("Pull the image from its registry unless it is on this "
+                "node; with --dry-run only ask the registry whether it "
+                "has it.")
+
+    def parseArgs(self, image, *rest):
+        # As for create-volume: the protocol puts the option after the
+        # argument.
+        self["image"] = image
+        if rest not in ((), (DRY_RUN_OPTION,)):
+            raise usage.UsageError("unexpected arguments: %s" % (
+                " ".join(rest),))
+        self["dry-run"] = bool(rest)
+
+
+class DoctorOptions(_Options):
+    """
+    ``flocker-node doctor [--json] [--agent-socket PATH]
+    [--sshd-config PATH]``.
+    """
+    synopsis = "[--json] [--agent-socket PATH] [--sshd-config PATH]"
+    longdesc = ("Check that this node is ready for deploys: one line per "
+                "check, with the fix for each that failed.  Exit status 1 "
+                "when something blocks deploys.")
+    optFlags = [["json", None, "Print the report as one JSON document "
+                 "(exit status 0 whatever it says)."]]
+    optParameters = [
+        ["agent-socket", None, None,
+         "The agent's socket (default: $FLOCKER_AGENT_SOCKET, else "
+         "/run/flocker/agent.sock)."],
+        ["sshd-config", None, None,
+         "sshd's configuration file (default: $FLOCKER_SSHD_CONFIG, else "
+         "/etc/ssh/sshd_config)."],
+    ]
+
+    def parseArgs(self):
+        pass
+
+
+class LogsOptions(_Options):
+    """
+    ``flocker-node logs NAME [--since STAMP] [--tail N]``.
+    """
+    synopsis = "NAME [--since STAMP] [--tail N]"
+    longdesc = ("Print the output of the application's container as a "
+                "JSON document of [stamp, stream, text] lines.")
+
+    def parseArgs(self, name, *rest):
+        self["name"] = name
+        self["since"] = self["tail"] = None
+        rest = list(rest)
+        while rest:
+            if len(rest) < 2 or rest[0] not in (SINCE_OPTION, TAIL_OPTION):
+                raise usage.UsageError("unexpected arguments: %s" % (
+                    " ".join(rest),))
+            option, value = rest[0], rest[1]
+            del rest[:2]
+            if option == SINCE_OPTION:
+                self["since"] = value
+            else:
+                try:
+                    self["tail"] = int(value)
+                except ValueError:
+                    raise usage.UsageError("--tail must be an integer")
+
+
 class InstallNodeKeyOptions(_NoArguments):
     """
     ``flocker-node install-node-key`` (node key JSON on stdin).
@@ -273,6 +345,10 @@ class NodeOptions(_Options):
         [SET_ROUTES, None, SetRoutesOptions, "Set this node's routes."],
         [INSTALL_NODE_KEY, None, InstallNodeKeyOptions,
          "Install the node-to-node SSH key."],
+        [PULL_IMAGE, None, PullImageOptions,
+         "Pull an image (or ask whether it could be)."],
+        [LOGS, None, LogsOptions, "Print an application's output."],
+        [DOCTOR, None, DoctorOptions, "Check this node is ready."],
         [RELEASE_LOCK, None, ReleaseLockOptions,
          "End a deploy's lease on this node."],
         [SERVE, None, ServeOptions, "Answer many calls (a session)."],
@@ -333,15 +409,20 @@ def default_agent(reactor, options, environ):
 
     address = options.address(environ)
 
-    def docker():
-        # The Docker client loads treq and twisted.web (most of a command's
-        # start-up time); commands that never talk to Docker skip that.
-        from ._docker import DockerClient, socket_path_from_docker_host
+    def docker_socket():
+        from ._docker import socket_path_from_docker_host
         socket_path = options["docker-socket"]
         if socket_path is None:
             socket_path = socket_path_from_docker_host(
                 environ.get("DOCKER_HOST"))
-        return DockerClient(reactor, socket_path=socket_path, node=address)
+        return socket_path
+
+    def docker():
+        # The Docker client loads treq and twisted.web (most of a command's
+        # start-up time); commands that never talk to Docker skip that.
+        from ._docker import DockerClient
+        return DockerClient(reactor, socket_path=docker_socket(),
+                            node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
     node_keys = default_node_key_store(environ, sys.argv[0])
@@ -353,8 +434,31 @@ def default_agent(reactor, options, environ):
             reactor, pool, dict(environ),
             remote=node_ssh_remote(environ, store=node_keys)),
         VolumeError)
-    return succeed(LocalNodeAgent(address, _OnFirstUse(docker), volumes,
-                                  routes, node_keys=node_keys))
+    docker_client = _OnFirstUse(docker)
+
+    def checks():
+        from ..volume import ZFSPool
+        from ._doctor import (
+            DEFAULT_AGENT_SOCKET, DEFAULT_SSHD_CONFIG, NodeProbes,
+            connect_unix, read_sudo_rules, run_argv, run_checks,
+        )
+        asked = (options.subOptions if options.subCommand == DOCTOR
+                 else {})
+        env = dict(environ)
+        return run_checks(NodeProbes(
+            docker=docker_client, docker_socket=docker_socket(),
+            pool=ZFSPool(reactor, pool, env), run=run_argv(reactor, env),
+            agent_socket=(asked.get("agent-socket")
+                          or environ.get("FLOCKER_AGENT_SOCKET")
+                          or DEFAULT_AGENT_SOCKET),
+            connect=connect_unix(reactor), node_keys=node_keys,
+            sshd_config=(asked.get("sshd-config")
+                         or environ.get("FLOCKER_SSHD_CONFIG")
+                         or DEFAULT_SSHD_CONFIG),
+            sudo_rules=read_sudo_rules(), clock=reactor))
+    return succeed(LocalNodeAgent(address, docker_client, volumes,
+                                  routes, node_keys=node_keys,
+                                  checks=checks))
 
 
 class _OnFirstUse(object):
@@ -399,6 +503,14 @@ class _LazyVolumes(object):
                 lambda service: getattr(service, name)(*args, **kwargs)))
         return call
 
+    def identity(self):
+        """
+        :return: ``Deferred`` firing with the node's identity, or ``None``
+            when the pool cannot be opened.
+        """
+        return self._get().addCallback(
+            lambda service: getattr(service, "node_id", None))
+
 
 def _run(agent, command, options, stdin, progress):
     """
@@ -439,6 +551,14 @@ def _run(agent, command, options, stdin, progress):
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
                 lambda _: "")
+    if command == PULL_IMAGE:
+        return agent.pull_image(sub["image"], sub["dry-run"]).addCallback(
+            lambda _: "")
+    if command == DOCTOR:
+        return agent.doctor().addCallback(_doctor_output, sub["json"])
+    if command == LOGS:
+        return agent.logs(sub["name"], sub["since"], sub["tail"]).addCallback(
+            lambda lines: encode_logs(lines).decode("utf-8") + "\n")
     if command == SEED_VOLUME:
         return agent.seed_volume(sub["name"], decode_seed(stdin)).addCallback(
             lambda seeded: encode_seeded(seeded).decode("ascii") + "\n")
@@ -446,6 +566,24 @@ def _run(agent, command, options, stdin, progress):
         return agent.install_node_key(decode_node_key(stdin)).addCallback(
             lambda _: "")
     return agent.set_routes(decode_routes(stdin)).addCallback(lambda _: "")
+
+
+class _Exit(object):
+    """
+    A command's output with an exit status other than 0.
+    """
+
+    def __init__(self, text, code):
+        self.text = text
+        self.code = code
+
+
+def _doctor_output(report, as_json):
+    from ._doctor import doctor_json, render
+    if as_json:
+        # The protocol's form: whatever the checks found, the call worked.
+        return doctor_json(report)
+    return _Exit(render(report), 0 if report.ok else EXIT_FAILED)
 
 
 def _expected_errors():
@@ -629,6 +767,9 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
     d.addBoth(stop_logging)
 
     def done(output):
+        if isinstance(output, _Exit):
+            stdout.write(output.text)
+            return output.code
         stdout.write(output)
         return 0
 

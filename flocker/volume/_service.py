@@ -17,12 +17,17 @@ Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
 receive NAME`` on the target, JSON lines on its standard output)::
 
     target -> {"protocol": 1, "node_id": ID, "pool": POOL,
-               "snapshots": [oldest..newest]}
+               "snapshots": [oldest..newest], "zfs": CAPABILITIES}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
                "maximum_size": N or null}
     source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
+
+``CAPABILITIES`` is what the target's ZFS and pool offer
+(:class:`~flocker.volume._capabilities.ZFSCapabilities`); the source adds
+the ``zfs send`` flags both sides support (``-L``, ``-e``, ``-c`` between
+OpenZFS pools; none towards zfs-fuse or a node that does not say).
 
 Interleaved with those, the target writes ``{"eliot": MESSAGE}`` lines: its
 log, continuing the push's eliot task (``TASK``) from its start.  The
@@ -126,6 +131,7 @@ from ._logging import (
     REMOTE_COMMAND, SEED_VOLUME, SNAPSHOT_VOLUME,
 )
 from ._process import close_quietly, make_pipe, pump, spawn
+from ._capabilities import ZFSCapabilities, send_options
 from ._seed import seed_entries
 from ._zfs import (
     NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
@@ -1112,7 +1118,8 @@ class VolumeService(object):
         return header
 
     @inlineCallbacks
-    def _send(self, dataset, snapshot, base, total, sink, progress, answer):
+    def _send(self, dataset, snapshot, base, total, sink, progress, answer,
+              options=()):
         """
         Run ``zfs send`` and pump its stream into ``sink`` (taken over),
         pruning on the side the snapshots this stream makes unnecessary;
@@ -1120,13 +1127,16 @@ class VolumeService(object):
 
         :param answer: ``Deferred`` firing with the receiving side's answer
             (never failing).
+        :param options: ``zfs send`` flags (see
+            :func:`~flocker.volume._capabilities.send_options`).
         :return: ``Deferred`` firing with ``(pumped, sent, answer)``: the
             ``(success, value)`` pairs of the pump (bytes) and of ``zfs
             send``, and what ``answer`` fired with.
         """
         stream_read, stream_write = make_pipe()
         try:
-            sent = self.pool.send(dataset.name, snapshot, base, stream_write)
+            sent = self.pool.send(dataset.name, snapshot, base, stream_write,
+                                  options=options)
         except BaseException:
             close_quietly(stream_read, stream_write, sink)
             raise
@@ -1217,9 +1227,12 @@ class VolumeService(object):
         remote, stdin_write = self._start_remote(self._remote.argv(
             target, ["--eliot-task", task, "receive", name]))
         try:
+            # Found out while the remote command starts up, as is the
+            # snapshot taken.
+            capabilities = self.pool.capabilities()
             if snapshot is None:
-                # Taken while the remote command starts up.
                 snapshot = yield self._take_snapshot(dataset)
+            ours = yield capabilities
             header = yield self._header(remote, target)
             if header is None or "error" in header:
                 raise self._remote_error(target, (yield remote.ended))
@@ -1244,9 +1257,14 @@ class VolumeService(object):
                      json.dumps(request).encode("utf-8") + b"\n")
             total = dataset.size if base is None else None
             sink, stdin_write = stdin_write, None
+            # Only what the target's ZFS and pool take (a node that does
+            # not say gets a plain stream).
+            options = send_options(
+                ours, ZFSCapabilities.from_wire(header.get("zfs")))
             (pump_ok, count), (send_ok, send_error), answer = (
                 yield self._send(dataset, snapshot, base, total, sink,
-                                 progress, self._read_message(remote)))
+                                 progress, self._read_message(remote),
+                                 options))
         finally:
             if stdin_write is not None:
                 close_quietly(stdin_write)
@@ -1319,14 +1337,19 @@ class VolumeService(object):
 
     @inlineCallbacks
     def _receive(self, name, stream, emit):
+        # Asked while the pool is listed: the sender chooses its send
+        # flags from the answer.
+        capabilities = self.pool.capabilities()
         dataset = yield self._recover(name)
+        capabilities = yield capabilities
         if dataset is not None and dataset.owner == self.node_id:
             raise NotOwner(
                 "volume %s is owned by this node (%s); an owned volume is "
                 "never overwritten by a push" % (name, self.node_id))
         ours = list(dataset.snapshots) if dataset is not None else []
         emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
-              "pool": self.pool.name, "snapshots": ours})
+              "pool": self.pool.name, "snapshots": ours,
+              "zfs": capabilities.to_wire()})
         line = yield _read_line(self._reactor, stream)
         if line is None:
             raise StreamRejected("the sender of %s closed the connection "

@@ -33,10 +33,13 @@ import re
 import attr
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap, pvector
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import (
+    FirstError, gatherResults, inlineCallbacks, succeed,
+)
 from twisted.internet.task import deferLater
 
 from .._model import is_safe_name
+from ._capabilities import parse_capabilities, receive_options
 from ._errors import (
     DatasetBusy, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
     ZFSUnavailable,
@@ -140,6 +143,49 @@ def zfs_error(failure, pool):
     if "is busy" in stderr or "device busy" in stderr.lower():
         return DatasetBusy(message, failure)
     return ZFSError(message, failure)
+
+
+def receive_options_of(force, mount):
+    """
+    :return: The flags of a receive with ``-F`` if ``force`` and ``-u``
+        unless ``mount`` (both in every ZFS Flocker supports).
+    """
+    return receive_options(None, force=force, unmounted=not mount)
+
+
+def _no_features(failure, pool):
+    failure.trap(ZFSError)
+    if isinstance(failure.value, (PoolMissing, ZFSUnavailable)):
+        return failure
+    return b""
+
+
+def _checked_options(options):
+    options = list(options)
+    # Options only: a word not starting with "-" would be an option's value
+    # (-o/-x), anything else could name a dataset.
+    expecting = None
+    for word in options:
+        if not isinstance(word, str) or "\x00" in word:
+            raise UnsafeName("not a zfs option: %r" % (word,))
+        if expecting is not None:
+            if not re.match(expecting, word):
+                raise UnsafeName("not a zfs property%s: %r" % (
+                    " assignment" if "=" in expecting else "", word))
+            expecting = None
+        elif word in ("-o", "-x"):
+            expecting = (_PROPERTY_ASSIGNMENT if word == "-o"
+                         else _PROPERTY_NAME)
+        elif not re.match(r"\A-[A-Za-z]\Z", word):
+            raise UnsafeName("not a zfs option: %r" % (word,))
+    if expecting is not None:
+        raise UnsafeName("zfs option %s without its value" % (options[-1],))
+    return options
+
+
+# Property names (native and user properties) and assignments to them.
+_PROPERTY_NAME = r"\A[a-z][a-z0-9_.:@-]{0,255}\Z"
+_PROPERTY_ASSIGNMENT = r"\A[a-z][a-z0-9_.:@-]{0,255}=[^\n]{0,1024}\Z"
 
 
 @attr.s(frozen=True)
@@ -270,6 +316,7 @@ class ZFSPool(object):
         self._env["LC_ALL"] = "C"
         self._clock = reactor if clock is None else clock
         self._runner = runner
+        self._capabilities = None
 
     def dataset(self, volume, suffix=""):
         """
@@ -321,6 +368,64 @@ class ZFSPool(object):
         return self._run(
             ["zpool", "list", "-H", "-o", "name", self.name]).addCallback(
                 lambda _: None)
+
+    def capabilities(self):
+        """
+        Find out what this pool's ZFS offers (see
+        :mod:`flocker.volume._capabilities`): asked once, with three
+        commands run together, and remembered.
+
+        :return: ``Deferred`` firing with a
+            :class:`~flocker.volume._capabilities.ZFSCapabilities`, or
+            failing with :class:`PoolMissing` (or :class:`ZFSUnavailable`).
+        """
+        if self._capabilities is not None:
+            return succeed(self._capabilities)
+
+        def remember(capabilities):
+            self._capabilities = capabilities
+            return capabilities
+        return self._detect().addCallback(remember)
+
+    def _detect(self):
+        def output_even_if_failed(argv):
+            # zfs prints its usage and exits 2 when given no command; zfs
+            # version does not exist in zfs-fuse.
+            d = self._runner(self._reactor, argv, self._env)
+
+            def failed(failure):
+                failure.trap(ProcessFailed)
+                return None if argv[1:] else failure.value.stderr
+            return d.addCallbacks(lambda out: out if argv[1:] else b"",
+                                  failed)
+        # zfs-fuse's zpool get has neither -H nor -o (nor feature flags):
+        # its refusal means no features; a missing pool still fails.
+        properties = self._run(["zpool", "get", "-H", "-o", "property,value",
+                                "all", self.name]).addErrback(
+                                    _no_features, self.name)
+        d = gatherResults([output_even_if_failed(["zfs"]),
+                           output_even_if_failed(["zfs", "version"]),
+                           properties], consumeErrors=True)
+
+        def parse(outputs):
+            usage, version, pool = [
+                None if out is None else out.decode("utf-8", "replace")
+                for out in outputs]
+            return parse_capabilities(usage or "", version, pool)
+
+        def first_error(failure):
+            failure.trap(FirstError)
+            return failure.value.subFailure
+        return d.addCallbacks(parse, first_error)
+
+    def available(self):
+        """
+        :return: ``Deferred`` firing with the bytes still available to the
+            pool's datasets (its root's ``available``).
+        """
+        d = self._run(["zfs", "get", "-H", "-p", "-o", "value", "available",
+                       self.name])
+        return d.addCallback(lambda output: int(output.split()[0]))
 
     def list(self):
         """
@@ -509,7 +614,7 @@ class ZFSPool(object):
         if mount:
             yield self.mount(volume, new_suffix)
 
-    def send(self, volume, snapshot, base, stdout):
+    def send(self, volume, snapshot, base, stdout, options=()):
         """
         Start ``zfs send`` of ``volume@snapshot`` (incremental from ``base``
         if given) writing the stream to the file descriptor ``stdout``.
@@ -519,18 +624,21 @@ class ZFSPool(object):
         :param base: Snapshot both sides have, or ``None`` for a full stream.
         :param int stdout: Descriptor the stream is written to (the caller
             closes its copy once this returns).
+        :param options: Further flags, chosen by
+            :func:`~flocker.volume._capabilities.send_options`.
         :return: ``Deferred`` firing with ``None`` when the send finished, or
             failing with a :class:`ZFSError`.
         """
         check_snapshot_name(snapshot)
-        argv = ["zfs", "send"]
+        argv = ["zfs", "send"] + _checked_options(options)
         if base is not None:
             check_snapshot_name(base)
             argv += ["-i", base]
         argv.append("%s@%s" % (self.dataset(volume), snapshot))
         return self._spawned(argv, stdin=None, stdout=stdout)
 
-    def receive(self, volume, stdin, suffix="", force=False, mount=True):
+    def receive(self, volume, stdin, suffix="", force=False, mount=True,
+                options=()):
         """
         Start ``zfs receive`` into ``<volume><suffix>`` reading the stream
         from the file descriptor ``stdin``.  ZFS applies a stream atomically:
@@ -542,15 +650,16 @@ class ZFSPool(object):
         :param bool mount: ``False`` passes ``-u``: a full stream's new
             dataset is not mounted (an incremental one leaves the dataset as
             mounted or not as it was, either way).
+        :param options: Further flags (``-x``, ``-o``, ``-s``), chosen by
+            :func:`~flocker.volume._capabilities.receive_options` from
+            :meth:`capabilities`.
         :return: ``Deferred`` firing with ``None``, or failing with a
             :class:`ZFSError`.
         """
-        argv = ["zfs", "receive"]
-        if force:
-            argv.append("-F")
-        if not mount:
-            argv.append("-u")
-        argv.append(self.dataset(volume, suffix))
+        argv = (["zfs", "receive"]
+                + receive_options_of(force, mount)
+                + _checked_options(options)
+                + [self.dataset(volume, suffix)])
         return self._spawned(argv, stdin=stdin, stdout=None)
 
     def _spawned(self, argv, stdin, stdout):

@@ -2,6 +2,7 @@
 Tests for :mod:`flocker.cli._deploy`.
 """
 
+import attr
 from eliot.testing import capture_logging, assertHasAction
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
@@ -13,13 +14,16 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, Node, Port,
 )
 from flocker.cli._deploy import (
+    CLOCK_SKEW,
     LineObserver, deploy, format_summary, gather_states,
 )
 from flocker.node._changes import StartApplication
+from flocker.node._doctor import Check
 from flocker.node._fake import FakeCluster
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
-WEB = Application(name="web", image="flocker/busybox",
+IMAGE = "flocker/busybox"
+WEB = Application(name="web", image=IMAGE,
                   ports=[Port(internal=80, external=8080)],
                   volume=AttachedVolume(mountpoint="/data"))
 OTHER = Application(name="other", image="flocker/busybox")
@@ -59,7 +63,8 @@ class DeployTests(SynchronousTestCase):
 
     def test_dry_run_changes_nothing(self):
         """
-        A dry run returns the plan and changes no node.
+        A dry run returns the plan and changes no node: it only asks each
+        for its report and runs its checks.
         """
         cluster = FakeCluster([A, B, C])
         result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
@@ -67,7 +72,54 @@ class DeployTests(SynchronousTestCase):
         self.assertIn(StartApplication(node=A, application=WEB),
                       leaves(result.plan))
         for agent in cluster.agents.values():
-            self.assertEqual([name for name, _ in agent.calls], ["report"])
+            self.assertEqual([name for name, _ in agent.calls],
+                             ["report", "doctor"])
+
+    def test_dry_run_reports_failed_checks(self):
+        """
+        A dry run names each node's failed checks, one line each with the
+        node; a blocking one makes it not converged, a node whose checks
+        could not run says why, and healthy nodes say nothing.
+        """
+        cluster = FakeCluster([A, B, C])
+        cluster.agents[A].health = [Check(
+            "zfs pool", False, "ZFS pool flocker does not exist",
+            "create it")]
+        cluster.agents[B].health = [Check(
+            "node key", False, "no node-to-node key installed",
+            "the next flocker-deploy installs it", blocking=False)]
+        cluster.failures.add((C, "doctor"))
+        result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                             cluster.agents, dry_run=True))
+        self.assertEqual(
+            (dict(result.health), result.blocked, result.converged),
+            ({A: ("\N{BALLOT X} zfs pool: ZFS pool flocker does not exist "
+                  "-- fix: create it",),
+              B: ("\N{BALLOT X} node key: no node-to-node key installed -- "
+                  "fix: the next flocker-deploy installs it (does not block "
+                  "deploys)",),
+              C: ("\N{BALLOT X} doctor: could not run: doctor on %s was "
+                  "told to fail" % (C,),)},
+             frozenset([A]), False))
+
+    def test_dry_run_clock_skew(self):
+        """
+        A node whose clock is more than a few seconds off the client's is
+        named, without blocking.
+        """
+        clock = Clock()
+        clock.advance(1000)
+        cluster = FakeCluster([A], clock=clock)
+        client_clock = Clock()
+        client_clock.advance(1000 + CLOCK_SKEW + 1)
+        result = self.successResultOf(deploy(
+            deployment(**{A: [WEB]}), cluster.agents, dry_run=True,
+            clock=client_clock))
+        self.assertEqual(
+            (result.health[A], result.converged),
+            (("\N{BALLOT X} clock: 6 s behind this machine's -- fix: keep "
+              "the clocks right (timedatectl set-ntp true) (does not block "
+              "deploys)",), True))
 
     def test_unreachable_node(self):
         """
@@ -320,3 +372,130 @@ class GatherTests(SynchronousTestCase):
         state, unreachable, locked = self.successResultOf(d)
         self.assertEqual(sorted(state.nodes), [A, B])
         self.assertEqual((unreachable, locked), ({}, set()))
+
+
+class CheckBeforeChangeTests(SynchronousTestCase):
+    """
+    Tests for what ``deploy`` checks after the reports and before the first
+    change: images, ports, volumes whose owner's copy is gone.
+    """
+
+    def running(self, image=IMAGE):
+        """
+        :return: A cluster of nodes with ``IMAGE`` where ``web`` runs on A.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        for agent in cluster.agents.values():
+            del agent.calls[:]
+        return cluster
+
+    def test_unpullable_image_stops_nothing(self):
+        """
+        Changing an application's image to one no node has and no registry
+        holds changes nothing, in a dry run too: the old container keeps
+        running, and the node lacking it is named with the image.
+        """
+        cluster = self.running()
+        changed = attr.evolve(WEB, image="flocker/busybox:nosuch")
+        for dry_run in (True, False):
+            result = self.successResultOf(deploy(
+                deployment(**{A: [changed]}), cluster.agents,
+                dry_run=dry_run))
+            self.assertFalse(result.converged)
+            [problem] = result.refused
+            self.assertIn("flocker/busybox:nosuch", problem)
+            self.assertTrue(problem.startswith(A + ": "))
+        self.assertEqual(
+            (cluster.agents[A].state.applications["web"], sorted(
+                {name for agent in cluster.agents.values()
+                 for name, _ in agent.calls})),
+            (WEB, ["pull_image", "report"]))
+
+    def test_pullable_image_pulled_before_stop(self):
+        """
+        An image the node lacks but its registry holds is pulled in the
+        prepare phase, before the old container is stopped.
+        """
+        cluster = self.running()
+        cluster.registry.add("flocker/busybox:2")
+        changed = attr.evolve(WEB, image="flocker/busybox:2")
+        result = self.successResultOf(deploy(deployment(**{A: [changed]}),
+                                             cluster.agents))
+        self.assertTrue(result.converged)
+        calls = [(name, args) for name, args in cluster.agents[A].calls
+                 if name in ("pull_image", "stop_application")]
+        self.assertEqual(calls, [
+            ("pull_image", ("flocker/busybox:2", True)),
+            ("pull_image", ("flocker/busybox:2", False)),
+            ("stop_application", ("web",))])
+        self.assertIn("flocker/busybox:2", cluster.agents[A].state.images)
+
+    def test_port_held_by_another(self):
+        """
+        A host port held by a listener that is not Flocker's, on the node
+        that would publish it or route it, stops the deploy before any
+        change, naming node, port and application.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        cluster.agents[B].state = attr.evolve(cluster.agents[B].state,
+                                              busy_ports=[8080])
+        result = self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                             cluster.agents))
+        self.assertEqual(len(result.refused), 1)
+        self.assertTrue(result.refused[0].startswith(
+            "%s: port 8080 is held by a listening socket that is not "
+            "Flocker's, where the route to application web on %s" % (B, A)))
+        self.assertEqual(dict(cluster.agents[A].state.applications), {})
+
+    def stale(self):
+        """
+        :return: A cluster where ``web`` moved from A to B, wrote more, and
+            B's copy (the owner's) was deleted.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        cluster.agents[A].write("web", "old ")
+        self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                    cluster.agents))
+        cluster.agents[B].write("web", "new")
+        self.successResultOf(deploy(deployment(), cluster.agents))
+        b = cluster.agents[B]
+        b.state = attr.evolve(b.state, volumes=b.state.volumes.discard("web"))
+        del b.data["web"]
+        return cluster
+
+    def test_stale_copy_not_adopted(self):
+        """
+        A volume whose owner's copy is gone is not taken over from the
+        older copy left: the deploy changes nothing and says where that
+        copy is, how old, and how to adopt it.
+        """
+        cluster = self.stale()
+        result = self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                             cluster.agents))
+        [problem] = result.refused
+        self.assertIn("volume web: no node owns it and its owner's copy is "
+                      "gone", problem)
+        self.assertIn("the newest copy left is on %s" % (A,), problem)
+        self.assertIn("--adopt-copy web", problem)
+        self.assertFalse(cluster.agents[A].state.volumes["web"].owned)
+        self.assertEqual(dict(cluster.agents[B].state.applications), {})
+
+    def test_stale_copy_adopted(self):
+        """
+        With ``adopt`` naming the volume, its newest copy left is taken
+        over (the plan says it adopts an older copy) and moved where the
+        application runs.
+        """
+        cluster = self.stale()
+        result = self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                             cluster.agents,
+                                             adopt={"web"}))
+        self.assertTrue(result.converged)
+        self.assertIn("%s: adopt the older copy of volume web" % (A,),
+                      [change.describe()[:len(A) + 36]
+                       for change in leaves(result.plan)])
+        self.assertEqual(cluster.agents[B].data["web"], "old ")

@@ -148,14 +148,17 @@ class _Scenario(object):
                 address, ", ".join(self.names[k] for k in keys)))
         return self.write(name, "\n".join(lines) + "\n")
 
-    def deploy(self, *argv, timeout=DEPLOY_TIMEOUT):
+    def deploy(self, *argv, timeout=DEPLOY_TIMEOUT, applications=None):
         """
         Run ``flocker-deploy ARGV... APPLICATIONS`` in the client namespace.
 
+        :param applications: Another application file to give, or
+            ``None`` for :attr:`applications`.
         :return: The ``CompletedProcess``.
         """
         return self.lab.run_client(
-            ["flocker-deploy"] + list(argv) + [self.applications],
+            ["flocker-deploy"] + list(argv)
+            + [applications or self.applications],
             check=False, timeout=timeout)
 
     def deploy_logs(self):
@@ -594,6 +597,76 @@ class TestDeployScenario(object):
             [n2, "running"], "-", before), result.stdout + result.stderr
         assert "owned by %s" % (n3,) in " ".join(web)
 
+    def test_10c_status_json(self):
+        """
+        ``--status --json`` prints one JSON document: with the files as
+        the cluster runs them it is converged (exit 0); with a deployment
+        placing the side application, which runs nowhere, that row is
+        missing and the status exits non-zero.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        ok = s.deploy("--status", "--json", s.second)
+        missing = s.deploy("--status", "--json", s.deployment(
+            "status-missing.yml", [(n1, ["side"]), (n2, ["client"]),
+                                   (n3, ["web"])]))
+        documents = [json.loads(result.stdout) for result in (ok, missing)]
+        side = [row for row in documents[1]["applications"]
+                if row["application"] == s.names["side"]]
+        assert (ok.returncode, documents[0]["converged"],
+                missing.returncode != 0, documents[1]["converged"],
+                [(row["state"], row["drift"]) for row in side]) == (
+            0, True, True, False,
+            [("missing", "should run on %s" % (n1,))]), (
+                ok.stdout + ok.stderr + missing.stdout + missing.stderr)
+
+    def test_10d_logs(self):
+        """
+        ``--logs`` shows what the linked application's container wrote, from
+        the node that runs it, asked from the client; an application that
+        runs nowhere gives one line and a non-zero exit.
+        """
+        s = self.s
+        marker = "flocker-logs-" + secrets.token_hex(4)
+        # What the container's first process writes is its output.
+        s.exec_in(s.node(1), "client",
+                  ["sh", "-c", "echo %s > /proc/1/fd/1" % (marker,)])
+        result = s.deploy("--logs", s.names["client"], s.second)
+        nowhere = s.deploy("--logs", s.names["side"], s.second)
+        assert (result.returncode, marker in result.stdout.splitlines(),
+                nowhere.returncode, len(nowhere.stderr.splitlines()),
+                "Traceback" in nowhere.stderr) == (0, True, 1, 1, False), (
+            result.stdout + result.stderr + nowhere.stderr)
+
+    def test_10e_missing_image(self):
+        """
+        Changing the HTTP application's image to a tag no node has (and no
+        registry the lab reaches holds) fails before the old container is
+        stopped, in a dry run and a deploy: non-zero exit, a line naming
+        the node and the image, the same container still running, and the
+        application answering on every node's port.
+        """
+        s = self.s
+        n3 = s.addresses[2]
+        missing = IMAGE.split(":")[0] + ":no-such-tag"
+        path = s.write("missing-image.yml", APPLICATIONS.format(
+            image=IMAGE, web_port=WEB_PORT, side_port=SIDE_PORT,
+            local_port=LOCAL_PORT, **s.names).replace(
+                "  %s:\n    image: %s\n" % (s.names["web"], IMAGE),
+                "  %s:\n    image: %s\n" % (s.names["web"], missing)))
+        before = s.container(s.node(2), "web")
+        for argv in (["--dry-run"], []):
+            result = s.deploy(*(argv + [s.second]), applications=path)
+            output = result.stdout + result.stderr
+            naming = [line for line in output.splitlines()
+                      if line.startswith(n3 + ": ") and missing in line]
+            assert (result.returncode != 0, len(naming),
+                    _changes(result.stdout), "Traceback" in output) == (
+                True, 1, [], False), output
+        expected = ("200", s.index())
+        assert (s.container(s.node(2), "web"), s.answers(s.node(0))[0]) == (
+            before, {a: expected for a in s.addresses})
+
     def test_11_bad_configuration(self):
         """
         A deployment naming an application the application file does not
@@ -670,3 +743,40 @@ class TestDeployScenario(object):
                 s.names["web"] in volumes) == (
             0, {node.name: [] for node in s.nodes}, True), (
             result.stdout + result.stderr)
+
+    def test_14_stale_copy_not_adopted(self):
+        """
+        A volume whose current (owner's) copy was deleted is not silently
+        replaced by the older copy left on the node it moved from: the
+        deploy changes nothing, names that copy's node and snapshot and
+        ``--adopt-copy``; with ``--adopt-copy`` it is taken over, and the
+        application serves the older data.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        web = s.names["web"]
+        result = s.deploy(s.second)
+        assert result.returncode == 0, result.stdout + result.stderr
+        s.exec_in(s.node(2), "web", ["sh", "-c", "echo newer > /data/newer"])
+        result = s.deploy(s.deployment("stop.yml",
+                                       [(a, []) for a in s.addresses]))
+        assert result.returncode == 0, result.stdout + result.stderr
+        s.nodes[2].run(["flocker-volume", "delete", web])
+        result = s.deploy(s.second)
+        output = result.stdout + result.stderr
+        reports = s.reports()
+        copy = {v["name"]: v for v in reports[s.node(0)]["volumes"]}[web]
+        assert (result.returncode != 0, _changes(result.stdout),
+                "--adopt-copy %s" % (web,) in output,
+                "the newest copy left is on %s" % (n1,) in output,
+                copy["owned"], s.container(s.node(2), "web")) == (
+            True, [], True, True, False, None), output
+        result = s.deploy("--adopt-copy", web, s.second)
+        assert (result.returncode,
+                "%s: adopt the older copy of volume %s" % (n1, web)
+                in result.stdout,
+                s.exec_in(s.node(2), "web", ["ls", "/data"]).stdout.split()
+                ) == (0, True, sorted(p.rsplit("/", 1)[1] for p in s.data)
+                      ), result.stdout + result.stderr
+        s.deploy(s.deployment("empty-again.yml",
+                              [(a, []) for a in s.addresses]))

@@ -2,13 +2,17 @@
 Tests for :mod:`flocker.cli._status`: the status view.
 """
 
+import json
+
 import attr
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
     Application, AttachedVolume, ClusterState, Deployment, Node, NodeState, VolumeState,
 )
-from flocker.cli._status import StatusRow, cluster_status, format_status
+from flocker.cli._status import (
+    StatusRow, cluster_status, format_status, status_json, status_ok,
+)
 from flocker.node.test.test_plan import A, B, CLIENT, WEB
 
 VOLUME = VolumeState(name="web", owned=True, size=2048,
@@ -82,8 +86,13 @@ class ClusterStatusTests(SynchronousTestCase):
                          running=["client"]),
             B: NodeState(address=B, applications={"web": WEB})})
         rows = cluster_status(deployment(**{A: [CLIENT], B: [WEB]}), state)
-        self.assertEqual([row.drift for row in rows],
-                         ["configuration differs", "should be running"])
+        self.assertEqual(
+            [row.drift for row in rows],
+            ["configuration differs: image flocker/busybox:2 -> "
+             "flocker/busybox; links", "should be running"])
+        self.assertEqual(rows[0].differences,
+                         ("image flocker/busybox:2 -> flocker/busybox",
+                          "links"))
 
     def test_unreachable_node(self):
         """
@@ -155,3 +164,40 @@ class FormatStatusTests(SynchronousTestCase):
         """
         self.assertEqual(format_status([])[-1],
                          "(no applications configured or running)")
+
+
+class StatusJSONTests(SynchronousTestCase):
+    """
+    Tests for ``status_json`` and ``status_ok``.
+    """
+
+    def test_missing_not_converged(self):
+        """
+        A missing application makes the status not converged; the JSON
+        has every row's fields, a row without drift has ``null``.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A, applications={"web": WEB},
+                         running=["web"], volumes={"web": VOLUME}),
+            B: NodeState(address=B)})
+        rows = cluster_status(deployment(**{A: [WEB], B: [CLIENT]}), state)
+        document = json.loads(json.dumps(status_json(rows, {})))
+        self.assertEqual(
+            (document["converged"], status_ok(rows),
+             [(r["application"], r["state"], r["drift"])
+              for r in document["applications"]]),
+            (False, False, [("client", "missing", "should run on %s" % (B,)),
+                            ("web", "running", None)]))
+
+    def test_converged(self):
+        """
+        Everything where and as the files say, every node reporting:
+        converged.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A, applications={"web": WEB},
+                         running=["web"], volumes={"web": VOLUME}),
+            B: NodeState(address=B)})
+        rows = cluster_status(deployment(**{A: [WEB]}), state)
+        self.assertEqual((status_ok(rows), status_ok(rows, {B: "down"})),
+                         (True, False))

@@ -22,6 +22,7 @@ from flocker._model import (
 from flocker.testtools import temporary_directory
 from flocker.node._agent import INodeAgent, VolumeRelease
 from flocker.node._docker import FakeDockerClient
+from flocker.node._doctor import run_checks
 from flocker.node._fake import FakeCluster
 from flocker.node._local import LocalNodeAgent, link_environment
 from flocker.node._logging import (
@@ -29,11 +30,14 @@ from flocker.node._logging import (
     NODE_SET_ROUTES, NODE_START_APPLICATION,
 )
 from flocker.node.testtools import RecordingProgress, make_node_key
+from flocker.node.test._probes import healthy_probes
 from flocker.route import CommandFailed, MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService, NodeKeyStore
 
 A, B = "10.0.0.1", "10.0.0.2"
 IMAGE = "flocker/busybox:latest"
+#: An image no node has and no registry holds.
+MISSING = "flocker/missing:1"
 WEB = Application(name="web", image=IMAGE,
                   ports=[Port(internal=80, external=8080)],
                   volume=AttachedVolume(mountpoint="/data"))
@@ -61,7 +65,7 @@ def fake_pair(directory=None):
     :param directory: Unused (see :func:`local_pair`).
     :return: Agents for A and B from one :class:`FakeCluster`.
     """
-    cluster = FakeCluster([A, B])
+    cluster = FakeCluster([A, B], images=[IMAGE])
     return cluster.agents[A], cluster.agents[B]
 
 
@@ -84,11 +88,14 @@ def local_pair(directory=None):
                 os.path.join(root, "state", "node-key"),
                 os.path.join(root, "home", ".ssh", "authorized_keys"),
                 "/opt/flocker/bin/flocker-volume")
+        docker = FakeDockerClient(images=[IMAGE], node=address)
+        probes = healthy_probes(docker=docker, node_keys=node_keys)
         agents.append(LocalNodeAgent(
-            address, FakeDockerClient(images=[IMAGE], node=address),
+            address, docker,
             MemoryVolumeService("node-%d" % (number,), address, network,
                                 clock),
-            MemoryRouteManager(node=address), node_keys=node_keys))
+            MemoryRouteManager(node=address), node_keys=node_keys,
+            checks=lambda probes=probes: run_checks(probes)))
     return tuple(agents)
 
 
@@ -119,11 +126,75 @@ def make_inodeagent_tests(fixture):
             """
             self.assertTrue(verifyObject(INodeAgent, self.a))
 
+        def test_doctor(self):
+            """
+            ``doctor`` fires with a report of every check, in order; a node
+            whose parts all work is ready for deploys.
+            """
+            report = self.successResultOf(self.a.doctor())
+            names = [check.name for check in report.checks]
+            self.assertEqual(
+                ([name for name in ("docker", "zfs pool", "iptables", "sshd",
+                                    "agent", "node key", "clock")
+                  if name not in names], report.ok,
+                 isinstance(report.time, float)),
+                ([], True, True))
+
         def test_empty_report(self):
             """
-            A fresh node reports nothing but its address.
+            A fresh node reports nothing but its address, its identity and
+            its images.
             """
-            self.assertEqual(self.report(self.a), NodeState(address=A))
+            report = self.report(self.a)
+            self.assertEqual(report, NodeState(
+                address=A, images=[IMAGE], node_id=report.node_id))
+            self.assertIsInstance(report.node_id, str)
+
+        def test_copies_name_owner(self):
+            """
+            A pushed copy names the sender as the volume's owner; after a
+            hand-off both copies name the new owner.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            a_id, b_id = (self.report(self.a).node_id,
+                          self.report(self.b).node_id)
+            pushed = self.report(self.b).volumes["web"].owner
+            self.successResultOf(self.a.handoff_volume("web", B))
+            self.assertEqual(
+                (pushed, self.report(self.a).volumes["web"].owner,
+                 self.report(self.b).volumes["web"].owner),
+                (a_id, b_id, b_id))
+
+        def test_pull_present_image(self):
+            """
+            Pulling (or asking for) an image the node has succeeds.
+            """
+            self.assertEqual(
+                (self.successResultOf(self.a.pull_image(IMAGE, True)),
+                 self.successResultOf(self.a.pull_image(IMAGE))),
+                (None, None))
+
+        def test_pull_unpullable_image(self):
+            """
+            An image the node lacks and cannot pull fails a pull and a
+            dry-run pull, and the node still lacks it.
+            """
+            for dry_run in (True, False):
+                self.failureResultOf(self.a.pull_image(MISSING, dry_run))
+            self.assertNotIn(MISSING, self.report(self.a).images)
+
+        def test_logs(self):
+            """
+            ``logs`` gives a running application's output lines; a node
+            without the application's container fails.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            lines = self.successResultOf(self.a.logs("plain"))
+            self.assertEqual(
+                (type(lines), all(len(line) == 3 for line in lines)),
+                (list, True))
+            self.failureResultOf(self.b.logs("plain"))
 
         def test_create_volume(self):
             """

@@ -22,7 +22,7 @@ from eliot.testing import assertHasAction, capture_logging
 from pyrsistent import pmap, pset
 from twisted.internet.defer import CancelledError, fail
 from twisted.internet.error import ConnectError
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -40,7 +40,8 @@ from .._docker import (
     MINIMUM_API_VERSION, APIVersion, UnsupportedField,
     SPEC_LABEL, AlreadyExists, ContainerNotFound, DockerAPIError,
     DockerClient, DockerUnavailable, FakeDockerClient, IDockerClient,
-    ImageNotFound, Unit, _adapted_body, container_config, container_name,
+    ImageNotFound, PullFailed, Unit, _adapted_body, container_config,
+    container_name,
     socket_path_from_docker_host,
 )
 from .._logging import (
@@ -58,6 +59,9 @@ MISSING_IMAGE = "flocker/not-loaded-anywhere:1"
 # A long-running command that exits at once on SIGTERM (PID 1 ignores it
 # otherwise), so removing a container does not wait for the kill timeout.
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
+#: A command writing one line to each stream, then waiting.
+TALKER = ["sh", "-c", "echo out-line; echo err-line >&2; "
+          "trap 'exit 0' TERM; sleep 600 & wait"]
 
 
 def _resolve(function, *args):
@@ -127,6 +131,14 @@ class FakeDockerFixture(object):
         :return: A directory on the node usable as a volume's host path.
         """
         return "/flocker/pool/volume"
+
+    def await_output(self, name, lines):
+        """
+        Have the application's container write ``lines`` (``(stream,
+        text)`` pairs), as :data:`TALKER` does in a real one.
+        """
+        for stream, text in lines:
+            self.fake.write_output(name, text, stream)
 
     def read_file(self, name, path):
         """
@@ -223,6 +235,20 @@ class RealDockerFixture(object):
         """
         status, data = self._raw("GET", "/containers/%s/json" % (name,))
         return None if status == 404 else data
+
+    def await_output(self, name, lines):
+        """
+        Wait (a bounded number of short polls) until the application's
+        container, running :data:`TALKER`, has written ``lines``.
+        """
+        for _ in range(100):
+            found = run_in_reactor(lambda reactor: self.client.logs(name))
+            if len(found) >= len(lines):
+                return
+            run_in_reactor(lambda reactor: deferLater(reactor, 0.1,
+                                                      lambda: None))
+        raise AssertionError("%s wrote %r, not %d lines" % (
+            name, found, len(lines)))
 
     def host_directory(self):
         """
@@ -532,6 +558,69 @@ def make_idockerclient_tests(fixture):
                  container_config(application, None, {"X": "2"})["Labels"][
                      SPEC_LABEL]),
                 ("replaced", True, True))
+
+        def test_list_images(self):
+            """
+            ``list_images`` names the images on the node as Docker lists
+            them, the test image among them and the missing one not.
+            """
+            images = self.run(self.client.list_images)
+            self.assertEqual(
+                (type(images), IMAGE in images, MISSING_IMAGE in images),
+                (frozenset, True, False))
+
+        def test_pull_present_image(self):
+            """
+            Pulling an image that is on the node (a dry run or not) asks no
+            registry and succeeds.
+            """
+            self.assertEqual(
+                (self.run(self.client.pull_image, IMAGE, True),
+                 self.run(self.client.pull_image, IMAGE)), (None, None))
+
+        def test_pull_unpullable_image(self):
+            """
+            An image neither on the node nor in a registry it reaches fails
+            a pull and a dry-run pull with ``PullFailed``, one line naming
+            the image, the node and what to do; nothing is added.
+            """
+            errors = [self.assertRaises(PullFailed, self.run,
+                                        self.client.pull_image,
+                                        MISSING_IMAGE, dry_run)
+                      for dry_run in (True, False)]
+            for error in errors:
+                self.assertEqual(
+                    (error.image, self.fixture.node in str(error),
+                     "docker load" in str(error), "\n" in str(error)),
+                    (MISSING_IMAGE, True, True, False))
+            self.assertNotIn(MISSING_IMAGE,
+                             self.run(self.client.list_images))
+
+        def test_logs(self):
+            """
+            ``logs`` gives the container's output lines, oldest first, each
+            with its stream and a time stamp; ``since`` the last stamp gives
+            nothing more, ``tail=1`` only the last line.
+            """
+            application = self.application("talker", command=TALKER)
+            self.run(self.client.add, application)
+            self.fixture.await_output(application.name, [
+                ("stdout", "out-line"), ("stderr", "err-line")])
+            lines = self.run(self.client.logs, application.name)
+            self.assertEqual(
+                (sorted((stream, text) for _, stream, text in lines),
+                 self.run(self.client.logs, application.name, lines[-1][0]),
+                 self.run(self.client.logs, application.name, None, 1)),
+                ([("stderr", "err-line"), ("stdout", "out-line")], [],
+                 lines[-1:]))
+
+        def test_logs_missing(self):
+            """
+            The logs of an application without a container fail with
+            ``ContainerNotFound``.
+            """
+            self.assertRaises(ContainerNotFound, self.run, self.client.logs,
+                              self.name("nothing"))
 
         def test_missing_image(self):
             """

@@ -1,0 +1,180 @@
+"""
+The planner's checks made before the first change: what would make a plan
+take down something that works, found from the nodes' reports alone (pure,
+no I/O).  A deploy refuses to change anything while one of them fails.
+
+* A volume whose owner's copy is gone: no node owns it, and the copies left
+  do not tell of an interrupted hand-off (the node they name as owner holds
+  no copy, or is not a node that reported).  Reviving the newest copy left
+  would silently bring back older data, so it is only done when the
+  operator names the volume (``--adopt-copy``), after seeing where that
+  copy is and how old.
+* A host port held by something that is not Flocker's on a node that would
+  publish it (an application placed there) or route it (every other node).
+"""
+
+import calendar
+import time
+
+import attr
+
+__all__ = ["StaleVolume", "stale_volumes", "port_conflicts",
+           "snapshot_time", "describe_stale", "newest_copy"]
+
+
+@attr.s(frozen=True, slots=True)
+class StaleVolume(object):
+    """
+    A volume no node owns whose owner's copy is gone.
+
+    :ivar str name: The volume.
+    :ivar str node: The node holding its newest copy left.
+    :ivar str snapshot: That copy's newest snapshot (``""`` for none).
+    :ivar owner: What the copies name as owner: a node address, or the
+        owner's identity when no reporting node has it, or ``None``.
+    """
+    name = attr.ib()
+    node = attr.ib()
+    snapshot = attr.ib()
+    owner = attr.ib()
+
+
+def _latest(volume):
+    return volume.snapshots[-1] if volume.snapshots else ""
+
+
+def newest_copy(copies, target):
+    """
+    :param copies: ``dict`` of address to the ``VolumeState`` of a copy.
+    :param str target: The node the application is to run on (wins ties,
+        sparing a push).
+    :return: The address of the copy with the newest snapshot.
+    """
+    return max(sorted(copies),
+               key=lambda a: (_latest(copies[a]), a == target))
+
+
+def stale_volumes(deployment, cluster_state):
+    """
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the nodes reported.
+    :return: ``dict`` of volume name to :class:`StaleVolume`, for the
+        volumes the deployment's applications mount that no node owns and
+        whose copies name as owner a node that holds no copy (or a node
+        identity no reporting node has).  Copies whose report does not say
+        what they name (older nodes) are not judged.
+    """
+    ids = {node.node_id: address
+           for address, node in cluster_state.nodes.items()
+           if node.node_id is not None}
+    holders = {}
+    owned = set()
+    for address, node in cluster_state.nodes.items():
+        for name, volume in node.volumes.items():
+            if volume.owned:
+                owned.add(name)
+            else:
+                holders.setdefault(name, {})[address] = volume
+    stale = {}
+    wanted = {}
+    for target, application in deployment.placements().values():
+        for volume in application.all_volumes():
+            wanted.setdefault(volume.name, target)
+    for name in sorted(wanted):
+        target = wanted[name]
+        if name in owned:
+            continue
+        copies = holders.get(name)
+        if not copies:
+            continue
+        named = {volume.owner for volume in copies.values()}
+        if None in named:
+            continue
+        # An interrupted hand-off: the old owner's copy names the new owner,
+        # which holds the copy with the last increment.
+        if any(ids.get(owner) in copies for owner in named):
+            continue
+        source = newest_copy(copies, target)
+        owner = sorted(named)[0]
+        stale[name] = StaleVolume(name=name, node=source,
+                                  snapshot=_latest(copies[source]),
+                                  owner=ids.get(owner, owner))
+    return stale
+
+
+def snapshot_time(snapshot):
+    """
+    :param str snapshot: A Flocker snapshot name
+        (``flocker-YYYYmmddTHHMMSS.ffffffZ``, maybe with ``-N``).
+    :return: Its POSIX time, or ``None`` for another name.
+    """
+    if not snapshot.startswith("flocker-"):
+        return None
+    stamp = snapshot[len("flocker-"):].split(".", 1)[0]
+    try:
+        return float(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%S")))
+    except ValueError:
+        return None
+
+
+def _age(seconds):
+    if seconds < 120:
+        return "%d seconds" % (seconds,)
+    if seconds < 7200:
+        return "%d minutes" % (seconds // 60,)
+    if seconds < 172800:
+        return "%d hours" % (seconds // 3600,)
+    return "%d days" % (seconds // 86400,)
+
+
+def describe_stale(stale, now=None):
+    """
+    :param StaleVolume stale: A volume whose owner's copy is gone.
+    :param now: POSIX time, to say how old the copy is, or ``None``.
+    :return: One line: where the newest copy is, how old, and what to do.
+    """
+    taken = snapshot_time(stale.snapshot)
+    if taken is None:
+        when = "its newest snapshot is %s" % (stale.snapshot or "none",)
+    else:
+        when = "its newest snapshot %s was taken %s UTC" % (
+            stale.snapshot, time.strftime("%Y-%m-%d %H:%M:%S",
+                                          time.gmtime(taken)))
+        if now is not None:
+            when += " (%s ago)" % (_age(max(now - taken, 0)),)
+    return ("volume %s: no node owns it and its owner's copy is gone (the "
+            "copies name %s as owner); the newest copy left is on %s and "
+            "%s: anything written after it would be lost, so it is not "
+            "taken over unless you run again with --adopt-copy %s" % (
+                stale.name, stale.owner, stale.node, when, stale.name))
+
+
+def port_conflicts(deployment, cluster_state):
+    """
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the nodes reported (each
+        node's ``busy_ports``).
+    :return: ``list`` of lines, one per node and port where the plan would
+        publish or route a port that something not Flocker's holds.
+    """
+    placements = deployment.placements()
+    lines = []
+    for node in sorted(deployment.nodes, key=lambda n: n.address):
+        state = cluster_state.nodes.get(node.address)
+        if state is None or not state.busy_ports:
+            continue
+        for name in sorted(placements):
+            address, application = placements[name]
+            for port in sorted(application.ports, key=lambda p: p.external):
+                if port.external not in state.busy_ports:
+                    continue
+                if address == node.address:
+                    use = "where application %s would publish it" % (name,)
+                else:
+                    use = ("where the route to application %s on %s would "
+                           "take it" % (name, address))
+                lines.append(
+                    "%s: port %d is held by a listening socket that is not "
+                    "Flocker's, %s; stop that listener or choose another "
+                    "external port" % (node.address, port.external, use))
+    return lines

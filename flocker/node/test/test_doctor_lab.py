@@ -1,0 +1,80 @@
+"""
+``flocker-node doctor`` on the lab's nodes (real dockerd, zfs-fuse, sshd,
+iptables), and ``flocker-deploy --dry-run`` running it on every node.
+"""
+
+import json
+import os
+
+from .._doctor import FAILED, OK
+
+
+def _doctor(lab, *argv):
+    return lab.run(lab.nodes[0].name, ["flocker-node"] + list(argv)
+                   + ["doctor"], check=False)
+
+
+def test_ready_node(lab):
+    """
+    A lab node passes every blocking check (Docker 20.10, its pool, its
+    iptables, its own sshd's settings): exit status 0, one line per check.
+    """
+    result = _doctor(lab)
+    lines = result.stdout.splitlines()
+    blocking = [line for line in lines if line.startswith(FAILED)
+                and "does not block deploys" not in line]
+    assert (result.returncode, blocking, result.stderr) == (0, [], ""), (
+        result.stdout)
+    assert [line.split(":")[0] for line in lines if line.startswith(OK)][:4] \
+        == [OK + " docker", OK + " zfs pool", OK + " zfs features",
+            OK + " zfs space"], result.stdout
+
+
+def test_no_docker(lab):
+    """
+    A node whose Docker socket is missing fails with one line naming the
+    socket and the fix, exit status 1, no traceback.
+    """
+    result = _doctor(lab, "--docker-socket", "/run/no-docker-here.sock")
+    [line] = [line for line in result.stdout.splitlines()
+              if line.startswith(FAILED + " docker")]
+    assert (result.returncode, "/run/no-docker-here.sock" in line,
+            "-- fix:" in line, "Traceback" in result.stdout + result.stderr
+            ) == (1, True, True, False), result.stdout + result.stderr
+
+
+def test_no_pool(lab):
+    """
+    A node without its pool fails with one line naming the pool and how to
+    create it.
+    """
+    result = _doctor(lab, "--pool", "no-such-pool")
+    [line] = [line for line in result.stdout.splitlines()
+              if line.startswith(FAILED + " zfs pool")]
+    assert (result.returncode, "zpool create no-such-pool" in line) == (
+        1, True), result.stdout + result.stderr
+
+
+def test_dry_run_runs_doctor(lab, tmp_path):
+    """
+    ``flocker-deploy --dry-run --json`` asks every node for its checks: the
+    nodes' failures are listed by node (here, at most the ones that do not
+    block: the agent not running yet, no node key) and the run converges.
+    """
+    deployment = tmp_path / "deployment.yml"
+    applications = tmp_path / "applications.yml"
+    deployment.write_text("version: 1\nnodes:\n" + "".join(
+        "  %s: []\n" % (node.address,) for node in lab.nodes))
+    applications.write_text("version: 1\napplications: {}\n")
+    os.chmod(str(tmp_path), 0o755)
+    result = lab.run_client(
+        ["flocker-deploy", "--dry-run", "--json", str(deployment),
+         str(applications)], check=False, timeout=300)
+    document = json.loads(result.stdout)
+    lines = [line for node_lines in document["doctor"].values()
+             for line in node_lines]
+    assert (result.returncode, document["converged"],
+            set(document["doctor"]) <= {n.address for n in lab.nodes},
+            [line for line in lines
+             if "does not block deploys" not in line]) == (
+        0, True, True, []), result.stdout + result.stderr
