@@ -273,7 +273,7 @@ class Bench(object):
         log = os.path.join(self.logs, "deploy-%03d.log" % (self.runs,))
         started = time.monotonic()
         result = self.lab.run_client(
-            ["flocker-deploy", "--log", log] + list(options)
+            ["flocker-deploy", "--yes", "--log", log] + list(options)
             + [deployment, self.applications], check=False,
             timeout=DEPLOY_TIMEOUT)
         elapsed = time.monotonic() - started

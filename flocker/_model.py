@@ -383,6 +383,10 @@ class Application(object):
         node bound into the container.
     :ivar files: ``frozenset`` of :class:`FileMount`: files put into the
         container at every start.
+    :ivar project: The project the application belongs to (a safe name;
+        see :attr:`Deployment.project`), or ``None`` for the default one.
+        It is recorded on the application's container, so a deploy of one
+        project never stops, replaces or counts another's applications.
 
     Ports, links and volumes are builtin frozensets, not pyrsistent sets:
     the planner compares every desired application with its reported twin,
@@ -411,6 +415,7 @@ class Application(object):
                           validator=_all_of_type(HostMount))
     files = attr.ib(default=frozenset(), converter=frozenset,
                     validator=_all_of_type(FileMount))
+    project = attr.ib(default=None, validator=_optional_safe_name)
 
     def __attrs_post_init__(self):
         if (self.volume is not None or self.volumes or self.host_mounts
@@ -525,11 +530,22 @@ class Deployment(object):
     external (a volume has one writable owner).
 
     :ivar nodes: ``PSet`` of :class:`Node`.
+    :ivar project: The project this deployment is (a safe name), or
+        ``None`` for the default project.  A deploy converges its own
+        project's applications only: another project's containers are
+        neither stopped nor replaced (their ports are still routed, and
+        still taken).  A compose file's project is its ``name:``, else its
+        directory's name, as compose has it; a native application file is
+        the default project.  Applications without a project are given this
+        one; one with another project is refused.
     """
     nodes = attr.ib(default=pset(), converter=pset,
                     validator=_all_of_type(Node))
+    project = attr.ib(default=None, validator=_optional_safe_name)
 
     def __attrs_post_init__(self):
+        if self.project is not None:
+            self._stamp_project()
         addresses = set()
         owners = {}
         ports = {}
@@ -554,6 +570,23 @@ class Deployment(object):
                     for volume in application.all_volumes():
                         _check_volume_placement(volumes, node.address,
                                                 application.name, volume)
+
+    def _stamp_project(self):
+        nodes = []
+        for node in self.nodes:
+            applications = []
+            for application in node.applications:
+                _check(application.project in (None, self.project),
+                       "application %s belongs to project %s, not %s" % (
+                           application.name, application.project,
+                           self.project))
+                if application.project is None:
+                    application = attr.evolve(application,
+                                              project=self.project)
+                applications.append(application)
+            nodes.append(attr.evolve(node, applications=applications))
+        # Frozen, and still being built: the stamped nodes replace the given.
+        object.__setattr__(self, "nodes", pset(nodes))
 
     def node(self, address):
         """

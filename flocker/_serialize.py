@@ -95,6 +95,9 @@ def application_to_dict(application, contents=False):
         result["files"] = sorted(
             (_file_to_dict(f, contents) for f in application.files),
             key=lambda f: f["mountpoint"])
+    if application.project is not None:
+        # Likewise: the default project's JSON is what it was.
+        result["project"] = application.project
     return result
 
 
@@ -189,6 +192,7 @@ def application_from_dict(data):
         host_mounts=[HostMount(host_path=h, mountpoint=m, read_only=r)
                      for h, m, r in data.get("host_mounts", ())],
         files=[_file_from_dict(f) for f in data.get("files", ())],
+        project=data.get("project"),
     )
 
 

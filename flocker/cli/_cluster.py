@@ -76,7 +76,7 @@ def remote_agents(runner, resolved, command=None, lock=None):
 
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
                     command=None, log=None, live=None, node_key=None,
-                    adopt=frozenset()):
+                    adopt=frozenset(), confirm=None, plan_for=None):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -102,6 +102,10 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         ``None`` to leave the nodes' keys as they are.
     :param adopt: Volumes whose newest copy left to adopt (see
         :func:`flocker.cli._deploy.deploy`).
+    :param confirm: Asked before destructive changes (see
+        :func:`flocker.cli._deploy.deploy`).
+    :param plan_for: Another plan to run (see
+        :func:`flocker.cli._deploy.deploy`).
     :return: ``Deferred`` firing with a ``DeployResult``.
 
     Each node's calls go through one ``flocker-node serve`` session
@@ -123,7 +127,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         d = DeferredContext(deploy(
             deployment, agents, dry_run=dry_run, write=write, addresses=ips,
             clock=reactor, unreachable=failed, live=live,
-            node_key=node_key, host_keys=runner.host_keys, adopt=adopt))
+            node_key=node_key, host_keys=runner.host_keys, adopt=adopt,
+            confirm=confirm, plan_for=plan_for))
 
         def release(outcome):
             # Only nodes that answered hold this deploy's lease.

@@ -28,7 +28,8 @@ from ..node._doctor import FAILED
 from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
 from ._preflight import (
-    check_plan, problems_line, refusal_line, silent_node_line,
+    check_plan, destructive_changes, problems_line, refusal_line,
+    silent_node_line,
 )
 
 __all__ = ["deploy", "gather_states", "DeployResult", "LineObserver",
@@ -227,7 +228,7 @@ def _desired_node_key(deployment, node_key, host_keys, addresses):
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
            node_key=None, host_keys=None, lock_jitter=None,
-           adopt=frozenset()):
+           adopt=frozenset(), confirm=None, plan_for=None):
     """
     Converge the cluster to ``deployment``.
 
@@ -268,6 +269,17 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         there, called once every node reported.
     :param adopt: Names of volumes whose owner's copy is gone and whose
         newest copy left the operator chose to adopt (``--adopt-copy``).
+    :param confirm: ``None`` to make destructive changes (removing an
+        application no longer in the files, deleting a volume) like any
+        other; else a callable given the descriptions of the plan's
+        destructive changes (only when it has some, after every check),
+        returning (a ``Deferred`` firing with) whether to go ahead.  When
+        it says no, nothing is changed and ``refused`` says so.
+    :param plan_for: ``None`` to converge to ``deployment``; else a
+        callable given the gathered ``ClusterState`` returning the plan to
+        run instead (such as :func:`flocker.node._plan.plan_removal`), with
+        the same reports, locks, confirmation and output, but not the
+        deployment's checks.
     :return: ``Deferred`` firing with a :class:`DeployResult`.  Failures of
         nodes and changes are in the result, not errbacks.
 
@@ -293,6 +305,8 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 # deploy changing part of the cluster would be raced.
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
+            if plan_for is not None:
+                return run(plan_for(state), [])
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
@@ -313,6 +327,22 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                         result, health=found[0], blocked=found[1]))
             if problems or not leaves(plan):
                 return result
+            removals = destructive_changes(plan)
+            if not removals or confirm is None:
+                return execute(plan, result)
+            d = maybeDeferred(confirm, [c.describe() for c in removals])
+
+            def confirmed(yes):
+                if yes:
+                    return execute(plan, result)
+                return attr.evolve(result, refused=(
+                    "not confirmed: %d destructive change%s (run again "
+                    "with --yes to make %s)" % (
+                        len(removals), "" if len(removals) == 1 else "s",
+                        "it" if len(removals) == 1 else "them"),))
+            return d.addCallback(in_current_action(confirmed))
+
+        def execute(plan, result):
             observer = LineObserver(write)
             if live is None:
                 told = observer

@@ -18,11 +18,11 @@ change, each said in one line.
 from twisted.internet.defer import DeferredList, maybeDeferred
 
 from .._change import leaves
-from ..node._changes import PullImage
+from ..node._changes import PullImage, StopApplication
 from ..node._checks import describe_stale, port_conflicts, stale_volumes
 
 __all__ = ["silent_node_line", "refusal_line", "check_plan",
-           "problems_line"]
+           "problems_line", "destructive_changes"]
 
 # What to check, by what the reason says went wrong; the first match wins.
 _HINTS = (
@@ -127,3 +127,15 @@ def problems_line(problems, dry_run):
     return ("%s: %d problem%s found before the first change" % (
         "the deploy would change nothing" if dry_run
         else "nothing was changed", count, "" if count == 1 else "s"))
+
+
+def destructive_changes(plan):
+    """
+    :param plan: A planned ``IStateChange`` tree.
+    :return: ``list`` of its leaves that destroy something the operator
+        may want: removing an application no longer in the files, deleting
+        a volume.  A deploy makes them only when confirmed.
+    """
+    return [change for change in leaves(plan)
+            if (isinstance(change, StopApplication) and change.removal)
+            or getattr(change, "destructive", False)]

@@ -21,9 +21,9 @@ from ..node._protocol import (
     SUBCOMMANDS, decode_application, decode_bytes_sent, decode_report,
     RELEASE_VOLUME, ACQUIRE_VOLUME, decode_release, INSTALL_NODE_KEY,
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
-    encode_routes, SEED_VOLUME, decode_seeded, encode_seed,
-    PULL_IMAGE, LOGS, DRY_RUN_OPTION, SINCE_OPTION,
-    TAIL_OPTION, decode_logs, DOCTOR, JSON_OPTION, decode_doctor,
+    encode_routes, PULL_IMAGE, LOGS, DELETE_VOLUME, DRY_RUN_OPTION,
+    SINCE_OPTION, TAIL_OPTION, decode_logs, DOCTOR, JSON_OPTION,
+    decode_doctor, SEED_VOLUME, decode_seeded, encode_seed,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -246,6 +246,10 @@ class RemoteNodeAgent(object):
     def set_routes(self, routes):
         return self._call(SET_ROUTES, SET_ROUTES,
                           stdin=encode_routes(routes))
+
+    def delete_volume(self, name):
+        return self._call("%s %s" % (DELETE_VOLUME, name), DELETE_VOLUME,
+                          [name])
 
     def pull_image(self, image, dry_run=False):
         return self._call("%s %s" % (PULL_IMAGE, image), PULL_IMAGE,

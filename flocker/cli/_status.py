@@ -113,6 +113,9 @@ def cluster_status(deployment, state, unreachable=None):
     found = {}
     for address, node in state.nodes.items():
         for name, application in node.applications.items():
+            # Another project's applications are not this one's drift.
+            if application.project != deployment.project:
+                continue
             found.setdefault(name, []).append(
                 (address, application, name in node.running))
     rows = []

@@ -46,6 +46,14 @@ Modes (``flocker-deploy --help`` lists every option):
     its node), standard error to standard error, from whichever node runs
     it; with ``--follow``, keep printing what it writes (read every
     second) until interrupted.  Changes nothing.
+``--remove APPLICATION [--with-volumes]``
+    Stop and remove the application's containers on every node of the
+    deployment and take its ports out of every node's routes; with
+    ``--with-volumes`` also destroy every copy of its volumes (not those
+    another application mounts).  Everything it does is destructive, so it
+    is listed and asked for on a terminal (``--yes`` skips the question;
+    elsewhere it is refused without it); ``--dry-run`` shows it.  Take the
+    application out of the files too, or the next deploy starts it again.
 ``--adopt-copy VOLUME``
     A volume that no node owns and whose owner's copy is gone (deleted, or
     its node's pool replaced) is never taken over from an older copy by
@@ -77,11 +85,13 @@ import time
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import react
+from twisted.internet.threads import deferToThread
 
 from .. import __version__
 from .._change import leaves, plan_to_dict, render_plan
 from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import ConfigurationErrors, load_configuration
+from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
 
@@ -174,10 +184,23 @@ def _parser(stdout, stderr):
         help="with --logs: only the last N lines (then, with --follow, "
         "what follows)")
     parser.add_argument(
+        "--remove", metavar="APPLICATION", default=None,
+        help="stop and remove the application's containers on every node "
+        "of the deployment and take its ports out of their routes (asks "
+        "first, or give --yes); the files are not read for it")
+    parser.add_argument(
+        "--with-volumes", action="store_true",
+        help="with --remove: also destroy every copy of its volumes")
+    parser.add_argument(
         "--adopt-copy", action="append", default=[], metavar="VOLUME",
         help="take over the newest copy left of VOLUME although its "
         "owner's copy is gone (the deploy refuses otherwise, saying where "
         "that copy is and how old); may be repeated")
+    parser.add_argument(
+        "--yes", "-y", action="store_true",
+        help="make destructive changes (removing applications no longer in "
+        "the files, deleting volumes) without asking; without it they are "
+        "asked for on a terminal and refused elsewhere")
     parser.add_argument(
         "--identity", "-i", action="append", default=[], metavar="FILE",
         help="SSH private key to log in with (may be repeated; default: "
@@ -241,7 +264,14 @@ def _estimate_downtime(plan, round_trip):
 
 
 def _print_dry_run(result, stdout, round_trip):
+    from ._preflight import destructive_changes
     stdout.write(render_plan(result.plan) + "\n")
+    removals = destructive_changes(result.plan)
+    if removals:
+        stdout.write("destructive changes (a deploy makes them only with "
+                     "--yes or when confirmed on a terminal):\n")
+        for change in removals:
+            stdout.write("  %s\n" % (change.describe(),))
     pushes = [c for c in leaves(result.plan) if isinstance(c, PushVolume)]
     downtime = _estimate_downtime(result.plan, round_trip)
     for push in pushes:
@@ -299,7 +329,33 @@ def _columns(stream):
         return 80
 
 
-def _deploy(reactor, options, deployment, stdout, stderr, environ):
+def _confirmation(options, stdin, stdout, write):
+    """
+    :return: The ``confirm`` of :func:`flocker.cli._deploy.deploy`: ``None``
+        with ``--yes``; else a callable listing the destructive changes and
+        asking on a terminal ``stdin`` (read in a thread: the reactor must
+        not block), or refusing them anywhere else.
+    """
+    if options.yes:
+        return None
+
+    def confirm(descriptions):
+        write("destructive changes (they need --yes or a confirmation):")
+        for description in descriptions:
+            write("  " + description)
+        isatty = getattr(stdin, "isatty", None)
+        if stdin is None or isatty is None or not isatty():
+            return False
+        stdout.write("make these changes? [y/N] ")
+        stdout.flush()
+        d = deferToThread(stdin.readline)
+        return d.addCallback(
+            lambda answer: answer.strip().lower() in ("y", "yes"))
+    return confirm
+
+
+def _deploy(reactor, options, deployment, stdout, stderr, environ,
+            stdin=None):
     """
     Run the deploy (or dry run) over SSH.
 
@@ -352,10 +408,16 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ):
         return load_node_key_pair(options.node_key,
                                   create=not options.dry_run)
     # Read (or made) inside the deploy's action, so it is in its tree.
+    plan_for = None
+    if options.remove is not None:
+        def plan_for(state):
+            return plan_removal(state, options.remove, options.with_volumes)
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, command=options.node_command,
                         log=destination, live=live, node_key=node_key,
-                        adopt=frozenset(options.adopt_copy))
+                        adopt=frozenset(options.adopt_copy),
+                        confirm=_confirmation(options, stdin, stdout, write),
+                        plan_for=plan_for)
 
     def report(result):
         if options.json:
@@ -480,10 +542,14 @@ def prepare(argv, stdout, stderr):
     parser = _parser(stdout, stderr)
     try:
         options = parser.parse_args(argv)
-        if (options.check + options.dry_run + options.status
-                + (options.logs is not None)) > 1:
-            parser.error("--check, --dry-run, --status and --logs exclude "
-                         "each other")
+        modes = (options.check + options.status
+                 + (options.logs is not None) + (options.remove is not None))
+        if modes > 1 or (options.dry_run and modes
+                         and options.remove is None):
+            parser.error("--check, --dry-run, --status, --logs and --remove "
+                         "exclude each other (but --remove takes --dry-run)")
+        if options.with_volumes and options.remove is None:
+            parser.error("--with-volumes goes with --remove")
         if options.json and not (options.status or options.dry_run):
             parser.error("--json goes with --status or --dry-run")
         if (options.follow or options.tail is not None) and \
@@ -504,7 +570,7 @@ def prepare(argv, stdout, stderr):
     return None, options, deployment
 
 
-def main(reactor, argv, stdout, stderr, environ=None):
+def main(reactor, argv, stdout, stderr, environ=None, stdin=None):
     """
     Run ``flocker-deploy``.
 
@@ -516,6 +582,9 @@ def main(reactor, argv, stdout, stderr, environ=None):
     :param environ: The process environment (``TERM`` says whether a
         terminal ``stdout`` gets the live view), or ``None`` for
         ``os.environ``.
+    :param stdin: Text stream a confirmation of destructive changes is
+        read from when it is a terminal (and ``--yes`` was not given), or
+        ``None`` for none (they are then refused without ``--yes``).
     :return: The exit status, or a ``Deferred`` firing with it when nodes
         are reached: 0 on success (the cluster converged), 1 for invalid
         configuration or a deploy that did not converge, 2 for a bad
@@ -525,7 +594,7 @@ def main(reactor, argv, stdout, stderr, environ=None):
     if status is not None:
         return status
     return _deploy(reactor, options, deployment, stdout, stderr,
-                   os.environ if environ is None else environ)
+                   os.environ if environ is None else environ, stdin)
 
 
 def flocker_deploy_main():
@@ -541,7 +610,7 @@ def flocker_deploy_main():
 
     def run(reactor):
         d = maybeDeferred(_deploy, reactor, options, deployment, sys.stdout,
-                          sys.stderr, os.environ)
+                          sys.stderr, os.environ, sys.stdin)
 
         def exit_with(code):
             if code:

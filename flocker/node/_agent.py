@@ -196,6 +196,17 @@ class INodeAgent(Interface):
             Failing if the node has no container of that application.
         """
 
+    def delete_volume(name):
+        """
+        Destroy this node's copy of the volume and its snapshots (owned or
+        not); nothing if the node holds none.  Refused while the volume is
+        in use.  Data is lost: a deploy does it only when the operator
+        confirmed (``flocker-deploy --remove APP --with-volumes``).
+
+        :param str name: Volume name.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
     def doctor():
         """
         Check that this node is ready for deploys (see

@@ -15,7 +15,7 @@ from ..volume._seed import seed_archive
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
-    "PullImage",
+    "PullImage", "DeleteVolume",
 ]
 
 
@@ -156,14 +156,27 @@ class StopApplication(object):
 
     :ivar str node: Node address.
     :ivar str name: Application name.
+    :ivar reason: ``None``, or why it stops to start again (``restart:``
+        and what differs), for the plan to say.
+    :ivar bool removal: The application is no longer in the files: the
+        stop removes it (a destructive change, which a deploy makes only
+        when confirmed).
     """
     node = attr.ib()
     name = attr.ib()
+    reason = attr.ib(default=None)
+    removal = attr.ib(default=False)
 
     def run(self, agents):
         return agents[self.node].stop_application(self.name)
 
     def describe(self):
+        if self.removal:
+            return "%s: stop application %s (not in the files: removed)" % (
+                self.node, self.name)
+        if self.reason:
+            return "%s: stop application %s (%s)" % (self.node, self.name,
+                                                     self.reason)
         return "%s: stop application %s" % (self.node, self.name)
 
 
@@ -211,6 +224,30 @@ class HandoffVolume(object):
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
+class DeleteVolume(object):
+    """
+    Destroy ``node``'s copy of a volume: destructive, made only when the
+    operator confirmed.
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    """
+    node = attr.ib()
+    name = attr.ib()
+
+    #: Data is lost: a deploy asks first.
+    destructive = True
+
+    def run(self, agents):
+        return agents[self.node].delete_volume(self.name)
+
+    def describe(self):
+        return "%s: delete volume %s (its data is lost)" % (self.node,
+                                                            self.name)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
 class PullImage(object):
     """
     Pull an image ``node`` lacks, before anything is stopped.
@@ -236,16 +273,20 @@ class StartApplication(object):
 
     :ivar str node: Node address.
     :ivar Application application: What to run.
+    :ivar reason: ``None``, or why it starts again where it ran
+        (``restart:`` and what differs, or that it was stopped).
     """
     node = attr.ib()
     application = attr.ib(validator=attr.validators.instance_of(Application))
+    reason = attr.ib(default=None)
 
     def run(self, agents):
         return agents[self.node].start_application(self.application)
 
     def describe(self):
-        return "%s: start application %s (image %s)" % (
-            self.node, self.application.name, self.application.image)
+        return "%s: start application %s (image %s%s)" % (
+            self.node, self.application.name, self.application.image,
+            "; " + self.reason if self.reason else "")
 
 
 @implementer(IStateChange)

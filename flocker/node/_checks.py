@@ -177,4 +177,22 @@ def port_conflicts(deployment, cluster_state):
                     "%s: port %d is held by a listening socket that is not "
                     "Flocker's, %s; stop that listener or choose another "
                     "external port" % (node.address, port.external, use))
+    claimed = {port.external: name
+               for name, (_, application) in placements.items()
+               for port in application.ports}
+    for address in sorted(cluster_state.nodes):
+        node = cluster_state.nodes[address]
+        for name in sorted(node.running):
+            application = node.applications[name]
+            if application.project == deployment.project:
+                continue
+            for port in sorted(application.ports, key=lambda p: p.external):
+                if port.external in claimed:
+                    lines.append(
+                        "%s: port %d is published by application %s of "
+                        "project %s, so application %s cannot publish it "
+                        "too; choose another external port" % (
+                            address, port.external, name,
+                            application.project or "(default)",
+                            claimed[port.external]))
     return lines

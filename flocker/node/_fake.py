@@ -192,6 +192,17 @@ class FakeNodeAgent(object):
                 node_id=target))
         return self._do("release_volume", release, name, target)
 
+    def delete_volume(self, name):
+        def delete():
+            if name in self.state.running and any(
+                    volume.name == name for volume in
+                    self.state.applications[name].all_volumes()):
+                raise FakeNodeError("volume %s is in use on %s" % (
+                    name, self.address))
+            self.data.pop(name, None)
+            self._set(volumes=self.state.volumes.discard(name))
+        return self._do("delete_volume", delete, name)
+
     def doctor(self):
         def doctor():
             from ._doctor import Check, DoctorReport

@@ -16,7 +16,7 @@ from .._model import NodeState, VolumeState
 from ._agent import INodeAgent, VolumeRelease
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
-    NODE_DOCTOR, NODE_HANDOFF_VOLUME,
+    NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
     NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
@@ -146,6 +146,14 @@ class LocalNodeAgent(object):
         if identity is not None:
             return identity()
         return succeed(getattr(self.volumes, "node_id", None))
+
+    def delete_volume(self, name):
+        @inlineCallbacks
+        def delete():
+            copies = yield self.volumes.volumes()
+            if any(info.name == name for info in copies):
+                yield self.volumes.delete(name)
+        return self._action(NODE_DELETE_VOLUME, delete, volume=name)
 
     def doctor(self):
         def doctor():

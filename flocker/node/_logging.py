@@ -21,7 +21,7 @@ __all__ = [
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
-    "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DOCTOR",
+    "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
 ]
 
 _SOCKET = Field.for_types(
@@ -213,6 +213,11 @@ NODE_PULL_IMAGE = ActionType(
     "flocker:node:pull_image",
     [_ADDRESS, _IMAGE, _DRY_RUN], [],
     "Pull an image onto this node (or ask whether it could be pulled).")
+
+NODE_DELETE_VOLUME = ActionType(
+    "flocker:node:delete_volume",
+    [_ADDRESS, _VOLUME], [],
+    "Destroy this node's copy of a volume (a confirmed removal).")
 
 NODE_LOGS = ActionType(
     "flocker:node:logs",

@@ -30,13 +30,15 @@ plan.
 from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
-    SeedVolume, SetRoutes, StartApplication, StopApplication,
+    CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
+    PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
 )
 from ._checks import describe_stale, newest_copy, stale_volumes
+from ._differences import describe_differences
 from ._images import image_present
 
-__all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE"]
+__all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE",
+           "plan_removal", "REMOVAL_PHASES"]
 
 #: The labels of the plan's phases, in the order they run.
 PHASES = ("prepare volumes", "stop applications", "hand off volumes",
@@ -210,8 +212,16 @@ def plan_changes(deployment, cluster_state, addresses=None,
                                                 key=node_key))
 
     containers = {}
+    # Other projects' applications are never stopped or replaced; their
+    # published ports stay routed (below).
+    foreign_ports = {}
     for address, node in cluster_state.nodes.items():
         for name, application in node.applications.items():
+            if application.project != deployment.project:
+                if name in node.running:
+                    foreign_ports.setdefault(address, set()).update(
+                        port.external for port in application.ports)
+                continue
             containers.setdefault(name, []).append(
                 (address, application, name in node.running))
 
@@ -234,6 +244,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 if sources[volume.name] is not None:
                     must_stop.add(sources[volume.name])
         start = True
+        reason = None
         for address, current, running in containers.get(name, ()):
             if address != target:
                 must_stop.add(address)
@@ -241,12 +252,19 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 start = False
             elif current != application:
                 must_stop.add(address)
+                reason = "restart: " + describe_differences(current,
+                                                            application)
+            elif not running:
+                reason = "it was stopped"
         for address in sorted(must_stop):
             if any(address == a for a, _, _ in containers.get(name, ())):
-                phases[2].append(StopApplication(node=address, name=name))
+                phases[2].append(StopApplication(
+                    node=address, name=name,
+                    reason=reason if address == target else None))
         if start:
             starts.append(StartApplication(node=target,
-                                              application=application))
+                                           application=application,
+                                           reason=reason))
             current = cluster_state.nodes.get(target)
             if (current is not None and image_present(
                     application.image, current.images) is False):
@@ -259,7 +277,8 @@ def plan_changes(deployment, cluster_state, addresses=None,
 
     for name in sorted(set(containers) - set(placements)):
         for address, _, _ in containers[name]:
-            phases[2].append(StopApplication(node=address, name=name))
+            phases[2].append(StopApplication(node=address, name=name,
+                                             removal=True))
 
     # Every node routes every other node's external ports; computed as set
     # differences of one cluster-wide set so the cost stays linear.
@@ -269,6 +288,9 @@ def plan_changes(deployment, cluster_state, addresses=None,
             routes = by_node.setdefault(address, set())
             for port in application.ports:
                 routes.add(Route(port.external, ip(address)))
+    for address, ports in foreign_ports.items():
+        by_node.setdefault(address, set()).update(
+            Route(port, ip(address)) for port in ports)
     everything = frozenset().union(*by_node.values()) if by_node else frozenset()
     for node in sorted(deployment.nodes, key=lambda n: n.address):
         if node.address in unknown:
@@ -286,6 +308,17 @@ def plan_changes(deployment, cluster_state, addresses=None,
 
     phases[4].extend(starts)
 
+    return _phased(labels, phases, parallel=phases[4])
+
+
+def _phased(labels, phases, parallel=None):
+    """
+    :param labels: Each phase's label.
+    :param phases: Each phase's changes (lists).
+    :param parallel: The one phase whose changes on a node run at once.
+    :return: The plan: phases one after the other, nodes at once inside a
+        phase.
+    """
     # Phases and nodes are always explicit groups (never collapsed), so the
     # printed tree shows each phase and each node's part of it.  A node's
     # changes run in order, except in the start phase (see above).
@@ -296,10 +329,54 @@ def plan_changes(deployment, cluster_state, addresses=None,
         per_node = {}
         for change in changes:
             per_node.setdefault(change.node, []).append(change)
-        group = InParallel if changes is phases[4] else Sequentially
+        group = InParallel if changes is parallel else Sequentially
         steps.append(InParallel(
             changes=[group(changes=per_node[address],
                            label="node " + address)
                      for address in sorted(per_node)],
             label=label))
     return Sequentially(changes=steps, label="plan" if steps else "")
+
+
+#: The phases of a removal (:func:`plan_removal`).
+REMOVAL_PHASES = ("stop applications", "delete volumes", "update routes")
+
+
+def plan_removal(cluster_state, name, with_volumes=False):
+    """
+    Plan the removal of an application from every node
+    (``flocker-deploy --remove``): stop and remove its containers, take
+    its ports out of every node's routes, and, with ``with_volumes``,
+    destroy every copy of its volumes (those no other application's
+    container mounts).  Every stop and deletion is destructive.
+
+    :param ClusterState cluster_state: Every node's report.
+    :param str name: The application.
+    :param bool with_volumes: Delete its volumes too.
+    :return: An ``IStateChange`` tree (empty when nothing is left of it).
+    """
+    phases = [[], [], []]
+    records = []
+    for address in sorted(cluster_state.nodes):
+        node = cluster_state.nodes[address]
+        if name in node.applications:
+            records.append(node.applications[name])
+            phases[0].append(StopApplication(node=address, name=name,
+                                             removal=True))
+    if with_volumes:
+        volumes = {volume.name for record in records
+                   for volume in record.all_volumes()} or {name}
+        shared = {volume.name for node in cluster_state.nodes.values()
+                  for other, application in node.applications.items()
+                  if other != name for volume in application.all_volumes()}
+        for address in sorted(cluster_state.nodes):
+            for volume in sorted(volumes - shared):
+                if volume in cluster_state.nodes[address].volumes:
+                    phases[1].append(DeleteVolume(node=address, name=volume))
+    ports = {port.external for record in records for port in record.ports}
+    for address in sorted(cluster_state.nodes):
+        routes = cluster_state.nodes[address].routes
+        kept = frozenset(route for route in routes if route.port not in ports)
+        if kept != routes:
+            phases[2].append(SetRoutes(node=address, routes=kept))
+    return _phased(REMOVAL_PHASES, phases)

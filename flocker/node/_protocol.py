@@ -59,6 +59,8 @@ options; then standard input; then standard output on success):
 ``pull_image(image, dry_run)``
     ``pull-image IMAGE`` or ``pull-image IMAGE --dry-run``; stdin empty;
     stdout ignored.
+``delete_volume(name)``
+    ``delete-volume NAME``; stdin empty; stdout ignored.
 ``logs(name, since, tail)``
     ``logs NAME [--since STAMP] [--tail N]``; stdin empty; stdout a log
     document (below).
@@ -185,8 +187,8 @@ __all__ = [
     "encode_bytes_sent", "decode_bytes_sent", "decode_report",
     "SERVE", "encode_request", "decode_request", "encode_response",
     "decode_session_line", "encode_log", "encode_progress",
-    "PROGRESS_INTERVAL", "PULL_IMAGE", "LOGS", "DRY_RUN_OPTION",
-    "DOCTOR", "JSON_OPTION", "decode_doctor",
+    "PROGRESS_INTERVAL", "PULL_IMAGE", "LOGS", "DELETE_VOLUME",
+    "DRY_RUN_OPTION", "DOCTOR", "JSON_OPTION", "decode_doctor",
     "SINCE_OPTION", "TAIL_OPTION", "encode_logs", "decode_logs",
 ]
 
@@ -220,12 +222,13 @@ ACQUIRE_VOLUME = "acquire-volume"
 INSTALL_NODE_KEY = "install-node-key"
 PULL_IMAGE = "pull-image"
 LOGS = "logs"
+DELETE_VOLUME = "delete-volume"
 DOCTOR = "doctor"
 SEED_VOLUME = "seed-volume"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
-               SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS, DOCTOR,
-               SEED_VOLUME)
+               SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS, DELETE_VOLUME,
+               DOCTOR, SEED_VOLUME)
 
 #: Option of ``doctor``: print the report as a JSON document (exit 0).
 JSON_OPTION = "--json"

@@ -39,7 +39,7 @@ from ._protocol import (
     SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
     encode_release, INSTALL_NODE_KEY, decode_node_key, PULL_IMAGE, LOGS,
-    DOCTOR, JSON_OPTION,
+    DELETE_VOLUME, DOCTOR, JSON_OPTION,
     DRY_RUN_OPTION, SINCE_OPTION, TAIL_OPTION, encode_logs, SEED_VOLUME,
     decode_seed, encode_seeded,
 )
@@ -221,6 +221,15 @@ class SetRoutesOptions(_NoArguments):
     longdesc = "Make this node's routes exactly those read from stdin."
 
 
+class DeleteVolumeOptions(_NameOptions):
+    """
+    ``flocker-node delete-volume NAME``.
+    """
+    synopsis = "NAME"
+    longdesc = ("Destroy this node's copy of the volume and its snapshots "
+                "(nothing if it holds none).")
+
+
 class PullImageOptions(_Options):
     """
     ``flocker-node pull-image IMAGE [--dry-run]``.
@@ -348,6 +357,8 @@ class NodeOptions(_Options):
         [PULL_IMAGE, None, PullImageOptions,
          "Pull an image (or ask whether it could be)."],
         [LOGS, None, LogsOptions, "Print an application's output."],
+        [DELETE_VOLUME, None, DeleteVolumeOptions,
+         "Destroy this node's copy of a volume."],
         [DOCTOR, None, DoctorOptions, "Check this node is ready."],
         [RELEASE_LOCK, None, ReleaseLockOptions,
          "End a deploy's lease on this node."],
@@ -551,6 +562,8 @@ def _run(agent, command, options, stdin, progress):
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
                 lambda _: "")
+    if command == DELETE_VOLUME:
+        return agent.delete_volume(sub["name"]).addCallback(lambda _: "")
     if command == PULL_IMAGE:
         return agent.pull_image(sub["image"], sub["dry-run"]).addCallback(
             lambda _: "")

@@ -6,8 +6,8 @@ applications.
 The public API is re-exported here; the implementation lives in private
 modules (``_zfs``: the pool, ``_service``: ownership and moves, ``_memory``:
 the in-memory fake, ``_nodekey``: the node-to-node SSH key on a node,
-``_forced``: the forced command that key may run, ``script``:
-``flocker-volume``).
+``_forced``: the forced command that key may run, ``_stream``: what a
+receive accepts, ``script``: ``flocker-volume``).
 """
 
 from ._errors import (
@@ -28,6 +28,7 @@ from ._nodekey import (
     default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
 )
 from ._forced import CommandRefused, allowed_command
+from ._stream import StreamTooLarge, check_begin_record, receive_flags
 
 __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
@@ -43,4 +44,5 @@ __all__ = [
     "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
     "NodeKeyError", "NodeKeyRemote",
     "CommandRefused", "allowed_command",
+    "StreamTooLarge", "check_begin_record", "receive_flags",
 ]

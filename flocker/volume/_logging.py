@@ -10,7 +10,7 @@ step failed.
 from eliot import ActionType, Field, MessageType, fields
 
 __all__ = [
-    "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND", "DIRECT_REFUSED",
+    "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND",
     "LATE_REMOTE_FAILURE",
     "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
@@ -46,13 +46,6 @@ BUSY_RETRY = MessageType(
     u"flocker:volume:busy_retry",
     [_ARGV, Field.for_types(u"delay", [float], u"Seconds until the retry.")],
     u"zfs-fuse reported a busy dataset right after a mount change.")
-
-#: The direct push (``zfs receive`` on the target) was refused; the push
-#: falls back to the negotiated protocol.
-DIRECT_REFUSED = MessageType(
-    u"flocker:volume:direct_refused",
-    [_VOLUME, _TARGET, _text(u"reason", u"What the target said.")],
-    u"A direct incremental push did not apply; negotiating instead.")
 
 #: ``flocker-volume receive`` failed after it had confirmed a complete copy:
 #: the push stands (the copy is there), so this is only logged.

@@ -20,6 +20,7 @@ from flocker.cli._deploy import (
 from flocker.node._changes import StartApplication
 from flocker.node._doctor import Check
 from flocker.node._fake import FakeCluster
+from flocker.node._plan import plan_removal
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 IMAGE = "flocker/busybox"
@@ -407,11 +408,14 @@ class CheckBeforeChangeTests(SynchronousTestCase):
             [problem] = result.refused
             self.assertIn("flocker/busybox:nosuch", problem)
             self.assertTrue(problem.startswith(A + ": "))
+        # Only questions were asked: reports, dry-run pulls (and a dry
+        # run's doctor).
         self.assertEqual(
-            (cluster.agents[A].state.applications["web"], sorted(
-                {name for agent in cluster.agents.values()
-                 for name, _ in agent.calls})),
-            (WEB, ["pull_image", "report"]))
+            (cluster.agents[A].state.applications["web"],
+             {(name, args[-1] if name == "pull_image" else None)
+              for agent in cluster.agents.values()
+              for name, args in agent.calls} - {("doctor", None)}),
+            (WEB, {("pull_image", True), ("report", None)}))
 
     def test_pullable_image_pulled_before_stop(self):
         """
@@ -499,3 +503,103 @@ class CheckBeforeChangeTests(SynchronousTestCase):
                       [change.describe()[:len(A) + 36]
                        for change in leaves(result.plan)])
         self.assertEqual(cluster.agents[B].data["web"], "old ")
+
+
+class DestructiveTests(SynchronousTestCase):
+    """
+    Tests for ``deploy``'s confirmation of destructive changes.
+    """
+
+    def test_removal_refused_unconfirmed(self):
+        """
+        Removing an application no longer in the files is only done when
+        ``confirm``, told each destructive change, says yes; otherwise
+        nothing at all is changed, the other applications' changes
+        included.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    cluster.agents))
+        asked = []
+
+        def confirm(descriptions):
+            asked.append(descriptions)
+            return False
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents, confirm=confirm))
+        self.assertEqual(
+            (asked, result.converged, len(result.refused),
+             sorted(cluster.agents[A].state.running),
+             sorted(cluster.agents[B].state.running)),
+            ([["%s: stop application other (not in the files: removed)"
+               % (A,)]], False, 1, ["other"], []))
+
+    def test_removal_confirmed(self):
+        """
+        A confirmed removal is made with the rest of the plan.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [OTHER]}),
+                                    cluster.agents))
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents,
+            confirm=lambda descriptions: True))
+        self.assertEqual(
+            (result.converged, sorted(cluster.agents[A].state.running),
+             sorted(cluster.agents[B].state.running)),
+            (True, [], ["web"]))
+
+    def test_not_asked_without_removal(self):
+        """
+        A plan without destructive changes runs without asking.
+        """
+        cluster = FakeCluster([A, B, C])
+        result = self.successResultOf(deploy(
+            deployment(**{A: [OTHER]}), cluster.agents,
+            confirm=lambda descriptions: self.fail("asked")))
+        self.assertTrue(result.converged)
+
+
+class RemovalTests(SynchronousTestCase):
+    """
+    Tests for ``deploy`` running :func:`plan_removal`.
+    """
+
+    def test_remove_with_volumes(self):
+        """
+        Removing an application with its volumes stops it, deletes every
+        copy of its volume and takes its port out of every node's routes,
+        once confirmed; the deployment's own plan is not made.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        self.successResultOf(deploy(deployment(**{B: [WEB]}),
+                                    cluster.agents))
+        asked = []
+        result = self.successResultOf(deploy(
+            deployment(**{B: [WEB]}), cluster.agents,
+            plan_for=lambda state: plan_removal(state, "web", True),
+            confirm=lambda lines: asked.append(lines) or True))
+        self.assertEqual(
+            (result.converged, len(asked[0]),
+             [dict(agent.state.applications) for agent in
+              cluster.agents.values()],
+             [dict(agent.state.volumes) for agent in cluster.agents.values()],
+             [agent.state.routes for agent in cluster.agents.values()]),
+            (True, 3, [{}, {}, {}], [{}, {}, {}],
+             [frozenset()] * 3))
+
+    def test_remove_refused(self):
+        """
+        An unconfirmed removal changes nothing.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}),
+                                    cluster.agents))
+        result = self.successResultOf(deploy(
+            deployment(), cluster.agents,
+            plan_for=lambda state: plan_removal(state, "web", True),
+            confirm=lambda lines: False))
+        self.assertEqual((result.converged, sorted(
+            cluster.agents[A].state.running)), (False, ["web"]))

@@ -321,12 +321,12 @@ def scenario(request, lab, tmp_path_factory):
     # tests on this lab left, so the steps can expect exact changes.
     if any(report["applications"] or report["routes"]
            for report in state.reports().values()):
-        result = state.deploy(state.deployment(
+        result = state.deploy("--yes", state.deployment(
             "start.yml", [(a, []) for a in state.addresses]))
         assert result.returncode == 0, result.stdout + result.stderr
     yield state
     if not state.cleaned:
-        state.deploy(state.deployment(
+        state.deploy("--yes", state.deployment(
             "teardown.yml", [(a, []) for a in state.addresses]))
     # Volumes outlive their applications by design; this run's are litter.
     for node in state.nodes:
@@ -730,13 +730,23 @@ class TestDeployScenario(object):
 
     def test_13_clean_up(self):
         """
-        Deploying a deployment with no applications stops and removes every
-        application this scenario started; the HTTP application's volume
-        stays on its node.
+        Deploying a deployment with no applications removes every
+        application this scenario started, but only with ``--yes``: without
+        it (and no terminal to ask on) the deploy lists the removals,
+        changes nothing and exits non-zero; with it every application is
+        stopped and removed, and the HTTP application's volume stays on its
+        node.
         """
         s = self.s
-        result = s.deploy(s.deployment("empty.yml",
-                                       [(a, []) for a in s.addresses]))
+        path = s.deployment("empty.yml", [(a, []) for a in s.addresses])
+        before = s.flocker_containers()
+        refused = s.deploy(path)
+        listed = [line for line in refused.stdout.splitlines()
+                  if line.endswith("(not in the files: removed)")]
+        assert (refused.returncode != 0, len(listed), _changes(
+            refused.stdout), s.flocker_containers()) == (
+            True, 2, [], before), refused.stdout + refused.stderr
+        result = s.deploy("--yes", path)
         s.cleaned = result.returncode == 0
         volumes = {v["name"] for v in s.reports()[s.node(2)]["volumes"]}
         assert (result.returncode, s.flocker_containers(),
@@ -758,8 +768,8 @@ class TestDeployScenario(object):
         result = s.deploy(s.second)
         assert result.returncode == 0, result.stdout + result.stderr
         s.exec_in(s.node(2), "web", ["sh", "-c", "echo newer > /data/newer"])
-        result = s.deploy(s.deployment("stop.yml",
-                                       [(a, []) for a in s.addresses]))
+        result = s.deploy("--yes", s.deployment(
+            "stop.yml", [(a, []) for a in s.addresses]))
         assert result.returncode == 0, result.stdout + result.stderr
         s.nodes[2].run(["flocker-volume", "delete", web])
         result = s.deploy(s.second)
@@ -778,5 +788,37 @@ class TestDeployScenario(object):
                 s.exec_in(s.node(2), "web", ["ls", "/data"]).stdout.split()
                 ) == (0, True, sorted(p.rsplit("/", 1)[1] for p in s.data)
                       ), result.stdout + result.stderr
-        s.deploy(s.deployment("empty-again.yml",
-                              [(a, []) for a in s.addresses]))
+        s.deploy("--yes", s.deployment("empty-again.yml",
+                                       [(a, []) for a in s.addresses]))
+
+    def test_15_remove_with_volumes(self):
+        """
+        ``--remove APP --with-volumes`` without ``--yes`` lists what it
+        would destroy and changes nothing; with ``--yes`` the application's
+        container, every copy of its volume and its routes are gone from
+        every node, and the other application still runs.
+        """
+        s = self.s
+        web = s.names["web"]
+        result = s.deploy("--yes", s.second)
+        assert result.returncode == 0, result.stdout + result.stderr
+        refused = s.deploy("--remove", web, "--with-volumes", s.second)
+        listed = [line for line in refused.stdout.splitlines()
+                  if "delete volume %s" % (web,) in line]
+        assert (refused.returncode != 0, len(listed) >= 1,
+                s.container(s.node(2), "web") is not None) == (
+            True, True, True), refused.stdout + refused.stderr
+        result = s.deploy("--remove", web, "--with-volumes", "--yes",
+                          s.second)
+        reports = s.reports()
+        assert (result.returncode,
+                [[v["name"] for v in report["volumes"] if v["name"] == web]
+                 for report in reports.values()],
+                [[r for r in report["routes"] if r["port"] == WEB_PORT]
+                 for report in reports.values()],
+                s.container(s.node(2), "web"),
+                s.container(s.node(1), "client")[2]) == (
+            0, [[], [], []], [[], [], []], None, True), (
+                result.stdout + result.stderr)
+        s.deploy("--yes", s.deployment("empty-at-last.yml",
+                                       [(a, []) for a in s.addresses]))

@@ -386,7 +386,8 @@ class FaultLab(object):
                           "\n".join(lines) + "\n")
 
     def deploy_argv(self, index, log=None, applications=None):
-        return (["flocker-deploy"] + (["--log", log] if log else [])
+        # --yes: some steps remove applications (a destructive change).
+        return (["flocker-deploy", "--yes"] + (["--log", log] if log else [])
                 + [self.deployment(index), applications or self.applications])
 
     def deploy(self, index, applications=None):
@@ -873,7 +874,7 @@ class TestClusterFaults(object):
                                  for i, address in enumerate(s.addresses)))
 
         def deploy():
-            return s.lab.run_client(["flocker-deploy", deployment,
+            return s.lab.run_client(["flocker-deploy", "--yes", deployment,
                                      applications], check=False,
                                     timeout=DEPLOY_TIMEOUT)
 

@@ -136,6 +136,29 @@ class TestOptions(object):
         assert (status, out) == (2, "")
         assert "exclude each other" in err
 
+    def test_options_need_their_mode(self, files):
+        """
+        ``--json``, ``--follow``/``--tail`` and ``--with-volumes`` are
+        refused without ``--status``/``--dry-run``, ``--logs`` and
+        ``--remove``; ``--remove`` and ``--logs`` exclude each other.
+        """
+        results = [run(argv + files(d=DEPLOYMENT, a=NATIVE)) for argv in (
+            ["--json"], ["--follow"], ["--tail", "3"], ["--with-volumes"],
+            ["--remove", "web", "--logs", "web"],
+            ["--logs", "web", "--dry-run"])]
+        assert [(status, out) for status, out, err in results] == [
+            (2, "")] * 6
+        assert [err.splitlines()[-1].split(": error: ")[1]
+                for status, out, err in results] == [
+            "--json goes with --status or --dry-run",
+            "--follow and --tail go with --logs",
+            "--follow and --tail go with --logs",
+            "--with-volumes goes with --remove",
+            "--check, --dry-run, --status, --logs and --remove exclude "
+            "each other (but --remove takes --dry-run)",
+            "--check, --dry-run, --status, --logs and --remove exclude "
+            "each other (but --remove takes --dry-run)"]
+
 
 class TestCheck(object):
     """

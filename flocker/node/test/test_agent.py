@@ -166,6 +166,19 @@ def make_inodeagent_tests(fixture):
                  self.report(self.b).volumes["web"].owner),
                 (a_id, b_id, b_id))
 
+        def test_delete_volume(self):
+            """
+            Deleting a volume removes this node's copy only; deleting one
+            the node does not hold is harmless.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.successResultOf(self.b.delete_volume("web"))
+            self.successResultOf(self.b.delete_volume("web"))
+            self.assertEqual(
+                ("web" in self.report(self.a).volumes,
+                 "web" in self.report(self.b).volumes), (True, False))
+
         def test_pull_present_image(self):
             """
             Pulling (or asking for) an image the node has succeeds.

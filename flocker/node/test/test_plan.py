@@ -34,6 +34,8 @@ CLIENT = Application(name="client", image="flocker/busybox",
                      links=[Link(local_port=5000, remote_port=8080,
                                  alias="web")])
 A, B = "10.0.0.1", "10.0.0.2"
+#: What the plan says of WEB's restart from flocker/busybox:old.
+REASON = "restart: image flocker/busybox:old -> flocker/busybox"
 
 
 def phase(label, *nodes):
@@ -149,10 +151,45 @@ class PlanTests(SynchronousTestCase):
             nodes=[Node(address=A, applications=[old])]))
         self.assertEqual(
             plan_changes(deployment, state),
-            plan(phase(PHASES[1], (A, [StopApplication(node=A,
-                                                       name="web")])),
-                 phase(PHASES[3], (A, [StartApplication(node=A,
-                                                        application=WEB)]))))
+            plan(phase(PHASES[1], (A, [StopApplication(
+                node=A, name="web", reason=REASON)])),
+                 phase(PHASES[3], (A, [StartApplication(
+                     node=A, application=WEB, reason=REASON)]))))
+
+    def test_restart_says_why(self):
+        """
+        A restart's stop and start name what differs: the image old -> new,
+        environment variable names (never values), ports.
+        """
+        wanted = attr.evolve(WEB, environment={"PASSWORD": "s3cret"},
+                             ports=[Port(internal=80, external=8081)])
+        state = converged_state(Deployment(
+            nodes=[Node(address=A, applications=[attr.evolve(
+                WEB, image="flocker/busybox:old")])]))
+        described = [change.describe() for change in leaves(plan_changes(
+            Deployment(nodes=[Node(address=A, applications=[wanted])]),
+            state)) if not isinstance(change, SetRoutes)]
+        self.assertEqual(described, [
+            "%s: stop application web (restart: image flocker/busybox:old "
+            "-> flocker/busybox; environment PASSWORD; ports 8080->80 -> "
+            "8081->80)" % (A,),
+            "%s: start application web (image flocker/busybox; restart: "
+            "image flocker/busybox:old -> flocker/busybox; environment "
+            "PASSWORD; ports 8080->80 -> 8081->80)" % (A,)])
+
+    def test_other_project_untouched(self):
+        """
+        A deploy of one project neither stops nor replaces another
+        project's applications, and keeps routing their ports.
+        """
+        other = attr.evolve(WEB, project="shop")
+        state = converged_state(Deployment(
+            nodes=[Node(address=A, applications=[other]), Node(address=B)]))
+        deployment = Deployment(project="blog", nodes=[
+            Node(address=A), Node(address=B, applications=[CLIENT])])
+        changes = leaves(plan_changes(deployment, state))
+        self.assertEqual(changes, [StartApplication(
+            node=B, application=attr.evolve(CLIENT, project="blog"))])
 
     def test_stopped_container_restarted(self):
         """
@@ -165,7 +202,8 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual(
             plan_changes(deployment, state),
             plan(phase(PHASES[3],
-                       (A, [StartApplication(node=A, application=CLIENT)]))))
+                       (A, [StartApplication(node=A, application=CLIENT,
+                                             reason="it was stopped")]))))
 
     def test_removed_application(self):
         """
@@ -177,8 +215,8 @@ class PlanTests(SynchronousTestCase):
             nodes=[Node(address=A, applications=[WEB])]))
         self.assertEqual(
             plan_changes(deployment, state),
-            plan(phase(PHASES[1], (A, [StopApplication(node=A,
-                                                       name="web")]))))
+            plan(phase(PHASES[1], (A, [StopApplication(
+                node=A, name="web", removal=True)]))))
 
     def test_interrupted_handoff_recovers_newest_copy(self):
         """
