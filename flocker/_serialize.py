@@ -7,6 +7,8 @@ state changes all go through these functions.  Output is canonical (sorted),
 so equal values serialise to equal text.
 """
 
+import base64
+import binascii
 import json
 
 import attr
@@ -14,8 +16,9 @@ from pyrsistent import PMap, PVector, pmap, pset
 
 from ._model import (
     Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
-    HealthCheck, InvalidModel, Link, LogConfig, NodeKeyStatus, NodeState,
-    Port, RestartPolicy, Route, Ulimit, VolumeState,
+    FileMount, HealthCheck, HostMount, InvalidModel, Link, LogConfig,
+    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, Ulimit,
+    VolumeState,
 )
 
 __all__ = [
@@ -119,13 +122,15 @@ def _options_from_dict(data):
     return ContainerOptions(**fields)
 
 
-def application_to_dict(application):
+def application_to_dict(application, contents=False):
     """
     :param Application application: The application.
+    :param bool contents: Include the content of its files (base64), as a
+        start needs, rather than their digests only, as a label holds.
     :return: A JSON-compatible ``dict`` describing it completely.  The
-        ``options`` and ``depends_on`` keys appear only when they are not
-        empty, so applications without them serialise as before they
-        existed.
+        ``options``, ``depends_on`` (and other newer) keys appear only when
+        they are not empty, so applications without them serialise as
+        before they existed.
     """
     volume = application.volume
     result = {
@@ -145,10 +150,10 @@ def application_to_dict(application):
             "maximum_retry_count":
                 application.restart_policy.maximum_retry_count},
     }
+    # Each only when there are some: the JSON of an application without
+    # them stays what it was, so its containers (labelled with it) are not
+    # taken for changed ones.
     if application.volumes:
-        # Only when there are some: the JSON of an application without
-        # named volumes stays what it was, so its containers (labelled with
-        # it) are not taken for changed ones.
         result["volumes"] = sorted(
             (volume_to_dict(v) for v in application.volumes),
             key=lambda v: v["name"])
@@ -157,10 +162,38 @@ def application_to_dict(application):
     if application.depends_on:
         result["depends_on"] = sorted(
             [d.name, d.condition, d.required] for d in application.depends_on)
+    if application.host_mounts:
+        result["host_mounts"] = sorted(
+            [m.host_path, m.mountpoint, m.read_only]
+            for m in application.host_mounts)
+    if application.files:
+        result["files"] = sorted(
+            (_file_to_dict(f, contents) for f in application.files),
+            key=lambda f: f["mountpoint"])
     if application.project is not None:
         # Likewise: the default project's JSON is what it was.
         result["project"] = application.project
     return result
+
+
+def _file_to_dict(mount, contents):
+    result = {"mountpoint": mount.mountpoint, "digest": mount.digest,
+              "mode": mount.mode}
+    if contents:
+        if mount.content is None:
+            raise SerializationError("the content of the file for %s is not "
+                                     "known" % (mount.mountpoint,))
+        result["content"] = base64.b64encode(mount.content).decode("ascii")
+    return result
+
+
+def _file_from_dict(data):
+    content = data.get("content")
+    return FileMount(
+        mountpoint=data["mountpoint"], digest=data["digest"],
+        mode=data["mode"],
+        content=None if content is None else base64.b64decode(
+            content.encode("ascii"), validate=True))
 
 
 def volume_to_dict(volume):
@@ -200,7 +233,7 @@ def _build(function):
         except SerializationError:
             raise
         except (InvalidModel, KeyError, TypeError, ValueError,
-                AttributeError) as e:
+                AttributeError, binascii.Error) as e:
             raise SerializationError("%s: %s" % (function.__name__, e))
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
@@ -234,6 +267,9 @@ def application_from_dict(data):
         options=_options_from_dict(data.get("options", {})),
         depends_on=[Dependency(name=n, condition=c, required=r)
                     for n, c, r in data.get("depends_on", ())],
+        host_mounts=[HostMount(host_path=h, mountpoint=m, read_only=r)
+                     for h, m, r in data.get("host_mounts", ())],
+        files=[_file_from_dict(f) for f in data.get("files", ())],
         project=data.get("project"),
     )
 
