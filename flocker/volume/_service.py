@@ -116,6 +116,7 @@ from ._logging import (
 )
 from ._process import close_quietly, make_pipe, pump, read_prefix, spawn
 from ._capabilities import ZFSCapabilities, send_options
+from ._policy import NODE_IDENTITY, check_receive, recorded_owner
 from ._stream import stream_limit
 from ._zfs import (
     NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
@@ -143,8 +144,6 @@ SNAPSHOT_PREFIX = "flocker-"
 # would read it as an option).
 _ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
 
-# Node identities, as generated (a UUID) or set by an operator.
-_NODE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 # Words sent to the remote shell by ssh: nothing a shell would interpret.
 _REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
@@ -170,7 +169,7 @@ def check_address(address):
 
 
 def _check_node_id(node_id):
-    if not (isinstance(node_id, str) and _NODE_ID.match(node_id)):
+    if not (isinstance(node_id, str) and NODE_IDENTITY.match(node_id)):
         raise UnsafeName("%r is not a node identity" % (node_id,))
 
 
@@ -1136,7 +1135,7 @@ class VolumeService(object):
             if isinstance(message, dict) and "eliot" not in message:
                 return message
 
-    def receive(self, name, stream, emit):
+    def receive(self, name, stream, emit, caller=None):
         """
         The receiving end of a push (``flocker-volume receive NAME``): speak
         the protocol described in this module's docstring.
@@ -1146,25 +1145,28 @@ class VolumeService(object):
             line followed by the ZFS stream (standard input).
         :param emit: Callable given each protocol message (a ``dict``) to
             send back (one JSON line on standard output).
+        :param caller: The pushing node's identity as the transport
+            established it (the node key's forced command), or ``None``
+            when the operator runs it: see :mod:`flocker.volume._policy`.
         :return: ``Deferred`` firing with the received snapshot's name.
-        :raises NotOwner: This node owns the volume (never overwritten).
+        :raises NotOwner: This node owns the volume (never overwritten),
+            or ``caller`` is a node other than the one this node's copy
+            follows.
         :raises StreamRejected: The stream does not apply (missing base,
             corrupt or cut-short stream); the copy is unchanged.
         """
         check_volume_name(name)
-        return self._locked(name, self._receive, name, stream, emit)
+        return self._locked(name, self._receive, name, stream, emit, caller)
 
     @inlineCallbacks
-    def _receive(self, name, stream, emit):
+    def _receive(self, name, stream, emit, caller):
         # Asked while the pool is listed: the sender chooses its send
         # flags from the answer.
         capabilities = self.pool.capabilities()
         dataset = yield self._recover(name)
         capabilities = yield capabilities
-        if dataset is not None and dataset.owner == self.node_id:
-            raise NotOwner(
-                "volume %s is owned by this node (%s); an owned volume is "
-                "never overwritten by a push" % (name, self.node_id))
+        check_receive(self.node_id, name, dataset is not None,
+                      None if dataset is None else dataset.owner, caller)
         ours = list(dataset.snapshots) if dataset is not None else []
         emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
               "pool": self.pool.name, "snapshots": ours,
@@ -1174,6 +1176,7 @@ class VolumeService(object):
             raise StreamRejected("the sender of %s closed the connection "
                                  "before sending a stream" % (name,))
         request = self._parse_request(line)
+        request["owner"] = recorded_owner(caller, request["owner"])
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})
