@@ -114,7 +114,9 @@ from ._logging import (
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
     REMOTE_COMMAND, SNAPSHOT_VOLUME,
 )
-from ._process import close_quietly, make_pipe, pump, read_prefix, spawn
+from ._process import (
+    LineTooLong, close_quietly, make_pipe, pump, read_prefix, spawn,
+)
 from ._capabilities import ZFSCapabilities, send_options
 from ._policy import NODE_IDENTITY, check_receive, recorded_owner
 from ._stream import stream_limit
@@ -969,7 +971,7 @@ class VolumeService(object):
         :return: ``Deferred`` firing with the message or ``None`` if the
             remote command ended without one.
         """
-        waiting = self._read_message(remote)
+        waiting = self._read_message(remote, target)
         timer = self._clock.callLater(HEADER_TIMEOUT, waiting.cancel)
         try:
             header = yield waiting
@@ -1081,7 +1083,7 @@ class VolumeService(object):
                 ours, ZFSCapabilities.from_wire(header.get("zfs")))
             (pump_ok, count), (send_ok, send_error), answer = (
                 yield self._send(dataset, snapshot, base, total, sink,
-                                 progress, self._read_message(remote),
+                                 progress, self._read_message(remote, target),
                                  options))
         finally:
             if stdin_write is not None:
@@ -1122,9 +1124,20 @@ class VolumeService(object):
                 reason=self._remote_error(target, ended).message)
 
     @inlineCallbacks
-    def _read_message(self, remote):
+    def _read_message(self, remote, target):
+        """
+        :return: ``Deferred`` firing with the remote command's next protocol
+            message (a ``dict``), or ``None`` at the end of its output;
+            failing with :class:`RemoteError` naming ``target`` when it sent
+            a line too long to take (the command is killed).
+        """
         while True:
-            line = yield remote.next_line()
+            try:
+                line = yield remote.next_line()
+            except LineTooLong as e:
+                raise RemoteError(
+                    "node %s sent a line longer than %d bytes; connection "
+                    "dropped" % (target, e.limit))
             if line is None:
                 return None
             try:
