@@ -83,6 +83,7 @@ hand-off again sees that the source's copy names the target and resumes at
 step 4, whose checks make it safe to repeat.
 """
 
+import errno
 import json
 import os
 import re
@@ -98,6 +99,7 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
 
@@ -112,13 +114,14 @@ from ._logging import (
     ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME,
     HANDOFF_VOLUME, LATE_REMOTE_FAILURE,
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
-    REMOTE_COMMAND, SNAPSHOT_VOLUME,
+    REMOTE_COMMAND, SEED_VOLUME, SNAPSHOT_VOLUME,
 )
 from ._process import (
     LineTooLong, close_quietly, make_pipe, pump, read_prefix, spawn,
 )
 from ._capabilities import ZFSCapabilities, send_options
 from ._policy import NODE_IDENTITY, check_receive, recorded_owner
+from ._seed import seed_entries
 from ._stream import stream_limit
 from ._zfs import (
     NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
@@ -297,6 +300,23 @@ class IVolumeService(Interface):
         :param str name: Volume name.
         :return: ``Deferred`` firing with the mountpoint ``FilePath``.
         :raises NotOwner: This node does not own the volume.
+        """
+
+    def seed(name, archive):
+        """
+        Fill this node's owned volume with a seed archive (see
+        :mod:`flocker.volume._seed`), once: only if the volume holds
+        nothing yet.  Running it again after it filled the volume changes
+        nothing.
+
+        :param str name: Volume name.
+        :param bytes archive: An uncompressed tar archive of files and
+            directories.
+        :return: ``Deferred`` firing with ``True`` if the volume was
+            filled, ``False`` if it held something and was left alone.
+        :raises NotOwner: This node does not own the volume.
+        :raises StreamRejected: The archive is not an acceptable seed.
+        :raises OutOfSpace: The volume or pool is full.
         """
 
     def snapshot(name):
@@ -551,6 +571,40 @@ def _info(dataset, node_id):
         size=dataset.size,
         maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
         mountpoint=dataset.mountpoint)
+
+
+def _write_seed(root, entries):
+    """
+    Write seed ``entries`` under directory ``root`` unless it holds
+    something already.
+
+    :return: ``True`` if written, ``False`` if ``root`` was not empty.
+    :raises OutOfSpace: The file system is full.
+    :raises StreamRejected: An entry clashes with another (a file where a
+        directory is).
+    """
+    if os.listdir(root):
+        return False
+    try:
+        for entry in entries:
+            target = os.path.join(root, *entry.path.split("/"))
+            if entry.data is None:
+                os.makedirs(target, exist_ok=True)
+                os.chmod(target, entry.mode | 0o700)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                # O_EXCL|O_NOFOLLOW: nothing written so far can redirect it.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | os.O_NOFOLLOW, entry.mode)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(entry.data)
+    except OSError as e:
+        if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+            raise OutOfSpace("volume full while seeding: %s" % (
+                e.strerror,))
+        raise StreamRejected("seed archive refused: %s: %s" % (
+            e.filename, e.strerror))
+    return True
 
 
 @inlineCallbacks
@@ -818,6 +872,22 @@ class VolumeService(object):
         if not dataset.mounted:
             yield self.pool.mount(name)
         return FilePath(dataset.mountpoint)
+
+    def seed(self, name, archive):
+        check_volume_name(name)
+        entries = seed_entries(archive)
+        return self._locked(name, self._seed, name, len(archive), entries)
+
+    @inlineCallbacks
+    def _seed(self, name, size, entries):
+        with SEED_VOLUME(volume=name, archive_bytes=size) as action:
+            path = yield self._mount(name)
+            # Local file writes, in a thread: a seed may be megabytes.
+            seeded = yield deferToThreadPool(
+                self._reactor, self._reactor.getThreadPool(), _write_seed,
+                path.path, entries)
+            action.add_success_fields(seeded=seeded)
+            return seeded
 
     def snapshot(self, name):
         check_volume_name(name)
