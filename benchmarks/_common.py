@@ -22,13 +22,15 @@ import time
 
 import attr
 
-__all__ = ["timed", "repeat", "summary", "print_table", "emit", "meets",
+__all__ = ["timed", "summary", "print_table", "emit", "meets",
            "zfs", "zfs_ok", "zfs_send_over_ssh",
            "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
-           "rotated", "Repetitions", "Settling", "repeat_until_settled",
+           "rotated", "Repetitions", "Settling", "recorded", "next_step",
+           "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
-           "add_repetition_options", "repetitions_from"]
+           "add_repetition_options", "repetitions_from", "number",
+           "spread_figures"]
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
             ">=": operator.ge}
@@ -51,13 +53,6 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
-
-
-def repeat(function, times):
-    """
-    :return: ``list`` of the seconds each of ``times`` calls took.
-    """
-    return [timed(function)[0] for _ in range(times)]
 
 
 def summary(samples):
@@ -218,8 +213,8 @@ class Repetitions(object):
     :ivar int minimum: Repetitions always run (at least 2: a spread needs
         two figures).
     :ivar int maximum: Repetitions never exceeded.
-    :ivar float seconds: No repetition beyond the minimum starts this many
-        seconds or more after the first began.
+    :ivar float seconds: No repetition beyond the minimum starts once this
+        many seconds have passed since the first began.
     :ivar float target: The spread under which a ratio is settled.
     """
     minimum = attr.ib()
@@ -263,18 +258,51 @@ class Settling(object):
         return {name: spread(values) for name, values in self.samples.items()}
 
 
-def _all_settled(samples, target):
-    return all(spread(values) < target for values in samples.values())
+def recorded(samples, ratios):
+    """
+    :param samples: ``dict`` of ratio name to the ``tuple`` of its ratios
+        in the repetitions so far (empty before the first).
+    :param dict ratios: One more repetition's ratio of each name.
+    :return: A new ``dict``: ``samples`` with ``ratios`` added.
+    :raises ValueError: If ``ratios`` is empty or names other ratios than
+        the earlier repetitions.
+    """
+    if not ratios:
+        raise ValueError("a repetition gave no ratio")
+    if samples and set(ratios) != set(samples):
+        raise ValueError("a repetition gave ratios %s, the earlier ones %s"
+                         % (sorted(ratios), sorted(samples)))
+    return {name: tuple(samples.get(name, ())) + (value,)
+            for name, value in ratios.items()}
+
+
+def next_step(samples, policy, elapsed):
+    """
+    Decide, after a repetition, whether to run another.
+
+    :param samples: ``dict`` of ratio name to its ratios so far
+        (:func:`recorded`).
+    :param Repetitions policy: The bounds.
+    :param float elapsed: Seconds since the first repetition began.
+    :return: ``(go on, settled)``: go on below ``policy.minimum``
+        repetitions; else stop when every ratio's spread is under
+        ``policy.target`` (settled), at ``policy.maximum`` repetitions, or
+        once ``policy.seconds`` have passed (not settled).
+    """
+    count = min(len(values) for values in samples.values())
+    if count < policy.minimum:
+        return True, False
+    settled = all(spread(values) < policy.target
+                  for values in samples.values())
+    if settled or count >= policy.maximum or elapsed >= policy.seconds:
+        return False, settled
+    return True, False
 
 
 def repeat_until_settled(repetition, policy, clock=time.monotonic):
     """
-    Run repetitions until every ratio they give is settled, within bounds.
-
-    Runs ``policy.minimum`` repetitions, then more, one at a time, while
-    some ratio's spread is at least ``policy.target``, stopping at
-    ``policy.maximum`` repetitions or at the first repetition that would
-    start ``policy.seconds`` or more after the first began.
+    Run repetitions until every ratio they give is settled, within bounds
+    (:func:`next_step` decides after each).
 
     :param repetition: Called with the repetition's index (0 first); runs
         the measured paths and their floors once and returns ``dict`` of
@@ -283,26 +311,17 @@ def repeat_until_settled(repetition, policy, clock=time.monotonic):
     :param Repetitions policy: The bounds.
     :param clock: Returns seconds (monotonic); injected for tests.
     :return: :class:`Settling`.
-    :raises ValueError: If a repetition gives other names than the first.
+    :raises ValueError: If a repetition gives no ratio, or other names than
+        the first.
     """
     started = clock()
     samples = {}
     count = 0
-    settled = False
-    while count < policy.maximum:
-        if count >= policy.minimum and clock() - started >= policy.seconds:
-            break
-        ratios = repetition(count)
-        if samples and set(ratios) != set(samples):
-            raise ValueError("repetition %d gave ratios %s, the first gave "
-                             "%s" % (count, sorted(ratios), sorted(samples)))
-        for name, value in ratios.items():
-            samples.setdefault(name, []).append(value)
+    go_on = True
+    while go_on:
+        samples = recorded(samples, repetition(count))
         count += 1
-        if count >= policy.minimum:
-            settled = _all_settled(samples, policy.target)
-            if settled:
-                break
+        go_on, settled = next_step(samples, policy, clock() - started)
     return Settling(samples=samples, repetitions=count, settled=settled,
                     seconds=clock() - started)
 
@@ -480,3 +499,29 @@ def repetitions_from(parser, options, minimum, maximum, seconds):
     if not 0 < limit <= 7200:
         parser.error("--max-seconds must be more than 0 and at most 7200")
     return Repetitions(minimum=least, maximum=most, seconds=limit)
+
+
+def number(value):
+    """
+    :return: ``value`` if it is a number (not a boolean), else ``None``.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def spread_figures(figures):
+    """
+    :param dict figures: One benchmark's JSON figures.
+    :return: ``list`` of ``(name, value, spread)`` for every figure
+        reported with a ``NAME_spread`` beside it (the ratios), by name.
+    """
+    found = []
+    for key in sorted(figures):
+        if not key.endswith("_spread"):
+            continue
+        name = key[:-len("_spread")]
+        value, spread = number(figures.get(name)), number(figures[key])
+        if value is not None and spread is not None:
+            found.append((name, value, spread))
+    return found

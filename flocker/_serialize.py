@@ -7,13 +7,18 @@ state changes all go through these functions.  Output is canonical (sorted),
 so equal values serialise to equal text.
 """
 
+import base64
+import binascii
 import json
 
-from pyrsistent import pmap, pset
+import attr
+from pyrsistent import PMap, PVector, pmap, pset
 
 from ._model import (
-    Application, AttachedVolume, ClusterState, InvalidModel, Link,
-    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, VolumeState,
+    Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
+    FileMount, HealthCheck, HostMount, InvalidModel, Link, LogConfig,
+    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, Ulimit,
+    VolumeState,
 )
 
 __all__ = [
@@ -44,18 +49,93 @@ def loads(text):
     """
     :param text: JSON text (``str`` or ``bytes``).
     :return: The decoded structure.
-    :raises SerializationError: If ``text`` is not JSON.
+    :raises SerializationError: If ``text`` is not JSON (nested too
+        deeply for the decoder included).
     """
     try:
         return json.loads(text)
     except ValueError as e:
         raise SerializationError("not JSON: %s" % (e,))
+    except RecursionError:
+        # Nested deeper than the decoder goes: a peer's mistake (or
+        # malice), not this process's.
+        raise SerializationError("not JSON: nested too deeply")
 
 
-def application_to_dict(application):
+def _port_to_list(port):
+    # A TCP port on every address is written as it was before ports had a
+    # protocol and an address, so labels and reports of older nodes match.
+    if port.host_ip:
+        return [port.internal, port.external, port.protocol, port.host_ip]
+    if port.protocol != "tcp":
+        return [port.internal, port.external, port.protocol]
+    return [port.internal, port.external]
+
+
+def _port_from_list(data):
+    internal, external = data[0], data[1]
+    protocol = data[2] if len(data) > 2 else "tcp"
+    host_ip = data[3] if len(data) > 3 else ""
+    return Port(internal=internal, external=external, protocol=protocol,
+                host_ip=host_ip)
+
+
+_DEFAULT_OPTIONS = ContainerOptions()
+
+
+def _options_to_dict(options):
+    """
+    :return: The fields of a :class:`ContainerOptions` that differ from
+        the defaults, as JSON-compatible values.
+    """
+    result = {}
+    for field in attr.fields(ContainerOptions):
+        value = getattr(options, field.name)
+        if value == getattr(_DEFAULT_OPTIONS, field.name):
+            continue
+        if field.name == "ulimits":
+            value = [[u.name, u.soft, u.hard] for u in value]
+        elif field.name == "logging":
+            value = {"driver": value.driver, "options": dict(value.options)}
+        elif field.name == "healthcheck":
+            value = {"test": list(value.test), "interval": value.interval,
+                     "timeout": value.timeout,
+                     "start_period": value.start_period,
+                     "start_interval": value.start_interval,
+                     "retries": value.retries}
+        elif field.name == "expose":
+            value = sorted([port, protocol] for port, protocol in value)
+        elif isinstance(value, (PMap, dict)):
+            value = dict(value)
+        elif isinstance(value, PVector):
+            value = list(value)
+        result[field.name] = value
+    return result
+
+
+def _options_from_dict(data):
+    fields = dict(data)
+    if "ulimits" in fields:
+        fields["ulimits"] = [Ulimit(name=n, soft=s, hard=h)
+                             for n, s, h in fields["ulimits"]]
+    if "logging" in fields:
+        fields["logging"] = LogConfig(**fields["logging"])
+    if "healthcheck" in fields:
+        fields["healthcheck"] = HealthCheck(**fields["healthcheck"])
+    if "expose" in fields:
+        fields["expose"] = [tuple(item) for item in fields["expose"]]
+    return ContainerOptions(**fields)
+
+
+def application_to_dict(application, contents=False):
     """
     :param Application application: The application.
-    :return: A JSON-compatible ``dict`` describing it completely.
+    :param bool contents: Include the content of its files (base64), as a
+        start needs, rather than their digests only, as a label holds.
+    :return: A JSON-compatible ``dict`` describing it completely.  The
+        ``options``, ``depends_on`` (and other newer) keys appear only when
+        they are not empty, so applications without them serialise as
+        before they existed.
     """
     volume = application.volume
     result = {
@@ -64,7 +144,7 @@ def application_to_dict(application):
         "command": (None if application.command is None
                     else list(application.command)),
         "environment": dict(application.environment),
-        "ports": sorted([p.internal, p.external] for p in application.ports),
+        "ports": sorted(_port_to_list(p) for p in application.ports),
         "volume": None if volume is None else volume_to_dict(volume),
         "links": sorted([l.local_port, l.remote_port, l.alias]
                         for l in application.links),
@@ -75,17 +155,50 @@ def application_to_dict(application):
             "maximum_retry_count":
                 application.restart_policy.maximum_retry_count},
     }
+    # Each only when there are some: the JSON of an application without
+    # them stays what it was, so its containers (labelled with it) are not
+    # taken for changed ones.
     if application.volumes:
-        # Only when there are some: the JSON of an application without
-        # named volumes stays what it was, so its containers (labelled with
-        # it) are not taken for changed ones.
         result["volumes"] = sorted(
             (volume_to_dict(v) for v in application.volumes),
             key=lambda v: v["name"])
+    if application.options != _DEFAULT_OPTIONS:
+        result["options"] = _options_to_dict(application.options)
+    if application.depends_on:
+        result["depends_on"] = sorted(
+            [d.name, d.condition, d.required] for d in application.depends_on)
+    if application.host_mounts:
+        result["host_mounts"] = sorted(
+            [m.host_path, m.mountpoint, m.read_only]
+            for m in application.host_mounts)
+    if application.files:
+        result["files"] = sorted(
+            (_file_to_dict(f, contents) for f in application.files),
+            key=lambda f: f["mountpoint"])
     if application.project is not None:
         # Likewise: the default project's JSON is what it was.
         result["project"] = application.project
     return result
+
+
+def _file_to_dict(mount, contents):
+    result = {"mountpoint": mount.mountpoint, "digest": mount.digest,
+              "mode": mount.mode}
+    if contents:
+        if mount.content is None:
+            raise SerializationError("the content of the file for %s is not "
+                                     "known" % (mount.mountpoint,))
+        result["content"] = base64.b64encode(mount.content).decode("ascii")
+    return result
+
+
+def _file_from_dict(data):
+    content = data.get("content")
+    return FileMount(
+        mountpoint=data["mountpoint"], digest=data["digest"],
+        mode=data["mode"],
+        content=None if content is None else base64.b64decode(
+            content.encode("ascii"), validate=True))
 
 
 def volume_to_dict(volume):
@@ -125,8 +238,11 @@ def _build(function):
         except SerializationError:
             raise
         except (InvalidModel, KeyError, TypeError, ValueError,
-                AttributeError) as e:
+                AttributeError, binascii.Error) as e:
             raise SerializationError("%s: %s" % (function.__name__, e))
+        except RecursionError:
+            raise SerializationError("%s: nested too deeply" % (
+                function.__name__,))
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
     return wrapper
@@ -146,7 +262,7 @@ def application_from_dict(data):
         image=data["image"],
         command=data["command"],
         environment=pmap(data["environment"]),
-        ports=[Port(internal=i, external=e) for i, e in data["ports"]],
+        ports=[_port_from_list(port) for port in data["ports"]],
         volume=None if volume is None else _volume_from_dict(volume),
         links=[Link(local_port=l, remote_port=r, alias=a)
                for l, r, a in data["links"]],
@@ -156,6 +272,12 @@ def application_from_dict(data):
             name=policy["name"],
             maximum_retry_count=policy["maximum_retry_count"]),
         volumes=[_volume_from_dict(v) for v in data.get("volumes", ())],
+        options=_options_from_dict(data.get("options", {})),
+        depends_on=[Dependency(name=n, condition=c, required=r)
+                    for n, c, r in data.get("depends_on", ())],
+        host_mounts=[HostMount(host_path=h, mountpoint=m, read_only=r)
+                     for h, m, r in data.get("host_mounts", ())],
+        files=[_file_from_dict(f) for f in data.get("files", ())],
         project=data.get("project"),
     )
 

@@ -18,8 +18,8 @@ from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
     HelloFirst, InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
-    ReleaseLock, ReleaseVolume, Report, SetRoutes, StartApplication,
-    StopApplication, VersionMismatch,
+    ReleaseLock, ReleaseVolume, Report, SeedVolume, SetRoutes,
+    StartApplication, StopApplication, VersionMismatch,
 )
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
@@ -266,6 +266,11 @@ class RemoteNodeAgent(object):
     def create_volume(self, name, maximum_size=None):
         return self._call("create-volume %s" % (name,), CreateVolume,
                           name=name, maximum_size=maximum_size)
+
+    def seed_volume(self, name, archive):
+        return self._call("seed-volume %s" % (name,), SeedVolume,
+                          lambda answer: answer["seeded"], name=name,
+                          archive=archive)
 
     def push_volume(self, name, target, progress=None):
         return self._call("push-volume %s to %s" % (name, target),

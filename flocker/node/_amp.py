@@ -59,6 +59,7 @@ from .._serialize import (
     loads, node_state_from_dict, node_state_to_dict, route_from_dict,
     route_to_dict,
 )
+from ..volume._seed import MAX_SEED_SIZE
 
 __all__ = [
     "PROTOCOL_VERSION", "DEFAULT_AGENT_SOCKET", "MAXIMUM_DOCUMENT_BYTES",
@@ -70,7 +71,7 @@ __all__ = [
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
     "AcquireVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
-    "DeleteVolume", "Doctor", "ReleaseLock", "LogLinesArgument",
+    "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "ReleaseLock", "LogLinesArgument",
     "DoctorReportArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
@@ -153,6 +154,56 @@ class Document(amp.Argument):
             raise SerializationError("document %s is longer than %d bytes" % (
                 name.decode("ascii"), MAXIMUM_DOCUMENT_BYTES))
         objects[key] = self._from_json(loads(data))
+
+
+class Bytes(amp.Argument):
+    """
+    Raw bytes of any length up to a limit, split over as many AMP values as
+    they need (as :class:`Document` does).
+    """
+
+    def __init__(self, limit, optional=False):
+        """
+        :param int limit: The most bytes accepted.
+        :param bool optional: Whether the argument may be left out.
+        """
+        amp.Argument.__init__(self, optional)
+        self._limit = limit
+
+    def toBox(self, name, strings, objects, proto):
+        value = self.retrieve(objects, amp._wireNameToPythonIdentifier(name),
+                              proto)
+        if self.optional and value is None:
+            return
+        if len(value) > self._limit:
+            raise SerializationError("%s: %d bytes, more than %d" % (
+                name.decode("ascii"), len(value), self._limit))
+        step = amp.MAX_VALUE_LENGTH
+        strings[name] = value[:step]
+        for number, start in enumerate(range(step, len(value), step), 1):
+            strings[b"%s.%d" % (name, number)] = value[start:start + step]
+
+    def fromBox(self, name, strings, objects, proto):
+        key = amp._wireNameToPythonIdentifier(name)
+        first = strings.pop(name, None)
+        if first is None:
+            if not self.optional:
+                raise SerializationError("argument %s is missing" % (
+                    name.decode("ascii"),))
+            objects[key] = None
+            return
+        parts, number, size = [first], 1, len(first)
+        while True:
+            part = strings.pop(b"%s.%d" % (name, number), None)
+            if part is None:
+                break
+            size += len(part)
+            if size > self._limit:
+                raise SerializationError("%s is longer than %d bytes" % (
+                    name.decode("ascii"), self._limit))
+            parts.append(part)
+            number += 1
+        objects[key] = b"".join(parts)
 
 
 def _routes_to_json(routes):
@@ -431,6 +482,12 @@ Logs = _operation(
      (b"tail", amp.Integer(optional=True))],
     [(b"lines", LogLinesArgument())])
 
+SeedVolume = _operation(
+    "SeedVolume", "``INodeAgent.seed_volume``; answers whether it filled "
+    "the volume.",
+    [(b"name", amp.Unicode()), (b"archive", Bytes(MAX_SEED_SIZE))],
+    [(b"seeded", amp.Boolean())])
+
 DeleteVolume = _operation(
     "DeleteVolume", "``INodeAgent.delete_volume``.",
     [(b"name", amp.Unicode())])
@@ -476,6 +533,7 @@ OPERATIONS = {
     "pull_image": PullImage,
     "logs": Logs,
     "delete_volume": DeleteVolume,
+    "seed_volume": SeedVolume,
     "doctor": Doctor,
 }
 

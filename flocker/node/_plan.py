@@ -7,8 +7,9 @@ node works at once, and a node's changes in a phase run in order::
 
     0. keys      install the node-to-node SSH key and the nodes' known_hosts
                  where the installed ones differ (pushes below use them)
-    1. prepare   pull images a node lacks; create new volumes; pre-copy
-                 moving volumes while their applications still run
+    1. prepare   pull images a node lacks; create new volumes (filling
+                 those with a seed directory); pre-copy moving volumes while
+                 their applications still run
     2. stop      stop applications that move away, changed, or were removed
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
@@ -30,7 +31,7 @@ from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
     CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SetRoutes, StartApplication, StopApplication,
+    PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
 )
 from ._checks import describe_stale, newest_copy, stale_volumes
 from ._differences import describe_differences
@@ -82,6 +83,9 @@ def _plan_volume(volume, target, owners, copies, phases, stale=None):
             # skipped_applications: its application is left undone.
             phases[1].append(CreateVolume(
                 node=target, name=name, maximum_size=volume.maximum_size))
+            if volume.seed is not None:
+                phases[1].append(SeedVolume(node=target, name=name,
+                                            directory=volume.seed))
             return None
         # Nobody owns the volume but copies exist: a move was interrupted
         # between the old owner letting go and the new one taking over (or,
@@ -115,6 +119,7 @@ def skipped_applications(deployment, cluster_state, unknown):
     The applications a deploy must leave alone.
 
     An application is skipped when its desired node did not report; when
+    two or more nodes report owning one of its volumes (naming them); when
     it has a volume that no reporting node owns while some node did not
     report (the silent node may own it: creating or reviving the volume
     elsewhere could lose its data); and when it mounts an external volume
@@ -126,10 +131,13 @@ def skipped_applications(deployment, cluster_state, unknown):
     :return: ``dict`` of skipped application name to the reason.
     """
     held = {}
+    claimed = {}
     for address, node in cluster_state.nodes.items():
         for name, volume in node.volumes.items():
             if volume.owned or name not in held:
                 held[name] = volume.owned
+            if volume.owned:
+                claimed.setdefault(name, []).append(address)
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
@@ -138,6 +146,15 @@ def skipped_applications(deployment, cluster_state, unknown):
         if application.volume is None and not application.volumes:
             continue
         for volume in application.all_volumes():
+            owners = sorted(claimed.get(volume.name, ()))
+            if len(owners) > 1:
+                # A volume has one writable owner: two claims mean a node
+                # is wrong (or lying); going on would pick one silently.
+                skipped[name] = (
+                    "its volume %s is owned by %d nodes (%s); Flocker "
+                    "changes nothing of it until only one node owns it" % (
+                        volume.name, len(owners), ", ".join(owners)))
+                break
             if unknown and not held.get(volume.name):
                 skipped[name] = (
                     "its volume %s has no reachable owner while %s did not "

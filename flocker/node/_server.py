@@ -21,11 +21,13 @@ from twisted.protocols import amp
 
 from .. import __version__
 from .._serialize import SerializationError
+from ..volume._seed import MAX_SEED_SIZE
 from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
-    PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SetRoutes,
+    PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
+    SetRoutes,
     StartApplication, StopApplication, VersionMismatch,
     MAXIMUM_DOCUMENT_BYTES,
 )
@@ -37,8 +39,8 @@ __all__ = ["AgentService", "AgentProtocol", "AgentFactory", "local_agents",
            "TransferProgress", "MAXIMUM_BOX_BYTES"]
 
 #: The most bytes a client may send before its box is complete: a box holds
-#: at most a few documents.
-MAXIMUM_BOX_BYTES = 2 * MAXIMUM_DOCUMENT_BYTES + 65536
+#: at most a few documents, or a seed archive.
+MAXIMUM_BOX_BYTES = 2 * MAXIMUM_DOCUMENT_BYTES + MAX_SEED_SIZE + 65536
 
 #: The longest address a client may name the node by.
 _MAXIMUM_ADDRESS = 255
@@ -454,6 +456,11 @@ class AgentProtocol(amp.AMP):
     def logs(self, eliot_task, name, lock=None, since=None, tail=None):
         return self._run(eliot_task, lock, lambda agent: agent.logs(
             name, since, tail)).addCallback(lambda lines: {"lines": lines})
+
+    @SeedVolume.responder
+    def seed_volume(self, eliot_task, name, archive, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.seed_volume(
+            name, archive)).addCallback(lambda seeded: {"seeded": seeded})
 
     @DeleteVolume.responder
     def delete_volume(self, eliot_task, name, lock=None):

@@ -7,35 +7,12 @@ Flocker rule.  Needs root, iproute2, iptables, conntrack and nsenter; skips
 without them, and fails instead under ``CI=true``.
 """
 
-import importlib.util
-import os
 import re
-import sys
 from unittest import TestCase
 
 from ..route.test._netns import NetworkLab, can_make_namespaces
 from ..testtools import require
-
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "benchmarks")
-
-
-def load_routing():
-    """
-    :return: ``benchmarks/routing.py`` as a module (its directory is on
-        ``sys.path`` only while it is imported, for ``_common``).
-    """
-    saved = list(sys.path)
-    sys.path.insert(0, BENCHMARKS)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "flocker_benchmarks_routing",
-            os.path.join(BENCHMARKS, "routing.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved
-    return module
+from .test_benchmarks import load_script
 
 
 def rule_packets(lab, namespace, table, chain):
@@ -68,7 +45,7 @@ class ContainerFloorTests(TestCase):
         """
         available, reason = can_make_namespaces()
         require(available, reason)
-        routing = load_routing()
+        routing = load_script("routing.py")
         with NetworkLab() as lab:
             client = lab.host("client", 2)
             node1 = lab.host("node1", 11)

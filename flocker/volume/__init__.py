@@ -22,6 +22,7 @@ from ._service import (
     open_volume_service,
 )
 from ._memory import MemoryNetwork, MemoryVolumeService
+from ._seed import seed_archive, seed_entries
 from ._nodekey import (
     NodeKeyStore, authorized_keys_line, replace_marked_lines,
     default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
@@ -38,6 +39,7 @@ __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",
     "MemoryNetwork", "MemoryVolumeService",
+    "seed_archive", "seed_entries",
     "NodeKeyStore", "authorized_keys_line",
     "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
     "NodeKeyError", "NodeKeyRemote",

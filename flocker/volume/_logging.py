@@ -12,7 +12,7 @@ from eliot import ActionType, Field, MessageType, fields
 __all__ = [
     "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND",
     "LATE_REMOTE_FAILURE",
-    "CREATE_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
+    "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
     "RECOVER_VOLUME",
 ]
@@ -64,6 +64,15 @@ CREATE_VOLUME = ActionType(
     [_VOLUME, Field.for_types(u"maximum_size", [int, None],
                               u"Quota in bytes or null.")],
     [], u"Create a volume owned by this node.")
+
+SEED_VOLUME = ActionType(
+    u"flocker:volume:seed",
+    [_VOLUME, Field.for_types(u"archive_bytes", [int],
+                              u"Size of the seed archive.")],
+    [Field.for_types(u"seeded", [bool],
+                     u"Whether the volume was filled (false: it held "
+                     u"something already and was left alone).")],
+    u"Fill an empty volume with a seed archive.")
 
 SNAPSHOT_VOLUME = ActionType(
     u"flocker:volume:snapshot", [_VOLUME], [_SNAPSHOT],

@@ -337,8 +337,8 @@ def test_forced_command_refuses(sshd, tmp_path, authorized_keys):
                             capture_output=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr.decode()) == (
         1, b"", "flocker-volume ssh-command: refused: only 'flocker-volume "
-        "receive NAME' and 'flocker-volume acquire NAME --snapshot S "
-        "--node-id ID --json' are allowed\n")
+        "receive NAME' is allowed (acquire, and everything else, is the "
+        "operator's)\n")
     with open(authorized_keys, "rb") as f:
         lines = f.read().splitlines()
     assert sshd.client_key.public().toString("openssh") in lines

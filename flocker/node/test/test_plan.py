@@ -14,8 +14,8 @@ from flocker._model import (
     NodeState, Port, Route, VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetRoutes,
-    StartApplication, StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SeedVolume,
+    SetRoutes, StartApplication, StopApplication,
 )
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import (
@@ -393,6 +393,48 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
              if isinstance(c, CreateVolume)],
             [CreateVolume(node=A, name="data", from_copy=True)])
 
+    def test_seeded_once(self):
+        """
+        A new volume with a seed directory is filled right after it is
+        created; once it exists (here or on another node), never again.
+        """
+        seeded = attr.evolve(self.DATA, seed="/project/data")
+        deployment = Deployment(nodes=[Node(address=A, applications=[
+            Application(name="app", image="i", volumes=[seeded])]),
+            Node(address=B)])
+        moved = Deployment(nodes=[Node(address=A), Node(
+            address=B, applications=[
+                Application(name="app", image="i", volumes=[seeded])])])
+        self.assertEqual(
+            ([c for c in leaves(plan_changes(deployment, ClusterState()))
+              if isinstance(c, (CreateVolume, SeedVolume))],
+             [c for c in leaves(plan_changes(
+                 moved, converged_state(deployment)))
+              if isinstance(c, SeedVolume)]),
+            ([CreateVolume(node=A, name="data"),
+              SeedVolume(node=A, name="data", directory="/project/data")],
+             []))
+
+    def test_seed_runs(self):
+        """
+        Running the plan sends the directory's archive to the node, which
+        fills the new volume with it.
+        """
+        directory = self.mktemp()
+        os.makedirs(os.path.join(directory, "sub"))
+        with open(os.path.join(directory, "sub", "f"), "wb") as f:
+            f.write(b"seed")
+        cluster = FakeCluster([A])
+        deployment = Deployment(nodes=[Node(address=A, applications=[
+            Application(name="app", image="i", volumes=[
+                attr.evolve(self.DATA, seed=directory)])])])
+        self.successResultOf(run_state_change(
+            plan_changes(deployment, cluster.state()), cluster.agents))
+        self.assertEqual(
+            cluster.agents[A].calls[1][0:1] + (
+                cluster.agents[A].data["data"].startswith("seed:"),),
+            ("seed_volume", True))
+
     def test_fake_cluster_moves_all_data(self):
         """
         On a fake cluster, the data of every volume arrives with the moved
@@ -519,6 +561,41 @@ class UnknownNodeTests(SynchronousTestCase):
         deployment = Deployment(nodes=[Node(address=B, applications=[WEB]),
                                        Node(address=A)])
         change = plan_changes(deployment, ClusterState(), unknown={A})
+        self.assertEqual([c for c in leaves(change)
+                          if not isinstance(c, SetRoutes)], [])
+
+
+class TwoOwnersTests(SynchronousTestCase):
+    """
+    Two nodes reporting ownership of one volume is a conflict the planner
+    reports and leaves alone.
+    """
+
+    def setUp(self):
+        self.deployment = Deployment(nodes=[
+            Node(address=A), Node(address=B, applications=[WEB])])
+        self.state = ClusterState(nodes={
+            address: NodeState(address=address, volumes={
+                "web": VolumeState(name="web", owned=True,
+                                   snapshots=["s1"])})
+            for address in (A, B)})
+
+    def test_skipped_naming_both(self):
+        """
+        The application is skipped, with a reason naming both nodes.
+        """
+        self.assertEqual(
+            skipped_applications(self.deployment, self.state, ()),
+            {"web": "its volume web is owned by 2 nodes (10.0.0.1, "
+                    "10.0.0.2); Flocker changes nothing of it until only "
+                    "one node owns it"})
+
+    def test_no_change(self):
+        """
+        Nothing is planned for the application or its volume on either
+        node: no push, hand-off, stop or start.
+        """
+        change = plan_changes(self.deployment, self.state)
         self.assertEqual([c for c in leaves(change)
                           if not isinstance(c, SetRoutes)], [])
 
