@@ -50,12 +50,12 @@ PACKAGE = "flocker-node"
 DEPENDS = ["docker.io | docker-ce", "zfsutils-linux | zfs-fuse",
            "openssh-server", "iptables"]
 
-#: The commands a node gets on its PATH.
-COMMANDS = ["flocker-node", "flocker-volume"]
+#: The commands a node gets on its PATH (the bridge for nodes whose sshd
+#: refuses Unix socket forwarding).
+COMMANDS = ["flocker-node", "flocker-volume", "flocker-node-bridge"]
 
-#: The unit the agent helper ships, used when present; else ours.
-UNIT_SOURCES = [REPO / "flocker" / "node" / "flocker-node.service",
-                REPO / "admin" / "packaging" / "flocker-node.service"]
+#: The unit the package ships (one home: the package data).
+UNIT_SOURCES = [REPO / "flocker" / "node" / "flocker-node.service"]
 
 MAINTAINER = ("Flocker developers "
               "<flocker-dev@users.noreply.github.com>")
