@@ -91,6 +91,7 @@ from .. import __version__
 from .._change import leaves, plan_to_dict, render_plan
 from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import ConfigurationErrors, load_configuration
+from ..node._names import with_service_names
 from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
@@ -460,7 +461,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
 
     def show(result):
         state, unreachable = result
-        rows = cluster_status(deployment, state, unreachable)
+        rows = cluster_status(with_service_names(deployment), state,
+                              unreachable)
         if options.json:
             stdout.write(json.dumps(status_json(rows, unreachable),
                                     sort_keys=True) + "\n")
