@@ -1,8 +1,8 @@
 """
 Service names that resolve: inside every container of a project, the name
-of every other application of the project (and each alias its links give
-another application) resolves to an address of ``127.0.0.0/8`` that reaches
-that application, wherever it runs, on every port it publishes.
+of every other application of the project (its ``container_name`` too, and
+each alias its links give another application) resolves to an address of ``127.0.0.0/8`` that reaches
+that application, wherever it runs, on every TCP port it publishes.
 
 How: each name gets a stable address of its own, ``127.X.Y.Z`` with
 ``X >= 128`` (chosen from a digest of the name, so adding or removing
@@ -27,7 +27,7 @@ import hashlib
 
 import attr
 
-from .._model import Link
+from .._model import Link, is_safe_name
 
 __all__ = ["with_service_names", "name_addresses"]
 
@@ -75,9 +75,15 @@ def with_service_names(deployment):
     publishers = {port.external: application
                   for _, application in placements.values()
                   for port in application.ports}
-    # Every name and the application it stands for.
+    # Every name and the application it stands for: its own, and the
+    # container_name a compose file gave it.
     targets = {name: application
                for name, (_, application) in placements.items()}
+    for _, application in placements.values():
+        other = application.options.container_name
+        if other is not None and other not in targets and is_safe_name(
+                other):
+            targets[other] = application
     aliases = {}
     for _, application in placements.values():
         for link in application.links:
@@ -93,11 +99,15 @@ def with_service_names(deployment):
         applications = []
         for application in node.applications:
             names = {name: target for name, target in targets.items()
-                     if name != application.name}
+                     if target is not application}
             names.update(aliases.get(application.name, {}))
             links = {link for link in application.links if not link.named}
             for name, target in names.items():
+                # Links are TCP: a UDP port is reached through the
+                # nodes' routes by the node's address.
                 for port in target.ports:
+                    if port.protocol != "tcp":
+                        continue
                     links.add(Link(local_port=port.internal,
                                    remote_port=port.external, alias=name,
                                    address=addresses[name]))
