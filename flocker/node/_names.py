@@ -99,7 +99,7 @@ def with_service_names(deployment):
         applications = []
         for application in node.applications:
             names = {name: target for name, target in targets.items()
-                     if target is not application}
+                     if target.name != application.name}
             names.update(aliases.get(application.name, {}))
             links = {link for link in application.links if not link.named}
             for name, target in names.items():
