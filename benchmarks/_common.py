@@ -22,13 +22,14 @@ import time
 
 import attr
 
-__all__ = ["timed", "repeat", "summary", "print_table", "emit", "meets",
+__all__ = ["timed", "summary", "print_table", "emit", "meets",
            "zfs", "zfs_ok", "zfs_send_over_ssh",
            "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
            "rotated", "Repetitions", "Settling", "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
-           "add_repetition_options", "repetitions_from"]
+           "add_repetition_options", "repetitions_from", "number",
+           "spread_figures"]
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
             ">=": operator.ge}
@@ -51,13 +52,6 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
-
-
-def repeat(function, times):
-    """
-    :return: ``list`` of the seconds each of ``times`` calls took.
-    """
-    return [timed(function)[0] for _ in range(times)]
 
 
 def summary(samples):
@@ -480,3 +474,29 @@ def repetitions_from(parser, options, minimum, maximum, seconds):
     if not 0 < limit <= 7200:
         parser.error("--max-seconds must be more than 0 and at most 7200")
     return Repetitions(minimum=least, maximum=most, seconds=limit)
+
+
+def number(value):
+    """
+    :return: ``value`` if it is a number (not a boolean), else ``None``.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def spread_figures(figures):
+    """
+    :param dict figures: One benchmark's JSON figures.
+    :return: ``list`` of ``(name, value, spread)`` for every figure
+        reported with a ``NAME_spread`` beside it (the ratios), by name.
+    """
+    found = []
+    for key in sorted(figures):
+        if not key.endswith("_spread"):
+            continue
+        name = key[:-len("_spread")]
+        value, spread = number(figures.get(name)), number(figures[key])
+        if value is not None and spread is not None:
+            found.append((name, value, spread))
+    return found

@@ -62,7 +62,8 @@ process to pin: a veth delivers a packet in softirq on the CPU that sent
 it (receive packet steering, which the kernel allows per veth queue in a
 namespace, is left off), so node2's and node1's forwarding of the data runs
 on the sender's CPU on every path, and the acknowledgements' on the
-sinks'.  The JSON's ``pinning`` says which CPUs were used.
+sinks'.  The JSON's ``pinning`` says which CPUs were used and each
+namespace's ``eth0`` steering mask as read (``"0"``: off).
 
 * ``routes_1000_s``: median seconds of one ``set_routes`` call installing
   ``--routes`` routes on a node that has none (ss, sysctl, iptables-save and
@@ -258,6 +259,18 @@ def push(lab, client, address, port, size, cpu=None):
     return figures["seconds"]
 
 
+def steering(lab, namespaces):
+    """
+    :param dict namespaces: Role to namespace.
+    :return: ``dict`` of role to the receive packet steering mask of its
+        ``eth0`` (``"0"``: off, so a packet's receive work runs in softirq
+        on the CPU that sent it).
+    """
+    return {role: lab.run(namespace, [
+        "cat", "/sys/class/net/eth0/queues/rx-0/rps_cpus"]).stdout.strip()
+        for role, namespace in sorted(namespaces.items())}
+
+
 def route_to(address):
     """
     Child mode, run inside a node namespace: route PORT and PUBLISHED_PORT
@@ -345,6 +358,8 @@ def main(argv):
             wait_for_ready=True)
         child(lab, node2, "--route-to", NODE1)
         forward_through(lab, client, node1, node2)
+        rps = steering(lab, {"client": client, "node1": node1,
+                             "node2": node2})
 
         # Warm up every path (ARP, conntrack, socket buffers, caches).
         for name, address, port in PATHS:
@@ -411,8 +426,10 @@ def main(argv):
         rows.append(routes_row(label, installs[name]))
     print_table("Routes, %d repetitions, seconds" % (options.reps,), rows,
                 ["measurement", "median", "min-max", "runs"])
-    print("pinning: sender on CPU %s, sinks on CPU %s; forwarding in softirq "
-          "on the sending CPU (RPS off)" % (sender_cpu, sink_cpu))
+    print("pinning: sender on CPU %s, sinks on CPU %s; receive packet "
+          "steering masks of eth0: %s (0: forwarding runs in softirq on the "
+          "sending CPU)" % (sender_cpu, sink_cpu, ", ".join(
+              "%s %s" % item for item in rps.items())))
     figures = {name + "_gb_s": round(medians[name], 3)
                for name, _, _ in PATHS}
     for name, _, _ in RATIOS:
@@ -422,7 +439,7 @@ def main(argv):
         "settled": settling.settled,
         "bytes": options.bytes,
         "pinning": {"sender_cpu": sender_cpu, "sink_cpu": sink_cpu,
-                    "softirq": "sending CPU (veth receive; RPS off)"},
+                    "rps_cpus": rps},
         "routes_1000_s": round(statistics.median(installs["install"]), 4)})
     emit(figures)
     return 0

@@ -37,7 +37,10 @@ the deploy client and of one node command.
   nothing.
 
 Timings are medians of ``--reps`` repetitions (default 5; 3 with
-``--quick``), min-max in the table.  MB is 2^20 bytes.  Prints the tables,
+``--quick``), min-max in the table; the two plan sizes, and the two
+fan-outs, run in each repetition in turn (order rotated), and each ratio is
+the median of the repetitions' ratios, with ``NAME_spread`` beside it
+(interquartile range over median).  MB is 2^20 bytes.  Prints the tables,
 then one JSON object as the last line.
 """
 
@@ -54,7 +57,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import emit, meets, print_table, summary, timed  # noqa: E402
+from _common import (  # noqa: E402
+    emit, meets, paired_ratios, print_table, ratio_figures, ratio_row,
+    rotated, summary, timed, RATIO_HEADERS,
+)
 
 # Flocker itself is imported where it is used, so each child process loads
 # only what the program it stands for would.
@@ -94,27 +100,37 @@ def build_cluster(nodes, apps):
         gc.enable()
 
 
-def measure_plan(nodes, reps):
+def measure_plans(sizes, reps):
     """
-    :return: ``(samples, changes, routes)``: seconds of each planning of a
-        cluster of ``nodes`` nodes, the plan's number of leaf changes, and
-        the number of routes in the current state.
+    :param sizes: Numbers of nodes.
+    :return: ``dict`` of number of nodes to ``(samples, changes, routes)``:
+        seconds of each planning of a cluster of that many nodes, the
+        plan's number of leaf changes, and the number of routes in the
+        current state.  Each repetition plans every size, in an order
+        rotated from one repetition to the next.
     """
     from flocker._change import leaves
     from flocker.node._plan import plan_changes
-    deployment, state = build_cluster(nodes, nodes * APPS_PER_NODE)
+    clusters = {nodes: build_cluster(nodes, nodes * APPS_PER_NODE)
+                for nodes in sizes}
     # As in plan.py: the inputs are frozen out of the collector's sight,
     # so the figure is the planner's, not this benchmark's heap size.
     gc.collect()
     gc.freeze()
     try:
-        plan = plan_changes(deployment, state)
-        samples = [timed(plan_changes, deployment, state)[0]
-                   for _ in range(reps)]
+        plans = {nodes: plan_changes(*cluster)
+                 for nodes, cluster in clusters.items()}
+        samples = {nodes: [] for nodes in sizes}
+        for rep in range(reps):
+            for nodes in rotated(sizes, rep):
+                samples[nodes].append(
+                    timed(plan_changes, *clusters[nodes])[0])
     finally:
         gc.unfreeze()
-    routes = sum(len(node.routes) for node in state.nodes.values())
-    return samples, len(leaves(plan)), routes
+    return {nodes: (samples[nodes], len(leaves(plans[nodes])),
+                    sum(len(node.routes)
+                        for node in clusters[nodes][1].nodes.values()))
+            for nodes in sizes}
 
 
 def deployments(nodes):
@@ -367,8 +383,9 @@ def main(argv):
 
     plans = {}
     rows = []
+    measured = measure_plans(PLAN_NODES, reps)
     for nodes in PLAN_NODES:
-        samples, changes, routes = measure_plan(nodes, reps)
+        samples, changes, routes = measured[nodes]
         plans[nodes] = statistics.median(samples)
         rows.append(["%d x %d" % (nodes, APPS_PER_NODE), nodes * APPS_PER_NODE,
                      routes, changes] + cell(samples)
@@ -414,21 +431,31 @@ def main(argv):
          % (NODE_APPLICATIONS,), "%.1f" % memory["node_rss_mb"]],
     ], ["process", "peak RSS MB"])
 
+    ratios = {
+        "plan_ratio_1000_100": paired_ratios(measured[big][0],
+                                             measured[small][0]),
+        "fanout_protocol_ratio": paired_ratios(fanouts[True],
+                                               fanouts[False]),
+    }
+    print_table("Ratios of each repetition (spread: interquartile range "
+                "over median)", [ratio_row(name, samples)
+                                 for name, samples in ratios.items()],
+                RATIO_HEADERS)
     figures = {
         "plan_1000_nodes_s": round(plans[big], 4),
         "plan_100_nodes_s": round(plans[small], 4),
-        "plan_ratio_1000_100": round(plans[big] / plans[small], 1),
         "fanout_100_nodes_s": round(statistics.median(fanouts[False]), 4),
         "fanout_100_nodes_protocol_s": round(
             statistics.median(fanouts[True]), 4),
-        "fanout_protocol_ratio": round(statistics.median(fanouts[True])
-                                       / statistics.median(fanouts[False]),
-                                       2),
         "client_rss_mb": round(memory["client_rss_mb"], 1),
         "node_rss_mb": round(memory["node_rss_mb"], 1),
         "python_rss_mb": round(memory["python_rss_mb"], 1),
         "reps": reps,
     }
+    figures.update(ratio_figures("plan_ratio_1000_100",
+                                 ratios["plan_ratio_1000_100"], digits=1))
+    figures.update(ratio_figures("fanout_protocol_ratio",
+                                 ratios["fanout_protocol_ratio"], digits=2))
     print("targets: " + "; ".join(
         "%s %s %s: %s (%s)" % (key, comparison, limit, figures[key],
                                verdict(figures[key], comparison, limit))

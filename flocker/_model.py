@@ -22,7 +22,8 @@ from pyrsistent import pmap, pset, pvector
 
 __all__ = [
     "SAFE_NAME", "is_safe_name", "MAX_NAME_LENGTH",
-    "Port", "Link", "AttachedVolume", "RestartPolicy", "RESTART_POLICY_NAMES",
+    "Port", "Link", "AttachedVolume", "HostMount", "FileMount",
+    "MAX_FILE_SIZE", "RestartPolicy", "RESTART_POLICY_NAMES",
     "Application", "Node", "Deployment",
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
@@ -200,12 +201,111 @@ class AttachedVolume(object):
     :ivar bool external: Flocker does not create the volume: it must exist
         on the application's node already (a deploy leaves the application
         undone, saying so, where it does not).
+    :ivar seed: Path of a directory on the deploying machine whose content
+        fills the volume once, when a deploy creates it (a compose file's
+        relative bind mount ``./data:/data``), or ``None``.  Not part of the
+        value's equality: the volume's data is its own after the first
+        deploy, so a changed directory is not a changed application.
     """
     mountpoint = attr.ib(validator=_mountpoint)
     maximum_size = attr.ib(default=None, validator=_optional_positive_int)
     name = attr.ib(default=None, validator=_optional_safe_name)
     read_only = attr.ib(default=False, validator=_of_type(bool))
     external = attr.ib(default=False, validator=_of_type(bool))
+    seed = attr.ib(default=None, eq=False, validator=attr.validators.optional(
+        _of_type(str)))
+
+
+def _host_path(instance, attribute, value):
+    _mountpoint(instance, _Named("host path"), value)
+    _check(":" not in value, "host path %r must not contain ':'" % (value,))
+
+
+def _container_path(instance, attribute, value):
+    _mountpoint(instance, attribute, value)
+    _check(":" not in value, "mountpoint %r must not contain ':'" % (value,))
+
+
+@attr.s(frozen=True, slots=True)
+class HostMount(object):
+    """
+    A directory or file of the application's node bound into its container
+    (a compose file's absolute bind mount, ``/etc/localtime:/etc/localtime``
+    or the Docker socket).  It stays on the node: when the application
+    moves, the new node's path of that name is bound.
+
+    :ivar str host_path: Absolute path on the node.
+    :ivar str mountpoint: Absolute path inside the container.
+    :ivar bool read_only: Bound read-only.
+    """
+    host_path = attr.ib(validator=_host_path)
+    mountpoint = attr.ib(validator=_container_path)
+    read_only = attr.ib(default=False, validator=_of_type(bool))
+
+
+#: Largest file a :class:`FileMount` carries: files travel with every start
+#: of their application, so they are configuration, not data.
+MAX_FILE_SIZE = 1024 * 1024
+
+
+def _digest(instance, attribute, value):
+    _check(isinstance(value, str) and re.match(r"\A[0-9a-f]{64}\Z", value)
+           is not None, "digest %r is not a SHA-256 hex digest" % (value,))
+
+
+def _mode(instance, attribute, value):
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and 0 <= value <= 0o7777, "mode %r is not a file mode" % (value,))
+
+
+def _file_content(instance, attribute, value):
+    if value is None:
+        return
+    _check(isinstance(value, bytes), "content must be bytes")
+    _check(len(value) <= MAX_FILE_SIZE,
+           "file for %s is larger than %d bytes" % (instance.mountpoint,
+                                                    MAX_FILE_SIZE))
+    _check(hashlib.sha256(value).hexdigest() == instance.digest,
+           "content of the file for %s does not match its digest" % (
+               instance.mountpoint,))
+
+
+@attr.s(frozen=True, slots=True)
+class FileMount(object):
+    """
+    A file of the deploying machine put into the application's container
+    at every start, before its process runs (a compose file's
+    ``./nginx.conf:/etc/nginx/nginx.conf:ro``, or a file-based ``configs``
+    or ``secrets`` entry).
+
+    The file is part of the application by its digest: a changed file is a
+    changed application.  Its content travels with a start; an application
+    rebuilt from a node's report has the digest only (``content`` is
+    ``None``), and is equal to the one started.
+
+    :ivar str mountpoint: Absolute path of the file inside the container.
+    :ivar str digest: Hex SHA-256 of the content.
+    :ivar int mode: Permission bits the file gets.
+    :ivar content: The file's bytes (at most :data:`MAX_FILE_SIZE`), or
+        ``None`` where only the digest is known.
+    """
+    mountpoint = attr.ib(validator=_container_path)
+    digest = attr.ib(validator=_digest)
+    mode = attr.ib(default=0o444, validator=_mode)
+    content = attr.ib(default=None, eq=False, repr=False,
+                      validator=_file_content)
+
+    @classmethod
+    def of(cls, mountpoint, content, mode=0o444):
+        """
+        :param str mountpoint: Where the file goes in the container.
+        :param bytes content: Its bytes.
+        :param int mode: Its permission bits.
+        :return: The :class:`FileMount` of ``content``.
+        """
+        return cls(mountpoint=mountpoint,
+                   digest=hashlib.sha256(content).hexdigest(), mode=mode,
+                   content=content)
 
 
 @attr.s(frozen=True, slots=True)
@@ -279,6 +379,10 @@ class Application(object):
     :ivar restart_policy: A :class:`RestartPolicy`.
     :ivar volumes: ``frozenset`` of named :class:`AttachedVolume` mounted
         besides ``volume`` (see :meth:`all_volumes` for all of them).
+    :ivar host_mounts: ``frozenset`` of :class:`HostMount`: paths of the
+        node bound into the container.
+    :ivar files: ``frozenset`` of :class:`FileMount`: files put into the
+        container at every start.
     :ivar project: The project the application belongs to (a safe name;
         see :attr:`Deployment.project`), or ``None`` for the default one.
         It is recorded on the application's container, so a deploy of one
@@ -307,10 +411,15 @@ class Application(object):
                              validator=_of_type(RestartPolicy))
     volumes = attr.ib(default=frozenset(), converter=frozenset,
                       validator=_all_of_type(AttachedVolume))
+    host_mounts = attr.ib(default=frozenset(), converter=frozenset,
+                          validator=_all_of_type(HostMount))
+    files = attr.ib(default=frozenset(), converter=frozenset,
+                    validator=_all_of_type(FileMount))
     project = attr.ib(default=None, validator=_optional_safe_name)
 
     def __attrs_post_init__(self):
-        if self.volume is not None or self.volumes:
+        if (self.volume is not None or self.volumes or self.host_mounts
+                or self.files):
             self._check_volumes()
         externals = [port.external for port in self.ports]
         _check(len(externals) == len(set(externals)),
@@ -338,6 +447,11 @@ class Application(object):
                    "application %s mounts two volumes at %s" % (
                        self.name, volume.mountpoint))
             mountpoints.add(volume.mountpoint)
+        for mount in list(self.host_mounts) + list(self.files):
+            _check(mount.mountpoint not in mountpoints,
+                   "application %s mounts two things at %s" % (
+                       self.name, mount.mountpoint))
+            mountpoints.add(mount.mountpoint)
         for volume in self.volumes:
             _check(volume.name is not None,
                    "every volume in volumes of application %s needs a "

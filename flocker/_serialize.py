@@ -7,12 +7,15 @@ state changes all go through these functions.  Output is canonical (sorted),
 so equal values serialise to equal text.
 """
 
+import base64
+import binascii
 import json
 
 from pyrsistent import pmap, pset
 
 from ._model import (
-    Application, AttachedVolume, ClusterState, InvalidModel, Link,
+    Application, AttachedVolume, ClusterState, FileMount, HostMount,
+    InvalidModel, Link,
     NodeKeyStatus, NodeState, Port, RestartPolicy, Route, VolumeState,
 )
 
@@ -52,9 +55,11 @@ def loads(text):
         raise SerializationError("not JSON: %s" % (e,))
 
 
-def application_to_dict(application):
+def application_to_dict(application, contents=False):
     """
     :param Application application: The application.
+    :param bool contents: Include the content of its files (base64), as a
+        start needs, rather than their digests only, as a label holds.
     :return: A JSON-compatible ``dict`` describing it completely.
     """
     volume = application.volume
@@ -75,17 +80,45 @@ def application_to_dict(application):
             "maximum_retry_count":
                 application.restart_policy.maximum_retry_count},
     }
+    # Each only when there are some: the JSON of an application without
+    # them stays what it was, so its containers (labelled with it) are not
+    # taken for changed ones.
     if application.volumes:
-        # Only when there are some: the JSON of an application without
-        # named volumes stays what it was, so its containers (labelled with
-        # it) are not taken for changed ones.
         result["volumes"] = sorted(
             (volume_to_dict(v) for v in application.volumes),
             key=lambda v: v["name"])
+    if application.host_mounts:
+        result["host_mounts"] = sorted(
+            [m.host_path, m.mountpoint, m.read_only]
+            for m in application.host_mounts)
+    if application.files:
+        result["files"] = sorted(
+            (_file_to_dict(f, contents) for f in application.files),
+            key=lambda f: f["mountpoint"])
     if application.project is not None:
         # Likewise: the default project's JSON is what it was.
         result["project"] = application.project
     return result
+
+
+def _file_to_dict(mount, contents):
+    result = {"mountpoint": mount.mountpoint, "digest": mount.digest,
+              "mode": mount.mode}
+    if contents:
+        if mount.content is None:
+            raise SerializationError("the content of the file for %s is not "
+                                     "known" % (mount.mountpoint,))
+        result["content"] = base64.b64encode(mount.content).decode("ascii")
+    return result
+
+
+def _file_from_dict(data):
+    content = data.get("content")
+    return FileMount(
+        mountpoint=data["mountpoint"], digest=data["digest"],
+        mode=data["mode"],
+        content=None if content is None else base64.b64decode(
+            content.encode("ascii"), validate=True))
 
 
 def volume_to_dict(volume):
@@ -125,7 +158,7 @@ def _build(function):
         except SerializationError:
             raise
         except (InvalidModel, KeyError, TypeError, ValueError,
-                AttributeError) as e:
+                AttributeError, binascii.Error) as e:
             raise SerializationError("%s: %s" % (function.__name__, e))
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
@@ -156,6 +189,9 @@ def application_from_dict(data):
             name=policy["name"],
             maximum_retry_count=policy["maximum_retry_count"]),
         volumes=[_volume_from_dict(v) for v in data.get("volumes", ())],
+        host_mounts=[HostMount(host_path=h, mountpoint=m, read_only=r)
+                     for h, m, r in data.get("host_mounts", ())],
+        files=[_file_from_dict(f) for f in data.get("files", ())],
         project=data.get("project"),
     )
 

@@ -25,7 +25,7 @@ from ..node._protocol import (
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
     encode_routes, PULL_IMAGE, LOGS, DELETE_VOLUME, DRY_RUN_OPTION,
     SINCE_OPTION, TAIL_OPTION, decode_logs, DOCTOR, JSON_OPTION,
-    decode_doctor,
+    decode_doctor, SEED_VOLUME, decode_seeded, encode_seed,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -230,6 +230,11 @@ class RemoteNodeAgent(object):
             arguments += [MAXIMUM_SIZE_OPTION, str(maximum_size)]
         return self._call("%s %s" % (CREATE_VOLUME, name), CREATE_VOLUME,
                           arguments)
+
+    def seed_volume(self, name, archive):
+        return self._call("%s %s" % (SEED_VOLUME, name), SEED_VOLUME,
+                          [name], stdin=encode_seed(archive),
+                          parse=decode_seeded)
 
     def push_volume(self, name, target, progress=None):
         return self._call("%s %s to %s" % (PUSH_VOLUME, name, target),

@@ -85,6 +85,22 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def seed_volume(name, archive):
+        """
+        Fill the volume, owned by this node, with the content of a
+        directory of the deploying machine, sent as a tar archive: once,
+        only while the volume holds nothing (so running it again, or after
+        the application wrote, changes nothing).
+
+        :param str name: Volume name.
+        :param bytes archive: An uncompressed tar archive of files and
+            directories (at most ``flocker.volume._seed.MAX_SEED_SIZE`` bytes).
+        :return: ``Deferred`` firing with ``True`` if the volume was
+            filled, ``False`` if it held something and was left alone;
+            failing if this node does not own the volume or the archive is
+            not an acceptable seed.
+        """
+
     def push_volume(name, target, progress=None):
         """
         Copy the volume's current data to node ``target`` without giving up

@@ -4,14 +4,16 @@ operation of that node's ``INodeAgent``.
 """
 
 import attr
+from twisted.internet.defer import fail
 from zope.interface import implementer
 
 from .._change import IStateChange, ITransfer
 from .._context import in_current_action
 from .._model import Application, NodeKey
+from ..volume._seed import seed_archive
 
 __all__ = [
-    "CreateVolume", "PushVolume", "StopApplication", "HandoffVolume",
+    "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
     "PullImage", "DeleteVolume",
 ]
@@ -80,6 +82,35 @@ class CreateVolume(object):
         quota = ("" if self.maximum_size is None
                  else " (maximum %s)" % (describe_size(self.maximum_size),))
         return "%s: create volume %s%s" % (self.node, self.name, quota)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SeedVolume(object):
+    """
+    Fill a volume just created on ``node`` with the content of a directory
+    of the deploying machine (read when the change runs), once.
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    :ivar str directory: The directory on the deploying machine.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    directory = attr.ib()
+
+    def run(self, agents):
+        # Read here, at run time: a plan shown by --dry-run reads nothing.
+        # The archive is bounded by MAX_SEED_SIZE.
+        try:
+            archive = seed_archive(self.directory)
+        except Exception:
+            return fail()
+        return agents[self.node].seed_volume(self.name, archive)
+
+    def describe(self):
+        return "%s: fill volume %s with %s (first deploy only)" % (
+            self.node, self.name, self.directory)
 
 
 @implementer(ITransfer)

@@ -19,7 +19,9 @@ never stopped, removed or replaced.
 
 import calendar
 import hashlib
+import io
 import json
+import tarfile
 import posixpath
 import re
 import time
@@ -63,7 +65,8 @@ __all__ = [
     "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
     "PullFailed",
     "AlreadyExists", "ContainerNotFound",
-    "container_name", "container_config", "socket_path_from_docker_host",
+    "container_name", "container_config", "files_archive",
+    "socket_path_from_docker_host",
     "DEFAULT_DOCKER_SOCKET", "CONTAINER_PREFIX", "APPLICATION_LABEL",
     "SPEC_LABEL", "MAXIMUM_API_VERSION", "MINIMUM_API_VERSION",
     "MINIMUM_MEMORY_LIMIT", "APIVersion", "UnsupportedField",
@@ -313,6 +316,31 @@ def _check_host_path(path):
         raise ValueError("volume host path %r must be normalised" % (path,))
 
 
+def files_archive(files):
+    """
+    The tar archive that puts files into a container (the body of Docker's
+    ``PUT /containers/ID/archive?path=/``).
+
+    :param files: Iterable of :class:`flocker.FileMount` with their content.
+    :return: ``bytes`` of an uncompressed tar: each file at its mountpoint
+        (relative to ``/``), with its mode, owned by root, dated 0 so equal
+        files give equal archives.  Docker makes missing parent directories.
+    :raises ValueError: If a file's content is not known.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) \
+            as archive:
+        for mount in sorted(files, key=lambda f: f.mountpoint):
+            if mount.content is None:
+                raise ValueError("the content of the file for %s is not "
+                                 "known" % (mount.mountpoint,))
+            info = tarfile.TarInfo(mount.mountpoint.lstrip("/"))
+            info.size = len(mount.content)
+            info.mode = mount.mode
+            archive.addfile(info, io.BytesIO(mount.content))
+    return buffer.getvalue()
+
+
 def _bind(host_path, volume):
     """
     :return: The ``Binds`` entry mounting ``host_path`` as ``volume``.
@@ -389,9 +417,12 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
         # which is downtime when the application moves.
         "Init": True,
     }
-    if paths:
-        host_config["Binds"] = [_bind(paths[volume.name], volume)
-                                for volume in application.all_volumes()]
+    binds = [_bind(paths[volume.name], volume)
+             for volume in application.all_volumes()]
+    binds.extend(_bind(mount.host_path, mount) for mount in sorted(
+        application.host_mounts, key=lambda m: m.mountpoint))
+    if binds:
+        host_config["Binds"] = binds
     if application.links:
         host_config["Sysctls"] = dict(_LINK_SYSCTLS)
     config = {
@@ -686,7 +717,10 @@ class DockerClient(object):
         :return: ``(status, decoded JSON or None)``.
         """
         kwargs = {}
-        if body is not None:
+        if isinstance(body, bytes):
+            kwargs["data"] = body
+            kwargs["headers"] = {b"Content-Type": [b"application/x-tar"]}
+        elif body is not None:
             kwargs["json"] = body
         with DOCKER_API_CALL(method=method, path=path) as action:
             try:
@@ -871,10 +905,19 @@ class DockerClient(object):
         if status != 201 or not isinstance(data, dict):
             raise _api_error("create container " + name, status, data)
         container_id = data["Id"]
-        status, data = await self._request(
-            "POST", "/containers/%s/start" % (container_id,))
+        status, data = 204, None
+        if application.files:
+            # Into the created container, before its process runs.
+            status, data = await self._request(
+                "PUT", "/containers/%s/archive" % (container_id,),
+                params={"path": "/"}, body=files_archive(application.files))
+            operation = "put files into container " + name
+        if status == 200 or not application.files:
+            status, data = await self._request(
+                "POST", "/containers/%s/start" % (container_id,))
+            operation = "start container " + name
         if status not in (204, 304):
-            error = _api_error("start container " + name, status, data)
+            error = _api_error(operation, status, data)
             # Leave nothing half-created; the start failure is what matters
             # to the caller even if this clean-up fails too.
             try:
@@ -1203,6 +1246,7 @@ class _FakeContainer(object):
     running = attr.ib()
     pid = attr.ib()
     host_ports = attr.ib()
+    files = attr.ib(default=attr.Factory(dict))
     output = attr.ib(default=attr.Factory(list))
 
 
@@ -1224,7 +1268,7 @@ class FakeDockerClient(object):
 
     Besides the interface it has helpers to arrange and observe a situation:
     :meth:`add_foreign_container`, :meth:`stop_container`,
-    :meth:`container_id`, :meth:`inspect`.
+    :meth:`container_id`, :meth:`inspect`, :meth:`read_file`.
 
     :ivar images: ``set`` of image references present on the fake node.
     :ivar registry: ``set`` of image references a pull can fetch.
@@ -1288,6 +1332,15 @@ class FakeDockerClient(object):
         :param str name: Its container name.
         """
         self._containers[name].running = False
+
+    def read_file(self, name, path):
+        """
+        :param str name: A container name.
+        :param str path: An absolute path in the container.
+        :return: The ``bytes`` Flocker put there before the container
+            started, or ``None``.
+        """
+        return self._containers[name].files.get(path)
 
     def container_id(self, name):
         """
@@ -1394,9 +1447,12 @@ class FakeDockerClient(object):
                 "start container " + name, 500,
                 "Bind for 0.0.0.0:%d failed: port is already allocated" % (
                     min(clash),))
+        # What Docker would unpack from the archive, checked the same way.
+        files_archive(application.files)
         self._containers[name] = _FakeContainer(
             container_id=self._new_id(), name=name, config=config,
-            running=True, pid=self._serial + 1000, host_ports=host_ports)
+            running=True, pid=self._serial + 1000, host_ports=host_ports,
+            files={f.mountpoint: f.content for f in application.files})
         return outcome
 
     def remove(self, name):

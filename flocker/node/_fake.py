@@ -12,6 +12,7 @@ takes time to send them (one byte per character), reporting progress as it
 goes, so live views can be tested too.
 """
 
+import hashlib
 from itertools import count
 
 import attr
@@ -111,6 +112,17 @@ class FakeNodeAgent(object):
                                      owner=self.address)
             self._set(volumes=self.state.volumes.set(name, volume))
         return self._do("create_volume", create, name, maximum_size)
+
+    def seed_volume(self, name, archive):
+        def seed():
+            self._owned(name)
+            if self.data.get(name):
+                return False
+            # The archive stands for the content, as text stands for it
+            # elsewhere in this fake.
+            self.data[name] = "seed:" + hashlib.sha256(archive).hexdigest()
+            return True
+        return self._do("seed_volume", seed, name, archive)
 
     def _send(self, name, target):
         volume = self._owned(name)

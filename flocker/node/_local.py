@@ -18,7 +18,7 @@ from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
-    NODE_RELEASE_VOLUME, NODE_REPORT,
+    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
 )
 
@@ -230,6 +230,15 @@ class LocalNodeAgent(object):
                 yield self.volumes.create(name, maximum_size)
         return self._action(NODE_CREATE_VOLUME, create,
                             volume=name)
+
+    def seed_volume(self, name, archive):
+        @inlineCallbacks
+        def seed():
+            seeded = yield self.volumes.seed(name, archive)
+            current_action().add_success_fields(seeded=seeded)
+            return seeded
+        return self._action(NODE_SEED_VOLUME, seed, volume=name,
+                            archive_bytes=len(archive))
 
     def push_volume(self, name, target, progress=None):
         @inlineCallbacks

@@ -17,7 +17,7 @@ __all__ = [
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
     "DOCKER_FIELDS_DROPPED",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
-    "NODE_CREATE_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
+    "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
@@ -160,6 +160,13 @@ NODE_STOP_APPLICATION = ActionType(
     "flocker:node:stop_application",
     [_ADDRESS, _APPLICATION], [],
     "Stop and remove the application's container.")
+
+NODE_SEED_VOLUME = ActionType(
+    "flocker:node:seed_volume",
+    [_ADDRESS, _VOLUME, Field.for_types("archive_bytes", [int],
+                                        "Size of the seed archive.")],
+    [Field.for_types("seeded", [bool], "Whether the volume was filled.")],
+    "Fill an empty volume with a directory of the deploying machine.")
 
 NODE_CREATE_VOLUME = ActionType(
     "flocker:node:create_volume",

@@ -7,8 +7,9 @@ node works at once, and a node's changes in a phase run in order::
 
     0. keys      install the node-to-node SSH key and the nodes' known_hosts
                  where the installed ones differ (pushes below use them)
-    1. prepare   pull images a node lacks; create new volumes; pre-copy
-                 moving volumes while their applications still run
+    1. prepare   pull images a node lacks; create new volumes (filling
+                 those with a seed directory); pre-copy moving volumes while
+                 their applications still run
     2. stop      stop applications that move away, changed, or were removed
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
@@ -30,7 +31,7 @@ from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
     CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SetRoutes, StartApplication, StopApplication,
+    PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
 )
 from ._checks import describe_stale, newest_copy, stale_volumes
 from ._differences import describe_differences
@@ -82,6 +83,9 @@ def _plan_volume(volume, target, owners, copies, phases, stale=None):
             # skipped_applications: its application is left undone.
             phases[1].append(CreateVolume(
                 node=target, name=name, maximum_size=volume.maximum_size))
+            if volume.seed is not None:
+                phases[1].append(SeedVolume(node=target, name=name,
+                                            directory=volume.seed))
             return None
         # Nobody owns the volume but copies exist: a move was interrupted
         # between the old owner letting go and the new one taking over (or,

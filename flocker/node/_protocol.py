@@ -67,6 +67,9 @@ options; then standard input; then standard output on success):
 ``doctor()``
     ``doctor --json``; stdin empty; stdout a doctor report (below); exit
     status 0 whatever the checks found.
+``seed_volume(name, archive)``
+    ``seed-volume NAME``; stdin ``{"archive": BASE64}`` (the tar archive);
+    stdout ``{"seeded": true|false}``.
 
 ``NAME`` is an application (= volume) name; ``TARGET`` the address of the node
 receiving the volume; ``BYTES`` a positive decimal integer, omitted for no
@@ -86,7 +89,11 @@ application
     "environment", "ports": [[internal, external]…], "volume":
     {"mountpoint", "maximum_size"} or null, "links": [[local, remote,
     alias]…], "mem_limit", "cpu_shares", "restart_policy": {"name",
-    "maximum_retry_count"}}``.
+    "maximum_retry_count"}}``, and, when not empty, ``"volumes":
+    [{"name", "mountpoint", "maximum_size", "read_only", "external"}…]``,
+    ``"host_mounts": [[host_path, mountpoint, read_only]…]`` and ``"files":
+    [{"mountpoint", "digest", "mode", "content"}…]`` (``content`` base64,
+    only in ``start-application``'s document, never in a report).
 release
     ``{"bytes": N, "snapshot": SNAPSHOT, "node_id": NODEID}``: what the
     new owner acquires with.
@@ -153,6 +160,8 @@ spoken) with a one-line human-readable message as the LAST line of standard
 error.  The client shows that line, prefixed with the node and the step.
 """
 
+import base64
+import binascii
 import json
 
 from eliot.json import json_default
@@ -167,7 +176,8 @@ __all__ = [
     "ELIOT_TASK_OPTION", "DEFAULT_NODE_COMMAND",
     "REPORT", "START_APPLICATION", "STOP_APPLICATION", "CREATE_VOLUME",
     "PUSH_VOLUME", "HANDOFF_VOLUME", "RELEASE_VOLUME", "ACQUIRE_VOLUME",
-    "SET_ROUTES", "INSTALL_NODE_KEY", "SUBCOMMANDS", "encode_release",
+    "SET_ROUTES", "INSTALL_NODE_KEY", "SEED_VOLUME", "SUBCOMMANDS",
+    "encode_seed", "decode_seed", "encode_seeded", "decode_seeded", "encode_release",
     "decode_release", "encode_node_key", "decode_node_key",
     "MAXIMUM_SIZE_OPTION", "BYTES_KEY", "ROUTES_KEY",
     "EXIT_FAILED", "EXIT_USAGE", "EXIT_PROTOCOL", "EXIT_LOCKED",
@@ -214,10 +224,11 @@ PULL_IMAGE = "pull-image"
 LOGS = "logs"
 DELETE_VOLUME = "delete-volume"
 DOCTOR = "doctor"
+SEED_VOLUME = "seed-volume"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
                SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS, DELETE_VOLUME,
-               DOCTOR)
+               DOCTOR, SEED_VOLUME)
 
 #: Option of ``doctor``: print the report as a JSON document (exit 0).
 JSON_OPTION = "--json"
@@ -264,10 +275,13 @@ RELEASE_LOCK = "release-lock"
 
 def encode_application(application):
     """
-    :param Application application: An application.
-    :return: Its protocol document (``bytes``).
+    :param Application application: An application, with the content of
+        its files.
+    :return: Its protocol document (``bytes``), file contents included.
+    :raises SerializationError: If a file's content is not known.
     """
-    return dumps(application_to_dict(application)).encode("utf-8")
+    return dumps(application_to_dict(application, contents=True)).encode(
+        "utf-8")
 
 
 def decode_application(data):
@@ -389,6 +403,50 @@ def decode_bytes_sent(data):
             or count < 0):
         raise SerializationError('expected {"bytes": N} with N >= 0')
     return count
+
+
+def encode_seed(archive):
+    """
+    :param bytes archive: A seed archive.
+    :return: The seed document (``bytes``): the archive in base64.
+    """
+    return dumps({"archive": base64.b64encode(archive).decode("ascii")}
+                 ).encode("utf-8")
+
+
+def decode_seed(data):
+    """
+    :param bytes data: A seed document.
+    :return: The archive (``bytes``).
+    :raises SerializationError: If it is not one.
+    """
+    document = loads(data)
+    archive = document.get("archive") if isinstance(document, dict) else None
+    try:
+        return base64.b64decode(archive.encode("ascii"), validate=True)
+    except (AttributeError, UnicodeEncodeError, binascii.Error):
+        raise SerializationError('expected {"archive": BASE64}')
+
+
+def encode_seeded(seeded):
+    """
+    :param bool seeded: What ``seed-volume`` did.
+    :return: The result document (``bytes``).
+    """
+    return dumps({"seeded": seeded}).encode("utf-8")
+
+
+def decode_seeded(data):
+    """
+    :param bytes data: A ``seed-volume`` result document.
+    :return: ``True`` if the volume was filled.
+    :raises SerializationError: If it is not one.
+    """
+    document = loads(data)
+    seeded = document.get("seeded") if isinstance(document, dict) else None
+    if not isinstance(seeded, bool):
+        raise SerializationError('expected {"seeded": true|false}')
+    return seeded
 
 
 def encode_release(release):

@@ -40,7 +40,8 @@ from ._protocol import (
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
     encode_release, INSTALL_NODE_KEY, decode_node_key, PULL_IMAGE, LOGS,
     DELETE_VOLUME, DOCTOR, JSON_OPTION,
-    DRY_RUN_OPTION, SINCE_OPTION, TAIL_OPTION, encode_logs,
+    DRY_RUN_OPTION, SINCE_OPTION, TAIL_OPTION, encode_logs, SEED_VOLUME,
+    decode_seed, encode_seeded,
 )
 
 __all__ = ["flocker_node_main", "node_main", "default_agent", "NodeOptions",
@@ -113,6 +114,15 @@ class StopOptions(_NameOptions):
     """
     synopsis = "NAME"
     longdesc = "Stop and remove the application's container."
+
+
+class SeedVolumeOptions(_NameOptions):
+    """
+    ``flocker-node seed-volume NAME`` (the archive on standard input).
+    """
+    synopsis = "NAME"
+    longdesc = ("Fill the volume, owned by this node, with the tar archive "
+                "on standard input, if it holds nothing yet.")
 
 
 class CreateVolumeOptions(_Options):
@@ -332,6 +342,8 @@ class NodeOptions(_Options):
         [START_APPLICATION, None, StartOptions, "Start an application."],
         [STOP_APPLICATION, None, StopOptions, "Stop an application."],
         [CREATE_VOLUME, None, CreateVolumeOptions, "Create a volume."],
+        [SEED_VOLUME, None, SeedVolumeOptions,
+         "Fill an empty volume from a tar archive."],
         [PUSH_VOLUME, None, PushOptions, "Copy a volume to another node."],
         [HANDOFF_VOLUME, None, HandoffOptions,
          "Hand a volume to another node."],
@@ -560,6 +572,9 @@ def _run(agent, command, options, stdin, progress):
     if command == LOGS:
         return agent.logs(sub["name"], sub["since"], sub["tail"]).addCallback(
             lambda lines: encode_logs(lines).decode("utf-8") + "\n")
+    if command == SEED_VOLUME:
+        return agent.seed_volume(sub["name"], decode_seed(stdin)).addCallback(
+            lambda seeded: encode_seeded(seeded).decode("ascii") + "\n")
     if command == INSTALL_NODE_KEY:
         return agent.install_node_key(decode_node_key(stdin)).addCallback(
             lambda _: "")
@@ -785,11 +800,11 @@ def flocker_node_main():
     Entry point of the ``flocker-node`` console script.
     """
     argv = sys.argv[1:]
-    # Only three commands read standard input; reading it for the others
+    # Only four commands read standard input; reading it for the others
     # would wait forever on a terminal.
     stdin = (sys.stdin.buffer.read()
              if START_APPLICATION in argv or SET_ROUTES in argv
-             or INSTALL_NODE_KEY in argv else b"")
+             or INSTALL_NODE_KEY in argv or SEED_VOLUME in argv else b"")
 
     def main(reactor):
         d = node_main(reactor, argv, stdin, sys.stdout, sys.stderr,

@@ -445,3 +445,29 @@ class RepetitionOptionsTests(SynchronousTestCase):
             self.assertRaises(ValueError, common.repetitions_from,
                               RefusingParser(), self.parse(argv), 5, 25,
                               600.0)
+
+
+class SpreadFiguresTests(SynchronousTestCase):
+    """
+    Tests for ``spread_figures`` and ``number``.
+    """
+
+    def test_ratios(self):
+        """
+        Every figure with a numeric ``_spread`` beside it is listed, by
+        name; other figures, booleans and spreads without their figure are
+        not.
+        """
+        self.assertEqual(common.spread_figures({
+            "ratio": 0.9, "ratio_spread": 0.1, "push_mb_s": 100,
+            "settled": True, "orphan_spread": 0.2, "odd": True,
+            "odd_spread": 0.1, "b": 2.0, "b_spread": 0.05}),
+            [("b", 2.0, 0.05), ("ratio", 0.9, 0.1)])
+
+    def test_number(self):
+        """
+        Numbers are kept; booleans, strings and ``None`` are not numbers.
+        """
+        self.assertEqual([common.number(v) for v in (1, 0.5, True, "1",
+                                                     None)],
+                         [1, 0.5, None, None, None])

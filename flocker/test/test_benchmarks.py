@@ -1,7 +1,7 @@
 """
 Tests for the benchmark scripts that need neither root nor the lab:
-``benchmarks/plot.py``, ``benchmarks/scale.py`` and the target verdicts of
-``benchmarks/run``.
+``benchmarks/plot.py``, ``benchmarks/scale.py``, the target verdicts of
+``benchmarks/run`` and the agreement of runs (``benchmarks/compare.py``).
 """
 
 import importlib.machinery
@@ -82,16 +82,20 @@ class ScaleTests(SynchronousTestCase):
                         figures)
 
 
-def load_run():
+def load_script(filename):
     """
-    :return: ``benchmarks/run`` as a module, without running it (it puts
-        its directory first on ``sys.path`` to import ``_common``; the
-        path is put back).
+    :param str filename: A script in ``benchmarks/`` (``run``,
+        ``compare.py``...).
+    :return: It as a module, without running its ``main`` (the
+        benchmarks' directory is on ``sys.path`` only while it is imported,
+        for ``_common``).
     """
     saved = list(sys.path)
+    sys.path.insert(0, BENCHMARKS)
     try:
         loader = importlib.machinery.SourceFileLoader(
-            "flocker_benchmarks_run", os.path.join(BENCHMARKS, "run"))
+            "flocker_benchmarks_" + filename.replace(".", "_"),
+            os.path.join(BENCHMARKS, filename))
         spec = importlib.util.spec_from_loader(loader.name, loader)
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
@@ -106,7 +110,7 @@ class RunTargetsTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.run = load_run()
+        self.run = load_script("run")
 
     def target(self, targets, figure):
         return next(t for t in targets if t["figure"] == figure)
@@ -157,3 +161,90 @@ class RunTargetsTests(SynchronousTestCase):
                         "settled": False, "routes_1000_s": 0.2},
             "deploy": {"error": "exit status 1"}}),
             [("routing.ratio", "0.9", "12.3 %", "7", "no")])
+
+
+class CompareTests(SynchronousTestCase):
+    """
+    Tests for ``benchmarks/compare.py``.
+    """
+
+    def setUp(self):
+        self.compare = load_script("compare.py")
+
+    def test_within(self):
+        """
+        A ratio whose runs all lie within the tolerance of their median is
+        within; the deviation is the largest, relative to the median.
+        """
+        found = self.compare.agreement([
+            {"routing": {"ratio": 0.96, "ratio_spread": 0.02}},
+            {"routing": {"ratio": 1.0, "ratio_spread": 0.03}},
+            {"routing": {"ratio": 1.04, "ratio_spread": 0.01}}], 0.05)
+        self.assertEqual(found, {"routing.ratio": {
+            "values": [0.96, 1.0, 1.04], "median": 1.0, "deviation": 0.04,
+            "within": True}})
+
+    def test_outside(self):
+        """
+        One run further than the tolerance from the median puts the ratio
+        outside; figures without a spread are not ratios and are ignored.
+        """
+        found = self.compare.agreement([
+            {"volumes": {"push_ratio": 0.9, "push_ratio_spread": 0.02,
+                         "push_mb_s": 100}},
+            {"volumes": {"push_ratio": 1.0, "push_ratio_spread": 0.02,
+                         "push_mb_s": 120}}], 0.05)
+        self.assertEqual(
+            (list(found), found["volumes.push_ratio"]["within"]),
+            (["volumes.push_ratio"], False))
+
+    def test_missing(self):
+        """
+        A ratio that a run lacks (its benchmark failed) is not within, and
+        shows ``None`` for that run.
+        """
+        found = self.compare.agreement([
+            {"deploy": {"scale_ratio": 2.0, "scale_ratio_spread": 0.01}},
+            {"deploy": {"error": "exit status 1"}},
+            {"deploy": {"scale_ratio": 2.0, "scale_ratio_spread": 0.01}}],
+            0.05)
+        self.assertEqual(found["deploy.scale_ratio"]["values"][1], None)
+        self.assertFalse(found["deploy.scale_ratio"]["within"])
+
+    def test_bad_file(self):
+        """
+        A file that is not a results file gives one line naming it and
+        exit status 2.
+        """
+        directory = temporary_directory(self)
+        os.makedirs(directory)
+        path = os.path.join(directory, "other.json")
+        with open(path, "w") as f:
+            json.dump([1, 2], f)
+        result = subprocess.run(
+            [sys.executable, os.path.join(BENCHMARKS, "compare.py"), path,
+             path], capture_output=True, text=True, timeout=60)
+        self.assertEqual(
+            (result.returncode, result.stderr.strip().splitlines()),
+            (2, ["benchmarks/compare.py: %s: no \"benchmarks\" object: "
+                 "not a benchmarks/run results file" % (path,)]))
+
+    def test_agreeing_files(self):
+        """
+        Given agreeing results files, it exits 0 and ends with one JSON
+        object saying so.
+        """
+        directory = temporary_directory(self)
+        os.makedirs(directory)
+        paths = []
+        for index, value in enumerate([0.95, 0.96, 0.97]):
+            paths.append(os.path.join(directory, "%d.json" % (index,)))
+            with open(paths[-1], "w") as f:
+                json.dump({"benchmarks": {"routing": {
+                    "ratio": value, "ratio_spread": 0.01}}}, f)
+        result = subprocess.run(
+            [sys.executable, os.path.join(BENCHMARKS, "compare.py")] + paths,
+            capture_output=True, text=True, timeout=60)
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual((result.returncode, figures["within"],
+                          figures["runs"]), (0, True, 3))

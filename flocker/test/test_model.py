@@ -10,7 +10,8 @@ from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
-    Application, AttachedVolume, ClusterState, Deployment, InvalidModel, Link,
+    MAX_FILE_SIZE, Application, AttachedVolume, ClusterState, Deployment,
+    FileMount, HostMount, InvalidModel, Link,
     Node, NodeKey, NodeKeyStatus, NodeState, Port, RestartPolicy, Route,
     VolumeState, is_safe_name, known_hosts_digest, public_key_fingerprint,
 )
@@ -250,6 +251,93 @@ class TestSeveralVolumes(object):
                                    maximum_size=10)])
         assert application_from_dict(loads(dumps(
             application_to_dict(application)))) == application
+
+
+class TestBindMounts(object):
+    """
+    ``HostMount`` and ``FileMount``: what a compose file's bind mounts
+    become.
+    """
+
+    def test_file_equality_by_digest(self):
+        """
+        A file with its content equals the one rebuilt from a report (its
+        digest only); another content is another value.
+        """
+        with_content = FileMount.of("/etc/app.conf", b"x = 1\n")
+        assert with_content == FileMount(mountpoint="/etc/app.conf",
+                                         digest=with_content.digest)
+        assert with_content != FileMount.of("/etc/app.conf", b"x = 2\n")
+
+    @pytest.mark.parametrize("fields", [
+        dict(digest="abc"), dict(mode=0o10000), dict(mode=True),
+        dict(content=b"other"), dict(content="text"),
+        dict(mountpoint="/a:b")])
+    def test_bad_file(self, fields):
+        """
+        The digest is a SHA-256 of the content, the mode permission bits,
+        the mountpoint a path Docker can bind.
+        """
+        values = attr.asdict(FileMount.of("/f", b"x"), recurse=False)
+        values.update(fields)
+        with pytest.raises(InvalidModel):
+            FileMount(**values)
+
+    def test_file_too_large(self):
+        """
+        A file larger than ``MAX_FILE_SIZE`` is refused: files are
+        configuration, sent at every start.
+        """
+        with pytest.raises(InvalidModel):
+            FileMount.of("/f", b"x" * (MAX_FILE_SIZE + 1))
+
+    @pytest.mark.parametrize("host_path", ["relative", "/a/../b", "/a:b"])
+    def test_bad_host_path(self, host_path):
+        """
+        Host paths are absolute, normalised, without ``:``.
+        """
+        with pytest.raises(InvalidModel):
+            HostMount(host_path=host_path, mountpoint="/x")
+
+    def test_mountpoints_distinct(self):
+        """
+        A volume, a host mount and a file cannot share a mountpoint.
+        """
+        with pytest.raises(InvalidModel):
+            Application(name="web", image="i",
+                        volume=AttachedVolume(mountpoint="/x"),
+                        host_mounts=[HostMount(host_path="/srv",
+                                               mountpoint="/x")])
+        with pytest.raises(InvalidModel):
+            Application(name="web", image="i",
+                        files=[FileMount.of("/x", b"")],
+                        host_mounts=[HostMount(host_path="/srv",
+                                               mountpoint="/x")])
+
+    def test_seed_not_part_of_equality(self):
+        """
+        A volume's seed directory does not make it another volume.
+        """
+        assert AttachedVolume(mountpoint="/d", seed="/project/data") == \
+            AttachedVolume(mountpoint="/d")
+
+    def test_serialized(self):
+        """
+        Host mounts and files survive the JSON form; file contents travel
+        only when asked for, and are then read back.
+        """
+        mount = FileMount.of("/etc/app.conf", b"\x00binary\xff", 0o600)
+        application = attr.evolve(WEB, files=[mount], host_mounts=[
+            HostMount(host_path="/etc/localtime",
+                      mountpoint="/etc/localtime", read_only=True)])
+        label = application_from_dict(loads(dumps(application_to_dict(
+            application))))
+        sent = application_from_dict(loads(dumps(application_to_dict(
+            application, contents=True))))
+        assert (label, sent) == (application, application)
+        assert ([f.content for f in label.files],
+                [f.content for f in sent.files]) == (
+                    [None], [b"\x00binary\xff"])
 
 
 class TestRestartPolicy(object):

@@ -10,9 +10,11 @@ spaces)::
     flocker-volume receive NAME
     flocker-volume --eliot-task TASK receive NAME
     flocker-volume acquire NAME --snapshot SNAPSHOT --node-id NODEID --json
-    zfs receive POOL/NAME          (POOL: this node's pool; never -F)
 
-and refuses everything else with one line on standard error and exit
+and refuses everything else (a bare ``zfs receive`` above all: it would
+apply whatever properties a stream carries, as root; every receive goes
+through ``flocker-volume receive`` and its receive policy,
+:mod:`flocker.volume._stream`) with one line on standard error and exit
 status 1.  The request is split with :func:`shlex.split` and run with
 ``execvp`` (no shell); every word must also be one the pushing side could
 have sent (no quotes, spaces or shell metacharacters), so what runs is
@@ -72,21 +74,12 @@ def allowed_command(original, pool):
         raise CommandRefused("unreadable command: %s" % (e,))
     if not words or " ".join(words) != original or not all(
             _WORD.match(word) for word in words):
-        raise CommandRefused("only plain flocker-volume receive/acquire and "
-                             "zfs receive commands are allowed")
+        raise CommandRefused("only plain flocker-volume receive and acquire "
+                             "commands are allowed")
     program, arguments = words[0], words[1:]
-    if program == "zfs":
-        if len(arguments) != 2 or arguments[0] != "receive":
-            raise CommandRefused("only 'zfs receive POOL/NAME' is allowed")
-        target_pool, _, name = arguments[1].partition("/")
-        if target_pool != pool:
-            raise CommandRefused("zfs receive is only allowed into pool %s"
-                                 % (pool,))
-        _volume(name)
-        return words
     if program != "flocker-volume":
-        raise CommandRefused("%s is not allowed; only flocker-volume and "
-                             "zfs receive" % (program,))
+        raise CommandRefused("%s is not allowed; only flocker-volume "
+                             "receive and acquire" % (program,))
     if arguments[:1] == ["--eliot-task"]:
         if len(arguments) < 2 or not _TASK.match(arguments[1]):
             raise CommandRefused("--eliot-task needs a serialised task id")

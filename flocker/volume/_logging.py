@@ -10,9 +10,9 @@ step failed.
 from eliot import ActionType, Field, MessageType, fields
 
 __all__ = [
-    "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND", "DIRECT_REFUSED",
+    "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND",
     "LATE_REMOTE_FAILURE",
-    "CREATE_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
+    "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
     "RECOVER_VOLUME",
 ]
@@ -47,13 +47,6 @@ BUSY_RETRY = MessageType(
     [_ARGV, Field.for_types(u"delay", [float], u"Seconds until the retry.")],
     u"zfs-fuse reported a busy dataset right after a mount change.")
 
-#: The direct push (``zfs receive`` on the target) was refused; the push
-#: falls back to the negotiated protocol.
-DIRECT_REFUSED = MessageType(
-    u"flocker:volume:direct_refused",
-    [_VOLUME, _TARGET, _text(u"reason", u"What the target said.")],
-    u"A direct incremental push did not apply; negotiating instead.")
-
 #: ``flocker-volume receive`` failed after it had confirmed a complete copy:
 #: the push stands (the copy is there), so this is only logged.
 LATE_REMOTE_FAILURE = MessageType(
@@ -71,6 +64,15 @@ CREATE_VOLUME = ActionType(
     [_VOLUME, Field.for_types(u"maximum_size", [int, None],
                               u"Quota in bytes or null.")],
     [], u"Create a volume owned by this node.")
+
+SEED_VOLUME = ActionType(
+    u"flocker:volume:seed",
+    [_VOLUME, Field.for_types(u"archive_bytes", [int],
+                              u"Size of the seed archive.")],
+    [Field.for_types(u"seeded", [bool],
+                     u"Whether the volume was filled (false: it held "
+                     u"something already and was left alone).")],
+    u"Fill an empty volume with a seed archive.")
 
 SNAPSHOT_VOLUME = ActionType(
     u"flocker:volume:snapshot", [_VOLUME], [_SNAPSHOT],

@@ -23,6 +23,7 @@ from ._errors import (
 from ._service import (
     IVolumeService, PushResult, VolumeInfo, check_address, snapshot_name,
 )
+from ._seed import seed_entries
 from ._zfs import check_snapshot_name, check_volume_name
 
 __all__ = ["MemoryNetwork", "MemoryVolumeService"]
@@ -203,6 +204,17 @@ class MemoryVolumeService(object):
     def mount(self, name):
         self._copies[name] = attr.evolve(self._owned(name), readonly=False)
         return FilePath(self._info(name).mountpoint)
+
+    @_deferred
+    def seed(self, name, archive):
+        entries = seed_entries(archive)
+        copy = self._owned(name)
+        if copy.files:
+            return False
+        for entry in entries:
+            if entry.data is not None:
+                self.write_file(name, entry.path, entry.data)
+        return True
 
     def _take_snapshot(self, name):
         copy = self._copies[name]

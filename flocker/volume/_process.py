@@ -24,6 +24,7 @@ from zope.interface import implementer
 __all__ = [
     "ProcessFailed", "ProcessResult", "spawn", "run_process", "pump",
     "command_line", "make_pipe", "close_quietly", "CHUNK_SIZE",
+    "LimitExceeded", "read_prefix",
 ]
 
 #: How much :func:`pump` asks the kernel to move at once, and the capacity it
@@ -267,16 +268,29 @@ def _writable(fd):
     return bool(poller.poll(0))
 
 
+class LimitExceeded(Exception):
+    """
+    :func:`pump` was given more than its limit.
+
+    :ivar int limit: The limit, in bytes.
+    """
+
+    def __init__(self, limit):
+        Exception.__init__(self, limit)
+        self.limit = limit
+
+
 class _Pump(object):
     """
     Move bytes from one pipe to another as the reactor says they can move.
     """
 
-    def __init__(self, reactor, source, sink, progress):
+    def __init__(self, reactor, source, sink, progress, limit=None):
         self._reactor = reactor
         self._source = source
         self._sink = sink
         self._progress = progress
+        self._limit = limit
         self._pending = b""
         self._count = 0
         self._finished = False
@@ -306,9 +320,14 @@ class _Pump(object):
             written = os.write(self._sink, self._pending)
             self._pending = self._pending[written:]
             return written
+        chunk = CHUNK_SIZE
+        if self._limit is not None:
+            # One byte past the limit at most: enough to tell that there
+            # is more, not enough to pass on much of it.
+            chunk = max(1, min(chunk, self._limit + 1 - self._count))
         if _splice is not None:
-            return _splice(self._source, self._sink, CHUNK_SIZE)
-        data = os.read(self._source, CHUNK_SIZE)
+            return _splice(self._source, self._sink, chunk)
+        data = os.read(self._source, chunk)
         if not data:
             return 0
         # Kept until written: a full sink raises BlockingIOError here and
@@ -331,6 +350,10 @@ class _Pump(object):
                     outcome = "end"
                     break
                 moved += count
+                if (self._limit is not None
+                        and self._count + moved > self._limit):
+                    outcome = LimitExceeded(self._limit)
+                    break
         except BlockingIOError:
             self._wait_for(not _writable(self._sink) or bool(self._pending))
         except OSError as e:
@@ -362,7 +385,7 @@ class _Pump(object):
 _splice = getattr(os, "splice", None)
 
 
-def pump(reactor, source, sink, progress=None):
+def pump(reactor, source, sink, progress=None, limit=None):
     """
     Copy everything from ``source`` to ``sink`` (both pipes) in the reactor,
     without ever blocking it; close both when ``source`` ends.
@@ -371,12 +394,73 @@ def pump(reactor, source, sink, progress=None):
     :param int source: File descriptor to read; this function takes it over.
     :param int sink: File descriptor to write; this function takes it over.
     :param progress: ``None`` or a callable given the running byte count.
+    :param limit: ``None``, or the most bytes to copy: with more to come,
+        the copy stops (at most one byte past it) and fails.
     :return: ``Deferred`` firing with the number of bytes copied, or failing
-        with ``OSError`` (``EPIPE`` when the reader of ``sink`` went away).
+        with ``OSError`` (``EPIPE`` when the reader of ``sink`` went away)
+        or :class:`LimitExceeded`.
     """
-    worker = _Pump(reactor, source, sink, progress)
+    worker = _Pump(reactor, source, sink, progress, limit)
     worker.start()
     return worker.done
+
+
+def read_prefix(reactor, fd, limit, delimiter=None):
+    """
+    Read the start of what arrives on ``fd`` without blocking the reactor
+    and without reading past it (the rest is for another reader, a ZFS
+    stream for ``zfs receive`` say).
+
+    :param reactor: An ``IReactorFDSet`` provider.
+    :param int fd: The descriptor (left open, its blocking mode restored).
+    :param int limit: With a ``delimiter``, the longest line accepted;
+        without, exactly how many bytes to read.
+    :param delimiter: ``None``, or a one-byte ``bytes`` ending the part
+        read (read byte by byte, so nothing after it is taken).
+    :return: ``Deferred`` firing with the bytes read: without a
+        ``delimiter``, ``limit`` bytes or fewer if the input ended sooner;
+        with one, the line without it, or ``None`` at end of input or past
+        ``limit``.
+    """
+    result = Deferred()
+    collected = bytearray()
+    was_blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+
+    def read():
+        if result.called:
+            # A late report of a hung-up descriptor: what follows is not
+            # ours to read.
+            return
+        while True:
+            wanted = 1 if delimiter is not None else limit - len(collected)
+            try:
+                data = os.read(fd, wanted)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                return done(e)
+            if delimiter is None:
+                collected.extend(data)
+                if not data or len(collected) >= limit:
+                    return done(bytes(collected))
+                continue
+            if data in (b"", delimiter) or len(collected) > limit:
+                return done(bytes(collected) if data == delimiter else None)
+            collected.extend(data)
+
+    reader = _Descriptor(fd, read)
+
+    def done(value):
+        reactor.removeReader(reader)
+        os.set_blocking(fd, was_blocking)
+        if isinstance(value, Exception):
+            result.errback(value)
+        else:
+            result.callback(value)
+
+    reactor.addReader(reader)
+    return result
 
 
 def close_quietly(*fds):

@@ -54,19 +54,6 @@ that no other target was last sent; the target keeps only its newest.
 That is all any next incremental needs.  Snapshots Flocker did not take
 (not named ``flocker-...``) are never pruned.
 
-A later push to the same address first tries the direct way: ``zfs send -i``
-from the recorded snapshot straight into ``zfs receive <pool>/NAME`` on the
-target (no ``-F``, no ``flocker-volume`` there, so no Python start-up).  ZFS
-applies it only to a copy that has that snapshot as its newest and no change
-since -- an untouched follower -- and refuses anything else without changing
-it, in which case the push falls back to the protocol above.  (zfs-fuse's
-receive, given a name that does not exist, applies an increment to another
-dataset of that pool holding the base snapshot: in Flocker's pools that can
-only be a copy of the same volume set aside by an interrupted swap, which
-recovery then puts back in place.)  Direct pushes leave their snapshots on
-the follower until its next negotiated receive or its ``acquire`` prunes
-them.
-
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::
 
@@ -96,6 +83,7 @@ hand-off again sees that the source's copy names the target and resumes at
 step 4, whose checks make it safe to repeat.
 """
 
+import errno
 import json
 import os
 import re
@@ -111,7 +99,7 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.filepath import FilePath
 from zope.interface import Attribute, Interface, implementer
 
@@ -123,13 +111,15 @@ from ._errors import (
     VolumeExists, VolumeInUse, ZFSError, error_from_kind,
 )
 from ._logging import (
-    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME, DIRECT_REFUSED,
+    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME,
     HANDOFF_VOLUME, LATE_REMOTE_FAILURE,
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
-    REMOTE_COMMAND, SNAPSHOT_VOLUME,
+    REMOTE_COMMAND, SEED_VOLUME, SNAPSHOT_VOLUME,
 )
-from ._process import close_quietly, make_pipe, pump, spawn
+from ._process import close_quietly, make_pipe, pump, read_prefix, spawn
 from ._capabilities import ZFSCapabilities, send_options
+from ._seed import seed_entries
+from ._stream import stream_limit
 from ._zfs import (
     NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
     check_snapshot_name, check_volume_name,
@@ -309,6 +299,23 @@ class IVolumeService(Interface):
         :param str name: Volume name.
         :return: ``Deferred`` firing with the mountpoint ``FilePath``.
         :raises NotOwner: This node does not own the volume.
+        """
+
+    def seed(name, archive):
+        """
+        Fill this node's owned volume with a seed archive (see
+        :mod:`flocker.volume._seed`), once: only if the volume holds
+        nothing yet.  Running it again after it filled the volume changes
+        nothing.
+
+        :param str name: Volume name.
+        :param bytes archive: An uncompressed tar archive of files and
+            directories.
+        :return: ``Deferred`` firing with ``True`` if the volume was
+            filled, ``False`` if it held something and was left alone.
+        :raises NotOwner: This node does not own the volume.
+        :raises StreamRejected: The archive is not an acceptable seed.
+        :raises OutOfSpace: The volume or pool is full.
         """
 
     def snapshot(name):
@@ -539,48 +546,7 @@ def _read_line(reactor, fd, limit=65536):
     :return: ``Deferred`` firing with the line (no newline) or ``None`` at
         end of input.
     """
-    result = Deferred()
-    collected = bytearray()
-    was_blocking = os.get_blocking(fd)
-    os.set_blocking(fd, False)
-
-    @implementer(IReadDescriptor)
-    class Reader(object):
-        def fileno(self):
-            return fd
-
-        def logPrefix(self):
-            return "flocker-volume-receive"
-
-        def connectionLost(self, reason):
-            # A hung-up pipe is reported here rather than to doRead.
-            if not result.called:
-                self.doRead()
-
-        def doRead(self):
-            while True:
-                try:
-                    byte = os.read(fd, 1)
-                except BlockingIOError:
-                    return
-                except OSError as e:
-                    return done(e)
-                if byte in (b"", b"\n") or len(collected) > limit:
-                    return done(bytes(collected) if byte == b"\n" else None)
-                collected.extend(byte)
-
-    reader = Reader()
-
-    def done(value):
-        reactor.removeReader(reader)
-        os.set_blocking(fd, was_blocking)
-        if isinstance(value, Exception):
-            result.errback(value)
-        else:
-            result.callback(value)
-
-    reactor.addReader(reader)
-    return result
+    return read_prefix(reactor, fd, limit, b"\n")
 
 
 def _continue_task(task):
@@ -604,6 +570,40 @@ def _info(dataset, node_id):
         size=dataset.size,
         maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
         mountpoint=dataset.mountpoint)
+
+
+def _write_seed(root, entries):
+    """
+    Write seed ``entries`` under directory ``root`` unless it holds
+    something already.
+
+    :return: ``True`` if written, ``False`` if ``root`` was not empty.
+    :raises OutOfSpace: The file system is full.
+    :raises StreamRejected: An entry clashes with another (a file where a
+        directory is).
+    """
+    if os.listdir(root):
+        return False
+    try:
+        for entry in entries:
+            target = os.path.join(root, *entry.path.split("/"))
+            if entry.data is None:
+                os.makedirs(target, exist_ok=True)
+                os.chmod(target, entry.mode | 0o700)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                # O_EXCL|O_NOFOLLOW: nothing written so far can redirect it.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | os.O_NOFOLLOW, entry.mode)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(entry.data)
+    except OSError as e:
+        if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+            raise OutOfSpace("volume full while seeding: %s" % (
+                e.strerror,))
+        raise StreamRejected("seed archive refused: %s: %s" % (
+            e.filename, e.strerror))
+    return True
 
 
 @inlineCallbacks
@@ -872,6 +872,22 @@ class VolumeService(object):
             yield self.pool.mount(name)
         return FilePath(dataset.mountpoint)
 
+    def seed(self, name, archive):
+        check_volume_name(name)
+        entries = seed_entries(archive)
+        return self._locked(name, self._seed, name, len(archive), entries)
+
+    @inlineCallbacks
+    def _seed(self, name, size, entries):
+        with SEED_VOLUME(volume=name, archive_bytes=size) as action:
+            path = yield self._mount(name)
+            # Local file writes, in a thread: a seed may be megabytes.
+            seeded = yield deferToThreadPool(
+                self._reactor, self._reactor.getThreadPool(), _write_seed,
+                path.path, entries)
+            action.add_success_fields(seeded=seeded)
+            return seeded
+
     def snapshot(self, name):
         check_volume_name(name)
         return self._locked(name, self._snapshot_owned, name)
@@ -983,14 +999,8 @@ class VolumeService(object):
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
-            peer = _peers(dataset).get(target)
-            snapshot = sent = None
-            if peer is not None and peer.snapshot in dataset.snapshots:
-                snapshot, sent = yield self._push_direct(dataset, target,
-                                                         peer, progress)
-            if sent is None:
-                sent = yield self._push_negotiated(dataset, target, snapshot,
-                                                   progress, action)
+            sent = yield self._push_negotiated(dataset, target, None,
+                                               progress, action)
             result, pool, exited = sent
             if record:
                 peers = _peers(dataset).set(target, _Peer(
@@ -1080,57 +1090,6 @@ class VolumeService(object):
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
-
-    @inlineCallbacks
-    def _push_direct(self, dataset, target, peer, progress):
-        """
-        The quick way to a node this one pushed to before: send the
-        increment from the snapshot that node last confirmed straight into
-        ``zfs receive`` there, with no ``flocker-volume`` at the far end (it
-        costs a Python start-up, most of a small push's time).
-
-        Safe because plain ``zfs receive`` (no ``-F``) applies an increment
-        only to a copy that still ends with that snapshot, unmodified since:
-        a follower (read-only, no atime updates) or nothing.  Anything else
-        (the copy moved on, was replaced or deleted, the address now names
-        another node) makes it refuse, changing nothing, and the push falls
-        back to the negotiated protocol.
-
-        :return: ``Deferred`` firing with ``(snapshot, (PushResult, pool,
-            exited))`` (``exited`` has fired: see :meth:`_push_negotiated`),
-            or with ``(snapshot, None)`` if the target refused the stream.
-        """
-        name = dataset.name
-        argv = self._remote.argv(target, [
-            "receive", "%s/%s" % (peer.pool, name)], command=("zfs",))
-        with REMOTE_COMMAND(argv=argv):
-            # ssh connects while the snapshot is taken.
-            remote, stdin_write = self._start_remote(argv)
-            try:
-                snapshot = yield self._take_snapshot(dataset)
-                sink, stdin_write = stdin_write, None
-                (pump_ok, count), (send_ok, send_error), ended = (
-                    yield self._send(dataset, snapshot, peer.snapshot, None,
-                                     sink, progress, remote.ended))
-            finally:
-                if stdin_write is not None:
-                    close_quietly(stdin_write)
-                if progress is not None:
-                    progress.finish()
-        if ended.exit_code == 255:
-            raise self._remote_error(target, ended)
-        if not send_ok and not send_error.check(ZFSError):
-            send_error.raiseException()
-        if ended.exit_code != 0 or not pump_ok:
-            DIRECT_REFUSED.log(volume=name, target=target,
-                               reason=_last_line(ended.stderr))
-            return snapshot, None
-        if not send_ok:
-            send_error.raiseException()
-        return snapshot, (PushResult(
-            name=name, target=target, target_node_id=peer.node_id,
-            snapshot=snapshot, base=peer.snapshot, bytes_sent=count),
-            peer.pool, succeed(None))
 
     @inlineCallbacks
     def _push_negotiated(self, dataset, target, snapshot, progress, action):
@@ -1325,7 +1284,7 @@ class VolumeService(object):
                     # A full stream never lands on an existing copy: it
                     # is received beside it and swapped in when complete.
                     suffix = ".flocker-recv"
-                yield self._zfs_receive(name, stream, suffix, force=False)
+                yield self._zfs_receive(name, stream, suffix, False, request)
                 received = Dataset(name=name, properties={"mounted": "no"},
                                    snapshots=[snapshot])
             else:
@@ -1336,7 +1295,7 @@ class VolumeService(object):
                 if dataset.snapshots[-1] != base:
                     # -r: the later snapshots go too.
                     yield self.pool.rollback(name, base)
-                yield self._zfs_receive(name, stream, "", force=True)
+                yield self._zfs_receive(name, stream, "", True, request)
                 if dataset.mounted:
                     # A follower mounted by hand (-u left it mounted):
                     # unmounted before its properties change, so none of
@@ -1358,10 +1317,15 @@ class VolumeService(object):
         return snapshot
 
     @inlineCallbacks
-    def _zfs_receive(self, name, stream, suffix, force):
+    def _zfs_receive(self, name, stream, suffix, force, request):
+        # Known by now (the header carried them): no command.
+        capabilities = yield self.pool.capabilities()
         try:
-            yield self.pool.receive(name, stream, suffix=suffix, force=force,
-                                    mount=False)
+            yield self.pool.receive(
+                name, stream, request["snapshot"], request["base"],
+                suffix=suffix, force=force,
+                limit=stream_limit(request.get("maximum_size")),
+                capabilities=capabilities)
         except (OutOfSpace, PoolMissing):
             raise
         except ZFSError as e:

@@ -25,27 +25,37 @@ zfs-fuse quirks handled here:
 * ``zfs receive -u`` (leave the received dataset unmounted) works although
   ``zfs receive``'s usage text does not list it: a full stream then creates
   an unmounted dataset, and an incremental one leaves the dataset mounted or
-  not, as it was (which plain ``zfs receive`` does too).
+  not, as it was (which plain ``zfs receive`` does too).  It has no ``-x``
+  or ``-o``: the receive policy (:mod:`flocker.volume._stream`) keeps
+  properties out by refusing the streams that carry them.
 """
 
+import os
 import re
 
 import attr
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import (
-    FirstError, gatherResults, inlineCallbacks, succeed,
+    DeferredList, FirstError, gatherResults, inlineCallbacks, succeed,
 )
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.task import deferLater
 
 from .._model import is_safe_name
-from ._capabilities import parse_capabilities, receive_options
+from ._capabilities import parse_capabilities
 from ._errors import (
     DatasetBusy, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
     ZFSUnavailable,
 )
 from ._logging import BUSY_RETRY, ZFS_COMMAND
-from ._process import ProcessFailed, run_process, spawn
+from ._process import (
+    LimitExceeded, ProcessFailed, close_quietly, make_pipe, pump,
+    read_prefix, run_process, spawn,
+)
+from ._stream import (
+    BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,
+)
 
 __all__ = [
     "ZFSPool", "Dataset", "BUSY_DELAYS", "OWNER", "PUSHED", "NODE_ID",
@@ -143,14 +153,6 @@ def zfs_error(failure, pool):
     if "is busy" in stderr or "device busy" in stderr.lower():
         return DatasetBusy(message, failure)
     return ZFSError(message, failure)
-
-
-def receive_options_of(force, mount):
-    """
-    :return: The flags of a receive with ``-F`` if ``force`` and ``-u``
-        unless ``mount`` (both in every ZFS Flocker supports).
-    """
-    return receive_options(None, force=force, unmounted=not mount)
 
 
 def _no_features(failure, pool):
@@ -637,30 +639,82 @@ class ZFSPool(object):
         argv.append("%s@%s" % (self.dataset(volume), snapshot))
         return self._spawned(argv, stdin=None, stdout=stdout)
 
-    def receive(self, volume, stdin, suffix="", force=False, mount=True,
-                options=()):
+    @inlineCallbacks
+    def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
+                limit=None, capabilities=None):
         """
-        Start ``zfs receive`` into ``<volume><suffix>`` reading the stream
-        from the file descriptor ``stdin``.  ZFS applies a stream atomically:
-        if it is cut short, the dataset stays as it was (or absent).
+        Receive a stream from another node into ``<volume><suffix>``,
+        reading it from the file descriptor ``stdin``, under the receive
+        policy of :mod:`flocker.volume._stream`: its first record is checked
+        before ``zfs receive`` starts (no properties, the announced snapshot,
+        full or incremental as announced), ``zfs receive`` gets ``-u`` (a
+        full stream's new dataset is not mounted; an incremental one leaves
+        the dataset as mounted or not as it was) and, where this ZFS has
+        them, ``-x``/``-o`` for the properties that matter; at most
+        ``limit`` bytes are passed on.  ZFS applies a stream atomically: if
+        it is refused or cut short, the dataset stays as it was (or absent).
 
+        :param str snapshot: The snapshot the sender announced.
+        :param base: The base snapshot it announced, or ``None`` for a full
+            stream.
         :param bool force: Pass ``-F``: roll back changes made since the
             latest snapshot (a read updating access times is enough to need
             it on zfs-fuse) before applying an incremental stream.
-        :param bool mount: ``False`` passes ``-u``: a full stream's new
-            dataset is not mounted (an incremental one leaves the dataset as
-            mounted or not as it was, either way).
-        :param options: Further flags (``-x``, ``-o``, ``-s``), chosen by
-            :func:`~flocker.volume._capabilities.receive_options` from
-            :meth:`capabilities`.
-        :return: ``Deferred`` firing with ``None``, or failing with a
+        :param limit: The most bytes the stream may have
+            (:func:`~flocker.volume._stream.stream_limit`), or ``None``.
+        :param capabilities: This pool's ZFS capabilities, or ``None``
+            (see :func:`~flocker.volume._stream.receive_flags`).
+        :return: ``Deferred`` firing with ``None``, or failing with
+            :class:`StreamRejected` (refused stream,
+            :class:`~flocker.volume._stream.StreamTooLarge`) or a
             :class:`ZFSError`.
         """
+        check_snapshot_name(snapshot)
         argv = (["zfs", "receive"]
-                + receive_options_of(force, mount)
-                + _checked_options(options)
+                + _checked_options(receive_flags(capabilities, force))
                 + [self.dataset(volume, suffix)])
-        return self._spawned(argv, stdin=stdin, stdout=None)
+        record = yield read_prefix(self._reactor, stdin, BEGIN_RECORD_SIZE)
+        check_begin_record(record, snapshot, base is not None)
+        # zfs receive reads the record checked here, then the rest of the
+        # stream as it is passed on (counted, so it stops at the limit).
+        stream_read, stream_write = make_pipe()
+        try:
+            os.write(stream_write, record)
+            source = os.dup(stdin)
+        except BaseException:
+            close_quietly(stream_read, stream_write)
+            raise
+        action = ZFS_COMMAND(argv=list(argv))
+        with action.context():
+            try:
+                transport, collector = spawn(
+                    self._reactor, argv, self._env, stdin=stream_read)
+            except BaseException:
+                close_quietly(stream_read, stream_write, source)
+                raise
+            close_quietly(stream_read)
+            passed = pump(self._reactor, source, stream_write, limit=(
+                None if limit is None else max(0, limit - len(record))))
+            outcome = yield DeferredContext(DeferredList(
+                [passed, collector.ended], consumeErrors=True)
+            ).addActionFinish()
+        (passed_ok, passed_value), (_, result) = outcome
+        if not passed_ok and passed_value.check(LimitExceeded):
+            # Nothing of a cut-off stream is applied; the process may
+            # already have ended on its own.
+            try:
+                transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+            raise StreamTooLarge(
+                "the stream for %s is over the volume's size limit (%d "
+                "bytes)" % (volume, limit))
+        try:
+            result.check()
+        except ProcessFailed as e:
+            raise zfs_error(e, self.name)
+        if not passed_ok:
+            passed_value.raiseException()
 
     def _spawned(self, argv, stdin, stdout):
         action = ZFS_COMMAND(argv=list(argv))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 
 import pytest
 from twisted.conch.ssh.keys import Key
@@ -63,11 +64,12 @@ class _KeyScenario(_Scenario):
         with open(path, "rb") as f:
             return f.read().splitlines(True)
 
-    def node_ssh(self, index, target, words):
+    def node_ssh(self, index, target, words, **kwargs):
         """
         Run ssh from node ``index`` to ``target`` with the installed node
         key and Flocker's known_hosts, as pushes do.
 
+        :param kwargs: More ``subprocess.run`` arguments (``input``...).
         :return: The ``CompletedProcess``.
         """
         keys = self.key_directory(index)
@@ -77,7 +79,7 @@ class _KeyScenario(_Scenario):
             "-o", "StrictHostKeyChecking=yes",
             "-o", "UserKnownHostsFile=" + os.path.join(keys, "known_hosts"),
             "-o", "GlobalKnownHostsFile=/dev/null", "-T",
-            "root@" + target] + words, check=False, timeout=60)
+            "root@" + target] + words, check=False, timeout=60, **kwargs)
 
 
 @pytest.fixture(scope="class")
@@ -217,8 +219,8 @@ class TestNodeKeyScenario(object):
     def test_03_forced_command(self):
         """
         The node key runs nothing but volume transfers: a shell command,
-        another flocker-volume subcommand and a forced ``zfs receive -F``
-        are refused with the forced command's one line and exit status 1.
+        another flocker-volume subcommand and a ``zfs receive -F`` are
+        refused with the forced command's one line and exit status 1.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -231,6 +233,52 @@ class TestNodeKeyScenario(object):
         assert [(r.returncode, "flocker-volume ssh-command: refused"
                  in r.stderr, r.stdout) for r in results] == [
             (1, True, "")] * 4, [(r.stderr, r.stdout) for r in results]
+
+    def test_03b_property_stream_refused(self):
+        """
+        A node holding the node key cannot plant a dataset with a
+        mountpoint (or any property) of its choosing on another node: a
+        ``zfs send -p`` stream of a dataset mounted under /tmp, sent into
+        a bare ``zfs receive`` or into ``flocker-volume receive``, is
+        refused, and the target has no such dataset nor directory after.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        source, target = s.nodes[0].pool, s.nodes[1].pool
+        name = "attack" + s.names["web"][-6:]
+        planted = "/tmp/flocker-planted-" + name
+        subprocess.run(["zfs", "create", "-o", "mountpoint=" + planted,
+                        "-o", "setuid=off", "%s/%s" % (source, name)],
+                       check=True)
+        try:
+            subprocess.run(["zfs", "snapshot", "%s/%s@s1" % (source, name)],
+                           check=True)
+            subprocess.run(["zfs", "unmount", "%s/%s" % (source, name)],
+                           check=True)
+            os.rmdir(planted)
+            stream = subprocess.run(
+                ["zfs", "send", "-p", "%s/%s@s1" % (source, name)],
+                check=True, stdout=subprocess.PIPE).stdout
+            request = json.dumps({"snapshot": "s1", "base": None,
+                                  "owner": "x", "maximum_size": None})
+            bare = s.node_ssh(0, n2, ["zfs", "receive",
+                                      "%s/%s" % (target, name)],
+                              input=stream, text=False)
+            negotiated = s.node_ssh(
+                0, n2, ["flocker-volume", "receive", name],
+                input=request.encode() + b"\n" + stream, text=False)
+        finally:
+            subprocess.run(["zfs", "destroy", "-r",
+                            "%s/%s" % (source, name)], check=False)
+        found = subprocess.run(["zfs", "list", "%s/%s" % (target, name)],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        assert (bare.returncode, b"refused" in bare.stderr) == (1, True), \
+            bare.stderr
+        assert (negotiated.returncode,
+                b"carries properties" in negotiated.stderr) == (1, True), \
+            negotiated.stderr
+        assert found.returncode != 0 and not os.path.exists(planted)
 
     def test_04_unknown_host_key_refused_then_refreshed(self):
         """

@@ -4,7 +4,9 @@ against the local agent over fake Docker, volume and route parts.  (The
 local agent over the real parts is exercised by the lab deploy tests.)
 """
 
+import io
 import os
+import tarfile
 
 import attr
 
@@ -42,6 +44,20 @@ WEB = Application(name="web", image=IMAGE,
 PLAIN = Application(name="plain", image=IMAGE,
                     links=[Link(local_port=5000, remote_port=8080,
                                 alias="web")])
+
+
+def _archive(files):
+    """
+    :param files: ``dict`` of relative path to ``bytes``.
+    :return: A tar archive of those files (``bytes``).
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def fake_pair(directory=None):
@@ -202,6 +218,19 @@ def make_inodeagent_tests(fixture):
             self.successResultOf(self.a.create_volume("web", None))
             volume = self.report(self.a).volumes["web"]
             self.assertTrue(volume.owned)
+
+        def test_seed_volume(self):
+            """
+            Seeding fills an owned volume once: a second seed is refused
+            quietly (``False``); a node that does not own the volume fails.
+            """
+            archive = _archive({"conf/app.ini": b"x = 1\n"})
+            self.failureResultOf(self.a.seed_volume("web", archive))
+            self.successResultOf(self.a.create_volume("web", None))
+            self.assertEqual(
+                (self.successResultOf(self.a.seed_volume("web", archive)),
+                 self.successResultOf(self.a.seed_volume("web", archive))),
+                (True, False))
 
         def test_start_application(self):
             """

@@ -9,11 +9,14 @@ application to Docker's configuration, version negotiation and error mapping
 of the real client (through ``treq.testing.StubTreq``), and eliot logging.
 """
 
+import io
 import json
 import os
 import secrets
+import tarfile
 import tempfile
 
+import attr
 import pytest
 from eliot.testing import assertHasAction, capture_logging
 from pyrsistent import pmap, pset
@@ -27,7 +30,8 @@ from treq.testing import StubTreq
 from zope.interface.verify import verifyObject
 
 from ..._model import (
-    Application, AttachedVolume, Link, Port, RestartPolicy,
+    Application, AttachedVolume, FileMount, HostMount, Link, Port,
+    RestartPolicy,
 )
 from ..._serialize import application_to_dict
 from ...testtools import run_in_reactor
@@ -135,6 +139,12 @@ class FakeDockerFixture(object):
         """
         for stream, text in lines:
             self.fake.write_output(name, text, stream)
+
+    def read_file(self, name, path):
+        """
+        :return: The content of file ``path`` in container ``name``.
+        """
+        return self.fake.read_file(name, path)
 
 
 class RealDockerFixture(object):
@@ -248,6 +258,19 @@ class RealDockerFixture(object):
         directory = tempfile.mkdtemp(prefix="flocker-docker-test-")
         self._directories.append(directory)
         return directory
+
+    def read_file(self, name, path):
+        """
+        :return: The content of file ``path`` in container ``name``, read
+            back through Docker's archive download.
+        """
+        status, data = self._raw("GET", "/containers/%s/archive" % (name,),
+                                 {"path": path})
+        assert status == 200, (status, data)
+        # The client decodes a body that is not JSON as UTF-8; the test
+        # files and tar headers are ASCII, so encoding gives the bytes back.
+        with tarfile.open(fileobj=io.BytesIO(data.encode("utf-8"))) as tar:
+            return tar.extractfile(tar.getmembers()[0]).read()
 
 
 def make_idockerclient_tests(fixture):
@@ -454,6 +477,41 @@ def make_idockerclient_tests(fixture):
                               application, None, None,
                               {"data": "/srv", "other": "/srv"})
             self.assertEqual(self.units(), {})
+
+        def test_files_put_before_start(self):
+            """
+            The application's files are in the container, with their
+            modes, when it starts; host mounts are bound.
+            """
+            host = self.fixture.host_directory()
+            application = self.application(
+                "files", files=[FileMount.of("/etc/app/app.conf",
+                                             b"answer = 42\n", 0o640)],
+                host_mounts=[HostMount(host_path=host, mountpoint="/host",
+                                       read_only=True)])
+            self.run(self.client.add, application)
+            cname = container_name(application.name)
+            self.assertEqual(
+                (self.fixture.read_file(cname, "/etc/app/app.conf"),
+                 self.units()[application.name].binds,
+                 self.units()[application.name].application),
+                (b"answer = 42\n", pmap({"/host": host}), application))
+
+        def test_changed_file_replaces(self):
+            """
+            A changed file is a changed application: adding it replaces the
+            container, which then holds the new content.
+            """
+            first = self.application("files", files=[
+                FileMount.of("/app.conf", b"one")])
+            second = attr.evolve(first, files=[
+                FileMount.of("/app.conf", b"two")])
+            self.run(self.client.add, first)
+            outcome = self.run(self.client.add, second)
+            self.assertEqual(
+                (outcome, self.fixture.read_file(
+                    container_name(first.name), "/app.conf")),
+                ("replaced", b"two"))
 
         def test_add_again_unchanged(self):
             """

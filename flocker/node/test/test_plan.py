@@ -15,6 +15,7 @@ from flocker._model import (
 )
 from flocker.node._changes import (
     CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    SeedVolume,
     SetRoutes, StartApplication, StopApplication,
 )
 from flocker.node._images import canonical_image
@@ -393,6 +394,48 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
             [c for c in leaves(plan_changes(deployment, state))
              if isinstance(c, CreateVolume)],
             [CreateVolume(node=A, name="data", from_copy=True)])
+
+    def test_seeded_once(self):
+        """
+        A new volume with a seed directory is filled right after it is
+        created; once it exists (here or on another node), never again.
+        """
+        seeded = attr.evolve(self.DATA, seed="/project/data")
+        deployment = Deployment(nodes=[Node(address=A, applications=[
+            Application(name="app", image="i", volumes=[seeded])]),
+            Node(address=B)])
+        moved = Deployment(nodes=[Node(address=A), Node(
+            address=B, applications=[
+                Application(name="app", image="i", volumes=[seeded])])])
+        self.assertEqual(
+            ([c for c in leaves(plan_changes(deployment, ClusterState()))
+              if isinstance(c, (CreateVolume, SeedVolume))],
+             [c for c in leaves(plan_changes(
+                 moved, converged_state(deployment)))
+              if isinstance(c, SeedVolume)]),
+            ([CreateVolume(node=A, name="data"),
+              SeedVolume(node=A, name="data", directory="/project/data")],
+             []))
+
+    def test_seed_runs(self):
+        """
+        Running the plan sends the directory's archive to the node, which
+        fills the new volume with it.
+        """
+        directory = self.mktemp()
+        os.makedirs(os.path.join(directory, "sub"))
+        with open(os.path.join(directory, "sub", "f"), "wb") as f:
+            f.write(b"seed")
+        cluster = FakeCluster([A])
+        deployment = Deployment(nodes=[Node(address=A, applications=[
+            Application(name="app", image="i", volumes=[
+                attr.evolve(self.DATA, seed=directory)])])])
+        self.successResultOf(run_state_change(
+            plan_changes(deployment, cluster.state()), cluster.agents))
+        self.assertEqual(
+            cluster.agents[A].calls[1][0:1] + (
+                cluster.agents[A].data["data"].startswith("seed:"),),
+            ("seed_volume", True))
 
     def test_fake_cluster_moves_all_data(self):
         """

@@ -9,7 +9,8 @@ Flocker asks: the usage text (``zfs`` alone, exit 2), ``zfs version``,
 ``zpool get -H -o property,value all POOL``, and ``zfs send`` / ``zfs
 receive`` option checking: an option the command does not have is refused
 as OpenZFS refuses it (``invalid option 'q'`` and the usage, exit 2).  A send
-writes a small marker stream naming its options; a receive reads its input.
+writes a plain stream's BEGIN record and a small marker naming its options;
+a receive reads its input.
 Every command line is appended to the file named by ``$FAKE_ZFS_LOG`` as a
 JSON list.
 
@@ -18,6 +19,7 @@ Test tooling, not product code.
 
 import json
 import os
+import struct
 import sys
 
 __all__ = ["install", "USAGE", "VERSION", "POOL_PROPERTIES"]
@@ -145,6 +147,11 @@ def _zfs(args):
         operands = _check_options("send", rest)
         if len(operands) != 1:
             _fail("missing snapshot argument\n", 2)
+        # A plain stream's BEGIN record (what receivers check first),
+        # then a marker naming the options.
+        sys.stdout.buffer.write(struct.pack(
+            "<IIQQQIIQQ256s", 0, 0, 0x2F5BACBAC, 1, 0, 2, 0, 1,
+            1 if "-i" in rest else 0, operands[0].encode("utf-8")))
         sys.stdout.buffer.write(
             b"OPENZFS-STREAM " + json.dumps(rest).encode("utf-8") + b"\n")
         return

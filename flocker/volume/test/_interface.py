@@ -30,7 +30,9 @@ some bytes).  The fixture object has:
 """
 
 import hashlib
+import io
 import os
+import tarfile
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -49,6 +51,28 @@ MiB = 1024 * 1024
 
 def _digest(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def _archive(entries):
+    """
+    :param entries: ``(path, content)`` pairs: ``bytes`` for a file,
+        ``None`` for a directory, ``str`` for a symbolic link to it.
+    :return: The ``bytes`` of a tar archive holding them.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, content in entries:
+            info = tarfile.TarInfo(path)
+            if content is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(content), 0o644
+                tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def make_ivolumeservice_tests(make_nodes):
@@ -170,6 +194,49 @@ def make_ivolumeservice_tests(make_nodes):
                              self.volume(self.a, "app").mountpoint)
             self.call(self.a.push, "app", self.address_b)
             self.assertRaises(NotOwner, self.call, self.b.mount, "app")
+
+        # Seeding
+
+        def test_seed(self):
+            """
+            Seeding an empty owned volume writes the archive's files, in
+            their directories; a second seed leaves the volume alone.
+            """
+            self.call(self.a.create, "app")
+            first = self.call(self.a.seed, "app", _archive(
+                [("conf", None), ("conf/app.ini", b"x = 1\n"),
+                 ("top", b"top")]))
+            second = self.call(self.a.seed, "app", _archive(
+                [("top", b"other")]))
+            self.assertEqual(
+                (first, second, self.nodes.read(self.a, "app", "conf/app.ini"),
+                 self.nodes.read(self.a, "app", "top")),
+                (True, False, b"x = 1\n", b"top"))
+
+        def test_seed_not_owner(self):
+            """
+            A node that does not own the volume is refused.
+            """
+            self.created()
+            self.call(self.a.push, "app", self.address_b)
+            self.assertRaises(NotOwner, self.call, self.b.seed, "app",
+                              _archive([("f", b"x")]))
+
+        def test_seed_unsafe(self):
+            """
+            Archives with paths outside the volume, links, or that are not
+            tar archives are refused with ``StreamRejected``; nothing is
+            written.
+            """
+            self.call(self.a.create, "app")
+            for archive in (_archive([("../escape", b"x")]),
+                            _archive([("/etc/passwd", b"x")]),
+                            _archive([("link", "/etc")]),
+                            b"not a tar archive" * 100):
+                self.assertRaises(StreamRejected, self.call, self.a.seed,
+                                  "app", archive)
+            self.assertTrue(self.call(self.a.seed, "app",
+                                      _archive([("f", b"x")])))
 
         # Pushing
 

@@ -20,6 +20,7 @@ from flocker.volume._capabilities import (
 )
 from flocker.volume._errors import UnsafeName
 from flocker.volume._process import make_pipe
+from flocker.volume._stream import receive_flags
 from flocker.volume._zfs import ZFSPool
 
 from . import _fake_openzfs
@@ -294,19 +295,21 @@ def test_openzfs_accepts_chosen_flags(fake_openzfs):
         sent = pool.send("app", "s2", "s1", write_fd,
                          options=send_options(OPENZFS_22, OPENZFS_22))
         os.close(write_fd)
-        received = pool.receive(
-            "app", read_fd, force=True, mount=False,
-            options=receive_options(OPENZFS_22, resumable=True,
-                                    exclude=["mountpoint"],
-                                    override={"readonly": "on"}))
-        os.close(read_fd)
+        received = pool.receive("app", read_fd, "s2", "s1", force=True,
+                                capabilities=OPENZFS_22)
+
+        def close(result):
+            os.close(read_fd)
+            return result
+        received.addBoth(close)
         return sent.addCallback(lambda _: received)
     run_in_reactor(scenario)
     # Both ran at once: their order in the log is the machine's choice.
     assert sorted(_logged(log)) == [
-        ["zfs", "receive", "-F", "-u", "-s", "-x", "mountpoint", "-o",
-         "readonly=on", "tank/app"],
+        ["zfs", "receive"] + receive_flags(OPENZFS_22, True) + ["tank/app"],
         ["zfs", "send", "-L", "-e", "-c", "-i", "s1", "tank/app@s2"]]
+    assert receive_flags(OPENZFS_22, True)[:6] == [
+        "-F", "-u", "-x", "aclinherit", "-x", "acltype"]
 
 
 def test_openzfs_refuses_unknown_flag(fake_openzfs):
@@ -318,9 +321,9 @@ def test_openzfs_refuses_unknown_flag(fake_openzfs):
 
     def scenario(reactor):
         read_fd, write_fd = make_pipe()
+        d = ZFSPool(reactor, "tank", env).send("app", "s1", None, write_fd,
+                                               options=["-q"])
         os.close(write_fd)
-        d = ZFSPool(reactor, "tank", env).receive("app", read_fd,
-                                                  options=["-q"])
         os.close(read_fd)
         return d.addCallbacks(lambda _: None, lambda f: f.value)
     error = run_in_reactor(scenario)
@@ -341,7 +344,7 @@ class OptionCheckTests(SynchronousTestCase):
         pool, runner, _ = _pool()
         for options in (["tank/other"], ["--"], ["-o"], ["-Fu"],
                         ["-x", "tank/other"], ["-o", "readonly"]):
-            self.assertRaises(UnsafeName, pool.receive, "app", 0,
+            self.assertRaises(UnsafeName, pool.send, "app", "s1", None, 0,
                               options=options)
         self.assertEqual(runner.calls, [])
 

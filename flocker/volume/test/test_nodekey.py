@@ -47,7 +47,6 @@ _ALLOWED = [
     "flocker-volume --eliot-task %s receive web" % (TASK,),
     "flocker-volume acquire web --snapshot flocker-1 --node-id %s --json"
     % (NODE_ID,),
-    "zfs receive flocker/web",
 ]
 
 
@@ -286,13 +285,14 @@ class AllowedCommandTests(SynchronousTestCase):
                      "flocker-volume --eliot-task %s receive web" % (TASK,)]:
             self.assertEqual(allowed_command(text, "flocker"), text.split())
 
-    def test_direct(self):
+    def test_bare_zfs_receive_refused(self):
         """
-        The direct push's ``zfs receive`` into this node's pool is allowed.
+        A bare ``zfs receive POOL/NAME``, even into this node's pool, is
+        refused: it would apply the stream's properties as root.
         """
-        self.assertEqual(allowed_command("zfs receive flocker/web",
-                                         "flocker"),
-                         ["zfs", "receive", "flocker/web"])
+        with self.assertRaises(CommandRefused) as caught:
+            allowed_command("zfs receive flocker/web", "flocker")
+        self.assertIn("zfs is not allowed", str(caught.exception))
 
     def test_acquire(self):
         """
@@ -310,7 +310,6 @@ class AllowedCommandTests(SynchronousTestCase):
         remote = SSHRemote()
         for arguments, command in [
                 (["--eliot-task", TASK, "receive", "web"], None),
-                (["receive", "flocker/web"], ("zfs",)),
                 (["acquire", "web", "--snapshot", "flocker-1",
                   "--node-id", NODE_ID, "--json"], None)]:
             argv = remote.argv("10.0.0.2", arguments, command=command)
@@ -418,11 +417,13 @@ class SSHCommandMainTests(SynchronousTestCase):
         An allowed command is ``execvp``'d as its words.
         """
         ran = []
-        ssh_command_main({"SSH_ORIGINAL_COMMAND": "zfs receive tank/web",
+        ssh_command_main({"SSH_ORIGINAL_COMMAND":
+                          "flocker-volume receive web",
                           "FLOCKER_POOL": "tank"}, io.StringIO(),
                          execvp=lambda program, argv: ran.append(
                              (program, argv)))
-        self.assertEqual(ran, [("zfs", ["zfs", "receive", "tank/web"])])
+        self.assertEqual(ran, [("flocker-volume",
+                                ["flocker-volume", "receive", "web"])])
 
     def test_refused(self):
         """

@@ -8,12 +8,13 @@ import os
 import sys
 
 import pytest
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import DeferredList, FirstError
 
 from flocker.testtools import run_in_reactor
 from flocker.volume import _process
 from flocker.volume._process import (
-    ProcessFailed, ProcessResult, make_pipe, pump, run_process, spawn,
+    LimitExceeded, ProcessFailed, ProcessResult, make_pipe, pump,
+    run_process, spawn,
 )
 
 PYTHON = sys.executable
@@ -121,7 +122,7 @@ class TestSpawn(object):
             result.check()
 
 
-def _pump_scenario(size):
+def _pump_scenario(size, limit=None):
     """
     Pump ``size`` bytes from one child to another; return what the pump
     counted, the progress reports, and the receiver's checksum line.
@@ -148,7 +149,8 @@ def _pump_scenario(size):
             "print(n, h.hexdigest())"), ENV, stdin=sink_read)
         os.close(source_write)
         os.close(sink_read)
-        pumped = pump(reactor, source_read, sink_write, progress.append)
+        pumped = pump(reactor, source_read, sink_write, progress.append,
+                      limit=limit)
         d = DeferredList([pumped, producer.ended, consumer.ended],
                          fireOnOneErrback=True, consumeErrors=True)
         return d.addCallback(lambda results: (
@@ -200,6 +202,27 @@ class TestPump(object):
         count, progress, received = run_in_reactor(_pump_scenario(0))
         assert (count, progress) == (0, [])
         assert received == _expected(0)
+
+    def test_limit_reached_exactly(self):
+        """
+        A stream of exactly the limit is copied whole.
+        """
+        size = 2 * 1024 * 1024 + 3
+        count, _, received = run_in_reactor(_pump_scenario(size, size))
+        assert count == size
+        assert received == _expected(size)
+
+    def test_over_limit(self):
+        """
+        A stream over the limit fails with ``LimitExceeded`` once one byte
+        past the limit arrived, and no more than that is passed on.
+        """
+        size, limit = 3 * 1024 * 1024, 1024 * 1024 + 10
+        with pytest.raises(FirstError) as caught:
+            run_in_reactor(_pump_scenario(size, limit))
+        failure = caught.value.subFailure
+        assert failure.check(LimitExceeded)
+        assert failure.value.limit == limit
 
     def test_reader_gone(self):
         """

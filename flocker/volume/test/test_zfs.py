@@ -6,6 +6,7 @@ on file-backed zfs-fuse pools.
 
 import errno
 import os
+import subprocess
 
 import pytest
 from eliot.testing import assertHasAction, capture_logging
@@ -17,11 +18,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker._model import is_safe_name
 from flocker.testtools import run_in_reactor
 from flocker.volume._errors import (
-    DatasetBusy, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
-    ZFSUnavailable,
+    DatasetBusy, OutOfSpace, PoolMissing, StreamRejected, UnsafeName,
+    ZFSError, ZFSUnavailable,
 )
 from flocker.volume._logging import ZFS_COMMAND
 from flocker.volume._process import ProcessFailed, make_pipe
+from flocker.volume._stream import StreamTooLarge
 from flocker.volume._zfs import BUSY_DELAYS, NODE_ID, ZFSPool, zfs_error
 
 from ._support import FilePools, require_zfs
@@ -461,16 +463,23 @@ def test_real_readonly(pools):
     assert caught.value.errno == errno.EROFS
 
 
-def _send_receive(source, snapshot, base, target, force, mount=True):
+def _send_receive(source, snapshot, base, target, force, limit=None):
     def scenario(reactor):
         read_fd, write_fd = make_pipe()
         sent = source(reactor).send("app", snapshot, base, write_fd)
         os.close(write_fd)
-        received = target(reactor).receive("app", read_fd, force=force,
-                                           mount=mount)
-        os.close(read_fd)
+        received = target(reactor).receive("app", read_fd, snapshot, base,
+                                           force=force, limit=limit)
+        received.addBoth(_closing(read_fd))
         return sent.addCallback(lambda _: received)
     return run_in_reactor(scenario)
+
+
+def _closing(fd):
+    def close(result):
+        os.close(fd)
+        return result
+    return close
 
 
 def test_real_send_receive(pools):
@@ -490,6 +499,7 @@ def test_real_send_receive(pools):
     with open(os.path.join(mine.mountpoint, "g"), "wb") as f:
         f.write(b"two")
     run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s2"))
+    run_in_reactor(lambda reactor: target(reactor).mount("app"))
     theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
     with open(os.path.join(theirs.mountpoint, "f"), "rb") as f:
         assert f.read() == b"one"
@@ -504,10 +514,10 @@ def test_real_send_receive(pools):
 
 def test_real_receive_unmounted(pools):
     """
-    This zfs-fuse honours ``zfs receive -u`` (``mount=False``), which its
-    usage text does not list: a full stream gives an unmounted dataset; an
-    incremental one leaves an unmounted dataset unmounted and a mounted one
-    mounted (as plain ``zfs receive`` does too).
+    This zfs-fuse honours ``zfs receive -u`` (every receive passes it),
+    which its usage text does not list: a full stream gives an unmounted
+    dataset; an incremental one leaves an unmounted dataset unmounted and a
+    mounted one mounted (as plain ``zfs receive`` does too).
     """
     name, source = _real(pools, "src")
     _, target = _real(pools, "dst")
@@ -519,10 +529,93 @@ def test_real_receive_unmounted(pools):
     def mounted():
         return run_in_reactor(lambda reactor: target(reactor).get(
             "app")).mounted
-    _send_receive(source, "s1", None, target, force=False, mount=False)
+    _send_receive(source, "s1", None, target, force=False)
     assert not mounted()
-    _send_receive(source, "s2", "s1", target, force=True, mount=False)
+    _send_receive(source, "s2", "s1", target, force=True)
     assert not mounted()
     run_in_reactor(lambda reactor: target(reactor).mount("app"))
-    _send_receive(source, "s3", "s2", target, force=True, mount=False)
+    _send_receive(source, "s3", "s2", target, force=True)
     assert mounted()
+
+
+def _receive_command_stream(pools, argv, snapshot, base, limit=None,
+                            label=""):
+    """
+    Receive into a fresh pool what ``argv`` (a ``zfs send`` of the source
+    pool, given its name) writes.
+
+    :return: ``(target, outcome)``: the target pool's maker and the
+        ``Failure`` (or ``None``) the receive ended with.
+    """
+    name, source = _real(pools, "src" + label)
+    _, target = _real(pools, "dst" + label)
+    run_in_reactor(lambda reactor: source(reactor).create(
+        "app", {"mountpoint": "/tmp/flocker-test-%s-mp" % (name,),
+                "setuid": "off"}))
+    for each in ["s1", "s2"]:
+        run_in_reactor(lambda reactor: source(reactor).snapshot("app", each))
+
+    def scenario(reactor):
+        read_fd, write_fd = make_pipe()
+        sender = subprocess.Popen(argv(name), stdout=write_fd,
+                                  stderr=subprocess.DEVNULL)
+        os.close(write_fd)
+        d = target(reactor).receive("app", read_fd, snapshot, base,
+                                    limit=limit)
+        d.addBoth(_closing(read_fd))
+        d.addBoth(lambda result: (sender.wait(), result)[1])
+        # In a list: a Failure returned as such would fail the Deferred.
+        return d.addCallbacks(lambda _: [None], lambda failure: [failure])
+    return target, run_in_reactor(scenario)[0]
+
+
+def test_real_receive_refuses_properties(pools):
+    """
+    A stream carrying properties (``zfs send -p``, here with a mountpoint
+    under /tmp and setuid=off) or a replication stream (``-R``) is refused
+    before ``zfs receive`` sees it: nothing is created.
+    """
+    for flag in ["-p", "-R"]:
+        target, outcome = _receive_command_stream(
+            pools, lambda pool: ["zfs", "send", flag, pool + "/app@s1"],
+            "s1", None, label=flag[1:])
+        assert outcome.check(StreamRejected)
+        assert "carries properties" in outcome.getErrorMessage()
+        assert run_in_reactor(
+            lambda reactor: target(reactor).get("app")) is None
+
+
+def test_real_receive_checks_announcement(pools):
+    """
+    A stream that is not what was announced (another snapshot; an
+    incremental stream announced as full) is refused: nothing is created.
+    """
+    for label, argv, snapshot in [
+            ("a", lambda pool: ["zfs", "send", pool + "/app@s1"], "s2"),
+            ("b", lambda pool: ["zfs", "send", "-i", "s1", pool + "/app@s2"],
+             "s2")]:
+        target, outcome = _receive_command_stream(pools, argv, snapshot,
+                                                  None, label=label)
+        assert outcome.check(StreamRejected)
+        assert run_in_reactor(
+            lambda reactor: target(reactor).get("app")) is None
+
+
+def test_real_receive_stops_at_limit(pools):
+    """
+    A stream over the size limit is cut off and refused
+    (``StreamTooLarge``): nothing is created.  Under the limit it is
+    received, unmounted, with the target pool's own mountpoint.
+    """
+    target, outcome = _receive_command_stream(
+        pools, lambda pool: ["zfs", "send", pool + "/app@s1"], "s1", None,
+        limit=1000)
+    assert outcome.check(StreamTooLarge)
+    assert run_in_reactor(lambda reactor: target(reactor).get("app")) is None
+    target, outcome = _receive_command_stream(
+        pools, lambda pool: ["zfs", "send", pool + "/app@s1"], "s1", None,
+        limit=10 ** 9, label="2")
+    assert outcome is None
+    received = run_in_reactor(lambda reactor: target(reactor).get("app"))
+    assert not received.mounted
+    assert not received.mountpoint.endswith("-mp")
