@@ -25,7 +25,8 @@ import attr
 __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "zfs", "zfs_ok", "zfs_send_over_ssh",
            "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
-           "rotated", "Repetitions", "Settling", "repeat_until_settled",
+           "rotated", "Repetitions", "Settling", "recorded", "next_step",
+           "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
            "add_repetition_options", "repetitions_from", "number",
@@ -212,8 +213,8 @@ class Repetitions(object):
     :ivar int minimum: Repetitions always run (at least 2: a spread needs
         two figures).
     :ivar int maximum: Repetitions never exceeded.
-    :ivar float seconds: No repetition beyond the minimum starts this many
-        seconds or more after the first began.
+    :ivar float seconds: No repetition beyond the minimum starts once this
+        many seconds have passed since the first began.
     :ivar float target: The spread under which a ratio is settled.
     """
     minimum = attr.ib()
@@ -257,18 +258,51 @@ class Settling(object):
         return {name: spread(values) for name, values in self.samples.items()}
 
 
-def _all_settled(samples, target):
-    return all(spread(values) < target for values in samples.values())
+def recorded(samples, ratios):
+    """
+    :param samples: ``dict`` of ratio name to the ``tuple`` of its ratios
+        in the repetitions so far (empty before the first).
+    :param dict ratios: One more repetition's ratio of each name.
+    :return: A new ``dict``: ``samples`` with ``ratios`` added.
+    :raises ValueError: If ``ratios`` is empty or names other ratios than
+        the earlier repetitions.
+    """
+    if not ratios:
+        raise ValueError("a repetition gave no ratio")
+    if samples and set(ratios) != set(samples):
+        raise ValueError("a repetition gave ratios %s, the earlier ones %s"
+                         % (sorted(ratios), sorted(samples)))
+    return {name: tuple(samples.get(name, ())) + (value,)
+            for name, value in ratios.items()}
+
+
+def next_step(samples, policy, elapsed):
+    """
+    Decide, after a repetition, whether to run another.
+
+    :param samples: ``dict`` of ratio name to its ratios so far
+        (:func:`recorded`).
+    :param Repetitions policy: The bounds.
+    :param float elapsed: Seconds since the first repetition began.
+    :return: ``(go on, settled)``: go on below ``policy.minimum``
+        repetitions; else stop when every ratio's spread is under
+        ``policy.target`` (settled), at ``policy.maximum`` repetitions, or
+        once ``policy.seconds`` have passed (not settled).
+    """
+    count = min(len(values) for values in samples.values())
+    if count < policy.minimum:
+        return True, False
+    settled = all(spread(values) < policy.target
+                  for values in samples.values())
+    if settled or count >= policy.maximum or elapsed >= policy.seconds:
+        return False, settled
+    return True, False
 
 
 def repeat_until_settled(repetition, policy, clock=time.monotonic):
     """
-    Run repetitions until every ratio they give is settled, within bounds.
-
-    Runs ``policy.minimum`` repetitions, then more, one at a time, while
-    some ratio's spread is at least ``policy.target``, stopping at
-    ``policy.maximum`` repetitions or at the first repetition that would
-    start ``policy.seconds`` or more after the first began.
+    Run repetitions until every ratio they give is settled, within bounds
+    (:func:`next_step` decides after each).
 
     :param repetition: Called with the repetition's index (0 first); runs
         the measured paths and their floors once and returns ``dict`` of
@@ -277,26 +311,17 @@ def repeat_until_settled(repetition, policy, clock=time.monotonic):
     :param Repetitions policy: The bounds.
     :param clock: Returns seconds (monotonic); injected for tests.
     :return: :class:`Settling`.
-    :raises ValueError: If a repetition gives other names than the first.
+    :raises ValueError: If a repetition gives no ratio, or other names than
+        the first.
     """
     started = clock()
     samples = {}
     count = 0
-    settled = False
-    while count < policy.maximum:
-        if count >= policy.minimum and clock() - started >= policy.seconds:
-            break
-        ratios = repetition(count)
-        if samples and set(ratios) != set(samples):
-            raise ValueError("repetition %d gave ratios %s, the first gave "
-                             "%s" % (count, sorted(ratios), sorted(samples)))
-        for name, value in ratios.items():
-            samples.setdefault(name, []).append(value)
+    go_on = True
+    while go_on:
+        samples = recorded(samples, repetition(count))
         count += 1
-        if count >= policy.minimum:
-            settled = _all_settled(samples, policy.target)
-            if settled:
-                break
+        go_on, settled = next_step(samples, policy, clock() - started)
     return Settling(samples=samples, repetitions=count, settled=settled,
                     seconds=clock() - started)
 

@@ -2,6 +2,7 @@
 Benchmark of Flocker's Docker client against the docker CLI, on one daemon.
 
     python benchmarks/docker.py [--quick] [--socket PATH] [--reps N]
+                                [--max-reps N] [--max-seconds S]
                                 [--containers N]
 
 Measures, interleaved in one run against the same dockerd:
@@ -19,10 +20,14 @@ Measures, interleaved in one run against the same dockerd:
 * ``report_cli_s``: the ``flocker-node report`` process end to end (Python
   start-up and imports included) with those containers.
 
-Medians over ``--reps`` repetitions (7; 5 with ``--quick``); ``ratio`` is
-the median of each repetition's create_start_s / cli_run_s (the two run one
-after the other, their order alternating), ``ratio_spread`` their
-interquartile range over median.  Prints a table, then one JSON object as the last line.
+Medians over the repetitions; ``ratio`` is the median of each
+repetition's create_start_s / cli_run_s (the two run one after the other,
+their order alternating), ``ratio_spread`` their interquartile range over
+median.  The create+start repetitions go on past ``--reps`` (7; 5 with
+``--quick``) until the spread is under 5 %, at most ``--max-reps`` (21; 10
+with ``--quick``) or ``--max-seconds`` (120; 60 with ``--quick``);
+``reps`` says how many ran, ``settled`` whether the spread got under 5 %.
+The report is timed ``--reps`` times (``report_reps``).  Prints a table, then one JSON object as the last line.
 
 The daemon is ``--socket``, else ``$DOCKER_HOST`` (``unix://``), else lab
 node 1's (``admin/lab up 1`` is run if no lab node is up).  Every container
@@ -43,7 +48,10 @@ from twisted.internet.defer import DeferredSemaphore, gatherResults
 from twisted.internet.task import react
 from twisted.internet.utils import getProcessOutputAndValue
 
-from _common import paired_ratios, ratio_figures, ratio_row
+from _common import (
+    Settling, add_repetition_options, next_step, ratio_figures, ratio_row,
+    recorded, repetitions_from,
+)
 
 from flocker._model import Application, Port
 from flocker.node._docker import (
@@ -128,10 +136,12 @@ def application(name, port, image):
                        ports=[Port(internal=80, external=port)])
 
 
-async def bench_create_start(reactor, socket_path, image, token, reps):
+async def bench_create_start(reactor, socket_path, image, token, policy):
     """
-    :return: ``dict`` of lists of seconds for our client (warm and cold)
-        and the CLI.
+    :param Repetitions policy: How many repetitions, at least and at most.
+    :return: ``(times, settling)``: ``dict`` of lists of seconds for our
+        client (warm and cold) and the CLI, and the :class:`Settling` of
+        their ratio.
     """
     client = DockerClient(reactor, socket_path, stop_timeout=5)
     # Warm up the client (negotiation, connection) and the daemon's image
@@ -140,7 +150,10 @@ async def bench_create_start(reactor, socket_path, image, token, reps):
     await client.remove(token + "-warm")
     times = {"ours": [], "cold": [], "cli": []}
     cli_names = []
-    for rep in range(reps):
+    samples = {}
+    started = time.monotonic()
+    go_on, rep = True, 0
+    while go_on:
         ours = application("%s-w%d" % (token, rep), 21000 + rep, image)
         cold = application("%s-c%d" % (token, rep), 22000 + rep, image)
         cli_name = "%s-cli%d" % (token, rep)
@@ -167,8 +180,14 @@ async def bench_create_start(reactor, socket_path, image, token, reps):
         await client.remove(ours.name)
         await client.remove(cold.name)
         await run_cli(reactor, socket_path, ["rm", "-f", cli_name])
+        samples = recorded(samples, {
+            "ratio": times["ours"][-1] / times["cli"][-1]})
+        rep += 1
+        go_on, settled = next_step(samples, policy,
+                                   time.monotonic() - started)
     await client.close()
-    return times
+    return times, Settling(samples=samples, repetitions=rep, settled=settled,
+                           seconds=time.monotonic() - started)
 
 
 async def bench_report(reactor, socket_path, image, token, reps, count):
@@ -236,9 +255,8 @@ async def main(reactor, arguments):
                          "at %s" % (arguments.image, socket_path))
     await client.close()
     try:
-        create = await bench_create_start(reactor, socket_path,
-                                          arguments.image, token,
-                                          arguments.reps)
+        create, settling = await bench_create_start(
+            reactor, socket_path, arguments.image, token, arguments.policy)
         report = await bench_report(reactor, socket_path, arguments.image,
                                     token, arguments.reps,
                                     arguments.containers)
@@ -250,8 +268,11 @@ async def main(reactor, arguments):
         if leftovers:
             await run_cli(reactor, socket_path, ["rm", "-f"] + leftovers)
     n = arguments.containers
-    print("Docker daemon: unix://%s; %d repetitions, interleaved"
-          % (socket_path, arguments.reps))
+    print("Docker daemon: unix://%s; %d create+start repetitions (%s), "
+          "%d report repetitions, interleaved"
+          % (socket_path, settling.repetitions,
+             "settled" if settling.settled else "NOT settled",
+             arguments.reps))
     print(table([
         ("create+start, DockerClient.add (warm)", create["ours"]),
         ("create+start, DockerClient.add (new client)", create["cold"]),
@@ -269,10 +290,12 @@ async def main(reactor, arguments):
         "list_s": round(median(report["list"]), 4),
         "report_cli_s": round(median(report["cli"]), 4),
         "containers": n,
-        "reps": arguments.reps,
+        "report_reps": arguments.reps,
     }
-    ratios = paired_ratios(create["ours"], create["cli"])
+    ratios = settling.samples["ratio"]
     figures.update(ratio_figures("ratio", ratios))
+    figures.update({"reps": settling.repetitions,
+                    "settled": settling.settled})
     print("%s: median %s, spread %s, %s; per repetition %s" % tuple(
         ratio_row("ratio create+start / docker run", ratios)))
     print(json.dumps(figures, sort_keys=True))
@@ -283,18 +306,17 @@ def parse(argv):
         description="Flocker's Docker client against the docker CLI.")
     parser.add_argument("--socket", help="the Docker daemon's Unix socket")
     parser.add_argument("--quick", action="store_true",
-                        help="5 repetitions instead of 7")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions of each measurement (>= 5)")
+                        help="5 to 10 repetitions instead of 7 to 21")
+    add_repetition_options(parser)
     parser.add_argument("--containers", type=int, default=50,
                         help="Flocker containers running during report")
     parser.add_argument("--image", default="flocker/busybox:latest",
                         help="image present on the node")
     arguments = parser.parse_args(argv)
-    if arguments.reps is None:
-        arguments.reps = 5 if arguments.quick else 7
-    if arguments.reps < 5:
-        parser.error("--reps must be at least 5")
+    arguments.policy = repetitions_from(
+        parser, arguments, *((5, 10, 60.0) if arguments.quick
+                             else (7, 21, 120.0)))
+    arguments.reps = arguments.policy.minimum
     return arguments
 
 

@@ -47,12 +47,17 @@ def loads(text):
     """
     :param text: JSON text (``str`` or ``bytes``).
     :return: The decoded structure.
-    :raises SerializationError: If ``text`` is not JSON.
+    :raises SerializationError: If ``text`` is not JSON (nested too
+        deeply for the decoder included).
     """
     try:
         return json.loads(text)
     except ValueError as e:
         raise SerializationError("not JSON: %s" % (e,))
+    except RecursionError:
+        # Nested deeper than the decoder goes: a peer's mistake (or
+        # malice), not this process's.
+        raise SerializationError("not JSON: nested too deeply")
 
 
 def application_to_dict(application, contents=False):
@@ -160,6 +165,9 @@ def _build(function):
         except (InvalidModel, KeyError, TypeError, ValueError,
                 AttributeError, binascii.Error) as e:
             raise SerializationError("%s: %s" % (function.__name__, e))
+        except RecursionError:
+            raise SerializationError("%s: nested too deeply" % (
+                function.__name__,))
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
     return wrapper

@@ -119,6 +119,7 @@ def skipped_applications(deployment, cluster_state, unknown):
     The applications a deploy must leave alone.
 
     An application is skipped when its desired node did not report; when
+    two or more nodes report owning one of its volumes (naming them); when
     it has a volume that no reporting node owns while some node did not
     report (the silent node may own it: creating or reviving the volume
     elsewhere could lose its data); and when it mounts an external volume
@@ -130,10 +131,13 @@ def skipped_applications(deployment, cluster_state, unknown):
     :return: ``dict`` of skipped application name to the reason.
     """
     held = {}
+    claimed = {}
     for address, node in cluster_state.nodes.items():
         for name, volume in node.volumes.items():
             if volume.owned or name not in held:
                 held[name] = volume.owned
+            if volume.owned:
+                claimed.setdefault(name, []).append(address)
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
@@ -142,6 +146,15 @@ def skipped_applications(deployment, cluster_state, unknown):
         if application.volume is None and not application.volumes:
             continue
         for volume in application.all_volumes():
+            owners = sorted(claimed.get(volume.name, ()))
+            if len(owners) > 1:
+                # A volume has one writable owner: two claims mean a node
+                # is wrong (or lying); going on would pick one silently.
+                skipped[name] = (
+                    "its volume %s is owned by %d nodes (%s); Flocker "
+                    "changes nothing of it until only one node owns it" % (
+                        volume.name, len(owners), ", ".join(owners)))
+                break
             if unknown and not held.get(volume.name):
                 skipped[name] = (
                     "its volume %s has no reachable owner while %s did not "

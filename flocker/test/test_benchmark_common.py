@@ -223,11 +223,10 @@ class RepeatUntilSettledTests(SynchronousTestCase):
             repetition,
             common.Repetitions(minimum=3, maximum=20, seconds=10),
             clock=FakeClock(2))
-        # The clock is read at the start (0), before each repetition beyond
-        # the minimum (2, 4, 6, 8: repetitions 3 to 6 start; 10: none),
-        # and at the end (12).
+        # The clock is read at the start (0), after each repetition (2, 4,
+        # 6: the minimum; 8: go on; 10: time is up) and at the end (12).
         self.assertEqual((calls, result.settled, result.seconds),
-                         (list(range(7)), False, 12))
+                         (list(range(5)), False, 12))
 
     def test_minimum_whatever_the_time(self):
         """
@@ -258,6 +257,46 @@ class RepeatUntilSettledTests(SynchronousTestCase):
                                  repetitions=3, settled=False, seconds=1.0)
         self.assertEqual(list(result.spreads()), ["a"])
         self.assertAlmostEqual(result.spreads()["a"], 0.1)
+
+
+class RecordedTests(SynchronousTestCase):
+    """
+    Tests for ``recorded`` and ``next_step``.
+    """
+
+    def test_recorded(self):
+        """
+        A repetition's ratios are added to each name's, in a new mapping.
+        """
+        before = {"a": (1.0,), "b": (2.0,)}
+        after = common.recorded(before, {"a": 1.5, "b": 2.5})
+        self.assertEqual((before, after),
+                         ({"a": (1.0,), "b": (2.0,)},
+                          {"a": (1.0, 1.5), "b": (2.0, 2.5)}))
+
+    def test_recorded_refuses(self):
+        """
+        A repetition without ratios, or with other names, is refused.
+        """
+        self.assertRaises(ValueError, common.recorded, {}, {})
+        self.assertRaises(ValueError, common.recorded, {"a": (1.0,)},
+                          {"b": 1.0})
+
+    def test_next_step(self):
+        """
+        Below the minimum: go on; at it, stop settled when every spread is
+        under the target, else go on until the maximum or the time bound.
+        """
+        policy = common.Repetitions(minimum=3, maximum=5, seconds=60)
+        steady, noisy = (1.0, 1.0, 1.01), (1.0, 1.2, 0.9)
+        self.assertEqual(
+            [common.next_step({"a": steady[:2]}, policy, 0),
+             common.next_step({"a": steady}, policy, 0),
+             common.next_step({"a": steady, "b": noisy}, policy, 0),
+             common.next_step({"a": noisy + (1.0, 1.1)}, policy, 0),
+             common.next_step({"a": noisy}, policy, 60)],
+            [(True, False), (False, True), (True, False), (False, False),
+             (False, False)])
 
 
 class FiguresTests(SynchronousTestCase):

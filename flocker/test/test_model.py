@@ -677,6 +677,15 @@ class TestSerialize(object):
         with pytest.raises(SerializationError):
             loads("{not json")
 
+    def test_nested_too_deeply(self):
+        """
+        JSON nested deeper than the decoder goes raises
+        ``SerializationError`` (not ``RecursionError``).
+        """
+        with pytest.raises(SerializationError) as caught:
+            loads("[" * 100000 + "]" * 100000)
+        assert "nested too deeply" in str(caught.value)
+
     def test_missing_field(self):
         """
         A dictionary lacking a field raises ``SerializationError``.

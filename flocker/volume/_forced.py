@@ -9,16 +9,18 @@ spaces)::
 
     flocker-volume receive NAME
     flocker-volume --eliot-task TASK receive NAME
-    flocker-volume acquire NAME --snapshot SNAPSHOT --node-id NODEID --json
 
-and refuses everything else (a bare ``zfs receive`` above all: it would
-apply whatever properties a stream carries, as root; every receive goes
-through ``flocker-volume receive`` and its receive policy,
-:mod:`flocker.volume._stream`) with one line on standard error and exit
-status 1.  The request is split with :func:`shlex.split` and run with
+and refuses everything else: ``acquire`` (making a node the owner of a
+volume is the operator's decision, taken through the deploy client) and a
+bare ``zfs receive`` above all (it would apply whatever properties a stream
+carries, as root; every receive goes through ``flocker-volume receive`` and
+its receive policy, :mod:`flocker.volume._stream`), with one line on
+standard error and exit status 1.  The request is split with :func:`shlex.split` and run with
 ``execvp`` (no shell); every word must also be one the pushing side could
 have sent (no quotes, spaces or shell metacharacters), so what runs is
-exactly what was asked, word for word.
+exactly what was asked, word for word, plus the caller's identity when the
+key's line names it (``ssh-command --caller NODEID``): ``receive`` then
+gets ``--caller NODEID`` (see :mod:`flocker.volume._policy`).
 """
 
 import os
@@ -26,7 +28,7 @@ import re
 import shlex
 
 from ._errors import UnsafeName
-from ._zfs import check_pool_name, check_snapshot_name, check_volume_name
+from ._zfs import check_pool_name, check_volume_name
 
 __all__ = ["CommandRefused", "allowed_command", "ssh_command_main"]
 
@@ -36,8 +38,6 @@ _WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
 # A serialised eliot task id: "UUID@/1/2".
 _TASK = re.compile(r"\A[0-9a-f-]{36}@(/[0-9]{1,9}){1,64}\Z")
 
-# Node identities (see _service._NODE_ID).
-_NODE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 
 class CommandRefused(Exception):
@@ -56,12 +56,18 @@ def _volume(name):
     return name
 
 
-def allowed_command(original, pool):
+def allowed_command(original, pool, caller=None):
     """
     :param original: ``SSH_ORIGINAL_COMMAND``, or ``None`` if unset (an
         interactive login).
-    :param str pool: This node's ZFS pool.
-    :return: The argument vector to run.
+    :param str pool: This node's ZFS pool (checked by the caller; what runs
+        names no pool).
+    :param caller: The identity of the node whose key this is (from the
+        key's ``authorized_keys`` line), or ``None`` if the line names none.
+    :return: The argument vector to run: the request, with ``--caller
+        CALLER`` given to ``receive`` when ``caller`` is known (so the
+        receiving side records that identity, never one the request
+        claims).
     :raises CommandRefused: Unless ``original`` is one of the allowed
         commands (see the module documentation).
     """
@@ -74,44 +80,35 @@ def allowed_command(original, pool):
         raise CommandRefused("unreadable command: %s" % (e,))
     if not words or " ".join(words) != original or not all(
             _WORD.match(word) for word in words):
-        raise CommandRefused("only plain flocker-volume receive and acquire "
-                             "commands are allowed")
+        raise CommandRefused("only a plain 'flocker-volume receive NAME' is "
+                             "allowed")
     program, arguments = words[0], words[1:]
     if program != "flocker-volume":
         raise CommandRefused("%s is not allowed; only flocker-volume "
-                             "receive and acquire" % (program,))
+                             "receive" % (program,))
+    prefix = []
     if arguments[:1] == ["--eliot-task"]:
         if len(arguments) < 2 or not _TASK.match(arguments[1]):
             raise CommandRefused("--eliot-task needs a serialised task id")
-        arguments = arguments[2:]
+        prefix, arguments = arguments[:2], arguments[2:]
     if len(arguments) == 2 and arguments[0] == "receive":
         _volume(arguments[1])
-        return words
-    if (len(arguments) == 7 and arguments[0] == "acquire"
-            and arguments[2] == "--snapshot" and arguments[4] == "--node-id"
-            and arguments[6] == "--json" and words[1] != "--eliot-task"):
-        _volume(arguments[1])
-        try:
-            check_snapshot_name(arguments[3])
-        except UnsafeName:
-            raise CommandRefused("%r is not a snapshot name" % (
-                arguments[3],))
-        if not _NODE_ID.match(arguments[5]):
-            raise CommandRefused("%r is not a node identity" % (
-                arguments[5],))
-        return words
-    raise CommandRefused("only 'flocker-volume receive NAME' and "
-                         "'flocker-volume acquire NAME --snapshot S "
-                         "--node-id ID --json' are allowed")
+        caller_words = [] if caller is None else ["--caller", caller]
+        return [program] + prefix + ["receive"] + caller_words + [
+            arguments[1]]
+    raise CommandRefused("only 'flocker-volume receive NAME' is allowed "
+                         "(acquire, and everything else, is the "
+                         "operator's)")
 
 
-def ssh_command_main(environ, stderr, execvp=os.execvp):
+def ssh_command_main(environ, stderr, execvp=os.execvp, caller=None):
     """
     Run the connecting node's command if it is allowed.
 
     :param environ: The process environment (``SSH_ORIGINAL_COMMAND``,
         ``FLOCKER_POOL``).
     :param stderr: Text stream for the refusal.
+    :param caller: See :func:`allowed_command`.
     :param execvp: ``os.execvp`` or a replacement (tests); on success it
         replaces this process and does not return.
     :return: ``1`` if the command was refused, ``127`` if it could not be
@@ -121,7 +118,8 @@ def ssh_command_main(environ, stderr, execvp=os.execvp):
     pool = environ.get("FLOCKER_POOL") or DEFAULT_POOL
     try:
         check_pool_name(pool)
-        argv = allowed_command(environ.get("SSH_ORIGINAL_COMMAND"), pool)
+        argv = allowed_command(environ.get("SSH_ORIGINAL_COMMAND"), pool,
+                               caller)
     except (CommandRefused, UnsafeName) as e:
         stderr.write("flocker-volume ssh-command: refused: %s\n" % (
             " ".join(str(e).split()),))

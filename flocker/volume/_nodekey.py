@@ -13,7 +13,10 @@ Files, in the node's state directory (:func:`default_state_directory`)::
 and one line in the login user's ``~/.ssh/authorized_keys``, recognised by
 its comment :data:`NODE_KEY_MARKER`::
 
-    restrict,command="/path/to/flocker-volume ssh-command" ssh-ed25519 AAAA… flocker-node-key
+    restrict,from="NODE,...",command="/path/to/flocker-volume ssh-command" ssh-ed25519 AAAA… flocker-node-key
+
+(``from=`` lists the nodes of the known_hosts file: the key works from a
+node's address only.)
 
 Every file is replaced atomically (written next to itself, then renamed over
 it), so a reader sees the old content or the new, never a mixture.  Only the
@@ -32,6 +35,7 @@ from .._model import NodeKeyStatus, known_hosts_digest, public_key_fingerprint
 from ._service import SSHRemote
 
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
+           "known_hosts_sources",
            "replace_marked_lines", "default_state_directory",
            "default_node_key_store", "UnsafeForcedCommand", "NodeKeyError",
            "NodeKeyRemote", "write_atomically"]
@@ -42,6 +46,9 @@ NODE_KEY_MARKER = "flocker-node-key"
 # The forced command sits inside double quotes of an authorized_keys option
 # and is run by the user's shell: its path may hold none of their specials.
 _SAFE_PATH = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
+
+# A from= pattern: a host name or IP address, never a wildcard or negation.
+_SOURCE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
 
 
 class UnsafeForcedCommand(ValueError):
@@ -67,23 +74,47 @@ def default_state_directory(environ):
             or environ.get("FLOCKER_LOCK_DIR") or "/var/lib/flocker")
 
 
-def authorized_keys_line(public_key, command):
+def known_hosts_sources(known_hosts):
+    """
+    :param str known_hosts: The nodes' known_hosts text.
+    :return: Sorted ``list`` of the node names and addresses it lists (the
+        first field of each line, split at commas), each a plain host name
+        or IP address; anything else is left out.
+    """
+    sources = set()
+    for line in known_hosts.splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith(("#", "@", "|")):
+            sources.update(name for name in fields[0].split(",")
+                           if _SOURCE.match(name))
+    return sorted(sources)
+
+
+def authorized_keys_line(public_key, command, sources=()):
     """
     :param str public_key: ``"ssh-ed25519 AAAA..."``.
     :param str command: Absolute path of ``flocker-volume``.
+    :param sources: The node names and addresses the key may be used from
+        (``from=``; see :func:`known_hosts_sources`), or empty for anywhere.
     :return: The marked ``authorized_keys`` line (``bytes``, with newline):
-        ``restrict`` (no forwarding, no pty, no user rc) and a forced
-        command, so the key can only ever run ``flocker-volume ssh-command``.
+        ``restrict`` (no forwarding, no pty, no user rc), ``from=`` the
+        nodes, and a forced command, so the key can only ever run
+        ``flocker-volume ssh-command``, and only from a node.
     :raises UnsafeForcedCommand: If ``command`` is not a plain absolute path.
     :raises InvalidModel: If ``public_key`` is not an ed25519 key line.
+    :raises ValueError: If a source is not a plain name or address.
     """
     public_key_fingerprint(public_key)
     if not _SAFE_PATH.match(command) or ".." in command.split("/"):
         raise UnsafeForcedCommand(
             "%r cannot be a forced command: it must be an absolute path of "
             "letters, digits and _./+-" % (command,))
-    return ('restrict,command="%s ssh-command" %s %s\n' % (
-        command, public_key, NODE_KEY_MARKER)).encode("ascii")
+    for source in sources:
+        if not _SOURCE.match(source):
+            raise ValueError("%r cannot be a from= pattern" % (source,))
+    origin = 'from="%s",' % (",".join(sources),) if sources else ""
+    return ('restrict,%scommand="%s ssh-command" %s %s\n' % (
+        origin, command, public_key, NODE_KEY_MARKER)).encode("ascii")
 
 
 def _is_marked(line):
@@ -204,7 +235,9 @@ class NodeKeyStore(object):
             status = NodeKeyStatus(
                 fingerprint=public_key_fingerprint(public_key),
                 known_hosts_digest=known_hosts_digest(known.decode("utf-8")))
-            line = authorized_keys_line(public_key, self.command)
+            line = authorized_keys_line(
+                public_key, self.command,
+                known_hosts_sources(known.decode("utf-8")))
         except (ValueError, UnicodeDecodeError):
             return None
         try:
@@ -225,7 +258,14 @@ class NodeKeyStore(object):
         :raises UnsafeForcedCommand: See :func:`authorized_keys_line`.
         :raises NodeKeyError: If a file cannot be written.
         """
-        line = authorized_keys_line(node_key.public_key, self.command)
+        try:
+            line = authorized_keys_line(
+                node_key.public_key, self.command,
+                known_hosts_sources(node_key.known_hosts))
+        except UnsafeForcedCommand:
+            raise
+        except ValueError as e:
+            raise NodeKeyError("cannot install the node key: %s" % (e,))
         try:
             self._install(node_key, line)
         except OSError as e:
@@ -234,6 +274,9 @@ class NodeKeyStore(object):
 
     def _install(self, node_key, line):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        # makedirs leaves an existing directory as it is: one made loose
+        # (by hand, another umask) is tightened, as it holds a private key.
+        os.chmod(self.directory, 0o700)
         write_atomically(self.identity_path,
                           node_key.private_key.encode("ascii"), 0o600)
         write_atomically(self.public_key_path, (

@@ -15,8 +15,8 @@ import os
 import select
 
 import attr
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ProcessDone
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from zope.interface import implementer
@@ -24,8 +24,12 @@ from zope.interface import implementer
 __all__ = [
     "ProcessFailed", "ProcessResult", "spawn", "run_process", "pump",
     "command_line", "make_pipe", "close_quietly", "CHUNK_SIZE",
-    "LimitExceeded", "read_prefix",
+    "LimitExceeded", "read_prefix", "LineTooLong", "MAXIMUM_LINE",
 ]
+
+#: The longest line of a child's standard output a collector takes (a
+#: protocol message, or a log message of a remote ``flocker-volume``).
+MAXIMUM_LINE = 1024 * 1024
 
 #: How much :func:`pump` asks the kernel to move at once, and the capacity it
 #: gives its pipes: 1 MiB keeps the number of reactor wake-ups per gigabyte
@@ -112,17 +116,42 @@ class ProcessResult(object):
                             self.stderr)
 
 
+class LineTooLong(Exception):
+    """
+    A child's standard output held a line longer than its collector takes;
+    the child was killed.
+
+    :ivar argv: The child's argument vector.
+    :ivar int limit: The longest line taken, in bytes.
+    """
+
+    def __init__(self, argv, limit):
+        Exception.__init__(self, argv, limit)
+        self.argv = list(argv)
+        self.limit = limit
+
+
 class _Collector(ProcessProtocol):
     """
     Collect a child's output; hand standard output lines to whoever waits for
     them (:meth:`next_line`); fire ``ended`` with a :class:`ProcessResult`.
+
+    Lines are cut from one ``bytearray`` read from an offset, each byte
+    looked at once (a long line arriving in small pieces costs linear time,
+    not quadratic); a line over :data:`MAXIMUM_LINE` bytes kills the child
+    and fails :meth:`next_line` with :class:`LineTooLong`.
     """
 
-    def __init__(self, argv):
+    def __init__(self, argv, maximum_line=None):
         self._argv = argv
         self._stdout = []
         self._stderr = []
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._offset = 0
+        self._scanned = 0
+        self._maximum_line = (MAXIMUM_LINE if maximum_line is None
+                              else maximum_line)
+        self._overflow = None
         self._lines = []
         self._waiting = []
         self._closed = False
@@ -130,10 +159,36 @@ class _Collector(ProcessProtocol):
 
     def outReceived(self, data):
         self._stdout.append(data)
-        self._buffer += data
-        while b"\n" in self._buffer:
-            line, self._buffer = self._buffer.split(b"\n", 1)
+        if self._overflow is not None:
+            return
+        buffer = self._buffer
+        buffer.extend(data)
+        while True:
+            end = buffer.find(b"\n", self._scanned)
+            if end < 0:
+                break
+            line = bytes(buffer[self._offset:end])
+            self._offset = self._scanned = end + 1
             self._deliver(line)
+        self._scanned = len(buffer)
+        if len(buffer) - self._offset > self._maximum_line:
+            self._overflowed()
+            return
+        if self._offset > 65536 and self._offset * 2 > len(buffer):
+            del buffer[:self._offset]
+            self._scanned -= self._offset
+            self._offset = 0
+
+    def _overflowed(self):
+        self._overflow = LineTooLong(self._argv, self._maximum_line)
+        self._buffer = bytearray()
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.errback(self._overflow)
+        try:
+            self.transport.signalProcess("KILL")
+        except (ProcessExitedAlready, AttributeError):
+            pass
 
     def errReceived(self, data):
         self._stderr.append(data)
@@ -147,10 +202,13 @@ class _Collector(ProcessProtocol):
     def next_line(self):
         """
         :return: ``Deferred`` firing with the next line of standard output
-            (without its newline), or ``None`` once the output has ended.
+            (without its newline), or ``None`` once the output has ended;
+            failing with :class:`LineTooLong` once a line was too long.
         """
         if self._lines:
             return succeed(self._lines.pop(0))
+        if self._overflow is not None:
+            return fail(self._overflow)
         if self._closed:
             return succeed(None)
         waiter = Deferred()
@@ -175,7 +233,7 @@ class _Collector(ProcessProtocol):
             signal=signal))
 
 
-def spawn(reactor, argv, env, stdin=None, stdout=None):
+def spawn(reactor, argv, env, stdin=None, stdout=None, maximum_line=None):
     """
     Start a child process.
 
@@ -187,13 +245,15 @@ def spawn(reactor, argv, env, stdin=None, stdout=None):
         standard input, or ``None`` for an empty pipe closed at once.
     :param stdout: A file descriptor to give the child as its standard
         output, or ``None`` to collect it.
+    :param maximum_line: The longest line collected (see
+        :class:`_Collector`), :data:`MAXIMUM_LINE` if ``None``.
     :return: ``(transport, collector)``: the process transport and an object
         with ``next_line()`` and an ``ended`` ``Deferred`` firing with a
         :class:`ProcessResult` (never failing).  The caller still owns the
         descriptors it passed and should close them once spawned.
     """
     argv = [str(arg) for arg in argv]
-    collector = _Collector(argv)
+    collector = _Collector(argv, maximum_line)
     child_fds = {0: "w" if stdin is None else stdin,
                  1: "r" if stdout is None else stdout,
                  2: "r"}

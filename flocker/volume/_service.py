@@ -116,8 +116,11 @@ from ._logging import (
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
     REMOTE_COMMAND, SEED_VOLUME, SNAPSHOT_VOLUME,
 )
-from ._process import close_quietly, make_pipe, pump, read_prefix, spawn
+from ._process import (
+    LineTooLong, close_quietly, make_pipe, pump, read_prefix, spawn,
+)
 from ._capabilities import ZFSCapabilities, send_options
+from ._policy import NODE_IDENTITY, check_receive, recorded_owner
 from ._seed import seed_entries
 from ._stream import stream_limit
 from ._zfs import (
@@ -146,8 +149,6 @@ SNAPSHOT_PREFIX = "flocker-"
 # would read it as an option).
 _ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
 
-# Node identities, as generated (a UUID) or set by an operator.
-_NODE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 # Words sent to the remote shell by ssh: nothing a shell would interpret.
 _REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
@@ -173,7 +174,7 @@ def check_address(address):
 
 
 def _check_node_id(node_id):
-    if not (isinstance(node_id, str) and _NODE_ID.match(node_id)):
+    if not (isinstance(node_id, str) and NODE_IDENTITY.match(node_id)):
         raise UnsafeName("%r is not a node identity" % (node_id,))
 
 
@@ -1040,7 +1041,7 @@ class VolumeService(object):
         :return: ``Deferred`` firing with the message or ``None`` if the
             remote command ended without one.
         """
-        waiting = self._read_message(remote)
+        waiting = self._read_message(remote, target)
         timer = self._clock.callLater(HEADER_TIMEOUT, waiting.cancel)
         try:
             header = yield waiting
@@ -1152,7 +1153,7 @@ class VolumeService(object):
                 ours, ZFSCapabilities.from_wire(header.get("zfs")))
             (pump_ok, count), (send_ok, send_error), answer = (
                 yield self._send(dataset, snapshot, base, total, sink,
-                                 progress, self._read_message(remote),
+                                 progress, self._read_message(remote, target),
                                  options))
         finally:
             if stdin_write is not None:
@@ -1193,9 +1194,20 @@ class VolumeService(object):
                 reason=self._remote_error(target, ended).message)
 
     @inlineCallbacks
-    def _read_message(self, remote):
+    def _read_message(self, remote, target):
+        """
+        :return: ``Deferred`` firing with the remote command's next protocol
+            message (a ``dict``), or ``None`` at the end of its output;
+            failing with :class:`RemoteError` naming ``target`` when it sent
+            a line too long to take (the command is killed).
+        """
         while True:
-            line = yield remote.next_line()
+            try:
+                line = yield remote.next_line()
+            except LineTooLong as e:
+                raise RemoteError(
+                    "node %s sent a line longer than %d bytes; connection "
+                    "dropped" % (target, e.limit))
             if line is None:
                 return None
             try:
@@ -1206,7 +1218,7 @@ class VolumeService(object):
             if isinstance(message, dict) and "eliot" not in message:
                 return message
 
-    def receive(self, name, stream, emit):
+    def receive(self, name, stream, emit, caller=None):
         """
         The receiving end of a push (``flocker-volume receive NAME``): speak
         the protocol described in this module's docstring.
@@ -1216,25 +1228,28 @@ class VolumeService(object):
             line followed by the ZFS stream (standard input).
         :param emit: Callable given each protocol message (a ``dict``) to
             send back (one JSON line on standard output).
+        :param caller: The pushing node's identity as the transport
+            established it (the node key's forced command), or ``None``
+            when the operator runs it: see :mod:`flocker.volume._policy`.
         :return: ``Deferred`` firing with the received snapshot's name.
-        :raises NotOwner: This node owns the volume (never overwritten).
+        :raises NotOwner: This node owns the volume (never overwritten),
+            or ``caller`` is a node other than the one this node's copy
+            follows.
         :raises StreamRejected: The stream does not apply (missing base,
             corrupt or cut-short stream); the copy is unchanged.
         """
         check_volume_name(name)
-        return self._locked(name, self._receive, name, stream, emit)
+        return self._locked(name, self._receive, name, stream, emit, caller)
 
     @inlineCallbacks
-    def _receive(self, name, stream, emit):
+    def _receive(self, name, stream, emit, caller):
         # Asked while the pool is listed: the sender chooses its send
         # flags from the answer.
         capabilities = self.pool.capabilities()
         dataset = yield self._recover(name)
         capabilities = yield capabilities
-        if dataset is not None and dataset.owner == self.node_id:
-            raise NotOwner(
-                "volume %s is owned by this node (%s); an owned volume is "
-                "never overwritten by a push" % (name, self.node_id))
+        check_receive(self.node_id, name, dataset is not None,
+                      None if dataset is None else dataset.owner, caller)
         ours = list(dataset.snapshots) if dataset is not None else []
         emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
               "pool": self.pool.name, "snapshots": ours,
@@ -1244,6 +1259,7 @@ class VolumeService(object):
             raise StreamRejected("the sender of %s closed the connection "
                                  "before sending a stream" % (name,))
         request = self._parse_request(line)
+        request["owner"] = recorded_owner(caller, request["owner"])
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})

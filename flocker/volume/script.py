@@ -26,6 +26,7 @@ from .._context import in_current_action
 from ._errors import VolumeError, VolumeInUse
 from ._forced import ssh_command_main
 from ._nodekey import NodeKeyRemote, default_node_key_store
+from ._policy import NODE_IDENTITY
 from ._service import SSHRemote, open_volume_service
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
@@ -148,6 +149,17 @@ class PushProgress(object):
             self._stream.flush()
 
 
+def _node_identity(text):
+    """
+    :return: ``text`` if it is a node identity.
+    :raises argparse.ArgumentTypeError: Otherwise.
+    """
+    if not NODE_IDENTITY.match(text):
+        raise argparse.ArgumentTypeError("%r is not a node identity" % (
+            text,))
+    return text
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="flocker-volume",
@@ -204,6 +216,11 @@ def _parser():
         "receive", help="receive a push (run by the pushing node over SSH; "
         "speaks JSON lines on standard output)")
     command.add_argument("name")
+    command.add_argument(
+        "--caller", metavar="NODEID", type=_node_identity,
+        help="the pushing node's identity, as the node key's forced "
+        "command knows it: only the node this node's copy follows may "
+        "push, and the copy records it as its owner")
 
     command = commands.add_parser(
         "acquire", help="make this node the owner of its copy (the last "
@@ -216,10 +233,14 @@ def _parser():
     command.add_argument("--json", action="store_true",
                          help="print the result (or error) as JSON")
 
-    commands.add_parser(
+    command = commands.add_parser(
         "ssh-command", help="the forced command of the node-to-node key: "
         "run $SSH_ORIGINAL_COMMAND if it is a volume transfer Flocker "
         "sends, refuse anything else")
+    command.add_argument(
+        "--caller", metavar="NODEID", type=_node_identity,
+        help="the identity of the node whose key this is (passed on to "
+        "receive)")
 
     command = commands.add_parser(
         "delete", help="destroy a volume and its snapshots on this node "
@@ -387,7 +408,8 @@ def _handoff(reactor, service, options, output):
 
 
 def _receive(reactor, service, options, output):
-    return service.receive(options.name, 0, output.message)
+    return service.receive(options.name, 0, output.message,
+                           caller=options.caller)
 
 
 def _acquire(reactor, service, options, output):
@@ -539,7 +561,8 @@ def flocker_volume_main(argv=None, environ=None, out=None, err=None,
     err = sys.stderr if err is None else err
     if options.command == "ssh-command":
         # No reactor: it only checks a string and replaces this process.
-        raise SystemExit(ssh_command_main(environ, err))
+        raise SystemExit(ssh_command_main(environ, err,
+                                          caller=options.caller))
     run(main, (options, environ, out, err))
 
 

@@ -137,7 +137,8 @@ class TestNodeKeyScenario(object):
         every node, with a known_hosts of all three nodes, before anything
         else; each node then reports its fingerprint and known_hosts
         digest and has exactly one marked, restricted, forced-command line
-        in ``authorized_keys``, the lab's own line untouched.
+        usable from the nodes' addresses only (``from=``) in
+        ``authorized_keys``, the lab's own line untouched.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -179,10 +180,14 @@ class TestNodeKeyScenario(object):
             assert sorted(line.split()[0] for line in known.splitlines()) \
                 == sorted(s.addresses)
             assert len(marked) == 1 and others == before[index]
-            assert re.match(
-                rb'^restrict,command="/\S+/flocker-volume ssh-command" '
+            line = re.match(
+                rb'^restrict,from="([0-9.,]+)",'
+                rb'command="/\S+/flocker-volume ssh-command" '
                 + re.escape(public.encode()) + rb" " +
-                NODE_KEY_MARKER.encode() + rb"\n$", marked[0]), marked
+                NODE_KEY_MARKER.encode() + rb"\n$", marked[0])
+            # Usable from the nodes' addresses only.
+            assert line and sorted(line.group(1).decode().split(",")) == (
+                sorted(s.addresses)), marked
             assert oct(os.stat(os.path.join(keys, "id_ed25519")).st_mode
                        & 0o777) == "0o600"
             with open(os.path.join(keys, "id_ed25519")) as f:
@@ -219,8 +224,9 @@ class TestNodeKeyScenario(object):
     def test_03_forced_command(self):
         """
         The node key runs nothing but volume transfers: a shell command,
-        another flocker-volume subcommand and a ``zfs receive -F`` are
-        refused with the forced command's one line and exit status 1.
+        another flocker-volume subcommand, a ``zfs receive -F`` and an
+        ``acquire`` (which would make the calling node's copy the owned
+        one) are refused with the forced command's one line and exit status 1.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -229,10 +235,12 @@ class TestNodeKeyScenario(object):
             (lambda words: s.node_ssh(0, n2, words), words) for words in [
                 ["id"], ["flocker-volume", "list"],
                 ["zfs", "receive", "-F", pool + "/" + s.names["web"]],
-                ["flocker-volume", "receive", s.names["web"], ";", "id"]]])
+                ["flocker-volume", "receive", s.names["web"], ";", "id"],
+                ["flocker-volume", "acquire", s.names["web"], "--snapshot",
+                 "s1", "--node-id", "x", "--json"]]])
         assert [(r.returncode, "flocker-volume ssh-command: refused"
                  in r.stderr, r.stdout) for r in results] == [
-            (1, True, "")] * 4, [(r.stderr, r.stdout) for r in results]
+            (1, True, "")] * 5, [(r.stderr, r.stdout) for r in results]
 
     def test_03b_property_stream_refused(self):
         """

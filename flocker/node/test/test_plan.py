@@ -597,6 +597,41 @@ class UnknownNodeTests(SynchronousTestCase):
                           if not isinstance(c, SetRoutes)], [])
 
 
+class TwoOwnersTests(SynchronousTestCase):
+    """
+    Two nodes reporting ownership of one volume is a conflict the planner
+    reports and leaves alone.
+    """
+
+    def setUp(self):
+        self.deployment = Deployment(nodes=[
+            Node(address=A), Node(address=B, applications=[WEB])])
+        self.state = ClusterState(nodes={
+            address: NodeState(address=address, volumes={
+                "web": VolumeState(name="web", owned=True,
+                                   snapshots=["s1"])})
+            for address in (A, B)})
+
+    def test_skipped_naming_both(self):
+        """
+        The application is skipped, with a reason naming both nodes.
+        """
+        self.assertEqual(
+            skipped_applications(self.deployment, self.state, ()),
+            {"web": "its volume web is owned by 2 nodes (10.0.0.1, "
+                    "10.0.0.2); Flocker changes nothing of it until only "
+                    "one node owns it"})
+
+    def test_no_change(self):
+        """
+        Nothing is planned for the application or its volume on either
+        node: no push, hand-off, stop or start.
+        """
+        change = plan_changes(self.deployment, self.state)
+        self.assertEqual([c for c in leaves(change)
+                          if not isinstance(c, SetRoutes)], [])
+
+
 class NodeKeyPlanTests(SynchronousTestCase):
     """
     The planner installs the node key where it is not current, first.

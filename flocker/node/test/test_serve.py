@@ -92,6 +92,18 @@ class SessionProtocolTests(SynchronousTestCase):
         self.assertIn("not a request", answer["stderr"])
         self.assertEqual(len(self.calls.calls), 1)
 
+    def test_over_nested_line_answered(self):
+        """
+        A line nested deeper than the JSON decoder goes is a protocol
+        error answered like any bad line, and the session goes on.
+        """
+        self.protocol.dataReceived(b"[" * 100000 + b"\n")
+        self.protocol.dataReceived(encode_request(3, ["x"]))
+        [answer] = self.lines()
+        self.assertEqual((answer["id"], answer["exit"]), (None, 2))
+        self.assertIn("nested too deeply", answer["stderr"])
+        self.assertEqual(len(self.calls.calls), 1)
+
     def test_crash_answered(self):
         """
         A call that fails with an unexpected error is answered with exit

@@ -23,6 +23,7 @@ from flocker.volume._forced import (
 from flocker.volume._nodekey import (
     NODE_KEY_MARKER, NodeKeyError, NodeKeyRemote, NodeKeyStore,
     UnsafeForcedCommand, authorized_keys_line, default_state_directory,
+    known_hosts_sources,
     replace_marked_lines,
 )
 from flocker.volume._process import ProcessResult
@@ -45,8 +46,6 @@ _other_lines = st.lists(
 _ALLOWED = [
     "flocker-volume receive web",
     "flocker-volume --eliot-task %s receive web" % (TASK,),
-    "flocker-volume acquire web --snapshot flocker-1 --node-id %s --json"
-    % (NODE_ID,),
 ]
 
 
@@ -76,6 +75,33 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
             authorized_keys_line(key.public_key, COMMAND),
             ('restrict,command="%s ssh-command" %s %s\n' % (
                 COMMAND, key.public_key, NODE_KEY_MARKER)).encode("ascii"))
+
+    def test_from(self):
+        """
+        With sources, the key works only from them (``from=``); a source
+        that is not a plain name or address is refused.
+        """
+        key = make_node_key()
+        self.assertEqual(
+            authorized_keys_line(key.public_key, COMMAND,
+                                 ["10.0.0.1", "node2"]),
+            ('restrict,from="10.0.0.1,node2",command="%s ssh-command" %s '
+             '%s\n' % (COMMAND, key.public_key, NODE_KEY_MARKER)).encode())
+        for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", ""]:
+            self.assertRaises(ValueError, authorized_keys_line,
+                              key.public_key, COMMAND, [source])
+
+    def test_sources(self):
+        """
+        The sources are the names and addresses of the known_hosts lines,
+        sorted, once each; comments, markers and hashed names are left
+        out.
+        """
+        self.assertEqual(known_hosts_sources(
+            "node2,10.0.0.2 ssh-ed25519 AAAA\n10.0.0.1 ssh-ed25519 BBBB\n"
+            "# a comment\n@revoked 10.0.0.9 ssh-ed25519 C\n"
+            "|1|abc= ssh-ed25519 D\n10.0.0.1 ssh-ed25519 BBBB\n"),
+            ["10.0.0.1", "10.0.0.2", "node2"])
 
     def test_unsafe_command(self):
         """
@@ -188,8 +214,8 @@ class NodeKeyStoreTests(SynchronousTestCase):
         store, key = _store(self), make_node_key()
         store.install(key)
         with open(store.authorized_keys, "rb") as f:
-            self.assertEqual(f.read(),
-                             authorized_keys_line(key.public_key, COMMAND))
+            self.assertEqual(f.read(), authorized_keys_line(
+                key.public_key, COMMAND, ["10.0.0.1"]))
         self.assertEqual((_mode(os.path.dirname(store.authorized_keys)),
                           _mode(store.authorized_keys)), (0o700, 0o600))
 
@@ -212,7 +238,7 @@ class NodeKeyStoreTests(SynchronousTestCase):
         store.install(newest)
         with open(store.authorized_keys, "rb") as f:
             self.assertEqual(f.read(), operator + authorized_keys_line(
-                newest.public_key, COMMAND))
+                newest.public_key, COMMAND, ["10.0.0.1"]))
         self.assertEqual(_mode(store.authorized_keys), 0o640)
 
     def test_authorized_line_removed(self):
@@ -229,6 +255,17 @@ class NodeKeyStoreTests(SynchronousTestCase):
         with open(store.authorized_keys, "wb") as f:
             f.write(b"ssh-rsa AAAAB3 operator\n")
         self.assertIsNone(store.status())
+
+    def test_loose_directory_tightened(self):
+        """
+        An existing key directory open to others is made 0700 by the
+        install.
+        """
+        store = _store(self)
+        os.makedirs(store.directory)
+        os.chmod(store.directory, 0o755)
+        store.install(make_node_key())
+        self.assertEqual(_mode(store.directory), 0o700)
 
     def test_no_temporary_files(self):
         """
@@ -294,13 +331,30 @@ class AllowedCommandTests(SynchronousTestCase):
             allowed_command("zfs receive flocker/web", "flocker")
         self.assertIn("zfs is not allowed", str(caught.exception))
 
-    def test_acquire(self):
+    def test_acquire_refused(self):
         """
-        A hand-off's remote ``acquire`` is allowed.
+        ``acquire`` is not reachable with the node key: making a node the
+        owner of a volume is the operator's.
         """
         text = ("flocker-volume acquire web --snapshot flocker-20261129 "
                 "--node-id %s --json" % (NODE_ID,))
-        self.assertEqual(allowed_command(text, "flocker"), text.split())
+        with self.assertRaises(CommandRefused) as caught:
+            allowed_command(text, "flocker")
+        self.assertIn("acquire", str(caught.exception))
+
+    def test_caller_passed_on(self):
+        """
+        With the key's caller known, ``receive`` gets it as ``--caller``
+        (the request never names it).
+        """
+        self.assertEqual(
+            allowed_command("flocker-volume --eliot-task %s receive web" % (
+                TASK,), "flocker", caller=NODE_ID),
+            ["flocker-volume", "--eliot-task", TASK, "receive", "--caller",
+             NODE_ID, "web"])
+        self.assertRaises(CommandRefused, allowed_command,
+                          "flocker-volume receive --caller other web",
+                          "flocker", caller=NODE_ID)
 
     def test_the_push_shapes(self):
         """
@@ -310,8 +364,7 @@ class AllowedCommandTests(SynchronousTestCase):
         remote = SSHRemote()
         for arguments, command in [
                 (["--eliot-task", TASK, "receive", "web"], None),
-                (["acquire", "web", "--snapshot", "flocker-1",
-                  "--node-id", NODE_ID, "--json"], None)]:
+                (["receive", "web"], None)]:
             argv = remote.argv("10.0.0.2", arguments, command=command)
             words = argv[argv.index("root@10.0.0.2") + 1:]
             self.assertEqual(allowed_command(" ".join(words), "flocker"),
@@ -364,7 +417,7 @@ class AllowedCommandTests(SynchronousTestCase):
         except CommandRefused:
             return
         self.assertEqual(argv, text.split(" "))
-        self.assertIn(argv[0], ("flocker-volume", "zfs"))
+        self.assertEqual(argv[0], "flocker-volume")
         self.assertEqual(shlex.split(" ".join(map(shlex.quote, argv))), argv)
 
     @given(st.sampled_from(_ALLOWED), st.data())
@@ -394,7 +447,9 @@ class AllowedCommandTests(SynchronousTestCase):
     @given(st.sampled_from([";", "&", "|", "`", "$(", ">", "<", "'", '"',
                             "\\", "\n", "*", " "]),
            st.sampled_from(["flocker-volume receive web",
-                            "zfs receive flocker/web"]),
+                            "zfs receive flocker/web",
+                            "flocker-volume acquire web --snapshot s "
+                            "--node-id n --json"]),
            st.integers(min_value=0, max_value=40))
     def test_metacharacters(self, special, allowed, position):
         """

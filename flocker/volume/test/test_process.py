@@ -13,8 +13,8 @@ from twisted.internet.defer import DeferredList, FirstError
 from flocker.testtools import run_in_reactor
 from flocker.volume import _process
 from flocker.volume._process import (
-    LimitExceeded, ProcessFailed, ProcessResult, make_pipe, pump,
-    run_process, spawn,
+    LimitExceeded, LineTooLong, ProcessFailed, ProcessResult, make_pipe,
+    pump, run_process, spawn,
 )
 
 PYTHON = sys.executable
@@ -76,6 +76,65 @@ class TestRunProcess(object):
             "import sys; sys.stdout.write(sys.argv[1])") + [tricky], ENV)
         assert result == tricky.encode("utf-8")
         assert not os.path.exists("/tmp/flocker-never")
+
+
+class _Transport(object):
+    """
+    Records the signals a collector sends its process.
+    """
+
+    def __init__(self):
+        self.signals = []
+
+    def signalProcess(self, name):
+        self.signals.append(name)
+
+
+class TestCollectorLines(object):
+    """
+    The collector cuts lines in linear time and refuses one too long.
+    """
+
+    def _collector(self, maximum_line):
+        collector = _process._Collector(["remote"], maximum_line)
+        collector.transport = _Transport()
+        return collector
+
+    def test_lines_across_pieces(self):
+        """
+        Lines arriving a byte at a time, or several in one piece, come out
+        whole and in order; the buffer keeps no more than the unfinished
+        line once lines were taken.
+        """
+        collector = self._collector(100)
+        for byte in b"ab\ncd":
+            collector.outReceived(bytes([byte]))
+        collector.outReceived(b"e\n" + b"x\n" * 50000)
+        got = [collector.next_line() for _ in range(50002)]
+        assert [d.result for d in got[:3]] == [b"ab", b"cde", b"x"]
+        assert len(collector._buffer) - collector._offset == 0
+        assert len(collector._buffer) < 65536 + 2 * 50000
+
+    def test_too_long(self):
+        """
+        A line over the limit (no newline yet) kills the process and fails
+        the waiting and later ``next_line`` calls with ``LineTooLong``;
+        what came before it is still delivered.
+        """
+        collector = self._collector(10)
+        waiting = collector.next_line()
+        collector.outReceived(b"ok\n" + b"y" * 6)
+        assert waiting.result == b"ok"
+        waiting = collector.next_line()
+        collector.outReceived(b"y" * 6)
+        failure = waiting.result
+        assert failure.check(LineTooLong)
+        waiting.addErrback(lambda _: None)
+        assert (failure.value.limit, failure.value.argv) == (10, ["remote"])
+        assert collector.transport.signals == ["KILL"]
+        later = collector.next_line()
+        assert later.result.check(LineTooLong)
+        later.addErrback(lambda _: None)
 
 
 class TestSpawn(object):

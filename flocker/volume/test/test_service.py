@@ -262,6 +262,67 @@ def _receive_command(pool, name, stdin):
          "receive", name], input=stdin, capture_output=True, timeout=60)
 
 
+def _stream_of(nodes, snapshot):
+    """
+    :return: A request claiming node "forged" as owner, and a plain full
+        stream of ``a``'s "app" at a new snapshot, as ``bytes``.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"from a")
+    _zfs("snapshot", "%s/app@%s" % (nodes.a.pool.name, snapshot))
+    stream = subprocess.run(
+        ["zfs", "send", "%s/app@%s" % (nodes.a.pool.name, snapshot)],
+        capture_output=True, timeout=60, check=True).stdout
+    request = json.dumps({"snapshot": snapshot, "base": None,
+                          "owner": "forged", "maximum_size": None})
+    return request.encode() + b"\n" + stream
+
+
+def test_receive_records_caller_as_owner(nodes):
+    """
+    A receive from a node (``--caller``, as the node key's forced command
+    passes it) records that node as the copy's owner, not the owner the
+    request claims.
+    """
+    pushed = _stream_of(nodes, "s1")
+    result = subprocess.run(
+        [sys.executable, "-m", "flocker.volume.script", "--pool",
+         nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
+        input=pushed, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert _zfs("get", "-H", "-o", "value", "flocker:owner",
+                "%s/app" % (nodes.b.pool.name,)) == "node-c\n"
+
+
+def test_receive_only_from_followed_node(nodes):
+    """
+    A node may not push into a copy that follows another node: refused
+    with one line, and the copy (data, snapshots, owner) is unchanged.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"owned by a")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    dataset = "%s/app" % (nodes.b.pool.name,)
+    before = _zfs("get", "-H", "-o", "value", "flocker:owner", dataset)
+    snapshots = _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r",
+                     dataset)
+    request = json.dumps({"snapshot": "s9", "base": None,
+                          "owner": "node-c", "maximum_size": None})
+    result = subprocess.run(
+        [sys.executable, "-m", "flocker.volume.script", "--pool",
+         nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
+        input=request.encode() + b"\n", capture_output=True, timeout=60)
+    lines = result.stderr.decode().strip().splitlines()
+    assert (result.returncode, len(lines)) == (1, 1), result.stderr
+    assert "follows node %s; node node-c may not push it" % (
+        nodes.a.node_id,) in lines[0]
+    assert _zfs("get", "-H", "-o", "value", "flocker:owner",
+                dataset) == before
+    assert _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r",
+                dataset) == snapshots
+    assert nodes.read(nodes.b, "app", "f") == b"owned by a"
+
+
 def test_receive_garbage(nodes):
     """
     ``flocker-volume receive`` given a stream that is not a ZFS stream

@@ -1,0 +1,68 @@
+"""
+Who may change a node's volumes: the authorisation decisions of a receive,
+as pure functions of the caller's identity, the request and this node's
+records, so that every transport (the node key's forced command, an agent)
+asks the same questions.
+
+The callers:
+
+* the operator, through the node's own commands (``flocker-volume``,
+  ``flocker-node``) or the deploy client: trusted with everything, as root
+  on the node is;
+* another node, through the node-to-node key: its identity (``caller``) is
+  what the forced command knows of the connection (``flocker-volume
+  ssh-command --caller NODEID`` in that key's ``authorized_keys`` line),
+  never what it says of itself.  It may only push: receive, never acquire.
+
+A receive from another node is accepted only when this node's records do
+not say the volume belongs to someone else: no copy here, or a copy that
+names the caller as its owner.  The copy then records the caller as its
+owner, whatever the request's ``owner`` field says.
+"""
+
+import re
+
+from ._errors import NotOwner
+
+__all__ = ["NODE_IDENTITY", "check_receive", "recorded_owner"]
+
+#: Node identities, as generated (a UUID) or set by an operator.
+NODE_IDENTITY = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+
+
+def check_receive(node_id, name, has_copy, copy_owner, caller):
+    """
+    Decide whether a push of volume ``name`` may be received.
+
+    :param str node_id: This node's identity.
+    :param str name: The volume.
+    :param bool has_copy: Whether this node holds a copy of it.
+    :param copy_owner: The owner that copy names (``flocker:owner``), or
+        ``None``.
+    :param caller: The pushing node's identity as the transport
+        established it, or ``None`` for the operator.
+    :raises NotOwner: This node owns the volume (an owned volume is never
+        overwritten by a push, whoever sends it), or the caller is another
+        node and this node's copy follows a third one.
+    """
+    if has_copy and copy_owner == node_id:
+        raise NotOwner(
+            "volume %s is owned by this node (%s); an owned volume is "
+            "never overwritten by a push" % (name, node_id))
+    if caller is None or not has_copy or copy_owner == caller:
+        return
+    raise NotOwner(
+        "this node's copy of volume %s follows node %s; node %s may not "
+        "push it" % (name, copy_owner or "unknown", caller))
+
+
+def recorded_owner(caller, claimed):
+    """
+    :param caller: The pushing node's identity as the transport established
+        it, or ``None`` for the operator.
+    :param str claimed: The owner the request names.
+    :return: The owner a received copy records: the caller's own identity
+        when it is another node, the request's only when the operator sent
+        it.
+    """
+    return claimed if caller is None else caller

@@ -1,0 +1,66 @@
+"""
+Tests for :mod:`flocker.volume._policy`: who may push a volume, and who a
+received copy names as its owner.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.volume._errors import NotOwner
+from flocker.volume._policy import check_receive, recorded_owner
+
+
+class CheckReceiveTests(SynchronousTestCase):
+    """
+    ``check_receive`` accepts a push only where this node's records do not
+    say the volume is someone else's.
+    """
+
+    def test_owned_never(self):
+        """
+        An owned volume is never overwritten, by the operator or a node.
+        """
+        for caller in [None, "b", "a"]:
+            self.assertRaises(NotOwner, check_receive, "a", "web", True,
+                              "a", caller)
+
+    def test_operator(self):
+        """
+        The operator (no caller) may push into no copy or a follower.
+        """
+        check_receive("a", "web", False, None, None)
+        check_receive("a", "web", True, "b", None)
+
+    def test_followed_node(self):
+        """
+        A node may push where there is no copy, or into a copy that follows
+        it.
+        """
+        check_receive("a", "web", False, None, "b")
+        check_receive("a", "web", True, "b", "b")
+
+    def test_other_node(self):
+        """
+        A node may not push into a copy following another node (or none),
+        and the refusal names both.
+        """
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("a", "web", True, "b", "c")
+        self.assertEqual(str(caught.exception.message),
+                         "this node's copy of volume web follows node b; "
+                         "node c may not push it")
+        self.assertRaises(NotOwner, check_receive, "a", "web", True, None,
+                          "c")
+
+
+class RecordedOwnerTests(SynchronousTestCase):
+    """
+    ``recorded_owner`` takes the caller's identity over the request's.
+    """
+
+    def test_recorded(self):
+        """
+        A node's push records the node; only the operator's records what
+        the request says.
+        """
+        self.assertEqual(recorded_owner("b", "forged"), "b")
+        self.assertEqual(recorded_owner(None, "b"), "b")
