@@ -91,7 +91,9 @@ from twisted.internet.threads import deferToThread
 from .. import __version__
 from .._change import leaves, plan_to_dict, render_plan
 from ..node._changes import HandoffVolume, PushVolume
-from ..node._config import ConfigurationErrors, load_configuration
+from ..node._config import (
+    ConfigurationErrors, load_configuration, load_deployment,
+)
 from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
@@ -237,8 +239,10 @@ def _parser(stdout, stderr):
                         help="YAML file: version 1, nodes and their "
                         "applications")
     parser.add_argument("application_config", metavar="APPLICATION_CONFIG",
+                        nargs="?", default=None,
                         help="YAML file: Flocker's native format or a "
-                        "compose/fig file")
+                        "compose file (optional with --status, which then "
+                        "compares nodes and states only)")
     return parser
 
 
@@ -501,7 +505,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
 
     def show(result):
         state, unreachable = result
-        rows = cluster_status(deployment, state, unreachable)
+        rows = cluster_status(deployment, state, unreachable,
+                              placed=options.placed)
         if options.json:
             stdout.write(json.dumps(status_json(rows, unreachable),
                                     sort_keys=True) + "\n")
@@ -572,11 +577,14 @@ def _logs(reactor, options, deployment, runner, stdout, stderr, destination,
     return d.addCallbacks(lambda _: 0, failed).addBoth(cleanup)
 
 
-def prepare(argv, stdout, stderr):
+def prepare(argv, stdout, stderr, environ=None):
     """
     Everything ``flocker-deploy`` does before it needs the network: parse the
-    command line, load and check both files, and answer ``--check``.
+    command line, load and check both files, and answer ``--check`` (with
+    a note per thing the operator should know about the files first).
 
+    :param environ: The variables a compose file may use; ``None`` for the
+        process environment.
     :return: ``(status, None, None)`` when the command is finished, else
         ``(None, options, deployment)`` for :func:`main` to deploy.
     """
@@ -596,16 +604,29 @@ def prepare(argv, stdout, stderr):
         if (options.follow or options.tail is not None) and \
                 options.logs is None:
             parser.error("--follow and --tail go with --logs")
+        if options.application_config is None and not options.status:
+            parser.error("the following arguments are required: "
+                         "APPLICATION_CONFIG (only --status works without "
+                         "it)")
     except _Exit as e:
         return e.status, None, None
+    notes = []
+    options.placed = None
     try:
-        deployment = load_configuration(options.deployment_config,
-                                        options.application_config)
+        if options.application_config is None:
+            deployment, options.placed = load_deployment(
+                options.deployment_config)
+        else:
+            deployment = load_configuration(
+                options.deployment_config, options.application_config,
+                environ=environ, notes=notes)
     except ConfigurationErrors as e:
         for error in e.errors:
             stderr.write("%s\n" % (error,))
         return 1, None, None
     if options.check:
+        for note in notes:
+            stdout.write("%s\n" % (note,))
         stdout.write(summarize(deployment) + "\n")
         return 0, None, None
     return None, options, deployment
@@ -621,8 +642,8 @@ def main(reactor, argv, stdout, stderr, environ=None, stdin=None):
     :param stdout: Text stream for results.
     :param stderr: Text stream for problems.
     :param environ: The process environment (``TERM`` says whether a
-        terminal ``stdout`` gets the live view), or ``None`` for
-        ``os.environ``.
+        terminal ``stdout`` gets the live view; a compose file's variables
+        come from it), or ``None`` for ``os.environ``.
     :param stdin: Text stream a confirmation of destructive changes is
         read from when it is a terminal (and ``--yes`` was not given), or
         ``None`` for none (they are then refused without ``--yes``).
@@ -631,7 +652,7 @@ def main(reactor, argv, stdout, stderr, environ=None, stdin=None):
         configuration or a deploy that did not converge, 2 for a bad
         command line.
     """
-    status, options, deployment = prepare(argv, stdout, stderr)
+    status, options, deployment = prepare(argv, stdout, stderr, environ)
     if status is not None:
         return status
     return _deploy(reactor, options, deployment, stdout, stderr,

@@ -39,16 +39,17 @@ class TestSafeNames(object):
     """
 
     @pytest.mark.parametrize("name", ["a", "web-1", "DB_2", "9lives",
-                                      "x" * 63])
+                                      "x" * 63, "site-example.com", "a.b"])
     def test_accepted(self, name):
         """
-        Letters, digits, '-' and '_' starting with a letter or digit, up to
-        63 characters, are safe.
+        Letters, digits, '-', '_' and '.' starting with a letter or digit,
+        up to 63 characters, are safe (Docker's container name characters;
+        Flocker 0.4 names such as ``site-example.com``).
         """
         assert is_safe_name(name)
 
     @pytest.mark.parametrize("name", [
-        "", "-rf", "_x", "a b", "a;b", "a/b", "..", "a.b", "$(x)", "a\nb",
+        "", "-rf", "_x", "a b", "a;b", "a/b", "..", "a..b", ".a", "$(x)", "a\nb",
         "x" * 64, "é", 5, None, b"web"])
     def test_refused(self, name):
         """
