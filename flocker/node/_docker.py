@@ -146,8 +146,38 @@ class DockerAPIError(DockerError):
         self.message = message
 
     def __str__(self):
-        return "Docker failed to %s: %s (HTTP %d)" % (
-            self.operation, _one_line(self.message), self.status)
+        # Flocker's words and what to do first, Docker's own text after.
+        hint = _api_error_hint(self.message)
+        return "could not %s%s (Docker said: %s, HTTP %d)" % (
+            self.operation, ": " + hint if hint else "",
+            _one_line(self.message), self.status)
+
+
+# What to do about Docker's refusals, by what its message says; the first
+# match wins.
+_API_HINTS = (
+    ("port is already allocated", "another container holds one of its host "
+     "ports; stop it or choose another external port"),
+    ("address already in use", "a program on the node holds one of its host "
+     "ports; stop it or choose another external port"),
+    ("no space left", "the node's Docker storage is full; free space there"),
+    ("minimum memory limit", "raise the application's mem_limit"),
+    ("pull access denied", "the image is not in a registry the node can "
+     "reach; load it on the node (docker load)"),
+    ("executable file not found", "the image has no such command; check the "
+     "application's command"),
+)
+
+
+def _api_error_hint(message):
+    """
+    :return: What to do about a Docker error ``message``, or ``""``.
+    """
+    lowered = str(message).lower()
+    for needle, hint in _API_HINTS:
+        if needle in lowered:
+            return hint
+    return ""
 
 
 class ImageNotFound(DockerError):

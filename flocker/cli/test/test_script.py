@@ -414,6 +414,22 @@ class TestOpenLog(object):
             "deploy-20261130T010203-3.log"]
         assert [open(p).read() for p in opened] == ["x", "x", "x"]
 
+    def test_rotated(self, tmp_path):
+        """
+        Opening a new default log keeps the newest ``keep`` deploy logs
+        (same-second ``-N`` ones ordered after their first) and deletes the
+        older ones; other files stay.
+        """
+        (tmp_path / "notes.txt").write_text("mine")
+        for second in range(3):
+            now = time.struct_time((2026, 11, 30, 1, 2, second, 0, 334, 0))
+            for _ in range(2):
+                _open_log(None, directory=str(tmp_path), now=now,
+                          keep=3).close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "deploy-20261130T010201-2.log", "deploy-20261130T010202-2.log",
+            "deploy-20261130T010202.log", "notes.txt"]
+
     def test_explicit_path_appends(self, tmp_path):
         """
         A log named with ``--log`` is appended to (and its directory made).

@@ -1128,8 +1128,8 @@ class DockerClientTests(SynchronousTestCase):
              (500, {"message": "disk on fire"})})
         error = self.failureResultOf(client.list(), DockerAPIError).value
         self.assertEqual(
-            str(error), "Docker failed to list containers: disk on fire "
-            "(HTTP 500)")
+            str(error), "could not list containers (Docker said: disk on "
+            "fire, HTTP 500)")
 
     def test_permission_denied(self):
         """
@@ -1460,3 +1460,26 @@ class CreateBodyVersionTests(SynchronousTestCase):
             "POST", "/containers/create", {"name": "x"}, config,
             adapt=_adapted_body), UnsupportedField)
         self.assertEqual(self.created(daemon), [])
+
+
+class APIErrorTests(SynchronousTestCase):
+    """
+    Tests for how ``DockerAPIError`` says what went wrong.
+    """
+
+    def test_flocker_words_first(self):
+        """
+        The line says what Flocker could not do and what to do, then
+        Docker's own text and status.
+        """
+        error = DockerAPIError(
+            "start container flocker--web", 500,
+            "driver failed programming external connectivity: Bind for "
+            "0.0.0.0:8080 failed: port is already allocated")
+        self.assertEqual(
+            str(error),
+            "could not start container flocker--web: another container "
+            "holds one of its host ports; stop it or choose another external "
+            "port (Docker said: driver failed programming external "
+            "connectivity: Bind for 0.0.0.0:8080 failed: port is already "
+            "allocated, HTTP 500)")
