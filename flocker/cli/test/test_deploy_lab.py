@@ -822,3 +822,42 @@ class TestDeployScenario(object):
                 result.stdout + result.stderr)
         s.deploy("--yes", s.deployment("empty-at-last.yml",
                                        [(a, []) for a in s.addresses]))
+
+    def test_16_projects(self):
+        """
+        A compose project's application is not another project's to remove:
+        after deploying a compose file (``name:``) with the side
+        application, deploying the native files with no applications changes
+        nothing (no --yes is even asked for) and the side application still
+        answers; removing it from its own project's deployment needs
+        ``--yes`` and does it.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        project = "e2eproj-" + s.names["side"].rsplit("-", 1)[1]
+        compose = s.write("compose.yml", (
+            "name: %s\n"
+            "services:\n"
+            "  %s:\n"
+            "    image: %s\n"
+            "    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n"
+            "    ports: [\"%d:80\"]\n") % (
+                project, s.names["side"], IMAGE, SIDE_PORT))
+        placed = s.deployment("side.yml", [(n1, ["side"]), (n2, []),
+                                           (n3, [])])
+        result = s.deploy(placed, applications=compose)
+        assert result.returncode == 0, result.stdout + result.stderr
+        empty = s.deployment("native-empty.yml", [(a, []) for a in s.addresses])
+        native = s.deploy(empty)
+        answers = [http_status_and_body(s.get_from_client(a, SIDE_PORT))[0]
+                   for a in s.addresses]
+        assert (native.returncode, "cluster already converged: no changes"
+                in native.stdout, answers) == (
+            0, True, ["200"] * 3), native.stdout + native.stderr
+        unplaced = s.deployment("side-gone.yml", [(a, []) for a in
+                                                  s.addresses])
+        refused = s.deploy(unplaced, applications=compose)
+        removed = s.deploy("--yes", unplaced, applications=compose)
+        assert (refused.returncode != 0, removed.returncode,
+                s.container(s.node(0), "side")) == (True, 0, None), (
+            refused.stdout + removed.stdout + removed.stderr)
