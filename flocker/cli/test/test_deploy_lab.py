@@ -861,3 +861,32 @@ class TestDeployScenario(object):
         assert (refused.returncode != 0, removed.returncode,
                 s.container(s.node(0), "side")) == (True, 0, None), (
             refused.stdout + removed.stdout + removed.stderr)
+
+    def test_17_port_held(self):
+        """
+        A port held on a node by something that is not Flocker's (here a
+        container Flocker did not make, publishing it) stops a deploy that
+        would route it there, before any change: one line naming the node
+        and the port, nothing started, the other container still answers.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        foreign = "fd-foreign-" + secrets.token_hex(3)
+        s.lab.run(s.node(1), [
+            "docker", "run", "-d", "--name", foreign, "-p",
+            "%d:80" % (SIDE_PORT,), IMAGE, "httpd", "-f", "-p", "80", "-h",
+            "/www"])
+        try:
+            result = s.deploy(s.deployment("side-on-1.yml", [
+                (n1, ["side"]), (n2, []), (n3, [])]))
+            output = result.stdout + result.stderr
+            naming = [line for line in output.splitlines() if line.startswith(
+                "%s: port %d is held by a listening socket that is not "
+                "Flocker's" % (n2, SIDE_PORT))]
+            assert (result.returncode != 0, len(naming), _changes(
+                result.stdout), s.container(s.node(0), "side"),
+                http_status_and_body(s.get_from_client(n2, SIDE_PORT))[0]
+            ) == (True, 1, [], None, "200"), output
+        finally:
+            s.lab.run(s.node(1), ["docker", "rm", "-f", foreign],
+                      check=False)
