@@ -10,7 +10,8 @@ import yaml
 from hypothesis import given, strategies as st
 
 from flocker._model import (
-    Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
+    Application, AttachedVolume, Deployment, HostMount, Link, Node, Port,
+    RestartPolicy,
 )
 from flocker.node._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
@@ -377,28 +378,37 @@ class TestComposeFormat(object):
 
     def test_host_volume(self):
         """
-        A ``host:container`` volume is refused with the container path to
-        use instead.
+        An absolute ``host:container`` volume binds the node's path, with
+        a note that it stays on the node.
         """
-        found = problems("web: {image: w, volumes: ['/srv:/data']}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 27, "host paths",
-                       'only the path inside the container ("/data")')
+        notes = []
+        found = parse_configuration(
+            WEB_AND_DB, DEPLOYMENT, "web: {image: w, volumes: ['/srv:/data']}"
+            "\ndb: {image: d}\n", APPLICATION, notes=notes)
+        assert application(found, "web").host_mounts == {
+            HostMount(host_path="/srv", mountpoint="/data")}
+        assert [(n.line, n.column) for n in notes] == [(1, 27)]
 
     def test_two_volumes(self):
         """
-        A second volume is refused at its entry.
+        A second container path is a volume named after the service and
+        the path.
         """
-        found = problems("web: {image: w, volumes: [/a, /b]}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 31, "exactly one volume")
+        found = parse("web: {image: w, volumes: [/a, /b/c]}\n"
+                      "db: {image: d}\n")
+        assert (application(found, "web").volume,
+                application(found, "web").volumes) == (
+            AttachedVolume(mountpoint="/a"),
+            {AttachedVolume(mountpoint="/b/c", name="web-b-c")})
 
-    def test_no_volumes(self):
+    def test_undeclared_named_volume(self):
         """
-        An empty volume list is refused.
+        A named volume missing from the top-level volumes is refused.
         """
-        found = problems("web: {image: w, volumes: []}\ndb: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 26, "exactly one")
+        found = problems("services:\n  web: {image: w, volumes: [dat:/d]}\n"
+                         "  db: {image: d}\nvolumes: {data: {}}\n")
+        assert_problem(found, APPLICATION, 2, 29, '"dat" is not declared',
+                       'did you mean "data"')
 
     def test_relative_volume(self):
         """
