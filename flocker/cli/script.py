@@ -94,6 +94,7 @@ from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import (
     ConfigurationErrors, load_configuration, load_deployment,
 )
+from ..node._names import with_service_names
 from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
@@ -507,8 +508,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
 
     def show(result):
         state, unreachable = result
-        rows = cluster_status(deployment, state, unreachable,
-                              placed=options.placed)
+        rows = cluster_status(with_service_names(deployment), state,
+                              unreachable, placed=options.placed)
         if options.json:
             stdout.write(json.dumps(status_json(rows, unreachable),
                                     sort_keys=True) + "\n")
