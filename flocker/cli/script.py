@@ -375,8 +375,10 @@ def _columns(stream):
         return 80
 
 
-def _confirmation(options, stdin, stdout, write):
+def _confirmation(options, stdin, stdout, write, read_line=None):
     """
+    :param read_line: ``None``, or a callable returning a ``Deferred``
+        firing with the answer line (for tests).
     :return: The ``confirm`` of :func:`flocker.cli._deploy.deploy`: ``None``
         with ``--yes``; else a callable listing the destructive changes and
         asking on a terminal ``stdin`` (read in a thread: the reactor must
@@ -394,7 +396,7 @@ def _confirmation(options, stdin, stdout, write):
             return False
         stdout.write("make these changes? [y/N] ")
         stdout.flush()
-        d = deferToThread(stdin.readline)
+        d = (read_line or (lambda: deferToThread(stdin.readline)))()
         return d.addCallback(
             lambda answer: answer.strip().lower() in ("y", "yes"))
     return confirm
