@@ -12,6 +12,7 @@ from hypothesis import given, strategies as st
 from flocker._model import (
     Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
 )
+from flocker.node import _yaml
 from flocker.node._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
     load_configuration, parse_configuration,
@@ -860,6 +861,31 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 2, 1, '"aplications"',
                        'did you mean "applications"')
         assert_problem(found, APPLICATION, 1, 1, 'no "applications"')
+
+    def test_did_you_mean_bounded(self, monkeypatch):
+        """
+        4,000 near-miss names in the deployment against 4,000 defined
+        applications: each is compared with at most
+        ``SUGGESTION_CANDIDATES`` names (not all 4,000), and still gets
+        the right suggestion.
+        """
+        compared = []
+        close = _yaml.difflib.get_close_matches
+
+        def counting(word, candidates, n):
+            compared.append(len(candidates))
+            return close(word, candidates, n=n)
+        monkeypatch.setattr(_yaml.difflib, "get_close_matches", counting)
+        count = 4000
+        application = "version: 1\napplications:\n" + "".join(
+            "  app%04d: {image: x}\n" % (i,) for i in range(count))
+        deployment = "version: 1\nnodes:\n  192.0.2.1: [%s]\n" % (
+            ", ".join("apq%04d" % (i,) for i in range(count)),)
+        found = problems(application, deployment)
+        assert len(compared) == count
+        assert max(compared) <= _yaml.SUGGESTION_CANDIDATES
+        assert any('"apq0007" is not defined' in str(e)
+                   and 'did you mean "app0007"' in str(e) for e in found)
 
     def test_unprintable_stays_on_one_line(self):
         """
