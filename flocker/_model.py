@@ -27,7 +27,7 @@ __all__ = [
     "Application", "Node", "Deployment",
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
-    "known_hosts_digest", "InvalidModel",
+    "known_hosts_digest", "InvalidModel", "is_link_alias",
 ]
 
 #: Longest application, alias or volume name accepted.  Names become Docker
@@ -72,6 +72,17 @@ def is_safe_name(value):
     return isinstance(value, str) and SAFE_NAME.match(value) is not None
 
 
+def is_link_alias(value):
+    """
+    :param value: Anything.
+    :return: ``True`` if ``value`` can be a link's alias: a safe name (see
+        :func:`is_safe_name`) starting with a letter, since it begins the
+        names of environment variables (``ALIAS_PORT_<local>_TCP``), which
+        cannot start with a digit.
+    """
+    return is_safe_name(value) and value[0].isalpha()
+
+
 class _Named(object):
     """
     Stands in for an attrs attribute when a validator checks a field of a
@@ -92,6 +103,12 @@ def _safe_name(instance, attribute, value):
            "%s %r is not a safe name: use 1-%d letters, digits, '-' or '_', "
            "starting with a letter or digit" % (
                attribute.name, value, MAX_NAME_LENGTH))
+
+
+def _link_alias(instance, attribute, value):
+    _check(is_link_alias(value),
+           "alias %r is not a link alias: use 1-%d letters, digits, '-' or "
+           "'_', starting with a letter" % (value, MAX_NAME_LENGTH))
 
 
 def _tcp_port(instance, attribute, value):
@@ -165,7 +182,7 @@ class Link(object):
     """
     local_port = attr.ib(validator=_tcp_port)
     remote_port = attr.ib(validator=_tcp_port)
-    alias = attr.ib(validator=_safe_name)
+    alias = attr.ib(validator=_link_alias)
 
 
 def _mountpoint(instance, attribute, value):

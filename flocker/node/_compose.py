@@ -14,8 +14,8 @@ from ._draft import (
     _native_environment, _read_fields, _set_environment, _start_draft,
 )
 from ._yaml import (
-    _BOOL, _LARGEST_NUMBER, _check_name, _decimal, _did_you_mean, _mapping,
-    _model, _quote, _require, _sequence, _shown, _text,
+    _BOOL, _LARGEST_NUMBER, _check_alias, _decimal, _did_you_mean,
+    _mapping, _model, _quote, _require, _sequence, _shown, _text,
 )
 
 __all__ = []
@@ -101,7 +101,7 @@ def _compose_links(report, node, draft):
                       % (_quote(text),))
             continue
         target, alias = parts[0], parts[-1]
-        if _check_name(report, item, alias, "link alias"):
+        if _check_alias(report, item, alias, "link alias"):
             draft.link_requests.append((target, alias, item))
 
 

@@ -17,7 +17,7 @@ import attr
 import yaml
 from pyrsistent import pvector
 
-from .._model import InvalidModel, is_safe_name
+from .._model import InvalidModel, is_link_alias, is_safe_name
 
 __all__ = ["ConfigurationError", "ConfigurationErrors"]
 
@@ -555,6 +555,21 @@ def _check_name(report, node, name, what):
     report.at(node, "%s %s is not a safe name: use 1-63 letters, digits, "
               "'-' or '_', starting with a letter or digit" % (
                   what, _quote(name)))
+    return False
+
+
+def _check_alias(report, node, alias, what):
+    """
+    Report ``alias`` at ``node`` unless it can be a link's alias (see
+    :func:`flocker._model.is_link_alias`).
+
+    :return: ``True`` if it can.
+    """
+    if is_link_alias(alias):
+        return True
+    report.at(node, "%s %s is not a link alias: use 1-63 letters, digits, "
+              "'-' or '_', starting with a letter (it begins environment "
+              "variable names)" % (what, _quote(alias)))
     return False
 
 

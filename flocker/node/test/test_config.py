@@ -663,7 +663,18 @@ class TestNativeProblems(object):
         A link alias outside the safe set is refused.
         """
         found = problems(NATIVE.replace("alias: db", "alias: ../db"))
-        assert_problem(found, APPLICATION, 6, 58, "alias", "not a safe name")
+        assert_problem(found, APPLICATION, 6, 58, "alias",
+                       "not a link alias")
+
+    def test_alias_starting_with_digit(self):
+        """
+        A link alias starting with a digit is refused by the check (it
+        would begin environment variable names, which the node cannot
+        set), at the alias.
+        """
+        found = problems(NATIVE.replace("alias: db", "alias: 9db"))
+        assert_problem(found, APPLICATION, 6, 58, "alias", '"9db"',
+                       "starting with a letter")
 
     def test_unsafe_image(self):
         """
