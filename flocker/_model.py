@@ -28,6 +28,7 @@ __all__ = [
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
     "known_hosts_digest", "InvalidModel", "is_link_alias",
+    "NODE_IDENTITY", "parse_callers",
 ]
 
 #: Longest application, alias or volume name accepted.  Names become Docker
@@ -720,6 +721,40 @@ def _known_hosts(instance, attribute, value):
            "known_hosts must be text ending with a newline")
 
 
+#: Node identities, as generated (a UUID) or set by an operator.
+NODE_IDENTITY = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+
+# A node address a key may be used from (``from=``): a host name or IP
+# address, never a wildcard or negation.
+_CALLER_SOURCE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+
+
+def parse_callers(text):
+    """
+    :param str text: A callers text: one line per node, ``NODEID
+        SOURCE[,SOURCE...]`` (its identity, then the names and addresses it
+        connects from).
+    :return: ``list`` of ``(node_id, [source, ...])`` in the text's order.
+    :raises InvalidModel: If a line is not of that form.
+    """
+    callers = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        _check(len(fields) == 2 and NODE_IDENTITY.match(fields[0])
+               is not None and all(_CALLER_SOURCE.match(source)
+                                   for source in fields[1].split(",")),
+               "callers line %r is not 'NODEID SOURCE[,SOURCE...]'" % (
+                   line[:100],))
+        callers.append((fields[0], fields[1].split(",")))
+    return callers
+
+
+def _callers(instance, attribute, value):
+    _check(isinstance(value, str) and (not value or value.endswith("\n")),
+           "callers must be text ending with a newline")
+    parse_callers(value)
+
+
 @attr.s(frozen=True, slots=True)
 class NodeKeyStatus(object):
     """
@@ -728,7 +763,8 @@ class NodeKeyStatus(object):
 
     :ivar str fingerprint: The installed key's SHA256 fingerprint.
     :ivar str known_hosts_digest: :func:`known_hosts_digest` of the installed
-        known_hosts file.
+        known_hosts file followed by the installed callers (see
+        :attr:`NodeKey.callers`).
     """
     fingerprint = attr.ib(validator=_of_type(str))
     known_hosts_digest = attr.ib(validator=_of_type(str))
@@ -747,10 +783,16 @@ class NodeKey(object):
     :ivar str public_key: Its ``"ssh-ed25519 AAAA..."`` line, no comment.
     :ivar str known_hosts: The known_hosts file the nodes check each
         other's host keys against (one line per node).
+    :ivar str callers: Which node connects from where (see
+        :func:`parse_callers`): each node authorises the key once per node,
+        ``from=`` that node's addresses, with a forced command naming that
+        node, so a receive knows who calls.  Empty: one line for all, with
+        no caller named.
     """
     private_key = attr.ib(validator=_private_key, repr=False)
     public_key = attr.ib(validator=_public_key)
     known_hosts = attr.ib(validator=_known_hosts)
+    callers = attr.ib(default="", validator=_callers)
 
     def status(self):
         """
@@ -759,7 +801,8 @@ class NodeKey(object):
         """
         return NodeKeyStatus(
             fingerprint=public_key_fingerprint(self.public_key),
-            known_hosts_digest=known_hosts_digest(self.known_hosts))
+            known_hosts_digest=known_hosts_digest(
+                self.known_hosts + self.callers))
 
 
 @attr.s(frozen=True, slots=True)
