@@ -27,9 +27,13 @@ from ..node._protocol import (
     SERVE, decode_session_line, encode_request,
 )
 from ._logging import SSH_RUN
-from ._ssh import ICommandRunner, RemoteCommandFailed
+from ._ssh import ICommandRunner, NodeUnreachable, RemoteCommandFailed
 
-__all__ = ["SessionRunner", "DEFAULT_CLOSE_TIMEOUT"]
+__all__ = ["SessionRunner", "DEFAULT_CLOSE_TIMEOUT", "MAXIMUM_LINE"]
+
+#: The longest line a node's session may send (an answer carries a whole
+#: report: a node with thousands of applications sends megabytes).
+MAXIMUM_LINE = 64 * 1024 * 1024
 
 #: Seconds :meth:`SessionRunner.close` waits for the sessions to end before
 #: closing the connections under them.
@@ -62,7 +66,9 @@ class _Session(object):
         self._pending = {}
         self._queued = []
         self._next_id = 0
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._offset = 0
+        self._scanned = 0
         self._running = None
         self._answered = False
         #: Whether the session has ended (its calls can no longer be sent).
@@ -106,18 +112,48 @@ class _Session(object):
     def received(self, data):
         """
         Standard output of the session: answers and log lines.
+
+        Lines are cut from one ``bytearray`` read from an offset, each byte
+        looked at once; a line longer than :data:`MAXIMUM_LINE` drops the
+        node's session (its calls fail with one line naming the node).
         """
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            kind, value = decode_session_line(line)
-            if kind == "eliot":
-                if self._log is not None:
-                    self._log(value)
-            elif kind == "answer":
-                self._answer(*value)
-            elif kind == "progress":
-                self._progress(*value)
+        if self.over:
+            return
+        buffer = self._buffer
+        buffer.extend(data)
+        while not self.over:
+            end = buffer.find(b"\n", self._scanned)
+            if end < 0:
+                break
+            line = bytes(buffer[self._offset:end])
+            self._offset = self._scanned = end + 1
+            self._line(line)
+        self._scanned = len(buffer)
+        if len(buffer) - self._offset > MAXIMUM_LINE:
+            self._buffer = bytearray()
+            self._end(lambda argv: NodeUnreachable(
+                self.address, "it sent a line longer than %d bytes; its "
+                "session was dropped" % (MAXIMUM_LINE,)))
+            if self._running is not None:
+                self._running.close_input()
+            return
+        if self._offset > 65536 and self._offset * 2 > len(buffer):
+            del buffer[:self._offset]
+            self._scanned -= self._offset
+            self._offset = 0
+
+    def _line(self, line):
+        """
+        One line of the session's output.
+        """
+        kind, value = decode_session_line(line)
+        if kind == "eliot":
+            if self._log is not None:
+                self._log(value)
+        elif kind == "answer":
+            self._answer(*value)
+        elif kind == "progress":
+            self._progress(*value)
 
     def _progress(self, identifier, sent, total):
         answer, argv, progress = self._pending.get(identifier,
