@@ -22,6 +22,7 @@ from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, DeferredList, fail
 from zope.interface import implementer
 
+from .._lines import LineBuffer
 from ..node._protocol import (
     DEFAULT_NODE_COMMAND, EXIT_USAGE, PROTOCOL_OPTION, PROTOCOL_VERSION,
     SERVE, decode_session_line, encode_request,
@@ -66,9 +67,7 @@ class _Session(object):
         self._pending = {}
         self._queued = []
         self._next_id = 0
-        self._buffer = bytearray()
-        self._offset = 0
-        self._scanned = 0
+        self._lines_in = LineBuffer(MAXIMUM_LINE)
         self._running = None
         self._answered = False
         #: Whether the session has ended (its calls can no longer be sent).
@@ -113,34 +112,23 @@ class _Session(object):
         """
         Standard output of the session: answers and log lines.
 
-        Lines are cut from one ``bytearray`` read from an offset, each byte
-        looked at once; a line longer than :data:`MAXIMUM_LINE` drops the
-        node's session (its calls fail with one line naming the node).
+        Lines are cut by a :class:`~flocker._lines.LineBuffer` (linear
+        time); a line longer than :data:`MAXIMUM_LINE` drops the node's
+        session (its calls fail with one line naming the node).
         """
         if self.over:
             return
-        buffer = self._buffer
-        buffer.extend(data)
-        while not self.over:
-            end = buffer.find(b"\n", self._scanned)
-            if end < 0:
-                break
-            line = bytes(buffer[self._offset:end])
-            self._offset = self._scanned = end + 1
+        lines, too_long = self._lines_in.feed(data)
+        for line in lines:
+            if self.over:
+                return
             self._line(line)
-        self._scanned = len(buffer)
-        if len(buffer) - self._offset > MAXIMUM_LINE:
-            self._buffer = bytearray()
+        if too_long and not self.over:
             self._end(lambda argv: NodeUnreachable(
                 self.address, "it sent a line longer than %d bytes; its "
                 "session was dropped" % (MAXIMUM_LINE,)))
             if self._running is not None:
                 self._running.close_input()
-            return
-        if self._offset > 65536 and self._offset * 2 > len(buffer):
-            del buffer[:self._offset]
-            self._scanned -= self._offset
-            self._offset = 0
 
     def _line(self, line):
         """

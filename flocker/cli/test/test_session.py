@@ -377,6 +377,7 @@ class SessionLineTests(SynchronousTestCase):
         ends the session and closes its input; later output is ignored.
         """
         self.patch(_session, "MAXIMUM_LINE", 100)
+        self.setUp()
         calling = self.session.call(["flocker-node", "report"], b"")
         for _ in range(3):
             self.session.received(b"x" * 40)
