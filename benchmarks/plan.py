@@ -9,7 +9,7 @@ sizes, in an order rotated from run to run; ``ratio_10k_1k`` is the median
 of the runs' ratios, ``ratio_10k_1k_spread`` their interquartile range over
 median.
 Last line: {"nodes": 100, "apps": 10000, "plan_s": …, "plan_1k_s": …,
-            "ratio_10k_1k": …, "ratio_10k_1k_spread": …}
+            "ratio_10k_1k": …, "ratio_10k_1k_spread": …, "reps": …}
 Target: plan_s < 0.5 and ratio_10k_1k <= 12.
 """
 
@@ -89,7 +89,8 @@ def main():
                                       ratios)], RATIO_HEADERS)
     figures = {"nodes": 100, "apps": 10000,
                "plan_s": round(big["median"], 4),
-               "plan_1k_s": round(small["median"], 4)}
+               "plan_1k_s": round(small["median"], 4),
+               "reps": options.repeat}
     figures.update(ratio_figures("ratio_10k_1k", ratios, digits=2))
     emit(figures)
 

@@ -11,6 +11,7 @@ does I/O.
 import base64
 import binascii
 import hashlib
+import ipaddress
 import posixpath
 import re
 import sys
@@ -21,14 +22,15 @@ import attr
 from pyrsistent import pmap, pset, pvector
 
 __all__ = [
-    "SAFE_NAME", "is_safe_name", "MAX_NAME_LENGTH",
-    "Port", "Link", "AttachedVolume", "HostMount", "FileMount",
-    "MAX_FILE_SIZE", "RestartPolicy", "RESTART_POLICY_NAMES",
-    "Application", "Node", "Deployment",
+    "SAFE_NAME", "SAFE_NAME_RULE", "is_safe_name", "MAX_NAME_LENGTH",
+    "Port", "PROTOCOLS", "Link", "LOOPBACK", "AttachedVolume", "HostMount",
+    "FileMount", "MAX_FILE_SIZE", "RestartPolicy", "RESTART_POLICY_NAMES",
+    "HealthCheck", "Ulimit", "LogConfig", "ContainerOptions", "Dependency",
+    "DEPENDENCY_CONDITIONS", "Application", "Node", "Deployment",
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
     "known_hosts_digest", "InvalidModel", "is_link_alias",
-    "NODE_IDENTITY", "parse_callers",
+    "NODE_IDENTITY", "parse_callers", "LINK_ALIAS", "LINK_ALIAS_RULE",
 ]
 
 #: Longest application, alias or volume name accepted.  Names become Docker
@@ -36,9 +38,16 @@ __all__ = [
 #: within every one of those limits with room for Flocker's prefixes.
 MAX_NAME_LENGTH = 63
 
-#: The characters a name may contain: no shell or path metacharacters, no
-#: dots (so never ``..``), starting with a letter or digit.
-SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,%d}\Z" % (MAX_NAME_LENGTH - 1))
+#: The characters a name may contain: Docker's container name characters
+#: (letters, digits, ``_``, ``.``, ``-``, starting with a letter or digit),
+#: so Flocker 0.4 names such as ``site-example.com`` stay valid; no shell or
+#: path metacharacters.  ``..`` is refused separately (see
+#: :func:`is_safe_name`): a name is also a ZFS dataset and a path component.
+SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z" % (MAX_NAME_LENGTH - 1))
+
+#: What :data:`SAFE_NAME` allows, in words, for messages.
+SAFE_NAME_RULE = ("use 1-%d letters, digits, '_', '.' or '-', starting with "
+                  "a letter or digit, without '..'" % (MAX_NAME_LENGTH,))
 
 # Docker image references: repository path, optional tag or digest.  Anything
 # outside this set (spaces, quotes, semicolons, newlines) is refused.
@@ -48,11 +57,19 @@ _IMAGE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 # start with ':' (``::1``); never with '-', so it cannot pass for an option.
 _ADDRESS = re.compile(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}\Z")
 
+# Addresses of 127.0.0.0/8, written plainly.
+_LOOPBACK = re.compile(r"\A127\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})"
+                       r"\.(?:0|[1-9][0-9]{0,2})\Z")
+
 # Environment variable names as a POSIX shell and Docker accept them.
 _ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
 
 #: Docker restart policy names Flocker accepts.
-RESTART_POLICY_NAMES = frozenset({"never", "always", "on-failure"})
+RESTART_POLICY_NAMES = frozenset({"never", "always", "on-failure",
+                                  "unless-stopped"})
+
+#: Transport protocols a port may use.
+PROTOCOLS = frozenset({"tcp", "udp"})
 
 
 class InvalidModel(ValueError):
@@ -70,18 +87,29 @@ def is_safe_name(value):
     :return: ``True`` if ``value`` is a string usable as an application,
         alias or volume name (see :data:`SAFE_NAME`).
     """
-    return isinstance(value, str) and SAFE_NAME.match(value) is not None
+    return (isinstance(value, str) and SAFE_NAME.match(value) is not None
+            and ".." not in value)
+
+
+#: A link's alias begins the names of environment variables
+#: (``ALIAS_PORT_<local>_TCP``, ``-`` becoming ``_``): a letter first, then
+#: letters, digits, ``_`` or ``-`` (no ``.``).
+LINK_ALIAS = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,%d}\Z" % (
+    MAX_NAME_LENGTH - 1))
+
+#: What :data:`LINK_ALIAS` allows, in words, for messages.
+LINK_ALIAS_RULE = ("use 1-%d letters, digits, '_' or '-', starting with a "
+                   "letter (it begins environment variable names)" % (
+                       MAX_NAME_LENGTH,))
 
 
 def is_link_alias(value):
     """
     :param value: Anything.
-    :return: ``True`` if ``value`` can be a link's alias: a safe name (see
-        :func:`is_safe_name`) starting with a letter, since it begins the
-        names of environment variables (``ALIAS_PORT_<local>_TCP``), which
-        cannot start with a digit.
+    :return: ``True`` if ``value`` can be a link's alias (see
+        :data:`LINK_ALIAS`).
     """
-    return is_safe_name(value) and value[0].isalpha()
+    return isinstance(value, str) and LINK_ALIAS.match(value) is not None
 
 
 class _Named(object):
@@ -101,15 +129,13 @@ def _check(condition, message):
 
 def _safe_name(instance, attribute, value):
     _check(is_safe_name(value),
-           "%s %r is not a safe name: use 1-%d letters, digits, '-' or '_', "
-           "starting with a letter or digit" % (
-               attribute.name, value, MAX_NAME_LENGTH))
+           "%s %r is not a safe name: %s" % (
+               attribute.name, value, SAFE_NAME_RULE))
 
 
 def _link_alias(instance, attribute, value):
     _check(is_link_alias(value),
-           "alias %r is not a link alias: use 1-%d letters, digits, '-' or "
-           "'_', starting with a letter" % (value, MAX_NAME_LENGTH))
+           "alias %r is not a link alias: %s" % (value, LINK_ALIAS_RULE))
 
 
 def _tcp_port(instance, attribute, value):
@@ -158,16 +184,44 @@ def _all_of_type(kind):
     return check
 
 
+def _protocol(instance, attribute, value):
+    _check(value in PROTOCOLS, "protocol %r is not tcp or udp" % (value,))
+
+
+def _host_ip(instance, attribute, value):
+    if value == "":
+        return
+    try:
+        ipaddress.ip_address(value)
+    except (TypeError, ValueError):
+        _check(False, "host_ip %r is not an IP address" % (value,))
+
+
 @attr.s(frozen=True, slots=True)
 class Port(object):
     """
-    A TCP port of an application published on the cluster.
+    A port of an application published on the cluster.
 
     :ivar int internal: The port the application listens on in its container.
     :ivar int external: The port on every node of the cluster that reaches it.
+    :ivar str protocol: ``tcp`` or ``udp``.
+    :ivar str host_ip: The node address Docker publishes the port on, or
+        ``""`` for every address.
     """
     internal = attr.ib(validator=_tcp_port)
     external = attr.ib(validator=_tcp_port)
+    protocol = attr.ib(default="tcp", validator=_protocol)
+    host_ip = attr.ib(default="", validator=_host_ip)
+
+
+#: The address Flocker's links answer on inside a container.
+LOOPBACK = "127.0.0.1"
+
+
+def _loopback(instance, attribute, value):
+    _check(isinstance(value, str) and _LOOPBACK.match(value) is not None
+           and all(int(part) < 256 for part in value.split(".")),
+           "link address %r is not an address of 127.0.0.0/8" % (value,))
 
 
 @attr.s(frozen=True, slots=True)
@@ -176,14 +230,28 @@ class Link(object):
     A connection an application needs to another application's external port.
 
     :ivar int local_port: The port the linking application connects to
-        (on ``localhost`` inside its container, and in its environment).
+        (on ``address`` inside its container, and in its environment).
     :ivar int remote_port: The external port of the target application.
     :ivar str alias: The name used for the environment variables
-        (``ALIAS_PORT_<local>_TCP``).
+        (``ALIAS_PORT_<local>_TCP``) or, for a link at another address than
+        :data:`LOOPBACK`, the host name that address has in the container.
+    :ivar str address: The address inside the container the link answers
+        on: :data:`LOOPBACK` for Flocker's links, another address of
+        ``127.0.0.0/8`` for a name that resolves (see
+        :mod:`flocker.node._names`).
     """
     local_port = attr.ib(validator=_tcp_port)
     remote_port = attr.ib(validator=_tcp_port)
     alias = attr.ib(validator=_link_alias)
+    address = attr.ib(default="127.0.0.1", validator=_loopback)
+
+    @property
+    def named(self):
+        """
+        ``True`` for a link that makes a host name resolve (its address is
+        not :data:`LOOPBACK`).
+        """
+        return self.address != LOOPBACK
 
 
 def _mountpoint(instance, attribute, value):
@@ -331,7 +399,8 @@ class RestartPolicy(object):
     """
     What Docker does when the application's process exits.
 
-    :ivar str name: ``never``, ``always`` or ``on-failure``.
+    :ivar str name: ``never``, ``always``, ``on-failure`` or
+        ``unless-stopped``.
     :ivar maximum_retry_count: For ``on-failure`` only: how many restarts
         before giving up, or ``None`` for no limit.
     """
@@ -345,6 +414,255 @@ class RestartPolicy(object):
                    self.name, ", ".join(sorted(RESTART_POLICY_NAMES))))
         _check(self.maximum_retry_count is None or self.name == "on-failure",
                "maximum_retry_count is only allowed with on-failure")
+
+
+def _text_value(instance, attribute, value):
+    # Every string Flocker hands Docker: no NUL (the API would cut it).
+    _check(isinstance(value, str) and "\x00" not in value,
+           "%s must be a string without NUL, not %r" % (attribute.name, value))
+
+
+def _optional_text(instance, attribute, value):
+    if value is not None:
+        _text_value(instance, attribute, value)
+
+
+def _texts(instance, attribute, value):
+    for item in value:
+        _text_value(instance, _Named(attribute.name), item)
+
+
+def _text_map(instance, attribute, value):
+    for key, item in value.items():
+        _text_value(instance, _Named(attribute.name + " key"), key)
+        _text_value(instance, _Named(attribute.name + " value"), item)
+
+
+def _optional_vector(value):
+    return None if value is None else pvector(value)
+
+
+def _optional_texts(instance, attribute, value):
+    if value is not None:
+        _texts(instance, attribute, value)
+
+
+def _optional_duration(instance, attribute, value):
+    if value is None:
+        return
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and value >= 0, "%s %r must be a duration of zero or more" % (
+               attribute.name, value))
+
+
+def _bool(instance, attribute, value):
+    _check(isinstance(value, bool), "%s must be true or false, not %r" % (
+        attribute.name, value))
+
+
+def _optional_bool(instance, attribute, value):
+    if value is not None:
+        _bool(instance, attribute, value)
+
+
+@attr.s(frozen=True, slots=True)
+class HealthCheck(object):
+    """
+    How Docker tells whether the application is healthy.
+
+    :ivar test: ``PVector`` of ``str``: ``["CMD", arg...]``,
+        ``["CMD-SHELL", command]`` or ``["NONE"]`` (no check, the image's
+        own included).
+    :ivar interval: Nanoseconds between checks, or ``None`` for Docker's.
+    :ivar timeout: Nanoseconds a check may take, or ``None``.
+    :ivar start_period: Nanoseconds of start-up during which failures do
+        not count, or ``None``.
+    :ivar start_interval: Nanoseconds between checks during the start
+        period, or ``None``.
+    :ivar retries: Failures in a row that make it unhealthy, or ``None``.
+    """
+    test = attr.ib(converter=pvector, validator=_texts)
+    interval = attr.ib(default=None, validator=_optional_duration)
+    timeout = attr.ib(default=None, validator=_optional_duration)
+    start_period = attr.ib(default=None, validator=_optional_duration)
+    start_interval = attr.ib(default=None, validator=_optional_duration)
+    retries = attr.ib(default=None, validator=_optional_positive_int)
+
+    def __attrs_post_init__(self):
+        _check(len(self.test) > 0 and self.test[0] in (
+            "CMD", "CMD-SHELL", "NONE"),
+            "healthcheck test must start with CMD, CMD-SHELL or NONE")
+        _check(self.test[0] == "NONE" or len(self.test) > 1,
+               "healthcheck test %s needs a command" % (self.test[0],))
+
+    @property
+    def disabled(self):
+        """
+        ``True`` when the check is turned off.
+        """
+        return self.test[0] == "NONE"
+
+
+@attr.s(frozen=True, slots=True)
+class Ulimit(object):
+    """
+    One resource limit of the container's processes.
+
+    :ivar str name: The resource (``nofile``, ``nproc``...).
+    :ivar int soft: The soft limit.
+    :ivar int hard: The hard limit, at least ``soft``.
+    """
+    name = attr.ib(validator=_text_value)
+    soft = attr.ib()
+    hard = attr.ib()
+
+    def __attrs_post_init__(self):
+        for value in (self.soft, self.hard):
+            _check(isinstance(value, int) and not isinstance(value, bool)
+                   and value >= -1, "ulimit %s must be an integer" % (
+                       self.name,))
+        _check(self.hard == -1 or 0 <= self.soft <= self.hard,
+               "ulimit %s: the soft limit exceeds the hard one" % (
+                   self.name,))
+
+
+@attr.s(frozen=True, slots=True)
+class LogConfig(object):
+    """
+    Where Docker sends the container's output.
+
+    :ivar str driver: The logging driver (``json-file``, ``local``...).
+    :ivar options: ``PMap`` of driver option to value.
+    """
+    driver = attr.ib(validator=_text_value)
+    options = attr.ib(default=pmap(), converter=pmap, validator=_text_map)
+
+
+def _exposed(instance, attribute, value):
+    for port, protocol in value:
+        _tcp_port(instance, _Named("expose"), port)
+        _protocol(instance, _Named("expose"), protocol)
+
+
+@attr.s(frozen=True, slots=True)
+class ContainerOptions(object):
+    """
+    The Docker settings of an application's container besides those
+    :class:`Application` has fields for, as a compose file gives them.  The
+    defaults leave Docker's (and the image's) behaviour unchanged.
+
+    :ivar entrypoint: ``PVector`` of ``str`` replacing the image's
+        entrypoint, or ``None``.
+    :ivar user: ``user[:group]`` to run as, or ``None``.
+    :ivar working_dir: Working directory, or ``None``.
+    :ivar hostname: Host name inside the container, or ``None``.
+    :ivar labels: ``PMap`` of Docker label to value.
+    :ivar cap_add: ``PVector`` of capabilities to add.
+    :ivar cap_drop: ``PVector`` of capabilities to drop.
+    :ivar bool read_only: Whether the root file system is read-only.
+    :ivar tmpfs: ``PMap`` of container path to tmpfs mount options.
+    :ivar shm_size: Size of ``/dev/shm`` in bytes, or ``None``.
+    :ivar ulimits: ``PVector`` of :class:`Ulimit`.
+    :ivar sysctls: ``PMap`` of kernel parameter to value.
+    :ivar stop_signal: Signal that stops the container, or ``None``.
+    :ivar stop_grace_period: Seconds between the stop signal and SIGKILL,
+        or ``None`` for Docker's 10.
+    :ivar init: Whether an init process runs as PID 1; ``None`` means
+        Flocker's default (yes).
+    :ivar bool tty: Whether the container gets a terminal.
+    :ivar bool stdin_open: Whether its standard input stays open.
+    :ivar dns: ``PVector`` of DNS server addresses.
+    :ivar dns_search: ``PVector`` of DNS search domains.
+    :ivar extra_hosts: ``PVector`` of ``host:address`` entries for
+        ``/etc/hosts``.
+    :ivar security_opt: ``PVector`` of security options.
+    :ivar pids_limit: Most processes, or ``None``.
+    :ivar logging: A :class:`LogConfig`, or ``None`` for the daemon's.
+    :ivar bool privileged: Whether the container is privileged.
+    :ivar runtime: OCI runtime name, or ``None``.
+    :ivar platform: Image platform (``linux/amd64``), or ``None``.
+    :ivar group_add: ``PVector`` of supplementary groups.
+    :ivar mem_reservation: Soft memory limit in bytes, or ``None``.
+    :ivar nano_cpus: CPU limit in billionths of a CPU, or ``None``.
+    :ivar healthcheck: A :class:`HealthCheck`, or ``None`` for the image's.
+    :ivar expose: ``frozenset`` of ``(port, protocol)`` the container
+        listens on without publishing them.
+    :ivar container_name: The name the compose file gave the container, or
+        ``None``; Docker's name stays ``flocker--<application>``.
+    """
+    entrypoint = attr.ib(default=None, converter=_optional_vector,
+                         validator=_optional_texts)
+    user = attr.ib(default=None, validator=_optional_text)
+    working_dir = attr.ib(default=None, validator=_optional_text)
+    hostname = attr.ib(default=None, validator=_optional_text)
+    labels = attr.ib(default=pmap(), converter=pmap, validator=_text_map)
+    cap_add = attr.ib(default=pvector(), converter=pvector, validator=_texts)
+    cap_drop = attr.ib(default=pvector(), converter=pvector,
+                       validator=_texts)
+    read_only = attr.ib(default=False, validator=_bool)
+    tmpfs = attr.ib(default=pmap(), converter=pmap, validator=_text_map)
+    shm_size = attr.ib(default=None, validator=_optional_positive_int)
+    ulimits = attr.ib(default=pvector(), converter=pvector,
+                      validator=_all_of_type(Ulimit))
+    sysctls = attr.ib(default=pmap(), converter=pmap, validator=_text_map)
+    stop_signal = attr.ib(default=None, validator=_optional_text)
+    stop_grace_period = attr.ib(default=None,
+                                validator=_optional_duration)
+    init = attr.ib(default=None, validator=_optional_bool)
+    tty = attr.ib(default=False, validator=_bool)
+    stdin_open = attr.ib(default=False, validator=_bool)
+    dns = attr.ib(default=pvector(), converter=pvector, validator=_texts)
+    dns_search = attr.ib(default=pvector(), converter=pvector,
+                         validator=_texts)
+    extra_hosts = attr.ib(default=pvector(), converter=pvector,
+                          validator=_texts)
+    security_opt = attr.ib(default=pvector(), converter=pvector,
+                           validator=_texts)
+    pids_limit = attr.ib(default=None, validator=_optional_positive_int)
+    logging = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(LogConfig)))
+    privileged = attr.ib(default=False, validator=_bool)
+    runtime = attr.ib(default=None, validator=_optional_text)
+    platform = attr.ib(default=None, validator=_optional_text)
+    group_add = attr.ib(default=pvector(), converter=pvector,
+                        validator=_texts)
+    mem_reservation = attr.ib(default=None,
+                              validator=_optional_positive_int)
+    nano_cpus = attr.ib(default=None, validator=_optional_positive_int)
+    healthcheck = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(HealthCheck)))
+    expose = attr.ib(default=frozenset(), converter=frozenset,
+                     validator=_exposed)
+    container_name = attr.ib(default=None, validator=_optional_text)
+
+
+#: When a dependency counts as ready for the applications depending on it.
+DEPENDENCY_CONDITIONS = frozenset({
+    "service_started", "service_healthy", "service_completed_successfully"})
+
+
+def _condition(instance, attribute, value):
+    _check(value in DEPENDENCY_CONDITIONS,
+           "condition %r is not one of %s" % (
+               value, ", ".join(sorted(DEPENDENCY_CONDITIONS))))
+
+
+@attr.s(frozen=True, slots=True)
+class Dependency(object):
+    """
+    An application another one needs started first (compose's
+    ``depends_on``).
+
+    :ivar str name: The application depended on.
+    :ivar str condition: ``service_started`` (its container was started),
+        ``service_healthy`` (its healthcheck passes) or
+        ``service_completed_successfully`` (it exited with status 0).
+    :ivar bool required: Whether the dependency must be deployed; if not,
+        it is waited for only when it is.
+    """
+    name = attr.ib(validator=_safe_name)
+    condition = attr.ib(default="service_started", validator=_condition)
+    required = attr.ib(default=True, validator=_bool)
 
 
 def _image(instance, attribute, value):
@@ -401,6 +719,9 @@ class Application(object):
         node bound into the container.
     :ivar files: ``frozenset`` of :class:`FileMount`: files put into the
         container at every start.
+    :ivar options: The other Docker settings, a :class:`ContainerOptions`.
+    :ivar depends_on: ``frozenset`` of :class:`Dependency`: what must be
+        started (or healthy, or finished) before this application starts.
     :ivar project: The project the application belongs to (a safe name;
         see :attr:`Deployment.project`), or ``None`` for the default one.
         It is recorded on the application's container, so a deploy of one
@@ -433,20 +754,28 @@ class Application(object):
                           validator=_all_of_type(HostMount))
     files = attr.ib(default=frozenset(), converter=frozenset,
                     validator=_all_of_type(FileMount))
+    options = attr.ib(default=ContainerOptions(),
+                      validator=_of_type(ContainerOptions))
+    depends_on = attr.ib(default=frozenset(), converter=frozenset,
+                         validator=_all_of_type(Dependency))
     project = attr.ib(default=None, validator=_optional_safe_name)
 
     def __attrs_post_init__(self):
         if (self.volume is not None or self.volumes or self.host_mounts
                 or self.files):
             self._check_volumes()
-        externals = [port.external for port in self.ports]
+        externals = [(port.external, port.protocol) for port in self.ports]
         _check(len(externals) == len(set(externals)),
                "application %s publishes an external port twice" % (
                    self.name,))
-        internals = [port.internal for port in self.ports]
+        internals = [(port.internal, port.protocol) for port in self.ports]
         _check(len(internals) == len(set(internals)),
                "application %s maps an internal port twice" % (self.name,))
-        locals_ = [link.local_port for link in self.links]
+        names = [dependency.name for dependency in self.depends_on]
+        _check(len(names) == len(set(names)) and self.name not in names,
+               "application %s depends on an application twice or on "
+               "itself" % (self.name,))
+        locals_ = [(link.address, link.local_port) for link in self.links]
         _check(len(locals_) == len(set(locals_)),
                "application %s uses a link local port twice" % (self.name,))
 
@@ -579,11 +908,12 @@ class Deployment(object):
                            node.address))
                 owners[application.name] = node.address
                 for port in application.ports:
-                    _check(port.external not in ports,
-                           "external port %d is used by both %s and %s" % (
-                               port.external, ports.get(port.external),
+                    key = (port.external, port.protocol)
+                    _check(key not in ports,
+                           "external port %d/%s is used by both %s and %s" % (
+                               port.external, port.protocol, ports.get(key),
                                application.name))
-                    ports[port.external] = application.name
+                    ports[key] = application.name
                 if application.volume is not None or application.volumes:
                     for volume in application.all_volumes():
                         _check_volume_placement(volumes, node.address,

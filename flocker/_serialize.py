@@ -11,12 +11,14 @@ import base64
 import binascii
 import json
 
-from pyrsistent import pmap, pset
+import attr
+from pyrsistent import PMap, PVector, pmap, pset
 
 from ._model import (
-    Application, AttachedVolume, ClusterState, FileMount, HostMount,
-    InvalidModel, Link,
-    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, VolumeState,
+    Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
+    FileMount, HealthCheck, HostMount, InvalidModel, Link, LogConfig,
+    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, Ulimit,
+    VolumeState,
 )
 
 __all__ = [
@@ -60,12 +62,80 @@ def loads(text):
         raise SerializationError("not JSON: nested too deeply")
 
 
+def _port_to_list(port):
+    # A TCP port on every address is written as it was before ports had a
+    # protocol and an address, so labels and reports of older nodes match.
+    if port.host_ip:
+        return [port.internal, port.external, port.protocol, port.host_ip]
+    if port.protocol != "tcp":
+        return [port.internal, port.external, port.protocol]
+    return [port.internal, port.external]
+
+
+def _port_from_list(data):
+    internal, external = data[0], data[1]
+    protocol = data[2] if len(data) > 2 else "tcp"
+    host_ip = data[3] if len(data) > 3 else ""
+    return Port(internal=internal, external=external, protocol=protocol,
+                host_ip=host_ip)
+
+
+_DEFAULT_OPTIONS = ContainerOptions()
+
+
+def _options_to_dict(options):
+    """
+    :return: The fields of a :class:`ContainerOptions` that differ from
+        the defaults, as JSON-compatible values.
+    """
+    result = {}
+    for field in attr.fields(ContainerOptions):
+        value = getattr(options, field.name)
+        if value == getattr(_DEFAULT_OPTIONS, field.name):
+            continue
+        if field.name == "ulimits":
+            value = [[u.name, u.soft, u.hard] for u in value]
+        elif field.name == "logging":
+            value = {"driver": value.driver, "options": dict(value.options)}
+        elif field.name == "healthcheck":
+            value = {"test": list(value.test), "interval": value.interval,
+                     "timeout": value.timeout,
+                     "start_period": value.start_period,
+                     "start_interval": value.start_interval,
+                     "retries": value.retries}
+        elif field.name == "expose":
+            value = sorted([port, protocol] for port, protocol in value)
+        elif isinstance(value, (PMap, dict)):
+            value = dict(value)
+        elif isinstance(value, PVector):
+            value = list(value)
+        result[field.name] = value
+    return result
+
+
+def _options_from_dict(data):
+    fields = dict(data)
+    if "ulimits" in fields:
+        fields["ulimits"] = [Ulimit(name=n, soft=s, hard=h)
+                             for n, s, h in fields["ulimits"]]
+    if "logging" in fields:
+        fields["logging"] = LogConfig(**fields["logging"])
+    if "healthcheck" in fields:
+        fields["healthcheck"] = HealthCheck(**fields["healthcheck"])
+    if "expose" in fields:
+        fields["expose"] = [tuple(item) for item in fields["expose"]]
+    return ContainerOptions(**fields)
+
+
 def application_to_dict(application, contents=False):
     """
     :param Application application: The application.
     :param bool contents: Include the content of its files (base64), as a
         start needs, rather than their digests only, as a label holds.
-    :return: A JSON-compatible ``dict`` describing it completely.
+    :return: A JSON-compatible ``dict`` describing it completely.  The
+        ``options``, ``depends_on`` (and other newer) keys appear only when
+        they are not empty, so applications without them serialise as
+        before they existed.
     """
     volume = application.volume
     result = {
@@ -74,10 +144,9 @@ def application_to_dict(application, contents=False):
         "command": (None if application.command is None
                     else list(application.command)),
         "environment": dict(application.environment),
-        "ports": sorted([p.internal, p.external] for p in application.ports),
+        "ports": sorted(_port_to_list(p) for p in application.ports),
         "volume": None if volume is None else volume_to_dict(volume),
-        "links": sorted([l.local_port, l.remote_port, l.alias]
-                        for l in application.links),
+        "links": sorted(_link_to_list(l) for l in application.links),
         "mem_limit": application.mem_limit,
         "cpu_shares": application.cpu_shares,
         "restart_policy": {
@@ -92,6 +161,11 @@ def application_to_dict(application, contents=False):
         result["volumes"] = sorted(
             (volume_to_dict(v) for v in application.volumes),
             key=lambda v: v["name"])
+    if application.options != _DEFAULT_OPTIONS:
+        result["options"] = _options_to_dict(application.options)
+    if application.depends_on:
+        result["depends_on"] = sorted(
+            [d.name, d.condition, d.required] for d in application.depends_on)
     if application.host_mounts:
         result["host_mounts"] = sorted(
             [m.host_path, m.mountpoint, m.read_only]
@@ -124,6 +198,21 @@ def _file_from_dict(data):
         mode=data["mode"],
         content=None if content is None else base64.b64decode(
             content.encode("ascii"), validate=True))
+
+
+def _link_to_list(link):
+    # [local, remote, alias], and the address only when it is not the
+    # loopback one: the JSON of Flocker's links stays what it was.
+    listed = [link.local_port, link.remote_port, link.alias]
+    if link.named:
+        listed.append(link.address)
+    return listed
+
+
+def _link_from_list(listed):
+    if len(listed) not in (3, 4):
+        raise ValueError("a link is [local, remote, alias(, address)]")
+    return Link(*listed)
 
 
 def volume_to_dict(volume):
@@ -187,16 +276,18 @@ def application_from_dict(data):
         image=data["image"],
         command=data["command"],
         environment=pmap(data["environment"]),
-        ports=[Port(internal=i, external=e) for i, e in data["ports"]],
+        ports=[_port_from_list(port) for port in data["ports"]],
         volume=None if volume is None else _volume_from_dict(volume),
-        links=[Link(local_port=l, remote_port=r, alias=a)
-               for l, r, a in data["links"]],
+        links=[_link_from_list(l) for l in data["links"]],
         mem_limit=data["mem_limit"],
         cpu_shares=data["cpu_shares"],
         restart_policy=RestartPolicy(
             name=policy["name"],
             maximum_retry_count=policy["maximum_retry_count"]),
         volumes=[_volume_from_dict(v) for v in data.get("volumes", ())],
+        options=_options_from_dict(data.get("options", {})),
+        depends_on=[Dependency(name=n, condition=c, required=r)
+                    for n, c, r in data.get("depends_on", ())],
         host_mounts=[HostMount(host_path=h, mountpoint=m, read_only=r)
                      for h, m, r in data.get("host_mounts", ())],
         files=[_file_from_dict(f) for f in data.get("files", ())],
@@ -237,8 +328,7 @@ def node_state_to_dict(state):
                     for _, v in sorted(state.volumes.items())],
         "routes": sorted((route_to_dict(r) for r in state.routes),
                          key=lambda r: (r["port"], r["address"])),
-        "links": {name: sorted([l.local_port, l.remote_port, l.alias]
-                               for l in links)
+        "links": {name: sorted(_link_to_list(l) for l in links)
                   for name, links in sorted(state.links.items())},
         "node_key": None if state.node_key is None else {
             "fingerprint": state.node_key.fingerprint,
@@ -269,8 +359,7 @@ def node_state_from_dict(data):
         running=data["running"],
         volumes={v.name: v for v in volumes},
         routes=[route_from_dict(r) for r in data["routes"]],
-        links={name: pset(Link(local_port=l, remote_port=r, alias=a)
-                               for l, r, a in links)
+        links={name: pset(_link_from_list(l) for l in links)
                for name, links in data.get("links", {}).items()},
         node_key=_node_key_status(data.get("node_key")),
         images=None if images is None else [str(i) for i in images],

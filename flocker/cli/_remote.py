@@ -7,6 +7,8 @@ The protocol itself is defined and documented in
 :mod:`flocker.node._protocol`.
 """
 
+import os
+
 import attr
 from eliot.twisted import DeferredContext
 from zope.interface import implementer
@@ -86,12 +88,21 @@ class NodeStepFailed(Exception):
         return "%s: %s: %s" % (self.address, self.step, self.detail)
 
 
-def _describe(exception, command):
+def _describe(exception, command, subcommand=""):
     """
     :return: One line describing a runner failure, without the address.
     """
     if isinstance(exception, RemoteCommandFailed):
         said = exception.error_line()
+        # The step is named already: flocker-node's own prefix would be a
+        # third one.
+        prefix = "%s %s: " % (os.path.basename(command), subcommand)
+        if said.startswith(prefix):
+            said = said[len(prefix):]
+        if said and exception.exit_code == EXIT_FAILED:
+            # The node did what it says it could not: its line is the whole
+            # story.
+            return said
         if exception.exit_code == 127:
             return "%s was not found on the node (is Flocker installed and on " \
                 "the remote PATH?)%s" % (command, ": " + said if said else "")
@@ -185,7 +196,8 @@ class RemoteNodeAgent(object):
                                 HostKeyError):
                     raise NodeStepFailed(
                         self.address, step,
-                        _describe(reason.value, self.command), reason.value)
+                        _describe(reason.value, self.command, subcommand),
+                        reason.value)
                 return reason
             d.addErrback(failed)
             return d.addActionFinish()

@@ -97,19 +97,26 @@ def _volume(name, state):
     return "%s, %s, owned by %s" % (describe_size(volume.size), snapshot, address)
 
 
-def cluster_status(deployment, state, unreachable=None):
+def cluster_status(deployment, state, unreachable=None, placed=None):
     """
     Compare what the nodes report with the configuration.
 
     :param Deployment deployment: The configuration.
     :param ClusterState state: What the reachable nodes reported.
     :param unreachable: ``dict`` of node address to why it did not report.
+    :param placed: ``None``, or (when only the deployment file was given) a
+        ``dict`` of application name to the address the deployment file
+        places it on; applications are then compared by node and state
+        only, their configuration being unknown.
     :return: ``list`` of :class:`StatusRow`, by application then node; an
         application found on several nodes has a row for each.
     """
     unreachable = unreachable or {}
     state = state if state is not None else ClusterState()
     placements = deployment.placements()
+    if placed is not None:
+        placements = {name: (address, None)
+                      for name, address in placed.items()}
     found = {}
     for address, node in state.nodes.items():
         for name, application in node.applications.items():
@@ -135,11 +142,11 @@ def cluster_status(deployment, state, unreachable=None):
             continue
         for address, application, running in here:
             differing = ()
-            if wanted is None:
+            if wanted_node is None:
                 drift = "not in the configuration"
             elif address != wanted_node:
                 drift = "should run on %s" % (wanted_node,)
-            elif application != wanted:
+            elif wanted is not None and application != wanted:
                 differing = differences(application, wanted)
                 drift = "configuration differs: " + "; ".join(differing)
             elif not running:

@@ -80,6 +80,7 @@ nodes' work included; ``eliot-tree`` shows it.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -90,7 +91,10 @@ from twisted.internet.threads import deferToThread
 from .. import __version__
 from .._change import leaves, plan_to_dict, render_plan
 from ..node._changes import HandoffVolume, PushVolume
-from ..node._config import ConfigurationErrors, load_configuration
+from ..node._config import (
+    ConfigurationErrors, load_configuration, load_deployment,
+)
+from ..node._names import with_service_names
 from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
@@ -228,12 +232,18 @@ def _parser(stdout, stderr):
     parser.add_argument(
         "--log", default=None, metavar="FILE",
         help="eliot log file (default: ~/.flocker/logs/deploy-TIME.log)")
+    parser.add_argument(
+        "--keep-logs", type=int, default=KEEP_LOGS, metavar="N",
+        help="deploy logs kept in ~/.flocker/logs, the newest first; "
+        "older ones are deleted (default: %d)" % (KEEP_LOGS,))
     parser.add_argument("deployment_config", metavar="DEPLOYMENT_CONFIG",
                         help="YAML file: version 1, nodes and their "
                         "applications")
     parser.add_argument("application_config", metavar="APPLICATION_CONFIG",
+                        nargs="?", default=None,
                         help="YAML file: Flocker's native format or a "
-                        "compose/fig file")
+                        "compose file (optional with --status, which then "
+                        "compares nodes and states only)")
     return parser
 
 
@@ -285,7 +295,37 @@ def _print_dry_run(result, stdout, round_trip):
     stdout.write("dry run: nothing was changed\n")
 
 
-def _open_log(path, directory=None, now=None):
+#: Deploy logs kept in the default directory unless ``--keep-logs`` says.
+KEEP_LOGS = 50
+
+_LOG_NAME = re.compile(r"\Adeploy-(\d{8}T\d{6})(?:-(\d+))?\.log\Z")
+
+
+def _rotate_logs(directory, keep):
+    """
+    Delete the oldest deploy logs of ``directory`` (``deploy-TIME.log``,
+    ``deploy-TIME-N.log``), keeping the newest ``keep``.  Other files are
+    left alone.
+
+    :return: ``list`` of the names deleted.
+    """
+    logs = []
+    for name in os.listdir(directory):
+        match = _LOG_NAME.match(name)
+        if match is not None:
+            logs.append(((match.group(1), int(match.group(2) or 1)), name))
+    logs.sort()
+    doomed = [name for _, name in logs[:max(len(logs) - keep, 0)]]
+    for name in doomed:
+        try:
+            os.remove(os.path.join(directory, name))
+        except FileNotFoundError:
+            # Another deploy rotated it first.
+            pass
+    return doomed
+
+
+def _open_log(path, directory=None, now=None, keep=KEEP_LOGS):
     """
     Open the deploy's eliot log.
 
@@ -295,6 +335,9 @@ def _open_log(path, directory=None, now=None):
         already took it: each deploy's log is its own tree).
     :param directory: Default ``~/.flocker/logs``.
     :param now: ``time.struct_time`` in UTC (the current time if ``None``).
+    :param int keep: How many logs of ``directory`` to keep, the new one
+        included: older ones are deleted (a ``--log`` file is never
+        rotated).
     :return: The open file.
     """
     if path is not None:
@@ -309,9 +352,12 @@ def _open_log(path, directory=None, now=None):
     while True:
         name = stem + (".log" if count == 1 else "-%d.log" % (count,))
         try:
-            return open(os.path.join(directory, name), "x")
+            log = open(os.path.join(directory, name), "x")
         except FileExistsError:
             count += 1
+            continue
+        _rotate_logs(directory, max(keep, 1))
+        return log
 
 
 def _make_directory(directory):
@@ -329,8 +375,10 @@ def _columns(stream):
         return 80
 
 
-def _confirmation(options, stdin, stdout, write):
+def _confirmation(options, stdin, stdout, write, read_line=None):
     """
+    :param read_line: ``None``, or a callable returning a ``Deferred``
+        firing with the answer line (for tests).
     :return: The ``confirm`` of :func:`flocker.cli._deploy.deploy`: ``None``
         with ``--yes``; else a callable listing the destructive changes and
         asking on a terminal ``stdin`` (read in a thread: the reactor must
@@ -348,7 +396,7 @@ def _confirmation(options, stdin, stdout, write):
             return False
         stdout.write("make these changes? [y/N] ")
         stdout.flush()
-        d = deferToThread(stdin.readline)
+        d = (read_line or (lambda: deferToThread(stdin.readline)))()
         return d.addCallback(
             lambda answer: answer.strip().lower() in ("y", "yes"))
     return confirm
@@ -380,7 +428,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
     try:
-        log = _open_log(options.log)
+        log = _open_log(options.log, keep=options.keep_logs)
     except OSError as e:
         stderr.write("flocker-deploy: cannot open the log file: %s\n" % (e,))
         return 1
@@ -460,7 +508,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
 
     def show(result):
         state, unreachable = result
-        rows = cluster_status(deployment, state, unreachable)
+        rows = cluster_status(with_service_names(deployment), state,
+                              unreachable, placed=options.placed)
         if options.json:
             stdout.write(json.dumps(status_json(rows, unreachable),
                                     sort_keys=True) + "\n")
@@ -531,11 +580,14 @@ def _logs(reactor, options, deployment, runner, stdout, stderr, destination,
     return d.addCallbacks(lambda _: 0, failed).addBoth(cleanup)
 
 
-def prepare(argv, stdout, stderr):
+def prepare(argv, stdout, stderr, environ=None):
     """
     Everything ``flocker-deploy`` does before it needs the network: parse the
-    command line, load and check both files, and answer ``--check``.
+    command line, load and check both files, and answer ``--check`` (with
+    a note per thing the operator should know about the files first).
 
+    :param environ: The variables a compose file may use; ``None`` for the
+        process environment.
     :return: ``(status, None, None)`` when the command is finished, else
         ``(None, options, deployment)`` for :func:`main` to deploy.
     """
@@ -555,16 +607,29 @@ def prepare(argv, stdout, stderr):
         if (options.follow or options.tail is not None) and \
                 options.logs is None:
             parser.error("--follow and --tail go with --logs")
+        if options.application_config is None and not options.status:
+            parser.error("the following arguments are required: "
+                         "APPLICATION_CONFIG (only --status works without "
+                         "it)")
     except _Exit as e:
         return e.status, None, None
+    notes = []
+    options.placed = None
     try:
-        deployment = load_configuration(options.deployment_config,
-                                        options.application_config)
+        if options.application_config is None:
+            deployment, options.placed = load_deployment(
+                options.deployment_config)
+        else:
+            deployment = load_configuration(
+                options.deployment_config, options.application_config,
+                environ=environ, notes=notes)
     except ConfigurationErrors as e:
         for error in e.errors:
             stderr.write("%s\n" % (error,))
         return 1, None, None
     if options.check:
+        for note in notes:
+            stdout.write("%s\n" % (note,))
         stdout.write(summarize(deployment) + "\n")
         return 0, None, None
     return None, options, deployment
@@ -580,8 +645,8 @@ def main(reactor, argv, stdout, stderr, environ=None, stdin=None):
     :param stdout: Text stream for results.
     :param stderr: Text stream for problems.
     :param environ: The process environment (``TERM`` says whether a
-        terminal ``stdout`` gets the live view), or ``None`` for
-        ``os.environ``.
+        terminal ``stdout`` gets the live view; a compose file's variables
+        come from it), or ``None`` for ``os.environ``.
     :param stdin: Text stream a confirmation of destructive changes is
         read from when it is a terminal (and ``--yes`` was not given), or
         ``None`` for none (they are then refused without ``--yes``).
@@ -590,7 +655,7 @@ def main(reactor, argv, stdout, stderr, environ=None, stdin=None):
         configuration or a deploy that did not converge, 2 for a bad
         command line.
     """
-    status, options, deployment = prepare(argv, stdout, stderr)
+    status, options, deployment = prepare(argv, stdout, stderr, environ)
     if status is not None:
         return status
     return _deploy(reactor, options, deployment, stdout, stderr,

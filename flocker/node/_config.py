@@ -46,28 +46,32 @@ and the deployment file, cross-checks them and writes the native format.
 """
 
 import ipaddress
+import os
 import re
 
 import yaml
 
 from .._model import (
-    Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
+    RESTART_POLICY_NAMES, Application, AttachedVolume, Deployment, Link, Node,
+    Port, RestartPolicy,
 )
 from .._serialize import volume_to_dict
-from ._compose import _compose_applications, _resolve_links
+from ._compose import _compose_applications, _project, _resolve_links
 from ._draft import (
     _command, _cpu_shares, _image, _mem_limit, _mountpoint,
     _native_environment, _read_fields, _start_draft,
 )
 from ._yaml import (
-    _STR, ConfigurationError, ConfigurationErrors, _Report, _check_alias,
-    _check_name, _compose, _did_you_mean, _flag, _mapping, _model, _port,
-    _positive, _quote, _require, _sequence, _size, _text, _unknown_keys, _version,
+    _STR, ConfigurationError, ConfigurationErrors, ConfigurationNote,
+    _Report, _check_alias, _check_name, _compose, _did_you_mean, _flag, _mapping, _model,
+    _port, _positive,
+    _quote, _require, _sequence, _size, _text, _unknown_keys, _version,
 )
 
 __all__ = [
-    "ConfigurationError", "ConfigurationErrors",
-    "load_configuration", "parse_configuration", "deployment_to_yaml",
+    "ConfigurationError", "ConfigurationErrors", "ConfigurationNote",
+    "load_configuration", "load_deployment", "parse_configuration",
+    "deployment_to_yaml",
 ]
 
 
@@ -188,12 +192,12 @@ def _native_restart_policy(report, node, draft):
         if key == "name":
             values["name"] = _text(report, value, "restart policy name")
             if values["name"] is not None and values["name"] not in (
-                    "never", "always", "on-failure"):
-                report.at(value, 'restart policy %s is not one of "never", '
-                          '"always" or "on-failure"%s' % (
-                              _quote(values["name"]), _did_you_mean(
-                                  values["name"],
-                                  ("never", "always", "on-failure"))))
+                    RESTART_POLICY_NAMES):
+                report.at(value, 'restart policy %s is not one of %s%s' % (
+                    _quote(values["name"]), ", ".join(
+                        '"%s"' % (name,) for name in
+                        sorted(RESTART_POLICY_NAMES)),
+                    _did_you_mean(values["name"], RESTART_POLICY_NAMES)))
                 return
         elif key == "maximum_retry_count":
             values[key] = _positive(report, value, "maximum_retry_count")
@@ -254,6 +258,10 @@ def _native_applications(report, items, root):
             for name, key_node, value in applications or ()]
 
 
+def _protocol_suffix(port):
+    return "" if port.protocol == "tcp" else "/" + port.protocol
+
+
 def _check_volumes(report, draft):
     """
     Report a named volume of ``draft`` that repeats a name or a mountpoint
@@ -294,18 +302,20 @@ def _check_applications(report, drafts):
     for draft in drafts:
         internals = {}
         for port, node in draft.ports:
-            if port.external in externals:
-                owner, first = externals[port.external]
-                report.at(node, "external port %d is already used by %s "
+            key = (port.external, port.protocol)
+            if key in externals:
+                owner, first = externals[key]
+                report.at(node, "external port %d%s is already used by %s "
                           "(line %d); external ports are cluster-wide" % (
-                              port.external, owner,
+                              port.external, _protocol_suffix(port), owner,
                               first.start_mark.line + 1))
             else:
-                externals[port.external] = (draft.name, node)
-            if port.internal in internals:
-                report.at(node, "internal port %d of %s is published twice"
-                          % (port.internal, draft.name))
-            internals[port.internal] = node
+                externals[key] = (draft.name, node)
+            if (port.internal, port.protocol) in internals:
+                report.at(node, "internal port %d%s of %s is published twice"
+                          % (port.internal, _protocol_suffix(port),
+                             draft.name))
+            internals[(port.internal, port.protocol)] = node
     for draft in drafts:
         local_ports = {}
         for link, local_node, remote_node in draft.links:
@@ -316,43 +326,56 @@ def _check_applications(report, drafts):
                               local_ports[link.local_port].start_mark.line
                               + 1))
             local_ports[link.local_port] = local_node
-            if link.remote_port not in externals and complete_ports:
+            if (link.remote_port, "tcp") not in externals and complete_ports:
                 report.at(remote_node, "link to port %d: no application "
                           "publishes external port %d" % (
                               link.remote_port, link.remote_port))
 
 
-def _read_applications(report, text):
+def _read_applications(report, text, directory=None, environ=None):
     """
     Read an application file in either format.
 
-    :return: ``(names, applications)``: the ``set`` of every application
+    :param directory: The file's directory, where a compose file's ``.env``
+        and relative ``env_file`` paths are; ``None`` reads no ``.env``.
+    :param environ: The variables a compose file may use, or ``None``.
+
+    :return: ``(names, applications, project)``: the ``set`` of every application
         name the file defines (even with problems, so the deployment file is
         not also blamed for them), or ``None`` when the file is not a YAML
         mapping at all (so which names it meant is unknown); and a ``dict``
         of name to :class:`Application`, empty unless the file has no
-        problem at all.
+        problem at all; and the project's name (a compose file's), or
+        ``None``.
     """
     start = report.count()
     root = _compose(report, text)
     if root is None:
-        return None, {}
+        return None, {}, None
     items = _mapping(report, root, "the application configuration")
     if items is None:
-        return None, {}
+        return None, {}, None
+    if not items:
+        report.at(root, "the application configuration is an empty mapping: "
+                  "deploying it would remove every application; list the "
+                  "applications to run")
+        return None, {}, None
     keys = {key: value for key, _, value in items}
     native = "applications" in keys or (
         "services" not in keys and isinstance(keys.get("version"),
                                               yaml.ScalarNode))
+    project = None
     if native:
         drafts = _native_applications(report, items, root)
     else:
-        drafts = _compose_applications(report, items, root)
+        project = _project(report, directory, environ or {})
+        drafts = _compose_applications(report, items, root, project)
     _resolve_links(report, drafts)
     _check_applications(report, drafts)
     names = {draft.name for draft in drafts}
+    project_name = None if project is None else project.name
     if report.count() != start:
-        return names, {}
+        return names, {}, project_name
     applications = {}
     for draft in drafts:
         application = _model(report, draft.key_node, lambda: Application(
@@ -363,7 +386,7 @@ def _read_applications(report, text):
             **draft.fields))
         if application is not None:
             applications[draft.name] = application
-    return names, applications
+    return names, applications, project_name
 
 
 # ---------------------------------------------------------------------------
@@ -426,7 +449,7 @@ def _check_volume_nodes(report, seen, address, item, application):
                       % (application.name, volume.name, other, line))
 
 
-def _read_deployment(report, text, names, applications):
+def _read_deployment(report, text, names, applications, placed=None):
     """
     Read a deployment file and check it against the application file.
 
@@ -434,6 +457,8 @@ def _read_deployment(report, text, names, applications):
         ``None`` if that file could not be read (then placements are not
         checked against it).
     :param applications: ``dict`` of name to :class:`Application`.
+    :param placed: ``None``, or a ``dict`` filled in with each application
+        name the file places and its node's address.
     :return: The list of :class:`Node`, complete only if no problem was
         found anywhere.
     """
@@ -450,6 +475,7 @@ def _read_deployment(report, text, names, applications):
                     "the deployment configuration"):
         return []
     node = [value for key, _, value in items if key == "nodes"][0]
+    placed_names = placed
     placed = {}
     volumes = {}
     nodes = []
@@ -474,6 +500,8 @@ def _read_deployment(report, text, names, applications):
                               name, first_address, first.start_mark.line + 1))
                 continue
             placed[name] = (address, item)
+            if placed_names is not None:
+                placed_names[name] = address
             if names is not None and name not in names:
                 report.at(item, "application %s is not defined in the "
                           "application configuration%s" % (
@@ -494,7 +522,8 @@ def _read_deployment(report, text, names, applications):
 # Public API
 
 def parse_configuration(deployment_text, deployment_path,
-                        application_text, application_path):
+                        application_text, application_path, environ=None,
+                        directory=None, notes=None):
     """
     Parse and cross-check the two configuration files given as text.
 
@@ -503,37 +532,53 @@ def parse_configuration(deployment_text, deployment_path,
     :param str application_text: The application configuration, native or
         compose format.
     :param str application_path: Its name, used in problem reports.
+    :param environ: Mapping of the variables a compose file's values may
+        use (the deploy's environment), or ``None`` for none.
+    :param directory: The application file's directory: a compose file's
+        ``.env`` is read there and its relative ``env_file`` paths start
+        there; ``None`` reads no ``.env``.
+    :param notes: ``None``, or a ``list`` to which a
+        :class:`ConfigurationNote` is added for each thing the operator
+        should know about accepted files (keys ignored, values guessed).
     :return: The :class:`flocker._model.Deployment` they describe.
     :raises ConfigurationErrors: With every problem of both files.
     """
     return _parse([], deployment_text, deployment_path,
-                  application_text, application_path)
+                  application_text, application_path, environ, directory,
+                  notes)
 
 
 def _parse(errors, deployment_text, deployment_path,
-           application_text, application_path):
+           application_text, application_path, environ=None, directory=None,
+           notes=None):
     """
     Like :func:`parse_configuration`, adding to ``errors`` already found;
     a text of ``None`` means that file could not be read (and is already
     reported), so only the other file is checked.
     """
-    names, applications = None, {}
+    found_notes = []
+    names, applications, project = None, {}, None
     if application_text is not None:
-        names, applications = _read_applications(
-            _Report(application_path, errors), application_text)
+        names, applications, project = _read_applications(
+            _Report(application_path, errors, found_notes), application_text,
+            directory, environ)
     deployment = None
     if deployment_text is not None:
-        deployment_report = _Report(deployment_path, errors)
+        deployment_report = _Report(deployment_path, errors, found_notes)
         nodes = _read_deployment(deployment_report, deployment_text, names,
                                  applications)
         if not errors:
             deployment = _model(deployment_report, None,
-                                lambda: Deployment(nodes=nodes))
+                                lambda: Deployment(nodes=nodes,
+                                                   project=project))
     if errors:
         order = {deployment_path: 0, application_path: 1}
         raise ConfigurationErrors(sorted(
             set(errors), key=lambda e: (order.get(e.path, 2), e.path, e.line,
                                         e.column, e.message)))
+    if notes is not None:
+        notes.extend(sorted(set(found_notes), key=lambda n: (
+            n.path, n.line, n.column, n.message)))
     return deployment
 
 
@@ -559,12 +604,44 @@ def _read_text(path, errors):
         return None
 
 
-def load_configuration(deployment_path, application_path):
+def load_deployment(deployment_path):
+    """
+    Read the deployment file alone (for ``flocker-deploy --status``
+    without an application file).
+
+    :param str deployment_path: The deployment configuration file.
+    :return: ``(deployment, placed)``: a :class:`Deployment` whose nodes
+        have no applications, and a ``dict`` of each application name the
+        file places to its node's address.
+    :raises ConfigurationErrors: With every problem of the file.
+    """
+    errors = []
+    placed = {}
+    text = _read_text(deployment_path, errors)
+    deployment = None
+    if text is not None:
+        report = _Report(deployment_path, errors)
+        nodes = _read_deployment(report, text, None, {}, placed)
+        if not errors:
+            deployment = _model(report, None, lambda: Deployment(nodes=nodes))
+    if errors:
+        raise ConfigurationErrors(sorted(set(errors), key=lambda e: (
+            e.line, e.column, e.message)))
+    return deployment, placed
+
+
+def load_configuration(deployment_path, application_path, environ=None,
+                       notes=None):
     """
     Read, parse and cross-check the two configuration files.
 
     :param str deployment_path: The deployment configuration file.
-    :param str application_path: The application configuration file.
+    :param str application_path: The application configuration file; a
+        compose file's ``.env`` and ``env_file`` paths are beside it.
+    :param environ: The variables a compose file may use; ``None`` for
+        this process's environment.
+    :param notes: ``None``, or a ``list`` receiving
+        :class:`ConfigurationNote` values (see :func:`parse_configuration`).
     :return: The :class:`flocker._model.Deployment` they describe.
     :raises ConfigurationErrors: With every problem of both files,
         including a file that cannot be read.
@@ -573,7 +650,9 @@ def load_configuration(deployment_path, application_path):
     deployment_text = _read_text(deployment_path, errors)
     application_text = _read_text(application_path, errors)
     return _parse(errors, deployment_text, deployment_path,
-                  application_text, application_path)
+                  application_text, application_path,
+                  dict(os.environ if environ is None else environ),
+                  os.path.dirname(os.path.abspath(application_path)), notes)
 
 
 # ---------------------------------------------------------------------------

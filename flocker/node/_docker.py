@@ -97,7 +97,8 @@ _LINK_SYSCTLS = {"net.ipv4.conf.all.route_localnet": "1"}
 
 # Flocker's restart policy names mapped to Docker's.
 _RESTART_POLICIES = {"never": "no", "always": "always",
-                     "on-failure": "on-failure"}
+                     "on-failure": "on-failure",
+                     "unless-stopped": "unless-stopped"}
 
 _ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -145,8 +146,38 @@ class DockerAPIError(DockerError):
         self.message = message
 
     def __str__(self):
-        return "Docker failed to %s: %s (HTTP %d)" % (
-            self.operation, _one_line(self.message), self.status)
+        # Flocker's words and what to do first, Docker's own text after.
+        hint = _api_error_hint(self.message)
+        return "could not %s%s (Docker said: %s, HTTP %d)" % (
+            self.operation, ": " + hint if hint else "",
+            _one_line(self.message), self.status)
+
+
+# What to do about Docker's refusals, by what its message says; the first
+# match wins.
+_API_HINTS = (
+    ("port is already allocated", "another container holds one of its host "
+     "ports; stop it or choose another external port"),
+    ("address already in use", "a program on the node holds one of its host "
+     "ports; stop it or choose another external port"),
+    ("no space left", "the node's Docker storage is full; free space there"),
+    ("minimum memory limit", "raise the application's mem_limit"),
+    ("pull access denied", "the image is not in a registry the node can "
+     "reach; load it on the node (docker load)"),
+    ("executable file not found", "the image has no such command; check the "
+     "application's command"),
+)
+
+
+def _api_error_hint(message):
+    """
+    :return: What to do about a Docker error ``message``, or ``""``.
+    """
+    lowered = str(message).lower()
+    for needle, hint in _API_HINTS:
+        if needle in lowered:
+            return hint
+    return ""
 
 
 class ImageNotFound(DockerError):
@@ -286,6 +317,73 @@ def _check_host_path(path):
         raise ValueError("volume host path %r must be normalised" % (path,))
 
 
+def _nonempty(**fields):
+    """
+    :return: ``fields`` without those whose value is ``None`` or empty, so
+        a container created without an option has a body as it had before
+        the option existed.
+    """
+    return {key: value for key, value in fields.items()
+            if value is not None and value != [] and value != {}
+            and value is not False}
+
+
+def _host_options(options):
+    """
+    :param ContainerOptions options: An application's options.
+    :return: The ``HostConfig`` members they set.
+    """
+    logging = options.logging
+    return _nonempty(
+        CapAdd=list(options.cap_add),
+        CapDrop=list(options.cap_drop),
+        ReadonlyRootfs=options.read_only,
+        Tmpfs=dict(options.tmpfs),
+        ShmSize=options.shm_size,
+        Ulimits=[{"Name": u.name, "Soft": u.soft, "Hard": u.hard}
+                 for u in options.ulimits],
+        Sysctls=dict(options.sysctls),
+        Dns=list(options.dns),
+        DnsSearch=list(options.dns_search),
+        ExtraHosts=list(options.extra_hosts),
+        SecurityOpt=list(options.security_opt),
+        PidsLimit=options.pids_limit,
+        LogConfig=(None if logging is None else
+                   {"Type": logging.driver, "Config": dict(logging.options)}),
+        Privileged=options.privileged,
+        Runtime=options.runtime,
+        GroupAdd=list(options.group_add),
+        MemoryReservation=options.mem_reservation,
+        NanoCpus=options.nano_cpus,
+    )
+
+
+def _container_options(options):
+    """
+    :param ContainerOptions options: An application's options.
+    :return: The top-level create body members they set.
+    """
+    check = options.healthcheck
+    health = None
+    if check is not None:
+        health = _nonempty(
+            Test=list(check.test), Interval=check.interval,
+            Timeout=check.timeout, StartPeriod=check.start_period,
+            StartInterval=check.start_interval, Retries=check.retries)
+    return _nonempty(
+        Entrypoint=(None if options.entrypoint is None
+                    else list(options.entrypoint)),
+        User=options.user,
+        WorkingDir=options.working_dir,
+        Hostname=options.hostname,
+        StopSignal=options.stop_signal,
+        StopTimeout=options.stop_grace_period,
+        Tty=options.tty,
+        OpenStdin=options.stdin_open,
+        Healthcheck=health,
+    )
+
+
 def files_archive(files):
     """
     The tar archive that puts files into a container (the body of Docker's
@@ -368,14 +466,20 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
                 and isinstance(value, str) and "\x00" not in value):
             raise ValueError("invalid extra environment variable %r" % (key,))
         environment[key] = value
-    ports = sorted(application.ports, key=lambda p: p.internal)
+    ports = sorted(application.ports,
+                   key=lambda p: (p.internal, p.protocol, p.external))
+    bindings = {}
+    for port in ports:
+        # An empty HostIp publishes on every address of the node.
+        bindings.setdefault("%d/%s" % (port.internal, port.protocol), []).append(
+            {"HostIp": port.host_ip, "HostPort": str(port.external)})
+    exposed = {key: {} for key in bindings}
+    options = application.options
+    for number, protocol in sorted(options.expose):
+        exposed["%d/%s" % (number, protocol)] = {}
     policy = application.restart_policy
     host_config = {
-        "PortBindings": {
-            "%d/tcp" % (port.internal,): [
-                # An empty HostIp publishes on every address of the node.
-                {"HostIp": "", "HostPort": str(port.external)}]
-            for port in ports},
+        "PortBindings": bindings,
         "Memory": application.mem_limit or 0,
         "CpuShares": application.cpu_shares or 0,
         "RestartPolicy": {
@@ -385,8 +489,9 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
         # that never installed a SIGTERM handler (PID 1 ignores it by
         # default) then stops at once instead of after the stop timeout,
         # which is downtime when the application moves.
-        "Init": True,
+        "Init": True if options.init is None else options.init,
     }
+    host_config.update(_host_options(options))
     binds = [_bind(paths[volume.name], volume)
              for volume in application.all_volumes()]
     binds.extend(_bind(mount.host_path, mount) for mount in sorted(
@@ -394,14 +499,22 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
     if binds:
         host_config["Binds"] = binds
     if application.links:
-        host_config["Sysctls"] = dict(_LINK_SYSCTLS)
+        host_config["Sysctls"] = dict(options.sysctls, **_LINK_SYSCTLS)
+    # A named link's host name resolves to its address in /etc/hosts.
+    names = sorted({"%s:%s" % (link.alias, link.address)
+                    for link in application.links if link.named})
+    if names:
+        host_config["ExtraHosts"] = list(options.extra_hosts) + names
+    labels = dict(options.labels)
+    labels[APPLICATION_LABEL] = dumps(application_to_dict(application))
     config = {
         "Image": application.image,
         "Env": ["%s=%s" % item for item in sorted(environment.items())],
-        "ExposedPorts": {"%d/tcp" % (port.internal,): {} for port in ports},
-        "Labels": {APPLICATION_LABEL: dumps(application_to_dict(application))},
+        "ExposedPorts": exposed,
+        "Labels": labels,
         "HostConfig": host_config,
     }
+    config.update(_container_options(options))
     if application.command is not None:
         config["Cmd"] = list(application.command)
     config["Labels"][SPEC_LABEL] = hashlib.sha256(
@@ -801,11 +914,15 @@ class DockerClient(object):
         if status not in (200, 204, 404):
             raise _api_error("delete container " + name, status, data)
 
-    async def _stop_and_delete(self, container_id, name):
+    async def _stop_and_delete(self, container_id, name, timeout=None):
+        """
+        :param timeout: Seconds the container may take to stop (its
+            ``stop_grace_period``), or ``None`` for the client's default.
+        """
+        timeout = self._stop_timeout if timeout is None else timeout
         status, data = await self._request(
             "POST", "/containers/%s/stop" % (container_id,),
-            params={"t": str(self._stop_timeout)},
-            extra_time=self._stop_timeout)
+            params={"t": str(timeout)}, extra_time=timeout)
         # 304: already stopped; 404: already gone.
         if status not in (200, 204, 304, 404):
             raise _api_error("stop container " + name, status, data)
@@ -862,10 +979,14 @@ class DockerClient(object):
                     SPEC_LABEL]:
                 current_action().add_success_fields(outcome="unchanged")
                 return "unchanged"
-            await self._stop_and_delete(existing["Id"], name)
+            await self._stop_and_delete(existing["Id"], name,
+                                        _stop_timeout(existing))
             outcome = "replaced"
+        params = {"name": name}
+        if application.options.platform is not None:
+            params["platform"] = application.options.platform
         status, data = await self._request(
-            "POST", "/containers/create", params={"name": name}, body=config,
+            "POST", "/containers/create", params=params, body=config,
             adapt=_adapted_body)
         if status == 409:
             # Created by someone else since the inspect above.
@@ -915,7 +1036,8 @@ class DockerClient(object):
             DOCKER_FOREIGN_CONTAINER.log(container=cname)
             outcome = "foreign"
         else:
-            await self._stop_and_delete(existing["Id"], cname)
+            await self._stop_and_delete(existing["Id"], cname,
+                                        _stop_timeout(existing))
             outcome = "removed"
         current_action().add_success_fields(outcome=outcome)
         return outcome
@@ -1049,6 +1171,15 @@ class DockerClient(object):
         pid = state.get("Pid") if state.get("Running") else None
         current_action().add_success_fields(pid=pid or None)
         return pid or None
+
+
+def _stop_timeout(inspected):
+    """
+    :return: The container's own stop timeout (its ``stop_grace_period``)
+        in seconds, or ``None`` if it has none.
+    """
+    timeout = (inspected.get("Config") or {}).get("StopTimeout")
+    return timeout if isinstance(timeout, int) and timeout >= 0 else None
 
 
 def _adapted_body(config, version):
@@ -1190,10 +1321,15 @@ def _unit_from_summary(summary):
         return None
     ports = set()
     for entry in summary.get("Ports") or ():
-        # Docker lists a published port once per address family.
-        if entry.get("Type") == "tcp" and entry.get("PublicPort"):
-            ports.add(Port(internal=entry["PrivatePort"],
-                           external=entry["PublicPort"]))
+        # Docker lists a published port once per address family; an address
+        # is kept only where the application asked for one.
+        protocol = entry.get("Type")
+        if protocol in ("tcp", "udp") and entry.get("PublicPort"):
+            asked = {(p.internal, p.external, p.protocol): p.host_ip
+                     for p in application.ports}
+            key = (entry["PrivatePort"], entry["PublicPort"], protocol)
+            ports.add(Port(internal=key[0], external=key[1],
+                           protocol=protocol, host_ip=asked.get(key, "")))
     binds = {mount["Destination"]: mount["Source"]
              for mount in summary.get("Mounts") or ()
              if mount.get("Type") == "bind"}
@@ -1291,7 +1427,7 @@ class FakeDockerClient(object):
         container = _FakeContainer(
             container_id=self._new_id(), name=name, config=None,
             running=running, pid=self._serial + 1000,
-            host_ports=frozenset(host_ports))
+            host_ports=frozenset((port, "tcp") for port in host_ports))
         self._containers[name] = container
         return container.container_id
 
@@ -1368,8 +1504,11 @@ class FakeDockerClient(object):
             ports = ()
             if container.running:
                 ports = [Port(internal=int(key.split("/")[0]),
-                              external=int(bindings[0]["HostPort"]))
-                         for key, bindings in host["PortBindings"].items()]
+                              external=int(binding["HostPort"]),
+                              protocol=key.split("/")[1],
+                              host_ip=binding["HostIp"])
+                         for key, bindings in host["PortBindings"].items()
+                         for binding in bindings]
             # HOST:CONTAINER[:OPTIONS]; neither path holds a colon.
             binds = {bind.split(":")[1]: bind.split(":")[0]
                      for bind in host.get("Binds", ())}
@@ -1410,13 +1549,14 @@ class FakeDockerClient(object):
         if 0 < config["HostConfig"]["Memory"] < MINIMUM_MEMORY_LIMIT:
             raise DockerAPIError("create container " + name, 400,
                                  "Minimum memory limit allowed is 6MB")
-        host_ports = frozenset(port.external for port in application.ports)
+        host_ports = frozenset((port.external, port.protocol)
+                               for port in application.ports)
         clash = host_ports & self._ports_in_use()
         if clash:
             raise DockerAPIError(
                 "start container " + name, 500,
                 "Bind for 0.0.0.0:%d failed: port is already allocated" % (
-                    min(clash),))
+                    min(clash)[0],))
         # What Docker would unpack from the archive, checked the same way.
         files_archive(application.files)
         self._containers[name] = _FakeContainer(

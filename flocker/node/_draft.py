@@ -37,6 +37,11 @@ class _Draft(object):
         ``errors_before`` if the application itself is free of problems.
     :ivar bool ports_read: Whether all its ports were read without problem
         (if not, its other ports are unknown).
+    :ivar options: ``dict`` of :class:`ContainerOptions` field to value.
+    :ivar dependencies: Compose ``depends_on`` entries not yet checked, as
+        ``(None, name, condition, required, node)``.
+    :ivar env_files: ``dict`` of the variables its ``env_file`` files set.
+    :ivar has_build: The node of a compose ``build`` key, or ``None``.
     """
     name = attr.ib()
     key_node = attr.ib()
@@ -48,6 +53,10 @@ class _Draft(object):
     volumes = attr.ib(default=attr.Factory(list))
     link_requests = attr.ib(default=attr.Factory(list))
     ports_read = attr.ib(default=True)
+    options = attr.ib(default=attr.Factory(dict))
+    dependencies = attr.ib(default=attr.Factory(list))
+    env_files = attr.ib(default=attr.Factory(dict))
+    has_build = attr.ib(default=None)
 
 
 def _read_fields(report, items, readers, draft):
@@ -62,28 +71,30 @@ def _read_fields(report, items, readers, draft):
                 draft.ports_read = False
 
 
-def _command(report, node, draft):
+def _command(report, node, draft, what="command"):
     """
     Read ``command``: a list of strings, or one string split like a POSIX
     shell would split it (no shell ever runs it).
+
+    :param str what: The key, for messages (``entrypoint`` is read alike).
     """
     if isinstance(node, yaml.SequenceNode):
-        arguments = [_text(report, item, "command argument")
+        arguments = [_text(report, item, what + " argument")
                      for item in node.value]
         if None in arguments:
             return
     else:
-        text = _text(report, node, "command")
+        text = _text(report, node, what)
         if text is None:
             return
         try:
             arguments = shlex.split(text)
         except ValueError as e:
-            report.at(node, "command %s cannot be split into arguments: %s"
-                      % (_quote(text), e))
+            report.at(node, "%s %s cannot be split into arguments: %s"
+                      % (what, _quote(text), e))
             return
     if not arguments:
-        report.at(node, "command must not be empty")
+        report.at(node, "%s must not be empty" % (what,))
         return
     if _model(report, node, lambda: Application(
             name="probe", image="probe", command=arguments)) is not None:
@@ -112,13 +123,20 @@ def _native_environment(report, node, draft):
             _set_environment(report, draft, name, key_node, value, value_node)
 
 
-def _mountpoint(report, node):
+def _mountpoint(report, node, path=None):
     """
-    :return: A valid mountpoint read from ``node``, or ``None``.
+    :param path: The path if it is not the whole of ``node``'s text (a
+        compose volume's target), else ``None``.
+    :return: A valid mountpoint read from ``node``, or ``None``.  Trailing
+        slashes are dropped (Flocker 0.4's examples wrote
+        ``/var/lib/elasticsearch/``).
     """
-    path = _text(report, node, "mountpoint")
+    if path is None:
+        path = _text(report, node, "mountpoint")
     if path is None:
         return None
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
     if not path.startswith("/"):
         report.at(node, "mountpoint %s must be an absolute path" % (
             _quote(path),))

@@ -44,7 +44,7 @@ def link_environment(application, address):
         A_PORT_L_TCP_PORT=R
         A_PORT_L_TCP_PROTO=tcp
 
-    where ``A`` is the alias in upper case with ``-`` as ``_``.  ``ADDRESS``
+    where ``A`` is the alias in upper case with ``-`` and ``.`` as ``_``.  ``ADDRESS``
     is this node's own address: the node's routes take the connection to
     wherever the target runs, so the variables stay right when it moves.
 
@@ -54,8 +54,12 @@ def link_environment(application, address):
     """
     environment = {}
     for link in application.links:
-        prefix = "%s_PORT_%d_TCP" % (link.alias.upper().replace("-", "_"),
-                                     link.local_port)
+        if link.named:
+            # Names resolve; only Flocker's own links have variables.
+            continue
+        prefix = "%s_PORT_%d_TCP" % (
+            link.alias.upper().replace("-", "_").replace(".", "_"),
+            link.local_port)
         environment[prefix] = "tcp://%s:%d" % (address, link.remote_port)
         environment[prefix + "_ADDR"] = address
         environment[prefix + "_PORT"] = str(link.remote_port)

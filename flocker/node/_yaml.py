@@ -17,9 +17,12 @@ import attr
 import yaml
 from pyrsistent import pvector
 
-from .._model import InvalidModel, is_link_alias, is_safe_name
+from .._model import (
+    LINK_ALIAS_RULE, SAFE_NAME_RULE, InvalidModel, is_link_alias,
+    is_safe_name,
+)
 
-__all__ = ["ConfigurationError", "ConfigurationErrors"]
+__all__ = ["ConfigurationError", "ConfigurationErrors", "ConfigurationNote"]
 
 
 @attr.s(frozen=True, slots=True)
@@ -43,6 +46,29 @@ class ConfigurationError(object):
     def __str__(self):
         return "%s:%d:%d: %s" % (self.path, self.line, self.column,
                                  self.message)
+
+
+@attr.s(frozen=True, slots=True)
+class ConfigurationNote(object):
+    """
+    Something an accepted configuration file does that the operator should
+    know about (a key ignored, a path that stays on one node).
+
+    ``str()`` gives ``PATH:LINE:COL: note: message``.
+
+    :ivar str path: The file, as the caller named it.
+    :ivar int line: 1-based line.
+    :ivar int column: 1-based column.
+    :ivar str message: What the note says.
+    """
+    path = attr.ib()
+    line = attr.ib()
+    column = attr.ib()
+    message = attr.ib()
+
+    def __str__(self):
+        return "%s:%d:%d: note: %s" % (self.path, self.line, self.column,
+                                       self.message)
 
 
 class ConfigurationErrors(Exception):
@@ -74,8 +100,9 @@ class ConfigurationErrors(Exception):
 # Reading YAML with marks
 
 _TAG = "tag:yaml.org,2002:"
-_STR, _INT, _FLOAT, _BOOL, _NULL = (
-    _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null")
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE = (
+    _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null",
+    _TAG + "merge")
 
 # Scalar tags whose source text is accepted where a string is expected:
 # ``DEBUG: yes`` or ``PORT: 5432`` in an environment mean the text written.
@@ -90,18 +117,23 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 class _Loader(yaml.SafeLoader):
     """
-    A composer that refuses aliases.  Aliases make the node graph shared or
-    even cyclic, which neither a configuration file needs nor error
-    locations can describe.
+    The safe composer, with aliases: their graph is made a tree (and
+    bounded) by :func:`_expand` before anything reads it.  Where each alias
+    was used is kept, so a problem it causes is reported there.
+
+    :ivar aliases: ``dict`` of ``(id(parent node), index)`` to the mark of
+        the alias used there (``index`` a position in a list, or
+        ``id(key node)`` in a mapping).
     """
 
+    def __init__(self, stream):
+        yaml.SafeLoader.__init__(self, stream)
+        self.aliases = {}
+
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None,
-                "YAML aliases (*%s) are not supported; write the value out"
-                % (event.anchor,), event.start_mark)
+        if self.check_event(yaml.AliasEvent) and parent is not None:
+            place = index if isinstance(index, int) else id(index)
+            self.aliases[(id(parent), place)] = self.peek_event().start_mark
         return yaml.SafeLoader.compose_node(self, parent, index)
 
 
@@ -124,14 +156,34 @@ def _line_column(text, position):
 
 class _Report(object):
     """
-    Collects the problems of one file into a list shared with the other file.
+    Collects the problems of one file into a list shared with the other
+    files, and its notes into another.
 
     :ivar str path: The file's name, as given by the caller.
     """
 
-    def __init__(self, path, errors):
+    def __init__(self, path, errors, notes=None):
         self.path = path
         self._errors = errors
+        self._notes = [] if notes is None else notes
+
+    def about(self, path):
+        """
+        :param str path: Another file (an env file the configuration names).
+        :return: A :class:`_Report` for it, sharing this one's lists.
+        """
+        return _Report(path, self._errors, self._notes)
+
+    def note(self, node, message):
+        """
+        Record something the operator should know about an accepted file
+        (a key that is ignored, a value that was guessed), at ``node``.
+        """
+        mark = getattr(node, "start_mark", node)
+        line, column = (1, 1) if mark is None else (mark.line + 1,
+                                                    mark.column + 1)
+        self._notes.append(
+            ConfigurationNote(self.path, line, column, _printable(message)))
 
     def count(self):
         """
@@ -161,7 +213,8 @@ class _Report(object):
 
 def _compose(report, text):
     """
-    Compose ``text`` into a YAML node graph.
+    Compose ``text`` into a tree of YAML nodes, aliases and merges expanded
+    (see :func:`_expand`).
 
     :return: The root node, or ``None`` after reporting why there is none.
     """
@@ -170,6 +223,7 @@ def _compose(report, text):
         # The reader refuses unprintable characters as it is built.
         loader = _Loader(text)
         root = loader.get_single_node()
+        aliases = loader.aliases
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         report.at(mark, "not valid YAML: %s" % (
@@ -203,7 +257,105 @@ def _compose(report, text):
             loader.dispose()
     if root is None:
         report.at(None, "the file is empty; expected a mapping")
-    return root
+        return None
+    return _expand(report, root, aliases)
+
+
+#: The most values (scalars, lists and mappings) a file may hold once its
+#: YAML aliases are expanded.  Real configurations hold a few thousand; a
+#: file of a few lines can otherwise expand to billions ("billion laughs").
+_MAX_VALUES = 100000
+
+
+class _Unexpandable(Exception):
+    """
+    The alias graph cannot be made a tree: ``node`` is where it stopped.
+    """
+
+    def __init__(self, node, message):
+        Exception.__init__(self, node, message)
+        self.node = node
+        self.message = message
+
+
+def _expand(report, root, aliases):
+    """
+    Make the composed graph a tree: every alias becomes a copy of what its
+    anchor names, and every ``<<`` merge key becomes the keys it merges (a
+    mapping's own keys win, then earlier merged mappings over later ones,
+    as YAML's merge type says).  Copies keep the anchor's marks, so a
+    problem in an aliased value is reported where it was written.
+
+    :param root: The root node from the composer.
+    :param aliases: :attr:`_Loader.aliases`.
+    :return: The tree, or ``None`` after reporting that it expands to more
+        than :data:`_MAX_VALUES` values (at the outermost alias that does
+        it), that an alias contains itself or that a merge names something
+        other than mappings.
+    """
+    budget = [_MAX_VALUES]
+    path = set()
+
+    def copy(node, alias):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _Unexpandable(
+                alias or node, "YAML aliases expand this file to more than "
+                "%d values; write it with fewer aliases" % (_MAX_VALUES,))
+        if isinstance(node, yaml.ScalarNode):
+            return yaml.ScalarNode(node.tag, node.value, node.start_mark,
+                                   node.end_mark, node.style)
+        if id(node) in path:
+            raise _Unexpandable(alias or node,
+                                "this YAML alias contains itself")
+        path.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return yaml.SequenceNode(
+                    node.tag, [copy(item, alias or aliases.get(
+                        (id(node), index)))
+                               for index, item in enumerate(node.value)],
+                    node.start_mark, node.end_mark, node.flow_style)
+            return yaml.MappingNode(node.tag, merged(node, alias),
+                                    node.start_mark, node.end_mark,
+                                    node.flow_style)
+        finally:
+            path.discard(id(node))
+
+    def merged(node, alias):
+        own, merges = [], []
+        for key, value in node.value:
+            inner = alias or aliases.get((id(node), id(key)))
+            if not (isinstance(key, yaml.ScalarNode) and key.tag == _MERGE):
+                own.append((copy(key, alias), copy(value, inner)))
+                continue
+            sources = (value.value if isinstance(value, yaml.SequenceNode)
+                       else [value])
+            for index, source in enumerate(sources):
+                if not isinstance(source, yaml.MappingNode):
+                    raise _Unexpandable(
+                        source, "<< merges a mapping or a list of mappings, "
+                        "not %s" % (_describe(source),))
+                merges.append(copy(source, inner or aliases.get(
+                    (id(value), index))).value)
+        present = {key.value for key, _ in own
+                   if isinstance(key, yaml.ScalarNode)}
+        for items in merges:
+            for key, value in items:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in present:
+                        continue
+                    present.add(key.value)
+                own.append((key, value))
+        return own
+
+    try:
+        return copy(root, None)
+    except _Unexpandable as e:
+        report.at(e.node, e.message)
+    except RecursionError:
+        report.at(None, "not valid YAML: nested too deeply")
+    return None
 
 
 def _describe(node):
@@ -492,7 +644,8 @@ def _positive(report, node, what):
 
 _DIGITS = re.compile(r"\A[-+]?[0-9][0-9_]*\Z")
 
-_SIZE = re.compile(r"\A([0-9]+)\s*(?:([KMGT])(?:i?B)?|B)?\Z", re.IGNORECASE)
+_SIZE = re.compile(r"\A([0-9]+)(?:\.([0-9]+))?\s*(?:([KMGT])(?:i?B)?|B)?\Z",
+                   re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
                "T": 1024 ** 4}
 
@@ -500,20 +653,27 @@ _SIZE_UNITS = {None: 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3,
 def _size(report, node, what):
     """
     Read a size: an integer number of bytes, or a string with a binary
-    ``K``/``M``/``G``/``T`` suffix (``"512M"``, ``"1G"``; ``"1GiB"`` and
-    ``"1GB"`` mean the same).
+    ``K``/``M``/``G``/``T`` suffix (``"512M"``, ``"1G"``, ``"2.5G"``;
+    ``"1GiB"``, ``"1GB"`` and ``"1g"`` mean the same).  A fraction of a byte
+    is dropped.
 
     :return: Bytes as a positive ``int``, or ``None`` after reporting.
     """
     if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
         return _positive(report, node, what)
-    if isinstance(node, yaml.ScalarNode) and node.tag == _STR:
+    if isinstance(node, yaml.ScalarNode) and node.tag in (_STR, _FLOAT):
         match = _SIZE.match(node.value.strip())
         if match is not None:
-            unit = match.group(2)
-            number = _decimal(match.group(1))
-            value = None if number is None else number * _SIZE_UNITS[
-                None if unit is None else unit.upper()]
+            whole, fraction, unit = match.groups()
+            number = _decimal(whole)
+            # Exact arithmetic: "2.5G" is 2684354560 bytes, not a float's
+            # approximation of it.
+            scale = _SIZE_UNITS[None if unit is None else unit.upper()]
+            value = None
+            if number is not None and len(fraction or "") <= 18:
+                value = number * scale + (
+                    int(fraction) * scale // 10 ** len(fraction)
+                    if fraction else 0)
             if value is None or value > _LARGEST_NUMBER:
                 report.at(node, "%s %s is too large (at most %d bytes)" % (
                     what, _quote(node.value), _LARGEST_NUMBER))
@@ -552,9 +712,8 @@ def _check_name(report, node, name, what):
     """
     if is_safe_name(name):
         return True
-    report.at(node, "%s %s is not a safe name: use 1-63 letters, digits, "
-              "'-' or '_', starting with a letter or digit" % (
-                  what, _quote(name)))
+    report.at(node, "%s %s is not a safe name: %s" % (
+        what, _quote(name), SAFE_NAME_RULE))
     return False
 
 
@@ -567,9 +726,8 @@ def _check_alias(report, node, alias, what):
     """
     if is_link_alias(alias):
         return True
-    report.at(node, "%s %s is not a link alias: use 1-63 letters, digits, "
-              "'-' or '_', starting with a letter (it begins environment "
-              "variable names)" % (what, _quote(alias)))
+    report.at(node, "%s %s is not a link alias: %s" % (
+        what, _quote(alias), LINK_ALIAS_RULE))
     return False
 
 

@@ -39,16 +39,17 @@ class TestSafeNames(object):
     """
 
     @pytest.mark.parametrize("name", ["a", "web-1", "DB_2", "9lives",
-                                      "x" * 63])
+                                      "x" * 63, "site-example.com", "a.b"])
     def test_accepted(self, name):
         """
-        Letters, digits, '-' and '_' starting with a letter or digit, up to
-        63 characters, are safe.
+        Letters, digits, '-', '_' and '.' starting with a letter or digit,
+        up to 63 characters, are safe (Docker's container name characters;
+        Flocker 0.4 names such as ``site-example.com``).
         """
         assert is_safe_name(name)
 
     @pytest.mark.parametrize("name", [
-        "", "-rf", "_x", "a b", "a;b", "a/b", "..", "a.b", "$(x)", "a\nb",
+        "", "-rf", "_x", "a b", "a;b", "a/b", "..", "a..b", ".a", "$(x)", "a\nb",
         "x" * 64, "é", 5, None, b"web"])
     def test_refused(self, name):
         """
@@ -338,6 +339,21 @@ class TestBindMounts(object):
         assert ([f.content for f in label.files],
                 [f.content for f in sent.files]) == (
                     [None], [b"\x00binary\xff"])
+
+
+def test_named_link_serialized():
+    """
+    A named link keeps its address through the JSON form; a loopback
+    link's JSON is the three values it always was.
+    """
+    named = Link(local_port=80, remote_port=8080, alias="web",
+                 address="127.130.0.9")
+    application = attr.evolve(DB, links=[named, Link(
+        local_port=1, remote_port=2, alias="x")])
+    data = application_to_dict(application)
+    assert sorted(data["links"]) == [[1, 2, "x"],
+                                     [80, 8080, "web", "127.130.0.9"]]
+    assert application_from_dict(loads(dumps(data))) == application
 
 
 class TestRestartPolicy(object):

@@ -42,7 +42,7 @@ from twisted.internet.defer import (
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.task import deferLater
 
-from .._model import is_safe_name
+from .._model import SAFE_NAME_RULE, is_safe_name
 from ._capabilities import parse_capabilities
 from ._errors import (
     DatasetBusy, InvalidSize, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
@@ -119,13 +119,12 @@ def check_pool_name(name):
 def check_volume_name(name):
     """
     :param str name: A volume name.
-    :raises UnsafeName: Unless it is a safe name (letters, digits, ``-``,
-        ``_``; see ``flocker._model.SAFE_NAME``).
+    :raises UnsafeName: Unless it is a safe name (see
+        ``flocker._model.SAFE_NAME``).
     """
     if not is_safe_name(name):
-        raise UnsafeName(
-            "volume name %r is not a safe name: use 1-63 letters, digits, "
-            "'-' or '_', starting with a letter or digit" % (name,))
+        raise UnsafeName("volume name %r is not a safe name: %s" % (
+            name, SAFE_NAME_RULE))
 
 
 def check_maximum_size(maximum_size):

@@ -350,7 +350,8 @@ class RemoteNodeAgentTests(SynchronousTestCase):
     def test_remote_error(self):
         """
         A failing step is one line: node, step, and the last line of the
-        remote standard error, with the exit status.
+        remote standard error (an operation that failed, exit status 1, says
+        no more).
         """
         self.answer(START_APPLICATION, exit_code=1,
                     stderr=b"Traceback...\nimage lab/nope not found\n")
@@ -358,10 +359,24 @@ class RemoteNodeAgentTests(SynchronousTestCase):
             self.agent.start_application(APPLICATION), NodeStepFailed).value
         self.assertEqual(
             str(error),
-            "10.0.0.1: start-application web: image lab/nope not found "
-            "(exit status 1)")
+            "10.0.0.1: start-application web: image lab/nope not found")
         self.assertFalse(error.unreachable)
         self.assertEqual(error.cause.exit_code, 1)
+
+    def test_node_prefix_dropped(self):
+        """
+        ``flocker-node``'s own ``flocker-node SUBCOMMAND:`` prefix is left
+        out: node and step already say it.
+        """
+        self.answer(START_APPLICATION, exit_code=1,
+                    stderr=b"flocker-node start-application: could not start "
+                    b"container flocker--web (Docker said: x, HTTP 500)\n")
+        error = self.failureResultOf(
+            self.agent.start_application(APPLICATION), NodeStepFailed).value
+        self.assertEqual(
+            str(error),
+            "10.0.0.1: start-application web: could not start container "
+            "flocker--web (Docker said: x, HTTP 500)")
 
     def test_no_error_output(self):
         """
@@ -592,7 +607,7 @@ def test_ssh_remote_failure_one_line(sshd, stand_in):
         _with_agent(sshd, str(stand_in / "flocker-node"),
                     lambda agent: agent.stop_application("web"))
     assert str(info.value) == (
-        "%s: stop-application web: container is stuck (exit status 1)"
+        "%s: stop-application web: container is stuck"
         % (sshd.addresses[0],))
 
 

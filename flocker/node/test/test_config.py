@@ -10,7 +10,8 @@ import yaml
 from hypothesis import given, strategies as st
 
 from flocker._model import (
-    Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
+    Application, AttachedVolume, Deployment, HostMount, Link, Node, Port,
+    RestartPolicy,
 )
 from flocker.node import _yaml
 from flocker.node._config import (
@@ -362,10 +363,11 @@ class TestComposeFormat(object):
         found = problems("""\
             web:
               image: w
-              build: .
+              cgroup_parent: x
             db: {image: d}
             """)
-        assert_problem(found, APPLICATION, 3, 3, '"build" is not supported')
+        assert_problem(found, APPLICATION, 3, 3,
+                       '"cgroup_parent" is not supported')
 
     def test_misspelled_key(self):
         """
@@ -377,28 +379,37 @@ class TestComposeFormat(object):
 
     def test_host_volume(self):
         """
-        A ``host:container`` volume is refused with the container path to
-        use instead.
+        An absolute ``host:container`` volume binds the node's path, with
+        a note that it stays on the node.
         """
-        found = problems("web: {image: w, volumes: ['/srv:/data']}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 27, "host paths",
-                       'only the path inside the container ("/data")')
+        notes = []
+        found = parse_configuration(
+            WEB_AND_DB, DEPLOYMENT, "web: {image: w, volumes: ['/srv:/data']}"
+            "\ndb: {image: d}\n", APPLICATION, notes=notes)
+        assert application(found, "web").host_mounts == {
+            HostMount(host_path="/srv", mountpoint="/data")}
+        assert [(n.line, n.column) for n in notes] == [(1, 27)]
 
     def test_two_volumes(self):
         """
-        A second volume is refused at its entry.
+        A second container path is a volume named after the service and
+        the path.
         """
-        found = problems("web: {image: w, volumes: [/a, /b]}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 31, "exactly one volume")
+        found = parse("web: {image: w, volumes: [/a, /b/c]}\n"
+                      "db: {image: d}\n")
+        assert (application(found, "web").volume,
+                application(found, "web").volumes) == (
+            AttachedVolume(mountpoint="/a"),
+            {AttachedVolume(mountpoint="/b/c", name="web-b-c")})
 
-    def test_no_volumes(self):
+    def test_undeclared_named_volume(self):
         """
-        An empty volume list is refused.
+        A named volume missing from the top-level volumes is refused.
         """
-        found = problems("web: {image: w, volumes: []}\ndb: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 26, "exactly one")
+        found = problems("services:\n  web: {image: w, volumes: [dat:/d]}\n"
+                         "  db: {image: d}\nvolumes: {data: {}}\n")
+        assert_problem(found, APPLICATION, 2, 29, '"dat" is not declared',
+                       'did you mean "data"')
 
     def test_relative_volume(self):
         """
@@ -409,12 +420,12 @@ class TestComposeFormat(object):
         assert_problem(found, APPLICATION, 1, 27, "absolute")
 
     @pytest.mark.parametrize("port,fragment", [
-        ('"80"', "EXTERNAL:INTERNAL"),
-        ('"1.2.3.4:80:80"', "host address"),
-        ('"53:53/udp"', "only TCP"),
-        ('"8000-8010:80"', "EXTERNAL:INTERNAL"),
-        ('"0:80"', "0 is outside 1-65535"),
-        ('"80:70000"', "70000 is outside 1-65535"),
+        ('"1:2:3:4"', "HOST:CONTAINER"),
+        ('"53:53/sctp"', "tcp or udp"),
+        ('"8000-8010:80"', "same length"),
+        ('"0:80"', '"0" is not a port in 1-65535'),
+        ('"80:70000"', '"70000" is not a port in 1-65535'),
+        ('"90-80:90-80"', "not a port in 1-65535 or a range"),
     ])
     def test_bad_port(self, port, fragment):
         """
@@ -436,10 +447,11 @@ class TestComposeFormat(object):
 
     def test_link_to_service_without_ports(self):
         """
-        A link to a service that publishes no port cannot be routed.
+        A link to a service that publishes no port gives no Flocker link:
+        the service's name resolves without one.
         """
-        found = problems("web: {image: w, links: [db]}\ndb: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 25, "publishes no ports")
+        found = parse("web: {image: w, links: [db]}\ndb: {image: d}\n")
+        assert application(found, "web").links == frozenset()
 
     def test_two_links_same_local_port(self):
         """
@@ -455,21 +467,30 @@ class TestComposeFormat(object):
 
     def test_environment_without_value(self):
         """
-        A list entry without ``=`` (copy from the shell, in compose) is
-        refused.
+        A list entry without ``=`` takes the deploy's value of the
+        variable; without one it is left out, with a note.
         """
-        found = problems("web: {image: w, environment: [HOME]}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 31, '"HOME" has no value')
+        text = ("web: {image: w, environment: [HOME, NOPE, 'X=1']}\n"
+                "db: {image: d, environment: {HOME: null}}\n")
+        notes = []
+        found = parse_configuration(WEB_AND_DB, DEPLOYMENT, text,
+                                    APPLICATION, environ={"HOME": "/h"},
+                                    notes=notes)
+        assert application(found, "web").environment == {"HOME": "/h",
+                                                         "X": "1"}
+        assert application(found, "db").environment == {"HOME": "/h"}
+        assert [(n.line, n.column) for n in notes
+                if "NOPE" in n.message] == [(1, 37)]
 
     def test_unsupported_restart(self):
         """
-        Restart values other than no/always/on-failure[:N] are refused.
+        Restart values other than no/always/on-failure[:N]/unless-stopped
+        are refused.
         """
-        found = problems("web: {image: w, restart: unless-stopped}\n"
+        found = problems("web: {image: w, restart: sometimes}\n"
                          "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 26, "unless-stopped",
-                       "not supported")
+        assert_problem(found, APPLICATION, 1, 26, "sometimes",
+                       "not supported", "unless-stopped")
 
     @pytest.mark.parametrize("restart,fragment", [
         ('"on-failure:\u00b2"', "positive integer"),
@@ -492,17 +513,17 @@ class TestComposeFormat(object):
         """
         found = problems('web: {image: w, ports: ["%s:80"]}\n'
                          'db: {image: d}\n' % ("9" * 5000,))
-        assert_problem(found, APPLICATION, 1, 25, "outside 1-65535")
+        assert_problem(found, APPLICATION, 1, 25, "not a port in 1-65535")
         assert all(len(str(error)) < 200 for error in found)
 
-    def test_top_level_networks(self):
+    def test_top_level_unknown(self):
         """
-        Top-level compose sections other than services and version are
-        refused.
+        Top-level compose sections other than services, volumes, networks,
+        version, name and ``x-`` extensions are refused.
         """
         found = problems("services:\n  web: {image: w}\n  db: {image: d}\n"
-                         "networks: {}\n")
-        assert_problem(found, APPLICATION, 4, 1, '"networks" is not supported')
+                         "secret: {}\n")
+        assert_problem(found, APPLICATION, 4, 1, '"secret" is not supported')
 
 
 class TestNativeProblems(object):
@@ -633,12 +654,20 @@ class TestNativeProblems(object):
         found = problems(NATIVE.replace("external: 8080", "external: " + port))
         assert_problem(found, APPLICATION, 5, 38, "outside 1-65535")
 
+    def test_trailing_slash_mountpoint(self):
+        """
+        A mountpoint with a trailing slash (as Flocker 0.4's ELK example
+        wrote ``/var/lib/elasticsearch/``) is normalised, not refused.
+        """
+        found = parse(NATIVE + "    volume: {mountpoint: /var/lib/es/}\n")
+        assert application(found, "db").volume == AttachedVolume(
+            mountpoint="/var/lib/es")
+
     @pytest.mark.parametrize("mountpoint,fragment", [
         ("data", "absolute"),
         ("/data/../etc", "'..'"),
         ("/data//x", "not normalised"),
         ("/data/./x", "not normalised"),
-        ("/data/", "not normalised"),
         ("/", "other than '/'"),
     ])
     def test_bad_mountpoint(self, mountpoint, fragment):
@@ -839,14 +868,14 @@ class TestNativeProblems(object):
         found = problems(NATIVE + "    command: []\n")
         assert_problem(found, APPLICATION, 10, 14, "must not be empty")
 
-    def test_alias_refused(self):
+    def test_alias_expanded(self):
         """
-        YAML aliases are refused where they are used.
+        A YAML alias stands for a copy of what its anchor names.
         """
-        found = problems(NATIVE.replace("image: postgres:9", "image: *img")
-                         .replace("image: example/web:1.0",
-                                  "image: &img example/web:1.0"))
-        assert_problem(found, APPLICATION, 8, 12, "aliases", "*img")
+        found = parse(NATIVE.replace("image: postgres:9", "image: *img")
+                      .replace("image: example/web:1.0",
+                               "image: &img example/web:1.0"))
+        assert application(found, "db").image == "example/web:1.0"
 
     def test_unsupported_tag(self):
         """

@@ -98,7 +98,7 @@ def check_command(directory, deployment_data, application_data):
     """
     Write the two files into ``directory``, run ``flocker-deploy --check``
     on them in-process, and assert that it either accepts them (status 0,
-    one summary line) or refuses them (status 1, nothing on stdout, and
+    located notes, one summary line) or refuses them (status 1, nothing on stdout, and
     every line of stderr ``PATH:LINE:COL: message`` naming one of the two
     files at a place inside it).  Any exception fails the test.
 
@@ -113,12 +113,19 @@ def check_command(directory, deployment_data, application_data):
             f.write(data)
         files[path] = data
     stdout, stderr = io.StringIO(), io.StringIO()
-    status = main(None, ["--check"] + list(files), stdout, stderr)
+    # No variables: the fuzzed files see the same values wherever they run.
+    status = main(None, ["--check"] + list(files), stdout, stderr, {})
     out, err = stdout.getvalue(), stderr.getvalue()
     if status == 0:
         TRIED["valid"] += 1
         assert err == ""
-        assert re.match(r"\A[0-9]+ applications? on [0-9]+ nodes?\n\Z", out)
+        lines = out.split("\n")
+        assert re.match(r"\A[0-9]+ applications? on [0-9]+ nodes?\Z",
+                        lines[-2]) and lines[-1] == ""
+        for line in lines[:-2]:
+            match = _LOCATION.match(line)
+            assert match is not None and match.group("path") in files, line
+            assert match.group("message").startswith("note: "), line
         return
     TRIED["refused"] += 1
     assert (status, out) == (1, "")
@@ -451,7 +458,14 @@ class TestCheckEntryPoint(object):
         (_native(b"  web: {image: w\x00}\n"), "3:17:", "#x0000"),
         (_native(b"  web: " + b"[" * 5000 + b"\n"), "3:",
          "nested too deeply"),
-        (_native(b"  web: &w {image: w}\n  db: *w\n"), "4:7:", "aliases"),
+        (b"x-a: &a [l, l, l, l, l, l, l, l, l, l]\n"
+         b"x-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+         b"x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+         b"x-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+         b"x-e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+         b"web: {image: w, labels: *e}\n", "5:38:", "more than 100000"),
+        (_native(b"  web: &w {image: w, x: [*w]}\n"), "3:26:",
+         "contains itself"),
         (_native(b"\tweb: {image: w}\n"), "3:1:", "'\\t'"),
         (_native(b"  web: {image: w"), "3:17:", "<stream end>"),
         (_native(b"  web: {image: w, mem_limit: \"" + b"9" * 5000

@@ -14,9 +14,11 @@ from flocker._model import (
     NodeState, Port, Route, VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SeedVolume,
+    CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    SeedVolume,
     SetRoutes, StartApplication, StopApplication,
 )
+from flocker.node._images import canonical_image
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import (
     KEY_PHASE, PHASES, plan_changes, skipped_applications,
@@ -464,6 +466,36 @@ class PlanPropertyTests(SynchronousTestCase):
     Properties of ``plan_changes`` for generated deployments, checked by
     running plans on a :class:`FakeCluster`.
     """
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments(), deployments(),
+           st.sets(st.sampled_from(["img:1", "img:2"])))
+    def test_no_stop_before_a_pull(self, first, second, images):
+        """
+        For any change of configuration on nodes lacking some images, every
+        pull (the step that can fail for want of an image) comes before
+        every stop, in an earlier phase: a missing image never takes a
+        running application down.
+        """
+        cluster = FakeCluster(ADDRESSES, images=["img:1", "img:2"])
+        converge(cluster, first)
+        for agent in cluster.agents.values():
+            agent.state = attr.evolve(agent.state, images=[
+                canonical_image(image) for image in images])
+        changes = leaves(plan_changes(second, cluster.state()))
+        pulls = [i for i, c in enumerate(changes) if isinstance(c, PullImage)]
+        stops = [i for i, c in enumerate(changes)
+                 if isinstance(c, StopApplication)]
+        starts = {(c.node, c.application.image) for c in changes
+                  if isinstance(c, StartApplication)}
+        self.assertEqual(
+            (max(pulls + [-1]) < min(stops + [len(changes)]),
+             {(c.node, canonical_image(c.image)) for c in changes
+              if isinstance(c, PullImage)}),
+            (True, {(node, canonical_image(image))
+                    for node, image in starts
+                    if canonical_image(image) not in
+                    {canonical_image(i) for i in images}}))
 
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(deployments())

@@ -89,7 +89,7 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
         A volume name outside the safe set never reaches ``zfs``.
         """
         pool, runner, _ = _pool()
-        for name in ["../x", "a/b", "-r", "x@y", "a b", ".hidden", "x.y"]:
+        for name in ["../x", "a/b", "-r", "x@y", "a b", ".hidden", "x..y"]:
             self.assertRaises(UnsafeName, pool.create, name, {})
         self.assertEqual(runner.calls, [])
 
