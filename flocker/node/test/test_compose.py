@@ -773,7 +773,6 @@ class TestVolumes(object):
     @pytest.mark.parametrize("entry,fragment", [
         ("'a:b:c:d'", "SOURCE:TARGET:MODE"),
         ("'./x:/x:rx'", 'unknown mode "rx"'),
-        ("'~/x:/x'", "home directory"),
         ("{type: npipe, source: a, target: /b}", "volume, bind or tmpfs"),
         ("'data:relative'", "absolute path"),
     ])
