@@ -23,9 +23,9 @@ from pyrsistent import pmap, pset, pvector
 
 __all__ = [
     "SAFE_NAME", "SAFE_NAME_RULE", "is_safe_name", "MAX_NAME_LENGTH",
-    "Port", "PROTOCOLS", "Link", "AttachedVolume", "HostMount", "FileMount",
-    "MAX_FILE_SIZE", "RestartPolicy", "RESTART_POLICY_NAMES", "HealthCheck",
-    "Ulimit", "LogConfig", "ContainerOptions", "Dependency",
+    "Port", "PROTOCOLS", "Link", "LOOPBACK", "AttachedVolume", "HostMount",
+    "FileMount", "MAX_FILE_SIZE", "RestartPolicy", "RESTART_POLICY_NAMES",
+    "HealthCheck", "Ulimit", "LogConfig", "ContainerOptions", "Dependency",
     "DEPENDENCY_CONDITIONS", "Application", "Node", "Deployment",
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
@@ -55,6 +55,10 @@ _IMAGE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 # Node addresses: IPv4/IPv6 literals or DNS host names.  An IPv6 literal may
 # start with ':' (``::1``); never with '-', so it cannot pass for an option.
 _ADDRESS = re.compile(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}\Z")
+
+# Addresses of 127.0.0.0/8, written plainly.
+_LOOPBACK = re.compile(r"\A127\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})"
+                       r"\.(?:0|[1-9][0-9]{0,2})\Z")
 
 # Environment variable names: a POSIX shell's, plus '.' and '-', which
 # Docker passes on and programs read (Elasticsearch's "discovery.type").
@@ -184,20 +188,44 @@ class Port(object):
     host_ip = attr.ib(default="", validator=_host_ip)
 
 
+#: The address Flocker's links answer on inside a container.
+LOOPBACK = "127.0.0.1"
+
+
+def _loopback(instance, attribute, value):
+    _check(isinstance(value, str) and _LOOPBACK.match(value) is not None
+           and all(int(part) < 256 for part in value.split(".")),
+           "link address %r is not an address of 127.0.0.0/8" % (value,))
+
+
 @attr.s(frozen=True, slots=True)
 class Link(object):
     """
     A connection an application needs to another application's external port.
 
     :ivar int local_port: The port the linking application connects to
-        (on ``localhost`` inside its container, and in its environment).
+        (on ``address`` inside its container, and in its environment).
     :ivar int remote_port: The external port of the target application.
     :ivar str alias: The name used for the environment variables
-        (``ALIAS_PORT_<local>_TCP``).
+        (``ALIAS_PORT_<local>_TCP``) or, for a link at another address than
+        :data:`LOOPBACK`, the host name that address has in the container.
+    :ivar str address: The address inside the container the link answers
+        on: :data:`LOOPBACK` for Flocker's links, another address of
+        ``127.0.0.0/8`` for a name that resolves (see
+        :mod:`flocker.node._names`).
     """
     local_port = attr.ib(validator=_tcp_port)
     remote_port = attr.ib(validator=_tcp_port)
     alias = attr.ib(validator=_safe_name)
+    address = attr.ib(default="127.0.0.1", validator=_loopback)
+
+    @property
+    def named(self):
+        """
+        ``True`` for a link that makes a host name resolve (its address is
+        not :data:`LOOPBACK`).
+        """
+        return self.address != LOOPBACK
 
 
 def _mountpoint(instance, attribute, value):
@@ -721,7 +749,7 @@ class Application(object):
         _check(len(names) == len(set(names)) and self.name not in names,
                "application %s depends on an application twice or on "
                "itself" % (self.name,))
-        locals_ = [link.local_port for link in self.links]
+        locals_ = [(link.address, link.local_port) for link in self.links]
         _check(len(locals_) == len(set(locals_)),
                "application %s uses a link local port twice" % (self.name,))
 

@@ -25,6 +25,7 @@ from .._change import (
 )
 from .._model import ClusterState
 from ..node._doctor import FAILED
+from ..node._names import with_service_names
 from ..node._plan import plan_changes
 from ._nodekey import nodes_known_hosts
 from ._preflight import (
@@ -288,7 +289,12 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     cannot be pulled, ports held by something not Flocker's, volumes whose
     owner's copy is gone; if any is found nothing runs and the result's
     ``refused`` says each.
+
+    A deployment with a project gets its service names first (see
+    :mod:`flocker.node._names`): the applications converged to carry the
+    named links that make the project's names resolve.
     """
+    deployment = with_service_names(deployment)
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
     with action.context():

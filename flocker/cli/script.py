@@ -94,6 +94,7 @@ from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import (
     ConfigurationErrors, load_configuration, load_deployment,
 )
+from ..node._names import with_service_names
 from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
@@ -374,8 +375,10 @@ def _columns(stream):
         return 80
 
 
-def _confirmation(options, stdin, stdout, write):
+def _confirmation(options, stdin, stdout, write, read_line=None):
     """
+    :param read_line: ``None``, or a callable returning a ``Deferred``
+        firing with the answer line (for tests).
     :return: The ``confirm`` of :func:`flocker.cli._deploy.deploy`: ``None``
         with ``--yes``; else a callable listing the destructive changes and
         asking on a terminal ``stdin`` (read in a thread: the reactor must
@@ -393,7 +396,7 @@ def _confirmation(options, stdin, stdout, write):
             return False
         stdout.write("make these changes? [y/N] ")
         stdout.flush()
-        d = deferToThread(stdin.readline)
+        d = (read_line or (lambda: deferToThread(stdin.readline)))()
         return d.addCallback(
             lambda answer: answer.strip().lower() in ("y", "yes"))
     return confirm
@@ -505,8 +508,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
 
     def show(result):
         state, unreachable = result
-        rows = cluster_status(deployment, state, unreachable,
-                              placed=options.placed)
+        rows = cluster_status(with_service_names(deployment), state,
+                              unreachable, placed=options.placed)
         if options.json:
             stdout.write(json.dumps(status_json(rows, unreachable),
                                     sort_keys=True) + "\n")

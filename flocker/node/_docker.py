@@ -502,6 +502,11 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
         host_config["Binds"] = binds
     if application.links:
         host_config["Sysctls"] = dict(options.sysctls, **_LINK_SYSCTLS)
+    # A named link's host name resolves to its address in /etc/hosts.
+    names = sorted({"%s:%s" % (link.alias, link.address)
+                    for link in application.links if link.named})
+    if names:
+        host_config["ExtraHosts"] = list(options.extra_hosts) + names
     labels = dict(options.labels)
     labels[APPLICATION_LABEL] = dumps(application_to_dict(application))
     config = {

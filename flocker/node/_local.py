@@ -57,6 +57,9 @@ def link_environment(application, address):
     """
     environment = {}
     for link in application.links:
+        if link.named:
+            # Names resolve; only Flocker's own links have variables.
+            continue
         prefix = "%s_PORT_%d_TCP" % (
             link.alias.upper().replace("-", "_").replace(".", "_"),
             link.local_port)

@@ -40,7 +40,10 @@ from ._changes import (
     PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
     WaitForApplication,
 )
-from ._checks import describe_stale, newest_copy, stale_volumes
+from ._checks import (
+    describe_stale, missing_external_reason, missing_external_volumes,
+    newest_copy, stale_volumes,
+)
 from ._differences import describe_differences
 from ._images import image_present
 
@@ -145,10 +148,14 @@ def skipped_applications(deployment, cluster_state, unknown):
                 held[name] = volume.owned
             if volume.owned:
                 claimed.setdefault(name, []).append(address)
+    missing = missing_external_volumes(deployment, cluster_state)
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
             skipped[name] = "its node %s did not report" % (address,)
+            continue
+        if name in missing:
+            skipped[name] = missing_external_reason(*missing[name])
             continue
         if application.volume is None and not application.volumes:
             continue
@@ -166,12 +173,6 @@ def skipped_applications(deployment, cluster_state, unknown):
                 skipped[name] = (
                     "its volume %s has no reachable owner while %s did not "
                     "report" % (volume.name, ", ".join(sorted(unknown))))
-                break
-            if volume.external and volume.name not in held:
-                skipped[name] = (
-                    "its external volume %s does not exist on node %s (nor "
-                    "on any other node); Flocker does not create external "
-                    "volumes: create it there first" % (volume.name, address))
                 break
     return skipped
 

@@ -123,10 +123,10 @@ def check_links(container_pid, node_address, links):
     for link in links:
         if not isinstance(link, Link):
             raise InvalidRoute("%r is not a Link" % (link,))
-        if link.local_port in seen:
-            raise InvalidRoute("two links use local port %d" % (
-                link.local_port,))
-        seen.add(link.local_port)
+        if (link.address, link.local_port) in seen:
+            raise InvalidRoute("two links use local port %d of %s" % (
+                link.local_port, link.address))
+        seen.add((link.address, link.local_port))
     return links
 
 

@@ -26,8 +26,9 @@ starting with ``flocker:``; the built-in chains only get one jump each
 
 In a container's network namespace (links)::
 
-    nat     OUTPUT      -> FLOCKER-LINK-OUTPUT       DNAT 127.0.0.1:local to
-                                                      node:remote
+    nat     OUTPUT      -> FLOCKER-LINK-OUTPUT       DNAT 127.0.0.1:local (or
+                                                      a name's 127.x.y.z:local)
+                                                      to node:remote
     nat     POSTROUTING -> FLOCKER-LINK-POSTROUTING  MASQUERADE the 127.0.0.1
                                                       source of those
 
@@ -86,7 +87,7 @@ from pyrsistent import pmap, pset, pvector
 from twisted.internet.defer import DeferredLock, inlineCallbacks
 from zope.interface import implementer
 
-from .._model import Link, Route
+from .._model import LOOPBACK, Link, Route
 from ._interface import (
     IRouteManager, PortInUse, check_links, check_routes,
 )
@@ -217,12 +218,16 @@ def _link_rules(node_address, link):
     :param Link link: A link.
     :return: The rules that make ``link`` work in a container's namespace.
     """
-    comment = "%s%s:%d:%s:%d" % (_LINK_PREFIX, link.alias, link.local_port,
+    # A named link's comment carries its address after the alias
+    # (ALIAS@ADDRESS); Flocker's loopback links keep the comment they had.
+    name = ("%s@%s" % (link.alias, link.address) if link.named
+            else link.alias)
+    comment = "%s%s:%d:%s:%d" % (_LINK_PREFIX, name, link.local_port,
                                  node_address, link.remote_port)
     remote = str(link.remote_port)
     return [
         _Rule("nat", "FLOCKER-LINK-OUTPUT", comment,
-              ("-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp",
+              ("-d", link.address + "/32", "-p", "tcp", "-m", "tcp",
                "--dport", str(link.local_port)),
               ("-j", "DNAT", "--to-destination",
                "%s:%s" % (node_address, remote))),
@@ -245,7 +250,8 @@ def _desired_route_rules(routes):
 
 def _desired_link_rules(node_address, links):
     rules = []
-    for link in sorted(links, key=lambda link: link.local_port):
+    for link in sorted(links, key=lambda link: (link.local_port,
+                                                link.address)):
         rules.extend(_link_rules(node_address, link))
     return rules
 
@@ -433,10 +439,12 @@ def _links_from(saved):
     for comment, line in saved.chains.get(("nat", "FLOCKER-LINK-OUTPUT"), ()):
         if comment and comment.startswith(_LINK_PREFIX):
             try:
-                alias, local, address, remote = comment[
+                name, local, address, remote = comment[
                     len(_LINK_PREFIX):].split(":")
+                alias, _, at = name.partition("@")
                 links.add(Link(local_port=int(local),
-                               remote_port=int(remote), alias=alias))
+                               remote_port=int(remote), alias=alias,
+                               address=at or LOOPBACK))
             except ValueError:
                 # Not a comment Flocker wrote; the next change replaces it.
                 continue

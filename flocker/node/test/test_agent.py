@@ -576,6 +576,15 @@ class LinkEnvironmentTests(SynchronousTestCase):
     Tests for ``link_environment``.
     """
 
+    def test_named_links_have_no_variables(self):
+        """
+        Named links (names that resolve) set no variables.
+        """
+        named = Application(name="c", image=IMAGE, links=[
+            Link(local_port=80, remote_port=8080, alias="web",
+                 address="127.130.0.9")])
+        self.assertEqual(link_environment(named, A), {})
+
     def test_variables(self):
         """
         Each link gives Docker-link-compatible variables naming this node's

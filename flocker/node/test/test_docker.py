@@ -990,7 +990,22 @@ class ContainerConfigTests(SynchronousTestCase):
         self.assertEqual(config["HostConfig"]["Binds"], [
             "/pool/data:/data", "/pool/logs:/logs:ro", "/pool/web:/own"])
 
-    def test_spec_digest(self):
+    def test_named_links_extra_hosts(self):
+        """
+        Each name of a named link resolves to its address through
+        ``ExtraHosts``, once however many ports it has.
+        """
+        config = container_config(Application(
+            name="client", image=IMAGE, links=[
+                Link(local_port=80, remote_port=8080, alias="web",
+                     address="127.130.0.9"),
+                Link(local_port=443, remote_port=8443, alias="web",
+                     address="127.130.0.9"),
+                Link(local_port=5432, remote_port=5432, alias="db")]))
+        self.assertEqual(config["HostConfig"]["ExtraHosts"],
+                         ["web:127.130.0.9"])
+
+
         """
         The spec label is the same for the same arguments and differs when
         anything derived differs.

@@ -228,6 +228,19 @@ def make_iroutemanager_tests(make_fixture):
             self.call("set_links", pid, self.fixture.node_address, links)
             self.assertEqual(links, self.call("get_links", pid))
 
+        def test_named_links(self):
+            """
+            Named links (at another address of ``127.0.0.0/8``) are set and
+            reported beside loopback links on the same local port.
+            """
+            pid = self.fixture.container_pid()
+            links = pset([
+                Link(local_port=5000, remote_port=8080, alias="db"),
+                Link(local_port=5000, remote_port=8081, alias="cache",
+                     address="127.200.1.2")])
+            self.call("set_links", pid, self.fixture.node_address, links)
+            self.assertEqual(links, self.call("get_links", pid))
+
         def test_link_to_host_name_refused(self):
             """
             A node address that is not IPv4 fails with ``InvalidRoute``.

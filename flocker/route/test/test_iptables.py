@@ -553,6 +553,22 @@ class IPTablesLinkUnitTests(SynchronousTestCase):
             "COMMIT\n" % {"c": comment}).encode()],
             self.node.containers[self.pid].restores)
 
+    def test_named_link_batch(self):
+        """
+        A named link's DNAT matches its own address, and its comment names
+        that address after the alias.
+        """
+        self.successResultOf(self.manager.set_links(
+            self.pid, NODE2, pset([Link(local_port=80, remote_port=8080,
+                                        alias="web",
+                                        address="127.130.0.9")])))
+        restore = self.node.containers[self.pid].restores[0].decode()
+        self.assertIn(
+            "-A FLOCKER-LINK-OUTPUT -d 127.130.0.9/32 -p tcp -m tcp --dport "
+            "80 -m comment --comment flocker:link:web@127.130.0.9:80:"
+            "10.96.0.12:8080 -j DNAT --to-destination 10.96.0.12:8080\n",
+            restore)
+
     def test_same_links_change_nothing(self):
         """
         Setting the same links again runs no restore.
