@@ -61,8 +61,9 @@ _ADDRESS = re.compile(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}\Z")
 _LOOPBACK = re.compile(r"\A127\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})"
                        r"\.(?:0|[1-9][0-9]{0,2})\Z")
 
-# Environment variable names as a POSIX shell and Docker accept them.
-_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
+# Environment variable names: a POSIX shell's, plus '.' and '-', which
+# Docker passes on and programs read (Elasticsearch's "discovery.type").
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,254}\Z")
 
 #: Docker restart policy names Flocker accepts.
 RESTART_POLICY_NAMES = frozenset({"never", "always", "on-failure",
