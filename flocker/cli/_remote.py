@@ -25,7 +25,7 @@ from ..node._protocol import (
     decode_routes, encode_application, encode_bytes_sent, encode_node_key,
     encode_routes, PULL_IMAGE, LOGS, DELETE_VOLUME, DRY_RUN_OPTION,
     SINCE_OPTION, TAIL_OPTION, decode_logs, DOCTOR, JSON_OPTION,
-    decode_doctor, SEED_VOLUME, decode_seeded, encode_seed,
+    decode_doctor, SEED_VOLUME, decode_seeded, encode_seed, WAIT_APPLICATION,
 )
 from ..node._agent import INodeAgent
 from ._logging import REMOTE_CALL
@@ -262,6 +262,10 @@ class RemoteNodeAgent(object):
     def delete_volume(self, name):
         return self._call("%s %s" % (DELETE_VOLUME, name), DELETE_VOLUME,
                           [name])
+
+    def wait_for_application(self, name, condition, timeout):
+        return self._call("%s %s" % (WAIT_APPLICATION, name),
+                          WAIT_APPLICATION, [name, condition, "%g" % (timeout,)])
 
     def pull_image(self, image, dry_run=False):
         return self._call("%s %s" % (PULL_IMAGE, image), PULL_IMAGE,

@@ -14,7 +14,7 @@ from ..volume._seed import seed_archive
 
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
+    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey", "describe_size",
     "PullImage", "DeleteVolume",
 ]
 
@@ -287,6 +287,36 @@ class StartApplication(object):
         return "%s: start application %s (image %s%s)" % (
             self.node, self.application.name, self.application.image,
             "; " + self.reason if self.reason else "")
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class WaitForApplication(object):
+    """
+    Wait on ``node`` until application ``name`` meets ``condition``, before
+    the applications depending on it start (see
+    :meth:`flocker.node.INodeAgent.wait_for_application`).
+
+    :ivar str node: Node address.
+    :ivar str name: Application name.
+    :ivar str condition: ``service_healthy`` or
+        ``service_completed_successfully``.
+    :ivar timeout: Seconds allowed.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    condition = attr.ib()
+    timeout = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].wait_for_application(
+            self.name, self.condition, self.timeout)
+
+    def describe(self):
+        what = ("to be healthy" if self.condition == "service_healthy"
+                else "to finish successfully")
+        return "%s: wait for application %s %s (at most %g s)" % (
+            self.node, self.name, what, self.timeout)
 
 
 @implementer(IStateChange)

@@ -34,8 +34,8 @@ from ._draft import (
 )
 from ._interpolate import InterpolationError, interpolate, parse_env_file
 from ._yaml import (
-    _BOOL, _LARGEST_NUMBER, _NULL, _check_name, _decimal, _did_you_mean,
-    _integer, _mapping, _model, _positive, _quote,
+    _BOOL, _LARGEST_NUMBER, _NULL, _STR, _check_alias, _check_name,
+    _decimal, _did_you_mean, _integer, _mapping, _model, _positive, _quote,
     _require, _sequence, _size, _text, _unknown_keys,
 )
 
@@ -162,8 +162,12 @@ def _interpolate_tree(report, node, variables, unset):
         for name in missing:
             unset.setdefault(name, node)
         node.value = value
-        if node.style is None:
+        if node.style is None and value:
             node.tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+        elif node.style is None:
+            # A substitution that gives nothing is an empty string, as in
+            # compose, not YAML's null.
+            node.tag = _STR
         return
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
@@ -412,7 +416,7 @@ def _compose_links(report, node, draft):
                       % (_quote(text),))
             continue
         target, alias = parts[0], parts[-1]
-        if _check_name(report, item, alias, "link alias"):
+        if _check_alias(report, item, alias, "link alias"):
             draft.link_requests.append((target, alias, item))
 
 
@@ -469,6 +473,10 @@ def _option(reader, field, what=None):
 
 
 def _one_text(report, node, what):
+    # An empty value ("${PLATFORM:-}") leaves the setting to Docker.
+    if isinstance(node, yaml.ScalarNode) and node.value == "" and \
+            node.tag == _STR:
+        return None
     return _text(report, node, what)
 
 
@@ -859,6 +867,9 @@ _NOTED_KEYS = {
                 "runs",
     "pull_policy": "pull_policy is ignored: a node pulls an image it lacks",
     "scale": "scale is ignored: Flocker runs one container per application",
+    "attach": "attach is ignored: flocker-deploy --logs shows the output "
+              "of any application",
+    "develop": "develop is ignored: it serves compose's watch mode",
 }
 
 #: Service keys refused, with why.

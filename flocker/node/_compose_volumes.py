@@ -283,11 +283,6 @@ def _bind(report, item, draft, project, source, mountpoint, read_only):
     relative directory becomes a seeded volume; a relative file is put
     into the container at every start.
     """
-    if source.startswith("~"):
-        report.at(item, "volume source %s: a home directory is on the "
-                  "deploying machine, not the nodes; write a path relative "
-                  "to the compose file" % (_quote(source),))
-        return
     if source.startswith("/"):
         host = posixpath.normpath(source)
         mount = _model(report, item, lambda: HostMount(
@@ -298,7 +293,10 @@ def _bind(report, item, draft, project, source, mountpoint, read_only):
                         "stays there when %s moves" % (
                             host, draft.name, draft.name))
         return
-    relative = posixpath.normpath(source)
+    # A home directory is the deploying machine's, as a relative path is:
+    # both seed a volume from there.
+    relative = posixpath.normpath(os.path.expanduser(source)
+                                  if source.startswith("~") else source)
     if relative == ".." or relative.startswith("../"):
         report.note(item, "volume source %s is outside the project's "
                     "directory" % (_quote(source),))
@@ -317,7 +315,7 @@ def _bind(report, item, draft, project, source, mountpoint, read_only):
         report.at(item, "volume source %s is neither a file nor a "
                   "directory" % (_quote(source),))
         return
-    name = _derived_name(project.name or "bind", relative)
+    name = _derived_name(project.name or "bind", source.lstrip("~"))
     volume = _model(report, item, lambda: AttachedVolume(
         mountpoint=mountpoint, name=name, read_only=read_only,
         seed=None if info is None else os.path.abspath(path)))

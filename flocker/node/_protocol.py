@@ -61,6 +61,10 @@ options; then standard input; then standard output on success):
     stdout ignored.
 ``delete_volume(name)``
     ``delete-volume NAME``; stdin empty; stdout ignored.
+``wait_for_application(name, condition, timeout)``
+    ``wait-application NAME CONDITION SECONDS``; stdin empty; stdout
+    ignored; exit status 1 with the reason on stderr when the application
+    is not ready in time.
 ``logs(name, since, tail)``
     ``logs NAME [--since STAMP] [--tail N]``; stdin empty; stdout a log
     document (below).
@@ -190,6 +194,7 @@ __all__ = [
     "PROGRESS_INTERVAL", "PULL_IMAGE", "LOGS", "DELETE_VOLUME",
     "DRY_RUN_OPTION", "DOCTOR", "JSON_OPTION", "decode_doctor",
     "SINCE_OPTION", "TAIL_OPTION", "encode_logs", "decode_logs",
+    "WAIT_APPLICATION",
 ]
 
 #: Option a remote command accepts right after ``argv[0]``, followed by a
@@ -223,11 +228,13 @@ INSTALL_NODE_KEY = "install-node-key"
 PULL_IMAGE = "pull-image"
 LOGS = "logs"
 DELETE_VOLUME = "delete-volume"
+WAIT_APPLICATION = "wait-application"
 DOCTOR = "doctor"
 SEED_VOLUME = "seed-volume"
 SUBCOMMANDS = (REPORT, START_APPLICATION, STOP_APPLICATION, CREATE_VOLUME,
                PUSH_VOLUME, HANDOFF_VOLUME, RELEASE_VOLUME, ACQUIRE_VOLUME,
                SET_ROUTES, INSTALL_NODE_KEY, PULL_IMAGE, LOGS, DELETE_VOLUME,
+               WAIT_APPLICATION,
                DOCTOR, SEED_VOLUME)
 
 #: Option of ``doctor``: print the report as a JSON document (exit 0).
@@ -323,7 +330,8 @@ def encode_node_key(node_key):
     """
     return dumps({"private_key": node_key.private_key,
                   "public_key": node_key.public_key,
-                  "known_hosts": node_key.known_hosts}).encode("utf-8")
+                  "known_hosts": node_key.known_hosts,
+                  "callers": node_key.callers}).encode("utf-8")
 
 
 def decode_node_key(data):
@@ -335,10 +343,11 @@ def decode_node_key(data):
     """
     from .._model import InvalidModel, NodeKey
     document = loads(data)
-    if not isinstance(document, dict) or set(document) != {
-            "private_key", "public_key", "known_hosts"}:
+    if not isinstance(document, dict) or not (
+            {"private_key", "public_key", "known_hosts"} <= set(document)
+            <= {"private_key", "public_key", "known_hosts", "callers"}):
         raise SerializationError("expected {\"private_key\", \"public_key\", "
-                                 "\"known_hosts\"}")
+                                 "\"known_hosts\"[, \"callers\"]}")
     try:
         return NodeKey(**document)
     except InvalidModel as e:

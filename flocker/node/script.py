@@ -18,7 +18,7 @@ import socket
 import sys
 
 from eliot import (
-    Action, FileDestination, add_destinations, remove_destination,
+    FileDestination, add_destinations, remove_destination,
 )
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -26,7 +26,7 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from .. import __version__
-from .._context import in_current_action
+from .._context import BadTaskId, continued_task, in_current_action
 from .._model import InvalidModel
 from .._serialize import SerializationError, dumps, node_state_to_dict
 from ._local import LocalNodeAgent
@@ -39,7 +39,7 @@ from ._protocol import (
     SERVE, SET_ROUTES, START_APPLICATION, STOP_APPLICATION, decode_application,
     decode_routes, encode_bytes_sent, RELEASE_VOLUME, ACQUIRE_VOLUME,
     encode_release, INSTALL_NODE_KEY, decode_node_key, PULL_IMAGE, LOGS,
-    DELETE_VOLUME, DOCTOR, JSON_OPTION,
+    DELETE_VOLUME, DOCTOR, JSON_OPTION, WAIT_APPLICATION,
     DRY_RUN_OPTION, SINCE_OPTION, TAIL_OPTION, encode_logs, SEED_VOLUME,
     decode_seed, encode_seeded,
 )
@@ -230,6 +230,29 @@ class DeleteVolumeOptions(_NameOptions):
                 "(nothing if it holds none).")
 
 
+class WaitApplicationOptions(_Options):
+    """
+    ``flocker-node wait-application NAME CONDITION SECONDS``.
+    """
+    synopsis = "NAME CONDITION SECONDS"
+    longdesc = ("Wait until the application is healthy "
+                "(service_healthy), has exited with status 0 "
+                "(service_completed_successfully) or runs (service_started).")
+
+    def parseArgs(self, name, condition, seconds):
+        from .._model import DEPENDENCY_CONDITIONS
+        if condition not in DEPENDENCY_CONDITIONS:
+            raise usage.UsageError("unknown condition %s" % (condition,))
+        try:
+            timeout = float(seconds)
+        except ValueError:
+            timeout = -1
+        if not 0 <= timeout < float("inf"):
+            raise usage.UsageError("SECONDS must be a number of seconds")
+        self["name"], self["condition"], self["timeout"] = (
+            name, condition, timeout)
+
+
 class PullImageOptions(_Options):
     """
     ``flocker-node pull-image IMAGE [--dry-run]``.
@@ -357,6 +380,8 @@ class NodeOptions(_Options):
         [PULL_IMAGE, None, PullImageOptions,
          "Pull an image (or ask whether it could be)."],
         [LOGS, None, LogsOptions, "Print an application's output."],
+        [WAIT_APPLICATION, None, WaitApplicationOptions,
+         "Wait until an application is healthy or has finished."],
         [DELETE_VOLUME, None, DeleteVolumeOptions,
          "Destroy this node's copy of a volume."],
         [DOCTOR, None, DoctorOptions, "Check this node is ready."],
@@ -469,7 +494,7 @@ def default_agent(reactor, options, environ):
             sudo_rules=read_sudo_rules(), clock=reactor))
     return succeed(LocalNodeAgent(address, docker_client, volumes,
                                   routes, node_keys=node_keys,
-                                  checks=checks))
+                                  checks=checks, clock=reactor))
 
 
 class _OnFirstUse(object):
@@ -561,6 +586,10 @@ def _run(agent, command, options, stdin, progress):
     if command == ACQUIRE_VOLUME:
         return agent.acquire_volume(
             sub["name"], sub["snapshot"], sub["node-id"]).addCallback(
+                lambda _: "")
+    if command == WAIT_APPLICATION:
+        return agent.wait_for_application(
+            sub["name"], sub["condition"], sub["timeout"]).addCallback(
                 lambda _: "")
     if command == DELETE_VOLUME:
         return agent.delete_volume(sub["name"]).addCallback(lambda _: "")
@@ -763,10 +792,14 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
 
     destination = None
     if options["eliot-task"]:
+        try:
+            action = continued_task(options["eliot-task"])
+        except BadTaskId as e:
+            stderr.write("flocker-node %s: %s\n" % (command, e))
+            return succeed(EXIT_USAGE)
         if log:
             destination = FileDestination(file=stderr)
             add_destinations(destination)
-        action = Action.continue_task(task_id=options["eliot-task"])
         with action.context():
             d = DeferredContext(maybeDeferred(run)).addActionFinish()
     else:

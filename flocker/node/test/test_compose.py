@@ -85,6 +85,7 @@ class TestInterpolate(object):
         ("${SET:?missing}", "value"),
         ("${UNSET:-${SET}-x}", "value-x"),
         ("no variables", "no variables"),
+        ("sh -c 'echo $(date) $1 ^a$'", "sh -c 'echo $(date) $1 ^a$'"),
     ])
     def test_forms(self, text, result):
         """
@@ -104,7 +105,6 @@ class TestInterpolate(object):
         ("${UNSET:?set it please}", 0, "set it please"),
         ("${EMPTY:?}", 0, "empty or unset"),
         ("${UNSET?}", 0, "unset"),
-        ("price $5", 6, "$$"),
         ("${SET", 5, "closed"),
         ("${SET:-x", 8, "unclosed"),
         ("${1}", 0, "variable name"),
@@ -150,7 +150,7 @@ class TestParseEnvFile(object):
     @pytest.mark.parametrize("text,where,fragment", [
         ("A=1\n=2\n", (2, 1), "NAME=value"),
         ("A='open\n", (1, 3), "never closed"),
-        ("A=$1\n", (1, 3), "$$"),
+        ("A=${\n", (1, 3), "variable name"),
     ])
     def test_errors(self, text, where, fragment):
         """
@@ -773,7 +773,6 @@ class TestVolumes(object):
     @pytest.mark.parametrize("entry,fragment", [
         ("'a:b:c:d'", "SOURCE:TARGET:MODE"),
         ("'./x:/x:rx'", 'unknown mode "rx"'),
-        ("'~/x:/x'", "home directory"),
         ("{type: npipe, source: a, target: /b}", "volume, bind or tmpfs"),
         ("'data:relative'", "absolute path"),
     ])

@@ -10,18 +10,19 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import InParallel, Sequentially, leaves, run_state_change
 from flocker._model import (
-    Application, AttachedVolume, ClusterState, Deployment, Link, Node,
-    NodeState, Port, Route, VolumeState,
+    Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
+    Deployment, HealthCheck, Link, Node, NodeState, Port, Route, VolumeState,
 )
 from flocker.node._changes import (
     CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
     SeedVolume,
-    SetRoutes, StartApplication, StopApplication,
+    SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
 from flocker.node._images import canonical_image
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import (
-    KEY_PHASE, PHASES, plan_changes, skipped_applications,
+    COMPLETION_TIMEOUT, DEPENDENT_PHASE, KEY_PHASE, PHASES, plan_changes,
+    skipped_applications,
 )
 from flocker.node.testtools import (
     converged_state, make_node_key, synthetic_cluster,
@@ -764,3 +765,96 @@ class NodeKeyPlanTests(SynchronousTestCase):
         self.assertEqual(plan_changes(self.deployment, cluster.state(),
                                       node_key=self.key),
                          Sequentially(changes=[]))
+
+
+class DependsOnPlanTests(SynchronousTestCase):
+    """
+    ``depends_on``: an application started with what it depends on starts
+    after it, waiting for its condition.
+    """
+
+    DB = Application(
+        name="db", image="flocker/busybox",
+        options=ContainerOptions(healthcheck=HealthCheck(
+            test=["CMD", "true"], interval=5 * 10 ** 9,
+            timeout=2 * 10 ** 9, retries=2)))
+    APP = Application(
+        name="app", image="flocker/busybox",
+        depends_on=[Dependency(name="db", condition="service_healthy"),
+                    Dependency(name="init",
+                               condition="service_completed_successfully")])
+    INIT = Application(name="init", image="flocker/busybox")
+
+    def test_waits_for_dependencies(self):
+        """
+        The dependencies start in the start phase; the dependent starts in
+        a later step, on its node after waiting for each dependency's
+        condition on the dependency's node, with a timeout from its
+        healthcheck.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.DB, self.INIT]),
+            Node(address=B, applications=[self.APP])])
+        self.assertEqual(
+            plan_changes(deployment, ClusterState()),
+            plan(phase(PHASES[3],
+                       (A, [StartApplication(node=A, application=self.DB),
+                            StartApplication(node=A, application=self.INIT)])),
+                 InParallel(changes=[Sequentially(changes=[
+                     WaitForApplication(node=A, name="db",
+                                        condition="service_healthy",
+                                        timeout=60 + 3 * 7),
+                     WaitForApplication(
+                         node=A, name="init",
+                         condition="service_completed_successfully",
+                         timeout=COMPLETION_TIMEOUT),
+                     StartApplication(node=B, application=self.APP)],
+                     label="node " + B)], label=DEPENDENT_PHASE)))
+
+    def test_running_dependency_not_waited_for(self):
+        """
+        A dependency the plan does not start (it runs already) is not
+        waited for: the dependent starts in the start phase.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.DB, self.INIT, self.APP])])
+        state = ClusterState(nodes={A: NodeState(
+            address=A, applications={"db": self.DB, "init": self.INIT},
+            running=["db", "init"])})
+        self.assertEqual(
+            plan_changes(deployment, state),
+            plan(phase(PHASES[3], (A, [StartApplication(
+                node=A, application=self.APP)]))))
+
+    def test_started_dependency_ordered_without_wait(self):
+        """
+        A ``service_started`` dependency started by the plan orders the
+        start without a wait.
+        """
+        app = Application(name="app", image="flocker/busybox",
+                          depends_on=[Dependency(name="init")])
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.INIT, app])])
+        self.assertEqual(
+            plan_changes(deployment, ClusterState()),
+            plan(phase(PHASES[3], (A, [StartApplication(
+                     node=A, application=self.INIT)])),
+                 InParallel(changes=[Sequentially(changes=[
+                     StartApplication(node=A, application=app)],
+                     label="node " + A)], label=DEPENDENT_PHASE)))
+
+    def test_not_ready_stops_the_plan(self):
+        """
+        A dependency that does not become ready fails the plan before the
+        dependent starts.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.DB, self.INIT]),
+            Node(address=B, applications=[self.APP])])
+        cluster = FakeCluster([A, B])
+        cluster.not_ready[(A, "db")] = "it is not healthy after 81 s"
+        result = run_state_change(plan_changes(deployment, cluster.state()),
+                                  cluster.agents)
+        failure = self.failureResultOf(result)
+        self.assertIn("application db is not ready", str(failure.value))
+        self.assertNotIn("app", cluster.state().nodes[B].applications)
