@@ -146,8 +146,7 @@ def application_to_dict(application, contents=False):
         "environment": dict(application.environment),
         "ports": sorted(_port_to_list(p) for p in application.ports),
         "volume": None if volume is None else volume_to_dict(volume),
-        "links": sorted([l.local_port, l.remote_port, l.alias]
-                        for l in application.links),
+        "links": sorted(_link_to_list(l) for l in application.links),
         "mem_limit": application.mem_limit,
         "cpu_shares": application.cpu_shares,
         "restart_policy": {
@@ -199,6 +198,21 @@ def _file_from_dict(data):
         mode=data["mode"],
         content=None if content is None else base64.b64decode(
             content.encode("ascii"), validate=True))
+
+
+def _link_to_list(link):
+    # [local, remote, alias], and the address only when it is not the
+    # loopback one: the JSON of Flocker's links stays what it was.
+    listed = [link.local_port, link.remote_port, link.alias]
+    if link.named:
+        listed.append(link.address)
+    return listed
+
+
+def _link_from_list(listed):
+    if len(listed) not in (3, 4):
+        raise ValueError("a link is [local, remote, alias(, address)]")
+    return Link(*listed)
 
 
 def volume_to_dict(volume):
@@ -264,8 +278,7 @@ def application_from_dict(data):
         environment=pmap(data["environment"]),
         ports=[_port_from_list(port) for port in data["ports"]],
         volume=None if volume is None else _volume_from_dict(volume),
-        links=[Link(local_port=l, remote_port=r, alias=a)
-               for l, r, a in data["links"]],
+        links=[_link_from_list(l) for l in data["links"]],
         mem_limit=data["mem_limit"],
         cpu_shares=data["cpu_shares"],
         restart_policy=RestartPolicy(
@@ -285,8 +298,12 @@ def application_from_dict(data):
 def route_to_dict(route):
     """
     :param Route route: A route.
-    :return: ``{"port": …, "address": …}``.
+    :return: ``{"port": …, "address": …}``, with ``"protocol": "udp"``
+        for a UDP route (a TCP route's form is what it always was).
     """
+    if route.protocol != "tcp":
+        return {"port": route.port, "address": route.address,
+                "protocol": route.protocol}
     return {"port": route.port, "address": route.address}
 
 
@@ -297,7 +314,8 @@ def route_from_dict(data):
     :return: The :class:`Route`.
     :raises SerializationError: If ``data`` does not describe one.
     """
-    return Route(port=data["port"], address=data["address"])
+    return Route(port=data["port"], address=data["address"],
+                 protocol=data.get("protocol", "tcp"))
 
 
 def node_state_to_dict(state):
@@ -315,8 +333,7 @@ def node_state_to_dict(state):
                     for _, v in sorted(state.volumes.items())],
         "routes": sorted((route_to_dict(r) for r in state.routes),
                          key=lambda r: (r["port"], r["address"])),
-        "links": {name: sorted([l.local_port, l.remote_port, l.alias]
-                               for l in links)
+        "links": {name: sorted(_link_to_list(l) for l in links)
                   for name, links in sorted(state.links.items())},
         "node_key": None if state.node_key is None else {
             "fingerprint": state.node_key.fingerprint,
@@ -347,8 +364,7 @@ def node_state_from_dict(data):
         running=data["running"],
         volumes={v.name: v for v in volumes},
         routes=[route_from_dict(r) for r in data["routes"]],
-        links={name: pset(Link(local_port=l, remote_port=r, alias=a)
-                               for l, r, a in links)
+        links={name: pset(_link_from_list(l) for l in links)
                for name, links in data.get("links", {}).items()},
         node_key=_node_key_status(data.get("node_key")),
         images=None if images is None else [str(i) for i in images],

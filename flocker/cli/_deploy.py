@@ -25,8 +25,9 @@ from .._change import (
 )
 from .._model import ClusterState
 from ..node._doctor import FAILED
+from ..node._names import with_service_names
 from ..node._plan import plan_changes
-from ._nodekey import nodes_known_hosts
+from ._nodekey import nodes_callers, nodes_known_hosts
 from ._preflight import (
     check_plan, destructive_changes, problems_line, refusal_line,
     silent_node_line,
@@ -209,20 +210,23 @@ def _gather_unlocked(agents, clock, lock_wait, jitter=None):
     return d.addCallback(check, 0.0)
 
 
-def _desired_node_key(deployment, node_key, host_keys, addresses):
+def _desired_node_key(deployment, node_key, host_keys, addresses, state):
     """
+    :param ClusterState state: What the nodes reported (their identities
+        name the callers of the key, see :func:`nodes_callers`).
     :return: The ``NodeKey`` the nodes should have, or ``None`` when there
         is none to install or the client lacks a node's host key (the nodes
         then keep what they have).
     """
     if node_key is None or host_keys is None:
         return None
-    text, missing = nodes_known_hosts(
-        [node.address for node in deployment.nodes], addresses or {},
-        host_keys())
+    nodes = [node.address for node in deployment.nodes]
+    text, missing = nodes_known_hosts(nodes, addresses or {}, host_keys())
     if missing:
         return None
-    return node_key.node_key(text)
+    callers = nodes_callers(nodes, addresses or {}, {
+        address: node.node_id for address, node in state.nodes.items()})
+    return node_key.node_key(text, callers)
 
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
@@ -288,7 +292,12 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
     cannot be pulled, ports held by something not Flocker's, volumes whose
     owner's copy is gone; if any is found nothing runs and the result's
     ``refused`` says each.
+
+    A deployment with a project gets its service names first (see
+    :mod:`flocker.node._names`): the applications converged to carry the
+    named links that make the project's names resolve.
     """
+    deployment = with_service_names(deployment)
     action = start_action(action_type="flocker:deploy",
                           nodes=len(agents), dry_run=dry_run)
     with action.context():
@@ -310,7 +319,7 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
-                                           addresses),
+                                           addresses, state),
                 adopt=frozenset(adopt))
             checked = check_plan(deployment, state, plan, agents, adopt,
                                  now=None if clock is None

@@ -4,6 +4,8 @@ The deploy client's node agent: :class:`RemoteNodeAgent` implements
 node's agent, over one connection per node (:class:`AgentConnections`).
 """
 
+import os
+
 import attr
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -19,7 +21,8 @@ from ..node._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
     HelloFirst, InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SeedVolume, SetRoutes,
-    StartApplication, StopApplication, VersionMismatch,
+    StartApplication, StopApplication, VersionMismatch, WaitForApplication,
+    NotReady, not_ready_from_description,
 )
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
@@ -229,12 +232,18 @@ class RemoteNodeAgent(object):
             def failed(reason):
                 if reason.check(NodeStepFailed):
                     return reason
+                if reason.check(NotReady):
+                    # The node's own error, as the interface promises.
+                    try:
+                        raise not_ready_from_description(str(reason.value))
+                    except SerializationError:
+                        pass
                 if reason.check(
                         OperationFailed, DeployLocked, HelloFirst,
                         VersionMismatch, BadRequest, AgentUnavailable,
                         NodeUnreachable, HostKeyError, ConnectionClosed,
                         amp.UnhandledCommand, amp.UnknownRemoteError,
-                        SerializationError):
+                        SerializationError, NotReady):
                     raise NodeStepFailed(self.address, step,
                                          _describe(reason.value),
                                          reason.value)
@@ -300,6 +309,11 @@ class RemoteNodeAgent(object):
     def delete_volume(self, name):
         return self._call("delete-volume %s" % (name,), DeleteVolume,
                           name=name)
+
+    def wait_for_application(self, name, condition, timeout):
+        return self._call("wait-application %s" % (name,),
+                          WaitForApplication, name=name,
+                          condition=condition, timeout=float(timeout))
 
     def pull_image(self, image, dry_run=False):
         return self._call("pull-image %s" % (image,), PullImage,

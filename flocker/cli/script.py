@@ -82,6 +82,7 @@ nodes' work included; ``eliot-tree`` shows it.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -95,6 +96,7 @@ from ..node._changes import HandoffVolume, PushVolume
 from ..node._config import (
     ConfigurationErrors, load_configuration, load_deployment,
 )
+from ..node._names import with_service_names
 from ..node._plan import plan_removal
 
 __all__ = ["main", "prepare", "flocker_deploy_main", "summarize"]
@@ -232,6 +234,10 @@ def _parser(stdout, stderr):
     parser.add_argument(
         "--log", default=None, metavar="FILE",
         help="eliot log file (default: ~/.flocker/logs/deploy-TIME.log)")
+    parser.add_argument(
+        "--keep-logs", type=int, default=KEEP_LOGS, metavar="N",
+        help="deploy logs kept in ~/.flocker/logs, the newest first; "
+        "older ones are deleted (default: %d)" % (KEEP_LOGS,))
     parser.add_argument("deployment_config", metavar="DEPLOYMENT_CONFIG",
                         help="YAML file: version 1, nodes and their "
                         "applications")
@@ -291,7 +297,37 @@ def _print_dry_run(result, stdout, round_trip):
     stdout.write("dry run: nothing was changed\n")
 
 
-def _open_log(path, directory=None, now=None):
+#: Deploy logs kept in the default directory unless ``--keep-logs`` says.
+KEEP_LOGS = 50
+
+_LOG_NAME = re.compile(r"\Adeploy-(\d{8}T\d{6})(?:-(\d+))?\.log\Z")
+
+
+def _rotate_logs(directory, keep):
+    """
+    Delete the oldest deploy logs of ``directory`` (``deploy-TIME.log``,
+    ``deploy-TIME-N.log``), keeping the newest ``keep``.  Other files are
+    left alone.
+
+    :return: ``list`` of the names deleted.
+    """
+    logs = []
+    for name in os.listdir(directory):
+        match = _LOG_NAME.match(name)
+        if match is not None:
+            logs.append(((match.group(1), int(match.group(2) or 1)), name))
+    logs.sort()
+    doomed = [name for _, name in logs[:max(len(logs) - keep, 0)]]
+    for name in doomed:
+        try:
+            os.remove(os.path.join(directory, name))
+        except FileNotFoundError:
+            # Another deploy rotated it first.
+            pass
+    return doomed
+
+
+def _open_log(path, directory=None, now=None, keep=KEEP_LOGS):
     """
     Open the deploy's eliot log.
 
@@ -301,6 +337,9 @@ def _open_log(path, directory=None, now=None):
         already took it: each deploy's log is its own tree).
     :param directory: Default ``~/.flocker/logs``.
     :param now: ``time.struct_time`` in UTC (the current time if ``None``).
+    :param int keep: How many logs of ``directory`` to keep, the new one
+        included: older ones are deleted (a ``--log`` file is never
+        rotated).
     :return: The open file.
     """
     if path is not None:
@@ -315,9 +354,12 @@ def _open_log(path, directory=None, now=None):
     while True:
         name = stem + (".log" if count == 1 else "-%d.log" % (count,))
         try:
-            return open(os.path.join(directory, name), "x")
+            log = open(os.path.join(directory, name), "x")
         except FileExistsError:
             count += 1
+            continue
+        _rotate_logs(directory, max(keep, 1))
+        return log
 
 
 def _make_directory(directory):
@@ -335,8 +377,10 @@ def _columns(stream):
         return 80
 
 
-def _confirmation(options, stdin, stdout, write):
+def _confirmation(options, stdin, stdout, write, read_line=None):
     """
+    :param read_line: ``None``, or a callable returning a ``Deferred``
+        firing with the answer line (for tests).
     :return: The ``confirm`` of :func:`flocker.cli._deploy.deploy`: ``None``
         with ``--yes``; else a callable listing the destructive changes and
         asking on a terminal ``stdin`` (read in a thread: the reactor must
@@ -354,7 +398,7 @@ def _confirmation(options, stdin, stdout, write):
             return False
         stdout.write("make these changes? [y/N] ")
         stdout.flush()
-        d = deferToThread(stdin.readline)
+        d = (read_line or (lambda: deferToThread(stdin.readline)))()
         return d.addCallback(
             lambda answer: answer.strip().lower() in ("y", "yes"))
     return confirm
@@ -386,7 +430,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
     try:
-        log = _open_log(options.log)
+        log = _open_log(options.log, keep=options.keep_logs)
     except OSError as e:
         stderr.write("flocker-deploy: cannot open the log file: %s\n" % (e,))
         return 1
@@ -472,8 +516,8 @@ def _status(reactor, options, deployment, runner, stdout, destination,
 
     def show(result):
         state, unreachable = result
-        rows = cluster_status(deployment, state, unreachable,
-                              placed=options.placed)
+        rows = cluster_status(with_service_names(deployment), state,
+                              unreachable, placed=options.placed)
         if options.json:
             stdout.write(json.dumps(status_json(rows, unreachable),
                                     sort_keys=True) + "\n")

@@ -9,7 +9,25 @@ and in memory for tests.
 import attr
 from zope.interface import Interface
 
-__all__ = ["INodeAgent", "VolumeRelease"]
+__all__ = ["INodeAgent", "VolumeRelease", "ApplicationNotReady"]
+
+
+class ApplicationNotReady(Exception):
+    """
+    An application others depend on did not become ready (healthy, or
+    finished with status 0) in time, or cannot.
+
+    :ivar str name: The application.
+    :ivar str reason: Why, for people.
+    """
+
+    def __init__(self, name, reason):
+        Exception.__init__(self, name, reason)
+        self.name = name
+        self.reason = reason
+
+    def __str__(self):
+        return "application %s is not ready: %s" % (self.name, self.reason)
 
 
 @attr.s(frozen=True, slots=True)
@@ -46,6 +64,22 @@ class INodeAgent(Interface):
     to send, or a node that cannot tell), so callers use it for display
     only; the result is what counts.
     """
+
+    def wait_for_application(name, condition, timeout):
+        """
+        Wait until the application's container meets ``condition``, as the
+        applications that depend on it need before they start.
+
+        :param str name: Application name.
+        :param str condition: ``service_healthy`` (its healthcheck passes),
+            ``service_completed_successfully`` (it exited with status 0) or
+            ``service_started`` (its container runs or ran).
+        :param timeout: Seconds to wait at most.
+        :return: ``Deferred`` firing with ``None``; failing with
+            :class:`ApplicationNotReady` naming the application when the
+            time is up, the check reports it unhealthy at the end, it
+            exited with another status, or it has no container.
+        """
 
     def report():
         """

@@ -71,7 +71,8 @@ __all__ = [
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
     "AcquireVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
-    "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "ReleaseLock", "LogLinesArgument",
+    "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "WaitForApplication", "NotReady",
+    "not_ready_description", "not_ready_from_description", "ReleaseLock", "LogLinesArgument",
     "DoctorReportArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
@@ -379,6 +380,37 @@ class VersionMismatch(Exception):
     """
 
 
+class NotReady(Exception):
+    """
+    An application waited for did not become ready; ``str()`` is the JSON
+    text ``{"name": NAME, "reason": REASON}`` (see
+    :func:`not_ready_description`), from which the client rebuilds the
+    ``ApplicationNotReady`` the node raised.
+    """
+
+
+def not_ready_description(error):
+    """
+    :param ApplicationNotReady error: What the node raised.
+    :return: The :class:`NotReady` description carrying it.
+    """
+    return dumps({"name": error.name, "reason": error.reason})
+
+
+def not_ready_from_description(description):
+    """
+    :param str description: A :class:`NotReady` description.
+    :return: The ``ApplicationNotReady`` it carries.
+    :raises SerializationError: If it carries none.
+    """
+    from ._agent import ApplicationNotReady
+    data = loads(description)
+    if not (isinstance(data, dict) and isinstance(data.get("name"), str)
+            and isinstance(data.get("reason"), str)):
+        raise SerializationError("not an application-not-ready error")
+    return ApplicationNotReady(data["name"], data["reason"])
+
+
 class BadRequest(Exception):
     """
     A command's arguments did not decode (missing, malformed or oversized).
@@ -412,17 +444,17 @@ class _Operation(amp.Command):
     errors = _ERRORS
 
 
-def _operation(name, doc, arguments=(), response=()):
+def _operation(name, doc, arguments=(), response=(), errors=None):
     """
-    :return: A command class with the common arguments, ``arguments`` and
-        ``response``.
+    :return: A command class with the common arguments, ``arguments``,
+        ``response``, and the common errors plus ``errors``.
     """
     return type(name, (_Operation,), {
         "__doc__": doc,
         "commandName": name.encode("ascii"),
         "arguments": _Operation.arguments + list(arguments),
         "response": list(response),
-        "errors": _ERRORS,
+        "errors": dict(list(_ERRORS.items()) + list((errors or {}).items())),
     })
 
 
@@ -482,6 +514,13 @@ Logs = _operation(
      (b"tail", amp.Integer(optional=True))],
     [(b"lines", LogLinesArgument())])
 
+WaitForApplication = _operation(
+    "WaitForApplication", "``INodeAgent.wait_for_application``; fails "
+    "with :class:`NotReady` when the application is not ready.",
+    [(b"name", amp.Unicode()), (b"condition", amp.Unicode()),
+     (b"timeout", amp.Float())], errors={NotReady: b"NOT_READY"})
+
+
 SeedVolume = _operation(
     "SeedVolume", "``INodeAgent.seed_volume``; answers whether it filled "
     "the volume.",
@@ -534,6 +573,7 @@ OPERATIONS = {
     "logs": Logs,
     "delete_volume": DeleteVolume,
     "seed_volume": SeedVolume,
+    "wait_for_application": WaitForApplication,
     "doctor": Doctor,
 }
 

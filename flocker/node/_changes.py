@@ -14,7 +14,7 @@ from ..volume._seed import seed_archive
 
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "SetRoutes", "InstallNodeKey", "describe_size",
+    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey", "describe_size",
     "PullImage", "DeleteVolume",
 ]
 
@@ -291,6 +291,36 @@ class StartApplication(object):
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
+class WaitForApplication(object):
+    """
+    Wait on ``node`` until application ``name`` meets ``condition``, before
+    the applications depending on it start (see
+    :meth:`flocker.node.INodeAgent.wait_for_application`).
+
+    :ivar str node: Node address.
+    :ivar str name: Application name.
+    :ivar str condition: ``service_healthy`` or
+        ``service_completed_successfully``.
+    :ivar timeout: Seconds allowed.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    condition = attr.ib()
+    timeout = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].wait_for_application(
+            self.name, self.condition, self.timeout)
+
+    def describe(self):
+        what = ("to be healthy" if self.condition == "service_healthy"
+                else "to finish successfully")
+        return "%s: wait for application %s %s (at most %g s)" % (
+            self.node, self.name, what, self.timeout)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
 class SetRoutes(object):
     """
     Make ``node``'s routes exactly ``routes``.
@@ -307,9 +337,11 @@ class SetRoutes(object):
     def describe(self):
         if not self.routes:
             return "%s: remove all routes" % (self.node,)
-        shown = ", ".join("%d->%s" % (r.port, r.address)
-                          for r in sorted(self.routes,
-                                          key=lambda r: (r.port, r.address)))
+        shown = ", ".join(
+            "%d%s->%s" % (r.port, "" if r.protocol == "tcp" else "/udp",
+                          r.address)
+            for r in sorted(self.routes, key=lambda r: (r.port, r.protocol,
+                                                        r.address)))
         return "%s: set routes %s" % (self.node, shown)
 
 

@@ -11,6 +11,7 @@ no I/O).  A deploy refuses to change anything while one of them fails.
   copy is and how old.
 * A host port held by something that is not Flocker's on a node that would
   publish it (an application placed there) or route it (every other node).
+* An external volume (one Flocker does not create) that no node holds.
 """
 
 import calendar
@@ -19,6 +20,8 @@ import time
 import attr
 
 __all__ = ["StaleVolume", "stale_volumes", "port_conflicts",
+           "missing_external_volumes", "describe_missing_external",
+           "missing_external_reason",
            "snapshot_time", "describe_stale", "newest_copy"]
 
 
@@ -100,6 +103,46 @@ def stale_volumes(deployment, cluster_state):
                                   snapshot=_latest(copies[source]),
                                   owner=ids.get(owner, owner))
     return stale
+
+
+def missing_external_volumes(deployment, cluster_state):
+    """
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the nodes reported.
+    :return: ``dict`` of application name to ``(node address, volume
+        name)``: its node and the first (by name) of its external volumes
+        that no reporting node holds, owned or not.
+    """
+    held = {name for node in cluster_state.nodes.values()
+            for name in node.volumes}
+    missing = {}
+    for name, (address, application) in deployment.placements().items():
+        if application.volume is None and not application.volumes:
+            continue
+        for volume in application.all_volumes():
+            if volume.external and volume.name not in held:
+                missing[name] = (address, volume.name)
+                break
+    return missing
+
+
+def missing_external_reason(address, volume):
+    """
+    :return: Why an application whose external ``volume`` no node holds,
+        placed on node ``address``, cannot run.
+    """
+    return ("its external volume %s does not exist on node %s (nor on any "
+            "other node); Flocker does not create external volumes: create "
+            "it there first" % (volume, address))
+
+
+def describe_missing_external(application, address, volume):
+    """
+    :return: The line saying that ``application``'s external ``volume``
+        does not exist on its node ``address``.
+    """
+    return "%s: application %s: %s" % (
+        address, application, missing_external_reason(address, volume))
 
 
 def snapshot_time(snapshot):

@@ -18,21 +18,24 @@ import attr
 import yaml
 
 from .._model import (
-    SAFE_NAME_RULE, Application, AttachedVolume, ContainerOptions, Dependency,
+    SAFE_NAME_RULE, Application, ContainerOptions, Dependency,
     HealthCheck, Link, LogConfig, Port, RestartPolicy, Ulimit, is_safe_name,
+)
+from ._compose_volumes import (
+    _compose_files, _compose_volumes, _declarations,
 )
 from ._compose_values import (
     _boolean, _cpus, _duration, _non_negative, _pairs, _port_range,
     _seconds, _split_port, _strings,
 )
 from ._draft import (
-    _command, _cpu_shares, _image, _mem_limit, _mountpoint,
+    _command, _cpu_shares, _image, _mem_limit,
     _native_environment, _read_fields, _set_environment, _start_draft,
 )
 from ._interpolate import InterpolationError, interpolate, parse_env_file
 from ._yaml import (
-    _BOOL, _LARGEST_NUMBER, _NULL, _check_name, _decimal, _did_you_mean,
-    _integer, _mapping, _model, _positive, _quote,
+    _BOOL, _LARGEST_NUMBER, _NULL, _STR, _check_alias, _check_name,
+    _decimal, _did_you_mean, _integer, _mapping, _model, _positive, _quote,
     _require, _sequence, _size, _text, _unknown_keys,
 )
 
@@ -51,10 +54,17 @@ class _Project(object):
         environment over the ``.env`` file).
     :ivar name: The project's name: the file's ``name:``, else its
         directory's name made a safe name as compose makes it, or ``None``.
+    :ivar volumes: ``dict`` of the top-level ``volumes`` (see
+        :mod:`flocker.node._compose_volumes`).
+    :ivar configs: ``dict`` of the top-level ``configs``.
+    :ivar secrets: ``dict`` of the top-level ``secrets``.
     """
     directory = attr.ib()
     variables = attr.ib()
     name = attr.ib(default=None)
+    volumes = attr.ib(default=attr.Factory(dict))
+    configs = attr.ib(default=attr.Factory(dict))
+    secrets = attr.ib(default=attr.Factory(dict))
 
     def path(self, relative):
         """
@@ -152,8 +162,12 @@ def _interpolate_tree(report, node, variables, unset):
         for name in missing:
             unset.setdefault(name, node)
         node.value = value
-        if node.style is None:
+        if node.style is None and value:
             node.tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+        elif node.style is None:
+            # A substitution that gives nothing is an empty string, as in
+            # compose, not YAML's null.
+            node.tag = _STR
         return
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
@@ -402,38 +416,8 @@ def _compose_links(report, node, draft):
                       % (_quote(text),))
             continue
         target, alias = parts[0], parts[-1]
-        if _check_name(report, item, alias, "link alias"):
+        if _check_alias(report, item, alias, "link alias"):
             draft.link_requests.append((target, alias, item))
-
-
-def _compose_volumes(report, node, draft):
-    """
-    ``volumes`` as a list of exactly one container path.  Host paths and
-    named volumes (``host:container``) are refused: Flocker's volume is a
-    dataset it creates and moves, never a directory of one host.
-    """
-    items = _sequence(report, node, "volumes")
-    if items is None:
-        return
-    if not items:
-        report.at(node, "volumes must list exactly one container path")
-        return
-    for extra in items[1:]:
-        report.at(extra, "Flocker gives an application exactly one volume; "
-                  "remove the extra volumes")
-    text = _text(report, items[0], "volume")
-    if text is None:
-        return
-    if ":" in text:
-        report.at(items[0], "volume %s: host paths and named volumes are not "
-                  "supported; give only the path inside the container (%s)"
-                  % (_quote(text), _quote(text.split(":")[1] or "/data")))
-        return
-    path = _mountpoint(report, items[0])
-    if path is not None:
-        draft.fields["volume"] = AttachedVolume(mountpoint=path)
-
-
 
 
 _COMPOSE_RESTART = {"no": "never", "always": "always",
@@ -489,6 +473,10 @@ def _option(reader, field, what=None):
 
 
 def _one_text(report, node, what):
+    # An empty value ("${PLATFORM:-}") leaves the setting to Docker.
+    if isinstance(node, yaml.ScalarNode) and node.value == "" and \
+            node.tag == _STR:
+        return None
     return _text(report, node, what)
 
 
@@ -879,6 +867,9 @@ _NOTED_KEYS = {
                 "runs",
     "pull_policy": "pull_policy is ignored: a node pulls an image it lacks",
     "scale": "scale is ignored: Flocker runs one container per application",
+    "attach": "attach is ignored: flocker-deploy --logs shows the output "
+              "of any application",
+    "develop": "develop is ignored: it serves compose's watch mode",
 }
 
 #: Service keys refused, with why.
@@ -905,7 +896,9 @@ def _readers(project):
         "ports": _compose_ports,
         "expose": _compose_expose,
         "links": _compose_links,
-        "volumes": _compose_volumes,
+        "volumes": partial(_compose_volumes, project=project),
+        "configs": partial(_compose_files("config"), project=project),
+        "secrets": partial(_compose_files("secret"), project=project),
         "mem_limit": _mem_limit,
         "mem_reservation": _option(_size, "mem_reservation"),
         "cpus": _compose_cpus,
@@ -1045,13 +1038,14 @@ def _compose_applications(report, items, root, project):
                 if key != "networks":
                     _text(report, value, key)
                 report.note(key_node, _NOTED_TOP[key])
-            elif key == "volumes":
-                _mapping(report, value, "volumes", empty_ok=True)
+            elif key in ("volumes", "configs", "secrets"):
+                setattr(project, key, _declarations(report, value, key[:-1]))
             elif not key.startswith("x-"):
                 report.at(key_node, "top-level %s is not supported in a "
                           "compose file%s" % (_quote(key), _did_you_mean(
                               key, ("services", "volumes", "networks",
-                                    "version", "name"))))
+                                    "version", "name", "configs",
+                                    "secrets"))))
         items = services
     noted = {}
     drafts = [_compose_service(report, name, key_node, value, project,

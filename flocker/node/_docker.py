@@ -54,7 +54,8 @@ from ._dockerapi import (
     VersionMismatch, negotiate, refused_version, request_body,
 )
 from ._logging import (
-    DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID, DOCKER_EXISTS,
+    DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID,
+    DOCKER_CONTAINER_STATUS, DOCKER_EXISTS,
     DOCKER_FIELDS_DROPPED, DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT,
     DOCKER_LIST, DOCKER_LIST_IMAGES, DOCKER_LOGS, DOCKER_NEGOTIATE,
     DOCKER_PULL_IMAGE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
@@ -62,6 +63,7 @@ from ._logging import (
 
 __all__ = [
     "IDockerClient", "DockerClient", "FakeDockerClient", "Unit",
+    "ContainerStatus",
     "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
     "PullFailed",
     "AlreadyExists", "ContainerNotFound",
@@ -146,8 +148,38 @@ class DockerAPIError(DockerError):
         self.message = message
 
     def __str__(self):
-        return "Docker failed to %s: %s (HTTP %d)" % (
-            self.operation, _one_line(self.message), self.status)
+        # Flocker's words and what to do first, Docker's own text after.
+        hint = _api_error_hint(self.message)
+        return "could not %s%s (Docker said: %s, HTTP %d)" % (
+            self.operation, ": " + hint if hint else "",
+            _one_line(self.message), self.status)
+
+
+# What to do about Docker's refusals, by what its message says; the first
+# match wins.
+_API_HINTS = (
+    ("port is already allocated", "another container holds one of its host "
+     "ports; stop it or choose another external port"),
+    ("address already in use", "a program on the node holds one of its host "
+     "ports; stop it or choose another external port"),
+    ("no space left", "the node's Docker storage is full; free space there"),
+    ("minimum memory limit", "raise the application's mem_limit"),
+    ("pull access denied", "the image is not in a registry the node can "
+     "reach; load it on the node (docker load)"),
+    ("executable file not found", "the image has no such command; check the "
+     "application's command"),
+)
+
+
+def _api_error_hint(message):
+    """
+    :return: What to do about a Docker error ``message``, or ``""``.
+    """
+    lowered = str(message).lower()
+    for needle, hint in _API_HINTS:
+        if needle in lowered:
+            return hint
+    return ""
 
 
 class ImageNotFound(DockerError):
@@ -470,6 +502,11 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
         host_config["Binds"] = binds
     if application.links:
         host_config["Sysctls"] = dict(options.sysctls, **_LINK_SYSCTLS)
+    # A named link's host name resolves to its address in /etc/hosts.
+    names = sorted({"%s:%s" % (link.alias, link.address)
+                    for link in application.links if link.named})
+    if names:
+        host_config["ExtraHosts"] = list(options.extra_hosts) + names
     labels = dict(options.labels)
     labels[APPLICATION_LABEL] = dumps(application_to_dict(application))
     config = {
@@ -485,6 +522,36 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
     config["Labels"][SPEC_LABEL] = hashlib.sha256(
         dumps(config).encode("utf-8")).hexdigest()
     return config
+
+
+@attr.s(frozen=True, slots=True)
+class ContainerStatus(object):
+    """
+    How a container is doing.
+
+    :ivar bool running: Whether it runs.
+    :ivar health: Its healthcheck's verdict (``starting``, ``healthy``,
+        ``unhealthy``), or ``None`` when it has no healthcheck.
+    :ivar exit_code: Its process's exit status once it stopped, else
+        ``None``.
+    """
+    running = attr.ib()
+    health = attr.ib(default=None)
+    exit_code = attr.ib(default=None)
+
+
+def _status_from_inspect(inspected):
+    """
+    :param dict inspected: Docker's ``GET /containers/NAME/json``.
+    :return: The :class:`ContainerStatus` it describes.
+    """
+    state = inspected.get("State") or {}
+    running = bool(state.get("Running"))
+    health = (state.get("Health") or {}).get("Status") or None
+    stopped = not running and state.get("Status") in ("exited", "dead")
+    return ContainerStatus(
+        running=running, health=health,
+        exit_code=state.get("ExitCode") if stopped else None)
 
 
 @attr.s(frozen=True, slots=True)
@@ -638,6 +705,17 @@ class IDockerClient(Interface):
         :param str name: Application name.
         :return: ``Deferred`` firing with the pid, or ``None`` when the
             container is not running.
+        :raises ContainerNotFound: If Flocker has no container for it.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def container_status(name):
+        """
+        Describe how the application's container is doing, for waiting on
+        it (``depends_on``).
+
+        :param str name: Application name.
+        :return: ``Deferred`` firing with a :class:`ContainerStatus`.
         :raises ContainerNotFound: If Flocker has no container for it.
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
@@ -1128,6 +1206,25 @@ class DockerClient(object):
             DOCKER_CONTAINER_PID(socket=self.socket_path, application=name),
             self._container_pid, name)
 
+    def container_status(self, name):
+        """
+        See :meth:`IDockerClient.container_status`.
+        """
+        return _run_action(
+            DOCKER_CONTAINER_STATUS(socket=self.socket_path,
+                                    application=name),
+            self._container_status, name)
+
+    async def _container_status(self, name):
+        existing = await self._inspect(container_name(name))
+        if existing is None or not _is_flocker(existing):
+            raise ContainerNotFound(name, self._where())
+        status = _status_from_inspect(existing)
+        current_action().add_success_fields(
+            running=status.running, health=status.health,
+            exit_code=status.exit_code)
+        return status
+
     async def _container_pid(self, name):
         existing = await self._inspect(container_name(name))
         if existing is None or not _is_flocker(existing):
@@ -1317,8 +1414,20 @@ class _FakeContainer(object):
     running = attr.ib()
     pid = attr.ib()
     host_ports = attr.ib()
+    health = attr.ib(default=None)
+    exit_code = attr.ib(default=None)
     files = attr.ib(default=attr.Factory(dict))
     output = attr.ib(default=attr.Factory(list))
+
+
+def _initial_health(config):
+    """
+    :return: A new container's health as Docker first reports it:
+        ``"starting"`` when its create body has a healthcheck that runs,
+        else ``None`` (the fake does not know the image's own).
+    """
+    test = (config.get("Healthcheck") or {}).get("Test") or ["NONE"]
+    return None if test[0] == "NONE" else "starting"
 
 
 def _synchronously(function, *args):
@@ -1396,13 +1505,26 @@ class FakeDockerClient(object):
         self._containers[name] = container
         return container.container_id
 
-    def stop_container(self, name):
+    def stop_container(self, name, exit_code=0):
         """
         Stop a container as if its process had exited.
 
         :param str name: Its container name.
+        :param int exit_code: The status it exited with.
         """
         self._containers[name].running = False
+        self._containers[name].exit_code = exit_code
+
+    def set_health(self, name, health):
+        """
+        Give a container's healthcheck a verdict, as Docker would after
+        running it.  A container created with a healthcheck starts as
+        ``"starting"``.
+
+        :param str name: Its container name.
+        :param str health: ``starting``, ``healthy`` or ``unhealthy``.
+        """
+        self._containers[name].health = health
 
     def read_file(self, name, path):
         """
@@ -1527,7 +1649,8 @@ class FakeDockerClient(object):
         self._containers[name] = _FakeContainer(
             container_id=self._new_id(), name=name, config=config,
             running=True, pid=self._serial + 1000, host_ports=host_ports,
-            files={f.mountpoint: f.content for f in application.files})
+            files={f.mountpoint: f.content for f in application.files},
+            health=_initial_health(config))
         return outcome
 
     def remove(self, name):
@@ -1579,6 +1702,21 @@ class FakeDockerClient(object):
         if existing is None or existing.config is None:
             raise ContainerNotFound(name, self._where())
         return existing.pid if existing.running else None
+
+    def container_status(self, name):
+        """
+        See :meth:`IDockerClient.container_status`.
+        """
+        return _synchronously(self._container_status, name)
+
+    def _container_status(self, name):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        if existing is None or existing.config is None:
+            raise ContainerNotFound(name, self._where())
+        return ContainerStatus(
+            running=existing.running, health=existing.health,
+            exit_code=None if existing.running else existing.exit_code)
 
     def api_version(self):
         """

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
 from .._model import ClusterState, NodeState, VolumeState
-from ._agent import INodeAgent, VolumeRelease
+from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._images import canonical_image
 
 __all__ = ["FakeCluster", "FakeNodeAgent", "FakeNodeError"]
@@ -77,6 +77,16 @@ class FakeNodeAgent(object):
 
     def report(self):
         return self._do("report", lambda: self.state)
+
+    def wait_for_application(self, name, condition, timeout):
+        def wait():
+            if name not in self.state.applications:
+                raise ApplicationNotReady(name, "it has no container")
+            reason = self.cluster.not_ready.get((self.address, name))
+            if reason is not None:
+                raise ApplicationNotReady(name, reason)
+        return self._do("wait_for_application", wait, name, condition,
+                        timeout)
 
     def start_application(self, application):
         def start():
@@ -310,6 +320,7 @@ class FakeCluster(object):
         """
         self.snapshots = count(1)
         self.failures = set()
+        self.not_ready = {}
         self.registry = set()
         self.agents = {}
         self._clock = clock

@@ -54,8 +54,9 @@ def interpolate(text, variables, unset=None):
     :param unset: ``None``, or a ``set`` to which the name of every unset
         variable substituted as empty is added (for a note).
     :return: The text with every substitution made.
-    :raises InterpolationError: For a ``$`` that starts no substitution, an
-        unclosed ``${``, or a ``${NAME?message}`` whose variable is missing.
+    :raises InterpolationError: For a ``${`` without a name or not closed,
+        or a ``${NAME?message}`` whose variable is missing.  A ``$`` that
+        starts no substitution (``$(date)``) is kept, as compose keeps it.
     """
     result, end = _substitute(text, 0, variables, unset, closing=False)
     return result
@@ -89,9 +90,11 @@ def _substitute(text, index, variables, unset, closing):
             continue
         match = _NAME.match(text, index + 1)
         if match is None:
-            raise InterpolationError(
-                index, "a $ must start a variable ($NAME or ${NAME}); write "
-                "$$ for a literal $")
+            # As compose reads it: a "$" that starts no substitution
+            # ("$(date)", "^a$") is itself.
+            parts.append("$")
+            index += 1
+            continue
         parts.append(_lookup(match.group(), variables, unset))
         index = match.end()
     if closing:

@@ -9,20 +9,23 @@ from eliot.twisted import DeferredContext
 from twisted.internet.defer import (
     FirstError, fail, gatherResults, inlineCallbacks, maybeDeferred, succeed,
 )
+from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from .._context import in_current_action
 from .._model import NodeState, VolumeState
-from ._agent import INodeAgent, VolumeRelease
+from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
+from ._docker import ContainerNotFound
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
     NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
     NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+    NODE_WAIT_FOR_APPLICATION,
 )
 
-__all__ = ["LocalNodeAgent", "link_environment"]
+__all__ = ["LocalNodeAgent", "link_environment", "WAIT_INTERVAL"]
 
 
 def _summarised(report):
@@ -54,6 +57,9 @@ def link_environment(application, address):
     """
     environment = {}
     for link in application.links:
+        if link.named:
+            # Names resolve; only Flocker's own links have variables.
+            continue
         prefix = "%s_PORT_%d_TCP" % (
             link.alias.upper().replace("-", "_").replace(".", "_"),
             link.local_port)
@@ -62,6 +68,44 @@ def link_environment(application, address):
         environment[prefix + "_PORT"] = str(link.remote_port)
         environment[prefix + "_PROTO"] = "tcp"
     return environment
+
+
+#: Seconds between two looks at an application being waited for.
+WAIT_INTERVAL = 1.0
+
+
+def _readiness(condition, status):
+    """
+    :param str condition: A ``depends_on`` condition.
+    :param ContainerStatus status: The container's status now.
+    :return: ``True`` when ``condition`` holds, ``None`` while it may
+        still come to hold, else why it never will.
+    """
+    finished = status.exit_code is not None
+    if condition == "service_completed_successfully":
+        if not finished:
+            return None
+        return True if status.exit_code == 0 else (
+            "it exited with status %d" % (status.exit_code,))
+    if condition == "service_healthy":
+        if status.health == "healthy" and status.running:
+            return True
+        if status.health is None:
+            return "it has no healthcheck"
+        if finished:
+            return "it exited with status %d" % (status.exit_code,)
+        return None
+    return True if (status.running or finished) else None
+
+
+def _late(condition, status, timeout):
+    """
+    :return: Why an application is not ready when the wait's time is up.
+    """
+    if condition == "service_healthy":
+        return "it is not healthy after %g s (its healthcheck says %s)" % (
+            timeout, status.health)
+    return "it did not finish within %g s" % (timeout,)
 
 
 @implementer(INodeAgent)
@@ -80,12 +124,16 @@ class LocalNodeAgent(object):
     """
 
     def __init__(self, address, docker, volumes, routes, node_keys=None,
-                 checks=None):
+                 checks=None, clock=None):
         """
         :param checks: ``() -> Deferred`` firing with this node's
             :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
             node that cannot check itself (its ``doctor`` fails).
+        :param clock: ``IReactorTime`` provider paced waits for
+            applications use, or ``None`` for a node that does not wait
+            (its ``wait_for_application`` fails).
         """
+        self._clock = clock
         self.address = address
         self.docker = docker
         self.volumes = volumes
@@ -169,6 +217,30 @@ class LocalNodeAgent(object):
             return self.docker.pull_image(image, dry_run)
         return self._action(NODE_PULL_IMAGE, pull, image=image,
                             dry_run=dry_run)
+
+    def wait_for_application(self, name, condition, timeout):
+        @inlineCallbacks
+        def wait():
+            if self._clock is None:
+                raise ApplicationNotReady(name, "this node cannot wait")
+            deadline = self._clock.seconds() + timeout
+            while True:
+                try:
+                    status = yield self.docker.container_status(name)
+                except ContainerNotFound:
+                    raise ApplicationNotReady(name, "it has no container")
+                verdict = _readiness(condition, status)
+                if verdict is True:
+                    return
+                if verdict is not None:
+                    raise ApplicationNotReady(name, verdict)
+                if self._clock.seconds() >= deadline:
+                    raise ApplicationNotReady(name, _late(
+                        condition, status, timeout))
+                yield deferLater(self._clock, WAIT_INTERVAL, lambda: None)
+        return self._action(NODE_WAIT_FOR_APPLICATION, wait,
+                            application=name, condition=condition,
+                            timeout=timeout)
 
     def logs(self, name, since=None, tail=None):
         @inlineCallbacks

@@ -24,6 +24,7 @@ __all__ = [
     "AGENT_INTERNAL_ERROR",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
+    "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
 ]
 
 _SOCKET = Field.for_types(
@@ -116,6 +117,17 @@ DOCKER_CONTAINER_PID = ActionType(
     "flocker:node:docker:container_pid",
     [_SOCKET, _APPLICATION], [_PID],
     "Find the process id of an application's container.")
+
+DOCKER_CONTAINER_STATUS = ActionType(
+    "flocker:node:docker:container_status",
+    [_SOCKET, _APPLICATION],
+    [Field.for_types("running", [bool], "Whether the container runs."),
+     Field.for_types("health", [str, type(None)],
+                     "Its healthcheck's verdict, or None without one."),
+     Field.for_types("exit_code", [int, type(None)],
+                     "Its exit status once stopped, else None.")],
+    "Learn whether an application's container runs, is healthy or has "
+    "exited.")
 
 DOCKER_FOREIGN_CONTAINER = MessageType(
     "flocker:node:docker:foreign_container",
@@ -220,6 +232,15 @@ NODE_DELETE_VOLUME = ActionType(
     "flocker:node:delete_volume",
     [_ADDRESS, _VOLUME], [],
     "Destroy this node's copy of a volume (a confirmed removal).")
+
+NODE_WAIT_FOR_APPLICATION = ActionType(
+    "flocker:node:wait_for_application",
+    [_ADDRESS, _APPLICATION,
+     Field.for_types("condition", [str], "What is waited for."),
+     Field.for_types("timeout", [int, float], "Seconds allowed.")],
+    [],
+    "Wait until an application others depend on is healthy or has "
+    "finished.")
 
 NODE_LOGS = ActionType(
     "flocker:node:logs",

@@ -25,6 +25,12 @@ trips over one, in its check for ports in use); and until a moving
 application's old route is gone from its new node, connections there go to
 the old node, where nothing answers either.  Converged state gives an empty
 plan.
+
+An application started by the plan that depends (``depends_on``) on another
+one the plan starts waits for it: phase 4 starts only the applications that
+depend on none started with them, and further steps start the others in
+order, each after waiting for the dependencies that must be healthy or
+have finished (:class:`WaitForApplication`).
 """
 
 from .._change import InParallel, Sequentially
@@ -32,13 +38,17 @@ from .._model import Route
 from ._changes import (
     CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
     PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
+    WaitForApplication,
 )
-from ._checks import describe_stale, newest_copy, stale_volumes
+from ._checks import (
+    describe_stale, missing_external_reason, missing_external_volumes,
+    newest_copy, stale_volumes,
+)
 from ._differences import describe_differences
 from ._images import image_present
 
 __all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE",
-           "plan_removal", "REMOVAL_PHASES"]
+           "plan_removal", "REMOVAL_PHASES", "DEPENDENT_PHASE"]
 
 #: The labels of the plan's phases, in the order they run.
 PHASES = ("prepare volumes", "stop applications", "hand off volumes",
@@ -138,10 +148,14 @@ def skipped_applications(deployment, cluster_state, unknown):
                 held[name] = volume.owned
             if volume.owned:
                 claimed.setdefault(name, []).append(address)
+    missing = missing_external_volumes(deployment, cluster_state)
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
             skipped[name] = "its node %s did not report" % (address,)
+            continue
+        if name in missing:
+            skipped[name] = missing_external_reason(*missing[name])
             continue
         if application.volume is None and not application.volumes:
             continue
@@ -159,12 +173,6 @@ def skipped_applications(deployment, cluster_state, unknown):
                 skipped[name] = (
                     "its volume %s has no reachable owner while %s did not "
                     "report" % (volume.name, ", ".join(sorted(unknown))))
-                break
-            if volume.external and volume.name not in held:
-                skipped[name] = (
-                    "its external volume %s does not exist on node %s (nor "
-                    "on any other node); Flocker does not create external "
-                    "volumes: create it there first" % (volume.name, address))
                 break
     return skipped
 
@@ -300,7 +308,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if application.ports:
             routes = by_node.setdefault(address, set())
             for port in application.ports:
-                routes.add(Route(port.external, ip(address)))
+                routes.add(Route(port.external, ip(address), port.protocol))
     for address, ports in foreign_ports.items():
         by_node.setdefault(address, set()).update(
             Route(port, ip(address)) for port in ports)
@@ -319,9 +327,100 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if hash(wanted) != hash(installed) or wanted != installed:
             phases[4].append(SetRoutes(node=node.address, routes=wanted))
 
-    phases[4].extend(starts)
+    waves = _start_waves(starts)
+    phases[4].extend(waves[0] if waves else ())
+    plan = _phased(labels, phases, parallel=phases[4])
+    later = [_dependent_wave(wave, waves, placements)
+             for wave in waves[1:]]
+    if not later:
+        return plan
+    return Sequentially(changes=list(plan.changes) + later, label="plan")
 
-    return _phased(labels, phases, parallel=phases[4])
+
+#: The label of the plan steps starting applications after what they
+#: depend on (``depends_on``).
+DEPENDENT_PHASE = "start applications after their dependencies"
+
+#: Seconds allowed for an application to finish when others wait for
+#: ``service_completed_successfully``.
+COMPLETION_TIMEOUT = 600
+
+
+def _start_waves(starts):
+    """
+    Order the starts of a plan by ``depends_on``: the first wave holds the
+    starts depending on no application started by the same plan, each
+    later one the starts whose dependencies started in earlier waves.  (A
+    cycle, which configuration files refuse, starts together.)
+
+    :param starts: ``list`` of :class:`StartApplication`.
+    :return: ``list`` of waves, each a ``list`` of :class:`StartApplication`.
+    """
+    by_name = {start.application.name: start for start in starts}
+    remaining = set(by_name)
+    waves = []
+    while remaining:
+        wave = [name for name in sorted(remaining)
+                if not any(dependency.name in remaining
+                           for dependency in
+                           by_name[name].application.depends_on)]
+        if not wave:
+            wave = sorted(remaining)
+        remaining.difference_update(wave)
+        waves.append([by_name[name] for name in wave])
+    if len(waves) > 1:
+        # Starts keep their order of the plan (routes first, by name).
+        order = {id(start): index for index, start in enumerate(starts)}
+        waves = [sorted(wave, key=lambda s: order[id(s)]) for wave in waves]
+    return waves
+
+
+def _wait_timeout(application, condition):
+    """
+    :return: Seconds to wait for ``application`` to meet ``condition``: for
+        health, its start period and as many checks as it may fail, plus a
+        minute; for completion, :data:`COMPLETION_TIMEOUT`.
+    """
+    if condition != "service_healthy":
+        return COMPLETION_TIMEOUT
+    check = application.options.healthcheck
+    second = 10 ** 9
+    interval = (check.interval if check and check.interval else 30 * second)
+    timeout = (check.timeout if check and check.timeout else 30 * second)
+    retries = check.retries if check and check.retries else 3
+    start = check.start_period if check and check.start_period else 0
+    return 60 + (start + (retries + 1) * (interval + timeout)) // second
+
+
+def _dependent_wave(wave, waves, placements):
+    """
+    :return: The plan step of a wave after the first: on each node its
+        starts, each after waiting for the dependencies that need to be
+        healthy or finished (those started by earlier waves).
+    """
+    started = {start.application.name for earlier in waves
+               for start in earlier if start not in wave}
+    per_node = {}
+    for start in wave:
+        changes = per_node.setdefault(start.node, [])
+        for dependency in sorted(start.application.depends_on,
+                                 key=lambda d: d.name):
+            if (dependency.condition == "service_started"
+                    or dependency.name not in started):
+                continue
+            address, target = placements[dependency.name]
+            wait = WaitForApplication(
+                node=address, name=dependency.name,
+                condition=dependency.condition,
+                timeout=_wait_timeout(target, dependency.condition))
+            if wait not in changes:
+                changes.append(wait)
+        changes.append(start)
+    return InParallel(
+        changes=[Sequentially(changes=per_node[address],
+                              label="node " + address)
+                 for address in sorted(per_node)],
+        label=DEPENDENT_PHASE)
 
 
 def _phased(labels, phases, parallel=None):

@@ -28,9 +28,10 @@ from ._amp import (
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
     SetRoutes,
-    StartApplication, StopApplication, VersionMismatch,
-    MAXIMUM_DOCUMENT_BYTES,
+    StartApplication, StopApplication, VersionMismatch, WaitForApplication,
+    MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
+from ._agent import ApplicationNotReady
 from ._local import LocalNodeAgent
 from ._lock import LockHeld
 from ._logging import AGENT_CONNECTION, AGENT_INTERNAL_ERROR, AGENT_REFUSED
@@ -351,7 +352,7 @@ class AgentProtocol(amp.AMP):
             self._watching.remove(task_uuid)
 
     def _failed(self, failure):
-        if failure.check(OperationFailed, DeployLocked, BadRequest):
+        if failure.check(OperationFailed, DeployLocked, BadRequest, NotReady):
             return failure
         if failure.check(*self._service.expected_errors):
             raise OperationFailed(_one_line(failure.value))
@@ -456,6 +457,17 @@ class AgentProtocol(amp.AMP):
     def logs(self, eliot_task, name, lock=None, since=None, tail=None):
         return self._run(eliot_task, lock, lambda agent: agent.logs(
             name, since, tail)).addCallback(lambda lines: {"lines": lines})
+
+    @WaitForApplication.responder
+    def wait_for_application(self, eliot_task, name, condition, timeout,
+                             lock=None):
+        def not_ready(failure):
+            failure.trap(ApplicationNotReady)
+            raise NotReady(not_ready_description(failure.value))
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.wait_for_application(
+                             name, condition, timeout).addErrback(not_ready)
+                         ).addCallback(lambda _: {})
 
     @SeedVolume.responder
     def seed_volume(self, eliot_task, name, archive, lock=None):

@@ -244,9 +244,10 @@ def _expected_errors():
     from .._model import InvalidModel
     from ..route import CommandFailed, RouteError
     from ..volume import VolumeError
+    from ._agent import ApplicationNotReady
     from ._docker import DockerError
     return (DockerError, VolumeError, RouteError, CommandFailed,
-            InvalidModel, ValueError)
+            InvalidModel, ValueError, ApplicationNotReady)
 
 
 def node_checks(reactor, environ, docker, docker_socket, pool, node_keys,

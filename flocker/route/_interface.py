@@ -98,10 +98,12 @@ def check_routes(routes):
             raise InvalidRoute("%r is not a Route" % (route,))
         check_ipv4_address(route.address, "route address for port %d" % (
             route.port,))
-        if route.port in seen:
-            raise InvalidRoute("port %d is routed to both %s and %s" % (
-                route.port, seen[route.port], route.address))
-        seen[route.port] = route.address
+        key = (route.port, route.protocol)
+        if key in seen:
+            raise InvalidRoute("port %d%s is routed to both %s and %s" % (
+                route.port, "" if route.protocol == "tcp" else "/udp",
+                seen[key], route.address))
+        seen[key] = route.address
     return routes
 
 
@@ -123,10 +125,10 @@ def check_links(container_pid, node_address, links):
     for link in links:
         if not isinstance(link, Link):
             raise InvalidRoute("%r is not a Link" % (link,))
-        if link.local_port in seen:
-            raise InvalidRoute("two links use local port %d" % (
-                link.local_port,))
-        seen.add(link.local_port)
+        if (link.address, link.local_port) in seen:
+            raise InvalidRoute("two links use local port %d of %s" % (
+                link.local_port, link.address))
+        seen.add((link.address, link.local_port))
     return links
 
 

@@ -88,7 +88,7 @@ def _written_mountpoint(value):
 def _compose_environment(value):
     name, equals, rest = value.partition("=")
     return bool(equals) and re.match(
-        r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z", name) is not None and \
+        r"\A[A-Za-z_][A-Za-z0-9_.-]{0,254}\Z", name) is not None and \
         "\x00" not in rest
 
 
@@ -111,7 +111,7 @@ FIELDS = {
         "version: 1\napplications:\n  web:\n    image: w\n    environment:\n"
         "      ? VALUE\n      : x\n",
         APPLICATION, 6, lambda value: re.match(
-            r"\A[A-Za-z_][A-Za-z0-9_]{0,254}\Z", value) is not None,
+            r"\A[A-Za-z_][A-Za-z0-9_.-]{0,254}\Z", value) is not None,
         None, ""),
     "environment value": (
         "version: 1\nnodes:\n  192.0.2.1: [web]\n",

@@ -341,6 +341,36 @@ class TestBindMounts(object):
                     [None], [b"\x00binary\xff"])
 
 
+def test_named_link_serialized():
+    """
+    A named link keeps its address through the JSON form; a loopback
+    link's JSON is the three values it always was.
+    """
+    named = Link(local_port=80, remote_port=8080, alias="web",
+                 address="127.130.0.9")
+    application = attr.evolve(DB, links=[named, Link(
+        local_port=1, remote_port=2, alias="x")])
+    data = application_to_dict(application)
+    assert sorted(data["links"]) == [[1, 2, "x"],
+                                     [80, 8080, "web", "127.130.0.9"]]
+    assert application_from_dict(loads(dumps(data))) == application
+
+
+def test_udp_route():
+    """
+    A route's protocol is tcp unless it says udp; it is part of the value
+    and survives the JSON form, a TCP route's form being what it was.
+    """
+    assert Route(53, "10.0.0.1") == Route(53, "10.0.0.1", "tcp")
+    assert Route(53, "10.0.0.1", "udp") != Route(53, "10.0.0.1")
+    assert route_to_dict(Route(53, "10.0.0.1")) == {"port": 53,
+                                                    "address": "10.0.0.1"}
+    assert route_from_dict(loads(dumps(route_to_dict(
+        Route(53, "10.0.0.1", "udp"))))) == Route(53, "10.0.0.1", "udp")
+    with pytest.raises(InvalidModel):
+        Route(53, "10.0.0.1", "sctp")
+
+
 class TestRestartPolicy(object):
     """
     ``RestartPolicy``.

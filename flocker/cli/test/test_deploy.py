@@ -417,6 +417,25 @@ class CheckBeforeChangeTests(SynchronousTestCase):
               for name, args in agent.calls} - {("doctor", None)}),
             (WEB, {("pull_image", True), ("report", None)}))
 
+    def test_missing_external_volume_stops_nothing(self):
+        """
+        An application whose external volume no node holds stops the
+        deploy before its first change, the line naming the application,
+        the volume and its node.
+        """
+        cluster = self.running()
+        outside = Application(name="outside", image=IMAGE, volumes=[
+            AttachedVolume(name="elsewhere", mountpoint="/data",
+                           external=True)])
+        result = self.successResultOf(deploy(
+            deployment(**{A: [WEB], B: [outside]}), cluster.agents))
+        self.assertEqual(
+            (result.refused, cluster.agents[B].state.applications),
+            (("%s: application outside: its external volume elsewhere does "
+              "not exist on node %s (nor on any other node); Flocker does "
+              "not create external volumes: create it there first" % (B, B),),
+             {}))
+
     def test_pullable_image_pulled_before_stop(self):
         """
         An image the node lacks but its registry holds is pulled in the

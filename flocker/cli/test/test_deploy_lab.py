@@ -822,3 +822,71 @@ class TestDeployScenario(object):
                 result.stdout + result.stderr)
         s.deploy("--yes", s.deployment("empty-at-last.yml",
                                        [(a, []) for a in s.addresses]))
+
+    def test_16_projects(self):
+        """
+        A compose project's application is not another project's to remove:
+        after deploying a compose file (``name:``) with the side
+        application, deploying the native files with no applications changes
+        nothing (no --yes is even asked for) and the side application still
+        answers; removing it from its own project's deployment needs
+        ``--yes`` and does it.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        project = "e2eproj-" + s.names["side"].rsplit("-", 1)[1]
+        compose = s.write("compose.yml", (
+            "name: %s\n"
+            "services:\n"
+            "  %s:\n"
+            "    image: %s\n"
+            "    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n"
+            "    ports: [\"%d:80\"]\n") % (
+                project, s.names["side"], IMAGE, SIDE_PORT))
+        placed = s.deployment("side.yml", [(n1, ["side"]), (n2, []),
+                                           (n3, [])])
+        result = s.deploy(placed, applications=compose)
+        assert result.returncode == 0, result.stdout + result.stderr
+        empty = s.deployment("native-empty.yml", [(a, []) for a in s.addresses])
+        native = s.deploy(empty)
+        answers = [http_status_and_body(s.get_from_client(a, SIDE_PORT))[0]
+                   for a in s.addresses]
+        assert (native.returncode, "cluster already converged: no changes"
+                in native.stdout, answers) == (
+            0, True, ["200"] * 3), native.stdout + native.stderr
+        unplaced = s.deployment("side-gone.yml", [(a, []) for a in
+                                                  s.addresses])
+        refused = s.deploy(unplaced, applications=compose)
+        removed = s.deploy("--yes", unplaced, applications=compose)
+        assert (refused.returncode != 0, removed.returncode,
+                s.container(s.node(0), "side")) == (True, 0, None), (
+            refused.stdout + removed.stdout + removed.stderr)
+
+    def test_17_port_held(self):
+        """
+        A port held on a node by something that is not Flocker's (here a
+        container Flocker did not make, publishing it) stops a deploy that
+        would route it there, before any change: one line naming the node
+        and the port, nothing started, the other container still answers.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        foreign = "fd-foreign-" + secrets.token_hex(3)
+        s.lab.run(s.node(1), [
+            "docker", "run", "-d", "--name", foreign, "-p",
+            "%d:80" % (SIDE_PORT,), IMAGE, "httpd", "-f", "-p", "80", "-h",
+            "/www"])
+        try:
+            result = s.deploy(s.deployment("side-on-1.yml", [
+                (n1, ["side"]), (n2, []), (n3, [])]))
+            output = result.stdout + result.stderr
+            naming = [line for line in output.splitlines() if line.startswith(
+                "%s: port %d is held by a listening socket that is not "
+                "Flocker's" % (n2, SIDE_PORT))]
+            assert (result.returncode != 0, len(naming), _changes(
+                result.stdout), s.container(s.node(0), "side"),
+                http_status_and_body(s.get_from_client(n2, SIDE_PORT))[0]
+            ) == (True, 1, [], None, "200"), output
+        finally:
+            s.lab.run(s.node(1), ["docker", "rm", "-f", foreign],
+                      check=False)

@@ -3,18 +3,20 @@ Tests for ``flocker.cli.script``: the ``flocker-deploy`` command line.
 """
 
 import io
+import json
 import socket
 import sys
 import time
 from textwrap import dedent
 
 import pytest
+from twisted.internet.defer import maybeDeferred, succeed
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
 from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import (
-    _open_log, flocker_deploy_main, main, summarize,
+    _confirmation, _dry_run_json, _parser, _open_log, flocker_deploy_main, main, summarize,
 )
 
 DEPLOYMENT = """\
@@ -414,6 +416,22 @@ class TestOpenLog(object):
             "deploy-20261130T010203-3.log"]
         assert [open(p).read() for p in opened] == ["x", "x", "x"]
 
+    def test_rotated(self, tmp_path):
+        """
+        Opening a new default log keeps the newest ``keep`` deploy logs
+        (same-second ``-N`` ones ordered after their first) and deletes the
+        older ones; other files stay.
+        """
+        (tmp_path / "notes.txt").write_text("mine")
+        for second in range(3):
+            now = time.struct_time((2026, 11, 30, 1, 2, second, 0, 334, 0))
+            for _ in range(2):
+                _open_log(None, directory=str(tmp_path), now=now,
+                          keep=3).close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "deploy-20261130T010201-2.log", "deploy-20261130T010202-2.log",
+            "deploy-20261130T010202.log", "notes.txt"]
+
     def test_explicit_path_appends(self, tmp_path):
         """
         A log named with ``--log`` is appended to (and its directory made).
@@ -424,3 +442,94 @@ class TestOpenLog(object):
             log.write(text)
             log.close()
         assert path.read_text() == "ab"
+
+
+class _Terminal(io.StringIO):
+    """
+    A text stream that says it is a terminal.
+    """
+
+    def isatty(self):
+        return True
+
+
+class TestConfirmation(object):
+    """
+    How ``flocker-deploy`` confirms destructive changes.
+    """
+
+    def confirm(self, argv, stdin, answer="y\n"):
+        options = _parser(io.StringIO(), io.StringIO()).parse_args(
+            argv + ["d.yml", "a.yml"])
+        out, lines = io.StringIO(), []
+        confirm = _confirmation(options, stdin, out, lines.append,
+                                read_line=lambda: succeed(answer))
+        if confirm is None:
+            return None, out.getvalue(), lines
+        outcome = []
+        maybeDeferred(confirm, ["n1: stop application web (not in the "
+                                "files: removed)"]).addBoth(outcome.append)
+        return outcome[0], out.getvalue(), lines
+
+    def test_yes_option(self):
+        """
+        With ``--yes`` nothing is asked.
+        """
+        assert self.confirm(["--yes"], _Terminal()) == (None, "", [])
+
+    def test_terminal_asks(self):
+        """
+        On a terminal the changes are listed and a yes is asked for; only
+        ``y``/``yes`` goes ahead.
+        """
+        listed = ["destructive changes (they need --yes or a confirmation):",
+                  "  n1: stop application web (not in the files: removed)"]
+        assert [self.confirm([], _Terminal(), answer)
+                for answer in ("y\n", "no\n", "\n")] == [
+            (True, "make these changes? [y/N] ", listed),
+            (False, "make these changes? [y/N] ", listed),
+            (False, "make these changes? [y/N] ", listed)]
+
+    def test_no_terminal_refuses(self):
+        """
+        Without a terminal (or without standard input) the changes are
+        listed and refused, nothing asked.
+        """
+        assert [self.confirm([], stdin)[:2]
+                for stdin in (io.StringIO("y\n"), None)] == [
+            (False, ""), (False, "")]
+
+
+class TestDryRunJSON(object):
+    """
+    ``--dry-run --json``'s document.
+    """
+
+    def test_document(self):
+        """
+        The plan is a tree of groups and changes with their node and
+        description; problems, unreachable nodes, summary and verdict are
+        there too, and it is JSON.
+        """
+        from flocker._change import InParallel, Sequentially
+        from flocker._model import Deployment, Node
+        from flocker.cli._deploy import DeployResult
+        from flocker.node._changes import StopApplication
+        plan = Sequentially(label="plan", changes=[InParallel(
+            label="stop applications", changes=[StopApplication(
+                node="n1", name="web", removal=True)])])
+        document = json.loads(json.dumps(_dry_run_json(
+            Deployment(nodes=[Node(address="n1")]),
+            DeployResult(plan=plan, dry_run=True, refused=["a problem"]))))
+        assert document == {
+            "dry_run": True, "converged": False,
+            "unreachable": {}, "problems": ["a problem"],
+            "summary": document["summary"], "doctor": {},
+            "plan": {"group": "in sequence", "label": "plan", "changes": [
+                {"group": "in parallel", "label": "stop applications",
+                 "changes": [{"change": "StopApplication", "node": "n1",
+                              "description": "n1: stop application web "
+                              "(not in the files: removed)"}]}]}}
+        assert document["summary"][-1] == (
+            "the deploy would change nothing: 1 problem found before the "
+            "first change")

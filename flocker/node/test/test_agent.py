@@ -17,14 +17,19 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from flocker._model import (
-    Application, AttachedVolume, Link, NodeState, Port, Route,
+    Application, AttachedVolume, ContainerOptions, HealthCheck, Link,
+    NodeState, Port, Route,
 )
 from flocker.testtools import temporary_directory
-from flocker.node._agent import INodeAgent, VolumeRelease
+from flocker.node._agent import (
+    ApplicationNotReady, INodeAgent, VolumeRelease,
+)
 from flocker.node._docker import FakeDockerClient
 from flocker.node._doctor import run_checks
 from flocker.node._fake import FakeCluster
-from flocker.node._local import LocalNodeAgent, link_environment
+from flocker.node._local import (
+    WAIT_INTERVAL, LocalNodeAgent, link_environment,
+)
 from flocker.node._logging import (
     NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION,
@@ -95,7 +100,7 @@ def local_pair(directory=None):
             MemoryVolumeService("node-%d" % (number,), address, network,
                                 clock),
             MemoryRouteManager(node=address), node_keys=node_keys,
-            checks=lambda probes=probes: run_checks(probes)))
+            checks=lambda probes=probes: run_checks(probes), clock=clock))
     return tuple(agents)
 
 
@@ -125,6 +130,23 @@ def make_inodeagent_tests(fixture):
             The agent provides ``INodeAgent``.
             """
             self.assertTrue(verifyObject(INodeAgent, self.a))
+
+        def test_wait_for_started_application(self):
+            """
+            Waiting for a running application to be started ends at once.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            self.assertIsNone(self.successResultOf(
+                self.a.wait_for_application("plain", "service_started", 10)))
+
+        def test_wait_for_missing_application(self):
+            """
+            Waiting for an application the node does not run fails, naming
+            it.
+            """
+            failure = self.failureResultOf(self.a.wait_for_application(
+                "plain", "service_healthy", 10), ApplicationNotReady)
+            self.assertEqual(failure.value.name, "plain")
 
         def test_doctor(self):
             """
@@ -469,10 +491,99 @@ class LocalNodeAgentStartTests(SynchronousTestCase):
                          {"plain"})
 
 
+CHECKED = Application(
+    name="checked", image=IMAGE, options=ContainerOptions(
+        healthcheck=HealthCheck(test=["CMD", "true"])))
+
+
+class LocalNodeAgentWaitTests(SynchronousTestCase):
+    """
+    :meth:`LocalNodeAgent.wait_for_application`: waiting for what others
+    depend on, paced by the agent's clock.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        agent, _ = local_pair()
+        self.docker = agent.docker
+        self.agent = LocalNodeAgent(A, agent.docker, agent.volumes,
+                                    agent.routes, clock=self.clock)
+
+    def test_healthy(self):
+        """
+        The wait ends once the healthcheck says healthy.
+        """
+        self.successResultOf(self.agent.start_application(CHECKED))
+        d = self.agent.wait_for_application("checked", "service_healthy", 30)
+        self.assertNoResult(d)
+        self.docker.set_health("flocker--checked", "healthy")
+        self.clock.advance(WAIT_INTERVAL)
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_timeout_names_the_application(self):
+        """
+        An application still unhealthy when the time is up fails the wait
+        with a reason naming it and its health.
+        """
+        self.successResultOf(self.agent.start_application(CHECKED))
+        d = self.agent.wait_for_application("checked", "service_healthy", 3)
+        self.docker.set_health("flocker--checked", "unhealthy")
+        self.clock.pump([WAIT_INTERVAL] * 4)
+        failure = self.failureResultOf(d, ApplicationNotReady)
+        self.assertEqual(str(failure.value), "application checked is not "
+                         "ready: it is not healthy after 3 s (its "
+                         "healthcheck says unhealthy)")
+
+    def test_no_healthcheck(self):
+        """
+        Waiting for the health of an application without a healthcheck
+        fails at once.
+        """
+        self.successResultOf(self.agent.start_application(PLAIN))
+        failure = self.failureResultOf(self.agent.wait_for_application(
+            "plain", "service_healthy", 30), ApplicationNotReady)
+        self.assertIn("no healthcheck", str(failure.value))
+
+    def test_completed(self):
+        """
+        ``service_completed_successfully`` waits for an exit with status
+        0 and fails for any other status.
+        """
+        self.successResultOf(self.agent.start_application(PLAIN))
+        d = self.agent.wait_for_application(
+            "plain", "service_completed_successfully", 30)
+        self.assertNoResult(d)
+        self.docker.stop_container("flocker--plain", exit_code=0)
+        self.clock.advance(WAIT_INTERVAL)
+        self.assertIsNone(self.successResultOf(d))
+        self.docker.stop_container("flocker--plain", exit_code=2)
+        failure = self.failureResultOf(self.agent.wait_for_application(
+            "plain", "service_completed_successfully", 30),
+            ApplicationNotReady)
+        self.assertIn("exited with status 2", str(failure.value))
+
+    def test_missing(self):
+        """
+        An application without a container is not ready.
+        """
+        failure = self.failureResultOf(self.agent.wait_for_application(
+            "nothing", "service_started", 30), ApplicationNotReady)
+        self.assertIn("no container", str(failure.value))
+
+
 class LinkEnvironmentTests(SynchronousTestCase):
     """
     Tests for ``link_environment``.
     """
+
+    def test_named_links_have_no_variables(self):
+        """
+        Named links (names that resolve) set no variables.
+        """
+        named = Application(name="c", image=IMAGE, links=[
+            Link(local_port=80, remote_port=8080, alias="web",
+                 address="127.130.0.9")])
+        self.assertEqual(link_environment(named, A), {})
 
     def test_variables(self):
         """

@@ -10,8 +10,10 @@ import yaml
 from hypothesis import given, strategies as st
 
 from flocker._model import (
-    Application, AttachedVolume, Deployment, Link, Node, Port, RestartPolicy,
+    Application, AttachedVolume, Deployment, HostMount, Link, Node, Port,
+    RestartPolicy,
 )
+from flocker.node import _yaml
 from flocker.node._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
     load_configuration, parse_configuration,
@@ -377,28 +379,37 @@ class TestComposeFormat(object):
 
     def test_host_volume(self):
         """
-        A ``host:container`` volume is refused with the container path to
-        use instead.
+        An absolute ``host:container`` volume binds the node's path, with
+        a note that it stays on the node.
         """
-        found = problems("web: {image: w, volumes: ['/srv:/data']}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 27, "host paths",
-                       'only the path inside the container ("/data")')
+        notes = []
+        found = parse_configuration(
+            WEB_AND_DB, DEPLOYMENT, "web: {image: w, volumes: ['/srv:/data']}"
+            "\ndb: {image: d}\n", APPLICATION, notes=notes)
+        assert application(found, "web").host_mounts == {
+            HostMount(host_path="/srv", mountpoint="/data")}
+        assert [(n.line, n.column) for n in notes] == [(1, 27)]
 
     def test_two_volumes(self):
         """
-        A second volume is refused at its entry.
+        A second container path is a volume named after the service and
+        the path.
         """
-        found = problems("web: {image: w, volumes: [/a, /b]}\n"
-                         "db: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 31, "exactly one volume")
+        found = parse("web: {image: w, volumes: [/a, /b/c]}\n"
+                      "db: {image: d}\n")
+        assert (application(found, "web").volume,
+                application(found, "web").volumes) == (
+            AttachedVolume(mountpoint="/a"),
+            {AttachedVolume(mountpoint="/b/c", name="web-b-c")})
 
-    def test_no_volumes(self):
+    def test_undeclared_named_volume(self):
         """
-        An empty volume list is refused.
+        A named volume missing from the top-level volumes is refused.
         """
-        found = problems("web: {image: w, volumes: []}\ndb: {image: d}\n")
-        assert_problem(found, APPLICATION, 1, 26, "exactly one")
+        found = problems("services:\n  web: {image: w, volumes: [dat:/d]}\n"
+                         "  db: {image: d}\nvolumes: {data: {}}\n")
+        assert_problem(found, APPLICATION, 2, 29, '"dat" is not declared',
+                       'did you mean "data"')
 
     def test_relative_volume(self):
         """
@@ -681,7 +692,18 @@ class TestNativeProblems(object):
         A link alias outside the safe set is refused.
         """
         found = problems(NATIVE.replace("alias: db", "alias: ../db"))
-        assert_problem(found, APPLICATION, 6, 58, "alias", "not a safe name")
+        assert_problem(found, APPLICATION, 6, 58, "alias",
+                       "not a link alias")
+
+    def test_alias_starting_with_digit(self):
+        """
+        A link alias starting with a digit is refused by the check (it
+        would begin environment variable names, which the node cannot
+        set), at the alias.
+        """
+        found = problems(NATIVE.replace("alias: db", "alias: 9db"))
+        assert_problem(found, APPLICATION, 6, 58, "alias", '"9db"',
+                       "starting with a letter")
 
     def test_unsafe_image(self):
         """
@@ -879,6 +901,31 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 2, 1, '"aplications"',
                        'did you mean "applications"')
         assert_problem(found, APPLICATION, 1, 1, 'no "applications"')
+
+    def test_did_you_mean_bounded(self, monkeypatch):
+        """
+        4,000 near-miss names in the deployment against 4,000 defined
+        applications: each is compared with at most
+        ``SUGGESTION_CANDIDATES`` names (not all 4,000), and still gets
+        the right suggestion.
+        """
+        compared = []
+        close = _yaml.difflib.get_close_matches
+
+        def counting(word, candidates, n):
+            compared.append(len(candidates))
+            return close(word, candidates, n=n)
+        monkeypatch.setattr(_yaml.difflib, "get_close_matches", counting)
+        count = 4000
+        application = "version: 1\napplications:\n" + "".join(
+            "  app%04d: {image: x}\n" % (i,) for i in range(count))
+        deployment = "version: 1\nnodes:\n  192.0.2.1: [%s]\n" % (
+            ", ".join("apq%04d" % (i,) for i in range(count)),)
+        found = problems(application, deployment)
+        assert len(compared) == count
+        assert max(compared) <= _yaml.SUGGESTION_CANDIDATES
+        assert any('"apq0007" is not defined' in str(e)
+                   and 'did you mean "app0007"' in str(e) for e in found)
 
     def test_unprintable_stays_on_one_line(self):
         """

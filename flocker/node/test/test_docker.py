@@ -990,7 +990,22 @@ class ContainerConfigTests(SynchronousTestCase):
         self.assertEqual(config["HostConfig"]["Binds"], [
             "/pool/data:/data", "/pool/logs:/logs:ro", "/pool/web:/own"])
 
-    def test_spec_digest(self):
+    def test_named_links_extra_hosts(self):
+        """
+        Each name of a named link resolves to its address through
+        ``ExtraHosts``, once however many ports it has.
+        """
+        config = container_config(Application(
+            name="client", image=IMAGE, links=[
+                Link(local_port=80, remote_port=8080, alias="web",
+                     address="127.130.0.9"),
+                Link(local_port=443, remote_port=8443, alias="web",
+                     address="127.130.0.9"),
+                Link(local_port=5432, remote_port=5432, alias="db")]))
+        self.assertEqual(config["HostConfig"]["ExtraHosts"],
+                         ["web:127.130.0.9"])
+
+
         """
         The spec label is the same for the same arguments and differs when
         anything derived differs.
@@ -1113,8 +1128,8 @@ class DockerClientTests(SynchronousTestCase):
              (500, {"message": "disk on fire"})})
         error = self.failureResultOf(client.list(), DockerAPIError).value
         self.assertEqual(
-            str(error), "Docker failed to list containers: disk on fire "
-            "(HTTP 500)")
+            str(error), "could not list containers (Docker said: disk on "
+            "fire, HTTP 500)")
 
     def test_permission_denied(self):
         """
@@ -1445,3 +1460,26 @@ class CreateBodyVersionTests(SynchronousTestCase):
             "POST", "/containers/create", {"name": "x"}, config,
             adapt=_adapted_body), UnsupportedField)
         self.assertEqual(self.created(daemon), [])
+
+
+class APIErrorTests(SynchronousTestCase):
+    """
+    Tests for how ``DockerAPIError`` says what went wrong.
+    """
+
+    def test_flocker_words_first(self):
+        """
+        The line says what Flocker could not do and what to do, then
+        Docker's own text and status.
+        """
+        error = DockerAPIError(
+            "start container flocker--web", 500,
+            "driver failed programming external connectivity: Bind for "
+            "0.0.0.0:8080 failed: port is already allocated")
+        self.assertEqual(
+            str(error),
+            "could not start container flocker--web: another container "
+            "holds one of its host ports; stop it or choose another external "
+            "port (Docker said: driver failed programming external "
+            "connectivity: Bind for 0.0.0.0:8080 failed: port is already "
+            "allocated, HTTP 500)")

@@ -10,16 +10,19 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import InParallel, Sequentially, leaves, run_state_change
 from flocker._model import (
-    Application, AttachedVolume, ClusterState, Deployment, Link, Node,
-    NodeState, Port, Route, VolumeState,
+    Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
+    Deployment, HealthCheck, Link, Node, NodeState, Port, Route, VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SeedVolume,
-    SetRoutes, StartApplication, StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    SeedVolume,
+    SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
+from flocker.node._images import canonical_image
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import (
-    KEY_PHASE, PHASES, plan_changes, skipped_applications,
+    COMPLETION_TIMEOUT, DEPENDENT_PHASE, KEY_PHASE, PHASES, plan_changes,
+    skipped_applications,
 )
 from flocker.node.testtools import (
     converged_state, make_node_key, synthetic_cluster,
@@ -290,6 +293,29 @@ def converge(cluster, deployment):
     return change
 
 
+class UDPPlanTests(SynchronousTestCase):
+    """
+    Tests for planning the routes of UDP ports.
+    """
+
+    def test_udp_routed(self):
+        """
+        A published UDP port is routed as UDP by every other node, beside
+        a TCP port of the same number.
+        """
+        dns = Application(name="dns", image="i", ports=[
+            Port(internal=53, external=53, protocol="udp"),
+            Port(internal=5353, external=53)])
+        deployment = Deployment(nodes=[Node(address=A, applications=[dns]),
+                                       Node(address=B)])
+        routes = [c for c in leaves(plan_changes(deployment, ClusterState()))
+                  if isinstance(c, SetRoutes) and c.node == B]
+        self.assertEqual(
+            (routes, routes[0].describe()),
+            ([SetRoutes(node=B, routes=[Route(53, A), Route(53, A, "udp")])],
+             "10.0.0.2: set routes 53->10.0.0.1, 53/udp->10.0.0.1"))
+
+
 class SeveralVolumesPlanTests(SynchronousTestCase):
     """
     Tests for planning applications with several (named, shared, external)
@@ -464,6 +490,36 @@ class PlanPropertyTests(SynchronousTestCase):
     Properties of ``plan_changes`` for generated deployments, checked by
     running plans on a :class:`FakeCluster`.
     """
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments(), deployments(),
+           st.sets(st.sampled_from(["img:1", "img:2"])))
+    def test_no_stop_before_a_pull(self, first, second, images):
+        """
+        For any change of configuration on nodes lacking some images, every
+        pull (the step that can fail for want of an image) comes before
+        every stop, in an earlier phase: a missing image never takes a
+        running application down.
+        """
+        cluster = FakeCluster(ADDRESSES, images=["img:1", "img:2"])
+        converge(cluster, first)
+        for agent in cluster.agents.values():
+            agent.state = attr.evolve(agent.state, images=[
+                canonical_image(image) for image in images])
+        changes = leaves(plan_changes(second, cluster.state()))
+        pulls = [i for i, c in enumerate(changes) if isinstance(c, PullImage)]
+        stops = [i for i, c in enumerate(changes)
+                 if isinstance(c, StopApplication)]
+        starts = {(c.node, c.application.image) for c in changes
+                  if isinstance(c, StartApplication)}
+        self.assertEqual(
+            (max(pulls + [-1]) < min(stops + [len(changes)]),
+             {(c.node, canonical_image(c.image)) for c in changes
+              if isinstance(c, PullImage)}),
+            (True, {(node, canonical_image(image))
+                    for node, image in starts
+                    if canonical_image(image) not in
+                    {canonical_image(i) for i in images}}))
 
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(deployments())
@@ -709,3 +765,96 @@ class NodeKeyPlanTests(SynchronousTestCase):
         self.assertEqual(plan_changes(self.deployment, cluster.state(),
                                       node_key=self.key),
                          Sequentially(changes=[]))
+
+
+class DependsOnPlanTests(SynchronousTestCase):
+    """
+    ``depends_on``: an application started with what it depends on starts
+    after it, waiting for its condition.
+    """
+
+    DB = Application(
+        name="db", image="flocker/busybox",
+        options=ContainerOptions(healthcheck=HealthCheck(
+            test=["CMD", "true"], interval=5 * 10 ** 9,
+            timeout=2 * 10 ** 9, retries=2)))
+    APP = Application(
+        name="app", image="flocker/busybox",
+        depends_on=[Dependency(name="db", condition="service_healthy"),
+                    Dependency(name="init",
+                               condition="service_completed_successfully")])
+    INIT = Application(name="init", image="flocker/busybox")
+
+    def test_waits_for_dependencies(self):
+        """
+        The dependencies start in the start phase; the dependent starts in
+        a later step, on its node after waiting for each dependency's
+        condition on the dependency's node, with a timeout from its
+        healthcheck.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.DB, self.INIT]),
+            Node(address=B, applications=[self.APP])])
+        self.assertEqual(
+            plan_changes(deployment, ClusterState()),
+            plan(phase(PHASES[3],
+                       (A, [StartApplication(node=A, application=self.DB),
+                            StartApplication(node=A, application=self.INIT)])),
+                 InParallel(changes=[Sequentially(changes=[
+                     WaitForApplication(node=A, name="db",
+                                        condition="service_healthy",
+                                        timeout=60 + 3 * 7),
+                     WaitForApplication(
+                         node=A, name="init",
+                         condition="service_completed_successfully",
+                         timeout=COMPLETION_TIMEOUT),
+                     StartApplication(node=B, application=self.APP)],
+                     label="node " + B)], label=DEPENDENT_PHASE)))
+
+    def test_running_dependency_not_waited_for(self):
+        """
+        A dependency the plan does not start (it runs already) is not
+        waited for: the dependent starts in the start phase.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.DB, self.INIT, self.APP])])
+        state = ClusterState(nodes={A: NodeState(
+            address=A, applications={"db": self.DB, "init": self.INIT},
+            running=["db", "init"])})
+        self.assertEqual(
+            plan_changes(deployment, state),
+            plan(phase(PHASES[3], (A, [StartApplication(
+                node=A, application=self.APP)]))))
+
+    def test_started_dependency_ordered_without_wait(self):
+        """
+        A ``service_started`` dependency started by the plan orders the
+        start without a wait.
+        """
+        app = Application(name="app", image="flocker/busybox",
+                          depends_on=[Dependency(name="init")])
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.INIT, app])])
+        self.assertEqual(
+            plan_changes(deployment, ClusterState()),
+            plan(phase(PHASES[3], (A, [StartApplication(
+                     node=A, application=self.INIT)])),
+                 InParallel(changes=[Sequentially(changes=[
+                     StartApplication(node=A, application=app)],
+                     label="node " + A)], label=DEPENDENT_PHASE)))
+
+    def test_not_ready_stops_the_plan(self):
+        """
+        A dependency that does not become ready fails the plan before the
+        dependent starts.
+        """
+        deployment = Deployment(nodes=[
+            Node(address=A, applications=[self.DB, self.INIT]),
+            Node(address=B, applications=[self.APP])])
+        cluster = FakeCluster([A, B])
+        cluster.not_ready[(A, "db")] = "it is not healthy after 81 s"
+        result = run_state_change(plan_changes(deployment, cluster.state()),
+                                  cluster.agents)
+        failure = self.failureResultOf(result)
+        self.assertIn("application db is not ready", str(failure.value))
+        self.assertNotIn("app", cluster.state().nodes[B].applications)

@@ -81,6 +81,18 @@ def make_iroutemanager_tests(make_fixture):
             self.assertIsNone(self.call("set_routes", routes))
             self.assertEqual(routes, self.call("get_routes"))
 
+        def test_udp_routes(self):
+            """
+            A UDP route and a TCP route on one port are two routes, both
+            reported.
+            """
+            routes = pset([
+                Route(port=5353, address="10.96.0.11"),
+                Route(port=5353, address="10.96.0.13",
+                      protocol="udp")])
+            self.call("set_routes", routes)
+            self.assertEqual(routes, self.call("get_routes"))
+
         def test_replace_routes(self):
             """
             A second ``set_routes`` replaces the routes: removed ones go,
@@ -225,6 +237,19 @@ def make_iroutemanager_tests(make_fixture):
             links = pset([Link(local_port=5000, remote_port=8080,
                                alias="db")])
             self.call("set_links", pid, self.fixture.node_address, links)
+            self.call("set_links", pid, self.fixture.node_address, links)
+            self.assertEqual(links, self.call("get_links", pid))
+
+        def test_named_links(self):
+            """
+            Named links (at another address of ``127.0.0.0/8``) are set and
+            reported beside loopback links on the same local port.
+            """
+            pid = self.fixture.container_pid()
+            links = pset([
+                Link(local_port=5000, remote_port=8080, alias="db"),
+                Link(local_port=5000, remote_port=8081, alias="cache",
+                     address="127.200.1.2")])
             self.call("set_links", pid, self.fixture.node_address, links)
             self.assertEqual(links, self.call("get_links", pid))
 

@@ -237,6 +237,23 @@ class IPTablesRouteManagerUnitTests(SynchronousTestCase):
         self.assertIn(("iptables-restore", "--wait", "10", "--noflush"),
                       self.node.commands())
 
+    def test_udp_route(self):
+        """
+        A UDP route's rules match UDP, and its comment says udp after the
+        port; it reads back as the same route beside a TCP route on the
+        same port.
+        """
+        routes = [Route(port=53, address=NODE1, protocol="udp"),
+                  Route(port=53, address=NODE1)]
+        self.set_routes(*routes)
+        restore = self.restores()[0].decode()
+        self.assertIn(
+            "-A FLOCKER-PREROUTING -p udp -m udp --dport 53 -m addrtype "
+            "--dst-type LOCAL -m comment --comment flocker:route:53/udp:%s "
+            "-j DNAT --to-destination %s:53\n" % (NODE1, NODE1), restore)
+        self.assertEqual(set(routes),
+                         set(self.successResultOf(self.manager.get_routes())))
+
     def test_sysctls(self):
         """
         ``ip_forward`` and ``route_localnet`` are set to 1 when they are not,
@@ -552,6 +569,22 @@ class IPTablesLinkUnitTests(SynchronousTestCase):
             "-j FLOCKER-LINK-POSTROUTING\n"
             "COMMIT\n" % {"c": comment}).encode()],
             self.node.containers[self.pid].restores)
+
+    def test_named_link_batch(self):
+        """
+        A named link's DNAT matches its own address, and its comment names
+        that address after the alias.
+        """
+        self.successResultOf(self.manager.set_links(
+            self.pid, NODE2, pset([Link(local_port=80, remote_port=8080,
+                                        alias="web",
+                                        address="127.130.0.9")])))
+        restore = self.node.containers[self.pid].restores[0].decode()
+        self.assertIn(
+            "-A FLOCKER-LINK-OUTPUT -d 127.130.0.9/32 -p tcp -m tcp --dport "
+            "80 -m comment --comment flocker:link:web@127.130.0.9:80:"
+            "10.96.0.12:8080 -j DNAT --to-destination 10.96.0.12:8080\n",
+            restore)
 
     def test_same_links_change_nothing(self):
         """

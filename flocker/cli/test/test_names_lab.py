@@ -1,0 +1,141 @@
+"""
+Service names that resolve, on the lab (``admin/lab``): a container whose
+application has a named link (what :func:`flocker.node._names.with_service_names`
+gives every application of a project) reaches another application by its
+name, on another node, and keeps reaching it through a move of that
+application, without being restarted.
+
+The linking application is started on its node with ``flocker-node
+start-application`` as the deploy client would, in a project of its own, so
+the ``flocker-deploy`` runs that place and move the named application (the
+default project) leave it alone.
+"""
+
+import os
+import secrets
+
+import pytest
+
+from flocker._model import Application, Link
+from flocker._serialize import application_to_dict, dumps
+from flocker.node._names import name_addresses
+from flocker.testtools import http_status_and_body
+
+IMAGE = "flocker/busybox:latest"
+PORT = 18095
+DEPLOY_TIMEOUT = 120
+_REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
+
+APPLICATIONS = """\
+version: 1
+applications:
+  {web}:
+    image: {image}
+    command: ["sh", "-c", "echo served by {web} > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: [{{internal: 80, external: {port}}}]
+    volume: {{mountpoint: /www}}
+"""
+
+
+@pytest.fixture(scope="class")
+def names(request, lab, tmp_path_factory):
+    """
+    The scenario's state: names, files, and the client application; all
+    removed at the end.
+    """
+    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
+    token = secrets.token_hex(3)
+    state = {"web": "nameweb-" + token, "client": "namecli-" + token,
+             "directory": str(tmp_path_factory.mktemp("names-lab")),
+             "failures": request.session.testsfailed, "lab": lab}
+    path = os.path.join(state["directory"], "applications.yml")
+    with open(path, "w") as f:
+        f.write(APPLICATIONS.format(web=state["web"], image=IMAGE, port=PORT))
+    state["applications"] = path
+    yield state
+    lab.nodes[1].run(["flocker-node", "stop-application", state["client"]],
+                     check=False)
+    _deploy(state, [])
+    for node in lab.nodes[:3]:
+        node.run(["flocker-volume", "delete", state["web"]], check=False)
+
+
+def _deploy(state, placement):
+    """
+    Deploy the named application to the node of index ``placement[0]``
+    (nowhere if empty).
+    """
+    lab = state["lab"]
+    lines = ["version: 1", "nodes:"]
+    for index, node in enumerate(lab.nodes[:3]):
+        here = state["web"] if index in placement else ""
+        lines.append("  %s: [%s]" % (node.address, here))
+    path = os.path.join(state["directory"], "deployment.yml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return lab.run_client(["flocker-deploy", "--yes", path,
+                           state["applications"]], check=False,
+                          timeout=DEPLOY_TIMEOUT)
+
+
+class TestServiceNames(object):
+    """
+    A name that resolves, reaching its application across nodes and
+    through a move.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, names):
+        if request.session.testsfailed > names["failures"]:
+            pytest.skip("an earlier step of the scenario failed")
+        self.s = names
+        self.lab = names["lab"]
+
+    def get(self):
+        """
+        :return: ``(status, body)`` of ``GET /index.html`` sent by name
+            from inside the client's container on node2.
+        """
+        result = self.lab.run(self.lab.nodes[1].name, [
+            "docker", "exec", "-i", "flocker--" + self.s["client"],
+            "nc", "-w", "2", self.s["web"], "80"], input=_REQUEST,
+            check=False, timeout=60)
+        return http_status_and_body(result.stdout)
+
+    def client_container(self):
+        result = self.lab.run(self.lab.nodes[1].name, [
+            "docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}",
+            "flocker--" + self.s["client"]])
+        return result.stdout.strip()
+
+    def test_01_reached_by_name_on_another_node(self):
+        """
+        With the named application on node1 and the client on node2, the
+        client reaches it by its name on the port it listens on.
+        """
+        result = _deploy(self.s, [0])
+        assert result.returncode == 0, result.stdout + result.stderr
+        address = name_addresses([self.s["web"]])[self.s["web"]]
+        client = Application(
+            name=self.s["client"], image=IMAGE, command=["sleep", "100000"],
+            project="names-" + self.s["client"],
+            links=[Link(local_port=80, remote_port=PORT, alias=self.s["web"],
+                        address=address)])
+        node = self.lab.nodes[1]
+        node.run(["flocker-node", "--address", node.address,
+                  "start-application"],
+                 input=dumps(application_to_dict(client, contents=True)))
+        self.s["container"] = self.client_container()
+        status, body = self.get()
+        assert (status, body.strip()) == ("200", "served by " + self.s["web"])
+
+    def test_02_reached_after_move(self):
+        """
+        After the named application moved to node3, the same client
+        container (not restarted) still reaches it by name.
+        """
+        result = _deploy(self.s, [2])
+        assert result.returncode == 0, result.stdout + result.stderr
+        status, body = self.get()
+        assert (status, body.strip(), self.client_container()) == (
+            "200", "served by " + self.s["web"], self.s["container"])

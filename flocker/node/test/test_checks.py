@@ -1,0 +1,189 @@
+"""
+Tests for :mod:`flocker.node._checks`, :mod:`flocker.node._differences` and
+:mod:`flocker.node._images`: the planner's pure checks and words.
+"""
+
+import attr
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker._model import (
+    Application, AttachedVolume, ClusterState, Deployment, Node, NodeState,
+    Port, VolumeState,
+)
+from flocker.node._checks import (
+    StaleVolume, describe_stale, port_conflicts, snapshot_time,
+    stale_volumes,
+)
+from flocker.node._differences import differences
+from flocker.node._images import canonical_image, image_present
+
+A, B = "10.0.0.1", "10.0.0.2"
+WEB = Application(name="web", image="redis:7",
+                  ports=[Port(internal=80, external=8080)],
+                  volume=AttachedVolume(mountpoint="/data"))
+OLD = "flocker-20261206T080000.000000Z"
+NEW = "flocker-20261206T090000.000000Z"
+
+
+def copy(owner, *snapshots):
+    return VolumeState(name="web", owned=False, snapshots=snapshots,
+                       owner=owner)
+
+
+class StaleVolumeTests(SynchronousTestCase):
+    """
+    Tests for ``stale_volumes``.
+    """
+
+    def deployment(self):
+        return Deployment(nodes=[Node(address=A),
+                                 Node(address=B, applications=[WEB])])
+
+    def test_interrupted_handoff_not_stale(self):
+        """
+        The old owner's copy names the new node, which holds a copy (the
+        last increment): not stale, the deploy recovers it by itself.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A, node_id="id-a",
+                         volumes={"web": copy("id-b", OLD, NEW)}),
+            B: NodeState(address=B, node_id="id-b",
+                         volumes={"web": copy("id-a", OLD, NEW)})})
+        self.assertEqual(stale_volumes(self.deployment(), state), {})
+
+    def test_owner_copy_gone(self):
+        """
+        The copies name a node that holds none: stale, with where the
+        newest copy left is and its snapshot.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A, node_id="id-a",
+                         volumes={"web": copy("id-b", OLD)}),
+            B: NodeState(address=B, node_id="id-b")})
+        self.assertEqual(stale_volumes(self.deployment(), state), {
+            "web": StaleVolume(name="web", node=A, snapshot=OLD, owner=B)})
+
+    def test_unknown_owner(self):
+        """
+        Copies naming an identity no reporting node has (a replaced pool)
+        are stale, the identity named.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A, node_id="id-a",
+                         volumes={"web": copy("id-gone", OLD)}),
+            B: NodeState(address=B, node_id="id-b")})
+        self.assertEqual(stale_volumes(self.deployment(), state)["web"].owner,
+                         "id-gone")
+
+    def test_old_reports_not_judged(self):
+        """
+        Copies whose report does not say what they name are not judged.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A, volumes={"web": copy(None, OLD)}),
+            B: NodeState(address=B)})
+        self.assertEqual(stale_volumes(self.deployment(), state), {})
+
+    def test_described(self):
+        """
+        The description names the node, the snapshot's time and age, and
+        the option that adopts it.
+        """
+        line = describe_stale(StaleVolume(name="web", node=A, snapshot=OLD,
+                                          owner=B),
+                              now=snapshot_time(OLD) + 3 * 3600)
+        self.assertEqual(
+            line, "volume web: no node owns it and its owner's copy is gone "
+            "(the copies name %s as owner); the newest copy left is on %s "
+            "and its newest snapshot %s was taken 2026-12-06 08:00:00 UTC "
+            "(3 hours ago): anything written after it would be lost, so it "
+            "is not taken over unless you run again with --adopt-copy web"
+            % (B, A, OLD))
+
+
+class PortConflictTests(SynchronousTestCase):
+    """
+    Tests for ``port_conflicts``.
+    """
+
+    def test_publishing_node(self):
+        """
+        A port held on the node that would publish it is named.
+        """
+        state = ClusterState(nodes={
+            A: NodeState(address=A), B: NodeState(address=B,
+                                                  busy_ports=[8080, 22])})
+        self.assertEqual(port_conflicts(Deployment(nodes=[
+            Node(address=A), Node(address=B, applications=[WEB])]), state), [
+            "%s: port 8080 is held by a listening socket that is not "
+            "Flocker's, where application web would publish it; stop that "
+            "listener or choose another external port" % (B,)])
+
+    def test_other_project(self):
+        """
+        A port another project's running application publishes cannot be
+        published by this one.
+        """
+        theirs = attr.evolve(WEB, name="shop", project="shop", volume=None)
+        state = ClusterState(nodes={
+            A: NodeState(address=A, applications={"shop": theirs},
+                         running=["shop"]), B: NodeState(address=B)})
+        [line] = port_conflicts(Deployment(project="blog", nodes=[
+            Node(address=A), Node(address=B, applications=[WEB])]), state)
+        self.assertIn("published by application shop of project shop",
+                      line)
+
+
+class DifferencesTests(SynchronousTestCase):
+    """
+    Tests for ``differences``.
+    """
+
+    def test_names_not_values(self):
+        """
+        Environment differences name the variables, never their values;
+        every other differing field is named too.
+        """
+        current = attr.evolve(WEB, environment={"PASSWORD": "old-secret",
+                                                "SAME": "1"})
+        wanted = attr.evolve(WEB, environment={"PASSWORD": "new-secret",
+                                               "SAME": "1", "NEW": "x"},
+                             command=["redis-server"], mem_limit=2 ** 30)
+        said = differences(current, wanted)
+        self.assertEqual(said, ("command", "environment NEW, PASSWORD",
+                                "mem_limit none -> 1073741824"))
+        self.assertNotIn("secret", " ".join(said))
+
+    def test_equal(self):
+        """
+        Equal applications differ in nothing.
+        """
+        self.assertEqual(differences(WEB, WEB), ())
+
+
+class ImageTests(SynchronousTestCase):
+    """
+    Tests for ``canonical_image`` and ``image_present``.
+    """
+
+    def test_canonical(self):
+        """
+        References are written as Docker lists them.
+        """
+        self.assertEqual(
+            [canonical_image(r) for r in (
+                "redis", "docker.io/library/redis:7", "host:5000/web",
+                "web@sha256:" + "0" * 64)],
+            ["redis:latest", "redis:7", "host:5000/web:latest",
+             "web@sha256:" + "0" * 64])
+
+    def test_present(self):
+        """
+        Presence is unknown without a report, and for image ids.
+        """
+        self.assertEqual(
+            [image_present("redis", frozenset(["redis:latest"])),
+             image_present("redis:6", frozenset(["redis:latest"])),
+             image_present("redis", None),
+             image_present("sha256:abc", frozenset())],
+            [True, False, None, None])
