@@ -49,6 +49,7 @@ decode).  A command the agent does not know gets AMP's own "unhandled
 command" error; none of these ends the connection.
 """
 
+import attr
 from eliot import write_traceback
 from twisted.internet.defer import Deferred
 from twisted.protocols import amp
@@ -218,23 +219,29 @@ def _routes_from_json(data):
     return frozenset(route_from_dict(entry) for entry in data)
 
 
-_NODE_KEY_FIELDS = ("private_key", "public_key", "known_hosts")
+def _node_key_fields():
+    from .._model import NodeKey
+    return [field.name for field in attr.fields(NodeKey)]
 
 
 def _node_key_to_json(node_key):
-    return {field: getattr(node_key, field) for field in _NODE_KEY_FIELDS}
+    # Every field of the model, whatever fields it gains.
+    return attr.asdict(node_key)
 
 
 def _node_key_from_json(data):
     from .._model import InvalidModel, NodeKey
-    if not isinstance(data, dict) or set(data) != set(_NODE_KEY_FIELDS):
-        raise SerializationError("expected {\"private_key\", \"public_key\", "
-                                 "\"known_hosts\"}")
+    fields = _node_key_fields()
+    if not isinstance(data, dict) or set(data) != set(fields):
+        raise SerializationError("expected a node key: %s" % (
+            ", ".join(fields),))
     try:
         return NodeKey(**data)
     except (InvalidModel, TypeError, ValueError) as e:
         # The message never quotes the private key.
-        raise SerializationError("not a node key: %s" % (e,))
+        raise SerializationError("not a node key: %s" % (
+            type(e).__name__,) if "PRIVATE" in str(e) else
+            "not a node key: %s" % (e,))
 
 
 def _identity(data):

@@ -8,6 +8,8 @@ agent protocol as :class:`RemoteNodeAgent` and the node's
 import json
 import os
 
+import attr
+
 from eliot import start_action
 from eliot.testing import capture_logging
 from hypothesis import given
@@ -25,6 +27,7 @@ from flocker._model import (
 from flocker._serialize import SerializationError
 from flocker.node._amp import (
     MAXIMUM_DOCUMENT_BYTES, PROTOCOL_VERSION, ApplicationArgument,
+    NodeKeyArgument,
     BadRequest, Hello, HelloFirst, NodeStateArgument, OperationFailed,
     Report, RoutesArgument, StopApplication, VersionMismatch,
     decode_node_key, decode_routes, encode_node_key, encode_routes,
@@ -41,6 +44,7 @@ from flocker.testtools import node_states, temporary_directory
 
 from .. import _remote
 from .._cluster import deploy_over_ssh
+from .._nodekey import nodes_callers
 from .._ssh import MemoryCommandRunner
 from .._logging import REMOTE_CALL
 from .._remote import (
@@ -113,6 +117,16 @@ class DocumentTests(SynchronousTestCase):
         with self.assertRaises(SerializationError) as raised:
             decode_node_key(b'{"private_key": "SECRET"}')
         self.assertNotIn("SECRET", str(raised.exception))
+
+    def test_node_key_every_field(self):
+        """
+        A node key travels with every field of the model, the callers the
+        node key's lines are made from included.
+        """
+        key = attr.evolve(make_node_key(), callers=nodes_callers(
+            [NODE_A], {NODE_A: NODE_A}, {NODE_A: "node-a"}))
+        self.assertEqual(_round_trip(NodeKeyArgument(), key)[0], key)
+        self.assertNotEqual(key.callers, "")
 
     def test_large_document_split(self):
         """
