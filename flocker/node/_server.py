@@ -190,7 +190,8 @@ class AgentService(object):
         self._agents = {}
 
 
-def local_agents(docker, volumes, routes, node_keys=None, checks=None):
+def local_agents(docker, volumes, routes, node_keys=None, checks=None,
+                 clock=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -199,12 +200,15 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None):
     :param node_keys: ``NodeKeyStore`` or ``None``.
     :param checks: The node's doctor checks (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param clock: ``IReactorTime`` the agents wait with (see
+        :class:`LocalNodeAgent`), or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
-                              node_keys=node_keys, checks=checks)
+                              node_keys=node_keys, checks=checks,
+                              clock=clock)
     return make_agent
 
 

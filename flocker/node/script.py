@@ -333,7 +333,7 @@ def build_service(reactor, options, environ):
                              node_keys, agent_socket=options["socket"])
         service = AgentService(
             reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys, checks),
+                                  node_keys, checks, clock=reactor),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())
