@@ -289,11 +289,17 @@ def LogLinesArgument(optional=False):
     return Document(_log_lines_to_json, _log_lines_from_json, optional)
 
 
+def _application_with_contents(application):
+    return application_to_dict(application, contents=True)
+
+
 def ApplicationArgument(optional=False):
     """
-    :return: An argument carrying an ``Application``.
+    :return: An argument carrying an ``Application``, the content of its
+        files included (what starting it needs; reports never carry it).
     """
-    return Document(application_to_dict, application_from_dict, optional)
+    return Document(_application_with_contents, application_from_dict,
+                    optional)
 
 
 def NodeStateArgument(optional=False):
