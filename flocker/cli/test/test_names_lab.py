@@ -5,14 +5,15 @@ gives every application of a project) reaches another application by its
 name, on another node, and keeps reaching it through a move of that
 application, without being restarted.
 
-The linking application is started on its node with ``flocker-node
-start-application`` as the deploy client would, in a project of its own, so
+The linking application is started on its node through the node's agent
+(``StartApplication``) as the deploy client would, in a project of its own, so
 the ``flocker-deploy`` runs that place and move the named application (the
 default project) leave it alone.
 """
 
 import os
 import secrets
+import sys
 
 import pytest
 
@@ -25,6 +26,48 @@ IMAGE = "flocker/busybox:latest"
 PORT = 18095
 DEPLOY_TIMEOUT = 120
 _REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
+
+
+#: Calls the node's agent as the deploy client does (run on the node).
+_AGENT_CALL = """
+import sys
+from eliot import start_action
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+from twisted.internet.task import react
+from flocker._serialize import application_from_dict, loads
+from flocker.node._amp import (
+    PROTOCOL_VERSION, AgentClientProtocol, Hello, StartApplication,
+    StopApplication)
+
+async def main(reactor, what, argument, address):
+    protocol = AgentClientProtocol()
+    await connectProtocol(UNIXClientEndpoint(
+        reactor, "/run/flocker/agent.sock"), protocol)
+    await protocol.callRemote(Hello, version=PROTOCOL_VERSION,
+                              address=address)
+    with start_action(action_type="test:names") as action:
+        task = action.serialize_task_id().decode("ascii")
+    if what == "start":
+        await protocol.callRemote(
+            StartApplication, eliot_task=task,
+            application=application_from_dict(loads(argument)))
+    else:
+        await protocol.callRemote(StopApplication, eliot_task=task,
+                                  name=argument)
+    protocol.transport.loseConnection()
+
+react(lambda reactor: ensureDeferred(main(reactor, *sys.argv[1:])))
+"""
+
+
+def _agent_call(node, what, argument, check=True):
+    """
+    Start (``argument``: the application's JSON, contents included) or stop
+    (``argument``: its name) an application through ``node``'s agent.
+    """
+    return node.run([sys.executable, "-c", _AGENT_CALL, what, argument,
+                     node.address], check=check)
 
 APPLICATIONS = """\
 version: 1
@@ -53,8 +96,7 @@ def names(request, lab, tmp_path_factory):
         f.write(APPLICATIONS.format(web=state["web"], image=IMAGE, port=PORT))
     state["applications"] = path
     yield state
-    lab.nodes[1].run(["flocker-node", "stop-application", state["client"]],
-                     check=False)
+    _agent_call(lab.nodes[1], "stop", state["client"], check=False)
     _deploy(state, [])
     for node in lab.nodes[:3]:
         node.run(["flocker-volume", "delete", state["web"]], check=False)
@@ -122,9 +164,8 @@ class TestServiceNames(object):
             links=[Link(local_port=80, remote_port=PORT, alias=self.s["web"],
                         address=address)])
         node = self.lab.nodes[1]
-        node.run(["flocker-node", "--address", node.address,
-                  "start-application"],
-                 input=dumps(application_to_dict(client, contents=True)))
+        _agent_call(node, "start", dumps(application_to_dict(
+            client, contents=True)))
         self.s["container"] = self.client_container()
         status, body = self.get()
         assert (status, body.strip()) == ("200", "served by " + self.s["web"])
