@@ -1154,14 +1154,15 @@ def _resolve_links(report, drafts):
                 report.at(node, "link to undefined service %s%s" % (
                     _quote(target), _did_you_mean(target, by_name)))
                 continue
-            # A service that publishes no TCP port is reached by its name
+            # A service that publishes no port is reached by its name
             # alone, which resolves on every node.
-            ports = [(port, item) for port, item in by_name[target].ports
-                     if port.protocol == "tcp"]
-            for port, _ in sorted(ports, key=lambda p: p[0].external):
+            ports = list(by_name[target].ports)
+            for port, _ in sorted(ports, key=lambda p: (p[0].external,
+                                                        p[0].protocol)):
                 draft.links.append(
                     (Link(local_port=port.internal,
-                          remote_port=port.external, alias=alias),
+                          remote_port=port.external, alias=alias,
+                          protocol=port.protocol),
                      node, node))
 
 
