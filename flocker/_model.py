@@ -29,7 +29,8 @@ __all__ = [
     "DEPENDENCY_CONDITIONS", "Application", "Node", "Deployment",
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
-    "known_hosts_digest", "InvalidModel",
+    "known_hosts_digest", "InvalidModel", "is_link_alias",
+    "NODE_IDENTITY", "parse_callers", "LINK_ALIAS", "LINK_ALIAS_RULE",
 ]
 
 #: Longest application, alias or volume name accepted.  Names become Docker
@@ -91,6 +92,27 @@ def is_safe_name(value):
             and ".." not in value)
 
 
+#: A link's alias begins the names of environment variables
+#: (``ALIAS_PORT_<local>_TCP``, ``-`` becoming ``_``): a letter first, then
+#: letters, digits, ``_`` or ``-`` (no ``.``).
+LINK_ALIAS = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,%d}\Z" % (
+    MAX_NAME_LENGTH - 1))
+
+#: What :data:`LINK_ALIAS` allows, in words, for messages.
+LINK_ALIAS_RULE = ("use 1-%d letters, digits, '_' or '-', starting with a "
+                   "letter (it begins environment variable names)" % (
+                       MAX_NAME_LENGTH,))
+
+
+def is_link_alias(value):
+    """
+    :param value: Anything.
+    :return: ``True`` if ``value`` can be a link's alias (see
+        :data:`LINK_ALIAS`).
+    """
+    return isinstance(value, str) and LINK_ALIAS.match(value) is not None
+
+
 class _Named(object):
     """
     Stands in for an attrs attribute when a validator checks a field of a
@@ -110,6 +132,11 @@ def _safe_name(instance, attribute, value):
     _check(is_safe_name(value),
            "%s %r is not a safe name: %s" % (
                attribute.name, value, SAFE_NAME_RULE))
+
+
+def _link_alias(instance, attribute, value):
+    _check(is_link_alias(value),
+           "alias %r is not a link alias: %s" % (value, LINK_ALIAS_RULE))
 
 
 def _tcp_port(instance, attribute, value):
@@ -216,7 +243,7 @@ class Link(object):
     """
     local_port = attr.ib(validator=_tcp_port)
     remote_port = attr.ib(validator=_tcp_port)
-    alias = attr.ib(validator=_safe_name)
+    alias = attr.ib(validator=_link_alias)
     address = attr.ib(default="127.0.0.1", validator=_loopback)
 
     @property
@@ -928,10 +955,11 @@ class Deployment(object):
                 for node in self.nodes for application in node.applications}
 
 
-class Route(NamedTuple("_RouteFields", [("port", int), ("address", str)])):
+class Route(NamedTuple("_RouteFields", [("port", int), ("address", str),
+                                        ("protocol", str)])):
     """
-    A routing rule installed on a node: connections to ``port`` on this node
-    go to the same port on the node at ``address``.
+    A routing rule installed on a node: connections (UDP: datagrams) to
+    ``port`` on this node go to the same port on the node at ``address``.
 
     Routes are tuples rather than attrs classes because a cluster holds one
     per application port per node (a million at 100 nodes and 10,000
@@ -941,17 +969,21 @@ class Route(NamedTuple("_RouteFields", [("port", int), ("address", str)])):
     :ivar int port: The external port.
     :ivar str address: IP address (or host name) of the node hosting the
         application.
+    :ivar str protocol: ``tcp`` (the default) or ``udp``.
     """
     __slots__ = ()
 
-    def __new__(cls, port, address):
+    def __new__(cls, port, address, protocol="tcp"):
         if not (type(port) is int and 1 <= port <= 65535):
             _tcp_port(None, _Named("port"), port)
         if not (type(address) is str and _is_address(address)):
             _address(None, _Named("address"), address)
+        if protocol != "tcp":
+            _protocol(None, _Named("protocol"), protocol)
+            protocol = "udp"
         # Interned, so comparing the routes of a thousand nodes compares
         # string pointers rather than string contents.
-        return tuple.__new__(cls, (port, sys.intern(address)))
+        return tuple.__new__(cls, (port, sys.intern(address), protocol))
 
 
 @attr.s(frozen=True, slots=True)
@@ -1025,6 +1057,40 @@ def _known_hosts(instance, attribute, value):
            "known_hosts must be text ending with a newline")
 
 
+#: Node identities, as generated (a UUID) or set by an operator.
+NODE_IDENTITY = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+
+# A node address a key may be used from (``from=``): a host name or IP
+# address, never a wildcard or negation.
+_CALLER_SOURCE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+
+
+def parse_callers(text):
+    """
+    :param str text: A callers text: one line per node, ``NODEID
+        SOURCE[,SOURCE...]`` (its identity, then the names and addresses it
+        connects from).
+    :return: ``list`` of ``(node_id, [source, ...])`` in the text's order.
+    :raises InvalidModel: If a line is not of that form.
+    """
+    callers = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        _check(len(fields) == 2 and NODE_IDENTITY.match(fields[0])
+               is not None and all(_CALLER_SOURCE.match(source)
+                                   for source in fields[1].split(",")),
+               "callers line %r is not 'NODEID SOURCE[,SOURCE...]'" % (
+                   line[:100],))
+        callers.append((fields[0], fields[1].split(",")))
+    return callers
+
+
+def _callers(instance, attribute, value):
+    _check(isinstance(value, str) and (not value or value.endswith("\n")),
+           "callers must be text ending with a newline")
+    parse_callers(value)
+
+
 @attr.s(frozen=True, slots=True)
 class NodeKeyStatus(object):
     """
@@ -1033,7 +1099,8 @@ class NodeKeyStatus(object):
 
     :ivar str fingerprint: The installed key's SHA256 fingerprint.
     :ivar str known_hosts_digest: :func:`known_hosts_digest` of the installed
-        known_hosts file.
+        known_hosts file followed by the installed callers (see
+        :attr:`NodeKey.callers`).
     """
     fingerprint = attr.ib(validator=_of_type(str))
     known_hosts_digest = attr.ib(validator=_of_type(str))
@@ -1052,10 +1119,16 @@ class NodeKey(object):
     :ivar str public_key: Its ``"ssh-ed25519 AAAA..."`` line, no comment.
     :ivar str known_hosts: The known_hosts file the nodes check each
         other's host keys against (one line per node).
+    :ivar str callers: Which node connects from where (see
+        :func:`parse_callers`): each node authorises the key once per node,
+        ``from=`` that node's addresses, with a forced command naming that
+        node, so a receive knows who calls.  Empty: one line for all, with
+        no caller named.
     """
     private_key = attr.ib(validator=_private_key, repr=False)
     public_key = attr.ib(validator=_public_key)
     known_hosts = attr.ib(validator=_known_hosts)
+    callers = attr.ib(default="", validator=_callers)
 
     def status(self):
         """
@@ -1064,7 +1137,8 @@ class NodeKey(object):
         """
         return NodeKeyStatus(
             fingerprint=public_key_fingerprint(self.public_key),
-            known_hosts_digest=known_hosts_digest(self.known_hosts))
+            known_hosts_digest=known_hosts_digest(
+                self.known_hosts + self.callers))
 
 
 @attr.s(frozen=True, slots=True)

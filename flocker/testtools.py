@@ -240,12 +240,17 @@ _NAMES = _st.builds(lambda first, rest: first + rest,
                     _st.sampled_from(_NAME_START),
                     _st.text(_NAME_REST, max_size=12))
 
+# Link aliases begin environment variable names: a letter first.
+_ALIASES = _st.builds(lambda first, rest: first + rest,
+                      _st.sampled_from(_string.ascii_letters),
+                      _st.text(_NAME_REST, max_size=12))
+
 _PORTS = _st.integers(min_value=1, max_value=65535)
 
 
 def application_names():
     """
-    :return: Strategy for safe names (applications, aliases, volumes).
+    :return: Strategy for safe names (applications, volumes).
     """
     return _NAMES
 
@@ -424,7 +429,7 @@ def applications(draw, name=None, externals=None, remote_ports=None):
         links = [_Link(local_port=local,
                        remote_port=remote_ports[
                            draw(_INDEX) % len(remote_ports)],
-                       alias=draw(_NAMES))
+                       alias=draw(_ALIASES))
                  for local in local_ports]
     return _Application(
         name=name,

@@ -27,7 +27,7 @@ from .._model import ClusterState
 from ..node._doctor import FAILED
 from ..node._names import with_service_names
 from ..node._plan import plan_changes
-from ._nodekey import nodes_known_hosts
+from ._nodekey import nodes_callers, nodes_known_hosts
 from ._preflight import (
     check_plan, destructive_changes, problems_line, refusal_line,
     silent_node_line,
@@ -210,20 +210,23 @@ def _gather_unlocked(agents, clock, lock_wait, jitter=None):
     return d.addCallback(check, 0.0)
 
 
-def _desired_node_key(deployment, node_key, host_keys, addresses):
+def _desired_node_key(deployment, node_key, host_keys, addresses, state):
     """
+    :param ClusterState state: What the nodes reported (their identities
+        name the callers of the key, see :func:`nodes_callers`).
     :return: The ``NodeKey`` the nodes should have, or ``None`` when there
         is none to install or the client lacks a node's host key (the nodes
         then keep what they have).
     """
     if node_key is None or host_keys is None:
         return None
-    text, missing = nodes_known_hosts(
-        [node.address for node in deployment.nodes], addresses or {},
-        host_keys())
+    nodes = [node.address for node in deployment.nodes]
+    text, missing = nodes_known_hosts(nodes, addresses or {}, host_keys())
     if missing:
         return None
-    return node_key.node_key(text)
+    callers = nodes_callers(nodes, addresses or {}, {
+        address: node.node_id for address, node in state.nodes.items()})
+    return node_key.node_key(text, callers)
 
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
@@ -316,7 +319,7 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,
-                                           addresses),
+                                           addresses, state),
                 adopt=frozenset(adopt))
             checked = check_plan(deployment, state, plan, agents, adopt,
                                  now=None if clock is None

@@ -25,7 +25,7 @@ from ._ssh import SSHConfigurationError
 
 __all__ = ["DEFAULT_NODE_KEY_PATH", "NodeKeyPair", "check_node_key",
            "load_node_key_pair",
-           "nodes_known_hosts"]
+           "nodes_known_hosts", "nodes_callers"]
 
 #: Where ``flocker-deploy`` keeps the node key unless told otherwise.
 DEFAULT_NODE_KEY_PATH = os.path.join("~", ".flocker", "node_key")
@@ -56,13 +56,16 @@ class NodeKeyPair(object):
             private_key=key.toString("openssh", subtype="v1").decode("ascii"),
             public_key=key.public().toString("openssh").decode("ascii"))
 
-    def node_key(self, known_hosts):
+    def node_key(self, known_hosts, callers=""):
         """
         :param str known_hosts: The nodes' known_hosts text.
+        :param str callers: Which node connects from where (see
+            :func:`nodes_callers`).
         :return: The :class:`~flocker._model.NodeKey` to install.
         """
         return NodeKey(private_key=self.private_key,
-                       public_key=self.public_key, known_hosts=known_hosts)
+                       public_key=self.public_key, known_hosts=known_hosts,
+                       callers=callers)
 
 
 def _write_private(path, data):
@@ -177,3 +180,28 @@ def nodes_known_hosts(addresses, resolved, host_keys):
         lines.append("%s %s\n" % (
             names, key.public().toString("openssh").decode("ascii")))
     return "".join(lines), missing
+
+
+def nodes_callers(addresses, resolved, node_ids):
+    """
+    Which node connects from where, for the nodes' ``authorized_keys``:
+    each node with an identity, from the address the deployment names it by
+    and, when different, the IP address the client reached it at.
+
+    :param addresses: The deployment's node addresses.
+    :param resolved: ``dict`` of node address to the IP address the client
+        connected to.
+    :param node_ids: ``dict`` of node address to the identity it reported
+        (``None`` or missing for a node without one yet).
+    :return: The callers text (see :func:`flocker._model.parse_callers`),
+        sorted by address; empty if no node has an identity.
+    """
+    lines = []
+    for address in sorted(addresses):
+        node_id = node_ids.get(address)
+        if node_id is None:
+            continue
+        ip = resolved.get(address, address)
+        sources = address if ip == address else "%s,%s" % (address, ip)
+        lines.append("%s %s\n" % (node_id, sources))
+    return "".join(lines)

@@ -22,14 +22,19 @@ from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, DeferredList, fail
 from zope.interface import implementer
 
+from .._lines import LineBuffer
 from ..node._protocol import (
     DEFAULT_NODE_COMMAND, EXIT_USAGE, PROTOCOL_OPTION, PROTOCOL_VERSION,
     SERVE, decode_session_line, encode_request,
 )
 from ._logging import SSH_RUN
-from ._ssh import ICommandRunner, RemoteCommandFailed
+from ._ssh import ICommandRunner, NodeUnreachable, RemoteCommandFailed
 
-__all__ = ["SessionRunner", "DEFAULT_CLOSE_TIMEOUT"]
+__all__ = ["SessionRunner", "DEFAULT_CLOSE_TIMEOUT", "MAXIMUM_LINE"]
+
+#: The longest line a node's session may send (an answer carries a whole
+#: report: a node with thousands of applications sends megabytes).
+MAXIMUM_LINE = 64 * 1024 * 1024
 
 #: Seconds :meth:`SessionRunner.close` waits for the sessions to end before
 #: closing the connections under them.
@@ -62,7 +67,7 @@ class _Session(object):
         self._pending = {}
         self._queued = []
         self._next_id = 0
-        self._buffer = b""
+        self._lines_in = LineBuffer(MAXIMUM_LINE)
         self._running = None
         self._answered = False
         #: Whether the session has ended (its calls can no longer be sent).
@@ -106,18 +111,37 @@ class _Session(object):
     def received(self, data):
         """
         Standard output of the session: answers and log lines.
+
+        Lines are cut by a :class:`~flocker._lines.LineBuffer` (linear
+        time); a line longer than :data:`MAXIMUM_LINE` drops the node's
+        session (its calls fail with one line naming the node).
         """
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
+        if self.over:
+            return
+        lines, too_long = self._lines_in.feed(data)
         for line in lines:
-            kind, value = decode_session_line(line)
-            if kind == "eliot":
-                if self._log is not None:
-                    self._log(value)
-            elif kind == "answer":
-                self._answer(*value)
-            elif kind == "progress":
-                self._progress(*value)
+            if self.over:
+                return
+            self._line(line)
+        if too_long and not self.over:
+            self._end(lambda argv: NodeUnreachable(
+                self.address, "it sent a line longer than %d bytes; its "
+                "session was dropped" % (MAXIMUM_LINE,)))
+            if self._running is not None:
+                self._running.close_input()
+
+    def _line(self, line):
+        """
+        One line of the session's output.
+        """
+        kind, value = decode_session_line(line)
+        if kind == "eliot":
+            if self._log is not None:
+                self._log(value)
+        elif kind == "answer":
+            self._answer(*value)
+        elif kind == "progress":
+            self._progress(*value)
 
     def _progress(self, identifier, sent, total):
         answer, argv, progress = self._pending.get(identifier,

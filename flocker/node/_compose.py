@@ -34,8 +34,8 @@ from ._draft import (
 )
 from ._interpolate import InterpolationError, interpolate, parse_env_file
 from ._yaml import (
-    _BOOL, _LARGEST_NUMBER, _NULL, _STR, _check_name, _decimal, _did_you_mean,
-    _integer, _mapping, _model, _positive, _quote,
+    _BOOL, _LARGEST_NUMBER, _NULL, _STR, _check_alias, _check_name,
+    _decimal, _did_you_mean, _integer, _mapping, _model, _positive, _quote,
     _require, _sequence, _size, _text, _unknown_keys,
 )
 
@@ -416,7 +416,7 @@ def _compose_links(report, node, draft):
                       % (_quote(text),))
             continue
         target, alias = parts[0], parts[-1]
-        if _check_name(report, item, alias, "link alias"):
+        if _check_alias(report, item, alias, "link alias"):
             draft.link_requests.append((target, alias, item))
 
 

@@ -63,7 +63,7 @@ from ._draft import (
 )
 from ._yaml import (
     _STR, ConfigurationError, ConfigurationErrors, ConfigurationNote,
-    _Report, _check_name, _compose, _did_you_mean, _flag, _mapping, _model,
+    _Report, _check_alias, _check_name, _compose, _did_you_mean, _flag, _mapping, _model,
     _port, _positive,
     _quote, _require, _sequence, _size, _text, _unknown_keys, _version,
 )
@@ -166,8 +166,8 @@ def _native_links(report, node, draft):
         for key, _, value in fields:
             if key == "alias":
                 alias = _text(report, value, "alias")
-                if alias is not None and _check_name(report, value, alias,
-                                                     "alias"):
+                if alias is not None and _check_alias(report, value, alias,
+                                                      "alias"):
                     values[key] = alias
             elif key in keys:
                 values[key] = _port(report, value, key.replace("_", " "))

@@ -330,7 +330,8 @@ def encode_node_key(node_key):
     """
     return dumps({"private_key": node_key.private_key,
                   "public_key": node_key.public_key,
-                  "known_hosts": node_key.known_hosts}).encode("utf-8")
+                  "known_hosts": node_key.known_hosts,
+                  "callers": node_key.callers}).encode("utf-8")
 
 
 def decode_node_key(data):
@@ -342,10 +343,11 @@ def decode_node_key(data):
     """
     from .._model import InvalidModel, NodeKey
     document = loads(data)
-    if not isinstance(document, dict) or set(document) != {
-            "private_key", "public_key", "known_hosts"}:
+    if not isinstance(document, dict) or not (
+            {"private_key", "public_key", "known_hosts"} <= set(document)
+            <= {"private_key", "public_key", "known_hosts", "callers"}):
         raise SerializationError("expected {\"private_key\", \"public_key\", "
-                                 "\"known_hosts\"}")
+                                 "\"known_hosts\"[, \"callers\"]}")
     try:
         return NodeKey(**document)
     except InvalidModel as e:

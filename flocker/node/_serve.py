@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
+from .._lines import LineBuffer
 from .._serialize import SerializationError
 from ._protocol import (
     EXIT_FAILED, EXIT_USAGE, PROGRESS_INTERVAL, decode_request, encode_log,
@@ -119,6 +120,7 @@ class SessionProtocol(LineOnlyReceiver):
         self._progress_interval = progress_interval
         self._running = set()
         self._logging = False
+        self._lines_in = None
         self.finished = Deferred()
 
     def connectionMade(self):
@@ -149,6 +151,22 @@ class SessionProtocol(LineOnlyReceiver):
             return TransferProgress(self._clock, self._send, identifier,
                                     volume, target, self._progress_interval)
         return progress
+
+    def dataReceived(self, data):
+        """
+        Cut requests out of what arrived, in linear time (the base class
+        splits its whole buffer again at every piece: quadratic in a long
+        line's length); a request over :attr:`MAX_LENGTH` ends the session.
+        """
+        if self._lines_in is None:
+            self._lines_in = LineBuffer(self.MAX_LENGTH)
+        lines, too_long = self._lines_in.feed(data)
+        for line in lines:
+            if self.transport.disconnecting:
+                return
+            self.lineReceived(line)
+        if too_long:
+            self.lineLengthExceeded(b"")
 
     def lineReceived(self, line):
         try:

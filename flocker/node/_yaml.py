@@ -10,13 +10,17 @@ native format, the compose format and the deployment file.
 """
 
 import difflib
+import heapq
 import re
 
 import attr
 import yaml
 from pyrsistent import pvector
 
-from .._model import SAFE_NAME_RULE, InvalidModel, is_safe_name
+from .._model import (
+    LINK_ALIAS_RULE, SAFE_NAME_RULE, InvalidModel, is_link_alias,
+    is_safe_name,
+)
 
 __all__ = ["ConfigurationError", "ConfigurationErrors", "ConfigurationNote"]
 
@@ -398,12 +402,59 @@ def _quote(text, limit=60):
     return '"%s"' % (_printable(text),)
 
 
+#: The most candidates "did you mean" compares a word with: a file with
+#: thousands of misspelt names against thousands of defined ones must not
+#: cost their product in string comparisons.
+SUGGESTION_CANDIDATES = 32
+
+
+# The last few candidate collections, indexed by name length: a check
+# suggests from the same collection for every misspelt name of a file, so
+# it is indexed once, not once per name.  (Held with their size, so a
+# collection that grew is indexed again.)
+_INDEXES = []
+
+
+def _by_length(candidates):
+    for held, size, index in _INDEXES:
+        if held is candidates and size == len(candidates):
+            return index
+    index = {}
+    for candidate in candidates:
+        index.setdefault(len(candidate), []).append(candidate)
+    for names in index.values():
+        names.sort()
+    _INDEXES.insert(0, (candidates, len(candidates), index))
+    del _INDEXES[4:]
+    return index
+
+
+def _nearby(word, candidates, limit=SUGGESTION_CANDIDATES):
+    """
+    :return: At most ``limit`` of ``candidates`` that could be close to
+        ``word`` (difflib's ratio of 0.6 needs lengths within a factor of
+        about two), nearest in length first, then by name.
+    """
+    index = _by_length(candidates)
+    size = len(word)
+    found = []
+    longest = max(index, default=0)
+    for distance in range(max(size, longest) + 1):
+        for length in sorted({size - distance, size + distance}):
+            if 3 * length >= size and 3 * size >= length:
+                found.extend(index.get(length, ()))
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
 def _did_you_mean(word, candidates):
     """
-    :return: `` (did you mean "x"?)`` for the closest of ``candidates``, or
-        an empty string when none is close.
+    :return: `` (did you mean "x"?)`` for the closest of ``candidates`` (of
+        the few :func:`_nearby` keeps), or an empty string when none is
+        close.
     """
-    matches = difflib.get_close_matches(word, sorted(candidates), n=1)
+    matches = difflib.get_close_matches(word, _nearby(word, candidates), n=1)
     if matches:
         return ' (did you mean "%s"?)' % (matches[0],)
     return ""
@@ -663,6 +714,20 @@ def _check_name(report, node, name, what):
         return True
     report.at(node, "%s %s is not a safe name: %s" % (
         what, _quote(name), SAFE_NAME_RULE))
+    return False
+
+
+def _check_alias(report, node, alias, what):
+    """
+    Report ``alias`` at ``node`` unless it can be a link's alias (see
+    :func:`flocker._model.is_link_alias`).
+
+    :return: ``True`` if it can.
+    """
+    if is_link_alias(alias):
+        return True
+    report.at(node, "%s %s is not a link alias: %s" % (
+        what, _quote(alias), LINK_ALIAS_RULE))
     return False
 
 

@@ -18,7 +18,7 @@ import socket
 import sys
 
 from eliot import (
-    Action, FileDestination, add_destinations, remove_destination,
+    FileDestination, add_destinations, remove_destination,
 )
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -26,7 +26,7 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from .. import __version__
-from .._context import in_current_action
+from .._context import BadTaskId, continued_task, in_current_action
 from .._model import InvalidModel
 from .._serialize import SerializationError, dumps, node_state_to_dict
 from ._local import LocalNodeAgent
@@ -792,10 +792,14 @@ def node_main(reactor, argv, stdin, stdout, stderr, environ,
 
     destination = None
     if options["eliot-task"]:
+        try:
+            action = continued_task(options["eliot-task"])
+        except BadTaskId as e:
+            stderr.write("flocker-node %s: %s\n" % (command, e))
+            return succeed(EXIT_USAGE)
         if log:
             destination = FileDestination(file=stderr)
             add_destinations(destination)
-        action = Action.continue_task(task_id=options["eliot-task"])
         with action.context():
             d = DeferredContext(maybeDeferred(run)).addActionFinish()
     else:

@@ -14,7 +14,7 @@ from ._errors import (
     VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError,
+    HandoffConflict, RemoteError, InvalidSize,
 )
 from ._zfs import ZFSPool
 from ._service import (
@@ -34,7 +34,7 @@ __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
-    "RemoteError", "HostKeyRejected",
+    "RemoteError", "HostKeyRejected", "InvalidSize",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",

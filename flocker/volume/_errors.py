@@ -10,7 +10,7 @@ __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "HostKeyRejected", "StreamRejected",
-    "HandoffConflict", "RemoteError", "error_from_kind",
+    "HandoffConflict", "RemoteError", "InvalidSize", "error_from_kind",
 ]
 
 
@@ -114,6 +114,13 @@ class HostKeyRejected(TargetUnreachable):
     """
 
 
+class InvalidSize(VolumeError):
+    """
+    A maximum size that is not a positive number of bytes (zero would mean
+    no limit to ZFS, a negative one is refused by it).
+    """
+
+
 class StreamRejected(VolumeError):
     """
     A stream or hand-off does not apply to the receiving copy (missing base
@@ -138,7 +145,7 @@ _KINDS = {cls.__name__: cls for cls in [
     VolumeError, UnsafeName, ZFSError, PoolMissing, ZFSUnavailable,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError,
+    HandoffConflict, RemoteError, InvalidSize,
 ]}
 
 

@@ -24,7 +24,9 @@ from ._service import (
     IVolumeService, PushResult, VolumeInfo, check_address, snapshot_name,
 )
 from ._seed import seed_entries
-from ._zfs import check_snapshot_name, check_volume_name
+from ._zfs import (
+    check_maximum_size, check_snapshot_name, check_volume_name,
+)
 
 __all__ = ["MemoryNetwork", "MemoryVolumeService"]
 
@@ -185,6 +187,7 @@ class MemoryVolumeService(object):
     @_deferred
     def create(self, name, maximum_size=None):
         check_volume_name(name)
+        check_maximum_size(maximum_size)
         copy = self._copies.get(name)
         if copy is None:
             copy = _Copy(owner=self.node_id, readonly=False,

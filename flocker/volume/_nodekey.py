@@ -9,14 +9,18 @@ Files, in the node's state directory (:func:`default_state_directory`)::
     node-key/id_ed25519        the private key              (0600)
     node-key/id_ed25519.pub    its public key line          (0600)
     node-key/known_hosts       the nodes' host keys         (0600)
+    node-key/callers           which node connects from where (0600)
 
-and one line in the login user's ``~/.ssh/authorized_keys``, recognised by
-its comment :data:`NODE_KEY_MARKER`::
+and one line per node (one in all without callers) in the login user's
+``~/.ssh/authorized_keys``, recognised by its comment
+:data:`NODE_KEY_MARKER`::
 
-    restrict,from="NODE,...",command="/path/to/flocker-volume ssh-command" ssh-ed25519 AAAA… flocker-node-key
+    restrict,from="ADDRESS",command="/path/to/flocker-volume ssh-command --caller NODEID" ssh-ed25519 AAAA… flocker-node-key
 
-(``from=`` lists the nodes of the known_hosts file: the key works from a
-node's address only.)
+(``from=`` a node's addresses, the forced command naming that node: the key
+works from a node's address only, and the receiving node knows which node
+calls; without callers, one line ``from=`` every node of the known_hosts
+file, naming none.)
 
 Every file is replaced atomically (written next to itself, then renamed over
 it), so a reader sees the old content or the new, never a mixture.  Only the
@@ -31,11 +35,14 @@ import re
 import shutil
 import tempfile
 
-from .._model import NodeKeyStatus, known_hosts_digest, public_key_fingerprint
+from .._model import (
+    NODE_IDENTITY, NodeKeyStatus, known_hosts_digest, parse_callers,
+    public_key_fingerprint,
+)
 from ._service import SSHRemote
 
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
-           "known_hosts_sources",
+           "known_hosts_sources", "authorized_keys_lines",
            "replace_marked_lines", "default_state_directory",
            "default_node_key_store", "UnsafeForcedCommand", "NodeKeyError",
            "NodeKeyRemote", "write_atomically"]
@@ -90,12 +97,14 @@ def known_hosts_sources(known_hosts):
     return sorted(sources)
 
 
-def authorized_keys_line(public_key, command, sources=()):
+def authorized_keys_line(public_key, command, sources=(), caller=None):
     """
     :param str public_key: ``"ssh-ed25519 AAAA..."``.
     :param str command: Absolute path of ``flocker-volume``.
     :param sources: The node names and addresses the key may be used from
         (``from=``; see :func:`known_hosts_sources`), or empty for anywhere.
+    :param caller: The identity of the node that line lets in, passed to
+        the forced command (``ssh-command --caller NODEID``), or ``None``.
     :return: The marked ``authorized_keys`` line (``bytes``, with newline):
         ``restrict`` (no forwarding, no pty, no user rc), ``from=`` the
         nodes, and a forced command, so the key can only ever run
@@ -112,9 +121,36 @@ def authorized_keys_line(public_key, command, sources=()):
     for source in sources:
         if not _SOURCE.match(source):
             raise ValueError("%r cannot be a from= pattern" % (source,))
+    if caller is not None and not NODE_IDENTITY.match(caller):
+        raise ValueError("%r is not a node identity" % (caller,))
     origin = 'from="%s",' % (",".join(sources),) if sources else ""
-    return ('restrict,%scommand="%s ssh-command" %s %s\n' % (
-        origin, command, public_key, NODE_KEY_MARKER)).encode("ascii")
+    named = "" if caller is None else " --caller " + caller
+    return ('restrict,%scommand="%s ssh-command%s" %s %s\n' % (
+        origin, command, named, public_key, NODE_KEY_MARKER)).encode("ascii")
+
+
+def authorized_keys_lines(public_key, command, known_hosts, callers):
+    """
+    :param str public_key: ``"ssh-ed25519 AAAA..."``.
+    :param str command: Absolute path of ``flocker-volume``.
+    :param str known_hosts: The nodes' known_hosts text.
+    :param str callers: Which node connects from where
+        (:func:`~flocker._model.parse_callers`), or empty.
+    :return: The marked ``authorized_keys`` lines (``bytes``): one per
+        caller, ``from=`` its addresses, its forced command naming it
+        (``ssh-command --caller NODEID``: sshd takes the first line whose
+        ``from=`` matches the connection, so the forced command knows which
+        node calls); without callers, one line ``from=`` every node of
+        ``known_hosts``, naming none.
+    :raises UnsafeForcedCommand: See :func:`authorized_keys_line`.
+    :raises ValueError: For a source that cannot be a ``from=`` pattern.
+    """
+    if not callers:
+        return authorized_keys_line(public_key, command,
+                                    known_hosts_sources(known_hosts))
+    return b"".join(
+        authorized_keys_line(public_key, command, sources, caller=node_id)
+        for node_id, sources in parse_callers(callers))
 
 
 def _is_marked(line):
@@ -125,7 +161,8 @@ def _is_marked(line):
 def replace_marked_lines(existing, line):
     """
     :param bytes existing: An ``authorized_keys`` file's content.
-    :param bytes line: The marked line to install (newline included).
+    :param bytes line: The marked line or lines to install (newline
+        included).
     :return: The new content: ``line`` where the first marked line was (at
         the end if there was none), every other marked line gone, every
         other line unchanged (a last line without a newline gets one).
@@ -210,6 +247,11 @@ class NodeKeyStore(object):
         """The known_hosts file pushes check host keys against."""
         return os.path.join(self.directory, "known_hosts")
 
+    @property
+    def callers_path(self):
+        """Which node connects from where (see ``NodeKey.callers``)."""
+        return os.path.join(self.directory, "callers")
+
     def installed(self):
         """
         :return: Whether a key and its known_hosts are installed, so pushes
@@ -231,20 +273,19 @@ class NodeKeyStore(object):
         if public is None or known is None or not self.installed():
             return None
         try:
+            callers = (_read(self.callers_path) or b"").decode("utf-8")
             public_key = " ".join(public.decode("ascii").split()[:2])
             status = NodeKeyStatus(
                 fingerprint=public_key_fingerprint(public_key),
-                known_hosts_digest=known_hosts_digest(known.decode("utf-8")))
-            line = authorized_keys_line(
-                public_key, self.command,
-                known_hosts_sources(known.decode("utf-8")))
-        except (ValueError, UnicodeDecodeError):
-            return None
-        try:
+                known_hosts_digest=known_hosts_digest(
+                    known.decode("utf-8") + callers))
+            lines = authorized_keys_lines(
+                public_key, self.command, known.decode("utf-8"), callers)
             authorized = _read(self.authorized_keys)
-        except OSError:
+        except (ValueError, UnicodeDecodeError, OSError):
             return None
-        if authorized is None or line not in authorized.splitlines(True):
+        if authorized is None or not set(lines.splitlines(True)) <= set(
+                authorized.splitlines(True)):
             return None
         return status
 
@@ -259,9 +300,9 @@ class NodeKeyStore(object):
         :raises NodeKeyError: If a file cannot be written.
         """
         try:
-            line = authorized_keys_line(
-                node_key.public_key, self.command,
-                known_hosts_sources(node_key.known_hosts))
+            line = authorized_keys_lines(
+                node_key.public_key, self.command, node_key.known_hosts,
+                node_key.callers)
         except UnsafeForcedCommand:
             raise
         except ValueError as e:
@@ -284,6 +325,8 @@ class NodeKeyStore(object):
                 "ascii"), 0o600)
         write_atomically(self.known_hosts_path,
                           node_key.known_hosts.encode("utf-8"), 0o600)
+        write_atomically(self.callers_path,
+                          node_key.callers.encode("utf-8"), 0o600)
         ssh_directory = os.path.dirname(self.authorized_keys)
         if not os.path.isdir(ssh_directory):
             os.makedirs(ssh_directory, mode=0o700)

@@ -20,14 +20,10 @@ names the caller as its owner.  The copy then records the caller as its
 owner, whatever the request's ``owner`` field says.
 """
 
-import re
-
+from .._model import NODE_IDENTITY
 from ._errors import NotOwner
 
 __all__ = ["NODE_IDENTITY", "check_receive", "recorded_owner"]
-
-#: Node identities, as generated (a UUID) or set by an operator.
-NODE_IDENTITY = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 
 def check_receive(node_id, name, has_copy, copy_owner, caller):

@@ -21,6 +21,8 @@ from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from zope.interface import implementer
 
+from .._lines import LineBuffer
+
 __all__ = [
     "ProcessFailed", "ProcessResult", "spawn", "run_process", "pump",
     "command_line", "make_pipe", "close_quietly", "CHUNK_SIZE",
@@ -136,21 +138,17 @@ class _Collector(ProcessProtocol):
     Collect a child's output; hand standard output lines to whoever waits for
     them (:meth:`next_line`); fire ``ended`` with a :class:`ProcessResult`.
 
-    Lines are cut from one ``bytearray`` read from an offset, each byte
-    looked at once (a long line arriving in small pieces costs linear time,
-    not quadratic); a line over :data:`MAXIMUM_LINE` bytes kills the child
-    and fails :meth:`next_line` with :class:`LineTooLong`.
+    Lines are cut by a :class:`~flocker._lines.LineBuffer` (linear time);
+    a line over :data:`MAXIMUM_LINE` bytes kills the child and fails
+    :meth:`next_line` with :class:`LineTooLong`.
     """
 
     def __init__(self, argv, maximum_line=None):
         self._argv = argv
         self._stdout = []
         self._stderr = []
-        self._buffer = bytearray()
-        self._offset = 0
-        self._scanned = 0
-        self._maximum_line = (MAXIMUM_LINE if maximum_line is None
-                              else maximum_line)
+        self._lines_in = LineBuffer(MAXIMUM_LINE if maximum_line is None
+                                    else maximum_line)
         self._overflow = None
         self._lines = []
         self._waiting = []
@@ -161,27 +159,14 @@ class _Collector(ProcessProtocol):
         self._stdout.append(data)
         if self._overflow is not None:
             return
-        buffer = self._buffer
-        buffer.extend(data)
-        while True:
-            end = buffer.find(b"\n", self._scanned)
-            if end < 0:
-                break
-            line = bytes(buffer[self._offset:end])
-            self._offset = self._scanned = end + 1
+        lines, too_long = self._lines_in.feed(data)
+        for line in lines:
             self._deliver(line)
-        self._scanned = len(buffer)
-        if len(buffer) - self._offset > self._maximum_line:
+        if too_long:
             self._overflowed()
-            return
-        if self._offset > 65536 and self._offset * 2 > len(buffer):
-            del buffer[:self._offset]
-            self._scanned -= self._offset
-            self._offset = 0
 
     def _overflowed(self):
-        self._overflow = LineTooLong(self._argv, self._maximum_line)
-        self._buffer = bytearray()
+        self._overflow = LineTooLong(self._argv, self._lines_in.maximum)
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.errback(self._overflow)

@@ -124,8 +124,8 @@ from ._policy import NODE_IDENTITY, check_receive, recorded_owner
 from ._seed import seed_entries
 from ._stream import stream_limit
 from ._zfs import (
-    NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_pool_name,
-    check_snapshot_name, check_volume_name,
+    NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_maximum_size,
+    check_pool_name, check_snapshot_name, check_volume_name,
 )
 
 __all__ = [
@@ -281,6 +281,8 @@ class IVolumeService(Interface):
         :param maximum_size: Quota in bytes, or ``None`` for no limit.
         :return: ``Deferred`` firing with its :class:`VolumeInfo`.
         :raises VolumeExists: A copy owned by another node is here.
+        :raises InvalidSize: ``maximum_size`` is not ``None`` or a
+            positive number of bytes.
         :raises OutOfSpace: The pool is full.
         """
 
@@ -822,6 +824,7 @@ class VolumeService(object):
 
     def create(self, name, maximum_size=None):
         check_volume_name(name)
+        check_maximum_size(maximum_size)
         return self._locked(name, self._create, name, maximum_size)
 
     @inlineCallbacks

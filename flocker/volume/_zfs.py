@@ -45,7 +45,7 @@ from twisted.internet.task import deferLater
 from .._model import SAFE_NAME_RULE, is_safe_name
 from ._capabilities import parse_capabilities
 from ._errors import (
-    DatasetBusy, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
+    DatasetBusy, InvalidSize, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
     ZFSUnavailable,
 )
 from ._logging import BUSY_RETRY, ZFS_COMMAND
@@ -60,7 +60,7 @@ from ._stream import (
 __all__ = [
     "ZFSPool", "Dataset", "BUSY_DELAYS", "OWNER", "PUSHED", "NODE_ID",
     "TEMPORARY_SUFFIXES", "zfs_error", "check_pool_name", "check_volume_name",
-    "check_snapshot_name",
+    "check_snapshot_name", "check_maximum_size",
 ]
 
 #: User property naming the node that owns a volume (its node identity).
@@ -125,6 +125,20 @@ def check_volume_name(name):
     if not is_safe_name(name):
         raise UnsafeName("volume name %r is not a safe name: %s" % (
             name, SAFE_NAME_RULE))
+
+
+def check_maximum_size(maximum_size):
+    """
+    :param maximum_size: A volume's maximum size in bytes, or ``None``.
+    :raises InvalidSize: Unless it is ``None`` or a positive ``int`` (ZFS
+        would take 0 as no limit and refuse a negative one).
+    """
+    if maximum_size is None:
+        return
+    if (isinstance(maximum_size, bool) or not isinstance(maximum_size, int)
+            or maximum_size <= 0):
+        raise InvalidSize("maximum size must be a positive number of "
+                          "bytes, not %r" % (maximum_size,))
 
 
 def zfs_error(failure, pool):

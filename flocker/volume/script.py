@@ -15,14 +15,14 @@ import os
 import re
 import sys
 
-from eliot import Action, add_destinations, remove_destination, to_file
+from eliot import add_destinations, remove_destination, to_file
 from eliot.twisted import DeferredContext
 from eliot.json import json_default
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.task import react
 
 from .. import __version__
-from .._context import in_current_action
+from .._context import BadTaskId, continued_task, in_current_action
 from ._errors import VolumeError, VolumeInUse
 from ._forced import ssh_command_main
 from ._nodekey import NodeKeyRemote, default_node_key_store
@@ -514,10 +514,9 @@ def main(reactor, options, environ, out, err,
                 reactor, service, options, output)))
     if options.eliot_task:
         try:
-            action = Action.continue_task(task_id=options.eliot_task)
-        except (ValueError, TypeError):
-            err.write("flocker-volume: error: --eliot-task %r is not a "
-                      "serialised eliot task\n" % (options.eliot_task,))
+            action = continued_task(options.eliot_task)
+        except BadTaskId as e:
+            err.write("flocker-volume: error: %s\n" % (e,))
             err.flush()
             if machine:
                 remove_destination(output.log)

@@ -22,7 +22,8 @@ from flocker._model import Deployment, Node, public_key_fingerprint
 from flocker.cli._logging import LOAD_NODE_KEY
 from flocker.cli._deploy import deploy
 from flocker.cli._nodekey import (
-    NodeKeyPair, check_node_key, load_node_key_pair, nodes_known_hosts,
+    NodeKeyPair, check_node_key, load_node_key_pair, nodes_callers,
+    nodes_known_hosts,
 )
 from flocker.cli._remote import RemoteNodeAgent
 from flocker.cli._session import SessionRunner
@@ -212,17 +213,23 @@ class DeployNodeKeyTests(SynchronousTestCase):
 
     def test_installed_then_noop(self):
         """
-        The first deploy installs the key with the verified host keys on
-        both nodes; the second plans nothing.
+        The first deploy installs the key with the verified host keys and
+        the nodes' identities (each node's, from its address) on both
+        nodes; the second plans nothing.
         """
         result = self.deploy()
         expected, _ = nodes_known_hosts([A, B], {}, self.host_keys)
+        callers = nodes_callers([A, B], {}, {
+            a: self.cluster.agents[a].state.node_id for a in (A, B)})
+        self.assertEqual(callers.splitlines(), [
+            "%s %s" % (self.cluster.agents[a].state.node_id, a)
+            for a in (A, B)])
         self.assertEqual(
             leaves(result.plan),
-            [InstallNodeKey(node=a, key=self.pair.node_key(expected))
+            [InstallNodeKey(node=a, key=self.pair.node_key(expected, callers))
              for a in (A, B)])
         self.assertEqual(self.cluster.agents[A].state.node_key,
-                         self.pair.node_key(expected).status())
+                         self.pair.node_key(expected, callers).status())
         self.assertEqual(leaves(self.deploy().plan), [])
 
     def test_dry_run(self):
@@ -343,8 +350,8 @@ def test_forced_command_refuses(sshd, tmp_path, authorized_keys):
                             capture_output=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr.decode()) == (
         1, b"", "flocker-volume ssh-command: refused: only 'flocker-volume "
-        "receive NAME' and 'flocker-volume acquire NAME --snapshot S "
-        "--node-id ID --json' are allowed\n")
+        "receive NAME' is allowed (acquire, and everything else, is the "
+        "operator's)\n")
     with open(authorized_keys, "rb") as f:
         lines = f.read().splitlines()
     assert sshd.client_key.public().toString("openssh") in lines

@@ -136,9 +136,9 @@ class TestNodeKeyScenario(object):
         A deploy with a new key file creates it (0600) and installs it on
         every node, with a known_hosts of all three nodes, before anything
         else; each node then reports its fingerprint and known_hosts
-        digest and has exactly one marked, restricted, forced-command line
-        usable from the nodes' addresses only (``from=``) in
-        ``authorized_keys``, the lab's own line untouched.
+        digest and has one marked, restricted, forced-command line per node
+        in ``authorized_keys`` (``from=`` that node's address, the forced
+        command naming that node), the lab's own line untouched.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -174,20 +174,30 @@ class TestNodeKeyScenario(object):
                       if line.rstrip().endswith(NODE_KEY_MARKER.encode())]
             others = [line for line in s.authorized_lines(index)
                       if line not in marked]
+            with open(os.path.join(keys, "callers")) as f:
+                callers_text = f.read()
             assert report["node_key"] == {
                 "fingerprint": fingerprint,
-                "known_hosts_digest": known_hosts_digest(known)}
+                "known_hosts_digest": known_hosts_digest(
+                    known + callers_text)}
             assert sorted(line.split()[0] for line in known.splitlines()) \
                 == sorted(s.addresses)
-            assert len(marked) == 1 and others == before[index]
-            line = re.match(
-                rb'^restrict,from="([0-9.,]+)",'
-                rb'command="/\S+/flocker-volume ssh-command" '
-                + re.escape(public.encode()) + rb" " +
-                NODE_KEY_MARKER.encode() + rb"\n$", marked[0])
-            # Usable from the nodes' addresses only.
-            assert line and sorted(line.group(1).decode().split(",")) == (
-                sorted(s.addresses)), marked
+            assert len(marked) == 3 and others == before[index]
+            # One line per node: usable from its address only, its forced
+            # command naming it.
+            callers = set()
+            for line in marked:
+                match = re.match(
+                    rb'^restrict,from="([0-9.]+)",'
+                    rb'command="/\S+/flocker-volume ssh-command --caller '
+                    rb'(\S+)" ' + re.escape(public.encode()) + rb" " +
+                    NODE_KEY_MARKER.encode() + rb"\n$", line)
+                assert match, marked
+                callers.add((match.group(1).decode(),
+                             match.group(2).decode()))
+            assert callers == {
+                (address, reports[s.node(i)]["node_id"])
+                for i, address in enumerate(s.addresses)}, marked
             assert oct(os.stat(os.path.join(keys, "id_ed25519")).st_mode
                        & 0o777) == "0o600"
             with open(os.path.join(keys, "id_ed25519")) as f:
@@ -287,6 +297,45 @@ class TestNodeKeyScenario(object):
                 b"carries properties" in negotiated.stderr) == (1, True), \
             negotiated.stderr
         assert found.returncode != 0 and not os.path.exists(planted)
+
+    def test_03c_push_into_others_copy_refused(self):
+        """
+        A node holding the node key cannot push into a copy that follows
+        another node, nor into an owned copy: after the move to node3,
+        node2 pushing the volume into node1 (whose copy follows node3) or
+        node3 (the owner) is refused, naming the nodes, and neither copy
+        changes (owner, snapshots).
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        name = s.names["web"]
+        reports = s.reports()
+        node2_id = reports[s.node(1)]["node_id"]
+        node3_id = reports[s.node(2)]["node_id"]
+
+        def copy(index):
+            dataset = "%s/%s" % (s.nodes[index].pool, name)
+            return (
+                subprocess.run(["zfs", "get", "-H", "-o", "value",
+                                "flocker:owner", dataset], check=True,
+                               stdout=subprocess.PIPE).stdout,
+                subprocess.run(["zfs", "list", "-H", "-t", "snapshot", "-o",
+                                "name", "-r", dataset], check=True,
+                               stdout=subprocess.PIPE).stdout)
+        before = [copy(0), copy(2)]
+        request = json.dumps({"snapshot": "flocker-forged", "base": None,
+                              "owner": node2_id, "maximum_size": None})
+        results = _at_once([
+            (lambda target: s.node_ssh(
+                1, target, ["flocker-volume", "receive", name],
+                input=request + "\n"), target) for target in (n1, n3)])
+        into_follower, into_owner = results
+        assert (into_follower.returncode, into_owner.returncode) == (1, 1)
+        assert ("follows node %s; node %s may not push it" % (
+            node3_id, node2_id)) in into_follower.stderr, \
+            into_follower.stderr
+        assert "owned by this node" in into_owner.stderr, into_owner.stderr
+        assert [copy(0), copy(2)] == before
 
     def test_04_unknown_host_key_refused_then_refreshed(self):
         """

@@ -17,6 +17,7 @@ from flocker.node._fake import FakeCluster
 from flocker.node.testtools import MemoryNodeSession, RecordingProgress
 
 from .._remote import NodeStepFailed, RemoteNodeAgent
+from .. import _session
 from .._session import SessionRunner
 from .._ssh import (
     CommandExit, ICommandRunner, MemoryCommandRunner, NodeUnreachable,
@@ -345,6 +346,48 @@ class SessionProgressTests(SynchronousTestCase):
                    b'{"id":1,"exit":0,"stdout":"one","stderr":""}\n')
         self.assertEqual(self.successResultOf(calling), b"one")
         self.assertEqual(len(logger.flush_tracebacks(ZeroDivisionError)), 1)
+
+
+class SessionLineTests(SynchronousTestCase):
+    """
+    A node's session output is cut into lines in linear time, and a line
+    over the limit drops the session.
+    """
+
+    def setUp(self):
+        self.ended = []
+        self.session = _session._Session(A, ["flocker-node", "serve"], None,
+                                         self.ended.append)
+        self.running = _Stuck()
+        self.session.opened(self.running)
+
+    def test_answer_in_pieces(self):
+        """
+        An answer arriving a byte at a time is delivered once whole.
+        """
+        calling = self.session.call(["flocker-node", "report"], b"")
+        for byte in b'{"id":1,"exit":0,"stdout":"one","stderr":""}\n':
+            self.session.received(bytes([byte]))
+        self.assertEqual(self.successResultOf(calling), b"one")
+
+    def test_line_too_long(self):
+        """
+        A line longer than ``MAXIMUM_LINE`` (no newline yet) fails the
+        pending calls with one ``NodeUnreachable`` line naming the node,
+        ends the session and closes its input; later output is ignored.
+        """
+        self.patch(_session, "MAXIMUM_LINE", 100)
+        self.setUp()
+        calling = self.session.call(["flocker-node", "report"], b"")
+        for _ in range(3):
+            self.session.received(b"x" * 40)
+        failure = self.failureResultOf(calling, NodeUnreachable)
+        self.assertEqual(str(failure.value), "%s: unreachable: it sent a "
+                         "line longer than 100 bytes; its session was "
+                         "dropped" % (A,))
+        self.assertEqual((self.ended, self.running.input_closed,
+                          self.session.over), ([self.session], True, True))
+        self.session.received(b"\n")
 
 
 class _Stuck(object):

@@ -13,6 +13,7 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, HostMount, Link, Node, Port,
     RestartPolicy,
 )
+from flocker.node import _yaml
 from flocker.node._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
     load_configuration, parse_configuration,
@@ -691,7 +692,18 @@ class TestNativeProblems(object):
         A link alias outside the safe set is refused.
         """
         found = problems(NATIVE.replace("alias: db", "alias: ../db"))
-        assert_problem(found, APPLICATION, 6, 58, "alias", "not a safe name")
+        assert_problem(found, APPLICATION, 6, 58, "alias",
+                       "not a link alias")
+
+    def test_alias_starting_with_digit(self):
+        """
+        A link alias starting with a digit is refused by the check (it
+        would begin environment variable names, which the node cannot
+        set), at the alias.
+        """
+        found = problems(NATIVE.replace("alias: db", "alias: 9db"))
+        assert_problem(found, APPLICATION, 6, 58, "alias", '"9db"',
+                       "starting with a letter")
 
     def test_unsafe_image(self):
         """
@@ -889,6 +901,31 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 2, 1, '"aplications"',
                        'did you mean "applications"')
         assert_problem(found, APPLICATION, 1, 1, 'no "applications"')
+
+    def test_did_you_mean_bounded(self, monkeypatch):
+        """
+        4,000 near-miss names in the deployment against 4,000 defined
+        applications: each is compared with at most
+        ``SUGGESTION_CANDIDATES`` names (not all 4,000), and still gets
+        the right suggestion.
+        """
+        compared = []
+        close = _yaml.difflib.get_close_matches
+
+        def counting(word, candidates, n):
+            compared.append(len(candidates))
+            return close(word, candidates, n=n)
+        monkeypatch.setattr(_yaml.difflib, "get_close_matches", counting)
+        count = 4000
+        application = "version: 1\napplications:\n" + "".join(
+            "  app%04d: {image: x}\n" % (i,) for i in range(count))
+        deployment = "version: 1\nnodes:\n  192.0.2.1: [%s]\n" % (
+            ", ".join("apq%04d" % (i,) for i in range(count)),)
+        found = problems(application, deployment)
+        assert len(compared) == count
+        assert max(compared) <= _yaml.SUGGESTION_CANDIDATES
+        assert any('"apq0007" is not defined' in str(e)
+                   and 'did you mean "app0007"' in str(e) for e in found)
 
     def test_unprintable_stays_on_one_line(self):
         """

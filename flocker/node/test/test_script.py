@@ -384,6 +384,17 @@ class NodeMainTests(SynchronousTestCase):
                         m.get("action_status")) for m in messages])
 
 
+    def test_bad_eliot_task(self):
+        """
+        A ``--eliot-task`` that is not a serialised task id gives one line
+        and exit status 2, no traceback, and runs nothing.
+        """
+        code, out, err = self.main(["--eliot-task", "bad", "report"])
+        self.assertEqual((code, out, err), (
+            2, "", "flocker-node report: --eliot-task 'bad' is not a "
+            "serialised eliot task\n"))
+
+
 class LabReportTests(SynchronousTestCase):
     """
     ``flocker-node report`` run on a lab node.

@@ -39,8 +39,8 @@ from zope.interface.verify import verifyObject
 
 from flocker._model import VolumeState
 from flocker.volume._errors import (
-    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StreamRejected,
-    TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
+    HandoffConflict, InvalidSize, NoSuchVolume, NotOwner, OutOfSpace,
+    StreamRejected, TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
 )
 from flocker.volume._service import IVolumeService
 
@@ -127,6 +127,16 @@ def make_ivolumeservice_tests(make_nodes):
             self.assertEqual([(s.name, s.owned) for s in states],
                              [("app", True)])
             self.assertIsInstance(states[0], VolumeState)
+
+        def test_create_bad_size(self):
+            """
+            A maximum size of zero or below (or not a number) is refused
+            with ``InvalidSize`` and nothing is created.
+            """
+            for size in [0, -5, "10", 1.5, True]:
+                self.assertRaises(InvalidSize, self.call, self.a.create,
+                                  "app", size)
+            self.assertEqual(list(self.call(self.a.list)), [])
 
         def test_create_idempotent(self):
             """

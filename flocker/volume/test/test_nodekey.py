@@ -10,6 +10,7 @@ import os
 import shlex
 import stat
 
+import attr
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -23,7 +24,7 @@ from flocker.volume._forced import (
 from flocker.volume._nodekey import (
     NODE_KEY_MARKER, NodeKeyError, NodeKeyRemote, NodeKeyStore,
     UnsafeForcedCommand, authorized_keys_line, default_state_directory,
-    known_hosts_sources,
+    authorized_keys_lines, known_hosts_sources,
     replace_marked_lines,
 )
 from flocker.volume._process import ProcessResult
@@ -90,6 +91,25 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
         for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", ""]:
             self.assertRaises(ValueError, authorized_keys_line,
                               key.public_key, COMMAND, [source])
+
+    def test_one_line_per_caller(self):
+        """
+        With callers, the key is authorised once per node: ``from=`` that
+        node's addresses, the forced command naming that node; a caller
+        that is not a node identity is refused.
+        """
+        key = make_node_key()
+        lines = authorized_keys_lines(
+            key.public_key, COMMAND, key.known_hosts,
+            "node-a 10.0.0.1\nnode-b node2,10.0.0.2\n").splitlines()
+        self.assertEqual(lines, [
+            ('restrict,from="%s",command="%s ssh-command --caller %s" %s '
+             '%s' % (sources, COMMAND, node_id, key.public_key,
+                     NODE_KEY_MARKER)).encode()
+            for node_id, sources in [("node-a", "10.0.0.1"),
+                                     ("node-b", "node2,10.0.0.2")]])
+        self.assertRaises(ValueError, authorized_keys_line, key.public_key,
+                          COMMAND, ["10.0.0.1"], caller="a b")
 
     def test_sources(self):
         """
@@ -256,6 +276,27 @@ class NodeKeyStoreTests(SynchronousTestCase):
             f.write(b"ssh-rsa AAAAB3 operator\n")
         self.assertIsNone(store.status())
 
+    def test_install_with_callers(self):
+        """
+        A key with callers installs one marked line per caller (and no
+        other) and reports the status of that key, callers included; a
+        line removed by hand makes it report none.
+        """
+        store = _store(self)
+        key = attr.evolve(make_node_key(), callers="node-a 10.0.0.1\n"
+                          "node-b 10.0.0.2\n")
+        store.install(key)
+        with open(store.authorized_keys, "rb") as f:
+            marked = f.read().splitlines(True)
+        self.assertEqual(b"".join(marked), authorized_keys_lines(
+            key.public_key, COMMAND, key.known_hosts, key.callers))
+        self.assertEqual(store.status(), key.status())
+        self.assertNotEqual(key.status(), attr.evolve(
+            key, callers="").status())
+        with open(store.authorized_keys, "wb") as f:
+            f.write(marked[0])
+        self.assertIsNone(store.status())
+
     def test_loose_directory_tightened(self):
         """
         An existing key directory open to others is made 0700 by the
@@ -274,7 +315,8 @@ class NodeKeyStoreTests(SynchronousTestCase):
         store = _store(self)
         store.install(make_node_key())
         self.assertEqual(sorted(os.listdir(store.directory)),
-                         ["id_ed25519", "id_ed25519.pub", "known_hosts"])
+                         ["callers", "id_ed25519", "id_ed25519.pub",
+                          "known_hosts"])
         self.assertEqual(
             os.listdir(os.path.dirname(store.authorized_keys)),
             ["authorized_keys"])
