@@ -955,10 +955,11 @@ class Deployment(object):
                 for node in self.nodes for application in node.applications}
 
 
-class Route(NamedTuple("_RouteFields", [("port", int), ("address", str)])):
+class Route(NamedTuple("_RouteFields", [("port", int), ("address", str),
+                                        ("protocol", str)])):
     """
-    A routing rule installed on a node: connections to ``port`` on this node
-    go to the same port on the node at ``address``.
+    A routing rule installed on a node: connections (UDP: datagrams) to
+    ``port`` on this node go to the same port on the node at ``address``.
 
     Routes are tuples rather than attrs classes because a cluster holds one
     per application port per node (a million at 100 nodes and 10,000
@@ -968,17 +969,21 @@ class Route(NamedTuple("_RouteFields", [("port", int), ("address", str)])):
     :ivar int port: The external port.
     :ivar str address: IP address (or host name) of the node hosting the
         application.
+    :ivar str protocol: ``tcp`` (the default) or ``udp``.
     """
     __slots__ = ()
 
-    def __new__(cls, port, address):
+    def __new__(cls, port, address, protocol="tcp"):
         if not (type(port) is int and 1 <= port <= 65535):
             _tcp_port(None, _Named("port"), port)
         if not (type(address) is str and _is_address(address)):
             _address(None, _Named("address"), address)
+        if protocol != "tcp":
+            _protocol(None, _Named("protocol"), protocol)
+            protocol = "udp"
         # Interned, so comparing the routes of a thousand nodes compares
         # string pointers rather than string contents.
-        return tuple.__new__(cls, (port, sys.intern(address)))
+        return tuple.__new__(cls, (port, sys.intern(address), protocol))
 
 
 @attr.s(frozen=True, slots=True)

@@ -298,8 +298,12 @@ def application_from_dict(data):
 def route_to_dict(route):
     """
     :param Route route: A route.
-    :return: ``{"port": …, "address": …}``.
+    :return: ``{"port": …, "address": …}``, with ``"protocol": "udp"``
+        for a UDP route (a TCP route's form is what it always was).
     """
+    if route.protocol != "tcp":
+        return {"port": route.port, "address": route.address,
+                "protocol": route.protocol}
     return {"port": route.port, "address": route.address}
 
 
@@ -310,7 +314,8 @@ def route_from_dict(data):
     :return: The :class:`Route`.
     :raises SerializationError: If ``data`` does not describe one.
     """
-    return Route(port=data["port"], address=data["address"])
+    return Route(port=data["port"], address=data["address"],
+                 protocol=data.get("protocol", "tcp"))
 
 
 def node_state_to_dict(state):

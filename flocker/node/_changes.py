@@ -350,9 +350,11 @@ class SetRoutes(object):
     def describe(self):
         if not self.routes:
             return "%s: remove all routes" % (self.node,)
-        shown = ", ".join("%d->%s" % (r.port, r.address)
-                          for r in sorted(self.routes,
-                                          key=lambda r: (r.port, r.address)))
+        shown = ", ".join(
+            "%d%s->%s" % (r.port, "" if r.protocol == "tcp" else "/udp",
+                          r.address)
+            for r in sorted(self.routes, key=lambda r: (r.port, r.protocol,
+                                                        r.address)))
         return "%s: set routes %s" % (self.node, shown)
 
 

@@ -320,7 +320,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if application.ports:
             routes = by_node.setdefault(address, set())
             for port in application.ports:
-                routes.add(Route(port.external, ip(address)))
+                routes.add(Route(port.external, ip(address), port.protocol))
     for address, ports in foreign_ports.items():
         by_node.setdefault(address, set()).update(
             Route(port, ip(address)) for port in ports)

@@ -70,7 +70,7 @@ def converged_state(deployment):
         every node routing every other node's external ports.
     """
     own = {node.address: frozenset(
-        Route(port.external, node.address)
+        Route(port.external, node.address, port.protocol)
         for application in node.applications for port in application.ports)
         for node in deployment.nodes}
     everything = frozenset().union(*own.values()) if own else frozenset()

@@ -98,10 +98,12 @@ def check_routes(routes):
             raise InvalidRoute("%r is not a Route" % (route,))
         check_ipv4_address(route.address, "route address for port %d" % (
             route.port,))
-        if route.port in seen:
-            raise InvalidRoute("port %d is routed to both %s and %s" % (
-                route.port, seen[route.port], route.address))
-        seen[route.port] = route.address
+        key = (route.port, route.protocol)
+        if key in seen:
+            raise InvalidRoute("port %d%s is routed to both %s and %s" % (
+                route.port, "" if route.protocol == "tcp" else "/udp",
+                seen[key], route.address))
+        seen[key] = route.address
     return routes
 
 

@@ -195,13 +195,18 @@ def _route_rules(route):
     :return: The rules that make ``route`` work, one per chain.
     """
     port = str(route.port)
-    comment = "%s%d:%s" % (_ROUTE_PREFIX, route.port, route.address)
-    to_local_port = ("-p", "tcp", "-m", "tcp", "--dport", port,
+    protocol = route.protocol
+    # A TCP route keeps the comment it always had; a UDP one says so.
+    comment = "%s%d%s:%s" % (_ROUTE_PREFIX, route.port,
+                             "" if protocol == "tcp" else "/" + protocol,
+                             route.address)
+    to_local_port = ("-p", protocol, "-m", protocol, "--dport", port,
                      "-m", "addrtype", "--dst-type", "LOCAL")
     dnat = ("-j", "DNAT", "--to-destination",
             "%s:%s" % (route.address, port))
-    to_target = ("-d", route.address + "/32", "-p", "tcp", "-m", "tcp",
-                 "--dport", port, "-m", "conntrack", "--ctstate", "DNAT")
+    to_target = ("-d", route.address + "/32", "-p", protocol, "-m",
+                 protocol, "--dport", port, "-m", "conntrack", "--ctstate",
+                 "DNAT")
     return [
         _Rule("nat", "FLOCKER-PREROUTING", comment, to_local_port, dnat),
         _Rule("nat", "FLOCKER-OUTPUT", comment, to_local_port, dnat),
@@ -243,7 +248,8 @@ def _link_rules(node_address, link):
 
 def _desired_route_rules(routes):
     rules = _base_rules()
-    for route in sorted(routes, key=lambda route: route.port):
+    for route in sorted(routes, key=lambda route: (route.port,
+                                                   route.protocol)):
         rules.extend(_route_rules(route))
     return rules
 
@@ -423,7 +429,9 @@ def _routes_from(saved):
         if comment and comment.startswith(_ROUTE_PREFIX):
             try:
                 port, address = comment[len(_ROUTE_PREFIX):].split(":", 1)
-                routes.add(Route(port=int(port), address=address))
+                port, _, protocol = port.partition("/")
+                routes.add(Route(port=int(port), address=address,
+                                 protocol=protocol or "tcp"))
             except ValueError:
                 # Not a comment Flocker wrote; the next change replaces it.
                 continue
@@ -657,8 +665,10 @@ class IPTablesRouteManager(object):
     def _set_routes(self, routes):
         routes = check_routes(routes)
         if routes:
+            # Listening sockets are TCP ones (``ss -t``): a UDP route is
+            # not checked against the node's own UDP sockets.
             busy = (yield self.listening_ports()) & pset(
-                route.port for route in routes)
+                route.port for route in routes if route.protocol == "tcp")
             if busy:
                 raise PortInUse(self.node, busy)
         changed = yield self._ensure_sysctls((), _NODE_SYSCTLS)
@@ -752,17 +762,23 @@ class IPTablesRouteManager(object):
         so that removing many routes does not cost one command per route;
         then one ``conntrack -D`` per port that has some.
         """
-        targets = {route.port: route.address for route in new_routes}
-        stale = {(route.port, route.address) for route in old_routes
-                 if targets.get(route.port) != route.address}
+        targets = {(route.port, route.protocol): route.address
+                   for route in new_routes}
+        stale = {(route.protocol, route.port, route.address)
+                 for route in old_routes
+                 if targets.get((route.port, route.protocol)) != route.address}
         if not stale:
             return
-        listing = yield self.runner.run(
-            ("conntrack", "-L", "-p", "tcp", "--dst-nat"))
-        for port, address in sorted(parse_dnat_flows(listing) & stale):
+        found = set()
+        for protocol in sorted({protocol for protocol, _, _ in stale}):
+            listing = yield self.runner.run(
+                ("conntrack", "-L", "-p", protocol, "--dst-nat"))
+            found |= {(protocol, port, address)
+                      for port, address in parse_dnat_flows(listing)}
+        for protocol, port, address in sorted(found & stale):
             try:
                 yield self.runner.run((
-                    "conntrack", "-D", "-p", "tcp",
+                    "conntrack", "-D", "-p", protocol,
                     "--orig-port-dst", str(port), "--dst-nat", address))
             except CommandFailed as error:
                 # Exit status 1 and "0 flow entries": they expired meanwhile.

@@ -356,6 +356,21 @@ def test_named_link_serialized():
     assert application_from_dict(loads(dumps(data))) == application
 
 
+def test_udp_route():
+    """
+    A route's protocol is tcp unless it says udp; it is part of the value
+    and survives the JSON form, a TCP route's form being what it was.
+    """
+    assert Route(53, "10.0.0.1") == Route(53, "10.0.0.1", "tcp")
+    assert Route(53, "10.0.0.1", "udp") != Route(53, "10.0.0.1")
+    assert route_to_dict(Route(53, "10.0.0.1")) == {"port": 53,
+                                                    "address": "10.0.0.1"}
+    assert route_from_dict(loads(dumps(route_to_dict(
+        Route(53, "10.0.0.1", "udp"))))) == Route(53, "10.0.0.1", "udp")
+    with pytest.raises(InvalidModel):
+        Route(53, "10.0.0.1", "sctp")
+
+
 class TestRestartPolicy(object):
     """
     ``RestartPolicy``.

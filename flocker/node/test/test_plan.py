@@ -293,6 +293,29 @@ def converge(cluster, deployment):
     return change
 
 
+class UDPPlanTests(SynchronousTestCase):
+    """
+    Tests for planning the routes of UDP ports.
+    """
+
+    def test_udp_routed(self):
+        """
+        A published UDP port is routed as UDP by every other node, beside
+        a TCP port of the same number.
+        """
+        dns = Application(name="dns", image="i", ports=[
+            Port(internal=53, external=53, protocol="udp"),
+            Port(internal=5353, external=53)])
+        deployment = Deployment(nodes=[Node(address=A, applications=[dns]),
+                                       Node(address=B)])
+        routes = [c for c in leaves(plan_changes(deployment, ClusterState()))
+                  if isinstance(c, SetRoutes) and c.node == B]
+        self.assertEqual(
+            (routes, routes[0].describe()),
+            ([SetRoutes(node=B, routes=[Route(53, A), Route(53, A, "udp")])],
+             "10.0.0.2: set routes 53->10.0.0.1, 53/udp->10.0.0.1"))
+
+
 class SeveralVolumesPlanTests(SynchronousTestCase):
     """
     Tests for planning applications with several (named, shared, external)

@@ -81,6 +81,18 @@ def make_iroutemanager_tests(make_fixture):
             self.assertIsNone(self.call("set_routes", routes))
             self.assertEqual(routes, self.call("get_routes"))
 
+        def test_udp_routes(self):
+            """
+            A UDP route and a TCP route on one port are two routes, both
+            reported.
+            """
+            routes = pset([
+                Route(port=5353, address="10.96.0.11"),
+                Route(port=5353, address="10.96.0.13",
+                      protocol="udp")])
+            self.call("set_routes", routes)
+            self.assertEqual(routes, self.call("get_routes"))
+
         def test_replace_routes(self):
             """
             A second ``set_routes`` replaces the routes: removed ones go,

@@ -237,6 +237,23 @@ class IPTablesRouteManagerUnitTests(SynchronousTestCase):
         self.assertIn(("iptables-restore", "--wait", "10", "--noflush"),
                       self.node.commands())
 
+    def test_udp_route(self):
+        """
+        A UDP route's rules match UDP, and its comment says udp after the
+        port; it reads back as the same route beside a TCP route on the
+        same port.
+        """
+        routes = [Route(port=53, address=NODE1, protocol="udp"),
+                  Route(port=53, address=NODE1)]
+        self.set_routes(*routes)
+        restore = self.restores()[0].decode()
+        self.assertIn(
+            "-A FLOCKER-PREROUTING -p udp -m udp --dport 53 -m addrtype "
+            "--dst-type LOCAL -m comment --comment flocker:route:53/udp:%s "
+            "-j DNAT --to-destination %s:53\n" % (NODE1, NODE1), restore)
+        self.assertEqual(set(routes),
+                         set(self.successResultOf(self.manager.get_routes())))
+
     def test_sysctls(self):
         """
         ``ip_forward`` and ``route_localnet`` are set to 1 when they are not,

@@ -1,0 +1,292 @@
+"""
+Issue #18's end-to-end test on the lab (``admin/lab``): a compose project
+deploys unmodified across three nodes, then each service moves with its
+data intact while the others keep resolving it by name, and a UDP port is
+routed from every node.
+
+The project: ``db`` (an HTTP server standing in for a database, its data on
+a named volume, a healthcheck), ``web`` (a relative directory bind mount
+seeded once, a named volume, a file bind mount, ``depends_on: {db:
+{condition: service_healthy}}``, its port from ``.env``) and ``dns`` (a UDP
+port).  ``flocker-deploy`` runs in the client namespace with the compose
+file as written.
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from flocker.testtools import http_status_and_body
+
+IMAGE = "flocker/busybox:latest"
+DEPLOY_TIMEOUT = 180
+WEB_PORT = 18100
+DB_PORT = 18101
+UDP_PORT = 18153
+_REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
+
+# Answers one datagram on UDP port 5353 with its upper-case copy (bounded:
+# gives up after 20 seconds).
+_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+s.settimeout(20)
+print("ready", flush=True)
+data, peer = s.recvfrom(4096)
+s.sendto(data.upper(), peer)
+print(data.decode(), flush=True)
+"""
+
+# Sends argv[3] to argv[1]:argv[2] over UDP, prints the answer (or nothing
+# after 10 seconds).
+_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recvfrom(4096)[0].decode())
+except socket.timeout:
+    pass
+"""
+
+COMPOSE = """\
+name: {project}
+services:
+  db:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/data"]
+    ports: ["{db_port}:80"]
+    volumes:
+      - dbdata:/data
+    healthcheck:
+      test: ["CMD", "test", "-d", "/data"]
+      interval: 1s
+      retries: 30
+  web:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: ["${{WEB_PORT}}:80"]
+    volumes:
+      - ./site:/www
+      - logs:/logs
+      - ./app.conf:/etc/app.conf:ro
+    depends_on:
+      db: {{condition: service_healthy}}
+  dns:
+    image: {image}
+    command: ["sleep", "100000"]
+    ports: ["{udp_port}:5353/udp"]
+volumes:
+  dbdata:
+  logs:
+"""
+
+
+class _Project(object):
+    """
+    The project's files and what the steps share.
+    """
+
+    def __init__(self, lab, directory, failures):
+        self.lab = lab
+        self.failures = failures
+        self.token = secrets.token_hex(3)
+        self.project = "e2e" + self.token
+        self.directory = directory
+        self.nodes = lab.nodes[:3]
+        self.addresses = [node.address for node in self.nodes]
+        self.placed = {}
+        self.containers = {}
+        self.index = "seeded page of %s\n" % (self.project,)
+        self.conf = "answer = %s\n" % (self.token,)
+        os.makedirs(os.path.join(directory, "site"))
+        self.write("site/index.html", self.index)
+        self.write("app.conf", self.conf)
+        self.write(".env", "WEB_PORT=%d\n" % (WEB_PORT,))
+        self.compose = self.write("compose.yaml", COMPOSE.format(
+            project=self.project, image=IMAGE, db_port=DB_PORT,
+            udp_port=UDP_PORT))
+
+    def write(self, name, content):
+        path = os.path.join(self.directory, name)
+        with open(path, "w") as f:
+            f.write(content)
+        return path
+
+    def deploy(self, placement):
+        """
+        Place services (``{service: node index}``) and deploy.
+
+        :return: The ``CompletedProcess``.
+        """
+        self.placed = dict(placement)
+        lines = ["version: 1", "nodes:"]
+        for index, address in enumerate(self.addresses):
+            here = sorted(s for s, i in placement.items() if i == index)
+            lines.append("  %s: [%s]" % (address, ", ".join(here)))
+        path = self.write("deployment.yml", "\n".join(lines) + "\n")
+        return self.lab.run_client(
+            ["flocker-deploy", "--yes", path, self.compose], check=False,
+            timeout=DEPLOY_TIMEOUT)
+
+    def run_in(self, service, argv, **kwargs):
+        node = self.nodes[self.placed[service]]
+        return self.lab.run(node.name, [
+            "docker", "exec", "-i", "flocker--" + service] + argv, **kwargs)
+
+    def started(self, service):
+        node = self.nodes[self.placed[service]]
+        return self.lab.run(node.name, [
+            "docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}",
+            "flocker--" + service]).stdout.strip()
+
+    def udp_round_trip(self, index, message):
+        """
+        Send ``message`` from the client to node ``index``'s UDP port,
+        answered in the ``dns`` container's network namespace.
+
+        :return: ``(what the container received, what came back)``.
+        """
+        node = self.nodes[self.placed["dns"]]
+        pid = self.lab.run(node.name, [
+            "docker", "inspect", "--format", "{{.State.Pid}}",
+            "flocker--dns"]).stdout.strip()
+        server = node.popen(["nsenter", "-t", pid, "-n", sys.executable,
+                             "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            answer = self.lab.run_client(
+                [sys.executable, "-c", _SEND, self.addresses[index],
+                 str(UDP_PORT), message], timeout=30).stdout.strip()
+            received = server.communicate(timeout=30)[0].strip()
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        return received, answer
+
+    def by_name(self, client, server):
+        """
+        :return: ``(status, body)`` of ``GET /index.html`` sent from
+            ``client``'s container to ``server`` by its name.
+        """
+        result = self.run_in(client, ["nc", "-w", "2", server, "80"],
+                             input=_REQUEST, check=False, timeout=60)
+        return http_status_and_body(result.stdout)
+
+
+@pytest.fixture(scope="class")
+def project(request, lab, tmp_path_factory):
+    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
+    state = _Project(lab, str(tmp_path_factory.mktemp("compose-e2e")),
+                     request.session.testsfailed)
+    yield state
+    state.deploy({})
+    for node in state.nodes:
+        result = node.run(["flocker-volume", "list"], check=False)
+        for line in result.stdout.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name.startswith(state.project):
+                node.run(["flocker-volume", "delete", name], check=False)
+
+
+class TestComposeProject(object):
+    """
+    The compose project across three nodes, step by step.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, project):
+        if request.session.testsfailed > project.failures:
+            pytest.skip("an earlier step of the scenario failed")
+        self.p = project
+
+    def test_01_deploy(self):
+        """
+        The project deploys as written: each service on its own node.
+        """
+        result = self.p.deploy({"db": 0, "web": 1, "dns": 2})
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_02_volumes_and_files(self):
+        """
+        The relative directory was seeded into web's volume, the file is in
+        its container, its named volume and db's are writable.
+        """
+        p = self.p
+        assert p.run_in("web", ["cat", "/www/index.html"]).stdout == p.index
+        assert p.run_in("web", ["cat", "/etc/app.conf"]).stdout == p.conf
+        p.run_in("web", ["sh", "-c", "echo log line > /logs/log"])
+        p.run_in("db", ["sh", "-c", "echo db row %s > /data/index.html"
+                        % (p.token,)])
+
+    def test_03_names_resolve_across_nodes(self):
+        """
+        web (node2) reaches db (node1) by its name, and db reaches web.
+        """
+        p = self.p
+        assert p.by_name("web", "db") == ("200", "db row %s\n" % (p.token,))
+        assert p.by_name("db", "web") == ("200", p.index)
+
+    def test_04_udp_routed(self):
+        """
+        A datagram sent to the UDP port of node1 reaches dns on node3, and
+        its answer comes back.
+        """
+        message = "datagram %s" % (self.p.token,)
+        assert self.p.udp_round_trip(0, message) == (message,
+                                                     message.upper())
+
+    def test_05_move_db(self):
+        """
+        db moves to node3 with its data; web, not restarted, still reaches
+        it by name.
+        """
+        p = self.p
+        web = p.started("web")
+        result = p.deploy({"db": 2, "web": 1, "dns": 2})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert p.run_in("db", ["cat", "/data/index.html"]).stdout == \
+            "db row %s\n" % (p.token,)
+        assert p.started("web") == web
+        assert p.by_name("web", "db") == ("200", "db row %s\n" % (p.token,))
+
+    def test_06_move_web(self):
+        """
+        web moves to node1 with its seeded and named volumes (not seeded
+        again) and its file; db, not restarted, still reaches it by name.
+        """
+        p = self.p
+        p.run_in("web", ["sh", "-c", "echo changed > /www/index.html"])
+        db = p.started("db")
+        result = p.deploy({"db": 2, "web": 0, "dns": 2})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert (p.run_in("web", ["cat", "/www/index.html"]).stdout,
+                p.run_in("web", ["cat", "/logs/log"]).stdout,
+                p.run_in("web", ["cat", "/etc/app.conf"]).stdout) == (
+                    "changed\n", "log line\n", p.conf)
+        assert p.started("db") == db
+        assert p.by_name("db", "web") == ("200", "changed\n")
+
+    def test_07_move_dns_udp_follows(self):
+        """
+        dns moves to node2; a datagram sent to node1 reaches it there.
+        """
+        p = self.p
+        result = p.deploy({"db": 2, "web": 0, "dns": 1})
+        assert result.returncode == 0, result.stdout + result.stderr
+        message = "moved %s" % (p.token,)
+        assert p.udp_round_trip(0, message) == (message, message.upper())
+
+    def test_08_converged(self):
+        """
+        Deploying the same files again changes nothing.
+        """
+        result = self.p.deploy({"db": 2, "web": 0, "dns": 1})
+        assert "cluster already converged" in result.stdout, \
+            result.stdout + result.stderr
