@@ -880,6 +880,8 @@ _REFUSED_KEYS = {
                "anchors and <<: merges can share its keys)",
     "external_links": "external_links are not supported: they name "
                       "containers of one node; use links to services",
+    "volumes_from": "volumes_from is not supported: mount a named volume "
+                    "in each service that shares it",
 }
 
 
