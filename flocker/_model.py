@@ -240,11 +240,14 @@ class Link(object):
         on: :data:`LOOPBACK` for Flocker's links, another address of
         ``127.0.0.0/8`` for a name that resolves (see
         :mod:`flocker.node._names`).
+    :ivar str protocol: ``tcp`` (the default) or ``udp``: the protocol of
+        the target's port.
     """
     local_port = attr.ib(validator=_tcp_port)
     remote_port = attr.ib(validator=_tcp_port)
     alias = attr.ib(validator=_link_alias)
     address = attr.ib(default="127.0.0.1", validator=_loopback)
+    protocol = attr.ib(default="tcp", validator=_protocol)
 
     @property
     def named(self):
@@ -776,7 +779,8 @@ class Application(object):
         _check(len(names) == len(set(names)) and self.name not in names,
                "application %s depends on an application twice or on "
                "itself" % (self.name,))
-        locals_ = [(link.address, link.local_port) for link in self.links]
+        locals_ = [(link.address, link.local_port, link.protocol)
+                   for link in self.links]
         _check(len(locals_) == len(set(locals_)),
                "application %s uses a link local port twice" % (self.name,))
 

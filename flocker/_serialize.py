@@ -201,17 +201,21 @@ def _file_from_dict(data):
 
 
 def _link_to_list(link):
-    # [local, remote, alias], and the address only when it is not the
-    # loopback one: the JSON of Flocker's links stays what it was.
+    # [local, remote, alias], then the address only when it is not the
+    # loopback one or the protocol is not tcp, then the protocol only when
+    # it is not tcp: the JSON of Flocker's TCP links stays what it was.
     listed = [link.local_port, link.remote_port, link.alias]
-    if link.named:
+    if link.named or link.protocol != "tcp":
         listed.append(link.address)
+    if link.protocol != "tcp":
+        listed.append(link.protocol)
     return listed
 
 
 def _link_from_list(listed):
-    if len(listed) not in (3, 4):
-        raise ValueError("a link is [local, remote, alias(, address)]")
+    if len(listed) not in (3, 4, 5):
+        raise ValueError("a link is [local, remote, alias(, address(, "
+                         "protocol))]")
     return Link(*listed)
 
 

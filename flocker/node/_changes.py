@@ -124,21 +124,34 @@ class PushVolume(object):
     :ivar str name: Volume name.
     :ivar str target: Address of the receiving node.
     :ivar estimated_bytes: Bytes expected to be sent, or ``None`` if unknown.
+    :ivar bool replace_copy: The target holds a copy following an earlier
+        owner (which would refuse this node's push): it is deleted first,
+        and the push sends everything.
     """
     node = attr.ib()
     name = attr.ib()
     target = attr.ib()
     estimated_bytes = attr.ib(default=None)
+    replace_copy = attr.ib(default=False)
 
     def run(self, agents, progress=None):
-        return agents[self.node].push_volume(self.name, self.target,
-                                             **_reporting(progress))
+        def push(_=None):
+            return agents[self.node].push_volume(self.name, self.target,
+                                                 **_reporting(progress))
+        if not self.replace_copy:
+            return push()
+        # Through the operator's own connection to the target: the owner's
+        # node could not delete it (nor push into it).
+        deleted = agents[self.target].delete_volume(self.name)
+        return deleted.addCallback(in_current_action(push))
 
     def describe(self):
         size = ("size unknown" if self.estimated_bytes is None
                 else "about " + describe_size(self.estimated_bytes))
-        return "%s: push volume %s to %s (%s, application running)" % (
-            self.node, self.name, self.target, size)
+        replacing = ("; replacing its copy, which follows an earlier owner"
+                     if self.replace_copy else "")
+        return "%s: push volume %s to %s (%s, application running%s)" % (
+            self.node, self.name, self.target, size, replacing)
 
     def describe_result(self, sent):
         """

@@ -18,7 +18,7 @@ import attr
 import yaml
 
 from .._model import (
-    SAFE_NAME_RULE, Application, ContainerOptions, Dependency,
+    Application, ContainerOptions, Dependency,
     HealthCheck, Link, LogConfig, Port, RestartPolicy, Ulimit, is_safe_name,
 )
 from ._compose_volumes import (
@@ -756,13 +756,9 @@ def _deploy_restart(report, node, draft):
 
 def _compose_container_name(report, node, draft):
     name = _text(report, node, "container_name")
-    if name is None:
-        return
-    if not is_safe_name(name):
-        report.at(node, "container_name %s is not a container name: %s" % (
-            _quote(name), SAFE_NAME_RULE))
-        return
-    draft.options["container_name"] = name
+    if name is not None and _check_name(report, node, name,
+                                        "container_name"):
+        draft.options["container_name"] = name
 
 
 _CONDITIONS = ("service_started", "service_healthy",
@@ -880,6 +876,8 @@ _REFUSED_KEYS = {
                "anchors and <<: merges can share its keys)",
     "external_links": "external_links are not supported: they name "
                       "containers of one node; use links to services",
+    "volumes_from": "volumes_from is not supported: mount a named volume "
+                    "in each service that shares it",
 }
 
 
@@ -998,11 +996,7 @@ def _project_name(report, node, project):
     Read the top-level ``name``: the project's name.
     """
     name = _text(report, node, "name")
-    if name is None:
-        return
-    if not is_safe_name(name):
-        report.at(node, "project name %s is not a safe name: %s" % (
-            _quote(name), SAFE_NAME_RULE))
+    if name is None or not _check_name(report, node, name, "project name"):
         return
     project.name = name
     report.note(node, "name: the project is %s; its deploys leave other "
@@ -1154,14 +1148,15 @@ def _resolve_links(report, drafts):
                 report.at(node, "link to undefined service %s%s" % (
                     _quote(target), _did_you_mean(target, by_name)))
                 continue
-            # A service that publishes no TCP port is reached by its name
+            # A service that publishes no port is reached by its name
             # alone, which resolves on every node.
-            ports = [(port, item) for port, item in by_name[target].ports
-                     if port.protocol == "tcp"]
-            for port, _ in sorted(ports, key=lambda p: p[0].external):
+            ports = list(by_name[target].ports)
+            for port, _ in sorted(ports, key=lambda p: (p[0].external,
+                                                        p[0].protocol)):
                 draft.links.append(
                     (Link(local_port=port.internal,
-                          remote_port=port.external, alias=alias),
+                          remote_port=port.external, alias=alias,
+                          protocol=port.protocol),
                      node, node))
 
 

@@ -319,14 +319,15 @@ def _check_applications(report, drafts):
     for draft in drafts:
         local_ports = {}
         for link, local_node, remote_node in draft.links:
-            if link.local_port in local_ports:
+            key = (link.local_port, link.protocol)
+            if key in local_ports:
                 report.at(local_node, "link local port %d of %s is already "
                           "used by another link (line %d)" % (
                               link.local_port, draft.name,
-                              local_ports[link.local_port].start_mark.line
-                              + 1))
-            local_ports[link.local_port] = local_node
-            if (link.remote_port, "tcp") not in externals and complete_ports:
+                              local_ports[key].start_mark.line + 1))
+            local_ports[key] = local_node
+            if ((link.remote_port, link.protocol) not in externals
+                    and complete_ports):
                 report.at(remote_node, "link to port %d: no application "
                           "publishes external port %d" % (
                               link.remote_port, link.remote_port))

@@ -7,7 +7,7 @@ for each drift.  Environment variables are named, their values never shown
 
 import attr
 
-from .._model import Application
+from .._model import Application, ContainerOptions
 
 __all__ = ["differences", "describe_differences"]
 
@@ -35,6 +35,14 @@ def _volume(application):
     return "%s (maximum %d bytes)" % (volume.mountpoint, volume.maximum_size)
 
 
+def _options(current, wanted):
+    # Named, not shown: labels and the like may hold secrets too.
+    return "options " + ", ".join(
+        field.name for field in attr.fields(ContainerOptions)
+        if getattr(current.options, field.name)
+        != getattr(wanted.options, field.name))
+
+
 def _value(value):
     return "none" if value is None else str(value)
 
@@ -54,6 +62,7 @@ _SPECIAL = {
         _value(c.cpu_shares), _value(w.cpu_shares)),
     "restart_policy": lambda c, w: "restart_policy %s -> %s" % (
         c.restart_policy.name, w.restart_policy.name),
+    "options": _options,
 }
 
 

@@ -47,7 +47,8 @@ def link_environment(application, address):
         A_PORT_L_TCP_PORT=R
         A_PORT_L_TCP_PROTO=tcp
 
-    where ``A`` is the alias in upper case with ``-`` and ``.`` as ``_``.  ``ADDRESS``
+    (``_UDP`` and ``udp://`` for a UDP link), where ``A`` is the alias in
+    upper case with ``-`` and ``.`` as ``_``.  ``ADDRESS``
     is this node's own address: the node's routes take the connection to
     wherever the target runs, so the variables stay right when it moves.
 
@@ -60,13 +61,14 @@ def link_environment(application, address):
         if link.named:
             # Names resolve; only Flocker's own links have variables.
             continue
-        prefix = "%s_PORT_%d_TCP" % (
+        prefix = "%s_PORT_%d_%s" % (
             link.alias.upper().replace("-", "_").replace(".", "_"),
-            link.local_port)
-        environment[prefix] = "tcp://%s:%d" % (address, link.remote_port)
+            link.local_port, link.protocol.upper())
+        environment[prefix] = "%s://%s:%d" % (link.protocol, address,
+                                               link.remote_port)
         environment[prefix + "_ADDR"] = address
         environment[prefix + "_PORT"] = str(link.remote_port)
-        environment[prefix + "_PROTO"] = "tcp"
+        environment[prefix + "_PROTO"] = link.protocol
     return environment
 
 

@@ -2,7 +2,7 @@
 Service names that resolve: inside every container of a project, the name
 of every other application of the project (its ``container_name`` too, and
 each alias its links give another application) resolves to an address of ``127.0.0.0/8`` that reaches
-that application, wherever it runs, on every TCP port it publishes.
+that application, wherever it runs, on every port it publishes (TCP or UDP).
 
 How: each name gets a stable address of its own, ``127.X.Y.Z`` with
 ``X >= 128`` (chosen from a digest of the name, so adding or removing
@@ -103,14 +103,11 @@ def with_service_names(deployment):
             names.update(aliases.get(application.name, {}))
             links = {link for link in application.links if not link.named}
             for name, target in names.items():
-                # Links are TCP: a UDP port is reached through the
-                # nodes' routes by the node's address.
                 for port in target.ports:
-                    if port.protocol != "tcp":
-                        continue
                     links.add(Link(local_port=port.internal,
                                    remote_port=port.external, alias=name,
-                                   address=addresses[name]))
+                                   address=addresses[name],
+                                   protocol=port.protocol))
             applications.append(attr.evolve(application, links=links))
         nodes.append(attr.evolve(node, applications=applications))
     return attr.evolve(deployment, nodes=nodes)

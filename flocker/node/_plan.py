@@ -74,13 +74,15 @@ def _volume_holders(cluster_state):
     return owners, copies
 
 
-def _plan_volume(volume, target, owners, copies, phases, stale=None):
+def _plan_volume(volume, target, owners, copies, phases, stale=None,
+                 node_ids=None):
     """
     Add the steps that give node ``target`` the owned volume ``volume``
     (an ``AttachedVolume`` with its name set).
 
     :param stale: ``None``, or the :class:`StaleVolume` of this volume when
         the operator chose to adopt its newest copy left.
+    :param node_ids: ``dict`` of node address to its reported identity.
     :return: The address of the node whose running containers must stop
         before the volume can move, or ``None``.
     """
@@ -115,11 +117,19 @@ def _plan_volume(volume, target, owners, copies, phases, stale=None):
     if source == target:
         return None
     target_copy = copies.get(name, {}).get(target)
-    shared = (target_copy is not None and
+    source_id = (node_ids or {}).get(source)
+    # A copy the target holds for an earlier owner would refuse the
+    # source's push (a node pushes only into copies that follow it): it is
+    # superseded by the owner's data, and replaced.
+    replace = (target_copy is not None and source_id is not None
+               and target_copy.owner is not None
+               and target_copy.owner != source_id)
+    shared = (target_copy is not None and not replace and
               set(target_copy.snapshots) & set(state.snapshots))
     phases[1].append(PushVolume(
         node=source, name=name, target=target,
-        estimated_bytes=None if shared else state.size))
+        estimated_bytes=None if shared else state.size,
+        replace_copy=replace))
     phases[3].append(HandoffVolume(node=source, name=name, target=target))
     return source
 
@@ -223,6 +233,8 @@ def plan_changes(deployment, cluster_state, addresses=None,
     phases = [[] for _ in labels]
     starts = []
     owners, copies = _volume_holders(cluster_state)
+    node_ids = {address: node.node_id
+                for address, node in cluster_state.nodes.items()}
 
     if node_key is not None and not unknown:
         wanted = node_key.status()
@@ -261,7 +273,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 if volume.name not in sources:
                     sources[volume.name] = _plan_volume(
                         volume, target, owners, copies, phases,
-                        stale.get(volume.name))
+                        stale.get(volume.name), node_ids)
                 if sources[volume.name] is not None:
                     must_stop.add(sources[volume.name])
         start = True

@@ -125,10 +125,12 @@ def check_links(container_pid, node_address, links):
     for link in links:
         if not isinstance(link, Link):
             raise InvalidRoute("%r is not a Link" % (link,))
-        if (link.address, link.local_port) in seen:
-            raise InvalidRoute("two links use local port %d of %s" % (
-                link.local_port, link.address))
-        seen.add((link.address, link.local_port))
+        key = (link.address, link.local_port, link.protocol)
+        if key in seen:
+            raise InvalidRoute("two links use local port %d%s of %s" % (
+                link.local_port, "" if link.protocol == "tcp" else "/udp",
+                link.address))
+        seen.add(key)
     return links
 
 

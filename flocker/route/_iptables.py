@@ -225,14 +225,18 @@ def _link_rules(node_address, link):
     """
     # A named link's comment carries its address after the alias
     # (ALIAS@ADDRESS); Flocker's loopback links keep the comment they had.
+    # A UDP link says so after its local port.
     name = ("%s@%s" % (link.alias, link.address) if link.named
             else link.alias)
-    comment = "%s%s:%d:%s:%d" % (_LINK_PREFIX, name, link.local_port,
-                                 node_address, link.remote_port)
+    protocol = link.protocol
+    comment = "%s%s:%d%s:%s:%d" % (
+        _LINK_PREFIX, name, link.local_port,
+        "" if protocol == "tcp" else "/" + protocol, node_address,
+        link.remote_port)
     remote = str(link.remote_port)
     return [
         _Rule("nat", "FLOCKER-LINK-OUTPUT", comment,
-              ("-d", link.address + "/32", "-p", "tcp", "-m", "tcp",
+              ("-d", link.address + "/32", "-p", protocol, "-m", protocol,
                "--dport", str(link.local_port)),
               ("-j", "DNAT", "--to-destination",
                "%s:%s" % (node_address, remote))),
@@ -240,7 +244,7 @@ def _link_rules(node_address, link):
         # reply could never come back.
         _Rule("nat", "FLOCKER-LINK-POSTROUTING", comment,
               ("-s", "127.0.0.1/32", "-d", node_address + "/32",
-               "-p", "tcp", "-m", "tcp", "--dport", remote,
+               "-p", protocol, "-m", protocol, "--dport", remote,
                "-m", "conntrack", "--ctstate", "DNAT"),
               ("-j", "MASQUERADE")),
     ]
@@ -257,6 +261,7 @@ def _desired_route_rules(routes):
 def _desired_link_rules(node_address, links):
     rules = []
     for link in sorted(links, key=lambda link: (link.local_port,
+                                                link.protocol,
                                                 link.address)):
         rules.extend(_link_rules(node_address, link))
     return rules
@@ -450,9 +455,11 @@ def _links_from(saved):
                 name, local, address, remote = comment[
                     len(_LINK_PREFIX):].split(":")
                 alias, _, at = name.partition("@")
+                local, _, protocol = local.partition("/")
                 links.add(Link(local_port=int(local),
                                remote_port=int(remote), alias=alias,
-                               address=at or LOOPBACK))
+                               address=at or LOOPBACK,
+                               protocol=protocol or "tcp"))
             except ValueError:
                 # Not a comment Flocker wrote; the next change replaces it.
                 continue

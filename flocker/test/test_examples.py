@@ -166,3 +166,68 @@ class DemoFilesTests(SynchronousTestCase):
             for name in ("deployment-1.yml", "deployment-2.yml")]
         self.assertEqual([LAB_ADDRESSES["node1"], LAB_ADDRESSES["node3"]],
                          placements)
+
+
+class ComposeExampleTests(SynchronousTestCase):
+    """
+    ``docs/examples/compose``: a compose project using the patterns real
+    projects use (``.env``, ``env_file``, anchors and merges, ``x-`` keys,
+    variables, named volumes, relative directory and file binds, a host
+    path, ``depends_on`` with conditions, health checks, UDP ports, notes)
+    is accepted as written.
+    """
+
+    DIRECTORY = os.path.join(EXAMPLES, "compose")
+
+    def load(self):
+        from flocker.node._config import load_configuration
+        notes = []
+        deployment = load_configuration(
+            os.path.join(self.DIRECTORY, "deployment.yml"),
+            os.path.join(self.DIRECTORY, "compose.yaml"), environ={},
+            notes=notes)
+        return deployment, notes
+
+    def test_check(self):
+        """
+        ``flocker-deploy --check`` accepts it with one note per ignored or
+        node-local thing, and its summary.
+        """
+        from flocker.cli.script import main
+        stdout, stderr = io.StringIO(), io.StringIO()
+        status = main(None, ["--check",
+                             os.path.join(self.DIRECTORY, "deployment.yml"),
+                             os.path.join(self.DIRECTORY, "compose.yaml")],
+                      stdout, stderr, {})
+        lines = stdout.getvalue().splitlines()
+        self.assertEqual((status, stderr.getvalue(), lines[-1],
+                          len([l for l in lines if ": note: " in l])),
+                         (0, "", "4 applications on 3 nodes", 7))
+
+    def test_model(self):
+        """
+        The example's services become the applications the documentation
+        describes.
+        """
+        from flocker._model import Dependency, Port
+        deployment, _ = self.load()
+        placed = {name: application for name, (_, application)
+                  in deployment.placements().items()}
+        web, db, dns = placed["web"], placed["db"], placed["dns"]
+        self.assertEqual(
+            (web.image, web.environment["TZ"],
+             web.environment["SESSION_TIMEOUT"],
+             sorted(web.depends_on, key=lambda d: d.name),
+             [v.name for v in web.volumes],
+             [f.mountpoint for f in web.files],
+             [m.host_path for m in web.host_mounts],
+             db.environment["POSTGRES_PASSWORD"],
+             sorted(p.protocol for p in dns.ports),
+             deployment.project),
+            ("example/web:2.4", "UTC", "3600",
+             [Dependency(name="db", condition="service_healthy"),
+              Dependency(name="migrate",
+                         condition="service_completed_successfully")],
+             ["shop-site"], ["/etc/web/web.conf"], ["/etc/localtime"],
+             "change-me", ["tcp", "udp"], "shop"))
+        self.assertIn(Port(internal=80, external=8080), web.ports)

@@ -356,6 +356,17 @@ def test_named_link_serialized():
     assert application_from_dict(loads(dumps(data))) == application
 
 
+def test_udp_link_serialized():
+    """
+    A UDP link keeps its protocol (and address) through the JSON form.
+    """
+    link = Link(local_port=53, remote_port=1053, alias="dns",
+                protocol="udp")
+    data = application_to_dict(attr.evolve(DB, links=[link]))
+    assert data["links"] == [[53, 1053, "dns", "127.0.0.1", "udp"]]
+    assert application_from_dict(loads(dumps(data))).links == {link}
+
+
 def test_udp_route():
     """
     A route's protocol is tcp unless it says udp; it is part of the value

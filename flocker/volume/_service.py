@@ -224,7 +224,7 @@ class VolumeInfo(object):
         :return: The :class:`flocker._model.VolumeState` a node report uses.
         """
         return VolumeState(name=self.name, owned=self.owned, size=self.size,
-                           snapshots=self.snapshots)
+                           snapshots=self.snapshots, owner=self.owner)
 
 
 @attr.s(frozen=True)

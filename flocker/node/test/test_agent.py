@@ -576,6 +576,20 @@ class LinkEnvironmentTests(SynchronousTestCase):
     Tests for ``link_environment``.
     """
 
+    def test_udp_variables(self):
+        """
+        A UDP link's variables say UDP, as Docker's links do.
+        """
+        linked = Application(name="c", image=IMAGE, links=[
+            Link(local_port=53, remote_port=1053, alias="dns",
+                 protocol="udp")])
+        self.assertEqual(link_environment(linked, A), {
+            "DNS_PORT_53_UDP": "udp://10.0.0.1:1053",
+            "DNS_PORT_53_UDP_ADDR": "10.0.0.1",
+            "DNS_PORT_53_UDP_PORT": "1053",
+            "DNS_PORT_53_UDP_PROTO": "udp",
+        })
+
     def test_named_links_have_no_variables(self):
         """
         Named links (names that resolve) set no variables.

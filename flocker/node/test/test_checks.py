@@ -7,8 +7,8 @@ import attr
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
-    Application, AttachedVolume, ClusterState, Deployment, Node, NodeState,
-    Port, VolumeState,
+    Application, AttachedVolume, ClusterState, ContainerOptions, Deployment,
+    Node, NodeState, Port, VolumeState,
 )
 from flocker.node._checks import (
     StaleVolume, describe_stale, port_conflicts, snapshot_time,
@@ -159,6 +159,17 @@ class DifferencesTests(SynchronousTestCase):
         Equal applications differ in nothing.
         """
         self.assertEqual(differences(WEB, WEB), ())
+
+    def test_options_named(self):
+        """
+        Container options that differ are named, their values not shown.
+        """
+        current = attr.evolve(WEB, options=ContainerOptions(
+            labels={"token": "old-secret"}))
+        wanted = attr.evolve(WEB, options=ContainerOptions(
+            labels={"token": "new-secret"}, user="1000"))
+        self.assertEqual(differences(current, wanted),
+                         ("options user, labels",))
 
 
 class ImageTests(SynchronousTestCase):

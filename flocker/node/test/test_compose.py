@@ -485,7 +485,7 @@ class TestOptions(object):
         ("healthcheck", "{test: [RUN, x]}", "CMD, CMD-SHELL or NONE"),
         ("tmpfs", "run", "absolute path"),
         ("extra_hosts", "[nohost]", "HOST:ADDRESS"),
-        ("container_name", "'a b'", "not a container name"),
+        ("container_name", "'a b'", "not a safe name"),
         ("shm_size", "-1", "positive integer"),
     ])
     def test_bad_values(self, key, value, fragment):

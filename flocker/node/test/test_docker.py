@@ -30,15 +30,16 @@ from treq.testing import StubTreq
 from zope.interface.verify import verifyObject
 
 from ..._model import (
-    Application, AttachedVolume, FileMount, HostMount, Link, Port,
-    RestartPolicy,
+    Application, AttachedVolume, ContainerOptions, FileMount, HealthCheck,
+    HostMount, Link, LogConfig, Port, RestartPolicy, Ulimit,
 )
 from ..._serialize import application_to_dict
 from ...testtools import run_in_reactor
 from .._docker import (
     APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
     MINIMUM_API_VERSION, APIVersion, UnsupportedField,
-    SPEC_LABEL, AlreadyExists, ContainerNotFound, DockerAPIError,
+    SPEC_LABEL, AlreadyExists, ContainerNotFound, ContainerStatus,
+    DockerAPIError,
     DockerClient, DockerUnavailable, FakeDockerClient, IDockerClient,
     ImageNotFound, PullFailed, Unit, _adapted_body, container_config,
     container_name,
@@ -747,6 +748,37 @@ def make_idockerclient_tests(fixture):
                  self.run(self.client.container_pid, application.name)),
                 (True, None))
 
+        def test_container_status(self):
+            """
+            ``container_status`` says a container without a healthcheck
+            runs with no health, that one with a healthcheck not yet run is
+            ``starting``, and that a stopped one exited with a status.
+            """
+            plain = self.application("status")
+            checked = self.application("checked", options=ContainerOptions(
+                healthcheck=HealthCheck(test=["CMD", "true"],
+                                        interval=3600 * 10 ** 9)))
+            self.run(self.client.add, plain)
+            self.run(self.client.add, checked)
+            self.assertEqual(
+                (self.run(self.client.container_status, plain.name),
+                 self.run(self.client.container_status, checked.name)),
+                (ContainerStatus(running=True),
+                 ContainerStatus(running=True, health="starting")))
+            self.fixture.stop_container(container_name(plain.name))
+            status = self.run(self.client.container_status, plain.name)
+            self.assertEqual((status.running, type(status.exit_code)),
+                             (False, int))
+
+        def test_container_status_absent(self):
+            """
+            ``container_status`` of an application without a container
+            fails with ``ContainerNotFound``.
+            """
+            self.assertRaises(ContainerNotFound, self.run,
+                              self.client.container_status,
+                              self.name("absent"))
+
         def test_container_pid_absent(self):
             """
             ``container_pid`` of an application without a container fails
@@ -903,6 +935,82 @@ class ContainerConfigTests(SynchronousTestCase):
     Tests for ``container_config``, the mapping of an application to the body
     of Docker's container creation.
     """
+
+    def test_container_options(self):
+        """
+        Every container option is the create body member compose sets for
+        it; UDP ports and host addresses are their own bindings.
+        """
+        options = ContainerOptions(
+            entrypoint=["/entry"], user="1000", working_dir="/srv",
+            hostname="h", labels={"team": "web"}, cap_add=["NET_ADMIN"],
+            cap_drop=["ALL"], read_only=True, tmpfs={"/run": "size=1m"},
+            shm_size=64, ulimits=[Ulimit(name="nofile", soft=1, hard=2)],
+            sysctls={"net.core.somaxconn": "9"}, stop_signal="SIGINT",
+            stop_grace_period=90, init=False, tty=True, stdin_open=True,
+            dns=["192.0.2.53"], dns_search=["example.com"],
+            extra_hosts=["db:192.0.2.5"], security_opt=["no-new-privileges"],
+            pids_limit=5, logging=LogConfig(driver="local",
+                                            options={"max-size": "1m"}),
+            privileged=True, runtime="runc", group_add=["audio"],
+            mem_reservation=10 * 1024 * 1024, nano_cpus=500000000,
+            healthcheck=HealthCheck(test=["CMD", "true"], interval=10 ** 9,
+                                    retries=2),
+            expose=[(9000, "tcp")])
+        config = container_config(Application(
+            name="web", image="w", options=options,
+            ports=[Port(internal=53, external=5353, protocol="udp"),
+                   Port(internal=80, external=8080, host_ip="127.0.0.1")]))
+        host = config["HostConfig"]
+        self.assertEqual(
+            ({key: config[key] for key in (
+                "Entrypoint", "User", "WorkingDir", "Hostname", "StopSignal",
+                "StopTimeout", "Tty", "OpenStdin", "Healthcheck",
+                "ExposedPorts")},
+             {key: host[key] for key in (
+                 "CapAdd", "CapDrop", "ReadonlyRootfs", "Tmpfs", "ShmSize",
+                 "Ulimits", "Sysctls", "Dns", "DnsSearch", "ExtraHosts",
+                 "SecurityOpt", "PidsLimit", "LogConfig", "Privileged",
+                 "Runtime", "GroupAdd", "MemoryReservation", "NanoCpus",
+                 "Init", "PortBindings")},
+             config["Labels"]["team"]),
+            ({"Entrypoint": ["/entry"], "User": "1000", "WorkingDir": "/srv",
+              "Hostname": "h", "StopSignal": "SIGINT", "StopTimeout": 90,
+              "Tty": True, "OpenStdin": True,
+              "Healthcheck": {"Test": ["CMD", "true"], "Interval": 10 ** 9,
+                              "Retries": 2},
+              "ExposedPorts": {"53/udp": {}, "80/tcp": {}, "9000/tcp": {}}},
+             {"CapAdd": ["NET_ADMIN"], "CapDrop": ["ALL"],
+              "ReadonlyRootfs": True, "Tmpfs": {"/run": "size=1m"},
+              "ShmSize": 64,
+              "Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}],
+              "Sysctls": {"net.core.somaxconn": "9"},
+              "Dns": ["192.0.2.53"], "DnsSearch": ["example.com"],
+              "ExtraHosts": ["db:192.0.2.5"],
+              "SecurityOpt": ["no-new-privileges"], "PidsLimit": 5,
+              "LogConfig": {"Type": "local", "Config": {"max-size": "1m"}},
+              "Privileged": True, "Runtime": "runc", "GroupAdd": ["audio"],
+              "MemoryReservation": 10 * 1024 * 1024,
+              "NanoCpus": 500000000, "Init": False,
+              "PortBindings": {
+                  "53/udp": [{"HostIp": "", "HostPort": "5353"}],
+                  "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}},
+             "web"))
+
+    def test_changed_option_changes_spec(self):
+        """
+        A changed option changes the container's spec digest (so the
+        container is replaced) and the application read back from its
+        label (so the planner restarts it).
+        """
+        before = Application(name="web", image="w")
+        after = Application(name="web", image="w", options=ContainerOptions(
+            user="1000"))
+        configs = [container_config(a) for a in (before, after)]
+        self.assertNotEqual(configs[0]["Labels"][SPEC_LABEL],
+                            configs[1]["Labels"][SPEC_LABEL])
+        self.assertNotEqual(configs[0]["Labels"][APPLICATION_LABEL],
+                            configs[1]["Labels"][APPLICATION_LABEL])
 
     def test_minimal(self):
         """

@@ -54,6 +54,51 @@ db:
   restart: always
 """
 
+#: A compose file using the specification's newer keys: variables,
+#: anchors and merges, extensions, every port form, container options,
+#: health checks, dependencies, named and anonymous volumes, notes.
+COMPOSE_SPEC = """\
+name: shop
+x-common: &common
+  restart: unless-stopped
+  logging: {driver: json-file, options: {max-size: 10m}}
+  labels: [team=shop]
+services:
+  web:
+    <<: *common
+    image: "example/web:${TAG:-1.0}"
+    entrypoint: /bin/entry --flag
+    command: ["serve", "--port", "80"]
+    environment: {DEBUG: "0", HOME: null, PRICE: "$$5"}
+    ports: ["8080:80", "127.0.0.1:8443:443", "5353:53/udp",
+            {target: 9000, published: "9001"}, "3000"]
+    expose: ["7000", "7001/udp"]
+    depends_on:
+      db: {condition: service_healthy}
+    healthcheck: {test: curl -f http://localhost/, interval: 30s,
+                  timeout: 5s, retries: 3, start_period: 1m}
+    volumes: [/var/lib/web, "cache:/var/cache:ro",
+              {type: tmpfs, target: /scratch}]
+    cap_add: [NET_ADMIN]
+    ulimits: {nofile: {soft: 1024, hard: 2048}}
+    sysctls: {net.core.somaxconn: "1024"}
+    extra_hosts: ["db.local:192.0.2.5"]
+    stop_grace_period: 1m30s
+    deploy: {resources: {limits: {memory: 1.5g, cpus: "0.5"}}}
+    networks: [front]
+  db:
+    <<: *common
+    image: postgres
+    user: "999"
+    shm_size: 128m
+    healthcheck: {test: [CMD, pg_isready], interval: 5s}
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+volumes:
+  cache:
+  pgdata: {external: true}
+networks: {front: {}}
+"""
+
 COMPOSE_DEPLOYMENT = """\
 version: 1
 nodes:
@@ -392,6 +437,17 @@ class TestFuzzCheck(object):
         """
         check_command(workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
                       data.draw(broken_file(COMPOSE)))
+
+    @fuzz_settings(default=100, **_LARGE)
+    @given(data=st.data())
+    def test_broken_compose_spec_files(self, workspace, data):
+        """
+        A valid compose file using the specification's newer keys, with
+        structural, textual and encoding damage, is accepted (with located
+        notes) or refused with located problems.
+        """
+        check_command(workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
+                      data.draw(broken_file(COMPOSE_SPEC)))
 
     @fuzz_settings(default=100, **_LARGE)
     @given(deployment=st.binary(max_size=300),

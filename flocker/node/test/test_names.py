@@ -81,6 +81,19 @@ class WithServiceNamesTests(SynchronousTestCase):
              [("db", 5432, 15432)],
              [("web", 80, 8080), ("web", 443, 8443)]))
 
+    def test_udp_ports(self):
+        """
+        A UDP port of another application gets a UDP named link.
+        """
+        dns = Application(name="dns", image="i", ports=[
+            Port(internal=53, external=1053, protocol="udp")])
+        found = with_service_names(project(("a", [dns]), ("b", [CLIENT])))
+        client = found.placements()["client"][1]
+        self.assertEqual(
+            [(l.alias, l.local_port, l.remote_port, l.protocol)
+             for l in client.links if l.named],
+            [("dns", 53, 1053, "udp")])
+
     def test_own_links_kept(self):
         """
         An application's own links stay as they are beside the named ones.

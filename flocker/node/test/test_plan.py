@@ -656,6 +656,82 @@ class TwoOwnersTests(SynchronousTestCase):
                           if not isinstance(c, SetRoutes)], [])
 
 
+class StaleFollowerTests(SynchronousTestCase):
+    """
+    A target copy following an earlier owner (which would refuse the
+    owner's push) is replaced by the pre-copy.
+    """
+
+    def plan_push(self, copy_owner):
+        """
+        :return: The ``PushVolume`` of moving WEB from A (identity "id-a")
+            to B, whose copy names ``copy_owner``.
+        """
+        deployment = Deployment(nodes=[Node(address=A),
+                                       Node(address=B, applications=[WEB])])
+        state = ClusterState(nodes={
+            A: NodeState(address=A, node_id="id-a", volumes={
+                "web": VolumeState(name="web", owned=True, size=100,
+                                   snapshots=["s1", "s2"])}),
+            B: NodeState(address=B, node_id="id-b", volumes={
+                "web": VolumeState(name="web", owned=False,
+                                   snapshots=["s1"], owner=copy_owner)})})
+        [push] = [c for c in leaves(plan_changes(deployment, state))
+                  if isinstance(c, PushVolume)]
+        return push
+
+    def test_replaced(self):
+        """
+        A copy following another node is replaced: the push deletes it
+        first and sends everything, and says so.
+        """
+        push = self.plan_push("id-c")
+        self.assertEqual((push.replace_copy, push.estimated_bytes),
+                         (True, 100))
+        self.assertIn("replacing its copy", push.describe())
+
+    def test_kept(self):
+        """
+        A copy following the owner, or naming none, is pushed into.
+        """
+        for owner in ("id-a", None):
+            push = self.plan_push(owner)
+            self.assertEqual((push.replace_copy, push.estimated_bytes),
+                             (False, None))
+
+    def test_run(self):
+        """
+        Run, the replacing push deletes the target's copy through the
+        target's agent, then pushes from the owner.
+        """
+        cluster = FakeCluster([A, B])
+        self.successResultOf(cluster.agents[A].create_volume("web", None))
+        self.successResultOf(cluster.agents[A].push_volume("web", B))
+        calls = []
+        agents = {address: _Recording(agent, address, calls)
+                  for address, agent in cluster.agents.items()}
+        self.successResultOf(PushVolume(node=A, name="web", target=B,
+                                        replace_copy=True).run(agents))
+        self.assertEqual(calls, [(B, "delete_volume"), (A, "push_volume")])
+
+
+class _Recording(object):
+    """
+    An agent recording which of its methods were called, in order.
+    """
+
+    def __init__(self, agent, address, calls):
+        self._agent, self._address, self._calls = agent, address, calls
+
+    def __getattr__(self, name):
+        method = getattr(self._agent, name)
+
+        def call(*args, **kwargs):
+            self._calls.append((self._address, name))
+            return method(*args, **kwargs)
+        return call
+
+
 class NodeKeyPlanTests(SynchronousTestCase):
     """
     The planner installs the node key where it is not current, first.

@@ -242,14 +242,17 @@ def make_iroutemanager_tests(make_fixture):
 
         def test_named_links(self):
             """
-            Named links (at another address of ``127.0.0.0/8``) are set and
-            reported beside loopback links on the same local port.
+            Named links (at another address of ``127.0.0.0/8``) and UDP
+            links are set and reported beside loopback links on the same
+            local port.
             """
             pid = self.fixture.container_pid()
             links = pset([
                 Link(local_port=5000, remote_port=8080, alias="db"),
                 Link(local_port=5000, remote_port=8081, alias="cache",
-                     address="127.200.1.2")])
+                     address="127.200.1.2"),
+                Link(local_port=5000, remote_port=8082, alias="cache",
+                     address="127.200.1.2", protocol="udp")])
             self.call("set_links", pid, self.fixture.node_address, links)
             self.assertEqual(links, self.call("get_links", pid))
 

@@ -586,6 +586,24 @@ class IPTablesLinkUnitTests(SynchronousTestCase):
             "10.96.0.12:8080 -j DNAT --to-destination 10.96.0.12:8080\n",
             restore)
 
+    def test_udp_link(self):
+        """
+        A UDP link's rules match UDP; its comment says udp after the local
+        port, and it reads back as the same link.
+        """
+        link = Link(local_port=53, remote_port=1053, alias="dns",
+                    protocol="udp")
+        self.successResultOf(self.manager.set_links(self.pid, NODE2,
+                                                    pset([link])))
+        restore = self.node.containers[self.pid].restores[0].decode()
+        self.assertIn(
+            "-A FLOCKER-LINK-OUTPUT -d 127.0.0.1/32 -p udp -m udp --dport 53 "
+            "-m comment --comment flocker:link:dns:53/udp:10.96.0.12:1053 "
+            "-j DNAT --to-destination 10.96.0.12:1053\n", restore)
+        self.assertEqual(
+            self.successResultOf(self.manager.get_links(self.pid)),
+            pset([link]))
+
     def test_same_links_change_nothing(self):
         """
         Setting the same links again runs no restore.

@@ -267,6 +267,10 @@ def make_ivolumeservice_tests(make_nodes):
             self.assertEqual(list(copy.snapshots), [result.snapshot])
             self.assertEqual(self.nodes.read(self.b, "app", "data"),
                              b"one" * 1000)
+            # Reported too: the planner tells copies of earlier owners.
+            [state] = self.call(self.b.list)
+            self.assertEqual((state.owned, state.owner),
+                             (False, self.a.node_id))
             self.assertTrue(self.volume(self.a, "app").owned)
 
         def test_push_incremental(self):

@@ -116,8 +116,12 @@ def test_moves(lab, volume):
             lab, source, _mountpoint(lab, source, volume),
             "echo move %d >> /data/note" % (move,))
         expected = _digests(_mountpoint(lab, source, volume))
-        result = _volume(lab, source, "handoff", volume,
-                         lab.address(target))
+        # With the operator's own key (the lab identity), not the node key
+        # a deploy may have installed: the node key may not acquire.
+        identity = os.path.join(lab.machine(source).home, ".ssh",
+                                "id_ed25519")
+        result = _volume(lab, source, "--ssh-identity", identity, "handoff",
+                         volume, lab.address(target))
         sizes.append(_sent(result.stdout))
         assert _digests(_mountpoint(lab, target, volume)) == expected
         assert _owned(lab, target, volume) is True
