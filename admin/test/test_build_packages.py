@@ -5,7 +5,6 @@ inspected (control fields, files, the unit, lintian) and whose package is
 unpacked into a scratch root where its Python environment runs Flocker.
 """
 
-import io
 import os
 import shutil
 import subprocess

@@ -4,7 +4,6 @@ The deploy client's node agent: :class:`RemoteNodeAgent` implements
 node's agent, over one connection per node (:class:`AgentConnections`).
 """
 
-import os
 
 import attr
 from eliot.twisted import DeferredContext

@@ -10,7 +10,6 @@ native format, the compose format and the deployment file.
 """
 
 import difflib
-import heapq
 import re
 
 import attr

@@ -95,7 +95,7 @@ import attr
 from eliot import Action, Logger
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import (
-    CancelledError, Deferred, DeferredList, DeferredLock, inlineCallbacks,
+    CancelledError, DeferredList, DeferredLock, inlineCallbacks,
     succeed,
 )
 from twisted.internet.error import ProcessExitedAlready

@@ -4,7 +4,6 @@ how the remote agent installs it, and how a deploy plans it.
 """
 
 import getpass
-import json
 import os
 import stat
 import subprocess
@@ -14,7 +13,6 @@ import pytest
 
 from eliot.testing import LoggedAction, capture_logging
 from twisted.conch.ssh.keys import Key
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import leaves

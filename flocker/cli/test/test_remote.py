@@ -46,7 +46,6 @@ from .. import _remote
 from .._cluster import deploy_over_ssh
 from .._nodekey import nodes_callers
 from .._ssh import MemoryCommandRunner
-from .._logging import REMOTE_CALL
 from .._remote import (
     AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
 )

@@ -22,7 +22,6 @@ import tempfile
 import time
 
 import pytest
-from eliot import Action, start_action
 from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from hypothesis import given, strategies as st
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR

@@ -37,7 +37,7 @@ from ..._serialize import application_to_dict
 from ...testtools import run_in_reactor
 from .._docker import (
     APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
-    MINIMUM_API_VERSION, APIVersion, UnsupportedField,
+    APIVersion, UnsupportedField,
     SPEC_LABEL, AlreadyExists, ContainerNotFound, ContainerStatus,
     DockerAPIError,
     DockerClient, DockerUnavailable, FakeDockerClient, IDockerClient,
