@@ -753,18 +753,23 @@ class TestClusterFaults(object):
         pool = s.nodes[target].pool
         s.write_data(source, big=True)
         before = s.checksums(source)
-        # A copy an earlier move left on the target is replaced by the
-        # move (deleted, then the whole volume pushed): its space does not
-        # count as room taken.
-        used = {}
-        for dataset in (pool, "%s/%s" % (pool, s.name)):
-            answer = subprocess.run(
-                ["zfs", "get", "-H", "-p", "-o", "value", "used", dataset],
-                capture_output=True, text=True)
-            used[dataset] = int(answer.stdout.strip() or 0) \
-                if answer.returncode == 0 else 0
-        others = used[pool] - used["%s/%s" % (pool, s.name)]
-        subprocess.run(["zfs", "set", "quota=%d" % (others + 2 ** 20,),
+        # A copy an earlier move left on the target is replaced by the move
+        # (deleted, then the whole volume pushed), and its space would make
+        # room: remove it first (it follows the source, which keeps the
+        # data), so that the pool really has no room for the volume.
+        stale = "%s/%s" % (pool, s.name)
+        for _ in range(40):
+            gone = subprocess.run(["zfs", "list", stale],
+                                  capture_output=True).returncode != 0
+            if gone or subprocess.run(["zfs", "destroy", "-r", stale],
+                                      capture_output=True).returncode == 0:
+                break
+            # zfs-fuse answers "dataset is busy" right after an unmount.
+            time.sleep(0.25)
+        used = subprocess.run(
+            ["zfs", "get", "-H", "-p", "-o", "value", "used", pool],
+            capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(["zfs", "set", "quota=%d" % (int(used) + 2 ** 20,),
                         pool], check=True)
         try:
             result = s.deploy(target)
