@@ -99,6 +99,53 @@ PROGRESS_INTERVAL = 0.25
 BAD_REQUEST = b"BAD_REQUEST"
 
 
+def _split(strings, name, data):
+    """
+    Put ``data`` in ``strings`` as AMP values: the first under ``name``,
+    the rest under ``NAME.1``, ``NAME.2``, ... (one AMP value holds at most
+    65,535 bytes).
+    """
+    step = amp.MAX_VALUE_LENGTH
+    strings[name] = data[:step]
+    for number, start in enumerate(range(step, len(data), step), 1):
+        strings[b"%s.%d" % (name, number)] = data[start:start + step]
+
+
+def _join(argument, name, strings, limit):
+    """
+    Take the values :func:`_split` made out of ``strings`` and join them.
+
+    :param amp.Argument argument: The argument read (for ``optional``).
+    :param bytes name: Its wire name.
+    :param dict strings: The box's values.
+    :param int limit: The most bytes accepted.
+    :return: The ``bytes``, or ``None`` for an optional argument left out.
+    :raises SerializationError: If a mandatory argument is missing or the
+        parts add up to more than ``limit`` bytes (checked as they are read).
+    """
+    first = strings.pop(name, None)
+    if first is None:
+        if not argument.optional:
+            raise SerializationError("argument %s is missing" % (
+                name.decode("ascii"),))
+        return None
+    parts, number, size = [first], 1, len(first)
+    while True:
+        part = strings.pop(b"%s.%d" % (name, number), None)
+        if part is None:
+            break
+        size += len(part)
+        if size > limit:
+            raise SerializationError("%s is longer than %d bytes" % (
+                name.decode("ascii"), limit))
+        parts.append(part)
+        number += 1
+    if size > limit:
+        raise SerializationError("%s is longer than %d bytes" % (
+            name.decode("ascii"), limit))
+    return b"".join(parts)
+
+
 class Document(amp.Argument):
     """
     A value sent as a JSON document, split over as many AMP values as it
@@ -130,32 +177,12 @@ class Document(amp.Argument):
                                      "than the protocol allows (%d)" % (
                                          name.decode("ascii"), len(data),
                                          MAXIMUM_DOCUMENT_BYTES))
-        step = amp.MAX_VALUE_LENGTH
-        strings[name] = data[:step]
-        for number, start in enumerate(range(step, len(data), step), 1):
-            strings[b"%s.%d" % (name, number)] = data[start:start + step]
+        _split(strings, name, data)
 
     def fromBox(self, name, strings, objects, proto):
-        key = amp._wireNameToPythonIdentifier(name)
-        first = strings.pop(name, None)
-        if first is None:
-            if not self.optional:
-                raise SerializationError("argument %s is missing" % (
-                    name.decode("ascii"),))
-            objects[key] = None
-            return
-        parts, number = [first], 1
-        while True:
-            part = strings.pop(b"%s.%d" % (name, number), None)
-            if part is None:
-                break
-            parts.append(part)
-            number += 1
-        data = b"".join(parts)
-        if len(data) > MAXIMUM_DOCUMENT_BYTES:
-            raise SerializationError("document %s is longer than %d bytes" % (
-                name.decode("ascii"), MAXIMUM_DOCUMENT_BYTES))
-        objects[key] = self._from_json(loads(data))
+        data = _join(self, name, strings, MAXIMUM_DOCUMENT_BYTES)
+        objects[amp._wireNameToPythonIdentifier(name)] = (
+            None if data is None else self._from_json(loads(data)))
 
 
 class Bytes(amp.Argument):
@@ -180,32 +207,11 @@ class Bytes(amp.Argument):
         if len(value) > self._limit:
             raise SerializationError("%s: %d bytes, more than %d" % (
                 name.decode("ascii"), len(value), self._limit))
-        step = amp.MAX_VALUE_LENGTH
-        strings[name] = value[:step]
-        for number, start in enumerate(range(step, len(value), step), 1):
-            strings[b"%s.%d" % (name, number)] = value[start:start + step]
+        _split(strings, name, value)
 
     def fromBox(self, name, strings, objects, proto):
-        key = amp._wireNameToPythonIdentifier(name)
-        first = strings.pop(name, None)
-        if first is None:
-            if not self.optional:
-                raise SerializationError("argument %s is missing" % (
-                    name.decode("ascii"),))
-            objects[key] = None
-            return
-        parts, number, size = [first], 1, len(first)
-        while True:
-            part = strings.pop(b"%s.%d" % (name, number), None)
-            if part is None:
-                break
-            size += len(part)
-            if size > self._limit:
-                raise SerializationError("%s is longer than %d bytes" % (
-                    name.decode("ascii"), self._limit))
-            parts.append(part)
-            number += 1
-        objects[key] = b"".join(parts)
+        objects[amp._wireNameToPythonIdentifier(name)] = _join(
+            self, name, strings, self._limit)
 
 
 def _routes_to_json(routes):

@@ -331,7 +331,8 @@ def _long_port(report, item):
     values = {key: value for key, _, value in fields}
     texts = {}
     for key in ("target", "published", "host_ip", "protocol"):
-        if key in values and not _is_null(values[key]):
+        # The others may be left empty; the target is the port itself.
+        if key in values and (key == "target" or not _is_null(values[key])):
             texts[key] = _text(report, values[key], key)
             if texts[key] is None:
                 return None

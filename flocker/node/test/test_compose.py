@@ -534,6 +534,20 @@ class TestPorts(object):
         assert any(n.line == 10 and "no host port" in n.message
                    for n in notes)
 
+    def test_empty_target_refused(self):
+        """
+        A long-syntax port whose target is left empty is a located problem,
+        not a crash.
+        """
+        found = problems("""\
+            web:
+              image: w
+              ports:
+                - {published: "9001", target: null}
+            db: {image: d}
+            """)
+        assert has(found, 4, 35, "target", "not an empty value")
+
     def test_tcp_and_udp_share_a_number(self):
         """
         The same external port may be published once for TCP and once for
