@@ -129,20 +129,15 @@ def _join(argument, name, strings, limit):
             raise SerializationError("argument %s is missing" % (
                 name.decode("ascii"),))
         return None
-    parts, number, size = [first], 1, len(first)
-    while True:
-        part = strings.pop(b"%s.%d" % (name, number), None)
-        if part is None:
-            break
+    parts, number, size, part = [], 0, 0, first
+    while part is not None:
         size += len(part)
         if size > limit:
             raise SerializationError("%s is longer than %d bytes" % (
                 name.decode("ascii"), limit))
         parts.append(part)
         number += 1
-    if size > limit:
-        raise SerializationError("%s is longer than %d bytes" % (
-            name.decode("ascii"), limit))
+        part = strings.pop(b"%s.%d" % (name, number), None)
     return b"".join(parts)
 
 
