@@ -27,7 +27,7 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetRoutes,
+    SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
@@ -440,6 +440,18 @@ class AgentProtocol(amp.AMP):
     def acquire_volume(self, eliot_task, name, snapshot, node_id, lock=None):
         return self._run(eliot_task, lock, lambda agent: agent.acquire_volume(
             name, snapshot, node_id)).addCallback(lambda _: {})
+
+    @TakeOverVolume.responder
+    def take_over_volume(self, eliot_task, name, epoch, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.take_over_volume(name, epoch)).addCallback(
+                             lambda _: {})
+
+    @FenceVolume.responder
+    def fence_volume(self, eliot_task, name, owner, epoch, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.fence_volume(
+            name, owner, epoch)).addCallback(
+                lambda aside: {"set_aside": aside})
 
     @SetRoutes.responder
     def set_routes(self, eliot_task, routes, lock=None):

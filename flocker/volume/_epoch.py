@@ -21,10 +21,14 @@ import re
 
 import attr
 
+from ._errors import HandoffConflict
+
 __all__ = [
     "EPOCH", "FIRST_EPOCH", "parse_epoch", "next_epoch", "CopyView",
     "current_copy", "stale_owners", "freshest_copy", "check_sender_epoch",
-    "recovery_name", "RECOVERY_MARK", "is_recovery_name", "boot_decision",
+    "taken_epoch",
+    "recovery_name", "RECOVERY_MARK", "is_recovery_name",
+    "is_recovery_suffix", "boot_decision",
     "START", "HOLD",
 ]
 
@@ -37,6 +41,10 @@ FIRST_EPOCH = 1
 #: What a copy set aside by fencing has in its name (after the volume's):
 #: volume names have no dots, so such a dataset is never taken for a volume.
 RECOVERY_MARK = ".flocker-recovery-"
+
+_RECOVERY_SUFFIX = re.compile(
+    r"\A%se(?:0|[1-9][0-9]{0,17})-[0-9]{8}T[0-9]{6}Z\Z" % (
+        re.escape(RECOVERY_MARK),))
 
 _DECIMAL = re.compile(r"\A(?:0|[1-9][0-9]{0,17})\Z")
 
@@ -136,6 +144,25 @@ def freshest_copy(copies, preference=()):
     return max(copies, key=rank).node
 
 
+def taken_epoch(name, copy_epoch, wanted=None):
+    """
+    :param str name: The volume.
+    :param int copy_epoch: The epoch of the copy being taken over.
+    :param wanted: The epoch the caller gives the new ownership, or
+        ``None``.
+    :return: The new ownership's epoch: ``wanted``, or one above the copy's.
+    :raises HandoffConflict: If ``wanted`` is not above the copy's epoch
+        (ownership never goes back to an epoch a copy already had).
+    """
+    if wanted is None:
+        return copy_epoch + 1
+    if wanted <= copy_epoch:
+        raise HandoffConflict(
+            "volume %s: epoch %d is not above this copy's epoch %d" % (
+                name, wanted, copy_epoch))
+    return wanted
+
+
 def check_sender_epoch(name, copy_epoch, sender_epoch):
     """
     Refuse a push from a sender whose ownership is older than what this
@@ -165,6 +192,14 @@ def recovery_name(name, epoch, stamp):
     :return: The dataset name the stale copy is renamed to.
     """
     return "%s%se%d-%s" % (name, RECOVERY_MARK, epoch, stamp)
+
+
+def is_recovery_suffix(suffix):
+    """
+    :param str suffix: What follows a volume's name in a dataset's name.
+    :return: Whether it is exactly what :func:`recovery_name` adds.
+    """
+    return _RECOVERY_SUFFIX.match(suffix) is not None
 
 
 def is_recovery_name(dataset):

@@ -20,7 +20,7 @@ receive NAME`` on the target, JSON lines on its standard output)::
                "snapshots": [oldest..newest], "zfs": CAPABILITIES}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
-               "maximum_size": N or null}
+               "maximum_size": N or null, "epoch": E}
     source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
 
@@ -111,7 +111,7 @@ from ._errors import (
     VolumeExists, VolumeInUse, ZFSError, error_from_kind,
 )
 from ._logging import (
-    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME,
+    ACQUIRE_VOLUME, CREATE_VOLUME, DELETE_VOLUME, FENCE_VOLUME,
     HANDOFF_VOLUME, LATE_REMOTE_FAILURE,
     PRUNE_SNAPSHOTS, PUSH_VOLUME, RECEIVE_VOLUME, RECOVER_VOLUME,
     REMOTE_COMMAND, SEED_VOLUME, SNAPSHOT_VOLUME,
@@ -120,11 +120,14 @@ from ._process import (
     LineTooLong, close_quietly, make_pipe, pump, read_prefix, spawn,
 )
 from ._capabilities import ZFSCapabilities, send_options
+from ._epoch import (
+    FIRST_EPOCH, check_sender_epoch, recovery_name, taken_epoch,
+)
 from ._policy import NODE_IDENTITY, check_receive, recorded_owner
 from ._seed import seed_entries
 from ._stream import stream_limit
 from ._zfs import (
-    NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_maximum_size,
+    EPOCH, NODE_ID, OWNER, PUSHED, Dataset, ZFSPool, check_maximum_size,
     check_pool_name, check_snapshot_name, check_volume_name,
 )
 
@@ -210,6 +213,8 @@ class VolumeInfo(object):
     :ivar maximum_size: Quota (``refquota``) in bytes or ``None``.
     :ivar snapshots: ``PVector`` of snapshot names, oldest first.
     :ivar str mountpoint: Where the copy is (or would be) mounted.
+    :ivar int epoch: The ownership epoch the copy records (see
+        :mod:`flocker.volume._epoch`).
     """
     name = attr.ib()
     owner = attr.ib()
@@ -218,13 +223,15 @@ class VolumeInfo(object):
     maximum_size = attr.ib()
     snapshots = attr.ib(converter=pvector)
     mountpoint = attr.ib()
+    epoch = attr.ib(default=0)
 
     def state(self):
         """
         :return: The :class:`flocker._model.VolumeState` a node report uses.
         """
         return VolumeState(name=self.name, owned=self.owned, size=self.size,
-                           snapshots=self.snapshots, owner=self.owner)
+                           snapshots=self.snapshots, owner=self.owner,
+                           epoch=self.epoch)
 
 
 @attr.s(frozen=True)
@@ -358,17 +365,43 @@ class IVolumeService(Interface):
         :raises HandoffConflict: The volume was handed to another node.
         """
 
-    def acquire(name, snapshot=None, node_id=None):
+    def acquire(name, snapshot=None, node_id=None, epoch=None):
         """
-        Make this node the owner of its copy (step 4 of a hand-off).  Does
-        nothing more than :meth:`mount`'s writability if already owned.
+        Make this node the owner of its copy (step 4 of a hand-off, or a
+        failover).  Does nothing more than :meth:`mount`'s writability if
+        already owned.  Taking ownership starts a new epoch.
 
         :param str name: Volume name.
         :param snapshot: If given, the copy's newest snapshot must be this.
         :param node_id: If given, this node's identity must be this.
+        :param epoch: The new ownership's epoch (a failover gives one above
+            every copy's it knows), or ``None`` for one above this copy's.
         :return: ``Deferred`` firing with the new :class:`VolumeInfo`.
         :raises StreamRejected: The copy does not end with ``snapshot``.
-        :raises HandoffConflict: This node is not ``node_id``.
+        :raises HandoffConflict: This node is not ``node_id``, or ``epoch``
+            is not above the copy's.
+        """
+
+    def fence(name, owner, epoch):
+        """
+        Learn that volume ``name`` belongs to node ``owner`` at ``epoch``
+        (a failover made it so).
+
+        A copy here that follows an earlier epoch records the new owner and
+        epoch, so it refuses pushes from the old owner from then on.  A
+        copy this node owns at an earlier epoch is stale: it is set aside,
+        renamed ``NAME.flocker-recovery-eEPOCH-TIME`` (read-only,
+        unmounted, never destroyed by Flocker), with every write it holds;
+        this node then has no copy of the volume.
+
+        :param str name: Volume name.
+        :param str owner: The owning node's identity.
+        :param int epoch: The ownership's epoch.
+        :return: ``Deferred`` firing with the name the stale copy was
+            renamed to, or ``None`` if nothing was set aside.
+        :raises HandoffConflict: This node owns the volume at ``epoch`` or
+            later (then it is the owner, not stale).
+        :raises VolumeInUse: The stale copy is still in use.
         """
 
     def delete(name):
@@ -572,7 +605,7 @@ def _info(dataset, node_id):
         name=dataset.name, owner=owner, owned=owner == node_id,
         size=dataset.size,
         maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
-        mountpoint=dataset.mountpoint)
+        mountpoint=dataset.mountpoint, epoch=dataset.epoch)
 
 
 def _write_seed(root, entries):
@@ -832,7 +865,8 @@ class VolumeService(object):
         with CREATE_VOLUME(volume=name, maximum_size=maximum_size):
             dataset = yield self.pool.get(name)
             if dataset is None:
-                properties = {OWNER: self.node_id, "atime": "off"}
+                properties = {OWNER: self.node_id, "atime": "off",
+                              EPOCH: str(FIRST_EPOCH)}
                 if maximum_size is not None:
                     properties["refquota"] = str(int(maximum_size))
                 yield self.pool.create(name, properties)
@@ -1142,6 +1176,7 @@ class VolumeService(object):
                 "snapshot": snapshot, "base": base,
                 "owner": self.node_id,
                 "maximum_size": dataset.maximum_size,
+                "epoch": dataset.epoch,
             }
             os.write(stdin_write,
                      json.dumps(request).encode("utf-8") + b"\n")
@@ -1260,6 +1295,11 @@ class VolumeService(object):
                                  "before sending a stream" % (name,))
         request = self._parse_request(line)
         request["owner"] = recorded_owner(caller, request["owner"])
+        if dataset is not None:
+            try:
+                check_sender_epoch(name, dataset.epoch, request.get("epoch"))
+            except ValueError as e:
+                raise NotOwner(str(e))
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})
@@ -1277,6 +1317,10 @@ class VolumeService(object):
             if maximum_size is not None and not (
                     isinstance(maximum_size, int) and maximum_size > 0):
                 raise ValueError(maximum_size)
+            epoch = request.get("epoch")
+            if epoch is not None and not (
+                    type(epoch) is int and 0 <= epoch < 10 ** 18):
+                raise ValueError(epoch)
         except (ValueError, KeyError, TypeError, UnsafeName):
             raise StreamRejected("the sender's request is not valid: %r" % (
                 line[:200],))
@@ -1371,6 +1415,9 @@ class VolumeService(object):
         maximum_size = request.get("maximum_size")
         if dataset.maximum_size != maximum_size:
             wanted.append(("refquota", str(maximum_size or "none")))
+        epoch = request.get("epoch")
+        if epoch is not None:
+            wanted.append((EPOCH, str(epoch)))
         changes = [self.pool.set(name, key, value, suffix)
                    for key, value in wanted if dataset.get(key) != value]
         if dataset.get(PUSHED) is not None:
@@ -1384,6 +1431,8 @@ class VolumeService(object):
             yield self.pool.set(name, OWNER, owner, suffix)
         properties = dataset.properties.discard(PUSHED).set(
             OWNER, owner).set("refquota", str(maximum_size or 0))
+        if epoch is not None:
+            properties = properties.set(EPOCH, str(epoch))
         if not prepared:
             properties = properties.set("atime", "off")
         return attr.evolve(dataset, properties=properties)
@@ -1484,14 +1533,15 @@ class VolumeService(object):
         if result.exit_code != 0:
             raise self._remote_error(target, result, HandoffConflict)
 
-    def acquire(self, name, snapshot=None, node_id=None):
+    def acquire(self, name, snapshot=None, node_id=None, epoch=None):
         check_volume_name(name)
         if snapshot is not None:
             check_snapshot_name(snapshot)
-        return self._locked(name, self._acquire, name, snapshot, node_id)
+        return self._locked(name, self._acquire, name, snapshot, node_id,
+                            epoch)
 
     @inlineCallbacks
-    def _acquire(self, name, snapshot, node_id):
+    def _acquire(self, name, snapshot, node_id, epoch=None):
         with ACQUIRE_VOLUME(volume=name, expected_snapshot=snapshot):
             if node_id is not None and node_id != self.node_id:
                 raise HandoffConflict(
@@ -1508,6 +1558,10 @@ class VolumeService(object):
                         "this node's copy of %s ends with snapshot %s, not "
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
+                new_epoch = taken_epoch(name, dataset.epoch, epoch)
+                # Before the owner, which is the commit: a copy naming this
+                # node as owner always has its epoch.
+                yield self.pool.set(name, EPOCH, str(new_epoch))
                 yield self.pool.set(name, OWNER, self.node_id)
                 if dataset.mounted:
                     # Mounted afresh: a mount that was there while streams
@@ -1516,7 +1570,8 @@ class VolumeService(object):
                     yield self.pool.unmount(name)
                 dataset = attr.evolve(
                     dataset, properties=dataset.properties.set(
-                        OWNER, self.node_id).set("mounted", "no"))
+                        OWNER, self.node_id).set("mounted", "no").set(
+                            EPOCH, str(new_epoch)))
             yield self._mount_dataset(dataset)
             # The new owner keeps only what its next pushes can use.
             destroyed = yield self._prune(dataset)
@@ -1526,6 +1581,48 @@ class VolumeService(object):
             dataset, properties=dataset.properties.set("mounted", "yes"),
             snapshots=[snapshot for snapshot in dataset.snapshots
                        if snapshot not in destroyed]), self.node_id)
+
+    def fence(self, name, owner, epoch):
+        check_volume_name(name)
+        _check_node_id(owner)
+        return self._locked(name, self._fence, name, owner, epoch)
+
+    @inlineCallbacks
+    def _fence(self, name, owner, epoch):
+        with FENCE_VOLUME(volume=name, owner=owner, epoch=epoch) as action:
+            dataset = yield self.pool.get(name)
+            if dataset is None:
+                action.add_success_fields(set_aside=None)
+                return None
+            if dataset.owner == self.node_id:
+                if dataset.epoch >= epoch:
+                    raise HandoffConflict(
+                        "this node owns volume %s at epoch %d, not older "
+                        "than epoch %d: it is not stale" % (
+                            name, dataset.epoch, epoch))
+                users = self._in_use(self.pool.dataset(name),
+                                     dataset.mountpoint)
+                if users:
+                    raise VolumeInUse(
+                        "the stale copy of volume %s is in use (process "
+                        "%s); stop its application first" % (
+                            name, ", ".join(str(p) for p in sorted(users))))
+                aside = recovery_name(name, dataset.epoch, time.strftime(
+                    "%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds())))
+                # Read-only first: nothing writes to it once set aside.
+                yield self.pool.set(name, "readonly", "on")
+                self._writable.discard(name)
+                yield self.pool.rename(name, "", aside[len(name):],
+                                       mount=False, mounted=dataset.mounted)
+                action.add_success_fields(set_aside=aside)
+                return aside
+            if dataset.epoch < epoch:
+                # Epoch before owner, as everywhere.
+                yield self.pool.set(name, EPOCH, str(epoch))
+                if dataset.owner != owner:
+                    yield self.pool.set(name, OWNER, owner)
+            action.add_success_fields(set_aside=None)
+            return None
 
 
 @inlineCallbacks

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.testtools import fuzz_settings
 from flocker.volume._epoch import (
     HOLD, START, CopyView, boot_decision, check_sender_epoch, current_copy,
-    freshest_copy, is_recovery_name, next_epoch, parse_epoch, recovery_name,
+    freshest_copy, is_recovery_name, is_recovery_suffix, next_epoch, parse_epoch, recovery_name,
     stale_owners,
 )
 
@@ -211,9 +211,24 @@ class RecoveryNameTests(SynchronousTestCase):
         """
         name = recovery_name("web", 3, "20261206T120000Z")
         self.assertEqual((name, is_recovery_name(name),
-                          is_recovery_name("web")),
+                          is_recovery_name("web"),
+                          is_recovery_suffix(name[len("web"):])),
                          ("web.flocker-recovery-e3-20261206T120000Z", True,
-                          False))
+                          False, True))
+
+    def test_suffix_exact(self):
+        """
+        Only exactly what ``recovery_name`` adds is a recovery suffix:
+        nothing a caller could slip another word or path into.
+        """
+        self.assertEqual(
+            [is_recovery_suffix(suffix) for suffix in [
+                ".flocker-recovery-e3-20261206T120000Z/x",
+                ".flocker-recovery-e3-20261206T120000Z ",
+                ".flocker-recovery-e-20261206T120000Z",
+                ".flocker-recovery-e3-2026",
+                ".flocker-recv"]],
+            [False] * 5)
 
 
 class BootDecisionTests(SynchronousTestCase):
