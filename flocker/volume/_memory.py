@@ -346,7 +346,8 @@ class MemoryVolumeService(object):
             self._copies[name] = attr.evolve(copy, readonly=True)
             result = self._push(name, target, progress)
             self._copies[name] = attr.evolve(
-                self._copies[name], owner=result.target_node_id)
+                self._copies[name], owner=result.target_node_id,
+                epoch=copy.epoch + 1)
         elif copy.owner and copy.snapshots:
             result = PushResult(name=name, target=target,
                                 target_node_id=copy.owner,

@@ -1502,7 +1502,14 @@ class VolumeService(object):
                 # once its command has exited too: the application is down.
                 result, exited = yield self._push(dataset, target, progress,
                                                   record=False)
-                yield self.pool.set(name, OWNER, result.target_node_id)
+                # The copy left here follows the target at the epoch the
+                # target is about to take (one more than this copy's), so
+                # a failover later numbers its own epoch above it.  Set
+                # together with the owner: no extra wait while the
+                # application is down.
+                yield _all_or_first_failure([
+                    self.pool.set(name, EPOCH, str(dataset.epoch + 1)),
+                    self.pool.set(name, OWNER, result.target_node_id)])
             elif dataset.owner and dataset.snapshots:
                 # Step 3 already happened: resume at step 4.
                 result = PushResult(

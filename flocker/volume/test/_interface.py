@@ -606,12 +606,14 @@ def make_ivolumeservice_tests(make_nodes):
 
         def test_handoff_new_epoch(self):
             """
-            A hand-off starts a new epoch on the new owner, which its next
-            push carries to its followers.
+            A hand-off starts a new epoch on the new owner, which the old
+            owner's copy records too and the new owner's next push carries
+            to its followers.
             """
             self.created()
             self.call(self.a.handoff, "app", self.address_b)
-            self.assertEqual(self.volume(self.b, "app").epoch, 2)
+            self.assertEqual((self.volume(self.a, "app").epoch,
+                              self.volume(self.b, "app").epoch), (2, 2))
             self.call(self.b.push, "app", self.nodes.address(self.c))
             self.assertEqual(self.volume(self.c, "app").epoch, 2)
 
