@@ -129,9 +129,10 @@ def freshest_copy(copies, preference=()):
     :param preference: Addresses in the operator's order of preference (a
         ``standby:`` list): the first wins among equally fresh copies.
     :return: The address of the copy with the highest epoch, then the
-        newest snapshot, then the most preferred; ``None`` if none.
+        newest snapshot, then the most preferred, then the first address;
+        ``None`` if none.
     """
-    copies = list(copies)
+    copies = sorted(copies, key=lambda copy: copy.node)
     if not copies:
         return None
     order = list(preference)
@@ -140,7 +141,8 @@ def freshest_copy(copies, preference=()):
         preferred = (len(order) - order.index(copy.node)
                      if copy.node in order else 0)
         latest = copy.latest if copy.latest is not None else float("-inf")
-        return (copy.epoch, latest, preferred, copy.node)
+        return (copy.epoch, latest, preferred)
+    # max keeps the first of equals: the first address.
     return max(copies, key=rank).node
 
 
