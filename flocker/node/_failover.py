@@ -35,9 +35,8 @@ from pyrsistent import pmap, pvector
 from .._model import ClusterState, Node, Standby
 from ..volume._epoch import CopyView, freshest_copy, next_epoch
 from ._changes import FenceVolume, TakeOverVolume
-from ._checks import snapshot_time
 
-__all__ = ["FailoverError", "Failover", "plan_failover"]
+__all__ = ["FailoverError", "Failover", "plan_failover", "moved_deployment"]
 
 
 class FailoverError(Exception):
@@ -72,9 +71,9 @@ class Failover(object):
 
 
 def _latest(volume):
-    times = [snapshot_time(s) for s in volume.snapshots]
-    times = [t for t in times if t is not None]
-    return max(times) if times else None
+    # A copy's snapshots are listed oldest first; Flocker's names sort in
+    # the order they were taken (a follower keeps only its newest).
+    return volume.snapshots[-1] if volume.snapshots else None
 
 
 def _groups(applications):
@@ -192,13 +191,15 @@ def plan_failover(deployment, cluster_state, dead):
             moves[application.name] = (dead, target)
         load[target] += len(group)
     return Failover(
-        dead=dead, deployment=_moved(deployment, moves), moves=moves,
+        dead=dead, deployment=moved_deployment(deployment, moves), moves=moves,
         epochs=epochs, changes=fences + takeovers, stranded=stranded,
         predicted=ClusterState(nodes=states))
 
 
-def _moved(deployment, moves):
+def moved_deployment(deployment, moves):
     """
+    :param Deployment deployment: A deployment.
+    :param moves: Application name to ``(old node, new node)``.
     :return: ``deployment`` with each application of ``moves`` on its new
         node, and its standby nodes naming the old node instead of the new.
     """

@@ -84,7 +84,8 @@ class CopyView(object):
     :ivar str node: The node's address.
     :ivar bool owned: Whether the node owns it.
     :ivar int epoch: Its epoch.
-    :ivar latest: Its newest snapshot's time (seconds) or ``None``.
+    :ivar latest: Its newest snapshot's name (Flocker's snapshot names sort
+        in the order they were taken), or ``None`` for none.
     """
     node = attr.ib()
     owned = attr.ib()
@@ -140,8 +141,8 @@ def freshest_copy(copies, preference=()):
     def rank(copy):
         preferred = (len(order) - order.index(copy.node)
                      if copy.node in order else 0)
-        latest = copy.latest if copy.latest is not None else float("-inf")
-        return (copy.epoch, latest, preferred)
+        return (copy.epoch, copy.latest is not None,
+                "" if copy.latest is None else copy.latest, preferred)
     # max keeps the first of equals: the first address.
     return max(copies, key=rank).node
 

@@ -24,7 +24,8 @@ def copy_sets(draw):
     nodes = draw(st.lists(st.sampled_from(_NODES), unique=True, min_size=1))
     return [CopyView(node=node, owned=draw(st.booleans()),
                      epoch=draw(st.integers(0, 5)),
-                     latest=draw(st.one_of(st.none(), st.integers(0, 9))))
+                     latest=draw(st.one_of(st.none(), st.sampled_from(
+                ["flocker-1", "flocker-2", "flocker-3"]))))
             for node in nodes]
 
 
@@ -137,22 +138,25 @@ class FreshestCopyTests(SynchronousTestCase):
         """
         Among copies of one epoch, the one with the newest snapshot wins.
         """
-        self.assertEqual(freshest_copy([CopyView("b", False, 3, 10),
-                                        CopyView("c", False, 3, 12)]), "c")
+        self.assertEqual(freshest_copy([CopyView("b", False, 3, "flocker-1"),
+                                        CopyView("c", False, 3, "flocker-2")]),
+                         "c")
 
     def test_epoch_first(self):
         """
         A copy of a later epoch wins over a newer snapshot of an earlier
         one.
         """
-        self.assertEqual(freshest_copy([CopyView("b", False, 4, 10),
-                                        CopyView("c", False, 3, 12)]), "b")
+        self.assertEqual(freshest_copy([CopyView("b", False, 4, "flocker-1"),
+                                        CopyView("c", False, 3, "flocker-2")]),
+                         "b")
 
     def test_preference_breaks_ties(self):
         """
         Equally fresh copies: the operator's first choice wins.
         """
-        copies = [CopyView("b", False, 3, 10), CopyView("c", False, 3, 10)]
+        copies = [CopyView("b", False, 3, "flocker-1"),
+                  CopyView("c", False, 3, "flocker-1")]
         self.assertEqual([freshest_copy(copies, ["c", "b"]),
                           freshest_copy(copies, ["b", "c"])], ["c", "b"])
 
@@ -169,8 +173,7 @@ class FreshestCopyTests(SynchronousTestCase):
         No copy is fresher (epoch, then snapshot) than the chosen one.
         """
         chosen = freshest_copy(copies, preference)
-        key = {copy.node: (copy.epoch, -1 if copy.latest is None
-                           else copy.latest) for copy in copies}
+        key = {copy.node: (copy.epoch, copy.latest or "") for copy in copies}
         self.assertEqual(key[chosen], max(key.values()))
 
 
