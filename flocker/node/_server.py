@@ -32,6 +32,7 @@ from ._amp import (
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
 from ._agent import ApplicationNotReady
+from ._boot import apply_restart_policies
 from ._local import LocalNodeAgent
 from ._lock import LockHeld
 from ._logging import AGENT_CONNECTION, AGENT_INTERNAL_ERROR, AGENT_REFUSED
@@ -182,6 +183,21 @@ class AgentService(object):
         if agent is None:
             agent = self._agents[address] = self._make_agent(address)
         return agent
+
+    def boot(self, address, docker, volumes):
+        """
+        At the agent's start: apply the restart policies of the node's
+        stopped applications with volumes (:mod:`flocker.node._boot`);
+        failures are logged.
+
+        :param str address: The node's address.
+        :param docker: The node's ``IDockerClient``.
+        :param volumes: The node's ``IVolumeService``.
+        :return: ``Deferred`` firing with the decisions, or ``None`` after
+            a failure.
+        """
+        return apply_restart_policies(
+            docker, volumes, self.agent(address)).addErrback(write_failure)
 
     def forget_agents(self):
         """

@@ -83,6 +83,16 @@ class MemoryNetwork(object):
                 "cannot reach node %s: connection refused" % (address,))
         return self.services[address]
 
+    def address_of(self, node_id):
+        """
+        :param str node_id: A service's node identity.
+        :return: That service's address (the identity itself if unknown).
+        """
+        for address, service in self.services.items():
+            if service.node_id == node_id:
+                return address
+        return node_id
+
 
 def _deferred(function):
     """
@@ -183,7 +193,9 @@ class MemoryVolumeService(object):
             size=_size(copy.files),
             maximum_size=copy.maximum_size, snapshots=copy.names(),
             mountpoint="/memory/%s/%s" % (self.address, name),
-            epoch=copy.epoch)
+            epoch=copy.epoch, pushed_to=sorted(
+                self._network.address_of(node_id)
+                for node_id in copy.pushed))
 
     @_deferred
     def volumes(self):

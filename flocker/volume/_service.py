@@ -215,6 +215,9 @@ class VolumeInfo(object):
     :ivar str mountpoint: Where the copy is (or would be) mounted.
     :ivar int epoch: The ownership epoch the copy records (see
         :mod:`flocker.volume._epoch`).
+    :ivar pushed_to: ``tuple`` of the addresses of the nodes this node
+        pushed the copy to and remembers (on an owner: where copies of it
+        are).
     """
     name = attr.ib()
     owner = attr.ib()
@@ -224,6 +227,7 @@ class VolumeInfo(object):
     snapshots = attr.ib(converter=pvector)
     mountpoint = attr.ib()
     epoch = attr.ib(default=0)
+    pushed_to = attr.ib(default=(), converter=tuple)
 
     def state(self):
         """
@@ -605,7 +609,8 @@ def _info(dataset, node_id):
         name=dataset.name, owner=owner, owned=owner == node_id,
         size=dataset.size,
         maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
-        mountpoint=dataset.mountpoint, epoch=dataset.epoch)
+        mountpoint=dataset.mountpoint, epoch=dataset.epoch,
+        pushed_to=sorted(_peers(dataset)))
 
 
 def _write_seed(root, entries):

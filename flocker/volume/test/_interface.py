@@ -684,6 +684,17 @@ def make_ivolumeservice_tests(make_nodes):
                               self.b.node_id, 2)
             self.assertTrue(self.volume(self.a, "app").owned)
 
+        def test_pushed_to(self):
+            """
+            An owner lists the nodes it pushed the volume to; a volume never
+            pushed lists none.
+            """
+            self.created()
+            self.assertEqual(self.volume(self.a, "app").pushed_to, ())
+            self.call(self.a.push, "app", self.address_b)
+            self.assertEqual(self.volume(self.a, "app").pushed_to,
+                             (self.address_b,))
+
         def test_fence_nothing(self):
             """
             A node without a copy has nothing to fence.
