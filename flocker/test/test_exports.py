@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["flocker", "flocker.node", "flocker.cli", "flocker.volume",
-            "flocker.route"]
+            "flocker.route", "flocker.etcd"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
