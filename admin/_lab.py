@@ -6,7 +6,7 @@ Layout (``P`` is the prefix, ``flk`` by default; ``I`` is 1..8)::
 
     netns P-net      bridge br0, no address; every machine hangs off it
     netns P-client   10.99.0.2/24: the operator's laptop (flocker-deploy)
-    netns P-nodeI    10.99.0.(10+I)/24: dockerd, containerd, sshd
+    netns P-nodeI    10.99.0.(10+I)/24: dockerd, containerd, sshd, etcd
 
 Every machine also has its own mount and UTS namespace (host name = machine
 name), kept alive by binding them to files in the runtime directory
@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _lab_etcd
 import _lab_images
 from _lab_host import (
     DOCKERD_TIMEOUT, KILL_TIMEOUT, REQUIRED_TOOLS, SSHD_TIMEOUT,
@@ -901,7 +902,8 @@ def teardown_machines(lab, machines, purge=False):
             if not keep:
                 shutil.rmtree(machine.state_dir, ignore_errors=True)
         if machine.is_node:
-            for log in (machine.dockerd_log, machine.sshd_log):
+            for log in (machine.dockerd_log, machine.sshd_log,
+                        _lab_etcd.etcd_log(machine)):
                 if log.exists():
                     log.unlink()
 
@@ -1020,6 +1022,10 @@ def up(lab, count, log):
         trace("files, bridge, network namespaces")
         boots = dict(zip([m.name for m in machines], parallel(
             lambda m: boot_machine(lab, m, fresh[m.name]), machines)))
+        etcds = dict(zip([n.name for n in nodes], parallel(
+            lambda n: _lab_etcd.start_etcd(n, nodes, _spawn,
+                                           _daemon_environment(n),
+                                           daemon_pid), nodes)))
         trace("links, mount namespaces, daemons started")
         # One at a time (see ZfsLock), while the daemons start.
         for node in nodes:
@@ -1043,6 +1049,8 @@ def up(lab, count, log):
                 wait_sshd(node, boot.sshd)
             check_ssh(lab, client, node)
             wait_dockerd(node, boot.dockerd)
+            # The agent finds its node's etcd member when it starts.
+            _lab_etcd.wait_etcd(node, etcds[node.name])
             if not current_agent(node, code):
                 # After the pool and Docker, as the unit's ordering says.
                 wait_agent(node, start_agent(lab, node))
@@ -1254,6 +1262,8 @@ def node_health(node):
             str(node.docker_socket), timeout=5).ping(),
         "sshd": bool(sshd) and sshd_listening(sshd),
         "agent": bool(agent) and agent_listening(agent),
+        "etcd": bool(_lab_etcd.etcd_pid(node, daemon_pid))
+        and _lab_etcd.etcd_health(node),
         "pool": zfs_answers() and node.pool in imported_pools(),
         "zfs-mount": mounted(node.zfs_mount),
     }
@@ -1349,7 +1359,8 @@ def build_parser():
     parser = _Parser(
         prog="admin/lab",
         description="A local multi-node Flocker lab: nodes in namespaces "
-        "with their own dockerd, sshd and ZFS pool, plus a client.")
+        "with their own dockerd, sshd, etcd member and ZFS pool, plus a "
+        "client.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     up_parser = commands.add_parser(
