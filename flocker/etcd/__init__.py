@@ -15,11 +15,12 @@ from ._interface import (
 )
 from ._client import EtcdClient, DEFAULT_TIMEOUT, MAXIMUM_RESPONSE_BYTES
 from ._memory import MemoryEtcd
+from ._keeper import LeaseKeeper, LeaseTiming, DEFAULT_TIMING
 
 __all__ = [
     "IEtcd", "IWatch", "KeyValue", "Lease", "Event", "Compare", "Put",
     "Delete", "TransactionResult", "EtcdError", "EtcdUnavailable",
     "LeaseExpired", "WatchLost", "prefix_end",
     "EtcdClient", "DEFAULT_TIMEOUT", "MAXIMUM_RESPONSE_BYTES",
-    "MemoryEtcd",
+    "MemoryEtcd", "LeaseKeeper", "LeaseTiming", "DEFAULT_TIMING",
 ]
