@@ -300,8 +300,13 @@ def build_service(reactor, options, environ):
         VolumeError, default_node_key_store, open_volume_service,
     )
     from ..volume.script import node_ssh_remote
+    from ..volume._stamp import read_stamp, stamp_path
     from ._docker import DockerClient, socket_path_from_docker_host
+    from ._events import DockerEvents
     from ._lock import DeployLock, default_lock_path, process_identity
+    from ._report_cache import (
+        ReportKeeper, kept_reports, proc_listening_ports,
+    )
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
@@ -329,9 +334,17 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
+        # The report is kept between requests (see _report_cache).
+        stamp = stamp_path(environ, pool)
+        keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
+                              lambda: read_stamp(stamp))
+        keeper.start()
+        reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
         service = AgentService(
-            reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys, checks, clock=reactor),
+            reactor, kept_reports(
+                local_agents(docker, lambda: current[0], routes,
+                             node_keys, checks, clock=reactor),
+                keeper, proc_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())
