@@ -39,7 +39,7 @@ from .._model import (
     NODE_IDENTITY, NodeKeyStatus, known_hosts_digest, parse_callers,
     public_key_fingerprint,
 )
-from ._service import SSHRemote
+from ._remote import SSHRemote
 
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
            "known_hosts_sources", "authorized_keys_lines",
