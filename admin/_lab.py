@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _lab_faults
 import _lab_images
 from _lab_host import (
     DOCKERD_TIMEOUT, KILL_TIMEOUT, REQUIRED_TOOLS, SSHD_TIMEOUT,
@@ -1065,6 +1066,9 @@ def up(lab, count, log):
                 max(ready),))
         description = describe(lab, nodes, client, images)
         write_json(lab.description_file, description)
+        # Whatever fault a node had, up has just repaired it.
+        for node in nodes:
+            _lab_faults.clear_fault(node)
     restarted = sorted(name for name, boot in boots.items() if boot.restarted)
     log("lab up: %d node%s (%s) in %.2fs; restarted: %s" % (
         count, "" if count == 1 else "s",
@@ -1287,10 +1291,18 @@ def status(lab, out):
     out.write("%-8s %-12s %s\n" % (client.name, client.address,
                                    "ok" if client_ok else "BROKEN"))
     for node in nodes:
+        fault = _lab_faults.fault_of(node)
+        if fault == _lab_faults.KILLED:
+            healthy = False
+            out.write("%-8s %-12s POWERED OFF (admin/lab revive %s)\n" % (
+                node.name, node.address, node.name))
+            continue
         parts = node_health(node)
-        healthy &= all(parts.values())
-        out.write("%-8s %-12s %s\n" % (node.name, node.address, " ".join(
-            "%s=%s" % (k, "ok" if v else "DOWN") for k, v in parts.items())))
+        healthy &= all(parts.values()) and fault is None
+        out.write("%-8s %-12s %s%s\n" % (node.name, node.address, " ".join(
+            "%s=%s" % (k, "ok" if v else "DOWN") for k, v in parts.items()),
+            "" if fault is None else
+            " PARTITIONED (admin/lab heal %s)" % (node.name,)))
     out.write("lab %s: %d nodes, state %s\n" % (
         "up" if healthy else "DEGRADED (run: admin/lab up %d)"
         % (len(nodes),), len(nodes), lab.state))
@@ -1324,6 +1336,10 @@ def run_command(lab, name, argv):
     :raises LabError: If the machine is unknown or its namespaces gone.
     """
     machine = find_machine(lab, name)
+    if name != "client" and _lab_faults.fault_of(
+            lab.node(int(name[len("node"):]))) == _lab_faults.KILLED:
+        raise LabError("%s is powered off (admin/lab revive %s)" % (
+            name, name))
     for key in ("netns", "mntns", "utsns"):
         if namespace_inode(machine[key]) is None:
             raise LabError("%s: namespace %s is gone (run: admin/lab up)"
@@ -1369,7 +1385,22 @@ def build_parser():
         "run", help="run a command on a machine: run NODE|client -- CMD...")
     run_parser.add_argument("machine", metavar="NODE|client")
     run_parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+    for command, text in FAULT_COMMANDS:
+        fault_parser = commands.add_parser(command, help=text)
+        fault_parser.add_argument("machine", metavar="NODE")
     return parser
+
+
+#: The fault commands (see ``_lab_faults``) and their help.
+FAULT_COMMANDS = (
+    ("kill", "power loss: every process of NODE (sshd, dockerd, agent, "
+     "containers) dies at once and its address stops answering; its pool "
+     "and Docker data stay"),
+    ("revive", "boot a killed NODE: dockerd, sshd and the agent start as "
+     "after a reboot (its containers are kept, Docker is not reset)"),
+    ("partition", "NODE runs on, but no packet reaches or leaves it"),
+    ("heal", "end NODE's partition"),
+)
 
 
 def main(argv, environ, out, err):
@@ -1406,6 +1437,9 @@ def main(argv, environ, out, err):
             if not command:
                 raise LabError("run: no command given (run NODE -- CMD...)")
             run_command(lab, options.machine, command)
+        elif options.command in dict(FAULT_COMMANDS):
+            fault = getattr(_lab_faults, options.command)
+            fault(lab, options.machine, log, sys.modules[__name__])
     except LabError as e:
         err.write("admin/lab: %s\n" % (e,))
         return 1

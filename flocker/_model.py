@@ -35,6 +35,7 @@ __all__ = [
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
     "known_hosts_digest", "InvalidModel", "is_link_alias",
     "NODE_IDENTITY", "parse_callers", "LINK_ALIAS", "LINK_ALIAS_RULE",
+    "Standby", "STANDBY_INTERVAL_RANGE", "DEFAULT_STANDBY_INTERVAL",
 ]
 
 # Docker image references: repository path, optional tag or digest.  Anything
@@ -814,6 +815,98 @@ class Node(object):
                                       _unique_application_names])
 
 
+#: The shortest and longest replication interval a standby may ask for, in
+#: nanoseconds (the unit of every duration in the model).  Below a second
+#: the snapshots themselves (tens of milliseconds of ZFS commands each on
+#: the slowest pools) would take a noticeable share of the primary's time;
+#: above a day a standby is a backup, which is not what it is for.
+STANDBY_INTERVAL_RANGE = (10 ** 9, 24 * 3600 * 10 ** 9)
+
+#: The replication interval when the deployment file gives none: 10 s.
+DEFAULT_STANDBY_INTERVAL = 10 * 10 ** 9
+
+
+def _standby_interval(instance, attribute, value):
+    low, high = STANDBY_INTERVAL_RANGE
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and low <= value <= high,
+           "standby interval %r must be between 1 s and 24 h (in "
+           "nanoseconds)" % (value,))
+
+
+def _standby_nodes(instance, attribute, value):
+    _check(len(value) > 0, "standby of %s names no node" % (
+        instance.application,))
+    for address in value:
+        _address(instance, _Named("standby node"), address)
+    _check(len(set(value)) == len(value),
+           "standby of %s names a node twice" % (instance.application,))
+
+
+@attr.s(frozen=True, slots=True)
+class Standby(object):
+    """
+    Where an application's volumes are continuously copied to, so that it
+    can start on another node when its own is lost (the deployment file's
+    ``standby:`` section).
+
+    The application's node (the primary) takes a snapshot of each of the
+    application's volumes every ``interval`` and sends each standby node
+    what changed since the last snapshot they have in common.  A standby's
+    copy is never writable and never served while the primary owns it.
+
+    :ivar str application: The application's name (a safe name).
+    :ivar nodes: ``PVector`` of the standby nodes' addresses, in the
+        operator's order of preference; at least one, no repeats.
+    :ivar int interval: Nanoseconds between two snapshots, within
+        :data:`STANDBY_INTERVAL_RANGE`.
+    :ivar bool automatic: Whether the cluster itself fails the application
+        over to a standby when its node is lost (``False``: an operator
+        does, with ``flocker-deploy --failover``).
+    """
+    application = attr.ib(validator=_safe_name)
+    nodes = attr.ib(converter=pvector, validator=_standby_nodes)
+    interval = attr.ib(default=DEFAULT_STANDBY_INTERVAL,
+                       validator=_standby_interval)
+    automatic = attr.ib(default=False, validator=_bool)
+
+    @property
+    def seconds(self):
+        """
+        The interval in seconds, as a ``float`` (what a reactor's clock
+        takes).
+        """
+        return self.interval / 10 ** 9
+
+
+def _check_standbys(deployment):
+    """
+    Check each standby of ``deployment`` against its nodes: every standby
+    node is one of them, and a placed application has a volume to copy and
+    is not its own node's standby.  An application the deployment does not
+    place is not checked (a deployment file read without its application
+    file places none).
+    """
+    placements = deployment.placements()
+    addresses = {node.address for node in deployment.nodes}
+    for name, standby in deployment.standbys.items():
+        _check(isinstance(standby, Standby) and standby.application == name,
+               "standbys must map each application name to its Standby")
+        for address in standby.nodes:
+            _check(address in addresses,
+                   "standby node %s of %s is not a node of the "
+                   "deployment" % (address, name))
+        if name not in placements:
+            continue
+        primary, application = placements[name]
+        _check(primary not in standby.nodes,
+               "node %s runs %s and cannot also be its standby" % (
+                   primary, name))
+        _check(bool(application.all_volumes()),
+               "application %s has no volume for a standby to copy" % (
+                   name,))
+
+
 def _check_volume_placement(seen, address, application, volume):
     """
     Check that ``application`` on node ``address`` may mount ``volume``
@@ -857,10 +950,15 @@ class Deployment(object):
         directory's name, as compose has it; a native application file is
         the default project.  Applications without a project are given this
         one; one with another project is refused.
+    :ivar standbys: ``PMap`` of application name to its :class:`Standby`:
+        the applications whose volumes are copied to other nodes.  Each
+        standby node is a node of the deployment; a placed application
+        with a standby has a volume and is not on one of its standby nodes.
     """
     nodes = attr.ib(default=pset(), converter=pset,
                     validator=_all_of_type(Node))
     project = attr.ib(default=None, validator=_optional_safe_name)
+    standbys = attr.ib(default=pmap(), converter=pmap)
 
     def __attrs_post_init__(self):
         if self.project is not None:
@@ -890,6 +988,8 @@ class Deployment(object):
                     for volume in application.all_volumes():
                         _check_volume_placement(volumes, node.address,
                                                 application.name, volume)
+        if self.standbys:
+            _check_standbys(self)
 
     def _stamp_project(self):
         nodes = []

@@ -34,10 +34,12 @@ step 4, whose checks make it safe to repeat.
 import attr
 from twisted.internet.defer import inlineCallbacks, succeed
 
+from .._process import spawn
 from ._api import PushResult, volume_info
-from ._errors import HandoffConflict, NoSuchVolume, NotOwner, StreamRejected, VolumeInUse
+from ._errors import (
+    HandoffConflict, NoSuchVolume, NotOwner, StreamRejected, VolumeInUse,
+)
 from ._logging import ACQUIRE_VOLUME, HANDOFF_VOLUME, REMOTE_COMMAND
-from ._process import spawn
 from ._remote import check_address
 from ._zfs import OWNER, check_snapshot_name, check_volume_name
 

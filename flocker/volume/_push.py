@@ -55,15 +55,18 @@ import os
 
 import attr
 from pyrsistent import pmap
-from twisted.internet.defer import CancelledError, DeferredList, inlineCallbacks
+from twisted.internet.defer import (
+    CancelledError, DeferredList, inlineCallbacks,
+)
 from twisted.internet.error import ProcessExitedAlready
 
 from .._context import in_current_action
+from .._process import LineTooLong, spawn
 from ._api import PROTOCOL_VERSION, PushResult, check_node_id
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import HandoffConflict, RemoteError, TargetUnreachable
 from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
-from ._process import LineTooLong, close_quietly, make_pipe, pump, spawn
+from ._process import close_quietly, make_pipe, pump
 from ._remote import check_address, forward_log
 from ._zfs import PUSHED, check_pool_name, check_volume_name
 

@@ -52,7 +52,9 @@ from ._push import PushingMixin, pushed_peers
 from ._receive import ReceivingMixin
 from ._remote import SSHRemote, check_address, remote_error
 from ._seed import seed_entries, write_seed
-from ._zfs import NODE_ID, OWNER, ZFSPool, check_maximum_size, check_volume_name
+from ._zfs import (
+    NODE_ID, OWNER, ZFSPool, check_maximum_size, check_volume_name,
+)
 
 __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
