@@ -21,7 +21,7 @@ from flocker._serialize import (
     node_state_from_dict, node_state_to_dict, route_from_dict, route_to_dict,
 )
 from flocker.node.testtools import make_node_key
-from flocker.testtools import (
+from flocker.testtools.strategies import (
     application_names, applications, cluster_states, deployments,
     fuzz_settings, node_addresses, node_states, tcp_ports,
 )

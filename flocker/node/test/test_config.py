@@ -21,7 +21,7 @@ from flocker.node._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
     load_configuration, parse_configuration,
 )
-from flocker.testtools import deployments, fuzz_settings
+from flocker.testtools.strategies import deployments, fuzz_settings
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "application.yml"
