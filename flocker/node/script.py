@@ -305,7 +305,7 @@ def build_service(reactor, options, environ):
     from ._events import DockerEvents
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._report_cache import (
-        ReportKeeper, kept_reports, proc_listening_ports,
+        ReportKeeper, kept_reports, netlink_listening_ports,
     )
     from ._server import AgentService, local_agents
 
@@ -344,7 +344,7 @@ def build_service(reactor, options, environ):
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor),
-                keeper, proc_listening_ports),
+                keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())
