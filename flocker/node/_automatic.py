@@ -129,7 +129,9 @@ class CopyFreshness(object):
 
     :ivar str node: The node.
     :ivar int epoch: The copy's epoch.
-    :ivar latest: The time (seconds) of its newest snapshot, or ``None``.
+    :ivar latest: The name of its newest snapshot, or ``None``.  Snapshot
+        names are the time their primary took them (``flocker-YYYYmmdd
+        THHMMSS.ffffffZ``), so the later name is the fresher copy.
     """
     node = attr.ib()
     epoch = attr.ib()
@@ -162,8 +164,7 @@ def choose_claimant(copies, standbys):
         return None
 
     def rank(copy):
-        latest = copy.latest if copy.latest is not None else float("-inf")
-        return (copy.epoch, latest, -order.index(copy.node))
+        return (copy.epoch, copy.latest or "", -order.index(copy.node))
     return max(copies, key=rank).node
 
 
@@ -195,7 +196,8 @@ class IFailoverActions(Interface):
         """
         :param str name: The application.
         :return: ``Deferred`` firing with ``(epoch, latest)`` of this node's
-            copy of its volumes, or ``None`` if it holds none.
+            copy of its volumes (``latest``: the name of its newest
+            snapshot, or ``None``), or ``None`` if it holds no copy.
         """
 
     def follow(name, node, ports):

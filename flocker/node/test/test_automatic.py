@@ -5,7 +5,9 @@ three nodes sharing one in-memory etcd on a deterministic clock.
 """
 
 from hypothesis import given, settings
-from hypothesis.strategies import booleans, integers, lists, sampled_from, tuples
+from hypothesis.strategies import (
+    booleans, integers, lists, sampled_from, tuples,
+)
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,6 +21,7 @@ from .._automatic import (
 )
 
 P, S1, S2 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+SNAPSHOT = "flocker-20261206T1159%02d.000000Z"
 WEB = AutomaticApplication(name="web", ports=[8080], standbys=[S1, S2])
 
 
@@ -86,7 +89,7 @@ class _Actions(object):
     A node's actions, recording what runs where in a dict the nodes share.
     """
 
-    def __init__(self, address, running, freshness=(1, 100.0)):
+    def __init__(self, address, running, freshness):
         self.address = address
         self.running = running
         self.freshness = freshness
@@ -123,8 +126,9 @@ class AutomaticFailoverTests(SynchronousTestCase):
         self.views = {}
         self.actions = {}
         self.nodes = {}
-        for address, freshness in [(P, (1, 100.0)), (S1, (1, 98.0)),
-                                   (S2, (1, 99.0))]:
+        for address, freshness in [(P, (1, SNAPSHOT % (0,))),
+                                   (S1, (1, SNAPSHOT % (58,))),
+                                   (S2, (1, SNAPSHOT % (59,)))]:
             self.views[address] = _NodeEtcd(self.store)
             self.actions[address] = _Actions(address, self.running,
                                              freshness)
@@ -278,7 +282,8 @@ class ChooseClaimantTests(SynchronousTestCase):
         A higher epoch wins over a newer snapshot.
         """
         self.assertEqual(S1, choose_claimant(
-            [CopyFreshness(S1, 3, 10.0), CopyFreshness(S2, 2, 99.0)],
+            [CopyFreshness(S1, 3, SNAPSHOT % (10,)),
+             CopyFreshness(S2, 2, SNAPSHOT % (50,))],
             [S1, S2]))
 
     def test_newest(self):
@@ -286,7 +291,8 @@ class ChooseClaimantTests(SynchronousTestCase):
         At one epoch, the newest snapshot wins.
         """
         self.assertEqual(S2, choose_claimant(
-            [CopyFreshness(S1, 2, 10.0), CopyFreshness(S2, 2, 99.0)],
+            [CopyFreshness(S1, 2, SNAPSHOT % (10,)),
+             CopyFreshness(S2, 2, SNAPSHOT % (50,))],
             [S1, S2]))
 
     def test_preference(self):
@@ -295,8 +301,9 @@ class ChooseClaimantTests(SynchronousTestCase):
         a standby never does; no copy, nobody.
         """
         self.assertEqual(S2, choose_claimant(
-            [CopyFreshness(S1, 2, 10.0), CopyFreshness(S2, 2, 10.0),
-             CopyFreshness(P, 9, 99.0)], [S2, S1]))
+            [CopyFreshness(S1, 2, SNAPSHOT % (10,)),
+             CopyFreshness(S2, 2, SNAPSHOT % (10,)),
+             CopyFreshness(P, 9, SNAPSHOT % (50,))], [S2, S1]))
         self.assertIsNone(choose_claimant([], [S1]))
 
 
