@@ -27,22 +27,29 @@ agent acts.
 """
 
 import json
+import os
 
 import attr
 from eliot import start_action, write_failure
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.python.failure import Failure
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
+from .._model import Route
+from .._serialize import SerializationError
+from ._automatic_config import AutomaticApplication, automatic_applications
+from ._lock import default_lock_path
 from ..etcd import (
-    Compare, DEFAULT_TIMING, Delete, EtcdError, EtcdUnavailable,
+    Compare, DEFAULT_TIMING, Delete, EtcdClient, EtcdError, EtcdUnavailable,
     LeaseKeeper, Put, WatchLost,
 )
 from ..etcd._logging import LEASE_CLAIM
 
 __all__ = [
     "IFailoverActions", "AutomaticApplication", "AutomaticFailover",
+    "automatic_applications", "LocalFailoverActions", "AutomaticStore",
+    "automatic_failover", "default_automatic_path", "ETCD_ENDPOINTS",
     "CopyFreshness", "PlacementRefused", "owner_key", "epoch_key",
     "placement_key", "copy_key", "PREFIX", "choose_claimant",
 ]
@@ -105,21 +112,6 @@ class PlacementRefused(Exception):
                 "(epoch %d): deploy with the placement flocker-deploy "
                 "--status shows, or move it with --failover" % (
                     self.application, self.node, self.epoch))
-
-
-@attr.s(frozen=True)
-class AutomaticApplication(object):
-    """
-    One application this node takes part in failing over.
-
-    :ivar str name: The application.
-    :ivar ports: ``frozenset`` of its external ports (routes follow it).
-    :ivar standbys: ``PVector`` of its standby nodes' addresses, in the
-        operator's order of preference.
-    """
-    name = attr.ib(validator=attr.validators.instance_of(str))
-    ports = attr.ib(converter=frozenset, default=frozenset())
-    standbys = attr.ib(converter=pvector, default=pvector())
 
 
 @attr.s(frozen=True)
@@ -212,6 +204,113 @@ class IFailoverActions(Interface):
         """
 
 
+@implementer(IFailoverActions)
+class LocalFailoverActions(object):
+    """
+    :class:`IFailoverActions` on this node, through its local agent, its
+    volume service and its route manager.
+    """
+
+    def __init__(self, address, agent, volumes, routes, applications):
+        """
+        :param str address: This node's address.
+        :param agent: Callable returning this node's ``INodeAgent``.
+        :param volumes: Callable returning the current ``IVolumeService``.
+        :param routes: ``IRouteManager`` provider.
+        :param applications: Callable given a name, returning its
+            :class:`AutomaticApplication` (or ``None``).
+        """
+        self._address = address
+        self._agent = agent
+        self._volumes = volumes
+        self._routes = routes
+        self._applications = applications
+
+    def stop(self, name):
+        return self._agent().stop_application(name)
+
+    @inlineCallbacks
+    def start(self, name, epoch):
+        application = self._applications(name)
+        if application is None or application.application is None:
+            raise ValueError("no definition of %s to start" % (name,))
+        agent = self._agent()
+        # The standby's copy becomes the owner's (the epoch itself guards
+        # it in etcd: only the claim's winner gets here).
+        for volume in application.volumes:
+            yield agent.acquire_volume(volume, None, None)
+        yield agent.start_application(application.application)
+
+    @inlineCallbacks
+    def copy_freshness(self, name):
+        application = self._applications(name)
+        if application is None or not application.volumes:
+            return None
+        copies = {info.name: info for info in
+                  (yield self._volumes().volumes())}
+        if not all(volume in copies for volume in application.volumes):
+            return None
+        # A copy is as fresh as the least fresh of its volumes.
+        latest = min((copies[volume].snapshots or [""])[-1]
+                     for volume in application.volumes)
+        return (0, latest or None)
+
+    @inlineCallbacks
+    def follow(self, name, node, ports):
+        current = yield self._routes.get_routes()
+        routed = set(ports)
+        wanted = {route for route in current
+                  if (route.port, route.protocol) not in routed}
+        if node != self._address:
+            wanted.update(Route(port=port, address=node, protocol=protocol)
+                          for port, protocol in routed)
+        if wanted != set(current):
+            yield self._routes.set_routes(frozenset(wanted))
+
+
+class AutomaticStore(object):
+    """
+    The automatic applications a node was told about, on disk (one JSON
+    document, replaced atomically), so that an agent restarted goes on
+    taking part before the next deploy.
+    """
+
+    def __init__(self, path):
+        """
+        :param str path: The file.
+        """
+        self.path = path
+
+    def load(self):
+        """
+        :return: ``PVector`` of :class:`AutomaticApplication`; empty without
+            a file.
+        :raises SerializationError: For a file this store did not write.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
+        except FileNotFoundError:
+            return pvector()
+        except (OSError, ValueError) as e:
+            raise SerializationError("%s: %s" % (self.path, e))
+        if not isinstance(data, list):
+            raise SerializationError("%s: not a list" % (self.path,))
+        return pvector(AutomaticApplication.from_dict(item) for item in data)
+
+    def save(self, applications):
+        """
+        :param applications: Iterable of :class:`AutomaticApplication`.
+        """
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        temporary = self.path + ".new"
+        with open(temporary, "w") as f:
+            json.dump([a.to_dict() for a in applications], f)
+        os.replace(temporary, self.path)
+
+
 def _owner(kv):
     """
     :return: ``(node, epoch)`` of an owner or placement value.
@@ -234,20 +333,27 @@ class AutomaticFailover(object):
         last seen in etcd.
     """
 
-    def __init__(self, clock, etcd, address, actions, timing=DEFAULT_TIMING):
+    def __init__(self, clock, etcd, address, actions, timing=DEFAULT_TIMING,
+                 store=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param etcd: ``IEtcd`` provider.
         :param str address: This node's address.
         :param actions: :class:`IFailoverActions` provider.
         :param LeaseTiming timing: Times of the leases held.
+        :param store: An :class:`AutomaticStore` keeping the configuration
+            across restarts (read at construction), or ``None``.
         """
         self._clock = clock
         self._etcd = etcd
         self.address = address
         self._actions = actions
         self._timing = timing
+        self._store = store
         self._applications = pmap()
+        if store is not None:
+            self._applications = pmap({a.name: a for a in store.load()})
+        self._owners = set()
         self.held = {}
         self.epochs = {}
         self.placements = {}
@@ -257,12 +363,35 @@ class AutomaticFailover(object):
 
     # Configuration ----------------------------------------------------------
 
-    def configure(self, applications):
+    def configure(self, applications, persist=False):
         """
-        :param applications: Iterable of :class:`AutomaticApplication` this
-            node takes part in.
+        :param applications: Iterable of :class:`AutomaticApplication` of
+            the deployment (this node routes to each, holds those it runs,
+            and takes over those it stands by for).
+        :param bool persist: Also write them to the store, if any.
         """
+        applications = pvector(applications)
+        if persist and self._store is not None:
+            self._store.save(applications)
         self._applications = pmap({a.name: a for a in applications})
+        # One whose holder was lost before this node learnt of it.
+        for name in sorted(self._standing_by()):
+            if name in self.placements and name not in self._owners:
+                self._owner_gone(name)
+
+    def application(self, name):
+        """
+        :return: The :class:`AutomaticApplication` named ``name``, or
+            ``None``.
+        """
+        return self._applications.get(name)
+
+    @property
+    def applications(self):
+        """
+        ``PMap`` of the configured applications by name.
+        """
+        return self._applications
 
     # Holding ----------------------------------------------------------------
 
@@ -350,20 +479,34 @@ class AutomaticFailover(object):
 
     def start(self):
         """
-        Read the placements and owners and watch them from then on.
+        Stop whatever configured application runs here (nothing is held
+        yet: an agent that restarted lost its leases, and a standby may be
+        taking over), then read the placements and owners and watch them
+        from then on, trying again while etcd cannot be reached.
 
-        :return: ``Deferred`` firing once both watches run.
+        :return: ``Deferred`` firing once the first attempt ended.
         """
-        return self._watch()
+        for name in sorted(self._applications):
+            self._actions.stop(name).addErrback(write_failure)
+        d = self._watch()
+        d.addErrback(self._retry)
+        return d
+
+    def _retry(self, failure):
+        failure.trap(EtcdUnavailable, EtcdError)
+        if not self._stopped:
+            self._clock.callLater(REWATCH_DELAY, self._rewatch)
 
     @inlineCallbacks
     def _watch(self):
         revision, kvs = yield self._etcd.get_prefix(PREFIX)
+        # Read afresh: what changed while no watch ran is in this reading.
+        self.placements = {}
+        self._owners = set()
         for kv in kvs:
             self._seen(kv.key, kv)
-        for name in list(self._applications):
-            if (name in self._standing_by() and
-                    not any(kv.key == owner_key(name) for kv in kvs)):
+        for name in sorted(self._standing_by()):
+            if name not in self._owners:
                 self._owner_gone(name)
         watch = yield self._etcd.watch_prefix(PREFIX, revision + 1,
                                               self._event)
@@ -380,10 +523,7 @@ class AutomaticFailover(object):
     def _rewatch(self):
         if self._stopped:
             return
-        d = self._watch()
-        d.addErrback(lambda failure: failure.trap(
-            EtcdUnavailable, EtcdError) and
-            self._clock.callLater(REWATCH_DELAY, self._rewatch))
+        self._watch().addErrback(self._retry)
 
     def stop(self):
         """
@@ -414,8 +554,10 @@ class AutomaticFailover(object):
             # Released on purpose: nobody is to take it over.
             self.placements.pop(name, None)
         elif kind == b"owner" and kv is None:
+            self._owners.discard(name)
             self._owner_gone(name)
         elif kind == b"owner" and kv is not None:
+            self._owners.add(name)
             takeover = self._takeovers.get(name)
             if takeover is not None:
                 takeover.abandon()
@@ -606,3 +748,45 @@ class _Takeover(object):
             write_failure(Failure())
             failover.held.pop(name, None)
             yield keeper.release()
+
+
+#: The environment variable naming the etcd client URLs an agent uses
+#: (comma-separated, the node's own member first).
+ETCD_ENDPOINTS = "FLOCKER_ETCD_ENDPOINTS"
+
+
+def default_automatic_path(environ, address):
+    """
+    :return: Where a node's agent keeps its automatic applications: beside
+        its deploy lock (``FLOCKER_LOCK_DIR``), named after its address.
+    """
+    lock = default_lock_path(environ, address)
+    stem = os.path.basename(lock)[len("deploy-"):-len(".lock")]
+    return os.path.join(os.path.dirname(lock), "automatic-%s.json" % (stem,))
+
+
+def automatic_failover(reactor, environ, address, agent, volumes, routes):
+    """
+    Build the agent's :class:`AutomaticFailover` if it has etcd.
+
+    :param reactor: The reactor.
+    :param environ: The agent's environment; :data:`ETCD_ENDPOINTS` names
+        the etcd members (none: no automatic failover on this node).
+    :param str address: This node's address.
+    :param agent: Callable returning this node's ``INodeAgent``.
+    :param volumes: Callable returning the current ``IVolumeService``.
+    :param routes: ``IRouteManager`` provider.
+    :return: The :class:`AutomaticFailover` (not started), or ``None``.
+    """
+    endpoints = [e.strip() for e in environ.get(ETCD_ENDPOINTS, "").split(",")
+                 if e.strip()]
+    if not endpoints:
+        return None
+    failover = []
+    actions = LocalFailoverActions(
+        address, agent, volumes, routes,
+        lambda name: failover[0].application(name))
+    failover.append(AutomaticFailover(
+        reactor, EtcdClient(reactor, endpoints), address, actions,
+        store=AutomaticStore(default_automatic_path(environ, address))))
+    return failover[0]

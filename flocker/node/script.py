@@ -300,6 +300,7 @@ def build_service(reactor, options, environ):
         VolumeError, default_node_key_store, open_volume_service,
     )
     from ..volume.script import node_ssh_remote
+    from ._automatic import automatic_failover
     from ._docker import DockerClient, socket_path_from_docker_host
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._server import AgentService, local_agents
@@ -329,9 +330,13 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
+        automatic = automatic_failover(
+            reactor, environ, address, lambda: service.agent(address),
+            lambda: current[0], routes)
         service = AgentService(
             reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys, checks, clock=reactor),
+                                  node_keys, checks, clock=reactor,
+                                  automatic=automatic),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())
@@ -342,6 +347,8 @@ def build_service(reactor, options, environ):
             retry.stop()
         if retry is not None:
             retry.start(POOL_RETRY, now=False)
+        if automatic is not None:
+            automatic.start()
         return service
     return build()
 

@@ -22,7 +22,8 @@ from .._automatic import (
 
 P, S1, S2 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 SNAPSHOT = "flocker-20261206T1159%02d.000000Z"
-WEB = AutomaticApplication(name="web", ports=[8080], standbys=[S1, S2])
+WEB = AutomaticApplication(name="web", primary=P, ports=[(8080, "tcp")],
+                           standbys=[S1, S2])
 
 
 class _Watch(object):
@@ -109,7 +110,7 @@ class _Actions(object):
         return succeed(self.freshness)
 
     def follow(self, name, node, ports):
-        for port in ports:
+        for port, protocol in ports:
             self.routes[port] = None if node == self.address else node
         return succeed(None)
 
