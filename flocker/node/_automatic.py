@@ -708,7 +708,13 @@ class _Takeover(object):
         etcd = failover._etcd
         name = self._name
         keeper = failover._keeper(name)
-        epoch_kv = yield etcd.get(epoch_key(name))
+        try:
+            epoch_kv = yield etcd.get(epoch_key(name))
+        except (EtcdUnavailable, EtcdError):
+            # Cut off before claiming: whoever reaches etcd decides; this
+            # node looks again when it can.
+            self.abandon()
+            return
         old = int(epoch_kv.value) if epoch_kv else 0
         new = max(old, self._mine.epoch) + 1
         with start_action(action_type=LEASE_CLAIM.action_type,
@@ -728,11 +734,14 @@ class _Takeover(object):
                         failover.address, new)),
                 ] + [Delete(key=copy_key(name, node))
                      for node in sorted(self._copies)])
-            except Exception:
+            except (EtcdUnavailable, EtcdError):
+                # The transaction may or may not have been applied; if it
+                # was, the keeper's lease ends unrenewed and the owner key
+                # with it, before anything was started here.
                 action.add_success_fields(won=False)
                 keeper.release()
                 self.abandon()
-                raise
+                return
             action.add_success_fields(won=result.succeeded)
         self.abandon()
         if not result.succeeded:

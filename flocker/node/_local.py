@@ -383,7 +383,8 @@ class LocalNodeAgent(object):
                 return succeed(None)
             return maybeDeferred(self.automatic.configure, applications,
                                  True)
-        return self._action(NODE_SET_AUTOMATIC, set_automatic,
+        return self._action(NODE_SET_AUTOMATIC,
+                            lambda: maybeDeferred(set_automatic),
                             automatic=len(applications))
 
     def install_node_key(self, node_key):

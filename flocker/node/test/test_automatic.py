@@ -4,6 +4,9 @@ fencing, takeover by the freshest standby and routes that follow, with
 three nodes sharing one in-memory etcd on a deterministic clock.
 """
 
+import json
+import os
+
 from hypothesis import given, settings
 from hypothesis.strategies import (
     booleans, integers, lists, sampled_from, tuples,
@@ -15,10 +18,21 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from ...etcd import DEFAULT_TIMING, EtcdUnavailable, MemoryEtcd
-from .._automatic import (
-    AutomaticApplication, AutomaticFailover, CopyFreshness,
-    IFailoverActions, PlacementRefused, choose_claimant, placement_key,
+from ..._model import (
+    Application, AttachedVolume, ClusterState, Deployment, Node, Port,
+    Route, Standby,
 )
+from ..._serialize import SerializationError
+from ...route import MemoryRouteManager
+from ...testtools import temporary_directory
+from .._automatic import (
+    AutomaticApplication, AutomaticFailover, AutomaticStore, CopyFreshness,
+    IFailoverActions, LocalFailoverActions, PlacementRefused,
+    automatic_applications, choose_claimant, placement_key,
+)
+from .._changes import SetAutomatic
+from .._plan import plan_changes
+from .test_agent import A, B, PLAIN, local_pair
 
 P, S1, S2 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 SNAPSHOT = "flocker-20261206T1159%02d.000000Z"
@@ -336,3 +350,244 @@ class RandomFaultTests(SynchronousTestCase):
             view.mend()
         case.advance(60)
         self.assertEqual(1, len(case.where()), case.where())
+
+
+STORED = Application(
+    name="web", image="flocker/busybox",
+    ports=frozenset([Port(internal=80, external=8080)]),
+    volume=AttachedVolume(mountpoint="/data"))
+
+
+def _deployment(automatic=True):
+    return Deployment(
+        nodes=[Node(address=P, applications=[STORED]), Node(address=S1),
+               Node(address=S2)],
+        standbys={"web": Standby(application="web", nodes=[S1, S2],
+                                 automatic=automatic)})
+
+
+class AutomaticApplicationTests(SynchronousTestCase):
+    """
+    ``AutomaticApplication`` values, from a deployment and as JSON.
+    """
+
+    def test_from_deployment(self):
+        """
+        Each placed application whose standby is automatic gives one, with
+        its node, standbys, external ports and definition.
+        """
+        self.assertEqual(
+            [AutomaticApplication(name="web", primary=P, standbys=[S1, S2],
+                                  ports=[(8080, "tcp")],
+                                  application=STORED)],
+            list(automatic_applications(_deployment())))
+
+    def test_not_automatic(self):
+        """
+        A standby without ``automatic`` gives none.
+        """
+        self.assertEqual([], list(automatic_applications(
+            _deployment(automatic=False))))
+
+    def test_round_trip(self):
+        """
+        The JSON form reads back as the same value, through the store too.
+        """
+        value = automatic_applications(_deployment())[0]
+        self.assertEqual(value, AutomaticApplication.from_dict(
+            json.loads(json.dumps(value.to_dict()))))
+        store = AutomaticStore(os.path.join(temporary_directory(self),
+                                            "automatic.json"))
+        self.assertEqual([], list(store.load()))
+        store.save([value])
+        self.assertEqual([value], list(store.load()))
+
+    def test_bad_form(self):
+        """
+        Something else is refused with ``SerializationError``.
+        """
+        self.assertRaises(SerializationError, AutomaticApplication.from_dict,
+                          {"name": "web"})
+
+    def test_volumes(self):
+        """
+        Its volumes are the application's, by name.
+        """
+        self.assertEqual(("web",), automatic_applications(
+            _deployment())[0].volumes)
+
+
+def _leaves(change):
+    """
+    :return: The state changes of a plan, in order, without their groups.
+    """
+    if hasattr(change, "changes"):
+        return [leaf for child in change.changes for leaf in _leaves(child)]
+    return [change]
+
+
+class PlanTests(SynchronousTestCase):
+    """
+    The planner tells every node about automatic applications first.
+    """
+
+    def test_set_automatic_first(self):
+        """
+        With an automatic standby, the plan's first phase tells each node
+        (by address) which applications fail over by themselves.
+        """
+        leaves = _leaves(plan_changes(_deployment(), ClusterState()))
+        self.assertEqual(
+            [SetAutomatic(node=address,
+                          applications=automatic_applications(_deployment()))
+             for address in sorted([P, S1, S2])], leaves[:3])
+
+    def test_none_without_automatic(self):
+        """
+        Without automatic standbys no node is told anything.
+        """
+        leaves = _leaves(plan_changes(_deployment(automatic=False),
+                                      ClusterState()))
+        self.assertEqual([], [change for change in leaves
+                              if isinstance(change, SetAutomatic)])
+
+
+class LocalFailoverActionsTests(SynchronousTestCase):
+    """
+    ``LocalFailoverActions`` on a node's route manager and agent.
+    """
+
+    def setUp(self):
+        self.routes = MemoryRouteManager(node=S1)
+        self.successResultOf(self.routes.set_routes(frozenset([
+            Route(port=9000, address=S2),
+            Route(port=8080, address=P)])))
+        self.stopped = []
+        agent = type("Agent", (), {"stop_application": lambda _, name: (
+            self.stopped.append(name) or succeed(None))})()
+        self.actions = LocalFailoverActions(
+            S1, lambda: agent, None, self.routes,
+            lambda name: automatic_applications(_deployment())[0])
+
+    def test_interface(self):
+        """
+        It provides ``IFailoverActions``.
+        """
+        self.assertTrue(verifyObject(IFailoverActions, self.actions))
+
+    def test_follow_elsewhere(self):
+        """
+        Routes for the application's ports go to its new node; others stay.
+        """
+        self.successResultOf(self.actions.follow("web", S2, [(8080, "tcp")]))
+        self.assertEqual({Route(port=9000, address=S2),
+                          Route(port=8080, address=S2)},
+                         set(self.successResultOf(self.routes.get_routes())))
+
+    def test_follow_here(self):
+        """
+        On the node that now runs it, its ports are not routed (Docker
+        publishes them there).
+        """
+        self.successResultOf(self.actions.follow("web", S1, [(8080, "tcp")]))
+        self.assertEqual({Route(port=9000, address=S2)},
+                         set(self.successResultOf(self.routes.get_routes())))
+
+    def test_stop(self):
+        """
+        Stopping goes through the node's agent.
+        """
+        self.successResultOf(self.actions.stop("web"))
+        self.assertEqual(["web"], self.stopped)
+
+
+class AgentStartTests(SynchronousTestCase):
+    """
+    What an agent's automatic failover does when it starts.
+    """
+
+    def test_stops_unheld(self):
+        """
+        Starting stops every configured application: an agent that
+        restarted holds no lease, so what still runs must not.
+        """
+        clock = Clock()
+        running = {P: {"web"}}
+        actions = _Actions(P, running, None)
+        node = AutomaticFailover(clock, MemoryEtcd(clock), P, actions)
+        node.configure([WEB])
+        self.successResultOf(node.start())
+        self.assertEqual({P: set()}, running)
+
+    def test_retries_unreachable(self):
+        """
+        Started while etcd cannot be reached, it tries again until it can,
+        then follows the placements.
+        """
+        clock = Clock()
+        store = MemoryEtcd(clock)
+        view = _NodeEtcd(store)
+        view.cut()
+        actions = _Actions(S1, {S1: set()}, None)
+        node = AutomaticFailover(clock, view, S1, actions)
+        node.configure([WEB])
+        node.start()
+        self.successResultOf(store.put(placement_key("web"),
+                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        clock.advance(5)
+        view.mend()
+        clock.advance(2)
+        self.assertEqual({8080: P}, actions.routes)
+
+
+class LocalNodeAgentAutomaticTests(SynchronousTestCase):
+    """
+    ``LocalNodeAgent`` holds automatic applications' leases around their
+    containers.
+    """
+
+    def setUp(self):
+        self.agent, _ = local_pair()
+        self.clock = Clock()
+        self.store = MemoryEtcd(self.clock)
+        self.agent.automatic = AutomaticFailover(
+            self.clock, self.store, A, _Actions(A, {A: set()}, None))
+        self.agent.automatic.configure([AutomaticApplication(
+            name="plain", primary=A, standbys=[B])])
+
+    def test_start_holds(self):
+        """
+        Starting an automatic application holds its lease first; stopping
+        it releases the lease and its placement.
+        """
+        self.successResultOf(self.agent.start_application(PLAIN))
+        self.assertEqual(1, len(self.store.leases()))
+        self.successResultOf(self.agent.stop_application("plain"))
+        self.assertEqual(([], None), (self.store.leases(),
+                                      self.successResultOf(self.store.get(
+                                          placement_key("plain")))))
+
+    def test_start_refused(self):
+        """
+        When etcd says it runs elsewhere since a failover, the start fails
+        saying where, and no container is made.
+        """
+        self.successResultOf(self.store.put(
+            placement_key("plain"), b'{"node": "%s", "epoch": 4}' % (
+                B.encode("ascii"),)))
+        failure = self.failureResultOf(self.agent.start_application(PLAIN),
+                                       PlacementRefused)
+        self.assertIn("runs on %s" % (B,), str(failure.value))
+        self.assertEqual(0, len(self.successResultOf(
+            self.agent.docker.list())))
+
+    def test_without_etcd(self):
+        """
+        A node without etcd refuses automatic applications, naming the
+        setting, and accepts an empty list.
+        """
+        self.agent.automatic = None
+        self.assertIn("FLOCKER_ETCD_ENDPOINTS", str(self.failureResultOf(
+            self.agent.set_automatic([WEB])).value))
+        self.assertIsNone(self.successResultOf(
+            self.agent.set_automatic([])))
