@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from flocker.testtools import Lab, lab_missing, require
+from flocker.testtools import require
 
 ADMIN = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = ADMIN / "lab"
 sys.path.insert(0, str(ADMIN))
 
+from _lab_client import Lab, lab_missing  # noqa: E402
 import _lab_host  # noqa: E402
 import _lab_model  # noqa: E402
 
@@ -55,7 +56,7 @@ def zfs_destroy(node, dataset):
     Destroy a dataset and its snapshots from a node, retrying while zfs-fuse
     reports it busy (it does for a moment after any mount or unmount).
 
-    :param node: A :class:`flocker.testtools.LabMachine`.
+    :param node: A :class:`_lab_client.LabMachine`.
     :param str dataset: The dataset.
     """
     deadline = time.monotonic() + 20
