@@ -20,7 +20,7 @@ from flocker.node._fake import FakeCluster
 from flocker.node._plan import (
     plan_changes, skipped_applications, stale_owned_copies,
 )
-from flocker.testtools import fuzz_settings
+from flocker.testtools.strategies import fuzz_settings
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 WEB = Application(name="web", image="flocker/busybox",

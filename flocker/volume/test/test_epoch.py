@@ -6,7 +6,7 @@ a volume is current.
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import fuzz_settings
+from flocker.testtools.strategies import fuzz_settings
 from flocker.volume._epoch import (
     HOLD, START, CopyView, boot_decision, check_sender_epoch, current_copy,
     freshest_copy, is_recovery_name, is_recovery_suffix, next_epoch, parse_epoch, recovery_name,

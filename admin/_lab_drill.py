@@ -1,0 +1,373 @@
+"""
+A failover drill on the lab: one application with a volume and two standby
+nodes, a writer inside it that timestamps what it writes, the faults of
+``admin/lab`` and ``flocker-deploy --failover``, and what to measure about
+them.  Used by the failover lab test and by ``benchmarks/failover.py``.
+
+The application (``flocker/busybox``) appends the machine's uptime (the
+clock every lab machine shares, with hundredths) to ``/data/stamps`` ten
+times a second and serves ``/data`` over HTTP on port 80, published as
+:data:`PORT`.  So the newest stamp a copy holds says up to when its writes
+reached it, and any node's routed port says which copy answers.
+
+Until the agents replicate standby copies themselves, :class:`Replicator`
+does what the primary's agent will: every ``every`` seconds it pushes the
+volume from the primary to each standby with ``flocker-volume push`` (the
+existing push path, the node-to-node key a deploy installed).
+
+Everything here runs commands on lab machines (``nsenter``) from the host,
+each with a timeout; waits are bounded.
+"""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+__all__ = ["PORT", "FailoverDrill", "Replicator", "uptime", "probe"]
+
+#: The application's published port.
+PORT = 8090
+
+_WRITER = ("httpd -p 80 -h /data; "
+           "while true; do read up rest < /proc/uptime; "
+           "echo $up >> /data/stamps; usleep 100000; done")
+
+_APPLICATIONS = """\
+version: 1
+applications:
+  {name}:
+    image: flocker/busybox
+    command: ["sh", "-c", "{writer}"]
+    ports: [{{internal: 80, external: {port}}}]
+    volume: {{mountpoint: /data}}
+    restart_policy: {{name: always}}
+"""
+
+# Run in the client's namespaces: GET /stamps from each address given, and
+# print one JSON line {address: [status or null, newest stamp or null]}.
+_PROBE = r"""
+import json, socket, sys
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+found = {}
+for address in sys.argv[3:]:
+    try:
+        s = socket.create_connection((address, port), timeout=timeout)
+        s.settimeout(timeout)
+        s.sendall(b"GET /stamps HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split()[1]) if head else None
+        lines = body.split()
+        found[address] = [status, float(lines[-1]) if lines else None]
+    except (OSError, ValueError, IndexError):
+        found[address] = [None, None]
+print(json.dumps(found))
+"""
+
+# Run in the client's namespaces: poll every address until each answers
+# with a stamp newer than argv[2] (an uptime), or until argv[3] seconds
+# passed; print {address: uptime when it first did, or null}.
+_WATCH = r"""
+import json, socket, sys, time
+port, after, limit = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+addresses = sys.argv[4:]
+def uptime():
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+seen = {}
+deadline = time.monotonic() + limit
+while len(seen) < len(addresses) and time.monotonic() < deadline:
+    for address in addresses:
+        if address in seen:
+            continue
+        try:
+            s = socket.create_connection((address, port), timeout=0.3)
+            s.settimeout(1)
+            s.sendall(b"GET /stamps HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            lines = data.partition(b"\r\n\r\n")[2].split()
+            if data.startswith(b"HTTP/1.") and b" 200 " in data[:16] and \
+                    lines and float(lines[-1]) > after:
+                seen[address] = uptime()
+        except (OSError, ValueError):
+            pass
+    time.sleep(0.05)
+print(json.dumps({a: seen.get(a) for a in addresses}))
+"""
+
+
+def uptime():
+    """
+    :return: The machine's uptime in seconds: the clock the application's
+        stamps use (every lab machine shares the kernel).
+    """
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def probe(lab, addresses, timeout=2.0):
+    """
+    Ask each address's :data:`PORT` for the stamps, from the client.
+
+    :return: ``dict`` of address to ``(HTTP status or None, newest stamp or
+        None)``.
+    """
+    result = lab.run_client(["python3", "-c", _PROBE, str(PORT),
+                             str(timeout)] + list(addresses),
+                            check=False, timeout=30 + timeout * 4)
+    try:
+        return {a: tuple(v) for a, v in json.loads(result.stdout).items()}
+    except ValueError:
+        return {a: (None, None) for a in addresses}
+
+
+class Replicator(object):
+    """
+    The stand-in for the agents' standby replication: pushes the volume
+    from the primary to each standby every ``every`` seconds, in a thread.
+
+    :ivar pushes: ``list`` of ``(standby address, finished uptime, seconds
+        the push took)`` of the pushes that succeeded.
+    :ivar failures: ``list`` of ``(standby address, uptime, last line)``.
+    """
+
+    def __init__(self, lab, primary, standbys, volume, every):
+        """
+        :param lab: The ``Lab``.
+        :param str primary: The primary's node name.
+        :param standbys: The standbys' addresses.
+        :param str volume: The volume's name.
+        :param float every: Seconds between two rounds.
+        """
+        self._lab, self._primary = lab, primary
+        self._standbys, self._volume, self._every = (list(standbys), volume,
+                                                     every)
+        self.pushes, self.failures = [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        """
+        Start pushing.
+        """
+        self._thread.start()
+        return self
+
+    def stop(self, wait=True):
+        """
+        Stop pushing.
+
+        :param bool wait: Wait for the push under way to end.
+        """
+        self._stop.set()
+        if wait:
+            self._thread.join(120)
+
+    def _run(self):
+        while not self._stop.is_set():
+            for address in self._standbys:
+                started = time.monotonic()
+                try:
+                    result = self._lab.run(self._primary, [
+                        "flocker-volume", "push", self._volume, address],
+                        check=False, timeout=60)
+                except subprocess.TimeoutExpired:
+                    self.failures.append((address, uptime(), "timeout"))
+                    continue
+                if result.returncode == 0:
+                    self.pushes.append((address, uptime(),
+                                        time.monotonic() - started))
+                else:
+                    self.failures.append((address, uptime(), (
+                        result.stderr.strip().splitlines() or [""])[-1]))
+                if self._stop.is_set():
+                    return
+            self._stop.wait(self._every)
+
+    def slowest(self):
+        """
+        :return: The longest successful push, in seconds (0 if none).
+        """
+        return max([seconds for _, _, seconds in self.pushes] + [0.0])
+
+
+class FailoverDrill(object):
+    """
+    The drill's application and the operations a trial needs.
+
+    :ivar str name: The application's (and volume's) name.
+    :ivar str deployment: The deployment file's path (rewritten by each
+        failover).
+    :ivar str applications: The application file's path.
+    """
+
+    def __init__(self, lab, directory, name, admin_lab, every=2.0):
+        """
+        :param lab: The running ``Lab`` (three nodes at least).
+        :param str directory: Where the files go.
+        :param str name: The application's name.
+        :param admin_lab: Callable running ``admin/lab`` with a list of
+            arguments, returning its ``CompletedProcess``.
+        :param float every: The standby interval, in seconds.
+        """
+        self.lab, self.name, self._admin_lab = lab, name, admin_lab
+        self.every = every
+        self.nodes = list(lab.nodes[:3])
+        self.applications = os.path.join(directory, "applications.yml")
+        self.deployment = os.path.join(directory, "deployment.yml")
+        with open(self.applications, "w") as f:
+            f.write(_APPLICATIONS.format(name=name, writer=_WRITER,
+                                         port=PORT))
+        self.place(0)
+
+    def place(self, index):
+        """
+        Write the deployment file with the application on node ``index``
+        (0-based) and the two others its standbys; nowhere for ``None``.
+        """
+        addresses = [node.address for node in self.nodes]
+        lines = ["version: 1", "nodes:"]
+        for i, address in enumerate(addresses):
+            lines.append("  %s: [%s]" % (address,
+                                         self.name if i == index else ""))
+        if index is not None:
+            lines.append("standby:")
+            lines.append("  %s: {nodes: [%s], every: %gs}" % (
+                self.name, ", ".join('"%s"' % (a,) for i, a in
+                                     enumerate(addresses) if i != index),
+                self.every))
+        with open(self.deployment, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def placement(self):
+        """
+        :return: ``(primary node, [standby addresses])`` as the deployment
+            file now says.
+        """
+        import yaml
+        with open(self.deployment) as f:
+            document = yaml.safe_load(f)
+        for address, names in document["nodes"].items():
+            if self.name in (names or []):
+                primary = self.node(address)
+        return primary, list(document["standby"][self.name]["nodes"])
+
+    def node(self, address):
+        """
+        :return: The lab node with that address.
+        """
+        return [n for n in self.nodes if n.address == address][0]
+
+    def deploy(self, *options, timeout=300):
+        """
+        Run ``flocker-deploy --yes [OPTIONS] DEPLOYMENT APPLICATIONS`` on
+        the client.
+
+        :return: ``(seconds, CompletedProcess)``.
+        """
+        started = time.monotonic()
+        result = self.lab.run_client(
+            ["flocker-deploy", "--yes"] + list(options) +
+            [self.deployment, self.applications], check=False,
+            timeout=timeout)
+        return time.monotonic() - started, result
+
+    def replicate(self):
+        """
+        :return: A started :class:`Replicator` for the current placement.
+        """
+        primary, standbys = self.placement()
+        return Replicator(self.lab, primary.name, standbys, self.name,
+                          self.every).start()
+
+    def fault(self, command, node):
+        """
+        Run ``admin/lab COMMAND NODE`` (kill, revive, partition, heal).
+
+        :raises AssertionError: If it fails.
+        """
+        result = self._admin_lab([command, node.name])
+        assert result.returncode == 0, result.stderr
+
+    def running_on(self, down=()):
+        """
+        :param down: Names of the nodes that are powered off (not asked).
+        :return: Names of the nodes whose Docker runs the application.
+        """
+        found = []
+        for node in self.nodes:
+            if node.name in down:
+                continue
+            result = node.run(["docker", "ps", "-q", "--filter",
+                               "name=^flocker--%s$" % (self.name,)],
+                              check=False, timeout=60)
+            if result.stdout.strip():
+                found.append(node.name)
+        return found
+
+    def newest_stamp(self, node):
+        """
+        :return: The newest stamp of the copy the application on ``node``
+            mounts, read in its container, or ``None``.
+        """
+        result = node.run(["docker", "exec", "flocker--" + self.name,
+                           "tail", "-n", "1", "/data/stamps"], check=False,
+                          timeout=60)
+        try:
+            return float(result.stdout.split()[-1])
+        except (ValueError, IndexError):
+            return None
+
+    def newest_before(self, node, moment):
+        """
+        :return: The newest stamp not after ``moment`` in the copy the
+            application on ``node`` mounts (what survived from before a
+            fault at ``moment``), or ``None``.
+        """
+        result = node.run(["docker", "exec", "flocker--" + self.name,
+                           "cat", "/data/stamps"], check=False, timeout=60)
+        stamps = []
+        for word in result.stdout.split():
+            try:
+                stamps.append(float(word))
+            except ValueError:
+                pass
+        before = [stamp for stamp in stamps if stamp <= moment]
+        return max(before) if before else None
+
+    def watch(self, addresses, after, limit=60.0):
+        """
+        Start polling every address's port from the client until each
+        serves a stamp newer than ``after``.
+
+        :return: The ``Popen``; its output is the JSON of
+            ``{address: uptime it first did, or null}``.
+        """
+        return self.lab.client.popen(
+            ["python3", "-c", _WATCH, str(PORT), repr(after), repr(limit)] +
+            list(addresses), stdout=subprocess.PIPE, text=True)
+
+    def recovery_copies(self, node):
+        """
+        :return: Names of the datasets of ``node``'s pool that fencing set
+            aside for this application's volume.
+        """
+        result = node.run(["zfs", "list", "-H", "-o", "name", "-r",
+                           node.pool], check=False, timeout=60)
+        prefix = "%s/%s.flocker-recovery-" % (node.pool, self.name)
+        return [line for line in result.stdout.split()
+                if line.startswith(prefix)]
