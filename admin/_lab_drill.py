@@ -140,8 +140,9 @@ class Replicator(object):
     The stand-in for the agents' standby replication: pushes the volume
     from the primary to each standby every ``every`` seconds, in a thread.
 
-    :ivar pushes: ``list`` of ``(standby address, finished uptime, seconds
-        the push took)`` of the pushes that succeeded.
+    :ivar pushes: ``list`` of ``(standby address, uptime it started at,
+        seconds the push took)`` of the pushes that succeeded (the snapshot
+        a push sends is taken as it starts).
     :ivar failures: ``list`` of ``(standby address, uptime, last line)``.
     """
 
@@ -180,7 +181,7 @@ class Replicator(object):
     def _run(self):
         while not self._stop.is_set():
             for address in self._standbys:
-                started = time.monotonic()
+                started, at = time.monotonic(), uptime()
                 try:
                     result = self._lab.run(self._primary, [
                         "flocker-volume", "push", self._volume, address],
@@ -189,7 +190,7 @@ class Replicator(object):
                     self.failures.append((address, uptime(), "timeout"))
                     continue
                 if result.returncode == 0:
-                    self.pushes.append((address, uptime(),
+                    self.pushes.append((address, at,
                                         time.monotonic() - started))
                 else:
                     self.failures.append((address, uptime(), (
