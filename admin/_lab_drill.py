@@ -138,7 +138,10 @@ def probe(lab, addresses, timeout=2.0):
 class Replicator(object):
     """
     The stand-in for the agents' standby replication: pushes the volume
-    from the primary to each standby every ``every`` seconds, in a thread.
+    from the primary to each standby, one after the other, in rounds that
+    start every ``every`` seconds (at once after a round that took longer),
+    in a thread.  (One at a time: two ``flocker-volume`` processes pushing
+    one volume at once would prune each other's snapshots.)
 
     :ivar pushes: ``list`` of ``(standby address, uptime it started at,
         seconds the push took)`` of the pushes that succeeded (the snapshot
@@ -159,13 +162,14 @@ class Replicator(object):
                                                      every)
         self.pushes, self.failures = [], []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True)]
 
     def start(self):
         """
         Start pushing.
         """
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, wait=True):
@@ -176,28 +180,34 @@ class Replicator(object):
         """
         self._stop.set()
         if wait:
-            self._thread.join(120)
+            for thread in self._threads:
+                thread.join(120)
 
     def _run(self):
+        due = time.monotonic()
         while not self._stop.is_set():
             for address in self._standbys:
-                started, at = time.monotonic(), uptime()
-                try:
-                    result = self._lab.run(self._primary, [
-                        "flocker-volume", "push", self._volume, address],
-                        check=False, timeout=60)
-                except subprocess.TimeoutExpired:
-                    self.failures.append((address, uptime(), "timeout"))
-                    continue
-                if result.returncode == 0:
-                    self.pushes.append((address, at,
-                                        time.monotonic() - started))
-                else:
-                    self.failures.append((address, uptime(), (
-                        result.stderr.strip().splitlines() or [""])[-1]))
                 if self._stop.is_set():
                     return
-            self._stop.wait(self._every)
+                self._push(address)
+            due += self._every
+            self._stop.wait(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic())
+
+    def _push(self, address):
+        started, at = time.monotonic(), uptime()
+        try:
+            result = self._lab.run(self._primary, [
+                "flocker-volume", "push", self._volume, address],
+                check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            self.failures.append((address, uptime(), "timeout"))
+            return
+        if result.returncode == 0:
+            self.pushes.append((address, at, time.monotonic() - started))
+        else:
+            self.failures.append((address, uptime(), (
+                result.stderr.strip().splitlines() or [""])[-1]))
 
     def slowest(self):
         """
