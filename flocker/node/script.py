@@ -24,12 +24,10 @@ from twisted.python import usage
 
 from .. import __version__
 from .._bridge import DEFAULT_AGENT_SOCKET
+from .._pool import DEFAULT_POOL, pool_name
 
-__all__ = ["flocker_node_main", "node_main", "NodeOptions", "DEFAULT_POOL",
+__all__ = ["flocker_node_main", "node_main", "NodeOptions",
            "AgentSocketError", "prepare_socket", "build_service"]
-
-#: The ZFS pool used when neither ``--pool`` nor ``$FLOCKER_POOL`` names one.
-DEFAULT_POOL = "flocker"
 
 #: Seconds between two attempts to open a pool that was missing.
 POOL_RETRY = 5.0
@@ -311,7 +309,7 @@ def build_service(reactor, options, environ):
         environ.get("DOCKER_HOST"))
     docker = DockerClient(reactor, socket_path=docker_socket, node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
-    pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
+    pool = pool_name(options["pool"], environ)
     node_keys = default_node_key_store(environ, sys.argv[0])
     remote = node_ssh_remote(environ, store=node_keys)
 
@@ -428,7 +426,7 @@ def _doctor(reactor, options, environ, stdout, stderr, checks=None):
         DockerClient(reactor, socket_path=docker_socket,
                      node=_address({"address": None}, environ)),
         docker_socket,
-        options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL,
+        pool_name(options["pool"], environ),
         default_node_key_store(environ, sys.argv[0]),
         agent_socket=options["agent-socket"],
         sshd_config=options["sshd-config"])

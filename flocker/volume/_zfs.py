@@ -49,9 +49,9 @@ from ._errors import (
     ZFSUnavailable,
 )
 from ._logging import BUSY_RETRY, ZFS_COMMAND
+from .._process import ProcessFailed, run_process, spawn
 from ._process import (
-    LimitExceeded, ProcessFailed, close_quietly, make_pipe, pump,
-    read_prefix, run_process, spawn,
+    LimitExceeded, close_quietly, make_pipe, pump, read_prefix,
 )
 from ._stream import (
     BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,

@@ -32,7 +32,7 @@ from flocker.node.testtools import make_node_key
 from flocker.testtools import temporary_directory
 from flocker.volume._errors import HostKeyRejected
 from flocker.volume._nodekey import NodeKeyStore
-from flocker.volume._process import ProcessResult
+from flocker._process import ProcessResult
 from flocker.volume._service import SSHRemote, _remote_error
 
 from ._sshd import running_sshd

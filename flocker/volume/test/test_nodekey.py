@@ -27,7 +27,7 @@ from flocker.volume._nodekey import (
     authorized_keys_lines, known_hosts_sources,
     replace_marked_lines,
 )
-from flocker.volume._process import ProcessResult
+from flocker._process import ProcessResult
 from flocker.volume._service import CONTROL_PERSIST, SSHRemote, _remote_error
 from flocker.volume.script import flocker_volume_main, node_ssh_remote
 

@@ -27,7 +27,7 @@ from flocker.volume import _service
 from flocker.volume._logging import (
     LATE_REMOTE_FAILURE, ZFS_COMMAND,
 )
-from flocker.volume._process import ProcessResult
+from flocker._process import ProcessResult
 from flocker.volume._service import (
     SSHRemote, _remote_error, open_volume_service, processes_using,
     snapshot_name,

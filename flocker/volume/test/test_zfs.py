@@ -22,7 +22,8 @@ from flocker.volume._errors import (
     ZFSError, ZFSUnavailable,
 )
 from flocker.volume._logging import ZFS_COMMAND
-from flocker.volume._process import ProcessFailed, make_pipe
+from flocker._process import ProcessFailed
+from flocker.volume._process import make_pipe
 from flocker.volume._stream import StreamTooLarge
 from flocker.volume._zfs import BUSY_DELAYS, NODE_ID, ZFSPool, zfs_error
 
