@@ -14,7 +14,8 @@ node works at once, and a node's changes in a phase run in order::
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
-                 new, moved, changed or stopped
+                 new, moved, changed or stopped, and give every node whose
+                 replication to standby nodes differs its new one
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
 what was written since the pre-copy.  Routes change in the same phase as the
@@ -34,11 +35,11 @@ have finished (:class:`WaitForApplication`).
 """
 
 from .._change import InParallel, Sequentially
-from .._model import Route
+from .._model import Route, desired_replication
 from ._changes import (
     CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
-    WaitForApplication,
+    PushVolume, SeedVolume, SetReplication, SetRoutes, StartApplication,
+    StopApplication, WaitForApplication,
 )
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
@@ -339,6 +340,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if hash(wanted) != hash(installed) or wanted != installed:
             phases[4].append(SetRoutes(node=node.address, routes=wanted))
 
+    _plan_replication(deployment, cluster_state, unknown, phases[4])
     waves = _start_waves(starts)
     phases[4].extend(waves[0] if waves else ())
     plan = _phased(labels, phases, parallel=phases[4])
@@ -347,6 +349,28 @@ def plan_changes(deployment, cluster_state, addresses=None,
     if not later:
         return plan
     return Sequentially(changes=list(plan.changes) + later, label="plan")
+
+
+def _plan_replication(deployment, cluster_state, unknown, changes):
+    """
+    Add to ``changes`` a :class:`SetReplication` for each reporting node
+    whose replication to standbys (``NodeState.replication``) is not the
+    one ``deployment`` asks of it.  It runs in the last phase: a volume that
+    moves is replicated by its new owner once the new owner has it (its old
+    owner's pushes are refused from the hand-off on, which only costs them
+    an error in the old owner's status until its own change lands).
+    """
+    wanted = desired_replication(deployment)
+    for address in sorted(wanted):
+        if address in unknown:
+            continue
+        current = cluster_state.nodes.get(address)
+        running = {} if current is None else {
+            name: status.replication
+            for name, status in current.replication.items()}
+        if running != wanted[address]:
+            changes.append(SetReplication(node=address,
+                                          replications=wanted[address]))
 
 
 #: The label of the plan steps starting applications after what they
