@@ -6,7 +6,7 @@ Layout (``P`` is the prefix, ``flk`` by default; ``I`` is 1..8)::
 
     netns P-net      bridge br0, no address; every machine hangs off it
     netns P-client   10.99.0.2/24: the operator's laptop (flocker-deploy)
-    netns P-nodeI    10.99.0.(10+I)/24: dockerd, containerd, sshd
+    netns P-nodeI    10.99.0.(10+I)/24: dockerd, containerd, sshd, etcd
 
 Every machine also has its own mount and UTS namespace (host name = machine
 name), kept alive by binding them to files in the runtime directory
@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _lab_etcd
 import _lab_faults
 import _lab_images
 from _lab_host import (
@@ -902,7 +903,8 @@ def teardown_machines(lab, machines, purge=False):
             if not keep:
                 shutil.rmtree(machine.state_dir, ignore_errors=True)
         if machine.is_node:
-            for log in (machine.dockerd_log, machine.sshd_log):
+            for log in (machine.dockerd_log, machine.sshd_log,
+                        _lab_etcd.etcd_log(machine)):
                 if log.exists():
                     log.unlink()
 
@@ -959,6 +961,21 @@ class Boot:
     dockerd: object = None
     sshd: object = None
     started: float = 0.0
+
+
+def start_etcd_member(lab, node):
+    """
+    Start a booting node's etcd member (as its unit would at boot) without
+    waiting for its cluster: with most members down it cannot be healthy,
+    and a booting server does not wait for that either.
+
+    :param Lab lab: The lab.
+    :param Node node: The node.
+    """
+    count = len(load_description(lab)["nodes"])
+    nodes = [lab.node(i) for i in range(1, count + 1)]
+    _lab_etcd.start_etcd(node, nodes, _spawn, _daemon_environment(node),
+                         daemon_pid)
 
 
 def boot_machine(lab, machine, fresh):
@@ -1021,6 +1038,10 @@ def up(lab, count, log):
         trace("files, bridge, network namespaces")
         boots = dict(zip([m.name for m in machines], parallel(
             lambda m: boot_machine(lab, m, fresh[m.name]), machines)))
+        etcds = dict(zip([n.name for n in nodes], parallel(
+            lambda n: _lab_etcd.start_etcd(n, nodes, _spawn,
+                                           _daemon_environment(n),
+                                           daemon_pid), nodes)))
         trace("links, mount namespaces, daemons started")
         # One at a time (see ZfsLock), while the daemons start.
         for node in nodes:
@@ -1044,6 +1065,8 @@ def up(lab, count, log):
                 wait_sshd(node, boot.sshd)
             check_ssh(lab, client, node)
             wait_dockerd(node, boot.dockerd)
+            # The agent finds its node's etcd member when it starts.
+            _lab_etcd.wait_etcd(node, etcds[node.name])
             if not current_agent(node, code):
                 # After the pool and Docker, as the unit's ordering says.
                 wait_agent(node, start_agent(lab, node))
@@ -1258,6 +1281,8 @@ def node_health(node):
             str(node.docker_socket), timeout=5).ping(),
         "sshd": bool(sshd) and sshd_listening(sshd),
         "agent": bool(agent) and agent_listening(agent),
+        "etcd": bool(_lab_etcd.etcd_pid(node, daemon_pid))
+        and _lab_etcd.etcd_health(node),
         "pool": zfs_answers() and node.pool in imported_pools(),
         "zfs-mount": mounted(node.zfs_mount),
     }
@@ -1365,7 +1390,8 @@ def build_parser():
     parser = _Parser(
         prog="admin/lab",
         description="A local multi-node Flocker lab: nodes in namespaces "
-        "with their own dockerd, sshd and ZFS pool, plus a client.")
+        "with their own dockerd, sshd, etcd member and ZFS pool, plus a "
+        "client.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     up_parser = commands.add_parser(

@@ -18,8 +18,8 @@ What each one does to node ``I`` (see ``_lab.py`` for the layout):
 ``revive``
     Boot after a power loss.  New namespaces, the address back on the
     bridge, then the daemons as a boot starts them: dockerd (which restarts
-    whatever containers Docker's own restart policies say), sshd, and the
-    Flocker agent once the pool and Docker are up, as the package's unit
+    whatever containers Docker's own restart policies say), sshd, its etcd
+    member (rejoining the cluster with its data), and the Flocker agent once the pool and Docker are up, as the package's unit
     orders it.  Unlike ``up``, Docker is *not* reset to a fresh host: a
     rebooted server keeps its containers.
 
@@ -166,10 +166,11 @@ def revive(lab, name, log, parts):
         parts.ensure_pool(node)
         parts.wait_sshd(node, boot.sshd)
         parts.wait_dockerd(node, boot.dockerd)
+        parts.start_etcd_member(lab, node)
         # After the pool and Docker, as the package's unit orders it.
         parts.wait_agent(node, parts.start_agent(lab, node))
         clear_fault(node)
-    log("lab revive: %s (%s) booted in %.2fs (dockerd, sshd, agent)" % (
+    log("lab revive: %s (%s) booted in %.2fs (dockerd, sshd, etcd, agent)" % (
         name, node.address, time.monotonic() - started))
 
 

@@ -15,11 +15,15 @@ import ipaddress
 import posixpath
 import re
 import sys
-from functools import lru_cache
 from typing import NamedTuple
 
 import attr
 from pyrsistent import pmap, pset, pvector
+
+from ._identifiers import (
+    ADDRESS_RULE, MAX_NAME_LENGTH, NODE_IDENTITY, SAFE_NAME, SAFE_NAME_RULE,
+    is_node_address, is_safe_name,
+)
 
 __all__ = [
     "SAFE_NAME", "SAFE_NAME_RULE", "is_safe_name", "MAX_NAME_LENGTH",
@@ -36,29 +40,9 @@ __all__ = [
     "desired_replication",
 ]
 
-#: Longest application, alias or volume name accepted.  Names become Docker
-#: container names, ZFS dataset names and iptables comments, and 63 keeps them
-#: within every one of those limits with room for Flocker's prefixes.
-MAX_NAME_LENGTH = 63
-
-#: The characters a name may contain: Docker's container name characters
-#: (letters, digits, ``_``, ``.``, ``-``, starting with a letter or digit),
-#: so Flocker 0.4 names such as ``site-example.com`` stay valid; no shell or
-#: path metacharacters.  ``..`` is refused separately (see
-#: :func:`is_safe_name`): a name is also a ZFS dataset and a path component.
-SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z" % (MAX_NAME_LENGTH - 1))
-
-#: What :data:`SAFE_NAME` allows, in words, for messages.
-SAFE_NAME_RULE = ("use 1-%d letters, digits, '_', '.' or '-', starting with "
-                  "a letter or digit, without '..'" % (MAX_NAME_LENGTH,))
-
 # Docker image references: repository path, optional tag or digest.  Anything
 # outside this set (spaces, quotes, semicolons, newlines) is refused.
 _IMAGE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
-
-# Node addresses: IPv4/IPv6 literals or DNS host names.  An IPv6 literal may
-# start with ':' (``::1``); never with '-', so it cannot pass for an option.
-_ADDRESS = re.compile(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}\Z")
 
 # Addresses of 127.0.0.0/8, written plainly.
 _LOOPBACK = re.compile(r"\A127\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})"
@@ -83,16 +67,6 @@ class InvalidModel(ValueError):
     Configuration parsing catches this and reports it with the file location;
     library users get it directly.
     """
-
-
-def is_safe_name(value):
-    """
-    :param value: Anything.
-    :return: ``True`` if ``value`` is a string usable as an application,
-        alias or volume name (see :data:`SAFE_NAME`).
-    """
-    return (isinstance(value, str) and SAFE_NAME.match(value) is not None
-            and ".." not in value)
 
 
 #: A link's alias begins the names of environment variables
@@ -156,17 +130,10 @@ def _optional_positive_int(instance, attribute, value):
            "%s %r must be a positive integer" % (attribute.name, value))
 
 
-@lru_cache(maxsize=4096)
-def _is_address(value):
-    # A cluster has few distinct node addresses and very many routes naming
-    # them: remembering the verdict keeps route construction cheap.
-    return _ADDRESS.match(value) is not None and ".." not in value
-
-
 def _address(instance, attribute, value):
-    _check(isinstance(value, str) and _is_address(value),
-           "%s %r is not a node address (IP address or host name)" % (
-               attribute.name, value))
+    _check(is_node_address(value),
+           "%s %r is not a node address: %s" % (
+               attribute.name, value, ADDRESS_RULE))
 
 
 def _of_type(kind):
@@ -1082,7 +1049,7 @@ class Route(NamedTuple("_RouteFields", [("port", int), ("address", str),
     def __new__(cls, port, address, protocol="tcp"):
         if not (type(port) is int and 1 <= port <= 65535):
             _tcp_port(None, _Named("port"), port)
-        if not (type(address) is str and _is_address(address)):
+        if not (type(address) is str and is_node_address(address)):
             _address(None, _Named("address"), address)
         if protocol != "tcp":
             _protocol(None, _Named("protocol"), protocol)
@@ -1282,13 +1249,6 @@ def _known_hosts(instance, attribute, value):
            "known_hosts must be text ending with a newline")
 
 
-#: Node identities, as generated (a UUID) or set by an operator.
-NODE_IDENTITY = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
-
-# A node address a key may be used from (``from=``): a host name or IP
-# address, never a wildcard or negation.
-_CALLER_SOURCE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
-
 
 def parse_callers(text):
     """
@@ -1302,7 +1262,7 @@ def parse_callers(text):
     for line in text.splitlines():
         fields = line.split(" ")
         _check(len(fields) == 2 and NODE_IDENTITY.match(fields[0])
-               is not None and all(_CALLER_SOURCE.match(source)
+               is not None and all(is_node_address(source)
                                    for source in fields[1].split(",")),
                "callers line %r is not 'NODEID SOURCE[,SOURCE...]'" % (
                    line[:100],))

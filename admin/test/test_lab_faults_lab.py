@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from flocker.testtools import Lab
-
 ADMIN = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ADMIN))
 
+from _lab_client import Lab  # noqa: E402
 import _lab_faults  # noqa: E402
 import _lab_host  # noqa: E402
 import _lab_model  # noqa: E402
@@ -34,7 +33,7 @@ def _model_node():
 
 def _reaches(source, address):
     """
-    :param source: A :class:`flocker.testtools.LabMachine`.
+    :param source: A :class:`_lab_client.LabMachine`.
     :param str address: A node's address.
     :return: ``True`` if an SSH login from ``source`` to ``address`` works
         within a few seconds.

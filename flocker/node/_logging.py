@@ -11,6 +11,8 @@ counts and identifiers only: whole applications or reports are never logged
 from eliot import ActionType, Field, MessageType
 
 __all__ = [
+    "DOCKER_EVENTS_CONNECTED", "DOCKER_EVENTS_LOST", "REPORT_INVALIDATED",
+    "REPORT_KEPT",
     "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
     "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_EXISTS",
     "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
@@ -341,3 +343,25 @@ METRICS_LISTENING = MessageType(
     "flocker:node:metrics_listening",
     [Field.for_types("port", [int], "TCP port on 127.0.0.1.")],
     "The agent serves its Prometheus metrics on 127.0.0.1.")
+
+_REASON = Field.for_types(
+    "reason", [str], "Why, in one line.")
+
+DOCKER_EVENTS_CONNECTED = MessageType(
+    "flocker:node:docker_events:connected", [],
+    "The agent follows the Docker daemon's event stream; its report may be "
+    "kept from now on.")
+
+DOCKER_EVENTS_LOST = MessageType(
+    "flocker:node:docker_events:lost", [_REASON],
+    "The Docker event stream ended or could not be opened; the agent makes "
+    "its report afresh on every request until it follows the stream again.")
+
+REPORT_INVALIDATED = MessageType(
+    "flocker:node:report_invalidated", [_REASON],
+    "The agent's kept report no longer holds; the next request makes it "
+    "again.")
+
+REPORT_KEPT = MessageType(
+    "flocker:node:report_kept", [_ADDRESS],
+    "A report request was answered from the kept report.")

@@ -304,10 +304,15 @@ def build_service(reactor, options, environ):
         VolumeError, default_node_key_store, open_volume_service,
     )
     from ..volume.script import node_ssh_remote
+    from ..volume._stamp import read_stamp, stamp_path
     from ._docker import DockerClient, socket_path_from_docker_host
+    from ._events import DockerEvents
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
+    )
+    from ._report_cache import (
+        ReportKeeper, kept_reports, proc_listening_ports,
     )
     from ._server import AgentService, local_agents
 
@@ -338,10 +343,18 @@ def build_service(reactor, options, environ):
                              node_keys, agent_socket=options["socket"])
         replicator = Replicator(reactor, lambda: current[0], ReplicationStore(
             default_replication_path(environ, address)))
+        # The report is kept between requests (see _report_cache).
+        stamp = stamp_path(environ, pool)
+        keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
+                              lambda: read_stamp(stamp))
+        keeper.start()
+        reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
         service = AgentService(
-            reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys, checks, clock=reactor,
-                                  replicator=replicator),
+            reactor, kept_reports(
+                local_agents(docker, lambda: current[0], routes,
+                             node_keys, checks, clock=reactor,
+                             replicator=replicator),
+                keeper, proc_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors(), replicator=replicator)

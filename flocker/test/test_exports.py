@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["flocker", "flocker.node", "flocker.cli", "flocker.cli._ssh",
-            "flocker.volume", "flocker.route"]
+            "flocker.volume", "flocker.route", "flocker.etcd"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -21,7 +21,7 @@ from flocker._serialize import (
     node_state_from_dict, node_state_to_dict, route_from_dict, route_to_dict,
 )
 from flocker.node.testtools import make_node_key
-from flocker.testtools import (
+from flocker.testtools.strategies import (
     application_names, applications, cluster_states, deployments,
     fuzz_settings, node_addresses, node_states, tcp_ports,
 )
@@ -512,7 +512,7 @@ class TestNodeAndDeployment(object):
     """
 
     @pytest.mark.parametrize("address", [
-        "192.0.2.1", "node-1.example.com", "localhost", "::1", "2001:db8::1"])
+        "192.0.2.1", "node-1.example.com", "localhost", "0::1", "2001:db8::1"])
     def test_good_address(self, address):
         """
         IPv4 and IPv6 literals and host names are node addresses.
@@ -520,10 +520,11 @@ class TestNodeAndDeployment(object):
         assert Node(address=address).address == address
 
     @pytest.mark.parametrize("address", [
-        "", "-oProxyCommand=x", "a b", "a;b", "a..b", "$(x)", "a/b", 5])
+        "", "-oProxyCommand=x", "a b", "a;b", "a..b", "$(x)", "a/b", 5,
+        "::1"])
     def test_bad_address(self, address):
         """
-        Metacharacters, a leading '-' and '..' are refused.
+        Metacharacters, a leading '-' or ':' and '..' are refused.
         """
         with pytest.raises(InvalidModel):
             Node(address=address)

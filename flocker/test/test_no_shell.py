@@ -49,7 +49,7 @@ REVIEWED_REMOTE_COMMANDS = {
         "the exec request carries quote_argv(argv): every argument "
         "shlex-quoted, NUL refused (test_injection checks that the command "
         "line splits back into the argument vector)",
-    "flocker/volume/_service.py":
+    "flocker/volume/_remote.py":
         "SSHRemote.argv checks the address with check_address and every "
         "remote word against a pattern with no shell metacharacter",
     "admin/_lab.py": "constant words and a lab node's name",

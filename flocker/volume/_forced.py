@@ -33,7 +33,7 @@ from ._zfs import check_pool_name, check_volume_name
 
 __all__ = ["CommandRefused", "allowed_command", "ssh_command_main"]
 
-# What SSHRemote lets through (see _service._REMOTE_WORD).
+# What SSHRemote lets through (see _remote._REMOTE_WORD).
 _WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
 
 # A serialised eliot task id: "UUID@/1/2".

@@ -15,10 +15,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from zope.interface import implementer
 
-# The volume service's modules still import these two from here (they are
-# being split on another branch); their home is flocker._process.
-from .._process import LineTooLong, spawn  # noqa: F401
-
 __all__ = [
     "pump", "make_pipe", "close_quietly", "CHUNK_SIZE", "LimitExceeded",
     "read_prefix",

@@ -28,7 +28,8 @@ from ._errors import VolumeError, VolumeInUse
 from ._forced import ssh_command_main
 from ._nodekey import NodeKeyRemote, default_node_key_store
 from ._policy import NODE_IDENTITY
-from ._service import SSHRemote, open_volume_service
+from ._remote import SSHRemote
+from ._service import open_volume_service
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
            "format_size", "node_ssh_remote"]

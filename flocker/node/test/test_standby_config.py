@@ -17,7 +17,7 @@ from flocker.node._config import (
     parse_configuration,
 )
 from flocker.node._standby_config import interval_text
-from flocker.testtools import deployments, fuzz_settings
+from flocker.testtools.strategies import deployments, fuzz_settings
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "application.yml"
