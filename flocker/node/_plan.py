@@ -359,8 +359,17 @@ def _plan_replication(deployment, cluster_state, unknown, changes):
     moves is replicated by its new owner once the new owner has it (its old
     owner's pushes are refused from the hand-off on, which only costs them
     an error in the old owner's status until its own change lands).
+
+    A standby whose copy follows another node than the volume's owner to
+    be (the owner before a move, or an earlier one) would refuse that
+    owner's pushes: a node pushes only into copies that follow it.  Its
+    copy is replaced by a full push from the owner, in the same phase (the
+    owner's history holds everything the copy does, so nothing is lost).
     """
     wanted = desired_replication(deployment)
+    node_ids = {address: node.node_id
+                for address, node in cluster_state.nodes.items()}
+    owners, _ = _volume_holders(cluster_state)
     for address in sorted(wanted):
         if address in unknown:
             continue
@@ -371,6 +380,19 @@ def _plan_replication(deployment, cluster_state, unknown, changes):
         if running != wanted[address]:
             changes.append(SetReplication(node=address,
                                           replications=wanted[address]))
+        owner_id = node_ids.get(address)
+        for name, replication in sorted(wanted[address].items()):
+            for standby in replication.standbys:
+                held = cluster_state.nodes.get(standby)
+                copy = None if held is None else held.volumes.get(name)
+                if (standby in unknown or copy is None or copy.owned
+                        or owner_id is None or copy.owner is None
+                        or copy.owner == owner_id):
+                    continue
+                size = owners[name][1].size if name in owners else None
+                changes.append(PushVolume(
+                    node=address, name=name, target=standby,
+                    estimated_bytes=size, replace_copy=True))
 
 
 #: The label of the plan steps starting applications after what they

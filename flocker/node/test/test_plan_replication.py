@@ -190,6 +190,32 @@ class PlanReplicationTests(SynchronousTestCase):
                            changes.index(HandoffVolume(node=A, name="web",
                                                        target=B)))
 
+    def test_other_standby_follows_old_owner(self):
+        """
+        After a move, a standby whose copy follows the old owner (which
+        would refuse the new owner's pushes) gets its copy replaced by a
+        push from the new owner, after the hand-off.
+        """
+        before = deployment(standbys=[B, C])
+        state = converged_state(before)
+        nodes = {address: attr.evolve(node, node_id="id-" + address)
+                 for address, node in state.nodes.items()}
+        copy = attr.evolve(nodes[A].volumes["web"], owned=False,
+                           owner="id-" + A)
+        for address in (B, C):
+            nodes[address] = attr.evolve(nodes[address],
+                                         volumes={"web": copy})
+        plan = plan_changes(deployment(primary=B, standbys=[A, C]),
+                            ClusterState(nodes=nodes))
+        changes = leaves(plan)
+        replace = PushVolume(node=B, name="web", target=C,
+                             estimated_bytes=1 << 20, replace_copy=True)
+        self.assertIn(replace, changes)
+        self.assertGreater(changes.index(replace),
+                           changes.index(HandoffVolume(node=A, name="web",
+                                                       target=B)))
+        self.assertNotIn(attr.evolve(replace, target=A), changes)
+
     def test_runs_on_fake_cluster(self):
         """
         Running the plan on fake agents leaves a cluster that reports the
