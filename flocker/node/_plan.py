@@ -508,6 +508,15 @@ def _phased(labels, phases, parallel=None):
     return Sequentially(changes=steps, label="plan" if steps else "")
 
 
+def _record_volumes(records, name):
+    """
+    :return: The names of the volumes the containers ``records`` of
+        application ``name`` mount (its own volume's name when none does).
+    """
+    return {volume.name for record in records
+            for volume in record.all_volumes()} or {name}
+
+
 #: The phases of a removal (:func:`plan_removal`).
 REMOVAL_PHASES = ("stop applications", "delete volumes", "update routes")
 
@@ -516,8 +525,9 @@ def plan_removal(cluster_state, name, with_volumes=False):
     """
     Plan the removal of an application from every node
     (``flocker-deploy --remove``): stop and remove its containers, take
-    its ports out of every node's routes, and, with ``with_volumes``,
-    destroy every copy of its volumes (those no other application's
+    its ports out of every node's routes, stop replicating its volumes to
+    standby nodes, and, with ``with_volumes``, destroy every copy of its
+    volumes (those no other application's
     container mounts).  Every stop and deletion is destructive.
 
     :param ClusterState cluster_state: Every node's report.
@@ -533,9 +543,18 @@ def plan_removal(cluster_state, name, with_volumes=False):
             records.append(node.applications[name])
             phases[0].append(StopApplication(node=address, name=name,
                                              removal=True))
+    # Its volumes are replicated no more (first: a copy deleted below is
+    # not sent again, nor a volume gone from its owner tried every round).
+    for address in sorted(cluster_state.nodes):
+        replication = cluster_state.nodes[address].replication
+        kept = {volume: status.replication
+                for volume, status in replication.items()
+                if status.replication.application != name
+                and volume not in _record_volumes(records, name)}
+        if len(kept) != len(replication):
+            phases[0].append(SetReplication(node=address, replications=kept))
     if with_volumes:
-        volumes = {volume.name for record in records
-                   for volume in record.all_volumes()} or {name}
+        volumes = _record_volumes(records, name)
         shared = {volume.name for node in cluster_state.nodes.values()
                   for other, application in node.applications.items()
                   if other != name for volume in application.all_volumes()}

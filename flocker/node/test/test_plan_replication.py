@@ -14,10 +14,10 @@ from flocker._model import (
     ReplicationStatus, Standby, desired_replication,
 )
 from flocker.node._changes import (
-    HandoffVolume, PushVolume, SetReplication,
+    HandoffVolume, PushVolume, SetReplication, StopApplication,
 )
 from flocker.node._fake import FakeCluster
-from flocker.node._plan import plan_changes
+from flocker.node._plan import plan_changes, plan_removal
 from flocker.node.testtools import converged_state
 from flocker._change import run_state_change
 
@@ -215,6 +215,18 @@ class PlanReplicationTests(SynchronousTestCase):
                            changes.index(HandoffVolume(node=A, name="web",
                                                        target=B)))
         self.assertNotIn(attr.evolve(replace, target=A), changes)
+
+    def test_removal_stops_replication(self):
+        """
+        Removing an application stops the replication of its volumes, in
+        the plan's first phase (before its copies are deleted).
+        """
+        state = converged_state(deployment())
+        plan = plan_removal(state, "web", with_volumes=True)
+        changes = leaves(plan)
+        self.assertEqual(changes[:2], [
+            StopApplication(node=A, name="web", removal=True),
+            SetReplication(node=A, replications={})])
 
     def test_runs_on_fake_cluster(self):
         """
