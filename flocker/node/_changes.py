@@ -16,7 +16,8 @@ from ..volume._seed import seed_archive
 
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey", "describe_size",
+    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey",
+    "SetAutomatic", "describe_size",
     "PullImage", "DeleteVolume", "SetReplication",
 ]
 
@@ -358,6 +359,28 @@ class SetRoutes(object):
             for r in sorted(self.routes, key=lambda r: (r.port, r.protocol,
                                                         r.address)))
         return "%s: set routes %s" % (self.node, shown)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SetAutomatic(object):
+    """
+    Tell ``node`` which applications fail over automatically (see
+    :meth:`flocker.node.INodeAgent.set_automatic`).
+
+    :ivar str node: Node address.
+    :ivar applications: ``PVector`` of
+        :class:`~flocker.node._automatic.AutomaticApplication`.
+    """
+    node = attr.ib()
+    applications = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].set_automatic(self.applications)
+
+    def describe(self):
+        return "%s: automatic failover of %s" % (
+            self.node, ", ".join(a.name for a in self.applications))
 
 
 @implementer(IStateChange)

@@ -21,6 +21,7 @@ __all__ = [
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
+    "NODE_SET_AUTOMATIC",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR",
@@ -267,6 +268,13 @@ NODE_INSTALL_KEY = ActionType(
     [_ADDRESS, _FINGERPRINT, _KNOWN_HOSTS_LINES], [],
     "Install the node-to-node SSH key, its known_hosts file and its "
     "authorized_keys line (the private key is never logged).")
+
+NODE_SET_AUTOMATIC = ActionType(
+    "flocker:node:set_automatic",
+    [_ADDRESS, Field.for_types(
+        "automatic", [int],
+        "How many applications the cluster fails over by itself.")], [],
+    "Tell a node which applications fail over automatically.")
 
 _PATH_FIELD = Field.for_types(
     "socket", [str], "Path of the agent's Unix socket.")

@@ -27,7 +27,7 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetRoutes,
+    SetAutomatic, SetRoutes,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
@@ -197,7 +197,7 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None, replicator=None):
+                 clock=None, automatic=None, replicator=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -208,6 +208,9 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         :class:`LocalNodeAgent`), or ``None``.
     :param clock: ``IReactorTime`` the agents wait with (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param automatic: The node's
+        :class:`~flocker.node._automatic.AutomaticFailover`, or ``None``
+        without etcd.
     :param replicator: The node's
         :class:`~flocker.node._replication.Replicator`, or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
@@ -216,7 +219,8 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
-                              clock=clock, replicator=replicator)
+                              clock=clock, automatic=automatic,
+                              replicator=replicator)
     return make_agent
 
 
@@ -465,6 +469,11 @@ class AgentProtocol(amp.AMP):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
                              lambda _: {})
+
+    @SetAutomatic.responder
+    def set_automatic(self, eliot_task, applications, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_automatic(
+            applications)).addCallback(lambda _: {})
 
     @PullImage.responder
     def pull_image(self, eliot_task, image, dry_run, lock=None):

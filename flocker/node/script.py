@@ -305,6 +305,7 @@ def build_service(reactor, options, environ):
     )
     from ..volume.script import node_ssh_remote
     from ..volume._stamp import read_stamp, stamp_path
+    from ._automatic import automatic_failover
     from ._docker import DockerClient, socket_path_from_docker_host
     from ._events import DockerEvents
     from ._lock import DeployLock, default_lock_path, process_identity
@@ -312,7 +313,7 @@ def build_service(reactor, options, environ):
         ReplicationStore, Replicator, default_replication_path,
     )
     from ._report_cache import (
-        ReportKeeper, kept_reports, proc_listening_ports,
+        ReportKeeper, kept_reports, netlink_listening_ports,
     )
     from ._server import AgentService, local_agents
 
@@ -349,12 +350,15 @@ def build_service(reactor, options, environ):
                               lambda: read_stamp(stamp))
         keeper.start()
         reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
+        automatic = automatic_failover(
+            reactor, environ, address, lambda: service.agent(address),
+            lambda: current[0], routes)
         service = AgentService(
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor,
-                             replicator=replicator),
-                keeper, proc_listening_ports),
+                             automatic=automatic, replicator=replicator),
+                keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors(), replicator=replicator)
@@ -365,6 +369,8 @@ def build_service(reactor, options, environ):
             retry.stop()
         if retry is not None:
             retry.start(POOL_RETRY, now=False)
+        if automatic is not None:
+            automatic.start()
         return service
     return build()
 
