@@ -25,9 +25,6 @@ an agent restarted (or a node rebooted) goes on replicating before the next
 deploy; a deploy replaces it (:meth:`Replicator.configure`).
 """
 
-import json
-import os
-
 import attr
 from eliot import write_failure
 from eliot.twisted import DeferredContext
@@ -40,6 +37,7 @@ from .._model import ReplicationStatus, StandbyStatus
 from .._serialize import (
     SerializationError, replication_from_dict, replication_to_dict,
 )
+from ._state_file import load_list, save_list
 from ._logging import (
     REPLICATE_VOLUME, REPLICATION_CONFIGURED, REPLICATION_LAG,
 )
@@ -79,32 +77,16 @@ class ReplicationStore(object):
             file.
         :raises SerializationError: The file is not one this store wrote.
         """
-        try:
-            with open(self.path, "rb") as f:
-                data = json.loads(f.read().decode("utf-8"))
-        except FileNotFoundError:
-            return pmap()
-        except (ValueError, OSError) as e:
-            raise SerializationError("%s: %s" % (self.path, e))
-        if not isinstance(data, list):
-            raise SerializationError("%s: not a list of replications" % (
-                self.path,))
-        replications = [replication_from_dict(item) for item in data]
+        replications = [replication_from_dict(item)
+                        for item in load_list(self.path)]
         return pmap({r.volume: r for r in replications})
 
     def save(self, replications):
         """
         :param replications: ``PMap`` of volume name to ``Replication``.
         """
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        text = json.dumps([replication_to_dict(replications[name])
-                           for name in sorted(replications)])
-        temporary = self.path + ".new"
-        with open(temporary, "w") as f:
-            f.write(text)
-        os.replace(temporary, self.path)
+        save_list(self.path, [replication_to_dict(replications[name])
+                              for name in sorted(replications)])
 
 
 @attr.s
