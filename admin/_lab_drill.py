@@ -10,22 +10,23 @@ times a second and serves ``/data`` over HTTP on port 80, published as
 :data:`PORT`.  So the newest stamp a copy holds says up to when its writes
 reached it, and any node's routed port says which copy answers.
 
-Until the agents replicate standby copies themselves, :class:`Replicator`
-does what the primary's agent will: every ``every`` seconds it pushes the
-volume from the primary to each standby with ``flocker-volume push`` (the
-existing push path, the node-to-node key a deploy installed).
+The primary's agent replicates the volume to the standbys (the
+deployment file's ``standby:`` section); :class:`ReplicaWatcher` sees, from
+the host (whose ``zfs`` lists every lab pool), when each replica arrives
+and how old its data is.
 
 Everything here runs commands on lab machines (``nsenter``) from the host,
 each with a timeout; waits are bounded.
 """
 
+import calendar
 import json
 import os
 import subprocess
 import threading
 import time
 
-__all__ = ["PORT", "FailoverDrill", "Replicator", "uptime", "probe"]
+__all__ = ["PORT", "FailoverDrill", "ReplicaWatcher", "uptime", "probe"]
 
 #: The application's published port.
 PORT = 8090
@@ -135,85 +136,97 @@ def probe(lab, addresses, timeout=2.0):
         return {a: (None, None) for a in addresses}
 
 
-class Replicator(object):
+class ReplicaWatcher(object):
     """
-    The stand-in for the agents' standby replication: pushes the volume
-    from the primary to each standby, one after the other, in rounds that
-    start every ``every`` seconds (at once after a round that took longer),
-    in a thread.  (One at a time: two ``flocker-volume`` processes pushing
-    one volume at once would prune each other's snapshots.)
+    Watches, from the host, the snapshots the agents' standby replication
+    brings to each standby's copy, in a thread.
 
-    :ivar pushes: ``list`` of ``(standby address, uptime it started at,
-        seconds the push took)`` of the pushes that succeeded (the snapshot
-        a push sends is taken as it starts).
-    :ivar failures: ``list`` of ``(standby address, uptime, last line)``.
+    A Flocker snapshot's name is the primary's time when it was taken
+    (``flocker-YYYYmmddTHHMMSS.ffffffZ``), so each new one seen on a standby
+    says when its data was frozen and, against when it was first seen,
+    about how long its transfer took.
+
+    :ivar replicas: ``list`` of ``(standby address, uptime the snapshot was
+        taken at, seconds until it was seen on the standby)``, in the order
+        they were seen.
     """
 
-    def __init__(self, lab, primary, standbys, volume, every):
+    def __init__(self, drill, standbys, interval=0.2):
         """
-        :param lab: The ``Lab``.
-        :param str primary: The primary's node name.
-        :param standbys: The standbys' addresses.
-        :param str volume: The volume's name.
-        :param float every: Seconds between two rounds.
+        :param FailoverDrill drill: The drill.
+        :param standbys: The standby nodes.
+        :param float interval: Seconds between two looks.
         """
-        self._lab, self._primary = lab, primary
-        self._standbys, self._volume, self._every = (list(standbys), volume,
-                                                     every)
-        self.pushes, self.failures = [], []
+        self._drill, self._standbys = drill, list(standbys)
+        self._interval = interval
+        self.replicas = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True)]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        # The snapshot names' clock (UTC wall time) against the stamps'.
+        self._offset = time.time() - uptime()
 
     def start(self):
         """
-        Start pushing.
+        Start watching.
         """
-        for thread in self._threads:
-            thread.start()
+        self._thread.start()
         return self
 
-    def stop(self, wait=True):
+    def stop(self):
         """
-        Stop pushing.
-
-        :param bool wait: Wait for the push under way to end.
+        Stop watching.
         """
         self._stop.set()
-        if wait:
-            for thread in self._threads:
-                thread.join(120)
+        self._thread.join(30)
 
     def _run(self):
-        due = time.monotonic()
+        seen = {}
         while not self._stop.is_set():
-            for address in self._standbys:
-                if self._stop.is_set():
-                    return
-                self._push(address)
-            due += self._every
-            self._stop.wait(max(0.0, due - time.monotonic()))
-            due = max(due, time.monotonic())
+            for node in self._standbys:
+                newest = self._drill.newest_snapshot(node)
+                if newest is None or newest == seen.get(node.address):
+                    continue
+                seen[node.address] = newest
+                taken = _snapshot_time(newest)
+                if taken is not None:
+                    self.replicas.append((
+                        node.address, taken - self._offset,
+                        max(0.0, time.time() - taken)))
+            self._stop.wait(self._interval)
 
-    def _push(self, address):
-        started, at = time.monotonic(), uptime()
-        try:
-            result = self._lab.run(self._primary, [
-                "flocker-volume", "push", self._volume, address],
-                check=False, timeout=60)
-        except subprocess.TimeoutExpired:
-            self.failures.append((address, uptime(), "timeout"))
-            return
-        if result.returncode == 0:
-            self.pushes.append((address, at, time.monotonic() - started))
-        else:
-            self.failures.append((address, uptime(), (
-                result.stderr.strip().splitlines() or [""])[-1]))
+    def count(self):
+        """
+        :return: How many replicas arrived while watching.
+        """
+        return len(self.replicas)
 
     def slowest(self):
         """
-        :return: The longest successful push, in seconds (0 if none).
+        :return: The longest a replica took to arrive, in seconds (0 if
+            none).
         """
-        return max([seconds for _, _, seconds in self.pushes] + [0.0])
+        return max([seconds for _, _, seconds in self.replicas] + [0.0])
+
+    def newest(self):
+        """
+        :return: The uptime the newest replica seen was taken at, or
+            ``None``.
+        """
+        return max([taken for _, taken, _ in self.replicas] or [None])
+
+
+def _snapshot_time(name):
+    """
+    :param str name: ``flocker-YYYYmmddTHHMMSS.ffffffZ`` (maybe ``-N``).
+    :return: Its time (seconds since the epoch), or ``None``.
+    """
+    stamp = name[len("flocker-"):].split("-")[0].rstrip("Z")
+    try:
+        whole, _, fraction = stamp.partition(".")
+        return calendar.timegm(time.strptime(whole, "%Y%m%dT%H%M%S")) + \
+            float("0." + (fraction or "0"))
+    except ValueError:
+        return None
 
 
 class FailoverDrill(object):
@@ -297,13 +310,25 @@ class FailoverDrill(object):
             timeout=timeout)
         return time.monotonic() - started, result
 
-    def replicate(self):
+    def watch_replicas(self):
         """
-        :return: A started :class:`Replicator` for the current placement.
+        :return: A started :class:`ReplicaWatcher` of the current
+            standbys.
         """
-        primary, standbys = self.placement()
-        return Replicator(self.lab, primary.name, standbys, self.name,
-                          self.every).start()
+        _, standbys = self.placement()
+        return ReplicaWatcher(self, [self.node(a) for a in standbys]).start()
+
+    def newest_snapshot(self, node):
+        """
+        :return: The name of the newest snapshot of ``node``'s copy of the
+            volume, or ``None``.
+        """
+        result = subprocess.run(
+            ["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s",
+             "creation", "-r", "%s/%s" % (node.pool, self.name)],
+            capture_output=True, text=True, timeout=60)
+        names = result.stdout.split()
+        return names[-1].split("@", 1)[1] if names else None
 
     def fault(self, command, node):
         """

@@ -7,9 +7,8 @@ faults at random moments counting what must never happen.
 
 The application (see ``admin/_lab_drill.py``) stamps ``/data/stamps`` ten
 times a second with the machines' shared uptime and serves it on port
-8090; its volume has two standby nodes, refreshed every ``--every`` seconds
-(2) by pushes from the primary (the stand-in for the agents' standby
-replication).  Each trial:
+8090; its volume has two standby nodes, which the primary's agent
+refreshes every ``--every`` seconds (2).  Each trial:
 
 1. waits a random moment (0 to 1.5 intervals: pushes are often mid-way);
 2. faults the primary: ``kill`` (power loss) or ``partition``;
@@ -29,7 +28,7 @@ Counted over all trials (targets: all zero):
 * ``stale_served``: a node's port answering with the old copy (no stamp
   after the fault) after the revive, or after the plain deploy;
 * ``lost_beyond_rpo``: trials losing more than the interval plus the
-  slowest push of the trial (the RPO bound);
+  slowest replica transfer seen in the trial (the RPO bound);
 * ``isolated_running_after_heal``: partition trials where the old primary,
   unreachable during the failover, still ran its application when the
   partition healed (Flocker's manual failover cannot stop a node it cannot
@@ -37,7 +36,7 @@ Counted over all trials (targets: all zero):
 
 The floors, measured in the same run: ``noop_deploy_s`` (a plain deploy that
 changes nothing: connecting, reports and planning, part of every RTO) and
-``push_s`` (the slowest standby push: part of every RPO).
+the slowest replica transfer (part of every RPO bound).
 
 Targets: RTO <= 10 s; RPO <= interval + one transfer.  Trials run until
 ``--trials`` of each kind (20; 3 with ``--quick``) or ``--max-seconds``
@@ -111,20 +110,20 @@ def trial(drill, fault, tally, rng, log):
     """
     primary, standbys = drill.placement()
     live = [n for n in drill.nodes if n is not primary]
-    replicator = drill.replicate()
-    started = len(replicator.pushes)
-    if not _wait(lambda: len({a for a, _, _ in replicator.pushes[started:]})
-                 == len(standbys), 120):
-        replicator.stop()
-        raise RuntimeError("no standby copies: %s" % (
-            replicator.failures[-3:],))
-    time.sleep(rng.uniform(0, 1.5 * drill.every))
-    moment = uptime()
-    drill.fault("kill" if fault == "kill" else "partition", primary)
-    # A push under way on a partitioned primary ends when it times out;
-    # if it gets through after the heal, the standbys refuse its epoch.
-    replicator.stop(wait=fault == "kill")
-    bound = drill.every + replicator.slowest() + 0.3
+    watcher = drill.watch_replicas()
+    try:
+        # Two rounds after the last deploy: the standbys are followers of
+        # the current primary.
+        if not _wait(lambda: len({a for a, _, _ in watcher.replicas}) ==
+                     len(standbys) and watcher.count() >= 2 * len(standbys),
+                     120):
+            raise RuntimeError("no standby copies within 120 s")
+        time.sleep(rng.uniform(0, 1.5 * drill.every))
+        moment = uptime()
+        drill.fault("kill" if fault == "kill" else "partition", primary)
+    finally:
+        watcher.stop()
+    bound = drill.every + watcher.slowest() + 0.3
     watcher = drill.watch([n.address for n in live], after=moment)
     began = uptime()
     seconds, result = drill.deploy("--failover", primary.address)

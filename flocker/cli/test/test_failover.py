@@ -135,7 +135,8 @@ class FailoverRunTests(SynchronousTestCase):
         """
         After the failover, a plain deploy of the rewritten deployment,
         with the dead node back, only stops what the old node still has,
-        sets its stale copy aside and gives it its routes.
+        sets its stale copy aside, gives it its routes and tells it to
+        replicate nothing.
         """
         run = FailoverRun(deployment(), A)
         result = self.successResultOf(deploy(
@@ -148,7 +149,8 @@ class FailoverRunTests(SynchronousTestCase):
         # and sets its stale copy aside; nothing else.
         self.assertEqual(
             sorted(c.describe() for c in leaves(again.plan)),
-            ["10.0.0.1: set aside its stale copy of volume web for recovery "
+            ["10.0.0.1: replicate no volume to standbys",
+             "10.0.0.1: set aside its stale copy of volume web for recovery "
              "(the volume failed over; now epoch 2)",
              "10.0.0.1: set routes 8080->10.0.0.3, 8081->10.0.0.2",
              "10.0.0.1: stop application proxy",
