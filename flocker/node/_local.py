@@ -24,6 +24,7 @@ from ._logging import (
     NODE_SET_AUTOMATIC, NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
 )
+from ._logging import NODE_SET_REPLICATION
 
 __all__ = ["LocalNodeAgent", "link_environment", "WAIT_INTERVAL"]
 
@@ -126,7 +127,8 @@ class LocalNodeAgent(object):
     """
 
     def __init__(self, address, docker, volumes, routes, node_keys=None,
-                 checks=None, clock=None, automatic=None):
+                 checks=None, clock=None, automatic=None,
+                 replicator=None):
         """
         :param checks: ``() -> Deferred`` firing with this node's
             :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
@@ -137,8 +139,13 @@ class LocalNodeAgent(object):
         :param automatic: The node's
             :class:`~flocker.node._automatic.AutomaticFailover` (with its
             store), or ``None`` for a node without etcd.
+        :param replicator: The node's
+            :class:`~flocker.node._replication.Replicator`, or ``None`` for
+            a node that replicates nothing (it reports no replication and
+            its ``set_replication`` fails).
         """
         self._clock = clock
+        self.replicator = replicator
         self.address = address
         self.docker = docker
         self.volumes = volumes
@@ -189,7 +196,9 @@ class LocalNodeAgent(object):
                 node_key=(None if self.node_keys is None
                           else self.node_keys.status()),
                 images=images, busy_ports=frozenset(listening) - ours,
-                node_id=node_id)
+                node_id=node_id,
+                replication=({} if self.replicator is None
+                             else self.replicator.status()))
         return self._action(NODE_REPORT, report)
 
     def _node_id(self):
@@ -371,6 +380,15 @@ class LocalNodeAgent(object):
             yield self.routes.set_routes(frozenset(routes))
         return self._action(NODE_SET_ROUTES, set_routes,
                             routes=len(routes))
+
+    def set_replication(self, replications):
+        def configure():
+            if self.replicator is None:
+                raise ValueError("this node runs no replicator")
+            return self.replicator.configure(replications)
+        return self._action(NODE_SET_REPLICATION,
+                            lambda: maybeDeferred(configure),
+                            volumes=len(replications))
 
     def set_automatic(self, applications):
         def set_automatic():

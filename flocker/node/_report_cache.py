@@ -19,7 +19,8 @@ known not to have:
   while the stamp is the one it was made under;
 * the ports held by other programs are asked of the kernel afresh for
   every answer (sock_diag netlink, as ss(8) does, without starting a
-  process);
+  process), and so is the replication to standby nodes (from the
+  replicator, in memory);
 * whatever nothing announces (a ``zfs`` or ``iptables`` command typed by
   hand) is seen once the kept report is older than ``maximum_age``.
 """
@@ -341,8 +342,13 @@ class KeptReportAgent(object):
 
     def _fresh(self, state):
         """
-        :return: ``state`` with the ports other programs hold now.
+        :return: ``state`` with the ports other programs hold now, and how
+            far each standby is behind now (the replicator's figures, in
+            memory, change with every round and with the clock).
         """
+        replicator = getattr(self._agent, "replicator", None)
+        if replicator is not None:
+            state = attr.evolve(state, replication=replicator.status())
         if self._listening is None:
             return state
         ours = {port.external for name in state.running
