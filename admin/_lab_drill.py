@@ -46,38 +46,43 @@ applications:
     restart_policy: {{name: always}}
 """
 
-# Run in the client's namespaces: GET /stamps from each address given, and
-# print one JSON line {address: [status or null, newest stamp or null]}.
-_PROBE = r"""
-import json, socket, sys
+# Runs in the client's namespaces: GET /stamps from an address's port.
+_FETCH = r"""
+import json, socket, sys, time
+def fetch(address, port, timeout):
+    # (HTTP status, newest stamp), each None when there is none.
+    s = socket.create_connection((address, port), timeout=timeout)
+    s.settimeout(max(timeout, 1.0))
+    s.sendall(b"GET /stamps HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = body.split()
+    return (int(head.split()[1]) if head else None,
+            float(lines[-1]) if lines else None)
+"""
+
+# Print one JSON line {address: [status or null, newest stamp or null]}.
+_PROBE = _FETCH + r"""
 port, timeout = int(sys.argv[1]), float(sys.argv[2])
 found = {}
 for address in sys.argv[3:]:
     try:
-        s = socket.create_connection((address, port), timeout=timeout)
-        s.settimeout(timeout)
-        s.sendall(b"GET /stamps HTTP/1.0\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        status = int(head.split()[1]) if head else None
-        lines = body.split()
-        found[address] = [status, float(lines[-1]) if lines else None]
+        found[address] = list(fetch(address, port, timeout))
     except (OSError, ValueError, IndexError):
         found[address] = [None, None]
 print(json.dumps(found))
 """
 
-# Run in the client's namespaces: poll every address until each answers
-# with a stamp newer than argv[2] (an uptime), or until argv[3] seconds
-# passed; print {address: uptime when it first did, or null}.
-_WATCH = r"""
-import json, socket, sys, time
+# Poll every address until each answers with a stamp newer than argv[2] (an
+# uptime), or until argv[3] seconds passed; print {address: the uptime when
+# it first did, or null}.
+_WATCH = _FETCH + r"""
 port, after, limit = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 addresses = sys.argv[4:]
 def uptime():
@@ -90,22 +95,11 @@ while len(seen) < len(addresses) and time.monotonic() < deadline:
         if address in seen:
             continue
         try:
-            s = socket.create_connection((address, port), timeout=0.3)
-            s.settimeout(1)
-            s.sendall(b"GET /stamps HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            s.close()
-            lines = data.partition(b"\r\n\r\n")[2].split()
-            if data.startswith(b"HTTP/1.") and b" 200 " in data[:16] and \
-                    lines and float(lines[-1]) > after:
-                seen[address] = uptime()
-        except (OSError, ValueError):
-            pass
+            status, newest = fetch(address, port, 0.3)
+        except (OSError, ValueError, IndexError):
+            continue
+        if status == 200 and newest is not None and newest > after:
+            seen[address] = uptime()
     time.sleep(0.05)
 print(json.dumps({a: seen.get(a) for a in addresses}))
 """

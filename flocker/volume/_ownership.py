@@ -67,19 +67,27 @@ class OwnershipMixin(object):
         return self._locked(name, self._handoff, name, target, progress,
                             acquire)
 
+    def _refuse_in_use(self, dataset, message):
+        """
+        :param Dataset dataset: A copy of a volume.
+        :param str message: The refusal, with ``%s`` for the volume and for
+            the processes.
+        :raises VolumeInUse: If a process uses the copy.
+        """
+        users = self._in_use(self.pool.dataset(dataset.name),
+                             dataset.mountpoint)
+        if users:
+            raise VolumeInUse(message % (
+                dataset.name, ", ".join(str(pid) for pid in sorted(users))))
+
     @inlineCallbacks
     def _handoff(self, name, target, progress, acquire):
         with HANDOFF_VOLUME(volume=name, target=target):
             dataset = yield self._get(name)
             if dataset.owner == self.node_id:
-                users = self._in_use(self.pool.dataset(name),
-                                     dataset.mountpoint)
-                if users:
-                    raise VolumeInUse(
-                        "volume %s is still in use (process %s); stop the "
-                        "application before handing it off" % (
-                            name, ", ".join(str(pid) for pid in
-                                            sorted(users))))
+                self._refuse_in_use(
+                    dataset, "volume %s is still in use (process %s); stop "
+                    "the application before handing it off")
                 self._writable.discard(name)
                 yield self.pool.set(name, "readonly", "on")
                 # Steps 3 and 4 as soon as the target confirmed step 2, not
@@ -193,13 +201,9 @@ class OwnershipMixin(object):
                         "this node owns volume %s at epoch %d, not older "
                         "than epoch %d: it is not stale" % (
                             name, dataset.epoch, epoch))
-                users = self._in_use(self.pool.dataset(name),
-                                     dataset.mountpoint)
-                if users:
-                    raise VolumeInUse(
-                        "the stale copy of volume %s is in use (process "
-                        "%s); stop its application first" % (
-                            name, ", ".join(str(p) for p in sorted(users))))
+                self._refuse_in_use(
+                    dataset, "the stale copy of volume %s is in use "
+                    "(process %s); stop its application first")
                 aside = recovery_name(name, dataset.epoch, time.strftime(
                     "%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds())))
                 # Read-only first: nothing writes to it once set aside.
