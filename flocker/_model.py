@@ -542,6 +542,11 @@ class LogConfig(object):
     options = attr.ib(default=pmap(), converter=pmap, validator=_text_map)
 
 
+def _sorted_names(value):
+    # Sorted and once each, so equal sets of names compare equal.
+    return pvector(sorted(set(value)))
+
+
 def _exposed(instance, attribute, value):
     for port, protocol in value:
         _tcp_port(instance, _Named("expose"), port)
@@ -593,6 +598,12 @@ class ContainerOptions(object):
         listens on without publishing them.
     :ivar container_name: The name the compose file gave the container, or
         ``None``; Docker's name stays ``flocker--<application>``.
+    :ivar aliases: ``PVector`` of further names the application answers to
+        in its project (a compose file's network ``aliases``), sorted.
+    :ivar link_aliases: ``PMap`` of a name this application's links give
+        another application of its project to that application's name
+        (a compose ``links: [db:database]`` to a service that publishes no
+        port, so that no :class:`Link` carries the alias).
     """
     entrypoint = attr.ib(default=None, converter=_optional_vector,
                          validator=_optional_texts)
@@ -638,6 +649,10 @@ class ContainerOptions(object):
     expose = attr.ib(default=frozenset(), converter=frozenset,
                      validator=_exposed)
     container_name = attr.ib(default=None, validator=_optional_text)
+    aliases = attr.ib(default=pvector(), converter=_sorted_names,
+                      validator=_texts)
+    link_aliases = attr.ib(default=pmap(), converter=pmap,
+                           validator=_text_map)
 
 
 #: When a dependency counts as ready for the applications depending on it.

@@ -808,3 +808,82 @@ class TestVolumes(object):
               db: {image: d}
             """, directory=str(tmp_path))
         assert has(found, 2, 29, '"pw" is not declared')
+
+
+class TestNames(object):
+    """
+    What makes names resolve: network ``aliases`` and link aliases of
+    services that publish no port.
+    """
+
+    def test_network_aliases(self):
+        """
+        ``aliases`` of each network a service joins become its
+        ``aliases``; the network's other settings are ignored.
+        """
+        found = parse("""\
+            services:
+              web: {image: w}
+              db:
+                image: d
+                networks:
+                  back: {aliases: [postgres, database], ipv4_address: 10.0.0.2}
+                  front: {aliases: [pg]}
+                  other:
+            """)
+        assert found.placements()["db"][1].options.aliases == [
+            "database", "pg", "postgres"]
+
+    def test_network_list(self):
+        """
+        A list of networks gives no aliases.
+        """
+        found = parse("""\
+            services:
+              web: {image: w, networks: [front, back]}
+              db: {image: d}
+            """)
+        assert web(found).options.aliases == []
+
+    @pytest.mark.parametrize("networks,line,column,fragment", [
+        ("{back: {aliases: [db]}}", 2, 47, "already names service db"),
+        ("{back: {aliases: [1db]}}", 2, 47, "is not a link alias"),
+        ("{back: {aliasses: [x]}}", 2, 37, 'did you mean "aliases"'),
+        ("{back: {aliases: x}}", 2, 46, "list"),
+    ])
+    def test_refused(self, networks, line, column, fragment):
+        """
+        An alias naming another service, one that cannot be a host name
+        of a link, an unknown network key and a bad type are located.
+        """
+        found = problems("""\
+            services:
+              web: {image: w, networks: %s}
+              db: {image: d}
+            """ % (networks,))
+        assert has(found, line, column, fragment), found
+
+    def test_alias_on_two_services(self):
+        """
+        One alias given by two services is refused at the second.
+        """
+        found = problems("""\
+            services:
+              web: {image: w, networks: {n: {aliases: [x]}}}
+              db: {image: d, networks: {n: {aliases: [x]}}}
+            """)
+        assert has(found, 3, 43, "network alias x of service db already "
+                   "names service web"), found
+
+    def test_link_alias_without_ports(self):
+        """
+        A link with an alias to a service publishing no port is kept as a
+        link alias (the name resolves through it).
+        """
+        found = parse("""\
+            services:
+              web: {image: w, links: ["db:database"]}
+              db: {image: d, expose: [5432]}
+            """)
+        assert (web(found).links, dict(web(found).options.link_aliases)) == (
+            frozenset(), {"database": "db"})
