@@ -296,6 +296,12 @@ class AttachedVolume(object):
         relative bind mount ``./data:/data``), or ``None``.  Not part of the
         value's equality: the volume's data is its own after the first
         deploy, so a changed directory is not a changed application.
+    :ivar former_name: The name this volume had before Flocker named a
+        compose project's volumes after the project (``data`` for
+        ``shop_data``), or ``None``.  Not part of the value's equality: a
+        deploy refuses to create the volume empty while the project's
+        applications still mount a volume of the former name (see
+        :func:`flocker.node._checks.renamed_volumes`).
     """
     mountpoint = attr.ib(validator=_mountpoint)
     maximum_size = attr.ib(default=None, validator=_optional_positive_int)
@@ -304,6 +310,8 @@ class AttachedVolume(object):
     external = attr.ib(default=False, validator=_of_type(bool))
     seed = attr.ib(default=None, eq=False, validator=attr.validators.optional(
         _of_type(str)))
+    former_name = attr.ib(default=None, eq=False,
+                          validator=_optional_safe_name)
 
 
 def _host_path(instance, attribute, value):

@@ -42,7 +42,7 @@ from ._changes import (
 )
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
-    newest_copy, stale_volumes,
+    newest_copy, renamed_reason, renamed_volumes, stale_volumes,
 )
 from ._differences import describe_differences
 from ._images import image_present
@@ -142,8 +142,11 @@ def skipped_applications(deployment, cluster_state, unknown):
     two or more nodes report owning one of its volumes (naming them); when
     it has a volume that no reporting node owns while some node did not
     report (the silent node may own it: creating or reviving the volume
-    elsewhere could lose its data); and when it mounts an external volume
-    that no node holds (Flocker does not create external volumes).
+    elsewhere could lose its data); when it mounts an external volume
+    that no node holds (Flocker does not create external volumes); and
+    when it mounts a volume renamed after its project that does not exist
+    while its data is under the former name (see
+    :func:`flocker.node._checks.renamed_volumes`).
 
     :param Deployment deployment: The desired state.
     :param ClusterState cluster_state: What the reachable nodes reported.
@@ -159,6 +162,7 @@ def skipped_applications(deployment, cluster_state, unknown):
             if volume.owned:
                 claimed.setdefault(name, []).append(address)
     missing = missing_external_volumes(deployment, cluster_state)
+    renamed = renamed_volumes(deployment, cluster_state)
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
@@ -166,6 +170,9 @@ def skipped_applications(deployment, cluster_state, unknown):
             continue
         if name in missing:
             skipped[name] = missing_external_reason(*missing[name])
+            continue
+        if name in renamed:
+            skipped[name] = renamed_reason(*renamed[name][1:])
             continue
         if application.volume is None and not application.volumes:
             continue

@@ -756,7 +756,7 @@ class TestVolumes(object):
         assert app.volume == AttachedVolume(mountpoint="/var/lib/web")
         assert app.volumes == {
             AttachedVolume(mountpoint="/srv/data", name="shop-data"),
-            AttachedVolume(mountpoint="/var/cache", name="cache")}
+            AttachedVolume(mountpoint="/var/cache", name="shop_cache")}
         assert [v.seed for v in app.volumes if v.name == "shop-data"] == [
             str(tmp_path / "data")]
         assert app.host_mounts == {HostMount(
@@ -771,6 +771,48 @@ class TestVolumes(object):
             mountpoint="/pg", name="pg-main", external=True)}
         assert any("/etc/localtime" in n.message and "stays" in n.message
                    for n in notes)
+
+    def test_project_prefix(self):
+        """
+        A named volume declared without ``name:`` is the project's:
+        ``PROJECT_KEY``, remembering its former name; with ``name:`` (or
+        external) it is named as written.
+        """
+        found = parse("""\
+            name: shop
+            services:
+              web: {image: w, volumes: ["data:/d", "kept:/k", "ext:/e"]}
+              db: {image: d}
+            volumes:
+              data:
+              kept: {name: data-v1}
+              ext: {external: true}
+            """)
+        assert sorted((v.name, v.former_name) for v in web(found).volumes) == [
+            ("data-v1", None), ("ext", None), ("shop_data", "data")]
+
+    def test_two_projects_do_not_meet(self):
+        """
+        Two projects' ``data`` volumes are two volumes.
+        """
+        def volume(project):
+            found = parse("name: %s\nservices:\n  web: {image: w, volumes: "
+                          "[data:/d]}\n  db: {image: d}\nvolumes: {data: {}}"
+                          "\n" % (project,))
+            return [v.name for v in web(found).volumes]
+        assert volume("shop") + volume("blog") == ["shop_data", "blog_data"]
+
+    def test_long_project_volume(self):
+        """
+        A project volume name past 63 characters is cut and ended with a
+        digest, so it stays a safe name and distinct.
+        """
+        found = parse("name: %s\nservices:\n  web: {image: w, volumes: "
+                      "[%s:/d, %s:/e]}\n  db: {image: d}\nvolumes: {%s: {}, "
+                      "%s: {}}\n" % ("p" * 40, "v" * 30 + "a", "v" * 30 + "b",
+                                     "v" * 30 + "a", "v" * 30 + "b"))
+        names = [v.name for v in web(found).volumes]
+        assert (len(set(names)), max(len(n) for n in names)) == (2, 63)
 
     def test_missing_directory_noted(self, tmp_path):
         """
