@@ -5,9 +5,14 @@ read into ``ContainerOptions``, every port form, ``depends_on``, and the
 keys accepted with a note or refused.
 """
 
+import os
+import shutil
+import tempfile
 from textwrap import dedent
 
 import pytest
+import yaml
+from hypothesis import given, strategies as st
 
 from flocker._model import (
     Application, AttachedVolume, ContainerOptions, Dependency, HealthCheck,
@@ -19,6 +24,7 @@ from flocker.node._config import (
 from flocker.node._interpolate import (
     InterpolationError, interpolate, parse_env_file,
 )
+from flocker.testtools import fuzz_settings
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "compose.yml"
@@ -929,3 +935,207 @@ class TestNames(object):
             """)
         assert (web(found).links, dict(web(found).options.link_aliases)) == (
             frozenset(), {"database": "db"})
+
+
+class TestOverride(object):
+    """
+    A compose override file beside the compose file, merged by the compose
+    specification's rules (``flocker.node._compose_merge``).
+    """
+
+    def load(self, tmp_path, base, override, name="compose.yaml",
+             override_name="compose.override.yaml", notes=None):
+        """
+        Write the two files and the deployment file; load them.
+        """
+        (tmp_path / name).write_text(dedent(base))
+        (tmp_path / override_name).write_text(dedent(override))
+        (tmp_path / "deploy.yml").write_text(PLACE)
+        return load_configuration(str(tmp_path / "deploy.yml"),
+                                  str(tmp_path / name), environ={},
+                                  notes=notes)
+
+    def test_merge_rules(self, tmp_path):
+        """
+        Mappings merge, the override winning; command is replaced; ports
+        sharing their unique key are replaced and others appended; lists
+        append (a repeated value once); environment lists and mappings
+        merge as mappings; a new service is added.
+        """
+        found = self.load(tmp_path, """\
+            services:
+              web:
+                image: w:1
+                command: [serve, --slow]
+                ports: ["8080:80", "8443:443"]
+                dns: [192.0.2.53]
+                environment: [A=1, B=2]
+                restart: always
+            """, """\
+            services:
+              web:
+                image: w:2
+                command: [serve]
+                ports: ["9000:9000", "8080:80"]
+                dns: [192.0.2.53, 192.0.2.54]
+                environment: {B: "3", C: "4"}
+              db: {image: d}
+            """)
+        app = web(found)
+        assert (app.image, list(app.command),
+                sorted((p.external, p.internal) for p in app.ports),
+                list(app.options.dns), dict(app.environment),
+                app.restart_policy.name,
+                found.placements()["db"][1].image) == (
+            "w:2", ["serve"], [(8080, 80), (8443, 443), (9000, 9000)],
+            ["192.0.2.53", "192.0.2.54"], {"A": "1", "B": "3", "C": "4"},
+            "always", "d")
+
+    def test_unique_volume_target(self, tmp_path):
+        """
+        A volume of the override with the target of one of the base
+        replaces it.
+        """
+        found = self.load(tmp_path, """\
+            name: p
+            services:
+              web: {image: w, volumes: ["old:/data", "/cache"]}
+              db: {image: d}
+            volumes: {old: {}, new: {}}
+            """, """\
+            services:
+              web: {volumes: ["new:/data"]}
+            """)
+        assert sorted((v.name, v.mountpoint) for v in web(found).volumes
+                      ) == [("p_new", "/data")]
+
+    def test_reset_and_override_tags(self, tmp_path):
+        """
+        ``!reset`` removes a key; ``!override`` replaces a value whole.
+        """
+        found = self.load(tmp_path, """\
+            services:
+              web:
+                image: w
+                ports: ["8080:80"]
+                environment: {A: "1", B: "2"}
+              db: {image: d}
+            """, """\
+            services:
+              web:
+                ports: !reset []
+                environment: !override {C: "3"}
+            """)
+        assert (web(found).ports, dict(web(found).environment)) == (
+            frozenset(), {"C": "3"})
+
+    def test_problem_in_override_located(self, tmp_path):
+        """
+        A problem written in the override file is reported in the override
+        file at its line; one in the base file stays in the base file.
+        """
+        with pytest.raises(ConfigurationErrors) as info:
+            self.load(tmp_path, """\
+                services:
+                  web: {image: w, restart: sometimes}
+                  db: {image: d}
+                """, """\
+                services:
+                  db:
+                    mem_limit: lots
+                """)
+        assert sorted((os.path.basename(e.path), e.line, e.column)
+                      for e in info.value) == [
+            ("compose.override.yaml", 3, 16), ("compose.yaml", 2, 28)]
+
+    def test_noted(self, tmp_path):
+        """
+        The merge is noted, in the override file.
+        """
+        notes = []
+        self.load(tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
+                  "services: {web: {image: w2}}\n", notes=notes)
+        assert [(os.path.basename(n.path), n.message) for n in notes
+                if "merged" in n.message] == [
+            ("compose.override.yaml",
+             "merged into %s (compose's override file)" % (
+                 tmp_path / "compose.yaml",))]
+
+    def test_docker_compose_names(self, tmp_path):
+        """
+        ``docker-compose.override.yml`` is merged into
+        ``docker-compose.yml``; another file name has no override.
+        """
+        found = self.load(
+            tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
+            "services: {web: {image: w2}}\n", name="docker-compose.yml",
+            override_name="docker-compose.override.yml")
+        assert web(found).image == "w2"
+        other = self.load(
+            tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
+            "services: {web: {image: w2}}\n", name="app.yml",
+            override_name="app.override.yml")
+        assert web(other).image == "w"
+
+    def test_fig_format(self, tmp_path):
+        """
+        Files with their services at the top merge as services.
+        """
+        found = self.load(tmp_path, "web: {image: w, dns: [a]}\n"
+                          "db: {image: d}\n", "web: {dns: [b]}\n")
+        assert list(web(found).options.dns) == ["a", "b"]
+
+
+_KEYS = st.sampled_from(["A", "B", "C"])
+_VALUES = st.sampled_from(["1", "2", "x y"])
+_SERVICES = st.fixed_dictionaries({
+    "image": st.sampled_from(["w:1", "w:2"]),
+    "environment": st.one_of(
+        st.dictionaries(_KEYS, _VALUES, max_size=3),
+        st.lists(st.builds("{}={}".format, _KEYS, _VALUES), max_size=3,
+                 unique_by=lambda text: text.split("=")[0])),
+    "ports": st.lists(st.sampled_from(["8080:80", "8443:443", "53:53/udp"]),
+                      unique=True, max_size=3),
+    "dns": st.lists(st.sampled_from(["192.0.2.1", "192.0.2.2"]),
+                    unique=True, max_size=2),
+    "command": st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2),
+})
+
+
+class TestOverrideProperties(object):
+    """
+    Properties of the override merge, on generated services.
+    """
+
+    @fuzz_settings(default=60)
+    @given(_SERVICES, _SERVICES)
+    def test_override_with_itself(self, service, other):
+        """
+        A file overridden by itself reads as the file alone, and an
+        override of every key of another service reads as that service
+        for the keys replaced whole (image, command).
+        """
+        def load(base, override):
+            top = tempfile.mkdtemp()
+            # One project name (the directory's) for every load.
+            directory = os.path.join(top, "proj")
+            os.mkdir(directory)
+            try:
+                for name, service_ in (("compose.yaml", base),
+                                       ("compose.override.yaml", override)):
+                    if service_ is not None:
+                        with open(os.path.join(directory, name), "w") as f:
+                            yaml.safe_dump({"services": {
+                                "web": service_, "db": {"image": "d"}}}, f)
+                with open(os.path.join(directory, "d.yml"), "w") as f:
+                    f.write(PLACE)
+                return load_configuration(
+                    os.path.join(directory, "d.yml"),
+                    os.path.join(directory, "compose.yaml"), environ={})
+            finally:
+                shutil.rmtree(top)
+        alone = web(load(service, None))
+        assert web(load(service, service)) == alone
+        merged = web(load(service, other))
+        assert (merged.image, list(merged.command)) == (other["image"],
+                                                        other["command"])
