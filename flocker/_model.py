@@ -135,6 +135,13 @@ def _safe_name(instance, attribute, value):
 
 
 def _link_alias(instance, attribute, value):
+    if instance.address != LOOPBACK:
+        # A name that resolves: a host name in /etc/hosts, never the start
+        # of environment variable names, so dots are fine (jitsi's
+        # "xmpp.meet.jitsi").
+        _check(is_safe_name(value), "alias %r is not a safe name: %s" % (
+            value, SAFE_NAME_RULE))
+        return
     _check(is_link_alias(value),
            "alias %r is not a link alias: %s" % (value, LINK_ALIAS_RULE))
 
@@ -234,8 +241,9 @@ class Link(object):
         (on ``address`` inside its container, and in its environment).
     :ivar int remote_port: The external port of the target application.
     :ivar str alias: The name used for the environment variables
-        (``ALIAS_PORT_<local>_TCP``) or, for a link at another address than
-        :data:`LOOPBACK`, the host name that address has in the container.
+        (``ALIAS_PORT_<local>_TCP``: a link alias) or, for a link at another
+        address than :data:`LOOPBACK`, the host name that address has in the
+        container (a safe name: dots allowed).
     :ivar str address: The address inside the container the link answers
         on: :data:`LOOPBACK` for Flocker's links, another address of
         ``127.0.0.0/8`` for a name that resolves (see

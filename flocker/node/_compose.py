@@ -766,8 +766,8 @@ def _compose_networks(report, node, draft):
     """
     A service's ``networks``: a list of network names, or a mapping of
     network name to ``null`` or its settings, of which ``aliases`` (further
-    names the service answers to) are kept.  Every alias must be a link
-    alias (it becomes a host name and the name of link rules).
+    names the service answers to, host names such as ``xmpp.meet.jitsi``)
+    are kept.
     """
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
@@ -787,7 +787,7 @@ def _compose_networks(report, node, draft):
                 continue
             for item in _sequence(report, value, "aliases") or ():
                 alias = _text(report, item, "network alias")
-                if alias is not None and _check_alias(
+                if alias is not None and _check_name(
                         report, item, alias, "network alias"):
                     aliases.setdefault(alias, item)
 

@@ -36,7 +36,7 @@ import hashlib
 
 import attr
 
-from .._model import Link, Port, is_link_alias
+from .._model import Link, Port, is_safe_name
 
 __all__ = ["with_service_names", "name_addresses", "EXPOSED_PORTS",
            "NAME_NETWORK"]
@@ -124,17 +124,14 @@ def _targets(applications):
     :return: ``dict`` of every name of the project (application names,
         ``container_name`` and network aliases) to the application's name.
     """
-    # A name that cannot be a link's alias (``site-example.com``: a dot)
-    # gets no link rules, so it is left out rather than made half-working.
     targets = {application.name: application.name
-               for application in applications
-               if is_link_alias(application.name)}
+               for application in applications}
     for application in applications:
         others = [application.options.container_name]
         others.extend(application.options.aliases)
         for other in others:
             if (other is not None and other not in targets
-                    and is_link_alias(other)):
+                    and is_safe_name(other)):
                 targets[other] = application.name
     return targets
 
@@ -154,7 +151,7 @@ def _link_aliases(applications, publishers, targets):
                 found[link.alias] = target
         found.update(application.options.link_aliases)
         found = {alias: target for alias, target in found.items()
-                 if alias not in targets and is_link_alias(alias)}
+                 if alias not in targets and is_safe_name(alias)}
         if found:
             aliases[application.name] = found
     return aliases

@@ -14,7 +14,11 @@ node works at once, and a node's changes in a phase run in order::
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
-                 new, moved, changed or stopped
+                 new, moved, changed or stopped, and update in place the
+                 links of running applications whose installed links
+                 differ when nothing else of them does (a project's names
+                 changed, or Docker restarted the container; see
+                 :class:`SetLinks`)
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
 what was written since the pre-copy.  Routes change in the same phase as the
@@ -33,12 +37,14 @@ order, each after waiting for the dependencies that must be healthy or
 have finished (:class:`WaitForApplication`).
 """
 
+import attr
+
 from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
     CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
-    WaitForApplication,
+    PushVolume, SeedVolume, SetLinks, SetRoutes, StartApplication,
+    StopApplication, WaitForApplication,
 )
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
@@ -285,11 +291,22 @@ def plan_changes(deployment, cluster_state, addresses=None,
                     must_stop.add(sources[volume.name])
         start = True
         reason = None
+        node_state = cluster_state.nodes.get(target)
+        installed = (None if node_state is None
+                     else node_state.links.get(name))
         for address, current, running in containers.get(name, ()):
             if address != target:
                 must_stop.add(address)
-            elif current == application and running and not must_stop:
+            elif running and not must_stop and (
+                    current == application or (
+                        installed is not None
+                        and _same_but_names(current, application))):
+                # Names alone (links at other addresses than the loopback
+                # one) change in place: the container keeps running.
                 start = False
+                if installed is not None and installed != application.links:
+                    phases[4].append(SetLinks(node=target, name=name,
+                                              links=application.links))
             elif current != application:
                 must_stop.add(address)
                 reason = "restart: " + describe_differences(current,
@@ -363,6 +380,21 @@ DEPENDENT_PHASE = "start applications after their dependencies"
 #: Seconds allowed for an application to finish when others wait for
 #: ``service_completed_successfully``.
 COMPLETION_TIMEOUT = 600
+
+
+def _same_but_names(current, wanted):
+    """
+    :return: Whether two applications differ in their named links at most
+        (see :mod:`flocker.node._names`): those change in place.
+    """
+    if current.links == wanted.links:
+        return current == wanted
+    return (attr.evolve(current, links=_unnamed(current.links))
+            == attr.evolve(wanted, links=_unnamed(wanted.links)))
+
+
+def _unnamed(links):
+    return frozenset(link for link in links if not link.named)
 
 
 def _start_waves(starts):

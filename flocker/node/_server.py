@@ -27,7 +27,7 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetRoutes,
+    SetLinks, SetRoutes,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
@@ -191,7 +191,7 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None):
+                 clock=None, write_hosts=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -202,13 +202,15 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         :class:`LocalNodeAgent`), or ``None``.
     :param clock: ``IReactorTime`` the agents wait with (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param write_hosts: What rewrites a container's hosts file (see
+        :class:`LocalNodeAgent`), or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
-                              clock=clock)
+                              clock=clock, write_hosts=write_hosts)
     return make_agent
 
 
@@ -445,6 +447,11 @@ class AgentProtocol(amp.AMP):
     def set_routes(self, eliot_task, routes, lock=None):
         return self._run(eliot_task, lock, lambda agent: agent.set_routes(
             routes)).addCallback(lambda _: {})
+
+    @SetLinks.responder
+    def set_links(self, eliot_task, name, links, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_links(
+            name, links)).addCallback(lambda _: {})
 
     @InstallNodeKey.responder
     def install_node_key(self, eliot_task, node_key, lock=None):

@@ -303,6 +303,7 @@ def build_service(reactor, options, environ):
     )
     from ..volume.script import node_ssh_remote
     from ._docker import DockerClient, socket_path_from_docker_host
+    from ._hosts import write_container_hosts
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._server import AgentService, local_agents
 
@@ -333,7 +334,8 @@ def build_service(reactor, options, environ):
                              node_keys, agent_socket=options["socket"])
         service = AgentService(
             reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys, checks, clock=reactor),
+                                  node_keys, checks, clock=reactor,
+                                  write_hosts=write_container_hosts),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())

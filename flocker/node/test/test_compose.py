@@ -875,12 +875,12 @@ class TestNames(object):
               db:
                 image: d
                 networks:
-                  back: {aliases: [postgres, database], ipv4_address: 10.0.0.2}
+                  back: {aliases: [postgres, db.internal], ipv4_address: 10.0.0.2}
                   front: {aliases: [pg]}
                   other:
             """)
         assert found.placements()["db"][1].options.aliases == [
-            "database", "pg", "postgres"]
+            "db.internal", "pg", "postgres"]
 
     def test_network_list(self):
         """
@@ -895,7 +895,7 @@ class TestNames(object):
 
     @pytest.mark.parametrize("networks,line,column,fragment", [
         ("{back: {aliases: [db]}}", 2, 47, "already names service db"),
-        ("{back: {aliases: [1db]}}", 2, 47, "is not a link alias"),
+        ("{back: {aliases: ['a b']}}", 2, 47, "is not a safe name"),
         ("{back: {aliasses: [x]}}", 2, 37, 'did you mean "aliases"'),
         ("{back: {aliases: x}}", 2, 46, "list"),
     ])

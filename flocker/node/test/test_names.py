@@ -243,14 +243,17 @@ class WithServiceNamesTests(SynchronousTestCase):
             options=ContainerOptions(expose=[(6379, "tcp")]))])
         self.assertNotEqual(list(again["cache"])[0].external, taken)
 
-    def test_dotted_name_left_out(self):
+    def test_dotted_names(self):
         """
-        A name that cannot be a link alias (a dot) gets no named links;
-        the others still do.
+        Names with dots (a Flocker 0.4 application name, a network alias
+        written as a host name) resolve like the others.
         """
         dotted = Application(name="site.example", image="i", ports=[
             Port(internal=80, external=80)])
-        found = with_service_names(project(("a", [dotted, DB])))
+        db = attr.evolve(DB, options=ContainerOptions(
+            aliases=["xmpp.meet.jitsi"]))
+        found = with_service_names(project(("a", [dotted, db])))
         self.assertEqual(
             (links(found, "site.example"), links(found, "db")),
-            ([("db", 5432, 15432)], []))
+            ([("db", 5432, 15432), ("xmpp.meet.jitsi", 5432, 15432)],
+             [("site.example", 80, 80)]))
