@@ -94,6 +94,13 @@ volumes:
   logs:
 """
 
+# A service added to the running project (appended under services).
+EXTRA = """  extra:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    expose: ["80"]
+"""
+
 
 class _Project(object):
     """
@@ -109,6 +116,7 @@ class _Project(object):
         self.nodes = lab.nodes[:3]
         self.addresses = [node.address for node in self.nodes]
         self.placed = {}
+        self.extra = {}
         self.containers = {}
         self.index = "seeded page of %s\n" % (self.project,)
         self.conf = "answer = %s\n" % (self.token,)
@@ -132,7 +140,8 @@ class _Project(object):
 
         :return: The ``CompletedProcess``.
         """
-        self.placed = dict(placement)
+        self.placed = dict(placement, **self.extra)
+        placement = self.placed
         lines = ["version: 1", "nodes:"]
         for index, address in enumerate(self.addresses):
             here = sorted(s for s, i in placement.items() if i == index)
@@ -141,6 +150,18 @@ class _Project(object):
         return self.lab.run_client(
             ["flocker-deploy", "--yes", path, self.compose], check=False,
             timeout=DEPLOY_TIMEOUT)
+
+    def add_extra(self, index):
+        """
+        Add the service ``extra`` to the compose file, placed on node
+        ``index`` by every later deploy.
+        """
+        with open(self.compose) as f:
+            text = f.read()
+        head, volumes = text.split("\nvolumes:\n", 1)
+        self.write("compose.yaml", head + "\n" + EXTRA.format(image=IMAGE)
+                   + "volumes:\n" + volumes)
+        self.extra = {"extra": index}
 
     def run_in(self, service, argv, **kwargs):
         node = self.nodes[self.placed[service]]
@@ -222,6 +243,7 @@ def project(request, lab, tmp_path_factory):
     state = _Project(lab, str(tmp_path_factory.mktemp("compose-e2e")),
                      request.session.testsfailed)
     yield state
+    state.extra = {}
     state.deploy({})
     for node in state.nodes:
         result = node.run(["flocker-volume", "list"], check=False)
@@ -295,6 +317,23 @@ class TestComposeProject(object):
         request = "GET /hostname HTTP/1.0\r\n\r\n"
         assert [self.p.by_name("web", name, 7000, request)[0]
                 for name in ("private", "priv")] == ["200", "200"]
+
+    def test_04d_add_service_no_restart(self):
+        """
+        Adding a service to the project starts it and restarts none of the
+        others; they reach it by its name at once.
+        """
+        p = self.p
+        before = {name: p.started(name) for name in ("db", "web", "dns",
+                                                      "priv")}
+        p.add_extra(2)
+        result = p.deploy({"db": 0, "web": 1, "dns": 2, "priv": 0})
+        assert result.returncode == 0, result.stdout + result.stderr
+        request = "GET /hostname HTTP/1.0\r\n\r\n"
+        assert ({name: p.started(name) for name in before},
+                p.by_name("web", "extra", 80, request)[0],
+                p.by_name("db", "extra", 80, request)[0]) == (
+                    before, "200", "200")
 
     def test_05_move_db(self):
         """
