@@ -18,7 +18,7 @@ from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
-    HelloFirst, InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
+    HelloFirst, InstallNodeKey, SetAutomatic, Logs, OperationFailed, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SeedVolume, SetLinks, SetRoutes,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     NotReady, not_ready_from_description,
@@ -329,6 +329,10 @@ class RemoteNodeAgent(object):
         return self._call("logs %s" % (name,), Logs,
                           lambda answer: answer["lines"], name=name,
                           since=since, tail=tail)
+
+    def set_automatic(self, applications):
+        return self._call("set-automatic", SetAutomatic,
+                          applications=applications)
 
     def install_node_key(self, node_key):
         # The key travels inside the protocol only: arguments of commands

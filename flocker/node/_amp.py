@@ -52,6 +52,7 @@ command" error; none of these ends the connection.
 import attr
 from eliot import write_traceback
 from twisted.internet.defer import Deferred
+from pyrsistent import pvector
 from twisted.protocols import amp
 
 from .._bridge import DEFAULT_AGENT_SOCKET
@@ -78,6 +79,7 @@ __all__ = [
     "DoctorReportArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
+    "SetAutomatic",
 ]
 
 #: Version of the protocol described here.  (Version 1 was the
@@ -530,6 +532,21 @@ InstallNodeKey = _operation(
     "InstallNodeKey", "``INodeAgent.install_node_key``.",
     [(b"node_key", NodeKeyArgument())])
 
+def _automatic_to_json(applications):
+    return [application.to_dict() for application in applications]
+
+
+def _automatic_from_json(data):
+    from ._automatic_config import AutomaticApplication
+    if not isinstance(data, list):
+        raise SerializationError("expected a list of automatic applications")
+    return pvector(AutomaticApplication.from_dict(item) for item in data)
+
+
+SetAutomatic = _operation(
+    "SetAutomatic", "``INodeAgent.set_automatic``.",
+    [(b"applications", Document(_automatic_to_json, _automatic_from_json))])
+
 PullImage = _operation(
     "PullImage", "``INodeAgent.pull_image``.",
     [(b"image", amp.Unicode()), (b"dry_run", amp.Boolean())])
@@ -585,6 +602,7 @@ class Log(amp.Command):
 
 #: The operation commands, by ``INodeAgent`` method name.
 OPERATIONS = {
+    "set_automatic": SetAutomatic,
     "report": Report,
     "start_application": StartApplication,
     "stop_application": StopApplication,

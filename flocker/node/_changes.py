@@ -15,7 +15,7 @@ from ..volume._seed import seed_archive
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "WaitForApplication", "SetRoutes", "SetLinks",
-    "InstallNodeKey", "describe_size",
+    "InstallNodeKey", "SetAutomatic", "describe_size",
     "PullImage", "DeleteVolume",
 ]
 
@@ -385,6 +385,28 @@ class SetLinks(object):
             self.node, self.name, len(self.links),
             "" if len(self.links) == 1 else "s",
             "; names " + ", ".join(names) if names else "")
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SetAutomatic(object):
+    """
+    Tell ``node`` which applications fail over automatically (see
+    :meth:`flocker.node.INodeAgent.set_automatic`).
+
+    :ivar str node: Node address.
+    :ivar applications: ``PVector`` of
+        :class:`~flocker.node._automatic.AutomaticApplication`.
+    """
+    node = attr.ib()
+    applications = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].set_automatic(self.applications)
+
+    def describe(self):
+        return "%s: automatic failover of %s" % (
+            self.node, ", ".join(a.name for a in self.applications))
 
 
 @implementer(IStateChange)

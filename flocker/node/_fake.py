@@ -17,6 +17,7 @@ from itertools import count
 
 import attr
 
+from pyrsistent import pvector
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
@@ -55,6 +56,8 @@ class FakeNodeAgent(object):
         self.data = {}
         self.calls = []
         self.output = {}
+        # What set_automatic was told last.
+        self.automatic = pvector()
         # What doctor finds wrong: Check values (see flocker.node._doctor).
         self.health = []
 
@@ -269,6 +272,11 @@ class FakeNodeAgent(object):
         """
         stamp = "2026-01-01T00:00:00.%09dZ" % (next(self.cluster.snapshots),)
         self.output.setdefault(name, []).append((stamp, stream, text))
+
+    def set_automatic(self, applications):
+        def set_automatic():
+            self.automatic = applications
+        return self._do("set_automatic", set_automatic, applications)
 
     def install_node_key(self, node_key):
         def install():

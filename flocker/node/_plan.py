@@ -43,9 +43,10 @@ from .._change import InParallel, Sequentially
 from .._model import Route
 from ._changes import (
     CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SeedVolume, SetLinks, SetRoutes, StartApplication,
-    StopApplication, WaitForApplication,
+    PushVolume, SeedVolume, SetAutomatic, SetLinks, SetRoutes,
+    StartApplication, StopApplication, WaitForApplication,
 )
+from ._automatic_config import automatic_applications
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
     newest_copy, renamed_reason, renamed_volumes, stale_volumes,
@@ -248,6 +249,15 @@ def plan_changes(deployment, cluster_state, addresses=None,
     owners, copies = _volume_holders(cluster_state)
     node_ids = {address: node.node_id
                 for address, node in cluster_state.nodes.items()}
+
+    automatic = automatic_applications(deployment)
+    if automatic:
+        # Before anything starts: a node holds an automatic application's
+        # lease before starting it, and every node routes to it by etcd.
+        for node in sorted(deployment.nodes, key=lambda n: n.address):
+            if node.address not in unknown:
+                phases[0].append(SetAutomatic(node=node.address,
+                                              applications=automatic))
 
     if node_key is not None and not unknown:
         wanted = node_key.status()

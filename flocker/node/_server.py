@@ -27,7 +27,7 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetLinks, SetRoutes,
+    SetAutomatic, SetLinks, SetRoutes,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
@@ -191,7 +191,7 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None, write_hosts=None):
+                 clock=None, automatic=None, write_hosts=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -202,6 +202,9 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         :class:`LocalNodeAgent`), or ``None``.
     :param clock: ``IReactorTime`` the agents wait with (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param automatic: The node's
+        :class:`~flocker.node._automatic.AutomaticFailover`, or ``None``
+        without etcd.
     :param write_hosts: What rewrites a container's hosts file (see
         :class:`LocalNodeAgent`), or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
@@ -210,7 +213,8 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
-                              clock=clock, write_hosts=write_hosts)
+                              clock=clock, automatic=automatic,
+                              write_hosts=write_hosts)
     return make_agent
 
 
@@ -458,6 +462,11 @@ class AgentProtocol(amp.AMP):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
                              lambda _: {})
+
+    @SetAutomatic.responder
+    def set_automatic(self, eliot_task, applications, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_automatic(
+            applications)).addCallback(lambda _: {})
 
     @PullImage.responder
     def pull_image(self, eliot_task, image, dry_run, lock=None):

@@ -24,7 +24,7 @@ from flocker.node._config import (
 from flocker.node._interpolate import (
     InterpolationError, interpolate, parse_env_file,
 )
-from flocker.testtools import fuzz_settings
+from flocker.testtools.strategies import fuzz_settings
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "compose.yml"
