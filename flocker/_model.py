@@ -1289,6 +1289,20 @@ class NodeState(object):
             _check(isinstance(volume, VolumeState) and volume.name == name,
                    "volumes must map each name to its VolumeState")
 
+    def as_running(self, name):
+        """
+        :param str name: One of the node's applications.
+        :return: The :class:`Application` as it runs: its container's
+            configuration, with the links installed in its container where
+            the node reported them (a project's names change in place, so
+            the container's own record of its links may be older).
+        """
+        application = self.applications[name]
+        installed = self.links.get(name)
+        if installed is None or installed == application.links:
+            return application
+        return attr.evolve(application, links=installed)
+
 
 @attr.s(frozen=True, slots=True)
 class ClusterState(object):
