@@ -23,6 +23,7 @@ from ..node._amp import (
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     NotReady, not_ready_from_description,
 )
+from ..node._amp import SetReplication
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
 from ._ssh import AuthenticationFailed, HostKeyError, NodeUnreachable
@@ -308,6 +309,10 @@ class RemoteNodeAgent(object):
     def set_links(self, name, links):
         return self._call("set-links %s" % (name,), SetLinks, name=name,
                           links=frozenset(links))
+
+    def set_replication(self, replications):
+        return self._call("set-replication", SetReplication,
+                          replications=replications)
 
     def delete_volume(self, name):
         return self._call("delete-volume %s" % (name,), DeleteVolume,

@@ -215,6 +215,19 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def set_replication(replications):
+        """
+        Make the volumes this node replicates to standby nodes exactly
+        ``replications``, from now on and after a restart of its agent (see
+        :mod:`flocker.node._replication`): every interval the node sends
+        each standby what changed in each of them, while it owns it.
+        Afterwards :meth:`report` gives them in ``NodeState.replication``,
+        with how far behind each standby is.
+
+        :param replications: ``PMap`` of volume name to ``Replication``.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
     def set_automatic(applications):
         """
         Tell the node which applications the cluster fails over by itself

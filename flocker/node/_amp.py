@@ -51,6 +51,7 @@ command" error; none of these ends the connection.
 
 import attr
 from eliot import write_traceback
+from pyrsistent import pmap
 from twisted.internet.defer import Deferred
 from pyrsistent import pvector
 from twisted.protocols import amp
@@ -59,7 +60,8 @@ from .._bridge import DEFAULT_AGENT_SOCKET
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
     links_from_list, links_to_list, loads, node_state_from_dict,
-    node_state_to_dict, route_from_dict, route_to_dict,
+    node_state_to_dict, replication_from_dict, replication_to_dict,
+    route_from_dict, route_to_dict,
 )
 from ..volume._seed import MAX_SEED_SIZE
 
@@ -79,6 +81,7 @@ __all__ = [
     "DoctorReportArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
+    "SetReplication",
     "SetAutomatic",
 ]
 
@@ -578,6 +581,24 @@ Doctor = _operation(
     "Doctor", "``INodeAgent.doctor``; answers the node's checks.",
     response=[(b"report", DoctorReportArgument())])
 
+def _replications_to_json(replications):
+    return [replication_to_dict(replications[name])
+            for name in sorted(replications)]
+
+
+def _replications_from_json(data):
+    if not isinstance(data, list):
+        raise SerializationError("expected a list of replications")
+    replications = [replication_from_dict(entry) for entry in data]
+    return pmap({replication.volume: replication
+                 for replication in replications})
+
+
+SetReplication = _operation(
+    "SetReplication", "``INodeAgent.set_replication``.",
+    [(b"replications", Document(_replications_to_json,
+                                _replications_from_json))])
+
 ReleaseLock = _operation(
     "ReleaseLock", "End the lease of the deploy named by ``lock``.")
 
@@ -620,6 +641,7 @@ OPERATIONS = {
     "seed_volume": SeedVolume,
     "wait_for_application": WaitForApplication,
     "doctor": Doctor,
+    "set_replication": SetReplication,
 }
 
 

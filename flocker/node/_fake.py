@@ -21,7 +21,9 @@ from pyrsistent import pvector
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
-from .._model import ClusterState, NodeState, VolumeState
+from .._model import (
+    ClusterState, NodeState, ReplicationStatus, StandbyStatus, VolumeState,
+)
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._images import canonical_image
 
@@ -294,6 +296,16 @@ class FakeNodeAgent(object):
             self._set(volumes=self.state.volumes.set(
                 name, attr.evolve(volume, owned=True, owner=self.address)))
         return self._do("acquire_volume", acquire, name, snapshot, node_id)
+
+    def set_replication(self, replications):
+        def configure():
+            # Reported as configured, with no standby updated yet.
+            self._set(replication={
+                name: ReplicationStatus(replication=replication, standbys={
+                    address: StandbyStatus(address=address)
+                    for address in replication.standbys})
+                for name, replication in replications.items()})
+        return self._do("set_replication", configure, replications)
 
     def set_routes(self, routes):
         return self._do("set_routes",

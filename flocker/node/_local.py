@@ -25,6 +25,7 @@ from ._logging import (
     NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
 )
+from ._logging import NODE_SET_REPLICATION
 
 __all__ = ["LocalNodeAgent", "link_environment", "WAIT_INTERVAL"]
 
@@ -127,7 +128,8 @@ class LocalNodeAgent(object):
     """
 
     def __init__(self, address, docker, volumes, routes, node_keys=None,
-                 checks=None, clock=None, automatic=None, write_hosts=None):
+                 checks=None, clock=None, automatic=None,
+                 replicator=None, write_hosts=None):
         """
         :param checks: ``() -> Deferred`` firing with this node's
             :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
@@ -138,6 +140,10 @@ class LocalNodeAgent(object):
         :param automatic: The node's
             :class:`~flocker.node._automatic.AutomaticFailover` (with its
             store), or ``None`` for a node without etcd.
+        :param replicator: The node's
+            :class:`~flocker.node._replication.Replicator`, or ``None`` for
+            a node that replicates nothing (it reports no replication and
+            its ``set_replication`` fails).
         :param write_hosts: ``(pid, links) -> None`` rewriting the names of
             the hosts file of the container whose process is ``pid`` (the
             node's is :func:`flocker.node._hosts.write_container_hosts`), or
@@ -146,6 +152,7 @@ class LocalNodeAgent(object):
         """
         self._write_hosts = write_hosts
         self._clock = clock
+        self.replicator = replicator
         self.address = address
         self.docker = docker
         self.volumes = volumes
@@ -200,7 +207,9 @@ class LocalNodeAgent(object):
                 node_key=(None if self.node_keys is None
                           else self.node_keys.status()),
                 images=images, busy_ports=frozenset(listening) - ours,
-                node_id=node_id)
+                node_id=node_id,
+                replication=({} if self.replicator is None
+                             else self.replicator.status()))
         return self._action(NODE_REPORT, report)
 
     def _node_id(self):
@@ -396,6 +405,15 @@ class LocalNodeAgent(object):
             yield self.routes.set_routes(frozenset(routes))
         return self._action(NODE_SET_ROUTES, set_routes,
                             routes=len(routes))
+
+    def set_replication(self, replications):
+        def configure():
+            if self.replicator is None:
+                raise ValueError("this node runs no replicator")
+            return self.replicator.configure(replications)
+        return self._action(NODE_SET_REPLICATION,
+                            lambda: maybeDeferred(configure),
+                            volumes=len(replications))
 
     def set_automatic(self, applications):
         def set_automatic():

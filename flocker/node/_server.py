@@ -31,6 +31,7 @@ from ._amp import (
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
+from ._amp import SetReplication
 from ._agent import ApplicationNotReady
 from ._local import LocalNodeAgent
 from ._lock import LockHeld
@@ -146,10 +147,12 @@ class AgentService(object):
         grants ends, or ``None``.
     :ivar expected_errors: Exception types reported to clients as one line.
     :ivar log_router: The eliot destination sending messages to clients.
+    :ivar replicator: The node's
+        :class:`~flocker.node._replication.Replicator`, or ``None``.
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
-                 expected_errors=(), log_router=None):
+                 expected_errors=(), log_router=None, replicator=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -163,9 +166,12 @@ class AgentService(object):
             with its traceback as an internal error.
         :param log_router: The :class:`_LogRouter` eliot destination, or
             ``None`` for this process's.
+        :param replicator: The node's replicator (started, and its metrics
+            served, once the agent listens), or ``None``.
         """
         self.clock = clock
         self.lock = lock
+        self.replicator = replicator
         self.process = process
         self._make_agent = make_agent
         self._agents = {}
@@ -191,7 +197,8 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None, automatic=None, write_hosts=None):
+                 clock=None, automatic=None, replicator=None,
+                 write_hosts=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -205,6 +212,8 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
     :param automatic: The node's
         :class:`~flocker.node._automatic.AutomaticFailover`, or ``None``
         without etcd.
+    :param replicator: The node's
+        :class:`~flocker.node._replication.Replicator`, or ``None``.
     :param write_hosts: What rewrites a container's hosts file (see
         :class:`LocalNodeAgent`), or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
@@ -214,6 +223,7 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
                               clock=clock, automatic=automatic,
+                              replicator=replicator,
                               write_hosts=write_hosts)
     return make_agent
 
@@ -456,6 +466,12 @@ class AgentProtocol(amp.AMP):
     def set_links(self, eliot_task, name, links, lock=None):
         return self._run(eliot_task, lock, lambda agent: agent.set_links(
             name, links)).addCallback(lambda _: {})
+
+    @SetReplication.responder
+    def set_replication(self, eliot_task, replications, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.set_replication(replications)).addCallback(
+                             lambda _: {})
 
     @InstallNodeKey.responder
     def install_node_key(self, eliot_task, node_key, lock=None):

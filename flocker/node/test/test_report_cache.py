@@ -14,9 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from flocker import Application, NodeState, Port
+from flocker._model import Replication, ReplicationStatus, StandbyStatus
 
 from .._agent import INodeAgent
 from .._events import FakeDockerEvents
+from .._replication import Replicator
 from .._report_cache import (
     KeptReportAgent, ReportKeeper, kept_reports, netlink_listening_ports,
     parse_diag, parse_proc_net_tcp, proc_listening_ports,
@@ -275,6 +277,25 @@ class KeptReportAgentTests(SynchronousTestCase):
         self.successResultOf(agent.report())
         self.assertEqual((4, True), (inner.reports, keeper.following))
 
+    def test_retry_backs_off(self):
+        """
+        While Docker cannot be reached, each attempt to follow its events
+        waits twice as long as the one before, up to 30 s; once followed
+        again, the next loss is retried after the first delay again.
+        """
+        events = FakeDockerEvents(available=False)
+        _, _, keeper, _, _, clock = _kept(events=events)
+        delays = []
+        for _ in range(7):
+            delays.append(clock.getDelayedCalls()[0].getTime()
+                          - clock.seconds())
+            clock.advance(delays[-1])
+        events.available = True
+        clock.advance(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+        events.drop()
+        delays.append(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+        self.assertEqual(delays, [1, 2, 4, 8, 16, 30, 30, 1])
+
     def test_stop(self):
         """
         A stopped keeper follows nothing, tries nothing again and keeps no
@@ -300,6 +321,22 @@ class KeptReportAgentTests(SynchronousTestCase):
         kept = self.successResultOf(agent.report())
         self.assertEqual((kept.busy_ports, inner.reports),
                          (frozenset([22, 5432]), 1))
+
+    def test_replication_fresh(self):
+        """
+        A kept report carries how far the standbys are behind now, from the
+        inner agent's replicator.
+        """
+        agent, inner, _, _, _, clock = _kept()
+        inner.replicator = Replicator(clock, lambda: None)
+        self.successResultOf(agent.report())
+        replication = Replication(volume="web", application="web",
+                                  standbys=["10.0.0.2"], interval=10 ** 9)
+        inner.replicator.configure({"web": replication})
+        kept = self.successResultOf(agent.report())
+        self.assertEqual((kept.replication, inner.reports), (
+            {"web": ReplicationStatus(replication=replication, standbys={
+                "10.0.0.2": StandbyStatus(address="10.0.0.2")})}, 1))
 
     def test_kept_reports(self):
         """
