@@ -95,7 +95,8 @@ def test_move_back_sends_increment(lab, tmp_path):
                     check=False)
     # The first pre-copy is the whole volume; each move back only what
     # changed (1 MiB, and the file system's own blocks).
-    assert (first[0][1] > 16 * MiB,
+    # (flocker-deploy prints sizes rounded to a tenth of a unit.)
+    assert (first[0][1] >= 15 * MiB,
             [(sent < 4 * MiB, replacing) for _, sent, replacing in back],
             [(sent < 4 * MiB, replacing) for _, sent, replacing in again]
             ) == (True, [(True, False)], [(True, False)])
