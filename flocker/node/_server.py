@@ -149,7 +149,7 @@ class AgentService(object):
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
-                 expected_errors=(), log_router=None):
+                 expected_errors=(), log_router=None, volumes=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -163,6 +163,9 @@ class AgentService(object):
             with its traceback as an internal error.
         :param log_router: The :class:`_LogRouter` eliot destination, or
             ``None`` for this process's.
+        :param volumes: Callable returning the node's current
+            ``IVolumeService`` provider (what the peer socket serves:
+            :mod:`flocker.node._peer`), or ``None``.
         """
         self.clock = clock
         self.lock = lock
@@ -172,6 +175,7 @@ class AgentService(object):
         self.expected_errors = (SerializationError,) + tuple(expected_errors)
         self.log_router = (_process_log_router() if log_router is None
                            else log_router)
+        self.volumes = volumes
 
     def agent(self, address):
         """

@@ -31,7 +31,8 @@ from .._pool import pool_name
 from ._errors import UnsafeName
 from ._zfs import check_pool_name, check_volume_name
 
-__all__ = ["CommandRefused", "allowed_command", "ssh_command_main"]
+__all__ = ["CommandRefused", "allowed_command", "peer_request",
+           "ssh_command_main"]
 
 # What SSHRemote lets through (see _remote._REMOTE_WORD).
 _WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
@@ -57,18 +58,14 @@ def _volume(name):
     return name
 
 
-def allowed_command(original, pool, caller=None):
+def peer_request(original):
     """
+    Read what a connecting node asked for.
+
     :param original: ``SSH_ORIGINAL_COMMAND``, or ``None`` if unset (an
         interactive login).
-    :param str pool: This node's ZFS pool (checked by the caller; what runs
-        names no pool).
-    :param caller: The identity of the node whose key this is (from the
-        key's ``authorized_keys`` line), or ``None`` if the line names none.
-    :return: The argument vector to run: the request, with ``--caller
-        CALLER`` given to ``receive`` when ``caller`` is known (so the
-        receiving side records that identity, never one the request
-        claims).
+    :return: ``(task, name)``: the serialised eliot task to continue (or
+        ``None``) and the volume to receive.
     :raises CommandRefused: Unless ``original`` is one of the allowed
         commands (see the module documentation).
     """
@@ -87,19 +84,37 @@ def allowed_command(original, pool, caller=None):
     if program != "flocker-volume":
         raise CommandRefused("%s is not allowed; only flocker-volume "
                              "receive" % (program,))
-    prefix = []
+    task = None
     if arguments[:1] == ["--eliot-task"]:
         if len(arguments) < 2 or not _TASK.match(arguments[1]):
             raise CommandRefused("--eliot-task needs a serialised task id")
-        prefix, arguments = arguments[:2], arguments[2:]
+        task, arguments = arguments[1], arguments[2:]
     if len(arguments) == 2 and arguments[0] == "receive":
-        _volume(arguments[1])
-        caller_words = [] if caller is None else ["--caller", caller]
-        return [program] + prefix + ["receive"] + caller_words + [
-            arguments[1]]
+        return task, _volume(arguments[1])
     raise CommandRefused("only 'flocker-volume receive NAME' is allowed "
                          "(acquire, and everything else, is the "
                          "operator's)")
+
+
+def allowed_command(original, pool, caller=None):
+    """
+    :param original: ``SSH_ORIGINAL_COMMAND``, or ``None`` if unset (an
+        interactive login).
+    :param str pool: This node's ZFS pool (checked by the caller; what runs
+        names no pool).
+    :param caller: The identity of the node whose key this is (from the
+        key's ``authorized_keys`` line), or ``None`` if the line names none.
+    :return: The argument vector to run: the request, with ``--caller
+        CALLER`` given to ``receive`` when ``caller`` is known (so the
+        receiving side records that identity, never one the request
+        claims).
+    :raises CommandRefused: Unless ``original`` is one of the allowed
+        commands (see :func:`peer_request`).
+    """
+    task, name = peer_request(original)
+    prefix = [] if task is None else ["--eliot-task", task]
+    caller_words = [] if caller is None else ["--caller", caller]
+    return ["flocker-volume"] + prefix + ["receive"] + caller_words + [name]
 
 
 def ssh_command_main(environ, stderr, execvp=os.execvp, caller=None):

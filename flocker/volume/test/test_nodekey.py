@@ -31,7 +31,8 @@ from flocker._process import ProcessResult
 from flocker.volume._remote import CONTROL_PERSIST, SSHRemote, remote_error
 from flocker.volume.script import flocker_volume_main, node_ssh_remote
 
-COMMAND = "/opt/flocker/bin/flocker-volume"
+COMMAND = "/opt/flocker/bin/flocker-node-bridge"
+CALLERS = "node-a 10.0.0.1\n"
 TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
 NODE_ID = "0f8e3d0c-7d1e-4f39-9b7e-3c51e0a1c2d4"
 
@@ -68,14 +69,17 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
 
     def test_line(self):
         """
-        The line restricts the key and forces ``flocker-volume ssh-command``
-        by absolute path, and ends with the marker.
+        The line restricts the key and forces ``flocker-node-bridge --peer``
+        by absolute path, naming the caller, and ends with the marker; a
+        line naming no caller cannot be made.
         """
         key = make_node_key()
         self.assertEqual(
-            authorized_keys_line(key.public_key, COMMAND),
-            ('restrict,command="%s ssh-command" %s %s\n' % (
+            authorized_keys_line(key.public_key, COMMAND, caller="node-a"),
+            ('restrict,command="%s --peer --caller node-a" %s %s\n' % (
                 COMMAND, key.public_key, NODE_KEY_MARKER)).encode("ascii"))
+        self.assertRaises(ValueError, authorized_keys_line, key.public_key,
+                          COMMAND)
 
     def test_from(self):
         """
@@ -85,12 +89,14 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
         key = make_node_key()
         self.assertEqual(
             authorized_keys_line(key.public_key, COMMAND,
-                                 ["10.0.0.1", "node2"]),
-            ('restrict,from="10.0.0.1,node2",command="%s ssh-command" %s '
-             '%s\n' % (COMMAND, key.public_key, NODE_KEY_MARKER)).encode())
-        for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", ""]:
+                                 ["10.0.0.1", "node2"], caller="node-a"),
+            ('restrict,from="10.0.0.1,node2",command="%s --peer --caller '
+             'node-a" %s %s\n' % (COMMAND, key.public_key,
+                                  NODE_KEY_MARKER)).encode())
+        for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", "", "::1"]:
             self.assertRaises(ValueError, authorized_keys_line,
-                              key.public_key, COMMAND, [source])
+                              key.public_key, COMMAND, [source],
+                              caller="node-a")
 
     def test_one_line_per_caller(self):
         """
@@ -103,7 +109,7 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
             key.public_key, COMMAND, key.known_hosts,
             "node-a 10.0.0.1\nnode-b node2,10.0.0.2\n").splitlines()
         self.assertEqual(lines, [
-            ('restrict,from="%s",command="%s ssh-command --caller %s" %s '
+            ('restrict,from="%s",command="%s --peer --caller %s" %s '
              '%s' % (sources, COMMAND, node_id, key.public_key,
                      NODE_KEY_MARKER)).encode()
             for node_id, sources in [("node-a", "10.0.0.1"),
@@ -231,11 +237,12 @@ class NodeKeyStoreTests(SynchronousTestCase):
         Without ``~/.ssh``, the directory (0700) and ``authorized_keys``
         (0600) are created holding only the marked line.
         """
-        store, key = _store(self), make_node_key()
+        store = _store(self)
+        key = attr.evolve(make_node_key(), callers=CALLERS)
         store.install(key)
         with open(store.authorized_keys, "rb") as f:
             self.assertEqual(f.read(), authorized_keys_line(
-                key.public_key, COMMAND, ["10.0.0.1"]))
+                key.public_key, COMMAND, ["10.0.0.1"], caller="node-a"))
         self.assertEqual((_mode(os.path.dirname(store.authorized_keys)),
                           _mode(store.authorized_keys)), (0o700, 0o600))
 
@@ -251,14 +258,14 @@ class NodeKeyStoreTests(SynchronousTestCase):
         with open(store.authorized_keys, "wb") as f:
             f.write(operator)
         os.chmod(store.authorized_keys, 0o640)
-        store.install(make_node_key())
-        store.install(make_node_key())
-        newest = make_node_key()
+        store.install(attr.evolve(make_node_key(), callers=CALLERS))
+        store.install(attr.evolve(make_node_key(), callers=CALLERS))
+        newest = attr.evolve(make_node_key(), callers=CALLERS)
         store.install(newest)
         store.install(newest)
         with open(store.authorized_keys, "rb") as f:
             self.assertEqual(f.read(), operator + authorized_keys_line(
-                newest.public_key, COMMAND, ["10.0.0.1"]))
+                newest.public_key, COMMAND, ["10.0.0.1"], caller="node-a"))
         self.assertEqual(_mode(store.authorized_keys), 0o640)
 
     def test_authorized_line_removed(self):
@@ -268,9 +275,9 @@ class NodeKeyStoreTests(SynchronousTestCase):
         it again.
         """
         store = _store(self)
-        store.install(make_node_key())
+        store.install(attr.evolve(make_node_key(), callers=CALLERS))
         moved = NodeKeyStore(store.directory, store.authorized_keys,
-                             "/usr/local/bin/flocker-volume")
+                             "/usr/local/bin/flocker-node-bridge")
         self.assertIsNone(moved.status())
         with open(store.authorized_keys, "wb") as f:
             f.write(b"ssh-rsa AAAAB3 operator\n")
