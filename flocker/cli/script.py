@@ -26,15 +26,22 @@ Modes (``flocker-deploy --help`` lists every option):
     stopped, missing), ports, volume (size, newest snapshot, owner), links
     and its drift from the files (for a configuration that differs, what
     differs: image old -> new, environment variable names, ports, command,
-    volume, limits); change nothing (the deploy lock is not taken).  Exit
-    status 0 only when every node reported and every application runs
-    where and as the files say; 1 when something is missing or drifting
-    or a node did not report.
+    volume, limits); then, when the deployment file has a ``standby:``
+    section, one row per standby copy: its node, application, volume,
+    primary, lag (seconds of writes it lacks), bytes sent, newest snapshot
+    and problem.  Change nothing (the deploy lock is not taken).  Exit
+    status 0 only when every node reported, every application runs where
+    and as the files say, and every standby is kept up to date; 1 when
+    something is missing or drifting, a standby is failing, or a node did
+    not report.
 ``--json`` (with ``--status`` or ``--dry-run``)
     Print one JSON document instead of text: ``--status --json`` gives
     ``{"applications": [{"application", "node", "state", "ports",
     "volume", "links", "drift" (null when none), "differences": [...]}],
-    "unreachable": {NODE: REASON}, "converged": BOOL}``; ``--dry-run
+    "standbys": [{"application", "volume", "primary", "standby", "lag"
+    (seconds, null before the first copy), "snapshot", "bytes_sent",
+    "problem" (null when none)}], "unreachable": {NODE: REASON},
+    "converged": BOOL}``; ``--dry-run
     --json`` gives ``{"plan": TREE, "unreachable", "problems", "doctor",
     "reached", "summary", "converged", "dry_run"}`` (``doctor``: each
     node's failed checks, see ``flocker-node doctor``; ``reached``: node to
@@ -511,6 +518,9 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     """
     from eliot import remove_destination
     from ._cluster import status_over_ssh
+    from ._standby_status import (
+        format_standbys, standby_status, standbys_ok,
+    )
     from ._status import (
         cluster_status, format_status, status_json, status_ok,
     )
@@ -522,14 +532,21 @@ def _status(reactor, options, deployment, runner, stdout, destination,
         state, unreachable = result
         rows = cluster_status(with_service_names(deployment), state,
                               unreachable, placed=options.placed)
+        standbys = standby_status(deployment, state, unreachable,
+                                  placed=options.placed)
+        ok = status_ok(rows, unreachable) and standbys_ok(standbys)
         if options.json:
-            stdout.write(json.dumps(status_json(rows, unreachable),
-                                    sort_keys=True) + "\n")
+            document = status_json(rows, unreachable)
+            document["standbys"] = [row.to_dict() for row in standbys]
+            document["converged"] = ok
+            stdout.write(json.dumps(document, sort_keys=True) + "\n")
         else:
             for line in format_status(rows, unreachable):
                 stdout.write(line + "\n")
+            for line in format_standbys(standbys):
+                stdout.write(line + "\n")
             stdout.write("log: %s\n" % (log.name,))
-        return 0 if status_ok(rows, unreachable) else 1
+        return 0 if ok else 1
 
     def cleanup(passthrough):
         remove_destination(destination)

@@ -201,6 +201,33 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def set_replication(replications):
+        """
+        Make the volumes this node replicates to standby nodes exactly
+        ``replications``, from now on and after a restart of its agent (see
+        :mod:`flocker.node._replication`): every interval the node sends
+        each standby what changed in each of them, while it owns it.
+        Afterwards :meth:`report` gives them in ``NodeState.replication``,
+        with how far behind each standby is.
+
+        :param replications: ``PMap`` of volume name to ``Replication``.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
+    def set_automatic(applications):
+        """
+        Tell the node which applications the cluster fails over by itself
+        (``automatic: true``), from now on and after its agent restarts:
+        it holds an etcd lease while it runs one of them, takes one over
+        when it is a standby and the holder's lease ended, and routes each
+        one's ports to wherever etcd says it runs (see docs/etcd.rst).  A
+        node without etcd refuses a non-empty list.
+
+        :param applications: ``PVector`` of
+            :class:`~flocker.node._automatic.AutomaticApplication`.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
     def pull_image(image, dry_run=False):
         """
         Make sure the image is on the node, pulling it from its registry if

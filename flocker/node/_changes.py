@@ -9,13 +9,16 @@ from zope.interface import implementer
 
 from .._change import IStateChange, ITransfer
 from .._context import in_current_action
+from pyrsistent import pmap
+
 from .._model import Application, NodeKey
 from ..volume._seed import seed_archive
 
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey", "describe_size",
-    "PullImage", "DeleteVolume",
+    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey",
+    "SetAutomatic", "describe_size",
+    "PullImage", "DeleteVolume", "SetReplication",
 ]
 
 
@@ -360,6 +363,28 @@ class SetRoutes(object):
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
+class SetAutomatic(object):
+    """
+    Tell ``node`` which applications fail over automatically (see
+    :meth:`flocker.node.INodeAgent.set_automatic`).
+
+    :ivar str node: Node address.
+    :ivar applications: ``PVector`` of
+        :class:`~flocker.node._automatic.AutomaticApplication`.
+    """
+    node = attr.ib()
+    applications = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].set_automatic(self.applications)
+
+    def describe(self):
+        return "%s: automatic failover of %s" % (
+            self.node, ", ".join(a.name for a in self.applications))
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
 class InstallNodeKey(object):
     """
     Install the node-to-node SSH key and the nodes' known_hosts on ``node``
@@ -380,3 +405,31 @@ class InstallNodeKey(object):
         return "%s: install node-to-node SSH key %s (known hosts: %d node%s)" % (
             self.node, self.key.status().fingerprint, hosts,
             "" if hosts == 1 else "s")
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SetReplication(object):
+    """
+    Make the volumes ``node`` replicates to standby nodes exactly
+    ``replications`` (see :meth:`flocker.node.INodeAgent.set_replication`).
+
+    :ivar str node: Node address.
+    :ivar replications: ``PMap`` of volume name to ``Replication``.
+    """
+    node = attr.ib()
+    replications = attr.ib(converter=pmap)
+
+    def run(self, agents):
+        return agents[self.node].set_replication(self.replications)
+
+    def describe(self):
+        if not self.replications:
+            return "%s: replicate no volume to standbys" % (self.node,)
+        # Imported here: the interval's written form belongs to the
+        # deployment file's reader.
+        from ._standby_config import interval_text
+        return "%s: replicate %s" % (self.node, "; ".join(
+            "%s to %s every %s" % (name, ", ".join(r.standbys),
+                                   interval_text(r.interval))
+            for name, r in sorted(self.replications.items())))

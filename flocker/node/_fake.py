@@ -17,10 +17,13 @@ from itertools import count
 
 import attr
 
+from pyrsistent import pvector
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
-from .._model import ClusterState, NodeState, VolumeState
+from .._model import (
+    ClusterState, NodeState, ReplicationStatus, StandbyStatus, VolumeState,
+)
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._images import canonical_image
 
@@ -55,6 +58,8 @@ class FakeNodeAgent(object):
         self.data = {}
         self.calls = []
         self.output = {}
+        # What set_automatic was told last.
+        self.automatic = pvector()
         # What doctor finds wrong: Check values (see flocker.node._doctor).
         self.health = []
 
@@ -262,6 +267,11 @@ class FakeNodeAgent(object):
         stamp = "2026-01-01T00:00:00.%09dZ" % (next(self.cluster.snapshots),)
         self.output.setdefault(name, []).append((stamp, stream, text))
 
+    def set_automatic(self, applications):
+        def set_automatic():
+            self.automatic = applications
+        return self._do("set_automatic", set_automatic, applications)
+
     def install_node_key(self, node_key):
         def install():
             self._set(node_key=node_key.status())
@@ -278,6 +288,16 @@ class FakeNodeAgent(object):
             self._set(volumes=self.state.volumes.set(
                 name, attr.evolve(volume, owned=True, owner=self.address)))
         return self._do("acquire_volume", acquire, name, snapshot, node_id)
+
+    def set_replication(self, replications):
+        def configure():
+            # Reported as configured, with no standby updated yet.
+            self._set(replication={
+                name: ReplicationStatus(replication=replication, standbys={
+                    address: StandbyStatus(address=address)
+                    for address in replication.standbys})
+                for name, replication in replications.items()})
+        return self._do("set_replication", configure, replications)
 
     def set_routes(self, routes):
         return self._do("set_routes",

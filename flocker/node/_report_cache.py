@@ -17,11 +17,16 @@ known not to have:
   node's push received by ``flocker-volume receive``) rewrites the pool's
   change stamp (:mod:`flocker.volume._stamp`); a kept report holds only
   while the stamp is the one it was made under;
-* the ports held by other programs are read afresh for every answer, from
-  ``/proc/net/tcp`` and ``/proc/net/tcp6`` (no process is started);
+* the ports held by other programs are asked of the kernel afresh for
+  every answer (sock_diag netlink, as ss(8) does, without starting a
+  process), and so is the replication to standby nodes (from the
+  replicator, in memory);
 * whatever nothing announces (a ``zfs`` or ``iptables`` command typed by
   hand) is seen once the kept report is older than ``maximum_age``.
 """
+
+import socket
+import struct
 
 import attr
 from twisted.internet.defer import maybeDeferred
@@ -34,7 +39,8 @@ from ._logging import (
 )
 
 __all__ = ["ReportKeeper", "KeptReportAgent", "kept_reports",
-           "proc_listening_ports", "parse_proc_net_tcp",
+           "netlink_listening_ports", "proc_listening_ports",
+           "parse_proc_net_tcp", "parse_diag",
            "DEFAULT_MAXIMUM_AGE", "FOLLOW_RETRY"]
 
 #: Seconds a kept report is used at most, for changes nothing announces.
@@ -66,6 +72,78 @@ def parse_proc_net_tcp(text):
         except ValueError:
             continue
     return ports
+
+
+# Linux's sock_diag netlink interface (what ss(8) uses): asked for the
+# listening TCP sockets of this network namespace only, it answers in a
+# fraction of a millisecond, where /proc/net/tcp walks every socket of the
+# machine (milliseconds on a busy host).
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 0x1
+_NLM_F_DUMP = 0x300
+_NLMSG_ERROR = 2
+_NLMSG_DONE = 3
+_TCP_LISTEN = 10
+_HEADER = struct.Struct("=IHHII")
+
+
+def _diag_request(family):
+    """
+    :return: The netlink message asking for ``family``'s listening TCP
+        sockets (an ``inet_diag_req_v2`` with a zero socket id).
+    """
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0,
+                          1 << _TCP_LISTEN) + bytes(48)
+    return _HEADER.pack(_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY,
+                        _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + request
+
+
+def parse_diag(data):
+    """
+    :param bytes data: Netlink messages answering :func:`_diag_request`.
+    :return: ``(ports, done)``: the source ports of the ``inet_diag_msg``
+        messages, and whether the dump's end (``NLMSG_DONE``) came.
+    :raises OSError: For a netlink error message.
+    """
+    ports = set()
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind = _HEADER.unpack_from(data, offset)[:2]
+        if kind == _NLMSG_DONE:
+            return ports, True
+        if kind == _NLMSG_ERROR or length < _HEADER.size:
+            raise OSError("sock_diag refused the request")
+        # inet_diag_msg: family, state, timer, retransmits, then the
+        # socket id, whose first field is the source port (big-endian).
+        (port,) = struct.unpack_from(">H", data, offset + _HEADER.size + 4)
+        ports.add(port)
+        offset += (length + 3) & ~3
+    return ports, False
+
+
+def netlink_listening_ports():
+    """
+    The TCP ports listened on in this process's network namespace, as
+    ``ss -l -t`` lists them, asked of the kernel without starting a
+    process; read from ``/proc/net/tcp*`` where sock_diag is unavailable.
+
+    :return: ``set`` of ``int``.
+    """
+    try:
+        ports = set()
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW,
+                           _NETLINK_SOCK_DIAG) as channel:
+            channel.settimeout(5)
+            for family in (socket.AF_INET, socket.AF_INET6):
+                channel.sendto(_diag_request(family), (0, 0))
+                done = False
+                while not done:
+                    found, done = parse_diag(channel.recv(1 << 16))
+                    ports |= found
+        return ports
+    except (OSError, AttributeError):
+        return proc_listening_ports()
 
 
 def proc_listening_ports(paths=("/proc/net/tcp", "/proc/net/tcp6")):
@@ -223,7 +301,7 @@ class KeptReportAgent(object):
             :class:`~flocker.node._local.LocalNodeAgent`).
         :param ReportKeeper keeper: The node's keeper.
         :param listening: ``() -> set`` of the TCP ports listened on now
-            (:func:`proc_listening_ports`), read for every answer; or
+            (:func:`netlink_listening_ports`), read for every answer; or
             ``None`` to answer with the ports found when the report was
             made.
         """
@@ -255,8 +333,13 @@ class KeptReportAgent(object):
 
     def _fresh(self, state):
         """
-        :return: ``state`` with the ports other programs hold now.
+        :return: ``state`` with the ports other programs hold now, and how
+            far each standby is behind now (the replicator's figures, in
+            memory, change with every round and with the clock).
         """
+        replicator = getattr(self._agent, "replicator", None)
+        if replicator is not None:
+            state = attr.evolve(state, replication=replicator.status())
         if self._listening is None:
             return state
         ours = {port.external for name in state.running

@@ -27,10 +27,11 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetRoutes,
+    SetAutomatic, SetRoutes,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
+from ._amp import SetReplication
 from ._agent import ApplicationNotReady
 from ._local import LocalNodeAgent
 from ._lock import LockHeld
@@ -146,10 +147,13 @@ class AgentService(object):
         grants ends, or ``None``.
     :ivar expected_errors: Exception types reported to clients as one line.
     :ivar log_router: The eliot destination sending messages to clients.
+    :ivar replicator: The node's
+        :class:`~flocker.node._replication.Replicator`, or ``None``.
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
-                 expected_errors=(), log_router=None, volumes=None):
+                 expected_errors=(), log_router=None, replicator=None,
+                 volumes=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -163,12 +167,15 @@ class AgentService(object):
             with its traceback as an internal error.
         :param log_router: The :class:`_LogRouter` eliot destination, or
             ``None`` for this process's.
+        :param replicator: The node's replicator (started, and its metrics
+            served, once the agent listens), or ``None``.
         :param volumes: Callable returning the node's current
             ``IVolumeService`` provider (what the peer socket serves:
             :mod:`flocker.node._peer`), or ``None``.
         """
         self.clock = clock
         self.lock = lock
+        self.replicator = replicator
         self.process = process
         self._make_agent = make_agent
         self._agents = {}
@@ -195,7 +202,7 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None):
+                 clock=None, automatic=None, replicator=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -206,13 +213,19 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         :class:`LocalNodeAgent`), or ``None``.
     :param clock: ``IReactorTime`` the agents wait with (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param automatic: The node's
+        :class:`~flocker.node._automatic.AutomaticFailover`, or ``None``
+        without etcd.
+    :param replicator: The node's
+        :class:`~flocker.node._replication.Replicator`, or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
-                              clock=clock)
+                              clock=clock, automatic=automatic,
+                              replicator=replicator)
     return make_agent
 
 
@@ -450,11 +463,22 @@ class AgentProtocol(amp.AMP):
         return self._run(eliot_task, lock, lambda agent: agent.set_routes(
             routes)).addCallback(lambda _: {})
 
+    @SetReplication.responder
+    def set_replication(self, eliot_task, replications, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.set_replication(replications)).addCallback(
+                             lambda _: {})
+
     @InstallNodeKey.responder
     def install_node_key(self, eliot_task, node_key, lock=None):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
                              lambda _: {})
+
+    @SetAutomatic.responder
+    def set_automatic(self, eliot_task, applications, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_automatic(
+            applications)).addCallback(lambda _: {})
 
     @PullImage.responder
     def pull_image(self, eliot_task, image, dry_run, lock=None):
