@@ -196,11 +196,17 @@ class ReceivingMixin(object):
     def _zfs_receive(self, name, stream, suffix, force, request):
         # Known by now (the header carried them): no command.
         capabilities = yield self.pool.capabilities()
+        maximum_size = request.get("maximum_size")
+        available = None
+        if maximum_size is None:
+            # A stream always has a limit: without the volume's, the room
+            # the pool has (no copy can take more).
+            available = yield self.pool.available()
         try:
             yield self.pool.receive(
                 name, stream, request["snapshot"], request["base"],
                 suffix=suffix, force=force,
-                limit=stream_limit(request.get("maximum_size")),
+                limit=stream_limit(maximum_size, available),
                 capabilities=capabilities)
         except (OutOfSpace, PoolMissing):
             raise

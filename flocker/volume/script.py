@@ -158,8 +158,30 @@ def _node_identity(text):
     return text
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """
+    An argument parser that reports a bad command line in one line (no
+    usage block before it), exit status 2; ``--help`` shows the usage.
+    """
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (
+            self.prog, " ".join(message.split()), self.prog))
+
+
+def _size_argument(text):
+    """
+    :return: ``text`` as a size in bytes (see :func:`parse_size`).
+    :raises argparse.ArgumentTypeError: With :func:`parse_size`'s reason.
+    """
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="flocker-volume",
         description="Manage this node's Flocker volumes (ZFS datasets "
         "<pool>/<name>) and move them to other nodes.")
@@ -191,7 +213,7 @@ def _parser():
     command = commands.add_parser("create", help="create a volume owned by "
                                   "this node")
     command.add_argument("name")
-    command.add_argument("--maximum-size", type=parse_size,
+    command.add_argument("--maximum-size", type=_size_argument,
                          help="quota, e.g. 500M or 10G")
 
     command = commands.add_parser("mountpoint",
