@@ -4,7 +4,7 @@ Benchmark of a volume push agent to agent on the lab (``admin/lab``): node1's
 Flocker agent sends a volume to node2's agent, against the bare pipeline in
 the same run.
 
-On node1 a volume holding 256 MiB (``--mib``; 128 with ``--quick``) of
+On node1 a volume holding 256 MiB (``--mib``; 64 with ``--quick``) of
 random data is pushed to node2:
 
 * ``raw``: ``zfs send pool1/vol@snap | ssh root@node2 zfs receive -F
@@ -101,14 +101,14 @@ def main():
         description="A volume push agent to agent on the lab against the "
         "bare zfs | ssh pipeline.")
     parser.add_argument("--quick", action="store_true",
-                        help="a 128 MiB volume instead of 256 MiB, 3 to 6 "
+                        help="a 64 MiB volume instead of 256 MiB, 3 to 6 "
                         "repetitions")
     parser.add_argument("--mib", type=int, default=None,
                         help="MiB of data in the volume (default 256)")
     add_repetition_options(parser, "repetition")
     options = parser.parse_args()
     if options.mib is None:
-        options.mib = 128 if options.quick else 256
+        options.mib = 64 if options.quick else 256
     if options.mib <= 0:
         parser.error("--mib must be positive")
     size = options.mib * 1024 * 1024

@@ -200,8 +200,11 @@ class ReceivingMixin(object):
         available = None
         if maximum_size is None:
             # A stream always has a limit: without the volume's, the room
-            # the pool has (no copy can take more).
-            available = yield self.pool.available()
+            # the pool has (no copy can take more), as the listing this
+            # receive started with said.
+            available = self._pool_free
+            if available is None:
+                available = yield self.pool.available()
         try:
             yield self.pool.receive(
                 name, stream, request["snapshot"], request["base"],
@@ -264,6 +267,10 @@ class ReceivingMixin(object):
         # the path of every hand-off, while the application is down.
         datasets = {dataset.name: dataset
                     for dataset in (yield self._list())}
+        root = datasets.get("")
+        free = None if root is None else root.get("available")
+        # Remembered for this receive's size limit (see _zfs_receive).
+        self._pool_free = int(free) if free and free.isdigit() else None
         current = datasets.get(name)
         incoming = datasets.get(name + ".flocker-recv")
         old = datasets.get(name + ".flocker-old")
