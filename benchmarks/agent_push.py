@@ -47,10 +47,9 @@ from _common import (  # noqa: E402
     repetitions_from, rotated, summary, zfs, zfs_ok,
 )
 from volumes import (  # noqa: E402
-    LAB_SCRIPT, MB, REPS, _CPUS, _destroy, _open_lab, _pin_nodes, _raw,
-    _row, _unpin, _volume, _warm, _write,
+    MB, REPS, _CPUS, _destroy, _open_lab, _pin_nodes, _raw, _row, _volume,
+    _warm, _write, clean_up, pinning_figures,
 )
-from _lab_client import stop_lab  # noqa: E402
 
 CLIENT = str(Path(__file__).resolve().parent / "_agent_client.py")
 
@@ -190,19 +189,12 @@ def main():
             "reps": settling.repetitions,
             "settled": settling.settled,
             "volume_mib": mib,
-            "pinning": {"node1_cpu": _CPUS.get("node1"),
-                        "node2_cpu": _CPUS.get("node2")},
+            "pinning": pinning_figures(),
         }
         figures.update(ratio_figures("agent_push_ratio",
                                      settling.samples["agent_push_ratio"]))
     finally:
-        _unpin(pinning)
-        for node in ("node1", "node2"):
-            lab.run(node, ["flocker-volume", "delete", name], check=False,
-                    timeout=300)
-        _destroy(raw_copy)
-        if started:
-            stop_lab(LAB_SCRIPT)
+        clean_up(lab, started, pinning, name, raw_copy)
     emit(figures)
 
 

@@ -21,12 +21,11 @@ channel as fast as the receiving side's window lets it.
 import hashlib
 import os
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer, IReadDescriptor
 from zope.interface import implementer
 
-from .._lines import LineBuffer
-from .._process import MAXIMUM_LINE, LineTooLong, ProcessResult
+from .._process import MAXIMUM_LINE, OutputLines, ProcessResult
 from ..volume._errors import HostKeyRejected, TargetUnreachable
 from ..volume._process import close_quietly, make_pipe
 from ..volume._remote import check_address, check_remote_words
@@ -120,11 +119,7 @@ class _PeerCommand(object):
     def __init__(self, argv):
         self._argv = argv
         self._stdout = bytearray()
-        self._lines_in = LineBuffer(MAXIMUM_LINE)
-        self._lines = []
-        self._waiting = []
-        self._overflow = None
-        self._closed = False
+        self._lines = OutputLines(argv, MAXIMUM_LINE, self.kill)
         self._running = None
         self.ended = Deferred()
 
@@ -134,36 +129,14 @@ class _PeerCommand(object):
         """
         self._stdout += data
         del self._stdout[:-_STDOUT_KEPT]
-        if self._overflow is not None:
-            return
-        lines, too_long = self._lines_in.feed(data)
-        for line in lines:
-            if self._waiting:
-                self._waiting.pop(0).callback(line)
-            else:
-                self._lines.append(line)
-        if too_long:
-            self._overflow = LineTooLong(self._argv, self._lines_in.maximum)
-            waiting, self._waiting = self._waiting, []
-            for waiter in waiting:
-                waiter.errback(self._overflow)
-            self.kill()
+        self._lines.feed(data)
 
     def next_line(self):
         """
-        :return: ``Deferred`` firing with the next line of output, ``None``
-            once it has ended; failing with ``LineTooLong`` once a line was
-            too long (the session is closed).
+        :return: See ``OutputLines.next_line``: a line over the cap closes
+            the session.
         """
-        if self._lines:
-            return succeed(self._lines.pop(0))
-        if self._overflow is not None:
-            return fail(self._overflow)
-        if self._closed:
-            return succeed(None)
-        waiter = Deferred()
-        self._waiting.append(waiter)
-        return waiter
+        return self._lines.next_line()
 
     def kill(self):
         """
@@ -194,10 +167,7 @@ class _PeerCommand(object):
         self._end(255, None, str(failure.value).encode("utf-8"))
 
     def _end(self, exit_code, signal, stderr):
-        self._closed = True
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            waiter.callback(None)
+        self._lines.close()
         self.ended.callback(ProcessResult(
             argv=self._argv, stdout=bytes(self._stdout), stderr=stderr,
             exit_code=exit_code, signal=signal))
