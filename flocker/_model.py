@@ -1072,6 +1072,8 @@ class VolumeState(object):
     :ivar owner: The identity of the node this copy names as the volume's
         owner (see :attr:`NodeState.node_id`), or ``None`` when the copy
         names none or the node did not say (reports of older nodes).
+    :ivar int epoch: The ownership epoch this copy records (see
+        :mod:`flocker.volume._epoch`): 0 when it records none.
     """
     name = attr.ib(validator=_safe_name)
     owned = attr.ib(validator=_of_type(bool))
@@ -1079,6 +1081,7 @@ class VolumeState(object):
     snapshots = attr.ib(default=pvector(), converter=pvector)
     owner = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(str)))
+    epoch = attr.ib(default=0, validator=_of_type(int))
 
 
 @attr.s(frozen=True, slots=True)

@@ -370,7 +370,8 @@ def node_state_to_dict(state):
                          for name in sorted(state.applications)],
         "running": sorted(state.running),
         "volumes": [{"name": v.name, "owned": v.owned, "size": v.size,
-                     "snapshots": list(v.snapshots), "owner": v.owner}
+                     "snapshots": list(v.snapshots), "owner": v.owner,
+                     "epoch": v.epoch}
                     for _, v in sorted(state.volumes.items())],
         "routes": sorted((route_to_dict(r) for r in state.routes),
                          key=lambda r: (r["port"], r["address"])),
@@ -395,10 +396,11 @@ def node_state_from_dict(data):
     :raises SerializationError: If ``data`` does not describe one.
     """
     applications = [application_from_dict(a) for a in data["applications"]]
-    # images, busy_ports, node_id and owner are absent from the reports of
-    # nodes older than them.
+    # images, busy_ports, node_id, owner and epoch are absent from the
+    # reports of nodes older than them.
     volumes = [VolumeState(name=v["name"], owned=v["owned"], size=v["size"],
-                           snapshots=v["snapshots"], owner=v.get("owner"))
+                           snapshots=v["snapshots"], owner=v.get("owner"),
+                           epoch=v.get("epoch", 0))
                for v in data["volumes"]]
     images = data.get("images")
     return NodeState(

@@ -73,7 +73,7 @@ __all__ = [
     "BadRequest",
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
-    "AcquireVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
+    "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
     "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "WaitForApplication", "NotReady",
     "not_ready_description", "not_ready_from_description", "ReleaseLock", "LogLinesArgument",
     "DoctorReportArgument",
@@ -514,6 +514,17 @@ AcquireVolume = _operation(
     [(b"name", amp.Unicode()), (b"snapshot", amp.Unicode()),
      (b"node_id", amp.Unicode())])
 
+TakeOverVolume = _operation(
+    "TakeOverVolume", "``INodeAgent.take_over_volume``.",
+    [(b"name", amp.Unicode()), (b"epoch", amp.Integer())])
+
+FenceVolume = _operation(
+    "FenceVolume", "``INodeAgent.fence_volume``; answers the name a stale "
+    "copy was set aside as.",
+    [(b"name", amp.Unicode()), (b"owner", amp.Unicode()),
+     (b"epoch", amp.Integer())],
+    [(b"set_aside", amp.Unicode(optional=True))])
+
 SetRoutes = _operation(
     "SetRoutes", "``INodeAgent.set_routes``.",
     [(b"routes", RoutesArgument())])
@@ -619,6 +630,8 @@ OPERATIONS = {
     "handoff_volume": HandoffVolume,
     "release_volume": ReleaseVolume,
     "acquire_volume": AcquireVolume,
+    "take_over_volume": TakeOverVolume,
+    "fence_volume": FenceVolume,
     "set_routes": SetRoutes,
     "install_node_key": InstallNodeKey,
     "pull_image": PullImage,

@@ -18,7 +18,8 @@ __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey",
     "SetAutomatic", "describe_size",
-    "PullImage", "DeleteVolume", "SetReplication",
+    "PullImage", "DeleteVolume", "SetReplication", "TakeOverVolume",
+    "FenceVolume",
 ]
 
 
@@ -260,6 +261,67 @@ class DeleteVolume(object):
     def describe(self):
         return "%s: delete volume %s (its data is lost)" % (self.node,
                                                             self.name)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class TakeOverVolume(object):
+    """
+    A failover: ``node``'s copy of a volume becomes the owned one, at a new
+    epoch (its owner was declared dead).
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    :ivar int epoch: The new ownership's epoch.
+    :ivar str dead: The address of the node declared dead (for the plan's
+        text).
+    """
+    node = attr.ib()
+    name = attr.ib()
+    epoch = attr.ib()
+    dead = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].take_over_volume(self.name, self.epoch)
+
+    def describe(self):
+        return ("%s: take over volume %s from its copy (epoch %d; %s is "
+                "declared dead)" % (self.node, self.name, self.epoch,
+                                    self.dead))
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class FenceVolume(object):
+    """
+    Tell ``node`` that node ``owner`` owns a volume at ``epoch``: its
+    follower copy records it; its stale owned copy is set aside, renamed
+    for recovery (never destroyed).
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    :ivar str owner: The owner's node identity.
+    :ivar int epoch: The owner's epoch.
+    :ivar bool stale: ``node`` holds a stale owned copy (for the plan's
+        text).
+    """
+    node = attr.ib()
+    name = attr.ib()
+    owner = attr.ib()
+    epoch = attr.ib()
+    stale = attr.ib(default=False)
+
+    def run(self, agents):
+        return agents[self.node].fence_volume(self.name, self.owner,
+                                              self.epoch)
+
+    def describe(self):
+        if self.stale:
+            return ("%s: set aside its stale copy of volume %s for recovery "
+                    "(the volume failed over; now epoch %d)" % (
+                        self.node, self.name, self.epoch))
+        return "%s: follow volume %s at epoch %d" % (
+            self.node, self.name, self.epoch)
 
 
 @implementer(IStateChange)

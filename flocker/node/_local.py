@@ -13,11 +13,12 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from .._context import in_current_action
-from .._model import NodeState, VolumeState
+from .._model import NodeState
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._docker import ContainerNotFound
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
+    NODE_FENCE_VOLUME, NODE_TAKE_OVER_VOLUME,
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
     NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
@@ -177,9 +178,7 @@ class LocalNodeAgent(object):
             # (Docker's proxy); every other listener is someone else's.
             ours = {port.external for unit in units if unit.running
                     for port in unit.ports}
-            volumes = [VolumeState(name=info.name, owned=info.owned,
-                                   size=info.size, snapshots=info.snapshots,
-                                   owner=info.owner) for info in infos]
+            volumes = [info.state() for info in infos]
             links = {}
             for unit in units:
                 if unit.running and unit.application.links:
@@ -373,6 +372,26 @@ class LocalNodeAgent(object):
                                        node_id=node_id)
         return self._action(NODE_ACQUIRE_VOLUME, acquire, volume=name,
                             snapshot=snapshot)
+
+    def take_over_volume(self, name, epoch):
+        @inlineCallbacks
+        def take_over():
+            copies = yield self.volumes.volumes()
+            here = [info for info in copies if info.name == name]
+            if here and here[0].owned and here[0].epoch == epoch:
+                return
+            yield self.volumes.acquire(name, epoch=epoch)
+        return self._action(NODE_TAKE_OVER_VOLUME, take_over, volume=name,
+                            epoch=epoch)
+
+    def fence_volume(self, name, owner, epoch):
+        @inlineCallbacks
+        def fence():
+            aside = yield self.volumes.fence(name, owner, epoch)
+            current_action().add_success_fields(set_aside=aside)
+            return aside
+        return self._action(NODE_FENCE_VOLUME, fence, volume=name,
+                            owner=owner, epoch=epoch)
 
     def set_routes(self, routes):
         @inlineCallbacks

@@ -22,7 +22,8 @@ __all__ = [
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
-    "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
+    "NODE_SET_ROUTES", "NODE_INSTALL_KEY", "NODE_TAKE_OVER_VOLUME",
+    "NODE_FENCE_VOLUME", "NODE_BOOT",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
@@ -212,6 +213,34 @@ NODE_ACQUIRE_VOLUME = ActionType(
     "flocker:node:acquire_volume",
     [_ADDRESS, _VOLUME, _SNAPSHOT], [],
     "Take ownership of a volume copy another node released to this one.")
+
+_EPOCH = Field.for_types("epoch", [int], "An ownership epoch.")
+
+NODE_TAKE_OVER_VOLUME = ActionType(
+    "flocker:node:take_over_volume",
+    [_ADDRESS, _VOLUME, _EPOCH], [],
+    "Failover: make this node's copy of a volume the owned one, at a new "
+    "epoch.")
+
+NODE_FENCE_VOLUME = ActionType(
+    "flocker:node:fence_volume",
+    [_ADDRESS, _VOLUME, Field.for_types("owner", [str],
+                                        "The owner's node identity."),
+     _EPOCH],
+    [Field.for_types("set_aside", [str, None],
+                     "Name the stale copy was set aside as, or null.")],
+    "Failover: learn a volume's owner and epoch; a stale owned copy is set "
+    "aside for recovery.")
+
+NODE_BOOT = ActionType(
+    "flocker:node:boot",
+    [],
+    [Field.for_types("started", [list], "Applications started by their "
+                     "restart policy."),
+     Field.for_types("held", [list], "Applications left stopped until a "
+                     "deploy: their volume may have failed over.")],
+    "The agent applies the restart policies of the node's stopped "
+    "applications with volumes when it starts.")
 
 NODE_ANNOUNCE_FAILED = MessageType(
     "flocker:node:announce_failed",

@@ -37,10 +37,9 @@ have finished (:class:`WaitForApplication`).
 from .._change import InParallel, Sequentially
 from .._model import Route, desired_replication
 from ._changes import (
-    CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SeedVolume, SetAutomatic, SetReplication, SetRoutes,
-    StartApplication,
-    StopApplication, WaitForApplication,
+    CreateVolume, DeleteVolume, FenceVolume, HandoffVolume, InstallNodeKey,
+    PullImage, PushVolume, SeedVolume, SetAutomatic, SetReplication,
+    SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
 from ._automatic_config import automatic_applications
 from ._checks import (
@@ -49,8 +48,10 @@ from ._checks import (
 )
 from ._differences import describe_differences
 from ._images import image_present
+from ..volume._epoch import CopyView, stale_owners
 
 __all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE",
+           "stale_owned_copies",
            "plan_removal", "REMOVAL_PHASES", "DEPENDENT_PHASE"]
 
 #: The labels of the plan's phases, in the order they run.
@@ -64,17 +65,85 @@ KEY_PHASE = "install node keys"
 def _volume_holders(cluster_state):
     """
     :return: ``(owners, copies)``: volume name to owning address, and volume
-        name to ``{address: VolumeState}`` of the non-owned copies.
+        name to ``{address: VolumeState}`` of the non-owned copies.  An
+        owned copy that another copy's epoch makes stale (see
+        :func:`stale_owned_copies`) is neither.
     """
     owners = {}
     copies = {}
+    stale = stale_owned_copies(cluster_state)
     for address, node in cluster_state.nodes.items():
         for name, volume in node.volumes.items():
             if volume.owned:
-                owners[name] = (address, volume)
+                if address not in stale.get(name, ()):
+                    owners[name] = (address, volume)
             else:
                 copies.setdefault(name, {})[address] = volume
     return owners, copies
+
+
+def stale_owned_copies(cluster_state):
+    """
+    :param ClusterState cluster_state: What the nodes reported.
+    :return: ``dict`` of volume name to ``{address: VolumeState}`` of the
+        copies their nodes own although some copy of the volume has a
+        higher epoch (a node that came back after the volume failed over).
+    """
+    views = {}
+    for address, node in cluster_state.nodes.items():
+        for name, volume in node.volumes.items():
+            views.setdefault(name, []).append(
+                CopyView(node=address, owned=volume.owned,
+                         epoch=volume.epoch))
+    stale = {}
+    for name in sorted(views):
+        for address in sorted(stale_owners(views[name])):
+            stale.setdefault(name, {})[address] = \
+                cluster_state.nodes[address].volumes[name]
+    return stale
+
+
+def _fence_stale(cluster_state, owners, stopping, phases):
+    """
+    Add the steps setting aside stale owned copies (see
+    :func:`stale_owned_copies`) whose applications are not running or are
+    stopped by the plan, and making followers that lag behind the current
+    owner's epoch follow it.
+
+    :param owners: Volume name to ``(address, VolumeState)`` of its current
+        owner.
+    :param stopping: ``set`` of ``(address, application name)`` the plan
+        stops.
+    """
+    node_ids = {address: node.node_id
+                for address, node in cluster_state.nodes.items()}
+    for name, stale in sorted(stale_owned_copies(cluster_state).items()):
+        if name not in owners:
+            continue
+        owner_address, current = owners[name]
+        owner_id = node_ids.get(owner_address) or owner_address
+        for address in sorted(stale):
+            node = cluster_state.nodes[address]
+            users = [application for application in node.applications
+                     if application in node.running and
+                     (address, application) not in stopping and
+                     name in {v.name for v in
+                              node.applications[application].all_volumes()}]
+            if users:
+                continue
+            phases[3].append(FenceVolume(node=address, name=name,
+                                         owner=owner_id, epoch=current.epoch,
+                                         stale=True))
+    for address, node in sorted(cluster_state.nodes.items()):
+        for name, volume in sorted(node.volumes.items()):
+            if volume.owned or name not in owners:
+                continue
+            owner_address, current = owners[name]
+            owner_id = node_ids.get(owner_address) or owner_address
+            if volume.epoch < current.epoch and volume.owner != owner_id:
+                phases[1].append(FenceVolume(node=address, name=name,
+                                             owner=owner_id,
+                                             epoch=current.epoch))
 
 
 def _plan_volume(volume, target, owners, copies, phases, stale=None,
@@ -155,8 +224,12 @@ def skipped_applications(deployment, cluster_state, unknown):
     """
     held = {}
     claimed = {}
+    stale = stale_owned_copies(cluster_state)
     for address, node in cluster_state.nodes.items():
         for name, volume in node.volumes.items():
+            if address in stale.get(name, ()):
+                # A stale owner's claim is outdated by a later epoch.
+                continue
             if volume.owned or name not in held:
                 held[name] = volume.owned
             if volume.owned:
@@ -173,6 +246,16 @@ def skipped_applications(deployment, cluster_state, unknown):
         if application.volume is None and not application.volumes:
             continue
         for volume in application.all_volumes():
+            if address in stale.get(volume.name, ()):
+                # Its copy there is to be set aside first, which only a
+                # deploy placing the application elsewhere does.
+                skipped[name] = (
+                    "node %s holds a stale copy of its volume %s (epoch %d; "
+                    "the volume failed over since): deploy it where the "
+                    "volume is now, and the stale copy is set aside" % (
+                        address, volume.name,
+                        stale[volume.name][address].epoch))
+                break
             owners = sorted(claimed.get(volume.name, ()))
             if len(owners) > 1:
                 # A volume has one writable owner: two claims mean a node
@@ -290,10 +373,14 @@ def plan_changes(deployment, cluster_state, addresses=None,
                     must_stop.add(sources[volume.name])
         start = True
         reason = None
+        # Only a volume coming from elsewhere restarts a container that
+        # runs as it should; one left on another node (a stale one, after
+        # a failover) is just stopped there.
+        moving = bool(must_stop)
         for address, current, running in containers.get(name, ()):
             if address != target:
                 must_stop.add(address)
-            elif current == application and running and not must_stop:
+            elif current == application and running and not moving:
                 start = False
             elif current != application:
                 must_stop.add(address)
@@ -350,6 +437,9 @@ def plan_changes(deployment, cluster_state, addresses=None,
         # confirmed exactly.
         if hash(wanted) != hash(installed) or wanted != installed:
             phases[4].append(SetRoutes(node=node.address, routes=wanted))
+
+    _fence_stale(cluster_state, owners,
+                 {(c.node, c.name) for c in phases[2]}, phases)
 
     _plan_replication(deployment, cluster_state, unknown, phases[4])
     waves = _start_waves(starts)

@@ -41,13 +41,18 @@ from ._logging import (
 __all__ = ["ReportKeeper", "KeptReportAgent", "kept_reports",
            "netlink_listening_ports", "proc_listening_ports",
            "parse_proc_net_tcp", "parse_diag",
-           "DEFAULT_MAXIMUM_AGE", "FOLLOW_RETRY"]
+           "DEFAULT_MAXIMUM_AGE", "FOLLOW_RETRY", "FOLLOW_RETRY_MAXIMUM"]
 
 #: Seconds a kept report is used at most, for changes nothing announces.
 DEFAULT_MAXIMUM_AGE = 30.0
 
-#: Seconds between two attempts to follow Docker's events again.
+#: Seconds before the first attempt to follow Docker's events again; each
+#: failed attempt doubles it, up to :data:`FOLLOW_RETRY_MAXIMUM`.
 FOLLOW_RETRY = 1.0
+
+#: The longest wait between two attempts (a daemon down for long is not
+#: asked, nor logged about, every second).
+FOLLOW_RETRY_MAXIMUM = 30.0
 
 #: ``INodeAgent`` operations that change nothing a report holds.
 _READING = frozenset(["report", "logs", "doctor", "wait_for_application"])
@@ -194,7 +199,8 @@ class ReportKeeper(object):
             :class:`~flocker.node._events.IDockerEvents`.
         :param read_stamp: ``() -> str``: the pool's change stamp now.
         :param float maximum_age: Seconds a kept report is used at most.
-        :param float retry: Seconds between attempts to follow the events.
+        :param float retry: Seconds before the first attempt to follow the
+            events again after a loss (doubled after each failed attempt).
         """
         self.clock = clock
         self.maximum_age = maximum_age
@@ -203,6 +209,7 @@ class ReportKeeper(object):
         self._events = events
         self._read_stamp = read_stamp
         self._retry = retry
+        self._delay = retry
         self._following = None
         self._next = None
         self._stopped = True
@@ -239,6 +246,7 @@ class ReportKeeper(object):
         # Whatever happened before the stream was followed was not seen.
         self.invalidate("following Docker's events")
         self.following = True
+        self._delay = self._retry
 
     def event(self, event):
         if _matters(event):
@@ -250,7 +258,8 @@ class ReportKeeper(object):
         self.invalidate("Docker's events are not followed")
         DOCKER_EVENTS_LOST.log(reason=reason)
         if not self._stopped:
-            self._next = self.clock.callLater(self._retry, self._follow)
+            self._next = self.clock.callLater(self._delay, self._follow)
+            self._delay = min(self._delay * 2, FOLLOW_RETRY_MAXIMUM)
 
     def begin(self, operation):
         """

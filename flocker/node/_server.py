@@ -27,12 +27,13 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetAutomatic, SetRoutes,
+    SetAutomatic, SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
 from ._amp import SetReplication
 from ._agent import ApplicationNotReady
+from ._boot import apply_restart_policies
 from ._local import LocalNodeAgent
 from ._lock import LockHeld
 from ._logging import AGENT_CONNECTION, AGENT_INTERNAL_ERROR, AGENT_REFUSED
@@ -188,6 +189,21 @@ class AgentService(object):
         if agent is None:
             agent = self._agents[address] = self._make_agent(address)
         return agent
+
+    def boot(self, address, docker, volumes):
+        """
+        At the agent's start: apply the restart policies of the node's
+        stopped applications with volumes (:mod:`flocker.node._boot`);
+        failures are logged.
+
+        :param str address: The node's address.
+        :param docker: The node's ``IDockerClient``.
+        :param volumes: The node's ``IVolumeService``.
+        :return: ``Deferred`` firing with the decisions, or ``None`` after
+            a failure.
+        """
+        return apply_restart_policies(
+            docker, volumes, self.agent(address)).addErrback(write_failure)
 
     def forget_agents(self):
         """
@@ -452,6 +468,18 @@ class AgentProtocol(amp.AMP):
     def acquire_volume(self, eliot_task, name, snapshot, node_id, lock=None):
         return self._run(eliot_task, lock, lambda agent: agent.acquire_volume(
             name, snapshot, node_id)).addCallback(lambda _: {})
+
+    @TakeOverVolume.responder
+    def take_over_volume(self, eliot_task, name, epoch, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.take_over_volume(name, epoch)).addCallback(
+                             lambda _: {})
+
+    @FenceVolume.responder
+    def fence_volume(self, eliot_task, name, owner, epoch, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.fence_volume(
+            name, owner, epoch)).addCallback(
+                lambda aside: {"set_aside": aside})
 
     @SetRoutes.responder
     def set_routes(self, eliot_task, routes, lock=None):

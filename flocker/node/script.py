@@ -367,8 +367,11 @@ def build_service(reactor, options, environ):
             current[0] = volumes
             service.forget_agents()
             retry.stop()
+            service.boot(address, docker, volumes)
         if retry is not None:
             retry.start(POOL_RETRY, now=False)
+        else:
+            service.boot(address, docker, current[0])
         if automatic is not None:
             automatic.start()
         return service

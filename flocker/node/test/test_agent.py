@@ -405,6 +405,46 @@ def make_inodeagent_tests(fixture):
             self.assertTrue(volume.owned)
             self.assertEqual(volume.snapshots[:len(before)], before)
 
+        def test_take_over_then_fence(self):
+            """
+            A failover: the follower takes the volume over at a new epoch
+            and can start the application; the old owner, told so, sets
+            its stale copy aside and no longer reports the volume.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.successResultOf(self.b.take_over_volume("web", 2))
+            self.successResultOf(self.b.take_over_volume("web", 2))
+            taken = self.report(self.b).volumes["web"]
+            self.assertEqual((taken.owned, taken.epoch), (True, 2))
+            self.successResultOf(self.b.start_application(WEB))
+            aside = self.successResultOf(self.a.fence_volume(
+                "web", self.report(self.b).node_id, 2))
+            self.assertTrue(aside.startswith("web.flocker-recovery-e1"))
+            self.assertNotIn("web", self.report(self.a).volumes)
+
+        def test_fence_follower(self):
+            """
+            A follower told of a new owner and epoch records both.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.assertIsNone(self.successResultOf(self.b.fence_volume(
+                "web", "new-owner", 3)))
+            copy = self.report(self.b).volumes["web"]
+            self.assertEqual((copy.owned, copy.owner, copy.epoch),
+                             (False, "new-owner", 3))
+
+        def test_take_over_needs_later_epoch(self):
+            """
+            Taking over at an epoch not above the copy's fails and leaves
+            the copy a follower.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.failureResultOf(self.b.take_over_volume("web", 1))
+            self.assertFalse(self.report(self.b).volumes["web"].owned)
+
         def test_set_routes(self):
             """
             The node reports exactly the routes it was last given.

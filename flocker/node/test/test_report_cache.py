@@ -277,6 +277,25 @@ class KeptReportAgentTests(SynchronousTestCase):
         self.successResultOf(agent.report())
         self.assertEqual((4, True), (inner.reports, keeper.following))
 
+    def test_retry_backs_off(self):
+        """
+        While Docker cannot be reached, each attempt to follow its events
+        waits twice as long as the one before, up to 30 s; once followed
+        again, the next loss is retried after the first delay again.
+        """
+        events = FakeDockerEvents(available=False)
+        _, _, keeper, _, _, clock = _kept(events=events)
+        delays = []
+        for _ in range(7):
+            delays.append(clock.getDelayedCalls()[0].getTime()
+                          - clock.seconds())
+            clock.advance(delays[-1])
+        events.available = True
+        clock.advance(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+        events.drop()
+        delays.append(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+        self.assertEqual(delays, [1, 2, 4, 8, 16, 30, 30, 1])
+
     def test_stop(self):
         """
         A stopped keeper follows nothing, tries nothing again and keeps no
