@@ -318,6 +318,7 @@ def build_service(reactor, options, environ):
     from ._automatic import automatic_failover
     from ._docker import DockerClient, socket_path_from_docker_host
     from ._events import DockerEvents
+    from ._hosts import write_container_hosts
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
@@ -325,6 +326,7 @@ def build_service(reactor, options, environ):
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
+    from ._boot import stop_stale_applications
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
@@ -353,8 +355,11 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
-        replicator = Replicator(reactor, lambda: current[0], ReplicationStore(
-            default_replication_path(environ, address)))
+        replicator = Replicator(
+            reactor, lambda: current[0], ReplicationStore(
+                default_replication_path(environ, address)),
+            on_stale=lambda volume: stop_stale_applications(
+                docker, service.agent(address), volume))
         # The report is kept between requests (see _report_cache).
         stamp = stamp_path(environ, pool)
         keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
@@ -368,7 +373,8 @@ def build_service(reactor, options, environ):
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor,
-                             automatic=automatic, replicator=replicator),
+                             automatic=automatic, replicator=replicator,
+                             write_hosts=write_container_hosts),
                 keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
