@@ -20,9 +20,13 @@ channel as fast as the receiving side's window lets it.
 
 import hashlib
 import os
+import socket
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IPushProducer, IReadDescriptor
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import (
+    IPushProducer, IReadDescriptor, IStreamClientEndpoint,
+)
 from zope.interface import implementer
 
 from .._process import MAXIMUM_LINE, OutputLines, ProcessResult
@@ -36,9 +40,51 @@ __all__ = ["AgentRemote", "STREAM_CHUNK"]
 #: into packets).
 STREAM_CHUNK = 256 * 1024
 
+#: Seconds after which a node that stops answering is given up: TCP
+#: keep-alives while the connection idles, and at most this long for sent
+#: data to be acknowledged mid-transfer (``TCP_USER_TIMEOUT``), instead of
+#: TCP's many minutes.  The same bound as ``ssh``'s ``ServerAliveInterval=5``
+#: with ``ServerAliveCountMax=3`` for ``flocker-volume push``.
+DEAD_PEER_SECONDS = 15
+
 # Standard output kept for error messages (the receiving end's answers and
 # log lines; the stream goes the other way).
 _STDOUT_KEPT = 4 * 1024 * 1024
+
+
+def _tune_socket(sock, seconds=DEAD_PEER_SECONDS):
+    """
+    Make a connection to another node fail within about ``seconds`` once
+    that node stops answering (see :data:`DEAD_PEER_SECONDS`).
+
+    :param socket.socket sock: A connected TCP socket.
+    """
+    interval = max(1, seconds // 3)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in [("TCP_KEEPIDLE", interval),
+                          ("TCP_KEEPINTVL", interval),
+                          ("TCP_KEEPCNT", 3),
+                          ("TCP_USER_TIMEOUT", seconds * 1000)]:
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option),
+                            value)
+
+
+@implementer(IStreamClientEndpoint)
+class _DeadPeerEndpoint(object):
+    """
+    An ``IStreamClientEndpoint`` whose connections notice a dead peer
+    (see :func:`_tune_socket`).
+    """
+
+    def __init__(self, endpoint):
+        self._endpoint = endpoint
+
+    def connect(self, factory):
+        def tune(protocol):
+            _tune_socket(protocol.transport.getHandle())
+            return protocol
+        return self._endpoint.connect(factory).addCallback(tune)
 
 
 @implementer(IReadDescriptor, IPushProducer)
@@ -198,6 +244,10 @@ class AgentRemote(object):
         self._runner = None
         self._runner_key = None
 
+    def _endpoint(self, address, port):
+        return _DeadPeerEndpoint(HostnameEndpoint(
+            self._reactor, address, port, timeout=self._connect_timeout))
+
     @property
     def known_hosts(self):
         """
@@ -236,7 +286,8 @@ class AgentRemote(object):
                         self._store.known_hosts_path),
                     identities=load_identities([self._store.identity_path]),
                     connect_timeout=self._connect_timeout, port=self._port,
-                    username=self._username)
+                    username=self._username,
+                    endpoint_factory=self._endpoint)
             except SSHConfigurationError as e:
                 raise TargetUnreachable(
                     "this node's key cannot be used: %s" % (e,))

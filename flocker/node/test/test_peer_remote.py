@@ -6,6 +6,7 @@ test reactor (by a :class:`PeerFactory` over a fake volume service).
 """
 
 import os
+import socket
 
 import pytest
 from twisted.internet.defer import inlineCallbacks
@@ -17,7 +18,7 @@ from flocker.testtools import run_in_reactor
 from flocker.volume import HostKeyRejected, TargetUnreachable
 
 from .._peer import PeerFactory
-from .._peer_remote import AgentRemote
+from .._peer_remote import DEAD_PEER_SECONDS, AgentRemote, _tune_socket
 from .test_peer import _Receiver, _Router
 
 
@@ -122,3 +123,25 @@ def test_no_key_yet(tmp_path):
         run_in_reactor(lambda reactor: AgentRemote(reactor, store).start(
             "127.0.0.1", ["receive", "app"]))
     assert "run flocker-deploy to install it" in caught.value.message
+
+
+def test_dead_peer_noticed():
+    """
+    Connections to other nodes give a node that stops answering up within
+    ``DEAD_PEER_SECONDS``: keep-alives every third of it while idle, three
+    unanswered ones, and at most that long for sent data to be
+    acknowledged.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        _tune_socket(sock)
+        tcp = socket.IPPROTO_TCP
+        assert (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(tcp, socket.TCP_KEEPIDLE),
+                sock.getsockopt(tcp, socket.TCP_KEEPINTVL),
+                sock.getsockopt(tcp, socket.TCP_KEEPCNT),
+                sock.getsockopt(tcp, socket.TCP_USER_TIMEOUT)) == (
+            1, DEAD_PEER_SECONDS // 3, DEAD_PEER_SECONDS // 3, 3,
+            DEAD_PEER_SECONDS * 1000)
+    finally:
+        sock.close()
