@@ -114,8 +114,8 @@ def _fence_stale(cluster_state, owners, stopping, phases):
     """
     Add the steps setting aside stale owned copies (see
     :func:`stale_owned_copies`) whose applications are not running or are
-    stopped by the plan, and making followers that lag behind the current
-    owner's epoch follow it.
+    stopped by the plan, and making the followers of those stale owners
+    follow the current owner.
 
     :param owners: Volume name to ``(address, VolumeState)`` of its current
         owner.
@@ -124,7 +124,8 @@ def _fence_stale(cluster_state, owners, stopping, phases):
     """
     node_ids = {address: node.node_id
                 for address, node in cluster_state.nodes.items()}
-    for name, stale in sorted(stale_owned_copies(cluster_state).items()):
+    stale_copies = stale_owned_copies(cluster_state)
+    for name, stale in sorted(stale_copies.items()):
         if name not in owners:
             continue
         owner_address, current = owners[name]
@@ -141,13 +142,19 @@ def _fence_stale(cluster_state, owners, stopping, phases):
             phases[3].append(FenceVolume(node=address, name=name,
                                          owner=owner_id, epoch=current.epoch,
                                          stale=True))
+    # A follower that still follows a stale owner (it missed the failover)
+    # would take that owner's pushes: it learns the current owner.  Copies
+    # following any other earlier owner are left as they are (that owner
+    # pushes nothing, and a move there replaces them).
     for address, node in sorted(cluster_state.nodes.items()):
         for name, volume in sorted(node.volumes.items()):
             if volume.owned or name not in owners:
                 continue
+            stale_ids = {node_ids.get(a) or a for a in stale_copies.get(
+                name, ())}
             owner_address, current = owners[name]
             owner_id = node_ids.get(owner_address) or owner_address
-            if volume.epoch < current.epoch and volume.owner != owner_id:
+            if volume.epoch < current.epoch and volume.owner in stale_ids:
                 phases[1].append(FenceVolume(node=address, name=name,
                                              owner=owner_id,
                                              epoch=current.epoch))

@@ -277,3 +277,27 @@ class StaleOwnerPlanTests(SynchronousTestCase):
             B: state.nodes[B]})
         plan = plan_changes(self.rewritten(), state)
         self.assertEqual(list(leaves(plan)), [])
+
+    def test_follower_of_stale_owner(self):
+        """
+        A follower that missed the failover (it still follows the stale
+        owner) learns the current owner; a copy following an earlier,
+        non-stale owner (left by a move) is left alone.
+        """
+        state = self.state()
+        c_copy = copy(epoch=1, owner=A)
+        state = ClusterState(nodes=dict(state.nodes, **{
+            C: NodeState(address=C, node_id=C, volumes={"web": c_copy})}))
+        plan = plan_changes(self.rewritten(), state)
+        self.assertIn(FenceVolume(node=C, name="web", owner=B, epoch=2),
+                      list(leaves(plan)))
+        moved = ClusterState(nodes={
+            B: NodeState(address=B, node_id=B, applications={"web": WEB},
+                         running=["web"], routes=[],
+                         volumes={"web": copy(owned=True, epoch=3,
+                                              owner=B)}),
+            C: NodeState(address=C, node_id=C, routes=[Route(8080, B)],
+                         volumes={"web": copy(epoch=2, owner=A)})})
+        deployment = Deployment(nodes=[Node(address=B, applications=[WEB]),
+                                       Node(address=C)])
+        self.assertEqual(list(leaves(plan_changes(deployment, moved))), [])
