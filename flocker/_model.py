@@ -1231,6 +1231,9 @@ class NodeState(object):
         connections.
     :ivar node_id: The node's identity (the one its volumes' copies name
         as owner), or ``None`` when unknown.
+    :ivar automatic: ``PMap`` of application name to ``(node address,
+        epoch)``: where etcd says each automatically failed-over application
+        runs, as this node last saw it (empty on a node without etcd).
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -1246,8 +1249,12 @@ class NodeState(object):
     busy_ports = attr.ib(default=frozenset(), converter=frozenset)
     node_id = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(str)))
+    automatic = attr.ib(default=pmap(), converter=pmap)
 
     def __attrs_post_init__(self):
+        for name, (node, epoch) in self.automatic.items():
+            _check(isinstance(node, str) and isinstance(epoch, int),
+                   "automatic must map each name to (node, epoch)")
         for name, application in self.applications.items():
             _check(isinstance(application, Application)
                    and application.name == name,

@@ -345,6 +345,8 @@ def node_state_to_dict(state):
         "images": None if state.images is None else sorted(state.images),
         "busy_ports": sorted(state.busy_ports),
         "node_id": state.node_id,
+        "automatic": {name: [node, epoch] for name, (node, epoch)
+                      in sorted(state.automatic.items())},
     }
 
 
@@ -374,6 +376,8 @@ def node_state_from_dict(data):
         images=None if images is None else [str(i) for i in images],
         busy_ports=[int(p) for p in data.get("busy_ports", ())],
         node_id=data.get("node_id"),
+        automatic={str(name): (str(node), int(epoch)) for name, (node, epoch)
+                   in data.get("automatic", {}).items()},
     )
 
 

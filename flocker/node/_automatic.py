@@ -334,7 +334,7 @@ class AutomaticFailover(object):
     """
 
     def __init__(self, clock, etcd, address, actions, timing=DEFAULT_TIMING,
-                 store=None):
+                 store=None, on_change=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param etcd: ``IEtcd`` provider.
@@ -343,6 +343,8 @@ class AutomaticFailover(object):
         :param LeaseTiming timing: Times of the leases held.
         :param store: An :class:`AutomaticStore` keeping the configuration
             across restarts (read at construction), or ``None``.
+        :param on_change: Called with no argument whenever a placement
+            changes (the agent's kept report is then stale), or ``None``.
         """
         self._clock = clock
         self._etcd = etcd
@@ -350,6 +352,7 @@ class AutomaticFailover(object):
         self._actions = actions
         self._timing = timing
         self._store = store
+        self._on_change = on_change or (lambda: None)
         self._applications = pmap()
         if store is not None:
             self._applications = pmap({a.name: a for a in store.load()})
@@ -552,7 +555,8 @@ class AutomaticFailover(object):
             self._placed(name, *_owner(kv))
         elif kind == b"placement":
             # Released on purpose: nobody is to take it over.
-            self.placements.pop(name, None)
+            if self.placements.pop(name, None) is not None:
+                self._on_change()
         elif kind == b"owner" and kv is None:
             self._owners.discard(name)
             self._owner_gone(name)
@@ -567,7 +571,9 @@ class AutomaticFailover(object):
                 takeover.copy_changed(key, kv)
 
     def _placed(self, name, node, epoch):
-        self.placements[name] = (node, epoch)
+        if self.placements.get(name) != (node, epoch):
+            self.placements[name] = (node, epoch)
+            self._on_change()
         application = self._applications.get(name)
         if application is None:
             return
@@ -774,7 +780,8 @@ def default_automatic_path(environ, address):
     return os.path.join(os.path.dirname(lock), "automatic-%s.json" % (stem,))
 
 
-def automatic_failover(reactor, environ, address, agent, volumes, routes):
+def automatic_failover(reactor, environ, address, agent, volumes, routes,
+                       on_change=None):
     """
     Build the agent's :class:`AutomaticFailover` if it has etcd.
 
@@ -785,6 +792,7 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes):
     :param agent: Callable returning this node's ``INodeAgent``.
     :param volumes: Callable returning the current ``IVolumeService``.
     :param routes: ``IRouteManager`` provider.
+    :param on_change: See :class:`AutomaticFailover`.
     :return: The :class:`AutomaticFailover` (not started), or ``None``.
     """
     endpoints = [e.strip() for e in environ.get(ETCD_ENDPOINTS, "").split(",")
@@ -797,5 +805,6 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes):
         lambda name: failover[0].application(name))
     failover.append(AutomaticFailover(
         reactor, EtcdClient(reactor, endpoints), address, actions,
-        store=AutomaticStore(default_automatic_path(environ, address))))
+        store=AutomaticStore(default_automatic_path(environ, address)),
+        on_change=on_change))
     return failover[0]

@@ -189,7 +189,9 @@ class LocalNodeAgent(object):
                 node_key=(None if self.node_keys is None
                           else self.node_keys.status()),
                 images=images, busy_ports=frozenset(listening) - ours,
-                node_id=node_id)
+                node_id=node_id,
+                automatic={} if self.automatic is None
+                else self.automatic.placements)
         return self._action(NODE_REPORT, report)
 
     def _node_id(self):
