@@ -80,9 +80,9 @@ def http_answer(lab, address, port):
     :return: The body ``GET /`` on ``address:port`` answers from the
         client with status 200, or ``None``.
     """
-    result = lab.run_client(["nc", "-w", "2", address, str(port)],
-                            input="GET / HTTP/1.0\r\n\r\n", check=False,
-                            timeout=30)
+    result = lab.run_client(
+        ["busybox", "nc", "-w", "2", address, str(port)],
+        input="GET / HTTP/1.0\r\n\r\n", check=False, timeout=30)
     text = result.stdout.replace("\r\n", "\n")
     if " 200 " not in text.split("\n", 1)[0]:
         return None
