@@ -27,7 +27,6 @@ agent acts.
 """
 
 import json
-import os
 
 import attr
 from eliot import start_action, write_failure
@@ -37,9 +36,9 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from .._model import Route
-from .._serialize import SerializationError
 from ._automatic_config import AutomaticApplication, automatic_applications
-from ._lock import default_lock_path
+from ._lock import node_file_path
+from ._state_file import load_list, save_list
 from ..etcd import (
     Compare, DEFAULT_TIMING, Delete, EtcdClient, EtcdError, EtcdUnavailable,
     LeaseKeeper, Put, WatchLost,
@@ -287,28 +286,14 @@ class AutomaticStore(object):
             a file.
         :raises SerializationError: For a file this store did not write.
         """
-        try:
-            with open(self.path, "rb") as f:
-                data = json.loads(f.read().decode("utf-8"))
-        except FileNotFoundError:
-            return pvector()
-        except (OSError, ValueError) as e:
-            raise SerializationError("%s: %s" % (self.path, e))
-        if not isinstance(data, list):
-            raise SerializationError("%s: not a list" % (self.path,))
-        return pvector(AutomaticApplication.from_dict(item) for item in data)
+        return pvector(AutomaticApplication.from_dict(item)
+                       for item in load_list(self.path))
 
     def save(self, applications):
         """
         :param applications: Iterable of :class:`AutomaticApplication`.
         """
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        temporary = self.path + ".new"
-        with open(temporary, "w") as f:
-            json.dump([a.to_dict() for a in applications], f)
-        os.replace(temporary, self.path)
+        save_list(self.path, [a.to_dict() for a in applications])
 
 
 def _owner(kv):
@@ -775,9 +760,7 @@ def default_automatic_path(environ, address):
     :return: Where a node's agent keeps its automatic applications: beside
         its deploy lock (``FLOCKER_LOCK_DIR``), named after its address.
     """
-    lock = default_lock_path(environ, address)
-    stem = os.path.basename(lock)[len("deploy-"):-len(".lock")]
-    return os.path.join(os.path.dirname(lock), "automatic-%s.json" % (stem,))
+    return node_file_path(environ, "automatic", address, ".json")
 
 
 def automatic_failover(reactor, environ, address, agent, volumes, routes,
