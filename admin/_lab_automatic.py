@@ -11,10 +11,12 @@ partitioned node answers too.
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["APPLICATION", "IMAGE", "application_text", "deployment_text",
-           "running_on", "http_answer", "etcd_value", "lab_command"]
+           "running_on", "http_answer", "etcd_value", "lab_command",
+           "snapshot_stamp", "wait_replicated"]
 
 #: The image the scenarios run (built by ``admin/lab up``).
 IMAGE = "flocker/busybox:latest"
@@ -123,3 +125,38 @@ def lab_command(argv, check=True, timeout=300):
         raise RuntimeError("admin/lab %s: %s" % (" ".join(argv),
                                                  result.stderr.strip()))
     return result
+
+
+def snapshot_stamp(seconds):
+    """
+    :return: How a snapshot taken at ``seconds`` (POSIX time) is named, for
+        comparing with snapshot names (they sort by time).
+    """
+    return time.strftime("flocker-%Y%m%dT%H%M%S", time.gmtime(seconds))
+
+
+def wait_replicated(lab, name, nodes, since, timeout=120):
+    """
+    Wait until the agents' replication has brought each node's copy of the
+    volume ``name`` to a snapshot taken after ``since``.
+
+    :param nodes: Node names of the standbys.
+    :param float since: POSIX time (of the last write to keep).
+    :raises RuntimeError: If some copy is not there in time.
+    """
+    after = snapshot_stamp(since + 1)
+    deadline = time.monotonic() + timeout
+    waiting = list(nodes)
+    while waiting:
+        for node in list(waiting):
+            listing = lab.run(node, ["flocker-volume", "list"], check=False,
+                              timeout=60)
+            for line in listing.stdout.splitlines():
+                fields = line.split()
+                if fields[:1] == [name] and fields[-1] >= after:
+                    waiting.remove(node)
+        if waiting and time.monotonic() > deadline:
+            raise RuntimeError("%s not replicated to %s within %ds" % (
+                name, ", ".join(waiting), timeout))
+        time.sleep(0.5)
+

@@ -11,11 +11,11 @@ trials; each one picks at random (``--seed``) to ``kill`` or ``partition``
 the node running the application:
 
 1. deploy the application on its current node with the other two as
-   automatic standbys, write a new ``index.html`` and copy the volume to
-   both standbys with ``flocker-volume push`` (the agents' continuous
-   replication is not in this tree: the copy is as fresh as the last write,
-   so the RPO is not measured here; the standbys' copies are sent afresh
-   each trial, since after a failover they follow the old owner);
+   automatic standbys (``every: 2s``), write a new ``index.html`` and wait
+   until the agents' replication has copied it to both standbys (so the
+   RPO is not measured here: nothing is written between the copy and the
+   fault); after a failover the other copies follow the old owner, so they
+   are removed first and sent afresh;
 2. cut the node; every 0.5 s, see where the application's container runs
    (on every node, the cut one included) and what each live node's routed
    port answers;
@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO / "admin"))
 
 from _lab_automatic import (  # noqa: E402
     IMAGE, application_text, deployment_text, etcd_value, http_answer,
-    lab_command, running_on,
+    lab_command, running_on, wait_replicated,
 )
 from _lab_client import Lab  # noqa: E402
 
@@ -110,26 +110,27 @@ class Bench(object):
 
     def prepare(self, primary, trial):
         """
-        Deploy on ``primary``, write the trial's content, copy it to the
-        standbys.
+        Deploy on ``primary``, write the trial's content, wait until the
+        agents' replication has copied it to the standbys.
 
         :return: The content written.
         """
+        standbys = [node for node in self.nodes if node != primary]
+        if trial:
+            # After a failover the other copies follow the old owner, or
+            # are the old owner's own (setting those aside is the fencing
+            # of the failover work): they are removed, and replication
+            # sends the volume afresh.
+            for node in standbys:
+                self.lab.run(node, ["flocker-volume", "delete", self.name],
+                             check=False)
         self.deploy(primary)
         content = "trial %d of %s\n" % (trial, self.name)
         self.lab.run(primary, ["docker", "exec", "-i",
                                "flocker--" + self.name, "tee",
                                "/www/index.html"], input=content)
-        for node in self.nodes:
-            if node != primary:
-                # After a failover the other copies follow the old owner
-                # (or are the old owner's): bringing them to follow the new
-                # one is the replication and fencing of the failover work,
-                # not in this tree, so they are sent afresh.
-                self.lab.run(node, ["flocker-volume", "delete", self.name],
-                             check=False)
-                self.lab.run(primary, ["flocker-volume", "push", self.name,
-                                       self.address[node]], timeout=300)
+        wait_replicated(self.lab, self.name, standbys, time.time(),
+                        timeout=300)
         return content
 
     def trial(self, primary, fault, content):
@@ -237,9 +238,11 @@ def main():
             fault = chooser.choice(["kill", "partition"])
             try:
                 content = bench.prepare(primary, trial)
-            except subprocess.CalledProcessError as e:
+            except (subprocess.CalledProcessError, RuntimeError) as e:
                 rows.append((trial, fault, primary, "-", "-",
-                             "not prepared: %s" % (" ".join(e.cmd[5:]),)))
+                             "not prepared: %s" % (
+                                 " ".join(e.cmd[5:]) if hasattr(e, "cmd")
+                                 else e,)))
                 break
             rto, fenced, new = bench.trial(primary, fault, content)
             bench.recover(primary, fault)

@@ -3,15 +3,13 @@ Automatic failover on the lab (``admin/lab``): an application with
 ``automatic: true`` on three real nodes, each with its etcd member and its
 agent holding or watching the application's lease.
 
-One ordered scenario: deploy; write data and copy it to both standbys;
+One ordered scenario: deploy; write data and wait until the agents'
+replication (``every: 2s``) has copied it to both standbys;
 partition the node running the application (it stops the application
 itself, a standby takes over, never two run it, sampled every second, and
 the application answers again on every live node's routed port); heal (the
 node that came back does not start it, its routes follow); a deploy of the
 old deployment file is refused.
-
-The standby copies are sent with ``flocker-volume push`` by the test: the
-agents' continuous replication is not in this tree yet.
 """
 
 import os
@@ -22,7 +20,7 @@ import pytest
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer, lab_command,
-    running_on,
+    running_on, wait_replicated,
 )
 
 PORT = 18097
@@ -108,15 +106,13 @@ class TestAutomaticFailover(object):
 
     def test_02_write_and_copy(self):
         """
-        Data written on the running node is copied to both standbys; every
-        node answers it on the routed port.
+        Data written on the running node reaches both standbys by the
+        agents' replication; every node answers it on the routed port.
         """
         s = self.s
         s.lab.run(s.nodes[0], ["docker", "exec", "-i", "flocker--" + s.name,
                                "tee", "/www/index.html"], input=s.content)
-        for address in s.addresses[1:]:
-            s.lab.run(s.nodes[0], ["flocker-volume", "push", s.name,
-                                   address], timeout=120)
+        wait_replicated(s.lab, s.name, s.nodes[1:], time.time())
         for address in s.addresses:
             assert http_answer(s.lab, address, PORT) == s.content
 
