@@ -23,7 +23,7 @@ __all__ = [
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
     "NODE_SET_ROUTES", "NODE_INSTALL_KEY", "NODE_TAKE_OVER_VOLUME",
-    "NODE_FENCE_VOLUME", "NODE_BOOT",
+    "NODE_FENCE_VOLUME", "NODE_BOOT", "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
@@ -241,6 +241,13 @@ NODE_BOOT = ActionType(
                      "deploy: their volume may have failed over.")],
     "The agent applies the restart policies of the node's stopped "
     "applications with volumes when it starts.")
+
+NODE_SELF_FENCE = ActionType(
+    "flocker:node:self_fence",
+    [_VOLUME],
+    [Field.for_types("stopped", [list], "Applications stopped.")],
+    "A standby refused this node's push of a volume because it follows a "
+    "later ownership epoch: the applications using the stale copy stop.")
 
 NODE_ANNOUNCE_FAILED = MessageType(
     "flocker:node:announce_failed",

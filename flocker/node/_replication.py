@@ -37,6 +37,7 @@ from .._model import ReplicationStatus, StandbyStatus
 from .._serialize import (
     SerializationError, replication_from_dict, replication_to_dict,
 )
+from ..volume._errors import StaleEpoch
 from ._state_file import load_list, save_list
 from ._logging import (
     REPLICATE_VOLUME, REPLICATION_CONFIGURED, REPLICATION_LAG,
@@ -212,6 +213,12 @@ class _VolumeLoop(object):
             # Already the action's failure in the log; kept as the
             # standby's status until a round succeeds.
             figures.error = _one_line(failure)
+            if failure.check(StaleEpoch) and replicator.on_stale is not None:
+                # The standby follows a later owner: this node's copy is
+                # stale (the volume failed over while this node was cut
+                # off), so what uses it must stop serving now.
+                maybeDeferred(replicator.on_stale, volume).addErrback(
+                    write_failure)
         return finished.addErrback(failed)
 
 
@@ -222,7 +229,7 @@ class Replicator(object):
     :ivar clock: ``IReactorTime`` provider pacing the rounds.
     """
 
-    def __init__(self, clock, volumes, store=None):
+    def __init__(self, clock, volumes, store=None, on_stale=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param volumes: Callable returning the node's current
@@ -230,9 +237,14 @@ class Replicator(object):
             was missing).
         :param store: A :class:`ReplicationStore` remembering the
             configuration, or ``None`` to remember nothing.
+        :param on_stale: ``None``, or a callable given the name of a volume
+            whose push a standby refused because it follows a later
+            ownership epoch (``StaleEpoch``: this node's copy is stale), at
+            each such refusal.
         """
         self.clock = clock
         self.volumes = volumes
+        self.on_stale = on_stale
         self._store = store
         self._loops = {}
         self._figures = {}

@@ -315,6 +315,7 @@ def build_service(reactor, options, environ):
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
+    from ._boot import stop_stale_applications
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
@@ -342,8 +343,11 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
-        replicator = Replicator(reactor, lambda: current[0], ReplicationStore(
-            default_replication_path(environ, address)))
+        replicator = Replicator(
+            reactor, lambda: current[0], ReplicationStore(
+                default_replication_path(environ, address)),
+            on_stale=lambda volume: stop_stale_applications(
+                docker, service.agent(address), volume))
         # The report is kept between requests (see _report_cache).
         stamp = stamp_path(environ, pool)
         keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),

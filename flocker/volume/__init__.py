@@ -18,7 +18,7 @@ from ._errors import (
     VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError, InvalidSize,
+    HandoffConflict, RemoteError, InvalidSize, StaleEpoch,
 )
 from ._zfs import ZFSPool
 from ._api import IVolumeService, VolumeInfo, PushResult
@@ -37,7 +37,7 @@ __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
-    "RemoteError", "HostKeyRejected", "InvalidSize",
+    "RemoteError", "HostKeyRejected", "InvalidSize", "StaleEpoch",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",

@@ -17,7 +17,8 @@ from twisted.internet.defer import DeferredList, inlineCallbacks
 from ._api import PROTOCOL_VERSION, check_node_id
 from ._epoch import check_sender_epoch
 from ._errors import (
-    NotOwner, OutOfSpace, PoolMissing, StreamRejected, UnsafeName, ZFSError,
+    OutOfSpace, PoolMissing, StaleEpoch, StreamRejected, UnsafeName,
+    ZFSError,
 )
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
@@ -125,7 +126,7 @@ class ReceivingMixin(object):
             try:
                 check_sender_epoch(name, dataset.epoch, request.get("epoch"))
             except ValueError as e:
-                raise NotOwner(str(e))
+                raise StaleEpoch(str(e))
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})

@@ -176,6 +176,24 @@ class ReplicatorTests(SynchronousTestCase):
         self.assertEqual((status.snapshot, status.bytes_sent), (None, 0))
         self.assertIn("does not exist", status.error)
 
+    def test_stale_copy_reported(self):
+        """
+        When a standby refuses a push because it follows a later epoch (the
+        volume failed over meanwhile), the replicator tells ``on_stale``
+        the volume's name, and the standby's status says why.
+        """
+        stale = []
+        replicator = Replicator(self.clock, lambda: self.cluster.primary,
+                                on_stale=stale.append)
+        replicator.configure({"web": web()})
+        self.clock.advance(0)
+        self.successResultOf(self.cluster.nodes[STANDBY].fence(
+            "web", "node-9", 5))
+        self.clock.advance(2)
+        status = replicator.status()["web"].standbys[STANDBY]
+        self.assertEqual(stale, ["web"])
+        self.assertIn("epoch 5", status.error)
+
     def test_lag(self):
         """
         A standby's lag is the time since the snapshot it last confirmed
