@@ -234,10 +234,11 @@ class LocalFailoverActions(object):
         if application is None or application.application is None:
             raise ValueError("no definition of %s to start" % (name,))
         agent = self._agent()
-        # The standby's copy becomes the owner's (the epoch itself guards
-        # it in etcd: only the claim's winner gets here).
+        # The standby's copy becomes the owned one at the claim's epoch,
+        # above every copy's: the old owner's pushes are refused from then
+        # on, and its copy is set aside when it comes back.
         for volume in application.volumes:
-            yield agent.acquire_volume(volume, None, None)
+            yield agent.take_over_volume(volume, epoch)
         yield agent.start_application(application.application)
 
     @inlineCallbacks
@@ -250,9 +251,10 @@ class LocalFailoverActions(object):
         if not all(volume in copies for volume in application.volumes):
             return None
         # A copy is as fresh as the least fresh of its volumes.
+        epoch = min(copies[volume].epoch for volume in application.volumes)
         latest = min((copies[volume].snapshots or [""])[-1]
                      for volume in application.volumes)
-        return (0, latest or None)
+        return (epoch, latest or None)
 
     @inlineCallbacks
     def follow(self, name, node, ports):

@@ -7,6 +7,8 @@ three nodes sharing one in-memory etcd on a deterministic clock.
 import json
 import os
 
+import attr
+
 from hypothesis import given, settings
 from hypothesis.strategies import (
     booleans, integers, lists, sampled_from, tuples,
@@ -659,3 +661,34 @@ class MovedByFailoverTests(SynchronousTestCase):
         self.successResultOf(agent.start_application(PLAIN))
         self.assertEqual({"plain": (A, 1)},
                          dict(self.successResultOf(agent.report()).automatic))
+
+
+class LocalFailoverActionsStartTests(SynchronousTestCase):
+    """
+    ``LocalFailoverActions`` takes a standby's copy over and reads its
+    freshness, on a local agent with in-memory volumes.
+    """
+
+    def test_freshness_and_start(self):
+        """
+        A standby's copy is as fresh as its epoch and newest snapshot;
+        starting takes it over at the claim's epoch and starts the
+        application on it.
+        """
+        primary, standby = local_pair()
+        application = attr.evolve(PLAIN, volume=AttachedVolume(
+            mountpoint="/data"))
+        self.successResultOf(primary.create_volume("plain", None))
+        self.successResultOf(primary.push_volume("plain", B))
+        config = AutomaticApplication(name="plain", primary=A, standbys=[B],
+                                      application=application)
+        actions = LocalFailoverActions(B, lambda: standby,
+                                       lambda: standby.volumes,
+                                       standby.routes, lambda name: config)
+        epoch, latest = self.successResultOf(actions.copy_freshness("plain"))
+        self.assertTrue(latest.startswith("flocker-"))
+        self.successResultOf(actions.start("plain", epoch + 1))
+        state = self.successResultOf(standby.report())
+        self.assertEqual((True, epoch + 1, {"plain"}),
+                         (state.volumes["plain"].owned,
+                          state.volumes["plain"].epoch, set(state.running)))
