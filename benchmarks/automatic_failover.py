@@ -272,7 +272,7 @@ def main():
           "hand %.2f s (median of %s)" % (
               DEFAULT_TIMING.ttl, DEFAULT_TIMING.renew_every,
               statistics.median(floors),
-        ", ".join("%.2f" % f for f in floors)))
+              ", ".join("%.2f" % f for f in floors)))
     figures = {
         "trials": len(rows), "seed": seed,
         "rto_s": round(statistics.median(rtos), 2) if rtos else None,
