@@ -125,7 +125,7 @@ def cluster_status(deployment, state, unreachable=None, placed=None):
             if application.project != deployment.project:
                 continue
             found.setdefault(name, []).append(
-                (address, application, name in node.running))
+                (address, node.as_running(name), name in node.running))
     failed_over = failover_placements(state)
     rows = []
     for name in sorted(set(placements) | set(found)):

@@ -22,8 +22,9 @@ __all__ = [
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
-    "NODE_SET_ROUTES", "NODE_INSTALL_KEY", "NODE_TAKE_OVER_VOLUME",
-    "NODE_FENCE_VOLUME", "NODE_BOOT", "NODE_SELF_FENCE",
+    "NODE_SET_ROUTES", "NODE_SET_LINKS", "NODE_INSTALL_KEY",
+    "NODE_TAKE_OVER_VOLUME", "NODE_FENCE_VOLUME", "NODE_BOOT",
+    "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
@@ -292,6 +293,13 @@ NODE_SET_ROUTES = ActionType(
     "flocker:node:set_routes",
     [_ADDRESS, _ROUTES], [],
     "Make this node's routes exactly the given ones.")
+
+NODE_SET_LINKS = ActionType(
+    "flocker:node:set_links",
+    [_ADDRESS, _APPLICATION,
+     Field.for_types("links", [int], "How many links it gets.")], [],
+    "Make a running application's links and names exactly the given ones, "
+    "without restarting it.")
 
 _FINGERPRINT = Field.for_types(
     "fingerprint", [str], "SHA256 fingerprint of the node-to-node SSH key.")

@@ -308,6 +308,7 @@ def build_service(reactor, options, environ):
     from ._automatic import automatic_failover
     from ._docker import DockerClient, socket_path_from_docker_host
     from ._events import DockerEvents
+    from ._hosts import write_container_hosts
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
@@ -362,7 +363,8 @@ def build_service(reactor, options, environ):
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor,
-                             automatic=automatic, replicator=replicator),
+                             automatic=automatic, replicator=replicator,
+                             write_hosts=write_container_hosts),
                 keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),

@@ -73,6 +73,11 @@ class SSHRemote(object):
         self._options = ["-o", "BatchMode=yes",
                          "-o", "StrictHostKeyChecking=yes",
                          "-o", "ConnectTimeout=%d" % (connect_timeout,),
+                         # A node that stops answering mid-transfer (or
+                         # while a shared connection idles) is given up
+                         # after about 15 s, not TCP's many minutes.
+                         "-o", "ServerAliveInterval=5",
+                         "-o", "ServerAliveCountMax=3",
                          "-o", "LogLevel=ERROR", "-T", "-x", "-e", "none"]
         if config is not None:
             self._options[:0] = ["-F", config]
