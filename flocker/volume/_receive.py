@@ -207,11 +207,20 @@ class ReceivingMixin(object):
     def _zfs_receive(self, name, stream, suffix, force, request):
         # Known by now (the header carried them): no command.
         capabilities = yield self.pool.capabilities()
+        maximum_size = request.get("maximum_size")
+        available = None
+        if maximum_size is None:
+            # A stream always has a limit: without the volume's, the room
+            # the pool has (no copy can take more), as the listing this
+            # receive started with said.
+            available = self._pool_free
+            if available is None:
+                available = yield self.pool.available()
         try:
             yield self.pool.receive(
                 name, stream, request["snapshot"], request["base"],
                 suffix=suffix, force=force,
-                limit=stream_limit(request.get("maximum_size")),
+                limit=stream_limit(maximum_size, available),
                 capabilities=capabilities)
         except (OutOfSpace, PoolMissing):
             raise
@@ -274,6 +283,10 @@ class ReceivingMixin(object):
         # the path of every hand-off, while the application is down.
         datasets = {dataset.name: dataset
                     for dataset in (yield self._list())}
+        root = datasets.get("")
+        free = None if root is None else root.get("available")
+        # Remembered for this receive's size limit (see _zfs_receive).
+        self._pool_free = int(free) if free and free.isdigit() else None
         current = datasets.get(name)
         incoming = datasets.get(name + ".flocker-recv")
         old = datasets.get(name + ".flocker-old")
