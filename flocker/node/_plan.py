@@ -517,6 +517,13 @@ def plan_changes(deployment, cluster_state, addresses=None,
                  _owners_after(owners, copies, phases))
 
     _plan_replication(deployment, cluster_state, unknown, phases[4])
+    # A standby copy that the new owner replaces by a full push follows it
+    # once received: fencing it too, at the same time, would race the push.
+    replaced = {(c.target, c.name) for c in phases[4]
+                if isinstance(c, PushVolume) and c.replace_copy}
+    phases[4][:] = [c for c in phases[4]
+                    if not (isinstance(c, FenceVolume)
+                            and (c.node, c.name) in replaced)]
     waves = _start_waves(starts)
     phases[4].extend(waves[0] if waves else ())
     plan = _phased(labels, phases, parallel=phases[4])
