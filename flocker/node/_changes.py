@@ -445,10 +445,11 @@ class SetLinks(object):
 
     def describe(self):
         names = sorted({link.alias for link in self.links if link.named})
-        return "%s: update the links of application %s in place (%d link%s%s)" % (
-            self.node, self.name, len(self.links),
-            "" if len(self.links) == 1 else "s",
-            "; names " + ", ".join(names) if names else "")
+        return ("%s: update the links of application %s in place "
+                "(%d link%s%s)" % (
+                    self.node, self.name, len(self.links),
+                    "" if len(self.links) == 1 else "s",
+                    "; names " + ", ".join(names) if names else ""))
 
 
 @implementer(IStateChange)

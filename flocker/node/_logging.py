@@ -26,7 +26,7 @@ __all__ = [
     "NODE_TAKE_OVER_VOLUME", "NODE_FENCE_VOLUME", "NODE_BOOT",
     "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
-    "AGENT_INTERNAL_ERROR",
+    "AGENT_INTERNAL_ERROR", "PEER_REFUSED", "PEER_RECEIVE",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
@@ -336,6 +336,20 @@ AGENT_CONNECTION = MessageType(
     "flocker:node:agent:connection",
     [_PEER],
     "A client connected to the node agent.")
+
+PEER_REFUSED = MessageType(
+    "flocker:node:peer:refused",
+    [_WHAT],
+    "The agent's peer socket refused a request (another user, a malformed "
+    "handover, or a command a node key may not run: anything but a push); "
+    "nothing was changed.")
+
+PEER_RECEIVE = ActionType(
+    "flocker:node:peer:receive",
+    [Field.for_types("caller", [str], "The pushing node's identity, as "
+                     "its key's line names it."), _VOLUME],
+    [],
+    "Another node pushes a volume here through the peer socket.")
 
 AGENT_REFUSED = MessageType(
     "flocker:node:agent:refused",

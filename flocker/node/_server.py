@@ -153,7 +153,8 @@ class AgentService(object):
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
-                 expected_errors=(), log_router=None, replicator=None):
+                 expected_errors=(), log_router=None, replicator=None,
+                 volumes=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -169,6 +170,9 @@ class AgentService(object):
             ``None`` for this process's.
         :param replicator: The node's replicator (started, and its metrics
             served, once the agent listens), or ``None``.
+        :param volumes: Callable returning the node's current
+            ``IVolumeService`` provider (what the peer socket serves:
+            :mod:`flocker.node._peer`), or ``None``.
         """
         self.clock = clock
         self.lock = lock
@@ -179,6 +183,7 @@ class AgentService(object):
         self.expected_errors = (SerializationError,) + tuple(expected_errors)
         self.log_router = (_process_log_router() if log_router is None
                            else log_router)
+        self.volumes = volumes
 
     def agent(self, address):
         """

@@ -30,7 +30,7 @@ from ._nodekey import (
     NodeKeyStore, authorized_keys_line, replace_marked_lines,
     default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
 )
-from ._forced import CommandRefused, allowed_command
+from ._forced import CommandRefused, peer_request
 from ._stream import StreamTooLarge, check_begin_record, receive_flags
 
 __all__ = [
@@ -46,6 +46,6 @@ __all__ = [
     "NodeKeyStore", "authorized_keys_line",
     "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
     "NodeKeyError", "NodeKeyRemote",
-    "CommandRefused", "allowed_command",
+    "CommandRefused", "peer_request",
     "StreamTooLarge", "check_begin_record", "receive_flags",
 ]

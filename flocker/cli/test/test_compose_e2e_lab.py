@@ -12,6 +12,10 @@ seeded once, a named volume, a file bind mount, ``depends_on: {db:
 port) and ``priv`` (an HTTP server on a port it only exposes, with a network
 alias).  ``flocker-deploy`` runs in the client namespace with the compose
 file as written.
+
+A second scenario upgrades a project whose named volume predates the
+project prefix: the deploy refuses to create the prefixed volume empty and
+says how to keep the data.
 """
 
 import os
@@ -381,5 +385,96 @@ class TestComposeProject(object):
         Deploying the same files again changes nothing.
         """
         result = self.p.deploy({"db": 2, "web": 0, "dns": 1, "priv": 0})
+        assert "cluster already converged" in result.stdout, \
+            result.stdout + result.stderr
+
+
+UPGRADE = """\
+name: {project}
+services:
+  db:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/data"]
+    volumes: ["{key}:/data"]
+volumes:
+  {key}:{named}
+"""
+
+
+@pytest.fixture(scope="class")
+def upgrade(request, lab, tmp_path_factory):
+    """
+    A project deployed as before named volumes were named after their
+    project: its volume is named by its key alone (``name:`` written).
+    """
+    state = _Project(lab, str(tmp_path_factory.mktemp("compose-upgrade")),
+                     request.session.testsfailed)
+    state.key = "v" + state.token
+    yield state
+    state.write("compose.yaml", UPGRADE.format(
+        project=state.project, image=IMAGE, key=state.key,
+        named=" {name: %s}" % (state.key,)))
+    state.deploy({})
+    result = state.nodes[0].run(["flocker-volume", "list"], check=False)
+    for line in result.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if state.key in name:
+            state.nodes[0].run(["flocker-volume", "delete", name],
+                               check=False)
+
+
+class TestNamedVolumeUpgrade(object):
+    """
+    Upgrading a deployment whose named volume predates the project prefix:
+    no empty volume replaces its data.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, upgrade):
+        if request.session.testsfailed > upgrade.failures:
+            pytest.skip("an earlier step of the scenario failed")
+        self.p = upgrade
+
+    def write(self, named):
+        p = self.p
+        p.write("compose.yaml", UPGRADE.format(
+            project=p.project, image=IMAGE, key=p.key,
+            named=" {name: %s}" % (p.key,) if named else ""))
+
+    def test_01_old_deployment(self):
+        """
+        The project runs with its volume named by its key, holding data.
+        """
+        p = self.p
+        self.write(named=True)
+        result = p.deploy({"db": 0})
+        assert result.returncode == 0, result.stdout + result.stderr
+        p.run_in("db", ["sh", "-c", "echo kept > /data/row"])
+
+    def test_02_prefixed_refused(self):
+        """
+        The same file without ``name:`` asks for PROJECT_KEY: the deploy
+        stops before its first change, saying how to keep the data; the
+        container runs on with it.
+        """
+        p = self.p
+        started = p.started("db")
+        self.write(named=False)
+        result = p.deploy({"db": 0})
+        output = result.stdout + result.stderr
+        assert (result.returncode != 0,
+                "its volume %s is now named %s_%s" % (p.key, p.project, p.key)
+                in output, 'give the top-level volume %s "name: %s"' % (
+                    p.key, p.key) in output,
+                p.started("db"),
+                p.run_in("db", ["cat", "/data/row"]).stdout) == (
+                    True, True, True, started, "kept\n"), output
+
+    def test_03_named_kept(self):
+        """
+        With ``name:`` written, as the refusal says, nothing changes.
+        """
+        self.write(named=True)
+        result = self.p.deploy({"db": 0})
         assert "cluster already converged" in result.stdout, \
             result.stdout + result.stderr

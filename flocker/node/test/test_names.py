@@ -3,6 +3,7 @@ Tests for :mod:`flocker.node._names`: service names that resolve.
 """
 
 import attr
+from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
@@ -12,6 +13,7 @@ from flocker._model import (
 from flocker.node._names import (
     EXPOSED_PORTS, exposed_ports, name_addresses, with_service_names,
 )
+from flocker.testtools.strategies import fuzz_settings
 
 WEB = Application(name="web", image="i", ports=[
     Port(internal=80, external=8080), Port(internal=443, external=8443)])
@@ -257,3 +259,63 @@ class WithServiceNamesTests(SynchronousTestCase):
             (links(found, "site.example"), links(found, "db")),
             ([("db", 5432, 15432), ("xmpp.meet.jitsi", 5432, 15432)],
              [("site.example", 80, 80)]))
+
+
+_PORTS = st.lists(st.tuples(st.integers(1, 70), st.sampled_from(["tcp", "udp"])),
+                  max_size=3, unique=True)
+
+
+@st.composite
+def _projects(draw):
+    """
+    A project of up to six applications on two nodes, each publishing and
+    exposing a few ports (external ports unique per protocol).
+    """
+    count = draw(st.integers(1, 6))
+    taken = set()
+    nodes = {"a": [], "b": []}
+    for index in range(count):
+        ports = []
+        for internal, protocol in draw(_PORTS):
+            external = 8000 + draw(st.integers(0, 40))
+            if (external, protocol) not in taken:
+                taken.add((external, protocol))
+                ports.append(Port(internal=internal, external=external,
+                                  protocol=protocol))
+        application = Application(
+            name="s%d" % (index,), image="i", ports=ports,
+            options=ContainerOptions(expose=draw(_PORTS)))
+        nodes[draw(st.sampled_from(["a", "b"]))].append(application)
+    return project(*nodes.items())
+
+
+class WithServiceNamesPropertyTests(SynchronousTestCase):
+    """
+    Properties of ``with_service_names`` on generated projects.
+    """
+
+    @fuzz_settings(default=100)
+    @given(_projects())
+    def test_every_name_every_port(self, deployment):
+        """
+        Every application reaches every other one by name on each port it
+        publishes or exposes, at the external port that application
+        publishes; applying it again changes nothing.
+        """
+        found = with_service_names(deployment)
+        placed = found.placements()
+        for name, (_, application) in placed.items():
+            reached = {(l.alias, l.local_port, l.protocol, l.remote_port)
+                       for l in application.links if l.named}
+            wanted = set()
+            for other, (_, target) in placed.items():
+                if other == name:
+                    continue
+                published = {(p.internal, p.protocol): p.external
+                             for p in target.ports}
+                assert set(target.options.expose) <= set(published)
+                wanted.update((other, internal, protocol, external)
+                              for (internal, protocol), external
+                              in published.items())
+            assert reached == wanted
+        assert with_service_names(found) == found
