@@ -2,8 +2,12 @@
 Pipes for the volume service, moved inside the reactor: :func:`pump` moves
 a stream from one pipe to another while counting the bytes (so a push can
 report its progress and stream size), :func:`read_prefix` reads the start
-of a stream without taking more.  Child processes themselves are run by
-:mod:`flocker._process`.
+of a stream without taking more.  Both can give up on a source that stays
+silent (``idle_timeout``): the receiving end of a push reads from another
+node, which may die without its connection ever saying so (a killed or
+cut-off node sends no FIN; TCP would wait for hours), and a receive holds
+its volume's lock, so a fence or take-over of that volume would wait behind
+it forever.  Child processes themselves are run by :mod:`flocker._process`.
 """
 
 import errno
@@ -17,7 +21,7 @@ from zope.interface import implementer
 
 __all__ = [
     "pump", "make_pipe", "close_quietly", "CHUNK_SIZE", "LimitExceeded",
-    "read_prefix",
+    "read_prefix", "SourceIdle",
 ]
 
 #: How much :func:`pump` asks the kernel to move at once, and the capacity it
@@ -90,13 +94,59 @@ class LimitExceeded(Exception):
         self.limit = limit
 
 
+class SourceIdle(Exception):
+    """
+    :func:`pump` or :func:`read_prefix` got nothing from its source for its
+    ``idle_timeout``.
+
+    :ivar seconds: That timeout, in seconds.
+    """
+
+    def __init__(self, seconds):
+        Exception.__init__(self, seconds)
+        self.seconds = seconds
+
+
+class _IdleTimer(object):
+    """
+    Calls ``expired`` once ``seconds`` pass without :meth:`touch`; does
+    nothing when ``seconds`` is ``None``.
+    """
+
+    def __init__(self, clock, seconds, expired):
+        self._clock = clock
+        self._seconds = seconds
+        self._expired = expired
+        self._call = None
+        self.touch()
+
+    def touch(self):
+        """
+        Something arrived: the silence starts again from now.
+        """
+        if self._seconds is None:
+            return
+        if self._call is not None and self._call.active():
+            self._call.reset(self._seconds)
+        else:
+            self._call = self._clock.callLater(self._seconds, self._expired)
+
+    def stop(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+
+
 class _Pump(object):
     """
     Move bytes from one pipe to another as the reactor says they can move.
     """
 
-    def __init__(self, reactor, source, sink, progress, limit=None):
+    def __init__(self, reactor, source, sink, progress, limit=None,
+                 idle_timeout=None):
         self._reactor = reactor
+        self._idle_timeout = idle_timeout
+        self._idle = None
+        self._sink_full = False
         self._source = source
         self._sink = sink
         self._progress = progress
@@ -111,9 +161,22 @@ class _Pump(object):
         self._writer = _Descriptor(sink, self._move)
 
     def start(self):
+        self._idle = _IdleTimer(self._reactor, self._idle_timeout,
+                                self._silent)
         self._reactor.addReader(self._reader)
 
+    def _silent(self):
+        if self._finished:
+            return
+        if self._sink_full:
+            # Waiting for the reader of the sink (a busy zfs receive), not
+            # for the source: that is not the source's silence.
+            self._idle.touch()
+            return
+        self._finish(SourceIdle(self._idle_timeout))
+
     def _wait_for(self, sink_full):
+        self._sink_full = sink_full
         if sink_full:
             self._reactor.removeReader(self._reader)
             self._reactor.addWriter(self._writer)
@@ -169,6 +232,7 @@ class _Pump(object):
         except OSError as e:
             outcome = e
         if moved:
+            self._idle.touch()
             self._count += moved
             if self._progress is not None:
                 self._progress(self._count)
@@ -179,6 +243,7 @@ class _Pump(object):
 
     def _finish(self, error):
         self._finished = True
+        self._idle.stop()
         self._reactor.removeReader(self._reader)
         self._reactor.removeWriter(self._writer)
         for fd in (self._source, self._sink):
@@ -195,33 +260,39 @@ class _Pump(object):
 _splice = getattr(os, "splice", None)
 
 
-def pump(reactor, source, sink, progress=None, limit=None):
+def pump(reactor, source, sink, progress=None, limit=None,
+         idle_timeout=None):
     """
     Copy everything from ``source`` to ``sink`` (both pipes) in the reactor,
     without ever blocking it; close both when ``source`` ends.
 
-    :param reactor: An ``IReactorFDSet`` provider.
+    :param reactor: An ``IReactorFDSet`` provider (and ``IReactorTime``
+        with an ``idle_timeout``).
     :param int source: File descriptor to read; this function takes it over.
     :param int sink: File descriptor to write; this function takes it over.
     :param progress: ``None`` or a callable given the running byte count.
     :param limit: ``None``, or the most bytes to copy: with more to come,
         the copy stops (at most one byte past it) and fails.
+    :param idle_timeout: ``None``, or the most seconds to wait without a
+        byte moving: then the copy stops (both descriptors closed, so the
+        reader of ``sink`` sees the stream cut short) and fails.
     :return: ``Deferred`` firing with the number of bytes copied, or failing
-        with ``OSError`` (``EPIPE`` when the reader of ``sink`` went away)
-        or :class:`LimitExceeded`.
+        with ``OSError`` (``EPIPE`` when the reader of ``sink`` went away),
+        :class:`LimitExceeded` or :class:`SourceIdle`.
     """
-    worker = _Pump(reactor, source, sink, progress, limit)
+    worker = _Pump(reactor, source, sink, progress, limit, idle_timeout)
     worker.start()
     return worker.done
 
 
-def read_prefix(reactor, fd, limit, delimiter=None):
+def read_prefix(reactor, fd, limit, delimiter=None, idle_timeout=None):
     """
     Read the start of what arrives on ``fd`` without blocking the reactor
     and without reading past it (the rest is for another reader, a ZFS
     stream for ``zfs receive`` say).
 
-    :param reactor: An ``IReactorFDSet`` provider.
+    :param reactor: An ``IReactorFDSet`` provider (and ``IReactorTime``
+        with an ``idle_timeout``).
     :param int fd: The descriptor (left open, its blocking mode restored).
     :param int limit: With a ``delimiter``, the longest line accepted;
         without, exactly how many bytes to read.
@@ -230,7 +301,8 @@ def read_prefix(reactor, fd, limit, delimiter=None):
     :return: ``Deferred`` firing with the bytes read: without a
         ``delimiter``, ``limit`` bytes or fewer if the input ended sooner;
         with one, the line without it, or ``None`` at end of input or past
-        ``limit``.
+        ``limit``; or failing with :class:`SourceIdle` when ``idle_timeout``
+        (seconds, or ``None`` for no limit) passes without a byte.
     """
     result = Deferred()
     collected = bytearray()
@@ -250,6 +322,7 @@ def read_prefix(reactor, fd, limit, delimiter=None):
                 return
             except OSError as e:
                 return done(e)
+            idle.touch()
             if delimiter is None:
                 collected.extend(data)
                 if not data or len(collected) >= limit:
@@ -262,6 +335,7 @@ def read_prefix(reactor, fd, limit, delimiter=None):
     reader = _Descriptor(fd, read)
 
     def done(value):
+        idle.stop()
         reactor.removeReader(reader)
         os.set_blocking(fd, was_blocking)
         if isinstance(value, Exception):
@@ -269,6 +343,11 @@ def read_prefix(reactor, fd, limit, delimiter=None):
         else:
             result.callback(value)
 
+    def silent():
+        if not result.called:
+            done(SourceIdle(idle_timeout))
+
+    idle = _IdleTimer(reactor, idle_timeout, silent)
     reactor.addReader(reader)
     return result
 

@@ -22,8 +22,8 @@ from ._errors import (
 )
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
-from ._process import read_prefix
-from ._stream import stream_limit
+from ._process import SourceIdle, read_prefix
+from ._stream import RECEIVE_IDLE_TIMEOUT, sender_silent, stream_limit
 from ._zfs import (
     EPOCH, OWNER, PUSHED, Dataset, check_snapshot_name, check_volume_name,
 )
@@ -31,15 +31,24 @@ from ._zfs import (
 __all__ = ["ReceivingMixin"]
 
 
-def _read_line(reactor, fd, limit=65536):
+@inlineCallbacks
+def _read_line(reactor, fd, name, limit=65536):
     """
     Read one line from ``fd`` without blocking the reactor and without
     reading past it (the rest is a ZFS stream for another process).
 
+    :param str name: The volume received (for the error).
     :return: ``Deferred`` firing with the line (no newline) or ``None`` at
         end of input.
+    :raises StreamRejected: Nothing came for
+        :data:`~flocker.volume._stream.RECEIVE_IDLE_TIMEOUT` seconds.
     """
-    return read_prefix(reactor, fd, limit, b"\n")
+    try:
+        line = yield read_prefix(reactor, fd, limit, b"\n",
+                                 idle_timeout=RECEIVE_IDLE_TIMEOUT)
+    except SourceIdle as e:
+        raise sender_silent(name, e.seconds)
+    return line
 
 
 def _continue_task(task):
@@ -123,7 +132,7 @@ class ReceivingMixin(object):
         emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
               "pool": self.pool.name, "snapshots": ours,
               "zfs": capabilities.to_wire()})
-        line = yield _read_line(self._reactor, stream)
+        line = yield _read_line(self._reactor, stream, name)
         if line is None:
             raise refused or StreamRejected(
                 "the sender of %s closed the connection before sending a "
@@ -236,7 +245,8 @@ class ReceivingMixin(object):
                 name, stream, request["snapshot"], request["base"],
                 suffix=suffix, force=force,
                 limit=stream_limit(maximum_size, available),
-                capabilities=capabilities)
+                capabilities=capabilities,
+                idle_timeout=RECEIVE_IDLE_TIMEOUT)
         except (OutOfSpace, PoolMissing):
             raise
         except ZFSError as e:

@@ -23,7 +23,13 @@ on every path, is hardened here:
 * at most :func:`stream_limit` bytes are passed on: a stream over the
   volume's size limit (the pool's free space when the volume names none)
   is cut off and the receive fails, changing nothing (ZFS applies a
-  stream atomically).
+  stream atomically);
+* a sender that goes silent for :data:`RECEIVE_IDLE_TIMEOUT` seconds (no
+  byte of its request or stream) is given up on the same way: its partial
+  stream is discarded, the copy stays as it was and the volume is free
+  again for a fence or take-over.  A node that dies or is cut off mid-push
+  never says so (no FIN reaches this node, and sshd's TCP keep-alives take
+  hours), and the receive holds its volume's lock meanwhile.
 
 Pure: :meth:`flocker.volume._zfs.ZFSPool.receive` does the reading.
 """
@@ -35,7 +41,7 @@ from ._errors import StreamRejected
 
 __all__ = [
     "BEGIN_RECORD_SIZE", "EXCLUDED_PROPERTIES", "FORCED_PROPERTIES",
-    "StreamTooLarge", "check_begin_record", "receive_flags", "stream_limit",
+    "RECEIVE_IDLE_TIMEOUT", "StreamTooLarge", "sender_silent", "check_begin_record", "receive_flags", "stream_limit",
 ]
 
 #: Size of a ZFS stream record (``dmu_replay_record_t``), the first of
@@ -78,10 +84,33 @@ _OVERHEAD_FRACTION = 4
 _OVERHEAD_BYTES = 16 * 1024 * 1024
 
 
+#: The most seconds a receive waits for the next byte from its sender
+#: (request line or stream) before abandoning it.  A live sender's ``zfs
+#: send`` never pauses this long, even on a loaded node, and the sender's
+#: own side gives up on a silent receiver after 15 s (ssh's
+#: ``ServerAliveInterval`` 5 with ``ServerAliveCountMax`` 3, or the agent's
+#: TCP_USER_TIMEOUT): so a fence or take-over of the volume waits at most
+#: about this long behind the receive of a dead sender.
+RECEIVE_IDLE_TIMEOUT = 20
+
+
 class StreamTooLarge(StreamRejected):
     """
     A stream went over the size limit of the volume it was for.
     """
+
+
+def sender_silent(name, seconds):
+    """
+    :param str name: The volume being received.
+    :param seconds: How long the sender stayed silent.
+    :return: The :class:`StreamRejected` of a receive abandoned because
+        its sender went silent.
+    """
+    return StreamRejected(
+        "the sender of %s sent nothing for %s s (a dead or cut-off node); "
+        "the receive was abandoned and this node's copy is unchanged" % (
+            name, seconds))
 
 
 def check_begin_record(record, snapshot, incremental):

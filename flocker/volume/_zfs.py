@@ -53,11 +53,12 @@ from ._errors import (
 from ._logging import BUSY_RETRY, ZFS_COMMAND
 from .._process import ProcessFailed, run_process, spawn
 from ._process import (
-    LimitExceeded, close_quietly, make_pipe, pump, read_prefix,
+    LimitExceeded, SourceIdle, close_quietly, make_pipe, pump, read_prefix,
 )
 from ._stamp import mark_changed, stamp_path
 from ._stream import (
     BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,
+    sender_silent,
 )
 
 __all__ = [
@@ -688,7 +689,7 @@ class ZFSPool(object):
 
     @inlineCallbacks
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None):
+                limit=None, capabilities=None, idle_timeout=None):
         """
         Receive a stream from another node into ``<volume><suffix>``,
         reading it from the file descriptor ``stdin``, under the receive
@@ -698,8 +699,10 @@ class ZFSPool(object):
         full stream's new dataset is not mounted; an incremental one leaves
         the dataset as mounted or not as it was) and, where this ZFS has
         them, ``-x``/``-o`` for the properties that matter; at most
-        ``limit`` bytes are passed on.  ZFS applies a stream atomically: if
-        it is refused or cut short, the dataset stays as it was (or absent).
+        ``limit`` bytes are passed on, and the receive is abandoned when
+        ``stdin`` brings nothing for ``idle_timeout`` seconds.  ZFS applies
+        a stream atomically: if it is refused or cut short, the dataset
+        stays as it was (or absent).
 
         :param str snapshot: The snapshot the sender announced.
         :param base: The base snapshot it announced, or ``None`` for a full
@@ -711,8 +714,12 @@ class ZFSPool(object):
             (:func:`~flocker.volume._stream.stream_limit`), or ``None``.
         :param capabilities: This pool's ZFS capabilities, or ``None``
             (see :func:`~flocker.volume._stream.receive_flags`).
+        :param idle_timeout: Seconds of silence from the sender after which
+            the receive is abandoned
+            (:data:`~flocker.volume._stream.RECEIVE_IDLE_TIMEOUT`), or
+            ``None`` to wait forever.
         :return: ``Deferred`` firing with ``None``, or failing with
-            :class:`StreamRejected` (refused stream,
+            :class:`StreamRejected` (refused, silent or cut-short stream,
             :class:`~flocker.volume._stream.StreamTooLarge`) or a
             :class:`ZFSError`.
         """
@@ -720,7 +727,12 @@ class ZFSPool(object):
         argv = (["zfs", "receive"]
                 + _checked_options(receive_flags(capabilities, force))
                 + [self.dataset(volume, suffix)])
-        record = yield read_prefix(self._reactor, stdin, BEGIN_RECORD_SIZE)
+        try:
+            record = yield read_prefix(self._reactor, stdin,
+                                       BEGIN_RECORD_SIZE,
+                                       idle_timeout=idle_timeout)
+        except SourceIdle as e:
+            raise sender_silent(volume, e.seconds)
         check_begin_record(record, snapshot, base is not None)
         # zfs receive reads the record checked here, then the rest of the
         # stream as it is passed on (counted, so it stops at the limit).
@@ -741,12 +753,21 @@ class ZFSPool(object):
                 raise
             close_quietly(stream_read)
             passed = pump(self._reactor, source, stream_write, limit=(
-                None if limit is None else max(0, limit - len(record))))
+                None if limit is None else max(0, limit - len(record))),
+                idle_timeout=idle_timeout)
             outcome = yield DeferredContext(DeferredList(
                 [passed, collector.ended], consumeErrors=True)
             ).addActionFinish()
         self._changed(None)
         (passed_ok, passed_value), (_, result) = outcome
+        if not passed_ok and passed_value.check(SourceIdle):
+            # The pump closed zfs receive's input, so it fails on the cut
+            # stream by itself, applying nothing; killed in case it has not.
+            try:
+                transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+            raise sender_silent(volume, passed_value.value.seconds)
         if not passed_ok and passed_value.check(LimitExceeded):
             # Nothing of a cut-off stream is applied; the process may
             # already have ended on its own.

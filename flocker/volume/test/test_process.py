@@ -9,11 +9,14 @@ import sys
 
 import pytest
 from twisted.internet.defer import DeferredList, FirstError
+from twisted.internet.testing import MemoryReactorClock
 
 from flocker.testtools import run_in_reactor
 from flocker._process import spawn
 from flocker.volume import _process
-from flocker.volume._process import LimitExceeded, make_pipe, pump
+from flocker.volume._process import (
+    LimitExceeded, SourceIdle, close_quietly, make_pipe, pump, read_prefix,
+)
 
 PYTHON = sys.executable
 ENV = dict(os.environ)
@@ -150,3 +153,97 @@ class TestPump(object):
         ok, failure = results[0]
         assert not ok
         assert failure.check(BrokenPipeError)
+
+
+def _ready(reactor):
+    """
+    Call every descriptor a ``MemoryReactorClock`` watches, as a real
+    reactor would when they are ready.
+    """
+    for descriptor in list(reactor.readers) + list(reactor.writers):
+        descriptor.doRead()
+
+
+class TestSourceIdle(object):
+    """
+    ``pump`` and ``read_prefix`` give up on a source that stays silent for
+    their ``idle_timeout`` (a sending node that died mid-push), on a fake
+    clock.
+    """
+
+    def test_pump_silent_source(self):
+        """
+        A pump whose source sends nothing fails with ``SourceIdle`` once
+        ``idle_timeout`` passes since the last byte (each byte starts the
+        wait again), and closes both descriptors, so the sink's reader
+        sees the stream cut short.
+        """
+        reactor = MemoryReactorClock()
+        source_read, source_write = os.pipe()
+        sink_read, sink_write = os.pipe()
+        try:
+            done = pump(reactor, source_read, sink_write, idle_timeout=20)
+            reactor.advance(19)
+            os.write(source_write, b"some")
+            _ready(reactor)
+            reactor.advance(19)
+            assert not done.called
+            reactor.advance(1)
+            failure = _failure_of(done)
+            assert failure.check(SourceIdle)
+            assert failure.value.seconds == 20
+            assert os.read(sink_read, 100) == b"some"
+            assert os.read(sink_read, 100) == b""
+            assert not reactor.readers and not reactor.writers
+            assert not reactor.getDelayedCalls()
+        finally:
+            close_quietly(source_write, sink_read, source_read, sink_write)
+
+    def test_pump_no_timeout(self):
+        """
+        Without an ``idle_timeout`` a silent source is waited for.
+        """
+        reactor = MemoryReactorClock()
+        source_read, source_write = os.pipe()
+        sink_read, sink_write = os.pipe()
+        try:
+            done = pump(reactor, source_read, sink_write)
+            reactor.advance(10 ** 6)
+            assert not done.called
+            assert not reactor.getDelayedCalls()
+        finally:
+            close_quietly(source_write, sink_read, source_read, sink_write)
+
+    def test_read_prefix_silent_source(self):
+        """
+        ``read_prefix`` fails with ``SourceIdle`` when its source stays
+        silent for ``idle_timeout``, counted from the last byte, and
+        leaves the descriptor open and unwatched.
+        """
+        reactor = MemoryReactorClock()
+        read_fd, write_fd = os.pipe()
+        try:
+            line = read_prefix(reactor, read_fd, 100, b"\n",
+                               idle_timeout=20)
+            reactor.advance(15)
+            os.write(write_fd, b"half a li")
+            _ready(reactor)
+            reactor.advance(15)
+            assert not line.called
+            reactor.advance(5)
+            assert _failure_of(line).check(SourceIdle)
+            assert not reactor.readers
+            os.write(write_fd, b"x")
+            assert os.read(read_fd, 10) == b"x"
+        finally:
+            close_quietly(read_fd, write_fd)
+
+
+def _failure_of(deferred):
+    """
+    :return: The ``Failure`` a fired ``Deferred`` failed with.
+    """
+    failures = []
+    deferred.addErrback(failures.append)
+    assert len(failures) == 1, deferred
+    return failures[0]

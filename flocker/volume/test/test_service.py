@@ -17,12 +17,13 @@ import pytest
 from eliot import add_destinations, remove_destination
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor
 from flocker.volume._errors import (
     NoSuchVolume, NotOwner, OutOfSpace, RemoteError, TargetUnreachable,
-    UnsafeName,
+    StreamRejected, UnsafeName,
 )
 from flocker.volume import _push
 from flocker.volume._logging import (
@@ -33,7 +34,8 @@ from flocker.volume._remote import SSHRemote, remote_error
 from flocker.volume._service import (
     VolumeService, open_volume_service, processes_using, snapshot_name,
 )
-from flocker.volume._stream import stream_limit
+from flocker.volume._capabilities import ZFS_FUSE, ZFSCapabilities
+from flocker.volume._stream import RECEIVE_IDLE_TIMEOUT, stream_limit
 from flocker.volume._zfs import ZFSPool
 
 from ._interface import make_ivolumeservice_tests
@@ -864,6 +866,7 @@ class _RecordingPool(object):
     def __init__(self, available):
         self._available = available
         self.limits = []
+        self.idle_timeouts = []
 
     def capabilities(self):
         return succeed(None)
@@ -872,8 +875,9 @@ class _RecordingPool(object):
         return succeed(self._available)
 
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None):
+                limit=None, capabilities=None, idle_timeout=None):
         self.limits.append(limit)
+        self.idle_timeouts.append(idle_timeout)
         return succeed(None)
 
 
@@ -905,3 +909,64 @@ class ReceiveLimitTests(SynchronousTestCase):
         """
         self.assertEqual(self._limit(None, 100 * 1024 ** 2),
                          [stream_limit(100 * 1024 ** 2)])
+
+
+class SilentSenderTests(SynchronousTestCase):
+    """
+    A receive gives up on a sender that goes silent (a node killed or cut
+    off mid-push) after ``RECEIVE_IDLE_TIMEOUT``, so the volume's lock is
+    not held forever and a fence queued behind it runs.
+    """
+
+    def test_stream_read_with_timeout(self):
+        """
+        The stream is read by the pool with ``RECEIVE_IDLE_TIMEOUT``.
+        """
+        pool = _RecordingPool(10 ** 9)
+        service = VolumeService(Clock(), pool, "node-b", None, {})
+        self.successResultOf(service._zfs_receive(
+            "app", 0, "", False, {"snapshot": "s2", "base": None}))
+        self.assertEqual(pool.idle_timeouts, [RECEIVE_IDLE_TIMEOUT])
+
+    def test_silent_request_frees_volume(self):
+        """
+        A sender that sends nothing after the receiver's header fails the
+        receive with ``StreamRejected`` once ``RECEIVE_IDLE_TIMEOUT``
+        passes (not before), and the next operation on the volume, here
+        a fence waiting for the lock, then runs.
+        """
+        reactor = MemoryReactorClock()
+        pool = _SilentSenderPool()
+        service = VolumeService(reactor, pool, "node-b", None, {})
+        read_fd, write_fd = os.pipe()
+        self.addCleanup(os.close, read_fd)
+        self.addCleanup(os.close, write_fd)
+        emitted = []
+        received = service.receive("app", read_fd, emitted.append,
+                                   caller="node-a")
+        after = service._locked("app", lambda: succeed("fenced"))
+        reactor.advance(RECEIVE_IDLE_TIMEOUT - 1)
+        self.assertNoResult(received)
+        self.assertNoResult(after)
+        reactor.advance(1)
+        failure = self.failureResultOf(received, StreamRejected)
+        self.assertIn("sent nothing for %d s" % (RECEIVE_IDLE_TIMEOUT,),
+                      failure.value.message)
+        self.assertEqual(self.successResultOf(after), "fenced")
+        self.assertEqual(emitted[0]["node_id"], "node-b")
+        self.assertFalse(reactor.readers)
+
+
+class _SilentSenderPool(_RecordingPool):
+    """
+    A pool with no datasets, for a receive whose sender never sends.
+    """
+
+    def __init__(self):
+        _RecordingPool.__init__(self, 10 ** 9)
+
+    def capabilities(self):
+        return succeed(ZFSCapabilities(implementation=ZFS_FUSE))
+
+    def list(self, *args, **kwargs):
+        return succeed([])

@@ -14,6 +14,7 @@ from eliot.testing import assertHasAction, capture_logging
 from hypothesis import given, strategies as st
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import is_safe_name
@@ -668,3 +669,30 @@ def test_real_receive_stops_at_limit(pools):
     received = run_in_reactor(lambda reactor: target(reactor).get("app"))
     assert not received.mounted
     assert not received.mountpoint.endswith("-mp")
+
+
+class SilentSenderReceiveTests(SynchronousTestCase):
+    """
+    ``ZFSPool.receive`` gives up on a sender that stays silent for its
+    ``idle_timeout``.
+    """
+
+    def test_silent_before_first_record(self):
+        """
+        A stream that brings nothing fails the receive with
+        ``StreamRejected`` once ``idle_timeout`` passes (not before),
+        before any ``zfs`` command ran, leaving nothing watched.
+        """
+        reactor = MemoryReactorClock()
+        runner = FakeRunner()
+        pool = ZFSPool(reactor, "tank", ENV, clock=Clock(), runner=runner)
+        read_fd, write_fd = os.pipe()
+        self.addCleanup(os.close, read_fd)
+        self.addCleanup(os.close, write_fd)
+        received = pool.receive("app", read_fd, "s1", None, idle_timeout=20)
+        reactor.advance(19)
+        self.assertNoResult(received)
+        reactor.advance(1)
+        failure = self.failureResultOf(received, StreamRejected)
+        self.assertIn("sent nothing for 20 s", failure.value.message)
+        self.assertEqual((runner.calls, reactor.readers), ([], set()))
