@@ -6,6 +6,7 @@ These run real (tiny) child processes in the shared test reactor.
 
 import os
 import sys
+from contextlib import contextmanager
 
 import pytest
 from twisted.internet.defer import DeferredList, FirstError
@@ -155,6 +156,20 @@ class TestPump(object):
         assert failure.check(BrokenPipeError)
 
 
+@contextmanager
+def _pipes():
+    """
+    Two pipes, closed after (whichever end a pump has not closed).
+
+    :return: Context manager giving ``(read1, write1, read2, write2)``.
+    """
+    first, second = os.pipe(), os.pipe()
+    try:
+        yield first + second
+    finally:
+        close_quietly(*(first + second))
+
+
 def _ready(reactor):
     """
     Call every descriptor a ``MemoryReactorClock`` watches, as a real
@@ -179,40 +194,27 @@ class TestSourceIdle(object):
         sees the stream cut short.
         """
         reactor = MemoryReactorClock()
-        source_read, source_write = os.pipe()
-        sink_read, sink_write = os.pipe()
-        try:
+        with _pipes() as (source_read, source_write, sink_read, sink_write):
             done = pump(reactor, source_read, sink_write, idle_timeout=20)
-            reactor.advance(19)
-            os.write(source_write, b"some")
-            _ready(reactor)
-            reactor.advance(19)
-            assert not done.called
-            reactor.advance(1)
-            failure = _failure_of(done)
+            failure = _silence_after_data(reactor, done, source_write,
+                                          b"some", 20)
             assert failure.check(SourceIdle)
             assert failure.value.seconds == 20
             assert os.read(sink_read, 100) == b"some"
             assert os.read(sink_read, 100) == b""
             assert not reactor.readers and not reactor.writers
             assert not reactor.getDelayedCalls()
-        finally:
-            close_quietly(source_write, sink_read, source_read, sink_write)
 
     def test_pump_no_timeout(self):
         """
         Without an ``idle_timeout`` a silent source is waited for.
         """
         reactor = MemoryReactorClock()
-        source_read, source_write = os.pipe()
-        sink_read, sink_write = os.pipe()
-        try:
+        with _pipes() as (source_read, _, _, sink_write):
             done = pump(reactor, source_read, sink_write)
             reactor.advance(10 ** 6)
             assert not done.called
             assert not reactor.getDelayedCalls()
-        finally:
-            close_quietly(source_write, sink_read, source_read, sink_write)
 
     def test_read_prefix_silent_source(self):
         """
@@ -221,22 +223,32 @@ class TestSourceIdle(object):
         leaves the descriptor open and unwatched.
         """
         reactor = MemoryReactorClock()
-        read_fd, write_fd = os.pipe()
-        try:
+        with _pipes() as (read_fd, write_fd, _, _):
             line = read_prefix(reactor, read_fd, 100, b"\n",
                                idle_timeout=20)
-            reactor.advance(15)
-            os.write(write_fd, b"half a li")
-            _ready(reactor)
-            reactor.advance(15)
-            assert not line.called
-            reactor.advance(5)
-            assert _failure_of(line).check(SourceIdle)
+            failure = _silence_after_data(reactor, line, write_fd,
+                                          b"half a li", 20)
+            assert failure.check(SourceIdle)
             assert not reactor.readers
             os.write(write_fd, b"x")
             assert os.read(read_fd, 10) == b"x"
-        finally:
-            close_quietly(read_fd, write_fd)
+
+
+def _silence_after_data(reactor, waiting, write_fd, data, timeout):
+    """
+    Let ``timeout`` less a second pass, send ``data``, let as long pass
+    again (``waiting`` must not have fired: the data started the wait
+    anew), then one more second.
+
+    :return: The ``Failure`` ``waiting`` then failed with.
+    """
+    reactor.advance(timeout - 1)
+    os.write(write_fd, data)
+    _ready(reactor)
+    reactor.advance(timeout - 1)
+    assert not waiting.called
+    reactor.advance(1)
+    return _failure_of(waiting)
 
 
 def _failure_of(deferred):
