@@ -227,17 +227,22 @@ def test_zfs_send_over_ssh(lab):
 
 def test_node_sessions(lab):
     """
-    An SSH session from the client to a node finds Flocker's own
-    ``flocker-node`` first on PATH and gets the node's variables; node to
-    node SSH trusts the other node's host key.
+    An SSH session from the client to a node finds the installed package's
+    ``flocker-node`` and ``flocker-volume`` (``/usr/bin``, links into
+    ``/opt/flocker``) on PATH, not the checkout's, and gets the node's
+    variables; node to node SSH trusts the other node's host key.
     """
-    bin_dir = lab.client.env["PATH"].split(":")[0]
     for name in lab.node_names:
         node = lab.machine(name)
         found = lab.run_client(["ssh", node.address, "which", "flocker-node",
                                 "flocker-volume"])
-        assert found.stdout.split() == [bin_dir + "/flocker-node",
-                                        bin_dir + "/flocker-volume"]
+        assert found.stdout.split() == ["/usr/bin/flocker-node",
+                                        "/usr/bin/flocker-volume"]
+        links = lab.run_client(["ssh", node.address, "readlink",
+                                "/usr/bin/flocker-node",
+                                "/usr/bin/flocker-volume"])
+        assert links.stdout.split() == ["/opt/flocker/bin/flocker-node",
+                                        "/opt/flocker/bin/flocker-volume"]
         env = lab.run_client(["ssh", node.address, "printenv",
                               "FLOCKER_POOL", "FLOCKER_NODE_ADDRESS",
                               "DOCKER_HOST", "FLOCKER_LAB_NODE"])
