@@ -628,8 +628,9 @@ def agent_pid(node):
 def current_agent(node, digest):
     """
     :param Node node: A node.
-    :param str digest: The digest of the package build it has installed
-        (:func:`_lab_package.package_digest`).
+    :param digest: The digest of the package build it has installed
+        (:func:`_lab_package.package_digest`), or ``None`` to stop any
+        agent.
     :return: The pid of its agent if it runs that build; an agent running
         another is stopped (``None`` then), as a package upgrade restarts
         the service.
@@ -1062,9 +1063,11 @@ def up(lab, count, log):
                 wait_sshd(node, boot.sshd)
             wait_dockerd(node, boot.dockerd)
             digest, package = build.result()
-            _lab_package.install(node, digest, package)
+            installed = _lab_package.install(node, digest, package)
             check_ssh(lab, client, node)
-            if not current_agent(node, digest):
+            # A package (re)installed restarts the service, as its postinst
+            # does under systemd.
+            if not current_agent(node, None if installed else digest):
                 # After the pool and Docker, as the unit's ordering says.
                 wait_agent(node, start_agent(lab, node))
             ready = time.monotonic() - boot.started

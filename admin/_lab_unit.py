@@ -268,7 +268,7 @@ def command_line(text, environ):
     :raises ValueError: On a prefix, specifier or quoting this runner does
         not model, or an empty command.
     """
-    if text[:1] in "@-:+!":
+    if text and text[0] in "@-:+!":
         raise ValueError("ExecStart= prefix %r is not modelled" % (text[0],))
     argv = []
     for word, quoted in split_words(text):
