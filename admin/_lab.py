@@ -6,7 +6,7 @@ Layout (``P`` is the prefix, ``flk`` by default; ``I`` is 1..8)::
 
     netns P-net      bridge br0, no address; every machine hangs off it
     netns P-client   10.99.0.2/24: the operator's laptop (flocker-deploy)
-    netns P-nodeI    10.99.0.(10+I)/24: dockerd, containerd, sshd
+    netns P-nodeI    10.99.0.(10+I)/24: dockerd, containerd, sshd, etcd
 
 Every machine also has its own mount and UTS namespace (host name = machine
 name), kept alive by binding them to files in the runtime directory
@@ -55,6 +55,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _lab_etcd
+import _lab_faults
 import _lab_images
 import _lab_package
 from _lab_host import (
@@ -917,7 +919,8 @@ def teardown_machines(lab, machines, purge=False):
             if not keep:
                 shutil.rmtree(machine.state_dir, ignore_errors=True)
         if machine.is_node:
-            for log in (machine.dockerd_log, machine.sshd_log):
+            for log in (machine.dockerd_log, machine.sshd_log,
+                        _lab_etcd.etcd_log(machine)):
                 if log.exists():
                     log.unlink()
 
@@ -975,6 +978,21 @@ class Boot:
     dockerd: object = None
     sshd: object = None
     started: float = 0.0
+
+
+def start_etcd_member(lab, node):
+    """
+    Start a booting node's etcd member (as its unit would at boot) without
+    waiting for its cluster: with most members down it cannot be healthy,
+    and a booting server does not wait for that either.
+
+    :param Lab lab: The lab.
+    :param Node node: The node.
+    """
+    count = len(load_description(lab)["nodes"])
+    nodes = [lab.node(i) for i in range(1, count + 1)]
+    _lab_etcd.start_etcd(node, nodes, _spawn, _daemon_environment(node),
+                         daemon_pid)
 
 
 def boot_machine(lab, machine, fresh):
@@ -1041,6 +1059,10 @@ def up(lab, count, log):
         trace("files, bridge, network namespaces")
         boots = dict(zip([m.name for m in machines], parallel(
             lambda m: boot_machine(lab, m, fresh[m.name]), machines)))
+        etcds = dict(zip([n.name for n in nodes], parallel(
+            lambda n: _lab_etcd.start_etcd(n, nodes, _spawn,
+                                           _daemon_environment(n),
+                                           daemon_pid), nodes)))
         trace("links, mount namespaces, daemons started")
         # One at a time (see ZfsLock), while the daemons start.
         for node in nodes:
@@ -1065,6 +1087,8 @@ def up(lab, count, log):
             digest, package = build.result()
             installed = _lab_package.install(node, digest, package)
             check_ssh(lab, client, node)
+            # The agent finds its node's etcd member when it starts.
+            _lab_etcd.wait_etcd(node, etcds[node.name])
             # A package (re)installed restarts the service, as its postinst
             # does under systemd.
             if not current_agent(node, None if installed else digest):
@@ -1089,6 +1113,9 @@ def up(lab, count, log):
                 max(ready),))
         description = describe(lab, nodes, client, images, build.result())
         write_json(lab.description_file, description)
+        # Whatever fault a node had, up has just repaired it.
+        for node in nodes:
+            _lab_faults.clear_fault(node)
     restarted = sorted(name for name, boot in boots.items() if boot.restarted)
     log("lab up: %d node%s (%s) in %.2fs; restarted: %s" % (
         count, "" if count == 1 else "s",
@@ -1282,6 +1309,8 @@ def node_health(node):
         "sshd": bool(sshd) and sshd_listening(sshd),
         "package": _lab_package.installed_digest(node) is not None,
         "agent": bool(agent) and agent_listening(agent),
+        "etcd": bool(_lab_etcd.etcd_pid(node, daemon_pid))
+        and _lab_etcd.etcd_health(node),
         "pool": zfs_answers() and node.pool in imported_pools(),
         "zfs-mount": mounted(node.zfs_mount),
     }
@@ -1315,10 +1344,18 @@ def status(lab, out):
     out.write("%-8s %-12s %s\n" % (client.name, client.address,
                                    "ok" if client_ok else "BROKEN"))
     for node in nodes:
+        fault = _lab_faults.fault_of(node)
+        if fault == _lab_faults.KILLED:
+            healthy = False
+            out.write("%-8s %-12s POWERED OFF (admin/lab revive %s)\n" % (
+                node.name, node.address, node.name))
+            continue
         parts = node_health(node)
-        healthy &= all(parts.values())
-        out.write("%-8s %-12s %s\n" % (node.name, node.address, " ".join(
-            "%s=%s" % (k, "ok" if v else "DOWN") for k, v in parts.items())))
+        healthy &= all(parts.values()) and fault is None
+        out.write("%-8s %-12s %s%s\n" % (node.name, node.address, " ".join(
+            "%s=%s" % (k, "ok" if v else "DOWN") for k, v in parts.items()),
+            "" if fault is None else
+            " PARTITIONED (admin/lab heal %s)" % (node.name,)))
     out.write("lab %s: %d nodes, state %s\n" % (
         "up" if healthy else "DEGRADED (run: admin/lab up %d)"
         % (len(nodes),), len(nodes), lab.state))
@@ -1352,6 +1389,10 @@ def run_command(lab, name, argv):
     :raises LabError: If the machine is unknown or its namespaces gone.
     """
     machine = find_machine(lab, name)
+    if name != "client" and _lab_faults.fault_of(
+            lab.node(int(name[len("node"):]))) == _lab_faults.KILLED:
+        raise LabError("%s is powered off (admin/lab revive %s)" % (
+            name, name))
     for key in ("netns", "mntns", "utsns"):
         if namespace_inode(machine[key]) is None:
             raise LabError("%s: namespace %s is gone (run: admin/lab up)"
@@ -1377,7 +1418,8 @@ def build_parser():
     parser = _Parser(
         prog="admin/lab",
         description="A local multi-node Flocker lab: nodes in namespaces "
-        "with their own dockerd, sshd and ZFS pool, plus a client.")
+        "with their own dockerd, sshd, etcd member and ZFS pool, plus a "
+        "client.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     up_parser = commands.add_parser(
@@ -1397,7 +1439,22 @@ def build_parser():
         "run", help="run a command on a machine: run NODE|client -- CMD...")
     run_parser.add_argument("machine", metavar="NODE|client")
     run_parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+    for command, text in FAULT_COMMANDS:
+        fault_parser = commands.add_parser(command, help=text)
+        fault_parser.add_argument("machine", metavar="NODE")
     return parser
+
+
+#: The fault commands (see ``_lab_faults``) and their help.
+FAULT_COMMANDS = (
+    ("kill", "power loss: every process of NODE (sshd, dockerd, agent, "
+     "containers) dies at once and its address stops answering; its pool "
+     "and Docker data stay"),
+    ("revive", "boot a killed NODE: dockerd, sshd and the agent start as "
+     "after a reboot (its containers are kept, Docker is not reset)"),
+    ("partition", "NODE runs on, but no packet reaches or leaves it"),
+    ("heal", "end NODE's partition"),
+)
 
 
 def main(argv, environ, out, err):
@@ -1434,6 +1491,9 @@ def main(argv, environ, out, err):
             if not command:
                 raise LabError("run: no command given (run NODE -- CMD...)")
             run_command(lab, options.machine, command)
+        elif options.command in dict(FAULT_COMMANDS):
+            fault = getattr(_lab_faults, options.command)
+            fault(lab, options.machine, log, sys.modules[__name__])
     except LabError as e:
         err.write("admin/lab: %s\n" % (e,))
         return 1

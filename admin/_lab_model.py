@@ -438,11 +438,12 @@ def defaults_text(node):
     :param Node node: A node.
     :return: Its ``/etc/default/flocker-node``: the settings
         ``docs/install.rst`` says to put there (pool, address, Docker
-        socket), and the lab's own (lock and sshd configuration paths).
+        socket), and the lab's own (lock and sshd configuration paths...):
+        every variable of the node's sessions but the ones systemd or a
+        login sets (``PATH``, ``HOME``, ``LANG``).
     """
     env = node.environment()
-    names = ["FLOCKER_POOL", "FLOCKER_NODE_ADDRESS", "DOCKER_HOST",
-             "FLOCKER_LOCK_DIR", "FLOCKER_SSHD_CONFIG"]
+    names = sorted(set(env) - {"PATH", "HOME", "LANG"})
     return "".join(
         ["# Flocker lab %s: written by admin/lab up (read by the\n"
          "# EnvironmentFile= of flocker-node.service).\n" % (node.name,)]

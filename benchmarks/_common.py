@@ -467,7 +467,7 @@ def add_repetition_options(parser, what="repetition"):
     parser.add_argument("--reps", type=int, default=None,
                         help="%ss always run (>= 3)" % (what,))
     parser.add_argument("--max-reps", type=int, default=None,
-                        help="%ss at most, while a ratio's spread is 5 %% "
+                        help="%ss at most, while a ratio's spread is 5 per cent "
                         "or more" % (what,))
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="no %s beyond --reps starts after this many "

@@ -103,9 +103,8 @@ from _common import (
 REPO = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = REPO / "admin" / "lab"
 
-from flocker.testtools import Lab  # noqa: E402
-
 sys.path.insert(0, str(REPO / "admin"))
+from _lab_client import Lab  # noqa: E402
 from _lab_images import DockerAPI  # noqa: E402
 
 IMAGE = "flocker/busybox:latest"
@@ -208,7 +207,7 @@ class Bench(object):
     """
     The lab, the files, and the deploy runner.
 
-    :ivar lab: The :class:`flocker.testtools.Lab`.
+    :ivar lab: The :class:`_lab_client.Lab`.
     :ivar str directory: Where configuration files are written (seen alike
         from the host and the client).
     :ivar str logs: Where each deploy's eliot log is kept.

@@ -70,7 +70,10 @@ from _common import (  # noqa: E402
     zfs_send_over_ssh,
 )
 
-from flocker.testtools import start_lab, stop_lab  # noqa: E402
+sys.path.insert(0, str(REPO / "admin"))
+from _lab_client import (  # noqa: E402
+    LabFailed, LabUnavailable, start_lab, stop_lab,
+)
 
 REPS = os.environ.get("FLOCKER_BENCH_RUNS")
 INCREMENT = 1024 * 1024
@@ -97,8 +100,7 @@ def _open_lab():
         started = False
     try:
         lab = start_lab(LAB_SCRIPT, nodes=nodes)
-    except BaseException as e:
-        # start_lab skips (pytest's way) where a lab cannot run.
+    except (LabUnavailable, LabFailed) as e:
         raise SystemExit("cannot use the lab: %s" % (e,))
     return lab, started
 
@@ -124,7 +126,6 @@ def _pin_nodes(environ):
 
     :return: What to give :func:`pin_processes` back to undo it.
     """
-    sys.path.insert(0, str(REPO / "admin"))
     import _lab_host
     import _lab_model
     model = _lab_model.Lab.from_environ(environ)

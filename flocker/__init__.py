@@ -19,14 +19,14 @@ from ._change import (  # noqa: E402 (the version first: _change's users)
 )
 from ._model import (  # noqa: E402
     Application, AttachedVolume, ClusterState, Deployment, InvalidModel,
-    Link, Node, NodeState, Port, RestartPolicy, Route, VolumeState,
+    Link, Node, NodeState, Port, RestartPolicy, Route, Standby, VolumeState,
 )
 
 __all__ = [
     "__version__",
     "Application", "AttachedVolume", "ClusterState", "Deployment",
     "InvalidModel", "Link", "Node", "NodeState", "Port", "RestartPolicy",
-    "Route", "VolumeState",
+    "Route", "Standby", "VolumeState",
     "ChangeFailures", "IChangeObserver", "IStateChange", "ITransfer",
     "InParallel",
     "Sequentially", "in_parallel", "leaves", "render_plan",

@@ -15,11 +15,15 @@ import ipaddress
 import posixpath
 import re
 import sys
-from functools import lru_cache
 from typing import NamedTuple
 
 import attr
 from pyrsistent import pmap, pset, pvector
+
+from ._identifiers import (
+    ADDRESS_RULE, MAX_NAME_LENGTH, NODE_IDENTITY, SAFE_NAME, SAFE_NAME_RULE,
+    is_node_address, is_safe_name,
+)
 
 __all__ = [
     "SAFE_NAME", "SAFE_NAME_RULE", "is_safe_name", "MAX_NAME_LENGTH",
@@ -31,31 +35,12 @@ __all__ = [
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
     "known_hosts_digest", "InvalidModel", "is_link_alias",
     "NODE_IDENTITY", "parse_callers", "LINK_ALIAS", "LINK_ALIAS_RULE",
+    "Standby", "STANDBY_INTERVAL_RANGE", "DEFAULT_STANDBY_INTERVAL",
 ]
-
-#: Longest application, alias or volume name accepted.  Names become Docker
-#: container names, ZFS dataset names and iptables comments, and 63 keeps them
-#: within every one of those limits with room for Flocker's prefixes.
-MAX_NAME_LENGTH = 63
-
-#: The characters a name may contain: Docker's container name characters
-#: (letters, digits, ``_``, ``.``, ``-``, starting with a letter or digit),
-#: so Flocker 0.4 names such as ``site-example.com`` stay valid; no shell or
-#: path metacharacters.  ``..`` is refused separately (see
-#: :func:`is_safe_name`): a name is also a ZFS dataset and a path component.
-SAFE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z" % (MAX_NAME_LENGTH - 1))
-
-#: What :data:`SAFE_NAME` allows, in words, for messages.
-SAFE_NAME_RULE = ("use 1-%d letters, digits, '_', '.' or '-', starting with "
-                  "a letter or digit, without '..'" % (MAX_NAME_LENGTH,))
 
 # Docker image references: repository path, optional tag or digest.  Anything
 # outside this set (spaces, quotes, semicolons, newlines) is refused.
 _IMAGE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
-
-# Node addresses: IPv4/IPv6 literals or DNS host names.  An IPv6 literal may
-# start with ':' (``::1``); never with '-', so it cannot pass for an option.
-_ADDRESS = re.compile(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}\Z")
 
 # Addresses of 127.0.0.0/8, written plainly.
 _LOOPBACK = re.compile(r"\A127\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})"
@@ -80,16 +65,6 @@ class InvalidModel(ValueError):
     Configuration parsing catches this and reports it with the file location;
     library users get it directly.
     """
-
-
-def is_safe_name(value):
-    """
-    :param value: Anything.
-    :return: ``True`` if ``value`` is a string usable as an application,
-        alias or volume name (see :data:`SAFE_NAME`).
-    """
-    return (isinstance(value, str) and SAFE_NAME.match(value) is not None
-            and ".." not in value)
 
 
 #: A link's alias begins the names of environment variables
@@ -153,17 +128,10 @@ def _optional_positive_int(instance, attribute, value):
            "%s %r must be a positive integer" % (attribute.name, value))
 
 
-@lru_cache(maxsize=4096)
-def _is_address(value):
-    # A cluster has few distinct node addresses and very many routes naming
-    # them: remembering the verdict keeps route construction cheap.
-    return _ADDRESS.match(value) is not None and ".." not in value
-
-
 def _address(instance, attribute, value):
-    _check(isinstance(value, str) and _is_address(value),
-           "%s %r is not a node address (IP address or host name)" % (
-               attribute.name, value))
+    _check(is_node_address(value),
+           "%s %r is not a node address: %s" % (
+               attribute.name, value, ADDRESS_RULE))
 
 
 def _of_type(kind):
@@ -847,6 +815,98 @@ class Node(object):
                                       _unique_application_names])
 
 
+#: The shortest and longest replication interval a standby may ask for, in
+#: nanoseconds (the unit of every duration in the model).  Below a second
+#: the snapshots themselves (tens of milliseconds of ZFS commands each on
+#: the slowest pools) would take a noticeable share of the primary's time;
+#: above a day a standby is a backup, which is not what it is for.
+STANDBY_INTERVAL_RANGE = (10 ** 9, 24 * 3600 * 10 ** 9)
+
+#: The replication interval when the deployment file gives none: 10 s.
+DEFAULT_STANDBY_INTERVAL = 10 * 10 ** 9
+
+
+def _standby_interval(instance, attribute, value):
+    low, high = STANDBY_INTERVAL_RANGE
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and low <= value <= high,
+           "standby interval %r must be between 1 s and 24 h (in "
+           "nanoseconds)" % (value,))
+
+
+def _standby_nodes(instance, attribute, value):
+    _check(len(value) > 0, "standby of %s names no node" % (
+        instance.application,))
+    for address in value:
+        _address(instance, _Named("standby node"), address)
+    _check(len(set(value)) == len(value),
+           "standby of %s names a node twice" % (instance.application,))
+
+
+@attr.s(frozen=True, slots=True)
+class Standby(object):
+    """
+    Where an application's volumes are continuously copied to, so that it
+    can start on another node when its own is lost (the deployment file's
+    ``standby:`` section).
+
+    The application's node (the primary) takes a snapshot of each of the
+    application's volumes every ``interval`` and sends each standby node
+    what changed since the last snapshot they have in common.  A standby's
+    copy is never writable and never served while the primary owns it.
+
+    :ivar str application: The application's name (a safe name).
+    :ivar nodes: ``PVector`` of the standby nodes' addresses, in the
+        operator's order of preference; at least one, no repeats.
+    :ivar int interval: Nanoseconds between two snapshots, within
+        :data:`STANDBY_INTERVAL_RANGE`.
+    :ivar bool automatic: Whether the cluster itself fails the application
+        over to a standby when its node is lost (``False``: an operator
+        does, with ``flocker-deploy --failover``).
+    """
+    application = attr.ib(validator=_safe_name)
+    nodes = attr.ib(converter=pvector, validator=_standby_nodes)
+    interval = attr.ib(default=DEFAULT_STANDBY_INTERVAL,
+                       validator=_standby_interval)
+    automatic = attr.ib(default=False, validator=_bool)
+
+    @property
+    def seconds(self):
+        """
+        The interval in seconds, as a ``float`` (what a reactor's clock
+        takes).
+        """
+        return self.interval / 10 ** 9
+
+
+def _check_standbys(deployment):
+    """
+    Check each standby of ``deployment`` against its nodes: every standby
+    node is one of them, and a placed application has a volume to copy and
+    is not its own node's standby.  An application the deployment does not
+    place is not checked (a deployment file read without its application
+    file places none).
+    """
+    placements = deployment.placements()
+    addresses = {node.address for node in deployment.nodes}
+    for name, standby in deployment.standbys.items():
+        _check(isinstance(standby, Standby) and standby.application == name,
+               "standbys must map each application name to its Standby")
+        for address in standby.nodes:
+            _check(address in addresses,
+                   "standby node %s of %s is not a node of the "
+                   "deployment" % (address, name))
+        if name not in placements:
+            continue
+        primary, application = placements[name]
+        _check(primary not in standby.nodes,
+               "node %s runs %s and cannot also be its standby" % (
+                   primary, name))
+        _check(bool(application.all_volumes()),
+               "application %s has no volume for a standby to copy" % (
+                   name,))
+
+
 def _check_volume_placement(seen, address, application, volume):
     """
     Check that ``application`` on node ``address`` may mount ``volume``
@@ -890,10 +950,15 @@ class Deployment(object):
         directory's name, as compose has it; a native application file is
         the default project.  Applications without a project are given this
         one; one with another project is refused.
+    :ivar standbys: ``PMap`` of application name to its :class:`Standby`:
+        the applications whose volumes are copied to other nodes.  Each
+        standby node is a node of the deployment; a placed application
+        with a standby has a volume and is not on one of its standby nodes.
     """
     nodes = attr.ib(default=pset(), converter=pset,
                     validator=_all_of_type(Node))
     project = attr.ib(default=None, validator=_optional_safe_name)
+    standbys = attr.ib(default=pmap(), converter=pmap)
 
     def __attrs_post_init__(self):
         if self.project is not None:
@@ -923,6 +988,8 @@ class Deployment(object):
                     for volume in application.all_volumes():
                         _check_volume_placement(volumes, node.address,
                                                 application.name, volume)
+        if self.standbys:
+            _check_standbys(self)
 
     def _stamp_project(self):
         nodes = []
@@ -980,7 +1047,7 @@ class Route(NamedTuple("_RouteFields", [("port", int), ("address", str),
     def __new__(cls, port, address, protocol="tcp"):
         if not (type(port) is int and 1 <= port <= 65535):
             _tcp_port(None, _Named("port"), port)
-        if not (type(address) is str and _is_address(address)):
+        if not (type(address) is str and is_node_address(address)):
             _address(None, _Named("address"), address)
         if protocol != "tcp":
             _protocol(None, _Named("protocol"), protocol)
@@ -1061,13 +1128,6 @@ def _known_hosts(instance, attribute, value):
            "known_hosts must be text ending with a newline")
 
 
-#: Node identities, as generated (a UUID) or set by an operator.
-NODE_IDENTITY = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
-
-# A node address a key may be used from (``from=``): a host name or IP
-# address, never a wildcard or negation.
-_CALLER_SOURCE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
-
 
 def parse_callers(text):
     """
@@ -1081,7 +1141,7 @@ def parse_callers(text):
     for line in text.splitlines():
         fields = line.split(" ")
         _check(len(fields) == 2 and NODE_IDENTITY.match(fields[0])
-               is not None and all(_CALLER_SOURCE.match(source)
+               is not None and all(is_node_address(source)
                                    for source in fields[1].split(",")),
                "callers line %r is not 'NODEID SOURCE[,SOURCE...]'" % (
                    line[:100],))

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from flocker.testtools import Lab, lab_missing, require
+from flocker.testtools import require
 
 ADMIN = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = ADMIN / "lab"
 sys.path.insert(0, str(ADMIN))
 
+from _lab_client import Lab, lab_missing  # noqa: E402
 import _lab_host  # noqa: E402
 import _lab_model  # noqa: E402
 
@@ -55,7 +56,7 @@ def zfs_destroy(node, dataset):
     Destroy a dataset and its snapshots from a node, retrying while zfs-fuse
     reports it busy (it does for a moment after any mount or unmount).
 
-    :param node: A :class:`flocker.testtools.LabMachine`.
+    :param node: A :class:`_lab_client.LabMachine`.
     :param str dataset: The dataset.
     """
     deadline = time.monotonic() + 20
@@ -420,6 +421,51 @@ def test_up_restarts_dead_agent(lab):
     after = _daemon_pids(lab)["node2"]
     assert after[:2] == before[:2] and after[2] != before[2]
     assert lab.run("node2", ["flocker-node", "report"]).returncode == 0
+
+
+def test_etcd_one_cluster(lab):
+    """
+    Every node runs an etcd member on its own address, and the members form
+    one cluster: three members listed, a key put through node1's member is
+    read through node3's, and each node's agent finds its member on the
+    node's 127.0.0.1.
+    """
+    members = lab.run("node2", ["etcdctl", "member", "list"]).stdout
+    assert sorted(line.split(", ")[2] for line in members.splitlines()) \
+        == ["node1", "node2", "node3"]
+    key = unique("lab-check")
+    lab.run("node1", ["etcdctl", "--endpoints",
+                      "http://%s:2379" % (lab.address("node1"),),
+                      "put", key, "from-node1"])
+    try:
+        got = lab.run("node3", ["etcdctl", "--endpoints",
+                                "http://%s:2379" % (lab.address("node3"),),
+                                "get", "--print-value-only", key]).stdout
+        assert got == "from-node1\n"
+    finally:
+        lab.run("node1", ["etcdctl", "del", key])
+
+
+def test_up_restarts_dead_etcd(lab):
+    """
+    When a node's etcd member died, ``up`` starts it again with its data
+    (it rejoins the cluster) and leaves the node's other daemons alone.
+    """
+    run_dir = Path(lab.machine("node3").docker_socket).parent
+    before = _daemon_pids(lab)["node3"]
+    pid = _lab_host.read_pid(run_dir / "etcd.pid")
+    os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while _lab_host.process_alive(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    result = admin_lab(["up", "3"])
+    assert result.returncode == 0, result.stderr
+    assert _daemon_pids(lab)["node3"] == before
+    assert _lab_host.read_pid(run_dir / "etcd.pid") != pid
+    status = admin_lab(["status"]).stdout.splitlines()
+    assert "etcd=ok" in [line for line in status
+                         if line.startswith("node3 ")][0].split()
 
 
 def test_up_again_changes_nothing(lab):

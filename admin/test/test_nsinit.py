@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from flocker.testtools import lab_missing, require
+from flocker.testtools import require
 
 ADMIN = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ADMIN))
 
 import _nsinit  # noqa: E402
+from _lab_client import lab_missing  # noqa: E402
 
 
 def test_unescape_mountinfo():

@@ -256,11 +256,15 @@ def _plural(count, noun):
 def summarize(deployment):
     """
     :param Deployment deployment: A parsed deployment.
-    :return: One line such as ``3 applications on 2 nodes``.
+    :return: One line such as ``3 applications on 2 nodes``, followed by
+        ``, 1 with a standby`` when some have one.
     """
     applications = sum(len(node.applications) for node in deployment.nodes)
-    return "%s on %s" % (_plural(applications, "application"),
+    line = "%s on %s" % (_plural(applications, "application"),
                          _plural(len(deployment.nodes), "node"))
+    if deployment.standbys:
+        line += ", %d with a standby" % (len(deployment.standbys),)
+    return line
 
 
 def _estimate_downtime(plan, round_trip):

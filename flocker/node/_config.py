@@ -38,6 +38,8 @@ The *deployment configuration* says where each application runs::
     nodes:
       192.0.2.1: [web, db]
       node2.example.com: [cache]
+    standby:                      # optional: see flocker.node._standby_config
+      web: {nodes: [node2.example.com], every: 2s}
 
 The YAML reading with marks lives in :mod:`flocker.node._yaml`, the readers
 both application formats share in :mod:`flocker.node._draft` and the compose
@@ -57,6 +59,7 @@ from .._model import (
 )
 from .._serialize import volume_to_dict
 from ._compose import _compose_applications, _project, _resolve_links
+from ._standby_config import _read_standbys, _standbys_to_native
 from ._draft import (
     _command, _cpu_shares, _image, _mem_limit, _mountpoint,
     _native_environment, _read_fields, _start_draft,
@@ -460,28 +463,32 @@ def _read_deployment(report, text, names, applications, placed=None):
     :param applications: ``dict`` of name to :class:`Application`.
     :param placed: ``None``, or a ``dict`` filled in with each application
         name the file places and its node's address.
-    :return: The list of :class:`Node`, complete only if no problem was
-        found anywhere.
+    :return: ``(nodes, standbys)``: the list of :class:`Node` and the
+        ``dict`` of application name to :class:`Standby` (see
+        :mod:`flocker.node._standby_config`), complete only if no problem
+        was found anywhere.
     """
     root = _compose(report, text)
     if root is None:
-        return []
+        return [], {}
     items = _mapping(report, root, "the deployment configuration")
     if items is None:
-        return []
-    _unknown_keys(report, items, ("version", "nodes"),
+        return [], {}
+    _unknown_keys(report, items, ("version", "nodes", "standby"),
                   "the deployment configuration")
     _version(report, items, root)
     if not _require(report, items, ("nodes",), root,
                     "the deployment configuration"):
-        return []
+        return [], {}
     node = [value for key, _, value in items if key == "nodes"][0]
     placed_names = placed
     placed = {}
     volumes = {}
     nodes = []
+    addresses = []
     for address, key_node, value in _mapping(
             report, node, "nodes", empty_ok=True) or ():
+        addresses.append(address)
         problem = _address_problem(address)
         if problem is not None:
             report.at(key_node, "node address %s %s" % (
@@ -514,9 +521,14 @@ def _read_deployment(report, text, names, applications, placed=None):
                                     applications[name])
         if valid:
             nodes.append((key_node, address, here))
+    standbys = {}
+    for key, _, value in items:
+        if key == "standby":
+            standbys = _read_standbys(report, value, placed, names,
+                                      applications, addresses)
     return [_model(report, key_node, lambda: Node(address=address,
                                                   applications=here))
-            for key_node, address, here in nodes]
+            for key_node, address, here in nodes], standbys
 
 
 # ---------------------------------------------------------------------------
@@ -566,12 +578,13 @@ def _parse(errors, deployment_text, deployment_path,
     deployment = None
     if deployment_text is not None:
         deployment_report = _Report(deployment_path, errors, found_notes)
-        nodes = _read_deployment(deployment_report, deployment_text, names,
-                                 applications)
+        nodes, standbys = _read_deployment(
+            deployment_report, deployment_text, names, applications)
         if not errors:
             deployment = _model(deployment_report, None,
                                 lambda: Deployment(nodes=nodes,
-                                                   project=project))
+                                                   project=project,
+                                                   standbys=standbys))
     if errors:
         order = {deployment_path: 0, application_path: 1}
         raise ConfigurationErrors(sorted(
@@ -612,8 +625,8 @@ def load_deployment(deployment_path):
 
     :param str deployment_path: The deployment configuration file.
     :return: ``(deployment, placed)``: a :class:`Deployment` whose nodes
-        have no applications, and a ``dict`` of each application name the
-        file places to its node's address.
+        have no applications (its standbys are the file's), and a ``dict``
+        of each application name the file places to its node's address.
     :raises ConfigurationErrors: With every problem of the file.
     """
     errors = []
@@ -622,9 +635,10 @@ def load_deployment(deployment_path):
     deployment = None
     if text is not None:
         report = _Report(deployment_path, errors)
-        nodes = _read_deployment(report, text, None, {}, placed)
+        nodes, standbys = _read_deployment(report, text, None, {}, placed)
         if not errors:
-            deployment = _model(report, None, lambda: Deployment(nodes=nodes))
+            deployment = _model(report, None, lambda: Deployment(
+                nodes=nodes, standbys=standbys))
     if errors:
         raise ConfigurationErrors(sorted(set(errors), key=lambda e: (
             e.line, e.column, e.message)))
@@ -738,7 +752,7 @@ def deployment_to_yaml(deployment):
     Write a deployment as the two native configuration files.
 
     Parsing the result with :func:`parse_configuration` gives back an equal
-    deployment.  Only deployed applications are written: a deployment does
+    deployment, standbys included.  Only deployed applications are written: a deployment does
     not know about others.
 
     :param Deployment deployment: The deployment.
@@ -751,8 +765,11 @@ def deployment_to_yaml(deployment):
         nodes[node.address] = [application.name for application in ordered]
         for application in ordered:
             applications[application.name] = application
+    written = {"version": 1, "nodes": nodes}
+    if deployment.standbys:
+        written["standby"] = _standbys_to_native(deployment.standbys)
     return (
-        _dump({"version": 1, "nodes": nodes}),
+        _dump(written),
         _dump({"version": 1, "applications": {
             name: _application_to_native(applications[name])
             for name in sorted(applications)}}),

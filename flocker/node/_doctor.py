@@ -495,7 +495,7 @@ def run_argv(reactor, env):
     :return: A :attr:`NodeProbes.run` running commands through ``reactor``
         with ``env``.
     """
-    from ..volume._process import spawn
+    from .._process import spawn
 
     def run(argv):
         try:

@@ -24,12 +24,10 @@ from twisted.python import usage
 
 from .. import __version__
 from .._bridge import DEFAULT_AGENT_SOCKET
+from .._pool import DEFAULT_POOL, pool_name
 
-__all__ = ["flocker_node_main", "node_main", "NodeOptions", "DEFAULT_POOL",
+__all__ = ["flocker_node_main", "node_main", "NodeOptions",
            "AgentSocketError", "prepare_socket", "build_service"]
-
-#: The ZFS pool used when neither ``--pool`` nor ``$FLOCKER_POOL`` names one.
-DEFAULT_POOL = "flocker"
 
 #: Seconds between two attempts to open a pool that was missing.
 POOL_RETRY = 5.0
@@ -302,8 +300,13 @@ def build_service(reactor, options, environ):
         VolumeError, default_node_key_store, open_volume_service,
     )
     from ..volume.script import node_ssh_remote
+    from ..volume._stamp import read_stamp, stamp_path
     from ._docker import DockerClient, socket_path_from_docker_host
+    from ._events import DockerEvents
     from ._lock import DeployLock, default_lock_path, process_identity
+    from ._report_cache import (
+        ReportKeeper, kept_reports, proc_listening_ports,
+    )
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
@@ -311,7 +314,7 @@ def build_service(reactor, options, environ):
         environ.get("DOCKER_HOST"))
     docker = DockerClient(reactor, socket_path=docker_socket, node=address)
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
-    pool = options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL
+    pool = pool_name(options["pool"], environ)
     node_keys = default_node_key_store(environ, sys.argv[0])
     remote = node_ssh_remote(environ, store=node_keys)
 
@@ -331,9 +334,17 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
+        # The report is kept between requests (see _report_cache).
+        stamp = stamp_path(environ, pool)
+        keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
+                              lambda: read_stamp(stamp))
+        keeper.start()
+        reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
         service = AgentService(
-            reactor, local_agents(docker, lambda: current[0], routes,
-                                  node_keys, checks, clock=reactor),
+            reactor, kept_reports(
+                local_agents(docker, lambda: current[0], routes,
+                             node_keys, checks, clock=reactor),
+                keeper, proc_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors())
@@ -428,7 +439,7 @@ def _doctor(reactor, options, environ, stdout, stderr, checks=None):
         DockerClient(reactor, socket_path=docker_socket,
                      node=_address({"address": None}, environ)),
         docker_socket,
-        options["pool"] or environ.get("FLOCKER_POOL") or DEFAULT_POOL,
+        pool_name(options["pool"], environ),
         default_node_key_store(environ, sys.argv[0]),
         agent_socket=options["agent-socket"],
         sshd_config=options["sshd-config"])

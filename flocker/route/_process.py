@@ -14,12 +14,11 @@ import os
 import attr
 from eliot.twisted import DeferredContext
 from pyrsistent import pvector
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.defer import fail
 from twisted.python.procutils import which
 from zope.interface import Interface, implementer
 
+from .._process import spawn
 from ._logging import RUN_COMMAND
 
 __all__ = ["IProcessRunner", "ProcessRunner", "CommandFailed"]
@@ -77,40 +76,6 @@ class IProcessRunner(Interface):
         """
 
 
-class _Collector(ProcessProtocol):
-    """
-    Feed standard input, gather standard output and error, and fire a
-    ``Deferred`` with ``(exit_code, signal, stdout, stderr)`` at the end.
-    """
-
-    def __init__(self, stdin, finished):
-        self._stdin = stdin
-        self._finished = finished
-        self._out = []
-        self._err = []
-
-    def connectionMade(self):
-        if self._stdin:
-            self.transport.write(self._stdin)
-        self.transport.closeStdin()
-
-    def outReceived(self, data):
-        self._out.append(data)
-
-    def errReceived(self, data):
-        self._err.append(data)
-
-    def processEnded(self, reason):
-        if reason.check(ProcessDone):
-            code, signal = 0, None
-        elif reason.check(ProcessTerminated):
-            code, signal = reason.value.exitCode, reason.value.signal
-        else:
-            code, signal = None, None
-        self._finished.callback(
-            (code, signal, b"".join(self._out), b"".join(self._err)))
-
-
 def _decode(data):
     return data.decode("utf-8", "replace").strip()
 
@@ -150,14 +115,12 @@ class ProcessRunner(object):
         if not found:
             return fail(CommandFailed(argv, None,
                                       "%s: command not found" % (argv[0],)))
-        finished = Deferred()
-        protocol = _Collector(stdin, finished)
         # A fixed C locale keeps the tools' messages stable for the checks
         # that look at them (conntrack's "0 flow entries").
         environment = {"PATH": os.environ.get("PATH", os.defpath),
                        "LC_ALL": "C"}
-        transport = self.reactor.spawnProcess(
-            protocol, found[0], list(argv), env=environment)
+        transport, collector = spawn(self.reactor, argv, environment,
+                                     stdin_data=stdin)
         timed_out = []
 
         def kill():
@@ -169,18 +132,17 @@ class ProcessRunner(object):
                 pass
         timer = self.reactor.callLater(self.timeout, kill)
 
-        def ended(outcome):
+        def ended(result):
             if timer.active():
                 timer.cancel()
-            code, signal, out, err = outcome
             if timed_out:
                 raise CommandFailed(argv, None, "timed out after %g s" % (
                     self.timeout,))
-            if code == 0:
-                return out
-            message = _decode(err)
-            if code is None and signal is not None:
-                message = ("killed by signal %d" % (signal,)
+            if result.exit_code == 0:
+                return result.stdout
+            message = _decode(result.stderr)
+            if result.exit_code is None and result.signal is not None:
+                message = ("killed by signal %d" % (result.signal,)
                            + (": " + message if message else ""))
-            raise CommandFailed(argv, code, message)
-        return finished.addCallback(ended)
+            raise CommandFailed(argv, result.exit_code, message)
+        return collector.ended.addCallback(ended)

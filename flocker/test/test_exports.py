@@ -6,8 +6,8 @@ import importlib
 
 import pytest
 
-PACKAGES = ["flocker", "flocker.node", "flocker.cli", "flocker.volume",
-            "flocker.route"]
+PACKAGES = ["flocker", "flocker.node", "flocker.cli", "flocker.cli._ssh",
+            "flocker.volume", "flocker.route", "flocker.etcd"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

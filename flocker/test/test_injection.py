@@ -27,7 +27,7 @@ from flocker.cli.testtools import LoopbackNetwork
 from flocker.node._config import ConfigurationErrors, parse_configuration
 from flocker.node._docker import container_config
 from flocker.node._server import AgentService
-from flocker.testtools import fuzz_settings
+from flocker.testtools.strategies import fuzz_settings
 from flocker.volume._errors import UnsafeName
 from flocker.volume._service import SSHRemote
 

@@ -13,7 +13,7 @@ from flocker._model import (
     MAX_FILE_SIZE, Application, AttachedVolume, ClusterState, Deployment,
     FileMount, HostMount, InvalidModel, Link,
     Node, NodeKey, NodeKeyStatus, NodeState, Port, RestartPolicy, Route,
-    VolumeState, is_safe_name, known_hosts_digest, public_key_fingerprint,
+    Standby, VolumeState, is_safe_name, known_hosts_digest, public_key_fingerprint,
 )
 from flocker._serialize import (
     SerializationError, application_from_dict, application_to_dict,
@@ -21,7 +21,7 @@ from flocker._serialize import (
     node_state_from_dict, node_state_to_dict, route_from_dict, route_to_dict,
 )
 from flocker.node.testtools import make_node_key
-from flocker.testtools import (
+from flocker.testtools.strategies import (
     application_names, applications, cluster_states, deployments,
     fuzz_settings, node_addresses, node_states, tcp_ports,
 )
@@ -512,7 +512,7 @@ class TestNodeAndDeployment(object):
     """
 
     @pytest.mark.parametrize("address", [
-        "192.0.2.1", "node-1.example.com", "localhost", "::1", "2001:db8::1"])
+        "192.0.2.1", "node-1.example.com", "localhost", "0::1", "2001:db8::1"])
     def test_good_address(self, address):
         """
         IPv4 and IPv6 literals and host names are node addresses.
@@ -520,10 +520,11 @@ class TestNodeAndDeployment(object):
         assert Node(address=address).address == address
 
     @pytest.mark.parametrize("address", [
-        "", "-oProxyCommand=x", "a b", "a;b", "a..b", "$(x)", "a/b", 5])
+        "", "-oProxyCommand=x", "a b", "a;b", "a..b", "$(x)", "a/b", 5,
+        "::1"])
     def test_bad_address(self, address):
         """
-        Metacharacters, a leading '-' and '..' are refused.
+        Metacharacters, a leading '-' or ':' and '..' are refused.
         """
         with pytest.raises(InvalidModel):
             Node(address=address)
@@ -590,6 +591,83 @@ class TestNodeAndDeployment(object):
                                           reverse=True))
         assert rebuilt == deployment
         assert hash(rebuilt) == hash(deployment)
+
+
+class TestStandby(object):
+    """
+    ``Standby`` and the invariants a deployment checks for its standbys.
+    """
+
+    STORED = attr.evolve(DB, volume=AttachedVolume(mountpoint="/data"))
+
+    def deployment(self, **standbys):
+        """
+        :return: A deployment of ``STORED`` on node ``a`` and ``WEB`` on
+            ``b``, with node ``c`` empty and the given standbys.
+        """
+        return Deployment(
+            nodes=[Node(address="a", applications=[self.STORED]),
+                   Node(address="b", applications=[WEB]), Node(address="c")],
+            standbys=standbys)
+
+    def test_value(self):
+        """
+        A standby keeps its nodes in order, as a vector, and its interval
+        in seconds too.
+        """
+        standby = Standby(application="db", nodes=["c", "b"],
+                          interval=2500 * 10 ** 6)
+        assert (list(standby.nodes), standby.seconds, standby.automatic) == (
+            ["c", "b"], 2.5, False)
+        assert standby == Standby(application="db", nodes=("c", "b"),
+                                  interval=2500 * 10 ** 6)
+
+    @pytest.mark.parametrize("fields", [
+        dict(nodes=[]), dict(nodes=["b", "b"]), dict(nodes=["-x"]),
+        dict(nodes=["b"], interval=10 ** 9 - 1),
+        dict(nodes=["b"], interval=24 * 3600 * 10 ** 9 + 1),
+        dict(nodes=["b"], interval=2.0), dict(nodes=["b"], interval=True),
+        dict(nodes=["b"], automatic="no")])
+    def test_invalid(self, fields):
+        """
+        No node, a repeated or malformed node, an interval outside 1 s to
+        24 h or not an integer, and a non-boolean ``automatic`` are refused.
+        """
+        with pytest.raises(InvalidModel):
+            Standby(application="db", **fields)
+
+    def test_in_deployment(self):
+        """
+        A deployment keeps its standbys by application name.
+        """
+        standby = Standby(application="db", nodes=["c", "b"])
+        assert self.deployment(db=standby).standbys == {"db": standby}
+
+    @pytest.mark.parametrize("name, nodes", [
+        ("db", ["a"]), ("db", ["d"]), ("web", ["c"])])
+    def test_refused_in_deployment(self, name, nodes):
+        """
+        The primary as its own standby, a node outside the deployment, and
+        an application without a volume are refused.
+        """
+        with pytest.raises(InvalidModel):
+            self.deployment(**{name: Standby(application=name, nodes=nodes)})
+
+    def test_keyed_by_application(self):
+        """
+        A standby must be filed under its own application's name.
+        """
+        with pytest.raises(InvalidModel):
+            self.deployment(web=Standby(application="db", nodes=["c"]))
+
+    def test_unplaced(self):
+        """
+        The standby of an application the deployment does not place (a
+        deployment file read alone) is only checked against the nodes.
+        """
+        deployment = Deployment(nodes=[Node(address="a")], standbys={
+            "db": Standby(application="db", nodes=["a"])})
+        assert list(deployment.standbys) == ["db"]
 
 
 class TestCurrentState(object):

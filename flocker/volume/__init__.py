@@ -4,10 +4,14 @@ nodes (only what changed after the first time) and handed off with their
 applications.
 
 The public API is re-exported here; the implementation lives in private
-modules (``_zfs``: the pool, ``_service``: ownership and moves, ``_memory``:
-the in-memory fake, ``_nodekey``: the node-to-node SSH key on a node,
-``_forced``: the forced command that key may run, ``_stream``: what a
-receive accepts, ``script``: ``flocker-volume``).
+modules (``_zfs``: the pool; ``_service``: the volume service, put together
+from ``_api`` (its interface and values), ``_push`` and ``_receive`` (the
+two ends of a push), ``_ownership`` (hand-off and acquire), ``_remote``
+(reaching another node) and ``_inuse`` (which processes use a volume);
+``_memory``: the in-memory fake; ``_nodekey``: the node-to-node SSH key on
+a node; ``_forced``: the forced command that key may run; ``_policy``: who
+may push what; ``_stream``: what a receive accepts; ``script``:
+``flocker-volume``).
 """
 
 from ._errors import (
@@ -17,10 +21,9 @@ from ._errors import (
     HandoffConflict, RemoteError, InvalidSize,
 )
 from ._zfs import ZFSPool
-from ._service import (
-    IVolumeService, VolumeInfo, PushResult, VolumeService, SSHRemote,
-    open_volume_service,
-)
+from ._api import IVolumeService, VolumeInfo, PushResult
+from ._remote import SSHRemote
+from ._service import VolumeService, open_volume_service
 from ._memory import MemoryNetwork, MemoryVolumeService
 from ._seed import seed_archive, seed_entries
 from ._nodekey import (

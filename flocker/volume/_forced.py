@@ -27,12 +27,13 @@ import os
 import re
 import shlex
 
+from .._pool import pool_name
 from ._errors import UnsafeName
 from ._zfs import check_pool_name, check_volume_name
 
 __all__ = ["CommandRefused", "allowed_command", "ssh_command_main"]
 
-# What SSHRemote lets through (see _service._REMOTE_WORD).
+# What SSHRemote lets through (see _remote._REMOTE_WORD).
 _WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
 
 # A serialised eliot task id: "UUID@/1/2".
@@ -114,8 +115,7 @@ def ssh_command_main(environ, stderr, execvp=os.execvp, caller=None):
     :return: ``1`` if the command was refused, ``127`` if it could not be
         started (not on ``PATH``).
     """
-    from .script import DEFAULT_POOL
-    pool = environ.get("FLOCKER_POOL") or DEFAULT_POOL
+    pool = pool_name(None, environ)
     try:
         check_pool_name(pool)
         argv = allowed_command(environ.get("SSH_ORIGINAL_COMMAND"), pool,

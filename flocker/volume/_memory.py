@@ -20,9 +20,8 @@ from ._errors import (
     HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StreamRejected,
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
-from ._service import (
-    IVolumeService, PushResult, VolumeInfo, check_address, snapshot_name,
-)
+from ._api import IVolumeService, PushResult, VolumeInfo, snapshot_name
+from ._remote import check_address
 from ._seed import seed_entries
 from ._zfs import (
     check_maximum_size, check_snapshot_name, check_volume_name,

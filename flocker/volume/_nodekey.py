@@ -35,11 +35,12 @@ import re
 import shutil
 import tempfile
 
+from .._identifiers import is_node_address
 from .._model import (
     NODE_IDENTITY, NodeKeyStatus, known_hosts_digest, parse_callers,
     public_key_fingerprint,
 )
-from ._service import SSHRemote
+from ._remote import SSHRemote
 
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
            "known_hosts_sources", "authorized_keys_lines",
@@ -54,8 +55,6 @@ NODE_KEY_MARKER = "flocker-node-key"
 # and is run by the user's shell: its path may hold none of their specials.
 _SAFE_PATH = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
 
-# A from= pattern: a host name or IP address, never a wildcard or negation.
-_SOURCE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
 
 
 class UnsafeForcedCommand(ValueError):
@@ -93,7 +92,7 @@ def known_hosts_sources(known_hosts):
         fields = line.split()
         if fields and not fields[0].startswith(("#", "@", "|")):
             sources.update(name for name in fields[0].split(",")
-                           if _SOURCE.match(name))
+                           if is_node_address(name))
     return sorted(sources)
 
 
@@ -118,8 +117,9 @@ def authorized_keys_line(public_key, command, sources=(), caller=None):
         raise UnsafeForcedCommand(
             "%r cannot be a forced command: it must be an absolute path of "
             "letters, digits and _./+-" % (command,))
+    # A from= pattern is a node's address, never a wildcard or negation.
     for source in sources:
-        if not _SOURCE.match(source):
+        if not is_node_address(source):
             raise ValueError("%r cannot be a from= pattern" % (source,))
     if caller is not None and not NODE_IDENTITY.match(caller):
         raise ValueError("%r is not a node identity" % (caller,))

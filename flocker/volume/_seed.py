@@ -10,6 +10,7 @@ and directories, relative paths without ``..``, at most
 follows symbolic links, so none are in them).
 """
 
+import errno
 import io
 import os
 import posixpath
@@ -17,9 +18,10 @@ import tarfile
 
 import attr
 
-from ._errors import StreamRejected
+from ._errors import OutOfSpace, StreamRejected
 
-__all__ = ["MAX_SEED_SIZE", "SeedEntry", "seed_entries", "seed_archive"]
+__all__ = ["MAX_SEED_SIZE", "SeedEntry", "seed_entries", "seed_archive",
+           "write_seed"]
 
 #: Largest seed archive a node accepts.  A seed travels over the deploy's
 #: connection in one piece, so it is for a project's starting data, not for
@@ -125,3 +127,38 @@ def seed_entries(archive):
     except tarfile.TarError as e:
         _refuse("not a tar archive (%s)" % (e,))
     return tuple(sorted(entries, key=lambda entry: entry.path.split("/")))
+
+
+def write_seed(root, entries):
+    """
+    Write seed ``entries`` under directory ``root`` unless it holds
+    something already.
+
+    :return: ``True`` if written, ``False`` if ``root`` was not empty.
+    :raises OutOfSpace: The file system is full.
+    :raises StreamRejected: An entry clashes with another (a file where a
+        directory is).
+    """
+    if os.listdir(root):
+        return False
+    try:
+        for entry in entries:
+            target = os.path.join(root, *entry.path.split("/"))
+            if entry.data is None:
+                os.makedirs(target, exist_ok=True)
+                os.chmod(target, entry.mode | 0o700)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                # O_EXCL|O_NOFOLLOW: nothing written so far can redirect it.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | os.O_NOFOLLOW, entry.mode)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(entry.data)
+    except OSError as e:
+        if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+            raise OutOfSpace("volume full while seeding: %s" % (
+                e.strerror,))
+        raise StreamRejected("seed archive refused: %s: %s" % (
+            e.filename, e.strerror))
+    return True
+

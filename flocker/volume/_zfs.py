@@ -49,10 +49,11 @@ from ._errors import (
     ZFSUnavailable,
 )
 from ._logging import BUSY_RETRY, ZFS_COMMAND
+from .._process import ProcessFailed, run_process, spawn
 from ._process import (
-    LimitExceeded, ProcessFailed, close_quietly, make_pipe, pump,
-    read_prefix, run_process, spawn,
+    LimitExceeded, close_quietly, make_pipe, pump, read_prefix,
 )
+from ._stamp import mark_changed, stamp_path
 from ._stream import (
     BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,
 )
@@ -80,6 +81,13 @@ NODE_ID = "flocker:node-id"
 #: more.  The total stays under eight seconds so that a dataset that really
 #: is in use is reported promptly.
 BUSY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+#: ``zfs`` subcommands that change what the node reports about its volumes;
+#: each rewrites the pool's change stamp once it ended.
+_CHANGING = frozenset([
+    "create", "destroy", "rename", "set", "inherit", "snapshot",
+    "rollback", "receive", "recv", "clone", "promote", "mount", "unmount",
+])
 
 #: Suffixes of the temporary datasets of a receive that replaces a copy.
 #: Volume names cannot contain dots, so these never clash with a volume.
@@ -318,7 +326,9 @@ class ZFSPool(object):
         """
         :param reactor: ``IReactorProcess`` provider running the commands.
         :param str name: Pool name.
-        :param dict env: Environment for ``zfs`` (needs ``PATH``).
+        :param dict env: Environment for ``zfs`` (needs ``PATH``); its
+            ``FLOCKER_LOCK_DIR`` places the pool's change stamp (see
+            :mod:`flocker.volume._stamp`).
         :param clock: ``IReactorTime`` for busy retries; the reactor if
             ``None``.
         :param runner: ``run_process``-compatible callable (tests pass a
@@ -333,6 +343,7 @@ class ZFSPool(object):
         self._clock = reactor if clock is None else clock
         self._runner = runner
         self._capabilities = None
+        self.stamp = stamp_path(self._env, name)
 
     def dataset(self, volume, suffix=""):
         """
@@ -350,12 +361,20 @@ class ZFSPool(object):
         action = ZFS_COMMAND(argv=list(argv))
         with action.context():
             d = self._runner(self._reactor, argv, self._env)
+            if argv[:2] and argv[0] == "zfs" and argv[1] in _CHANGING:
+                d.addBoth(self._changed)
 
             def classify(failure):
                 failure.trap(ProcessFailed)
                 raise zfs_error(failure.value, self.name)
             d.addErrback(classify)
             return DeferredContext(d).addActionFinish()
+
+    def _changed(self, result):
+        # After the command, failed or not (a failure may have changed
+        # something too): the agent's report must be made again.
+        mark_changed(self.stamp)
+        return result
 
     @inlineCallbacks
     def _retry_busy(self, argv):
@@ -712,6 +731,7 @@ class ZFSPool(object):
             outcome = yield DeferredContext(DeferredList(
                 [passed, collector.ended], consumeErrors=True)
             ).addActionFinish()
+        self._changed(None)
         (passed_ok, passed_value), (_, result) = outcome
         if not passed_ok and passed_value.check(LimitExceeded):
             # Nothing of a cut-off stream is applied; the process may

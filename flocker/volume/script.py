@@ -23,17 +23,17 @@ from twisted.internet.task import react
 
 from .. import __version__
 from .._context import BadTaskId, continued_task, in_current_action
+from .._pool import DEFAULT_POOL, pool_name
 from ._errors import VolumeError, VolumeInUse
 from ._forced import ssh_command_main
 from ._nodekey import NodeKeyRemote, default_node_key_store
 from ._policy import NODE_IDENTITY
-from ._service import SSHRemote, open_volume_service
+from ._remote import SSHRemote
+from ._service import open_volume_service
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
-           "format_size", "DEFAULT_POOL", "node_ssh_remote"]
+           "format_size", "node_ssh_remote"]
 
-#: Pool used when neither ``--pool`` nor ``FLOCKER_POOL`` says otherwise.
-DEFAULT_POOL = "flocker"
 
 _SIZE = re.compile(r"\A([0-9]+)([KMGT]?)(i?B)?\Z", re.IGNORECASE)
 
@@ -500,8 +500,7 @@ def main(reactor, options, environ, out, err,
         # Operators and tests can follow what a node did, including the
         # receiving side of a push (continued from the sender's task).
         to_file(open(log, "ab"))
-    options.pool = (options.pool or environ.get("FLOCKER_POOL")
-                    or DEFAULT_POOL)
+    options.pool = pool_name(options.pool, environ)
     machine = options.command in _MACHINE
     if machine:
         add_destinations(output.log)

@@ -39,12 +39,13 @@ from urllib.parse import quote
 
 import pytest
 
-from flocker.testtools import http_status_and_body, start_lab
+from flocker.testtools import http_status_and_body
 
 LAB_SCRIPT = Path(__file__).resolve().parents[3] / "admin" / "lab"
 
 # The lab's own Docker API client (admin/ is not a package).
 sys.path.insert(0, str(LAB_SCRIPT.parent))
+from _lab_client import start_lab  # noqa: E402
 from _lab_images import DockerAPI  # noqa: E402
 WRITER = Path(__file__).resolve().parent / "_writer.py"
 

@@ -32,8 +32,8 @@ from flocker.node.testtools import make_node_key
 from flocker.testtools import temporary_directory
 from flocker.volume._errors import HostKeyRejected
 from flocker.volume._nodekey import NodeKeyStore
-from flocker.volume._process import ProcessResult
-from flocker.volume._service import SSHRemote, _remote_error
+from flocker._process import ProcessResult
+from flocker.volume._remote import SSHRemote, remote_error
 
 from ._sshd import running_sshd
 from .test_remote import _services
@@ -359,7 +359,7 @@ def test_unknown_host_key(sshd, tmp_path, authorized_keys):
         "127.0.0.2").decode())
     argv = remote.argv("127.0.0.1", ["receive", "web"])
     result = subprocess.run(argv, capture_output=True, timeout=60)
-    error = _remote_error("127.0.0.1", ProcessResult(
+    error = remote_error("127.0.0.1", ProcessResult(
         argv=argv, stdout=result.stdout, stderr=result.stderr,
         exit_code=result.returncode, signal=None),
         known_hosts=store.known_hosts_path)

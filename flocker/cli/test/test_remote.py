@@ -40,7 +40,8 @@ from flocker.node.test.test_agent import (
     A as NODE_A, B as NODE_B, WEB, local_pair, make_inodeagent_tests,
 )
 from flocker.node.testtools import RecordingProgress, loopback, make_node_key
-from flocker.testtools import node_states, temporary_directory
+from flocker.testtools import temporary_directory
+from flocker.testtools.strategies import node_states
 
 from .. import _remote
 from .._cluster import deploy_over_ssh

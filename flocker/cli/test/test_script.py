@@ -181,6 +181,28 @@ class TestCheck(object):
         assert run(["--check"] + files(d=DEPLOYMENT, a=COMPOSE)) == (
             0, "3 applications on 2 nodes\n", "")
 
+    def test_standby(self, files):
+        """
+        The summary counts the applications with a standby.
+        """
+        assert run(["--check"] + files(
+            d=DEPLOYMENT + "standby:\n  db: {nodes: [node2.example.com]}\n",
+            a=NATIVE.replace("image: postgres", "image: postgres\n"
+                             "    volume: {mountpoint: /data}"))) == (
+            0, "3 applications on 2 nodes, 1 with a standby\n", "")
+
+    def test_standby_problem(self, files):
+        """
+        A standby problem is a located line on stderr and a failure.
+        """
+        deployment, applications = files(
+            d=DEPLOYMENT + "standby:\n  cache: {nodes: [192.0.2.1]}\n",
+            a=NATIVE)
+        assert run(["--check", deployment, applications]) == (
+            1, "", deployment + ":6:3: application cache has no volume, so "
+            "a standby has nothing to copy: give it a volume or remove its "
+            "standby\n")
+
     def test_check_after_files(self, files):
         """
         ``--check`` may follow the files.

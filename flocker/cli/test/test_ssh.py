@@ -42,11 +42,12 @@ from .._ssh import (
     DEFAULT_IDENTITY_NAMES, AuthenticationFailed,
     CommandExit, HostKeyError, ICommandRunner, KnownHosts,
     MemoryCommandRunner, NodeUnreachable, RemoteCommandFailed,
-    SSHCommandRunner, SSHConfigurationError, _ChannelNotOpened,
-    _ConchConnector, _Outcome, _prefer_key_types, _run_once,
+    SSHCommandRunner, SSHConfigurationError,
     agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
     quote_argv, ssh_command_runner,
 )
+from .._ssh._session import _ChannelNotOpened, _Outcome, _run_once
+from .._ssh._transport import _ConchConnector, _prefer_key_types
 from ._sshd import SSH_AGENT, SSH_KEYGEN, free_port, running_sshd
 
 

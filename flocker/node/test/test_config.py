@@ -13,12 +13,15 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, HostMount, Link, Node, Port,
     RestartPolicy,
 )
+from flocker._identifiers import ADDRESS_RULE
+from flocker.volume import UnsafeName
+from flocker.volume._remote import check_address
 from flocker.node import _yaml
 from flocker.node._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
     load_configuration, parse_configuration,
 )
-from flocker.testtools import deployments, fuzz_settings
+from flocker.testtools.strategies import deployments, fuzz_settings
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "application.yml"
@@ -249,9 +252,28 @@ class TestNativeFormat(object):
             version: 1
             nodes:
               "2001:db8::1": [web, db]
+              "0::1": []
+            """)
+        assert {n.address for n in found.nodes} == {"2001:db8::1", "0::1"}
+
+    def test_leading_colon_address(self):
+        """
+        An address starting with ':' (``::1``) is refused at its position,
+        with the rule a push's target is checked against (so it cannot pass
+        ``--check`` and fail when a volume is pushed there), and the way to
+        write it instead.
+        """
+        found = problems(NATIVE, """\
+            version: 1
+            nodes:
+              "2001:db8::1": [web, db]
               "::1": []
             """)
-        assert {n.address for n in found.nodes} == {"2001:db8::1", "::1"}
+        assert_problem(found, DEPLOYMENT, 4, 3, "'::1' is not a node address",
+                       ADDRESS_RULE)
+        with pytest.raises(UnsafeName) as caught:
+            check_address("::1")
+        assert ADDRESS_RULE in caught.value.message
 
 
 class TestComposeFormat(object):
@@ -1259,7 +1281,7 @@ class TestDeploymentToYaml(object):
         survive.
         """
         deployment = Deployment(nodes=[
-            Node(address="::1", applications=[
+            Node(address="0::1", applications=[
                 Application(name="a", image="i")]),
             Node(address="2001:db8::2")])
         assert parse_configuration(*_interleave(

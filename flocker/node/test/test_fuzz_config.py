@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, strategies as st
 
 from flocker.cli.script import flocker_deploy_main, main
 from flocker.node._config import deployment_to_yaml
-from flocker.testtools import deployments, fuzz_settings
+from flocker.testtools.strategies import deployments, fuzz_settings
 
 #: Cases tried by this module's tests in this run: ``"valid"`` (the
 #: command accepted the files) and ``"refused"`` (it reported problems).

@@ -42,7 +42,7 @@ from flocker.volume._errors import (
     HandoffConflict, InvalidSize, NoSuchVolume, NotOwner, OutOfSpace,
     StreamRejected, TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
 )
-from flocker.volume._service import IVolumeService
+from flocker.volume._api import IVolumeService
 
 __all__ = ["make_ivolumeservice_tests"]
 

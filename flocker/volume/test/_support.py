@@ -16,7 +16,7 @@ import time
 import uuid
 
 from flocker.testtools import is_root, require
-from .._service import check_address
+from .._remote import check_address
 
 __all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs"]
 

@@ -5,7 +5,8 @@ modules.
 
 import flocker.volume
 from flocker.volume import (
-    _errors, _forced, _memory, _nodekey, _seed, _service, _zfs,
+    _api, _errors, _forced, _memory, _nodekey, _remote, _seed, _service,
+    _zfs,
 )
 
 
@@ -15,8 +16,9 @@ def test_exports():
     """
     for name in flocker.volume.__all__:
         value = getattr(flocker.volume, name)
-        homes = [module for module in (_errors, _forced, _memory,
-                                       _nodekey, _seed, _service, _zfs)
+        homes = [module for module in (_api, _errors, _forced, _memory,
+                                       _nodekey, _remote, _seed, _service,
+                                       _zfs)
                  if getattr(module, name, None) is value]
         assert homes, name
         assert value.__module__.startswith("flocker.volume._"), name

@@ -27,8 +27,8 @@ from flocker.volume._nodekey import (
     authorized_keys_lines, known_hosts_sources,
     replace_marked_lines,
 )
-from flocker.volume._process import ProcessResult
-from flocker.volume._service import CONTROL_PERSIST, SSHRemote, _remote_error
+from flocker._process import ProcessResult
+from flocker.volume._remote import CONTROL_PERSIST, SSHRemote, remote_error
 from flocker.volume.script import flocker_volume_main, node_ssh_remote
 
 COMMAND = "/opt/flocker/bin/flocker-volume"
@@ -665,7 +665,7 @@ class HostKeyErrorTests(SynchronousTestCase):
             stderr=b"No ED25519 host key is known for 10.0.0.3 and you have "
                    b"requested strict checking.\r\nHost key verification "
                    b"failed.\r\n")
-        error = _remote_error("10.0.0.3", result,
+        error = remote_error("10.0.0.3", result,
                               known_hosts="/var/lib/flocker/node-key/"
                               "known_hosts")
         self.assertIsInstance(error, HostKeyRejected)

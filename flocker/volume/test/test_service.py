@@ -23,14 +23,14 @@ from flocker.volume._errors import (
     NoSuchVolume, NotOwner, OutOfSpace, RemoteError, TargetUnreachable,
     UnsafeName,
 )
-from flocker.volume import _service
+from flocker.volume import _push
 from flocker.volume._logging import (
     LATE_REMOTE_FAILURE, ZFS_COMMAND,
 )
-from flocker.volume._process import ProcessResult
+from flocker._process import ProcessResult
+from flocker.volume._remote import SSHRemote, remote_error
 from flocker.volume._service import (
-    SSHRemote, _remote_error, open_volume_service, processes_using,
-    snapshot_name,
+    open_volume_service, processes_using, snapshot_name,
 )
 from flocker.volume._zfs import ZFSPool
 
@@ -424,7 +424,7 @@ def test_stuck_target(nodes, monkeypatch):
     after ``HEADER_TIMEOUT`` seconds (the command is killed) with
     ``TargetUnreachable``; the volume stays owned here.
     """
-    monkeypatch.setattr(_service, "HEADER_TIMEOUT", 2)
+    monkeypatch.setattr(_push, "HEADER_TIMEOUT", 2)
     nodes.call(nodes.a.create, "app")
     nodes.remote.silent.add(nodes.address(nodes.b))
     with pytest.raises(TargetUnreachable) as caught:
@@ -561,7 +561,7 @@ class RemoteErrorTests(SynchronousTestCase):
         """
         ssh's exit code 255 means the node could not be reached.
         """
-        error = _remote_error("node2", self._result(
+        error = remote_error("node2", self._result(
             255, stderr=b"ssh: connect to host node2 port 22: No route\n"))
         self.assertIsInstance(error, TargetUnreachable)
         self.assertEqual(error.message, "cannot reach node node2: ssh: "
@@ -572,7 +572,7 @@ class RemoteErrorTests(SynchronousTestCase):
         An error line printed by the remote ``flocker-volume`` keeps its
         type.
         """
-        error = _remote_error("node2", self._result(1, stdout=json.dumps({
+        error = remote_error("node2", self._result(1, stdout=json.dumps({
             "error": "OutOfSpace", "message": "pool full"}).encode()))
         self.assertIsInstance(error, OutOfSpace)
         self.assertEqual(error.message, "node node2: pool full")
@@ -582,7 +582,7 @@ class RemoteErrorTests(SynchronousTestCase):
         Anything else is a ``RemoteError`` with the last line of standard
         error.
         """
-        error = _remote_error("node2", self._result(
+        error = remote_error("node2", self._result(
             2, stderr=b"Traceback...\nValueError: x\n"))
         self.assertIsInstance(error, RemoteError)
         self.assertEqual(error.message, "node node2: ValueError: x")

@@ -7,6 +7,7 @@ on file-backed zfs-fuse pools.
 import errno
 import os
 import subprocess
+import tempfile
 
 import pytest
 from eliot.testing import assertHasAction, capture_logging
@@ -22,13 +23,18 @@ from flocker.volume._errors import (
     ZFSError, ZFSUnavailable,
 )
 from flocker.volume._logging import ZFS_COMMAND
-from flocker.volume._process import ProcessFailed, make_pipe
+from flocker._process import ProcessFailed
+from flocker.volume._process import make_pipe
+from flocker.volume._stamp import read_stamp
 from flocker.volume._stream import StreamTooLarge
 from flocker.volume._zfs import BUSY_DELAYS, NODE_ID, ZFSPool, zfs_error
 
 from ._support import FilePools, require_zfs
 
 ENV = dict(os.environ)
+# The pools' change stamps go to a directory of this test run, not to the
+# machine's /var/lib/flocker.
+ENV["FLOCKER_LOCK_DIR"] = tempfile.mkdtemp(prefix="flocker-test-stamps-")
 
 
 class FakeRunner(object):
@@ -58,6 +64,47 @@ def _pool(*outcomes):
 
 
 BUSY = "cannot destroy 'tank/app': dataset is busy"
+
+
+class ChangeStampTests(SynchronousTestCase):
+    """
+    Every ``zfs`` command that changes the pool's datasets rewrites the
+    pool's change stamp once it ended; reading commands leave it alone.
+    """
+
+    def test_stamp_path(self):
+        """
+        The stamp is named after the pool, in ``FLOCKER_LOCK_DIR``.
+        """
+        pool, _, _ = _pool()
+        self.assertEqual(
+            os.path.join(ENV["FLOCKER_LOCK_DIR"], "volumes-tank.changed"),
+            pool.stamp)
+
+    def test_changes_rewrite(self):
+        """
+        A snapshot, a failed destroy and a property change each give the
+        stamp a new value.
+        """
+        pool, _, _ = _pool(b"", "cannot destroy: permission denied", b"")
+        seen = [read_stamp(pool.stamp)]
+        self.successResultOf(pool.snapshot("app", "s1"))
+        seen.append(read_stamp(pool.stamp))
+        self.failureResultOf(pool.destroy_snapshot("app", "s1"))
+        seen.append(read_stamp(pool.stamp))
+        self.successResultOf(pool.set("app", "readonly", "on"))
+        seen.append(read_stamp(pool.stamp))
+        self.assertEqual(4, len(set(seen)))
+
+    def test_reads_leave_it(self):
+        """
+        Listing the pool does not touch the stamp.
+        """
+        pool, _, _ = _pool(b"", b"")
+        self.successResultOf(pool.snapshot("app", "s1"))
+        before = read_stamp(pool.stamp)
+        self.successResultOf(pool.list())
+        self.assertEqual(before, read_stamp(pool.stamp))
 
 
 class ZFSPoolArgumentTests(SynchronousTestCase):

@@ -1,0 +1,35 @@
+"""
+Small helpers of tests: temporary directories outside the source tree, and
+reading an HTTP response.
+"""
+
+import os
+
+__all__ = ["temporary_directory", "http_status_and_body"]
+
+
+def http_status_and_body(response):
+    """
+    :param str response: An HTTP/1.x response read as text (so with
+        ``\\n`` line ends), or ``""``.
+    :return: ``(status code, body)``, ``(None, "")`` for no response.
+    """
+    head, _, body = response.replace("\r\n", "\n").partition("\n\n")
+    words = head.split(None, 2)
+    return (words[1] if len(words) > 1 else None), body
+
+
+def temporary_directory(test):
+    """
+    Make a new empty directory outside the source tree, removed when
+    ``test`` ends.  (trial's ``mktemp`` would put it under the current
+    directory, which is the repository when pytest runs the suite.)
+
+    :param test: A ``TestCase`` (its ``addCleanup`` is used).
+    :return: The directory's path.
+    """
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="flocker-test-")
+    test.addCleanup(shutil.rmtree, path, True)
+    return os.path.join(path, "d")

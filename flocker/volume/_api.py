@@ -1,0 +1,271 @@
+"""
+What the volume service offers: its interface, the values it answers with,
+and the names it gives snapshots.
+"""
+
+import time
+
+import attr
+from pyrsistent import pvector
+from zope.interface import Attribute, Interface
+
+from .._model import VolumeState
+from ._errors import UnsafeName
+from ._policy import NODE_IDENTITY
+
+__all__ = [
+    "IVolumeService", "VolumeInfo", "PushResult", "snapshot_name",
+    "SNAPSHOT_PREFIX", "PROTOCOL_VERSION", "check_node_id", "volume_info",
+]
+
+#: Version of the push protocol spoken by ``flocker-volume receive``.
+PROTOCOL_VERSION = 1
+
+#: Names of the snapshots Flocker takes (and prunes) start with this.
+SNAPSHOT_PREFIX = "flocker-"
+
+
+def check_node_id(node_id):
+    """
+    :param str node_id: A node identity (see ``NODE_IDENTITY``).
+    :raises UnsafeName: If it is not one.
+    """
+    if not (isinstance(node_id, str) and NODE_IDENTITY.match(node_id)):
+        raise UnsafeName("%r is not a node identity" % (node_id,))
+
+
+def snapshot_name(seconds, existing):
+    """
+    Name a new snapshot after the time it is taken, so names sort in the
+    order they were taken (on one clock).
+
+    :param float seconds: POSIX time.
+    :param existing: Names already used by the volume.
+    :return: ``flocker-YYYYmmddTHHMMSS.ffffffZ``, with ``-N`` appended if
+        that name is taken.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+    micro = int(round((seconds - int(seconds)) * 1e6)) % 1000000
+    base = "%s%s.%06dZ" % (SNAPSHOT_PREFIX, stamp, micro)
+    name, counter = base, 1
+    while name in existing:
+        counter += 1
+        name = "%s-%d" % (base, counter)
+    return name
+
+
+@attr.s(frozen=True)
+class VolumeInfo(object):
+    """
+    Everything this node knows about its copy of a volume.
+
+    :ivar str name: Volume name.
+    :ivar owner: Identity of the node its copy names as owner, or ``None``.
+    :ivar bool owned: Whether this node is the owner.
+    :ivar int size: Bytes referenced.
+    :ivar maximum_size: Quota (``refquota``) in bytes or ``None``.
+    :ivar snapshots: ``PVector`` of snapshot names, oldest first.
+    :ivar str mountpoint: Where the copy is (or would be) mounted.
+    """
+    name = attr.ib()
+    owner = attr.ib()
+    owned = attr.ib()
+    size = attr.ib()
+    maximum_size = attr.ib()
+    snapshots = attr.ib(converter=pvector)
+    mountpoint = attr.ib()
+
+    def state(self):
+        """
+        :return: The :class:`flocker._model.VolumeState` a node report uses.
+        """
+        return VolumeState(name=self.name, owned=self.owned, size=self.size,
+                           snapshots=self.snapshots, owner=self.owner)
+
+
+@attr.s(frozen=True)
+class PushResult(object):
+    """
+    What a push (or the push inside a hand-off) sent.
+
+    :ivar str name: Volume name.
+    :ivar str target: Address of the receiving node.
+    :ivar str target_node_id: Identity of the receiving node.
+    :ivar snapshot: The snapshot the target now has (newest), or ``None``
+        if a resumed hand-off sent nothing.
+    :ivar base: Snapshot the incremental stream started from, or ``None``
+        for a full stream.
+    :ivar int bytes_sent: Size of the stream.
+    """
+    name = attr.ib()
+    target = attr.ib()
+    target_node_id = attr.ib()
+    snapshot = attr.ib()
+    base = attr.ib()
+    bytes_sent = attr.ib()
+
+
+class IVolumeService(Interface):
+    """
+    The volumes of one node.  Every method returns a ``Deferred``; failures
+    are :class:`flocker.volume.VolumeError` subclasses with a one-line
+    message.  A name that is not a safe name fails with ``UnsafeName``
+    before anything is done.
+    """
+
+    node_id = Attribute("This node's stable identity (``str``).")
+
+    def volumes():
+        """
+        :return: ``Deferred`` firing with a ``PVector`` of
+            :class:`VolumeInfo`, sorted by name.
+        """
+
+    def list():
+        """
+        :return: ``Deferred`` firing with a ``PVector`` of
+            ``flocker._model.VolumeState``, sorted by name (what the node
+            agent's report needs).
+        """
+
+    def create(name, maximum_size=None):
+        """
+        Create a volume owned by this node; if this node already owns it,
+        only make its maximum size ``maximum_size``.
+
+        :param str name: Volume name.
+        :param maximum_size: Quota in bytes, or ``None`` for no limit.
+        :return: ``Deferred`` firing with its :class:`VolumeInfo`.
+        :raises VolumeExists: A copy owned by another node is here.
+        :raises InvalidSize: ``maximum_size`` is not ``None`` or a
+            positive number of bytes.
+        :raises OutOfSpace: The pool is full.
+        """
+
+    def mountpoint(name):
+        """
+        :param str name: Volume name.
+        :return: ``Deferred`` firing with the ``FilePath`` where this node's
+            copy is mounted (owned or not).
+        :raises NoSuchVolume: No copy here.
+        """
+
+    def mount(name):
+        """
+        Make this node's owned volume ready for a container: writable and
+        mounted.  Call it before starting the application.
+
+        :param str name: Volume name.
+        :return: ``Deferred`` firing with the mountpoint ``FilePath``.
+        :raises NotOwner: This node does not own the volume.
+        """
+
+    def seed(name, archive):
+        """
+        Fill this node's owned volume with a seed archive (see
+        :mod:`flocker.volume._seed`), once: only if the volume holds
+        nothing yet.  Running it again after it filled the volume changes
+        nothing.
+
+        :param str name: Volume name.
+        :param bytes archive: An uncompressed tar archive of files and
+            directories.
+        :return: ``Deferred`` firing with ``True`` if the volume was
+            filled, ``False`` if it held something and was left alone.
+        :raises NotOwner: This node does not own the volume.
+        :raises StreamRejected: The archive is not an acceptable seed.
+        :raises OutOfSpace: The volume or pool is full.
+        """
+
+    def snapshot(name):
+        """
+        :param str name: A volume this node owns.
+        :return: ``Deferred`` firing with the new snapshot's name.
+        """
+
+    def push(name, target, progress=None):
+        """
+        Send the volume's current data to node ``target`` (full the first
+        time, incremental afterwards); the target keeps a read-only copy it
+        does not own.  This node stays the owner.
+
+        :param str name: A volume this node owns.
+        :param str target: Address of the receiving node.
+        :param progress: ``None``, or an object with ``update(sent, total)``
+            (``total`` may be ``None``) and ``finish()``.
+        :return: ``Deferred`` firing with a :class:`PushResult`.
+        :raises NotOwner: This node does not own it, or the target does.
+        :raises TargetUnreachable: The target cannot be reached.
+        :raises OutOfSpace: The target's pool is full.
+        """
+
+    def handoff(name, target, progress=None, acquire=True):
+        """
+        Send the last increment to ``target`` and make it the owner; this
+        node keeps a read-only copy.  The application must be stopped.
+        Running it again after an interruption finishes the job.
+
+        :param bool acquire: Have the target take ownership (step 4) too.
+            ``False`` leaves that to the caller, who then calls
+            :meth:`acquire` on the target with the result's ``snapshot``
+            and ``target_node_id`` (a deploy client holding a session with
+            the target does it faster than this node can over SSH).
+        :return: ``Deferred`` firing with a :class:`PushResult`.
+        :raises HandoffConflict: The volume was handed to another node.
+        """
+
+    def acquire(name, snapshot=None, node_id=None):
+        """
+        Make this node the owner of its copy (step 4 of a hand-off).  Does
+        nothing more than :meth:`mount`'s writability if already owned.
+
+        :param str name: Volume name.
+        :param snapshot: If given, the copy's newest snapshot must be this.
+        :param node_id: If given, this node's identity must be this.
+        :return: ``Deferred`` firing with the new :class:`VolumeInfo`.
+        :raises StreamRejected: The copy does not end with ``snapshot``.
+        :raises HandoffConflict: This node is not ``node_id``.
+        """
+
+    def delete(name):
+        """
+        Destroy this node's copy of a volume and its snapshots.
+
+        :return: ``Deferred`` firing with ``None``.
+        :raises VolumeInUse: It is mounted into a container or files in it
+            are open.
+        """
+
+    def prune_snapshots(name, dry_run=False):
+        """
+        Destroy Flocker's snapshots that no next incremental needs (all but
+        the newest and those other nodes were last sent).  Snapshots that
+        Flocker did not take are left alone.
+
+        :param bool dry_run: Only report what would be destroyed.
+        :return: ``Deferred`` firing with a ``PVector`` of snapshot names.
+        """
+
+    def orphans(keep):
+        """
+        :param keep: Names of volumes a deployment still uses.
+        :return: ``Deferred`` firing with a ``PVector`` of
+            :class:`VolumeInfo` of every other volume on this node.
+        """
+
+
+
+def volume_info(dataset, node_id):
+    """
+    :param Dataset dataset: A copy of a volume as the pool lists it.
+    :param str node_id: This node's identity.
+    :return: The :class:`VolumeInfo` describing it.
+    """
+    owner = dataset.owner
+    return VolumeInfo(
+        name=dataset.name, owner=owner, owned=owner == node_id,
+        size=dataset.size,
+        maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
+        mountpoint=dataset.mountpoint)
+
+

@@ -1,0 +1,155 @@
+"""
+Ownership: a hand-off makes another node the owner of a volume, and
+``acquire`` makes this node the owner of its copy.
+
+Hand-off protocol (the application is already stopped on the source; a
+volume still in use is refused)::
+
+    1. source: readonly=on on its copy            (still owner, now frozen)
+    2. source: push (final snapshot F, small increment)
+    3. source: flocker:owner = target's identity  (source is no longer owner)
+       and unmount its copy                       (now a follower)
+    4. target: acquire NAME with snapshot F and node id T
+       checks it is node T and its newest snapshot is F, then sets
+       flocker:owner = T, readonly=off and mounts it afresh
+                                                  (target is the owner)
+
+Step 4 is run by whoever drives the hand-off: by the source itself
+(``flocker-volume acquire NAME --snapshot F --node-id T`` over SSH) for
+``handoff(..., acquire=True)``, or, for ``acquire=False``, by the caller
+with ``acquire`` on the target; the deploy client does the latter
+(``release-volume`` on the source, then ``acquire-volume`` on the target,
+through the sessions it already holds with both), which spares a process
+start on the target while the application is down.
+
+At no point are there two writable owners: the source stops being writable
+(1) and stops being the owner (3) before the target becomes either (4).  A
+crash before 3 leaves the source the (read-only) owner: running the hand-off
+again repeats 1-4 (``mount`` makes the source writable again if the
+application is to stay).  A crash after 3 leaves no owner; running the
+hand-off again sees that the source's copy names the target and resumes at
+step 4, whose checks make it safe to repeat.
+"""
+
+import attr
+from twisted.internet.defer import inlineCallbacks, succeed
+
+from .._process import spawn
+from ._api import PushResult, volume_info
+from ._errors import (
+    HandoffConflict, NoSuchVolume, NotOwner, StreamRejected, VolumeInUse,
+)
+from ._logging import ACQUIRE_VOLUME, HANDOFF_VOLUME, REMOTE_COMMAND
+from ._remote import check_address
+from ._zfs import OWNER, check_snapshot_name, check_volume_name
+
+__all__ = ["OwnershipMixin"]
+
+
+class OwnershipMixin(object):
+    """
+    Hand-off and acquire for :class:`~flocker.volume._service.VolumeService`
+    (which provides ``pool``, ``node_id``, its locks, the push and the
+    recovery these methods use).
+    """
+
+    def handoff(self, name, target, progress=None, acquire=True):
+        check_volume_name(name)
+        check_address(target)
+        return self._locked(name, self._handoff, name, target, progress,
+                            acquire)
+
+    @inlineCallbacks
+    def _handoff(self, name, target, progress, acquire):
+        with HANDOFF_VOLUME(volume=name, target=target):
+            dataset = yield self._get(name)
+            if dataset.owner == self.node_id:
+                users = self._in_use(self.pool.dataset(name),
+                                     dataset.mountpoint)
+                if users:
+                    raise VolumeInUse(
+                        "volume %s is still in use (process %s); stop the "
+                        "application before handing it off" % (
+                            name, ", ".join(str(pid) for pid in
+                                            sorted(users))))
+                self._writable.discard(name)
+                yield self.pool.set(name, "readonly", "on")
+                # Steps 3 and 4 as soon as the target confirmed step 2, not
+                # once its command has exited too: the application is down.
+                result, exited = yield self._push(dataset, target, progress,
+                                                  record=False)
+                yield self.pool.set(name, OWNER, result.target_node_id)
+            elif dataset.owner and dataset.snapshots:
+                # Step 3 already happened: resume at step 4.
+                result = PushResult(
+                    name=name, target=target,
+                    target_node_id=dataset.owner,
+                    snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
+                exited = succeed(None)
+            else:
+                raise NotOwner("volume %s is not owned by this node (%s)" % (
+                    name, self.node_id))
+            # A follower stays unmounted (see _apply).
+            yield self.pool.unmount(name)
+            if acquire:
+                yield self._remote_acquire(name, target,
+                                           result.target_node_id,
+                                           result.snapshot)
+            yield exited
+        return result
+
+    @inlineCallbacks
+    def _remote_acquire(self, name, target, node_id, snapshot):
+        argv = self._remote.argv(target, [
+            "acquire", name, "--snapshot", snapshot, "--node-id", node_id,
+            "--json"])
+        with REMOTE_COMMAND(argv=argv):
+            _, remote = spawn(self._reactor, argv, self._env)
+            result = yield remote.ended
+        if result.exit_code != 0:
+            raise self._remote_error(target, result, HandoffConflict)
+
+    def acquire(self, name, snapshot=None, node_id=None):
+        check_volume_name(name)
+        if snapshot is not None:
+            check_snapshot_name(snapshot)
+        return self._locked(name, self._acquire, name, snapshot, node_id)
+
+    @inlineCallbacks
+    def _acquire(self, name, snapshot, node_id):
+        with ACQUIRE_VOLUME(volume=name, expected_snapshot=snapshot):
+            if node_id is not None and node_id != self.node_id:
+                raise HandoffConflict(
+                    "this node is %s, not %s: volume %s was handed to "
+                    "another node" % (self.node_id, node_id, name))
+            dataset = yield self._recover(name)
+            if dataset is None:
+                raise NoSuchVolume("volume %s does not exist in pool %s" % (
+                    name, self.pool.name))
+            if dataset.owner != self.node_id:
+                latest = dataset.snapshots[-1] if dataset.snapshots else None
+                if snapshot is not None and latest != snapshot:
+                    raise StreamRejected(
+                        "this node's copy of %s ends with snapshot %s, not "
+                        "%s; push the final increment first" % (
+                            name, latest, snapshot))
+                yield self.pool.set(name, OWNER, self.node_id)
+                if dataset.mounted:
+                    # Mounted afresh: a mount that was there while streams
+                    # were received may serve stale pages from the kernel's
+                    # cache.
+                    yield self.pool.unmount(name)
+                dataset = attr.evolve(
+                    dataset, properties=dataset.properties.set(
+                        OWNER, self.node_id).set("mounted", "no"))
+            yield self._mount_dataset(dataset)
+            # The new owner keeps only what its next pushes can use.
+            destroyed = yield self._prune(dataset)
+        # What the commands above made of the dataset, without asking zfs
+        # again (a hand-off waits for this).
+        return volume_info(attr.evolve(
+            dataset, properties=dataset.properties.set("mounted", "yes"),
+            snapshots=[snapshot for snapshot in dataset.snapshots
+                       if snapshot not in destroyed]), self.node_id)
+
+

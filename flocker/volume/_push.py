@@ -1,0 +1,379 @@
+"""
+The sending end of a push: this node, the owner of a volume, sends what
+changed to another node's ``flocker-volume receive``.
+
+Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
+receive NAME`` on the target, JSON lines on its standard output)::
+
+    target -> {"protocol": 1, "node_id": ID, "pool": POOL,
+               "snapshots": [oldest..newest], "zfs": CAPABILITIES}
+              (or {"error": KIND, "message": ...} if it owns the volume)
+    source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
+               "maximum_size": N or null}
+    source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
+    target -> {"received": S, "node_id": ID}   (or an error line)
+
+``CAPABILITIES`` is what the target's ZFS and pool offer
+(:class:`~flocker.volume._capabilities.ZFSCapabilities`); the source adds
+the ``zfs send`` flags both sides support (``-L``, ``-e``, ``-c`` between
+OpenZFS pools; none towards zfs-fuse or a node that does not say).
+
+Interleaved with those, the target writes ``{"eliot": MESSAGE}`` lines: its
+log, continuing the push's eliot task (``TASK``) from its start.  The
+source passes them on to its own log once the target's command has exited,
+so the push, both ends of it, is one tree.
+
+The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
+its snapshots the target also has (a full stream if none).  The target
+applies an incremental with ``zfs receive -F`` after rolling back to ``B`` if
+needed (a follower never holds anything the owner lacks).  A full stream into
+an existing follower is received as ``NAME.flocker-recv`` and swapped in, so a
+cut connection at any point leaves the target's previous copy intact (ZFS
+applies each stream atomically).  Streams are received unmounted (``-u``),
+and the target works out its copy's new state from the old one and the
+stream rather than asking ZFS again; it sets ``readonly``, ``atime`` and
+``refquota`` together and ``flocker:owner`` after them, last.  It confirms
+only then, so as soon as the confirmation arrives (without waiting for the
+target's command to exit) the source records ``S`` as what the target has
+(``flocker:pushed``: address, identity, pool and snapshot of each recent
+target), or, in a hand-off, goes on with steps 3 and 4 below; it collects
+the command's exit (and the rest of its log) meanwhile.
+While the stream flows, the source prunes its snapshots older than ``B``
+that no other target was last sent; the target keeps only its newest.
+That is all any next incremental needs.  Snapshots Flocker did not take
+(not named ``flocker-...``) are never pruned.
+
+Hand-off protocol (the application is already stopped on the source; a
+volume still in use is refused)::
+
+
+The receiving end is :mod:`flocker.volume._receive`.
+"""
+
+import json
+import os
+
+import attr
+from pyrsistent import pmap
+from twisted.internet.defer import (
+    CancelledError, DeferredList, inlineCallbacks,
+)
+from twisted.internet.error import ProcessExitedAlready
+
+from .._context import in_current_action
+from .._process import LineTooLong, spawn
+from ._api import PROTOCOL_VERSION, PushResult, check_node_id
+from ._capabilities import ZFSCapabilities, send_options
+from ._errors import HandoffConflict, RemoteError, TargetUnreachable
+from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
+from ._process import close_quietly, make_pipe, pump
+from ._remote import check_address, forward_log
+from ._zfs import PUSHED, check_pool_name, check_volume_name
+
+__all__ = ["HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
+
+#: Seconds a pushing node waits for ``flocker-volume receive`` on the target
+#: to say what it has (it normally takes well under a few seconds).
+HEADER_TIMEOUT = 120
+
+# How many per-node entries flocker:pushed keeps (user property values are
+# limited to 1024 bytes; the newest entries matter).
+_PUSHED_ENTRIES = 6
+
+
+def _latest_common(ours, theirs):
+    theirs = set(theirs)
+    for snapshot in reversed(ours):
+        if snapshot in theirs:
+            return snapshot
+    return None
+
+
+@attr.s(frozen=True)
+class _Peer(object):
+    """
+    What this node knows about a node it pushed a volume to: its identity,
+    its pool, and the last snapshot it confirmed having.
+    """
+    address = attr.ib()
+    node_id = attr.ib()
+    pool = attr.ib()
+    snapshot = attr.ib()
+
+
+def pushed_peers(dataset):
+    """
+    :return: ``PMap`` of address to :class:`_Peer` recorded in the
+        dataset's ``flocker:pushed`` property (``address/id/pool/snapshot``
+        entries separated by commas; none of the parts can hold either).
+    """
+    peers = {}
+    for entry in (dataset.get(PUSHED) or "").split(","):
+        parts = entry.split("/")
+        if len(parts) == 4:
+            peers[parts[0]] = _Peer(*parts)
+    return pmap(peers)
+
+
+def _encode_peers(peers):
+    newest = sorted(peers.values(), key=lambda peer: peer.snapshot)
+    return ",".join("/".join(attr.astuple(peer))
+                    for peer in newest[-_PUSHED_ENTRIES:])
+
+
+
+class PushingMixin(object):
+    """
+    The sending end of :class:`~flocker.volume._service.VolumeService`
+    (which provides ``pool``, ``node_id``, its locks and the snapshot and
+    prune operations these methods use).
+    """
+
+    def push(self, name, target, progress=None):
+        check_volume_name(name)
+        check_address(target)
+        return self._locked(name, self._push_owned, name, target, progress)
+
+    @inlineCallbacks
+    def _push_owned(self, name, target, progress):
+        dataset = yield self._owned(name)
+        result, exited = yield self._push(dataset, target, progress)
+        yield exited
+        return result
+
+    @inlineCallbacks
+    def _push(self, dataset, target, progress, record=True):
+        """
+        Push ``dataset`` to ``target``; with ``record``, remember what the
+        target now has (the next push's base), which a hand-off skips: the
+        old owner never pushes the volume again, and a copy received later
+        forgets the record anyway.
+
+        The target confirms only a copy completely received and prepared,
+        so this returns as soon as it has confirmed (and this node recorded
+        it), while the target's command may still be exiting: what the
+        caller does next need not wait for that (a hand-off's next steps
+        included), but the caller waits for ``exited`` before it returns,
+        so that the target's log is passed on (one tree) and no command is
+        left behind.
+
+        :return: ``Deferred`` firing with ``(PushResult, exited)``;
+            ``exited`` is a ``Deferred`` that never fails.
+        """
+        name = dataset.name
+        with PUSH_VOLUME(volume=name, target=target) as action:
+            result, pool, exited = yield self._push_negotiated(
+                dataset, target, progress, action)
+            if record:
+                peers = pushed_peers(dataset).set(target, _Peer(
+                    address=target, node_id=result.target_node_id,
+                    pool=pool, snapshot=result.snapshot))
+                yield self.pool.set(name, PUSHED, _encode_peers(peers))
+            action.add_success_fields(snapshot=result.snapshot,
+                                      base=result.base,
+                                      bytes=result.bytes_sent,
+                                      node_id=result.target_node_id)
+        return result, exited
+
+    def _start_remote(self, argv):
+        """
+        Start a remote command whose standard input is a pipe we write.
+
+        :return: ``(remote, stdin_write)``.
+        """
+        stdin_read, stdin_write = make_pipe()
+        try:
+            transport, remote = spawn(self._reactor, argv, self._env,
+                                      stdin=stdin_read)
+        except BaseException:
+            close_quietly(stdin_read, stdin_write)
+            raise
+        close_quietly(stdin_read)
+        remote.transport = transport
+        return remote, stdin_write
+
+    @inlineCallbacks
+    def _header(self, remote, target):
+        """
+        Wait for the receiving side's first message, at most
+        :data:`HEADER_TIMEOUT` seconds (a stuck node must not stall a
+        deploy forever); kill the remote command if it does not come.
+
+        :return: ``Deferred`` firing with the message or ``None`` if the
+            remote command ended without one.
+        """
+        waiting = self._read_message(remote, target)
+        timer = self._clock.callLater(HEADER_TIMEOUT, waiting.cancel)
+        try:
+            header = yield waiting
+        except CancelledError:
+            try:
+                remote.transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+            raise TargetUnreachable(
+                "node %s did not answer within %d seconds" % (
+                    target, HEADER_TIMEOUT))
+        finally:
+            if timer.active():
+                timer.cancel()
+        return header
+
+    @inlineCallbacks
+    def _send(self, dataset, snapshot, base, total, sink, progress, answer,
+              options=()):
+        """
+        Run ``zfs send`` and pump its stream into ``sink`` (taken over),
+        pruning on the side the snapshots this stream makes unnecessary;
+        wait for all of it and for ``answer``.
+
+        :param answer: ``Deferred`` firing with the receiving side's answer
+            (never failing).
+        :param options: ``zfs send`` flags (see
+            :func:`~flocker.volume._capabilities.send_options`).
+        :return: ``Deferred`` firing with ``(pumped, sent, answer)``: the
+            ``(success, value)`` pairs of the pump (bytes) and of ``zfs
+            send``, and what ``answer`` fired with.
+        """
+        stream_read, stream_write = make_pipe()
+        try:
+            sent = self.pool.send(dataset.name, snapshot, base, stream_write,
+                                  options=options)
+        except BaseException:
+            close_quietly(stream_read, stream_write, sink)
+            raise
+        close_quietly(stream_write)
+        watcher = None if progress is None else (
+            lambda count: progress.update(count, total))
+        pumped = pump(self._reactor, stream_read, sink, watcher)
+        # Meanwhile: the snapshots older than the base are not needed by
+        # this target any more (nor by others, unless they were sent there).
+        pruned = self._prune(dataset, keep=[base])
+        results = yield DeferredList([pumped, sent, answer, pruned],
+                                     consumeErrors=True)
+        return results[0], results[1], results[2][1]
+
+    @inlineCallbacks
+    def _push_negotiated(self, dataset, target, progress, action):
+        """
+        Push through ``flocker-volume receive`` on the target, which says
+        what it has, refuses if it owns the volume, receives atomically and
+        makes its copy a follower (see the module docstring).
+
+        The push is over as soon as the target confirms (it does so only
+        once its copy is complete and prepared), not when its command has
+        exited too: that takes a Python shutdown and ssh's, a good part of
+        a small push's time.
+
+        :return: ``Deferred`` firing with ``(PushResult, pool, exited)``:
+            ``exited`` fires (never failing) once the target's command has
+            exited and its log was passed on; a failure it reports after
+            confirming is logged, not raised, since the copy is there.
+        """
+        name = dataset.name
+        # The receiving side continues this push's task from its start, so
+        # all of its work (opening the pool included) is in this tree.
+        task = action.serialize_task_id().decode("ascii")
+        remote, stdin_write = self._start_remote(self._remote.argv(
+            target, ["--eliot-task", task, "receive", name]))
+        try:
+            # Found out while the remote command starts up, as is the
+            # snapshot taken.
+            capabilities = self.pool.capabilities()
+            snapshot = yield self._take_snapshot(dataset)
+            ours = yield capabilities
+            header = yield self._header(remote, target)
+            if header is None or "error" in header:
+                raise self._remote_error(target, (yield remote.ended))
+            if header.get("protocol") != PROTOCOL_VERSION:
+                raise RemoteError(
+                    "node %s speaks push protocol %r, not %d" % (
+                        target, header.get("protocol"), PROTOCOL_VERSION))
+            their_id, pool = header.get("node_id"), header.get("pool")
+            check_node_id(their_id)
+            check_pool_name(pool)
+            if their_id == self.node_id:
+                raise HandoffConflict(
+                    "node %s is this node (%s); a volume cannot be "
+                    "pushed to itself" % (target, their_id))
+            base = _latest_common(dataset.snapshots, header["snapshots"])
+            request = {
+                "snapshot": snapshot, "base": base,
+                "owner": self.node_id,
+                "maximum_size": dataset.maximum_size,
+            }
+            os.write(stdin_write,
+                     json.dumps(request).encode("utf-8") + b"\n")
+            total = dataset.size if base is None else None
+            sink, stdin_write = stdin_write, None
+            # Only what the target's ZFS and pool take (a node that does
+            # not say gets a plain stream).
+            options = send_options(
+                ours, ZFSCapabilities.from_wire(header.get("zfs")))
+            (pump_ok, count), (send_ok, send_error), answer = (
+                yield self._send(dataset, snapshot, base, total, sink,
+                                 progress, self._read_message(remote, target),
+                                 options))
+        finally:
+            if stdin_write is not None:
+                close_quietly(stdin_write)
+            if progress is not None:
+                progress.finish()
+        confirmed = isinstance(answer, dict) and "received" in answer
+        if not confirmed:
+            # An error line, or nothing: how the command ended says why.
+            ended = yield remote.ended
+            forward_log(ended)
+            if ended.exit_code != 0:
+                raise self._remote_error(target, ended)
+        if not send_ok:
+            send_error.raiseException()
+        if not pump_ok:
+            raise RemoteError("node %s: stream interrupted: %s" % (
+                target, count.getErrorMessage()))
+        if not (confirmed and answer.get("received") == snapshot):
+            raise RemoteError("node %s did not confirm receiving %s" % (
+                target, snapshot))
+        # In the push's action: a late failure is logged under it.
+        exited = remote.ended.addCallback(
+            in_current_action(self._remote_exited), target, name)
+        return (PushResult(
+            name=name, target=target, target_node_id=their_id,
+            snapshot=snapshot, base=base, bytes_sent=count), pool, exited)
+
+    def _remote_exited(self, ended, target, name):
+        """
+        Collect how ``flocker-volume receive`` ended after it confirmed:
+        pass its log on, and log (not raise) a failure.
+        """
+        forward_log(ended)
+        if ended.exit_code != 0:
+            LATE_REMOTE_FAILURE.log(
+                volume=name, target=target,
+                reason=self._remote_error(target, ended).message)
+
+    @inlineCallbacks
+    def _read_message(self, remote, target):
+        """
+        :return: ``Deferred`` firing with the remote command's next protocol
+            message (a ``dict``), or ``None`` at the end of its output;
+            failing with :class:`RemoteError` naming ``target`` when it sent
+            a line too long to take (the command is killed).
+        """
+        while True:
+            try:
+                line = yield remote.next_line()
+            except LineTooLong as e:
+                raise RemoteError(
+                    "node %s sent a line longer than %d bytes; connection "
+                    "dropped" % (target, e.limit))
+            if line is None:
+                return None
+            try:
+                message = json.loads(line)
+            except ValueError:
+                # Anything a login script printed before our command ran.
+                continue
+            if isinstance(message, dict) and "eliot" not in message:
+                return message
+

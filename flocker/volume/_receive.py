@@ -1,0 +1,290 @@
+"""
+The receiving end of a push (``flocker-volume receive NAME``): say what
+this node has, apply the sender's stream atomically and make the copy a
+read-only follower of its owner.  The protocol and the steps are described
+in :mod:`flocker.volume._push`; who may push what is decided by
+:mod:`flocker.volume._policy`, what a stream may carry by
+:mod:`flocker.volume._stream`.
+"""
+
+import json
+from contextlib import nullcontext
+
+import attr
+from eliot import Action
+from twisted.internet.defer import DeferredList, inlineCallbacks
+
+from ._api import PROTOCOL_VERSION, check_node_id
+from ._errors import (
+    OutOfSpace, PoolMissing, StreamRejected, UnsafeName, ZFSError,
+)
+from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
+from ._policy import check_receive, recorded_owner
+from ._process import read_prefix
+from ._stream import stream_limit
+from ._zfs import (
+    OWNER, PUSHED, Dataset, check_snapshot_name, check_volume_name,
+)
+
+__all__ = ["ReceivingMixin"]
+
+
+def _read_line(reactor, fd, limit=65536):
+    """
+    Read one line from ``fd`` without blocking the reactor and without
+    reading past it (the rest is a ZFS stream for another process).
+
+    :return: ``Deferred`` firing with the line (no newline) or ``None`` at
+        end of input.
+    """
+    return read_prefix(reactor, fd, limit, b"\n")
+
+
+def _continue_task(task):
+    """
+    :param task: A serialized eliot task id from the sender, or ``None``.
+    :return: A context manager continuing the sender's task (so both
+        nodes' logs form one tree), or doing nothing without a valid id.
+    """
+    if isinstance(task, str) and task:
+        try:
+            return Action.continue_task(task_id=task)
+        except Exception:
+            pass
+    return nullcontext()
+
+
+@inlineCallbacks
+def _all_or_first_failure(deferreds):
+    """
+    Wait for every one of ``deferreds`` (none is left running), then fail
+    with the first failure among them, if any.
+
+    :return: ``Deferred`` firing with the list of their results.
+    """
+    results = yield DeferredList(list(deferreds), consumeErrors=True)
+    for ok, value in results:
+        if not ok:
+            value.raiseException()
+    return [value for _, value in results]
+
+
+
+class ReceivingMixin(object):
+    """
+    The receiving end of :class:`~flocker.volume._service.VolumeService`
+    (which provides ``pool``, ``node_id``, its locks and the prune
+    operation these methods use), and the recovery of a receive
+    interrupted by a crash.
+    """
+
+    def receive(self, name, stream, emit, caller=None):
+        """
+        The receiving end of a push (``flocker-volume receive NAME``): speak
+        the protocol described in this module's docstring.
+
+        :param str name: Volume name.
+        :param int stream: File descriptor carrying the sender's request
+            line followed by the ZFS stream (standard input).
+        :param emit: Callable given each protocol message (a ``dict``) to
+            send back (one JSON line on standard output).
+        :param caller: The pushing node's identity as the transport
+            established it (the node key's forced command), or ``None``
+            when the operator runs it: see :mod:`flocker.volume._policy`.
+        :return: ``Deferred`` firing with the received snapshot's name.
+        :raises NotOwner: This node owns the volume (never overwritten),
+            or ``caller`` is a node other than the one this node's copy
+            follows.
+        :raises StreamRejected: The stream does not apply (missing base,
+            corrupt or cut-short stream); the copy is unchanged.
+        """
+        check_volume_name(name)
+        return self._locked(name, self._receive, name, stream, emit, caller)
+
+    @inlineCallbacks
+    def _receive(self, name, stream, emit, caller):
+        # Asked while the pool is listed: the sender chooses its send
+        # flags from the answer.
+        capabilities = self.pool.capabilities()
+        dataset = yield self._recover(name)
+        capabilities = yield capabilities
+        check_receive(self.node_id, name, dataset is not None,
+                      None if dataset is None else dataset.owner, caller)
+        ours = list(dataset.snapshots) if dataset is not None else []
+        emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
+              "pool": self.pool.name, "snapshots": ours,
+              "zfs": capabilities.to_wire()})
+        line = yield _read_line(self._reactor, stream)
+        if line is None:
+            raise StreamRejected("the sender of %s closed the connection "
+                                 "before sending a stream" % (name,))
+        request = self._parse_request(line)
+        request["owner"] = recorded_owner(caller, request["owner"])
+        with _continue_task(request.get("task")):
+            snapshot = yield self._apply(dataset, name, request, stream)
+        emit({"received": snapshot, "node_id": self.node_id})
+        return snapshot
+
+    def _parse_request(self, line):
+        try:
+            request = json.loads(line)
+            snapshot, base = request["snapshot"], request["base"]
+            check_snapshot_name(snapshot)
+            if base is not None:
+                check_snapshot_name(base)
+            check_node_id(request["owner"])
+            maximum_size = request.get("maximum_size")
+            if maximum_size is not None and not (
+                    isinstance(maximum_size, int) and maximum_size > 0):
+                raise ValueError(maximum_size)
+        except (ValueError, KeyError, TypeError, UnsafeName):
+            raise StreamRejected("the sender's request is not valid: %r" % (
+                line[:200],))
+        return request
+
+    @inlineCallbacks
+    def _apply(self, dataset, name, request, stream):
+        snapshot, base = request["snapshot"], request["base"]
+        self._writable.discard(name)
+        with RECEIVE_VOLUME(volume=name) as action:
+            action.add_success_fields(snapshot=snapshot, base=base)
+            # What the copy is after the receive follows from what it was
+            # and the stream (which carries no properties: no -p), so zfs is
+            # not asked again.  Followers are not mounted: nothing uses
+            # them, and with zfs-fuse a mount kept across receives can show
+            # files as they were before (stale kernel page cache); so
+            # nothing is received mounted (-u).
+            suffix = ""
+            if base is None:
+                if dataset is not None:
+                    # A full stream never lands on an existing copy: it
+                    # is received beside it and swapped in when complete.
+                    suffix = ".flocker-recv"
+                yield self._zfs_receive(name, stream, suffix, False, request)
+                received = Dataset(name=name, properties={"mounted": "no"},
+                                   snapshots=[snapshot])
+            else:
+                if dataset is None or base not in dataset.snapshots:
+                    raise StreamRejected(
+                        "stream does not apply: this node's copy of %s does "
+                        "not have snapshot %s" % (name, base))
+                if dataset.snapshots[-1] != base:
+                    # -r: the later snapshots go too.
+                    yield self.pool.rollback(name, base)
+                yield self._zfs_receive(name, stream, "", True, request)
+                if dataset.mounted:
+                    # A follower mounted by hand (-u left it mounted):
+                    # unmounted before its properties change, so none of
+                    # them remounts it.
+                    yield self.pool.unmount(name)
+                kept = dataset.snapshots[
+                    :dataset.snapshots.index(base) + 1]
+                received = attr.evolve(
+                    dataset, snapshots=kept.append(snapshot),
+                    properties=dataset.properties.set("mounted", "no"))
+            received = yield self._make_follower(received, suffix, request)
+            if suffix:
+                yield self.pool.rename(name, "", ".flocker-old", mount=False,
+                                       mounted=dataset.mounted)
+                yield self.pool.rename(name, suffix, "", mount=False,
+                                       mounted=False)
+                yield self.pool.destroy(name, ".flocker-old", mounted=False)
+            yield self._prune(received)
+        return snapshot
+
+    @inlineCallbacks
+    def _zfs_receive(self, name, stream, suffix, force, request):
+        # Known by now (the header carried them): no command.
+        capabilities = yield self.pool.capabilities()
+        try:
+            yield self.pool.receive(
+                name, stream, request["snapshot"], request["base"],
+                suffix=suffix, force=force,
+                limit=stream_limit(request.get("maximum_size")),
+                capabilities=capabilities)
+        except (OutOfSpace, PoolMissing):
+            raise
+        except ZFSError as e:
+            raise StreamRejected("stream does not apply to %s: %s" % (
+                name, e.message))
+
+    @inlineCallbacks
+    def _make_follower(self, dataset, suffix, request):
+        """
+        Make a received copy a read-only follower naming the sender as owner.
+        Only properties not already right are set (each is one command).
+
+        :param Dataset dataset: The received copy (named without
+            ``suffix``) as it is.
+        :param str suffix: Where it was received.
+        :return: ``Deferred`` firing with the copy as it now is.
+        """
+        name = dataset.name
+        owner = request["owner"]
+        # A copy already naming this owner was made a follower before
+        # (readonly is set before the owner, always), so an incremental
+        # receive costs no extra commands.  (readonly itself cannot be read
+        # back on zfs-fuse while mounted.)
+        prepared = (dataset.get(OWNER) == owner
+                    and dataset.get("atime") == "off")
+        wanted = [] if prepared else [("readonly", "on"), ("atime", "off")]
+        maximum_size = request.get("maximum_size")
+        if dataset.maximum_size != maximum_size:
+            wanted.append(("refquota", str(maximum_size or "none")))
+        changes = [self.pool.set(name, key, value, suffix)
+                   for key, value in wanted if dataset.get(key) != value]
+        if dataset.get(PUSHED) is not None:
+            # What this node once pushed no longer matters to a follower.
+            changes.append(self.pool.inherit(name, PUSHED, suffix))
+        # Independent of each other, so run together: one command's time.
+        yield _all_or_first_failure(changes)
+        # The owner goes last, once the rest is done: recovery takes a copy
+        # naming its owner as completely received and prepared.
+        if dataset.get(OWNER) != owner:
+            yield self.pool.set(name, OWNER, owner, suffix)
+        properties = dataset.properties.discard(PUSHED).set(
+            OWNER, owner).set("refquota", str(maximum_size or 0))
+        if not prepared:
+            properties = properties.set("atime", "off")
+        return attr.evolve(dataset, properties=properties)
+
+    @inlineCallbacks
+    def _recover(self, name):
+        """
+        Finish or undo a swap interrupted by a crash (see the module
+        docstring); :return: the volume's :class:`Dataset` or ``None``.
+        """
+        # One listing of the pool instead of a command per name: this is on
+        # the path of every hand-off, while the application is down.
+        datasets = {dataset.name: dataset
+                    for dataset in (yield self._list())}
+        current = datasets.get(name)
+        incoming = datasets.get(name + ".flocker-recv")
+        old = datasets.get(name + ".flocker-old")
+        if incoming is None and old is None:
+            return current
+        with RECOVER_VOLUME(volume=name) as action:
+            complete = (incoming is not None and incoming.owner is not None
+                        and incoming.snapshots)
+            if current is not None:
+                outcome = "kept current copy"
+            elif complete:
+                yield self.pool.rename(name, ".flocker-recv", "",
+                                       mount=False)
+                incoming = None
+                outcome = "finished swap"
+            elif old is not None:
+                yield self.pool.rename(name, ".flocker-old", "",
+                                       mount=False)
+                old = None
+                outcome = "restored previous copy"
+            else:
+                outcome = "discarded incomplete copy"
+            if incoming is not None:
+                yield self.pool.destroy(name, ".flocker-recv")
+            if old is not None:
+                yield self.pool.destroy(name, ".flocker-old")
+            action.add_success_fields(outcome=outcome)
+        current = yield self.pool.get(name)
+        return current
+
