@@ -37,9 +37,11 @@ _HINTS = (
     ("quota exceeded", "the volume reached its maximum size; raise its "
      "maximum_size or free space in it"),
     ("no space left", "pool {pool} is full; free space in it"),
+    ("being held", "a snapshot of it is held (zfs holds -r shows by "
+     "whom); release the hold (zfs release) if it may go"),
     ("dataset is busy", "something still uses it (a container, a shell in "
-     "its directory, an open file); Flocker retried, try again once it is "
-     "closed"),
+     "its directory, an open file, or a hold on one of its snapshots: zfs "
+     "holds -r); Flocker retried, try again once it is released"),
     ("device busy", "something still uses it (a container, a shell in its "
      "directory, an open file); try again once it is closed"),
     ("has been modified", "the receiving copy was written to since its last "
@@ -48,9 +50,9 @@ _HINTS = (
      "dataset of that name that is not a copy of this volume"),
     ("does not match incremental source", "the two copies share no "
      "snapshot any more; the next move sends the whole volume"),
-    ("failed to create mountpoint", "the volume was created but cannot be "
-     "mounted: pool {pool} has no room left (or its mount base is not "
-     "writable); free space in it"),
+    ("failed to create mountpoint", "the volume was made but cannot be "
+     "mounted: its mount point could not be created (pool {pool} full, or "
+     "something in the way under its mount base)"),
     ("permission denied", "run Flocker as root on the node"),
     ("zfs-fuse daemon is running", "start ZFS on the node (the zfs-fuse "
      "daemon, or the zfs kernel module)"),

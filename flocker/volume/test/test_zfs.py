@@ -383,8 +383,9 @@ class ErrorClassificationTests(SynchronousTestCase):
             (["/sbin/zfs", "destroy", "-r", "tank/web"],
              b"cannot destroy 'tank/web': dataset is busy\n",
              "could not destroy volume web: something still uses it (a "
-             "container, a shell in its directory, an open file); Flocker "
-             "retried, try again once it is closed (zfs said: cannot destroy "
+             "container, a shell in its directory, an open file, or a hold "
+             "on one of its snapshots: zfs holds -r); Flocker retried, try "
+             "again once it is released (zfs said: cannot destroy "
              "'tank/web': dataset is busy, exit 1)"),
             (["zfs", "receive", "-u", "tank/web.flocker-recv"],
              b"cannot receive incremental stream: destination tank/web has "
