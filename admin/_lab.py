@@ -32,6 +32,10 @@ running lab is described for other programs in ``STATE/lab.json``.
 
 Subprocesses are argument vectors; every wait has a deadline.
 
+Nodes run Flocker from its Debian package, installed with ``dpkg -i`` and
+started from its systemd unit (``_lab_package``, ``_lab_unit``); the client
+runs the checkout's ``flocker-deploy``.
+
 Modules: ``_lab_model`` (names, addresses, configuration files: pure),
 ``_lab_host`` (running commands, mounts, processes, locks), ``_lab_images``
 (the images), ``_nsinit`` (runs inside a new mount namespace), ``_zfs_exec``
