@@ -555,7 +555,9 @@ def host_footprint(prefix, state, runtime):
         "root_links": sorted(line.split(":")[1].strip().split("@")[0]
                              for line in links.splitlines()),
         "runtime": os.path.exists(runtime),
-        "run": sorted(n for n in os.listdir("/run") if "flocker" in n),
+        # Only this lab's: other labs come and go on a shared machine.
+        "run": sorted(n for n in os.listdir("/run")
+                      if n == os.path.basename(runtime)),
         "etc_docker": sorted(os.listdir("/etc/docker"))
         if os.path.isdir("/etc/docker") else None,
         "run_sshd": os.path.exists("/run/sshd"),

@@ -575,6 +575,41 @@ class ZFSPool(object):
         return self._retry_busy(["zfs", "destroy", "%s@%s" % (
             self.dataset(volume), snapshot)]).addCallback(lambda _: None)
 
+    @inlineCallbacks
+    def hold(self, volume, snapshot, tag):
+        """
+        Put the hold ``tag`` on ``volume@snapshot`` (``zfs hold``): ZFS then
+        refuses to destroy the snapshot until it is released.  Holding it
+        again is not an error.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        check_snapshot_name(snapshot)
+        check_snapshot_name(tag)
+        try:
+            yield self._run(["zfs", "hold", tag, "%s@%s" % (
+                self.dataset(volume), snapshot)])
+        except ZFSError as e:
+            if "tag already exists" not in e.message:
+                raise
+
+    @inlineCallbacks
+    def release(self, volume, snapshot, tag):
+        """
+        Take the hold ``tag`` off ``volume@snapshot`` (``zfs release``);
+        nothing if it has no such hold.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        check_snapshot_name(snapshot)
+        check_snapshot_name(tag)
+        try:
+            yield self._run(["zfs", "release", tag, "%s@%s" % (
+                self.dataset(volume), snapshot)])
+        except ZFSError as e:
+            if "no such tag" not in e.message:
+                raise
+
     def rollback(self, volume, snapshot):
         """
         Discard everything after ``snapshot`` (later snapshots included).

@@ -247,6 +247,35 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
         self.assertEqual(runner.calls,
                          [["zfs", "rollback", "-r", "tank/app@s1"]])
 
+    def test_hold_and_release(self):
+        """
+        ``hold`` and ``release`` put a tag on a snapshot and take it off;
+        a tag already there, or already gone, is not an error (zfs-fuse's
+        and OpenZFS's words for both).
+        """
+        pool, runner, _ = _pool(
+            b"", "cannot hold 'tank/app@s1': tag already exists on this "
+            "dataset", b"", "cannot release hold from snapshot "
+            "'tank/app@s1': no such tag on this dataset")
+        for call in (pool.hold, pool.hold, pool.release, pool.release):
+            self.assertIsNone(self.successResultOf(
+                call("app", "s1", "flocker-base")))
+        self.assertEqual(runner.calls, [
+            ["zfs", "hold", "flocker-base", "tank/app@s1"]] * 2 + [
+            ["zfs", "release", "flocker-base", "tank/app@s1"]] * 2)
+
+    def test_hold_other_errors(self):
+        """
+        Other refusals of ``hold`` are errors; an unsafe tag is refused
+        before any command.
+        """
+        pool, runner, _ = _pool("cannot hold 'tank/app@s1': dataset does "
+                                "not exist")
+        self.failureResultOf(pool.hold("app", "s1", "flocker-base"),
+                             ZFSError)
+        self.failureResultOf(pool.release("app", "s1", "-r"), UnsafeName)
+        self.assertEqual(len(runner.calls), 1)
+
     def test_get_missing(self):
         """
         ``get`` of a dataset that does not exist gives ``None``.
