@@ -36,6 +36,8 @@ __all__ = [
     "known_hosts_digest", "InvalidModel", "is_link_alias",
     "NODE_IDENTITY", "parse_callers", "LINK_ALIAS", "LINK_ALIAS_RULE",
     "Standby", "STANDBY_INTERVAL_RANGE", "DEFAULT_STANDBY_INTERVAL",
+    "Replication", "StandbyStatus", "ReplicationStatus",
+    "desired_replication",
 ]
 
 # Docker image references: repository path, optional tag or digest.  Anything
@@ -1070,6 +1072,8 @@ class VolumeState(object):
     :ivar owner: The identity of the node this copy names as the volume's
         owner (see :attr:`NodeState.node_id`), or ``None`` when the copy
         names none or the node did not say (reports of older nodes).
+    :ivar int epoch: The ownership epoch this copy records (see
+        :mod:`flocker.volume._epoch`): 0 when it records none.
     """
     name = attr.ib(validator=_safe_name)
     owned = attr.ib(validator=_of_type(bool))
@@ -1077,6 +1081,126 @@ class VolumeState(object):
     snapshots = attr.ib(default=pvector(), converter=pvector)
     owner = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(str)))
+    epoch = attr.ib(default=0, validator=_of_type(int))
+
+
+@attr.s(frozen=True, slots=True)
+class Replication(object):
+    """
+    What a volume's owner is asked to do continuously: send each standby
+    node what changed, every ``interval`` (see :class:`Standby`, of which
+    this is the per-volume form a node is given).
+
+    :ivar str volume: The volume.
+    :ivar str application: The application whose standby asked for it
+        (named in metrics and status; the first by name when several
+        applications on one node share the volume).
+    :ivar standbys: ``PVector`` of the standby nodes' addresses.
+    :ivar int interval: Nanoseconds between two snapshots.
+    """
+    volume = attr.ib(validator=_safe_name)
+    application = attr.ib(validator=_safe_name)
+    standbys = attr.ib(converter=pvector, validator=_standby_nodes)
+    interval = attr.ib(validator=_standby_interval)
+
+    @property
+    def seconds(self):
+        """
+        The interval in seconds, as a ``float``.
+        """
+        return self.interval / 10 ** 9
+
+
+def _optional_seconds(instance, attribute, value):
+    if value is not None:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool)
+               and value >= 0,
+               "%s %r must be a number of seconds, zero or more" % (
+                   attribute.name, value))
+
+
+def _count(instance, attribute, value):
+    _check(isinstance(value, int) and not isinstance(value, bool)
+           and value >= 0,
+           "%s %r must be a count, zero or more" % (attribute.name, value))
+
+
+@attr.s(frozen=True, slots=True)
+class StandbyStatus(object):
+    """
+    How far one standby's copy of a volume is behind its owner, as the
+    owner reports it.
+
+    :ivar str address: The standby node.
+    :ivar snapshot: The newest snapshot the standby confirmed having, or
+        ``None`` before its first confirmation.
+    :ivar lag: Seconds of writes the standby's copy lacks now: the time
+        since the confirmed snapshot was taken (``None``: it has none).
+    :ivar int bytes_sent: Bytes sent to it since the owner's agent started.
+    :ivar error: Why the last attempt to update it failed (one line), or
+        ``None`` when it succeeded.
+    """
+    address = attr.ib(validator=_address)
+    snapshot = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
+    lag = attr.ib(default=None, validator=_optional_seconds)
+    bytes_sent = attr.ib(default=0, validator=_count)
+    error = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
+
+
+@attr.s(frozen=True, slots=True)
+class ReplicationStatus(object):
+    """
+    A volume's replication as its owner reports it: what it was asked to
+    do and how far each standby is.
+
+    :ivar Replication replication: What it was asked to do.
+    :ivar standbys: ``PMap`` of standby address to :class:`StandbyStatus`.
+    """
+    replication = attr.ib(validator=_of_type(Replication))
+    standbys = attr.ib(default=pmap(), converter=pmap)
+
+    def __attrs_post_init__(self):
+        for address, status in self.standbys.items():
+            _check(isinstance(status, StandbyStatus)
+                   and status.address == address,
+                   "standbys must map each address to its StandbyStatus")
+
+
+def desired_replication(deployment):
+    """
+    The replication each node of ``deployment`` should run: every volume of
+    an application with a standby, on the application's node, to the
+    standby's nodes.  A volume shared by several applications (on one node)
+    goes to every standby node any of them names, at the shortest of their
+    intervals.
+
+    :param Deployment deployment: The desired state.
+    :return: ``dict`` of node address to a ``PMap`` of volume name to
+        :class:`Replication` (every node of the deployment present, with an
+        empty map when it replicates nothing).
+    """
+    wanted = {node.address: {} for node in deployment.nodes}
+    placements = deployment.placements()
+    for name in sorted(deployment.standbys):
+        if name not in placements:
+            continue
+        standby = deployment.standbys[name]
+        address, application = placements[name]
+        for volume in application.all_volumes():
+            known = wanted[address].get(volume.name)
+            if known is None:
+                wanted[address][volume.name] = Replication(
+                    volume=volume.name, application=name,
+                    standbys=standby.nodes, interval=standby.interval)
+                continue
+            extra = [node for node in standby.nodes
+                     if node not in known.standbys]
+            wanted[address][volume.name] = attr.evolve(
+                known, standbys=list(known.standbys) + extra,
+                interval=min(known.interval, standby.interval))
+    return {address: pmap(volumes) for address, volumes in wanted.items()}
 
 
 # An OpenSSH public key line: type, base64 blob, no comment (the comment is
@@ -1231,6 +1355,10 @@ class NodeState(object):
         connections.
     :ivar node_id: The node's identity (the one its volumes' copies name
         as owner), or ``None`` when unknown.
+    :ivar replication: ``PMap`` of volume name to the
+        :class:`ReplicationStatus` of each volume the node was asked to
+        replicate to standbys (empty when none, or when the node did not
+        say).
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -1246,8 +1374,14 @@ class NodeState(object):
     busy_ports = attr.ib(default=frozenset(), converter=frozenset)
     node_id = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(str)))
+    replication = attr.ib(default=pmap(), converter=pmap)
 
     def __attrs_post_init__(self):
+        for name, status in self.replication.items():
+            _check(isinstance(status, ReplicationStatus)
+                   and status.replication.volume == name,
+                   "replication must map each volume to its "
+                   "ReplicationStatus")
         for name, application in self.applications.items():
             _check(isinstance(application, Application)
                    and application.name == name,

@@ -17,8 +17,8 @@ from pyrsistent import PMap, PVector, pmap, pset
 from ._model import (
     Application, AttachedVolume, ClusterState, ContainerOptions, Dependency,
     FileMount, HealthCheck, HostMount, InvalidModel, Link, LogConfig,
-    NodeKeyStatus, NodeState, Port, RestartPolicy, Route, Ulimit,
-    VolumeState,
+    NodeKeyStatus, NodeState, Port, Replication, ReplicationStatus,
+    RestartPolicy, Route, StandbyStatus, Ulimit, VolumeState,
 )
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "node_state_to_dict", "node_state_from_dict",
     "route_to_dict", "route_from_dict",
     "cluster_state_to_dict", "cluster_state_from_dict",
+    "replication_to_dict", "replication_from_dict",
     "dumps", "loads", "SerializationError",
 ]
 
@@ -322,6 +323,42 @@ def route_from_dict(data):
                  protocol=data.get("protocol", "tcp"))
 
 
+def replication_to_dict(replication):
+    """
+    :param Replication replication: What a volume's owner is to replicate.
+    :return: A JSON-compatible ``dict``.
+    """
+    return {"volume": replication.volume,
+            "application": replication.application,
+            "standbys": list(replication.standbys),
+            "interval": replication.interval}
+
+
+@_build
+def replication_from_dict(data):
+    """
+    :param dict data: Output of :func:`replication_to_dict`.
+    :return: The :class:`Replication`.
+    :raises SerializationError: If ``data`` does not describe one.
+    """
+    return Replication(volume=data["volume"],
+                       application=data["application"],
+                       standbys=data["standbys"], interval=data["interval"])
+
+
+def _replication_status_to_dict(status):
+    return {"replication": replication_to_dict(status.replication),
+            "standbys": [attr.asdict(status.standbys[address])
+                         for address in sorted(status.standbys)]}
+
+
+def _replication_status_from_dict(data):
+    standbys = [StandbyStatus(**item) for item in data["standbys"]]
+    return ReplicationStatus(
+        replication=replication_from_dict(data["replication"]),
+        standbys={status.address: status for status in standbys})
+
+
 def node_state_to_dict(state):
     """
     :param NodeState state: A node's report.
@@ -333,7 +370,8 @@ def node_state_to_dict(state):
                          for name in sorted(state.applications)],
         "running": sorted(state.running),
         "volumes": [{"name": v.name, "owned": v.owned, "size": v.size,
-                     "snapshots": list(v.snapshots), "owner": v.owner}
+                     "snapshots": list(v.snapshots), "owner": v.owner,
+                     "epoch": v.epoch}
                     for _, v in sorted(state.volumes.items())],
         "routes": sorted((route_to_dict(r) for r in state.routes),
                          key=lambda r: (r["port"], r["address"])),
@@ -345,6 +383,8 @@ def node_state_to_dict(state):
         "images": None if state.images is None else sorted(state.images),
         "busy_ports": sorted(state.busy_ports),
         "node_id": state.node_id,
+        "replication": [_replication_status_to_dict(state.replication[name])
+                        for name in sorted(state.replication)],
     }
 
 
@@ -356,10 +396,11 @@ def node_state_from_dict(data):
     :raises SerializationError: If ``data`` does not describe one.
     """
     applications = [application_from_dict(a) for a in data["applications"]]
-    # images, busy_ports, node_id and owner are absent from the reports of
-    # nodes older than them.
+    # images, busy_ports, node_id, owner and epoch are absent from the
+    # reports of nodes older than them.
     volumes = [VolumeState(name=v["name"], owned=v["owned"], size=v["size"],
-                           snapshots=v["snapshots"], owner=v.get("owner"))
+                           snapshots=v["snapshots"], owner=v.get("owner"),
+                           epoch=v.get("epoch", 0))
                for v in data["volumes"]]
     images = data.get("images")
     return NodeState(
@@ -374,6 +415,10 @@ def node_state_from_dict(data):
         images=None if images is None else [str(i) for i in images],
         busy_ports=[int(p) for p in data.get("busy_ports", ())],
         node_id=data.get("node_id"),
+        # Absent from the reports of nodes older than standby copies.
+        replication={status.replication.volume: status for status in (
+            _replication_status_from_dict(item)
+            for item in data.get("replication", ()))},
     )
 
 

@@ -109,7 +109,7 @@ def remote_agents(connections, resolved, lock=None):
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
                     agent_socket=None, log=None, live=None, node_key=None,
                     adopt=frozenset(), confirm=None, plan_for=None,
-                    connect=None, reached=None):
+                    connect=None, reached=None, exclude=frozenset()):
     """
     Converge a real cluster: resolve the nodes, reach each over SSH through
     ``runner``, and run :func:`flocker.cli._deploy.deploy`.
@@ -145,6 +145,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         over, a ``dict`` of node address to how its agent was reached (a
         streamlocal channel or the bridge command; see
         :mod:`flocker.cli._channel`).
+    :param exclude: Addresses of nodes not to contact at all (a node
+        declared dead by a failover).
     :return: ``Deferred`` firing with a ``DeployResult``.
 
     Each node's calls go through one connection to its agent, closed
@@ -154,7 +156,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     taken by its report and renewed by each command) and released at the
     end, so a second deploy against the same nodes waits, then refuses.
     """
-    addresses = [node.address for node in deployment.nodes]
+    addresses = [node.address for node in deployment.nodes
+                 if node.address not in exclude]
     lock = uuid.uuid4().hex
     connections = agent_connections(runner, agent_socket, log, connect)
 

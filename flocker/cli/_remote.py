@@ -18,11 +18,13 @@ from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
-    HelloFirst, InstallNodeKey, Logs, OperationFailed, PullImage, PushVolume,
+    HelloFirst, InstallNodeKey, SetAutomatic, Logs, OperationFailed, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SeedVolume, SetRoutes,
+    TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     NotReady, not_ready_from_description,
 )
+from ..node._amp import SetReplication
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
 from ._ssh import AuthenticationFailed, HostKeyError, NodeUnreachable
@@ -302,8 +304,21 @@ class RemoteNodeAgent(object):
         return self._call("acquire-volume %s" % (name,), AcquireVolume,
                           name=name, snapshot=snapshot, node_id=node_id)
 
+    def take_over_volume(self, name, epoch):
+        return self._call("take-over-volume %s" % (name,), TakeOverVolume,
+                          name=name, epoch=epoch)
+
+    def fence_volume(self, name, owner, epoch):
+        return self._call("fence-volume %s" % (name,), FenceVolume,
+                          lambda answer: answer.get("set_aside"),
+                          name=name, owner=owner, epoch=epoch)
+
     def set_routes(self, routes):
         return self._call("set-routes", SetRoutes, routes=frozenset(routes))
+
+    def set_replication(self, replications):
+        return self._call("set-replication", SetReplication,
+                          replications=replications)
 
     def delete_volume(self, name):
         return self._call("delete-volume %s" % (name,), DeleteVolume,
@@ -325,6 +340,10 @@ class RemoteNodeAgent(object):
         return self._call("logs %s" % (name,), Logs,
                           lambda answer: answer["lines"], name=name,
                           since=since, tail=tail)
+
+    def set_automatic(self, applications):
+        return self._call("set-automatic", SetAutomatic,
+                          applications=applications)
 
     def install_node_key(self, node_key):
         # The key travels inside the protocol only: arguments of commands

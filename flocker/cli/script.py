@@ -26,15 +26,22 @@ Modes (``flocker-deploy --help`` lists every option):
     stopped, missing), ports, volume (size, newest snapshot, owner), links
     and its drift from the files (for a configuration that differs, what
     differs: image old -> new, environment variable names, ports, command,
-    volume, limits); change nothing (the deploy lock is not taken).  Exit
-    status 0 only when every node reported and every application runs
-    where and as the files say; 1 when something is missing or drifting
-    or a node did not report.
+    volume, limits); then, when the deployment file has a ``standby:``
+    section, one row per standby copy: its node, application, volume,
+    primary, lag (seconds of writes it lacks), bytes sent, newest snapshot
+    and problem.  Change nothing (the deploy lock is not taken).  Exit
+    status 0 only when every node reported, every application runs where
+    and as the files say, and every standby is kept up to date; 1 when
+    something is missing or drifting, a standby is failing, or a node did
+    not report.
 ``--json`` (with ``--status`` or ``--dry-run``)
     Print one JSON document instead of text: ``--status --json`` gives
     ``{"applications": [{"application", "node", "state", "ports",
     "volume", "links", "drift" (null when none), "differences": [...]}],
-    "unreachable": {NODE: REASON}, "converged": BOOL}``; ``--dry-run
+    "standbys": [{"application", "volume", "primary", "standby", "lag"
+    (seconds, null before the first copy), "snapshot", "bytes_sent",
+    "problem" (null when none)}], "unreachable": {NODE: REASON},
+    "converged": BOOL}``; ``--dry-run
     --json`` gives ``{"plan": TREE, "unreachable", "problems", "doctor",
     "reached", "summary", "converged", "dry_run"}`` (``doctor``: each
     node's failed checks, see ``flocker-node doctor``; ``reached``: node to
@@ -56,6 +63,15 @@ Modes (``flocker-deploy --help`` lists every option):
     is listed and asked for on a terminal (``--yes`` skips the question;
     elsewhere it is refused without it); ``--dry-run`` shows it.  Take the
     application out of the files too, or the next deploy starts it again.
+``--failover NODE``
+    Declare NODE dead (it is not contacted): every application on it
+    starts on the live node holding the freshest copy of its volume (its
+    standby), which takes the volume over at a new ownership epoch after
+    every other copy learnt of it; routes on every live node follow.  Then
+    DEPLOYMENT_CONFIG is rewritten with the new placement (the old file is
+    kept as DEPLOYMENT_CONFIG.bak), so the next plain deploy converges; if
+    NODE comes back, that deploy sets its stale copy aside for recovery.
+    ``--dry-run`` shows the plan and rewrites nothing.
 ``--adopt-copy VOLUME``
     A volume that no node owns and whose owner's copy is gone (deleted, or
     its node's pool replaced) is never taken over from an older copy by
@@ -81,6 +97,8 @@ nodes' work included; ``eliot-tree`` shows it.
 
 import argparse
 import json
+
+import attr
 import os
 import re
 import sys
@@ -197,6 +215,12 @@ def _parser(stdout, stderr):
     parser.add_argument(
         "--with-volumes", action="store_true",
         help="with --remove: also destroy every copy of its volumes")
+    parser.add_argument(
+        "--failover", metavar="NODE", default=None,
+        help="declare NODE dead: start each of its applications on the "
+        "live node with the freshest copy of its volume, reroute, and "
+        "rewrite DEPLOYMENT_CONFIG with the new placement (the old one "
+        "kept as DEPLOYMENT_CONFIG.bak)")
     parser.add_argument(
         "--adopt-copy", action="append", default=[], metavar="VOLUME",
         help="take over the newest copy left of VOLUME although its "
@@ -465,17 +489,59 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     # How each node's agent was reached, which a dry run shows.
     reached = {}
     plan_for = None
+    failover = None
+    exclude = frozenset()
     if options.remove is not None:
         def plan_for(state):
             return plan_removal(state, options.remove, options.with_volumes)
+    elif options.failover is not None:
+        from ._failover import FailoverRun
+        failover = FailoverRun(deployment, options.failover)
+        plan_for = failover.plan_for
+        exclude = frozenset([options.failover])
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, agent_socket=options.agent_socket,
-                        log=destination, live=live, node_key=node_key,
+                        log=destination, live=live,
+                        # A dead node cannot get a new key: the nodes keep
+                        # theirs through a failover.
+                        node_key=node_key if failover is None else None,
                         adopt=frozenset(options.adopt_copy),
                         confirm=_confirmation(options, stdin, stdout, write),
-                        plan_for=plan_for, reached=reached.update)
+                        plan_for=plan_for, reached=reached.update,
+                        exclude=exclude)
+
+    def failed_over(result):
+        if failover is None or failover.failover is None:
+            return result
+        moves = failover.taken_over(result)
+        write("failover: %s declared dead (not contacted)" % (
+            failover.dead,))
+        for line in failover.lines(moves):
+            write(line)
+        if not result.dry_run and not result.unreachable and \
+                not result.refused:
+            try:
+                backup = failover.rewrite(options.deployment_config, moves)
+            except OSError as e:
+                write("failover: FAILED to rewrite %s: %s (edit it by hand: "
+                      "the applications above run where it says ->)" % (
+                          options.deployment_config, e))
+                return attr.evolve(result, failed=result.failed.set(
+                    options.deployment_config, ("rewrite failed",)))
+            write("failover: %s rewritten with the new placement (the old "
+                  "one is %s)" % (options.deployment_config, backup))
+        return result
+
+    def not_planned(failure):
+        from ..node._failover import FailoverError
+        failure.trap(FailoverError)
+        stderr.write("flocker-deploy: --failover: %s\n" % (
+            failure.getErrorMessage(),))
+        return None
 
     def report(result):
+        if result is None:
+            return 1
         if options.json:
             document = _dry_run_json(deployment, result)
             document["reached"] = reached
@@ -497,6 +563,8 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
         remove_destination(destination)
         log.close()
         return runner.close().addBoth(lambda _: passthrough)
+    d.addCallback(failed_over)
+    d.addErrback(not_planned)
     d.addCallback(report)
     d.addBoth(cleanup)
     return d
@@ -511,6 +579,9 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     """
     from eliot import remove_destination
     from ._cluster import status_over_ssh
+    from ._standby_status import (
+        format_standbys, standby_status, standbys_ok,
+    )
     from ._status import (
         cluster_status, format_status, status_json, status_ok,
     )
@@ -522,14 +593,21 @@ def _status(reactor, options, deployment, runner, stdout, destination,
         state, unreachable = result
         rows = cluster_status(with_service_names(deployment), state,
                               unreachable, placed=options.placed)
+        standbys = standby_status(deployment, state, unreachable,
+                                  placed=options.placed)
+        ok = status_ok(rows, unreachable) and standbys_ok(standbys)
         if options.json:
-            stdout.write(json.dumps(status_json(rows, unreachable),
-                                    sort_keys=True) + "\n")
+            document = status_json(rows, unreachable)
+            document["standbys"] = [row.to_dict() for row in standbys]
+            document["converged"] = ok
+            stdout.write(json.dumps(document, sort_keys=True) + "\n")
         else:
             for line in format_status(rows, unreachable):
                 stdout.write(line + "\n")
+            for line in format_standbys(standbys):
+                stdout.write(line + "\n")
             stdout.write("log: %s\n" % (log.name,))
-        return 0 if status_ok(rows, unreachable) else 1
+        return 0 if ok else 1
 
     def cleanup(passthrough):
         remove_destination(destination)
@@ -607,11 +685,14 @@ def prepare(argv, stdout, stderr, environ=None):
     try:
         options = parser.parse_args(argv)
         modes = (options.check + options.status
-                 + (options.logs is not None) + (options.remove is not None))
+                 + (options.logs is not None) + (options.remove is not None)
+                 + (options.failover is not None))
         if modes > 1 or (options.dry_run and modes
-                         and options.remove is None):
-            parser.error("--check, --dry-run, --status, --logs and --remove "
-                         "exclude each other (but --remove takes --dry-run)")
+                         and options.remove is None
+                         and options.failover is None):
+            parser.error("--check, --dry-run, --status, --logs, --remove and "
+                         "--failover exclude each other (but --remove and "
+                         "--failover take --dry-run)")
         if options.with_volumes and options.remove is None:
             parser.error("--with-volumes goes with --remove")
         if options.json and not (options.status or options.dry_run):
@@ -638,6 +719,14 @@ def prepare(argv, stdout, stderr, environ=None):
     except ConfigurationErrors as e:
         for error in e.errors:
             stderr.write("%s\n" % (error,))
+        return 1, None, None
+    if options.failover is not None and \
+            deployment.node(options.failover) is None:
+        stderr.write("flocker-deploy: --failover: %s is not a node of %s "
+                     "(its nodes: %s)\n" % (
+                         options.failover, options.deployment_config,
+                         ", ".join(sorted(n.address
+                                          for n in deployment.nodes))))
         return 1, None, None
     if options.check:
         for note in notes:

@@ -193,11 +193,67 @@ class INodeAgent(Interface):
             not end with ``snapshot`` or this node is not ``node_id``.
         """
 
+    def take_over_volume(name, epoch):
+        """
+        A failover, on the node chosen to hold the volume from now on: make
+        this node's copy (a follower of a node declared dead) the owned one,
+        at ``epoch``.  Nothing if it already owns it at ``epoch``.
+
+        :param str name: Volume name.
+        :param int epoch: The new ownership's epoch, above every copy's the
+            caller knows of.
+        :return: ``Deferred`` firing with ``None``; failing if the node has
+            no copy or its copy's epoch is not below ``epoch``.
+        """
+
+    def fence_volume(name, owner, epoch):
+        """
+        A failover, on every other node: learn that node ``owner`` owns the
+        volume at ``epoch``.  A follower records it (and refuses the old
+        owner's pushes from then on); a copy this node owns at an earlier
+        epoch is stale and is set aside, renamed for recovery, with every
+        write it holds (see ``IVolumeService.fence``).  Its application must
+        be stopped.
+
+        :param str name: Volume name.
+        :param str owner: The owner's node identity.
+        :param int epoch: Its epoch.
+        :return: ``Deferred`` firing with the name the stale copy was set
+            aside as, or ``None``.
+        """
+
     def set_routes(routes):
         """
         Make the node's routes exactly ``routes``.
 
         :param routes: ``frozenset`` of ``Route``.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
+    def set_replication(replications):
+        """
+        Make the volumes this node replicates to standby nodes exactly
+        ``replications``, from now on and after a restart of its agent (see
+        :mod:`flocker.node._replication`): every interval the node sends
+        each standby what changed in each of them, while it owns it.
+        Afterwards :meth:`report` gives them in ``NodeState.replication``,
+        with how far behind each standby is.
+
+        :param replications: ``PMap`` of volume name to ``Replication``.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
+    def set_automatic(applications):
+        """
+        Tell the node which applications the cluster fails over by itself
+        (``automatic: true``), from now on and after its agent restarts:
+        it holds an etcd lease while it runs one of them, takes one over
+        when it is a standby and the holder's lease ended, and routes each
+        one's ports to wherever etcd says it runs (see docs/etcd.rst).  A
+        node without etcd refuses a non-empty list.
+
+        :param applications: ``PVector`` of
+            :class:`~flocker.node._automatic.AutomaticApplication`.
         :return: ``Deferred`` firing with ``None``.
         """
 

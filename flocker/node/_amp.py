@@ -51,14 +51,16 @@ command" error; none of these ends the connection.
 
 import attr
 from eliot import write_traceback
+from pyrsistent import pmap
 from twisted.internet.defer import Deferred
+from pyrsistent import pvector
 from twisted.protocols import amp
 
 from .._bridge import DEFAULT_AGENT_SOCKET
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
-    loads, node_state_from_dict, node_state_to_dict, route_from_dict,
-    route_to_dict,
+    loads, node_state_from_dict, node_state_to_dict, replication_from_dict,
+    replication_to_dict, route_from_dict, route_to_dict,
 )
 from ..volume._seed import MAX_SEED_SIZE
 
@@ -71,12 +73,14 @@ __all__ = [
     "BadRequest",
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
-    "AcquireVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
+    "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
     "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "WaitForApplication", "NotReady",
     "not_ready_description", "not_ready_from_description", "ReleaseLock", "LogLinesArgument",
     "DoctorReportArgument",
     "Progress", "Log", "OPERATIONS", "AgentClientProtocol",
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
+    "SetReplication",
+    "SetAutomatic",
 ]
 
 #: Version of the protocol described here.  (Version 1 was the
@@ -510,6 +514,17 @@ AcquireVolume = _operation(
     [(b"name", amp.Unicode()), (b"snapshot", amp.Unicode()),
      (b"node_id", amp.Unicode())])
 
+TakeOverVolume = _operation(
+    "TakeOverVolume", "``INodeAgent.take_over_volume``.",
+    [(b"name", amp.Unicode()), (b"epoch", amp.Integer())])
+
+FenceVolume = _operation(
+    "FenceVolume", "``INodeAgent.fence_volume``; answers the name a stale "
+    "copy was set aside as.",
+    [(b"name", amp.Unicode()), (b"owner", amp.Unicode()),
+     (b"epoch", amp.Integer())],
+    [(b"set_aside", amp.Unicode(optional=True))])
+
 SetRoutes = _operation(
     "SetRoutes", "``INodeAgent.set_routes``.",
     [(b"routes", RoutesArgument())])
@@ -517,6 +532,21 @@ SetRoutes = _operation(
 InstallNodeKey = _operation(
     "InstallNodeKey", "``INodeAgent.install_node_key``.",
     [(b"node_key", NodeKeyArgument())])
+
+def _automatic_to_json(applications):
+    return [application.to_dict() for application in applications]
+
+
+def _automatic_from_json(data):
+    from ._automatic_config import AutomaticApplication
+    if not isinstance(data, list):
+        raise SerializationError("expected a list of automatic applications")
+    return pvector(AutomaticApplication.from_dict(item) for item in data)
+
+
+SetAutomatic = _operation(
+    "SetAutomatic", "``INodeAgent.set_automatic``.",
+    [(b"applications", Document(_automatic_to_json, _automatic_from_json))])
 
 PullImage = _operation(
     "PullImage", "``INodeAgent.pull_image``.",
@@ -549,6 +579,24 @@ Doctor = _operation(
     "Doctor", "``INodeAgent.doctor``; answers the node's checks.",
     response=[(b"report", DoctorReportArgument())])
 
+def _replications_to_json(replications):
+    return [replication_to_dict(replications[name])
+            for name in sorted(replications)]
+
+
+def _replications_from_json(data):
+    if not isinstance(data, list):
+        raise SerializationError("expected a list of replications")
+    replications = [replication_from_dict(entry) for entry in data]
+    return pmap({replication.volume: replication
+                 for replication in replications})
+
+
+SetReplication = _operation(
+    "SetReplication", "``INodeAgent.set_replication``.",
+    [(b"replications", Document(_replications_to_json,
+                                _replications_from_json))])
+
 ReleaseLock = _operation(
     "ReleaseLock", "End the lease of the deploy named by ``lock``.")
 
@@ -573,6 +621,7 @@ class Log(amp.Command):
 
 #: The operation commands, by ``INodeAgent`` method name.
 OPERATIONS = {
+    "set_automatic": SetAutomatic,
     "report": Report,
     "start_application": StartApplication,
     "stop_application": StopApplication,
@@ -581,6 +630,8 @@ OPERATIONS = {
     "handoff_volume": HandoffVolume,
     "release_volume": ReleaseVolume,
     "acquire_volume": AcquireVolume,
+    "take_over_volume": TakeOverVolume,
+    "fence_volume": FenceVolume,
     "set_routes": SetRoutes,
     "install_node_key": InstallNodeKey,
     "pull_image": PullImage,
@@ -589,6 +640,7 @@ OPERATIONS = {
     "seed_volume": SeedVolume,
     "wait_for_application": WaitForApplication,
     "doctor": Doctor,
+    "set_replication": SetReplication,
 }
 
 

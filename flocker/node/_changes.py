@@ -9,13 +9,17 @@ from zope.interface import implementer
 
 from .._change import IStateChange, ITransfer
 from .._context import in_current_action
+from pyrsistent import pmap
+
 from .._model import Application, NodeKey
 from ..volume._seed import seed_archive
 
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey", "describe_size",
-    "PullImage", "DeleteVolume",
+    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey",
+    "SetAutomatic", "describe_size",
+    "PullImage", "DeleteVolume", "SetReplication", "TakeOverVolume",
+    "FenceVolume",
 ]
 
 
@@ -261,6 +265,67 @@ class DeleteVolume(object):
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
+class TakeOverVolume(object):
+    """
+    A failover: ``node``'s copy of a volume becomes the owned one, at a new
+    epoch (its owner was declared dead).
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    :ivar int epoch: The new ownership's epoch.
+    :ivar str dead: The address of the node declared dead (for the plan's
+        text).
+    """
+    node = attr.ib()
+    name = attr.ib()
+    epoch = attr.ib()
+    dead = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].take_over_volume(self.name, self.epoch)
+
+    def describe(self):
+        return ("%s: take over volume %s from its copy (epoch %d; %s is "
+                "declared dead)" % (self.node, self.name, self.epoch,
+                                    self.dead))
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class FenceVolume(object):
+    """
+    Tell ``node`` that node ``owner`` owns a volume at ``epoch``: its
+    follower copy records it; its stale owned copy is set aside, renamed
+    for recovery (never destroyed).
+
+    :ivar str node: Node address.
+    :ivar str name: Volume name.
+    :ivar str owner: The owner's node identity.
+    :ivar int epoch: The owner's epoch.
+    :ivar bool stale: ``node`` holds a stale owned copy (for the plan's
+        text).
+    """
+    node = attr.ib()
+    name = attr.ib()
+    owner = attr.ib()
+    epoch = attr.ib()
+    stale = attr.ib(default=False)
+
+    def run(self, agents):
+        return agents[self.node].fence_volume(self.name, self.owner,
+                                              self.epoch)
+
+    def describe(self):
+        if self.stale:
+            return ("%s: set aside its stale copy of volume %s for recovery "
+                    "(the volume failed over; now epoch %d)" % (
+                        self.node, self.name, self.epoch))
+        return "%s: follow volume %s at epoch %d" % (
+            self.node, self.name, self.epoch)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
 class PullImage(object):
     """
     Pull an image ``node`` lacks, before anything is stopped.
@@ -360,6 +425,28 @@ class SetRoutes(object):
 
 @implementer(IStateChange)
 @attr.s(frozen=True, slots=True)
+class SetAutomatic(object):
+    """
+    Tell ``node`` which applications fail over automatically (see
+    :meth:`flocker.node.INodeAgent.set_automatic`).
+
+    :ivar str node: Node address.
+    :ivar applications: ``PVector`` of
+        :class:`~flocker.node._automatic.AutomaticApplication`.
+    """
+    node = attr.ib()
+    applications = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].set_automatic(self.applications)
+
+    def describe(self):
+        return "%s: automatic failover of %s" % (
+            self.node, ", ".join(a.name for a in self.applications))
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
 class InstallNodeKey(object):
     """
     Install the node-to-node SSH key and the nodes' known_hosts on ``node``
@@ -380,3 +467,31 @@ class InstallNodeKey(object):
         return "%s: install node-to-node SSH key %s (known hosts: %d node%s)" % (
             self.node, self.key.status().fingerprint, hosts,
             "" if hosts == 1 else "s")
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SetReplication(object):
+    """
+    Make the volumes ``node`` replicates to standby nodes exactly
+    ``replications`` (see :meth:`flocker.node.INodeAgent.set_replication`).
+
+    :ivar str node: Node address.
+    :ivar replications: ``PMap`` of volume name to ``Replication``.
+    """
+    node = attr.ib()
+    replications = attr.ib(converter=pmap)
+
+    def run(self, agents):
+        return agents[self.node].set_replication(self.replications)
+
+    def describe(self):
+        if not self.replications:
+            return "%s: replicate no volume to standbys" % (self.node,)
+        # Imported here: the interval's written form belongs to the
+        # deployment file's reader.
+        from ._standby_config import interval_text
+        return "%s: replicate %s" % (self.node, "; ".join(
+            "%s to %s every %s" % (name, ", ".join(r.standbys),
+                                   interval_text(r.interval))
+            for name, r in sorted(self.replications.items())))

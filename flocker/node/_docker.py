@@ -44,7 +44,7 @@ from twisted.web.client import (
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import Interface, implementer
 
-from .._model import Application, Port
+from .._model import Application, Port, RestartPolicy
 from ._images import canonical_image
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
@@ -67,7 +67,8 @@ __all__ = [
     "DockerError", "DockerUnavailable", "DockerAPIError", "ImageNotFound",
     "PullFailed",
     "AlreadyExists", "ContainerNotFound",
-    "container_name", "container_config", "files_archive",
+    "container_name", "container_config", "docker_restart_policy",
+    "files_archive",
     "socket_path_from_docker_host",
     "DEFAULT_DOCKER_SOCKET", "CONTAINER_PREFIX", "APPLICATION_LABEL",
     "SPEC_LABEL", "MAXIMUM_API_VERSION", "MINIMUM_API_VERSION",
@@ -479,7 +480,7 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
     options = application.options
     for number, protocol in sorted(options.expose):
         exposed["%d/%s" % (number, protocol)] = {}
-    policy = application.restart_policy
+    policy = docker_restart_policy(application)
     host_config = {
         "PortBindings": bindings,
         "Memory": application.mem_limit or 0,
@@ -522,6 +523,26 @@ def container_config(application, volume_mountpoint=None, extra_env=None,
     config["Labels"][SPEC_LABEL] = hashlib.sha256(
         dumps(config).encode("utf-8")).hexdigest()
     return config
+
+
+def docker_restart_policy(application):
+    """
+    The restart policy Docker itself is given for an application's
+    container.
+
+    An application with a volume gets none: Docker would restart its
+    container when the node boots, before the node's agent could learn that
+    the volume moved to another node meanwhile (a failover) and that this
+    copy is stale.  Its own policy is applied by the agent when it starts
+    (:mod:`flocker.node._boot`), and stays in the container's label, so
+    the node's report shows it as configured.
+
+    :param Application application: The application.
+    :return: The :class:`flocker.RestartPolicy` for Docker's ``HostConfig``.
+    """
+    if application.volume is not None or application.volumes:
+        return RestartPolicy()
+    return application.restart_policy
 
 
 @attr.s(frozen=True, slots=True)

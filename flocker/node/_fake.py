@@ -17,10 +17,13 @@ from itertools import count
 
 import attr
 
+from pyrsistent import pvector
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
-from .._model import ClusterState, NodeState, VolumeState
+from .._model import (
+    ClusterState, NodeState, ReplicationStatus, StandbyStatus, VolumeState,
+)
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._images import canonical_image
 
@@ -53,8 +56,12 @@ class FakeNodeAgent(object):
             images=None if images is None else frozenset(
                 canonical_image(image) for image in images))
         self.data = {}
+        #: Stale copies set aside by ``fence_volume``: name to contents.
+        self.set_aside = {}
         self.calls = []
         self.output = {}
+        # What set_automatic was told last.
+        self.automatic = pvector()
         # What doctor finds wrong: Check values (see flocker.node._doctor).
         self.health = []
 
@@ -115,11 +122,12 @@ class FakeNodeAgent(object):
             if volume is None:
                 self.data[name] = ""
                 volume = VolumeState(name=name, owned=True,
-                                     owner=self.address)
+                                     owner=self.address, epoch=1)
             else:
                 volume = VolumeState(name=name, owned=True, size=volume.size,
                                      snapshots=volume.snapshots,
-                                     owner=self.address)
+                                     owner=self.address,
+                                     epoch=volume.epoch + 1)
             self._set(volumes=self.state.volumes.set(name, volume))
         return self._do("create_volume", create, name, maximum_size)
 
@@ -139,12 +147,15 @@ class FakeNodeAgent(object):
         snapshot = "s%06d" % (next(self.cluster.snapshots),)
         mine = VolumeState(name=name, owned=True, size=volume.size,
                            snapshots=volume.snapshots.append(snapshot),
-                           owner=self.address)
+                           owner=self.address, epoch=volume.epoch)
         self._set(volumes=self.state.volumes.set(name, mine))
         other = self.cluster.agents[target]
         theirs = other.state.volumes.get(name)
         if theirs is not None and theirs.owned:
             raise FakeNodeError("%s already owns volume %s" % (target, name))
+        if theirs is not None and theirs.epoch > volume.epoch:
+            raise FakeNodeError("%s follows volume %s at a later epoch" % (
+                target, name))
         sent = len(self.data.get(name, ""))
         if theirs is not None and set(theirs.snapshots) & set(volume.snapshots):
             sent = 0
@@ -152,7 +163,7 @@ class FakeNodeAgent(object):
         # A received copy names its sender as the owner, as a real one does.
         other._set(volumes=other.state.volumes.set(name, VolumeState(
             name=name, owned=False, size=mine.size,
-            snapshots=mine.snapshots, owner=self.address)))
+            snapshots=mine.snapshots, owner=self.address, epoch=mine.epoch)))
         return sent
 
     def push_volume(self, name, target, progress=None):
@@ -170,12 +181,14 @@ class FakeNodeAgent(object):
             volume = self.state.volumes[name]
             self._set(volumes=self.state.volumes.set(name, VolumeState(
                 name=name, owned=False, size=volume.size,
-                snapshots=volume.snapshots, owner=target)))
+                snapshots=volume.snapshots, owner=target,
+                epoch=volume.epoch + 1)))
             other = self.cluster.agents[target]
             theirs = other.state.volumes[name]
             other._set(volumes=other.state.volumes.set(name, VolumeState(
                 name=name, owned=True, size=theirs.size,
-                snapshots=theirs.snapshots, owner=target)))
+                snapshots=theirs.snapshots, owner=target,
+                epoch=theirs.epoch + 1)))
             return self.cluster.transfer(sent, progress, sent)
         return self._do("handoff_volume", handoff, name, target)
 
@@ -262,6 +275,11 @@ class FakeNodeAgent(object):
         stamp = "2026-01-01T00:00:00.%09dZ" % (next(self.cluster.snapshots),)
         self.output.setdefault(name, []).append((stamp, stream, text))
 
+    def set_automatic(self, applications):
+        def set_automatic():
+            self.automatic = applications
+        return self._do("set_automatic", set_automatic, applications)
+
     def install_node_key(self, node_key):
         def install():
             self._set(node_key=node_key.status())
@@ -278,6 +296,53 @@ class FakeNodeAgent(object):
             self._set(volumes=self.state.volumes.set(
                 name, attr.evolve(volume, owned=True, owner=self.address)))
         return self._do("acquire_volume", acquire, name, snapshot, node_id)
+
+    def take_over_volume(self, name, epoch):
+        def take_over():
+            volume = self.state.volumes.get(name)
+            if volume is None:
+                raise FakeNodeError("%s has no copy of %s" % (
+                    self.address, name))
+            if volume.owned and volume.epoch == epoch:
+                return
+            if volume.epoch >= epoch:
+                raise FakeNodeError("%s's copy of %s is at epoch %d" % (
+                    self.address, name, volume.epoch))
+            self._set(volumes=self.state.volumes.set(name, attr.evolve(
+                volume, owned=True, owner=self.address, epoch=epoch)))
+        return self._do("take_over_volume", take_over, name, epoch)
+
+    def fence_volume(self, name, owner, epoch):
+        def fence():
+            volume = self.state.volumes.get(name)
+            if volume is None:
+                return None
+            if volume.owned:
+                if volume.epoch >= epoch:
+                    raise FakeNodeError("%s owns %s at epoch %d" % (
+                        self.address, name, volume.epoch))
+                if name in self.state.running:
+                    raise FakeNodeError("%s: %s is in use" % (
+                        self.address, name))
+                aside = "%s.flocker-recovery-e%d" % (name, volume.epoch)
+                self.set_aside[aside] = self.data.pop(name, "")
+                self._set(volumes=self.state.volumes.discard(name))
+                return aside
+            if volume.epoch < epoch:
+                self._set(volumes=self.state.volumes.set(name, attr.evolve(
+                    volume, owner=owner, epoch=epoch)))
+            return None
+        return self._do("fence_volume", fence, name, owner, epoch)
+
+    def set_replication(self, replications):
+        def configure():
+            # Reported as configured, with no standby updated yet.
+            self._set(replication={
+                name: ReplicationStatus(replication=replication, standbys={
+                    address: StandbyStatus(address=address)
+                    for address in replication.standbys})
+                for name, replication in replications.items()})
+        return self._do("set_replication", configure, replications)
 
     def set_routes(self, routes):
         return self._do("set_routes",

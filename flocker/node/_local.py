@@ -13,17 +13,19 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from .._context import in_current_action
-from .._model import NodeState, VolumeState
+from .._model import NodeState
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._docker import ContainerNotFound
 from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
+    NODE_FENCE_VOLUME, NODE_TAKE_OVER_VOLUME,
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
     NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
-    NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+    NODE_SET_AUTOMATIC, NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
 )
+from ._logging import NODE_SET_REPLICATION
 
 __all__ = ["LocalNodeAgent", "link_environment", "WAIT_INTERVAL"]
 
@@ -126,7 +128,8 @@ class LocalNodeAgent(object):
     """
 
     def __init__(self, address, docker, volumes, routes, node_keys=None,
-                 checks=None, clock=None):
+                 checks=None, clock=None, automatic=None,
+                 replicator=None):
         """
         :param checks: ``() -> Deferred`` firing with this node's
             :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
@@ -134,14 +137,23 @@ class LocalNodeAgent(object):
         :param clock: ``IReactorTime`` provider paced waits for
             applications use, or ``None`` for a node that does not wait
             (its ``wait_for_application`` fails).
+        :param automatic: The node's
+            :class:`~flocker.node._automatic.AutomaticFailover` (with its
+            store), or ``None`` for a node without etcd.
+        :param replicator: The node's
+            :class:`~flocker.node._replication.Replicator`, or ``None`` for
+            a node that replicates nothing (it reports no replication and
+            its ``set_replication`` fails).
         """
         self._clock = clock
+        self.replicator = replicator
         self.address = address
         self.docker = docker
         self.volumes = volumes
         self.routes = routes
         self.node_keys = node_keys
         self._checks = checks
+        self.automatic = automatic
 
     def _action(self, action_type, generator, **fields):
         action = action_type(address=self.address, **fields)
@@ -166,9 +178,7 @@ class LocalNodeAgent(object):
             # (Docker's proxy); every other listener is someone else's.
             ours = {port.external for unit in units if unit.running
                     for port in unit.ports}
-            volumes = [VolumeState(name=info.name, owned=info.owned,
-                                   size=info.size, snapshots=info.snapshots,
-                                   owner=info.owner) for info in infos]
+            volumes = [info.state() for info in infos]
             links = {}
             for unit in units:
                 if unit.running and unit.application.links:
@@ -185,7 +195,9 @@ class LocalNodeAgent(object):
                 node_key=(None if self.node_keys is None
                           else self.node_keys.status()),
                 images=images, busy_ports=frozenset(listening) - ours,
-                node_id=node_id)
+                node_id=node_id,
+                replication=({} if self.replicator is None
+                             else self.replicator.status()))
         return self._action(NODE_REPORT, report)
 
     def _node_id(self):
@@ -255,6 +267,11 @@ class LocalNodeAgent(object):
     def start_application(self, application):
         @inlineCallbacks
         def start():
+            if (self.automatic is not None and
+                    self.automatic.application(application.name)):
+                # Held before it starts: a node that cannot hold it (etcd
+                # says it runs elsewhere since a failover) must not.
+                yield self.automatic.hold(application.name)
             mountpoint = None
             named = {}
             for volume in application.all_volumes():
@@ -289,6 +306,8 @@ class LocalNodeAgent(object):
         @inlineCallbacks
         def stop():
             yield self.docker.remove(name)
+            if self.automatic is not None:
+                yield self.automatic.release(name)
         return self._action(NODE_STOP_APPLICATION, stop,
                             application=name)
 
@@ -354,12 +373,56 @@ class LocalNodeAgent(object):
         return self._action(NODE_ACQUIRE_VOLUME, acquire, volume=name,
                             snapshot=snapshot)
 
+    def take_over_volume(self, name, epoch):
+        @inlineCallbacks
+        def take_over():
+            copies = yield self.volumes.volumes()
+            here = [info for info in copies if info.name == name]
+            if here and here[0].owned and here[0].epoch == epoch:
+                return
+            yield self.volumes.acquire(name, epoch=epoch)
+        return self._action(NODE_TAKE_OVER_VOLUME, take_over, volume=name,
+                            epoch=epoch)
+
+    def fence_volume(self, name, owner, epoch):
+        @inlineCallbacks
+        def fence():
+            aside = yield self.volumes.fence(name, owner, epoch)
+            current_action().add_success_fields(set_aside=aside)
+            return aside
+        return self._action(NODE_FENCE_VOLUME, fence, volume=name,
+                            owner=owner, epoch=epoch)
+
     def set_routes(self, routes):
         @inlineCallbacks
         def set_routes():
             yield self.routes.set_routes(frozenset(routes))
         return self._action(NODE_SET_ROUTES, set_routes,
                             routes=len(routes))
+
+    def set_replication(self, replications):
+        def configure():
+            if self.replicator is None:
+                raise ValueError("this node runs no replicator")
+            return self.replicator.configure(replications)
+        return self._action(NODE_SET_REPLICATION,
+                            lambda: maybeDeferred(configure),
+                            volumes=len(replications))
+
+    def set_automatic(self, applications):
+        def set_automatic():
+            if self.automatic is None:
+                if applications:
+                    raise ValueError(
+                        "this node's agent has no etcd (set "
+                        "FLOCKER_ETCD_ENDPOINTS) and cannot fail "
+                        "applications over automatically")
+                return succeed(None)
+            return maybeDeferred(self.automatic.configure, applications,
+                                 True)
+        return self._action(NODE_SET_AUTOMATIC,
+                            lambda: maybeDeferred(set_automatic),
+                            automatic=len(applications))
 
     def install_node_key(self, node_key):
         def install():

@@ -24,7 +24,7 @@ import json
 import os
 import time
 
-__all__ = ["DeployLock", "LockHeld", "DEFAULT_LEASE", "default_lock_path",
+__all__ = ["node_file_path", "DeployLock", "LockHeld", "DEFAULT_LEASE", "default_lock_path",
            "process_identity", "process_alive"]
 
 #: Seconds a lease lasts after the owner's last command.  Longer than any
@@ -95,9 +95,23 @@ def default_lock_path(environ, address):
         that share a file system (a lab on one machine) keep separate locks.
     :return: The lock file's path.
     """
+    return node_file_path(environ, "deploy", address, ".lock")
+
+
+def node_file_path(environ, kind, address, extension):
+    """
+    :param environ: The process environment: ``FLOCKER_LOCK_DIR`` chooses
+        the directory of the agent's state files (default
+        ``/var/lib/flocker``).
+    :param str kind: What the file holds (``deploy``, ``replication``).
+    :param str address: The node's address; part of the file name, so nodes
+        that share a file system (a lab on one machine) keep separate files.
+    :param str extension: The file name's end (``.lock``).
+    :return: The path of one of the node's state files.
+    """
     directory = environ.get("FLOCKER_LOCK_DIR", "/var/lib/flocker")
     safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in address)
-    return os.path.join(directory, "deploy-%s.lock" % (safe,))
+    return os.path.join(directory, "%s-%s%s" % (kind, safe, extension))
 
 
 class DeployLock(object):

@@ -21,12 +21,16 @@ __all__ = [
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
-    "NODE_SET_ROUTES", "NODE_INSTALL_KEY",
+    "NODE_SET_AUTOMATIC",
+    "NODE_SET_ROUTES", "NODE_INSTALL_KEY", "NODE_TAKE_OVER_VOLUME",
+    "NODE_FENCE_VOLUME", "NODE_BOOT",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
+    "NODE_SET_REPLICATION", "REPLICATE_VOLUME", "REPLICATION_LAG",
+    "REPLICATION_CONFIGURED", "METRICS_LISTENING",
 ]
 
 _SOCKET = Field.for_types(
@@ -210,6 +214,34 @@ NODE_ACQUIRE_VOLUME = ActionType(
     [_ADDRESS, _VOLUME, _SNAPSHOT], [],
     "Take ownership of a volume copy another node released to this one.")
 
+_EPOCH = Field.for_types("epoch", [int], "An ownership epoch.")
+
+NODE_TAKE_OVER_VOLUME = ActionType(
+    "flocker:node:take_over_volume",
+    [_ADDRESS, _VOLUME, _EPOCH], [],
+    "Failover: make this node's copy of a volume the owned one, at a new "
+    "epoch.")
+
+NODE_FENCE_VOLUME = ActionType(
+    "flocker:node:fence_volume",
+    [_ADDRESS, _VOLUME, Field.for_types("owner", [str],
+                                        "The owner's node identity."),
+     _EPOCH],
+    [Field.for_types("set_aside", [str, None],
+                     "Name the stale copy was set aside as, or null.")],
+    "Failover: learn a volume's owner and epoch; a stale owned copy is set "
+    "aside for recovery.")
+
+NODE_BOOT = ActionType(
+    "flocker:node:boot",
+    [],
+    [Field.for_types("started", [list], "Applications started by their "
+                     "restart policy."),
+     Field.for_types("held", [list], "Applications left stopped until a "
+                     "deploy: their volume may have failed over.")],
+    "The agent applies the restart policies of the node's stopped "
+    "applications with volumes when it starts.")
+
 NODE_ANNOUNCE_FAILED = MessageType(
     "flocker:node:announce_failed",
     [_APPLICATION, _REASON],
@@ -266,6 +298,13 @@ NODE_INSTALL_KEY = ActionType(
     "Install the node-to-node SSH key, its known_hosts file and its "
     "authorized_keys line (the private key is never logged).")
 
+NODE_SET_AUTOMATIC = ActionType(
+    "flocker:node:set_automatic",
+    [_ADDRESS, Field.for_types(
+        "automatic", [int],
+        "How many applications the cluster fails over by itself.")], [],
+    "Tell a node which applications fail over automatically.")
+
 _PATH_FIELD = Field.for_types(
     "socket", [str], "Path of the agent's Unix socket.")
 _PEER = Field.for_types(
@@ -295,6 +334,52 @@ AGENT_INTERNAL_ERROR = MessageType(
     [_WHAT],
     "An operation failed for a reason that is a bug, not a refusal; the "
     "traceback is logged next to this message.")
+
+
+# Continuous replication to standby nodes (flocker/node/_replication.py).
+
+_STANDBY = Field.for_types("standby", [str], "Address of a standby node.")
+_VOLUMES = Field.for_types(
+    "volumes", [int], "Number of volumes a node replicates.")
+_SNAPSHOT = Field.for_types(
+    "snapshot", [str], "The snapshot a standby confirmed having.")
+_BASE = Field.for_types(
+    "base", [str, type(None)],
+    "The snapshot an incremental stream started from; None for a full one.")
+_LAG = Field.for_types(
+    "lag", [float, int, type(None)],
+    "Seconds of writes the standby's copy lacks (since the newest snapshot "
+    "it confirmed was taken); None while it has none.")
+_SOURCE = Field.for_types(
+    "source", [str], "Where the configuration came from: a deploy, or the "
+    "agent's state file at start.")
+
+NODE_SET_REPLICATION = ActionType(
+    "flocker:node:set_replication",
+    [_ADDRESS, _VOLUMES], [],
+    "Make the volumes this node replicates to standbys exactly the given "
+    "ones.")
+
+REPLICATION_CONFIGURED = MessageType(
+    "flocker:node:replication_configured",
+    [_VOLUMES, _SOURCE],
+    "The replicator's set of volumes changed.")
+
+REPLICATE_VOLUME = ActionType(
+    "flocker:node:replicate",
+    [_VOLUME, _STANDBY], [_SNAPSHOT, _BASE, _BYTES, _LAG],
+    "Send a standby what changed in a volume since the last snapshot both "
+    "have (one interval's work for one standby).")
+
+REPLICATION_LAG = MessageType(
+    "flocker:node:replication_lag",
+    [_VOLUME, _STANDBY, _LAG],
+    "How far a standby's copy is behind, as a replication round starts.")
+
+METRICS_LISTENING = MessageType(
+    "flocker:node:metrics_listening",
+    [Field.for_types("port", [int], "TCP port on 127.0.0.1.")],
+    "The agent serves its Prometheus metrics on 127.0.0.1.")
 
 _REASON = Field.for_types(
     "reason", [str], "Why, in one line.")

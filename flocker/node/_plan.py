@@ -14,7 +14,8 @@ node works at once, and a node's changes in a phase run in order::
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
-                 new, moved, changed or stopped
+                 new, moved, changed or stopped, and give every node whose
+                 replication to standby nodes differs its new one
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
 what was written since the pre-copy.  Routes change in the same phase as the
@@ -34,20 +35,23 @@ have finished (:class:`WaitForApplication`).
 """
 
 from .._change import InParallel, Sequentially
-from .._model import Route
+from .._model import Route, desired_replication
 from ._changes import (
-    CreateVolume, DeleteVolume, HandoffVolume, InstallNodeKey, PullImage,
-    PushVolume, SeedVolume, SetRoutes, StartApplication, StopApplication,
-    WaitForApplication,
+    CreateVolume, DeleteVolume, FenceVolume, HandoffVolume, InstallNodeKey,
+    PullImage, PushVolume, SeedVolume, SetAutomatic, SetReplication,
+    SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
+from ._automatic_config import automatic_applications
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
     newest_copy, stale_volumes,
 )
 from ._differences import describe_differences
 from ._images import image_present
+from ..volume._epoch import CopyView, stale_owners
 
 __all__ = ["plan_changes", "skipped_applications", "PHASES", "KEY_PHASE",
+           "stale_owned_copies",
            "plan_removal", "REMOVAL_PHASES", "DEPENDENT_PHASE"]
 
 #: The labels of the plan's phases, in the order they run.
@@ -61,17 +65,85 @@ KEY_PHASE = "install node keys"
 def _volume_holders(cluster_state):
     """
     :return: ``(owners, copies)``: volume name to owning address, and volume
-        name to ``{address: VolumeState}`` of the non-owned copies.
+        name to ``{address: VolumeState}`` of the non-owned copies.  An
+        owned copy that another copy's epoch makes stale (see
+        :func:`stale_owned_copies`) is neither.
     """
     owners = {}
     copies = {}
+    stale = stale_owned_copies(cluster_state)
     for address, node in cluster_state.nodes.items():
         for name, volume in node.volumes.items():
             if volume.owned:
-                owners[name] = (address, volume)
+                if address not in stale.get(name, ()):
+                    owners[name] = (address, volume)
             else:
                 copies.setdefault(name, {})[address] = volume
     return owners, copies
+
+
+def stale_owned_copies(cluster_state):
+    """
+    :param ClusterState cluster_state: What the nodes reported.
+    :return: ``dict`` of volume name to ``{address: VolumeState}`` of the
+        copies their nodes own although some copy of the volume has a
+        higher epoch (a node that came back after the volume failed over).
+    """
+    views = {}
+    for address, node in cluster_state.nodes.items():
+        for name, volume in node.volumes.items():
+            views.setdefault(name, []).append(
+                CopyView(node=address, owned=volume.owned,
+                         epoch=volume.epoch))
+    stale = {}
+    for name in sorted(views):
+        for address in sorted(stale_owners(views[name])):
+            stale.setdefault(name, {})[address] = \
+                cluster_state.nodes[address].volumes[name]
+    return stale
+
+
+def _fence_stale(cluster_state, owners, stopping, phases):
+    """
+    Add the steps setting aside stale owned copies (see
+    :func:`stale_owned_copies`) whose applications are not running or are
+    stopped by the plan, and making followers that lag behind the current
+    owner's epoch follow it.
+
+    :param owners: Volume name to ``(address, VolumeState)`` of its current
+        owner.
+    :param stopping: ``set`` of ``(address, application name)`` the plan
+        stops.
+    """
+    node_ids = {address: node.node_id
+                for address, node in cluster_state.nodes.items()}
+    for name, stale in sorted(stale_owned_copies(cluster_state).items()):
+        if name not in owners:
+            continue
+        owner_address, current = owners[name]
+        owner_id = node_ids.get(owner_address) or owner_address
+        for address in sorted(stale):
+            node = cluster_state.nodes[address]
+            users = [application for application in node.applications
+                     if application in node.running and
+                     (address, application) not in stopping and
+                     name in {v.name for v in
+                              node.applications[application].all_volumes()}]
+            if users:
+                continue
+            phases[3].append(FenceVolume(node=address, name=name,
+                                         owner=owner_id, epoch=current.epoch,
+                                         stale=True))
+    for address, node in sorted(cluster_state.nodes.items()):
+        for name, volume in sorted(node.volumes.items()):
+            if volume.owned or name not in owners:
+                continue
+            owner_address, current = owners[name]
+            owner_id = node_ids.get(owner_address) or owner_address
+            if volume.epoch < current.epoch and volume.owner != owner_id:
+                phases[1].append(FenceVolume(node=address, name=name,
+                                             owner=owner_id,
+                                             epoch=current.epoch))
 
 
 def _plan_volume(volume, target, owners, copies, phases, stale=None,
@@ -152,8 +224,12 @@ def skipped_applications(deployment, cluster_state, unknown):
     """
     held = {}
     claimed = {}
+    stale = stale_owned_copies(cluster_state)
     for address, node in cluster_state.nodes.items():
         for name, volume in node.volumes.items():
+            if address in stale.get(name, ()):
+                # A stale owner's claim is outdated by a later epoch.
+                continue
             if volume.owned or name not in held:
                 held[name] = volume.owned
             if volume.owned:
@@ -170,6 +246,16 @@ def skipped_applications(deployment, cluster_state, unknown):
         if application.volume is None and not application.volumes:
             continue
         for volume in application.all_volumes():
+            if address in stale.get(volume.name, ()):
+                # Its copy there is to be set aside first, which only a
+                # deploy placing the application elsewhere does.
+                skipped[name] = (
+                    "node %s holds a stale copy of its volume %s (epoch %d; "
+                    "the volume failed over since): deploy it where the "
+                    "volume is now, and the stale copy is set aside" % (
+                        address, volume.name,
+                        stale[volume.name][address].epoch))
+                break
             owners = sorted(claimed.get(volume.name, ()))
             if len(owners) > 1:
                 # A volume has one writable owner: two claims mean a node
@@ -236,6 +322,15 @@ def plan_changes(deployment, cluster_state, addresses=None,
     node_ids = {address: node.node_id
                 for address, node in cluster_state.nodes.items()}
 
+    automatic = automatic_applications(deployment)
+    if automatic:
+        # Before anything starts: a node holds an automatic application's
+        # lease before starting it, and every node routes to it by etcd.
+        for node in sorted(deployment.nodes, key=lambda n: n.address):
+            if node.address not in unknown:
+                phases[0].append(SetAutomatic(node=node.address,
+                                              applications=automatic))
+
     if node_key is not None and not unknown:
         wanted = node_key.status()
         for node in sorted(deployment.nodes, key=lambda n: n.address):
@@ -278,10 +373,14 @@ def plan_changes(deployment, cluster_state, addresses=None,
                     must_stop.add(sources[volume.name])
         start = True
         reason = None
+        # Only a volume coming from elsewhere restarts a container that
+        # runs as it should; one left on another node (a stale one, after
+        # a failover) is just stopped there.
+        moving = bool(must_stop)
         for address, current, running in containers.get(name, ()):
             if address != target:
                 must_stop.add(address)
-            elif current == application and running and not must_stop:
+            elif current == application and running and not moving:
                 start = False
             elif current != application:
                 must_stop.add(address)
@@ -339,6 +438,10 @@ def plan_changes(deployment, cluster_state, addresses=None,
         if hash(wanted) != hash(installed) or wanted != installed:
             phases[4].append(SetRoutes(node=node.address, routes=wanted))
 
+    _fence_stale(cluster_state, owners,
+                 {(c.node, c.name) for c in phases[2]}, phases)
+
+    _plan_replication(deployment, cluster_state, unknown, phases[4])
     waves = _start_waves(starts)
     phases[4].extend(waves[0] if waves else ())
     plan = _phased(labels, phases, parallel=phases[4])
@@ -347,6 +450,50 @@ def plan_changes(deployment, cluster_state, addresses=None,
     if not later:
         return plan
     return Sequentially(changes=list(plan.changes) + later, label="plan")
+
+
+def _plan_replication(deployment, cluster_state, unknown, changes):
+    """
+    Add to ``changes`` a :class:`SetReplication` for each reporting node
+    whose replication to standbys (``NodeState.replication``) is not the
+    one ``deployment`` asks of it.  It runs in the last phase: a volume that
+    moves is replicated by its new owner once the new owner has it (its old
+    owner's pushes are refused from the hand-off on, which only costs them
+    an error in the old owner's status until its own change lands).
+
+    A standby whose copy follows another node than the volume's owner to
+    be (the owner before a move, or an earlier one) would refuse that
+    owner's pushes: a node pushes only into copies that follow it.  Its
+    copy is replaced by a full push from the owner, in the same phase (the
+    owner's history holds everything the copy does, so nothing is lost).
+    """
+    wanted = desired_replication(deployment)
+    node_ids = {address: node.node_id
+                for address, node in cluster_state.nodes.items()}
+    owners, _ = _volume_holders(cluster_state)
+    for address in sorted(wanted):
+        if address in unknown:
+            continue
+        current = cluster_state.nodes.get(address)
+        running = {} if current is None else {
+            name: status.replication
+            for name, status in current.replication.items()}
+        if running != wanted[address]:
+            changes.append(SetReplication(node=address,
+                                          replications=wanted[address]))
+        owner_id = node_ids.get(address)
+        for name, replication in sorted(wanted[address].items()):
+            for standby in replication.standbys:
+                held = cluster_state.nodes.get(standby)
+                copy = None if held is None else held.volumes.get(name)
+                if (standby in unknown or copy is None or copy.owned
+                        or owner_id is None or copy.owner is None
+                        or copy.owner == owner_id):
+                    continue
+                size = owners[name][1].size if name in owners else None
+                changes.append(PushVolume(
+                    node=address, name=name, target=standby,
+                    estimated_bytes=size, replace_copy=True))
 
 
 #: The label of the plan steps starting applications after what they
@@ -462,6 +609,15 @@ def _phased(labels, phases, parallel=None):
     return Sequentially(changes=steps, label="plan" if steps else "")
 
 
+def _record_volumes(records, name):
+    """
+    :return: The names of the volumes the containers ``records`` of
+        application ``name`` mount (its own volume's name when none does).
+    """
+    return {volume.name for record in records
+            for volume in record.all_volumes()} or {name}
+
+
 #: The phases of a removal (:func:`plan_removal`).
 REMOVAL_PHASES = ("stop applications", "delete volumes", "update routes")
 
@@ -470,8 +626,9 @@ def plan_removal(cluster_state, name, with_volumes=False):
     """
     Plan the removal of an application from every node
     (``flocker-deploy --remove``): stop and remove its containers, take
-    its ports out of every node's routes, and, with ``with_volumes``,
-    destroy every copy of its volumes (those no other application's
+    its ports out of every node's routes, stop replicating its volumes to
+    standby nodes, and, with ``with_volumes``, destroy every copy of its
+    volumes (those no other application's
     container mounts).  Every stop and deletion is destructive.
 
     :param ClusterState cluster_state: Every node's report.
@@ -487,9 +644,18 @@ def plan_removal(cluster_state, name, with_volumes=False):
             records.append(node.applications[name])
             phases[0].append(StopApplication(node=address, name=name,
                                              removal=True))
+    # Its volumes are replicated no more (first: a copy deleted below is
+    # not sent again, nor a volume gone from its owner tried every round).
+    for address in sorted(cluster_state.nodes):
+        replication = cluster_state.nodes[address].replication
+        kept = {volume: status.replication
+                for volume, status in replication.items()
+                if status.replication.application != name
+                and volume not in _record_volumes(records, name)}
+        if len(kept) != len(replication):
+            phases[0].append(SetReplication(node=address, replications=kept))
     if with_volumes:
-        volumes = {volume.name for record in records
-                   for volume in record.all_volumes()} or {name}
+        volumes = _record_volumes(records, name)
         shared = {volume.name for node in cluster_state.nodes.values()
                   for other, application in node.applications.items()
                   if other != name for volume in application.all_volumes()}

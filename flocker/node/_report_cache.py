@@ -17,11 +17,16 @@ known not to have:
   node's push received by ``flocker-volume receive``) rewrites the pool's
   change stamp (:mod:`flocker.volume._stamp`); a kept report holds only
   while the stamp is the one it was made under;
-* the ports held by other programs are read afresh for every answer, from
-  ``/proc/net/tcp`` and ``/proc/net/tcp6`` (no process is started);
+* the ports held by other programs are asked of the kernel afresh for
+  every answer (sock_diag netlink, as ss(8) does, without starting a
+  process), and so is the replication to standby nodes (from the
+  replicator, in memory);
 * whatever nothing announces (a ``zfs`` or ``iptables`` command typed by
   hand) is seen once the kept report is older than ``maximum_age``.
 """
+
+import socket
+import struct
 
 import attr
 from twisted.internet.defer import maybeDeferred
@@ -34,14 +39,20 @@ from ._logging import (
 )
 
 __all__ = ["ReportKeeper", "KeptReportAgent", "kept_reports",
-           "proc_listening_ports", "parse_proc_net_tcp",
-           "DEFAULT_MAXIMUM_AGE", "FOLLOW_RETRY"]
+           "netlink_listening_ports", "proc_listening_ports",
+           "parse_proc_net_tcp", "parse_diag",
+           "DEFAULT_MAXIMUM_AGE", "FOLLOW_RETRY", "FOLLOW_RETRY_MAXIMUM"]
 
 #: Seconds a kept report is used at most, for changes nothing announces.
 DEFAULT_MAXIMUM_AGE = 30.0
 
-#: Seconds between two attempts to follow Docker's events again.
+#: Seconds before the first attempt to follow Docker's events again; each
+#: failed attempt doubles it, up to :data:`FOLLOW_RETRY_MAXIMUM`.
 FOLLOW_RETRY = 1.0
+
+#: The longest wait between two attempts (a daemon down for long is not
+#: asked, nor logged about, every second).
+FOLLOW_RETRY_MAXIMUM = 30.0
 
 #: ``INodeAgent`` operations that change nothing a report holds.
 _READING = frozenset(["report", "logs", "doctor", "wait_for_application"])
@@ -66,6 +77,78 @@ def parse_proc_net_tcp(text):
         except ValueError:
             continue
     return ports
+
+
+# Linux's sock_diag netlink interface (what ss(8) uses): asked for the
+# listening TCP sockets of this network namespace only, it answers in a
+# fraction of a millisecond, where /proc/net/tcp walks every socket of the
+# machine (milliseconds on a busy host).
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 0x1
+_NLM_F_DUMP = 0x300
+_NLMSG_ERROR = 2
+_NLMSG_DONE = 3
+_TCP_LISTEN = 10
+_HEADER = struct.Struct("=IHHII")
+
+
+def _diag_request(family):
+    """
+    :return: The netlink message asking for ``family``'s listening TCP
+        sockets (an ``inet_diag_req_v2`` with a zero socket id).
+    """
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0,
+                          1 << _TCP_LISTEN) + bytes(48)
+    return _HEADER.pack(_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY,
+                        _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + request
+
+
+def parse_diag(data):
+    """
+    :param bytes data: Netlink messages answering :func:`_diag_request`.
+    :return: ``(ports, done)``: the source ports of the ``inet_diag_msg``
+        messages, and whether the dump's end (``NLMSG_DONE``) came.
+    :raises OSError: For a netlink error message.
+    """
+    ports = set()
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind = _HEADER.unpack_from(data, offset)[:2]
+        if kind == _NLMSG_DONE:
+            return ports, True
+        if kind == _NLMSG_ERROR or length < _HEADER.size:
+            raise OSError("sock_diag refused the request")
+        # inet_diag_msg: family, state, timer, retransmits, then the
+        # socket id, whose first field is the source port (big-endian).
+        (port,) = struct.unpack_from(">H", data, offset + _HEADER.size + 4)
+        ports.add(port)
+        offset += (length + 3) & ~3
+    return ports, False
+
+
+def netlink_listening_ports():
+    """
+    The TCP ports listened on in this process's network namespace, as
+    ``ss -l -t`` lists them, asked of the kernel without starting a
+    process; read from ``/proc/net/tcp*`` where sock_diag is unavailable.
+
+    :return: ``set`` of ``int``.
+    """
+    try:
+        ports = set()
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW,
+                           _NETLINK_SOCK_DIAG) as channel:
+            channel.settimeout(5)
+            for family in (socket.AF_INET, socket.AF_INET6):
+                channel.sendto(_diag_request(family), (0, 0))
+                done = False
+                while not done:
+                    found, done = parse_diag(channel.recv(1 << 16))
+                    ports |= found
+        return ports
+    except (OSError, AttributeError):
+        return proc_listening_ports()
 
 
 def proc_listening_ports(paths=("/proc/net/tcp", "/proc/net/tcp6")):
@@ -116,7 +199,8 @@ class ReportKeeper(object):
             :class:`~flocker.node._events.IDockerEvents`.
         :param read_stamp: ``() -> str``: the pool's change stamp now.
         :param float maximum_age: Seconds a kept report is used at most.
-        :param float retry: Seconds between attempts to follow the events.
+        :param float retry: Seconds before the first attempt to follow the
+            events again after a loss (doubled after each failed attempt).
         """
         self.clock = clock
         self.maximum_age = maximum_age
@@ -125,6 +209,7 @@ class ReportKeeper(object):
         self._events = events
         self._read_stamp = read_stamp
         self._retry = retry
+        self._delay = retry
         self._following = None
         self._next = None
         self._stopped = True
@@ -161,6 +246,7 @@ class ReportKeeper(object):
         # Whatever happened before the stream was followed was not seen.
         self.invalidate("following Docker's events")
         self.following = True
+        self._delay = self._retry
 
     def event(self, event):
         if _matters(event):
@@ -172,7 +258,8 @@ class ReportKeeper(object):
         self.invalidate("Docker's events are not followed")
         DOCKER_EVENTS_LOST.log(reason=reason)
         if not self._stopped:
-            self._next = self.clock.callLater(self._retry, self._follow)
+            self._next = self.clock.callLater(self._delay, self._follow)
+            self._delay = min(self._delay * 2, FOLLOW_RETRY_MAXIMUM)
 
     def begin(self, operation):
         """
@@ -223,7 +310,7 @@ class KeptReportAgent(object):
             :class:`~flocker.node._local.LocalNodeAgent`).
         :param ReportKeeper keeper: The node's keeper.
         :param listening: ``() -> set`` of the TCP ports listened on now
-            (:func:`proc_listening_ports`), read for every answer; or
+            (:func:`netlink_listening_ports`), read for every answer; or
             ``None`` to answer with the ports found when the report was
             made.
         """
@@ -255,8 +342,13 @@ class KeptReportAgent(object):
 
     def _fresh(self, state):
         """
-        :return: ``state`` with the ports other programs hold now.
+        :return: ``state`` with the ports other programs hold now, and how
+            far each standby is behind now (the replicator's figures, in
+            memory, change with every round and with the clock).
         """
+        replicator = getattr(self._agent, "replicator", None)
+        if replicator is not None:
+            state = attr.evolve(state, replication=replicator.status())
         if self._listening is None:
             return state
         ours = {port.external for name in state.running

@@ -27,11 +27,13 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetRoutes,
+    SetAutomatic, SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
+from ._amp import SetReplication
 from ._agent import ApplicationNotReady
+from ._boot import apply_restart_policies
 from ._local import LocalNodeAgent
 from ._lock import LockHeld
 from ._logging import AGENT_CONNECTION, AGENT_INTERNAL_ERROR, AGENT_REFUSED
@@ -146,10 +148,12 @@ class AgentService(object):
         grants ends, or ``None``.
     :ivar expected_errors: Exception types reported to clients as one line.
     :ivar log_router: The eliot destination sending messages to clients.
+    :ivar replicator: The node's
+        :class:`~flocker.node._replication.Replicator`, or ``None``.
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
-                 expected_errors=(), log_router=None):
+                 expected_errors=(), log_router=None, replicator=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -163,9 +167,12 @@ class AgentService(object):
             with its traceback as an internal error.
         :param log_router: The :class:`_LogRouter` eliot destination, or
             ``None`` for this process's.
+        :param replicator: The node's replicator (started, and its metrics
+            served, once the agent listens), or ``None``.
         """
         self.clock = clock
         self.lock = lock
+        self.replicator = replicator
         self.process = process
         self._make_agent = make_agent
         self._agents = {}
@@ -183,6 +190,21 @@ class AgentService(object):
             agent = self._agents[address] = self._make_agent(address)
         return agent
 
+    def boot(self, address, docker, volumes):
+        """
+        At the agent's start: apply the restart policies of the node's
+        stopped applications with volumes (:mod:`flocker.node._boot`);
+        failures are logged.
+
+        :param str address: The node's address.
+        :param docker: The node's ``IDockerClient``.
+        :param volumes: The node's ``IVolumeService``.
+        :return: ``Deferred`` firing with the decisions, or ``None`` after
+            a failure.
+        """
+        return apply_restart_policies(
+            docker, volumes, self.agent(address)).addErrback(write_failure)
+
     def forget_agents(self):
         """
         Make the agents again at their next use (the node's parts changed).
@@ -191,7 +213,7 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None):
+                 clock=None, automatic=None, replicator=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -202,13 +224,19 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         :class:`LocalNodeAgent`), or ``None``.
     :param clock: ``IReactorTime`` the agents wait with (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param automatic: The node's
+        :class:`~flocker.node._automatic.AutomaticFailover`, or ``None``
+        without etcd.
+    :param replicator: The node's
+        :class:`~flocker.node._replication.Replicator`, or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
     def make_agent(address):
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
-                              clock=clock)
+                              clock=clock, automatic=automatic,
+                              replicator=replicator)
     return make_agent
 
 
@@ -441,16 +469,39 @@ class AgentProtocol(amp.AMP):
         return self._run(eliot_task, lock, lambda agent: agent.acquire_volume(
             name, snapshot, node_id)).addCallback(lambda _: {})
 
+    @TakeOverVolume.responder
+    def take_over_volume(self, eliot_task, name, epoch, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.take_over_volume(name, epoch)).addCallback(
+                             lambda _: {})
+
+    @FenceVolume.responder
+    def fence_volume(self, eliot_task, name, owner, epoch, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.fence_volume(
+            name, owner, epoch)).addCallback(
+                lambda aside: {"set_aside": aside})
+
     @SetRoutes.responder
     def set_routes(self, eliot_task, routes, lock=None):
         return self._run(eliot_task, lock, lambda agent: agent.set_routes(
             routes)).addCallback(lambda _: {})
+
+    @SetReplication.responder
+    def set_replication(self, eliot_task, replications, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.set_replication(replications)).addCallback(
+                             lambda _: {})
 
     @InstallNodeKey.responder
     def install_node_key(self, eliot_task, node_key, lock=None):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
                              lambda _: {})
+
+    @SetAutomatic.responder
+    def set_automatic(self, eliot_task, applications, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_automatic(
+            applications)).addCallback(lambda _: {})
 
     @PullImage.responder
     def pull_image(self, eliot_task, image, dry_run, lock=None):

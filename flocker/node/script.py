@@ -92,6 +92,10 @@ class AgentOptions(_Options):
         ["log", None, None,
          "Append the agent's eliot log to this file (default: standard "
          "output, which the systemd journal keeps)."],
+        ["metrics-port", None, None,
+         "Serve Prometheus metrics (replication lag, bytes sent to "
+         "standbys) on 127.0.0.1 at this TCP port; 0 serves none "
+         "(default: 9570).", int],
     ]
 
     def parseArgs(self):
@@ -301,11 +305,15 @@ def build_service(reactor, options, environ):
     )
     from ..volume.script import node_ssh_remote
     from ..volume._stamp import read_stamp, stamp_path
+    from ._automatic import automatic_failover
     from ._docker import DockerClient, socket_path_from_docker_host
     from ._events import DockerEvents
     from ._lock import DeployLock, default_lock_path, process_identity
+    from ._replication import (
+        ReplicationStore, Replicator, default_replication_path,
+    )
     from ._report_cache import (
-        ReportKeeper, kept_reports, proc_listening_ports,
+        ReportKeeper, kept_reports, netlink_listening_ports,
     )
     from ._server import AgentService, local_agents
 
@@ -334,27 +342,38 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
+        replicator = Replicator(reactor, lambda: current[0], ReplicationStore(
+            default_replication_path(environ, address)))
         # The report is kept between requests (see _report_cache).
         stamp = stamp_path(environ, pool)
         keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
                               lambda: read_stamp(stamp))
         keeper.start()
         reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
+        automatic = automatic_failover(
+            reactor, environ, address, lambda: service.agent(address),
+            lambda: current[0], routes)
         service = AgentService(
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,
-                             node_keys, checks, clock=reactor),
-                keeper, proc_listening_ports),
+                             node_keys, checks, clock=reactor,
+                             automatic=automatic, replicator=replicator),
+                keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
-            expected_errors=_expected_errors())
+            expected_errors=_expected_errors(), replicator=replicator)
 
         def opened(volumes):
             current[0] = volumes
             service.forget_agents()
             retry.stop()
+            service.boot(address, docker, volumes)
         if retry is not None:
             retry.start(POOL_RETRY, now=False)
+        else:
+            service.boot(address, docker, current[0])
+        if automatic is not None:
+            automatic.start()
         return service
     return build()
 
@@ -388,9 +407,31 @@ def _agent(reactor, options, environ, stdout, stderr):
                 path, e))
             raise SystemExit(1)
         AGENT_LISTENING.log(socket=path, address=_address(options, environ))
+        _start_replication(reactor, service.replicator, options, stderr)
         # Runs until the reactor stops (SIGTERM, SIGINT).
         return Deferred()
     return build_service(reactor, options, environ).addCallback(listen)
+
+
+def _start_replication(reactor, replicator, options, stderr):
+    """
+    Go on replicating what the agent replicated before it stopped, and
+    serve the metrics page on 127.0.0.1 (see :mod:`flocker.node._metrics`).
+    A port that cannot be listened on costs the metrics, not the agent.
+    """
+    from twisted.internet.error import CannotListenError
+
+    from ._metrics import DEFAULT_METRICS_PORT, listen_metrics
+
+    replicator.start()
+    port = options["metrics-port"]
+    port = DEFAULT_METRICS_PORT if port is None else port
+    if port:
+        try:
+            listen_metrics(reactor, port, replicator)
+        except CannotListenError as e:
+            stderr.write("flocker-node agent: no metrics: cannot listen on "
+                         "127.0.0.1:%d: %s\n" % (port, e.socketError))
 
 
 def _report(reactor, options, environ, stdout, stderr):

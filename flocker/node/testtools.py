@@ -11,7 +11,8 @@ from twisted.python.failure import Failure
 
 from .._model import (
     Application, AttachedVolume, ClusterState, Deployment, Link, Node,
-    NodeKey, NodeState, Port, Route, VolumeState,
+    NodeKey, NodeState, Port, ReplicationStatus, Route, VolumeState,
+    desired_replication,
 )
 
 __all__ = ["synthetic_cluster", "converged_state", "loopback",
@@ -67,7 +68,8 @@ def converged_state(deployment):
     :param Deployment deployment: A desired state.
     :return: The ``ClusterState`` of a cluster that has converged to it:
         every application running where it should, its volume owned there,
-        every node routing every other node's external ports.
+        every node routing every other node's external ports, every
+        primary replicating to its standbys.
     """
     own = {node.address: frozenset(
         Route(port.external, node.address, port.protocol)
@@ -76,6 +78,7 @@ def converged_state(deployment):
     everything = frozenset().union(*own.values()) if own else frozenset()
     routes = {address: everything - mine for address, mine in own.items()}
     states = {}
+    replication = desired_replication(deployment)
     for node in deployment.nodes:
         applications = {a.name: a for a in node.applications}
         volumes = {v.name: VolumeState(name=v.name, owned=True, size=1 << 20,
@@ -84,7 +87,9 @@ def converged_state(deployment):
         states[node.address] = NodeState(
             address=node.address, applications=applications,
             running=applications.keys(), volumes=volumes,
-            routes=routes[node.address])
+            routes=routes[node.address],
+            replication={name: ReplicationStatus(replication=r) for name, r in
+                         replication[node.address].items()})
     return ClusterState(nodes=states)
 
 

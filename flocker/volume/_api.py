@@ -66,6 +66,11 @@ class VolumeInfo(object):
     :ivar maximum_size: Quota (``refquota``) in bytes or ``None``.
     :ivar snapshots: ``PVector`` of snapshot names, oldest first.
     :ivar str mountpoint: Where the copy is (or would be) mounted.
+    :ivar int epoch: The ownership epoch the copy records (see
+        :mod:`flocker.volume._epoch`).
+    :ivar pushed_to: ``tuple`` of the addresses of the nodes this node
+        pushed the copy to and remembers (on an owner: where copies of it
+        are).
     """
     name = attr.ib()
     owner = attr.ib()
@@ -74,13 +79,16 @@ class VolumeInfo(object):
     maximum_size = attr.ib()
     snapshots = attr.ib(converter=pvector)
     mountpoint = attr.ib()
+    epoch = attr.ib(default=0)
+    pushed_to = attr.ib(default=(), converter=tuple)
 
     def state(self):
         """
         :return: The :class:`flocker._model.VolumeState` a node report uses.
         """
         return VolumeState(name=self.name, owned=self.owned, size=self.size,
-                           snapshots=self.snapshots, owner=self.owner)
+                           snapshots=self.snapshots, owner=self.owner,
+                           epoch=self.epoch)
 
 
 @attr.s(frozen=True)
@@ -214,17 +222,43 @@ class IVolumeService(Interface):
         :raises HandoffConflict: The volume was handed to another node.
         """
 
-    def acquire(name, snapshot=None, node_id=None):
+    def acquire(name, snapshot=None, node_id=None, epoch=None):
         """
-        Make this node the owner of its copy (step 4 of a hand-off).  Does
-        nothing more than :meth:`mount`'s writability if already owned.
+        Make this node the owner of its copy (step 4 of a hand-off, or a
+        failover).  Does nothing more than :meth:`mount`'s writability if
+        already owned.  Taking ownership starts a new epoch.
 
         :param str name: Volume name.
         :param snapshot: If given, the copy's newest snapshot must be this.
         :param node_id: If given, this node's identity must be this.
+        :param epoch: The new ownership's epoch (a failover gives one above
+            every copy's it knows), or ``None`` for one above this copy's.
         :return: ``Deferred`` firing with the new :class:`VolumeInfo`.
         :raises StreamRejected: The copy does not end with ``snapshot``.
-        :raises HandoffConflict: This node is not ``node_id``.
+        :raises HandoffConflict: This node is not ``node_id``, or ``epoch``
+            is not above the copy's.
+        """
+
+    def fence(name, owner, epoch):
+        """
+        Learn that volume ``name`` belongs to node ``owner`` at ``epoch``
+        (a failover made it so).
+
+        A copy here that follows an earlier epoch records the new owner and
+        epoch, so it refuses pushes from the old owner from then on.  A
+        copy this node owns at an earlier epoch is stale: it is set aside,
+        renamed ``NAME.flocker-recovery-eEPOCH-TIME`` (read-only,
+        unmounted, never destroyed by Flocker), with every write it holds;
+        this node then has no copy of the volume.
+
+        :param str name: Volume name.
+        :param str owner: The owning node's identity.
+        :param int epoch: The ownership's epoch.
+        :return: ``Deferred`` firing with the name the stale copy was
+            renamed to, or ``None`` if nothing was set aside.
+        :raises HandoffConflict: This node owns the volume at ``epoch`` or
+            later (then it is the owner, not stale).
+        :raises VolumeInUse: The stale copy is still in use.
         """
 
     def delete(name):
@@ -255,10 +289,11 @@ class IVolumeService(Interface):
 
 
 
-def volume_info(dataset, node_id):
+def volume_info(dataset, node_id, pushed_to=()):
     """
     :param Dataset dataset: A copy of a volume as the pool lists it.
     :param str node_id: This node's identity.
+    :param pushed_to: The addresses its ``flocker:pushed`` records.
     :return: The :class:`VolumeInfo` describing it.
     """
     owner = dataset.owner
@@ -266,6 +301,7 @@ def volume_info(dataset, node_id):
         name=dataset.name, owner=owner, owned=owner == node_id,
         size=dataset.size,
         maximum_size=dataset.maximum_size, snapshots=dataset.snapshots,
-        mountpoint=dataset.mountpoint)
+        mountpoint=dataset.mountpoint, epoch=dataset.epoch,
+        pushed_to=pushed_to)
 
 

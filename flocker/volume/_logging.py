@@ -10,6 +10,7 @@ step failed.
 from eliot import ActionType, Field, MessageType, fields
 
 __all__ = [
+    "FENCE_VOLUME",
     "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND",
     "LATE_REMOTE_FAILURE",
     "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
@@ -98,6 +99,15 @@ ACQUIRE_VOLUME = ActionType(
     [_VOLUME, _optional_text(u"expected_snapshot",
                              u"Snapshot the copy must end with, or null.")],
     [], u"Make this node the owner of its copy of a volume.")
+
+FENCE_VOLUME = ActionType(
+    u"flocker:volume:fence",
+    [_VOLUME, _text(u"owner", u"Identity of the volume's owner now."),
+     Field.for_types(u"epoch", [int], u"The owner's epoch.")],
+    [_optional_text(u"set_aside", u"The name this node's stale copy was "
+                    u"renamed to, or null.")],
+    u"Learn a volume's owner and epoch after a failover: a follower records "
+    u"them, a stale owned copy is set aside for recovery.")
 
 DELETE_VOLUME = ActionType(
     u"flocker:volume:delete", [_VOLUME], [],

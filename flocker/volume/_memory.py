@@ -10,6 +10,8 @@ the base snapshot.  Services reach each other through a shared
 kind of remote command fail, to test interrupted moves.
 """
 
+import time
+
 import attr
 from pyrsistent import pmap, pvector
 from twisted.internet.defer import fail, succeed
@@ -21,6 +23,9 @@ from ._errors import (
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
 from ._api import IVolumeService, PushResult, VolumeInfo, snapshot_name
+from ._epoch import (
+    FIRST_EPOCH, check_sender_epoch, recovery_name, taken_epoch,
+)
 from ._remote import check_address
 from ._seed import seed_entries
 from ._zfs import (
@@ -38,6 +43,7 @@ class _Copy(object):
     files = attr.ib(converter=pmap)
     snapshots = attr.ib(converter=pvector)   # of (name, files)
     pushed = attr.ib(converter=pmap, default=pmap())
+    epoch = attr.ib(default=FIRST_EPOCH)
 
     def names(self):
         return [name for name, _ in self.snapshots]
@@ -75,6 +81,16 @@ class MemoryNetwork(object):
             raise TargetUnreachable(
                 "cannot reach node %s: connection refused" % (address,))
         return self.services[address]
+
+    def address_of(self, node_id):
+        """
+        :param str node_id: A service's node identity.
+        :return: That service's address (the identity itself if unknown).
+        """
+        for address, service in self.services.items():
+            if service.node_id == node_id:
+                return address
+        return node_id
 
 
 def _deferred(function):
@@ -115,6 +131,8 @@ class MemoryVolumeService(object):
         self._copies = {}
         #: Names of volumes tests declare mounted into a container.
         self.in_use = set()
+        #: Stale copies set aside by ``fence``, by their recovery name.
+        self.set_aside = {}
         network.services[address] = self
 
     # Helpers for tests standing in for an application using the volume.
@@ -173,7 +191,10 @@ class MemoryVolumeService(object):
             name=name, owner=copy.owner, owned=copy.owner == self.node_id,
             size=_size(copy.files),
             maximum_size=copy.maximum_size, snapshots=copy.names(),
-            mountpoint="/memory/%s/%s" % (self.address, name))
+            mountpoint="/memory/%s/%s" % (self.address, name),
+            epoch=copy.epoch, pushed_to=sorted(
+                self._network.address_of(node_id)
+                for node_id in copy.pushed))
 
     @_deferred
     def volumes(self):
@@ -289,7 +310,7 @@ class MemoryVolumeService(object):
             progress.update(sent, sent if base is None else None)
             progress.finish()
         other._receive(name, snapshot, base, files, copy.maximum_size,
-                       self.node_id)
+                       self.node_id, copy.epoch)
         self._copies[name] = attr.evolve(
             copy, pushed=copy.pushed.set(other.node_id, snapshot))
         # As the real service: what the target had before is kept until the
@@ -299,8 +320,14 @@ class MemoryVolumeService(object):
                           target_node_id=other.node_id, snapshot=snapshot,
                           base=base, bytes_sent=sent)
 
-    def _receive(self, name, snapshot, base, files, maximum_size, owner):
+    def _receive(self, name, snapshot, base, files, maximum_size, owner,
+                 epoch):
         theirs = self._copies.get(name)
+        if theirs is not None:
+            try:
+                check_sender_epoch(name, theirs.epoch, epoch)
+            except ValueError as e:
+                raise NotOwner(str(e))
         if base is None:
             kept = []
         elif theirs is None or base not in theirs.names():
@@ -312,7 +339,7 @@ class MemoryVolumeService(object):
         self._check_capacity(_size(files))
         self._copies[name] = _Copy(
             owner=owner, readonly=True, maximum_size=maximum_size,
-            files=files, snapshots=kept + [(snapshot, files)])
+            files=files, snapshots=kept + [(snapshot, files)], epoch=epoch)
         self._prune(name)
 
     @_deferred
@@ -330,7 +357,8 @@ class MemoryVolumeService(object):
             self._copies[name] = attr.evolve(copy, readonly=True)
             result = self._push(name, target, progress)
             self._copies[name] = attr.evolve(
-                self._copies[name], owner=result.target_node_id)
+                self._copies[name], owner=result.target_node_id,
+                epoch=copy.epoch + 1)
         elif copy.owner and copy.snapshots:
             result = PushResult(name=name, target=target,
                                 target_node_id=copy.owner,
@@ -343,7 +371,7 @@ class MemoryVolumeService(object):
             other._acquire(name, result.snapshot, result.target_node_id)
         return result
 
-    def _acquire(self, name, snapshot, node_id):
+    def _acquire(self, name, snapshot, node_id, epoch=None):
         if snapshot is not None:
             check_snapshot_name(snapshot)
         if node_id is not None and node_id != self.node_id:
@@ -356,11 +384,36 @@ class MemoryVolumeService(object):
                 raise StreamRejected(
                     "this node's copy of %s ends with snapshot %s, not %s"
                     % (name, latest, snapshot))
+            copy = attr.evolve(copy, epoch=taken_epoch(name, copy.epoch,
+                                                       epoch))
         self._copies[name] = attr.evolve(copy, owner=self.node_id,
                                          readonly=False)
         self._prune(name)
         return self._info(name)
 
     @_deferred
-    def acquire(self, name, snapshot=None, node_id=None):
-        return self._acquire(name, snapshot, node_id)
+    def acquire(self, name, snapshot=None, node_id=None, epoch=None):
+        return self._acquire(name, snapshot, node_id, epoch)
+
+    @_deferred
+    def fence(self, name, owner, epoch):
+        check_volume_name(name)
+        copy = self._copies.get(name)
+        if copy is None:
+            return None
+        if copy.owner == self.node_id:
+            if copy.epoch >= epoch:
+                raise HandoffConflict(
+                    "this node owns volume %s at epoch %d: it is not stale"
+                    % (name, copy.epoch))
+            if name in self.in_use:
+                raise VolumeInUse("the stale copy of volume %s is in use"
+                                  % (name,))
+            aside = recovery_name(name, copy.epoch, time.strftime(
+                "%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds())))
+            self.set_aside[aside] = attr.evolve(copy, readonly=True)
+            del self._copies[name]
+            return aside
+        if copy.epoch < epoch:
+            self._copies[name] = attr.evolve(copy, owner=owner, epoch=epoch)
+        return None

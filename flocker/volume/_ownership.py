@@ -2,6 +2,9 @@
 Ownership: a hand-off makes another node the owner of a volume, and
 ``acquire`` makes this node the owner of its copy.
 
+A failover's ``acquire`` and ``fence`` are here too (see
+:mod:`flocker.volume._epoch`).
+
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::
 
@@ -31,17 +34,22 @@ hand-off again sees that the source's copy names the target and resumes at
 step 4, whose checks make it safe to repeat.
 """
 
+import time
+
 import attr
-from twisted.internet.defer import inlineCallbacks, succeed
+from twisted.internet.defer import gatherResults, inlineCallbacks, succeed
 
 from .._process import spawn
-from ._api import PushResult, volume_info
+from ._api import PushResult, check_node_id, volume_info
+from ._epoch import recovery_name, taken_epoch
 from ._errors import (
     HandoffConflict, NoSuchVolume, NotOwner, StreamRejected, VolumeInUse,
 )
-from ._logging import ACQUIRE_VOLUME, HANDOFF_VOLUME, REMOTE_COMMAND
+from ._logging import (
+    ACQUIRE_VOLUME, FENCE_VOLUME, HANDOFF_VOLUME, REMOTE_COMMAND,
+)
 from ._remote import check_address
-from ._zfs import OWNER, check_snapshot_name, check_volume_name
+from ._zfs import EPOCH, OWNER, check_snapshot_name, check_volume_name
 
 __all__ = ["OwnershipMixin"]
 
@@ -59,26 +67,43 @@ class OwnershipMixin(object):
         return self._locked(name, self._handoff, name, target, progress,
                             acquire)
 
+    def _refuse_in_use(self, dataset, message):
+        """
+        :param Dataset dataset: A copy of a volume.
+        :param str message: The refusal, with ``%s`` for the volume and for
+            the processes.
+        :raises VolumeInUse: If a process uses the copy.
+        """
+        users = self._in_use(self.pool.dataset(dataset.name),
+                             dataset.mountpoint)
+        if users:
+            raise VolumeInUse(message % (
+                dataset.name, ", ".join(str(pid) for pid in sorted(users))))
+
     @inlineCallbacks
     def _handoff(self, name, target, progress, acquire):
         with HANDOFF_VOLUME(volume=name, target=target):
             dataset = yield self._get(name)
             if dataset.owner == self.node_id:
-                users = self._in_use(self.pool.dataset(name),
-                                     dataset.mountpoint)
-                if users:
-                    raise VolumeInUse(
-                        "volume %s is still in use (process %s); stop the "
-                        "application before handing it off" % (
-                            name, ", ".join(str(pid) for pid in
-                                            sorted(users))))
+                self._refuse_in_use(
+                    dataset, "volume %s is still in use (process %s); stop "
+                    "the application before handing it off")
                 self._writable.discard(name)
                 yield self.pool.set(name, "readonly", "on")
                 # Steps 3 and 4 as soon as the target confirmed step 2, not
                 # once its command has exited too: the application is down.
                 result, exited = yield self._push(dataset, target, progress,
                                                   record=False)
-                yield self.pool.set(name, OWNER, result.target_node_id)
+                # The copy left here follows the target at the epoch the
+                # target is about to take (one more than this copy's), so
+                # a failover later numbers its own epoch above it.  Set
+                # together with the owner: no extra wait while the
+                # application is down.
+                yield gatherResults([
+                    self.pool.set(name, EPOCH, str(dataset.epoch + 1)),
+                    self.pool.set(name, OWNER, result.target_node_id)],
+                    consumeErrors=True).addErrback(
+                        lambda failure: failure.value.subFailure)
             elif dataset.owner and dataset.snapshots:
                 # Step 3 already happened: resume at step 4.
                 result = PushResult(
@@ -113,14 +138,15 @@ class OwnershipMixin(object):
         if result.exit_code != 0:
             raise self._remote_error(target, result, HandoffConflict)
 
-    def acquire(self, name, snapshot=None, node_id=None):
+    def acquire(self, name, snapshot=None, node_id=None, epoch=None):
         check_volume_name(name)
         if snapshot is not None:
             check_snapshot_name(snapshot)
-        return self._locked(name, self._acquire, name, snapshot, node_id)
+        return self._locked(name, self._acquire, name, snapshot, node_id,
+                            epoch)
 
     @inlineCallbacks
-    def _acquire(self, name, snapshot, node_id):
+    def _acquire(self, name, snapshot, node_id, epoch=None):
         with ACQUIRE_VOLUME(volume=name, expected_snapshot=snapshot):
             if node_id is not None and node_id != self.node_id:
                 raise HandoffConflict(
@@ -137,6 +163,10 @@ class OwnershipMixin(object):
                         "this node's copy of %s ends with snapshot %s, not "
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
+                new_epoch = taken_epoch(name, dataset.epoch, epoch)
+                # Before the owner, which is the commit: a copy naming this
+                # node as owner always has its epoch.
+                yield self.pool.set(name, EPOCH, str(new_epoch))
                 yield self.pool.set(name, OWNER, self.node_id)
                 if dataset.mounted:
                     # Mounted afresh: a mount that was there while streams
@@ -145,7 +175,8 @@ class OwnershipMixin(object):
                     yield self.pool.unmount(name)
                 dataset = attr.evolve(
                     dataset, properties=dataset.properties.set(
-                        OWNER, self.node_id).set("mounted", "no"))
+                        OWNER, self.node_id).set("mounted", "no").set(
+                            EPOCH, str(new_epoch)))
             yield self._mount_dataset(dataset)
             # The new owner keeps only what its next pushes can use.
             destroyed = yield self._prune(dataset)
@@ -156,4 +187,40 @@ class OwnershipMixin(object):
             snapshots=[snapshot for snapshot in dataset.snapshots
                        if snapshot not in destroyed]), self.node_id)
 
+    def fence(self, name, owner, epoch):
+        check_volume_name(name)
+        check_node_id(owner)
+        return self._locked(name, self._fence, name, owner, epoch)
 
+    @inlineCallbacks
+    def _fence(self, name, owner, epoch):
+        with FENCE_VOLUME(volume=name, owner=owner, epoch=epoch) as action:
+            dataset = yield self.pool.get(name)
+            if dataset is None:
+                action.add_success_fields(set_aside=None)
+                return None
+            if dataset.owner == self.node_id:
+                if dataset.epoch >= epoch:
+                    raise HandoffConflict(
+                        "this node owns volume %s at epoch %d, not older "
+                        "than epoch %d: it is not stale" % (
+                            name, dataset.epoch, epoch))
+                self._refuse_in_use(
+                    dataset, "the stale copy of volume %s is in use "
+                    "(process %s); stop its application first")
+                aside = recovery_name(name, dataset.epoch, time.strftime(
+                    "%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds())))
+                # Read-only first: nothing writes to it once set aside.
+                yield self.pool.set(name, "readonly", "on")
+                self._writable.discard(name)
+                yield self.pool.rename(name, "", aside[len(name):],
+                                       mount=False, mounted=dataset.mounted)
+                action.add_success_fields(set_aside=aside)
+                return aside
+            if dataset.epoch < epoch:
+                # Epoch before owner, as everywhere.
+                yield self.pool.set(name, EPOCH, str(epoch))
+                if dataset.owner != owner:
+                    yield self.pool.set(name, OWNER, owner)
+            action.add_success_fields(set_aside=None)
+            return None

@@ -9,7 +9,7 @@ receive NAME`` on the target, JSON lines on its standard output)::
                "snapshots": [oldest..newest], "zfs": CAPABILITIES}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
-               "maximum_size": N or null}
+               "maximum_size": N or null, "epoch": E}
     source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
 
@@ -357,6 +357,7 @@ class PushingMixin(object):
                 "snapshot": snapshot, "base": base,
                 "owner": self.node_id,
                 "maximum_size": dataset.maximum_size,
+                "epoch": dataset.epoch,
             }
             os.write(stdin_write,
                      json.dumps(request).encode("utf-8") + b"\n")

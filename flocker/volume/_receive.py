@@ -15,15 +15,16 @@ from eliot import Action
 from twisted.internet.defer import DeferredList, inlineCallbacks
 
 from ._api import PROTOCOL_VERSION, check_node_id
+from ._epoch import check_sender_epoch
 from ._errors import (
-    OutOfSpace, PoolMissing, StreamRejected, UnsafeName, ZFSError,
+    NotOwner, OutOfSpace, PoolMissing, StreamRejected, UnsafeName, ZFSError,
 )
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
 from ._process import read_prefix
 from ._stream import stream_limit
 from ._zfs import (
-    OWNER, PUSHED, Dataset, check_snapshot_name, check_volume_name,
+    EPOCH, OWNER, PUSHED, Dataset, check_snapshot_name, check_volume_name,
 )
 
 __all__ = ["ReceivingMixin"]
@@ -120,6 +121,11 @@ class ReceivingMixin(object):
                                  "before sending a stream" % (name,))
         request = self._parse_request(line)
         request["owner"] = recorded_owner(caller, request["owner"])
+        if dataset is not None:
+            try:
+                check_sender_epoch(name, dataset.epoch, request.get("epoch"))
+            except ValueError as e:
+                raise NotOwner(str(e))
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})
@@ -137,6 +143,10 @@ class ReceivingMixin(object):
             if maximum_size is not None and not (
                     isinstance(maximum_size, int) and maximum_size > 0):
                 raise ValueError(maximum_size)
+            epoch = request.get("epoch")
+            if epoch is not None and not (
+                    type(epoch) is int and 0 <= epoch < 10 ** 18):
+                raise ValueError(epoch)
         except (ValueError, KeyError, TypeError, UnsafeName):
             raise StreamRejected("the sender's request is not valid: %r" % (
                 line[:200],))
@@ -231,6 +241,9 @@ class ReceivingMixin(object):
         maximum_size = request.get("maximum_size")
         if dataset.maximum_size != maximum_size:
             wanted.append(("refquota", str(maximum_size or "none")))
+        epoch = request.get("epoch")
+        if epoch is not None:
+            wanted.append((EPOCH, str(epoch)))
         changes = [self.pool.set(name, key, value, suffix)
                    for key, value in wanted if dataset.get(key) != value]
         if dataset.get(PUSHED) is not None:
@@ -244,6 +257,8 @@ class ReceivingMixin(object):
             yield self.pool.set(name, OWNER, owner, suffix)
         properties = dataset.properties.discard(PUSHED).set(
             OWNER, owner).set("refquota", str(maximum_size or 0))
+        if epoch is not None:
+            properties = properties.set(EPOCH, str(epoch))
         if not prepared:
             properties = properties.set("atime", "off")
         return attr.evolve(dataset, properties=properties)

@@ -52,8 +52,9 @@ from ._push import PushingMixin, pushed_peers
 from ._receive import ReceivingMixin
 from ._remote import SSHRemote, check_address, remote_error
 from ._seed import seed_entries, write_seed
+from ._epoch import FIRST_EPOCH
 from ._zfs import (
-    NODE_ID, OWNER, ZFSPool, check_maximum_size, check_volume_name,
+    EPOCH, NODE_ID, OWNER, ZFSPool, check_maximum_size, check_volume_name,
 )
 
 __all__ = [
@@ -152,7 +153,9 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
     @inlineCallbacks
     def volumes(self):
         datasets = yield self._list()
-        infos = [volume_info(dataset, self.node_id) for dataset in datasets
+        infos = [volume_info(dataset, self.node_id,
+                             sorted(pushed_peers(dataset)))
+                 for dataset in datasets
                  if dataset.name and "." not in dataset.name]
         return pvector(sorted(infos, key=lambda info: info.name))
 
@@ -176,7 +179,8 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         with CREATE_VOLUME(volume=name, maximum_size=maximum_size):
             dataset = yield self.pool.get(name)
             if dataset is None:
-                properties = {OWNER: self.node_id, "atime": "off"}
+                properties = {OWNER: self.node_id, "atime": "off",
+                              EPOCH: str(FIRST_EPOCH)}
                 if maximum_size is not None:
                     properties["refquota"] = str(int(maximum_size))
                 yield self.pool.create(name, properties)

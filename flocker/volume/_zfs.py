@@ -44,6 +44,7 @@ from twisted.internet.task import deferLater
 
 from .._model import SAFE_NAME_RULE, is_safe_name
 from ._capabilities import parse_capabilities
+from ._epoch import EPOCH, is_recovery_suffix, parse_epoch
 from ._errors import (
     DatasetBusy, InvalidSize, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
     ZFSUnavailable,
@@ -61,6 +62,7 @@ from ._zfs_words import in_words
 
 __all__ = [
     "ZFSPool", "Dataset", "BUSY_DELAYS", "OWNER", "PUSHED", "NODE_ID",
+    "EPOCH",
     "TEMPORARY_SUFFIXES", "zfs_error", "check_pool_name", "check_volume_name",
     "check_snapshot_name", "check_maximum_size",
 ]
@@ -97,7 +99,7 @@ TEMPORARY_SUFFIXES = (".flocker-recv", ".flocker-old")
 # (readonly is not among them: zfs-fuse reports it as "off (temporary)" for
 # every mounted dataset whatever it is set to.)
 _PROPERTIES = ("type", "referenced", "refquota", "mounted",
-               "mountpoint", "atime", OWNER, PUSHED)
+               "mountpoint", "atime", OWNER, PUSHED, EPOCH)
 
 # Snapshot names: what Flocker creates and what it accepts from a peer.
 _SNAPSHOT_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
@@ -243,6 +245,13 @@ class Dataset(object):
         return self.get(OWNER)
 
     @property
+    def epoch(self):
+        """
+        The ownership epoch this copy records (0 when none).
+        """
+        return parse_epoch(self.get(EPOCH))
+
+    @property
     def mounted(self):
         """
         Whether the dataset is mounted.
@@ -348,12 +357,14 @@ class ZFSPool(object):
     def dataset(self, volume, suffix=""):
         """
         :param str volume: A volume name (checked).
-        :param str suffix: ``""`` or one of :data:`TEMPORARY_SUFFIXES`.
+        :param str suffix: ``""``, one of :data:`TEMPORARY_SUFFIXES` or a
+            recovery suffix (see :func:`flocker.volume._epoch.recovery_name`).
         :return: The full dataset name ``<pool>/<volume><suffix>``.
         :raises UnsafeName: For an unsafe volume name.
         """
         check_volume_name(volume)
-        if suffix and suffix not in TEMPORARY_SUFFIXES:
+        if suffix and suffix not in TEMPORARY_SUFFIXES and \
+                not is_recovery_suffix(suffix):
             raise UnsafeName("unknown dataset suffix %r" % (suffix,))
         return "%s/%s%s" % (self.name, volume, suffix)
 

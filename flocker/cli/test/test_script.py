@@ -53,6 +53,15 @@ cache:
 """
 
 
+#: The nodes of DEPLOYMENT, as the command lists them.
+NODES = "192.0.2.1, node2.example.com"
+
+#: What the command says of modes asked for together.
+EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove and --failover "
+             "exclude each other (but --remove and --failover take "
+             "--dry-run)")
+
+
 def run(argv):
     """
     Run ``flocker-deploy`` with ``argv`` and no reactor.
@@ -156,10 +165,32 @@ class TestOptions(object):
             "--follow and --tail go with --logs",
             "--follow and --tail go with --logs",
             "--with-volumes goes with --remove",
-            "--check, --dry-run, --status, --logs and --remove exclude "
-            "each other (but --remove takes --dry-run)",
-            "--check, --dry-run, --status, --logs and --remove exclude "
-            "each other (but --remove takes --dry-run)"]
+            EXCLUSIVE, EXCLUSIVE]
+
+    def test_failover_exclusive(self, files):
+        """
+        ``--failover`` goes with ``--dry-run`` only among the modes.
+        """
+        for other in (["--check"], ["--status"], ["--remove", "web"],
+                      ["--logs", "web"]):
+            status, out, err = run(["--failover", "192.0.2.1"] + other
+                                   + files(d=DEPLOYMENT, a=NATIVE))
+            assert (status, out) == (2, "")
+            assert err.splitlines()[-1].endswith(EXCLUSIVE)
+
+    def test_failover_unknown_node(self, files):
+        """
+        Declaring dead a node the deployment file does not have is one
+        line naming the file and its nodes, exit status 1, and no node is
+        contacted (no reactor is given) and no file changes.
+        """
+        paths = files(d=DEPLOYMENT, a=NATIVE)
+        before = [open(path).read() for path in paths]
+        status, out, err = run(["--failover", "10.9.9.9"] + paths)
+        assert (status, out) == (1, "")
+        assert err == ("flocker-deploy: --failover: 10.9.9.9 is not a node "
+                       "of %s (its nodes: %s)\n" % (paths[0], NODES))
+        assert [open(path).read() for path in paths] == before
 
 
 class TestCheck(object):

@@ -58,8 +58,8 @@ class LeaseTimingTests(SynchronousTestCase):
         """
         The default timing fences well before the lease's TTL.
         """
-        self.assertLess(DEFAULT_TIMING.safe_for + DEFAULT_TIMING.stop_allowance,
-                        DEFAULT_TIMING.ttl)
+        timing = DEFAULT_TIMING
+        self.assertLess(timing.safe_for + timing.stop_allowance, timing.ttl)
 
     def test_refused(self):
         """

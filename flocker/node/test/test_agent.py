@@ -18,7 +18,7 @@ from zope.interface.verify import verifyObject
 
 from flocker._model import (
     Application, AttachedVolume, ContainerOptions, HealthCheck, Link,
-    NodeState, Port, Route,
+    NodeState, Port, Replication, ReplicationStatus, Route, StandbyStatus,
 )
 from flocker.testtools import temporary_directory
 from flocker.node._agent import (
@@ -30,6 +30,7 @@ from flocker.node._fake import FakeCluster
 from flocker.node._local import (
     WAIT_INTERVAL, LocalNodeAgent, link_environment,
 )
+from flocker.node._replication import Replicator
 from flocker.node._logging import (
     NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
     NODE_SET_ROUTES, NODE_START_APPLICATION,
@@ -95,12 +96,13 @@ def local_pair(directory=None):
                 "/opt/flocker/bin/flocker-volume")
         docker = FakeDockerClient(images=[IMAGE], node=address)
         probes = healthy_probes(docker=docker, node_keys=node_keys)
+        volumes = MemoryVolumeService("node-%d" % (number,), address,
+                                      network, clock)
         agents.append(LocalNodeAgent(
-            address, docker,
-            MemoryVolumeService("node-%d" % (number,), address, network,
-                                clock),
+            address, docker, volumes,
             MemoryRouteManager(node=address), node_keys=node_keys,
-            checks=lambda probes=probes: run_checks(probes), clock=clock))
+            checks=lambda probes=probes: run_checks(probes), clock=clock,
+            replicator=Replicator(clock, lambda volumes=volumes: volumes)))
     return tuple(agents)
 
 
@@ -403,6 +405,46 @@ def make_inodeagent_tests(fixture):
             self.assertTrue(volume.owned)
             self.assertEqual(volume.snapshots[:len(before)], before)
 
+        def test_take_over_then_fence(self):
+            """
+            A failover: the follower takes the volume over at a new epoch
+            and can start the application; the old owner, told so, sets
+            its stale copy aside and no longer reports the volume.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.successResultOf(self.b.take_over_volume("web", 2))
+            self.successResultOf(self.b.take_over_volume("web", 2))
+            taken = self.report(self.b).volumes["web"]
+            self.assertEqual((taken.owned, taken.epoch), (True, 2))
+            self.successResultOf(self.b.start_application(WEB))
+            aside = self.successResultOf(self.a.fence_volume(
+                "web", self.report(self.b).node_id, 2))
+            self.assertTrue(aside.startswith("web.flocker-recovery-e1"))
+            self.assertNotIn("web", self.report(self.a).volumes)
+
+        def test_fence_follower(self):
+            """
+            A follower told of a new owner and epoch records both.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.assertIsNone(self.successResultOf(self.b.fence_volume(
+                "web", "new-owner", 3)))
+            copy = self.report(self.b).volumes["web"]
+            self.assertEqual((copy.owned, copy.owner, copy.epoch),
+                             (False, "new-owner", 3))
+
+        def test_take_over_needs_later_epoch(self):
+            """
+            Taking over at an epoch not above the copy's fails and leaves
+            the copy a follower.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.failureResultOf(self.b.take_over_volume("web", 1))
+            self.assertFalse(self.report(self.b).volumes["web"].owned)
+
         def test_set_routes(self):
             """
             The node reports exactly the routes it was last given.
@@ -412,6 +454,21 @@ def make_inodeagent_tests(fixture):
             self.successResultOf(self.a.set_routes(frozenset([Route(8080, B)])))
             self.assertEqual(self.report(self.a).routes,
                              frozenset([Route(8080, B)]))
+
+        def test_set_replication(self):
+            """
+            The node reports the replication it was last given, each standby
+            not updated yet; an empty one replaces it.
+            """
+            replication = Replication(volume="web", application="web",
+                                      standbys=[B], interval=2 * 10 ** 9)
+            self.successResultOf(self.a.set_replication(
+                {"web": replication}))
+            self.assertEqual(self.report(self.a).replication, {
+                "web": ReplicationStatus(replication=replication, standbys={
+                    B: StandbyStatus(address=B)})})
+            self.successResultOf(self.a.set_replication({}))
+            self.assertEqual(self.report(self.a).replication, {})
 
         def test_links_reported(self):
             """

@@ -389,7 +389,8 @@ def make_idockerclient_tests(fixture):
                   "81/tcp": [{"HostIp": "",
                               "HostPort": str(self.port_base + 2)}]},
                  [host_path + ":/data"], 64 * 1024 * 1024, 512,
-                 {"Name": "on-failure", "MaximumRetryCount": 3}, None))
+                 # An application with a volume: its policy is the agent's.
+                 {"Name": "no", "MaximumRetryCount": 0}, None))
 
         def test_restart_policies(self):
             """
@@ -406,6 +407,25 @@ def make_idockerclient_tests(fixture):
                     "RestartPolicy"] for a in (never, always)],
                 [{"Name": "no", "MaximumRetryCount": 0},
                  {"Name": "always", "MaximumRetryCount": 0}])
+
+        def test_no_docker_restart_policy_with_volume(self):
+            """
+            An application with a volume gets no Docker restart policy
+            (Docker would restart it at boot, before the agent could fence
+            a stale copy), while its listed unit keeps the policy it was
+            configured with.
+            """
+            host_path = self.fixture.host_directory()
+            application = self.application(
+                "kept", volume=AttachedVolume(mountpoint="/data"),
+                restart_policy=RestartPolicy(name="always"))
+            self.run(self.client.add, application, host_path)
+            inspected = self.fixture.inspect(container_name(application.name))
+            self.assertEqual(
+                (inspected["HostConfig"]["RestartPolicy"],
+                 self.units()[application.name].application.restart_policy),
+                ({"Name": "no", "MaximumRetryCount": 0},
+                 RestartPolicy(name="always")))
 
         def test_links_sysctl(self):
             """

@@ -5,17 +5,23 @@ the pool's change stamp and age; never kept while Docker's events are not
 followed.
 """
 
+import socket
+import struct
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from flocker import Application, NodeState, Port
+from flocker._model import Replication, ReplicationStatus, StandbyStatus
 
 from .._agent import INodeAgent
 from .._events import FakeDockerEvents
+from .._replication import Replicator
 from .._report_cache import (
-    KeptReportAgent, ReportKeeper, kept_reports, parse_proc_net_tcp,
+    KeptReportAgent, ReportKeeper, kept_reports, netlink_listening_ports,
+    parse_diag, parse_proc_net_tcp, proc_listening_ports,
 )
 
 ADDRESS = "10.0.0.1"
@@ -271,6 +277,25 @@ class KeptReportAgentTests(SynchronousTestCase):
         self.successResultOf(agent.report())
         self.assertEqual((4, True), (inner.reports, keeper.following))
 
+    def test_retry_backs_off(self):
+        """
+        While Docker cannot be reached, each attempt to follow its events
+        waits twice as long as the one before, up to 30 s; once followed
+        again, the next loss is retried after the first delay again.
+        """
+        events = FakeDockerEvents(available=False)
+        _, _, keeper, _, _, clock = _kept(events=events)
+        delays = []
+        for _ in range(7):
+            delays.append(clock.getDelayedCalls()[0].getTime()
+                          - clock.seconds())
+            clock.advance(delays[-1])
+        events.available = True
+        clock.advance(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+        events.drop()
+        delays.append(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+        self.assertEqual(delays, [1, 2, 4, 8, 16, 30, 30, 1])
+
     def test_stop(self):
         """
         A stopped keeper follows nothing, tries nothing again and keeps no
@@ -296,6 +321,22 @@ class KeptReportAgentTests(SynchronousTestCase):
         kept = self.successResultOf(agent.report())
         self.assertEqual((kept.busy_ports, inner.reports),
                          (frozenset([22, 5432]), 1))
+
+    def test_replication_fresh(self):
+        """
+        A kept report carries how far the standbys are behind now, from the
+        inner agent's replicator.
+        """
+        agent, inner, _, _, _, clock = _kept()
+        inner.replicator = Replicator(clock, lambda: None)
+        self.successResultOf(agent.report())
+        replication = Replication(volume="web", application="web",
+                                  standbys=["10.0.0.2"], interval=10 ** 9)
+        inner.replicator.configure({"web": replication})
+        kept = self.successResultOf(agent.report())
+        self.assertEqual((kept.replication, inner.reports), (
+            {"web": ReplicationStatus(replication=replication, standbys={
+                "10.0.0.2": StandbyStatus(address="10.0.0.2")})}, 1))
 
     def test_kept_reports(self):
         """
@@ -344,3 +385,56 @@ class ParseProcNetTCPTests(SynchronousTestCase):
             "00000000000000000000000000000000:0000 0A 00000000:00000000 "
             "00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n")
         self.assertEqual({22, 5432}, parse_proc_net_tcp(text))
+
+
+def _diag_message(port):
+    """
+    :return: A netlink ``inet_diag_msg`` message for a socket on ``port``.
+    """
+    body = struct.pack("=BBBB", socket.AF_INET, 10, 0, 0) + struct.pack(
+        ">HH", port, 0) + bytes(64)
+    return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
+
+
+class ParseDiagTests(SynchronousTestCase):
+    """
+    Tests for :func:`parse_diag`.
+    """
+
+    def test_ports_then_done(self):
+        """
+        Each message gives its socket's port; ``NLMSG_DONE`` ends the dump.
+        """
+        done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + bytes(4)
+        self.assertEqual(
+            (parse_diag(_diag_message(22) + _diag_message(8080)),
+             parse_diag(_diag_message(5432) + done)),
+            (({22, 8080}, False), ({5432}, True)))
+
+    def test_error(self):
+        """
+        A netlink error message is an ``OSError``.
+        """
+        error = struct.pack("=IHHII", 36, 2, 0, 1, 0) + bytes(20)
+        self.assertRaises(OSError, parse_diag, error)
+
+
+class NetlinkListeningPortsTests(SynchronousTestCase):
+    """
+    Tests for :func:`netlink_listening_ports` against this machine's kernel.
+    """
+
+    def test_own_listener(self):
+        """
+        A socket this test listens on is found, as ``/proc/net/tcp`` lists
+        it too.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        self.assertEqual(
+            (port in netlink_listening_ports(),
+             port in proc_listening_ports()),
+            (True, True))

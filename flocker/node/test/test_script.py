@@ -164,13 +164,17 @@ def agent(tmp_path):
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environ)
     log.close()
     deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        assert process.poll() is None, (tmp_path / "agent.log").read_text()
-        assert time.monotonic() < deadline, "the agent did not listen"
-        time.sleep(0.05)
-    yield path, process, environ
-    process.terminate()
-    process.wait(30)
+    try:
+        while not os.path.exists(path):
+            assert process.poll() is None, (
+                tmp_path / "agent.log").read_text()
+            assert time.monotonic() < deadline, "the agent did not listen"
+            time.sleep(0.05)
+        yield path, process, environ
+    finally:
+        # Also when it never listened: no agent outlives its test.
+        process.terminate()
+        process.wait(30)
 
 
 def test_socket_private(agent):

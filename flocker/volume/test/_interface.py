@@ -27,6 +27,9 @@ some bytes).  The fixture object has:
     Cut pushes to that node after ``count`` stream bytes.
 ``big``
     A number of bytes that fits ``a``'s pool but not ``c``'s.
+``read_aside(service, dataset, path)``
+    A file of a copy ``fence`` set aside (named ``dataset`` below the
+    pool).
 """
 
 import hashlib
@@ -587,6 +590,117 @@ def make_ivolumeservice_tests(make_nodes):
             self.created()
             self.call(self.a.push, "app", self.address_b)
             self.assertRaises(VolumeExists, self.call, self.b.create, "app")
+
+        # Epochs and fencing
+
+        def test_epoch_created_and_carried(self):
+            """
+            A new volume is at epoch 1, and a pushed copy records the
+            owner's epoch.
+            """
+            self.created()
+            self.call(self.a.push, "app", self.address_b)
+            self.assertEqual((self.volume(self.a, "app").epoch,
+                              self.volume(self.b, "app").epoch), (1, 1))
+            self.assertEqual(self.call(self.b.list)[0].epoch, 1)
+
+        def test_handoff_new_epoch(self):
+            """
+            A hand-off starts a new epoch on the new owner, which the old
+            owner's copy records too and the new owner's next push carries
+            to its followers.
+            """
+            self.created()
+            self.call(self.a.handoff, "app", self.address_b)
+            self.assertEqual((self.volume(self.a, "app").epoch,
+                              self.volume(self.b, "app").epoch), (2, 2))
+            self.call(self.b.push, "app", self.nodes.address(self.c))
+            self.assertEqual(self.volume(self.c, "app").epoch, 2)
+
+        def test_acquire_with_epoch(self):
+            """
+            A failover takes a follower over at the epoch it is given,
+            which must be above the copy's own.
+            """
+            self.created()
+            self.call(self.a.push, "app", self.address_b)
+            self.assertRaises(HandoffConflict, self.call, self.b.acquire,
+                              "app", None, None, 1)
+            self.assertFalse(self.volume(self.b, "app").owned)
+            info = self.call(self.b.acquire, "app", None, None, 5)
+            self.assertEqual((info.owned, info.epoch), (True, 5))
+
+        def test_fence_follower(self):
+            """
+            A follower told of a failover records the new owner and epoch,
+            and then refuses a push from the stale owner.
+            """
+            self.created()
+            address_c = self.nodes.address(self.c)
+            self.call(self.a.push, "app", self.address_b)
+            self.call(self.a.push, "app", address_c)
+            self.call(self.b.acquire, "app", None, None, 2)
+            self.assertIsNone(self.call(self.c.fence, "app", self.b.node_id,
+                                        2))
+            copy = self.volume(self.c, "app")
+            self.assertEqual((copy.owned, copy.owner, copy.epoch),
+                             (False, self.b.node_id, 2))
+            self.assertRaises(NotOwner, self.call, self.a.push, "app",
+                              address_c)
+
+        def test_fence_stale_owner(self):
+            """
+            An owner told that another node owns the volume at a later
+            epoch sets its copy aside under a recovery name, with the
+            writes made after its last push, and no longer has the volume.
+            """
+            self.created()
+            self.call(self.a.push, "app", self.address_b)
+            self.nodes.write(self.a, "app", "data", b"late write")
+            self.call(self.b.acquire, "app", None, None, 2)
+            aside = self.call(self.a.fence, "app", self.b.node_id, 2)
+            self.assertTrue(aside.startswith("app.flocker-recovery-e1-"))
+            self.assertIsNone(self.volume(self.a, "app"))
+            self.assertEqual(self.nodes.read_aside(self.a, aside, "data"),
+                             b"late write")
+
+        def test_fence_current_owner_refused(self):
+            """
+            An owner at the given epoch or later is not stale: ``fence``
+            refuses and leaves its copy as it is.
+            """
+            self.created()
+            self.assertRaises(HandoffConflict, self.call, self.a.fence,
+                              "app", self.b.node_id, 1)
+            self.assertTrue(self.volume(self.a, "app").owned)
+
+        def test_fence_in_use(self):
+            """
+            A stale copy still in use is not set aside.
+            """
+            self.created()
+            self.nodes.hold(self.a, "app")
+            self.assertRaises(VolumeInUse, self.call, self.a.fence, "app",
+                              self.b.node_id, 2)
+            self.assertTrue(self.volume(self.a, "app").owned)
+
+        def test_pushed_to(self):
+            """
+            An owner lists the nodes it pushed the volume to; a volume never
+            pushed lists none.
+            """
+            self.created()
+            self.assertEqual(self.volume(self.a, "app").pushed_to, ())
+            self.call(self.a.push, "app", self.address_b)
+            self.assertEqual(self.volume(self.a, "app").pushed_to,
+                             (self.address_b,))
+
+        def test_fence_nothing(self):
+            """
+            A node without a copy has nothing to fence.
+            """
+            self.assertIsNone(self.call(self.a.fence, "app", self.b.node_id,
+                                        2))
 
         # Deleting and pruning
 

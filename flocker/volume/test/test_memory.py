@@ -61,6 +61,9 @@ class MemoryNodes(object):
     def cut(self, address, count):
         self.fail(address, None if count is None else "receive")
 
+    def read_aside(self, service, dataset, path):
+        return service.set_aside[dataset].files[path]
+
 
 class MemoryVolumeServiceTests(make_ivolumeservice_tests(MemoryNodes)):
     """

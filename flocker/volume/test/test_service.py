@@ -134,6 +134,17 @@ class ZFSNodes(object):
         else:
             self.remote.cut[address] = count
 
+    def read_aside(self, service, dataset, path):
+        name, dot, rest = dataset.partition(".")
+        self.call(service.pool.mount, name, dot + rest)
+        try:
+            mountpoint = self.call(service.pool.get, name, dot + rest
+                                   ).mountpoint
+            with open(os.path.join(mountpoint, path), "rb") as f:
+                return f.read()
+        finally:
+            self.call(service.pool.unmount, name, dot + rest)
+
 
 class VolumeServiceTests(make_ivolumeservice_tests(ZFSNodes)):
     """
@@ -747,7 +758,8 @@ def test_full_push_commands(nodes):
     """
     The receiving side of a first push runs one command to open its pool
     (the listing it needs included), receives unmounted, sets readonly,
-    atime and the maximum size (together) and the owner last, and asks
+    atime, the maximum size and the owner's epoch (together) and the owner
+    last, and asks
     nothing more: the copy ends up an unmounted follower.
     """
     nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
@@ -760,6 +772,7 @@ def test_full_push_commands(nodes):
     assert commands[1] == ["zfs", "receive", "-u", dataset]
     assert sorted(commands[2:-1]) == [
         ["zfs", "set", "atime=off", dataset],
+        ["zfs", "set", "flocker:epoch=1", dataset],
         ["zfs", "set", "readonly=on", dataset],
         ["zfs", "set", "refquota=8388608", dataset]]
     assert commands[-1] == [

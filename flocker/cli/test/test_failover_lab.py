@@ -1,0 +1,110 @@
+"""
+End-to-end failover on the lab: an application with two standby nodes
+survives ``admin/lab kill`` of its node through ``flocker-deploy
+--failover``, with its data up to the RPO, served from every live node; the
+revived node never runs it; a plain deploy of the rewritten file converges
+and sets the stale copy aside.
+"""
+
+import secrets
+import sys
+import time
+from pathlib import Path
+
+ADMIN = Path(__file__).resolve().parents[3] / "admin"
+sys.path.insert(0, str(ADMIN))
+
+from _lab_drill import FailoverDrill, probe, uptime  # noqa: E402
+
+#: The standby interval of the drill, seconds.
+EVERY = 2.0
+
+
+def _admin_lab(argv):
+    import subprocess
+    return subprocess.run([sys.executable, str(ADMIN / "lab")] + argv,
+                          capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def _wait(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "no %s after %ds" % (what,
+                                                                seconds)
+        time.sleep(0.2)
+
+
+def test_failover_after_kill(lab, tmp_path):
+    """
+    Kill the node running the application; ``--failover`` starts it on a
+    standby with every write up to the last replica (lost writes at most
+    the interval plus one transfer), every live node's port serves it, the
+    file is rewritten (old one kept as .bak); the revived node holds its
+    copy and never runs the application; a plain deploy of the rewritten
+    file converges, setting the stale copy aside, and a second one changes
+    nothing.
+    """
+    drill = FailoverDrill(lab, str(tmp_path), "ffo-" + secrets.token_hex(3),
+                          _admin_lab, every=EVERY)
+    node1 = drill.nodes[0]
+    killed = False
+    try:
+        seconds, result = drill.deploy()
+        assert result.returncode == 0, result.stdout + result.stderr
+        watcher = drill.watch_replicas()
+        try:
+            _wait(lambda: len({a for a, _, _ in watcher.replicas}) == 2 and
+                  watcher.count() >= 4, 120, "standby copies")
+            original = Path(drill.deployment).read_text()
+            # Writes after the last replica: what a power loss costs.
+            time.sleep(EVERY / 2)
+            moment = uptime()
+            drill.fault("kill", node1)
+            killed = True
+        finally:
+            watcher.stop()
+
+        seconds, result = drill.deploy("--failover", node1.address)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "rewritten with the new placement" in result.stdout
+        assert Path(drill.deployment + ".bak").read_text() == original
+        primary, standbys = drill.placement()
+        assert primary.name != node1.name and node1.address in standbys
+        assert drill.running_on(down={node1.name}) == [primary.name]
+        kept = drill.newest_before(primary, moment)
+        # Every write up to the newest replica's snapshot survived (stamps
+        # come every 0.1 s), and at most an interval and a transfer of
+        # writes were lost.
+        assert kept is not None and kept >= watcher.newest() - 0.2
+        assert moment - kept <= EVERY + watcher.slowest() + 0.5
+        live = [n.address for n in drill.nodes if n is not node1]
+        served = probe(lab, live)
+        assert all(status == 200 and newest > moment
+                   for status, newest in served.values()), served
+
+        drill.fault("revive", node1)
+        killed = False
+        time.sleep(2)
+        assert drill.running_on() == [primary.name]
+        status, newest = probe(lab, [node1.address])[node1.address]
+        assert status is None or newest > moment
+
+        seconds, result = drill.deploy()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert drill.running_on() == [primary.name]
+        assert drill.recovery_copies(node1)
+        served = probe(lab, [n.address for n in drill.nodes])
+        assert all(status == 200 and newest > moment
+                   for status, newest in served.values()), served
+        seconds, again = drill.deploy()
+        assert "cluster already converged" in again.stdout, again.stdout
+    finally:
+        if killed:
+            drill.fault("revive", node1)
+        drill.place(None)
+        drill.deploy()
+        for node in drill.nodes:
+            for dataset in drill.recovery_copies(node) + [
+                    "%s/%s" % (node.pool, drill.name)]:
+                node.run(["zfs", "destroy", "-r", dataset], check=False)

@@ -1,0 +1,105 @@
+"""
+What every node is told about the applications the cluster fails over by
+itself (``standby:`` entries with ``automatic: true``): pure values, read
+by the planner (which imports no I/O) and the agent's automatic failover
+(:mod:`flocker.node._automatic`).
+"""
+
+import attr
+from pyrsistent import pvector
+
+from .._serialize import (
+    SerializationError, application_from_dict, application_to_dict,
+)
+
+__all__ = ["AutomaticApplication", "automatic_applications"]
+
+
+def _ports(value):
+    return frozenset((port, protocol) for port, protocol in value)
+
+
+@attr.s(frozen=True)
+class AutomaticApplication(object):
+    """
+    One application whose failover the cluster does by itself (a
+    ``standby:`` entry with ``automatic: true``), as every node of the
+    deployment is told about it.
+
+    :ivar str name: The application.
+    :ivar str primary: The node the deployment file places it on.
+    :ivar standbys: ``PVector`` of its standby nodes' addresses, in the
+        operator's order of preference.
+    :ivar ports: ``frozenset`` of ``(external port, protocol)``: what every
+        node routes to wherever it runs.
+    :ivar application: The :class:`~flocker._model.Application` a standby
+        starts when it takes over, or ``None`` (a node that only routes).
+    """
+    name = attr.ib(validator=attr.validators.instance_of(str))
+    primary = attr.ib(default="", validator=attr.validators.instance_of(str))
+    standbys = attr.ib(converter=pvector, default=pvector())
+    ports = attr.ib(converter=_ports, default=frozenset())
+    application = attr.ib(default=None)
+
+    @property
+    def volumes(self):
+        """
+        The names of the volumes it mounts (what a standby takes over).
+        """
+        if self.application is None:
+            return ()
+        return tuple(volume.name for volume in
+                     self.application.all_volumes())
+
+    def to_dict(self):
+        """
+        :return: Its JSON-compatible form (the application's files by
+            content: a standby starting it needs them).
+        """
+        return {
+            "name": self.name, "primary": self.primary,
+            "standbys": list(self.standbys),
+            "ports": sorted([port, protocol] for port, protocol in self.ports),
+            "application": None if self.application is None else
+            application_to_dict(self.application, contents=True),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """
+        :param dict data: What :meth:`to_dict` gave.
+        :return: The :class:`AutomaticApplication`.
+        :raises SerializationError: If ``data`` is not such a form.
+        """
+        try:
+            return cls(
+                name=data["name"], primary=data["primary"],
+                standbys=[str(s) for s in data["standbys"]],
+                ports=[(int(port), str(protocol))
+                       for port, protocol in data["ports"]],
+                application=None if data["application"] is None else
+                application_from_dict(data["application"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SerializationError(
+                "not an automatic application: %s" % (e,))
+
+
+def automatic_applications(deployment):
+    """
+    :param Deployment deployment: The desired state.
+    :return: ``PVector`` of an :class:`AutomaticApplication` for each placed
+        application whose standby is ``automatic``, by name.
+    """
+    placements = deployment.placements()
+    found = []
+    for name in sorted(deployment.standbys):
+        standby = deployment.standbys[name]
+        if not standby.automatic or name not in placements:
+            continue
+        primary, application = placements[name]
+        found.append(AutomaticApplication(
+            name=name, primary=primary, standbys=standby.nodes,
+            ports=[(port.external, port.protocol)
+                   for port in application.ports],
+            application=application))
+    return pvector(found)

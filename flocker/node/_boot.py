@@ -1,0 +1,101 @@
+"""
+What the agent does for the node's applications when it starts (at boot):
+apply their restart policies itself, where Docker was told not to.
+
+Docker is given no restart policy for an application with a volume (see
+:func:`flocker.node._docker.docker_restart_policy`): at boot it would start
+the container before anything could tell whether the volume failed over to
+another node while this one was down, and the application would run on a
+stale copy, next to the one that took over.  The agent decides instead, at
+its start, for every Flocker container that is not running and whose
+application's policy Docker would have acted on (``always``,
+``unless-stopped``, or ``on-failure`` after a non-zero exit, which a power
+loss leaves):
+
+* every volume it mounts is owned here, and was never sent to another node
+  (no copy elsewhere could have taken over): it starts, as Docker would
+  have started it;
+* otherwise it is held: it stays stopped until a deploy, which sees every
+  node's epoch, either starts it (the volume did not move) or sets the
+  stale copy aside (:mod:`flocker.volume._epoch`).
+
+Nothing is started while any of this cannot be found out (Docker or the pool
+not answering): a held application is the safe side.
+"""
+
+from eliot.twisted import DeferredContext
+from twisted.internet.defer import gatherResults, maybeDeferred
+
+from ..volume._epoch import HOLD, START, boot_decision
+from ._logging import NODE_BOOT
+
+__all__ = ["apply_restart_policies", "boot_decisions", "RESTARTED_POLICIES"]
+
+#: Restart policies Docker acts on when its daemon starts.
+RESTARTED_POLICIES = frozenset(["always", "unless-stopped", "on-failure"])
+
+
+def boot_decisions(units, volumes):
+    """
+    Decide, for each stopped Flocker container, whether it starts now.
+
+    :param units: The ``Unit`` values Docker lists.
+    :param volumes: The node's ``VolumeInfo`` values.
+    :return: ``dict`` of application name to :data:`START` or :data:`HOLD`,
+        for the containers whose policy asks for a restart; containers
+        without volumes are left to Docker (it restarts them itself).
+    """
+    infos = {info.name: info for info in volumes}
+    decisions = {}
+    for unit in units:
+        application = unit.application
+        if unit.running or application.restart_policy.name not in \
+                RESTARTED_POLICIES:
+            continue
+        mounted = application.all_volumes()
+        if not mounted:
+            continue
+        verdicts = [boot_decision(
+            infos[v.name].owned if v.name in infos else False,
+            bool(infos[v.name].pushed_to) if v.name in infos else True)
+            for v in mounted]
+        decisions[unit.name] = (START if all(v == START for v in verdicts)
+                                else HOLD)
+    return decisions
+
+
+def apply_restart_policies(docker, volumes, agent):
+    """
+    Apply the restart policies of the node's stopped applications with
+    volumes, as :func:`boot_decisions` decides.
+
+    :param docker: The node's ``IDockerClient``.
+    :param volumes: The node's ``IVolumeService``.
+    :param agent: The node's ``INodeAgent`` (starts an application the way
+        a deploy does: volume mounted, link rules installed).
+    :return: ``Deferred`` firing with the ``dict`` of decisions; the
+        applications decided :data:`START` were started (a failure to
+        start one is logged, the others still start).
+    """
+    action = NODE_BOOT()
+    with action.context():
+        listed = gatherResults([maybeDeferred(docker.list),
+                                maybeDeferred(volumes.volumes)],
+                               consumeErrors=True)
+
+        def decided(results):
+            units, infos = results
+            decisions = boot_decisions(units, infos)
+            applications = {unit.name: unit.application for unit in units}
+            starts = [maybeDeferred(agent.start_application,
+                                    applications[name]).addErrback(
+                                        lambda failure: None)
+                      for name, verdict in sorted(decisions.items())
+                      if verdict == START]
+            action.add_success_fields(
+                started=sorted(n for n, v in decisions.items() if v == START),
+                held=sorted(n for n, v in decisions.items() if v == HOLD))
+            return gatherResults(starts).addCallback(lambda _: decisions)
+        d = DeferredContext(listed)
+        d.addCallback(decided)
+        return d.addActionFinish()
