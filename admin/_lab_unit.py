@@ -34,7 +34,7 @@ Standard library only (it runs with the node's ``/usr/bin/python3``).
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: The ``PATH`` systemd gives system services (Debian 12's systemd 252).
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
@@ -83,6 +83,8 @@ class Service:
     :ivar tuple runtime_directories: Names under ``/run``.
     :ivar int runtime_mode: Their mode.
     :ivar int umask: The process umask.
+    :ivar tuple not_applied: ``(key, value)`` of the settings read and not
+        applied (:data:`NOT_APPLIED`).
     """
     exec_start: str
     exec_line: int
@@ -91,7 +93,7 @@ class Service:
     runtime_directories: tuple = ()
     runtime_mode: int = 0o755
     umask: int = 0o022
-    not_applied: dict = field(default_factory=dict)
+    not_applied: tuple = ()
 
 
 def parse_unit(path, text):
@@ -148,11 +150,11 @@ def service(path, text):
     if settings is None:
         raise UnitError(path, 0, "no [Service] section")
     values = {"environment": [], "environment_files": [],
-              "runtime_directories": [], "not_applied": {}}
+              "runtime_directories": [], "not_applied": []}
     starts = []
     for key, value, number in settings:
         if key in NOT_APPLIED:
-            values["not_applied"][key] = value
+            values["not_applied"].append((key, value))
         elif key not in APPLIED:
             raise UnitError(path, number, "%s= is not something the lab's "
                             "unit runner applies (admin/_lab_unit.py)"

@@ -33,7 +33,7 @@ def test_shipped_unit():
             oct(unit.runtime_mode), oct(unit.umask), unit.not_applied) == (
         ["/usr/bin/env", "flocker-node", "agent"],
         (("/etc/default/flocker-node", True),), ("flocker",), "0o700",
-        "0o77", {"Restart": "on-failure", "RestartSec": "2"})
+        "0o77", (("Restart", "on-failure"), ("RestartSec", "2")))
 
 
 def test_shipped_unit_verifies():
