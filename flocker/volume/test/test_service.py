@@ -503,6 +503,30 @@ def test_handoff_releases_holds(nodes):
     assert (set(released.values()), back.base is not None) == ({0}, True)
 
 
+def test_former_owner_releases_on_receive(nodes):
+    """
+    A copy that was the owner and never handed off (a node fenced after a
+    failover) releases its holds when it receives from the new owner, so
+    the rollback to the common snapshot can destroy what it must.
+    """
+    nodes.call(nodes.a.create, "app")
+    base = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    nodes.call(nodes.a.snapshot, "app")
+    later = nodes.call(nodes.a.push, "app", nodes.address(nodes.c))
+    # b takes over without a hand-off, as after a failover.
+    _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
+         "%s/app" % (nodes.b.pool.name,))
+    _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
+    _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
+         "%s/app" % (nodes.a.pool.name,))
+    held = _holds(nodes.a.pool, "app")
+    nodes.call(nodes.b.acquire, "app")
+    pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+    assert (held[later.snapshot], pushed.base,
+            set(_holds(nodes.a.pool, "app").values())) == (
+        1, base.snapshot, {0})
+
+
 def test_delete_held(nodes):
     """
     Deleting a volume whose snapshots Flocker holds releases them first.
