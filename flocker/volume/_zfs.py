@@ -586,7 +586,6 @@ class ZFSPool(object):
         return self._retry_busy(["zfs", "destroy", "%s@%s" % (
             self.dataset(volume), snapshot)]).addCallback(lambda _: None)
 
-    @inlineCallbacks
     def hold(self, volume, snapshot, tag):
         """
         Put the hold ``tag`` on ``volume@snapshot`` (``zfs hold``): ZFS then
@@ -595,16 +594,8 @@ class ZFSPool(object):
 
         :return: ``Deferred`` firing with ``None``.
         """
-        check_snapshot_name(snapshot)
-        check_snapshot_name(tag)
-        try:
-            yield self._run(["zfs", "hold", tag, "%s@%s" % (
-                self.dataset(volume), snapshot)])
-        except ZFSError as e:
-            if "tag already exists" not in e.message:
-                raise
+        return self._tag("hold", volume, snapshot, tag, "tag already exists")
 
-    @inlineCallbacks
     def release(self, volume, snapshot, tag):
         """
         Take the hold ``tag`` off ``volume@snapshot`` (``zfs release``);
@@ -612,13 +603,21 @@ class ZFSPool(object):
 
         :return: ``Deferred`` firing with ``None``.
         """
+        return self._tag("release", volume, snapshot, tag, "no such tag")
+
+    @inlineCallbacks
+    def _tag(self, command, volume, snapshot, tag, already):
+        """
+        Run ``zfs hold`` or ``zfs release``; a refusal saying ``already``
+        (the hold is already there, or already gone) is success.
+        """
         check_snapshot_name(snapshot)
         check_snapshot_name(tag)
         try:
-            yield self._run(["zfs", "release", tag, "%s@%s" % (
+            yield self._run(["zfs", command, tag, "%s@%s" % (
                 self.dataset(volume), snapshot)])
         except ZFSError as e:
-            if "no such tag" not in e.message:
+            if already not in e.message:
                 raise
 
     def rollback(self, volume, snapshot):
