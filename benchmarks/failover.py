@@ -30,9 +30,11 @@ Counted over all trials (targets: all zero):
 * ``lost_beyond_rpo``: trials losing more than the interval plus the
   slowest replica transfer seen in the trial (the RPO bound);
 * ``isolated_running_after_heal``: partition trials where the old primary,
-  unreachable during the failover, still ran its application when the
-  partition healed (Flocker's manual failover cannot stop a node it cannot
-  reach; the plain deploy that follows stops it and sets its copy aside).
+  unreachable during the failover, still ran its application 30 s after
+  the partition healed.  It should stop by itself once its replication is
+  refused by the standbys (they follow the later epoch);
+  ``self_fence_s`` is how long after the heal that took (median, max).
+  Until then it serves its stale copy on its own address.
 
 The floors, measured in the same run: ``noop_deploy_s`` (a plain deploy that
 changes nothing: connecting, reports and planning, part of every RTO) and
@@ -97,6 +99,7 @@ class Tally(object):
 
     def __init__(self):
         self.rpo, self.rto, self.bounds = [], [], []
+        self.self_fence = []
         self.counts = {"split_brain": 0, "stale_served": 0,
                        "lost_beyond_rpo": 0, "isolated_running_after_heal": 0,
                        "failed_trials": 0}
@@ -148,10 +151,17 @@ def trial(drill, fault, tally, rng, log):
     if len(drill.running_on(down=down | {primary.name})) != 1:
         tally.counts["split_brain"] += 1
     drill.fault("revive" if fault == "kill" else "heal", primary)
-    time.sleep(1.0)
+    healed = time.monotonic()
+    if fault == "partition":
+        # The old primary learns it lost the volume when its replication
+        # is refused (the standbys follow the later epoch) and stops.
+        if _wait(lambda: primary.name not in drill.running_on(), 30):
+            tally.self_fence.append(time.monotonic() - healed)
+        else:
+            tally.counts["isolated_running_after_heal"] += 1
+    else:
+        time.sleep(1.0)
     running = drill.running_on()
-    if fault == "partition" and primary.name in running:
-        tally.counts["isolated_running_after_heal"] += 1
     if fault == "kill":
         if len(running) != 1:
             tally.counts["split_brain"] += 1
@@ -241,6 +251,9 @@ def main():
         "rpo_s": rpo, "rpo_max_s": max(tally.rpo) if tally.rpo else None,
         "rpo_bound_s": max(tally.bounds) if tally.bounds else None,
         "noop_deploy_s": noop, "every_s": options.every,
+        "self_fence_s": _median(tally.self_fence),
+        "self_fence_max_s": max(tally.self_fence) if tally.self_fence
+        else None,
         "rto_target_s": RTO_TARGET,
         "rto_ok": rto is not None and verdict(
             max(tally.rto), "<=", RTO_TARGET) == "met",
@@ -255,6 +268,9 @@ def main():
             _fmt(rpo), _fmt(figures["rpo_max_s"])),
          "<= interval + one push (%s)" % (_fmt(figures["rpo_bound_s"]),)),
         ("floor: no-op deploy (s)", _fmt(noop), ""),
+        ("self-fence after heal, median / max (s)", "%s / %s" % (
+            _fmt(figures["self_fence_s"]),
+            _fmt(figures["self_fence_max_s"])), ""),
     ] + [(name.replace("_", " "), count, "0")
          for name, count in sorted(tally.counts.items())]
     print_table("failover (interval %gs)" % (options.every,), rows,

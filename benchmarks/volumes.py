@@ -212,6 +212,27 @@ def _stream_size(output):
     return match.group(1) if match else "?"
 
 
+def pinning_figures():
+    """
+    :return: The ``pinning`` entry of the JSON figures: each node's CPU.
+    """
+    return {"node1_cpu": _CPUS.get("node1"), "node2_cpu": _CPUS.get("node2")}
+
+
+def clean_up(lab, started, pinning, name, raw_copy):
+    """
+    Undo a run: unpin, delete the volume on both nodes and the raw copy,
+    and take the lab down if this run brought it up.
+    """
+    _unpin(pinning)
+    for node in ("node1", "node2"):
+        lab.run(node, ["flocker-volume", "delete", name], check=False,
+                timeout=300)
+    _destroy(raw_copy)
+    if started:
+        stop_lab(LAB_SCRIPT)
+
+
 def _row(label, samples, size=None):
     stats = summary(samples)
     rate = "" if size is None else "%.0f" % (size / MB / stats["median"],)
@@ -353,19 +374,12 @@ def main():
             "settled": settling.settled,
             "incr_reps": reps,
             "volume_mib": mib,
-            "pinning": {"node1_cpu": _CPUS.get("node1"),
-                        "node2_cpu": _CPUS.get("node2")},
+            "pinning": pinning_figures(),
         }
         figures.update(ratio_figures("push_ratio",
                                      settling.samples["push_ratio"]))
     finally:
-        _unpin(pinning)
-        for node in ("node1", "node2"):
-            lab.run(node, ["flocker-volume", "delete", name], check=False,
-                    timeout=300)
-        _destroy(raw_copy)
-        if started:
-            stop_lab(LAB_SCRIPT)
+        clean_up(lab, started, pinning, name, raw_copy)
     emit(figures)
 
 

@@ -112,6 +112,13 @@ def _safe_name(instance, attribute, value):
 
 
 def _link_alias(instance, attribute, value):
+    if instance.address != LOOPBACK:
+        # A name that resolves: a host name in /etc/hosts, never the start
+        # of environment variable names, so dots are fine (jitsi's
+        # "xmpp.meet.jitsi").
+        _check(is_safe_name(value), "alias %r is not a safe name: %s" % (
+            value, SAFE_NAME_RULE))
+        return
     _check(is_link_alias(value),
            "alias %r is not a link alias: %s" % (value, LINK_ALIAS_RULE))
 
@@ -204,8 +211,9 @@ class Link(object):
         (on ``address`` inside its container, and in its environment).
     :ivar int remote_port: The external port of the target application.
     :ivar str alias: The name used for the environment variables
-        (``ALIAS_PORT_<local>_TCP``) or, for a link at another address than
-        :data:`LOOPBACK`, the host name that address has in the container.
+        (``ALIAS_PORT_<local>_TCP``: a link alias) or, for a link at another
+        address than :data:`LOOPBACK`, the host name that address has in the
+        container (a safe name: dots allowed).
     :ivar str address: The address inside the container the link answers
         on: :data:`LOOPBACK` for Flocker's links, another address of
         ``127.0.0.0/8`` for a name that resolves (see
@@ -266,6 +274,12 @@ class AttachedVolume(object):
         relative bind mount ``./data:/data``), or ``None``.  Not part of the
         value's equality: the volume's data is its own after the first
         deploy, so a changed directory is not a changed application.
+    :ivar former_name: The name this volume had before Flocker named a
+        compose project's volumes after the project (``data`` for
+        ``shop_data``), or ``None``.  Not part of the value's equality: a
+        deploy refuses to create the volume empty while the project's
+        applications still mount a volume of the former name (see
+        :func:`flocker.node._checks.renamed_volumes`).
     """
     mountpoint = attr.ib(validator=_mountpoint)
     maximum_size = attr.ib(default=None, validator=_optional_positive_int)
@@ -274,6 +288,8 @@ class AttachedVolume(object):
     external = attr.ib(default=False, validator=_of_type(bool))
     seed = attr.ib(default=None, eq=False, validator=attr.validators.optional(
         _of_type(str)))
+    former_name = attr.ib(default=None, eq=False,
+                          validator=_optional_safe_name)
 
 
 def _host_path(instance, attribute, value):
@@ -512,6 +528,11 @@ class LogConfig(object):
     options = attr.ib(default=pmap(), converter=pmap, validator=_text_map)
 
 
+def _sorted_names(value):
+    # Sorted and once each, so equal sets of names compare equal.
+    return pvector(sorted(set(value)))
+
+
 def _exposed(instance, attribute, value):
     for port, protocol in value:
         _tcp_port(instance, _Named("expose"), port)
@@ -563,6 +584,12 @@ class ContainerOptions(object):
         listens on without publishing them.
     :ivar container_name: The name the compose file gave the container, or
         ``None``; Docker's name stays ``flocker--<application>``.
+    :ivar aliases: ``PVector`` of further names the application answers to
+        in its project (a compose file's network ``aliases``), sorted.
+    :ivar link_aliases: ``PMap`` of a name this application's links give
+        another application of its project to that application's name
+        (a compose ``links: [db:database]`` to a service that publishes no
+        port, so that no :class:`Link` carries the alias).
     """
     entrypoint = attr.ib(default=None, converter=_optional_vector,
                          validator=_optional_texts)
@@ -608,6 +635,10 @@ class ContainerOptions(object):
     expose = attr.ib(default=frozenset(), converter=frozenset,
                      validator=_exposed)
     container_name = attr.ib(default=None, validator=_optional_text)
+    aliases = attr.ib(default=pvector(), converter=_sorted_names,
+                      validator=_texts)
+    link_aliases = attr.ib(default=pmap(), converter=pmap,
+                           validator=_text_map)
 
 
 #: When a dependency counts as ready for the applications depending on it.
@@ -1391,6 +1422,20 @@ class NodeState(object):
         for name, volume in self.volumes.items():
             _check(isinstance(volume, VolumeState) and volume.name == name,
                    "volumes must map each name to its VolumeState")
+
+    def as_running(self, name):
+        """
+        :param str name: One of the node's applications.
+        :return: The :class:`Application` as it runs: its container's
+            configuration, with the links installed in its container where
+            the node reported them (a project's names change in place, so
+            the container's own record of its links may be older).
+        """
+        application = self.applications[name]
+        installed = self.links.get(name)
+        if installed is None or installed == application.links:
+            return application
+        return attr.evolve(application, links=installed)
 
 
 @attr.s(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from ._lines import LineBuffer
 
 __all__ = [
     "ProcessFailed", "ProcessResult", "spawn", "run_process",
-    "command_line", "LineTooLong", "MAXIMUM_LINE",
+    "command_line", "LineTooLong", "MAXIMUM_LINE", "OutputLines",
 ]
 
 #: The longest line of a child's standard output a collector takes (a
@@ -118,62 +118,55 @@ class LineTooLong(Exception):
         self.limit = limit
 
 
-class _Collector(ProcessProtocol):
+class OutputLines(object):
     """
-    Collect a child's output; hand standard output lines to whoever waits for
-    them (:meth:`next_line`); fire ``ended`` with a :class:`ProcessResult`.
+    A peer's standard output as lines, handed to whoever waits for them
+    (:meth:`next_line`).
 
-    Lines are cut by a :class:`~flocker._lines.LineBuffer` (linear time);
-    a line over :data:`MAXIMUM_LINE` bytes kills the child and fails
-    :meth:`next_line` with :class:`LineTooLong`.
+    Lines are cut by a :class:`~flocker._lines.LineBuffer` (linear time); a
+    line over the cap fails :meth:`next_line` with :class:`LineTooLong` and
+    calls ``overflowed`` (which should end the peer).
     """
 
-    def __init__(self, argv, maximum_line=None):
+    def __init__(self, argv, maximum_line, overflowed):
+        """
+        :param argv: What the peer runs (for :class:`LineTooLong`).
+        :param int maximum_line: The longest line taken, in bytes.
+        :param overflowed: Called with no arguments once a line was too
+            long.
+        """
         self._argv = argv
-        self._stdout = []
-        self._stderr = []
-        self._lines_in = LineBuffer(MAXIMUM_LINE if maximum_line is None
-                                    else maximum_line)
+        self._lines_in = LineBuffer(maximum_line)
+        self._overflowed = overflowed
         self._overflow = None
         self._lines = []
         self._waiting = []
         self._closed = False
-        self.ended = Deferred()
 
-    def outReceived(self, data):
-        self._stdout.append(data)
+    def feed(self, data):
+        """
+        :param bytes data: What the peer wrote next.
+        """
         if self._overflow is not None:
             return
         lines, too_long = self._lines_in.feed(data)
         for line in lines:
-            self._deliver(line)
+            if self._waiting:
+                self._waiting.pop(0).callback(line)
+            else:
+                self._lines.append(line)
         if too_long:
+            self._overflow = LineTooLong(self._argv, self._lines_in.maximum)
+            waiting, self._waiting = self._waiting, []
+            for waiter in waiting:
+                waiter.errback(self._overflow)
             self._overflowed()
-
-    def _overflowed(self):
-        self._overflow = LineTooLong(self._argv, self._lines_in.maximum)
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            waiter.errback(self._overflow)
-        try:
-            self.transport.signalProcess("KILL")
-        except (ProcessExitedAlready, AttributeError):
-            pass
-
-    def errReceived(self, data):
-        self._stderr.append(data)
-
-    def _deliver(self, line):
-        if self._waiting:
-            self._waiting.pop(0).callback(line)
-        else:
-            self._lines.append(line)
 
     def next_line(self):
         """
-        :return: ``Deferred`` firing with the next line of standard output
-            (without its newline), or ``None`` once the output has ended;
-            failing with :class:`LineTooLong` once a line was too long.
+        :return: ``Deferred`` firing with the next line (without its
+            newline), or ``None`` once the output has ended; failing with
+            :class:`LineTooLong` once a line was too long.
         """
         if self._lines:
             return succeed(self._lines.pop(0))
@@ -185,11 +178,56 @@ class _Collector(ProcessProtocol):
         self._waiting.append(waiter)
         return waiter
 
-    def outConnectionLost(self):
+    def close(self):
+        """
+        The output ended: whoever waits gets ``None``.
+        """
         self._closed = True
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.callback(None)
+
+
+class _Collector(ProcessProtocol):
+    """
+    Collect a child's output; hand standard output lines to whoever waits for
+    them (:meth:`next_line`); fire ``ended`` with a :class:`ProcessResult`.
+
+    A line over :data:`MAXIMUM_LINE` bytes (or the limit given) kills the
+    child and fails :meth:`next_line` with :class:`LineTooLong` (see
+    :class:`OutputLines`).
+    """
+
+    def __init__(self, argv, maximum_line=None):
+        self._argv = argv
+        self._stdout = []
+        self._stderr = []
+        self._lines = OutputLines(
+            argv, MAXIMUM_LINE if maximum_line is None else maximum_line,
+            self._kill)
+        self.ended = Deferred()
+
+    def outReceived(self, data):
+        self._stdout.append(data)
+        self._lines.feed(data)
+
+    def _kill(self):
+        try:
+            self.transport.signalProcess("KILL")
+        except (ProcessExitedAlready, AttributeError):
+            pass
+
+    def errReceived(self, data):
+        self._stderr.append(data)
+
+    def next_line(self):
+        """
+        :return: See :meth:`OutputLines.next_line` (standard output).
+        """
+        return self._lines.next_line()
+
+    def outConnectionLost(self):
+        self._lines.close()
 
     def processEnded(self, reason):
         self.outConnectionLost()

@@ -27,7 +27,8 @@ __all__ = [
     "route_to_dict", "route_from_dict",
     "cluster_state_to_dict", "cluster_state_from_dict",
     "replication_to_dict", "replication_from_dict",
-    "dumps", "loads", "SerializationError",
+    "dumps", "loads", "SerializationError", "links_to_list",
+    "links_from_list",
 ]
 
 
@@ -220,6 +221,15 @@ def _link_from_list(listed):
     return Link(*listed)
 
 
+def links_to_list(links):
+    """
+    :param links: ``Link`` values.
+    :return: Their JSON-compatible list, sorted.
+    """
+    return sorted((_link_to_list(link) for link in links),
+                  key=lambda listed: [str(part) for part in listed])
+
+
 def volume_to_dict(volume):
     """
     :param AttachedVolume volume: A volume of an application.
@@ -265,6 +275,16 @@ def _build(function):
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
     return wrapper
+
+
+@_build
+def links_from_list(data):
+    """
+    :param data: What :func:`links_to_list` gave.
+    :return: The ``frozenset`` of ``Link``.
+    :raises SerializationError: If an entry is not a link.
+    """
+    return frozenset(_link_from_list(listed) for listed in data)
 
 
 @_build

@@ -11,8 +11,9 @@ Once every node reported and the plan is made, :func:`check_plan` finds what
 would make it fail half way and take down something that works: an image a
 node lacks that its registry cannot give (each node asked at once, nothing
 downloaded), a host port held by something that is not Flocker's, a volume
-whose owner's copy is gone, an external volume no node holds.  Any of them stops the deploy before its first
-change, each said in one line.
+whose owner's copy is gone, an external volume no node holds, a project's
+volume renamed after the project while its data is under the former name.
+Any of them stops the deploy before its first change, each said in one line.
 """
 
 from twisted.internet.defer import DeferredList, maybeDeferred
@@ -20,8 +21,8 @@ from twisted.internet.defer import DeferredList, maybeDeferred
 from .._change import leaves
 from ..node._changes import PullImage, StopApplication
 from ..node._checks import (
-    describe_missing_external, describe_stale, missing_external_volumes,
-    port_conflicts, stale_volumes,
+    describe_missing_external, describe_renamed, describe_stale,
+    missing_external_volumes, port_conflicts, renamed_volumes, stale_volumes,
 )
 
 __all__ = ["silent_node_line", "refusal_line", "check_plan",
@@ -103,6 +104,9 @@ def check_plan(deployment, state, plan, agents, adopt=frozenset(),
     missing = missing_external_volumes(deployment, state)
     problems += [describe_missing_external(name, *missing[name])
                  for name in sorted(missing)]
+    renamed = renamed_volumes(deployment, state)
+    problems += [describe_renamed(name, *renamed[name])
+                 for name in sorted(renamed)]
     stale = stale_volumes(deployment, state)
     problems += [describe_stale(stale[name], now) for name in sorted(stale)
                  if name not in adopt]

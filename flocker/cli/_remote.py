@@ -19,7 +19,7 @@ from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
     HelloFirst, InstallNodeKey, SetAutomatic, Logs, OperationFailed, PullImage, PushVolume,
-    ReleaseLock, ReleaseVolume, Report, SeedVolume, SetRoutes,
+    ReleaseLock, ReleaseVolume, Report, SeedVolume, SetLinks, SetRoutes,
     TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     NotReady, not_ready_from_description,
@@ -315,6 +315,10 @@ class RemoteNodeAgent(object):
 
     def set_routes(self, routes):
         return self._call("set-routes", SetRoutes, routes=frozenset(routes))
+
+    def set_links(self, name, links):
+        return self._call("set-links %s" % (name,), SetLinks, name=name,
+                          links=frozenset(links))
 
     def set_replication(self, replications):
         return self._call("set-replication", SetReplication,

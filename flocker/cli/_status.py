@@ -124,7 +124,7 @@ def cluster_status(deployment, state, unreachable=None, placed=None):
             if application.project != deployment.project:
                 continue
             found.setdefault(name, []).append(
-                (address, application, name in node.running))
+                (address, node.as_running(name), name in node.running))
     rows = []
     for name in sorted(set(placements) | set(found)):
         wanted_node, wanted = placements.get(name, (None, None))

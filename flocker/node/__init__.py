@@ -10,8 +10,8 @@ here: it loads treq and twisted.web, which the deploy client never needs.
 
 from ._agent import INodeAgent
 from ._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetRoutes,
-    StartApplication, StopApplication,
+    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetLinks,
+    SetRoutes, StartApplication, StopApplication,
 )
 from ._config import (
     ConfigurationError, ConfigurationErrors, deployment_to_yaml,
@@ -26,7 +26,7 @@ __all__ = [
     "INodeAgent", "LocalNodeAgent", "FakeCluster", "FakeNodeAgent",
     "link_environment", "DeployLock", "LockHeld",
     "CreateVolume", "HandoffVolume", "InstallNodeKey", "PushVolume",
-    "SetRoutes", "StartApplication", "StopApplication",
+    "SetLinks", "SetRoutes", "StartApplication", "StopApplication",
     "ConfigurationError", "ConfigurationErrors", "deployment_to_yaml",
     "load_configuration", "parse_configuration",
     "PHASES", "KEY_PHASE", "plan_changes", "skipped_applications",

@@ -99,6 +99,20 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def set_links(name, links):
+        """
+        Make the running application's links exactly ``links``, in place:
+        its link rules, and the names of its ``/etc/hosts`` that the named
+        links give (see :mod:`flocker.node._names`).  The container is not
+        restarted, so a project's names change when an application is added
+        or removed without recreating the others.
+
+        :param str name: Application name.
+        :param links: The ``Link`` values the application should have.
+        :return: ``Deferred`` firing with ``None``; failing if the
+            application's container does not run.
+        """
+
     def stop_application(name):
         """
         Stop and remove the application's container; nothing if absent.

@@ -59,8 +59,9 @@ from twisted.protocols import amp
 from .._bridge import DEFAULT_AGENT_SOCKET
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
-    loads, node_state_from_dict, node_state_to_dict, replication_from_dict,
-    replication_to_dict, route_from_dict, route_to_dict,
+    links_from_list, links_to_list, loads, node_state_from_dict,
+    node_state_to_dict, replication_from_dict, replication_to_dict,
+    route_from_dict, route_to_dict,
 )
 from ..volume._seed import MAX_SEED_SIZE
 
@@ -68,12 +69,13 @@ __all__ = [
     "PROTOCOL_VERSION", "DEFAULT_AGENT_SOCKET", "MAXIMUM_DOCUMENT_BYTES",
     "PROGRESS_INTERVAL", "BAD_REQUEST",
     "Document", "ApplicationArgument", "NodeStateArgument",
-    "RoutesArgument", "NodeKeyArgument", "JSONArgument",
+    "RoutesArgument", "NodeKeyArgument", "JSONArgument", "LinksArgument",
     "OperationFailed", "DeployLocked", "HelloFirst", "VersionMismatch",
     "BadRequest",
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
-    "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "InstallNodeKey", "PullImage", "Logs",
+    "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "SetLinks",
+    "InstallNodeKey", "PullImage", "Logs",
     "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "WaitForApplication", "NotReady",
     "not_ready_description", "not_ready_from_description", "ReleaseLock", "LogLinesArgument",
     "DoctorReportArgument",
@@ -321,6 +323,13 @@ def RoutesArgument(optional=False):
     return Document(_routes_to_json, _routes_from_json, optional)
 
 
+def LinksArgument(optional=False):
+    """
+    :return: An argument carrying a ``frozenset`` of ``Link``.
+    """
+    return Document(links_to_list, links_from_list, optional)
+
+
 def NodeKeyArgument(optional=False):
     """
     :return: An argument carrying a ``NodeKey`` (private key included; it
@@ -529,6 +538,10 @@ SetRoutes = _operation(
     "SetRoutes", "``INodeAgent.set_routes``.",
     [(b"routes", RoutesArgument())])
 
+SetLinks = _operation(
+    "SetLinks", "``INodeAgent.set_links``.",
+    [(b"name", amp.Unicode()), (b"links", LinksArgument())])
+
 InstallNodeKey = _operation(
     "InstallNodeKey", "``INodeAgent.install_node_key``.",
     [(b"node_key", NodeKeyArgument())])
@@ -633,6 +646,7 @@ OPERATIONS = {
     "take_over_volume": TakeOverVolume,
     "fence_volume": FenceVolume,
     "set_routes": SetRoutes,
+    "set_links": SetLinks,
     "install_node_key": InstallNodeKey,
     "pull_image": PullImage,
     "logs": Logs,

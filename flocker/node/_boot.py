@@ -21,15 +21,23 @@ loss leaves):
 
 Nothing is started while any of this cannot be found out (Docker or the pool
 not answering): a held application is the safe side.
+
+Later, while the agent runs, a node cut off during a failover learns it
+lost the volume when the partition heals: its replication's pushes are
+refused by standbys that follow the new owner's later epoch.  It then stops
+the applications using the stale copy at once
+(:func:`stop_stale_applications`), so it does not go on serving it until
+the next deploy sets the copy aside.
 """
 
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import gatherResults, maybeDeferred
 
 from ..volume._epoch import HOLD, START, boot_decision
-from ._logging import NODE_BOOT
+from ._logging import NODE_BOOT, NODE_SELF_FENCE
 
-__all__ = ["apply_restart_policies", "boot_decisions", "RESTARTED_POLICIES"]
+__all__ = ["apply_restart_policies", "boot_decisions", "RESTARTED_POLICIES",
+           "stop_stale_applications"]
 
 #: Restart policies Docker acts on when its daemon starts.
 RESTARTED_POLICIES = frozenset(["always", "unless-stopped", "on-failure"])
@@ -98,4 +106,34 @@ def apply_restart_policies(docker, volumes, agent):
             return gatherResults(starts).addCallback(lambda _: decisions)
         d = DeferredContext(listed)
         d.addCallback(decided)
+        return d.addActionFinish()
+
+
+def stop_stale_applications(docker, agent, volume):
+    """
+    Stop, on this node, the running applications that mount ``volume``:
+    its copy here was found stale (a standby refused its push because it
+    follows a later ownership epoch: the volume failed over while this node
+    was cut off).  The copy itself is left as it is; the next deploy sets it
+    aside for recovery.
+
+    :param docker: The node's ``IDockerClient``.
+    :param agent: The node's ``INodeAgent``.
+    :param str volume: The volume's name.
+    :return: ``Deferred`` firing with the names of the applications
+        stopped.
+    """
+    action = NODE_SELF_FENCE(volume=volume)
+    with action.context():
+        d = DeferredContext(maybeDeferred(docker.list))
+
+        def stop(units):
+            names = sorted(
+                unit.name for unit in units if unit.running and volume in
+                {v.name for v in unit.application.all_volumes()})
+            action.add_success_fields(stopped=names)
+            return gatherResults([agent.stop_application(name)
+                                  for name in names]).addCallback(
+                                      lambda _: names)
+        d.addCallback(stop)
         return d.addActionFinish()

@@ -16,8 +16,8 @@ from ..volume._seed import seed_archive
 
 __all__ = [
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
-    "StartApplication", "WaitForApplication", "SetRoutes", "InstallNodeKey",
-    "SetAutomatic", "describe_size",
+    "StartApplication", "WaitForApplication", "SetRoutes", "SetLinks",
+    "InstallNodeKey", "SetAutomatic", "describe_size",
     "PullImage", "DeleteVolume", "SetReplication", "TakeOverVolume",
     "FenceVolume",
 ]
@@ -421,6 +421,35 @@ class SetRoutes(object):
             for r in sorted(self.routes, key=lambda r: (r.port, r.protocol,
                                                         r.address)))
         return "%s: set routes %s" % (self.node, shown)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class SetLinks(object):
+    """
+    Make the links of application ``name``, running on ``node``, exactly
+    ``links``, without restarting it: its project's names changed (an
+    application was added or removed), or its link rules were lost when
+    Docker restarted it.
+
+    :ivar str node: Node address.
+    :ivar str name: Application name.
+    :ivar links: ``frozenset`` of :class:`flocker.Link`.
+    """
+    node = attr.ib()
+    name = attr.ib()
+    links = attr.ib(converter=frozenset)
+
+    def run(self, agents):
+        return agents[self.node].set_links(self.name, self.links)
+
+    def describe(self):
+        names = sorted({link.alias for link in self.links if link.named})
+        return ("%s: update the links of application %s in place "
+                "(%d link%s%s)" % (
+                    self.node, self.name, len(self.links),
+                    "" if len(self.links) == 1 else "s",
+                    "; names " + ", ".join(names) if names else ""))
 
 
 @implementer(IStateChange)

@@ -12,6 +12,10 @@ no I/O).  A deploy refuses to change anything while one of them fails.
 * A host port held by something that is not Flocker's on a node that would
   publish it (an application placed there) or route it (every other node).
 * An external volume (one Flocker does not create) that no node holds.
+* A compose project's volume now named after the project (``shop_data``)
+  that no node holds, while the project's applications still mount its
+  former name (``data``): creating it would give them an empty volume in
+  place of their data (see :func:`renamed_volumes`).
 """
 
 import calendar
@@ -21,7 +25,8 @@ import attr
 
 __all__ = ["StaleVolume", "stale_volumes", "port_conflicts",
            "missing_external_volumes", "describe_missing_external",
-           "missing_external_reason",
+           "missing_external_reason", "renamed_volumes",
+           "renamed_reason", "describe_renamed",
            "snapshot_time", "describe_stale", "newest_copy"]
 
 
@@ -143,6 +148,64 @@ def describe_missing_external(application, address, volume):
     """
     return "%s: application %s: %s" % (
         address, application, missing_external_reason(address, volume))
+
+
+def renamed_volumes(deployment, cluster_state):
+    """
+    Find the volumes a deploy would create empty while the project's data
+    is in a volume of their former name.
+
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the nodes reported.
+    :return: ``dict`` of application name to ``(node address, volume,
+        holder)``: its node, the first (by name) of its volumes that no
+        reporting node holds whose ``former_name`` a reported application
+        of the deployment's project mounts, and a node holding that former
+        volume (owned, preferably).
+    """
+    held = {}
+    for address, node in sorted(cluster_state.nodes.items()):
+        for name, volume in node.volumes.items():
+            if volume.owned or name not in held:
+                held[name] = address
+    mounted = set()
+    for node in cluster_state.nodes.values():
+        for application in node.applications.values():
+            if application.project == deployment.project:
+                mounted.update(volume.name
+                               for volume in application.all_volumes())
+    found = {}
+    for name, (address, application) in deployment.placements().items():
+        for volume in application.all_volumes():
+            former = volume.former_name
+            if (former is not None and volume.name not in held
+                    and former in mounted and former in held):
+                found[name] = (address, volume, held[former])
+                break
+    return found
+
+
+def renamed_reason(volume, holder):
+    """
+    :return: Why an application whose ``volume`` (an ``AttachedVolume``)
+        was renamed after its project is not started with a new, empty
+        volume, and what to do.
+    """
+    return ("its volume %s is now named %s (compose names a project's "
+            "volumes PROJECT_VOLUME) and does not exist, while the "
+            "project's data is in volume %s on node %s; to keep using it, "
+            "give the top-level volume %s \"name: %s\" in the compose file"
+            % (volume.former_name, volume.name, volume.former_name, holder,
+               volume.former_name, volume.former_name))
+
+
+def describe_renamed(application, address, volume, holder):
+    """
+    :return: The line saying that ``application``'s renamed ``volume``
+        would be created empty (see :func:`renamed_reason`).
+    """
+    return "%s: application %s: %s" % (
+        address, application, renamed_reason(volume, holder))
 
 
 def snapshot_time(snapshot):

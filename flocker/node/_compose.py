@@ -755,6 +755,43 @@ def _deploy_restart(report, node, draft):
         name=name, maximum_retry_count=maximum)
 
 
+#: Keys of a service's entry for one network: only ``aliases`` has an
+#: effect (the others place the container on a network of one node).
+_NETWORK_KEYS = ("aliases", "ipv4_address", "ipv6_address",
+                 "link_local_ips", "mac_address", "priority", "gw_priority",
+                 "driver_opts", "interface_name")
+
+
+def _compose_networks(report, node, draft):
+    """
+    A service's ``networks``: a list of network names, or a mapping of
+    network name to ``null`` or its settings, of which ``aliases`` (further
+    names the service answers to, host names such as ``xmpp.meet.jitsi``)
+    are kept.
+    """
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _text(report, item, "network name")
+        return
+    aliases = draft.options.setdefault("aliases", {})
+    for network, _, settings in _mapping(report, node, "networks",
+                                         empty_ok=True) or ():
+        if _is_null(settings):
+            continue
+        fields = _mapping(report, settings, "network %s" % (network,),
+                          empty_ok=True) or []
+        _unknown_keys(report, fields, _NETWORK_KEYS, "network %s" % (
+            network,))
+        for key, _, value in fields:
+            if key != "aliases":
+                continue
+            for item in _sequence(report, value, "aliases") or ():
+                alias = _text(report, item, "network alias")
+                if alias is not None and _check_name(
+                        report, item, alias, "network alias"):
+                    aliases.setdefault(alias, item)
+
+
 def _compose_container_name(report, node, draft):
     name = _text(report, node, "container_name")
     if name is not None and _check_name(report, node, name,
@@ -858,8 +895,9 @@ def _refuse(message):
 #: Service keys accepted without effect, each with the one-line note
 #: ``--check`` prints once per file.
 _NOTED_KEYS = {
-    "networks": "networks are ignored: a project's services share one name "
-                "space, and every service name resolves on every node",
+    "networks": "networks are ignored but for their aliases: a project's "
+                "services share one name space, and every service name "
+                "(and alias) resolves on every node",
     "profiles": "profiles are ignored: the deployment file decides what "
                 "runs",
     "pull_policy": "pull_policy is ignored: a node pulls an image it lacks",
@@ -932,6 +970,7 @@ def _readers(project):
         "deploy": _compose_deploy,
         "healthcheck": _option(_healthcheck, "healthcheck"),
         "container_name": _compose_container_name,
+        "networks": _compose_networks,
         "depends_on": _compose_depends_on,
         "network_mode": _compose_network_mode,
         "build": _compose_build,
@@ -979,6 +1018,8 @@ def _compose_service(report, name, key_node, node, project, noted):
         options = dict(draft.options)
         if "expose" in options:
             options["expose"] = frozenset(options["expose"])
+        if "aliases" in options:
+            options["aliases"] = list(options["aliases"])
         draft.fields["options"] = _model(
             report, key_node, lambda: ContainerOptions(**options))
     draft.errors_after = report.count()
@@ -1054,7 +1095,31 @@ def _compose_applications(report, items, root, project):
         report.note(node, "%s (service%s %s)" % (
             message, "" if len(names) == 1 else "s", ", ".join(names)))
     _check_dependencies(report, drafts)
+    _check_aliases(report, drafts)
     return drafts
+
+
+def _check_aliases(report, drafts):
+    """
+    Check that each network alias names one service: not another service
+    (by its name or ``container_name``), and not given by two services.
+    """
+    names = {}
+    for draft in drafts:
+        names[draft.name] = draft.name
+        container_name = draft.options.get("container_name")
+        if container_name is not None:
+            names.setdefault(container_name, draft.name)
+    given = {}
+    for draft in drafts:
+        for alias, node in sorted(draft.options.get("aliases", {}).items()):
+            owner = names.get(alias, given.get(alias))
+            if owner is None:
+                given[alias] = draft.name
+            elif owner != draft.name:
+                report.at(node, "network alias %s of service %s already "
+                          "names service %s: a name reaches one service" % (
+                              alias, draft.name, owner))
 
 
 def _check_dependencies(report, drafts):
@@ -1150,8 +1215,15 @@ def _resolve_links(report, drafts):
                     _quote(target), _did_you_mean(target, by_name)))
                 continue
             # A service that publishes no port is reached by its name
-            # alone, which resolves on every node.
+            # alone, which resolves on every node; an alias of it is kept
+            # for the names to resolve it too (see flocker.node._names).
             ports = list(by_name[target].ports)
+            if not ports and alias != target:
+                options = draft.fields.get("options", ContainerOptions())
+                if options is not None:
+                    draft.fields["options"] = attr.evolve(
+                        options, link_aliases=options.link_aliases.set(
+                            alias, target))
             for port, _ in sorted(ports, key=lambda p: (p[0].external,
                                                         p[0].protocol)):
                 draft.links.append(

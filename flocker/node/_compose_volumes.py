@@ -4,8 +4,10 @@ syntax), ``configs`` and ``secrets``, and the top-level ``volumes``,
 ``configs`` and ``secrets`` they name, read into the model's volumes,
 host mounts and files:
 
-* a named volume (``data:/var/lib/db``) is a Flocker volume of that name
-  (``external: true`` at the top: one Flocker does not create);
+* a named volume (``data:/var/lib/db``) is the Flocker volume
+  ``PROJECT_data``, as compose names it, or the top-level ``name:`` given
+  (``external: true`` at the top: one Flocker does not create, named as
+  written);
 * a container path alone (``/var/lib/db``) is the application's own volume
   (the first) or a volume named after the service and the path;
 * a relative directory (``./data:/data``) is a Flocker volume seeded once
@@ -44,17 +46,20 @@ class _Declared(object):
     """
     A top-level ``volumes``, ``configs`` or ``secrets`` entry.
 
-    :ivar str name: The Flocker volume name (its ``name:``, else its key),
-        for volumes; the key for configs and secrets.
+    :ivar str name: The volume's ``name:``, else its key, for volumes (a
+        volume without ``name:`` is the project's: see
+        :func:`_project_volume`); the key for configs and secrets.
     :ivar bool external: Whether it exists outside the project.
     :ivar file: For configs and secrets, the file's path as written, or
         ``None``.
     :ivar node: Where it was declared.
+    :ivar bool named: Whether a volume's ``name:`` gave its name.
     """
     name = attr.ib()
     external = attr.ib(default=False)
     file = attr.ib(default=None)
     node = attr.ib(default=None)
+    named = attr.ib(default=False)
 
 
 def _declarations(report, node, kind):
@@ -89,7 +94,7 @@ def _declarations(report, node, kind):
             elif field == "name":
                 name = _text(report, item, "%s name" % (kind,))
                 if name is not None and kind == "volume":
-                    entry.name = name
+                    entry.name, entry.named = name, True
             elif field == "file":
                 entry.file = _text(report, item, "%s file" % (kind,))
             elif field in ("environment", "content"):
@@ -236,11 +241,28 @@ def _add_volume(report, item, draft, project, kind, source, target,
                   "volumes%s" % (_quote(source), _did_you_mean(
                       source, project.volumes)))
         return
+    name, former = declared.name, None
+    if not (declared.named or declared.external) and project.name:
+        name, former = _project_volume(project.name, declared.name), name
     volume = _model(report, item, lambda: AttachedVolume(
-        mountpoint=mountpoint, name=declared.name, read_only=read_only,
-        external=declared.external))
+        mountpoint=mountpoint, name=name, read_only=read_only,
+        external=declared.external, former_name=former))
     if volume is not None:
         draft.volumes.append((volume, item))
+
+
+def _project_volume(project, key):
+    """
+    :return: The Flocker volume name of a project's volume ``key`` declared
+        without ``name:``, as compose names it: ``PROJECT_KEY`` (cut and
+        ended with a digest of both beyond 63 characters).
+    """
+    name = "%s_%s" % (project, key)
+    if len(name) > 63:
+        digest = hashlib.sha256(("%s\0%s" % (project, key)).encode(
+            "utf-8")).hexdigest()[:10]
+        name = "%s-%s" % (name[:52].rstrip("-._"), digest)
+    return name
 
 
 def _anonymous(report, item, draft, mountpoint):

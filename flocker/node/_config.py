@@ -59,6 +59,7 @@ from .._model import (
 )
 from .._serialize import volume_to_dict
 from ._compose import _compose_applications, _project, _resolve_links
+from ._compose_merge import merge_override
 from ._standby_config import _read_standbys, _standbys_to_native
 from ._draft import (
     _command, _cpu_shares, _image, _mem_limit, _mountpoint,
@@ -336,13 +337,17 @@ def _check_applications(report, drafts):
                               link.remote_port, link.remote_port))
 
 
-def _read_applications(report, text, directory=None, environ=None):
+def _read_applications(report, text, directory=None, environ=None,
+                       override=None):
     """
     Read an application file in either format.
 
     :param directory: The file's directory, where a compose file's ``.env``
         and relative ``env_file`` paths are; ``None`` reads no ``.env``.
     :param environ: The variables a compose file may use, or ``None``.
+    :param override: ``None``, or ``(text, path)`` of a compose override
+        file merged into a compose file (see
+        :mod:`flocker.node._compose_merge`).
 
     :return: ``(names, applications, project)``: the ``set`` of every application
         name the file defines (even with problems, so the deployment file is
@@ -369,6 +374,11 @@ def _read_applications(report, text, directory=None, environ=None):
         "services" not in keys and isinstance(keys.get("version"),
                                               yaml.ScalarNode))
     project = None
+    if override is not None and not native:
+        root = _with_override(report, root, *override)
+        if root is None:
+            return None, {}, None
+        items = _mapping(report, root, "the application configuration")
     if native:
         drafts = _native_applications(report, items, root)
     else:
@@ -391,6 +401,50 @@ def _read_applications(report, text, directory=None, environ=None):
         if application is not None:
             applications[draft.name] = application
     return names, applications, project_name
+
+
+def _with_override(report, root, text, path):
+    """
+    :return: The compose file's ``root`` with the override file ``text``
+        (named ``path``) merged in, or ``None`` after reporting why the
+        override cannot be.
+    """
+    overrides = report.about(path)
+    override = _compose(overrides, text)
+    if override is None:
+        return None
+    if _mapping(overrides, override, "the override file",
+                empty_ok=True) is None:
+        return None
+    overrides.note(override, "merged into %s (compose's override file)" % (
+        report.path,))
+    return merge_override(root, override)
+
+
+#: Override files, by the compose file's name: compose reads the one beside
+#: its file (the first found).
+OVERRIDE_FILES = {
+    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
+    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
+    "docker-compose.yml": ("docker-compose.override.yml",
+                           "docker-compose.override.yaml"),
+    "docker-compose.yaml": ("docker-compose.override.yaml",
+                            "docker-compose.override.yml"),
+}
+
+
+def override_path(application_path):
+    """
+    :param str application_path: An application file.
+    :return: The path of the compose override file beside it that a deploy
+        merges in, or ``None``.
+    """
+    directory, name = os.path.split(application_path)
+    for candidate in OVERRIDE_FILES.get(name, ()):
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -536,7 +590,7 @@ def _read_deployment(report, text, names, applications, placed=None):
 
 def parse_configuration(deployment_text, deployment_path,
                         application_text, application_path, environ=None,
-                        directory=None, notes=None):
+                        directory=None, notes=None, override=None):
     """
     Parse and cross-check the two configuration files given as text.
 
@@ -553,17 +607,19 @@ def parse_configuration(deployment_text, deployment_path,
     :param notes: ``None``, or a ``list`` to which a
         :class:`ConfigurationNote` is added for each thing the operator
         should know about accepted files (keys ignored, values guessed).
+    :param override: ``None``, or ``(text, path)`` of a compose override
+        file to merge into a compose application file.
     :return: The :class:`flocker._model.Deployment` they describe.
     :raises ConfigurationErrors: With every problem of both files.
     """
     return _parse([], deployment_text, deployment_path,
                   application_text, application_path, environ, directory,
-                  notes)
+                  notes, override)
 
 
 def _parse(errors, deployment_text, deployment_path,
            application_text, application_path, environ=None, directory=None,
-           notes=None):
+           notes=None, override=None):
     """
     Like :func:`parse_configuration`, adding to ``errors`` already found;
     a text of ``None`` means that file could not be read (and is already
@@ -574,7 +630,7 @@ def _parse(errors, deployment_text, deployment_path,
     if application_text is not None:
         names, applications, project = _read_applications(
             _Report(application_path, errors, found_notes), application_text,
-            directory, environ)
+            directory, environ, override)
     deployment = None
     if deployment_text is not None:
         deployment_report = _Report(deployment_path, errors, found_notes)
@@ -664,10 +720,16 @@ def load_configuration(deployment_path, application_path, environ=None,
     errors = []
     deployment_text = _read_text(deployment_path, errors)
     application_text = _read_text(application_path, errors)
+    override = None
+    found = override_path(application_path)
+    if found is not None:
+        text = _read_text(found, errors)
+        override = None if text is None else (text, found)
     return _parse(errors, deployment_text, deployment_path,
                   application_text, application_path,
                   dict(os.environ if environ is None else environ),
-                  os.path.dirname(os.path.abspath(application_path)), notes)
+                  os.path.dirname(os.path.abspath(application_path)), notes,
+                  override)
 
 
 # ---------------------------------------------------------------------------

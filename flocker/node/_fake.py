@@ -107,6 +107,14 @@ class FakeNodeAgent(object):
                                            application.links))
         return self._do("start_application", start, application)
 
+    def set_links(self, name, links):
+        def set_links():
+            if name not in self.state.running:
+                raise FakeNodeError("%s does not run %s" % (
+                    self.address, name))
+            self._set(links=self.state.links.set(name, frozenset(links)))
+        return self._do("set_links", set_links, name, frozenset(links))
+
     def stop_application(self, name):
         def stop():
             self._set(applications=self.state.applications.discard(name),

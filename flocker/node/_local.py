@@ -22,7 +22,8 @@ from ._logging import (
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
     NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
-    NODE_SET_AUTOMATIC, NODE_SET_ROUTES, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+    NODE_SET_AUTOMATIC, NODE_SET_LINKS, NODE_SET_ROUTES,
+    NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
 )
 from ._logging import NODE_SET_REPLICATION
@@ -129,7 +130,7 @@ class LocalNodeAgent(object):
 
     def __init__(self, address, docker, volumes, routes, node_keys=None,
                  checks=None, clock=None, automatic=None,
-                 replicator=None):
+                 replicator=None, write_hosts=None):
         """
         :param checks: ``() -> Deferred`` firing with this node's
             :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
@@ -144,7 +145,13 @@ class LocalNodeAgent(object):
             :class:`~flocker.node._replication.Replicator`, or ``None`` for
             a node that replicates nothing (it reports no replication and
             its ``set_replication`` fails).
+        :param write_hosts: ``(pid, links) -> None`` rewriting the names of
+            the hosts file of the container whose process is ``pid`` (the
+            node's is :func:`flocker.node._hosts.write_container_hosts`), or
+            ``None`` for a node whose ``set_links`` changes the link rules
+            only (one over fake parts: there is no such process).
         """
+        self._write_hosts = write_hosts
         self._clock = clock
         self.replicator = replicator
         self.address = address
@@ -181,7 +188,11 @@ class LocalNodeAgent(object):
             volumes = [info.state() for info in infos]
             links = {}
             for unit in units:
-                if unit.running and unit.application.links:
+                # A project's application may get names after it started
+                # (set_links), so its installed links are read even when
+                # it started with none.
+                if unit.running and (unit.application.links
+                                     or unit.application.project):
                     pid = yield self.docker.container_pid(unit.name)
                     if pid is not None:
                         links[unit.name] = yield self.routes.get_links(pid)
@@ -301,6 +312,20 @@ class LocalNodeAgent(object):
                                             application.links)
         return self._action(NODE_START_APPLICATION, start,
                             application=application.name)
+
+    def set_links(self, name, links):
+        links = frozenset(links)
+
+        @inlineCallbacks
+        def set_links():
+            pid = yield self.docker.container_pid(name)
+            if pid is None:
+                raise ContainerNotFound(name, self.address)
+            yield self.routes.set_links(pid, self.address, links)
+            if self._write_hosts is not None:
+                self._write_hosts(pid, links)
+        return self._action(NODE_SET_LINKS, set_links, application=name,
+                            links=len(links))
 
     def stop_application(self, name):
         @inlineCallbacks

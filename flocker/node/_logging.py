@@ -22,10 +22,11 @@ __all__ = [
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
-    "NODE_SET_ROUTES", "NODE_INSTALL_KEY", "NODE_TAKE_OVER_VOLUME",
-    "NODE_FENCE_VOLUME", "NODE_BOOT",
+    "NODE_SET_ROUTES", "NODE_SET_LINKS", "NODE_INSTALL_KEY",
+    "NODE_TAKE_OVER_VOLUME", "NODE_FENCE_VOLUME", "NODE_BOOT",
+    "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
-    "AGENT_INTERNAL_ERROR",
+    "AGENT_INTERNAL_ERROR", "PEER_REFUSED", "PEER_RECEIVE",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
@@ -242,6 +243,13 @@ NODE_BOOT = ActionType(
     "The agent applies the restart policies of the node's stopped "
     "applications with volumes when it starts.")
 
+NODE_SELF_FENCE = ActionType(
+    "flocker:node:self_fence",
+    [_VOLUME],
+    [Field.for_types("stopped", [list], "Applications stopped.")],
+    "A standby refused this node's push of a volume because it follows a "
+    "later ownership epoch: the applications using the stale copy stop.")
+
 NODE_ANNOUNCE_FAILED = MessageType(
     "flocker:node:announce_failed",
     [_APPLICATION, _REASON],
@@ -286,6 +294,13 @@ NODE_SET_ROUTES = ActionType(
     [_ADDRESS, _ROUTES], [],
     "Make this node's routes exactly the given ones.")
 
+NODE_SET_LINKS = ActionType(
+    "flocker:node:set_links",
+    [_ADDRESS, _APPLICATION,
+     Field.for_types("links", [int], "How many links it gets.")], [],
+    "Make a running application's links and names exactly the given ones, "
+    "without restarting it.")
+
 _FINGERPRINT = Field.for_types(
     "fingerprint", [str], "SHA256 fingerprint of the node-to-node SSH key.")
 _KNOWN_HOSTS_LINES = Field.for_types(
@@ -321,6 +336,20 @@ AGENT_CONNECTION = MessageType(
     "flocker:node:agent:connection",
     [_PEER],
     "A client connected to the node agent.")
+
+PEER_REFUSED = MessageType(
+    "flocker:node:peer:refused",
+    [_WHAT],
+    "The agent's peer socket refused a request (another user, a malformed "
+    "handover, or a command a node key may not run: anything but a push); "
+    "nothing was changed.")
+
+PEER_RECEIVE = ActionType(
+    "flocker:node:peer:receive",
+    [Field.for_types("caller", [str], "The pushing node's identity, as "
+                     "its key's line names it."), _VOLUME],
+    [],
+    "Another node pushes a volume here through the peer socket.")
 
 AGENT_REFUSED = MessageType(
     "flocker:node:agent:refused",

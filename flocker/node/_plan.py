@@ -15,7 +15,11 @@ node works at once, and a node's changes in a phase run in order::
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
                  new, moved, changed or stopped, and give every node whose
-                 replication to standby nodes differs its new one
+                 replication to standby nodes differs its new one, and
+                 update in place the links of running applications whose
+                 installed links differ when nothing else of them does (a
+                 project's names changed, or Docker restarted the
+                 container; see :class:`SetLinks`)
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
 what was written since the pre-copy.  Routes change in the same phase as the
@@ -34,17 +38,20 @@ order, each after waiting for the dependencies that must be healthy or
 have finished (:class:`WaitForApplication`).
 """
 
+import attr
+
 from .._change import InParallel, Sequentially
 from .._model import Route, desired_replication
 from ._changes import (
     CreateVolume, DeleteVolume, FenceVolume, HandoffVolume, InstallNodeKey,
-    PullImage, PushVolume, SeedVolume, SetAutomatic, SetReplication,
-    SetRoutes, StartApplication, StopApplication, WaitForApplication,
+    PullImage, PushVolume, SeedVolume, SetAutomatic, SetLinks,
+    SetReplication, SetRoutes, StartApplication, StopApplication,
+    WaitForApplication,
 )
 from ._automatic_config import automatic_applications
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
-    newest_copy, stale_volumes,
+    newest_copy, renamed_reason, renamed_volumes, stale_volumes,
 )
 from ._differences import describe_differences
 from ._images import image_present
@@ -214,8 +221,11 @@ def skipped_applications(deployment, cluster_state, unknown):
     two or more nodes report owning one of its volumes (naming them); when
     it has a volume that no reporting node owns while some node did not
     report (the silent node may own it: creating or reviving the volume
-    elsewhere could lose its data); and when it mounts an external volume
-    that no node holds (Flocker does not create external volumes).
+    elsewhere could lose its data); when it mounts an external volume
+    that no node holds (Flocker does not create external volumes); and
+    when it mounts a volume renamed after its project that does not exist
+    while its data is under the former name (see
+    :func:`flocker.node._checks.renamed_volumes`).
 
     :param Deployment deployment: The desired state.
     :param ClusterState cluster_state: What the reachable nodes reported.
@@ -235,6 +245,7 @@ def skipped_applications(deployment, cluster_state, unknown):
             if volume.owned:
                 claimed.setdefault(name, []).append(address)
     missing = missing_external_volumes(deployment, cluster_state)
+    renamed = renamed_volumes(deployment, cluster_state)
     skipped = {}
     for name, (address, application) in deployment.placements().items():
         if address in unknown:
@@ -242,6 +253,9 @@ def skipped_applications(deployment, cluster_state, unknown):
             continue
         if name in missing:
             skipped[name] = missing_external_reason(*missing[name])
+            continue
+        if name in renamed:
+            skipped[name] = renamed_reason(*renamed[name][1:])
             continue
         if application.volume is None and not application.volumes:
             continue
@@ -377,11 +391,22 @@ def plan_changes(deployment, cluster_state, addresses=None,
         # runs as it should; one left on another node (a stale one, after
         # a failover) is just stopped there.
         moving = bool(must_stop)
+        node_state = cluster_state.nodes.get(target)
+        installed = (None if node_state is None
+                     else node_state.links.get(name))
         for address, current, running in containers.get(name, ()):
             if address != target:
                 must_stop.add(address)
-            elif current == application and running and not moving:
+            elif running and not moving and (
+                    current == application or (
+                        installed is not None
+                        and _same_but_names(current, application))):
+                # Names alone (links at other addresses than the loopback
+                # one) change in place: the container keeps running.
                 start = False
+                if installed is not None and installed != application.links:
+                    phases[4].append(SetLinks(node=target, name=name,
+                                              links=application.links))
             elif current != application:
                 must_stop.add(address)
                 reason = "restart: " + describe_differences(current,
@@ -503,6 +528,21 @@ DEPENDENT_PHASE = "start applications after their dependencies"
 #: Seconds allowed for an application to finish when others wait for
 #: ``service_completed_successfully``.
 COMPLETION_TIMEOUT = 600
+
+
+def _same_but_names(current, wanted):
+    """
+    :return: Whether two applications differ in their named links at most
+        (see :mod:`flocker.node._names`): those change in place.
+    """
+    if current.links == wanted.links:
+        return current == wanted
+    return (attr.evolve(current, links=_unnamed(current.links))
+            == attr.evolve(wanted, links=_unnamed(wanted.links)))
+
+
+def _unnamed(links):
+    return frozenset(link for link in links if not link.named)
 
 
 def _start_waves(starts):

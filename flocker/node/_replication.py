@@ -18,7 +18,10 @@ interval is followed at once by the next, never overlapped by it.  A
 standby that cannot be reached, or a volume this node does not own (any
 more: a move handed it off, or fencing demoted it), is not an error of the
 agent: the failure is kept as that standby's status (one line), logged,
-and tried again next round.
+and tried again.  A standby that keeps failing is tried less often (after
+2, 4, 8... intervals, at most :data:`MAXIMUM_BACKOFF` seconds), so that
+the others of the same volume, which wait for each attempt (the standbys
+of a round are sent to in turn), keep their interval.
 
 The replicator remembers its configuration in a small JSON file, so that
 an agent restarted (or a node rebooted) goes on replicating before the next
@@ -37,12 +40,18 @@ from .._model import ReplicationStatus, StandbyStatus
 from .._serialize import (
     SerializationError, replication_from_dict, replication_to_dict,
 )
+from ..volume._errors import StaleEpoch
 from ._state_file import load_list, save_list
 from ._logging import (
     REPLICATE_VOLUME, REPLICATION_CONFIGURED, REPLICATION_LAG,
 )
 
-__all__ = ["Replicator", "ReplicationStore", "default_replication_path"]
+__all__ = ["Replicator", "ReplicationStore", "default_replication_path",
+           "MAXIMUM_BACKOFF"]
+
+#: The longest wait, in seconds, before a standby that keeps failing is
+#: tried again.
+MAXIMUM_BACKOFF = 60.0
 
 
 def default_replication_path(environ, address):
@@ -100,11 +109,16 @@ class _Figures(object):
         (every write acknowledged by then is in it), or ``None``.
     :ivar int bytes_sent: Bytes sent to it since the agent started.
     :ivar error: Why the last attempt failed, or ``None``.
+    :ivar int failures: Attempts failed in a row.
+    :ivar retry_at: The clock's time before which it is not tried again
+        (after failures), or ``None``.
     """
     snapshot = attr.ib(default=None)
     taken_at = attr.ib(default=None)
     bytes_sent = attr.ib(default=0)
     error = attr.ib(default=None)
+    failures = attr.ib(default=0)
+    retry_at = attr.ib(default=None)
 
     def status(self, address, now):
         """
@@ -176,6 +190,11 @@ class _VolumeLoop(object):
         for standby in self.replication.standbys:
             if self._stopped:
                 return
+            figures = self._replicator.figures(self.replication.volume,
+                                               standby)
+            if (figures.retry_at is not None
+                    and self._replicator.clock.seconds() < figures.retry_at):
+                continue
             yield self._push(standby)
 
     def _push(self, standby):
@@ -201,6 +220,8 @@ class _VolumeLoop(object):
                 figures.taken_at = taken_at
                 figures.bytes_sent += result.bytes_sent
                 figures.error = None
+                figures.failures = 0
+                figures.retry_at = None
                 action.add_success_fields(
                     snapshot=result.snapshot, base=result.base,
                     bytes=result.bytes_sent,
@@ -212,6 +233,16 @@ class _VolumeLoop(object):
             # Already the action's failure in the log; kept as the
             # standby's status until a round succeeds.
             figures.error = _one_line(failure)
+            figures.failures += 1
+            backoff = min(MAXIMUM_BACKOFF, self.replication.seconds
+                          * 2 ** min(figures.failures, 16))
+            figures.retry_at = clock.seconds() + backoff
+            if failure.check(StaleEpoch) and replicator.on_stale is not None:
+                # The standby follows a later owner: this node's copy is
+                # stale (the volume failed over while this node was cut
+                # off), so what uses it must stop serving now.
+                maybeDeferred(replicator.on_stale, volume).addErrback(
+                    write_failure)
         return finished.addErrback(failed)
 
 
@@ -222,7 +253,7 @@ class Replicator(object):
     :ivar clock: ``IReactorTime`` provider pacing the rounds.
     """
 
-    def __init__(self, clock, volumes, store=None):
+    def __init__(self, clock, volumes, store=None, on_stale=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param volumes: Callable returning the node's current
@@ -230,9 +261,14 @@ class Replicator(object):
             was missing).
         :param store: A :class:`ReplicationStore` remembering the
             configuration, or ``None`` to remember nothing.
+        :param on_stale: ``None``, or a callable given the name of a volume
+            whose push a standby refused because it follows a later
+            ownership epoch (``StaleEpoch``: this node's copy is stale), at
+            each such refusal.
         """
         self.clock = clock
         self.volumes = volumes
+        self.on_stale = on_stale
         self._store = store
         self._loops = {}
         self._figures = {}

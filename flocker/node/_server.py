@@ -27,7 +27,7 @@ from ._amp import (
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
-    SetAutomatic, SetRoutes, TakeOverVolume, FenceVolume,
+    SetAutomatic, SetLinks, SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
@@ -153,7 +153,8 @@ class AgentService(object):
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
-                 expected_errors=(), log_router=None, replicator=None):
+                 expected_errors=(), log_router=None, replicator=None,
+                 volumes=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -169,6 +170,9 @@ class AgentService(object):
             ``None`` for this process's.
         :param replicator: The node's replicator (started, and its metrics
             served, once the agent listens), or ``None``.
+        :param volumes: Callable returning the node's current
+            ``IVolumeService`` provider (what the peer socket serves:
+            :mod:`flocker.node._peer`), or ``None``.
         """
         self.clock = clock
         self.lock = lock
@@ -179,6 +183,7 @@ class AgentService(object):
         self.expected_errors = (SerializationError,) + tuple(expected_errors)
         self.log_router = (_process_log_router() if log_router is None
                            else log_router)
+        self.volumes = volumes
 
     def agent(self, address):
         """
@@ -213,7 +218,8 @@ class AgentService(object):
 
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
-                 clock=None, automatic=None, replicator=None):
+                 clock=None, automatic=None, replicator=None,
+                 write_hosts=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -229,6 +235,8 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         without etcd.
     :param replicator: The node's
         :class:`~flocker.node._replication.Replicator`, or ``None``.
+    :param write_hosts: What rewrites a container's hosts file (see
+        :class:`LocalNodeAgent`), or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
@@ -236,7 +244,8 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         return LocalNodeAgent(address, docker, volumes(), routes,
                               node_keys=node_keys, checks=checks,
                               clock=clock, automatic=automatic,
-                              replicator=replicator)
+                              replicator=replicator,
+                              write_hosts=write_hosts)
     return make_agent
 
 
@@ -485,6 +494,11 @@ class AgentProtocol(amp.AMP):
     def set_routes(self, eliot_task, routes, lock=None):
         return self._run(eliot_task, lock, lambda agent: agent.set_routes(
             routes)).addCallback(lambda _: {})
+
+    @SetLinks.responder
+    def set_links(self, eliot_task, name, links, lock=None):
+        return self._run(eliot_task, lock, lambda agent: agent.set_links(
+            name, links)).addCallback(lambda _: {})
 
     @SetReplication.responder
     def set_replication(self, eliot_task, replications, lock=None):

@@ -182,7 +182,18 @@ class _Report(object):
         line, column = (1, 1) if mark is None else (mark.line + 1,
                                                     mark.column + 1)
         self._notes.append(
-            ConfigurationNote(self.path, line, column, _printable(message)))
+            ConfigurationNote(self._path_of(mark), line, column,
+                              _printable(message)))
+
+    def _path_of(self, mark):
+        """
+        :return: The file ``mark`` is in: the one its node was read from
+            (see :func:`_compose`), else this report's.
+        """
+        name = getattr(mark, "name", None)
+        if isinstance(name, str) and not name.startswith("<"):
+            return name
+        return self.path
 
     def count(self):
         """
@@ -200,7 +211,8 @@ class _Report(object):
             line, column = 1, 1
         else:
             line, column = mark.line + 1, mark.column + 1
-        self.at_position(line, column, message)
+        self._errors.append(ConfigurationError(
+            self._path_of(mark), line, column, _printable(message)))
 
     def at_position(self, line, column, message):
         """
@@ -221,6 +233,9 @@ def _compose(report, text):
     try:
         # The reader refuses unprintable characters as it is built.
         loader = _Loader(text)
+        # Marks carry the file's name, so a node merged into another
+        # file's tree (a compose override) is still reported in its own.
+        loader.name = report.path
         root = loader.get_single_node()
         aliases = loader.aliases
     except yaml.MarkedYAMLError as e:

@@ -216,6 +216,16 @@ def prepare_socket(path, uid=None):
     raise AgentSocketError("another agent already listens on %s" % (path,))
 
 
+def peer_socket_path(agent_socket):
+    """
+    :param str agent_socket: The agent's socket.
+    :return: Its peer socket (other nodes' pushes): ``peer.sock`` in the
+        same root-only directory.
+    """
+    return os.path.join(os.path.dirname(os.path.abspath(agent_socket)),
+                        "peer.sock")
+
+
 class _NoPool(object):
     """
     The volume service of a node whose pool cannot be opened: it holds no
@@ -235,7 +245,7 @@ class _NoPool(object):
         from twisted.internet.defer import fail
         return fail(self.reason)
 
-    create = mount = push = handoff = acquire = _fail
+    create = mount = push = handoff = acquire = receive = _fail
 
 
 def _expected_errors():
@@ -303,11 +313,12 @@ def build_service(reactor, options, environ):
     from ..volume import (
         VolumeError, default_node_key_store, open_volume_service,
     )
-    from ..volume.script import node_ssh_remote
+    from ._peer_remote import AgentRemote
     from ..volume._stamp import read_stamp, stamp_path
     from ._automatic import automatic_failover
     from ._docker import DockerClient, socket_path_from_docker_host
     from ._events import DockerEvents
+    from ._hosts import write_container_hosts
     from ._lock import DeployLock, default_lock_path, process_identity
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
@@ -315,6 +326,7 @@ def build_service(reactor, options, environ):
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
+    from ._boot import stop_stale_applications
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
@@ -324,7 +336,8 @@ def build_service(reactor, options, environ):
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = pool_name(options["pool"], environ)
     node_keys = default_node_key_store(environ, sys.argv[0])
-    remote = node_ssh_remote(environ, store=node_keys)
+    # Pushes go agent to agent over Conch, with the node key.
+    remote = AgentRemote(reactor, node_keys)
 
     def open_pool():
         return open_volume_service(reactor, pool, dict(environ),
@@ -342,8 +355,11 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
-        replicator = Replicator(reactor, lambda: current[0], ReplicationStore(
-            default_replication_path(environ, address)))
+        replicator = Replicator(
+            reactor, lambda: current[0], ReplicationStore(
+                default_replication_path(environ, address)),
+            on_stale=lambda volume: stop_stale_applications(
+                docker, service.agent(address), volume))
         # The report is kept between requests (see _report_cache).
         stamp = stamp_path(environ, pool)
         keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
@@ -357,11 +373,13 @@ def build_service(reactor, options, environ):
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor,
-                             automatic=automatic, replicator=replicator),
+                             automatic=automatic, replicator=replicator,
+                             write_hosts=write_container_hosts),
                 keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
-            expected_errors=_expected_errors(), replicator=replicator)
+            expected_errors=_expected_errors(), replicator=replicator,
+            volumes=lambda: current[0])
 
         def opened(volumes):
             current[0] = volumes
@@ -383,6 +401,7 @@ def _agent(reactor, options, environ, stdout, stderr):
     from twisted.internet.defer import Deferred
 
     from ._logging import AGENT_LISTENING
+    from ._peer import PeerFactory
     from ._server import AgentFactory
 
     path = _socket_path(options, environ)
@@ -393,19 +412,27 @@ def _agent(reactor, options, environ, stdout, stderr):
         add_destinations(FileDestination(file=log_file))
     else:
         add_destinations(FileDestination(file=stdout))
+    # Other nodes' pushes come in beside the agent's own socket (see
+    # flocker.node._peer).
+    peer_path = peer_socket_path(path)
     try:
         prepare_socket(path)
+        prepare_socket(peer_path)
     except (AgentSocketError, OSError) as e:
         stderr.write("flocker-node agent: %s\n" % (e,))
         raise SystemExit(1)
 
     def listen(service):
-        try:
-            reactor.listenUNIX(path, AgentFactory(service), mode=0o600)
-        except Exception as e:
-            stderr.write("flocker-node agent: cannot listen on %s: %s\n" % (
-                path, e))
-            raise SystemExit(1)
+        for where, factory in [
+                (path, AgentFactory(service)),
+                (peer_path, PeerFactory(reactor, service.volumes,
+                                        service.log_router))]:
+            try:
+                reactor.listenUNIX(where, factory, mode=0o600)
+            except Exception as e:
+                stderr.write("flocker-node agent: cannot listen on %s: %s\n"
+                             % (where, e))
+                raise SystemExit(1)
         AGENT_LISTENING.log(socket=path, address=_address(options, environ))
         _start_replication(reactor, service.replicator, options, stderr)
         # Runs until the reactor stops (SIGTERM, SIGINT).

@@ -49,6 +49,11 @@ REVIEWED_REMOTE_COMMANDS = {
         "the exec request carries quote_argv(argv): every argument "
         "shlex-quoted, NUL refused (test_injection checks that the command "
         "line splits back into the argument vector)",
+    "flocker/node/_peer_remote.py":
+        "the exec request is SSHCommandRunner.start's quote_argv of words "
+        "checked by check_remote_words (no shell metacharacter), and the "
+        "other node's forced command never hands them to a shell (the "
+        "agent reads them with _forced.peer_request)",
     "flocker/volume/_remote.py":
         "SSHRemote.argv checks the address with check_address and every "
         "remote word against a pattern with no shell metacharacter",

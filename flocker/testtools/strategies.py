@@ -27,7 +27,7 @@ from .._model import (
     ClusterState as _ClusterState, Deployment as _Deployment, Link as _Link,
     Node as _Node, NodeKeyStatus as _NodeKeyStatus, NodeState as _NodeState,
     Port as _Port,
-    RestartPolicy as _RestartPolicy, Route as _Route,
+    RestartPolicy as _RestartPolicy, Route as _Route, Standby as _Standby,
     VolumeState as _VolumeState,
 )
 
@@ -35,6 +35,7 @@ __all__ = [
     "fuzz_settings", "application_names", "tcp_ports", "node_addresses",
     "images", "commands", "environments", "mountpoints",
     "attached_volumes", "restart_policies", "applications", "deployments",
+    "deployments_with_standbys",
     "volume_states", "node_states", "cluster_states",
 ]
 
@@ -300,6 +301,32 @@ def deployments(draw, max_nodes=3, max_applications=5):
         placed[addresses[draw(_INDEX) % len(addresses)]].append(application)
     return _Deployment(nodes=[_Node(address=address, applications=apps)
                               for address, apps in placed.items()])
+
+
+@_st.composite
+def deployments_with_standbys(draw):
+    """
+    Strategy for a :class:`Deployment` (see :func:`deployments`) in which
+    some applications with a volume have a standby on other nodes, at an
+    interval of whole seconds or tenths.
+    """
+    deployment = draw(deployments())
+    placements = deployment.placements()
+    addresses = sorted(node.address for node in deployment.nodes)
+    standbys = {}
+    for name in sorted(placements):
+        primary, application = placements[name]
+        others = [address for address in addresses if address != primary]
+        if not (application.all_volumes() and others
+                and draw(_st.booleans())):
+            continue
+        nodes = draw(_st.lists(_st.sampled_from(others), min_size=1,
+                               unique=True))
+        interval = draw(_st.integers(1, 24 * 3600)) * 10 ** draw(
+            _st.sampled_from([9, 8]))
+        standbys[name] = _Standby(application=name, nodes=nodes,
+                                  interval=max(interval, 10 ** 9))
+    return _Deployment(nodes=deployment.nodes, standbys=standbys)
 
 
 _SNAPSHOTS = _st.lists(_NAMES, max_size=3)

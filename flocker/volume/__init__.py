@@ -18,7 +18,7 @@ from ._errors import (
     VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError, InvalidSize,
+    HandoffConflict, RemoteError, InvalidSize, StaleEpoch,
 )
 from ._zfs import ZFSPool
 from ._api import IVolumeService, VolumeInfo, PushResult
@@ -30,14 +30,14 @@ from ._nodekey import (
     NodeKeyStore, authorized_keys_line, replace_marked_lines,
     default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
 )
-from ._forced import CommandRefused, allowed_command
+from ._forced import CommandRefused, peer_request
 from ._stream import StreamTooLarge, check_begin_record, receive_flags
 
 __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
-    "RemoteError", "HostKeyRejected", "InvalidSize",
+    "RemoteError", "HostKeyRejected", "InvalidSize", "StaleEpoch",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",
@@ -46,6 +46,6 @@ __all__ = [
     "NodeKeyStore", "authorized_keys_line",
     "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
     "NodeKeyError", "NodeKeyRemote",
-    "CommandRefused", "allowed_command",
+    "CommandRefused", "peer_request",
     "StreamTooLarge", "check_begin_record", "receive_flags",
 ]

@@ -10,7 +10,8 @@ __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "HostKeyRejected", "StreamRejected",
-    "HandoffConflict", "RemoteError", "InvalidSize", "error_from_kind",
+    "HandoffConflict", "RemoteError", "InvalidSize", "StaleEpoch",
+    "error_from_kind",
 ]
 
 
@@ -94,6 +95,14 @@ class NotOwner(VolumeError):
     """
 
 
+class StaleEpoch(NotOwner):
+    """
+    A push was refused because the receiving copy follows a later ownership
+    epoch than the sender's: the volume failed over, and the sender's copy
+    is stale (see :mod:`flocker.volume._epoch`).
+    """
+
+
 class VolumeInUse(VolumeError):
     """
     The volume is mounted into a container or has files open, so it is not
@@ -144,7 +153,7 @@ class RemoteError(VolumeError):
 _KINDS = {cls.__name__: cls for cls in [
     VolumeError, UnsafeName, ZFSError, PoolMissing, ZFSUnavailable,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
-    VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
+    StaleEpoch, VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
     HandoffConflict, RemoteError, InvalidSize,
 ]}
 

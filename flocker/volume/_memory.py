@@ -19,7 +19,8 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from ._errors import (
-    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StreamRejected,
+    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StaleEpoch,
+    StreamRejected,
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
 from ._api import IVolumeService, PushResult, VolumeInfo, snapshot_name
@@ -327,7 +328,7 @@ class MemoryVolumeService(object):
             try:
                 check_sender_epoch(name, theirs.epoch, epoch)
             except ValueError as e:
-                raise NotOwner(str(e))
+                raise StaleEpoch(str(e))
         if base is None:
             kept = []
         elif theirs is None or base not in theirs.names():

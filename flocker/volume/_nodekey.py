@@ -2,7 +2,8 @@
 The node-to-node SSH key on a node: where the deploy client's key, and the
 known_hosts file naming every node's host key, are kept; the line of
 ``~/.ssh/authorized_keys`` that lets the other nodes in with that key, and
-only to run ``flocker-volume ssh-command``.
+only to hand a push to this node's agent (``flocker-node-bridge --peer``;
+see :mod:`flocker.node._peer`).
 
 Files, in the node's state directory (:func:`default_state_directory`)::
 
@@ -11,16 +12,15 @@ Files, in the node's state directory (:func:`default_state_directory`)::
     node-key/known_hosts       the nodes' host keys         (0600)
     node-key/callers           which node connects from where (0600)
 
-and one line per node (one in all without callers) in the login user's
-``~/.ssh/authorized_keys``, recognised by its comment
-:data:`NODE_KEY_MARKER`::
+and one line per node in the login user's ``~/.ssh/authorized_keys``,
+recognised by its comment :data:`NODE_KEY_MARKER`::
 
-    restrict,from="ADDRESS",command="/path/to/flocker-volume ssh-command --caller NODEID" ssh-ed25519 AAAA… flocker-node-key
+    restrict,from="ADDRESS",command="/path/to/flocker-node-bridge --peer --caller NODEID" ssh-ed25519 AAAA… flocker-node-key
 
 (``from=`` a node's addresses, the forced command naming that node: the key
 works from a node's address only, and the receiving node knows which node
-calls; without callers, one line ``from=`` every node of the known_hosts
-file, naming none.)
+calls.  Without callers, no line: a key whose callers are unknown opens
+nothing.)
 
 Every file is replaced atomically (written next to itself, then renamed over
 it), so a reader sees the old content or the new, never a mixture.  Only the
@@ -99,15 +99,15 @@ def known_hosts_sources(known_hosts):
 def authorized_keys_line(public_key, command, sources=(), caller=None):
     """
     :param str public_key: ``"ssh-ed25519 AAAA..."``.
-    :param str command: Absolute path of ``flocker-volume``.
+    :param str command: Absolute path of ``flocker-node-bridge``.
     :param sources: The node names and addresses the key may be used from
         (``from=``; see :func:`known_hosts_sources`), or empty for anywhere.
     :param caller: The identity of the node that line lets in, passed to
-        the forced command (``ssh-command --caller NODEID``), or ``None``.
+        the forced command (``--peer --caller NODEID``).
     :return: The marked ``authorized_keys`` line (``bytes``, with newline):
         ``restrict`` (no forwarding, no pty, no user rc), ``from=`` the
-        nodes, and a forced command, so the key can only ever run
-        ``flocker-volume ssh-command``, and only from a node.
+        nodes, and a forced command, so the key can only ever hand a push
+        to this node's agent, and only from a node.
     :raises UnsafeForcedCommand: If ``command`` is not a plain absolute path.
     :raises InvalidModel: If ``public_key`` is not an ed25519 key line.
     :raises ValueError: If a source is not a plain name or address.
@@ -121,33 +121,29 @@ def authorized_keys_line(public_key, command, sources=(), caller=None):
     for source in sources:
         if not is_node_address(source):
             raise ValueError("%r cannot be a from= pattern" % (source,))
-    if caller is not None and not NODE_IDENTITY.match(caller):
+    if not (isinstance(caller, str) and NODE_IDENTITY.match(caller)):
         raise ValueError("%r is not a node identity" % (caller,))
     origin = 'from="%s",' % (",".join(sources),) if sources else ""
-    named = "" if caller is None else " --caller " + caller
-    return ('restrict,%scommand="%s ssh-command%s" %s %s\n' % (
-        origin, command, named, public_key, NODE_KEY_MARKER)).encode("ascii")
+    return ('restrict,%scommand="%s --peer --caller %s" %s %s\n' % (
+        origin, command, caller, public_key, NODE_KEY_MARKER)).encode(
+            "ascii")
 
 
 def authorized_keys_lines(public_key, command, known_hosts, callers):
     """
     :param str public_key: ``"ssh-ed25519 AAAA..."``.
-    :param str command: Absolute path of ``flocker-volume``.
+    :param str command: Absolute path of ``flocker-node-bridge``.
     :param str known_hosts: The nodes' known_hosts text.
     :param str callers: Which node connects from where
         (:func:`~flocker._model.parse_callers`), or empty.
     :return: The marked ``authorized_keys`` lines (``bytes``): one per
         caller, ``from=`` its addresses, its forced command naming it
-        (``ssh-command --caller NODEID``: sshd takes the first line whose
+        (``--peer --caller NODEID``: sshd takes the first line whose
         ``from=`` matches the connection, so the forced command knows which
-        node calls); without callers, one line ``from=`` every node of
-        ``known_hosts``, naming none.
+        node calls); without callers, none.
     :raises UnsafeForcedCommand: See :func:`authorized_keys_line`.
     :raises ValueError: For a source that cannot be a ``from=`` pattern.
     """
-    if not callers:
-        return authorized_keys_line(public_key, command,
-                                    known_hosts_sources(known_hosts))
     return b"".join(
         authorized_keys_line(public_key, command, sources, caller=node_id)
         for node_id, sources in parse_callers(callers))
@@ -223,8 +219,8 @@ class NodeKeyStore(object):
 
     :ivar str directory: Where the key and known_hosts files are.
     :ivar str authorized_keys: The login user's ``authorized_keys`` file.
-    :ivar str command: Absolute path of ``flocker-volume`` (the forced
-        command runs ``COMMAND ssh-command``).
+    :ivar str command: Absolute path of ``flocker-node-bridge`` (the
+        forced command runs ``COMMAND --peer --caller NODEID``).
     """
 
     def __init__(self, directory, authorized_keys, command):
@@ -338,17 +334,17 @@ class NodeKeyStore(object):
             write_atomically(self.authorized_keys, updated, mode)
 
 
-def _flocker_volume_path(argv0):
+def _bridge_path(argv0):
     """
-    :return: The absolute path of ``flocker-volume``: next to the running
-        Flocker script (both are installed together), else where ``PATH``
-        finds it.
+    :return: The absolute path of ``flocker-node-bridge``: next to the
+        running Flocker script (both are installed together), else where
+        ``PATH`` finds it.
     """
     beside = os.path.join(os.path.dirname(os.path.abspath(argv0)),
-                          "flocker-volume")
+                          "flocker-node-bridge")
     if os.path.isfile(beside):
         return beside
-    found = shutil.which("flocker-volume")
+    found = shutil.which("flocker-node-bridge")
     return os.path.abspath(found) if found else beside
 
 
@@ -363,7 +359,7 @@ def default_node_key_store(environ, argv0):
     return NodeKeyStore(
         os.path.join(default_state_directory(environ), "node-key"),
         os.path.join(home, ".ssh", "authorized_keys"),
-        _flocker_volume_path(argv0))
+        _bridge_path(argv0))
 
 
 class NodeKeyRemote(object):

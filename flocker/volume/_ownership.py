@@ -39,7 +39,6 @@ import time
 import attr
 from twisted.internet.defer import gatherResults, inlineCallbacks, succeed
 
-from .._process import spawn
 from ._api import PushResult, check_node_id, volume_info
 from ._epoch import recovery_name, taken_epoch
 from ._errors import (
@@ -48,7 +47,8 @@ from ._errors import (
 from ._logging import (
     ACQUIRE_VOLUME, FENCE_VOLUME, HANDOFF_VOLUME, REMOTE_COMMAND,
 )
-from ._remote import check_address
+from ._process import close_quietly
+from ._remote import check_address, start_remote
 from ._zfs import EPOCH, OWNER, check_snapshot_name, check_volume_name
 
 __all__ = ["OwnershipMixin"]
@@ -129,11 +129,12 @@ class OwnershipMixin(object):
 
     @inlineCallbacks
     def _remote_acquire(self, name, target, node_id, snapshot):
-        argv = self._remote.argv(target, [
-            "acquire", name, "--snapshot", snapshot, "--node-id", node_id,
-            "--json"])
-        with REMOTE_COMMAND(argv=argv):
-            _, remote = spawn(self._reactor, argv, self._env)
+        words = ["acquire", name, "--snapshot", snapshot, "--node-id",
+                 node_id, "--json"]
+        with REMOTE_COMMAND(argv=words):
+            remote, stdin_write = yield start_remote(
+                self._reactor, self._remote, target, words, self._env)
+            close_quietly(stdin_write)
             result = yield remote.ended
         if result.exit_code != 0:
             raise self._remote_error(target, result, HandoffConflict)

@@ -10,9 +10,10 @@ The callers:
   ``flocker-node``) or the deploy client: trusted with everything, as root
   on the node is;
 * another node, through the node-to-node key: its identity (``caller``) is
-  what the forced command knows of the connection (``flocker-volume
-  ssh-command --caller NODEID`` in that key's ``authorized_keys`` line),
-  never what it says of itself.  It may only push: receive, never acquire.
+  what the forced command knows of the connection (``flocker-node-bridge
+  --peer --caller NODEID`` in that key's ``authorized_keys`` line, handed to
+  the agent's peer socket), never what it says of itself.  It may only
+  push: receive, never acquire.
 
 A receive from another node is accepted only when this node's records do
 not say the volume belongs to someone else: no copy here, or a copy that

@@ -60,16 +60,15 @@ from pyrsistent import pmap
 from twisted.internet.defer import (
     CancelledError, DeferredList, inlineCallbacks,
 )
-from twisted.internet.error import ProcessExitedAlready
 
 from .._context import in_current_action
-from .._process import LineTooLong, spawn
+from .._process import LineTooLong
 from ._api import PROTOCOL_VERSION, PushResult, check_node_id
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import HandoffConflict, RemoteError, TargetUnreachable
 from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
 from ._process import close_quietly, make_pipe, pump
-from ._remote import check_address, forward_log
+from ._remote import check_address, forward_log, start_remote
 from ._zfs import PUSHED, check_pool_name, check_volume_name
 
 __all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
@@ -231,23 +230,6 @@ class PushingMixin(object):
                                 _snapshots(pushed_peers(dataset)),
                                 frozenset())
 
-    def _start_remote(self, argv):
-        """
-        Start a remote command whose standard input is a pipe we write.
-
-        :return: ``(remote, stdin_write)``.
-        """
-        stdin_read, stdin_write = make_pipe()
-        try:
-            transport, remote = spawn(self._reactor, argv, self._env,
-                                      stdin=stdin_read)
-        except BaseException:
-            close_quietly(stdin_read, stdin_write)
-            raise
-        close_quietly(stdin_read)
-        remote.transport = transport
-        return remote, stdin_write
-
     @inlineCallbacks
     def _header(self, remote, target):
         """
@@ -263,10 +245,7 @@ class PushingMixin(object):
         try:
             header = yield waiting
         except CancelledError:
-            try:
-                remote.transport.signalProcess("KILL")
-            except ProcessExitedAlready:
-                pass
+            remote.kill()
             raise TargetUnreachable(
                 "node %s did not answer within %d seconds" % (
                     target, HEADER_TIMEOUT))
@@ -330,14 +309,27 @@ class PushingMixin(object):
         # The receiving side continues this push's task from its start, so
         # all of its work (opening the pool included) is in this tree.
         task = action.serialize_task_id().decode("ascii")
-        remote, stdin_write = self._start_remote(self._remote.argv(
-            target, ["--eliot-task", task, "receive", name]))
+        starting = start_remote(
+            self._reactor, self._remote, target,
+            ["--eliot-task", task, "receive", name], self._env)
+        # Found out while the remote command starts up, as is the snapshot
+        # taken.
+        capabilities = self.pool.capabilities()
+        started = DeferredList([starting], consumeErrors=True)
         try:
-            # Found out while the remote command starts up, as is the
-            # snapshot taken.
-            capabilities = self.pool.capabilities()
             snapshot = yield self._take_snapshot(dataset)
             ours = yield capabilities
+        except BaseException:
+            # The receiving end, if it started, sees its input end.
+            (start_ok, start_value), = yield started
+            if start_ok:
+                close_quietly(start_value[1])
+            raise
+        (start_ok, start_value), = yield started
+        if not start_ok:
+            start_value.raiseException()
+        remote, stdin_write = start_value
+        try:
             header = yield self._header(remote, target)
             if header is None or "error" in header:
                 raise self._remote_error(target, (yield remote.ended))

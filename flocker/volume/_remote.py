@@ -1,21 +1,36 @@
 """
 Reaching another node: the ``ssh`` command line that runs
 ``flocker-volume`` there, and how a remote command's failure reads.
+
+A push starts the receiving end on the target through its service's
+*remote*: either an object with ``argv(address, words)`` (the ``ssh``
+command line, run here as a child process: :class:`SSHRemote`), or one with
+``start(address, words)`` returning a ``Deferred`` that fires with the
+same pair :func:`start_process` returns (the node agent's Conch
+connections: :mod:`flocker.node._peer_remote`).  Either way the push sees a
+:class:`ProcessCommand`-like object and a descriptor to write the stream
+into.
 """
 
 import json
 import re
 
 from eliot import Logger
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.error import ProcessExitedAlready
+
+from .._process import spawn
 
 from .._identifiers import ADDRESS_RULE, is_node_address
 from ._errors import (
     HostKeyRejected, RemoteError, TargetUnreachable, UnsafeName,
     error_from_kind,
 )
+from ._process import close_quietly, make_pipe
 
 __all__ = ["SSHRemote", "CONTROL_PERSIST", "check_address", "forward_log",
-           "remote_error"]
+           "remote_error", "ProcessCommand", "start_process",
+           "start_remote", "check_remote_words"]
 
 #: Seconds an idle shared connection to another node stays open (see
 #: :class:`SSHRemote`): longer than the gap between a move's pre-copy and
@@ -35,6 +50,78 @@ def check_address(address):
     if not is_node_address(address):
         raise UnsafeName("%r is not a node address: %s" % (
             address, ADDRESS_RULE))
+
+
+def check_remote_words(words):
+    """
+    :param words: Words of a command for another node.
+    :raises UnsafeName: If one holds anything a shell would interpret.
+    """
+    for word in words:
+        if not _REMOTE_WORD.match(word):
+            raise UnsafeName("%r cannot be passed to a remote node" % (
+                word,))
+
+
+class ProcessCommand(object):
+    """
+    The receiving end of a push as a local child process (``ssh`` or, in
+    tests, ``flocker-volume`` itself).
+
+    :ivar ended: ``Deferred`` firing with its ``ProcessResult`` (never
+        failing).
+    """
+
+    def __init__(self, transport, collector):
+        self._transport = transport
+        self._collector = collector
+        self.ended = collector.ended
+
+    def next_line(self):
+        """
+        :return: ``Deferred`` firing with its next line of output, ``None``
+            at the end (see ``flocker._process.spawn``).
+        """
+        return self._collector.next_line()
+
+    def kill(self):
+        """
+        End it at once.
+        """
+        try:
+            self._transport.signalProcess("KILL")
+        except ProcessExitedAlready:
+            pass
+
+
+def start_process(reactor, argv, env):
+    """
+    Start a remote command whose standard input is a pipe we write.
+
+    :return: ``(ProcessCommand, stdin_write)``.
+    """
+    stdin_read, stdin_write = make_pipe()
+    try:
+        transport, collector = spawn(reactor, argv, env, stdin=stdin_read)
+    except BaseException:
+        close_quietly(stdin_read, stdin_write)
+        raise
+    close_quietly(stdin_read)
+    return ProcessCommand(transport, collector), stdin_write
+
+
+def start_remote(reactor, remote, address, words, env):
+    """
+    Start ``flocker-volume WORDS`` on node ``address`` through ``remote``
+    (see the module docstring).
+
+    :return: ``Deferred`` firing with ``(command, stdin_write)``.
+    """
+    start = getattr(remote, "start", None)
+    if start is not None:
+        return maybeDeferred(start, address, words)
+    return maybeDeferred(start_process, reactor, remote.argv(address, words),
+                         env)
 
 
 class SSHRemote(object):
@@ -73,6 +160,11 @@ class SSHRemote(object):
         self._options = ["-o", "BatchMode=yes",
                          "-o", "StrictHostKeyChecking=yes",
                          "-o", "ConnectTimeout=%d" % (connect_timeout,),
+                         # A node that stops answering mid-transfer (or
+                         # while a shared connection idles) is given up
+                         # after about 15 s, not TCP's many minutes.
+                         "-o", "ServerAliveInterval=5",
+                         "-o", "ServerAliveCountMax=3",
                          "-o", "LogLevel=ERROR", "-T", "-x", "-e", "none"]
         if config is not None:
             self._options[:0] = ["-F", config]
@@ -104,10 +196,7 @@ class SSHRemote(object):
         check_address(address)
         words = (self._command if command is None else list(command)) + list(
             arguments)
-        for word in words:
-            if not _REMOTE_WORD.match(word):
-                raise UnsafeName("%r cannot be passed to a remote node" % (
-                    word,))
+        check_remote_words(words)
         return (["ssh"] + self._options + ["%s@%s" % (self._user, address)]
                 + words)
 

@@ -102,6 +102,9 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()
+        # The pool's free bytes as the latest listing said (a receive's
+        # size limit when the volume names none), or None.
+        self._pool_free = None
         # Only good while nothing else can have run: forgotten at the
         # reactor's next turn.
         self._listing = listing

@@ -21,8 +21,9 @@ on every path, is hardened here:
   each of :data:`FORCED_PROPERTIES` (:func:`receive_flags`): belt and
   braces over the first check;
 * at most :func:`stream_limit` bytes are passed on: a stream over the
-  volume's size limit is cut off and the receive fails, changing nothing
-  (ZFS applies a stream atomically).
+  volume's size limit (the pool's free space when the volume names none)
+  is cut off and the receive fails, changing nothing (ZFS applies a
+  stream atomically).
 
 Pure: :meth:`flocker.volume._zfs.ZFSPool.receive` does the reading.
 """
@@ -150,15 +151,19 @@ def receive_flags(capabilities, force):
                            override=dict(FORCED_PROPERTIES))
 
 
-def stream_limit(maximum_size):
+def stream_limit(maximum_size, available=None):
     """
     :param maximum_size: The volume's maximum size in bytes, as this node
         knows it, or ``None`` for none.
-    :return: The most bytes a stream for it may have (the maximum size,
-        a quarter more and 16 MiB for the stream's own records: the
-        uncompressed records of a copy filled to its limit fit), or
-        ``None`` for no limit.
+    :param available: The receiving pool's free bytes, or ``None`` if not
+        known: the limit when the volume names no maximum size (a copy
+        can never hold more than the pool has room for).
+    :return: The most bytes a stream for it may have (the size, a quarter
+        more and 16 MiB for the stream's own records: the uncompressed
+        records of a copy filled to its limit fit), or ``None`` only when
+        neither size is known.
     """
-    if maximum_size is None:
+    size = maximum_size if maximum_size is not None else available
+    if size is None:
         return None
-    return maximum_size + maximum_size // _OVERHEAD_FRACTION + _OVERHEAD_BYTES
+    return size + size // _OVERHEAD_FRACTION + _OVERHEAD_BYTES

@@ -483,9 +483,12 @@ class ZFSPool(object):
             followed by its direct children, each with its snapshots; or
             failing with :class:`PoolMissing` (or :class:`ZFSUnavailable`).
         """
+        # The root's "available" too: a receive's size limit when the
+        # volume names none, without a command of its own.
         d = self._run(["zfs", "get", "-H", "-p", "-d", "2", "-o",
                        "name,property,value,source",
-                       ",".join(_PROPERTIES + (NODE_ID,)), self.name])
+                       ",".join(_PROPERTIES + (NODE_ID, "available")),
+                       self.name])
         return d.addCallback(lambda output: _parse_datasets(self.name, output))
 
     def get(self, volume, suffix=""):

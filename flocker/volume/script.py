@@ -1,8 +1,7 @@
 """
 ``flocker-volume``: this node's volumes from the command line, and the
-node-side end of volume moves (``receive`` and ``acquire`` are what another
-node runs here over SSH).  ``ssh-command`` is the forced command of the
-node-to-node key: it runs only those (see :mod:`flocker.volume._forced`).
+node-side end of volume moves (``receive`` and ``acquire``; other nodes'
+pushes reach this node's agent instead: :mod:`flocker.node._peer`).
 
 Every failure the service reports is printed as one line
 ``flocker-volume: error: ...`` on standard error with exit code 1; nothing
@@ -25,7 +24,6 @@ from .. import __version__
 from .._context import BadTaskId, continued_task, in_current_action
 from .._pool import DEFAULT_POOL, pool_name
 from ._errors import VolumeError, VolumeInUse
-from ._forced import ssh_command_main
 from ._nodekey import NodeKeyRemote, default_node_key_store
 from ._policy import NODE_IDENTITY
 from ._remote import SSHRemote
@@ -160,8 +158,30 @@ def _node_identity(text):
     return text
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """
+    An argument parser that reports a bad command line in one line (no
+    usage block before it), exit status 2; ``--help`` shows the usage.
+    """
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (
+            self.prog, " ".join(message.split()), self.prog))
+
+
+def _size_argument(text):
+    """
+    :return: ``text`` as a size in bytes (see :func:`parse_size`).
+    :raises argparse.ArgumentTypeError: With :func:`parse_size`'s reason.
+    """
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="flocker-volume",
         description="Manage this node's Flocker volumes (ZFS datasets "
         "<pool>/<name>) and move them to other nodes.")
@@ -193,7 +213,7 @@ def _parser():
     command = commands.add_parser("create", help="create a volume owned by "
                                   "this node")
     command.add_argument("name")
-    command.add_argument("--maximum-size", type=parse_size,
+    command.add_argument("--maximum-size", type=_size_argument,
                          help="quota, e.g. 500M or 10G")
 
     command = commands.add_parser("mountpoint",
@@ -232,15 +252,6 @@ def _parser():
                          help="refuse unless this node has this identity")
     command.add_argument("--json", action="store_true",
                          help="print the result (or error) as JSON")
-
-    command = commands.add_parser(
-        "ssh-command", help="the forced command of the node-to-node key: "
-        "run $SSH_ORIGINAL_COMMAND if it is a volume transfer Flocker "
-        "sends, refuse anything else")
-    command.add_argument(
-        "--caller", metavar="NODEID", type=_node_identity,
-        help="the identity of the node whose key this is (passed on to "
-        "receive)")
 
     command = commands.add_parser(
         "delete", help="destroy a volume and its snapshots on this node "
@@ -557,10 +568,6 @@ def flocker_volume_main(argv=None, environ=None, out=None, err=None,
     environ = dict(os.environ if environ is None else environ)
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    if options.command == "ssh-command":
-        # No reactor: it only checks a string and replaces this process.
-        raise SystemExit(ssh_command_main(environ, err,
-                                          caller=options.caller))
     run(main, (options, environ, out, err))
 
 

@@ -78,6 +78,7 @@ class _CommandChannel(SSHChannel):
         self._signal = None
         self._exited = False
         self._eof_pending = False
+        self._producer = None
 
     def openFailed(self, reason):
         value = getattr(reason, "value", reason)
@@ -115,6 +116,25 @@ class _CommandChannel(SSHChannel):
     def addWindowBytes(self, data):
         SSHChannel.addWindowBytes(self, data)
         self._send_eof_if_flushed()
+
+    def register_producer(self, producer):
+        """
+        Have ``producer`` (``pauseProducing``/``resumeProducing``) paused
+        while the peer's window is full and resumed once it opens: a
+        stream written as fast as it is read then holds at most a window's
+        worth in memory.
+        """
+        self._producer = producer
+        if not self.areWriting:
+            producer.pauseProducing()
+
+    def stopWriting(self):
+        if self._producer is not None:
+            self._producer.pauseProducing()
+
+    def startWriting(self):
+        if self._producer is not None:
+            self._producer.resumeProducing()
 
     def dataReceived(self, data):
         self._received(data)
@@ -198,3 +218,17 @@ class RunningCommand(object):
         Close the command's standard input (after everything written).
         """
         self._channel.close_input()
+
+    def register_producer(self, producer):
+        """
+        Pace ``producer`` (an ``IPushProducer``) by the remote side's
+        window (see :meth:`_CommandChannel.register_producer`).
+        """
+        self._channel.register_producer(producer)
+
+    def abort(self):
+        """
+        Close the command's channel now, whatever is still unsent: the
+        node ends the command (its input and output close).
+        """
+        self._channel.loseConnection()

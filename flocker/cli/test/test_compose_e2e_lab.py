@@ -2,14 +2,20 @@
 Issue #18's end-to-end test on the lab (``admin/lab``): a compose project
 deploys unmodified across three nodes, then each service moves with its
 data intact while the others keep resolving it by name, and a UDP port is
-routed from every node.
+routed from every node and reached by name through the link rules; a port
+that is only exposed is reached by a network alias.
 
 The project: ``db`` (an HTTP server standing in for a database, its data on
 a named volume, a healthcheck), ``web`` (a relative directory bind mount
 seeded once, a named volume, a file bind mount, ``depends_on: {db:
-{condition: service_healthy}}``, its port from ``.env``) and ``dns`` (a UDP
-port).  ``flocker-deploy`` runs in the client namespace with the compose
+{condition: service_healthy}}``, its port from ``.env``), ``dns`` (a UDP
+port) and ``priv`` (an HTTP server on a port it only exposes, with a network
+alias).  ``flocker-deploy`` runs in the client namespace with the compose
 file as written.
+
+A second scenario upgrades a project whose named volume predates the
+project prefix: the deploy refuses to create the prefixed volume empty and
+says how to keep the data.
 """
 
 import os
@@ -81,9 +87,22 @@ services:
     image: {image}
     command: ["sleep", "100000"]
     ports: ["{udp_port}:5353/udp"]
+  priv:
+    image: {image}
+    command: ["httpd", "-f", "-p", "7000", "-h", "/etc"]
+    expose: ["7000"]
+    networks:
+      back: {{aliases: [private]}}
 volumes:
   dbdata:
   logs:
+"""
+
+# A service added to the running project (appended under services).
+EXTRA = """  extra:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    expose: ["80"]
 """
 
 
@@ -101,6 +120,7 @@ class _Project(object):
         self.nodes = lab.nodes[:3]
         self.addresses = [node.address for node in self.nodes]
         self.placed = {}
+        self.extra = {}
         self.containers = {}
         self.index = "seeded page of %s\n" % (self.project,)
         self.conf = "answer = %s\n" % (self.token,)
@@ -124,7 +144,8 @@ class _Project(object):
 
         :return: The ``CompletedProcess``.
         """
-        self.placed = dict(placement)
+        self.placed = dict(placement, **self.extra)
+        placement = self.placed
         lines = ["version: 1", "nodes:"]
         for index, address in enumerate(self.addresses):
             here = sorted(s for s, i in placement.items() if i == index)
@@ -133,6 +154,18 @@ class _Project(object):
         return self.lab.run_client(
             ["flocker-deploy", "--yes", path, self.compose], check=False,
             timeout=DEPLOY_TIMEOUT)
+
+    def add_extra(self, index):
+        """
+        Add the service ``extra`` to the compose file, placed on node
+        ``index`` by every later deploy.
+        """
+        with open(self.compose) as f:
+            text = f.read()
+        head, volumes = text.split("\nvolumes:\n", 1)
+        self.write("compose.yaml", head + "\n" + EXTRA.format(image=IMAGE)
+                   + "volumes:\n" + volumes)
+        self.extra = {"extra": index}
 
     def run_in(self, service, argv, **kwargs):
         node = self.nodes[self.placed[service]]
@@ -145,12 +178,31 @@ class _Project(object):
             "docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}",
             "flocker--" + service]).stdout.strip()
 
-    def udp_round_trip(self, index, message):
+    def udp_by_name(self, client, message):
         """
-        Send ``message`` from the client to node ``index``'s UDP port,
-        answered in the ``dns`` container's network namespace.
+        Send ``message`` over UDP from ``client``'s network namespace to
+        ``dns:5353``, the name resolved by ``client``'s ``/etc/hosts``, the
+        datagram taken there by ``client``'s link rules.
 
-        :return: ``(what the container received, what came back)``.
+        :return: ``(what the dns container received, what came back)``.
+        """
+        hosts = self.run_in(client, ["cat", "/etc/hosts"]).stdout.split("\n")
+        [address] = [line.split()[0] for line in hosts
+                     if line.split()[1:] == ["dns"]]
+        node = self.nodes[self.placed[client]]
+        pid = self.lab.run(node.name, [
+            "docker", "inspect", "--format", "{{.State.Pid}}",
+            "flocker--" + client]).stdout.strip()
+        return self._echoed(lambda: node.run(
+            ["nsenter", "-t", pid, "-n", sys.executable, "-c", _SEND,
+             address, "5353", message], timeout=30).stdout.strip())
+
+    def _echoed(self, send):
+        """
+        Run the UDP echo in the ``dns`` container's network namespace
+        while ``send()`` sends it a datagram.
+
+        :return: ``(what the container received, what send() returned)``.
         """
         node = self.nodes[self.placed["dns"]]
         pid = self.lab.run(node.name, [
@@ -160,9 +212,7 @@ class _Project(object):
                              "-c", _ECHO], stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout.readline().strip() == "ready"
-            answer = self.lab.run_client(
-                [sys.executable, "-c", _SEND, self.addresses[index],
-                 str(UDP_PORT), message], timeout=30).stdout.strip()
+            answer = send()
             received = server.communicate(timeout=30)[0].strip()
         finally:
             if server.poll() is None:
@@ -170,13 +220,24 @@ class _Project(object):
                 server.wait()
         return received, answer
 
-    def by_name(self, client, server):
+    def udp_round_trip(self, index, message):
         """
-        :return: ``(status, body)`` of ``GET /index.html`` sent from
-            ``client``'s container to ``server`` by its name.
+        Send ``message`` from the client to node ``index``'s UDP port,
+        answered in the ``dns`` container's network namespace.
+
+        :return: ``(what the container received, what came back)``.
         """
-        result = self.run_in(client, ["nc", "-w", "2", server, "80"],
-                             input=_REQUEST, check=False, timeout=60)
+        return self._echoed(lambda: self.lab.run_client(
+            [sys.executable, "-c", _SEND, self.addresses[index],
+             str(UDP_PORT), message], timeout=30).stdout.strip())
+
+    def by_name(self, client, server, port=80, request=_REQUEST):
+        """
+        :return: ``(status, body)`` of ``request`` (``GET /index.html``)
+            sent from ``client``'s container to ``server`` by its name.
+        """
+        result = self.run_in(client, ["nc", "-w", "2", server, str(port)],
+                             input=request, check=False, timeout=60)
         return http_status_and_body(result.stdout)
 
 
@@ -186,6 +247,7 @@ def project(request, lab, tmp_path_factory):
     state = _Project(lab, str(tmp_path_factory.mktemp("compose-e2e")),
                      request.session.testsfailed)
     yield state
+    state.extra = {}
     state.deploy({})
     for node in state.nodes:
         result = node.run(["flocker-volume", "list"], check=False)
@@ -210,7 +272,7 @@ class TestComposeProject(object):
         """
         The project deploys as written: each service on its own node.
         """
-        result = self.p.deploy({"db": 0, "web": 1, "dns": 2})
+        result = self.p.deploy({"db": 0, "web": 1, "dns": 2, "priv": 0})
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_02_volumes_and_files(self):
@@ -242,6 +304,41 @@ class TestComposeProject(object):
         assert self.p.udp_round_trip(0, message) == (message,
                                                      message.upper())
 
+    def test_04b_udp_by_name(self):
+        """
+        A datagram web (node2) sends to the name dns reaches dns on node3
+        through web's UDP link rules, and its answer comes back.
+        """
+        message = "by name %s" % (self.p.token,)
+        assert self.p.udp_by_name("web", message) == (message,
+                                                      message.upper())
+
+    def test_04c_exposed_port_by_alias(self):
+        """
+        web (node2) reaches priv (node1) on the port priv only exposes,
+        by priv's network alias and by its name.
+        """
+        request = "GET /hostname HTTP/1.0\r\n\r\n"
+        assert [self.p.by_name("web", name, 7000, request)[0]
+                for name in ("private", "priv")] == ["200", "200"]
+
+    def test_04d_add_service_no_restart(self):
+        """
+        Adding a service to the project starts it and restarts none of the
+        others; they reach it by its name at once.
+        """
+        p = self.p
+        before = {name: p.started(name) for name in ("db", "web", "dns",
+                                                      "priv")}
+        p.add_extra(2)
+        result = p.deploy({"db": 0, "web": 1, "dns": 2, "priv": 0})
+        assert result.returncode == 0, result.stdout + result.stderr
+        request = "GET /hostname HTTP/1.0\r\n\r\n"
+        assert ({name: p.started(name) for name in before},
+                p.by_name("web", "extra", 80, request)[0],
+                p.by_name("db", "extra", 80, request)[0]) == (
+                    before, "200", "200")
+
     def test_05_move_db(self):
         """
         db moves to node3 with its data; web, not restarted, still reaches
@@ -249,7 +346,7 @@ class TestComposeProject(object):
         """
         p = self.p
         web = p.started("web")
-        result = p.deploy({"db": 2, "web": 1, "dns": 2})
+        result = p.deploy({"db": 2, "web": 1, "dns": 2, "priv": 0})
         assert result.returncode == 0, result.stdout + result.stderr
         assert p.run_in("db", ["cat", "/data/index.html"]).stdout == \
             "db row %s\n" % (p.token,)
@@ -264,7 +361,7 @@ class TestComposeProject(object):
         p = self.p
         p.run_in("web", ["sh", "-c", "echo changed > /www/index.html"])
         db = p.started("db")
-        result = p.deploy({"db": 2, "web": 0, "dns": 2})
+        result = p.deploy({"db": 2, "web": 0, "dns": 2, "priv": 0})
         assert result.returncode == 0, result.stdout + result.stderr
         assert (p.run_in("web", ["cat", "/www/index.html"]).stdout,
                 p.run_in("web", ["cat", "/logs/log"]).stdout,
@@ -278,7 +375,7 @@ class TestComposeProject(object):
         dns moves to node2; a datagram sent to node1 reaches it there.
         """
         p = self.p
-        result = p.deploy({"db": 2, "web": 0, "dns": 1})
+        result = p.deploy({"db": 2, "web": 0, "dns": 1, "priv": 0})
         assert result.returncode == 0, result.stdout + result.stderr
         message = "moved %s" % (p.token,)
         assert p.udp_round_trip(0, message) == (message, message.upper())
@@ -287,6 +384,97 @@ class TestComposeProject(object):
         """
         Deploying the same files again changes nothing.
         """
-        result = self.p.deploy({"db": 2, "web": 0, "dns": 1})
+        result = self.p.deploy({"db": 2, "web": 0, "dns": 1, "priv": 0})
+        assert "cluster already converged" in result.stdout, \
+            result.stdout + result.stderr
+
+
+UPGRADE = """\
+name: {project}
+services:
+  db:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/data"]
+    volumes: ["{key}:/data"]
+volumes:
+  {key}:{named}
+"""
+
+
+@pytest.fixture(scope="class")
+def upgrade(request, lab, tmp_path_factory):
+    """
+    A project deployed as before named volumes were named after their
+    project: its volume is named by its key alone (``name:`` written).
+    """
+    state = _Project(lab, str(tmp_path_factory.mktemp("compose-upgrade")),
+                     request.session.testsfailed)
+    state.key = "v" + state.token
+    yield state
+    state.write("compose.yaml", UPGRADE.format(
+        project=state.project, image=IMAGE, key=state.key,
+        named=" {name: %s}" % (state.key,)))
+    state.deploy({})
+    result = state.nodes[0].run(["flocker-volume", "list"], check=False)
+    for line in result.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if state.key in name:
+            state.nodes[0].run(["flocker-volume", "delete", name],
+                               check=False)
+
+
+class TestNamedVolumeUpgrade(object):
+    """
+    Upgrading a deployment whose named volume predates the project prefix:
+    no empty volume replaces its data.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, upgrade):
+        if request.session.testsfailed > upgrade.failures:
+            pytest.skip("an earlier step of the scenario failed")
+        self.p = upgrade
+
+    def write(self, named):
+        p = self.p
+        p.write("compose.yaml", UPGRADE.format(
+            project=p.project, image=IMAGE, key=p.key,
+            named=" {name: %s}" % (p.key,) if named else ""))
+
+    def test_01_old_deployment(self):
+        """
+        The project runs with its volume named by its key, holding data.
+        """
+        p = self.p
+        self.write(named=True)
+        result = p.deploy({"db": 0})
+        assert result.returncode == 0, result.stdout + result.stderr
+        p.run_in("db", ["sh", "-c", "echo kept > /data/row"])
+
+    def test_02_prefixed_refused(self):
+        """
+        The same file without ``name:`` asks for PROJECT_KEY: the deploy
+        stops before its first change, saying how to keep the data; the
+        container runs on with it.
+        """
+        p = self.p
+        started = p.started("db")
+        self.write(named=False)
+        result = p.deploy({"db": 0})
+        output = result.stdout + result.stderr
+        assert (result.returncode != 0,
+                "its volume %s is now named %s_%s" % (p.key, p.project, p.key)
+                in output, 'give the top-level volume %s "name: %s"' % (
+                    p.key, p.key) in output,
+                p.started("db"),
+                p.run_in("db", ["cat", "/data/row"]).stdout) == (
+                    True, True, True, started, "kept\n"), output
+
+    def test_03_named_kept(self):
+        """
+        With ``name:`` written, as the refusal says, nothing changes.
+        """
+        self.write(named=True)
+        result = self.p.deploy({"db": 0})
         assert "cluster already converged" in result.stdout, \
             result.stdout + result.stderr

@@ -436,6 +436,33 @@ class CheckBeforeChangeTests(SynchronousTestCase):
               "not create external volumes: create it there first" % (B, B),),
              {}))
 
+    def test_renamed_volume_stops_nothing(self):
+        """
+        A project's application whose volume is now named after the
+        project while it runs with the former name's data (a deployment
+        from before the prefix) stops the deploy before its first change,
+        the line saying how to keep the data; the old container runs on.
+        """
+        cluster = FakeCluster([A, B, C], images=[IMAGE])
+        old = Application(name="db", image=IMAGE, volumes=[
+            AttachedVolume(name="data", mountpoint="/data")])
+        self.successResultOf(deploy(attr.evolve(
+            deployment(**{A: [old]}), project="shop"), cluster.agents))
+        new = attr.evolve(old, volumes=[AttachedVolume(
+            name="shop_data", mountpoint="/data", former_name="data")])
+        result = self.successResultOf(deploy(attr.evolve(
+            deployment(**{A: [new]}), project="shop"), cluster.agents))
+        self.assertEqual(
+            (result.refused,
+             [v.name for v in cluster.agents[A].state.applications[
+                 "db"].volumes], sorted(cluster.agents[A].state.volumes)),
+            (("%s: application db: its volume data is now named shop_data "
+              "(compose names a project's volumes PROJECT_VOLUME) and does "
+              "not exist, while the project's data is in volume data on "
+              "node %s; to keep using it, give the top-level volume data "
+              "\"name: data\" in the compose file" % (A, A),),
+             ["data"], ["data"]))
+
     def test_pullable_image_pulled_before_stop(self):
         """
         An image the node lacks but its registry holds is pulled in the

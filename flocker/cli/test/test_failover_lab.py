@@ -3,7 +3,8 @@ End-to-end failover on the lab: an application with two standby nodes
 survives ``admin/lab kill`` of its node through ``flocker-deploy
 --failover``, with its data up to the RPO, served from every live node; the
 revived node never runs it; a plain deploy of the rewritten file converges
-and sets the stale copy aside.
+and sets the stale copy aside.  The same after ``admin/lab partition``: the
+old node stops the application by itself once the partition heals.
 """
 
 import secrets
@@ -25,6 +26,18 @@ def _admin_lab(argv):
     return subprocess.run([sys.executable, str(ADMIN / "lab")] + argv,
                           capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
+
+
+def _clean(drill):
+    """
+    Remove the drill's application, its volume and what fencing set aside.
+    """
+    drill.place(None)
+    drill.deploy()
+    for node in drill.nodes:
+        for dataset in drill.recovery_copies(node) + [
+                "%s/%s" % (node.pool, drill.name)]:
+            node.run(["zfs", "destroy", "-r", dataset], check=False)
 
 
 def _wait(condition, seconds, what):
@@ -102,9 +115,49 @@ def test_failover_after_kill(lab, tmp_path):
     finally:
         if killed:
             drill.fault("revive", node1)
-        drill.place(None)
-        drill.deploy()
-        for node in drill.nodes:
-            for dataset in drill.recovery_copies(node) + [
-                    "%s/%s" % (node.pool, drill.name)]:
-                node.run(["zfs", "destroy", "-r", dataset], check=False)
+        _clean(drill)
+
+
+def test_failover_after_partition(lab, tmp_path):
+    """
+    Cut the node running the application off the network; ``--failover``
+    starts it on a standby.  When the partition heals, the old node stops
+    the application by itself (its replication is refused: the standbys
+    follow the later epoch), and a plain deploy sets its stale copy aside,
+    with every node's port serving the new copy.
+    """
+    drill = FailoverDrill(lab, str(tmp_path), "ffp-" + secrets.token_hex(3),
+                          _admin_lab, every=EVERY)
+    node1 = drill.nodes[0]
+    cut = False
+    try:
+        seconds, result = drill.deploy()
+        assert result.returncode == 0, result.stdout + result.stderr
+        watcher = drill.watch_replicas()
+        try:
+            _wait(lambda: len({a for a, _, _ in watcher.replicas}) == 2,
+                  120, "standby copies")
+            moment = uptime()
+            drill.fault("partition", node1)
+            cut = True
+        finally:
+            watcher.stop()
+        seconds, result = drill.deploy("--failover", node1.address)
+        assert result.returncode == 0, result.stdout + result.stderr
+        primary, _ = drill.placement()
+        assert drill.running_on() == sorted([node1.name, primary.name])
+
+        drill.fault("heal", node1)
+        cut = False
+        _wait(lambda: drill.running_on() == [primary.name], 60,
+              "old primary stopping by itself")
+        seconds, result = drill.deploy()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert drill.recovery_copies(node1)
+        served = probe(lab, [n.address for n in drill.nodes])
+        assert all(status == 200 and newest > moment
+                   for status, newest in served.values()), served
+    finally:
+        if cut:
+            drill.fault("heal", node1)
+        _clean(drill)

@@ -28,8 +28,10 @@ from flocker.cli.testtools import FlushingAgent, LoopbackNetwork
 from flocker.cli._ssh import MemoryCommandRunner, SSHConfigurationError
 from flocker.node._changes import InstallNodeKey
 from flocker.node._fake import FakeCluster
+from flocker.node._peer import PeerFactory
+from flocker.node.test.test_peer import _Receiver, _Router
 from flocker.node.testtools import make_node_key
-from flocker.testtools import temporary_directory
+from flocker.testtools import run_in_reactor, temporary_directory
 from flocker.volume._errors import HostKeyRejected
 from flocker.volume._nodekey import NodeKeyStore
 from flocker._process import ProcessResult
@@ -291,25 +293,29 @@ def sshd(tmp_path_factory):
     yield from running_sshd(tmp_path_factory)
 
 
-def _installed(sshd, tmp_path, known_hosts):
+def _installed(sshd, tmp_path, known_hosts, peer_socket=None):
     """
     Install a fresh node key into the sshd's ``authorized_keys`` (put back
-    as it was by the caller) with a forced command running this tree's
-    ``flocker-volume ssh-command``.
+    as it was by the caller) for caller ``node-a`` at 127.0.0.1, with a
+    forced command running this tree's ``flocker-node-bridge --peer``
+    (towards ``peer_socket``, if given).
 
     :return: ``(store, remote)``: the ``NodeKeyStore`` and an ``SSHRemote``
         using the key and its known_hosts as pushes do.
     """
-    command = tmp_path / "flocker-volume"
+    command = tmp_path / "flocker-node-bridge"
+    socket_words = [] if peer_socket is None else ["--socket", peer_socket]
     command.write_text(
         "#!%s\nimport sys\nsys.path.insert(0, %r)\n"
-        "from flocker.volume.script import flocker_volume_main\n"
-        "flocker_volume_main()\n" % (sys.executable, _TREE))
+        "from flocker._bridge import main\n"
+        "sys.exit(main(sys.argv[1:] + %r))\n" % (
+            sys.executable, _TREE, socket_words))
     command.chmod(0o755)
     store = NodeKeyStore(str(tmp_path / "node-key"),
                          os.path.join(sshd.directory, "authorized_keys"),
                          str(command))
-    store.install(NodeKeyPair.generate().node_key(known_hosts))
+    store.install(NodeKeyPair.generate().node_key(
+        known_hosts, callers="node-a 127.0.0.1\n"))
     remote = SSHRemote(identity=store.identity_path,
                        known_hosts=store.known_hosts_path,
                        only_known_hosts=True, port=sshd.port,
@@ -333,17 +339,30 @@ def authorized_keys(sshd):
 def test_forced_command_refuses(sshd, tmp_path, authorized_keys):
     """
     Logged in with the node key, a command that is not a volume transfer
-    is refused by the forced command in one line (exit status 1); the
-    operator's keys in the file are still there.
+    is refused by the agent behind the forced command in one line (exit
+    status 1), the volume service never asked; the operator's keys in the
+    file are still there.
     """
-    _, remote = _installed(sshd, tmp_path,
-                           sshd.known_hosts_line("127.0.0.1").decode())
-    result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
-                            capture_output=True, timeout=60)
+    peer_socket = str(tmp_path / "peer.sock")
+    receiver = _Receiver()
+
+    def listen(reactor):
+        return reactor.listenUNIX(peer_socket, PeerFactory(
+            reactor, lambda: receiver, _Router()), mode=0o600)
+    port = run_in_reactor(listen)
+    try:
+        _, remote = _installed(sshd, tmp_path,
+                               sshd.known_hosts_line("127.0.0.1").decode(),
+                               peer_socket)
+        result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
+                                capture_output=True, timeout=60)
+    finally:
+        run_in_reactor(lambda reactor: port.stopListening())
     assert (result.returncode, result.stdout, result.stderr.decode()) == (
-        1, b"", "flocker-volume ssh-command: refused: only 'flocker-volume "
+        1, b"", "flocker-node-bridge: refused: only 'flocker-volume "
         "receive NAME' is allowed (acquire, and everything else, is the "
         "operator's)\n")
+    assert receiver.calls == []
     with open(authorized_keys, "rb") as f:
         lines = f.read().splitlines()
     assert sshd.client_key.public().toString("openssh") in lines

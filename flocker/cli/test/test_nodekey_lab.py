@@ -189,7 +189,7 @@ class TestNodeKeyScenario(object):
             for line in marked:
                 match = re.match(
                     rb'^restrict,from="([0-9.]+)",'
-                    rb'command="/\S+/flocker-volume ssh-command --caller '
+                    rb'command="/\S+/flocker-node-bridge --peer --caller '
                     rb'(\S+)" ' + re.escape(public.encode()) + rb" " +
                     NODE_KEY_MARKER.encode() + rb"\n$", line)
                 assert match, marked
@@ -236,7 +236,8 @@ class TestNodeKeyScenario(object):
         The node key runs nothing but volume transfers: a shell command,
         another flocker-volume subcommand, a ``zfs receive -F`` and an
         ``acquire`` (which would make the calling node's copy the owned
-        one) are refused with the forced command's one line and exit status 1.
+        one) are refused by the receiving agent behind the forced command,
+        with one line and exit status 1.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -248,7 +249,7 @@ class TestNodeKeyScenario(object):
                 ["flocker-volume", "receive", s.names["web"], ";", "id"],
                 ["flocker-volume", "acquire", s.names["web"], "--snapshot",
                  "s1", "--node-id", "x", "--json"]]])
-        assert [(r.returncode, "flocker-volume ssh-command: refused"
+        assert [(r.returncode, "flocker-node-bridge: refused"
                  in r.stderr, r.stdout) for r in results] == [
             (1, True, "")] * 5, [(r.stderr, r.stdout) for r in results]
 

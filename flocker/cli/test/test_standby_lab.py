@@ -7,8 +7,11 @@ copy.  ``flocker-deploy`` runs in the client namespace, as an operator's.
 """
 
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 import time
 
 import pytest
@@ -131,6 +134,18 @@ class _Standbys(object):
                                     "/data/index.html"]).stdout
 
 
+def _admin_lab(*argv):
+    """
+    Run ``admin/lab ARGV`` on the lab the tests use (its prefix and state
+    from the environment, as the ``lab`` fixture's).
+    """
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))), "admin", "lab")
+    result = subprocess.run([sys.executable, script] + list(argv),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.fixture
 def standbys(lab, tmp_path):
     """
@@ -223,3 +238,38 @@ def test_replicate_then_move_to_standby(standbys):
     assert [line for line in move.stdout.splitlines()
             if "push volume %s to %s" % (s.name, n3) in line
             and "replacing its copy" in line], move.stdout
+
+
+def test_cut_off_standby_resumes(standbys):
+    """
+    A standby cut off from the network (``admin/lab partition``) shows its
+    failure while the other standby goes on; once healed, it catches up
+    with an increment from the last snapshot both have, not the whole
+    volume again.
+    """
+    s = standbys
+    n1, n2, n3 = s.addresses
+    result = s.deploy("--yes", s.deployment("first.yml", 0, [1, 2]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    s.exec_in(0, ["sh", "-c", "dd if=/dev/urandom of=/data/random bs=64k "
+                  "count=64 2>/dev/null && sync"])
+    s.wait_for(0, lambda found: len(found) == 2 and all(
+        item["bytes_sent"] >= WRITTEN and item["error"] is None
+        for item in found.values()), "both standbys receive the data")
+    _admin_lab("partition", s.nodes[2].name)
+    try:
+        s.exec_in(0, ["sh", "-c", "dd if=/dev/urandom of=/data/more bs=64k "
+                      "count=4 2>/dev/null && sync"])
+        cut = s.wait_for(0, lambda found: found[n3]["error"] is not None,
+                         "the cut-off standby's failure is reported")
+        status = s.deploy("--status", "--json", s.deployment(
+            "first.yml", 0, [1, 2]))
+        problems = {row["standby"]: row["problem"]
+                    for row in json.loads(status.stdout)["standbys"]}
+        assert status.returncode == 1 and problems[n3] and not problems[n2]
+    finally:
+        _admin_lab("heal", s.nodes[2].name)
+    healed = s.wait_for(0, lambda found: found[n3]["error"] is None and (
+        found[n3]["snapshot"] != cut[n3]["snapshot"]),
+        "the healed standby catches up")
+    assert healed[n3]["bytes_sent"] - cut[n3]["bytes_sent"] < WRITTEN / 2

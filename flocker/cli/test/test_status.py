@@ -94,6 +94,25 @@ class ClusterStatusTests(SynchronousTestCase):
                          ("image flocker/busybox:2 -> flocker/busybox",
                           "links"))
 
+    def test_links_as_installed(self):
+        """
+        Links changed in place (a project's names) are compared as the
+        node installed them, not as the container was created: no drift
+        when they are the configured ones, ``links`` when rules are gone.
+        """
+        created = attr.evolve(CLIENT, links=[])
+        converged = ClusterState(nodes={A: NodeState(
+            address=A, applications={"client": created}, running=["client"],
+            links={"client": CLIENT.links})})
+        lost = ClusterState(nodes={A: NodeState(
+            address=A, applications={"client": CLIENT}, running=["client"],
+            links={"client": frozenset()})})
+        self.assertEqual(
+            [[row.drift for row in cluster_status(
+                deployment(**{A: [CLIENT]}), state)]
+             for state in (converged, lost)],
+            [["-"], ["configuration differs: links"]])
+
     def test_unreachable_node(self):
         """
         An application placed on a node that did not report is "missing",

@@ -256,6 +256,25 @@ def make_inodeagent_tests(fixture):
                  self.successResultOf(self.a.seed_volume("web", archive))),
                 (True, False))
 
+        def test_set_links(self):
+            """
+            A running application's links are changed in place: the report
+            gives the new links as installed, the container the
+            configuration it started with; an application that does not
+            run fails.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            links = {Link(local_port=80, remote_port=8080, alias="web"),
+                     Link(local_port=5432, remote_port=15432, alias="db",
+                          address="127.200.0.7")}
+            self.successResultOf(self.a.set_links("plain", links))
+            report = self.report(self.a)
+            self.assertEqual(
+                (report.links["plain"], report.applications["plain"],
+                 report.running),
+                (links, PLAIN, {"plain"}))
+            self.failureResultOf(self.b.set_links("plain", links))
+
         def test_start_application(self):
             """
             A started application is reported running with the very
@@ -525,6 +544,25 @@ class LocalNodeAgentStartTests(SynchronousTestCase):
     """
     What :class:`LocalNodeAgent` does after starting a container.
     """
+
+    def test_set_links_writes_hosts(self):
+        """
+        ``set_links`` installs the links in the running container's
+        namespace and has its hosts file rewritten with them.
+        """
+        agent, _ = local_pair()
+        written = []
+        agent = LocalNodeAgent(
+            A, agent.docker, agent.volumes, agent.routes,
+            write_hosts=lambda pid, links: written.append((pid, links)))
+        self.successResultOf(agent.start_application(PLAIN))
+        pid = self.successResultOf(agent.docker.container_pid("plain"))
+        links = frozenset([Link(local_port=5432, remote_port=15432,
+                                alias="db", address="127.200.0.7")])
+        self.successResultOf(agent.set_links("plain", links))
+        self.assertEqual(
+            (written, self.successResultOf(agent.routes.get_links(pid))),
+            ([(pid, links)], links))
 
     def test_container_announced(self):
         """

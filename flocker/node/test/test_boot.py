@@ -9,10 +9,12 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import Application, AttachedVolume, RestartPolicy
-from flocker.node._boot import apply_restart_policies, boot_decisions
+from flocker.node._boot import (
+    apply_restart_policies, boot_decisions, stop_stale_applications,
+)
 from flocker.node._docker import FakeDockerClient, Unit, container_name
 from flocker.node._local import LocalNodeAgent
-from flocker.node._logging import NODE_BOOT
+from flocker.node._logging import NODE_BOOT, NODE_SELF_FENCE
 from flocker.route import MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 from flocker.volume._epoch import HOLD, START
@@ -80,6 +82,22 @@ class BootTests(SynchronousTestCase):
         self.assertEqual((action.end_message["started"],
                           action.end_message["held"]),
                          (["alone"], ["replicated"]))
+
+    @capture_logging(None)
+    def test_stop_stale(self, logger):
+        """
+        ``stop_stale_applications`` stops the running applications that
+        mount the stale volume, and only those, and logs which.
+        """
+        stale, other = application("stale"), application("other")
+        for app in (stale, other):
+            self.successResultOf(self.agent.create_volume(app.name, None))
+            self.successResultOf(self.agent.start_application(app))
+        stopped = self.successResultOf(stop_stale_applications(
+            self.docker, self.agent, "stale"))
+        self.assertEqual((stopped, self.running()), (["stale"], ["other"]))
+        action = assertHasAction(self, logger, NODE_SELF_FENCE, True)
+        self.assertEqual(action.end_message["stopped"], ["stale"])
 
     def test_not_owned_held(self):
         """

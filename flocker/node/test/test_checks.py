@@ -6,14 +6,16 @@ Tests for :mod:`flocker.node._checks`, :mod:`flocker.node._differences` and
 import attr
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker._change import leaves
 from flocker._model import (
     Application, AttachedVolume, ClusterState, ContainerOptions, Deployment,
     Node, NodeState, Port, VolumeState,
 )
 from flocker.node._checks import (
-    StaleVolume, describe_stale, port_conflicts, snapshot_time,
-    stale_volumes,
+    StaleVolume, describe_renamed, describe_stale, port_conflicts,
+    renamed_volumes, snapshot_time, stale_volumes,
 )
+from flocker.node._plan import plan_changes
 from flocker.node._differences import differences
 from flocker.node._images import canonical_image, image_present
 
@@ -99,6 +101,63 @@ class StaleVolumeTests(SynchronousTestCase):
             "(3 hours ago): anything written after it would be lost, so it "
             "is not taken over unless you run again with --adopt-copy web"
             % (B, A, OLD))
+
+
+class RenamedVolumeTests(SynchronousTestCase):
+    """
+    Tests for ``renamed_volumes``: a compose project's volume renamed
+    after the project (``shop_data``) is not created empty while the
+    project's applications mount its former name.
+    """
+
+    NEW = AttachedVolume(mountpoint="/d", name="shop_data",
+                         former_name="data")
+    DB = Application(name="db", image="d", volumes=[NEW], project="shop")
+    OLD_DB = attr.evolve(DB, volumes=[attr.evolve(NEW, name="data")])
+
+    def deployment(self):
+        return Deployment(project="shop", nodes=[
+            Node(address=A, applications=[self.DB])])
+
+    def state(self, application, volumes):
+        return ClusterState(nodes={A: NodeState(
+            address=A, applications={"db": application},
+            volumes={name: VolumeState(name=name, owned=True)
+                     for name in volumes})})
+
+    def test_former_volume_mounted(self):
+        """
+        The project's application mounts ``data`` and ``shop_data`` does
+        not exist: found, and the plan leaves the application alone
+        (creates no volume) while the line says how to keep the data.
+        """
+        state = self.state(self.OLD_DB, ["data"])
+        found = renamed_volumes(self.deployment(), state)
+        self.assertEqual(
+            (found, list(leaves(plan_changes(self.deployment(), state))),
+             describe_renamed("db", *found["db"])),
+            ({"db": (A, self.NEW, A)}, [],
+             "10.0.0.1: application db: its volume data is now named "
+             "shop_data (compose names a project's volumes PROJECT_VOLUME) "
+             "and does not exist, while the project's data is in volume "
+             "data on node 10.0.0.1; to keep using it, give the top-level "
+             "volume data \"name: data\" in the compose file"))
+
+    def test_new_volume_exists(self):
+        """
+        Once ``shop_data`` exists, nothing is found.
+        """
+        state = self.state(self.OLD_DB, ["data", "shop_data"])
+        self.assertEqual(renamed_volumes(self.deployment(), state), {})
+
+    def test_other_project_data(self):
+        """
+        A ``data`` volume no application of the project mounts (another
+        project's) is not this project's data: nothing is found.
+        """
+        other = attr.evolve(self.OLD_DB, project="blog")
+        state = self.state(other, ["data"])
+        self.assertEqual(renamed_volumes(self.deployment(), state), {})
 
 
 class PortConflictTests(SynchronousTestCase):

@@ -5,9 +5,14 @@ read into ``ContainerOptions``, every port form, ``depends_on``, and the
 keys accepted with a note or refused.
 """
 
+import os
+import shutil
+import tempfile
 from textwrap import dedent
 
 import pytest
+import yaml
+from hypothesis import given, strategies as st
 
 from flocker._model import (
     Application, AttachedVolume, ContainerOptions, Dependency, HealthCheck,
@@ -19,6 +24,7 @@ from flocker.node._config import (
 from flocker.node._interpolate import (
     InterpolationError, interpolate, parse_env_file,
 )
+from flocker.testtools.strategies import fuzz_settings
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "compose.yml"
@@ -756,7 +762,7 @@ class TestVolumes(object):
         assert app.volume == AttachedVolume(mountpoint="/var/lib/web")
         assert app.volumes == {
             AttachedVolume(mountpoint="/srv/data", name="shop-data"),
-            AttachedVolume(mountpoint="/var/cache", name="cache")}
+            AttachedVolume(mountpoint="/var/cache", name="shop_cache")}
         assert [v.seed for v in app.volumes if v.name == "shop-data"] == [
             str(tmp_path / "data")]
         assert app.host_mounts == {HostMount(
@@ -771,6 +777,48 @@ class TestVolumes(object):
             mountpoint="/pg", name="pg-main", external=True)}
         assert any("/etc/localtime" in n.message and "stays" in n.message
                    for n in notes)
+
+    def test_project_prefix(self):
+        """
+        A named volume declared without ``name:`` is the project's:
+        ``PROJECT_KEY``, remembering its former name; with ``name:`` (or
+        external) it is named as written.
+        """
+        found = parse("""\
+            name: shop
+            services:
+              web: {image: w, volumes: ["data:/d", "kept:/k", "ext:/e"]}
+              db: {image: d}
+            volumes:
+              data:
+              kept: {name: data-v1}
+              ext: {external: true}
+            """)
+        assert sorted((v.name, v.former_name) for v in web(found).volumes) == [
+            ("data-v1", None), ("ext", None), ("shop_data", "data")]
+
+    def test_two_projects_do_not_meet(self):
+        """
+        Two projects' ``data`` volumes are two volumes.
+        """
+        def volume(project):
+            found = parse("name: %s\nservices:\n  web: {image: w, volumes: "
+                          "[data:/d]}\n  db: {image: d}\nvolumes: {data: {}}"
+                          "\n" % (project,))
+            return [v.name for v in web(found).volumes]
+        assert volume("shop") + volume("blog") == ["shop_data", "blog_data"]
+
+    def test_long_project_volume(self):
+        """
+        A project volume name past 63 characters is cut and ended with a
+        digest, so it stays a safe name and distinct.
+        """
+        found = parse("name: %s\nservices:\n  web: {image: w, volumes: "
+                      "[%s:/d, %s:/e]}\n  db: {image: d}\nvolumes: {%s: {}, "
+                      "%s: {}}\n" % ("p" * 40, "v" * 30 + "a", "v" * 30 + "b",
+                                     "v" * 30 + "a", "v" * 30 + "b"))
+        names = [v.name for v in web(found).volumes]
+        assert (len(set(names)), max(len(n) for n in names)) == (2, 63)
 
     def test_missing_directory_noted(self, tmp_path):
         """
@@ -808,3 +856,286 @@ class TestVolumes(object):
               db: {image: d}
             """, directory=str(tmp_path))
         assert has(found, 2, 29, '"pw" is not declared')
+
+
+class TestNames(object):
+    """
+    What makes names resolve: network ``aliases`` and link aliases of
+    services that publish no port.
+    """
+
+    def test_network_aliases(self):
+        """
+        ``aliases`` of each network a service joins become its
+        ``aliases``; the network's other settings are ignored.
+        """
+        found = parse("""\
+            services:
+              web: {image: w}
+              db:
+                image: d
+                networks:
+                  back: {aliases: [postgres, db.internal], ipv4_address: 10.0.0.2}
+                  front: {aliases: [pg]}
+                  other:
+            """)
+        assert found.placements()["db"][1].options.aliases == [
+            "db.internal", "pg", "postgres"]
+
+    def test_network_list(self):
+        """
+        A list of networks gives no aliases.
+        """
+        found = parse("""\
+            services:
+              web: {image: w, networks: [front, back]}
+              db: {image: d}
+            """)
+        assert web(found).options.aliases == []
+
+    @pytest.mark.parametrize("networks,line,column,fragment", [
+        ("{back: {aliases: [db]}}", 2, 47, "already names service db"),
+        ("{back: {aliases: ['a b']}}", 2, 47, "is not a safe name"),
+        ("{back: {aliasses: [x]}}", 2, 37, 'did you mean "aliases"'),
+        ("{back: {aliases: x}}", 2, 46, "list"),
+    ])
+    def test_refused(self, networks, line, column, fragment):
+        """
+        An alias naming another service, one that cannot be a host name
+        of a link, an unknown network key and a bad type are located.
+        """
+        found = problems("""\
+            services:
+              web: {image: w, networks: %s}
+              db: {image: d}
+            """ % (networks,))
+        assert has(found, line, column, fragment), found
+
+    def test_alias_on_two_services(self):
+        """
+        One alias given by two services is refused at the second.
+        """
+        found = problems("""\
+            services:
+              web: {image: w, networks: {n: {aliases: [x]}}}
+              db: {image: d, networks: {n: {aliases: [x]}}}
+            """)
+        assert has(found, 3, 43, "network alias x of service db already "
+                   "names service web"), found
+
+    def test_link_alias_without_ports(self):
+        """
+        A link with an alias to a service publishing no port is kept as a
+        link alias (the name resolves through it).
+        """
+        found = parse("""\
+            services:
+              web: {image: w, links: ["db:database"]}
+              db: {image: d, expose: [5432]}
+            """)
+        assert (web(found).links, dict(web(found).options.link_aliases)) == (
+            frozenset(), {"database": "db"})
+
+
+class TestOverride(object):
+    """
+    A compose override file beside the compose file, merged by the compose
+    specification's rules (``flocker.node._compose_merge``).
+    """
+
+    def load(self, tmp_path, base, override, name="compose.yaml",
+             override_name="compose.override.yaml", notes=None):
+        """
+        Write the two files and the deployment file; load them.
+        """
+        (tmp_path / name).write_text(dedent(base))
+        (tmp_path / override_name).write_text(dedent(override))
+        (tmp_path / "deploy.yml").write_text(PLACE)
+        return load_configuration(str(tmp_path / "deploy.yml"),
+                                  str(tmp_path / name), environ={},
+                                  notes=notes)
+
+    def test_merge_rules(self, tmp_path):
+        """
+        Mappings merge, the override winning; command is replaced; ports
+        sharing their unique key are replaced and others appended; lists
+        append (a repeated value once); environment lists and mappings
+        merge as mappings; a new service is added.
+        """
+        found = self.load(tmp_path, """\
+            services:
+              web:
+                image: w:1
+                command: [serve, --slow]
+                ports: ["8080:80", "8443:443"]
+                dns: [192.0.2.53]
+                environment: [A=1, B=2]
+                restart: always
+            """, """\
+            services:
+              web:
+                image: w:2
+                command: [serve]
+                ports: ["9000:9000", "8080:80"]
+                dns: [192.0.2.53, 192.0.2.54]
+                environment: {B: "3", C: "4"}
+              db: {image: d}
+            """)
+        app = web(found)
+        assert (app.image, list(app.command),
+                sorted((p.external, p.internal) for p in app.ports),
+                list(app.options.dns), dict(app.environment),
+                app.restart_policy.name,
+                found.placements()["db"][1].image) == (
+            "w:2", ["serve"], [(8080, 80), (8443, 443), (9000, 9000)],
+            ["192.0.2.53", "192.0.2.54"], {"A": "1", "B": "3", "C": "4"},
+            "always", "d")
+
+    def test_unique_volume_target(self, tmp_path):
+        """
+        A volume of the override with the target of one of the base
+        replaces it.
+        """
+        found = self.load(tmp_path, """\
+            name: p
+            services:
+              web: {image: w, volumes: ["old:/data", "/cache"]}
+              db: {image: d}
+            volumes: {old: {}, new: {}}
+            """, """\
+            services:
+              web: {volumes: ["new:/data"]}
+            """)
+        assert sorted((v.name, v.mountpoint) for v in web(found).volumes
+                      ) == [("p_new", "/data")]
+
+    def test_reset_and_override_tags(self, tmp_path):
+        """
+        ``!reset`` removes a key; ``!override`` replaces a value whole.
+        """
+        found = self.load(tmp_path, """\
+            services:
+              web:
+                image: w
+                ports: ["8080:80"]
+                environment: {A: "1", B: "2"}
+              db: {image: d}
+            """, """\
+            services:
+              web:
+                ports: !reset []
+                environment: !override {C: "3"}
+            """)
+        assert (web(found).ports, dict(web(found).environment)) == (
+            frozenset(), {"C": "3"})
+
+    def test_problem_in_override_located(self, tmp_path):
+        """
+        A problem written in the override file is reported in the override
+        file at its line; one in the base file stays in the base file.
+        """
+        with pytest.raises(ConfigurationErrors) as info:
+            self.load(tmp_path, """\
+                services:
+                  web: {image: w, restart: sometimes}
+                  db: {image: d}
+                """, """\
+                services:
+                  db:
+                    mem_limit: lots
+                """)
+        assert sorted((os.path.basename(e.path), e.line, e.column)
+                      for e in info.value) == [
+            ("compose.override.yaml", 3, 16), ("compose.yaml", 2, 28)]
+
+    def test_noted(self, tmp_path):
+        """
+        The merge is noted, in the override file.
+        """
+        notes = []
+        self.load(tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
+                  "services: {web: {image: w2}}\n", notes=notes)
+        assert [(os.path.basename(n.path), n.message) for n in notes
+                if "merged" in n.message] == [
+            ("compose.override.yaml",
+             "merged into %s (compose's override file)" % (
+                 tmp_path / "compose.yaml",))]
+
+    def test_docker_compose_names(self, tmp_path):
+        """
+        ``docker-compose.override.yml`` is merged into
+        ``docker-compose.yml``; another file name has no override.
+        """
+        found = self.load(
+            tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
+            "services: {web: {image: w2}}\n", name="docker-compose.yml",
+            override_name="docker-compose.override.yml")
+        assert web(found).image == "w2"
+        other = self.load(
+            tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
+            "services: {web: {image: w2}}\n", name="app.yml",
+            override_name="app.override.yml")
+        assert web(other).image == "w"
+
+    def test_fig_format(self, tmp_path):
+        """
+        Files with their services at the top merge as services.
+        """
+        found = self.load(tmp_path, "web: {image: w, dns: [a]}\n"
+                          "db: {image: d}\n", "web: {dns: [b]}\n")
+        assert list(web(found).options.dns) == ["a", "b"]
+
+
+_KEYS = st.sampled_from(["A", "B", "C"])
+_VALUES = st.sampled_from(["1", "2", "x y"])
+_SERVICES = st.fixed_dictionaries({
+    "image": st.sampled_from(["w:1", "w:2"]),
+    "environment": st.one_of(
+        st.dictionaries(_KEYS, _VALUES, max_size=3),
+        st.lists(st.builds("{}={}".format, _KEYS, _VALUES), max_size=3,
+                 unique_by=lambda text: text.split("=")[0])),
+    "ports": st.lists(st.sampled_from(["8080:80", "8443:443", "53:53/udp"]),
+                      unique=True, max_size=3),
+    "dns": st.lists(st.sampled_from(["192.0.2.1", "192.0.2.2"]),
+                    unique=True, max_size=2),
+    "command": st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2),
+})
+
+
+class TestOverrideProperties(object):
+    """
+    Properties of the override merge, on generated services.
+    """
+
+    @fuzz_settings(default=60)
+    @given(_SERVICES, _SERVICES)
+    def test_override_with_itself(self, service, other):
+        """
+        A file overridden by itself reads as the file alone, and an
+        override of every key of another service reads as that service
+        for the keys replaced whole (image, command).
+        """
+        def load(base, override):
+            top = tempfile.mkdtemp()
+            # One project name (the directory's) for every load.
+            directory = os.path.join(top, "proj")
+            os.mkdir(directory)
+            try:
+                for name, service_ in (("compose.yaml", base),
+                                       ("compose.override.yaml", override)):
+                    if service_ is not None:
+                        with open(os.path.join(directory, name), "w") as f:
+                            yaml.safe_dump({"services": {
+                                "web": service_, "db": {"image": "d"}}}, f)
+                with open(os.path.join(directory, "d.yml"), "w") as f:
+                    f.write(PLACE)
+                return load_configuration(
+                    os.path.join(directory, "d.yml"),
+                    os.path.join(directory, "compose.yaml"), environ={})
+            finally:
+                shutil.rmtree(top)
+        alone = web(load(service, None))
+        assert web(load(service, service)) == alone
+        merged = web(load(service, other))
+        assert (merged.image, list(merged.command)) == (other["image"],
+                                                        other["command"])

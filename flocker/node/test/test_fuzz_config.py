@@ -93,6 +93,7 @@ services:
     shm_size: 128m
     healthcheck: {test: [CMD, pg_isready], interval: 5s}
     volumes: ["pgdata:/var/lib/postgresql/data"]
+    networks: {back: {aliases: [postgres, database]}}
 volumes:
   cache:
   pgdata: {external: true}

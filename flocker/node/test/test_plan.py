@@ -15,10 +15,11 @@ from flocker._model import (
 )
 from flocker.node._changes import (
     CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
-    SeedVolume,
+    SeedVolume, SetLinks,
     SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
 from flocker.node._images import canonical_image
+from flocker.node._names import with_service_names
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import (
     COMPLETION_TIMEOUT, DEPENDENT_PHASE, KEY_PHASE, PHASES, plan_changes,
@@ -291,6 +292,102 @@ def converge(cluster, deployment):
     SynchronousTestCase().successResultOf(
         run_state_change(change, cluster.agents))
     return change
+
+
+class NamesInPlaceTests(SynchronousTestCase):
+    """
+    A project's names change in place: adding or removing an application
+    updates the others' links (``SetLinks``) without restarting them.
+    """
+
+    DB = Application(name="db", image="i", ports=[
+        Port(internal=5432, external=15432)])
+    CACHE = Application(name="cache", image="i", ports=[
+        Port(internal=6379, external=16379)])
+    APP = Application(name="app", image="i")
+
+    def project(self, *applications):
+        return with_service_names(Deployment(project="p", nodes=[
+            Node(address=A, applications=applications), Node(address=B)]))
+
+    def running(self, *applications):
+        cluster = FakeCluster([A, B])
+        converge(cluster, self.project(*applications))
+        return cluster
+
+    def test_add_service(self):
+        """
+        Adding an application starts it and updates the names of the
+        running ones in place: none is stopped or started again, and the
+        next plan is empty.
+        """
+        cluster = self.running(self.DB, self.APP)
+        bigger = self.project(self.DB, self.APP, self.CACHE)
+        changes = list(leaves(plan_changes(bigger, cluster.state())))
+        wanted = bigger.placements()
+        self.assertEqual(
+            (sorted((type(c).__name__, getattr(c, "name", None) or
+                     getattr(getattr(c, "application", None), "name", None))
+                    for c in changes if not isinstance(c, SetRoutes)),
+             [c for c in changes if isinstance(c, SetLinks)
+              and c.name == "app"]),
+            ([("SetLinks", "app"), ("SetLinks", "db"),
+              ("StartApplication", "cache")],
+             [SetLinks(node=A, name="app", links=wanted["app"][1].links)]))
+        run = converge(cluster, bigger)
+        self.assertEqual(
+            (list(leaves(plan_changes(bigger, cluster.state()))),
+             cluster.state().nodes[A].links["app"],
+             "update the links of application app in place" in " ".join(
+                 c.describe() for c in leaves(run))),
+            ([], wanted["app"][1].links, True))
+
+    def test_remove_service(self):
+        """
+        Removing an application stops it; the others lose its name in
+        place.
+        """
+        cluster = self.running(self.DB, self.APP, self.CACHE)
+        smaller = self.project(self.DB, self.APP)
+        changes = list(leaves(plan_changes(smaller, cluster.state())))
+        self.assertEqual(
+            sorted(type(c).__name__ + " " + c.name for c in changes
+                   if isinstance(c, (SetLinks, StopApplication))),
+            ["SetLinks app", "SetLinks db", "StopApplication cache"])
+
+    def test_lost_rules_reinstalled(self):
+        """
+        A running container whose link rules are gone (Docker restarted
+        it) gets them again, in place.
+        """
+        cluster = self.running(self.DB, self.APP)
+        agent = cluster.agents[A]
+        agent.state = attr.evolve(agent.state, links=agent.state.links.set(
+            "app", frozenset()))
+        deployment = self.project(self.DB, self.APP)
+        self.assertEqual(
+            [c for c in leaves(plan_changes(deployment, cluster.state()))],
+            [SetLinks(node=A, name="app",
+                      links=deployment.placements()["app"][1].links)])
+
+    def test_unknown_links_restart(self):
+        """
+        A node that does not report an application's installed links (an
+        older node) has it started again when its names change, as
+        before.
+        """
+        cluster = self.running(self.DB, self.APP)
+        agent = cluster.agents[A]
+        agent.state = attr.evolve(agent.state, links={})
+        bigger = self.project(self.DB, self.APP, self.CACHE)
+        self.assertEqual(
+            sorted(type(c).__name__ + " " + (
+                c.name if hasattr(c, "name") else c.application.name)
+                for c in leaves(plan_changes(bigger, cluster.state()))
+                if not isinstance(c, SetRoutes)),
+            ["StartApplication app", "StartApplication cache",
+             "StartApplication db", "StopApplication app",
+             "StopApplication db"])
 
 
 class UDPPlanTests(SynchronousTestCase):

@@ -6,6 +6,7 @@ Tests for the planner's part in replication to standby nodes
 """
 
 import attr
+from hypothesis import given
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import leaves
@@ -20,6 +21,9 @@ from flocker.node._fake import FakeCluster
 from flocker.node._plan import plan_changes, plan_removal
 from flocker.node.testtools import converged_state
 from flocker._change import run_state_change
+from flocker.testtools.strategies import (
+    deployments_with_standbys, fuzz_settings,
+)
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 SECOND = 10 ** 9
@@ -115,6 +119,17 @@ class PlanReplicationTests(SynchronousTestCase):
             Deployment(nodes=deployment().nodes)))
         self.assertEqual(replications(plan), [
             SetReplication(node=A, replications={"web": replication()})])
+
+    @fuzz_settings(default=60)
+    @given(deployments_with_standbys())
+    def test_converged_generated(self, wanted):
+        """
+        A cluster replicating as any generated deployment asks plans no
+        replication change.
+        """
+        self.assertEqual(replications(plan_changes(wanted,
+                                                   converged_state(wanted))),
+                         [])
 
     def test_converged(self):
         """

@@ -145,8 +145,9 @@ class ReplicatorTests(SynchronousTestCase):
     def test_cut_transfer_restarts_from_common(self):
         """
         A round that fails (the connection dropped) leaves the standby's
-        copy as it was and records why; the next round sends what changed
-        since the last snapshot both have, and clears the error.
+        copy as it was and records why; the next attempt (two intervals
+        later) sends what changed since the last snapshot both have, and
+        clears the error.
         """
         self.replicator.configure({"web": web()})
         self.clock.advance(0)
@@ -159,11 +160,46 @@ class ReplicatorTests(SynchronousTestCase):
         self.assertEqual(self.cluster.snapshots(STANDBY), kept)
         self.cluster.network.failing.clear()
         self.cluster.primary.write_file("web", "b", b"b" * 5)
+        # Tried again two intervals after the failure.
+        self.clock.advance(2)
         self.clock.advance(2)
         status = self.replicator.status()["web"].standbys[STANDBY]
         self.assertEqual((status.error, status.bytes_sent), (None, 1012))
         self.assertEqual(
             self.cluster.nodes[STANDBY].read_file("web", "a"), b"a" * 7)
+
+    def test_failing_standby_backs_off(self):
+        """
+        A standby that keeps failing is tried after 2, 4, 8... intervals,
+        while the other standby gets every round; once it answers again
+        it is back to every interval.
+        """
+        self.replicator.configure({"web": web(standbys=[OTHER, STANDBY])})
+        self.cluster.network.unreachable.add(OTHER)
+        self.clock.advance(0)
+        tries = []
+        original = self.cluster.primary.push
+
+        def counting(name, target, progress=None):
+            tries.append((self.clock.seconds() - 1000, target))
+            return original(name, target, progress)
+        self.cluster.primary.push = counting
+        for _ in range(20):
+            self.clock.advance(1)
+        self.assertEqual([t for t, target in tries if target == OTHER],
+                         [4, 12])
+        self.assertEqual([t for t, target in tries if target == STANDBY],
+                         [2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
+        self.cluster.network.unreachable.clear()
+        for _ in range(60):
+            self.clock.advance(1)
+        self.assertIsNone(
+            self.replicator.status()["web"].standbys[OTHER].error)
+        del tries[:]
+        for _ in range(4):
+            self.clock.advance(1)
+        self.assertEqual(sorted(target for _, target in tries),
+                         [STANDBY, STANDBY, OTHER, OTHER])
 
     def test_not_owner(self):
         """
@@ -176,6 +212,24 @@ class ReplicatorTests(SynchronousTestCase):
         self.assertEqual((status.snapshot, status.bytes_sent), (None, 0))
         self.assertIn("does not exist", status.error)
 
+    def test_stale_copy_reported(self):
+        """
+        When a standby refuses a push because it follows a later epoch (the
+        volume failed over meanwhile), the replicator tells ``on_stale``
+        the volume's name, and the standby's status says why.
+        """
+        stale = []
+        replicator = Replicator(self.clock, lambda: self.cluster.primary,
+                                on_stale=stale.append)
+        replicator.configure({"web": web()})
+        self.clock.advance(0)
+        self.successResultOf(self.cluster.nodes[STANDBY].fence(
+            "web", "node-9", 5))
+        self.clock.advance(2)
+        status = replicator.status()["web"].standbys[STANDBY]
+        self.assertEqual(stale, ["web"])
+        self.assertIn("epoch 5", status.error)
+
     def test_lag(self):
         """
         A standby's lag is the time since the snapshot it last confirmed
@@ -187,6 +241,8 @@ class ReplicatorTests(SynchronousTestCase):
         self.assertIsNone(
             self.replicator.status()["web"].standbys[STANDBY].lag)
         self.cluster.network.unreachable.clear()
+        # The failed standby is tried again two intervals later.
+        self.clock.advance(2)
         self.clock.advance(2)
         self.clock.advance(1.5)
         self.assertEqual(

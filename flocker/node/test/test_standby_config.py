@@ -7,17 +7,19 @@ from textwrap import dedent
 
 import pytest
 import yaml
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 from flocker._model import (
-    DEFAULT_STANDBY_INTERVAL, Deployment, Standby,
+    DEFAULT_STANDBY_INTERVAL, Standby,
 )
 from flocker.node._config import (
     ConfigurationErrors, deployment_to_yaml, load_deployment,
     parse_configuration,
 )
 from flocker.node._standby_config import interval_text
-from flocker.testtools.strategies import deployments, fuzz_settings
+from flocker.testtools.strategies import (
+    deployments_with_standbys, fuzz_settings,
+)
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "application.yml"
@@ -247,30 +249,6 @@ class TestStandbyProblems(object):
             "deployment.yml:7:17", "deployment.yml:7:37",
             "deployment.yml:7:52", "deployment.yml:8:3",
             "deployment.yml:8:19"]
-
-
-@st.composite
-def deployments_with_standbys(draw):
-    """
-    Strategy for a :class:`Deployment` in which some applications with a
-    volume have a standby on other nodes.
-    """
-    deployment = draw(deployments())
-    placements = deployment.placements()
-    addresses = sorted(node.address for node in deployment.nodes)
-    standbys = {}
-    for name in sorted(placements):
-        primary, application = placements[name]
-        others = [address for address in addresses if address != primary]
-        if not (application.all_volumes() and others and draw(st.booleans())):
-            continue
-        nodes = draw(st.lists(st.sampled_from(others), min_size=1,
-                              unique=True))
-        interval = draw(st.integers(1, 24 * 3600)) * 10 ** draw(
-            st.sampled_from([9, 8]))
-        standbys[name] = Standby(application=name, nodes=nodes,
-                                 interval=max(interval, 10 ** 9))
-    return Deployment(nodes=deployment.nodes, standbys=standbys)
 
 
 class TestStandbyWriting(object):

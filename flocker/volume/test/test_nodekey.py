@@ -5,7 +5,6 @@ use it (``flocker.volume.script.node_ssh_remote``).  Files only; no ssh, no
 ZFS.
 """
 
-import io
 import os
 import shlex
 import stat
@@ -18,9 +17,7 @@ from flocker._model import InvalidModel
 from flocker.testtools import temporary_directory
 from flocker.node.testtools import make_node_key
 from flocker.volume._errors import HostKeyRejected, TargetUnreachable
-from flocker.volume._forced import (
-    CommandRefused, allowed_command, ssh_command_main,
-)
+from flocker.volume._forced import CommandRefused, peer_request
 from flocker.volume._nodekey import (
     NODE_KEY_MARKER, NodeKeyError, NodeKeyRemote, NodeKeyStore,
     UnsafeForcedCommand, authorized_keys_line, default_state_directory,
@@ -29,9 +26,10 @@ from flocker.volume._nodekey import (
 )
 from flocker._process import ProcessResult
 from flocker.volume._remote import CONTROL_PERSIST, SSHRemote, remote_error
-from flocker.volume.script import flocker_volume_main, node_ssh_remote
+from flocker.volume.script import node_ssh_remote
 
-COMMAND = "/opt/flocker/bin/flocker-volume"
+COMMAND = "/opt/flocker/bin/flocker-node-bridge"
+CALLERS = "node-a 10.0.0.1\n"
 TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
 NODE_ID = "0f8e3d0c-7d1e-4f39-9b7e-3c51e0a1c2d4"
 
@@ -68,14 +66,17 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
 
     def test_line(self):
         """
-        The line restricts the key and forces ``flocker-volume ssh-command``
-        by absolute path, and ends with the marker.
+        The line restricts the key and forces ``flocker-node-bridge --peer``
+        by absolute path, naming the caller, and ends with the marker; a
+        line naming no caller cannot be made.
         """
         key = make_node_key()
         self.assertEqual(
-            authorized_keys_line(key.public_key, COMMAND),
-            ('restrict,command="%s ssh-command" %s %s\n' % (
+            authorized_keys_line(key.public_key, COMMAND, caller="node-a"),
+            ('restrict,command="%s --peer --caller node-a" %s %s\n' % (
                 COMMAND, key.public_key, NODE_KEY_MARKER)).encode("ascii"))
+        self.assertRaises(ValueError, authorized_keys_line, key.public_key,
+                          COMMAND)
 
     def test_from(self):
         """
@@ -85,12 +86,14 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
         key = make_node_key()
         self.assertEqual(
             authorized_keys_line(key.public_key, COMMAND,
-                                 ["10.0.0.1", "node2"]),
-            ('restrict,from="10.0.0.1,node2",command="%s ssh-command" %s '
-             '%s\n' % (COMMAND, key.public_key, NODE_KEY_MARKER)).encode())
-        for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", ""]:
+                                 ["10.0.0.1", "node2"], caller="node-a"),
+            ('restrict,from="10.0.0.1,node2",command="%s --peer --caller '
+             'node-a" %s %s\n' % (COMMAND, key.public_key,
+                                  NODE_KEY_MARKER)).encode())
+        for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", "", "::1"]:
             self.assertRaises(ValueError, authorized_keys_line,
-                              key.public_key, COMMAND, [source])
+                              key.public_key, COMMAND, [source],
+                              caller="node-a")
 
     def test_one_line_per_caller(self):
         """
@@ -103,7 +106,7 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
             key.public_key, COMMAND, key.known_hosts,
             "node-a 10.0.0.1\nnode-b node2,10.0.0.2\n").splitlines()
         self.assertEqual(lines, [
-            ('restrict,from="%s",command="%s ssh-command --caller %s" %s '
+            ('restrict,from="%s",command="%s --peer --caller %s" %s '
              '%s' % (sources, COMMAND, node_id, key.public_key,
                      NODE_KEY_MARKER)).encode()
             for node_id, sources in [("node-a", "10.0.0.1"),
@@ -231,11 +234,12 @@ class NodeKeyStoreTests(SynchronousTestCase):
         Without ``~/.ssh``, the directory (0700) and ``authorized_keys``
         (0600) are created holding only the marked line.
         """
-        store, key = _store(self), make_node_key()
+        store = _store(self)
+        key = attr.evolve(make_node_key(), callers=CALLERS)
         store.install(key)
         with open(store.authorized_keys, "rb") as f:
             self.assertEqual(f.read(), authorized_keys_line(
-                key.public_key, COMMAND, ["10.0.0.1"]))
+                key.public_key, COMMAND, ["10.0.0.1"], caller="node-a"))
         self.assertEqual((_mode(os.path.dirname(store.authorized_keys)),
                           _mode(store.authorized_keys)), (0o700, 0o600))
 
@@ -251,14 +255,14 @@ class NodeKeyStoreTests(SynchronousTestCase):
         with open(store.authorized_keys, "wb") as f:
             f.write(operator)
         os.chmod(store.authorized_keys, 0o640)
-        store.install(make_node_key())
-        store.install(make_node_key())
-        newest = make_node_key()
+        store.install(attr.evolve(make_node_key(), callers=CALLERS))
+        store.install(attr.evolve(make_node_key(), callers=CALLERS))
+        newest = attr.evolve(make_node_key(), callers=CALLERS)
         store.install(newest)
         store.install(newest)
         with open(store.authorized_keys, "rb") as f:
             self.assertEqual(f.read(), operator + authorized_keys_line(
-                newest.public_key, COMMAND, ["10.0.0.1"]))
+                newest.public_key, COMMAND, ["10.0.0.1"], caller="node-a"))
         self.assertEqual(_mode(store.authorized_keys), 0o640)
 
     def test_authorized_line_removed(self):
@@ -268,9 +272,9 @@ class NodeKeyStoreTests(SynchronousTestCase):
         it again.
         """
         store = _store(self)
-        store.install(make_node_key())
+        store.install(attr.evolve(make_node_key(), callers=CALLERS))
         moved = NodeKeyStore(store.directory, store.authorized_keys,
-                             "/usr/local/bin/flocker-volume")
+                             "/usr/local/bin/flocker-node-bridge")
         self.assertIsNone(moved.status())
         with open(store.authorized_keys, "wb") as f:
             f.write(b"ssh-rsa AAAAB3 operator\n")
@@ -350,9 +354,21 @@ class NodeKeyStoreTests(SynchronousTestCase):
             ["/s", "/l", "/var/lib/flocker"])
 
 
-class AllowedCommandTests(SynchronousTestCase):
+def allowed_command(text, pool):
     """
-    ``allowed_command`` lets through exactly what Flocker's pushes send.
+    :return: The words of ``text`` as :func:`peer_request` reads them (the
+        task and the volume, with the words they came with), for comparing
+        with the text.
+    :raises CommandRefused: As ``peer_request`` does.
+    """
+    task, name = peer_request(text)
+    return ["flocker-volume"] + ([] if task is None else [
+        "--eliot-task", task]) + ["receive", name]
+
+
+class PeerRequestTests(SynchronousTestCase):
+    """
+    ``peer_request`` lets through exactly what Flocker's pushes send.
     """
 
     def test_receive(self):
@@ -384,19 +400,13 @@ class AllowedCommandTests(SynchronousTestCase):
             allowed_command(text, "flocker")
         self.assertIn("acquire", str(caught.exception))
 
-    def test_caller_passed_on(self):
+    def test_caller_not_from_the_request(self):
         """
-        With the key's caller known, ``receive`` gets it as ``--caller``
-        (the request never names it).
+        The caller cannot be named by the request (the key's line names
+        it): a ``--caller`` in the command is refused.
         """
-        self.assertEqual(
-            allowed_command("flocker-volume --eliot-task %s receive web" % (
-                TASK,), "flocker", caller=NODE_ID),
-            ["flocker-volume", "--eliot-task", TASK, "receive", "--caller",
-             NODE_ID, "web"])
-        self.assertRaises(CommandRefused, allowed_command,
-                          "flocker-volume receive --caller other web",
-                          "flocker", caller=NODE_ID)
+        self.assertRaises(CommandRefused, peer_request,
+                          "flocker-volume receive --caller other web")
 
     def test_the_push_shapes(self):
         """
@@ -501,63 +511,6 @@ class AllowedCommandTests(SynchronousTestCase):
         position = min(position, len(allowed))
         text = allowed[:position] + special + allowed[position:]
         self.assertRaises(CommandRefused, allowed_command, text, "flocker")
-
-
-class SSHCommandMainTests(SynchronousTestCase):
-    """
-    ``ssh_command_main`` runs an allowed command in place of itself and
-    refuses anything else with one line.
-    """
-
-    def test_exec(self):
-        """
-        An allowed command is ``execvp``'d as its words.
-        """
-        ran = []
-        ssh_command_main({"SSH_ORIGINAL_COMMAND":
-                          "flocker-volume receive web",
-                          "FLOCKER_POOL": "tank"}, io.StringIO(),
-                         execvp=lambda program, argv: ran.append(
-                             (program, argv)))
-        self.assertEqual(ran, [("flocker-volume",
-                                ["flocker-volume", "receive", "web"])])
-
-    def test_refused(self):
-        """
-        A refused command prints one line on standard error, exits 1, and
-        runs nothing.
-        """
-        err, ran = io.StringIO(), []
-        code = ssh_command_main({"SSH_ORIGINAL_COMMAND": "zfs receive "
-                                 "other/web"}, err,
-                                execvp=lambda *a: ran.append(a))
-        self.assertEqual((code, ran, err.getvalue().count("\n")), (1, [], 1))
-        self.assertTrue(err.getvalue().startswith(
-            "flocker-volume ssh-command: refused: "))
-
-    def test_cannot_run(self):
-        """
-        An allowed command that cannot be started gives one line and exit
-        status 127, like a shell's.
-        """
-        err = io.StringIO()
-
-        def missing(program, argv):
-            raise FileNotFoundError(2, "No such file or directory")
-        code = ssh_command_main({"SSH_ORIGINAL_COMMAND":
-                                 "flocker-volume receive web"}, err,
-                                execvp=missing)
-        self.assertEqual((code, err.getvalue()), (
-            127, "flocker-volume ssh-command: cannot run flocker-volume: No "
-            "such file or directory\n"))
-
-    def test_no_command(self):
-        """
-        An interactive login is refused the same way.
-        """
-        err = io.StringIO()
-        self.assertEqual(ssh_command_main({}, err, execvp=None), 1)
-        self.assertIn("no command given", err.getvalue())
 
 
 class NodeKeyRemoteTests(SynchronousTestCase):
@@ -677,25 +630,3 @@ class HostKeyErrorTests(SynchronousTestCase):
             "to send to it (run flocker-deploy to refresh the nodes' known "
             "hosts, after checking the node)")
         self.assertNotIn("\n", error.message)
-
-
-class SSHCommandEntryPointTests(SynchronousTestCase):
-    """
-    ``flocker-volume ssh-command`` runs without a reactor.
-    """
-
-    def test_refused_exit_status(self):
-        """
-        A refused command exits 1 with the refusal line, and no reactor
-        is started.
-        """
-        err = io.StringIO()
-
-        def no_reactor(*args):
-            raise AssertionError("ssh-command started a reactor")
-        error = self.assertRaises(
-            SystemExit, flocker_volume_main, ["ssh-command"],
-            {"SSH_ORIGINAL_COMMAND": "sh -c id"}, io.StringIO(), err,
-            run=no_reactor)
-        self.assertEqual((error.code, err.getvalue().count("\n")), (1, 1))
-        self.assertIn("refused", err.getvalue())

@@ -116,6 +116,31 @@ def test_create_and_delete():
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["create", "app", "--maximum-size", "0"],
+     "argument --maximum-size: size must be positive, not '0'"),
+    (["create", "app", "--maximum-size", "-5"],
+     "argument --maximum-size: '-5' is not a size"),
+    (["create", "app", "--maximum-size", "lots"],
+     "argument --maximum-size: 'lots' is not a size"),
+    (["create"], "the following arguments are required: name"),
+    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+])
+def test_bad_command_line_one_line(argv, message, capsys):
+    """
+    A bad command line (a size of 0 or below included) is one line on
+    standard error naming the argument, exit status 2, and nothing is run:
+    no usage block before it.
+    """
+    ran = []
+    with pytest.raises(SystemExit) as caught:
+        flocker_volume_main(argv, {}, run=lambda *a: ran.append(a))
+    err = capsys.readouterr().err
+    assert (caught.value.code, ran, err.count("\n")) == (2, [], 1), err
+    assert err.startswith("flocker-volume")
+    assert message in err
+
+
+@pytest.mark.parametrize("argv, message", [
     (["create", "../etc"], "volume name '../etc' is not a safe name"),
     (["delete", "nope"], "volume nope does not exist"),
     (["push", "app", "node2;reboot"], "is not a node address"),

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 from eliot import add_destinations, remove_destination
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -30,8 +31,9 @@ from flocker.volume._logging import (
 from flocker._process import ProcessResult
 from flocker.volume._remote import SSHRemote, remote_error
 from flocker.volume._service import (
-    open_volume_service, processes_using, snapshot_name,
+    VolumeService, open_volume_service, processes_using, snapshot_name,
 )
+from flocker.volume._stream import stream_limit
 from flocker.volume._zfs import ZFSPool
 
 from ._interface import make_ivolumeservice_tests
@@ -926,3 +928,57 @@ def test_handoff_done_at_confirmation(nodes):
     assert late["timestamp"] - acquire["timestamp"] > 2
     assert result.base is not None
     assert nodes.call(nodes.b.volumes)[0].owned
+
+
+class _RecordingPool(object):
+    """
+    The parts of a ``ZFSPool`` a receive's ``zfs receive`` step uses,
+    recording the limit it was given.
+    """
+
+    name = "tank"
+
+    def __init__(self, available):
+        self._available = available
+        self.limits = []
+
+    def capabilities(self):
+        return succeed(None)
+
+    def available(self):
+        return succeed(self._available)
+
+    def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
+                limit=None, capabilities=None):
+        self.limits.append(limit)
+        return succeed(None)
+
+
+class ReceiveLimitTests(SynchronousTestCase):
+    """
+    Every receive has a size limit: the volume's maximum size, or the
+    pool's free space when the owner names none.
+    """
+
+    def _limit(self, maximum_size, available):
+        pool = _RecordingPool(available)
+        service = VolumeService(Clock(), pool, "node-b", None, {})
+        self.successResultOf(service._zfs_receive(
+            "app", 0, "", False, {"snapshot": "s2", "base": None,
+                                  "maximum_size": maximum_size}))
+        return pool.limits
+
+    def test_maximum_size(self):
+        """
+        A volume with a maximum size is limited by it (plus the stream's
+        own records), whatever the pool's free space.
+        """
+        self.assertEqual(self._limit(64 * 1024 ** 2, 10 ** 12),
+                         [stream_limit(64 * 1024 ** 2)])
+
+    def test_no_maximum_size(self):
+        """
+        A volume without one is limited by the receiving pool's free space.
+        """
+        self.assertEqual(self._limit(None, 100 * 1024 ** 2),
+                         [stream_limit(100 * 1024 ** 2)])

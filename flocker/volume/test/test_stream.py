@@ -142,9 +142,14 @@ class StreamLimitTests(SynchronousTestCase):
 
     def test_limits(self):
         """
-        No maximum size, no limit; otherwise the size, a quarter more and
-        16 MiB.
+        The maximum size, a quarter more and 16 MiB; the pool's free space
+        counts only when the volume names no maximum size; no limit only
+        when neither is known.
         """
         self.assertIsNone(stream_limit(None))
         self.assertEqual(stream_limit(4 * 1024 ** 3),
                          5 * 1024 ** 3 + 16 * 1024 ** 2)
+        self.assertEqual(stream_limit(4 * 1024 ** 3, available=1024 ** 2),
+                         5 * 1024 ** 3 + 16 * 1024 ** 2)
+        self.assertEqual(stream_limit(None, available=8 * 1024 ** 2),
+                         10 * 1024 ** 2 + 16 * 1024 ** 2)

@@ -295,18 +295,20 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
     def test_list_opens_pool(self):
         """
         ``list`` is the one command that opens the pool: it asks for the
-        node identity on the pool's root too, and a missing pool fails with
-        ``PoolMissing`` and the usual message.
+        node identity and the free space on the pool's root too, and a
+        missing pool fails with ``PoolMissing`` and the usual message.
         """
         pool, runner, _ = _pool(
             b"tank\ttype\tfilesystem\t-\n"
             b"tank\tflocker:node-id\tnode-1\tlocal\n"
+            b"tank\tavailable\t1048576\t-\n"
             b"tank/app\tflocker:node-id\tnode-1\tinherited from tank\n",
             "cannot open 'tank': dataset does not exist")
         root, app = self.successResultOf(pool.list())
-        self.assertEqual((root.get(NODE_ID), app.get(NODE_ID)),
-                         ("node-1", None))
-        self.assertEqual(runner.calls[0][-2].split(",")[-1], NODE_ID)
+        self.assertEqual((root.get(NODE_ID), app.get(NODE_ID),
+                          root.get("available")), ("node-1", None, "1048576"))
+        self.assertEqual(runner.calls[0][-2].split(",")[-2:],
+                         [NODE_ID, "available"])
         self.assertEqual(runner.calls[0][-1], "tank")
         failure = self.failureResultOf(pool.list(), PoolMissing)
         self.assertIn("ZFS pool tank does not exist", failure.value.message)

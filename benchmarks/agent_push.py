@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""
+Benchmark of a volume push agent to agent on the lab (``admin/lab``): node1's
+Flocker agent sends a volume to node2's agent, against the bare pipeline in
+the same run.
+
+On node1 a volume holding 256 MiB (``--mib``; 64 with ``--quick``) of
+random data is pushed to node2:
+
+* ``raw``: ``zfs send pool1/vol@snap | ssh root@node2 zfs receive -F
+  pool2/copy`` (OpenSSH on both ends), the floor: nothing but ZFS and SSH;
+* ``agent``: node1's agent is asked over its socket to push the volume
+  (``PushVolume``, as a deploy's pre-copy does): it takes a snapshot and
+  sends the stream over its Conch connection to node2, where sshd hands the
+  session to node2's agent (the node key's forced ``flocker-node-bridge
+  --peer``), which runs ``zfs receive`` and makes the copy a follower.  The
+  time is from the request to the agent's answer; node2 has no copy
+  before (a full stream).
+
+For the agents to reach each other, a fresh node key is installed on both
+nodes through their agents first (as a deploy does; the next deploy
+replaces it).  Each path runs once untimed first; then each repetition
+runs both, alternating which goes first, and gives one ratio
+``agent_push_ratio`` = raw seconds / agent seconds (agent rate over raw
+rate), repeated until its spread (interquartile range over median) is
+under 5 % or the bounds of ``--reps``/``--max-reps``/``--max-seconds``
+are reached.  Processes are pinned as in ``benchmarks/volumes.py``.
+
+MB is 10^6 bytes.  A table, then the last line printed is a JSON object:
+``{"agent_push_mb_s": …, "raw_mb_s": …, "agent_push_ratio": …, …}``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit, pinned,
+    print_table, ratio_figures, ratio_row, repeat_until_settled,
+    repetitions_from, rotated, summary, zfs, zfs_ok,
+)
+from volumes import (  # noqa: E402
+    MB, REPS, _CPUS, _destroy, _open_lab, _pin_nodes, _raw, _row, _volume,
+    _warm, _write, clean_up, pinning_figures,
+)
+
+CLIENT = str(Path(__file__).resolve().parent / "_agent_client.py")
+
+
+def _agent(lab, node, *arguments):
+    """
+    Run ``_agent_client.py ARGUMENTS`` on ``node`` (its agent's socket).
+
+    :return: Its standard output.
+    """
+    result = lab.run(node, pinned([sys.executable, CLIENT] + list(arguments),
+                                  _CPUS.get(node)), check=False, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError("agent %s on %s failed: %s" % (
+            " ".join(arguments), node, result.stderr.strip()[-2000:]))
+    return result.stdout
+
+
+def _install_node_key(lab):
+    """
+    Install one fresh node key on node1 and node2 through their agents,
+    with both nodes as callers (as a deploy would).
+    """
+    from flocker.cli._nodekey import NodeKeyPair
+    callers = ""
+    for node in ("node1", "node2"):
+        node_id = zfs("get", "-H", "-o", "value", "flocker:node-id",
+                      lab.pool(node)).stdout.strip()
+        callers += "%s %s\n" % (node_id, lab.address(node))
+    with open(lab.known_hosts) as f:
+        known_hosts = f.read()
+    pair = NodeKeyPair.generate()
+    path = os.path.join(lab.state, "bench-node-key.json")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+              "w") as f:
+        json.dump({"private_key": pair.private_key,
+                   "public_key": pair.public_key,
+                   "known_hosts": known_hosts, "callers": callers}, f)
+    try:
+        for node in ("node1", "node2"):
+            _agent(lab, node, "install", path)
+    finally:
+        os.unlink(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description="A volume push agent to agent on the lab against the "
+        "bare zfs | ssh pipeline.")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 64 MiB volume instead of 256 MiB, 3 to 6 "
+                        "repetitions")
+    parser.add_argument("--mib", type=int, default=None,
+                        help="MiB of data in the volume (default 256)")
+    add_repetition_options(parser, "repetition")
+    options = parser.parse_args()
+    if options.mib is None:
+        options.mib = 64 if options.quick else 256
+    if options.mib <= 0:
+        parser.error("--mib must be positive")
+    size = options.mib * 1024 * 1024
+    policy = repetitions_from(
+        parser, options,
+        max(3, int(REPS)) if REPS else (3 if options.quick else 5),
+        6 if options.quick else 15, 180.0 if options.quick else 900.0)
+    lab, started = _open_lab()
+    name = "bench-" + uuid.uuid4().hex[:8]
+    pool1, pool2 = lab.pool("node1"), lab.pool("node2")
+    raw_copy = "%s/%s-raw" % (pool2, name)
+    target = lab.address("node2")
+    figures = {}
+    if can_pin():
+        _CPUS["node1"], _CPUS["node2"] = cpu_pair(os.sched_getaffinity(0))
+    pinning = {}
+    try:
+        for node in ("node1", "node2"):
+            _warm(lab, node)
+        _install_node_key(lab)
+        pinning = _pin_nodes(os.environ)
+        _volume(lab, "node1", "create", name)
+        mountpoint = _volume(lab, "node1", "mountpoint", name).strip()
+        _write(os.path.join(mountpoint, "data"), size)
+        snapshot = "%s/%s@raw-full" % (pool1, name)
+        zfs_ok("snapshot", snapshot)
+        raw_times, agent_times = [], []
+        sent = [0]
+
+        def raw_full():
+            _destroy(raw_copy)
+            return _raw(lab, snapshot, None, raw_copy)[0]
+
+        def agent_full():
+            # As for a volume never pushed before: no copy on node2,
+            # nothing recorded about node2 on node1.
+            _destroy("%s/%s" % (pool2, name))
+            zfs("inherit", "flocker:pushed", "%s/%s" % (pool1, name))
+            answer = json.loads(_agent(lab, "node1", "push", name, target))
+            sent[0] = answer["bytes"]
+            return answer["seconds"]
+
+        # Warm-up, untimed: both paths once.
+        raw_full()
+        agent_full()
+
+        def repetition(index):
+            this = {}
+            for what in rotated(["raw", "agent"], index):
+                if what == "raw":
+                    this["raw"] = raw_full()
+                    raw_times.append(this["raw"])
+                else:
+                    this["agent"] = agent_full()
+                    agent_times.append(this["agent"])
+            return {"agent_push_ratio": this["raw"] / this["agent"]}
+
+        settling = repeat_until_settled(repetition, policy)
+        mib = options.mib
+        print_table(
+            "Volume push, node1 -> node2, %d MiB (%d reps, interleaved)" % (
+                mib, settling.repetitions),
+            [_row("raw zfs send | ssh | zfs receive", raw_times, size),
+             _row("agent to agent (PushVolume on node1)", agent_times,
+                  size)],
+            ["what", "median s", "min-max s", "MB/s"])
+        print_table("Ratio of each repetition (spread: interquartile range "
+                    "over median; %s)" % (
+                        "settled under 5 %" if settling.settled
+                        else "NOT settled under 5 %"),
+                    [ratio_row("agent_push_ratio: agent rate / raw rate",
+                               settling.samples["agent_push_ratio"])],
+                    RATIO_HEADERS)
+        print("agent stream: %d bytes" % (sent[0],))
+        figures = {
+            "agent_push_mb_s": round(
+                size / MB / summary(agent_times)["median"], 1),
+            "raw_mb_s": round(size / MB / summary(raw_times)["median"], 1),
+            "reps": settling.repetitions,
+            "settled": settling.settled,
+            "volume_mib": mib,
+            "pinning": pinning_figures(),
+        }
+        figures.update(ratio_figures("agent_push_ratio",
+                                     settling.samples["agent_push_ratio"]))
+    finally:
+        clean_up(lab, started, pinning, name, raw_copy)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()

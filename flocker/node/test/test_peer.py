@@ -1,0 +1,193 @@
+"""
+Tests for ``flocker.node._peer``: the agent's peer socket, reached through
+``flocker-node-bridge --peer`` as sshd runs it under another node's key.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from twisted.internet.defer import fail
+
+from flocker.testtools import run_in_reactor
+from flocker.volume import NotOwner
+
+from .._peer import PeerFactory
+
+
+class _Receiver(object):
+    """
+    A volume service that only receives: it records each call, answers as
+    the real one does (a header), reads the whole stream and echoes it in
+    its confirmation.
+    """
+
+    def __init__(self, refuse=None):
+        self.calls = []
+        self._refuse = refuse
+
+    def receive(self, name, stream, emit, caller=None):
+        self.calls.append((name, caller))
+        if self._refuse is not None:
+            return fail(self._refuse)
+        emit({"protocol": 1, "node_id": "target"})
+        data = b""
+        while True:
+            # The test writes and closes the bridge's input before the
+            # bridge starts, so these reads never wait.
+            chunk = os.read(stream, 65536)
+            if not chunk:
+                break
+            data += chunk
+        emit({"received": data.decode("ascii"), "node_id": "target"})
+        return None
+
+
+class _Router(object):
+    """
+    An eliot router that watches nothing.
+    """
+
+    def watch(self, task_uuid, protocol):
+        pass
+
+    def unwatch(self, task_uuid, protocol):
+        pass
+
+
+@pytest.fixture
+def peer_socket(tmp_path):
+    """
+    A peer socket served in the test reactor by a :class:`PeerFactory`
+    over a :class:`_Receiver`; yields ``(path, receiver, serve)`` where
+    ``serve(receiver, uid=None)`` starts serving (once).
+    """
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o755)
+    path = str(directory / "peer.sock")
+    ports = []
+
+    def serve(receiver, uid=None):
+        def listen(reactor):
+            ports.append(reactor.listenUNIX(path, PeerFactory(
+                reactor, lambda: receiver, _Router(), uid=uid), mode=0o666))
+        run_in_reactor(listen)
+    yield path, serve
+    for port in ports:
+        run_in_reactor(lambda reactor: port.stopListening())
+
+
+def _bridge(path, command, stream=b"", caller="node-a", user=()):
+    """
+    Run ``flocker-node-bridge --peer`` as sshd would, the caller's request
+    in ``SSH_ORIGINAL_COMMAND``.
+    """
+    environ = dict(os.environ)
+    environ.pop("SSH_ORIGINAL_COMMAND", None)
+    if command is not None:
+        environ["SSH_ORIGINAL_COMMAND"] = command
+    return subprocess.run(
+        list(user) + [sys.executable, "-m", "flocker._bridge", "--peer",
+                      "--caller", caller, "--socket", path],
+        input=stream, capture_output=True, timeout=60, env=environ)
+
+
+def _messages(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_push_received_by_the_agent(peer_socket):
+    """
+    A push handed over by the bridge is received by the agent's volume
+    service, with the caller's identity as the key's line names it: the
+    stream comes from the bridge's standard input, the answers go to its
+    standard output, and the bridge exits with the agent's verdict.
+    """
+    path, serve = peer_socket
+    receiver = _Receiver()
+    serve(receiver)
+    result = _bridge(path, "flocker-volume receive app", b"STREAM")
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert receiver.calls == [("app", "node-a")]
+    assert _messages(result.stdout) == [
+        {"protocol": 1, "node_id": "target"},
+        {"received": "STREAM", "node_id": "target"}]
+
+
+@pytest.mark.parametrize("command", [
+    None, "flocker-volume acquire app --snapshot s --node-id node-a",
+    "zfs receive -F pool/app", "sh -c id", "flocker-volume receive ../x",
+    "flocker-volume receive app; id",
+])
+def test_only_receive(peer_socket, command):
+    """
+    Anything but a push (no command, acquire, a bare ``zfs receive``, a
+    shell, an unsafe name) is refused with one line and exit status 1;
+    the volume service is never asked.
+    """
+    path, serve = peer_socket
+    receiver = _Receiver()
+    serve(receiver)
+    result = _bridge(path, command)
+    assert result.returncode == 1
+    assert result.stderr.count(b"\n") == 1
+    assert result.stderr.startswith(b"flocker-node-bridge: refused: ")
+    assert receiver.calls == []
+
+
+def test_refusal_reaches_the_caller(peer_socket):
+    """
+    A push the volume service refuses (the copy follows another node, say)
+    gives the caller the typed error line a pushing node reads, and the
+    bridge exits with 1 and the reason in one line.
+    """
+    path, serve = peer_socket
+    serve(_Receiver(refuse=NotOwner("this node's copy follows node-b")))
+    result = _bridge(path, "flocker-volume receive app", b"")
+    assert result.returncode == 1
+    assert _messages(result.stdout) == [
+        {"error": "NotOwner", "message": "this node's copy follows node-b"}]
+    assert result.stderr == (
+        b"flocker-node-bridge: this node's copy follows node-b\n")
+
+
+def test_other_user_dropped(peer_socket):
+    """
+    A connection from a user other than the agent's is dropped before
+    anything is read, even where the socket's directory and mode would let
+    that user connect.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the bridge as another user")
+    path, serve = peer_socket
+    receiver = _Receiver()
+    serve(receiver, uid=0)
+    result = _bridge(path, "flocker-volume receive app", user=(
+        "setpriv", "--reuid", "65534", "--regid", "65534",
+        "--clear-groups"))
+    assert result.returncode == 1
+    assert receiver.calls == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["--peer"], ["--caller", "node-a"], ["--peer", "--caller", "-x"],
+    ["--peer", "--caller", "a b"], ["--bogus"],
+])
+def test_bridge_usage(argv):
+    """
+    A peer bridge needs a caller that is a node identity (and a caller
+    only goes with ``--peer``); anything else is a usage error (2) in one
+    line.
+    """
+    from flocker._bridge import main
+
+    class _Err(object):
+        text = ""
+
+        def write(self, data):
+            self.text += data
+    err = _Err()
+    assert main(argv, stderr=err, environ={}) == 2
+    assert err.text.count("\n") == 1
