@@ -419,6 +419,8 @@ class Node(Machine):
             "FLOCKER_LOCK_DIR": str(self.run_dir),
             # flocker-node doctor reads the node's own sshd settings.
             "FLOCKER_SSHD_CONFIG": str(self.sshd_config),
+            # The agent's etcd: the node's own member (see _lab_etcd).
+            "FLOCKER_ETCD_ENDPOINTS": "http://127.0.0.1:2379",
         })
         return env
 

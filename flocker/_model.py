@@ -1390,6 +1390,9 @@ class NodeState(object):
         :class:`ReplicationStatus` of each volume the node was asked to
         replicate to standbys (empty when none, or when the node did not
         say).
+    :ivar automatic: ``PMap`` of application name to ``(node address,
+        epoch)``: where etcd says each automatically failed-over application
+        runs, as this node last saw it (empty on a node without etcd).
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -1406,6 +1409,7 @@ class NodeState(object):
     node_id = attr.ib(default=None, validator=attr.validators.optional(
         _of_type(str)))
     replication = attr.ib(default=pmap(), converter=pmap)
+    automatic = attr.ib(default=pmap(), converter=pmap)
 
     def __attrs_post_init__(self):
         for name, status in self.replication.items():
@@ -1413,6 +1417,9 @@ class NodeState(object):
                    and status.replication.volume == name,
                    "replication must map each volume to its "
                    "ReplicationStatus")
+        for name, (node, epoch) in self.automatic.items():
+            _check(isinstance(node, str) and isinstance(epoch, int),
+                   "automatic must map each name to (node, epoch)")
         for name, application in self.applications.items():
             _check(isinstance(application, Application)
                    and application.name == name,

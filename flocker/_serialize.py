@@ -405,6 +405,8 @@ def node_state_to_dict(state):
         "node_id": state.node_id,
         "replication": [_replication_status_to_dict(state.replication[name])
                         for name in sorted(state.replication)],
+        "automatic": {name: [node, epoch] for name, (node, epoch)
+                      in sorted(state.automatic.items())},
     }
 
 
@@ -439,6 +441,8 @@ def node_state_from_dict(data):
         replication={status.replication.volume: status for status in (
             _replication_status_from_dict(item)
             for item in data.get("replication", ()))},
+        automatic={str(name): (str(node), int(epoch)) for name, (node, epoch)
+                   in data.get("automatic", {}).items()},
     )
 
 

@@ -53,7 +53,9 @@ def test_sshd_config_sets_node_environment():
     setenv = [line for line in text.splitlines()
               if line.startswith("SetEnv ")]
     assert setenv == ['SetEnv "DOCKER_HOST=unix:///run/flocker-lab/node2/'
-                      'docker.sock" "FLOCKER_LAB_NODE=node2" '
+                      'docker.sock" '
+                      '"FLOCKER_ETCD_ENDPOINTS=http://127.0.0.1:2379" '
+                      '"FLOCKER_LAB_NODE=node2" '
                       '"FLOCKER_LOCK_DIR=/run/flocker-lab/node2" '
                       '"FLOCKER_NODE_ADDRESS=10.99.0.12" '
                       '"FLOCKER_POOL=flocker-node2" '
@@ -75,8 +77,9 @@ def test_defaults_file():
              if not line.startswith("#")],
             "FLOCKER_POOL=flocker-node1" in lines, str(node.defaults_file),
             [target for target, _, _ in node.overlays()]) == (
-        ["DOCKER_HOST", "FLOCKER_LAB_NODE", "FLOCKER_LOCK_DIR",
-         "FLOCKER_NODE_ADDRESS", "FLOCKER_POOL", "FLOCKER_SSHD_CONFIG"],
+        ["DOCKER_HOST", "FLOCKER_ETCD_ENDPOINTS", "FLOCKER_LAB_NODE",
+         "FLOCKER_LOCK_DIR", "FLOCKER_NODE_ADDRESS", "FLOCKER_POOL",
+         "FLOCKER_SSHD_CONFIG"],
         True, "/srv/lab/node1/root/etc-default/upper/flocker-node",
         ["/usr", "/opt", "/var/lib/dpkg", "/etc/default"])
 

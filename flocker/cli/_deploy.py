@@ -24,6 +24,7 @@ from .._change import (
     IChangeObserver, Sequentially, leaves, run_state_change,
 )
 from .._model import ClusterState
+from ..node._automatic_config import moved_by_failover
 from ..node._doctor import FAILED
 from ..node._names import with_service_names
 from ..node._plan import plan_changes
@@ -316,6 +317,11 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                                     dry_run=dry_run, unreachable=silent)
             if plan_for is not None:
                 return run(plan_for(state), [])
+            moved = moved_by_failover(deployment, state)
+            if moved:
+                # The file is older than an automatic failover: never move
+                # an application back by accident.
+                return run(Sequentially(changes=[]), moved)
             plan = plan_changes(
                 deployment, state, addresses=addresses,
                 node_key=_desired_node_key(deployment, node_key, host_keys,

@@ -6,6 +6,7 @@ compared with the configuration (``flocker-deploy --status``).
 import attr
 
 from .._model import ClusterState
+from ..node._automatic_config import failover_placements
 from ..node._changes import describe_size
 from ..node._differences import differences
 
@@ -125,6 +126,7 @@ def cluster_status(deployment, state, unreachable=None, placed=None):
                 continue
             found.setdefault(name, []).append(
                 (address, node.as_running(name), name in node.running))
+    failed_over = failover_placements(state)
     rows = []
     for name in sorted(set(placements) | set(found)):
         wanted_node, wanted = placements.get(name, (None, None))
@@ -144,6 +146,11 @@ def cluster_status(deployment, state, unreachable=None, placed=None):
             differing = ()
             if wanted_node is None:
                 drift = "not in the configuration"
+            elif address != wanted_node and \
+                    failed_over.get(name, (None,))[0] == address:
+                drift = ("moved here by automatic failover (epoch %d); the "
+                         "deployment file says %s" % (
+                             failed_over[name][1], wanted_node))
             elif address != wanted_node:
                 drift = "should run on %s" % (wanted_node,)
             elif wanted is not None and application != wanted:

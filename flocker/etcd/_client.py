@@ -45,7 +45,7 @@ __all__ = ["EtcdClient", "DEFAULT_TIMEOUT", "MAXIMUM_RESPONSE_BYTES"]
 
 #: Seconds a member has to answer one request.  Short: a lease holder must
 #: learn that etcd is out of reach well within a lease's time to live.
-DEFAULT_TIMEOUT = 1.0
+DEFAULT_TIMEOUT = 2.0
 
 #: The largest answer (or one watch message) read from etcd: Flocker's keys
 #: are a few hundred bytes each, so anything near this is not etcd talking.

@@ -78,10 +78,12 @@ class LeaseTiming(object):
         return self.ttl * (1 - self.clock_drift) - self.stop_allowance
 
 
-#: The defaults: a lease of 6 s renewed every 1.2 s; a holder cut off
-#: fences 3.4 s after its last answered keep-alive, and a standby can win
-#: the application 6 s after it (etcd's expiry).
-DEFAULT_TIMING = LeaseTiming(ttl=6, renew_every=1.2)
+#: The defaults: a lease of 10 s renewed every 2 s; a holder cut off fences
+#: 7 s after its last answered keep-alive (three tries, each with the
+#: client's 2 s to answer: a busy member answering one late does not fence
+#: a healthy holder, as 6 s leases did on the lab's loaded machine), and a
+#: standby can win the application 10 s after it (etcd's expiry).
+DEFAULT_TIMING = LeaseTiming(ttl=10, renew_every=2.0)
 
 
 class LeaseKeeper(object):

@@ -234,10 +234,11 @@ class LocalFailoverActions(object):
         if application is None or application.application is None:
             raise ValueError("no definition of %s to start" % (name,))
         agent = self._agent()
-        # The standby's copy becomes the owner's (the epoch itself guards
-        # it in etcd: only the claim's winner gets here).
+        # The standby's copy becomes the owned one at the claim's epoch,
+        # above every copy's: the old owner's pushes are refused from then
+        # on, and its copy is set aside when it comes back.
         for volume in application.volumes:
-            yield agent.acquire_volume(volume, None, None)
+            yield agent.take_over_volume(volume, epoch)
         yield agent.start_application(application.application)
 
     @inlineCallbacks
@@ -250,9 +251,10 @@ class LocalFailoverActions(object):
         if not all(volume in copies for volume in application.volumes):
             return None
         # A copy is as fresh as the least fresh of its volumes.
+        epoch = min(copies[volume].epoch for volume in application.volumes)
         latest = min((copies[volume].snapshots or [""])[-1]
                      for volume in application.volumes)
-        return (0, latest or None)
+        return (epoch, latest or None)
 
     @inlineCallbacks
     def follow(self, name, node, ports):
@@ -319,7 +321,7 @@ class AutomaticFailover(object):
     """
 
     def __init__(self, clock, etcd, address, actions, timing=DEFAULT_TIMING,
-                 store=None):
+                 store=None, on_change=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param etcd: ``IEtcd`` provider.
@@ -328,6 +330,8 @@ class AutomaticFailover(object):
         :param LeaseTiming timing: Times of the leases held.
         :param store: An :class:`AutomaticStore` keeping the configuration
             across restarts (read at construction), or ``None``.
+        :param on_change: Called with no argument whenever a placement
+            changes (the agent's kept report is then stale), or ``None``.
         """
         self._clock = clock
         self._etcd = etcd
@@ -335,6 +339,7 @@ class AutomaticFailover(object):
         self._actions = actions
         self._timing = timing
         self._store = store
+        self._on_change = on_change or (lambda: None)
         self._applications = pmap()
         if store is not None:
             self._applications = pmap({a.name: a for a in store.load()})
@@ -537,7 +542,8 @@ class AutomaticFailover(object):
             self._placed(name, *_owner(kv))
         elif kind == b"placement":
             # Released on purpose: nobody is to take it over.
-            self.placements.pop(name, None)
+            if self.placements.pop(name, None) is not None:
+                self._on_change()
         elif kind == b"owner" and kv is None:
             self._owners.discard(name)
             self._owner_gone(name)
@@ -552,7 +558,9 @@ class AutomaticFailover(object):
                 takeover.copy_changed(key, kv)
 
     def _placed(self, name, node, epoch):
-        self.placements[name] = (node, epoch)
+        if self.placements.get(name) != (node, epoch):
+            self.placements[name] = (node, epoch)
+            self._on_change()
         application = self._applications.get(name)
         if application is None:
             return
@@ -757,7 +765,8 @@ def default_automatic_path(environ, address):
     return node_file_path(environ, "automatic", address, ".json")
 
 
-def automatic_failover(reactor, environ, address, agent, volumes, routes):
+def automatic_failover(reactor, environ, address, agent, volumes, routes,
+                       on_change=None):
     """
     Build the agent's :class:`AutomaticFailover` if it has etcd.
 
@@ -768,6 +777,7 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes):
     :param agent: Callable returning this node's ``INodeAgent``.
     :param volumes: Callable returning the current ``IVolumeService``.
     :param routes: ``IRouteManager`` provider.
+    :param on_change: See :class:`AutomaticFailover`.
     :return: The :class:`AutomaticFailover` (not started), or ``None``.
     """
     endpoints = [e.strip() for e in environ.get(ETCD_ENDPOINTS, "").split(",")
@@ -780,5 +790,6 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes):
         lambda name: failover[0].application(name))
     failover.append(AutomaticFailover(
         reactor, EtcdClient(reactor, endpoints), address, actions,
-        store=AutomaticStore(default_automatic_path(environ, address))))
+        store=AutomaticStore(default_automatic_path(environ, address)),
+        on_change=on_change))
     return failover[0]

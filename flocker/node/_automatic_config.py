@@ -12,7 +12,8 @@ from .._serialize import (
     SerializationError, application_from_dict, application_to_dict,
 )
 
-__all__ = ["AutomaticApplication", "automatic_applications"]
+__all__ = ["AutomaticApplication", "automatic_applications",
+           "failover_placements", "moved_by_failover"]
 
 
 def _ports(value):
@@ -103,3 +104,47 @@ def automatic_applications(deployment):
                    for port in application.ports],
             application=application))
     return pvector(found)
+
+
+def failover_placements(cluster_state):
+    """
+    :param ClusterState cluster_state: The nodes' reports.
+    :return: ``dict`` of application name to ``(node, epoch)``: where etcd
+        says each automatic application runs, the latest epoch any node
+        reported.
+    """
+    found = {}
+    for node in cluster_state.nodes.values():
+        for name, (where, epoch) in node.automatic.items():
+            if name not in found or epoch > found[name][1]:
+                found[name] = (where, epoch)
+    return found
+
+
+def moved_by_failover(deployment, cluster_state):
+    """
+    Find the automatic applications that an automatic failover moved away
+    from where the deployment file places them.  A deploy with that file
+    would move each back onto its old node: it is refused instead (nothing
+    is changed) until the file says where the application runs now.
+
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: The nodes' reports.
+    :return: ``list`` of one line per such application.
+    """
+    placements = failover_placements(cluster_state)
+    problems = []
+    for application in automatic_applications(deployment):
+        if application.name not in placements:
+            continue
+        where, epoch = placements[application.name]
+        if where == application.primary:
+            continue
+        problems.append(
+            "application %s runs on %s since an automatic failover (epoch "
+            "%d), but the deployment file places it on %s: deploying it "
+            "would move it back; place it on %s in the deployment file "
+            "(with %s as a standby in its place) and deploy again" % (
+                application.name, where, epoch, application.primary, where,
+                application.primary))
+    return problems

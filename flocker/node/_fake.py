@@ -216,8 +216,11 @@ class FakeNodeAgent(object):
                     name, self.address))
             sent = self._send(name, target)
             volume = self.state.volumes[name]
+            # As a real node's: the copy left follows the target at the
+            # epoch the target takes when it acquires (one above).
             self._set(volumes=self.state.volumes.set(
-                name, attr.evolve(volume, owned=False, owner=target)))
+                name, attr.evolve(volume, owned=False, owner=target,
+                                  epoch=volume.epoch + 1)))
             return self.cluster.transfer(sent, progress, VolumeRelease(
                 bytes_sent=sent, snapshot=volume.snapshots[-1],
                 node_id=target))
@@ -301,8 +304,12 @@ class FakeNodeAgent(object):
             if volume is None or list(volume.snapshots[-1:]) != [snapshot]:
                 raise FakeNodeError("%s's copy of %s does not end with %s" % (
                     self.address, name, snapshot))
+            if volume.owned:
+                return
+            # One epoch above the copy's, as a real node's acquire.
             self._set(volumes=self.state.volumes.set(
-                name, attr.evolve(volume, owned=True, owner=self.address)))
+                name, attr.evolve(volume, owned=True, owner=self.address,
+                                  epoch=volume.epoch + 1)))
         return self._do("acquire_volume", acquire, name, snapshot, node_id)
 
     def take_over_volume(self, name, epoch):

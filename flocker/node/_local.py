@@ -208,7 +208,9 @@ class LocalNodeAgent(object):
                 images=images, busy_ports=frozenset(listening) - ours,
                 node_id=node_id,
                 replication=({} if self.replicator is None
-                             else self.replicator.status()))
+                             else self.replicator.status()),
+                automatic={} if self.automatic is None
+                else self.automatic.placements)
         return self._action(NODE_REPORT, report)
 
     def _node_id(self):

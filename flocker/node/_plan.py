@@ -110,18 +110,61 @@ def stale_owned_copies(cluster_state):
     return stale
 
 
-def _fence_stale(cluster_state, owners, stopping, phases):
+def _owners_after(owners, copies, phases):
+    """
+    The owner each volume the plan gives a new owner has once the plan ran,
+    and the epoch it owns it at: a copy taken over (``CreateVolume`` with
+    ``from_copy``) or acquired at the end of a hand-off is owned one epoch
+    above the copy's, which is the epoch of the owner it came from (see
+    :func:`flocker.volume._epoch.taken_epoch`).
+
+    :param owners: See :func:`_volume_holders`.
+    :param copies: See :func:`_volume_holders`.
+    :param phases: The plan's phases so far.
+    :return: ``dict`` of volume name to ``(address of the owner to be,
+        epoch, addresses of the nodes the plan's own steps leave following
+        it)``, for the volumes the plan gives a new owner only.
+    """
+    after = {}
+    for change in phases[1]:
+        if isinstance(change, CreateVolume) and change.from_copy:
+            held = copies[change.name][change.node]
+            after[change.name] = (change.node, held.epoch + 1,
+                                  frozenset([change.node]))
+    for change in phases[3]:
+        if isinstance(change, HandoffVolume):
+            if change.name in after:
+                _, epoch, involved = after[change.name]
+            else:
+                _, current = owners[change.name]
+                epoch, involved = current.epoch, frozenset()
+            # The hand-off leaves the source's copy following the target
+            # at the target's new epoch.
+            after[change.name] = (change.target, epoch + 1,
+                                  involved | {change.node, change.target})
+    return after
+
+
+def _fence_stale(cluster_state, owners, stopping, phases, after=None):
     """
     Add the steps setting aside stale owned copies (see
     :func:`stale_owned_copies`) whose applications are not running or are
-    stopped by the plan, and making followers that lag behind the current
-    owner's epoch follow it.
+    stopped by the plan, and making followers that lag behind the owner's
+    epoch follow it.
+
+    A volume the plan gives a new owner (a move, or a copy taken over)
+    gets a new epoch: its other followers are made to follow the new owner
+    at that epoch in the start phase, once the hand-off succeeded (never
+    before: a follower ahead of the owner's epoch would make the owner
+    look stale), so the next deploy has nothing left to do.
 
     :param owners: Volume name to ``(address, VolumeState)`` of its current
         owner.
     :param stopping: ``set`` of ``(address, application name)`` the plan
         stops.
+    :param after: See :func:`_owners_after` (``None`` for no new owners).
     """
+    after = after or {}
     node_ids = {address: node.node_id
                 for address, node in cluster_state.nodes.items()}
     for name, stale in sorted(stale_owned_copies(cluster_state).items()):
@@ -143,14 +186,20 @@ def _fence_stale(cluster_state, owners, stopping, phases):
                                          stale=True))
     for address, node in sorted(cluster_state.nodes.items()):
         for name, volume in sorted(node.volumes.items()):
-            if volume.owned or name not in owners:
+            if name in after:
+                owner_address, epoch, involved = after[name]
+                if volume.owned or address in involved:
+                    continue
+                phase = phases[4]
+            elif volume.owned or name not in owners:
                 continue
-            owner_address, current = owners[name]
+            else:
+                owner_address, current = owners[name]
+                epoch, phase = current.epoch, phases[1]
             owner_id = node_ids.get(owner_address) or owner_address
-            if volume.epoch < current.epoch and volume.owner != owner_id:
-                phases[1].append(FenceVolume(node=address, name=name,
-                                             owner=owner_id,
-                                             epoch=current.epoch))
+            if volume.epoch < epoch and volume.owner != owner_id:
+                phase.append(FenceVolume(node=address, name=name,
+                                         owner=owner_id, epoch=epoch))
 
 
 def _plan_volume(volume, target, owners, copies, phases, stale=None,
@@ -464,9 +513,17 @@ def plan_changes(deployment, cluster_state, addresses=None,
             phases[4].append(SetRoutes(node=node.address, routes=wanted))
 
     _fence_stale(cluster_state, owners,
-                 {(c.node, c.name) for c in phases[2]}, phases)
+                 {(c.node, c.name) for c in phases[2]}, phases,
+                 _owners_after(owners, copies, phases))
 
     _plan_replication(deployment, cluster_state, unknown, phases[4])
+    # A standby copy that the new owner replaces by a full push follows it
+    # once received: fencing it too, at the same time, would race the push.
+    replaced = {(c.target, c.name) for c in phases[4]
+                if isinstance(c, PushVolume) and c.replace_copy}
+    phases[4][:] = [c for c in phases[4]
+                    if not (isinstance(c, FenceVolume)
+                            and (c.node, c.name) in replaced)]
     waves = _start_waves(starts)
     phases[4].extend(waves[0] if waves else ())
     plan = _phased(labels, phases, parallel=phases[4])

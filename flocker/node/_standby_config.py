@@ -8,8 +8,10 @@ updated copies of an application's volumes::
 ``nodes`` is required (one node at least, each a node of the deployment
 other than the application's own); ``every`` is a duration such as ``2s``,
 ``500ms`` or ``1m`` (:data:`flocker._model.DEFAULT_STANDBY_INTERVAL` when
-left out); ``automatic`` is ``false`` (the default) until automatic failover
-exists.  Every problem is reported at its place in the file.
+left out); ``automatic`` is ``false`` (the default) or ``true`` (the cluster
+fails the application over by itself, with leases in etcd: see
+docs/etcd.rst), which needs :data:`MINIMUM_AUTOMATIC_NODES` nodes.  Every
+problem is reported at its place in the file.
 """
 
 from .._model import (
@@ -21,7 +23,11 @@ from ._yaml import (
     _sequence, _text, _unknown_keys,
 )
 
-__all__ = []
+__all__ = ["MINIMUM_AUTOMATIC_NODES"]
+
+#: The fewest nodes automatic failover runs on: etcd answers only with a
+#: majority of its members, one per node, and a majority of two is both.
+MINIMUM_AUTOMATIC_NODES = 3
 
 _KEYS = ("nodes", "every", "automatic")
 
@@ -140,10 +146,13 @@ def _read_standby(report, key_node, name, node, placed, names, applications,
     automatic = False
     if "automatic" in fields:
         automatic = _flag(report, fields["automatic"], "automatic")
-        if automatic:
-            report.at(fields["automatic"], "automatic failover is not "
-                      "available yet: leave automatic out (or false) and "
-                      "fail over with flocker-deploy --failover NODE")
+        if automatic and len(addresses) < MINIMUM_AUTOMATIC_NODES:
+            report.at(fields["automatic"], "automatic failover needs at "
+                      "least %d nodes, each running an etcd member (a "
+                      "majority of them must outlive a lost node); this "
+                      "deployment has %d: add nodes, or leave automatic "
+                      "out and fail over with flocker-deploy --failover "
+                      "NODE" % (MINIMUM_AUTOMATIC_NODES, len(addresses)))
             return None
     if not valid or None in (nodes, interval, automatic):
         return None

@@ -368,7 +368,8 @@ def build_service(reactor, options, environ):
         reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
         automatic = automatic_failover(
             reactor, environ, address, lambda: service.agent(address),
-            lambda: current[0], routes)
+            lambda: current[0], routes,
+            on_change=lambda: keeper.invalidate("automatic placement"))
         service = AgentService(
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,

@@ -290,6 +290,11 @@ class MemoryVolumeService(object):
             raise HandoffConflict("a volume cannot be pushed to itself")
         theirs = other._copies.get(name)
         if theirs is not None and theirs.owner == other.node_id:
+            try:
+                check_sender_epoch(name, theirs.epoch,
+                                   self._copies[name].epoch)
+            except ValueError as e:
+                raise StaleEpoch(str(e))
             raise NotOwner("node %s: volume %s is owned by that node" % (
                 target, name))
         snapshot = self._take_snapshot(name)

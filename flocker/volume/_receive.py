@@ -17,8 +17,8 @@ from twisted.internet.defer import DeferredList, inlineCallbacks
 from ._api import PROTOCOL_VERSION, check_node_id
 from ._epoch import check_sender_epoch
 from ._errors import (
-    OutOfSpace, PoolMissing, StaleEpoch, StreamRejected, UnsafeName,
-    ZFSError,
+    NotOwner, OutOfSpace, PoolMissing, StaleEpoch, StreamRejected,
+    UnsafeName, ZFSError,
 )
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
@@ -110,23 +110,38 @@ class ReceivingMixin(object):
         capabilities = self.pool.capabilities()
         dataset = yield self._recover(name)
         capabilities = yield capabilities
-        check_receive(self.node_id, name, dataset is not None,
-                      None if dataset is None else dataset.owner, caller)
+        refused = None
+        try:
+            check_receive(self.node_id, name, dataset is not None,
+                          None if dataset is None else dataset.owner, caller)
+        except NotOwner as e:
+            # Refused; told once the request says the sender's epoch: a
+            # sender older than this copy learns that its own copy is
+            # stale (StaleEpoch), which it acts on.
+            refused = e
         ours = list(dataset.snapshots) if dataset is not None else []
         emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
               "pool": self.pool.name, "snapshots": ours,
               "zfs": capabilities.to_wire()})
         line = yield _read_line(self._reactor, stream)
         if line is None:
-            raise StreamRejected("the sender of %s closed the connection "
-                                 "before sending a stream" % (name,))
-        request = self._parse_request(line)
+            raise refused or StreamRejected(
+                "the sender of %s closed the connection before sending a "
+                "stream" % (name,))
+        try:
+            request = self._parse_request(line)
+        except StreamRejected:
+            if refused is not None:
+                raise refused
+            raise
         request["owner"] = recorded_owner(caller, request["owner"])
         if dataset is not None:
             try:
                 check_sender_epoch(name, dataset.epoch, request.get("epoch"))
             except ValueError as e:
                 raise StaleEpoch(str(e))
+        if refused is not None:
+            raise refused
         with _continue_task(request.get("task")):
             snapshot = yield self._apply(dataset, name, request, stream)
         emit({"received": snapshot, "node_id": self.node_id})

@@ -7,6 +7,8 @@ three nodes sharing one in-memory etcd on a deterministic clock.
 import json
 import os
 
+import attr
+
 from hypothesis import given, settings
 from hypothesis.strategies import (
     booleans, integers, lists, sampled_from, tuples,
@@ -19,10 +21,12 @@ from zope.interface.verify import verifyObject
 
 from ...etcd import DEFAULT_TIMING, EtcdUnavailable, MemoryEtcd
 from ..._model import (
-    Application, AttachedVolume, ClusterState, Deployment, Node, Port,
-    Route, Standby,
+    Application, AttachedVolume, ClusterState, Deployment, Node, NodeState,
+    Port, Route, Standby,
 )
-from ..._serialize import SerializationError
+from ..._serialize import (
+    SerializationError, node_state_from_dict, node_state_to_dict,
+)
 from ...route import MemoryRouteManager
 from ...testtools import temporary_directory
 from .._automatic import (
@@ -30,6 +34,7 @@ from .._automatic import (
     IFailoverActions, LocalFailoverActions, PlacementRefused,
     automatic_applications, choose_claimant, placement_key,
 )
+from .._automatic_config import moved_by_failover
 from .._changes import SetAutomatic
 from .._plan import plan_changes
 from .test_agent import A, B, PLAIN, local_pair
@@ -591,3 +596,99 @@ class LocalNodeAgentAutomaticTests(SynchronousTestCase):
             self.agent.set_automatic([WEB])).value))
         self.assertIsNone(self.successResultOf(
             self.agent.set_automatic([])))
+
+
+def _moved_state():
+    """
+    :return: Reports after web failed over from ``P`` to ``S2`` at epoch 2
+        (``S1`` saw an older placement).
+    """
+    return ClusterState(nodes={
+        S1: NodeState(address=S1, automatic={"web": (P, 1)}),
+        S2: NodeState(address=S2, applications={"web": STORED},
+                      running=["web"], automatic={"web": (S2, 2)}),
+    })
+
+
+class MovedByFailoverTests(SynchronousTestCase):
+    """
+    A deployment file older than an automatic failover is not deployed.
+    """
+
+    def test_moved(self):
+        """
+        An automatic application that etcd (by the latest epoch reported)
+        places elsewhere than the file gives one line saying where it runs,
+        the epoch, and what to change in the file.
+        """
+        self.assertEqual(
+            ["application web runs on 10.0.0.3 since an automatic failover "
+             "(epoch 2), but the deployment file places it on 10.0.0.1: "
+             "deploying it would move it back; place it on 10.0.0.3 in the "
+             "deployment file (with 10.0.0.1 as a standby in its place) and "
+             "deploy again"],
+            moved_by_failover(_deployment(), _moved_state()))
+
+    def test_same(self):
+        """
+        Where etcd agrees with the file, or says nothing, nothing is said.
+        """
+        self.assertEqual([], moved_by_failover(_deployment(), ClusterState(
+            nodes={S1: NodeState(address=S1, automatic={"web": (P, 1)})})))
+        self.assertEqual([], moved_by_failover(_deployment(),
+                                               ClusterState()))
+
+    def test_report_round_trip(self):
+        """
+        A report's automatic placements survive its JSON form.
+        """
+        state = _moved_state().nodes[S2]
+        self.assertEqual(state, node_state_from_dict(json.loads(json.dumps(
+            node_state_to_dict(state)))))
+
+    def test_local_report(self):
+        """
+        A node's report carries the placements its agent saw in etcd.
+        """
+        agent, _ = local_pair()
+        clock = Clock()
+        store = MemoryEtcd(clock)
+        agent.automatic = AutomaticFailover(
+            clock, store, A, _Actions(A, {A: set()}, None))
+        agent.automatic.configure([AutomaticApplication(
+            name="plain", primary=A, standbys=[B])])
+        self.successResultOf(agent.automatic.start())
+        self.successResultOf(agent.start_application(PLAIN))
+        self.assertEqual({"plain": (A, 1)},
+                         dict(self.successResultOf(agent.report()).automatic))
+
+
+class LocalFailoverActionsStartTests(SynchronousTestCase):
+    """
+    ``LocalFailoverActions`` takes a standby's copy over and reads its
+    freshness, on a local agent with in-memory volumes.
+    """
+
+    def test_freshness_and_start(self):
+        """
+        A standby's copy is as fresh as its epoch and newest snapshot;
+        starting takes it over at the claim's epoch and starts the
+        application on it.
+        """
+        primary, standby = local_pair()
+        application = attr.evolve(PLAIN, volume=AttachedVolume(
+            mountpoint="/data"))
+        self.successResultOf(primary.create_volume("plain", None))
+        self.successResultOf(primary.push_volume("plain", B))
+        config = AutomaticApplication(name="plain", primary=A, standbys=[B],
+                                      application=application)
+        actions = LocalFailoverActions(B, lambda: standby,
+                                       lambda: standby.volumes,
+                                       standby.routes, lambda name: config)
+        epoch, latest = self.successResultOf(actions.copy_freshness("plain"))
+        self.assertTrue(latest.startswith("flocker-"))
+        self.successResultOf(actions.start("plain", epoch + 1))
+        state = self.successResultOf(standby.report())
+        self.assertEqual((True, epoch + 1, {"plain"}),
+                         (state.volumes["plain"].owned,
+                          state.volumes["plain"].epoch, set(state.running)))

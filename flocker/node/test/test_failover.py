@@ -277,3 +277,66 @@ class StaleOwnerPlanTests(SynchronousTestCase):
             B: state.nodes[B]})
         plan = plan_changes(self.rewritten(), state)
         self.assertEqual(list(leaves(plan)), [])
+
+
+class FollowersAfterMoveTests(SynchronousTestCase):
+    """
+    A move gives the volume a new owner at a new epoch; the same deploy
+    makes the other nodes' copies follow it, so the next one is a no-op.
+    """
+
+    def moved_to_b(self):
+        """
+        :return: Fake A, B and C, WEB deployed on A then moved to B: A's
+            copy follows B at epoch 2.
+        """
+        cluster = FakeCluster([A, B, C])
+        for target in (A, B):
+            self.successResultOf(run_state_change(
+                plan_changes(on(target), cluster.state()), cluster.agents))
+        return cluster
+
+    def test_third_copy_follows_new_owner(self):
+        """
+        Moving WEB on from B to C makes A's copy (following B at epoch 2)
+        follow C at epoch 3 in the same deploy, after the hand-off; the
+        next deploy of the same file plans nothing.
+        """
+        cluster = self.moved_to_b()
+        plan = plan_changes(on(C), cluster.state())
+        steps = [c for c in leaves(plan) if getattr(c, "name", None) == "web"]
+        self.assertEqual(
+            [type(c).__name__ for c in steps],
+            ["PushVolume", "StopApplication", "HandoffVolume", "FenceVolume"])
+        self.assertEqual(steps[-1],
+                         FenceVolume(node=A, name="web", owner=C, epoch=3))
+        self.successResultOf(run_state_change(plan, cluster.agents))
+        self.assertEqual(
+            (cluster.agents[A].state.volumes["web"].owner,
+             cluster.agents[A].state.volumes["web"].epoch,
+             cluster.agents[C].state.volumes["web"].epoch,
+             list(leaves(plan_changes(on(C), cluster.state())))),
+            (C, 3, 3, []))
+
+    def test_fence_in_start_phase(self):
+        """
+        The follower is told about the new epoch in the start phase, once
+        the hand-off succeeded, never before: were the hand-off to fail, a
+        follower ahead of the owner's epoch would make the owner look
+        stale.
+        """
+        cluster = self.moved_to_b()
+        plan = plan_changes(on(C), cluster.state())
+        self.assertEqual(
+            [phase.label for phase in plan.changes
+             if any(isinstance(c, FenceVolume) for c in leaves(phase))],
+            ["update routes and start applications"])
+
+
+def on(address):
+    """
+    :return: A deployment of WEB on ``address`` among A, B and C.
+    """
+    return Deployment(nodes=[
+        Node(address=a, applications=[WEB] if a == address else [])
+        for a in (A, B, C)])

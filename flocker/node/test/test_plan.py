@@ -14,7 +14,7 @@ from flocker._model import (
     Deployment, HealthCheck, Link, Node, NodeState, Port, Route, VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    CreateVolume, FenceVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
     SeedVolume, SetLinks,
     SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
@@ -226,7 +226,8 @@ class PlanTests(SynchronousTestCase):
         """
         When no node owns a volume but copies exist (a move interrupted
         between release and acquire), the copy with the newest snapshot is
-        taken over; no empty volume is created.
+        taken over; no empty volume is created.  The other copy follows
+        the new owner at its new epoch once it started.
         """
         deployment = Deployment(nodes=[Node(address=B, applications=[WEB]),
                                        Node(address=A)])
@@ -240,6 +241,7 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual(
             [c for c in changes if not isinstance(c, SetRoutes)],
             [CreateVolume(node=B, name="web", from_copy=True),
+             FenceVolume(node=A, name="web", owner=B, epoch=1),
              StartApplication(node=B, application=WEB)])
 
     def test_route_addresses(self):

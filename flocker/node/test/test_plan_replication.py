@@ -15,7 +15,7 @@ from flocker._model import (
     ReplicationStatus, Standby, desired_replication,
 )
 from flocker.node._changes import (
-    HandoffVolume, PushVolume, SetReplication, StopApplication,
+    FenceVolume, HandoffVolume, PushVolume, SetReplication, StopApplication,
 )
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import plan_changes, plan_removal
@@ -230,6 +230,9 @@ class PlanReplicationTests(SynchronousTestCase):
                            changes.index(HandoffVolume(node=A, name="web",
                                                        target=B)))
         self.assertNotIn(attr.evolve(replace, target=A), changes)
+        # Replaced rather than fenced: a fence would race the push.
+        self.assertEqual(
+            [c for c in changes if isinstance(c, FenceVolume)], [])
 
     def test_removal_stops_replication(self):
         """

@@ -183,16 +183,31 @@ class TestStandbyProblems(object):
         assert found[0].startswith("deployment.yml:7:37: ")
         assert message in found[0]
 
-    def test_automatic_refused(self):
+    def test_automatic_needs_three_nodes(self):
         """
-        ``automatic: true`` is refused at the value, saying what to do.
+        ``automatic: true`` on fewer than three nodes is refused at the
+        value, saying why and what to do.
         """
-        assert problems("""\
+        found = problems("""\
             standby:
               web: {nodes: ["10.0.0.2"], automatic: true}
-            """) == ["deployment.yml:7:41: automatic failover is not "
-                     "available yet: leave automatic out (or false) and "
-                     "fail over with flocker-deploy --failover NODE"]
+            """, nodes_text=NODES.replace("  10.0.0.3: []\n", ""))
+        assert found == [
+            "deployment.yml:6:41: automatic failover needs at least 3 "
+            "nodes, each running an etcd member (a majority of them must "
+            "outlive a lost node); this deployment has 2: add nodes, or "
+            "leave automatic out and fail over with flocker-deploy "
+            "--failover NODE"]
+
+    def test_automatic_accepted(self):
+        """
+        ``automatic: true`` on three nodes gives an automatic standby.
+        """
+        deployment = parse("""\
+            standby:
+              web: {nodes: ["10.0.0.2", "10.0.0.3"], automatic: true}
+            """)
+        assert deployment.standbys["web"].automatic is True
 
     def test_unknown_application(self):
         """
@@ -242,7 +257,7 @@ class TestStandbyProblems(object):
         """
         found = problems("""\
             standby:
-              web: {nodes: ["10.0.0.1"], every: 0s, automatic: true}
+              web: {nodes: ["10.0.0.1"], every: 0s, automatic: maybe}
               cache: {nodes: ["10.0.0.9"]}
             """)
         assert [line.split(": ")[0] for line in found] == [

@@ -1,0 +1,173 @@
+"""
+Automatic failover on the lab (``admin/lab``): an application with
+``automatic: true`` on three real nodes, each with its etcd member and its
+agent holding or watching the application's lease.
+
+One ordered scenario: deploy; write data and wait until the agents'
+replication (``every: 2s``) has copied it to both standbys;
+partition the node running the application (it stops the application
+itself, a standby takes over, never two run it, sampled every second, and
+the application answers again on every live node's routed port); heal (the
+node that came back does not start it, its routes follow); a deploy of the
+old deployment file is refused.
+"""
+
+import os
+import secrets
+import time
+
+import pytest
+
+from _lab_automatic import (
+    application_text, deployment_text, etcd_value, http_answer, lab_command,
+    running_on, wait_replicated,
+)
+
+PORT = 18097
+DEPLOY_TIMEOUT = 180
+
+#: Seconds a takeover may take here at most before the test gives up (the
+#: figure itself is measured by benchmarks/automatic_failover.py).
+TAKEOVER_TIMEOUT = 120
+
+
+class _Scenario(object):
+    """
+    What the steps share.
+    """
+
+    def __init__(self, lab, directory, failures):
+        self.lab = lab
+        self.failures = failures
+        self.name = "auto-%s" % (secrets.token_hex(3),)
+        self.nodes = lab.node_names[:3]
+        self.addresses = [lab.address(node) for node in self.nodes]
+        self.applications = os.path.join(directory, "applications.yml")
+        with open(self.applications, "w") as f:
+            f.write(application_text(self.name, PORT))
+        self.deployment = os.path.join(directory, "deployment.yml")
+        with open(self.deployment, "w") as f:
+            f.write(deployment_text(self.name, self.addresses[0],
+                                    self.addresses[1:], self.addresses))
+        self.content = "written before the fault %s\n" % (self.name,)
+
+    def deploy(self):
+        return self.lab.run_client(
+            ["flocker-deploy", "--yes", self.deployment, self.applications],
+            check=False, timeout=DEPLOY_TIMEOUT)
+
+
+@pytest.fixture(scope="class")
+def scenario(request, lab, tmp_path_factory):
+    """
+    The scenario's shared state; the partition is healed and the
+    application, its keys and volumes removed at the end.
+    """
+    assert len(lab.node_names) >= 3, "the scenario needs a lab of 3 nodes"
+    state = _Scenario(lab, str(tmp_path_factory.mktemp("automatic-lab")),
+                      request.session.testsfailed)
+    yield state
+    lab_command(["heal", state.nodes[0]], check=False)
+    for node in state.nodes:
+        lab.run(node, ["docker", "rm", "-f", "flocker--" + state.name],
+                check=False)
+    lab.run(state.nodes[1], ["etcdctl", "del", "--prefix",
+                             "flocker/v1/"], check=False)
+    for node in state.nodes:
+        lab.run(node, ["flocker-volume", "delete", state.name], check=False)
+
+
+class TestAutomaticFailover(object):
+    """
+    Automatic failover on three real nodes.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _in_order(self, request, scenario):
+        if request.session.testsfailed > scenario.failures:
+            pytest.skip("an earlier step of the scenario failed")
+        self.s = scenario
+
+    def test_01_deploy_holds(self):
+        """
+        A deploy starts the application on its node, which holds it in
+        etcd: every member answers the placement (node, epoch 1), and the
+        owner key names the node.
+        """
+        s = self.s
+        result = s.deploy()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert running_on(s.lab, s.name, s.nodes) == [s.nodes[0]]
+        for node in s.nodes:
+            assert etcd_value(s.lab, node, "placement", s.name) == {
+                "node": s.addresses[0], "epoch": 1}
+        assert etcd_value(s.lab, s.nodes[2], "owner", s.name)["node"] == \
+            s.addresses[0]
+
+    def test_02_write_and_copy(self):
+        """
+        Data written on the running node reaches both standbys by the
+        agents' replication; every node answers it on the routed port.
+        """
+        s = self.s
+        s.lab.run(s.nodes[0], ["docker", "exec", "-i", "flocker--" + s.name,
+                               "tee", "/www/index.html"], input=s.content)
+        wait_replicated(s.lab, s.name, s.nodes[1:], time.time())
+        for address in s.addresses:
+            assert http_answer(s.lab, address, PORT) == s.content
+
+    def test_03_partition(self):
+        """
+        Partitioned, the running node stops the application itself; a
+        standby takes over at epoch 2; sampled every second, never two
+        nodes run it; it answers with the data on both live nodes' routed
+        ports.
+        """
+        s = self.s
+        lab_command(["partition", s.nodes[0]])
+        started = time.monotonic()
+        samples = []
+        answered = None
+        while time.monotonic() - started < TAKEOVER_TIMEOUT:
+            where = running_on(s.lab, s.name, s.nodes)
+            samples.append((round(time.monotonic() - started, 1), where))
+            assert len(where) <= 1, samples
+            if where and where[0] != s.nodes[0] and all(
+                    http_answer(s.lab, address, PORT) == s.content
+                    for address in s.addresses[1:]):
+                answered = time.monotonic() - started
+                break
+            time.sleep(1)
+        assert answered is not None, samples
+        assert s.nodes[0] not in running_on(s.lab, s.name, s.nodes)
+        placement = etcd_value(s.lab, s.nodes[1], "placement", s.name)
+        assert placement["epoch"] == 2, placement
+        assert placement["node"] in s.addresses[1:], placement
+
+    def test_04_heal(self):
+        """
+        Healed, the node that was cut off does not start the application;
+        its routes follow the new placement, so it answers there too.
+        """
+        s = self.s
+        lab_command(["heal", s.nodes[0]])
+        deadline = time.monotonic() + TAKEOVER_TIMEOUT
+        while http_answer(s.lab, s.addresses[0], PORT) != s.content:
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        where = running_on(s.lab, s.name, s.nodes)
+        assert len(where) == 1 and where[0] != s.nodes[0], where
+
+    def test_05_old_file_refused(self):
+        """
+        A deploy of the old deployment file (placing the application on
+        the node it failed over from) is refused, changing nothing, saying
+        where it runs now.
+        """
+        s = self.s
+        where = running_on(s.lab, s.name, s.nodes)
+        result = s.deploy()
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert "since an automatic failover (epoch 2)" in output, output
+        assert running_on(s.lab, s.name, s.nodes) == where
