@@ -999,6 +999,18 @@ def start_etcd_member(lab, node):
                          daemon_pid)
 
 
+def wait_etcd_member(node):
+    """
+    Wait until a node's running etcd member is healthy again (nothing if
+    it does not run).
+
+    :param Node node: The node.
+    :raises LabError: If it is not healthy in time.
+    """
+    if _lab_etcd.etcd_pid(node, daemon_pid) is not None:
+        _lab_etcd.wait_etcd(node, None)
+
+
 def boot_machine(lab, machine, fresh):
     """
     Prepare a machine's namespaces and, on a node, start whatever daemon is

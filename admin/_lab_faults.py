@@ -212,4 +212,7 @@ def heal(lab, name, log, parts):
             raise LabError("%s is not partitioned" % (name,))
         _set_bridge_port(lab, node, attached=True)
         clear_fault(node)
+        # Back when its etcd member has caught up with its cluster, as
+        # ``up`` waits for it (status counts a member that has not).
+        parts.wait_etcd_member(node)
     log("lab heal: %s (%s) back on the network" % (name, node.address))

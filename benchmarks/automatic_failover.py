@@ -8,7 +8,9 @@ It uses the lab named by ``FLOCKER_LAB_PREFIX``/``FLOCKER_LAB_STATE``
 (default prefix ``fau``, state ``/var/lib/flocker-lab-bench-auto``; three
 nodes are brought up, each with its etcd member) and runs ``--trials``
 trials; each one picks at random (``--seed``) to ``kill`` or ``partition``
-the node running the application:
+the node running the application, or to kill the etcd member of one of
+its standbys (the cluster keeps its majority: the application must stay
+where it is):
 
 1. deploy the application on its current node with the other two as
    automatic standbys (``every: 2s``), write a new ``index.html`` and wait
@@ -42,6 +44,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -163,6 +166,28 @@ class Bench(object):
             time.sleep(SAMPLE)
         return None, fenced, None
 
+    def member_loss(self, primary, victim):
+        """
+        Kill the etcd member of ``victim`` (a standby): its cluster keeps
+        a majority, so nothing may move.  Sampled for two lease lifetimes.
+
+        :return: Whether the application stayed on ``primary`` throughout.
+        """
+        run_dir = Path(self.lab.machine(victim).docker_socket).parent
+        os.kill(int((run_dir / "etcd.pid").read_text()), signal.SIGKILL)
+        stayed = True
+        deadline = time.monotonic() + 2 * DEFAULT_TIMING.ttl
+        while time.monotonic() < deadline:
+            where = running_on(self.lab, self.name, self.nodes)
+            if len(where) > 1:
+                self.split_brain += 1
+            stayed &= where == [primary]
+            time.sleep(SAMPLE)
+        # The member starts again as its unit would restart it.
+        subprocess.run([sys.executable, str(REPO / "admin" / "lab"), "up",
+                        "3"], capture_output=True, timeout=900, check=True)
+        return stayed
+
     def recover(self, node, fault):
         """
         Revive or heal ``node``; check a few samples that it does not run
@@ -234,11 +259,11 @@ def main():
     floors = [bench.start_by_hand(bench.nodes[i % 3]) for i in range(3)]
     floor = (DEFAULT_TIMING.ttl - DEFAULT_TIMING.renew_every +
              statistics.median(floors))
-    rows, rtos, fences = [], [], []
+    rows, rtos, fences, members_lost = [], [], [], []
     primary = bench.nodes[0]
     try:
         for trial in range(trials):
-            fault = chooser.choice(["kill", "partition"])
+            fault = chooser.choice(["kill", "partition", "etcd member"])
             try:
                 content = bench.prepare(primary, trial)
             except (subprocess.CalledProcessError, RuntimeError) as e:
@@ -247,6 +272,14 @@ def main():
                                  " ".join(e.cmd[5:]) if hasattr(e, "cmd")
                                  else e,)))
                 break
+            if fault == "etcd member":
+                victim = chooser.choice([n for n in bench.nodes
+                                         if n != primary])
+                stayed = bench.member_loss(primary, victim)
+                members_lost.append(stayed)
+                rows.append((trial, "etcd member of " + victim, primary,
+                             primary if stayed else "MOVED", "-", "-"))
+                continue
             rto, fenced, new = bench.trial(primary, fault, content)
             bench.recover(primary, fault)
             rows.append((trial, fault, primary, new or "-",
@@ -281,10 +314,12 @@ def main():
         "partition_stopped_s": round(statistics.median(fences), 2)
         if fences else None,
         "split_brain": bench.split_brain, "stale": bench.stale,
-        "completed": len(rtos),
+        "completed": len(rtos) + len(members_lost),
+        "member_losses": len(members_lost),
+        "member_losses_moved": members_lost.count(False),
     }
     emit(figures)
-    return 0 if len(rtos) == len(rows) else 1
+    return 0 if figures["completed"] == len(rows) else 1
 
 
 if __name__ == "__main__":

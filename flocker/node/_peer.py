@@ -241,7 +241,10 @@ class PeerProtocol(Protocol):
             # A bug: logged here with its traceback; the caller sees a
             # failed push.
             write_failure(failure)
-            self._finish(1, "internal error in the Flocker agent")
+            self._finish(1, "internal error in the Flocker agent (%s: %s; "
+                         "its log has the traceback)" % (
+                             failure.type.__name__,
+                             failure.getErrorMessage()[:200]))
 
     def _finish(self, status, error):
         if self._task_uuid is not None:

@@ -46,7 +46,8 @@ from .._model import SAFE_NAME_RULE, is_safe_name
 from ._capabilities import parse_capabilities
 from ._epoch import EPOCH, is_recovery_suffix, parse_epoch
 from ._errors import (
-    DatasetBusy, InvalidSize, OutOfSpace, PoolMissing, UnsafeName, ZFSError,
+    DatasetBusy, InvalidSize, OutOfSpace, PoolMissing, StreamRejected,
+    UnsafeName, ZFSError,
     ZFSUnavailable,
 )
 from ._logging import BUSY_RETRY, ZFS_COMMAND
@@ -795,8 +796,13 @@ class ZFSPool(object):
             result.check()
         except ProcessFailed as e:
             raise zfs_error(e, self.name)
-        if not passed_ok:
-            passed_value.raiseException()
+        if not passed_ok and not passed_value.check(BrokenPipeError):
+            raise StreamRejected("the stream for %s could not be passed on: "
+                                 "%s" % (volume,
+                                         passed_value.getErrorMessage()))
+        # A broken pipe after zfs receive succeeded: it applied the whole
+        # stream (ZFS checks the stream's end record) and exited before
+        # taking bytes that followed it, which are not part of it.
 
     def _spawned(self, argv, stdin, stdout):
         action = ZFS_COMMAND(argv=list(argv))

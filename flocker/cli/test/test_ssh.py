@@ -1527,3 +1527,17 @@ def test_lab_every_node(lab):
         + [node.address for node in lab.nodes])
     assert json.loads(result.stdout) == lab.node_names
     assert _file_state(lab.known_hosts) == before
+
+
+def test_bulk_friendly_algorithms():
+    """
+    Connections offer counter-mode AES only, AES-128 first, and
+    HMAC-SHA-256 before the slower SHA-512 (a volume push is bound by the
+    MAC); no CBC, 3DES or MD5.
+    """
+    from flocker.cli._ssh._transport import _ClientTransport
+    assert _ClientTransport.supportedCiphers[0] == b"aes128-ctr"
+    assert all(cipher.endswith(b"-ctr")
+               for cipher in _ClientTransport.supportedCiphers)
+    assert _ClientTransport.supportedMACs[0] == b"hmac-sha2-256"
+    assert b"hmac-md5" not in _ClientTransport.supportedMACs
