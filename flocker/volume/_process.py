@@ -132,6 +132,10 @@ class _IdleTimer(object):
             self._call = self._clock.callLater(self._seconds, self._expired)
 
     def stop(self):
+        """
+        The wait is over (the copy or read ended): ``expired`` is not
+        called.
+        """
         if self._call is not None and self._call.active():
             self._call.cancel()
 
