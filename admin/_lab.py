@@ -32,6 +32,10 @@ running lab is described for other programs in ``STATE/lab.json``.
 
 Subprocesses are argument vectors; every wait has a deadline.
 
+Nodes run Flocker from its Debian package, installed with ``dpkg -i`` and
+started from its systemd unit (``_lab_package``, ``_lab_unit``); the client
+runs the checkout's ``flocker-deploy``.
+
 Modules: ``_lab_model`` (names, addresses, configuration files: pure),
 ``_lab_host`` (running commands, mounts, processes, locks), ``_lab_images``
 (the images), ``_nsinit`` (runs inside a new mount namespace), ``_zfs_exec``
@@ -40,6 +44,7 @@ the command line.
 """
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -57,6 +62,7 @@ from pathlib import Path
 import _lab_etcd
 import _lab_faults
 import _lab_images
+import _lab_package
 from _lab_host import (
     DOCKERD_TIMEOUT, KILL_TIMEOUT, REQUIRED_TOOLS, SSHD_TIMEOUT,
     ZFS_BUSY_TIMEOUT, StateLock, ZfsLock, cgroup_roots, delete_netns,
@@ -67,10 +73,11 @@ from _lab_host import (
     zfs_fuse_pids,
 )
 from _lab_model import (
-    ADMIN, DESCRIPTION_VERSION, MAX_NODES, NSINIT, POOL_SIZE, REPO,
+    ADMIN, DESCRIPTION_VERSION, MAX_NODES, NODE_OVERLAYS, NSINIT, POOL_SIZE,
     STANDARD_PATH,
-    ZFS_SOCKET_DIR, Lab, LabError, hosts_text, known_hosts_text, parse_count,
-    passwd_text, public_key, shell_rc_text, ssh_config_text, sshd_config_text,
+    ZFS_SOCKET_DIR, Lab, LabError, defaults_text, hosts_text,
+    known_hosts_text, parse_count, passwd_text, public_key, shell_rc_text,
+    ssh_config_text, sshd_config_text,
 )
 
 
@@ -89,9 +96,10 @@ def preflight(lab):
             raise LabError("%s not found: run admin/install-deps" % (tool,))
     if not os.path.exists("/dev/fuse"):
         raise LabError("/dev/fuse missing: zfs-fuse needs FUSE")
-    if not (lab.bin_dir / "flocker-node").exists():
-        raise LabError("%s/flocker-node not found: run admin/install-deps"
-                       % (lab.bin_dir,))
+    for command in ("flocker-deploy", "python"):
+        if not (lab.bin_dir / command).exists():
+            raise LabError("%s/%s not found: run admin/install-deps"
+                           % (lab.bin_dir, command))
 
 
 def load_record(lab):
@@ -259,6 +267,12 @@ def write_machine_files(lab, machine, nodes):
         lines.append(key + " flocker-lab")
     write_text(authorized, "\n".join(lines) + "\n", 0o600)
     write_text(machine.sshd_config, sshd_config_text(machine))
+    for _, upper, work in machine.overlays():
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+    # Rewritten only when it changes: it may be under a mounted overlay.
+    if read_file(machine.defaults_file) != defaults_text(machine):
+        write_text(machine.defaults_file, defaults_text(machine))
     write_json(machine.daemon_json, {
         # dockerd 20.10 otherwise writes /etc/docker/key.json on the host.
         "deprecated-key-path": str(machine.state_dir / "docker-key.json"),
@@ -468,6 +482,11 @@ def ensure_mount_namespace(lab, machine):
         if os.path.exists(target):
             binds += ["--bind", "%s:%s" % (source, target)]
     if machine.is_node:
+        # Before the binds: an overlay mounted later would hide them.
+        overlays = []
+        for target, upper, work in machine.overlays():
+            overlays += ["--overlay", "%s:%s:%s" % (target, upper, work)]
+        binds = overlays + binds
         # zfs unmounts must happen where the ZFS daemon mounts: see
         # _zfs_exec.py.
         for real in zfs_commands().values():
@@ -480,6 +499,20 @@ def ensure_mount_namespace(lab, machine):
          "--scratch", machine.scratch] + binds,
         timeout=30)
     return True
+
+
+def overlaid(machine):
+    """
+    :param Machine machine: A node whose mount namespace is alive.
+    :return: ``True`` if every directory of :data:`NODE_OVERLAYS` is an
+        overlay there (a namespace made before the lab installed packages
+        is not: ``dpkg`` there would write to the host).
+    """
+    result = run(["nsenter", "--mount=%s" % (machine.mnt_file,), "--",
+                  "findmnt", "--list", "--noheadings", "--output",
+                  "TARGET,FSTYPE"], check=False)
+    found = {tuple(line.split()[:2]) for line in result.stdout.splitlines()}
+    return all((target, "overlay") in found for target in NODE_OVERLAYS)
 
 
 def daemon_pid(node, pid_file, name):
@@ -598,26 +631,15 @@ def agent_pid(node):
     return daemon_pid(node, node.agent_pid_file, "flocker-node")
 
 
-def flocker_code_digest():
-    """
-    :return: A digest of Flocker's code (every ``.py`` file of the
-        package): an agent started from other code is restarted, as a
-        package upgrade restarts the service.
-    """
-    digest = hashlib.sha256()
-    package = REPO / "flocker"
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def current_agent(node, digest):
     """
     :param Node node: A node.
-    :param str digest: :func:`flocker_code_digest`.
-    :return: The pid of its agent if it runs the current code; an agent
-        running other code is stopped (``None`` then).
+    :param digest: The digest of the package build it has installed
+        (:func:`_lab_package.package_digest`), or ``None`` to stop any
+        agent.
+    :return: The pid of its agent if it runs that build; an agent running
+        another is stopped (``None`` then), as a package upgrade restarts
+        the service.
     """
     pid = agent_pid(node)
     if pid is None:
@@ -638,24 +660,22 @@ def current_agent(node, digest):
 
 def start_agent(lab, node):
     """
-    Start a node's Flocker agent in its namespaces, as the package's
-    systemd unit does at boot (``flocker-node agent``, the node's
-    environment, its log in the node's ``/var/log``).
+    Start a node's Flocker agent in its namespaces from the systemd unit
+    its package installed, as systemd would (``_lab_unit.py``: the unit's
+    ``EnvironmentFile``, runtime directory, umask, then its ``ExecStart``
+    exactly as written); its output, the journal's part, goes to the
+    node's ``/var/log/flocker-agent.log``.
 
     :param Lab lab: The lab.
-    :param Node node: The node.
-    :return: The ``Popen`` (its pid is the agent's: ``nsenter`` execs it).
+    :param Node node: The node (its package installed).
+    :return: The ``Popen`` (its pid is the agent's: ``nsenter`` and the
+        unit runner exec it).
     """
-    env = _daemon_environment(node)
-    # Its own commands (zfs, iptables, ssh) come from the system; the node
-    # key's forced command and pushes name Flocker's from the lab's bin.
-    env["PATH"] = "%s:%s" % (lab.bin_dir, STANDARD_PATH)
-    process = _spawn(node.nsenter() + [
-        lab.bin_dir / "flocker-node", "agent",
-        "--log", "/var/log/flocker-agent.log",
-    ], os.devnull, env)
+    process = _spawn(_lab_package.unit_command(node), node.agent_log,
+                     {"PATH": STANDARD_PATH})
     node.agent_pid_file.write_text("%d\n" % (process.pid,))
-    (node.run_dir / "agent.code").write_text(flocker_code_digest())
+    (node.run_dir / "agent.code").write_text(
+        _lab_package.installed_digest(node) or "")
     return process
 
 
@@ -921,7 +941,8 @@ def fresh_network_namespaces(machines, rebuild):
     """
     stale = [m for m in machines
              if rebuild or namespace_inode(m.netns_path) is None
-             or namespace_inode(m.mnt_file) is None]
+             or namespace_inode(m.mnt_file) is None
+             or (m.is_node and not overlaid(m))]
     kill_machines(stale)
     for machine in stale:
         unmount_namespace_files(machine)
@@ -1035,7 +1056,11 @@ def up(lab, count, log):
     client = lab.client()
     machines = [client] + nodes
     lab.state.mkdir(parents=True, exist_ok=True)
-    with StateLock(lab.state):
+    with StateLock(lab.state), \
+            concurrent.futures.ThreadPoolExecutor(1) as builder:
+        # Built (when the code changed) while the nodes boot.
+        build = builder.submit(_lab_package.ensure_package, lab.packages_dir,
+                               lab.bin_dir / "python", log)
         rebuild = prepare_host(lab, nodes)
         trace("host prepared")
         extra = [lab.node(i) for i in discover_nodes(lab) if i > count]
@@ -1061,7 +1086,6 @@ def up(lab, count, log):
         trace("pools")
         images_lock = threading.Lock()
         images = {}
-        code = flocker_code_digest()
 
         def cached_images(api):
             # Built once, on whichever node gets here first.
@@ -1075,11 +1099,15 @@ def up(lab, count, log):
             boot = boots[node.name]
             if boot.sshd is not None:
                 wait_sshd(node, boot.sshd)
-            check_ssh(lab, client, node)
             wait_dockerd(node, boot.dockerd)
+            digest, package = build.result()
+            installed = _lab_package.install(node, digest, package)
+            check_ssh(lab, client, node)
             # The agent finds its node's etcd member when it starts.
             _lab_etcd.wait_etcd(node, etcds[node.name])
-            if not current_agent(node, code):
+            # A package (re)installed restarts the service, as its postinst
+            # does under systemd.
+            if not current_agent(node, None if installed else digest):
                 # After the pool and Docker, as the unit's ordering says.
                 wait_agent(node, start_agent(lab, node))
             ready = time.monotonic() - boot.started
@@ -1099,7 +1127,7 @@ def up(lab, count, log):
         if ready:
             trace("dockerd: slowest answered %.3fs after start" % (
                 max(ready),))
-        description = describe(lab, nodes, client, images)
+        description = describe(lab, nodes, client, images, build.result())
         write_json(lab.description_file, description)
         # Whatever fault a node had, up has just repaired it.
         for node in nodes:
@@ -1136,21 +1164,23 @@ def check_ssh(lab, client, node):
     :param Lab lab: The lab.
     :param Machine client: The client.
     :param Node node: The node.
-    :raises LabError: If the login fails or finds another ``flocker-node``.
+    :raises LabError: If the login fails or finds another ``flocker-node``
+        than the package's.
     """
     result = run(client.nsenter() + ["ssh", node.name, "which",
                                      "flocker-node"],
                  env=client.environment(), timeout=30, check=False)
     found = result.stdout.strip()
-    expected = str(lab.bin_dir / "flocker-node")
+    expected = "/usr/bin/flocker-node"
     if result.returncode != 0 or found != expected:
         raise LabError("%s: ssh from client: %s" % (
             node.name, "found %s, expected %s" % (found, expected)
             if result.returncode == 0 else last_line(result)))
 
 
-def describe(lab, nodes, client, images):
+def describe(lab, nodes, client, images, package):
     """
+    :param package: ``(digest, path)`` of the package the nodes run.
     :return: The JSON-able description of a running lab (``lab.json``).
     """
     return {
@@ -1167,6 +1197,7 @@ def describe(lab, nodes, client, images):
             "config": str(lab.ssh_config),
         },
         "images": images,
+        "package": {"digest": package[0], "path": str(package[1])},
     }
 
 
@@ -1292,6 +1323,7 @@ def node_health(node):
         "dockerd": bool(dockerd) and _lab_images.DockerAPI(
             str(node.docker_socket), timeout=5).ping(),
         "sshd": bool(sshd) and sshd_listening(sshd),
+        "package": _lab_package.installed_digest(node) is not None,
         "agent": bool(agent) and agent_listening(agent),
         "etcd": bool(_lab_etcd.etcd_pid(node, daemon_pid))
         and _lab_etcd.etcd_health(node),

@@ -41,6 +41,9 @@ NSINIT = ADMIN / "_nsinit.py"
 DESCRIPTION_VERSION = 1
 # zfs-fuse's control socket directory; kept visible in every machine.
 ZFS_SOCKET_DIR = "/run/zfs"
+#: Host directories each node sees as writable overlays of its own: where
+#: ``dpkg -i`` of Flocker's package writes (see ``_lab_package.py``).
+NODE_OVERLAYS = ("/usr", "/opt", "/var/lib/dpkg", "/etc/default")
 
 
 class LabError(Exception):
@@ -57,8 +60,9 @@ class Lab:
     :ivar Path state: The state directory.
     :ivar Path runtime: The runtime directory (sockets, namespace files).
     :ivar str prefix: Prefix of the namespace names.
-    :ivar Path bin_dir: Directory with ``flocker-node`` & co., put first on
-        every machine's ``PATH``.
+    :ivar Path bin_dir: Directory with ``flocker-deploy`` & co. (the
+        checkout's ``.venv/bin``), first on the client's ``PATH``; its
+        ``python`` builds the nodes' package.  Nodes run the package.
     """
     state: Path
     runtime: Path
@@ -132,6 +136,15 @@ class Lab:
     def pools_dir(self):
         """Directory of the pools' sparse files."""
         return self.state / "pools"
+
+    @property
+    def packages_dir(self):
+        """
+        The cache of the checkout's built Debian packages, one directory per
+        build (``dist/lab``: shared by every lab of this checkout, kept by
+        ``down --purge``).
+        """
+        return REPO / "dist" / "lab"
 
     @property
     def images_dir(self):
@@ -363,6 +376,25 @@ class Node(Machine):
         """The Flocker agent's log, as the host sees it."""
         return self.log_dir / "flocker-agent.log"
 
+    def overlays(self):
+        """
+        :return: ``[(target, upper, work)]``: the node's overlays on
+            :data:`NODE_OVERLAYS` (upper and work directories in its state).
+        """
+        root = self.state_dir / "root"
+        return [(target, root / target.strip("/").replace("/", "-") / "upper",
+                 root / target.strip("/").replace("/", "-") / "work")
+                for target in NODE_OVERLAYS]
+
+    @property
+    def defaults_file(self):
+        """
+        ``/etc/default/flocker-node`` in the node, as the host writes it
+        (in the upper directory of its ``/etc/default`` overlay).
+        """
+        return dict((t, u) for t, u, _ in self.overlays())[
+            "/etc/default"] / "flocker-node"
+
     @property
     def dockerd_log(self):
         """dockerd's output."""
@@ -376,6 +408,9 @@ class Node(Machine):
     def environment(self):
         env = Machine.environment(self)
         env.update({
+            # A server's PATH: Flocker's commands are the installed
+            # package's (/usr/bin/flocker-node), not the checkout's.
+            "PATH": STANDARD_PATH,
             "DOCKER_HOST": "unix://%s" % (self.docker_socket,),
             "FLOCKER_POOL": self.pool,
             "FLOCKER_NODE_ADDRESS": self.address,
@@ -398,6 +433,23 @@ class Node(Machine):
             "cgroup_parent": self.cgroup_parent,
         })
         return description
+
+
+def defaults_text(node):
+    """
+    :param Node node: A node.
+    :return: Its ``/etc/default/flocker-node``: the settings
+        ``docs/install.rst`` says to put there (pool, address, Docker
+        socket), and the lab's own (lock and sshd configuration paths...):
+        every variable of the node's sessions but the ones systemd or a
+        login sets (``PATH``, ``HOME``, ``LANG``).
+    """
+    env = node.environment()
+    names = sorted(set(env) - {"PATH", "HOME", "LANG"})
+    return "".join(
+        ["# Flocker lab %s: written by admin/lab up (read by the\n"
+         "# EnvironmentFile= of flocker-node.service).\n" % (node.name,)]
+        + ["%s=%s\n" % (name, env[name]) for name in names])
 
 
 def public_key(path):

@@ -27,7 +27,14 @@ What it sets up, and why:
   directory (sockets and pid files stay visible to the host) and
   ``/run/zfs`` (the zfs-fuse control socket: every node talks to the one
   ZFS daemon, as it would to its kernel module).
-* Files bound over host files (``/etc/hosts``, ``/etc/passwd``, ...).
+* Writable overlays on some host directories (``--overlay``: ``/usr``,
+  ``/opt``, ``/var/lib/dpkg`` and ``/etc/default`` on nodes), each with its
+  own upper directory in the machine's state: what the machine installs
+  (the lab installs Flocker's Debian package with ``dpkg -i`` on every node,
+  as the guide does on a server) stays the machine's, and the host's
+  directories are never written.
+* Files bound over host files (``/etc/hosts``, ``/etc/passwd``, ...), after
+  the overlays (a bind under an overlaid directory would be hidden).
 * The host name.
 
 Standard library only: it runs before any virtualenv exists.  Mounts are made
@@ -183,6 +190,20 @@ def private_run(scratch, keep):
     mount(scratch, "/run", None, MS_MOVE)
 
 
+def overlay(target, upper, work):
+    """
+    Mount a writable overlay on ``target``: the host's directory below,
+    ``upper`` taking every change.
+
+    :param str target: An existing host directory (also the lower layer).
+    :param str upper: An empty or earlier upper directory.
+    :param str work: overlayfs' work directory, on ``upper``'s file system.
+    :raises NamespaceSetupError: If the mount fails.
+    """
+    mount("overlay", target, "overlay", 0,
+          "lowerdir=%s,upperdir=%s,workdir=%s" % (target, upper, work))
+
+
 def parse_arguments(argv):
     """
     :param list argv: Command-line arguments (without the program name).
@@ -198,6 +219,10 @@ def parse_arguments(argv):
     parser.add_argument("--bind", action="append", default=[],
                         metavar="SOURCE:TARGET",
                         help="bind SOURCE over TARGET (both must exist)")
+    parser.add_argument("--overlay", action="append", default=[],
+                        metavar="TARGET:UPPER:WORK",
+                        help="a writable overlay on TARGET whose changes go "
+                        "to UPPER (WORK: overlayfs' work directory)")
     return parser.parse_args(argv)
 
 
@@ -215,6 +240,8 @@ def main(argv):
               "mode=755,size=64m")
         fresh_sys(options.scratch)
         private_run(options.scratch, options.keep)
+        for triple in options.overlay:
+            overlay(*triple.split(":", 2))
         for pair in options.bind:
             source, _, target = pair.partition(":")
             mount(source, target, None, MS_BIND)

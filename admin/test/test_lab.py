@@ -228,17 +228,22 @@ def test_zfs_send_over_ssh(lab):
 
 def test_node_sessions(lab):
     """
-    An SSH session from the client to a node finds Flocker's own
-    ``flocker-node`` first on PATH and gets the node's variables; node to
-    node SSH trusts the other node's host key.
+    An SSH session from the client to a node finds the installed package's
+    ``flocker-node`` and ``flocker-volume`` (``/usr/bin``, links into
+    ``/opt/flocker``) on PATH, not the checkout's, and gets the node's
+    variables; node to node SSH trusts the other node's host key.
     """
-    bin_dir = lab.client.env["PATH"].split(":")[0]
     for name in lab.node_names:
         node = lab.machine(name)
         found = lab.run_client(["ssh", node.address, "which", "flocker-node",
                                 "flocker-volume"])
-        assert found.stdout.split() == [bin_dir + "/flocker-node",
-                                        bin_dir + "/flocker-volume"]
+        assert found.stdout.split() == ["/usr/bin/flocker-node",
+                                        "/usr/bin/flocker-volume"]
+        links = lab.run_client(["ssh", node.address, "readlink",
+                                "/usr/bin/flocker-node",
+                                "/usr/bin/flocker-volume"])
+        assert links.stdout.split() == ["/opt/flocker/bin/flocker-node",
+                                        "/opt/flocker/bin/flocker-volume"]
         env = lab.run_client(["ssh", node.address, "printenv",
                               "FLOCKER_POOL", "FLOCKER_NODE_ADDRESS",
                               "DOCKER_HOST", "FLOCKER_LAB_NODE"])
@@ -339,6 +344,65 @@ def test_agents_run_in_nodes(lab):
             == 0o700
         report = node.run(["flocker-node", "report"])
         assert json.loads(report.stdout)["address"] == node.address
+
+
+def test_nodes_run_the_package(lab):
+    """
+    Every node has Flocker's Debian package installed by dpkg (its own
+    dpkg database says so; the host's does not, and the host has no
+    ``/usr/bin/flocker-node``), and its agent is the unit's ``ExecStart``
+    as systemd runs it: ``/usr/bin/env flocker-node agent`` resolved to the
+    package's environment, with systemd's PATH and the settings of
+    ``/etc/default/flocker-node``; the ``flocker`` it imports is the one
+    under ``/opt/flocker``.
+    """
+    host = subprocess.run(["dpkg-query", "-W", "flocker-node"],
+                          capture_output=True, text=True)
+    assert (host.returncode, os.path.exists("/usr/bin/flocker-node")) == (
+        1, False)
+    for node in lab.nodes:
+        status = node.run(["dpkg-query", "-W", "-f", "${Status} ${Version}",
+                           "flocker-node"])
+        assert status.stdout.startswith("install ok installed ")
+        pid = _daemon_pids(lab)[node.name][2]
+        cmdline = Path("/proc/%d/cmdline" % (pid,)).read_bytes()
+        environ = dict(
+            item.split("=", 1) for item in Path(
+                "/proc/%d/environ" % (pid,)).read_bytes().decode().split(
+                    "\0") if "=" in item)
+        defaults = node.run(["cat", "/etc/default/flocker-node"]).stdout
+        where = node.run(["/opt/flocker/bin/python", "-c",
+                          "import flocker; print(flocker.__file__)"])
+        assert (cmdline.split(b"\0")[:3], environ["PATH"],
+                environ["FLOCKER_POOL"], "FLOCKER_POOL=%s\n" % (node.pool,)
+                in defaults, where.stdout.startswith("/opt/flocker/lib/")) == (
+            [b"/opt/flocker/bin/python", b"/usr/bin/flocker-node", b"agent"],
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin", node.pool,
+            True, True)
+
+
+def test_up_upgrades_the_package(lab):
+    """
+    A node whose installed build is not the current one gets the current
+    package installed over it by ``dpkg -i`` (dpkg's upgrade path, its
+    maintainer scripts run) and its agent restarted, as a package upgrade
+    restarts the service; its other daemons keep running.
+    """
+    state = Path(lab.state) / "node2"
+    record = state / "package.installed"
+    current = record.read_text()
+    dpkg_log = state / "log" / "dpkg.log"
+    before_log = dpkg_log.read_text().count("status installed flocker-node")
+    before = _daemon_pids(lab)["node2"]
+    record.write_text("an-older-build\n")
+    result = admin_lab(["up", "3"])
+    assert result.returncode == 0, result.stderr
+    after = _daemon_pids(lab)["node2"]
+    assert (after[:2] == before[:2], after[2] != before[2],
+            record.read_text(),
+            dpkg_log.read_text().count("status installed flocker-node")) == (
+        True, True, current, before_log + 1)
+    assert lab.run("node2", ["flocker-node", "report"]).returncode == 0
 
 
 def test_up_restarts_dead_agent(lab):
@@ -491,7 +555,9 @@ def host_footprint(prefix, state, runtime):
         "root_links": sorted(line.split(":")[1].strip().split("@")[0]
                              for line in links.splitlines()),
         "runtime": os.path.exists(runtime),
-        "run": sorted(n for n in os.listdir("/run") if "flocker" in n),
+        # Only this lab's: other labs come and go on a shared machine.
+        "run": sorted(n for n in os.listdir("/run")
+                      if n == os.path.basename(runtime)),
         "etc_docker": sorted(os.listdir("/etc/docker"))
         if os.path.isdir("/etc/docker") else None,
         "run_sshd": os.path.exists("/run/sshd"),

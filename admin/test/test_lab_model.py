@@ -45,21 +45,43 @@ def test_naming():
 def test_sshd_config_sets_node_environment():
     """
     A node's sshd gives sessions the node's variables (its own deploy lock
-    directory among them), with Flocker's commands first on PATH.
+    directory among them) and a server's PATH: Flocker's commands there are
+    the installed package's, not those of the lab's bin directory.
     """
-    lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_BIN": "/opt/flocker/bin"})
+    lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_BIN": "/srv/venv/bin"})
     text = _lab_model.sshd_config_text(lab.node(2))
     setenv = [line for line in text.splitlines()
               if line.startswith("SetEnv ")]
     assert setenv == ['SetEnv "DOCKER_HOST=unix:///run/flocker-lab/node2/'
-                      'docker.sock" "FLOCKER_LAB_NODE=node2" '
+                      'docker.sock" '
+                      '"FLOCKER_ETCD_ENDPOINTS=http://127.0.0.1:2379" '
+                      '"FLOCKER_LAB_NODE=node2" '
                       '"FLOCKER_LOCK_DIR=/run/flocker-lab/node2" '
                       '"FLOCKER_NODE_ADDRESS=10.99.0.12" '
                       '"FLOCKER_POOL=flocker-node2" '
                       '"FLOCKER_SSHD_CONFIG=/var/lib/flocker-lab/node2/'
                       'sshd_config" "LANG=C.UTF-8" '
-                      '"PATH=/opt/flocker/bin:%s"'
-                      % (_lab_model.STANDARD_PATH,)]
+                      '"PATH=%s"' % (_lab_model.STANDARD_PATH,)]
+
+
+def test_defaults_file():
+    """
+    A node's ``/etc/default/flocker-node`` holds its session variables but
+    PATH, HOME and LANG (those the service gets from systemd), and lives
+    in the upper directory of the node's ``/etc/default`` overlay.
+    """
+    lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_STATE": "/srv/lab"})
+    node = lab.node(1)
+    lines = _lab_model.defaults_text(node).splitlines()
+    assert ([line.split("=")[0] for line in lines
+             if not line.startswith("#")],
+            "FLOCKER_POOL=flocker-node1" in lines, str(node.defaults_file),
+            [target for target, _, _ in node.overlays()]) == (
+        ["DOCKER_HOST", "FLOCKER_ETCD_ENDPOINTS", "FLOCKER_LAB_NODE",
+         "FLOCKER_LOCK_DIR", "FLOCKER_NODE_ADDRESS", "FLOCKER_POOL",
+         "FLOCKER_SSHD_CONFIG"],
+        True, "/srv/lab/node1/root/etc-default/upper/flocker-node",
+        ["/usr", "/opt", "/var/lib/dpkg", "/etc/default"])
 
 
 def test_passwd_text_moves_only_root_home():

@@ -38,13 +38,14 @@ def test_mounts_lists_root():
 
 def test_parse_arguments():
     """
-    ``--keep`` and ``--bind`` may repeat.
+    ``--keep``, ``--bind`` and ``--overlay`` may repeat.
     """
     options = _nsinit.parse_arguments([
         "--hostname", "n", "--keep", "/run/a", "--keep", "/run/b",
-        "--scratch", "/run/a/s", "--bind", "x:/etc/hosts"])
-    assert (options.keep, options.bind) == (["/run/a", "/run/b"],
-                                            ["x:/etc/hosts"])
+        "--scratch", "/run/a/s", "--bind", "x:/etc/hosts",
+        "--overlay", "/usr:u1:w1", "--overlay", "/opt:u2:w2"])
+    assert (options.keep, options.bind, options.overlay) == (
+        ["/run/a", "/run/b"], ["x:/etc/hosts"], ["/usr:u1:w1", "/opt:u2:w2"])
 
 
 # Runs _nsinit.main in a throw-away namespace, then reports what it sees.
@@ -108,6 +109,53 @@ def test_prepares_namespace(tmp_path):
     assert seen["cgroup"]
     assert os.uname().nodename != "probe-host"
     assert Path("/etc/hosts").read_text() != seen["hosts"]
+
+
+# Runs _nsinit.main with an overlay on /opt, writes there, reports.
+_OVERLAY_PROBE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import _nsinit
+code = _nsinit.main(sys.argv[3:])
+with open(os.path.join("/opt", sys.argv[2]), "w") as f:
+    f.write("installed")
+print(json.dumps({"code": code, "opt": sorted(os.listdir("/opt"))}))
+"""
+
+
+def test_overlay(tmp_path):
+    """
+    ``--overlay`` makes a host directory writable inside the namespace:
+    what is written there lands in the upper directory, the host's files
+    stay visible, and the host's directory is not written.
+    """
+    missing = lab_missing()
+    require(missing is None, missing)
+    keep = Path("/run/flocker-nsinit-test-%d" % (os.getpid(),))
+    keep.mkdir()
+    name = "flocker-nsinit-probe-%d" % (os.getpid(),)
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    upper.mkdir()
+    work.mkdir()
+    try:
+        scratch = keep / "scratch"
+        scratch.mkdir()
+        result = subprocess.run(
+            ["unshare", "--mount", "--uts", "--propagation", "slave", "--",
+             sys.executable, "-c", _OVERLAY_PROBE, str(ADMIN), name,
+             "--hostname", "probe-host", "--scratch", str(scratch),
+             "--overlay", "/opt:%s:%s" % (upper, work)],
+            capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL)
+    finally:
+        for child in sorted(keep.rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        keep.rmdir()
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert (seen["code"], seen["opt"],
+            (upper / name).read_text(), os.path.exists("/opt/" + name)) == (
+        0, sorted(os.listdir("/opt") + [name]), "installed", False)
 
 
 def test_reports_failure():

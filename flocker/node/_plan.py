@@ -167,7 +167,8 @@ def _fence_stale(cluster_state, owners, stopping, phases, after=None):
     after = after or {}
     node_ids = {address: node.node_id
                 for address, node in cluster_state.nodes.items()}
-    for name, stale in sorted(stale_owned_copies(cluster_state).items()):
+    stale_copies = stale_owned_copies(cluster_state)
+    for name, stale in sorted(stale_copies.items()):
         if name not in owners:
             continue
         owner_address, current = owners[name]

@@ -120,7 +120,11 @@ class OwnershipMixin(object):
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
                                            result.snapshot)
+            # A follower's snapshots come and go with the owner's: the
+            # holds on its old bases go, while the target's command exits.
+            released = self._release_bases(dataset)
             yield exited
+            yield released
         return result
 
     @inlineCallbacks

@@ -41,7 +41,9 @@ the command's exit (and the rest of its log) meanwhile.
 While the stream flows, the source prunes its snapshots older than ``B``
 that no other target was last sent; the target keeps only its newest.
 That is all any next incremental needs.  Snapshots Flocker did not take
-(not named ``flocker-...``) are never pruned.
+(not named ``flocker-...``) are never pruned.  Where the pool's ZFS has
+holds, the source holds each target's last confirmed snapshot (tag
+:data:`BASE_HOLD`), so only Flocker destroys it.
 
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::
@@ -69,7 +71,11 @@ from ._process import close_quietly, make_pipe, pump
 from ._remote import check_address, forward_log, start_remote
 from ._zfs import PUSHED, check_pool_name, check_volume_name
 
-__all__ = ["HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
+__all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
+
+#: The tag of the hold on each snapshot a target confirmed last (the base of
+#: its next incremental), where the pool's ZFS has holds.
+BASE_HOLD = "flocker-base"
 
 #: Seconds a pushing node waits for ``flocker-volume receive`` on the target
 #: to say what it has (it normally takes well under a few seconds).
@@ -106,12 +112,23 @@ def pushed_peers(dataset):
         dataset's ``flocker:pushed`` property (``address/id/pool/snapshot``
         entries separated by commas; none of the parts can hold either).
     """
+    return _decode_peers(dataset.get(PUSHED) or "")
+
+
+def _decode_peers(text):
     peers = {}
-    for entry in (dataset.get(PUSHED) or "").split(","):
+    for entry in text.split(","):
         parts = entry.split("/")
         if len(parts) == 4:
             peers[parts[0]] = _Peer(*parts)
     return pmap(peers)
+
+
+def _snapshots(peers):
+    """
+    :return: The set of snapshots some peer of ``peers`` confirmed last.
+    """
+    return frozenset(peer.snapshot for peer in peers.values())
 
 
 def _encode_peers(peers):
@@ -164,15 +181,54 @@ class PushingMixin(object):
             result, pool, exited = yield self._push_negotiated(
                 dataset, target, progress, action)
             if record:
-                peers = pushed_peers(dataset).set(target, _Peer(
+                before = pushed_peers(dataset)
+                peers = before.set(target, _Peer(
                     address=target, node_id=result.target_node_id,
                     pool=pool, snapshot=result.snapshot))
-                yield self.pool.set(name, PUSHED, _encode_peers(peers))
+                encoded = _encode_peers(peers)
+                yield self.pool.set(name, PUSHED, encoded)
+                yield self._hold_bases(name, _snapshots(before),
+                                       _snapshots(_decode_peers(encoded)))
             action.add_success_fields(snapshot=result.snapshot,
                                       base=result.base,
                                       bytes=result.bytes_sent,
                                       node_id=result.target_node_id)
         return result, exited
+
+    @inlineCallbacks
+    def _hold_bases(self, name, before, after):
+        """
+        Keep a hold (:data:`BASE_HOLD`) on every snapshot that is the last a
+        target confirmed, the base of its next incremental, where the
+        pool's ZFS has holds: nothing but Flocker's own bookkeeping (an
+        operator's ``zfs destroy``, another tool's clean-up) can then
+        destroy it and force a whole-volume push.  Flocker's prune keeps
+        these snapshots anyway; a copy that stops being the owner releases
+        them (:meth:`_release_bases`).
+
+        :param frozenset before: The snapshots held until now.
+        :param frozenset after: Those to hold from now on.
+        :return: ``Deferred`` firing with ``None``.
+        """
+        capabilities = yield self.pool.capabilities()
+        if not capabilities.holds:
+            return
+        for snapshot in sorted(after - before):
+            yield self.pool.hold(name, snapshot, BASE_HOLD)
+        for snapshot in sorted(before - after):
+            yield self.pool.release(name, snapshot, BASE_HOLD)
+
+    def _release_bases(self, dataset):
+        """
+        Release the holds :meth:`_hold_bases` put on ``dataset``'s
+        snapshots (before the copy stops being the owner, or is
+        destroyed: a follower's copy rolls back and prunes freely).
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._hold_bases(dataset.name,
+                                _snapshots(pushed_peers(dataset)),
+                                frozenset())
 
     @inlineCallbacks
     def _header(self, remote, target):

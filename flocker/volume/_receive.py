@@ -174,6 +174,11 @@ class ReceivingMixin(object):
         self._writable.discard(name)
         with RECEIVE_VOLUME(volume=name) as action:
             action.add_success_fields(snapshot=snapshot, base=base)
+            if dataset is not None and dataset.get(PUSHED) is not None:
+                # A copy that was an owner (and may not have handed off:
+                # a node fenced after a failover) lets go of its holds
+                # before a rollback or a swap needs its snapshots gone.
+                yield self._release_bases(dataset)
             # What the copy is after the receive follows from what it was
             # and the stream (which carries no properties: no -p), so zfs is
             # not asked again.  Followers are not mounted: nothing uses

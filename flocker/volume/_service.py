@@ -276,6 +276,8 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
                     "by process %s); stop the application first" % (
                         name, ", ".join(str(pid) for pid in sorted(users))))
             self._writable.discard(name)
+            # ZFS destroys no held snapshot.
+            yield self._release_bases(dataset)
             yield self.pool.destroy(name)
 
     def prune_snapshots(self, name, dry_run=False):

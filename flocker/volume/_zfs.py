@@ -59,6 +59,7 @@ from ._stamp import mark_changed, stamp_path
 from ._stream import (
     BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,
 )
+from ._zfs_words import in_words
 
 __all__ = [
     "ZFSPool", "Dataset", "BUSY_DELAYS", "OWNER", "PUSHED", "NODE_ID",
@@ -158,22 +159,22 @@ def zfs_error(failure, pool):
 
     :param ProcessFailed failure: The failed command.
     :param str pool: The pool the command was about.
-    :return: A :class:`ZFSError` subclass instance with a one-line message.
+    :return: A :class:`ZFSError` subclass instance whose message is one line,
+        Flocker's words first (what it could not do, what to do), ZFS's own
+        last line and exit status after (:func:`_zfs_words.in_words`).
     """
     stderr = failure.stderr.decode("utf-8", "replace")
-    message = failure.message or str(failure)
+    message = in_words(failure.argv, failure.exit_code, failure.signal,
+                       stderr, failure.message, pool)
     if "zfs-fuse daemon is running" in stderr or (
             failure.exit_code == 1 and "execvpe" in stderr):
-        return ZFSUnavailable(
-            "ZFS is not available (is the zfs-fuse daemon running?): %s"
-            % (message,), failure)
+        return ZFSUnavailable(message, failure)
     if "no such pool" in stderr or (
             "'%s': dataset does not exist" % (pool,)) in stderr:
-        return PoolMissing("ZFS pool %s does not exist" % (pool,), failure)
+        return PoolMissing(message, failure)
     if ("out of space" in stderr or "quota exceeded" in stderr.lower()
             or "No space left" in stderr):
-        return OutOfSpace("ZFS pool %s is full or the volume's maximum size "
-                          "was reached: %s" % (pool, message), failure)
+        return OutOfSpace(message, failure)
     if "is busy" in stderr or "device busy" in stderr.lower():
         return DatasetBusy(message, failure)
     return ZFSError(message, failure)
@@ -588,6 +589,40 @@ class ZFSPool(object):
         check_snapshot_name(snapshot)
         return self._retry_busy(["zfs", "destroy", "%s@%s" % (
             self.dataset(volume), snapshot)]).addCallback(lambda _: None)
+
+    def hold(self, volume, snapshot, tag):
+        """
+        Put the hold ``tag`` on ``volume@snapshot`` (``zfs hold``): ZFS then
+        refuses to destroy the snapshot until it is released.  Holding it
+        again is not an error.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._tag("hold", volume, snapshot, tag, "tag already exists")
+
+    def release(self, volume, snapshot, tag):
+        """
+        Take the hold ``tag`` off ``volume@snapshot`` (``zfs release``);
+        nothing if it has no such hold.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._tag("release", volume, snapshot, tag, "no such tag")
+
+    @inlineCallbacks
+    def _tag(self, command, volume, snapshot, tag, already):
+        """
+        Run ``zfs hold`` or ``zfs release``; a refusal saying ``already``
+        (the hold is already there, or already gone) is success.
+        """
+        check_snapshot_name(snapshot)
+        check_snapshot_name(tag)
+        try:
+            yield self._run(["zfs", command, tag, "%s@%s" % (
+                self.dataset(volume), snapshot)])
+        except ZFSError as e:
+            if already not in e.message:
+                raise
 
     def rollback(self, volume, snapshot):
         """

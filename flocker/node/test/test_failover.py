@@ -278,6 +278,18 @@ class StaleOwnerPlanTests(SynchronousTestCase):
         plan = plan_changes(self.rewritten(), state)
         self.assertEqual(list(leaves(plan)), [])
 
+    def test_follower_of_stale_owner(self):
+        """
+        A follower that missed the failover (it still follows the stale
+        owner) learns the current owner.
+        """
+        state = self.state()
+        c_copy = copy(epoch=1, owner=A)
+        state = ClusterState(nodes=dict(state.nodes, **{
+            C: NodeState(address=C, node_id=C, volumes={"web": c_copy})}))
+        plan = plan_changes(self.rewritten(), state)
+        self.assertIn(FenceVolume(node=C, name="web", owner=B, epoch=2),
+                      list(leaves(plan)))
 
 class FollowersAfterMoveTests(SynchronousTestCase):
     """

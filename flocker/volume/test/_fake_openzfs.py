@@ -161,7 +161,47 @@ def _zfs(args):
             _fail("missing snapshot argument\n", 2)
         sys.stdin.buffer.read()
         return
+    if command in ("hold", "release"):
+        _hold(command, rest)
+        return
     _fail("unrecognized command '%s'\n" % (command,), 2)
+
+
+#: Where the holds live between commands (next to the command log).
+_HOLDS = None
+
+
+def _hold(command, rest):
+    """
+    ``zfs hold TAG SNAPSHOT`` / ``zfs release TAG SNAPSHOT``, kept in a
+    JSON file, refusing as OpenZFS does (libzfs's words): a tag already on
+    the snapshot, a tag not on it, something that is not a snapshot.
+    """
+    if len(rest) != 2 or rest[0].startswith("-"):
+        _fail("missing tag or snapshot argument\n", 2)
+    tag, snapshot = rest
+    verb = "hold snapshot" if command == "hold" else \
+        "release hold from snapshot"
+    if "@" not in snapshot:
+        _fail("'%s' is not a snapshot\n" % (snapshot,), 1)
+    try:
+        with open(_HOLDS) as f:
+            holds = json.load(f)
+    except OSError:
+        holds = {}
+    tags = holds.setdefault(snapshot, [])
+    if command == "hold":
+        if tag in tags:
+            _fail("cannot %s '%s': tag already exists on this dataset\n"
+                  % (verb, snapshot), 1)
+        tags.append(tag)
+    else:
+        if tag not in tags:
+            _fail("cannot %s '%s': no such tag on this dataset\n"
+                  % (verb, snapshot), 1)
+        tags.remove(tag)
+    with open(_HOLDS, "w") as f:
+        json.dump(holds, f)
 
 
 def _zpool(args):
@@ -193,6 +233,8 @@ def main(name, log):
     """
     Run as ``name`` (``zfs`` or ``zpool``), logging to ``log``.
     """
+    global _HOLDS
+    _HOLDS = log + ".holds"
     args = sys.argv[1:]
     with open(log, "a") as f:
         f.write(json.dumps([name] + args) + "\n")

@@ -312,6 +312,31 @@ def test_openzfs_accepts_chosen_flags(fake_openzfs):
         "-F", "-u", "-x", "aclinherit", "-x", "acltype"]
 
 
+def test_openzfs_holds(fake_openzfs):
+    """
+    ``ZFSPool.hold``/``release`` against the OpenZFS 2.2 stand-in (which
+    refuses a second hold with the same tag and the release of a missing
+    one with OpenZFS's words): holding twice and releasing twice are not
+    errors, and the hold is gone at the end.
+    """
+    env, log = fake_openzfs
+
+    def scenario(reactor):
+        pool = ZFSPool(reactor, "tank", env)
+        d = pool.hold("app", "s1", "flocker-base")
+        d.addCallback(lambda _: pool.hold("app", "s1", "flocker-base"))
+        d.addCallback(lambda _: pool.release("app", "s1", "flocker-base"))
+        d.addCallback(lambda _: pool.release("app", "s1", "flocker-base"))
+        return d
+    run_in_reactor(scenario)
+    with open(log + ".holds") as f:
+        holds = json.load(f)
+    assert (_logged(log), holds) == (
+        [["zfs", "hold", "flocker-base", "tank/app@s1"]] * 2
+        + [["zfs", "release", "flocker-base", "tank/app@s1"]] * 2,
+        {"tank/app@s1": []})
+
+
 def test_openzfs_refuses_unknown_flag(fake_openzfs):
     """
     The stand-in refuses an option OpenZFS does not have, as OpenZFS

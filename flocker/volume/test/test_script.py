@@ -407,13 +407,20 @@ def pool():
 
 def test_real_pool_missing():
     """
-    A missing pool is one line and exit code 1.
+    A missing pool is one line and exit code 1: Flocker's words (what it
+    could not do, that the pool is missing, how to make it), then what
+    zfs said.
     """
     require_zfs()
     result = _flocker_volume("flocker-test-missing-pool", "list")
     assert result.returncode == 1
-    assert result.stderr == (b"flocker-volume: error: ZFS pool "
-                             b"flocker-test-missing-pool does not exist\n")
+    assert result.stderr == (
+        b"flocker-volume: error: could not read the properties of pool "
+        b"flocker-test-missing-pool: ZFS pool flocker-test-missing-pool does "
+        b"not exist; create it (zpool create flocker-test-missing-pool "
+        b"DEVICE) or name the node's pool (--pool, FLOCKER_POOL) (zfs said: "
+        b"cannot open 'flocker-test-missing-pool': dataset does not exist, "
+        b"exit 1)\n")
 
 
 def test_real_commands(pool):

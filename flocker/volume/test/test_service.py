@@ -462,6 +462,83 @@ def test_prune_leaves_other_snapshots(nodes):
     assert len(snapshots) == 2
 
 
+def _holds(pool, name):
+    """
+    :return: ``{snapshot: number of holds}`` of a volume's snapshots
+        (``userrefs``: zfs-fuse has no ``zfs holds``).
+    """
+    output = _zfs("get", "-H", "-p", "-r", "-o", "name,value", "userrefs",
+                  "%s/%s" % (pool.name, name))
+    return {line.split("\t")[0].split("@")[1]: int(line.split("\t")[1])
+            for line in output.splitlines() if "@" in line.split("\t")[0]}
+
+
+def test_push_holds_base(nodes):
+    """
+    The owner holds the snapshot a target confirmed last (the base of its
+    next incremental): ZFS refuses to destroy it; the next push holds the
+    new snapshot and releases the old one (which the push after prunes).
+    """
+    nodes.call(nodes.a.create, "app")
+    first = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    held_first = _holds(nodes.a.pool, "app")
+    refused = subprocess.run(
+        ["zfs", "destroy", "%s/app@%s" % (nodes.a.pool.name, first.snapshot)],
+        capture_output=True, timeout=60)
+    second = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    assert (held_first, refused.returncode != 0,
+            _holds(nodes.a.pool, "app")) == (
+        {first.snapshot: 1}, True, {first.snapshot: 0, second.snapshot: 1})
+
+
+def test_handoff_releases_holds(nodes):
+    """
+    A copy that hands its volume off keeps no hold: as a follower its
+    snapshots are the new owner's to prune, and the volume moves back
+    incrementally.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    nodes.call(nodes.a.handoff, "app", nodes.address(nodes.b))
+    released = _holds(nodes.a.pool, "app")
+    back = nodes.call(nodes.b.handoff, "app", nodes.address(nodes.a))
+    assert (set(released.values()), back.base is not None) == ({0}, True)
+
+
+def test_former_owner_releases_on_receive(nodes):
+    """
+    A copy that was the owner and never handed off (a node fenced after a
+    failover) releases its holds when it receives from the new owner, so
+    the rollback to the common snapshot can destroy what it must.
+    """
+    nodes.call(nodes.a.create, "app")
+    base = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    nodes.call(nodes.a.snapshot, "app")
+    later = nodes.call(nodes.a.push, "app", nodes.address(nodes.c))
+    # b takes over without a hand-off, as after a failover.
+    _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
+         "%s/app" % (nodes.b.pool.name,))
+    _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
+    _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
+         "%s/app" % (nodes.a.pool.name,))
+    held = _holds(nodes.a.pool, "app")
+    nodes.call(nodes.b.acquire, "app")
+    pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+    assert (held[later.snapshot], pushed.base,
+            set(_holds(nodes.a.pool, "app").values())) == (
+        1, base.snapshot, {0})
+
+
+def test_delete_held(nodes):
+    """
+    Deleting a volume whose snapshots Flocker holds releases them first.
+    """
+    nodes.call(nodes.a.create, "app")
+    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+    nodes.call(nodes.a.delete, "app")
+    assert nodes.call(nodes.a.pool.get, "app") is None
+
+
 def test_in_use_by_open_file(nodes):
     """
     ``processes_using`` finds this process while it holds a file open in

@@ -247,6 +247,35 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
         self.assertEqual(runner.calls,
                          [["zfs", "rollback", "-r", "tank/app@s1"]])
 
+    def test_hold_and_release(self):
+        """
+        ``hold`` and ``release`` put a tag on a snapshot and take it off;
+        a tag already there, or already gone, is not an error (zfs-fuse's
+        and OpenZFS's words for both).
+        """
+        pool, runner, _ = _pool(
+            b"", "cannot hold 'tank/app@s1': tag already exists on this "
+            "dataset", b"", "cannot release hold from snapshot "
+            "'tank/app@s1': no such tag on this dataset")
+        for call in (pool.hold, pool.hold, pool.release, pool.release):
+            self.assertIsNone(self.successResultOf(
+                call("app", "s1", "flocker-base")))
+        self.assertEqual(runner.calls, [
+            ["zfs", "hold", "flocker-base", "tank/app@s1"]] * 2 + [
+            ["zfs", "release", "flocker-base", "tank/app@s1"]] * 2)
+
+    def test_hold_other_errors(self):
+        """
+        Other refusals of ``hold`` are errors; an unsafe tag is refused
+        before any command.
+        """
+        pool, runner, _ = _pool("cannot hold 'tank/app@s1': dataset does "
+                                "not exist")
+        self.failureResultOf(pool.hold("app", "s1", "flocker-base"),
+                             ZFSError)
+        self.failureResultOf(pool.release("app", "s1", "-r"), UnsafeName)
+        self.assertEqual(len(runner.calls), 1)
+
     def test_get_missing(self):
         """
         ``get`` of a dataset that does not exist gives ``None``.
@@ -282,7 +311,7 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
                          [NODE_ID, "available"])
         self.assertEqual(runner.calls[0][-1], "tank")
         failure = self.failureResultOf(pool.list(), PoolMissing)
-        self.assertEqual(failure.value.message, "ZFS pool tank does not exist")
+        self.assertIn("ZFS pool tank does not exist", failure.value.message)
 
     def test_known_unmounted(self):
         """
@@ -356,11 +385,65 @@ class ErrorClassificationTests(SynchronousTestCase):
 
     def test_pool_message(self):
         """
-        The pool-missing message names the pool.
+        The pool-missing message is Flocker's words first (what it could
+        not do, that the pool is missing and how to make it), then zfs's
+        last line and exit status.
         """
         self.assertEqual(
-            self._classify(b"cannot open 'tank': no such pool").message,
-            "ZFS pool tank does not exist")
+            zfs_error(ProcessFailed(["zfs", "list", "tank"], 1, None,
+                                    b"cannot open 'tank': no such pool\n"),
+                      "tank").message,
+            "could not list pool tank: ZFS pool tank does not exist; create "
+            "it (zpool create tank DEVICE) or name the node's pool (--pool, "
+            "FLOCKER_POOL) (zfs said: cannot open 'tank': no such pool, "
+            "exit 1)")
+
+    def test_words_first(self):
+        """
+        Every kind of failure reads: ``could not`` what Flocker was doing
+        to which volume, what to do when Flocker knows, then what zfs
+        said and how it ended.
+        """
+        cases = [
+            (["zfs", "snapshot", "tank/web@s1"],
+             b"cannot create snapshot 'tank/web@s1': out of space\n",
+             "could not snapshot volume web: the pool is full or the volume "
+             "reached its maximum size; free space in pool tank or raise the "
+             "volume's maximum_size (zfs said: cannot create snapshot "
+             "'tank/web@s1': out of space, exit 1)"),
+            (["/sbin/zfs", "destroy", "-r", "tank/web"],
+             b"cannot destroy 'tank/web': dataset is busy\n",
+             "could not destroy volume web: something still uses it (a "
+             "container, a shell in its directory, an open file, or a hold "
+             "on one of its snapshots: zfs holds -r); Flocker retried, try "
+             "again once it is released (zfs said: cannot destroy "
+             "'tank/web': dataset is busy, exit 1)"),
+            (["zfs", "receive", "-u", "tank/web.flocker-recv"],
+             b"cannot receive incremental stream: destination tank/web has "
+             b"been modified\nsince most recent snapshot\n",
+             "could not receive volume web: the receiving copy was written "
+             "to since its last snapshot; only the owner's copy may be "
+             "written (zfs said: since most recent snapshot, exit 1)"),
+            (["zfs", "set", "quota=1", "tank/web"],
+             b"cannot set property for 'tank/web': size is less than "
+             b"current used or reserved space\n",
+             "could not set a property of volume web (zfs said: cannot set "
+             "property for 'tank/web': size is less than current used or "
+             "reserved space, exit 1)"),
+        ]
+        for argv, stderr, message in cases:
+            self.assertEqual(
+                zfs_error(ProcessFailed(argv, 1, None, stderr),
+                          "tank").message, message)
+
+    def test_killed(self):
+        """
+        A zfs command ended by a signal says so in place of an exit status.
+        """
+        self.assertEqual(
+            zfs_error(ProcessFailed(["zfs", "send", "tank/web@s"], None, 9,
+                                    b""), "tank").message,
+            "could not send volume web (zfs said: killed by signal 9)")
 
 
 class ParseTests(SynchronousTestCase):
