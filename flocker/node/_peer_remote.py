@@ -167,6 +167,7 @@ class _PeerCommand(object):
         self._stdout = bytearray()
         self._lines = OutputLines(argv, MAXIMUM_LINE, self.kill)
         self._running = None
+        self._feeder = None
         self.ended = Deferred()
 
     def received(self, data):
@@ -199,7 +200,7 @@ class _PeerCommand(object):
         """
         self._running = running
         read_fd, write_fd = make_pipe()
-        feeder = _PipeFeeder(reactor, read_fd, running)
+        feeder = self._feeder = _PipeFeeder(reactor, read_fd, running)
         running.register_producer(feeder)
         feeder.start()
         running.ended.addCallbacks(self._exited, self._lost)
@@ -213,6 +214,11 @@ class _PeerCommand(object):
         self._end(255, None, str(failure.value).encode("utf-8"))
 
     def _end(self, exit_code, signal, stderr):
+        # A session that ended before taking the whole stream (the other
+        # node's agent died, say) closes the pipe, so whoever writes the
+        # stream into it fails instead of waiting for a window that never
+        # opens again.
+        self._feeder.stopProducing()
         self._lines.close()
         self.ended.callback(ProcessResult(
             argv=self._argv, stdout=bytes(self._stdout), stderr=stderr,

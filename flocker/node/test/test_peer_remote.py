@@ -145,3 +145,49 @@ def test_dead_peer_noticed():
             DEAD_PEER_SECONDS * 1000)
     finally:
         sock.close()
+
+
+class _Running(object):
+    """
+    A session that takes nothing (its window is shut) until it ends.
+    """
+
+    def __init__(self):
+        from twisted.internet.defer import Deferred
+        self.ended = Deferred()
+        self.written = []
+
+    def register_producer(self, producer):
+        producer.pauseProducing()
+
+    def write(self, data):
+        self.written.append(data)
+
+    def close_input(self):
+        pass
+
+
+def test_session_end_breaks_the_pipe():
+    """
+    When the session ends while the stream is still being written (its
+    window shut: the other node's agent died mid-transfer), the stream's
+    pipe is closed, so its writer fails at once instead of waiting forever.
+    """
+    from twisted.internet.task import Clock
+    from .._peer_remote import _PeerCommand
+
+    class _Reactor(Clock):
+        def addReader(self, reader):
+            pass
+
+        def removeReader(self, reader):
+            pass
+    running = _Running()
+    command, stdin = _PeerCommand(["ssh"]).started(_Reactor(), running)
+    try:
+        running.ended.callback((None, None, b""))
+        with pytest.raises(BrokenPipeError):
+            os.write(stdin, b"x")
+        assert command.ended.called
+    finally:
+        os.close(stdin)
