@@ -145,7 +145,11 @@ TRIALS = [
         "mid-transfer (open bug)"), id="mid-transfer+kill-node-target"),
     ("released", "kill-node-target"),
     ("acquired", "kill-node-target"),
-    ("mid-transfer", "kill-receive"),
+    # The same open bug: a receive that fails mid-stream leaves the sender
+    # waiting forever.
+    pytest.param("mid-transfer", "kill-receive", marks=pytest.mark.xfail(
+        run=False, reason="push hangs when the receiving side fails "
+        "mid-stream (open bug)"), id="mid-transfer+kill-receive"),
     ("mid-transfer", "cut-ssh-source"),
     ("release-start", "cut-ssh-source"),
     ("released", "cut-ssh-target"),
@@ -509,7 +513,15 @@ class FaultLab(object):
         if fault.startswith("kill-node"):
             return kill_matching(machine, _is_agent)
         if fault == "kill-receive":
-            return kill_matching(machine, _is_receive)
+            # The receiving agent starts zfs receive only once it has read
+            # the sender's request, a moment after zfs send started: look
+            # for it for as long as the deploy runs.
+            while proc.poll() is None:
+                hit = kill_matching(machine, _is_receive)
+                if hit:
+                    return hit
+                time.sleep(0.005)
+            return 0
         if fault.startswith("cut-ssh"):
             return kill_matching(machine, _is_ssh_session)
         if fault.startswith("stop-sshd"):
@@ -750,6 +762,10 @@ class TestClusterFaults(object):
             responses.append(http_status_and_body(response)[0])
         return responses
 
+    @pytest.mark.xfail(run=False, reason=(
+        "push hangs when the receiving side fails mid-stream (open bug): "
+        "the refused receive leaves the sending agent's zfs send blocked "
+        "and the volume locked, failing the tests after it"))
     def test_pool_full(self, fault_lab):
         """
         A move into a pool that has no room (its quota hit) fails with one
