@@ -27,7 +27,9 @@ from treq.client import HTTPClient
 from twisted.internet.defer import (
     CancelledError, Deferred, TimeoutError, inlineCallbacks,
 )
-from twisted.internet.error import ConnectError, ConnectionLost
+from twisted.internet.error import (
+    ConnectError, ConnectingCancelledError, ConnectionLost,
+)
 from twisted.internet.protocol import Protocol
 from twisted.web.client import (
     Agent, HTTPConnectionPool, ResponseDone, ResponseFailed,
@@ -69,8 +71,10 @@ _NOT_FOUND = 5
 _UNAVAILABLE = (14, 4)
 
 #: Failures meaning an endpoint did not answer (as opposed to refusing).
-_UNREACHABLE = (ConnectError, TimeoutError, CancelledError, ResponseFailed,
-                ConnectionLost)
+#: A connection attempt that the deadline cut (a member whose machine is
+#: off or cut off) fails with ``ConnectingCancelledError``.
+_UNREACHABLE = (ConnectError, ConnectingCancelledError, TimeoutError,
+                CancelledError, ResponseFailed, ConnectionLost)
 
 
 def _b64(data):
@@ -480,22 +484,27 @@ class EtcdClient(object):
             status, document = result
             if status != 200 and isinstance(_refusal(document),
                                              EtcdUnavailable):
-                return lose(str(_refusal(document)))
+                # It answers, without a majority for now (a new leader is
+                # being elected): set the watch up again, here or
+                # elsewhere.
+                return lose(str(_refusal(document)), reachable=True)
             schedule()
 
         def failed(failure):
             if failure.check(*_UNREACHABLE):
                 return lose(failure.getErrorMessage() or
-                            failure.type.__name__)
+                            failure.type.__name__, reachable=False)
             # Any other answer (a garbled one) still comes from a live
             # member; the watch itself says when it ends.
             schedule()
 
-        def lose(reason):
+        def lose(reason, reachable):
             if not watch.done.called:
                 reason = "%s: %s" % (endpoint, reason)
                 ETCD_ENDPOINT_FAILED.log(endpoint=endpoint, reason=reason)
-                if self._endpoints[self._preferred] == endpoint:
+                if (not reachable and
+                        self._endpoints[self._preferred] == endpoint):
+                    # Do not wait for it first again.
                     self._preferred = (self._preferred + 1) % len(
                         self._endpoints)
                 watch.lose(WatchLost(

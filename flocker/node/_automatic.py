@@ -43,7 +43,7 @@ from ..etcd import (
     Compare, DEFAULT_TIMING, Delete, EtcdClient, EtcdError, EtcdUnavailable,
     LeaseKeeper, Put, WatchLost,
 )
-from ..etcd._logging import LEASE_CLAIM
+from ..etcd._logging import LEASE_CLAIM, LEASE_RETAKE
 
 __all__ = [
     "IFailoverActions", "AutomaticApplication", "AutomaticFailover",
@@ -469,21 +469,76 @@ class AutomaticFailover(object):
 
     def start(self):
         """
-        Stop whatever configured application runs here (nothing is held
-        yet: an agent that restarted lost its leases, and a standby may be
-        taking over), then read the placements and owners and watch them
-        from then on, trying again while etcd cannot be reached.
+        Take back what this node still holds, stop the rest, then watch the
+        placements and owners, trying again while etcd cannot be reached.
+
+        An agent that restarted finds, for each configured application,
+        either its own owner key at the current epoch, whose lease (which
+        belongs to no connection) it keeps alive again: the application
+        goes on running, nothing fails over; or anything else (another
+        owner, a newer epoch, no owner: its lease ended and a standby may
+        be taking over; etcd out of reach), and then it stops whatever of
+        the application runs here.
 
         :return: ``Deferred`` firing once the first attempt ended.
         """
-        for name in sorted(self._applications):
-            self._actions.stop(name).addErrback(write_failure)
-        d = self._watch()
+        d = self._retake()
+        d.addCallback(lambda _: self._watch())
         d.addErrback(self._retry)
         return d
 
+    @inlineCallbacks
+    def _retake(self):
+        try:
+            _, kvs = yield self._etcd.get_prefix(PREFIX)
+        except Exception:
+            # Nothing can be shown to be this node's.
+            for name in sorted(self._applications):
+                self._actions.stop(name).addErrback(write_failure)
+            raise
+        found = {kv.key: kv for kv in kvs}
+        for name in sorted(self._applications):
+            if name in self.held:
+                continue
+            owner = found.get(owner_key(name))
+            epoch = found.get(epoch_key(name))
+            mine = (owner is not None and epoch is not None and
+                    owner.lease != 0 and
+                    _owner(owner) == (self.address, int(epoch.value)))
+            retaken = False
+            if mine:
+                retaken = yield self._adopt(name, owner.lease,
+                                            int(epoch.value))
+            if not retaken:
+                self._actions.stop(name).addErrback(write_failure)
+
+    @inlineCallbacks
+    def _adopt(self, name, lease, epoch):
+        """
+        Hold ``name`` again on its owner key's ``lease``.
+
+        :return: ``Deferred`` firing with ``True`` if held.
+        """
+        with start_action(action_type=LEASE_RETAKE.action_type,
+                          application=name, epoch=epoch) as action:
+            keeper = self._keeper(name)
+            try:
+                yield keeper.adopt(lease)
+            except Exception:
+                write_failure(Failure())
+                action.add_success_fields(held=False)
+                return False
+            self.held[name] = keeper
+            self.epochs[name] = epoch
+            action.add_success_fields(held=True)
+            return True
+
     def _retry(self, failure):
-        failure.trap(EtcdUnavailable, EtcdError)
+        # Whatever went wrong, this node must go on watching: a node that
+        # stopped would neither take over nor follow a placement.  An
+        # unexpected failure is logged.
+        if not failure.check(EtcdUnavailable, EtcdError, WatchLost):
+            write_failure(failure)
         if not self._stopped:
             self._clock.callLater(REWATCH_DELAY, self._rewatch)
 
@@ -506,9 +561,7 @@ class AutomaticFailover(object):
     def _lost(self, failure, watch):
         if watch in self._watches:
             self._watches.remove(watch)
-        failure.trap(WatchLost, EtcdUnavailable, EtcdError)
-        if not self._stopped:
-            self._clock.callLater(REWATCH_DELAY, self._rewatch)
+        self._retry(failure)
 
     def _rewatch(self):
         if self._stopped:

@@ -4,7 +4,8 @@ Automatic failover on the lab (``admin/lab``): an application with
 agent holding or watching the application's lease.
 
 One ordered scenario: deploy; write data and wait until the agents'
-replication (``every: 2s``) has copied it to both standbys;
+replication (``every: 2s``) has copied it to both standbys; restart the
+running node's agent (it takes its lease back: nothing fails over);
 partition the node running the application (it stops the application
 itself, a standby takes over, never two run it, sampled every second, and
 the application answers again on every live node's routed port); heal (the
@@ -20,11 +21,16 @@ import pytest
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer, lab_command,
-    running_on, wait_replicated,
+    restart_agent, running_on, wait_replicated,
 )
 
 PORT = 18097
 DEPLOY_TIMEOUT = 180
+
+#: Seconds the application is watched after its node's agent restarted:
+#: three lease times to live (10 s), so that a lease the new agent did not
+#: renew would have ended and a standby taken over.
+RESTART_WATCH = 30
 
 #: Seconds a takeover may take here at most before the test gives up (the
 #: figure itself is measured by benchmarks/automatic_failover.py).
@@ -115,6 +121,28 @@ class TestAutomaticFailover(object):
         wait_replicated(s.lab, s.name, s.nodes[1:], time.time())
         for address in s.addresses:
             assert http_answer(s.lab, address, PORT) == s.content
+
+    def test_02b_agent_restart(self):
+        """
+        When the running node's agent crashes and its service manager
+        starts it again, the new agent takes back the application's lease:
+        sampled every second for three lease times, the application runs
+        on its node only, at epoch 1, and etcd's owner key still names the
+        node (the old agent's lease would have ended unrenewed).
+        """
+        s = self.s
+        restart_agent(s.lab, s.nodes[0])
+        started = time.monotonic()
+        samples = []
+        while time.monotonic() - started < RESTART_WATCH:
+            where = running_on(s.lab, s.name, s.nodes)
+            samples.append((round(time.monotonic() - started, 1), where))
+            assert where == [s.nodes[0]], samples
+            time.sleep(1)
+        for kind in ("placement", "owner"):
+            assert etcd_value(s.lab, s.nodes[1], kind, s.name) == {
+                "node": s.addresses[0], "epoch": 1}, kind
+        assert http_answer(s.lab, s.addresses[2], PORT) == s.content
 
     def test_03_partition(self):
         """

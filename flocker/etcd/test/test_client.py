@@ -10,8 +10,8 @@ from unittest import TestCase
 
 import json
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectionDone
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectingCancelledError, ConnectionDone
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -240,6 +240,7 @@ class _Members(object):
 
     def __init__(self):
         self.dead = set()
+        self.cancelled = set()
         self.posts = []
 
     def post(self, url, data, headers):
@@ -247,6 +248,8 @@ class _Members(object):
         endpoint, _, path = url.partition("/v3/")
         if endpoint in self.dead:
             return Deferred()
+        if endpoint in self.cancelled:
+            return fail(ConnectingCancelledError(endpoint))
         if path == "watch":
             return succeed(_Response(200, b'{"result":{"header":{'
                                      b'"revision":"2"},"created":true}}\n',
@@ -304,6 +307,17 @@ class WatchMemberCheckTests(SynchronousTestCase):
         del self.members.posts[:]
         self.successResultOf(self.client.get(b"p/x"))
         self.assertEqual(["http://b:2379/v3/kv/range"], self.members.posts)
+
+    def test_connecting_cancelled(self):
+        """
+        A member whose connection attempt the deadline cut (its machine is
+        off: ``ConnectingCancelledError``) is skipped for the next one.
+        """
+        self.members.cancelled.add("http://a:2379")
+        del self.members.posts[:]
+        self.successResultOf(self.client.get(b"p/x"))
+        self.assertEqual(["http://a:2379/v3/kv/range",
+                          "http://b:2379/v3/kv/range"], self.members.posts)
 
     def test_stopped_watch_stops_checks(self):
         """

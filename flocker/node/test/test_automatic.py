@@ -9,6 +9,7 @@ import os
 
 import attr
 
+from eliot.testing import capture_logging
 from hypothesis import given, settings
 from hypothesis.strategies import (
     booleans, integers, lists, sampled_from, tuples,
@@ -134,9 +135,9 @@ class _Actions(object):
         return succeed(None)
 
 
-class AutomaticFailoverTests(SynchronousTestCase):
+class _ThreeNodes(object):
     """
-    Three nodes: ``P`` runs web, ``S1`` and ``S2`` stand by.
+    Mixin: three nodes, ``P`` runs web, ``S1`` and ``S2`` stand by.
     """
 
     def setUp(self):
@@ -177,6 +178,12 @@ class AutomaticFailoverTests(SynchronousTestCase):
     def where(self):
         return sorted(node for node, apps in self.running.items()
                       if "web" in apps)
+
+
+class AutomaticFailoverTests(_ThreeNodes, SynchronousTestCase):
+    """
+    Three nodes: ``P`` runs web, ``S1`` and ``S2`` stand by.
+    """
 
     def test_actions_interface(self):
         """
@@ -290,6 +297,91 @@ class AutomaticFailoverTests(SynchronousTestCase):
         self.assertEqual(b'{"node": "10.0.0.1", "epoch": 1}',
                          self.successResultOf(
                              self.store.get(placement_key("web"))).value)
+
+
+class AgentRestartTests(_ThreeNodes, SynchronousTestCase):
+    """
+    An agent that restarts takes back the leases of the applications etcd
+    says it still runs, so that no failover happens; it stops those it no
+    longer holds.
+    """
+
+    def restart(self, address):
+        """
+        The agent of ``address`` dies (nothing it sends reaches etcd or the
+        node any more; what it ran keeps running) and a new one starts.
+
+        :return: The new agent's :class:`AutomaticFailover`.
+        """
+        self.actions[address].running = {address: set()}
+        self.views[address].cut()
+        self.views[address] = _NodeEtcd(self.store)
+        self.actions[address] = _Actions(address, self.running, (1, None))
+        node = AutomaticFailover(self.clock, self.views[address], address,
+                                 self.actions[address])
+        node.configure([WEB])
+        self.successResultOf(node.start())
+        self.nodes[address] = node
+        return node
+
+    def test_retakes_lease(self):
+        """
+        Restarted while its lease lives, the running node holds web again
+        on the same lease at the same epoch: it keeps running there, no
+        standby starts it, however long the test waits.
+        """
+        self.run_on_primary()
+        lease = self.successResultOf(self.store.get(
+            b"flocker/v1/owner/web")).lease
+        self.advance(3)
+        node = self.restart(P)
+        self.advance(60)
+        self.assertEqual(
+            ([P], [], [], 1, lease, 1),
+            (self.where(), self.actions[S1].started,
+             self.actions[S2].started, node.epochs["web"],
+             self.successResultOf(self.store.get(
+                 b"flocker/v1/owner/web")).lease,
+             self.successResultOf(node.hold("web"))))
+
+    def test_fences_after_retake(self):
+        """
+        A lease taken back is kept like a granted one: cut off later, the
+        node stops web itself and a standby takes over at the next epoch.
+        """
+        self.run_on_primary()
+        self.restart(P)
+        self.views[P].cut()
+        self.advance(40)
+        self.assertEqual(([S2], [("web", 2)]),
+                         (self.where(), self.actions[S2].started))
+
+    def test_lease_ended(self):
+        """
+        Restarted after its lease ended and a standby took over, the node
+        stops what still ran of web and follows the new placement.
+        """
+        self.run_on_primary()
+        self.views[P].cut()
+        # Its agent is dead: nothing fenced web on P meanwhile.
+        self.actions[P].running = {P: set()}
+        self.clock.pump([0.5] * 60)
+        self.assertEqual([P, S2], self.where())
+        self.restart(P)
+        self.assertEqual(([S2], {8080: S2}),
+                         (self.where(), self.actions[P].routes))
+
+    def test_standby_restart(self):
+        """
+        A standby's agent restarting takes nothing and stops nothing that
+        runs elsewhere.
+        """
+        self.run_on_primary()
+        node = self.restart(S1)
+        self.advance(30)
+        self.assertEqual(([P], {}, {8080: P}),
+                         (self.where(), node.held,
+                          self.actions[S1].routes))
 
 
 class ChooseClaimantTests(SynchronousTestCase):
@@ -543,6 +635,35 @@ class AgentStartTests(SynchronousTestCase):
         view.mend()
         clock.advance(2)
         self.assertEqual({8080: P}, actions.routes)
+
+
+    @capture_logging(None)
+    def test_retries_unexpected(self, logger):
+        """
+        An unexpected failure while setting up the watch is logged and the
+        agent tries again: it goes on following the placements.
+        """
+        clock = Clock()
+        store = MemoryEtcd(clock)
+        view = _NodeEtcd(store)
+        get_prefix = store.get_prefix
+        failures = [RuntimeError("unexpected")]
+
+        def flaky(prefix):
+            if failures:
+                return fail(failures.pop())
+            return get_prefix(prefix)
+        store.get_prefix = flaky
+        actions = _Actions(S1, {S1: set()}, None)
+        node = AutomaticFailover(clock, view, S1, actions)
+        node.configure([WEB])
+        node.start()
+        self.successResultOf(store.put(placement_key("web"),
+                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        clock.advance(2)
+        self.assertEqual(({8080: P}, 1),
+                         (actions.routes,
+                          len(logger.flush_tracebacks(RuntimeError))))
 
 
 class LocalNodeAgentAutomaticTests(SynchronousTestCase):
