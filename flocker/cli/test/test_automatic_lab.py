@@ -8,7 +8,9 @@ replication (``every: 2s``) has copied it to both standbys; restart the
 running node's agent (it takes its lease back: nothing fails over);
 partition the node running the application (it stops the application
 itself, a standby takes over, never two run it, sampled every second, and
-the application answers again on every live node's routed port); heal (the
+the application answers again on every live node's routed port); write on
+the new owner (its replication reaches the other standby without a
+deploy); heal (the
 node that came back does not start it, its routes follow); a deploy of the
 old deployment file is refused.
 """
@@ -171,6 +173,24 @@ class TestAutomaticFailover(object):
         placement = etcd_value(s.lab, s.nodes[1], "placement", s.name)
         assert placement["epoch"] == 2, placement
         assert placement["node"] in s.addresses[1:], placement
+
+    def test_03b_new_owner_replicates(self):
+        """
+        Without a deploy, the node that took over replicates to the other
+        standby: what is written there after the failover reaches the
+        other standby's copy (which follows the new owner since the
+        takeover's placement).
+        """
+        s = self.s
+        owner = running_on(s.lab, s.name, s.nodes)[0]
+        other = [node for node in s.nodes[1:] if node != owner][0]
+        content = "written after the failover %s\n" % (s.name,)
+        since = time.time()
+        s.lab.run(owner, ["docker", "exec", "-i", "flocker--" + s.name,
+                          "tee", "/www/index.html"], input=content)
+        wait_replicated(s.lab, s.name, [other], since)
+        s.content = content
+        assert http_answer(s.lab, s.lab.address(other), PORT) == content
 
     def test_04_heal(self):
         """

@@ -23,7 +23,7 @@ from zope.interface.verify import verifyObject
 from ...etcd import DEFAULT_TIMING, EtcdUnavailable, MemoryEtcd
 from ..._model import (
     Application, AttachedVolume, ClusterState, Deployment, Node, NodeState,
-    Port, Route, Standby,
+    DEFAULT_STANDBY_INTERVAL, Port, Replication, Route, Standby,
 )
 from ..._serialize import (
     SerializationError, node_state_from_dict, node_state_to_dict,
@@ -116,6 +116,7 @@ class _Actions(object):
         self.freshness = freshness
         self.routes = {}
         self.started = []
+        self.followed = []
 
     def stop(self, name):
         self.running[self.address].discard(name)
@@ -132,6 +133,13 @@ class _Actions(object):
     def follow(self, name, node, ports):
         for port, protocol in ports:
             self.routes[port] = None if node == self.address else node
+        return succeed(None)
+
+    def identity(self):
+        return succeed("id-" + self.address)
+
+    def follow_copy(self, name, owner, epoch):
+        self.followed.append((name, owner, epoch))
         return succeed(None)
 
 
@@ -234,6 +242,25 @@ class AutomaticFailoverTests(_ThreeNodes, SynchronousTestCase):
         self.assertEqual(([S2], [("web", 2)], {8080: S2}),
                          (self.where(), self.actions[S2].started,
                           self.actions[S1].routes))
+
+    def test_takeover_followed(self):
+        """
+        The takeover's placement names the new owner's identity, and the
+        other standby's copy follows it at the new epoch; the hold of a
+        deploy (epoch 1) names none and nobody's copy changes for it; the
+        node it was taken from (not a standby) is not told.
+        """
+        self.run_on_primary()
+        followed_before = self.actions[S1].followed[:]
+        self.views[P].cut()
+        self.advance(30)
+        placement = json.loads(self.successResultOf(
+            self.store.get(placement_key("web"))).value)
+        self.assertEqual(
+            ([], "id-" + S2, [("web", "id-" + S2, 2)], [], []),
+            (followed_before, placement["node_id"],
+             self.actions[S1].followed, self.actions[S2].followed,
+             self.actions[P].followed))
 
     def test_partition_heals(self):
         """
@@ -498,6 +525,23 @@ class AutomaticApplicationTests(SynchronousTestCase):
         self.assertEqual([], list(store.load()))
         store.save([value])
         self.assertEqual([value], list(store.load()))
+
+    def test_interval(self):
+        """
+        It carries its standby's interval; a form stored before the
+        interval was kept reads back with the default one.
+        """
+        deployment = _deployment()
+        standby = attr.evolve(deployment.standbys["web"],
+                              interval=3 * 10 ** 9)
+        deployment = attr.evolve(
+            deployment, standbys=deployment.standbys.set("web", standby))
+        value = automatic_applications(deployment)[0]
+        form = value.to_dict()
+        del form["interval"]
+        self.assertEqual(
+            (3 * 10 ** 9, DEFAULT_STANDBY_INTERVAL),
+            (value.interval, AutomaticApplication.from_dict(form).interval))
 
     def test_bad_form(self):
         """
@@ -813,3 +857,78 @@ class LocalFailoverActionsStartTests(SynchronousTestCase):
         self.assertEqual((True, epoch + 1, {"plain"}),
                          (state.volumes["plain"].owned,
                           state.volumes["plain"].epoch, set(state.running)))
+
+    def standby_actions(self, standbys):
+        """
+        :return: ``(primary, standby, actions)``: the primary pushed the
+            application's volume to the standby, whose actions serve an
+            application standing by on ``standbys``.
+        """
+        primary, standby = local_pair()
+        application = attr.evolve(PLAIN, volume=AttachedVolume(
+            mountpoint="/data"))
+        self.successResultOf(primary.create_volume("plain", None))
+        self.successResultOf(primary.push_volume("plain", B))
+        config = AutomaticApplication(
+            name="plain", primary=A, standbys=standbys,
+            application=application, interval=3 * 10 ** 9)
+        actions = LocalFailoverActions(
+            B, lambda: standby, lambda: standby.volumes, standby.routes,
+            lambda name: config, replicator=standby.replicator)
+        return primary, standby, actions
+
+    def test_start_replicates(self):
+        """
+        A standby that took the application over replicates its volumes to
+        the other standbys (not to itself), at the standby's interval.
+        """
+        _, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        self.successResultOf(actions.start("plain", 5))
+        self.assertEqual(
+            {"plain": Replication(volume="plain", application="plain",
+                                  standbys=["10.0.0.9"],
+                                  interval=3 * 10 ** 9)},
+            dict(standby.replicator.replications()))
+
+    def test_start_alone(self):
+        """
+        The only standby, once it took over, has nobody to replicate to.
+        """
+        _, standby, actions = self.standby_actions([B])
+        self.successResultOf(actions.start("plain", 5))
+        self.assertEqual({}, dict(standby.replicator.replications()))
+
+    def test_stop_ends_replication(self):
+        """
+        Stopping the application (a fence) ends the replication of its
+        volumes from this node; other volumes' replication goes on.
+        """
+        _, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        other = Replication(volume="other", application="other",
+                            standbys=["10.0.0.9"], interval=10 ** 10)
+        self.successResultOf(actions.start("plain", 5))
+        self.successResultOf(standby.replicator.configure(
+            standby.replicator.replications().set("other", other)))
+        self.successResultOf(actions.stop("plain"))
+        self.assertEqual({"other": other},
+                         dict(standby.replicator.replications()))
+
+    def test_follow_copy(self):
+        """
+        Following a new owner records it and its epoch on this node's copy,
+        which then refuses the old owner's pushes as stale.
+        """
+        primary, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        self.successResultOf(actions.follow_copy("plain", "node-9", 4))
+        copy = [info for info in self.successResultOf(
+            standby.volumes.volumes()) if info.name == "plain"][0]
+        self.assertEqual(("node-9", 4), (copy.owner, copy.epoch))
+        self.failureResultOf(primary.push_volume("plain", B))
+
+    def test_identity(self):
+        """
+        A node's identity is its volume service's.
+        """
+        _, standby, actions = self.standby_actions([B])
+        self.assertEqual(standby.volumes.node_id,
+                         self.successResultOf(actions.identity()))
