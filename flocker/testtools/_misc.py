@@ -5,7 +5,9 @@ reading an HTTP response.
 
 import os
 
-__all__ = ["temporary_directory", "http_status_and_body"]
+import pathlib
+
+__all__ = ["temporary_directory", "temporary_path", "http_status_and_body"]
 
 
 def http_status_and_body(response):
@@ -33,3 +35,16 @@ def temporary_directory(test):
     path = tempfile.mkdtemp(prefix="flocker-test-")
     test.addCleanup(shutil.rmtree, path, True)
     return os.path.join(path, "d")
+
+
+def temporary_path(test):
+    """
+    Make a new empty directory outside the source tree, removed when
+    ``test`` ends.
+
+    :param test: A ``TestCase`` (its ``addCleanup`` is used).
+    :return: The directory, which exists, as a ``pathlib.Path``.
+    """
+    path = pathlib.Path(temporary_directory(test))
+    path.mkdir()
+    return path
