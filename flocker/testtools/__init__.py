@@ -13,14 +13,16 @@ extras): the hypothesis strategies for the models are in
 and the client of the local lab is ``admin/_lab_client.py``.
 
 :func:`cases` and :func:`with_cases` run one trial-style test method once
-per case, each case its own named test.
+per case, each case its own named test; :func:`shared_lab` gives a test
+the local lab, brought up once per process.
 """
 
 from ._cases import cases, with_cases
 from ._ci import in_ci, is_root, require
+from ._lab import LAB_NODES, release_lab, shared_lab
 from ._misc import http_status_and_body, temporary_directory, temporary_path
 from ._reactor import ReactorTimeout, run_in_reactor
 
 __all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
            "temporary_directory", "temporary_path", "http_status_and_body",
-           "cases", "with_cases"]
+           "cases", "with_cases", "shared_lab", "release_lab", "LAB_NODES"]
