@@ -10,7 +10,9 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import cases, temporary_path, with_cases
+from flocker.testtools import (
+    capture_output, cases, temporary_path, with_cases,
+)
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -138,3 +140,24 @@ class TemporaryPathTests(SynchronousTestCase):
         self.assertEqual(list(path.iterdir()), [])
         self.doCleanups()
         self.assertFalse(path.parent.exists())
+
+
+class CaptureOutputTests(SynchronousTestCase):
+    """
+    ``capture_output`` keeps what the test writes to the standard streams.
+    """
+
+    def test_captured_then_restored(self):
+        """
+        Writes to ``sys.stdout`` and ``sys.stderr`` land in the returned
+        buffers, and the real streams are back once the test's cleanups
+        have run.
+        """
+        before = sys.stdout, sys.stderr
+        stdout, stderr = capture_output(self)
+        print("out")
+        print("err", file=sys.stderr)
+        self.doCleanups()
+        self.assertEqual(
+            (stdout.getvalue(), stderr.getvalue(), (sys.stdout, sys.stderr)),
+            ("out\n", "err\n", before))
