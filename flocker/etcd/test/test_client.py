@@ -6,7 +6,6 @@ members that do not answer.
 
 import shutil
 import uuid
-from unittest import TestCase
 
 import json
 
@@ -95,7 +94,7 @@ class EtcdClientContractTests(_WithServer,
     """
 
 
-class EtcdClientEndpointTests(_WithServer, TestCase):
+class EtcdClientEndpointTests(_WithServer, SynchronousTestCase):
     """
     What the client does with members that do not answer.
     """
