@@ -74,9 +74,10 @@ class LeaseTimingTests(SynchronousTestCase):
             self.assertRaises(ValueError, LeaseTiming, **kwargs)
 
 
-class LeaseKeeperTests(SynchronousTestCase):
+class _Keeping(object):
     """
-    ``LeaseKeeper`` keeps its lease alive, or fences itself in time.
+    Mixin: a keeper of ``app/web`` on an in-memory etcd, recording its
+    fences.
     """
 
     def setUp(self):
@@ -85,6 +86,12 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.fences = []
         self.keeper = LeaseKeeper(self.clock, self.etcd, b"app/web",
                                   self.fences.append, TIMING)
+
+
+class LeaseKeeperTests(_Keeping, SynchronousTestCase):
+    """
+    ``LeaseKeeper`` keeps its lease alive, or fences itself in time.
+    """
 
     def start(self):
         lease = self.successResultOf(self.keeper.start())
@@ -255,18 +262,11 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.assertEqual(1, len(results))
 
 
-class LeaseAdoptTests(SynchronousTestCase):
+class LeaseAdoptTests(_Keeping, SynchronousTestCase):
     """
     ``LeaseKeeper.adopt`` holds a lease granted earlier (by an agent that
     restarted since).
     """
-
-    def setUp(self):
-        self.clock = Clock()
-        self.etcd = MemoryEtcd(self.clock)
-        self.fences = []
-        self.keeper = LeaseKeeper(self.clock, self.etcd, b"app/web",
-                                  self.fences.append, TIMING)
 
     def test_keeps_alive(self):
         """

@@ -660,6 +660,20 @@ class AgentStartTests(SynchronousTestCase):
         self.successResultOf(node.start())
         self.assertEqual({P: set()}, running)
 
+    def start_standby(self, clock, store, view):
+        """
+        Start ``S1``'s part through ``view``, then place web on ``P``.
+
+        :return: ``S1``'s actions.
+        """
+        actions = _Actions(S1, {S1: set()}, None)
+        node = AutomaticFailover(clock, view, S1, actions)
+        node.configure([WEB])
+        node.start()
+        self.successResultOf(store.put(placement_key("web"),
+                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        return actions
+
     def test_retries_unreachable(self):
         """
         Started while etcd cannot be reached, it tries again until it can,
@@ -669,17 +683,11 @@ class AgentStartTests(SynchronousTestCase):
         store = MemoryEtcd(clock)
         view = _NodeEtcd(store)
         view.cut()
-        actions = _Actions(S1, {S1: set()}, None)
-        node = AutomaticFailover(clock, view, S1, actions)
-        node.configure([WEB])
-        node.start()
-        self.successResultOf(store.put(placement_key("web"),
-                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        actions = self.start_standby(clock, store, view)
         clock.advance(5)
         view.mend()
         clock.advance(2)
         self.assertEqual({8080: P}, actions.routes)
-
 
     @capture_logging(None)
     def test_retries_unexpected(self, logger):
@@ -698,12 +706,7 @@ class AgentStartTests(SynchronousTestCase):
                 return fail(failures.pop())
             return get_prefix(prefix)
         store.get_prefix = flaky
-        actions = _Actions(S1, {S1: set()}, None)
-        node = AutomaticFailover(clock, view, S1, actions)
-        node.configure([WEB])
-        node.start()
-        self.successResultOf(store.put(placement_key("web"),
-                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        actions = self.start_standby(clock, store, view)
         clock.advance(2)
         self.assertEqual(({8080: P}, 1),
                          (actions.routes,
