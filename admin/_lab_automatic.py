@@ -79,14 +79,15 @@ def running_on(lab, name, nodes=None):
     return found
 
 
-def http_answer(lab, address, port):
+def http_answer(lab, address, port, path="/"):
     """
-    :return: The body ``GET /`` on ``address:port`` answers from the
+    :param str path: The path asked.
+    :return: The body ``GET path`` on ``address:port`` answers from the
         client with status 200, or ``None``.
     """
     result = lab.run_client(
         ["busybox", "nc", "-w", "2", address, str(port)],
-        input="GET / HTTP/1.0\r\n\r\n", check=False, timeout=30)
+        input="GET %s HTTP/1.0\r\n\r\n" % (path,), check=False, timeout=30)
     text = result.stdout.replace("\r\n", "\n")
     if " 200 " not in text.split("\n", 1)[0]:
         return None
