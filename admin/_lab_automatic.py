@@ -18,7 +18,8 @@ from pathlib import Path
 
 __all__ = ["APPLICATION", "IMAGE", "application_text", "deployment_text",
            "running_on", "http_answer", "etcd_value", "lab_command",
-           "snapshot_stamp", "wait_replicated", "restart_agent"]
+           "snapshot_stamp", "wait_replicated", "restart_agent",
+           "kill_etcd_member", "restart_daemons"]
 
 #: The image the scenarios run (built by ``admin/lab up``).
 IMAGE = "flocker/busybox:latest"
@@ -188,3 +189,23 @@ def restart_agent(lab, node, timeout=60):
     if new == old:
         raise RuntimeError("%s: agent not restarted" % (node,))
     return old, new
+
+
+def kill_etcd_member(lab, node):
+    """
+    Kill a node's etcd member (SIGKILL), leaving the rest of the node
+    running.
+
+    :param str node: The node's name.
+    """
+    pid_file = Path(lab.machine(node).mntns).parent / "etcd.pid"
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def restart_daemons(lab):
+    """
+    Start again whatever daemon of the lab's nodes died (etcd members,
+    agents), as their units would (``admin/lab up``), and wait until they
+    are healthy.
+    """
+    lab_command(["up", str(len(lab.node_names))], timeout=900)

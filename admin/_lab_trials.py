@@ -35,18 +35,16 @@ node answers too.
 import os
 import random
 import secrets
-import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import attr
 
 from _lab_automatic import (
-    application_text, deployment_text, etcd_value, http_answer, lab_command,
-    running_on, wait_replicated,
+    application_text, deployment_text, etcd_value, http_answer,
+    kill_etcd_member, lab_command, restart_daemons, running_on,
+    wait_replicated,
 )
 
 __all__ = ["FAULTS", "Trials", "TrialResult", "Writer", "SAMPLE",
@@ -71,9 +69,6 @@ MEMBER_WATCH = 20
 
 #: The replication interval of the trials' standby (``every``).
 EVERY = "2s"
-
-_ADMIN = Path(__file__).resolve().parent
-
 
 def rpo(acknowledged, served, fault):
     """
@@ -345,8 +340,7 @@ class Trials(object):
         :data:`MEMBER_WATCH` seconds that the application stays; start the
         member again as its unit would.
         """
-        pid_file = Path(self.lab.machine(victim).mntns).parent / "etcd.pid"
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        kill_etcd_member(self.lab, victim)
         split_brain = 0
         stayed = True
         deadline = time.monotonic() + MEMBER_WATCH
@@ -356,9 +350,7 @@ class Trials(object):
                 split_brain += 1
             stayed &= where == [self.primary]
             time.sleep(SAMPLE)
-        subprocess.run([sys.executable, str(_ADMIN / "lab"), "up",
-                        str(len(self.lab.node_names))],
-                       capture_output=True, timeout=900, check=True)
+        restart_daemons(self.lab)
         return TrialResult(
             number=number, fault="etcd member", source=self.primary,
             target=self.primary if stayed else None, delay=delay,
