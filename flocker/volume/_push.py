@@ -6,11 +6,15 @@ Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
 receive NAME`` on the target, JSON lines on its standard output)::
 
     target -> {"protocol": 1, "node_id": ID, "pool": POOL,
-               "snapshots": [oldest..newest], "zfs": CAPABILITIES}
+               "snapshots": [oldest..newest], "zfs": CAPABILITIES,
+               "resume": TOKEN (only if it kept a cut-short receive)}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
-               "maximum_size": N or null, "epoch": E}
-    source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
+               "maximum_size": N or null, "epoch": E,
+               "resume": TOKEN (only if it sends the rest of that stream)}
+    source -> the ``zfs send [-i B] pool/NAME@S`` stream (``-i
+              pool/NAME#B`` from a bookmark, ``zfs send -t TOKEN`` when
+              resuming), then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
 
 ``CAPABILITIES`` is what the target's ZFS and pool offer
@@ -44,6 +48,15 @@ That is all any next incremental needs.  Snapshots Flocker did not take
 (not named ``flocker-...``) are never pruned.  Where the pool's ZFS has
 holds, the source holds each target's last confirmed snapshot (tag
 :data:`BASE_HOLD`), so only Flocker destroys it.
+
+Where both sides run OpenZFS, every receive is resumable (``-s``): a
+stream cut short leaves the target's copy as it was plus the part
+received, named by a ``receive_resume_token`` the target offers in its next
+header.  The source sends the rest of it if it still has that snapshot
+(and the target the base), then, on a second connection, its new snapshot
+incrementally; otherwise the target discards the saved state.  The source
+also bookmarks each snapshot a target confirmed (where the pool has
+bookmarks): a base whose snapshot is gone is then sent from its bookmark.
 
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::

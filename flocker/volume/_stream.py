@@ -12,7 +12,9 @@ on every path, is hardened here:
   bytes) is read and checked before ``zfs receive`` sees anything
   (:func:`check_begin_record`): a plain filesystem stream (what ``zfs send
   [-i BASE] POOL/NAME@SNAP`` writes) of the announced snapshot, full or
-  incremental as announced, with no payload; compound streams (the only
+  incremental as announced, with no payload (but for a stream announced
+  as resuming a receive, ``zfs send -t``, whose BEGIN record carries where
+  it resumes); compound streams (the only
   kind that carries properties), raw or clone streams, volumes (zvols) and
   anything unreadable are refused, with nothing received;
 * ``zfs receive`` always gets ``-u`` (nothing is mounted by a receive) and,

@@ -19,9 +19,11 @@ zfs-fuse quirks handled here:
 * ``readonly`` reads back as ``off`` (source ``temporary``) on a mounted
   dataset even when set to ``on`` (writes do fail): it is never read, only
   set.
-* No ``zfs receive -s`` (resumable receive) and no ``written`` property: the
-  service relies on receive being atomic instead (an interrupted receive
-  leaves the previous state), which this zfs-fuse honours.
+* No ``zfs receive -s`` (resumable receive), no bookmarks and no
+  ``written`` property: the service relies on receive being atomic instead
+  (an interrupted receive leaves the previous state), which this zfs-fuse
+  honours; OpenZFS's resume tokens and bookmarks are used only where the
+  pool's capabilities say so.
 * ``zfs receive -u`` (leave the received dataset unmounted) works although
   ``zfs receive``'s usage text does not list it: a full stream then creates
   an unmounted dataset, and an incremental one leaves the dataset mounted or
