@@ -6,7 +6,6 @@ members that do not answer.
 
 import shutil
 import uuid
-from unittest import TestCase
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -92,7 +91,7 @@ class EtcdClientContractTests(_WithServer,
     """
 
 
-class EtcdClientEndpointTests(_WithServer, TestCase):
+class EtcdClientEndpointTests(_WithServer, SynchronousTestCase):
     """
     What the client does with members that do not answer.
     """
