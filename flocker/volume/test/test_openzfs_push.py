@@ -106,6 +106,19 @@ class OpenZFSPushTests(SynchronousTestCase):
                                                       lambda: None))
         self.fail("no resume token for %s" % (name,))
 
+    def cut_push(self, data):
+        """
+        Write ``data`` to ``app`` on ``a`` and push it to ``b`` through a
+        connection cut after 4 MiB; wait for ``b`` to have saved the part
+        received.
+        """
+        self.write(self.a, "app", "data", data)
+        self.remote.cut["10.0.0.2"] = 4 * MiB
+        self.assertRaises(Exception, self.call, self.a.push, "app",
+                          "10.0.0.2")
+        del self.remote.cut["10.0.0.2"]
+        self.wait_for_token(self.b.pool, "app")
+
     def test_detected(self):
         """
         Both nodes find OpenZFS with resumable receive, bookmarks and holds.
@@ -125,12 +138,7 @@ class OpenZFSPushTests(SynchronousTestCase):
         """
         self.call(self.a.create, "app")
         data = _incompressible(8 * MiB)
-        self.write(self.a, "app", "data", data)
-        self.remote.cut["10.0.0.2"] = 4 * MiB
-        self.assertRaises(Exception, self.call, self.a.push, "app",
-                          "10.0.0.2")
-        del self.remote.cut["10.0.0.2"]
-        self.wait_for_token(self.b.pool, "app")
+        self.cut_push(data)
         result = self.call(self.a.push, "app", "10.0.0.2")
         self.assertTrue(0 < result.resumed < 6 * MiB, result)
         self.assertEqual(
@@ -151,12 +159,7 @@ class OpenZFSPushTests(SynchronousTestCase):
         self.write(self.a, "app", "first", b"first")
         self.call(self.a.push, "app", "10.0.0.2")
         data = _incompressible(8 * MiB)
-        self.write(self.a, "app", "data", data)
-        self.remote.cut["10.0.0.2"] = 4 * MiB
-        self.assertRaises(Exception, self.call, self.a.push, "app",
-                          "10.0.0.2")
-        del self.remote.cut["10.0.0.2"]
-        self.wait_for_token(self.b.pool, "app")
+        self.cut_push(data)
         result = self.call(self.a.push, "app", "10.0.0.2")
         self.assertTrue(0 < result.resumed < 6 * MiB, result)
         self.assertEqual(
@@ -171,12 +174,7 @@ class OpenZFSPushTests(SynchronousTestCase):
         the new stream whole.
         """
         self.call(self.a.create, "app")
-        self.write(self.a, "app", "data", _incompressible(8 * MiB))
-        self.remote.cut["10.0.0.2"] = 4 * MiB
-        self.assertRaises(Exception, self.call, self.a.push, "app",
-                          "10.0.0.2")
-        del self.remote.cut["10.0.0.2"]
-        self.wait_for_token(self.b.pool, "app")
+        self.cut_push(_incompressible(8 * MiB))
         self.call(self.a.delete, "app")
         self.call(self.a.create, "app")
         self.write(self.a, "app", "data", b"new")
