@@ -209,8 +209,7 @@ class AgentProcessTests(SynchronousTestCase):
         The agent's socket is mode 0600 in a directory of mode 0700, both
         root's.
         """
-        agent = start_agent(self)
-        path, _, _ = agent
+        path, _, _ = start_agent(self)
         for where, mode in ((path, 0o600), (os.path.dirname(path), 0o700)):
             info = os.stat(where)
             self.assertEqual((stat.S_IMODE(info.st_mode), info.st_uid),
@@ -221,8 +220,7 @@ class AgentProcessTests(SynchronousTestCase):
         An unprivileged user can neither connect to the agent nor put a socket
         of their own where the agent listens.
         """
-        agent = start_agent(self)
-        path, _, _ = agent
+        path, _, _ = start_agent(self)
         result = subprocess.run(
             [sys.executable, "-I", "-c", _AS_NOBODY, path], user=NOBODY,
             group=NOBODY, extra_groups=[], capture_output=True, text=True,
@@ -237,8 +235,7 @@ class AgentProcessTests(SynchronousTestCase):
         A second agent on the same socket exits with one line, leaving the
         first one serving.
         """
-        agent = start_agent(self)
-        path, first, environ = agent
+        path, first, environ = start_agent(self)
         result = subprocess.run(
             _command("flocker-node") + ["agent", "--socket", path],
             capture_output=True, text=True, timeout=120, env=environ)
@@ -254,8 +251,7 @@ class AgentProcessTests(SynchronousTestCase):
         ``flocker-node report`` reaches the agent; a node whose Docker daemon
         does not answer gets one line naming the reason, no traceback.
         """
-        agent = start_agent(self)
-        path, _, environ = agent
+        path, _, environ = start_agent(self)
         result = subprocess.run(
             _command("flocker-node") + ["report", "--socket", path],
             capture_output=True, text=True, timeout=120, env=environ)
@@ -269,9 +265,8 @@ class AgentProcessTests(SynchronousTestCase):
         ``flocker-node-bridge`` joins its standard input and output to the
         agent: an AMP ``Hello`` written to it is answered.
         """
-        agent = start_agent(self)
         from twisted.protocols.amp import AmpBox
-        path, _, _ = agent
+        path, _, _ = start_agent(self)
         hello = AmpBox(_command=b"Hello", _ask=b"1", version=b"2",
                        address=b"192.0.2.1").serialize()
         bridge = subprocess.Popen(
@@ -306,8 +301,7 @@ class AgentProcessTests(SynchronousTestCase):
         Garbage on one connection closes that connection only: the agent
         answers the next one.
         """
-        agent = start_agent(self)
-        path, process, _ = agent
+        path, process, _ = start_agent(self)
         bad = socket.socket(socket.AF_UNIX)
         bad.connect(path)
         bad.sendall(b"\x00\x05hello\x00\x00\x00\x00")
