@@ -43,8 +43,8 @@ import attr
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer,
-    kill_etcd_member, lab_command, restart_daemons, running_on,
-    wait_replicated,
+    kill_etcd_member, lab_command, remove_application, restart_daemons,
+    running_on, wait_replicated,
 )
 
 __all__ = ["FAULTS", "Trials", "TrialResult", "Writer", "SAMPLE",
@@ -379,11 +379,4 @@ class Trials(object):
         for node in self.nodes:
             lab_command(["heal", node], check=False)
             lab_command(["revive", node], check=False)
-        for node in self.nodes:
-            self.lab.run(node, ["docker", "rm", "-f", "flocker--" + self.name],
-                         check=False)
-        self.lab.run(self.nodes[0], ["etcdctl", "del", "--prefix",
-                                     "flocker/v1/"], check=False)
-        for node in self.nodes:
-            self.lab.run(node, ["flocker-volume", "delete", self.name],
-                         check=False)
+        remove_application(self.lab, self.name, self.nodes)
