@@ -396,10 +396,11 @@ def plan_changes(deployment, cluster_state, addresses=None,
                                               applications=automatic))
 
     if node_key is not None and not unknown:
-        wanted = node_key.status()
+        wanted = node_key.digest()
         for node in sorted(deployment.nodes, key=lambda n: n.address):
             current = cluster_state.nodes.get(node.address)
-            if current is None or current.node_key != wanted:
+            if current is None or current.node_key is None or \
+                    current.node_key.installed != wanted:
                 phases[0].append(InstallNodeKey(node=node.address,
                                                 key=node_key))
 

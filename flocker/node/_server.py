@@ -25,7 +25,7 @@ from ..volume._seed import MAX_SEED_SIZE
 from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
-    InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
+    InstallNodeKey, RotateNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
     SetAutomatic, SetLinks, SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
@@ -510,6 +510,12 @@ class AgentProtocol(amp.AMP):
     def install_node_key(self, eliot_task, node_key, lock=None):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
+                             lambda _: {})
+
+    @RotateNodeKey.responder
+    def rotate_node_key(self, eliot_task, step, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.rotate_node_key(step)).addCallback(
                              lambda _: {})
 
     @SetAutomatic.responder
