@@ -355,4 +355,4 @@ class RemoteNodeAgent(object):
 
     def rotate_node_key(self, step):
         return self._call("rotate-node-key %s" % (step,), RotateNodeKey,
-                          step=step)
+                          stage=step)

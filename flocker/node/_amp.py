@@ -545,7 +545,7 @@ InstallNodeKey = _operation(
 
 RotateNodeKey = _operation(
     "RotateNodeKey", "``INodeAgent.rotate_node_key``.",
-    [(b"step", amp.Unicode())])
+    [(b"stage", amp.Unicode())])
 
 def _automatic_to_json(applications):
     return [application.to_dict() for application in applications]

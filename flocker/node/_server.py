@@ -513,9 +513,9 @@ class AgentProtocol(amp.AMP):
                              lambda _: {})
 
     @RotateNodeKey.responder
-    def rotate_node_key(self, eliot_task, step, lock=None):
+    def rotate_node_key(self, eliot_task, stage, lock=None):
         return self._run(eliot_task, lock, lambda agent:
-                         agent.rotate_node_key(step)).addCallback(
+                         agent.rotate_node_key(stage)).addCallback(
                              lambda _: {})
 
     @SetAutomatic.responder

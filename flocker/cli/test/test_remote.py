@@ -8,7 +8,6 @@ agent protocol as :class:`RemoteNodeAgent` and the node's
 import json
 import os
 
-import attr
 
 from eliot import start_action
 from eliot.testing import capture_logging
@@ -45,7 +44,6 @@ from flocker.testtools.strategies import node_states
 
 from .. import _remote
 from .._cluster import deploy_over_ssh
-from .._nodekey import nodes_callers
 from .._ssh import MemoryCommandRunner
 from .._remote import (
     AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
@@ -109,24 +107,25 @@ class DocumentTests(SynchronousTestCase):
 
     def test_node_key(self):
         """
-        A node key's text form decodes to the same key; a document that is
-        not one is refused without quoting it.
+        The nodes' trust's text form decodes to the same value; a document
+        that is not one (the retired shared key's fields, a peers line that
+        is not one) is refused.
         """
         key = make_node_key()
         self.assertEqual(decode_node_key(encode_node_key(key)), key)
-        with self.assertRaises(SerializationError) as raised:
-            decode_node_key(b'{"private_key": "SECRET"}')
-        self.assertNotIn("SECRET", str(raised.exception))
+        self.assertRaises(SerializationError, decode_node_key,
+                          b'{"private_key": "SECRET"}')
+        self.assertRaises(SerializationError, decode_node_key,
+                          b'{"known_hosts": "", "peers": "a b c\\n"}')
 
     def test_node_key_every_field(self):
         """
-        A node key travels with every field of the model, the callers the
-        node key's lines are made from included.
+        The trust travels with every field of the model, the peers the
+        ``authorized_keys`` lines are made from included.
         """
-        key = attr.evolve(make_node_key(), callers=nodes_callers(
-            [NODE_A], {NODE_A: NODE_A}, {NODE_A: "node-a"}))
+        key = make_node_key()
         self.assertEqual(_round_trip(NodeKeyArgument(), key)[0], key)
-        self.assertNotEqual(key.callers, "")
+        self.assertNotEqual(key.peers, "")
 
     def test_large_document_split(self):
         """

@@ -14,7 +14,6 @@ from twisted.internet.defer import maybeDeferred, succeed
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
-from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import (
     _confirmation, _dry_run_json, _parser, _open_log, flocker_deploy_main, main, summarize,
 )
@@ -57,9 +56,9 @@ cache:
 NODES = "192.0.2.1, node2.example.com"
 
 #: What the command says of modes asked for together.
-EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove and --failover "
-             "exclude each other (but --remove and --failover take "
-             "--dry-run)")
+EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove, --failover "
+             "and --rotate-node-keys exclude each other (but --remove and "
+             "--failover take --dry-run)")
 
 
 def run(argv):
@@ -282,34 +281,38 @@ class TestCheck(object):
         assert run(["--check"] + paths)[0] == 0
 
 
-class TestNodeKeyOption(object):
+class TestRotateNodeKeysOption(object):
     """
-    ``--node-key`` chooses the node-to-node key file.
+    ``--rotate-node-keys`` rotates the nodes' own keys; ``--node-key`` (the
+    shared key file) is gone.
     """
 
     def test_help(self):
         """
-        ``--help`` documents ``--node-key``.
+        ``--help`` documents ``--rotate-node-keys`` and no ``--node-key``.
         """
         status, out, err = run(["--help"])
-        assert "--node-key" in out
+        assert "--rotate-node-keys" in out
+        assert "--node-key " not in out
 
-    def test_bad_node_key(self, files, tmp_path):
+    def test_deployment_only(self, files):
         """
-        A node key file that is not a private key stops the deploy before
-        any node is reached, with one line naming the file.
+        It needs no application file, and excludes the other modes, in one
+        line.
         """
-        identity = tmp_path / "id"
-        identity.write_text(NodeKeyPair.generate().private_key)
-        known_hosts = tmp_path / "known_hosts"
-        known_hosts.write_text("")
-        bad = tmp_path / "node_key"
-        bad.write_text("not a key\n")
-        status, out, err = run(
-            ["--identity", str(identity), "--known-hosts", str(known_hosts),
-             "--node-key", str(bad)] + files(d=DEPLOYMENT, a=NATIVE))
-        assert (status, out) == (1, "")
-        assert err.count("\n") == 1 and str(bad) in err
+        paths = files(d=DEPLOYMENT, a=NATIVE)
+        status, out, err = run(["--rotate-node-keys", "--status", paths[0]])
+        assert status == 2
+        assert "exclude each other" in err
+
+    def test_node_key_refused(self, files):
+        """
+        ``--node-key`` is an unknown option now.
+        """
+        status, out, err = run(["--node-key", "/k"] + files(
+            d=DEPLOYMENT, a=NATIVE))
+        assert status == 2
+        assert "--node-key" in err
 
 
 class TestSummarize(object):
