@@ -300,8 +300,6 @@ def rotate_over_ssh(reactor, deployment, runner, write=lambda line: None,
                 address: "not resolved: %s" % (reason,)
                 for address, reason in failed.items()})
         agents = remote_agents(connections, ips, lock=lock)
-        d = DeferredContext(rotate_node_keys(agents, ips, runner.host_keys,
-                                             write))
 
         def release(outcome):
             releases = [maybeDeferred(agents[a].release_lock)
@@ -309,7 +307,8 @@ def rotate_over_ssh(reactor, deployment, runner, write=lambda line: None,
             done = DeferredList(releases, consumeErrors=True)
             done.addCallback(lambda _: _close(reactor, connections))
             return done.addCallback(lambda _: outcome)
-        return d.addBoth(release).result
+        return rotate_node_keys(agents, ips, runner.host_keys,
+                                write).addBoth(release)
 
     d = resolve_addresses(reactor, [node.address
                                     for node in deployment.nodes])

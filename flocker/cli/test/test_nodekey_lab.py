@@ -70,6 +70,22 @@ class _KeyScenario(_Scenario):
                             "name", "-r", dataset], check=True,
                            stdout=subprocess.PIPE).stdout)
 
+    def forget_trust(self, index):
+        """
+        Remove node ``index``'s installed trust (its peers file and its
+        marked ``authorized_keys`` lines); its own key stays.
+        """
+        peers = os.path.join(self.key_directory(index), "peers")
+        if os.path.exists(peers):
+            os.unlink(peers)
+        path = os.path.join(self.ssh_directory(index), "authorized_keys")
+        with open(path, "rb") as f:
+            lines = f.read().splitlines(True)
+        with open(path, "wb") as f:
+            f.write(b"".join(line for line in lines
+                             if not line.rstrip().endswith(
+                                 NODE_KEY_MARKER.encode())))
+
     def public_key(self, index):
         """
         :return: Node ``index``'s own public key line, from its private key
@@ -122,6 +138,10 @@ def key_scenario(request, lab, tmp_path_factory):
             result = _Scenario.deploy(state, "--yes", state.deployment(
                 "start.yml", [(a, []) for a in state.addresses]))
             assert result.returncode == 0, result.stdout + result.stderr
+        for index in range(3):
+            # As on nodes no deploy reached yet: the first step installs
+            # the trust everywhere (an earlier run on this lab left it).
+            state.forget_trust(index)
         yield state
     finally:
         for identity in hidden:

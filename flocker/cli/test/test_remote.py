@@ -43,7 +43,7 @@ from flocker.testtools import temporary_directory
 from flocker.testtools.strategies import node_states
 
 from .. import _remote
-from .._cluster import deploy_over_ssh
+from .._cluster import deploy_over_ssh, rotate_over_ssh
 from .._ssh import MemoryCommandRunner
 from .._remote import (
     AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
@@ -565,3 +565,46 @@ class DeployOverAgentsTests(SynchronousTestCase):
                             for pump in self.network.pumps.values()))
         again = self.deploy()
         self.assertEqual(sum(again.changed.values()), 0)
+
+    def test_rotate_over_agents(self):
+        """
+        ``rotate_over_ssh`` rotates every node's key through the agent
+        connections, then ends its leases and closes its connections: a
+        second rotation works too, and each gives every node a new key.
+        """
+        runner = _HostKeysRunner({NODE_A: _host_key(), NODE_B: _host_key()})
+        keys = [{a: agent.state.node_key.public_key
+                 for a, agent in self.cluster.agents.items()}]
+        for _ in range(2):
+            d = rotate_over_ssh(self.clock, self.deployment, runner,
+                                connect=self.network.connect)
+            self.clock.pump([0] * 50)
+            result = self.successResultOf(d)
+            self.assertEqual((result.ok, sorted(result.rotated)),
+                             (True, [NODE_A, NODE_B]))
+            self.assertTrue(all(pump.closed
+                                for pump in self.network.pumps.values()))
+            keys.append({a: agent.state.node_key.public_key
+                         for a, agent in self.cluster.agents.items()})
+        for address in (NODE_A, NODE_B):
+            self.assertEqual(len({k[address] for k in keys}), 3)
+
+
+class _HostKeysRunner(MemoryCommandRunner):
+    """
+    A runner that verified the given host keys (as a deploy's connections
+    would have).
+    """
+
+    def __init__(self, keys):
+        MemoryCommandRunner.__init__(self)
+        self._keys = keys
+
+    def host_keys(self):
+        return dict(self._keys)
+
+
+def _host_key():
+    from twisted.conch.ssh.keys import Key
+    from flocker.volume._nodekey import generate_key_pair
+    return Key.fromString(generate_key_pair()[0]).public()
