@@ -491,13 +491,9 @@ class TestNodeKeyScenario(object):
         s = self.s
         n1, n2, n3 = s.addresses
         old = {i: s.public_key(i) for i in range(3)}
-        old_private = os.path.join(s.directory, "old-node1-key")
         with open(os.path.join(s.key_directory(0), "id_ed25519"),
                   "rb") as f:
-            key = f.read()
-        with open(os.open(old_private, os.O_WRONLY | os.O_CREAT, 0o600),
-                  "wb") as f:
-            f.write(key)
+            old_private = f.read()
         pushes = []
         done = threading.Event()
 
@@ -527,7 +523,9 @@ class TestNodeKeyScenario(object):
             assert re.search(r"^%s: node key SHA256:\S+ -> SHA256:\S+$" % (
                 re.escape(address),), result.stdout, re.M), result.stdout
         copy = os.path.join(s.key_directory(0), "old-key")
-        os.rename(old_private, copy)
+        with open(os.open(copy, os.O_WRONLY | os.O_CREAT, 0o600),
+                  "wb") as f:
+            f.write(old_private)
         try:
             refused = s.node_ssh(0, n2, ["flocker-volume", "receive",
                                          s.names["web"]], identity=copy,
