@@ -381,6 +381,19 @@ class AgentProtocolTests(SynchronousTestCase):
         self.assertEqual(self.hello(client, pump)["version"],
                          PROTOCOL_VERSION)
 
+    def test_hello_address(self):
+        """
+        ``Hello`` refuses an address the node address rule refuses (empty,
+        with a space, starting with '-', too long), naming the rule.
+        """
+        for address in ["", "a b", "-oProxyCommand", "a" * 300, "a..b"]:
+            client, pump = self.connect()
+            failure = self.failureResultOf(self.call(
+                client, pump, Hello, version=PROTOCOL_VERSION,
+                address=address), BadRequest)
+            self.assertIn("not an address (an IP address or host name",
+                          str(failure.value))
+
     def test_other_version(self):
         """
         A client speaking another version is refused.
