@@ -535,9 +535,11 @@ def test_former_owner_releases_on_receive(nodes):
     held = _holds(nodes.a.pool, "app")
     nodes.call(nodes.b.acquire, "app")
     pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+    # What stays held is the snapshot it received, as on any follower.
     assert (held[later.snapshot], pushed.base,
-            set(_holds(nodes.a.pool, "app").values())) == (
-        1, base.snapshot, {0})
+            {snapshot for snapshot, count in
+             _holds(nodes.a.pool, "app").items() if count}) == (
+        1, base.snapshot, {pushed.snapshot})
 
 
 def test_delete_held(nodes):
@@ -795,25 +797,26 @@ def test_full_push_commands(nodes):
     """
     The receiving side of a first push runs one command to open its pool
     (the listing it needs included), receives unmounted, sets readonly,
-    atime, the maximum size and the owner's epoch (together) and the owner
-    last, and asks
-    nothing more: the copy ends up an unmounted follower.
+    atime, the maximum size and the owner's epoch (together), the owner,
+    then holds the snapshot received (its next base), and asks nothing
+    more: the copy ends up an unmounted follower.
     """
     nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
-    _, messages = _logged(nodes.call, nodes.a.push, "app",
-                          nodes.address(nodes.b))
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
     pool = nodes.b.pool.name
     dataset = pool + "/app"
     commands = _without_detection(_commands(messages, pool), pool)
     assert commands[0][:2] == ["zfs", "get"]
     assert commands[1] == ["zfs", "receive", "-u", dataset]
-    assert sorted(commands[2:-1]) == [
+    assert sorted(commands[2:-2]) == [
         ["zfs", "set", "atime=off", dataset],
         ["zfs", "set", "flocker:epoch=1", dataset],
         ["zfs", "set", "readonly=on", dataset],
         ["zfs", "set", "refquota=8388608", dataset]]
-    assert commands[-1] == [
-        "zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset]
+    assert commands[-2:] == [
+        ["zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset],
+        ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
     assert (copy.owner, copy.get("atime"), copy.maximum_size) == (
@@ -823,8 +826,9 @@ def test_full_push_commands(nodes):
 def test_incremental_push_commands(nodes):
     """
     A negotiated incremental push into a prepared follower costs the
-    receiving side the opening listing, the receive and pruning the
-    snapshot it no longer needs; the follower stays unmounted.
+    receiving side the opening listing, the receive, moving its hold from
+    the base to the snapshot received and pruning the base it no longer
+    needs; the follower stays unmounted.
     """
     nodes.call(nodes.a.create, "app")
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
@@ -836,7 +840,8 @@ def test_incremental_push_commands(nodes):
     pool = nodes.b.pool.name
     assert [argv[:3] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        ["zfs", "get", "-H"], ["zfs", "receive", "-F"],
+        ["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
+        ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"],
         ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
@@ -861,7 +866,7 @@ def test_incremental_into_mounted_follower(nodes):
     assert result.base is not None
     assert [argv[1] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        "get", "receive", "unmount", "destroy"]
+        "get", "release", "receive", "unmount", "hold", "destroy"]
     assert not nodes.call(nodes.b.pool.get, "app").mounted
     assert nodes.read(nodes.b, "app", "f") == b"more"
 
@@ -961,7 +966,8 @@ class _RecordingPool(object):
         return succeed(self._available)
 
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None, idle_timeout=None):
+                limit=None, capabilities=None, idle_timeout=None,
+                resuming=False):
         self.limits.append(limit)
         self.idle_timeouts.append(idle_timeout)
         return succeed(None)
