@@ -319,19 +319,26 @@ class NodeKeyStore(object):
         :raises NodeKeyError: If the key cannot be written, or the file
             there is not an unencrypted ed25519 OpenSSH private key.
         """
+        return self._key_at(self.identity_path, "this node's key")
+
+    def _key_at(self, path, what):
+        """
+        :return: The public line of the key in ``path``, made there first
+            if there is none.
+        :raises NodeKeyError: See :meth:`ensure`.
+        """
         try:
             self._directory()
-            public = self._key(self.identity_path)
+            public = self._key(path)
             if public is None:
                 private, public = generate_key_pair()
-                self._write_key(self.identity_path, private, public)
+                self._write_key(path, private, public)
             return public
         except OSError as e:
-            raise NodeKeyError("cannot make this node's key: %s: %s" % (
-                e.filename or self.directory, e.strerror))
+            raise NodeKeyError("cannot make %s: %s: %s" % (
+                what, e.filename or self.directory, e.strerror))
         except ValueError as e:
-            raise NodeKeyError("%s is not a usable key: %s" % (
-                self.identity_path, e))
+            raise NodeKeyError("%s is not a usable key: %s" % (path, e))
 
     def _write_key(self, path, private, public):
         write_atomically(path, private, 0o600)
@@ -445,18 +452,7 @@ class NodeKeyStore(object):
         :raises NodeKeyError: If it cannot be written.
         """
         self.ensure()
-        try:
-            pending = self._key(self.pending_path)
-            if pending is None:
-                private, pending = generate_key_pair()
-                self._write_key(self.pending_path, private, pending)
-            return pending
-        except OSError as e:
-            raise NodeKeyError("cannot make the next key: %s: %s" % (
-                e.filename or self.directory, e.strerror))
-        except ValueError as e:
-            raise NodeKeyError("%s is not a usable key: %s" % (
-                self.pending_path, e))
+        return self._key_at(self.pending_path, "the next key")
 
     def finish_rotation(self):
         """

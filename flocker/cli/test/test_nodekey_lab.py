@@ -30,6 +30,15 @@ _INSTALL = re.compile(
     r"\(known hosts: (\d+) nodes, node keys: (\d+)\)")
 
 
+def _forged_request(owner):
+    """
+    :return: A push request line (no stream follows) naming ``owner`` as
+        its sender.
+    """
+    return json.dumps({"snapshot": "flocker-forged", "base": None,
+                       "owner": owner, "maximum_size": None}) + "\n"
+
+
 class _KeyScenario(_Scenario):
     """
     :class:`_Scenario` looking at the nodes' own keys.
@@ -69,6 +78,13 @@ class _KeyScenario(_Scenario):
             subprocess.run(["zfs", "list", "-H", "-t", "snapshot", "-o",
                             "name", "-r", dataset], check=True,
                            stdout=subprocess.PIPE).stdout)
+
+    def node_ids(self):
+        """
+        :return: The three nodes' identities, as they report them.
+        """
+        reports = self.reports()
+        return [reports[self.node(i)]["node_id"] for i in range(3)]
 
     def forget_trust(self, index):
         """
@@ -356,16 +372,13 @@ class TestNodeKeyScenario(object):
         s = self.s
         n1, n2, n3 = s.addresses
         name = s.names["web"]
-        reports = s.reports()
-        node2_id = reports[s.node(1)]["node_id"]
-        node3_id = reports[s.node(2)]["node_id"]
+        _, node2_id, node3_id = s.node_ids()
         before = [s.copy(0, name), s.copy(2, name)]
-        request = json.dumps({"snapshot": "flocker-forged", "base": None,
-                              "owner": node2_id, "maximum_size": None})
+        request = _forged_request(node2_id)
         results = _at_once([
             (lambda target: s.node_ssh(
                 1, target, ["flocker-volume", "receive", name],
-                input=request + "\n"), target) for target in (n1, n3)])
+                input=request), target) for target in (n1, n3)])
         into_follower, into_owner = results
         assert (into_follower.returncode, into_owner.returncode) == (1, 1)
         assert ("follows node %s; node %s may not push it" % (
@@ -385,14 +398,11 @@ class TestNodeKeyScenario(object):
         s = self.s
         n1, n2, n3 = s.addresses
         name = s.names["web"]
-        reports = s.reports()
-        node2_id = reports[s.node(1)]["node_id"]
-        node3_id = reports[s.node(2)]["node_id"]
+        _, node2_id, node3_id = s.node_ids()
         before = s.copy(0, name)
-        request = json.dumps({"snapshot": "flocker-forged", "base": None,
-                              "owner": node3_id, "maximum_size": None})
+        request = _forged_request(node3_id)
         claimed = s.node_ssh(1, n1, ["flocker-volume", "receive", name],
-                             input=request + "\n")
+                             input=request)
         assert claimed.returncode == 1
         assert ("the key of node %s cannot push as node %s" % (
             node2_id, node3_id)) in claimed.stderr, claimed.stderr
@@ -405,7 +415,7 @@ class TestNodeKeyScenario(object):
             f.write(key)
         try:
             forged = s.node_ssh(1, n1, ["flocker-volume", "receive", name],
-                                identity=stolen, input=request + "\n")
+                                identity=stolen, input=request)
         finally:
             os.unlink(stolen)
         assert forged.returncode == 255
