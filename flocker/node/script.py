@@ -411,11 +411,21 @@ def _agent(reactor, options, environ, stdout, stderr):
     from eliot import FileDestination, add_destinations
     from twisted.internet.defer import Deferred
 
+    from ..etcd import EtcdConfigError, EtcdTLS
     from ._logging import AGENT_LISTENING
     from ._peer import PeerFactory
     from ._server import AgentFactory
 
     path = _socket_path(options, environ)
+    # Unusable etcd TLS settings are the operator's to fix: one line, before
+    # anything starts.
+    try:
+        tls = EtcdTLS.from_environ(environ)
+        if tls is not None:
+            tls.policy()
+    except EtcdConfigError as e:
+        stderr.write("flocker-node agent: %s\n" % (e,))
+        raise SystemExit(1)
     # Whatever the agent makes is the node's, not the world's.
     os.umask(0o077)
     if options["log"]:
