@@ -196,10 +196,12 @@ class ReceivingMixin(object):
             # nothing is received mounted (-u).
             suffix = ""
             if base is None:
-                if dataset is not None:
-                    # A full stream never lands on an existing copy: it
-                    # is received beside it and swapped in when complete.
-                    suffix = ".flocker-recv"
+                # A full stream is received beside the copy (if any) and
+                # swapped in once complete and prepared: one cut short
+                # (its sender or its zfs receive killed) never leaves a
+                # copy under the volume's name that names no owner, which
+                # every later push would be refused on.
+                suffix = ".flocker-recv"
                 yield self._zfs_receive(name, stream, suffix, False, request)
                 received = Dataset(name=name, properties={"mounted": "no"},
                                    snapshots=[snapshot])
@@ -224,11 +226,15 @@ class ReceivingMixin(object):
                     properties=dataset.properties.set("mounted", "no"))
             received = yield self._make_follower(received, suffix, request)
             if suffix:
-                yield self.pool.rename(name, "", ".flocker-old", mount=False,
-                                       mounted=dataset.mounted)
+                if dataset is not None:
+                    yield self.pool.rename(name, "", ".flocker-old",
+                                           mount=False,
+                                           mounted=dataset.mounted)
                 yield self.pool.rename(name, suffix, "", mount=False,
                                        mounted=False)
-                yield self.pool.destroy(name, ".flocker-old", mounted=False)
+                if dataset is not None:
+                    yield self.pool.destroy(name, ".flocker-old",
+                                            mounted=False)
             yield self._prune(received)
         return snapshot
 
