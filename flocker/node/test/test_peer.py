@@ -5,6 +5,7 @@ Tests for ``flocker.node._peer``: the agent's peer socket, reached through
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -169,6 +170,30 @@ def test_other_user_dropped(peer_socket):
         "--clear-groups"))
     assert result.returncode == 1
     assert receiver.calls == []
+
+
+def test_agent_gone_mid_transfer():
+    """
+    When the agent closes the peer connection without a verdict (it
+    stopped in the middle of the transfer), the bridge fails with one line
+    saying so and where to look.
+    """
+    from flocker._bridge import peer_bridge
+    bridge_side, agent_side = socket.socketpair()
+    stdin_read, stdin_write = os.pipe()
+    try:
+        agent_side.shutdown(socket.SHUT_WR)
+        status, error = peer_bridge(bridge_side, "node-a",
+                                    "flocker-volume receive app",
+                                    stdin_read, stdin_write)
+    finally:
+        for closing in (bridge_side, agent_side):
+            closing.close()
+        os.close(stdin_read)
+        os.close(stdin_write)
+    assert (status, error) == (1, (
+        "the Flocker agent stopped before the transfer ended "
+        "(see systemctl status flocker-node)"))
 
 
 @pytest.mark.parametrize("argv", [
