@@ -526,9 +526,11 @@ def test_former_owner_releases_on_receive(nodes):
     held = _holds(nodes.a.pool, "app")
     nodes.call(nodes.b.acquire, "app")
     pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+    # What stays held is the snapshot it received, as on any follower.
     assert (held[later.snapshot], pushed.base,
-            set(_holds(nodes.a.pool, "app").values())) == (
-        1, base.snapshot, {0})
+            {snapshot for snapshot, count in
+             _holds(nodes.a.pool, "app").items() if count}) == (
+        1, base.snapshot, {pushed.snapshot})
 
 
 def test_delete_held(nodes):
@@ -787,28 +789,30 @@ def test_full_push_commands(nodes):
     The receiving side of a first push runs one command to open its pool
     (the listing it needs included), receives unmounted beside the
     volume's name, sets readonly, atime, the maximum size and the owner's
-    epoch (together) and the owner last, renames the prepared copy to the
-    volume's name, and asks nothing more: the copy ends up an unmounted
-    follower, and a receive cut short never leaves a copy under that name
-    naming no owner (on which every later push would be refused).
+    epoch (together), the owner, renames the prepared copy to the volume's
+    name, then holds the snapshot received (its next base), and asks
+    nothing more: the copy ends up an unmounted follower, and a receive
+    cut short never leaves a copy under that name naming no owner (on
+    which every later push would be refused).
     """
     nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
-    _, messages = _logged(nodes.call, nodes.a.push, "app",
-                          nodes.address(nodes.b))
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
     pool = nodes.b.pool.name
     dataset = pool + "/app"
     received = dataset + ".flocker-recv"
     commands = _without_detection(_commands(messages, pool), pool)
     assert commands[0][:2] == ["zfs", "get"]
     assert commands[1] == ["zfs", "receive", "-u", received]
-    assert sorted(commands[2:-2]) == [
+    assert sorted(commands[2:-3]) == [
         ["zfs", "set", "atime=off", received],
         ["zfs", "set", "flocker:epoch=1", received],
         ["zfs", "set", "readonly=on", received],
         ["zfs", "set", "refquota=8388608", received]]
-    assert commands[-2:] == [
+    assert commands[-3:] == [
         ["zfs", "set", "flocker:owner=" + nodes.a.node_id, received],
-        ["zfs", "rename", received, dataset]]
+        ["zfs", "rename", received, dataset],
+        ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
     assert (copy.owner, copy.get("atime"), copy.maximum_size) == (
@@ -818,8 +822,9 @@ def test_full_push_commands(nodes):
 def test_incremental_push_commands(nodes):
     """
     A negotiated incremental push into a prepared follower costs the
-    receiving side the opening listing, the receive and pruning the
-    snapshot it no longer needs; the follower stays unmounted.
+    receiving side the opening listing, the receive, moving its hold from
+    the base to the snapshot received and pruning the base it no longer
+    needs; the follower stays unmounted.
     """
     nodes.call(nodes.a.create, "app")
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
@@ -831,7 +836,8 @@ def test_incremental_push_commands(nodes):
     pool = nodes.b.pool.name
     assert [argv[:3] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        ["zfs", "get", "-H"], ["zfs", "receive", "-F"],
+        ["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
+        ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"],
         ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
@@ -856,7 +862,7 @@ def test_incremental_into_mounted_follower(nodes):
     assert result.base is not None
     assert [argv[1] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        "get", "receive", "unmount", "destroy"]
+        "get", "release", "receive", "unmount", "hold", "destroy"]
     assert not nodes.call(nodes.b.pool.get, "app").mounted
     assert nodes.read(nodes.b, "app", "f") == b"more"
 
@@ -956,7 +962,8 @@ class _RecordingPool(object):
         return succeed(self._available)
 
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None, idle_timeout=None):
+                limit=None, capabilities=None, idle_timeout=None,
+                resuming=False):
         self.limits.append(limit)
         self.idle_timeouts.append(idle_timeout)
         return succeed(None)
