@@ -251,9 +251,12 @@ class ReceivingMixin(object):
                 if resuming:
                     # Where the cut-short receive saved its state.
                     suffix = partial[0]
-                elif dataset is not None:
-                    # A full stream never lands on an existing copy: it
-                    # is received beside it and swapped in when complete.
+                else:
+                    # A full stream is received beside the copy (if any)
+                    # and swapped in once complete and prepared: one cut
+                    # short (its sender or its zfs receive killed) never
+                    # leaves a copy under the volume's name that names no
+                    # owner, which every later push would be refused on.
                     suffix = ".flocker-recv"
                 yield self._zfs_receive(name, stream, suffix, False, request,
                                         resuming)

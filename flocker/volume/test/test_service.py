@@ -798,26 +798,31 @@ def _without_detection(commands, pool):
 def test_full_push_commands(nodes):
     """
     The receiving side of a first push runs one command to open its pool
-    (the listing it needs included), receives unmounted, sets readonly,
-    atime, the maximum size and the owner's epoch (together), the owner,
-    then holds the snapshot received (its next base), and asks nothing
-    more: the copy ends up an unmounted follower.
+    (the listing it needs included), receives unmounted beside the
+    volume's name, sets readonly, atime, the maximum size and the owner's
+    epoch (together), the owner, renames the prepared copy to the volume's
+    name, then holds the snapshot received (its next base), and asks
+    nothing more: the copy ends up an unmounted follower, and a receive
+    cut short never leaves a copy under that name naming no owner (on
+    which every later push would be refused).
     """
     nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
     result, messages = _logged(nodes.call, nodes.a.push, "app",
                                nodes.address(nodes.b))
     pool = nodes.b.pool.name
     dataset = pool + "/app"
+    received = dataset + ".flocker-recv"
     commands = _without_detection(_commands(messages, pool), pool)
     assert commands[0][:2] == ["zfs", "get"]
-    assert commands[1] == ["zfs", "receive", "-u", dataset]
-    assert sorted(commands[2:-2]) == [
-        ["zfs", "set", "atime=off", dataset],
-        ["zfs", "set", "flocker:epoch=1", dataset],
-        ["zfs", "set", "readonly=on", dataset],
-        ["zfs", "set", "refquota=8388608", dataset]]
-    assert commands[-2:] == [
-        ["zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset],
+    assert commands[1] == ["zfs", "receive", "-u", received]
+    assert sorted(commands[2:-3]) == [
+        ["zfs", "set", "atime=off", received],
+        ["zfs", "set", "flocker:epoch=1", received],
+        ["zfs", "set", "readonly=on", received],
+        ["zfs", "set", "refquota=8388608", received]]
+    assert commands[-3:] == [
+        ["zfs", "set", "flocker:owner=" + nodes.a.node_id, received],
+        ["zfs", "rename", received, dataset],
         ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
