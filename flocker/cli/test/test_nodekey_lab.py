@@ -15,10 +15,12 @@ import os
 import re
 import subprocess
 
-import pytest
 from twisted.conch.ssh.keys import Key
 
 from flocker._model import known_hosts_digest, public_key_fingerprint
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, shared_lab,
+)
 from flocker.volume._nodekey import NODE_KEY_MARKER
 
 from .test_deploy_lab import _Scenario, _at_once, _changes
@@ -35,8 +37,8 @@ class _KeyScenario(_Scenario):
     :ivar str key_path: The node key the deploys use (``--node-key``).
     """
 
-    def __init__(self, lab, directory, failures):
-        _Scenario.__init__(self, lab, directory, failures)
+    def __init__(self, lab, directory):
+        _Scenario.__init__(self, lab, directory)
         self.key_path = os.path.join(directory, "node_key")
 
     def deploy(self, *argv, **kwargs):
@@ -82,42 +84,21 @@ class _KeyScenario(_Scenario):
             "root@" + target] + words, check=False, timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="class")
-def key_scenario(request, lab, tmp_path_factory):
+def _put_back(state, hidden):
     """
-    The scenario's state; the nodes' lab identities are moved aside for
-    its duration and put back at the end, with its applications and volume
-    removed.
+    Put the nodes' lab identities back, and remove the scenario's
+    applications and volume.
     """
-    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
-    state = _KeyScenario(lab, str(tmp_path_factory.mktemp("nodekey-lab")),
-                         request.session.testsfailed)
-    hidden = []
-    for index in range(3):
-        identity = os.path.join(state.ssh_directory(index), "id_ed25519")
-        if os.path.exists(identity):
-            os.rename(identity, identity + ".nodekey-test")
-            hidden.append(identity)
-    try:
-        if any(report["applications"] or report["routes"]
-               for report in state.reports().values()):
-            # With the client's default key: the first step must see its
-            # own key installed everywhere.
-            result = _Scenario.deploy(state, "--yes", state.deployment(
-                "start.yml", [(a, []) for a in state.addresses]))
-            assert result.returncode == 0, result.stdout + result.stderr
-        yield state
-    finally:
-        for identity in hidden:
-            os.rename(identity + ".nodekey-test", identity)
-        state.deploy("--yes", state.deployment(
-            "teardown.yml", [(a, []) for a in state.addresses]))
-        for node in state.nodes:
-            node.run(["flocker-volume", "delete", state.names["web"]],
-                     check=False)
+    for identity in hidden:
+        os.rename(identity + ".nodekey-test", identity)
+    state.deploy("--yes", state.deployment(
+        "teardown.yml", [(a, []) for a in state.addresses]))
+    for node in state.nodes:
+        node.run(["flocker-volume", "delete", state.names["web"]],
+                 check=False)
 
 
-class TestNodeKeyScenario(object):
+class NodeKeyScenarioTests(ScenarioTestCase):
     """
     The node-to-node key on a three-node lab: installed by the first
     deploy, used by a volume move when nothing else could log in, limited
@@ -125,11 +106,30 @@ class TestNodeKeyScenario(object):
     left alone by a converged deploy.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, key_scenario):
-        if request.session.testsfailed > key_scenario.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.s = key_scenario
+    @classmethod
+    def setUpClass(cls):
+        # The nodes' lab identities are moved aside for the scenario's
+        # duration and put back at the end, with its applications and
+        # volume removed.
+        lab = shared_lab()
+        if len(lab.nodes) < 3:
+            raise AssertionError("the scenario needs a lab of 3 nodes")
+        state = cls.s = _KeyScenario(lab, str(class_temporary_path(cls)))
+        hidden = []
+        cls.addClassCleanup(_put_back, state, hidden)
+        for index in range(3):
+            identity = os.path.join(state.ssh_directory(index), "id_ed25519")
+            if os.path.exists(identity):
+                os.rename(identity, identity + ".nodekey-test")
+                hidden.append(identity)
+        if any(report["applications"] or report["routes"]
+               for report in state.reports().values()):
+            # With the client's default key: the first step must see its
+            # own key installed everywhere.
+            result = _Scenario.deploy(state, "--yes", state.deployment(
+                "start.yml", [(a, []) for a in state.addresses]))
+            if result.returncode != 0:
+                raise AssertionError(result.stdout + result.stderr)
 
     def test_01_installed(self):
         """
@@ -154,16 +154,18 @@ class TestNodeKeyScenario(object):
         with open(s.key_path + ".pub") as f:
             public = " ".join(f.read().split()[:2])
         fingerprint = public_key_fingerprint(public)
-        assert (result.returncode, sorted(installs),
-                oct(os.stat(s.key_path).st_mode & 0o777)) == (
-            0, [(a, fingerprint, "3") for a in s.addresses], "0o600"), output
+        self.assertEqual(
+            (result.returncode, sorted(installs),
+             oct(os.stat(s.key_path).st_mode & 0o777)),
+            (0, [(a, fingerprint, "3") for a in s.addresses], "0o600"),
+            output)
         # The installs ran before the volume was created.
         lines = result.stdout.splitlines()
         first_install = min(i for i, line in enumerate(lines)
                             if _INSTALL.match(line))
         create = [i for i, line in enumerate(lines)
                   if ": create volume " in line]
-        assert create and first_install < create[0], output
+        self.assertTrue(create and first_install < create[0], output)
         reports = s.reports()
         for index in range(3):
             report = reports[s.node(index)]
@@ -176,13 +178,15 @@ class TestNodeKeyScenario(object):
                       if line not in marked]
             with open(os.path.join(keys, "callers")) as f:
                 callers_text = f.read()
-            assert report["node_key"] == {
-                "fingerprint": fingerprint,
-                "known_hosts_digest": known_hosts_digest(
-                    known + callers_text)}
-            assert sorted(line.split()[0] for line in known.splitlines()) \
-                == sorted(s.addresses)
-            assert len(marked) == 3 and others == before[index]
+            self.assertEqual(
+                report["node_key"],
+                {"fingerprint": fingerprint,
+                 "known_hosts_digest": known_hosts_digest(
+                     known + callers_text)})
+            self.assertEqual(
+                sorted(line.split()[0] for line in known.splitlines()),
+                sorted(s.addresses))
+            self.assertTrue(len(marked) == 3 and others == before[index])
             # One line per node: usable from its address only, its forced
             # command naming it.
             callers = set()
@@ -192,21 +196,27 @@ class TestNodeKeyScenario(object):
                     rb'command="/\S+/flocker-node-bridge --peer --caller '
                     rb'(\S+)" ' + re.escape(public.encode()) + rb" " +
                     NODE_KEY_MARKER.encode() + rb"\n$", line)
-                assert match, marked
+                self.assertTrue(match, marked)
                 callers.add((match.group(1).decode(),
                              match.group(2).decode()))
-            assert callers == {
-                (address, reports[s.node(i)]["node_id"])
-                for i, address in enumerate(s.addresses)}, marked
-            assert oct(os.stat(os.path.join(keys, "id_ed25519")).st_mode
-                       & 0o777) == "0o600"
+            self.assertEqual(
+                callers,
+                {(address, reports[s.node(i)]["node_id"])
+                 for i, address in enumerate(s.addresses)},
+                marked)
+            self.assertEqual(
+                oct(os.stat(os.path.join(keys, "id_ed25519")).st_mode
+                    & 0o777),
+                "0o600")
             with open(os.path.join(keys, "id_ed25519")) as f:
-                assert Key.fromString(f.read()).public().toString(
-                    "openssh").decode() == public
+                self.assertEqual(
+                    Key.fromString(f.read()).public().toString(
+                        "openssh").decode(),
+                    public)
             # The private key is in no report.
             with open(s.key_path) as f:
                 secret = f.read().splitlines()[1]
-            assert secret not in json.dumps(report)
+            self.assertNotIn(secret, json.dumps(report))
 
     def test_02_move_uses_node_key(self):
         """
@@ -224,12 +234,14 @@ class TestNodeKeyScenario(object):
                                                (n3, ["web"])])
         result = s.deploy(s.second)
         done = _changes(result.stdout)
-        assert (result.returncode,
-                any(" hand off volume " in line for line in done),
-                [line for line in result.stdout.splitlines()
-                 if _INSTALL.match(line)]) == (0, True, []), (
+        self.assertEqual(
+            (result.returncode,
+             any(" hand off volume " in line for line in done),
+             [line for line in result.stdout.splitlines()
+              if _INSTALL.match(line)]),
+            (0, True, []),
             result.stdout + result.stderr)
-        assert s.checksums(s.node(2)) == s.data
+        self.assertEqual(s.checksums(s.node(2)), s.data)
 
     def test_03_forced_command(self):
         """
@@ -249,9 +261,11 @@ class TestNodeKeyScenario(object):
                 ["flocker-volume", "receive", s.names["web"], ";", "id"],
                 ["flocker-volume", "acquire", s.names["web"], "--snapshot",
                  "s1", "--node-id", "x", "--json"]]])
-        assert [(r.returncode, "flocker-node-bridge: refused"
-                 in r.stderr, r.stdout) for r in results] == [
-            (1, True, "")] * 5, [(r.stderr, r.stdout) for r in results]
+        self.assertEqual(
+            [(r.returncode, "flocker-node-bridge: refused"
+              in r.stderr, r.stdout) for r in results],
+            [(1, True, "")] * 5,
+            [(r.stderr, r.stdout) for r in results])
 
     def test_03b_property_stream_refused(self):
         """
@@ -292,12 +306,16 @@ class TestNodeKeyScenario(object):
         found = subprocess.run(["zfs", "list", "%s/%s" % (target, name)],
                                stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-        assert (bare.returncode, b"refused" in bare.stderr) == (1, True), \
-            bare.stderr
-        assert (negotiated.returncode,
-                b"carries properties" in negotiated.stderr) == (1, True), \
-            negotiated.stderr
-        assert found.returncode != 0 and not os.path.exists(planted)
+        self.assertEqual(
+            (bare.returncode, b"refused" in bare.stderr),
+            (1, True),
+            bare.stderr)
+        self.assertEqual(
+            (negotiated.returncode,
+             b"carries properties" in negotiated.stderr),
+            (1, True),
+            negotiated.stderr)
+        self.assertTrue(found.returncode != 0 and not os.path.exists(planted))
 
     def test_03c_push_into_others_copy_refused(self):
         """
@@ -331,12 +349,16 @@ class TestNodeKeyScenario(object):
                 1, target, ["flocker-volume", "receive", name],
                 input=request + "\n"), target) for target in (n1, n3)])
         into_follower, into_owner = results
-        assert (into_follower.returncode, into_owner.returncode) == (1, 1)
-        assert ("follows node %s; node %s may not push it" % (
-            node3_id, node2_id)) in into_follower.stderr, \
-            into_follower.stderr
-        assert "owned by this node" in into_owner.stderr, into_owner.stderr
-        assert [copy(0), copy(2)] == before
+        self.assertEqual((into_follower.returncode, into_owner.returncode),
+                         (1, 1))
+        self.assertIn(
+            "follows node %s; node %s may not push it" % (
+                node3_id, node2_id),
+            into_follower.stderr,
+            into_follower.stderr)
+        self.assertIn("owned by this node", into_owner.stderr,
+                      into_owner.stderr)
+        self.assertEqual([copy(0), copy(2)], before)
 
     def test_04_unknown_host_key_refused_then_refreshed(self):
         """
@@ -356,15 +378,19 @@ class TestNodeKeyScenario(object):
                                      s.names["web"], n2], check=False,
                          timeout=120)
         lines = push.stderr.strip().splitlines()
-        assert (push.returncode, len(lines)) == (1, 1), push.stderr
-        assert lines[0].startswith("flocker-volume: error: node %s: its SSH "
-                                   "host key is not the one " % (n2,)), lines
+        self.assertEqual((push.returncode, len(lines)), (1, 1), push.stderr)
+        self.assertTrue(
+            lines[0].startswith("flocker-volume: error: node %s: its SSH "
+                                "host key is not the one " % (n2,)),
+            lines)
         result = s.deploy(s.second)
         installs = [m.group(1) for m in map(_INSTALL.match,
                                             result.stdout.splitlines()) if m]
         with open(path) as f:
-            assert (result.returncode, installs, f.read()) == (
-                0, [n3], known), result.stdout + result.stderr
+            self.assertEqual(
+                (result.returncode, installs, f.read()),
+                (0, [n3], known),
+                result.stdout + result.stderr)
 
     def test_05_converged_is_noop(self):
         """
@@ -373,9 +399,11 @@ class TestNodeKeyScenario(object):
         s = self.s
         before = s.reports()
         result = s.deploy(s.second)
-        assert (result.returncode,
-                "cluster already converged: no changes" in result.stdout,
-                s.reports()) == (0, True, before), (
+        self.assertEqual(
+            (result.returncode,
+             "cluster already converged: no changes" in result.stdout,
+             s.reports()),
+            (0, True, before),
             result.stdout + result.stderr)
 
     def test_06_dry_run_shows_install(self):
@@ -391,7 +419,9 @@ class TestNodeKeyScenario(object):
              s.applications], check=False, timeout=120)
         installs = [line.strip() for line in result.stdout.splitlines()
                     if ": install node-to-node SSH key " in line]
-        assert (result.returncode, len(installs), os.path.exists(other),
-                s.reports()) == (0, 3, False, before), (
+        self.assertEqual(
+            (result.returncode, len(installs), os.path.exists(other),
+             s.reports()),
+            (0, 3, False, before),
             result.stdout + result.stderr)
 
