@@ -6,11 +6,15 @@ Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
 receive NAME`` on the target, JSON lines on its standard output)::
 
     target -> {"protocol": 1, "node_id": ID, "pool": POOL,
-               "snapshots": [oldest..newest], "zfs": CAPABILITIES}
+               "snapshots": [oldest..newest], "zfs": CAPABILITIES,
+               "resume": TOKEN (only if it kept a cut-short receive)}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
-               "maximum_size": N or null, "epoch": E}
-    source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
+               "maximum_size": N or null, "epoch": E,
+               "resume": TOKEN (only if it sends the rest of that stream)}
+    source -> the ``zfs send [-i B] pool/NAME@S`` stream (``-i
+              pool/NAME#B`` from a bookmark, ``zfs send -t TOKEN`` when
+              resuming), then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
 
 ``CAPABILITIES`` is what the target's ZFS and pool offer
@@ -45,6 +49,15 @@ That is all any next incremental needs.  Snapshots Flocker did not take
 holds, the source holds each target's last confirmed snapshot (tag
 :data:`BASE_HOLD`), so only Flocker destroys it.
 
+Where both sides run OpenZFS, every receive is resumable (``-s``): a
+stream cut short leaves the target's copy as it was plus the part
+received, named by a ``receive_resume_token`` the target offers in its next
+header.  The source sends the rest of it if it still has that snapshot
+(and the target the base), then, on a second connection, its new snapshot
+incrementally; otherwise the target discards the saved state.  The source
+also bookmarks each snapshot a target confirmed (where the pool has
+bookmarks): a base whose snapshot is gone is then sent from its bookmark.
+
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::
 
@@ -65,11 +78,15 @@ from .._context import in_current_action
 from .._process import LineTooLong
 from ._api import PROTOCOL_VERSION, PushResult, check_node_id
 from ._capabilities import ZFSCapabilities, send_options
-from ._errors import HandoffConflict, RemoteError, TargetUnreachable
+from ._errors import (
+    HandoffConflict, RemoteError, TargetUnreachable, UnsafeName,
+)
 from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
 from ._process import close_quietly, make_pipe, pump
 from ._remote import check_address, forward_log, start_remote
-from ._zfs import PUSHED, check_pool_name, check_volume_name
+from ._zfs import (
+    PUSHED, check_pool_name, check_resume_token, check_volume_name,
+)
 
 __all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
 
@@ -92,6 +109,40 @@ def _latest_common(ours, theirs):
         if snapshot in theirs:
             return snapshot
     return None
+
+
+def _choose_base(dataset, theirs, capabilities):
+    """
+    The base of the next stream to a target holding the snapshots
+    ``theirs``: the newest snapshot both sides have or, failing that and
+    where the pool's ZFS has bookmarks, the newest of theirs this side
+    still has a bookmark of (its snapshot was destroyed since).
+
+    :return: ``(base, bookmark)``: ``base`` is ``None`` for a full stream;
+        ``bookmark`` says whether to send from the bookmark.
+    """
+    base = _latest_common(dataset.snapshots, theirs)
+    if base is None and capabilities.bookmarks:
+        base = _latest_common(sorted(dataset.bookmarks), theirs)
+        return base, base is not None
+    return base, False
+
+
+def _resume_point(point, dataset, theirs):
+    """
+    :param point: What the sending pool read from the target's resume
+        token (:meth:`~flocker.volume._zfs.ZFSPool.resume_point`), or
+        ``None``.
+    :return: ``point`` if this side can send the rest: its snapshot is
+        still here and its base (if any) is one the target has.
+    """
+    if point is None:
+        return None
+    snapshot, base = point
+    if snapshot not in dataset.snapshots or (
+            base is not None and base not in theirs):
+        return None
+    return point
 
 
 @attr.s(frozen=True)
@@ -173,27 +224,55 @@ class PushingMixin(object):
         so that the target's log is passed on (one tree) and no command is
         left behind.
 
+        Where both pools' ZFS can resume a receive (OpenZFS) and the target
+        kept the state of an earlier push cut short, the rest of that
+        stream goes first (``zfs send -t``); a second stream then brings
+        the target up to the snapshot taken for this push.
+
         :return: ``Deferred`` firing with ``(PushResult, exited)``;
             ``exited`` is a ``Deferred`` that never fails.
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
-            result, pool, exited = yield self._push_negotiated(
+            result, pool, exited, fresh = yield self._push_negotiated(
                 dataset, target, progress, action)
+            if fresh is not None:
+                # The earlier stream is in; now this push's own snapshot.
+                yield exited
+                if record:
+                    yield self._record(dataset, target, result, pool)
+                dataset = yield self.pool.get(name)
+                first = result
+                result, pool, exited, _ = yield self._push_negotiated(
+                    dataset, target, progress, action, snapshot=fresh)
+                result = attr.evolve(
+                    result, bytes_sent=result.bytes_sent + first.bytes_sent,
+                    resumed=first.bytes_sent)
             if record:
-                before = pushed_peers(dataset)
-                peers = before.set(target, _Peer(
-                    address=target, node_id=result.target_node_id,
-                    pool=pool, snapshot=result.snapshot))
-                encoded = _encode_peers(peers)
-                yield self.pool.set(name, PUSHED, encoded)
-                yield self._hold_bases(name, _snapshots(before),
-                                       _snapshots(_decode_peers(encoded)))
+                yield self._record(dataset, target, result, pool)
             action.add_success_fields(snapshot=result.snapshot,
                                       base=result.base,
                                       bytes=result.bytes_sent,
+                                      resumed=result.resumed,
                                       node_id=result.target_node_id)
         return result, exited
+
+    @inlineCallbacks
+    def _record(self, dataset, target, result, pool):
+        """
+        Remember in ``flocker:pushed`` that ``target`` confirmed
+        ``result.snapshot``, and protect it as that target's next base.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        before = pushed_peers(dataset)
+        peers = before.set(target, _Peer(
+            address=target, node_id=result.target_node_id,
+            pool=pool, snapshot=result.snapshot))
+        encoded = _encode_peers(peers)
+        yield self.pool.set(dataset.name, PUSHED, encoded)
+        yield self._hold_bases(dataset.name, _snapshots(before),
+                               _snapshots(_decode_peers(encoded)))
 
     @inlineCallbacks
     def _hold_bases(self, name, before, after):
@@ -206,17 +285,26 @@ class PushingMixin(object):
         these snapshots anyway; a copy that stops being the owner releases
         them (:meth:`_release_bases`).
 
+        Where the pool has bookmarks (OpenZFS), each such snapshot is also
+        bookmarked: should the snapshot go all the same (its hold released
+        by hand), the next incremental is sent from the bookmark
+        (:func:`_choose_base`) instead of the whole volume.
+
         :param frozenset before: The snapshots held until now.
         :param frozenset after: Those to hold from now on.
         :return: ``Deferred`` firing with ``None``.
         """
         capabilities = yield self.pool.capabilities()
-        if not capabilities.holds:
-            return
         for snapshot in sorted(after - before):
-            yield self.pool.hold(name, snapshot, BASE_HOLD)
+            if capabilities.holds:
+                yield self.pool.hold(name, snapshot, BASE_HOLD)
+            if capabilities.bookmarks:
+                yield self.pool.bookmark(name, snapshot)
         for snapshot in sorted(before - after):
-            yield self.pool.release(name, snapshot, BASE_HOLD)
+            if capabilities.holds:
+                yield self.pool.release(name, snapshot, BASE_HOLD)
+            if capabilities.bookmarks:
+                yield self.pool.destroy_bookmark(name, snapshot)
 
     def _release_bases(self, dataset):
         """
@@ -256,7 +344,7 @@ class PushingMixin(object):
 
     @inlineCallbacks
     def _send(self, dataset, snapshot, base, total, sink, progress, answer,
-              options=()):
+              options=(), bookmark=False, token=None):
         """
         Run ``zfs send`` and pump its stream into ``sink`` (taken over),
         pruning on the side the snapshots this stream makes unnecessary;
@@ -266,14 +354,21 @@ class PushingMixin(object):
             (never failing).
         :param options: ``zfs send`` flags (see
             :func:`~flocker.volume._capabilities.send_options`).
+        :param bool bookmark: Send from the bookmark of ``base``.
+        :param token: The target's resume token: send the rest of the
+            stream it names (``zfs send -t``) instead.
         :return: ``Deferred`` firing with ``(pumped, sent, answer)``: the
             ``(success, value)`` pairs of the pump (bytes) and of ``zfs
             send``, and what ``answer`` fired with.
         """
         stream_read, stream_write = make_pipe()
         try:
-            sent = self.pool.send(dataset.name, snapshot, base, stream_write,
-                                  options=options)
+            if token is not None:
+                sent = self.pool.send_resumed(token, stream_write)
+            else:
+                sent = self.pool.send(dataset.name, snapshot, base,
+                                      stream_write, options=options,
+                                      bookmark=bookmark)
         except BaseException:
             close_quietly(stream_read, stream_write, sink)
             raise
@@ -283,13 +378,15 @@ class PushingMixin(object):
         pumped = pump(self._reactor, stream_read, sink, watcher)
         # Meanwhile: the snapshots older than the base are not needed by
         # this target any more (nor by others, unless they were sent there).
-        pruned = self._prune(dataset, keep=[base])
+        # (The snapshot sent is kept: when resuming, it is not the newest.)
+        pruned = self._prune(dataset, keep=[base, snapshot])
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
 
     @inlineCallbacks
-    def _push_negotiated(self, dataset, target, progress, action):
+    def _push_negotiated(self, dataset, target, progress, action,
+                         snapshot=None):
         """
         Push through ``flocker-volume receive`` on the target, which says
         what it has, refuses if it owns the volume, receives atomically and
@@ -300,10 +397,15 @@ class PushingMixin(object):
         exited too: that takes a Python shutdown and ssh's, a good part of
         a small push's time.
 
-        :return: ``Deferred`` firing with ``(PushResult, pool, exited)``:
-            ``exited`` fires (never failing) once the target's command has
-            exited and its log was passed on; a failure it reports after
-            confirming is logged, not raised, since the copy is there.
+        :param snapshot: The snapshot to push, already taken, or ``None``
+            to take one.
+        :return: ``Deferred`` firing with ``(PushResult, pool, exited,
+            fresh)``: ``exited`` fires (never failing) once the target's
+            command has exited and its log was passed on; a failure it
+            reports after confirming is logged, not raised, since the copy
+            is there.  ``fresh`` is ``None``, or, when what was sent was
+            the rest of an earlier push's stream (the target had kept its
+            state), the snapshot taken for this push, still to be sent.
         """
         name = dataset.name
         # The receiving side continues this push's task from its start, so
@@ -317,7 +419,8 @@ class PushingMixin(object):
         capabilities = self.pool.capabilities()
         started = DeferredList([starting], consumeErrors=True)
         try:
-            snapshot = yield self._take_snapshot(dataset)
+            if snapshot is None:
+                snapshot = yield self._take_snapshot(dataset)
             ours = yield capabilities
         except BaseException:
             # The receiving end, if it started, sees its input end.
@@ -344,25 +447,34 @@ class PushingMixin(object):
                 raise HandoffConflict(
                     "node %s is this node (%s); a volume cannot be "
                     "pushed to itself" % (target, their_id))
-            base = _latest_common(dataset.snapshots, header["snapshots"])
+            theirs = ZFSCapabilities.from_wire(header.get("zfs"))
+            resume = yield self._resumable(dataset, header, ours, theirs)
+            if resume is not None:
+                token, (sent, base) = resume
+                bookmark = False
+            else:
+                token, sent = None, snapshot
+                base, bookmark = _choose_base(dataset, header["snapshots"],
+                                              ours)
             request = {
-                "snapshot": snapshot, "base": base,
+                "snapshot": sent, "base": base,
                 "owner": self.node_id,
                 "maximum_size": dataset.maximum_size,
                 "epoch": dataset.epoch,
             }
+            if token is not None:
+                request["resume"] = token
             os.write(stdin_write,
                      json.dumps(request).encode("utf-8") + b"\n")
-            total = dataset.size if base is None else None
+            total = dataset.size if base is None and token is None else None
             sink, stdin_write = stdin_write, None
             # Only what the target's ZFS and pool take (a node that does
             # not say gets a plain stream).
-            options = send_options(
-                ours, ZFSCapabilities.from_wire(header.get("zfs")))
+            options = send_options(ours, theirs)
             (pump_ok, count), (send_ok, send_error), answer = (
-                yield self._send(dataset, snapshot, base, total, sink,
+                yield self._send(dataset, sent, base, total, sink,
                                  progress, self._read_message(remote, target),
-                                 options))
+                                 options, bookmark=bookmark, token=token))
         finally:
             if stdin_write is not None:
                 close_quietly(stdin_write)
@@ -380,15 +492,38 @@ class PushingMixin(object):
         if not pump_ok:
             raise RemoteError("node %s: stream interrupted: %s" % (
                 target, count.getErrorMessage()))
-        if not (confirmed and answer.get("received") == snapshot):
+        if not (confirmed and answer.get("received") == sent):
             raise RemoteError("node %s did not confirm receiving %s" % (
-                target, snapshot))
+                target, sent))
         # In the push's action: a late failure is logged under it.
         exited = remote.ended.addCallback(
             in_current_action(self._remote_exited), target, name)
         return (PushResult(
             name=name, target=target, target_node_id=their_id,
-            snapshot=snapshot, base=base, bytes_sent=count), pool, exited)
+            snapshot=sent, base=base, bytes_sent=count), pool, exited,
+            None if token is None else snapshot)
+
+    @inlineCallbacks
+    def _resumable(self, dataset, header, ours, theirs):
+        """
+        Whether to send the rest of a stream the target kept the state of
+        (its header's ``resume`` token), rather than a new one: only where
+        both sides' ZFS can resume and this side can still send it.
+
+        :return: ``Deferred`` firing with ``(token, (snapshot, base))`` or
+            ``None``.
+        """
+        token = header.get("resume")
+        if token is None or theirs is None or not (
+                ours.resumable_receive and theirs.resumable_receive):
+            return None
+        try:
+            check_resume_token(token)
+        except UnsafeName:
+            return None
+        point = yield self.pool.resume_point(dataset.name, token)
+        point = _resume_point(point, dataset, header["snapshots"])
+        return None if point is None else (token, point)
 
     def _remote_exited(self, ended, target, name):
         """

@@ -387,6 +387,10 @@ def _mountpoint(reactor, service, options, output):
 def _describe_push(result, seconds):
     kind = ("incremental from %s" % (result.base,) if result.base
             else "full stream")
+    if result.resumed:
+        # The rest of an earlier push cut short went first (OpenZFS).
+        kind += " (after resuming a cut-short push: %s)" % (
+            format_size(result.resumed),)
     return "%s to %s: %s, %s in %.2f s" % (
         result.name, result.target, kind, format_size(result.bytes_sent),
         seconds)

@@ -334,11 +334,13 @@ class RealCommandsTests(SynchronousTestCase):
         # Both ran at once: their order in the log is the machine's choice.
         self.assertEqual(
             sorted(_logged(log)),
-            [["zfs", "receive"] + receive_flags(OPENZFS_22, True) + ["tank/app"],
-             ["zfs", "send", "-L", "-e", "-c", "-i", "s1", "tank/app@s2"]])
+            [["zfs", "receive"] + receive_flags(OPENZFS_22, True)
+             + ["tank/app"],
+             ["zfs", "send", "-L", "-e", "-c", "-i", "tank/app@s1",
+              "tank/app@s2"]])
         self.assertEqual(
-            receive_flags(OPENZFS_22, True)[:6],
-            ["-F", "-u", "-x", "aclinherit", "-x", "acltype"])
+            receive_flags(OPENZFS_22, True)[:7],
+            ["-F", "-u", "-s", "-x", "aclinherit", "-x", "acltype"])
 
     def test_openzfs_holds(self):
         """

@@ -383,7 +383,8 @@ class _RecordingPool(object):
         return succeed(self._available)
 
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None, idle_timeout=None):
+                limit=None, capabilities=None, idle_timeout=None,
+                resuming=False):
         self.limits.append(limit)
         self.idle_timeouts.append(idle_timeout)
         return succeed(None)
@@ -789,10 +790,12 @@ class RealVolumeServiceTests(SynchronousTestCase):
         held = _holds(nodes.a.pool, "app")
         nodes.call(nodes.b.acquire, "app")
         pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+        # What stays held is the snapshot it received, as on any follower.
         self.assertEqual(
             (held[later.snapshot], pushed.base,
-             set(_holds(nodes.a.pool, "app").values())),
-            (1, base.snapshot, {0}))
+             {snapshot for snapshot, count in
+              _holds(nodes.a.pool, "app").items() if count}),
+            (1, base.snapshot, {pushed.snapshot}))
 
     def test_delete_held(self):
         """
@@ -913,28 +916,29 @@ class RealVolumeServiceTests(SynchronousTestCase):
         """
         The receiving side of a first push runs one command to open its pool
         (the listing it needs included), receives unmounted, sets readonly,
-        atime, the maximum size and the owner's epoch (together) and the owner
-        last, and asks
-        nothing more: the copy ends up an unmounted follower.
+        atime, the maximum size and the owner's epoch (together), the owner,
+        then holds the snapshot received (its next base), and asks nothing
+        more: the copy ends up an unmounted follower.
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
-        _, messages = _logged(nodes.call, nodes.a.push, "app",
-                              nodes.address(nodes.b))
+        result, messages = _logged(nodes.call, nodes.a.push, "app",
+                                   nodes.address(nodes.b))
         pool = nodes.b.pool.name
         dataset = pool + "/app"
         commands = _without_detection(_commands(messages, pool), pool)
         self.assertEqual(commands[0][:2], ["zfs", "get"])
         self.assertEqual(commands[1], ["zfs", "receive", "-u", dataset])
         self.assertEqual(
-            sorted(commands[2:-1]),
+            sorted(commands[2:-2]),
             [["zfs", "set", "atime=off", dataset],
              ["zfs", "set", "flocker:epoch=1", dataset],
              ["zfs", "set", "readonly=on", dataset],
              ["zfs", "set", "refquota=8388608", dataset]])
         self.assertEqual(
-            commands[-1],
-            ["zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset])
+            commands[-2:],
+            [["zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset],
+             ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]])
         copy = nodes.call(nodes.b.pool.get, "app")
         self.assertFalse(copy.mounted)
         self.assertEqual(
@@ -944,8 +948,9 @@ class RealVolumeServiceTests(SynchronousTestCase):
     def test_incremental_push_commands(self):
         """
         A negotiated incremental push into a prepared follower costs the
-        receiving side the opening listing, the receive and pruning the
-        snapshot it no longer needs; the follower stays unmounted.
+        receiving side the opening listing, the receive, moving its hold from
+        the base to the snapshot received and pruning the base it no longer
+        needs; the follower stays unmounted.
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app")
@@ -959,7 +964,8 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(
             [argv[:3] for argv in _without_detection(
                 _commands(messages, pool), pool)],
-            [["zfs", "get", "-H"], ["zfs", "receive", "-F"],
+            [["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
+             ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"],
              ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]])
         copy = nodes.call(nodes.b.pool.get, "app")
         self.assertFalse(copy.mounted)
@@ -985,7 +991,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(
             [argv[1] for argv in _without_detection(
                 _commands(messages, pool), pool)],
-            ["get", "receive", "unmount", "destroy"])
+            ["get", "release", "receive", "unmount", "hold", "destroy"])
         self.assertFalse(nodes.call(nodes.b.pool.get, "app").mounted)
         self.assertEqual(nodes.read(nodes.b, "app", "f"), b"more")
 
