@@ -12,7 +12,8 @@ import unittest
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import (
-    ScenarioTestCase, capture_output, cases, temporary_path, with_cases,
+    ScenarioTestCase, capture_output, cases, require, temporary_path,
+    with_cases,
 )
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -226,3 +227,35 @@ class ScenarioTestCaseTests(SynchronousTestCase):
         result = unittest.TestResult()
         unittest.TestLoader().loadTestsFromTestCase(Example).run(result)
         self.assertEqual((ran, result.wasSuccessful()), ([1, 2], True))
+
+
+class RequireTests(SynchronousTestCase):
+    """
+    ``require`` skips a test missing a real part, or fails it in CI.
+    """
+
+    def test_available(self):
+        """
+        An available part lets the test go on.
+        """
+        self.patch(os, "environ", {})
+        self.assertIsNone(require(True, "nothing missing"))
+
+    def test_skipped(self):
+        """
+        Outside CI a missing part skips the test with the reason.
+        """
+        self.patch(os, "environ", {})
+        with self.assertRaises(unittest.SkipTest) as caught:
+            require(False, "no sshd")
+        self.assertEqual(str(caught.exception), "no sshd")
+
+    def test_failed_in_ci(self):
+        """
+        In CI a missing part fails the test, saying so.
+        """
+        self.patch(os, "environ", {"CI": "true"})
+        with self.assertRaises(self.failureException) as caught:
+            require(False, "no sshd")
+        self.assertEqual(str(caught.exception),
+                         "required in CI but unavailable: no sshd")
