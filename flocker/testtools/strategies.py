@@ -16,8 +16,10 @@ filtering.
 This module imports hypothesis (a test extra): import it from tests only.
 """
 
+import base64
 import os
 import string
+import struct
 
 from hypothesis import settings as _settings, strategies as _st
 from pyrsistent import pset as _pset
@@ -347,6 +349,16 @@ def volume_states(draw, name=None):
         owner=draw(_st.one_of(_st.none(), _NAMES)))
 
 
+def _public_key_line(raw):
+    blob = (struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32)
+            + raw)
+    return "ssh-ed25519 " + base64.b64encode(blob).decode("ascii")
+
+
+# ed25519 public key lines (any 32 bytes: the model checks the form).
+_PUBLIC_KEYS = _st.binary(min_size=32, max_size=32).map(_public_key_line)
+
+
 @_st.composite
 def node_states(draw, address=None, max_applications=2):
     """
@@ -376,11 +388,10 @@ def node_states(draw, address=None, max_applications=2):
     node_key = None
     if draw(_BOOLEANS):
         node_key = _NodeKeyStatus(
-            fingerprint="SHA256:" + draw(_st.text(
-                string.ascii_letters + string.digits + "+/", min_size=43,
-                max_size=43)),
-            known_hosts_digest=draw(_st.text("0123456789abcdef", min_size=64,
-                                             max_size=64)))
+            public_key=draw(_PUBLIC_KEYS),
+            installed=draw(_st.one_of(_st.none(), _st.text(
+                "0123456789abcdef", min_size=64, max_size=64))),
+            pending_public_key=draw(_st.one_of(_st.none(), _PUBLIC_KEYS)))
     images = draw(_st.one_of(_st.none(), _st.frozensets(
         _st.sampled_from(["flocker/busybox:latest", "redis:7",
                           "localhost:5000/web@sha256:" + "0" * 64]))))

@@ -164,6 +164,8 @@ class ReceivingMixin(object):
             if refused is not None:
                 raise refused
             raise
+        # A node pushing as another is refused before anything else is
+        # said to it (recorded_owner raises NotOwner).
         request["owner"] = recorded_owner(caller, request["owner"])
         if dataset is not None:
             try:

@@ -14,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
-from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import (
     _confirmation, _dry_run_json, _parser, _open_log, flocker_deploy_main, main, summarize,
 )
@@ -58,9 +57,9 @@ cache:
 NODES = "192.0.2.1, node2.example.com"
 
 #: What the command says of modes asked for together.
-EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove and --failover "
-             "exclude each other (but --remove and --failover take "
-             "--dry-run)")
+EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove, --failover "
+             "and --rotate-node-keys exclude each other (but --remove and "
+             "--failover take --dry-run)")
 
 
 def run(argv):
@@ -312,36 +311,38 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(run(["--check"] + paths)[0], 0)
 
 
-class NodeKeyOptionTests(SynchronousTestCase):
+class RotateNodeKeysOptionTests(SynchronousTestCase):
     """
-    ``--node-key`` chooses the node-to-node key file.
+    ``--rotate-node-keys`` rotates the nodes' own keys; ``--node-key`` (the
+    shared key file) is gone.
     """
 
     def test_help(self):
         """
-        ``--help`` documents ``--node-key``.
+        ``--help`` documents ``--rotate-node-keys`` and no ``--node-key``.
         """
         status, out, err = run(["--help"])
-        self.assertIn("--node-key", out)
+        self.assertIn("--rotate-node-keys", out)
+        self.assertNotIn("--node-key ", out)
 
-    def test_bad_node_key(self):
+    def test_deployment_only(self):
         """
-        A node key file that is not a private key stops the deploy before
-        any node is reached, with one line naming the file.
+        It needs no application file, and excludes the other modes, in one
+        line.
         """
-        files = file_writer(self)
-        tmp_path = temporary_path(self)
-        identity = tmp_path / "id"
-        identity.write_text(NodeKeyPair.generate().private_key)
-        known_hosts = tmp_path / "known_hosts"
-        known_hosts.write_text("")
-        bad = tmp_path / "node_key"
-        bad.write_text("not a key\n")
-        status, out, err = run(
-            ["--identity", str(identity), "--known-hosts", str(known_hosts),
-             "--node-key", str(bad)] + files(d=DEPLOYMENT, a=NATIVE))
-        self.assertEqual((status, out), (1, ""))
-        self.assertTrue(err.count("\n") == 1 and str(bad) in err)
+        paths = file_writer(self)(d=DEPLOYMENT, a=NATIVE)
+        status, out, err = run(["--rotate-node-keys", "--status", paths[0]])
+        self.assertEqual(status, 2)
+        self.assertIn("exclude each other", err)
+
+    def test_node_key_refused(self):
+        """
+        ``--node-key`` is an unknown option now.
+        """
+        status, out, err = run(["--node-key", "/k"] + file_writer(self)(
+            d=DEPLOYMENT, a=NATIVE))
+        self.assertEqual(status, 2)
+        self.assertIn("--node-key", err)
 
 
 @with_cases

@@ -198,19 +198,21 @@ def _receive_command(pool, name, stdin):
          "receive", name], input=stdin, capture_output=True, timeout=60)
 
 
-def _stream_of(nodes, snapshot):
+def _stream_of(nodes, snapshot, owner):
     """
-    :return: A request claiming node "forged" as owner, and a plain full
-        stream of ``a``'s "app" at a new snapshot, as ``bytes``.
+    :return: A request claiming node ``owner`` as its sender, and a plain
+        full stream of ``a``'s "app" at a new snapshot, as ``bytes``.
     """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"from a")
+    if nodes.a.pool.name + "/app" not in _zfs(
+            "list", "-H", "-o", "name", "-r", nodes.a.pool.name).split():
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"from a")
     _zfs("snapshot", "%s/app@%s" % (nodes.a.pool.name, snapshot))
     stream = subprocess.run(
         ["zfs", "send", "%s/app@%s" % (nodes.a.pool.name, snapshot)],
         capture_output=True, timeout=60, check=True).stdout
     request = json.dumps({"snapshot": snapshot, "base": None,
-                          "owner": "forged", "maximum_size": None})
+                          "owner": owner, "maximum_size": None})
     return request.encode() + b"\n" + stream
 
 
@@ -572,16 +574,25 @@ class RealVolumeServiceTests(SynchronousTestCase):
 
     def test_receive_records_caller_as_owner(self):
         """
-        A receive from a node (``--caller``, as the node key's forced command
-        passes it) records that node as the copy's owner, not the owner the
-        request claims.
+        A receive from a node (``--caller``, as its key's forced command
+        passes it) that claims to push as another node is refused with one
+        line and creates nothing; claiming itself, it records that node as the
+        copy's owner.
         """
         nodes = ZFSNodes(self)
-        pushed = _stream_of(nodes, "s1")
-        result = subprocess.run(
-            [sys.executable, "-m", "flocker.volume.script", "--pool",
-             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-            input=pushed, capture_output=True, timeout=60)
+        def receive(pushed):
+            return subprocess.run(
+                [sys.executable, "-m", "flocker.volume.script", "--pool",
+                 nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
+                input=pushed, capture_output=True, timeout=60)
+        result = receive(_stream_of(nodes, "s1", "node-d"))
+        lines = result.stderr.decode().strip().splitlines()
+        self.assertEqual((result.returncode, len(lines)), (1, 1),
+                         result.stderr)
+        self.assertIn("the key of node node-c cannot push as node node-d",
+                      lines[0])
+        self.assertEqual(nodes.call(nodes.b.volumes), [])
+        result = receive(_stream_of(nodes, "s2", "node-c"))
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(
             _zfs("get", "-H", "-o", "value", "flocker:owner",
