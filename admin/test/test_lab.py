@@ -304,8 +304,8 @@ class SharedLabTests(SynchronousTestCase):
     def test_zfs_send_over_ssh(self):
         """
         ``zfs send`` on node1 piped into ``ssh node2 zfs receive`` (two
-        processes joined by a pipe, no shell) copies a snapshot to node2's pool;
-        a container on node2 then reads the file node1's container wrote.
+        processes joined by a pipe, no shell) copies a snapshot to node2's
+        pool; a container on node2 then reads the file node1's container wrote.
         """
         lab = shared_lab()
         node1, node2 = lab.machine("node1"), lab.machine("node2")
@@ -369,8 +369,8 @@ class SharedLabTests(SynchronousTestCase):
     def test_client_trusts_exactly_the_lab(self):
         """
         The client's SSH identity and known_hosts are the lab's, and the
-        known_hosts lists exactly the nodes' host keys; ``flocker-deploy`` is on
-        the client's PATH.
+        known_hosts lists exactly the nodes' host keys; ``flocker-deploy`` is
+        on the client's PATH.
         """
         lab = shared_lab()
         home = Path(lab.client.home)

@@ -1330,8 +1330,8 @@ class PrivateSSHDTests(SynchronousTestCase):
 
     def test_ssh_unknown_host_key_refused(self):
         """
-        A node whose key is not in known_hosts is refused with its host and
-        the key's fingerprint (as ssh-keygen shows it); the file is not written.
+        A node whose key is not in known_hosts is refused with its host and the
+        key's fingerprint (as ssh-keygen shows it); the file is not written.
         """
         sshd = self.sshd
         tmp_path = temporary_path(self)
@@ -1571,8 +1571,8 @@ class LabCommandRunnerTests(SynchronousTestCase):
     def test_lab_every_node(self):
         """
         From the lab's client namespace, the runner reaches every node at once
-        with the lab's identity and known_hosts (which it leaves unchanged), and
-        each command runs on the node it was sent to.
+        with the lab's identity and known_hosts (which it leaves unchanged),
+        and each command runs on the node it was sent to.
         """
         lab = shared_lab()
         before = _file_state(lab.known_hosts)
