@@ -49,6 +49,16 @@ def _main_pid(path):
         return None
 
 
+def _starts(path):
+    """
+    :return: How many times the probe service wrote its start line.
+    """
+    try:
+        return path.read_text().count("started")
+    except FileNotFoundError:
+        return 0
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -314,14 +324,15 @@ class LabUnitTests(SynchronousTestCase):
             [sys.executable, str(ADMIN / "_lab_unit.py"), "--main-pid",
              str(main_pid), str(unit)], stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: _main_pid(main_pid) is not None, "the service")
+            # Started, not just forked: killed before it ran, it would not
+            # have written its line.
+            _wait_for(lambda: _starts(starts) == 1, "the service")
             first = _main_pid(main_pid)
             os.kill(first, signal.SIGKILL)
             _wait_for(lambda: _main_pid(main_pid) not in (None, first),
                       "the restart")
             second = _main_pid(main_pid)
-            _wait_for(lambda: starts.read_text().count("started") == 2,
-                      "the restarted service")
+            _wait_for(lambda: _starts(starts) == 2, "the restarted service")
             runner.send_signal(signal.SIGTERM)
             _, errors = runner.communicate(timeout=60)
         finally:

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker._model import (
     MAX_FILE_SIZE, Application, AttachedVolume, ClusterState, Deployment,
     FileMount, HostMount, InvalidModel, Link,
-    Node, NodeKeyStatus, NodeState, Port, RestartPolicy, Route,
+    Node, NodeKey, NodeKeyStatus, NodeState, Port, RestartPolicy, Route,
     Standby, VolumeState, is_safe_name, known_hosts_digest, parse_peers,
     public_key_fingerprint,
 )
@@ -23,9 +23,11 @@ from flocker._serialize import (
 from flocker.node.testtools import make_node_key, make_public_key
 from flocker.testtools.strategies import (
     application_names, applications, cluster_states, deployments,
-    fuzz_settings, node_addresses, node_states, tcp_ports,
+    fuzz_settings, node_addresses, node_identities, node_states,
+    public_keys, tcp_ports,
 )
 from flocker.testtools import cases, with_cases
+from flocker._identifiers import NODE_IDENTITY, is_node_address
 
 WEB = Application(name="web", image="example/web",
                   ports=[Port(internal=80, external=8080)])
@@ -873,6 +875,38 @@ class NodeKeyTests(SynchronousTestCase):
             ("node-b", ["10.0.0.2"], two), ("node-b", ["10.0.0.2"], three)])
         self.assertEqual(key.public_keys("node-b"), [two, three])
         self.assertEqual(key.public_keys("node-c"), [])
+
+    @given(st.lists(st.tuples(
+        node_identities(), st.lists(node_addresses(), min_size=1,
+                                    max_size=3), public_keys()),
+        max_size=4))
+    def test_peers_round_trip(self, peers):
+        """
+        Any peers text built from identities, addresses and key lines
+        parses back to them, and makes a ``NodeKey``.
+        """
+        text = "".join("%s %s %s\n" % (node_id, ",".join(sources), key)
+                       for node_id, sources, key in peers)
+        self.assertEqual(parse_peers(text),
+                         [(n, list(s), k) for n, s, k in peers])
+        self.assertEqual(NodeKey(known_hosts="", peers=text).peers, text)
+
+    @given(st.text(max_size=300))
+    def test_peers_anything(self, text):
+        """
+        Any text either parses into lines of the right form or is refused
+        with ``InvalidModel``, never another exception.
+        """
+        try:
+            peers = parse_peers(text)
+        except InvalidModel:
+            return
+        for node_id, sources, key in peers:
+            self.assertEqual(
+                (NODE_IDENTITY.match(node_id) is not None,
+                 all(is_node_address(source) for source in sources),
+                 NodeKeyStatus(public_key=key).public_key),
+                (True, True, key))
 
     def test_invalid(self):
         """

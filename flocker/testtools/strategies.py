@@ -32,13 +32,15 @@ from .._model import (
     RestartPolicy as _RestartPolicy, Route as _Route, Standby as _Standby,
     VolumeState as _VolumeState,
 )
+from .._identifiers import NODE_IDENTITY as _NODE_IDENTITY
 
 __all__ = [
     "fuzz_settings", "application_names", "tcp_ports", "node_addresses",
     "images", "commands", "environments", "mountpoints",
     "attached_volumes", "restart_policies", "applications", "deployments",
     "deployments_with_standbys",
-    "volume_states", "node_states", "cluster_states",
+    "volume_states", "node_states", "cluster_states", "public_keys",
+    "node_identities",
 ]
 
 
@@ -357,6 +359,22 @@ def _public_key_line(raw):
 
 # ed25519 public key lines (any 32 bytes: the model checks the form).
 _PUBLIC_KEYS = _st.binary(min_size=32, max_size=32).map(_public_key_line)
+
+
+def public_keys():
+    """
+    :return: A strategy of ed25519 public key lines (``"ssh-ed25519
+        AAAA..."``; any 32 bytes, of the form the model checks).
+    """
+    return _PUBLIC_KEYS
+
+
+def node_identities():
+    """
+    :return: A strategy of node identities (what ``NODE_IDENTITY``
+        allows).
+    """
+    return _st.from_regex(_NODE_IDENTITY, fullmatch=True)
 
 
 @_st.composite

@@ -30,9 +30,10 @@ so the push, both ends of it, is one tree.
 The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
 its snapshots the target also has (a full stream if none).  The target
 applies an incremental with ``zfs receive -F`` after rolling back to ``B`` if
-needed (a follower never holds anything the owner lacks).  A full stream into
-an existing follower is received as ``NAME.flocker-recv`` and swapped in, so a
-cut connection at any point leaves the target's previous copy intact (ZFS
+needed (a follower never holds anything the owner lacks).  A full stream is
+received as ``NAME.flocker-recv`` and swapped in (beside an existing
+follower, or as the first copy), so a cut connection or a killed receive at
+any point leaves the target's previous copy intact, or no copy at all (ZFS
 applies each stream atomically).  Streams are received unmounted (``-u``),
 and the target works out its copy's new state from the old one and the
 stream rather than asking ZFS again; it sets ``readonly``, ``atime`` and

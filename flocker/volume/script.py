@@ -306,8 +306,8 @@ def node_ssh_remote(environ, identity=None, known_hosts=None, config=None,
 
     An identity or known hosts file given explicitly (options or
     ``$FLOCKER_SSH_IDENTITY``/``$FLOCKER_SSH_KNOWN_HOSTS``) wins.  Otherwise,
-    once the deploy client installed the node key, pushes use it and trust
-    only its known_hosts (``StrictHostKeyChecking=yes``,
+    once the deploy client installed the nodes' known_hosts, pushes use the
+    node's own key and trust only that known_hosts (``StrictHostKeyChecking=yes``,
     ``IdentitiesOnly=yes``), and share one connection per node, kept open
     a minute after its last command, its socket in
     ``$FLOCKER_SSH_CONTROL_DIR`` (default :data:`DEFAULT_CONTROL_DIR`);

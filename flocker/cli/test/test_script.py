@@ -335,6 +335,70 @@ class RotateNodeKeysOptionTests(SynchronousTestCase):
         self.assertEqual(status, 2)
         self.assertIn("exclude each other", err)
 
+    def rotating(self, result):
+        """
+        :param RotationResult result: What the stand-in rotation gives.
+        :return: ``(status, stdout text, what the rotation was given)`` of
+            ``flocker-deploy --rotate-node-keys DEPLOYMENT`` over that
+            stand-in (which writes one step line).
+        """
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from flocker.cli import _cluster, _ssh
+
+        class Runner(object):
+            def close(self):
+                return succeed(None)
+        self.patch(_ssh, "ssh_command_runner",
+                   lambda reactor, **kwargs: Runner())
+        given = {}
+
+        def rotate_over_ssh(reactor, deployment, runner, **kwargs):
+            given.update(kwargs, nodes=[n.address for n in deployment.nodes])
+            kwargs["write"]("node keys: prepare on 2 nodes")
+            return succeed(result)
+        self.patch(_cluster, "rotate_over_ssh", rotate_over_ssh)
+        paths = file_writer(self)(d=DEPLOYMENT, a=NATIVE)
+        log = temporary_path(self) / "log"
+        stdout = io.StringIO()
+        status = self.successResultOf(main(
+            Clock(), ["--log", str(log), "--rotate-node-keys", paths[0]],
+            stdout, io.StringIO(), {}))
+        return status, stdout.getvalue(), given
+
+    def test_rotated(self):
+        """
+        A rotation that worked exits 0, printing each step as it ends and
+        each node's old and new fingerprint, over the deployment's nodes
+        (no application file needed).
+        """
+        from flocker.cli._rotate import RotationResult
+        status, out, given = self.rotating(RotationResult(rotated={
+            "10.0.0.1": ("SHA256:old1", "SHA256:new1"),
+            "10.0.0.2": ("SHA256:old2", "SHA256:new2")}))
+        self.assertEqual(status, 0)
+        self.assertEqual(out.splitlines()[:3], [
+            "node keys: prepare on 2 nodes",
+            "10.0.0.1: node key SHA256:old1 -> SHA256:new1",
+            "10.0.0.2: node key SHA256:old2 -> SHA256:new2"])
+        self.assertEqual(sorted(given["nodes"]),
+                         ["192.0.2.1", "node2.example.com"])
+
+    def test_stopped(self):
+        """
+        A rotation that stopped exits 1 with one line per failing node and
+        one saying pushes are still accepted and how to go on.
+        """
+        from flocker.cli._rotate import RotationResult
+        status, out, given = self.rotating(RotationResult(failed={
+            "10.0.0.2": "finish failed: the next key is not yet installed"}))
+        self.assertEqual(status, 1)
+        self.assertEqual(out.splitlines()[1:3], [
+            "10.0.0.2: finish failed: the next key is not yet installed",
+            "node keys: rotation stopped; every push is still accepted; "
+            "run --rotate-node-keys again to finish"])
+
     def test_node_key_refused(self):
         """
         ``--node-key`` is an unknown option now.

@@ -94,14 +94,17 @@ class OpenZFSPushTests(SynchronousTestCase):
         """
         Wait (a bounded number of tries) until the receive the cut killed
         the caller of has saved its state: its ``zfs receive`` outlives the
-        cut ``flocker-volume receive`` by a moment.
+        cut ``flocker-volume receive`` by a moment.  A full stream's
+        state is saved beside the volume's name (``NAME.flocker-recv``), an
+        incremental's on the copy.
 
         :return: The token.
         """
         for attempt in range(600):
             tokens = self.call(pool.resume_tokens)
-            if name in tokens:
-                return tokens[name]
+            for saved in (name, name + ".flocker-recv"):
+                if saved in tokens:
+                    return tokens[saved]
             run_in_reactor(lambda reactor: deferLater(reactor, 0.1,
                                                       lambda: None))
         self.fail("no resume token for %s" % (name,))

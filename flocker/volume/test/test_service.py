@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 
 from eliot import add_destinations, remove_destination
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -33,8 +33,10 @@ from flocker.volume._remote import SSHRemote, remote_error
 from flocker.volume._service import (
     VolumeService, open_volume_service, processes_using, snapshot_name,
 )
-from flocker.volume._capabilities import ZFS_FUSE, ZFSCapabilities
-from flocker.volume._stream import RECEIVE_IDLE_TIMEOUT, stream_limit
+from flocker.volume._capabilities import OPENZFS, ZFS_FUSE, ZFSCapabilities
+from flocker.volume._stream import (
+    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, stream_limit,
+)
 from flocker.volume._zfs import ZFSPool
 
 from ._interface import make_ivolumeservice_tests
@@ -420,6 +422,54 @@ class ReceiveLimitTests(SynchronousTestCase):
         """
         self.assertEqual(self._limit(None, 100 * 1024 ** 2),
                          [stream_limit(100 * 1024 ** 2)])
+
+
+class _OversizedPool(_RecordingPool):
+    """
+    A pool whose ``zfs receive`` is cut off at the size limit, on a ZFS
+    that can resume (or not); it records ``zfs receive -A``.
+    """
+
+    def __init__(self, resumable):
+        _RecordingPool.__init__(self, 10 ** 9)
+        self.resumable = resumable
+        self.aborted = []
+
+    def capabilities(self):
+        return succeed(ZFSCapabilities(
+            implementation=OPENZFS if self.resumable else ZFS_FUSE,
+            receive_flags=["s"] if self.resumable else [],
+            resume_tokens=self.resumable))
+
+    def receive(self, *args, **kwargs):
+        return fail(StreamTooLarge("over the limit"))
+
+    def abort_receive(self, volume, suffix=""):
+        self.aborted.append(volume + suffix)
+        return succeed(None)
+
+
+class OversizedStreamTests(SynchronousTestCase):
+    """
+    A stream cut off at its size limit is not kept for resuming.
+    """
+
+    def test_aborted(self):
+        """
+        Where the pool's ZFS can resume, the part received of a stream
+        over its limit is discarded (``zfs receive -A``): its rest would
+        get a whole limit of its own.  zfs-fuse keeps nothing to discard.
+        """
+        aborted = []
+        for resumable in (True, False):
+            pool = _OversizedPool(resumable)
+            service = VolumeService(Clock(), pool, "node-b", None, {})
+            self.failureResultOf(service._zfs_receive(
+                "app", 0, ".flocker-recv", False,
+                {"snapshot": "s2", "base": None, "maximum_size": 1024}),
+                StreamTooLarge)
+            aborted.append(pool.aborted)
+        self.assertEqual(aborted, [["app.flocker-recv"], []])
 
 
 class SilentSenderTests(SynchronousTestCase):
@@ -926,10 +976,13 @@ class RealVolumeServiceTests(SynchronousTestCase):
     def test_full_push_commands(self):
         """
         The receiving side of a first push runs one command to open its pool
-        (the listing it needs included), receives unmounted, sets readonly,
-        atime, the maximum size and the owner's epoch (together), the owner,
-        then holds the snapshot received (its next base), and asks nothing
-        more: the copy ends up an unmounted follower.
+        (the listing it needs included), receives unmounted beside the
+        volume's name, sets readonly, atime, the maximum size and the owner's
+        epoch (together), the owner, renames the prepared copy to the volume's
+        name, then holds the snapshot received (its next base), and asks
+        nothing more: the copy ends up an unmounted follower, and a receive
+        cut short never leaves a copy under that name naming no owner (on
+        which every later push would be refused).
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
@@ -937,18 +990,20 @@ class RealVolumeServiceTests(SynchronousTestCase):
                                    nodes.address(nodes.b))
         pool = nodes.b.pool.name
         dataset = pool + "/app"
+        received = dataset + ".flocker-recv"
         commands = _without_detection(_commands(messages, pool), pool)
         self.assertEqual(commands[0][:2], ["zfs", "get"])
-        self.assertEqual(commands[1], ["zfs", "receive", "-u", dataset])
+        self.assertEqual(commands[1], ["zfs", "receive", "-u", received])
         self.assertEqual(
-            sorted(commands[2:-2]),
-            [["zfs", "set", "atime=off", dataset],
-             ["zfs", "set", "flocker:epoch=1", dataset],
-             ["zfs", "set", "readonly=on", dataset],
-             ["zfs", "set", "refquota=8388608", dataset]])
+            sorted(commands[2:-3]),
+            [["zfs", "set", "atime=off", received],
+             ["zfs", "set", "flocker:epoch=1", received],
+             ["zfs", "set", "readonly=on", received],
+             ["zfs", "set", "refquota=8388608", received]])
         self.assertEqual(
-            commands[-2:],
-            [["zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset],
+            commands[-3:],
+            [["zfs", "set", "flocker:owner=" + nodes.a.node_id, received],
+             ["zfs", "rename", received, dataset],
              ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]])
         copy = nodes.call(nodes.b.pool.get, "app")
         self.assertFalse(copy.mounted)
