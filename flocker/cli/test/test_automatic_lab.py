@@ -88,9 +88,7 @@ class AutomaticFailoverTests(ScenarioTestCase):
 
     @classmethod
     def setUpClass(cls):
-        lab = shared_lab()
-        if len(lab.node_names) < 3:
-            raise AssertionError("the scenario needs a lab of 3 nodes")
+        lab = shared_lab(minimum_nodes=3)
         cls.s = _Scenario(lab, str(class_temporary_path(cls)))
         cls.addClassCleanup(_remove, cls.s)
 

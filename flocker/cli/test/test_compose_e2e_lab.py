@@ -261,9 +261,7 @@ class ComposeProjectTests(ScenarioTestCase):
 
     @classmethod
     def setUpClass(cls):
-        lab = shared_lab()
-        if len(lab.nodes) < 3:
-            raise AssertionError("the scenario needs a lab of 3 nodes")
+        lab = shared_lab(minimum_nodes=3)
         cls.p = _Project(lab, str(class_temporary_path(cls)))
         cls.addClassCleanup(_remove_project, cls.p)
 

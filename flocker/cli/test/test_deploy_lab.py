@@ -146,6 +146,21 @@ class _Scenario(object):
                 address, ", ".join(self.names[k] for k in keys)))
         return self.write(name, "\n".join(lines) + "\n")
 
+    def clear(self):
+        """
+        Deploy nothing anywhere if any node runs an application or has
+        routes (whatever earlier tests on this lab left), so the steps can
+        expect exact changes.
+
+        :raises AssertionError: If that deploy fails.
+        """
+        if any(report["applications"] or report["routes"]
+               for report in self.reports().values()):
+            result = _Scenario.deploy(self, "--yes", self.deployment(
+                "start.yml", [(a, []) for a in self.addresses]))
+            if result.returncode != 0:
+                raise AssertionError(result.stdout + result.stderr)
+
     def deploy(self, *argv, timeout=DEPLOY_TIMEOUT, applications=None):
         """
         Run ``flocker-deploy ARGV... APPLICATIONS`` in the client namespace.
@@ -332,19 +347,10 @@ class DeployScenarioTests(ScenarioTestCase):
         # The shared state of the scenario (a failed step leaves the
         # cluster in a state the next steps were not written for, so they
         # are skipped).
-        lab = shared_lab()
-        if len(lab.nodes) < 3:
-            raise AssertionError("the scenario needs a lab of 3 nodes")
+        lab = shared_lab(minimum_nodes=3)
         state = cls.s = _Scenario(lab, str(class_temporary_path(cls)))
         cls.addClassCleanup(_remove, state)
-        # Start from nodes without applications or routes, whatever earlier
-        # tests on this lab left, so the steps can expect exact changes.
-        if any(report["applications"] or report["routes"]
-               for report in state.reports().values()):
-            result = state.deploy("--yes", state.deployment(
-                "start.yml", [(a, []) for a in state.addresses]))
-            if result.returncode != 0:
-                raise AssertionError(result.stdout + result.stderr)
+        state.clear()
 
     def test_01_deploy(self):
         """

@@ -108,9 +108,7 @@ class ServiceNamesTests(ScenarioTestCase):
     def setUpClass(cls):
         # The scenario's state: names, files, and the client application;
         # all removed at the end.
-        lab = shared_lab()
-        if len(lab.nodes) < 3:
-            raise AssertionError("the scenario needs a lab of 3 nodes")
+        lab = shared_lab(minimum_nodes=3)
         token = secrets.token_hex(3)
         state = {"web": "nameweb-" + token, "client": "namecli-" + token,
                  "directory": str(class_temporary_path(cls)), "lab": lab}

@@ -182,9 +182,7 @@ class OperatorLabTests(SynchronousTestCase):
     def setUpClass(cls):
         # A run with the talker deployed on the first node; at the end,
         # every application of the run is removed, with its volumes.
-        lab = shared_lab()
-        if len(lab.nodes) < 3:
-            raise AssertionError("these tests need a lab of 3 nodes")
+        lab = shared_lab(minimum_nodes=3)
         cls.operator = _Operator(lab, str(class_temporary_path(cls)))
         cls.addClassCleanup(_remove_all, cls.operator)
         first = cls.operator.deploy("--yes", cls.operator.deployment(

@@ -136,9 +136,7 @@ class SeveralVolumesTests(ScenarioTestCase):
     def setUpClass(cls):
         # The scenario's shared state; its applications are removed and
         # its volumes deleted at the end.
-        lab = shared_lab()
-        if len(lab.nodes) < 3:
-            raise AssertionError("the scenario needs a lab of 3 nodes")
+        lab = shared_lab(minimum_nodes=3)
         cls.s = _Scenario(lab, str(class_temporary_path(cls)))
         cls.addClassCleanup(_remove, cls.s)
 
