@@ -22,6 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.testtools import temporary_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Its test tooling (whatever pytest's import mode).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _packaging  # noqa: E402
 

@@ -25,7 +25,7 @@ from flocker.testtools import (
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer, lab_command,
-    restart_agent, running_on, wait_replicated,
+    remove_application, restart_agent, running_on, wait_replicated,
 )
 
 PORT = 18097
@@ -72,13 +72,7 @@ def _remove(state):
     """
     lab = state.lab
     lab_command(["heal", state.nodes[0]], check=False)
-    for node in state.nodes:
-        lab.run(node, ["docker", "rm", "-f", "flocker--" + state.name],
-                check=False)
-    lab.run(state.nodes[1], ["etcdctl", "del", "--prefix",
-                             "flocker/v1/"], check=False)
-    for node in state.nodes:
-        lab.run(node, ["flocker-volume", "delete", state.name], check=False)
+    remove_application(lab, state.name, state.nodes)
 
 
 class AutomaticFailoverTests(ScenarioTestCase):

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+from eliot import add_destinations, remove_destination
 from hypothesis import given, strategies as st
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
@@ -521,6 +522,16 @@ class EliotTaskTests(SynchronousTestCase):
     """
     The ``--eliot-task`` option.
     """
+
+    def setUp(self):
+        # eliot keeps what is logged before any destination exists and
+        # hands it to the first one added: messages of earlier tests in
+        # this process (services run in the reactor thread) are not this
+        # command's output.
+        def drain(message):
+            pass
+        add_destinations(drain)
+        remove_destination(drain)
 
     @cases([(["list"],), (["receive", "app"],)], ids=["list", "receive"])
     def test_bad_eliot_task(self, command):
