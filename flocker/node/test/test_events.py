@@ -170,6 +170,40 @@ def make_idockerevents_tests(fixture):
                 (observer.connections, reason, len(observer.reasons)),
                 (1, "stopped", 1))
 
+        def test_filtered(self):
+            """
+            A following given filters gets only the events they select:
+            asked for containers' ``destroy``, a container made and
+            removed gives its ``destroy`` and no ``create``.
+            """
+            observer = _Observer(lambda event: _names(self.name)(event)
+                                 and event.get("Action") == "destroy")
+            events = self.fixture.events
+
+            def scenario(reactor):
+                following = events.follow(observer, filters={
+                    "type": ["container"], "event": ["destroy"]})
+                connected = Deferred()
+                if observer.connections:
+                    connected.callback(None)
+                else:
+                    original = observer.connected
+
+                    def now_connected():
+                        original()
+                        connected.callback(None)
+                    observer.connected = now_connected
+                connected.addCallback(
+                    lambda _: self.fixture.change(reactor, self.name))
+                connected.addCallback(lambda _: observer.wanted)
+                connected.addCallback(lambda _: following.stop())
+                connected.addCallback(lambda _: observer.ended)
+                return connected
+            self.fixture.run(scenario)
+            self.assertEqual(
+                sorted({event.get("Action") for event in observer.events
+                        if _names(self.name)(event)}), ["destroy"])
+
         def test_unreachable(self):
             """
             A daemon that cannot be reached ends the following with one
@@ -262,6 +296,22 @@ class DockerEventsReadingTests(SynchronousTestCase):
             (1, [("container", "start"), ("image", "pull")],
              ["the daemon ended the stream"],
              [{"type": ["container", "image", "network"]}]))
+
+    def test_filters_asked(self):
+        """
+        The filters a following is given are the ones Docker is asked for.
+        """
+        daemon = _CannedDaemon(b"")
+        stub = StubTreq(daemon)
+        docker = DockerClient(None, "/run/docker.sock", http_client=stub)
+        DockerEvents(None, docker, http_client=stub).follow(
+            _Observer(), filters={"type": ["container"],
+                                  "event": ["die", "kill"],
+                                  "label": ["flocker.application"]})
+        stub.flush()
+        self.assertEqual(daemon.filters, [{
+            "event": ["die", "kill"], "label": ["flocker.application"],
+            "type": ["container"]}])
 
     def test_refused(self):
         """
