@@ -32,7 +32,7 @@ __all__ = [
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
     "NODE_SET_REPLICATION", "REPLICATE_VOLUME", "REPLICATION_LAG",
     "REPLICATION_CONFIGURED", "METRICS_LISTENING",
-    "NODE_CRASH_SEEN", "NODE_CRASH_RESTART",
+    "NODE_CRASH_SEEN", "NODE_CRASH_RESTART", "NODE_BOOT_CONFIRMED",
 ]
 
 _SOCKET = Field.for_types(
@@ -243,6 +243,15 @@ NODE_BOOT = ActionType(
                      "deploy: their volume may have failed over.")],
     "The agent applies the restart policies of the node's stopped "
     "applications with volumes when it starts.")
+
+NODE_BOOT_CONFIRMED = ActionType(
+    "flocker:node:boot_confirmed",
+    [_APPLICATION],
+    [Field.for_types("started", [bool], "Whether it was started."),
+     Field.for_types("reason", [str], "Why not, when it was not.")],
+    "An application held at the agent's start waits for every standby of "
+    "its volumes to accept a push from this node (none follows a later "
+    "owner: the volume did not fail over), then starts.")
 
 NODE_SELF_FENCE = ActionType(
     "flocker:node:self_fence",

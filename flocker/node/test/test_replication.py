@@ -20,7 +20,7 @@ from flocker.node._logging import (
     REPLICATE_VOLUME, REPLICATION_CONFIGURED, REPLICATION_LAG,
 )
 from flocker.node._replication import (
-    ReplicationStore, Replicator, default_replication_path,
+    MAXIMUM_BACKOFF, ReplicationStore, Replicator, default_replication_path,
 )
 from flocker.testtools import temporary_directory
 from flocker.volume import MemoryNetwork, MemoryVolumeService
@@ -229,6 +229,51 @@ class ReplicatorTests(SynchronousTestCase):
         status = replicator.status()["web"].standbys[STANDBY]
         self.assertEqual(stale, ["web"])
         self.assertIn("epoch 5", status.error)
+
+    def test_confirmation(self):
+        """
+        A confirmation asked for fires with ``True`` once every standby
+        accepted a push ending after it was asked, not before.
+        """
+        self.replicator.configure({"web": web(standbys=[STANDBY, OTHER])})
+        self.clock.advance(0)
+        self.cluster.network.unreachable.add(OTHER)
+        confirmed = self.replicator.confirmation("web")
+        self.clock.advance(2)
+        waiting = confirmed.called
+        self.cluster.network.unreachable.clear()
+        self.clock.advance(MAXIMUM_BACKOFF + 2)
+        self.assertEqual((waiting, self.successResultOf(confirmed)),
+                         (False, True))
+
+    def test_confirmation_refused(self):
+        """
+        A standby that follows a later epoch refuses the push: the
+        confirmation fires with ``False``.
+        """
+        self.replicator.configure({"web": web()})
+        self.clock.advance(0)
+        confirmed = self.replicator.confirmation("web")
+        self.successResultOf(self.cluster.nodes[STANDBY].fence(
+            "web", "node-9", 5))
+        self.clock.advance(2)
+        self.assertIs(self.successResultOf(confirmed), False)
+
+    def test_confirmation_unreplicated_or_changed(self):
+        """
+        A volume not replicated cannot be confirmed (``False`` at once);
+        nor one whose replication a deploy changes or stops while the
+        confirmation waits.
+        """
+        unreplicated = self.replicator.confirmation("web")
+        self.replicator.configure({"web": web()})
+        changed = self.replicator.confirmation("web")
+        self.replicator.configure({"web": web(standbys=[OTHER])})
+        stopped = self.replicator.confirmation("web")
+        self.replicator.stop()
+        self.assertEqual([self.successResultOf(d) for d in
+                          (unreplicated, changed, stopped)],
+                         [False, False, False])
 
     def test_lag(self):
         """
