@@ -32,6 +32,7 @@ import attr
 from eliot import write_failure
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap
+from twisted.python.failure import Failure
 from twisted.internet.defer import (
     Deferred, gatherResults, inlineCallbacks, maybeDeferred, succeed,
 )
@@ -187,20 +188,38 @@ class _VolumeLoop(object):
 
     @inlineCallbacks
     def _push_all(self):
-        for standby in self.replication.standbys:
+        replicator = self._replicator
+        due = [standby for standby in self.replication.standbys
+               if replicator.figures(self.replication.volume,
+                                     standby).retry_at is None
+               or replicator.clock.seconds() >= replicator.figures(
+                   self.replication.volume, standby).retry_at]
+        if not due:
+            return
+        # One snapshot for the round, sent to every standby: they all hold
+        # the same one then (after a move, the new owner's first push to
+        # the others is incremental), and the owner takes one a round.
+        taken_at = replicator.clock.seconds()
+        try:
+            snapshot = yield maybeDeferred(
+                lambda: replicator.volumes().snapshot(
+                    self.replication.volume))
+        except Exception:
+            # Each standby's push fails with it, in its own status.
+            snapshot = Failure()
+        for standby in due:
             if self._stopped:
                 return
-            figures = self._replicator.figures(self.replication.volume,
-                                               standby)
-            if (figures.retry_at is not None
-                    and self._replicator.clock.seconds() < figures.retry_at):
-                continue
-            yield self._push(standby)
+            yield self._push(standby, snapshot, taken_at)
 
-    def _push(self, standby):
+    def _push(self, standby, snapshot, taken_at):
         """
         Bring ``standby`` up to date, recording the outcome in its figures.
 
+        :param snapshot: The round's snapshot, or the ``Failure`` of
+            taking it (the push fails with it).
+        :param float taken_at: The clock's time just before the round's
+            snapshot was taken.
         :return: ``Deferred`` that never fails.
         """
         replicator = self._replicator
@@ -211,9 +230,10 @@ class _VolumeLoop(object):
         REPLICATION_LAG.log(volume=volume, standby=standby,
                             lag=figures.status(standby, now).lag)
         with REPLICATE_VOLUME(volume=volume, standby=standby) as action:
-            taken_at = now
             d = DeferredContext(maybeDeferred(
-                lambda: replicator.volumes().push(volume, standby)))
+                lambda: snapshot if isinstance(snapshot, Failure) else
+                replicator.volumes().push(volume, standby,
+                                          snapshot=snapshot)))
 
             def pushed(result):
                 replicator.accepted(volume, standby)

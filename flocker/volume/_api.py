@@ -191,7 +191,7 @@ class IVolumeService(Interface):
         :return: ``Deferred`` firing with the new snapshot's name.
         """
 
-    def push(name, target, progress=None):
+    def push(name, target, progress=None, snapshot=None):
         """
         Send the volume's current data to node ``target`` (full the first
         time, incremental afterwards); the target keeps a read-only copy it
@@ -201,7 +201,12 @@ class IVolumeService(Interface):
         :param str target: Address of the receiving node.
         :param progress: ``None``, or an object with ``update(sent, total)``
             (``total`` may be ``None``) and ``finish()``.
+        :param snapshot: ``None`` to send the data as it is now (a snapshot
+            is taken), else the name of a snapshot :meth:`snapshot` took to
+            send instead: one snapshot then serves several targets, which
+            all end up holding the same one.
         :return: ``Deferred`` firing with a :class:`PushResult`.
+        :raises SnapshotNotFound: The volume has no such ``snapshot``.
         :raises NotOwner: This node does not own it, or the target does.
         :raises TargetUnreachable: The target cannot be reached.
         :raises OutOfSpace: The target's pool is full.

@@ -19,8 +19,8 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from ._errors import (
-    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StaleEpoch,
-    StreamRejected,
+    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, SnapshotNotFound,
+    StaleEpoch, StreamRejected,
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
 from ._api import IVolumeService, PushResult, VolumeInfo, snapshot_name
@@ -283,7 +283,7 @@ class MemoryVolumeService(object):
         return pvector(self._info(name) for name in sorted(self._copies)
                        if name not in keep)
 
-    def _push(self, name, target, progress):
+    def _push(self, name, target, progress, snapshot=None):
         check_address(target)
         other = self._network.reach(target, "receive")
         if other is self:
@@ -297,11 +297,13 @@ class MemoryVolumeService(object):
                 raise StaleEpoch(str(e))
             raise NotOwner("node %s: volume %s is owned by that node" % (
                 target, name))
-        snapshot = self._take_snapshot(name)
+        if snapshot is None:
+            snapshot = self._take_snapshot(name)
         copy = self._copies[name]
         their_names = theirs.names() if theirs is not None else []
         base = None
-        for candidate in reversed(copy.names()[:-1]):
+        for candidate in reversed(
+                copy.names()[:copy.names().index(snapshot)]):
             if candidate in their_names:
                 base = candidate
                 break
@@ -349,9 +351,13 @@ class MemoryVolumeService(object):
         self._prune(name)
 
     @_deferred
-    def push(self, name, target, progress=None):
+    def push(self, name, target, progress=None, snapshot=None):
         self._owned(name)
-        return self._push(name, target, progress)
+        if snapshot is not None and snapshot not in self._copies[
+                name].names():
+            raise SnapshotNotFound("volume %s has no snapshot %s" % (
+                name, snapshot))
+        return self._push(name, target, progress, snapshot)
 
     @_deferred
     def handoff(self, name, target, progress=None, acquire=True):

@@ -65,7 +65,9 @@ from .._context import in_current_action
 from .._process import LineTooLong
 from ._api import PROTOCOL_VERSION, PushResult, check_node_id
 from ._capabilities import ZFSCapabilities, send_options
-from ._errors import HandoffConflict, RemoteError, TargetUnreachable
+from ._errors import (
+    HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
+)
 from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
 from ._process import close_quietly, make_pipe, pump
 from ._remote import check_address, forward_log, start_remote
@@ -145,20 +147,25 @@ class PushingMixin(object):
     prune operations these methods use).
     """
 
-    def push(self, name, target, progress=None):
+    def push(self, name, target, progress=None, snapshot=None):
         check_volume_name(name)
         check_address(target)
-        return self._locked(name, self._push_owned, name, target, progress)
+        return self._locked(name, self._push_owned, name, target, progress,
+                            snapshot)
 
     @inlineCallbacks
-    def _push_owned(self, name, target, progress):
+    def _push_owned(self, name, target, progress, snapshot):
         dataset = yield self._owned(name)
-        result, exited = yield self._push(dataset, target, progress)
+        if snapshot is not None and snapshot not in dataset.snapshots:
+            raise SnapshotNotFound(
+                "volume %s has no snapshot %s" % (name, snapshot))
+        result, exited = yield self._push(dataset, target, progress,
+                                          snapshot=snapshot)
         yield exited
         return result
 
     @inlineCallbacks
-    def _push(self, dataset, target, progress, record=True):
+    def _push(self, dataset, target, progress, record=True, snapshot=None):
         """
         Push ``dataset`` to ``target``; with ``record``, remember what the
         target now has (the next push's base), which a hand-off skips: the
@@ -173,13 +180,16 @@ class PushingMixin(object):
         so that the target's log is passed on (one tree) and no command is
         left behind.
 
+        :param snapshot: ``None`` to send a snapshot taken now, else the
+            name of one of ``dataset``'s to send (taken once for several
+            targets).
         :return: ``Deferred`` firing with ``(PushResult, exited)``;
             ``exited`` is a ``Deferred`` that never fails.
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
             result, pool, exited = yield self._push_negotiated(
-                dataset, target, progress, action)
+                dataset, target, progress, action, snapshot)
             if record:
                 before = pushed_peers(dataset)
                 peers = before.set(target, _Peer(
@@ -283,13 +293,14 @@ class PushingMixin(object):
         pumped = pump(self._reactor, stream_read, sink, watcher)
         # Meanwhile: the snapshots older than the base are not needed by
         # this target any more (nor by others, unless they were sent there).
-        pruned = self._prune(dataset, keep=[base])
+        pruned = self._prune(dataset, keep=[base, snapshot])
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
 
     @inlineCallbacks
-    def _push_negotiated(self, dataset, target, progress, action):
+    def _push_negotiated(self, dataset, target, progress, action,
+                         given=None):
         """
         Push through ``flocker-volume receive`` on the target, which says
         what it has, refuses if it owns the volume, receives atomically and
@@ -317,7 +328,9 @@ class PushingMixin(object):
         capabilities = self.pool.capabilities()
         started = DeferredList([starting], consumeErrors=True)
         try:
-            snapshot = yield self._take_snapshot(dataset)
+            snapshot = given
+            if snapshot is None:
+                snapshot = yield self._take_snapshot(dataset)
             ours = yield capabilities
         except BaseException:
             # The receiving end, if it started, sees its input end.
@@ -344,7 +357,10 @@ class PushingMixin(object):
                 raise HandoffConflict(
                     "node %s is this node (%s); a volume cannot be "
                     "pushed to itself" % (target, their_id))
-            base = _latest_common(dataset.snapshots, header["snapshots"])
+            # Only what is older than the snapshot sent can be its base.
+            older = (dataset.snapshots if given is None else
+                     dataset.snapshots[:dataset.snapshots.index(given)])
+            base = _latest_common(older, header["snapshots"])
             request = {
                 "snapshot": snapshot, "base": base,
                 "owner": self.node_id,

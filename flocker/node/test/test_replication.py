@@ -125,6 +125,42 @@ class ReplicatorTests(SynchronousTestCase):
             self.assertEqual(
                 self.cluster.nodes[address].read_file("web", "more"), b"y")
 
+    def test_one_snapshot_per_round(self):
+        """
+        A round takes one snapshot and sends it to every standby: both
+        hold the same snapshot after each round, and the primary took one
+        snapshot a round.
+        """
+        taken = []
+        original = self.cluster.primary.snapshot
+
+        def snapshot(name):
+            return original(name).addCallback(
+                lambda name: taken.append(name) or name)
+        self.cluster.primary.snapshot = snapshot
+        self.replicator.configure({"web": web(standbys=[STANDBY, OTHER])})
+        self.clock.advance(0)
+        newest = []
+        for _ in range(3):
+            self.cluster.primary.write_file("web", "more", b"y")
+            self.clock.advance(2)
+            newest.append((self.cluster.snapshots(STANDBY)[-1],
+                           self.cluster.snapshots(OTHER)[-1]))
+        self.assertEqual(newest, [(name, name) for name in taken[1:]])
+
+    def test_snapshot_failure(self):
+        """
+        A round whose snapshot cannot be taken (the volume is gone) fails
+        for every standby, each with the reason in its status.
+        """
+        self.replicator.configure({"gone": web(standbys=[STANDBY, OTHER],
+                                               volume="gone")})
+        self.clock.advance(0)
+        errors = {address: status.error for address, status in
+                  self.replicator.status()["gone"].standbys.items()}
+        self.assertEqual(sorted(errors), [STANDBY, OTHER])
+        self.assertTrue(all(errors.values()), errors)
+
     def test_pruned_both_sides(self):
         """
         After many rounds the primary keeps only the snapshots the standbys'
@@ -180,9 +216,9 @@ class ReplicatorTests(SynchronousTestCase):
         tries = []
         original = self.cluster.primary.push
 
-        def counting(name, target, progress=None):
+        def counting(name, target, progress=None, snapshot=None):
             tries.append((self.clock.seconds() - 1000, target))
-            return original(name, target, progress)
+            return original(name, target, progress, snapshot=snapshot)
         self.cluster.primary.push = counting
         for _ in range(20):
             self.clock.advance(1)
@@ -412,17 +448,21 @@ class SlowVolumes(object):
         self._volumes = volumes
         self.waiting = []
 
-    def push(self, name, target, progress=None):
+    def snapshot(self, name):
+        return self._volumes.snapshot(name)
+
+    def push(self, name, target, progress=None, snapshot=None):
         d = Deferred()
-        self.waiting.append((d, name, target))
+        self.waiting.append((d, name, target, snapshot))
         return d
 
     def release(self):
         """
         Let the oldest waiting push run.
         """
-        d, name, target = self.waiting.pop(0)
-        self._volumes.push(name, target).chainDeferred(d)
+        d, name, target, snapshot = self.waiting.pop(0)
+        self._volumes.push(name, target,
+                           snapshot=snapshot).chainDeferred(d)
 
 
 class ReplicationStoreTests(SynchronousTestCase):

@@ -43,7 +43,7 @@ from zope.interface.verify import verifyObject
 from flocker._model import VolumeState
 from flocker.volume._errors import (
     HandoffConflict, InvalidSize, NoSuchVolume, NotOwner, OutOfSpace,
-    StreamRejected, TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
+    SnapshotNotFound, StreamRejected, TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
 )
 from flocker.volume._api import IVolumeService
 
@@ -288,6 +288,45 @@ def make_ivolumeservice_tests(make_nodes):
             self.assertLess(second.bytes_sent, MiB)
             self.assertEqual(self.nodes.read(self.b, "app", "more"),
                              b"small change")
+
+        def test_push_given_snapshot(self):
+            """
+            A snapshot taken once is what a push sends when given: two
+            targets then hold the same snapshot, incremental from the one
+            each had, and no other snapshot is taken.
+            """
+            self.created(data=b"x" * (256 * 1024))
+            address_c = self.nodes.address(self.c)
+            self.call(self.a.push, "app", self.address_b)
+            self.call(self.a.push, "app", address_c)
+            self.nodes.write(self.a, "app", "more", b"small change")
+            taken = self.call(self.a.snapshot, "app")
+            self.nodes.write(self.a, "app", "later", b"not sent")
+            to_b = self.call(self.a.push, "app", self.address_b,
+                             snapshot=taken)
+            to_c = self.call(self.a.push, "app", address_c, snapshot=taken)
+            self.assertEqual(
+                (to_b.snapshot, to_c.snapshot,
+                 to_b.bytes_sent < 128 * 1024, to_c.bytes_sent < 128 * 1024,
+                 self.volume(self.b, "app").snapshots[-1],
+                 self.volume(self.c, "app").snapshots[-1],
+                 self.volume(self.a, "app").snapshots[-1],
+                 self.nodes.read(self.c, "app", "more")),
+                (taken, taken, True, True, taken, taken, taken,
+                 b"small change"))
+            self.assertRaises((KeyError, OSError), self.nodes.read, self.c,
+                              "app", "later")
+
+        def test_push_unknown_snapshot(self):
+            """
+            A push given a snapshot the volume does not have fails with
+            ``SnapshotNotFound``, sending nothing.
+            """
+            self.created()
+            self.assertRaises(SnapshotNotFound, self.call, self.a.push,
+                              "app", self.address_b,
+                              snapshot="flocker-19990101T000000.000000Z")
+            self.assertIsNone(self.volume(self.b, "app"))
 
         def test_follower_read_only(self):
             """
