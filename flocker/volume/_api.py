@@ -16,6 +16,7 @@ from ._policy import NODE_IDENTITY
 __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "snapshot_name",
     "SNAPSHOT_PREFIX", "PROTOCOL_VERSION", "check_node_id", "volume_info",
+    "FOLLOWER_SNAPSHOTS", "follower_keeps",
 ]
 
 #: Version of the push protocol spoken by ``flocker-volume receive``.
@@ -23,6 +24,26 @@ PROTOCOL_VERSION = 1
 
 #: Names of the snapshots Flocker takes (and prunes) start with this.
 SNAPSHOT_PREFIX = "flocker-"
+
+
+#: How many of its newest snapshots a follower keeps after each receive.
+#: Every standby of a volume receives the same snapshot each round (one a
+#: round, see :mod:`flocker.node._replication`); keeping a few means that
+#: after a planned move, whose pre-copy and hand-off add two snapshots to
+#: the new owner's copy, it still shares one with the other standbys, so
+#: its first push to them is incremental.  The cost is the blocks changed
+#: over those few rounds.
+FOLLOWER_SNAPSHOTS = 4
+
+
+def follower_keeps(snapshots):
+    """
+    :param snapshots: A follower's snapshot names, oldest first.
+    :return: The ``list`` of those of Flocker's it keeps (others are never
+        pruned anyway).
+    """
+    ours = [name for name in snapshots if name.startswith(SNAPSHOT_PREFIX)]
+    return ours[-FOLLOWER_SNAPSHOTS:]
 
 
 def check_node_id(node_id):

@@ -23,7 +23,9 @@ from ._errors import (
     StaleEpoch, StreamRejected,
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
-from ._api import IVolumeService, PushResult, VolumeInfo, snapshot_name
+from ._api import (
+    IVolumeService, PushResult, VolumeInfo, follower_keeps, snapshot_name,
+)
 from ._epoch import (
     FIRST_EPOCH, check_sender_epoch, recovery_name, taken_epoch,
 )
@@ -348,7 +350,7 @@ class MemoryVolumeService(object):
         self._copies[name] = _Copy(
             owner=owner, readonly=True, maximum_size=maximum_size,
             files=files, snapshots=kept + [(snapshot, files)], epoch=epoch)
-        self._prune(name)
+        self._prune(name, keep=follower_keeps(self._copies[name].names()))
 
     @_deferred
     def push(self, name, target, progress=None, snapshot=None):
@@ -400,7 +402,7 @@ class MemoryVolumeService(object):
                                                        epoch))
         self._copies[name] = attr.evolve(copy, owner=self.node_id,
                                          readonly=False)
-        self._prune(name)
+        self._prune(name, keep=follower_keeps(copy.names()))
         return self._info(name)
 
     @_deferred

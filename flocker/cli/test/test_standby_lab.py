@@ -165,7 +165,7 @@ def test_replicate_then_move_to_standby(standbys):
     with their lag in ``--status`` and on the metrics page (on 127.0.0.1
     only); moving the application to one standby sends only what changed
     since its last copy, keeps every byte, and the other standby follows
-    the new owner.
+    the new owner, which goes on replicating to it incrementally.
     """
     s = standbys
     n1, n2, n3 = s.addresses
@@ -229,15 +229,18 @@ def test_replicate_then_move_to_standby(standbys):
     assert s.checksums(1) == written
 
     # The new owner replicates to both: node3's copy, which followed node1,
-    # was replaced once.
+    # follows node2 now, and gets increments only (no whole volume again).
     found = s.wait_for(1, lambda found: len(found) == 2 and all(
         item["snapshot"] is not None and item["error"] is None
         for item in found.values()), "the new owner's standbys catch up")
     assert sorted(found) == [n1, n3]
+    assert found[n3]["bytes_sent"] < WRITTEN / 4, found
     assert s.standbys(0) == {}
     assert [line for line in move.stdout.splitlines()
-            if "push volume %s to %s" % (s.name, n3) in line
-            and "replacing its copy" in line], move.stdout
+            if "follow volume %s" % (s.name,) in line
+            and line.startswith(n3)], move.stdout
+    assert not [line for line in move.stdout.splitlines()
+                if "replacing its copy" in line], move.stdout
 
 
 def test_cut_off_standby_resumes(standbys):

@@ -24,6 +24,7 @@ from flocker.node._replication import (
 )
 from flocker.testtools import temporary_directory
 from flocker.volume import MemoryNetwork, MemoryVolumeService
+from flocker.volume._api import FOLLOWER_SNAPSHOTS
 
 PRIMARY, STANDBY, OTHER = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 SECOND = 10 ** 9
@@ -165,7 +166,8 @@ class ReplicatorTests(SynchronousTestCase):
         """
         After many rounds the primary keeps only the snapshots the standbys'
         next increments start from (each standby's newest, and the base of
-        the increment under way), and a standby only its newest.
+        the increment under way), and a standby its newest
+        ``FOLLOWER_SNAPSHOTS``, the same ones as the other standby.
         """
         self.replicator.configure({"web": web(standbys=[STANDBY, OTHER])})
         self.clock.advance(0)
@@ -173,9 +175,11 @@ class ReplicatorTests(SynchronousTestCase):
             self.cluster.primary.write_file("web", "n", b"%d" % (round_,))
             self.clock.advance(2)
         self.assertLessEqual(len(self.cluster.snapshots(PRIMARY)), 3)
-        self.assertEqual(len(self.cluster.snapshots(STANDBY)), 1)
-        self.assertEqual(len(self.cluster.snapshots(OTHER)), 1)
-        self.assertIn(self.cluster.snapshots(STANDBY)[0],
+        self.assertEqual(len(self.cluster.snapshots(STANDBY)),
+                         FOLLOWER_SNAPSHOTS)
+        self.assertEqual(self.cluster.snapshots(OTHER),
+                         self.cluster.snapshots(STANDBY))
+        self.assertIn(self.cluster.snapshots(STANDBY)[-1],
                       self.cluster.snapshots(PRIMARY))
 
     def test_cut_transfer_restarts_from_common(self):

@@ -814,8 +814,9 @@ def test_full_push_commands(nodes):
 def test_incremental_push_commands(nodes):
     """
     A negotiated incremental push into a prepared follower costs the
-    receiving side the opening listing, the receive and pruning the
-    snapshot it no longer needs; the follower stays unmounted.
+    receiving side the opening listing and the receive (it keeps its
+    previous snapshot: a follower keeps its newest ``FOLLOWER_SNAPSHOTS``);
+    the follower stays unmounted.
     """
     nodes.call(nodes.a.create, "app")
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
@@ -827,11 +828,10 @@ def test_incremental_push_commands(nodes):
     pool = nodes.b.pool.name
     assert [argv[:3] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        ["zfs", "get", "-H"], ["zfs", "receive", "-F"],
-        ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]]
+        ["zfs", "get", "-H"], ["zfs", "receive", "-F"]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
-    assert list(copy.snapshots) == [result.snapshot]
+    assert list(copy.snapshots) == [result.base, result.snapshot]
     assert nodes.read(nodes.b, "app", "f") == b"more"
 
 
@@ -852,7 +852,7 @@ def test_incremental_into_mounted_follower(nodes):
     assert result.base is not None
     assert [argv[1] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        "get", "receive", "unmount", "destroy"]
+        "get", "receive", "unmount"]
     assert not nodes.call(nodes.b.pool.get, "app").mounted
     assert nodes.read(nodes.b, "app", "f") == b"more"
 
