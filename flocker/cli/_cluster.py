@@ -163,9 +163,14 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
 
     def resolved(result):
         ips, failed = result
+        # A node not contacted is still resolved, for the routes to what
+        # stays on it; one whose name does not resolve keeps it.
+        routed = dict(ips)
+        ips = {a: ip for a, ip in ips.items() if a not in exclude}
+        failed = {a: why for a, why in failed.items() if a not in exclude}
         agents = remote_agents(connections, ips, lock=lock)
         d = DeferredContext(deploy(
-            deployment, agents, dry_run=dry_run, write=write, addresses=ips,
+            deployment, agents, dry_run=dry_run, write=write, addresses=routed,
             clock=reactor, unreachable=failed, live=live,
             node_key=node_key, host_keys=runner.host_keys, adopt=adopt,
             confirm=confirm, plan_for=plan_for))
@@ -196,7 +201,9 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
             except BaseException as e:
                 action.finish(e)
                 raise
-        d = DeferredContext(resolve_addresses(reactor, addresses))
+        d = DeferredContext(resolve_addresses(
+            reactor, addresses + sorted(exclude & {
+                node.address for node in deployment.nodes})))
         d.addCallback(resolved)
         return d.addActionFinish()
 
