@@ -7,43 +7,8 @@ confirm it still owns the volume, with no deploy in between.
 """
 
 import secrets
-import sys
-import time
-from pathlib import Path
 
-ADMIN = Path(__file__).resolve().parents[3] / "admin"
-sys.path.insert(0, str(ADMIN))
-
-from _lab_drill import FailoverDrill  # noqa: E402
-
-#: The standby interval of the drill, seconds.
-EVERY = 2.0
-
-
-def _admin_lab(argv):
-    import subprocess
-    return subprocess.run([sys.executable, str(ADMIN / "lab")] + argv,
-                          capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
-
-
-def _clean(drill):
-    """
-    Remove the drill's application and its volume's copies.
-    """
-    drill.place(None)
-    drill.deploy()
-    for node in drill.nodes:
-        node.run(["zfs", "destroy", "-r", "%s/%s" % (node.pool, drill.name)],
-                 check=False)
-
-
-def _wait(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "no %s after %ds" % (what,
-                                                                seconds)
-        time.sleep(0.2)
+from .test_failover_lab import EVERY, FailoverDrill, _admin_lab, _clean, _wait
 
 
 def _started_at(drill, node):

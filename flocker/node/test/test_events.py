@@ -62,6 +62,25 @@ def _names(name):
     return matches
 
 
+def _connected(observer):
+    """
+    :return: ``Deferred`` firing once ``observer``'s following is connected:
+        the real stream is open once ``connected()`` was called, the fake's
+        at once (the change is then made right away).
+    """
+    connected = Deferred()
+    if observer.connections:
+        connected.callback(None)
+    else:
+        original = observer.connected
+
+        def now_connected():
+            original()
+            connected.callback(None)
+        observer.connected = now_connected
+    return connected
+
+
 class FakeEventsFixture(object):
     """
     :class:`FakeDockerEvents`; a change is an event it is told to emit.
@@ -147,19 +166,7 @@ def make_idockerevents_tests(fixture):
 
                 def change(_):
                     return self.fixture.change(reactor, self.name)
-                # The real stream is open once connected() was called; the
-                # change is made after the first event or at once when
-                # connection is synchronous (the fake).
-                connected = Deferred()
-                if observer.connections:
-                    connected.callback(None)
-                else:
-                    original = observer.connected
-
-                    def now_connected():
-                        original()
-                        connected.callback(None)
-                    observer.connected = now_connected
+                connected = _connected(observer)
                 connected.addCallback(change)
                 connected.addCallback(lambda _: observer.wanted)
                 connected.addCallback(lambda _: following.stop())
@@ -183,16 +190,7 @@ def make_idockerevents_tests(fixture):
             def scenario(reactor):
                 following = events.follow(observer, filters={
                     "type": ["container"], "event": ["destroy"]})
-                connected = Deferred()
-                if observer.connections:
-                    connected.callback(None)
-                else:
-                    original = observer.connected
-
-                    def now_connected():
-                        original()
-                        connected.callback(None)
-                    observer.connected = now_connected
+                connected = _connected(observer)
                 connected.addCallback(
                     lambda _: self.fixture.change(reactor, self.name))
                 connected.addCallback(lambda _: observer.wanted)
