@@ -266,13 +266,15 @@ def write_machine_files(lab, machine, nodes):
                if line.strip()):
         lines.append(key + " flocker-lab")
     write_text(authorized, "\n".join(lines) + "\n", 0o600)
-    write_text(machine.sshd_config, sshd_config_text(machine))
+    write_text(machine.sshd_config, sshd_config_text(machine, nodes))
     for _, upper, work in machine.overlays():
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
     # Rewritten only when it changes: it may be under a mounted overlay.
-    if read_file(machine.defaults_file) != defaults_text(machine):
-        write_text(machine.defaults_file, defaults_text(machine))
+    # Its agent is told about every node's etcd member.
+    defaults = defaults_text(machine, nodes)
+    if read_file(machine.defaults_file) != defaults:
+        write_text(machine.defaults_file, defaults)
     write_json(machine.daemon_json, {
         # dockerd 20.10 otherwise writes /etc/docker/key.json on the host.
         "deprecated-key-path": str(machine.state_dir / "docker-key.json"),

@@ -9,6 +9,8 @@ partitioned node answers too.
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["APPLICATION", "IMAGE", "application_text", "deployment_text",
            "running_on", "http_answer", "etcd_value", "lab_command",
-           "snapshot_stamp", "wait_replicated"]
+           "snapshot_stamp", "wait_replicated", "restart_agent"]
 
 #: The image the scenarios run (built by ``admin/lab up``).
 IMAGE = "flocker/busybox:latest"
@@ -160,3 +162,28 @@ def wait_replicated(lab, name, nodes, since, timeout=120):
                 name, ", ".join(waiting), timeout))
         time.sleep(0.5)
 
+
+
+def restart_agent(lab, node, timeout=60):
+    """
+    Kill a node's Flocker agent (SIGKILL: a crash; what it ran keeps
+    running) and start it again as its service manager would (``admin/lab
+    up``, which restarts dead agents and touches nothing else).
+
+    :param str node: The node's name.
+    :return: ``(old pid, new pid)``.
+    :raises RuntimeError: If the agent does not die, or does not come back.
+    """
+    pid_file = Path(lab.machine(node).mntns).parent / "agent.pid"
+    old = int(pid_file.read_text())
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while Path("/proc/%d" % (old,)).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s: agent %d did not die" % (node, old))
+        time.sleep(0.05)
+    lab_command(["up", str(len(lab.node_names))])
+    new = int(pid_file.read_text())
+    if new == old:
+        raise RuntimeError("%s: agent not restarted" % (node,))
+    return old, new

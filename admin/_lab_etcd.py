@@ -20,7 +20,10 @@ import signal
 import time
 
 from _lab_host import KILL_TIMEOUT, log_tail, process_alive, read_file, run
-from _lab_model import STANDARD_PATH, LabError
+from _lab_model import (
+    ETCD_CLIENT_PORT, ETCD_PEER_PORT, STANDARD_PATH, LabError,
+    etcd_client_urls,
+)
 
 __all__ = [
     "CLIENT_PORT", "PEER_PORT", "ETCD_TIMEOUT", "initial_cluster",
@@ -29,8 +32,11 @@ __all__ = [
 ]
 
 #: etcd's registered client and peer ports.
-CLIENT_PORT = 2379
-PEER_PORT = 2380
+CLIENT_PORT = ETCD_CLIENT_PORT
+PEER_PORT = ETCD_PEER_PORT
+
+#: The members' client URLs, a node's own first (what its agent is told).
+client_urls = etcd_client_urls
 
 #: Seconds the members have to elect a leader after they start.
 ETCD_TIMEOUT = 60
@@ -63,16 +69,6 @@ def initial_cluster(nodes):
     """
     return ",".join("%s=http://%s:%d" % (n.name, n.address, PEER_PORT)
                     for n in nodes)
-
-
-def client_urls(nodes, first=None):
-    """
-    :param list nodes: Every node of the lab.
-    :param first: A node whose member is to be listed first, or ``None``.
-    :return: The members' client URLs (for ``FLOCKER_ETCD_ENDPOINTS``).
-    """
-    ordered = sorted(nodes, key=lambda n: (n != first, n.index))
-    return ["http://%s:%d" % (n.address, CLIENT_PORT) for n in ordered]
 
 
 def etcd_argv(node, nodes):

@@ -44,6 +44,20 @@ ZFS_SOCKET_DIR = "/run/zfs"
 #: Host directories each node sees as writable overlays of its own: where
 #: ``dpkg -i`` of Flocker's package writes (see ``_lab_package.py``).
 NODE_OVERLAYS = ("/usr", "/opt", "/var/lib/dpkg", "/etc/default")
+#: etcd's registered client and peer ports (each node runs one member).
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+
+
+def etcd_client_urls(nodes, first=None):
+    """
+    :param nodes: Every node of the lab.
+    :param first: A node whose member is to be listed first, or ``None``.
+    :return: The members' client URLs (``FLOCKER_ETCD_ENDPOINTS``), the
+        given node's first, then the others in node order.
+    """
+    ordered = sorted(nodes, key=lambda n: (n != first, n.index))
+    return ["http://%s:%d" % (n.address, ETCD_CLIENT_PORT) for n in ordered]
 
 
 class LabError(Exception):
@@ -405,7 +419,12 @@ class Node(Machine):
         """sshd's log."""
         return self.lab.logs_dir / (self.name + "-sshd.log")
 
-    def environment(self):
+    def environment(self, nodes=()):
+        """
+        :param nodes: Every node of the lab (whose etcd members the agent
+            is told about), or empty for this node's own member only.
+        :return: See :meth:`Machine.environment`.
+        """
         env = Machine.environment(self)
         env.update({
             # A server's PATH: Flocker's commands are the installed
@@ -419,8 +438,11 @@ class Node(Machine):
             "FLOCKER_LOCK_DIR": str(self.run_dir),
             # flocker-node doctor reads the node's own sshd settings.
             "FLOCKER_SSHD_CONFIG": str(self.sshd_config),
-            # The agent's etcd: the node's own member (see _lab_etcd).
-            "FLOCKER_ETCD_ENDPOINTS": "http://127.0.0.1:2379",
+            # The agent's etcd: every member, its own first (see
+            # _lab_etcd), so that losing one member loses no agent etcd.
+            "FLOCKER_ETCD_ENDPOINTS": ",".join(
+                etcd_client_urls(nodes, first=self) if nodes else
+                ["http://127.0.0.1:%d" % (ETCD_CLIENT_PORT,)]),
         })
         return env
 
@@ -435,16 +457,17 @@ class Node(Machine):
         return description
 
 
-def defaults_text(node):
+def defaults_text(node, nodes=()):
     """
     :param Node node: A node.
+    :param nodes: Every node of the lab (see :meth:`Node.environment`).
     :return: Its ``/etc/default/flocker-node``: the settings
         ``docs/install.rst`` says to put there (pool, address, Docker
         socket), and the lab's own (lock and sshd configuration paths...):
         every variable of the node's sessions but the ones systemd or a
         login sets (``PATH``, ``HOME``, ``LANG``).
     """
-    env = node.environment()
+    env = node.environment(nodes)
     names = sorted(set(env) - {"PATH", "HOME", "LANG"})
     return "".join(
         ["# Flocker lab %s: written by admin/lab up (read by the\n"
@@ -535,12 +558,13 @@ def shell_rc_text(machine):
             % (machine.name, machine.environment()["PATH"]))
 
 
-def sshd_config_text(node):
+def sshd_config_text(node, nodes=()):
     """
     :param Node node: A node.
+    :param nodes: Every node of the lab (see :meth:`Node.environment`).
     :return: Its sshd configuration.
     """
-    env = node.environment()
+    env = node.environment(nodes)
     env.pop("HOME")
     setenv = " ".join('"%s=%s"' % (k, v) for k, v in sorted(env.items()))
     return "\n".join([

@@ -10,71 +10,34 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
+from unittest import SkipTest
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.testtools import temporary_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _packaging  # noqa: E402
 
 
-def test_python_depends():
+def _build():
     """
-    The package depends on the Python minor version it was built with.
-    """
-    assert _packaging.python_depends((3, 11)) == (
-        "python3 (>= 3.11), python3 (<< 3.12)")
-
-
-def test_relocate(tmp_path):
-    """
-    ``relocate`` rewrites the staging path in text files and symbolic
-    links, drops byte-compiled files and leaves binary files alone.
-    """
-    staged = tmp_path / "stage" / "opt" / "flocker"
-    (staged / "bin").mkdir(parents=True)
-    (staged / "lib" / "__pycache__").mkdir(parents=True)
-    (staged / "bin" / "tool").write_text("#!%s/bin/python\nimport x\n" % (
-        staged,))
-    (staged / "lib" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"x")
-    binary = b"\0" + str(staged).encode()
-    (staged / "lib" / "blob.so").write_bytes(binary)
-    os.symlink(str(staged / "bin" / "tool"), str(staged / "bin" / "link"))
-    changed = _packaging.relocate(staged, str(staged), "/opt/flocker")
-    assert (changed, (staged / "bin" / "tool").read_text().splitlines()[0],
-            (staged / "lib" / "__pycache__").exists(),
-            (staged / "lib" / "blob.so").read_bytes(),
-            os.readlink(str(staged / "bin" / "link"))) == (
-        2, "#!/opt/flocker/bin/python", False, binary,
-        "/opt/flocker/bin/tool")
-
-
-def test_lintian_overrides_explained():
-    """
-    Every lintian override carries its reason as a comment line.
-    """
-    lines = _packaging.lintian_overrides_text().splitlines()
-    assert [line.startswith("#") for line in lines[0::2]] == (
-        [True] * len(_packaging.LINTIAN_OVERRIDES))
-    assert all(line.startswith("flocker-node: ") for line in lines[1::2])
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """
-    Build everything once into a scratch ``dist``.
+    Build everything into a scratch ``dist``.
 
     :return: The ``dist`` directory.
+    :raises RuntimeError: With the build's stderr, where it fails.
     """
-    if shutil.which("dpkg-deb") is None:
-        pytest.skip("dpkg-deb is needed to build the Debian package")
-    dist = tmp_path_factory.mktemp("dist")
+    dist = Path(tempfile.mkdtemp(prefix="flocker-dist-"))
     result = subprocess.run(
         [sys.executable, str(_packaging.REPO / "admin" / "build-packages"),
          "--dist", str(dist)], capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stderr
+    if result.returncode != 0:
+        shutil.rmtree(str(dist), True)
+        raise RuntimeError(result.stderr)
     return dist
 
 
@@ -83,110 +46,177 @@ def _deb(dist):
     return package
 
 
-def test_wheel_and_sdist(built):
-    """
-    The wheel holds the package and its console scripts; the sdist holds
-    the sources and the documentation.
-    """
-    version = _packaging.project_version()
-    wheel = built / ("flocker-%s-py3-none-any.whl" % (version,))
-    with zipfile.ZipFile(str(wheel)) as archive:
-        names = set(archive.namelist())
-        entry_points = archive.read(
-            "flocker-%s.dist-info/entry_points.txt" % (version,)).decode()
-    with tarfile.open(str(built / ("flocker-%s.tar.gz" % (version,)))) as sd:
-        sources = {name.split("/", 1)[-1] for name in sd.getnames()}
-    assert ({"flocker/node/_docker.py", "flocker/node/_dockerapi.py",
-             "flocker/volume/_capabilities.py"} <= names,
-            all(command in entry_points for command in
-                ("flocker-deploy", "flocker-node", "flocker-volume")),
-            {"pyproject.toml", "flocker/__init__.py"} <= sources) == (
-        True, True, True)
-
-
-def test_control_fields(built):
-    """
-    The Debian package is flocker-node of this version, depending on
-    Docker, ZFS, OpenSSH's server, iptables and its Python.
-    """
-    fields = subprocess.run(["dpkg-deb", "-f", str(_deb(built))],
-                            capture_output=True, text=True,
-                            check=True).stdout
-    control = dict(line.split(": ", 1) for line in fields.splitlines()
-                   if ": " in line and not line.startswith(" "))
-    depends = [d.strip() for d in control["Depends"].split(",")]
-    assert (control["Package"], control["Version"],
-            control["Architecture"], control["Section"]) == (
-        "flocker-node", _packaging.project_version() + "-1",
-        subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                       text=True).stdout.strip(), "admin")
-    assert {"docker.io | docker-ce", "zfsutils-linux | zfs-fuse",
-            "openssh-server", "iptables"} <= set(depends)
-    assert any(d.startswith("python3 (>= 3.") for d in depends)
-
-
 def _pins():
     return {line for line in _packaging.REQUIREMENTS.read_text().splitlines()
             if line and not line.startswith("#")}
 
 
-def test_files(built, tmp_path):
+class PackagingTests(SynchronousTestCase):
     """
-    The package installs the environment under /opt/flocker (exactly the
-    pinned requirements, and Flocker), the two node commands in /usr/bin and the
-    systemd unit running the agent; maintainer scripts are Python.
+    ``_packaging``'s pieces, without building anything.
     """
-    root = tmp_path / "root"
-    subprocess.run(["dpkg-deb", "-R", str(_deb(built)), str(root)],
-                   check=True)
-    unit = (root / "lib" / "systemd" / "system" /
-            "flocker-node.service").read_text()
-    assert ([os.readlink(str(root / "usr" / "bin" / c))
-             for c in ("flocker-node", "flocker-volume")],
-            "ExecStart=/usr/bin/flocker-node agent" in unit
-            or "ExecStart=/usr/bin/env flocker-node agent" in unit,
-            "WantedBy=multi-user.target" in unit,
-            set((root / "opt" / "flocker" / "requirements.txt").read_text()
-                .splitlines()) - _pins(),
-            (root / "DEBIAN" / "postinst").read_text().splitlines()[0],
-            (root / "opt" / "flocker" / "bin" / "flocker-node").read_text()
-            .splitlines()[0]) == (
-        ["/opt/flocker/bin/flocker-node", "/opt/flocker/bin/flocker-volume"],
-        True, True, {"flocker==%s" % (_packaging.project_version(),)},
-        "#!/usr/bin/python3", "#!/opt/flocker/bin/python")
+
+    def test_python_depends(self):
+        """
+        The package depends on the Python minor version it was built with.
+        """
+        self.assertEqual(
+            _packaging.python_depends((3, 11)),
+            "python3 (>= 3.11), python3 (<< 3.12)")
+
+    def test_relocate(self):
+        """
+        ``relocate`` rewrites the staging path in text files and symbolic
+        links, drops byte-compiled files and leaves binary files alone.
+        """
+        tmp_path = temporary_path(self)
+        staged = tmp_path / "stage" / "opt" / "flocker"
+        (staged / "bin").mkdir(parents=True)
+        (staged / "lib" / "__pycache__").mkdir(parents=True)
+        (staged / "bin" / "tool").write_text("#!%s/bin/python\nimport x\n" % (
+            staged,))
+        (staged / "lib" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"x")
+        binary = b"\0" + str(staged).encode()
+        (staged / "lib" / "blob.so").write_bytes(binary)
+        os.symlink(str(staged / "bin" / "tool"), str(staged / "bin" / "link"))
+        changed = _packaging.relocate(staged, str(staged), "/opt/flocker")
+        self.assertEqual(
+            (changed, (staged / "bin" / "tool").read_text().splitlines()[0],
+             (staged / "lib" / "__pycache__").exists(),
+             (staged / "lib" / "blob.so").read_bytes(),
+             os.readlink(str(staged / "bin" / "link"))),
+            (2, "#!/opt/flocker/bin/python", False, binary,
+             "/opt/flocker/bin/tool"))
+
+    def test_lintian_overrides_explained(self):
+        """
+        Every lintian override carries its reason as a comment line.
+        """
+        lines = _packaging.lintian_overrides_text().splitlines()
+        self.assertEqual(
+            [line.startswith("#") for line in lines[0::2]],
+            [True] * len(_packaging.LINTIAN_OVERRIDES))
+        self.assertTrue(
+            all(line.startswith("flocker-node: ") for line in lines[1::2]))
 
 
-def test_environment_runs(built, tmp_path):
-    """
-    Unpacked into a scratch root, the package's own Python environment
-    (nothing from this repository) runs Flocker's node commands.
-    """
-    root = tmp_path / "root"
-    subprocess.run(["dpkg-deb", "-x", str(_deb(built)), str(root)],
-                   check=True)
-    python = root / "opt" / "flocker" / "bin" / "python"
-    result = subprocess.run(
-        [str(python), "-m", "flocker.node.script", "--version"],
-        capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin"},
-        timeout=120)
-    where = subprocess.run(
-        [str(python), "-c", "import flocker; print(flocker.__file__)"],
-        capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin"},
-        timeout=120)
-    assert (result.returncode, result.stdout.strip(),
-            where.stdout.startswith(str(root / "opt" / "flocker"))) == (
-        0, "flocker-node %s" % (_packaging.project_version(),), True), (
-        result.stderr + where.stderr)
 
+class BuiltPackagesTests(SynchronousTestCase):
+    """
+    What ``admin/build-packages`` builds (once, for all these tests).
+    """
 
-def test_lintian(built):
-    """
-    lintian finds nothing but what the package's overrides explain.
-    """
-    if shutil.which("lintian") is None:
-        pytest.skip("lintian is not installed")
-    result = subprocess.run(["lintian", str(_deb(built))],
-                            capture_output=True, text=True, timeout=900)
-    findings = [line for line in result.stdout.splitlines()
-                if line[:2] in ("E:", "W:")]
-    assert findings == [], result.stdout
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("dpkg-deb") is None:
+            raise SkipTest("dpkg-deb is needed to build the Debian package")
+        cls.built = _build()
+        cls.addClassCleanup(shutil.rmtree, str(cls.built), True)
+
+    def test_wheel_and_sdist(self):
+        """
+        The wheel holds the package and its console scripts; the sdist holds
+        the sources and the documentation.
+        """
+        version = _packaging.project_version()
+        wheel = self.built / ("flocker-%s-py3-none-any.whl" % (version,))
+        with zipfile.ZipFile(str(wheel)) as archive:
+            names = set(archive.namelist())
+            entry_points = archive.read(
+                "flocker-%s.dist-info/entry_points.txt" % (version,)).decode()
+        with tarfile.open(str(self.built / ("flocker-%s.tar.gz" % (
+                version,)))) as sd:
+            sources = {name.split("/", 1)[-1] for name in sd.getnames()}
+        self.assertEqual(
+            ({"flocker/node/_docker.py", "flocker/node/_dockerapi.py",
+              "flocker/volume/_capabilities.py"} <= names,
+             all(command in entry_points for command in
+                 ("flocker-deploy", "flocker-node", "flocker-volume")),
+             {"pyproject.toml", "flocker/__init__.py"} <= sources),
+            (True, True, True))
+
+    def test_control_fields(self):
+        """
+        The Debian package is flocker-node of this version, depending on
+        Docker, ZFS, OpenSSH's server, iptables and its Python.
+        """
+        fields = subprocess.run(["dpkg-deb", "-f", str(_deb(self.built))],
+                                capture_output=True, text=True,
+                                check=True).stdout
+        control = dict(line.split(": ", 1) for line in fields.splitlines()
+                       if ": " in line and not line.startswith(" "))
+        depends = [d.strip() for d in control["Depends"].split(",")]
+        self.assertEqual(
+            (control["Package"], control["Version"],
+             control["Architecture"], control["Section"]),
+            ("flocker-node", _packaging.project_version() + "-1",
+             subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                            text=True).stdout.strip(), "admin"))
+        self.assertLessEqual(
+            {"docker.io | docker-ce", "zfsutils-linux | zfs-fuse",
+             "openssh-server", "iptables"},
+            set(depends))
+        self.assertTrue(any(d.startswith("python3 (>= 3.") for d in depends))
+
+    def test_files(self):
+        """
+        The package installs the environment under /opt/flocker (exactly the
+        pinned requirements, and Flocker), the two node commands in /usr/bin and the
+        systemd unit running the agent; maintainer scripts are Python.
+        """
+        tmp_path = temporary_path(self)
+        root = tmp_path / "root"
+        subprocess.run(["dpkg-deb", "-R", str(_deb(self.built)), str(root)],
+                       check=True)
+        unit = (root / "lib" / "systemd" / "system" /
+                "flocker-node.service").read_text()
+        self.assertEqual(
+            ([os.readlink(str(root / "usr" / "bin" / c))
+              for c in ("flocker-node", "flocker-volume")],
+             "ExecStart=/usr/bin/flocker-node agent" in unit
+             or "ExecStart=/usr/bin/env flocker-node agent" in unit,
+             "WantedBy=multi-user.target" in unit,
+             set((root / "opt" / "flocker" / "requirements.txt").read_text()
+                 .splitlines()) - _pins(),
+             (root / "DEBIAN" / "postinst").read_text().splitlines()[0],
+             (root / "opt" / "flocker" / "bin" / "flocker-node").read_text()
+             .splitlines()[0]),
+            (["/opt/flocker/bin/flocker-node", "/opt/flocker/bin/flocker-volume"],
+             True, True, {"flocker==%s" % (_packaging.project_version(),)},
+             "#!/usr/bin/python3", "#!/opt/flocker/bin/python"))
+
+    def test_environment_runs(self):
+        """
+        Unpacked into a scratch root, the package's own Python environment
+        (nothing from this repository) runs Flocker's node commands.
+        """
+        tmp_path = temporary_path(self)
+        root = tmp_path / "root"
+        subprocess.run(["dpkg-deb", "-x", str(_deb(self.built)), str(root)],
+                       check=True)
+        python = root / "opt" / "flocker" / "bin" / "python"
+        result = subprocess.run(
+            [str(python), "-m", "flocker.node.script", "--version"],
+            capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin"},
+            timeout=120)
+        where = subprocess.run(
+            [str(python), "-c", "import flocker; print(flocker.__file__)"],
+            capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin"},
+            timeout=120)
+        self.assertEqual(
+            (result.returncode, result.stdout.strip(),
+             where.stdout.startswith(str(root / "opt" / "flocker"))),
+            (0, "flocker-node %s" % (_packaging.project_version(),), True),
+            result.stderr + where.stderr)
+
+    def test_lintian(self):
+        """
+        lintian finds nothing but what the package's overrides explain.
+        """
+        if shutil.which("lintian") is None:
+            raise SkipTest("lintian is not installed")
+        result = subprocess.run(["lintian", str(_deb(self.built))],
+                                capture_output=True, text=True, timeout=900)
+        findings = [line for line in result.stdout.splitlines()
+                    if line[:2] in ("E:", "W:")]
+        self.assertEqual(findings, [], result.stdout)

@@ -84,6 +84,21 @@ def test_defaults_file():
         ["/usr", "/opt", "/var/lib/dpkg", "/etc/default"])
 
 
+def test_defaults_file_names_every_etcd_member():
+    """
+    Given the lab's nodes, a node's ``/etc/default/flocker-node`` tells its
+    agent about every node's etcd member, its own first, so that a member
+    lost with its node leaves the other agents theirs and the rest.
+    """
+    lab = _lab_model.Lab.from_environ({"FLOCKER_LAB_STATE": "/srv/lab"})
+    nodes = [lab.node(1), lab.node(2), lab.node(3)]
+    lines = _lab_model.defaults_text(nodes[1], nodes).splitlines()
+    assert [line for line in lines
+            if line.startswith("FLOCKER_ETCD_ENDPOINTS=")] == [
+        "FLOCKER_ETCD_ENDPOINTS=http://10.99.0.12:2379,"
+        "http://10.99.0.11:2379,http://10.99.0.13:2379"]
+
+
 def test_passwd_text_moves_only_root_home():
     """
     A machine's ``/etc/passwd`` is the host's with root's home replaced.

@@ -10,7 +10,12 @@ encoded, 64-bit integers as decimal strings, fields equal to their default
 
 Every request has a deadline; a member that does not answer in time is
 skipped for the next one, so a cluster answers as long as one reachable
-member has a majority behind it.
+member has a majority behind it.  A watch lives on one member's connection:
+while it runs, that member is asked a quorum read every
+:data:`WATCH_CHECK_EVERY` seconds, and the watch is lost (to be set up
+again elsewhere) when the member does not answer: a member whose machine
+lost power never closes its connections, and one cut from its majority
+delivers no events.
 """
 
 import json
@@ -22,7 +27,9 @@ from treq.client import HTTPClient
 from twisted.internet.defer import (
     CancelledError, Deferred, TimeoutError, inlineCallbacks,
 )
-from twisted.internet.error import ConnectError, ConnectionLost
+from twisted.internet.error import (
+    ConnectError, ConnectingCancelledError, ConnectionLost,
+)
 from twisted.internet.protocol import Protocol
 from twisted.web.client import (
     Agent, HTTPConnectionPool, ResponseDone, ResponseFailed,
@@ -41,11 +48,16 @@ from ._logging import (
     ETCD_ENDPOINT_FAILED, ETCD_REQUEST, ETCD_WATCH, ETCD_WATCH_EVENTS,
 )
 
-__all__ = ["EtcdClient", "DEFAULT_TIMEOUT", "MAXIMUM_RESPONSE_BYTES"]
+__all__ = ["EtcdClient", "DEFAULT_TIMEOUT", "MAXIMUM_RESPONSE_BYTES",
+           "WATCH_CHECK_EVERY"]
 
 #: Seconds a member has to answer one request.  Short: a lease holder must
 #: learn that etcd is out of reach well within a lease's time to live.
 DEFAULT_TIMEOUT = 2.0
+
+#: Seconds between two checks that a watch's member still answers (with
+#: the request deadline, how long a watch may sit on a dead member).
+WATCH_CHECK_EVERY = 3.0
 
 #: The largest answer (or one watch message) read from etcd: Flocker's keys
 #: are a few hundred bytes each, so anything near this is not etcd talking.
@@ -59,8 +71,10 @@ _NOT_FOUND = 5
 _UNAVAILABLE = (14, 4)
 
 #: Failures meaning an endpoint did not answer (as opposed to refusing).
-_UNREACHABLE = (ConnectError, TimeoutError, CancelledError, ResponseFailed,
-                ConnectionLost)
+#: A connection attempt that the deadline cut (a member whose machine is
+#: off or cut off) fails with ``ConnectingCancelledError``.
+_UNREACHABLE = (ConnectError, ConnectingCancelledError, TimeoutError,
+                CancelledError, ResponseFailed, ConnectionLost)
 
 
 def _b64(data):
@@ -178,7 +192,7 @@ class _WatchProtocol(Protocol):
                 return
             self._line(line)
         if too_long:
-            self._lose(WatchLost("a watch message over the size limit"))
+            self.lose(WatchLost("a watch message over the size limit"))
 
     def _line(self, line):
         if not line.strip():
@@ -187,13 +201,13 @@ class _WatchProtocol(Protocol):
             message = json.loads(line)
             result = message.get("result")
         except (ValueError, AttributeError):
-            self._lose(WatchLost("etcd sent something that is not JSON"))
+            self.lose(WatchLost("etcd sent something that is not JSON"))
             return
         if result is None:
-            self._lose(_refusal(message.get("error") or message))
+            self.lose(_refusal(message.get("error") or message))
             return
         if result.get("canceled"):
-            self._lose(WatchLost("etcd cancelled the watch: %s" % (
+            self.lose(WatchLost("etcd cancelled the watch: %s" % (
                 result.get("cancel_reason") or "compacted to revision %s"
                 % (result.get("compact_revision"),),)))
             return
@@ -210,7 +224,15 @@ class _WatchProtocol(Protocol):
                 type="delete" if event.get("type") == "DELETE" else "put",
                 kv=_kv(event["kv"])))
 
-    def _lose(self, reason):
+    def lose(self, reason):
+        """
+        End the watch: ``done`` fails with ``reason`` once the connection
+        is dropped.
+
+        :param Exception reason: Why.
+        """
+        if self._lost is not None:
+            return
         self._lost = reason
         if self.transport is not None:
             self.transport.stopProducing()
@@ -435,10 +457,71 @@ class EtcdClient(object):
                 continue
             self._preferred = index
             watch.done.addBoth(_finish, action)
+            self._check_watch(watch, endpoint, prefix)
             return watch
         error = EtcdUnavailable("no etcd member answered (%s)" % (last,))
         action.finish(error)
         raise error
+
+
+    def _check_watch(self, watch, endpoint, prefix):
+        """
+        Ask ``endpoint`` a quorum read every :data:`WATCH_CHECK_EVERY`
+        seconds while ``watch`` runs; lose the watch when it does not
+        answer (its member died or lost its majority: no event would come).
+        """
+        body = json.dumps({"key": _b64(prefix),
+                           "range_end": _b64(prefix_end(prefix)),
+                           "count_only": True}).encode("ascii")
+        pending = []
+
+        def check():
+            pending[:] = []
+            d = self._post(endpoint + "/v3/kv/range", body)
+            d.addCallbacks(answered, failed)
+
+        def answered(result):
+            status, document = result
+            if status != 200 and isinstance(_refusal(document),
+                                             EtcdUnavailable):
+                # It answers, without a majority for now (a new leader is
+                # being elected): set the watch up again, here or
+                # elsewhere.
+                return lose(str(_refusal(document)), reachable=True)
+            schedule()
+
+        def failed(failure):
+            if failure.check(*_UNREACHABLE):
+                return lose(failure.getErrorMessage() or
+                            failure.type.__name__, reachable=False)
+            # Any other answer (a garbled one) still comes from a live
+            # member; the watch itself says when it ends.
+            schedule()
+
+        def lose(reason, reachable):
+            if not watch.done.called:
+                reason = "%s: %s" % (endpoint, reason)
+                ETCD_ENDPOINT_FAILED.log(endpoint=endpoint, reason=reason)
+                if (not reachable and
+                        self._endpoints[self._preferred] == endpoint):
+                    # Do not wait for it first again.
+                    self._preferred = (self._preferred + 1) % len(
+                        self._endpoints)
+                watch.lose(WatchLost(
+                    "etcd member stopped answering (%s)" % (reason,)))
+
+        def schedule():
+            if not watch.done.called:
+                pending.append(self._reactor.callLater(WATCH_CHECK_EVERY,
+                                                       check))
+
+        def ended(result):
+            for call in pending:
+                if call.active():
+                    call.cancel()
+            return result
+        watch.done.addBoth(ended)
+        schedule()
 
 
 def _finish(result, action):

@@ -23,9 +23,10 @@ import attr
 from eliot import start_action
 from twisted.internet.defer import succeed
 
-from ._interface import LeaseExpired
+from ._interface import Lease, LeaseExpired
 from ._logging import (
-    LEASE_FENCE, LEASE_KEEPER, LEASE_RENEWAL_FAILED, LEASE_RENEWED,
+    LEASE_ADOPTED, LEASE_FENCE, LEASE_KEEPER, LEASE_RENEWAL_FAILED,
+    LEASE_RENEWED,
 )
 
 __all__ = ["LeaseKeeper", "LeaseTiming", "DEFAULT_TIMING"]
@@ -132,21 +133,55 @@ class LeaseKeeper(object):
         """
         sent = self._clock.seconds()
         d = self._etcd.grant(self.timing.ttl)
+        return d.addCallback(self._took, sent)
 
-        def granted(lease):
-            self.lease = lease
-            self._action = start_action(
-                action_type=LEASE_KEEPER.action_type, key=self._log_key(),
-                lease=lease.id, ttl=lease.ttl)
-            if self._released:
-                # Released while the grant was on its way.
-                self._etcd.revoke(lease.id).addErrback(lambda _: None)
-                self._action.finish()
-                return lease
-            self._answered(sent)
-            self._schedule_renewal()
+    def adopt(self, lease):
+        """
+        Hold a lease granted earlier (by this node's agent before it
+        restarted: etcd's leases belong to no connection), and keep it
+        alive from now on.  The first keep-alive counts as the grant: the
+        fence is set from the moment it was sent.
+
+        :param int lease: The lease's identifier (the ``lease`` of a key
+            attached to it).
+        :return: ``Deferred`` firing with the :class:`Lease`; failing with
+            :class:`LeaseExpired` if etcd ended it already, as
+            :meth:`IEtcd.keep_alive` does otherwise, or with ``ValueError``
+            for a lease shorter than this keeper's timing counts on (it is
+            then left alone to end).  On failure the keeper holds nothing.
+        """
+        sent = self._clock.seconds()
+        d = self._etcd.keep_alive(lease)
+
+        def renewed(ttl):
+            if ttl < self.timing.ttl:
+                raise ValueError(
+                    "lease %x lives %ds, less than the %ds this holder's "
+                    "fence counts on" % (lease, ttl, self.timing.ttl))
+            taken = self._took(Lease(id=lease, ttl=ttl), sent)
+            with self._action.context():
+                LEASE_ADOPTED.log(lease=lease)
+            return taken
+        return d.addCallback(renewed)
+
+    def _took(self, lease, sent):
+        """
+        Hold ``lease``, granted or renewed by a request sent at ``sent``.
+
+        :return: ``lease``.
+        """
+        self.lease = lease
+        self._action = start_action(
+            action_type=LEASE_KEEPER.action_type, key=self._log_key(),
+            lease=lease.id, ttl=lease.ttl)
+        if self._released:
+            # Released while the grant was on its way.
+            self._etcd.revoke(lease.id).addErrback(lambda _: None)
+            self._action.finish()
             return lease
-        return d.addCallback(granted)
+        self._answered(sent)
+        self._schedule_renewal()
+        return lease
 
     @property
     def active(self):

@@ -11,7 +11,8 @@ from eliot import ActionType, Field, MessageType
 __all__ = [
     "ETCD_REQUEST", "ETCD_ENDPOINT_FAILED", "ETCD_WATCH",
     "ETCD_WATCH_EVENTS", "LEASE_KEEPER", "LEASE_RENEWED",
-    "LEASE_RENEWAL_FAILED", "LEASE_FENCE", "LEASE_CLAIM",
+    "LEASE_RENEWAL_FAILED", "LEASE_FENCE", "LEASE_CLAIM", "LEASE_ADOPTED",
+    "LEASE_RETAKE",
 ]
 
 _PATH = Field.for_types(
@@ -37,6 +38,8 @@ _APPLICATION = Field.for_types(
     "application", [str], "Name of a Flocker application.")
 _EPOCH = Field.for_types("epoch", [int], "An ownership epoch.")
 _WON = Field.for_types("won", [bool], "Whether the claim's transaction won.")
+_HELD = Field.for_types(
+    "held", [bool], "Whether the node holds the application's lease again.")
 
 ETCD_REQUEST = ActionType(
     "flocker:etcd:request", [_PATH], [_ENDPOINT],
@@ -75,3 +78,13 @@ LEASE_FENCE = ActionType(
 LEASE_CLAIM = ActionType(
     "flocker:etcd:claim", [_APPLICATION, _EPOCH], [_WON],
     "A node tries to win an application's placement key for a new epoch.")
+
+LEASE_ADOPTED = MessageType(
+    "flocker:etcd:lease_adopted", [_LEASE],
+    "A lease granted earlier (before the holder's agent restarted) is held "
+    "and kept alive again.")
+
+LEASE_RETAKE = ActionType(
+    "flocker:etcd:retake", [_APPLICATION, _EPOCH], [_HELD],
+    "An agent that (re)started takes back the lease of an application etcd "
+    "says it still runs at the current epoch (held), or stops it.")

@@ -19,7 +19,10 @@ involved (the application's node and its standbys) runs one
   claims the application in one transaction (the owner key is absent and
   the epoch is the one it read), starting it at the next epoch;
 * every node watches ``flocker/v1/placement/`` and points its routes for
-  the application's ports at the node named there.
+  the application's ports at the node named there;
+* a standby that took an application over replicates its volumes to the
+  application's other standbys, and those, seeing the takeover's placement
+  (which names the new owner's identity), make their copies follow it.
 
 The node's work (stopping, starting at an epoch, routes, reading its copy)
 goes through :class:`IFailoverActions`, so this module decides and the
@@ -35,7 +38,7 @@ from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from .._model import Route
+from .._model import Replication, Route
 from ._automatic_config import AutomaticApplication, automatic_applications
 from ._lock import node_file_path
 from ._state_file import load_list, save_list
@@ -43,7 +46,7 @@ from ..etcd import (
     Compare, DEFAULT_TIMING, Delete, EtcdClient, EtcdError, EtcdUnavailable,
     LeaseKeeper, Put, WatchLost,
 )
-from ..etcd._logging import LEASE_CLAIM
+from ..etcd._logging import LEASE_CLAIM, LEASE_RETAKE
 
 __all__ = [
     "IFailoverActions", "AutomaticApplication", "AutomaticFailover",
@@ -202,6 +205,25 @@ class IFailoverActions(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def identity():
+        """
+        :return: ``Deferred`` firing with this node's identity (what its
+            copies' followers record as their owner), or ``None`` when it
+            has none (no pool).
+        """
+
+    def follow_copy(name, owner, epoch):
+        """
+        Make this node's copy of the application's volumes follow node
+        ``owner`` at ``epoch`` (a standby took it over): from then on it
+        takes the new owner's pushes and refuses the old owner's.
+
+        :param str name: The application.
+        :param str owner: The new owner's identity.
+        :param int epoch: The takeover's epoch.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
 
 @implementer(IFailoverActions)
 class LocalFailoverActions(object):
@@ -210,7 +232,8 @@ class LocalFailoverActions(object):
     volume service and its route manager.
     """
 
-    def __init__(self, address, agent, volumes, routes, applications):
+    def __init__(self, address, agent, volumes, routes, applications,
+                 replicator=None):
         """
         :param str address: This node's address.
         :param agent: Callable returning this node's ``INodeAgent``.
@@ -218,15 +241,60 @@ class LocalFailoverActions(object):
         :param routes: ``IRouteManager`` provider.
         :param applications: Callable given a name, returning its
             :class:`AutomaticApplication` (or ``None``).
+        :param replicator: The node's
+            :class:`~flocker.node._replication.Replicator`, or ``None``
+            (then a takeover replicates nothing).
         """
         self._address = address
         self._agent = agent
         self._volumes = volumes
         self._routes = routes
         self._applications = applications
+        self._replicator = replicator
 
+    @inlineCallbacks
     def stop(self, name):
-        return self._agent().stop_application(name)
+        yield self._agent().stop_application(name)
+        # Stopped by a fence or for a newer owner: this node's copy is no
+        # longer the one to send anywhere.
+        application = self._applications(name)
+        if self._replicator is not None and application is not None:
+            current = self._replicator.replications()
+            kept = current
+            for volume in application.volumes:
+                kept = kept.discard(volume)
+            if kept != current:
+                yield self._replicator.configure(kept)
+
+    def _replicate(self, application):
+        """
+        Replicate ``application``'s volumes from this node (which just took
+        it over) to its other standbys, at its standby's interval; the
+        other volumes' replication goes on unchanged.
+        """
+        others = [node for node in application.standbys
+                  if node != self._address]
+        if self._replicator is None or not others:
+            return succeed(None)
+        current = self._replicator.replications()
+        wanted = current
+        for volume in application.volumes:
+            wanted = wanted.set(volume, Replication(
+                volume=volume, application=application.name,
+                standbys=others, interval=application.interval))
+        return self._replicator.configure(wanted)
+
+    def identity(self):
+        return succeed(getattr(self._volumes(), "node_id", None))
+
+    @inlineCallbacks
+    def follow_copy(self, name, owner, epoch):
+        application = self._applications(name)
+        if application is None:
+            return
+        agent = self._agent()
+        for volume in application.volumes:
+            yield agent.fence_volume(volume, owner, epoch)
 
     @inlineCallbacks
     def start(self, name, epoch):
@@ -240,6 +308,9 @@ class LocalFailoverActions(object):
         for volume in application.volumes:
             yield agent.take_over_volume(volume, epoch)
         yield agent.start_application(application.application)
+        # Without waiting for the operator's deploy: the other standbys'
+        # copies follow this node from its placement on.
+        yield self._replicate(application)
 
     @inlineCallbacks
     def copy_freshness(self, name):
@@ -306,8 +377,21 @@ def _owner(kv):
     return value["node"], int(value["epoch"])
 
 
-def _placement_value(node, epoch):
-    return json.dumps({"node": node, "epoch": epoch}).encode("ascii")
+def _identity(kv):
+    """
+    :return: The owner's identity a takeover's placement value names, or
+        ``None`` (a placement made by a deploy's hold names none).
+    """
+    value = json.loads(kv.value.decode("ascii"))
+    identity = value.get("node_id")
+    return identity if isinstance(identity, str) else None
+
+
+def _placement_value(node, epoch, node_id=None):
+    value = {"node": node, "epoch": epoch}
+    if node_id is not None:
+        value["node_id"] = node_id
+    return json.dumps(value).encode("ascii")
 
 
 class AutomaticFailover(object):
@@ -469,21 +553,76 @@ class AutomaticFailover(object):
 
     def start(self):
         """
-        Stop whatever configured application runs here (nothing is held
-        yet: an agent that restarted lost its leases, and a standby may be
-        taking over), then read the placements and owners and watch them
-        from then on, trying again while etcd cannot be reached.
+        Take back what this node still holds, stop the rest, then watch the
+        placements and owners, trying again while etcd cannot be reached.
+
+        An agent that restarted finds, for each configured application,
+        either its own owner key at the current epoch, whose lease (which
+        belongs to no connection) it keeps alive again: the application
+        goes on running, nothing fails over; or anything else (another
+        owner, a newer epoch, no owner: its lease ended and a standby may
+        be taking over; etcd out of reach), and then it stops whatever of
+        the application runs here.
 
         :return: ``Deferred`` firing once the first attempt ended.
         """
-        for name in sorted(self._applications):
-            self._actions.stop(name).addErrback(write_failure)
-        d = self._watch()
+        d = self._retake()
+        d.addCallback(lambda _: self._watch())
         d.addErrback(self._retry)
         return d
 
+    @inlineCallbacks
+    def _retake(self):
+        try:
+            _, kvs = yield self._etcd.get_prefix(PREFIX)
+        except Exception:
+            # Nothing can be shown to be this node's.
+            for name in sorted(self._applications):
+                self._actions.stop(name).addErrback(write_failure)
+            raise
+        found = {kv.key: kv for kv in kvs}
+        for name in sorted(self._applications):
+            if name in self.held:
+                continue
+            owner = found.get(owner_key(name))
+            epoch = found.get(epoch_key(name))
+            mine = (owner is not None and epoch is not None and
+                    owner.lease != 0 and
+                    _owner(owner) == (self.address, int(epoch.value)))
+            retaken = False
+            if mine:
+                retaken = yield self._adopt(name, owner.lease,
+                                            int(epoch.value))
+            if not retaken:
+                self._actions.stop(name).addErrback(write_failure)
+
+    @inlineCallbacks
+    def _adopt(self, name, lease, epoch):
+        """
+        Hold ``name`` again on its owner key's ``lease``.
+
+        :return: ``Deferred`` firing with ``True`` if held.
+        """
+        with start_action(action_type=LEASE_RETAKE.action_type,
+                          application=name, epoch=epoch) as action:
+            keeper = self._keeper(name)
+            try:
+                yield keeper.adopt(lease)
+            except Exception:
+                write_failure(Failure())
+                action.add_success_fields(held=False)
+                return False
+            self.held[name] = keeper
+            self.epochs[name] = epoch
+            action.add_success_fields(held=True)
+            return True
+
     def _retry(self, failure):
-        failure.trap(EtcdUnavailable, EtcdError)
+        # Whatever went wrong, this node must go on watching: a node that
+        # stopped would neither take over nor follow a placement.  An
+        # unexpected failure is logged.
+        if not failure.check(EtcdUnavailable, EtcdError, WatchLost):
+            write_failure(failure)
         if not self._stopped:
             self._clock.callLater(REWATCH_DELAY, self._rewatch)
 
@@ -506,9 +645,7 @@ class AutomaticFailover(object):
     def _lost(self, failure, watch):
         if watch in self._watches:
             self._watches.remove(watch)
-        failure.trap(WatchLost, EtcdUnavailable, EtcdError)
-        if not self._stopped:
-            self._clock.callLater(REWATCH_DELAY, self._rewatch)
+        self._retry(failure)
 
     def _rewatch(self):
         if self._stopped:
@@ -539,7 +676,7 @@ class AutomaticFailover(object):
         kind, _, rest = key[len(PREFIX):].partition(b"/")
         name = rest.split(b"/")[0].decode("ascii", "replace")
         if kind == b"placement" and kv is not None:
-            self._placed(name, *_owner(kv))
+            self._placed(name, *_owner(kv), owner=_identity(kv))
         elif kind == b"placement":
             # Released on purpose: nobody is to take it over.
             if self.placements.pop(name, None) is not None:
@@ -557,7 +694,7 @@ class AutomaticFailover(object):
             if takeover is not None:
                 takeover.copy_changed(key, kv)
 
-    def _placed(self, name, node, epoch):
+    def _placed(self, name, node, epoch, owner=None):
         if self.placements.get(name) != (node, epoch):
             self.placements[name] = (node, epoch)
             self._on_change()
@@ -573,6 +710,13 @@ class AutomaticFailover(object):
             self._actions.stop(name).addErrback(write_failure)
         self._actions.follow(name, node, application.ports).addErrback(
             write_failure)
+        if (owner is not None and node != self.address and
+                self.address in application.standbys):
+            # A standby took it over: this node's copy follows it now (the
+            # new owner replicates to it; the old owner's pushes are
+            # refused).
+            self._actions.follow_copy(name, owner, epoch).addErrback(
+                write_failure)
 
     def _owner_gone(self, name):
         application = self._applications.get(name)
@@ -710,6 +854,11 @@ class _Takeover(object):
             return
         old = int(epoch_kv.value) if epoch_kv else 0
         new = max(old, self._mine.epoch) + 1
+        try:
+            identity = yield failover._actions.identity()
+        except Exception:
+            write_failure(Failure())
+            identity = None
         with start_action(action_type=LEASE_CLAIM.action_type,
                           application=name, epoch=new) as action:
             try:
@@ -724,7 +873,7 @@ class _Takeover(object):
                     Put(key=owner_key(name), value=_placement_value(
                         failover.address, new), lease=lease.id),
                     Put(key=placement_key(name), value=_placement_value(
-                        failover.address, new)),
+                        failover.address, new, identity)),
                 ] + [Delete(key=copy_key(name, node))
                      for node in sorted(self._copies)])
             except (EtcdUnavailable, EtcdError):
@@ -766,7 +915,7 @@ def default_automatic_path(environ, address):
 
 
 def automatic_failover(reactor, environ, address, agent, volumes, routes,
-                       on_change=None):
+                       on_change=None, replicator=None):
     """
     Build the agent's :class:`AutomaticFailover` if it has etcd.
 
@@ -778,6 +927,7 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes,
     :param volumes: Callable returning the current ``IVolumeService``.
     :param routes: ``IRouteManager`` provider.
     :param on_change: See :class:`AutomaticFailover`.
+    :param replicator: See :class:`LocalFailoverActions`.
     :return: The :class:`AutomaticFailover` (not started), or ``None``.
     """
     endpoints = [e.strip() for e in environ.get(ETCD_ENDPOINTS, "").split(",")
@@ -787,7 +937,7 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes,
     failover = []
     actions = LocalFailoverActions(
         address, agent, volumes, routes,
-        lambda name: failover[0].application(name))
+        lambda name: failover[0].application(name), replicator)
     failover.append(AutomaticFailover(
         reactor, EtcdClient(reactor, endpoints), address, actions,
         store=AutomaticStore(default_automatic_path(environ, address)),

@@ -8,6 +8,7 @@ by the planner (which imports no I/O) and the agent's automatic failover
 import attr
 from pyrsistent import pvector
 
+from .._model import DEFAULT_STANDBY_INTERVAL
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict,
 )
@@ -35,12 +36,17 @@ class AutomaticApplication(object):
         node routes to wherever it runs.
     :ivar application: The :class:`~flocker._model.Application` a standby
         starts when it takes over, or ``None`` (a node that only routes).
+    :ivar int interval: Nanoseconds between two snapshots of its
+        replication (the standby's ``every``): the interval at which a
+        standby that took it over replicates to the other standbys.
     """
     name = attr.ib(validator=attr.validators.instance_of(str))
     primary = attr.ib(default="", validator=attr.validators.instance_of(str))
     standbys = attr.ib(converter=pvector, default=pvector())
     ports = attr.ib(converter=_ports, default=frozenset())
     application = attr.ib(default=None)
+    interval = attr.ib(default=DEFAULT_STANDBY_INTERVAL,
+                       validator=attr.validators.instance_of(int))
 
     @property
     def volumes(self):
@@ -63,6 +69,7 @@ class AutomaticApplication(object):
             "ports": sorted([port, protocol] for port, protocol in self.ports),
             "application": None if self.application is None else
             application_to_dict(self.application, contents=True),
+            "interval": self.interval,
         }
 
     @classmethod
@@ -79,7 +86,10 @@ class AutomaticApplication(object):
                 ports=[(int(port), str(protocol))
                        for port, protocol in data["ports"]],
                 application=None if data["application"] is None else
-                application_from_dict(data["application"]))
+                application_from_dict(data["application"]),
+                # Absent from what agents before it was added stored.
+                interval=int(data.get("interval",
+                                      DEFAULT_STANDBY_INTERVAL)))
         except (KeyError, TypeError, ValueError) as e:
             raise SerializationError(
                 "not an automatic application: %s" % (e,))
@@ -102,7 +112,7 @@ def automatic_applications(deployment):
             name=name, primary=primary, standbys=standby.nodes,
             ports=[(port.external, port.protocol)
                    for port in application.ports],
-            application=application))
+            application=application, interval=standby.interval))
     return pvector(found)
 
 

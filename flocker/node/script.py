@@ -378,7 +378,8 @@ def build_service(reactor, options, environ):
         automatic = automatic_failover(
             reactor, environ, address, lambda: service.agent(address),
             lambda: current[0], routes,
-            on_change=lambda: keeper.invalidate("automatic placement"))
+            on_change=lambda: keeper.invalidate("automatic placement"),
+            replicator=replicator)
         service = AgentService(
             reactor, kept_reports(
                 local_agents(docker, lambda: current[0], routes,

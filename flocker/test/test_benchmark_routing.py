@@ -8,7 +8,8 @@ without them, and fails instead under ``CI=true``.
 """
 
 import re
-from unittest import TestCase
+
+from twisted.trial.unittest import SynchronousTestCase
 
 from ..route.test._netns import NetworkLab, can_make_namespaces
 from ..testtools import require
@@ -30,7 +31,7 @@ def rule_packets(lab, namespace, table, chain):
     return counted
 
 
-class ContainerFloorTests(TestCase):
+class ContainerFloorTests(SynchronousTestCase):
     """
     The ``forwarded`` path: node2 as a plain router to a second address of
     node1, which Docker's DNAT sends to the container.

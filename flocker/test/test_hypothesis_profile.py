@@ -2,12 +2,11 @@
 Tests for the hypothesis profile every test session loads (``conftest.py``).
 """
 
-from unittest import TestCase
-
 from hypothesis import HealthCheck, settings
+from twisted.trial.unittest import SynchronousTestCase
 
 
-class ProfileTests(TestCase):
+class ProfileTests(SynchronousTestCase):
     """
     The suite's property tests cannot fail because the machine is busy.
     """

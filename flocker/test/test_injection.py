@@ -13,10 +13,10 @@ import json
 import re
 import shlex
 
-import pytest
 from hypothesis import given, strategies as st
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
     Application, AttachedVolume, InvalidModel, Link, Route,
@@ -30,6 +30,7 @@ from flocker.node._server import AgentService
 from flocker.testtools.strategies import fuzz_settings
 from flocker.volume._errors import UnsafeName
 from flocker.volume._service import SSHRemote
+from flocker.testtools import cases, with_cases
 
 #: Values hostile to shells, paths, parsers and terminals.
 HOSTILE = [
@@ -170,16 +171,18 @@ _NORMALISED = frozenset({"mountpoint", "mountpoint below /srv"})
 _INTERPOLATED = frozenset({"compose environment value", "compose port"})
 
 
-class TestParseTime(object):
+@with_cases
+class ParseTimeTests(SynchronousTestCase):
     """
     A hostile value in any field is refused where it is written, unless the
     field is free text (and then it is kept exactly) or the value follows
     the field's rule.
     """
 
-    @pytest.mark.parametrize("field", sorted(FIELDS))
-    @pytest.mark.parametrize("value", HOSTILE, ids=[
-        "%d-%s" % (i, ascii(v)[:20]) for i, v in enumerate(HOSTILE)])
+    @cases([(field, value) for field in sorted(FIELDS) for value in HOSTILE],
+           ids=["%s-%d-%s" % (field, i, ascii(value)[:20])
+                for field in sorted(FIELDS)
+                for i, value in enumerate(HOSTILE)])
     def test_refused_or_kept(self, field, value):
         """
         Parsing either reports a problem at the value's line (and nothing
@@ -199,18 +202,20 @@ class TestParseTime(object):
             parsed = parse_configuration(texts[DEPLOYMENT], DEPLOYMENT,
                                          texts[APPLICATION], APPLICATION)
         except ConfigurationErrors as e:
-            assert not rule(value), str(e)
-            assert [(error.path, error.line) for error in e] == [
-                (path, line)], str(e)
-            assert all("\n" not in str(error) for error in e)
+            self.assertFalse(rule(value), str(e))
+            self.assertEqual(
+                [(error.path, error.line) for error in e],
+                [(path, line)],
+                str(e))
+            self.assertTrue(all("\n" not in str(error) for error in e))
         else:
-            assert rule(value)
+            self.assertTrue(rule(value))
             if read is not None:
                 (node,) = parsed.nodes
                 web = [a for a in node.applications if a.name == "web"][0]
                 kept = (value.rstrip("/") if field in _NORMALISED
                         else value)
-                assert read(web) == kept
+                self.assertEqual(read(web), kept)
 
 
 def _application(environment=None, command=None, mountpoint=None):
@@ -242,7 +247,8 @@ class _RecordingAgent(object):
         return succeed(None)
 
 
-class TestReachesTheNode(object):
+@with_cases
+class ReachesTheNodeTests(SynchronousTestCase):
     """
     Free-text values reach the node untouched: the application travels in
     the agent protocol's documents and arrives equal, the SSH command lines
@@ -271,11 +277,10 @@ class TestReachesTheNode(object):
         done = []
         agent.start_application(application).addBoth(done.append)
         network.flush()
-        assert done == [None]
-        assert node.started == [application]
+        self.assertEqual(done, [None])
+        self.assertEqual(node.started, [application])
 
-    @pytest.mark.parametrize("value", [
-        value for value in HOSTILE if _free_text(value)])
+    @cases([(value,) for value in HOSTILE if _free_text(value)])
     def test_command_line_splits_back(self, value):
         """
         Whatever an argument holds, the command line carried by SSH splits
@@ -283,22 +288,21 @@ class TestReachesTheNode(object):
         """
         argv = ["flocker-node", "--address", "192.0.2.1", "report", value,
                 "-" + value, value + ";" + value]
-        assert shlex.split(quote_argv(argv).decode("utf-8")) == argv
+        self.assertEqual(shlex.split(quote_argv(argv).decode("utf-8")), argv)
 
-    @pytest.mark.parametrize("value", [
-        value for value in HOSTILE if _free_text(value)])
+    @cases([(value,) for value in HOSTILE if _free_text(value)])
     def test_docker_gets_one_element(self, value):
         """
         An environment value is the rest of one ``Env`` element after
         ``NAME=``, and a command argument one ``Cmd`` element.
         """
         config = container_config(_application({"A": value}, [value, value]))
-        assert config["Env"] == ["A=" + value]
-        assert config["Cmd"] == [value, value]
-        assert json.loads(json.dumps(config)) == config
+        self.assertEqual(config["Env"], ["A=" + value])
+        self.assertEqual(config["Cmd"], [value, value])
+        self.assertEqual(json.loads(json.dumps(config)), config)
 
-    @pytest.mark.parametrize("mountpoint", [
-        "/srv/" + value for value in HOSTILE if _mountpoint("/srv/" + value)])
+    @cases([("/srv/" + value,) for value in HOSTILE
+            if _mountpoint("/srv/" + value)])
     def test_binds_one_field(self, mountpoint):
         """
         An accepted mountpoint, metacharacters and all, is exactly the
@@ -308,46 +312,45 @@ class TestReachesTheNode(object):
         config = container_config(_application(mountpoint=mountpoint),
                                   "/flocker/web")
         [bind] = config["HostConfig"]["Binds"]
-        assert bind.split(":") == ["/flocker/web", mountpoint]
+        self.assertEqual(bind.split(":"), ["/flocker/web", mountpoint])
 
     def test_binds_colon_refused(self):
         """
         A library user's mountpoint holding ``:`` (which the files refuse)
         is refused when the container is built.
         """
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             container_config(_application(mountpoint="/data:ro"),
                              "/flocker/web")
 
 
-class TestNodeToNode(object):
+@with_cases
+class NodeToNodeTests(SynchronousTestCase):
     """
     A node reaching another node with ``ssh`` (a push's receive, a
     hand-off's acquire) sends only words nothing in a shell reads, to an
     address that cannot pass for an option.
     """
 
-    @pytest.mark.parametrize("value", [
-        value for value in HOSTILE
-        if not re.match(r"\A[A-Za-z0-9][A-Za-z0-9.:-]*\Z", value)
-        or ".." in value])
+    @cases([(value,) for value in HOSTILE
+            if not re.match(r"\A[A-Za-z0-9][A-Za-z0-9.:-]*\Z", value)
+            or ".." in value])
     def test_address(self, value):
         """
         A node address holding anything but letters, digits, ``.``, ``:``
         (IPv6) and ``-``, or starting with ``-``, is refused before ssh
         runs.
         """
-        with pytest.raises(UnsafeName):
+        with self.assertRaises(UnsafeName):
             SSHRemote().argv(value, ["list"])
 
-    @pytest.mark.parametrize("value", [
-        value for value in HOSTILE
-        if not re.match(r"\A[A-Za-z0-9_./:@=,-]+\Z", value)])
+    @cases([(value,) for value in HOSTILE
+            if not re.match(r"\A[A-Za-z0-9_./:@=,-]+\Z", value)])
     def test_word(self, value):
         """
         A word a remote shell would read is refused before ssh runs.
         """
-        with pytest.raises(UnsafeName):
+        with self.assertRaises(UnsafeName):
             SSHRemote().argv("192.0.2.2", ["receive", value])
 
     def test_address_is_last_option(self):
@@ -358,34 +361,34 @@ class TestNodeToNode(object):
         """
         argv = SSHRemote().argv("192.0.2.2", ["receive", "-x"])
         position = argv.index("root@192.0.2.2")
-        assert argv[position + 1:] == ["flocker-volume", "receive", "-x"]
+        self.assertEqual(argv[position + 1:],
+                         ["flocker-volume", "receive", "-x"])
 
 
-class TestRoutingText(object):
+@with_cases
+class RoutingTextTests(SynchronousTestCase):
     """
     Routes reach ``iptables-restore`` as lines of text, split at spaces:
     the values in them (addresses, aliases) are model values, which refuse
     anything that could end a token or a line.
     """
 
-    @pytest.mark.parametrize("value", [
-        value for value in HOSTILE
-        if not re.match(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]*\Z", value)
-        or ".." in value])
+    @cases([(value,) for value in HOSTILE
+            if not re.match(r"\A[A-Za-z0-9:][A-Za-z0-9.:-]*\Z", value)
+            or ".." in value])
     def test_route_address(self, value):
         """
         A route to an address holding anything but letters, digits, ``.``,
         ``:`` and ``-`` cannot be built.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Route(port=80, address=value)
 
-    @pytest.mark.parametrize("value", [
-        value for value in HOSTILE if not _safe_name(value)])
+    @cases([(value,) for value in HOSTILE if not _safe_name(value)])
     def test_link_alias(self, value):
         """
         A link whose alias (part of its rules' comment) is not a safe name
         cannot be built.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Link(local_port=1, remote_port=1, alias=value)

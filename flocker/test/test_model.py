@@ -4,7 +4,6 @@ Tests for ``flocker._model`` (values and their invariants) and
 """
 
 import attr
-import pytest
 from hypothesis import given, strategies as st
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -25,6 +24,7 @@ from flocker.testtools.strategies import (
     application_names, applications, cluster_states, deployments,
     fuzz_settings, node_addresses, node_states, tcp_ports,
 )
+from flocker.testtools import cases, with_cases
 
 WEB = Application(name="web", image="example/web",
                   ports=[Port(internal=80, external=8080)])
@@ -32,101 +32,105 @@ DB = Application(name="db", image="postgres",
                  ports=[Port(internal=5432, external=5432)])
 
 
-class TestSafeNames(object):
+@with_cases
+class SafeNamesTests(SynchronousTestCase):
     """
     ``is_safe_name``: the names that become container, dataset and
     iptables names.
     """
 
-    @pytest.mark.parametrize("name", ["a", "web-1", "DB_2", "9lives",
-                                      "x" * 63, "site-example.com", "a.b"])
+    @cases([(name,) for name in ["a", "web-1", "DB_2", "9lives",
+                                 "x" * 63, "site-example.com", "a.b"]])
     def test_accepted(self, name):
         """
         Letters, digits, '-', '_' and '.' starting with a letter or digit,
         up to 63 characters, are safe (Docker's container name characters;
         Flocker 0.4 names such as ``site-example.com``).
         """
-        assert is_safe_name(name)
+        self.assertTrue(is_safe_name(name))
 
-    @pytest.mark.parametrize("name", [
+    @cases([(name,) for name in [
         "", "-rf", "_x", "a b", "a;b", "a/b", "..", "a..b", ".a", "$(x)", "a\nb",
-        "x" * 64, "é", 5, None, b"web"])
+        "x" * 64, "é", 5, None, b"web"]])
     def test_refused(self, name):
         """
         Anything else, including non-strings, is not.
         """
-        assert not is_safe_name(name)
+        self.assertFalse(is_safe_name(name))
 
     @given(application_names())
     def test_generated_names_are_safe(self, name):
         """
         The shared strategy only generates safe names.
         """
-        assert is_safe_name(name)
+        self.assertTrue(is_safe_name(name))
 
 
-class TestPortAndLink(object):
+@with_cases
+class PortAndLinkTests(SynchronousTestCase):
     """
     ``Port`` and ``Link``.
     """
 
-    @pytest.mark.parametrize("bad", [0, 65536, -1, True, "80", 80.0, None])
+    @cases([(bad,) for bad in [0, 65536, -1, True, "80", 80.0, None]])
     def test_port_range(self, bad):
         """
         Port numbers are integers (not booleans) within 1-65535.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Port(internal=bad, external=80)
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Port(internal=80, external=bad)
 
     def test_link_alias(self):
         """
         A link's alias must be a safe name.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Link(local_port=1, remote_port=2, alias="a b")
 
     def test_link_ports(self):
         """
         A link's ports are TCP ports.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Link(local_port=0, remote_port=2, alias="a")
 
 
-class TestAttachedVolume(object):
+@with_cases
+class AttachedVolumeTests(SynchronousTestCase):
     """
     ``AttachedVolume`` mountpoints and sizes.
     """
 
-    @pytest.mark.parametrize("mountpoint", [
+    @cases([(mountpoint,) for mountpoint in [
         "data", "", "/", "/a/../b", "/a/", "/a//b", "/a/./b", "/a\x00",
-        "/a\nb", "/" + "x" * 1024, None])
+        "/a\nb", "/" + "x" * 1024, None]])
     def test_bad_mountpoint(self, mountpoint):
         """
         Mountpoints are absolute, normalised, not ``/``, without ``..`` or
         control characters, at most 1024 characters.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             AttachedVolume(mountpoint=mountpoint)
 
-    @pytest.mark.parametrize("size", [0, -1, True, 1.5, "1G"])
+    @cases([(size,) for size in [0, -1, True, 1.5, "1G"]])
     def test_bad_size(self, size):
         """
         The maximum size is a positive integer or ``None``.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             AttachedVolume(mountpoint="/data", maximum_size=size)
 
     def test_defaults(self):
         """
         Without a size the volume has no quota.
         """
-        assert AttachedVolume(mountpoint="/data").maximum_size is None
+        self.assertIsNone(AttachedVolume(mountpoint="/data").maximum_size)
 
 
-class TestSeveralVolumes(object):
+@with_cases
+class SeveralVolumesTests(SynchronousTestCase):
     """
     Named volumes: ``Application.volumes``, ``all_volumes`` and the
     deployment's rules for volumes shared by several applications.
@@ -143,17 +147,18 @@ class TestSeveralVolumes(object):
         application = Application(
             name="web", image="i", volume=AttachedVolume(mountpoint="/own"),
             volumes=[self.LOGS, self.DATA])
-        assert application.all_volumes() == (
-            self.DATA, self.LOGS,
-            AttachedVolume(name="web", mountpoint="/own"))
+        self.assertEqual(
+            application.all_volumes(),
+            (self.DATA, self.LOGS,
+             AttachedVolume(name="web", mountpoint="/own")))
 
     def test_no_volumes(self):
         """
         An application without volumes has none.
         """
-        assert WEB.all_volumes() == ()
+        self.assertEqual(WEB.all_volumes(), ())
 
-    @pytest.mark.parametrize("fields", [
+    @cases([(fields,) for fields in [
         dict(volumes=[AttachedVolume(mountpoint="/x")]),
         dict(volumes=["/x"]),
         dict(volumes=[AttachedVolume(name="data", mountpoint="/x"),
@@ -165,23 +170,23 @@ class TestSeveralVolumes(object):
         dict(volume=AttachedVolume(mountpoint="/x"),
              volumes=[AttachedVolume(name="b", mountpoint="/x")]),
         dict(volume=AttachedVolume(name="other", mountpoint="/x")),
-    ])
+    ]])
     def test_invalid(self, fields):
         """
         Named volumes need a name; an application mounts a volume once and
         one volume at a mountpoint; its own volume is named after it.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Application(name="web", image="i", **fields)
 
-    @pytest.mark.parametrize("fields", [
-        dict(name="bad name"), dict(read_only="yes"), dict(external=1)])
+    @cases([(fields,) for fields in [
+        dict(name="bad name"), dict(read_only="yes"), dict(external=1)]])
     def test_invalid_volume(self, fields):
         """
         A volume name is a safe name; ``read_only`` and ``external`` are
         booleans.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             AttachedVolume(mountpoint="/x", **fields)
 
     def test_shared_on_one_node(self):
@@ -193,7 +198,7 @@ class TestSeveralVolumes(object):
                                                   read_only=True)])
         deployment = Deployment(nodes=[Node(address="a",
                                             applications=[web, db])])
-        assert deployment.node("a").applications == {web, db}
+        self.assertEqual(deployment.node("a").applications, {web, db})
 
     def test_shared_across_nodes(self):
         """
@@ -202,11 +207,12 @@ class TestSeveralVolumes(object):
         """
         web = attr.evolve(WEB, volumes=[self.DATA])
         db = attr.evolve(DB, volumes=[self.DATA])
-        with pytest.raises(InvalidModel) as raised:
+        with self.assertRaises(InvalidModel) as raised:
             Deployment(nodes=[Node(address="a", applications=[web]),
                               Node(address="b", applications=[db])])
-        assert "volume data" in str(raised.value)
-        assert "node a" in str(raised.value) and "node b" in str(raised.value)
+        self.assertIn("volume data", str(raised.exception))
+        self.assertTrue("node a" in str(raised.exception)
+                        and "node b" in str(raised.exception))
 
     def test_own_volume_shared_across_nodes(self):
         """
@@ -216,12 +222,12 @@ class TestSeveralVolumes(object):
         web = attr.evolve(WEB, volume=AttachedVolume(mountpoint="/w"))
         db = attr.evolve(DB, volumes=[AttachedVolume(name="web",
                                                      mountpoint="/w")])
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Deployment(nodes=[Node(address="a", applications=[web]),
                               Node(address="b", applications=[db])])
 
-    @pytest.mark.parametrize("other", [
-        dict(maximum_size=1024), dict(external=True)])
+    @cases([(other,) for other in [
+        dict(maximum_size=1024), dict(external=True)]])
     def test_shared_disagreeing(self, other):
         """
         Applications sharing a volume agree on its size and on whether it
@@ -229,7 +235,7 @@ class TestSeveralVolumes(object):
         """
         web = attr.evolve(WEB, volumes=[self.DATA])
         db = attr.evolve(DB, volumes=[attr.evolve(self.DATA, **other)])
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Deployment(nodes=[Node(address="a", applications=[web, db])])
 
     def test_serialized_without_volumes(self):
@@ -240,8 +246,9 @@ class TestSeveralVolumes(object):
         """
         data = application_to_dict(attr.evolve(
             WEB, volume=AttachedVolume(mountpoint="/w")))
-        assert "volumes" not in data
-        assert data["volume"] == {"mountpoint": "/w", "maximum_size": None}
+        self.assertNotIn("volumes", data)
+        self.assertEqual(data["volume"],
+                         {"mountpoint": "/w", "maximum_size": None})
 
     def test_serialized_round_trip(self):
         """
@@ -250,11 +257,14 @@ class TestSeveralVolumes(object):
         application = attr.evolve(WEB, volumes=[
             self.LOGS, attr.evolve(self.DATA, external=True,
                                    maximum_size=10)])
-        assert application_from_dict(loads(dumps(
-            application_to_dict(application)))) == application
+        self.assertEqual(
+            application_from_dict(loads(dumps(
+                application_to_dict(application)))),
+            application)
 
 
-class TestBindMounts(object):
+@with_cases
+class BindMountsTests(SynchronousTestCase):
     """
     ``HostMount`` and ``FileMount``: what a compose file's bind mounts
     become.
@@ -266,14 +276,17 @@ class TestBindMounts(object):
         digest only); another content is another value.
         """
         with_content = FileMount.of("/etc/app.conf", b"x = 1\n")
-        assert with_content == FileMount(mountpoint="/etc/app.conf",
-                                         digest=with_content.digest)
-        assert with_content != FileMount.of("/etc/app.conf", b"x = 2\n")
+        self.assertEqual(
+            with_content,
+            FileMount(mountpoint="/etc/app.conf",
+                      digest=with_content.digest))
+        self.assertNotEqual(with_content,
+                            FileMount.of("/etc/app.conf", b"x = 2\n"))
 
-    @pytest.mark.parametrize("fields", [
+    @cases([(fields,) for fields in [
         dict(digest="abc"), dict(mode=0o10000), dict(mode=True),
         dict(content=b"other"), dict(content="text"),
-        dict(mountpoint="/a:b")])
+        dict(mountpoint="/a:b")]])
     def test_bad_file(self, fields):
         """
         The digest is a SHA-256 of the content, the mode permission bits,
@@ -281,7 +294,7 @@ class TestBindMounts(object):
         """
         values = attr.asdict(FileMount.of("/f", b"x"), recurse=False)
         values.update(fields)
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             FileMount(**values)
 
     def test_file_too_large(self):
@@ -289,27 +302,27 @@ class TestBindMounts(object):
         A file larger than ``MAX_FILE_SIZE`` is refused: files are
         configuration, sent at every start.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             FileMount.of("/f", b"x" * (MAX_FILE_SIZE + 1))
 
-    @pytest.mark.parametrize("host_path", ["relative", "/a/../b", "/a:b"])
+    @cases([(host_path,) for host_path in ["relative", "/a/../b", "/a:b"]])
     def test_bad_host_path(self, host_path):
         """
         Host paths are absolute, normalised, without ``:``.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             HostMount(host_path=host_path, mountpoint="/x")
 
     def test_mountpoints_distinct(self):
         """
         A volume, a host mount and a file cannot share a mountpoint.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Application(name="web", image="i",
                         volume=AttachedVolume(mountpoint="/x"),
                         host_mounts=[HostMount(host_path="/srv",
                                                mountpoint="/x")])
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Application(name="web", image="i",
                         files=[FileMount.of("/x", b"")],
                         host_mounts=[HostMount(host_path="/srv",
@@ -319,8 +332,9 @@ class TestBindMounts(object):
         """
         A volume's seed directory does not make it another volume.
         """
-        assert AttachedVolume(mountpoint="/d", seed="/project/data") == \
-            AttachedVolume(mountpoint="/d")
+        self.assertEqual(
+            AttachedVolume(mountpoint="/d", seed="/project/data"),
+            AttachedVolume(mountpoint="/d"))
 
     def test_serialized(self):
         """
@@ -335,54 +349,14 @@ class TestBindMounts(object):
             application))))
         sent = application_from_dict(loads(dumps(application_to_dict(
             application, contents=True))))
-        assert (label, sent) == (application, application)
-        assert ([f.content for f in label.files],
-                [f.content for f in sent.files]) == (
-                    [None], [b"\x00binary\xff"])
+        self.assertEqual((label, sent), (application, application))
+        self.assertEqual(
+            ([f.content for f in label.files],
+             [f.content for f in sent.files]),
+            ([None], [b"\x00binary\xff"]))
 
 
-def test_named_link_serialized():
-    """
-    A named link keeps its address through the JSON form; a loopback
-    link's JSON is the three values it always was.
-    """
-    named = Link(local_port=80, remote_port=8080, alias="web",
-                 address="127.130.0.9")
-    application = attr.evolve(DB, links=[named, Link(
-        local_port=1, remote_port=2, alias="x")])
-    data = application_to_dict(application)
-    assert sorted(data["links"]) == [[1, 2, "x"],
-                                     [80, 8080, "web", "127.130.0.9"]]
-    assert application_from_dict(loads(dumps(data))) == application
-
-
-def test_udp_link_serialized():
-    """
-    A UDP link keeps its protocol (and address) through the JSON form.
-    """
-    link = Link(local_port=53, remote_port=1053, alias="dns",
-                protocol="udp")
-    data = application_to_dict(attr.evolve(DB, links=[link]))
-    assert data["links"] == [[53, 1053, "dns", "127.0.0.1", "udp"]]
-    assert application_from_dict(loads(dumps(data))).links == {link}
-
-
-def test_udp_route():
-    """
-    A route's protocol is tcp unless it says udp; it is part of the value
-    and survives the JSON form, a TCP route's form being what it was.
-    """
-    assert Route(53, "10.0.0.1") == Route(53, "10.0.0.1", "tcp")
-    assert Route(53, "10.0.0.1", "udp") != Route(53, "10.0.0.1")
-    assert route_to_dict(Route(53, "10.0.0.1")) == {"port": 53,
-                                                    "address": "10.0.0.1"}
-    assert route_from_dict(loads(dumps(route_to_dict(
-        Route(53, "10.0.0.1", "udp"))))) == Route(53, "10.0.0.1", "udp")
-    with pytest.raises(InvalidModel):
-        Route(53, "10.0.0.1", "sctp")
-
-
-class TestRestartPolicy(object):
+class RestartPolicyTests(SynchronousTestCase):
     """
     ``RestartPolicy``.
     """
@@ -391,38 +365,41 @@ class TestRestartPolicy(object):
         """
         The default policy is never to restart.
         """
-        assert RestartPolicy() == RestartPolicy(name="never")
+        self.assertEqual(RestartPolicy(), RestartPolicy(name="never"))
 
     def test_unknown_name(self):
         """
         Only never, always and on-failure exist.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             RestartPolicy(name="sometimes")
 
     def test_retry_count_only_on_failure(self):
         """
         A retry count only goes with on-failure.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             RestartPolicy(name="always", maximum_retry_count=3)
-        assert RestartPolicy(name="on-failure",
-                             maximum_retry_count=3).maximum_retry_count == 3
+        self.assertEqual(
+            RestartPolicy(name="on-failure",
+                          maximum_retry_count=3).maximum_retry_count,
+            3)
 
     def test_retry_count_positive(self):
         """
         The retry count is a positive integer.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             RestartPolicy(name="on-failure", maximum_retry_count=0)
 
 
-class TestApplication(object):
+@with_cases
+class ApplicationTests(SynchronousTestCase):
     """
     ``Application`` invariants and value semantics.
     """
 
-    @pytest.mark.parametrize("fields", [
+    @cases([(fields,) for fields in [
         dict(name="a b"),
         dict(image="web; reboot"),
         dict(image=""),
@@ -447,14 +424,14 @@ class TestApplication(object):
                                                         external=2)]),
         dict(links=[Link(local_port=1, remote_port=2, alias="a"),
                     Link(local_port=1, remote_port=3, alias="b")]),
-    ])
+    ]])
     def test_invalid(self, fields):
         """
         Each broken field or cross-field rule raises ``InvalidModel``.
         """
         values = dict(name="web", image="example/web")
         values.update(fields)
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Application(**values)
 
     def test_collections_order_insensitive(self):
@@ -469,30 +446,31 @@ class TestApplication(object):
         second = Application(name="a", image="i", ports=reversed(ports),
                              environment=[("B", "2"), ("A", "1")],
                              command=("x", "y"))
-        assert first == second
-        assert hash(first) == hash(second)
+        self.assertEqual(first, second)
+        self.assertEqual(hash(first), hash(second))
 
     def test_command_order_matters(self):
         """
         The command is a sequence: argument order distinguishes values.
         """
-        assert Application(name="a", image="i", command=["x", "y"]) != \
-            Application(name="a", image="i", command=["y", "x"])
+        self.assertNotEqual(
+            Application(name="a", image="i", command=["x", "y"]),
+            Application(name="a", image="i", command=["y", "x"]))
 
     def test_immutable(self):
         """
         Fields cannot be assigned; ``attr.evolve`` makes a changed copy.
         """
-        with pytest.raises(attr.exceptions.FrozenInstanceError):
+        with self.assertRaises(attr.exceptions.FrozenInstanceError):
             WEB.image = "other"
         changed = attr.evolve(WEB, image="other")
-        assert (WEB.image, changed.image) == ("example/web", "other")
+        self.assertEqual((WEB.image, changed.image), ("example/web", "other"))
 
     def test_evolve_checks_invariants(self):
         """
         A changed copy is checked like a new value.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             attr.evolve(WEB, name="bad name")
 
     @given(applications())
@@ -502,38 +480,39 @@ class TestApplication(object):
         equal.
         """
         rebuilt = Application(**attr.asdict(application, recurse=False))
-        assert rebuilt == application
-        assert hash(rebuilt) == hash(application)
+        self.assertEqual(rebuilt, application)
+        self.assertEqual(hash(rebuilt), hash(application))
 
 
-class TestNodeAndDeployment(object):
+@with_cases
+class NodeAndDeploymentTests(SynchronousTestCase):
     """
     ``Node`` and ``Deployment`` invariants and helpers.
     """
 
-    @pytest.mark.parametrize("address", [
-        "192.0.2.1", "node-1.example.com", "localhost", "0::1", "2001:db8::1"])
+    @cases([(address,) for address in [
+        "192.0.2.1", "node-1.example.com", "localhost", "0::1", "2001:db8::1"]])
     def test_good_address(self, address):
         """
         IPv4 and IPv6 literals and host names are node addresses.
         """
-        assert Node(address=address).address == address
+        self.assertEqual(Node(address=address).address, address)
 
-    @pytest.mark.parametrize("address", [
+    @cases([(address,) for address in [
         "", "-oProxyCommand=x", "a b", "a;b", "a..b", "$(x)", "a/b", 5,
-        "::1"])
+        "::1"]])
     def test_bad_address(self, address):
         """
         Metacharacters, a leading '-' or ':' and '..' are refused.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Node(address=address)
 
     def test_same_name_twice_on_node(self):
         """
         A node cannot hold two different applications with one name.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Node(address="n", applications=[
                 WEB, attr.evolve(WEB, image="other")])
 
@@ -541,7 +520,7 @@ class TestNodeAndDeployment(object):
         """
         An application runs on at most one node.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Deployment(nodes=[Node(address="a", applications=[WEB]),
                               Node(address="b", applications=[WEB])])
 
@@ -550,7 +529,7 @@ class TestNodeAndDeployment(object):
         An external port belongs to one application in the cluster.
         """
         clash = attr.evolve(DB, ports=[Port(internal=5432, external=8080)])
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Deployment(nodes=[Node(address="a", applications=[WEB]),
                               Node(address="b", applications=[clash])])
 
@@ -558,7 +537,7 @@ class TestNodeAndDeployment(object):
         """
         A node address appears once.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Deployment(nodes=[Node(address="a", applications=[WEB]),
                               Node(address="a", applications=[DB])])
 
@@ -568,7 +547,8 @@ class TestNodeAndDeployment(object):
         """
         node = Node(address="a", applications=[WEB])
         deployment = Deployment(nodes=[node, Node(address="b")])
-        assert (deployment.node("a"), deployment.node("c")) == (node, None)
+        self.assertEqual((deployment.node("a"), deployment.node("c")),
+                         (node, None))
 
     def test_placements(self):
         """
@@ -576,8 +556,10 @@ class TestNodeAndDeployment(object):
         """
         deployment = Deployment(nodes=[Node(address="a", applications=[WEB]),
                                        Node(address="b", applications=[DB])])
-        assert deployment.placements() == {"web": ("a", WEB),
-                                           "db": ("b", DB)}
+        self.assertEqual(
+            deployment.placements(),
+            {"web": ("a", WEB),
+             "db": ("b", DB)})
 
     @fuzz_settings(default=100)
     @given(deployments())
@@ -589,11 +571,12 @@ class TestNodeAndDeployment(object):
         rebuilt = Deployment(nodes=sorted(deployment.nodes,
                                           key=lambda n: n.address,
                                           reverse=True))
-        assert rebuilt == deployment
-        assert hash(rebuilt) == hash(deployment)
+        self.assertEqual(rebuilt, deployment)
+        self.assertEqual(hash(rebuilt), hash(deployment))
 
 
-class TestStandby(object):
+@with_cases
+class StandbyTests(SynchronousTestCase):
     """
     ``Standby`` and the invariants a deployment checks for its standbys.
     """
@@ -617,23 +600,26 @@ class TestStandby(object):
         """
         standby = Standby(application="db", nodes=["c", "b"],
                           interval=2500 * 10 ** 6)
-        assert (list(standby.nodes), standby.seconds, standby.automatic) == (
-            ["c", "b"], 2.5, False)
-        assert standby == Standby(application="db", nodes=("c", "b"),
-                                  interval=2500 * 10 ** 6)
+        self.assertEqual(
+            (list(standby.nodes), standby.seconds, standby.automatic),
+            (["c", "b"], 2.5, False))
+        self.assertEqual(
+            standby,
+            Standby(application="db", nodes=("c", "b"),
+                    interval=2500 * 10 ** 6))
 
-    @pytest.mark.parametrize("fields", [
+    @cases([(fields,) for fields in [
         dict(nodes=[]), dict(nodes=["b", "b"]), dict(nodes=["-x"]),
         dict(nodes=["b"], interval=10 ** 9 - 1),
         dict(nodes=["b"], interval=24 * 3600 * 10 ** 9 + 1),
         dict(nodes=["b"], interval=2.0), dict(nodes=["b"], interval=True),
-        dict(nodes=["b"], automatic="no")])
+        dict(nodes=["b"], automatic="no")]])
     def test_invalid(self, fields):
         """
         No node, a repeated or malformed node, an interval outside 1 s to
         24 h or not an integer, and a non-boolean ``automatic`` are refused.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Standby(application="db", **fields)
 
     def test_in_deployment(self):
@@ -641,23 +627,23 @@ class TestStandby(object):
         A deployment keeps its standbys by application name.
         """
         standby = Standby(application="db", nodes=["c", "b"])
-        assert self.deployment(db=standby).standbys == {"db": standby}
+        self.assertEqual(self.deployment(db=standby).standbys, {"db": standby})
 
-    @pytest.mark.parametrize("name, nodes", [
+    @cases([
         ("db", ["a"]), ("db", ["d"]), ("web", ["c"])])
     def test_refused_in_deployment(self, name, nodes):
         """
         The primary as its own standby, a node outside the deployment, and
         an application without a volume are refused.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             self.deployment(**{name: Standby(application=name, nodes=nodes)})
 
     def test_keyed_by_application(self):
         """
         A standby must be filed under its own application's name.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             self.deployment(web=Standby(application="db", nodes=["c"]))
 
     def test_unplaced(self):
@@ -667,10 +653,10 @@ class TestStandby(object):
         """
         deployment = Deployment(nodes=[Node(address="a")], standbys={
             "db": Standby(application="db", nodes=["a"])})
-        assert list(deployment.standbys) == ["db"]
+        self.assertEqual(list(deployment.standbys), ["db"])
 
 
-class TestCurrentState(object):
+class CurrentStateTests(SynchronousTestCase):
     """
     ``Route``, ``VolumeState``, ``NodeState`` and ``ClusterState``.
     """
@@ -679,9 +665,9 @@ class TestCurrentState(object):
         """
         A route needs a TCP port and a node address.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Route(port=0, address="a")
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             Route(port=80, address="a;b")
 
     @given(tcp_ports(), node_addresses())
@@ -689,24 +675,27 @@ class TestCurrentState(object):
         """
         Routes with equal fields are equal and hash equal.
         """
-        assert Route(port=port, address=address) == Route(port, address)
-        assert hash(Route(port, address)) == hash(Route(port=port,
-                                                        address=address))
+        self.assertEqual(Route(port=port, address=address),
+                         Route(port, address))
+        self.assertEqual(
+            hash(Route(port, address)),
+            hash(Route(port=port,
+                       address=address)))
 
     def test_volume_state(self):
         """
         A volume state needs a safe name and a boolean ownership.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             VolumeState(name="a/b", owned=True)
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             VolumeState(name="a", owned=1)
 
     def test_running_must_be_known(self):
         """
         A running application must be one of the node's applications.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             NodeState(address="a", applications={"web": WEB},
                       running=["db"])
 
@@ -714,14 +703,14 @@ class TestCurrentState(object):
         """
         Applications are keyed by their own name.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             NodeState(address="a", applications={"db": WEB})
 
     def test_volume_key_matches(self):
         """
         Volumes are keyed by their own name.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             NodeState(address="a", volumes={
                 "db": VolumeState(name="web", owned=True)})
 
@@ -729,11 +718,12 @@ class TestCurrentState(object):
         """
         Node states are keyed by their own address.
         """
-        with pytest.raises(InvalidModel):
+        with self.assertRaises(InvalidModel):
             ClusterState(nodes={"b": NodeState(address="a")})
 
 
-class TestSerialize(object):
+@with_cases
+class SerializeTests(SynchronousTestCase):
     """
     ``flocker._serialize``: JSON forms of the models.
     """
@@ -745,7 +735,7 @@ class TestSerialize(object):
         An application survives ``to_dict``, JSON text and ``from_dict``.
         """
         text = dumps(application_to_dict(application))
-        assert application_from_dict(loads(text)) == application
+        self.assertEqual(application_from_dict(loads(text)), application)
 
     @given(tcp_ports(), node_addresses())
     def test_route_round_trip(self, port, address):
@@ -753,7 +743,8 @@ class TestSerialize(object):
         A route survives its dictionary form.
         """
         route = Route(port=port, address=address)
-        assert route_from_dict(loads(dumps(route_to_dict(route)))) == route
+        self.assertEqual(route_from_dict(loads(dumps(route_to_dict(route)))),
+                         route)
 
     @fuzz_settings(default=100)
     @given(node_states())
@@ -762,7 +753,7 @@ class TestSerialize(object):
         A node's report survives its JSON form.
         """
         text = dumps(node_state_to_dict(state))
-        assert node_state_from_dict(loads(text)) == state
+        self.assertEqual(node_state_from_dict(loads(text)), state)
 
     @fuzz_settings(default=50)
     @given(cluster_states())
@@ -771,7 +762,7 @@ class TestSerialize(object):
         A whole cluster's reports survive their JSON form.
         """
         text = dumps(cluster_state_to_dict(state))
-        assert cluster_state_from_dict(loads(text)) == state
+        self.assertEqual(cluster_state_from_dict(loads(text)), state)
 
     @fuzz_settings(default=100)
     @given(applications(), st.randoms(use_true_random=False))
@@ -787,14 +778,15 @@ class TestSerialize(object):
             random.shuffle(items)
         shuffled = attr.evolve(application, ports=ports, links=links,
                                environment=dict(environment))
-        assert dumps(application_to_dict(shuffled)) == \
-            dumps(application_to_dict(application))
+        self.assertEqual(
+            dumps(application_to_dict(shuffled)),
+            dumps(application_to_dict(application)))
 
     def test_not_json(self):
         """
         Text that is not JSON raises ``SerializationError``.
         """
-        with pytest.raises(SerializationError):
+        with self.assertRaises(SerializationError):
             loads("{not json")
 
     def test_nested_too_deeply(self):
@@ -802,9 +794,9 @@ class TestSerialize(object):
         JSON nested deeper than the decoder goes raises
         ``SerializationError`` (not ``RecursionError``).
         """
-        with pytest.raises(SerializationError) as caught:
+        with self.assertRaises(SerializationError) as caught:
             loads("[" * 100000 + "]" * 100000)
-        assert "nested too deeply" in str(caught.value)
+        self.assertIn("nested too deeply", str(caught.exception))
 
     def test_missing_field(self):
         """
@@ -812,7 +804,7 @@ class TestSerialize(object):
         """
         data = application_to_dict(WEB)
         del data["image"]
-        with pytest.raises(SerializationError):
+        with self.assertRaises(SerializationError):
             application_from_dict(data)
 
     def test_broken_invariant(self):
@@ -822,16 +814,16 @@ class TestSerialize(object):
         """
         data = application_to_dict(WEB)
         data["name"] = "bad name"
-        with pytest.raises(SerializationError):
+        with self.assertRaises(SerializationError):
             application_from_dict(data)
 
-    @pytest.mark.parametrize("data", [None, [], "x", {"nodes": 5},
-                                      {"nodes": [{"address": "a"}]}])
+    @cases([(data,) for data in [None, [], "x", {"nodes": 5},
+                                 {"nodes": [{"address": "a"}]}]])
     def test_wrong_shape(self, data):
         """
         Structures of the wrong shape raise ``SerializationError``.
         """
-        with pytest.raises(SerializationError):
+        with self.assertRaises(SerializationError):
             cluster_state_from_dict(data)
 
 
@@ -882,3 +874,57 @@ class NodeKeyTests(SynchronousTestCase):
                           public_key="ssh-rsa AAAAB3Nz")
         self.assertRaises(InvalidModel, attr.evolve, key,
                           known_hosts="no newline")
+
+
+class SerializedFormTests(SynchronousTestCase):
+    """
+    Links' and routes' addresses and protocols through the JSON form.
+    """
+
+    def test_named_link_serialized(self):
+        """
+        A named link keeps its address through the JSON form; a loopback
+        link's JSON is the three values it always was.
+        """
+        named = Link(local_port=80, remote_port=8080, alias="web",
+                     address="127.130.0.9")
+        application = attr.evolve(DB, links=[named, Link(
+            local_port=1, remote_port=2, alias="x")])
+        data = application_to_dict(application)
+        self.assertEqual(
+            sorted(data["links"]),
+            [[1, 2, "x"],
+             [80, 8080, "web", "127.130.0.9"]])
+        self.assertEqual(application_from_dict(loads(dumps(data))),
+                         application)
+
+    def test_udp_link_serialized(self):
+        """
+        A UDP link keeps its protocol (and address) through the JSON form.
+        """
+        link = Link(local_port=53, remote_port=1053, alias="dns",
+                    protocol="udp")
+        data = application_to_dict(attr.evolve(DB, links=[link]))
+        self.assertEqual(data["links"],
+                         [[53, 1053, "dns", "127.0.0.1", "udp"]])
+        self.assertEqual(application_from_dict(loads(dumps(data))).links,
+                         {link})
+
+    def test_udp_route(self):
+        """
+        A route's protocol is tcp unless it says udp; it is part of the value
+        and survives the JSON form, a TCP route's form being what it was.
+        """
+        self.assertEqual(Route(53, "10.0.0.1"), Route(53, "10.0.0.1", "tcp"))
+        self.assertNotEqual(Route(53, "10.0.0.1", "udp"),
+                            Route(53, "10.0.0.1"))
+        self.assertEqual(
+            route_to_dict(Route(53, "10.0.0.1")),
+            {"port": 53,
+             "address": "10.0.0.1"})
+        self.assertEqual(
+            route_from_dict(loads(dumps(route_to_dict(
+                Route(53, "10.0.0.1", "udp"))))),
+            Route(53, "10.0.0.1", "udp"))
+        with self.assertRaises(InvalidModel):
+            Route(53, "10.0.0.1", "sctp")

@@ -7,8 +7,8 @@ These run real (tiny) child processes in the shared test reactor.
 import os
 import sys
 
-import pytest
 from twisted.internet.defer import DeferredList
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import _process
 from flocker._process import (
@@ -24,7 +24,7 @@ def _python(code):
     return [PYTHON, "-c", code]
 
 
-class TestRunProcess(object):
+class RunProcessTests(SynchronousTestCase):
     """
     ``run_process`` runs an argument vector and reports failures with
     everything needed to explain them.
@@ -36,7 +36,7 @@ class TestRunProcess(object):
         """
         result = run_in_reactor(run_process, _python(
             "import sys; sys.stdout.write('hello')"), ENV)
-        assert result == b"hello"
+        self.assertEqual(result, b"hello")
 
     def test_failure_carries_details(self):
         """
@@ -46,24 +46,25 @@ class TestRunProcess(object):
         """
         argv = _python("import sys; sys.stderr.write('first\\nbad thing\\n');"
                        " sys.exit(3)")
-        with pytest.raises(ProcessFailed) as caught:
+        with self.assertRaises(ProcessFailed) as caught:
             run_in_reactor(run_process, argv, ENV)
-        error = caught.value
-        assert (error.argv, error.exit_code, error.signal) == (argv, 3, None)
-        assert error.stderr == b"first\nbad thing\n"
-        assert error.message == "bad thing"
-        assert str(error).endswith("exited with code 3: bad thing")
+        error = caught.exception
+        self.assertEqual((error.argv, error.exit_code, error.signal),
+                         (argv, 3, None))
+        self.assertEqual(error.stderr, b"first\nbad thing\n")
+        self.assertEqual(error.message, "bad thing")
+        self.assertTrue(str(error).endswith("exited with code 3: bad thing"))
 
     def test_killed(self):
         """
         A process killed by a signal is reported with the signal.
         """
-        with pytest.raises(ProcessFailed) as caught:
+        with self.assertRaises(ProcessFailed) as caught:
             run_in_reactor(run_process, _python(
                 "import os; os.kill(os.getpid(), 9)"), ENV)
-        assert caught.value.exit_code is None
-        assert caught.value.signal == 9
-        assert "killed by signal 9" in str(caught.value)
+        self.assertIsNone(caught.exception.exit_code)
+        self.assertEqual(caught.exception.signal, 9)
+        self.assertIn("killed by signal 9", str(caught.exception))
 
     def test_no_shell(self):
         """
@@ -73,8 +74,8 @@ class TestRunProcess(object):
         tricky = "$(touch /tmp/flocker-never); echo `x` > y; *"
         result = run_in_reactor(run_process, _python(
             "import sys; sys.stdout.write(sys.argv[1])") + [tricky], ENV)
-        assert result == tricky.encode("utf-8")
-        assert not os.path.exists("/tmp/flocker-never")
+        self.assertEqual(result, tricky.encode("utf-8"))
+        self.assertFalse(os.path.exists("/tmp/flocker-never"))
 
 
 class _Transport(object):
@@ -89,7 +90,7 @@ class _Transport(object):
         self.signals.append(name)
 
 
-class TestCollectorLines(object):
+class CollectorLinesTests(SynchronousTestCase):
     """
     The collector cuts lines in linear time and refuses one too long.
     """
@@ -109,8 +110,8 @@ class TestCollectorLines(object):
             collector.outReceived(bytes([byte]))
         collector.outReceived(b"e\n" + b"x\n" * 50000)
         got = [collector.next_line() for _ in range(50002)]
-        assert [d.result for d in got[:3]] == [b"ab", b"cde", b"x"]
-        assert got[-1].result == b"x"
+        self.assertEqual([d.result for d in got[:3]], [b"ab", b"cde", b"x"])
+        self.assertEqual(got[-1].result, b"x")
 
     def test_too_long(self):
         """
@@ -121,20 +122,21 @@ class TestCollectorLines(object):
         collector = self._collector(10)
         waiting = collector.next_line()
         collector.outReceived(b"ok\n" + b"y" * 6)
-        assert waiting.result == b"ok"
+        self.assertEqual(waiting.result, b"ok")
         waiting = collector.next_line()
         collector.outReceived(b"y" * 6)
         failure = waiting.result
-        assert failure.check(LineTooLong)
+        self.assertTrue(failure.check(LineTooLong))
         waiting.addErrback(lambda _: None)
-        assert (failure.value.limit, failure.value.argv) == (10, ["remote"])
-        assert collector.transport.signals == ["KILL"]
+        self.assertEqual((failure.value.limit, failure.value.argv),
+                         (10, ["remote"]))
+        self.assertEqual(collector.transport.signals, ["KILL"])
         later = collector.next_line()
-        assert later.result.check(LineTooLong)
+        self.assertTrue(later.result.check(LineTooLong))
         later.addErrback(lambda _: None)
 
 
-class TestSpawn(object):
+class SpawnTests(SynchronousTestCase):
     """
     ``spawn`` wires descriptors and hands out output lines.
     """
@@ -149,7 +151,8 @@ class TestSpawn(object):
             return DeferredList([collector.next_line(), collector.next_line(),
                                  collector.next_line()])
         results = run_in_reactor(scenario)
-        assert [value for _, value in results] == [b"one", b"two", None]
+        self.assertEqual([value for _, value in results],
+                         [b"one", b"two", None])
 
     def test_stdin_descriptor(self):
         """
@@ -165,8 +168,8 @@ class TestSpawn(object):
             os.close(read_fd)
             return collector.ended
         result = run_in_reactor(scenario)
-        assert result.stdout == b"piped in"
-        assert result.check() == b"piped in"
+        self.assertEqual(result.stdout, b"piped in")
+        self.assertEqual(result.check(), b"piped in")
 
     def test_stdin_data(self):
         """
@@ -178,7 +181,7 @@ class TestSpawn(object):
                 stdin_data=b"written in")
             return collector.ended
         result = run_in_reactor(scenario)
-        assert result.check() == b"ni nettirw"
+        self.assertEqual(result.check(), b"ni nettirw")
 
     def test_result_check(self):
         """
@@ -186,5 +189,5 @@ class TestSpawn(object):
         """
         result = ProcessResult(argv=["x"], stdout=b"", stderr=b"no\n",
                                exit_code=1, signal=None)
-        with pytest.raises(ProcessFailed):
+        with self.assertRaises(ProcessFailed):
             result.check()

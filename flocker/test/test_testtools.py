@@ -10,6 +10,10 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.testtools import (
+    capture_output, cases, temporary_path, with_cases,
+)
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
@@ -62,3 +66,98 @@ class NoTestExtrasTests(SynchronousTestCase):
         """
         self.assertEqual(["hypothesis"],
                          _extras_loaded("flocker.testtools.strategies"))
+
+
+class CasesTests(SynchronousTestCase):
+    """
+    ``cases`` and ``with_cases`` turn one method into one test per case.
+    """
+
+    def test_one_method_per_case(self):
+        """
+        Each case becomes a method named after the template and the case,
+        carrying the template's docstring and calling it with the case's
+        arguments; the template itself is gone.
+        """
+        calls = []
+
+        @with_cases
+        class Example(SynchronousTestCase):
+            @cases([(1, "a"), (2, "b")], ids=["one", "two words"])
+            def test_thing(self, number, letter):
+                """
+                The doc.
+                """
+                calls.append((number, letter))
+
+        Example("test_thing_one").test_thing_one()
+        Example("test_thing_two_words").test_thing_two_words()
+        self.assertEqual(
+            (calls, hasattr(Example, "test_thing"),
+             Example.test_thing_one.__doc__.strip()),
+            ([(1, "a"), (2, "b")], False, "The doc."))
+
+    def test_default_ids(self):
+        """
+        Without ``ids`` a case is named by its index and its arguments.
+        """
+        @with_cases
+        class Example(SynchronousTestCase):
+            @cases([("x",), ("y",)])
+            def test_thing(self, value):
+                """
+                The doc.
+                """
+
+        self.assertEqual(
+            sorted(name for name in vars(Example) if name.startswith("test")),
+            ["test_thing_0_x", "test_thing_1_y"])
+
+    def test_names_must_differ(self):
+        """
+        Two cases with the same name are refused.
+        """
+        self.assertRaises(ValueError, cases, [(1,), (2,)], ids=["a", "a"])
+
+    def test_case_is_tuple(self):
+        """
+        A case that is not a tuple of arguments is refused.
+        """
+        self.assertRaises(ValueError, cases, [1, 2])
+
+
+class TemporaryPathTests(SynchronousTestCase):
+    """
+    ``temporary_path`` gives a test an empty directory of its own.
+    """
+
+    def test_empty_and_removed(self):
+        """
+        The directory exists, is empty, and is gone once the test's
+        cleanups have run.
+        """
+        path = temporary_path(self)
+        self.assertEqual(list(path.iterdir()), [])
+        self.doCleanups()
+        self.assertFalse(path.parent.exists())
+
+
+class CaptureOutputTests(SynchronousTestCase):
+    """
+    ``capture_output`` keeps what the test writes to the standard streams.
+    """
+
+    def test_captured_then_restored(self):
+        """
+        Writes to ``sys.stdout`` and ``sys.stderr`` land in the returned
+        buffers, and the real streams are back once the test's cleanups
+        have run.
+        """
+        before = sys.stdout, sys.stderr
+        stdout, stderr = capture_output(self)
+        print("out")
+        print("err", file=sys.stderr)
+        self.doCleanups()
+        self.assertEqual(
+            (stdout.getvalue(), stderr.getvalue(), (sys.stdout, sys.stderr)),
+            ("out\n", "err\n", before))

@@ -4,18 +4,29 @@ Helpers shared by Flocker's tests.
 :func:`require` skips a test whose real parts (root, a Docker daemon, ZFS,
 network namespaces) are missing, or fails it in CI;
 :func:`run_in_reactor` runs Deferred-returning code on one reactor for the
-whole test session; :func:`temporary_directory` and
-:func:`http_status_and_body` are small conveniences.
+whole test session; :func:`temporary_directory`, :func:`temporary_path`,
+:func:`capture_output` and :func:`http_status_and_body` are small
+conveniences.
 
 Importing this package needs neither pytest nor hypothesis (the test
 extras): the hypothesis strategies for the models are in
 :mod:`flocker.testtools.strategies`, imported by the tests that use them,
 and the client of the local lab is ``admin/_lab_client.py``.
+
+:func:`cases` and :func:`with_cases` run one trial-style test method once
+per case, each case its own named test; :func:`shared_lab` gives a test
+the local lab, brought up once per process.
 """
 
+from ._cases import cases, with_cases
 from ._ci import in_ci, is_root, require
-from ._misc import http_status_and_body, temporary_directory
+from ._lab import LAB_NODES, release_lab, shared_lab
+from ._misc import (
+    capture_output, http_status_and_body, temporary_directory, temporary_path,
+)
 from ._reactor import ReactorTimeout, run_in_reactor
 
 __all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
-           "temporary_directory", "http_status_and_body"]
+           "temporary_directory", "temporary_path", "http_status_and_body",
+           "cases", "with_cases", "shared_lab", "release_lab", "LAB_NODES",
+           "capture_output"]

@@ -1,11 +1,15 @@
 """
-Small helpers of tests: temporary directories outside the source tree, and
-reading an HTTP response.
+Small helpers of tests: temporary directories outside the source tree,
+the standard streams captured, and reading an HTTP response.
 """
 
+import io
 import os
+import pathlib
+import sys
 
-__all__ = ["temporary_directory", "http_status_and_body"]
+__all__ = ["temporary_directory", "temporary_path", "http_status_and_body",
+           "capture_output"]
 
 
 def http_status_and_body(response):
@@ -33,3 +37,31 @@ def temporary_directory(test):
     path = tempfile.mkdtemp(prefix="flocker-test-")
     test.addCleanup(shutil.rmtree, path, True)
     return os.path.join(path, "d")
+
+
+def temporary_path(test):
+    """
+    Make a new empty directory outside the source tree, removed when
+    ``test`` ends.
+
+    :param test: A ``TestCase`` (its ``addCleanup`` is used).
+    :return: The directory, which exists, as a ``pathlib.Path``.
+    """
+    path = pathlib.Path(temporary_directory(test))
+    path.mkdir()
+    return path
+
+
+def capture_output(test):
+    """
+    Send what is written to ``sys.stdout`` and ``sys.stderr`` to memory
+    until ``test`` ends (for code that writes to the standard streams, as
+    ``argparse`` does).
+
+    :param test: A trial ``TestCase`` (its ``patch`` is used).
+    :return: ``(stdout, stderr)``, two ``io.StringIO``.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    test.patch(sys, "stdout", stdout)
+    test.patch(sys, "stderr", stderr)
+    return stdout, stderr

@@ -10,8 +10,10 @@ OpenSSH server and ssh-keygen programs.
 """
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import attr
@@ -20,7 +22,7 @@ from twisted.conch.ssh.keys import Key
 from flocker.testtools import require
 
 __all__ = ["SSHServer", "sshd_available", "start_sshd", "free_port",
-           "running_sshd",
+           "running_sshd", "class_sshd",
            "SSHD", "SSH_KEYGEN", "SSH_AGENT"]
 
 SSHD = "/usr/sbin/sshd"
@@ -238,3 +240,21 @@ def running_sshd(tmp_path_factory, extra_config=()):
                         extra_config=extra_config)
     yield server
     server.stop()
+
+
+def class_sshd(cls, extra_config=()):
+    """
+    The body of a ``setUpClass``: skip (fail in CI) where a private sshd
+    cannot run, else start one for the class's tests, stopped (and its
+    directory removed) once they have run.
+
+    :param cls: The ``TestCase`` class (its ``addClassCleanup`` is used).
+    :param extra_config: More ``sshd_config`` lines.
+    :return: The running :class:`SSHServer`.
+    """
+    require(sshd_available(), "needs root, %s and %s" % (SSHD, SSH_KEYGEN))
+    directory = tempfile.mkdtemp(prefix="flocker-sshd-")
+    cls.addClassCleanup(shutil.rmtree, directory, True)
+    server = start_sshd(directory, extra_config=extra_config)
+    cls.addClassCleanup(server.stop)
+    return server

@@ -4,10 +4,13 @@ Automatic failover on the lab (``admin/lab``): an application with
 agent holding or watching the application's lease.
 
 One ordered scenario: deploy; write data and wait until the agents'
-replication (``every: 2s``) has copied it to both standbys;
+replication (``every: 2s``) has copied it to both standbys; restart the
+running node's agent (it takes its lease back: nothing fails over);
 partition the node running the application (it stops the application
 itself, a standby takes over, never two run it, sampled every second, and
-the application answers again on every live node's routed port); heal (the
+the application answers again on every live node's routed port); write on
+the new owner (its replication reaches the other standby without a
+deploy); heal (the
 node that came back does not start it, its routes follow); a deploy of the
 old deployment file is refused.
 """
@@ -20,11 +23,16 @@ import pytest
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer, lab_command,
-    running_on, wait_replicated,
+    restart_agent, running_on, wait_replicated,
 )
 
 PORT = 18097
 DEPLOY_TIMEOUT = 180
+
+#: Seconds the application is watched after its node's agent restarted:
+#: three lease times to live (10 s), so that a lease the new agent did not
+#: renew would have ended and a standby taken over.
+RESTART_WATCH = 30
 
 #: Seconds a takeover may take here at most before the test gives up (the
 #: figure itself is measured by benchmarks/automatic_failover.py).
@@ -116,6 +124,28 @@ class TestAutomaticFailover(object):
         for address in s.addresses:
             assert http_answer(s.lab, address, PORT) == s.content
 
+    def test_02b_agent_restart(self):
+        """
+        When the running node's agent crashes and its service manager
+        starts it again, the new agent takes back the application's lease:
+        sampled every second for three lease times, the application runs
+        on its node only, at epoch 1, and etcd's owner key still names the
+        node (the old agent's lease would have ended unrenewed).
+        """
+        s = self.s
+        restart_agent(s.lab, s.nodes[0])
+        started = time.monotonic()
+        samples = []
+        while time.monotonic() - started < RESTART_WATCH:
+            where = running_on(s.lab, s.name, s.nodes)
+            samples.append((round(time.monotonic() - started, 1), where))
+            assert where == [s.nodes[0]], samples
+            time.sleep(1)
+        for kind in ("placement", "owner"):
+            assert etcd_value(s.lab, s.nodes[1], kind, s.name) == {
+                "node": s.addresses[0], "epoch": 1}, kind
+        assert http_answer(s.lab, s.addresses[2], PORT) == s.content
+
     def test_03_partition(self):
         """
         Partitioned, the running node stops the application itself; a
@@ -143,6 +173,24 @@ class TestAutomaticFailover(object):
         placement = etcd_value(s.lab, s.nodes[1], "placement", s.name)
         assert placement["epoch"] == 2, placement
         assert placement["node"] in s.addresses[1:], placement
+
+    def test_03b_new_owner_replicates(self):
+        """
+        Without a deploy, the node that took over replicates to the other
+        standby: what is written there after the failover reaches the
+        other standby's copy (which follows the new owner since the
+        takeover's placement).
+        """
+        s = self.s
+        owner = running_on(s.lab, s.name, s.nodes)[0]
+        other = [node for node in s.nodes[1:] if node != owner][0]
+        content = "written after the failover %s\n" % (s.name,)
+        since = time.time()
+        s.lab.run(owner, ["docker", "exec", "-i", "flocker--" + s.name,
+                          "tee", "/www/index.html"], input=content)
+        wait_replicated(s.lab, s.name, [other], since)
+        s.content = content
+        assert http_answer(s.lab, s.lab.address(other), PORT) == content
 
     def test_04_heal(self):
         """

@@ -7,38 +7,21 @@ OpenSSH, through a ``direct-streamlocal@openssh.com`` channel, and through
 import os
 import sys
 
-import pytest
 from twisted.internet.defer import DeferredList
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.node._fake import FakeCluster, FakeNodeError
 from flocker.node._lock import DeployLock
 from flocker.node._server import AgentFactory, AgentService
-from flocker.testtools import run_in_reactor
+from flocker.testtools import run_in_reactor, temporary_path
 
 from .._channel import BRIDGE, STREAMLOCAL, ssh_agent_connector
 from .._remote import AgentConnections, NodeStepFailed, RemoteNodeAgent
 from .._ssh import KnownHosts, SSHCommandRunner
-from ._sshd import running_sshd
+from ._sshd import class_sshd
 
 BRIDGE_COMMAND = [os.path.join(os.path.dirname(sys.executable),
                                "flocker-node-bridge")]
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    """
-    A private sshd with OpenSSH's defaults (Unix socket forwarding on).
-    """
-    yield from running_sshd(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def strict_sshd(tmp_path_factory):
-    """
-    A private sshd refusing Unix socket forwarding.
-    """
-    yield from running_sshd(tmp_path_factory,
-                            ["AllowStreamLocalForwarding no"])
 
 
 def _report(server, socket_path, serve=True):
@@ -80,35 +63,64 @@ def _report(server, socket_path, serve=True):
     return run_in_reactor(go)
 
 
-def test_streamlocal(sshd, tmp_path):
+class _AgentNotRunningMixin(object):
     """
-    Where sshd forwards Unix sockets, the agent is reached over a
-    ``direct-streamlocal`` channel of the SSH connection.
+    What holds over either way of reaching the agent; the ``TestCase``
+    sets ``server`` in ``setUpClass``.
     """
-    state, way = _report(sshd, str(tmp_path / "agent.sock"))
-    assert (state.address, way) == (sshd.addresses[0], STREAMLOCAL)
+
+    def test_agent_not_running(self):
+        """
+        A node whose agent does not run gives one line naming the node and
+        where to look, over either way; the node counts as unreachable.
+        """
+        failure, _ = _report(self.server, str(temporary_path(self)
+                                               / "agent.sock"), serve=False)
+        self.assertIsInstance(failure.value, NodeStepFailed)
+        message = str(failure.value)
+        self.assertTrue(
+            message.startswith("%s: report: " % (self.server.addresses[0],)),
+            message)
+        self.assertIn("systemctl status flocker-node", message)
+        self.assertNotIn("\n", message)
+        self.assertTrue(failure.value.unreachable)
 
 
-def test_bridge_fallback(strict_sshd, tmp_path):
+class StreamLocalTests(_AgentNotRunningMixin, SynchronousTestCase):
     """
-    Where sshd refuses Unix socket forwarding, the agent is reached
-    through ``flocker-node-bridge``.
+    A private sshd with OpenSSH's defaults (Unix socket forwarding on).
     """
-    state, way = _report(strict_sshd, str(tmp_path / "agent.sock"))
-    assert (state.address, way) == (strict_sshd.addresses[0], BRIDGE)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = class_sshd(cls)
+
+    def test_streamlocal(self):
+        """
+        Where sshd forwards Unix sockets, the agent is reached over a
+        ``direct-streamlocal`` channel of the SSH connection.
+        """
+        state, way = _report(self.server,
+                             str(temporary_path(self) / "agent.sock"))
+        self.assertEqual((state.address, way),
+                         (self.server.addresses[0], STREAMLOCAL))
 
 
-@pytest.mark.parametrize("server", ["sshd", "strict_sshd"])
-def test_agent_not_running(server, request, tmp_path):
+class BridgeTests(_AgentNotRunningMixin, SynchronousTestCase):
     """
-    A node whose agent does not run gives one line naming the node and
-    where to look, over either way; the node counts as unreachable.
+    A private sshd refusing Unix socket forwarding.
     """
-    server = request.getfixturevalue(server)
-    failure, _ = _report(server, str(tmp_path / "agent.sock"), serve=False)
-    assert isinstance(failure.value, NodeStepFailed)
-    message = str(failure.value)
-    assert message.startswith("%s: report: " % (server.addresses[0],))
-    assert "systemctl status flocker-node" in message
-    assert "\n" not in message
-    assert failure.value.unreachable
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = class_sshd(cls, ["AllowStreamLocalForwarding no"])
+
+    def test_bridge_fallback(self):
+        """
+        Where sshd refuses Unix socket forwarding, the agent is reached
+        through ``flocker-node-bridge``.
+        """
+        state, way = _report(self.server,
+                             str(temporary_path(self) / "agent.sock"))
+        self.assertEqual((state.address, way),
+                         (self.server.addresses[0], BRIDGE))

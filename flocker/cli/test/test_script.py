@@ -9,8 +9,8 @@ import sys
 import time
 from textwrap import dedent
 
-import pytest
 from twisted.internet.defer import maybeDeferred, succeed
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
@@ -18,6 +18,7 @@ from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import (
     _confirmation, _dry_run_json, _parser, _open_log, flocker_deploy_main, main, summarize,
 )
+from flocker.testtools import capture_output, cases, temporary_path, with_cases
 
 DEPLOYMENT = """\
 version: 1
@@ -73,12 +74,14 @@ def run(argv):
     return status, stdout.getvalue(), stderr.getvalue()
 
 
-@pytest.fixture
-def files(tmp_path):
+def file_writer(test):
     """
-    A function writing named files into a temporary directory and
-    returning their paths.
+    :param test: The ``TestCase`` whose temporary directory is used.
+    :return: A function writing named files into a temporary directory
+        and returning their paths.
     """
+    tmp_path = temporary_path(test)
+
     def write(**texts):
         paths = []
         for name, text in texts.items():
@@ -89,7 +92,7 @@ def files(tmp_path):
     return write
 
 
-class TestOptions(object):
+class OptionsTests(SynchronousTestCase):
     """
     ``--help``, ``--version`` and bad command lines.
     """
@@ -100,189 +103,216 @@ class TestOptions(object):
         succeeds.
         """
         status, out, err = run(["--help"])
-        assert (status, err) == (0, "")
-        assert out.startswith("usage: flocker-deploy")
-        assert "--check" in out and "DEPLOYMENT_CONFIG" in out
+        self.assertEqual((status, err), (0, ""))
+        self.assertTrue(out.startswith("usage: flocker-deploy"))
+        self.assertTrue("--check" in out and "DEPLOYMENT_CONFIG" in out)
 
     def test_version(self):
         """
         ``--version`` prints the package version and succeeds.
         """
-        assert run(["--version"]) == (
-            0, "flocker-deploy %s\n" % (__version__,), "")
+        self.assertEqual(
+            run(["--version"]),
+            (0, "flocker-deploy %s\n" % (__version__,), ""))
 
     def test_missing_arguments(self):
         """
         Without the two files the command fails with a usage error.
         """
         status, out, err = run(["--check"])
-        assert (status, out) == (2, "")
-        assert "usage:" in err and "required" in err
+        self.assertEqual((status, out), (2, ""))
+        self.assertTrue("usage:" in err and "required" in err)
 
     def test_unknown_option(self):
         """
         An unknown option is a usage error.
         """
         status, out, err = run(["--frobnicate", "a", "b"])
-        assert (status, out) == (2, "")
-        assert "unrecognized arguments: --frobnicate" in err
+        self.assertEqual((status, out), (2, ""))
+        self.assertIn("unrecognized arguments: --frobnicate", err)
 
-    def test_status_exclusive(self, files):
+    def test_status_exclusive(self):
         """
         ``--status`` cannot be asked for with ``--dry-run`` or ``--check``.
         """
+        files = file_writer(self)
         for other in ("--dry-run", "--check"):
             status, out, err = run(["--status", other]
                                    + files(d=DEPLOYMENT, a=NATIVE))
-            assert (status, out) == (2, "")
-            assert "exclude each other" in err
+            self.assertEqual((status, out), (2, ""))
+            self.assertIn("exclude each other", err)
 
-    def test_check_and_dry_run_exclusive(self, files):
+    def test_check_and_dry_run_exclusive(self):
         """
         ``--check`` (no network) and ``--dry-run`` (network, no change)
         cannot be asked for together.
         """
+        files = file_writer(self)
         status, out, err = run(["--check", "--dry-run"]
                                + files(d=DEPLOYMENT, a=NATIVE))
-        assert (status, out) == (2, "")
-        assert "exclude each other" in err
+        self.assertEqual((status, out), (2, ""))
+        self.assertIn("exclude each other", err)
 
-    def test_options_need_their_mode(self, files):
+    def test_options_need_their_mode(self):
         """
         ``--json``, ``--follow``/``--tail`` and ``--with-volumes`` are
         refused without ``--status``/``--dry-run``, ``--logs`` and
         ``--remove``; ``--remove`` and ``--logs`` exclude each other.
         """
+        files = file_writer(self)
         results = [run(argv + files(d=DEPLOYMENT, a=NATIVE)) for argv in (
             ["--json"], ["--follow"], ["--tail", "3"], ["--with-volumes"],
             ["--remove", "web", "--logs", "web"],
             ["--logs", "web", "--dry-run"])]
-        assert [(status, out) for status, out, err in results] == [
-            (2, "")] * 6
-        assert [err.splitlines()[-1].split(": error: ")[1]
-                for status, out, err in results] == [
-            "--json goes with --status or --dry-run",
-            "--follow and --tail go with --logs",
-            "--follow and --tail go with --logs",
-            "--with-volumes goes with --remove",
-            EXCLUSIVE, EXCLUSIVE]
+        self.assertEqual(
+            [(status, out) for status, out, err in results],
+            [(2, "")] * 6)
+        self.assertEqual(
+            [err.splitlines()[-1].split(": error: ")[1]
+             for status, out, err in results],
+            ["--json goes with --status or --dry-run",
+             "--follow and --tail go with --logs",
+             "--follow and --tail go with --logs",
+             "--with-volumes goes with --remove",
+             EXCLUSIVE, EXCLUSIVE])
 
-    def test_failover_exclusive(self, files):
+    def test_failover_exclusive(self):
         """
         ``--failover`` goes with ``--dry-run`` only among the modes.
         """
+        files = file_writer(self)
         for other in (["--check"], ["--status"], ["--remove", "web"],
                       ["--logs", "web"]):
             status, out, err = run(["--failover", "192.0.2.1"] + other
                                    + files(d=DEPLOYMENT, a=NATIVE))
-            assert (status, out) == (2, "")
-            assert err.splitlines()[-1].endswith(EXCLUSIVE)
+            self.assertEqual((status, out), (2, ""))
+            self.assertTrue(err.splitlines()[-1].endswith(EXCLUSIVE))
 
-    def test_failover_unknown_node(self, files):
+    def test_failover_unknown_node(self):
         """
         Declaring dead a node the deployment file does not have is one
         line naming the file and its nodes, exit status 1, and no node is
         contacted (no reactor is given) and no file changes.
         """
+        files = file_writer(self)
         paths = files(d=DEPLOYMENT, a=NATIVE)
         before = [open(path).read() for path in paths]
         status, out, err = run(["--failover", "10.9.9.9"] + paths)
-        assert (status, out) == (1, "")
-        assert err == ("flocker-deploy: --failover: 10.9.9.9 is not a node "
-                       "of %s (its nodes: %s)\n" % (paths[0], NODES))
-        assert [open(path).read() for path in paths] == before
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(
+            err,
+            "flocker-deploy: --failover: 10.9.9.9 is not a node "
+            "of %s (its nodes: %s)\n" % (paths[0], NODES))
+        self.assertEqual([open(path).read() for path in paths], before)
 
 
-class TestCheck(object):
+class CheckTests(SynchronousTestCase):
     """
     ``flocker-deploy --check DEPLOYMENT_CONFIG APPLICATION_CONFIG``.
     """
 
-    def test_native(self, files):
+    def test_native(self):
         """
         Valid native files give a summary and success.
         """
-        assert run(["--check"] + files(d=DEPLOYMENT, a=NATIVE)) == (
-            0, "3 applications on 2 nodes\n", "")
+        files = file_writer(self)
+        self.assertEqual(
+            run(["--check"] + files(d=DEPLOYMENT, a=NATIVE)),
+            (0, "3 applications on 2 nodes\n", ""))
 
-    def test_compose(self, files):
+    def test_compose(self):
         """
         A compose application file is accepted too.
         """
-        assert run(["--check"] + files(d=DEPLOYMENT, a=COMPOSE)) == (
-            0, "3 applications on 2 nodes\n", "")
+        files = file_writer(self)
+        self.assertEqual(
+            run(["--check"] + files(d=DEPLOYMENT, a=COMPOSE)),
+            (0, "3 applications on 2 nodes\n", ""))
 
-    def test_standby(self, files):
+    def test_standby(self):
         """
         The summary counts the applications with a standby.
         """
-        assert run(["--check"] + files(
-            d=DEPLOYMENT + "standby:\n  db: {nodes: [node2.example.com]}\n",
-            a=NATIVE.replace("image: postgres", "image: postgres\n"
-                             "    volume: {mountpoint: /data}"))) == (
-            0, "3 applications on 2 nodes, 1 with a standby\n", "")
+        files = file_writer(self)
+        self.assertEqual(
+            run(["--check"] + files(
+                d=DEPLOYMENT + "standby:\n  db: {nodes: [node2.example.com]}\n",
+                a=NATIVE.replace("image: postgres", "image: postgres\n"
+                          "    volume: {mountpoint: /data}"))),
+            (0, "3 applications on 2 nodes, 1 with a standby\n", ""))
 
-    def test_standby_problem(self, files):
+    def test_standby_problem(self):
         """
         A standby problem is a located line on stderr and a failure.
         """
+        files = file_writer(self)
         deployment, applications = files(
             d=DEPLOYMENT + "standby:\n  cache: {nodes: [192.0.2.1]}\n",
             a=NATIVE)
-        assert run(["--check", deployment, applications]) == (
-            1, "", deployment + ":6:3: application cache has no volume, so "
-            "a standby has nothing to copy: give it a volume or remove its "
-            "standby\n")
+        self.assertEqual(
+            run(["--check", deployment, applications]),
+            (1, "", deployment + ":6:3: application cache has no volume, so "
+             "a standby has nothing to copy: give it a volume or remove its "
+             "standby\n"))
 
-    def test_check_after_files(self, files):
+    def test_check_after_files(self):
         """
         ``--check`` may follow the files.
         """
-        assert run(files(d=DEPLOYMENT, a=NATIVE) + ["--check"])[0] == 0
+        files = file_writer(self)
+        self.assertEqual(run(files(d=DEPLOYMENT, a=NATIVE) + ["--check"])[0],
+                         0)
 
-    def test_problems(self, files):
+    def test_problems(self):
         """
         Every problem is printed as ``PATH:LINE:COL: message`` on stderr,
         nothing on stdout, and the command fails with status 1.
         """
+        files = file_writer(self)
         deployment, applications = files(
             d=DEPLOYMENT.replace("cache", "cahce"),
             a=NATIVE.replace("image: redis", "image: redis\n    build: ."))
         status, out, err = run(["--check", deployment, applications])
-        assert (status, out) == (1, "")
-        assert err.splitlines() == [
-            deployment + ':4:23: application "cahce" is not defined in the '
-            'application configuration (did you mean "cache"?)',
-            applications + ':12:5: unknown key "build" in application '
-            'cache',
-        ]
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(
+            err.splitlines(),
+            [deployment + ':4:23: application "cahce" is not defined in the '
+             'application configuration (did you mean "cache"?)',
+             applications + ':12:5: unknown key "build" in application '
+             'cache',
+            ])
 
-    def test_missing_file(self, tmp_path, files):
+    def test_missing_file(self):
         """
         A missing file is reported with its path, without a traceback.
         """
+        files = file_writer(self)
+        tmp_path = temporary_path(self)
         (applications,) = files(a=NATIVE)
         missing = str(tmp_path / "missing.yml")
         status, out, err = run(["--check", missing, applications])
-        assert (status, out) == (1, "")
-        assert err == missing + (
-            ":1:1: cannot read the file: No such file or directory\n")
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(
+            err,
+            missing + (
+                ":1:1: cannot read the file: No such file or directory\n"))
 
-    def test_no_network(self, files, monkeypatch):
+    def test_no_network(self):
         """
         Checking never opens a socket.
         """
+        files = file_writer(self)
         paths = files(d=DEPLOYMENT, a=NATIVE)
 
         def refuse(*args, **kwargs):
             raise AssertionError("--check opened a socket")
-        monkeypatch.setattr(socket, "socket", refuse)
-        monkeypatch.setattr(socket, "create_connection", refuse)
-        monkeypatch.setattr(socket, "getaddrinfo", refuse)
-        assert run(["--check"] + paths)[0] == 0
+        self.patch(socket, "socket", refuse)
+        self.patch(socket, "create_connection", refuse)
+        self.patch(socket, "getaddrinfo", refuse)
+        self.assertEqual(run(["--check"] + paths)[0], 0)
 
 
-class TestNodeKeyOption(object):
+class NodeKeyOptionTests(SynchronousTestCase):
     """
     ``--node-key`` chooses the node-to-node key file.
     """
@@ -292,13 +322,15 @@ class TestNodeKeyOption(object):
         ``--help`` documents ``--node-key``.
         """
         status, out, err = run(["--help"])
-        assert "--node-key" in out
+        self.assertIn("--node-key", out)
 
-    def test_bad_node_key(self, files, tmp_path):
+    def test_bad_node_key(self):
         """
         A node key file that is not a private key stops the deploy before
         any node is reached, with one line naming the file.
         """
+        files = file_writer(self)
+        tmp_path = temporary_path(self)
         identity = tmp_path / "id"
         identity.write_text(NodeKeyPair.generate().private_key)
         known_hosts = tmp_path / "known_hosts"
@@ -308,16 +340,17 @@ class TestNodeKeyOption(object):
         status, out, err = run(
             ["--identity", str(identity), "--known-hosts", str(known_hosts),
              "--node-key", str(bad)] + files(d=DEPLOYMENT, a=NATIVE))
-        assert (status, out) == (1, "")
-        assert err.count("\n") == 1 and str(bad) in err
+        self.assertEqual((status, out), (1, ""))
+        self.assertTrue(err.count("\n") == 1 and str(bad) in err)
 
 
-class TestSummarize(object):
+@with_cases
+class SummarizeTests(SynchronousTestCase):
     """
     The one-line summary of a valid deployment.
     """
 
-    @pytest.mark.parametrize("placements,expected", [
+    @cases([
         ({}, "0 applications on 0 nodes"),
         ({"n1": []}, "0 applications on 1 node"),
         ({"n1": ["a"]}, "1 application on 1 node"),
@@ -331,39 +364,42 @@ class TestSummarize(object):
             Node(address=address, applications=[
                 Application(name=name, image="i") for name in names])
             for address, names in placements.items()])
-        assert summarize(deployment) == expected
+        self.assertEqual(summarize(deployment), expected)
 
 
-class TestEntryPoint(object):
+class EntryPointTests(SynchronousTestCase):
     """
     The console-script function.
     """
 
-    def test_exits_with_status(self, files, monkeypatch, capsys):
+    def test_exits_with_status(self):
         """
         ``flocker_deploy_main`` runs the command with the process's
         arguments and streams and exits with its status.
         """
+        files = file_writer(self)
+        stdout, stderr = capture_output(self)
         paths = files(d=DEPLOYMENT, a=NATIVE.replace("8080", "0"))
-        monkeypatch.setattr(sys, "argv", ["flocker-deploy", "--check"] + paths)
-        with pytest.raises(SystemExit) as info:
+        self.patch(sys, "argv", ["flocker-deploy", "--check"] + paths)
+        with self.assertRaises(SystemExit) as info:
             flocker_deploy_main()
-        captured = capsys.readouterr()
-        assert info.value.code == 1
-        assert captured.out == ""
-        assert "Traceback" not in captured.err
-        assert captured.err.startswith(paths[1] + ":5:")
+        self.assertEqual(info.exception.code, 1)
+        self.assertEqual(stdout.getvalue(), "")
+        self.assertNotIn("Traceback", stderr.getvalue())
+        self.assertTrue(stderr.getvalue().startswith(paths[1] + ":5:"))
 
-    def test_success(self, files, monkeypatch, capsys):
+    def test_success(self):
         """
         A valid check exits with status 0 and prints the summary.
         """
-        monkeypatch.setattr(sys, "argv", ["flocker-deploy", "--check"]
+        files = file_writer(self)
+        stdout, stderr = capture_output(self)
+        self.patch(sys, "argv", ["flocker-deploy", "--check"]
                             + files(d=DEPLOYMENT, a=NATIVE))
-        with pytest.raises(SystemExit) as info:
+        with self.assertRaises(SystemExit) as info:
             flocker_deploy_main()
-        assert info.value.code == 0
-        assert capsys.readouterr().out == "3 applications on 2 nodes\n"
+        self.assertEqual(info.exception.code, 0)
+        self.assertEqual(stdout.getvalue(), "3 applications on 2 nodes\n")
 
 
 class _Terminal(io.StringIO):
@@ -375,19 +411,20 @@ class _Terminal(io.StringIO):
         return True
 
 
-class TestLiveView(object):
+@with_cases
+class LiveViewTests(SynchronousTestCase):
     """
     ``flocker-deploy`` draws the live view only on a terminal that can
     redraw; elsewhere its output is one line per event.
     """
 
-    @pytest.fixture
-    def deploying(self, files, tmp_path, monkeypatch):
+    def deploying(self):
         """
         A function running a deploy with ``stdout`` and ``environ`` over a
         stand-in for the cluster (which writes one change line), returning
         what the cluster was given.
         """
+        files = file_writer(self)
         from twisted.internet.defer import succeed
         from twisted.internet.task import Clock
 
@@ -398,7 +435,7 @@ class TestLiveView(object):
         class Runner(object):
             def close(self):
                 return succeed(None)
-        monkeypatch.setattr(_ssh, "ssh_command_runner",
+        self.patch(_ssh, "ssh_command_runner",
                             lambda reactor, **kwargs: Runner())
         given = {}
 
@@ -406,57 +443,63 @@ class TestLiveView(object):
             given.update(kwargs)
             kwargs["write"]("192.0.2.1: stop application web (0.10 s)")
             return succeed(DeployResult(plan=Sequentially(changes=[])))
-        monkeypatch.setattr(_cluster, "deploy_over_ssh", deploy_over_ssh)
-        paths = files(d=DEPLOYMENT, a=NATIVE)
+        self.patch(_cluster, "deploy_over_ssh", deploy_over_ssh)
+        paths = file_writer(self)(d=DEPLOYMENT, a=NATIVE)
+        log = temporary_path(self) / "log"
 
         def run_with(stdout, environ):
-            status = main(Clock(), ["--log", str(tmp_path / "log")] + paths,
+            status = main(Clock(), ["--log", str(log)] + paths,
                           stdout, io.StringIO(), environ)
             return status, given
         return run_with
 
-    def test_terminal(self, deploying):
+    def test_terminal(self):
         """
         On a terminal the deploy is given a live view, the change lines go
         through it, and the summary follows them.
         """
+        deploying = self.deploying()
         from flocker.cli._progress import TerminalProgress
         stdout = _Terminal()
         status, given = deploying(stdout, {"TERM": "xterm"})
-        assert isinstance(given["live"], TerminalProgress)
-        assert given["write"] == given["live"].write_line
-        assert stdout.getvalue().startswith(
-            "\r192.0.2.1: stop application web (0.10 s)\x1b[K\n"
-            "cluster already converged")
+        self.assertIsInstance(given["live"], TerminalProgress)
+        self.assertEqual(given["write"], given["live"].write_line)
+        self.assertTrue(
+            stdout.getvalue().startswith(
+                "\r192.0.2.1: stop application web (0.10 s)\x1b[K\n"
+                "cluster already converged"))
 
-    @pytest.mark.parametrize("stdout,environ", [
+    @cases([
         (io.StringIO(), {"TERM": "xterm"}),
         (_Terminal(), {"TERM": "dumb"}),
     ])
-    def test_not_terminal(self, deploying, stdout, environ):
+    def test_not_terminal(self, stdout, environ):
         """
         Elsewhere (not a terminal, or ``TERM=dumb``) there is no live view
         and the output is plain lines.
         """
+        deploying = self.deploying()
         status, given = deploying(stdout, environ)
-        assert given["live"] is None
-        assert stdout.getvalue().startswith(
-            "192.0.2.1: stop application web (0.10 s)\n"
-            "cluster already converged")
-        assert "\x1b" not in stdout.getvalue()
+        self.assertIsNone(given["live"])
+        self.assertTrue(
+            stdout.getvalue().startswith(
+                "192.0.2.1: stop application web (0.10 s)\n"
+                "cluster already converged"))
+        self.assertNotIn("\x1b", stdout.getvalue())
 
 
-class TestOpenLog(object):
+class OpenLogTests(SynchronousTestCase):
     """
     Tests for the deploy log ``flocker-deploy`` opens.
     """
 
-    def test_same_second(self, tmp_path):
+    def test_same_second(self):
         """
         Deploys started in the same second get a log file each: the time's
         name, then ``-2``, ``-3``...; nothing is appended to another
         deploy's log.
         """
+        tmp_path = temporary_path(self)
         now = time.struct_time((2026, 11, 30, 1, 2, 3, 0, 334, 0))
         opened = []
         for _ in range(3):
@@ -464,37 +507,41 @@ class TestOpenLog(object):
             opened.append(log.name)
             log.write("x")
             log.close()
-        assert [p.rsplit("/", 1)[1] for p in opened] == [
-            "deploy-20261130T010203.log", "deploy-20261130T010203-2.log",
-            "deploy-20261130T010203-3.log"]
-        assert [open(p).read() for p in opened] == ["x", "x", "x"]
+        self.assertEqual(
+            [p.rsplit("/", 1)[1] for p in opened],
+            ["deploy-20261130T010203.log", "deploy-20261130T010203-2.log",
+             "deploy-20261130T010203-3.log"])
+        self.assertEqual([open(p).read() for p in opened], ["x", "x", "x"])
 
-    def test_rotated(self, tmp_path):
+    def test_rotated(self):
         """
         Opening a new default log keeps the newest ``keep`` deploy logs
         (same-second ``-N`` ones ordered after their first) and deletes the
         older ones; other files stay.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / "notes.txt").write_text("mine")
         for second in range(3):
             now = time.struct_time((2026, 11, 30, 1, 2, second, 0, 334, 0))
             for _ in range(2):
                 _open_log(None, directory=str(tmp_path), now=now,
                           keep=3).close()
-        assert sorted(p.name for p in tmp_path.iterdir()) == [
-            "deploy-20261130T010201-2.log", "deploy-20261130T010202-2.log",
-            "deploy-20261130T010202.log", "notes.txt"]
+        self.assertEqual(
+            sorted(p.name for p in tmp_path.iterdir()),
+            ["deploy-20261130T010201-2.log", "deploy-20261130T010202-2.log",
+             "deploy-20261130T010202.log", "notes.txt"])
 
-    def test_explicit_path_appends(self, tmp_path):
+    def test_explicit_path_appends(self):
         """
         A log named with ``--log`` is appended to (and its directory made).
         """
+        tmp_path = temporary_path(self)
         path = tmp_path / "sub" / "mine.log"
         for text in ("a", "b"):
             log = _open_log(str(path))
             log.write(text)
             log.close()
-        assert path.read_text() == "ab"
+        self.assertEqual(path.read_text(), "ab")
 
 
 class _Terminal(io.StringIO):
@@ -506,7 +553,7 @@ class _Terminal(io.StringIO):
         return True
 
 
-class TestConfirmation(object):
+class ConfirmationTests(SynchronousTestCase):
     """
     How ``flocker-deploy`` confirms destructive changes.
     """
@@ -528,7 +575,7 @@ class TestConfirmation(object):
         """
         With ``--yes`` nothing is asked.
         """
-        assert self.confirm(["--yes"], _Terminal()) == (None, "", [])
+        self.assertEqual(self.confirm(["--yes"], _Terminal()), (None, "", []))
 
     def test_terminal_asks(self):
         """
@@ -537,23 +584,25 @@ class TestConfirmation(object):
         """
         listed = ["destructive changes (they need --yes or a confirmation):",
                   "  n1: stop application web (not in the files: removed)"]
-        assert [self.confirm([], _Terminal(), answer)
-                for answer in ("y\n", "no\n", "\n")] == [
-            (True, "make these changes? [y/N] ", listed),
-            (False, "make these changes? [y/N] ", listed),
-            (False, "make these changes? [y/N] ", listed)]
+        self.assertEqual(
+            [self.confirm([], _Terminal(), answer)
+             for answer in ("y\n", "no\n", "\n")],
+            [(True, "make these changes? [y/N] ", listed),
+             (False, "make these changes? [y/N] ", listed),
+             (False, "make these changes? [y/N] ", listed)])
 
     def test_no_terminal_refuses(self):
         """
         Without a terminal (or without standard input) the changes are
         listed and refused, nothing asked.
         """
-        assert [self.confirm([], stdin)[:2]
-                for stdin in (io.StringIO("y\n"), None)] == [
-            (False, ""), (False, "")]
+        self.assertEqual(
+            [self.confirm([], stdin)[:2]
+             for stdin in (io.StringIO("y\n"), None)],
+            [(False, ""), (False, "")])
 
 
-class TestDryRunJSON(object):
+class DryRunJSONTests(SynchronousTestCase):
     """
     ``--dry-run --json``'s document.
     """
@@ -574,15 +623,17 @@ class TestDryRunJSON(object):
         document = json.loads(json.dumps(_dry_run_json(
             Deployment(nodes=[Node(address="n1")]),
             DeployResult(plan=plan, dry_run=True, refused=["a problem"]))))
-        assert document == {
-            "dry_run": True, "converged": False,
-            "unreachable": {}, "problems": ["a problem"],
-            "summary": document["summary"], "doctor": {},
-            "plan": {"group": "in sequence", "label": "plan", "changes": [
-                {"group": "in parallel", "label": "stop applications",
-                 "changes": [{"change": "StopApplication", "node": "n1",
-                              "description": "n1: stop application web "
-                              "(not in the files: removed)"}]}]}}
-        assert document["summary"][-1] == (
+        self.assertEqual(
+            document,
+            {"dry_run": True, "converged": False,
+             "unreachable": {}, "problems": ["a problem"],
+             "summary": document["summary"], "doctor": {},
+             "plan": {"group": "in sequence", "label": "plan", "changes": [
+                 {"group": "in parallel", "label": "stop applications",
+                  "changes": [{"change": "StopApplication", "node": "n1",
+                               "description": "n1: stop application web "
+                               "(not in the files: removed)"}]}]}})
+        self.assertEqual(
+            document["summary"][-1],
             "the deploy would change nothing: 1 problem found before the "
             "first change")

@@ -4,8 +4,7 @@ fake (``test_memory.py``) and against a real etcd member started on
 127.0.0.1 (``test_client.py``), so the fake cannot drift from etcd.
 """
 
-from unittest import TestCase
-
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from .. import (
@@ -33,7 +32,7 @@ def make_ietcd_tests(make_fixture):
     :return: A ``TestCase`` subclass.
     """
 
-    class IEtcdTests(TestCase):
+    class IEtcdTests(SynchronousTestCase):
         """
         Tests for an ``IEtcd`` implementation.
         """

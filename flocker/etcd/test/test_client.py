@@ -6,10 +6,12 @@ members that do not answer.
 
 import shutil
 import uuid
-from unittest import TestCase
 
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+import json
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectingCancelledError, ConnectionDone
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -17,7 +19,7 @@ from twisted.web.client import ResponseDone
 
 from ...testtools import require, run_in_reactor
 from .. import EtcdClient, EtcdUnavailable, Event, KeyValue, WatchLost
-from .._client import _WatchProtocol
+from .._client import WATCH_CHECK_EVERY, _WatchProtocol
 from ._interface_tests import make_ietcd_tests
 from ._server import EtcdServer
 
@@ -92,7 +94,7 @@ class EtcdClientContractTests(_WithServer,
     """
 
 
-class EtcdClientEndpointTests(_WithServer, TestCase):
+class EtcdClientEndpointTests(_WithServer, SynchronousTestCase):
     """
     What the client does with members that do not answer.
     """
@@ -189,3 +191,139 @@ class WatchStreamTests(SynchronousTestCase):
         self.watch.connectionLost(Failure(ResponseDone()))
         self.assertEqual((None, []), (self.successResultOf(self.watch.done),
                                       self.events))
+
+
+class _StreamTransport(StringTransport):
+    """
+    A response body's transport: dropping it ends the body, as the HTTP
+    client does when its connection closes.
+    """
+
+    def __init__(self, protocol):
+        StringTransport.__init__(self)
+        self._protocol = protocol
+
+    def stopProducing(self):
+        StringTransport.stopProducing(self)
+        self._protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class _Response(object):
+    """
+    An HTTP response of :class:`_Members`: its body at once, then its end
+    unless it is a stream.
+    """
+    length = None
+
+    def __init__(self, code, body, stream=False):
+        self.code = code
+        self._body = body
+        self._stream = stream
+
+    def deliverBody(self, protocol):
+        protocol.makeConnection(_StreamTransport(protocol))
+        protocol.dataReceived(self._body)
+        if not self._stream:
+            protocol.connectionLost(Failure(ResponseDone()))
+
+
+class _Members(object):
+    """
+    A ``treq`` HTTP client in front of etcd members that answer reads and
+    watches at once, or never (``dead``): a member whose machine lost
+    power.
+
+    :ivar dead: ``set`` of endpoints that no longer answer.
+    :ivar posts: The URLs posted to, in order.
+    """
+
+    def __init__(self):
+        self.dead = set()
+        self.cancelled = set()
+        self.posts = []
+
+    def post(self, url, data, headers):
+        self.posts.append(url)
+        endpoint, _, path = url.partition("/v3/")
+        if endpoint in self.dead:
+            return Deferred()
+        if endpoint in self.cancelled:
+            return fail(ConnectingCancelledError(endpoint))
+        if path == "watch":
+            return succeed(_Response(200, b'{"result":{"header":{'
+                                     b'"revision":"2"},"created":true}}\n',
+                                     stream=True))
+        return succeed(_Response(200, json.dumps(
+            {"header": {"revision": "2"}, "count": "0"}).encode("ascii")))
+
+
+class WatchMemberCheckTests(SynchronousTestCase):
+    """
+    A watch whose member stops answering is lost, so that it can be set up
+    again on another member (a member that lost power never closes its
+    connections).
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.members = _Members()
+        self.client = EtcdClient(self.clock, ["http://a:2379",
+                                              "http://b:2379"],
+                                 timeout=2, http=self.members)
+        self.watch = self.successResultOf(
+            self.client.watch_prefix(b"p/", 1, lambda event: None))
+
+    def test_live_member_keeps_watch(self):
+        """
+        While the watch's member answers its checks, the watch goes on.
+        """
+        self.clock.pump([WATCH_CHECK_EVERY] * 5)
+        self.assertEqual(
+            (self.watch.done.called,
+             self.members.posts.count("http://a:2379/v3/kv/range")),
+            (False, 5))
+
+    def test_dead_member_loses_watch(self):
+        """
+        A member that does not answer a check within the request deadline
+        ends the watch with ``WatchLost`` naming it.
+        """
+        self.members.dead.add("http://a:2379")
+        self.clock.advance(WATCH_CHECK_EVERY)
+        self.clock.advance(2)
+        self.assertIn("http://a:2379", str(self.failureResultOf(
+            self.watch.done, WatchLost).value))
+
+    def test_next_request_elsewhere(self):
+        """
+        After a watch's member failed its check, the next request goes to
+        another member first instead of waiting for the dead one again.
+        """
+        self.members.dead.add("http://a:2379")
+        self.clock.advance(WATCH_CHECK_EVERY)
+        self.clock.advance(2)
+        self.failureResultOf(self.watch.done, WatchLost)
+        del self.members.posts[:]
+        self.successResultOf(self.client.get(b"p/x"))
+        self.assertEqual(["http://b:2379/v3/kv/range"], self.members.posts)
+
+    def test_connecting_cancelled(self):
+        """
+        A member whose connection attempt the deadline cut (its machine is
+        off: ``ConnectingCancelledError``) is skipped for the next one.
+        """
+        self.members.cancelled.add("http://a:2379")
+        del self.members.posts[:]
+        self.successResultOf(self.client.get(b"p/x"))
+        self.assertEqual(["http://a:2379/v3/kv/range",
+                          "http://b:2379/v3/kv/range"], self.members.posts)
+
+    def test_stopped_watch_stops_checks(self):
+        """
+        A watch stopped by its reader asks its member nothing more.
+        """
+        self.watch.stop()
+        del self.members.posts[:]
+        self.clock.pump([WATCH_CHECK_EVERY] * 3)
+        self.assertEqual(([], []), (self.members.posts,
+                                    self.clock.getDelayedCalls()))

@@ -9,7 +9,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from .. import LeaseKeeper, LeaseTiming, MemoryEtcd, DEFAULT_TIMING
+from .. import (
+    DEFAULT_TIMING, LeaseExpired, LeaseKeeper, LeaseTiming, MemoryEtcd,
+)
 from .._logging import LEASE_FENCE
 
 TIMING = LeaseTiming(ttl=6, renew_every=1.2, clock_drift=0.1,
@@ -72,9 +74,10 @@ class LeaseTimingTests(SynchronousTestCase):
             self.assertRaises(ValueError, LeaseTiming, **kwargs)
 
 
-class LeaseKeeperTests(SynchronousTestCase):
+class _Keeping(object):
     """
-    ``LeaseKeeper`` keeps its lease alive, or fences itself in time.
+    Mixin: a keeper of ``app/web`` on an in-memory etcd, recording its
+    fences.
     """
 
     def setUp(self):
@@ -83,6 +86,12 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.fences = []
         self.keeper = LeaseKeeper(self.clock, self.etcd, b"app/web",
                                   self.fences.append, TIMING)
+
+
+class LeaseKeeperTests(_Keeping, SynchronousTestCase):
+    """
+    ``LeaseKeeper`` keeps its lease alive, or fences itself in time.
+    """
 
     def start(self):
         lease = self.successResultOf(self.keeper.start())
@@ -251,3 +260,58 @@ class LeaseKeeperTests(SynchronousTestCase):
         self.etcd.cut()
         self.advance(TIMING.safe_for + 0.1)
         self.assertEqual(1, len(results))
+
+
+class LeaseAdoptTests(_Keeping, SynchronousTestCase):
+    """
+    ``LeaseKeeper.adopt`` holds a lease granted earlier (by an agent that
+    restarted since).
+    """
+
+    def test_keeps_alive(self):
+        """
+        An adopted lease lives on far beyond its TTL with its key.
+        """
+        lease = self.successResultOf(self.etcd.grant(TIMING.ttl))
+        self.successResultOf(self.etcd.put(b"app/web", b"me", lease.id))
+        self.clock.advance(TIMING.ttl - 1)
+        adopted = self.successResultOf(self.keeper.adopt(lease.id))
+        self.clock.pump([0.5] * 120)
+        self.assertEqual(
+            ((lease.id, TIMING.ttl), [], [lease.id], True),
+            ((adopted.id, adopted.ttl), self.fences, self.etcd.leases(),
+             self.keeper.active))
+        self.assertIsNotNone(self.successResultOf(self.etcd.get(b"app/web")))
+
+    def test_fences_when_cut(self):
+        """
+        Cut off after adopting, the keeper fences ``safe_for`` after its
+        last answered keep-alive was sent, like a granted one.
+        """
+        lease = self.successResultOf(self.etcd.grant(TIMING.ttl))
+        self.successResultOf(self.keeper.adopt(lease.id))
+        adopted_at = self.clock.seconds()
+        self.etcd.cut()
+        self.clock.pump([0.1] * 100)
+        self.assertEqual(1, len(self.fences))
+        self.assertLessEqual(self.keeper.fenced_at,
+                             adopted_at + TIMING.safe_for + 0.1)
+
+    def test_ended(self):
+        """
+        A lease etcd ended already cannot be adopted: ``LeaseExpired``, and
+        the keeper holds nothing.
+        """
+        lease = self.successResultOf(self.etcd.grant(TIMING.ttl))
+        self.clock.advance(TIMING.ttl + 1)
+        self.failureResultOf(self.keeper.adopt(lease.id), LeaseExpired)
+        self.assertEqual((False, []), (self.keeper.active, self.fences))
+
+    def test_shorter_lease_refused(self):
+        """
+        A lease shorter than the keeper's timing counts on is refused
+        (``ValueError``): fencing by this timing would be late.
+        """
+        lease = self.successResultOf(self.etcd.grant(TIMING.ttl - 2))
+        self.failureResultOf(self.keeper.adopt(lease.id), ValueError)
+        self.assertFalse(self.keeper.active)

@@ -9,6 +9,7 @@ import os
 
 import attr
 
+from eliot.testing import capture_logging
 from hypothesis import given, settings
 from hypothesis.strategies import (
     booleans, integers, lists, sampled_from, tuples,
@@ -22,7 +23,7 @@ from zope.interface.verify import verifyObject
 from ...etcd import DEFAULT_TIMING, EtcdUnavailable, MemoryEtcd
 from ..._model import (
     Application, AttachedVolume, ClusterState, Deployment, Node, NodeState,
-    Port, Route, Standby,
+    DEFAULT_STANDBY_INTERVAL, Port, Replication, Route, Standby,
 )
 from ..._serialize import (
     SerializationError, node_state_from_dict, node_state_to_dict,
@@ -115,6 +116,7 @@ class _Actions(object):
         self.freshness = freshness
         self.routes = {}
         self.started = []
+        self.followed = []
 
     def stop(self, name):
         self.running[self.address].discard(name)
@@ -133,10 +135,17 @@ class _Actions(object):
             self.routes[port] = None if node == self.address else node
         return succeed(None)
 
+    def identity(self):
+        return succeed("id-" + self.address)
 
-class AutomaticFailoverTests(SynchronousTestCase):
+    def follow_copy(self, name, owner, epoch):
+        self.followed.append((name, owner, epoch))
+        return succeed(None)
+
+
+class _ThreeNodes(object):
     """
-    Three nodes: ``P`` runs web, ``S1`` and ``S2`` stand by.
+    Mixin: three nodes, ``P`` runs web, ``S1`` and ``S2`` stand by.
     """
 
     def setUp(self):
@@ -177,6 +186,12 @@ class AutomaticFailoverTests(SynchronousTestCase):
     def where(self):
         return sorted(node for node, apps in self.running.items()
                       if "web" in apps)
+
+
+class AutomaticFailoverTests(_ThreeNodes, SynchronousTestCase):
+    """
+    Three nodes: ``P`` runs web, ``S1`` and ``S2`` stand by.
+    """
 
     def test_actions_interface(self):
         """
@@ -227,6 +242,25 @@ class AutomaticFailoverTests(SynchronousTestCase):
         self.assertEqual(([S2], [("web", 2)], {8080: S2}),
                          (self.where(), self.actions[S2].started,
                           self.actions[S1].routes))
+
+    def test_takeover_followed(self):
+        """
+        The takeover's placement names the new owner's identity, and the
+        other standby's copy follows it at the new epoch; the hold of a
+        deploy (epoch 1) names none and nobody's copy changes for it; the
+        node it was taken from (not a standby) is not told.
+        """
+        self.run_on_primary()
+        followed_before = self.actions[S1].followed[:]
+        self.views[P].cut()
+        self.advance(30)
+        placement = json.loads(self.successResultOf(
+            self.store.get(placement_key("web"))).value)
+        self.assertEqual(
+            ([], "id-" + S2, [("web", "id-" + S2, 2)], [], []),
+            (followed_before, placement["node_id"],
+             self.actions[S1].followed, self.actions[S2].followed,
+             self.actions[P].followed))
 
     def test_partition_heals(self):
         """
@@ -290,6 +324,91 @@ class AutomaticFailoverTests(SynchronousTestCase):
         self.assertEqual(b'{"node": "10.0.0.1", "epoch": 1}',
                          self.successResultOf(
                              self.store.get(placement_key("web"))).value)
+
+
+class AgentRestartTests(_ThreeNodes, SynchronousTestCase):
+    """
+    An agent that restarts takes back the leases of the applications etcd
+    says it still runs, so that no failover happens; it stops those it no
+    longer holds.
+    """
+
+    def restart(self, address):
+        """
+        The agent of ``address`` dies (nothing it sends reaches etcd or the
+        node any more; what it ran keeps running) and a new one starts.
+
+        :return: The new agent's :class:`AutomaticFailover`.
+        """
+        self.actions[address].running = {address: set()}
+        self.views[address].cut()
+        self.views[address] = _NodeEtcd(self.store)
+        self.actions[address] = _Actions(address, self.running, (1, None))
+        node = AutomaticFailover(self.clock, self.views[address], address,
+                                 self.actions[address])
+        node.configure([WEB])
+        self.successResultOf(node.start())
+        self.nodes[address] = node
+        return node
+
+    def test_retakes_lease(self):
+        """
+        Restarted while its lease lives, the running node holds web again
+        on the same lease at the same epoch: it keeps running there, no
+        standby starts it, however long the test waits.
+        """
+        self.run_on_primary()
+        lease = self.successResultOf(self.store.get(
+            b"flocker/v1/owner/web")).lease
+        self.advance(3)
+        node = self.restart(P)
+        self.advance(60)
+        self.assertEqual(
+            ([P], [], [], 1, lease, 1),
+            (self.where(), self.actions[S1].started,
+             self.actions[S2].started, node.epochs["web"],
+             self.successResultOf(self.store.get(
+                 b"flocker/v1/owner/web")).lease,
+             self.successResultOf(node.hold("web"))))
+
+    def test_fences_after_retake(self):
+        """
+        A lease taken back is kept like a granted one: cut off later, the
+        node stops web itself and a standby takes over at the next epoch.
+        """
+        self.run_on_primary()
+        self.restart(P)
+        self.views[P].cut()
+        self.advance(40)
+        self.assertEqual(([S2], [("web", 2)]),
+                         (self.where(), self.actions[S2].started))
+
+    def test_lease_ended(self):
+        """
+        Restarted after its lease ended and a standby took over, the node
+        stops what still ran of web and follows the new placement.
+        """
+        self.run_on_primary()
+        self.views[P].cut()
+        # Its agent is dead: nothing fenced web on P meanwhile.
+        self.actions[P].running = {P: set()}
+        self.clock.pump([0.5] * 60)
+        self.assertEqual([P, S2], self.where())
+        self.restart(P)
+        self.assertEqual(([S2], {8080: S2}),
+                         (self.where(), self.actions[P].routes))
+
+    def test_standby_restart(self):
+        """
+        A standby's agent restarting takes nothing and stops nothing that
+        runs elsewhere.
+        """
+        self.run_on_primary()
+        node = self.restart(S1)
+        self.advance(30)
+        self.assertEqual(([P], {}, {8080: P}),
+                         (self.where(), node.held,
+                          self.actions[S1].routes))
 
 
 class ChooseClaimantTests(SynchronousTestCase):
@@ -406,6 +525,23 @@ class AutomaticApplicationTests(SynchronousTestCase):
         self.assertEqual([], list(store.load()))
         store.save([value])
         self.assertEqual([value], list(store.load()))
+
+    def test_interval(self):
+        """
+        It carries its standby's interval; a form stored before the
+        interval was kept reads back with the default one.
+        """
+        deployment = _deployment()
+        standby = attr.evolve(deployment.standbys["web"],
+                              interval=3 * 10 ** 9)
+        deployment = attr.evolve(
+            deployment, standbys=deployment.standbys.set("web", standby))
+        value = automatic_applications(deployment)[0]
+        form = value.to_dict()
+        del form["interval"]
+        self.assertEqual(
+            (3 * 10 ** 9, DEFAULT_STANDBY_INTERVAL),
+            (value.interval, AutomaticApplication.from_dict(form).interval))
 
     def test_bad_form(self):
         """
@@ -524,6 +660,20 @@ class AgentStartTests(SynchronousTestCase):
         self.successResultOf(node.start())
         self.assertEqual({P: set()}, running)
 
+    def start_standby(self, clock, store, view):
+        """
+        Start ``S1``'s part through ``view``, then place web on ``P``.
+
+        :return: ``S1``'s actions.
+        """
+        actions = _Actions(S1, {S1: set()}, None)
+        node = AutomaticFailover(clock, view, S1, actions)
+        node.configure([WEB])
+        node.start()
+        self.successResultOf(store.put(placement_key("web"),
+                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        return actions
+
     def test_retries_unreachable(self):
         """
         Started while etcd cannot be reached, it tries again until it can,
@@ -533,16 +683,34 @@ class AgentStartTests(SynchronousTestCase):
         store = MemoryEtcd(clock)
         view = _NodeEtcd(store)
         view.cut()
-        actions = _Actions(S1, {S1: set()}, None)
-        node = AutomaticFailover(clock, view, S1, actions)
-        node.configure([WEB])
-        node.start()
-        self.successResultOf(store.put(placement_key("web"),
-                                       b'{"node": "10.0.0.1", "epoch": 1}'))
+        actions = self.start_standby(clock, store, view)
         clock.advance(5)
         view.mend()
         clock.advance(2)
         self.assertEqual({8080: P}, actions.routes)
+
+    @capture_logging(None)
+    def test_retries_unexpected(self, logger):
+        """
+        An unexpected failure while setting up the watch is logged and the
+        agent tries again: it goes on following the placements.
+        """
+        clock = Clock()
+        store = MemoryEtcd(clock)
+        view = _NodeEtcd(store)
+        get_prefix = store.get_prefix
+        failures = [RuntimeError("unexpected")]
+
+        def flaky(prefix):
+            if failures:
+                return fail(failures.pop())
+            return get_prefix(prefix)
+        store.get_prefix = flaky
+        actions = self.start_standby(clock, store, view)
+        clock.advance(2)
+        self.assertEqual(({8080: P}, 1),
+                         (actions.routes,
+                          len(logger.flush_tracebacks(RuntimeError))))
 
 
 class LocalNodeAgentAutomaticTests(SynchronousTestCase):
@@ -692,3 +860,78 @@ class LocalFailoverActionsStartTests(SynchronousTestCase):
         self.assertEqual((True, epoch + 1, {"plain"}),
                          (state.volumes["plain"].owned,
                           state.volumes["plain"].epoch, set(state.running)))
+
+    def standby_actions(self, standbys):
+        """
+        :return: ``(primary, standby, actions)``: the primary pushed the
+            application's volume to the standby, whose actions serve an
+            application standing by on ``standbys``.
+        """
+        primary, standby = local_pair()
+        application = attr.evolve(PLAIN, volume=AttachedVolume(
+            mountpoint="/data"))
+        self.successResultOf(primary.create_volume("plain", None))
+        self.successResultOf(primary.push_volume("plain", B))
+        config = AutomaticApplication(
+            name="plain", primary=A, standbys=standbys,
+            application=application, interval=3 * 10 ** 9)
+        actions = LocalFailoverActions(
+            B, lambda: standby, lambda: standby.volumes, standby.routes,
+            lambda name: config, replicator=standby.replicator)
+        return primary, standby, actions
+
+    def test_start_replicates(self):
+        """
+        A standby that took the application over replicates its volumes to
+        the other standbys (not to itself), at the standby's interval.
+        """
+        _, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        self.successResultOf(actions.start("plain", 5))
+        self.assertEqual(
+            {"plain": Replication(volume="plain", application="plain",
+                                  standbys=["10.0.0.9"],
+                                  interval=3 * 10 ** 9)},
+            dict(standby.replicator.replications()))
+
+    def test_start_alone(self):
+        """
+        The only standby, once it took over, has nobody to replicate to.
+        """
+        _, standby, actions = self.standby_actions([B])
+        self.successResultOf(actions.start("plain", 5))
+        self.assertEqual({}, dict(standby.replicator.replications()))
+
+    def test_stop_ends_replication(self):
+        """
+        Stopping the application (a fence) ends the replication of its
+        volumes from this node; other volumes' replication goes on.
+        """
+        _, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        other = Replication(volume="other", application="other",
+                            standbys=["10.0.0.9"], interval=10 ** 10)
+        self.successResultOf(actions.start("plain", 5))
+        self.successResultOf(standby.replicator.configure(
+            standby.replicator.replications().set("other", other)))
+        self.successResultOf(actions.stop("plain"))
+        self.assertEqual({"other": other},
+                         dict(standby.replicator.replications()))
+
+    def test_follow_copy(self):
+        """
+        Following a new owner records it and its epoch on this node's copy,
+        which then refuses the old owner's pushes as stale.
+        """
+        primary, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        self.successResultOf(actions.follow_copy("plain", "node-9", 4))
+        copy = [info for info in self.successResultOf(
+            standby.volumes.volumes()) if info.name == "plain"][0]
+        self.assertEqual(("node-9", 4), (copy.owner, copy.epoch))
+        self.failureResultOf(primary.push_volume("plain", B))
+
+    def test_identity(self):
+        """
+        A node's identity is its volume service's.
+        """
+        _, standby, actions = self.standby_actions([B])
+        self.assertEqual(standby.volumes.node_id,
+                         self.successResultOf(actions.identity()))

@@ -10,9 +10,9 @@ import shutil
 import tempfile
 from textwrap import dedent
 
-import pytest
 import yaml
 from hypothesis import given, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
     Application, AttachedVolume, ContainerOptions, Dependency, HealthCheck,
@@ -25,6 +25,7 @@ from flocker.node._interpolate import (
     InterpolationError, interpolate, parse_env_file,
 )
 from flocker.testtools.strategies import fuzz_settings
+from flocker.testtools import cases, temporary_path, with_cases
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "compose.yml"
@@ -48,10 +49,13 @@ def parse(text, environ=None, directory=None, deployment=PLACE, notes=None):
 def problems(text, **kwargs):
     """
     :return: The ``(line, column, message)`` of each problem reported.
+    :raises AssertionError: If parsing reports none.
     """
-    with pytest.raises(ConfigurationErrors) as info:
+    try:
         parse(text, **kwargs)
-    return [(e.line, e.column, e.message) for e in info.value]
+    except ConfigurationErrors as errors:
+        return [(e.line, e.column, e.message) for e in errors]
+    raise AssertionError("no problem reported")
 
 
 def has(found, line, column, *fragments):
@@ -70,14 +74,15 @@ def web(found):
     return found.placements()["web"][1]
 
 
-class TestInterpolate(object):
+@with_cases
+class InterpolateTests(SynchronousTestCase):
     """
     ``interpolate``: the compose specification's substitutions.
     """
 
     VARIABLES = {"SET": "value", "EMPTY": ""}
 
-    @pytest.mark.parametrize("text,result", [
+    @cases([
         ("$SET/${SET}", "value/value"),
         ("cost: $$5", "cost: $5"),
         ("${UNSET:-default}", "default"),
@@ -97,17 +102,17 @@ class TestInterpolate(object):
         """
         Each form substitutes as the specification says.
         """
-        assert interpolate(text, self.VARIABLES) == result
+        self.assertEqual(interpolate(text, self.VARIABLES), result)
 
     def test_unset_collected(self):
         """
         An unset variable is read as empty and named in ``unset``.
         """
         unset = set()
-        assert interpolate("a${NOPE}b$ALSO", {}, unset) == "ab"
-        assert unset == {"NOPE", "ALSO"}
+        self.assertEqual(interpolate("a${NOPE}b$ALSO", {}, unset), "ab")
+        self.assertEqual(unset, {"NOPE", "ALSO"})
 
-    @pytest.mark.parametrize("text,offset,fragment", [
+    @cases([
         ("${UNSET:?set it please}", 0, "set it please"),
         ("${EMPTY:?}", 0, "empty or unset"),
         ("${UNSET?}", 0, "unset"),
@@ -120,13 +125,14 @@ class TestInterpolate(object):
         Required variables that are missing and malformed substitutions
         are errors naming where they start.
         """
-        with pytest.raises(InterpolationError) as info:
+        with self.assertRaises(InterpolationError) as info:
             interpolate(text, self.VARIABLES)
-        assert info.value.offset == offset
-        assert fragment in info.value.message
+        self.assertEqual(info.exception.offset, offset)
+        self.assertIn(fragment, info.exception.message)
 
 
-class TestParseEnvFile(object):
+@with_cases
+class ParseEnvFileTests(SynchronousTestCase):
     """
     ``parse_env_file``: ``.env`` and ``env_file`` files.
     """
@@ -148,12 +154,14 @@ class TestParseEnvFile(object):
             F
             G=
             """), {"F": "from outside"})
-        assert values == {"A": "1", "B": "two\nlines 1", "C": "${A} stays",
-                          "D": "bare", "E": "multi\nline",
-                          "F": "from outside", "G": ""}
-        assert lines["E"] == 7
+        self.assertEqual(
+            values,
+            {"A": "1", "B": "two\nlines 1", "C": "${A} stays",
+             "D": "bare", "E": "multi\nline",
+             "F": "from outside", "G": ""})
+        self.assertEqual(lines["E"], 7)
 
-    @pytest.mark.parametrize("text,where,fragment", [
+    @cases([
         ("A=1\n=2\n", (2, 1), "NAME=value"),
         ("A='open\n", (1, 3), "never closed"),
         ("A=${\n", (1, 3), "variable name"),
@@ -162,22 +170,23 @@ class TestParseEnvFile(object):
         """
         A bad line is an error at its line and column.
         """
-        with pytest.raises(InterpolationError) as info:
+        with self.assertRaises(InterpolationError) as info:
             parse_env_file(text)
-        assert info.value.offset == where
-        assert fragment in info.value.message
+        self.assertEqual(info.exception.offset, where)
+        self.assertIn(fragment, info.exception.message)
 
 
-class TestVariables(object):
+class VariablesTests(SynchronousTestCase):
     """
     Variables in compose files, from the environment and ``.env``.
     """
 
-    def test_environment_over_dotenv(self, tmp_path):
+    def test_environment_over_dotenv(self):
         """
         ``.env`` beside the file gives values; the deploy's environment
         wins over it.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / ".env").write_text("TAG=1.0\nPORT=8080\n")
         found = parse("""\
             services:
@@ -187,10 +196,10 @@ class TestVariables(object):
                 mem_limit: ${MEM:-512M}
               db: {image: "postgres:${PG:-16}"}
             """, environ={"PORT": "9090"}, directory=str(tmp_path))
-        assert web(found).image == "example/web:1.0"
-        assert web(found).ports == {Port(internal=80, external=9090)}
-        assert web(found).mem_limit == 512 * 1024 ** 2
-        assert found.placements()["db"][1].image == "postgres:16"
+        self.assertEqual(web(found).image, "example/web:1.0")
+        self.assertEqual(web(found).ports, {Port(internal=80, external=9090)})
+        self.assertEqual(web(found).mem_limit, 512 * 1024 ** 2)
+        self.assertEqual(found.placements()["db"][1].image, "postgres:16")
 
     def test_plain_scalar_retyped(self):
         """
@@ -200,7 +209,7 @@ class TestVariables(object):
             web: {image: w, cpu_shares: $SHARES}
             db: {image: d}
             """, environ={"SHARES": "512"})
-        assert web(found).cpu_shares == 512
+        self.assertEqual(web(found).cpu_shares, 512)
 
     def test_required_missing(self):
         """
@@ -211,7 +220,7 @@ class TestVariables(object):
             web: {image: "${IMAGE:?set IMAGE to the web image}"}
             db: {image: d}
             """)
-        assert has(found, 1, 14, "set IMAGE to the web image")
+        self.assertTrue(has(found, 1, 14, "set IMAGE to the web image"))
 
     def test_unset_noted(self):
         """
@@ -223,8 +232,10 @@ class TestVariables(object):
             web: {image: w, environment: {A: "x${NOPE}"}}
             db: {image: d, environment: {B: "$NOPE"}}
             """, notes=notes)
-        assert [(n.line, n.column) for n in notes
-                if "NOPE" in n.message] == [(1, 34)]
+        self.assertEqual(
+            [(n.line, n.column) for n in notes
+             if "NOPE" in n.message],
+            [(1, 34)])
 
     def test_keys_not_substituted(self):
         """
@@ -234,24 +245,27 @@ class TestVariables(object):
             web: {image: w, environment: {A: "$$HOME"}}
             db: {image: d}
             """)
-        assert web(found).environment == {"A": "$HOME"}
+        self.assertEqual(web(found).environment, {"A": "$HOME"})
 
-    def test_bad_dotenv_located(self, tmp_path):
+    def test_bad_dotenv_located(self):
         """
         A problem in ``.env`` is reported in that file.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / ".env").write_text("GOOD=1\nnot a line\n")
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             parse("web: {image: w}\ndb: {image: d}\n",
                   directory=str(tmp_path))
-        assert [str(e) for e in info.value] == [
-            "%s:2:5: expected NAME=value" % (tmp_path / ".env",)]
+        self.assertEqual(
+            [str(e) for e in info.exception],
+            ["%s:2:5: expected NAME=value" % (tmp_path / ".env",)])
 
-    def test_load_reads_dotenv_beside_file(self, tmp_path):
+    def test_load_reads_dotenv_beside_file(self):
         """
         ``load_configuration`` reads the ``.env`` beside the compose file
         and takes variables from the environment given.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / ".env").write_text("TAG=2\n")
         (tmp_path / "d.yml").write_text(PLACE)
         (tmp_path / "c.yml").write_text(
@@ -259,21 +273,23 @@ class TestVariables(object):
         found = load_configuration(str(tmp_path / "d.yml"),
                                    str(tmp_path / "c.yml"),
                                    environ={"USER": "ann"})
-        assert (web(found).image, dict(web(found).environment)) == (
-            "w:2", {"USER": "ann"})
+        self.assertEqual(
+            (web(found).image, dict(web(found).environment)),
+            ("w:2", {"USER": "ann"}))
 
 
-class TestEnvFile(object):
+class EnvFileTests(SynchronousTestCase):
     """
     ``env_file``: variables for the container from files.
     """
 
-    def test_forms(self, tmp_path):
+    def test_forms(self):
         """
         A string, a list and the long form are read relative to the
         compose file; ``environment`` wins; an optional missing file is
         skipped.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / "a.env").write_text("A=1\nB=from-a\n")
         (tmp_path / "b.env").write_text("B=from-b\nC=3\n")
         found = parse("""\
@@ -283,35 +299,42 @@ class TestEnvFile(object):
               environment: {C: mine}
             db: {image: d, env_file: a.env}
             """, directory=str(tmp_path))
-        assert web(found).environment == {"A": "1", "B": "from-b",
-                                          "C": "mine"}
-        assert found.placements()["db"][1].environment == {"A": "1",
-                                                           "B": "from-a"}
+        self.assertEqual(
+            web(found).environment,
+            {"A": "1", "B": "from-b",
+             "C": "mine"})
+        self.assertEqual(
+            found.placements()["db"][1].environment,
+            {"A": "1",
+             "B": "from-a"})
 
-    def test_missing_file(self, tmp_path):
+    def test_missing_file(self):
         """
         A required env file that is missing is a problem at its entry.
         """
+        tmp_path = temporary_path(self)
         found = problems("""\
             web: {image: w, env_file: [missing.env]}
             db: {image: d}
             """, directory=str(tmp_path))
-        assert has(found, 1, 28, "missing.env", "cannot be read")
+        self.assertTrue(has(found, 1, 28, "missing.env", "cannot be read"))
 
-    def test_bad_line_located_in_env_file(self, tmp_path):
+    def test_bad_line_located_in_env_file(self):
         """
         A bad line of an env file is reported in that file.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / "bad.env").write_text("A=1\nB='open\n")
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             parse("web: {image: w, env_file: bad.env}\ndb: {image: d}\n",
                   directory=str(tmp_path))
-        assert [str(e) for e in info.value] == [
-            "%s:2:3: the single quote is never closed" % (
-                tmp_path / "bad.env",)]
+        self.assertEqual(
+            [str(e) for e in info.exception],
+            ["%s:2:3: the single quote is never closed" % (
+                 tmp_path / "bad.env",)])
 
 
-class TestAnchors(object):
+class AnchorsTests(SynchronousTestCase):
     """
     YAML anchors, aliases and merges; ``x-`` extensions.
     """
@@ -336,11 +359,15 @@ class TestAnchors(object):
                 image: d
                 x-note: anything
             """)
-        assert web(found).restart_policy == RestartPolicy(
-            name="unless-stopped")
-        assert web(found).environment == {"TZ": "CET"}
-        assert found.placements()["db"][1].options.logging == LogConfig(
-            driver="local")
+        self.assertEqual(
+            web(found).restart_policy,
+            RestartPolicy(
+                name="unless-stopped"))
+        self.assertEqual(web(found).environment, {"TZ": "CET"})
+        self.assertEqual(
+            found.placements()["db"][1].options.logging,
+            LogConfig(
+                driver="local"))
 
     def test_alias_bomb(self):
         """
@@ -352,8 +379,8 @@ class TestAnchors(object):
             ["x-%d: &x%d [%s]" % (i, i, ", ".join(["*x%d" % (i - 1,)] * 10))
              for i in range(1, 9)] +
             ["web: {image: w}", "db: {image: d}", ""]))
-        assert len(found) == 1
-        assert found[0][0] == 5 and "more than 100000" in found[0][2]
+        self.assertEqual(len(found), 1)
+        self.assertTrue(found[0][0] == 5 and "more than 100000" in found[0][2])
 
     def test_merge_of_scalar(self):
         """
@@ -363,10 +390,11 @@ class TestAnchors(object):
             web: {image: w, <<: 5}
             db: {image: d}
             """)
-        assert has(found, 1, 21, "<< merges a mapping")
+        self.assertTrue(has(found, 1, 21, "<< merges a mapping"))
 
 
-class TestOptions(object):
+@with_cases
+class OptionsTests(SynchronousTestCase):
     """
     Service keys passed to Docker, read into ``ContainerOptions``.
     """
@@ -424,33 +452,36 @@ class TestOptions(object):
         Each key becomes its field, values converted to Docker's units.
         """
         found = web(parse(self.FULL))
-        assert found.command == ["run", "--fast"]
-        assert found.mem_limit == 1536 * 1024 ** 2
-        assert found.restart_policy == RestartPolicy(name="unless-stopped")
-        assert found.options == ContainerOptions(
-            entrypoint=["/bin/entry", "--flag", "two words"],
-            user="1000:1000", working_dir="/srv", hostname="webhost",
-            labels={"com.example.team": "web"}, cap_add=["NET_ADMIN"],
-            cap_drop=["ALL"], read_only=True,
-            tmpfs={"/run": "size=64m", "/tmp": ""},
-            shm_size=256 * 1024 ** 2,
-            ulimits=[Ulimit(name="nofile", soft=1024, hard=2048),
-                     Ulimit(name="nproc", soft=512, hard=512)],
-            sysctls={"net.core.somaxconn": "1024"}, stop_signal="SIGINT",
-            stop_grace_period=90, init=False, tty=True, stdin_open=True,
-            dns=["192.0.2.53"], dns_search=["example.com"],
-            extra_hosts=["db.local:192.0.2.5", "other:192.0.2.6"],
-            security_opt=["no-new-privileges:true"], pids_limit=100,
-            logging=LogConfig(driver="json-file",
-                              options={"max-size": "10m", "max-file": "3"}),
-            runtime="runc", platform="linux/amd64",
-            group_add=["audio", "44"], mem_reservation=256 * 1024 ** 2,
-            nano_cpus=500000000,
-            healthcheck=HealthCheck(
-                test=["CMD-SHELL", "curl -f http://localhost/"],
-                interval=30 * 10 ** 9, timeout=5 * 10 ** 9, retries=3,
-                start_period=60 * 10 ** 9, start_interval=500 * 10 ** 6),
-            expose=[(9000, "tcp"), (9001, "udp")], container_name="my-web")
+        self.assertEqual(found.command, ["run", "--fast"])
+        self.assertEqual(found.mem_limit, 1536 * 1024 ** 2)
+        self.assertEqual(found.restart_policy,
+                         RestartPolicy(name="unless-stopped"))
+        self.assertEqual(
+            found.options,
+            ContainerOptions(
+                entrypoint=["/bin/entry", "--flag", "two words"],
+                user="1000:1000", working_dir="/srv", hostname="webhost",
+                labels={"com.example.team": "web"}, cap_add=["NET_ADMIN"],
+                cap_drop=["ALL"], read_only=True,
+                tmpfs={"/run": "size=64m", "/tmp": ""},
+                shm_size=256 * 1024 ** 2,
+                ulimits=[Ulimit(name="nofile", soft=1024, hard=2048),
+                         Ulimit(name="nproc", soft=512, hard=512)],
+                sysctls={"net.core.somaxconn": "1024"}, stop_signal="SIGINT",
+                stop_grace_period=90, init=False, tty=True, stdin_open=True,
+                dns=["192.0.2.53"], dns_search=["example.com"],
+                extra_hosts=["db.local:192.0.2.5", "other:192.0.2.6"],
+                security_opt=["no-new-privileges:true"], pids_limit=100,
+                logging=LogConfig(driver="json-file",
+                                  options={"max-size": "10m", "max-file": "3"}),
+                runtime="runc", platform="linux/amd64",
+                group_add=["audio", "44"], mem_reservation=256 * 1024 ** 2,
+                nano_cpus=500000000,
+                healthcheck=HealthCheck(
+                    test=["CMD-SHELL", "curl -f http://localhost/"],
+                    interval=30 * 10 ** 9, timeout=5 * 10 ** 9, retries=3,
+                    start_period=60 * 10 ** 9, start_interval=500 * 10 ** 6),
+                expose=[(9000, "tcp"), (9001, "udp")], container_name="my-web"))
 
     def test_deploy_resources(self):
         """
@@ -467,11 +498,12 @@ class TestOptions(object):
                 restart_policy: {condition: on-failure, max_attempts: 4}
             db: {image: d}
             """))
-        assert (found.mem_limit, found.options.nano_cpus,
-                found.options.pids_limit, found.options.mem_reservation,
-                found.restart_policy) == (
-            1024 ** 3, 2 * 10 ** 9, 50, 512 * 1024 ** 2,
-            RestartPolicy(name="on-failure", maximum_retry_count=4))
+        self.assertEqual(
+            (found.mem_limit, found.options.nano_cpus,
+             found.options.pids_limit, found.options.mem_reservation,
+             found.restart_policy),
+            (1024 ** 3, 2 * 10 ** 9, 50, 512 * 1024 ** 2,
+             RestartPolicy(name="on-failure", maximum_retry_count=4)))
 
     def test_healthcheck_disable(self):
         """
@@ -481,9 +513,9 @@ class TestOptions(object):
             web: {image: w, healthcheck: {disable: true}}
             db: {image: d}
             """))
-        assert found.options.healthcheck == HealthCheck(test=["NONE"])
+        self.assertEqual(found.options.healthcheck, HealthCheck(test=["NONE"]))
 
-    @pytest.mark.parametrize("key,value,fragment", [
+    @cases([
         ("stop_grace_period", "soon", "not a duration"),
         ("cpus", "lots", "positive number of CPUs"),
         ("read_only", "maybe", "true or false"),
@@ -500,10 +532,11 @@ class TestOptions(object):
         """
         found = problems("web:\n  image: w\n  %s: %s\ndb: {image: d}\n" % (
             key, value))
-        assert any(l == 3 and fragment in m for l, c, m in found), found
+        self.assertTrue(any(l == 3 and fragment in m for l, c, m in found),
+                        found)
 
 
-class TestPorts(object):
+class PortsTests(SynchronousTestCase):
     """
     Every compose port form.
     """
@@ -527,18 +560,20 @@ class TestPorts(object):
                 - "3000"
             db: {image: d}
             """, notes=notes))
-        assert found.ports == {
-            Port(internal=80, external=8080),
-            Port(internal=443, external=8443, host_ip="127.0.0.1"),
-            Port(internal=53, external=53, protocol="udp"),
-            Port(internal=7000, external=9000),
-            Port(internal=7001, external=9001),
-            Port(internal=22, external=2222, host_ip="::1"),
-            Port(internal=5000, external=5001, protocol="udp"),
-        }
-        assert found.options.expose == {(3000, "tcp")}
-        assert any(n.line == 10 and "no host port" in n.message
-                   for n in notes)
+        self.assertEqual(
+            found.ports,
+            {Port(internal=80, external=8080),
+             Port(internal=443, external=8443, host_ip="127.0.0.1"),
+             Port(internal=53, external=53, protocol="udp"),
+             Port(internal=7000, external=9000),
+             Port(internal=7001, external=9001),
+             Port(internal=22, external=2222, host_ip="::1"),
+             Port(internal=5000, external=5001, protocol="udp"),
+            })
+        self.assertEqual(found.options.expose, {(3000, "tcp")})
+        self.assertTrue(
+            any(n.line == 10 and "no host port" in n.message
+                for n in notes))
 
     def test_empty_target_refused(self):
         """
@@ -552,7 +587,7 @@ class TestPorts(object):
                 - {published: "9001", target: null}
             db: {image: d}
             """)
-        assert has(found, 4, 35, "target", "not an empty value")
+        self.assertTrue(has(found, 4, 35, "target", "not an empty value"))
 
     def test_tcp_and_udp_share_a_number(self):
         """
@@ -563,15 +598,16 @@ class TestPorts(object):
             web: {image: w, ports: ["53:53/udp"]}
             db: {image: d, ports: ["53:53"]}
             """)
-        assert web(found).ports == {Port(53, 53, "udp")}
+        self.assertEqual(web(found).ports, {Port(53, 53, "udp")})
         found = problems("""\
             web: {image: w, ports: ["53:53/udp"]}
             db: {image: d, ports: ["53:5353/udp"]}
             """)
-        assert has(found, 2, 24, "external port 53/udp is already used")
+        self.assertTrue(
+            has(found, 2, 24, "external port 53/udp is already used"))
 
 
-class TestDependsOn(object):
+class DependsOnTests(SynchronousTestCase):
     """
     ``depends_on`` in its list and mapping forms.
     """
@@ -595,13 +631,15 @@ class TestDependsOn(object):
               migrate: {image: m, depends_on: [db]}
             """, deployment="version: 1\nnodes:\n"
                             "  192.0.2.1: [web, db, migrate]\n")
-        assert web(found).depends_on == {
-            Dependency(name="db", condition="service_healthy"),
-            Dependency(name="migrate",
-                       condition="service_completed_successfully",
-                       required=False)}
-        assert found.placements()["migrate"][1].depends_on == {
-            Dependency(name="db")}
+        self.assertEqual(
+            web(found).depends_on,
+            {Dependency(name="db", condition="service_healthy"),
+             Dependency(name="migrate",
+                        condition="service_completed_successfully",
+                        required=False)})
+        self.assertEqual(
+            found.placements()["migrate"][1].depends_on,
+            {Dependency(name="db")})
 
     def test_problems(self):
         """
@@ -615,18 +653,20 @@ class TestDependsOn(object):
               c: {image: c, healthcheck: {disable: true}}
               e: {image: e, depends_on: {c: {condition: service_healthy}}}
             """)
-        assert has(found, 2, 32, 'undefined service "dbb"',
-                   'did you mean "db"')
-        assert has(found, 3, 48, '"started" is not one of')
-        assert has(found, 5, 30, "c has no healthcheck")
+        self.assertTrue(
+            has(found, 2, 32, 'undefined service "dbb"',
+                'did you mean "db"'))
+        self.assertTrue(has(found, 3, 48, '"started" is not one of'))
+        self.assertTrue(has(found, 5, 30, "c has no healthcheck"))
         found = problems("""\
             web: {image: w, depends_on: [db]}
             db: {image: d, depends_on: [web]}
             """)
-        assert has(found, 2, 29, "cycle: db -> web -> db")
+        self.assertTrue(has(found, 2, 29, "cycle: db -> web -> db"))
 
 
-class TestNotedAndRefused(object):
+@with_cases
+class NotedAndRefusedTests(SynchronousTestCase):
     """
     Keys accepted with a note, and keys refused with why.
     """
@@ -648,13 +688,17 @@ class TestNotedAndRefused(object):
             """, notes=notes)
         messages = [(n.line, n.message.split(":")[0].split(" ")[0])
                     for n in notes]
-        assert messages == [(1, "version"), (2, "name"), (4, "build"),
-                            (4, "networks"), (4, "profiles"), (6, "networks")]
-        assert "services web, db" in [n.message for n in notes
-                                      if n.line == 4 and "networks" in
-                                      n.message][0]
+        self.assertEqual(
+            messages,
+            [(1, "version"), (2, "name"), (4, "build"),
+             (4, "networks"), (4, "profiles"), (6, "networks")])
+        self.assertIn(
+            "services web, db",
+            [n.message for n in notes
+             if n.line == 4 and "networks" in
+             n.message][0])
 
-    @pytest.mark.parametrize("service,column,fragment", [
+    @cases([
         ("{build: .}", 14, "registry your nodes can pull from"),
         ("{image: w, network_mode: host}", 31, "node's network"),
         ("{image: w, network_mode: 'service:db'}", 31, "another container"),
@@ -669,10 +713,10 @@ class TestNotedAndRefused(object):
         Each refused key is a located problem saying why.
         """
         found = problems("web: %s\ndb: {image: d}\n" % (service,))
-        assert has(found, 1, column, fragment), found
+        self.assertTrue(has(found, 1, column, fragment), found)
 
 
-class TestFlocker04(object):
+class Flocker04Tests(SynchronousTestCase):
     """
     Flocker 0.4 files that keep working, and one that must not.
     """
@@ -690,19 +734,22 @@ class TestFlocker04(object):
                 image: w
                 volume: {mountpoint: /var/lib/data/, maximum_size: "2.5G"}
             """), APPLICATION)
-        assert found.placements()["site-example.com"][1].volume == \
+        self.assertEqual(
+            found.placements()["site-example.com"][1].volume,
             AttachedVolume(mountpoint="/var/lib/data",
-                           maximum_size=2684354560)
+                           maximum_size=2684354560))
 
     def test_empty_mapping_refused(self):
         """
         ``{}`` would remove every application: it is refused.
         """
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             parse_configuration(PLACE.replace("[web, db]", "[]"), DEPLOYMENT,
                                 "{}\n", APPLICATION)
-        assert [(e.line, e.column) for e in info.value] == [(1, 1)]
-        assert "remove every application" in info.value.errors[0].message
+        self.assertEqual([(e.line, e.column) for e in info.exception],
+                         [(1, 1)])
+        self.assertIn("remove every application",
+                      info.exception.errors[0].message)
 
     def test_application_is_equal_after_round_trip(self):
         """
@@ -711,24 +758,28 @@ class TestFlocker04(object):
         """
         from flocker._serialize import (
             application_from_dict, application_to_dict, dumps, loads)
-        found = web(parse(TestOptions.FULL))
-        assert application_from_dict(loads(dumps(application_to_dict(
-            found)))) == found
-        assert isinstance(found, Application)
+        found = web(parse(OptionsTests.FULL))
+        self.assertEqual(
+            application_from_dict(loads(dumps(application_to_dict(
+                found)))),
+            found)
+        self.assertIsInstance(found, Application)
 
 
-class TestVolumes(object):
+@with_cases
+class VolumesTests(SynchronousTestCase):
     """
     The compose volume syntax, read into volumes, host mounts and files.
     """
 
-    def test_every_form(self, tmp_path):
+    def test_every_form(self):
         """
         Named (and external) volumes, anonymous ones, relative directories
         (seeded volumes), relative files, absolute host paths (noted),
         tmpfs entries, and file-based secrets and configs each become
         their model value.
         """
+        tmp_path = temporary_path(self)
         (tmp_path / "data").mkdir()
         (tmp_path / "nginx.conf").write_bytes(b"events {}\n")
         (tmp_path / "pw.txt").write_bytes(b"secret\n")
@@ -759,24 +810,32 @@ class TestVolumes(object):
               conf: {file: ./nginx.conf}
             """, directory=str(tmp_path), notes=notes)
         app = web(found)
-        assert app.volume == AttachedVolume(mountpoint="/var/lib/web")
-        assert app.volumes == {
-            AttachedVolume(mountpoint="/srv/data", name="shop-data"),
-            AttachedVolume(mountpoint="/var/cache", name="shop_cache")}
-        assert [v.seed for v in app.volumes if v.name == "shop-data"] == [
-            str(tmp_path / "data")]
-        assert app.host_mounts == {HostMount(
-            host_path="/etc/localtime", mountpoint="/etc/localtime",
-            read_only=True)}
-        assert {(f.mountpoint, f.content, f.mode) for f in app.files} == {
-            ("/etc/nginx/nginx.conf", b"events {}\n", 0o644),
-            ("/run/secrets/pw", b"secret\n", 0o644),
-            ("/etc/app.conf", b"events {}\n", 0o440)}
-        assert app.options.tmpfs == {"/scratch": "size=64m"}
-        assert found.placements()["db"][1].volumes == {AttachedVolume(
-            mountpoint="/pg", name="pg-main", external=True)}
-        assert any("/etc/localtime" in n.message and "stays" in n.message
-                   for n in notes)
+        self.assertEqual(app.volume, AttachedVolume(mountpoint="/var/lib/web"))
+        self.assertEqual(
+            app.volumes,
+            {AttachedVolume(mountpoint="/srv/data", name="shop-data"),
+             AttachedVolume(mountpoint="/var/cache", name="shop_cache")})
+        self.assertEqual(
+            [v.seed for v in app.volumes if v.name == "shop-data"],
+            [str(tmp_path / "data")])
+        self.assertEqual(
+            app.host_mounts,
+            {HostMount(
+                host_path="/etc/localtime", mountpoint="/etc/localtime",
+                read_only=True)})
+        self.assertEqual(
+            {(f.mountpoint, f.content, f.mode) for f in app.files},
+            {("/etc/nginx/nginx.conf", b"events {}\n", 0o644),
+             ("/run/secrets/pw", b"secret\n", 0o644),
+             ("/etc/app.conf", b"events {}\n", 0o440)})
+        self.assertEqual(app.options.tmpfs, {"/scratch": "size=64m"})
+        self.assertEqual(
+            found.placements()["db"][1].volumes,
+            {AttachedVolume(
+                mountpoint="/pg", name="pg-main", external=True)})
+        self.assertTrue(
+            any("/etc/localtime" in n.message and "stays" in n.message
+                for n in notes))
 
     def test_project_prefix(self):
         """
@@ -794,8 +853,9 @@ class TestVolumes(object):
               kept: {name: data-v1}
               ext: {external: true}
             """)
-        assert sorted((v.name, v.former_name) for v in web(found).volumes) == [
-            ("data-v1", None), ("ext", None), ("shop_data", "data")]
+        self.assertEqual(
+            sorted((v.name, v.former_name) for v in web(found).volumes),
+            [("data-v1", None), ("ext", None), ("shop_data", "data")])
 
     def test_two_projects_do_not_meet(self):
         """
@@ -806,7 +866,8 @@ class TestVolumes(object):
                           "[data:/d]}\n  db: {image: d}\nvolumes: {data: {}}"
                           "\n" % (project,))
             return [v.name for v in web(found).volumes]
-        assert volume("shop") + volume("blog") == ["shop_data", "blog_data"]
+        self.assertEqual(volume("shop") + volume("blog"),
+                         ["shop_data", "blog_data"])
 
     def test_long_project_volume(self):
         """
@@ -818,47 +879,53 @@ class TestVolumes(object):
                       "%s: {}}\n" % ("p" * 40, "v" * 30 + "a", "v" * 30 + "b",
                                      "v" * 30 + "a", "v" * 30 + "b"))
         names = [v.name for v in web(found).volumes]
-        assert (len(set(names)), max(len(n) for n in names)) == (2, 63)
+        self.assertEqual((len(set(names)), max(len(n) for n in names)),
+                         (2, 63))
 
-    def test_missing_directory_noted(self, tmp_path):
+    def test_missing_directory_noted(self):
         """
         A relative bind source that does not exist gives an empty volume,
         with a note (compose would create the directory).
         """
+        tmp_path = temporary_path(self)
         notes = []
         found = parse("web: {image: w, volumes: ['./new:/d']}\n"
                       "db: {image: d}\n", directory=str(tmp_path),
                       notes=notes)
-        assert [v.seed for v in web(found).volumes] == [None]
-        assert any("does not exist" in n.message for n in notes)
+        self.assertEqual([v.seed for v in web(found).volumes], [None])
+        self.assertTrue(any("does not exist" in n.message for n in notes))
 
-    @pytest.mark.parametrize("entry,fragment", [
+    @cases([
         ("'a:b:c:d'", "SOURCE:TARGET:MODE"),
         ("'./x:/x:rx'", 'unknown mode "rx"'),
         ("{type: npipe, source: a, target: /b}", "volume, bind or tmpfs"),
         ("'data:relative'", "absolute path"),
     ])
-    def test_refused(self, tmp_path, entry, fragment):
+    def test_refused(self, entry, fragment):
         """
         Malformed entries are refused at the entry.
         """
+        tmp_path = temporary_path(self)
         found = problems("web: {image: w, volumes: [%s]}\ndb: {image: d}\n"
                          % (entry,), directory=str(tmp_path))
-        assert any(l == 1 and fragment in m for l, c, m in found), found
+        self.assertTrue(any(l == 1 and fragment in m for l, c, m in found),
+                        found)
 
-    def test_secret_not_declared(self, tmp_path):
+    def test_secret_not_declared(self):
         """
         A secret missing from the top-level secrets is refused.
         """
+        tmp_path = temporary_path(self)
         found = problems("""\
             services:
               web: {image: w, secrets: [pw]}
               db: {image: d}
             """, directory=str(tmp_path))
-        assert has(found, 2, 29, '"pw" is not declared')
+        self.assertTrue(has(found, 2, 29, '"pw" is not declared'))
 
 
-class TestNames(object):
+@with_cases
+class NamesTests(SynchronousTestCase):
     """
     What makes names resolve: network ``aliases`` and link aliases of
     services that publish no port.
@@ -879,8 +946,9 @@ class TestNames(object):
                   front: {aliases: [pg]}
                   other:
             """)
-        assert found.placements()["db"][1].options.aliases == [
-            "db.internal", "pg", "postgres"]
+        self.assertEqual(
+            found.placements()["db"][1].options.aliases,
+            ["db.internal", "pg", "postgres"])
 
     def test_network_list(self):
         """
@@ -891,9 +959,9 @@ class TestNames(object):
               web: {image: w, networks: [front, back]}
               db: {image: d}
             """)
-        assert web(found).options.aliases == []
+        self.assertEqual(web(found).options.aliases, [])
 
-    @pytest.mark.parametrize("networks,line,column,fragment", [
+    @cases([
         ("{back: {aliases: [db]}}", 2, 47, "already names service db"),
         ("{back: {aliases: ['a b']}}", 2, 47, "is not a safe name"),
         ("{back: {aliasses: [x]}}", 2, 37, 'did you mean "aliases"'),
@@ -909,7 +977,7 @@ class TestNames(object):
               web: {image: w, networks: %s}
               db: {image: d}
             """ % (networks,))
-        assert has(found, line, column, fragment), found
+        self.assertTrue(has(found, line, column, fragment), found)
 
     def test_alias_on_two_services(self):
         """
@@ -920,8 +988,10 @@ class TestNames(object):
               web: {image: w, networks: {n: {aliases: [x]}}}
               db: {image: d, networks: {n: {aliases: [x]}}}
             """)
-        assert has(found, 3, 43, "network alias x of service db already "
-                   "names service web"), found
+        self.assertTrue(
+            has(found, 3, 43, "network alias x of service db already "
+                "names service web"),
+            found)
 
     def test_link_alias_without_ports(self):
         """
@@ -933,11 +1003,12 @@ class TestNames(object):
               web: {image: w, links: ["db:database"]}
               db: {image: d, expose: [5432]}
             """)
-        assert (web(found).links, dict(web(found).options.link_aliases)) == (
-            frozenset(), {"database": "db"})
+        self.assertEqual(
+            (web(found).links, dict(web(found).options.link_aliases)),
+            (frozenset(), {"database": "db"}))
 
 
-class TestOverride(object):
+class OverrideTests(SynchronousTestCase):
     """
     A compose override file beside the compose file, merged by the compose
     specification's rules (``flocker.node._compose_merge``).
@@ -955,13 +1026,14 @@ class TestOverride(object):
                                   str(tmp_path / name), environ={},
                                   notes=notes)
 
-    def test_merge_rules(self, tmp_path):
+    def test_merge_rules(self):
         """
         Mappings merge, the override winning; command is replaced; ports
         sharing their unique key are replaced and others appended; lists
         append (a repeated value once); environment lists and mappings
         merge as mappings; a new service is added.
         """
+        tmp_path = temporary_path(self)
         found = self.load(tmp_path, """\
             services:
               web:
@@ -982,20 +1054,22 @@ class TestOverride(object):
               db: {image: d}
             """)
         app = web(found)
-        assert (app.image, list(app.command),
-                sorted((p.external, p.internal) for p in app.ports),
-                list(app.options.dns), dict(app.environment),
-                app.restart_policy.name,
-                found.placements()["db"][1].image) == (
-            "w:2", ["serve"], [(8080, 80), (8443, 443), (9000, 9000)],
-            ["192.0.2.53", "192.0.2.54"], {"A": "1", "B": "3", "C": "4"},
-            "always", "d")
+        self.assertEqual(
+            (app.image, list(app.command),
+             sorted((p.external, p.internal) for p in app.ports),
+             list(app.options.dns), dict(app.environment),
+             app.restart_policy.name,
+             found.placements()["db"][1].image),
+            ("w:2", ["serve"], [(8080, 80), (8443, 443), (9000, 9000)],
+             ["192.0.2.53", "192.0.2.54"], {"A": "1", "B": "3", "C": "4"},
+             "always", "d"))
 
-    def test_unique_volume_target(self, tmp_path):
+    def test_unique_volume_target(self):
         """
         A volume of the override with the target of one of the base
         replaces it.
         """
+        tmp_path = temporary_path(self)
         found = self.load(tmp_path, """\
             name: p
             services:
@@ -1006,13 +1080,16 @@ class TestOverride(object):
             services:
               web: {volumes: ["new:/data"]}
             """)
-        assert sorted((v.name, v.mountpoint) for v in web(found).volumes
-                      ) == [("p_new", "/data")]
+        self.assertEqual(
+            sorted((v.name, v.mountpoint) for v in web(found).volumes
+                   ),
+            [("p_new", "/data")])
 
-    def test_reset_and_override_tags(self, tmp_path):
+    def test_reset_and_override_tags(self):
         """
         ``!reset`` removes a key; ``!override`` replaces a value whole.
         """
+        tmp_path = temporary_path(self)
         found = self.load(tmp_path, """\
             services:
               web:
@@ -1026,15 +1103,17 @@ class TestOverride(object):
                 ports: !reset []
                 environment: !override {C: "3"}
             """)
-        assert (web(found).ports, dict(web(found).environment)) == (
-            frozenset(), {"C": "3"})
+        self.assertEqual(
+            (web(found).ports, dict(web(found).environment)),
+            (frozenset(), {"C": "3"}))
 
-    def test_problem_in_override_located(self, tmp_path):
+    def test_problem_in_override_located(self):
         """
         A problem written in the override file is reported in the override
         file at its line; one in the base file stays in the base file.
         """
-        with pytest.raises(ConfigurationErrors) as info:
+        tmp_path = temporary_path(self)
+        with self.assertRaises(ConfigurationErrors) as info:
             self.load(tmp_path, """\
                 services:
                   web: {image: w, restart: sometimes}
@@ -1044,46 +1123,51 @@ class TestOverride(object):
                   db:
                     mem_limit: lots
                 """)
-        assert sorted((os.path.basename(e.path), e.line, e.column)
-                      for e in info.value) == [
-            ("compose.override.yaml", 3, 16), ("compose.yaml", 2, 28)]
+        self.assertEqual(
+            sorted((os.path.basename(e.path), e.line, e.column)
+                   for e in info.exception),
+            [("compose.override.yaml", 3, 16), ("compose.yaml", 2, 28)])
 
-    def test_noted(self, tmp_path):
+    def test_noted(self):
         """
         The merge is noted, in the override file.
         """
+        tmp_path = temporary_path(self)
         notes = []
         self.load(tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
                   "services: {web: {image: w2}}\n", notes=notes)
-        assert [(os.path.basename(n.path), n.message) for n in notes
-                if "merged" in n.message] == [
-            ("compose.override.yaml",
-             "merged into %s (compose's override file)" % (
-                 tmp_path / "compose.yaml",))]
+        self.assertEqual(
+            [(os.path.basename(n.path), n.message) for n in notes
+             if "merged" in n.message],
+            [("compose.override.yaml",
+              "merged into %s (compose's override file)" % (
+                  tmp_path / "compose.yaml",))])
 
-    def test_docker_compose_names(self, tmp_path):
+    def test_docker_compose_names(self):
         """
         ``docker-compose.override.yml`` is merged into
         ``docker-compose.yml``; another file name has no override.
         """
+        tmp_path = temporary_path(self)
         found = self.load(
             tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
             "services: {web: {image: w2}}\n", name="docker-compose.yml",
             override_name="docker-compose.override.yml")
-        assert web(found).image == "w2"
+        self.assertEqual(web(found).image, "w2")
         other = self.load(
             tmp_path, "services: {web: {image: w}, db: {image: d}}\n",
             "services: {web: {image: w2}}\n", name="app.yml",
             override_name="app.override.yml")
-        assert web(other).image == "w"
+        self.assertEqual(web(other).image, "w")
 
-    def test_fig_format(self, tmp_path):
+    def test_fig_format(self):
         """
         Files with their services at the top merge as services.
         """
+        tmp_path = temporary_path(self)
         found = self.load(tmp_path, "web: {image: w, dns: [a]}\n"
                           "db: {image: d}\n", "web: {dns: [b]}\n")
-        assert list(web(found).options.dns) == ["a", "b"]
+        self.assertEqual(list(web(found).options.dns), ["a", "b"])
 
 
 _KEYS = st.sampled_from(["A", "B", "C"])
@@ -1102,7 +1186,7 @@ _SERVICES = st.fixed_dictionaries({
 })
 
 
-class TestOverrideProperties(object):
+class OverridePropertiesTests(SynchronousTestCase):
     """
     Properties of the override merge, on generated services.
     """
@@ -1135,7 +1219,9 @@ class TestOverrideProperties(object):
             finally:
                 shutil.rmtree(top)
         alone = web(load(service, None))
-        assert web(load(service, service)) == alone
+        self.assertEqual(web(load(service, service)), alone)
         merged = web(load(service, other))
-        assert (merged.image, list(merged.command)) == (other["image"],
-                                                        other["command"])
+        self.assertEqual(
+            (merged.image, list(merged.command)),
+            (other["image"],
+             other["command"]))

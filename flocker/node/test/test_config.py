@@ -5,9 +5,9 @@ cross-checks, the located problem reports and the native-format writer.
 
 from textwrap import dedent
 
-import pytest
 import yaml
 from hypothesis import given, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
     Application, AttachedVolume, Deployment, HostMount, Link, Node, Port,
@@ -22,6 +22,7 @@ from flocker.node._config import (
     load_configuration, parse_configuration,
 )
 from flocker.testtools.strategies import deployments, fuzz_settings
+from flocker.testtools import cases, temporary_path, with_cases
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "application.yml"
@@ -58,10 +59,13 @@ def parse(application_text, deployment_text=WEB_AND_DB):
 def problems(application_text, deployment_text=WEB_AND_DB):
     """
     :return: The list of :class:`ConfigurationError` parsing reports.
+    :raises AssertionError: If parsing reports none.
     """
-    with pytest.raises(ConfigurationErrors) as info:
+    try:
         parse(application_text, deployment_text)
-    return list(info.value)
+    except ConfigurationErrors as errors:
+        return list(errors)
+    raise AssertionError("no problem reported")
 
 
 def assert_problem(found, path, line, column, *fragments):
@@ -84,7 +88,7 @@ def application(found, name):
     return found.placements()[name][1]
 
 
-class TestConfigurationError(object):
+class ConfigurationErrorTests(SynchronousTestCase):
     """
     The error values and the exception carrying them.
     """
@@ -94,16 +98,18 @@ class TestConfigurationError(object):
         A problem renders as ``PATH:LINE:COL: message``.
         """
         error = ConfigurationError("a.yml", 3, 7, "bad thing")
-        assert str(error) == "a.yml:3:7: bad thing"
+        self.assertEqual(str(error), "a.yml:3:7: bad thing")
 
     def test_equality(self):
         """
         Problems are values: equal fields, equal problems.
         """
-        assert ConfigurationError("a", 1, 2, "m") == \
-            ConfigurationError("a", 1, 2, "m")
-        assert ConfigurationError("a", 1, 2, "m") != \
-            ConfigurationError("a", 1, 3, "m")
+        self.assertEqual(
+            ConfigurationError("a", 1, 2, "m"),
+            ConfigurationError("a", 1, 2, "m"))
+        self.assertNotEqual(
+            ConfigurationError("a", 1, 2, "m"),
+            ConfigurationError("a", 1, 3, "m"))
 
     def test_errors_collection(self):
         """
@@ -113,12 +119,13 @@ class TestConfigurationError(object):
         errors = [ConfigurationError("a", 1, 1, "x"),
                   ConfigurationError("b", 2, 3, "y")]
         exception = ConfigurationErrors(errors)
-        assert list(exception) == errors
-        assert len(exception) == 2
-        assert str(exception) == "a:1:1: x\nb:2:3: y"
+        self.assertEqual(list(exception), errors)
+        self.assertEqual(len(exception), 2)
+        self.assertEqual(str(exception), "a:1:1: x\nb:2:3: y")
 
 
-class TestNativeFormat(object):
+@with_cases
+class NativeFormatTests(SynchronousTestCase):
     """
     The native application format.
     """
@@ -161,7 +168,7 @@ class TestNativeFormat(object):
                 name="db", image="postgres:9",
                 ports=[Port(internal=5432, external=5432)])]),
         ])
-        assert found == expected
+        self.assertEqual(found, expected)
 
     def test_command_string_split(self):
         """
@@ -174,10 +181,11 @@ class TestNativeFormat(object):
               web: {image: w, command: "sh -c 'echo $HOME; ls'"}
               db: {image: d}
             """)
-        assert list(application(found, "web").command) == [
-            "sh", "-c", "echo $HOME; ls"]
+        self.assertEqual(
+            list(application(found, "web").command),
+            ["sh", "-c", "echo $HOME; ls"])
 
-    @pytest.mark.parametrize("text,size", [
+    @cases([
         ("1024", 1024), ('"2K"', 2048), ('"3M"', 3 * 1024 ** 2),
         ('"1G"', 1024 ** 3), ('"1T"', 1024 ** 4), ('"5g"', 5 * 1024 ** 3),
         ('"1GiB"', 1024 ** 3), ('"100"', 100),
@@ -194,7 +202,8 @@ class TestNativeFormat(object):
               db: {image: d}
             """ % (text, text))
         web = application(found, "web")
-        assert (web.mem_limit, web.volume.maximum_size) == (size, size)
+        self.assertEqual((web.mem_limit, web.volume.maximum_size),
+                         (size, size))
 
     def test_environment_scalars_as_written(self):
         """
@@ -207,8 +216,9 @@ class TestNativeFormat(object):
               web: {image: w, environment: {DEBUG: yes, PORT: 08, R: 1.50}}
               db: {image: d}
             """)
-        assert dict(application(found, "web").environment) == {
-            "DEBUG": "yes", "PORT": "08", "R": "1.50"}
+        self.assertEqual(
+            dict(application(found, "web").environment),
+            {"DEBUG": "yes", "PORT": "08", "R": "1.50"})
 
     def test_empty_values(self):
         """
@@ -230,11 +240,13 @@ class TestNativeFormat(object):
               192.0.2.1: [web, db]
               192.0.2.2:
             """)
-        assert found == Deployment(nodes=[
-            Node(address="192.0.2.1", applications=[
-                Application(name="web", image="w"),
-                Application(name="db", image="d")]),
-            Node(address="192.0.2.2")])
+        self.assertEqual(
+            found,
+            Deployment(nodes=[
+                Node(address="192.0.2.1", applications=[
+                    Application(name="web", image="w"),
+                    Application(name="db", image="d")]),
+                Node(address="192.0.2.2")]))
 
     def test_undeployed_application(self):
         """
@@ -242,7 +254,7 @@ class TestNativeFormat(object):
         of the deployment.
         """
         found = parse(NATIVE + "  spare: {image: s}\n")
-        assert set(found.placements()) == {"web", "db"}
+        self.assertEqual(set(found.placements()), {"web", "db"})
 
     def test_ipv6_node(self):
         """
@@ -254,7 +266,8 @@ class TestNativeFormat(object):
               "2001:db8::1": [web, db]
               "0::1": []
             """)
-        assert {n.address for n in found.nodes} == {"2001:db8::1", "0::1"}
+        self.assertEqual({n.address for n in found.nodes},
+                         {"2001:db8::1", "0::1"})
 
     def test_leading_colon_address(self):
         """
@@ -271,12 +284,13 @@ class TestNativeFormat(object):
             """)
         assert_problem(found, DEPLOYMENT, 4, 3, "'::1' is not a node address",
                        ADDRESS_RULE)
-        with pytest.raises(UnsafeName) as caught:
+        with self.assertRaises(UnsafeName) as caught:
             check_address("::1")
-        assert ADDRESS_RULE in caught.value.message
+        self.assertIn(ADDRESS_RULE, caught.exception.message)
 
 
-class TestComposeFormat(object):
+@with_cases
+class ComposeFormatTests(SynchronousTestCase):
     """
     The compose/fig application format.
     """
@@ -307,23 +321,27 @@ class TestComposeFormat(object):
         Services at the top of the file map onto applications.
         """
         found = parse(self.FIG)
-        assert application(found, "web") == Application(
-            name="web", image="example/web",
-            command=["python", "app.py", "--port", "80"],
-            environment={"DEBUG": "1", "URL": "http://example.com/?a=b"},
-            ports=[Port(internal=80, external=8080),
-                   Port(internal=443, external=8443)],
-            links=[Link(local_port=5432, remote_port=5432,
-                        alias="database")],
-            volume=AttachedVolume(mountpoint="/var/lib/web"),
-            mem_limit=1024 ** 3, cpu_shares=100,
-            restart_policy=RestartPolicy(name="on-failure",
-                                         maximum_retry_count=5))
-        assert application(found, "db") == Application(
-            name="db", image="postgres",
-            environment={"POSTGRES_USER": "web"},
-            ports=[Port(internal=5432, external=5432)],
-            restart_policy=RestartPolicy(name="always"))
+        self.assertEqual(
+            application(found, "web"),
+            Application(
+                name="web", image="example/web",
+                command=["python", "app.py", "--port", "80"],
+                environment={"DEBUG": "1", "URL": "http://example.com/?a=b"},
+                ports=[Port(internal=80, external=8080),
+                       Port(internal=443, external=8443)],
+                links=[Link(local_port=5432, remote_port=5432,
+                            alias="database")],
+                volume=AttachedVolume(mountpoint="/var/lib/web"),
+                mem_limit=1024 ** 3, cpu_shares=100,
+                restart_policy=RestartPolicy(name="on-failure",
+                                             maximum_retry_count=5)))
+        self.assertEqual(
+            application(found, "db"),
+            Application(
+                name="db", image="postgres",
+                environment={"POSTGRES_USER": "web"},
+                ports=[Port(internal=5432, external=5432)],
+                restart_policy=RestartPolicy(name="always")))
 
     def test_services_key(self):
         """
@@ -332,7 +350,7 @@ class TestComposeFormat(object):
         """
         nested = 'version: "2"\nservices:\n' + "\n".join(
             "  " + line for line in dedent(self.FIG).splitlines()) + "\n"
-        assert parse(nested) == parse(self.FIG)
+        self.assertEqual(parse(nested), parse(self.FIG))
 
     def test_link_per_port(self):
         """
@@ -348,11 +366,13 @@ class TestComposeFormat(object):
               image: d
               ports: ["15432:5432", "18080:8080"]
             """)
-        assert application(found, "web").links == frozenset([
-            Link(local_port=5432, remote_port=15432, alias="db"),
-            Link(local_port=8080, remote_port=18080, alias="db")])
+        self.assertEqual(
+            application(found, "web").links,
+            frozenset([
+                Link(local_port=5432, remote_port=15432, alias="db"),
+                Link(local_port=8080, remote_port=18080, alias="db")]))
 
-    @pytest.mark.parametrize("written,policy", [
+    @cases([
         ("no", RestartPolicy()),
         ('"no"', RestartPolicy()),
         ("always", RestartPolicy(name="always")),
@@ -367,7 +387,7 @@ class TestComposeFormat(object):
         """
         found = parse("web: {image: w, restart: %s}\ndb: {image: d}\n"
                       % (written,))
-        assert application(found, "web").restart_policy == policy
+        self.assertEqual(application(found, "web").restart_policy, policy)
 
     def test_base60_port(self):
         """
@@ -375,8 +395,10 @@ class TestComposeFormat(object):
         mapping it looks like.
         """
         found = parse("web: {image: w, ports: [22:22]}\ndb: {image: d}\n")
-        assert application(found, "web").ports == frozenset(
-            [Port(internal=22, external=22)])
+        self.assertEqual(
+            application(found, "web").ports,
+            frozenset(
+                [Port(internal=22, external=22)]))
 
     def test_unsupported_key(self):
         """
@@ -408,9 +430,10 @@ class TestComposeFormat(object):
         found = parse_configuration(
             WEB_AND_DB, DEPLOYMENT, "web: {image: w, volumes: ['/srv:/data']}"
             "\ndb: {image: d}\n", APPLICATION, notes=notes)
-        assert application(found, "web").host_mounts == {
-            HostMount(host_path="/srv", mountpoint="/data")}
-        assert [(n.line, n.column) for n in notes] == [(1, 27)]
+        self.assertEqual(
+            application(found, "web").host_mounts,
+            {HostMount(host_path="/srv", mountpoint="/data")})
+        self.assertEqual([(n.line, n.column) for n in notes], [(1, 27)])
 
     def test_two_volumes(self):
         """
@@ -419,10 +442,11 @@ class TestComposeFormat(object):
         """
         found = parse("web: {image: w, volumes: [/a, /b/c]}\n"
                       "db: {image: d}\n")
-        assert (application(found, "web").volume,
-                application(found, "web").volumes) == (
-            AttachedVolume(mountpoint="/a"),
-            {AttachedVolume(mountpoint="/b/c", name="web-b-c")})
+        self.assertEqual(
+            (application(found, "web").volume,
+             application(found, "web").volumes),
+            (AttachedVolume(mountpoint="/a"),
+             {AttachedVolume(mountpoint="/b/c", name="web-b-c")}))
 
     def test_undeclared_named_volume(self):
         """
@@ -441,7 +465,7 @@ class TestComposeFormat(object):
                          "db: {image: d}\n")
         assert_problem(found, APPLICATION, 1, 27, "absolute")
 
-    @pytest.mark.parametrize("port,fragment", [
+    @cases([
         ('"1:2:3:4"', "HOST:CONTAINER"),
         ('"53:53/sctp"', "tcp or udp"),
         ('"8000-8010:80"', "same length"),
@@ -473,7 +497,7 @@ class TestComposeFormat(object):
         the service's name resolves without one.
         """
         found = parse("web: {image: w, links: [db]}\ndb: {image: d}\n")
-        assert application(found, "web").links == frozenset()
+        self.assertEqual(application(found, "web").links, frozenset())
 
     def test_two_links_same_local_port(self):
         """
@@ -498,11 +522,15 @@ class TestComposeFormat(object):
         found = parse_configuration(WEB_AND_DB, DEPLOYMENT, text,
                                     APPLICATION, environ={"HOME": "/h"},
                                     notes=notes)
-        assert application(found, "web").environment == {"HOME": "/h",
-                                                         "X": "1"}
-        assert application(found, "db").environment == {"HOME": "/h"}
-        assert [(n.line, n.column) for n in notes
-                if "NOPE" in n.message] == [(1, 37)]
+        self.assertEqual(
+            application(found, "web").environment,
+            {"HOME": "/h",
+             "X": "1"})
+        self.assertEqual(application(found, "db").environment, {"HOME": "/h"})
+        self.assertEqual(
+            [(n.line, n.column) for n in notes
+             if "NOPE" in n.message],
+            [(1, 37)])
 
     def test_unsupported_restart(self):
         """
@@ -514,7 +542,7 @@ class TestComposeFormat(object):
         assert_problem(found, APPLICATION, 1, 26, "sometimes",
                        "not supported", "unless-stopped")
 
-    @pytest.mark.parametrize("restart,fragment", [
+    @cases([
         ('"on-failure:\u00b2"', "positive integer"),
         ('"on-failure:0"', "positive integer"),
         ('"on-failure:%s"' % ("9" * 5000,), "too large"),
@@ -536,7 +564,7 @@ class TestComposeFormat(object):
         found = problems('web: {image: w, ports: ["%s:80"]}\n'
                          'db: {image: d}\n' % ("9" * 5000,))
         assert_problem(found, APPLICATION, 1, 25, "not a port in 1-65535")
-        assert all(len(str(error)) < 200 for error in found)
+        self.assertTrue(all(len(str(error)) < 200 for error in found))
 
     def test_top_level_unknown(self):
         """
@@ -548,7 +576,8 @@ class TestComposeFormat(object):
         assert_problem(found, APPLICATION, 4, 1, '"secret" is not supported')
 
 
-class TestNativeProblems(object):
+@with_cases
+class NativeProblemsTests(SynchronousTestCase):
     """
     Problems in a native application file, each at its node.
     """
@@ -590,8 +619,8 @@ class TestNativeProblems(object):
         found = problems("version: 1\napplications: {web: [}\n")
         assert_problem(found, APPLICATION, 2, 22, "not valid YAML")
 
-    @pytest.mark.parametrize("value", ['!!int ""', "!!int _", "!!int '-'",
-                                       "!!int abc"])
+    @cases([(value,) for value in ['!!int ""', "!!int _", "!!int '-'",
+         "!!int abc"]])
     def test_tagged_non_integer(self, value):
         """
         Text tagged ``!!int`` that is no number, even empty text (which
@@ -607,10 +636,11 @@ class TestNativeProblems(object):
         where reading stopped.
         """
         found = problems(NATIVE + "    command: " + "[" * 5000 + "\n")
-        assert [(e.line, e.message) for e in found] == [
-            (10, "not valid YAML here: nested too deeply")]
+        self.assertEqual(
+            [(e.line, e.message) for e in found],
+            [(10, "not valid YAML here: nested too deeply")])
 
-    @pytest.mark.parametrize("escape", ["\\U00110000", "\\UFFFFFFFF"])
+    @cases([(escape,) for escape in ["\\U00110000", "\\UFFFFFFFF"]])
     def test_escape_beyond_unicode(self, escape):
         """
         A double-quoted escape naming no Unicode character (beyond
@@ -643,7 +673,7 @@ class TestNativeProblems(object):
         found = problems(NATIVE.replace("version: 1\n", ""))
         assert_problem(found, APPLICATION, 1, 1, 'missing "version: 1"')
 
-    @pytest.mark.parametrize("version", ["2", '"1"', "true", "[1]"])
+    @cases([(version,) for version in ["2", '"1"', "true", "[1]"]])
     def test_wrong_version(self, version):
         """
         A version other than the integer 1 is refused at its value.
@@ -668,7 +698,7 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 10, 17, "cpu_shares",
                        "the boolean yes")
 
-    @pytest.mark.parametrize("port", ["0", "65536", "-1"])
+    @cases([(port,) for port in ["0", "65536", "-1"]])
     def test_port_range(self, port):
         """
         Ports outside 1-65535 are refused at the value.
@@ -682,10 +712,12 @@ class TestNativeProblems(object):
         wrote ``/var/lib/elasticsearch/``) is normalised, not refused.
         """
         found = parse(NATIVE + "    volume: {mountpoint: /var/lib/es/}\n")
-        assert application(found, "db").volume == AttachedVolume(
-            mountpoint="/var/lib/es")
+        self.assertEqual(
+            application(found, "db").volume,
+            AttachedVolume(
+                mountpoint="/var/lib/es"))
 
-    @pytest.mark.parametrize("mountpoint,fragment", [
+    @cases([
         ("data", "absolute"),
         ("/data/../etc", "'..'"),
         ("/data//x", "not normalised"),
@@ -787,7 +819,7 @@ class TestNativeProblems(object):
         found = problems(NATIVE.replace("remote_port: 5432",
                                         "remote_port: 5433")
                          .replace("external: 5432", "external: x"))
-        assert [(e.line, e.column) for e in found] == [(9, 40)]
+        self.assertEqual([(e.line, e.column) for e in found], [(9, 40)])
 
     def test_link_local_port_twice(self):
         """
@@ -815,7 +847,7 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 10, 28, '"allways"',
                        'did you mean "always"')
 
-    @pytest.mark.parametrize("size", ['"1Q"', "0", '"0K"', "true", "-5"])
+    @cases([(size,) for size in ['"1Q"', "0", '"0K"', "true", "-5"]])
     def test_bad_size(self, size):
         """
         Sizes must be positive byte counts or suffixed sizes.
@@ -823,7 +855,7 @@ class TestNativeProblems(object):
         found = problems(NATIVE + "    mem_limit: %s\n" % (size,))
         assert_problem(found, APPLICATION, 10, 16, "mem_limit")
 
-    @pytest.mark.parametrize("key,value,column", [
+    @cases([
         ("mem_limit", '"%sG"' % ("9" * 5000,), 16),
         ("mem_limit", '"8589934592G"', 16),
         ("mem_limit", "9" * 5000, 16),
@@ -843,7 +875,7 @@ class TestNativeProblems(object):
         The largest signed 64-bit integer is still accepted.
         """
         found = parse(NATIVE + "    cpu_shares: %d\n" % (2 ** 63 - 1,))
-        assert application(found, "db").cpu_shares == 2 ** 63 - 1
+        self.assertEqual(application(found, "db").cpu_shares, 2 ** 63 - 1)
 
     def test_retry_count_too_large(self):
         """
@@ -854,7 +886,7 @@ class TestNativeProblems(object):
         assert_problem(found, APPLICATION, 10, 61, "maximum_retry_count",
                        "too large")
 
-    @pytest.mark.parametrize("line,column", [
+    @cases([
         ('    environment: {A: "\\ud83d\\ude00"}', 22),
         ('    command: ["\\udfff"]', 15),
         ('    volume: {mountpoint: "/\\ud800"}', 26),
@@ -897,7 +929,7 @@ class TestNativeProblems(object):
         found = parse(NATIVE.replace("image: postgres:9", "image: *img")
                       .replace("image: example/web:1.0",
                                "image: &img example/web:1.0"))
-        assert application(found, "db").image == "example/web:1.0"
+        self.assertEqual(application(found, "db").image, "example/web:1.0")
 
     def test_unsupported_tag(self):
         """
@@ -924,7 +956,7 @@ class TestNativeProblems(object):
                        'did you mean "applications"')
         assert_problem(found, APPLICATION, 1, 1, 'no "applications"')
 
-    def test_did_you_mean_bounded(self, monkeypatch):
+    def test_did_you_mean_bounded(self):
         """
         4,000 near-miss names in the deployment against 4,000 defined
         applications: each is compared with at most
@@ -937,17 +969,18 @@ class TestNativeProblems(object):
         def counting(word, candidates, n):
             compared.append(len(candidates))
             return close(word, candidates, n=n)
-        monkeypatch.setattr(_yaml.difflib, "get_close_matches", counting)
+        self.patch(_yaml.difflib, "get_close_matches", counting)
         count = 4000
         application = "version: 1\napplications:\n" + "".join(
             "  app%04d: {image: x}\n" % (i,) for i in range(count))
         deployment = "version: 1\nnodes:\n  192.0.2.1: [%s]\n" % (
             ", ".join("apq%04d" % (i,) for i in range(count)),)
         found = problems(application, deployment)
-        assert len(compared) == count
-        assert max(compared) <= _yaml.SUGGESTION_CANDIDATES
-        assert any('"apq0007" is not defined' in str(e)
-                   and 'did you mean "app0007"' in str(e) for e in found)
+        self.assertEqual(len(compared), count)
+        self.assertLessEqual(max(compared), _yaml.SUGGESTION_CANDIDATES)
+        self.assertTrue(
+            any('"apq0007" is not defined' in str(e)
+                and 'did you mean "app0007"' in str(e) for e in found))
 
     def test_unprintable_stays_on_one_line(self):
         """
@@ -956,10 +989,11 @@ class TestNativeProblems(object):
         """
         found = problems(NATIVE + '  "a\\nb": {image: x}\n')
         assert_problem(found, APPLICATION, 10, 3, "a\\x0ab")
-        assert all("\n" not in str(error) for error in found)
+        self.assertTrue(all("\n" not in str(error) for error in found))
 
 
-class TestNativeVolumes(object):
+@with_cases
+class NativeVolumesTests(SynchronousTestCase):
     """
     The native format's ``volumes:`` list of named volumes.
     """
@@ -979,12 +1013,13 @@ class TestNativeVolumes(object):
         external: yes
             """)
         db = application(found, "db")
-        assert db.volume == AttachedVolume(mountpoint="/var/lib/db")
-        assert db.volumes == {
-            AttachedVolume(name="uploads", mountpoint="/srv/uploads",
-                           maximum_size=1024 ** 3),
-            AttachedVolume(name="config", mountpoint="/etc/db",
-                           read_only=True, external=True)}
+        self.assertEqual(db.volume, AttachedVolume(mountpoint="/var/lib/db"))
+        self.assertEqual(
+            db.volumes,
+            {AttachedVolume(name="uploads", mountpoint="/srv/uploads",
+                            maximum_size=1024 ** 3),
+             AttachedVolume(name="config", mountpoint="/etc/db",
+                            read_only=True, external=True)})
 
     def test_shared_on_one_node(self):
         """
@@ -996,8 +1031,9 @@ class TestNativeVolumes(object):
     image: redis
     volumes: [{name: shared, mountpoint: /data, read_only: true}]
             """, WEB_AND_DB.replace("[db]", "[db, cache]"))
-        assert {v.name for v in application(found, "cache").volumes} == {
-            "shared"}
+        self.assertEqual(
+            {v.name for v in application(found, "cache").volumes},
+            {"shared"})
 
     def test_shared_across_nodes(self):
         """
@@ -1026,7 +1062,7 @@ class TestNativeVolumes(object):
         assert_problem(found, DEPLOYMENT, 4, 27, "cache mounts volume shared",
                        "another maximum_size")
 
-    @pytest.mark.parametrize("entry, line, column, fragment", [
+    @cases([
         ("{mountpoint: /x}", 11, 9, 'no "name"'),
         ("{name: 'a b', mountpoint: /x}", 11, 16, "not a safe name"),
         ("{name: a, mountpoint: x}", 11, 31, "absolute"),
@@ -1041,7 +1077,7 @@ class TestNativeVolumes(object):
         found = problems(NATIVE + "    volumes:\n      - %s\n" % (entry,))
         assert_problem(found, APPLICATION, line, column, fragment)
 
-    @pytest.mark.parametrize("entries, fragment", [
+    @cases([
         ("[{name: a, mountpoint: /x}, {name: a, mountpoint: /y}]",
          "volume name a is already used by the volume at line 10"),
         ("[{name: a, mountpoint: /x}, {name: b, mountpoint: /x}]",
@@ -1058,7 +1094,8 @@ class TestNativeVolumes(object):
         """
         found = problems(NATIVE + "    volumes: %s\n    volume: "
                          "{mountpoint: /own}\n" % (entries,))
-        assert any(fragment in error.message for error in found), found
+        self.assertTrue(any(fragment in error.message for error in found),
+                        found)
 
     def test_written_back(self):
         """
@@ -1068,12 +1105,15 @@ class TestNativeVolumes(object):
     volumes: [{name: u, mountpoint: /u, read_only: true,
                external: true, maximum_size: 1024}]
             """)
-        assert parse_configuration(*(
-            deployment_to_yaml(found)[0], DEPLOYMENT,
-            deployment_to_yaml(found)[1], APPLICATION)) == found
+        self.assertEqual(
+            parse_configuration(*(
+                deployment_to_yaml(found)[0], DEPLOYMENT,
+                deployment_to_yaml(found)[1], APPLICATION)),
+            found)
 
 
-class TestDeploymentProblems(object):
+@with_cases
+class DeploymentProblemsTests(SynchronousTestCase):
     """
     Problems in the deployment file and across the two files.
     """
@@ -1102,9 +1142,9 @@ class TestDeploymentProblems(object):
         found = problems(NATIVE, WEB_AND_DB.replace("[web]", "[web, web]"))
         assert_problem(found, DEPLOYMENT, 3, 20, "already on node")
 
-    @pytest.mark.parametrize("address", [
+    @cases([(address,) for address in [
         '"a;b"', '"$(reboot)"', '"192.0.2.300"', '"-oProxyCommand=x"',
-        '"host name"', '"a..b"', '"fe80::1%eth0"'])
+        '"host name"', '"a..b"', '"fe80::1%eth0"']])
     def test_bad_address(self, address):
         """
         Node addresses must be IP addresses or host names without
@@ -1151,7 +1191,7 @@ class TestDeploymentProblems(object):
         """
         found = problems(NATIVE.replace("image: postgres:9", "image: 5:5:5"
                                         "/ /"))
-        assert [e.path for e in found] == [APPLICATION]
+        self.assertEqual([e.path for e in found], [APPLICATION])
 
     def test_all_problems_in_one_run(self):
         """
@@ -1161,12 +1201,14 @@ class TestDeploymentProblems(object):
         found = problems(
             NATIVE.replace("imag", "imgae").replace("8080", "0"),
             WEB_AND_DB.replace("version: 1", "version: 2"))
-        assert [(e.path, e.line) for e in found] == [
-            (DEPLOYMENT, 1), (APPLICATION, 3), (APPLICATION, 4),
-            (APPLICATION, 5), (APPLICATION, 7), (APPLICATION, 8)]
+        self.assertEqual(
+            [(e.path, e.line) for e in found],
+            [(DEPLOYMENT, 1), (APPLICATION, 3), (APPLICATION, 4),
+             (APPLICATION, 5), (APPLICATION, 7), (APPLICATION, 8)])
 
 
-class TestLoadConfiguration(object):
+@with_cases
+class LoadConfigurationTests(SynchronousTestCase):
     """
     Reading the two files from disk.
     """
@@ -1176,66 +1218,75 @@ class TestLoadConfiguration(object):
         path.write_text(dedent(text))
         return str(path)
 
-    def test_load(self, tmp_path):
+    def test_load(self):
         """
         Two valid files give the deployment they describe.
         """
+        tmp_path = temporary_path(self)
         deployment = self.write(tmp_path, "d.yml", WEB_AND_DB)
         applications = self.write(tmp_path, "a.yml", NATIVE)
-        assert load_configuration(deployment, applications) == parse(NATIVE)
+        self.assertEqual(load_configuration(deployment, applications),
+                         parse(NATIVE))
 
-    def test_missing_files(self, tmp_path):
+    def test_missing_files(self):
         """
         Missing files are each reported, naming the path.
         """
+        tmp_path = temporary_path(self)
         deployment = str(tmp_path / "nope.yml")
         applications = str(tmp_path / "gone.yml")
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             load_configuration(deployment, applications)
-        assert [str(e) for e in info.value] == [
-            deployment + ":1:1: cannot read the file: No such file or "
-            "directory",
-            applications + ":1:1: cannot read the file: No such file or "
-            "directory"]
+        self.assertEqual(
+            [str(e) for e in info.exception],
+            [deployment + ":1:1: cannot read the file: No such file or "
+             "directory",
+             applications + ":1:1: cannot read the file: No such file or "
+             "directory"])
 
-    def test_other_file_still_checked(self, tmp_path):
+    def test_other_file_still_checked(self):
         """
         When one file cannot be read, the other is still checked.
         """
+        tmp_path = temporary_path(self)
         applications = self.write(tmp_path, "a.yml", "version: 2\n"
                                   "applications: {}\n")
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             load_configuration(str(tmp_path), applications)
-        assert [(e.path, e.line, e.column) for e in info.value] == [
-            (str(tmp_path), 1, 1), (applications, 1, 10)]
+        self.assertEqual(
+            [(e.path, e.line, e.column) for e in info.exception],
+            [(str(tmp_path), 1, 1), (applications, 1, 10)])
 
-    @pytest.mark.parametrize("text", ["web: [", "", "- web\n"])
-    def test_unreadable_application_file(self, tmp_path, text):
+    @cases([(text,) for text in ["web: [", "", "- web\n"]])
+    def test_unreadable_application_file(self, text):
         """
         When the application file is not a YAML mapping, the deployment
         file's placements are not also reported as undefined: which names
         the file meant is unknown.
         """
+        tmp_path = temporary_path(self)
         deployment = self.write(tmp_path, "d.yml", WEB_AND_DB)
         applications = self.write(tmp_path, "a.yml", text)
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             load_configuration(deployment, applications)
-        assert [e.path for e in info.value] == [applications]
+        self.assertEqual([e.path for e in info.exception], [applications])
 
-    def test_not_utf8(self, tmp_path):
+    def test_not_utf8(self):
         """
         A file that is not UTF-8 is reported at the first bad byte.
         """
+        tmp_path = temporary_path(self)
         path = tmp_path / "a.yml"
         path.write_bytes(b"version: 1\napplications:\n  w\xff: {}\n")
         deployment = self.write(tmp_path, "d.yml", WEB_AND_DB)
-        with pytest.raises(ConfigurationErrors) as info:
+        with self.assertRaises(ConfigurationErrors) as info:
             load_configuration(deployment, str(path))
-        assert [str(e) for e in info.value] == [
-            str(path) + ":3:4: the file is not UTF-8 text"]
+        self.assertEqual(
+            [str(e) for e in info.exception],
+            [str(path) + ":3:4: the file is not UTF-8 text"])
 
 
-class TestDeploymentToYaml(object):
+class DeploymentToYamlTests(SynchronousTestCase):
     """
     Writing a deployment back as native configuration files.
     """
@@ -1246,23 +1297,26 @@ class TestDeploymentToYaml(object):
         out.
         """
         deployment_text, application_text = deployment_to_yaml(parse(NATIVE))
-        assert deployment_text == dedent("""\
-            version: 1
-            nodes:
-              192.0.2.1:
-              - web
-              node2.example.com:
-              - db
-            """)
-        assert yaml.safe_load(application_text) == {
-            "version": 1,
-            "applications": {
-                "db": {"image": "postgres:9",
-                       "ports": [{"internal": 5432, "external": 5432}]},
-                "web": {"image": "example/web:1.0",
-                        "ports": [{"internal": 80, "external": 8080}],
-                        "links": [{"local_port": 5432, "remote_port": 5432,
-                                   "alias": "db"}]}}}
+        self.assertEqual(
+            deployment_text,
+            dedent("""\
+                version: 1
+                nodes:
+                  192.0.2.1:
+                  - web
+                  node2.example.com:
+                  - db
+                """))
+        self.assertEqual(
+            yaml.safe_load(application_text),
+            {"version": 1,
+             "applications": {
+                 "db": {"image": "postgres:9",
+                        "ports": [{"internal": 5432, "external": 5432}]},
+                 "web": {"image": "example/web:1.0",
+                         "ports": [{"internal": 80, "external": 8080}],
+                         "links": [{"local_port": 5432, "remote_port": 5432,
+                                    "alias": "db"}]}}})
 
     def test_unprintable_strings(self):
         """
@@ -1272,8 +1326,10 @@ class TestDeploymentToYaml(object):
             Application(name="a", image="i",
                         environment={"X": "a\x85b\u2028c\r\nd\ufeff"},
                         command=[" x ", "\t", "'\""])])])
-        assert parse_configuration(*_interleave(
-            deployment_to_yaml(deployment))) == deployment
+        self.assertEqual(
+            parse_configuration(*_interleave(
+                deployment_to_yaml(deployment))),
+            deployment)
 
     def test_ipv6_round_trip(self):
         """
@@ -1284,8 +1340,10 @@ class TestDeploymentToYaml(object):
             Node(address="0::1", applications=[
                 Application(name="a", image="i")]),
             Node(address="2001:db8::2")])
-        assert parse_configuration(*_interleave(
-            deployment_to_yaml(deployment))) == deployment
+        self.assertEqual(
+            parse_configuration(*_interleave(
+                deployment_to_yaml(deployment))),
+            deployment)
 
     @fuzz_settings(default=100)
     @given(deployments())
@@ -1293,8 +1351,10 @@ class TestDeploymentToYaml(object):
         """
         Writing a deployment and parsing the result gives it back.
         """
-        assert parse_configuration(*_interleave(
-            deployment_to_yaml(deployment))) == deployment
+        self.assertEqual(
+            parse_configuration(*_interleave(
+                deployment_to_yaml(deployment))),
+            deployment)
 
 
 def _interleave(texts):
@@ -1398,7 +1458,7 @@ def mutated_text(draw, text):
     return text
 
 
-class TestFuzz(object):
+class FuzzTests(SynchronousTestCase):
     """
     Parsing never fails with anything but ``ConfigurationErrors``.
     """
@@ -1432,7 +1492,7 @@ class TestFuzz(object):
         """
         check_parse_outcome(
             WEB_AND_DB, data.draw(mutated_text(dedent(
-                TestComposeFormat.FIG))))
+                ComposeFormatTests.FIG))))
 
     @fuzz_settings(default=150)
     @given(_TREES, _TREES)

@@ -17,7 +17,6 @@ import tarfile
 import tempfile
 
 import attr
-import pytest
 from eliot.testing import assertHasAction, capture_logging
 from pyrsistent import pmap, pset
 from twisted.internet.defer import CancelledError, fail
@@ -34,7 +33,7 @@ from ..._model import (
     HostMount, Link, LogConfig, Port, RestartPolicy, Ulimit,
 )
 from ..._serialize import application_to_dict
-from ...testtools import run_in_reactor
+from ...testtools import run_in_reactor, shared_lab
 from .._docker import (
     APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
     APIVersion, UnsupportedField,
@@ -873,13 +872,13 @@ class FakeDockerClientTests(make_idockerclient_tests(FakeDockerFixture)):
     """
 
 
-def _lab_docker(request):
+def _lab_docker():
     """
-    Use the lab (the session's ``lab`` fixture, which skips or fails in CI
-    where no lab can run) and return node 1's name, address and Docker
-    socket.
+    Use the lab (:func:`flocker.testtools.shared_lab`, which skips or fails
+    in CI where no lab can run) and return node 1's name, address and
+    Docker socket.
     """
-    lab = request.getfixturevalue("lab")
+    lab = shared_lab()
     node = lab.nodes[0]
     assert IMAGE in lab.images, "the lab nodes lack %s" % (IMAGE,)
     return node.name, node.address, node.docker_socket
@@ -893,11 +892,11 @@ class RealDockerClientTests(make_idockerclient_tests(
     dockerd.
     """
 
-    @pytest.fixture(autouse=True)
-    def _docker_daemon(self, request):
-        # Runs before setUp, so a missing lab skips (or fails in CI) before
-        # the fixture tries to use it.
-        self.docker_node, _, self.docker_socket = _lab_docker(request)
+    def setUp(self):
+        # The lab first, so a missing lab skips (or fails in CI) before the
+        # fixture tries to use it.
+        self.docker_node, _, self.docker_socket = _lab_docker()
+        super().setUp()
 
 
 class ContainerNameTests(SynchronousTestCase):

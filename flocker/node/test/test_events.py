@@ -7,7 +7,6 @@ dockerd, and the real client's reading of a canned stream.
 import json
 import secrets
 
-import pytest
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -15,7 +14,7 @@ from treq.testing import StubTreq
 from zope.interface.verify import verifyObject
 
 from ..._model import Application
-from ...testtools import run_in_reactor
+from ...testtools import run_in_reactor, shared_lab
 from .._docker import DockerClient
 from .._events import DockerEvents, FakeDockerEvents, IDockerEvents
 
@@ -232,11 +231,11 @@ class RealDockerEventsTests(make_idockerevents_tests(RealEventsFixture)):
     dockerd.
     """
 
-    @pytest.fixture(autouse=True)
-    def _docker_daemon(self, request):
-        # Runs before setUp: a missing lab skips (or fails in CI) first.
-        lab = request.getfixturevalue("lab")
-        self.docker_socket = lab.nodes[0].docker_socket
+    def setUp(self):
+        # The lab first: a missing lab skips (or fails in CI) before the
+        # fixture tries to use it.
+        self.docker_socket = shared_lab().nodes[0].docker_socket
+        super().setUp()
 
 
 class _CannedDaemon(Resource):

@@ -22,13 +22,14 @@ import sys
 import tempfile
 from collections import Counter
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.cli.script import flocker_deploy_main, main
 from flocker.node._config import deployment_to_yaml
 from flocker.testtools.strategies import deployments, fuzz_settings
+from flocker.testtools import capture_output, cases, temporary_path, with_cases
 
 #: Cases tried by this module's tests in this run: ``"valid"`` (the
 #: command accepted the files) and ``"refused"`` (it reported problems).
@@ -106,19 +107,6 @@ nodes:
   192.0.2.1: [web]
   node2.example.com: [db]
 """
-
-
-@pytest.fixture(scope="module")
-def workspace():
-    """
-    A directory for the generated files, shared by every example of the
-    module (hypothesis reruns a test body many times per fixture).  The
-    counts of :data:`TRIED` are printed at the end of the run by this
-    package's ``conftest.py``.
-    """
-    directory = tempfile.mkdtemp(prefix="flocker-fuzz-")
-    yield directory
-    shutil.rmtree(directory)
 
 
 # ---------------------------------------------------------------------------
@@ -404,15 +392,24 @@ _LARGE = dict(suppress_health_check=[HealthCheck.too_slow,
                                      HealthCheck.data_too_large])
 
 
-class TestFuzzCheck(object):
+class FuzzCheckTests(SynchronousTestCase):
     """
     ``flocker-deploy --check`` on generated files: a summary or located
     problems, never a traceback.
     """
 
+    @classmethod
+    def setUpClass(cls):
+        # One directory for the generated files, shared by every example of
+        # the class (hypothesis reruns a test body many times).  The counts
+        # of TRIED are printed at the end of the run by this package's
+        # conftest.py.
+        cls.workspace = tempfile.mkdtemp(prefix="flocker-fuzz-")
+        cls.addClassCleanup(shutil.rmtree, cls.workspace, True)
+
     @fuzz_settings(default=60, **_LARGE)
     @given(data=st.data())
-    def test_broken_native_files(self, workspace, data):
+    def test_broken_native_files(self, data):
         """
         Valid native files with structural, textual and encoding damage to
         either or both are accepted or refused with located problems.
@@ -427,42 +424,42 @@ class TestFuzzCheck(object):
             deployment_data = data.draw(broken_file(deployment_text))
         if damage != "deployment":
             application_data = data.draw(broken_file(application_text))
-        check_command(workspace, deployment_data, application_data)
+        check_command(self.workspace, deployment_data, application_data)
 
     @fuzz_settings(default=100, **_LARGE)
     @given(data=st.data())
-    def test_broken_compose_files(self, workspace, data):
+    def test_broken_compose_files(self, data):
         """
         A valid compose file with structural, textual and encoding damage
         is accepted or refused with located problems.
         """
-        check_command(workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
+        check_command(self.workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
                       data.draw(broken_file(COMPOSE)))
 
     @fuzz_settings(default=100, **_LARGE)
     @given(data=st.data())
-    def test_broken_compose_spec_files(self, workspace, data):
+    def test_broken_compose_spec_files(self, data):
         """
         A valid compose file using the specification's newer keys, with
         structural, textual and encoding damage, is accepted (with located
         notes) or refused with located problems.
         """
-        check_command(workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
+        check_command(self.workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
                       data.draw(broken_file(COMPOSE_SPEC)))
 
     @fuzz_settings(default=100, **_LARGE)
     @given(deployment=st.binary(max_size=300),
            application=st.binary(max_size=300))
-    def test_arbitrary_bytes(self, workspace, deployment, application):
+    def test_arbitrary_bytes(self, deployment, application):
         """
         Files of arbitrary bytes are accepted or refused with located
         problems.
         """
-        check_command(workspace, deployment, application)
+        check_command(self.workspace, deployment, application)
 
     @fuzz_settings(default=60, **_LARGE)
     @given(data=st.data())
-    def test_hostile_values(self, workspace, data):
+    def test_hostile_values(self, data):
         """
         Hostile or mistyped values in any place of valid files of either
         format (and hostile keys next to good ones) are accepted or refused
@@ -489,7 +486,7 @@ class TestFuzzCheck(object):
                 if isinstance(tree, dict) and data.draw(st.booleans()):
                     tree = dict(tree, **{data.draw(_VALUES.map(str)): value})
             trees.append(_dump(tree, data.draw(st.booleans())))
-        check_command(workspace, trees[0].encode("utf-8"),
+        check_command(self.workspace, trees[0].encode("utf-8"),
                       trees[1].encode("utf-8"))
 
 
@@ -501,14 +498,15 @@ def _native(body):
     return b"version: 1\napplications:\n" + body
 
 
-class TestCheckEntryPoint(object):
+@with_cases
+class CheckEntryPointTests(SynchronousTestCase):
     """
     The ``flocker-deploy`` console-script function itself, on files broken
     in the ways the fuzzing above tries: one located line on stderr, exit
     status 1, no traceback.
     """
 
-    @pytest.mark.parametrize("application,location,fragment", [
+    @cases([
         (_native(b"  web: {image: caf\xe9}\n"), "3:19:", "not UTF-8"),
         ("version: 1\napplications: {}\n".encode("utf-16"), "1:1:",
          "not UTF-8"),
@@ -536,7 +534,7 @@ class TestCheckEntryPoint(object):
         (_native(b'  web: {image: "\\U00110000"}\n'), "3:19:",
          "names no character"),
     ])
-    def test_one_line(self, tmp_path, monkeypatch, capsys, application,
+    def test_one_line(self, application,
                       location, fragment):
         """
         A file with one problem makes ``flocker-deploy --check`` exit with
@@ -545,33 +543,39 @@ class TestCheckEntryPoint(object):
         nesting depends on the stack already in use, so only its line is
         given.)
         """
+        tmp_path = temporary_path(self)
+        stdout, stderr = capture_output(self)
         deployment_path = tmp_path / "deployment.yml"
         deployment_path.write_bytes(_PLACE_WEB)
         application_path = tmp_path / "application.yml"
         application_path.write_bytes(application)
-        monkeypatch.setattr(sys, "argv", [
+        self.patch(sys, "argv", [
             "flocker-deploy", "--check", str(deployment_path),
             str(application_path)])
-        with pytest.raises(SystemExit) as info:
+        with self.assertRaises(SystemExit) as info:
             flocker_deploy_main()
-        out, err = capsys.readouterr()
-        assert (info.value.code, out) == (1, "")
-        assert err.count("\n") == 1 and err.endswith("\n")
-        assert err.startswith("%s:%s" % (application_path, location))
-        assert fragment in err and "Traceback" not in err
+        out, err = (stdout.getvalue(), stderr.getvalue())
+        self.assertEqual((info.exception.code, out), (1, ""))
+        self.assertTrue(err.count("\n") == 1 and err.endswith("\n"))
+        self.assertTrue(err.startswith("%s:%s" % (application_path, location)))
+        self.assertTrue(fragment in err and "Traceback" not in err)
 
-    def test_unreadable_file(self, tmp_path, monkeypatch, capsys):
+    def test_unreadable_file(self):
         """
         A directory given as a configuration file is one located line too.
         """
+        tmp_path = temporary_path(self)
+        stdout, stderr = capture_output(self)
         deployment_path = tmp_path / "deployment.yml"
         deployment_path.write_bytes(_PLACE_WEB)
-        monkeypatch.setattr(sys, "argv", [
+        self.patch(sys, "argv", [
             "flocker-deploy", "--check", str(deployment_path),
             str(tmp_path)])
-        with pytest.raises(SystemExit) as info:
+        with self.assertRaises(SystemExit) as info:
             flocker_deploy_main()
-        out, err = capsys.readouterr()
-        assert (info.value.code, out) == (1, "")
-        assert err == "%s:1:1: cannot read the file: Is a directory\n" % (
-            tmp_path,)
+        out, err = (stdout.getvalue(), stderr.getvalue())
+        self.assertEqual((info.exception.code, out), (1, ""))
+        self.assertEqual(
+            err,
+            "%s:1:1: cannot read the file: Is a directory\n" % (
+                tmp_path,))

@@ -7,11 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from unittest import SkipTest
 
-import pytest
 from twisted.internet.defer import fail
+from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import run_in_reactor
+from flocker.testtools import (
+    cases, run_in_reactor, temporary_path, with_cases,
+)
 from flocker.volume import NotOwner
 
 from .._peer import PeerFactory
@@ -57,14 +60,16 @@ class _Router(object):
         pass
 
 
-@pytest.fixture
-def peer_socket(tmp_path):
+def peer_socket(test):
     """
     A peer socket served in the test reactor by a :class:`PeerFactory`
-    over a :class:`_Receiver`; yields ``(path, receiver, serve)`` where
-    ``serve(receiver, uid=None)`` starts serving (once).
+    over a :class:`_Receiver`, for the length of ``test``.
+
+    :param test: The ``TestCase`` (its ``addCleanup`` stops serving).
+    :return: ``(path, serve)`` where ``serve(receiver, uid=None)`` starts
+        serving (once).
     """
-    directory = tmp_path / "run"
+    directory = temporary_path(test) / "run"
     directory.mkdir(mode=0o755)
     path = str(directory / "peer.sock")
     ports = []
@@ -74,9 +79,12 @@ def peer_socket(tmp_path):
             ports.append(reactor.listenUNIX(path, PeerFactory(
                 reactor, lambda: receiver, _Router(), uid=uid), mode=0o666))
         run_in_reactor(listen)
-    yield path, serve
-    for port in ports:
-        run_in_reactor(lambda reactor: port.stopListening())
+
+    def stop():
+        for port in ports:
+            run_in_reactor(lambda reactor: port.stopListening())
+    test.addCleanup(stop)
+    return path, serve
 
 
 def _bridge(path, command, stream=b"", caller="node-a", user=()):
@@ -98,96 +106,104 @@ def _messages(stdout):
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-def test_push_received_by_the_agent(peer_socket):
+@with_cases
+class PeerBridgeTests(SynchronousTestCase):
     """
-    A push handed over by the bridge is received by the agent's volume
-    service, with the caller's identity as the key's line names it: the
-    stream comes from the bridge's standard input, the answers go to its
-    standard output, and the bridge exits with the agent's verdict.
+    ``flocker-node-bridge --peer`` hands pushes, and only pushes, to the
+    agent's peer socket.
     """
-    path, serve = peer_socket
-    receiver = _Receiver()
-    serve(receiver)
-    result = _bridge(path, "flocker-volume receive app", b"STREAM")
-    assert (result.returncode, result.stderr) == (0, b"")
-    assert receiver.calls == [("app", "node-a")]
-    assert _messages(result.stdout) == [
-        {"protocol": 1, "node_id": "target"},
-        {"received": "STREAM", "node_id": "target"}]
 
+    def test_push_received_by_the_agent(self):
+        """
+        A push handed over by the bridge is received by the agent's volume
+        service, with the caller's identity as the key's line names it: the
+        stream comes from the bridge's standard input, the answers go to its
+        standard output, and the bridge exits with the agent's verdict.
+        """
+        path, serve = peer_socket(self)
+        receiver = _Receiver()
+        serve(receiver)
+        result = _bridge(path, "flocker-volume receive app", b"STREAM")
+        self.assertEqual((result.returncode, result.stderr), (0, b""))
+        self.assertEqual(receiver.calls, [("app", "node-a")])
+        self.assertEqual(
+            _messages(result.stdout),
+            [{"protocol": 1, "node_id": "target"},
+             {"received": "STREAM", "node_id": "target"}])
 
-@pytest.mark.parametrize("command", [
-    None, "flocker-volume acquire app --snapshot s --node-id node-a",
-    "zfs receive -F pool/app", "sh -c id", "flocker-volume receive ../x",
-    "flocker-volume receive app; id",
-])
-def test_only_receive(peer_socket, command):
-    """
-    Anything but a push (no command, acquire, a bare ``zfs receive``, a
-    shell, an unsafe name) is refused with one line and exit status 1;
-    the volume service is never asked.
-    """
-    path, serve = peer_socket
-    receiver = _Receiver()
-    serve(receiver)
-    result = _bridge(path, command)
-    assert result.returncode == 1
-    assert result.stderr.count(b"\n") == 1
-    assert result.stderr.startswith(b"flocker-node-bridge: refused: ")
-    assert receiver.calls == []
+    @cases([(command,) for command in [
+        None, "flocker-volume acquire app --snapshot s --node-id node-a",
+        "zfs receive -F pool/app", "sh -c id", "flocker-volume receive ../x",
+        "flocker-volume receive app; id",
+    ]])
+    def test_only_receive(self, command):
+        """
+        Anything but a push (no command, acquire, a bare ``zfs receive``, a
+        shell, an unsafe name) is refused with one line and exit status 1;
+        the volume service is never asked.
+        """
+        path, serve = peer_socket(self)
+        receiver = _Receiver()
+        serve(receiver)
+        result = _bridge(path, command)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.count(b"\n"), 1)
+        self.assertTrue(
+            result.stderr.startswith(b"flocker-node-bridge: refused: "))
+        self.assertEqual(receiver.calls, [])
 
+    def test_refusal_reaches_the_caller(self):
+        """
+        A push the volume service refuses (the copy follows another node, say)
+        gives the caller the typed error line a pushing node reads, and the
+        bridge exits with 1 and the reason in one line.
+        """
+        path, serve = peer_socket(self)
+        serve(_Receiver(refuse=NotOwner("this node's copy follows node-b")))
+        result = _bridge(path, "flocker-volume receive app", b"")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            _messages(result.stdout),
+            [{"error": "NotOwner",
+              "message": "this node's copy follows node-b"}])
+        self.assertEqual(
+            result.stderr,
+            b"flocker-node-bridge: this node's copy follows node-b\n")
 
-def test_refusal_reaches_the_caller(peer_socket):
-    """
-    A push the volume service refuses (the copy follows another node, say)
-    gives the caller the typed error line a pushing node reads, and the
-    bridge exits with 1 and the reason in one line.
-    """
-    path, serve = peer_socket
-    serve(_Receiver(refuse=NotOwner("this node's copy follows node-b")))
-    result = _bridge(path, "flocker-volume receive app", b"")
-    assert result.returncode == 1
-    assert _messages(result.stdout) == [
-        {"error": "NotOwner", "message": "this node's copy follows node-b"}]
-    assert result.stderr == (
-        b"flocker-node-bridge: this node's copy follows node-b\n")
+    def test_other_user_dropped(self):
+        """
+        A connection from a user other than the agent's is dropped before
+        anything is read, even where the socket's directory and mode would let
+        that user connect.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("needs root to run the bridge as another user")
+        path, serve = peer_socket(self)
+        receiver = _Receiver()
+        serve(receiver, uid=0)
+        result = _bridge(path, "flocker-volume receive app", user=(
+            "setpriv", "--reuid", "65534", "--regid", "65534",
+            "--clear-groups"))
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(receiver.calls, [])
 
+    @cases([(argv,) for argv in [
+        ["--peer"], ["--caller", "node-a"], ["--peer", "--caller", "-x"],
+        ["--peer", "--caller", "a b"], ["--bogus"],
+    ]])
+    def test_bridge_usage(self, argv):
+        """
+        A peer bridge needs a caller that is a node identity (and a caller
+        only goes with ``--peer``); anything else is a usage error (2) in one
+        line.
+        """
+        from flocker._bridge import main
 
-def test_other_user_dropped(peer_socket):
-    """
-    A connection from a user other than the agent's is dropped before
-    anything is read, even where the socket's directory and mode would let
-    that user connect.
-    """
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run the bridge as another user")
-    path, serve = peer_socket
-    receiver = _Receiver()
-    serve(receiver, uid=0)
-    result = _bridge(path, "flocker-volume receive app", user=(
-        "setpriv", "--reuid", "65534", "--regid", "65534",
-        "--clear-groups"))
-    assert result.returncode == 1
-    assert receiver.calls == []
+        class _Err(object):
+            text = ""
 
-
-@pytest.mark.parametrize("argv", [
-    ["--peer"], ["--caller", "node-a"], ["--peer", "--caller", "-x"],
-    ["--peer", "--caller", "a b"], ["--bogus"],
-])
-def test_bridge_usage(argv):
-    """
-    A peer bridge needs a caller that is a node identity (and a caller
-    only goes with ``--peer``); anything else is a usage error (2) in one
-    line.
-    """
-    from flocker._bridge import main
-
-    class _Err(object):
-        text = ""
-
-        def write(self, data):
-            self.text += data
-    err = _Err()
-    assert main(argv, stderr=err, environ={}) == 2
-    assert err.text.count("\n") == 1
+            def write(self, data):
+                self.text += data
+        err = _Err()
+        self.assertEqual(main(argv, stderr=err, environ={}), 2)
+        self.assertEqual(err.text.count("\n"), 1)

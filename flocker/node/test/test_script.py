@@ -12,12 +12,11 @@ import subprocess
 import sys
 import time
 
-import pytest
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
-from ...testtools import require, temporary_directory
+from ...testtools import require, temporary_directory, temporary_path
 from ..script import AgentSocketError, node_main, prepare_socket
 
 #: An unprivileged user and group (Debian's nobody/nogroup).
@@ -143,14 +142,18 @@ def _command(name):
     return [os.path.join(os.path.dirname(sys.executable), name)]
 
 
-@pytest.fixture
-def agent(tmp_path):
+def start_agent(test):
     """
-    A ``flocker-node agent`` process on a socket in a temporary directory,
-    with no Docker daemon and no pool behind it.  ``tmp_path`` is opened to
-    everyone, so only the agent's own directory and socket keep others out.
+    Start a ``flocker-node agent`` process on a socket in a temporary
+    directory, with no Docker daemon and no pool behind it, stopped when
+    ``test`` ends.  The directory is opened to everyone, so only the
+    agent's own directory and socket keep others out.
+
+    :param test: The ``TestCase``.
+    :return: ``(socket path, process, environment)``.
     """
     require(os.geteuid() == 0, "needs root (to run commands as nobody)")
+    tmp_path = temporary_path(test)
     os.chmod(tmp_path, 0o755)
     path = str(tmp_path / "flocker" / "agent.sock")
     log = open(tmp_path / "agent.log", "wb")
@@ -163,29 +166,20 @@ def agent(tmp_path):
                                     "--address", "192.0.2.1"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environ)
     log.close()
-    deadline = time.monotonic() + 60
-    try:
-        while not os.path.exists(path):
-            assert process.poll() is None, (
-                tmp_path / "agent.log").read_text()
-            assert time.monotonic() < deadline, "the agent did not listen"
-            time.sleep(0.05)
-        yield path, process, environ
-    finally:
+
+    def stop():
         # Also when it never listened: no agent outlives its test.
         process.terminate()
         process.wait(30)
-
-
-def test_socket_private(agent):
-    """
-    The agent's socket is mode 0600 in a directory of mode 0700, both
-    root's.
-    """
-    path, _, _ = agent
-    for where, mode in ((path, 0o600), (os.path.dirname(path), 0o700)):
-        info = os.stat(where)
-        assert (stat.S_IMODE(info.st_mode), info.st_uid) == (mode, 0)
+    test.addCleanup(stop)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if process.poll() is not None:
+            raise AssertionError((tmp_path / "agent.log").read_text())
+        if time.monotonic() >= deadline:
+            raise AssertionError("the agent did not listen")
+        time.sleep(0.05)
+    return path, process, environ
 
 
 _AS_NOBODY = """
@@ -204,100 +198,118 @@ except PermissionError:
 """
 
 
-def test_unprivileged_user_locked_out(agent):
+class AgentProcessTests(SynchronousTestCase):
     """
-    An unprivileged user can neither connect to the agent nor put a socket
-    of their own where the agent listens.
+    A ``flocker-node agent`` process: its private socket, one agent per
+    socket, its answers through ``flocker-node report`` and the bridge.
     """
-    path, _, _ = agent
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", _AS_NOBODY, path], user=NOBODY,
-        group=NOBODY, extra_groups=[], capture_output=True, text=True,
-        timeout=60, cwd="/")
-    assert (result.stdout, result.returncode) == (
-        "connect refused\nbind refused\n", 0), result.stderr
 
+    def test_socket_private(self):
+        """
+        The agent's socket is mode 0600 in a directory of mode 0700, both
+        root's.
+        """
+        path, _, _ = start_agent(self)
+        for where, mode in ((path, 0o600), (os.path.dirname(path), 0o700)):
+            info = os.stat(where)
+            self.assertEqual((stat.S_IMODE(info.st_mode), info.st_uid),
+                             (mode, 0))
 
-def test_second_agent_refused(agent):
-    """
-    A second agent on the same socket exits with one line, leaving the
-    first one serving.
-    """
-    path, first, environ = agent
-    result = subprocess.run(
-        _command("flocker-node") + ["agent", "--socket", path],
-        capture_output=True, text=True, timeout=120, env=environ)
-    assert result.returncode == 1
-    assert result.stderr == (
-        "flocker-node agent: another agent already listens on %s\n" % (path,))
-    assert first.poll() is None
+    def test_unprivileged_user_locked_out(self):
+        """
+        An unprivileged user can neither connect to the agent nor put a socket
+        of their own where the agent listens.
+        """
+        path, _, _ = start_agent(self)
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", _AS_NOBODY, path], user=NOBODY,
+            group=NOBODY, extra_groups=[], capture_output=True, text=True,
+            timeout=60, cwd="/")
+        self.assertEqual(
+            (result.stdout, result.returncode),
+            ("connect refused\nbind refused\n", 0),
+            result.stderr)
 
+    def test_second_agent_refused(self):
+        """
+        A second agent on the same socket exits with one line, leaving the
+        first one serving.
+        """
+        path, first, environ = start_agent(self)
+        result = subprocess.run(
+            _command("flocker-node") + ["agent", "--socket", path],
+            capture_output=True, text=True, timeout=120, env=environ)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr,
+            "flocker-node agent: another agent already listens on %s\n" % (
+                path,))
+        self.assertIsNone(first.poll())
 
-def test_report_one_line_failure(agent):
-    """
-    ``flocker-node report`` reaches the agent; a node whose Docker daemon
-    does not answer gets one line naming the reason, no traceback.
-    """
-    path, _, environ = agent
-    result = subprocess.run(
-        _command("flocker-node") + ["report", "--socket", path],
-        capture_output=True, text=True, timeout=120, env=environ)
-    assert result.returncode == 1
-    assert result.stderr.startswith("flocker-node report: ")
-    assert result.stderr.count("\n") == 1
-    assert "Traceback" not in result.stderr
+    def test_report_one_line_failure(self):
+        """
+        ``flocker-node report`` reaches the agent; a node whose Docker daemon
+        does not answer gets one line naming the reason, no traceback.
+        """
+        path, _, environ = start_agent(self)
+        result = subprocess.run(
+            _command("flocker-node") + ["report", "--socket", path],
+            capture_output=True, text=True, timeout=120, env=environ)
+        self.assertEqual(result.returncode, 1)
+        self.assertTrue(result.stderr.startswith("flocker-node report: "))
+        self.assertEqual(result.stderr.count("\n"), 1)
+        self.assertNotIn("Traceback", result.stderr)
 
+    def test_bridge(self):
+        """
+        ``flocker-node-bridge`` joins its standard input and output to the
+        agent: an AMP ``Hello`` written to it is answered.
+        """
+        from twisted.protocols.amp import AmpBox
+        path, _, _ = start_agent(self)
+        hello = AmpBox(_command=b"Hello", _ask=b"1", version=b"2",
+                       address=b"192.0.2.1").serialize()
+        bridge = subprocess.Popen(
+            _command("flocker-node-bridge") + ["--socket", path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        bridge.stdin.write(hello)
+        bridge.stdin.flush()
+        # The answer comes while the input is still open (closing it ends the
+        # conversation, as the client closing its channel does).
+        answer = bridge.stdout.read1(4096)
+        bridge.stdin.close()
+        bridge.wait(60)
+        self.assertTrue(b"_answer" in answer and b"flocker" in answer)
+        self.assertEqual(bridge.returncode, 0)
 
-def test_bridge(agent):
-    """
-    ``flocker-node-bridge`` joins its standard input and output to the
-    agent: an AMP ``Hello`` written to it is answered.
-    """
-    from twisted.protocols.amp import AmpBox
-    path, _, _ = agent
-    hello = AmpBox(_command=b"Hello", _ask=b"1", version=b"2",
-                   address=b"192.0.2.1").serialize()
-    bridge = subprocess.Popen(
-        _command("flocker-node-bridge") + ["--socket", path],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    bridge.stdin.write(hello)
-    bridge.stdin.flush()
-    # The answer comes while the input is still open (closing it ends the
-    # conversation, as the client closing its channel does).
-    answer = bridge.stdout.read1(4096)
-    bridge.stdin.close()
-    bridge.wait(60)
-    assert b"_answer" in answer and b"flocker" in answer
-    assert bridge.returncode == 0
+    def test_bridge_no_agent(self):
+        """
+        Without an agent, the bridge says so in one line and exits with 1.
+        """
+        tmp_path = temporary_path(self)
+        path = str(tmp_path / "nothing.sock")
+        result = subprocess.run(
+            _command("flocker-node-bridge") + ["--socket", path],
+            capture_output=True, text=True, timeout=60, input="")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.count("\n"), 1)
+        self.assertIn("systemctl status flocker-node", result.stderr)
 
-
-def test_bridge_no_agent(tmp_path):
-    """
-    Without an agent, the bridge says so in one line and exits with 1.
-    """
-    path = str(tmp_path / "nothing.sock")
-    result = subprocess.run(
-        _command("flocker-node-bridge") + ["--socket", path],
-        capture_output=True, text=True, timeout=60, input="")
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1
-    assert "systemctl status flocker-node" in result.stderr
-
-
-def test_malformed_then_served(agent):
-    """
-    Garbage on one connection closes that connection only: the agent
-    answers the next one.
-    """
-    path, process, _ = agent
-    bad = socket.socket(socket.AF_UNIX)
-    bad.connect(path)
-    bad.sendall(b"\x00\x05hello\x00\x00\x00\x00")
-    bad.settimeout(30)
-    assert bad.recv(100) == b""
-    bad.close()
-    result = subprocess.run(
-        _command("flocker-node-bridge") + ["--socket", path], input=b"",
-        capture_output=True, timeout=60)
-    assert result.returncode == 0
-    assert process.poll() is None
+    def test_malformed_then_served(self):
+        """
+        Garbage on one connection closes that connection only: the agent
+        answers the next one.
+        """
+        path, process, _ = start_agent(self)
+        bad = socket.socket(socket.AF_UNIX)
+        bad.connect(path)
+        bad.sendall(b"\x00\x05hello\x00\x00\x00\x00")
+        bad.settimeout(30)
+        self.assertEqual(bad.recv(100), b"")
+        bad.close()
+        result = subprocess.run(
+            _command("flocker-node-bridge") + ["--socket", path], input=b"",
+            capture_output=True, timeout=60)
+        self.assertEqual(result.returncode, 0)
+        self.assertIsNone(process.poll())

@@ -5,9 +5,9 @@ Tests for ``flocker.node._standby_config``: the deployment file's
 
 from textwrap import dedent
 
-import pytest
 import yaml
 from hypothesis import given
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._model import (
     DEFAULT_STANDBY_INTERVAL, Standby,
@@ -20,6 +20,7 @@ from flocker.node._standby_config import interval_text
 from flocker.testtools.strategies import (
     deployments_with_standbys, fuzz_settings,
 )
+from flocker.testtools import cases, temporary_path, with_cases
 
 DEPLOYMENT = "deployment.yml"
 APPLICATION = "application.yml"
@@ -55,13 +56,17 @@ def parse(standby_text, nodes_text=NODES):
 def problems(standby_text, nodes_text=NODES):
     """
     :return: The ``str`` of each problem parsing reports, in order.
+    :raises AssertionError: If parsing reports none.
     """
-    with pytest.raises(ConfigurationErrors) as info:
+    try:
         parse(standby_text, nodes_text)
-    return [str(error) for error in info.value]
+    except ConfigurationErrors as e:
+        return [str(error) for error in e]
+    raise AssertionError("no problem reported")
 
 
-class TestStandbySection(object):
+@with_cases
+class StandbySectionTests(SynchronousTestCase):
     """
     Reading a valid ``standby:`` section.
     """
@@ -76,9 +81,11 @@ class TestStandbySection(object):
             standby:
               web: {nodes: ["10.0.0.3", "10.0.0.2"], every: 2s, automatic: false}
             """)
-        assert deployment.standbys == {"web": Standby(
-            application="web", nodes=["10.0.0.3", "10.0.0.2"],
-            interval=2 * 10 ** 9, automatic=False)}
+        self.assertEqual(
+            deployment.standbys,
+            {"web": Standby(
+                application="web", nodes=["10.0.0.3", "10.0.0.2"],
+                interval=2 * 10 ** 9, automatic=False)})
 
     def test_defaults(self):
         """
@@ -89,17 +96,19 @@ class TestStandbySection(object):
             standby:
               web: {nodes: ["10.0.0.2"]}
             """).standbys["web"]
-        assert (standby.interval, standby.automatic) == (
-            DEFAULT_STANDBY_INTERVAL, False)
+        self.assertEqual(
+            (standby.interval, standby.automatic),
+            (DEFAULT_STANDBY_INTERVAL, False))
 
     def test_none(self):
         """
         A deployment file without the section, or with it empty, has no
         standbys.
         """
-        assert (parse("").standbys, parse("standby:\n").standbys) == ({}, {})
+        self.assertEqual((parse("").standbys, parse("standby:\n").standbys),
+                         ({}, {}))
 
-    @pytest.mark.parametrize("text, nanoseconds", [
+    @cases([
         ("1s", 10 ** 9), ("1500ms", 1500 * 10 ** 6), ("1m30s", 90 * 10 ** 9),
         ("24h", 24 * 3600 * 10 ** 9), ("5", 5 * 10 ** 9),
         ("2.5", 2500 * 10 ** 6)])
@@ -112,21 +121,24 @@ class TestStandbySection(object):
             standby:
               web: {nodes: ["10.0.0.2"], every: %s}
             """ % (text,)).standbys["web"]
-        assert standby.interval == nanoseconds
+        self.assertEqual(standby.interval, nanoseconds)
 
-    def test_status_reading(self, tmp_path):
+    def test_status_reading(self):
         """
         The deployment file read alone (``--status``) gives the standbys
         too, checked against the nodes it names.
         """
+        tmp_path = temporary_path(self)
         path = tmp_path / DEPLOYMENT
         path.write_text(NODES + "standby:\n  web: {nodes: [10.0.0.2]}\n")
         deployment, placed = load_deployment(str(path))
-        assert (list(deployment.standbys["web"].nodes), placed["web"]) == (
-            ["10.0.0.2"], "10.0.0.1")
+        self.assertEqual(
+            (list(deployment.standbys["web"].nodes), placed["web"]),
+            (["10.0.0.2"], "10.0.0.1"))
 
 
-class TestStandbyProblems(object):
+@with_cases
+class StandbyProblemsTests(SynchronousTestCase):
     """
     Every mistake in the section is one located line.
     """
@@ -135,35 +147,41 @@ class TestStandbyProblems(object):
         """
         A standby node that is not under ``nodes`` is refused at the item.
         """
-        assert problems("""\
-            standby:
-              web: {nodes: ["10.0.0.2", "10.0.0.9"]}
-            """) == ['deployment.yml:7:29: standby node "10.0.0.9" of web is '
-                     'not a node of this deployment (did you mean '
-                     '"10.0.0.3"?)']
+        self.assertEqual(
+            problems("""\
+                standby:
+                  web: {nodes: ["10.0.0.2", "10.0.0.9"]}
+                """),
+            ['deployment.yml:7:29: standby node "10.0.0.9" of web is '
+             'not a node of this deployment (did you mean '
+             '"10.0.0.3"?)'])
 
     def test_primary_as_standby(self):
         """
         The application's own node cannot be its standby.
         """
-        assert problems("""\
-            standby:
-              web: {nodes: ["10.0.0.1"]}
-            """) == ["deployment.yml:7:17: node 10.0.0.1 runs web, so it "
-                     "cannot be its standby: a standby is another node"]
+        self.assertEqual(
+            problems("""\
+                standby:
+                  web: {nodes: ["10.0.0.1"]}
+                """),
+            ["deployment.yml:7:17: node 10.0.0.1 runs web, so it "
+             "cannot be its standby: a standby is another node"])
 
     def test_without_volume(self):
         """
         An application without a volume has nothing to copy.
         """
-        assert problems("""\
-            standby:
-              cache: {nodes: ["10.0.0.2"]}
-            """) == ["deployment.yml:7:3: application cache has no volume, "
-                     "so a standby has nothing to copy: give it a volume or "
-                     "remove its standby"]
+        self.assertEqual(
+            problems("""\
+                standby:
+                  cache: {nodes: ["10.0.0.2"]}
+                """),
+            ["deployment.yml:7:3: application cache has no volume, "
+             "so a standby has nothing to copy: give it a volume or "
+             "remove its standby"])
 
-    @pytest.mark.parametrize("every, message", [
+    @cases([
         ("0s", '"0s" must be between 1s and 24h'),
         ("500ms", '"500ms" must be between 1s and 24h'),
         ("25h", '"25h" must be between 1s and 24h'),
@@ -179,9 +197,9 @@ class TestStandbyProblems(object):
             standby:
               web: {nodes: ["10.0.0.2"], every: %s}
             """ % (every,))
-        assert len(found) == 1
-        assert found[0].startswith("deployment.yml:7:37: ")
-        assert message in found[0]
+        self.assertEqual(len(found), 1)
+        self.assertTrue(found[0].startswith("deployment.yml:7:37: "))
+        self.assertIn(message, found[0])
 
     def test_automatic_needs_three_nodes(self):
         """
@@ -192,12 +210,13 @@ class TestStandbyProblems(object):
             standby:
               web: {nodes: ["10.0.0.2"], automatic: true}
             """, nodes_text=NODES.replace("  10.0.0.3: []\n", ""))
-        assert found == [
-            "deployment.yml:6:41: automatic failover needs at least 3 "
-            "nodes, each running an etcd member (a majority of them must "
-            "outlive a lost node); this deployment has 2: add nodes, or "
-            "leave automatic out and fail over with flocker-deploy "
-            "--failover NODE"]
+        self.assertEqual(
+            found,
+            ["deployment.yml:6:41: automatic failover needs at least 3 "
+             "nodes, each running an etcd member (a majority of them must "
+             "outlive a lost node); this deployment has 2: add nodes, or "
+             "leave automatic out and fail over with flocker-deploy "
+             "--failover NODE"])
 
     def test_automatic_accepted(self):
         """
@@ -207,32 +226,35 @@ class TestStandbyProblems(object):
             standby:
               web: {nodes: ["10.0.0.2", "10.0.0.3"], automatic: true}
             """)
-        assert deployment.standbys["web"].automatic is True
+        self.assertIs(deployment.standbys["web"].automatic, True)
 
     def test_unknown_application(self):
         """
         A standby for an application the application file lacks is
         refused at its name, with a suggestion.
         """
-        assert problems("""\
-            standby:
-              wbe: {nodes: ["10.0.0.2"]}
-            """) == ['deployment.yml:7:3: standby for application "wbe", '
-                     'which is not defined in the application configuration '
-                     '(did you mean "web"?)']
+        self.assertEqual(
+            problems("""\
+                standby:
+                  wbe: {nodes: ["10.0.0.2"]}
+                """),
+            ['deployment.yml:7:3: standby for application "wbe", '
+             'which is not defined in the application configuration '
+             '(did you mean "web"?)'])
 
     def test_unplaced_application(self):
         """
         A standby for an application no node runs is refused.
         """
-        assert problems("""\
-            standby:
-              web: {nodes: ["10.0.0.2"]}
-            """, "version: 1\nnodes:\n  10.0.0.1: []\n  10.0.0.2: []\n") == [
-            'deployment.yml:6:3: standby for application "web", which no '
-            'node runs: place it under nodes first']
+        self.assertEqual(
+            problems("""\
+                standby:
+                  web: {nodes: ["10.0.0.2"]}
+                """, "version: 1\nnodes:\n  10.0.0.1: []\n  10.0.0.2: []\n"),
+            ['deployment.yml:6:3: standby for application "web", which no '
+             'node runs: place it under nodes first'])
 
-    @pytest.mark.parametrize("value, message", [
+    @cases([
         ("{every: 2s}", 'the standby of web has no "nodes"'),
         ("{nodes: []}", "standby of web names no node"),
         ('{nodes: "10.0.0.2"}', "standby nodes of web must be a list"),
@@ -247,9 +269,9 @@ class TestStandbyProblems(object):
         Structural mistakes are each one located problem.
         """
         found = problems("standby:\n  web: %s\n" % (value,))
-        assert len(found) == 1
-        assert found[0].startswith("deployment.yml:7:")
-        assert message in found[0]
+        self.assertEqual(len(found), 1)
+        self.assertTrue(found[0].startswith("deployment.yml:7:"))
+        self.assertIn(message, found[0])
 
     def test_every_problem_at_once(self):
         """
@@ -260,13 +282,15 @@ class TestStandbyProblems(object):
               web: {nodes: ["10.0.0.1"], every: 0s, automatic: maybe}
               cache: {nodes: ["10.0.0.9"]}
             """)
-        assert [line.split(": ")[0] for line in found] == [
-            "deployment.yml:7:17", "deployment.yml:7:37",
-            "deployment.yml:7:52", "deployment.yml:8:3",
-            "deployment.yml:8:19"]
+        self.assertEqual(
+            [line.split(": ")[0] for line in found],
+            ["deployment.yml:7:17", "deployment.yml:7:37",
+             "deployment.yml:7:52", "deployment.yml:8:3",
+             "deployment.yml:8:19"])
 
 
-class TestStandbyWriting(object):
+@with_cases
+class StandbyWritingTests(SynchronousTestCase):
     """
     ``deployment_to_yaml`` writes the section back.
     """
@@ -280,17 +304,18 @@ class TestStandbyWriting(object):
               web: {nodes: ["10.0.0.3", "10.0.0.2"], every: 1500ms}
             """)
         written = yaml.safe_load(deployment_to_yaml(deployment)[0])
-        assert written["standby"] == {
-            "web": {"nodes": ["10.0.0.3", "10.0.0.2"], "every": "1500ms"}}
+        self.assertEqual(
+            written["standby"],
+            {"web": {"nodes": ["10.0.0.3", "10.0.0.2"], "every": "1500ms"}})
 
-    @pytest.mark.parametrize("nanoseconds, text", [
+    @cases([
         (10 ** 9, "1s"), (90 * 10 ** 9, "90s"), (3600 * 10 ** 9, "1h"),
         (1500 * 10 ** 6, "1500ms"), (10 ** 9 + 1, "1000000001ns")])
     def test_interval_text(self, nanoseconds, text):
         """
         An interval is written in the largest unit that holds it exactly.
         """
-        assert interval_text(nanoseconds) == text
+        self.assertEqual(interval_text(nanoseconds), text)
 
     @fuzz_settings(default=100)
     @given(deployments_with_standbys())
@@ -300,6 +325,8 @@ class TestStandbyWriting(object):
         back.
         """
         deployment_text, application_text = deployment_to_yaml(deployment)
-        assert parse_configuration(deployment_text, DEPLOYMENT,
-                                   application_text,
-                                   APPLICATION) == deployment
+        self.assertEqual(
+            parse_configuration(deployment_text, DEPLOYMENT,
+                                application_text,
+                                APPLICATION),
+            deployment)

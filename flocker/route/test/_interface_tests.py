@@ -5,9 +5,8 @@ network namespaces (``test_iptables.py``), so the fake cannot drift from the
 real thing.
 """
 
-from unittest import TestCase
-
 from pyrsistent import pset
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from ..._model import Link, Route
@@ -36,7 +35,7 @@ def make_iroutemanager_tests(make_fixture):
     :return: A ``TestCase`` subclass.
     """
 
-    class IRouteManagerTests(TestCase):
+    class IRouteManagerTests(SynchronousTestCase):
         """
         Tests for an ``IRouteManager`` implementation.
         """

@@ -2,13 +2,13 @@
 Tests for ``flocker.route``'s public names.
 """
 
-from unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 import flocker.route
 from flocker.route import _interface, _iptables, _memory, _process
 
 
-class ExportTests(TestCase):
+class ExportTests(SynchronousTestCase):
     """
     ``flocker.route.__all__`` re-exports the private modules' objects.
     """

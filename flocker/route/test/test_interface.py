@@ -3,9 +3,8 @@ Tests for ``flocker.route._interface``: validation shared by every route
 manager, and the errors' messages.
 """
 
-from unittest import TestCase
-
 from pyrsistent import pset
+from twisted.trial.unittest import SynchronousTestCase
 
 from ..._model import Link, Route
 from .._interface import (
@@ -13,7 +12,7 @@ from .._interface import (
 )
 
 
-class CheckIPv4AddressTests(TestCase):
+class CheckIPv4AddressTests(SynchronousTestCase):
     """
     ``check_ipv4_address`` accepts only usable IPv4 addresses.
     """
@@ -36,7 +35,7 @@ class CheckIPv4AddressTests(TestCase):
             self.assertIn("route address", str(caught.exception))
 
 
-class CheckRoutesTests(TestCase):
+class CheckRoutesTests(SynchronousTestCase):
     """
     ``check_routes`` validates a set of routes.
     """
@@ -67,7 +66,7 @@ class CheckRoutesTests(TestCase):
         self.assertRaises(InvalidRoute, check_routes, [(80, "10.96.0.11")])
 
 
-class CheckLinksTests(TestCase):
+class CheckLinksTests(SynchronousTestCase):
     """
     ``check_links`` validates the arguments of ``set_links``.
     """
@@ -99,7 +98,7 @@ class CheckLinksTests(TestCase):
         self.assertIn("local port 5000", str(caught.exception))
 
 
-class PortInUseTests(TestCase):
+class PortInUseTests(SynchronousTestCase):
     """
     The message of ``PortInUse`` names the node and the ports.
     """

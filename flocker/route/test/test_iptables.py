@@ -16,7 +16,6 @@ The real tests need root, iproute2, iptables, conntrack and nsenter; they
 skip without them, and fail instead under ``CI=true``.
 """
 
-from unittest import TestCase
 
 from eliot.testing import LoggedMessage, assertHasMessage, capture_logging
 from hypothesis import given, strategies as st
@@ -678,7 +677,7 @@ class IPTablesRouteManagerInterfaceTests(
     """
 
 
-class AnnounceContainerTests(TestCase):
+class AnnounceContainerTests(SynchronousTestCase):
     """
     ``announce_container`` in real namespaces: a node and a "container" on
     one bridge.
@@ -709,7 +708,7 @@ class AnnounceContainerTests(TestCase):
             node, ["ip", "neigh", "show", address]).stdout)
 
 
-class RoutingTrafficTests(TestCase):
+class RoutingTrafficTests(SynchronousTestCase):
     """
     Real connections through the rules ``IPTablesRouteManager`` installs on
     node2, which starts like a fresh Docker host: forwarding off and a

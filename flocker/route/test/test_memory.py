@@ -4,7 +4,8 @@ same interface tests as the iptables one.
 """
 
 import itertools
-from unittest import TestCase
+
+from twisted.trial.unittest import SynchronousTestCase
 
 from ..._model import Link
 from ._interface_tests import make_iroutemanager_tests
@@ -52,7 +53,7 @@ class MemoryRouteManagerInterfaceTests(
     """
 
 
-class MemoryRouteManagerTests(TestCase):
+class MemoryRouteManagerTests(SynchronousTestCase):
     """
     Behaviour particular to the fake that tests of its users rely on.
     """

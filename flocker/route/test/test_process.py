@@ -4,9 +4,9 @@ Tests for ``flocker.route._process``: commands run through a real reactor
 """
 
 import sys
-from unittest import TestCase
 
 from eliot.testing import LoggedAction, capture_logging
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from ...testtools import run_in_reactor
@@ -19,7 +19,7 @@ def _run(argv, stdin=None, **options):
         lambda reactor: ProcessRunner(reactor, **options).run(argv, stdin))
 
 
-class CommandFailedTests(TestCase):
+class CommandFailedTests(SynchronousTestCase):
     """
     The text of ``CommandFailed``.
     """
@@ -44,7 +44,7 @@ class CommandFailedTests(TestCase):
                               "conntrack: command not found")))
 
 
-class ProcessRunnerTests(TestCase):
+class ProcessRunnerTests(SynchronousTestCase):
     """
     ``ProcessRunner`` runs argument vectors through the reactor.
     """

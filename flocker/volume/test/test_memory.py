@@ -5,6 +5,7 @@ the same ``IVolumeService`` suite as the real one.
 
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.volume._errors import OutOfSpace
 from flocker.volume._memory import MemoryNetwork, MemoryVolumeService
@@ -71,16 +72,16 @@ class MemoryVolumeServiceTests(make_ivolumeservice_tests(MemoryNodes)):
     """
 
 
-def test_capacity():
+class MemoryCapacityTests(SynchronousTestCase):
     """
-    Writing beyond a memory node's capacity fails with ``OutOfSpace``.
+    A memory node's capacity is enforced like a full pool.
     """
-    node = MemoryVolumeService("id", "10.0.0.9", MemoryNetwork(), Clock(),
-                               capacity=10)
-    node.create("app")
-    try:
-        node.write_file("app", "f", b"x" * 11)
-    except OutOfSpace:
-        pass
-    else:
-        raise AssertionError("no OutOfSpace")
+
+    def test_capacity(self):
+        """
+        Writing beyond a memory node's capacity fails with ``OutOfSpace``.
+        """
+        node = MemoryVolumeService("id", "10.0.0.9", MemoryNetwork(), Clock(),
+                                   capacity=10)
+        node.create("app")
+        self.assertRaises(OutOfSpace, node.write_file, "app", "f", b"x" * 11)

@@ -8,9 +8,9 @@ import os
 import sys
 from contextlib import contextmanager
 
-import pytest
 from twisted.internet.defer import DeferredList, FirstError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor
 from flocker._process import spawn
@@ -70,7 +70,7 @@ def _expected(size):
     return ("%d %s\n" % (size, hashlib.sha256(data).hexdigest())).encode()
 
 
-class TestPump(object):
+class PumpTests(SynchronousTestCase):
     """
     ``pump`` copies a stream between pipes in the reactor and counts it.
     """
@@ -83,30 +83,30 @@ class TestPump(object):
         size = 5 * 1024 * 1024 + 12345
         count, progress, received = run_in_reactor(
             _pump_scenario(size))
-        assert count == size
-        assert progress[-1] == size
-        assert progress == sorted(progress)
-        assert received == _expected(size)
+        self.assertEqual(count, size)
+        self.assertEqual(progress[-1], size)
+        self.assertEqual(progress, sorted(progress))
+        self.assertEqual(received, _expected(size))
 
-    def test_read_write_fallback(self, monkeypatch):
+    def test_read_write_fallback(self):
         """
         Where ``os.splice`` is missing, reading and writing gives the same
         result.
         """
-        monkeypatch.setattr(_process, "_splice", None)
+        self.patch(_process, "_splice", None)
         size = 3 * 1024 * 1024 + 7
         count, _, received = run_in_reactor(
             _pump_scenario(size))
-        assert count == size
-        assert received == _expected(size)
+        self.assertEqual(count, size)
+        self.assertEqual(received, _expected(size))
 
     def test_empty(self):
         """
         An empty stream gives a count of zero and closes the sink.
         """
         count, progress, received = run_in_reactor(_pump_scenario(0))
-        assert (count, progress) == (0, [])
-        assert received == _expected(0)
+        self.assertEqual((count, progress), (0, []))
+        self.assertEqual(received, _expected(0))
 
     def test_limit_reached_exactly(self):
         """
@@ -114,8 +114,8 @@ class TestPump(object):
         """
         size = 2 * 1024 * 1024 + 3
         count, _, received = run_in_reactor(_pump_scenario(size, size))
-        assert count == size
-        assert received == _expected(size)
+        self.assertEqual(count, size)
+        self.assertEqual(received, _expected(size))
 
     def test_over_limit(self):
         """
@@ -123,11 +123,11 @@ class TestPump(object):
         past the limit arrived, and no more than that is passed on.
         """
         size, limit = 3 * 1024 * 1024, 1024 * 1024 + 10
-        with pytest.raises(FirstError) as caught:
+        with self.assertRaises(FirstError) as caught:
             run_in_reactor(_pump_scenario(size, limit))
-        failure = caught.value.subFailure
-        assert failure.check(LimitExceeded)
-        assert failure.value.limit == limit
+        failure = caught.exception.subFailure
+        self.assertTrue(failure.check(LimitExceeded))
+        self.assertEqual(failure.value.limit, limit)
 
     def test_reader_gone(self):
         """
@@ -152,8 +152,8 @@ class TestPump(object):
                                 consumeErrors=True)
         results = run_in_reactor(scenario)
         ok, failure = results[0]
-        assert not ok
-        assert failure.check(BrokenPipeError)
+        self.assertFalse(ok)
+        self.assertTrue(failure.check(BrokenPipeError))
 
 
 @contextmanager
@@ -179,7 +179,7 @@ def _ready(reactor):
         descriptor.doRead()
 
 
-class TestSourceIdle(object):
+class SourceIdleTests(SynchronousTestCase):
     """
     ``pump`` and ``read_prefix`` give up on a source that stays silent for
     their ``idle_timeout`` (a sending node that died mid-push), on a fake
@@ -198,12 +198,12 @@ class TestSourceIdle(object):
             done = pump(reactor, source_read, sink_write, idle_timeout=20)
             failure = _silence_after_data(reactor, done, source_write,
                                           b"some", 20)
-            assert failure.check(SourceIdle)
-            assert failure.value.seconds == 20
-            assert os.read(sink_read, 100) == b"some"
-            assert os.read(sink_read, 100) == b""
-            assert not reactor.readers and not reactor.writers
-            assert not reactor.getDelayedCalls()
+            self.assertTrue(failure.check(SourceIdle))
+            self.assertEqual(failure.value.seconds, 20)
+            self.assertEqual(os.read(sink_read, 100), b"some")
+            self.assertEqual(os.read(sink_read, 100), b"")
+            self.assertTrue(not reactor.readers and not reactor.writers)
+            self.assertFalse(reactor.getDelayedCalls())
 
     def test_pump_no_timeout(self):
         """
@@ -213,8 +213,8 @@ class TestSourceIdle(object):
         with _pipes() as (source_read, _, _, sink_write):
             done = pump(reactor, source_read, sink_write)
             reactor.advance(10 ** 6)
-            assert not done.called
-            assert not reactor.getDelayedCalls()
+            self.assertFalse(done.called)
+            self.assertFalse(reactor.getDelayedCalls())
 
     def test_read_prefix_silent_source(self):
         """
@@ -228,10 +228,10 @@ class TestSourceIdle(object):
                                idle_timeout=20)
             failure = _silence_after_data(reactor, line, write_fd,
                                           b"half a li", 20)
-            assert failure.check(SourceIdle)
-            assert not reactor.readers
+            self.assertTrue(failure.check(SourceIdle))
+            self.assertFalse(reactor.readers)
             os.write(write_fd, b"x")
-            assert os.read(read_fd, 10) == b"x"
+            self.assertEqual(os.read(read_fd, 10), b"x")
 
 
 def _silence_after_data(reactor, waiting, write_fd, data, timeout):

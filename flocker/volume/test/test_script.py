@@ -11,11 +11,11 @@ import os
 import subprocess
 import sys
 
-import pytest
 from hypothesis import given, strategies as st
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import __version__
 from flocker.volume import script
@@ -26,6 +26,7 @@ from flocker.volume.script import (
 )
 
 from ._support import FilePools, require_zfs
+from flocker.testtools import capture_output, cases, with_cases
 
 
 class TTY(io.StringIO):
@@ -69,227 +70,8 @@ class Cluster(object):
         return code, out.getvalue(), err.getvalue()
 
 
-def test_list():
-    """
-    ``list`` shows each volume's name, owner, size and snapshots.
-    """
-    cluster = Cluster()
-    cluster.node.create("app", 1024 * 1024)
-    cluster.node.write_file("app", "f", b"x" * 2048)
-    cluster.node.push("app", "10.0.0.2")
-    cluster.other.create("mine")
-    code, out, err = cluster.run("list")
-    assert (code, err) == (0, "")
-    header, row, footer = out.splitlines()
-    assert header.split() == ["NAME", "OWNER", "SIZE", "MAXIMUM",
-                              "SNAPSHOTS", "LATEST"]
-    assert row.split()[:8] == ["app", "this", "node", "2.0", "KiB", "1.0",
-                               "MiB", "1"]
-    assert footer == "(this node is id-1, pool tank)"
-
-
-def test_list_copy_owner():
-    """
-    A copy owned by another node shows that node's identity.
-    """
-    cluster = Cluster()
-    cluster.other.create("app")
-    cluster.other.push("app", "10.0.0.1")
-    code, out, _ = cluster.run("list")
-    assert out.splitlines()[1].split()[1] == "id-2"
-
-
-def test_create_and_delete():
-    """
-    ``create`` makes an owned volume with the maximum size given; ``delete``
-    removes it.
-    """
-    cluster = Cluster()
-    code, out, _ = cluster.run("create", "app", "--maximum-size", "10M")
-    assert code == 0
-    assert "volume app is owned by this node (id-1)" in out
-    info = cluster.node.volumes().result[0]
-    assert info.maximum_size == 10 * 1024 * 1024
-    code, out, _ = cluster.run("delete", "app")
-    assert (code, out) == (0, "deleted volume app\n")
-    assert list(cluster.node.volumes().result) == []
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["create", "app", "--maximum-size", "0"],
-     "argument --maximum-size: size must be positive, not '0'"),
-    (["create", "app", "--maximum-size", "-5"],
-     "argument --maximum-size: '-5' is not a size"),
-    (["create", "app", "--maximum-size", "lots"],
-     "argument --maximum-size: 'lots' is not a size"),
-    (["create"], "the following arguments are required: name"),
-    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
-])
-def test_bad_command_line_one_line(argv, message, capsys):
-    """
-    A bad command line (a size of 0 or below included) is one line on
-    standard error naming the argument, exit status 2, and nothing is run:
-    no usage block before it.
-    """
-    ran = []
-    with pytest.raises(SystemExit) as caught:
-        flocker_volume_main(argv, {}, run=lambda *a: ran.append(a))
-    err = capsys.readouterr().err
-    assert (caught.value.code, ran, err.count("\n")) == (2, [], 1), err
-    assert err.startswith("flocker-volume")
-    assert message in err
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["create", "../etc"], "volume name '../etc' is not a safe name"),
-    (["delete", "nope"], "volume nope does not exist"),
-    (["push", "app", "node2;reboot"], "is not a node address"),
-])
-def test_errors_one_line(argv, message):
-    """
-    Mistakes are reported as one line on standard error with exit code 1.
-    """
-    cluster = Cluster()
-    cluster.node.create("app")
-    code, out, err = cluster.run(*argv)
-    assert code == 1
-    assert out == ""
-    assert err.count("\n") == 1
-    assert err.startswith("flocker-volume: error: ")
-    assert message in err
-
-
-def test_delete_in_use():
-    """
-    ``delete`` refuses a volume in use and leaves it.
-    """
-    cluster = Cluster()
-    cluster.node.create("app")
-    cluster.node.in_use.add("app")
-    code, _, err = cluster.run("delete", "app")
-    assert code == 1
-    assert "in use" in err
-    assert [info.name for info in cluster.node.volumes().result] == ["app"]
-
-
-def test_push_summary():
-    """
-    ``push`` says what it sent; nothing else when standard error is not a
-    terminal.
-    """
-    cluster = Cluster()
-    cluster.node.create("app")
-    cluster.node.write_file("app", "f", b"x" * 3000)
-    code, out, err = cluster.run("push", "app", "10.0.0.2")
-    assert (code, err) == (0, "")
-    assert out.startswith("pushed app to 10.0.0.2: full stream, 2.9 KiB in ")
-
-
-def test_handoff_summary():
-    """
-    ``handoff`` names the new owner.
-    """
-    cluster = Cluster()
-    cluster.node.create("app")
-    code, out, _ = cluster.run("handoff", "app", "10.0.0.2")
-    assert code == 0
-    assert "node id-2 is now the owner" in out
-    assert cluster.other.volumes().result[0].owned
-
-
-def test_acquire_json():
-    """
-    ``acquire --json`` prints the result as JSON (another node reads it).
-    """
-    cluster = Cluster()
-    cluster.node.create("app")
-    code, out, _ = cluster.run("acquire", "app", "--json")
-    assert (code, out) == (0, '{"acquired": "app", "node_id": "id-1"}\n')
-
-
-def test_acquire_json_error():
-    """
-    ``acquire --json`` reports errors as JSON too, for the node that ran it.
-    """
-    cluster = Cluster()
-    code, out, err = cluster.run("acquire", "app", "--json")
-    assert code == 1
-    assert '"error": "NoSuchVolume"' in out
-    assert err.startswith("flocker-volume: error: ")
-
-
-def test_prune():
-    """
-    ``prune`` shows volumes not kept and surplus snapshots, deleting nothing
-    until ``--yes``.
-    """
-    cluster = Cluster()
-    cluster.node.create("keep")
-    cluster.node.create("old")
-    cluster.node.snapshot("keep")
-    cluster.node.snapshot("keep")
-    code, out, _ = cluster.run("prune", "--keep", "keep")
-    assert code == 0
-    lines = out.splitlines()
-    assert lines[0].startswith("volume old (0 B, owned by this node)")
-    assert lines[1].startswith("snapshot keep@flocker-")
-    assert "nothing deleted" in lines[-1]
-    assert len(cluster.node.volumes().result) == 2
-    code, out, _ = cluster.run("prune", "--keep", "keep", "--yes")
-    assert code == 0
-    assert "deleted volume old" in out
-    infos = cluster.node.volumes().result
-    assert [info.name for info in infos] == ["keep"]
-    assert len(infos[0].snapshots) == 1
-
-
-def test_prune_in_use():
-    """
-    ``prune --yes`` keeps a volume in use, says so, and prunes the rest.
-    """
-    cluster = Cluster()
-    cluster.node.create("busy")
-    cluster.node.create("idle")
-    cluster.node.in_use.add("busy")
-    code, out, _ = cluster.run("prune", "--yes")
-    assert code == 0
-    assert "kept volume busy: volume busy is in use" in out
-    assert "deleted volume idle" in out
-    assert [info.name for info in cluster.node.volumes().result] == ["busy"]
-
-
-def test_prune_nothing():
-    """
-    With nothing to prune, ``prune`` says so.
-    """
-    cluster = Cluster()
-    cluster.node.create("keep")
-    assert cluster.run("prune", "--keep", "keep")[1] == "nothing to prune\n"
-
-
-def test_version(capsys):
-    """
-    ``--version`` prints the package version.
-    """
-    with pytest.raises(SystemExit) as caught:
-        flocker_volume_main(["--version"])
-    assert caught.value.code == 0
-    assert capsys.readouterr().out == "flocker-volume %s\n" % (__version__,)
-
-
-def test_help(capsys):
-    """
-    ``--help`` lists the commands.
-    """
-    with pytest.raises(SystemExit):
-        flocker_volume_main(["--help"])
-    text = capsys.readouterr().out
-    for command in ["list", "create", "push", "receive", "acquire",
-                    "handoff", "delete", "prune"]:
-        assert command in text
-
-
-class TestSizes(object):
+@with_cases
+class SizesTests(SynchronousTestCase):
     """
     Sizes on the command line and in output.
     """
@@ -301,25 +83,27 @@ class TestSizes(object):
         A number with an optional binary unit is that many bytes.
         """
         factor = 1024 ** " KMG".index(unit.upper() or " ")
-        assert parse_size("%d%s" % (number, unit)) == number * factor
+        self.assertEqual(parse_size("%d%s" % (number, unit)), number * factor)
 
-    @pytest.mark.parametrize("text", ["", "0", "-1", "1.5G", "10X", "M"])
+    @cases([(text,) for text in ["", "0", "-1", "1.5G", "10X", "M"]])
     def test_parse_invalid(self, text):
         """
         Anything else is refused.
         """
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             parse_size(text)
 
     def test_format(self):
         """
         Sizes are shown in the largest sensible binary unit.
         """
-        assert [format_size(v) for v in [None, 5, 2048, 3 * 2 ** 30]] == [
-            "-", "5 B", "2.0 KiB", "3.0 GiB"]
+        self.assertEqual(
+            [format_size(v) for v in [None, 5, 2048, 3 * 2 ** 30]],
+            ["-", "5 B", "2.0 KiB", "3.0 GiB"])
 
 
-class TestPushProgress(object):
+@with_cases
+class PushProgressTests(SynchronousTestCase):
     """
     ``PushProgress`` draws a line only for pushes longer than a second.
     """
@@ -333,7 +117,7 @@ class TestPushProgress(object):
         clock.advance(0.5)
         progress.update(1000, 1000)
         progress.finish()
-        assert stream.getvalue() == ""
+        self.assertEqual(stream.getvalue(), "")
 
     def test_long_push(self):
         """
@@ -344,15 +128,16 @@ class TestPushProgress(object):
         progress = PushProgress(clock, stream, "push app")
         clock.advance(2)
         progress.update(100 * 2 ** 20, 400 * 2 ** 20)
-        assert stream.getvalue().startswith(
-            "\rpush app: 100.0 MiB of 400.0 MiB, 50.0 MiB/s, ETA 0:06")
+        self.assertTrue(
+            stream.getvalue().startswith(
+                "\rpush app: 100.0 MiB of 400.0 MiB, 50.0 MiB/s, ETA 0:06"))
         clock.advance(0.1)
         progress.update(101 * 2 ** 20, 400 * 2 ** 20)
-        assert stream.getvalue().count("\r") == 1
+        self.assertEqual(stream.getvalue().count("\r"), 1)
         clock.advance(0.2)
         progress.finish()
-        assert stream.getvalue().count("\r") == 2
-        assert stream.getvalue().endswith("\n")
+        self.assertEqual(stream.getvalue().count("\r"), 2)
+        self.assertTrue(stream.getvalue().endswith("\n"))
 
     def test_unknown_total(self):
         """
@@ -363,10 +148,10 @@ class TestPushProgress(object):
         progress = PushProgress(clock, stream, "push app")
         clock.advance(4)
         progress.update(2 ** 20, None)
-        assert "256.0 KiB/s, ETA ?" in stream.getvalue()
+        self.assertIn("256.0 KiB/s, ETA ?", stream.getvalue())
 
-    @pytest.mark.parametrize("err, expected", [(TTY, 1), (io.StringIO, 0)])
-    def test_terminal_only(self, monkeypatch, err, expected):
+    @cases([(TTY, 1), (io.StringIO, 0)])
+    def test_terminal_only(self, err, expected):
         """
         ``flocker-volume push`` gives the push a progress display only when
         standard error is a terminal.
@@ -377,11 +162,11 @@ class TestPushProgress(object):
             def __init__(self, *args, **kwargs):
                 made.append(self)
                 PushProgress.__init__(self, *args, **kwargs)
-        monkeypatch.setattr(script, "PushProgress", Recording)
+        self.patch(script, "PushProgress", Recording)
         cluster = Cluster()
         cluster.node.create("app")
         code, _, _ = cluster.run("push", "app", "10.0.0.2", err=err())
-        assert (code, len(made)) == (0, expected)
+        self.assertEqual((code, len(made)), (0, expected))
 
 
 # The real command, as a process, on a real pool.
@@ -394,86 +179,339 @@ def _flocker_volume(pool, *argv, **kwargs):
         capture_output=True, timeout=120, env=env, **kwargs)
 
 
-@pytest.fixture
-def pool():
+def pool_for(test):
     """
-    A file-backed pool for one test.
+    A file-backed pool for one test (skipped, or failed in CI, without
+    ZFS).
+
+    :param test: The ``TestCase`` (its ``addCleanup`` destroys the pool).
+    :return: The pool's name.
     """
     require_zfs()
     pools = FilePools()
-    yield pools.create("cli")
-    pools.destroy()
+    test.addCleanup(pools.destroy)
+    return pools.create("cli")
 
 
-def test_real_pool_missing():
+@with_cases
+class ScriptTests(SynchronousTestCase):
     """
-    A missing pool is one line and exit code 1: Flocker's words (what it
-    could not do, that the pool is missing, how to make it), then what
-    zfs said.
+    ``flocker-volume``'s commands over an in-memory node: what they print,
+    their exit codes, and their one-line errors.
     """
-    require_zfs()
-    result = _flocker_volume("flocker-test-missing-pool", "list")
-    assert result.returncode == 1
-    assert result.stderr == (
-        b"flocker-volume: error: could not read the properties of pool "
-        b"flocker-test-missing-pool: ZFS pool flocker-test-missing-pool does "
-        b"not exist; create it (zpool create flocker-test-missing-pool "
-        b"DEVICE) or name the node's pool (--pool, FLOCKER_POOL) (zfs said: "
-        b"cannot open 'flocker-test-missing-pool': dataset does not exist, "
-        b"exit 1)\n")
+
+    def test_list(self):
+        """
+        ``list`` shows each volume's name, owner, size and snapshots.
+        """
+        cluster = Cluster()
+        cluster.node.create("app", 1024 * 1024)
+        cluster.node.write_file("app", "f", b"x" * 2048)
+        cluster.node.push("app", "10.0.0.2")
+        cluster.other.create("mine")
+        code, out, err = cluster.run("list")
+        self.assertEqual((code, err), (0, ""))
+        header, row, footer = out.splitlines()
+        self.assertEqual(
+            header.split(),
+            ["NAME", "OWNER", "SIZE", "MAXIMUM",
+             "SNAPSHOTS", "LATEST"])
+        self.assertEqual(
+            row.split()[:8],
+            ["app", "this", "node", "2.0", "KiB", "1.0",
+             "MiB", "1"])
+        self.assertEqual(footer, "(this node is id-1, pool tank)")
+
+    def test_list_copy_owner(self):
+        """
+        A copy owned by another node shows that node's identity.
+        """
+        cluster = Cluster()
+        cluster.other.create("app")
+        cluster.other.push("app", "10.0.0.1")
+        code, out, _ = cluster.run("list")
+        self.assertEqual(out.splitlines()[1].split()[1], "id-2")
+
+    def test_create_and_delete(self):
+        """
+        ``create`` makes an owned volume with the maximum size given; ``delete``
+        removes it.
+        """
+        cluster = Cluster()
+        code, out, _ = cluster.run("create", "app", "--maximum-size", "10M")
+        self.assertEqual(code, 0)
+        self.assertIn("volume app is owned by this node (id-1)", out)
+        info = cluster.node.volumes().result[0]
+        self.assertEqual(info.maximum_size, 10 * 1024 * 1024)
+        code, out, _ = cluster.run("delete", "app")
+        self.assertEqual((code, out), (0, "deleted volume app\n"))
+        self.assertEqual(list(cluster.node.volumes().result), [])
+
+    @cases([
+        (["create", "app", "--maximum-size", "0"],
+         "argument --maximum-size: size must be positive, not '0'"),
+        (["create", "app", "--maximum-size", "-5"],
+         "argument --maximum-size: '-5' is not a size"),
+        (["create", "app", "--maximum-size", "lots"],
+         "argument --maximum-size: 'lots' is not a size"),
+        (["create"], "the following arguments are required: name"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ])
+    def test_bad_command_line_one_line(self, argv, message):
+        """
+        A bad command line (a size of 0 or below included) is one line on
+        standard error naming the argument, exit status 2, and nothing is run:
+        no usage block before it.
+        """
+        stdout, stderr = capture_output(self)
+        ran = []
+        with self.assertRaises(SystemExit) as caught:
+            flocker_volume_main(argv, {}, run=lambda *a: ran.append(a))
+        err = stderr.getvalue()
+        self.assertEqual((caught.exception.code, ran, err.count("\n")),
+                         (2, [], 1), err)
+        self.assertTrue(err.startswith("flocker-volume"))
+        self.assertIn(message, err)
+
+    @cases([
+        (["create", "../etc"], "volume name '../etc' is not a safe name"),
+        (["delete", "nope"], "volume nope does not exist"),
+        (["push", "app", "node2;reboot"], "is not a node address"),
+    ])
+    def test_errors_one_line(self, argv, message):
+        """
+        Mistakes are reported as one line on standard error with exit code 1.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        code, out, err = cluster.run(*argv)
+        self.assertEqual(code, 1)
+        self.assertEqual(out, "")
+        self.assertEqual(err.count("\n"), 1)
+        self.assertTrue(err.startswith("flocker-volume: error: "))
+        self.assertIn(message, err)
+
+    def test_delete_in_use(self):
+        """
+        ``delete`` refuses a volume in use and leaves it.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.node.in_use.add("app")
+        code, _, err = cluster.run("delete", "app")
+        self.assertEqual(code, 1)
+        self.assertIn("in use", err)
+        self.assertEqual([info.name for info in cluster.node.volumes().result],
+                         ["app"])
+
+    def test_push_summary(self):
+        """
+        ``push`` says what it sent; nothing else when standard error is not a
+        terminal.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.node.write_file("app", "f", b"x" * 3000)
+        code, out, err = cluster.run("push", "app", "10.0.0.2")
+        self.assertEqual((code, err), (0, ""))
+        self.assertTrue(
+            out.startswith("pushed app to 10.0.0.2: full stream, 2.9 KiB in "))
+
+    def test_handoff_summary(self):
+        """
+        ``handoff`` names the new owner.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        code, out, _ = cluster.run("handoff", "app", "10.0.0.2")
+        self.assertEqual(code, 0)
+        self.assertIn("node id-2 is now the owner", out)
+        self.assertTrue(cluster.other.volumes().result[0].owned)
+
+    def test_acquire_json(self):
+        """
+        ``acquire --json`` prints the result as JSON (another node reads it).
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        code, out, _ = cluster.run("acquire", "app", "--json")
+        self.assertEqual((code, out),
+                         (0, '{"acquired": "app", "node_id": "id-1"}\n'))
+
+    def test_acquire_json_error(self):
+        """
+        ``acquire --json`` reports errors as JSON too, for the node that ran it.
+        """
+        cluster = Cluster()
+        code, out, err = cluster.run("acquire", "app", "--json")
+        self.assertEqual(code, 1)
+        self.assertIn('"error": "NoSuchVolume"', out)
+        self.assertTrue(err.startswith("flocker-volume: error: "))
+
+    def test_prune(self):
+        """
+        ``prune`` shows volumes not kept and surplus snapshots, deleting nothing
+        until ``--yes``.
+        """
+        cluster = Cluster()
+        cluster.node.create("keep")
+        cluster.node.create("old")
+        cluster.node.snapshot("keep")
+        cluster.node.snapshot("keep")
+        code, out, _ = cluster.run("prune", "--keep", "keep")
+        self.assertEqual(code, 0)
+        lines = out.splitlines()
+        self.assertTrue(
+            lines[0].startswith("volume old (0 B, owned by this node)"))
+        self.assertTrue(lines[1].startswith("snapshot keep@flocker-"))
+        self.assertIn("nothing deleted", lines[-1])
+        self.assertEqual(len(cluster.node.volumes().result), 2)
+        code, out, _ = cluster.run("prune", "--keep", "keep", "--yes")
+        self.assertEqual(code, 0)
+        self.assertIn("deleted volume old", out)
+        infos = cluster.node.volumes().result
+        self.assertEqual([info.name for info in infos], ["keep"])
+        self.assertEqual(len(infos[0].snapshots), 1)
+
+    def test_prune_in_use(self):
+        """
+        ``prune --yes`` keeps a volume in use, says so, and prunes the rest.
+        """
+        cluster = Cluster()
+        cluster.node.create("busy")
+        cluster.node.create("idle")
+        cluster.node.in_use.add("busy")
+        code, out, _ = cluster.run("prune", "--yes")
+        self.assertEqual(code, 0)
+        self.assertIn("kept volume busy: volume busy is in use", out)
+        self.assertIn("deleted volume idle", out)
+        self.assertEqual([info.name for info in cluster.node.volumes().result],
+                         ["busy"])
+
+    def test_prune_nothing(self):
+        """
+        With nothing to prune, ``prune`` says so.
+        """
+        cluster = Cluster()
+        cluster.node.create("keep")
+        self.assertEqual(cluster.run("prune", "--keep", "keep")[1],
+                         "nothing to prune\n")
+
+    def test_version(self):
+        """
+        ``--version`` prints the package version.
+        """
+        stdout, stderr = capture_output(self)
+        with self.assertRaises(SystemExit) as caught:
+            flocker_volume_main(["--version"])
+        self.assertEqual(caught.exception.code, 0)
+        self.assertEqual(stdout.getvalue(),
+                         "flocker-volume %s\n" % (__version__,))
+
+    def test_help(self):
+        """
+        ``--help`` lists the commands.
+        """
+        stdout, stderr = capture_output(self)
+        with self.assertRaises(SystemExit):
+            flocker_volume_main(["--help"])
+        text = stdout.getvalue()
+        for command in ["list", "create", "push", "receive", "acquire",
+                        "handoff", "delete", "prune"]:
+            self.assertIn(command, text)
 
 
-def test_real_commands(pool):
+
+class RealPoolTests(SynchronousTestCase):
     """
-    ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real pool;
-    an unsafe name is one line, no traceback, nothing created.
+    The real command, as a process, on a real pool.
     """
-    assert _flocker_volume(pool, "create", "app", "--maximum-size",
-                           "8M").returncode == 0
-    listed = _flocker_volume(pool, "list", "--json")
-    assert listed.returncode == 0
-    [info] = json.loads(listed.stdout)
-    assert (info["name"], info["owned"], info["maximum_size"]) == (
-        "app", True, 8 * 1024 * 1024)
-    mountpoint = _flocker_volume(pool, "mountpoint", "app").stdout.decode()
-    assert mountpoint.strip() == info["mountpoint"]
-    bad = _flocker_volume(pool, "create", "x;rm -rf /")
-    assert bad.returncode == 1
-    assert bad.stderr.count(b"\n") == 1 and b"Traceback" not in bad.stderr
-    assert _flocker_volume(pool, "delete", "app").returncode == 0
-    assert json.loads(_flocker_volume(pool, "list", "--json").stdout) == []
+
+    def test_real_pool_missing(self):
+        """
+        A missing pool is one line and exit code 1: Flocker's words (what it
+        could not do, that the pool is missing, how to make it), then what
+        zfs said.
+        """
+        require_zfs()
+        result = _flocker_volume("flocker-test-missing-pool", "list")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr,
+            b"flocker-volume: error: could not read the properties of pool "
+            b"flocker-test-missing-pool: ZFS pool flocker-test-missing-pool does "
+            b"not exist; create it (zpool create flocker-test-missing-pool "
+            b"DEVICE) or name the node's pool (--pool, FLOCKER_POOL) (zfs said: "
+            b"cannot open 'flocker-test-missing-pool': dataset does not exist, "
+            b"exit 1)\n")
+
+    def test_real_commands(self):
+        """
+        ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real pool;
+        an unsafe name is one line, no traceback, nothing created.
+        """
+        pool = pool_for(self)
+        self.assertEqual(
+            _flocker_volume(pool, "create", "app", "--maximum-size",
+                            "8M").returncode,
+            0)
+        listed = _flocker_volume(pool, "list", "--json")
+        self.assertEqual(listed.returncode, 0)
+        [info] = json.loads(listed.stdout)
+        self.assertEqual(
+            (info["name"], info["owned"], info["maximum_size"]),
+            ("app", True, 8 * 1024 * 1024))
+        mountpoint = _flocker_volume(pool, "mountpoint", "app").stdout.decode()
+        self.assertEqual(mountpoint.strip(), info["mountpoint"])
+        bad = _flocker_volume(pool, "create", "x;rm -rf /")
+        self.assertEqual(bad.returncode, 1)
+        self.assertTrue(
+            bad.stderr.count(b"\n") == 1 and b"Traceback" not in bad.stderr)
+        self.assertEqual(_flocker_volume(pool, "delete", "app").returncode, 0)
+        self.assertEqual(
+            json.loads(_flocker_volume(pool, "list", "--json").stdout), [])
+
+    def test_real_quota(self):
+        """
+        A write beyond the maximum size fails with "Disk quota exceeded" and
+        the volume keeps what fit.
+        """
+        pool = pool_for(self)
+        self.assertEqual(
+            _flocker_volume(pool, "create", "app", "--maximum-size",
+                            "1M").returncode,
+            0)
+        path = _flocker_volume(pool, "mountpoint", "app").stdout.decode().strip()
+        with self.assertRaises(OSError):
+            with open(os.path.join(path, "f"), "wb") as f:
+                f.write(os.urandom(3 * 1024 * 1024))
+                f.flush()
+                os.fsync(f.fileno())
 
 
-def test_real_quota(pool):
-    """
-    A write beyond the maximum size fails with "Disk quota exceeded" and
-    the volume keeps what fit.
-    """
-    assert _flocker_volume(pool, "create", "app", "--maximum-size",
-                           "1M").returncode == 0
-    path = _flocker_volume(pool, "mountpoint", "app").stdout.decode().strip()
-    with pytest.raises(OSError):
-        with open(os.path.join(path, "f"), "wb") as f:
-            f.write(os.urandom(3 * 1024 * 1024))
-            f.flush()
-            os.fsync(f.fileno())
 
+@with_cases
+class EliotTaskTests(SynchronousTestCase):
+    """
+    The ``--eliot-task`` option.
+    """
 
-@pytest.mark.parametrize("command", [["list"], ["receive", "app"]])
-def test_bad_eliot_task(command):
-    """
-    An ``--eliot-task`` that is not a serialised task stops the command
-    with exit status 2 and one line naming the option, before anything
-    runs.
-    """
-    opened = []
-    out, err = io.StringIO(), io.StringIO()
-    options = _parser().parse_args(["--eliot-task", "garbage"] + command)
-    with pytest.raises(SystemExit) as caught:
-        main(Clock(), options, {}, out, err,
-             open_service=lambda *a, **k: opened.append(a))
-    assert caught.value.code == 2
-    assert (out.getvalue(), opened) == ("", [])
-    assert err.getvalue().count("\n") == 1
-    assert "--eliot-task 'garbage' is not a serialised eliot task" in (
-        err.getvalue())
+    @cases([(["list"],), (["receive", "app"],)], ids=["list", "receive"])
+    def test_bad_eliot_task(self, command):
+        """
+        An ``--eliot-task`` that is not a serialised task stops the command
+        with exit status 2 and one line naming the option, before anything
+        runs.
+        """
+        opened = []
+        out, err = io.StringIO(), io.StringIO()
+        options = _parser().parse_args(["--eliot-task", "garbage"] + command)
+        with self.assertRaises(SystemExit) as caught:
+            main(Clock(), options, {}, out, err,
+                 open_service=lambda *a, **k: opened.append(a))
+        self.assertEqual(caught.exception.code, 2)
+        self.assertEqual((out.getvalue(), opened), ("", []))
+        self.assertEqual(err.getvalue().count("\n"), 1)
+        self.assertIn(
+            "--eliot-task 'garbage' is not a serialised eliot task",
+            err.getvalue())
