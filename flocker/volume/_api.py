@@ -26,13 +26,14 @@ PROTOCOL_VERSION = 1
 SNAPSHOT_PREFIX = "flocker-"
 
 
-#: How many of its newest snapshots a follower keeps after each receive.
-#: Every standby of a volume receives the same snapshot each round (one a
-#: round, see :mod:`flocker.node._replication`); keeping a few means that
-#: after a planned move, whose pre-copy and hand-off add two snapshots to
-#: the new owner's copy, it still shares one with the other standbys, so
-#: its first push to them is incremental.  The cost is the blocks changed
-#: over those few rounds.
+#: How many of its newest snapshots a copy keeps: a follower after each
+#: receive, an owner at each push (besides each target's last).  Every
+#: standby of a volume receives the same snapshot each round (one a round,
+#: see :mod:`flocker.node._replication`); keeping a few means that after a
+#: planned move, whose pre-copy and hand-off add two snapshots to the new
+#: owner's copy, it still shares one with the other standbys, whichever it
+#: pushes to first, so its first push to each is incremental.  The cost is
+#: the blocks changed over those few rounds.
 FOLLOWER_SNAPSHOTS = 4
 
 

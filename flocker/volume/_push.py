@@ -63,7 +63,9 @@ from twisted.internet.defer import (
 
 from .._context import in_current_action
 from .._process import LineTooLong
-from ._api import PROTOCOL_VERSION, PushResult, check_node_id
+from ._api import (
+    PROTOCOL_VERSION, PushResult, check_node_id, follower_keeps,
+)
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import (
     HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
@@ -292,8 +294,12 @@ class PushingMixin(object):
             lambda count: progress.update(count, total))
         pumped = pump(self._reactor, stream_read, sink, watcher)
         # Meanwhile: the snapshots older than the base are not needed by
-        # this target any more (nor by others, unless they were sent there).
-        pruned = self._prune(dataset, keep=[base, snapshot])
+        # this target any more (nor by others, unless they were sent
+        # there), except the newest few, which a copy this node has not
+        # pushed to yet may share (the other standbys of a volume this node
+        # took over by a move).
+        pruned = self._prune(dataset, keep=[base, snapshot] + follower_keeps(
+            dataset.snapshots))
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
