@@ -325,8 +325,8 @@ class MemoryVolumeService(object):
             copy, pushed=copy.pushed.set(other.node_id, snapshot))
         # As the real service: what the target had before is kept until the
         # next push makes it unnecessary.
-        self._prune(name, keep={base, snapshot} | set(
-            follower_keeps(copy.names())))
+        self._prune(name, keep={base, snapshot} | set(follower_keeps(
+            copy.names()[:copy.names().index(snapshot)])))
         return PushResult(name=name, target=target,
                           target_node_id=other.node_id, snapshot=snapshot,
                           base=base, bytes_sent=sent)

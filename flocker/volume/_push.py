@@ -295,11 +295,13 @@ class PushingMixin(object):
         pumped = pump(self._reactor, stream_read, sink, watcher)
         # Meanwhile: the snapshots older than the base are not needed by
         # this target any more (nor by others, unless they were sent
-        # there), except the newest few, which a copy this node has not
-        # pushed to yet may share (the other standbys of a volume this node
-        # took over by a move).
+        # there), except the newest few before this one, which a copy this
+        # node has not pushed to yet may share (the other standbys of a
+        # volume this node took over by a move).
+        older = (dataset.snapshots[:dataset.snapshots.index(snapshot)]
+                 if snapshot in dataset.snapshots else dataset.snapshots)
         pruned = self._prune(dataset, keep=[base, snapshot] + follower_keeps(
-            dataset.snapshots))
+            older))
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]

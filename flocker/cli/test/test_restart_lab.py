@@ -46,7 +46,8 @@ class RestartLabTests(SynchronousTestCase):
         :return: A ``FailoverDrill`` of a new application, cleaned up after
             the test.
         """
-        directory = self.mktemp()
+        # Absolute: the client reads the files from its own namespaces.
+        directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         drill = FailoverDrill(shared_lab(), directory,
                               prefix + secrets.token_hex(3), admin_lab,

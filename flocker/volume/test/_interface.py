@@ -703,7 +703,10 @@ def make_ivolumeservice_tests(make_nodes):
                 self.call(self.a.push, "app", self.address_b,
                           snapshot=taken)
                 self.call(self.a.push, "app", address_c, snapshot=taken)
+            # A round that reached B only, then the move's pre-copy and
+            # hand-off: B holds three snapshots newer than C's newest.
             self.nodes.write(self.a, "app", "late", b"z")
+            self.call(self.a.push, "app", self.address_b)
             self.call(self.a.push, "app", self.address_b)
             self.call(self.a.handoff, "app", self.address_b)
             owner = self.volume(self.b, "app")
