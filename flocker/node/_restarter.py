@@ -44,7 +44,7 @@ import attr
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import gatherResults, maybeDeferred
 
-from ._docker import APPLICATION_LABEL, CONTAINER_PREFIX
+from ._docker import APPLICATION_LABEL, CONTAINER_PREFIX, ContainerNotFound
 from ._logging import (
     DOCKER_EVENTS_LOST, NODE_CRASH_RESTART, NODE_CRASH_SEEN,
 )
@@ -303,17 +303,27 @@ class CrashRestarter(object):
                 found = [u for u in units if u.name == name]
                 if not found:
                     return "its container is gone"
-                if found[0].running:
-                    return "it runs"
-                if tracked.killed:
-                    return "it was stopped on request"
-                reason = restart_decision(
-                    found[0].application, exit_code,
-                    {info.name: info for info in infos}, self._stale,
-                    tracked.restarts)
-                if reason is not None:
-                    return reason
-                return self._start(found[0].application, tracked)
+                # Whether it runs, from the container itself: Docker's
+                # listing may still show it running just after its die.
+                status = maybeDeferred(self._docker.container_status, name)
+
+                def checked(status):
+                    if status.running:
+                        return "it runs"
+                    if tracked.killed:
+                        return "it was stopped on request"
+                    reason = restart_decision(
+                        found[0].application, exit_code,
+                        {info.name: info for info in infos}, self._stale,
+                        tracked.restarts)
+                    if reason is not None:
+                        return reason
+                    return self._start(found[0].application, tracked)
+
+                def gone(failure):
+                    failure.trap(ContainerNotFound)
+                    return "its container is gone"
+                return status.addCallbacks(checked, gone)
 
             def outcome(reason):
                 action.add_success_fields(

@@ -4,7 +4,9 @@ applications with volumes from Docker's events, with fencing's checks and
 a bounded backoff.
 """
 
+import attr
 from eliot.testing import LoggedAction, capture_logging
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -195,6 +197,38 @@ class CrashRestarterTests(SynchronousTestCase):
             (before, self.running("db"), logged.end_message["restarted"],
              logged.start_message["exit_code"]),
             (False, True, True, 137))
+
+    def test_listing_behind(self):
+        """
+        A listing that still shows the container running just after its
+        ``die`` (Docker updates it after writing the event) does not stop
+        the restart: whether it runs is asked of the container itself.
+        """
+        self.started(application("db"))
+        listed = self.docker.list
+
+        def behind():
+            return listed().addCallback(lambda units: {
+                attr.evolve(unit, running=True) for unit in units})
+        self.patch(self.docker, "list", behind)
+        self.crash("db")
+        self.clock.advance(FIRST_DELAY)
+        self.assertEqual(self.successResultOf(
+            self.docker.container_status("db")).running, True)
+
+    def test_gone_before_restart(self):
+        """
+        A container listed but gone when its status is asked is not
+        started again.
+        """
+        self.started(application("db"))
+        self.crash("db")
+        listed = self.successResultOf(self.docker.list())
+        self.successResultOf(self.docker.remove("db"))
+        self.patch(self.docker, "list", lambda: succeed(listed))
+        self.clock.advance(FIRST_DELAY)
+        self.assertEqual(self.successResultOf(self.docker.exists("db")),
+                         False)
 
     def test_stopped_on_request(self):
         """
