@@ -633,6 +633,16 @@ def agent_pid(node):
     return daemon_pid(node, node.agent_pid_file, "flocker-node")
 
 
+def agent_unit_pid(node):
+    """
+    :param Node node: A node.
+    :return: The pid of the unit runner supervising its agent (systemd's
+        part: ``Restart=``, see ``_lab_unit.py``) if it runs, else
+        ``None``.
+    """
+    return daemon_pid(node, node.agent_unit_pid_file, "python3")
+
+
 def current_agent(node, digest):
     """
     :param Node node: A node.
@@ -641,21 +651,30 @@ def current_agent(node, digest):
         agent.
     :return: The pid of its agent if it runs that build; an agent running
         another is stopped (``None`` then), as a package upgrade restarts
-        the service.
+        the service.  So is a unit runner whose agent is dead (between a
+        crash and its restart): ``up`` then starts the service afresh, as
+        ``systemctl restart`` would.
     """
     pid = agent_pid(node)
-    if pid is None:
-        return None
-    if read_file(node.run_dir / "agent.code") == digest:
+    unit = agent_unit_pid(node)
+    if pid is not None and read_file(node.run_dir / "agent.code") == digest:
         return pid
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return None
+    # systemctl stop: SIGTERM to the runner, which passes it on and does
+    # not start the agent again (or to an agent that has no runner).
+    doomed = [p for p in (unit, pid) if p is not None]
+    for victim in doomed[:1]:
+        try:
+            os.kill(victim, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + KILL_TIMEOUT
-    while process_alive(pid):
+    while any(process_alive(p) for p in doomed):
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+            for victim in doomed:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         time.sleep(0.02)
     return None
 
@@ -673,9 +692,11 @@ def start_agent(lab, node):
     :return: The ``Popen`` (its pid is the agent's: ``nsenter`` and the
         unit runner exec it).
     """
-    process = _spawn(_lab_package.unit_command(node), node.agent_log,
-                     {"PATH": STANDARD_PATH})
-    node.agent_pid_file.write_text("%d\n" % (process.pid,))
+    # The runner writes the agent's pid (systemd's MainPID) at every start
+    # of it; its own is the unit's.
+    process = _spawn(_lab_package.unit_command(node, node.agent_pid_file),
+                     node.agent_log, {"PATH": STANDARD_PATH})
+    node.agent_unit_pid_file.write_text("%d\n" % (process.pid,))
     (node.run_dir / "agent.code").write_text(
         _lab_package.installed_digest(node) or "")
     return process

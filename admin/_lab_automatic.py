@@ -18,7 +18,8 @@ from pathlib import Path
 
 __all__ = ["APPLICATION", "IMAGE", "application_text", "deployment_text",
            "running_on", "http_answer", "etcd_value", "lab_command",
-           "snapshot_stamp", "wait_replicated", "restart_agent"]
+           "snapshot_stamp", "wait_replicated", "restart_agent",
+           "kill_etcd_member", "restart_daemons"]
 
 #: The image the scenarios run (built by ``admin/lab up``).
 IMAGE = "flocker/busybox:latest"
@@ -79,14 +80,15 @@ def running_on(lab, name, nodes=None):
     return found
 
 
-def http_answer(lab, address, port):
+def http_answer(lab, address, port, path="/"):
     """
-    :return: The body ``GET /`` on ``address:port`` answers from the
+    :param str path: The path asked.
+    :return: The body ``GET path`` on ``address:port`` answers from the
         client with status 200, or ``None``.
     """
     result = lab.run_client(
         ["busybox", "nc", "-w", "2", address, str(port)],
-        input="GET / HTTP/1.0\r\n\r\n", check=False, timeout=30)
+        input="GET %s HTTP/1.0\r\n\r\n" % (path,), check=False, timeout=30)
     text = result.stdout.replace("\r\n", "\n")
     if " 200 " not in text.split("\n", 1)[0]:
         return None
@@ -187,3 +189,23 @@ def restart_agent(lab, node, timeout=60):
     if new == old:
         raise RuntimeError("%s: agent not restarted" % (node,))
     return old, new
+
+
+def kill_etcd_member(lab, node):
+    """
+    Kill a node's etcd member (SIGKILL), leaving the rest of the node
+    running.
+
+    :param str node: The node's name.
+    """
+    pid_file = Path(lab.machine(node).mntns).parent / "etcd.pid"
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def restart_daemons(lab):
+    """
+    Start again whatever daemon of the lab's nodes died (etcd members,
+    agents), as their units would (``admin/lab up``), and wait until they
+    are healthy.
+    """
+    lab_command(["up", str(len(lab.node_names))], timeout=900)

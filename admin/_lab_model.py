@@ -382,8 +382,13 @@ class Node(Machine):
 
     @property
     def agent_pid_file(self):
-        """Pid of the node's Flocker agent (written by the lab)."""
+        """Pid of the node's Flocker agent (written by its unit runner)."""
         return self.run_dir / "agent.pid"
+
+    @property
+    def agent_unit_pid_file(self):
+        """Pid of the unit runner supervising the node's agent."""
+        return self.run_dir / "agent-unit.pid"
 
     @property
     def agent_log(self):

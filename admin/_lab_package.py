@@ -202,15 +202,17 @@ def installed_digest(node):
         return None
 
 
-def unit_command(node):
+def unit_command(node, main_pid):
     """
     :param Node node: A node.
+    :param Path main_pid: Where the runner writes the agent's pid at every
+        start of it.
     :return: The argument vector starting the node's agent from the unit
         its package installed (``_lab_unit.py`` inside the node).
     """
     return node.nsenter() + [TARGET_PYTHON, "-I", "-S",
                              str(Path(__file__).with_name("_lab_unit.py")),
-                             UNIT]
+                             "--main-pid", str(main_pid), UNIT]
 
 
 __all__ = ["package_digest", "ensure_package", "install", "installed_digest",

@@ -21,19 +21,34 @@ service's):
   absolute path; ``$VAR``/``${VAR}`` expanded and quotes handled as
   systemd does.
 
+* ``Restart=`` and ``RestartSec=`` as ``systemd.service(5)`` says: with a
+  policy other than ``no`` this runner stays, as the service's supervisor
+  (systemd's part), runs the command as its child, and when the child
+  ends decides from how it ended (exit status 0 and the signals ``HUP``,
+  ``INT``, ``TERM`` and ``PIPE`` are clean; any other status or signal is
+  not) whether to start it again ``RestartSec=`` later; more than
+  :data:`START_LIMIT_BURST` starts in :data:`START_LIMIT_INTERVAL` seconds
+  and it gives up, as systemd's default start limit does.  ``SIGTERM`` (or
+  ``SIGINT``) to the supervisor is ``systemctl stop``: it is passed on to
+  the service, which is not started again, and the supervisor exits once
+  it has ended (``SIGKILL`` after :data:`STOP_TIMEOUT` seconds).  With
+  ``--main-pid FILE`` the supervisor writes the running service's pid to
+  ``FILE`` at every start (systemd's ``MainPID``).
+
 Any other ``[Service]`` setting, an ``ExecStart=`` prefix or a specifier
 other than ``%%`` is refused (one line, exit 1), so a unit that changes in a
 way this runner does not model fails the lab instead of running differently
-from a server.  ``Restart=``/``RestartSec=`` are read and not applied: the
-lab restarts a dead agent at the next ``admin/lab up``.  ``[Unit]`` and
-``[Install]`` are not needed to start the service (the lab starts the agent
-after the node's Docker and pool, as ``After=`` asks).
+from a server.  ``[Unit]`` and ``[Install]`` are not needed to start the
+service (the lab starts the agent after the node's Docker and pool, as
+``After=`` asks).
 
 Standard library only (it runs with the node's ``/usr/bin/python3``).
 """
 
 import os
+import signal
 import sys
+import time
 from dataclasses import dataclass
 
 #: The ``PATH`` systemd gives system services (Debian 12's systemd 252).
@@ -46,10 +61,41 @@ SEARCH_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
 #: ``[Service]`` settings this runner applies.
 APPLIED = {"Type", "ExecStart", "Environment", "EnvironmentFile",
            "RuntimeDirectory", "RuntimeDirectoryMode",
-           "RuntimeDirectoryPreserve", "UMask"}
+           "RuntimeDirectoryPreserve", "UMask", "Restart", "RestartSec"}
 
 #: ``[Service]`` settings read and not applied (see the module docstring).
-NOT_APPLIED = {"Restart", "RestartSec"}
+NOT_APPLIED = frozenset()
+
+#: ``Restart=`` values, and for each the ways of ending that restart the
+#: service (``systemd.service(5)``'s table; this runner has no start or
+#: watchdog timeouts, so those rows never apply).
+RESTART_POLICIES = {
+    "no": frozenset(),
+    "always": frozenset(["clean", "unclean-exit", "unclean-signal"]),
+    "on-success": frozenset(["clean"]),
+    "on-failure": frozenset(["unclean-exit", "unclean-signal"]),
+    "on-abnormal": frozenset(["unclean-signal"]),
+    "on-abort": frozenset(["unclean-signal"]),
+    "on-watchdog": frozenset(),
+}
+
+#: Signals whose death systemd counts as a clean exit.
+CLEAN_SIGNALS = frozenset([signal.SIGHUP, signal.SIGINT, signal.SIGTERM,
+                           signal.SIGPIPE])
+
+#: systemd's default start limit: at most this many starts ...
+START_LIMIT_BURST = 5
+
+#: ... within this many seconds (``DefaultStartLimitIntervalSec``).
+START_LIMIT_INTERVAL = 10.0
+
+#: Seconds a stopped service has to exit before it is killed (systemd's
+#: ``DefaultTimeoutStopSec``).
+STOP_TIMEOUT = 90.0
+
+# RestartSec= units (systemd.time(7)); a bare number is seconds.
+_TIME_UNITS = [("ms", 0.001), ("min", 60.0), ("s", 1.0), ("m", 60.0),
+               ("h", 3600.0)]
 
 
 class UnitError(Exception):
@@ -85,6 +131,10 @@ class Service:
     :ivar int umask: The process umask.
     :ivar tuple not_applied: ``(key, value)`` of the settings read and not
         applied (:data:`NOT_APPLIED`).
+    :ivar str restart: The ``Restart=`` policy (a key of
+        :data:`RESTART_POLICIES`).
+    :ivar float restart_seconds: ``RestartSec=``, in seconds (systemd's
+        default is 100 ms).
     """
     exec_start: str
     exec_line: int
@@ -94,6 +144,8 @@ class Service:
     runtime_mode: int = 0o755
     umask: int = 0o022
     not_applied: tuple = ()
+    restart: str = "no"
+    restart_seconds: float = 0.1
 
 
 def parse_unit(path, text):
@@ -176,6 +228,18 @@ def service(path, text):
             values["runtime_mode"] = _octal(path, number, key, value)
         elif key == "UMask":
             values["umask"] = _octal(path, number, key, value)
+        elif key == "Restart":
+            if value not in RESTART_POLICIES:
+                raise UnitError(path, number, "Restart=%s is not one of %s"
+                                % (value, ", ".join(sorted(
+                                    RESTART_POLICIES))))
+            values["restart"] = value
+        elif key == "RestartSec":
+            try:
+                values["restart_seconds"] = time_span(value)
+            except ValueError as e:
+                raise UnitError(path, number, "RestartSec=%s: %s" % (
+                    value, e))
     if len(starts) != 1:
         raise UnitError(path, starts[1][1] if starts else 0,
                         "a simple service needs exactly one ExecStart=")
@@ -183,6 +247,83 @@ def service(path, text):
     return Service(exec_start=exec_start, exec_line=exec_line,
                    **{key: tuple(value) if isinstance(value, list) else value
                       for key, value in values.items()})
+
+
+def time_span(text):
+    """
+    :param str text: A ``systemd.time(7)`` time span: a number of seconds,
+        or numbers each with a unit (``ms``, ``s``, ``min``/``m``, ``h``),
+        summed (``1min 30s``).
+    :return: Seconds (``float``).
+    :raises ValueError: If it is not one.
+    """
+    total, rest = 0.0, text.replace(" ", "")
+    if not rest:
+        raise ValueError("empty time span")
+    try:
+        return float(rest)
+    except ValueError:
+        pass
+    while rest:
+        digits = len(rest) - len(rest.lstrip("0123456789."))
+        if not digits:
+            raise ValueError("not a time span")
+        number, rest = float(rest[:digits]), rest[digits:]
+        for unit, factor in _TIME_UNITS:
+            if rest.startswith(unit):
+                total += number * factor
+                rest = rest[len(unit):]
+                break
+        else:
+            raise ValueError("unknown time unit in %r" % (text,))
+    return total
+
+
+def ending(status):
+    """
+    :param int status: A child's wait status (``os.waitpid``).
+    :return: How ``systemd.service(5)`` classes the ending: ``"clean"``
+        (exit 0, or death by one of :data:`CLEAN_SIGNALS`),
+        ``"unclean-exit"`` or ``"unclean-signal"``.
+    """
+    if os.WIFSIGNALED(status):
+        if os.WTERMSIG(status) in CLEAN_SIGNALS:
+            return "clean"
+        return "unclean-signal"
+    return "clean" if os.WEXITSTATUS(status) == 0 else "unclean-exit"
+
+
+def restarts(policy, status):
+    """
+    :param str policy: A ``Restart=`` value.
+    :param int status: How the service ended (a wait status).
+    :return: Whether systemd would start it again.
+    """
+    return ending(status) in RESTART_POLICIES[policy]
+
+
+class StartLimit(object):
+    """
+    systemd's start rate limit: at most ``burst`` starts within any
+    ``interval`` seconds.
+    """
+
+    def __init__(self, burst=START_LIMIT_BURST,
+                 interval=START_LIMIT_INTERVAL):
+        self._burst, self._interval = burst, interval
+        self._starts = []
+
+    def start(self, now):
+        """
+        Count a start at ``now``.
+
+        :return: ``False`` if it goes over the limit (the start is refused).
+        """
+        self._starts = [t for t in self._starts if now - t < self._interval]
+        if len(self._starts) >= self._burst:
+            return False
+        self._starts.append(now)
+        return True
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", " ": " ",
@@ -355,16 +496,111 @@ def _executable(path):
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
+def _describe(status):
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return "code=killed, status=%d/%s" % (
+            number, signal.Signals(number).name[3:])
+    return "code=exited, status=%d" % (os.WEXITSTATUS(status),)
+
+
+def _exit_code(status):
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def supervise(name, unit, command, environ, main_pid=None,
+              clock=time.monotonic, sleep=time.sleep):
+    """
+    Run ``command`` as systemd runs a service whose ``Restart=`` is not
+    ``no`` (see the module docstring): start it, and start it again after
+    ``RestartSec=`` each time it ends in a way the policy restarts, until
+    it ends otherwise, the start limit is hit, or this process is told to
+    stop (``SIGTERM``/``SIGINT``, passed on to the service).
+
+    :param str name: The unit's name, for the log lines.
+    :param Service unit: The service.
+    :param list command: Its argument vector (``command[0]`` a path).
+    :param dict environ: Its environment.
+    :param main_pid: A file to write the running service's pid to, or
+        ``None``.
+    :return: The exit status for this process: 0 when stopped, 1 at the
+        start limit, else the service's (128 + signal number if killed).
+    """
+    state = {"child": None, "stopping": False}
+
+    def kill_late(signum, frame):
+        if state["child"] is not None:
+            os.kill(state["child"], signal.SIGKILL)
+
+    def stop(signum, frame):
+        state["stopping"] = True
+        if state["child"] is not None:
+            try:
+                os.kill(state["child"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            signal.signal(signal.SIGALRM, kill_late)
+            signal.alarm(int(STOP_TIMEOUT))
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    limit = StartLimit()
+    while True:
+        if not limit.start(clock()):
+            sys.stderr.write("_lab_unit: %s: start request repeated too "
+                             "quickly, refusing to start\n" % (name,))
+            return 1
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                os.execve(command[0], command, environ)
+            finally:
+                os._exit(127)
+        state["child"] = pid
+        if main_pid is not None:
+            with open(main_pid + ".tmp", "w") as f:
+                f.write("%d\n" % (pid,))
+            os.rename(main_pid + ".tmp", main_pid)
+        if state["stopping"]:
+            os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        state["child"] = None
+        signal.alarm(0)
+        sys.stderr.write("_lab_unit: %s: main process %d exited, %s\n" % (
+            name, pid, _describe(status)))
+        if state["stopping"]:
+            return 0
+        if not restarts(unit.restart, status):
+            return _exit_code(status)
+        sys.stderr.write("_lab_unit: %s: scheduled restart in %g s "
+                         "(Restart=%s)\n" % (name, unit.restart_seconds,
+                                             unit.restart))
+        sys.stderr.flush()
+        deadline = clock() + unit.restart_seconds
+        while clock() < deadline and not state["stopping"]:
+            sleep(min(0.05, max(0.0, deadline - clock())))
+        if state["stopping"]:
+            return 0
+
+
 def main(argv):
     """
-    ``_lab_unit.py UNIT``: prepare, then exec the unit's command.
+    ``_lab_unit.py [--main-pid FILE] UNIT``: prepare, then exec the unit's
+    command (``Restart=no``) or supervise it (any other ``Restart=``).
 
     :param list argv: The arguments (without the program name).
-    :return: 1 on a problem (after one line on stderr); never returns
-        otherwise.
+    :return: 1 on a problem (after one line on stderr); the supervisor's
+        status when supervising; never returns otherwise.
     """
+    main_pid = None
+    if argv[:1] == ["--main-pid"] and len(argv) > 1:
+        main_pid, argv = argv[1], argv[2:]
     if len(argv) != 1:
-        sys.stderr.write("usage: _lab_unit.py UNIT-FILE\n")
+        sys.stderr.write("usage: _lab_unit.py [--main-pid FILE] UNIT-FILE\n")
         return 2
     path = argv[0]
     try:
@@ -391,6 +627,12 @@ def main(argv):
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+        if unit.restart != "no":
+            return supervise(os.path.basename(path), unit, command, environ,
+                             main_pid)
+        if main_pid is not None:
+            with open(main_pid, "w") as f:
+                f.write("%d\n" % (os.getpid(),))
         os.execve(command[0], command, environ)
     except UnitError as e:
         sys.stderr.write("_lab_unit: %s\n" % (e,))

@@ -4,7 +4,9 @@ Asks the Flocker agent of the lab node it runs on (inside that node's
 namespaces: ``lab.run(node, [python, this file, ...])``) to do one thing,
 over the agent's socket and protocol, as the deploy client would:
 
-* ``install KEYFILE``: install the node key described by the JSON file
+* ``key``: print the node's identity and own public key, as its report
+  gives them (``{"node_id": ..., "public_key": ...}``);
+* ``install KEYFILE``: install the nodes' trust described by the JSON file
   (``NodeKey``'s fields);
 * ``push NAME TARGET``: push volume ``NAME`` to node ``TARGET``; prints
   ``{"seconds": S, "bytes": N}``, the time around the agent's answer.
@@ -25,6 +27,7 @@ from flocker._bridge import DEFAULT_AGENT_SOCKET
 from flocker._model import NodeKey
 from flocker.node._amp import (
     PROTOCOL_VERSION, AgentClientProtocol, Hello, InstallNodeKey, PushVolume,
+    Report,
 )
 
 
@@ -37,7 +40,12 @@ def main(reactor, command, *arguments):
                               address="benchmark")
     with start_action(action_type="flocker:benchmark:agent") as action:
         task = action.serialize_task_id().decode("ascii")
-    if command == "install":
+    if command == "key":
+        answer = yield protocol.callRemote(Report, eliot_task=task)
+        state = answer["state"]
+        print(json.dumps({"node_id": state.node_id,
+                          "public_key": state.node_key.public_key}))
+    elif command == "install":
         with open(arguments[0]) as f:
             node_key = NodeKey(**json.load(f))
         yield protocol.callRemote(InstallNodeKey, eliot_task=task,

@@ -70,24 +70,20 @@ def _agent(lab, node, *arguments):
 
 def _install_node_key(lab):
     """
-    Install one fresh node key on node1 and node2 through their agents,
-    with both nodes as callers (as a deploy would).
+    Install the nodes' trust on node1 and node2 through their agents: each
+    node's own key, from its address (as a deploy would).
     """
-    from flocker.cli._nodekey import NodeKeyPair
-    callers = ""
+    peers = ""
     for node in ("node1", "node2"):
-        node_id = zfs("get", "-H", "-o", "value", "flocker:node-id",
-                      lab.pool(node)).stdout.strip()
-        callers += "%s %s\n" % (node_id, lab.address(node))
+        key = json.loads(_agent(lab, node, "key"))
+        peers += "%s %s %s\n" % (key["node_id"], lab.address(node),
+                                 key["public_key"])
     with open(lab.known_hosts) as f:
         known_hosts = f.read()
-    pair = NodeKeyPair.generate()
     path = os.path.join(lab.state, "bench-node-key.json")
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
               "w") as f:
-        json.dump({"private_key": pair.private_key,
-                   "public_key": pair.public_key,
-                   "known_hosts": known_hosts, "callers": callers}, f)
+        json.dump({"known_hosts": known_hosts, "peers": peers}, f)
     try:
         for node in ("node1", "node2"):
             _agent(lab, node, "install", path)

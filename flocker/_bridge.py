@@ -113,7 +113,10 @@ def peer_bridge(agent, caller, command, stdin, stdout):
         if not isinstance(status, int) or isinstance(status, bool):
             raise ValueError(status)
     except (ValueError, KeyError, TypeError):
-        return 1, "the Flocker agent ended the transfer without a verdict"
+        # The agent closes without a verdict only when it stops (killed,
+        # crashed, restarted) in the middle of the transfer.
+        return 1, ("the Flocker agent stopped before the transfer ended "
+                   "(see systemctl status flocker-node)")
     error = answer.get("error")
     return status, error if isinstance(error, str) and error else None
 

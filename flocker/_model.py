@@ -34,7 +34,7 @@ __all__ = [
     "Route", "VolumeState", "NodeState", "ClusterState",
     "NodeKey", "NodeKeyStatus", "public_key_fingerprint",
     "known_hosts_digest", "InvalidModel", "is_link_alias",
-    "NODE_IDENTITY", "parse_callers", "LINK_ALIAS", "LINK_ALIAS_RULE",
+    "NODE_IDENTITY", "parse_peers", "LINK_ALIAS", "LINK_ALIAS_RULE",
     "Standby", "STANDBY_INTERVAL_RANGE", "DEFAULT_STANDBY_INTERVAL",
     "Replication", "StandbyStatus", "ReplicationStatus",
     "desired_replication",
@@ -1269,95 +1269,106 @@ def _public_key(instance, attribute, value):
     public_key_fingerprint(value)
 
 
-def _private_key(instance, attribute, value):
-    # Never put the value in the message: it is a secret.
-    _check(isinstance(value, str)
-           and value.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
-           and "\x00" not in value,
-           "private_key must be an OpenSSH private key")
-
-
 def _known_hosts(instance, attribute, value):
     _check(isinstance(value, str) and "\x00" not in value
            and (not value or value.endswith("\n")),
            "known_hosts must be text ending with a newline")
 
 
-
-def parse_callers(text):
+def parse_peers(text):
     """
-    :param str text: A callers text: one line per node, ``NODEID
-        SOURCE[,SOURCE...]`` (its identity, then the names and addresses it
-        connects from).
-    :return: ``list`` of ``(node_id, [source, ...])`` in the text's order.
+    :param str text: A peers text: one line per node key, ``NODEID
+        SOURCE[,SOURCE...] ssh-ed25519 BASE64`` (the node's identity, the
+        names and addresses it connects from, and one of its public keys; a
+        node rotating its key has two lines).
+    :return: ``list`` of ``(node_id, [source, ...], public_key)`` in the
+        text's order.
     :raises InvalidModel: If a line is not of that form.
     """
-    callers = []
+    peers = []
     for line in text.splitlines():
         fields = line.split(" ")
-        _check(len(fields) == 2 and NODE_IDENTITY.match(fields[0])
+        _check(len(fields) == 4 and NODE_IDENTITY.match(fields[0])
                is not None and all(is_node_address(source)
-                                   for source in fields[1].split(",")),
-               "callers line %r is not 'NODEID SOURCE[,SOURCE...]'" % (
-                   line[:100],))
-        callers.append((fields[0], fields[1].split(",")))
-    return callers
+                                   for source in fields[1].split(","))
+               and _PUBLIC_KEY.match(" ".join(fields[2:])) is not None,
+               "peers line %r is not 'NODEID SOURCE[,SOURCE...] "
+               "ssh-ed25519 KEY'" % (line[:200],))
+        public_key = " ".join(fields[2:])
+        public_key_fingerprint(public_key)
+        peers.append((fields[0], fields[1].split(","), public_key))
+    return peers
 
 
-def _callers(instance, attribute, value):
+def _peers(instance, attribute, value):
     _check(isinstance(value, str) and (not value or value.endswith("\n")),
-           "callers must be text ending with a newline")
-    parse_callers(value)
+           "peers must be text ending with a newline")
+    parse_peers(value)
 
 
 @attr.s(frozen=True, slots=True)
 class NodeKeyStatus(object):
     """
-    What a node reports about its installed node-to-node SSH key: enough to
-    tell whether it is current, nothing secret.
+    What a node reports about its node-to-node SSH key: its own public key
+    (made on the node, which is the only place the private key ever is),
+    and which trust the deploy installed; nothing secret.
 
-    :ivar str fingerprint: The installed key's SHA256 fingerprint.
-    :ivar str known_hosts_digest: :func:`known_hosts_digest` of the installed
-        known_hosts file followed by the installed callers (see
-        :attr:`NodeKey.callers`).
+    :ivar str public_key: The node's ``"ssh-ed25519 AAAA..."`` key line, no
+        comment: the key it pushes with, which the other nodes accept as
+        this node and no other.
+    :ivar installed: :meth:`NodeKey.digest` of the :class:`NodeKey` installed
+        on the node (whose ``authorized_keys`` lines are in place), or
+        ``None`` when none is.
+    :ivar pending_public_key: During a rotation, the node's next key line
+        (made, not yet used), else ``None``.
     """
-    fingerprint = attr.ib(validator=_of_type(str))
-    known_hosts_digest = attr.ib(validator=_of_type(str))
+    public_key = attr.ib(validator=_public_key)
+    installed = attr.ib(default=None, validator=attr.validators.optional(
+        _of_type(str)))
+    pending_public_key = attr.ib(
+        default=None, validator=attr.validators.optional(_public_key))
+
+    @property
+    def fingerprint(self):
+        """
+        The SHA256 fingerprint of :attr:`public_key`.
+        """
+        return public_key_fingerprint(self.public_key)
 
 
 @attr.s(frozen=True, slots=True)
 class NodeKey(object):
     """
-    The node-to-node SSH key the deploy client installs on every node: the
-    nodes push volumes to each other with it, and trust exactly the host
-    keys in ``known_hosts``.
+    The node-to-node trust the deploy client installs on every node: whose
+    host keys a node's pushes accept, and which node each peer's key lets
+    in.  Nothing secret: each node's private key stays on that node.
 
-    The private key never appears in ``repr`` (nor in logs or reports).
-
-    :ivar str private_key: OpenSSH-format ed25519 private key.
-    :ivar str public_key: Its ``"ssh-ed25519 AAAA..."`` line, no comment.
     :ivar str known_hosts: The known_hosts file the nodes check each
         other's host keys against (one line per node).
-    :ivar str callers: Which node connects from where (see
-        :func:`parse_callers`): each node authorises the key once per node,
-        ``from=`` that node's addresses, with a forced command naming that
-        node, so a receive knows who calls.  Empty: one line for all, with
-        no caller named.
+    :ivar str peers: One line per node key (see :func:`parse_peers`): each
+        node authorises every other node's key once, ``from=`` that node's
+        addresses, with a forced command naming that node, so the key is
+        the node's identity and a receive knows who calls.
     """
-    private_key = attr.ib(validator=_private_key, repr=False)
-    public_key = attr.ib(validator=_public_key)
     known_hosts = attr.ib(validator=_known_hosts)
-    callers = attr.ib(default="", validator=_callers)
+    peers = attr.ib(default="", validator=_peers)
 
-    def status(self):
+    def digest(self):
         """
-        :return: The :class:`NodeKeyStatus` a node reports once this key is
-            installed.
+        :return: What a node reports as :attr:`NodeKeyStatus.installed`
+            once this is installed: the hex SHA-256 of the known_hosts
+            text, a NUL, and the peers text.
         """
-        return NodeKeyStatus(
-            fingerprint=public_key_fingerprint(self.public_key),
-            known_hosts_digest=known_hosts_digest(
-                self.known_hosts + self.callers))
+        return known_hosts_digest(self.known_hosts + "\x00" + self.peers)
+
+    def public_keys(self, node_id):
+        """
+        :param str node_id: A node identity.
+        :return: ``list`` of the public key lines :attr:`peers` gives that
+            node, in order.
+        """
+        return [key for peer, _, key in parse_peers(self.peers)
+                if peer == node_id]
 
 
 @attr.s(frozen=True, slots=True)
@@ -1374,8 +1385,8 @@ class NodeState(object):
         (a builtin set: see :class:`Route` for why).
     :ivar links: ``PMap`` of application name to the ``PSet`` of
         :class:`Link` whose rules are installed in its container.
-    :ivar node_key: The :class:`NodeKeyStatus` of the installed node-to-node
-        key, or ``None`` if none is installed.
+    :ivar node_key: The :class:`NodeKeyStatus` of the node's own
+        node-to-node key, or ``None`` when the node did not say.
     :ivar images: ``frozenset`` of the image references present on the
         node (``REPOSITORY:TAG`` and ``REPOSITORY@DIGEST`` as Docker lists
         them), or ``None`` when the node did not say (then nothing is

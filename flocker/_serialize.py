@@ -398,8 +398,9 @@ def node_state_to_dict(state):
         "links": {name: sorted(_link_to_list(l) for l in links)
                   for name, links in sorted(state.links.items())},
         "node_key": None if state.node_key is None else {
-            "fingerprint": state.node_key.fingerprint,
-            "known_hosts_digest": state.node_key.known_hosts_digest},
+            "public_key": state.node_key.public_key,
+            "installed": state.node_key.installed,
+            "pending_public_key": state.node_key.pending_public_key},
         "images": None if state.images is None else sorted(state.images),
         "busy_ports": sorted(state.busy_ports),
         "node_id": state.node_id,
@@ -447,11 +448,11 @@ def node_state_from_dict(data):
 
 
 def _node_key_status(data):
-    # Absent from the reports of nodes older than the node key.
     if data is None:
         return None
-    return NodeKeyStatus(fingerprint=data["fingerprint"],
-                         known_hosts_digest=data["known_hosts_digest"])
+    return NodeKeyStatus(public_key=data["public_key"],
+                         installed=data.get("installed"),
+                         pending_public_key=data.get("pending_public_key"))
 
 
 def cluster_state_to_dict(state):

@@ -2,7 +2,9 @@
 Tests for ``admin/build-packages`` (``admin/_packaging.py``): the pure
 helpers, and one real build whose wheel, sdist and Debian package are
 inspected (control fields, files, the unit, lintian) and whose package is
-unpacked into a scratch root where its Python environment runs Flocker.
+unpacked into a scratch root where its Python environment runs Flocker;
+its wheel is installed into a fresh environment as an operator installs
+it (``pip install``), offline, and checks the documented examples.
 """
 
 import os
@@ -22,6 +24,10 @@ from flocker.testtools import temporary_path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _packaging  # noqa: E402
+
+from _wheelhouse import wheelhouse  # noqa: E402
+
+EXAMPLES = _packaging.REPO / "docs" / "examples"
 
 
 def _build():
@@ -220,3 +226,79 @@ class BuiltPackagesTests(SynchronousTestCase):
         findings = [line for line in result.stdout.splitlines()
                     if line[:2] in ("E:", "W:")]
         self.assertEqual(findings, [], result.stdout)
+
+    def _operator_environment(self, tmp_path):
+        """
+        Install the wheel as an operator does (``pip install flocker``),
+        into a fresh virtual environment of this machine's Python, without
+        any package index: ``pip --no-index`` finds the wheel and its
+        dependencies in a wheelhouse made of the ones already installed
+        here (``_wheelhouse``).
+
+        :return: ``(bin directory, environment for its commands)``.
+        """
+        version = _packaging.project_version()
+        wheel = self.built / ("flocker-%s-py3-none-any.whl" % (version,))
+        house = tmp_path / "wheelhouse"
+        house.mkdir()
+        with zipfile.ZipFile(str(wheel)) as archive:
+            requires = [
+                line.split(":", 1)[1].strip() for line in archive.read(
+                    "flocker-%s.dist-info/METADATA" % (version,)
+                ).decode("utf-8").splitlines()
+                if line.startswith("Requires-Dist:") and "extra ==" not in line]
+        wheelhouse(requires, str(house))
+        venv = tmp_path / "operator"
+        subprocess.run([os.path.join(sys.base_prefix, "bin", "python3"),
+                        "-m", "venv", str(venv)], check=True, timeout=300)
+        env = {"PATH": "%s:/usr/bin:/bin" % (venv / "bin",),
+               "HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull,
+               "FLOCKER_WARM": "0"}
+        installed = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check",
+             "--no-input", "--no-index", "--find-links", str(house),
+             str(wheel)], capture_output=True, text=True, env=env,
+            cwd=str(tmp_path), timeout=900)
+        self.assertEqual(installed.returncode, 0, installed.stderr)
+        return venv / "bin", env
+
+    def test_operator_install_checks_examples(self):
+        """
+        Installed from the wheel alone (offline, nothing of this checkout
+        on its path), ``flocker-deploy --check`` validates the documented
+        examples (the demo's and the compose example's), and names the
+        lines of a broken one, one line each (``PATH:LINE:COL: message``),
+        exit status 1, no traceback.
+        """
+        tmp_path = temporary_path(self)
+        bin_dir, env = self._operator_environment(tmp_path)
+
+        def check(*files):
+            return subprocess.run(
+                [str(bin_dir / "flocker-deploy"), "--check"]
+                + [str(f) for f in files], capture_output=True, text=True,
+                env=env, cwd=str(tmp_path), timeout=300)
+        where = subprocess.run(
+            [str(bin_dir / "python"), "-c",
+             "import flocker; print(flocker.__file__)"], capture_output=True,
+            text=True, env=env, cwd=str(tmp_path), timeout=120)
+        demo = check(EXAMPLES / "demo" / "deployment-1.yml",
+                     EXAMPLES / "demo" / "application.yml")
+        compose = check(EXAMPLES / "compose" / "deployment.yml",
+                        EXAMPLES / "compose" / "compose.yaml")
+        broken = tmp_path / "application.yml"
+        broken.write_text(
+            (EXAMPLES / "demo" / "application.yml").read_text().replace(
+                "image:", "imag:", 1))
+        bad = check(EXAMPLES / "demo" / "deployment-1.yml", broken)
+        self.assertEqual(
+            (where.stdout.startswith(str(tmp_path / "operator")),
+             demo.returncode, demo.stdout.splitlines()[-1:],
+             compose.returncode, compose.stdout.splitlines()[-1:],
+             bad.returncode, bad.stderr.splitlines()),
+            (True, 0, ["2 applications on 3 nodes"], 0,
+             ["4 applications on 3 nodes"], 1,
+             ['%s:3:3: application redis has no "image"' % (broken,),
+              '%s:4:5: unknown key "imag" in application redis (did you '
+              'mean "image"?)' % (broken,)]),
+            demo.stderr + compose.stderr + bad.stderr + bad.stdout)

@@ -423,6 +423,38 @@ def test_up_restarts_dead_agent(lab):
     assert lab.run("node2", ["flocker-node", "report"]).returncode == 0
 
 
+def test_agent_restarted_on_failure(lab):
+    """
+    A node's agent that dies (killed: an unclean end) is started again by
+    its unit runner as systemd would (the unit's ``Restart=on-failure``,
+    ``RestartSec=2``), without ``admin/lab up``: a new agent pid, written
+    where the old one was, answers ``flocker-node report``; the runner is
+    the same process, and the restart is in the agent's log.
+    """
+    node = lab.nodes[1]
+    run_dir = Path(node.docker_socket).parent
+    unit_before = _lab_host.read_pid(run_dir / "agent-unit.pid")
+    before = _daemon_pids(lab)[node.name]
+    os.kill(before[2], 9)
+    deadline = time.monotonic() + 60
+    while True:
+        pid = _lab_host.read_pid(run_dir / "agent.pid")
+        if (pid not in (None, before[2]) and _lab_host.process_alive(pid)
+                and lab.run(node.name, ["flocker-node", "report"],
+                            check=False).returncode == 0):
+            break
+        assert time.monotonic() < deadline, "the agent was not restarted"
+        time.sleep(0.1)
+    after = _daemon_pids(lab)[node.name]
+    log = (Path(lab.state) / node.name / "log" / "flocker-agent.log")
+    assert (after[:2] == before[:2], _lab_host.process_name(after[2]),
+            _lab_host.read_pid(run_dir / "agent-unit.pid") == unit_before,
+            _lab_host.process_alive(unit_before)) == (
+        True, "flocker-node", True, True)
+    assert ("main process %d exited, code=killed, status=9/KILL"
+            % (before[2],)) in log.read_text()
+
+
 def test_etcd_one_cluster(lab):
     """
     Every node runs an etcd member on its own address, and the members form

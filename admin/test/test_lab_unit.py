@@ -4,9 +4,12 @@ on a lab node; and for the unit Flocker ships, checked with
 ``systemd-analyze verify`` and run exactly as written.
 """
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,15 +28,17 @@ def test_shipped_unit():
     """
     The unit Flocker ships reads as: ExecStart ``/usr/bin/env flocker-node
     agent``, its settings from ``/etc/default/flocker-node`` (optional),
-    ``/run/flocker`` mode 0700, umask 0077.
+    ``/run/flocker`` mode 0700, umask 0077, restarted 2 s after a failure;
+    every setting is applied.
     """
     unit = _lab_unit.service(str(SHIPPED), SHIPPED.read_text())
     assert (_lab_unit.command_line(unit.exec_start, {}),
             unit.environment_files, unit.runtime_directories,
-            oct(unit.runtime_mode), oct(unit.umask), unit.not_applied) == (
+            oct(unit.runtime_mode), oct(unit.umask), unit.not_applied,
+            unit.restart, unit.restart_seconds) == (
         ["/usr/bin/env", "flocker-node", "agent"],
         (("/etc/default/flocker-node", True),), ("flocker",), "0o700",
-        "0o77", (("Restart", "on-failure"), ("RestartSec", "2")))
+        "0o77", (), "on-failure", 2.0)
 
 
 def test_shipped_unit_verifies():
@@ -89,6 +94,10 @@ def test_parse_unit_continuations_and_comments():
     ("[Unit]\nDescription=x\n", "u: no [Service] section"),
     ("ExecStart=/a\n", "u:1: not a setting"),
     ("[Service]\nExecStart=/a\nUMask=x\n", "u:3: UMask=x is not an octal"),
+    ("[Service]\nExecStart=/a\nRestart=sometimes\n",
+     "u:3: Restart=sometimes is not one of always, no, on-abnormal"),
+    ("[Service]\nExecStart=/a\nRestartSec=soon\n",
+     "u:3: RestartSec=soon: not a time span"),
 ])
 def test_refused_units(text, message):
     """
@@ -197,3 +206,155 @@ def test_main_one_line_error(tmp_path):
         1, "_lab_unit: %s:2: /nonexistent/command: not an executable "
         "file\n" % (unit,))
 
+
+
+def _exited(code):
+    return code << 8
+
+
+def _killed(number):
+    return int(number)
+
+
+def test_restart_policies():
+    """
+    Whether a service is started again follows ``systemd.service(5)``'s
+    table: exit 0 and death by HUP, INT, TERM or PIPE are clean; another
+    exit status is an unclean exit; another signal an unclean signal.
+    """
+    endings = [_exited(0), _killed(signal.SIGTERM), _exited(1),
+               _killed(signal.SIGKILL), _killed(signal.SIGSEGV)]
+    table = {policy: [_lab_unit.restarts(policy, status)
+                      for status in endings]
+             for policy in sorted(_lab_unit.RESTART_POLICIES)}
+    assert table == {
+        "always": [True, True, True, True, True],
+        "no": [False, False, False, False, False],
+        "on-abnormal": [False, False, False, True, True],
+        "on-abort": [False, False, False, True, True],
+        "on-failure": [False, False, True, True, True],
+        "on-success": [True, True, False, False, False],
+        "on-watchdog": [False, False, False, False, False],
+    }
+
+
+def test_time_span():
+    """
+    ``RestartSec=`` takes systemd's time spans: seconds, or numbers with
+    units, summed.
+    """
+    assert [_lab_unit.time_span(text) for text in (
+        "2", "0.5", "500ms", "1min 30s", "2s", "1h")] == [
+        2.0, 0.5, 0.5, 90.0, 2.0, 3600.0]
+    for text in ("", "soon", "2 weeks", "s"):
+        with pytest.raises(ValueError):
+            _lab_unit.time_span(text)
+
+
+def test_start_limit():
+    """
+    At most five starts within ten seconds, as systemd's default start
+    limit allows; starts older than that no longer count.
+    """
+    limit = _lab_unit.StartLimit()
+    assert [limit.start(t) for t in (0, 1, 2, 3, 4, 5, 10.5, 11, 16)] == [
+        True, True, True, True, True, False, True, True, True]
+
+
+def _wait_for(predicate, what):
+    """
+    Poll ``predicate`` (bounded: 60 s) until it is true.
+    """
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, "gave up waiting for " + what
+        time.sleep(0.02)
+
+
+def _main_pid(path):
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not a running service.
+    with open("/proc/%d/stat" % (pid,)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_restarted_when_killed(tmp_path):
+    """
+    With ``Restart=on-failure``, a service killed (``SIGKILL``) is started
+    again, its new pid written to ``--main-pid``; ``SIGTERM`` to the runner
+    is ``systemctl stop``: the service gets it and is not started again,
+    and the runner exits 0.
+    """
+    starts = tmp_path / "starts"
+    main_pid = tmp_path / "main.pid"
+    unit = tmp_path / "probe.service"
+    unit.write_text("\n".join([
+        "[Service]", "Restart=on-failure", "RestartSec=100ms",
+        "ExecStart=/bin/sh -c 'echo started >> %s; exec sleep 600'"
+        % (starts,), ""]))
+    runner = subprocess.Popen(
+        [sys.executable, str(ADMIN / "_lab_unit.py"), "--main-pid",
+         str(main_pid), str(unit)], stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _main_pid(main_pid) is not None, "the service")
+        first = _main_pid(main_pid)
+        os.kill(first, signal.SIGKILL)
+        _wait_for(lambda: _main_pid(main_pid) not in (None, first),
+                  "the restart")
+        second = _main_pid(main_pid)
+        _wait_for(lambda: starts.read_text().count("started") == 2,
+                  "the restarted service")
+        runner.send_signal(signal.SIGTERM)
+        _, errors = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert (runner.returncode, _alive(second),
+            starts.read_text().count("started"), errors.splitlines()) == (
+        0, False, 2, [
+            "_lab_unit: probe.service: main process %d exited, "
+            "code=killed, status=9/KILL" % (first,),
+            "_lab_unit: probe.service: scheduled restart in 0.1 s "
+            "(Restart=on-failure)",
+            "_lab_unit: probe.service: main process %d exited, "
+            "code=killed, status=15/TERM" % (second,)])
+
+
+def test_clean_exit_not_restarted(tmp_path):
+    """
+    With ``Restart=on-failure``, a service that exits 0 is not started
+    again and the runner exits 0; one that fails is, until the start limit
+    stops it (five starts), exit status 1.
+    """
+    starts = tmp_path / "starts"
+    results = []
+    for command in ("exit 0", "exit 3"):
+        unit = tmp_path / "probe.service"
+        unit.write_text("\n".join([
+            "[Service]", "Restart=on-failure", "RestartSec=0",
+            "ExecStart=/bin/sh -c 'echo started >> %s; %s'" % (
+                starts, command), ""]))
+        if starts.exists():
+            starts.unlink()
+        result = subprocess.run(
+            [sys.executable, str(ADMIN / "_lab_unit.py"), str(unit)],
+            capture_output=True, text=True, timeout=120)
+        results.append((result.returncode,
+                        starts.read_text().count("started"),
+                        result.stderr.splitlines()[-1]))
+    assert results == [
+        (0, 1, "_lab_unit: probe.service: main process %s exited, "
+         "code=exited, status=0" % (results[0][2].split()[4],)),
+        (1, 5, "_lab_unit: probe.service: start request repeated too "
+         "quickly, refusing to start")]

@@ -11,7 +11,8 @@ from ._cluster import (
 from ._deploy import (
     DeployResult, LineObserver, deploy, format_summary, gather_states,
 )
-from ._nodekey import NodeKeyPair, load_node_key_pair, nodes_known_hosts
+from ._nodekey import desired_node_key, nodes_known_hosts, nodes_peers
+from ._rotate import RotationResult, rotate_node_keys
 from ._progress import TerminalProgress, is_live_terminal
 from ._remote import AgentConnections, NodeStepFailed, RemoteNodeAgent
 from ._ssh import (
@@ -30,5 +31,6 @@ __all__ = [
     "ICommandRunner", "SSHCommandRunner", "MemoryCommandRunner",
     "ssh_command_runner", "RemoteCommandFailed", "NodeUnreachable",
     "AuthenticationFailed", "HostKeyError", "SSHConfigurationError",
-    "NodeKeyPair", "load_node_key_pair", "nodes_known_hosts",
+    "desired_node_key", "nodes_known_hosts", "nodes_peers",
+    "RotationResult", "rotate_node_keys",
 ]

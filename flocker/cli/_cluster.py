@@ -107,7 +107,7 @@ def remote_agents(connections, resolved, lock=None):
 
 
 def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
-                    agent_socket=None, log=None, live=None, node_key=None,
+                    agent_socket=None, log=None, live=None, install_keys=False,
                     adopt=frozenset(), confirm=None, plan_for=None,
                     connect=None, reached=None, exclude=frozenset()):
     """
@@ -127,13 +127,9 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     :param live: A live view of the running plan, or ``None`` (see
         :func:`flocker.cli._deploy.deploy`); it is told the volume
         transfers' progress as the nodes send it.
-    :param node_key: The node-to-node ``NodeKeyPair`` (see
-        :func:`flocker.cli._nodekey.load_node_key_pair`) to install on the
-        nodes, with a known_hosts of the host keys ``runner`` verified; or a
-        callable returning one, called at once inside the deploy's action
-        (so reading the key is logged in the deploy's tree; what it raises,
-        such as ``SSHConfigurationError``, this function raises); or
-        ``None`` to leave the nodes' keys as they are.
+    :param bool install_keys: Install the nodes' trust (each node's own
+        key, with a known_hosts of the host keys ``runner`` verified) where
+        it is not current; ``False`` to leave it as it is.
     :param adopt: Volumes whose newest copy left to adopt (see
         :func:`flocker.cli._deploy.deploy`).
     :param confirm: Asked before destructive changes (see
@@ -172,7 +168,8 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
         d = DeferredContext(deploy(
             deployment, agents, dry_run=dry_run, write=write, addresses=routed,
             clock=reactor, unreachable=failed, live=live,
-            node_key=node_key, host_keys=runner.host_keys, adopt=adopt,
+            install_keys=install_keys, host_keys=runner.host_keys,
+            adopt=adopt,
             confirm=confirm, plan_for=plan_for))
 
         def release(outcome):
@@ -193,14 +190,6 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     # work included, is one tree in the log.
     action = CLUSTER_DEPLOY(nodes=len(addresses), dry_run=dry_run)
     with action.context():
-        if callable(node_key):
-            # Loaded here so that reading (or making) the key is part of
-            # the deploy's tree.
-            try:
-                node_key = node_key()
-            except BaseException as e:
-                action.finish(e)
-                raise
         d = DeferredContext(resolve_addresses(
             reactor, addresses + sorted(exclude & {
                 node.address for node in deployment.nodes})))
@@ -288,3 +277,46 @@ def logs_over_ssh(reactor, deployment, runner, name, write, write_error,
         reactor, deployment, runner,
         CLUSTER_LOGS(nodes=len(deployment.nodes), application=name), use,
         agent_socket=agent_socket, log=log, connect=connect)
+
+
+def rotate_over_ssh(reactor, deployment, runner, write=lambda line: None,
+                    agent_socket=None, log=None, connect=None):
+    """
+    Rotate every node's own node-to-node key (see
+    :func:`flocker.cli._rotate.rotate_node_keys`), holding every node's
+    deploy lock throughout, so no deploy runs meanwhile.
+
+    :param reactor: The reactor.
+    :param Deployment deployment: The configuration naming the nodes.
+    :param runner: An ``ICommandRunner``; the caller closes it.
+    :param write: Callable given one line per finished step.
+    :param agent_socket: The agents' socket on the nodes, or ``None``.
+    :param log: Callable given each eliot message the nodes send back.
+    :param connect: See :func:`agent_connections`.
+    :return: ``Deferred`` firing with a ``RotationResult``; a node that
+        could not be resolved is a failure in it.
+    """
+    from ._rotate import RotationResult, rotate_node_keys
+    lock = uuid.uuid4().hex
+    connections = agent_connections(runner, agent_socket, log, connect)
+
+    def resolved(result):
+        ips, failed = result
+        if failed:
+            return RotationResult(failed={
+                address: "not resolved: %s" % (reason,)
+                for address, reason in failed.items()})
+        agents = remote_agents(connections, ips, lock=lock)
+
+        def release(outcome):
+            releases = [maybeDeferred(agents[a].release_lock)
+                        for a in sorted(agents)]
+            done = DeferredList(releases, consumeErrors=True)
+            done.addCallback(lambda _: _close(reactor, connections))
+            return done.addCallback(lambda _: outcome)
+        return rotate_node_keys(agents, ips, runner.host_keys,
+                                write).addBoth(release)
+
+    d = resolve_addresses(reactor, [node.address
+                                    for node in deployment.nodes])
+    return d.addCallback(resolved)

@@ -28,7 +28,7 @@ from ..node._automatic_config import moved_by_failover
 from ..node._doctor import FAILED
 from ..node._names import with_service_names
 from ..node._plan import plan_changes
-from ._nodekey import nodes_callers, nodes_known_hosts
+from ._nodekey import desired_node_key
 from ._preflight import (
     check_plan, destructive_changes, problems_line, refusal_line,
     silent_node_line,
@@ -211,28 +211,24 @@ def _gather_unlocked(agents, clock, lock_wait, jitter=None):
     return d.addCallback(check, 0.0)
 
 
-def _desired_node_key(deployment, node_key, host_keys, addresses, state):
+def _desired_node_key(deployment, install_keys, host_keys, addresses,
+                      state):
     """
     :param ClusterState state: What the nodes reported (their identities
-        name the callers of the key, see :func:`nodes_callers`).
-    :return: The ``NodeKey`` the nodes should have, or ``None`` when there
-        is none to install or the client lacks a node's host key (the nodes
+        and keys; see :func:`flocker.cli._nodekey.nodes_peers`).
+    :return: The ``NodeKey`` the nodes should have, or ``None`` when keys
+        are left alone or the client lacks a node's host key (the nodes
         then keep what they have).
     """
-    if node_key is None or host_keys is None:
+    if not install_keys or host_keys is None:
         return None
-    nodes = [node.address for node in deployment.nodes]
-    text, missing = nodes_known_hosts(nodes, addresses or {}, host_keys())
-    if missing:
-        return None
-    callers = nodes_callers(nodes, addresses or {}, {
-        address: node.node_id for address, node in state.nodes.items()})
-    return node_key.node_key(text, callers)
+    return desired_node_key([node.address for node in deployment.nodes],
+                            addresses or {}, host_keys(), state)
 
 
 def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
            clock=None, unreachable=None, lock_wait=10.0, live=None,
-           node_key=None, host_keys=None, lock_jitter=None,
+           install_keys=False, host_keys=None, lock_jitter=None,
            adopt=frozenset(), confirm=None, plan_for=None):
     """
     Converge the cluster to ``deployment``.
@@ -266,10 +262,12 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         ``IChangeObserver`` with ``start(plan)``, called when the plan
         starts running, and ``stop()``, called when it ended (before the
         returned ``Deferred`` fires).
-    :param node_key: The client's ``NodeKeyPair``, to install (with the
-        nodes' known_hosts) on every node where it is not current, before
-        any volume moves; ``None`` to leave node keys alone.
-    :param host_keys: With ``node_key``: a callable returning ``dict`` of
+    :param bool install_keys: Install the nodes' trust (the known_hosts
+        of the host keys the client verified and each node's reported key;
+        see :func:`flocker.cli._nodekey.desired_node_key`) on every node
+        where it is not current, before any volume moves; ``False`` to
+        leave it alone.
+    :param host_keys: With ``install_keys``: a callable returning ``dict`` of
         connected address (IP) to the host ``Key`` the client verified
         there, called once every node reported.
     :param adopt: Names of volumes whose owner's copy is gone and whose
@@ -326,8 +324,8 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 return run(Sequentially(changes=[]), moved)
             plan = plan_changes(
                 deployment, state, addresses=addresses,
-                node_key=_desired_node_key(deployment, node_key, host_keys,
-                                           addresses, state),
+                node_key=_desired_node_key(deployment, install_keys,
+                                           host_keys, addresses, state),
                 adopt=frozenset(adopt))
             checked = check_plan(deployment, state, plan, agents, adopt,
                                  now=None if clock is None

@@ -11,7 +11,7 @@ __all__ = [
     "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
     "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY", "CLUSTER_STATUS",
     "CLUSTER_LOGS",
-    "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL", "LOAD_NODE_KEY",
+    "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL", "CLUSTER_ROTATE_KEYS",
     "SSH_OPEN_CHANNEL", "AGENT_CONNECT",
 ]
 
@@ -132,13 +132,10 @@ REMOTE_CALL = ActionType(
     "One operation of a remote node agent: an agent protocol command sent "
     "to the node's agent, which continues this action's task.")
 
-_CREATED = Field.for_types(
-    "created", [bool], "Whether the key pair was made by this run.")
-_FINGERPRINT = Field.for_types(
-    "fingerprint", [str], "SHA256 fingerprint of the node-to-node key.")
-
-LOAD_NODE_KEY = ActionType(
-    "flocker:cli:load_node_key",
-    [PATH], [_CREATED, _FINGERPRINT],
-    "Read the node-to-node key pair, or make it (the private key is never "
-    "logged).")
+CLUSTER_ROTATE_KEYS = ActionType(
+    "flocker:cli:rotate_node_keys",
+    [Field.for_types("nodes", [int], "Nodes in the deployment.")],
+    [],
+    "Every node replaces its own node-to-node key pair, the nodes' trust "
+    "installed between the steps so every push is accepted throughout "
+    "(public keys only are ever sent).")

@@ -1,157 +1,16 @@
 """
-The node-to-node SSH key as the deploy client keeps it: one ed25519 key pair
-per operator (default ``~/.flocker/node_key`` and ``node_key.pub``), created
-on first use, and the known_hosts file the nodes get, built from the host
-keys this client itself verified when it connected to them, so the nodes
-trust each other exactly as far as the operator trusts them.
-
-The private key is created in this process (``cryptography``) and written in
-OpenSSH format with mode 0600; it is only ever sent to the nodes on a
-command's standard input, never logged.
+The nodes' node-to-node trust as the deploy client builds it: each node
+makes its own key pair and reports its public key (the private key never
+leaves the node); the client gives every node the same
+:class:`~flocker._model.NodeKey`: a known_hosts file built from the host
+keys this client itself verified when it connected to the nodes (so the
+nodes trust each other exactly as far as the operator trusts them), and
+each node's reported keys with its identity and addresses.
 """
 
-import os
+from .._model import NodeKey
 
-import attr
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-)
-from twisted.conch.ssh.keys import BadKeyError, EncryptedKeyError, Key
-
-from .._model import NodeKey, public_key_fingerprint
-from ..volume._nodekey import write_atomically
-from ._logging import LOAD_NODE_KEY
-from ._ssh import SSHConfigurationError
-
-__all__ = ["DEFAULT_NODE_KEY_PATH", "NodeKeyPair", "check_node_key",
-           "load_node_key_pair",
-           "nodes_known_hosts", "nodes_callers"]
-
-#: Where ``flocker-deploy`` keeps the node key unless told otherwise.
-DEFAULT_NODE_KEY_PATH = os.path.join("~", ".flocker", "node_key")
-
-
-@attr.s(frozen=True, slots=True)
-class NodeKeyPair(object):
-    """
-    The client's node-to-node key pair.
-
-    :ivar str private_key: OpenSSH-format private key (not in ``repr``).
-    :ivar str public_key: ``"ssh-ed25519 AAAA..."`` (no comment).
-    """
-    private_key = attr.ib(repr=False)
-    public_key = attr.ib()
-
-    @classmethod
-    def generate(cls):
-        """
-        :return: A new random :class:`NodeKeyPair`.
-        """
-        key = Key(Ed25519PrivateKey.generate())
-        return cls._from_key(key)
-
-    @classmethod
-    def _from_key(cls, key):
-        return cls(
-            private_key=key.toString("openssh", subtype="v1").decode("ascii"),
-            public_key=key.public().toString("openssh").decode("ascii"))
-
-    def node_key(self, known_hosts, callers=""):
-        """
-        :param str known_hosts: The nodes' known_hosts text.
-        :param str callers: Which node connects from where (see
-            :func:`nodes_callers`).
-        :return: The :class:`~flocker._model.NodeKey` to install.
-        """
-        return NodeKey(private_key=self.private_key,
-                       public_key=self.public_key, known_hosts=known_hosts,
-                       callers=callers)
-
-
-def _write_private(path, data):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    write_atomically(path, data, 0o600)
-
-
-def load_node_key_pair(path=None, create=True):
-    """
-    Read the node key pair, creating it the first time.
-
-    This reads (and may write) local files: call it before handing control
-    to the reactor.
-
-    :param path: The private key file (``.pub`` next to it), or ``None`` for
-        :data:`DEFAULT_NODE_KEY_PATH`; ``~`` is expanded.
-    :param bool create: Write a new key pair if there is none; if ``False``
-        (a dry run), a missing pair is generated in memory only.
-    :return: A :class:`NodeKeyPair`.
-    :raises SSHConfigurationError: If the file exists but is not an
-        unencrypted ed25519 private key, or cannot be read or written.
-    """
-    path = os.path.expanduser(DEFAULT_NODE_KEY_PATH if path is None else path)
-    with LOAD_NODE_KEY(path=path) as action:
-        pair, created = _load(path, create)
-        action.add_success_fields(
-            created=created,
-            fingerprint=public_key_fingerprint(pair.public_key))
-    return pair
-
-
-def check_node_key(path=None):
-    """
-    Check, without writing or logging anything, that the node key pair can
-    be used: so a deploy stops before it reaches any node if not.
-
-    :param path: As for :func:`load_node_key_pair`.
-    :raises SSHConfigurationError: As :func:`load_node_key_pair` would.
-    """
-    _load(os.path.expanduser(DEFAULT_NODE_KEY_PATH if path is None
-                             else path), create=False)
-
-
-def _load(path, create):
-    """
-    :return: ``(NodeKeyPair, created)``; see :func:`load_node_key_pair`.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        data = None
-    except OSError as e:
-        raise SSHConfigurationError("cannot read the node key %s: %s" % (
-            path, e.strerror))
-    if data is not None:
-        try:
-            key = Key.fromString(data)
-        except EncryptedKeyError:
-            raise SSHConfigurationError(
-                "the node key %s is encrypted; nodes need it without a "
-                "passphrase" % (path,))
-        except (BadKeyError, ValueError) as e:
-            raise SSHConfigurationError("the node key %s is not a private "
-                                        "key: %s" % (path, e))
-        if (key.isPublic() or key.sshType() != b"ssh-ed25519"
-                or not data.startswith(b"-----BEGIN OPENSSH PRIVATE KEY")):
-            raise SSHConfigurationError(
-                "the node key %s must be an ed25519 private key in OpenSSH "
-                "format" % (path,))
-        # The file's own text, not a re-encoding: OpenSSH's format holds a
-        # random check value, so each encoding of one key differs.
-        return NodeKeyPair(
-            private_key=data.decode("ascii"),
-            public_key=key.public().toString("openssh").decode("ascii")), False
-    pair = NodeKeyPair.generate()
-    if create:
-        try:
-            _write_private(path, pair.private_key.encode("ascii"))
-            _write_private(path + ".pub", (
-                pair.public_key + " flocker-node-key\n").encode("ascii"))
-        except OSError as e:
-            raise SSHConfigurationError("cannot write the node key %s: %s"
-                                        % (path, e.strerror))
-    return pair, create
+__all__ = ["nodes_known_hosts", "nodes_peers", "desired_node_key"]
 
 
 def nodes_known_hosts(addresses, resolved, host_keys):
@@ -182,26 +41,49 @@ def nodes_known_hosts(addresses, resolved, host_keys):
     return "".join(lines), missing
 
 
-def nodes_callers(addresses, resolved, node_ids):
+def nodes_peers(addresses, resolved, state):
     """
-    Which node connects from where, for the nodes' ``authorized_keys``:
-    each node with an identity, from the address the deployment names it by
-    and, when different, the IP address the client reached it at.
+    Which node has which key, and where it connects from, for the nodes'
+    ``authorized_keys``.
 
     :param addresses: The deployment's node addresses.
     :param resolved: ``dict`` of node address to the IP address the client
         connected to.
-    :param node_ids: ``dict`` of node address to the identity it reported
-        (``None`` or missing for a node without one yet).
-    :return: The callers text (see :func:`flocker._model.parse_callers`),
-        sorted by address; empty if no node has an identity.
+    :param ClusterState state: The nodes' reports: each node with an
+        identity and a key is listed, from the address the deployment names
+        it by and, when different, the IP address the client reached it at,
+        with its current key and, during a rotation, its next one.
+    :return: The peers text (see :func:`flocker._model.parse_peers`),
+        sorted by address.
     """
     lines = []
     for address in sorted(addresses):
-        node_id = node_ids.get(address)
-        if node_id is None:
+        node = state.nodes.get(address)
+        if node is None or node.node_id is None or node.node_key is None:
             continue
         ip = resolved.get(address, address)
         sources = address if ip == address else "%s,%s" % (address, ip)
-        lines.append("%s %s\n" % (node_id, sources))
+        for key in (node.node_key.public_key,
+                    node.node_key.pending_public_key):
+            if key is not None:
+                lines.append("%s %s %s\n" % (node.node_id, sources, key))
     return "".join(lines)
+
+
+def desired_node_key(addresses, resolved, host_keys, state):
+    """
+    :param addresses: The deployment's node addresses.
+    :param resolved: ``dict`` of node address to the IP address the client
+        connected to.
+    :param host_keys: ``dict`` of connected address to the host ``Key`` the
+        client verified there.
+    :param ClusterState state: The nodes' reports.
+    :return: The :class:`~flocker._model.NodeKey` every node should have,
+        or ``None`` when the client lacks a node's host key (the nodes then
+        keep what they have).
+    """
+    text, missing = nodes_known_hosts(addresses, resolved, host_keys)
+    if missing:
+        return None
+    return NodeKey(known_hosts=text,
+                   peers=nodes_peers(addresses, resolved, state))

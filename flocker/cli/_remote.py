@@ -18,7 +18,7 @@ from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
-    HelloFirst, InstallNodeKey, SetAutomatic, Logs, OperationFailed, PullImage, PushVolume,
+    HelloFirst, InstallNodeKey, RotateNodeKey, SetAutomatic, Logs, OperationFailed, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SeedVolume, SetLinks, SetRoutes,
     TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
@@ -350,7 +350,9 @@ class RemoteNodeAgent(object):
                           applications=applications)
 
     def install_node_key(self, node_key):
-        # The key travels inside the protocol only: arguments of commands
-        # are never logged.
         return self._call("install-node-key", InstallNodeKey,
                           node_key=node_key)
+
+    def rotate_node_key(self, step):
+        return self._call("rotate-node-key %s" % (step,), RotateNodeKey,
+                          stage=step)

@@ -85,10 +85,17 @@ by something that is not Flocker's, and that no volume would be revived
 from an older copy; if not, nothing is changed and each problem is one
 line (exit status 1).
 
-Deploys (dry runs and ``--status`` excepted) also install the node-to-node
-SSH key (``--node-key FILE``, by default ``~/.flocker/node_key``, created on
-first use) on every node where it is not current; see "Node-to-node SSH" in
-the volumes documentation.
+``--rotate-node-keys``
+    Every node replaces its own node-to-node SSH key pair (made on the
+    node; the private key never leaves it), and every other node's
+    ``authorized_keys`` follows, in steps that keep every push accepted
+    throughout (see ``docs/security.rst``).  Needs DEPLOYMENT_CONFIG only.
+
+Deploys (dry runs and ``--status`` excepted) also install the nodes' trust
+on every node where it is not current: the known_hosts of the host keys
+this client verified, and each other node's own key (from its report),
+``from=`` that node's addresses; see "Node-to-node SSH" in the volumes
+documentation.
 
 Every run but ``--check`` writes one eliot log (``--log FILE``, by default
 under ``~/.flocker/logs/``) holding the whole run as one task tree, the
@@ -240,11 +247,10 @@ def _parser(stdout, stderr):
         help="known_hosts file checking the nodes' host keys (default: "
         "~/.ssh/known_hosts); unknown or changed keys stop the deploy")
     parser.add_argument(
-        "--node-key", metavar="FILE", default=None,
-        help="the nodes' node-to-node SSH key (ed25519, created if missing; "
-        "default: ~/.flocker/node_key): installed on every node with a "
-        "known_hosts of the host keys verified here, so nodes push volumes "
-        "to each other with it")
+        "--rotate-node-keys", action="store_true",
+        help="every node replaces its own node-to-node SSH key pair, and "
+        "the other nodes' authorized_keys follow, without a moment where "
+        "a push is refused; needs DEPLOYMENT_CONFIG only")
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS",
         help="seconds allowed to connect to a node (default: 10)")
@@ -442,7 +448,6 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     from eliot import add_destinations, remove_destination, FileDestination
     from ._cluster import deploy_over_ssh
     from ._deploy import format_summary
-    from ._nodekey import check_node_key, load_node_key_pair
     from ._progress import TerminalProgress, is_live_terminal
     from ._ssh import SSHConfigurationError, ssh_command_runner
 
@@ -452,8 +457,6 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
             known_hosts_path=options.known_hosts,
             connect_timeout=options.timeout,
             concurrency=options.concurrency)
-        if not (options.status or options.logs is not None):
-            check_node_key(options.node_key)
     except SSHConfigurationError as e:
         stderr.write("flocker-deploy: %s\n" % (e,))
         return 1
@@ -476,16 +479,15 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     if options.logs is not None:
         return _logs(reactor, options, deployment, runner, stdout, stderr,
                      destination, log)
+    if options.rotate_node_keys:
+        return _rotate_keys(reactor, options, deployment, runner, write,
+                       destination, log)
     live, lines = None, write
     if not options.dry_run and is_live_terminal(stdout, environ):
         live = TerminalProgress(reactor, stdout, width=_columns(stdout))
         # Change lines must go above the block, or it would overwrite them.
         lines = live.write_line
 
-    def node_key():
-        return load_node_key_pair(options.node_key,
-                                  create=not options.dry_run)
-    # Read (or made) inside the deploy's action, so it is in its tree.
     # How each node's agent was reached, which a dry run shows.
     reached = {}
     plan_for = None
@@ -502,9 +504,9 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     d = deploy_over_ssh(reactor, deployment, runner, dry_run=options.dry_run,
                         write=lines, agent_socket=options.agent_socket,
                         log=destination, live=live,
-                        # A dead node cannot get a new key: the nodes keep
-                        # theirs through a failover.
-                        node_key=node_key if failover is None else None,
+                        # A dead node cannot get the new trust: the nodes
+                        # keep theirs through a failover.
+                        install_keys=failover is None,
                         adopt=frozenset(options.adopt_copy),
                         confirm=_confirmation(options, stdin, stdout, write),
                         plan_for=plan_for, reached=reached.update,
@@ -616,6 +618,37 @@ def _status(reactor, options, deployment, runner, stdout, destination,
     return d.addCallback(show).addBoth(cleanup)
 
 
+def _rotate_keys(reactor, options, deployment, runner, write, destination, log):
+    """
+    Rotate every node's own key (``--rotate-node-keys``).
+
+    :return: ``Deferred`` firing with 0 when every node switched keys,
+        else 1 (each failing node named in one line, with the step).
+    """
+    from eliot import remove_destination
+    from ._cluster import rotate_over_ssh
+
+    d = rotate_over_ssh(reactor, deployment, runner, write=write,
+                        agent_socket=options.agent_socket, log=destination)
+
+    def show(result):
+        for address, (old, new) in sorted(result.rotated.items()):
+            write("%s: node key %s -> %s" % (address, old, new))
+        for address, line in sorted(result.failed.items()):
+            write("%s: %s" % (address, line))
+        if not result.ok:
+            write("node keys: rotation stopped; every push is still "
+                  "accepted; run --rotate-node-keys again to finish")
+        write("log: %s" % (log.name,))
+        return 0 if result.ok else 1
+
+    def cleanup(passthrough):
+        remove_destination(destination)
+        log.close()
+        return runner.close().addBoth(lambda _: passthrough)
+    return d.addCallback(show).addBoth(cleanup)
+
+
 def _dry_run_json(deployment, result):
     """
     :return: A dry run (or deploy) as JSON-compatible data: the plan tree
@@ -686,13 +719,15 @@ def prepare(argv, stdout, stderr, environ=None):
         options = parser.parse_args(argv)
         modes = (options.check + options.status
                  + (options.logs is not None) + (options.remove is not None)
-                 + (options.failover is not None))
+                 + (options.failover is not None)
+                 + options.rotate_node_keys)
         if modes > 1 or (options.dry_run and modes
                          and options.remove is None
                          and options.failover is None):
-            parser.error("--check, --dry-run, --status, --logs, --remove and "
-                         "--failover exclude each other (but --remove and "
-                         "--failover take --dry-run)")
+            parser.error("--check, --dry-run, --status, --logs, --remove, "
+                         "--failover and --rotate-node-keys exclude each "
+                         "other (but --remove and --failover take "
+                         "--dry-run)")
         if options.with_volumes and options.remove is None:
             parser.error("--with-volumes goes with --remove")
         if options.json and not (options.status or options.dry_run):
@@ -700,10 +735,11 @@ def prepare(argv, stdout, stderr, environ=None):
         if (options.follow or options.tail is not None) and \
                 options.logs is None:
             parser.error("--follow and --tail go with --logs")
-        if options.application_config is None and not options.status:
+        if options.application_config is None and not (
+                options.status or options.rotate_node_keys):
             parser.error("the following arguments are required: "
-                         "APPLICATION_CONFIG (only --status works without "
-                         "it)")
+                         "APPLICATION_CONFIG (only --status and "
+                         "--rotate-node-keys work without it)")
     except _Exit as e:
         return e.status, None, None
     notes = []

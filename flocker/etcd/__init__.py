@@ -16,6 +16,7 @@ from ._interface import (
 from ._client import EtcdClient, DEFAULT_TIMEOUT, MAXIMUM_RESPONSE_BYTES
 from ._memory import MemoryEtcd
 from ._keeper import LeaseKeeper, LeaseTiming, DEFAULT_TIMING
+from ._tls import EtcdTLS, EtcdConfigError
 
 __all__ = [
     "IEtcd", "IWatch", "KeyValue", "Lease", "Event", "Compare", "Put",
@@ -23,4 +24,5 @@ __all__ = [
     "LeaseExpired", "WatchLost", "prefix_end",
     "EtcdClient", "DEFAULT_TIMEOUT", "MAXIMUM_RESPONSE_BYTES",
     "MemoryEtcd", "LeaseKeeper", "LeaseTiming", "DEFAULT_TIMING",
+    "EtcdTLS", "EtcdConfigError",
 ]

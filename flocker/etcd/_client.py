@@ -32,7 +32,8 @@ from twisted.internet.error import (
 )
 from twisted.internet.protocol import Protocol
 from twisted.web.client import (
-    Agent, HTTPConnectionPool, ResponseDone, ResponseFailed,
+    Agent, HTTPConnectionPool, RequestTransmissionFailed, ResponseDone,
+    ResponseFailed,
 )
 from twisted.web.http import PotentialDataLoss
 from pyrsistent import pvector
@@ -72,9 +73,12 @@ _UNAVAILABLE = (14, 4)
 
 #: Failures meaning an endpoint did not answer (as opposed to refusing).
 #: A connection attempt that the deadline cut (a member whose machine is
-#: off or cut off) fails with ``ConnectingCancelledError``.
+#: off or cut off) fails with ``ConnectingCancelledError``; a TLS handshake
+#: that failed (a certificate refused either way), with
+#: ``RequestTransmissionFailed``.
 _UNREACHABLE = (ConnectError, ConnectingCancelledError, TimeoutError,
-                CancelledError, ResponseFailed, ConnectionLost)
+                CancelledError, ResponseFailed, RequestTransmissionFailed,
+                ConnectionLost)
 
 
 def _b64(data):
@@ -264,17 +268,23 @@ class EtcdClient(object):
     """
 
     def __init__(self, reactor, endpoints, timeout=DEFAULT_TIMEOUT,
-                 http=None):
+                 http=None, tls=None):
         """
         :param reactor: The reactor (``IReactorTCPCore`` and
             ``IReactorTime``).
         :param endpoints: Non-empty sequence of client URLs
-            (``"http://10.0.0.1:2379"``), the nearest first.
+            (``"http://10.0.0.1:2379"``, ``"https://..."``), the nearest
+            first.
         :param float timeout: Seconds each member has to answer.
         :param http: A ``treq.client.HTTPClient`` to use, or ``None`` for
             one without persistent connections (a connection kept across a
             partition would only time out later).
+        :param tls: An :class:`~flocker.etcd.EtcdTLS` for ``https`` URLs
+            (the CA to check members against, the client certificate to
+            present), or ``None`` for the system's authorities and no client
+            certificate.
         :raises ValueError: Without endpoints.
+        :raises EtcdConfigError: If ``tls``'s files cannot be used.
         """
         endpoints = [e.rstrip("/") for e in endpoints]
         if not endpoints:
@@ -284,8 +294,12 @@ class EtcdClient(object):
         self._preferred = 0
         self._timeout = timeout
         if http is None:
+            options = {}
+            if tls is not None:
+                options["contextFactory"] = tls.policy()
             http = HTTPClient(Agent(
-                reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+                reactor, pool=HTTPConnectionPool(reactor, persistent=False),
+                **options))
         self._http = http
 
     def _order(self):

@@ -324,11 +324,25 @@ class INodeAgent(Interface):
 
     def install_node_key(node_key):
         """
-        Install the node-to-node SSH key: the private key and the known_hosts
-        file this node's pushes use, and the one marked ``authorized_keys``
-        line letting the other nodes in with it (for volume transfers only).
-        Afterwards :meth:`report` gives ``node_key.status()``.
+        Install the nodes' trust: the known_hosts file this node's pushes
+        check host keys against, and one marked ``authorized_keys`` line
+        per other node's key, ``from=`` that node's addresses, letting it
+        in as that node and only to push a volume.  Afterwards
+        :meth:`report`'s ``node_key.installed`` is ``node_key.digest()``.
 
-        :param NodeKey node_key: The key and the nodes' known_hosts.
+        :param NodeKey node_key: The nodes' host keys and node keys.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
+    def rotate_node_key(step):
+        """
+        One step of replacing this node's own key pair (the deploy client's
+        ``--rotate-node-keys`` runs them, installing the nodes' trust
+        between them, so that every push is accepted throughout).
+
+        :param str step: ``"prepare"``: make the next key pair (the report
+            then lists it as ``pending_public_key``), pushes still use the
+            current one; ``"finish"``: switch to the next key, refused
+            unless the installed trust lists it.
         :return: ``Deferred`` firing with ``None``.
         """

@@ -75,7 +75,7 @@ __all__ = [
     "Hello", "Report", "StartApplication", "StopApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
     "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "SetLinks",
-    "InstallNodeKey", "PullImage", "Logs",
+    "InstallNodeKey", "RotateNodeKey", "PullImage", "Logs",
     "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "WaitForApplication", "NotReady",
     "not_ready_description", "not_ready_from_description", "ReleaseLock", "LogLinesArgument",
     "DoctorReportArgument",
@@ -245,10 +245,7 @@ def _node_key_from_json(data):
     try:
         return NodeKey(**data)
     except (InvalidModel, TypeError, ValueError) as e:
-        # The message never quotes the private key.
-        raise SerializationError("not a node key: %s" % (
-            type(e).__name__,) if "PRIVATE" in str(e) else
-            "not a node key: %s" % (e,))
+        raise SerializationError("not a node key: %s" % (e,))
 
 
 def _identity(data):
@@ -332,8 +329,8 @@ def LinksArgument(optional=False):
 
 def NodeKeyArgument(optional=False):
     """
-    :return: An argument carrying a ``NodeKey`` (private key included; it
-        is never logged).
+    :return: An argument carrying a ``NodeKey`` (the nodes' trust: public
+        keys and host keys only).
     """
     return Document(_node_key_to_json, _node_key_from_json, optional)
 
@@ -546,6 +543,10 @@ InstallNodeKey = _operation(
     "InstallNodeKey", "``INodeAgent.install_node_key``.",
     [(b"node_key", NodeKeyArgument())])
 
+RotateNodeKey = _operation(
+    "RotateNodeKey", "``INodeAgent.rotate_node_key``.",
+    [(b"stage", amp.Unicode())])
+
 def _automatic_to_json(applications):
     return [application.to_dict() for application in applications]
 
@@ -648,6 +649,7 @@ OPERATIONS = {
     "set_routes": SetRoutes,
     "set_links": SetLinks,
     "install_node_key": InstallNodeKey,
+    "rotate_node_key": RotateNodeKey,
     "pull_image": PullImage,
     "logs": Logs,
     "delete_volume": DeleteVolume,

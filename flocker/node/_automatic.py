@@ -43,8 +43,8 @@ from ._automatic_config import AutomaticApplication, automatic_applications
 from ._lock import node_file_path
 from ._state_file import load_list, save_list
 from ..etcd import (
-    Compare, DEFAULT_TIMING, Delete, EtcdClient, EtcdError, EtcdUnavailable,
-    LeaseKeeper, Put, WatchLost,
+    Compare, DEFAULT_TIMING, Delete, EtcdClient, EtcdError, EtcdTLS,
+    EtcdUnavailable, LeaseKeeper, Put, WatchLost,
 )
 from ..etcd._logging import LEASE_CLAIM, LEASE_RETAKE
 
@@ -921,7 +921,10 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes,
 
     :param reactor: The reactor.
     :param environ: The agent's environment; :data:`ETCD_ENDPOINTS` names
-        the etcd members (none: no automatic failover on this node).
+        the etcd members (none: no automatic failover on this node), and
+        ``FLOCKER_ETCD_CA``, ``FLOCKER_ETCD_CERT``, ``FLOCKER_ETCD_KEY``
+        the TLS material for ``https`` members (see
+        :class:`~flocker.etcd.EtcdTLS`).
     :param str address: This node's address.
     :param agent: Callable returning this node's ``INodeAgent``.
     :param volumes: Callable returning the current ``IVolumeService``.
@@ -929,6 +932,7 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes,
     :param on_change: See :class:`AutomaticFailover`.
     :param replicator: See :class:`LocalFailoverActions`.
     :return: The :class:`AutomaticFailover` (not started), or ``None``.
+    :raises EtcdConfigError: If the TLS settings cannot be used.
     """
     endpoints = [e.strip() for e in environ.get(ETCD_ENDPOINTS, "").split(",")
                  if e.strip()]
@@ -939,7 +943,9 @@ def automatic_failover(reactor, environ, address, agent, volumes, routes,
         address, agent, volumes, routes,
         lambda name: failover[0].application(name), replicator)
     failover.append(AutomaticFailover(
-        reactor, EtcdClient(reactor, endpoints), address, actions,
+        reactor, EtcdClient(reactor, endpoints,
+                            tls=EtcdTLS.from_environ(environ)),
+        address, actions,
         store=AutomaticStore(default_automatic_path(environ, address)),
         on_change=on_change))
     return failover[0]

@@ -478,9 +478,8 @@ class SetAutomatic(object):
 @attr.s(frozen=True, slots=True)
 class InstallNodeKey(object):
     """
-    Install the node-to-node SSH key and the nodes' known_hosts on ``node``
-    (see :meth:`flocker.node.INodeAgent.install_node_key`).  Its ``repr`` and
-    description name the key by its fingerprint only.
+    Install the nodes' trust on ``node``: the known_hosts and each other
+    node's key (see :meth:`flocker.node.INodeAgent.install_node_key`).
 
     :ivar str node: Node address.
     :ivar NodeKey key: What to install.
@@ -493,9 +492,10 @@ class InstallNodeKey(object):
 
     def describe(self):
         hosts = len(self.key.known_hosts.splitlines())
-        return "%s: install node-to-node SSH key %s (known hosts: %d node%s)" % (
-            self.node, self.key.status().fingerprint, hosts,
-            "" if hosts == 1 else "s")
+        keys = len(self.key.peers.splitlines())
+        return ("%s: install node-to-node SSH trust (known hosts: %d node%s, "
+                "node keys: %d)" % (self.node, hosts,
+                                    "" if hosts == 1 else "s", keys))
 
 
 @implementer(IStateChange)

@@ -8,7 +8,8 @@ Each check gives one line, ``✓`` or ``✗`` with, for ``✗``, how to fix it::
 
 A check is *blocking* when deploys cannot work while it fails (no Docker, no
 pool, no iptables, sshd refusing what the client needs); the others say what
-works less well (no node key yet: the next deploy installs it).  The command
+works less well (the other nodes' keys not installed yet: the next deploy
+installs them).  The command
 exits non-zero when a blocking check fails.  ``flocker-deploy --dry-run``
 runs the same checks on every node (the ``doctor`` node operation) and
 reports each node's failures.
@@ -403,9 +404,15 @@ def _check_node_key(probes):
                      "run flocker-node with a home directory", False)
     status = probes.node_keys.status()
     if status is None:
-        return Check("node key", False, "no node-to-node key installed",
-                     "the next flocker-deploy installs it", False)
-    return Check("node key", True, "installed, %s" % (status.fingerprint,))
+        return Check("node key", False, "this node has no usable key pair "
+                     "in %s" % (probes.node_keys.directory,),
+                     "restart flocker-node (its agent makes the key)", False)
+    if status.installed is None:
+        return Check("node key", False, "own key %s; the other nodes' keys "
+                     "are not installed" % (status.fingerprint,),
+                     "the next flocker-deploy installs them", False)
+    return Check("node key", True, "own key %s; the other nodes' keys "
+                 "installed" % (status.fingerprint,))
 
 
 @inlineCallbacks

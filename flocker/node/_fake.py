@@ -12,7 +12,9 @@ takes time to send them (one byte per character), reporting progress as it
 goes, so live views can be tested too.
 """
 
+import base64
 import hashlib
+import struct
 from itertools import count
 
 import attr
@@ -22,12 +24,26 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred
 from zope.interface import implementer
 
 from .._model import (
-    ClusterState, NodeState, ReplicationStatus, StandbyStatus, VolumeState,
+    ClusterState, NodeKeyStatus, NodeState, ReplicationStatus,
+    StandbyStatus, VolumeState, parse_peers,
 )
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._images import canonical_image
 
-__all__ = ["FakeCluster", "FakeNodeAgent", "FakeNodeError"]
+__all__ = ["FakeCluster", "FakeNodeAgent", "FakeNodeError",
+           "fake_public_key"]
+
+
+def fake_public_key(seed):
+    """
+    :param str seed: Anything.
+    :return: An ``"ssh-ed25519 AAAA..."`` line derived from ``seed`` (of
+        the right form, with no private key behind it).
+    """
+    raw = hashlib.sha256(seed.encode("utf-8")).digest()
+    blob = (struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32)
+            + raw)
+    return "ssh-ed25519 " + base64.b64encode(blob).decode("ascii")
 
 
 class FakeNodeError(Exception):
@@ -51,11 +67,16 @@ class FakeNodeAgent(object):
         self.cluster = cluster
         self.address = address
         # A fake node's identity is its address.
+        # Its own key, as a real node makes one when its agent starts.
         self.state = NodeState(
             address=address, node_id=address,
+            node_key=NodeKeyStatus(public_key=fake_public_key(address)),
             images=None if images is None else frozenset(
                 canonical_image(image) for image in images))
         self.data = {}
+        #: The ``NodeKey`` install_node_key installed last, or ``None``.
+        self.installed_node_key = None
+        self._keys_made = count(1)
         #: Stale copies set aside by ``fence_volume``: name to contents.
         self.set_aside = {}
         self.calls = []
@@ -293,8 +314,34 @@ class FakeNodeAgent(object):
 
     def install_node_key(self, node_key):
         def install():
-            self._set(node_key=node_key.status())
+            self.installed_node_key = node_key
+            self._set(node_key=attr.evolve(self.state.node_key,
+                                           installed=node_key.digest()))
         return self._do("install_node_key", install, node_key)
+
+    def rotate_node_key(self, step):
+        def rotate():
+            key = self.state.node_key
+            if step == "prepare":
+                if key.pending_public_key is None:
+                    key = attr.evolve(key, pending_public_key=fake_public_key(
+                        "%s/%d" % (self.address, next(self._keys_made))))
+            elif step == "finish":
+                pending = key.pending_public_key
+                if pending is not None:
+                    installed = self.installed_node_key
+                    if installed is None or pending not in [
+                            peer[2] for peer in parse_peers(installed.peers)]:
+                        raise FakeNodeError(
+                            "the next key of %s is not yet installed on "
+                            "the nodes" % (self.address,))
+                    # Its own old key is now one the trust names for a
+                    # line: not installed until the next install.
+                    key = NodeKeyStatus(public_key=pending)
+            else:
+                raise FakeNodeError("%r is not a rotation step" % (step,))
+            self._set(node_key=key)
+        return self._do("rotate_node_key", rotate, step)
 
     def acquire_volume(self, name, snapshot, node_id):
         def acquire():

@@ -13,7 +13,7 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from .._context import in_current_action
-from .._model import NodeState
+from .._model import NodeState, public_key_fingerprint
 from ._agent import ApplicationNotReady, INodeAgent, VolumeRelease
 from ._docker import ContainerNotFound
 from ._logging import (
@@ -21,7 +21,7 @@ from ._logging import (
     NODE_FENCE_VOLUME, NODE_TAKE_OVER_VOLUME,
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
     NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
-    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_SEED_VOLUME,
+    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_ROTATE_KEY, NODE_SEED_VOLUME,
     NODE_SET_AUTOMATIC, NODE_SET_LINKS, NODE_SET_ROUTES,
     NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
@@ -29,6 +29,14 @@ from ._logging import (
 from ._logging import NODE_SET_REPLICATION
 
 __all__ = ["LocalNodeAgent", "link_environment", "WAIT_INTERVAL"]
+
+
+# The steps of INodeAgent.rotate_node_key, by name: the store's method for
+# each, returning the public key line the step leaves.
+_ROTATION_STEPS = {
+    "prepare": lambda store: store.prepare_rotation(),
+    "finish": lambda store: store.finish_rotation(),
+}
 
 
 def _summarised(report):
@@ -458,5 +466,18 @@ class LocalNodeAgent(object):
             self.node_keys.install(node_key)
         return self._action(
             NODE_INSTALL_KEY, lambda: maybeDeferred(install),
-            fingerprint=node_key.status().fingerprint,
-            known_hosts_lines=len(node_key.known_hosts.splitlines()))
+            known_hosts_lines=len(node_key.known_hosts.splitlines()),
+            node_keys=len(node_key.peers.splitlines()))
+
+    def rotate_node_key(self, step):
+        def rotate():
+            if self.node_keys is None:
+                raise ValueError("this node keeps no node key")
+            if step not in _ROTATION_STEPS:
+                raise ValueError("%r is not a rotation step (%s)" % (
+                    step, " or ".join(sorted(_ROTATION_STEPS))))
+            key = _ROTATION_STEPS[step](self.node_keys)
+            current_action().add_success_fields(
+                fingerprint=public_key_fingerprint(key))
+        return self._action(NODE_ROTATE_KEY, lambda: maybeDeferred(rotate),
+                            step=str(step))

@@ -23,6 +23,7 @@ __all__ = [
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
     "NODE_SET_ROUTES", "NODE_SET_LINKS", "NODE_INSTALL_KEY",
+    "NODE_ROTATE_KEY",
     "NODE_TAKE_OVER_VOLUME", "NODE_FENCE_VOLUME", "NODE_BOOT",
     "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
@@ -335,17 +336,29 @@ NODE_SET_LINKS = ActionType(
     "Make a running application's links and names exactly the given ones, "
     "without restarting it.")
 
-_FINGERPRINT = Field.for_types(
-    "fingerprint", [str], "SHA256 fingerprint of the node-to-node SSH key.")
 _KNOWN_HOSTS_LINES = Field.for_types(
     "known_hosts_lines", [int],
     "Number of lines of the nodes' known_hosts file.")
+_NODE_KEYS = Field.for_types(
+    "node_keys", [int], "Number of node keys listed (one per node, two for "
+    "a node rotating its key).")
 
 NODE_INSTALL_KEY = ActionType(
     "flocker:node:install_node_key",
-    [_ADDRESS, _FINGERPRINT, _KNOWN_HOSTS_LINES], [],
-    "Install the node-to-node SSH key, its known_hosts file and its "
-    "authorized_keys line (the private key is never logged).")
+    [_ADDRESS, _KNOWN_HOSTS_LINES, _NODE_KEYS], [],
+    "Install the nodes' trust: the known_hosts file and one "
+    "authorized_keys line per other node's key (public keys only).")
+
+NODE_ROTATE_KEY = ActionType(
+    "flocker:node:rotate_node_key",
+    [_ADDRESS, Field.for_types(
+        "step", [str], "prepare (make the next key) or finish (switch to "
+        "it).")],
+    [Field.for_types("fingerprint", [str],
+                     "SHA256 fingerprint of the key the step leaves: the "
+                     "next key after prepare, the current one after "
+                     "finish.")],
+    "One step of rotating this node's own node-to-node key.")
 
 NODE_SET_AUTOMATIC = ActionType(
     "flocker:node:set_automatic",

@@ -5,7 +5,7 @@ current state to the tree of state changes that converges the cluster.
 The plan runs in up to five phases, one after the other; inside a phase every
 node works at once, and a node's changes in a phase run in order::
 
-    0. keys      install the node-to-node SSH key and the nodes' known_hosts
+    0. keys      install the nodes' trust: known_hosts and each node's own key
                  where the installed ones differ (pushes below use them)
     1. prepare   pull images a node lacks; create new volumes (filling
                  those with a seed directory); pre-copy moving volumes while
@@ -396,10 +396,11 @@ def plan_changes(deployment, cluster_state, addresses=None,
                                               applications=automatic))
 
     if node_key is not None and not unknown:
-        wanted = node_key.status()
+        wanted = node_key.digest()
         for node in sorted(deployment.nodes, key=lambda n: n.address):
             current = cluster_state.nodes.get(node.address)
-            if current is None or current.node_key != wanted:
+            if current is None or current.node_key is None or \
+                    current.node_key.installed != wanted:
                 phases[0].append(InstallNodeKey(node=node.address,
                                                 key=node_key))
 

@@ -342,13 +342,19 @@ class KeptReportAgent(object):
 
     def _fresh(self, state):
         """
-        :return: ``state`` with the ports other programs hold now, and how
+        :return: ``state`` with the ports other programs hold now, how
             far each standby is behind now (the replicator's figures, in
-            memory, change with every round and with the clock).
+            memory, change with every round and with the clock), and the
+            node key's status as its files say now.
         """
         replicator = getattr(self._agent, "replicator", None)
         if replicator is not None:
             state = attr.evolve(state, replication=replicator.status())
+        node_keys = getattr(self._agent, "node_keys", None)
+        if node_keys is not None:
+            # Files an operator may change by hand (an authorized_keys line
+            # removed): read again, a few small files.
+            state = attr.evolve(state, node_key=node_keys.status())
         if self._listening is None:
             return state
         ours = {port.external for name in state.running

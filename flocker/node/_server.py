@@ -20,12 +20,13 @@ from twisted.internet.protocol import Factory
 from twisted.protocols import amp
 
 from .. import __version__
+from .._identifiers import ADDRESS_RULE, is_node_address
 from .._serialize import SerializationError
 from ..volume._seed import MAX_SEED_SIZE
 from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
-    InstallNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
+    InstallNodeKey, RotateNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
     SetAutomatic, SetLinks, SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
@@ -44,10 +45,6 @@ __all__ = ["AgentService", "AgentProtocol", "AgentFactory", "local_agents",
 #: The most bytes a client may send before its box is complete: a box holds
 #: at most a few documents, or a seed archive.
 MAXIMUM_BOX_BYTES = 2 * MAXIMUM_DOCUMENT_BYTES + MAX_SEED_SIZE + 65536
-
-#: The longest address a client may name the node by.
-_MAXIMUM_ADDRESS = 255
-
 
 class TransferProgress(object):
     """
@@ -428,9 +425,9 @@ class AgentProtocol(amp.AMP):
                 "flocker-node %s speaks protocol %d, not %d: install the same "
                 "Flocker version on the client and the nodes" % (
                     __version__, PROTOCOL_VERSION, version))
-        if not address or len(address) > _MAXIMUM_ADDRESS or any(
-                character.isspace() for character in address):
-            raise BadRequest("not an address: %r" % (address[:100],))
+        if not is_node_address(address):
+            raise BadRequest("not an address (%s): %r" % (
+                ADDRESS_RULE, address[:100]))
         self._address = address
         return {"version": PROTOCOL_VERSION, "flocker": __version__}
 
@@ -517,6 +514,12 @@ class AgentProtocol(amp.AMP):
     def install_node_key(self, eliot_task, node_key, lock=None):
         return self._run(eliot_task, lock, lambda agent:
                          agent.install_node_key(node_key)).addCallback(
+                             lambda _: {})
+
+    @RotateNodeKey.responder
+    def rotate_node_key(self, eliot_task, stage, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.rotate_node_key(stage)).addCallback(
                              lambda _: {})
 
     @SetAutomatic.responder

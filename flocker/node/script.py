@@ -311,7 +311,8 @@ def build_service(reactor, options, environ):
 
     from ..route import IPTablesRouteManager, ProcessRunner
     from ..volume import (
-        VolumeError, default_node_key_store, open_volume_service,
+        NodeKeyError, VolumeError, default_node_key_store,
+        open_volume_service,
     )
     from ._peer_remote import AgentRemote
     from ..volume._stamp import read_stamp, stamp_path
@@ -337,7 +338,15 @@ def build_service(reactor, options, environ):
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = pool_name(options["pool"], environ)
     node_keys = default_node_key_store(environ, sys.argv[0])
-    # Pushes go agent to agent over Conch, with the node key.
+    try:
+        # The node's own key pair, made here the first time: its private
+        # key never leaves this node; its public key is in every report.
+        node_keys.ensure()
+    except NodeKeyError as e:
+        # Reported by doctor, and the report says no key; the agent
+        # serves all the same.
+        sys.stderr.write("flocker-node agent: %s\n" % (e,))
+    # Pushes go agent to agent over Conch, with this node's own key.
     remote = AgentRemote(reactor, node_keys)
 
     def open_pool():
@@ -411,11 +420,21 @@ def _agent(reactor, options, environ, stdout, stderr):
     from eliot import FileDestination, add_destinations
     from twisted.internet.defer import Deferred
 
+    from ..etcd import EtcdConfigError, EtcdTLS
     from ._logging import AGENT_LISTENING
     from ._peer import PeerFactory
     from ._server import AgentFactory
 
     path = _socket_path(options, environ)
+    # Unusable etcd TLS settings are the operator's to fix: one line, before
+    # anything starts.
+    try:
+        tls = EtcdTLS.from_environ(environ)
+        if tls is not None:
+            tls.policy()
+    except EtcdConfigError as e:
+        stderr.write("flocker-node agent: %s\n" % (e,))
+        raise SystemExit(1)
     # Whatever the agent makes is the node's, not the world's.
     os.umask(0o077)
     if options["log"]:
@@ -430,7 +449,7 @@ def _agent(reactor, options, environ, stdout, stderr):
         prepare_socket(path)
         prepare_socket(peer_path)
     except (AgentSocketError, OSError) as e:
-        stderr.write("flocker-node agent: %s\n" % (e,))
+        sys.stderr.write("flocker-node agent: %s\n" % (e,))
         raise SystemExit(1)
 
     def listen(service):

@@ -16,7 +16,7 @@ from .._model import (
 )
 
 __all__ = ["synthetic_cluster", "converged_state", "loopback",
-           "make_node_key", "RecordingProgress"]
+           "make_node_key", "make_public_key", "RecordingProgress"]
 
 
 class RecordingProgress(object):
@@ -46,21 +46,28 @@ class RecordingProgress(object):
         self.finished = True
 
 
+def make_public_key():
+    """
+    :return: A new random ed25519 public key line (``"ssh-ed25519 AAAA..."``,
+        from a real key pair whose private half is dropped).
+    """
+    from ..volume._nodekey import generate_key_pair
+    return generate_key_pair()[1]
+
+
 def make_node_key(known_hosts="10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"
-                  "AAAAIL2XhrYMv2OQLjnhdY1sKjMcXOv7aaoPBHN0wlXwnkU8\n"):
+                  "AAAAIL2XhrYMv2OQLjnhdY1sKjMcXOv7aaoPBHN0wlXwnkU8\n",
+                  peers=None):
     """
-    :param str known_hosts: The known_hosts text of the key.
-    :return: A new random ``NodeKey`` (a real ed25519 key pair).
+    :param str known_hosts: The known_hosts text.
+    :param peers: ``list`` of ``(node_id, source, public_key)``, or
+        ``None`` for one node, ``node-1`` at ``10.0.0.1`` with a new key.
+    :return: A ``NodeKey``.
     """
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-    )
-    from twisted.conch.ssh.keys import Key
-    key = Key(Ed25519PrivateKey.generate())
-    return NodeKey(
-        private_key=key.toString("openssh", subtype="v1").decode("ascii"),
-        public_key=key.public().toString("openssh").decode("ascii"),
-        known_hosts=known_hosts)
+    if peers is None:
+        peers = [("node-1", "10.0.0.1", make_public_key())]
+    return NodeKey(known_hosts=known_hosts, peers="".join(
+        "%s %s %s\n" % peer for peer in peers))
 
 
 def converged_state(deployment):

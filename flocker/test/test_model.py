@@ -12,19 +12,22 @@ from flocker._model import (
     MAX_FILE_SIZE, Application, AttachedVolume, ClusterState, Deployment,
     FileMount, HostMount, InvalidModel, Link,
     Node, NodeKey, NodeKeyStatus, NodeState, Port, RestartPolicy, Route,
-    Standby, VolumeState, is_safe_name, known_hosts_digest, public_key_fingerprint,
+    Standby, VolumeState, is_safe_name, known_hosts_digest, parse_peers,
+    public_key_fingerprint,
 )
 from flocker._serialize import (
     SerializationError, application_from_dict, application_to_dict,
     cluster_state_from_dict, cluster_state_to_dict, dumps, loads,
     node_state_from_dict, node_state_to_dict, route_from_dict, route_to_dict,
 )
-from flocker.node.testtools import make_node_key
+from flocker.node.testtools import make_node_key, make_public_key
 from flocker.testtools.strategies import (
     application_names, applications, cluster_states, deployments,
-    fuzz_settings, node_addresses, node_states, tcp_ports,
+    fuzz_settings, node_addresses, node_identities, node_states,
+    public_keys, tcp_ports,
 )
 from flocker.testtools import cases, with_cases
+from flocker._identifiers import NODE_IDENTITY, is_node_address
 
 WEB = Application(name="web", image="example/web",
                   ports=[Port(internal=80, external=8080)])
@@ -837,43 +840,95 @@ class NodeKeyTests(SynchronousTestCase):
         The fingerprint is the one ssh-keygen prints (as Conch computes it).
         """
         from twisted.conch.ssh.keys import FingerprintFormats, Key
-        key = make_node_key()
-        expected = Key.fromString(key.public_key).fingerprint(
+        public = make_public_key()
+        expected = Key.fromString(public).fingerprint(
             FingerprintFormats.SHA256_BASE64).rstrip("=")
-        self.assertEqual(public_key_fingerprint(key.public_key),
+        self.assertEqual(public_key_fingerprint(public),
+                         "SHA256:" + expected)
+        self.assertEqual(NodeKeyStatus(public_key=public).fingerprint,
                          "SHA256:" + expected)
 
-    def test_status(self):
+    def test_digest(self):
         """
-        The status names the fingerprint and the known_hosts digest.
+        The digest covers both the known_hosts and the peers: a change to
+        either is a different digest.
         """
         key = make_node_key(known_hosts="a ssh-ed25519 AAAA\n")
-        self.assertEqual(key.status(), NodeKeyStatus(
-            fingerprint=public_key_fingerprint(key.public_key),
-            known_hosts_digest=known_hosts_digest("a ssh-ed25519 AAAA\n")))
+        self.assertEqual(key.digest(), known_hosts_digest(
+            "a ssh-ed25519 AAAA\n\x00" + key.peers))
+        self.assertNotEqual(key.digest(), attr.evolve(
+            key, known_hosts="b ssh-ed25519 AAAA\n").digest())
+        self.assertNotEqual(key.digest(), make_node_key(
+            known_hosts="a ssh-ed25519 AAAA\n").digest())
 
-    def test_private_key_hidden(self):
+    def test_peers(self):
         """
-        Neither ``repr`` nor an invalid value's error shows the private key.
+        ``parse_peers`` gives each line's identity, sources and key, in
+        order; ``public_keys`` gives a node's keys (two while it rotates).
         """
-        key = make_node_key()
-        secret = key.private_key.splitlines()[1]
-        self.assertNotIn(secret, repr(key))
-        error = self.assertRaises(InvalidModel, NodeKey,
-                                  private_key="SECRET-" + secret,
-                                  public_key=key.public_key, known_hosts="")
-        self.assertNotIn(secret, str(error))
+        one, two, three = (make_public_key() for _ in range(3))
+        key = make_node_key(peers=[("node-a", "10.0.0.1,a.example", one),
+                                   ("node-b", "10.0.0.2", two),
+                                   ("node-b", "10.0.0.2", three)])
+        self.assertEqual(parse_peers(key.peers), [
+            ("node-a", ["10.0.0.1", "a.example"], one),
+            ("node-b", ["10.0.0.2"], two), ("node-b", ["10.0.0.2"], three)])
+        self.assertEqual(key.public_keys("node-b"), [two, three])
+        self.assertEqual(key.public_keys("node-c"), [])
+
+    @given(st.lists(st.tuples(
+        node_identities(), st.lists(node_addresses(), min_size=1,
+                                    max_size=3), public_keys()),
+        max_size=4))
+    def test_peers_round_trip(self, peers):
+        """
+        Any peers text built from identities, addresses and key lines
+        parses back to them, and makes a ``NodeKey``.
+        """
+        text = "".join("%s %s %s\n" % (node_id, ",".join(sources), key)
+                       for node_id, sources, key in peers)
+        self.assertEqual(parse_peers(text),
+                         [(n, list(s), k) for n, s, k in peers])
+        self.assertEqual(NodeKey(known_hosts="", peers=text).peers, text)
+
+    @given(st.text(max_size=300))
+    def test_peers_anything(self, text):
+        """
+        Any text either parses into lines of the right form or is refused
+        with ``InvalidModel``, never another exception.
+        """
+        try:
+            peers = parse_peers(text)
+        except InvalidModel:
+            return
+        for node_id, sources, key in peers:
+            self.assertEqual(
+                (NODE_IDENTITY.match(node_id) is not None,
+                 all(is_node_address(source) for source in sources),
+                 NodeKeyStatus(public_key=key).public_key),
+                (True, True, key))
 
     def test_invalid(self):
         """
-        A public key that is not ed25519, or known_hosts text without a
-        final newline, is refused.
+        Peers lines that are not ``NODEID SOURCES ssh-ed25519 KEY`` (an RSA
+        key, a wildcard source, a missing key, no final newline), known_hosts
+        text without a final newline, and a status whose key is not an
+        ed25519 key line are refused at construction.
         """
         key = make_node_key()
-        self.assertRaises(InvalidModel, attr.evolve, key,
-                          public_key="ssh-rsa AAAAB3Nz")
+        public = make_public_key()
+        for peers in ["node-a 10.0.0.1 ssh-rsa AAAAB3Nz\n",
+                      "node-a * %s\n" % (public,),
+                      "node-a 10.0.0.1\n",
+                      "node-a 10.0.0.1 %s" % (public,),
+                      "../x 10.0.0.1 %s\n" % (public,)]:
+            self.assertRaises(InvalidModel, attr.evolve, key, peers=peers)
         self.assertRaises(InvalidModel, attr.evolve, key,
                           known_hosts="no newline")
+        self.assertRaises(InvalidModel, NodeKeyStatus,
+                          public_key="ssh-rsa AAAAB3Nz")
+        self.assertRaises(InvalidModel, NodeKeyStatus, public_key=public,
+                          pending_public_key="ssh-ed25519 not-base64!")
 
 
 class SerializedFormTests(SynchronousTestCase):

@@ -16,8 +16,10 @@ filtering.
 This module imports hypothesis (a test extra): import it from tests only.
 """
 
+import base64
 import os
 import string
+import struct
 
 from hypothesis import settings as _settings, strategies as _st
 from pyrsistent import pset as _pset
@@ -30,13 +32,15 @@ from .._model import (
     RestartPolicy as _RestartPolicy, Route as _Route, Standby as _Standby,
     VolumeState as _VolumeState,
 )
+from .._identifiers import NODE_IDENTITY as _NODE_IDENTITY
 
 __all__ = [
     "fuzz_settings", "application_names", "tcp_ports", "node_addresses",
     "images", "commands", "environments", "mountpoints",
     "attached_volumes", "restart_policies", "applications", "deployments",
     "deployments_with_standbys",
-    "volume_states", "node_states", "cluster_states",
+    "volume_states", "node_states", "cluster_states", "public_keys",
+    "node_identities",
 ]
 
 
@@ -347,6 +351,32 @@ def volume_states(draw, name=None):
         owner=draw(_st.one_of(_st.none(), _NAMES)))
 
 
+def _public_key_line(raw):
+    blob = (struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32)
+            + raw)
+    return "ssh-ed25519 " + base64.b64encode(blob).decode("ascii")
+
+
+# ed25519 public key lines (any 32 bytes: the model checks the form).
+_PUBLIC_KEYS = _st.binary(min_size=32, max_size=32).map(_public_key_line)
+
+
+def public_keys():
+    """
+    :return: A strategy of ed25519 public key lines (``"ssh-ed25519
+        AAAA..."``; any 32 bytes, of the form the model checks).
+    """
+    return _PUBLIC_KEYS
+
+
+def node_identities():
+    """
+    :return: A strategy of node identities (what ``NODE_IDENTITY``
+        allows).
+    """
+    return _st.from_regex(_NODE_IDENTITY, fullmatch=True)
+
+
 @_st.composite
 def node_states(draw, address=None, max_applications=2):
     """
@@ -376,11 +406,10 @@ def node_states(draw, address=None, max_applications=2):
     node_key = None
     if draw(_BOOLEANS):
         node_key = _NodeKeyStatus(
-            fingerprint="SHA256:" + draw(_st.text(
-                string.ascii_letters + string.digits + "+/", min_size=43,
-                max_size=43)),
-            known_hosts_digest=draw(_st.text("0123456789abcdef", min_size=64,
-                                             max_size=64)))
+            public_key=draw(_PUBLIC_KEYS),
+            installed=draw(_st.one_of(_st.none(), _st.text(
+                "0123456789abcdef", min_size=64, max_size=64))),
+            pending_public_key=draw(_st.one_of(_st.none(), _PUBLIC_KEYS)))
     images = draw(_st.one_of(_st.none(), _st.frozensets(
         _st.sampled_from(["flocker/busybox:latest", "redis:7",
                           "localhost:5000/web@sha256:" + "0" * 64]))))

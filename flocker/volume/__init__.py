@@ -8,8 +8,9 @@ modules (``_zfs``: the pool; ``_service``: the volume service, put together
 from ``_api`` (its interface and values), ``_push`` and ``_receive`` (the
 two ends of a push), ``_ownership`` (hand-off and acquire), ``_remote``
 (reaching another node) and ``_inuse`` (which processes use a volume);
-``_memory``: the in-memory fake; ``_nodekey``: the node-to-node SSH key on
-a node; ``_forced``: the forced command that key may run; ``_policy``: who
+``_memory``: the in-memory fake; ``_nodekey``: the node's own node-to-node
+SSH key and the other nodes' keys it trusts; ``_forced``: the forced
+command those keys may run; ``_policy``: who
 may push what; ``_stream``: what a receive accepts; ``script``:
 ``flocker-volume``).
 """

@@ -125,7 +125,10 @@ class PushResult(object):
         if a resumed hand-off sent nothing.
     :ivar base: Snapshot the incremental stream started from, or ``None``
         for a full stream.
-    :ivar int bytes_sent: Size of the stream.
+    :ivar int bytes_sent: Size of the stream (of both, when a resumed
+        stream came first).
+    :ivar int resumed: Bytes of the rest of an earlier push's stream that
+        was cut short, sent first (``zfs send -t``), or 0.
     """
     name = attr.ib()
     target = attr.ib()
@@ -133,6 +136,7 @@ class PushResult(object):
     snapshot = attr.ib()
     base = attr.ib()
     bytes_sent = attr.ib()
+    resumed = attr.ib(default=0)
 
 
 class IVolumeService(Interface):

@@ -165,6 +165,8 @@ class OwnershipMixin(object):
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
                 new_epoch = taken_epoch(name, dataset.epoch, epoch)
+                # The owner's prune decides what its snapshots are kept for.
+                yield self._release_received(dataset)
                 # Before the owner, which is the commit: a copy naming this
                 # node as owner always has its epoch.
                 yield self.pool.set(name, EPOCH, str(new_epoch))

@@ -12,8 +12,10 @@ The callers:
 * another node, through the node-to-node key: its identity (``caller``) is
   what the forced command knows of the connection (``flocker-node-bridge
   --peer --caller NODEID`` in that key's ``authorized_keys`` line, handed to
-  the agent's peer socket), never what it says of itself.  It may only
-  push: receive, never acquire.
+  the agent's peer socket): each node logs in with its own key, which
+  only that node's line accepts, so the key is the identity.  It may only
+  push (receive, never acquire), and only as itself: a request naming
+  another node as its sender is refused.
 
 A receive from another node is accepted only when this node's records do
 not say the volume belongs to someone else: no copy here, or a copy that
@@ -56,10 +58,20 @@ def check_receive(node_id, name, has_copy, copy_owner, caller):
 def recorded_owner(caller, claimed):
     """
     :param caller: The pushing node's identity as the transport established
-        it, or ``None`` for the operator.
-    :param str claimed: The owner the request names.
+        it (the key it logged in with), or ``None`` for the operator.
+    :param str claimed: The owner the request names: the pushing node's
+        own identity, as its agent sends it.
     :return: The owner a received copy records: the caller's own identity
         when it is another node, the request's only when the operator sent
         it.
+    :raises NotOwner: The caller is a node and the request names another
+        one: a node's key acts as that node only, so a push claiming to
+        come from elsewhere is refused rather than recorded.
     """
-    return claimed if caller is None else caller
+    if caller is None:
+        return claimed
+    if claimed != caller:
+        raise NotOwner(
+            "the key of node %s cannot push as node %s: each node's key "
+            "pushes as that node only" % (caller, claimed))
+    return caller

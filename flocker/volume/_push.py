@@ -6,11 +6,15 @@ Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
 receive NAME`` on the target, JSON lines on its standard output)::
 
     target -> {"protocol": 1, "node_id": ID, "pool": POOL,
-               "snapshots": [oldest..newest], "zfs": CAPABILITIES}
+               "snapshots": [oldest..newest], "zfs": CAPABILITIES,
+               "resume": TOKEN (only if it kept a cut-short receive)}
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
-               "maximum_size": N or null, "epoch": E}
-    source -> the ``zfs send [-i B] pool/NAME@S`` stream, then EOF
+               "maximum_size": N or null, "epoch": E,
+               "resume": TOKEN (only if it sends the rest of that stream)}
+    source -> the ``zfs send [-i B] pool/NAME@S`` stream (``-i
+              pool/NAME#B`` from a bookmark, ``zfs send -t TOKEN`` when
+              resuming), then EOF
     target -> {"received": S, "node_id": ID}   (or an error line)
 
 ``CAPABILITIES`` is what the target's ZFS and pool offer
@@ -26,9 +30,10 @@ so the push, both ends of it, is one tree.
 The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
 its snapshots the target also has (a full stream if none).  The target
 applies an incremental with ``zfs receive -F`` after rolling back to ``B`` if
-needed (a follower never holds anything the owner lacks).  A full stream into
-an existing follower is received as ``NAME.flocker-recv`` and swapped in, so a
-cut connection at any point leaves the target's previous copy intact (ZFS
+needed (a follower never holds anything the owner lacks).  A full stream is
+received as ``NAME.flocker-recv`` and swapped in (beside an existing
+follower, or as the first copy), so a cut connection or a killed receive at
+any point leaves the target's previous copy intact, or no copy at all (ZFS
 applies each stream atomically).  Streams are received unmounted (``-u``),
 and the target works out its copy's new state from the old one and the
 stream rather than asking ZFS again; it sets ``readonly``, ``atime`` and
@@ -44,6 +49,15 @@ That is all any next incremental needs.  Snapshots Flocker did not take
 (not named ``flocker-...``) are never pruned.  Where the pool's ZFS has
 holds, the source holds each target's last confirmed snapshot (tag
 :data:`BASE_HOLD`), so only Flocker destroys it.
+
+Where both sides run OpenZFS, every receive is resumable (``-s``): a
+stream cut short leaves the target's copy as it was plus the part
+received, named by a ``receive_resume_token`` the target offers in its next
+header.  The source sends the rest of it if it still has that snapshot
+(and the target the base), then, on a second connection, its new snapshot
+incrementally; otherwise the target discards the saved state.  The source
+also bookmarks each snapshot a target confirmed (where the pool has
+bookmarks): a base whose snapshot is gone is then sent from its bookmark.
 
 Hand-off protocol (the application is already stopped on the source; a
 volume still in use is refused)::
@@ -69,11 +83,14 @@ from ._api import (
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import (
     HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
+    UnsafeName,
 )
 from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
 from ._process import close_quietly, make_pipe, pump
 from ._remote import check_address, forward_log, start_remote
-from ._zfs import PUSHED, check_pool_name, check_volume_name
+from ._zfs import (
+    PUSHED, check_pool_name, check_resume_token, check_volume_name,
+)
 
 __all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
 
@@ -96,6 +113,52 @@ def _latest_common(ours, theirs):
         if snapshot in theirs:
             return snapshot
     return None
+
+
+def _choose_base(dataset, theirs, capabilities):
+    """
+    The base of the next stream to a target holding the snapshots
+    ``theirs``: the newest snapshot both sides have or, failing that and
+    where the pool's ZFS has bookmarks, the newest of theirs this side
+    still has a bookmark of (its snapshot was destroyed since).
+
+    :return: ``(base, bookmark)``: ``base`` is ``None`` for a full stream;
+        ``bookmark`` says whether to send from the bookmark.
+    """
+    base = _latest_common(dataset.snapshots, theirs)
+    if base is None and capabilities.bookmarks:
+        base = _latest_common(sorted(dataset.bookmarks), theirs)
+        return base, base is not None
+    return base, False
+
+
+def _older(dataset, snapshot):
+    """
+    :return: ``dataset`` as it was before ``snapshot`` was taken: its
+        snapshots older than that one (all of them if it is not among
+        them, not taken yet).
+    """
+    if snapshot not in dataset.snapshots:
+        return dataset
+    return attr.evolve(dataset, snapshots=dataset.snapshots[
+        :dataset.snapshots.index(snapshot)])
+
+
+def _resume_point(point, dataset, theirs):
+    """
+    :param point: What the sending pool read from the target's resume
+        token (:meth:`~flocker.volume._zfs.ZFSPool.resume_point`), or
+        ``None``.
+    :return: ``point`` if this side can send the rest: its snapshot is
+        still here and its base (if any) is one the target has.
+    """
+    if point is None:
+        return None
+    snapshot, base = point
+    if snapshot not in dataset.snapshots or (
+            base is not None and base not in theirs):
+        return None
+    return point
 
 
 @attr.s(frozen=True)
@@ -182,6 +245,11 @@ class PushingMixin(object):
         so that the target's log is passed on (one tree) and no command is
         left behind.
 
+        Where both pools' ZFS can resume a receive (OpenZFS) and the target
+        kept the state of an earlier push cut short, the rest of that
+        stream goes first (``zfs send -t``); a second stream then brings
+        the target up to the snapshot taken for this push.
+
         :param snapshot: ``None`` to send a snapshot taken now, else the
             name of one of ``dataset``'s to send (taken once for several
             targets).
@@ -190,22 +258,45 @@ class PushingMixin(object):
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
-            result, pool, exited = yield self._push_negotiated(
-                dataset, target, progress, action, snapshot)
+            result, pool, exited, fresh = yield self._push_negotiated(
+                dataset, target, progress, action, snapshot=snapshot)
+            if fresh is not None:
+                # The earlier stream is in; now this push's own snapshot.
+                yield exited
+                if record:
+                    yield self._record(dataset, target, result, pool)
+                dataset = yield self.pool.get(name)
+                first = result
+                result, pool, exited, _ = yield self._push_negotiated(
+                    dataset, target, progress, action, snapshot=fresh)
+                result = attr.evolve(
+                    result, bytes_sent=result.bytes_sent + first.bytes_sent,
+                    resumed=first.bytes_sent)
             if record:
-                before = pushed_peers(dataset)
-                peers = before.set(target, _Peer(
-                    address=target, node_id=result.target_node_id,
-                    pool=pool, snapshot=result.snapshot))
-                encoded = _encode_peers(peers)
-                yield self.pool.set(name, PUSHED, encoded)
-                yield self._hold_bases(name, _snapshots(before),
-                                       _snapshots(_decode_peers(encoded)))
+                yield self._record(dataset, target, result, pool)
             action.add_success_fields(snapshot=result.snapshot,
                                       base=result.base,
                                       bytes=result.bytes_sent,
+                                      resumed=result.resumed,
                                       node_id=result.target_node_id)
         return result, exited
+
+    @inlineCallbacks
+    def _record(self, dataset, target, result, pool):
+        """
+        Remember in ``flocker:pushed`` that ``target`` confirmed
+        ``result.snapshot``, and protect it as that target's next base.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        before = pushed_peers(dataset)
+        peers = before.set(target, _Peer(
+            address=target, node_id=result.target_node_id,
+            pool=pool, snapshot=result.snapshot))
+        encoded = _encode_peers(peers)
+        yield self.pool.set(dataset.name, PUSHED, encoded)
+        yield self._hold_bases(dataset.name, _snapshots(before),
+                               _snapshots(_decode_peers(encoded)))
 
     @inlineCallbacks
     def _hold_bases(self, name, before, after):
@@ -218,17 +309,26 @@ class PushingMixin(object):
         these snapshots anyway; a copy that stops being the owner releases
         them (:meth:`_release_bases`).
 
+        Where the pool has bookmarks (OpenZFS), each such snapshot is also
+        bookmarked: should the snapshot go all the same (its hold released
+        by hand), the next incremental is sent from the bookmark
+        (:func:`_choose_base`) instead of the whole volume.
+
         :param frozenset before: The snapshots held until now.
         :param frozenset after: Those to hold from now on.
         :return: ``Deferred`` firing with ``None``.
         """
         capabilities = yield self.pool.capabilities()
-        if not capabilities.holds:
-            return
         for snapshot in sorted(after - before):
-            yield self.pool.hold(name, snapshot, BASE_HOLD)
+            if capabilities.holds:
+                yield self.pool.hold(name, snapshot, BASE_HOLD)
+            if capabilities.bookmarks:
+                yield self.pool.bookmark(name, snapshot)
         for snapshot in sorted(before - after):
-            yield self.pool.release(name, snapshot, BASE_HOLD)
+            if capabilities.holds:
+                yield self.pool.release(name, snapshot, BASE_HOLD)
+            if capabilities.bookmarks:
+                yield self.pool.destroy_bookmark(name, snapshot)
 
     def _release_bases(self, dataset):
         """
@@ -268,7 +368,7 @@ class PushingMixin(object):
 
     @inlineCallbacks
     def _send(self, dataset, snapshot, base, total, sink, progress, answer,
-              options=()):
+              options=(), bookmark=False, token=None):
         """
         Run ``zfs send`` and pump its stream into ``sink`` (taken over),
         pruning on the side the snapshots this stream makes unnecessary;
@@ -278,14 +378,21 @@ class PushingMixin(object):
             (never failing).
         :param options: ``zfs send`` flags (see
             :func:`~flocker.volume._capabilities.send_options`).
+        :param bool bookmark: Send from the bookmark of ``base``.
+        :param token: The target's resume token: send the rest of the
+            stream it names (``zfs send -t``) instead.
         :return: ``Deferred`` firing with ``(pumped, sent, answer)``: the
             ``(success, value)`` pairs of the pump (bytes) and of ``zfs
             send``, and what ``answer`` fired with.
         """
         stream_read, stream_write = make_pipe()
         try:
-            sent = self.pool.send(dataset.name, snapshot, base, stream_write,
-                                  options=options)
+            if token is not None:
+                sent = self.pool.send_resumed(token, stream_write)
+            else:
+                sent = self.pool.send(dataset.name, snapshot, base,
+                                      stream_write, options=options,
+                                      bookmark=bookmark)
         except BaseException:
             close_quietly(stream_read, stream_write, sink)
             raise
@@ -297,18 +404,18 @@ class PushingMixin(object):
         # this target any more (nor by others, unless they were sent
         # there), except the newest few before this one, which a copy this
         # node has not pushed to yet may share (the other standbys of a
-        # volume this node took over by a move).
-        older = (dataset.snapshots[:dataset.snapshots.index(snapshot)]
-                 if snapshot in dataset.snapshots else dataset.snapshots)
+        # volume this node took over by a move).  (The snapshot sent is
+        # kept: when resuming, or sending one taken for several targets,
+        # it is not the newest.)
         pruned = self._prune(dataset, keep=[base, snapshot] + follower_keeps(
-            older))
+            _older(dataset, snapshot).snapshots))
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
 
     @inlineCallbacks
     def _push_negotiated(self, dataset, target, progress, action,
-                         given=None):
+                         snapshot=None):
         """
         Push through ``flocker-volume receive`` on the target, which says
         what it has, refuses if it owns the volume, receives atomically and
@@ -319,10 +426,15 @@ class PushingMixin(object):
         exited too: that takes a Python shutdown and ssh's, a good part of
         a small push's time.
 
-        :return: ``Deferred`` firing with ``(PushResult, pool, exited)``:
-            ``exited`` fires (never failing) once the target's command has
-            exited and its log was passed on; a failure it reports after
-            confirming is logged, not raised, since the copy is there.
+        :param snapshot: The snapshot to push, already taken, or ``None``
+            to take one.
+        :return: ``Deferred`` firing with ``(PushResult, pool, exited,
+            fresh)``: ``exited`` fires (never failing) once the target's
+            command has exited and its log was passed on; a failure it
+            reports after confirming is logged, not raised, since the copy
+            is there.  ``fresh`` is ``None``, or, when what was sent was
+            the rest of an earlier push's stream (the target had kept its
+            state), the snapshot taken for this push, still to be sent.
         """
         name = dataset.name
         # The receiving side continues this push's task from its start, so
@@ -336,7 +448,6 @@ class PushingMixin(object):
         capabilities = self.pool.capabilities()
         started = DeferredList([starting], consumeErrors=True)
         try:
-            snapshot = given
             if snapshot is None:
                 snapshot = yield self._take_snapshot(dataset)
             ours = yield capabilities
@@ -365,28 +476,36 @@ class PushingMixin(object):
                 raise HandoffConflict(
                     "node %s is this node (%s); a volume cannot be "
                     "pushed to itself" % (target, their_id))
-            # Only what is older than the snapshot sent can be its base.
-            older = (dataset.snapshots if given is None else
-                     dataset.snapshots[:dataset.snapshots.index(given)])
-            base = _latest_common(older, header["snapshots"])
+            theirs = ZFSCapabilities.from_wire(header.get("zfs"))
+            resume = yield self._resumable(dataset, header, ours, theirs)
+            if resume is not None:
+                token, (sent, base) = resume
+                bookmark = False
+            else:
+                token, sent = None, snapshot
+                # Only what is older than the snapshot sent can be its
+                # base.
+                base, bookmark = _choose_base(_older(dataset, snapshot),
+                                              header["snapshots"], ours)
             request = {
-                "snapshot": snapshot, "base": base,
+                "snapshot": sent, "base": base,
                 "owner": self.node_id,
                 "maximum_size": dataset.maximum_size,
                 "epoch": dataset.epoch,
             }
+            if token is not None:
+                request["resume"] = token
             os.write(stdin_write,
                      json.dumps(request).encode("utf-8") + b"\n")
-            total = dataset.size if base is None else None
+            total = dataset.size if base is None and token is None else None
             sink, stdin_write = stdin_write, None
             # Only what the target's ZFS and pool take (a node that does
             # not say gets a plain stream).
-            options = send_options(
-                ours, ZFSCapabilities.from_wire(header.get("zfs")))
+            options = send_options(ours, theirs)
             (pump_ok, count), (send_ok, send_error), answer = (
-                yield self._send(dataset, snapshot, base, total, sink,
+                yield self._send(dataset, sent, base, total, sink,
                                  progress, self._read_message(remote, target),
-                                 options))
+                                 options, bookmark=bookmark, token=token))
         finally:
             if stdin_write is not None:
                 close_quietly(stdin_write)
@@ -404,15 +523,38 @@ class PushingMixin(object):
         if not pump_ok:
             raise RemoteError("node %s: stream interrupted: %s" % (
                 target, count.getErrorMessage()))
-        if not (confirmed and answer.get("received") == snapshot):
+        if not (confirmed and answer.get("received") == sent):
             raise RemoteError("node %s did not confirm receiving %s" % (
-                target, snapshot))
+                target, sent))
         # In the push's action: a late failure is logged under it.
         exited = remote.ended.addCallback(
             in_current_action(self._remote_exited), target, name)
         return (PushResult(
             name=name, target=target, target_node_id=their_id,
-            snapshot=snapshot, base=base, bytes_sent=count), pool, exited)
+            snapshot=sent, base=base, bytes_sent=count), pool, exited,
+            None if token is None else snapshot)
+
+    @inlineCallbacks
+    def _resumable(self, dataset, header, ours, theirs):
+        """
+        Whether to send the rest of a stream the target kept the state of
+        (its header's ``resume`` token), rather than a new one: only where
+        both sides' ZFS can resume and this side can still send it.
+
+        :return: ``Deferred`` firing with ``(token, (snapshot, base))`` or
+            ``None``.
+        """
+        token = header.get("resume")
+        if token is None or theirs is None or not (
+                ours.resumable_receive and theirs.resumable_receive):
+            return None
+        try:
+            check_resume_token(token)
+        except UnsafeName:
+            return None
+        point = yield self.pool.resume_point(dataset.name, token)
+        point = _resume_point(point, dataset, header["snapshots"])
+        return None if point is None else (token, point)
 
     def _remote_exited(self, ended, target, name):
         """

@@ -25,10 +25,16 @@ from ._policy import check_receive, recorded_owner
 from ._process import SourceIdle, read_prefix
 from ._stream import RECEIVE_IDLE_TIMEOUT, sender_silent, stream_limit
 from ._zfs import (
-    EPOCH, OWNER, PUSHED, Dataset, check_snapshot_name, check_volume_name,
+    EPOCH, OWNER, PUSHED, Dataset, check_resume_token, check_snapshot_name,
+    check_volume_name,
 )
 
-__all__ = ["ReceivingMixin"]
+__all__ = ["RECEIVED_HOLD", "ReceivingMixin"]
+
+#: The tag of the hold a follower keeps on the snapshot it received last
+#: (the base of its next incremental), where the pool's ZFS has holds: an
+#: operator's ``zfs destroy`` cannot then force a whole-volume push.
+RECEIVED_HOLD = "flocker-received"
 
 
 @inlineCallbacks
@@ -119,6 +125,18 @@ class ReceivingMixin(object):
         capabilities = self.pool.capabilities()
         dataset = yield self._recover(name)
         capabilities = yield capabilities
+        # A receive of this volume cut short, whose saved state the sender
+        # may resume from (OpenZFS only: zfs-fuse has no receive -s).
+        partial = None
+        if capabilities.resumable_receive:
+            tokens = yield self.pool.resume_tokens()
+            for suffix in ("", ".flocker-recv"):
+                if name + suffix in tokens:
+                    partial = (suffix, tokens[name + suffix])
+        if dataset is not None and not dataset.snapshots and \
+                partial is not None and partial[0] == "":
+            # A new copy received in part: not a copy yet.
+            dataset = None
         refused = None
         try:
             check_receive(self.node_id, name, dataset is not None,
@@ -129,9 +147,12 @@ class ReceivingMixin(object):
             # stale (StaleEpoch), which it acts on.
             refused = e
         ours = list(dataset.snapshots) if dataset is not None else []
-        emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
-              "pool": self.pool.name, "snapshots": ours,
-              "zfs": capabilities.to_wire()})
+        header = {"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
+                  "pool": self.pool.name, "snapshots": ours,
+                  "zfs": capabilities.to_wire()}
+        if partial is not None and refused is None:
+            header["resume"] = partial[1]
+        emit(header)
         line = yield _read_line(self._reactor, stream, name)
         if line is None:
             raise refused or StreamRejected(
@@ -143,6 +164,8 @@ class ReceivingMixin(object):
             if refused is not None:
                 raise refused
             raise
+        # A node pushing as another is refused before anything else is
+        # said to it (recorded_owner raises NotOwner).
         request["owner"] = recorded_owner(caller, request["owner"])
         if dataset is not None:
             try:
@@ -151,8 +174,19 @@ class ReceivingMixin(object):
                 raise StaleEpoch(str(e))
         if refused is not None:
             raise refused
+        resume = request.get("resume")
+        if resume is not None and (partial is None or resume != partial[1]):
+            raise StreamRejected(
+                "the sender of %s resumes a receive this node has no saved "
+                "state of" % (name,))
+        if partial is not None and resume is None:
+            # Not resumed (the sender's snapshot is gone, or it cannot):
+            # the saved state would refuse any other stream.
+            yield self.pool.abort_receive(name, partial[0])
+            partial = None
         with _continue_task(request.get("task")):
-            snapshot = yield self._apply(dataset, name, request, stream)
+            snapshot = yield self._apply(dataset, name, request, stream,
+                                         partial)
         emit({"received": snapshot, "node_id": self.node_id})
         return snapshot
 
@@ -172,22 +206,38 @@ class ReceivingMixin(object):
             if epoch is not None and not (
                     type(epoch) is int and 0 <= epoch < 10 ** 18):
                 raise ValueError(epoch)
+            if request.get("resume") is not None:
+                check_resume_token(request["resume"])
         except (ValueError, KeyError, TypeError, UnsafeName):
             raise StreamRejected("the sender's request is not valid: %r" % (
                 line[:200],))
         return request
 
     @inlineCallbacks
-    def _apply(self, dataset, name, request, stream):
+    def _apply(self, dataset, name, request, stream, partial=None):
+        """
+        Receive the sender's stream and make the copy a follower.
+
+        :param partial: ``(suffix, token)`` of the saved state of a receive
+            cut short that the stream resumes (the request named it), or
+            ``None``.
+        :return: ``Deferred`` firing with the received snapshot's name.
+        """
         snapshot, base = request["snapshot"], request["base"]
+        resuming = partial is not None
         self._writable.discard(name)
+        capabilities = yield self.pool.capabilities()
         with RECEIVE_VOLUME(volume=name) as action:
-            action.add_success_fields(snapshot=snapshot, base=base)
+            action.add_success_fields(snapshot=snapshot, base=base,
+                                      resumed=resuming)
             if dataset is not None and dataset.get(PUSHED) is not None:
                 # A copy that was an owner (and may not have handed off:
                 # a node fenced after a failover) lets go of its holds
                 # before a rollback or a swap needs its snapshots gone.
                 yield self._release_bases(dataset)
+            if dataset is not None:
+                # A rollback or a swap needs its newest snapshot unheld.
+                yield self._release_received(dataset)
             # What the copy is after the receive follows from what it was
             # and the stream (which carries no properties: no -p), so zfs is
             # not asked again.  Followers are not mounted: nothing uses
@@ -196,11 +246,18 @@ class ReceivingMixin(object):
             # nothing is received mounted (-u).
             suffix = ""
             if base is None:
-                if dataset is not None:
-                    # A full stream never lands on an existing copy: it
-                    # is received beside it and swapped in when complete.
+                if resuming:
+                    # Where the cut-short receive saved its state.
+                    suffix = partial[0]
+                else:
+                    # A full stream is received beside the copy (if any)
+                    # and swapped in once complete and prepared: one cut
+                    # short (its sender or its zfs receive killed) never
+                    # leaves a copy under the volume's name that names no
+                    # owner, which every later push would be refused on.
                     suffix = ".flocker-recv"
-                yield self._zfs_receive(name, stream, suffix, False, request)
+                yield self._zfs_receive(name, stream, suffix, False, request,
+                                        resuming)
                 received = Dataset(name=name, properties={"mounted": "no"},
                                    snapshots=[snapshot])
             else:
@@ -208,10 +265,12 @@ class ReceivingMixin(object):
                     raise StreamRejected(
                         "stream does not apply: this node's copy of %s does "
                         "not have snapshot %s" % (name, base))
-                if dataset.snapshots[-1] != base:
-                    # -r: the later snapshots go too.
+                if dataset.snapshots[-1] != base and not resuming:
+                    # -r: the later snapshots go too.  (A resumed receive
+                    # applies onto the copy as it was when cut short.)
                     yield self.pool.rollback(name, base)
-                yield self._zfs_receive(name, stream, "", True, request)
+                yield self._zfs_receive(name, stream, "", True, request,
+                                        resuming)
                 if dataset.mounted:
                     # A follower mounted by hand (-u left it mounted):
                     # unmounted before its properties change, so none of
@@ -223,18 +282,39 @@ class ReceivingMixin(object):
                     dataset, snapshots=kept.append(snapshot),
                     properties=dataset.properties.set("mounted", "no"))
             received = yield self._make_follower(received, suffix, request)
-            if suffix:
+            if suffix and dataset is not None:
                 yield self.pool.rename(name, "", ".flocker-old", mount=False,
                                        mounted=dataset.mounted)
                 yield self.pool.rename(name, suffix, "", mount=False,
                                        mounted=False)
                 yield self.pool.destroy(name, ".flocker-old", mounted=False)
+            elif suffix:
+                yield self.pool.rename(name, suffix, "", mount=False,
+                                       mounted=False)
+            if capabilities.holds:
+                yield self.pool.hold(name, snapshot, RECEIVED_HOLD)
             yield self._prune(received,
                               keep=follower_keeps(received.snapshots))
         return snapshot
 
     @inlineCallbacks
-    def _zfs_receive(self, name, stream, suffix, force, request):
+    def _release_received(self, dataset):
+        """
+        Take the hold :data:`RECEIVED_HOLD` off a follower's newest
+        snapshot (where :meth:`_apply` put it), before the copy is rolled
+        back, replaced, destroyed or becomes the owner (whose prune must be
+        free to destroy it).  Only where the pool's ZFS has holds.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        capabilities = yield self.pool.capabilities()
+        if capabilities.holds and dataset.snapshots:
+            yield self.pool.release(dataset.name, dataset.snapshots[-1],
+                                    RECEIVED_HOLD)
+
+    @inlineCallbacks
+    def _zfs_receive(self, name, stream, suffix, force, request,
+                     resuming=False):
         # Known by now (the header carried them): no command.
         capabilities = yield self.pool.capabilities()
         maximum_size = request.get("maximum_size")
@@ -252,7 +332,7 @@ class ReceivingMixin(object):
                 suffix=suffix, force=force,
                 limit=stream_limit(maximum_size, available),
                 capabilities=capabilities,
-                idle_timeout=RECEIVE_IDLE_TIMEOUT)
+                idle_timeout=RECEIVE_IDLE_TIMEOUT, resuming=resuming)
         except (OutOfSpace, PoolMissing):
             raise
         except ZFSError as e:
@@ -321,6 +401,11 @@ class ReceivingMixin(object):
         current = datasets.get(name)
         incoming = datasets.get(name + ".flocker-recv")
         old = datasets.get(name + ".flocker-old")
+        if incoming is not None and not incoming.snapshots and old is None:
+            # A full stream's receive cut short, its state saved (OpenZFS's
+            # receive -s; zfs-fuse leaves nothing): left for the sender to
+            # resume, or for _receive to discard (zfs receive -A).
+            incoming = None
         if incoming is None and old is None:
             return current
         with RECOVER_VOLUME(volume=name) as action:

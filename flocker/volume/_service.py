@@ -278,6 +278,7 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
             self._writable.discard(name)
             # ZFS destroys no held snapshot.
             yield self._release_bases(dataset)
+            yield self._release_received(dataset)
             yield self.pool.destroy(name)
 
     def prune_snapshots(self, name, dry_run=False):

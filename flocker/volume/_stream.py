@@ -12,7 +12,9 @@ on every path, is hardened here:
   bytes) is read and checked before ``zfs receive`` sees anything
   (:func:`check_begin_record`): a plain filesystem stream (what ``zfs send
   [-i BASE] POOL/NAME@SNAP`` writes) of the announced snapshot, full or
-  incremental as announced, with no payload; compound streams (the only
+  incremental as announced, with no payload (but for a stream announced
+  as resuming a receive, ``zfs send -t``, whose BEGIN record carries where
+  it resumes); compound streams (the only
   kind that carries properties), raw or clone streams, volumes (zvols) and
   anything unreadable are refused, with nothing received;
 * ``zfs receive`` always gets ``-u`` (nothing is mounted by a receive) and,
@@ -72,6 +74,9 @@ _FILESYSTEM = 2
 _FLAG_CLONE = 1
 # Feature flag of raw (encrypted, as stored) streams.
 _FEATURE_RAW = 1 << 24
+# Feature flag of a stream resuming an interrupted receive (``zfs send -t``):
+# its BEGIN record has a payload saying where it resumes.
+_FEATURE_RESUMING = 1 << 20
 
 # drr_type, drr_payloadlen, drr_magic, drr_versioninfo, drr_creation_time,
 # drr_type (objset), drr_flags, drr_toguid, drr_fromguid, drr_toname.
@@ -113,7 +118,7 @@ def sender_silent(name, seconds):
             name, seconds))
 
 
-def check_begin_record(record, snapshot, incremental):
+def check_begin_record(record, snapshot, incremental, resuming=False):
     """
     Check a stream's first record before anything of it is received.
 
@@ -122,9 +127,13 @@ def check_begin_record(record, snapshot, incremental):
     :param str snapshot: The snapshot the sender announced.
     :param bool incremental: Whether the sender announced an incremental
         stream.
+    :param bool resuming: Whether the sender announced a stream resuming
+        an interrupted receive (``zfs send -t``): its BEGIN record is then
+        flagged so and carries a payload (where it resumes), which ``zfs
+        receive -s`` reads; no other stream may.
     :raises StreamRejected: Unless ``record`` begins a plain filesystem
-        stream of ``snapshot`` without properties, incremental as announced
-        (see the module documentation); the message says why.
+        stream of ``snapshot`` without properties, incremental and resuming
+        as announced (see the module documentation); the message says why.
     """
     if len(record) < BEGIN_RECORD_SIZE:
         raise StreamRejected("the stream ended before its first record")
@@ -138,7 +147,14 @@ def check_begin_record(record, snapshot, incremental):
      toname) = fields
     if kind != _DRR_BEGIN:
         raise StreamRejected("not a ZFS stream (no BEGIN record)")
-    if versioninfo & 0x3 != _SUBSTREAM or payload:
+    resumes = bool((versioninfo >> 2) & _FEATURE_RESUMING)
+    if resumes != bool(resuming):
+        raise StreamRejected(
+            "the stream %s an interrupted receive, %s" % (
+                "resumes" if resumes else "does not resume",
+                "which was not announced" if resumes else
+                "as was announced"))
+    if versioninfo & 0x3 != _SUBSTREAM or (payload and not resumes):
         raise StreamRejected(
             "the stream carries properties or other streams (zfs send -p "
             "or -R); only plain streams of one snapshot are received")
@@ -169,14 +185,16 @@ def receive_flags(capabilities, force):
         stream check alone keeps properties out.
     :param bool force: ``-F``: roll back changes made since the latest
         snapshot before applying an incremental stream.
-    :return: ``list`` of ``str``: ``-F`` if ``force``, ``-u`` always, then
+    :return: ``list`` of ``str``: ``-F`` if ``force``, ``-u`` always,
+        ``-s`` where the pool's ZFS can resume a receive (a cut stream then
+        leaves a ``receive_resume_token`` instead of nothing), then
         ``-x``/``-o`` where supported (see
         :func:`~flocker.volume._capabilities.receive_options`).
     """
     if capabilities is None:
         return receive_options(None, force=force, unmounted=True)
     return receive_options(capabilities, force=force, unmounted=True,
-                           exclude=EXCLUDED_PROPERTIES,
+                           resumable=True, exclude=EXCLUDED_PROPERTIES,
                            override=dict(FORCED_PROPERTIES))
 
 

@@ -19,9 +19,11 @@ zfs-fuse quirks handled here:
 * ``readonly`` reads back as ``off`` (source ``temporary``) on a mounted
   dataset even when set to ``on`` (writes do fail): it is never read, only
   set.
-* No ``zfs receive -s`` (resumable receive) and no ``written`` property: the
-  service relies on receive being atomic instead (an interrupted receive
-  leaves the previous state), which this zfs-fuse honours.
+* No ``zfs receive -s`` (resumable receive), no bookmarks and no
+  ``written`` property: the service relies on receive being atomic instead
+  (an interrupted receive leaves the previous state), which this zfs-fuse
+  honours; OpenZFS's resume tokens and bookmarks are used only where the
+  pool's capabilities say so.
 * ``zfs receive -u`` (leave the received dataset unmounted) works although
   ``zfs receive``'s usage text does not list it: a full stream then creates
   an unmounted dataset, and an incremental one leaves the dataset mounted or
@@ -66,7 +68,8 @@ __all__ = [
     "ZFSPool", "Dataset", "BUSY_DELAYS", "OWNER", "PUSHED", "NODE_ID",
     "EPOCH",
     "TEMPORARY_SUFFIXES", "zfs_error", "check_pool_name", "check_volume_name",
-    "check_snapshot_name", "check_maximum_size",
+    "check_snapshot_name", "check_maximum_size", "check_resume_token",
+    "parse_resume_point",
 ]
 
 #: User property naming the node that owns a volume (its node identity).
@@ -103,6 +106,10 @@ TEMPORARY_SUFFIXES = (".flocker-recv", ".flocker-old")
 _PROPERTIES = ("type", "referenced", "refquota", "mounted",
                "mountpoint", "atime", OWNER, PUSHED, EPOCH)
 
+# Resume tokens as OpenZFS writes them: version, checksum, length and the
+# compressed contents, all hexadecimal.
+_RESUME_TOKEN = re.compile(r"\A[0-9]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+\Z")
+
 # Snapshot names: what Flocker creates and what it accepts from a peer.
 _SNAPSHOT_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 
@@ -117,6 +124,47 @@ def check_snapshot_name(snapshot):
     """
     if not (isinstance(snapshot, str) and _SNAPSHOT_NAME.match(snapshot)):
         raise UnsafeName("snapshot name %r is not a safe name" % (snapshot,))
+
+
+def check_resume_token(token):
+    """
+    :raises UnsafeName: Unless ``token`` looks like a ZFS resume token (it
+        comes from another node and goes on a command line).
+    """
+    if not (isinstance(token, str) and len(token) < 65536
+            and _RESUME_TOKEN.match(token)):
+        raise UnsafeName("not a ZFS resume token: %r" % (str(token)[:80],))
+
+
+def parse_resume_point(output, dataset):
+    """
+    Read ``zfs send -nvP -t TOKEN``'s output: the token's contents (an
+    nvlist, ``toname = POOL/FS@SNAP`` among them), then ``full`` or
+    ``incremental FROM`` lines (``zfs-send(8)``).
+
+    :param str output: The command's standard output.
+    :param str dataset: This node's dataset the token must be of.
+    :return: ``(snapshot, base)``, with ``base`` ``None`` for a full
+        stream, or ``None`` if the token is of another dataset or the
+        output cannot be read.
+    """
+    snapshot = base = None
+    for line in output.splitlines():
+        key, _, value = line.strip().partition(" = ")
+        if key == "toname":
+            name, _, snapshot = value.partition("@")
+            if name != dataset:
+                return None
+        fields = line.split("\t")
+        if fields[0] == "incremental" and len(fields) >= 3:
+            base = re.split("[@#]", fields[1])[-1]
+    try:
+        check_snapshot_name(snapshot)
+        if base is not None:
+            check_snapshot_name(base)
+    except UnsafeName:
+        return None
+    return snapshot, base
 
 
 def check_pool_name(name):
@@ -226,10 +274,13 @@ class Dataset(object):
         values set on the dataset itself or computed by ZFS (inherited user
         properties are left out, so an ``OWNER`` is never inherited).
     :ivar snapshots: ``PVector`` of snapshot names in creation order.
+    :ivar bookmarks: ``PVector`` of bookmark names (OpenZFS: each names the
+        snapshot it was made of, see :meth:`ZFSPool.bookmark`).
     """
     name = attr.ib()
     properties = attr.ib(converter=pmap)
     snapshots = attr.ib(converter=pvector)
+    bookmarks = attr.ib(converter=pvector, default=pvector())
 
     def get(self, key, default=None):
         """
@@ -291,6 +342,7 @@ def _parse_datasets(pool, output):
     """
     properties = {}
     snapshots = {}
+    bookmarks = {}
     order = []
     prefix = pool + "/"
     for line in output.decode("utf-8", "replace").splitlines():
@@ -300,16 +352,19 @@ def _parse_datasets(pool, output):
         full, key, source = fields[0], fields[1], fields[-1]
         value = "\t".join(fields[2:-1])
         dataset, _, snapshot = full.partition("@")
+        dataset, hash_sign, bookmark = dataset.partition("#")
         if dataset == pool:
             relative = ""
         elif dataset.startswith(prefix) and "/" not in dataset[len(prefix):]:
             relative = dataset[len(prefix):]
         else:
             continue
-        if snapshot:
-            found = snapshots.setdefault(relative, [])
-            if snapshot not in found:
-                found.append(snapshot)
+        if snapshot or hash_sign:
+            # OpenZFS's zfs get lists bookmarks too (zfs-fuse has none).
+            found = (snapshots if snapshot else bookmarks).setdefault(
+                relative, [])
+            if (snapshot or bookmark) not in found:
+                found.append(snapshot or bookmark)
             continue
         if relative not in properties:
             properties[relative] = {}
@@ -322,7 +377,8 @@ def _parse_datasets(pool, output):
         properties[relative][key] = value
     return pvector(
         Dataset(name=name, properties=properties[name],
-                snapshots=snapshots.get(name, []))
+                snapshots=snapshots.get(name, []),
+                bookmarks=bookmarks.get(name, []))
         for name in order)
 
 
@@ -622,7 +678,10 @@ class ZFSPool(object):
             yield self._run(["zfs", command, tag, "%s@%s" % (
                 self.dataset(volume), snapshot)])
         except ZFSError as e:
-            if already not in e.message:
+            # A snapshot gone has no hold left to release.
+            if already not in e.message and not (
+                    command == "release"
+                    and "does not exist" in e.message):
                 raise
 
     def rollback(self, volume, snapshot):
@@ -699,7 +758,8 @@ class ZFSPool(object):
         if mount:
             yield self.mount(volume, new_suffix)
 
-    def send(self, volume, snapshot, base, stdout, options=()):
+    def send(self, volume, snapshot, base, stdout, options=(),
+             bookmark=False):
         """
         Start ``zfs send`` of ``volume@snapshot`` (incremental from ``base``
         if given) writing the stream to the file descriptor ``stdout``.
@@ -711,6 +771,8 @@ class ZFSPool(object):
             closes its copy once this returns).
         :param options: Further flags, chosen by
             :func:`~flocker.volume._capabilities.send_options`.
+        :param bool bookmark: Send from the bookmark of ``base`` (see
+            :meth:`bookmark`) rather than the snapshot, which may be gone.
         :return: ``Deferred`` firing with ``None`` when the send finished, or
             failing with a :class:`ZFSError`.
         """
@@ -718,13 +780,117 @@ class ZFSPool(object):
         argv = ["zfs", "send"] + _checked_options(options)
         if base is not None:
             check_snapshot_name(base)
-            argv += ["-i", base]
+            argv += ["-i", "%s%s%s" % (self.dataset(volume),
+                                       "#" if bookmark else "@", base)]
         argv.append("%s@%s" % (self.dataset(volume), snapshot))
         return self._spawned(argv, stdin=None, stdout=stdout)
 
+    def send_resumed(self, token, stdout):
+        """
+        Start ``zfs send -t TOKEN``: the rest of a stream whose receive was
+        cut short (OpenZFS; see :meth:`resume_point`).
+
+        :param str token: The receiving dataset's ``receive_resume_token``.
+        :param int stdout: Descriptor the stream is written to.
+        :return: ``Deferred`` firing with ``None`` when the send finished, or
+            failing with a :class:`ZFSError`.
+        """
+        check_resume_token(token)
+        return self._spawned(["zfs", "send", "-t", token], stdin=None,
+                             stdout=stdout)
+
+    @inlineCallbacks
+    def resume_point(self, volume, token):
+        """
+        What a resume token of another node's receive continues, as this
+        node's ``zfs send -nvP -t`` reads it: the snapshot it sends and the
+        snapshot (or bookmark) it is incremental from.
+
+        :param str volume: The volume the receive was of.
+        :param str token: The receiving dataset's ``receive_resume_token``.
+        :return: ``Deferred`` firing with ``(snapshot, base)`` (``base``
+            ``None`` for a full stream), or ``None`` when the token cannot
+            be resumed from here: its snapshot or base is gone, it is of
+            another dataset, or it is corrupt.
+        """
+        check_resume_token(token)
+        try:
+            output = yield self._run(["zfs", "send", "-nvP", "-t", token])
+        except ZFSError:
+            return None
+        return parse_resume_point(output.decode("utf-8", "replace"),
+                                  self.dataset(volume))
+
+    @inlineCallbacks
+    def resume_tokens(self):
+        """
+        The ``receive_resume_token`` of every dataset of the pool that holds
+        the saved state of a receive cut short (``zfs receive -s``,
+        OpenZFS only: ask only where the capabilities say so).
+
+        :return: ``Deferred`` firing with a ``dict`` of dataset name below
+            the pool (``app``, ``app.flocker-recv``) to its token.
+        """
+        output = yield self._run(["zfs", "get", "-H", "-p", "-d", "1", "-o",
+                                  "name,value", "receive_resume_token",
+                                  self.name])
+        tokens = {}
+        prefix = self.name + "/"
+        for line in output.decode("utf-8", "replace").splitlines():
+            name, _, value = line.partition("\t")
+            if name.startswith(prefix) and value not in ("", "-"):
+                tokens[name[len(prefix):]] = value
+        return tokens
+
+    def abort_receive(self, volume, suffix=""):
+        """
+        ``zfs receive -A``: discard the saved state of a receive cut short
+        (a new dataset so received goes with it).
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        return self._run(["zfs", "receive", "-A",
+                          self.dataset(volume, suffix)]).addCallback(
+                              lambda _: None)
+
+    @inlineCallbacks
+    def bookmark(self, volume, snapshot):
+        """
+        ``zfs bookmark POOL/VOLUME@SNAPSHOT POOL/VOLUME#SNAPSHOT``: remember
+        the snapshot as a base for incremental streams even once it is
+        destroyed (OpenZFS with the ``bookmarks`` feature).  Making it again
+        is not an error.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        check_snapshot_name(snapshot)
+        dataset = self.dataset(volume)
+        try:
+            yield self._run(["zfs", "bookmark", "%s@%s" % (dataset, snapshot),
+                             "%s#%s" % (dataset, snapshot)])
+        except ZFSError as e:
+            if "bookmark exists" not in e.message:
+                raise
+
+    @inlineCallbacks
+    def destroy_bookmark(self, volume, snapshot):
+        """
+        Destroy the bookmark :meth:`bookmark` made; nothing if it is gone.
+
+        :return: ``Deferred`` firing with ``None``.
+        """
+        check_snapshot_name(snapshot)
+        try:
+            yield self._run(["zfs", "destroy", "%s#%s" % (
+                self.dataset(volume), snapshot)])
+        except ZFSError as e:
+            if "does not exist" not in e.message:
+                raise
+
     @inlineCallbacks
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None, idle_timeout=None):
+                limit=None, capabilities=None, idle_timeout=None,
+                resuming=False):
         """
         Receive a stream from another node into ``<volume><suffix>``,
         reading it from the file descriptor ``stdin``, under the receive
@@ -753,6 +919,8 @@ class ZFSPool(object):
             the receive is abandoned
             (:data:`~flocker.volume._stream.RECEIVE_IDLE_TIMEOUT`), or
             ``None`` to wait forever.
+        :param bool resuming: The sender announced a stream resuming the
+            receive cut short into this dataset (``zfs send -t``).
         :return: ``Deferred`` firing with ``None``, or failing with
             :class:`StreamRejected` (refused, silent or cut-short stream,
             :class:`~flocker.volume._stream.StreamTooLarge`) or a
@@ -768,7 +936,7 @@ class ZFSPool(object):
                                        idle_timeout=idle_timeout)
         except SourceIdle as e:
             raise sender_silent(volume, e.seconds)
-        check_begin_record(record, snapshot, base is not None)
+        check_begin_record(record, snapshot, base is not None, resuming)
         # zfs receive reads the record checked here, then the rest of the
         # stream as it is passed on (counted, so it stops at the limit).
         stream_read, stream_write = make_pipe()

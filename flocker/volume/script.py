@@ -306,8 +306,8 @@ def node_ssh_remote(environ, identity=None, known_hosts=None, config=None,
 
     An identity or known hosts file given explicitly (options or
     ``$FLOCKER_SSH_IDENTITY``/``$FLOCKER_SSH_KNOWN_HOSTS``) wins.  Otherwise,
-    once the deploy client installed the node key, pushes use it and trust
-    only its known_hosts (``StrictHostKeyChecking=yes``,
+    once the deploy client installed the nodes' known_hosts, pushes use the
+    node's own key and trust only that known_hosts (``StrictHostKeyChecking=yes``,
     ``IdentitiesOnly=yes``), and share one connection per node, kept open
     a minute after its last command, its socket in
     ``$FLOCKER_SSH_CONTROL_DIR`` (default :data:`DEFAULT_CONTROL_DIR`);
@@ -387,6 +387,10 @@ def _mountpoint(reactor, service, options, output):
 def _describe_push(result, seconds):
     kind = ("incremental from %s" % (result.base,) if result.base
             else "full stream")
+    if result.resumed:
+        # The rest of an earlier push cut short went first (OpenZFS).
+        kind += " (after resuming a cut-short push: %s)" % (
+            format_size(result.resumed),)
     return "%s to %s: %s, %s in %.2f s" % (
         result.name, result.target, kind, format_size(result.bytes_sent),
         seconds)

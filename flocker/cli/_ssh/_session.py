@@ -136,6 +136,24 @@ class _CommandChannel(SSHChannel):
         if self._producer is not None:
             self._producer.resumeProducing()
 
+    def close_now(self):
+        """
+        Close the channel at once, dropping whatever still waits for the
+        peer's window.
+        """
+        # SSHChannel.loseConnection sends the close only once everything
+        # buffered has gone out, and a peer that stopped reading (its
+        # command killed, its window never reopened) never lets it: the
+        # channel, and whatever waits for its end, would stay open forever.
+        self.buf = b""
+        self.extBuf = []
+        self._eof_pending = False
+        self.loseConnection()
+
+    def closeReceived(self):
+        # The peer closed its end: nothing buffered can reach it any more.
+        self.close_now()
+
     def dataReceived(self, data):
         self._received(data)
 
@@ -231,4 +249,4 @@ class RunningCommand(object):
         Close the command's channel now, whatever is still unsent: the
         node ends the command (its input and output close).
         """
-        self._channel.loseConnection()
+        self._channel.close_now()

@@ -304,7 +304,7 @@ def _changes(output):
         installed; ``test_nodekey_lab`` checks them).
     """
     return [m.group(1) for m in map(_CHANGE_LINE.match, output.splitlines())
-            if m and ": install node-to-node SSH key " not in m.group(1)]
+            if m and ": install node-to-node SSH trust " not in m.group(1)]
 
 
 @pytest.fixture(scope="class")

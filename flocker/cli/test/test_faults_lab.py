@@ -135,21 +135,10 @@ TRIALS = [
     ("stopped", "kill-node-source"),
     ("release-start", "kill-node-source"),
     ("released", "kill-node-source"),
-    # Known bug, open: when the receiving node's agent is killed in the
-    # middle of an agent-to-agent push, the sending agent's push never ends
-    # (its zfs send stays blocked), so the deploy hangs and the volume stays
-    # locked on the source.  Not run until it is fixed: a hung trial leaves
-    # the target's agent dead and breaks every trial after it.
-    pytest.param("mid-transfer", "kill-node-target", marks=pytest.mark.xfail(
-        run=False, reason="push hangs when the receiving agent dies "
-        "mid-transfer (open bug)"), id="mid-transfer+kill-node-target"),
+    ("mid-transfer", "kill-node-target"),
     ("released", "kill-node-target"),
     ("acquired", "kill-node-target"),
-    # The same open bug: a receive that fails mid-stream leaves the sender
-    # waiting forever.
-    pytest.param("mid-transfer", "kill-receive", marks=pytest.mark.xfail(
-        run=False, reason="push hangs when the receiving side fails "
-        "mid-stream (open bug)"), id="mid-transfer+kill-receive"),
+    ("mid-transfer", "kill-receive"),
     ("mid-transfer", "cut-ssh-source"),
     ("release-start", "cut-ssh-source"),
     ("released", "cut-ssh-target"),
@@ -557,8 +546,7 @@ class TestMoveFaults(object):
     """
 
     @pytest.mark.parametrize(("point", "fault"), TRIALS,
-                             ids=[None if hasattr(trial, "marks") else "%s+%s" % trial
-         for trial in TRIALS])
+                             ids=["%s+%s" % trial for trial in TRIALS])
     def test_fault(self, fault_lab, point, fault):
         """
         After the fault and a re-run, the move is complete, nothing was
@@ -762,10 +750,6 @@ class TestClusterFaults(object):
             responses.append(http_status_and_body(response)[0])
         return responses
 
-    @pytest.mark.xfail(run=False, reason=(
-        "push hangs when the receiving side fails mid-stream (open bug): "
-        "the refused receive leaves the sending agent's zfs send blocked "
-        "and the volume locked, failing the tests after it"))
     def test_pool_full(self, fault_lab):
         """
         A move into a pool that has no room (its quota hit) fails with one

@@ -1,39 +1,42 @@
 """
-Tests for the deploy client's node-to-node key (``flocker.cli._nodekey``),
-how the remote agent installs it, and how a deploy plans it.
+Tests for the nodes' trust as the deploy client builds it
+(``flocker.cli._nodekey``), how the remote agent installs it, how a deploy
+plans it, the rotation (``flocker.cli._rotate``), and, against a real sshd,
+that a node's key is its identity.
 """
 
 import getpass
 import os
-import stat
 import subprocess
 import sys
 
 import pytest
 
-from eliot.testing import LoggedAction, capture_logging
+from eliot.testing import capture_logging
 from twisted.conch.ssh.keys import Key
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import leaves
-from flocker._model import Deployment, Node, public_key_fingerprint
-from flocker.cli._logging import LOAD_NODE_KEY
+from flocker._model import (
+    ClusterState, Deployment, Node, NodeKey, NodeKeyStatus, NodeState,
+    parse_peers,
+)
 from flocker.cli._deploy import deploy
 from flocker.cli._nodekey import (
-    NodeKeyPair, check_node_key, load_node_key_pair, nodes_callers,
-    nodes_known_hosts,
+    desired_node_key, nodes_known_hosts, nodes_peers,
 )
 from flocker.cli._remote import AgentConnections, RemoteNodeAgent
+from flocker.cli._rotate import rotate_node_keys
 from flocker.cli.testtools import FlushingAgent, LoopbackNetwork
-from flocker.cli._ssh import MemoryCommandRunner, SSHConfigurationError
+from flocker.cli._ssh import MemoryCommandRunner
 from flocker.node._changes import InstallNodeKey
 from flocker.node._fake import FakeCluster
 from flocker.node._peer import PeerFactory
 from flocker.node.test.test_peer import _Receiver, _Router
-from flocker.node.testtools import make_node_key
+from flocker.node.testtools import make_public_key
 from flocker.testtools import run_in_reactor, temporary_directory
 from flocker.volume._errors import HostKeyRejected
-from flocker.volume._nodekey import NodeKeyStore
+from flocker.volume._nodekey import NodeKeyStore, generate_key_pair
 from flocker._process import ProcessResult
 from flocker.volume._remote import SSHRemote, remote_error
 
@@ -44,102 +47,11 @@ from .test_remote import _services
 _TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-A, B = "10.0.0.1", "10.0.0.2"
+A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 
 
 def _host_key():
-    return Key.fromString(make_node_key().private_key).public()
-
-
-class LoadNodeKeyPairTests(SynchronousTestCase):
-    """
-    ``load_node_key_pair`` keeps one ed25519 key pair per client.
-    """
-
-    def test_created(self):
-        """
-        The first time, an OpenSSH-format ed25519 private key is written
-        0600 (its directory 0700) with its ``.pub``; later calls read the
-        same pair.
-        """
-        path = os.path.join(temporary_directory(self), "node_key")
-        pair = load_node_key_pair(path)
-        with open(path) as f:
-            self.assertEqual(f.read(), pair.private_key)
-        self.assertTrue(pair.private_key.startswith(
-            "-----BEGIN OPENSSH PRIVATE KEY-----"))
-        self.assertTrue(pair.public_key.startswith("ssh-ed25519 "))
-        with open(path + ".pub") as f:
-            self.assertEqual(f.read().split()[:2], pair.public_key.split())
-        self.assertEqual(
-            (stat.S_IMODE(os.stat(path).st_mode),
-             stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)),
-            (0o600, 0o700))
-        self.assertEqual(load_node_key_pair(path), pair)
-
-    @capture_logging(None)
-    def test_logged(self, logger):
-        """
-        Loading is an action naming the file, whether the pair was made and
-        its fingerprint; the private key is not logged.
-        """
-        path = os.path.join(temporary_directory(self), "node_key")
-        pair = load_node_key_pair(path)
-        load_node_key_pair(path)
-        actions = LoggedAction.ofType(logger.messages, LOAD_NODE_KEY)
-        self.assertEqual(
-            [(a.start_message["path"], a.end_message["created"],
-              a.end_message["fingerprint"]) for a in actions],
-            [(path, created, public_key_fingerprint(pair.public_key))
-             for created in (True, False)])
-        self.assertNotIn(pair.private_key.splitlines()[1],
-                         repr(logger.messages))
-
-    def test_dry_run(self):
-        """
-        With ``create=False`` a missing key is made in memory only.
-        """
-        path = os.path.join(temporary_directory(self), "node_key")
-        load_node_key_pair(path, create=False)
-        self.assertFalse(os.path.exists(path))
-
-    @capture_logging(None)
-    def test_check(self, logger):
-        """
-        ``check_node_key`` writes and logs nothing: a missing pair passes,
-        a file that is not a key is refused as loading would refuse it.
-        """
-        path = os.path.join(temporary_directory(self), "node_key")
-        check_node_key(path)
-        self.assertEqual((os.path.exists(path), logger.messages),
-                         (False, []))
-        os.makedirs(os.path.dirname(path))
-        with open(path, "w") as f:
-            f.write("not a key\n")
-        self.assertRaises(SSHConfigurationError, check_node_key, path)
-
-    def test_not_a_key(self):
-        """
-        A file that is not an ed25519 private key is refused in one line.
-        """
-        path = os.path.join(temporary_directory(self), "node_key")
-        os.makedirs(os.path.dirname(path))
-        with open(path, "w") as f:
-            f.write(NodeKeyPair.generate().public_key + "\n")
-        error = self.assertRaises(SSHConfigurationError,
-                                  load_node_key_pair, path)
-        self.assertIn(path, str(error))
-        self.assertNotIn("\n", str(error))
-
-    def test_node_key(self):
-        """
-        The pair with a known_hosts text is the ``NodeKey`` to install.
-        """
-        pair = NodeKeyPair.generate()
-        key = pair.node_key("")
-        self.assertEqual((key.private_key, key.public_key, key.known_hosts),
-                         (pair.private_key, pair.public_key, ""))
-        self.assertNotIn(pair.private_key, repr(pair))
+    return Key.fromString(generate_key_pair()[0]).public()
 
 
 class NodesKnownHostsTests(SynchronousTestCase):
@@ -169,43 +81,94 @@ class NodesKnownHostsTests(SynchronousTestCase):
         self.assertEqual((text.count("\n"), missing), (1, [B]))
 
 
+class NodesPeersTests(SynchronousTestCase):
+    """
+    ``nodes_peers`` lists each node's own reported keys.
+    """
+
+    def test_lines(self):
+        """
+        One line per reported key, sorted by address: the node's identity,
+        the address the deployment names it by (and the IP the client
+        reached it at when different), the key; a node rotating its key
+        has two lines; a node with no identity or no key has none.
+        """
+        a, b, b_next, c = (make_public_key() for _ in range(4))
+        state = ClusterState(nodes={
+            A: NodeState(address=A, node_id="node-a",
+                         node_key=NodeKeyStatus(public_key=a)),
+            "b.example": NodeState(
+                address="b.example", node_id="node-b",
+                node_key=NodeKeyStatus(public_key=b,
+                                       pending_public_key=b_next)),
+            C: NodeState(address=C, node_key=NodeKeyStatus(public_key=c)),
+        })
+        text = nodes_peers([A, "b.example", C, "d.example"],
+                           {"b.example": B}, state)
+        self.assertEqual(text, "node-a %s %s\nnode-b b.example,%s %s\n"
+                         "node-b b.example,%s %s\n" % (A, a, B, b, B, b_next))
+        self.assertEqual(len(parse_peers(text)), 3)
+
+    def test_desired(self):
+        """
+        The trust to install is the known_hosts and the peers; none while
+        a node's verified host key is missing.
+        """
+        state = ClusterState(nodes={A: NodeState(
+            address=A, node_id="node-a",
+            node_key=NodeKeyStatus(public_key=make_public_key()))})
+        host_keys = {A: _host_key()}
+        key = desired_node_key([A], {}, host_keys, state)
+        self.assertEqual(key, NodeKey(
+            known_hosts=nodes_known_hosts([A], {}, host_keys)[0],
+            peers=nodes_peers([A], {}, state)))
+        self.assertIsNone(desired_node_key([A, B], {}, host_keys, state))
+
+
 class RemoteInstallTests(SynchronousTestCase):
     """
-    ``RemoteNodeAgent.install_node_key`` sends the key inside the agent
-    protocol only.
+    ``RemoteNodeAgent`` reaches a node's own key through the agent
+    protocol.
     """
 
     @capture_logging(None)
     def test_install(self, logger):
         """
-        The node gets the key; neither the client's log nor the node's log
-        messages sent back hold private key material.
+        The node reports its own key; it gets the trust; neither the
+        client's log nor the node's log messages sent back hold its private
+        key.
         """
-        _, services = _services(temporary_directory(self))
+        agents, services = _services(temporary_directory(self))
         network = LoopbackNetwork(services)
         sent_back = []
         agent = FlushingAgent(RemoteNodeAgent(
             AgentConnections(network.connect, log=sent_back.append), A),
             network)
-        key = make_node_key()
+        report = self.successResultOf(agent.report())
+        key = NodeKey(known_hosts="", peers="node-b %s %s\n" % (
+            B, make_public_key()))
         self.successResultOf(agent.install_node_key(key))
-        self.assertEqual(self.successResultOf(agent.report()).node_key,
-                         key.status())
-        secret = key.private_key.splitlines()[1]
-        self.assertNotIn(secret, repr(logger.messages))
-        self.assertNotIn(secret, repr(sent_back))
+        self.successResultOf(agent.rotate_node_key("prepare"))
+        after = self.successResultOf(agent.report()).node_key
+        self.assertEqual((after.public_key, after.installed),
+                         (report.node_key.public_key, key.digest()))
+        store = agents[0].node_keys
+        for path in (store.identity_path, store.pending_path):
+            with open(path) as f:
+                secret = f.read().splitlines()[1]
+            self.assertNotIn(secret, repr(logger.messages))
+            self.assertNotIn(secret, repr(sent_back))
 
 
 class DeployNodeKeyTests(SynchronousTestCase):
     """
-    A deploy installs the node key where it is not current, before
+    A deploy installs the nodes' trust where it is not current, before
     anything else, and a second deploy does nothing.
     """
 
     def setUp(self):
         self.cluster = FakeCluster([A, B])
         self.deployment = Deployment(nodes=[Node(address=A), Node(address=B)])
-        self.pair = NodeKeyPair.generate()
         self.host_keys = {A: _host_key(), B: _host_key()}
 
     def deploy(self, **options):
@@ -213,28 +176,26 @@ class DeployNodeKeyTests(SynchronousTestCase):
         :return: The ``DeployResult`` of a deploy to the fake cluster.
         """
         return self.successResultOf(deploy(
-            self.deployment, self.cluster.agents, node_key=self.pair,
+            self.deployment, self.cluster.agents, install_keys=True,
             host_keys=lambda: self.host_keys, **options))
 
     def test_installed_then_noop(self):
         """
-        The first deploy installs the key with the verified host keys and
-        the nodes' identities (each node's, from its address) on both
-        nodes; the second plans nothing.
+        The first deploy installs on both nodes the verified host keys and
+        each node's own reported key (its identity, from its address); the
+        second plans nothing.
         """
         result = self.deploy()
-        expected, _ = nodes_known_hosts([A, B], {}, self.host_keys)
-        callers = nodes_callers([A, B], {}, {
-            a: self.cluster.agents[a].state.node_id for a in (A, B)})
-        self.assertEqual(callers.splitlines(), [
-            "%s %s" % (self.cluster.agents[a].state.node_id, a)
-            for a in (A, B)])
-        self.assertEqual(
-            leaves(result.plan),
-            [InstallNodeKey(node=a, key=self.pair.node_key(expected, callers))
-             for a in (A, B)])
-        self.assertEqual(self.cluster.agents[A].state.node_key,
-                         self.pair.node_key(expected, callers).status())
+        known_hosts, _ = nodes_known_hosts([A, B], {}, self.host_keys)
+        expected = NodeKey(known_hosts=known_hosts, peers="".join(
+            "%s %s %s\n" % (self.cluster.agents[a].state.node_id, a,
+                            self.cluster.agents[a].state.node_key.public_key)
+            for a in (A, B)))
+        self.assertEqual(leaves(result.plan),
+                         [InstallNodeKey(node=a, key=expected)
+                          for a in (A, B)])
+        self.assertEqual(self.cluster.agents[A].state.node_key.installed,
+                         expected.digest())
         self.assertEqual(leaves(self.deploy().plan), [])
 
     def test_dry_run(self):
@@ -243,23 +204,161 @@ class DeployNodeKeyTests(SynchronousTestCase):
         """
         result = self.deploy(dry_run=True)
         self.assertEqual(len(leaves(result.plan)), 2)
-        self.assertIsNone(self.cluster.agents[A].state.node_key)
+        self.assertIsNone(self.cluster.agents[A].state.node_key.installed)
 
     def test_host_key_changed(self):
         """
         A node whose host key the client now sees differently gets every
-        node's known_hosts refreshed.
+        node's trust refreshed.
         """
         self.deploy()
         self.host_keys[B] = _host_key()
         self.assertEqual(len(leaves(self.deploy().plan)), 2)
 
+    def test_node_key_changed(self):
+        """
+        A node reporting another key of its own (a rotation left half
+        done) gets every node's trust refreshed.
+        """
+        self.deploy()
+        self.successResultOf(self.cluster.agents[B].rotate_node_key(
+            "prepare"))
+        self.assertEqual(len(leaves(self.deploy().plan)), 2)
+
     def test_host_key_unknown(self):
         """
-        Without a node's verified host key, no node key is installed.
+        Without a node's verified host key, no trust is installed.
         """
         del self.host_keys[B]
         self.assertEqual(leaves(self.deploy().plan), [])
+
+    def test_not_asked(self):
+        """
+        Without ``install_keys`` (a failover) nothing is installed.
+        """
+        self.assertEqual(leaves(self.successResultOf(deploy(
+            self.deployment, self.cluster.agents,
+            host_keys=lambda: self.host_keys)).plan), [])
+
+
+class _Watched(object):
+    """
+    An ``INodeAgent`` wrapper that, after every call of the rotation, checks
+    that every node's current key is accepted by every other node (listed
+    in the trust installed there): a push would be refused otherwise.
+    """
+
+    def __init__(self, cluster, address, windows):
+        self._cluster = cluster
+        self._agent = cluster.agents[address]
+        self._windows = windows
+
+    def __getattr__(self, name):
+        method = getattr(self._agent, name)
+
+        def call(*args):
+            return method(*args).addCallback(self._check, name)
+        return call
+
+    def _check(self, result, name):
+        agents = self._cluster.agents
+        for pusher in agents.values():
+            key = pusher.state.node_key.public_key
+            for target in agents.values():
+                installed = target.installed_node_key
+                if target is pusher or installed is None:
+                    continue
+                if key not in installed.public_keys(pusher.state.node_id):
+                    self._windows.append((name, pusher.address,
+                                          target.address))
+        return result
+
+
+class RotationTests(SynchronousTestCase):
+    """
+    ``rotate_node_keys`` replaces every node's key with no moment where a
+    push would be refused.
+    """
+
+    def setUp(self):
+        self.cluster = FakeCluster([A, B, C])
+        self.deployment = Deployment(nodes=[Node(address=a)
+                                            for a in (A, B, C)])
+        self.host_keys = {a: _host_key() for a in (A, B, C)}
+        self.successResultOf(deploy(
+            self.deployment, self.cluster.agents, install_keys=True,
+            host_keys=lambda: self.host_keys))
+        self.windows = []
+        self.agents = {a: _Watched(self.cluster, a, self.windows)
+                       for a in (A, B, C)}
+
+    def rotate(self):
+        lines = []
+        result = self.successResultOf(rotate_node_keys(
+            self.agents, {}, lambda: self.host_keys, lines.append))
+        return result, lines
+
+    def test_rotated(self):
+        """
+        Every node has a new key; the trust installed everywhere names
+        exactly the new keys; after every step each node's current key was
+        accepted by every other; the result gives old and new fingerprints.
+        """
+        before = {a: agent.state.node_key
+                  for a, agent in self.cluster.agents.items()}
+        result, lines = self.rotate()
+        after = {a: agent.state.node_key
+                 for a, agent in self.cluster.agents.items()}
+        self.assertTrue(result.ok)
+        self.assertEqual(result.rotated, {
+            a: (before[a].fingerprint, after[a].fingerprint)
+            for a in (A, B, C)})
+        for a in (A, B, C):
+            self.assertNotEqual(before[a].public_key, after[a].public_key)
+            self.assertIsNone(after[a].pending_public_key)
+            keys = [key for _, _, key in parse_peers(
+                self.cluster.agents[a].installed_node_key.peers)]
+            self.assertEqual(sorted(keys), sorted(
+                after[x].public_key for x in (A, B, C)))
+        self.assertEqual(self.windows, [])
+        self.assertEqual(len(lines), 4)
+
+    def test_then_deploy_noop(self):
+        """
+        After a rotation a deploy has nothing to install.
+        """
+        self.rotate()
+        self.assertEqual(leaves(self.successResultOf(deploy(
+            self.deployment, self.cluster.agents, install_keys=True,
+            host_keys=lambda: self.host_keys)).plan), [])
+
+    def test_step_fails(self):
+        """
+        A step failing on one node stops the rotation with one line naming
+        the node and step; every node's key is still accepted everywhere;
+        running it again finishes it.
+        """
+        self.cluster.failures.add((B, "rotate_node_key"))
+        result, _ = self.rotate()
+        self.assertEqual(list(result.failed), [B])
+        self.assertIn("prepare failed: ", result.failed[B])
+        self.assertEqual(result.rotated, {})
+        self.cluster.failures.clear()
+        result, _ = self.rotate()
+        self.assertTrue(result.ok)
+        self.assertEqual(self.windows, [])
+
+    def test_unreachable(self):
+        """
+        A node that does not report stops the rotation before any change.
+        """
+        self.cluster.failures.add((B, "report"))
+        before = {a: agent.state.node_key
+                  for a, agent in self.cluster.agents.items()}
+        result, _ = self.rotate()
+        self.assertEqual(list(result.failed), [B])
+        self.assertEqual({a: agent.state.node_key for a, agent
+                          in self.cluster.agents.items()}, before)
 
 
 class HostKeysTests(SynchronousTestCase):
@@ -281,9 +380,9 @@ class HostKeysTests(SynchronousTestCase):
 
 
 # ---------------------------------------------------------------------------
-# Against a real sshd on loopback: the installed key, its forced command and
-# host key checking as ssh(1) applies them.  Only refused commands are sent:
-# nothing reaches ZFS.
+# Against a real sshd on loopback: the installed trust, its forced command
+# and host key checking as ssh(1) applies them.  Nothing reaches ZFS: the
+# peer socket is served over a receiver that only records.
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
@@ -293,15 +392,10 @@ def sshd(tmp_path_factory):
     yield from running_sshd(tmp_path_factory)
 
 
-def _installed(sshd, tmp_path, known_hosts, peer_socket=None):
+def _bridge(tmp_path, peer_socket):
     """
-    Install a fresh node key into the sshd's ``authorized_keys`` (put back
-    as it was by the caller) for caller ``node-a`` at 127.0.0.1, with a
-    forced command running this tree's ``flocker-node-bridge --peer``
-    (towards ``peer_socket``, if given).
-
-    :return: ``(store, remote)``: the ``NodeKeyStore`` and an ``SSHRemote``
-        using the key and its known_hosts as pushes do.
+    :return: The path of a ``flocker-node-bridge`` running this tree's
+        bridge (towards ``peer_socket``, if given).
     """
     command = tmp_path / "flocker-node-bridge"
     socket_words = [] if peer_socket is None else ["--socket", peer_socket]
@@ -311,16 +405,41 @@ def _installed(sshd, tmp_path, known_hosts, peer_socket=None):
         "sys.exit(main(sys.argv[1:] + %r))\n" % (
             sys.executable, _TREE, socket_words))
     command.chmod(0o755)
+    return str(command)
+
+
+def _installed(sshd, tmp_path, known_hosts, peer_socket=None,
+               others=()):
+    """
+    Two nodes' stores: the pushing node ``node-a`` (its own key, made
+    here, at 127.0.0.1) and the target, whose ``authorized_keys`` is the
+    sshd's (put back as it was by the caller).  Both get the same trust:
+    ``known_hosts``, ``node-a``'s key and ``others`` (``(node_id, source,
+    public_key)``).
+
+    :return: ``(store, remote)``: ``node-a``'s ``NodeKeyStore`` and an
+        ``SSHRemote`` using its key and known_hosts as pushes do.
+    """
+    command = _bridge(tmp_path, peer_socket)
     store = NodeKeyStore(str(tmp_path / "node-key"),
-                         os.path.join(sshd.directory, "authorized_keys"),
-                         str(command))
-    store.install(NodeKeyPair.generate().node_key(
-        known_hosts, callers="node-a 127.0.0.1\n"))
-    remote = SSHRemote(identity=store.identity_path,
-                       known_hosts=store.known_hosts_path,
-                       only_known_hosts=True, port=sshd.port,
-                       user=getpass.getuser())
-    return store, remote
+                         str(tmp_path / "a-home" / "authorized_keys"),
+                         command)
+    target = NodeKeyStore(str(tmp_path / "target-key"),
+                          os.path.join(sshd.directory, "authorized_keys"),
+                          command)
+    peers = [("node-a", "127.0.0.1", store.ensure())] + list(others)
+    trust = NodeKey(known_hosts=known_hosts, peers="".join(
+        "%s %s %s\n" % peer for peer in peers))
+    store.install(trust)
+    target.install(trust)
+    return store, _remote(sshd, store)
+
+
+def _remote(sshd, store):
+    return SSHRemote(identity=store.identity_path,
+                     known_hosts=store.known_hosts_path,
+                     only_known_hosts=True, port=sshd.port,
+                     user=getpass.getuser())
 
 
 @pytest.fixture
@@ -336,28 +455,33 @@ def authorized_keys(sshd):
         f.write(before)
 
 
-def test_forced_command_refuses(sshd, tmp_path, authorized_keys):
+@pytest.fixture
+def receiving(tmp_path):
     """
-    Logged in with the node key, a command that is not a volume transfer
+    A peer socket served over a recording receiver: ``(path, receiver)``.
+    """
+    peer_socket = str(tmp_path / "peer.sock")
+    receiver = _Receiver()
+    port = run_in_reactor(lambda reactor: reactor.listenUNIX(
+        peer_socket, PeerFactory(reactor, lambda: receiver, _Router()),
+        mode=0o600))
+    yield peer_socket, receiver
+    run_in_reactor(lambda reactor: port.stopListening())
+
+
+def test_forced_command_refuses(sshd, tmp_path, authorized_keys, receiving):
+    """
+    Logged in with a node's key, a command that is not a volume transfer
     is refused by the agent behind the forced command in one line (exit
     status 1), the volume service never asked; the operator's keys in the
     file are still there.
     """
-    peer_socket = str(tmp_path / "peer.sock")
-    receiver = _Receiver()
-
-    def listen(reactor):
-        return reactor.listenUNIX(peer_socket, PeerFactory(
-            reactor, lambda: receiver, _Router()), mode=0o600)
-    port = run_in_reactor(listen)
-    try:
-        _, remote = _installed(sshd, tmp_path,
-                               sshd.known_hosts_line("127.0.0.1").decode(),
-                               peer_socket)
-        result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
-                                capture_output=True, timeout=60)
-    finally:
-        run_in_reactor(lambda reactor: port.stopListening())
+    peer_socket, receiver = receiving
+    _, remote = _installed(sshd, tmp_path,
+                           sshd.known_hosts_line("127.0.0.1").decode(),
+                           peer_socket)
+    result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
+                            capture_output=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr.decode()) == (
         1, b"", "flocker-node-bridge: refused: only 'flocker-volume "
         "receive NAME' is allowed (acquire, and everything else, is the "
@@ -368,10 +492,44 @@ def test_forced_command_refuses(sshd, tmp_path, authorized_keys):
     assert sshd.client_key.public().toString("openssh") in lines
 
 
+def test_key_is_the_identity(sshd, tmp_path, authorized_keys, receiving):
+    """
+    Each key lets in its own node only: ``node-a``'s key reaches the
+    target's agent as ``node-a``; ``node-b``'s key, authorised from
+    ``node-b``'s address, is refused by sshd from ``node-a``'s; a key the
+    trust does not list (the old shared key, say) is refused; nothing
+    reaches the receiver but ``node-a``'s push.
+    """
+    peer_socket, receiver = receiving
+    b_store = NodeKeyStore(str(tmp_path / "b-key"),
+                           str(tmp_path / "b-home" / "authorized_keys"),
+                           "/bin/true")
+    stranger = NodeKeyStore(str(tmp_path / "s-key"),
+                            str(tmp_path / "s-home" / "authorized_keys"),
+                            "/bin/true")
+    store, remote = _installed(
+        sshd, tmp_path, sshd.known_hosts_line("127.0.0.1").decode(),
+        peer_socket, others=[("node-b", "127.0.0.2", b_store.ensure())])
+    stranger.ensure()
+    pushed = subprocess.run(remote.argv("127.0.0.1", ["receive", "app"]),
+                            input=b"STREAM", capture_output=True,
+                            timeout=60)
+    assert pushed.returncode == 0, pushed.stderr
+    for other in (b_store, stranger):
+        with open(other.known_hosts_path, "w") as f:
+            f.write(sshd.known_hosts_line("127.0.0.1").decode())
+        result = subprocess.run(
+            _remote(sshd, other).argv("127.0.0.1", ["receive", "app"]),
+            input=b"STREAM", capture_output=True, timeout=60)
+        assert result.returncode == 255
+        assert b"Permission denied" in result.stderr
+    assert receiver.calls == [("app", "node-a")]
+
+
 def test_unknown_host_key(sshd, tmp_path, authorized_keys):
     """
-    A target whose host key is not in the node key's known_hosts is refused
-    by ssh before logging in, and that becomes one ``HostKeyRejected`` line
+    A target whose host key is not in the nodes' known_hosts is refused by
+    ssh before logging in, and that becomes one ``HostKeyRejected`` line
     naming the target.
     """
     store, remote = _installed(sshd, tmp_path, sshd.known_hosts_line(

@@ -1,12 +1,13 @@
 """
-End-to-end test of the node-to-node SSH key on the lab (``admin/lab``), in
-the style of :mod:`flocker.cli.test.test_deploy_lab`: ``flocker-deploy``
-runs in the client namespace only; the nodes are looked at directly.
+End-to-end test of the nodes' own node-to-node SSH keys on the lab
+(``admin/lab``), in the style of :mod:`flocker.cli.test.test_deploy_lab`:
+``flocker-deploy`` runs in the client namespace only; the nodes are looked
+at directly.
 
 While it runs, the lab identity that every node otherwise has in its own
 ``~/.ssh`` is moved aside on the nodes (the client keeps its copy), so a
-volume moving from node to node can only authenticate with the key the
-deploy installed: a successful move proves pushes use it.
+volume moving from node to node can only authenticate with the node's own
+key: a successful move proves pushes use it.
 """
 
 import hashlib
@@ -14,34 +15,34 @@ import json
 import os
 import re
 import subprocess
+import threading
 
 import pytest
 from twisted.conch.ssh.keys import Key
 
-from flocker._model import known_hosts_digest, public_key_fingerprint
+from flocker._model import NodeKey
 from flocker.volume._nodekey import NODE_KEY_MARKER
 
 from .test_deploy_lab import _Scenario, _at_once, _changes
 
 _INSTALL = re.compile(
-    r"^(10\.99\.0\.\d+): install node-to-node SSH key (SHA256:\S+) "
-    r"\(known hosts: (\d+) nodes\)")
+    r"^(10\.99\.0\.\d+): install node-to-node SSH trust "
+    r"\(known hosts: (\d+) nodes, node keys: (\d+)\)")
+
+
+def _forged_request(owner):
+    """
+    :return: A push request line (no stream follows) naming ``owner`` as
+        its sender.
+    """
+    return json.dumps({"snapshot": "flocker-forged", "base": None,
+                       "owner": owner, "maximum_size": None}) + "\n"
 
 
 class _KeyScenario(_Scenario):
     """
-    :class:`_Scenario` deploying with its own node key file.
-
-    :ivar str key_path: The node key the deploys use (``--node-key``).
+    :class:`_Scenario` looking at the nodes' own keys.
     """
-
-    def __init__(self, lab, directory, failures):
-        _Scenario.__init__(self, lab, directory, failures)
-        self.key_path = os.path.join(directory, "node_key")
-
-    def deploy(self, *argv, **kwargs):
-        return _Scenario.deploy(self, "--node-key", self.key_path, *argv,
-                                **kwargs)
 
     def ssh_directory(self, index):
         """
@@ -51,7 +52,7 @@ class _KeyScenario(_Scenario):
 
     def key_directory(self, index):
         """
-        :return: Node ``index``'s installed node key directory.
+        :return: Node ``index``'s node key directory.
         """
         return os.path.join(self.nodes[index].env["FLOCKER_LOCK_DIR"],
                             "node-key")
@@ -64,17 +65,64 @@ class _KeyScenario(_Scenario):
         with open(path, "rb") as f:
             return f.read().splitlines(True)
 
-    def node_ssh(self, index, target, words, **kwargs):
+    def copy(self, index, name):
         """
-        Run ssh from node ``index`` to ``target`` with the installed node
-        key and Flocker's known_hosts, as pushes do.
+        :return: ``(owner, snapshots)`` of node ``index``'s copy of volume
+            ``name``, as ZFS lists them.
+        """
+        dataset = "%s/%s" % (self.nodes[index].pool, name)
+        return (
+            subprocess.run(["zfs", "get", "-H", "-o", "value",
+                            "flocker:owner", dataset], check=True,
+                           stdout=subprocess.PIPE).stdout,
+            subprocess.run(["zfs", "list", "-H", "-t", "snapshot", "-o",
+                            "name", "-r", dataset], check=True,
+                           stdout=subprocess.PIPE).stdout)
+
+    def node_ids(self):
+        """
+        :return: The three nodes' identities, as they report them.
+        """
+        reports = self.reports()
+        return [reports[self.node(i)]["node_id"] for i in range(3)]
+
+    def forget_trust(self, index):
+        """
+        Remove node ``index``'s installed trust (its peers file and its
+        marked ``authorized_keys`` lines); its own key stays.
+        """
+        peers = os.path.join(self.key_directory(index), "peers")
+        if os.path.exists(peers):
+            os.unlink(peers)
+        path = os.path.join(self.ssh_directory(index), "authorized_keys")
+        with open(path, "rb") as f:
+            lines = f.read().splitlines(True)
+        with open(path, "wb") as f:
+            f.write(b"".join(line for line in lines
+                             if not line.rstrip().endswith(
+                                 NODE_KEY_MARKER.encode())))
+
+    def public_key(self, index):
+        """
+        :return: Node ``index``'s own public key line, from its private key
+            file.
+        """
+        with open(os.path.join(self.key_directory(index),
+                               "id_ed25519")) as f:
+            return Key.fromString(f.read()).public().toString(
+                "openssh").decode()
+
+    def node_ssh(self, index, target, words, identity=None, **kwargs):
+        """
+        Run ssh from node ``index`` to ``target`` with the node's own key
+        (or ``identity``) and Flocker's known_hosts, as pushes do.
 
         :param kwargs: More ``subprocess.run`` arguments (``input``...).
         :return: The ``CompletedProcess``.
         """
         keys = self.key_directory(index)
         return self.lab.run(self.node(index), [
-            "ssh", "-i", os.path.join(keys, "id_ed25519"),
+            "ssh", "-i", identity or os.path.join(keys, "id_ed25519"),
             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=yes",
             "-o", "UserKnownHostsFile=" + os.path.join(keys, "known_hosts"),
@@ -106,6 +154,10 @@ def key_scenario(request, lab, tmp_path_factory):
             result = _Scenario.deploy(state, "--yes", state.deployment(
                 "start.yml", [(a, []) for a in state.addresses]))
             assert result.returncode == 0, result.stdout + result.stderr
+        for index in range(3):
+            # As on nodes no deploy reached yet: the first step installs
+            # the trust everywhere (an earlier run on this lab left it).
+            state.forget_trust(index)
         yield state
     finally:
         for identity in hidden:
@@ -119,10 +171,11 @@ def key_scenario(request, lab, tmp_path_factory):
 
 class TestNodeKeyScenario(object):
     """
-    The node-to-node key on a three-node lab: installed by the first
-    deploy, used by a volume move when nothing else could log in, limited
-    to volume transfers, refreshed when a node's known_hosts is off, and
-    left alone by a converged deploy.
+    The nodes' own keys on a three-node lab: each node's made there, the
+    others authorised on every node by the first deploy, used by a volume
+    move when nothing else could log in, limited to volume transfers and
+    to the node they belong to, refreshed when a node's trust is off,
+    rotated with no refused push, and left alone by a converged deploy.
     """
 
     @pytest.fixture(autouse=True)
@@ -131,14 +184,64 @@ class TestNodeKeyScenario(object):
             pytest.skip("an earlier step of the scenario failed")
         self.s = key_scenario
 
+    def check_trust(self, reports):
+        """
+        Every node has its own key (0600, in a 0700 directory, never in a
+        report), reported as its public key; its ``authorized_keys`` has
+        one marked, restricted, forced-command line per other node: that
+        node's own key, ``from=`` its address, the forced command naming
+        it; it reports the installed trust's digest.
+
+        :return: ``dict`` of node index to its public key line.
+        """
+        s = self.s
+        keys = {i: s.public_key(i) for i in range(3)}
+        assert len(set(keys.values())) == 3
+        ids = {i: reports[s.node(i)]["node_id"] for i in range(3)}
+        for index in range(3):
+            report = reports[s.node(index)]
+            directory = s.key_directory(index)
+            with open(os.path.join(directory, "known_hosts")) as f:
+                known = f.read()
+            with open(os.path.join(directory, "peers")) as f:
+                peers = f.read()
+            assert report["node_key"] == {
+                "public_key": keys[index], "pending_public_key": None,
+                "installed": NodeKey(known_hosts=known,
+                                     peers=peers).digest()}
+            assert sorted(line.split()[0] for line in known.splitlines()) \
+                == sorted(s.addresses)
+            marked = [line for line in s.authorized_lines(index)
+                      if line.rstrip().endswith(NODE_KEY_MARKER.encode())]
+            lines = set()
+            for line in marked:
+                match = re.match(
+                    rb'^restrict,from="([0-9.]+)",'
+                    rb'command="/\S+/flocker-node-bridge --peer --caller '
+                    rb'(\S+)" (ssh-ed25519 \S+) ' + NODE_KEY_MARKER.encode()
+                    + rb"\n$", line)
+                assert match, marked
+                lines.add(tuple(part.decode() for part in match.groups()))
+            assert lines == {(s.addresses[i], ids[i], keys[i])
+                             for i in range(3) if i != index}, marked
+            assert (oct(os.stat(directory).st_mode & 0o777),
+                    oct(os.stat(os.path.join(directory, "id_ed25519"))
+                        .st_mode & 0o777),
+                    os.stat(os.path.join(directory, "id_ed25519")).st_uid) \
+                == ("0o700", "0o600", 0)
+            for other in range(3):
+                with open(os.path.join(s.key_directory(other),
+                                       "id_ed25519")) as f:
+                    secret = f.read().splitlines()[1]
+                assert secret not in json.dumps(report)
+        return keys
+
     def test_01_installed(self):
         """
-        A deploy with a new key file creates it (0600) and installs it on
-        every node, with a known_hosts of all three nodes, before anything
-        else; each node then reports its fingerprint and known_hosts
-        digest and has one marked, restricted, forced-command line per node
-        in ``authorized_keys`` (``from=`` that node's address, the forced
-        command naming that node), the lab's own line untouched.
+        The first deploy installs on every node, before anything else, the
+        known_hosts of all three nodes and the other nodes' own keys (three
+        node keys in all); see :meth:`check_trust` for what each node then
+        has.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -151,12 +254,8 @@ class TestNodeKeyScenario(object):
         output = result.stdout + result.stderr
         installs = [m.groups() for m in map(_INSTALL.match,
                                             result.stdout.splitlines()) if m]
-        with open(s.key_path + ".pub") as f:
-            public = " ".join(f.read().split()[:2])
-        fingerprint = public_key_fingerprint(public)
-        assert (result.returncode, sorted(installs),
-                oct(os.stat(s.key_path).st_mode & 0o777)) == (
-            0, [(a, fingerprint, "3") for a in s.addresses], "0o600"), output
+        assert (result.returncode, sorted(installs)) == (
+            0, [(a, "3", "3") for a in s.addresses]), output
         # The installs ran before the volume was created.
         lines = result.stdout.splitlines()
         first_install = min(i for i, line in enumerate(lines)
@@ -164,55 +263,17 @@ class TestNodeKeyScenario(object):
         create = [i for i, line in enumerate(lines)
                   if ": create volume " in line]
         assert create and first_install < create[0], output
-        reports = s.reports()
+        self.check_trust(s.reports())
         for index in range(3):
-            report = reports[s.node(index)]
-            keys = s.key_directory(index)
-            with open(os.path.join(keys, "known_hosts")) as f:
-                known = f.read()
-            marked = [line for line in s.authorized_lines(index)
-                      if line.rstrip().endswith(NODE_KEY_MARKER.encode())]
-            others = [line for line in s.authorized_lines(index)
-                      if line not in marked]
-            with open(os.path.join(keys, "callers")) as f:
-                callers_text = f.read()
-            assert report["node_key"] == {
-                "fingerprint": fingerprint,
-                "known_hosts_digest": known_hosts_digest(
-                    known + callers_text)}
-            assert sorted(line.split()[0] for line in known.splitlines()) \
-                == sorted(s.addresses)
-            assert len(marked) == 3 and others == before[index]
-            # One line per node: usable from its address only, its forced
-            # command naming it.
-            callers = set()
-            for line in marked:
-                match = re.match(
-                    rb'^restrict,from="([0-9.]+)",'
-                    rb'command="/\S+/flocker-node-bridge --peer --caller '
-                    rb'(\S+)" ' + re.escape(public.encode()) + rb" " +
-                    NODE_KEY_MARKER.encode() + rb"\n$", line)
-                assert match, marked
-                callers.add((match.group(1).decode(),
-                             match.group(2).decode()))
-            assert callers == {
-                (address, reports[s.node(i)]["node_id"])
-                for i, address in enumerate(s.addresses)}, marked
-            assert oct(os.stat(os.path.join(keys, "id_ed25519")).st_mode
-                       & 0o777) == "0o600"
-            with open(os.path.join(keys, "id_ed25519")) as f:
-                assert Key.fromString(f.read()).public().toString(
-                    "openssh").decode() == public
-            # The private key is in no report.
-            with open(s.key_path) as f:
-                secret = f.read().splitlines()[1]
-            assert secret not in json.dumps(report)
+            assert [line for line in s.authorized_lines(index)
+                    if not line.rstrip().endswith(
+                        NODE_KEY_MARKER.encode())] == before[index]
 
     def test_02_move_uses_node_key(self):
         """
-        With the nodes' own identities moved aside, moving the application
+        With the nodes' lab identities moved aside, moving the application
         with its volume from node1 to node3 succeeds (the pushes logged in
-        with the node key) and the data arrives intact.
+        with node1's own key) and the data arrives intact.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -233,7 +294,7 @@ class TestNodeKeyScenario(object):
 
     def test_03_forced_command(self):
         """
-        The node key runs nothing but volume transfers: a shell command,
+        A node's key runs nothing but volume transfers: a shell command,
         another flocker-volume subcommand, a ``zfs receive -F`` and an
         ``acquire`` (which would make the calling node's copy the owned
         one) are refused by the receiving agent behind the forced command,
@@ -255,15 +316,16 @@ class TestNodeKeyScenario(object):
 
     def test_03b_property_stream_refused(self):
         """
-        A node holding the node key cannot plant a dataset with a
-        mountpoint (or any property) of its choosing on another node: a
-        ``zfs send -p`` stream of a dataset mounted under /tmp, sent into
-        a bare ``zfs receive`` or into ``flocker-volume receive``, is
+        A node cannot plant a dataset with a mountpoint (or any property)
+        of its choosing on another node: a ``zfs send -p`` stream of a
+        dataset mounted under /tmp, sent with node1's own key into a bare
+        ``zfs receive`` or into ``flocker-volume receive`` (as node1), is
         refused, and the target has no such dataset nor directory after.
         """
         s = self.s
         n1, n2, n3 = s.addresses
         source, target = s.nodes[0].pool, s.nodes[1].pool
+        node1_id = s.reports()[s.node(0)]["node_id"]
         name = "attack" + s.names["web"][-6:]
         planted = "/tmp/flocker-planted-" + name
         subprocess.run(["zfs", "create", "-o", "mountpoint=" + planted,
@@ -279,7 +341,7 @@ class TestNodeKeyScenario(object):
                 ["zfs", "send", "-p", "%s/%s@s1" % (source, name)],
                 check=True, stdout=subprocess.PIPE).stdout
             request = json.dumps({"snapshot": "s1", "base": None,
-                                  "owner": "x", "maximum_size": None})
+                                  "owner": node1_id, "maximum_size": None})
             bare = s.node_ssh(0, n2, ["zfs", "receive",
                                       "%s/%s" % (target, name)],
                               input=stream, text=False)
@@ -301,48 +363,70 @@ class TestNodeKeyScenario(object):
 
     def test_03c_push_into_others_copy_refused(self):
         """
-        A node holding the node key cannot push into a copy that follows
-        another node, nor into an owned copy: after the move to node3,
-        node2 pushing the volume into node1 (whose copy follows node3) or
-        node3 (the owner) is refused, naming the nodes, and neither copy
+        A node cannot push into a copy that follows another node, nor into
+        an owned copy: after the move to node3, node2 pushing the volume
+        (as itself, with its own key) into node1 (whose copy follows node3)
+        or node3 (the owner) is refused, naming the nodes, and neither copy
         changes (owner, snapshots).
         """
         s = self.s
         n1, n2, n3 = s.addresses
         name = s.names["web"]
-        reports = s.reports()
-        node2_id = reports[s.node(1)]["node_id"]
-        node3_id = reports[s.node(2)]["node_id"]
-
-        def copy(index):
-            dataset = "%s/%s" % (s.nodes[index].pool, name)
-            return (
-                subprocess.run(["zfs", "get", "-H", "-o", "value",
-                                "flocker:owner", dataset], check=True,
-                               stdout=subprocess.PIPE).stdout,
-                subprocess.run(["zfs", "list", "-H", "-t", "snapshot", "-o",
-                                "name", "-r", dataset], check=True,
-                               stdout=subprocess.PIPE).stdout)
-        before = [copy(0), copy(2)]
-        request = json.dumps({"snapshot": "flocker-forged", "base": None,
-                              "owner": node2_id, "maximum_size": None})
+        _, node2_id, node3_id = s.node_ids()
+        before = [s.copy(0, name), s.copy(2, name)]
+        request = _forged_request(node2_id)
         results = _at_once([
             (lambda target: s.node_ssh(
                 1, target, ["flocker-volume", "receive", name],
-                input=request + "\n"), target) for target in (n1, n3)])
+                input=request), target) for target in (n1, n3)])
         into_follower, into_owner = results
         assert (into_follower.returncode, into_owner.returncode) == (1, 1)
         assert ("follows node %s; node %s may not push it" % (
             node3_id, node2_id)) in into_follower.stderr, \
             into_follower.stderr
         assert "owned by this node" in into_owner.stderr, into_owner.stderr
-        assert [copy(0), copy(2)] == before
+        assert [s.copy(0, name), s.copy(2, name)] == before
+
+    def test_03d_key_acts_as_its_node_only(self):
+        """
+        Node A's key cannot push as node B: node2, with its own key, pushing
+        into node1's copy (which follows node3) while claiming to be node3
+        is refused by node1's agent, naming both; node3's private key,
+        stolen onto node2, is refused by node1's sshd (it is authorised
+        from node3's address only); node1's copy is unchanged.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        name = s.names["web"]
+        _, node2_id, node3_id = s.node_ids()
+        before = s.copy(0, name)
+        request = _forged_request(node3_id)
+        claimed = s.node_ssh(1, n1, ["flocker-volume", "receive", name],
+                             input=request)
+        assert claimed.returncode == 1
+        assert ("the key of node %s cannot push as node %s" % (
+            node2_id, node3_id)) in claimed.stderr, claimed.stderr
+        stolen = os.path.join(s.key_directory(1), "stolen-node3-key")
+        with open(os.path.join(s.key_directory(2), "id_ed25519"),
+                  "rb") as f:
+            key = f.read()
+        with open(os.open(stolen, os.O_WRONLY | os.O_CREAT, 0o600),
+                  "wb") as f:
+            f.write(key)
+        try:
+            forged = s.node_ssh(1, n1, ["flocker-volume", "receive", name],
+                                identity=stolen, input=request)
+        finally:
+            os.unlink(stolen)
+        assert forged.returncode == 255
+        assert "Permission denied" in forged.stderr, forged.stderr
+        assert s.copy(0, name) == before
 
     def test_04_unknown_host_key_refused_then_refreshed(self):
         """
         A node whose Flocker known_hosts lacks the target refuses to push
         to it with one line naming the target; the next deploy sees the
-        node's known_hosts digest is off and installs it again there only.
+        node's installed trust is off and installs it again there only.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -368,7 +452,8 @@ class TestNodeKeyScenario(object):
 
     def test_05_converged_is_noop(self):
         """
-        Deploying the same files again changes nothing, node keys included.
+        Deploying the same files again changes nothing, the nodes' trust
+        included.
         """
         s = self.s
         before = s.reports()
@@ -380,18 +465,97 @@ class TestNodeKeyScenario(object):
 
     def test_06_dry_run_shows_install(self):
         """
-        With another key file, ``--dry-run`` shows the key installed on
-        every node, writes no key file and changes no node.
+        With node2's marked lines removed by hand, ``--dry-run`` shows the
+        trust installed on node2 only and changes nothing; the deploy then
+        puts the lines back.
         """
         s = self.s
-        other = os.path.join(s.directory, "other_key")
+        path = os.path.join(s.ssh_directory(1), "authorized_keys")
+        with open(path, "rb") as f:
+            original = f.read()
+        with open(path, "wb") as f:
+            f.write(b"".join(line for line in original.splitlines(True)
+                             if not line.rstrip().endswith(
+                                 NODE_KEY_MARKER.encode())))
         before = s.reports()
-        result = s.lab.run_client(
-            ["flocker-deploy", "--node-key", other, "--dry-run", s.second,
-             s.applications], check=False, timeout=120)
+        result = s.deploy("--dry-run", s.second)
         installs = [line.strip() for line in result.stdout.splitlines()
-                    if ": install node-to-node SSH key " in line]
-        assert (result.returncode, len(installs), os.path.exists(other),
-                s.reports()) == (0, 3, False, before), (
-            result.stdout + result.stderr)
+                    if ": install node-to-node SSH trust " in line]
+        assert (result.returncode, len(installs), s.reports()) == (
+            0, 1, before), result.stdout + result.stderr
+        assert installs[0].startswith(s.addresses[1]), installs
+        result = s.deploy(s.second)
+        with open(path, "rb") as f:
+            assert (result.returncode, f.read()) == (0, original), (
+                result.stdout + result.stderr)
 
+    def test_07_rotation(self):
+        """
+        ``flocker-deploy --rotate-node-keys`` gives every node a new key
+        while node3 keeps pushing the volume to node1 (as a standby would
+        be fed), and not one push is refused; afterwards the trust names
+        the new keys only (see :meth:`check_trust`), node1's old key is
+        refused by node2's sshd, and the output names each node's old and new
+        fingerprint.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        old = {i: s.public_key(i) for i in range(3)}
+        with open(os.path.join(s.key_directory(0), "id_ed25519"),
+                  "rb") as f:
+            old_private = f.read()
+        pushes = []
+        done = threading.Event()
+
+        def push_while_rotating():
+            # At least one push; at most 40, each bounded by its timeout.
+            while True:
+                pushes.append(s.lab.run(
+                    s.node(2), ["flocker-volume", "push", s.names["web"],
+                                n1], check=False, timeout=120))
+                if done.is_set() or len(pushes) >= 40:
+                    return
+        pusher = threading.Thread(target=push_while_rotating)
+        pusher.start()
+        try:
+            result = s.lab.run_client(
+                ["flocker-deploy", "--rotate-node-keys", s.second],
+                check=False, timeout=300)
+        finally:
+            done.set()
+            pusher.join()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert pushes and [p.returncode for p in pushes] == [0] * len(
+            pushes), [p.stderr for p in pushes if p.returncode]
+        keys = self.check_trust(s.reports())
+        assert all(keys[i] != old[i] for i in range(3))
+        for i, address in enumerate(s.addresses):
+            assert re.search(r"^%s: node key SHA256:\S+ -> SHA256:\S+$" % (
+                re.escape(address),), result.stdout, re.M), result.stdout
+        copy = os.path.join(s.key_directory(0), "old-key")
+        with open(os.open(copy, os.O_WRONLY | os.O_CREAT, 0o600),
+                  "wb") as f:
+            f.write(old_private)
+        try:
+            refused = s.node_ssh(0, n2, ["flocker-volume", "receive",
+                                         s.names["web"]], identity=copy,
+                                 input="")
+        finally:
+            os.unlink(copy)
+        assert (refused.returncode, "Permission denied" in refused.stderr) \
+            == (255, True), refused.stderr
+
+    def test_08_moves_after_rotation(self):
+        """
+        After the rotation the volume moves back from node3 to node1 with
+        the new keys, its data intact, and a second deploy is a no-op.
+        """
+        s = self.s
+        result = s.deploy(s.first)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert any(" hand off volume " in line
+                   for line in _changes(result.stdout)), result.stdout
+        assert s.checksums(s.node(0)) == s.data
+        result = s.deploy(s.first)
+        assert "cluster already converged: no changes" in result.stdout, (
+            result.stdout + result.stderr)

@@ -8,7 +8,6 @@ agent protocol as :class:`RemoteNodeAgent` and the node's
 import json
 import os
 
-import attr
 
 from eliot import start_action
 from eliot.testing import capture_logging
@@ -45,8 +44,7 @@ from flocker.testtools import temporary_directory
 from flocker.testtools.strategies import node_states
 
 from .. import _remote
-from .._cluster import deploy_over_ssh
-from .._nodekey import nodes_callers
+from .._cluster import deploy_over_ssh, rotate_over_ssh
 from .._ssh import MemoryCommandRunner
 from .._remote import (
     AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
@@ -110,24 +108,25 @@ class DocumentTests(SynchronousTestCase):
 
     def test_node_key(self):
         """
-        A node key's text form decodes to the same key; a document that is
-        not one is refused without quoting it.
+        The nodes' trust's text form decodes to the same value; a document
+        that is not one (the retired shared key's fields, a peers line that
+        is not one) is refused.
         """
         key = make_node_key()
         self.assertEqual(decode_node_key(encode_node_key(key)), key)
-        with self.assertRaises(SerializationError) as raised:
-            decode_node_key(b'{"private_key": "SECRET"}')
-        self.assertNotIn("SECRET", str(raised.exception))
+        self.assertRaises(SerializationError, decode_node_key,
+                          b'{"private_key": "SECRET"}')
+        self.assertRaises(SerializationError, decode_node_key,
+                          b'{"known_hosts": "", "peers": "a b c\\n"}')
 
     def test_node_key_every_field(self):
         """
-        A node key travels with every field of the model, the callers the
-        node key's lines are made from included.
+        The trust travels with every field of the model, the peers the
+        ``authorized_keys`` lines are made from included.
         """
-        key = attr.evolve(make_node_key(), callers=nodes_callers(
-            [NODE_A], {NODE_A: NODE_A}, {NODE_A: "node-a"}))
+        key = make_node_key()
         self.assertEqual(_round_trip(NodeKeyArgument(), key)[0], key)
-        self.assertNotEqual(key.callers, "")
+        self.assertNotEqual(key.peers, "")
 
     def test_large_document_split(self):
         """
@@ -383,6 +382,19 @@ class AgentProtocolTests(SynchronousTestCase):
         self.assertEqual(self.hello(client, pump)["version"],
                          PROTOCOL_VERSION)
 
+    def test_hello_address(self):
+        """
+        ``Hello`` refuses an address the node address rule refuses (empty,
+        with a space, starting with '-', too long), naming the rule.
+        """
+        for address in ["", "a b", "-oProxyCommand", "a" * 300, "a..b"]:
+            client, pump = self.connect()
+            failure = self.failureResultOf(self.call(
+                client, pump, Hello, version=PROTOCOL_VERSION,
+                address=address), BadRequest)
+            self.assertIn("not an address (an IP address or host name",
+                          str(failure.value))
+
     def test_other_version(self):
         """
         A client speaking another version is refused.
@@ -583,3 +595,46 @@ class DeployOverAgentsTests(SynchronousTestCase):
                             for pump in self.network.pumps.values()))
         again = self.deploy()
         self.assertEqual(sum(again.changed.values()), 0)
+
+    def test_rotate_over_agents(self):
+        """
+        ``rotate_over_ssh`` rotates every node's key through the agent
+        connections, then ends its leases and closes its connections: a
+        second rotation works too, and each gives every node a new key.
+        """
+        runner = _HostKeysRunner({NODE_A: _host_key(), NODE_B: _host_key()})
+        keys = [{a: agent.state.node_key.public_key
+                 for a, agent in self.cluster.agents.items()}]
+        for _ in range(2):
+            d = rotate_over_ssh(self.clock, self.deployment, runner,
+                                connect=self.network.connect)
+            self.clock.pump([0] * 50)
+            result = self.successResultOf(d)
+            self.assertEqual((result.ok, sorted(result.rotated)),
+                             (True, [NODE_A, NODE_B]))
+            self.assertTrue(all(pump.closed
+                                for pump in self.network.pumps.values()))
+            keys.append({a: agent.state.node_key.public_key
+                         for a, agent in self.cluster.agents.items()})
+        for address in (NODE_A, NODE_B):
+            self.assertEqual(len({k[address] for k in keys}), 3)
+
+
+class _HostKeysRunner(MemoryCommandRunner):
+    """
+    A runner that verified the given host keys (as a deploy's connections
+    would have).
+    """
+
+    def __init__(self, keys):
+        MemoryCommandRunner.__init__(self)
+        self._keys = keys
+
+    def host_keys(self):
+        return dict(self._keys)
+
+
+def _host_key():
+    from twisted.conch.ssh.keys import Key
+    from flocker.volume._nodekey import generate_key_pair
+    return Key.fromString(generate_key_pair()[0]).public()

@@ -14,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import __version__
 from flocker._model import Application, Deployment, Node
-from flocker.cli._nodekey import NodeKeyPair
 from flocker.cli.script import (
     _confirmation, _dry_run_json, _parser, _open_log, flocker_deploy_main, main, summarize,
 )
@@ -58,9 +57,9 @@ cache:
 NODES = "192.0.2.1, node2.example.com"
 
 #: What the command says of modes asked for together.
-EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove and --failover "
-             "exclude each other (but --remove and --failover take "
-             "--dry-run)")
+EXCLUSIVE = ("--check, --dry-run, --status, --logs, --remove, --failover "
+             "and --rotate-node-keys exclude each other (but --remove and "
+             "--failover take --dry-run)")
 
 
 def run(argv):
@@ -312,36 +311,102 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(run(["--check"] + paths)[0], 0)
 
 
-class NodeKeyOptionTests(SynchronousTestCase):
+class RotateNodeKeysOptionTests(SynchronousTestCase):
     """
-    ``--node-key`` chooses the node-to-node key file.
+    ``--rotate-node-keys`` rotates the nodes' own keys; ``--node-key`` (the
+    shared key file) is gone.
     """
 
     def test_help(self):
         """
-        ``--help`` documents ``--node-key``.
+        ``--help`` documents ``--rotate-node-keys`` and no ``--node-key``.
         """
         status, out, err = run(["--help"])
-        self.assertIn("--node-key", out)
+        self.assertIn("--rotate-node-keys", out)
+        self.assertNotIn("--node-key ", out)
 
-    def test_bad_node_key(self):
+    def test_deployment_only(self):
         """
-        A node key file that is not a private key stops the deploy before
-        any node is reached, with one line naming the file.
+        It needs no application file, and excludes the other modes, in one
+        line.
         """
-        files = file_writer(self)
-        tmp_path = temporary_path(self)
-        identity = tmp_path / "id"
-        identity.write_text(NodeKeyPair.generate().private_key)
-        known_hosts = tmp_path / "known_hosts"
-        known_hosts.write_text("")
-        bad = tmp_path / "node_key"
-        bad.write_text("not a key\n")
-        status, out, err = run(
-            ["--identity", str(identity), "--known-hosts", str(known_hosts),
-             "--node-key", str(bad)] + files(d=DEPLOYMENT, a=NATIVE))
-        self.assertEqual((status, out), (1, ""))
-        self.assertTrue(err.count("\n") == 1 and str(bad) in err)
+        paths = file_writer(self)(d=DEPLOYMENT, a=NATIVE)
+        status, out, err = run(["--rotate-node-keys", "--status", paths[0]])
+        self.assertEqual(status, 2)
+        self.assertIn("exclude each other", err)
+
+    def rotating(self, result):
+        """
+        :param RotationResult result: What the stand-in rotation gives.
+        :return: ``(status, stdout text, what the rotation was given)`` of
+            ``flocker-deploy --rotate-node-keys DEPLOYMENT`` over that
+            stand-in (which writes one step line).
+        """
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from flocker.cli import _cluster, _ssh
+
+        class Runner(object):
+            def close(self):
+                return succeed(None)
+        self.patch(_ssh, "ssh_command_runner",
+                   lambda reactor, **kwargs: Runner())
+        given = {}
+
+        def rotate_over_ssh(reactor, deployment, runner, **kwargs):
+            given.update(kwargs, nodes=[n.address for n in deployment.nodes])
+            kwargs["write"]("node keys: prepare on 2 nodes")
+            return succeed(result)
+        self.patch(_cluster, "rotate_over_ssh", rotate_over_ssh)
+        paths = file_writer(self)(d=DEPLOYMENT, a=NATIVE)
+        log = temporary_path(self) / "log"
+        stdout = io.StringIO()
+        status = self.successResultOf(main(
+            Clock(), ["--log", str(log), "--rotate-node-keys", paths[0]],
+            stdout, io.StringIO(), {}))
+        return status, stdout.getvalue(), given
+
+    def test_rotated(self):
+        """
+        A rotation that worked exits 0, printing each step as it ends and
+        each node's old and new fingerprint, over the deployment's nodes
+        (no application file needed).
+        """
+        from flocker.cli._rotate import RotationResult
+        status, out, given = self.rotating(RotationResult(rotated={
+            "10.0.0.1": ("SHA256:old1", "SHA256:new1"),
+            "10.0.0.2": ("SHA256:old2", "SHA256:new2")}))
+        self.assertEqual(status, 0)
+        self.assertEqual(out.splitlines()[:3], [
+            "node keys: prepare on 2 nodes",
+            "10.0.0.1: node key SHA256:old1 -> SHA256:new1",
+            "10.0.0.2: node key SHA256:old2 -> SHA256:new2"])
+        self.assertEqual(sorted(given["nodes"]),
+                         ["192.0.2.1", "node2.example.com"])
+
+    def test_stopped(self):
+        """
+        A rotation that stopped exits 1 with one line per failing node and
+        one saying pushes are still accepted and how to go on.
+        """
+        from flocker.cli._rotate import RotationResult
+        status, out, given = self.rotating(RotationResult(failed={
+            "10.0.0.2": "finish failed: the next key is not yet installed"}))
+        self.assertEqual(status, 1)
+        self.assertEqual(out.splitlines()[1:3], [
+            "10.0.0.2: finish failed: the next key is not yet installed",
+            "node keys: rotation stopped; every push is still accepted; "
+            "run --rotate-node-keys again to finish"])
+
+    def test_node_key_refused(self):
+        """
+        ``--node-key`` is an unknown option now.
+        """
+        status, out, err = run(["--node-key", "/k"] + file_writer(self)(
+            d=DEPLOYMENT, a=NATIVE))
+        self.assertEqual(status, 2)
+        self.assertIn("--node-key", err)
 
 
 @with_cases

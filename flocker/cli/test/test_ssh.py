@@ -46,7 +46,9 @@ from .._ssh import (
     agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
     quote_argv, ssh_command_runner,
 )
-from .._ssh._session import _ChannelNotOpened, _Outcome, _run_once
+from .._ssh._session import (
+    _ChannelNotOpened, _CommandChannel, _Outcome, _run_once,
+)
 from .._ssh._transport import _ConchConnector, _prefer_key_types
 from ._sshd import SSH_AGENT, SSH_KEYGEN, free_port, running_sshd
 
@@ -509,6 +511,42 @@ class CommandChannelTests(SynchronousTestCase):
         channel.conn.lost = True
         channel.closed()
         self.failureResultOf(finished, ConnectionLost)
+
+    def test_peer_close_drops_unsent(self):
+        """
+        When the node closes the channel while standard input still waits
+        for its window (its command died and will never read it), the
+        channel closes at once, dropping that input, and the command's end
+        is reported.
+        """
+        channel, finished = self.channel(window=4)
+        channel.conn.requests[0][2].callback(b"")
+        channel.write(b"0123456789")
+        self.assertEqual(channel.buf, b"456789")
+        channel.request_exit_signal(b"\x00\x00\x00\x04KILL\x00"
+                                    b"\x00\x00\x00\x00\x00\x00\x00\x00")
+        channel.closeReceived()
+        self.assertEqual((channel.conn.closed, channel.buf), (True, b""))
+        channel.closed()
+        self.assertEqual(self.successResultOf(finished).signal, "KILL")
+
+    def test_abort_drops_unsent(self):
+        """
+        Aborting a running command closes its channel at once, even with
+        standard input waiting for a window the node never opens.
+        """
+        started, ended = Deferred(), Deferred()
+        channel = _CommandChannel(b"'cat'", lambda data: None, started,
+                                  ended)
+        channel.conn = FakeSSHConnection()
+        channel.remoteWindowLeft = 0
+        channel.remoteMaxPacket = 32768
+        channel.channelOpen(b"")
+        channel.conn.requests[0][2].callback(b"")
+        running = self.successResultOf(started)
+        running.write(b"stuck")
+        running.abort()
+        self.assertEqual((channel.conn.closed, channel.buf), (True, b""))
 
     def test_exec_refused(self):
         """

@@ -1,11 +1,13 @@
 """
 A real single-member etcd on 127.0.0.1 for tests, in a temporary data
-directory, on ports the kernel picks.
+directory, on ports the kernel picks; optionally serving its clients over
+TLS and requiring their certificates.
 """
 
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -34,14 +36,32 @@ class EtcdServer(object):
     :ivar str url: Its client URL.
     """
 
-    def __init__(self):
+    def __init__(self, certificates=None):
+        """
+        :param certificates: ``None``, or what
+            :func:`~flocker.etcd.test._certificates.make_certificates`
+            made: then clients speak TLS to a server certificate for
+            127.0.0.1 and must present a certificate signed by its CA.
+        """
         self._directory = tempfile.mkdtemp(prefix="flocker-etcd-")
         client, peer = _free_port(), _free_port()
-        self.url = "http://127.0.0.1:%d" % (client,)
+        scheme = "http" if certificates is None else "https"
+        self.url = "%s://127.0.0.1:%d" % (scheme, client)
         peer_url = "http://127.0.0.1:%d" % (peer,)
+        self._context = None
+        tls = []
+        if certificates is not None:
+            tls = ["--cert-file", certificates["server.crt"],
+                   "--key-file", certificates["server.key"],
+                   "--trusted-ca-file", certificates["ca.crt"],
+                   "--client-cert-auth"]
+            self._context = ssl.create_default_context(
+                cafile=certificates["ca.crt"])
+            self._context.load_cert_chain(certificates["client.crt"],
+                                          certificates["client.key"])
         self._log = open("%s/etcd.log" % (self._directory,), "wb")
         self._process = subprocess.Popen([
-            shutil.which("etcd"), "--name", "test",
+            shutil.which("etcd"), "--name", "test"] + tls + [
             "--data-dir", "%s/data" % (self._directory,),
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
@@ -64,7 +84,8 @@ class EtcdServer(object):
                     self._process.returncode,))
             try:
                 with urllib.request.urlopen(self.url + "/health",
-                                            timeout=5) as answer:
+                                            timeout=5,
+                                            context=self._context) as answer:
                     if json.load(answer).get("health") == "true":
                         return
             except (OSError, ValueError):

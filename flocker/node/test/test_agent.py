@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 from flocker._model import (
     Application, AttachedVolume, ContainerOptions, HealthCheck, Link,
     NodeState, Port, Replication, ReplicationStatus, Route, StandbyStatus,
+    public_key_fingerprint,
 )
 from flocker.testtools import temporary_directory
 from flocker.node._agent import (
@@ -33,7 +34,7 @@ from flocker.node._local import (
 from flocker.node._replication import Replicator
 from flocker.node._logging import (
     NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
-    NODE_SET_ROUTES, NODE_START_APPLICATION,
+    NODE_ROTATE_KEY, NODE_SET_ROUTES, NODE_START_APPLICATION,
 )
 from flocker.node.testtools import RecordingProgress, make_node_key
 from flocker.node.test._probes import healthy_probes
@@ -94,6 +95,8 @@ def local_pair(directory=None):
                 os.path.join(root, "state", "node-key"),
                 os.path.join(root, "home", ".ssh", "authorized_keys"),
                 "/opt/flocker/bin/flocker-volume")
+            # As the agent does when it starts.
+            node_keys.ensure()
         docker = FakeDockerClient(images=[IMAGE], node=address)
         probes = healthy_probes(docker=docker, node_keys=node_keys)
         volumes = MemoryVolumeService("node-%d" % (number,), address,
@@ -166,12 +169,14 @@ def make_inodeagent_tests(fixture):
 
         def test_empty_report(self):
             """
-            A fresh node reports nothing but its address, its identity and
-            its images.
+            A fresh node reports nothing but its address, its identity, its
+            own key and its images.
             """
             report = self.report(self.a)
             self.assertEqual(report, NodeState(
-                address=A, images=[IMAGE], node_id=report.node_id))
+                address=A, images=[IMAGE], node_id=report.node_id,
+                node_key=report.node_key))
+            self.assertIsNotNone(report.node_key)
             self.assertIsInstance(report.node_id, str)
 
         def test_copies_name_owner(self):
@@ -497,33 +502,96 @@ def make_inodeagent_tests(fixture):
             self.assertEqual(set(self.report(self.a).links["plain"]),
                              set(PLAIN.links))
 
+        def trust(self, *agents):
+            """
+            :return: A ``NodeKey`` naming each agent's reported keys
+                (current and, while it rotates, next).
+            """
+            peers = []
+            for number, agent in enumerate(agents):
+                report = self.report(agent)
+                status = report.node_key
+                peers.extend(
+                    (report.node_id, "10.0.9.%d" % (number,), key)
+                    for key in (status.public_key, status.pending_public_key)
+                    if key is not None)
+            return make_node_key(peers=peers)
+
+        def test_own_key(self):
+            """
+            Each node reports its own key, nothing installed yet: two nodes,
+            two keys.
+            """
+            a, b = self.report(self.a).node_key, self.report(self.b).node_key
+            self.assertEqual((a.installed, a.pending_public_key), (None, None))
+            self.assertNotEqual(a.public_key, b.public_key)
+
         def test_install_node_key(self):
             """
-            After installing a node key the node reports its fingerprint and
-            known_hosts digest; installing it again changes nothing.
+            After installing the nodes' trust the node reports its digest,
+            its own key unchanged; installing it again changes nothing.
             """
-            key = make_node_key()
+            before = self.report(self.a).node_key.public_key
+            key = self.trust(self.a, self.b)
             self.successResultOf(self.a.install_node_key(key))
             self.successResultOf(self.a.install_node_key(key))
-            self.assertEqual(self.report(self.a).node_key, key.status())
+            self.assertEqual(self.report(self.a).node_key.installed,
+                             key.digest())
+            self.assertEqual(self.report(self.a).node_key.public_key, before)
 
         def test_install_new_node_key(self):
             """
-            Installing another key (or known_hosts) replaces the first: the
-            report names only the new one.
+            Installing other trust replaces the first: the report names
+            only the new one.
             """
             self.successResultOf(self.a.install_node_key(make_node_key()))
             newer = make_node_key(known_hosts="")
             self.successResultOf(self.a.install_node_key(newer))
-            self.assertEqual(self.report(self.a).node_key, newer.status())
+            self.assertEqual(self.report(self.a).node_key.installed,
+                             newer.digest())
 
         def test_node_key_per_node(self):
             """
-            Installing a node key on one node leaves the other's report
-            without one.
+            Installing on one node leaves the other's report with nothing
+            installed.
             """
             self.successResultOf(self.a.install_node_key(make_node_key()))
-            self.assertIsNone(self.report(self.b).node_key)
+            self.assertIsNone(self.report(self.b).node_key.installed)
+
+        def test_rotate_node_key(self):
+            """
+            ``prepare`` makes a next key the report lists, the current one
+            kept (and kept again by a second ``prepare``); ``finish`` fails
+            until the installed trust names the next key, then the next key
+            is the node's key and none is pending.
+            """
+            old = self.report(self.a).node_key.public_key
+            self.successResultOf(self.a.rotate_node_key("prepare"))
+            status = self.report(self.a).node_key
+            pending = status.pending_public_key
+            self.assertEqual(status.public_key, old)
+            self.assertNotIn(pending, (None, old))
+            self.successResultOf(self.a.rotate_node_key("prepare"))
+            self.assertEqual(self.report(self.a).node_key.pending_public_key,
+                             pending)
+            self.successResultOf(self.a.install_node_key(make_node_key()))
+            self.failureResultOf(self.a.rotate_node_key("finish"))
+            self.assertEqual(self.report(self.a).node_key.public_key, old)
+            self.successResultOf(self.a.install_node_key(
+                self.trust(self.a, self.b)))
+            self.successResultOf(self.a.rotate_node_key("finish"))
+            status = self.report(self.a).node_key
+            self.assertEqual((status.public_key, status.pending_public_key),
+                             (pending, None))
+
+        def test_rotate_unknown_step(self):
+            """
+            A step other than ``prepare`` or ``finish`` fails and changes
+            nothing.
+            """
+            before = self.report(self.a).node_key
+            self.failureResultOf(self.a.rotate_node_key("switch"))
+            self.assertEqual(self.report(self.a).node_key, before)
 
     return INodeAgentTests
 
@@ -731,19 +799,26 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
     @capture_logging(None)
     def test_private_key_not_logged(self, logger):
         """
-        Installing a node key is an action naming its fingerprint; neither
-        the log nor the report contains the private key.
+        Installing the trust is an action counting known_hosts lines and
+        node keys; a rotation step is an action naming the fingerprint it
+        leaves; neither the log nor the report contains the private key.
         """
-        key = make_node_key()
         a, _ = local_pair(temporary_directory(self))
+        key = make_node_key()
         self.successResultOf(a.install_node_key(key))
+        self.successResultOf(a.rotate_node_key("prepare"))
         report = self.successResultOf(a.report())
-        secret = key.private_key.splitlines()[1]
         assertHasAction(self, logger, NODE_INSTALL_KEY, True,
-                        {"fingerprint": key.status().fingerprint,
-                         "known_hosts_lines": 1})
-        self.assertNotIn(secret, repr(logger.messages))
-        self.assertNotIn(secret, repr(report))
+                        {"known_hosts_lines": 1, "node_keys": 1})
+        assertHasAction(self, logger, NODE_ROTATE_KEY, True,
+                        {"step": "prepare"},
+                        {"fingerprint": public_key_fingerprint(
+                            report.node_key.pending_public_key)})
+        for path in (a.node_keys.identity_path, a.node_keys.pending_path):
+            with open(path) as f:
+                secret = f.read().splitlines()[1]
+            self.assertNotIn(secret, repr(logger.messages))
+            self.assertNotIn(secret, repr(report))
 
     @capture_logging(None)
     def test_actions(self, logger):

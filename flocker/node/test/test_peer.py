@@ -5,6 +5,7 @@ Tests for ``flocker.node._peer``: the agent's peer socket, reached through
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from unittest import SkipTest
@@ -207,3 +208,26 @@ class PeerBridgeTests(SynchronousTestCase):
         err = _Err()
         self.assertEqual(main(argv, stderr=err, environ={}), 2)
         self.assertEqual(err.text.count("\n"), 1)
+
+    def test_agent_gone_mid_transfer(self):
+        """
+        When the agent closes the peer connection without a verdict (it
+        stopped in the middle of the transfer), the bridge fails with one
+        line saying so and where to look.
+        """
+        from flocker._bridge import peer_bridge
+        bridge_side, agent_side = socket.socketpair()
+        stdin_read, stdin_write = os.pipe()
+        try:
+            agent_side.shutdown(socket.SHUT_WR)
+            status, error = peer_bridge(bridge_side, "node-a",
+                                        "flocker-volume receive app",
+                                        stdin_read, stdin_write)
+        finally:
+            for closing in (bridge_side, agent_side):
+                closing.close()
+            os.close(stdin_read)
+            os.close(stdin_write)
+        self.assertEqual((status, error), (1, (
+            "the Flocker agent stopped before the transfer ended "
+            "(see systemctl status flocker-node)")))

@@ -8,13 +8,17 @@ followed.
 import socket
 import struct
 
+import attr
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from flocker import Application, NodeState, Port
-from flocker._model import Replication, ReplicationStatus, StandbyStatus
+from flocker._model import (
+    NodeKeyStatus, Replication, ReplicationStatus, StandbyStatus,
+)
+from flocker.node.testtools import make_public_key
 
 from .._agent import INodeAgent
 from .._events import FakeDockerEvents
@@ -338,6 +342,22 @@ class KeptReportAgentTests(SynchronousTestCase):
             {"web": ReplicationStatus(replication=replication, standbys={
                 "10.0.0.2": StandbyStatus(address="10.0.0.2")})}, 1))
 
+    def test_node_key_fresh(self):
+        """
+        A kept report carries the node key's status as the inner agent's
+        key store says now (an operator may remove an ``authorized_keys``
+        line by hand: the next deploy must see it).
+        """
+        agent, inner = _kept()[:2]
+        inner.node_keys = _Keys(NodeKeyStatus(public_key=make_public_key(),
+                                              installed="digest"))
+        self.successResultOf(agent.report())
+        inner.node_keys.current = attr.evolve(inner.node_keys.current,
+                                              installed=None)
+        kept = self.successResultOf(agent.report())
+        self.assertEqual((kept.node_key, inner.reports),
+                         (inner.node_keys.current, 1))
+
     def test_kept_reports(self):
         """
         ``kept_reports`` wraps each agent a ``make_agent`` makes.
@@ -349,6 +369,18 @@ class KeptReportAgentTests(SynchronousTestCase):
         agent = make("10.0.0.2")
         self.assertEqual((type(agent), agent.address),
                          (KeptReportAgent, "10.0.0.2"))
+
+
+class _Keys(object):
+    """
+    A node key store whose status is :attr:`current`.
+    """
+
+    def __init__(self, current):
+        self.current = current
+
+    def status(self):
+        return self.current
 
 
 class _Full(object):

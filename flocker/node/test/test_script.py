@@ -313,3 +313,31 @@ class AgentProcessTests(SynchronousTestCase):
             capture_output=True, timeout=60)
         self.assertEqual(result.returncode, 0)
         self.assertIsNone(process.poll())
+
+    def test_agent_bad_etcd_tls(self):
+        """
+        An agent whose etcd TLS settings cannot be used (a client
+        certificate without its key, a CA file that is missing) exits with
+        one line naming them, before it listens.
+        """
+        tmp_path = temporary_path(self)
+        path = str(tmp_path / "flocker" / "agent.sock")
+        results = []
+        for settings in [{"FLOCKER_ETCD_CERT": str(tmp_path / "c.crt")},
+                         {"FLOCKER_ETCD_CA": str(tmp_path / "ca.crt")}]:
+            environ = dict(os.environ, FLOCKER_POOL="flocker-no-such-pool",
+                           FLOCKER_LOCK_DIR=str(tmp_path / "lock"),
+                           FLOCKER_ETCD_ENDPOINTS="https://127.0.0.1:1",
+                           **settings)
+            result = subprocess.run(
+                _command("flocker-node") + ["agent", "--socket", path,
+                                            "--address", "192.0.2.1"],
+                capture_output=True, text=True, timeout=120, env=environ)
+            results.append((result.returncode, result.stderr))
+        self.assertEqual(results, [
+            (1, "flocker-node agent: FLOCKER_ETCD_CERT and FLOCKER_ETCD_KEY "
+                "go together: a client certificate and its key\n"),
+            (1, "flocker-node agent: %s: cannot read the etcd CA "
+                "certificate: No such file or directory\n" % (
+                    tmp_path / "ca.crt",))])
+        self.assertFalse(os.path.exists(path))

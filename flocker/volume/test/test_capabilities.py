@@ -307,9 +307,10 @@ def test_openzfs_accepts_chosen_flags(fake_openzfs):
     # Both ran at once: their order in the log is the machine's choice.
     assert sorted(_logged(log)) == [
         ["zfs", "receive"] + receive_flags(OPENZFS_22, True) + ["tank/app"],
-        ["zfs", "send", "-L", "-e", "-c", "-i", "s1", "tank/app@s2"]]
-    assert receive_flags(OPENZFS_22, True)[:6] == [
-        "-F", "-u", "-x", "aclinherit", "-x", "acltype"]
+        ["zfs", "send", "-L", "-e", "-c", "-i", "tank/app@s1",
+         "tank/app@s2"]]
+    assert receive_flags(OPENZFS_22, True)[:7] == [
+        "-F", "-u", "-s", "-x", "aclinherit", "-x", "acltype"]
 
 
 def test_openzfs_holds(fake_openzfs):

@@ -199,6 +199,14 @@ def test_killed_push_rerun(lab, volume):
         assert _digests(copy) == before
     result = _volume(lab, "node1", "push", volume, lab.address("node2"))
     assert _sent(result.stdout)[0]
+    # zfs-fuse has no resumable receive: the increment was sent again
+    # whole; the follower holds the snapshot it received (its next base).
+    assert "resuming" not in result.stdout
+    holds = lab.run("node2", [
+        "zfs", "get", "-H", "-p", "-r", "-o", "name,value", "userrefs",
+        "%s/%s" % (lab.pool("node2"), volume)]).stdout.splitlines()
+    assert [line.split("\t")[1] for line in holds
+            if "@" in line.split("\t")[0]] == ["1"]
     with _follower(lab, "node2", volume) as copy:
         assert _digests(copy) == _digests(source)
 

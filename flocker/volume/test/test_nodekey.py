@@ -9,19 +9,18 @@ import os
 import shlex
 import stat
 
-import attr
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker._model import InvalidModel
+from flocker._model import InvalidModel, NodeKeyStatus
 from flocker.testtools import temporary_directory
-from flocker.node.testtools import make_node_key
+from flocker.node.testtools import make_node_key, make_public_key
 from flocker.volume._errors import HostKeyRejected, TargetUnreachable
 from flocker.volume._forced import CommandRefused, peer_request
 from flocker.volume._nodekey import (
     NODE_KEY_MARKER, NodeKeyError, NodeKeyRemote, NodeKeyStore,
     UnsafeForcedCommand, authorized_keys_line, default_state_directory,
-    authorized_keys_lines, known_hosts_sources,
+    authorized_keys_lines, known_hosts_sources, public_key_of,
     replace_marked_lines,
 )
 from flocker._process import ProcessResult
@@ -29,7 +28,6 @@ from flocker.volume._remote import CONTROL_PERSIST, SSHRemote, remote_error
 from flocker.volume.script import node_ssh_remote
 
 COMMAND = "/opt/flocker/bin/flocker-node-bridge"
-CALLERS = "node-a 10.0.0.1\n"
 TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
 NODE_ID = "0f8e3d0c-7d1e-4f39-9b7e-3c51e0a1c2d4"
 
@@ -61,7 +59,7 @@ def _mode(path):
 
 class AuthorizedKeysLineTests(SynchronousTestCase):
     """
-    The marked ``authorized_keys`` line.
+    The marked ``authorized_keys`` lines.
     """
 
     def test_line(self):
@@ -70,48 +68,49 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
         by absolute path, naming the caller, and ends with the marker; a
         line naming no caller cannot be made.
         """
-        key = make_node_key()
+        public = make_public_key()
         self.assertEqual(
-            authorized_keys_line(key.public_key, COMMAND, caller="node-a"),
+            authorized_keys_line(public, COMMAND, caller="node-a"),
             ('restrict,command="%s --peer --caller node-a" %s %s\n' % (
-                COMMAND, key.public_key, NODE_KEY_MARKER)).encode("ascii"))
-        self.assertRaises(ValueError, authorized_keys_line, key.public_key,
-                          COMMAND)
+                COMMAND, public, NODE_KEY_MARKER)).encode("ascii"))
+        self.assertRaises(ValueError, authorized_keys_line, public, COMMAND)
 
     def test_from(self):
         """
         With sources, the key works only from them (``from=``); a source
         that is not a plain name or address is refused.
         """
-        key = make_node_key()
+        public = make_public_key()
         self.assertEqual(
-            authorized_keys_line(key.public_key, COMMAND,
-                                 ["10.0.0.1", "node2"], caller="node-a"),
+            authorized_keys_line(public, COMMAND, ["10.0.0.1", "node2"],
+                                 caller="node-a"),
             ('restrict,from="10.0.0.1,node2",command="%s --peer --caller '
-             'node-a" %s %s\n' % (COMMAND, key.public_key,
+             'node-a" %s %s\n' % (COMMAND, public,
                                   NODE_KEY_MARKER)).encode())
         for source in ["*", "!10.0.0.1", '10.0.0.1"', "a b", "", "::1"]:
-            self.assertRaises(ValueError, authorized_keys_line,
-                              key.public_key, COMMAND, [source],
-                              caller="node-a")
+            self.assertRaises(ValueError, authorized_keys_line, public,
+                              COMMAND, [source], caller="node-a")
 
-    def test_one_line_per_caller(self):
+    def test_one_line_per_node_key(self):
         """
-        With callers, the key is authorised once per node: ``from=`` that
-        node's addresses, the forced command naming that node; a caller
-        that is not a node identity is refused.
+        Each node's own key is authorised once, ``from=`` that node's
+        addresses, the forced command naming that node (so the key, not the
+        address, says who calls); this node's own keys get no line; a
+        caller that is not a node identity is refused.
         """
-        key = make_node_key()
-        lines = authorized_keys_lines(
-            key.public_key, COMMAND, key.known_hosts,
-            "node-a 10.0.0.1\nnode-b node2,10.0.0.2\n").splitlines()
+        mine, a_key, b_key = (make_public_key() for _ in range(3))
+        key = make_node_key(peers=[("node-a", "10.0.0.1", a_key),
+                                   ("node-b", "node2,10.0.0.2", b_key),
+                                   ("node-c", "10.0.0.3", mine)])
+        lines = authorized_keys_lines(key, COMMAND, {mine}).splitlines()
         self.assertEqual(lines, [
             ('restrict,from="%s",command="%s --peer --caller %s" %s '
-             '%s' % (sources, COMMAND, node_id, key.public_key,
+             '%s' % (sources, COMMAND, node_id, public,
                      NODE_KEY_MARKER)).encode()
-            for node_id, sources in [("node-a", "10.0.0.1"),
-                                     ("node-b", "node2,10.0.0.2")]])
-        self.assertRaises(ValueError, authorized_keys_line, key.public_key,
+            for node_id, sources, public in [
+                ("node-a", "10.0.0.1", a_key),
+                ("node-b", "node2,10.0.0.2", b_key)]])
+        self.assertRaises(ValueError, authorized_keys_line, a_key,
                           COMMAND, ["10.0.0.1"], caller="a b")
 
     def test_sources(self):
@@ -131,18 +130,18 @@ class AuthorizedKeysLineTests(SynchronousTestCase):
         A path that is relative or holds quotes, spaces or shell
         metacharacters is refused.
         """
-        key = make_node_key()
+        public = make_public_key()
         for command in ["flocker-volume", '/a"b', "/a b", "/a;b", "/a/../b",
                         "/a$(x)"]:
             self.assertRaises(UnsafeForcedCommand, authorized_keys_line,
-                              key.public_key, command)
+                              public, command, caller="node-a")
 
     def test_not_a_key(self):
         """
         A public key line that is not ed25519 is refused.
         """
         self.assertRaises(InvalidModel, authorized_keys_line,
-                          "ssh-rsa AAAAB3Nza", COMMAND)
+                          "ssh-rsa AAAAB3Nza", COMMAND, caller="node-a")
 
 
 class ReplaceMarkedLinesTests(SynchronousTestCase):
@@ -197,57 +196,125 @@ class ReplaceMarkedLinesTests(SynchronousTestCase):
         self.assertEqual(replace_marked_lines(result, self.LINE), result)
 
 
+def _trust(store, *others):
+    """
+    :return: A ``NodeKey`` naming ``store``'s node (``node-self`` at
+        10.0.0.9, its current and next keys) and ``others``, a list of
+        ``(node_id, source, public_key)``.
+    """
+    status = store.status()
+    own = [("node-self", "10.0.0.9", key) for key in (
+        status.public_key, status.pending_public_key) if key is not None]
+    return make_node_key(peers=own + list(others))
+
+
+def _marked(store):
+    with open(store.authorized_keys, "rb") as f:
+        return [line for line in f.read().splitlines(True)
+                if line.split()[-1:] == [NODE_KEY_MARKER.encode("ascii")]]
+
+
 class NodeKeyStoreTests(SynchronousTestCase):
     """
-    ``NodeKeyStore`` installs the key, known_hosts and marked line.
+    ``NodeKeyStore``: this node's own key pair, the installed trust, and
+    rotation.
     """
 
-    def test_nothing_installed(self):
+    def test_nothing_yet(self):
         """
-        A node without a key reports none and is not ``installed``.
+        A node whose agent never started has no key: no status, not
+        ``installed``.
         """
         store = _store(self)
         self.assertEqual((store.status(), store.installed()), (None, False))
 
-    def test_install(self):
+    def test_key_made_on_the_node(self):
         """
-        The private key, public key and known_hosts are written 0600 in a
-        0700 directory; the status names the key and the known_hosts
-        digest.
+        ``ensure`` makes an ed25519 key pair here: the private key 0600 in a
+        0700 directory, the public line beside it; the status carries the
+        public key and nothing installed yet; a second call keeps the key.
         """
-        store, key = _store(self), make_node_key()
-        store.install(key)
-        with open(store.identity_path) as f:
-            self.assertEqual(f.read(), key.private_key)
-        with open(store.known_hosts_path) as f:
-            self.assertEqual(f.read(), key.known_hosts)
+        store = _store(self)
+        public = store.ensure()
+        with open(store.identity_path, "rb") as f:
+            self.assertEqual(public_key_of(f.read()), public)
+        with open(store.public_key_path) as f:
+            self.assertEqual(f.read(), "%s %s\n" % (public, NODE_KEY_MARKER))
         self.assertEqual(
             [_mode(p) for p in (store.directory, store.identity_path,
-                                store.public_key_path,
-                                store.known_hosts_path)],
-            [0o700, 0o600, 0o600, 0o600])
-        self.assertEqual((store.status(), store.installed()),
-                         (key.status(), True))
+                                store.public_key_path)],
+            [0o700, 0o600, 0o600])
+        self.assertEqual(store.status(), NodeKeyStatus(public_key=public))
+        self.assertEqual(store.ensure(), public)
+
+    def test_each_node_its_own(self):
+        """
+        Two nodes' stores make two different keys.
+        """
+        self.assertNotEqual(_store(self).ensure(), _store(self).ensure())
+
+    def test_damaged_key(self):
+        """
+        A key file that is not an OpenSSH ed25519 private key gives no
+        status, and ``ensure`` a ``NodeKeyError`` naming the file (it is
+        never silently replaced: an operator may have put it there).
+        """
+        store = _store(self)
+        store.ensure()
+        with open(store.identity_path, "wb") as f:
+            f.write(b"garbage")
+        self.assertIsNone(store.status())
+        error = self.assertRaises(NodeKeyError, store.ensure)
+        self.assertIn(store.identity_path, str(error))
+
+    def test_install(self):
+        """
+        Installing writes the known_hosts and peers files 0600, one marked
+        ``authorized_keys`` line per other node's key (none for this
+        node's own), and the status then names the installed digest.
+        """
+        store = _store(self)
+        store.ensure()
+        other = make_public_key()
+        key = _trust(store, ("node-a", "10.0.0.1", other))
+        store.install(key)
+        with open(store.known_hosts_path) as f:
+            self.assertEqual(f.read(), key.known_hosts)
+        with open(store.peers_path) as f:
+            self.assertEqual(f.read(), key.peers)
+        self.assertEqual([_mode(store.known_hosts_path),
+                          _mode(store.peers_path)], [0o600, 0o600])
+        self.assertEqual(_marked(store), [authorized_keys_line(
+            other, COMMAND, ["10.0.0.1"], caller="node-a")])
+        self.assertEqual(store.status().installed, key.digest())
+        self.assertTrue(store.installed())
+
+    def test_install_makes_the_key(self):
+        """
+        Installing on a node without a key makes it first.
+        """
+        store = _store(self)
+        store.install(make_node_key())
+        self.assertIsNotNone(store.status().public_key)
 
     def test_authorized_keys_created(self):
         """
         Without ``~/.ssh``, the directory (0700) and ``authorized_keys``
-        (0600) are created holding only the marked line.
+        (0600) are created holding only the marked lines.
         """
         store = _store(self)
-        key = attr.evolve(make_node_key(), callers=CALLERS)
+        key = make_node_key()
         store.install(key)
         with open(store.authorized_keys, "rb") as f:
-            self.assertEqual(f.read(), authorized_keys_line(
-                key.public_key, COMMAND, ["10.0.0.1"], caller="node-a"))
+            self.assertEqual(f.read(), authorized_keys_lines(key, COMMAND))
         self.assertEqual((_mode(os.path.dirname(store.authorized_keys)),
                           _mode(store.authorized_keys)), (0o700, 0o600))
 
     def test_authorized_keys_kept(self):
         """
-        Installing twice, then another key, leaves one marked line (the
-        newest key's), the operator's lines byte for byte and the file's
-        permission bits.
+        Installing twice, then other keys, leaves the newest marked lines
+        only, the operator's lines byte for byte and the file's permission
+        bits.
         """
         store = _store(self)
         os.makedirs(os.path.dirname(store.authorized_keys))
@@ -255,56 +322,35 @@ class NodeKeyStoreTests(SynchronousTestCase):
         with open(store.authorized_keys, "wb") as f:
             f.write(operator)
         os.chmod(store.authorized_keys, 0o640)
-        store.install(attr.evolve(make_node_key(), callers=CALLERS))
-        store.install(attr.evolve(make_node_key(), callers=CALLERS))
-        newest = attr.evolve(make_node_key(), callers=CALLERS)
+        store.install(make_node_key())
+        store.install(make_node_key())
+        newest = make_node_key()
         store.install(newest)
         store.install(newest)
         with open(store.authorized_keys, "rb") as f:
-            self.assertEqual(f.read(), operator + authorized_keys_line(
-                newest.public_key, COMMAND, ["10.0.0.1"], caller="node-a"))
+            self.assertEqual(f.read(), operator + authorized_keys_lines(
+                newest, COMMAND))
         self.assertEqual(_mode(store.authorized_keys), 0o640)
 
     def test_authorized_line_removed(self):
         """
         A node whose marked ``authorized_keys`` line is gone (or names
-        another forced command) reports no key, so the next deploy installs
-        it again.
+        another forced command) reports nothing installed (its own key
+        still), so the next deploy installs again.
         """
         store = _store(self)
-        store.install(attr.evolve(make_node_key(), callers=CALLERS))
+        store.install(make_node_key())
         moved = NodeKeyStore(store.directory, store.authorized_keys,
                              "/usr/local/bin/flocker-node-bridge")
-        self.assertIsNone(moved.status())
+        self.assertIsNone(moved.status().installed)
         with open(store.authorized_keys, "wb") as f:
             f.write(b"ssh-rsa AAAAB3 operator\n")
-        self.assertIsNone(store.status())
-
-    def test_install_with_callers(self):
-        """
-        A key with callers installs one marked line per caller (and no
-        other) and reports the status of that key, callers included; a
-        line removed by hand makes it report none.
-        """
-        store = _store(self)
-        key = attr.evolve(make_node_key(), callers="node-a 10.0.0.1\n"
-                          "node-b 10.0.0.2\n")
-        store.install(key)
-        with open(store.authorized_keys, "rb") as f:
-            marked = f.read().splitlines(True)
-        self.assertEqual(b"".join(marked), authorized_keys_lines(
-            key.public_key, COMMAND, key.known_hosts, key.callers))
-        self.assertEqual(store.status(), key.status())
-        self.assertNotEqual(key.status(), attr.evolve(
-            key, callers="").status())
-        with open(store.authorized_keys, "wb") as f:
-            f.write(marked[0])
-        self.assertIsNone(store.status())
+        self.assertIsNone(store.status().installed)
+        self.assertIsNotNone(store.status().public_key)
 
     def test_loose_directory_tightened(self):
         """
-        An existing key directory open to others is made 0700 by the
-        install.
+        An existing key directory open to others is made 0700.
         """
         store = _store(self)
         os.makedirs(store.directory)
@@ -319,8 +365,8 @@ class NodeKeyStoreTests(SynchronousTestCase):
         store = _store(self)
         store.install(make_node_key())
         self.assertEqual(sorted(os.listdir(store.directory)),
-                         ["callers", "id_ed25519", "id_ed25519.pub",
-                          "known_hosts"])
+                         ["id_ed25519", "id_ed25519.pub", "known_hosts",
+                          "peers"])
         self.assertEqual(
             os.listdir(os.path.dirname(store.authorized_keys)),
             ["authorized_keys"])
@@ -328,7 +374,7 @@ class NodeKeyStoreTests(SynchronousTestCase):
     def test_unwritable(self):
         """
         A directory that cannot be written gives a ``NodeKeyError`` naming
-        the problem (not the key).
+        the problem.
         """
         root = temporary_directory(self)
         os.makedirs(root)
@@ -337,10 +383,55 @@ class NodeKeyStoreTests(SynchronousTestCase):
             f.write("not a directory")
         store = NodeKeyStore(os.path.join(blocker, "node-key"),
                              os.path.join(root, "authorized_keys"), COMMAND)
-        key = make_node_key()
-        error = self.assertRaises(NodeKeyError, store.install, key)
-        self.assertIn("cannot install the node key", str(error))
-        self.assertNotIn(key.private_key.splitlines()[1], str(error))
+        error = self.assertRaises(NodeKeyError, store.install,
+                                  make_node_key())
+        self.assertIn("cannot make this node's key", str(error))
+
+    def test_rotation(self):
+        """
+        ``prepare_rotation`` makes a next key (0600) that the status lists
+        while pushes keep the current one; ``finish_rotation`` is refused
+        until the installed trust lists the next key, then switches to it
+        (the private key file is the new key's, the old one is gone).
+        """
+        store = _store(self)
+        old = store.ensure()
+        store.install(_trust(store))
+        pending = store.prepare_rotation()
+        self.assertEqual(store.prepare_rotation(), pending)
+        self.assertEqual(_mode(store.pending_path), 0o600)
+        self.assertEqual(
+            (store.status().public_key, store.status().pending_public_key),
+            (old, pending))
+        with open(store.identity_path, "rb") as f:
+            self.assertEqual(public_key_of(f.read()), old)
+        error = self.assertRaises(NodeKeyError, store.finish_rotation)
+        self.assertIn("not yet installed", str(error))
+        store.install(_trust(store))
+        self.assertEqual(store.finish_rotation(), pending)
+        with open(store.identity_path, "rb") as f:
+            self.assertEqual(public_key_of(f.read()), pending)
+        self.assertEqual(store.status(), NodeKeyStatus(public_key=pending))
+        self.assertFalse(os.path.exists(store.pending_path))
+        self.assertEqual(store.finish_rotation(), pending)
+
+    def test_rotation_own_lines(self):
+        """
+        While a node rotates, neither of its own keys gets a line on it;
+        after the switch, the trust naming only its new key leaves the other
+        nodes' lines as they were.
+        """
+        store = _store(self)
+        store.ensure()
+        other = ("node-a", "10.0.0.1", make_public_key())
+        store.prepare_rotation()
+        store.install(_trust(store, other))
+        self.assertEqual(_marked(store), [authorized_keys_line(
+            other[2], COMMAND, ["10.0.0.1"], caller="node-a")])
+        store.finish_rotation()
+        store.install(_trust(store, other))
+        self.assertEqual(_marked(store), [authorized_keys_line(
+            other[2], COMMAND, ["10.0.0.1"], caller="node-a")])
 
     def test_state_directory(self):
         """
@@ -562,8 +653,8 @@ class NodeKeyRemoteTests(SynchronousTestCase):
         """
         With a key installed and a control directory, ssh shares one
         connection per node (created on demand, kept a while); a new key
-        gets another control path, so no connection made with the old key
-        is reused; without a control directory nothing is shared.
+        (after a rotation) gets another control path, so no connection made
+        with the old key is reused; without a control directory nothing is shared.
         """
         store = _store(self)
         directory = os.path.join(temporary_directory(self), "control")
@@ -584,7 +675,9 @@ class NodeKeyRemoteTests(SynchronousTestCase):
                           stat.S_IMODE(os.stat(directory).st_mode)),
                          (directory, True, 0o700))
         self.assertEqual(control_path(), first)
-        store.install(make_node_key())
+        store.prepare_rotation()
+        store.install(_trust(store))
+        store.finish_rotation()
         self.assertNotEqual(control_path(), first)
         self.assertNotIn("ControlMaster=auto", NodeKeyRemote(store).argv(
             "10.0.0.2", ["receive", "web"]))

@@ -54,13 +54,23 @@ class CheckReceiveTests(SynchronousTestCase):
 
 class RecordedOwnerTests(SynchronousTestCase):
     """
-    ``recorded_owner`` takes the caller's identity over the request's.
+    ``recorded_owner``: a node's key pushes as that node only.
     """
 
     def test_recorded(self):
         """
-        A node's push records the node; only the operator's records what
-        the request says.
+        A node's push records the node; the operator's records what the
+        request says.
         """
-        self.assertEqual(recorded_owner("b", "forged"), "b")
+        self.assertEqual(recorded_owner("b", "b"), "b")
         self.assertEqual(recorded_owner(None, "b"), "b")
+
+    def test_impersonation_refused(self):
+        """
+        A node's push claiming another node as its sender is refused,
+        naming both.
+        """
+        error = self.assertRaises(NotOwner, recorded_owner, "b", "forged")
+        self.assertEqual(str(error.message),
+                         "the key of node b cannot push as node forged: "
+                         "each node's key pushes as that node only")

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import __version__
 from flocker.volume import script
+from flocker.volume._api import PushResult
 from flocker.volume._memory import MemoryNetwork, MemoryVolumeService
 from flocker.volume.script import (
     PushProgress, _parser, flocker_volume_main, format_size, main,
@@ -100,6 +101,30 @@ class SizesTests(SynchronousTestCase):
         self.assertEqual(
             [format_size(v) for v in [None, 5, 2048, 3 * 2 ** 30]],
             ["-", "5 B", "2.0 KiB", "3.0 GiB"])
+
+
+class DescribePushTests(SynchronousTestCase):
+    """
+    The one line a push or hand-off prints.
+    """
+
+    def test_resumed(self):
+        """
+        A push that first sent the rest of a cut-short one says so, with
+        that part's size, after the kind of its own stream.
+        """
+        plain = PushResult(name="app", target="10.0.0.2",
+                           target_node_id="n2", snapshot="s3", base="s2",
+                           bytes_sent=2048)
+        resumed = PushResult(name="app", target="10.0.0.2",
+                             target_node_id="n2", snapshot="s3", base="s2",
+                             bytes_sent=3 * 2 ** 20, resumed=2 ** 20)
+        self.assertEqual(
+            [script._describe_push(result, 1.5)
+             for result in (plain, resumed)],
+            ["app to 10.0.0.2: incremental from s2, 2.0 KiB in 1.50 s",
+             "app to 10.0.0.2: incremental from s2 (after resuming a "
+             "cut-short push: 1.0 MiB), 3.0 MiB in 1.50 s"])
 
 
 @with_cases

@@ -292,33 +292,42 @@ def _receive_command(pool, name, stdin):
          "receive", name], input=stdin, capture_output=True, timeout=60)
 
 
-def _stream_of(nodes, snapshot):
+def _stream_of(nodes, snapshot, owner):
     """
-    :return: A request claiming node "forged" as owner, and a plain full
-        stream of ``a``'s "app" at a new snapshot, as ``bytes``.
+    :return: A request claiming node ``owner`` as its sender, and a plain
+        full stream of ``a``'s "app" at a new snapshot, as ``bytes``.
     """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"from a")
+    if nodes.a.pool.name + "/app" not in _zfs(
+            "list", "-H", "-o", "name", "-r", nodes.a.pool.name).split():
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"from a")
     _zfs("snapshot", "%s/app@%s" % (nodes.a.pool.name, snapshot))
     stream = subprocess.run(
         ["zfs", "send", "%s/app@%s" % (nodes.a.pool.name, snapshot)],
         capture_output=True, timeout=60, check=True).stdout
     request = json.dumps({"snapshot": snapshot, "base": None,
-                          "owner": "forged", "maximum_size": None})
+                          "owner": owner, "maximum_size": None})
     return request.encode() + b"\n" + stream
 
 
 def test_receive_records_caller_as_owner(nodes):
     """
-    A receive from a node (``--caller``, as the node key's forced command
-    passes it) records that node as the copy's owner, not the owner the
-    request claims.
+    A receive from a node (``--caller``, as its key's forced command
+    passes it) that claims to push as another node is refused with one
+    line and creates nothing; claiming itself, it records that node as the
+    copy's owner.
     """
-    pushed = _stream_of(nodes, "s1")
-    result = subprocess.run(
-        [sys.executable, "-m", "flocker.volume.script", "--pool",
-         nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-        input=pushed, capture_output=True, timeout=60)
+    def receive(pushed):
+        return subprocess.run(
+            [sys.executable, "-m", "flocker.volume.script", "--pool",
+             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
+            input=pushed, capture_output=True, timeout=60)
+    result = receive(_stream_of(nodes, "s1", "node-d"))
+    lines = result.stderr.decode().strip().splitlines()
+    assert (result.returncode, len(lines)) == (1, 1), result.stderr
+    assert "the key of node node-c cannot push as node node-d" in lines[0]
+    assert nodes.call(nodes.b.volumes) == []
+    result = receive(_stream_of(nodes, "s2", "node-c"))
     assert result.returncode == 0, result.stderr
     assert _zfs("get", "-H", "-o", "value", "flocker:owner",
                 "%s/app" % (nodes.b.pool.name,)) == "node-c\n"
@@ -526,9 +535,11 @@ def test_former_owner_releases_on_receive(nodes):
     held = _holds(nodes.a.pool, "app")
     nodes.call(nodes.b.acquire, "app")
     pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+    # What stays held is the snapshot it received, as on any follower.
     assert (held[later.snapshot], pushed.base,
-            set(_holds(nodes.a.pool, "app").values())) == (
-        1, base.snapshot, {0})
+            {snapshot for snapshot, count in
+             _holds(nodes.a.pool, "app").items() if count}) == (
+        1, base.snapshot, {pushed.snapshot})
 
 
 def test_delete_held(nodes):
@@ -785,26 +796,32 @@ def _without_detection(commands, pool):
 def test_full_push_commands(nodes):
     """
     The receiving side of a first push runs one command to open its pool
-    (the listing it needs included), receives unmounted, sets readonly,
-    atime, the maximum size and the owner's epoch (together) and the owner
-    last, and asks
-    nothing more: the copy ends up an unmounted follower.
+    (the listing it needs included), receives unmounted beside the
+    volume's name, sets readonly, atime, the maximum size and the owner's
+    epoch (together), the owner, renames the prepared copy to the volume's
+    name, then holds the snapshot received (its next base), and asks
+    nothing more: the copy ends up an unmounted follower, and a receive
+    cut short never leaves a copy under that name naming no owner (on
+    which every later push would be refused).
     """
     nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
-    _, messages = _logged(nodes.call, nodes.a.push, "app",
-                          nodes.address(nodes.b))
+    result, messages = _logged(nodes.call, nodes.a.push, "app",
+                               nodes.address(nodes.b))
     pool = nodes.b.pool.name
     dataset = pool + "/app"
+    received = dataset + ".flocker-recv"
     commands = _without_detection(_commands(messages, pool), pool)
     assert commands[0][:2] == ["zfs", "get"]
-    assert commands[1] == ["zfs", "receive", "-u", dataset]
-    assert sorted(commands[2:-1]) == [
-        ["zfs", "set", "atime=off", dataset],
-        ["zfs", "set", "flocker:epoch=1", dataset],
-        ["zfs", "set", "readonly=on", dataset],
-        ["zfs", "set", "refquota=8388608", dataset]]
-    assert commands[-1] == [
-        "zfs", "set", "flocker:owner=" + nodes.a.node_id, dataset]
+    assert commands[1] == ["zfs", "receive", "-u", received]
+    assert sorted(commands[2:-3]) == [
+        ["zfs", "set", "atime=off", received],
+        ["zfs", "set", "flocker:epoch=1", received],
+        ["zfs", "set", "readonly=on", received],
+        ["zfs", "set", "refquota=8388608", received]]
+    assert commands[-3:] == [
+        ["zfs", "set", "flocker:owner=" + nodes.a.node_id, received],
+        ["zfs", "rename", received, dataset],
+        ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
     assert (copy.owner, copy.get("atime"), copy.maximum_size) == (
@@ -814,9 +831,9 @@ def test_full_push_commands(nodes):
 def test_incremental_push_commands(nodes):
     """
     A negotiated incremental push into a prepared follower costs the
-    receiving side the opening listing and the receive (it keeps its
-    previous snapshot: a follower keeps its newest ``FOLLOWER_SNAPSHOTS``);
-    the follower stays unmounted.
+    receiving side the opening listing, the receive and moving its hold
+    from the base to the snapshot received (it keeps the base: a follower
+    keeps its newest ``FOLLOWER_SNAPSHOTS``); the follower stays unmounted.
     """
     nodes.call(nodes.a.create, "app")
     nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
@@ -828,7 +845,8 @@ def test_incremental_push_commands(nodes):
     pool = nodes.b.pool.name
     assert [argv[:3] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        ["zfs", "get", "-H"], ["zfs", "receive", "-F"]]
+        ["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
+        ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"]]
     copy = nodes.call(nodes.b.pool.get, "app")
     assert not copy.mounted
     assert list(copy.snapshots) == [result.base, result.snapshot]
@@ -852,7 +870,7 @@ def test_incremental_into_mounted_follower(nodes):
     assert result.base is not None
     assert [argv[1] for argv in _without_detection(
         _commands(messages, pool), pool)] == [
-        "get", "receive", "unmount"]
+        "get", "release", "receive", "unmount", "hold"]
     assert not nodes.call(nodes.b.pool.get, "app").mounted
     assert nodes.read(nodes.b, "app", "f") == b"more"
 
@@ -952,7 +970,8 @@ class _RecordingPool(object):
         return succeed(self._available)
 
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
-                limit=None, capabilities=None, idle_timeout=None):
+                limit=None, capabilities=None, idle_timeout=None,
+                resuming=False):
         self.limits.append(limit)
         self.idle_timeouts.append(idle_timeout)
         return succeed(None)

@@ -97,6 +97,28 @@ class CheckBeginRecordTests(SynchronousTestCase):
         self._refused(_record(), "full, not incremental", incremental=True)
         self._refused(_record(fromguid=7), "incremental, not full")
 
+    def test_resuming(self):
+        """
+        A stream resuming a receive (``zfs send -t``: flagged ``RESUMING``,
+        with a payload saying where it resumes) passes only when announced
+        so; a stream announced as resuming must be one.
+        """
+        resuming = _record(features=1 << 20, payload=48)
+        check_begin_record(resuming, "s1", False, resuming=True)
+        check_begin_record(_record(features=1 << 20, payload=48,
+                                   fromguid=7), "s1", True, resuming=True)
+        with self.assertRaises(StreamRejected) as caught:
+            check_begin_record(resuming, "s1", False)
+        self.assertIn("which was not announced", str(caught.exception))
+        with self.assertRaises(StreamRejected) as caught:
+            check_begin_record(_record(), "s1", False, resuming=True)
+        self.assertIn("does not resume", str(caught.exception))
+        with self.assertRaises(StreamRejected) as caught:
+            check_begin_record(_record(features=1 << 20, payload=48,
+                                       hdrtype=2), "s1", False,
+                               resuming=True)
+        self.assertIn("carries properties", str(caught.exception))
+
 
 class ReceiveFlagsTests(SynchronousTestCase):
     """

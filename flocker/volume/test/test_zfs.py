@@ -28,7 +28,10 @@ from flocker._process import ProcessFailed
 from flocker.volume._process import make_pipe
 from flocker.volume._stamp import read_stamp
 from flocker.volume._stream import StreamTooLarge
-from flocker.volume._zfs import BUSY_DELAYS, NODE_ID, ZFSPool, zfs_error
+from flocker.volume._zfs import (
+    BUSY_DELAYS, NODE_ID, ZFSPool, check_resume_token, parse_resume_point,
+    zfs_error,
+)
 
 from ._support import FilePools, require_zfs
 
@@ -485,6 +488,75 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual((app.owner, app.size, app.maximum_size,
                           app.mountpoint), ("node-1", 4096, None, "/t/app"))
         self.assertEqual((web.owner, web.maximum_size), (None, 1048576))
+
+    def test_bookmarks(self):
+        """
+        Bookmarks (OpenZFS's ``zfs get`` lists them) are read as the
+        dataset's bookmarks, not as datasets or snapshots.
+        """
+        pool, _, _ = _pool(self.OUTPUT + b"".join([
+            b"tank/app#s1\ttype\tbookmark\t-\n",
+            b"tank/app#s1\tflocker:owner\t-\t-\n",
+            b"tank/app#s0\ttype\tbookmark\t-\n",
+        ]))
+        datasets = self.successResultOf(pool.list())
+        self.assertEqual(
+            [(d.name, list(d.snapshots), list(d.bookmarks))
+             for d in datasets],
+            [("", [], []), ("app", ["s2", "s1"], ["s1", "s0"]),
+             ("web", [], [])])
+
+
+class ResumePointTests(SynchronousTestCase):
+    """
+    ``parse_resume_point`` reads ``zfs send -nvP -t TOKEN``.
+    """
+
+    FULL = ("resume token contents:\nnvlist version: 0\n"
+            "\tobject = 0x2\n\toffset = 0x0\n\tbytes = 0x3ba000\n"
+            "\ttoguid = 0x9a5e0c1f2b3d4e5f\n\ttoname = tank/app@s2\n"
+            "full\ttank/app@s2\t4628760\nsize\t4628760\n")
+
+    INCREMENTAL = (
+        "resume token contents:\nnvlist version: 0\n"
+        "\tfromguid = 0x1234\n\tobject = 0x80\n\toffset = 0x20000\n"
+        "\tbytes = 0x3ba000\n\ttoguid = 0x9a5e0c1f2b3d4e5f\n"
+        "\ttoname = tank/app@s2\n\tcompressok = 1\n"
+        "incremental\ttank/app#s1\ttank/app@s2\t4628760\n"
+        "size\t4628760\n")
+
+    def test_full(self):
+        """
+        A full stream's token: its snapshot, no base.
+        """
+        self.assertEqual(parse_resume_point(self.FULL, "tank/app"),
+                         ("s2", None))
+
+    def test_incremental(self):
+        """
+        An incremental's token: its snapshot and base (a bookmark's name
+        is the snapshot it was made of).
+        """
+        self.assertEqual(parse_resume_point(self.INCREMENTAL, "tank/app"),
+                         ("s2", "s1"))
+
+    def test_other_dataset(self):
+        """
+        A token of another dataset, or output without a snapshot, gives
+        ``None``.
+        """
+        self.assertEqual(
+            (parse_resume_point(self.FULL, "tank/web"),
+             parse_resume_point("cannot resume send\n", "tank/app")),
+            (None, None))
+
+    def test_token_checked(self):
+        """
+        Only what looks like a resume token is put on a command line.
+        """
+        check_resume_token("1-e604ea4bf-e0-789c63a2")
+        for token in ("-t", "1-x-y-z", "1-a-b", "", None, "1-a-b-c d"):
+            self.assertRaises(UnsafeName, check_resume_token, token)
 
 
 # Real zfs-fuse
