@@ -35,6 +35,12 @@ _BASE = _optional_text(
     u"base", u"Snapshot an incremental stream starts from, or null for a "
     u"full stream.")
 _BYTES = Field.for_types(u"bytes", [int], u"Stream bytes sent or received.")
+_RESUMED_BYTES = Field.for_types(
+    u"resumed", [int], u"Bytes of the rest of a stream cut short earlier, "
+    u"sent first (zfs send -t), or 0.")
+_RESUMED = Field.for_types(
+    u"resumed", [bool], u"Whether the stream resumed a receive cut short "
+    u"(zfs receive -s).")
 _NODE = _text(u"node_id", u"Stable identity of a node.")
 
 #: One ``zfs`` or ``zpool`` command.
@@ -81,13 +87,13 @@ SNAPSHOT_VOLUME = ActionType(
 
 PUSH_VOLUME = ActionType(
     u"flocker:volume:push", [_VOLUME, _TARGET],
-    [_SNAPSHOT, _BASE, _BYTES, _NODE],
+    [_SNAPSHOT, _BASE, _BYTES, _RESUMED_BYTES, _NODE],
     u"Send a volume's latest data to another node, which keeps a copy it "
     u"does not own.")
 
 RECEIVE_VOLUME = ActionType(
     u"flocker:volume:receive", [_VOLUME],
-    [_SNAPSHOT, _BASE],
+    [_SNAPSHOT, _BASE, _RESUMED],
     u"Receive a stream pushed by the volume's owner.")
 
 HANDOFF_VOLUME = ActionType(

@@ -23,7 +23,9 @@ from ._errors import (
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
 from ._process import SourceIdle, read_prefix
-from ._stream import RECEIVE_IDLE_TIMEOUT, sender_silent, stream_limit
+from ._stream import (
+    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, sender_silent, stream_limit,
+)
 from ._zfs import (
     EPOCH, OWNER, PUSHED, Dataset, check_resume_token, check_snapshot_name,
     check_volume_name,
@@ -333,7 +335,17 @@ class ReceivingMixin(object):
                 limit=stream_limit(maximum_size, available),
                 capabilities=capabilities,
                 idle_timeout=RECEIVE_IDLE_TIMEOUT, resuming=resuming)
-        except (OutOfSpace, PoolMissing):
+        except (StreamTooLarge, OutOfSpace):
+            if capabilities is not None and capabilities.resumable_receive:
+                # A stream refused for its size is not kept for resuming:
+                # its rest would get a whole limit of its own.
+                try:
+                    yield self.pool.abort_receive(name, suffix)
+                except ZFSError:
+                    # Nothing was saved.
+                    pass
+            raise
+        except PoolMissing:
             raise
         except ZFSError as e:
             raise StreamRejected("stream does not apply to %s: %s" % (

@@ -6,14 +6,13 @@ kill`` then ``revive``) runs its application again once its standbys
 confirm it still owns the volume, with no deploy in between.
 """
 
-import os
 import secrets
 import sys
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import shared_lab
+from flocker.testtools import shared_lab, temporary_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "admin"))
 
@@ -46,10 +45,7 @@ class RestartLabTests(SynchronousTestCase):
         :return: A ``FailoverDrill`` of a new application, cleaned up after
             the test.
         """
-        # Absolute: the client reads the files from its own namespaces.
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        drill = FailoverDrill(shared_lab(), directory,
+        drill = FailoverDrill(shared_lab(), str(temporary_path(self)),
                               prefix + secrets.token_hex(3), admin_lab,
                               every=EVERY)
         self.addCleanup(drill.clean)

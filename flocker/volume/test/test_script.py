@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+from eliot import add_destinations, remove_destination
 from hypothesis import given, strategies as st
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
@@ -259,8 +260,8 @@ class ScriptTests(SynchronousTestCase):
 
     def test_create_and_delete(self):
         """
-        ``create`` makes an owned volume with the maximum size given; ``delete``
-        removes it.
+        ``create`` makes an owned volume with the maximum size given;
+        ``delete`` removes it.
         """
         cluster = Cluster()
         code, out, _ = cluster.run("create", "app", "--maximum-size", "10M")
@@ -365,7 +366,8 @@ class ScriptTests(SynchronousTestCase):
 
     def test_acquire_json_error(self):
         """
-        ``acquire --json`` reports errors as JSON too, for the node that ran it.
+        ``acquire --json`` reports errors as JSON too, for the node that ran
+        it.
         """
         cluster = Cluster()
         code, out, err = cluster.run("acquire", "app", "--json")
@@ -375,8 +377,8 @@ class ScriptTests(SynchronousTestCase):
 
     def test_prune(self):
         """
-        ``prune`` shows volumes not kept and surplus snapshots, deleting nothing
-        until ``--yes``.
+        ``prune`` shows volumes not kept and surplus snapshots, deleting
+        nothing until ``--yes``.
         """
         cluster = Cluster()
         cluster.node.create("keep")
@@ -472,8 +474,8 @@ class RealPoolTests(SynchronousTestCase):
 
     def test_real_commands(self):
         """
-        ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real pool;
-        an unsafe name is one line, no traceback, nothing created.
+        ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real
+        pool; an unsafe name is one line, no traceback, nothing created.
         """
         pool = pool_for(self)
         self.assertEqual(
@@ -520,6 +522,16 @@ class EliotTaskTests(SynchronousTestCase):
     """
     The ``--eliot-task`` option.
     """
+
+    def setUp(self):
+        # eliot keeps what is logged before any destination exists and
+        # hands it to the first one added: messages of earlier tests in
+        # this process (services run in the reactor thread) are not this
+        # command's output.
+        def drain(message):
+            pass
+        add_destinations(drain)
+        remove_destination(drain)
 
     @cases([(["list"],), (["receive", "app"],)], ids=["list", "receive"])
     def test_bad_eliot_task(self, command):
