@@ -19,37 +19,20 @@ from flocker.testtools import shared_lab, temporary_path
 ADMIN = Path(__file__).resolve().parents[3] / "admin"
 sys.path.insert(0, str(ADMIN))
 
-from _lab_drill import FailoverDrill, probe, uptime  # noqa: E402
+from _lab_drill import (  # noqa: E402
+    FailoverDrill, admin_lab as _admin_lab, probe, uptime,
+    wait_until as _wait,
+)
 
 #: The standby interval of the drill, seconds.
 EVERY = 2.0
-
-
-def _admin_lab(argv):
-    import subprocess
-    return subprocess.run([sys.executable, str(ADMIN / "lab")] + argv,
-                          capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
 
 
 def _clean(drill):
     """
     Remove the drill's application, its volume and what fencing set aside.
     """
-    drill.place(None)
-    drill.deploy()
-    for node in drill.nodes:
-        for dataset in drill.recovery_copies(node) + [
-                "%s/%s" % (node.pool, drill.name)]:
-            node.run(["zfs", "destroy", "-r", dataset], check=False)
-
-
-def _wait(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "no %s after %ds" % (what,
-                                                                seconds)
-        time.sleep(0.2)
+    drill.clean()
 
 
 class FailoverLabTests(SynchronousTestCase):

@@ -177,7 +177,7 @@ class StandbyLabTests(SynchronousTestCase):
         with their lag in ``--status`` and on the metrics page (on 127.0.0.1
         only); moving the application to one standby sends only what changed
         since its last copy, keeps every byte, and the other standby follows
-        the new owner.
+        the new owner, which goes on replicating to it incrementally.
         """
         standbys = standbys_for(self)
         s = standbys
@@ -247,18 +247,22 @@ class StandbyLabTests(SynchronousTestCase):
         self.assertTrue(moved and sum(moved) < WRITTEN / 4, move.stdout)
         self.assertEqual(s.checksums(1), written)
 
-        # The new owner replicates to both: node3's copy, which followed node1,
-        # was replaced once.
+        # The new owner replicates to both: node3's copy, which followed
+        # node1, follows node2 now, and gets increments only (no whole
+        # volume again).
         found = s.wait_for(1, lambda found: len(found) == 2 and all(
             item["snapshot"] is not None and item["error"] is None
             for item in found.values()), "the new owner's standbys catch up")
         self.assertEqual(sorted(found), [n1, n3])
+        self.assertLess(found[n3]["bytes_sent"], WRITTEN / 4, found)
         self.assertEqual(s.standbys(0), {})
         self.assertTrue(
             [line for line in move.stdout.splitlines()
-             if "push volume %s to %s" % (s.name, n3) in line
-             and "replacing its copy" in line],
-            move.stdout)
+             if "follow volume %s" % (s.name,) in line
+             and line.startswith(n3)], move.stdout)
+        self.assertFalse(
+            [line for line in move.stdout.splitlines()
+             if "replacing its copy" in line], move.stdout)
 
     def test_cut_off_standby_resumes(self):
         """

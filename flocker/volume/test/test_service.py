@@ -1014,9 +1014,10 @@ class RealVolumeServiceTests(SynchronousTestCase):
     def test_incremental_push_commands(self):
         """
         A negotiated incremental push into a prepared follower costs the
-        receiving side the opening listing, the receive, moving its hold from
-        the base to the snapshot received and pruning the base it no longer
-        needs; the follower stays unmounted.
+        receiving side the opening listing, the receive and moving its hold
+        from the base to the snapshot received (it keeps the base: a
+        follower keeps its newest ``FOLLOWER_SNAPSHOTS``); the follower
+        stays unmounted.
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app")
@@ -1031,11 +1032,11 @@ class RealVolumeServiceTests(SynchronousTestCase):
             [argv[:3] for argv in _without_detection(
                 _commands(messages, pool), pool)],
             [["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
-             ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"],
-             ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]])
+             ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"]])
         copy = nodes.call(nodes.b.pool.get, "app")
         self.assertFalse(copy.mounted)
-        self.assertEqual(list(copy.snapshots), [result.snapshot])
+        self.assertEqual(list(copy.snapshots),
+                         [result.base, result.snapshot])
         self.assertEqual(nodes.read(nodes.b, "app", "f"), b"more")
 
     def test_incremental_into_mounted_follower(self):
@@ -1057,7 +1058,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(
             [argv[1] for argv in _without_detection(
                 _commands(messages, pool), pool)],
-            ["get", "release", "receive", "unmount", "hold", "destroy"])
+            ["get", "release", "receive", "unmount", "hold"])
         self.assertFalse(nodes.call(nodes.b.pool.get, "app").mounted)
         self.assertEqual(nodes.read(nodes.b, "app", "f"), b"more")
 
