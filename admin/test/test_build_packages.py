@@ -169,8 +169,8 @@ class BuiltPackagesTests(SynchronousTestCase):
     def test_files(self):
         """
         The package installs the environment under /opt/flocker (exactly the
-        pinned requirements, and Flocker), the two node commands in /usr/bin and the
-        systemd unit running the agent; maintainer scripts are Python.
+        pinned requirements, and Flocker), the two node commands in /usr/bin
+        and the systemd unit running the agent; maintainer scripts are Python.
         """
         tmp_path = temporary_path(self)
         root = tmp_path / "root"
