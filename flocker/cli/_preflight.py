@@ -12,8 +12,8 @@ would make it fail half way and take down something that works: an image a
 node lacks that its registry cannot give (each node asked at once, nothing
 downloaded), a host port held by something that is not Flocker's, a volume
 whose owner's copy is gone, an external volume no node holds, a project's
-volume renamed after the project while its data is under the former name.
-Any of them stops the deploy before its first change, each said in one line.
+volume renamed after the project while its data is under the former name,
+nodes sharing one node key.  Any of them stops the deploy before its first change, each said in one line.
 """
 
 from twisted.internet.defer import DeferredList, maybeDeferred
@@ -22,7 +22,8 @@ from .._change import leaves
 from ..node._changes import PullImage, StopApplication
 from ..node._checks import (
     describe_missing_external, describe_renamed, describe_stale,
-    missing_external_volumes, port_conflicts, renamed_volumes, stale_volumes,
+    missing_external_volumes, port_conflicts, renamed_volumes,
+    shared_node_keys, stale_volumes,
 )
 
 __all__ = ["silent_node_line", "refusal_line", "check_plan",
@@ -100,7 +101,8 @@ def check_plan(deployment, state, plan, agents, adopt=frozenset(),
     :return: ``Deferred`` firing with a ``list`` of problem lines (empty
         when the plan may run).
     """
-    problems = port_conflicts(deployment, state)
+    problems = shared_node_keys(deployment, state)
+    problems += port_conflicts(deployment, state)
     missing = missing_external_volumes(deployment, state)
     problems += [describe_missing_external(name, *missing[name])
                  for name in sorted(missing)]

@@ -16,6 +16,9 @@ no I/O).  A deploy refuses to change anything while one of them fails.
   that no node holds, while the project's applications still mount its
   former name (``data``): creating it would give them an empty volume in
   place of their data (see :func:`renamed_volumes`).
+* Nodes reporting the same node key (a key copied between machines, a
+  cloned machine image): a node's own keys are never authorised on itself,
+  so none of them could push to the others (see :func:`shared_node_keys`).
 """
 
 import calendar
@@ -23,11 +26,14 @@ import time
 
 import attr
 
+from .._model import public_key_fingerprint
+
 __all__ = ["StaleVolume", "stale_volumes", "port_conflicts",
            "missing_external_volumes", "describe_missing_external",
            "missing_external_reason", "renamed_volumes",
            "renamed_reason", "describe_renamed",
-           "snapshot_time", "describe_stale", "newest_copy"]
+           "snapshot_time", "describe_stale", "newest_copy",
+           "shared_node_keys"]
 
 
 @attr.s(frozen=True, slots=True)
@@ -253,6 +259,34 @@ def describe_stale(stale, now=None):
             "%s: anything written after it would be lost, so it is not "
             "taken over unless you run again with --adopt-copy %s" % (
                 stale.name, stale.owner, stale.node, when, stale.name))
+
+
+def shared_node_keys(deployment, cluster_state):
+    """
+    :param Deployment deployment: The desired state.
+    :param ClusterState cluster_state: What the nodes reported (each
+        node's ``node_key``).
+    :return: ``list`` of lines, one per node key that more than one node
+        of the deployment reports as its own (current or next), naming
+        those nodes and the fix.
+    """
+    holders = {}
+    for node in sorted(deployment.nodes, key=lambda n: n.address):
+        state = cluster_state.nodes.get(node.address)
+        if state is None or state.node_key is None:
+            continue
+        status = state.node_key
+        for key in {status.public_key, status.pending_public_key} - {None}:
+            holders.setdefault(key, []).append(node.address)
+    return [
+        "%s: these nodes have the same node key (%s: copied between "
+        "them, or a cloned machine), so none of them can push volumes to "
+        "the others; run flocker-deploy --rotate-node-keys DEPLOYMENT_CONFIG "
+        "to give each node its own" % (
+            ", ".join(addresses), public_key_fingerprint(key))
+        for key, addresses in sorted(holders.items(),
+                                     key=lambda item: item[1])
+        if len(addresses) > 1]
 
 
 def port_conflicts(deployment, cluster_state):

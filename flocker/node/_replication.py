@@ -229,7 +229,8 @@ class _VolumeLoop(object):
         now = clock.seconds()
         REPLICATION_LAG.log(volume=volume, standby=standby,
                             lag=figures.status(standby, now).lag)
-        with REPLICATE_VOLUME(volume=volume, standby=standby) as action:
+        with REPLICATE_VOLUME(volume=volume,
+                              standby=standby).context() as action:
             d = DeferredContext(maybeDeferred(
                 lambda: snapshot if isinstance(snapshot, Failure) else
                 replicator.volumes().push(volume, standby,

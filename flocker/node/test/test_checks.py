@@ -9,11 +9,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker._change import leaves
 from flocker._model import (
     Application, AttachedVolume, ClusterState, ContainerOptions, Deployment,
-    Node, NodeState, Port, VolumeState,
+    Node, NodeKeyStatus, NodeState, Port, VolumeState,
+    public_key_fingerprint,
 )
+from flocker.node.testtools import make_public_key
 from flocker.node._checks import (
     StaleVolume, describe_renamed, describe_stale, port_conflicts,
-    renamed_volumes, snapshot_time, stale_volumes,
+    renamed_volumes, shared_node_keys, snapshot_time, stale_volumes,
 )
 from flocker.node._plan import plan_changes
 from flocker.node._differences import differences
@@ -191,6 +193,60 @@ class PortConflictTests(SynchronousTestCase):
             Node(address=A), Node(address=B, applications=[WEB])]), state)
         self.assertIn("published by application shop of project shop",
                       line)
+
+
+class SharedNodeKeyTests(SynchronousTestCase):
+    """
+    Tests for ``shared_node_keys``.
+    """
+
+    def state(self, *keys):
+        """
+        :return: A ``ClusterState`` of nodes ``10.0.0.1``... reporting
+            ``keys`` (``(current, next)`` pairs) in order.
+        """
+        return ClusterState(nodes={
+            "10.0.0.%d" % (i,): NodeState(
+                address="10.0.0.%d" % (i,), node_key=NodeKeyStatus(
+                    public_key=current, pending_public_key=pending))
+            for i, (current, pending) in enumerate(keys, 1)})
+
+    def deployment(self, count):
+        return Deployment(nodes=[Node(address="10.0.0.%d" % (i,))
+                                 for i in range(1, count + 1)])
+
+    def test_own_keys(self):
+        """
+        Nodes each with keys of their own give no line.
+        """
+        keys = [(make_public_key(), make_public_key()) for _ in range(3)]
+        self.assertEqual(
+            shared_node_keys(self.deployment(3), self.state(*keys)), [])
+
+    def test_shared_key(self):
+        """
+        A key two nodes report as their own is one line naming both nodes,
+        the key's fingerprint and the rotation that fixes it; the third
+        node, with its own key, is not named.
+        """
+        shared = make_public_key()
+        state = self.state((shared, None), (make_public_key(), None),
+                           (shared, None))
+        self.assertEqual(shared_node_keys(self.deployment(3), state), [
+            "10.0.0.1, 10.0.0.3: these nodes have the same node key (%s: "
+            "copied between them, or a cloned machine), so none of them "
+            "can push volumes to the others; run flocker-deploy "
+            "--rotate-node-keys DEPLOYMENT_CONFIG to give each node its "
+            "own" % (public_key_fingerprint(shared),)])
+
+    def test_next_key_shared(self):
+        """
+        One node's next key that is another's current key counts too.
+        """
+        shared = make_public_key()
+        state = self.state((shared, None), (make_public_key(), shared))
+        [line] = shared_node_keys(self.deployment(2), state)
+        self.assertTrue(line.startswith("10.0.0.1, 10.0.0.2: "), line)
 
 
 class DifferencesTests(SynchronousTestCase):

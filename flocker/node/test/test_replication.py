@@ -430,6 +430,26 @@ class ReplicatorTests(SynchronousTestCase):
             "volumes": 1, "source": "deploy"})
 
     @capture_logging(None)
+    def test_slow_push_logged(self, logger):
+        """
+        A push that ends after its round started is logged when it ends,
+        with what it sent (the action does not end, without those fields,
+        as the round goes on waiting for it).
+        """
+        slow = SlowVolumes(self.cluster.primary)
+        replicator = Replicator(self.clock, lambda: slow)
+        replicator.configure({"web": web()})
+        self.clock.advance(0)
+        self.assertEqual(
+            [m["action_status"] for m in logger.messages
+             if m.get("action_type") == REPLICATE_VOLUME.action_type],
+            ["started"])
+        slow.release()
+        assertHasAction(self, logger, REPLICATE_VOLUME, True,
+                        {"volume": "web", "standby": STANDBY},
+                        {"bytes": 1000, "base": None})
+
+    @capture_logging(None)
     def test_failure_logged(self, logger):
         """
         A push that fails is a failed ``flocker:node:replicate`` action.
