@@ -19,7 +19,7 @@ from pathlib import Path
 __all__ = ["APPLICATION", "IMAGE", "application_text", "deployment_text",
            "running_on", "http_answer", "etcd_value", "lab_command",
            "snapshot_stamp", "wait_replicated", "restart_agent",
-           "kill_etcd_member", "restart_daemons"]
+           "kill_etcd_member", "restart_daemons", "remove_application"]
 
 #: The image the scenarios run (built by ``admin/lab up``).
 IMAGE = "flocker/busybox:latest"
@@ -209,3 +209,27 @@ def restart_daemons(lab):
     are healthy.
     """
     lab_command(["up", str(len(lab.node_names))], timeout=900)
+
+
+def remove_application(lab, name, nodes=None):
+    """
+    Remove an automatic application after a test: its keys in etcd, its
+    containers and its volumes.  Its placement goes first, on its own: the
+    standbys then see it released, not its holder lost (deleting every key
+    at once would delete the owner key first, and a standby would take the
+    application over).
+
+    :param str name: The application.
+    :param nodes: Node names (default: every node).
+    """
+    nodes = list(nodes or lab.node_names)
+    for key in ["placement/" + name, "owner/" + name, "epoch/" + name]:
+        lab.run(nodes[0], ["etcdctl", "del", "flocker/v1/" + key],
+                check=False)
+    lab.run(nodes[0], ["etcdctl", "del", "--prefix",
+                       "flocker/v1/copy/%s/" % (name,)], check=False)
+    for node in nodes:
+        lab.run(node, ["docker", "rm", "-f", "flocker--" + name],
+                check=False)
+    for node in nodes:
+        lab.run(node, ["flocker-volume", "delete", name], check=False)

@@ -5,7 +5,9 @@ and run commands on its machines.
 
 Tests and benchmarks share it; it needs nothing beyond Flocker's own
 dependencies (no pytest), so a benchmark runs where the test extras are not
-installed.  The pytest fixture is in the repository's ``conftest.py``.
+installed.  Tests get the lab from :func:`flocker.testtools.shared_lab`
+(brought up once per process; the ``lab`` fixture of ``conftest.py`` hands
+out the same one).
 """
 
 import fcntl

@@ -26,7 +26,8 @@ import subprocess
 import threading
 import time
 
-__all__ = ["PORT", "FailoverDrill", "ReplicaWatcher", "uptime", "probe"]
+__all__ = ["PORT", "FailoverDrill", "ReplicaWatcher", "uptime", "probe",
+           "admin_lab", "wait_until"]
 
 #: The application's published port.
 PORT = 8090
@@ -223,6 +224,34 @@ def _snapshot_time(name):
         return None
 
 
+def admin_lab(argv):
+    """
+    Run ``admin/lab ARGV`` with this process's environment (its
+    ``FLOCKER_LAB_PREFIX`` and ``FLOCKER_LAB_STATE``).
+
+    :return: The ``CompletedProcess``.
+    """
+    import sys
+    return subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "lab")]
+        + list(argv), capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL)
+
+
+def wait_until(condition, seconds, what):
+    """
+    Call ``condition`` every 0.2 s until it is true.
+
+    :raises AssertionError: Naming ``what``, if it is still false after
+        ``seconds``.
+    """
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "no %s after %ds" % (what,
+                                                                seconds)
+        time.sleep(0.2)
+
+
 class FailoverDrill(object):
     """
     The drill's application and the operations a trial needs.
@@ -390,6 +419,18 @@ class FailoverDrill(object):
         return self.lab.client.popen(
             ["python3", "-c", _WATCH, str(PORT), repr(after), repr(limit)] +
             list(addresses), stdout=subprocess.PIPE, text=True)
+
+    def clean(self):
+        """
+        Remove the drill's application, its volume's copies and what
+        fencing set aside for it.
+        """
+        self.place(None)
+        self.deploy()
+        for node in self.nodes:
+            for dataset in self.recovery_copies(node) + [
+                    "%s/%s" % (node.pool, self.name)]:
+                node.run(["zfs", "destroy", "-r", dataset], check=False)
 
     def recovery_copies(self, node):
         """

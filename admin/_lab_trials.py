@@ -28,6 +28,9 @@ other two its standbys.  Each trial, its fault drawn from a seeded
 6. revives or heals the node and checks that it does not start the
    application.
 
+A member loss is drawn half as often as each of the two faults that make
+the application fail over (:data:`FAULT_WEIGHTS`).
+
 Everything is asked inside the nodes' namespaces (``nsenter``), so a cut
 node answers too.
 """
@@ -43,15 +46,19 @@ import attr
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer,
-    kill_etcd_member, lab_command, restart_daemons, running_on,
-    wait_replicated,
+    kill_etcd_member, lab_command, remove_application, restart_daemons,
+    running_on, wait_replicated,
 )
 
-__all__ = ["FAULTS", "Trials", "TrialResult", "Writer", "SAMPLE",
-           "WRITE_EVERY", "TRIAL_TIMEOUT", "rpo"]
+__all__ = ["FAULTS", "FAULT_WEIGHTS", "Trials", "TrialResult", "Writer",
+           "SAMPLE", "WRITE_EVERY", "TRIAL_TIMEOUT", "rpo"]
 
 #: The faults a trial draws from.
 FAULTS = ("kill", "partition", "etcd member")
+
+#: How often each is drawn: a member loss (nothing may move) half as often
+#: as each fault that makes the application fail over.
+FAULT_WEIGHTS = (2, 2, 1)
 
 #: Seconds between two samples.
 SAMPLE = 0.5
@@ -262,7 +269,8 @@ class Trials(object):
         :return: Its :class:`TrialResult` (also kept in ``results``).
         :raises RuntimeError: If it could not be prepared.
         """
-        drawn = self.chooser.choice(FAULTS)
+        # Drawn even when given, so a seed always draws the same delays.
+        drawn = self.chooser.choices(FAULTS, FAULT_WEIGHTS)[0]
         fault = fault or drawn
         delay = round(self.chooser.uniform(0.5, 4.5), 2)
         victim = self.chooser.choice([n for n in self.nodes
@@ -379,11 +387,4 @@ class Trials(object):
         for node in self.nodes:
             lab_command(["heal", node], check=False)
             lab_command(["revive", node], check=False)
-        for node in self.nodes:
-            self.lab.run(node, ["docker", "rm", "-f", "flocker--" + self.name],
-                         check=False)
-        self.lab.run(self.nodes[0], ["etcdctl", "del", "--prefix",
-                                     "flocker/v1/"], check=False)
-        for node in self.nodes:
-            self.lab.run(node, ["flocker-volume", "delete", self.name],
-                         check=False)
+        remove_application(self.lab, self.name, self.nodes)

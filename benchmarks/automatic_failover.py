@@ -59,6 +59,10 @@ from flocker.etcd import DEFAULT_TIMING  # noqa: E402
 
 PORT = 18098
 
+#: The port of the container started by hand for the floor (not one of the
+#: lab tests' applications').
+FLOOR_PORT = 18108
+
 
 def fail(message):
     sys.stderr.write("automatic_failover: %s\n" % (message,))
@@ -74,9 +78,9 @@ def start_by_hand(lab, node):
     address = lab.address(node)
     started = time.monotonic()
     lab.run(node, ["docker", "run", "-d", "--name", name, "-p",
-                   "%d:80" % (PORT + 1,), IMAGE, "httpd", "-f", "-p", "80",
+                   "%d:80" % (FLOOR_PORT,), IMAGE, "httpd", "-f", "-p", "80",
                    "-h", "/www"])
-    while http_answer(lab, address, PORT + 1) is None:
+    while http_answer(lab, address, FLOOR_PORT) is None:
         if time.monotonic() - started > 60:
             break
         time.sleep(0.05)

@@ -22,6 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.testtools import temporary_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Its test tooling (whatever pytest's import mode).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _packaging  # noqa: E402
 
@@ -167,8 +169,8 @@ class BuiltPackagesTests(SynchronousTestCase):
     def test_files(self):
         """
         The package installs the environment under /opt/flocker (exactly the
-        pinned requirements, and Flocker), the two node commands in /usr/bin and the
-        systemd unit running the agent; maintainer scripts are Python.
+        pinned requirements, and Flocker), the two node commands in /usr/bin
+        and the systemd unit running the agent; maintainer scripts are Python.
         """
         tmp_path = temporary_path(self)
         root = tmp_path / "root"

@@ -159,9 +159,14 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
 
     def resolved(result):
         ips, failed = result
+        # A node not contacted is still resolved, for the routes to what
+        # stays on it; one whose name does not resolve keeps it.
+        routed = dict(ips)
+        ips = {a: ip for a, ip in ips.items() if a not in exclude}
+        failed = {a: why for a, why in failed.items() if a not in exclude}
         agents = remote_agents(connections, ips, lock=lock)
         d = DeferredContext(deploy(
-            deployment, agents, dry_run=dry_run, write=write, addresses=ips,
+            deployment, agents, dry_run=dry_run, write=write, addresses=routed,
             clock=reactor, unreachable=failed, live=live,
             install_keys=install_keys, host_keys=runner.host_keys,
             adopt=adopt,
@@ -185,7 +190,9 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     # work included, is one tree in the log.
     action = CLUSTER_DEPLOY(nodes=len(addresses), dry_run=dry_run)
     with action.context():
-        d = DeferredContext(resolve_addresses(reactor, addresses))
+        d = DeferredContext(resolve_addresses(
+            reactor, addresses + sorted(exclude & {
+                node.address for node in deployment.nodes})))
         d.addCallback(resolved)
         return d.addActionFinish()
 

@@ -279,7 +279,9 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
         returning (a ``Deferred`` firing with) whether to go ahead.  When
         it says no, nothing is changed and ``refused`` says so.
     :param plan_for: ``None`` to converge to ``deployment``; else a
-        callable given the gathered ``ClusterState`` returning the plan to
+        callable given the gathered ``ClusterState`` and ``addresses``
+        (``{}`` when none were given: routes then name the nodes as the
+        deployment does) returning the plan to
         run instead (such as :func:`flocker.node._plan.plan_removal`), with
         the same reports, locks, confirmation and output, but not the
         deployment's checks.
@@ -314,7 +316,7 @@ def deploy(deployment, agents, dry_run=False, write=None, addresses=None,
                 return DeployResult(plan=Sequentially(changes=[]),
                                     dry_run=dry_run, unreachable=silent)
             if plan_for is not None:
-                return run(plan_for(state), [])
+                return run(plan_for(state, addresses or {}), [])
             moved = moved_by_failover(deployment, state)
             if moved:
                 # The file is older than an automatic failover: never move

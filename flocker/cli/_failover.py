@@ -49,11 +49,14 @@ class FailoverRun(object):
         self.dead = dead
         self.failover = None
 
-    def plan_for(self, state):
+    def plan_for(self, state, addresses=None):
         """
         The ``plan_for`` of :func:`flocker.cli._deploy.deploy`.
 
         :param ClusterState state: The live nodes' reports.
+        :param addresses: ``None``, or a mapping of node address (as the
+            deployment names it) to the IP address its routes target, as
+            for a plain deploy (:func:`flocker.node._plan.plan_changes`).
         :return: The plan: fences, then take-overs, then the ordinary plan
             of the new placement from the state they leave.
         :raises FailoverError: If the failover cannot be planned.
@@ -69,7 +72,7 @@ class FailoverRun(object):
             InParallel(changes=takeovers, label="take over the freshest "
                        "copies")) if group.changes]
         rest = plan_changes(with_service_names(failover.deployment),
-                            failover.predicted,
+                            failover.predicted, addresses=addresses,
                             unknown=frozenset([self.dead]))
         changes = []
         if steps:

@@ -494,7 +494,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     failover = None
     exclude = frozenset()
     if options.remove is not None:
-        def plan_for(state):
+        def plan_for(state, addresses):
             return plan_removal(state, options.remove, options.with_volumes)
     elif options.failover is not None:
         from ._failover import FailoverRun

@@ -252,19 +252,29 @@ class LocalFailoverActions(object):
         self._applications = applications
         self._replicator = replicator
 
-    @inlineCallbacks
     def stop(self, name):
-        yield self._agent().stop_application(name)
+        d = self._agent().stop_application(name)
         # Stopped by a fence or for a newer owner: this node's copy is no
-        # longer the one to send anywhere.
+        # longer the one to send anywhere (even if stopping failed).
+        d.addBoth(lambda result: self._unreplicate(name).addCallback(
+            lambda _: result))
+        return d
+
+    def _unreplicate(self, name):
+        """
+        Stop replicating ``name``'s volumes from this node; other volumes'
+        replication goes on.
+        """
         application = self._applications(name)
-        if self._replicator is not None and application is not None:
-            current = self._replicator.replications()
-            kept = current
-            for volume in application.volumes:
-                kept = kept.discard(volume)
-            if kept != current:
-                yield self._replicator.configure(kept)
+        if self._replicator is None or application is None:
+            return succeed(None)
+        current = self._replicator.replications()
+        kept = current
+        for volume in application.volumes:
+            kept = kept.discard(volume)
+        if kept == current:
+            return succeed(None)
+        return self._replicator.configure(kept)
 
     def _replicate(self, application):
         """

@@ -34,9 +34,10 @@ class IDockerEvents(Interface):
     The event stream of one node's Docker daemon.
     """
 
-    def follow(observer):
+    def follow(observer, filters=None):
         """
-        Start following the daemon's events of :data:`EVENT_TYPES`.
+        Start following the daemon's events of :data:`EVENT_TYPES`, or only
+        those ``filters`` selects.
 
         :param observer: An object with ``connected()`` (called once the
             daemon answered: every change from then on is seen),
@@ -45,9 +46,63 @@ class IDockerEvents(Interface):
             ``Actor``) and ``lost(reason)`` (called once, with a one-line
             ``str``, when the stream ended, failed or was stopped; never
             before ``connected`` if the daemon could be reached).
+        :param filters: ``None`` for every event of :data:`EVENT_TYPES`,
+            else a ``dict`` of Docker's event filters (``type``,
+            ``event``, ``label``, ``container``) to lists of values: an
+            event is delivered when, for each filter given, it matches one
+            of its values (a ``label`` value is ``KEY`` or ``KEY=VALUE``).
         :return: An object whose ``stop()`` ends the following (``lost`` is
             then called).
         """
+
+
+def _filters(filters):
+    """
+    :param filters: What :meth:`IDockerEvents.follow` was given.
+    :return: The filters to ask Docker for, as a ``dict`` of lists.
+    """
+    if filters is None:
+        return {"type": list(EVENT_TYPES)}
+    return {key: list(values) for key, values in sorted(filters.items())}
+
+
+def _has_label(attributes, value):
+    """
+    :return: Whether an event's ``attributes`` (a container's labels are
+        among them) have the label ``value`` names (``KEY`` or
+        ``KEY=VALUE``).
+    """
+    key, equals, wanted = value.partition("=")
+    if key not in attributes:
+        return False
+    return not equals or attributes[key] == wanted
+
+
+def _matches(filters, event):
+    """
+    Match an event as Docker's filters do (the fake's side of them).
+
+    :param dict filters: What :func:`_filters` answered.
+    :param dict event: An event as Docker writes it.
+    :return: Whether Docker would deliver it.
+    """
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    for key, values in filters.items():
+        if key == "type":
+            found = event.get("Type") in values
+        elif key == "event":
+            found = event.get("Action") in values
+        elif key == "container":
+            found = (actor.get("ID") in values
+                     or attributes.get("name") in values)
+        elif key == "label":
+            found = any(_has_label(attributes, value) for value in values)
+        else:
+            found = False
+        if not found:
+            return False
+    return True
 
 
 class _Following(object):
@@ -117,8 +172,9 @@ class DockerEvents(object):
                     reactor, docker.socket_path)))
         self._http = http_client
 
-    def follow(self, observer):
+    def follow(self, observer, filters=None):
         following = _Following()
+        filters = _filters(filters)
         ended = []
 
         def lost(reason):
@@ -131,7 +187,7 @@ class DockerEvents(object):
                 raise CancelledError()
             following.request = self._http.request(
                 "GET", "http://docker" + version.path("/events"),
-                params={"filters": json.dumps({"type": list(EVENT_TYPES)})},
+                params={"filters": json.dumps(filters)},
                 reactor=self._reactor)
             return following.request
 
@@ -171,9 +227,10 @@ class _FakeFollowing(object):
     One following of a :class:`FakeDockerEvents`.
     """
 
-    def __init__(self, events, observer):
+    def __init__(self, events, observer, filters):
         self._events = events
         self.observer = observer
+        self.filters = filters
 
     def stop(self):
         self._events.end(self, "stopped")
@@ -194,8 +251,8 @@ class FakeDockerEvents(object):
         self.available = available
         self.followers = []
 
-    def follow(self, observer):
-        following = _FakeFollowing(self, observer)
+    def follow(self, observer, filters=None):
+        following = _FakeFollowing(self, observer, _filters(filters))
         if not self.available:
             observer.lost("cannot follow Docker's events: no daemon")
             return following
@@ -203,18 +260,24 @@ class FakeDockerEvents(object):
         observer.connected()
         return following
 
-    def emit(self, kind, action, name):
+    def emit(self, kind, action, name, attributes=None):
         """
-        Hand every follower an event as Docker would write it.
+        Hand every follower whose filters match an event as Docker would
+        write it.
 
         :param str kind: ``container``, ``image`` or ``network``.
         :param str action: What happened (``start``, ``die``, ``pull``...).
         :param str name: The object's name.
+        :param attributes: ``None``, or a ``dict`` of further attributes
+            of the object (a container's labels, ``exitCode`` of a
+            ``die``, ``signal`` of a ``kill``).
         """
         event = {"Type": kind, "Action": action,
-                 "Actor": {"ID": name, "Attributes": {"name": name}}}
+                 "Actor": {"ID": name, "Attributes": dict(
+                     attributes or {}, name=name)}}
         for following in list(self.followers):
-            following.observer.event(event)
+            if _matches(following.filters, event):
+                following.observer.event(event)
 
     def drop(self, reason="the daemon ended the stream"):
         """

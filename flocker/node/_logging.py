@@ -33,6 +33,7 @@ __all__ = [
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
     "NODE_SET_REPLICATION", "REPLICATE_VOLUME", "REPLICATION_LAG",
     "REPLICATION_CONFIGURED", "METRICS_LISTENING",
+    "NODE_CRASH_SEEN", "NODE_CRASH_RESTART", "NODE_BOOT_CONFIRMED",
 ]
 
 _SOCKET = Field.for_types(
@@ -244,12 +245,45 @@ NODE_BOOT = ActionType(
     "The agent applies the restart policies of the node's stopped "
     "applications with volumes when it starts.")
 
+NODE_BOOT_CONFIRMED = ActionType(
+    "flocker:node:boot_confirmed",
+    [_APPLICATION],
+    [Field.for_types("started", [bool], "Whether it was started."),
+     Field.for_types("reason", [str], "Why not, when it was not.")],
+    "An application held at the agent's start waits for every standby of "
+    "its volumes to accept a push from this node (none follows a later "
+    "owner: the volume did not fail over), then starts.")
+
 NODE_SELF_FENCE = ActionType(
     "flocker:node:self_fence",
     [_VOLUME],
     [Field.for_types("stopped", [list], "Applications stopped.")],
     "A standby refused this node's push of a volume because it follows a "
     "later ownership epoch: the applications using the stale copy stop.")
+
+NODE_CRASH_SEEN = MessageType(
+    "flocker:node:crash_seen",
+    [_APPLICATION,
+     Field.for_types("exit_code", [int], "The status the process exited "
+                     "with (-1 when Docker gave none)."),
+     Field.for_types("delay", [float, type(None)], "Seconds until its "
+                     "restart is decided, or null: it was stopped on "
+                     "request (a kill through Docker's API), so it stays "
+                     "stopped.")],
+    "An application's container died.")
+
+NODE_CRASH_RESTART = ActionType(
+    "flocker:node:crash_restart",
+    [_APPLICATION,
+     Field.for_types("exit_code", [int], "The status the process exited "
+                     "with."),
+     Field.for_types("restarts", [int], "Restarts already made since it "
+                     "last ran steadily.")],
+    [Field.for_types("restarted", [bool], "Whether it was started again."),
+     Field.for_types("reason", [str], "Why not, when it was not.")],
+    "The agent restarts an application with volumes that died by itself, "
+    "if its restart policy asks for it and this node still owns its "
+    "volumes.")
 
 NODE_ANNOUNCE_FAILED = MessageType(
     "flocker:node:announce_failed",

@@ -547,10 +547,18 @@ def _plan_replication(deployment, cluster_state, unknown, changes):
 
     A standby whose copy follows another node than the volume's owner to
     be (the owner before a move, or an earlier one) would refuse that
-    owner's pushes: a node pushes only into copies that follow it.  Its
-    copy is replaced by a full push from the owner, in the same phase (the
-    owner's history holds everything the copy does, so nothing is lost).
+    owner's pushes: a node pushes only into copies that follow it.  When
+    the plan makes it follow the new owner already (a move's other
+    standbys: :func:`_fence_stale`), the new owner's replication goes on
+    from the newest snapshot both hold (they received the same ones: one
+    snapshot a round for every standby, and followers keep their last few,
+    see :data:`flocker.volume._api.FOLLOWER_SNAPSHOTS`), so it stays
+    incremental.  Any other such copy is replaced by a full push from the
+    owner, in the same phase (the owner's history holds everything the
+    copy does, so nothing is lost).
     """
+    following = {(c.node, c.name, c.owner) for c in changes
+                 if isinstance(c, FenceVolume)}
     wanted = desired_replication(deployment)
     node_ids = {address: node.node_id
                 for address, node in cluster_state.nodes.items()}
@@ -572,7 +580,8 @@ def _plan_replication(deployment, cluster_state, unknown, changes):
                 copy = None if held is None else held.volumes.get(name)
                 if (standby in unknown or copy is None or copy.owned
                         or owner_id is None or copy.owner is None
-                        or copy.owner == owner_id):
+                        or copy.owner == owner_id
+                        or (standby, name, owner_id) in following):
                     continue
                 size = owners[name][1].size if name in owners else None
                 changes.append(PushVolume(

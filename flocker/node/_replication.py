@@ -32,8 +32,9 @@ import attr
 from eliot import write_failure
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap
+from twisted.python.failure import Failure
 from twisted.internet.defer import (
-    gatherResults, inlineCallbacks, maybeDeferred, succeed,
+    Deferred, gatherResults, inlineCallbacks, maybeDeferred, succeed,
 )
 
 from .._model import ReplicationStatus, StandbyStatus
@@ -187,20 +188,38 @@ class _VolumeLoop(object):
 
     @inlineCallbacks
     def _push_all(self):
-        for standby in self.replication.standbys:
+        replicator = self._replicator
+        due = [standby for standby in self.replication.standbys
+               if replicator.figures(self.replication.volume,
+                                     standby).retry_at is None
+               or replicator.clock.seconds() >= replicator.figures(
+                   self.replication.volume, standby).retry_at]
+        if not due:
+            return
+        # One snapshot for the round, sent to every standby: they all hold
+        # the same one then (after a move, the new owner's first push to
+        # the others is incremental), and the owner takes one a round.
+        taken_at = replicator.clock.seconds()
+        try:
+            snapshot = yield maybeDeferred(
+                lambda: replicator.volumes().snapshot(
+                    self.replication.volume))
+        except Exception:
+            # Each standby's push fails with it, in its own status.
+            snapshot = Failure()
+        for standby in due:
             if self._stopped:
                 return
-            figures = self._replicator.figures(self.replication.volume,
-                                               standby)
-            if (figures.retry_at is not None
-                    and self._replicator.clock.seconds() < figures.retry_at):
-                continue
-            yield self._push(standby)
+            yield self._push(standby, snapshot, taken_at)
 
-    def _push(self, standby):
+    def _push(self, standby, snapshot, taken_at):
         """
         Bring ``standby`` up to date, recording the outcome in its figures.
 
+        :param snapshot: The round's snapshot, or the ``Failure`` of
+            taking it (the push fails with it).
+        :param float taken_at: The clock's time just before the round's
+            snapshot was taken.
         :return: ``Deferred`` that never fails.
         """
         replicator = self._replicator
@@ -211,11 +230,13 @@ class _VolumeLoop(object):
         REPLICATION_LAG.log(volume=volume, standby=standby,
                             lag=figures.status(standby, now).lag)
         with REPLICATE_VOLUME(volume=volume, standby=standby) as action:
-            taken_at = now
             d = DeferredContext(maybeDeferred(
-                lambda: replicator.volumes().push(volume, standby)))
+                lambda: snapshot if isinstance(snapshot, Failure) else
+                replicator.volumes().push(volume, standby,
+                                          snapshot=snapshot)))
 
             def pushed(result):
+                replicator.accepted(volume, standby)
                 figures.snapshot = result.snapshot
                 figures.taken_at = taken_at
                 figures.bytes_sent += result.bytes_sent
@@ -243,6 +264,8 @@ class _VolumeLoop(object):
                 # off), so what uses it must stop serving now.
                 maybeDeferred(replicator.on_stale, volume).addErrback(
                     write_failure)
+            if failure.check(StaleEpoch):
+                replicator.refused(volume)
         return finished.addErrback(failed)
 
 
@@ -272,6 +295,8 @@ class Replicator(object):
         self._store = store
         self._loops = {}
         self._figures = {}
+        self._started = False
+        self._confirming = []
 
     def figures(self, volume, standby):
         """
@@ -288,8 +313,9 @@ class Replicator(object):
         first).  A file that cannot be read is logged and ignored: the next
         deploy replaces it.
         """
-        if self._store is None:
+        if self._store is None or self._started:
             return
+        self._started = True
         try:
             replications = self._store.load()
         except SerializationError:
@@ -314,7 +340,63 @@ class Replicator(object):
         self._apply(replications, "deploy", first_round=0)
         return succeed(None)
 
+    def confirmation(self, volume):
+        """
+        Find out whether this node still owns ``volume`` at the epoch its
+        copy records, as far as its standbys know: a standby that followed
+        a later owner (the volume failed over while this node was down)
+        refuses this node's pushes.
+
+        :param str volume: The volume's name.
+        :return: ``Deferred`` firing with ``True`` once every standby the
+            volume is replicated to has accepted a push that ended after
+            this call; with ``False`` as soon as one refuses because it
+            follows a later epoch, or when the volume's replication is
+            changed or stopped meanwhile (a deploy decides then); at once
+            with ``False`` for a volume not replicated.  Other failures
+            (a standby down) are waited through: its pushes are retried.
+        """
+        loop = self._loops.get(volume)
+        if loop is None or not loop.replication.standbys:
+            return succeed(False)
+        waiting = Deferred()
+        self._confirming.append(
+            (volume, loop.replication, set(loop.replication.standbys),
+             waiting))
+        return waiting
+
+    def accepted(self, volume, standby):
+        """
+        ``standby`` accepted a push of ``volume``: the confirmations
+        waiting for it (see :meth:`confirmation`) are told.
+        """
+        for entry in list(self._confirming):
+            name, _, remaining, waiting = entry
+            if name == volume:
+                remaining.discard(standby)
+                if not remaining:
+                    self._confirming.remove(entry)
+                    waiting.callback(True)
+
+    def refused(self, volume):
+        """
+        A standby refused a push of ``volume``: it follows a later epoch.
+        The confirmations waiting for it fire with ``False``.
+        """
+        self._settle(lambda name, replication: name == volume)
+
+    def _settle(self, unconfirmed):
+        for entry in list(self._confirming):
+            name, replication, _, waiting = entry
+            if unconfirmed(name, replication):
+                self._confirming.remove(entry)
+                waiting.callback(False)
+
     def _apply(self, replications, source, first_round):
+        # A confirmation asked under a replication that changed is the
+        # deploy's to settle.
+        self._settle(lambda name, replication:
+                     replications.get(name) != replication)
         for name in list(self._loops):
             if replications.get(name) != self._loops[name].replication:
                 self._loops.pop(name).stop()
@@ -340,6 +422,7 @@ class Replicator(object):
         :return: ``Deferred`` firing once no push is under way.
         """
         loops, self._loops = self._loops, {}
+        self._settle(lambda name, replication: True)
         return gatherResults([loop.stop() for loop in loops.values()])
 
     def replications(self):

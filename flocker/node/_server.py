@@ -194,9 +194,11 @@ class AgentService(object):
 
     def boot(self, address, docker, volumes):
         """
-        At the agent's start: apply the restart policies of the node's
-        stopped applications with volumes (:mod:`flocker.node._boot`);
-        failures are logged.
+        At the agent's start: start the replicator with the configuration
+        it remembers, and apply the restart policies of the node's stopped
+        applications with volumes (:mod:`flocker.node._boot`: those held
+        start once their standbys confirm this node's ownership); failures
+        are logged.
 
         :param str address: The node's address.
         :param docker: The node's ``IDockerClient``.
@@ -204,8 +206,13 @@ class AgentService(object):
         :return: ``Deferred`` firing with the decisions, or ``None`` after
             a failure.
         """
+        if self.replicator is not None:
+            # Its configuration first: held applications wait for their
+            # standbys' confirmation (see _boot).
+            self.replicator.start()
         return apply_restart_policies(
-            docker, volumes, self.agent(address)).addErrback(write_failure)
+            docker, volumes, self.agent(address),
+            replicator=self.replicator).addErrback(write_failure)
 
     def forget_agents(self):
         """

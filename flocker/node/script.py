@@ -328,6 +328,7 @@ def build_service(reactor, options, environ):
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
     from ._boot import stop_stale_applications
+    from ._restarter import CrashRestarter
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
@@ -367,14 +368,22 @@ def build_service(reactor, options, environ):
         replicator = Replicator(
             reactor, lambda: current[0], ReplicationStore(
                 default_replication_path(environ, address)),
-            on_stale=lambda volume: stop_stale_applications(
-                docker, service.agent(address), volume))
+            on_stale=lambda volume: restarter.mark_stale(volume).addBoth(
+                lambda _: stop_stale_applications(
+                    docker, service.agent(address), volume)))
         # The report is kept between requests (see _report_cache).
         stamp = stamp_path(environ, pool)
         keeper = ReportKeeper(reactor, DockerEvents(reactor, docker),
                               lambda: read_stamp(stamp))
         keeper.start()
         reactor.addSystemEventTrigger("before", "shutdown", keeper.stop)
+        # Crashed applications with volumes: Docker does not restart them
+        # (see _restarter).
+        restarter = CrashRestarter(reactor, DockerEvents(reactor, docker),
+                                   docker, lambda: current[0],
+                                   lambda: service.agent(address))
+        restarter.start()
+        reactor.addSystemEventTrigger("before", "shutdown", restarter.stop)
         automatic = automatic_failover(
             reactor, environ, address, lambda: service.agent(address),
             lambda: current[0], routes,

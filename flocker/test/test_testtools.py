@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import unittest
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import (
-    capture_output, cases, temporary_path, with_cases,
+    ScenarioTestCase, capture_output, cases, require, temporary_path,
+    with_cases,
 )
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -161,3 +163,99 @@ class CaptureOutputTests(SynchronousTestCase):
         self.assertEqual(
             (stdout.getvalue(), stderr.getvalue(), (sys.stdout, sys.stderr)),
             ("out\n", "err\n", before))
+
+
+class ScenarioTestCaseTests(SynchronousTestCase):
+    """
+    ``ScenarioTestCase`` runs steps in order and skips those after a
+    failed one.
+    """
+
+    def test_later_steps_skipped(self):
+        """
+        Once a step fails, the steps after it are skipped with a reason;
+        the steps before it passed.
+        """
+        ran = []
+
+        class Example(ScenarioTestCase):
+            def test_01_first(self):
+                """
+                Passes.
+                """
+                ran.append(1)
+
+            def test_02_second(self):
+                """
+                Fails.
+                """
+                ran.append(2)
+                self.fail("broken")
+
+            def test_03_third(self):
+                """
+                Never runs.
+                """
+                ran.append(3)
+
+        result = unittest.TestResult()
+        unittest.TestLoader().loadTestsFromTestCase(Example).run(result)
+        self.assertEqual(
+            (ran, result.testsRun, len(result.failures),
+             [reason for _, reason in result.skipped]),
+            ([1, 2], 3, 1, ["an earlier step of the scenario failed"]))
+
+    def test_all_pass(self):
+        """
+        Without a failure every step runs, in the order of their names.
+        """
+        ran = []
+
+        class Example(ScenarioTestCase):
+            def test_02_second(self):
+                """
+                Runs second.
+                """
+                ran.append(2)
+
+            def test_01_first(self):
+                """
+                Runs first.
+                """
+                ran.append(1)
+
+        result = unittest.TestResult()
+        unittest.TestLoader().loadTestsFromTestCase(Example).run(result)
+        self.assertEqual((ran, result.wasSuccessful()), ([1, 2], True))
+
+
+class RequireTests(SynchronousTestCase):
+    """
+    ``require`` skips a test missing a real part, or fails it in CI.
+    """
+
+    def test_available(self):
+        """
+        An available part lets the test go on.
+        """
+        self.patch(os, "environ", {})
+        self.assertIsNone(require(True, "nothing missing"))
+
+    def test_skipped(self):
+        """
+        Outside CI a missing part skips the test with the reason.
+        """
+        self.patch(os, "environ", {})
+        with self.assertRaises(unittest.SkipTest) as caught:
+            require(False, "no sshd")
+        self.assertEqual(str(caught.exception), "no sshd")
+
+    def test_failed_in_ci(self):
+        """
+        In CI a missing part fails the test, saying so.
+        """
+        self.patch(os, "environ", {"CI": "true"})
+        with self.assertRaises(self.failureException) as caught:
+            require(False, "no sshd")
+        self.assertEqual(str(caught.exception),
+                         "required in CI but unavailable: no sshd")

@@ -7,6 +7,7 @@ always means the real parts were exercised.
 """
 
 import os
+from unittest import SkipTest
 
 __all__ = ["in_ci", "is_root", "require"]
 
@@ -31,14 +32,15 @@ def require(condition, reason):
 
     :param bool condition: Whether the needed part is available.
     :param str reason: What is missing, shown in the skip or failure.
-    :raises pytest.skip.Exception: When the condition is false outside CI.
-    :raises pytest.fail.Exception: When the condition is false in CI.
+    :raises unittest.SkipTest: When the condition is false outside CI.
+    :raises twisted.trial.unittest.FailTest: When the condition is false in
+        CI.
     """
     if condition:
         return
-    # Only a test calls this, under pytest: the package itself must import
-    # without the test extras (the benchmarks use it).
-    import pytest
     if in_ci():
-        pytest.fail("required in CI but unavailable: " + reason)
-    pytest.skip(reason)
+        # Imported here: the package must import without trial's test
+        # machinery for the benchmarks (Twisted itself is a dependency).
+        from twisted.trial.unittest import FailTest
+        raise FailTest("required in CI but unavailable: " + reason)
+    raise SkipTest(reason)

@@ -43,17 +43,19 @@ def _client():
     return _lab_client
 
 
-def shared_lab():
+def shared_lab(minimum_nodes=1):
     """
     The lab of this process, brought up (or repaired) on first use.
 
+    :param int minimum_nodes: How many nodes the calling test needs.
     :return: An ``admin/_lab_client.py`` ``Lab`` of :data:`LAB_NODES` nodes
         (names, addresses, ``run(name, argv)``, docker sockets, pools, the
         client, SSH identity and known_hosts, state directory).
     :raises unittest.SkipTest: Where the machine cannot run a lab (outside
         CI; in CI the test fails instead, see :func:`require`).
     :raises twisted.trial.unittest.FailTest: Where it can but ``admin/lab
-        up`` failed, now or on an earlier call.
+        up`` failed, now or on an earlier call, or where the lab has fewer
+        than ``minimum_nodes`` nodes.
     """
     if not _STATE:
         client = _client()
@@ -65,12 +67,16 @@ def shared_lab():
             _STATE["error"] = ("failed", str(e))
         else:
             atexit.register(release_lab)
+    from twisted.trial.unittest import FailTest
     if "error" in _STATE:
         kind, message = _STATE["error"]
         require(kind != "unavailable", message)
-        from twisted.trial.unittest import FailTest
         raise FailTest(message)
-    return _STATE["lab"]
+    lab = _STATE["lab"]
+    if len(lab.nodes) < minimum_nodes:
+        raise FailTest("the test needs a lab of %d nodes, not %d" % (
+            minimum_nodes, len(lab.nodes)))
+    return lab
 
 
 def release_lab():

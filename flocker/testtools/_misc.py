@@ -8,8 +8,8 @@ import os
 import pathlib
 import sys
 
-__all__ = ["temporary_directory", "temporary_path", "http_status_and_body",
-           "capture_output"]
+__all__ = ["temporary_directory", "temporary_path", "class_temporary_path",
+           "http_status_and_body", "capture_output"]
 
 
 def http_status_and_body(response):
@@ -65,3 +65,18 @@ def capture_output(test):
     test.patch(sys, "stdout", stdout)
     test.patch(sys, "stderr", stderr)
     return stdout, stderr
+
+
+def class_temporary_path(cls):
+    """
+    Make a new empty directory outside the source tree for the tests of
+    ``cls`` (from its ``setUpClass``), removed once they have all run.
+
+    :param cls: A ``TestCase`` class (its ``addClassCleanup`` is used).
+    :return: The directory, which exists, as a ``pathlib.Path``.
+    """
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="flocker-test-")
+    cls.addClassCleanup(shutil.rmtree, path, True)
+    return pathlib.Path(path)

@@ -19,7 +19,7 @@ from ._errors import (
     VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError, InvalidSize, StaleEpoch,
+    HandoffConflict, RemoteError, InvalidSize, StaleEpoch, SnapshotNotFound,
 )
 from ._zfs import ZFSPool
 from ._api import IVolumeService, VolumeInfo, PushResult
@@ -39,6 +39,7 @@ __all__ = [
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
     "RemoteError", "HostKeyRejected", "InvalidSize", "StaleEpoch",
+    "SnapshotNotFound",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",

@@ -16,6 +16,7 @@ from ._policy import NODE_IDENTITY
 __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "snapshot_name",
     "SNAPSHOT_PREFIX", "PROTOCOL_VERSION", "check_node_id", "volume_info",
+    "FOLLOWER_SNAPSHOTS", "follower_keeps",
 ]
 
 #: Version of the push protocol spoken by ``flocker-volume receive``.
@@ -23,6 +24,27 @@ PROTOCOL_VERSION = 1
 
 #: Names of the snapshots Flocker takes (and prunes) start with this.
 SNAPSHOT_PREFIX = "flocker-"
+
+
+#: How many of its newest snapshots a copy keeps: a follower after each
+#: receive, an owner at each push (besides each target's last).  Every
+#: standby of a volume receives the same snapshot each round (one a round,
+#: see :mod:`flocker.node._replication`); keeping a few means that after a
+#: planned move, whose pre-copy and hand-off add two snapshots to the new
+#: owner's copy, it still shares one with the other standbys, whichever it
+#: pushes to first, so its first push to each is incremental.  The cost is
+#: the blocks changed over those few rounds.
+FOLLOWER_SNAPSHOTS = 4
+
+
+def follower_keeps(snapshots):
+    """
+    :param snapshots: A follower's snapshot names, oldest first.
+    :return: The ``list`` of those of Flocker's it keeps (others are never
+        pruned anyway).
+    """
+    ours = [name for name in snapshots if name.startswith(SNAPSHOT_PREFIX)]
+    return ours[-FOLLOWER_SNAPSHOTS:]
 
 
 def check_node_id(node_id):
@@ -195,7 +217,7 @@ class IVolumeService(Interface):
         :return: ``Deferred`` firing with the new snapshot's name.
         """
 
-    def push(name, target, progress=None):
+    def push(name, target, progress=None, snapshot=None):
         """
         Send the volume's current data to node ``target`` (full the first
         time, incremental afterwards); the target keeps a read-only copy it
@@ -205,7 +227,12 @@ class IVolumeService(Interface):
         :param str target: Address of the receiving node.
         :param progress: ``None``, or an object with ``update(sent, total)``
             (``total`` may be ``None``) and ``finish()``.
+        :param snapshot: ``None`` to send the data as it is now (a snapshot
+            is taken), else the name of a snapshot :meth:`snapshot` took to
+            send instead: one snapshot then serves several targets, which
+            all end up holding the same one.
         :return: ``Deferred`` firing with a :class:`PushResult`.
+        :raises SnapshotNotFound: The volume has no such ``snapshot``.
         :raises NotOwner: This node does not own it, or the target does.
         :raises TargetUnreachable: The target cannot be reached.
         :raises OutOfSpace: The target's pool is full.

@@ -221,8 +221,9 @@ def boot_decision(owned, has_peers):
     The agent cannot tell on its own whether the volume failed over while
     the node was down: only a node holding a copy could have taken it over,
     so a volume no other node was ever sent starts as Docker would have
-    started it; one with copies elsewhere waits for a deploy, which sees
-    every node's epoch.
+    started it; one with copies elsewhere waits, for its standbys to accept
+    a push from this node (see :mod:`flocker.node._boot`) or for a deploy,
+    which sees every node's epoch.
 
     :param bool owned: This node's copy names it as owner.
     :param bool has_peers: This node has sent the volume to other nodes.

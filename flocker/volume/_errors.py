@@ -11,7 +11,7 @@ __all__ = [
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "HostKeyRejected", "StreamRejected",
     "HandoffConflict", "RemoteError", "InvalidSize", "StaleEpoch",
-    "error_from_kind",
+    "SnapshotNotFound", "error_from_kind",
 ]
 
 
@@ -103,6 +103,12 @@ class StaleEpoch(NotOwner):
     """
 
 
+class SnapshotNotFound(VolumeError):
+    """
+    The volume has no snapshot of the name a push was asked to send.
+    """
+
+
 class VolumeInUse(VolumeError):
     """
     The volume is mounted into a container or has files open, so it is not
@@ -154,7 +160,7 @@ _KINDS = {cls.__name__: cls for cls in [
     VolumeError, UnsafeName, ZFSError, PoolMissing, ZFSUnavailable,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     StaleEpoch, VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError, InvalidSize,
+    HandoffConflict, RemoteError, InvalidSize, SnapshotNotFound,
 ]}
 
 

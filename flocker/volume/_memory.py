@@ -19,11 +19,13 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from ._errors import (
-    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, StaleEpoch,
-    StreamRejected,
+    HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, SnapshotNotFound,
+    StaleEpoch, StreamRejected,
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
-from ._api import IVolumeService, PushResult, VolumeInfo, snapshot_name
+from ._api import (
+    IVolumeService, PushResult, VolumeInfo, follower_keeps, snapshot_name,
+)
 from ._epoch import (
     FIRST_EPOCH, check_sender_epoch, recovery_name, taken_epoch,
 )
@@ -283,7 +285,7 @@ class MemoryVolumeService(object):
         return pvector(self._info(name) for name in sorted(self._copies)
                        if name not in keep)
 
-    def _push(self, name, target, progress):
+    def _push(self, name, target, progress, snapshot=None):
         check_address(target)
         other = self._network.reach(target, "receive")
         if other is self:
@@ -297,11 +299,13 @@ class MemoryVolumeService(object):
                 raise StaleEpoch(str(e))
             raise NotOwner("node %s: volume %s is owned by that node" % (
                 target, name))
-        snapshot = self._take_snapshot(name)
+        if snapshot is None:
+            snapshot = self._take_snapshot(name)
         copy = self._copies[name]
         their_names = theirs.names() if theirs is not None else []
         base = None
-        for candidate in reversed(copy.names()[:-1]):
+        for candidate in reversed(
+                copy.names()[:copy.names().index(snapshot)]):
             if candidate in their_names:
                 base = candidate
                 break
@@ -321,7 +325,8 @@ class MemoryVolumeService(object):
             copy, pushed=copy.pushed.set(other.node_id, snapshot))
         # As the real service: what the target had before is kept until the
         # next push makes it unnecessary.
-        self._prune(name, keep={base, snapshot})
+        self._prune(name, keep={base, snapshot} | set(follower_keeps(
+            copy.names()[:copy.names().index(snapshot)])))
         return PushResult(name=name, target=target,
                           target_node_id=other.node_id, snapshot=snapshot,
                           base=base, bytes_sent=sent)
@@ -346,12 +351,16 @@ class MemoryVolumeService(object):
         self._copies[name] = _Copy(
             owner=owner, readonly=True, maximum_size=maximum_size,
             files=files, snapshots=kept + [(snapshot, files)], epoch=epoch)
-        self._prune(name)
+        self._prune(name, keep=follower_keeps(self._copies[name].names()))
 
     @_deferred
-    def push(self, name, target, progress=None):
+    def push(self, name, target, progress=None, snapshot=None):
         self._owned(name)
-        return self._push(name, target, progress)
+        if snapshot is not None and snapshot not in self._copies[
+                name].names():
+            raise SnapshotNotFound("volume %s has no snapshot %s" % (
+                name, snapshot))
+        return self._push(name, target, progress, snapshot)
 
     @_deferred
     def handoff(self, name, target, progress=None, acquire=True):
@@ -394,7 +403,7 @@ class MemoryVolumeService(object):
                                                        epoch))
         self._copies[name] = attr.evolve(copy, owner=self.node_id,
                                          readonly=False)
-        self._prune(name)
+        self._prune(name, keep=follower_keeps(copy.names()))
         return self._info(name)
 
     @_deferred

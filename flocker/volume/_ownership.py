@@ -39,7 +39,7 @@ import time
 import attr
 from twisted.internet.defer import gatherResults, inlineCallbacks, succeed
 
-from ._api import PushResult, check_node_id, volume_info
+from ._api import PushResult, check_node_id, follower_keeps, volume_info
 from ._epoch import recovery_name, taken_epoch
 from ._errors import (
     HandoffConflict, NoSuchVolume, NotOwner, StreamRejected, VolumeInUse,
@@ -181,8 +181,11 @@ class OwnershipMixin(object):
                         OWNER, self.node_id).set("mounted", "no").set(
                             EPOCH, str(new_epoch)))
             yield self._mount_dataset(dataset)
-            # The new owner keeps only what its next pushes can use.
-            destroyed = yield self._prune(dataset)
+            # The new owner keeps only what its next pushes can use: the
+            # snapshots it kept as a follower, one of which the volume's
+            # other followers have too (their next increment's base).
+            destroyed = yield self._prune(
+                dataset, keep=follower_keeps(dataset.snapshots))
         # What the commands above made of the dataset, without asking zfs
         # again (a hand-off waits for this).
         return volume_info(attr.evolve(

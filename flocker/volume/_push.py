@@ -77,10 +77,13 @@ from twisted.internet.defer import (
 
 from .._context import in_current_action
 from .._process import LineTooLong
-from ._api import PROTOCOL_VERSION, PushResult, check_node_id
+from ._api import (
+    PROTOCOL_VERSION, PushResult, check_node_id, follower_keeps,
+)
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import (
-    HandoffConflict, RemoteError, TargetUnreachable, UnsafeName,
+    HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
+    UnsafeName,
 )
 from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
 from ._process import close_quietly, make_pipe, pump
@@ -127,6 +130,18 @@ def _choose_base(dataset, theirs, capabilities):
         base = _latest_common(sorted(dataset.bookmarks), theirs)
         return base, base is not None
     return base, False
+
+
+def _older(dataset, snapshot):
+    """
+    :return: ``dataset`` as it was before ``snapshot`` was taken: its
+        snapshots older than that one (all of them if it is not among
+        them, not taken yet).
+    """
+    if snapshot not in dataset.snapshots:
+        return dataset
+    return attr.evolve(dataset, snapshots=dataset.snapshots[
+        :dataset.snapshots.index(snapshot)])
 
 
 def _resume_point(point, dataset, theirs):
@@ -197,20 +212,25 @@ class PushingMixin(object):
     prune operations these methods use).
     """
 
-    def push(self, name, target, progress=None):
+    def push(self, name, target, progress=None, snapshot=None):
         check_volume_name(name)
         check_address(target)
-        return self._locked(name, self._push_owned, name, target, progress)
+        return self._locked(name, self._push_owned, name, target, progress,
+                            snapshot)
 
     @inlineCallbacks
-    def _push_owned(self, name, target, progress):
+    def _push_owned(self, name, target, progress, snapshot):
         dataset = yield self._owned(name)
-        result, exited = yield self._push(dataset, target, progress)
+        if snapshot is not None and snapshot not in dataset.snapshots:
+            raise SnapshotNotFound(
+                "volume %s has no snapshot %s" % (name, snapshot))
+        result, exited = yield self._push(dataset, target, progress,
+                                          snapshot=snapshot)
         yield exited
         return result
 
     @inlineCallbacks
-    def _push(self, dataset, target, progress, record=True):
+    def _push(self, dataset, target, progress, record=True, snapshot=None):
         """
         Push ``dataset`` to ``target``; with ``record``, remember what the
         target now has (the next push's base), which a hand-off skips: the
@@ -230,13 +250,16 @@ class PushingMixin(object):
         stream goes first (``zfs send -t``); a second stream then brings
         the target up to the snapshot taken for this push.
 
+        :param snapshot: ``None`` to send a snapshot taken now, else the
+            name of one of ``dataset``'s to send (taken once for several
+            targets).
         :return: ``Deferred`` firing with ``(PushResult, exited)``;
             ``exited`` is a ``Deferred`` that never fails.
         """
         name = dataset.name
         with PUSH_VOLUME(volume=name, target=target) as action:
             result, pool, exited, fresh = yield self._push_negotiated(
-                dataset, target, progress, action)
+                dataset, target, progress, action, snapshot=snapshot)
             if fresh is not None:
                 # The earlier stream is in; now this push's own snapshot.
                 yield exited
@@ -378,9 +401,14 @@ class PushingMixin(object):
             lambda count: progress.update(count, total))
         pumped = pump(self._reactor, stream_read, sink, watcher)
         # Meanwhile: the snapshots older than the base are not needed by
-        # this target any more (nor by others, unless they were sent there).
-        # (The snapshot sent is kept: when resuming, it is not the newest.)
-        pruned = self._prune(dataset, keep=[base, snapshot])
+        # this target any more (nor by others, unless they were sent
+        # there), except the newest few before this one, which a copy this
+        # node has not pushed to yet may share (the other standbys of a
+        # volume this node took over by a move).  (The snapshot sent is
+        # kept: when resuming, or sending one taken for several targets,
+        # it is not the newest.)
+        pruned = self._prune(dataset, keep=[base, snapshot] + follower_keeps(
+            _older(dataset, snapshot).snapshots))
         results = yield DeferredList([pumped, sent, answer, pruned],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
@@ -455,8 +483,10 @@ class PushingMixin(object):
                 bookmark = False
             else:
                 token, sent = None, snapshot
-                base, bookmark = _choose_base(dataset, header["snapshots"],
-                                              ours)
+                # Only what is older than the snapshot sent can be its
+                # base.
+                base, bookmark = _choose_base(_older(dataset, snapshot),
+                                              header["snapshots"], ours)
             request = {
                 "snapshot": sent, "base": base,
                 "owner": self.node_id,

@@ -14,7 +14,7 @@ import attr
 from eliot import Action
 from twisted.internet.defer import DeferredList, inlineCallbacks
 
-from ._api import PROTOCOL_VERSION, check_node_id
+from ._api import PROTOCOL_VERSION, check_node_id, follower_keeps
 from ._epoch import check_sender_epoch
 from ._errors import (
     NotOwner, OutOfSpace, PoolMissing, StaleEpoch, StreamRejected,
@@ -295,7 +295,8 @@ class ReceivingMixin(object):
                                        mounted=False)
             if capabilities.holds:
                 yield self.pool.hold(name, snapshot, RECEIVED_HOLD)
-            yield self._prune(received)
+            yield self._prune(received,
+                              keep=follower_keeps(received.snapshots))
         return snapshot
 
     @inlineCallbacks

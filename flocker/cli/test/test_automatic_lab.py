@@ -19,11 +19,13 @@ import os
 import secrets
 import time
 
-import pytest
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, shared_lab,
+)
 
 from _lab_automatic import (
     application_text, deployment_text, etcd_value, http_answer, lab_command,
-    restart_agent, running_on, wait_replicated,
+    remove_application, restart_agent, running_on, wait_replicated,
 )
 
 PORT = 18097
@@ -44,9 +46,8 @@ class _Scenario(object):
     What the steps share.
     """
 
-    def __init__(self, lab, directory, failures):
+    def __init__(self, lab, directory):
         self.lab = lab
-        self.failures = failures
         self.name = "auto-%s" % (secrets.token_hex(3),)
         self.nodes = lab.node_names[:3]
         self.addresses = [lab.address(node) for node in self.nodes]
@@ -65,36 +66,25 @@ class _Scenario(object):
             check=False, timeout=DEPLOY_TIMEOUT)
 
 
-@pytest.fixture(scope="class")
-def scenario(request, lab, tmp_path_factory):
+def _remove(state):
     """
-    The scenario's shared state; the partition is healed and the
-    application, its keys and volumes removed at the end.
+    Heal the partition and remove the application, its keys and volumes.
     """
-    assert len(lab.node_names) >= 3, "the scenario needs a lab of 3 nodes"
-    state = _Scenario(lab, str(tmp_path_factory.mktemp("automatic-lab")),
-                      request.session.testsfailed)
-    yield state
+    lab = state.lab
     lab_command(["heal", state.nodes[0]], check=False)
-    for node in state.nodes:
-        lab.run(node, ["docker", "rm", "-f", "flocker--" + state.name],
-                check=False)
-    lab.run(state.nodes[1], ["etcdctl", "del", "--prefix",
-                             "flocker/v1/"], check=False)
-    for node in state.nodes:
-        lab.run(node, ["flocker-volume", "delete", state.name], check=False)
+    remove_application(lab, state.name, state.nodes)
 
 
-class TestAutomaticFailover(object):
+class AutomaticFailoverTests(ScenarioTestCase):
     """
     Automatic failover on three real nodes.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, scenario):
-        if request.session.testsfailed > scenario.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.s = scenario
+    @classmethod
+    def setUpClass(cls):
+        lab = shared_lab(minimum_nodes=3)
+        cls.s = _Scenario(lab, str(class_temporary_path(cls)))
+        cls.addClassCleanup(_remove, cls.s)
 
     def test_01_deploy_holds(self):
         """
@@ -104,13 +94,15 @@ class TestAutomaticFailover(object):
         """
         s = self.s
         result = s.deploy()
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert running_on(s.lab, s.name, s.nodes) == [s.nodes[0]]
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(running_on(s.lab, s.name, s.nodes), [s.nodes[0]])
         for node in s.nodes:
-            assert etcd_value(s.lab, node, "placement", s.name) == {
-                "node": s.addresses[0], "epoch": 1}
-        assert etcd_value(s.lab, s.nodes[2], "owner", s.name)["node"] == \
-            s.addresses[0]
+            self.assertEqual(
+                etcd_value(s.lab, node, "placement", s.name),
+                {"node": s.addresses[0], "epoch": 1})
+        self.assertEqual(
+            etcd_value(s.lab, s.nodes[2], "owner", s.name)["node"],
+            s.addresses[0])
 
     def test_02_write_and_copy(self):
         """
@@ -122,7 +114,7 @@ class TestAutomaticFailover(object):
                                "tee", "/www/index.html"], input=s.content)
         wait_replicated(s.lab, s.name, s.nodes[1:], time.time())
         for address in s.addresses:
-            assert http_answer(s.lab, address, PORT) == s.content
+            self.assertEqual(http_answer(s.lab, address, PORT), s.content)
 
     def test_02b_agent_restart(self):
         """
@@ -139,12 +131,14 @@ class TestAutomaticFailover(object):
         while time.monotonic() - started < RESTART_WATCH:
             where = running_on(s.lab, s.name, s.nodes)
             samples.append((round(time.monotonic() - started, 1), where))
-            assert where == [s.nodes[0]], samples
+            self.assertEqual(where, [s.nodes[0]], samples)
             time.sleep(1)
         for kind in ("placement", "owner"):
-            assert etcd_value(s.lab, s.nodes[1], kind, s.name) == {
-                "node": s.addresses[0], "epoch": 1}, kind
-        assert http_answer(s.lab, s.addresses[2], PORT) == s.content
+            self.assertEqual(
+                etcd_value(s.lab, s.nodes[1], kind, s.name),
+                {"node": s.addresses[0], "epoch": 1},
+                kind)
+        self.assertEqual(http_answer(s.lab, s.addresses[2], PORT), s.content)
 
     def test_03_partition(self):
         """
@@ -161,18 +155,18 @@ class TestAutomaticFailover(object):
         while time.monotonic() - started < TAKEOVER_TIMEOUT:
             where = running_on(s.lab, s.name, s.nodes)
             samples.append((round(time.monotonic() - started, 1), where))
-            assert len(where) <= 1, samples
+            self.assertLessEqual(len(where), 1, samples)
             if where and where[0] != s.nodes[0] and all(
                     http_answer(s.lab, address, PORT) == s.content
                     for address in s.addresses[1:]):
                 answered = time.monotonic() - started
                 break
             time.sleep(1)
-        assert answered is not None, samples
-        assert s.nodes[0] not in running_on(s.lab, s.name, s.nodes)
+        self.assertIsNotNone(answered, samples)
+        self.assertNotIn(s.nodes[0], running_on(s.lab, s.name, s.nodes))
         placement = etcd_value(s.lab, s.nodes[1], "placement", s.name)
-        assert placement["epoch"] == 2, placement
-        assert placement["node"] in s.addresses[1:], placement
+        self.assertEqual(placement["epoch"], 2, placement)
+        self.assertIn(placement["node"], s.addresses[1:], placement)
 
     def test_03b_new_owner_replicates(self):
         """
@@ -190,7 +184,8 @@ class TestAutomaticFailover(object):
                           "tee", "/www/index.html"], input=content)
         wait_replicated(s.lab, s.name, [other], since)
         s.content = content
-        assert http_answer(s.lab, s.lab.address(other), PORT) == content
+        self.assertEqual(http_answer(s.lab, s.lab.address(other), PORT),
+                         content)
 
     def test_04_heal(self):
         """
@@ -201,10 +196,10 @@ class TestAutomaticFailover(object):
         lab_command(["heal", s.nodes[0]])
         deadline = time.monotonic() + TAKEOVER_TIMEOUT
         while http_answer(s.lab, s.addresses[0], PORT) != s.content:
-            assert time.monotonic() < deadline
+            self.assertLess(time.monotonic(), deadline)
             time.sleep(1)
         where = running_on(s.lab, s.name, s.nodes)
-        assert len(where) == 1 and where[0] != s.nodes[0], where
+        self.assertTrue(len(where) == 1 and where[0] != s.nodes[0], where)
 
     def test_05_old_file_refused(self):
         """
@@ -216,6 +211,6 @@ class TestAutomaticFailover(object):
         where = running_on(s.lab, s.name, s.nodes)
         result = s.deploy()
         output = result.stdout + result.stderr
-        assert result.returncode != 0, output
-        assert "since an automatic failover (epoch 2)" in output, output
-        assert running_on(s.lab, s.name, s.nodes) == where
+        self.assertNotEqual(result.returncode, 0, output)
+        self.assertIn("since an automatic failover (epoch 2)", output, output)
+        self.assertEqual(running_on(s.lab, s.name, s.nodes), where)

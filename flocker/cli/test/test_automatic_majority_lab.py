@@ -22,8 +22,8 @@ if _ADMIN not in sys.path:
     sys.path.insert(0, _ADMIN)
 
 from _lab_automatic import (  # noqa: E402
-    application_text, deployment_text, kill_etcd_member, restart_daemons,
-    running_on,
+    application_text, deployment_text, kill_etcd_member,
+    remove_application, restart_daemons, running_on,
 )
 
 PORT = 18100
@@ -57,14 +57,7 @@ class MajorityLostTests(SynchronousTestCase):
 
     def _clean(self):
         restart_daemons(self.lab)
-        self.lab.run(self.nodes[0], ["etcdctl", "del", "--prefix",
-                                     "flocker/v1/"], check=False)
-        for node in self.nodes:
-            self.lab.run(node, ["docker", "rm", "-f", "flocker--" + self.name],
-                         check=False)
-        for node in self.nodes:
-            self.lab.run(node, ["flocker-volume", "delete", self.name],
-                         check=False)
+        remove_application(self.lab, self.name, self.nodes)
 
     def deploy(self):
         return self.lab.run_client(

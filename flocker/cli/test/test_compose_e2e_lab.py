@@ -23,9 +23,9 @@ import secrets
 import subprocess
 import sys
 
-import pytest
-
-from flocker.testtools import http_status_and_body
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, http_status_and_body, shared_lab,
+)
 
 IMAGE = "flocker/busybox:latest"
 DEPLOY_TIMEOUT = 180
@@ -111,9 +111,8 @@ class _Project(object):
     The project's files and what the steps share.
     """
 
-    def __init__(self, lab, directory, failures):
+    def __init__(self, lab, directory):
         self.lab = lab
-        self.failures = failures
         self.token = secrets.token_hex(3)
         self.project = "e2e" + self.token
         self.directory = directory
@@ -241,12 +240,10 @@ class _Project(object):
         return http_status_and_body(result.stdout)
 
 
-@pytest.fixture(scope="class")
-def project(request, lab, tmp_path_factory):
-    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
-    state = _Project(lab, str(tmp_path_factory.mktemp("compose-e2e")),
-                     request.session.testsfailed)
-    yield state
+def _remove_project(state):
+    """
+    Remove the project's services and delete its volumes.
+    """
     state.extra = {}
     state.deploy({})
     for node in state.nodes:
@@ -257,23 +254,23 @@ def project(request, lab, tmp_path_factory):
                 node.run(["flocker-volume", "delete", name], check=False)
 
 
-class TestComposeProject(object):
+class ComposeProjectTests(ScenarioTestCase):
     """
     The compose project across three nodes, step by step.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, project):
-        if request.session.testsfailed > project.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.p = project
+    @classmethod
+    def setUpClass(cls):
+        lab = shared_lab(minimum_nodes=3)
+        cls.p = _Project(lab, str(class_temporary_path(cls)))
+        cls.addClassCleanup(_remove_project, cls.p)
 
     def test_01_deploy(self):
         """
         The project deploys as written: each service on its own node.
         """
         result = self.p.deploy({"db": 0, "web": 1, "dns": 2, "priv": 0})
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
     def test_02_volumes_and_files(self):
         """
@@ -281,8 +278,10 @@ class TestComposeProject(object):
         its container, its named volume and db's are writable.
         """
         p = self.p
-        assert p.run_in("web", ["cat", "/www/index.html"]).stdout == p.index
-        assert p.run_in("web", ["cat", "/etc/app.conf"]).stdout == p.conf
+        self.assertEqual(p.run_in("web", ["cat", "/www/index.html"]).stdout,
+                         p.index)
+        self.assertEqual(p.run_in("web", ["cat", "/etc/app.conf"]).stdout,
+                         p.conf)
         p.run_in("web", ["sh", "-c", "echo log line > /logs/log"])
         p.run_in("db", ["sh", "-c", "echo db row %s > /data/index.html"
                         % (p.token,)])
@@ -292,8 +291,9 @@ class TestComposeProject(object):
         web (node2) reaches db (node1) by its name, and db reaches web.
         """
         p = self.p
-        assert p.by_name("web", "db") == ("200", "db row %s\n" % (p.token,))
-        assert p.by_name("db", "web") == ("200", p.index)
+        self.assertEqual(p.by_name("web", "db"),
+                         ("200", "db row %s\n" % (p.token,)))
+        self.assertEqual(p.by_name("db", "web"), ("200", p.index))
 
     def test_04_udp_routed(self):
         """
@@ -301,8 +301,10 @@ class TestComposeProject(object):
         its answer comes back.
         """
         message = "datagram %s" % (self.p.token,)
-        assert self.p.udp_round_trip(0, message) == (message,
-                                                     message.upper())
+        self.assertEqual(
+            self.p.udp_round_trip(0, message),
+            (message,
+             message.upper()))
 
     def test_04b_udp_by_name(self):
         """
@@ -310,8 +312,10 @@ class TestComposeProject(object):
         through web's UDP link rules, and its answer comes back.
         """
         message = "by name %s" % (self.p.token,)
-        assert self.p.udp_by_name("web", message) == (message,
-                                                      message.upper())
+        self.assertEqual(
+            self.p.udp_by_name("web", message),
+            (message,
+             message.upper()))
 
     def test_04c_exposed_port_by_alias(self):
         """
@@ -319,8 +323,10 @@ class TestComposeProject(object):
         by priv's network alias and by its name.
         """
         request = "GET /hostname HTTP/1.0\r\n\r\n"
-        assert [self.p.by_name("web", name, 7000, request)[0]
-                for name in ("private", "priv")] == ["200", "200"]
+        self.assertEqual(
+            [self.p.by_name("web", name, 7000, request)[0]
+             for name in ("private", "priv")],
+            ["200", "200"])
 
     def test_04d_add_service_no_restart(self):
         """
@@ -332,12 +338,13 @@ class TestComposeProject(object):
                                                       "priv")}
         p.add_extra(2)
         result = p.deploy({"db": 0, "web": 1, "dns": 2, "priv": 0})
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         request = "GET /hostname HTTP/1.0\r\n\r\n"
-        assert ({name: p.started(name) for name in before},
-                p.by_name("web", "extra", 80, request)[0],
-                p.by_name("db", "extra", 80, request)[0]) == (
-                    before, "200", "200")
+        self.assertEqual(
+            ({name: p.started(name) for name in before},
+             p.by_name("web", "extra", 80, request)[0],
+             p.by_name("db", "extra", 80, request)[0]),
+            (before, "200", "200"))
 
     def test_05_move_db(self):
         """
@@ -347,11 +354,13 @@ class TestComposeProject(object):
         p = self.p
         web = p.started("web")
         result = p.deploy({"db": 2, "web": 1, "dns": 2, "priv": 0})
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert p.run_in("db", ["cat", "/data/index.html"]).stdout == \
-            "db row %s\n" % (p.token,)
-        assert p.started("web") == web
-        assert p.by_name("web", "db") == ("200", "db row %s\n" % (p.token,))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(
+            p.run_in("db", ["cat", "/data/index.html"]).stdout,
+            "db row %s\n" % (p.token,))
+        self.assertEqual(p.started("web"), web)
+        self.assertEqual(p.by_name("web", "db"),
+                         ("200", "db row %s\n" % (p.token,)))
 
     def test_06_move_web(self):
         """
@@ -362,13 +371,14 @@ class TestComposeProject(object):
         p.run_in("web", ["sh", "-c", "echo changed > /www/index.html"])
         db = p.started("db")
         result = p.deploy({"db": 2, "web": 0, "dns": 2, "priv": 0})
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert (p.run_in("web", ["cat", "/www/index.html"]).stdout,
-                p.run_in("web", ["cat", "/logs/log"]).stdout,
-                p.run_in("web", ["cat", "/etc/app.conf"]).stdout) == (
-                    "changed\n", "log line\n", p.conf)
-        assert p.started("db") == db
-        assert p.by_name("db", "web") == ("200", "changed\n")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(
+            (p.run_in("web", ["cat", "/www/index.html"]).stdout,
+             p.run_in("web", ["cat", "/logs/log"]).stdout,
+             p.run_in("web", ["cat", "/etc/app.conf"]).stdout),
+            ("changed\n", "log line\n", p.conf))
+        self.assertEqual(p.started("db"), db)
+        self.assertEqual(p.by_name("db", "web"), ("200", "changed\n"))
 
     def test_07_move_dns_udp_follows(self):
         """
@@ -376,17 +386,20 @@ class TestComposeProject(object):
         """
         p = self.p
         result = p.deploy({"db": 2, "web": 0, "dns": 1, "priv": 0})
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         message = "moved %s" % (p.token,)
-        assert p.udp_round_trip(0, message) == (message, message.upper())
+        self.assertEqual(p.udp_round_trip(0, message),
+                         (message, message.upper()))
 
     def test_08_converged(self):
         """
         Deploying the same files again changes nothing.
         """
         result = self.p.deploy({"db": 2, "web": 0, "dns": 1, "priv": 0})
-        assert "cluster already converged" in result.stdout, \
-            result.stdout + result.stderr
+        self.assertIn(
+            "cluster already converged",
+            result.stdout,
+            result.stdout + result.stderr)
 
 
 UPGRADE = """\
@@ -401,16 +414,10 @@ volumes:
 """
 
 
-@pytest.fixture(scope="class")
-def upgrade(request, lab, tmp_path_factory):
+def _remove_upgrade(state):
     """
-    A project deployed as before named volumes were named after their
-    project: its volume is named by its key alone (``name:`` written).
+    Remove the upgraded project and delete its volume.
     """
-    state = _Project(lab, str(tmp_path_factory.mktemp("compose-upgrade")),
-                     request.session.testsfailed)
-    state.key = "v" + state.token
-    yield state
     state.write("compose.yaml", UPGRADE.format(
         project=state.project, image=IMAGE, key=state.key,
         named=" {name: %s}" % (state.key,)))
@@ -423,17 +430,20 @@ def upgrade(request, lab, tmp_path_factory):
                                check=False)
 
 
-class TestNamedVolumeUpgrade(object):
+class NamedVolumeUpgradeTests(ScenarioTestCase):
     """
     Upgrading a deployment whose named volume predates the project prefix:
     no empty volume replaces its data.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, upgrade):
-        if request.session.testsfailed > upgrade.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.p = upgrade
+    @classmethod
+    def setUpClass(cls):
+        # A project deployed as before named volumes were named after their
+        # project: its volume is named by its key alone (``name:``
+        # written).
+        cls.p = _Project(shared_lab(), str(class_temporary_path(cls)))
+        cls.p.key = "v" + cls.p.token
+        cls.addClassCleanup(_remove_upgrade, cls.p)
 
     def write(self, named):
         p = self.p
@@ -448,7 +458,7 @@ class TestNamedVolumeUpgrade(object):
         p = self.p
         self.write(named=True)
         result = p.deploy({"db": 0})
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         p.run_in("db", ["sh", "-c", "echo kept > /data/row"])
 
     def test_02_prefixed_refused(self):
@@ -462,13 +472,15 @@ class TestNamedVolumeUpgrade(object):
         self.write(named=False)
         result = p.deploy({"db": 0})
         output = result.stdout + result.stderr
-        assert (result.returncode != 0,
-                "its volume %s is now named %s_%s" % (p.key, p.project, p.key)
-                in output, 'give the top-level volume %s "name: %s"' % (
-                    p.key, p.key) in output,
-                p.started("db"),
-                p.run_in("db", ["cat", "/data/row"]).stdout) == (
-                    True, True, True, started, "kept\n"), output
+        self.assertEqual(
+            (result.returncode != 0,
+             "its volume %s is now named %s_%s" % (p.key, p.project, p.key)
+             in output, 'give the top-level volume %s "name: %s"' % (
+                 p.key, p.key) in output,
+             p.started("db"),
+             p.run_in("db", ["cat", "/data/row"]).stdout),
+            (True, True, True, started, "kept\n"),
+            output)
 
     def test_03_named_kept(self):
         """
@@ -476,5 +488,7 @@ class TestNamedVolumeUpgrade(object):
         """
         self.write(named=True)
         result = self.p.deploy({"db": 0})
-        assert "cluster already converged" in result.stdout, \
-            result.stdout + result.stderr
+        self.assertIn(
+            "cluster already converged",
+            result.stdout,
+            result.stdout + result.stderr)

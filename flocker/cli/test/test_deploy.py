@@ -625,7 +625,8 @@ class RemovalTests(SynchronousTestCase):
         asked = []
         result = self.successResultOf(deploy(
             deployment(**{B: [WEB]}), cluster.agents,
-            plan_for=lambda state: plan_removal(state, "web", True),
+            plan_for=lambda state, addresses: plan_removal(state, "web",
+                                                           True),
             confirm=lambda lines: asked.append(lines) or True))
         self.assertEqual(
             (result.converged, len(asked[0]),
@@ -645,7 +646,8 @@ class RemovalTests(SynchronousTestCase):
                                     cluster.agents))
         result = self.successResultOf(deploy(
             deployment(), cluster.agents,
-            plan_for=lambda state: plan_removal(state, "web", True),
+            plan_for=lambda state, addresses: plan_removal(state, "web",
+                                                           True),
             confirm=lambda lines: False))
         self.assertEqual((result.converged, sorted(
             cluster.agents[A].state.running)), (False, ["web"]))

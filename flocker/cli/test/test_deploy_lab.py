@@ -3,7 +3,7 @@ End-to-end tests of ``flocker-deploy`` on the lab (``admin/lab``): real
 nodes with their own Docker, ZFS pool and SSH server, deployed to from the
 lab's client namespace only, as an operator would from a laptop.
 
-The tests are one ordered scenario (:class:`TestDeployScenario`): each step
+The tests are one ordered scenario (:class:`DeployScenarioTests`): each step
 builds on the cluster the previous steps left, and once a step fails the
 later ones are skipped rather than reported as confusing follow-on
 failures.  What runs where:
@@ -28,9 +28,9 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from flocker.testtools import http_status_and_body
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, http_status_and_body, shared_lab,
+)
 
 #: External port of the HTTP application, and of the side application that
 #: the unreachable-node step adds.
@@ -84,7 +84,7 @@ _CHANGE_LINE = re.compile(
 
 class _Scenario(object):
     """
-    The state the steps of :class:`TestDeployScenario` share.
+    The state the steps of :class:`DeployScenarioTests` share.
 
     :ivar lab: The :class:`flocker.testtools.Lab`.
     :ivar str directory: Where the configuration files are written.
@@ -99,11 +99,10 @@ class _Scenario(object):
     :ivar dict data: Path in the volume → sha256 of what was written.
     :ivar link_container: :meth:`container` of the linked application
         after the first deploy.
-    :ivar int failures: Failed tests in the session when the scenario began.
     :ivar bool cleaned: Whether the applications were removed already.
     """
 
-    def __init__(self, lab, directory, failures):
+    def __init__(self, lab, directory):
         self.lab = lab
         self.directory = directory
         token = secrets.token_hex(3)
@@ -114,7 +113,6 @@ class _Scenario(object):
         self.addresses = [node.address for node in self.nodes]
         self.data = {}
         self.link_container = None
-        self.failures = failures
         self.cleaned = False
         self.first = self.second = None
         self.move_output = ""
@@ -147,6 +145,21 @@ class _Scenario(object):
             lines.append("  %s: [%s]" % (
                 address, ", ".join(self.names[k] for k in keys)))
         return self.write(name, "\n".join(lines) + "\n")
+
+    def clear(self):
+        """
+        Deploy nothing anywhere if any node runs an application or has
+        routes (whatever earlier tests on this lab left), so the steps can
+        expect exact changes.
+
+        :raises AssertionError: If that deploy fails.
+        """
+        if any(report["applications"] or report["routes"]
+               for report in self.reports().values()):
+            result = _Scenario.deploy(self, "--yes", self.deployment(
+                "start.yml", [(a, []) for a in self.addresses]))
+            if result.returncode != 0:
+                raise AssertionError(result.stdout + result.stderr)
 
     def deploy(self, *argv, timeout=DEPLOY_TIMEOUT, applications=None):
         """
@@ -307,24 +320,12 @@ def _changes(output):
             if m and ": install node-to-node SSH trust " not in m.group(1)]
 
 
-@pytest.fixture(scope="class")
-def scenario(request, lab, tmp_path_factory):
+def _remove(state):
     """
-    The shared state of the scenario; at the end, the applications are
-    removed (if a step failed before the clean-up step did it) and the
-    volumes this run created are deleted from every node.
+    Remove the scenario's applications (if a step failed before the
+    clean-up step did it) and delete from every node the volumes this run
+    created.
     """
-    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
-    state = _Scenario(lab, str(tmp_path_factory.mktemp("deploy-lab")),
-                      request.session.testsfailed)
-    # Start from nodes without applications or routes, whatever earlier
-    # tests on this lab left, so the steps can expect exact changes.
-    if any(report["applications"] or report["routes"]
-           for report in state.reports().values()):
-        result = state.deploy("--yes", state.deployment(
-            "start.yml", [(a, []) for a in state.addresses]))
-        assert result.returncode == 0, result.stdout + result.stderr
-    yield state
     if not state.cleaned:
         state.deploy("--yes", state.deployment(
             "teardown.yml", [(a, []) for a in state.addresses]))
@@ -334,20 +335,22 @@ def scenario(request, lab, tmp_path_factory):
                  check=False)
 
 
-class TestDeployScenario(object):
+class DeployScenarioTests(ScenarioTestCase):
     """
     ``flocker-deploy`` on a three-node lab: deploy, move, no-op, bad input,
     an unreachable node, clean-up.  The steps run in order and share the
     cluster.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, scenario):
-        # A failed step leaves the cluster in a state the next steps were
-        # not written for.
-        if request.session.testsfailed > scenario.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.s = scenario
+    @classmethod
+    def setUpClass(cls):
+        # The shared state of the scenario (a failed step leaves the
+        # cluster in a state the next steps were not written for, so they
+        # are skipped).
+        lab = shared_lab(minimum_nodes=3)
+        state = cls.s = _Scenario(lab, str(class_temporary_path(cls)))
+        cls.addClassCleanup(_remove, state)
+        state.clear()
 
     def test_01_deploy(self):
         """
@@ -361,17 +364,20 @@ class TestDeployScenario(object):
             (n1, ["web"]), (n2, ["client"]), (n3, [])])
         result = s.deploy(s.first)
         web, client = s.names["web"], s.names["client"]
-        assert (result.returncode, sorted(_changes(result.stdout))) == (
-            0, sorted([
-                "%s: create volume %s" % (n1, web),
-                "%s: start application %s (image %s)" % (n1, web, IMAGE),
-                "%s: start application %s (image %s)" % (n2, client, IMAGE),
-                "%s: set routes %d->%s" % (n2, WEB_PORT, n1),
-                "%s: set routes %d->%s" % (n3, WEB_PORT, n1),
-            ])), result.stdout + result.stderr
-        assert s.flocker_containers() == {
-            s.node(0): ["flocker--" + web], s.node(1): ["flocker--" + client],
-            s.node(2): []}
+        self.assertEqual(
+            (result.returncode, sorted(_changes(result.stdout))),
+            (0, sorted([
+                 "%s: create volume %s" % (n1, web),
+                 "%s: start application %s (image %s)" % (n1, web, IMAGE),
+                 "%s: start application %s (image %s)" % (n2, client, IMAGE),
+                 "%s: set routes %d->%s" % (n2, WEB_PORT, n1),
+                 "%s: set routes %d->%s" % (n3, WEB_PORT, n1),
+             ])),
+            result.stdout + result.stderr)
+        self.assertEqual(
+            s.flocker_containers(),
+            {s.node(0): ["flocker--" + web], s.node(1): ["flocker--" + client],
+             s.node(2): []})
 
     def test_02_write_data(self):
         """
@@ -386,7 +392,7 @@ class TestDeployScenario(object):
             s.exec_in(s.node(0), "web", ["dd", "of=" + path, "bs=65536"],
                       input=content, text=False)
             s.data[path] = hashlib.sha256(content).hexdigest()
-        assert s.checksums(s.node(0)) == s.data
+        self.assertEqual(s.checksums(s.node(0)), s.data)
 
     def test_03_answers_everywhere(self):
         """
@@ -396,9 +402,10 @@ class TestDeployScenario(object):
         """
         s = self.s
         expected = ("200", s.index())
-        assert s.answers(s.node(2)) == (
-            {a: expected for a in s.addresses},
-            {a: expected for a in s.addresses})
+        self.assertEqual(
+            s.answers(s.node(2)),
+            ({a: expected for a in s.addresses},
+             {a: expected for a in s.addresses}))
 
     def _check_link(self, node):
         """
@@ -432,8 +439,9 @@ class TestDeployScenario(object):
         """
         s = self.s
         expected = ("200", s.index())
-        assert self._check_link(s.node(1)) == (
-            "tcp://%s:%d" % (s.addresses[1], WEB_PORT), expected, expected)
+        self.assertEqual(
+            self._check_link(s.node(1)),
+            ("tcp://%s:%d" % (s.addresses[1], WEB_PORT), expected, expected))
         s.link_container = s.container(s.node(1), "client")
 
     def test_05_dry_run_shows_move(self):
@@ -462,14 +470,16 @@ class TestDeployScenario(object):
             r"runs; estimated downtime [0-9.]+ s$" % (
                 re.escape(s.names["web"]), re.escape(n1), re.escape(n3)),
             result.stdout, re.M)
-        assert (result.returncode, len(leaves), [len(m) for m in matched],
-                estimate is not None,
-                "dry run: nothing was changed" in result.stdout,
-                _changes(result.stdout)) == (
-            0, len(expected), [1] * len(expected), True, True, []
-        ), result.stdout + result.stderr
-        assert after == before
-        assert s.container(s.node(1), "client") == s.link_container
+        self.assertEqual(
+            (result.returncode, len(leaves), [len(m) for m in matched],
+             estimate is not None,
+             "dry run: nothing was changed" in result.stdout,
+             _changes(result.stdout)),
+            (0, len(expected), [1] * len(expected), True, True, []
+            ),
+            result.stdout + result.stderr)
+        self.assertEqual(after, before)
+        self.assertEqual(s.container(s.node(1), "client"), s.link_container)
 
     def test_06_move(self):
         """
@@ -485,20 +495,24 @@ class TestDeployScenario(object):
         # The push line carries the size sent, which varies; compare the
         # rest exactly.
         pushes = [line for line in done if " push volume " in line]
-        assert (result.returncode,
-                sorted(line for line in done if line not in pushes),
-                len(pushes), pushes[0].startswith(
-                    "%s: push volume %s to %s" % (n1, web, n3))) == (
-            0, sorted([
-                "%s: stop application %s" % (n1, web),
-                "%s: hand off volume %s to %s" % (n1, web, n3),
-                "%s: start application %s (image %s)" % (n3, web, IMAGE),
-                "%s: set routes %d->%s" % (n1, WEB_PORT, n3),
-                "%s: set routes %d->%s" % (n2, WEB_PORT, n3),
-                "%s: remove all routes" % (n3,),
-            ]), 1, True), result.stdout + result.stderr
-        assert (s.container(s.node(0), "web"),
-                s.container(s.node(2), "web")[2]) == (None, True)
+        self.assertEqual(
+            (result.returncode,
+             sorted(line for line in done if line not in pushes),
+             len(pushes), pushes[0].startswith(
+                 "%s: push volume %s to %s" % (n1, web, n3))),
+            (0, sorted([
+                 "%s: stop application %s" % (n1, web),
+                 "%s: hand off volume %s to %s" % (n1, web, n3),
+                 "%s: start application %s (image %s)" % (n3, web, IMAGE),
+                 "%s: set routes %d->%s" % (n1, WEB_PORT, n3),
+                 "%s: set routes %d->%s" % (n2, WEB_PORT, n3),
+                 "%s: remove all routes" % (n3,),
+             ]), 1, True),
+            result.stdout + result.stderr)
+        self.assertEqual(
+            (s.container(s.node(0), "web"),
+             s.container(s.node(2), "web")[2]),
+            (None, True))
 
     def test_06b_move_log_one_tree(self):
         """
@@ -515,29 +529,31 @@ class TestDeployScenario(object):
         tasks = {}
         for message in messages:
             tasks.setdefault(message["task_uuid"], message)
-        assert len(tasks) == 1, list(tasks.values())
+        self.assertEqual(len(tasks), 1, list(tasks.values()))
         nodes = {m.get("address") for m in messages
                  if m.get("action_type", "").startswith("flocker:node:")}
-        assert {n1, n2, n3} <= nodes
+        self.assertLessEqual({n1, n2, n3}, nodes)
         types = {m.get("action_type") for m in messages}
-        assert {"flocker:node:release_volume", "flocker:node:acquire_volume",
-                "flocker:volume:push", "flocker:node:start_application",
-                "flocker:route:set_routes"} <= types
+        self.assertLessEqual(
+            {"flocker:node:release_volume", "flocker:node:acquire_volume",
+             "flocker:volume:push", "flocker:node:start_application",
+             "flocker:route:set_routes"},
+            types)
         tree = subprocess.run(
             [os.path.join(os.path.dirname(sys.executable), "eliot-tree"),
              path], capture_output=True, text=True, timeout=60)
-        assert tree.returncode == 0, tree.stderr
+        self.assertEqual(tree.returncode, 0, tree.stderr)
         roots = [line for line in tree.stdout.splitlines()
                  if line and not line[0].isspace()
                  and line[0] not in "└├│"]
-        assert len(roots) == 1, roots
+        self.assertEqual(len(roots), 1, roots)
 
     def test_07_data_intact(self):
         """
         Every file written before the move has the same sha256 on node3.
         """
         s = self.s
-        assert s.checksums(s.node(2)) == s.data
+        self.assertEqual(s.checksums(s.node(2)), s.data)
 
     def test_08_answers_everywhere_after_move(self):
         """
@@ -547,9 +563,10 @@ class TestDeployScenario(object):
         """
         s = self.s
         expected = ("200", s.index())
-        assert s.answers(s.node(0)) == (
-            {a: expected for a in s.addresses},
-            {a: expected for a in s.addresses})
+        self.assertEqual(
+            s.answers(s.node(0)),
+            ({a: expected for a in s.addresses},
+             {a: expected for a in s.addresses}))
 
     def test_09_link_survives_move(self):
         """
@@ -559,10 +576,11 @@ class TestDeployScenario(object):
         """
         s = self.s
         expected = ("200", s.index())
-        assert (s.container(s.node(1), "client"),
-                self._check_link(s.node(1))) == (
-            s.link_container,
-            ("tcp://%s:%d" % (s.addresses[1], WEB_PORT), expected, expected))
+        self.assertEqual(
+            (s.container(s.node(1), "client"),
+             self._check_link(s.node(1))),
+            (s.link_container,
+             ("tcp://%s:%d" % (s.addresses[1], WEB_PORT), expected, expected)))
 
     def test_10_second_deploy_is_noop(self):
         """
@@ -572,9 +590,11 @@ class TestDeployScenario(object):
         s = self.s
         before = s.reports()
         result = s.deploy(s.second)
-        assert (result.returncode, _changes(result.stdout),
-                "cluster already converged: no changes" in result.stdout,
-                s.reports()) == (0, [], True, before), (
+        self.assertEqual(
+            (result.returncode, _changes(result.stdout),
+             "cluster already converged: no changes" in result.stdout,
+             s.reports()),
+            (0, [], True, before),
             result.stdout + result.stderr)
 
     def test_10b_status(self):
@@ -591,11 +611,13 @@ class TestDeployScenario(object):
                 result.stdout.splitlines()[1:] if line.startswith(
                     (s.names["web"], s.names["client"]))}
         web, client = rows[s.names["web"]], rows[s.names["client"]]
-        assert (result.returncode, web[1:4], web[-1], client[1:3],
-                client[-1], s.reports()) == (
-            0, [n3, "running", "%d->80" % (WEB_PORT,)], "-",
-            [n2, "running"], "-", before), result.stdout + result.stderr
-        assert "owned by %s" % (n3,) in " ".join(web)
+        self.assertEqual(
+            (result.returncode, web[1:4], web[-1], client[1:3],
+             client[-1], s.reports()),
+            (0, [n3, "running", "%d->80" % (WEB_PORT,)], "-",
+             [n2, "running"], "-", before),
+            result.stdout + result.stderr)
+        self.assertIn("owned by %s" % (n3,), " ".join(web))
 
     def test_10c_status_json(self):
         """
@@ -613,12 +635,13 @@ class TestDeployScenario(object):
         documents = [json.loads(result.stdout) for result in (ok, missing)]
         side = [row for row in documents[1]["applications"]
                 if row["application"] == s.names["side"]]
-        assert (ok.returncode, documents[0]["converged"],
-                missing.returncode != 0, documents[1]["converged"],
-                [(row["state"], row["drift"]) for row in side]) == (
-            0, True, True, False,
-            [("missing", "should run on %s" % (n1,))]), (
-                ok.stdout + ok.stderr + missing.stdout + missing.stderr)
+        self.assertEqual(
+            (ok.returncode, documents[0]["converged"],
+             missing.returncode != 0, documents[1]["converged"],
+             [(row["state"], row["drift"]) for row in side]),
+            (0, True, True, False,
+             [("missing", "should run on %s" % (n1,))]),
+            ok.stdout + ok.stderr + missing.stdout + missing.stderr)
 
     def test_10d_logs(self):
         """
@@ -633,9 +656,11 @@ class TestDeployScenario(object):
                   ["sh", "-c", "echo %s > /proc/1/fd/1" % (marker,)])
         result = s.deploy("--logs", s.names["client"], s.second)
         nowhere = s.deploy("--logs", s.names["side"], s.second)
-        assert (result.returncode, marker in result.stdout.splitlines(),
-                nowhere.returncode, len(nowhere.stderr.splitlines()),
-                "Traceback" in nowhere.stderr) == (0, True, 1, 1, False), (
+        self.assertEqual(
+            (result.returncode, marker in result.stdout.splitlines(),
+             nowhere.returncode, len(nowhere.stderr.splitlines()),
+             "Traceback" in nowhere.stderr),
+            (0, True, 1, 1, False),
             result.stdout + result.stderr + nowhere.stderr)
 
     def test_10e_missing_image(self):
@@ -660,12 +685,15 @@ class TestDeployScenario(object):
             output = result.stdout + result.stderr
             naming = [line for line in output.splitlines()
                       if line.startswith(n3 + ": ") and missing in line]
-            assert (result.returncode != 0, len(naming),
-                    _changes(result.stdout), "Traceback" in output) == (
-                True, 1, [], False), output
+            self.assertEqual(
+                (result.returncode != 0, len(naming),
+                 _changes(result.stdout), "Traceback" in output),
+                (True, 1, [], False),
+                output)
         expected = ("200", s.index())
-        assert (s.container(s.node(2), "web"), s.answers(s.node(0))[0]) == (
-            before, {a: expected for a in s.addresses})
+        self.assertEqual(
+            (s.container(s.node(2), "web"), s.answers(s.node(0))[0]),
+            (before, {a: expected for a in s.addresses}))
 
     def test_11_bad_configuration(self):
         """
@@ -687,13 +715,17 @@ class TestDeployScenario(object):
         logs = s.deploy_logs()
         result = s.deploy(path)
         lines = result.stderr.splitlines()
-        assert (result.returncode, len(lines), result.stdout,
-                "Traceback" in result.stderr) == (1, 1, "", False), (
+        self.assertEqual(
+            (result.returncode, len(lines), result.stdout,
+             "Traceback" in result.stderr),
+            (1, 1, "", False),
             result.stdout + result.stderr)
-        assert re.match(r"^%s:5:\d+: .*nosuchapp" % (re.escape(path),),
-                        lines[0]), lines[0]
+        self.assertTrue(
+            re.match(r"^%s:5:\d+: .*nosuchapp" % (re.escape(path),),
+                     lines[0]),
+            lines[0])
         # No deploy began (each writes an eliot log), and no node changed.
-        assert (s.deploy_logs(), s.reports()) == (logs, before)
+        self.assertEqual((s.deploy_logs(), s.reports()), (logs, before))
 
     def test_12_unreachable_node(self):
         """
@@ -719,14 +751,17 @@ class TestDeployScenario(object):
             output = result.stdout + result.stderr
             naming = [line for line in output.splitlines()
                       if NOWHERE in line]
-            assert (result.returncode != 0, len(naming),
-                    bool(naming) and any(r in naming[0] for r in reasons)
-                    and "check the address" in naming[0],
-                    "Traceback" in output, _changes(result.stdout)) == (
-                True, 1, True, False, []), output
+            self.assertEqual(
+                (result.returncode != 0, len(naming),
+                 bool(naming) and any(r in naming[0] for r in reasons)
+                 and "check the address" in naming[0],
+                 "Traceback" in output, _changes(result.stdout)),
+                (True, 1, True, False, []),
+                output)
         expected = ("200", s.index())
-        assert (s.reports(), s.answers(s.node(0))[0]) == (
-            before, {a: expected for a in s.addresses})
+        self.assertEqual(
+            (s.reports(), s.answers(s.node(0))[0]),
+            (before, {a: expected for a in s.addresses}))
 
     def test_13_clean_up(self):
         """
@@ -743,15 +778,18 @@ class TestDeployScenario(object):
         refused = s.deploy(path)
         listed = [line for line in refused.stdout.splitlines()
                   if line.endswith("(not in the files: removed)")]
-        assert (refused.returncode != 0, len(listed), _changes(
-            refused.stdout), s.flocker_containers()) == (
-            True, 2, [], before), refused.stdout + refused.stderr
+        self.assertEqual(
+            (refused.returncode != 0, len(listed), _changes(
+                refused.stdout), s.flocker_containers()),
+            (True, 2, [], before),
+            refused.stdout + refused.stderr)
         result = s.deploy("--yes", path)
         s.cleaned = result.returncode == 0
         volumes = {v["name"] for v in s.reports()[s.node(2)]["volumes"]}
-        assert (result.returncode, s.flocker_containers(),
-                s.names["web"] in volumes) == (
-            0, {node.name: [] for node in s.nodes}, True), (
+        self.assertEqual(
+            (result.returncode, s.flocker_containers(),
+             s.names["web"] in volumes),
+            (0, {node.name: [] for node in s.nodes}, True),
             result.stdout + result.stderr)
 
     def test_14_stale_copy_not_adopted(self):
@@ -766,28 +804,33 @@ class TestDeployScenario(object):
         n1, n2, n3 = s.addresses
         web = s.names["web"]
         result = s.deploy(s.second)
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         s.exec_in(s.node(2), "web", ["sh", "-c", "echo newer > /data/newer"])
         result = s.deploy("--yes", s.deployment(
             "stop.yml", [(a, []) for a in s.addresses]))
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         s.nodes[2].run(["flocker-volume", "delete", web])
         result = s.deploy(s.second)
         output = result.stdout + result.stderr
         reports = s.reports()
         copy = {v["name"]: v for v in reports[s.node(0)]["volumes"]}[web]
-        assert (result.returncode != 0, _changes(result.stdout),
-                "--adopt-copy %s" % (web,) in output,
-                "the newest copy left is on %s" % (n1,) in output,
-                copy["owned"], s.container(s.node(2), "web")) == (
-            True, [], True, True, False, None), output
+        self.assertEqual(
+            (result.returncode != 0, _changes(result.stdout),
+             "--adopt-copy %s" % (web,) in output,
+             "the newest copy left is on %s" % (n1,) in output,
+             copy["owned"], s.container(s.node(2), "web")),
+            (True, [], True, True, False, None),
+            output)
         result = s.deploy("--adopt-copy", web, s.second)
-        assert (result.returncode,
-                "%s: adopt the older copy of volume %s" % (n1, web)
-                in result.stdout,
-                s.exec_in(s.node(2), "web", ["ls", "/data"]).stdout.split()
-                ) == (0, True, sorted(p.rsplit("/", 1)[1] for p in s.data)
-                      ), result.stdout + result.stderr
+        self.assertEqual(
+            (result.returncode,
+             "%s: adopt the older copy of volume %s" % (n1, web)
+             in result.stdout,
+             s.exec_in(s.node(2), "web", ["ls", "/data"]).stdout.split()
+             ),
+            (0, True, sorted(p.rsplit("/", 1)[1] for p in s.data)
+             ),
+            result.stdout + result.stderr)
         s.deploy("--yes", s.deployment("empty-again.yml",
                                        [(a, []) for a in s.addresses]))
 
@@ -801,25 +844,28 @@ class TestDeployScenario(object):
         s = self.s
         web = s.names["web"]
         result = s.deploy("--yes", s.second)
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         refused = s.deploy("--remove", web, "--with-volumes", s.second)
         listed = [line for line in refused.stdout.splitlines()
                   if "delete volume %s" % (web,) in line]
-        assert (refused.returncode != 0, len(listed) >= 1,
-                s.container(s.node(2), "web") is not None) == (
-            True, True, True), refused.stdout + refused.stderr
+        self.assertEqual(
+            (refused.returncode != 0, len(listed) >= 1,
+             s.container(s.node(2), "web") is not None),
+            (True, True, True),
+            refused.stdout + refused.stderr)
         result = s.deploy("--remove", web, "--with-volumes", "--yes",
                           s.second)
         reports = s.reports()
-        assert (result.returncode,
-                [[v["name"] for v in report["volumes"] if v["name"] == web]
-                 for report in reports.values()],
-                [[r for r in report["routes"] if r["port"] == WEB_PORT]
-                 for report in reports.values()],
-                s.container(s.node(2), "web"),
-                s.container(s.node(1), "client")[2]) == (
-            0, [[], [], []], [[], [], []], None, True), (
-                result.stdout + result.stderr)
+        self.assertEqual(
+            (result.returncode,
+             [[v["name"] for v in report["volumes"] if v["name"] == web]
+              for report in reports.values()],
+             [[r for r in report["routes"] if r["port"] == WEB_PORT]
+              for report in reports.values()],
+             s.container(s.node(2), "web"),
+             s.container(s.node(1), "client")[2]),
+            (0, [[], [], []], [[], [], []], None, True),
+            result.stdout + result.stderr)
         s.deploy("--yes", s.deployment("empty-at-last.yml",
                                        [(a, []) for a in s.addresses]))
 
@@ -846,20 +892,24 @@ class TestDeployScenario(object):
         placed = s.deployment("side.yml", [(n1, ["side"]), (n2, []),
                                            (n3, [])])
         result = s.deploy(placed, applications=compose)
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         empty = s.deployment("native-empty.yml", [(a, []) for a in s.addresses])
         native = s.deploy(empty)
         answers = [http_status_and_body(s.get_from_client(a, SIDE_PORT))[0]
                    for a in s.addresses]
-        assert (native.returncode, "cluster already converged: no changes"
-                in native.stdout, answers) == (
-            0, True, ["200"] * 3), native.stdout + native.stderr
+        self.assertEqual(
+            (native.returncode, "cluster already converged: no changes"
+             in native.stdout, answers),
+            (0, True, ["200"] * 3),
+            native.stdout + native.stderr)
         unplaced = s.deployment("side-gone.yml", [(a, []) for a in
                                                   s.addresses])
         refused = s.deploy(unplaced, applications=compose)
         removed = s.deploy("--yes", unplaced, applications=compose)
-        assert (refused.returncode != 0, removed.returncode,
-                s.container(s.node(0), "side")) == (True, 0, None), (
+        self.assertEqual(
+            (refused.returncode != 0, removed.returncode,
+             s.container(s.node(0), "side")),
+            (True, 0, None),
             refused.stdout + removed.stdout + removed.stderr)
 
     def test_17_port_held(self):
@@ -883,10 +933,13 @@ class TestDeployScenario(object):
             naming = [line for line in output.splitlines() if line.startswith(
                 "%s: port %d is held by a listening socket that is not "
                 "Flocker's" % (n2, SIDE_PORT))]
-            assert (result.returncode != 0, len(naming), _changes(
-                result.stdout), s.container(s.node(0), "side"),
-                http_status_and_body(s.get_from_client(n2, SIDE_PORT))[0]
-            ) == (True, 1, [], None, "200"), output
+            self.assertEqual(
+                (result.returncode != 0, len(naming), _changes(
+                    result.stdout), s.container(s.node(0), "side"),
+                    http_status_and_body(s.get_from_client(n2, SIDE_PORT))[0]
+                ),
+                (True, 1, [], None, "200"),
+                output)
         finally:
             s.lab.run(s.node(1), ["docker", "rm", "-f", foreign],
                       check=False)

@@ -74,6 +74,23 @@ class FailoverRunTests(SynchronousTestCase):
         self.assertEqual(run.taken_over(result),
                          {"web": (A, C), "proxy": (A, B)})
 
+    def test_routes_use_addresses(self):
+        """
+        The routes a failover installs target the IP addresses the deploy
+        resolved the nodes to, as a plain deploy's do, not the names the
+        deployment gives them.
+        """
+        run = FailoverRun(deployment(), A)
+        ips = {A: "192.0.2.1", B: "192.0.2.2", C: "192.0.2.3"}
+        result = self.successResultOf(deploy(
+            deployment(), self.live, plan_for=run.plan_for, addresses=ips))
+        self.assertTrue(result.converged, result.failed)
+        agents = self.cluster.agents
+        self.assertEqual(
+            (agents[B].state.routes, agents[C].state.routes),
+            (frozenset([Route(8080, ips[C])]),
+             frozenset([Route(8081, ips[B])])))
+
     def test_dead_node_not_contacted(self):
         """
         Nothing is asked of the dead node.

@@ -18,7 +18,7 @@ Every trial checks, beside the fault:
 * no half-received dataset is left on any pool, and each copy keeps at most
   :data:`MAX_SNAPSHOTS` of Flocker's snapshots.
 
-:class:`TestWriteSafety` moves a Redis whose client appends numbered records
+:class:`WriteSafetyTests` moves a Redis whose client appends numbered records
 through another node's routed port throughout the move, and checks that
 every acknowledged record is there afterwards.
 
@@ -37,9 +37,12 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import http_status_and_body
+from flocker.testtools import (
+    cases, class_temporary_path, http_status_and_body, shared_lab,
+    temporary_path, with_cases,
+)
 
 LAB_SCRIPT = Path(__file__).resolve().parents[3] / "admin" / "lab"
 
@@ -484,8 +487,8 @@ class FaultLab(object):
 
     def restore_sshd(self):
         """
-        Bring every node's sshd, dockerd and agent back (``admin/lab up`` restarts
-        what is missing).
+        Bring every node's sshd, dockerd and agent back (``admin/lab up``
+        restarts what is missing).
         """
         start_lab(LAB_SCRIPT, nodes=len(self.lab.nodes))
 
@@ -518,21 +521,33 @@ class FaultLab(object):
         raise AssertionError("unknown fault %r" % (fault,))
 
 
-@pytest.fixture(scope="module")
-def fault_lab(lab, tmp_path_factory):
+def _remove(state):
     """
-    The moving application, deployed on node1 with some data; removed with
-    its volumes at the end.
+    Start the sshd a trial stopped, and remove the moving application with
+    its volumes.
     """
-    state = FaultLab(lab, str(tmp_path_factory.mktemp("faults")))
-    result = state.deploy(0)
-    assert result.returncode == 0, result.stdout + result.stderr
-    state.write_data(0, big=False)
-    yield state
     state.restore_sshd()
     state.deploy(None)
     for node in state.nodes:
         node.run(["flocker-volume", "delete", state.name], check=False)
+
+
+class _FaultLabMixin(object):
+    """
+    For a ``TestCase``: ``fault_lab``, the moving application, deployed on
+    node1 with some data for the class's tests; removed with its volumes
+    at the end.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        state = cls.fault_lab = FaultLab(shared_lab(),
+                                         str(class_temporary_path(cls)))
+        cls.addClassCleanup(_remove, state)
+        result = state.deploy(0)
+        if result.returncode != 0:
+            raise AssertionError(result.stdout + result.stderr)
+        state.write_data(0, big=False)
 
 
 def _summary(result):
@@ -540,19 +555,19 @@ def _summary(result):
                                 result.stderr)
 
 
-class TestMoveFaults(object):
+@with_cases
+class MoveFaultsTests(_FaultLabMixin, SynchronousTestCase):
     """
     A move broken at one point by one fault, then run again.
     """
 
-    @pytest.mark.parametrize(("point", "fault"), TRIALS,
-                             ids=["%s+%s" % trial for trial in TRIALS])
-    def test_fault(self, fault_lab, point, fault):
+    @cases(TRIALS, ids=["%s+%s" % trial for trial in TRIALS])
+    def test_fault(self, point, fault):
         """
         After the fault and a re-run, the move is complete, nothing was
         lost, and there never were two owners or two running copies.
         """
-        s = fault_lab
+        s = self.fault_lab
         # An earlier test may have left the application astray (a failed
         # trial) or removed it (another test's files).
         source_index = s.running_on()
@@ -594,30 +609,37 @@ class TestMoveFaults(object):
                 first_out = f.read()
             with open(log + ".err") as f:
                 first_err = f.read()
-            assert struck, "the fault never struck (%s): %s%s" % (
-                point, first_out, first_err)
+            self.assertTrue(
+                struck,
+                "the fault never struck (%s): %s%s" % (
+                    point, first_out, first_err))
             if fault != "kill-client":
                 # The broken deploy still says what went wrong, one line
                 # per failure, without a traceback.
-                assert "Traceback" not in first_out + first_err, (
+                self.assertNotIn(
+                    "Traceback",
+                    first_out + first_err,
                     first_out + first_err)
             reruns = []
             if fault.startswith("stop-sshd"):
                 # While the node's sshd is down, a deploy fails naming it.
                 result = s.deploy(target_index)
                 reruns.append(result)
-                assert (result.returncode != 0
-                        and target.address in result.stdout + result.stderr
-                        and "Traceback" not in result.stdout + result.stderr
-                        ), _summary(result)
+                self.assertTrue(
+                    result.returncode != 0
+                    and target.address in result.stdout + result.stderr
+                    and "Traceback" not in result.stdout + result.stderr,
+                    _summary(result))
                 s.restore_sshd()
             if fault.startswith("kill-node"):
                 # The deploy failed naming the node and where to look; the
                 # agent comes back as systemd would restart it.
                 killed = source if fault.endswith("-source") else target
-                assert (killed.address in first_out + first_err
-                        and "systemctl status flocker-node"
-                        in first_out + first_err), first_out + first_err
+                self.assertTrue(
+                    killed.address in first_out + first_err
+                    and "systemctl status flocker-node"
+                    in first_out + first_err,
+                    first_out + first_err)
                 s.restore_sshd()
             for attempt in range(3):
                 result = s.deploy(target_index)
@@ -625,34 +647,46 @@ class TestMoveFaults(object):
                 if result.returncode == 0:
                     break
                 time.sleep(1)
-            assert result.returncode == 0, "\n---\n".join(
-                _summary(r) for r in reruns)
+            self.assertEqual(
+                result.returncode,
+                0,
+                "\n---\n".join(
+                    _summary(r) for r in reruns))
             again = s.deploy(target_index)
-            assert (again.returncode, "cluster already converged: no changes"
-                    in again.stdout) == (0, True), _summary(again)
+            self.assertEqual(
+                (again.returncode, "cluster already converged: no changes"
+                 in again.stdout),
+                (0, True),
+                _summary(again))
         finally:
             watcher.stop()
-        assert (watcher.error, watcher.bad, watcher.samples > 5) == (
-            None, [], True), (watcher.error, watcher.bad, watcher.samples)
-        assert s.where() == [target_index]
-        assert s.checksums(target_index) == before
+        self.assertEqual(
+            (watcher.error, watcher.bad, watcher.samples > 5),
+            (None, [], True),
+            (watcher.error, watcher.bad, watcher.samples))
+        self.assertEqual(s.where(), [target_index])
+        self.assertEqual(s.checksums(target_index), before)
         stray, snapshots = s.leftovers()
-        assert (stray, [n for n, count in snapshots.items()
-                        if count > MAX_SNAPSHOTS]) == ([], []), snapshots
+        self.assertEqual(
+            (stray, [n for n, count in snapshots.items()
+                     if count > MAX_SNAPSHOTS]),
+            ([], []),
+            snapshots)
 
 
-class TestWriteSafety(object):
+class WriteSafetyTests(SynchronousTestCase):
     """
     A Redis written to throughout its move loses no acknowledged record.
     """
 
-    def test_acknowledged_records_kept(self, lab, tmp_path_factory):
+    def test_acknowledged_records_kept(self):
         """
         A writer appends numbered records through the third node's routed
         port while Redis moves from node1 to node2; every record Redis
         acknowledged is in the list afterwards, in order.
         """
-        directory = str(tmp_path_factory.mktemp("write-safety"))
+        lab = shared_lab()
+        directory = str(temporary_path(self))
         s = FaultLab(lab, directory)
         s.name = "wsafe-" + secrets.token_hex(3)
         applications = s.write("redis.yml", REDIS_APPLICATIONS.format(
@@ -660,7 +694,7 @@ class TestWriteSafety(object):
         stop_file = os.path.join(directory, "stop")
         try:
             result = s.deploy(0, applications)
-            assert result.returncode == 0, _summary(result)
+            self.assertEqual(result.returncode, 0, _summary(result))
             writer = lab.client.popen(
                 [sys.executable, str(WRITER), s.addresses[2],
                  str(REDIS_PORT), "records", stop_file, "120"],
@@ -671,7 +705,7 @@ class TestWriteSafety(object):
             with open(stop_file, "w"):
                 pass
             out, err = writer.communicate(timeout=60)
-            assert moved.returncode == 0, _summary(moved)
+            self.assertEqual(moved.returncode, 0, _summary(moved))
             written = json.loads(out)
             stored = lab.run_client([
                 "redis-cli", "-h", s.addresses[2], "-p", str(REDIS_PORT),
@@ -681,10 +715,12 @@ class TestWriteSafety(object):
             # Re-sent records may appear twice; order and presence count.
             deduplicated = [v for i, v in enumerate(stored)
                             if i == 0 or stored[i - 1] != v]
-            assert (len(acknowledged) > 50, written["failures"] > 0,
-                    deduplicated[:len(acknowledged)] == acknowledged) == (
-                True, True, True), (len(acknowledged), written["failures"],
-                                    len(stored))
+            self.assertEqual(
+                (len(acknowledged) > 50, written["failures"] > 0,
+                 deduplicated[:len(acknowledged)] == acknowledged),
+                (True, True, True),
+                (len(acknowledged), written["failures"],
+                 len(stored)))
             print("write safety: %d records acknowledged, %d failed "
                   "attempts during the move, %d stored" % (
                       len(acknowledged), written["failures"], len(stored)))
@@ -715,7 +751,7 @@ def stop_daemons(machine, match):
     return count
 
 
-class TestClusterFaults(object):
+class ClusterFaultsTests(_FaultLabMixin, SynchronousTestCase):
     """
     Faults of whole parts of the cluster: a full pool, a Docker daemon
     restarted during a deploy, a node rebooted, two deploys at once.
@@ -733,7 +769,7 @@ class TestClusterFaults(object):
             if result.returncode == 0:
                 break
             time.sleep(1)
-        assert result.returncode == 0, _summary(result)
+        self.assertEqual(result.returncode, 0, _summary(result))
         return result
 
     def _answers(self, s, index):
@@ -750,13 +786,13 @@ class TestClusterFaults(object):
             responses.append(http_status_and_body(response)[0])
         return responses
 
-    def test_pool_full(self, fault_lab):
+    def test_pool_full(self):
         """
         A move into a pool that has no room (its quota hit) fails with one
         line saying so, changes nothing (the application keeps running
         where it was, with its data); with room again, the move completes.
         """
-        s = fault_lab
+        s = self.fault_lab
         source = s.running_on()
         target = (source + 1) % len(s.nodes)
         pool = s.nodes[target].pool
@@ -783,23 +819,25 @@ class TestClusterFaults(object):
         try:
             result = s.deploy(target)
             output = result.stdout + result.stderr
-            assert (result.returncode != 0, "Traceback" in output,
-                    "space" in output or "quota" in output) == (
-                True, False, True), output
-            assert s.where() == [source]
-            assert s.checksums(source) == before
+            self.assertEqual(
+                (result.returncode != 0, "Traceback" in output,
+                 "space" in output or "quota" in output),
+                (True, False, True),
+                output)
+            self.assertEqual(s.where(), [source])
+            self.assertEqual(s.checksums(source), before)
         finally:
             subprocess.run(["zfs", "set", "quota=none", pool], check=True)
         self._converge(s, target)
-        assert (s.where(), s.checksums(target)) == ([target], before)
+        self.assertEqual((s.where(), s.checksums(target)), ([target], before))
 
-    def test_docker_restarted_mid_deploy(self, fault_lab):
+    def test_docker_restarted_mid_deploy(self):
         """
         The new node's Docker daemon stopped right after the application
         stopped on the old node: the deploy fails naming the node; once
         the daemon is back, the next deploy completes the move.
         """
-        s = fault_lab
+        s = self.fault_lab
         source = s.running_on()
         target = (source + 1) % len(s.nodes)
         before = s.checksums(source)
@@ -818,35 +856,39 @@ class TestClusterFaults(object):
                 break
             time.sleep(0.005)
         output, _ = proc.communicate(timeout=DEPLOY_TIMEOUT)
-        assert (struck, proc.returncode != 0, "Traceback" in output,
-                s.addresses[target] in output) == (1, True, False, True), (
+        self.assertEqual(
+            (struck, proc.returncode != 0, "Traceback" in output,
+             s.addresses[target] in output),
+            (1, True, False, True),
             output)
         s.restore_sshd()
         self._converge(s, target)
-        assert (s.where(), s.checksums(target)) == ([target], before)
+        self.assertEqual((s.where(), s.checksums(target)), ([target], before))
 
-    def test_node_rebooted(self, fault_lab):
+    def test_node_rebooted(self):
         """
         The node running the application reboots (its Docker daemon and
         sshd stopped, Docker found empty when they come back): the next
         deploy starts the application again there, with its data, and it
         answers through every node's port.
         """
-        s = fault_lab
+        s = self.fault_lab
         index = s.running_on()
         node = s.nodes[index]
         s.exec_in(index, ["cp", "/etc/hostname", "/data/index.html"])
         before = s.checksums(index)
         stop_daemons(node, lambda argv: _is_dockerd(argv) or _is_sshd(argv))
         s.restore_sshd()
-        assert s.where() == []
+        self.assertEqual(s.where(), [])
         result = self._converge(s, index)
-        assert "start application %s" % (s.name,) in result.stdout, (
+        self.assertIn(
+            "start application %s" % (s.name,),
+            result.stdout,
             _summary(result))
-        assert (s.where(), s.checksums(index)) == ([index], before)
-        assert self._answers(s, index) == ["200"] * 3
+        self.assertEqual((s.where(), s.checksums(index)), ([index], before))
+        self.assertEqual(self._answers(s, index), ["200"] * 3)
 
-    def test_two_deploys_at_once(self, fault_lab):
+    def test_two_deploys_at_once(self):
         """
         Two deploys started together, moving the application to two
         different nodes: the one that gets the nodes first runs; the other
@@ -855,7 +897,7 @@ class TestClusterFaults(object):
         at most one copy runs; the cluster ends as the deploy that ran last
         wanted, with the data intact.
         """
-        s = fault_lab
+        s = self.fault_lab
         source = s.running_on()
         first, second = [(source + k) % len(s.nodes) for k in (1, 2)]
         before = s.checksums(source)
@@ -871,27 +913,32 @@ class TestClusterFaults(object):
         finally:
             watcher.stop()
         codes = [proc.returncode for proc in procs]
-        assert 0 in codes, outputs
+        self.assertIn(0, codes, outputs)
         for code, output in zip(codes, outputs):
-            assert "Traceback" not in output, output
+            self.assertNotIn("Traceback", output, output)
             if code != 0:
-                assert "another flocker-deploy" in output, output
-        assert (watcher.error, watcher.bad) == (None, []), (
-            watcher.error, watcher.bad)
+                self.assertIn("another flocker-deploy", output, output)
+        self.assertEqual(
+            (watcher.error, watcher.bad),
+            (None, []),
+            (watcher.error, watcher.bad))
         [now] = s.where()
-        assert now in [index for index, code in zip((first, second), codes)
-                       if code == 0], (now, codes, outputs)
-        assert s.checksums(now) == before
+        self.assertIn(
+            now,
+            [index for index, code in zip((first, second), codes)
+             if code == 0],
+            (now, codes, outputs))
+        self.assertEqual(s.checksums(now), before)
         self._converge(s, now)
 
-    def test_linked_node_rebooted(self, fault_lab):
+    def test_linked_node_rebooted(self):
         """
         The node of an application linked to the moving one reboots (its
         Docker daemon and sshd stopped, Docker empty when they come back):
         the next deploy starts the linked application again with its link,
         which reaches the other application through ``localhost``.
         """
-        s = fault_lab
+        s = self.fault_lab
         web = s.running_on()
         linker = (web + 1) % len(s.nodes)
         name = "flink-" + secrets.token_hex(3)
@@ -918,14 +965,17 @@ class TestClusterFaults(object):
         try:
             s.exec_in(web, ["cp", "/etc/hostname", "/data/index.html"])
             result = deploy()
-            assert result.returncode == 0, _summary(result)
-            assert http_status_and_body(through_link())[0] == "200"
+            self.assertEqual(result.returncode, 0, _summary(result))
+            self.assertEqual(http_status_and_body(through_link())[0], "200")
             stop_daemons(s.nodes[linker],
                          lambda argv: _is_dockerd(argv) or _is_sshd(argv))
             s.restore_sshd()
             result = deploy()
-            assert (result.returncode, "start application %s" % (name,)
-                    in result.stdout) == (0, True), _summary(result)
-            assert http_status_and_body(through_link())[0] == "200"
+            self.assertEqual(
+                (result.returncode, "start application %s" % (name,)
+                 in result.stdout),
+                (0, True),
+                _summary(result))
+            self.assertEqual(http_status_and_body(through_link())[0], "200")
         finally:
             self._converge(s, web)

@@ -9,6 +9,10 @@ that follows it).
 import re
 import secrets
 
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.testtools import shared_lab, temporary_path
+
 #: ``push volume`` change lines of flocker-deploy's output: size sent.
 _PUSH = re.compile(r"push volume (\S+) to .*\(([0-9.]+) (B|KiB|MiB|GiB) sent,")
 
@@ -67,36 +71,45 @@ def _write(lab, here, name, path, mib):
     lab.run(node, ["sync"])
 
 
-def test_move_back_sends_increment(lab, tmp_path):
+class MoveIncrementLabTests(SynchronousTestCase):
     """
-    node1 → node2 sends the whole volume; after 1 MiB more, node2 → node1
-    pre-copies about that MiB into node1's copy (never replacing it), and
-    so does node1 → node2 again.
+    Moving a volume back and forth between lab nodes.
     """
-    name = "inc-" + secrets.token_hex(3)
-    port = 18300 + secrets.randbelow(90)
-    try:
-        _deploy(lab, tmp_path, name, port, 0)
-        _write(lab, 0, name, "base", 16)
-        first, _ = _deploy(lab, tmp_path, name, port, 1)
-        _write(lab, 1, name, "new-1", 1)
-        back, _ = _deploy(lab, tmp_path, name, port, 0)
-        _write(lab, 0, name, "new-2", 1)
-        again, _ = _deploy(lab, tmp_path, name, port, 1)
-    finally:
-        empty = tmp_path / "empty.yml"
-        empty.write_text("version: 1\nnodes:\n" + "\n".join(
-            "  %s: []" % (node.address,) for node in lab.nodes) + "\n")
-        lab.run_client(["flocker-deploy", "--yes", str(empty),
-                        str(tmp_path / "applications.yml")], check=False,
-                       timeout=300)
-        for node in lab.nodes:
-            lab.run(node.name, ["flocker-volume", "delete", name],
-                    check=False)
-    # The first pre-copy is the whole volume; each move back only what
-    # changed (1 MiB, and the file system's own blocks).
-    # (flocker-deploy prints sizes rounded to a tenth of a unit.)
-    assert (first[0][1] >= 15 * MiB,
-            [(sent < 4 * MiB, replacing) for _, sent, replacing in back],
-            [(sent < 4 * MiB, replacing) for _, sent, replacing in again]
-            ) == (True, [(True, False)], [(True, False)])
+
+    def test_move_back_sends_increment(self):
+        """
+        node1 → node2 sends the whole volume; after 1 MiB more, node2 → node1
+        pre-copies about that MiB into node1's copy (never replacing it), and
+        so does node1 → node2 again.
+        """
+        lab = shared_lab()
+        tmp_path = temporary_path(self)
+        name = "inc-" + secrets.token_hex(3)
+        port = 18300 + secrets.randbelow(90)
+        try:
+            _deploy(lab, tmp_path, name, port, 0)
+            _write(lab, 0, name, "base", 16)
+            first, _ = _deploy(lab, tmp_path, name, port, 1)
+            _write(lab, 1, name, "new-1", 1)
+            back, _ = _deploy(lab, tmp_path, name, port, 0)
+            _write(lab, 0, name, "new-2", 1)
+            again, _ = _deploy(lab, tmp_path, name, port, 1)
+        finally:
+            empty = tmp_path / "empty.yml"
+            empty.write_text("version: 1\nnodes:\n" + "\n".join(
+                "  %s: []" % (node.address,) for node in lab.nodes) + "\n")
+            lab.run_client(["flocker-deploy", "--yes", str(empty),
+                            str(tmp_path / "applications.yml")], check=False,
+                           timeout=300)
+            for node in lab.nodes:
+                lab.run(node.name, ["flocker-volume", "delete", name],
+                        check=False)
+        # The first pre-copy is the whole volume; each move back only what
+        # changed (1 MiB, and the file system's own blocks).
+        # (flocker-deploy prints sizes rounded to a tenth of a unit.)
+        self.assertEqual(
+            (first[0][1] >= 15 * MiB,
+             [(sent < 4 * MiB, replacing) for _, sent, replacing in back],
+             [(sent < 4 * MiB, replacing) for _, sent, replacing in again]
+             ),
+            (True, [(True, False)], [(True, False)]))

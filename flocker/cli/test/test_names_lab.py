@@ -15,12 +15,12 @@ import os
 import secrets
 import sys
 
-import pytest
-
 from flocker._model import Application, Link
 from flocker._serialize import application_to_dict, dumps
 from flocker.node._names import name_addresses
-from flocker.testtools import http_status_and_body
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, http_status_and_body, shared_lab,
+)
 
 IMAGE = "flocker/busybox:latest"
 PORT = 18095
@@ -80,28 +80,6 @@ applications:
 """
 
 
-@pytest.fixture(scope="class")
-def names(request, lab, tmp_path_factory):
-    """
-    The scenario's state: names, files, and the client application; all
-    removed at the end.
-    """
-    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
-    token = secrets.token_hex(3)
-    state = {"web": "nameweb-" + token, "client": "namecli-" + token,
-             "directory": str(tmp_path_factory.mktemp("names-lab")),
-             "failures": request.session.testsfailed, "lab": lab}
-    path = os.path.join(state["directory"], "applications.yml")
-    with open(path, "w") as f:
-        f.write(APPLICATIONS.format(web=state["web"], image=IMAGE, port=PORT))
-    state["applications"] = path
-    yield state
-    _agent_call(lab.nodes[1], "stop", state["client"], check=False)
-    _deploy(state, [])
-    for node in lab.nodes[:3]:
-        node.run(["flocker-volume", "delete", state["web"]], check=False)
-
-
 def _deploy(state, placement):
     """
     Deploy the named application to the node of index ``placement[0]``
@@ -120,18 +98,35 @@ def _deploy(state, placement):
                           timeout=DEPLOY_TIMEOUT)
 
 
-class TestServiceNames(object):
+class ServiceNamesTests(ScenarioTestCase):
     """
     A name that resolves, reaching its application across nodes and
     through a move.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, names):
-        if request.session.testsfailed > names["failures"]:
-            pytest.skip("an earlier step of the scenario failed")
-        self.s = names
-        self.lab = names["lab"]
+    @classmethod
+    def setUpClass(cls):
+        # The scenario's state: names, files, and the client application;
+        # all removed at the end.
+        lab = shared_lab(minimum_nodes=3)
+        token = secrets.token_hex(3)
+        state = {"web": "nameweb-" + token, "client": "namecli-" + token,
+                 "directory": str(class_temporary_path(cls)), "lab": lab}
+        path = os.path.join(state["directory"], "applications.yml")
+        with open(path, "w") as f:
+            f.write(APPLICATIONS.format(web=state["web"], image=IMAGE,
+                                        port=PORT))
+        state["applications"] = path
+        cls.s, cls.lab = state, lab
+        cls.addClassCleanup(cls._remove, state)
+
+    @staticmethod
+    def _remove(state):
+        lab = state["lab"]
+        _agent_call(lab.nodes[1], "stop", state["client"], check=False)
+        _deploy(state, [])
+        for node in lab.nodes[:3]:
+            node.run(["flocker-volume", "delete", state["web"]], check=False)
 
     def get(self):
         """
@@ -156,7 +151,7 @@ class TestServiceNames(object):
         client reaches it by its name on the port it listens on.
         """
         result = _deploy(self.s, [0])
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         address = name_addresses([self.s["web"]])[self.s["web"]]
         client = Application(
             name=self.s["client"], image=IMAGE, command=["sleep", "100000"],
@@ -168,7 +163,8 @@ class TestServiceNames(object):
             client, contents=True)))
         self.s["container"] = self.client_container()
         status, body = self.get()
-        assert (status, body.strip()) == ("200", "served by " + self.s["web"])
+        self.assertEqual((status, body.strip()),
+                         ("200", "served by " + self.s["web"]))
 
     def test_02_reached_after_move(self):
         """
@@ -176,7 +172,8 @@ class TestServiceNames(object):
         container (not restarted) still reaches it by name.
         """
         result = _deploy(self.s, [2])
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         status, body = self.get()
-        assert (status, body.strip(), self.client_container()) == (
-            "200", "served by " + self.s["web"], self.s["container"])
+        self.assertEqual(
+            (status, body.strip(), self.client_container()),
+            ("200", "served by " + self.s["web"], self.s["container"]))

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from eliot.testing import capture_logging
 from twisted.conch.ssh.keys import Key
@@ -34,13 +33,15 @@ from flocker.node._fake import FakeCluster
 from flocker.node._peer import PeerFactory
 from flocker.node.test.test_peer import _Receiver, _Router
 from flocker.node.testtools import make_public_key
-from flocker.testtools import run_in_reactor, temporary_directory
+from flocker.testtools import (
+    run_in_reactor, temporary_directory, temporary_path,
+)
 from flocker.volume._errors import HostKeyRejected
 from flocker.volume._nodekey import NodeKeyStore, generate_key_pair
 from flocker._process import ProcessResult
 from flocker.volume._remote import SSHRemote, remote_error
 
-from ._sshd import running_sshd
+from ._sshd import class_sshd
 from .test_remote import _services
 
 #: The top of this source tree (what the forced command imports).
@@ -384,14 +385,6 @@ class HostKeysTests(SynchronousTestCase):
 # and host key checking as ssh(1) applies them.  Nothing reaches ZFS: the
 # peer socket is served over a receiver that only records.
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    """
-    A private sshd on loopback for this module's real tests.
-    """
-    yield from running_sshd(tmp_path_factory)
-
-
 def _bridge(tmp_path, peer_socket):
     """
     :return: The path of a ``flocker-node-bridge`` running this tree's
@@ -442,106 +435,133 @@ def _remote(sshd, store):
                      user=getpass.getuser())
 
 
-@pytest.fixture
-def authorized_keys(sshd):
+def authorized_keys_for(test, sshd):
     """
-    The sshd's ``authorized_keys``, restored after the test.
+    :param test: The ``TestCase`` (its ``addCleanup`` restores the file).
+    :param sshd: The :class:`SSHServer`.
+    :return: The path of the sshd's ``authorized_keys``, restored as it
+        is now once ``test`` ends.
     """
     path = os.path.join(sshd.directory, "authorized_keys")
     with open(path, "rb") as f:
         before = f.read()
-    yield path
-    with open(path, "wb") as f:
-        f.write(before)
+
+    def restore():
+        with open(path, "wb") as f:
+            f.write(before)
+    test.addCleanup(restore)
+    return path
 
 
-@pytest.fixture
-def receiving(tmp_path):
+def receiving_for(test):
     """
-    A peer socket served over a recording receiver: ``(path, receiver)``.
+    :param test: The ``TestCase`` (its ``addCleanup`` stops serving).
+    :return: ``(path, receiver)``: a peer socket served over a recording
+        receiver until ``test`` ends.
     """
-    peer_socket = str(tmp_path / "peer.sock")
+    peer_socket = str(temporary_path(test) / "peer.sock")
     receiver = _Receiver()
     port = run_in_reactor(lambda reactor: reactor.listenUNIX(
         peer_socket, PeerFactory(reactor, lambda: receiver, _Router()),
         mode=0o600))
-    yield peer_socket, receiver
-    run_in_reactor(lambda reactor: port.stopListening())
+    test.addCleanup(run_in_reactor, lambda reactor: port.stopListening())
+    return peer_socket, receiver
 
 
-def test_forced_command_refuses(sshd, tmp_path, authorized_keys, receiving):
+class RealSSHDTests(SynchronousTestCase):
     """
-    Logged in with a node's key, a command that is not a volume transfer
-    is refused by the agent behind the forced command in one line (exit
-    status 1), the volume service never asked; the operator's keys in the
-    file are still there.
+    Against a private sshd on loopback: the installed key, its forced
+    command and host key checking as ssh(1) applies them.
     """
-    peer_socket, receiver = receiving
-    _, remote = _installed(sshd, tmp_path,
-                           sshd.known_hosts_line("127.0.0.1").decode(),
-                           peer_socket)
-    result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
-                            capture_output=True, timeout=60)
-    assert (result.returncode, result.stdout, result.stderr.decode()) == (
-        1, b"", "flocker-node-bridge: refused: only 'flocker-volume "
-        "receive NAME' is allowed (acquire, and everything else, is the "
-        "operator's)\n")
-    assert receiver.calls == []
-    with open(authorized_keys, "rb") as f:
-        lines = f.read().splitlines()
-    assert sshd.client_key.public().toString("openssh") in lines
 
+    @classmethod
+    def setUpClass(cls):
+        cls.sshd = class_sshd(cls)
 
-def test_key_is_the_identity(sshd, tmp_path, authorized_keys, receiving):
-    """
-    Each key lets in its own node only: ``node-a``'s key reaches the
-    target's agent as ``node-a``; ``node-b``'s key, authorised from
-    ``node-b``'s address, is refused by sshd from ``node-a``'s; a key the
-    trust does not list (the old shared key, say) is refused; nothing
-    reaches the receiver but ``node-a``'s push.
-    """
-    peer_socket, receiver = receiving
-    b_store = NodeKeyStore(str(tmp_path / "b-key"),
-                           str(tmp_path / "b-home" / "authorized_keys"),
-                           "/bin/true")
-    stranger = NodeKeyStore(str(tmp_path / "s-key"),
-                            str(tmp_path / "s-home" / "authorized_keys"),
-                            "/bin/true")
-    store, remote = _installed(
-        sshd, tmp_path, sshd.known_hosts_line("127.0.0.1").decode(),
-        peer_socket, others=[("node-b", "127.0.0.2", b_store.ensure())])
-    stranger.ensure()
-    pushed = subprocess.run(remote.argv("127.0.0.1", ["receive", "app"]),
-                            input=b"STREAM", capture_output=True,
-                            timeout=60)
-    assert pushed.returncode == 0, pushed.stderr
-    for other in (b_store, stranger):
-        with open(other.known_hosts_path, "w") as f:
-            f.write(sshd.known_hosts_line("127.0.0.1").decode())
-        result = subprocess.run(
-            _remote(sshd, other).argv("127.0.0.1", ["receive", "app"]),
-            input=b"STREAM", capture_output=True, timeout=60)
-        assert result.returncode == 255
-        assert b"Permission denied" in result.stderr
-    assert receiver.calls == [("app", "node-a")]
+    def test_forced_command_refuses(self):
+        """
+        Logged in with a node's key, a command that is not a volume transfer
+        is refused by the agent behind the forced command in one line (exit
+        status 1), the volume service never asked; the operator's keys in the
+        file are still there.
+        """
+        sshd = self.sshd
+        authorized_keys = authorized_keys_for(self, sshd)
+        receiving = receiving_for(self)
+        tmp_path = temporary_path(self)
+        peer_socket, receiver = receiving
+        _, remote = _installed(sshd, tmp_path,
+                               sshd.known_hosts_line("127.0.0.1").decode(),
+                               peer_socket)
+        result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
+                                capture_output=True, timeout=60)
+        self.assertEqual(
+            (result.returncode, result.stdout, result.stderr.decode()),
+            (1, b"", "flocker-node-bridge: refused: only 'flocker-volume "
+             "receive NAME' is allowed (acquire, and everything else, is the "
+             "operator's)\n"))
+        self.assertEqual(receiver.calls, [])
+        with open(authorized_keys, "rb") as f:
+            lines = f.read().splitlines()
+        self.assertIn(sshd.client_key.public().toString("openssh"), lines)
 
+    def test_key_is_the_identity(self):
+        """
+        Each key lets in its own node only: ``node-a``'s key reaches the
+        target's agent as ``node-a``; ``node-b``'s key, authorised from
+        ``node-b``'s address, is refused by sshd from ``node-a``'s; a key the
+        trust does not list (the old shared key, say) is refused; nothing
+        reaches the receiver but ``node-a``'s push.
+        """
+        sshd = self.sshd
+        authorized_keys = authorized_keys_for(self, sshd)
+        receiving = receiving_for(self)
+        tmp_path = temporary_path(self)
+        peer_socket, receiver = receiving
+        b_store = NodeKeyStore(str(tmp_path / "b-key"),
+                               str(tmp_path / "b-home" / "authorized_keys"),
+                               "/bin/true")
+        stranger = NodeKeyStore(str(tmp_path / "s-key"),
+                                str(tmp_path / "s-home" / "authorized_keys"),
+                                "/bin/true")
+        store, remote = _installed(
+            sshd, tmp_path, sshd.known_hosts_line("127.0.0.1").decode(),
+            peer_socket, others=[("node-b", "127.0.0.2", b_store.ensure())])
+        stranger.ensure()
+        pushed = subprocess.run(remote.argv("127.0.0.1", ["receive", "app"]),
+                                input=b"STREAM", capture_output=True,
+                                timeout=60)
+        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        for other in (b_store, stranger):
+            with open(other.known_hosts_path, "w") as f:
+                f.write(sshd.known_hosts_line("127.0.0.1").decode())
+            result = subprocess.run(
+                _remote(sshd, other).argv("127.0.0.1", ["receive", "app"]),
+                input=b"STREAM", capture_output=True, timeout=60)
+            self.assertEqual(result.returncode, 255)
+            self.assertIn(b"Permission denied", result.stderr)
+        self.assertEqual(receiver.calls, [("app", "node-a")])
 
-def test_unknown_host_key(sshd, tmp_path, authorized_keys):
-    """
-    A target whose host key is not in the nodes' known_hosts is refused by
-    ssh before logging in, and that becomes one ``HostKeyRejected`` line
-    naming the target.
-    """
-    store, remote = _installed(sshd, tmp_path, sshd.known_hosts_line(
-        "127.0.0.2").decode())
-    argv = remote.argv("127.0.0.1", ["receive", "web"])
-    result = subprocess.run(argv, capture_output=True, timeout=60)
-    error = remote_error("127.0.0.1", ProcessResult(
-        argv=argv, stdout=result.stdout, stderr=result.stderr,
-        exit_code=result.returncode, signal=None),
-        known_hosts=store.known_hosts_path)
-    assert result.returncode == 255
-    assert isinstance(error, HostKeyRejected)
-    assert error.message.startswith(
-        "node 127.0.0.1: its SSH host key is not the one %s lists for it"
-        % (store.known_hosts_path,))
+    def test_unknown_host_key(self):
+        """
+        A target whose host key is not in the nodes' known_hosts is refused by
+        ssh before logging in, and that becomes one ``HostKeyRejected`` line
+        naming the target.
+        """
+        sshd = self.sshd
+        authorized_keys = authorized_keys_for(self, sshd)
+        tmp_path = temporary_path(self)
+        store, remote = _installed(sshd, tmp_path, sshd.known_hosts_line(
+            "127.0.0.2").decode())
+        argv = remote.argv("127.0.0.1", ["receive", "web"])
+        result = subprocess.run(argv, capture_output=True, timeout=60)
+        error = remote_error("127.0.0.1", ProcessResult(
+            argv=argv, stdout=result.stdout, stderr=result.stderr,
+            exit_code=result.returncode, signal=None),
+            known_hosts=store.known_hosts_path)
+        self.assertEqual(result.returncode, 255)
+        self.assertIsInstance(error, HostKeyRejected)
+        self.assertTrue(
+            error.message.startswith(
+                "node 127.0.0.1: its SSH host key is not the one %s lists for it"
+                % (store.known_hosts_path,)))

@@ -17,10 +17,12 @@ import re
 import subprocess
 import threading
 
-import pytest
 from twisted.conch.ssh.keys import Key
 
 from flocker._model import NodeKey
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, shared_lab,
+)
 from flocker.volume._nodekey import NODE_KEY_MARKER
 
 from .test_deploy_lab import _Scenario, _at_once, _changes
@@ -130,46 +132,21 @@ class _KeyScenario(_Scenario):
             "root@" + target] + words, check=False, timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="class")
-def key_scenario(request, lab, tmp_path_factory):
+def _put_back(state, hidden):
     """
-    The scenario's state; the nodes' lab identities are moved aside for
-    its duration and put back at the end, with its applications and volume
-    removed.
+    Put the nodes' lab identities back, and remove the scenario's
+    applications and volume.
     """
-    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
-    state = _KeyScenario(lab, str(tmp_path_factory.mktemp("nodekey-lab")),
-                         request.session.testsfailed)
-    hidden = []
-    for index in range(3):
-        identity = os.path.join(state.ssh_directory(index), "id_ed25519")
-        if os.path.exists(identity):
-            os.rename(identity, identity + ".nodekey-test")
-            hidden.append(identity)
-    try:
-        if any(report["applications"] or report["routes"]
-               for report in state.reports().values()):
-            # With the client's default key: the first step must see its
-            # own key installed everywhere.
-            result = _Scenario.deploy(state, "--yes", state.deployment(
-                "start.yml", [(a, []) for a in state.addresses]))
-            assert result.returncode == 0, result.stdout + result.stderr
-        for index in range(3):
-            # As on nodes no deploy reached yet: the first step installs
-            # the trust everywhere (an earlier run on this lab left it).
-            state.forget_trust(index)
-        yield state
-    finally:
-        for identity in hidden:
-            os.rename(identity + ".nodekey-test", identity)
-        state.deploy("--yes", state.deployment(
-            "teardown.yml", [(a, []) for a in state.addresses]))
-        for node in state.nodes:
-            node.run(["flocker-volume", "delete", state.names["web"]],
-                     check=False)
+    for identity in hidden:
+        os.rename(identity + ".nodekey-test", identity)
+    state.deploy("--yes", state.deployment(
+        "teardown.yml", [(a, []) for a in state.addresses]))
+    for node in state.nodes:
+        node.run(["flocker-volume", "delete", state.names["web"]],
+                 check=False)
 
 
-class TestNodeKeyScenario(object):
+class NodeKeyScenarioTests(ScenarioTestCase):
     """
     The nodes' own keys on a three-node lab: each node's made there, the
     others authorised on every node by the first deploy, used by a volume
@@ -178,11 +155,27 @@ class TestNodeKeyScenario(object):
     rotated with no refused push, and left alone by a converged deploy.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, key_scenario):
-        if request.session.testsfailed > key_scenario.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.s = key_scenario
+    @classmethod
+    def setUpClass(cls):
+        # The nodes' lab identities are moved aside for the scenario's
+        # duration and put back at the end, with its applications and
+        # volume removed.
+        lab = shared_lab(minimum_nodes=3)
+        state = cls.s = _KeyScenario(lab, str(class_temporary_path(cls)))
+        hidden = []
+        cls.addClassCleanup(_put_back, state, hidden)
+        for index in range(3):
+            identity = os.path.join(state.ssh_directory(index), "id_ed25519")
+            if os.path.exists(identity):
+                os.rename(identity, identity + ".nodekey-test")
+                hidden.append(identity)
+        # With the client's default key: the first step must see its own
+        # key installed everywhere.
+        state.clear()
+        for index in range(3):
+            # As on nodes no deploy reached yet: the first step installs
+            # the trust everywhere (an earlier run on this lab left it).
+            state.forget_trust(index)
 
     def check_trust(self, reports):
         """
@@ -196,7 +189,7 @@ class TestNodeKeyScenario(object):
         """
         s = self.s
         keys = {i: s.public_key(i) for i in range(3)}
-        assert len(set(keys.values())) == 3
+        self.assertEqual(len(set(keys.values())), 3)
         ids = {i: reports[s.node(i)]["node_id"] for i in range(3)}
         for index in range(3):
             report = reports[s.node(index)]
@@ -205,12 +198,14 @@ class TestNodeKeyScenario(object):
                 known = f.read()
             with open(os.path.join(directory, "peers")) as f:
                 peers = f.read()
-            assert report["node_key"] == {
-                "public_key": keys[index], "pending_public_key": None,
-                "installed": NodeKey(known_hosts=known,
-                                     peers=peers).digest()}
-            assert sorted(line.split()[0] for line in known.splitlines()) \
-                == sorted(s.addresses)
+            self.assertEqual(
+                report["node_key"],
+                {"public_key": keys[index], "pending_public_key": None,
+                 "installed": NodeKey(known_hosts=known,
+                                      peers=peers).digest()})
+            self.assertEqual(
+                sorted(line.split()[0] for line in known.splitlines()),
+                sorted(s.addresses))
             marked = [line for line in s.authorized_lines(index)
                       if line.rstrip().endswith(NODE_KEY_MARKER.encode())]
             lines = set()
@@ -220,20 +215,24 @@ class TestNodeKeyScenario(object):
                     rb'command="/\S+/flocker-node-bridge --peer --caller '
                     rb'(\S+)" (ssh-ed25519 \S+) ' + NODE_KEY_MARKER.encode()
                     + rb"\n$", line)
-                assert match, marked
+                self.assertTrue(match, marked)
                 lines.add(tuple(part.decode() for part in match.groups()))
-            assert lines == {(s.addresses[i], ids[i], keys[i])
-                             for i in range(3) if i != index}, marked
-            assert (oct(os.stat(directory).st_mode & 0o777),
-                    oct(os.stat(os.path.join(directory, "id_ed25519"))
-                        .st_mode & 0o777),
-                    os.stat(os.path.join(directory, "id_ed25519")).st_uid) \
-                == ("0o700", "0o600", 0)
+            self.assertEqual(
+                lines,
+                {(s.addresses[i], ids[i], keys[i])
+                 for i in range(3) if i != index},
+                marked)
+            self.assertEqual(
+                (oct(os.stat(directory).st_mode & 0o777),
+                 oct(os.stat(os.path.join(directory, "id_ed25519"))
+                     .st_mode & 0o777),
+                 os.stat(os.path.join(directory, "id_ed25519")).st_uid),
+                ("0o700", "0o600", 0))
             for other in range(3):
                 with open(os.path.join(s.key_directory(other),
                                        "id_ed25519")) as f:
                     secret = f.read().splitlines()[1]
-                assert secret not in json.dumps(report)
+                self.assertNotIn(secret, json.dumps(report))
         return keys
 
     def test_01_installed(self):
@@ -254,20 +253,24 @@ class TestNodeKeyScenario(object):
         output = result.stdout + result.stderr
         installs = [m.groups() for m in map(_INSTALL.match,
                                             result.stdout.splitlines()) if m]
-        assert (result.returncode, sorted(installs)) == (
-            0, [(a, "3", "3") for a in s.addresses]), output
+        self.assertEqual(
+            (result.returncode, sorted(installs)),
+            (0, [(a, "3", "3") for a in s.addresses]),
+            output)
         # The installs ran before the volume was created.
         lines = result.stdout.splitlines()
         first_install = min(i for i, line in enumerate(lines)
                             if _INSTALL.match(line))
         create = [i for i, line in enumerate(lines)
                   if ": create volume " in line]
-        assert create and first_install < create[0], output
+        self.assertTrue(create and first_install < create[0], output)
         self.check_trust(s.reports())
         for index in range(3):
-            assert [line for line in s.authorized_lines(index)
-                    if not line.rstrip().endswith(
-                        NODE_KEY_MARKER.encode())] == before[index]
+            self.assertEqual(
+                [line for line in s.authorized_lines(index)
+                 if not line.rstrip().endswith(
+                     NODE_KEY_MARKER.encode())],
+                before[index])
 
     def test_02_move_uses_node_key(self):
         """
@@ -285,12 +288,14 @@ class TestNodeKeyScenario(object):
                                                (n3, ["web"])])
         result = s.deploy(s.second)
         done = _changes(result.stdout)
-        assert (result.returncode,
-                any(" hand off volume " in line for line in done),
-                [line for line in result.stdout.splitlines()
-                 if _INSTALL.match(line)]) == (0, True, []), (
+        self.assertEqual(
+            (result.returncode,
+             any(" hand off volume " in line for line in done),
+             [line for line in result.stdout.splitlines()
+              if _INSTALL.match(line)]),
+            (0, True, []),
             result.stdout + result.stderr)
-        assert s.checksums(s.node(2)) == s.data
+        self.assertEqual(s.checksums(s.node(2)), s.data)
 
     def test_03_forced_command(self):
         """
@@ -310,9 +315,11 @@ class TestNodeKeyScenario(object):
                 ["flocker-volume", "receive", s.names["web"], ";", "id"],
                 ["flocker-volume", "acquire", s.names["web"], "--snapshot",
                  "s1", "--node-id", "x", "--json"]]])
-        assert [(r.returncode, "flocker-node-bridge: refused"
-                 in r.stderr, r.stdout) for r in results] == [
-            (1, True, "")] * 5, [(r.stderr, r.stdout) for r in results]
+        self.assertEqual(
+            [(r.returncode, "flocker-node-bridge: refused"
+              in r.stderr, r.stdout) for r in results],
+            [(1, True, "")] * 5,
+            [(r.stderr, r.stdout) for r in results])
 
     def test_03b_property_stream_refused(self):
         """
@@ -354,12 +361,16 @@ class TestNodeKeyScenario(object):
         found = subprocess.run(["zfs", "list", "%s/%s" % (target, name)],
                                stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-        assert (bare.returncode, b"refused" in bare.stderr) == (1, True), \
-            bare.stderr
-        assert (negotiated.returncode,
-                b"carries properties" in negotiated.stderr) == (1, True), \
-            negotiated.stderr
-        assert found.returncode != 0 and not os.path.exists(planted)
+        self.assertEqual(
+            (bare.returncode, b"refused" in bare.stderr),
+            (1, True),
+            bare.stderr)
+        self.assertEqual(
+            (negotiated.returncode,
+             b"carries properties" in negotiated.stderr),
+            (1, True),
+            negotiated.stderr)
+        self.assertTrue(found.returncode != 0 and not os.path.exists(planted))
 
     def test_03c_push_into_others_copy_refused(self):
         """
@@ -380,12 +391,16 @@ class TestNodeKeyScenario(object):
                 1, target, ["flocker-volume", "receive", name],
                 input=request), target) for target in (n1, n3)])
         into_follower, into_owner = results
-        assert (into_follower.returncode, into_owner.returncode) == (1, 1)
-        assert ("follows node %s; node %s may not push it" % (
-            node3_id, node2_id)) in into_follower.stderr, \
-            into_follower.stderr
-        assert "owned by this node" in into_owner.stderr, into_owner.stderr
-        assert [s.copy(0, name), s.copy(2, name)] == before
+        self.assertEqual((into_follower.returncode, into_owner.returncode),
+                         (1, 1))
+        self.assertIn(
+            "follows node %s; node %s may not push it" % (
+                node3_id, node2_id),
+            into_follower.stderr,
+            into_follower.stderr)
+        self.assertIn("owned by this node", into_owner.stderr,
+                      into_owner.stderr)
+        self.assertEqual([s.copy(0, name), s.copy(2, name)], before)
 
     def test_03d_key_acts_as_its_node_only(self):
         """
@@ -403,9 +418,12 @@ class TestNodeKeyScenario(object):
         request = _forged_request(node3_id)
         claimed = s.node_ssh(1, n1, ["flocker-volume", "receive", name],
                              input=request)
-        assert claimed.returncode == 1
-        assert ("the key of node %s cannot push as node %s" % (
-            node2_id, node3_id)) in claimed.stderr, claimed.stderr
+        self.assertEqual(claimed.returncode, 1)
+        self.assertIn(
+            "the key of node %s cannot push as node %s" % (
+                node2_id, node3_id),
+            claimed.stderr,
+            claimed.stderr)
         stolen = os.path.join(s.key_directory(1), "stolen-node3-key")
         with open(os.path.join(s.key_directory(2), "id_ed25519"),
                   "rb") as f:
@@ -418,9 +436,9 @@ class TestNodeKeyScenario(object):
                                 identity=stolen, input=request)
         finally:
             os.unlink(stolen)
-        assert forged.returncode == 255
-        assert "Permission denied" in forged.stderr, forged.stderr
-        assert s.copy(0, name) == before
+        self.assertEqual(forged.returncode, 255)
+        self.assertIn("Permission denied", forged.stderr, forged.stderr)
+        self.assertEqual(s.copy(0, name), before)
 
     def test_04_unknown_host_key_refused_then_refreshed(self):
         """
@@ -440,15 +458,19 @@ class TestNodeKeyScenario(object):
                                      s.names["web"], n2], check=False,
                          timeout=120)
         lines = push.stderr.strip().splitlines()
-        assert (push.returncode, len(lines)) == (1, 1), push.stderr
-        assert lines[0].startswith("flocker-volume: error: node %s: its SSH "
-                                   "host key is not the one " % (n2,)), lines
+        self.assertEqual((push.returncode, len(lines)), (1, 1), push.stderr)
+        self.assertTrue(
+            lines[0].startswith("flocker-volume: error: node %s: its SSH "
+                                "host key is not the one " % (n2,)),
+            lines)
         result = s.deploy(s.second)
         installs = [m.group(1) for m in map(_INSTALL.match,
                                             result.stdout.splitlines()) if m]
         with open(path) as f:
-            assert (result.returncode, installs, f.read()) == (
-                0, [n3], known), result.stdout + result.stderr
+            self.assertEqual(
+                (result.returncode, installs, f.read()),
+                (0, [n3], known),
+                result.stdout + result.stderr)
 
     def test_05_converged_is_noop(self):
         """
@@ -458,9 +480,11 @@ class TestNodeKeyScenario(object):
         s = self.s
         before = s.reports()
         result = s.deploy(s.second)
-        assert (result.returncode,
-                "cluster already converged: no changes" in result.stdout,
-                s.reports()) == (0, True, before), (
+        self.assertEqual(
+            (result.returncode,
+             "cluster already converged: no changes" in result.stdout,
+             s.reports()),
+            (0, True, before),
             result.stdout + result.stderr)
 
     def test_06_dry_run_shows_install(self):
@@ -481,12 +505,16 @@ class TestNodeKeyScenario(object):
         result = s.deploy("--dry-run", s.second)
         installs = [line.strip() for line in result.stdout.splitlines()
                     if ": install node-to-node SSH trust " in line]
-        assert (result.returncode, len(installs), s.reports()) == (
-            0, 1, before), result.stdout + result.stderr
-        assert installs[0].startswith(s.addresses[1]), installs
+        self.assertEqual(
+            (result.returncode, len(installs), s.reports()),
+            (0, 1, before),
+            result.stdout + result.stderr)
+        self.assertTrue(installs[0].startswith(s.addresses[1]), installs)
         result = s.deploy(s.second)
         with open(path, "rb") as f:
-            assert (result.returncode, f.read()) == (0, original), (
+            self.assertEqual(
+                (result.returncode, f.read()),
+                (0, original),
                 result.stdout + result.stderr)
 
     def test_07_rotation(self):
@@ -524,14 +552,18 @@ class TestNodeKeyScenario(object):
         finally:
             done.set()
             pusher.join()
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert pushes and [p.returncode for p in pushes] == [0] * len(
-            pushes), [p.stderr for p in pushes if p.returncode]
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertTrue(
+            pushes and [p.returncode for p in pushes] == [0] * len(
+                pushes),
+            [p.stderr for p in pushes if p.returncode])
         keys = self.check_trust(s.reports())
-        assert all(keys[i] != old[i] for i in range(3))
+        self.assertTrue(all(keys[i] != old[i] for i in range(3)))
         for i, address in enumerate(s.addresses):
-            assert re.search(r"^%s: node key SHA256:\S+ -> SHA256:\S+$" % (
-                re.escape(address),), result.stdout, re.M), result.stdout
+            self.assertTrue(
+                re.search(r"^%s: node key SHA256:\S+ -> SHA256:\S+$" % (
+                    re.escape(address),), result.stdout, re.M),
+                result.stdout)
         copy = os.path.join(s.key_directory(0), "old-key")
         with open(os.open(copy, os.O_WRONLY | os.O_CREAT, 0o600),
                   "wb") as f:
@@ -542,8 +574,10 @@ class TestNodeKeyScenario(object):
                                  input="")
         finally:
             os.unlink(copy)
-        assert (refused.returncode, "Permission denied" in refused.stderr) \
-            == (255, True), refused.stderr
+        self.assertEqual(
+            (refused.returncode, "Permission denied" in refused.stderr),
+            (255, True),
+            refused.stderr)
 
     def test_08_moves_after_rotation(self):
         """
@@ -552,10 +586,14 @@ class TestNodeKeyScenario(object):
         """
         s = self.s
         result = s.deploy(s.first)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert any(" hand off volume " in line
-                   for line in _changes(result.stdout)), result.stdout
-        assert s.checksums(s.node(0)) == s.data
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertTrue(
+            any(" hand off volume " in line
+                for line in _changes(result.stdout)),
+            result.stdout)
+        self.assertEqual(s.checksums(s.node(0)), s.data)
         result = s.deploy(s.first)
-        assert "cluster already converged: no changes" in result.stdout, (
+        self.assertIn(
+            "cluster already converged: no changes",
+            result.stdout,
             result.stdout + result.stderr)

@@ -18,7 +18,9 @@ import signal
 import subprocess
 import time
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.testtools import class_temporary_path, shared_lab
 
 IMAGE = "flocker/busybox:latest"
 #: Seconds allowed for one ``flocker-deploy`` run.
@@ -104,18 +106,10 @@ class _Operator(object):
         return result.stdout.strip() == "true"
 
 
-@pytest.fixture(scope="module")
-def operator(lab, tmp_path_factory):
+def _remove_all(state):
     """
-    A run with the talker deployed on the first node; at the end, every
-    application of the run is removed, with its volumes.
+    Remove every application of the run, with its volumes.
     """
-    assert len(lab.nodes) >= 3, "these tests need a lab of 3 nodes"
-    state = _Operator(lab, str(tmp_path_factory.mktemp("operator-lab")))
-    first = state.deploy("--yes", state.deployment("talker.yml",
-                                                   {0: ["talker"]}))
-    assert first.returncode == 0, first.stdout + first.stderr
-    yield state
     empty = state.deployment("empty.yml", {})
     state.deploy("--yes", empty)
     state.deploy("--remove", state.names["store"], "--with-volumes", "--yes",
@@ -151,35 +145,6 @@ def _read_until(fd, done, timeout=OUTPUT_TIMEOUT):
     return text.decode("utf-8", "replace")
 
 
-def test_logs_follow(operator):
-    """
-    ``--logs APP --follow`` prints the container's output, then keeps
-    printing the lines it writes afterwards (ticks newer than any printed
-    at first), until interrupted; interrupted, it ends without a
-    traceback.
-    """
-    process = operator.lab.client.popen(
-        operator.argv("--logs", operator.names["talker"], "--follow",
-                      operator.deployment("follow.yml", {0: ["talker"]})),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        first = _read_until(process.stdout.fileno(),
-                            lambda text: len(_ticks(text)) >= 1)
-        newest = max(_ticks(first))
-        later = _read_until(process.stdout.fileno(),
-                            lambda text: any(n > newest + 5
-                                             for n in _ticks(text)))
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=OUTPUT_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    errors = process.stderr.read().decode("utf-8", "replace")
-    assert (max(_ticks(later)) > newest + 5, "Traceback" in errors) == (
-        True, False), errors
-
-
 def _on_terminal(operator, argv, answer):
     """
     Run ``flocker-deploy`` with a pseudo-terminal as its standard input,
@@ -207,57 +172,116 @@ def _on_terminal(operator, argv, answer):
     return status, asked + rest
 
 
-def test_prompt_on_a_terminal(operator):
+class OperatorLabTests(SynchronousTestCase):
     """
-    On a terminal, a deploy that would stop an application no longer in
-    the files lists it and asks; ``n`` changes nothing (the application
-    keeps running, exit status 1), ``y`` removes it (exit status 0).
+    What an operator sees on the lab: logs followed, the prompt on a
+    terminal, ZFS failures in words.
     """
-    without = operator.deployment("without-talker.yml", {})
-    refused, said = _on_terminal(operator, operator.argv(without), "n")
-    kept = operator.running(0, "talker")
-    accepted, said_again = _on_terminal(operator, operator.argv(without), "y")
-    assert (refused, kept, accepted, operator.running(0, "talker")) == (
-        1, True, 0, False), said + said_again
-    assert operator.names["talker"] in said.split(
-        "make these changes?")[0], said
 
+    @classmethod
+    def setUpClass(cls):
+        # A run with the talker deployed on the first node; at the end,
+        # every application of the run is removed, with its volumes.
+        lab = shared_lab(minimum_nodes=3)
+        cls.operator = _Operator(lab, str(class_temporary_path(cls)))
+        cls.addClassCleanup(_remove_all, cls.operator)
+        first = cls.operator.deploy("--yes", cls.operator.deployment(
+            "talker.yml", {0: ["talker"]}))
+        if first.returncode != 0:
+            raise AssertionError(first.stdout + first.stderr)
 
-def test_zfs_failure_words(operator):
-    """
-    A volume ZFS refuses to destroy (an operator put a hold on one of its
-    snapshots) fails ``--remove --with-volumes`` with one line: the node,
-    the step, Flocker's words (what it could not do, what to do), then
-    what zfs said and its exit status; no traceback.  Once the hold is
-    released, the same removal goes through.
+    def test_logs_follow(self):
+        """
+        ``--logs APP --follow`` prints the container's output, then keeps
+        printing the lines it writes afterwards (ticks newer than any printed
+        at first), until interrupted; interrupted, it ends without a
+        traceback.
+        """
+        operator = self.operator
+        process = operator.lab.client.popen(
+            operator.argv("--logs", operator.names["talker"], "--follow",
+                          operator.deployment("follow.yml", {0: ["talker"]})),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first = _read_until(process.stdout.fileno(),
+                                lambda text: len(_ticks(text)) >= 1)
+            newest = max(_ticks(first))
+            later = _read_until(process.stdout.fileno(),
+                                lambda text: any(n > newest + 5
+                                                 for n in _ticks(text)))
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=OUTPUT_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        errors = process.stderr.read().decode("utf-8", "replace")
+        self.assertEqual(
+            (max(_ticks(later)) > newest + 5, "Traceback" in errors),
+            (True, False),
+            errors)
 
-    (A full pool would be the everyday case, but zfs-fuse, the lab's ZFS,
-    can abort when its pool is filled to the quota, taking every pool of
-    the machine with it.)
-    """
-    node = operator.lab.nodes[2]
-    placement = operator.deployment("store.yml", {2: ["store"]})
-    first = operator.deploy("--yes", placement)
-    assert first.returncode == 0, first.stdout + first.stderr
-    dataset = "%s/%s" % (node.pool, operator.names["store"])
-    node.run(["zfs", "snapshot", dataset + "@operator-keep"])
-    node.run(["zfs", "hold", "operator", dataset + "@operator-keep"])
-    empty = operator.deployment("store-gone.yml", {})
-    try:
-        result = operator.deploy("--remove", operator.names["store"],
-                                 "--with-volumes", "--yes", empty)
-    finally:
-        node.run(["zfs", "release", "operator", dataset + "@operator-keep"])
-    output = result.stdout + result.stderr
-    lines = [line for line in output.splitlines() if "zfs said:" in line]
-    assert (result.returncode, "Traceback" in output, len(lines)) == (
-        1, False, 1), output
-    assert re.match(
-        r"^(?:.*\s)?%s: .*: could not destroy volume %s: something still "
-        r"uses it .*zfs holds.* \(zfs said: .*busy, exit \d+\)"
-        r"(?: \(\d+\.\d+ s\))?$" % (
-            re.escape(node.address), re.escape(operator.names["store"])),
-        lines[0]), lines[0]
-    again = operator.deploy("--remove", operator.names["store"],
-                            "--with-volumes", "--yes", empty)
-    assert again.returncode == 0, again.stdout + again.stderr
+    def test_prompt_on_a_terminal(self):
+        """
+        On a terminal, a deploy that would stop an application no longer in
+        the files lists it and asks; ``n`` changes nothing (the application
+        keeps running, exit status 1), ``y`` removes it (exit status 0).
+        """
+        operator = self.operator
+        without = operator.deployment("without-talker.yml", {})
+        refused, said = _on_terminal(operator, operator.argv(without), "n")
+        kept = operator.running(0, "talker")
+        accepted, said_again = _on_terminal(operator, operator.argv(without), "y")
+        self.assertEqual(
+            (refused, kept, accepted, operator.running(0, "talker")),
+            (1, True, 0, False),
+            said + said_again)
+        self.assertIn(
+            operator.names["talker"],
+            said.split(
+                "make these changes?")[0],
+            said)
+
+    def test_zfs_failure_words(self):
+        """
+        A volume ZFS refuses to destroy (an operator put a hold on one of its
+        snapshots) fails ``--remove --with-volumes`` with one line: the node,
+        the step, Flocker's words (what it could not do, what to do), then
+        what zfs said and its exit status; no traceback.  Once the hold is
+        released, the same removal goes through.
+
+        (A full pool would be the everyday case, but zfs-fuse, the lab's ZFS,
+        can abort when its pool is filled to the quota, taking every pool of
+        the machine with it.)
+        """
+        operator = self.operator
+        node = operator.lab.nodes[2]
+        placement = operator.deployment("store.yml", {2: ["store"]})
+        first = operator.deploy("--yes", placement)
+        self.assertEqual(first.returncode, 0, first.stdout + first.stderr)
+        dataset = "%s/%s" % (node.pool, operator.names["store"])
+        node.run(["zfs", "snapshot", dataset + "@operator-keep"])
+        node.run(["zfs", "hold", "operator", dataset + "@operator-keep"])
+        empty = operator.deployment("store-gone.yml", {})
+        try:
+            result = operator.deploy("--remove", operator.names["store"],
+                                     "--with-volumes", "--yes", empty)
+        finally:
+            node.run(["zfs", "release", "operator", dataset + "@operator-keep"])
+        output = result.stdout + result.stderr
+        lines = [line for line in output.splitlines() if "zfs said:" in line]
+        self.assertEqual(
+            (result.returncode, "Traceback" in output, len(lines)),
+            (1, False, 1),
+            output)
+        self.assertTrue(
+            re.match(
+                r"^(?:.*\s)?%s: .*: could not destroy volume %s: something still "
+                r"uses it .*zfs holds.* \(zfs said: .*busy, exit \d+\)"
+                r"(?: \(\d+\.\d+ s\))?$" % (
+             re.escape(node.address), re.escape(operator.names["store"])),
+                lines[0]),
+            lines[0])
+        again = operator.deploy("--remove", operator.names["store"],
+                                "--with-volumes", "--yes", empty)
+        self.assertEqual(again.returncode, 0, again.stdout + again.stderr)

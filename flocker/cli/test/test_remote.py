@@ -23,6 +23,7 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, Link, Node, NodeState, Port,
     Route,
 )
+from flocker._change import Sequentially
 from flocker._serialize import SerializationError
 from flocker.node._amp import (
     MAXIMUM_DOCUMENT_BYTES, PROTOCOL_VERSION, ApplicationArgument,
@@ -566,6 +567,22 @@ class DeployOverAgentsTests(SynchronousTestCase):
         self.assertEqual(reached, {NODE_A: "loopback", NODE_B: "loopback"})
         self.assertEqual(self.cluster.agents[NODE_A].state.running, pset())
         self.assertTrue(result.dry_run)
+
+    def test_excluded_node_resolved_not_contacted(self):
+        """
+        A node excluded from the deploy (declared dead by a failover) is
+        not contacted, but its address is resolved with the others' and
+        handed to the plan (the routes to what stays on it).
+        """
+        seen = []
+
+        def plan_for(state, addresses):
+            seen.append((sorted(state.nodes), dict(addresses)))
+            return Sequentially(changes=[])
+        self.deploy(plan_for=plan_for, exclude=frozenset([NODE_A]))
+        self.assertEqual(seen, [([NODE_B], {NODE_A: NODE_A,
+                                            NODE_B: NODE_B})])
+        self.assertNotIn(NODE_A, self.network.pumps)
 
     def test_deploy_converges_and_closes(self):
         """

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-import pytest
 from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from hypothesis import given, strategies as st
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
@@ -35,7 +34,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from flocker.testtools import require, run_in_reactor
+from flocker.testtools import (
+    require, run_in_reactor, shared_lab, temporary_path,
+)
 
 from .._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
 from .._ssh import (
@@ -50,7 +51,7 @@ from .._ssh._session import (
     _ChannelNotOpened, _CommandChannel, _Outcome, _run_once,
 )
 from .._ssh._transport import _ConchConnector, _prefer_key_types
-from ._sshd import SSH_AGENT, SSH_KEYGEN, free_port, running_sshd
+from ._sshd import SSH_AGENT, SSH_KEYGEN, class_sshd, free_port
 
 
 def _ed25519():
@@ -994,14 +995,6 @@ class ConchConnectorTests(SynchronousTestCase):
 # ---------------------------------------------------------------------------
 # The ICommandRunner contract, against the fake and a real sshd
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    """
-    A private sshd on loopback for this module's real tests.
-    """
-    yield from running_sshd(tmp_path_factory)
-
-
 def _printf(argv, stdin):
     if argv[1] != "%s\\0":
         raise CommandExit(1, b"unsupported format")
@@ -1124,100 +1117,6 @@ class _SSHHarness(object):
         return run_in_reactor(go)
 
 
-@pytest.fixture(params=["memory", "ssh"])
-def harness(request):
-    """
-    The ``ICommandRunner`` contract's subject: the fake or the real runner.
-    """
-    if request.param == "memory":
-        return _MemoryHarness()
-    return _SSHHarness(request.getfixturevalue("sshd"))
-
-
-def test_contract_interface(harness):
-    """
-    The runner provides :class:`ICommandRunner`.
-    """
-    runner = getattr(harness, "runner", None) or harness._runner(Clock())
-    assert verifyObject(ICommandRunner, runner)
-
-
-def test_contract_arguments_literal(harness):
-    """
-    Every argument arrives as one literal argument: shell metacharacters,
-    quotes, newlines, unicode and empty strings included.
-    """
-    arguments = ["$HOME; echo pwned && `id` | cat > /tmp/x",
-                 "it's \"quoted\" \\", "new\nline\ttab", "ünïcödé ☃", "",
-                 "*", "-n", "$(id)"]
-    out = harness.run(["printf", "%s\\0"] + arguments)
-    assert out.split(b"\x00")[:-1] == [a.encode("utf-8") for a in arguments]
-
-
-def test_contract_stdin(harness):
-    """
-    Standard input is delivered, then closed.
-    """
-    assert harness.run(["cat"], b"line one\nline two\n") == (
-        b"line one\nline two\n")
-
-
-def test_contract_failure(harness):
-    """
-    A failing command gives :class:`RemoteCommandFailed` with its exit
-    status and its standard error.
-    """
-    with pytest.raises(RemoteCommandFailed) as info:
-        harness.run(["ls", "/nonexistent-flocker-test"])
-    assert info.value.exit_code == 2
-    assert b"No such file or directory" in info.value.stderr
-    assert info.value.argv == ["ls", "/nonexistent-flocker-test"]
-    assert "/nonexistent-flocker-test" in info.value.error_line()
-
-
-def test_contract_missing_program(harness):
-    """
-    A program that does not exist on the node exits with status 127.
-    """
-    with pytest.raises(RemoteCommandFailed) as info:
-        harness.run(["flocker-no-such-program"])
-    assert info.value.exit_code == 127
-
-
-def test_contract_unreachable(harness):
-    """
-    A node that cannot be reached gives :class:`NodeUnreachable`.
-    """
-    with pytest.raises(NodeUnreachable):
-        harness.run_unreachable(["true"])
-
-
-def test_contract_start(harness):
-    """
-    A started command's output arrives while it runs; closing its input
-    ends it with its exit status.
-    """
-    received, ended = harness.converse(["cat"], [b"one\n", b"two\n"])
-    assert received == b"one\ntwo\n"
-    assert ended[:2] == (0, None)
-
-
-def test_contract_stdin_must_be_bytes(harness):
-    """
-    Text given as stdin is refused with ``TypeError``.
-    """
-    with pytest.raises(TypeError):
-        harness.run(["cat"], "text")
-
-
-def test_contract_bad_argv(harness):
-    """
-    An argument with NUL is refused with ``ValueError``.
-    """
-    with pytest.raises(ValueError):
-        harness.run(["printf", "%s\\0", "a\x00b"])
-
-
 # ---------------------------------------------------------------------------
 # Real SSH only
 
@@ -1255,220 +1154,35 @@ def _ssh_keygen_fingerprint(public_path):
     return output.split()[1]
 
 
-def test_ssh_host_keys(sshd):
+def agent_for(test, sshd):
     """
-    After a command, the runner reports the host key it verified for the
-    node (what the nodes' known_hosts for node-to-node pushes is built
-    from), also once its connections are closed.
-    """
-    def go(reactor):
-        runner = _runner(reactor, sshd)
-        d = runner.run("127.0.0.1", ["true"])
-        d.addCallback(lambda _: runner.close())
-        return d.addCallback(lambda _: runner.host_keys())
-    keys = run_in_reactor(go)
-    assert keys == {"127.0.0.1": sshd.host_key.public()}
+    Start a private ssh-agent holding the server's accepted ed25519 client
+    key, stopped when ``test`` ends.
 
-
-def test_ssh_unknown_host_key_refused(sshd, tmp_path):
-    """
-    A node whose key is not in known_hosts is refused with its host and
-    the key's fingerprint (as ssh-keygen shows it); the file is not written.
-    """
-    path = str(tmp_path / "known_hosts")
-    with open(path, "wb") as f:
-        f.write(sshd.known_hosts_line("127.0.0.2"))
-    before = _file_state(path)
-    with pytest.raises(HostKeyError) as info:
-        _run_closing(lambda reactor: _runner(
-            reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
-    fingerprint = _ssh_keygen_fingerprint(sshd.host_key_path + ".pub")
-    assert info.value.address == "127.0.0.1"
-    assert fingerprint in str(info.value)
-    assert str(info.value).startswith("127.0.0.1: host key verification")
-    assert _file_state(path) == before
-
-
-def test_ssh_missing_known_hosts_not_created(sshd, tmp_path):
-    """
-    With no known_hosts file at all, the node is refused and no file is
-    created.
-    """
-    path = str(tmp_path / "known_hosts")
-    with pytest.raises(HostKeyError):
-        _run_closing(lambda reactor: _runner(
-            reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
-    assert not os.path.exists(path)
-
-
-def test_ssh_host_name_entry_not_extended(sshd, tmp_path):
-    """
-    A node known by host name is accepted without an IP entry being added
-    (Conch's own KnownHostsFile would add and save one).
-    """
-    path = str(tmp_path / "known_hosts")
-    with open(path, "wb") as f:
-        f.write(b"[localhost]:%d " % (sshd.port,)
-                + sshd.host_key.public().toString("openssh") + b"\n")
-    before = _file_state(path)
-    out = _run_closing(lambda reactor: _runner(
-        reactor, sshd, KnownHosts.from_path(path)), "localhost",
-        ["printf", "ok"])
-    assert out == b"ok"
-    assert _file_state(path) == before
-
-
-def test_ssh_changed_host_key_refused(sshd, tmp_path):
-    """
-    A node presenting a different key than known_hosts lists is refused as
-    a changed key.
-    """
-    path = str(tmp_path / "known_hosts")
-    with open(path, "wb") as f:
-        f.write(sshd.known_hosts_line("127.0.0.1", key=sshd.stranger_key))
-    before = _file_state(path)
-    with pytest.raises(HostKeyError) as info:
-        _run_closing(lambda reactor: _runner(
-            reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
-    assert "CHANGED" in str(info.value)
-    assert key_fingerprint(sshd.host_key.public()) in str(info.value)
-    assert _file_state(path) == before
-
-
-def test_ssh_refused_port(sshd):
-    """
-    A closed port is :class:`NodeUnreachable` naming the refusal.
-    """
-    port = free_port()
-    with pytest.raises(NodeUnreachable) as info:
-        _run_closing(lambda reactor: _runner(reactor, sshd, port=port),
-                     "127.0.0.1", ["true"])
-    assert "refused" in str(info.value)
-
-
-def test_ssh_silent_port_times_out(sshd):
-    """
-    A port that accepts but never speaks SSH is :class:`NodeUnreachable`
-    once the connect timeout has passed.
-    """
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(5)
-        port = silent.getsockname()[1]
-        with pytest.raises(NodeUnreachable) as info:
-            _run_closing(lambda reactor: _runner(
-                reactor, sshd, port=port, connect_timeout=0.5),
-                "127.0.0.1", ["true"])
-    assert "within 0.5 s" in str(info.value)
-
-
-def test_ssh_authentication_failed(sshd):
-    """
-    A key the node does not accept gives :class:`AuthenticationFailed`.
-    """
-    with pytest.raises(AuthenticationFailed) as info:
-        _run_closing(lambda reactor: _runner(
-            reactor, sshd, identities=[sshd.stranger_key]),
-            "127.0.0.1", ["true"])
-    assert "refused every key" in str(info.value)
-
-
-def test_ssh_rsa_key(sshd):
-    """
-    RSA keys authenticate (with SHA-2 signatures, which current OpenSSH
-    requires).
-    """
-    assert _run_closing(lambda reactor: _runner(
-        reactor, sshd, identities=[sshd.rsa_key]), "127.0.0.1",
-        ["printf", "rsa"]) == b"rsa"
-
-
-@pytest.fixture
-def ssh_agent(sshd, tmp_path):
-    """
-    A private ssh-agent holding the server's accepted ed25519 client key.
+    :param test: The ``TestCase``.
+    :param sshd: The :class:`SSHServer`.
+    :return: The agent's socket path.
     """
     require(os.access(SSH_AGENT, os.X_OK), "needs " + SSH_AGENT)
-    socket_path = str(tmp_path / "agent.sock")
+    socket_path = str(temporary_path(test) / "agent.sock")
     agent = subprocess.Popen([SSH_AGENT, "-D", "-a", socket_path],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    try:
-        environment = dict(os.environ, SSH_AUTH_SOCK=socket_path)
-        # ssh-agent -D creates its socket shortly after starting.
-        for _ in range(200):
-            if os.path.exists(socket_path) or agent.poll() is not None:
-                break
-            time.sleep(0.05)
-        subprocess.run(["/usr/bin/ssh-add", "-q", sshd.client_key_path],
-                       check=True, env=environment,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        yield socket_path
-    finally:
+
+    def stop():
         agent.terminate()
         agent.wait(10)
-
-
-def test_ssh_agent(sshd, ssh_agent):
-    """
-    Keys held by the SSH agent authenticate without any identity file.
-    """
-    out = _run_closing(lambda reactor: _runner(
-        reactor, sshd, identities=[],
-        agent_endpoint=agent_endpoint(reactor, {"SSH_AUTH_SOCK": ssh_agent})),
-        "127.0.0.1", ["printf", "agent"])
-    assert out == b"agent"
-
-
-def test_ssh_exit_status_and_stderr(sshd):
-    """
-    The remote exit status and standard error are reported.
-    """
-    script = "import sys; sys.stderr.write('first\\nthe error\\n'); sys.exit(7)"
-    with pytest.raises(RemoteCommandFailed) as info:
-        _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
-                     ["/usr/bin/python3", "-c", script])
-    assert info.value.exit_code == 7
-    assert info.value.stderr == b"first\nthe error\n"
-    assert str(info.value).endswith(": the error")
-
-
-def test_ssh_large_stdin_and_stdout(sshd):
-    """
-    Data larger than SSH's windows travels both ways intact.
-    """
-    data = os.urandom(3 * 1024 * 1024)
-    out = _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
-                       ["cat"], data)
-    assert out == data
-
-
-def test_ssh_connection_reused(sshd):
-    """
-    Successive and concurrent commands to one node share one SSH
-    connection (the same client port in ``$SSH_CONNECTION``); after
-    ``close()`` a new one is made.
-    """
-    script = "import os; print(os.environ['SSH_CONNECTION'].split()[1])"
-    argv = ["/usr/bin/python3", "-c", script]
-
-    def go(reactor):
-        from twisted.internet.defer import gatherResults
-        runner = _runner(reactor, sshd)
-        ports = []
-        d = runner.run("127.0.0.1", argv)
-        d.addCallback(ports.append)
-        d.addCallback(lambda _: gatherResults(
-            [runner.run("127.0.0.1", argv) for _ in range(3)]))
-        d.addCallback(ports.extend)
-        d.addCallback(lambda _: runner.close())
-        d.addCallback(lambda _: runner.run("127.0.0.1", argv))
-        d.addCallback(ports.append)
-        d.addBoth(lambda result: runner.close().addCallback(lambda _: result))
-        return d.addCallback(lambda _: ports)
-    ports = run_in_reactor(go)
-    assert len(set(ports[:4])) == 1
-    assert ports[4] != ports[0]
+    test.addCleanup(stop)
+    environment = dict(os.environ, SSH_AUTH_SOCK=socket_path)
+    # ssh-agent -D creates its socket shortly after starting.
+    for _ in range(200):
+        if os.path.exists(socket_path) or agent.poll() is not None:
+            break
+        time.sleep(0.05)
+    subprocess.run(["/usr/bin/ssh-add", "-q", sshd.client_key_path],
+                   check=True, env=environment,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return socket_path
 
 
 _CONCURRENCY_PROBE = """
@@ -1482,52 +1196,6 @@ with open(os.path.join(directory, "seen", str(os.getpid())), "w") as f:
 time.sleep(0.3)
 os.unlink(mine)
 """
-
-
-def test_ssh_concurrency_bound(sshd, tmp_path):
-    """
-    With ``concurrency=2``, no more than two commands run at once, across
-    three nodes.
-    """
-    (tmp_path / "active").mkdir()
-    (tmp_path / "seen").mkdir()
-    argv = ["/usr/bin/python3", "-c", _CONCURRENCY_PROBE, str(tmp_path)]
-
-    def go(reactor):
-        from twisted.internet.defer import gatherResults
-        runner = _runner(reactor, sshd, concurrency=2)
-        d = gatherResults([runner.run(address, argv)
-                           for address in sshd.addresses * 2])
-        return d.addBoth(lambda result: runner.close().addCallback(
-            lambda _: result))
-    run_in_reactor(go)
-    seen = [int((tmp_path / "seen" / name).read_text())
-            for name in os.listdir(tmp_path / "seen")]
-    assert len(seen) == 6
-    assert max(seen) <= 2
-
-
-def test_ssh_eliot_actions(sshd):
-    """
-    Connecting and running are logged as eliot actions, the connection
-    with the host key's fingerprint.
-    """
-    from eliot import MemoryLogger
-    from eliot.testing import swap_logger
-    logger = MemoryLogger()
-    previous = swap_logger(logger)
-    try:
-        _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
-                     ["printf", "x"])
-    finally:
-        swap_logger(previous)
-    [connect] = LoggedAction.of_type(logger.messages, SSH_CONNECT)
-    assert connect.succeeded
-    assert connect.end_message["host_key"] == key_fingerprint(
-        sshd.host_key.public())
-    [run] = LoggedAction.of_type(logger.messages, SSH_RUN)
-    assert run.succeeded and run.end_message["exit_code"] == 0
-    logger.validate()
 
 
 # ---------------------------------------------------------------------------
@@ -1553,29 +1221,422 @@ react(main, sys.argv[1:])
 """
 
 
-def test_lab_every_node(lab):
+class _ICommandRunnerContract(object):
     """
-    From the lab's client namespace, the runner reaches every node at once
-    with the lab's identity and known_hosts (which it leaves unchanged), and
-    each command runs on the node it was sent to.
+    The ``ICommandRunner`` contract; a ``TestCase`` mixing it in sets
+    ``harness`` (the fake's or the real runner's) in ``setUp``.
     """
-    before = _file_state(lab.known_hosts)
-    result = lab.run_client(
-        [sys.executable, "-c", _LAB_PROBE, lab.identity, lab.known_hosts]
-        + [node.address for node in lab.nodes])
-    assert json.loads(result.stdout) == lab.node_names
-    assert _file_state(lab.known_hosts) == before
+
+    def test_contract_interface(self):
+        """
+        The runner provides :class:`ICommandRunner`.
+        """
+        harness = self.harness
+        runner = getattr(harness, "runner", None) or harness._runner(Clock())
+        self.assertTrue(verifyObject(ICommandRunner, runner))
+
+    def test_contract_arguments_literal(self):
+        """
+        Every argument arrives as one literal argument: shell metacharacters,
+        quotes, newlines, unicode and empty strings included.
+        """
+        harness = self.harness
+        arguments = ["$HOME; echo pwned && `id` | cat > /tmp/x",
+                     "it's \"quoted\" \\", "new\nline\ttab", "ünïcödé ☃", "",
+                     "*", "-n", "$(id)"]
+        out = harness.run(["printf", "%s\\0"] + arguments)
+        self.assertEqual(out.split(b"\x00")[:-1],
+                         [a.encode("utf-8") for a in arguments])
+
+    def test_contract_stdin(self):
+        """
+        Standard input is delivered, then closed.
+        """
+        harness = self.harness
+        self.assertEqual(
+            harness.run(["cat"], b"line one\nline two\n"),
+            b"line one\nline two\n")
+
+    def test_contract_failure(self):
+        """
+        A failing command gives :class:`RemoteCommandFailed` with its exit
+        status and its standard error.
+        """
+        harness = self.harness
+        with self.assertRaises(RemoteCommandFailed) as info:
+            harness.run(["ls", "/nonexistent-flocker-test"])
+        self.assertEqual(info.exception.exit_code, 2)
+        self.assertIn(b"No such file or directory", info.exception.stderr)
+        self.assertEqual(info.exception.argv,
+                         ["ls", "/nonexistent-flocker-test"])
+        self.assertIn("/nonexistent-flocker-test", info.exception.error_line())
+
+    def test_contract_missing_program(self):
+        """
+        A program that does not exist on the node exits with status 127.
+        """
+        harness = self.harness
+        with self.assertRaises(RemoteCommandFailed) as info:
+            harness.run(["flocker-no-such-program"])
+        self.assertEqual(info.exception.exit_code, 127)
+
+    def test_contract_unreachable(self):
+        """
+        A node that cannot be reached gives :class:`NodeUnreachable`.
+        """
+        harness = self.harness
+        with self.assertRaises(NodeUnreachable):
+            harness.run_unreachable(["true"])
+
+    def test_contract_start(self):
+        """
+        A started command's output arrives while it runs; closing its input
+        ends it with its exit status.
+        """
+        harness = self.harness
+        received, ended = harness.converse(["cat"], [b"one\n", b"two\n"])
+        self.assertEqual(received, b"one\ntwo\n")
+        self.assertEqual(ended[:2], (0, None))
+
+    def test_contract_stdin_must_be_bytes(self):
+        """
+        Text given as stdin is refused with ``TypeError``.
+        """
+        harness = self.harness
+        with self.assertRaises(TypeError):
+            harness.run(["cat"], "text")
+
+    def test_contract_bad_argv(self):
+        """
+        An argument with NUL is refused with ``ValueError``.
+        """
+        harness = self.harness
+        with self.assertRaises(ValueError):
+            harness.run(["printf", "%s\\0", "a\x00b"])
 
 
-def test_bulk_friendly_algorithms():
+
+class MemoryCommandRunnerContractTests(_ICommandRunnerContract,
+                                       SynchronousTestCase):
     """
-    Connections offer counter-mode AES only, AES-128 first, and
-    HMAC-SHA-256 before the slower SHA-512 (a volume push is bound by the
-    MAC); no CBC, 3DES or MD5.
+    The ``ICommandRunner`` contract for :class:`MemoryCommandRunner`.
     """
-    from flocker.cli._ssh._transport import _ClientTransport
-    assert _ClientTransport.supportedCiphers[0] == b"aes128-ctr"
-    assert all(cipher.endswith(b"-ctr")
-               for cipher in _ClientTransport.supportedCiphers)
-    assert _ClientTransport.supportedMACs[0] == b"hmac-sha2-256"
-    assert b"hmac-md5" not in _ClientTransport.supportedMACs
+
+    def setUp(self):
+        self.harness = _MemoryHarness()
+
+
+class SSHCommandRunnerContractTests(_ICommandRunnerContract,
+                                    SynchronousTestCase):
+    """
+    The ``ICommandRunner`` contract for :class:`SSHCommandRunner` and a
+    private sshd.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sshd = class_sshd(cls)
+
+    def setUp(self):
+        self.harness = _SSHHarness(self.sshd)
+
+
+class PrivateSSHDTests(SynchronousTestCase):
+    """
+    :class:`SSHCommandRunner` against a private sshd: host keys, refusals,
+    authentication, big streams, connection reuse, its eliot actions.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sshd = class_sshd(cls)
+
+    def test_ssh_host_keys(self):
+        """
+        After a command, the runner reports the host key it verified for the
+        node (what the nodes' known_hosts for node-to-node pushes is built
+        from), also once its connections are closed.
+        """
+        sshd = self.sshd
+        def go(reactor):
+            runner = _runner(reactor, sshd)
+            d = runner.run("127.0.0.1", ["true"])
+            d.addCallback(lambda _: runner.close())
+            return d.addCallback(lambda _: runner.host_keys())
+        keys = run_in_reactor(go)
+        self.assertEqual(keys, {"127.0.0.1": sshd.host_key.public()})
+
+    def test_ssh_unknown_host_key_refused(self):
+        """
+        A node whose key is not in known_hosts is refused with its host and the
+        key's fingerprint (as ssh-keygen shows it); the file is not written.
+        """
+        sshd = self.sshd
+        tmp_path = temporary_path(self)
+        path = str(tmp_path / "known_hosts")
+        with open(path, "wb") as f:
+            f.write(sshd.known_hosts_line("127.0.0.2"))
+        before = _file_state(path)
+        with self.assertRaises(HostKeyError) as info:
+            _run_closing(lambda reactor: _runner(
+                reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
+        fingerprint = _ssh_keygen_fingerprint(sshd.host_key_path + ".pub")
+        self.assertEqual(info.exception.address, "127.0.0.1")
+        self.assertIn(fingerprint, str(info.exception))
+        self.assertTrue(
+            str(info.exception).startswith("127.0.0.1: host key verification"))
+        self.assertEqual(_file_state(path), before)
+
+    def test_ssh_missing_known_hosts_not_created(self):
+        """
+        With no known_hosts file at all, the node is refused and no file is
+        created.
+        """
+        sshd = self.sshd
+        tmp_path = temporary_path(self)
+        path = str(tmp_path / "known_hosts")
+        with self.assertRaises(HostKeyError):
+            _run_closing(lambda reactor: _runner(
+                reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
+        self.assertFalse(os.path.exists(path))
+
+    def test_ssh_host_name_entry_not_extended(self):
+        """
+        A node known by host name is accepted without an IP entry being added
+        (Conch's own KnownHostsFile would add and save one).
+        """
+        sshd = self.sshd
+        tmp_path = temporary_path(self)
+        path = str(tmp_path / "known_hosts")
+        with open(path, "wb") as f:
+            f.write(b"[localhost]:%d " % (sshd.port,)
+                    + sshd.host_key.public().toString("openssh") + b"\n")
+        before = _file_state(path)
+        out = _run_closing(lambda reactor: _runner(
+            reactor, sshd, KnownHosts.from_path(path)), "localhost",
+            ["printf", "ok"])
+        self.assertEqual(out, b"ok")
+        self.assertEqual(_file_state(path), before)
+
+    def test_ssh_changed_host_key_refused(self):
+        """
+        A node presenting a different key than known_hosts lists is refused as
+        a changed key.
+        """
+        sshd = self.sshd
+        tmp_path = temporary_path(self)
+        path = str(tmp_path / "known_hosts")
+        with open(path, "wb") as f:
+            f.write(sshd.known_hosts_line("127.0.0.1", key=sshd.stranger_key))
+        before = _file_state(path)
+        with self.assertRaises(HostKeyError) as info:
+            _run_closing(lambda reactor: _runner(
+                reactor, sshd, KnownHosts.from_path(path)), "127.0.0.1", ["true"])
+        self.assertIn("CHANGED", str(info.exception))
+        self.assertIn(key_fingerprint(sshd.host_key.public()),
+                      str(info.exception))
+        self.assertEqual(_file_state(path), before)
+
+    def test_ssh_refused_port(self):
+        """
+        A closed port is :class:`NodeUnreachable` naming the refusal.
+        """
+        sshd = self.sshd
+        port = free_port()
+        with self.assertRaises(NodeUnreachable) as info:
+            _run_closing(lambda reactor: _runner(reactor, sshd, port=port),
+                         "127.0.0.1", ["true"])
+        self.assertIn("refused", str(info.exception))
+
+    def test_ssh_silent_port_times_out(self):
+        """
+        A port that accepts but never speaks SSH is :class:`NodeUnreachable`
+        once the connect timeout has passed.
+        """
+        sshd = self.sshd
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(5)
+            port = silent.getsockname()[1]
+            with self.assertRaises(NodeUnreachable) as info:
+                _run_closing(lambda reactor: _runner(
+                    reactor, sshd, port=port, connect_timeout=0.5),
+                    "127.0.0.1", ["true"])
+        self.assertIn("within 0.5 s", str(info.exception))
+
+    def test_ssh_authentication_failed(self):
+        """
+        A key the node does not accept gives :class:`AuthenticationFailed`.
+        """
+        sshd = self.sshd
+        with self.assertRaises(AuthenticationFailed) as info:
+            _run_closing(lambda reactor: _runner(
+                reactor, sshd, identities=[sshd.stranger_key]),
+                "127.0.0.1", ["true"])
+        self.assertIn("refused every key", str(info.exception))
+
+    def test_ssh_rsa_key(self):
+        """
+        RSA keys authenticate (with SHA-2 signatures, which current OpenSSH
+        requires).
+        """
+        sshd = self.sshd
+        self.assertEqual(
+            _run_closing(lambda reactor: _runner(
+                reactor, sshd, identities=[sshd.rsa_key]), "127.0.0.1",
+                ["printf", "rsa"]),
+            b"rsa")
+
+    def test_ssh_agent(self):
+        """
+        Keys held by the SSH agent authenticate without any identity file.
+        """
+        sshd = self.sshd
+        ssh_agent = agent_for(self, sshd)
+        out = _run_closing(lambda reactor: _runner(
+            reactor, sshd, identities=[], agent_endpoint=agent_endpoint(
+                reactor, {"SSH_AUTH_SOCK": ssh_agent})),
+            "127.0.0.1", ["printf", "agent"])
+        self.assertEqual(out, b"agent")
+
+    def test_ssh_exit_status_and_stderr(self):
+        """
+        The remote exit status and standard error are reported.
+        """
+        sshd = self.sshd
+        script = "import sys; sys.stderr.write('first\\nthe error\\n'); sys.exit(7)"
+        with self.assertRaises(RemoteCommandFailed) as info:
+            _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
+                         ["/usr/bin/python3", "-c", script])
+        self.assertEqual(info.exception.exit_code, 7)
+        self.assertEqual(info.exception.stderr, b"first\nthe error\n")
+        self.assertTrue(str(info.exception).endswith(": the error"))
+
+    def test_ssh_large_stdin_and_stdout(self):
+        """
+        Data larger than SSH's windows travels both ways intact.
+        """
+        sshd = self.sshd
+        data = os.urandom(3 * 1024 * 1024)
+        out = _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
+                           ["cat"], data)
+        self.assertEqual(out, data)
+
+    def test_ssh_connection_reused(self):
+        """
+        Successive and concurrent commands to one node share one SSH
+        connection (the same client port in ``$SSH_CONNECTION``); after
+        ``close()`` a new one is made.
+        """
+        sshd = self.sshd
+        script = "import os; print(os.environ['SSH_CONNECTION'].split()[1])"
+        argv = ["/usr/bin/python3", "-c", script]
+
+        def go(reactor):
+            from twisted.internet.defer import gatherResults
+            runner = _runner(reactor, sshd)
+            ports = []
+            d = runner.run("127.0.0.1", argv)
+            d.addCallback(ports.append)
+            d.addCallback(lambda _: gatherResults(
+                [runner.run("127.0.0.1", argv) for _ in range(3)]))
+            d.addCallback(ports.extend)
+            d.addCallback(lambda _: runner.close())
+            d.addCallback(lambda _: runner.run("127.0.0.1", argv))
+            d.addCallback(ports.append)
+            d.addBoth(lambda result: runner.close().addCallback(lambda _: result))
+            return d.addCallback(lambda _: ports)
+        ports = run_in_reactor(go)
+        self.assertEqual(len(set(ports[:4])), 1)
+        self.assertNotEqual(ports[4], ports[0])
+
+    def test_ssh_concurrency_bound(self):
+        """
+        With ``concurrency=2``, no more than two commands run at once, across
+        three nodes.
+        """
+        sshd = self.sshd
+        tmp_path = temporary_path(self)
+        (tmp_path / "active").mkdir()
+        (tmp_path / "seen").mkdir()
+        argv = ["/usr/bin/python3", "-c", _CONCURRENCY_PROBE, str(tmp_path)]
+
+        def go(reactor):
+            from twisted.internet.defer import gatherResults
+            runner = _runner(reactor, sshd, concurrency=2)
+            d = gatherResults([runner.run(address, argv)
+                               for address in sshd.addresses * 2])
+            return d.addBoth(lambda result: runner.close().addCallback(
+                lambda _: result))
+        run_in_reactor(go)
+        seen = [int((tmp_path / "seen" / name).read_text())
+                for name in os.listdir(tmp_path / "seen")]
+        self.assertEqual(len(seen), 6)
+        self.assertLessEqual(max(seen), 2)
+
+    def test_ssh_eliot_actions(self):
+        """
+        Connecting and running are logged as eliot actions, the connection
+        with the host key's fingerprint.
+        """
+        sshd = self.sshd
+        from eliot import MemoryLogger
+        from eliot.testing import swap_logger
+        logger = MemoryLogger()
+        previous = swap_logger(logger)
+        try:
+            _run_closing(lambda reactor: _runner(reactor, sshd), "127.0.0.1",
+                         ["printf", "x"])
+        finally:
+            swap_logger(previous)
+        [connect] = LoggedAction.of_type(logger.messages, SSH_CONNECT)
+        self.assertTrue(connect.succeeded)
+        self.assertEqual(
+            connect.end_message["host_key"],
+            key_fingerprint(
+                sshd.host_key.public()))
+        [run] = LoggedAction.of_type(logger.messages, SSH_RUN)
+        self.assertTrue(run.succeeded and run.end_message["exit_code"] == 0)
+        logger.validate()
+
+
+
+class LabCommandRunnerTests(SynchronousTestCase):
+    """
+    The runner from the lab's client namespace.
+    """
+
+    def test_lab_every_node(self):
+        """
+        From the lab's client namespace, the runner reaches every node at once
+        with the lab's identity and known_hosts (which it leaves unchanged),
+        and each command runs on the node it was sent to.
+        """
+        lab = shared_lab()
+        before = _file_state(lab.known_hosts)
+        result = lab.run_client(
+            [sys.executable, "-c", _LAB_PROBE, lab.identity, lab.known_hosts]
+            + [node.address for node in lab.nodes])
+        self.assertEqual(json.loads(result.stdout), lab.node_names)
+        self.assertEqual(_file_state(lab.known_hosts), before)
+
+
+
+class AlgorithmsTests(SynchronousTestCase):
+    """
+    The algorithms SSH connections offer.
+    """
+
+    def test_bulk_friendly_algorithms(self):
+        """
+        Connections offer counter-mode AES only, AES-128 first, and
+        HMAC-SHA-256 before the slower SHA-512 (a volume push is bound by the
+        MAC); no CBC, 3DES or MD5.
+        """
+        from flocker.cli._ssh._transport import _ClientTransport
+        self.assertEqual(_ClientTransport.supportedCiphers[0], b"aes128-ctr")
+        self.assertTrue(
+            all(cipher.endswith(b"-ctr")
+                for cipher in _ClientTransport.supportedCiphers))
+        self.assertEqual(_ClientTransport.supportedMACs[0], b"hmac-sha2-256")
+        self.assertNotIn(b"hmac-md5", _ClientTransport.supportedMACs)

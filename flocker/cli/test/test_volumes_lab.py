@@ -16,7 +16,9 @@ import os
 import re
 import secrets
 
-import pytest
+from flocker.testtools import (
+    ScenarioTestCase, class_temporary_path, shared_lab,
+)
 
 IMAGE = "flocker/busybox:latest"
 PORT = 18090
@@ -66,10 +68,9 @@ class _Scenario(object):
         and start took (from the deploy's change lines).
     """
 
-    def __init__(self, lab, directory, failures):
+    def __init__(self, lab, directory):
         self.lab = lab
         self.directory = directory
-        self.failures = failures
         token = secrets.token_hex(3)
         self.names = {key: "%s-%s" % (key, token) for key in (
             "store", "reader", "single", "outside", "logs", "shared",
@@ -115,16 +116,10 @@ class _Scenario(object):
             line.split() for line in result.stdout.splitlines())}
 
 
-@pytest.fixture(scope="class")
-def scenario(request, lab, tmp_path_factory):
+def _remove(state):
     """
-    The scenario's shared state; its applications are removed and its
-    volumes deleted at the end.
+    Remove the scenario's applications and delete its volumes.
     """
-    assert len(lab.nodes) >= 3, "the scenario needs a lab of 3 nodes"
-    state = _Scenario(lab, str(tmp_path_factory.mktemp("volumes-lab")),
-                      request.session.testsfailed)
-    yield state
     state.deploy(state.deployment("teardown.yml", []))
     for node in state.nodes:
         for key in ("store", "single", "logs", "shared"):
@@ -132,16 +127,18 @@ def scenario(request, lab, tmp_path_factory):
                      check=False)
 
 
-class TestSeveralVolumes(object):
+class SeveralVolumesTests(ScenarioTestCase):
     """
     Several volumes per application, on three real nodes.
     """
 
-    @pytest.fixture(autouse=True)
-    def _in_order(self, request, scenario):
-        if request.session.testsfailed > scenario.failures:
-            pytest.skip("an earlier step of the scenario failed")
-        self.s = scenario
+    @classmethod
+    def setUpClass(cls):
+        # The scenario's shared state; its applications are removed and
+        # its volumes deleted at the end.
+        lab = shared_lab(minimum_nodes=3)
+        cls.s = _Scenario(lab, str(class_temporary_path(cls)))
+        cls.addClassCleanup(_remove, cls.s)
 
     def test_01_volume_on_two_nodes_refused(self):
         """
@@ -152,13 +149,15 @@ class TestSeveralVolumes(object):
         path = s.deployment("split.yml", [(0, ["store"]), (1, ["reader"])])
         result = s.lab.run_client(
             ["flocker-deploy", "--check", path, s.applications], check=False)
-        assert result.returncode != 0
-        assert re.search(
-            r"split\.yml:4:\d+: application %s mounts volume %s, which %s "
-            r"mounts on node %s" % (s.names["reader"], s.names["shared"],
-                                    s.names["store"],
-                                    re.escape(s.addresses[0])),
-            result.stdout + result.stderr), result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertTrue(
+            re.search(
+                r"split\.yml:4:\d+: application %s mounts volume %s, which %s "
+                r"mounts on node %s" % (s.names["reader"], s.names["shared"],
+                                 s.names["store"],
+                                 re.escape(s.addresses[0])),
+                result.stdout + result.stderr),
+            result.stdout + result.stderr)
 
     def test_02_deploy(self):
         """
@@ -170,17 +169,21 @@ class TestSeveralVolumes(object):
         result = s.deploy(s.deployment("external.yml", [
             (0, ["store", "reader", "single", "outside"])]))
         output = result.stdout + result.stderr
-        assert result.returncode != 0
-        assert ("%s: application %s: its external volume %s does not exist "
-                "on node %s" % (s.addresses[0], s.names["outside"],
-                                s.names["missing"],
-                                s.addresses[0])) in output, output
-        assert "nothing was changed" in output, output
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(
+            "%s: application %s: its external volume %s does not exist "
+            "on node %s" % (s.addresses[0], s.names["outside"],
+                            s.names["missing"],
+                            s.addresses[0]),
+            output,
+            output)
+        self.assertIn("nothing was changed", output, output)
         result = s.deploy(s.deployment("first.yml", [
             (0, ["store", "reader", "single"])]))
-        assert result.returncode == 0, result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         for key in ("store", "reader", "single"):
-            assert s.exec_in(0, key, ["true"], check=False).returncode == 0
+            self.assertEqual(
+                s.exec_in(0, key, ["true"], check=False).returncode, 0)
 
     def test_03_write(self):
         """
@@ -197,10 +200,10 @@ class TestSeveralVolumes(object):
             s.data[path] = hashlib.sha256(content).hexdigest()
         s.exec_in(0, "single", ["sh", "-c", "echo single > /www/index.html"])
         seen = s.exec_in(0, "reader", ["sha256sum", "/shared/data"])
-        assert seen.stdout.split()[0] == s.data["/shared/data"]
+        self.assertEqual(seen.stdout.split()[0], s.data["/shared/data"])
         refused = s.exec_in(0, "reader", ["sh", "-c", "echo x > /shared/x"],
                             check=False)
-        assert refused.returncode != 0
+        self.assertNotEqual(refused.returncode, 0)
 
     def test_04_move_together(self):
         """
@@ -216,12 +219,14 @@ class TestSeveralVolumes(object):
         handed = {m.group(2).split()[3] for m in map(
             _CHANGE.match, output.splitlines())
             if m and m.group(2).startswith("hand off volume ")}
-        assert handed == {s.names[k] for k in ("store", "logs", "shared")}, \
-            output
+        self.assertEqual(
+            handed,
+            {s.names[k] for k in ("store", "logs", "shared")},
+            output)
         both = dict(s.sums(1, "store", s.data))
-        assert both == s.data, output
+        self.assertEqual(both, s.data, output)
         seen = s.exec_in(1, "reader", ["sha256sum", "/shared/data"])
-        assert seen.stdout.split()[0] == s.data["/shared/data"]
+        self.assertEqual(seen.stdout.split()[0], s.data["/shared/data"])
 
     def test_05_single_volume_move(self):
         """
@@ -234,8 +239,9 @@ class TestSeveralVolumes(object):
         output = result.stdout + result.stderr
         s.downtime["single"] = _downtime(output, s.names["single"],
                                          [s.names["single"]])
-        assert s.exec_in(1, "single", ["cat", "/www/index.html"]).stdout == \
-            "single\n"
+        self.assertEqual(
+            s.exec_in(1, "single", ["cat", "/www/index.html"]).stdout,
+            "single\n")
         print("\nmove downtime (stop + hand-offs + start, seconds): "
               "3 volumes + sharer %.2f, 1 volume %.2f" % (
                   s.downtime["store"], s.downtime["single"]))
@@ -247,8 +253,10 @@ class TestSeveralVolumes(object):
         s = self.s
         result = s.deploy(os.path.join(s.directory, "third.yml"))
         output = result.stdout + result.stderr
-        assert not [line for line in output.splitlines()
-                    if _CHANGE.match(line)], output
+        self.assertFalse(
+            [line for line in output.splitlines()
+             if _CHANGE.match(line)],
+            output)
 
 
 def _downtime(output, application, stopped):

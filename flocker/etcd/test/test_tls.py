@@ -7,7 +7,6 @@ client certificates (made with ``openssl`` for the test).
 import os
 import shutil
 import tempfile
-from unittest import TestCase
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -68,7 +67,7 @@ class EtcdTLSSettingsTests(SynchronousTestCase):
         self.assertIn(path, str(error))
 
 
-class EtcdClientTLSTests(TestCase):
+class EtcdClientTLSTests(SynchronousTestCase):
     """
     ``EtcdClient`` with an etcd member serving TLS and requiring client
     certificates signed by its CA.

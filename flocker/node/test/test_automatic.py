@@ -872,13 +872,18 @@ class LocalFailoverActionsStartTests(SynchronousTestCase):
             mountpoint="/data"))
         self.successResultOf(primary.create_volume("plain", None))
         self.successResultOf(primary.push_volume("plain", B))
-        config = AutomaticApplication(
+        self.config = AutomaticApplication(
             name="plain", primary=A, standbys=standbys,
             application=application, interval=3 * 10 ** 9)
-        actions = LocalFailoverActions(
-            B, lambda: standby, lambda: standby.volumes, standby.routes,
-            lambda name: config, replicator=standby.replicator)
-        return primary, standby, actions
+        return primary, standby, self.actions_through(standby, standby)
+
+    def actions_through(self, standby, agent):
+        """
+        :return: ``standby``'s actions, asking ``agent`` to act.
+        """
+        return LocalFailoverActions(
+            B, lambda: agent, lambda: standby.volumes, standby.routes,
+            lambda name: self.config, replicator=standby.replicator)
 
     def test_start_replicates(self):
         """
@@ -935,3 +940,17 @@ class LocalFailoverActionsStartTests(SynchronousTestCase):
         _, standby, actions = self.standby_actions([B])
         self.assertEqual(standby.volumes.node_id,
                          self.successResultOf(actions.identity()))
+
+    def test_stop_failed_ends_replication(self):
+        """
+        Replication of the application's volumes ends even when stopping
+        the application failed; the failure is passed on.
+        """
+        _, standby, actions = self.standby_actions([B, "10.0.0.9"])
+        self.successResultOf(actions.start("plain", 5))
+        failing = type("Agent", (), {"stop_application": lambda _, name: fail(
+            RuntimeError("docker is gone"))})()
+        self.failureResultOf(
+            self.actions_through(standby, failing).stop("plain"),
+            RuntimeError)
+        self.assertEqual({}, dict(standby.replicator.replications()))

@@ -8,13 +8,18 @@ from twisted.internet.defer import FirstError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker._model import Application, AttachedVolume, RestartPolicy
+from flocker._model import (
+    Application, AttachedVolume, Replication, RestartPolicy,
+)
 from flocker.node._boot import (
     apply_restart_policies, boot_decisions, stop_stale_applications,
 )
 from flocker.node._docker import FakeDockerClient, Unit, container_name
 from flocker.node._local import LocalNodeAgent
-from flocker.node._logging import NODE_BOOT, NODE_SELF_FENCE
+from flocker.node._logging import (
+    NODE_BOOT, NODE_BOOT_CONFIRMED, NODE_SELF_FENCE,
+)
+from flocker.node._replication import MAXIMUM_BACKOFF, Replicator
 from flocker.route import MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 from flocker.volume._epoch import HOLD, START
@@ -134,3 +139,93 @@ def _unit(app):
     """
     return Unit(name=app.name, application=app, running=False,
                 container_id="c", state="exited", image=IMAGE)
+
+
+class ConfirmedBootTests(SynchronousTestCase):
+    """
+    ``apply_restart_policies`` with the node's replicator: an application
+    held because its volume has standbys starts once they confirm this
+    node's ownership (a normal reboot), not when one follows a later owner
+    (the volume failed over while the node was down).
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.network = network = MemoryNetwork()
+        self.docker = FakeDockerClient(images=[IMAGE], node=A)
+        self.volumes = MemoryVolumeService("node-a", A, network, self.clock)
+        self.other = MemoryVolumeService("node-b", B, network, self.clock)
+        self.agent = LocalNodeAgent(A, self.docker, self.volumes,
+                                    MemoryRouteManager(node=A),
+                                    clock=self.clock)
+        self.replicator = Replicator(self.clock, lambda: self.volumes)
+        self.app = application("db")
+        self.successResultOf(self.agent.create_volume("db", None))
+        self.successResultOf(self.agent.start_application(self.app))
+        self.replicator.configure({"db": Replication(
+            volume="db", application="db", standbys=[B],
+            interval=2 * 10 ** 9)})
+        self.clock.advance(0)
+        # Power loss: the container stopped, the agent starts again.
+        self.docker.stop_container(container_name("db"), exit_code=255)
+        self.replicator.stop()
+        self.replicator.configure({"db": Replication(
+            volume="db", application="db", standbys=[B],
+            interval=2 * 10 ** 9)})
+
+    def running(self):
+        units = self.successResultOf(self.docker.list())
+        return sorted(unit.name for unit in units if unit.running)
+
+    @capture_logging(None)
+    def test_normal_reboot(self, logger):
+        """
+        Held at first; started once the standby accepted a push, without
+        any deploy; the decision is logged.
+        """
+        decisions = self.successResultOf(apply_restart_policies(
+            self.docker, self.volumes, self.agent, self.replicator))
+        before = self.running()
+        self.clock.advance(2)
+        self.assertEqual((decisions, before, self.running()),
+                         ({"db": HOLD}, [], ["db"]))
+        assertHasAction(self, logger, NODE_BOOT_CONFIRMED, True,
+                        {"application": "db"},
+                        {"started": True, "reason": ""})
+
+    def test_failed_over_meanwhile(self):
+        """
+        A standby that follows a later owner refuses the push: the
+        application stays held.
+        """
+        self.successResultOf(self.other.fence("db", "node-b", 5))
+        self.successResultOf(apply_restart_policies(
+            self.docker, self.volumes, self.agent, self.replicator))
+        for _ in range(10):
+            self.clock.advance(2)
+        self.assertEqual(self.running(), [])
+
+    def test_standby_down(self):
+        """
+        A standby that cannot be reached is waited for: the application
+        starts once it accepts a push.
+        """
+        self.network.unreachable.add(B)
+        self.successResultOf(apply_restart_policies(
+            self.docker, self.volumes, self.agent, self.replicator))
+        self.clock.advance(10)
+        waiting = self.running()
+        self.network.unreachable.clear()
+        self.clock.advance(MAXIMUM_BACKOFF + 2)
+        self.assertEqual((waiting, self.running()), ([], ["db"]))
+
+    def test_deploy_decided_meanwhile(self):
+        """
+        An application a deploy removed while the confirmation waited is
+        not started.
+        """
+        self.successResultOf(apply_restart_policies(
+            self.docker, self.volumes, self.agent, self.replicator))
+        self.successResultOf(self.agent.stop_application("db"))
+        self.clock.advance(2)
+        self.assertEqual(self.successResultOf(self.docker.list()), set())

@@ -61,6 +61,25 @@ def _names(name):
     return matches
 
 
+def _connected(observer):
+    """
+    :return: ``Deferred`` firing once ``observer``'s following is connected:
+        the real stream is open once ``connected()`` was called, the fake's
+        at once (the change is then made right away).
+    """
+    connected = Deferred()
+    if observer.connections:
+        connected.callback(None)
+    else:
+        original = observer.connected
+
+        def now_connected():
+            original()
+            connected.callback(None)
+        observer.connected = now_connected
+    return connected
+
+
 class FakeEventsFixture(object):
     """
     :class:`FakeDockerEvents`; a change is an event it is told to emit.
@@ -146,19 +165,7 @@ def make_idockerevents_tests(fixture):
 
                 def change(_):
                     return self.fixture.change(reactor, self.name)
-                # The real stream is open once connected() was called; the
-                # change is made after the first event or at once when
-                # connection is synchronous (the fake).
-                connected = Deferred()
-                if observer.connections:
-                    connected.callback(None)
-                else:
-                    original = observer.connected
-
-                    def now_connected():
-                        original()
-                        connected.callback(None)
-                    observer.connected = now_connected
+                connected = _connected(observer)
                 connected.addCallback(change)
                 connected.addCallback(lambda _: observer.wanted)
                 connected.addCallback(lambda _: following.stop())
@@ -168,6 +175,31 @@ def make_idockerevents_tests(fixture):
             self.assertEqual(
                 (observer.connections, reason, len(observer.reasons)),
                 (1, "stopped", 1))
+
+        def test_filtered(self):
+            """
+            A following given filters gets only the events they select:
+            asked for containers' ``destroy``, a container made and
+            removed gives its ``destroy`` and no ``create``.
+            """
+            observer = _Observer(lambda event: _names(self.name)(event)
+                                 and event.get("Action") == "destroy")
+            events = self.fixture.events
+
+            def scenario(reactor):
+                following = events.follow(observer, filters={
+                    "type": ["container"], "event": ["destroy"]})
+                connected = _connected(observer)
+                connected.addCallback(
+                    lambda _: self.fixture.change(reactor, self.name))
+                connected.addCallback(lambda _: observer.wanted)
+                connected.addCallback(lambda _: following.stop())
+                connected.addCallback(lambda _: observer.ended)
+                return connected
+            self.fixture.run(scenario)
+            self.assertEqual(
+                sorted({event.get("Action") for event in observer.events
+                        if _names(self.name)(event)}), ["destroy"])
 
         def test_unreachable(self):
             """
@@ -261,6 +293,22 @@ class DockerEventsReadingTests(SynchronousTestCase):
             (1, [("container", "start"), ("image", "pull")],
              ["the daemon ended the stream"],
              [{"type": ["container", "image", "network"]}]))
+
+    def test_filters_asked(self):
+        """
+        The filters a following is given are the ones Docker is asked for.
+        """
+        daemon = _CannedDaemon(b"")
+        stub = StubTreq(daemon)
+        docker = DockerClient(None, "/run/docker.sock", http_client=stub)
+        DockerEvents(None, docker, http_client=stub).follow(
+            _Observer(), filters={"type": ["container"],
+                                  "event": ["die", "kill"],
+                                  "label": ["flocker.application"]})
+        stub.flush()
+        self.assertEqual(daemon.filters, [{
+            "event": ["die", "kill"], "label": ["flocker.application"],
+            "type": ["container"]}])
 
     def test_refused(self):
         """

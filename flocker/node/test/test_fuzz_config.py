@@ -130,11 +130,11 @@ def _line_count(data):
 
 def check_command(directory, deployment_data, application_data):
     """
-    Write the two files into ``directory``, run ``flocker-deploy --check``
-    on them in-process, and assert that it either accepts them (status 0,
-    located notes, one summary line) or refuses them (status 1, nothing on stdout, and
-    every line of stderr ``PATH:LINE:COL: message`` naming one of the two
-    files at a place inside it).  Any exception fails the test.
+    Write the two files into ``directory``, run ``flocker-deploy --check`` on
+    them in-process, and assert that it either accepts them (status 0, located
+    notes, one summary line) or refuses them (status 1, nothing on stdout, and
+    every line of stderr ``PATH:LINE:COL: message`` naming one of the two files
+    at a place inside it).  Any exception fails the test.
 
     :param bytes deployment_data: The deployment file's content.
     :param bytes application_data: The application file's content.

@@ -205,11 +205,13 @@ class PlanReplicationTests(SynchronousTestCase):
                            changes.index(HandoffVolume(node=A, name="web",
                                                        target=B)))
 
-    def test_other_standby_follows_old_owner(self):
+    def _moved(self, other_copy=None):
         """
-        After a move, a standby whose copy follows the old owner (which
-        would refuse the new owner's pushes) gets its copy replaced by a
-        push from the new owner, after the hand-off.
+        Plan moving ``web`` from A to B, its standbys B and C becoming A
+        and C; C's copy follows A (as B's does) unless ``other_copy``
+        says otherwise.
+
+        :return: The plan's leaves.
         """
         before = deployment(standbys=[B, C])
         state = converged_state(before)
@@ -217,22 +219,50 @@ class PlanReplicationTests(SynchronousTestCase):
                  for address, node in state.nodes.items()}
         copy = attr.evolve(nodes[A].volumes["web"], owned=False,
                            owner="id-" + A)
-        for address in (B, C):
-            nodes[address] = attr.evolve(nodes[address],
-                                         volumes={"web": copy})
-        plan = plan_changes(deployment(primary=B, standbys=[A, C]),
-                            ClusterState(nodes=nodes))
-        changes = leaves(plan)
-        replace = PushVolume(node=B, name="web", target=C,
-                             estimated_bytes=1 << 20, replace_copy=True)
-        self.assertIn(replace, changes)
-        self.assertGreater(changes.index(replace),
+        nodes[B] = attr.evolve(nodes[B], volumes={"web": copy})
+        nodes[C] = attr.evolve(nodes[C], volumes={
+            "web": copy if other_copy is None else other_copy(copy)})
+        return leaves(plan_changes(deployment(primary=B, standbys=[A, C]),
+                                   ClusterState(nodes=nodes)))
+
+    def test_other_standby_follows_old_owner(self):
+        """
+        After a move, a standby whose copy follows the old owner (which
+        would refuse the new owner's pushes) is made to follow the new
+        owner, after the hand-off, and keeps its copy: the new owner's
+        replication to it goes on incrementally, with no push of the
+        whole volume.
+        """
+        changes = self._moved()
+        follow = FenceVolume(node=C, name="web", owner="id-" + B, epoch=1)
+        self.assertIn(follow, changes)
+        self.assertGreater(changes.index(follow),
                            changes.index(HandoffVolume(node=A, name="web",
                                                        target=B)))
-        self.assertNotIn(attr.evolve(replace, target=A), changes)
-        # Replaced rather than fenced: a fence would race the push.
         self.assertEqual(
-            [c for c in changes if isinstance(c, FenceVolume)], [])
+            [c for c in changes if isinstance(c, PushVolume)
+             and c.target == C], [])
+
+    def test_standby_of_a_third_owner(self):
+        """
+        A standby whose copy follows a third node at the owner's epoch
+        (the plan cannot make it follow the owner) gets its copy replaced
+        by a push from the owner, and no fence racing that push.
+        """
+        state = converged_state(deployment(standbys=[B]))
+        nodes = {address: attr.evolve(node, node_id="id-" + address)
+                 for address, node in state.nodes.items()}
+        copy = attr.evolve(nodes[A].volumes["web"], owned=False,
+                           owner="id-Z")
+        nodes[C] = attr.evolve(nodes[C], volumes={"web": copy})
+        changes = leaves(plan_changes(deployment(standbys=[B, C]),
+                                      ClusterState(nodes=nodes)))
+        self.assertIn(PushVolume(node=A, name="web", target=C,
+                                 estimated_bytes=1 << 20, replace_copy=True),
+                      changes)
+        self.assertEqual(
+            [c for c in changes if isinstance(c, FenceVolume)
+             and c.node == C], [])
 
     def test_removal_stops_replication(self):
         """

@@ -20,10 +20,11 @@ from flocker.node._logging import (
     REPLICATE_VOLUME, REPLICATION_CONFIGURED, REPLICATION_LAG,
 )
 from flocker.node._replication import (
-    ReplicationStore, Replicator, default_replication_path,
+    MAXIMUM_BACKOFF, ReplicationStore, Replicator, default_replication_path,
 )
 from flocker.testtools import temporary_directory
 from flocker.volume import MemoryNetwork, MemoryVolumeService
+from flocker.volume._api import FOLLOWER_SNAPSHOTS
 
 PRIMARY, STANDBY, OTHER = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 SECOND = 10 ** 9
@@ -125,21 +126,62 @@ class ReplicatorTests(SynchronousTestCase):
             self.assertEqual(
                 self.cluster.nodes[address].read_file("web", "more"), b"y")
 
+    def test_one_snapshot_per_round(self):
+        """
+        A round takes one snapshot and sends it to every standby: both
+        hold the same snapshot after each round, and the primary took one
+        snapshot a round.
+        """
+        taken = []
+        original = self.cluster.primary.snapshot
+
+        def snapshot(name):
+            return original(name).addCallback(
+                lambda name: taken.append(name) or name)
+        self.cluster.primary.snapshot = snapshot
+        self.replicator.configure({"web": web(standbys=[STANDBY, OTHER])})
+        self.clock.advance(0)
+        newest = []
+        for _ in range(3):
+            self.cluster.primary.write_file("web", "more", b"y")
+            self.clock.advance(2)
+            newest.append((self.cluster.snapshots(STANDBY)[-1],
+                           self.cluster.snapshots(OTHER)[-1]))
+        self.assertEqual(newest, [(name, name) for name in taken[1:]])
+
+    def test_snapshot_failure(self):
+        """
+        A round whose snapshot cannot be taken (the volume is gone) fails
+        for every standby, each with the reason in its status.
+        """
+        self.replicator.configure({"gone": web(standbys=[STANDBY, OTHER],
+                                               volume="gone")})
+        self.clock.advance(0)
+        errors = {address: status.error for address, status in
+                  self.replicator.status()["gone"].standbys.items()}
+        self.assertEqual(sorted(errors), [STANDBY, OTHER])
+        self.assertTrue(all(errors.values()), errors)
+
     def test_pruned_both_sides(self):
         """
-        After many rounds the primary keeps only the snapshots the standbys'
-        next increments start from (each standby's newest, and the base of
-        the increment under way), and a standby only its newest.
+        After many rounds the primary keeps only its newest
+        ``FOLLOWER_SNAPSHOTS`` and what the standbys' next increments start
+        from (each standby's newest, and the base of the increment under
+        way), and a standby its newest ``FOLLOWER_SNAPSHOTS``, the same ones
+        as the other standby.
         """
         self.replicator.configure({"web": web(standbys=[STANDBY, OTHER])})
         self.clock.advance(0)
         for round_ in range(10):
             self.cluster.primary.write_file("web", "n", b"%d" % (round_,))
             self.clock.advance(2)
-        self.assertLessEqual(len(self.cluster.snapshots(PRIMARY)), 3)
-        self.assertEqual(len(self.cluster.snapshots(STANDBY)), 1)
-        self.assertEqual(len(self.cluster.snapshots(OTHER)), 1)
-        self.assertIn(self.cluster.snapshots(STANDBY)[0],
+        self.assertLessEqual(len(self.cluster.snapshots(PRIMARY)),
+                             FOLLOWER_SNAPSHOTS + 1)
+        self.assertEqual(len(self.cluster.snapshots(STANDBY)),
+                         FOLLOWER_SNAPSHOTS)
+        self.assertEqual(self.cluster.snapshots(OTHER),
+                         self.cluster.snapshots(STANDBY))
+        self.assertIn(self.cluster.snapshots(STANDBY)[-1],
                       self.cluster.snapshots(PRIMARY))
 
     def test_cut_transfer_restarts_from_common(self):
@@ -180,9 +222,9 @@ class ReplicatorTests(SynchronousTestCase):
         tries = []
         original = self.cluster.primary.push
 
-        def counting(name, target, progress=None):
+        def counting(name, target, progress=None, snapshot=None):
             tries.append((self.clock.seconds() - 1000, target))
-            return original(name, target, progress)
+            return original(name, target, progress, snapshot=snapshot)
         self.cluster.primary.push = counting
         for _ in range(20):
             self.clock.advance(1)
@@ -229,6 +271,51 @@ class ReplicatorTests(SynchronousTestCase):
         status = replicator.status()["web"].standbys[STANDBY]
         self.assertEqual(stale, ["web"])
         self.assertIn("epoch 5", status.error)
+
+    def test_confirmation(self):
+        """
+        A confirmation asked for fires with ``True`` once every standby
+        accepted a push ending after it was asked, not before.
+        """
+        self.replicator.configure({"web": web(standbys=[STANDBY, OTHER])})
+        self.clock.advance(0)
+        self.cluster.network.unreachable.add(OTHER)
+        confirmed = self.replicator.confirmation("web")
+        self.clock.advance(2)
+        waiting = confirmed.called
+        self.cluster.network.unreachable.clear()
+        self.clock.advance(MAXIMUM_BACKOFF + 2)
+        self.assertEqual((waiting, self.successResultOf(confirmed)),
+                         (False, True))
+
+    def test_confirmation_refused(self):
+        """
+        A standby that follows a later epoch refuses the push: the
+        confirmation fires with ``False``.
+        """
+        self.replicator.configure({"web": web()})
+        self.clock.advance(0)
+        confirmed = self.replicator.confirmation("web")
+        self.successResultOf(self.cluster.nodes[STANDBY].fence(
+            "web", "node-9", 5))
+        self.clock.advance(2)
+        self.assertIs(self.successResultOf(confirmed), False)
+
+    def test_confirmation_unreplicated_or_changed(self):
+        """
+        A volume not replicated cannot be confirmed (``False`` at once);
+        nor one whose replication a deploy changes or stops while the
+        confirmation waits.
+        """
+        unreplicated = self.replicator.confirmation("web")
+        self.replicator.configure({"web": web()})
+        changed = self.replicator.confirmation("web")
+        self.replicator.configure({"web": web(standbys=[OTHER])})
+        stopped = self.replicator.confirmation("web")
+        self.replicator.stop()
+        self.assertEqual([self.successResultOf(d) for d in
+                          (unreplicated, changed, stopped)],
+                         [False, False, False])
 
     def test_lag(self):
         """
@@ -367,17 +454,21 @@ class SlowVolumes(object):
         self._volumes = volumes
         self.waiting = []
 
-    def push(self, name, target, progress=None):
+    def snapshot(self, name):
+        return self._volumes.snapshot(name)
+
+    def push(self, name, target, progress=None, snapshot=None):
         d = Deferred()
-        self.waiting.append((d, name, target))
+        self.waiting.append((d, name, target, snapshot))
         return d
 
     def release(self):
         """
         Let the oldest waiting push run.
         """
-        d, name, target = self.waiting.pop(0)
-        self._volumes.push(name, target).chainDeferred(d)
+        d, name, target, snapshot = self.waiting.pop(0)
+        self._volumes.push(name, target,
+                           snapshot=snapshot).chainDeferred(d)
 
 
 class ReplicationStoreTests(SynchronousTestCase):

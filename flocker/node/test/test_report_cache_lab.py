@@ -7,6 +7,10 @@ typed on the node, a volume made by another Flocker process).
 import json
 import secrets
 
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.testtools import shared_lab
+
 IMAGE = "flocker/busybox:latest"
 
 
@@ -33,34 +37,41 @@ def _kept_answers(lab, node):
     return log.count('"flocker:node:report_kept"')
 
 
-def test_kept_then_changed_behind_its_back(lab):
+class ReportCacheLabTests(SynchronousTestCase):
     """
-    Back-to-back reports are answered from the kept report; an image
-    tagged and a volume created on the node by other programs are in the
-    very next report, and gone from it once removed.
+    The agent's kept report on a lab node.
     """
-    node = lab.nodes[0].name
-    token = secrets.token_hex(4)
-    tag = "flocker/kept-%s:latest" % (token,)
-    volume = "kept-" + token
-    _report(lab, node)
-    before = _kept_answers(lab, node)
-    _report(lab, node)
-    kept = _kept_answers(lab, node) - before
 
-    lab.run(node, ["docker", "tag", IMAGE, tag])
-    try:
-        tagged = tag in _report(lab, node)["images"]
-    finally:
-        lab.run(node, ["docker", "rmi", tag])
-    untagged = tag not in _report(lab, node)["images"]
+    def test_kept_then_changed_behind_its_back(self):
+        """
+        Back-to-back reports are answered from the kept report; an image
+        tagged and a volume created on the node by other programs are in the
+        very next report, and gone from it once removed.
+        """
+        lab = shared_lab()
+        node = lab.nodes[0].name
+        token = secrets.token_hex(4)
+        tag = "flocker/kept-%s:latest" % (token,)
+        volume = "kept-" + token
+        _report(lab, node)
+        before = _kept_answers(lab, node)
+        _report(lab, node)
+        kept = _kept_answers(lab, node) - before
 
-    lab.run(node, ["flocker-volume", "create", volume])
-    try:
-        created = volume in _volumes(_report(lab, node))
-    finally:
-        lab.run(node, ["flocker-volume", "delete", volume], check=False)
-    deleted = volume not in _volumes(_report(lab, node))
+        lab.run(node, ["docker", "tag", IMAGE, tag])
+        try:
+            tagged = tag in _report(lab, node)["images"]
+        finally:
+            lab.run(node, ["docker", "rmi", tag])
+        untagged = tag not in _report(lab, node)["images"]
 
-    assert (kept >= 1, tagged, untagged, created, deleted) == (
-        True, True, True, True, True)
+        lab.run(node, ["flocker-volume", "create", volume])
+        try:
+            created = volume in _volumes(_report(lab, node))
+        finally:
+            lab.run(node, ["flocker-volume", "delete", volume], check=False)
+        deleted = volume not in _volumes(_report(lab, node))
+
+        self.assertEqual(
+            (kept >= 1, tagged, untagged, created, deleted),
+            (True, True, True, True, True))

@@ -43,9 +43,9 @@ from zope.interface.verify import verifyObject
 from flocker._model import VolumeState
 from flocker.volume._errors import (
     HandoffConflict, InvalidSize, NoSuchVolume, NotOwner, OutOfSpace,
-    StreamRejected, TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
+    SnapshotNotFound, StreamRejected, TargetUnreachable, UnsafeName, VolumeExists, VolumeInUse,
 )
-from flocker.volume._api import IVolumeService
+from flocker.volume._api import FOLLOWER_SNAPSHOTS, IVolumeService
 
 __all__ = ["make_ivolumeservice_tests"]
 
@@ -288,6 +288,45 @@ def make_ivolumeservice_tests(make_nodes):
             self.assertLess(second.bytes_sent, MiB)
             self.assertEqual(self.nodes.read(self.b, "app", "more"),
                              b"small change")
+
+        def test_push_given_snapshot(self):
+            """
+            A snapshot taken once is what a push sends when given: two
+            targets then hold the same snapshot, incremental from the one
+            each had, and no other snapshot is taken.
+            """
+            self.created(data=b"x" * (64 * 1024))
+            address_c = self.nodes.address(self.c)
+            self.call(self.a.push, "app", self.address_b)
+            self.call(self.a.push, "app", address_c)
+            self.nodes.write(self.a, "app", "more", b"small change")
+            taken = self.call(self.a.snapshot, "app")
+            self.nodes.write(self.a, "app", "later", b"not sent")
+            to_b = self.call(self.a.push, "app", self.address_b,
+                             snapshot=taken)
+            to_c = self.call(self.a.push, "app", address_c, snapshot=taken)
+            self.assertEqual(
+                (to_b.snapshot, to_c.snapshot,
+                 to_b.bytes_sent < 32 * 1024, to_c.bytes_sent < 32 * 1024,
+                 self.volume(self.b, "app").snapshots[-1],
+                 self.volume(self.c, "app").snapshots[-1],
+                 self.volume(self.a, "app").snapshots[-1],
+                 self.nodes.read(self.c, "app", "more")),
+                (taken, taken, True, True, taken, taken, taken,
+                 b"small change"))
+            self.assertRaises((KeyError, OSError), self.nodes.read, self.c,
+                              "app", "later")
+
+        def test_push_unknown_snapshot(self):
+            """
+            A push given a snapshot the volume does not have fails with
+            ``SnapshotNotFound``, sending nothing.
+            """
+            self.created()
+            self.assertRaises(SnapshotNotFound, self.call, self.a.push,
+                              "app", self.address_b,
+                              snapshot="flocker-19990101T000000.000000Z")
+            self.assertIsNone(self.volume(self.b, "app"))
 
         def test_follower_read_only(self):
             """
@@ -647,6 +686,53 @@ def make_ivolumeservice_tests(make_nodes):
                              (False, self.b.node_id, 2))
             self.assertRaises(NotOwner, self.call, self.a.push, "app",
                               address_c)
+
+        def test_other_follower_incremental_after_move(self):
+            """
+            Two followers that received the same snapshots: after a move
+            to one of them (a pre-copy, then the hand-off), the other,
+            told to follow the new owner, gets only an increment from it,
+            even after a push to the old owner: the new owner kept the
+            snapshot they share.
+            """
+            self.created(data=b"x" * (64 * 1024))
+            address_c = self.nodes.address(self.c)
+            for _ in range(2):
+                self.nodes.write(self.a, "app", "round", b"y")
+                taken = self.call(self.a.snapshot, "app")
+                self.call(self.a.push, "app", self.address_b,
+                          snapshot=taken)
+                self.call(self.a.push, "app", address_c, snapshot=taken)
+            # A round that reached B only, then the move's pre-copy and
+            # hand-off: B holds three snapshots newer than C's newest.
+            self.nodes.write(self.a, "app", "late", b"z")
+            self.call(self.a.push, "app", self.address_b)
+            self.call(self.a.push, "app", self.address_b)
+            self.call(self.a.handoff, "app", self.address_b)
+            owner = self.volume(self.b, "app")
+            self.call(self.c.fence, "app", self.b.node_id, owner.epoch)
+            self.nodes.write(self.b, "app", "after", b"new owner writes")
+            # The old owner first, as a replication round may: its push
+            # prunes nothing the other follower needs.
+            self.call(self.b.push, "app", self.address_a)
+            result = self.call(self.b.push, "app", address_c)
+            self.assertEqual(
+                (result.base, result.bytes_sent < 32 * 1024,
+                 self.nodes.read(self.c, "app", "after")),
+                (taken, True, b"new owner writes"))
+
+        def test_follower_keeps_newest(self):
+            """
+            A follower keeps its newest ``FOLLOWER_SNAPSHOTS`` snapshots.
+            """
+            self.created()
+            pushed = []
+            for index in range(FOLLOWER_SNAPSHOTS + 2):
+                self.nodes.write(self.a, "app", "data", b"%d" % (index,))
+                pushed.append(self.call(self.a.push, "app",
+                                        self.address_b).snapshot)
+            self.assertEqual(list(self.volume(self.b, "app").snapshots),
+                             pushed[-FOLLOWER_SNAPSHOTS:])
 
         def test_fence_stale_owner(self):
             """

@@ -8,12 +8,11 @@ kernel module) and what zfs-fuse offers (the real one).
 import json
 import os
 
-import pytest
 from eliot import add_destinations, remove_destination
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import run_in_reactor
+from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._capabilities import (
     OPENZFS, ZFS_FUSE, UnsupportedOption, ZFSCapabilities,
     parse_capabilities, receive_options, send_options,
@@ -24,7 +23,7 @@ from flocker.volume._stream import receive_flags
 from flocker.volume._zfs import ZFSPool
 
 from . import _fake_openzfs
-from .test_zfs import ENV, _pool, pools  # noqa: F401 (a fixture)
+from .test_zfs import ENV, _pool, pools_for
 
 #: What the lab's zfs-fuse (0.7.0, Debian 12) prints without a command:
 #: the lines that matter.
@@ -147,7 +146,7 @@ class WireTests(SynchronousTestCase):
         ``None``.
         """
         result = ZFSCapabilities.from_wire(document)
-        assert result is None or isinstance(result, ZFSCapabilities)
+        self.assertTrue(result is None or isinstance(result, ZFSCapabilities))
 
 
 class SendOptionsTests(SynchronousTestCase):
@@ -228,133 +227,35 @@ class ReceiveOptionsTests(SynchronousTestCase):
         self.assertIn("-x mountpoint", str(error))
 
 
-@pytest.fixture(autouse=True)
-def _eliot_destination():
-    """
-    Give the eliot messages of the tests running real commands somewhere
-    to go: with no destination at all, eliot keeps them for the first
-    destination added later (another test's).
-    """
-    messages = []
-    add_destinations(messages.append)
-    yield messages
-    remove_destination(messages.append)
-
-
-@pytest.fixture
-def fake_openzfs(monkeypatch, tmp_path):
+def fake_openzfs_for(test):
     """
     Put the OpenZFS 2.2 stand-in's ``zfs`` and ``zpool`` first on ``PATH``
-    (this process's too: the reactor looks commands up there).
+    (this process's too: the reactor looks commands up there) until
+    ``test`` ends.
 
+    :param test: The ``TestCase`` (its ``addCleanup`` restores ``PATH``).
     :return: ``(env, log)``: the environment for ``ZFSPool`` and the file
         the commands are logged in.
     """
-    directory = str(tmp_path)
+    directory = str(temporary_path(test))
     log = os.path.join(directory, "commands.log")
     _fake_openzfs.install(directory, log)
     path = directory + os.pathsep + os.environ.get("PATH", "")
-    monkeypatch.setenv("PATH", path)
+    before = os.environ.get("PATH")
+
+    def restore():
+        if before is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = before
+    os.environ["PATH"] = path
+    test.addCleanup(restore)
     return dict(ENV, PATH=path), log
 
 
 def _logged(log):
     with open(log) as f:
         return [json.loads(line) for line in f]
-
-
-def test_detected_openzfs(fake_openzfs):
-    """
-    ``ZFSPool.capabilities`` against the OpenZFS 2.2 stand-in detects it,
-    with three commands, once per pool.
-    """
-    env, log = fake_openzfs
-
-    def scenario(reactor):
-        pool = ZFSPool(reactor, "tank", env)
-        return pool.capabilities().addCallback(
-            lambda first: pool.capabilities().addCallback(
-                lambda second: (first, second)))
-    first, second = run_in_reactor(scenario)
-    assert (first, second) == (OPENZFS_22, OPENZFS_22)
-    assert sorted(_logged(log)) == [
-        ["zfs"], ["zfs", "version"],
-        ["zpool", "get", "-H", "-o", "property,value", "all", "tank"]]
-
-
-def test_openzfs_accepts_chosen_flags(fake_openzfs):
-    """
-    The flags chosen for OpenZFS 2.2 are accepted by its send and receive
-    (the stand-in refuses options they do not have, as they do).
-    """
-    env, log = fake_openzfs
-
-    def scenario(reactor):
-        pool = ZFSPool(reactor, "tank", env)
-        read_fd, write_fd = make_pipe()
-        sent = pool.send("app", "s2", "s1", write_fd,
-                         options=send_options(OPENZFS_22, OPENZFS_22))
-        os.close(write_fd)
-        received = pool.receive("app", read_fd, "s2", "s1", force=True,
-                                capabilities=OPENZFS_22)
-
-        def close(result):
-            os.close(read_fd)
-            return result
-        received.addBoth(close)
-        return sent.addCallback(lambda _: received)
-    run_in_reactor(scenario)
-    # Both ran at once: their order in the log is the machine's choice.
-    assert sorted(_logged(log)) == [
-        ["zfs", "receive"] + receive_flags(OPENZFS_22, True) + ["tank/app"],
-        ["zfs", "send", "-L", "-e", "-c", "-i", "tank/app@s1",
-         "tank/app@s2"]]
-    assert receive_flags(OPENZFS_22, True)[:7] == [
-        "-F", "-u", "-s", "-x", "aclinherit", "-x", "acltype"]
-
-
-def test_openzfs_holds(fake_openzfs):
-    """
-    ``ZFSPool.hold``/``release`` against the OpenZFS 2.2 stand-in (which
-    refuses a second hold with the same tag and the release of a missing
-    one with OpenZFS's words): holding twice and releasing twice are not
-    errors, and the hold is gone at the end.
-    """
-    env, log = fake_openzfs
-
-    def scenario(reactor):
-        pool = ZFSPool(reactor, "tank", env)
-        d = pool.hold("app", "s1", "flocker-base")
-        d.addCallback(lambda _: pool.hold("app", "s1", "flocker-base"))
-        d.addCallback(lambda _: pool.release("app", "s1", "flocker-base"))
-        d.addCallback(lambda _: pool.release("app", "s1", "flocker-base"))
-        return d
-    run_in_reactor(scenario)
-    with open(log + ".holds") as f:
-        holds = json.load(f)
-    assert (_logged(log), holds) == (
-        [["zfs", "hold", "flocker-base", "tank/app@s1"]] * 2
-        + [["zfs", "release", "flocker-base", "tank/app@s1"]] * 2,
-        {"tank/app@s1": []})
-
-
-def test_openzfs_refuses_unknown_flag(fake_openzfs):
-    """
-    The stand-in refuses an option OpenZFS does not have, as OpenZFS
-    does, so the tests above would notice a wrong flag.
-    """
-    env, log = fake_openzfs
-
-    def scenario(reactor):
-        read_fd, write_fd = make_pipe()
-        d = ZFSPool(reactor, "tank", env).send("app", "s1", None, write_fd,
-                                               options=["-q"])
-        os.close(write_fd)
-        os.close(read_fd)
-        return d.addCallbacks(lambda _: None, lambda f: f.value)
-    error = run_in_reactor(scenario)
-    assert (error.failure.exit_code,
-            b"invalid option 'q'" in error.failure.stderr) == (2, True)
 
 
 class OptionCheckTests(SynchronousTestCase):
@@ -375,19 +276,134 @@ class OptionCheckTests(SynchronousTestCase):
         self.assertEqual(runner.calls, [])
 
 
-def test_detected_zfs_fuse(pools):
+class RealCommandsTests(SynchronousTestCase):
     """
-    On the real zfs-fuse: zfs-fuse, holds, no resumable receive, no
-    ``-x``/``-o``, no pool features; so nothing is added to what Flocker
-    sends to or receives on it.
+    Capabilities detected, and flags accepted, by real commands: the
+    OpenZFS 2.2 stand-in and the lab's zfs-fuse.
     """
-    name = pools.create("caps")
-    capabilities = run_in_reactor(
-        lambda reactor: ZFSPool(reactor, name, ENV).capabilities())
-    assert (capabilities.implementation, capabilities.resumable_receive,
-            capabilities.receive_excludes, capabilities.holds,
-            capabilities.bookmarks, capabilities.features) == (
-        ZFS_FUSE, False, False, True, False, frozenset())
-    assert send_options(capabilities, capabilities) == []
-    assert receive_options(capabilities, resumable=True,
-                           exclude=["mountpoint"]) == []
+
+    def setUp(self):
+        # Give the eliot messages of the real commands somewhere to go:
+        # with no destination at all, eliot keeps them for the first
+        # destination added later (another test's).
+        messages = []
+        add_destinations(messages.append)
+        self.addCleanup(remove_destination, messages.append)
+
+    def test_detected_openzfs(self):
+        """
+        ``ZFSPool.capabilities`` against the OpenZFS 2.2 stand-in detects it,
+        with three commands, once per pool.
+        """
+        env, log = fake_openzfs_for(self)
+
+        def scenario(reactor):
+            pool = ZFSPool(reactor, "tank", env)
+            return pool.capabilities().addCallback(
+                lambda first: pool.capabilities().addCallback(
+                    lambda second: (first, second)))
+        first, second = run_in_reactor(scenario)
+        self.assertEqual((first, second), (OPENZFS_22, OPENZFS_22))
+        self.assertEqual(
+            sorted(_logged(log)),
+            [["zfs"], ["zfs", "version"],
+             ["zpool", "get", "-H", "-o", "property,value", "all", "tank"]])
+
+    def test_openzfs_accepts_chosen_flags(self):
+        """
+        The flags chosen for OpenZFS 2.2 are accepted by its send and receive
+        (the stand-in refuses options they do not have, as they do).
+        """
+        env, log = fake_openzfs_for(self)
+
+        def scenario(reactor):
+            pool = ZFSPool(reactor, "tank", env)
+            read_fd, write_fd = make_pipe()
+            sent = pool.send("app", "s2", "s1", write_fd,
+                             options=send_options(OPENZFS_22, OPENZFS_22))
+            os.close(write_fd)
+            received = pool.receive("app", read_fd, "s2", "s1", force=True,
+                                    capabilities=OPENZFS_22)
+
+            def close(result):
+                os.close(read_fd)
+                return result
+            received.addBoth(close)
+            return sent.addCallback(lambda _: received)
+        run_in_reactor(scenario)
+        # Both ran at once: their order in the log is the machine's choice.
+        self.assertEqual(
+            sorted(_logged(log)),
+            [["zfs", "receive"] + receive_flags(OPENZFS_22, True)
+             + ["tank/app"],
+             ["zfs", "send", "-L", "-e", "-c", "-i", "tank/app@s1",
+              "tank/app@s2"]])
+        self.assertEqual(
+            receive_flags(OPENZFS_22, True)[:7],
+            ["-F", "-u", "-s", "-x", "aclinherit", "-x", "acltype"])
+
+    def test_openzfs_holds(self):
+        """
+        ``ZFSPool.hold``/``release`` against the OpenZFS 2.2 stand-in (which
+        refuses a second hold with the same tag and the release of a missing
+        one with OpenZFS's words): holding twice and releasing twice are not
+        errors, and the hold is gone at the end.
+        """
+        env, log = fake_openzfs_for(self)
+
+        def scenario(reactor):
+            pool = ZFSPool(reactor, "tank", env)
+            d = pool.hold("app", "s1", "flocker-base")
+            d.addCallback(lambda _: pool.hold("app", "s1", "flocker-base"))
+            d.addCallback(lambda _: pool.release("app", "s1", "flocker-base"))
+            d.addCallback(lambda _: pool.release("app", "s1", "flocker-base"))
+            return d
+        run_in_reactor(scenario)
+        with open(log + ".holds") as f:
+            holds = json.load(f)
+        self.assertEqual(
+            (_logged(log), holds),
+            ([["zfs", "hold", "flocker-base", "tank/app@s1"]] * 2
+             + [["zfs", "release", "flocker-base", "tank/app@s1"]] * 2,
+             {"tank/app@s1": []}))
+
+    def test_openzfs_refuses_unknown_flag(self):
+        """
+        The stand-in refuses an option OpenZFS does not have, as OpenZFS
+        does, so the tests above would notice a wrong flag.
+        """
+        env, log = fake_openzfs_for(self)
+
+        def scenario(reactor):
+            read_fd, write_fd = make_pipe()
+            d = ZFSPool(reactor, "tank", env).send("app", "s1", None, write_fd,
+                                                   options=["-q"])
+            os.close(write_fd)
+            os.close(read_fd)
+            return d.addCallbacks(lambda _: None, lambda f: f.value)
+        error = run_in_reactor(scenario)
+        self.assertEqual(
+            (error.failure.exit_code,
+             b"invalid option 'q'" in error.failure.stderr),
+            (2, True))
+
+    def test_detected_zfs_fuse(self):
+        """
+        On the real zfs-fuse: zfs-fuse, holds, no resumable receive, no
+        ``-x``/``-o``, no pool features; so nothing is added to what Flocker
+        sends to or receives on it.
+        """
+        pools = pools_for(self)
+        name = pools.create("caps")
+        capabilities = run_in_reactor(
+            lambda reactor: ZFSPool(reactor, name, ENV).capabilities())
+        self.assertEqual(
+            (capabilities.implementation, capabilities.resumable_receive,
+             capabilities.receive_excludes, capabilities.holds,
+             capabilities.bookmarks, capabilities.features),
+            (ZFS_FUSE, False, False, True, False, frozenset()))
+        self.assertEqual(send_options(capabilities, capabilities), [])
+        self.assertEqual(
+            receive_options(capabilities, resumable=True,
+                            exclude=["mountpoint"]),
+            [])

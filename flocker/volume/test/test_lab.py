@@ -12,7 +12,9 @@ import time
 import uuid
 from contextlib import contextmanager
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.testtools import shared_lab
 
 MiB = 1024 * 1024
 
@@ -77,59 +79,24 @@ def _sent(output):
     return match.group(1) != "full stream", match.group(2)
 
 
-@pytest.fixture
-def volume(lab):
+def fresh_volume(test, lab):
     """
-    A fresh volume name, deleted from every node afterwards.
+    :return: A fresh volume name, deleted from every node once ``test``
+        ends.
     """
     name = "labtest-" + uuid.uuid4().hex[:8]
-    yield name
-    for node in lab.node_names:
-        _volume(lab, node, "delete", name, check=False)
+
+    def delete():
+        for node in lab.node_names:
+            _volume(lab, node, "delete", name, check=False)
+    test.addCleanup(delete)
+    return name
 
 
 def _write_from_container(lab, node, mountpoint, script):
     lab.run(node, ["docker", "run", "--rm", "-v", mountpoint + ":/data",
                    "flocker/busybox:latest", "sh", "-c", script],
             timeout=120)
-
-
-def test_moves(lab, volume):
-    """
-    A volume written from a container on node1 moves to node2 and back
-    twice; every file is identical after each move, the new owner is the
-    only one owning it, and moves after the first send only increments.
-    """
-    nodes = ["node1", "node2"]
-    _volume(lab, "node1", "create", volume)
-    mountpoint = _mountpoint(lab, "node1", volume)
-    _write_from_container(
-        lab, "node1", mountpoint,
-        "head -c 20000000 /dev/urandom > /data/big; echo hello > /data/note")
-    expected = _digests(mountpoint)
-    assert set(expected) == {"big", "note"}
-    sizes = []
-    for move in range(4):
-        source, target = nodes[move % 2], nodes[(move + 1) % 2]
-        # The application writes a little before each move.
-        _write_from_container(
-            lab, source, _mountpoint(lab, source, volume),
-            "echo move %d >> /data/note" % (move,))
-        expected = _digests(_mountpoint(lab, source, volume))
-        # With the operator's own key (the lab identity), not the node key
-        # a deploy may have installed: the node key may not acquire.
-        identity = os.path.join(lab.machine(source).home, ".ssh",
-                                "id_ed25519")
-        result = _volume(lab, source, "--ssh-identity", identity, "handoff",
-                         volume, lab.address(target))
-        sizes.append(_sent(result.stdout))
-        assert _digests(_mountpoint(lab, target, volume)) == expected
-        assert _owned(lab, target, volume) is True
-        assert _owned(lab, source, volume) is False
-    assert sizes[0][0] is False
-    for incremental, size in sizes[1:]:
-        assert incremental, sizes
-        assert not size.endswith("MiB") or float(size.split()[0]) < 1, sizes
 
 
 def _sending(volume):
@@ -166,78 +133,130 @@ def _receiving(volume):
                for argv in _command_lines())
 
 
-def test_killed_push_rerun(lab, volume):
+class VolumeLabTests(SynchronousTestCase):
     """
-    Killing a push in the middle of its stream leaves the target's copy as
-    it was; running the push again completes it.
+    ``flocker-volume`` between lab nodes: moves, a killed push run
+    again, an unreachable target, a refused receive.
     """
-    _volume(lab, "node1", "create", volume)
-    source = _mountpoint(lab, "node1", volume)
-    with open(os.path.join(source, "data"), "wb") as f:
-        f.write(b"first version")
-    _volume(lab, "node1", "push", volume, lab.address("node2"))
-    with _follower(lab, "node2", volume) as copy:
-        before = _digests(copy)
-    with open(os.path.join(source, "data"), "wb") as f:
-        f.write(os.urandom(300 * MiB))
-    process = lab.machine("node1").popen(
-        ["flocker-volume", "push", volume, lab.address("node2")],
-        start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not _sending(volume) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _sending(volume), "the push never started sending"
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
-    assert process.returncode == -signal.SIGKILL
-    # The receiving end notices the cut stream, fails, and exits.
-    deadline = time.monotonic() + 60
-    while _receiving(volume) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with _follower(lab, "node2", volume) as copy:
-        assert _digests(copy) == before
-    result = _volume(lab, "node1", "push", volume, lab.address("node2"))
-    assert _sent(result.stdout)[0]
-    # zfs-fuse has no resumable receive: the increment was sent again
-    # whole; the follower holds the snapshot it received (its next base).
-    assert "resuming" not in result.stdout
-    holds = lab.run("node2", [
-        "zfs", "get", "-H", "-p", "-r", "-o", "name,value", "userrefs",
-        "%s/%s" % (lab.pool("node2"), volume)]).stdout.splitlines()
-    assert [line.split("\t")[1] for line in holds
-            if "@" in line.split("\t")[0]] == ["1"]
-    with _follower(lab, "node2", volume) as copy:
-        assert _digests(copy) == _digests(source)
 
+    def test_moves(self):
+        """
+        A volume written from a container on node1 moves to node2 and back
+        twice; every file is identical after each move, the new owner is the
+        only one owning it, and moves after the first send only increments.
+        """
+        lab = shared_lab()
+        volume = fresh_volume(self, lab)
+        nodes = ["node1", "node2"]
+        _volume(lab, "node1", "create", volume)
+        mountpoint = _mountpoint(lab, "node1", volume)
+        _write_from_container(
+            lab, "node1", mountpoint,
+            "head -c 20000000 /dev/urandom > /data/big; echo hello > /data/note")
+        expected = _digests(mountpoint)
+        self.assertEqual(set(expected), {"big", "note"})
+        sizes = []
+        for move in range(4):
+            source, target = nodes[move % 2], nodes[(move + 1) % 2]
+            # The application writes a little before each move.
+            _write_from_container(
+                lab, source, _mountpoint(lab, source, volume),
+                "echo move %d >> /data/note" % (move,))
+            expected = _digests(_mountpoint(lab, source, volume))
+            # With the operator's own key (the lab identity), not the node key
+            # a deploy may have installed: the node key may not acquire.
+            identity = os.path.join(lab.machine(source).home, ".ssh",
+                                    "id_ed25519")
+            result = _volume(lab, source, "--ssh-identity", identity, "handoff",
+                             volume, lab.address(target))
+            sizes.append(_sent(result.stdout))
+            self.assertEqual(_digests(_mountpoint(lab, target, volume)),
+                             expected)
+            self.assertIs(_owned(lab, target, volume), True)
+            self.assertIs(_owned(lab, source, volume), False)
+        self.assertIs(sizes[0][0], False)
+        for incremental, size in sizes[1:]:
+            self.assertTrue(incremental, sizes)
+            self.assertTrue(
+                not size.endswith("MiB") or float(size.split()[0]) < 1, sizes)
 
-def test_unreachable_target(lab, volume):
-    """
-    Pushing to an address where no node answers fails with one line and
-    exit code 1; the volume stays owned here.
-    """
-    _volume(lab, "node1", "create", volume)
-    result = _volume(lab, "node1", "push", volume, "10.99.0.99", check=False)
-    assert result.returncode == 1
-    assert result.stderr.startswith(
-        "flocker-volume: error: cannot reach node 10.99.0.99")
-    assert result.stderr.count("\n") == 1
-    assert _owned(lab, "node1", volume) is True
+    def test_killed_push_rerun(self):
+        """
+        Killing a push in the middle of its stream leaves the target's copy as
+        it was; running the push again completes it.
+        """
+        lab = shared_lab()
+        volume = fresh_volume(self, lab)
+        _volume(lab, "node1", "create", volume)
+        source = _mountpoint(lab, "node1", volume)
+        with open(os.path.join(source, "data"), "wb") as f:
+            f.write(b"first version")
+        _volume(lab, "node1", "push", volume, lab.address("node2"))
+        with _follower(lab, "node2", volume) as copy:
+            before = _digests(copy)
+        with open(os.path.join(source, "data"), "wb") as f:
+            f.write(os.urandom(300 * MiB))
+        process = lab.machine("node1").popen(
+            ["flocker-volume", "push", volume, lab.address("node2")],
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not _sending(volume) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(_sending(volume), "the push never started sending")
+        time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+        self.assertEqual(process.returncode, -signal.SIGKILL)
+        # The receiving end notices the cut stream, fails, and exits.
+        deadline = time.monotonic() + 60
+        while _receiving(volume) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with _follower(lab, "node2", volume) as copy:
+            self.assertEqual(_digests(copy), before)
+        result = _volume(lab, "node1", "push", volume, lab.address("node2"))
+        self.assertTrue(_sent(result.stdout)[0])
+        # zfs-fuse has no resumable receive: the increment was sent again
+        # whole; the follower holds the snapshot it received (its next base).
+        self.assertNotIn("resuming", result.stdout)
+        holds = lab.run("node2", [
+            "zfs", "get", "-H", "-p", "-r", "-o", "name,value", "userrefs",
+            "%s/%s" % (lab.pool("node2"), volume)]).stdout.splitlines()
+        self.assertEqual([line.split("\t")[1] for line in holds
+                          if "@" in line.split("\t")[0]], ["1"])
+        with _follower(lab, "node2", volume) as copy:
+            self.assertEqual(_digests(copy), _digests(source))
 
+    def test_unreachable_target(self):
+        """
+        Pushing to an address where no node answers fails with one line and
+        exit code 1; the volume stays owned here.
+        """
+        lab = shared_lab()
+        volume = fresh_volume(self, lab)
+        _volume(lab, "node1", "create", volume)
+        result = _volume(lab, "node1", "push", volume, "10.99.0.99", check=False)
+        self.assertEqual(result.returncode, 1)
+        self.assertTrue(
+            result.stderr.startswith(
+                "flocker-volume: error: cannot reach node 10.99.0.99"))
+        self.assertEqual(result.stderr.count("\n"), 1)
+        self.assertIs(_owned(lab, "node1", volume), True)
 
-def test_receive_owned_refused(lab, volume):
-    """
-    A push to a node that owns a volume of that name is refused there, and
-    that node's data stays.
-    """
-    _volume(lab, "node1", "create", volume)
-    _volume(lab, "node2", "create", volume)
-    target = _mountpoint(lab, "node2", volume)
-    with open(os.path.join(target, "mine"), "wb") as f:
-        f.write(b"node2's own data")
-    result = _volume(lab, "node1", "push", volume, lab.address("node2"),
-                     check=False)
-    assert result.returncode == 1
-    assert "owned by this node" in result.stderr
-    with open(os.path.join(target, "mine"), "rb") as f:
-        assert f.read() == b"node2's own data"
+    def test_receive_owned_refused(self):
+        """
+        A push to a node that owns a volume of that name is refused there, and
+        that node's data stays.
+        """
+        lab = shared_lab()
+        volume = fresh_volume(self, lab)
+        _volume(lab, "node1", "create", volume)
+        _volume(lab, "node2", "create", volume)
+        target = _mountpoint(lab, "node2", volume)
+        with open(os.path.join(target, "mine"), "wb") as f:
+            f.write(b"node2's own data")
+        result = _volume(lab, "node1", "push", volume, lab.address("node2"),
+                         check=False)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("owned by this node", result.stderr)
+        with open(os.path.join(target, "mine"), "rb") as f:
+            self.assertEqual(f.read(), b"node2's own data")

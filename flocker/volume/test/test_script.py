@@ -260,8 +260,8 @@ class ScriptTests(SynchronousTestCase):
 
     def test_create_and_delete(self):
         """
-        ``create`` makes an owned volume with the maximum size given; ``delete``
-        removes it.
+        ``create`` makes an owned volume with the maximum size given;
+        ``delete`` removes it.
         """
         cluster = Cluster()
         code, out, _ = cluster.run("create", "app", "--maximum-size", "10M")
@@ -366,7 +366,8 @@ class ScriptTests(SynchronousTestCase):
 
     def test_acquire_json_error(self):
         """
-        ``acquire --json`` reports errors as JSON too, for the node that ran it.
+        ``acquire --json`` reports errors as JSON too, for the node that ran
+        it.
         """
         cluster = Cluster()
         code, out, err = cluster.run("acquire", "app", "--json")
@@ -376,8 +377,8 @@ class ScriptTests(SynchronousTestCase):
 
     def test_prune(self):
         """
-        ``prune`` shows volumes not kept and surplus snapshots, deleting nothing
-        until ``--yes``.
+        ``prune`` shows volumes not kept and surplus snapshots, deleting
+        nothing until ``--yes``.
         """
         cluster = Cluster()
         cluster.node.create("keep")
@@ -473,8 +474,8 @@ class RealPoolTests(SynchronousTestCase):
 
     def test_real_commands(self):
         """
-        ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real pool;
-        an unsafe name is one line, no traceback, nothing created.
+        ``create``, ``list``, ``mountpoint`` and ``delete`` work on a real
+        pool; an unsafe name is one line, no traceback, nothing created.
         """
         pool = pool_for(self)
         self.assertEqual(

@@ -13,14 +13,13 @@ import sys
 import time
 from contextlib import contextmanager
 
-import pytest
 from eliot import add_destinations, remove_destination
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import run_in_reactor
+from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
     NoSuchVolume, NotOwner, OutOfSpace, RemoteError, TargetUnreachable,
     StreamRejected, UnsafeName,
@@ -158,41 +157,9 @@ class VolumeServiceTests(make_ivolumeservice_tests(ZFSNodes)):
     """
 
 
-@pytest.fixture
-def nodes():
-    """
-    Three real nodes (see :class:`ZFSNodes`), cleaned up afterwards.
-    """
-    cleanups = []
-
-    class Case(object):
-        def addCleanup(self, function):
-            cleanups.append(function)
-    yield ZFSNodes(Case())
-    for function in cleanups:
-        function()
-
-
 def _zfs(*argv):
     return subprocess.run(["zfs"] + list(argv), capture_output=True,
                           timeout=60, check=True).stdout.decode("utf-8")
-
-
-def test_follower_properties(nodes):
-    """
-    A received copy is a follower: read-only (writes fail), no access time
-    updates, owner naming the sender, and the sender's maximum size.
-    """
-    nodes.call(nodes.a.create, "app", 32 * 1024 * 1024)
-    nodes.write(nodes.a, "app", "f", b"data")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    dataset = "%s/app" % (nodes.b.pool.name,)
-    values = _zfs("get", "-H", "-p", "-o", "property,value", "atime,refquota,"
-                  "flocker:owner", dataset).splitlines()
-    assert values == ["atime\toff", "refquota\t%d" % (32 * 1024 * 1024,),
-                      "flocker:owner\t%s" % (nodes.a.node_id,)]
-    with pytest.raises(NotOwner):
-        nodes.write(nodes.b, "app", "f", b"changed")
 
 
 def _logged(function, *args):
@@ -227,67 +194,6 @@ def _commands(messages, pool):
             and message["argv"][-1].split("@")[0].split("/")[0] == pool]
 
 
-def test_push_after_target_deleted(nodes):
-    """
-    When the target's copy is gone, the next push sends a full stream.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"one")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    nodes.call(nodes.b.delete, "app")
-    nodes.write(nodes.a, "app", "f", b"two")
-    result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    assert result.base is None
-    assert nodes.read(nodes.b, "app", "f") == b"two"
-
-
-def test_push_after_target_modified(nodes):
-    """
-    When the target's copy was changed after its last snapshot, the next
-    (incremental) push replaces the follower's change with the owner's
-    data.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"one")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
-    nodes.write(nodes.b, "app", "stray", b"written on a follower")
-    nodes.write(nodes.a, "app", "f", b"two")
-    result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    assert result.base is not None
-    assert nodes.read(nodes.b, "app", "f") == b"two"
-    with pytest.raises(OSError):
-        nodes.read(nodes.b, "app", "stray")
-
-
-def test_receiving_side_logged_in_push_tree(nodes):
-    """
-    The receiving node's log of a push (``flocker-volume receive`` there)
-    comes back with the stream's answer and joins the pushing node's log
-    under the push, in the same task.
-    """
-    nodes.call(nodes.a.create, "app")
-    messages = []
-    add_destinations(messages.append)
-    # eliot hands the first destination what was logged before there was
-    # one (earlier tests' pushes): not this push's.
-    del messages[:]
-    try:
-        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    finally:
-        remove_destination(messages.append)
-    [push] = [m for m in messages
-              if m.get("action_type") == "flocker:volume:push"
-              and m.get("action_status") == "started"]
-    received = [m for m in messages
-                if m.get("action_type") == "flocker:volume:receive"]
-    assert [m["action_status"] for m in received] == ["started", "succeeded"]
-    assert {m["task_uuid"] for m in received} == {push["task_uuid"]}
-    # Below the push's own level: the receiver continued its task.
-    assert received[0]["task_level"][:len(push["task_level"]) - 1] == (
-        push["task_level"][:-1])
-
-
 def _receive_command(pool, name, stdin):
     return subprocess.run(
         [sys.executable, "-m", "flocker.volume.script", "--pool", pool,
@@ -312,169 +218,6 @@ def _stream_of(nodes, snapshot, owner):
     return request.encode() + b"\n" + stream
 
 
-def test_receive_records_caller_as_owner(nodes):
-    """
-    A receive from a node (``--caller``, as its key's forced command
-    passes it) that claims to push as another node is refused with one
-    line and creates nothing; claiming itself, it records that node as the
-    copy's owner.
-    """
-    def receive(pushed):
-        return subprocess.run(
-            [sys.executable, "-m", "flocker.volume.script", "--pool",
-             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-            input=pushed, capture_output=True, timeout=60)
-    result = receive(_stream_of(nodes, "s1", "node-d"))
-    lines = result.stderr.decode().strip().splitlines()
-    assert (result.returncode, len(lines)) == (1, 1), result.stderr
-    assert "the key of node node-c cannot push as node node-d" in lines[0]
-    assert nodes.call(nodes.b.volumes) == []
-    result = receive(_stream_of(nodes, "s2", "node-c"))
-    assert result.returncode == 0, result.stderr
-    assert _zfs("get", "-H", "-o", "value", "flocker:owner",
-                "%s/app" % (nodes.b.pool.name,)) == "node-c\n"
-
-
-def test_receive_only_from_followed_node(nodes):
-    """
-    A node may not push into a copy that follows another node: refused
-    with one line, and the copy (data, snapshots, owner) is unchanged.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"owned by a")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    dataset = "%s/app" % (nodes.b.pool.name,)
-    before = _zfs("get", "-H", "-o", "value", "flocker:owner", dataset)
-    snapshots = _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r",
-                     dataset)
-    request = json.dumps({"snapshot": "s9", "base": None,
-                          "owner": "node-c", "maximum_size": None})
-    result = subprocess.run(
-        [sys.executable, "-m", "flocker.volume.script", "--pool",
-         nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-        input=request.encode() + b"\n", capture_output=True, timeout=60)
-    lines = result.stderr.decode().strip().splitlines()
-    assert (result.returncode, len(lines)) == (1, 1), result.stderr
-    assert "follows node %s; node node-c may not push it" % (
-        nodes.a.node_id,) in lines[0]
-    assert _zfs("get", "-H", "-o", "value", "flocker:owner",
-                dataset) == before
-    assert _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r",
-                dataset) == snapshots
-    assert nodes.read(nodes.b, "app", "f") == b"owned by a"
-
-
-def test_receive_garbage(nodes):
-    """
-    ``flocker-volume receive`` given a stream that is not a ZFS stream
-    exits with 1, prints one line saying so, and creates nothing.
-    """
-    request = json.dumps({"snapshot": "s1", "base": None, "owner": "x",
-                          "maximum_size": None}).encode() + b"\n"
-    result = _receive_command(nodes.b.pool.name, "app",
-                              request + b"this is not a zfs stream" * 100)
-    assert result.returncode == 1
-    lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "not a ZFS stream" in lines[0]
-    assert nodes.call(nodes.b.volumes) == []
-    messages = [json.loads(line) for line in result.stdout.splitlines()]
-    assert messages[-1]["error"] == "StreamRejected"
-
-
-def test_receive_refuses_owned(nodes):
-    """
-    ``flocker-volume receive`` into a volume this node owns says so and
-    leaves it alone.
-    """
-    nodes.call(nodes.b.create, "app")
-    nodes.write(nodes.b, "app", "f", b"owned")
-    result = _receive_command(nodes.b.pool.name, "app", b"")
-    assert result.returncode == 1
-    assert b"owned by this node" in result.stderr
-    assert nodes.read(nodes.b, "app", "f") == b"owned"
-
-
-def test_receive_bad_request(nodes):
-    """
-    A request line naming an unsafe snapshot is refused before anything
-    runs.
-    """
-    request = json.dumps({"snapshot": "../../x", "base": None,
-                          "owner": "x"}).encode() + b"\n"
-    result = _receive_command(nodes.b.pool.name, "app", request)
-    assert result.returncode == 1
-    assert b"request is not valid" in result.stderr
-
-
-def test_recovery_finishes_swap(nodes):
-    """
-    A crash after a full stream was received beside a copy and the old copy
-    moved aside (``x.flocker-old`` and ``x.flocker-recv``, no ``x``) is
-    finished by the next operation: the received copy takes the name.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"new data")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    pool = nodes.b.pool.name
-    _zfs("create", "%s/app.flocker-old" % (pool,))
-    nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-recv"))
-    info = nodes.call(nodes.b.acquire, "app")
-    assert info.owned
-    assert nodes.read(nodes.b, "app", "f") == b"new data"
-    names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
-                                   pool).splitlines()]
-    assert names == [pool, pool + "/app"]
-
-
-def test_recovery_restores_old(nodes):
-    """
-    A crash after the old copy was moved aside but before a complete
-    received copy existed puts the old copy back.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"old data")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-old"))
-    _zfs("create", "%s/app.flocker-recv" % (nodes.b.pool.name,))
-    nodes.call(nodes.b.acquire, "app")
-    assert nodes.read(nodes.b, "app", "f") == b"old data"
-    pool = nodes.b.pool.name
-    names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
-                                   pool).splitlines()]
-    assert names == [pool, pool + "/app"]
-
-
-def test_stuck_target(nodes, monkeypatch):
-    """
-    A target whose ``flocker-volume receive`` never answers is given up on
-    after ``HEADER_TIMEOUT`` seconds (the command is killed) with
-    ``TargetUnreachable``; the volume stays owned here.
-    """
-    monkeypatch.setattr(_push, "HEADER_TIMEOUT", 2)
-    nodes.call(nodes.a.create, "app")
-    nodes.remote.silent.add(nodes.address(nodes.b))
-    with pytest.raises(TargetUnreachable) as caught:
-        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    assert "did not answer within 2 seconds" in caught.value.message
-    assert nodes.call(nodes.a.volumes)[0].owned
-
-
-def test_prune_leaves_other_snapshots(nodes):
-    """
-    Pruning destroys only Flocker's own snapshots; one taken by someone
-    else stays.
-    """
-    nodes.call(nodes.a.create, "app")
-    _zfs("snapshot", "%s/app@operator-backup" % (nodes.a.pool.name,))
-    nodes.call(nodes.a.snapshot, "app")
-    nodes.call(nodes.a.snapshot, "app")
-    pruned = nodes.call(nodes.a.prune_snapshots, "app")
-    assert len(pruned) == 1
-    snapshots = nodes.call(nodes.a.volumes)[0].snapshots
-    assert snapshots[0] == "operator-backup"
-    assert len(snapshots) == 2
-
-
 def _holds(pool, name):
     """
     :return: ``{snapshot: number of holds}`` of a volume's snapshots
@@ -484,127 +227,6 @@ def _holds(pool, name):
                   "%s/%s" % (pool.name, name))
     return {line.split("\t")[0].split("@")[1]: int(line.split("\t")[1])
             for line in output.splitlines() if "@" in line.split("\t")[0]}
-
-
-def test_push_holds_base(nodes):
-    """
-    The owner holds the snapshot a target confirmed last (the base of its
-    next incremental): ZFS refuses to destroy it; the next push holds the
-    new snapshot and releases the old one (which the push after prunes).
-    """
-    nodes.call(nodes.a.create, "app")
-    first = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    held_first = _holds(nodes.a.pool, "app")
-    refused = subprocess.run(
-        ["zfs", "destroy", "%s/app@%s" % (nodes.a.pool.name, first.snapshot)],
-        capture_output=True, timeout=60)
-    second = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    assert (held_first, refused.returncode != 0,
-            _holds(nodes.a.pool, "app")) == (
-        {first.snapshot: 1}, True, {first.snapshot: 0, second.snapshot: 1})
-
-
-def test_handoff_releases_holds(nodes):
-    """
-    A copy that hands its volume off keeps no hold: as a follower its
-    snapshots are the new owner's to prune, and the volume moves back
-    incrementally.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    nodes.call(nodes.a.handoff, "app", nodes.address(nodes.b))
-    released = _holds(nodes.a.pool, "app")
-    back = nodes.call(nodes.b.handoff, "app", nodes.address(nodes.a))
-    assert (set(released.values()), back.base is not None) == ({0}, True)
-
-
-def test_former_owner_releases_on_receive(nodes):
-    """
-    A copy that was the owner and never handed off (a node fenced after a
-    failover) releases its holds when it receives from the new owner, so
-    the rollback to the common snapshot can destroy what it must.
-    """
-    nodes.call(nodes.a.create, "app")
-    base = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    nodes.call(nodes.a.snapshot, "app")
-    later = nodes.call(nodes.a.push, "app", nodes.address(nodes.c))
-    # b takes over without a hand-off, as after a failover.
-    _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
-         "%s/app" % (nodes.b.pool.name,))
-    _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
-    _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
-         "%s/app" % (nodes.a.pool.name,))
-    held = _holds(nodes.a.pool, "app")
-    nodes.call(nodes.b.acquire, "app")
-    pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
-    # What stays held is the snapshot it received, as on any follower.
-    assert (held[later.snapshot], pushed.base,
-            {snapshot for snapshot, count in
-             _holds(nodes.a.pool, "app").items() if count}) == (
-        1, base.snapshot, {pushed.snapshot})
-
-
-def test_delete_held(nodes):
-    """
-    Deleting a volume whose snapshots Flocker holds releases them first.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    nodes.call(nodes.a.delete, "app")
-    assert nodes.call(nodes.a.pool.get, "app") is None
-
-
-def test_in_use_by_open_file(nodes):
-    """
-    ``processes_using`` finds this process while it holds a file open in
-    a volume, and nothing once it is closed.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"x")
-    mountpoint = nodes.call(nodes.a.mountpoint, "app").path
-    dataset = "%s/app" % (nodes.a.pool.name,)
-    with open(os.path.join(mountpoint, "f")):
-        assert os.getpid() in processes_using(dataset, mountpoint)
-    assert os.getpid() not in processes_using(dataset, mountpoint)
-
-
-def test_in_use_by_other_mount(nodes, tmp_path):
-    """
-    A volume bind-mounted elsewhere (as into a container) is in use.
-    """
-    nodes.call(nodes.a.create, "app")
-    mountpoint = nodes.call(nodes.a.mountpoint, "app").path
-    dataset = "%s/app" % (nodes.a.pool.name,)
-    target = tmp_path / "container-data"
-    target.mkdir()
-    subprocess.run(["mount", "--bind", mountpoint, str(target)], check=True,
-                   timeout=30)
-    try:
-        assert processes_using(dataset, mountpoint)
-    finally:
-        subprocess.run(["umount", str(target)], check=True, timeout=30)
-    assert not processes_using(dataset, mountpoint)
-
-
-def test_open_missing_pool():
-    """
-    Opening the service on a pool that does not exist fails with
-    ``PoolMissing``.
-    """
-    require_zfs()
-    from flocker.volume._errors import PoolMissing
-    with pytest.raises(PoolMissing):
-        run_in_reactor(open_volume_service, "flocker-test-no-such-pool", ENV)
-
-
-def test_node_identity_stable(nodes):
-    """
-    The node identity is stored in the pool: opening the service again
-    gives the same one.
-    """
-    again = run_in_reactor(open_volume_service, nodes.a.pool.name, ENV)
-    assert again.node_id == nodes.a.node_id
-    assert nodes.a.node_id != nodes.b.node_id
 
 
 # Pure parts
@@ -726,62 +348,12 @@ class SnapshotNameTests(SynchronousTestCase):
         self.assertEqual(names, sorted(names))
 
 
-def test_pool_scoped(nodes):
-    """
-    The service's pool object names only datasets in its own pool.
-    """
-    assert isinstance(nodes.a.pool, ZFSPool)
-    assert nodes.a.pool.dataset("app") == nodes.a.pool.name + "/app"
-
-
 def _forget_pushes(nodes):
     """
     Make ``a`` forget what it pushed, so its next push of "app" negotiates
     (an incremental, since ``b`` still has a common snapshot).
     """
     _zfs("inherit", "flocker:pushed", "%s/app" % (nodes.a.pool.name,))
-
-
-def test_open_one_command(nodes):
-    """
-    Opening a pool that has its node identity runs one ``zfs`` command;
-    the first time, the identity is then set and read back.
-    """
-    pools = FilePools()
-    try:
-        fresh = pools.create("fresh")
-        first, messages = _logged(run_in_reactor, open_volume_service,
-                                  fresh, ENV)
-        assert [argv[1] for argv in _commands(messages, fresh)] == [
-            "get", "set", "get"]
-        again, messages = _logged(run_in_reactor, open_volume_service,
-                                  fresh, ENV)
-        [argv] = _commands(messages, fresh)
-        assert argv[:5] == ["zfs", "get", "-H", "-p", "-d"]
-        assert again.node_id == first.node_id
-    finally:
-        pools.destroy()
-
-
-def test_open_listing_used_once(nodes):
-    """
-    The listing taken while opening the pool answers an operation started
-    right after it, and only that one: a later one lists the pool again.
-    """
-    nodes.call(nodes.a.create, "app")
-    pool = nodes.a.pool.name
-
-    def open_and_list(reactor):
-        return open_volume_service(reactor, pool, ENV).addCallback(
-            lambda service: service.volumes().addCallback(
-                lambda infos: (service, infos)))
-    (service, infos), messages = _logged(run_in_reactor, open_and_list)
-    assert [info.name for info in infos] == ["app"]
-    assert len(_commands(messages, pool)) == 1
-    nodes.call(nodes.a.create, "other")
-    infos, messages = _logged(nodes.call, service.volumes)
-    assert [info.name for info in infos] == ["app", "other"]
-    assert len(_commands(messages, pool)) == 1
 
 
 def _without_detection(commands, pool):
@@ -793,164 +365,6 @@ def _without_detection(commands, pool):
     detection = ["zpool", "get", "-H", "-o", "property,value", "all", pool]
     assert commands.count(detection) == 1
     return [argv for argv in commands if argv != detection]
-
-
-def test_full_push_commands(nodes):
-    """
-    The receiving side of a first push runs one command to open its pool
-    (the listing it needs included), receives unmounted beside the
-    volume's name, sets readonly, atime, the maximum size and the owner's
-    epoch (together), the owner, renames the prepared copy to the volume's
-    name, then holds the snapshot received (its next base), and asks
-    nothing more: the copy ends up an unmounted follower, and a receive
-    cut short never leaves a copy under that name naming no owner (on
-    which every later push would be refused).
-    """
-    nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
-    result, messages = _logged(nodes.call, nodes.a.push, "app",
-                               nodes.address(nodes.b))
-    pool = nodes.b.pool.name
-    dataset = pool + "/app"
-    received = dataset + ".flocker-recv"
-    commands = _without_detection(_commands(messages, pool), pool)
-    assert commands[0][:2] == ["zfs", "get"]
-    assert commands[1] == ["zfs", "receive", "-u", received]
-    assert sorted(commands[2:-3]) == [
-        ["zfs", "set", "atime=off", received],
-        ["zfs", "set", "flocker:epoch=1", received],
-        ["zfs", "set", "readonly=on", received],
-        ["zfs", "set", "refquota=8388608", received]]
-    assert commands[-3:] == [
-        ["zfs", "set", "flocker:owner=" + nodes.a.node_id, received],
-        ["zfs", "rename", received, dataset],
-        ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]]
-    copy = nodes.call(nodes.b.pool.get, "app")
-    assert not copy.mounted
-    assert (copy.owner, copy.get("atime"), copy.maximum_size) == (
-        nodes.a.node_id, "off", 8 * 1024 * 1024)
-
-
-def test_incremental_push_commands(nodes):
-    """
-    A negotiated incremental push into a prepared follower costs the
-    receiving side the opening listing, the receive, moving its hold from
-    the base to the snapshot received and pruning the base it no longer
-    needs; the follower stays unmounted.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    _forget_pushes(nodes)
-    nodes.write(nodes.a, "app", "f", b"more")
-    result, messages = _logged(nodes.call, nodes.a.push, "app",
-                               nodes.address(nodes.b))
-    assert result.base is not None
-    pool = nodes.b.pool.name
-    assert [argv[:3] for argv in _without_detection(
-        _commands(messages, pool), pool)] == [
-        ["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
-        ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"],
-        ["zfs", "destroy", "%s/app@%s" % (pool, result.base)]]
-    copy = nodes.call(nodes.b.pool.get, "app")
-    assert not copy.mounted
-    assert list(copy.snapshots) == [result.snapshot]
-    assert nodes.read(nodes.b, "app", "f") == b"more"
-
-
-def test_incremental_into_mounted_follower(nodes):
-    """
-    A follower someone mounted is unmounted by the next negotiated
-    incremental push into it, right after the receive (which, with -u,
-    leaves a mounted dataset mounted).
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    pool = nodes.b.pool.name
-    _zfs("mount", "%s/app" % (pool,))
-    _forget_pushes(nodes)
-    nodes.write(nodes.a, "app", "f", b"more")
-    result, messages = _logged(nodes.call, nodes.a.push, "app",
-                               nodes.address(nodes.b))
-    assert result.base is not None
-    assert [argv[1] for argv in _without_detection(
-        _commands(messages, pool), pool)] == [
-        "get", "release", "receive", "unmount", "hold", "destroy"]
-    assert not nodes.call(nodes.b.pool.get, "app").mounted
-    assert nodes.read(nodes.b, "app", "f") == b"more"
-
-
-def test_full_stream_swap(nodes):
-    """
-    A full stream replacing a follower is received unmounted beside it and
-    swapped in without unmounting anything (nothing is mounted), leaving
-    one unmounted follower and no temporary dataset.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    nodes.call(nodes.a.delete, "app")
-    nodes.call(nodes.a.create, "app")
-    nodes.write(nodes.a, "app", "f", b"new")
-    result, messages = _logged(nodes.call, nodes.a.push, "app",
-                               nodes.address(nodes.b))
-    assert result.base is None
-    pool = nodes.b.pool.name
-    commands = _commands(messages, pool)
-    assert ["zfs", "receive", "-u", pool + "/app.flocker-recv"] in commands
-    assert [argv for argv in commands if argv[1] == "unmount"] == []
-    assert _zfs("list", "-H", "-o", "name,mounted", "-r", pool).split(
-        "\n")[1:] == [pool + "/app\tno", ""]
-    copy = nodes.call(nodes.b.pool.get, "app")
-    assert (copy.owner, copy.get("atime")) == (nodes.a.node_id, "off")
-    assert nodes.read(nodes.b, "app", "f") == b"new"
-
-
-def test_push_done_at_confirmation(nodes):
-    """
-    The pushing side records what the target has as soon as the target
-    confirms, not when its command exits; that command's log still joins
-    the push's, and a failure it reports after confirming is logged, not
-    raised (the copy is there).
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
-    result, messages = _logged(nodes.call, nodes.a.push, "app",
-                               nodes.address(nodes.b))
-    [recorded] = [message for message in messages
-                  if message.get("action_type") == ZFS_COMMAND.action_type
-                  and message.get("action_status") == "started"
-                  and message["argv"][2].startswith("flocker:pushed=")]
-    [late] = [message for message in messages if message.get(
-        "message_type") == LATE_REMOTE_FAILURE.message_type]
-    assert late["timestamp"] - recorded["timestamp"] > 2
-    assert late["task_uuid"] == recorded["task_uuid"]
-    assert late["reason"] == "node %s: exit code 7" % (
-        nodes.address(nodes.b),)
-    assert [message["action_status"] for message in messages
-            if message.get("action_type") == "flocker:volume:receive"] == [
-                "started", "succeeded"]
-    assert nodes.call(nodes.b.volumes)[0].snapshots[-1] == result.snapshot
-
-
-def test_handoff_done_at_confirmation(nodes):
-    """
-    A hand-off goes on with its last steps (the new owner's acquire
-    included) as soon as the target confirms the final increment, while
-    the target's receiving command is still exiting.
-    """
-    nodes.call(nodes.a.create, "app")
-    nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
-    _forget_pushes(nodes)
-    nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
-    result, messages = _logged(nodes.call, nodes.a.handoff, "app",
-                               nodes.address(nodes.b))
-    [acquire] = [message for message in messages
-                 if message.get("action_type") == "flocker:volume:remote"
-                 and message.get("action_status") == "started"
-                 and "acquire" in message["argv"]]
-    [late] = [message for message in messages if message.get(
-        "message_type") == LATE_REMOTE_FAILURE.message_type]
-    assert late["timestamp"] - acquire["timestamp"] > 2
-    assert result.base is not None
-    assert nodes.call(nodes.b.volumes)[0].owned
 
 
 class _RecordingPool(object):
@@ -1117,3 +531,617 @@ class _SilentSenderPool(_RecordingPool):
 
     def list(self, *args, **kwargs):
         return succeed([])
+
+
+class RealVolumeServiceTests(SynchronousTestCase):
+    """
+    ``VolumeService`` on three real nodes (see :class:`ZFSNodes`): what
+    the shared interface tests do not cover.
+    """
+
+    def test_follower_properties(self):
+        """
+        A received copy is a follower: read-only (writes fail), no access time
+        updates, owner naming the sender, and the sender's maximum size.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app", 32 * 1024 * 1024)
+        nodes.write(nodes.a, "app", "f", b"data")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        dataset = "%s/app" % (nodes.b.pool.name,)
+        values = _zfs("get", "-H", "-p", "-o", "property,value", "atime,refquota,"
+                      "flocker:owner", dataset).splitlines()
+        self.assertEqual(
+            values,
+            ["atime\toff", "refquota\t%d" % (32 * 1024 * 1024,),
+             "flocker:owner\t%s" % (nodes.a.node_id,)])
+        with self.assertRaises(NotOwner):
+            nodes.write(nodes.b, "app", "f", b"changed")
+
+    def test_push_after_target_deleted(self):
+        """
+        When the target's copy is gone, the next push sends a full stream.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"one")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        nodes.call(nodes.b.delete, "app")
+        nodes.write(nodes.a, "app", "f", b"two")
+        result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        self.assertIsNone(result.base)
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"two")
+
+    def test_push_after_target_modified(self):
+        """
+        When the target's copy was changed after its last snapshot, the next
+        (incremental) push replaces the follower's change with the owner's
+        data.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"one")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
+        nodes.write(nodes.b, "app", "stray", b"written on a follower")
+        nodes.write(nodes.a, "app", "f", b"two")
+        result = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        self.assertIsNotNone(result.base)
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"two")
+        with self.assertRaises(OSError):
+            nodes.read(nodes.b, "app", "stray")
+
+    def test_receiving_side_logged_in_push_tree(self):
+        """
+        The receiving node's log of a push (``flocker-volume receive`` there)
+        comes back with the stream's answer and joins the pushing node's log
+        under the push, in the same task.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        messages = []
+        add_destinations(messages.append)
+        # eliot hands the first destination what was logged before there was
+        # one (earlier tests' pushes): not this push's.
+        del messages[:]
+        try:
+            nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        finally:
+            remove_destination(messages.append)
+        [push] = [m for m in messages
+                  if m.get("action_type") == "flocker:volume:push"
+                  and m.get("action_status") == "started"]
+        received = [m for m in messages
+                    if m.get("action_type") == "flocker:volume:receive"]
+        self.assertEqual([m["action_status"] for m in received],
+                         ["started", "succeeded"])
+        self.assertEqual({m["task_uuid"] for m in received},
+                         {push["task_uuid"]})
+        # Below the push's own level: the receiver continued its task.
+        self.assertEqual(
+            received[0]["task_level"][:len(push["task_level"]) - 1],
+            push["task_level"][:-1])
+
+    def test_receive_records_caller_as_owner(self):
+        """
+        A receive from a node (``--caller``, as its key's forced command
+        passes it) that claims to push as another node is refused with one
+        line and creates nothing; claiming itself, it records that node as the
+        copy's owner.
+        """
+        nodes = ZFSNodes(self)
+        def receive(pushed):
+            return subprocess.run(
+                [sys.executable, "-m", "flocker.volume.script", "--pool",
+                 nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
+                input=pushed, capture_output=True, timeout=60)
+        result = receive(_stream_of(nodes, "s1", "node-d"))
+        lines = result.stderr.decode().strip().splitlines()
+        self.assertEqual((result.returncode, len(lines)), (1, 1),
+                         result.stderr)
+        self.assertIn("the key of node node-c cannot push as node node-d",
+                      lines[0])
+        self.assertEqual(nodes.call(nodes.b.volumes), [])
+        result = receive(_stream_of(nodes, "s2", "node-c"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(
+            _zfs("get", "-H", "-o", "value", "flocker:owner",
+                 "%s/app" % (nodes.b.pool.name,)),
+            "node-c\n")
+
+    def test_receive_only_from_followed_node(self):
+        """
+        A node may not push into a copy that follows another node: refused
+        with one line, and the copy (data, snapshots, owner) is unchanged.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"owned by a")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        dataset = "%s/app" % (nodes.b.pool.name,)
+        before = _zfs("get", "-H", "-o", "value", "flocker:owner", dataset)
+        snapshots = _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r",
+                         dataset)
+        request = json.dumps({"snapshot": "s9", "base": None,
+                              "owner": "node-c", "maximum_size": None})
+        result = subprocess.run(
+            [sys.executable, "-m", "flocker.volume.script", "--pool",
+             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
+            input=request.encode() + b"\n", capture_output=True, timeout=60)
+        lines = result.stderr.decode().strip().splitlines()
+        self.assertEqual((result.returncode, len(lines)), (1, 1),
+                         result.stderr)
+        self.assertIn(
+            "follows node %s; node node-c may not push it" % (
+                nodes.a.node_id,),
+            lines[0])
+        self.assertEqual(
+            _zfs("get", "-H", "-o", "value", "flocker:owner",
+                 dataset),
+            before)
+        self.assertEqual(
+            _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r",
+                 dataset),
+            snapshots)
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"owned by a")
+
+    def test_receive_garbage(self):
+        """
+        ``flocker-volume receive`` given a stream that is not a ZFS stream
+        exits with 1, prints one line saying so, and creates nothing.
+        """
+        nodes = ZFSNodes(self)
+        request = json.dumps({"snapshot": "s1", "base": None, "owner": "x",
+                              "maximum_size": None}).encode() + b"\n"
+        result = _receive_command(nodes.b.pool.name, "app",
+                                  request + b"this is not a zfs stream" * 100)
+        self.assertEqual(result.returncode, 1)
+        lines = result.stderr.decode().strip().splitlines()
+        self.assertTrue(len(lines) == 1 and "not a ZFS stream" in lines[0])
+        self.assertEqual(nodes.call(nodes.b.volumes), [])
+        messages = [json.loads(line) for line in result.stdout.splitlines()]
+        self.assertEqual(messages[-1]["error"], "StreamRejected")
+
+    def test_receive_refuses_owned(self):
+        """
+        ``flocker-volume receive`` into a volume this node owns says so and
+        leaves it alone.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.b.create, "app")
+        nodes.write(nodes.b, "app", "f", b"owned")
+        result = _receive_command(nodes.b.pool.name, "app", b"")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(b"owned by this node", result.stderr)
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"owned")
+
+    def test_receive_bad_request(self):
+        """
+        A request line naming an unsafe snapshot is refused before anything
+        runs.
+        """
+        nodes = ZFSNodes(self)
+        request = json.dumps({"snapshot": "../../x", "base": None,
+                              "owner": "x"}).encode() + b"\n"
+        result = _receive_command(nodes.b.pool.name, "app", request)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(b"request is not valid", result.stderr)
+
+    def test_recovery_finishes_swap(self):
+        """
+        A crash after a full stream was received beside a copy and the old copy
+        moved aside (``x.flocker-old`` and ``x.flocker-recv``, no ``x``) is
+        finished by the next operation: the received copy takes the name.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"new data")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        pool = nodes.b.pool.name
+        _zfs("create", "%s/app.flocker-old" % (pool,))
+        nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-recv"))
+        info = nodes.call(nodes.b.acquire, "app")
+        self.assertTrue(info.owned)
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"new data")
+        names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
+                                       pool).splitlines()]
+        self.assertEqual(names, [pool, pool + "/app"])
+
+    def test_recovery_restores_old(self):
+        """
+        A crash after the old copy was moved aside but before a complete
+        received copy existed puts the old copy back.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"old data")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        nodes.call(lambda: nodes.b.pool.rename("app", "", ".flocker-old"))
+        _zfs("create", "%s/app.flocker-recv" % (nodes.b.pool.name,))
+        nodes.call(nodes.b.acquire, "app")
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"old data")
+        pool = nodes.b.pool.name
+        names = [line for line in _zfs("list", "-H", "-o", "name", "-r",
+                                       pool).splitlines()]
+        self.assertEqual(names, [pool, pool + "/app"])
+
+    def test_stuck_target(self):
+        """
+        A target whose ``flocker-volume receive`` never answers is given up on
+        after ``HEADER_TIMEOUT`` seconds (the command is killed) with
+        ``TargetUnreachable``; the volume stays owned here.
+        """
+        nodes = ZFSNodes(self)
+        self.patch(_push, "HEADER_TIMEOUT", 2)
+        nodes.call(nodes.a.create, "app")
+        nodes.remote.silent.add(nodes.address(nodes.b))
+        with self.assertRaises(TargetUnreachable) as caught:
+            nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        self.assertIn("did not answer within 2 seconds",
+                      caught.exception.message)
+        self.assertTrue(nodes.call(nodes.a.volumes)[0].owned)
+
+    def test_prune_leaves_other_snapshots(self):
+        """
+        Pruning destroys only Flocker's own snapshots; one taken by someone
+        else stays.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        _zfs("snapshot", "%s/app@operator-backup" % (nodes.a.pool.name,))
+        nodes.call(nodes.a.snapshot, "app")
+        nodes.call(nodes.a.snapshot, "app")
+        pruned = nodes.call(nodes.a.prune_snapshots, "app")
+        self.assertEqual(len(pruned), 1)
+        snapshots = nodes.call(nodes.a.volumes)[0].snapshots
+        self.assertEqual(snapshots[0], "operator-backup")
+        self.assertEqual(len(snapshots), 2)
+
+    def test_push_holds_base(self):
+        """
+        The owner holds the snapshot a target confirmed last (the base of its
+        next incremental): ZFS refuses to destroy it; the next push holds the
+        new snapshot and releases the old one (which the push after prunes).
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        first = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        held_first = _holds(nodes.a.pool, "app")
+        refused = subprocess.run(
+            ["zfs", "destroy", "%s/app@%s" % (nodes.a.pool.name, first.snapshot)],
+            capture_output=True, timeout=60)
+        second = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        self.assertEqual(
+            (held_first, refused.returncode != 0,
+             _holds(nodes.a.pool, "app")),
+            ({first.snapshot: 1}, True, {first.snapshot: 0, second.snapshot: 1}))
+
+    def test_handoff_releases_holds(self):
+        """
+        A copy that hands its volume off keeps no hold: as a follower its
+        snapshots are the new owner's to prune, and the volume moves back
+        incrementally.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        nodes.call(nodes.a.handoff, "app", nodes.address(nodes.b))
+        released = _holds(nodes.a.pool, "app")
+        back = nodes.call(nodes.b.handoff, "app", nodes.address(nodes.a))
+        self.assertEqual((set(released.values()), back.base is not None),
+                         ({0}, True))
+
+    def test_former_owner_releases_on_receive(self):
+        """
+        A copy that was the owner and never handed off (a node fenced after a
+        failover) releases its holds when it receives from the new owner, so
+        the rollback to the common snapshot can destroy what it must.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        base = nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        nodes.call(nodes.a.snapshot, "app")
+        later = nodes.call(nodes.a.push, "app", nodes.address(nodes.c))
+        # b takes over without a hand-off, as after a failover.
+        _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
+             "%s/app" % (nodes.b.pool.name,))
+        _zfs("set", "readonly=off", "%s/app" % (nodes.b.pool.name,))
+        _zfs("set", "flocker:owner=%s" % (nodes.b.node_id,),
+             "%s/app" % (nodes.a.pool.name,))
+        held = _holds(nodes.a.pool, "app")
+        nodes.call(nodes.b.acquire, "app")
+        pushed = nodes.call(nodes.b.push, "app", nodes.address(nodes.a))
+        # What stays held is the snapshot it received, as on any follower.
+        self.assertEqual(
+            (held[later.snapshot], pushed.base,
+             {snapshot for snapshot, count in
+              _holds(nodes.a.pool, "app").items() if count}),
+            (1, base.snapshot, {pushed.snapshot}))
+
+    def test_delete_held(self):
+        """
+        Deleting a volume whose snapshots Flocker holds releases them first.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        nodes.call(nodes.a.delete, "app")
+        self.assertIsNone(nodes.call(nodes.a.pool.get, "app"))
+
+    def test_in_use_by_open_file(self):
+        """
+        ``processes_using`` finds this process while it holds a file open in
+        a volume, and nothing once it is closed.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"x")
+        mountpoint = nodes.call(nodes.a.mountpoint, "app").path
+        dataset = "%s/app" % (nodes.a.pool.name,)
+        with open(os.path.join(mountpoint, "f")):
+            self.assertIn(os.getpid(), processes_using(dataset, mountpoint))
+        self.assertNotIn(os.getpid(), processes_using(dataset, mountpoint))
+
+    def test_in_use_by_other_mount(self):
+        """
+        A volume bind-mounted elsewhere (as into a container) is in use.
+        """
+        nodes = ZFSNodes(self)
+        tmp_path = temporary_path(self)
+        nodes.call(nodes.a.create, "app")
+        mountpoint = nodes.call(nodes.a.mountpoint, "app").path
+        dataset = "%s/app" % (nodes.a.pool.name,)
+        target = tmp_path / "container-data"
+        target.mkdir()
+        subprocess.run(["mount", "--bind", mountpoint, str(target)], check=True,
+                       timeout=30)
+        try:
+            self.assertTrue(processes_using(dataset, mountpoint))
+        finally:
+            subprocess.run(["umount", str(target)], check=True, timeout=30)
+        self.assertFalse(processes_using(dataset, mountpoint))
+
+    def test_open_missing_pool(self):
+        """
+        Opening the service on a pool that does not exist fails with
+        ``PoolMissing``.
+        """
+        require_zfs()
+        from flocker.volume._errors import PoolMissing
+        with self.assertRaises(PoolMissing):
+            run_in_reactor(open_volume_service, "flocker-test-no-such-pool", ENV)
+
+    def test_node_identity_stable(self):
+        """
+        The node identity is stored in the pool: opening the service again
+        gives the same one.
+        """
+        nodes = ZFSNodes(self)
+        again = run_in_reactor(open_volume_service, nodes.a.pool.name, ENV)
+        self.assertEqual(again.node_id, nodes.a.node_id)
+        self.assertNotEqual(nodes.a.node_id, nodes.b.node_id)
+
+    def test_pool_scoped(self):
+        """
+        The service's pool object names only datasets in its own pool.
+        """
+        nodes = ZFSNodes(self)
+        self.assertIsInstance(nodes.a.pool, ZFSPool)
+        self.assertEqual(nodes.a.pool.dataset("app"),
+                         nodes.a.pool.name + "/app")
+
+    def test_open_one_command(self):
+        """
+        Opening a pool that has its node identity runs one ``zfs`` command;
+        the first time, the identity is then set and read back.
+        """
+        nodes = ZFSNodes(self)
+        pools = FilePools()
+        try:
+            fresh = pools.create("fresh")
+            first, messages = _logged(run_in_reactor, open_volume_service,
+                                      fresh, ENV)
+            self.assertEqual(
+                [argv[1] for argv in _commands(messages, fresh)],
+                ["get", "set", "get"])
+            again, messages = _logged(run_in_reactor, open_volume_service,
+                                      fresh, ENV)
+            [argv] = _commands(messages, fresh)
+            self.assertEqual(argv[:5], ["zfs", "get", "-H", "-p", "-d"])
+            self.assertEqual(again.node_id, first.node_id)
+        finally:
+            pools.destroy()
+
+    def test_open_listing_used_once(self):
+        """
+        The listing taken while opening the pool answers an operation started
+        right after it, and only that one: a later one lists the pool again.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        pool = nodes.a.pool.name
+
+        def open_and_list(reactor):
+            return open_volume_service(reactor, pool, ENV).addCallback(
+                lambda service: service.volumes().addCallback(
+                    lambda infos: (service, infos)))
+        (service, infos), messages = _logged(run_in_reactor, open_and_list)
+        self.assertEqual([info.name for info in infos], ["app"])
+        self.assertEqual(len(_commands(messages, pool)), 1)
+        nodes.call(nodes.a.create, "other")
+        infos, messages = _logged(nodes.call, service.volumes)
+        self.assertEqual([info.name for info in infos], ["app", "other"])
+        self.assertEqual(len(_commands(messages, pool)), 1)
+
+    def test_full_push_commands(self):
+        """
+        The receiving side of a first push runs one command to open its pool
+        (the listing it needs included), receives unmounted beside the
+        volume's name, sets readonly, atime, the maximum size and the owner's
+        epoch (together), the owner, renames the prepared copy to the volume's
+        name, then holds the snapshot received (its next base), and asks
+        nothing more: the copy ends up an unmounted follower, and a receive
+        cut short never leaves a copy under that name naming no owner (on
+        which every later push would be refused).
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app", 8 * 1024 * 1024)
+        result, messages = _logged(nodes.call, nodes.a.push, "app",
+                                   nodes.address(nodes.b))
+        pool = nodes.b.pool.name
+        dataset = pool + "/app"
+        received = dataset + ".flocker-recv"
+        commands = _without_detection(_commands(messages, pool), pool)
+        self.assertEqual(commands[0][:2], ["zfs", "get"])
+        self.assertEqual(commands[1], ["zfs", "receive", "-u", received])
+        self.assertEqual(
+            sorted(commands[2:-3]),
+            [["zfs", "set", "atime=off", received],
+             ["zfs", "set", "flocker:epoch=1", received],
+             ["zfs", "set", "readonly=on", received],
+             ["zfs", "set", "refquota=8388608", received]])
+        self.assertEqual(
+            commands[-3:],
+            [["zfs", "set", "flocker:owner=" + nodes.a.node_id, received],
+             ["zfs", "rename", received, dataset],
+             ["zfs", "hold", "flocker-received", dataset + "@" + result.snapshot]])
+        copy = nodes.call(nodes.b.pool.get, "app")
+        self.assertFalse(copy.mounted)
+        self.assertEqual(
+            (copy.owner, copy.get("atime"), copy.maximum_size),
+            (nodes.a.node_id, "off", 8 * 1024 * 1024))
+
+    def test_incremental_push_commands(self):
+        """
+        A negotiated incremental push into a prepared follower costs the
+        receiving side the opening listing, the receive and moving its hold
+        from the base to the snapshot received (it keeps the base: a
+        follower keeps its newest ``FOLLOWER_SNAPSHOTS``); the follower
+        stays unmounted.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        _forget_pushes(nodes)
+        nodes.write(nodes.a, "app", "f", b"more")
+        result, messages = _logged(nodes.call, nodes.a.push, "app",
+                                   nodes.address(nodes.b))
+        self.assertIsNotNone(result.base)
+        pool = nodes.b.pool.name
+        self.assertEqual(
+            [argv[:3] for argv in _without_detection(
+                _commands(messages, pool), pool)],
+            [["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
+             ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"]])
+        copy = nodes.call(nodes.b.pool.get, "app")
+        self.assertFalse(copy.mounted)
+        self.assertEqual(list(copy.snapshots),
+                         [result.base, result.snapshot])
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"more")
+
+    def test_incremental_into_mounted_follower(self):
+        """
+        A follower someone mounted is unmounted by the next negotiated
+        incremental push into it, right after the receive (which, with -u,
+        leaves a mounted dataset mounted).
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        pool = nodes.b.pool.name
+        _zfs("mount", "%s/app" % (pool,))
+        _forget_pushes(nodes)
+        nodes.write(nodes.a, "app", "f", b"more")
+        result, messages = _logged(nodes.call, nodes.a.push, "app",
+                                   nodes.address(nodes.b))
+        self.assertIsNotNone(result.base)
+        self.assertEqual(
+            [argv[1] for argv in _without_detection(
+                _commands(messages, pool), pool)],
+            ["get", "release", "receive", "unmount", "hold"])
+        self.assertFalse(nodes.call(nodes.b.pool.get, "app").mounted)
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"more")
+
+    def test_full_stream_swap(self):
+        """
+        A full stream replacing a follower is received unmounted beside it and
+        swapped in without unmounting anything (nothing is mounted), leaving
+        one unmounted follower and no temporary dataset.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        nodes.call(nodes.a.delete, "app")
+        nodes.call(nodes.a.create, "app")
+        nodes.write(nodes.a, "app", "f", b"new")
+        result, messages = _logged(nodes.call, nodes.a.push, "app",
+                                   nodes.address(nodes.b))
+        self.assertIsNone(result.base)
+        pool = nodes.b.pool.name
+        commands = _commands(messages, pool)
+        self.assertIn(["zfs", "receive", "-u", pool + "/app.flocker-recv"],
+                      commands)
+        self.assertEqual([argv for argv in commands if argv[1] == "unmount"],
+                         [])
+        self.assertEqual(
+            _zfs("list", "-H", "-o", "name,mounted", "-r", pool).split(
+                "\n")[1:],
+            [pool + "/app\tno", ""])
+        copy = nodes.call(nodes.b.pool.get, "app")
+        self.assertEqual((copy.owner, copy.get("atime")),
+                         (nodes.a.node_id, "off"))
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"new")
+
+    def test_push_done_at_confirmation(self):
+        """
+        The pushing side records what the target has as soon as the target
+        confirms, not when its command exits; that command's log still joins
+        the push's, and a failure it reports after confirming is logged, not
+        raised (the copy is there).
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
+        result, messages = _logged(nodes.call, nodes.a.push, "app",
+                                   nodes.address(nodes.b))
+        [recorded] = [message for message in messages
+                      if message.get("action_type") == ZFS_COMMAND.action_type
+                      and message.get("action_status") == "started"
+                      and message["argv"][2].startswith("flocker:pushed=")]
+        [late] = [message for message in messages if message.get(
+            "message_type") == LATE_REMOTE_FAILURE.message_type]
+        self.assertGreater(late["timestamp"] - recorded["timestamp"], 2)
+        self.assertEqual(late["task_uuid"], recorded["task_uuid"])
+        self.assertEqual(
+            late["reason"],
+            "node %s: exit code 7" % (
+                nodes.address(nodes.b),))
+        self.assertEqual(
+            [message["action_status"] for message in messages
+             if message.get("action_type") == "flocker:volume:receive"],
+            ["started", "succeeded"])
+        self.assertEqual(nodes.call(nodes.b.volumes)[0].snapshots[-1],
+                         result.snapshot)
+
+    def test_handoff_done_at_confirmation(self):
+        """
+        A hand-off goes on with its last steps (the new owner's acquire
+        included) as soon as the target confirms the final increment, while
+        the target's receiving command is still exiting.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
+        _forget_pushes(nodes)
+        nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
+        result, messages = _logged(nodes.call, nodes.a.handoff, "app",
+                                   nodes.address(nodes.b))
+        [acquire] = [message for message in messages
+                     if message.get("action_type") == "flocker:volume:remote"
+                     and message.get("action_status") == "started"
+                     and "acquire" in message["argv"]]
+        [late] = [message for message in messages if message.get(
+            "message_type") == LATE_REMOTE_FAILURE.message_type]
+        self.assertGreater(late["timestamp"] - acquire["timestamp"], 2)
+        self.assertIsNotNone(result.base)
+        self.assertTrue(nodes.call(nodes.b.volumes)[0].owned)

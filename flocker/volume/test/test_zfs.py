@@ -9,7 +9,6 @@ import os
 import subprocess
 import tempfile
 
-import pytest
 from eliot.testing import assertHasAction, capture_logging
 from hypothesis import given, strategies as st
 from twisted.internet.defer import fail, succeed
@@ -342,20 +341,6 @@ class ZFSPoolArgumentTests(SynchronousTestCase):
                         {"argv": ["zfs", "snapshot", "tank/app@s1"]})
 
 
-@given(st.text(max_size=70))
-def test_only_safe_names_reach_zfs(name):
-    """
-    Any string that is not a safe name is refused; a safe one names a
-    direct child of the pool.
-    """
-    pool, runner, _ = _pool()
-    if is_safe_name(name):
-        assert pool.dataset(name) == "tank/" + name
-    else:
-        with pytest.raises(UnsafeName):
-            pool.dataset(name)
-
-
 class ErrorClassificationTests(SynchronousTestCase):
     """
     ``zfs_error`` turns zfs's messages into error types with one-line
@@ -562,15 +547,15 @@ class ResumePointTests(SynchronousTestCase):
 # Real zfs-fuse
 
 
-@pytest.fixture
-def pools():
+def pools_for(test):
     """
-    File-backed pools for one test, destroyed afterwards.
+    :param test: The ``TestCase`` (its ``addCleanup`` destroys the pools).
+    :return: File-backed pools (a ``FilePools``) for one test.
     """
     require_zfs()
     created = FilePools()
-    yield created
-    created.destroy()
+    test.addCleanup(created.destroy)
+    return created
 
 
 def _real(pools, label="real"):
@@ -579,93 +564,6 @@ def _real(pools, label="real"):
     def make(reactor):
         return ZFSPool(reactor, name, ENV)
     return name, make
-
-
-def test_real_check(pools):
-    """
-    ``check`` passes for an existing pool and fails with ``PoolMissing``
-    for another name.
-    """
-    name, make = _real(pools)
-    run_in_reactor(lambda reactor: make(reactor).check())
-    with pytest.raises(PoolMissing):
-        run_in_reactor(lambda reactor: ZFSPool(
-            reactor, name + "-missing", ENV).check())
-
-
-def test_real_lifecycle(pools):
-    """
-    Create, snapshot, list and destroy work on a real pool, and the
-    listing shows only this pool's datasets.
-    """
-    name, make = _real(pools, "mine")
-    other = pools.create("other")
-    run_in_reactor(lambda reactor: ZFSPool(reactor, other, ENV).create(
-        "foreign", {}))
-
-    def scenario(reactor):
-        pool = make(reactor)
-        d = pool.create("app", {"refquota": str(64 * 1024 * 1024),
-                                "flocker:owner": "me"})
-        d.addCallback(lambda _: pool.snapshot("app", "s1"))
-        d.addCallback(lambda _: pool.snapshot("app", "s2"))
-        d.addCallback(lambda _: pool.list())
-        return d
-    datasets = run_in_reactor(scenario)
-    assert [d.name for d in datasets] == ["", "app"]
-    app = datasets[1]
-    assert list(app.snapshots) == ["s1", "s2"]
-    assert (app.owner, app.maximum_size) == ("me", 64 * 1024 * 1024)
-    run_in_reactor(lambda reactor: make(reactor).destroy("app"))
-    assert run_in_reactor(lambda reactor: make(reactor).get("app")) is None
-
-
-def test_real_destroy_after_write(pools):
-    """
-    Destroying a dataset right after writing to it (zfs-fuse says busy
-    then) succeeds thanks to the retries, every time.
-    """
-    name, make = _real(pools)
-    for attempt in range(3):
-        dataset = run_in_reactor(lambda reactor: make(reactor).create(
-            "busy", {}).addCallback(lambda _: make(reactor).get("busy")))
-        with open(os.path.join(dataset.mountpoint, "f"), "wb") as f:
-            f.write(b"x" * 100000)
-        run_in_reactor(lambda reactor: make(reactor).destroy("busy"))
-
-
-def test_real_rename_mounted(pools):
-    """
-    A mounted dataset can be renamed (unmount, rename, mount) and its data
-    is there under the new name.
-    """
-    name, make = _real(pools)
-    run_in_reactor(lambda reactor: make(reactor).create("app", {}))
-    first = run_in_reactor(lambda reactor: make(reactor).get("app"))
-    with open(os.path.join(first.mountpoint, "f"), "wb") as f:
-        f.write(b"kept")
-    run_in_reactor(lambda reactor: make(reactor).rename(
-        "app", "", ".flocker-old"))
-    renamed = run_in_reactor(lambda reactor: make(reactor).get(
-        "app", ".flocker-old"))
-    assert renamed.mounted
-    with open(os.path.join(renamed.mountpoint, "f"), "rb") as f:
-        assert f.read() == b"kept"
-
-
-def test_real_readonly(pools):
-    """
-    ``readonly=on`` makes writes fail even though zfs-fuse reads the
-    property back as ``off`` (which is why the service never reads it).
-    """
-    name, make = _real(pools)
-    run_in_reactor(lambda reactor: make(reactor).create("app", {}))
-    run_in_reactor(lambda reactor: make(reactor).set(
-        "app", "readonly", "on"))
-    dataset = run_in_reactor(lambda reactor: make(reactor).get("app"))
-    with pytest.raises(OSError) as caught:
-        open(os.path.join(dataset.mountpoint, "f"), "wb")
-    assert caught.value.errno == errno.EROFS
 
 
 def _send_receive(source, snapshot, base, target, force, limit=None):
@@ -685,62 +583,6 @@ def _closing(fd):
         os.close(fd)
         return result
     return close
-
-
-def test_real_send_receive(pools):
-    """
-    A full stream then an incremental one carry the data; the incremental
-    applies with ``force`` even after a read changed access times on the
-    receiving side (zfs-fuse gotcha), and fails without it.
-    """
-    name, source = _real(pools, "src")
-    _, target = _real(pools, "dst")
-    run_in_reactor(lambda reactor: source(reactor).create("app", {}))
-    mine = run_in_reactor(lambda reactor: source(reactor).get("app"))
-    with open(os.path.join(mine.mountpoint, "f"), "wb") as f:
-        f.write(b"one")
-    run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s1"))
-    _send_receive(source, "s1", None, target, force=False)
-    with open(os.path.join(mine.mountpoint, "g"), "wb") as f:
-        f.write(b"two")
-    run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s2"))
-    run_in_reactor(lambda reactor: target(reactor).mount("app"))
-    theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
-    with open(os.path.join(theirs.mountpoint, "f"), "rb") as f:
-        assert f.read() == b"one"
-    with pytest.raises(ZFSError):
-        _send_receive(source, "s2", "s1", target, force=False)
-    _send_receive(source, "s2", "s1", target, force=True)
-    with open(os.path.join(theirs.mountpoint, "g"), "rb") as f:
-        assert f.read() == b"two"
-    theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
-    assert list(theirs.snapshots) == ["s1", "s2"]
-
-
-def test_real_receive_unmounted(pools):
-    """
-    This zfs-fuse honours ``zfs receive -u`` (every receive passes it),
-    which its usage text does not list: a full stream gives an unmounted
-    dataset; an incremental one leaves an unmounted dataset unmounted and a
-    mounted one mounted (as plain ``zfs receive`` does too).
-    """
-    name, source = _real(pools, "src")
-    _, target = _real(pools, "dst")
-    run_in_reactor(lambda reactor: source(reactor).create("app", {}))
-    for snapshot in ["s1", "s2", "s3"]:
-        run_in_reactor(lambda reactor: source(reactor).snapshot(
-            "app", snapshot))
-
-    def mounted():
-        return run_in_reactor(lambda reactor: target(reactor).get(
-            "app")).mounted
-    _send_receive(source, "s1", None, target, force=False)
-    assert not mounted()
-    _send_receive(source, "s2", "s1", target, force=True)
-    assert not mounted()
-    run_in_reactor(lambda reactor: target(reactor).mount("app"))
-    _send_receive(source, "s3", "s2", target, force=True)
-    assert mounted()
 
 
 def _receive_command_stream(pools, argv, snapshot, base, limit=None,
@@ -774,58 +616,6 @@ def _receive_command_stream(pools, argv, snapshot, base, limit=None,
     return target, run_in_reactor(scenario)[0]
 
 
-def test_real_receive_refuses_properties(pools):
-    """
-    A stream carrying properties (``zfs send -p``, here with a mountpoint
-    under /tmp and setuid=off) or a replication stream (``-R``) is refused
-    before ``zfs receive`` sees it: nothing is created.
-    """
-    for flag in ["-p", "-R"]:
-        target, outcome = _receive_command_stream(
-            pools, lambda pool: ["zfs", "send", flag, pool + "/app@s1"],
-            "s1", None, label=flag[1:])
-        assert outcome.check(StreamRejected)
-        assert "carries properties" in outcome.getErrorMessage()
-        assert run_in_reactor(
-            lambda reactor: target(reactor).get("app")) is None
-
-
-def test_real_receive_checks_announcement(pools):
-    """
-    A stream that is not what was announced (another snapshot; an
-    incremental stream announced as full) is refused: nothing is created.
-    """
-    for label, argv, snapshot in [
-            ("a", lambda pool: ["zfs", "send", pool + "/app@s1"], "s2"),
-            ("b", lambda pool: ["zfs", "send", "-i", "s1", pool + "/app@s2"],
-             "s2")]:
-        target, outcome = _receive_command_stream(pools, argv, snapshot,
-                                                  None, label=label)
-        assert outcome.check(StreamRejected)
-        assert run_in_reactor(
-            lambda reactor: target(reactor).get("app")) is None
-
-
-def test_real_receive_stops_at_limit(pools):
-    """
-    A stream over the size limit is cut off and refused
-    (``StreamTooLarge``): nothing is created.  Under the limit it is
-    received, unmounted, with the target pool's own mountpoint.
-    """
-    target, outcome = _receive_command_stream(
-        pools, lambda pool: ["zfs", "send", pool + "/app@s1"], "s1", None,
-        limit=1000)
-    assert outcome.check(StreamTooLarge)
-    assert run_in_reactor(lambda reactor: target(reactor).get("app")) is None
-    target, outcome = _receive_command_stream(
-        pools, lambda pool: ["zfs", "send", pool + "/app@s1"], "s1", None,
-        limit=10 ** 9, label="2")
-    assert outcome is None
-    received = run_in_reactor(lambda reactor: target(reactor).get("app"))
-    assert not received.mounted
-    assert not received.mountpoint.endswith("-mp")
-
-
 class SilentSenderReceiveTests(SynchronousTestCase):
     """
     ``ZFSPool.receive`` gives up on a sender that stays silent for its
@@ -851,3 +641,222 @@ class SilentSenderReceiveTests(SynchronousTestCase):
         failure = self.failureResultOf(received, StreamRejected)
         self.assertIn("sent nothing for 20 s", failure.value.message)
         self.assertEqual((runner.calls, reactor.readers), ([], set()))
+
+
+class RealPoolTests(SynchronousTestCase):
+    """
+    ``ZFSPool`` on real file-backed zfs-fuse pools.
+    """
+
+    @given(st.text(max_size=70))
+    def test_only_safe_names_reach_zfs(self, name):
+        """
+        Any string that is not a safe name is refused; a safe one names a
+        direct child of the pool.
+        """
+        pool, runner, _ = _pool()
+        if is_safe_name(name):
+            self.assertEqual(pool.dataset(name), "tank/" + name)
+        else:
+            with self.assertRaises(UnsafeName):
+                pool.dataset(name)
+
+    def test_real_check(self):
+        """
+        ``check`` passes for an existing pool and fails with ``PoolMissing``
+        for another name.
+        """
+        pools = pools_for(self)
+        name, make = _real(pools)
+        run_in_reactor(lambda reactor: make(reactor).check())
+        with self.assertRaises(PoolMissing):
+            run_in_reactor(lambda reactor: ZFSPool(
+                reactor, name + "-missing", ENV).check())
+
+    def test_real_lifecycle(self):
+        """
+        Create, snapshot, list and destroy work on a real pool, and the
+        listing shows only this pool's datasets.
+        """
+        pools = pools_for(self)
+        name, make = _real(pools, "mine")
+        other = pools.create("other")
+        run_in_reactor(lambda reactor: ZFSPool(reactor, other, ENV).create(
+            "foreign", {}))
+
+        def scenario(reactor):
+            pool = make(reactor)
+            d = pool.create("app", {"refquota": str(64 * 1024 * 1024),
+                                    "flocker:owner": "me"})
+            d.addCallback(lambda _: pool.snapshot("app", "s1"))
+            d.addCallback(lambda _: pool.snapshot("app", "s2"))
+            d.addCallback(lambda _: pool.list())
+            return d
+        datasets = run_in_reactor(scenario)
+        self.assertEqual([d.name for d in datasets], ["", "app"])
+        app = datasets[1]
+        self.assertEqual(list(app.snapshots), ["s1", "s2"])
+        self.assertEqual((app.owner, app.maximum_size),
+                         ("me", 64 * 1024 * 1024))
+        run_in_reactor(lambda reactor: make(reactor).destroy("app"))
+        self.assertIsNone(
+            run_in_reactor(lambda reactor: make(reactor).get("app")))
+
+    def test_real_destroy_after_write(self):
+        """
+        Destroying a dataset right after writing to it (zfs-fuse says busy
+        then) succeeds thanks to the retries, every time.
+        """
+        pools = pools_for(self)
+        name, make = _real(pools)
+        for attempt in range(3):
+            dataset = run_in_reactor(lambda reactor: make(reactor).create(
+                "busy", {}).addCallback(lambda _: make(reactor).get("busy")))
+            with open(os.path.join(dataset.mountpoint, "f"), "wb") as f:
+                f.write(b"x" * 100000)
+            run_in_reactor(lambda reactor: make(reactor).destroy("busy"))
+
+    def test_real_rename_mounted(self):
+        """
+        A mounted dataset can be renamed (unmount, rename, mount) and its data
+        is there under the new name.
+        """
+        pools = pools_for(self)
+        name, make = _real(pools)
+        run_in_reactor(lambda reactor: make(reactor).create("app", {}))
+        first = run_in_reactor(lambda reactor: make(reactor).get("app"))
+        with open(os.path.join(first.mountpoint, "f"), "wb") as f:
+            f.write(b"kept")
+        run_in_reactor(lambda reactor: make(reactor).rename(
+            "app", "", ".flocker-old"))
+        renamed = run_in_reactor(lambda reactor: make(reactor).get(
+            "app", ".flocker-old"))
+        self.assertTrue(renamed.mounted)
+        with open(os.path.join(renamed.mountpoint, "f"), "rb") as f:
+            self.assertEqual(f.read(), b"kept")
+
+    def test_real_readonly(self):
+        """
+        ``readonly=on`` makes writes fail even though zfs-fuse reads the
+        property back as ``off`` (which is why the service never reads it).
+        """
+        pools = pools_for(self)
+        name, make = _real(pools)
+        run_in_reactor(lambda reactor: make(reactor).create("app", {}))
+        run_in_reactor(lambda reactor: make(reactor).set(
+            "app", "readonly", "on"))
+        dataset = run_in_reactor(lambda reactor: make(reactor).get("app"))
+        with self.assertRaises(OSError) as caught:
+            open(os.path.join(dataset.mountpoint, "f"), "wb")
+        self.assertEqual(caught.exception.errno, errno.EROFS)
+
+    def test_real_send_receive(self):
+        """
+        A full stream then an incremental one carry the data; the incremental
+        applies with ``force`` even after a read changed access times on the
+        receiving side (zfs-fuse gotcha), and fails without it.
+        """
+        pools = pools_for(self)
+        name, source = _real(pools, "src")
+        _, target = _real(pools, "dst")
+        run_in_reactor(lambda reactor: source(reactor).create("app", {}))
+        mine = run_in_reactor(lambda reactor: source(reactor).get("app"))
+        with open(os.path.join(mine.mountpoint, "f"), "wb") as f:
+            f.write(b"one")
+        run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s1"))
+        _send_receive(source, "s1", None, target, force=False)
+        with open(os.path.join(mine.mountpoint, "g"), "wb") as f:
+            f.write(b"two")
+        run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s2"))
+        run_in_reactor(lambda reactor: target(reactor).mount("app"))
+        theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
+        with open(os.path.join(theirs.mountpoint, "f"), "rb") as f:
+            self.assertEqual(f.read(), b"one")
+        with self.assertRaises(ZFSError):
+            _send_receive(source, "s2", "s1", target, force=False)
+        _send_receive(source, "s2", "s1", target, force=True)
+        with open(os.path.join(theirs.mountpoint, "g"), "rb") as f:
+            self.assertEqual(f.read(), b"two")
+        theirs = run_in_reactor(lambda reactor: target(reactor).get("app"))
+        self.assertEqual(list(theirs.snapshots), ["s1", "s2"])
+
+    def test_real_receive_unmounted(self):
+        """
+        This zfs-fuse honours ``zfs receive -u`` (every receive passes it),
+        which its usage text does not list: a full stream gives an unmounted
+        dataset; an incremental one leaves an unmounted dataset unmounted and a
+        mounted one mounted (as plain ``zfs receive`` does too).
+        """
+        pools = pools_for(self)
+        name, source = _real(pools, "src")
+        _, target = _real(pools, "dst")
+        run_in_reactor(lambda reactor: source(reactor).create("app", {}))
+        for snapshot in ["s1", "s2", "s3"]:
+            run_in_reactor(lambda reactor: source(reactor).snapshot(
+                "app", snapshot))
+
+        def mounted():
+            return run_in_reactor(lambda reactor: target(reactor).get(
+                "app")).mounted
+        _send_receive(source, "s1", None, target, force=False)
+        self.assertFalse(mounted())
+        _send_receive(source, "s2", "s1", target, force=True)
+        self.assertFalse(mounted())
+        run_in_reactor(lambda reactor: target(reactor).mount("app"))
+        _send_receive(source, "s3", "s2", target, force=True)
+        self.assertTrue(mounted())
+
+    def test_real_receive_refuses_properties(self):
+        """
+        A stream carrying properties (``zfs send -p``, here with a mountpoint
+        under /tmp and setuid=off) or a replication stream (``-R``) is refused
+        before ``zfs receive`` sees it: nothing is created.
+        """
+        pools = pools_for(self)
+        for flag in ["-p", "-R"]:
+            target, outcome = _receive_command_stream(
+                pools, lambda pool: ["zfs", "send", flag, pool + "/app@s1"],
+                "s1", None, label=flag[1:])
+            self.assertTrue(outcome.check(StreamRejected))
+            self.assertIn("carries properties", outcome.getErrorMessage())
+            self.assertIsNone(
+                run_in_reactor(
+                    lambda reactor: target(reactor).get("app")))
+
+    def test_real_receive_checks_announcement(self):
+        """
+        A stream that is not what was announced (another snapshot; an
+        incremental stream announced as full) is refused: nothing is created.
+        """
+        pools = pools_for(self)
+        for label, argv, snapshot in [
+                ("a", lambda pool: ["zfs", "send", pool + "/app@s1"], "s2"),
+                ("b", lambda pool: ["zfs", "send", "-i", "s1", pool + "/app@s2"],
+                 "s2")]:
+            target, outcome = _receive_command_stream(pools, argv, snapshot,
+                                                      None, label=label)
+            self.assertTrue(outcome.check(StreamRejected))
+            self.assertIsNone(
+                run_in_reactor(
+                    lambda reactor: target(reactor).get("app")))
+
+    def test_real_receive_stops_at_limit(self):
+        """
+        A stream over the size limit is cut off and refused
+        (``StreamTooLarge``): nothing is created.  Under the limit it is
+        received, unmounted, with the target pool's own mountpoint.
+        """
+        pools = pools_for(self)
+        target, outcome = _receive_command_stream(
+            pools, lambda pool: ["zfs", "send", pool + "/app@s1"], "s1", None,
+            limit=1000)
+        self.assertTrue(outcome.check(StreamTooLarge))
+        self.assertIsNone(
+            run_in_reactor(lambda reactor: target(reactor).get("app")))
+        target, outcome = _receive_command_stream(
+            pools, lambda pool: ["zfs", "send", pool + "/app@s1"], "s1", None,
+            limit=10 ** 9, label="2")
+        self.assertIsNone(outcome)
+        received = run_in_reactor(lambda reactor: target(reactor).get("app"))
+        self.assertFalse(received.mounted)
+        self.assertFalse(received.mountpoint.endswith("-mp"))
