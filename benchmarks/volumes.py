@@ -74,6 +74,8 @@ sys.path.insert(0, str(REPO / "admin"))
 from _lab_client import (  # noqa: E402
     LabFailed, LabUnavailable, start_lab, stop_lab,
 )
+from flocker.volume._push import BASE_HOLD  # noqa: E402
+from flocker.volume._receive import RECEIVED_HOLD  # noqa: E402
 
 REPS = os.environ.get("FLOCKER_BENCH_RUNS")
 INCREMENT = 1024 * 1024
@@ -111,8 +113,22 @@ def _destroy(dataset):
         if result.returncode == 0 or "does not exist" in result.stderr:
             return
         zfs("unmount", dataset)
+        _release_holds(dataset)
         time.sleep(0.25)
     raise RuntimeError("cannot destroy %s: %s" % (dataset, result.stderr))
+
+
+def _release_holds(dataset):
+    """
+    Release the holds Flocker puts on a copy's snapshots (a received copy
+    holds its newest snapshot, an owner the base of each target), which
+    keep ``zfs destroy`` from removing them.  (zfs-fuse cannot list holds:
+    each of Flocker's tags is released from each snapshot.)
+    """
+    listed = zfs("list", "-H", "-o", "name", "-t", "snapshot", "-r", dataset)
+    for snapshot in listed.stdout.split():
+        for tag in (RECEIVED_HOLD, BASE_HOLD):
+            zfs("release", tag, snapshot)
 
 
 #: CPU of each node's processes and commands (``None``: anywhere).
