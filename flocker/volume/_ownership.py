@@ -64,8 +64,8 @@ class OwnershipMixin(object):
     def handoff(self, name, target, progress=None, acquire=True):
         check_volume_name(name)
         check_address(target)
-        return self._locked(name, self._handoff, name, target, progress,
-                            acquire)
+        return self._locked_push(name, self._handoff, name, target,
+                                 progress, acquire)
 
     def _refuse_in_use(self, dataset, message):
         """

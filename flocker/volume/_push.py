@@ -215,8 +215,8 @@ class PushingMixin(object):
     def push(self, name, target, progress=None, snapshot=None):
         check_volume_name(name)
         check_address(target)
-        return self._locked(name, self._push_owned, name, target, progress,
-                            snapshot)
+        return self._locked_push(name, self._push_owned, name, target,
+                                 progress, snapshot)
 
     @inlineCallbacks
     def _push_owned(self, name, target, progress, snapshot):

@@ -118,7 +118,46 @@ class ReceivingMixin(object):
             corrupt or cut-short stream); the copy is unchanged.
         """
         check_volume_name(name)
+        if name in self._pushing:
+            return self._receive_while_pushing(name, stream, emit, caller)
         return self._locked(name, self._receive, name, stream, emit, caller)
+
+    @inlineCallbacks
+    def _receive_while_pushing(self, name, stream, emit, caller):
+        """
+        A receive of a volume this node is pushing: as its owner, it will
+        refuse whatever the sender brings, so it does so now instead of
+        after its push.  Two nodes that both hold the volume as owner (the
+        old owner after a failover, cut off while it pushed) would
+        otherwise each wait, receiving, for the other's push to end: until
+        the push's header timeout.  A sender older than this copy learns
+        that its own copy is stale (``StaleEpoch``), which it acts on.
+        """
+        dataset = yield self.pool.get(name)
+        if dataset is None or dataset.owner != self.node_id:
+            # Not (or no longer) this node's: the receive waits its turn.
+            result = yield self._locked(name, self._receive, name, stream,
+                                        emit, caller)
+            return result
+        capabilities = yield self.pool.capabilities()
+        emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
+              "pool": self.pool.name, "snapshots": list(dataset.snapshots),
+              "zfs": capabilities.to_wire()})
+        refused = NotOwner(
+            "volume %s is owned by this node (%s), which is pushing it; an "
+            "owned volume is never overwritten by a push" % (
+                name, self.node_id))
+        line = yield _read_line(self._reactor, stream, name)
+        if line is not None:
+            try:
+                request = self._parse_request(line)
+            except StreamRejected:
+                raise refused
+            try:
+                check_sender_epoch(name, dataset.epoch, request.get("epoch"))
+            except ValueError as e:
+                raise StaleEpoch(str(e))
+        raise refused
 
     @inlineCallbacks
     def _receive(self, name, stream, emit, caller):

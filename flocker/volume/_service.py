@@ -30,7 +30,9 @@ snapshot, delete, prune) and opens the service.
 import uuid
 
 from pyrsistent import pvector
-from twisted.internet.defer import DeferredLock, inlineCallbacks, succeed
+from twisted.internet.defer import (
+    DeferredLock, inlineCallbacks, maybeDeferred, succeed,
+)
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
@@ -99,6 +101,9 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         self._clock = reactor if clock is None else clock
         self._in_use = in_use
         self._locks = {}
+        # Volumes this service is pushing, as their owner (see
+        # ReceivingMixin.receive).
+        self._pushing = set()
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()
@@ -132,6 +137,20 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # Operations on one volume from one process never interleave.
         lock = self._locks.setdefault(name, DeferredLock())
         return lock.run(function, *args)
+
+    def _locked_push(self, name, function, *args):
+        """
+        Like :meth:`_locked`, for an operation that pushes ``name``: while
+        it holds the lock, the volume is marked as being pushed.
+        """
+        def marked():
+            self._pushing.add(name)
+
+            def unmark(passthrough):
+                self._pushing.discard(name)
+                return passthrough
+            return maybeDeferred(function, *args).addBoth(unmark)
+        return self._locked(name, marked)
 
     @inlineCallbacks
     def _get(self, name):

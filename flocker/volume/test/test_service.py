@@ -14,15 +14,15 @@ import time
 from contextlib import contextmanager
 
 from eliot import add_destinations, remove_destination
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import DeferredList, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
-    NoSuchVolume, NotOwner, OutOfSpace, RemoteError, TargetUnreachable,
-    StreamRejected, UnsafeName,
+    NoSuchVolume, NotOwner, OutOfSpace, RemoteError, StaleEpoch,
+    TargetUnreachable, StreamRejected, UnsafeName,
 )
 from flocker.volume import _push
 from flocker.volume._logging import (
@@ -779,6 +779,43 @@ class RealVolumeServiceTests(SynchronousTestCase):
             nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
         self.assertIn("did not answer within 2 seconds",
                       caught.exception.message)
+        self.assertTrue(nodes.call(nodes.a.volumes)[0].owned)
+
+    def test_receive_while_pushing(self):
+        """
+        A push to a node that is itself pushing the volume (both hold it as
+        owner: an old owner after a failover) is answered at once, not
+        after the receiving node's own push ends: a sender older than the
+        copy there gets ``StaleEpoch``, and the copy is unchanged.
+        """
+        nodes = ZFSNodes(self)
+        self.patch(_push, "HEADER_TIMEOUT", 15)
+        nodes.call(nodes.a.create, "app")
+        nodes.remote.silent.add(nodes.address(nodes.b))
+        epoch = nodes.call(nodes.a.volumes)[0].epoch
+        request = json.dumps({"snapshot": "flocker-x", "base": None,
+                              "owner": "node-old", "epoch": epoch - 1})
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, request.encode("ascii") + b"\n")
+        os.close(write_fd)
+        self.addCleanup(os.close, read_fd)
+        ended = []
+        header = []
+
+        def both(reactor):
+            pushing = nodes.a.push("app", nodes.address(nodes.b))
+            pushing.addBoth(lambda result: ended.append("push") or result)
+            receiving = nodes.a.receive("app", read_fd, header.append,
+                                        caller="node-old")
+            receiving.addBoth(lambda result: ended.append("receive")
+                              or result)
+            return DeferredList([pushing, receiving], consumeErrors=True)
+        (_, pushed), (received_ok, received) = run_in_reactor(
+            both, timeout=120)
+        self.assertEqual(ended, ["receive", "push"])
+        self.assertFalse(received_ok)
+        self.assertIsInstance(received.value, StaleEpoch)
+        self.assertEqual(header[0]["node_id"], nodes.a.node_id)
         self.assertTrue(nodes.call(nodes.a.volumes)[0].owned)
 
     def test_prune_leaves_other_snapshots(self):
