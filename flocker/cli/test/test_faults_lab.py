@@ -43,6 +43,7 @@ from flocker.testtools import (
     cases, class_temporary_path, http_status_and_body, shared_lab,
     temporary_path, with_cases,
 )
+from flocker.volume._api import FOLLOWER_SNAPSHOTS
 
 LAB_SCRIPT = Path(__file__).resolve().parents[3] / "admin" / "lab"
 
@@ -59,8 +60,10 @@ IMAGE = "flocker/busybox:latest"
 REDIS_IMAGE = "flocker/redis:latest"
 #: Seconds allowed for one deploy.
 DEPLOY_TIMEOUT = 180
-#: Most of Flocker's snapshots a copy may keep once a deploy converged.
-MAX_SNAPSHOTS = 3
+#: Most of Flocker's snapshots a copy may keep once a deploy converged: a
+#: follower keeps its newest FOLLOWER_SNAPSHOTS, an owner those before the
+#: snapshot it sent last, and that one.
+MAX_SNAPSHOTS = FOLLOWER_SNAPSHOTS + 1
 #: Random data written before a trial that breaks the transfer, so the
 #: pre-copy lasts long enough to be caught in the middle.
 BIG_MIB = 32
