@@ -179,6 +179,9 @@ class _WatchProtocol(Protocol):
         self._lost = None
         self.created = Deferred()
         self.done = Deferred()
+        # The newest revision of the prefix the reader has been given (or
+        # knew of when it set the watch up): what a check compares with.
+        self.revision = 0
 
     def stop(self):
         if self._stopped:
@@ -224,6 +227,8 @@ class _WatchProtocol(Protocol):
         for event in events:
             if self._stopped:
                 return
+            self.revision = max(self.revision, int(
+                event.get("kv", {}).get("mod_revision", 0)))
             self._on_event(Event(
                 type="delete" if event.get("type") == "DELETE" else "put",
                 kv=_kv(event["kv"])))
@@ -450,6 +455,7 @@ class EtcdClient(object):
         for index in self._order():
             endpoint = self._endpoints[index]
             watch = _WatchProtocol(on_event, MAXIMUM_RESPONSE_BYTES)
+            watch.revision = start_revision - 1
             d = self._http.post(endpoint + "/v3/watch", data=body, headers={
                 b"Content-Type": [b"application/json"]})
 
@@ -481,13 +487,19 @@ class EtcdClient(object):
     def _check_watch(self, watch, endpoint, prefix):
         """
         Ask ``endpoint`` a quorum read every :data:`WATCH_CHECK_EVERY`
-        seconds while ``watch`` runs; lose the watch when it does not
-        answer (its member died or lost its majority: no event would come).
+        seconds while ``watch`` runs: the newest revision of the prefix.
+        Lose the watch when the member does not answer (it died or lost
+        its majority: no event would come), or when a revision one check
+        saw has still not come through the watch at the next (a watch
+        stream that went quiet, as one set up on a cut-off member was
+        seen to after the cut healed).
         """
         body = json.dumps({"key": _b64(prefix),
                            "range_end": _b64(prefix_end(prefix)),
-                           "count_only": True}).encode("ascii")
+                           "sort_order": "DESCEND", "sort_target": "MOD",
+                           "limit": "1", "keys_only": True}).encode("ascii")
         pending = []
+        seen = [0]
 
         def check():
             pending[:] = []
@@ -502,6 +514,14 @@ class EtcdClient(object):
                 # being elected): set the watch up again, here or
                 # elsewhere.
                 return lose(str(_refusal(document)), reachable=True)
+            if watch.revision < seen[0]:
+                # Set up again from the reader's own revision, the watch
+                # brings what this one never did.
+                return lose("revision %d of the prefix never came through "
+                            "the watch" % (seen[0],), reachable=True)
+            if status == 200:
+                kvs = document.get("kvs") or [{}]
+                seen[0] = int(kvs[0].get("mod_revision", 0))
             schedule()
 
         def failed(failure):

@@ -241,6 +241,7 @@ class _Members(object):
         self.dead = set()
         self.cancelled = set()
         self.posts = []
+        self.newest = None
 
     def post(self, url, data, headers):
         self.posts.append(url)
@@ -253,8 +254,14 @@ class _Members(object):
             return succeed(_Response(200, b'{"result":{"header":{'
                                      b'"revision":"2"},"created":true}}\n',
                                      stream=True))
-        return succeed(_Response(200, json.dumps(
-            {"header": {"revision": "2"}, "count": "0"}).encode("ascii")))
+        answer = {"header": {"revision": "2"}, "count": "0"}
+        if self.newest is not None:
+            # The prefix's key changed last, as a newest-first read of
+            # one key gives it.
+            answer = {"header": {"revision": str(self.newest)}, "count": "1",
+                      "kvs": [{"key": "cC94",
+                               "mod_revision": str(self.newest)}]}
+        return succeed(_Response(200, json.dumps(answer).encode("ascii")))
 
 
 class WatchMemberCheckTests(SynchronousTestCase):
@@ -317,6 +324,32 @@ class WatchMemberCheckTests(SynchronousTestCase):
         self.successResultOf(self.client.get(b"p/x"))
         self.assertEqual(["http://a:2379/v3/kv/range",
                           "http://b:2379/v3/kv/range"], self.members.posts)
+
+    def test_quiet_watch_lost(self):
+        """
+        A revision of the prefix that one check saw and that has still not
+        come through the watch at the next check ends the watch with
+        ``WatchLost`` saying so (set up again, it brings what was missed).
+        """
+        self.members.newest = 5
+        self.clock.advance(WATCH_CHECK_EVERY)
+        self.assertFalse(self.watch.done.called)
+        self.clock.advance(WATCH_CHECK_EVERY)
+        self.assertIn("revision 5 of the prefix never came through",
+                      str(self.failureResultOf(self.watch.done,
+                                               WatchLost).value))
+
+    def test_delivered_revision_keeps_watch(self):
+        """
+        A revision the watch delivered before the next check keeps it.
+        """
+        self.members.newest = 5
+        self.clock.advance(WATCH_CHECK_EVERY)
+        self.watch.dataReceived(
+            b'{"result":{"header":{"revision":"5"},"events":[{"kv":'
+            b'{"key":"cC94","value":"","mod_revision":"5"}}]}}\n')
+        self.clock.pump([WATCH_CHECK_EVERY] * 3)
+        self.assertFalse(self.watch.done.called)
 
     def test_stopped_watch_stops_checks(self):
         """
