@@ -12,7 +12,7 @@ from contextlib import nullcontext
 
 import attr
 from eliot import Action
-from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 
 from ._api import PROTOCOL_VERSION, check_node_id, follower_keeps
 from ._epoch import check_sender_epoch
@@ -367,13 +367,16 @@ class ReceivingMixin(object):
             available = self._pool_free
             if available is None:
                 available = yield self.pool.available()
+        entry = (request.get("epoch"), Deferred())
+        self._receiving[name] = entry
         try:
             yield self.pool.receive(
                 name, stream, request["snapshot"], request["base"],
                 suffix=suffix, force=force,
                 limit=stream_limit(maximum_size, available),
                 capabilities=capabilities,
-                idle_timeout=RECEIVE_IDLE_TIMEOUT, resuming=resuming)
+                idle_timeout=RECEIVE_IDLE_TIMEOUT, resuming=resuming,
+                interrupt=entry[1])
         except (StreamTooLarge, OutOfSpace):
             if capabilities is not None and capabilities.resumable_receive:
                 # A stream refused for its size is not kept for resuming:
@@ -389,6 +392,37 @@ class ReceivingMixin(object):
         except ZFSError as e:
             raise StreamRejected("stream does not apply to %s: %s" % (
                 name, e.message))
+        finally:
+            if self._receiving.get(name) is entry:
+                del self._receiving[name]
+
+    def abandon_receive(self, name, epoch):
+        """
+        Abandon a receive of ``name`` under way from a sender older than
+        ``epoch``, the ownership epoch this node is about to follow (a
+        fence) or take (a take-over): such a sender was declared dead or cut
+        off by a failover, and whatever it still sends would be refused from
+        now on.  A sender killed or cut off mid-stream sends nothing more,
+        and its receive would hold the volume's lock, and so the failover,
+        until :data:`~flocker.volume._stream.RECEIVE_IDLE_TIMEOUT` passed.
+        The copy keeps the last snapshot it had (a stream is applied
+        atomically).
+
+        :param str name: The volume's name.
+        :param int epoch: The epoch to come.
+        :return: Whether a receive was abandoned.
+        """
+        entry = self._receiving.get(name)
+        if entry is None:
+            return False
+        sender_epoch, interrupt = entry
+        if interrupt.called or (sender_epoch is not None
+                                and sender_epoch >= epoch):
+            return False
+        interrupt.callback(
+            "its sender (epoch %s) is superseded by epoch %d (a failover)"
+            % ("unknown" if sender_epoch is None else sender_epoch, epoch))
+        return True
 
     @inlineCallbacks
     def _make_follower(self, dataset, suffix, request):

@@ -104,6 +104,10 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # Volumes this service is pushing, as their owner (see
         # ReceivingMixin.receive).
         self._pushing = set()
+        # Receives under way: volume name to (the sender's epoch, a
+        # Deferred abandoning the receive when fired); see
+        # ReceivingMixin.abandon_receive.
+        self._receiving = {}
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()

@@ -55,7 +55,8 @@ from ._errors import (
 from ._logging import BUSY_RETRY, ZFS_COMMAND
 from .._process import ProcessFailed, run_process, spawn
 from ._process import (
-    LimitExceeded, SourceIdle, close_quietly, make_pipe, pump, read_prefix,
+    Interrupted, LimitExceeded, SourceIdle, close_quietly, make_pipe, pump,
+    read_prefix,
 )
 from ._stamp import mark_changed, stamp_path
 from ._stream import (
@@ -890,7 +891,7 @@ class ZFSPool(object):
     @inlineCallbacks
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
                 limit=None, capabilities=None, idle_timeout=None,
-                resuming=False):
+                resuming=False, interrupt=None):
         """
         Receive a stream from another node into ``<volume><suffix>``,
         reading it from the file descriptor ``stdin``, under the receive
@@ -921,6 +922,10 @@ class ZFSPool(object):
             ``None`` to wait forever.
         :param bool resuming: The sender announced a stream resuming the
             receive cut short into this dataset (``zfs send -t``).
+        :param interrupt: ``None``, or a ``Deferred`` which, fired with a
+            reason (one line), abandons the receive as a silent sender's
+            is abandoned (nothing applied), failing it with
+            :class:`StreamRejected` naming the reason.
         :return: ``Deferred`` firing with ``None``, or failing with
             :class:`StreamRejected` (refused, silent or cut-short stream,
             :class:`~flocker.volume._stream.StreamTooLarge`) or a
@@ -958,6 +963,12 @@ class ZFSPool(object):
             passed = pump(self._reactor, source, stream_write, limit=(
                 None if limit is None else max(0, limit - len(record))),
                 idle_timeout=idle_timeout)
+            reasons = []
+            if interrupt is not None:
+                def stop(reason):
+                    reasons.append(reason)
+                    passed.cancel()
+                interrupt.addCallback(stop)
             outcome = yield DeferredContext(DeferredList(
                 [passed, collector.ended], consumeErrors=True)
             ).addActionFinish()
@@ -971,6 +982,13 @@ class ZFSPool(object):
             except ProcessExitedAlready:
                 pass
             raise sender_silent(volume, passed_value.value.seconds)
+        if not passed_ok and passed_value.check(Interrupted):
+            try:
+                transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+            raise StreamRejected("the receive of %s was abandoned: %s" % (
+                volume, reasons[0] if reasons else "interrupted"))
         if not passed_ok and passed_value.check(LimitExceeded):
             # Nothing of a cut-off stream is applied; the process may
             # already have ended on its own.
