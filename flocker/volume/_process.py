@@ -320,8 +320,13 @@ def read_prefix(reactor, fd, limit, delimiter=None, idle_timeout=None):
         with one, the line without it, or ``None`` at end of input or past
         ``limit``; or failing with :class:`SourceIdle` when ``idle_timeout``
         (seconds, or ``None`` for no limit) passes without a byte.
+        Cancelling it stops reading (the descriptor left open) and fails it
+        with :class:`Interrupted`.
     """
-    result = Deferred()
+    def cancelled(_):
+        if not result.called:
+            done(Interrupted())
+    result = Deferred(cancelled)
     collected = bytearray()
     was_blocking = os.get_blocking(fd)
     os.set_blocking(fd, False)

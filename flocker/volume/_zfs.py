@@ -60,8 +60,8 @@ from ._process import (
 )
 from ._stamp import mark_changed, stamp_path
 from ._stream import (
-    BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,
-    sender_silent,
+    BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_abandoned,
+    receive_flags, sender_silent,
 )
 from ._zfs_words import in_words
 
@@ -925,7 +925,8 @@ class ZFSPool(object):
         :param interrupt: ``None``, or a ``Deferred`` which, fired with a
             reason (one line), abandons the receive as a silent sender's
             is abandoned (nothing applied), failing it with
-            :class:`StreamRejected` naming the reason.
+            :class:`StreamRejected` naming the reason; its result is passed
+            on unchanged.
         :return: ``Deferred`` firing with ``None``, or failing with
             :class:`StreamRejected` (refused, silent or cut-short stream,
             :class:`~flocker.volume._stream.StreamTooLarge`) or a
@@ -935,12 +936,27 @@ class ZFSPool(object):
         argv = (["zfs", "receive"]
                 + _checked_options(receive_flags(capabilities, force))
                 + [self.dataset(volume, suffix)])
+        # What an interrupt cancels: the read of the first record, then
+        # the copy of the rest.
+        reasons, waiting = [], []
+        if interrupt is not None:
+            def stop(reason):
+                reasons.append(reason)
+                for d in waiting:
+                    d.cancel()
+                return reason
+            interrupt.addCallback(stop)
+        reading = read_prefix(self._reactor, stdin, BEGIN_RECORD_SIZE,
+                              idle_timeout=idle_timeout)
+        waiting.append(reading)
+        if reasons:
+            reading.cancel()
         try:
-            record = yield read_prefix(self._reactor, stdin,
-                                       BEGIN_RECORD_SIZE,
-                                       idle_timeout=idle_timeout)
+            record = yield reading
         except SourceIdle as e:
             raise sender_silent(volume, e.seconds)
+        except Interrupted:
+            raise receive_abandoned(volume, reasons[0])
         check_begin_record(record, snapshot, base is not None, resuming)
         # zfs receive reads the record checked here, then the rest of the
         # stream as it is passed on (counted, so it stops at the limit).
@@ -963,12 +979,9 @@ class ZFSPool(object):
             passed = pump(self._reactor, source, stream_write, limit=(
                 None if limit is None else max(0, limit - len(record))),
                 idle_timeout=idle_timeout)
-            reasons = []
-            if interrupt is not None:
-                def stop(reason):
-                    reasons.append(reason)
-                    passed.cancel()
-                interrupt.addCallback(stop)
+            waiting.append(passed)
+            if reasons:
+                passed.cancel()
             outcome = yield DeferredContext(DeferredList(
                 [passed, collector.ended], consumeErrors=True)
             ).addActionFinish()
@@ -987,8 +1000,7 @@ class ZFSPool(object):
                 transport.signalProcess("KILL")
             except ProcessExitedAlready:
                 pass
-            raise StreamRejected("the receive of %s was abandoned: %s" % (
-                volume, reasons[0] if reasons else "interrupted"))
+            raise receive_abandoned(volume, reasons[0])
         if not passed_ok and passed_value.check(LimitExceeded):
             # Nothing of a cut-off stream is applied; the process may
             # already have ended on its own.

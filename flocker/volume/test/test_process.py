@@ -236,6 +236,22 @@ class SourceIdleTests(SynchronousTestCase):
             self.assertFalse(done.called)
             self.assertFalse(reactor.getDelayedCalls())
 
+    def test_read_prefix_cancelled(self):
+        """
+        Cancelling ``read_prefix`` fails it with ``Interrupted`` and stops
+        watching the descriptor, which stays open for another reader.
+        """
+        reactor = MemoryReactorClock()
+        with _pipes() as (read_fd, write_fd, _, _):
+            line = read_prefix(reactor, read_fd, 100, b"\n",
+                               idle_timeout=20)
+            line.cancel()
+            self.failureResultOf(line, Interrupted)
+            os.write(write_fd, b"x")
+            self.assertEqual(
+                (reactor.readers, reactor.getDelayedCalls(),
+                 os.read(read_fd, 10)), (set(), [], b"x"))
+
     def test_read_prefix_silent_source(self):
         """
         ``read_prefix`` fails with ``SourceIdle`` when its source stays

@@ -35,7 +35,7 @@ from flocker.volume._service import (
 )
 from flocker.volume._capabilities import OPENZFS, ZFS_FUSE, ZFSCapabilities
 from flocker.volume._stream import (
-    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, stream_limit,
+    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, receive_abandoned, stream_limit,
 )
 from flocker.volume._zfs import ZFSPool
 
@@ -533,9 +533,9 @@ class AbandonedReceiveTests(SynchronousTestCase):
         """
         pool = _StalledStreamPool()
         service = VolumeService(Clock(), pool, "node-b", None, {})
-        received = service._zfs_receive(
-            "app", 0, "", False, {"snapshot": "s2", "base": None,
-                                  "epoch": epoch})
+        received = service._registered(
+            service._zfs_receive, "app", 0, "", False,
+            {"snapshot": "s2", "base": None, "epoch": epoch})
         return service, pool, received
 
     def test_fence_abandons(self):
@@ -550,7 +550,8 @@ class AbandonedReceiveTests(SynchronousTestCase):
             (failure.value.message, self.successResultOf(fenced),
              service._receiving),
             ("the receive of app was abandoned: its sender (epoch 3) is "
-             "superseded by epoch 4 (a failover)", None, {}))
+             "superseded by epoch 4 (a failover); this node's copy is "
+             "unchanged", None, {}))
 
     def test_take_over_abandons(self):
         """
@@ -575,6 +576,30 @@ class AbandonedReceiveTests(SynchronousTestCase):
         service, pool, received = self.receiving(epoch=4)
         self.assertEqual(service.abandon_receive("app", 4), False)
         self.assertNoResult(received)
+
+    def test_silent_request_abandoned(self):
+        """
+        A sender that died after the receiver's header, before its request
+        (each round starts with that exchange), is abandoned by the fence
+        at once, not after ``RECEIVE_IDLE_TIMEOUT``; the fence then runs
+        and nothing is left watched.
+        """
+        reactor = MemoryReactorClock()
+        service = VolumeService(reactor, _SilentSenderPool(), "node-b",
+                                None, {})
+        read_fd, write_fd = os.pipe()
+        self.addCleanup(os.close, read_fd)
+        self.addCleanup(os.close, write_fd)
+        received = service.receive("app", read_fd, lambda message: None,
+                                   caller="node-a")
+        fenced = service.fence("app", "node-c", 4)
+        failure = self.failureResultOf(received, StreamRejected)
+        self.assertEqual(
+            (failure.value.message, self.successResultOf(fenced),
+             reactor.readers, reactor.getDelayedCalls()),
+            ("the receive of app was abandoned: its sender (epoch unknown "
+             "yet) is superseded by epoch 4 (a failover); this node's copy "
+             "is unchanged", None, set(), []))
 
     def test_nothing_under_way(self):
         """
@@ -606,8 +631,10 @@ class _StalledStreamPool(_RecordingPool):
                 limit=None, capabilities=None, idle_timeout=None,
                 resuming=False, interrupt=None):
         waiting = Deferred()
-        interrupt.addCallback(lambda reason: waiting.errback(StreamRejected(
-            "the receive of %s was abandoned: %s" % (volume, reason))))
+        def abandoned(reason):
+            waiting.errback(receive_abandoned(volume, reason))
+            return reason
+        interrupt.addCallback(abandoned)
         return waiting
 
 
@@ -624,6 +651,9 @@ class _SilentSenderPool(_RecordingPool):
 
     def list(self, *args, **kwargs):
         return succeed([])
+
+    def get(self, name):
+        return succeed(None)
 
 
 class RealVolumeServiceTests(SynchronousTestCase):
