@@ -622,11 +622,10 @@ class SilentSenderReceiveTests(SynchronousTestCase):
     ``idle_timeout``.
     """
 
-    def test_silent_before_first_record(self):
+    def receive(self, interrupt=None):
         """
-        A stream that brings nothing fails the receive with
-        ``StreamRejected`` once ``idle_timeout`` passes (not before),
-        before any ``zfs`` command ran, leaving nothing watched.
+        :return: ``(reactor, runner, the Deferred)`` of a receive from a
+            pipe nothing is written to, on a fake runner.
         """
         reactor = MemoryReactorClock()
         runner = FakeRunner()
@@ -634,7 +633,16 @@ class SilentSenderReceiveTests(SynchronousTestCase):
         read_fd, write_fd = os.pipe()
         self.addCleanup(os.close, read_fd)
         self.addCleanup(os.close, write_fd)
-        received = pool.receive("app", read_fd, "s1", None, idle_timeout=20)
+        return reactor, runner, pool.receive(
+            "app", read_fd, "s1", None, idle_timeout=20, interrupt=interrupt)
+
+    def test_silent_before_first_record(self):
+        """
+        A stream that brings nothing fails the receive with
+        ``StreamRejected`` once ``idle_timeout`` passes (not before),
+        before any ``zfs`` command ran, leaving nothing watched.
+        """
+        reactor, runner, received = self.receive()
         reactor.advance(19)
         self.assertNoResult(received)
         reactor.advance(1)
@@ -642,22 +650,14 @@ class SilentSenderReceiveTests(SynchronousTestCase):
         self.assertIn("sent nothing for 20 s", failure.value.message)
         self.assertEqual((runner.calls, reactor.readers), ([], set()))
 
-
     def test_interrupted_before_first_record(self):
         """
         An ``interrupt`` fired while the stream has brought nothing fails
         the receive at once with ``StreamRejected`` naming its reason,
         before any ``zfs`` command ran, leaving nothing watched.
         """
-        reactor = MemoryReactorClock()
-        runner = FakeRunner()
-        pool = ZFSPool(reactor, "tank", ENV, clock=Clock(), runner=runner)
-        read_fd, write_fd = os.pipe()
-        self.addCleanup(os.close, read_fd)
-        self.addCleanup(os.close, write_fd)
         interrupt = Deferred()
-        received = pool.receive("app", read_fd, "s1", None, idle_timeout=20,
-                                interrupt=interrupt)
+        reactor, runner, received = self.receive(interrupt)
         self.assertNoResult(received)
         interrupt.callback("a failover")
         failure = self.failureResultOf(received, StreamRejected)
