@@ -8,20 +8,25 @@ it once, at their own import, and offer TLS only when it loads.  Loaded, it
 brings the X.509 half of ``cryptography`` and ``service_identity`` with it:
 about 14 MB of a node agent's resident memory (measured on the lab: see
 ``agent_rss_mb`` in ``benchmarks/agent_rss.py``).  A node process uses TLS for one thing only,
-etcd's ``https://`` client URLs, and only when the variables below name its
-certificates.  So ``flocker-node`` marks pyOpenSSL absent before anything
-imports Twisted, unless they are set: Twisted then behaves as on a machine
-without it (SSH keeps working, it uses ``cryptography`` directly).
+etcd's ``https://`` client URLs: only when the variables below name its
+certificates or an ``https`` member.  So ``flocker-node`` marks pyOpenSSL
+absent before anything imports Twisted, unless they do: Twisted then
+behaves as on a machine without it (SSH keeps working, it uses
+``cryptography`` directly).
 
 This module imports nothing of Flocker or Twisted, so that the choice comes
 first; it is also the one home of the variables' names
-(:mod:`flocker.etcd` re-exports them).
+(:mod:`flocker.etcd` and :mod:`flocker.node._automatic` re-export them).
 """
 
 import sys
 
-__all__ = ["CA_VARIABLE", "CERT_VARIABLE", "KEY_VARIABLE", "needs_tls",
-           "forgo_tls", "flocker_node_entry"]
+__all__ = ["ETCD_ENDPOINTS", "CA_VARIABLE", "CERT_VARIABLE", "KEY_VARIABLE",
+           "needs_tls", "forgo_tls", "flocker_node_entry"]
+
+#: The environment variable naming the etcd client URLs an agent uses
+#: (comma-separated, the node's own member first).
+ETCD_ENDPOINTS = "FLOCKER_ETCD_ENDPOINTS"
 
 #: The environment variable naming the PEM file of the CA that signed the
 #: etcd members' client-URL certificates.
@@ -39,10 +44,14 @@ def needs_tls(environ):
     """
     :param environ: An environment mapping.
     :return: ``True`` if it names any of etcd's TLS files (an empty value
-        names none), so the process may have to speak TLS.
+        names none) or an ``https`` member (trusted through the system's
+        authorities without a CA file), so the process may have to speak
+        TLS.
     """
-    return any(environ.get(name)
-               for name in (CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE))
+    return any(environ.get(name) for name in (
+        CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE)) or any(
+        url.strip().lower().startswith("https:")
+        for url in environ.get(ETCD_ENDPOINTS, "").split(","))
 
 
 def forgo_tls(environ, modules=sys.modules):

@@ -10,7 +10,8 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._openssl import (
-    CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE, forgo_tls, needs_tls,
+    CA_VARIABLE, CERT_VARIABLE, ETCD_ENDPOINTS, KEY_VARIABLE, forgo_tls,
+    needs_tls,
 )
 from ..etcd import EtcdTLS
 
@@ -71,6 +72,16 @@ class ForgoTLSTests(SynchronousTestCase):
                 (forgo_tls({name: "/etc/flocker/etcd.pem"}, modules),
                  modules, needs_tls({name: "/etc/flocker/etcd.pem"})),
                 (False, {}, True), name)
+
+    def test_https_member_keeps_it(self):
+        """
+        An ``https`` etcd member keeps pyOpenSSL importable even without
+        TLS files (the system's authorities are trusted); ``http`` members
+        do not.
+        """
+        https = {ETCD_ENDPOINTS: "http://10.0.0.1:2379, HTTPS://10.0.0.2:2379"}
+        http = {ETCD_ENDPOINTS: "http://10.0.0.1:2379,http://10.0.0.2:2379"}
+        self.assertEqual((needs_tls(https), needs_tls(http)), (True, False))
 
     def test_loaded_kept(self):
         """
