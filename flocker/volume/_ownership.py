@@ -97,11 +97,15 @@ class OwnershipMixin(object):
                 # The copy left here follows the target at the epoch the
                 # target is about to take (one more than this copy's), so
                 # a failover later numbers its own epoch above it.  Set
-                # together with the owner: no extra wait while the
-                # application is down.
+                # together with the owner, and the copy unmounted (a
+                # follower stays unmounted, see _apply) at the same time:
+                # no extra wait while the application is down.  Should one
+                # fail, running the hand-off again redoes what is missing
+                # (the branch below, or all of it).
                 yield gatherResults([
                     self.pool.set(name, EPOCH, str(dataset.epoch + 1)),
-                    self.pool.set(name, OWNER, result.target_node_id)],
+                    self.pool.set(name, OWNER, result.target_node_id),
+                    self.pool.unmount(name)],
                     consumeErrors=True).addErrback(
                         lambda failure: failure.value.subFailure)
             elif dataset.owner and dataset.snapshots:
@@ -111,11 +115,11 @@ class OwnershipMixin(object):
                     target_node_id=dataset.owner,
                     snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
                 exited = succeed(None)
+                # A follower stays unmounted (see _apply).
+                yield self.pool.unmount(name)
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
-            # A follower stays unmounted (see _apply).
-            yield self.pool.unmount(name)
             if acquire:
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
