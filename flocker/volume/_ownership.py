@@ -97,15 +97,17 @@ class OwnershipMixin(object):
                 # The copy left here follows the target at the epoch the
                 # target is about to take (one more than this copy's), so
                 # a failover later numbers its own epoch above it.  Set
-                # together with the owner, and the copy unmounted (a
-                # follower stays unmounted, see _apply) at the same time:
-                # no extra wait while the application is down.  Should one
-                # fail, running the hand-off again redoes what is missing
-                # (the branch below, or all of it).
+                # together with the owner, the copy unmounted (a follower
+                # stays unmounted, see _apply) and the holds on its bases
+                # released (a follower's snapshots come and go with the
+                # owner's) at the same time: no extra wait while the
+                # application is down.  Should one fail, running the
+                # hand-off again redoes what is missing (the branch below,
+                # or all of it).
                 yield gatherResults([
                     self.pool.set(name, EPOCH, str(dataset.epoch + 1)),
                     self.pool.set(name, OWNER, result.target_node_id),
-                    self.pool.unmount(name)],
+                    self.pool.unmount(name), self._release_bases(dataset)],
                     consumeErrors=True).addErrback(
                         lambda failure: failure.value.subFailure)
             elif dataset.owner and dataset.snapshots:
@@ -115,8 +117,11 @@ class OwnershipMixin(object):
                     target_node_id=dataset.owner,
                     snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
                 exited = succeed(None)
-                # A follower stays unmounted (see _apply).
-                yield self.pool.unmount(name)
+                # As above.
+                yield gatherResults([
+                    self.pool.unmount(name), self._release_bases(dataset)],
+                    consumeErrors=True).addErrback(
+                        lambda failure: failure.value.subFailure)
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
@@ -124,11 +129,7 @@ class OwnershipMixin(object):
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
                                            result.snapshot)
-            # A follower's snapshots come and go with the owner's: the
-            # holds on its old bases go, while the target's command exits.
-            released = self._release_bases(dataset)
             yield exited
-            yield released
         return result
 
     @inlineCallbacks
