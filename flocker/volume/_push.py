@@ -11,7 +11,8 @@ receive NAME`` on the target, JSON lines on its standard output)::
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
                "maximum_size": N or null, "epoch": E,
-               "resume": TOKEN (only if it sends the rest of that stream)}
+               "resume": TOKEN (only if it sends the rest of that stream),
+               "task": PUSH_TASK (only on a receiving end opened ahead)}
     source -> the ``zfs send [-i B] pool/NAME@S`` stream (``-i
               pool/NAME#B`` from a bookmark, ``zfs send -t TOKEN`` when
               resuming), then EOF
@@ -26,6 +27,16 @@ Interleaved with those, the target writes ``{"eliot": MESSAGE}`` lines: its
 log, continuing the push's eliot task (``TASK``) from its start.  The
 source passes them on to its own log once the target's command has exited,
 so the push, both ends of it, is one tree.
+
+A receiving end may be opened ahead of its push
+(:meth:`PushingMixin.prepare_push`): a move opens the one for its final
+increment while the application stops, so the increment goes as soon as
+the stop ends instead of after a new SSH session and bridge start.  The
+target sends its header at once and waits for the request; the next push
+to that target takes the session (its request names the push's task,
+which the target's log of the stream then continues), and one left unused
+for :data:`PREPARED_SECONDS` is closed, which the target sees as a sender
+that closed before its request: nothing changes there.
 
 The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
 its snapshots the target also has (a full stream if none).  The target
@@ -59,11 +70,8 @@ incrementally; otherwise the target discards the saved state.  The source
 also bookmarks each snapshot a target confirmed (where the pool has
 bookmarks): a base whose snapshot is gone is then sent from its bookmark.
 
-Hand-off protocol (the application is already stopped on the source; a
-volume still in use is refused)::
-
-
-The receiving end is :mod:`flocker.volume._receive`.
+The hand-off protocol is in :mod:`flocker.volume._ownership`; the
+receiving end is :mod:`flocker.volume._receive`.
 """
 
 import json
