@@ -170,11 +170,16 @@ class OwnershipMixin(object):
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
                 new_epoch = taken_epoch(name, dataset.epoch, epoch)
-                # The owner's prune decides what its snapshots are kept for.
-                yield self._release_received(dataset)
-                # Before the owner, which is the commit: a copy naming this
-                # node as owner always has its epoch.
-                yield self.pool.set(name, EPOCH, str(new_epoch))
+                # The owner's prune decides what its snapshots are kept for,
+                # so the follower's hold goes; and the epoch is set before
+                # the owner, which is the commit: a copy naming this node
+                # as owner always has its epoch.  The two at once: a hand-off
+                # waits for them while the application is down.
+                yield gatherResults([
+                    self._release_received(dataset),
+                    self.pool.set(name, EPOCH, str(new_epoch))],
+                    consumeErrors=True).addErrback(
+                        lambda failure: failure.value.subFailure)
                 yield self.pool.set(name, OWNER, self.node_id)
                 if dataset.mounted:
                     # Mounted afresh: a mount that was there while streams
