@@ -837,6 +837,21 @@ def print_move_rounds(options, moved):
                      move["log"], move["window"])
 
 
+def open_bench(env, options):
+    """
+    :return: The :class:`Bench` of the lab ``env`` names (up), its nodes
+        without applications, routes or volumes.
+    """
+    with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
+        lab = Lab.from_description(json.load(f))
+    directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
+    os.makedirs(directory, exist_ok=True)
+    bench = Bench(lab, directory, options.big_mib, options.small_mib)
+    bench.reset(len(lab.nodes))
+    bench.delete_volumes()
+    return bench
+
+
 def moves_only(options, env):
     """
     ``--moves-only``: the moves and the moves by hand alone, on a lab of 3
@@ -844,13 +859,7 @@ def moves_only(options, env):
     """
     up = admin_lab(["up", "3"], env)
     try:
-        with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
-            lab = Lab.from_description(json.load(f))
-        directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
-        os.makedirs(directory, exist_ok=True)
-        bench = Bench(lab, directory, options.big_mib, options.small_mib)
-        bench.reset(len(lab.nodes))
-        bench.delete_volumes()
+        bench = open_bench(env, options)
         warm, moved = moves(bench, options.reps)
     finally:
         if not options.keep:
@@ -924,14 +933,8 @@ def main():
         return moves_only(options, env)
     up = admin_lab(["up", "8"], env)
     try:
-        with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
-            lab = Lab.from_description(json.load(f))
-        directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
-        os.makedirs(directory, exist_ok=True)
-        bench = Bench(lab, directory, options.big_mib, options.small_mib)
-        # Start from nodes without applications, routes or volumes.
-        bench.reset(len(lab.nodes))
-        bench.delete_volumes()
+        bench = open_bench(env, options)
+        lab = bench.lab
         reps = options.reps
         base_ssh = bench.timed_client(["ssh", "node1", "true"], reps)
         base_node = bench.timed_client(
