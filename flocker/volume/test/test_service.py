@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
     NoSuchVolume, NotOwner, OutOfSpace, RemoteError, StaleEpoch,
-    TargetUnreachable, StreamRejected, UnsafeName,
+    TargetUnreachable, StreamRejected, UnsafeName, ZFSError,
 )
 from flocker.volume import _push
 from flocker.volume._logging import (
@@ -37,7 +37,7 @@ from flocker.volume._capabilities import OPENZFS, ZFS_FUSE, ZFSCapabilities
 from flocker.volume._stream import (
     RECEIVE_IDLE_TIMEOUT, StreamTooLarge, stream_limit,
 )
-from flocker.volume._zfs import ZFSPool
+from flocker.volume._zfs import EPOCH, OWNER, Dataset, ZFSPool
 
 from ._interface import make_ivolumeservice_tests
 from ._support import FilePools, LocalRemote, require_zfs
@@ -671,6 +671,112 @@ class PreparedPushTests(SynchronousTestCase):
                          ["10.0.0.2", "10.0.0.3"])
         self.assertEqual(self.service._prepared.keys(), {("app", "10.0.0.2")})
         self.clock.advance(_push.PREPARED_SECONDS)
+
+
+class _StepPool(object):
+    """
+    The parts of a ``ZFSPool`` an acquire uses: each command is recorded
+    when issued and answers with a Deferred the test fires, so a test sees
+    which commands run at once and which wait for others.
+
+    :ivar issued: Each command, ``(verb, arguments...)``, in issue order.
+    :ivar answers: The Deferred of each, in the same order.
+    """
+
+    name = "tank"
+
+    def __init__(self, dataset):
+        self._dataset = dataset
+        self.issued = []
+        self.answers = []
+
+    def _command(self, *command):
+        self.issued.append(command)
+        d = Deferred()
+        self.answers.append(d)
+        return d
+
+    def list(self):
+        return succeed([self._dataset])
+
+    def capabilities(self):
+        return succeed(ZFSCapabilities(implementation=ZFS_FUSE, holds=True))
+
+    def release(self, name, snapshot, tag):
+        return self._command("release", name, snapshot, tag)
+
+    def set(self, name, key, value, suffix=""):
+        return self._command("set", name, key, value)
+
+    def mount(self, name):
+        return self._command("mount", name)
+
+    def unmount(self, name):
+        return self._command("unmount", name)
+
+    def fire(self, *indexes):
+        """
+        Answer the commands issued ``indexes``-th (from 0) with success.
+        """
+        for index in indexes:
+            self.answers[index].callback(None)
+
+
+class AcquireOrderTests(SynchronousTestCase):
+    """
+    The order of an acquire's commands (the second half of a hand-off,
+    while the application is down): what runs at once, and the commit
+    (the owner) only after the epoch.
+    """
+
+    def setUp(self):
+        self.snapshot = "flocker-20261206T180000.000000Z"
+        self.pool = _StepPool(Dataset(
+            name="app", properties={OWNER: "b" * 32, EPOCH: "3",
+                                    "mounted": "no", "atime": "off",
+                                    "mountpoint": "/tank/app"},
+            snapshots=[self.snapshot]))
+        clock = Clock()
+        self.service = VolumeService(clock, pool=self.pool,
+                                     node_id="a" * 32, remote=None, env={},
+                                     clock=clock)
+
+    def test_hold_and_epoch_at_once(self):
+        """
+        The follower's hold is released and the next epoch recorded at
+        once; the owner is set only when both are done, then the copy is
+        made writable and mounted, one after the other.
+        """
+        d = self.service.acquire("app", snapshot=self.snapshot,
+                                 node_id="a" * 32)
+        self.assertEqual(self.pool.issued, [
+            ("release", "app", self.snapshot, "flocker-received"),
+            ("set", "app", EPOCH, "4")])
+        self.pool.fire(1)
+        self.assertEqual(len(self.pool.issued), 2)
+        self.pool.fire(0)
+        self.assertEqual(self.pool.issued[2:], [
+            ("set", "app", OWNER, "a" * 32)])
+        self.pool.fire(2)
+        self.assertEqual(self.pool.issued[3:], [
+            ("set", "app", "readonly", "off")])
+        self.pool.fire(3)
+        self.assertEqual(self.pool.issued[4:], [("mount", "app")])
+        self.pool.fire(4)
+        info = self.successResultOf(d)
+        self.assertEqual((info.owned, info.epoch), (True, 4))
+
+    def test_failed_epoch_commits_nothing(self):
+        """
+        When recording the epoch fails, the owner is never set: the copy
+        is not taken, and the acquire fails with that error.
+        """
+        d = self.service.acquire("app", snapshot=self.snapshot,
+                                 node_id="a" * 32)
+        self.pool.fire(0)
+        self.pool.answers[1].errback(ZFSError("zfs set failed"))
+        self.failureResultOf(d, ZFSError)
+        self.assertEqual(len(self.pool.issued), 2)
 
 
 class RealVolumeServiceTests(SynchronousTestCase):
