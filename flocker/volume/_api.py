@@ -238,6 +238,22 @@ class IVolumeService(Interface):
         :raises OutOfSpace: The target's pool is full.
         """
 
+    def prepare_push(name, target):
+        """
+        Start opening the receiving end of the next push of ``name`` to
+        ``target`` now, so that push (a hand-off's final increment, once
+        the application stopped) does not wait for it.  The next push there
+        (:meth:`push` or :meth:`handoff`) uses it; one not used within
+        ``PREPARED_SECONDS`` is closed, and the target's copy is left as it
+        was.  A push that finds it failed to open opens another.  While it
+        is open, the target's copy takes no other push.
+
+        :param str name: Volume name.
+        :param str target: Address of the node the push will go to.
+        :return: ``Deferred`` firing with ``None`` at once (before it is
+            open): it never fails for the target's sake.
+        """
+
     def handoff(name, target, progress=None, acquire=True):
         """
         Send the last increment to ``target`` and make it the owner; this
@@ -264,6 +280,10 @@ class IVolumeService(Interface):
         :param node_id: If given, this node's identity must be this.
         :param epoch: The new ownership's epoch (a failover gives one above
             every copy's it knows), or ``None`` for one above this copy's.
+            Given, a receive of the volume under way from a sender at an
+            earlier epoch (the owner the failover replaces, maybe dead
+            mid-stream) is abandoned rather than waited for; the copy keeps
+            its last complete snapshot.
         :return: ``Deferred`` firing with the new :class:`VolumeInfo`.
         :raises StreamRejected: The copy does not end with ``snapshot``.
         :raises HandoffConflict: This node is not ``node_id``, or ``epoch``
@@ -280,7 +300,9 @@ class IVolumeService(Interface):
         copy this node owns at an earlier epoch is stale: it is set aside,
         renamed ``NAME.flocker-recovery-eEPOCH-TIME`` (read-only,
         unmounted, never destroyed by Flocker), with every write it holds;
-        this node then has no copy of the volume.
+        this node then has no copy of the volume.  A receive of the volume
+        under way from a sender at an earlier epoch is abandoned rather than
+        waited for, as for :meth:`acquire`.
 
         :param str name: Volume name.
         :param str owner: The owning node's identity.
