@@ -31,7 +31,7 @@ __all__ = [
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
-    "NODE_SET_REPLICATION", "REPLICATE_VOLUME", "REPLICATION_LAG",
+    "NODE_SET_REPLICATION", "NODE_EXPECT_SENDERS", "REPLICATE_VOLUME", "REPLICATION_LAG",
     "REPLICATION_CONFIGURED", "METRICS_LISTENING",
     "NODE_CRASH_SEEN", "NODE_CRASH_RESTART", "NODE_BOOT_CONFIRMED",
 ]
@@ -429,6 +429,12 @@ _LAG = Field.for_types(
 _SOURCE = Field.for_types(
     "source", [str], "Where the configuration came from: a deploy, or the "
     "agent's state file at start.")
+
+NODE_EXPECT_SENDERS = ActionType(
+    "flocker:node:expect_senders",
+    [_ADDRESS, _VOLUMES], [],
+    "Make this node's record of the nodes each volume's first copy may "
+    "come from exactly the given one.")
 
 NODE_SET_REPLICATION = ActionType(
     "flocker:node:set_replication",

@@ -324,6 +324,7 @@ def build_service(reactor, options, environ):
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
     )
+    from ._senders import ExpectedSenders, SenderStore, default_senders_path
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
@@ -365,6 +366,10 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
+        # Kept across restarts: which node each volume's first copy may
+        # come from (see flocker.node._senders).
+        senders = ExpectedSenders(SenderStore(
+            default_senders_path(environ, address)))
         replicator = Replicator(
             reactor, lambda: current[0], ReplicationStore(
                 default_replication_path(environ, address)),
@@ -394,12 +399,13 @@ def build_service(reactor, options, environ):
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor,
                              automatic=automatic, replicator=replicator,
-                             write_hosts=write_container_hosts),
+                             write_hosts=write_container_hosts,
+                             senders=senders),
                 keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors(), replicator=replicator,
-            volumes=lambda: current[0])
+            volumes=lambda: current[0], senders=senders)
 
         def opened(volumes):
             current[0] = volumes
@@ -414,6 +420,17 @@ def build_service(reactor, options, environ):
             automatic.start()
         return service
     return build()
+
+
+def _senders_of(service):
+    """
+    :return: What the peer socket asks for a volume's expected senders:
+        the agent's record, or none (every first copy from a node refused)
+        for a service without one.
+    """
+    if service.senders is None:
+        return lambda name: frozenset()
+    return service.senders.expected
 
 
 def _agent(reactor, options, environ, stdout, stderr):
@@ -456,7 +473,8 @@ def _agent(reactor, options, environ, stdout, stderr):
         for where, factory in [
                 (path, AgentFactory(service)),
                 (peer_path, PeerFactory(reactor, service.volumes,
-                                        service.log_router))]:
+                                        service.log_router,
+                                        senders=_senders_of(service)))]:
             try:
                 reactor.listenUNIX(where, factory, mode=0o600)
             except Exception as e:

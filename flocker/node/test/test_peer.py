@@ -32,8 +32,9 @@ class _Receiver(object):
         self.calls = []
         self._refuse = refuse
 
-    def receive(self, name, stream, emit, caller=None):
+    def receive(self, name, stream, emit, caller=None, expected=None):
         self.calls.append((name, caller))
+        self.expected = expected
         if self._refuse is not None:
             return fail(self._refuse)
         emit({"protocol": 1, "node_id": "target"})
