@@ -24,6 +24,8 @@ one.
 
 from pyrsistent import pmap
 
+from .._model import desired_replication
+from ._automatic_config import automatic_applications
 from ._changes import ExpectSenders, HandoffVolume, PushVolume
 
 __all__ = ["steady_senders", "senders_with_pushes", "plan_senders",
@@ -45,25 +47,22 @@ def steady_senders(deployment, node_ids):
         of the deployment present).
     """
     wanted = {node.address: {} for node in deployment.nodes}
-    placements = deployment.placements()
-    for name in sorted(deployment.standbys):
-        if name not in placements:
-            continue
-        standby = deployment.standbys[name]
-        owner, application = placements[name]
-        group = [owner] + [node for node in standby.nodes if node != owner]
-        for member in group:
-            if standby.automatic:
-                sources = [other for other in group if other != member]
-            elif member != owner:
-                sources = [owner]
-            else:
-                continue
-            identities = {node_ids[source] for source in sources
-                          if node_ids.get(source) is not None}
-            for volume in application.all_volumes():
-                wanted.setdefault(member, {}).setdefault(
-                    volume.name, set()).update(identities)
+
+    def expect(member, volume, sources):
+        identities = {node_ids[source] for source in sources
+                      if source != member
+                      and node_ids.get(source) is not None}
+        wanted.setdefault(member, {}).setdefault(volume, set()).update(
+            identities)
+    for owner, volumes in desired_replication(deployment).items():
+        for name, replication in volumes.items():
+            for standby in replication.standbys:
+                expect(standby, name, [owner])
+    for automatic in automatic_applications(deployment):
+        group = [automatic.primary] + list(automatic.standbys)
+        for volume in automatic.application.all_volumes():
+            for member in group:
+                expect(member, volume.name, group)
     return _freeze(wanted)
 
 

@@ -327,8 +327,10 @@ class NodeKeyScenarioTests(ScenarioTestCase):
         A node cannot plant a dataset with a mountpoint (or any property)
         of its choosing on another node: a ``zfs send -p`` stream of a
         dataset mounted under /tmp, sent with node1's own key into a bare
-        ``zfs receive`` or into ``flocker-volume receive`` (as node1), is
-        refused, and the target has no such dataset nor directory after.
+        ``zfs receive`` or into ``flocker-volume receive`` (as node1, which
+        node2 was told to expect that volume from, so that the stream
+        check is what refuses it), is refused, and the target has no such
+        dataset nor directory after.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -353,10 +355,12 @@ class NodeKeyScenarioTests(ScenarioTestCase):
             bare = s.node_ssh(0, n2, ["zfs", "receive",
                                       "%s/%s" % (target, name)],
                               input=stream, text=False)
+            s.nodes[1].run(["flocker-node", "expect", name, node1_id])
             negotiated = s.node_ssh(
                 0, n2, ["flocker-volume", "receive", name],
                 input=request.encode() + b"\n" + stream, text=False)
         finally:
+            s.nodes[1].run(["flocker-node", "expect", name], check=False)
             subprocess.run(["zfs", "destroy", "-r",
                             "%s/%s" % (source, name)], check=False)
         found = subprocess.run(["zfs", "list", "%s/%s" % (target, name)],

@@ -218,6 +218,24 @@ def _stream_of(nodes, snapshot, owner):
     return request.encode() + b"\n" + stream
 
 
+def _refused_receive(case, nodes, caller, pushed):
+    """
+    Run ``flocker-volume receive --caller CALLER app`` into ``b``'s pool,
+    as the node key's forced command would, and check it failed with
+    exit status 1 and one line.
+
+    :param bytes pushed: Its standard input (request line and stream).
+    :return: That line.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "flocker.volume.script", "--pool",
+         nodes.b.pool.name, "receive", "--caller", caller, "app"],
+        input=pushed, capture_output=True, timeout=60)
+    lines = result.stderr.decode().strip().splitlines()
+    case.assertEqual((result.returncode, len(lines)), (1, 1), result.stderr)
+    return lines[0]
+
+
 @contextmanager
 def _piped(case, data):
     """
@@ -650,16 +668,9 @@ class RealVolumeServiceTests(SynchronousTestCase):
         volume from, claiming itself, is recorded as the copy's owner.
         """
         nodes = ZFSNodes(self)
-        result = subprocess.run(
-            [sys.executable, "-m", "flocker.volume.script", "--pool",
-             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-            input=_stream_of(nodes, "s1", "node-d"), capture_output=True,
-            timeout=60)
-        lines = result.stderr.decode().strip().splitlines()
-        self.assertEqual((result.returncode, len(lines)), (1, 1),
-                         result.stderr)
         self.assertIn("the key of node node-c cannot push as node node-d",
-                      lines[0])
+                      _refused_receive(self, nodes, "node-c",
+                                       _stream_of(nodes, "s1", "node-d")))
         self.assertEqual(nodes.call(nodes.b.volumes), [])
         emitted = []
         with _piped(self, _stream_of(nodes, "s2", "node-c")) as stream:
@@ -681,16 +692,9 @@ class RealVolumeServiceTests(SynchronousTestCase):
         node: no copy, no partial ``NAME.flocker-recv``.
         """
         nodes = ZFSNodes(self)
-        result = subprocess.run(
-            [sys.executable, "-m", "flocker.volume.script", "--pool",
-             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-            input=_stream_of(nodes, "s1", "node-c"), capture_output=True,
-            timeout=60)
-        lines = result.stderr.decode().strip().splitlines()
-        self.assertEqual((result.returncode, len(lines)), (1, 1),
-                         result.stderr)
         self.assertIn("was not told to expect it from node node-c",
-                      lines[0])
+                      _refused_receive(self, nodes, "node-c",
+                                       _stream_of(nodes, "s1", "node-c")))
         emitted = []
         with _piped(self, _stream_of(nodes, "s2", "node-c")) as stream:
             refused = self.assertRaises(
@@ -718,17 +722,11 @@ class RealVolumeServiceTests(SynchronousTestCase):
                          dataset)
         request = json.dumps({"snapshot": "s9", "base": None,
                               "owner": "node-c", "maximum_size": None})
-        result = subprocess.run(
-            [sys.executable, "-m", "flocker.volume.script", "--pool",
-             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-            input=request.encode() + b"\n", capture_output=True, timeout=60)
-        lines = result.stderr.decode().strip().splitlines()
-        self.assertEqual((result.returncode, len(lines)), (1, 1),
-                         result.stderr)
         self.assertIn(
             "follows node %s; node node-c may not push it" % (
                 nodes.a.node_id,),
-            lines[0])
+            _refused_receive(self, nodes, "node-c",
+                             request.encode() + b"\n"))
         self.assertEqual(
             _zfs("get", "-H", "-o", "value", "flocker:owner",
                  dataset),
