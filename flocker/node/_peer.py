@@ -19,8 +19,9 @@ What a peer may do here is exactly one thing: push a volume, as
 :mod:`flocker.volume._policy` decides with the caller's identity and the
 agent's record of expected senders (:mod:`flocker.node._senders`): the
 copy must follow the caller, or be absent and expected from the caller,
-and records the caller as its owner.  Nothing of the agent's own protocol (acquire, the deploy lock,
-applications, keys) is reachable from this socket.
+and records the caller as its owner.  Nothing of the agent's own protocol
+(acquire, the deploy lock, applications, keys) is reachable from this
+socket.
 
 The socket lives beside the agent's, in the same root-only directory, and
 only root may connect (the bridge runs as root under sshd): a connection
