@@ -15,10 +15,11 @@ from .._model import Application, NodeKey
 from ..volume._seed import seed_archive
 
 __all__ = [
+    "ExpectSenders",
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "WaitForApplication", "SetRoutes", "SetLinks",
     "InstallNodeKey", "SetAutomatic", "describe_size",
-    "PullImage", "DeleteVolume", "SetReplication", "ExpectSenders", "TakeOverVolume",
+    "PullImage", "DeleteVolume", "SetReplication", "TakeOverVolume",
     "FenceVolume",
 ]
 
