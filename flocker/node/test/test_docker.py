@@ -23,7 +23,7 @@ from twisted.internet.defer import CancelledError, fail
 from twisted.internet.error import ConnectError
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import FailTest, SynchronousTestCase
 from twisted.web.resource import Resource
 from treq.testing import StubTreq
 from zope.interface.verify import verifyObject
@@ -175,12 +175,22 @@ class RealDockerFixture(object):
             lambda reactor: self.client._request(method, path, params, body))
 
     def _clean_up(self):
+        # A container left behind would be a stray Flocker application on
+        # the shared lab node, and every later deploy there would remove
+        # it: a clean-up that did not happen fails the test that made it.
         status, containers = self._raw(
             "GET", "/containers/json",
             {"all": "1", "filters": json.dumps({"name": [self.token]})})
+        if status != 200:
+            raise FailTest("listing this test's containers: HTTP %d %r"
+                           % (status, containers))
         for container in containers:
-            self._raw("DELETE", "/containers/" + container["Id"],
-                      {"force": "true"})
+            status, data = self._raw(
+                "DELETE", "/containers/" + container["Id"],
+                {"force": "true"})
+            if status not in (204, 404):
+                raise FailTest("removing container %s: HTTP %d %r" % (
+                    container["Names"], status, data))
         run_in_reactor(lambda reactor: self.client.close())
         for directory in self._directories:
             os.rmdir(directory)
