@@ -1,22 +1,23 @@
 """
-Repository-wide pytest fixtures.
+Repository-wide pytest set-up: ``admin/`` on the import path, the
+hypothesis profile, and the end of the session's lab.
 
-``lab``: the local multi-node lab (``admin/lab``) of
-:func:`flocker.testtools.shared_lab`, brought up once per test session for
-the tests that ask for it and brought down at the end.  Where the machine
-cannot run it (not root, tools missing) the tests using it are skipped, or
-fail under ``CI=true``.  Set ``FLOCKER_LAB_KEEP=1`` to leave the lab running
-after the session (for poking at it).  The lab's location follows
+The lab tests (trial-style classes) call
+:func:`flocker.testtools.shared_lab`: the local multi-node lab
+(``admin/lab``), brought up once per process for the tests that ask for it
+and brought down when the session ends.  Where the machine cannot run it
+(not root, tools missing) those tests are skipped, or fail under
+``CI=true``.  Set ``FLOCKER_LAB_KEEP=1`` to leave the lab running after the
+session (for poking at it).  The lab's location follows
 ``FLOCKER_LAB_STATE`` / ``FLOCKER_LAB_PREFIX`` as for ``admin/lab`` itself.
 """
 
 import sys
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, settings
 
-from flocker.testtools import release_lab, shared_lab
+from flocker.testtools import release_lab
 
 # admin/ is not a package: its modules are imported by name (some lab tests
 # rely on this).
@@ -28,16 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "admin"))
 settings.register_profile(
     "flocker", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("flocker")
-
-
-@pytest.fixture(scope="session")
-def lab():
-    """
-    :return: The lab of :func:`flocker.testtools.shared_lab` (for the tests
-        still written as pytest functions; trial-style classes call
-        ``shared_lab`` themselves).
-    """
-    return shared_lab()
 
 
 def pytest_sessionfinish(session):

@@ -525,3 +525,78 @@ def spread_figures(figures):
         if value is not None and spread is not None:
             found.append((name, value, spread))
     return found
+
+
+#: Run by a node's own interpreter: print its resident size in kB after
+#: ``IMPORTS`` (the floors of :func:`agent_memory`).
+_RSS_AFTER = ("{imports}\n"
+              "with open('/proc/self/status') as f:\n"
+              "    print(f.read().split('VmRSS:')[1].split()[0])\n")
+
+
+def _status_kb(pid, field):
+    with open("/proc/%d/status" % (pid,)) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise ValueError("no %s for process %d" % (field, pid))
+
+
+def agent_memory(lab):
+    """
+    The memory of the lab nodes' agents (``flocker-node agent``, as each
+    node's boot started it), with two floors measured by the agents' own
+    interpreter on a node, now: a bare interpreter, and one that imports
+    only Twisted's reactor (which loads pyOpenSSL where it may: the agent
+    does not, see :mod:`flocker._openssl`).
+
+    :param lab: A running lab (``_lab_client.Lab``).
+    :return: ``dict`` of MB (2^20 bytes): ``agent_rss_mb`` and
+        ``agent_peak_rss_mb``, the largest ``VmRSS`` and ``VmHWM`` over the
+        agents; ``python_rss_mb`` and ``reactor_rss_mb``, the floors.
+    :raises RuntimeError: If no node has a running agent.
+    """
+    with open(os.path.join(lab.state, "lab.json")) as f:
+        runtime = json.load(f)["runtime"]
+    rss, peak, python = [], [], None
+    for node in lab.node_names:
+        try:
+            with open(os.path.join(runtime, node, "agent.pid")) as f:
+                pid = int(f.read().strip())
+            with open("/proc/%d/cmdline" % (pid,), "rb") as f:
+                python = f.read().split(b"\0")[0].decode()
+            rss.append(_status_kb(pid, "VmRSS"))
+            peak.append(_status_kb(pid, "VmHWM"))
+        except (OSError, ValueError):
+            continue
+    if not rss:
+        raise RuntimeError("no node agent running in %s" % (runtime,))
+
+    def floor(imports):
+        result = lab.run(lab.node_names[0], [
+            python, "-c", _RSS_AFTER.format(imports=imports)],
+            check=True, timeout=120)
+        return int(result.stdout.split()[-1])
+
+    figures = {"agent_rss_mb": max(rss), "agent_peak_rss_mb": max(peak),
+               "python_rss_mb": floor(""),
+               "reactor_rss_mb": floor("import twisted.internet.reactor")}
+    return {name: round(kb / 1024, 1) for name, kb in figures.items()}
+
+
+def agent_memory_rows(memory):
+    """
+    :param memory: What :func:`agent_memory` returned.
+    :return: The rows of its table (see :func:`print_table`).
+    """
+    return [["node agent, largest (flocker-node agent)",
+             "%.1f" % memory["agent_rss_mb"],
+             "%.1f" % memory["agent_peak_rss_mb"]],
+            ["floor: node's python, twisted's reactor imported",
+             "%.1f" % memory["reactor_rss_mb"], ""],
+            ["floor: node's python, bare", "%.1f" % memory["python_rss_mb"],
+             ""]]
+
+
+#: Headers of :func:`agent_memory_rows`.
+AGENT_MEMORY_HEADERS = ["process", "RSS MB", "peak MB"]

@@ -26,6 +26,12 @@ rate), repeated until its spread (interquartile range over median) is
 under 5 % or the bounds of ``--reps``/``--max-reps``/``--max-seconds``
 are reached.  Processes are pinned as in ``benchmarks/volumes.py``.
 
+After the pushes (the agents have pushed and received, so each has loaded
+what a push needs), ``agent_rss_mb`` is the largest resident size of the
+lab's agents, beside two floors measured by their own interpreter on node1
+in the same run: ``reactor_rss_mb`` (it imports only Twisted's reactor) and
+``python_rss_mb`` (bare); MB there is 2^20 bytes (``VmRSS``).
+
 MB is 10^6 bytes.  A table, then the last line printed is a JSON object:
 ``{"agent_push_mb_s": …, "raw_mb_s": …, "agent_push_ratio": …, …}``.
 """
@@ -42,7 +48,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit, pinned,
+    AGENT_MEMORY_HEADERS, RATIO_HEADERS, add_repetition_options,
+    agent_memory, agent_memory_rows, can_pin, cpu_pair, emit, pinned,
     print_table, ratio_figures, ratio_row, repeat_until_settled,
     repetitions_from, rotated, summary, zfs, zfs_ok,
 )
@@ -186,6 +193,9 @@ def main():
                                settling.samples["agent_push_ratio"])],
                     RATIO_HEADERS)
         print("agent stream: %d bytes" % (sent[0],))
+        memory = agent_memory(lab)
+        print_table("Memory after the pushes", agent_memory_rows(memory),
+                    AGENT_MEMORY_HEADERS)
         figures = {
             "agent_push_mb_s": round(
                 size / MB / summary(agent_times)["median"], 1),
@@ -195,6 +205,7 @@ def main():
             "volume_mib": mib,
             "pinning": pinning_figures(),
         }
+        figures.update(memory)
         figures.update(ratio_figures("agent_push_ratio",
                                      settling.samples["agent_push_ratio"]))
     finally:

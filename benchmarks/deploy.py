@@ -67,7 +67,9 @@ around the whole command (interpreter start, SSH, every node's part):
   floor of any ``flocker-deploy`` run, ``noop3_s`` included).
 * ``agent_rss_mb``: the largest resident size of the nodes' agents
   (``flocker-node agent``) at the end of the run, after every deploy and
-  move; ``python_rss_mb`` is a bare interpreter's, for scale.
+  move; its floors, measured by the agents' interpreter on node1 in the
+  same run: ``reactor_rss_mb`` (only Twisted's reactor imported) and
+  ``python_rss_mb`` (bare).
 * No warm process anywhere: each ``flocker-deploy`` starts cold, the nodes'
   agents run all the time (started by the lab as a boot would).
 
@@ -95,7 +97,8 @@ import time
 from pathlib import Path
 
 from _common import (
-    RATIO_HEADERS, emit, own_lab_environ, paired_ratios, print_table,
+    AGENT_MEMORY_HEADERS, RATIO_HEADERS, agent_memory, agent_memory_rows,
+    emit, own_lab_environ, paired_ratios, print_table,
     ratio_figures, ratio_row, rotated, summary, zfs, zfs_ok,
     zfs_send_over_ssh,
 )
@@ -666,30 +669,6 @@ def noop_inprocess(bench, reps):
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def agent_rss_mb(state):
-    """
-    :param str state: The lab's state directory.
-    :return: ``(largest RSS, largest peak RSS)`` in MB of the nodes'
-        agents.
-    """
-    with open(os.path.join(state, "lab.json")) as f:
-        runtime = json.load(f)["runtime"]
-    rss, peak = [], []
-    for entry in sorted(os.listdir(runtime)):
-        pid_file = os.path.join(runtime, entry, "agent.pid")
-        if not os.path.exists(pid_file):
-            continue
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-        with open("/proc/%d/status" % (pid,)) as f:
-            fields = dict(line.split(":", 1) for line in f)
-        rss.append(int(fields["VmRSS"].split()[0]) / 1024)
-        peak.append(int(fields["VmHWM"].split()[0]) / 1024)
-    if not rss:
-        fail("no node agent found in %s" % (runtime,))
-    return max(rss), max(peak)
-
-
 def moves(bench, reps, extra_new_mib=None):
     """
     Move the big and the small application ``reps`` times each after a
@@ -864,11 +843,7 @@ def main():
         elif not options.no_curves:
             curve_volume, curve_new = curves(bench, volume_sizes, new_sizes,
                                              fixed_mib)
-        agent_rss, agent_peak = agent_rss_mb(env["FLOCKER_LAB_STATE"])
-        python_rss = float(subprocess.run(
-            [sys.executable, "-c", "print(int(open('/proc/self/status')"
-             ".read().split('VmRSS:')[1].split()[0]) / 1024)"],
-            capture_output=True, text=True, check=True).stdout)
+        memory = agent_memory(lab)
     finally:
         if not options.keep:
             admin_lab(["down"], env)
@@ -943,6 +918,8 @@ def main():
     }
     ratios["scale_over_docker"] = paired_ratios(
         ratios["scale_ratio"], ratios["baseline_docker_scale_ratio"])
+    print_table("Node agent memory, after every deploy and move",
+                agent_memory_rows(memory), AGENT_MEMORY_HEADERS)
     print_table("Ratios of each repetition (spread: interquartile range "
                 "over median)", [ratio_row(name, samples)
                                  for name, samples in ratios.items()],
@@ -953,9 +930,10 @@ def main():
         "noop3_s": round(statistics.median(timings["noop3"]), 3),
         "noop3_inprocess_s": round(statistics.median(noop3_inprocess), 3),
         "baseline_imports_s": round(statistics.median(base_imports), 3),
-        "agent_rss_mb": round(agent_rss, 1),
-        "agent_peak_rss_mb": round(agent_peak, 1),
-        "python_rss_mb": round(python_rss, 1),
+        "agent_rss_mb": memory["agent_rss_mb"],
+        "agent_peak_rss_mb": memory["agent_peak_rss_mb"],
+        "python_rss_mb": memory["python_rss_mb"],
+        "reactor_rss_mb": memory["reactor_rss_mb"],
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
         "baseline_ssh_s": round(statistics.median(base_ssh), 3),

@@ -66,8 +66,9 @@ def zfs_destroy(node, dataset):
         result = node.run(["zfs", "destroy", "-r", dataset], check=False)
         if result.returncode == 0 or "does not exist" in result.stderr:
             return
-        assert "busy" in result.stderr and time.monotonic() < deadline, \
-            result.stderr
+        if "busy" not in result.stderr or time.monotonic() >= deadline:
+            raise AssertionError("cannot destroy %s: %s" % (
+                dataset, result.stderr))
         time.sleep(0.25)
 
 

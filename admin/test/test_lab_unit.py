@@ -38,7 +38,8 @@ def _wait_for(predicate, what):
     """
     deadline = time.monotonic() + 60
     while not predicate():
-        assert time.monotonic() < deadline, "gave up waiting for " + what
+        if time.monotonic() >= deadline:
+            raise AssertionError("gave up waiting for " + what)
         time.sleep(0.02)
 
 

@@ -481,7 +481,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
                      destination, log)
     if options.rotate_node_keys:
         return _rotate_keys(reactor, options, deployment, runner, write,
-                       destination, log)
+                            destination, log)
     live, lines = None, write
     if not options.dry_run and is_live_terminal(stdout, environ):
         live = TerminalProgress(reactor, stdout, width=_columns(stdout))
@@ -494,8 +494,9 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     failover = None
     exclude = frozenset()
     if options.remove is not None:
-        def plan_for(state, addresses):
+        def removal(state, addresses):
             return plan_removal(state, options.remove, options.with_volumes)
+        plan_for = removal
     elif options.failover is not None:
         from ._failover import FailoverRun
         failover = FailoverRun(deployment, options.failover)

@@ -11,27 +11,13 @@ goes with its key).
 """
 
 import attr
-from OpenSSL.crypto import Error as OpenSSLError
-from twisted.internet.ssl import (
-    Certificate, PrivateCertificate, optionsForClientTLS, platformTrust,
-)
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
+from .._openssl import CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE
+
 __all__ = ["EtcdTLS", "EtcdConfigError", "CA_VARIABLE", "CERT_VARIABLE",
            "KEY_VARIABLE"]
-
-#: The environment variable naming the PEM file of the CA that signed the
-#: members' client-URL certificates.
-CA_VARIABLE = "FLOCKER_ETCD_CA"
-
-#: The environment variable naming the PEM file of Flocker's client
-#: certificate.
-CERT_VARIABLE = "FLOCKER_ETCD_CERT"
-
-#: The environment variable naming the PEM file of its private key.
-KEY_VARIABLE = "FLOCKER_ETCD_KEY"
-
 
 class EtcdConfigError(ValueError):
     """
@@ -62,6 +48,7 @@ class _ClientPolicy(object):
         self._client = client
 
     def creatorForNetloc(self, hostname, port):
+        from twisted.internet.ssl import optionsForClientTLS
         return optionsForClientTLS(hostname.decode("ascii"),
                                    trustRoot=self._trust,
                                    clientCertificate=self._client)
@@ -111,6 +98,12 @@ class EtcdTLS(object):
         :raises EtcdConfigError: With one line naming the file that cannot
             be read or is not what it should be.
         """
+        # pyOpenSSL only here: without these settings flocker-node runs
+        # without it (see flocker._openssl).
+        from OpenSSL.crypto import Error as OpenSSLError
+        from twisted.internet.ssl import (
+            Certificate, PrivateCertificate, platformTrust,
+        )
         trust = platformTrust()
         if self.ca is not None:
             try:

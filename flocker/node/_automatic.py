@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from .._model import Replication, Route
+from .._openssl import ETCD_ENDPOINTS
 from ._automatic_config import AutomaticApplication, automatic_applications
 from ._lock import node_file_path
 from ._state_file import load_list, save_list
@@ -909,11 +910,6 @@ class _Takeover(object):
             write_failure(Failure())
             failover.held.pop(name, None)
             yield keeper.release()
-
-
-#: The environment variable naming the etcd client URLs an agent uses
-#: (comma-separated, the node's own member first).
-ETCD_ENDPOINTS = "FLOCKER_ETCD_ENDPOINTS"
 
 
 def default_automatic_path(environ, address):

@@ -225,6 +225,24 @@ class _PeerCommand(object):
             exit_code=exit_code, signal=signal))
 
 
+def _read_installed(path, missing):
+    """
+    :param str path: A file of the installed node key.
+    :param str missing: What to say when it does not exist.
+    :return: Its content (``bytes``).
+    :raises TargetUnreachable: ``missing`` and the path if it does not
+        exist; the path and the error if it cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise TargetUnreachable("%s: %s is missing" % (missing, path))
+    except OSError as e:
+        raise TargetUnreachable("cannot read %s: %s" % (
+            path, e.strerror or e))
+
+
 class AgentRemote(object):
     """
     The agent's way to other nodes (see the module docstring): one Conch
@@ -266,15 +284,14 @@ class AgentRemote(object):
         :return: The runner for the key and known hosts installed now.
         :raises TargetUnreachable: No usable node key is installed.
         """
-        try:
-            with open(self._store.identity_path, "rb") as f:
-                key = f.read()
-            with open(self._store.known_hosts_path, "rb") as f:
-                known = f.read()
-        except OSError:
-            raise TargetUnreachable(
-                "this node has no node key yet; run flocker-deploy to "
-                "install it")
+        key = _read_installed(
+            self._store.identity_path,
+            "this node has no node key yet (the agent makes it at start: "
+            "see flocker-node doctor)")
+        known = _read_installed(
+            self._store.known_hosts_path,
+            "this node has no known hosts for the other nodes yet; run "
+            "flocker-deploy to install them")
         digest = hashlib.sha256(key + b"\0" + known).digest()
         if digest != self._runner_key:
             # Conch and the deploy client's SSH code are loaded by the

@@ -210,7 +210,8 @@ class _Project(object):
         server = node.popen(["nsenter", "-t", pid, "-n", sys.executable,
                              "-c", _ECHO], stdout=subprocess.PIPE, text=True)
         try:
-            assert server.stdout.readline().strip() == "ready"
+            first = server.stdout.readline().strip()
+            self.assertEqual(first, "ready", "the UDP echo did not start")
             answer = send()
             received = server.communicate(timeout=30)[0].strip()
         finally:

@@ -430,7 +430,9 @@ class FaultLab(object):
             self.restore_sshd()
         if len(self.where()) != 1:
             result = self.deploy(0)
-            assert result.returncode == 0, _summary(result)
+            if result.returncode != 0:
+                raise AssertionError("the deploy to node1 failed: %s" % (
+                    _summary(result),))
             self.write_data(0, big=False)
         [index] = self.where()
         return index
@@ -749,7 +751,9 @@ def stop_daemons(machine, match):
     count = kill_matching(machine, match, signal.SIGTERM)
     deadline = time.monotonic() + 60
     while any(match(argv) for _, argv in processes_in(machine.netns)):
-        assert time.monotonic() < deadline, "daemons did not stop"
+        if time.monotonic() >= deadline:
+            raise AssertionError("the daemons of %s did not stop within "
+                                 "60 s" % (machine.name,))
         time.sleep(0.1)
     return count
 

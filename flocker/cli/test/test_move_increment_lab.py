@@ -47,7 +47,9 @@ def _deploy(lab, directory, name, port, here):
     applications.write_text(_APPLICATIONS.format(name=name, port=port))
     result = lab.run_client(["flocker-deploy", "--yes", str(deployment),
                              str(applications)], check=False, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError("the deploy failed (%d):\n%s%s" % (
+            result.returncode, result.stdout, result.stderr))
     pushes = []
     for line in result.stdout.splitlines():
         found = _PUSH.search(line)

@@ -130,7 +130,9 @@ def _read_until(fd, done, timeout=OUTPUT_TIMEOUT):
     deadline = time.monotonic() + timeout
     while not done(text.decode("utf-8", "replace")):
         left = deadline - time.monotonic()
-        assert left > 0, "no such output within %ds: %r" % (timeout, text)
+        if left <= 0:
+            raise AssertionError("no such output within %ds: %r" % (
+                timeout, text))
         ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             continue

@@ -124,7 +124,9 @@ class _Standbys(object):
             standbys = self.standbys(index)
             if done(standbys):
                 return standbys
-            assert time.monotonic() < deadline, "%s: %r" % (what, standbys)
+            if time.monotonic() >= deadline:
+                raise AssertionError("no %s within %d s: %r" % (
+                    what, PATIENCE, standbys))
             time.sleep(0.5)
 
     def exec_in(self, index, argv):
@@ -145,7 +147,9 @@ def _admin_lab(*argv):
         os.path.dirname(os.path.abspath(__file__))))), "admin", "lab")
     result = subprocess.run([sys.executable, script] + list(argv),
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError("admin/lab %s failed (%d):\n%s%s" % (
+            " ".join(argv), result.returncode, result.stdout, result.stderr))
 
 
 def standbys_for(test):

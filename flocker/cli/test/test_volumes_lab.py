@@ -277,5 +277,7 @@ def _downtime(output, application, stopped):
             handoffs.append(seconds)
         elif what.startswith("start application %s " % (application,)):
             starts.append(seconds)
-    assert stops and starts, output
+    if not (stops and starts):
+        raise AssertionError("no stop of %s or no start of %s in:\n%s" % (
+            ", ".join(stopped), application, output))
     return max(stops) + sum(handoffs) + max(starts)

@@ -1369,29 +1369,33 @@ def _interleave(texts):
 # Fuzzing: whatever the input, parsing returns a deployment or raises
 # ConfigurationErrors with sensible locations, and nothing else.
 
-def check_parse_outcome(deployment_text, application_text):
+def check_parse_outcome(case, deployment_text, application_text):
     """
     Parse and assert the only outcomes are a ``Deployment`` or
     ``ConfigurationErrors`` whose problems are located in one of the two
     files, within its lines, on one line each.
+
+    :param case: The running ``TestCase``, whose assertions fail the test.
     """
     try:
         result = parse_configuration(deployment_text, DEPLOYMENT,
                                      application_text, APPLICATION)
     except ConfigurationErrors as e:
-        assert len(e) > 0
+        case.assertNotEqual(len(e), 0, "no problem in the errors")
         texts = {DEPLOYMENT: deployment_text, APPLICATION: application_text}
         for error in e:
-            assert error.path in texts
+            case.assertIn(error.path, texts)
             lines = texts[error.path].count("\n") + texts[error.path].count(
                 "\r") + texts[error.path].count("\x85") + texts[
                 error.path].count("\u2028") + texts[error.path].count(
                 "\u2029") + 1
-            assert 1 <= error.line <= lines
-            assert error.column >= 1
-            assert error.message and "\n" not in str(error)
+            case.assertTrue(1 <= error.line <= lines,
+                            "line %d of %d: %s" % (error.line, lines, error))
+            case.assertGreaterEqual(error.column, 1, str(error))
+            case.assertTrue(error.message, "no message: %r" % (error,))
+            case.assertNotIn("\n", str(error))
     else:
-        assert isinstance(result, Deployment)
+        case.assertIsInstance(result, Deployment)
 
 
 # Keys from both formats, so generated structures reach deep code paths.
@@ -1469,7 +1473,7 @@ class FuzzTests(SynchronousTestCase):
         """
         Arbitrary text gives a deployment or located problems.
         """
-        check_parse_outcome(deployment_text, application_text)
+        check_parse_outcome(self, deployment_text, application_text)
 
     @fuzz_settings(default=100)
     @given(st.data())
@@ -1480,7 +1484,7 @@ class FuzzTests(SynchronousTestCase):
         """
         deployment_text, application_text = deployment_to_yaml(
             data.draw(deployments()))
-        check_parse_outcome(data.draw(mutated_text(deployment_text)),
+        check_parse_outcome(self, data.draw(mutated_text(deployment_text)),
                             data.draw(mutated_text(application_text)))
 
     @fuzz_settings(default=150)
@@ -1491,7 +1495,7 @@ class FuzzTests(SynchronousTestCase):
         problems.
         """
         check_parse_outcome(
-            WEB_AND_DB, data.draw(mutated_text(dedent(
+            self, WEB_AND_DB, data.draw(mutated_text(dedent(
                 ComposeFormatTests.FIG))))
 
     @fuzz_settings(default=150)
@@ -1501,7 +1505,8 @@ class FuzzTests(SynchronousTestCase):
         Arbitrary YAML structures built from the formats' own keys give a
         deployment or located problems.
         """
-        check_parse_outcome(_dump(deployment_tree), _dump(application_tree))
+        check_parse_outcome(self, _dump(deployment_tree),
+                            _dump(application_tree))
 
     @fuzz_settings(default=150)
     @given(st.dictionaries(st.sampled_from(_KEYS), _TREES, max_size=3),
@@ -1518,5 +1523,5 @@ class FuzzTests(SynchronousTestCase):
             document = {"services": services}
         else:
             document = services
-        check_parse_outcome(_dump({"version": 1, "nodes": nodes}),
+        check_parse_outcome(self, _dump({"version": 1, "nodes": nodes}),
                             _dump(document))

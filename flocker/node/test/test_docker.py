@@ -147,6 +147,21 @@ class FakeDockerFixture(object):
         return self.fake.read_file(name, path)
 
 
+def _expect_status(expected, status, data, what):
+    """
+    Fail unless a raw Docker API call answered ``expected``.
+
+    :param int expected: The HTTP status the call must answer.
+    :param int status: The status it answered.
+    :param data: Its body, shown in the failure.
+    :param str what: The call, for the failure's message.
+    :raises AssertionError: With the call, both statuses and the body.
+    """
+    if status != expected:
+        raise AssertionError("%s: Docker answered %d, not %d: %r" % (
+            what, status, expected, data))
+
+
 class RealDockerFixture(object):
     """
     Provides :class:`DockerClient` on a real daemon to the interface tests.
@@ -225,10 +240,10 @@ class RealDockerFixture(object):
                     for port in host_ports}}}
         status, data = self._raw("POST", "/containers/create",
                                  {"name": name}, body)
-        assert status == 201, (status, data)
+        _expect_status(201, status, data, "create " + name)
         status, data = self._raw("POST",
                                  "/containers/%s/start" % (data["Id"],))
-        assert status == 204, (status, data)
+        _expect_status(204, status, data, "start " + name)
         return self.inspect(name)["Id"]
 
     def stop_container(self, name):
@@ -236,7 +251,7 @@ class RealDockerFixture(object):
         Make a container exit.
         """
         status, data = self._raw("POST", "/containers/%s/kill" % (name,))
-        assert status == 204, (status, data)
+        _expect_status(204, status, data, "kill " + name)
         self._raw("POST", "/containers/%s/wait" % (name,))
 
     def inspect(self, name):
@@ -276,7 +291,7 @@ class RealDockerFixture(object):
         """
         status, data = self._raw("GET", "/containers/%s/archive" % (name,),
                                  {"path": path})
-        assert status == 200, (status, data)
+        _expect_status(200, status, data, "read %s from %s" % (path, name))
         # The client decodes a body that is not JSON as UTF-8; the test
         # files and tar headers are ASCII, so encoding gives the bytes back.
         with tarfile.open(fileobj=io.BytesIO(data.encode("utf-8"))) as tar:
@@ -890,7 +905,8 @@ def _lab_docker():
     """
     lab = shared_lab()
     node = lab.nodes[0]
-    assert IMAGE in lab.images, "the lab nodes lack %s" % (IMAGE,)
+    if IMAGE not in lab.images:
+        raise AssertionError("the lab nodes lack %s" % (IMAGE,))
     return node.name, node.address, node.docker_socket
 
 

@@ -50,7 +50,7 @@ class APIVersionTests(SynchronousTestCase):
         ``str`` of a version parses back to it.
         """
         version = APIVersion(major, minor)
-        assert APIVersion.parse(str(version)) == version
+        self.assertEqual(APIVersion.parse(str(version)), version)
 
 
 class NegotiateTests(SynchronousTestCase):

@@ -128,7 +128,7 @@ def _line_count(data):
     return 1 + sum(text.count(b) for b in "\n\r\x85\u2028\u2029")
 
 
-def check_command(directory, deployment_data, application_data):
+def check_command(case, directory, deployment_data, application_data):
     """
     Write the two files into ``directory``, run ``flocker-deploy --check`` on
     them in-process, and assert that it either accepts them (status 0, located
@@ -136,6 +136,7 @@ def check_command(directory, deployment_data, application_data):
     every line of stderr ``PATH:LINE:COL: message`` naming one of the two files
     at a place inside it).  Any exception fails the test.
 
+    :param case: The running ``TestCase``, whose assertions fail the test.
     :param bytes deployment_data: The deployment file's content.
     :param bytes application_data: The application file's content.
     """
@@ -152,27 +153,30 @@ def check_command(directory, deployment_data, application_data):
     out, err = stdout.getvalue(), stderr.getvalue()
     if status == 0:
         TRIED["valid"] += 1
-        assert err == ""
+        case.assertEqual(err, "")
         lines = out.split("\n")
-        assert re.match(r"\A[0-9]+ applications? on [0-9]+ nodes?\Z",
-                        lines[-2]) and lines[-1] == ""
+        case.assertRegex(lines[-2],
+                         r"\A[0-9]+ applications? on [0-9]+ nodes?\Z")
+        case.assertEqual(lines[-1], "")
         for line in lines[:-2]:
             match = _LOCATION.match(line)
-            assert match is not None and match.group("path") in files, line
-            assert match.group("message").startswith("note: "), line
+            case.assertIsNotNone(match, line)
+            case.assertIn(match.group("path"), files, line)
+            case.assertTrue(match.group("message").startswith("note: "),
+                            line)
         return
     TRIED["refused"] += 1
-    assert (status, out) == (1, "")
-    assert err.endswith("\n")
+    case.assertEqual((status, out), (1, ""), err)
+    case.assertTrue(err.endswith("\n"), repr(err))
+    case.assertNotIn("Traceback", err)
     lines = err[:-1].split("\n")
-    assert lines and "Traceback" not in err
     for line in lines:
         match = _LOCATION.match(line)
-        assert match is not None, line
-        assert match.group("path") in files, line
-        assert 1 <= int(match.group("line")) <= _line_count(
-            files[match.group("path")]), line
-        assert int(match.group("column")) >= 1, line
+        case.assertIsNotNone(match, line)
+        case.assertIn(match.group("path"), files, line)
+        case.assertTrue(1 <= int(match.group("line")) <= _line_count(
+            files[match.group("path")]), line)
+        case.assertGreaterEqual(int(match.group("column")), 1, line)
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +428,8 @@ class FuzzCheckTests(SynchronousTestCase):
             deployment_data = data.draw(broken_file(deployment_text))
         if damage != "deployment":
             application_data = data.draw(broken_file(application_text))
-        check_command(self.workspace, deployment_data, application_data)
+        check_command(self, self.workspace, deployment_data,
+                      application_data)
 
     @fuzz_settings(default=100, **_LARGE)
     @given(data=st.data())
@@ -433,7 +438,8 @@ class FuzzCheckTests(SynchronousTestCase):
         A valid compose file with structural, textual and encoding damage
         is accepted or refused with located problems.
         """
-        check_command(self.workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
+        check_command(self, self.workspace,
+                      COMPOSE_DEPLOYMENT.encode("utf-8"),
                       data.draw(broken_file(COMPOSE)))
 
     @fuzz_settings(default=100, **_LARGE)
@@ -444,7 +450,8 @@ class FuzzCheckTests(SynchronousTestCase):
         structural, textual and encoding damage, is accepted (with located
         notes) or refused with located problems.
         """
-        check_command(self.workspace, COMPOSE_DEPLOYMENT.encode("utf-8"),
+        check_command(self, self.workspace,
+                      COMPOSE_DEPLOYMENT.encode("utf-8"),
                       data.draw(broken_file(COMPOSE_SPEC)))
 
     @fuzz_settings(default=100, **_LARGE)
@@ -455,7 +462,7 @@ class FuzzCheckTests(SynchronousTestCase):
         Files of arbitrary bytes are accepted or refused with located
         problems.
         """
-        check_command(self.workspace, deployment, application)
+        check_command(self, self.workspace, deployment, application)
 
     @fuzz_settings(default=60, **_LARGE)
     @given(data=st.data())
@@ -486,7 +493,7 @@ class FuzzCheckTests(SynchronousTestCase):
                 if isinstance(tree, dict) and data.draw(st.booleans()):
                     tree = dict(tree, **{data.draw(_VALUES.map(str)): value})
             trees.append(_dump(tree, data.draw(st.booleans())))
-        check_command(self.workspace, trees[0].encode("utf-8"),
+        check_command(self, self.workspace, trees[0].encode("utf-8"),
                       trees[1].encode("utf-8"))
 
 

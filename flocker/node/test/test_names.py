@@ -313,9 +313,12 @@ class WithServiceNamesPropertyTests(SynchronousTestCase):
                     continue
                 published = {(p.internal, p.protocol): p.external
                              for p in target.ports}
-                assert set(target.options.expose) <= set(published)
+                self.assertTrue(
+                    set(target.options.expose) <= set(published),
+                    "%s exposes %r, publishes %r" % (
+                        other, target.options.expose, published))
                 wanted.update((other, internal, protocol, external)
                               for (internal, protocol), external
                               in published.items())
-            assert reached == wanted
-        assert with_service_names(found) == found
+            self.assertEqual(reached, wanted, name)
+        self.assertEqual(with_service_names(found), found)

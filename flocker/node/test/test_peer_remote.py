@@ -157,20 +157,54 @@ class AgentRemoteTests(SynchronousTestCase):
     ``AgentRemote`` without a key yet, and how it notices a dead peer.
     """
 
-    def test_no_key_yet(self):
+    def _refusal(self, prepare):
         """
-        Before the deploy installed the node key, a push fails with one line
-        saying so.
+        :param prepare: Called with the node's empty ``NodeKeyStore``.
+        :return: The message of the ``TargetUnreachable`` a push then
+            fails with.
         """
         tmp_path = temporary_path(self)
         from flocker.volume._nodekey import NodeKeyStore
         store = NodeKeyStore(str(tmp_path / "node-key"),
                              str(tmp_path / "authorized_keys"), "/bin/true")
+        prepare(store)
         with self.assertRaises(TargetUnreachable) as caught:
             run_in_reactor(lambda reactor: AgentRemote(reactor, store).start(
                 "127.0.0.1", ["receive", "app"]))
-        self.assertIn("run flocker-deploy to install it",
-                      caught.exception.message)
+        return caught.exception.message, store
+
+    def test_no_key_yet(self):
+        """
+        Before the node made its key, a push fails with one line saying so
+        and naming the missing file.
+        """
+        message, store = self._refusal(lambda store: None)
+        self.assertEqual(
+            message, "this node has no node key yet (the agent makes it at "
+            "start: see flocker-node doctor): %s is missing" % (
+                store.identity_path,))
+
+    def test_no_known_hosts_yet(self):
+        """
+        With its own key but before a deploy installed the other nodes'
+        host keys, a push fails saying that the known hosts are missing,
+        not the key.
+        """
+        message, store = self._refusal(lambda store: store.ensure())
+        self.assertEqual(
+            message, "this node has no known hosts for the other nodes "
+            "yet; run flocker-deploy to install them: %s is missing" % (
+                store.known_hosts_path,))
+
+    def test_unreadable(self):
+        """
+        A key file that exists but cannot be read is named with the error,
+        not reported as missing.
+        """
+        message, store = self._refusal(
+            lambda store: os.makedirs(store.identity_path))
+        self.assertEqual(message, "cannot read %s: Is a directory" % (
+            store.identity_path,))
 
     def test_dead_peer_noticed(self):
         """

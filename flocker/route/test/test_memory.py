@@ -18,7 +18,8 @@ def _fired(d):
     """
     results = []
     d.addBoth(results.append)
-    assert results, "the fake's Deferred has not fired"
+    if not results:
+        raise AssertionError("the fake's Deferred has not fired: %r" % (d,))
     result = results[0]
     if hasattr(result, "raiseException"):
         result.raiseException()

@@ -76,7 +76,8 @@ def _sent(output):
     :return: ``(incremental, size text)`` from a push/handoff summary.
     """
     match = _SENT.search(output)
-    assert match, output
+    if match is None:
+        raise AssertionError("no push summary in %r" % (output,))
     return match.group(1) != "full stream", match.group(2)
 
 

@@ -39,7 +39,10 @@ class MemoryNodes(object):
         self.clock.advance(1)
         results = []
         method(*args, **kwargs).addBoth(results.append)
-        assert results, "in-memory operations finish at once"
+        if not results:
+            raise AssertionError(
+                "%s did not finish at once, as in-memory operations do" % (
+                    method.__name__,))
         if isinstance(results[0], Failure):
             results[0].raiseException()
         return results[0]

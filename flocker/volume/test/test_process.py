@@ -246,7 +246,9 @@ def _silence_after_data(reactor, waiting, write_fd, data, timeout):
     os.write(write_fd, data)
     _ready(reactor)
     reactor.advance(timeout - 1)
-    assert not waiting.called
+    if waiting.called:
+        raise AssertionError("the wait ended although data came %d s ago"
+                             % (timeout - 1,))
     reactor.advance(1)
     return _failure_of(waiting)
 
@@ -257,5 +259,6 @@ def _failure_of(deferred):
     """
     failures = []
     deferred.addErrback(failures.append)
-    assert len(failures) == 1, deferred
+    if len(failures) != 1:
+        raise AssertionError("%r has not failed" % (deferred,))
     return failures[0]

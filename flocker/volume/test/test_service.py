@@ -401,7 +401,9 @@ def _without_detection(commands, pool):
         ``test_capabilities``), after checking it ran exactly once.
     """
     detection = ["zpool", "get", "-H", "-o", "property,value", "all", pool]
-    assert commands.count(detection) == 1
+    if commands.count(detection) != 1:
+        raise AssertionError("%r ran %d times, not once: %r" % (
+            detection, commands.count(detection), commands))
     return [argv for argv in commands if argv != detection]
 
 

@@ -1,0 +1,122 @@
+"""
+Tests for :mod:`flocker._openssl`: node processes without pyOpenSSL unless
+etcd's TLS is configured.
+"""
+
+import json
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .._openssl import (
+    CA_VARIABLE, CERT_VARIABLE, ETCD_ENDPOINTS, KEY_VARIABLE, forgo_tls,
+    needs_tls,
+)
+from ..etcd import EtcdTLS
+
+#: Run in a fresh interpreter: forgo pyOpenSSL as ``flocker-node`` does,
+#: then import the reactor and every module a node process may load (the
+#: agent, volumes, routes, etcd, and the SSH client its pushes use); print
+#: what failed to import and whether pyOpenSSL stayed absent.
+NODE_IMPORTS = """
+import importlib, json, pkgutil, sys
+from flocker._openssl import forgo_tls
+forgo_tls({})
+import twisted.internet.reactor
+import flocker
+
+def node_side(name):
+    parts = name.split(".")
+    if "test" in parts or parts[1] == "testtools":
+        return False
+    if parts[1] == "cli":
+        return name.startswith("flocker.cli._ssh")
+    return True
+
+failed = []
+names = [module.name for module in
+         pkgutil.walk_packages(flocker.__path__, "flocker.")
+         if node_side(module.name)]
+for name in names:
+    try:
+        importlib.import_module(name)
+    except Exception as e:
+        failed.append("%s: %s" % (name, e))
+print(json.dumps({"failed": failed, "imported": len(names),
+                  "absent": sys.modules.get("OpenSSL", 0) is None}))
+"""
+
+
+class ForgoTLSTests(SynchronousTestCase):
+    """
+    Tests for :func:`forgo_tls` and :func:`needs_tls`.
+    """
+
+    def test_marks_absent(self):
+        """
+        Without etcd TLS settings pyOpenSSL is marked absent: its entry in
+        the module table is ``None``.
+        """
+        modules = {}
+        self.assertEqual((forgo_tls({CA_VARIABLE: ""}, modules), modules),
+                         (True, {"OpenSSL": None}))
+
+    def test_each_setting_keeps_it(self):
+        """
+        Any one of the three settings keeps pyOpenSSL importable.
+        """
+        for name in (CA_VARIABLE, CERT_VARIABLE, KEY_VARIABLE):
+            modules = {}
+            self.assertEqual(
+                (forgo_tls({name: "/etc/flocker/etcd.pem"}, modules),
+                 modules, needs_tls({name: "/etc/flocker/etcd.pem"})),
+                (False, {}, True), name)
+
+    def test_https_member_keeps_it(self):
+        """
+        An ``https`` etcd member keeps pyOpenSSL importable even without
+        TLS files (the system's authorities are trusted); ``http`` members
+        do not.
+        """
+        https = {ETCD_ENDPOINTS: "http://10.0.0.1:2379, HTTPS://10.0.0.2:2379"}
+        http = {ETCD_ENDPOINTS: "http://10.0.0.1:2379,http://10.0.0.2:2379"}
+        self.assertEqual((needs_tls(https), needs_tls(http)), (True, False))
+
+    def test_loaded_kept(self):
+        """
+        A pyOpenSSL already loaded is left alone.
+        """
+        loaded = object()
+        modules = {"OpenSSL": loaded}
+        self.assertEqual((forgo_tls({}, modules), modules),
+                         (False, {"OpenSSL": loaded}))
+
+    def test_one_home(self):
+        """
+        :mod:`flocker.etcd` reads the same variables: the settings that
+        keep pyOpenSSL are the ones its TLS uses.
+        """
+        self.assertEqual(
+            EtcdTLS.from_environ({CA_VARIABLE: "/ca.pem", CERT_VARIABLE:
+                                  "/c.pem", KEY_VARIABLE: "/k.pem"}),
+            EtcdTLS(ca="/ca.pem", cert="/c.pem", key="/k.pem"))
+
+
+class NodeWithoutOpenSSLTests(SynchronousTestCase):
+    """
+    Every module a node process may load imports without pyOpenSSL, and
+    none of them loads it.
+    """
+
+    def test_node_modules(self):
+        """
+        In a fresh interpreter that forgoes pyOpenSSL, the reactor and every
+        node-side module import, and pyOpenSSL stays absent.
+        """
+        result = subprocess.run([sys.executable, "-c", NODE_IMPORTS],
+                                capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual((found["failed"], found["absent"]), ([], True))
+        self.assertGreater(found["imported"], 50)
