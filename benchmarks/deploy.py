@@ -770,6 +770,109 @@ def fmt(samples):
     return "%.3f (%.3f-%.3f)" % (s["median"], s["min"], s["max"])
 
 
+def print_moves(options, warm, moved):
+    """
+    Print the moves' table: downtime, deploy time, failed polls, the
+    warm-up move, and the per-change times flocker-deploy printed.
+    """
+    rows = []
+    for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
+        results = moved[name]
+        phases = {}
+        for result in results:
+            per_run = {}
+            for change, took in result["changes"].items():
+                phase = phase_of(change)
+                per_run[phase] = max(per_run.get(phase, 0.0), took)
+            for phase, took in per_run.items():
+                phases.setdefault(phase, []).append(took)
+        rows.append([
+            "%d MiB" % (size,),
+            fmt([r["downtime"] for r in results]),
+            fmt([r["deploy"] for r in results]),
+            "%.0f" % statistics.median(r["failed"] for r in results),
+            "%.1f / %.2f / %.2f" % (warm[name + " fill"],
+                                    warm[name]["downtime"],
+                                    warm[name]["deploy"]),
+        ] + ["%.2f" % statistics.median(phases.get(p, [0.0])) for p in [
+            "push (running)", "stop", "hand-off", "start", "routes"]])
+    print_table(
+        "Moves (1 MiB changed since the last deploy; poller on node3; "
+        "per-change columns: median of the slowest such change per move, "
+        "as flocker-deploy printed it)", rows,
+        ["volume", "downtime", "deploy", "failed polls",
+         "fill / warm-up downtime / deploy", "push", "stop", "hand-off",
+         "start", "routes"])
+
+
+def print_move_rounds(options, moved):
+    """
+    Print where the median move of each volume spent its time (see
+    :func:`print_rounds`).
+    """
+    for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
+        move = median_sample(moved[name], lambda r: r["downtime"])
+        print_rounds("move of the %d MiB volume" % (size,), move["deploy"],
+                     move["log"], move["window"])
+
+
+def open_bench(env, options):
+    """
+    :return: The :class:`Bench` of the lab ``env`` names (up), its nodes
+        without applications, routes or volumes.
+    """
+    with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
+        lab = Lab.from_description(json.load(f))
+    directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
+    os.makedirs(directory, exist_ok=True)
+    bench = Bench(lab, directory, options.big_mib, options.small_mib)
+    bench.reset(len(lab.nodes))
+    bench.delete_volumes()
+    return bench
+
+
+def moves_only(options, env):
+    """
+    ``--moves-only``: the moves and the moves by hand alone, on a lab of 3
+    nodes; prints the moves' tables and a JSON object of the move figures.
+    """
+    up = admin_lab(["up", "3"], env)
+    try:
+        bench = open_bench(env, options)
+        warm, moved = moves(bench, options.reps)
+    finally:
+        if not options.keep:
+            admin_lab(["down"], env)
+    big = [r["downtime"] for r in moved["big"]]
+    small = [r["downtime"] for r in moved["small"]]
+    raw_moves = moved["raw"]
+    print("Moves on a 3-node lab (up in %.1f s); %d repetitions; seconds, "
+          "median (min-max)\n" % (up, options.reps))
+    print_table("Floor", [
+        ("baseline: move by hand (stop, zfs send -i | ssh | receive, "
+         "start)", fmt(raw_moves))], ["what", "seconds"])
+    print_moves(options, warm, moved)
+    print_move_rounds(options, moved)
+    ratios = {
+        "downtime_ratio": paired_ratios(big, small),
+        "downtime_over_raw_move": paired_ratios(big, raw_moves),
+    }
+    print_table("Ratios of each repetition (spread: interquartile range "
+                "over median)", [ratio_row(name, samples)
+                                 for name, samples in ratios.items()],
+                RATIO_HEADERS)
+    figures = {
+        "move_downtime_s": round(statistics.median(big), 3),
+        "move_downtime_10m_s": round(statistics.median(small), 3),
+        "baseline_raw_move_s": round(statistics.median(raw_moves), 3),
+        "reps": options.reps,
+        "big_mib": options.big_mib,
+    }
+    for name, samples in ratios.items():
+        figures.update(ratio_figures(name, samples))
+    emit(figures)
+
+
 def main():
     """
     Run the benchmark, print the tables and the JSON line.
@@ -783,6 +886,10 @@ def main():
     parser.add_argument(
         "--quick", action="store_true",
         help="a 256 MiB big volume and short curves (a few minutes)")
+    parser.add_argument(
+        "--moves-only", action="store_true",
+        help="only the moves and the moves by hand, on 3 nodes (no "
+        "curves, no other figures)")
     parser.add_argument(
         "--no-curves", action="store_true",
         help="skip downtime against volume size and against new data")
@@ -801,16 +908,12 @@ def main():
                # snapshots on every node (sparse files).
                FLOCKER_LAB_POOL_MIB=str(max(2048, 3 * max(
                    [options.big_mib] + volume_sizes))))
+    if options.moves_only:
+        return moves_only(options, env)
     up = admin_lab(["up", "8"], env)
     try:
-        with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
-            lab = Lab.from_description(json.load(f))
-        directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-files")
-        os.makedirs(directory, exist_ok=True)
-        bench = Bench(lab, directory, options.big_mib, options.small_mib)
-        # Start from nodes without applications, routes or volumes.
-        bench.reset(len(lab.nodes))
-        bench.delete_volumes()
+        bench = open_bench(env, options)
+        lab = bench.lab
         reps = options.reps
         base_ssh = bench.timed_client(["ssh", "node1", "true"], reps)
         base_node = bench.timed_client(
@@ -871,42 +974,12 @@ def main():
         ("baseline: move by hand (stop, zfs send -i | ssh | receive, "
          "start)", fmt(raw_moves)),
     ], ["what", "seconds"])
-    rows = []
-    for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
-        results = moved[name]
-        phases = {}
-        for result in results:
-            per_run = {}
-            for change, took in result["changes"].items():
-                phase = phase_of(change)
-                per_run[phase] = max(per_run.get(phase, 0.0), took)
-            for phase, took in per_run.items():
-                phases.setdefault(phase, []).append(took)
-        rows.append([
-            "%d MiB" % (size,),
-            fmt([r["downtime"] for r in results]),
-            fmt([r["deploy"] for r in results]),
-            "%.0f" % statistics.median(r["failed"] for r in results),
-            "%.1f / %.2f / %.2f" % (warm[name + " fill"],
-                                    warm[name]["downtime"],
-                                    warm[name]["deploy"]),
-        ] + ["%.2f" % statistics.median(phases.get(p, [0.0])) for p in [
-            "push (running)", "stop", "hand-off", "start", "routes"]])
-    print_table(
-        "Moves (1 MiB changed since the last deploy; poller on node3; "
-        "per-change columns: median of the slowest such change per move, "
-        "as flocker-deploy printed it)", rows,
-        ["volume", "downtime", "deploy", "failed polls",
-         "fill / warm-up downtime / deploy", "push", "stop", "hand-off",
-         "start", "routes"])
+    print_moves(options, warm, moved)
     print("Where the time goes: the median run of each kind, by the "
           "commands sent to the nodes' agents, in its eliot log\n")
     for title, samples in [("t1", t1), ("t8", t8), ("noop3", noop3)]:
         print_rounds(title, *median_sample(samples, lambda s: s[0]))
-    for name, size in [("big", options.big_mib), ("small", options.small_mib)]:
-        move = median_sample(moved[name], lambda r: r["downtime"])
-        print_rounds("move of the %d MiB volume" % (size,), move["deploy"],
-                     move["log"], move["window"])
+    print_move_rounds(options, moved)
     t1_s = statistics.median(timings["t1"])
     t8_s = statistics.median(timings["t8"])
     ratios = {

@@ -123,8 +123,8 @@ class BuiltPackagesTests(SynchronousTestCase):
 
     def test_wheel_and_sdist(self):
         """
-        The wheel holds the package and its console scripts; the sdist holds
-        the sources and the documentation.
+        The wheel holds the package, the bridge's top-level module and the
+        console scripts; the sdist holds the sources and the documentation.
         """
         version = _packaging.project_version()
         wheel = self.built / ("flocker-%s-py3-none-any.whl" % (version,))
@@ -137,9 +137,10 @@ class BuiltPackagesTests(SynchronousTestCase):
             sources = {name.split("/", 1)[-1] for name in sd.getnames()}
         self.assertEqual(
             ({"flocker/node/_docker.py", "flocker/node/_dockerapi.py",
-              "flocker/volume/_capabilities.py"} <= names,
+              "flocker/volume/_capabilities.py", "flocker_bridge.py"} <= names,
              all(command in entry_points for command in
-                 ("flocker-deploy", "flocker-node", "flocker-volume")),
+                 ("flocker-deploy", "flocker-node", "flocker-volume",
+                  "flocker-node-bridge = flocker_bridge:console_main")),
              {"pyproject.toml", "flocker/__init__.py"} <= sources),
             (True, True, True))
 

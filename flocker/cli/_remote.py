@@ -18,7 +18,7 @@ from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello,
-    HelloFirst, InstallNodeKey, RotateNodeKey, SetAutomatic, Logs, OperationFailed, PullImage, PushVolume,
+    HelloFirst, InstallNodeKey, RotateNodeKey, SetAutomatic, Logs, OperationFailed, PrepareHandoff, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SeedVolume, SetLinks, SetRoutes,
     TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
@@ -291,6 +291,10 @@ class RemoteNodeAgent(object):
         return self._call("handoff-volume %s to %s" % (name, target),
                           HandoffVolume, lambda answer: answer["sent"],
                           progress, name=name, target=target)
+
+    def prepare_handoff(self, name, target):
+        return self._call("prepare-handoff %s to %s" % (name, target),
+                          PrepareHandoff, name=name, target=target)
 
     def release_volume(self, name, target, progress=None):
         return self._call(

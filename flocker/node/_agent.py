@@ -163,6 +163,22 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with the number of bytes sent.
         """
 
+    def prepare_handoff(name, target):
+        """
+        Start opening the way for the hand-off of volume ``name`` to node
+        ``target`` that comes next, so that once the application stopped
+        its final increment goes at once: this node opens the receiving end
+        of that push on ``target`` now (see ``IVolumeService.prepare_push``).
+        Answers at once, without waiting for it; the hand-off uses it, or
+        opens its own if it failed or was not used in time (then it is
+        closed, changing nothing).  Only an optimisation: nothing else
+        changes, so it may be asked any number of times.
+
+        :param str name: Volume name.
+        :param str target: Address of the new owner to be.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
     def handoff_volume(name, target, progress=None):
         """
         Send the last increment to ``target`` and make it the volume's owner;

@@ -73,7 +73,8 @@ __all__ = [
     "OperationFailed", "DeployLocked", "HelloFirst", "VersionMismatch",
     "BadRequest",
     "Hello", "Report", "StartApplication", "StopApplication",
-    "CreateVolume", "PushVolume", "HandoffVolume", "ReleaseVolume",
+    "CreateVolume", "PushVolume", "HandoffVolume", "PrepareHandoff",
+    "ReleaseVolume",
     "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "SetLinks",
     "InstallNodeKey", "RotateNodeKey", "PullImage", "Logs",
     "DeleteVolume", "Doctor", "SeedVolume", "Bytes", "WaitForApplication", "NotReady",
@@ -511,6 +512,10 @@ HandoffVolume = _operation(
     "HandoffVolume", "``INodeAgent.handoff_volume``; answers the bytes sent.",
     _TRANSFER, [(b"sent", amp.Integer())])
 
+PrepareHandoff = _operation(
+    "PrepareHandoff", "``INodeAgent.prepare_handoff``; answers at once.",
+    [(b"name", amp.Unicode()), (b"target", amp.Unicode())])
+
 ReleaseVolume = _operation(
     "ReleaseVolume", "``INodeAgent.release_volume``; answers the release.",
     _TRANSFER, [(b"sent", amp.Integer()), (b"snapshot", amp.Unicode()),
@@ -663,6 +668,7 @@ OPERATIONS = {
     "create_volume": CreateVolume,
     "push_volume": PushVolume,
     "handoff_volume": HandoffVolume,
+    "prepare_handoff": PrepareHandoff,
     "release_volume": ReleaseVolume,
     "acquire_volume": AcquireVolume,
     "take_over_volume": TakeOverVolume,

@@ -4,7 +4,7 @@ operation of that node's ``INodeAgent``.
 """
 
 import attr
-from twisted.internet.defer import fail
+from twisted.internet.defer import fail, gatherResults
 from zope.interface import implementer
 
 from .._change import IStateChange, ITransfer
@@ -179,14 +179,33 @@ class StopApplication(object):
     :ivar bool removal: The application is no longer in the files: the
         stop removes it (a destructive change, which a deploy makes only
         when confirmed).
+    :ivar handoffs: ``(volume, target)`` pairs: the volumes the plan hands
+        off from ``node`` once the application stopped, and where to.  The
+        node is told before the stop, so the way for each final increment
+        opens while the container stops (see
+        :meth:`~flocker.node.INodeAgent.prepare_handoff`).
     """
     node = attr.ib()
     name = attr.ib()
     reason = attr.ib(default=None)
     removal = attr.ib(default=False)
+    handoffs = attr.ib(default=(), converter=tuple)
 
     def run(self, agents):
-        return agents[self.node].stop_application(self.name)
+        agent = agents[self.node]
+        # Asked in the same turn as the stop, without waiting: the node
+        # answers at once and opens the way while the container stops.
+        prepared = [agent.prepare_handoff(volume, target).addErrback(
+            # Only an optimisation: the hand-off opens its own way, and
+            # fails by itself, naming the node, if it cannot.  The failed
+            # call is in the deploy's log.
+            lambda _: None) for volume, target in self.handoffs]
+        stopped = agent.stop_application(self.name)
+        if not prepared:
+            return stopped
+        return gatherResults(prepared + [stopped], consumeErrors=True
+                             ).addCallbacks(
+            lambda _: None, lambda failure: failure.value.subFailure)
 
     def describe(self):
         if self.removal:

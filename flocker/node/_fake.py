@@ -209,6 +209,10 @@ class FakeNodeAgent(object):
             return self.cluster.transfer(sent, progress, sent)
         return self._do("push_volume", push, name, target)
 
+    def prepare_handoff(self, name, target):
+        # Nothing to open in memory: the call is recorded.
+        return self._do("prepare_handoff", lambda: None, name, target)
+
     def handoff_volume(self, name, target, progress=None):
         def handoff():
             if name in self.state.running:

@@ -20,8 +20,9 @@ from ._logging import (
     NODE_ACQUIRE_VOLUME, NODE_ANNOUNCE_FAILED, NODE_CREATE_VOLUME,
     NODE_FENCE_VOLUME, NODE_TAKE_OVER_VOLUME,
     NODE_DELETE_VOLUME, NODE_DOCTOR, NODE_HANDOFF_VOLUME,
-    NODE_INSTALL_KEY, NODE_LOGS, NODE_PULL_IMAGE, NODE_PUSH_VOLUME,
-    NODE_RELEASE_VOLUME, NODE_REPORT, NODE_ROTATE_KEY, NODE_SEED_VOLUME,
+    NODE_INSTALL_KEY, NODE_LOGS, NODE_PREPARE_HANDOFF, NODE_PULL_IMAGE,
+    NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT, NODE_ROTATE_KEY,
+    NODE_SEED_VOLUME,
     NODE_SET_AUTOMATIC, NODE_SET_LINKS, NODE_SET_ROUTES,
     NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
@@ -393,6 +394,12 @@ class LocalNodeAgent(object):
             return result.bytes_sent
         return self._action(NODE_HANDOFF_VOLUME, handoff,
                             volume=name, target=target)
+
+    def prepare_handoff(self, name, target):
+        return self._action(
+            NODE_PREPARE_HANDOFF,
+            lambda: self.volumes.prepare_push(name, target),
+            volume=name, target=target)
 
     def release_volume(self, name, target, progress=None):
         @inlineCallbacks

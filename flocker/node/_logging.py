@@ -21,7 +21,7 @@ __all__ = [
     "DOCKER_FIELDS_DROPPED",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
-    "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_ANNOUNCE_FAILED",
+    "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_PREPARE_HANDOFF", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
     "NODE_SET_ROUTES", "NODE_SET_LINKS", "NODE_INSTALL_KEY",
     "NODE_ROTATE_KEY",
@@ -206,6 +206,12 @@ NODE_HANDOFF_VOLUME = ActionType(
     "flocker:node:handoff_volume",
     [_ADDRESS, _VOLUME, _TARGET], [_BYTES],
     "Send a volume's last increment and make the target its owner.")
+
+NODE_PREPARE_HANDOFF = ActionType(
+    "flocker:node:prepare_handoff",
+    [_ADDRESS, _VOLUME, _TARGET], [],
+    "Start opening the receiving end of a hand-off's final increment on "
+    "the target, before the application stops.")
 
 NODE_RELEASE_VOLUME = ActionType(
     "flocker:node:release_volume",

@@ -473,7 +473,11 @@ def plan_changes(deployment, cluster_state, addresses=None,
             if any(address == a for a, _, _ in containers.get(name, ())):
                 phases[2].append(StopApplication(
                     node=address, name=name,
-                    reason=reason if address == target else None))
+                    reason=reason if address == target else None,
+                    handoffs=sorted(
+                        (volume.name, target)
+                        for volume in application.all_volumes()
+                        if sources.get(volume.name) == address)))
         if start:
             starts.append(StartApplication(node=target,
                                            application=application,

@@ -27,7 +27,7 @@ from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
     CreateVolume, DeleteVolume, DeployLocked, Doctor, HandoffVolume, Hello, HelloFirst,
     InstallNodeKey, RotateNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
-    PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
+    PrepareHandoff, PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
     SetAutomatic, SetLinks, SetRoutes, TakeOverVolume, FenceVolume,
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
@@ -474,6 +474,12 @@ class AgentProtocol(amp.AMP):
         return self._run(eliot_task, lock, lambda agent: agent.handoff_volume(
             name, target, **self._progress(transfer))).addCallback(
                 lambda sent: {"sent": sent})
+
+    @PrepareHandoff.responder
+    def prepare_handoff(self, eliot_task, name, target, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.prepare_handoff(name, target)).addCallback(
+                             lambda _: {})
 
     @ReleaseVolume.responder
     def release_volume(self, eliot_task, name, target, lock=None,

@@ -238,6 +238,22 @@ class IVolumeService(Interface):
         :raises OutOfSpace: The target's pool is full.
         """
 
+    def prepare_push(name, target):
+        """
+        Start opening the receiving end of the next push of ``name`` to
+        ``target`` now, so that push (a hand-off's final increment, once
+        the application stopped) does not wait for it.  The next push there
+        (:meth:`push` or :meth:`handoff`) uses it; one not used within
+        ``PREPARED_SECONDS`` is closed, and the target's copy is left as it
+        was.  A push that finds it failed to open opens another.  While it
+        is open, the target's copy takes no other push.
+
+        :param str name: Volume name.
+        :param str target: Address of the node the push will go to.
+        :return: ``Deferred`` firing with ``None`` at once (before it is
+            open): it never fails for the target's sake.
+        """
+
     def handoff(name, target, progress=None, acquire=True):
         """
         Send the last increment to ``target`` and make it the owner; this

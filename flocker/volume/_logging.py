@@ -14,6 +14,7 @@ __all__ = [
     "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND",
     "LATE_REMOTE_FAILURE",
     "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
+    "PREPARE_PUSH", "PREPARED_PUSH_DROPPED",
     "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
     "RECOVER_VOLUME",
 ]
@@ -95,6 +96,17 @@ RECEIVE_VOLUME = ActionType(
     u"flocker:volume:receive", [_VOLUME],
     [_SNAPSHOT, _BASE, _RESUMED],
     u"Receive a stream pushed by the volume's owner.")
+
+PREPARE_PUSH = ActionType(
+    u"flocker:volume:prepare_push", [_VOLUME, _TARGET], [],
+    u"Open the receiving end of the next push to the target ahead of it "
+    u"(a hand-off's final increment, before the application stops).")
+
+PREPARED_PUSH_DROPPED = MessageType(
+    u"flocker:volume:prepared_push_dropped", [_VOLUME, _TARGET,
+                                              _text(u"reason", u"Why.")],
+    u"A receiving end opened ahead was not used: it expired, or could "
+    u"not be opened (the push opens its own).")
 
 HANDOFF_VOLUME = ActionType(
     u"flocker:volume:handoff", [_VOLUME, _TARGET], [],

@@ -136,6 +136,10 @@ class MemoryVolumeService(object):
         self.in_use = set()
         #: Stale copies set aside by ``fence``, by their recovery name.
         self.set_aside = {}
+        #: ``(volume, target)`` of each receiving end opened ahead by
+        #: ``prepare_push`` and not used by a push yet (nothing to open in
+        #: memory: it is only remembered).
+        self.prepared = set()
         network.services[address] = self
 
     # Helpers for tests standing in for an application using the volume.
@@ -287,6 +291,8 @@ class MemoryVolumeService(object):
 
     def _push(self, name, target, progress, snapshot=None):
         check_address(target)
+        # A push uses the receiving end opened ahead for it, if any.
+        self.prepared.discard((name, target))
         other = self._network.reach(target, "receive")
         if other is self:
             raise HandoffConflict("a volume cannot be pushed to itself")
@@ -361,6 +367,12 @@ class MemoryVolumeService(object):
             raise SnapshotNotFound("volume %s has no snapshot %s" % (
                 name, snapshot))
         return self._push(name, target, progress, snapshot)
+
+    @_deferred
+    def prepare_push(self, name, target):
+        check_volume_name(name)
+        check_address(target)
+        self.prepared.add((name, target))
 
     @_deferred
     def handoff(self, name, target, progress=None, acquire=True):

@@ -97,11 +97,17 @@ class OwnershipMixin(object):
                 # The copy left here follows the target at the epoch the
                 # target is about to take (one more than this copy's), so
                 # a failover later numbers its own epoch above it.  Set
-                # together with the owner: no extra wait while the
-                # application is down.
+                # together with the owner, the copy unmounted (a follower
+                # stays unmounted, see _apply) and the holds on its bases
+                # released (a follower's snapshots come and go with the
+                # owner's) at the same time: no extra wait while the
+                # application is down.  Should one fail, running the
+                # hand-off again redoes what is missing (the branch below,
+                # or all of it).
                 yield gatherResults([
                     self.pool.set(name, EPOCH, str(dataset.epoch + 1)),
-                    self.pool.set(name, OWNER, result.target_node_id)],
+                    self.pool.set(name, OWNER, result.target_node_id),
+                    self.pool.unmount(name), self._release_bases(dataset)],
                     consumeErrors=True).addErrback(
                         lambda failure: failure.value.subFailure)
             elif dataset.owner and dataset.snapshots:
@@ -111,20 +117,19 @@ class OwnershipMixin(object):
                     target_node_id=dataset.owner,
                     snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
                 exited = succeed(None)
+                # As above.
+                yield gatherResults([
+                    self.pool.unmount(name), self._release_bases(dataset)],
+                    consumeErrors=True).addErrback(
+                        lambda failure: failure.value.subFailure)
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
-            # A follower stays unmounted (see _apply).
-            yield self.pool.unmount(name)
             if acquire:
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
                                            result.snapshot)
-            # A follower's snapshots come and go with the owner's: the
-            # holds on its old bases go, while the target's command exits.
-            released = self._release_bases(dataset)
             yield exited
-            yield released
         return result
 
     @inlineCallbacks
@@ -165,11 +170,16 @@ class OwnershipMixin(object):
                         "%s; push the final increment first" % (
                             name, latest, snapshot))
                 new_epoch = taken_epoch(name, dataset.epoch, epoch)
-                # The owner's prune decides what its snapshots are kept for.
-                yield self._release_received(dataset)
-                # Before the owner, which is the commit: a copy naming this
-                # node as owner always has its epoch.
-                yield self.pool.set(name, EPOCH, str(new_epoch))
+                # The owner's prune decides what its snapshots are kept for,
+                # so the follower's hold goes; and the epoch is set before
+                # the owner, which is the commit: a copy naming this node
+                # as owner always has its epoch.  The two at once: a hand-off
+                # waits for them while the application is down.
+                yield gatherResults([
+                    self._release_received(dataset),
+                    self.pool.set(name, EPOCH, str(new_epoch))],
+                    consumeErrors=True).addErrback(
+                        lambda failure: failure.value.subFailure)
                 yield self.pool.set(name, OWNER, self.node_id)
                 if dataset.mounted:
                     # Mounted afresh: a mount that was there while streams

@@ -11,7 +11,8 @@ receive NAME`` on the target, JSON lines on its standard output)::
               (or {"error": KIND, "message": ...} if it owns the volume)
     source -> {"snapshot": S, "base": B or null, "owner": SOURCE_ID,
                "maximum_size": N or null, "epoch": E,
-               "resume": TOKEN (only if it sends the rest of that stream)}
+               "resume": TOKEN (only if it sends the rest of that stream),
+               "task": PUSH_TASK (only on a receiving end opened ahead)}
     source -> the ``zfs send [-i B] pool/NAME@S`` stream (``-i
               pool/NAME#B`` from a bookmark, ``zfs send -t TOKEN`` when
               resuming), then EOF
@@ -26,6 +27,16 @@ Interleaved with those, the target writes ``{"eliot": MESSAGE}`` lines: its
 log, continuing the push's eliot task (``TASK``) from its start.  The
 source passes them on to its own log once the target's command has exited,
 so the push, both ends of it, is one tree.
+
+A receiving end may be opened ahead of its push
+(:meth:`PushingMixin.prepare_push`): a move opens the one for its final
+increment while the application stops, so the increment goes as soon as
+the stop ends instead of after a new SSH session and bridge start.  The
+target sends its header at once and waits for the request; the next push
+to that target takes the session (its request names the push's task,
+which the target's log of the stream then continues), and one left unused
+for :data:`PREPARED_SECONDS` is closed, which the target sees as a sender
+that closed before its request: nothing changes there.
 
 The source takes a fresh snapshot ``S`` and picks as base ``B`` the newest of
 its snapshots the target also has (a full stream if none).  The target
@@ -59,11 +70,8 @@ incrementally; otherwise the target discards the saved state.  The source
 also bookmarks each snapshot a target confirmed (where the pool has
 bookmarks): a base whose snapshot is gone is then sent from its bookmark.
 
-Hand-off protocol (the application is already stopped on the source; a
-volume still in use is refused)::
-
-
-The receiving end is :mod:`flocker.volume._receive`.
+The hand-off protocol is in :mod:`flocker.volume._ownership`; the
+receiving end is :mod:`flocker.volume._receive`.
 """
 
 import json
@@ -72,7 +80,7 @@ import os
 import attr
 from pyrsistent import pmap
 from twisted.internet.defer import (
-    CancelledError, DeferredList, inlineCallbacks,
+    CancelledError, DeferredList, inlineCallbacks, succeed,
 )
 
 from .._context import in_current_action
@@ -85,14 +93,17 @@ from ._errors import (
     HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
     UnsafeName,
 )
-from ._logging import LATE_REMOTE_FAILURE, PUSH_VOLUME
+from ._logging import (
+    LATE_REMOTE_FAILURE, PREPARE_PUSH, PREPARED_PUSH_DROPPED, PUSH_VOLUME,
+)
 from ._process import close_quietly, make_pipe, pump
 from ._remote import check_address, forward_log, start_remote
 from ._zfs import (
     PUSHED, check_pool_name, check_resume_token, check_volume_name,
 )
 
-__all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PushingMixin", "pushed_peers"]
+__all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PREPARED_SECONDS", "PushingMixin",
+           "pushed_peers"]
 
 #: The tag of the hold on each snapshot a target confirmed last (the base of
 #: its next incremental), where the pool's ZFS has holds.
@@ -101,6 +112,12 @@ BASE_HOLD = "flocker-base"
 #: Seconds a pushing node waits for ``flocker-volume receive`` on the target
 #: to say what it has (it normally takes well under a few seconds).
 HEADER_TIMEOUT = 120
+
+#: Seconds a receiving end opened ahead (:meth:`PushingMixin.prepare_push`)
+#: waits for its push before it is closed: well under the receiving side's
+#: wait for a request (``RECEIVE_IDLE_TIMEOUT``), so it is this side that
+#: ends it, and long enough for an application's stop.
+PREPARED_SECONDS = 10
 
 # How many per-node entries flocker:pushed keeps (user property values are
 # limited to 1024 bytes; the newest entries matter).
@@ -217,6 +234,73 @@ class PushingMixin(object):
         check_address(target)
         return self._locked_push(name, self._push_owned, name, target,
                                  progress, snapshot)
+
+    def prepare_push(self, name, target):
+        check_volume_name(name)
+        check_address(target)
+        key = (name, target)
+        if key in self._prepared:
+            return succeed(None)
+        with PREPARE_PUSH(volume=name, target=target) as action:
+            # The receiving side logs its start under this action; the
+            # push that uses it names its own task in its request.
+            starting = start_remote(
+                self._reactor, self._remote, target,
+                ["--eliot-task", action.serialize_task_id().decode("ascii"),
+                 "receive", name], self._env)
+        # Settled, never failing: a push that takes it sees how it went.
+        settled = DeferredList([starting], consumeErrors=True)
+        timer = self._clock.callLater(PREPARED_SECONDS, self._drop_prepared,
+                                      key, "not used within %d seconds" % (
+                                          PREPARED_SECONDS,))
+        self._prepared[key] = (settled, timer)
+        return succeed(None)
+
+    def _drop_prepared(self, key, reason):
+        """
+        Close the receiving end opened ahead for ``key`` (its command sees
+        its input end before any request and changes nothing) and collect
+        how it ended.
+        """
+        settled, _ = self._prepared.pop(key)
+        name, target = key
+        PREPARED_PUSH_DROPPED.log(volume=name, target=target, reason=reason)
+
+        def close(results):
+            (ok, value), = results
+            if ok:
+                remote, stdin_write = value
+                close_quietly(stdin_write)
+                remote.ended.addCallback(forward_log)
+        settled.addCallback(close)
+
+    @inlineCallbacks
+    def _start_receive(self, name, target, task):
+        """
+        Start the receiving end of a push of ``name`` to ``target``: the one
+        :meth:`prepare_push` opened, if any and it opened, else a new one.
+
+        :param str task: The push's serialized eliot task, which the
+            receiving side continues.
+        :return: ``Deferred`` firing with ``(command, stdin_write, task)``:
+            ``task`` is ``None`` where the command was started with the
+            push's own task, else the task its request must name.
+        """
+        prepared = self._prepared.pop((name, target), None)
+        if prepared is not None:
+            settled, timer = prepared
+            timer.cancel()
+            (ok, value), = yield settled
+            if ok:
+                remote, stdin_write = value
+                return remote, stdin_write, task
+            PREPARED_PUSH_DROPPED.log(
+                volume=name, target=target,
+                reason="it did not open: %s" % (value.getErrorMessage(),))
+        remote, stdin_write = yield start_remote(
+            self._reactor, self._remote, target,
+            ["--eliot-task", task, "receive", name], self._env)
+        return remote, stdin_write, None
 
     @inlineCallbacks
     def _push_owned(self, name, target, progress, snapshot):
@@ -440,9 +524,7 @@ class PushingMixin(object):
         # The receiving side continues this push's task from its start, so
         # all of its work (opening the pool included) is in this tree.
         task = action.serialize_task_id().decode("ascii")
-        starting = start_remote(
-            self._reactor, self._remote, target,
-            ["--eliot-task", task, "receive", name], self._env)
+        starting = self._start_receive(name, target, task)
         # Found out while the remote command starts up, as is the snapshot
         # taken.
         capabilities = self.pool.capabilities()
@@ -460,7 +542,7 @@ class PushingMixin(object):
         (start_ok, start_value), = yield started
         if not start_ok:
             start_value.raiseException()
-        remote, stdin_write = start_value
+        remote, stdin_write, request_task = start_value
         try:
             header = yield self._header(remote, target)
             if header is None or "error" in header:
@@ -495,6 +577,10 @@ class PushingMixin(object):
             }
             if token is not None:
                 request["resume"] = token
+            if request_task is not None:
+                # Opened ahead under another action: the stream's receipt
+                # is logged under this push.
+                request["task"] = request_task
             os.write(stdin_write,
                      json.dumps(request).encode("utf-8") + b"\n")
             total = dataset.size if base is None and token is None else None

@@ -104,6 +104,9 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # Volumes this service is pushing, as their owner (see
         # ReceivingMixin.receive).
         self._pushing = set()
+        # (volume, target) to the receiving end prepare_push opened ahead
+        # for the next push there: (settled start, expiry timer).
+        self._prepared = {}
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()

@@ -189,6 +189,23 @@ class DeployTests(SynchronousTestCase):
         self.assertTrue(cluster.agents[B].state.volumes["web"].owned)
         self.assertFalse(cluster.agents[A].state.volumes["web"].owned)
 
+    def test_move_prepares_handoff_with_stop(self):
+        """
+        A move tells the old node of the hand-off with the stop, before
+        it: the pre-copy, then the preparation and the stop, then the
+        hand-off's release.
+        """
+        cluster = FakeCluster([A, B, C])
+        self.successResultOf(deploy(deployment(**{A: [WEB]}), cluster.agents))
+        del cluster.agents[A].calls[:]
+        self.successResultOf(deploy(deployment(**{B: [WEB]}), cluster.agents))
+        self.assertEqual(
+            [call for call in cluster.agents[A].calls
+             if call[0] in ("push_volume", "prepare_handoff",
+                            "stop_application", "release_volume")],
+            [("push_volume", ("web", B)), ("prepare_handoff", ("web", B)),
+             ("stop_application", ("web",)), ("release_volume", ("web", B))])
+
     def test_move_lines_say_bytes_sent(self):
         """
         The lines of a move's push and hand-off say how much was sent.

@@ -104,8 +104,9 @@ class PlanTests(SynchronousTestCase):
     def test_move(self):
         """
         Moving an application with a volume pre-copies the volume while it
-        runs, stops it, hands the volume off, starts it on the new node and
-        updates both nodes' routes.
+        runs, stops it (telling its node the hand-off that follows, so the
+        way for the last increment opens during the stop), hands the volume
+        off, starts it on the new node and updates both nodes' routes.
         """
         before = Deployment(nodes=[Node(address=A, applications=[WEB]),
                                    Node(address=B)])
@@ -116,8 +117,8 @@ class PlanTests(SynchronousTestCase):
             plan(phase(PHASES[0],
                        (A, [PushVolume(node=A, name="web", target=B,
                                        estimated_bytes=1 << 20)])),
-                 phase(PHASES[1], (A, [StopApplication(node=A,
-                                                       name="web")])),
+                 phase(PHASES[1], (A, [StopApplication(
+                     node=A, name="web", handoffs=[("web", B)])])),
                  phase(PHASES[2], (A, [HandoffVolume(node=A, name="web",
                                                      target=B)])),
                  phase(PHASES[3],
@@ -456,8 +457,9 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
             plan(phase(PHASES[0], (A, [
                 PushVolume(node=A, name=n, target=B, estimated_bytes=1 << 20)
                 for n in names])),
-                 phase(PHASES[1], (A, [StopApplication(node=A,
-                                                       name="web")])),
+                 phase(PHASES[1], (A, [StopApplication(
+                     node=A, name="web",
+                     handoffs=[(n, B) for n in names])])),
                  phase(PHASES[2], (A, [
                      HandoffVolume(node=A, name=n, target=B)
                      for n in names])),

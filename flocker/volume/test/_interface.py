@@ -452,6 +452,26 @@ def make_ivolumeservice_tests(make_nodes):
                               "data", b"stale write")
             self.nodes.write(self.b, "app", "data", b"new owner writes")
 
+        def test_prepared_handoff(self):
+            """
+            A hand-off after ``prepare_push`` to its target (the final
+            increment's way opened while the application stopped) sends
+            what was written after the pre-copy and makes the target the
+            owner, as one without.
+            """
+            self.created(data=b"pre-copied")
+            self.call(self.a.push, "app", self.address_b)
+            self.assertIsNone(self.call(self.a.prepare_push, "app",
+                                        self.address_b))
+            self.nodes.write(self.a, "app", "data", b"written last")
+            result = self.call(self.a.handoff, "app", self.address_b)
+            self.assertIsNotNone(result.base)
+            self.assertEqual((self.volume(self.a, "app").owned,
+                              self.volume(self.b, "app").owned),
+                             (False, True))
+            self.assertEqual(self.nodes.read(self.b, "app", "data"),
+                             b"written last")
+
         def test_handoff_without_acquire(self):
             """
             ``acquire=False`` stops after the last increment: neither node

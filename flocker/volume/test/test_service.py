@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 
 from eliot import add_destinations, remove_destination
-from twisted.internet.defer import DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
     NoSuchVolume, NotOwner, OutOfSpace, RemoteError, StaleEpoch,
-    TargetUnreachable, StreamRejected, UnsafeName,
+    TargetUnreachable, StreamRejected, UnsafeName, ZFSError,
 )
 from flocker.volume import _push
 from flocker.volume._logging import (
@@ -37,7 +37,7 @@ from flocker.volume._capabilities import OPENZFS, ZFS_FUSE, ZFSCapabilities
 from flocker.volume._stream import (
     RECEIVE_IDLE_TIMEOUT, StreamTooLarge, stream_limit,
 )
-from flocker.volume._zfs import ZFSPool
+from flocker.volume._zfs import EPOCH, OWNER, Dataset, ZFSPool
 
 from ._interface import make_ivolumeservice_tests
 from ._support import FilePools, LocalRemote, require_zfs
@@ -571,6 +571,252 @@ class _SilentSenderPool(_RecordingPool):
 
     def list(self, *args, **kwargs):
         return succeed([])
+
+
+class _StartedCommand(object):
+    """
+    A remote command as ``start_remote`` answers it: ``ended`` fires when
+    the test ends it.
+    """
+
+    def __init__(self):
+        self.ended = Deferred()
+
+
+class _StartingRemote(object):
+    """
+    A ``remote`` with ``start``: records each command started and answers
+    with a Deferred the test fires (or a failure it was told to give).
+
+    :ivar started: ``(address, words, Deferred)`` of each start.
+    """
+
+    def __init__(self):
+        self.started = []
+        self.failure = None
+
+    def start(self, address, words):
+        d = Deferred() if self.failure is None else fail(self.failure)
+        self.started.append((address, list(words), d))
+        return d
+
+
+class PreparedPushTests(SynchronousTestCase):
+    """
+    ``VolumeService.prepare_push``: the receiving end of the next push
+    opened ahead, its expiry, and its use by the next push to the same
+    target.  No pool is touched until a push sends.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.remote = _StartingRemote()
+        self.service = VolumeService(self.clock, pool=None, node_id="a" * 32,
+                                     remote=self.remote, env={},
+                                     clock=self.clock)
+
+    def opened(self):
+        """
+        Open the one receiving end started so far.
+
+        :return: ``(command, read end of its standard input)``.
+        """
+        (_, _, d), = self.remote.started
+        command = _StartedCommand()
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        d.callback((command, write))
+        return command, read
+
+    def test_answers_at_once(self):
+        """
+        ``prepare_push`` starts ``flocker-volume receive NAME`` on the
+        target and answers before that opened.
+        """
+        d = self.service.prepare_push("app", "10.0.0.2")
+        self.assertIsNone(self.successResultOf(d))
+        [(address, words, started)] = self.remote.started
+        self.assertEqual((address, words[0], words[2:]),
+                         ("10.0.0.2", "--eliot-task", ["receive", "app"]))
+        self.assertNoResult(started)
+        self.clock.advance(_push.PREPARED_SECONDS)
+
+    def test_once_per_target(self):
+        """
+        Asked again for the same volume and target while one is open, it
+        opens no other; another target gets its own.
+        """
+        self.service.prepare_push("app", "10.0.0.2")
+        self.service.prepare_push("app", "10.0.0.2")
+        self.service.prepare_push("app", "10.0.0.3")
+        self.assertEqual([address for address, _, _ in self.remote.started],
+                         ["10.0.0.2", "10.0.0.3"])
+        self.clock.advance(_push.PREPARED_SECONDS)
+
+    def test_expires(self):
+        """
+        One not used within ``PREPARED_SECONDS`` is closed: the target's
+        command sees its input end before any request (and so changes
+        nothing), and a later push opens its own.
+        """
+        self.service.prepare_push("app", "10.0.0.2")
+        command, read = self.opened()
+        self.clock.advance(_push.PREPARED_SECONDS - 1)
+        self.assertEqual(self.service._prepared.keys(), {("app", "10.0.0.2")})
+        self.clock.advance(1)
+        self.assertEqual(os.read(read, 10), b"")
+        self.assertEqual(self.service._prepared, {})
+        command.ended.callback(ProcessResult(["ssh"], b"", b"", 1, None))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_taken_by_next_push(self):
+        """
+        The next push's start takes the one opened ahead: no other command
+        is started, the expiry is cancelled, and the push's request is to
+        name the push's own task (the command was started under another).
+        """
+        self.service.prepare_push("app", "10.0.0.2")
+        command, read = self.opened()
+        taken = self.successResultOf(self.service._start_receive(
+            "app", "10.0.0.2", "push-task"))
+        self.assertEqual((taken[0], taken[2]), (command, "push-task"))
+        self.assertEqual(len(self.remote.started), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        os.close(taken[1])
+
+    def test_failed_then_own(self):
+        """
+        One that failed to open is dropped by the push, which starts its
+        own with its own task.
+        """
+        self.remote.failure = TargetUnreachable("no route")
+        self.service.prepare_push("app", "10.0.0.2")
+        self.remote.failure = None
+        d = self.service._start_receive("app", "10.0.0.2", "push-task")
+        [_, (address, words, started)] = self.remote.started
+        self.assertEqual(words, ["--eliot-task", "push-task", "receive",
+                                 "app"])
+        command = _StartedCommand()
+        started.callback((command, None))
+        self.assertEqual(self.successResultOf(d), (command, None, None))
+
+    def test_other_target_not_taken(self):
+        """
+        A push to another target starts its own: what was opened ahead
+        waits for its own target.
+        """
+        self.service.prepare_push("app", "10.0.0.2")
+        self.service._start_receive("app", "10.0.0.3", "push-task")
+        self.assertEqual([address for address, _, _ in self.remote.started],
+                         ["10.0.0.2", "10.0.0.3"])
+        self.assertEqual(self.service._prepared.keys(), {("app", "10.0.0.2")})
+        self.clock.advance(_push.PREPARED_SECONDS)
+
+
+class _StepPool(object):
+    """
+    The parts of a ``ZFSPool`` an acquire uses: each command is recorded
+    when issued and answers with a Deferred the test fires, so a test sees
+    which commands run at once and which wait for others.
+
+    :ivar issued: Each command, ``(verb, arguments...)``, in issue order.
+    :ivar answers: The Deferred of each, in the same order.
+    """
+
+    name = "tank"
+
+    def __init__(self, dataset):
+        self._dataset = dataset
+        self.issued = []
+        self.answers = []
+
+    def _command(self, *command):
+        self.issued.append(command)
+        d = Deferred()
+        self.answers.append(d)
+        return d
+
+    def list(self):
+        return succeed([self._dataset])
+
+    def capabilities(self):
+        return succeed(ZFSCapabilities(implementation=ZFS_FUSE, holds=True))
+
+    def release(self, name, snapshot, tag):
+        return self._command("release", name, snapshot, tag)
+
+    def set(self, name, key, value, suffix=""):
+        return self._command("set", name, key, value)
+
+    def mount(self, name):
+        return self._command("mount", name)
+
+    def unmount(self, name):
+        return self._command("unmount", name)
+
+    def fire(self, *indexes):
+        """
+        Answer the commands issued ``indexes``-th (from 0) with success.
+        """
+        for index in indexes:
+            self.answers[index].callback(None)
+
+
+class AcquireOrderTests(SynchronousTestCase):
+    """
+    The order of an acquire's commands (the second half of a hand-off,
+    while the application is down): what runs at once, and the commit
+    (the owner) only after the epoch.
+    """
+
+    def setUp(self):
+        self.snapshot = "flocker-20261206T180000.000000Z"
+        self.pool = _StepPool(Dataset(
+            name="app", properties={OWNER: "b" * 32, EPOCH: "3",
+                                    "mounted": "no", "atime": "off",
+                                    "mountpoint": "/tank/app"},
+            snapshots=[self.snapshot]))
+        clock = Clock()
+        self.service = VolumeService(clock, pool=self.pool,
+                                     node_id="a" * 32, remote=None, env={},
+                                     clock=clock)
+
+    def test_hold_and_epoch_at_once(self):
+        """
+        The follower's hold is released and the next epoch recorded at
+        once; the owner is set only when both are done, then the copy is
+        made writable and mounted, one after the other.
+        """
+        d = self.service.acquire("app", snapshot=self.snapshot,
+                                 node_id="a" * 32)
+        self.assertEqual(self.pool.issued, [
+            ("release", "app", self.snapshot, "flocker-received"),
+            ("set", "app", EPOCH, "4")])
+        self.pool.fire(1)
+        self.assertEqual(len(self.pool.issued), 2)
+        self.pool.fire(0)
+        self.assertEqual(self.pool.issued[2:], [
+            ("set", "app", OWNER, "a" * 32)])
+        self.pool.fire(2)
+        self.assertEqual(self.pool.issued[3:], [
+            ("set", "app", "readonly", "off")])
+        self.pool.fire(3)
+        self.assertEqual(self.pool.issued[4:], [("mount", "app")])
+        self.pool.fire(4)
+        info = self.successResultOf(d)
+        self.assertEqual((info.owned, info.epoch), (True, 4))
+
+    def test_failed_epoch_commits_nothing(self):
+        """
+        When recording the epoch fails, the owner is never set: the copy
+        is not taken, and the acquire fails with that error.
+        """
+        d = self.service.acquire("app", snapshot=self.snapshot,
+                                 node_id="a" * 32)
+        self.pool.fire(0)
+        self.pool.answers[1].errback(ZFSError("zfs set failed"))
+        self.failureResultOf(d, ZFSError)
+        self.assertEqual(len(self.pool.issued), 2)
 
 
 class RealVolumeServiceTests(SynchronousTestCase):

@@ -1,0 +1,114 @@
+"""
+Tests for :mod:`flocker.node._changes`: how a leaf change drives its node's
+agent.
+"""
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.trial.unittest import SynchronousTestCase
+
+from flocker.node._changes import StopApplication
+
+A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+
+
+class _Agent(object):
+    """
+    The two operations of an agent a stop uses, each answering with a
+    Deferred the test fires.
+
+    :ivar calls: ``(method name, arguments)`` in call order.
+    :ivar answers: Method name to the Deferreds handed out, in order.
+    """
+
+    def __init__(self, **results):
+        self.calls = []
+        self.answers = {}
+        self._results = results
+
+    def _answer(self, name, *args):
+        self.calls.append((name, args))
+        result = self._results.get(name)
+        d = Deferred() if result is None else result
+        self.answers.setdefault(name, []).append(d)
+        return d
+
+    def prepare_handoff(self, name, target):
+        return self._answer("prepare_handoff", name, target)
+
+    def stop_application(self, name):
+        return self._answer("stop_application", name)
+
+
+class StopApplicationTests(SynchronousTestCase):
+    """
+    Tests for :class:`StopApplication`'s ``run``.
+    """
+
+    def test_handoffs_prepared_with_the_stop(self):
+        """
+        A stop carrying hand-offs tells the node each one first and asks
+        for the stop in the same turn, without waiting for the answers:
+        the way for each last increment opens while the container stops.
+        """
+        agent = _Agent()
+        change = StopApplication(node=A, name="web",
+                                 handoffs=[("data", B), ("web", B)])
+        d = change.run({A: agent})
+        self.assertEqual(agent.calls, [
+            ("prepare_handoff", ("data", B)),
+            ("prepare_handoff", ("web", B)),
+            ("stop_application", ("web",))])
+        self.assertNoResult(d)
+
+    def test_done_when_all_answered(self):
+        """
+        The stop is done once the stop and every preparation answered.
+        """
+        agent = _Agent()
+        d = StopApplication(node=A, name="web",
+                            handoffs=[("web", B)]).run({A: agent})
+        agent.answers["stop_application"][0].callback(None)
+        self.assertNoResult(d)
+        agent.answers["prepare_handoff"][0].callback(None)
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_failed_preparation_ignored(self):
+        """
+        A preparation that fails does not fail the stop: it only spares
+        the hand-off a wait, and the hand-off opens its own way.
+        """
+        agent = _Agent(prepare_handoff=fail(RuntimeError("old agent")),
+                       stop_application=succeed(None))
+        d = StopApplication(node=A, name="web",
+                            handoffs=[("web", B)]).run({A: agent})
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_failed_stop_fails(self):
+        """
+        A stop that fails fails the change with the stop's own error.
+        """
+        agent = _Agent(prepare_handoff=succeed(None),
+                       stop_application=fail(RuntimeError("docker down")))
+        d = StopApplication(node=A, name="web",
+                            handoffs=[("web", B)]).run({A: agent})
+        self.assertEqual(str(self.failureResultOf(d, RuntimeError).value),
+                         "docker down")
+
+    def test_plain_stop(self):
+        """
+        A stop without hand-offs only stops, and answers as the node does.
+        """
+        agent = _Agent(stop_application=succeed(None))
+        d = StopApplication(node=A, name="web").run({A: agent})
+        self.assertEqual(agent.calls, [("stop_application", ("web",))])
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_description_unchanged(self):
+        """
+        Hand-offs do not change what the plan says of a stop: the
+        hand-offs are steps of their own.
+        """
+        self.assertEqual(
+            StopApplication(node=A, name="web",
+                            handoffs=[("web", B)]).describe(),
+            StopApplication(node=A, name="web").describe())
