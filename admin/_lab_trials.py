@@ -233,8 +233,22 @@ class Trials(object):
             ["flocker-deploy", "--yes", path, self.applications],
             check=False, timeout=300)
         if result.returncode != 0:
-            raise RuntimeError("deploy on %s: %s" % (
-                self.primary, (result.stdout + result.stderr)[-1500:]))
+            raise RuntimeError("deploy on %s: %s%s" % (
+                self.primary, (result.stdout + result.stderr)[-1500:],
+                self._supervisors()))
+
+    def _supervisors(self):
+        """
+        :return: What each node's unit runner said last (agent exits and
+            restarts), for a failed deploy's message.
+        """
+        said = []
+        for node in self.nodes:
+            lines = self.lab.run(
+                node, ["grep", "-v", "^{", "/var/log/flocker-agent.log"],
+                check=False).stdout.splitlines()
+            said.extend("\n%s: %s" % (node, line) for line in lines[-3:])
+        return "".join(said)
 
     def _prepare(self, number):
         """

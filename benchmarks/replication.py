@@ -17,13 +17,24 @@ that is the overhead measured.  Before each timed run the standby is let
 catch up (its lag under 1.5 intervals), so the ``off`` writer never shares
 the machine with the ``on`` volume's backlog.
 
-Each repetition runs both writers, one after the other, the order rotated;
-its ratio is ``on`` MB/s over ``off`` MB/s (throughput with replication
-over throughput without, in the same repetition): ``overhead_ratio``, the
-median over repetitions (target >= 0.9), with ``overhead_ratio_spread``
-(interquartile range over median).  At least ``--reps`` repetitions
+The floor of what replication can cost here, measured in the same
+repetitions: the ``off`` writer again, beside a bare loop doing the least
+any replication of it must do, every interval (start to start) a snapshot,
+``zfs send -i`` of what changed into ``ssh node2 zfs receive -F`` from
+node1's namespaces, and the older snapshot destroyed on both sides (no
+Flocker process takes part).  On the lab the standby's receive shares the
+writer's two cores and its one zfs-fuse daemon, so the floor is well below
+a real machine's.
+
+Each repetition runs the three (``off``, ``on``, ``floor``) one after the
+other, the order rotated.  Its ratios, in the same repetition:
+``overhead_ratio`` is ``on`` MB/s over ``off`` MB/s (target >= 0.9),
+``floor_ratio`` ``floor`` over ``off`` (the most any replication could
+reach here) and ``on_vs_floor`` ``on`` over ``floor`` (Flocker against the
+bare tools); each is reported as the median over repetitions with its
+``*_spread`` (interquartile range over median).  At least ``--reps`` repetitions
 (default ``$FLOCKER_BENCH_RUNS``, else 5, or 3 with ``--quick``), then more
-until the spread is under 5 %, at most ``--max-reps`` (12; 6 with
+until every spread is under 5 %, at most ``--max-reps`` (12; 6 with
 ``--quick``) or ``--max-seconds`` (600; 180 with ``--quick``).
 
 Also reported: the standby's lag read right after each ``on`` write
@@ -38,8 +49,9 @@ command for both paths.  Uses the running lab named by
 is none, down again at the end then).  Needs root.
 
 MB is 10^6 bytes.  The last line printed is a JSON object:
-``{"overhead_ratio": ..., "overhead_ratio_spread": ..., "on_mb_s": ...,
-"off_mb_s": ..., "lag_after_write_s": ..., ...}``.
+``{"overhead_ratio": ..., "overhead_ratio_spread": ..., "floor_ratio":
+..., "on_vs_floor": ..., "on_mb_s": ..., "off_mb_s": ..., "floor_mb_s":
+..., "lag_after_write_s": ..., ...}``.
 """
 
 import argparse
@@ -47,6 +59,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -58,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     RATIO_HEADERS, add_repetition_options, emit, print_table,
     ratio_figures, ratio_row, repeat_until_settled, repetitions_from,
-    rotated, summary,
+    rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
 )
 
 sys.path.insert(0, str(REPO / "admin"))
@@ -207,6 +220,87 @@ class _Bench(object):
             time.sleep(0.5)
 
 
+class _FloorLoop(object):
+    """
+    The floor of replication: the bare tools doing the least any
+    replication must do, beside the same writer.  Every interval (start to
+    start, as the agent's rounds), a snapshot of the ``off`` volume's
+    dataset, ``zfs send -i`` of what changed since the previous one into
+    ``ssh NODE2 zfs receive -F`` (:func:`zfs_send_over_ssh`, from node1's
+    namespaces), and the previous snapshot destroyed on both sides.  No
+    Flocker process takes part.
+    """
+
+    def __init__(self, lab, volume, every):
+        node1, node2 = lab.nodes[0], lab.nodes[1]
+        self._node1 = node1
+        self._address = node2.address
+        self.source = "%s/%s" % (node1.pool, volume)
+        self.target = "%s/floor-%s" % (node2.pool, volume)
+        self._every = every
+        self._count = 0
+        self._previous = None
+        self.rounds = 0
+
+    def _round(self):
+        snapshot = "%s@floor-%d" % (self.source, self._count)
+        self._count += 1
+        zfs_ok("snapshot", snapshot)
+        zfs_send_over_ssh(self._node1, self._address, snapshot,
+                          self._previous, self.target, timeout=300)
+        if self._previous is not None:
+            old = self._previous.split("@", 1)[1]
+            zfs("destroy", self._previous)
+            zfs("destroy", "%s@%s" % (self.target, old))
+        self._previous = snapshot
+
+    def catch_up(self):
+        """
+        One round, untimed (the first sends the whole volume).
+        """
+        self._round()
+
+    def run_beside(self, function):
+        """
+        Run rounds every interval while ``function()`` runs.
+
+        :return: What ``function`` returned.
+        """
+        done = threading.Event()
+        failed = []
+
+        def loop():
+            try:
+                while not done.is_set():
+                    started = time.monotonic()
+                    self._round()
+                    self.rounds += 1
+                    done.wait(max(0.0, started + self._every
+                                  - time.monotonic()))
+            except Exception as e:
+                failed.append(e)
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            return function()
+        finally:
+            done.set()
+            thread.join(300)
+            if failed:
+                raise RuntimeError("floor loop: %s" % (failed[0],))
+
+    def clean(self):
+        """
+        Destroy what the loop made: its snapshot of the source, its copy.
+        """
+        if self._previous is not None:
+            zfs("destroy", self._previous)
+        for _ in range(5):
+            if zfs("destroy", "-r", self.target).returncode == 0:
+                break
+            time.sleep(0.5)
+
+
 def main():
     parser = argparse.ArgumentParser(
         description="A writer's throughput on a volume with a standby copy "
@@ -243,6 +337,7 @@ def main():
     bench = _Bench(lab, tempfile.mkdtemp(prefix="flocker-bench-"),
                    "%ds" % (options.every,))
     figures = {}
+    floor = None
     try:
         bench.deploy(bench.deployment(True))
         for key in ("on", "off"):
@@ -253,15 +348,23 @@ def main():
         for key in ("on", "off"):
             bench.caught_up(options.every)
             bench.exec_in(key, writer)
-        rates = {"on": [], "off": []}
+        floor = _FloorLoop(lab, bench.names["off"], options.every)
+        rates = {"on": [], "off": [], "floor": []}
         lags = []
         sent_before = bench.standby()["bytes_sent"]
 
         def repetition(index):
+            # The three runs interleaved in each repetition, their order
+            # rotated: the machine's other load falls on all three alike.
             this = {}
-            for key in rotated(["off", "on"], index):
+            for key in rotated(["off", "on", "floor"], index):
                 bench.caught_up(options.every)
-                seconds, output = bench.exec_in(key, writer)
+                if key == "floor":
+                    floor.catch_up()
+                    seconds, output = floor.run_beside(
+                        lambda: bench.exec_in("off", writer))
+                else:
+                    seconds, output = bench.exec_in(key, writer)
                 this[key] = int(output.split()[-1]) * FILE_MIB * 2 ** 20 / (
                     MB * seconds)
                 rates[key].append(this[key])
@@ -269,19 +372,24 @@ def main():
                     item = bench.standby()
                     if item is not None and item["lag"] is not None:
                         lags.append(item["lag"])
-            return {"overhead_ratio": this["on"] / this["off"]}
+            return {"overhead_ratio": this["on"] / this["off"],
+                    "floor_ratio": this["floor"] / this["off"],
+                    "on_vs_floor": this["on"] / this["floor"]}
 
         settling = repeat_until_settled(repetition, policy)
         sent = bench.standby()["bytes_sent"] - sent_before
-        rows = [[key, "%.1f" % (statistics.median(rates[key]),),
+        labels = {"off": "off", "on": "on (Flocker)",
+                  "floor": "floor (bare zfs send | ssh zfs receive)"}
+        rows = [[labels[key], "%.1f" % (statistics.median(rates[key]),),
                  "%.1f-%.1f" % (min(rates[key]), max(rates[key]))]
-                for key in ("off", "on")]
+                for key in ("off", "on", "floor")]
         print_table("writer, %g s per run, %d repetitions" % (
             options.seconds, settling.repetitions), rows,
             ["replication", "MB/s median", "MB/s min-max"])
-        print_table("ratio (throughput with replication / without)",
-                    [ratio_row("overhead_ratio",
-                               settling.samples["overhead_ratio"])],
+        print_table("ratios (writer's throughput, same repetition)",
+                    [ratio_row(name, settling.samples[name])
+                     for name in ("overhead_ratio", "floor_ratio",
+                                  "on_vs_floor")],
                     RATIO_HEADERS)
         lag = summary(lags) if lags else None
         print_table("standby", [[
@@ -293,6 +401,8 @@ def main():
         figures = {
             "on_mb_s": round(statistics.median(rates["on"]), 1),
             "off_mb_s": round(statistics.median(rates["off"]), 1),
+            "floor_mb_s": round(statistics.median(rates["floor"]), 1),
+            "floor_rounds": floor.rounds,
             "writer_seconds": options.seconds,
             "standby_sent_mb": round(sent / MB, 1),
             "lag_after_write_s": (None if lag is None
@@ -303,10 +413,12 @@ def main():
             "reps": settling.repetitions,
             "settled": settling.settled,
         }
-        figures.update(ratio_figures("overhead_ratio",
-                                     settling.samples["overhead_ratio"]))
+        for name in ("overhead_ratio", "floor_ratio", "on_vs_floor"):
+            figures.update(ratio_figures(name, settling.samples[name]))
     finally:
         try:
+            if floor is not None:
+                floor.clean()
             bench.deploy(bench.deployment(False))
             for name in bench.names.values():
                 bench.deploy("--remove", name, "--with-volumes",

@@ -34,7 +34,8 @@ __all__ = [
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
     "NODE_SET_REPLICATION", "REPLICATE_VOLUME", "REPLICATION_LAG",
     "REPLICATION_CONFIGURED", "METRICS_LISTENING",
-    "NODE_CRASH_SEEN", "NODE_CRASH_RESTART", "NODE_BOOT_CONFIRMED",
+    "NODE_CRASH_SEEN", "NODE_CRASH_RESTART", "NODE_CRASH_RECONCILED",
+    "NODE_BOOT_CONFIRMED",
 ]
 
 _SOCKET = Field.for_types(
@@ -278,6 +279,19 @@ NODE_CRASH_SEEN = MessageType(
                      "request (a kill through Docker's API), so it stays "
                      "stopped.")],
     "An application's container died.")
+
+NODE_CRASH_RECONCILED = MessageType(
+    "flocker:node:crash_reconciled",
+    [Field.for_types("running", [int], "Flocker's containers known to run "
+                     "after the listing."),
+     Field.for_types("died", [list], "Applications whose container ran "
+                     "when the event stream was lost and no longer runs: "
+                     "they died meanwhile and go through the crash rules."),
+     Field.for_types("after_gap", [bool], "Whether the stream was followed "
+                     "again after a gap (else this is the first following: "
+                     "nothing is taken as died).")],
+    "The crash restarter listed Flocker's containers on following Docker's "
+    "events.")
 
 NODE_CRASH_RESTART = ActionType(
     "flocker:node:crash_restart",

@@ -36,17 +36,28 @@ fence that ran during the wait is seen.  Each restart is one eliot action
 (:data:`NODE_CRASH_RESTART`) with its outcome.
 
 A container that dies while the stream is not followed (the daemon
-restarting) is not seen; it waits for the next deploy or the agent's next
-start (:mod:`flocker.node._boot`).
+restarting, which stops every container without a restart policy) gives no
+event.  So each time the stream is followed again, the restarter
+reconciles: it lists Flocker's containers, and each one that ran when the
+stream was lost and runs no more (not stopped on request before the loss,
+no restart pending) is taken as having died meanwhile, with the status
+Docker kept, and goes through the same rules and backoff.  The first
+following (the agent starting) only learns which containers run: what
+stopped before the agent started is :mod:`flocker.node._boot`'s to decide.
+A ``docker stop`` made while the daemon runs but the agent's stream is cut
+(not while the daemon restarts) cannot be told from a crash then, and is
+restarted like one.
 """
 
 import attr
+from eliot import write_failure
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import gatherResults, maybeDeferred
 
 from ._docker import APPLICATION_LABEL, CONTAINER_PREFIX, ContainerNotFound
 from ._logging import (
-    DOCKER_EVENTS_LOST, NODE_CRASH_RESTART, NODE_CRASH_SEEN,
+    DOCKER_EVENTS_LOST, NODE_CRASH_RECONCILED, NODE_CRASH_RESTART,
+    NODE_CRASH_SEEN,
 )
 
 __all__ = ["CrashRestarter", "restart_decision", "FIRST_DELAY",
@@ -158,6 +169,9 @@ class CrashRestarter(object):
     documentation).
 
     :ivar bool following: Whether Docker's events are followed now.
+    :ivar reconciled: ``None``, or the ``Deferred`` of the latest listing
+        made when the stream was followed (see :meth:`connected`), firing
+        with ``None`` once done; it never fails.
     """
 
     def __init__(self, clock, events, docker, volumes, agent):
@@ -180,6 +194,12 @@ class CrashRestarter(object):
         self._agent = agent
         self._tracked = {}
         self._stale = {}
+        # Applications whose container ran when last seen (a listing, or
+        # their start): those that run no more after a gap in the stream
+        # died during it.
+        self._running = set()
+        self._connections = 0
+        self.reconciled = None
         self._following = None
         self._next = None
         self._delay = FOLLOW_AGAIN
@@ -237,6 +257,56 @@ class CrashRestarter(object):
     def connected(self):
         self.following = True
         self._delay = FOLLOW_AGAIN
+        self._connections += 1
+        self.reconciled = self._reconcile(after_gap=self._connections > 1)
+
+    def _reconcile(self, after_gap):
+        """
+        List Flocker's containers: learn which run and, after a gap in the
+        stream (``after_gap``), treat each that ran before it and runs no
+        more as having died during it (see the module documentation).
+
+        :return: ``Deferred`` firing with ``None``; a failure is logged.
+        """
+        before = set(self._running)
+
+        def listed(units):
+            by_name = {unit.name: unit for unit in units}
+            self._running |= {unit.name for unit in units if unit.running}
+            died = []
+            if after_gap:
+                for name in sorted(before):
+                    unit = by_name.get(name)
+                    if unit is None:
+                        self._running.discard(name)
+                    elif not unit.running:
+                        self._running.discard(name)
+                        tracked = self._tracked.setdefault(name, _Tracked())
+                        if tracked.pending is None and not tracked.killed:
+                            died.append(name)
+            NODE_CRASH_RECONCILED.log(
+                running=len(self._running), died=died, after_gap=after_gap)
+            return gatherResults([self._died_meanwhile(name)
+                                  for name in died], consumeErrors=True)
+        d = maybeDeferred(self._docker.list).addCallback(listed)
+        d.addCallback(lambda _: None)
+        return d.addErrback(lambda failure: write_failure(failure))
+
+    def _died_meanwhile(self, name):
+        """
+        ``name``'s container died while the stream was not followed: go
+        through :meth:`_died` with the status Docker kept for it.
+        """
+        def status(status):
+            if self._stopped or status.running:
+                return
+            code = -1 if status.exit_code is None else status.exit_code
+            self._died(name, self._tracked[name], code)
+
+        def gone(failure):
+            failure.trap(ContainerNotFound)
+        return maybeDeferred(self._docker.container_status, name).addCallbacks(
+            status, gone)
 
     def lost(self, reason):
         self.following = False
@@ -253,11 +323,14 @@ class CrashRestarter(object):
         tracked = self._tracked.setdefault(name, _Tracked())
         if action == "start":
             tracked.killed = False
+            self._running.add(name)
         elif action == "kill":
             tracked.killed = True
         elif action == "destroy":
+            self._running.discard(name)
             self._cancel(tracked)
         elif action == "die":
+            self._running.discard(name)
             self._died(name, tracked, _exit_code(event))
 
     def _cancel(self, tracked):

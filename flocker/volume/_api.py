@@ -280,6 +280,10 @@ class IVolumeService(Interface):
         :param node_id: If given, this node's identity must be this.
         :param epoch: The new ownership's epoch (a failover gives one above
             every copy's it knows), or ``None`` for one above this copy's.
+            Given, a receive of the volume under way from a sender at an
+            earlier epoch (the owner the failover replaces, maybe dead
+            mid-stream) is abandoned rather than waited for; the copy keeps
+            its last complete snapshot.
         :return: ``Deferred`` firing with the new :class:`VolumeInfo`.
         :raises StreamRejected: The copy does not end with ``snapshot``.
         :raises HandoffConflict: This node is not ``node_id``, or ``epoch``
@@ -296,7 +300,9 @@ class IVolumeService(Interface):
         copy this node owns at an earlier epoch is stale: it is set aside,
         renamed ``NAME.flocker-recovery-eEPOCH-TIME`` (read-only,
         unmounted, never destroyed by Flocker), with every write it holds;
-        this node then has no copy of the volume.
+        this node then has no copy of the volume.  A receive of the volume
+        under way from a sender at an earlier epoch is abandoned rather than
+        waited for, as for :meth:`acquire`.
 
         :param str name: Volume name.
         :param str owner: The owning node's identity.

@@ -148,6 +148,8 @@ class OwnershipMixin(object):
         check_volume_name(name)
         if snapshot is not None:
             check_snapshot_name(snapshot)
+        if epoch is not None:
+            self.abandon_receive(name, epoch)
         return self._locked(name, self._acquire, name, snapshot, node_id,
                             epoch)
 
@@ -206,6 +208,7 @@ class OwnershipMixin(object):
     def fence(self, name, owner, epoch):
         check_volume_name(name)
         check_node_id(owner)
+        self.abandon_receive(name, epoch)
         return self._locked(name, self._fence, name, owner, epoch)
 
     @inlineCallbacks

@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 __all__ = [
     "pump", "make_pipe", "close_quietly", "CHUNK_SIZE", "LimitExceeded",
-    "read_prefix", "SourceIdle",
+    "read_prefix", "SourceIdle", "Interrupted",
 ]
 
 #: How much :func:`pump` asks the kernel to move at once, and the capacity it
@@ -140,6 +140,13 @@ class _IdleTimer(object):
             self._call.cancel()
 
 
+class Interrupted(Exception):
+    """
+    A copy by :func:`pump` was stopped before its source ended (its
+    ``Deferred`` was cancelled).
+    """
+
+
 class _Pump(object):
     """
     Move bytes from one pipe to another as the reactor says they can move.
@@ -158,11 +165,15 @@ class _Pump(object):
         self._pending = b""
         self._count = 0
         self._finished = False
-        self.done = Deferred()
+        self.done = Deferred(self._cancelled)
         os.set_blocking(source, False)
         os.set_blocking(sink, False)
         self._reader = _Descriptor(source, self._move)
         self._writer = _Descriptor(sink, self._move)
+
+    def _cancelled(self, done):
+        if not self._finished:
+            self._finish(Interrupted())
 
     def start(self):
         self._idle = _IdleTimer(self._reactor, self._idle_timeout,
@@ -282,7 +293,9 @@ def pump(reactor, source, sink, progress=None, limit=None,
         reader of ``sink`` sees the stream cut short) and fails.
     :return: ``Deferred`` firing with the number of bytes copied, or failing
         with ``OSError`` (``EPIPE`` when the reader of ``sink`` went away),
-        :class:`LimitExceeded` or :class:`SourceIdle`.
+        :class:`LimitExceeded` or :class:`SourceIdle`.  Cancelling it stops
+        the copy as a silent source does (both descriptors closed) and
+        fails it with :class:`Interrupted`.
     """
     worker = _Pump(reactor, source, sink, progress, limit, idle_timeout)
     worker.start()
@@ -307,8 +320,13 @@ def read_prefix(reactor, fd, limit, delimiter=None, idle_timeout=None):
         with one, the line without it, or ``None`` at end of input or past
         ``limit``; or failing with :class:`SourceIdle` when ``idle_timeout``
         (seconds, or ``None`` for no limit) passes without a byte.
+        Cancelling it stops reading (the descriptor left open) and fails it
+        with :class:`Interrupted`.
     """
-    result = Deferred()
+    def cancelled(_):
+        if not result.called:
+            done(Interrupted())
+    result = Deferred(cancelled)
     collected = bytearray()
     was_blocking = os.get_blocking(fd)
     os.set_blocking(fd, False)

@@ -12,7 +12,9 @@ from contextlib import nullcontext
 
 import attr
 from eliot import Action
-from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.defer import (
+    Deferred, DeferredList, inlineCallbacks, maybeDeferred,
+)
 
 from ._api import PROTOCOL_VERSION, check_node_id, follower_keeps
 from ._epoch import check_sender_epoch
@@ -23,8 +25,10 @@ from ._errors import (
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
 from ._process import SourceIdle, read_prefix
+from ._process import Interrupted
 from ._stream import (
-    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, sender_silent, stream_limit,
+    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, receive_abandoned, sender_silent,
+    stream_limit,
 )
 from ._zfs import (
     EPOCH, OWNER, PUSHED, Dataset, check_resume_token, check_snapshot_name,
@@ -57,6 +61,38 @@ def _read_line(reactor, fd, name, limit=65536):
     except SourceIdle as e:
         raise sender_silent(name, e.seconds)
     return line
+
+
+class _UnderWay(object):
+    """
+    A receive under way, which a failover may abandon (see
+    :meth:`ReceivingMixin.abandon_receive`).
+
+    :ivar epoch: The sender's epoch once its request said it, else
+        ``None``.
+    :ivar reason: Why it was abandoned, or ``None``.
+    :ivar interrupt: ``Deferred`` fired with :attr:`reason` when it is
+        abandoned (``ZFSPool.receive``'s ``interrupt``).
+    """
+
+    def __init__(self, epoch=None):
+        self.epoch = epoch
+        self.reason = None
+        self.interrupt = Deferred()
+
+    def abandon(self, reason):
+        self.reason = reason
+        self.interrupt.callback(reason)
+
+    def waiting(self, d):
+        """
+        :return: ``d``, cancelled if the receive is abandoned meanwhile.
+        """
+        def cancel(reason):
+            d.cancel()
+            return reason
+        self.interrupt.addCallback(cancel)
+        return d
 
 
 def _continue_task(task):
@@ -125,8 +161,21 @@ class ReceivingMixin(object):
         if name in self._pushing:
             return self._receive_while_pushing(name, stream, emit, caller,
                                                expected)
-        return self._locked(name, self._receive, name, stream, emit, caller,
-                            expected)
+        return self._locked(name, self._registered, self._receive, name,
+                            stream, emit, caller, expected)
+
+    def _registered(self, function, name, *args):
+        """
+        Run ``function(name, *args)`` as the receive of ``name`` under way,
+        which :meth:`abandon_receive` finds.
+        """
+        under_way = self._receiving[name] = _UnderWay()
+
+        def done(passthrough):
+            if self._receiving.get(name) is under_way:
+                del self._receiving[name]
+            return passthrough
+        return maybeDeferred(function, name, *args).addBoth(done)
 
     @inlineCallbacks
     def _receive_while_pushing(self, name, stream, emit, caller, expected):
@@ -201,7 +250,12 @@ class ReceivingMixin(object):
         if partial is not None and refused is None:
             header["resume"] = partial[1]
         emit(header)
-        line = yield _read_line(self._reactor, stream, name)
+        under_way = self._receiving[name]
+        try:
+            line = yield under_way.waiting(
+                _read_line(self._reactor, stream, name))
+        except Interrupted:
+            raise receive_abandoned(name, under_way.reason)
         if line is None:
             raise refused or StreamRejected(
                 "the sender of %s closed the connection before sending a "
@@ -374,13 +428,18 @@ class ReceivingMixin(object):
             available = self._pool_free
             if available is None:
                 available = yield self.pool.available()
+        # Called on its own (tests), not by a receive: abandoned by nothing.
+        under_way = self._receiving.get(name) or _UnderWay()
+        if under_way.epoch is None:
+            under_way.epoch = request.get("epoch")
         try:
             yield self.pool.receive(
                 name, stream, request["snapshot"], request["base"],
                 suffix=suffix, force=force,
                 limit=stream_limit(maximum_size, available),
                 capabilities=capabilities,
-                idle_timeout=RECEIVE_IDLE_TIMEOUT, resuming=resuming)
+                idle_timeout=RECEIVE_IDLE_TIMEOUT, resuming=resuming,
+                interrupt=under_way.interrupt)
         except (StreamTooLarge, OutOfSpace):
             if capabilities is not None and capabilities.resumable_receive:
                 # A stream refused for its size is not kept for resuming:
@@ -396,6 +455,32 @@ class ReceivingMixin(object):
         except ZFSError as e:
             raise StreamRejected("stream does not apply to %s: %s" % (
                 name, e.message))
+
+    def abandon_receive(self, name, epoch):
+        """
+        Abandon a receive of ``name`` under way from a sender older than
+        ``epoch``, the ownership epoch this node is about to follow (a
+        fence) or take (a take-over): such a sender was declared dead or cut
+        off by a failover, and whatever it still sends would be refused from
+        now on.  A sender killed or cut off mid-stream sends nothing more,
+        and its receive would hold the volume's lock, and so the failover,
+        until :data:`~flocker.volume._stream.RECEIVE_IDLE_TIMEOUT` passed.
+        The copy keeps the last snapshot it had (a stream is applied
+        atomically).
+
+        :param str name: The volume's name.
+        :param int epoch: The epoch to come.
+        :return: Whether a receive was abandoned.
+        """
+        under_way = self._receiving.get(name)
+        if under_way is None or under_way.reason is not None or (
+                under_way.epoch is not None and under_way.epoch >= epoch):
+            return False
+        under_way.abandon(
+            "its sender (epoch %s) is superseded by epoch %d (a failover)"
+            % ("unknown yet" if under_way.epoch is None else under_way.epoch,
+               epoch))
+        return True
 
     @inlineCallbacks
     def _make_follower(self, dataset, suffix, request):

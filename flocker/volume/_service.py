@@ -104,6 +104,10 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # Volumes this service is pushing, as their owner (see
         # ReceivingMixin.receive).
         self._pushing = set()
+        # Receives under way: volume name to their _UnderWay (the sender's
+        # epoch, a way to abandon them); see
+        # ReceivingMixin.abandon_receive.
+        self._receiving = {}
         # (volume, target) to the receiving end prepare_push opened ahead
         # for the next push there: (settled start, expiry timer).
         self._prepared = {}

@@ -43,7 +43,9 @@ from ._errors import StreamRejected
 
 __all__ = [
     "BEGIN_RECORD_SIZE", "EXCLUDED_PROPERTIES", "FORCED_PROPERTIES",
-    "RECEIVE_IDLE_TIMEOUT", "StreamTooLarge", "sender_silent", "check_begin_record", "receive_flags", "stream_limit",
+    "RECEIVE_IDLE_TIMEOUT", "StreamTooLarge", "sender_silent",
+    "receive_abandoned", "check_begin_record", "receive_flags",
+    "stream_limit",
 ]
 
 #: Size of a ZFS stream record (``dmu_replay_record_t``), the first of
@@ -116,6 +118,18 @@ def sender_silent(name, seconds):
         "the sender of %s sent nothing for %s s (a dead or cut-off node); "
         "the receive was abandoned and this node's copy is unchanged" % (
             name, seconds))
+
+
+def receive_abandoned(name, reason):
+    """
+    :param str name: The volume being received.
+    :param str reason: Why the receive was abandoned (one line).
+    :return: The :class:`StreamRejected` of a receive abandoned on request
+        (a failover superseding its sender).
+    """
+    return StreamRejected(
+        "the receive of %s was abandoned: %s; this node's copy is "
+        "unchanged" % (name, reason))
 
 
 def check_begin_record(record, snapshot, incremental, resuming=False):

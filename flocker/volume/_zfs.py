@@ -55,12 +55,13 @@ from ._errors import (
 from ._logging import BUSY_RETRY, ZFS_COMMAND
 from .._process import ProcessFailed, run_process, spawn
 from ._process import (
-    LimitExceeded, SourceIdle, close_quietly, make_pipe, pump, read_prefix,
+    Interrupted, LimitExceeded, SourceIdle, close_quietly, make_pipe, pump,
+    read_prefix,
 )
 from ._stamp import mark_changed, stamp_path
 from ._stream import (
-    BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_flags,
-    sender_silent,
+    BEGIN_RECORD_SIZE, StreamTooLarge, check_begin_record, receive_abandoned,
+    receive_flags, sender_silent,
 )
 from ._zfs_words import in_words
 
@@ -890,7 +891,7 @@ class ZFSPool(object):
     @inlineCallbacks
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
                 limit=None, capabilities=None, idle_timeout=None,
-                resuming=False):
+                resuming=False, interrupt=None):
         """
         Receive a stream from another node into ``<volume><suffix>``,
         reading it from the file descriptor ``stdin``, under the receive
@@ -921,6 +922,11 @@ class ZFSPool(object):
             ``None`` to wait forever.
         :param bool resuming: The sender announced a stream resuming the
             receive cut short into this dataset (``zfs send -t``).
+        :param interrupt: ``None``, or a ``Deferred`` which, fired with a
+            reason (one line), abandons the receive as a silent sender's
+            is abandoned (nothing applied), failing it with
+            :class:`StreamRejected` naming the reason; its result is passed
+            on unchanged.
         :return: ``Deferred`` firing with ``None``, or failing with
             :class:`StreamRejected` (refused, silent or cut-short stream,
             :class:`~flocker.volume._stream.StreamTooLarge`) or a
@@ -930,12 +936,27 @@ class ZFSPool(object):
         argv = (["zfs", "receive"]
                 + _checked_options(receive_flags(capabilities, force))
                 + [self.dataset(volume, suffix)])
+        # What an interrupt cancels: the read of the first record, then
+        # the copy of the rest.
+        reasons, waiting = [], []
+        if interrupt is not None:
+            def stop(reason):
+                reasons.append(reason)
+                for d in waiting:
+                    d.cancel()
+                return reason
+            interrupt.addCallback(stop)
+        reading = read_prefix(self._reactor, stdin, BEGIN_RECORD_SIZE,
+                              idle_timeout=idle_timeout)
+        waiting.append(reading)
+        if reasons:
+            reading.cancel()
         try:
-            record = yield read_prefix(self._reactor, stdin,
-                                       BEGIN_RECORD_SIZE,
-                                       idle_timeout=idle_timeout)
+            record = yield reading
         except SourceIdle as e:
             raise sender_silent(volume, e.seconds)
+        except Interrupted:
+            raise receive_abandoned(volume, reasons[0])
         check_begin_record(record, snapshot, base is not None, resuming)
         # zfs receive reads the record checked here, then the rest of the
         # stream as it is passed on (counted, so it stops at the limit).
@@ -958,6 +979,9 @@ class ZFSPool(object):
             passed = pump(self._reactor, source, stream_write, limit=(
                 None if limit is None else max(0, limit - len(record))),
                 idle_timeout=idle_timeout)
+            waiting.append(passed)
+            if reasons:
+                passed.cancel()
             outcome = yield DeferredContext(DeferredList(
                 [passed, collector.ended], consumeErrors=True)
             ).addActionFinish()
@@ -971,6 +995,12 @@ class ZFSPool(object):
             except ProcessExitedAlready:
                 pass
             raise sender_silent(volume, passed_value.value.seconds)
+        if not passed_ok and passed_value.check(Interrupted):
+            try:
+                transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+            raise receive_abandoned(volume, reasons[0])
         if not passed_ok and passed_value.check(LimitExceeded):
             # Nothing of a cut-off stream is applied; the process may
             # already have ended on its own.

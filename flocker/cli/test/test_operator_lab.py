@@ -147,6 +147,17 @@ def _read_until(fd, done, timeout=OUTPUT_TIMEOUT):
     return text.decode("utf-8", "replace")
 
 
+def _interruptible():
+    """
+    In the child, before ``exec``: take ``SIGINT`` as a terminal's Ctrl-C
+    would.  A test run started in the background by a shell (``cmd &``)
+    inherits ``SIGINT`` ignored, and a program keeps an ignored ``SIGINT``
+    ignored (Twisted's reactor included), so the signal the test sends
+    would never arrive.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _on_terminal(operator, argv, answer):
     """
     Run ``flocker-deploy`` with a pseudo-terminal as its standard input,
@@ -203,7 +214,8 @@ class OperatorLabTests(SynchronousTestCase):
         process = operator.lab.client.popen(
             operator.argv("--logs", operator.names["talker"], "--follow",
                           operator.deployment("follow.yml", {0: ["talker"]})),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=_interruptible)
         try:
             first = _read_until(process.stdout.fileno(),
                                 lambda text: len(_ticks(text)) >= 1)

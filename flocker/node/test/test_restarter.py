@@ -5,7 +5,7 @@ a bounded backoff.
 """
 
 import attr
-from eliot.testing import LoggedAction, capture_logging
+from eliot.testing import LoggedAction, LoggedMessage, capture_logging
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,7 +16,7 @@ from flocker.node._docker import (
 )
 from flocker.node._events import FakeDockerEvents
 from flocker.node._local import LocalNodeAgent
-from flocker.node._logging import NODE_CRASH_RESTART
+from flocker.node._logging import NODE_CRASH_RECONCILED, NODE_CRASH_RESTART
 from flocker.node._restarter import (
     CRASH_EVENTS, FIRST_DELAY, FOLLOW_AGAIN, MAXIMUM_DELAY, STEADY_SECONDS,
     CrashRestarter, restart_decision,
@@ -362,6 +362,113 @@ class CrashRestarterTests(SynchronousTestCase):
         self.clock.advance(FIRST_DELAY)
         self.assertEqual((lost, self.restarter.following,
                           self.running("db")), (False, True, True))
+
+    def gap(self, during):
+        """
+        Lose the event stream, call ``during`` while it is lost (what
+        happens then gives no event), and follow it again.
+        """
+        self.events.drop()
+        during()
+        self.clock.advance(FOLLOW_AGAIN)
+        self.successResultOf(self.restarter.reconciled)
+
+    @capture_logging(None)
+    def test_died_while_lost(self, logger):
+        """
+        A container that ran when the stream was lost and died before it
+        was followed again (no event) is restarted once the stream is
+        back, after ``FIRST_DELAY``, with the status Docker kept; the
+        listing is logged.
+        """
+        self.started(application("db"))
+        self.gap(lambda: self.docker.stop_container(container_name("db"),
+                                                    143))
+        before = self.running("db")
+        self.clock.advance(FIRST_DELAY)
+        [logged] = LoggedAction.of_type(logger.messages, NODE_CRASH_RESTART)
+        [reconciled] = [
+            logged.message for logged in
+            LoggedMessage.of_type(logger.messages, NODE_CRASH_RECONCILED)
+            if logged.message["after_gap"]]
+        self.assertEqual(
+            (before, self.running("db"), logged.start_message["exit_code"],
+             reconciled["died"]),
+            (False, True, 143, ["db"]))
+
+    def test_killed_before_lost(self):
+        """
+        A container whose ``kill`` was seen before the stream was lost (a
+        stop asked through Docker's API) stays stopped when it turns out
+        to have died meanwhile.
+        """
+        self.started(application("db"))
+        self.emit("kill", "db", signal="15")
+        self.gap(lambda: self.docker.stop_container(container_name("db"),
+                                                    0))
+        self.clock.advance(MAXIMUM_DELAY)
+        self.assertFalse(self.running("db"))
+
+    def test_died_while_lost_rules(self):
+        """
+        A container that died while the stream was lost goes through the
+        same rules as a crash seen: one whose volume this node no longer
+        owns is not started again.
+        """
+        self.started(application("db"))
+
+        def meanwhile():
+            self.docker.stop_container(container_name("db"), 1)
+            self.successResultOf(self.volumes.handoff("db", B))
+        self.gap(meanwhile)
+        self.clock.advance(MAXIMUM_DELAY)
+        self.assertFalse(self.running("db"))
+
+    def test_removed_while_lost(self):
+        """
+        A container removed while the stream was lost is forgotten, not
+        started again.
+        """
+        self.started(application("db"))
+        self.gap(lambda: self.successResultOf(self.docker.remove("db")))
+        self.clock.advance(MAXIMUM_DELAY)
+        self.assertEqual(self.successResultOf(self.docker.list()), set())
+
+    def test_running_after_gap(self):
+        """
+        A container still running after a gap in the stream is left alone,
+        and a crash after the gap is restarted as usual.
+        """
+        self.started(application("db"))
+        self.gap(lambda: None)
+        pending = self.clock.getDelayedCalls()
+        self.crash("db")
+        self.clock.advance(FIRST_DELAY)
+        self.assertEqual((pending, self.running("db")), ([], True))
+
+    def test_first_following_restarts_nothing(self):
+        """
+        The first following (the agent starting) only learns which
+        containers run: one already stopped is the boot's to decide, and
+        is not restarted; one running then and dying in a later gap is.
+        """
+        self.started(application("old"))
+        self.started(application("db"))
+        self.restarter.stop()
+        self.docker.stop_container(container_name("old"), 1)
+        restarter = CrashRestarter(self.clock, self.events, self.docker,
+                                   lambda: self.volumes, lambda: self.agent)
+        restarter.start()
+        self.addCleanup(restarter.stop)
+        self.successResultOf(restarter.reconciled)
+        self.clock.advance(MAXIMUM_DELAY)
+        old = self.running("old")
+        self.events.drop()
+        self.docker.stop_container(container_name("db"), 1)
+        self.clock.advance(FOLLOW_AGAIN)
+        self.successResultOf(restarter.reconciled)
+        self.clock.advance(FIRST_DELAY)
+        self.assertEqual((old, self.running("db")), (False, True))
 
     def test_stop(self):
         """

@@ -16,7 +16,8 @@ from flocker.testtools import run_in_reactor
 from flocker._process import spawn
 from flocker.volume import _process
 from flocker.volume._process import (
-    LimitExceeded, SourceIdle, close_quietly, make_pipe, pump, read_prefix,
+    Interrupted, LimitExceeded, SourceIdle, close_quietly, make_pipe, pump,
+    read_prefix,
 )
 
 PYTHON = sys.executable
@@ -205,6 +206,25 @@ class SourceIdleTests(SynchronousTestCase):
             self.assertTrue(not reactor.readers and not reactor.writers)
             self.assertFalse(reactor.getDelayedCalls())
 
+    def test_pump_cancelled(self):
+        """
+        Cancelling a pump stops it as a silent source does: it fails with
+        ``Interrupted`` and closes both descriptors, so the sink's reader
+        sees the stream cut short.
+        """
+        reactor = MemoryReactorClock()
+        with _pipes() as (source_read, source_write, sink_read, sink_write):
+            done = pump(reactor, source_read, sink_write, idle_timeout=20)
+            os.write(source_write, b"some")
+            _ready(reactor)
+            done.cancel()
+            self.failureResultOf(done, Interrupted)
+            self.assertEqual(
+                (os.read(sink_read, 100), os.read(sink_read, 100),
+                 reactor.readers, reactor.writers,
+                 reactor.getDelayedCalls()),
+                (b"some", b"", set(), set(), []))
+
     def test_pump_no_timeout(self):
         """
         Without an ``idle_timeout`` a silent source is waited for.
@@ -215,6 +235,22 @@ class SourceIdleTests(SynchronousTestCase):
             reactor.advance(10 ** 6)
             self.assertFalse(done.called)
             self.assertFalse(reactor.getDelayedCalls())
+
+    def test_read_prefix_cancelled(self):
+        """
+        Cancelling ``read_prefix`` fails it with ``Interrupted`` and stops
+        watching the descriptor, which stays open for another reader.
+        """
+        reactor = MemoryReactorClock()
+        with _pipes() as (read_fd, write_fd, _, _):
+            line = read_prefix(reactor, read_fd, 100, b"\n",
+                               idle_timeout=20)
+            line.cancel()
+            self.failureResultOf(line, Interrupted)
+            os.write(write_fd, b"x")
+            self.assertEqual(
+                (reactor.readers, reactor.getDelayedCalls(),
+                 os.read(read_fd, 10)), (set(), [], b"x"))
 
     def test_read_prefix_silent_source(self):
         """

@@ -35,7 +35,7 @@ from flocker.volume._service import (
 )
 from flocker.volume._capabilities import OPENZFS, ZFS_FUSE, ZFSCapabilities
 from flocker.volume._stream import (
-    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, stream_limit,
+    RECEIVE_IDLE_TIMEOUT, StreamTooLarge, receive_abandoned, stream_limit,
 )
 from flocker.volume._zfs import EPOCH, OWNER, Dataset, ZFSPool
 
@@ -428,7 +428,7 @@ class _RecordingPool(object):
 
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
                 limit=None, capabilities=None, idle_timeout=None,
-                resuming=False):
+                resuming=False, interrupt=None):
         self.limits.append(limit)
         self.idle_timeouts.append(idle_timeout)
         return succeed(None)
@@ -558,6 +558,126 @@ class SilentSenderTests(SynchronousTestCase):
         self.assertFalse(reactor.readers)
 
 
+class AbandonedReceiveTests(SynchronousTestCase):
+    """
+    A failover's fence or take-over of a volume abandons a receive of it
+    under way from the owner it replaces (dead or cut off mid-stream, it may
+    never send again) instead of waiting behind it for
+    ``RECEIVE_IDLE_TIMEOUT``.
+    """
+
+    def receiving(self, epoch=3):
+        """
+        :return: ``(service, pool, the receive's Deferred)``, the receive
+            waiting for a stream from a sender at ``epoch``.
+        """
+        pool = _StalledStreamPool()
+        service = VolumeService(Clock(), pool, "node-b", None, {})
+        received = service._registered(
+            service._zfs_receive, "app", 0, "", False,
+            {"snapshot": "s2", "base": None, "epoch": epoch})
+        return service, pool, received
+
+    def test_fence_abandons(self):
+        """
+        A fence at an epoch above the sender's fails the receive at once
+        with ``StreamRejected`` naming both epochs, then runs.
+        """
+        service, pool, received = self.receiving()
+        fenced = service.fence("app", "node-c", 4)
+        failure = self.failureResultOf(received, StreamRejected)
+        self.assertEqual(
+            (failure.value.message, self.successResultOf(fenced),
+             service._receiving),
+            ("the receive of app was abandoned: its sender (epoch 3) is "
+             "superseded by epoch 4 (a failover); this node's copy is "
+             "unchanged", None, {}))
+
+    def test_take_over_abandons(self):
+        """
+        A take-over (``acquire`` with an epoch) abandons the receive too;
+        an ``acquire`` without one (a planned move's last step, after its
+        final increment) does not.
+        """
+        service, pool, received = self.receiving()
+        moved = service.acquire("app")
+        waited = not received.called
+        taken = service.acquire("app", epoch=4)
+        self.failureResultOf(received, StreamRejected)
+        # No copy here in this pool: both then fail on their own.
+        self.failureResultOf(moved, NoSuchVolume)
+        self.failureResultOf(taken, NoSuchVolume)
+        self.assertTrue(waited)
+
+    def test_same_epoch_kept(self):
+        """
+        A sender at the epoch to come (or later) is not abandoned.
+        """
+        service, pool, received = self.receiving(epoch=4)
+        self.assertEqual(service.abandon_receive("app", 4), False)
+        self.assertNoResult(received)
+
+    def test_silent_request_abandoned(self):
+        """
+        A sender that died after the receiver's header, before its request
+        (each round starts with that exchange), is abandoned by the fence
+        at once, not after ``RECEIVE_IDLE_TIMEOUT``; the fence then runs
+        and nothing is left watched.
+        """
+        reactor = MemoryReactorClock()
+        service = VolumeService(reactor, _SilentSenderPool(), "node-b",
+                                None, {})
+        read_fd, write_fd = os.pipe()
+        self.addCleanup(os.close, read_fd)
+        self.addCleanup(os.close, write_fd)
+        received = service.receive("app", read_fd, lambda message: None,
+                                   caller="node-a")
+        fenced = service.fence("app", "node-c", 4)
+        failure = self.failureResultOf(received, StreamRejected)
+        self.assertEqual(
+            (failure.value.message, self.successResultOf(fenced),
+             reactor.readers, reactor.getDelayedCalls()),
+            ("the receive of app was abandoned: its sender (epoch unknown "
+             "yet) is superseded by epoch 4 (a failover); this node's copy "
+             "is unchanged", None, set(), []))
+
+    def test_nothing_under_way(self):
+        """
+        With no receive of the volume under way there is nothing to
+        abandon.
+        """
+        service = VolumeService(Clock(), _StalledStreamPool(), "node-b",
+                                None, {})
+        self.assertEqual(service.abandon_receive("app", 4), False)
+
+
+class _StalledStreamPool(_RecordingPool):
+    """
+    A pool whose receives wait for a stream that never comes (its sender
+    died mid-stream) until their ``interrupt`` fires, failing then as
+    ``ZFSPool.receive`` does; it has no datasets.
+    """
+
+    def __init__(self):
+        _RecordingPool.__init__(self, 10 ** 9)
+
+    def get(self, name):
+        return succeed(None)
+
+    def list(self):
+        return succeed([])
+
+    def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
+                limit=None, capabilities=None, idle_timeout=None,
+                resuming=False, interrupt=None):
+        waiting = Deferred()
+        def abandoned(reason):
+            waiting.errback(receive_abandoned(volume, reason))
+            return reason
+        interrupt.addCallback(abandoned)
+        return waiting
+
+
 class _SilentSenderPool(_RecordingPool):
     """
     A pool with no datasets, for a receive whose sender never sends.
@@ -571,6 +691,9 @@ class _SilentSenderPool(_RecordingPool):
 
     def list(self, *args, **kwargs):
         return succeed([])
+
+    def get(self, name):
+        return succeed(None)
 
 
 class _StartedCommand(object):

@@ -11,7 +11,7 @@ import tempfile
 
 from eliot.testing import assertHasAction, capture_logging
 from hypothesis import given, strategies as st
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -622,11 +622,10 @@ class SilentSenderReceiveTests(SynchronousTestCase):
     ``idle_timeout``.
     """
 
-    def test_silent_before_first_record(self):
+    def receive(self, interrupt=None):
         """
-        A stream that brings nothing fails the receive with
-        ``StreamRejected`` once ``idle_timeout`` passes (not before),
-        before any ``zfs`` command ran, leaving nothing watched.
+        :return: ``(reactor, runner, the Deferred)`` of a receive from a
+            pipe nothing is written to, on a fake runner.
         """
         reactor = MemoryReactorClock()
         runner = FakeRunner()
@@ -634,7 +633,16 @@ class SilentSenderReceiveTests(SynchronousTestCase):
         read_fd, write_fd = os.pipe()
         self.addCleanup(os.close, read_fd)
         self.addCleanup(os.close, write_fd)
-        received = pool.receive("app", read_fd, "s1", None, idle_timeout=20)
+        return reactor, runner, pool.receive(
+            "app", read_fd, "s1", None, idle_timeout=20, interrupt=interrupt)
+
+    def test_silent_before_first_record(self):
+        """
+        A stream that brings nothing fails the receive with
+        ``StreamRejected`` once ``idle_timeout`` passes (not before),
+        before any ``zfs`` command ran, leaving nothing watched.
+        """
+        reactor, runner, received = self.receive()
         reactor.advance(19)
         self.assertNoResult(received)
         reactor.advance(1)
@@ -642,11 +650,60 @@ class SilentSenderReceiveTests(SynchronousTestCase):
         self.assertIn("sent nothing for 20 s", failure.value.message)
         self.assertEqual((runner.calls, reactor.readers), ([], set()))
 
+    def test_interrupted_before_first_record(self):
+        """
+        An ``interrupt`` fired while the stream has brought nothing fails
+        the receive at once with ``StreamRejected`` naming its reason,
+        before any ``zfs`` command ran, leaving nothing watched.
+        """
+        interrupt = Deferred()
+        reactor, runner, received = self.receive(interrupt)
+        self.assertNoResult(received)
+        interrupt.callback("a failover")
+        failure = self.failureResultOf(received, StreamRejected)
+        self.assertEqual(
+            (failure.value.message, runner.calls, reactor.readers,
+             reactor.getDelayedCalls()),
+            ("the receive of app was abandoned: a failover; this node's "
+             "copy is unchanged", [], set(), []))
+
 
 class RealPoolTests(SynchronousTestCase):
     """
     ``ZFSPool`` on real file-backed zfs-fuse pools.
     """
+
+    def test_real_receive_interrupted(self):
+        """
+        A receive whose sender stopped mid-stream (its connection still
+        open) is abandoned at once by its ``interrupt``: ``zfs receive``
+        applies nothing, so the volume is not created.
+        """
+        pools = pools_for(self)
+        name, source = _real(pools, "src")
+        _, target = _real(pools, "dst")
+        run_in_reactor(lambda reactor: source(reactor).create("app", {}))
+        run_in_reactor(lambda reactor: source(reactor).snapshot("app", "s1"))
+        stream = subprocess.run(["zfs", "send", name + "/app@s1"],
+                                capture_output=True, check=True).stdout
+
+        def scenario(reactor):
+            read_fd, write_fd = make_pipe()
+            # Part of the stream, then silence: a sender that died.
+            os.write(write_fd, stream[:4096])
+            interrupt = Deferred()
+            d = target(reactor).receive("app", read_fd, "s1", None,
+                                        idle_timeout=60, interrupt=interrupt)
+            reactor.callLater(0.5, interrupt.callback, "a failover")
+            d.addBoth(_closing(read_fd))
+            d.addBoth(_closing(write_fd))
+            return d.addCallbacks(lambda _: [None], lambda failure: [failure])
+        [outcome] = run_in_reactor(scenario)
+        self.assertEqual(
+            (outcome.check(StreamRejected), outcome.value.message,
+             run_in_reactor(lambda reactor: target(reactor).get("app"))),
+            (StreamRejected, "the receive of app was abandoned: a failover; "
+             "this node's copy is unchanged", None))
 
     @given(st.text(max_size=70))
     def test_only_safe_names_reach_zfs(self, name):
