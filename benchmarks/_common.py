@@ -546,14 +546,16 @@ def agent_memory(lab):
     """
     The memory of the lab nodes' agents (``flocker-node agent``, as each
     node's boot started it), with two floors measured by the agents' own
-    interpreter on a node, now: a bare interpreter, and one that imports
-    only Twisted's reactor (which loads pyOpenSSL where it may: the agent
-    does not, see :mod:`flocker._openssl`).
+    interpreter on a node, now: a bare interpreter, one that imports only
+    Twisted's reactor (which loads pyOpenSSL where it may), and one that
+    imports it with pyOpenSSL marked absent, as the agent runs (see
+    :mod:`flocker._openssl`).
 
     :param lab: A running lab (``_lab_client.Lab``).
     :return: ``dict`` of MB (2^20 bytes): ``agent_rss_mb`` and
         ``agent_peak_rss_mb``, the largest ``VmRSS`` and ``VmHWM`` over the
-        agents; ``python_rss_mb`` and ``reactor_rss_mb``, the floors.
+        agents; ``python_rss_mb``, ``reactor_rss_mb`` and
+        ``reactor_no_tls_rss_mb``, the floors.
     :raises RuntimeError: If no node has a running agent.
     """
     with open(os.path.join(lab.state, "lab.json")) as f:
@@ -580,7 +582,10 @@ def agent_memory(lab):
 
     figures = {"agent_rss_mb": max(rss), "agent_peak_rss_mb": max(peak),
                "python_rss_mb": floor(""),
-               "reactor_rss_mb": floor("import twisted.internet.reactor")}
+               "reactor_rss_mb": floor("import twisted.internet.reactor"),
+               "reactor_no_tls_rss_mb": floor(
+                   "import sys\nsys.modules['OpenSSL'] = None\n"
+                   "import twisted.internet.reactor")}
     return {name: round(kb / 1024, 1) for name, kb in figures.items()}
 
 
@@ -594,6 +599,8 @@ def agent_memory_rows(memory):
              "%.1f" % memory["agent_peak_rss_mb"]],
             ["floor: node's python, twisted's reactor imported",
              "%.1f" % memory["reactor_rss_mb"], ""],
+            ["floor: the same without pyOpenSSL (as the agent runs)",
+             "%.1f" % memory["reactor_no_tls_rss_mb"], ""],
             ["floor: node's python, bare", "%.1f" % memory["python_rss_mb"],
              ""]]
 

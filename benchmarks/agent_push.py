@@ -29,8 +29,10 @@ are reached.  Processes are pinned as in ``benchmarks/volumes.py``.
 After the pushes (the agents have pushed and received, so each has loaded
 what a push needs), ``agent_rss_mb`` is the largest resident size of the
 lab's agents, beside two floors measured by their own interpreter on node1
-in the same run: ``reactor_rss_mb`` (it imports only Twisted's reactor) and
-``python_rss_mb`` (bare); MB there is 2^20 bytes (``VmRSS``).
+in the same run: ``reactor_rss_mb`` (it imports only Twisted's reactor),
+``reactor_no_tls_rss_mb`` (the same with pyOpenSSL marked absent, as the
+agent runs) and ``python_rss_mb`` (bare); MB there is 2^20 bytes
+(``VmRSS``).
 
 MB is 10^6 bytes.  A table, then the last line printed is a JSON object:
 ``{"agent_push_mb_s": …, "raw_mb_s": …, "agent_push_ratio": …, …}``.

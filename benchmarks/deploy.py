@@ -68,8 +68,9 @@ around the whole command (interpreter start, SSH, every node's part):
 * ``agent_rss_mb``: the largest resident size of the nodes' agents
   (``flocker-node agent``) at the end of the run, after every deploy and
   move; its floors, measured by the agents' interpreter on node1 in the
-  same run: ``reactor_rss_mb`` (only Twisted's reactor imported) and
-  ``python_rss_mb`` (bare).
+  same run: ``reactor_rss_mb`` (only Twisted's reactor imported),
+  ``reactor_no_tls_rss_mb`` (the same with pyOpenSSL marked absent, as
+  the agent runs) and ``python_rss_mb`` (bare).
 * No warm process anywhere: each ``flocker-deploy`` starts cold, the nodes'
   agents run all the time (started by the lab as a boot would).
 
@@ -1007,6 +1008,7 @@ def main():
         "agent_peak_rss_mb": memory["agent_peak_rss_mb"],
         "python_rss_mb": memory["python_rss_mb"],
         "reactor_rss_mb": memory["reactor_rss_mb"],
+        "reactor_no_tls_rss_mb": memory["reactor_no_tls_rss_mb"],
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
         "baseline_ssh_s": round(statistics.median(base_ssh), 3),

@@ -317,7 +317,9 @@ def main():
             _destroy("%s/%s" % (pool2, name))
             zfs("inherit", "flocker:pushed", "%s/%s" % (pool1, name))
             result = _push(lab, name)
-            assert not result[2], result[3]
+            if result[2]:
+                raise RuntimeError("a first push was incremental: %s"
+                                   % (result[3],))
             return result
 
         # Warm-up, untimed: both paths once.
@@ -354,7 +356,10 @@ def main():
                     raw_incr_times.append(seconds)
                 else:
                     seconds, wall, incremental, incr_output = _push(lab, name)
-                    assert incremental, incr_output
+                    if not incremental:
+                        raise RuntimeError("a push after a snapshot was "
+                                           "not incremental: %s"
+                                           % (incr_output,))
                     incr_times.append(seconds)
                     incr_walls.append(wall)
             base = new

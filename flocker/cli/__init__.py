@@ -15,7 +15,7 @@ from ._nodekey import desired_node_key, nodes_known_hosts, nodes_peers
 from ._rotate import RotationResult, rotate_node_keys
 from ._progress import TerminalProgress, is_live_terminal
 from ._remote import AgentConnections, NodeStepFailed, RemoteNodeAgent
-from ._ssh import (
+from .._ssh import (
     AuthenticationFailed, HostKeyError, ICommandRunner, MemoryCommandRunner,
     NodeUnreachable, RemoteCommandFailed, SSHCommandRunner,
     SSHConfigurationError, ssh_command_runner,

@@ -24,7 +24,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from .._bridge import DEFAULT_AGENT_SOCKET
-from ._ssh import NodeUnreachable
+from .._ssh import NodeUnreachable
 
 __all__ = ["AgentUnavailable", "StreamLocalChannel", "ssh_agent_connector",
            "STREAMLOCAL", "BRIDGE", "DEFAULT_BRIDGE_COMMAND"]
@@ -159,7 +159,7 @@ def _bridge_ended(address, protocol, said):
 def ssh_agent_connector(runner, socket_path=DEFAULT_AGENT_SOCKET,
                         bridge=DEFAULT_BRIDGE_COMMAND):
     """
-    :param runner: The :class:`~flocker.cli._ssh.SSHCommandRunner` holding
+    :param runner: The :class:`~flocker._ssh.SSHCommandRunner` holding
         the nodes' connections.
     :param str socket_path: The agent's socket on the nodes.
     :param bridge: The bridge command's argument vector (``--socket PATH``

@@ -117,7 +117,7 @@ def deploy_over_ssh(reactor, deployment, runner, dry_run=False, write=None,
     :param reactor: The reactor.
     :param Deployment deployment: The desired state.
     :param runner: An ``ICommandRunner`` (see
-        :func:`flocker.cli._ssh.ssh_command_runner`); the caller closes it.
+        :func:`flocker._ssh.ssh_command_runner`); the caller closes it.
     :param bool dry_run: Plan and show only.
     :param write: Optional callable taking one line of progress text.
     :param agent_socket: The agents' socket on the nodes, or ``None`` for

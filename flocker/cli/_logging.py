@@ -5,73 +5,17 @@ Fields log names, sizes and identifiers, never whole payloads: a command's
 standard input (an application's JSON, a route table) is logged by size only.
 """
 
-from eliot import ActionType, Field, MessageType
+from eliot import ActionType, Field
+
+from .._ssh._logging import ADDRESS
 
 __all__ = [
-    "SSH_CONNECT", "SSH_RUN", "SSH_START", "SSH_DISCONNECT",
-    "SSH_IDENTITY_SKIPPED", "CLUSTER_DEPLOY", "CLUSTER_STATUS",
-    "CLUSTER_LOGS",
-    "SSH_AGENT_UNAVAILABLE", "REMOTE_CALL", "CLUSTER_ROTATE_KEYS",
-    "SSH_OPEN_CHANNEL", "AGENT_CONNECT",
+    "CLUSTER_DEPLOY", "CLUSTER_STATUS", "CLUSTER_LOGS", "REMOTE_CALL",
+    "CLUSTER_ROTATE_KEYS", "AGENT_CONNECT",
 ]
-
-ADDRESS = Field.for_types(
-    "address", [str], "The node's address, as the deployment names it.")
-
-PORT = Field.for_types("port", [int], "The node's SSH port.")
-
-USERNAME = Field.for_types("username", [str], "The remote user name.")
-
-HOST_KEY = Field.for_types(
-    "host_key", [str],
-    "Type and SHA256 fingerprint of the host key the node presented.")
-
-ARGV = Field.for_types(
-    "argv", [list], "The remote command's argument vector.")
-
-STDIN_BYTES = Field.for_types(
-    "stdin_bytes", [int], "Size of the data written to the command's stdin.")
-
-STDOUT_BYTES = Field.for_types(
-    "stdout_bytes", [int], "Size of what the command wrote to stdout.")
-
-EXIT_CODE = Field.for_types(
-    "exit_code", [int, None],
-    "The command's exit status (None if a signal ended it).")
-
-PATH = Field.for_types("path", [str], "A local file.")
-
-REASON = Field.for_types("reason", [str], "Why, in one line.")
 
 SUBCOMMAND = Field.for_types(
     "subcommand", [str], "The flocker-node subcommand run on the node.")
-
-SSH_CONNECT = ActionType(
-    "flocker:cli:ssh:connect",
-    [ADDRESS, PORT, USERNAME],
-    [HOST_KEY],
-    "Open, verify and authenticate one SSH connection to a node.  Later "
-    "commands to the same node reuse it.")
-
-SSH_RUN = ActionType(
-    "flocker:cli:ssh:run",
-    [ADDRESS, ARGV, STDIN_BYTES],
-    [EXIT_CODE, STDOUT_BYTES],
-    "Run one command on a node over its SSH connection.")
-
-SSH_START = ActionType(
-    "flocker:cli:ssh:start",
-    [ADDRESS, ARGV],
-    [],
-    "Start a long-lived command (a node session) on a node over its SSH "
-    "connection; the action ends once the command runs.")
-
-SSH_OPEN_CHANNEL = ActionType(
-    "flocker:cli:ssh:open_channel",
-    [ADDRESS],
-    [],
-    "Open a channel to the node agent's socket on a node's SSH connection "
-    "(direct-streamlocal@openssh.com).")
 
 _WAY = Field.for_types(
     "way", [str],
@@ -83,24 +27,6 @@ AGENT_CONNECT = ActionType(
     [ADDRESS],
     [_WAY],
     "Reach a node's agent and greet it (protocol version handshake).")
-
-SSH_DISCONNECT = ActionType(
-    "flocker:cli:ssh:disconnect",
-    [ADDRESS],
-    [],
-    "Close a node's SSH connection.")
-
-SSH_IDENTITY_SKIPPED = MessageType(
-    "flocker:cli:ssh:identity_skipped",
-    [PATH, REASON],
-    "A default identity file exists but cannot be used (for instance it is "
-    "passphrase-protected and not in the agent).")
-
-SSH_AGENT_UNAVAILABLE = MessageType(
-    "flocker:cli:ssh:agent_unavailable",
-    [REASON],
-    "SSH_AUTH_SOCK is set but the agent could not be used; authentication "
-    "goes on with the identity files.")
 
 CLUSTER_DEPLOY = ActionType(
     "flocker:cli:deploy",

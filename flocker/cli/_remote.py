@@ -27,7 +27,7 @@ from ..node._amp import (
 from ..node._amp import ExpectSenders, SetReplication
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
-from ._ssh import AuthenticationFailed, HostKeyError, NodeUnreachable
+from .._ssh import AuthenticationFailed, HostKeyError, NodeUnreachable
 
 __all__ = ["RemoteNodeAgent", "NodeStepFailed", "AgentConnections",
            "AgentClientProtocol"]

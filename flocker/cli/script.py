@@ -449,7 +449,7 @@ def _deploy(reactor, options, deployment, stdout, stderr, environ,
     from ._cluster import deploy_over_ssh
     from ._deploy import format_summary
     from ._progress import TerminalProgress, is_live_terminal
-    from ._ssh import SSHConfigurationError, ssh_command_runner
+    from .._ssh import SSHConfigurationError, ssh_command_runner
 
     try:
         runner = ssh_command_runner(

@@ -2,7 +2,7 @@
 How this node's agent pushes volumes to other nodes' agents.
 
 The agent keeps one Twisted Conch SSH connection per node it pushes to (the
-implementation the deploy client uses, :mod:`flocker.cli._ssh`), logs in
+implementation the deploy client uses, :mod:`flocker._ssh`), logs in
 with this node's key and trusts only the host keys of the node key's
 known_hosts file.  On the other node, sshd forces the key's command,
 ``flocker-node-bridge --peer --caller NODEID``, which hands the session to
@@ -296,7 +296,7 @@ class AgentRemote(object):
         if digest != self._runner_key:
             # Conch and the deploy client's SSH code are loaded by the
             # first push, not by every agent at start.
-            from ..cli._ssh import (
+            from .._ssh import (
                 KnownHosts, SSHCommandRunner, SSHConfigurationError,
                 load_identities,
             )
@@ -333,7 +333,7 @@ class AgentRemote(object):
         d = runner.start(address, argv, command.received)
 
         def failed(failure):
-            from ..cli._ssh import HostKeyError, NodeUnreachable
+            from .._ssh import HostKeyError, NodeUnreachable
             error = failure.value
             if failure.check(HostKeyError):
                 raise HostKeyRejected(

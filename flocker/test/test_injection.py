@@ -22,7 +22,7 @@ from flocker._model import (
     Application, AttachedVolume, InvalidModel, Link, Route,
 )
 from flocker.cli._remote import AgentConnections, RemoteNodeAgent
-from flocker.cli._ssh import quote_argv
+from flocker._ssh import quote_argv
 from flocker.cli.testtools import LoopbackNetwork
 from flocker.node._config import ConfigurationErrors, parse_configuration
 from flocker.node._docker import container_config

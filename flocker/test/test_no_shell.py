@@ -45,7 +45,7 @@ SHELLS = {"sh", "bash", "dash", "/bin/sh", "/bin/bash"}
 #: whose words ssh joins for the remote shell), and why nothing in it can
 #: be read by that shell.
 REVIEWED_REMOTE_COMMANDS = {
-    "flocker/cli/_ssh/_session.py":
+    "flocker/_ssh/_session.py":
         "the exec request carries quote_argv(argv): every argument "
         "shlex-quoted, NUL refused (test_injection checks that the command "
         "line splits back into the argument vector)",
@@ -224,7 +224,7 @@ class NoShellTests(SynchronousTestCase):
         sources = [os.path.relpath(path, TOP) for path in python_sources()]
         for expected in ("flocker/node/_docker.py", "admin/install-deps",
                          "admin/lab", "benchmarks/deploy.py",
-                         "flocker/cli/_ssh/_session.py"):
+                         "flocker/_ssh/_session.py"):
             self.assertIn(expected, sources)
 
     def test_detector(self):

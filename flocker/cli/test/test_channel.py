@@ -17,7 +17,7 @@ from flocker.testtools import run_in_reactor, temporary_path
 
 from .._channel import BRIDGE, STREAMLOCAL, ssh_agent_connector
 from .._remote import AgentConnections, NodeStepFailed, RemoteNodeAgent
-from .._ssh import KnownHosts, SSHCommandRunner
+from flocker._ssh import KnownHosts, SSHCommandRunner
 from ._sshd import class_sshd
 
 BRIDGE_COMMAND = [os.path.join(os.path.dirname(sys.executable),

@@ -27,7 +27,7 @@ from flocker.cli._nodekey import (
 from flocker.cli._remote import AgentConnections, RemoteNodeAgent
 from flocker.cli._rotate import rotate_node_keys
 from flocker.cli.testtools import FlushingAgent, LoopbackNetwork
-from flocker.cli._ssh import MemoryCommandRunner
+from flocker._ssh import MemoryCommandRunner
 from flocker.node._changes import InstallNodeKey
 from flocker.node._fake import FakeCluster
 from flocker.node._peer import PeerFactory

@@ -45,7 +45,7 @@ from flocker.testtools.strategies import node_states
 
 from .. import _remote
 from .._cluster import deploy_over_ssh, rotate_over_ssh
-from .._ssh import MemoryCommandRunner
+from flocker._ssh import MemoryCommandRunner
 from .._remote import (
     AgentClientProtocol, AgentConnections, NodeStepFailed, RemoteNodeAgent,
 )

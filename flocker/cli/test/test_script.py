@@ -345,7 +345,8 @@ class RotateNodeKeysOptionTests(SynchronousTestCase):
         from twisted.internet.defer import succeed
         from twisted.internet.task import Clock
 
-        from flocker.cli import _cluster, _ssh
+        from flocker import _ssh
+        from flocker.cli import _cluster
 
         class Runner(object):
             def close(self):
@@ -494,7 +495,8 @@ class LiveViewTests(SynchronousTestCase):
         from twisted.internet.task import Clock
 
         from flocker._change import Sequentially
-        from flocker.cli import _cluster, _ssh
+        from flocker import _ssh
+        from flocker.cli import _cluster
         from flocker.cli._deploy import DeployResult
 
         class Runner(object):

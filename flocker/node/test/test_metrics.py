@@ -4,15 +4,15 @@ Tests for ``flocker.node._metrics``: the agent's Prometheus page, served on
 """
 
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.test.requesthelper import DummyRequest
 
 from flocker._model import (
     Replication, ReplicationStatus, StandbyStatus,
 )
 from flocker.node._metrics import (
-    CONTENT_TYPE, MetricsResource, listen_metrics, render_metrics,
+    CONTENT_TYPE, MetricsFactory, listen_metrics, render_metrics,
 )
 from flocker.node._replication import Replicator
 from flocker.volume import MemoryNetwork, MemoryVolumeService
@@ -78,9 +78,9 @@ class RenderMetricsTests(SynchronousTestCase):
         self.assertTrue(all(line.startswith("# ") for line in lines))
 
 
-class MetricsResourceTests(SynchronousTestCase):
+class MetricsFactoryTests(SynchronousTestCase):
     """
-    ``MetricsResource`` and ``listen_metrics``.
+    ``MetricsFactory`` and ``listen_metrics``.
     """
 
     def setUp(self):
@@ -102,12 +102,44 @@ class MetricsResourceTests(SynchronousTestCase):
         self.clock.advance(0)
         self.clock.advance(2)
         self.clock.advance(1)
-        request = DummyRequest([b"metrics"])
-        body = MetricsResource(self.replicator).render_GET(request)
-        self.assertEqual(request.responseHeaders.getRawHeaders(
-            b"content-type"), [CONTENT_TYPE])
+        head, body = self.ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(head.split(b"\r\n")[0], b"HTTP/1.1 200 OK")
+        self.assertIn(b"\r\ncontent-type: " + CONTENT_TYPE, head.lower())
+        self.assertIn(b"\r\ncontent-length: %d" % (len(body),), head.lower())
         self.assertIn(b'flocker_replication_lag_seconds{application="web",'
                       b'volume="web",standby="10.0.0.2"} 1.0\n', body)
+
+    def ask(self, request):
+        """
+        :param bytes request: An HTTP request.
+        :return: ``(head, body)`` of what the metrics server answers.
+        """
+        factory = MetricsFactory(self.clock, self.replicator)
+        channel = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(request)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        channel.connectionLost(None)
+        return head, body
+
+    def test_head(self):
+        """
+        ``HEAD`` answers the headers alone.
+        """
+        head, body = self.ask(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((head.split(b"\r\n")[0], body),
+                         (b"HTTP/1.1 200 OK", b""))
+
+    def test_other_methods(self):
+        """
+        Other methods are not allowed, and change nothing.
+        """
+        head, body = self.ask(b"POST / HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Length: 0\r\n\r\n")
+        self.assertEqual(head.split(b"\r\n")[0],
+                         b"HTTP/1.1 405 Method Not Allowed")
+        self.assertIn(b"\r\nallow: get, head", head.lower())
 
     def test_loopback_only(self):
         """

@@ -1,5 +1,8 @@
 """
-Running commands on cluster nodes over SSH, with Twisted Conch.
+Running commands on cluster nodes over SSH, with Twisted Conch: the deploy
+client's way to the nodes and the node agents' way to each other (their
+pushes).  It lives outside :mod:`flocker.cli` so that a node agent never
+loads the deploy client; :mod:`flocker.cli` re-exports its public names.
 
 The deploy client talks to each node only through :class:`ICommandRunner`:
 run an argument vector on a node, get its standard output or a typed error.

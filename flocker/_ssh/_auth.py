@@ -17,7 +17,7 @@ from twisted.conch.ssh.userauth import MSG_USERAUTH_REQUEST, SSHUserAuthClient
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import UNIXClientEndpoint
 
-from .._logging import SSH_IDENTITY_SKIPPED
+from ._logging import SSH_IDENTITY_SKIPPED
 from ._errors import SSHConfigurationError
 
 __all__ = ["load_identities", "agent_endpoint", "DEFAULT_IDENTITY_NAMES"]

@@ -1,5 +1,5 @@
 """
-Tests for :mod:`flocker.cli._ssh`.
+Tests for :mod:`flocker._ssh`.
 
 Deterministic tests cover quoting, host-key checking, identity loading, the
 session channel and the runner's pooling, limits and error mapping (with a
@@ -38,8 +38,8 @@ from flocker.testtools import (
     require, run_in_reactor, shared_lab, temporary_path,
 )
 
-from .._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
-from .._ssh import (
+from flocker._ssh._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
+from flocker._ssh import (
     DEFAULT_IDENTITY_NAMES, AuthenticationFailed,
     CommandExit, HostKeyError, ICommandRunner, KnownHosts,
     MemoryCommandRunner, NodeUnreachable, RemoteCommandFailed,
@@ -47,11 +47,11 @@ from .._ssh import (
     agent_endpoint, key_fingerprint, known_hosts_name, load_identities,
     quote_argv, ssh_command_runner,
 )
-from .._ssh._session import (
+from flocker._ssh._session import (
     _ChannelNotOpened, _CommandChannel, _Outcome, _run_once,
 )
-from .._ssh._transport import _ConchConnector, _prefer_key_types
-from ._sshd import SSH_AGENT, SSH_KEYGEN, class_sshd, free_port
+from flocker._ssh._transport import _ConchConnector, _prefer_key_types
+from flocker.cli.test._sshd import SSH_AGENT, SSH_KEYGEN, class_sshd, free_port
 
 
 def _ed25519():
@@ -1205,7 +1205,7 @@ _LAB_PROBE = """
 import json, sys
 from twisted.internet.defer import gatherResults
 from twisted.internet.task import react
-from flocker.cli._ssh import ssh_command_runner
+from flocker._ssh import ssh_command_runner
 
 def main(reactor, identity, known_hosts, *addresses):
     runner = ssh_command_runner(reactor, identity_files=[identity],
@@ -1633,7 +1633,7 @@ class AlgorithmsTests(SynchronousTestCase):
         HMAC-SHA-256 before the slower SHA-512 (a volume push is bound by the
         MAC); no CBC, 3DES or MD5.
         """
-        from flocker.cli._ssh._transport import _ClientTransport
+        from flocker._ssh._transport import _ClientTransport
         self.assertEqual(_ClientTransport.supportedCiphers[0], b"aes128-ctr")
         self.assertTrue(
             all(cipher.endswith(b"-ctr")

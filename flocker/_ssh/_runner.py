@@ -16,7 +16,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .._logging import SSH_DISCONNECT, SSH_OPEN_CHANNEL, SSH_RUN, SSH_START
+from ._logging import SSH_DISCONNECT, SSH_OPEN_CHANNEL, SSH_RUN, SSH_START
 from ._auth import agent_endpoint, load_identities
 from ._command import _check_stdin, quote_argv
 from ._errors import NodeUnreachable, RemoteCommandFailed
@@ -45,7 +45,7 @@ DEFAULT_SESSIONS_PER_NODE = 8
 class SSHCommandRunner(object):
     """
     :class:`ICommandRunner` over SSH with Twisted Conch: one connection per
-    node, reused for every command; see :mod:`flocker.cli._ssh`.
+    node, reused for every command; see :mod:`flocker._ssh`.
     """
 
     def __init__(self, reactor, known_hosts, identities=(), username="root",

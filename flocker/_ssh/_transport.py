@@ -1,6 +1,6 @@
 """
 The Conch transport: one authenticated SSH connection to a node, with its
-host key checked against :class:`~flocker.cli._ssh.KnownHosts`, a timeout
+host key checked against :class:`~flocker._ssh.KnownHosts`, a timeout
 on connecting, and failures explained in words.
 """
 
@@ -22,7 +22,7 @@ from twisted.internet.error import (
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
-from .._logging import SSH_AGENT_UNAVAILABLE, SSH_CONNECT
+from ._logging import SSH_AGENT_UNAVAILABLE, SSH_CONNECT
 from ._auth import _AgentIdentity, _FileIdentity, _UserAuth
 from ._errors import AuthenticationFailed, HostKeyError, NodeUnreachable
 from ._knownhosts import _algorithms_for, key_fingerprint
