@@ -366,7 +366,9 @@ def zfs_exec_text():
     """
     source = (ADMIN / "_zfs_exec.py").read_text()
     marker = "REAL_COMMANDS = {}"
-    assert marker in source
+    if marker not in source:
+        raise LabError("%s has no %r to fill in" % (
+            ADMIN / "_zfs_exec.py", marker))
     return "#!%s -IS\n%s" % (
         os.path.realpath(sys.executable),
         source.replace(marker, "REAL_COMMANDS = %r" % (zfs_commands(),)))

@@ -247,8 +247,8 @@ def wait_until(condition, seconds, what):
     """
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "no %s after %ds" % (what,
-                                                                seconds)
+        if time.monotonic() >= deadline:
+            raise AssertionError("no %s after %ds" % (what, seconds))
         time.sleep(0.2)
 
 
@@ -360,7 +360,9 @@ class FailoverDrill(object):
         :raises AssertionError: If it fails.
         """
         result = self._admin_lab([command, node.name])
-        assert result.returncode == 0, result.stderr
+        if result.returncode != 0:
+            raise AssertionError("admin/lab %s %s: %s" % (
+                command, node.name, result.stderr))
 
     def running_on(self, down=()):
         """

@@ -8,6 +8,9 @@ over the agent's socket and protocol, as the deploy client would:
   gives them (``{"node_id": ..., "public_key": ...}``);
 * ``install KEYFILE``: install the nodes' trust described by the JSON file
   (``NodeKey``'s fields);
+* ``expect NAME NODEID``: make the node expect volume ``NAME``'s first
+  copy from node ``NODEID`` (its other volumes' expected senders kept), as
+  a deploy tells a move's target before pushing;
 * ``push NAME TARGET``: push volume ``NAME`` to node ``TARGET``; prints
   ``{"seconds": S, "bytes": N}``, the time around the agent's answer.
 
@@ -26,8 +29,8 @@ from twisted.internet.task import react
 from flocker._bridge import DEFAULT_AGENT_SOCKET
 from flocker._model import NodeKey
 from flocker.node._amp import (
-    PROTOCOL_VERSION, AgentClientProtocol, Hello, InstallNodeKey, PushVolume,
-    Report,
+    PROTOCOL_VERSION, AgentClientProtocol, ExpectSenders, Hello,
+    InstallNodeKey, PushVolume, Report,
 )
 
 
@@ -50,6 +53,13 @@ def main(reactor, command, *arguments):
             node_key = NodeKey(**json.load(f))
         yield protocol.callRemote(InstallNodeKey, eliot_task=task,
                                   node_key=node_key)
+    elif command == "expect":
+        name, node_id = arguments
+        answer = yield protocol.callRemote(Report, eliot_task=task)
+        senders = answer["state"].expected_senders.set(
+            name, frozenset([node_id]))
+        yield protocol.callRemote(ExpectSenders, eliot_task=task,
+                                  senders=senders)
     elif command == "push":
         name, target = arguments
         started = time.monotonic()

@@ -81,10 +81,14 @@ def _install_node_key(lab):
     """
     Install the nodes' trust on node1 and node2 through their agents: each
     node's own key, from its address (as a deploy would).
+
+    :return: ``dict`` of node name to its identity.
     """
     peers = ""
+    identities = {}
     for node in ("node1", "node2"):
         key = json.loads(_agent(lab, node, "key"))
+        identities[node] = key["node_id"]
         peers += "%s %s %s\n" % (key["node_id"], lab.address(node),
                                  key["public_key"])
     with open(lab.known_hosts) as f:
@@ -98,6 +102,7 @@ def _install_node_key(lab):
             _agent(lab, node, "install", path)
     finally:
         os.unlink(path)
+    return identities
 
 
 def main():
@@ -132,7 +137,10 @@ def main():
     try:
         for node in ("node1", "node2"):
             _warm(lab, node)
-        _install_node_key(lab)
+        identities = _install_node_key(lab)
+        # As a deploy tells a move's target before its pushes: node2
+        # accepts the volume's first copy from node1 only.
+        _agent(lab, "node2", "expect", name, identities["node1"])
         pinning = _pin_nodes(os.environ)
         _volume(lab, "node1", "create", name)
         mountpoint = _volume(lab, "node1", "mountpoint", name).strip()

@@ -237,10 +237,12 @@ def pinning_figures():
 
 def clean_up(lab, started, pinning, name, raw_copy):
     """
-    Undo a run: unpin, delete the volume on both nodes and the raw copy,
-    and take the lab down if this run brought it up.
+    Undo a run: unpin, drop node2's expectation of the volume, delete the
+    volume on both nodes and the raw copy, and take the lab down if this
+    run brought it up.
     """
     _unpin(pinning)
+    lab.run("node2", ["flocker-node", "expect", name], check=False)
     for node in ("node1", "node2"):
         lab.run(node, ["flocker-volume", "delete", name], check=False,
                 timeout=300)
@@ -291,6 +293,12 @@ def main():
             _warm(lab, node)
         pinning = _pin_nodes(os.environ)
         _volume(lab, "node1", "create", name)
+        # A push by hand uses node1's own key once a deploy installed it:
+        # node2 accepts the first copy from node1 only if told to.
+        node1 = json.loads(lab.run("node1", ["flocker-node", "report"],
+                                   timeout=120).stdout)["node_id"]
+        lab.run("node2", ["flocker-node", "expect", name, node1],
+                timeout=120)
         mountpoint = _volume(lab, "node1", "mountpoint", name).strip()
         _write(os.path.join(mountpoint, "data"), size)
         snapshot = "%s/%s@raw-full" % (pool1, name)
@@ -309,7 +317,9 @@ def main():
             _destroy("%s/%s" % (pool2, name))
             zfs("inherit", "flocker:pushed", "%s/%s" % (pool1, name))
             result = _push(lab, name)
-            assert not result[2], result[3]
+            if result[2]:
+                raise RuntimeError("a first push was incremental: %s"
+                                   % (result[3],))
             return result
 
         # Warm-up, untimed: both paths once.
@@ -346,7 +356,10 @@ def main():
                     raw_incr_times.append(seconds)
                 else:
                     seconds, wall, incremental, incr_output = _push(lab, name)
-                    assert incremental, incr_output
+                    if not incremental:
+                        raise RuntimeError("a push after a snapshot was "
+                                           "not incremental: %s"
+                                           % (incr_output,))
                     incr_times.append(seconds)
                     incr_walls.append(wall)
             base = new

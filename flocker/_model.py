@@ -1404,6 +1404,10 @@ class NodeState(object):
     :ivar automatic: ``PMap`` of application name to ``(node address,
         epoch)``: where etcd says each automatically failed-over application
         runs, as this node last saw it (empty on a node without etcd).
+    :ivar expected_senders: ``PMap`` of volume name to the ``frozenset`` of
+        the identities of the nodes this node may receive a first copy of
+        it from (see :mod:`flocker.node._senders`); empty when none, or
+        when the node did not say.
     """
     address = attr.ib(validator=_address)
     applications = attr.ib(default=pmap(), converter=pmap)
@@ -1421,8 +1425,14 @@ class NodeState(object):
         _of_type(str)))
     replication = attr.ib(default=pmap(), converter=pmap)
     automatic = attr.ib(default=pmap(), converter=pmap)
+    expected_senders = attr.ib(default=pmap(), converter=pmap)
 
     def __attrs_post_init__(self):
+        for name, nodes in self.expected_senders.items():
+            _check(isinstance(name, str) and isinstance(nodes, frozenset)
+                   and all(isinstance(node, str) for node in nodes),
+                   "expected_senders must map each volume to a frozenset "
+                   "of node identities")
         for name, status in self.replication.items():
             _check(isinstance(status, ReplicationStatus)
                    and status.replication.volume == name,

@@ -408,6 +408,8 @@ def node_state_to_dict(state):
                         for name in sorted(state.replication)],
         "automatic": {name: [node, epoch] for name, (node, epoch)
                       in sorted(state.automatic.items())},
+        "expected_senders": {name: sorted(nodes) for name, nodes
+                             in sorted(state.expected_senders.items())},
     }
 
 
@@ -444,6 +446,9 @@ def node_state_from_dict(data):
             for item in data.get("replication", ()))},
         automatic={str(name): (str(node), int(epoch)) for name, (node, epoch)
                    in data.get("automatic", {}).items()},
+        expected_senders={str(name): frozenset(str(node) for node in nodes)
+                          for name, nodes in data.get(
+                              "expected_senders", {}).items()},
     )
 
 

@@ -24,7 +24,7 @@ from ..node._amp import (
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     NotReady, not_ready_from_description,
 )
-from ..node._amp import SetReplication
+from ..node._amp import ExpectSenders, SetReplication
 from ._channel import AgentUnavailable
 from ._logging import AGENT_CONNECT, REMOTE_CALL
 from .._ssh import AuthenticationFailed, HostKeyError, NodeUnreachable
@@ -327,6 +327,9 @@ class RemoteNodeAgent(object):
     def set_replication(self, replications):
         return self._call("set-replication", SetReplication,
                           replications=replications)
+
+    def expect_senders(self, senders):
+        return self._call("expect-senders", ExpectSenders, senders=senders)
 
     def delete_volume(self, name):
         return self._call("delete-volume %s" % (name,), DeleteVolume,

@@ -114,7 +114,8 @@ def _operation(operation):
         if operation.lease:
             request["lease"] = str(operation.lease)
         return {"request_put": request}
-    assert isinstance(operation, Delete)
+    if not isinstance(operation, Delete):
+        raise TypeError("not a transaction operation: %r" % (operation,))
     return {"request_delete_range": {"key": _b64(operation.key)}}
 
 

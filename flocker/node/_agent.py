@@ -273,6 +273,21 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def expect_senders(senders):
+        """
+        Make this node's record of *expected senders* exactly ``senders``,
+        from now on and after a restart of its agent: for each volume, the
+        nodes it may receive a first copy of it from, where it has no copy
+        (see :mod:`flocker.node._senders`).  A push from any other node of
+        a volume this node has no copy of is refused before anything is
+        received.  Afterwards :meth:`report` gives it in
+        ``NodeState.expected_senders``.
+
+        :param senders: ``PMap`` of volume name to a ``frozenset`` of node
+            identities.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
     def set_automatic(applications):
         """
         Tell the node which applications the cluster fails over by itself

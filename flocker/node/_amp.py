@@ -84,6 +84,7 @@ __all__ = [
     "encode_routes", "decode_routes", "encode_node_key", "decode_node_key",
     "SetReplication",
     "SetAutomatic",
+    "ExpectSenders",
 ]
 
 #: Version of the protocol described here.  (Version 1 was the
@@ -616,6 +617,26 @@ SetReplication = _operation(
     [(b"replications", Document(_replications_to_json,
                                 _replications_from_json))])
 
+def _senders_to_json(senders):
+    return {name: sorted(senders[name]) for name in sorted(senders)}
+
+
+def _senders_from_json(data):
+    # Imported here: the record's rules belong to the agent's store.
+    from ._senders import check_senders
+    if not isinstance(data, dict) or not all(
+            isinstance(nodes, list) for nodes in data.values()):
+        raise SerializationError("expected a map of volume to node list")
+    try:
+        return check_senders(data)
+    except ValueError as e:
+        raise SerializationError(str(e))
+
+
+ExpectSenders = _operation(
+    "ExpectSenders", "``INodeAgent.expect_senders``.",
+    [(b"senders", Document(_senders_to_json, _senders_from_json))])
+
 ReleaseLock = _operation(
     "ReleaseLock", "End the lease of the deploy named by ``lock``.")
 
@@ -663,6 +684,7 @@ OPERATIONS = {
     "wait_for_application": WaitForApplication,
     "doctor": Doctor,
     "set_replication": SetReplication,
+    "expect_senders": ExpectSenders,
 }
 
 

@@ -15,6 +15,7 @@ from .._model import Application, NodeKey
 from ..volume._seed import seed_archive
 
 __all__ = [
+    "ExpectSenders",
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
     "StartApplication", "WaitForApplication", "SetRoutes", "SetLinks",
     "InstallNodeKey", "SetAutomatic", "describe_size",
@@ -543,3 +544,32 @@ class SetReplication(object):
             "%s to %s every %s" % (name, ", ".join(r.standbys),
                                    interval_text(r.interval))
             for name, r in sorted(self.replications.items())))
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class ExpectSenders(object):
+    """
+    Make ``node``'s record of expected senders exactly ``senders`` (see
+    :meth:`flocker.node.INodeAgent.expect_senders`).
+
+    :ivar str node: Node address.
+    :ivar senders: ``PMap`` of volume name to a ``frozenset`` of node
+        identities.
+    :ivar addresses: ``PMap`` of node identity to address, for the plan to
+        name nodes as the deployment does.
+    """
+    node = attr.ib()
+    senders = attr.ib(converter=pmap)
+    addresses = attr.ib(default=pmap(), converter=pmap, eq=False)
+
+    def run(self, agents):
+        return agents[self.node].expect_senders(self.senders)
+
+    def describe(self):
+        if not self.senders:
+            return "%s: expect no volume from other nodes" % (self.node,)
+        return "%s: expect %s" % (self.node, "; ".join(
+            "%s from %s" % (name, ", ".join(sorted(
+                self.addresses.get(node, node) for node in nodes)))
+            for name, nodes in sorted(self.senders.items())))

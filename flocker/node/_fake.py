@@ -5,7 +5,8 @@ flow and the benchmarks of fan-out at scale.
 Each :class:`FakeNodeAgent` keeps the state a real node would report and
 enforces the same rules a real node does: an application with volumes only
 starts where all of them are owned, a volume is only pushed or handed off by
-its owner, and a hand-off is refused while the application still runs.
+its owner, a first copy is only received from a node the target was told to
+expect it from, and a hand-off is refused while the application still runs.
 Volume contents are modelled as an opaque value that moves with pushes, so
 tests can check that no data is lost.  A cluster given a clock and a rate
 takes time to send them (one byte per character), reporting progress as it
@@ -182,6 +183,13 @@ class FakeNodeAgent(object):
         theirs = other.state.volumes.get(name)
         if theirs is not None and theirs.owned:
             raise FakeNodeError("%s already owns volume %s" % (target, name))
+        if theirs is None and self.state.node_id not in \
+                other.state.expected_senders.get(name, ()):
+            # As a real node's receive policy: a first copy only from a
+            # node the target was told to expect it from.
+            raise FakeNodeError(
+                "%s has no copy of volume %s and was not told to expect it "
+                "from node %s" % (target, name, self.state.node_id))
         if theirs is not None and theirs.epoch > volume.epoch:
             raise FakeNodeError("%s follows volume %s at a later epoch" % (
                 target, name))
@@ -409,6 +417,12 @@ class FakeNodeAgent(object):
                     for address in replication.standbys})
                 for name, replication in replications.items()})
         return self._do("set_replication", configure, replications)
+
+    def expect_senders(self, senders):
+        def configure():
+            from ._senders import check_senders
+            self._set(expected_senders=check_senders(senders))
+        return self._do("expect_senders", configure, senders)
 
     def set_routes(self, routes):
         return self._do("set_routes",

@@ -27,7 +27,7 @@ from ._logging import (
     NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
 )
-from ._logging import NODE_SET_REPLICATION
+from ._logging import NODE_EXPECT_SENDERS, NODE_SET_REPLICATION
 
 __all__ = ["LocalNodeAgent", "link_environment", "WAIT_INTERVAL"]
 
@@ -139,7 +139,7 @@ class LocalNodeAgent(object):
 
     def __init__(self, address, docker, volumes, routes, node_keys=None,
                  checks=None, clock=None, automatic=None,
-                 replicator=None, write_hosts=None):
+                 replicator=None, write_hosts=None, senders=None):
         """
         :param checks: ``() -> Deferred`` firing with this node's
             :class:`~flocker.node._doctor.DoctorReport`, or ``None`` for a
@@ -159,7 +159,12 @@ class LocalNodeAgent(object):
             node's is :func:`flocker.node._hosts.write_container_hosts`), or
             ``None`` for a node whose ``set_links`` changes the link rules
             only (one over fake parts: there is no such process).
+        :param senders: The node's
+            :class:`~flocker.node._senders.ExpectedSenders`, or ``None``
+            for a node that keeps no record (it reports none and its
+            ``expect_senders`` fails).
         """
+        self.senders = senders
         self._write_hosts = write_hosts
         self._clock = clock
         self.replicator = replicator
@@ -219,7 +224,9 @@ class LocalNodeAgent(object):
                 replication=({} if self.replicator is None
                              else self.replicator.status()),
                 automatic={} if self.automatic is None
-                else self.automatic.placements)
+                else self.automatic.placements,
+                expected_senders={} if self.senders is None
+                else self.senders.current)
         return self._action(NODE_REPORT, report)
 
     def _node_id(self):
@@ -450,6 +457,15 @@ class LocalNodeAgent(object):
         return self._action(NODE_SET_REPLICATION,
                             lambda: maybeDeferred(configure),
                             volumes=len(replications))
+
+    def expect_senders(self, senders):
+        def configure():
+            if self.senders is None:
+                raise ValueError("this node keeps no expected senders")
+            self.senders.configure(senders)
+        return self._action(NODE_EXPECT_SENDERS,
+                            lambda: maybeDeferred(configure),
+                            volumes=len(senders))
 
     def set_automatic(self, applications):
         def set_automatic():

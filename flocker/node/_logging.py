@@ -11,6 +11,7 @@ counts and identifiers only: whole applications or reports are never logged
 from eliot import ActionType, Field, MessageType
 
 __all__ = [
+    "NODE_EXPECT_SENDERS",
     "DOCKER_EVENTS_CONNECTED", "DOCKER_EVENTS_LOST", "REPORT_INVALIDATED",
     "REPORT_KEPT",
     "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
@@ -449,6 +450,12 @@ _LAG = Field.for_types(
 _SOURCE = Field.for_types(
     "source", [str], "Where the configuration came from: a deploy, or the "
     "agent's state file at start.")
+
+NODE_EXPECT_SENDERS = ActionType(
+    "flocker:node:expect_senders",
+    [_ADDRESS, _VOLUMES], [],
+    "Make this node's record of the nodes each volume's first copy may "
+    "come from exactly the given one.")
 
 NODE_SET_REPLICATION = ActionType(
     "flocker:node:set_replication",

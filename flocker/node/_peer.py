@@ -16,10 +16,12 @@ with which the bridge exits.
 
 What a peer may do here is exactly one thing: push a volume, as
 :func:`flocker.volume._forced.peer_request` reads the command and
-:mod:`flocker.volume._policy` decides with the caller's identity (the
-copy must be absent or follow the caller, and records the caller as its
-owner).  Nothing of the agent's own protocol (acquire, the deploy lock,
-applications, keys) is reachable from this socket.
+:mod:`flocker.volume._policy` decides with the caller's identity and the
+agent's record of expected senders (:mod:`flocker.node._senders`): the
+copy must follow the caller, or be absent and expected from the caller,
+and records the caller as its owner.  Nothing of the agent's own protocol
+(acquire, the deploy lock, applications, keys) is reachable from this
+socket.
 
 The socket lives beside the agent's, in the same root-only directory, and
 only root may connect (the bridge runs as root under sshd): a connection
@@ -117,7 +119,8 @@ class PeerProtocol(Protocol):
     --peer``.
     """
 
-    def __init__(self, reactor, volumes, log_router, uid):
+    def __init__(self, reactor, volumes, log_router, uid, senders):
+        self._senders = senders
         self._reactor = reactor
         self._volumes = volumes
         self._log_router = log_router
@@ -219,7 +222,8 @@ class PeerProtocol(Protocol):
             with PEER_RECEIVE(caller=caller, volume=name).context():
                 d = DeferredContext(maybeDeferred(
                     self._volumes().receive, name, self._stream,
-                    self._answers.message, caller=caller))
+                    self._answers.message, caller=caller,
+                    expected=self._senders(name)))
                 d = d.addActionFinish()
         d.addCallbacks(lambda _: self._finish(0, None), self._failed)
 
@@ -268,7 +272,8 @@ class PeerFactory(Factory):
     Serves the peer socket.
     """
 
-    def __init__(self, reactor, volumes, log_router, uid=None):
+    def __init__(self, reactor, volumes, log_router, uid=None,
+                 senders=lambda name: frozenset()):
         """
         :param reactor: The reactor.
         :param volumes: Callable returning the node's current
@@ -277,7 +282,12 @@ class PeerFactory(Factory):
             :class:`flocker.node._server.AgentService`).
         :param uid: The only user allowed to connect (this process's
             effective user if ``None``).
+        :param senders: Callable given a volume name, returning the
+            identities of the nodes a first copy of it may come from (the
+            agent's :meth:`~flocker.node._senders.ExpectedSenders.expected`;
+            by default none: every first copy from a node is refused).
         """
+        self._senders = senders
         self._reactor = reactor
         self._volumes = volumes
         self._log_router = log_router
@@ -285,4 +295,4 @@ class PeerFactory(Factory):
 
     def buildProtocol(self, address):
         return PeerProtocol(self._reactor, self._volumes, self._log_router,
-                            self._uid)
+                            self._uid, self._senders)

@@ -6,7 +6,10 @@ The plan runs in up to five phases, one after the other; inside a phase every
 node works at once, and a node's changes in a phase run in order::
 
     0. keys      install the nodes' trust: known_hosts and each node's own key
-                 where the installed ones differ (pushes below use them)
+                 where the installed ones differ (pushes below use them),
+                 and tell each node which node each volume it has no copy
+                 of may come from (every push below included; see
+                 :mod:`flocker.node._expected`)
     1. prepare   pull images a node lacks; create new volumes (filling
                  those with a seed directory); pre-copy moving volumes while
                  their applications still run
@@ -19,7 +22,8 @@ node works at once, and a node's changes in a phase run in order::
                  update in place the links of running applications whose
                  installed links differ when nothing else of them does (a
                  project's names changed, or Docker restarted the
-                 container; see :class:`SetLinks`)
+                 container; see :class:`SetLinks`), and narrow each
+                 node's expected senders back to those between deploys
 
 Only phases 2-4 are downtime for a moving application, and phase 3 sends only
 what was written since the pre-copy.  Routes change in the same phase as the
@@ -49,6 +53,7 @@ from ._changes import (
     WaitForApplication,
 )
 from ._automatic_config import automatic_applications
+from ._expected import plan_senders, removal_senders
 from ._checks import (
     describe_stale, missing_external_reason, missing_external_volumes,
     newest_copy, renamed_reason, renamed_volumes, stale_volumes,
@@ -530,6 +535,10 @@ def plan_changes(deployment, cluster_state, addresses=None,
     phases[4][:] = [c for c in phases[4]
                     if not (isinstance(c, FenceVolume)
                             and (c.node, c.name) in replaced)]
+    # Every push's target expects its source before any push runs, and
+    # every node is left expecting what it will between deploys.
+    plan_senders(deployment, cluster_state, node_ids, phases, phases[0],
+                 phases[4], unknown)
     waves = _start_waves(starts)
     phases[4].extend(waves[0] if waves else ())
     plan = _phased(labels, phases, parallel=phases[4])
@@ -766,6 +775,9 @@ def plan_removal(cluster_state, name, with_volumes=False):
                 and volume not in _record_volumes(records, name)}
         if len(kept) != len(replication):
             phases[0].append(SetReplication(node=address, replications=kept))
+    # Nor expected from any node.
+    phases[0].extend(removal_senders(cluster_state,
+                                     _record_volumes(records, name)))
     if with_volumes:
         volumes = _record_volumes(records, name)
         shared = {volume.name for node in cluster_state.nodes.values()

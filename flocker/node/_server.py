@@ -32,7 +32,7 @@ from ._amp import (
     StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
-from ._amp import SetReplication
+from ._amp import ExpectSenders, SetReplication
 from ._agent import ApplicationNotReady
 from ._boot import apply_restart_policies
 from ._local import LocalNodeAgent
@@ -147,11 +147,13 @@ class AgentService(object):
     :ivar log_router: The eliot destination sending messages to clients.
     :ivar replicator: The node's
         :class:`~flocker.node._replication.Replicator`, or ``None``.
+    :ivar senders: The node's
+        :class:`~flocker.node._senders.ExpectedSenders`, or ``None``.
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
                  expected_errors=(), log_router=None, replicator=None,
-                 volumes=None):
+                 volumes=None, senders=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -170,7 +172,10 @@ class AgentService(object):
         :param volumes: Callable returning the node's current
             ``IVolumeService`` provider (what the peer socket serves:
             :mod:`flocker.node._peer`), or ``None``.
+        :param senders: The node's record of expected senders (what the
+            peer socket checks first copies against), or ``None``.
         """
+        self.senders = senders
         self.clock = clock
         self.lock = lock
         self.replicator = replicator
@@ -223,7 +228,7 @@ class AgentService(object):
 
 def local_agents(docker, volumes, routes, node_keys=None, checks=None,
                  clock=None, automatic=None, replicator=None,
-                 write_hosts=None):
+                 write_hosts=None, senders=None):
     """
     :param docker: ``IDockerClient`` provider.
     :param volumes: Callable returning the current ``IVolumeService``
@@ -241,6 +246,8 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
         :class:`~flocker.node._replication.Replicator`, or ``None``.
     :param write_hosts: What rewrites a container's hosts file (see
         :class:`LocalNodeAgent`), or ``None``.
+    :param senders: The node's
+        :class:`~flocker.node._senders.ExpectedSenders`, or ``None``.
     :return: A ``make_agent`` for :class:`AgentService` building
         :class:`LocalNodeAgent` values over the node's shared parts.
     """
@@ -249,7 +256,7 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
                               node_keys=node_keys, checks=checks,
                               clock=clock, automatic=automatic,
                               replicator=replicator,
-                              write_hosts=write_hosts)
+                              write_hosts=write_hosts, senders=senders)
     return make_agent
 
 
@@ -514,6 +521,12 @@ class AgentProtocol(amp.AMP):
     def set_replication(self, eliot_task, replications, lock=None):
         return self._run(eliot_task, lock, lambda agent:
                          agent.set_replication(replications)).addCallback(
+                             lambda _: {})
+
+    @ExpectSenders.responder
+    def expect_senders(self, eliot_task, senders, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.expect_senders(senders)).addCallback(
                              lambda _: {})
 
     @InstallNodeKey.responder

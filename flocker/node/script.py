@@ -4,12 +4,16 @@
     flocker-node agent [--socket PATH] [--docker-socket PATH] [--pool POOL]
                        [--address ADDRESS] [--log FILE]
     flocker-node report [--socket PATH] [--address ADDRESS]
+    flocker-node expect [--socket PATH] [--address ADDRESS] VOLUME [NODEID...]
     flocker-node doctor [--json] [--agent-socket PATH] [--sshd-config PATH]
 
 ``agent`` is the long-lived process the deploy client talks to (see
 :mod:`flocker.node._server` and, for the protocol, :mod:`flocker.node._amp`);
 the package's systemd unit ``flocker-node.service`` runs it.  ``report``
 asks the running agent for this node's state and prints it as JSON.
+``expect`` tells the running agent which nodes it may receive a first copy
+of a volume from (see :mod:`flocker.node._senders`; a deploy sets the whole
+record, this command one volume of it until the next deploy).
 ``doctor`` checks, without the agent, that the node is ready for deploys
 (see :mod:`flocker.node._doctor`): one line per check, exit status 1 when
 something blocks deploys.
@@ -115,6 +119,28 @@ class ReportOptions(_Options):
         pass
 
 
+class ExpectOptions(_Options):
+    """
+    ``flocker-node expect VOLUME [NODEID ...]``.
+    """
+    synopsis = "[options] VOLUME [NODEID ...]"
+    longdesc = ("Tell the running agent which nodes (their identities, as "
+                "their reports give them) it may receive a first copy of "
+                "VOLUME from, where it has no copy; with no NODEID, none. "
+                "The other volumes' record is kept; the next deploy sets "
+                "the whole record again.")
+    optParameters = [_SOCKET, _ADDRESS]
+
+    def parseArgs(self, volume, *nodes):
+        from ._senders import check_senders
+        try:
+            check_senders({volume: nodes})
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        self["volume"] = volume
+        self["nodes"] = frozenset(nodes)
+
+
 class DoctorOptions(_Options):
     """
     ``flocker-node doctor [--json] [--agent-socket PATH]
@@ -155,6 +181,8 @@ class NodeOptions(_Options):
     subCommands = [
         ["agent", None, AgentOptions, "Run this node's agent."],
         ["report", None, ReportOptions, "Print this node's state as JSON."],
+        ["expect", None, ExpectOptions,
+         "Set which nodes a volume's first copy may come from."],
         ["doctor", None, DoctorOptions, "Check this node is ready."],
     ]
 
@@ -324,6 +352,7 @@ def build_service(reactor, options, environ):
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
     )
+    from ._senders import ExpectedSenders, SenderStore, default_senders_path
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
@@ -365,6 +394,10 @@ def build_service(reactor, options, environ):
             retry.clock = reactor
         checks = node_checks(reactor, environ, docker, docker_socket, pool,
                              node_keys, agent_socket=options["socket"])
+        # Kept across restarts: which node each volume's first copy may
+        # come from (see flocker.node._senders).
+        senders = ExpectedSenders(SenderStore(
+            default_senders_path(environ, address)))
         replicator = Replicator(
             reactor, lambda: current[0], ReplicationStore(
                 default_replication_path(environ, address)),
@@ -394,12 +427,13 @@ def build_service(reactor, options, environ):
                 local_agents(docker, lambda: current[0], routes,
                              node_keys, checks, clock=reactor,
                              automatic=automatic, replicator=replicator,
-                             write_hosts=write_container_hosts),
+                             write_hosts=write_container_hosts,
+                             senders=senders),
                 keeper, netlink_listening_ports),
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors(), replicator=replicator,
-            volumes=lambda: current[0])
+            volumes=lambda: current[0], senders=senders)
 
         def opened(volumes):
             current[0] = volumes
@@ -414,6 +448,17 @@ def build_service(reactor, options, environ):
             automatic.start()
         return service
     return build()
+
+
+def _senders_of(service):
+    """
+    :return: What the peer socket asks for a volume's expected senders:
+        the agent's record, or none (every first copy from a node refused)
+        for a service without one.
+    """
+    if service.senders is None:
+        return lambda name: frozenset()
+    return service.senders.expected
 
 
 def _agent(reactor, options, environ, stdout, stderr):
@@ -456,7 +501,8 @@ def _agent(reactor, options, environ, stdout, stderr):
         for where, factory in [
                 (path, AgentFactory(service)),
                 (peer_path, PeerFactory(reactor, service.volumes,
-                                        service.log_router))]:
+                                        service.log_router,
+                                        senders=_senders_of(service)))]:
             try:
                 reactor.listenUNIX(where, factory, mode=0o600)
             except Exception as e:
@@ -491,12 +537,22 @@ def _start_replication(reactor, replicator, options, stderr):
                          "127.0.0.1:%d: %s\n" % (port, e.socketError))
 
 
-def _report(reactor, options, environ, stdout, stderr):
+def _agent_command(reactor, options, environ, stderr, name, call):
+    """
+    Run one command of the node's running agent, as ``flocker-node NAME``.
+
+    :param str name: The command's name (its eliot action and error
+        lines).
+    :param call: Callable given the connected ``AgentClientProtocol`` and a
+        serialised eliot task id, returning a ``Deferred`` firing with the
+        exit code.
+    :return: ``Deferred`` firing with the exit code: ``call``'s, or 1 after
+        one line on ``stderr`` when the agent cannot be reached or fails.
+    """
     from eliot import start_action
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
-    from .._serialize import dumps, node_state_to_dict
-    from ._amp import PROTOCOL_VERSION, AgentClientProtocol, Hello, Report
+    from ._amp import PROTOCOL_VERSION, AgentClientProtocol, Hello
 
     path = _socket_path(options, environ)
     address = _address(options, environ)
@@ -505,24 +561,69 @@ def _report(reactor, options, environ, stdout, stderr):
     d.addCallback(lambda _: protocol.callRemote(
         Hello, version=PROTOCOL_VERSION, address=address))
 
-    def report(_):
-        with start_action(action_type="flocker:node:report_command") as a:
-            task = a.serialize_task_id().decode("ascii")
-        return protocol.callRemote(Report, eliot_task=task)
-    d.addCallback(report)
+    def run(_):
+        with start_action(action_type="flocker:node:%s_command" % (
+                name,)) as action:
+            task = action.serialize_task_id().decode("ascii")
+        return call(protocol, task)
+    d.addCallback(run)
 
-    def show(answer):
-        stdout.write(dumps(node_state_to_dict(answer["state"])) + "\n")
+    def done(code):
         protocol.transport.loseConnection()
-        return 0
+        return code
 
     def failed(failure):
-        stderr.write("flocker-node report: %s\n" % (
-            " ".join(failure.getErrorMessage().split()),))
+        stderr.write("flocker-node %s: %s\n" % (
+            name, " ".join(failure.getErrorMessage().split()),))
         if protocol.transport is not None:
             protocol.transport.loseConnection()
         return 1
-    return d.addCallbacks(show, failed)
+    return d.addCallbacks(done, failed)
+
+
+def _report(reactor, options, environ, stdout, stderr):
+    from .._serialize import dumps, node_state_to_dict
+    from ._amp import Report
+
+    def report(protocol, task):
+        def show(answer):
+            stdout.write(dumps(node_state_to_dict(answer["state"])) + "\n")
+            return 0
+        return protocol.callRemote(Report, eliot_task=task).addCallback(show)
+    return _agent_command(reactor, options, environ, stderr, "report",
+                          report)
+
+
+def _expect(reactor, options, environ, stdout, stderr):
+    from twisted.internet.defer import inlineCallbacks
+
+    from ._amp import ExpectSenders, Report
+
+    @inlineCallbacks
+    def expect(protocol, task):
+        answer = yield protocol.callRemote(Report, eliot_task=task)
+        current = answer["state"].expected_senders
+        yield protocol.callRemote(ExpectSenders, eliot_task=task,
+                                  senders=with_expected(
+                                      current, options["volume"],
+                                      options["nodes"]))
+        return 0
+    return _agent_command(reactor, options, environ, stderr, "expect",
+                          expect)
+
+
+def with_expected(senders, volume, nodes):
+    """
+    :param senders: A node's record of expected senders (``PMap`` of volume
+        name to ``frozenset`` of node identities).
+    :param str volume: A volume.
+    :param nodes: The identities a first copy of ``volume`` may now come
+        from (none: it is dropped from the record).
+    :return: The record with ``volume``'s entry replaced.
+    """
+    if nodes:
+        return senders.set(volume, frozenset(nodes))
+    return senders.discard(volume)
 
 
 def _doctor(reactor, options, environ, stdout, stderr, checks=None):
@@ -579,7 +680,7 @@ def node_main(reactor, argv, stdout, stderr, environ, doctor_checks=None):
     except usage.UsageError as e:
         stderr.write("flocker-node: %s\n" % (e,))
         return succeed(2)
-    command = {"agent": _agent, "report": _report,
+    command = {"agent": _agent, "report": _report, "expect": _expect,
                "doctor": _doctor}[options.subCommand]
     extra = {"checks": doctor_checks} if command is _doctor else {}
     return maybeDeferred(command, reactor, options.subOptions, environ,

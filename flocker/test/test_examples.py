@@ -110,7 +110,9 @@ class EmbeddedDeployTests(SynchronousTestCase):
     def test_summaries(self):
         """
         Each deploy ends with one summary line per node: three changes on
-        the first node, then four on it for the move.
+        the first node, then four on it for the move, and two on the
+        move's target for its expected senders (the source expected
+        before the push, none once it owns the volume).
         """
         example = runpy.run_path(EMBEDDED, run_name="embedded_deploy")
         out = io.StringIO()
@@ -123,7 +125,7 @@ class EmbeddedDeployTests(SynchronousTestCase):
             "result: 192.0.2.3: 1 changed",
             "result: 192.0.2.1: 4 changed",
             "result: 192.0.2.2: 1 changed",
-            "result: 192.0.2.3: 2 changed",
+            "result: 192.0.2.3: 4 changed",
         ], summaries)
 
 

@@ -17,10 +17,17 @@ The callers:
   push (receive, never acquire), and only as itself: a request naming
   another node as its sender is refused.
 
-A receive from another node is accepted only when this node's records do
-not say the volume belongs to someone else: no copy here, or a copy that
-names the caller as its owner.  The copy then records the caller as its
-owner, whatever the request's ``owner`` field says.
+A receive from another node is accepted only from the node this node's
+records say the volume comes from: into a copy that names the caller as
+its owner, or, where this node has no copy at all, from a node the deploy
+told it to expect that volume from (its *expected senders*: the volume's
+owner for a standby or the target of a move, every node of an
+automatically failed-over application's group; see
+:mod:`flocker.node._expected`).  Without that record, any node holding
+its own key could plant a first copy here that names itself as owner, and
+the real owner's pushes would be refused until the operator deleted it.
+The copy then records the caller as its owner, whatever the request's
+``owner`` field says.
 """
 
 from .._model import NODE_IDENTITY
@@ -29,7 +36,8 @@ from ._errors import NotOwner
 __all__ = ["NODE_IDENTITY", "check_receive", "recorded_owner"]
 
 
-def check_receive(node_id, name, has_copy, copy_owner, caller):
+def check_receive(node_id, name, has_copy, copy_owner, caller,
+                  expected=frozenset()):
     """
     Decide whether a push of volume ``name`` may be received.
 
@@ -40,19 +48,36 @@ def check_receive(node_id, name, has_copy, copy_owner, caller):
         ``None``.
     :param caller: The pushing node's identity as the transport
         established it, or ``None`` for the operator.
+    :param expected: The identities of the nodes this node was told it may
+        receive a first copy of the volume from (a ``frozenset``; empty
+        when it was told none).
     :raises NotOwner: This node owns the volume (an owned volume is never
         overwritten by a push, whoever sends it), or the caller is another
-        node and this node's copy follows a third one.
+        node and this node's copy follows a third one, or this node has no
+        copy and was not told to expect the volume from the caller.
     """
     if has_copy and copy_owner == node_id:
         raise NotOwner(
             "volume %s is owned by this node (%s); an owned volume is "
             "never overwritten by a push" % (name, node_id))
-    if caller is None or not has_copy or copy_owner == caller:
+    if caller is None or (has_copy and copy_owner == caller):
         return
+    if not has_copy:
+        if caller in expected:
+            return
+        raise NotOwner(
+            "this node (%s) has no copy of volume %s and was not told to "
+            "expect it from node %s (%s); node %s may not push it" % (
+                node_id, name, caller, _expected_text(expected), caller))
     raise NotOwner(
         "this node's copy of volume %s follows node %s; node %s may not "
         "push it" % (name, copy_owner or "unknown", caller))
+
+
+def _expected_text(expected):
+    if not expected:
+        return "the deploy named no node it may come from"
+    return "it may come from node %s only" % (", ".join(sorted(expected)),)
 
 
 def recorded_owner(caller, claimed):

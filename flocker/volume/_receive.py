@@ -133,7 +133,7 @@ class ReceivingMixin(object):
     interrupted by a crash.
     """
 
-    def receive(self, name, stream, emit, caller=None):
+    def receive(self, name, stream, emit, caller=None, expected=frozenset()):
         """
         The receiving end of a push (``flocker-volume receive NAME``): speak
         the protocol described in this module's docstring.
@@ -146,18 +146,23 @@ class ReceivingMixin(object):
         :param caller: The pushing node's identity as the transport
             established it (the node key's forced command), or ``None``
             when the operator runs it: see :mod:`flocker.volume._policy`.
+        :param expected: The identities of the nodes this node was told it
+            may receive a first copy of the volume from (its agent's
+            record of expected senders), a ``frozenset``.
         :return: ``Deferred`` firing with the received snapshot's name.
         :raises NotOwner: This node owns the volume (never overwritten),
             or ``caller`` is a node other than the one this node's copy
-            follows.
+            follows, or this node has no copy and ``caller`` is not in
+            ``expected``.  Nothing is then received or left behind.
         :raises StreamRejected: The stream does not apply (missing base,
             corrupt or cut-short stream); the copy is unchanged.
         """
         check_volume_name(name)
         if name in self._pushing:
-            return self._receive_while_pushing(name, stream, emit, caller)
+            return self._receive_while_pushing(name, stream, emit, caller,
+                                               expected)
         return self._locked(name, self._registered, self._receive, name,
-                            stream, emit, caller)
+                            stream, emit, caller, expected)
 
     def _registered(self, function, name, *args):
         """
@@ -173,7 +178,7 @@ class ReceivingMixin(object):
         return maybeDeferred(function, name, *args).addBoth(done)
 
     @inlineCallbacks
-    def _receive_while_pushing(self, name, stream, emit, caller):
+    def _receive_while_pushing(self, name, stream, emit, caller, expected):
         """
         A receive of a volume this node is pushing: as its owner, it will
         refuse whatever the sender brings, so it does so now instead of
@@ -187,7 +192,7 @@ class ReceivingMixin(object):
         if dataset is None or dataset.owner != self.node_id:
             # Not (or no longer) this node's: the receive waits its turn.
             result = yield self._locked(name, self._receive, name, stream,
-                                        emit, caller)
+                                        emit, caller, expected)
             return result
         capabilities = yield self.pool.capabilities()
         emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
@@ -210,7 +215,7 @@ class ReceivingMixin(object):
         raise refused
 
     @inlineCallbacks
-    def _receive(self, name, stream, emit, caller):
+    def _receive(self, name, stream, emit, caller, expected):
         # Asked while the pool is listed: the sender chooses its send
         # flags from the answer.
         capabilities = self.pool.capabilities()
@@ -231,7 +236,8 @@ class ReceivingMixin(object):
         refused = None
         try:
             check_receive(self.node_id, name, dataset is not None,
-                          None if dataset is None else dataset.owner, caller)
+                          None if dataset is None else dataset.owner, caller,
+                          expected)
         except NotOwner as e:
             # Refused; told once the request says the sender's epoch: a
             # sender older than this copy learns that its own copy is

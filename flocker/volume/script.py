@@ -240,7 +240,9 @@ def _parser():
         "--caller", metavar="NODEID", type=_node_identity,
         help="the pushing node's identity, as the node key's forced "
         "command knows it: only the node this node's copy follows may "
-        "push, and the copy records it as its owner")
+        "push, and the copy records it as its owner; a first copy (none "
+        "here) is refused, as only the agent knows which node to expect "
+        "it from")
 
     command = commands.add_parser(
         "acquire", help="make this node the owner of its copy (the last "

@@ -68,6 +68,7 @@ applications:
 #: The leaves of a dry run's tree, for moving the HTTP application from the
 #: first node to the third (names filled in per run).
 MOVE_LEAVES = [
+    "{n3}: expect {web} from {n1}",
     "{n1}: push volume {web} to {n3} (about ",
     "{n1}: stop application {web}",
     "{n1}: hand off volume {web} to {n3}",
@@ -75,6 +76,7 @@ MOVE_LEAVES = [
     "{n1}: set routes {web_port}->{n3}",
     "{n2}: set routes {web_port}->{n3}",
     "{n3}: remove all routes",
+    "{n3}: expect no volume from other nodes",
 ]
 
 _REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
@@ -447,9 +449,10 @@ class DeployScenarioTests(ScenarioTestCase):
     def test_05_dry_run_shows_move(self):
         """
         ``--dry-run`` with the deployment moving the HTTP application from
-        node1 to node3 prints exactly that move (pre-copy push, stop,
-        hand-off, start, routes) with the bytes to send and a downtime
-        estimate, exits 0, and changes no node.
+        node1 to node3 prints exactly that move (node3 told to expect the
+        volume from node1, pre-copy push, stop, hand-off, start, routes,
+        node3 expecting nothing once it owns the volume) with the bytes to
+        send and a downtime estimate, exits 0, and changes no node.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -507,6 +510,8 @@ class DeployScenarioTests(ScenarioTestCase):
                  "%s: set routes %d->%s" % (n1, WEB_PORT, n3),
                  "%s: set routes %d->%s" % (n2, WEB_PORT, n3),
                  "%s: remove all routes" % (n3,),
+                 "%s: expect %s from %s" % (n3, web, n1),
+                 "%s: expect no volume from other nodes" % (n3,),
              ]), 1, True),
             result.stdout + result.stderr)
         self.assertEqual(

@@ -152,8 +152,8 @@ class FailoverRunTests(SynchronousTestCase):
         """
         After the failover, a plain deploy of the rewritten deployment,
         with the dead node back, only stops what the old node still has,
-        sets its stale copy aside, gives it its routes and tells it to
-        replicate nothing.
+        sets its stale copy aside, gives it its routes, tells it to
+        replicate nothing and which node the volume comes from now.
         """
         run = FailoverRun(deployment(), A)
         result = self.successResultOf(deploy(
@@ -163,10 +163,13 @@ class FailoverRunTests(SynchronousTestCase):
             new, dict(self.live, **{A: self.cluster.agents[A]}),
             dry_run=True))
         # A is back and still runs what it ran: the plan stops it there
-        # and sets its stale copy aside; nothing else.
+        # and sets its stale copy aside, and, as a standby of the new
+        # owner now, tells it to expect the volume from there; nothing
+        # else.
         self.assertEqual(
             sorted(c.describe() for c in leaves(again.plan)),
-            ["10.0.0.1: replicate no volume to standbys",
+            ["10.0.0.1: expect web from 10.0.0.3",
+             "10.0.0.1: replicate no volume to standbys",
              "10.0.0.1: set aside its stale copy of volume web for recovery "
              "(the volume failed over; now epoch 2)",
              "10.0.0.1: set routes 8080->10.0.0.3, 8081->10.0.0.2",

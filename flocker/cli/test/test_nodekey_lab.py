@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 
 from twisted.conch.ssh.keys import Key
 
@@ -326,8 +327,10 @@ class NodeKeyScenarioTests(ScenarioTestCase):
         A node cannot plant a dataset with a mountpoint (or any property)
         of its choosing on another node: a ``zfs send -p`` stream of a
         dataset mounted under /tmp, sent with node1's own key into a bare
-        ``zfs receive`` or into ``flocker-volume receive`` (as node1), is
-        refused, and the target has no such dataset nor directory after.
+        ``zfs receive`` or into ``flocker-volume receive`` (as node1, which
+        node2 was told to expect that volume from, so that the stream
+        check is what refuses it), is refused, and the target has no such
+        dataset nor directory after.
         """
         s = self.s
         n1, n2, n3 = s.addresses
@@ -352,10 +355,12 @@ class NodeKeyScenarioTests(ScenarioTestCase):
             bare = s.node_ssh(0, n2, ["zfs", "receive",
                                       "%s/%s" % (target, name)],
                               input=stream, text=False)
+            s.nodes[1].run(["flocker-node", "expect", name, node1_id])
             negotiated = s.node_ssh(
                 0, n2, ["flocker-volume", "receive", name],
                 input=request.encode() + b"\n" + stream, text=False)
         finally:
+            s.nodes[1].run(["flocker-node", "expect", name], check=False)
             subprocess.run(["zfs", "destroy", "-r",
                             "%s/%s" % (source, name)], check=False)
         found = subprocess.run(["zfs", "list", "%s/%s" % (target, name)],
@@ -597,3 +602,71 @@ class NodeKeyScenarioTests(ScenarioTestCase):
             "cluster already converged: no changes",
             result.stdout,
             result.stdout + result.stderr)
+
+    def test_09_first_copy_only_from_expected_sender(self):
+        """
+        A node cannot plant a first copy of a volume on a node that has
+        none: with the volume moved to node3 and node1's copy deleted,
+        node2 (with its own key, as itself) pushing a full stream of a
+        dataset of that name into node1, which was not told to expect the
+        volume from node2, is refused in one line naming node2, and node1
+        has no copy nor partial one after; the real owner's push (the
+        deploy moving the volume back to node1, which first tells node1 to
+        expect it from node3) then works, the data intact, and leaves
+        node1 expecting nothing once it owns the volume.
+        """
+        s = self.s
+        n1, n2, n3 = s.addresses
+        name = s.names["web"]
+        result = s.deploy(s.second)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        s.nodes[0].run(["flocker-volume", "delete", name])
+        _, node2_id, _ = s.node_ids()
+        self.assertEqual(s.reports()[s.node(0)]["expected_senders"], {})
+        planted = "%s/%s" % (s.nodes[1].pool, name)
+        subprocess.run(["zfs", "create", planted], check=True)
+        try:
+            subprocess.run(["zfs", "snapshot", planted + "@s1"], check=True)
+            stream = subprocess.run(["zfs", "send", planted + "@s1"],
+                                    check=True,
+                                    stdout=subprocess.PIPE).stdout
+        finally:
+            _destroy(planted)
+        request = json.dumps({"snapshot": "s1", "base": None,
+                              "owner": node2_id, "maximum_size": None})
+        pushed = s.node_ssh(1, n1, ["flocker-volume", "receive", name],
+                            input=request.encode() + b"\n" + stream,
+                            text=False)
+        lines = pushed.stderr.decode().strip().splitlines()
+        self.assertEqual((pushed.returncode, len(lines)), (1, 1),
+                         pushed.stderr)
+        self.assertIn("was not told to expect it from node %s" % (node2_id,),
+                      lines[0])
+        held = subprocess.run(
+            ["zfs", "list", "-H", "-o", "name", "-r", s.nodes[0].pool],
+            check=True, stdout=subprocess.PIPE, text=True).stdout.split()
+        self.assertEqual(
+            [dataset for dataset in held if name in dataset], [], held)
+        result = s.deploy(s.first)
+        done = _changes(result.stdout)
+        self.assertEqual(
+            (result.returncode,
+             "%s: expect %s from %s" % (n1, name, n3) in done,
+             any(" hand off volume " in line for line in done)),
+            (0, True, True),
+            result.stdout + result.stderr)
+        self.assertEqual(s.checksums(s.node(0)), s.data)
+        self.assertEqual(s.reports()[s.node(0)]["expected_senders"], {})
+
+
+def _destroy(dataset):
+    """
+    Destroy a dataset and its snapshots, trying again while zfs-fuse says
+    it is busy (right after a mount or unmount).
+    """
+    for attempt in range(20):
+        if subprocess.run(["zfs", "destroy", "-r", dataset],
+                          stderr=subprocess.PIPE).returncode == 0:
+            return
+        time.sleep(0.25)
+    raise AssertionError("cannot destroy %s" % (dataset,))

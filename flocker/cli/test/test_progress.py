@@ -464,4 +464,6 @@ class DeployLiveViewTests(SynchronousTestCase):
         self.assertEqual(len(lines), sum(result.changed.values()))
         self.assertEqual([line for line in lines if "\x1b" in line], [])
         self.assertTrue(lines[0].startswith(
+            "10.0.0.2: expect web from 10.0.0.1"))
+        self.assertTrue(lines[1].startswith(
             "10.0.0.1: push volume web to 10.0.0.2 (about"))

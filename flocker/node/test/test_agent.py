@@ -27,11 +27,12 @@ from flocker.node._agent import (
 )
 from flocker.node._docker import FakeDockerClient
 from flocker.node._doctor import run_checks
-from flocker.node._fake import FakeCluster
+from flocker.node._fake import FakeCluster, FakeNodeError
 from flocker.node._local import (
     WAIT_INTERVAL, LocalNodeAgent, link_environment,
 )
 from flocker.node._replication import Replicator
+from flocker.node._senders import ExpectedSenders, SenderStore
 from flocker.node._logging import (
     NODE_CREATE_VOLUME, NODE_INSTALL_KEY, NODE_PUSH_VOLUME, NODE_REPORT,
     NODE_ROTATE_KEY, NODE_SET_ROUTES, NODE_START_APPLICATION,
@@ -101,11 +102,16 @@ def local_pair(directory=None):
         probes = healthy_probes(docker=docker, node_keys=node_keys)
         volumes = MemoryVolumeService("node-%d" % (number,), address,
                                       network, clock)
+        senders = None
+        if directory is not None:
+            senders = ExpectedSenders(SenderStore(
+                os.path.join(directory, address, "state", "senders.json")))
         agents.append(LocalNodeAgent(
             address, docker, volumes,
             MemoryRouteManager(node=address), node_keys=node_keys,
             checks=lambda probes=probes: run_checks(probes), clock=clock,
-            replicator=Replicator(clock, lambda volumes=volumes: volumes)))
+            replicator=Replicator(clock, lambda volumes=volumes: volumes),
+            senders=senders))
     return tuple(agents)
 
 
@@ -123,6 +129,27 @@ def make_inodeagent_tests(fixture):
 
         def setUp(self):
             self.a, self.b = fixture(temporary_directory(self))
+            # As a deploy does before its pushes: each node expects "web"
+            # from the other (see flocker.node._expected).
+            identities = [self.report(agent).node_id
+                          for agent in (self.a, self.b)]
+            for agent, other in [(self.a, identities[1]),
+                                 (self.b, identities[0])]:
+                self.successResultOf(agent.expect_senders(
+                    {"web": frozenset([other])}))
+
+        def test_expect_senders_reported(self):
+            """
+            ``expect_senders`` replaces the node's record, which the
+            report gives.
+            """
+            self.successResultOf(self.b.expect_senders(
+                {"web": frozenset(["x"]), "db": frozenset(["x", "y"])}))
+            self.assertEqual(self.report(self.b).expected_senders,
+                             {"web": frozenset(["x"]),
+                              "db": frozenset(["x", "y"])})
+            self.successResultOf(self.b.expect_senders({}))
+            self.assertEqual(self.report(self.b).expected_senders, {})
 
         def report(self, agent):
             """
@@ -170,12 +197,14 @@ def make_inodeagent_tests(fixture):
         def test_empty_report(self):
             """
             A fresh node reports nothing but its address, its identity, its
-            own key and its images.
+            own key, its images and the senders it was told to expect (by
+            ``setUp``).
             """
             report = self.report(self.a)
             self.assertEqual(report, NodeState(
                 address=A, images=[IMAGE], node_id=report.node_id,
-                node_key=report.node_key))
+                node_key=report.node_key, expected_senders={
+                    "web": frozenset([self.report(self.b).node_id])}))
             self.assertIsNotNone(report.node_key)
             self.assertIsInstance(report.node_id, str)
 
@@ -844,6 +873,32 @@ class LocalNodeAgentLoggingTests(SynchronousTestCase):
             assertHasAction(self, logger, action_type, True)
 
 
+class FakeExpectedSendersTests(SynchronousTestCase):
+    """
+    A :class:`FakeNodeAgent` receives a first copy only from a node it was
+    told to expect it from, as a real node's receive policy
+    (:func:`flocker.volume._policy.check_receive`) does.
+    """
+
+    def test_unexpected_first_copy_refused(self):
+        """
+        A push of a volume the target has no copy of, from a node the
+        target does not expect it from, fails naming the node, and the
+        target is unchanged; told to expect it, the same push works.
+        """
+        a, b = fake_pair()
+        self.successResultOf(a.create_volume("web", None))
+        self.successResultOf(b.expect_senders({"web": frozenset(["other"])}))
+        failure = self.failureResultOf(a.push_volume("web", B),
+                                       FakeNodeError)
+        self.assertIn("not told to expect it from node %s" % (A,),
+                      str(failure.value))
+        self.assertEqual(b.state.volumes, {})
+        self.successResultOf(b.expect_senders({"web": frozenset([A])}))
+        self.successResultOf(a.push_volume("web", B))
+        self.assertEqual(b.state.volumes["web"].owner, A)
+
+
 class FakeClusterTransferTests(SynchronousTestCase):
     """
     Tests for a :class:`FakeCluster` whose transfers take time.
@@ -857,6 +912,8 @@ class FakeClusterTransferTests(SynchronousTestCase):
         clock = Clock()
         cluster = FakeCluster([A, B], clock=clock, bytes_per_second=100)
         agent = cluster.agents[A]
+        self.successResultOf(cluster.agents[B].expect_senders(
+            {"web": frozenset([A])}))
         self.successResultOf(agent.create_volume("web", None))
         agent.write("web", "x" * 50)
         progress = RecordingProgress()

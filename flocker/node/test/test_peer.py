@@ -32,8 +32,9 @@ class _Receiver(object):
         self.calls = []
         self._refuse = refuse
 
-    def receive(self, name, stream, emit, caller=None):
+    def receive(self, name, stream, emit, caller=None, expected=None):
         self.calls.append((name, caller))
+        self.expected = expected
         if self._refuse is not None:
             return fail(self._refuse)
         emit({"protocol": 1, "node_id": "target"})
@@ -67,18 +68,19 @@ def peer_socket(test):
     over a :class:`_Receiver`, for the length of ``test``.
 
     :param test: The ``TestCase`` (its ``addCleanup`` stops serving).
-    :return: ``(path, serve)`` where ``serve(receiver, uid=None)`` starts
-        serving (once).
+    :return: ``(path, serve)`` where ``serve(receiver, uid=None,
+        senders=...)`` starts serving (once).
     """
     directory = temporary_path(test) / "run"
     directory.mkdir(mode=0o755)
     path = str(directory / "peer.sock")
     ports = []
 
-    def serve(receiver, uid=None):
+    def serve(receiver, uid=None, senders=lambda name: frozenset()):
         def listen(reactor):
             ports.append(reactor.listenUNIX(path, PeerFactory(
-                reactor, lambda: receiver, _Router(), uid=uid), mode=0o666))
+                reactor, lambda: receiver, _Router(), uid=uid,
+                senders=senders), mode=0o666))
         run_in_reactor(listen)
 
     def stop():
@@ -131,6 +133,18 @@ class PeerBridgeTests(SynchronousTestCase):
             _messages(result.stdout),
             [{"protocol": 1, "node_id": "target"},
              {"received": "STREAM", "node_id": "target"}])
+
+    def test_expected_senders_given(self):
+        """
+        The volume service is given, with each push, the nodes the agent's
+        record says the volume's first copy may come from.
+        """
+        path, serve = peer_socket(self)
+        receiver = _Receiver()
+        serve(receiver, senders={"app": frozenset(["node-a"])}.get)
+        result = _bridge(path, "flocker-volume receive app", b"STREAM")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(receiver.expected, frozenset(["node-a"]))
 
     @cases([(command,) for command in [
         None, "flocker-volume acquire app --snapshot s --node-id node-a",

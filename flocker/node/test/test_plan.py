@@ -807,6 +807,8 @@ class StaleFollowerTests(SynchronousTestCase):
         target's agent, then pushes from the owner.
         """
         cluster = FakeCluster([A, B])
+        self.successResultOf(cluster.agents[B].expect_senders(
+            {"web": frozenset([A])}))
         self.successResultOf(cluster.agents[A].create_volume("web", None))
         self.successResultOf(cluster.agents[A].push_volume("web", B))
         calls = []

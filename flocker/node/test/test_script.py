@@ -17,7 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
 from ...testtools import require, temporary_directory, temporary_path
-from ..script import AgentSocketError, node_main, prepare_socket
+from pyrsistent import pmap
+
+from ..script import (
+    AgentSocketError, node_main, prepare_socket, with_expected,
+)
 
 #: An unprivileged user and group (Debian's nobody/nogroup).
 NOBODY = 65534
@@ -68,6 +72,37 @@ class NodeMainTests(SynchronousTestCase):
         """
         code, out, err = run_main(["start-application"])
         self.assertEqual((code, out, err.count("\n")), (2, "", 1))
+
+
+class ExpectCommandTests(SynchronousTestCase):
+    """
+    Tests for ``flocker-node expect VOLUME [NODEID ...]``.
+    """
+
+    def test_bad_arguments(self):
+        """
+        A volume name or node identity that cannot be one, or no volume,
+        is a usage error: one line, exit status 2.
+        """
+        for argv in [["expect"], ["expect", "../x", "node-a"],
+                     ["expect", "web", "a b"]]:
+            code, out, err = run_main(argv)
+            self.assertEqual((code, out, err.count("\n")), (2, "", 1), argv)
+            self.assertTrue(err.startswith("flocker-node: "), err)
+
+    def test_record_changed(self):
+        """
+        The volume's entry is replaced, or dropped when no node is given;
+        the other volumes' entries are kept.
+        """
+        record = pmap({"web": frozenset(["a"]), "db": frozenset(["b"])})
+        self.assertEqual(with_expected(record, "web", ["c", "d"]),
+                         {"web": frozenset(["c", "d"]),
+                          "db": frozenset(["b"])})
+        self.assertEqual(with_expected(record, "web", []),
+                         {"db": frozenset(["b"])})
+        self.assertEqual(with_expected(record, "new", ["a"]),
+                         dict(record, new=frozenset(["a"])))
 
 
 class PrepareSocketTests(SynchronousTestCase):
@@ -257,6 +292,22 @@ class AgentProcessTests(SynchronousTestCase):
             capture_output=True, text=True, timeout=120, env=environ)
         self.assertEqual(result.returncode, 1)
         self.assertTrue(result.stderr.startswith("flocker-node report: "))
+        self.assertEqual(result.stderr.count("\n"), 1)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_expect_one_line_failure(self):
+        """
+        ``flocker-node expect`` reaches the agent; when the agent cannot
+        answer (its Docker daemon does not answer its report) it gets one
+        line naming the reason, no traceback.
+        """
+        path, _, environ = start_agent(self)
+        result = subprocess.run(
+            _command("flocker-node") + ["expect", "--socket", path, "web",
+                                        "node-a"],
+            capture_output=True, text=True, timeout=120, env=environ)
+        self.assertEqual(result.returncode, 1)
+        self.assertTrue(result.stderr.startswith("flocker-node expect: "))
         self.assertEqual(result.stderr.count("\n"), 1)
         self.assertNotIn("Traceback", result.stderr)
 

@@ -5,6 +5,7 @@ between them, and a container writing the data.
 """
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -92,6 +93,18 @@ def fresh_volume(test, lab):
             _volume(lab, node, "delete", name, check=False)
     test.addCleanup(delete)
     return name
+
+
+def _expect(test, lab, target, volume, source):
+    """
+    Make node ``target`` expect ``volume``'s first copy from node
+    ``source`` (``flocker-node expect``), as a deploy would before a move
+    (a push by hand uses the node's own key), until ``test`` ends.
+    """
+    report = json.loads(lab.run(source, ["flocker-node", "report"]).stdout)
+    lab.run(target, ["flocker-node", "expect", volume, report["node_id"]])
+    test.addCleanup(lab.run, target, ["flocker-node", "expect", volume],
+                    check=False)
 
 
 def _write_from_container(lab, node, mountpoint, script):
@@ -192,6 +205,7 @@ class VolumeLabTests(SynchronousTestCase):
         source = _mountpoint(lab, "node1", volume)
         with open(os.path.join(source, "data"), "wb") as f:
             f.write(b"first version")
+        _expect(self, lab, "node2", volume, "node1")
         _volume(lab, "node1", "push", volume, lab.address("node2"))
         with _follower(lab, "node2", volume) as copy:
             before = _digests(copy)

@@ -32,11 +32,46 @@ class CheckReceiveTests(SynchronousTestCase):
 
     def test_followed_node(self):
         """
-        A node may push where there is no copy, or into a copy that follows
-        it.
+        A node may push into a copy that follows it, whatever it was told
+        to expect.
         """
-        check_receive("a", "web", False, None, "b")
         check_receive("a", "web", True, "b", "b")
+        check_receive("a", "web", True, "b", "b", frozenset(["c"]))
+
+    def test_expected_first_copy(self):
+        """
+        Where this node has no copy, a node it was told to expect the
+        volume from may push a first one.
+        """
+        check_receive("a", "web", False, None, "b", frozenset(["b"]))
+        check_receive("a", "web", False, None, "c", frozenset(["b", "c"]))
+
+    def test_unexpected_first_copy(self):
+        """
+        Where this node has no copy, a node it was not told to expect the
+        volume from is refused (a planted copy would name that node as
+        owner and refuse the real owner's pushes), and the refusal names
+        this node, the volume, the caller and the nodes expected.
+        """
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("a", "web", False, None, "c", frozenset(["b"]))
+        self.assertEqual(str(caught.exception.message),
+                         "this node (a) has no copy of volume web and was "
+                         "not told to expect it from node c (it may come "
+                         "from node b only); node c may not push it")
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("a", "web", False, None, "c")
+        self.assertEqual(str(caught.exception.message),
+                         "this node (a) has no copy of volume web and was "
+                         "not told to expect it from node c (the deploy "
+                         "named no node it may come from); node c may not "
+                         "push it")
+
+    def test_operator_first_copy(self):
+        """
+        The operator needs no record to push a first copy.
+        """
+        check_receive("a", "web", False, None, None, frozenset())
 
     def test_other_node(self):
         """

@@ -218,6 +218,44 @@ def _stream_of(nodes, snapshot, owner):
     return request.encode() + b"\n" + stream
 
 
+def _refused_receive(case, nodes, caller, pushed):
+    """
+    Run ``flocker-volume receive --caller CALLER app`` into ``b``'s pool,
+    as the node key's forced command would, and check it failed with
+    exit status 1 and one line.
+
+    :param bytes pushed: Its standard input (request line and stream).
+    :return: That line.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "flocker.volume.script", "--pool",
+         nodes.b.pool.name, "receive", "--caller", caller, "app"],
+        input=pushed, capture_output=True, timeout=60)
+    lines = result.stderr.decode().strip().splitlines()
+    case.assertEqual((result.returncode, len(lines)), (1, 1), result.stderr)
+    return lines[0]
+
+
+@contextmanager
+def _piped(case, data):
+    """
+    :param case: The test (its temporary directory holds ``data``).
+    :param bytes data: What to send.
+    :return: A context manager giving the reading end of a pipe that a
+        ``cat`` process fills with ``data`` (more than a pipe holds), ended
+        once the block is left.
+    """
+    path = temporary_path(case) / "stream"
+    path.write_bytes(data)
+    writer = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)
+    try:
+        yield writer.stdout.fileno()
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+
+
 def _holds(pool, name):
     """
     :return: ``{snapshot: number of holds}`` of a volume's snapshots
@@ -997,28 +1035,48 @@ class RealVolumeServiceTests(SynchronousTestCase):
         """
         A receive from a node (``--caller``, as its key's forced command
         passes it) that claims to push as another node is refused with one
-        line and creates nothing; claiming itself, it records that node as the
-        copy's owner.
+        line and creates nothing; a node the agent was told to expect the
+        volume from, claiming itself, is recorded as the copy's owner.
         """
         nodes = ZFSNodes(self)
-        def receive(pushed):
-            return subprocess.run(
-                [sys.executable, "-m", "flocker.volume.script", "--pool",
-                 nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-                input=pushed, capture_output=True, timeout=60)
-        result = receive(_stream_of(nodes, "s1", "node-d"))
-        lines = result.stderr.decode().strip().splitlines()
-        self.assertEqual((result.returncode, len(lines)), (1, 1),
-                         result.stderr)
         self.assertIn("the key of node node-c cannot push as node node-d",
-                      lines[0])
+                      _refused_receive(self, nodes, "node-c",
+                                       _stream_of(nodes, "s1", "node-d")))
         self.assertEqual(nodes.call(nodes.b.volumes), [])
-        result = receive(_stream_of(nodes, "s2", "node-c"))
-        self.assertEqual(result.returncode, 0, result.stderr)
+        emitted = []
+        with _piped(self, _stream_of(nodes, "s2", "node-c")) as stream:
+            received = nodes.call(nodes.b.receive, "app", stream,
+                                  emitted.append, caller="node-c",
+                                  expected=frozenset(["node-c"]))
+        self.assertEqual((received, emitted[-1]["received"]), ("s2", "s2"))
         self.assertEqual(
             _zfs("get", "-H", "-o", "value", "flocker:owner",
                  "%s/app" % (nodes.b.pool.name,)),
             "node-c\n")
+
+    def test_receive_first_copy_unexpected(self):
+        """
+        A node pushing a volume this node has no copy of, which this node
+        was not told to expect from it (``flocker-volume receive --caller``
+        knows no expected senders; the agent's may name another node), is
+        refused with one line naming the node, and nothing is left on this
+        node: no copy, no partial ``NAME.flocker-recv``.
+        """
+        nodes = ZFSNodes(self)
+        self.assertIn("was not told to expect it from node node-c",
+                      _refused_receive(self, nodes, "node-c",
+                                       _stream_of(nodes, "s1", "node-c")))
+        emitted = []
+        with _piped(self, _stream_of(nodes, "s2", "node-c")) as stream:
+            refused = self.assertRaises(
+                NotOwner, nodes.call, nodes.b.receive, "app", stream,
+                emitted.append, caller="node-c",
+                expected=frozenset(["node-a"]))
+        self.assertIn("it may come from node node-a only", refused.message)
+        self.assertEqual(
+            _zfs("list", "-H", "-o", "name", "-r",
+                 nodes.b.pool.name).split(),
+            [nodes.b.pool.name])
 
     def test_receive_only_from_followed_node(self):
         """
@@ -1035,17 +1093,11 @@ class RealVolumeServiceTests(SynchronousTestCase):
                          dataset)
         request = json.dumps({"snapshot": "s9", "base": None,
                               "owner": "node-c", "maximum_size": None})
-        result = subprocess.run(
-            [sys.executable, "-m", "flocker.volume.script", "--pool",
-             nodes.b.pool.name, "receive", "--caller", "node-c", "app"],
-            input=request.encode() + b"\n", capture_output=True, timeout=60)
-        lines = result.stderr.decode().strip().splitlines()
-        self.assertEqual((result.returncode, len(lines)), (1, 1),
-                         result.stderr)
         self.assertIn(
             "follows node %s; node node-c may not push it" % (
                 nodes.a.node_id,),
-            lines[0])
+            _refused_receive(self, nodes, "node-c",
+                             request.encode() + b"\n"))
         self.assertEqual(
             _zfs("get", "-H", "-o", "value", "flocker:owner",
                  dataset),
