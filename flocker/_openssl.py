@@ -9,10 +9,10 @@ brings the X.509 half of ``cryptography`` and ``service_identity`` with it:
 about 14 MB of a node agent's resident memory (measured on the lab: see
 ``agent_rss_mb`` in ``benchmarks/agent_push.py``).  A node process uses
 TLS for one thing only, etcd's ``https://`` client URLs: only when the
-variables below name its certificates or an ``https`` member.  So ``flocker-node`` marks pyOpenSSL
-absent before anything imports Twisted, unless they do: Twisted then
-behaves as on a machine without it (SSH keeps working, it uses
-``cryptography`` directly).
+variables below name its certificates or an ``https`` member.  So
+``flocker-node`` marks pyOpenSSL absent before anything imports Twisted,
+unless they do: Twisted then behaves as on a machine without it (SSH
+keeps working, it uses ``cryptography`` directly).
 
 This module imports nothing of Flocker or Twisted, so that the choice comes
 first; it is also the one home of the variables' names
