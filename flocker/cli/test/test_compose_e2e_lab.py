@@ -211,7 +211,9 @@ class _Project(object):
                              "-c", _ECHO], stdout=subprocess.PIPE, text=True)
         try:
             first = server.stdout.readline().strip()
-            self.assertEqual(first, "ready", "the UDP echo did not start")
+            if first != "ready":
+                raise AssertionError("the UDP echo did not start: %r"
+                                     % (first,))
             answer = send()
             received = server.communicate(timeout=30)[0].strip()
         finally:
