@@ -16,6 +16,7 @@ old deployment file is refused.
 """
 
 import os
+import re
 import secrets
 import time
 
@@ -212,5 +213,9 @@ class AutomaticFailoverTests(ScenarioTestCase):
         result = s.deploy()
         output = result.stdout + result.stderr
         self.assertNotEqual(result.returncode, 0, output)
-        self.assertIn("since an automatic failover (epoch 2)", output, output)
+        # Epoch 2 at least: a holder that lost its lease on a busy machine
+        # (its keep-alives late) and took it again is at a later one.
+        epoch = re.search(r"since an automatic failover \(epoch (\d+)\)",
+                          output)
+        self.assertTrue(epoch and int(epoch.group(1)) >= 2, output)
         self.assertEqual(running_on(s.lab, s.name, s.nodes), where)
