@@ -11,7 +11,7 @@ agent refuses and accepts exactly what it did before.
 from pyrsistent import pmap
 
 from .._serialize import SerializationError
-from .._identifiers import NODE_IDENTITY
+from ..volume._api import check_node_id
 from ..volume._zfs import check_volume_name
 from ..volume._errors import UnsafeName
 from ._state_file import load_list, save_list
@@ -49,8 +49,10 @@ def check_senders(senders):
             raise ValueError("%r is not a volume name" % (name,))
         nodes = frozenset(nodes)
         for node in nodes:
-            if not (isinstance(node, str) and NODE_IDENTITY.match(node)):
-                raise ValueError("%r is not a node identity" % (node,))
+            try:
+                check_node_id(node)
+            except UnsafeName as e:
+                raise ValueError(str(e))
         if nodes:
             checked[name] = nodes
     return pmap(checked)
