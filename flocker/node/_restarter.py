@@ -198,7 +198,6 @@ class CrashRestarter(object):
         # their start): those that run no more after a gap in the stream
         # died during it.
         self._running = set()
-        self._connections = 0
         self.reconciled = None
         self._following = None
         self._next = None
@@ -257,8 +256,9 @@ class CrashRestarter(object):
     def connected(self):
         self.following = True
         self._delay = FOLLOW_AGAIN
-        self._connections += 1
-        self.reconciled = self._reconcile(after_gap=self._connections > 1)
+        # Not the first following: a gap in the stream lies behind.
+        self.reconciled = self._reconcile(
+            after_gap=self.reconciled is not None)
 
     def _reconcile(self, after_gap):
         """
