@@ -21,7 +21,7 @@ import re
 
 import attr
 
-from ._errors import HandoffConflict
+from ._errors import HandoffConflict, StaleEpoch
 
 __all__ = [
     "EPOCH", "FIRST_EPOCH", "parse_epoch", "next_epoch", "CopyView",
@@ -177,11 +177,11 @@ def check_sender_epoch(name, copy_epoch, sender_epoch):
         or ``None`` from a sender that predates epochs (accepted as
         before).
     :return: ``None`` if the push may go on.
-    :raises ValueError: With the one-line reason, if the sender is stale.
+    :raises StaleEpoch: With the one-line reason, if the sender is stale.
     """
     if sender_epoch is None or sender_epoch >= copy_epoch:
         return None
-    raise ValueError(
+    raise StaleEpoch(
         "volume %s: the sender owns it at epoch %d but this copy already "
         "follows epoch %d (the volume failed over; the sender's copy is "
         "stale)" % (name, sender_epoch, copy_epoch))

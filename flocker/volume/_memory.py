@@ -20,7 +20,7 @@ from zope.interface import implementer
 
 from ._errors import (
     HandoffConflict, NoSuchVolume, NotOwner, OutOfSpace, SnapshotNotFound,
-    StaleEpoch, StreamRejected,
+    StreamRejected,
     TargetUnreachable, VolumeError, VolumeExists, VolumeInUse,
 )
 from ._api import (
@@ -298,11 +298,7 @@ class MemoryVolumeService(object):
             raise HandoffConflict("a volume cannot be pushed to itself")
         theirs = other._copies.get(name)
         if theirs is not None and theirs.owner == other.node_id:
-            try:
-                check_sender_epoch(name, theirs.epoch,
-                                   self._copies[name].epoch)
-            except ValueError as e:
-                raise StaleEpoch(str(e))
+            check_sender_epoch(name, theirs.epoch, self._copies[name].epoch)
             raise NotOwner("node %s: volume %s is owned by that node" % (
                 target, name))
         if snapshot is None:
@@ -341,10 +337,7 @@ class MemoryVolumeService(object):
                  epoch):
         theirs = self._copies.get(name)
         if theirs is not None:
-            try:
-                check_sender_epoch(name, theirs.epoch, epoch)
-            except ValueError as e:
-                raise StaleEpoch(str(e))
+            check_sender_epoch(name, theirs.epoch, epoch)
         if base is None:
             kept = []
         elif theirs is None or base not in theirs.names():

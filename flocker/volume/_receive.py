@@ -19,13 +19,11 @@ from twisted.internet.defer import (
 from ._api import PROTOCOL_VERSION, check_node_id, follower_keeps
 from ._epoch import check_sender_epoch
 from ._errors import (
-    NotOwner, OutOfSpace, PoolMissing, StaleEpoch, StreamRejected,
-    UnsafeName, ZFSError,
+    NotOwner, OutOfSpace, PoolMissing, StreamRejected, UnsafeName, ZFSError,
 )
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
-from ._process import SourceIdle, read_prefix
-from ._process import Interrupted
+from ._process import Interrupted, SourceIdle, read_prefix
 from ._stream import (
     RECEIVE_IDLE_TIMEOUT, StreamTooLarge, receive_abandoned, sender_silent,
     stream_limit,
@@ -195,24 +193,34 @@ class ReceivingMixin(object):
                                         emit, caller, expected)
             return result
         capabilities = yield self.pool.capabilities()
-        emit({"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
-              "pool": self.pool.name, "snapshots": list(dataset.snapshots),
-              "zfs": capabilities.to_wire()})
-        refused = NotOwner(
-            "volume %s is owned by this node (%s), which is pushing it; an "
-            "owned volume is never overwritten by a push" % (
-                name, self.node_id))
+        emit(self._receive_header(dataset, capabilities))
+        try:
+            # Owned here: always refused, as any receive of it would be.
+            check_receive(self.node_id, name, True, dataset.owner, caller,
+                          expected)
+        except NotOwner as e:
+            refused = e
         line = yield _read_line(self._reactor, stream, name)
         if line is not None:
             try:
                 request = self._parse_request(line)
             except StreamRejected:
                 raise refused
-            try:
-                check_sender_epoch(name, dataset.epoch, request.get("epoch"))
-            except ValueError as e:
-                raise StaleEpoch(str(e))
+            check_sender_epoch(name, dataset.epoch, request.get("epoch"))
         raise refused
+
+    def _receive_header(self, dataset, capabilities):
+        """
+        :param dataset: This node's copy of the volume, or ``None``.
+        :param capabilities: The pool's ``ZFSCapabilities``.
+        :return: A receive's first message: what this node has of the
+            volume and what its ZFS can do.
+        """
+        return {"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
+                "pool": self.pool.name,
+                "snapshots": [] if dataset is None
+                else list(dataset.snapshots),
+                "zfs": capabilities.to_wire()}
 
     @inlineCallbacks
     def _receive(self, name, stream, emit, caller, expected):
@@ -243,10 +251,7 @@ class ReceivingMixin(object):
             # sender older than this copy learns that its own copy is
             # stale (StaleEpoch), which it acts on.
             refused = e
-        ours = list(dataset.snapshots) if dataset is not None else []
-        header = {"protocol": PROTOCOL_VERSION, "node_id": self.node_id,
-                  "pool": self.pool.name, "snapshots": ours,
-                  "zfs": capabilities.to_wire()}
+        header = self._receive_header(dataset, capabilities)
         if partial is not None and refused is None:
             header["resume"] = partial[1]
         emit(header)
@@ -270,10 +275,7 @@ class ReceivingMixin(object):
         # said to it (recorded_owner raises NotOwner).
         request["owner"] = recorded_owner(caller, request["owner"])
         if dataset is not None:
-            try:
-                check_sender_epoch(name, dataset.epoch, request.get("epoch"))
-            except ValueError as e:
-                raise StaleEpoch(str(e))
+            check_sender_epoch(name, dataset.epoch, request.get("epoch"))
         if refused is not None:
             raise refused
         resume = request.get("resume")

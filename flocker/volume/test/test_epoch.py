@@ -12,6 +12,7 @@ from flocker.volume._epoch import (
     freshest_copy, is_recovery_name, is_recovery_suffix, next_epoch, parse_epoch, recovery_name,
     stale_owners,
 )
+from flocker.volume._errors import StaleEpoch
 
 _NODES = ["10.0.0.%d" % (i,) for i in range(1, 6)]
 
@@ -187,7 +188,7 @@ class SenderEpochTests(SynchronousTestCase):
         A sender at a lower epoch than the copy follows is refused, with a
         line naming both epochs.
         """
-        e = self.assertRaises(ValueError, check_sender_epoch, "web", 4, 3)
+        e = self.assertRaises(StaleEpoch, check_sender_epoch, "web", 4, 3)
         self.assertIn("epoch 3", str(e))
         self.assertIn("epoch 4", str(e))
 
