@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 __all__ = [
     "pump", "make_pipe", "close_quietly", "CHUNK_SIZE", "LimitExceeded",
-    "read_prefix", "SourceIdle", "Interrupted",
+    "read_prefix", "SourceIdle", "Interrupted", "cancel_when",
 ]
 
 #: How much :func:`pump` asks the kernel to move at once, and the capacity it
@@ -145,6 +145,25 @@ class Interrupted(Exception):
     A copy by :func:`pump` was stopped before its source ended (its
     ``Deferred`` was cancelled).
     """
+
+
+def cancel_when(interrupt, d):
+    """
+    Cancel ``d`` when ``interrupt`` fires (at once if it has fired
+    already): how a :func:`pump` or :func:`read_prefix` is stopped from
+    outside.
+
+    :param interrupt: A ``Deferred``, whose result is passed on unchanged,
+        or ``None`` for none.
+    :param d: The ``Deferred`` to cancel.
+    :return: ``d``.
+    """
+    if interrupt is not None:
+        def cancel(result):
+            d.cancel()
+            return result
+        interrupt.addCallback(cancel)
+    return d
 
 
 class _Pump(object):

@@ -23,7 +23,7 @@ from ._errors import (
 )
 from ._logging import RECEIVE_VOLUME, RECOVER_VOLUME
 from ._policy import check_receive, recorded_owner
-from ._process import Interrupted, SourceIdle, read_prefix
+from ._process import Interrupted, SourceIdle, cancel_when, read_prefix
 from ._stream import (
     RECEIVE_IDLE_TIMEOUT, StreamTooLarge, receive_abandoned, sender_silent,
     stream_limit,
@@ -81,16 +81,6 @@ class _UnderWay(object):
     def abandon(self, reason):
         self.reason = reason
         self.interrupt.callback(reason)
-
-    def waiting(self, d):
-        """
-        :return: ``d``, cancelled if the receive is abandoned meanwhile.
-        """
-        def cancel(reason):
-            d.cancel()
-            return reason
-        self.interrupt.addCallback(cancel)
-        return d
 
 
 def _continue_task(task):
@@ -257,8 +247,8 @@ class ReceivingMixin(object):
         emit(header)
         under_way = self._receiving[name]
         try:
-            line = yield under_way.waiting(
-                _read_line(self._reactor, stream, name))
+            line = yield cancel_when(under_way.interrupt,
+                                     _read_line(self._reactor, stream, name))
         except Interrupted:
             raise receive_abandoned(name, under_way.reason)
         if line is None:

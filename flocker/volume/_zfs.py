@@ -55,8 +55,8 @@ from ._errors import (
 from ._logging import BUSY_RETRY, ZFS_COMMAND
 from .._process import ProcessFailed, run_process, spawn
 from ._process import (
-    Interrupted, LimitExceeded, SourceIdle, close_quietly, make_pipe, pump,
-    read_prefix,
+    Interrupted, LimitExceeded, SourceIdle, cancel_when, close_quietly,
+    make_pipe, pump, read_prefix,
 )
 from ._stamp import mark_changed, stamp_path
 from ._stream import (
@@ -936,21 +936,15 @@ class ZFSPool(object):
         argv = (["zfs", "receive"]
                 + _checked_options(receive_flags(capabilities, force))
                 + [self.dataset(volume, suffix)])
-        # What an interrupt cancels: the read of the first record, then
-        # the copy of the rest.
-        reasons, waiting = [], []
+        # An interrupt cancels the read of the first record, then the copy
+        # of the rest; its reason is kept first, for the error.
+        reasons = []
         if interrupt is not None:
-            def stop(reason):
-                reasons.append(reason)
-                for d in waiting:
-                    d.cancel()
-                return reason
-            interrupt.addCallback(stop)
-        reading = read_prefix(self._reactor, stdin, BEGIN_RECORD_SIZE,
-                              idle_timeout=idle_timeout)
-        waiting.append(reading)
-        if reasons:
-            reading.cancel()
+            interrupt.addCallback(
+                lambda reason: reasons.append(reason) or reason)
+        reading = cancel_when(interrupt, read_prefix(
+            self._reactor, stdin, BEGIN_RECORD_SIZE,
+            idle_timeout=idle_timeout))
         try:
             record = yield reading
         except SourceIdle as e:
@@ -976,30 +970,24 @@ class ZFSPool(object):
                 close_quietly(stream_read, stream_write, source)
                 raise
             close_quietly(stream_read)
-            passed = pump(self._reactor, source, stream_write, limit=(
-                None if limit is None else max(0, limit - len(record))),
-                idle_timeout=idle_timeout)
-            waiting.append(passed)
-            if reasons:
-                passed.cancel()
+            passed = cancel_when(interrupt, pump(
+                self._reactor, source, stream_write, limit=(
+                    None if limit is None else max(0, limit - len(record))),
+                idle_timeout=idle_timeout))
             outcome = yield DeferredContext(DeferredList(
                 [passed, collector.ended], consumeErrors=True)
             ).addActionFinish()
         self._changed(None)
         (passed_ok, passed_value), (_, result) = outcome
-        if not passed_ok and passed_value.check(SourceIdle):
+        if not passed_ok and passed_value.check(SourceIdle, Interrupted):
             # The pump closed zfs receive's input, so it fails on the cut
             # stream by itself, applying nothing; killed in case it has not.
             try:
                 transport.signalProcess("KILL")
             except ProcessExitedAlready:
                 pass
-            raise sender_silent(volume, passed_value.value.seconds)
-        if not passed_ok and passed_value.check(Interrupted):
-            try:
-                transport.signalProcess("KILL")
-            except ProcessExitedAlready:
-                pass
+            if passed_value.check(SourceIdle):
+                raise sender_silent(volume, passed_value.value.seconds)
             raise receive_abandoned(volume, reasons[0])
         if not passed_ok and passed_value.check(LimitExceeded):
             # Nothing of a cut-off stream is applied; the process may
