@@ -244,10 +244,8 @@ class PushingMixin(object):
         with PREPARE_PUSH(volume=name, target=target) as action:
             # The receiving side logs its start under this action; the
             # push that uses it names its own task in its request.
-            starting = start_remote(
-                self._reactor, self._remote, target,
-                ["--eliot-task", action.serialize_task_id().decode("ascii"),
-                 "receive", name], self._env)
+            starting = self._open_receive(
+                name, target, action.serialize_task_id().decode("ascii"))
         # Settled, never failing: a push that takes it sees how it went.
         settled = DeferredList([starting], consumeErrors=True)
         timer = self._clock.callLater(PREPARED_SECONDS, self._drop_prepared,
@@ -297,10 +295,19 @@ class PushingMixin(object):
             PREPARED_PUSH_DROPPED.log(
                 volume=name, target=target,
                 reason="it did not open: %s" % (value.getErrorMessage(),))
-        remote, stdin_write = yield start_remote(
-            self._reactor, self._remote, target,
-            ["--eliot-task", task, "receive", name], self._env)
+        remote, stdin_write = yield self._open_receive(name, target, task)
         return remote, stdin_write, None
+
+    def _open_receive(self, name, target, task):
+        """
+        Start ``flocker-volume receive NAME`` on ``target``.
+
+        :param str task: The serialized eliot task its log continues.
+        :return: ``Deferred`` firing with ``(command, stdin_write)``.
+        """
+        return start_remote(self._reactor, self._remote, target,
+                            ["--eliot-task", task, "receive", name],
+                            self._env)
 
     @inlineCallbacks
     def _push_owned(self, name, target, progress, snapshot):
