@@ -15,7 +15,7 @@ __all__ = [
     "LATE_REMOTE_FAILURE",
     "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "PREPARE_PUSH", "PREPARED_PUSH_DROPPED",
-    "HANDOFF_VOLUME", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
+    "HANDOFF_VOLUME", "HANDOFF_CLEANUP", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
     "RECOVER_VOLUME",
 ]
 
@@ -111,6 +111,13 @@ PREPARED_PUSH_DROPPED = MessageType(
 HANDOFF_VOLUME = ActionType(
     u"flocker:volume:handoff", [_VOLUME, _TARGET], [],
     u"Send the last increment and make the target node the owner.")
+
+HANDOFF_CLEANUP = ActionType(
+    u"flocker:volume:handoff_cleanup", [_VOLUME], [],
+    u"A hand-off's last steps on the old owner, after it answered (the "
+    u"volume's lock held): its copy unmounted, the holds on its bases "
+    u"released, the receiving command's exit collected.  A failure is "
+    u"logged here only: the next receive into the copy redoes them.")
 
 ACQUIRE_VOLUME = ActionType(
     u"flocker:volume:acquire",

@@ -37,6 +37,7 @@ step 4, whose checks make it safe to repeat.
 import time
 
 import attr
+from eliot.twisted import DeferredContext
 from twisted.internet.defer import gatherResults, inlineCallbacks, succeed
 
 from ._api import PushResult, check_node_id, follower_keeps, volume_info
@@ -45,7 +46,8 @@ from ._errors import (
     HandoffConflict, NoSuchVolume, NotOwner, StreamRejected, VolumeInUse,
 )
 from ._logging import (
-    ACQUIRE_VOLUME, FENCE_VOLUME, HANDOFF_VOLUME, REMOTE_COMMAND,
+    ACQUIRE_VOLUME, FENCE_VOLUME, HANDOFF_CLEANUP, HANDOFF_VOLUME,
+    REMOTE_COMMAND,
 )
 from ._process import close_quietly
 from ._remote import check_address, start_remote
@@ -64,8 +66,8 @@ class OwnershipMixin(object):
     def handoff(self, name, target, progress=None, acquire=True):
         check_volume_name(name)
         check_address(target)
-        return self._locked_push(name, self._handoff, name, target,
-                                 progress, acquire)
+        return self._locked_answer(name, self._handoff, name, target,
+                                   progress, acquire)
 
     def _refuse_in_use(self, dataset, message):
         """
@@ -97,17 +99,13 @@ class OwnershipMixin(object):
                 # The copy left here follows the target at the epoch the
                 # target is about to take (one more than this copy's), so
                 # a failover later numbers its own epoch above it.  Set
-                # together with the owner, the copy unmounted (a follower
-                # stays unmounted, see _apply) and the holds on its bases
-                # released (a follower's snapshots come and go with the
-                # owner's) at the same time: no extra wait while the
-                # application is down.  Should one fail, running the
-                # hand-off again redoes what is missing (the branch below,
-                # or all of it).
+                # together with the owner, at the same time: no extra wait
+                # while the application is down.  Should one fail, running
+                # the hand-off again redoes what is missing (the branch
+                # below, or all of it).
                 yield gatherResults([
                     self.pool.set(name, EPOCH, str(dataset.epoch + 1)),
-                    self.pool.set(name, OWNER, result.target_node_id),
-                    self.pool.unmount(name), self._release_bases(dataset)],
+                    self.pool.set(name, OWNER, result.target_node_id)],
                     consumeErrors=True).addErrback(
                         lambda failure: failure.value.subFailure)
             elif dataset.owner and dataset.snapshots:
@@ -117,20 +115,42 @@ class OwnershipMixin(object):
                     target_node_id=dataset.owner,
                     snapshot=dataset.snapshots[-1], base=None, bytes_sent=0)
                 exited = succeed(None)
-                # As above.
-                yield gatherResults([
-                    self.pool.unmount(name), self._release_bases(dataset)],
-                    consumeErrors=True).addErrback(
-                        lambda failure: failure.value.subFailure)
             else:
                 raise NotOwner("volume %s is not owned by this node (%s)" % (
                     name, self.node_id))
+            # No longer the owner (nor writable): the rest of this side's
+            # part follows the answer, while the new owner takes over.
+            cleanup = self._handoff_cleanup(dataset, exited)
             if acquire:
                 yield self._remote_acquire(name, target,
                                            result.target_node_id,
                                            result.snapshot)
-            yield exited
-        return result
+        return result, cleanup
+
+    def _handoff_cleanup(self, dataset, exited):
+        """
+        What a hand-off's old owner does after it answered: unmount its copy
+        (a follower stays unmounted, see ``_apply``), release the holds on
+        its bases (a follower's snapshots come and go with the owner's) and
+        collect the receiving command's exit (its log joins the push's).
+        A failure is logged, not raised: the copy is already read-only and
+        names the new owner, and the next receive into it unmounts it and
+        releases the holds.
+
+        :param Dataset dataset: The copy as it was before the hand-off.
+        :param exited: The push's ``exited`` (never failing).
+        :return: ``Deferred`` firing with ``None`` once all of it ended.
+        """
+        action = HANDOFF_CLEANUP(volume=dataset.name)
+        with action.context():
+            done = DeferredContext(gatherResults(
+                [self.pool.unmount(dataset.name),
+                 self._release_bases(dataset), exited],
+                consumeErrors=True).addErrback(
+                    lambda failure: failure.value.subFailure))
+            finished = done.addActionFinish()
+        # Its failure is in the log, under the action.
+        return finished.addErrback(lambda _: None)
 
     @inlineCallbacks
     def _remote_acquire(self, name, target, node_id, snapshot):
@@ -160,7 +180,10 @@ class OwnershipMixin(object):
                 raise HandoffConflict(
                     "this node is %s, not %s: volume %s was handed to "
                     "another node" % (self.node_id, node_id, name))
-            dataset = yield self._recover(name)
+            # Known when this service just received the final increment.
+            dataset = self._known(name)
+            if dataset is None:
+                dataset = yield self._recover(name)
             if dataset is None:
                 raise NoSuchVolume("volume %s does not exist in pool %s" % (
                     name, self.pool.name))
@@ -199,11 +222,14 @@ class OwnershipMixin(object):
             destroyed = yield self._prune(
                 dataset, keep=follower_keeps(dataset.snapshots))
         # What the commands above made of the dataset, without asking zfs
-        # again (a hand-off waits for this).
-        return volume_info(attr.evolve(
+        # again (a hand-off waits for this; the application's start, next,
+        # takes it from _known).
+        dataset = attr.evolve(
             dataset, properties=dataset.properties.set("mounted", "yes"),
             snapshots=[snapshot for snapshot in dataset.snapshots
-                       if snapshot not in destroyed]), self.node_id)
+                       if snapshot not in destroyed])
+        self._leave(dataset)
+        return volume_info(dataset, self.node_id)
 
     def fence(self, name, owner, epoch):
         check_volume_name(name)

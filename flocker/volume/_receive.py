@@ -279,9 +279,15 @@ class ReceivingMixin(object):
             yield self.pool.abort_receive(name, partial[0])
             partial = None
         with _continue_task(request.get("task")):
-            snapshot = yield self._apply(dataset, name, request, stream,
+            received = yield self._apply(dataset, name, request, stream,
                                          partial)
-        emit({"received": snapshot, "node_id": self.node_id})
+            snapshot = received.snapshots[-1]
+            # The copy is complete and prepared: the sender goes on (a
+            # hand-off's next steps, while the application is down) while
+            # this side keeps its snapshots in order, still holding the
+            # volume's lock.  A failure of that is the sender's late one.
+            emit({"received": snapshot, "node_id": self.node_id})
+            yield self._settle(received, dataset)
         return snapshot
 
     def _parse_request(self, line):
@@ -315,7 +321,9 @@ class ReceivingMixin(object):
         :param partial: ``(suffix, token)`` of the saved state of a receive
             cut short that the stream resumes (the request named it), or
             ``None``.
-        :return: ``Deferred`` firing with the received snapshot's name.
+        :return: ``Deferred`` firing with the copy as it now is (a
+            ``Dataset``, named without any suffix, its newest snapshot the
+            one received).
         """
         snapshot, base = request["snapshot"], request["base"]
         resuming = partial is not None
@@ -329,8 +337,13 @@ class ReceivingMixin(object):
                 # a node fenced after a failover) lets go of its holds
                 # before a rollback or a swap needs its snapshots gone.
                 yield self._release_bases(dataset)
-            if dataset is not None:
+            replaced = base is None or (
+                dataset is not None and dataset.snapshots
+                and dataset.snapshots[-1] != base)
+            if dataset is not None and replaced:
                 # A rollback or a swap needs its newest snapshot unheld.
+                # (An increment onto the newest destroys nothing: its hold
+                # moves once the sender has its answer, see _settle.)
                 yield self._release_received(dataset)
             # What the copy is after the receive follows from what it was
             # and the stream (which carries no properties: no -p), so zfs is
@@ -385,11 +398,35 @@ class ReceivingMixin(object):
             elif suffix:
                 yield self.pool.rename(name, suffix, "", mount=False,
                                        mounted=False)
-            if capabilities.holds:
-                yield self.pool.hold(name, snapshot, RECEIVED_HOLD)
-            yield self._prune(received,
-                              keep=follower_keeps(received.snapshots))
-        return snapshot
+        return received
+
+    @inlineCallbacks
+    def _settle(self, received, before):
+        """
+        What a receive does once the sender has its answer: the follower
+        holds the snapshot received (the base of its next incremental),
+        lets go of the one it held before, and keeps only its newest
+        snapshots.
+
+        :param Dataset received: The copy as :meth:`_apply` left it.
+        :param before: The copy before the receive (``Dataset``), or
+            ``None``.
+        :return: ``Deferred`` firing with ``None``.
+        """
+        name, snapshot = received.name, received.snapshots[-1]
+        capabilities = yield self.pool.capabilities()
+        if capabilities.holds:
+            yield self.pool.hold(name, snapshot, RECEIVED_HOLD)
+            if before is not None and before.snapshots and \
+                    before.snapshots[-1] in received.snapshots[:-1]:
+                # Held until the new one was (only Flocker destroys a
+                # follower's base); released where _apply did not.
+                yield self.pool.release(name, before.snapshots[-1],
+                                        RECEIVED_HOLD)
+        destroyed = yield self._prune(
+            received, keep=follower_keeps(received.snapshots))
+        self._leave(attr.evolve(received, snapshots=[
+            kept for kept in received.snapshots if kept not in destroyed]))
 
     @inlineCallbacks
     def _release_received(self, dataset):

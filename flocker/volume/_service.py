@@ -27,11 +27,13 @@ this module has what changes only this node (create, mount, seed,
 snapshot, delete, prune) and opens the service.
 """
 
+import os
 import uuid
 
+import attr
 from pyrsistent import pvector
 from twisted.internet.defer import (
-    DeferredLock, inlineCallbacks, maybeDeferred, succeed,
+    Deferred, DeferredLock, inlineCallbacks, maybeDeferred, succeed,
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.filepath import FilePath
@@ -54,6 +56,7 @@ from ._push import PushingMixin, pushed_peers
 from ._receive import ReceivingMixin
 from ._remote import SSHRemote, check_address, remote_error
 from ._seed import seed_entries, write_seed
+from ._stamp import read_stamp
 from ._epoch import FIRST_EPOCH
 from ._zfs import (
     EPOCH, NODE_ID, OWNER, ZFSPool, check_maximum_size, check_volume_name,
@@ -114,6 +117,10 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()
+        # Volume name to (Dataset, stamp): the copy as this service's own
+        # latest commands left it, while the pool's change stamp says
+        # nothing changed since (see _leave and _known).
+        self._left = {}
         # The pool's free bytes as the latest listing said (a receive's
         # size limit when the volume names none), or None.
         self._pool_free = None
@@ -159,6 +166,28 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
             return maybeDeferred(function, *args).addBoth(unmark)
         return self._locked(name, marked)
 
+    def _locked_answer(self, name, function, *args):
+        """
+        Like :meth:`_locked_push`, for a ``function`` firing with ``(answer,
+        rest)``: the caller has ``answer`` at once, while ``rest`` (a
+        ``Deferred`` that never fails: what follows the answer) keeps the
+        volume's lock until it ends.
+
+        :return: ``Deferred`` firing with ``answer``, or failing as
+            ``function`` did.
+        """
+        answered = Deferred()
+
+        def run():
+            def split(outcome):
+                answer, rest = outcome
+                answered.callback(answer)
+                return rest
+            return maybeDeferred(function, *args).addCallbacks(
+                split, answered.errback)
+        self._locked_push(name, run)
+        return answered
+
     @inlineCallbacks
     def _get(self, name):
         check_volume_name(name)
@@ -166,6 +195,41 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         if dataset is None:
             raise NoSuchVolume("volume %s does not exist in pool %s" % (
                 name, self.pool.name))
+        return dataset
+
+    def _leave(self, dataset):
+        """
+        Remember ``dataset`` as this service's commands just left it (call
+        it in the reactor turn its last command ended in, before any other
+        command can end), so that the next operation on it need not ask
+        ZFS (see :meth:`_known`).  Nothing is remembered when another
+        process changed the pool since this one's latest change, or when
+        the mount point is not known.
+        """
+        stamp = getattr(self.pool, "last_stamp", None)
+        if (stamp is not None and dataset.mountpoint is not None
+                and read_stamp(self.pool.stamp) == stamp):
+            self._left[dataset.name] = (dataset, stamp)
+        else:
+            self._left.pop(dataset.name, None)
+
+    def _known(self, name):
+        """
+        What :meth:`_leave` remembered of a volume, once: a hand-off's
+        acquire right after the receive of its final increment, and the
+        application's start right after the acquire, ask ZFS nothing
+        (each listing costs tens of milliseconds while the application is
+        down).  Any change to the pool since, by this process or another
+        one through Flocker, rewrote the pool's change stamp (see
+        :mod:`flocker.volume._stamp`): it is then forgotten, and the caller
+        asks ZFS.  (A ``zfs`` command run by hand in between is not seen,
+        as by the agent's kept report.)
+
+        :return: The ``Dataset``, or ``None``.
+        """
+        dataset, stamp = self._left.pop(name, (None, None))
+        if dataset is None or read_stamp(self.pool.stamp) != stamp:
+            return None
         return dataset
 
     @inlineCallbacks
@@ -230,8 +294,15 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
 
     @inlineCallbacks
     def _mount(self, name):
-        dataset = yield self._owned(name)
+        dataset = self._known(name)
+        if dataset is None or dataset.owner != self.node_id or (
+                dataset.mounted and not os.path.ismount(dataset.mountpoint)):
+            # (A mount point that is no mount would give a container the
+            # empty directory under it.)
+            dataset = yield self._owned(name)
         path = yield self._mount_dataset(dataset)
+        self._leave(attr.evolve(dataset, properties=dataset.properties.set(
+            "mounted", "yes")))
         return path
 
     @inlineCallbacks

@@ -45,16 +45,20 @@ def mark_changed(path):
     not raised: the change it notes has happened already.
 
     :param str path: The stamp file (its directory is made if missing).
+    :return: The value written, or ``None`` if it could not be.
     """
+    value = uuid.uuid4().hex
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         temporary = "%s.%d" % (path, os.getpid())
         with open(temporary, "w") as f:
-            f.write(uuid.uuid4().hex)
+            f.write(value)
         # Readers see the old stamp or the new one, never a mix.
         os.replace(temporary, path)
     except OSError as e:
         STAMP_UNWRITABLE.log(path=path, reason=str(e))
+        return None
+    return value
 
 
 def read_stamp(path):

@@ -412,6 +412,11 @@ class ZFSPool(object):
         self._runner = runner
         self._capabilities = None
         self.stamp = stamp_path(self._env, name)
+        #: The value this pool's latest changing command wrote to the
+        #: stamp (``None`` before any, or if it could not be written): while
+        #: the stamp still holds it, no Flocker process changed the pool
+        #: since.
+        self.last_stamp = None
 
     def dataset(self, volume, suffix=""):
         """
@@ -443,7 +448,7 @@ class ZFSPool(object):
     def _changed(self, result):
         # After the command, failed or not (a failure may have changed
         # something too): the agent's report must be made again.
-        mark_changed(self.stamp)
+        self.last_stamp = mark_changed(self.stamp)
         return result
 
     @inlineCallbacks

@@ -1475,7 +1475,8 @@ class RealVolumeServiceTests(SynchronousTestCase):
         """
         A negotiated incremental push into a prepared follower costs the
         receiving side the opening listing, the receive and moving its hold
-        from the base to the snapshot received (it keeps the base: a
+        from the base to the snapshot received, the new one held before
+        the base is released, both after the receive (it keeps the base: a
         follower keeps its newest ``FOLLOWER_SNAPSHOTS``); the follower
         stays unmounted.
         """
@@ -1491,8 +1492,9 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(
             [argv[:3] for argv in _without_detection(
                 _commands(messages, pool), pool)],
-            [["zfs", "get", "-H"], ["zfs", "release", "flocker-received"],
-             ["zfs", "receive", "-F"], ["zfs", "hold", "flocker-received"]])
+            [["zfs", "get", "-H"], ["zfs", "receive", "-F"],
+             ["zfs", "hold", "flocker-received"],
+             ["zfs", "release", "flocker-received"]])
         copy = nodes.call(nodes.b.pool.get, "app")
         self.assertFalse(copy.mounted)
         self.assertEqual(list(copy.snapshots),
@@ -1518,7 +1520,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(
             [argv[1] for argv in _without_detection(
                 _commands(messages, pool), pool)],
-            ["get", "release", "receive", "unmount", "hold"])
+            ["get", "receive", "unmount", "hold", "release"])
         self.assertFalse(nodes.call(nodes.b.pool.get, "app").mounted)
         self.assertEqual(nodes.read(nodes.b, "app", "f"), b"more")
 
