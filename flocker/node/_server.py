@@ -46,6 +46,11 @@ __all__ = ["AgentService", "AgentProtocol", "AgentFactory", "local_agents",
 #: at most a few documents, or a seed archive.
 MAXIMUM_BOX_BYTES = 2 * MAXIMUM_DOCUMENT_BYTES + MAX_SEED_SIZE + 65536
 
+#: How many of its latest tasks a client connection is sent the messages
+#: of (a deploy has one; a program embedding Flocker may run many over one
+#: connection).
+WATCHED_TASKS = 8
+
 class TransferProgress(object):
     """
     The progress of one volume transfer, sent to the client: the
@@ -379,8 +384,7 @@ class AgentProtocol(amp.AMP):
         # Watched before the task is continued: continuing logs the first
         # message the client must get.
         task_uuid = eliot_task.partition("@")[0]
-        self._service.log_router.watch(task_uuid, self)
-        self._watching.append(task_uuid)
+        self._watch(task_uuid)
         try:
             action = Action.continue_task(task_id=eliot_task)
         except Exception:
@@ -391,12 +395,24 @@ class AgentProtocol(amp.AMP):
         with action.context():
             d = DeferredContext(maybeDeferred(call, agent))
             d.addErrback(self._failed)
-            d = d.addActionFinish()
+            return d.addActionFinish()
 
-        def unwatch(result):
-            self._unwatch(task_uuid)
-            return result
-        return d.addBoth(unwatch)
+    def _watch(self, task_uuid):
+        """
+        Send the client the messages of ``task_uuid`` from now on, for as
+        long as the connection lasts, not only while one of its commands
+        runs: a step that answered before all of its work ended (a
+        hand-off's old owner, while the new owner takes over) logs the rest
+        in the same task, and the deploy's one tree has it.  The
+        connection's :data:`WATCHED_TASKS` latest tasks are watched.
+        """
+        if task_uuid in self._watching:
+            self._watching.remove(task_uuid)
+        else:
+            self._service.log_router.watch(task_uuid, self)
+        self._watching.append(task_uuid)
+        while len(self._watching) > WATCHED_TASKS:
+            self._service.log_router.unwatch(self._watching.pop(0), self)
 
     def _unwatch(self, task_uuid):
         self._service.log_router.unwatch(task_uuid, self)

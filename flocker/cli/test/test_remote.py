@@ -9,7 +9,7 @@ import json
 import os
 
 
-from eliot import start_action
+from eliot import Message, current_action, start_action
 from eliot.testing import capture_logging
 from hypothesis import given
 from pyrsistent import pset
@@ -35,6 +35,7 @@ from flocker.node._amp import (
 from flocker.node._fake import FakeCluster, FakeNodeError
 from flocker.node._lock import DeployLock
 from flocker.node._logging import AGENT_REFUSED
+from flocker.node import _server
 from flocker.node._server import AgentProtocol, AgentService
 from flocker.node.test.test_agent import (
     A as NODE_A, B as NODE_B, WEB, local_pair, make_inodeagent_tests,
@@ -328,6 +329,32 @@ class RemoteNodeAgentTests(SynchronousTestCase):
         self.assertIn("flocker:node:report", types)
         self.assertEqual({message["task_uuid"] for message in self.logged},
                          {action.task_uuid})
+
+    def test_log_after_answer(self):
+        """
+        A message the node logs in the client's task after the call
+        answered (the rest of a step that answers early) still comes back
+        while the connection lasts; the messages of the connection's
+        latest ``WATCHED_TASKS`` tasks only.
+        """
+        actions = []
+
+        def remove(name):
+            actions.append(current_action())
+            return succeed(None)
+        self.locals[0].docker.remove = remove
+        tasks = []
+        for _ in range(_server.WATCHED_TASKS + 1):
+            with start_action(action_type="test:deploy") as action:
+                self.successResultOf(self.agent.stop_application("web"))
+            tasks.append(action.task_uuid)
+        for node_action in actions:
+            with node_action.context():
+                Message.log(message_type="test:late")
+        self.network.flush()
+        self.assertEqual(
+            [message["task_uuid"] for message in self.logged
+             if message.get("message_type") == "test:late"], tasks[1:])
 
     def test_version_mismatch(self):
         """
