@@ -11,7 +11,7 @@ volume still in use is refused)::
     1. source: readonly=on on its copy            (still owner, now frozen)
     2. source: push (final snapshot F, small increment)
     3. source: flocker:owner = target's identity  (source is no longer owner)
-       and unmount its copy                       (now a follower)
+       and answers; then unmounts its copy        (now a follower)
     4. target: acquire NAME with snapshot F and node id T
        checks it is node T and its newest snapshot is F, then sets
        flocker:owner = T, readonly=off and mounts it afresh
@@ -24,6 +24,11 @@ with ``acquire`` on the target; the deploy client does the latter
 (``release-volume`` on the source, then ``acquire-volume`` on the target,
 through the sessions it already holds with both), which spares a process
 start on the target while the application is down.
+
+The source answers as soon as its copy names the target (3): unmounting
+its copy, releasing the holds on its bases and collecting the target's
+receiving command follow, under the volume's lock, while the target takes
+over.
 
 At no point are there two writable owners: the source stops being writable
 (1) and stops being the owner (3) before the target becomes either (4).  A

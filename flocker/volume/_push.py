@@ -49,7 +49,9 @@ applies each stream atomically).  Streams are received unmounted (``-u``),
 and the target works out its copy's new state from the old one and the
 stream rather than asking ZFS again; it sets ``readonly``, ``atime`` and
 ``refquota`` together and ``flocker:owner`` after them, last.  It confirms
-only then, so as soon as the confirmation arrives (without waiting for the
+only then (holding the snapshot received, releasing the one held before
+and pruning after the answer, still under the volume's lock), so as soon
+as the confirmation arrives (without waiting for the
 target's command to exit) the source records ``S`` as what the target has
 (``flocker:pushed``: address, identity, pool and snapshot of each recent
 target), or, in a hand-off, goes on with steps 3 and 4 below; it collects
