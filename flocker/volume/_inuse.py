@@ -5,7 +5,7 @@ use from being deleted or handed off.
 
 import os
 
-__all__ = ["processes_using"]
+__all__ = ["processes_using", "mounted_at"]
 
 
 def processes_using(dataset, mountpoint, proc="/proc"):
@@ -63,6 +63,45 @@ def processes_using(dataset, mountpoint, proc="/proc"):
     return users
 
 
+def mounted_at(dataset, mountpoint, proc="/proc"):
+    """
+    Whether this process sees ``dataset`` mounted at ``mountpoint``: the
+    kernel's table of this mount namespace is read, the filesystem is not
+    asked (a stalled ZFS daemon cannot hold the caller, the reactor
+    thread).
+
+    :param str dataset: Full dataset name (``pool/volume``).
+    :param str mountpoint: Where it should be mounted.
+    :param str proc: Where procfs is mounted.
+    :return: ``bool``.
+    """
+    try:
+        with open(os.path.join(proc, "self", "mountinfo"), "rb") as f:
+            mountinfo = f.read()
+    except OSError:
+        return False
+    return mountpoint in _mount_points(mountinfo, dataset.encode("utf-8"))
+
+
+def _mount_points(mountinfo, source):
+    """
+    :param bytes mountinfo: A process's ``/proc/PID/mountinfo``.
+    :param bytes source: A dataset's full name.
+    :return: The ``list`` of the places that mount namespace has the
+        dataset mounted at.
+    """
+    places = []
+    for line in mountinfo.splitlines():
+        before, _, after = line.partition(b" - ")
+        after = after.split(b" ")
+        before = before.split(b" ")
+        if len(after) < 2 or len(before) < 5 or after[1] != source:
+            continue
+        places.append(
+            before[4].decode("utf-8", "replace").replace("\\040", " "))
+    return places
+
+
 def _mounted_elsewhere(mountinfo, source, mountpoint):
     """
     :param bytes mountinfo: A process's ``/proc/PID/mountinfo``.
@@ -71,14 +110,6 @@ def _mounted_elsewhere(mountinfo, source, mountpoint):
     :return: Whether that mount namespace has the dataset mounted anywhere
         else (a container's bind mount).
     """
-    for line in mountinfo.splitlines():
-        before, _, after = line.partition(b" - ")
-        after = after.split(b" ")
-        before = before.split(b" ")
-        if len(after) < 2 or len(before) < 5 or after[1] != source:
-            continue
-        where = before[4].decode("utf-8", "replace").replace("\\040", " ")
-        if where != mountpoint:
-            return True
-    return False
+    return any(where != mountpoint
+               for where in _mount_points(mountinfo, source))
 

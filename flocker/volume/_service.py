@@ -27,7 +27,6 @@ this module has what changes only this node (create, mount, seed,
 snapshot, delete, prune) and opens the service.
 """
 
-import os
 import uuid
 
 import attr
@@ -46,7 +45,7 @@ from ._api import (
 from ._errors import (
     NoSuchVolume, NotOwner, RemoteError, VolumeExists, VolumeInUse,
 )
-from ._inuse import processes_using
+from ._inuse import mounted_at, processes_using
 from ._logging import (
     CREATE_VOLUME, DELETE_VOLUME, PRUNE_SNAPSHOTS, SEED_VOLUME,
     SNAPSHOT_VOLUME,
@@ -296,7 +295,8 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
     def _mount(self, name):
         dataset = self._known(name)
         if dataset is None or dataset.owner != self.node_id or (
-                dataset.mounted and not os.path.ismount(dataset.mountpoint)):
+                dataset.mounted and not mounted_at(
+                    self.pool.dataset(name), dataset.mountpoint)):
             # (A mount point that is no mount would give a container the
             # empty directory under it.)
             dataset = yield self._owned(name)

@@ -19,6 +19,7 @@ from flocker.testtools import temporary_path
 from flocker.volume import _service
 from flocker.volume._api import PushResult
 from flocker.volume._capabilities import ZFS_FUSE, ZFSCapabilities
+from flocker.volume._inuse import mounted_at
 from flocker.volume._receive import RECEIVED_HOLD
 from flocker.volume._service import VolumeService
 from flocker.volume._stamp import mark_changed
@@ -131,7 +132,7 @@ class _MoveTestsMixin(object):
         """
         :return: ``(VolumeService, _MovePool)`` holding ``dataset``.
         """
-        self.patch(_service.os.path, "ismount", lambda path: True)
+        self.patch(_service, "mounted_at", lambda dataset, path: True)
         self.reactor = reactor = MemoryReactorClock()
         pool = _MovePool(self, dataset, held)
         service = VolumeService(reactor, pool, OWNER_A, None, {},
@@ -288,7 +289,7 @@ class KnownStateTests(_MoveTestsMixin, SynchronousTestCase):
         ask ZFS: a container would get the empty directory under it.
         """
         service, pool = self.acquired()
-        self.patch(_service.os.path, "ismount", lambda path: False)
+        self.patch(_service, "mounted_at", lambda dataset, path: False)
         pool.copy = Dataset(name="app", properties=pool.copy.properties
                                .set(OWNER, OWNER_A).set("mounted", "no"),
                                snapshots=SNAPSHOTS[:5])
@@ -380,3 +381,43 @@ class HandoffAnswerTests(_MoveTestsMixin, SynchronousTestCase):
         pool.waiting.pop(0).errback(ValueError("busy"))
         self.assertEqual(self.successResultOf(after), "next")
         self.flushLoggedErrors(ValueError)
+
+
+class MountedAtTests(SynchronousTestCase):
+    """
+    ``mounted_at`` reads this process's mount table, not the filesystem.
+    """
+
+    def proc(self, *lines):
+        """
+        :return: A directory laid out as ``/proc`` with ``self/mountinfo``
+            holding ``lines``.
+        """
+        proc = temporary_path(self)
+        (proc / "self").mkdir()
+        (proc / "self" / "mountinfo").write_bytes(b"".join(
+            line + b"\n" for line in lines))
+        return str(proc)
+
+    def test_mounted(self):
+        """
+        A dataset mounted at its mount point (an escaped space included)
+        is found there, not elsewhere, and no other dataset is.
+        """
+        proc = self.proc(
+            b"36 35 0:40 / /tank/app rw,relatime shared:1 - fuse.zfs "
+            b"tank/app rw,user_id=0",
+            b"37 35 0:41 / /tank/my\\040db rw - fuse.zfs tank/db rw")
+        self.assertEqual(
+            [mounted_at("tank/app", "/tank/app", proc),
+             mounted_at("tank/app", "/other", proc),
+             mounted_at("tank/web", "/tank/app", proc),
+             mounted_at("tank/db", "/tank/my db", proc)],
+            [True, False, False, True])
+
+    def test_no_table(self):
+        """
+        Without a readable table, nothing is taken as mounted.
+        """
+        self.assertFalse(mounted_at("tank/app", "/tank/app",
+                                    str(temporary_path(self))))
