@@ -1588,16 +1588,25 @@ class RealVolumeServiceTests(SynchronousTestCase):
     def test_handoff_done_at_confirmation(self):
         """
         A hand-off goes on with its last steps (the new owner's acquire
-        included) as soon as the target confirms the final increment, while
-        the target's receiving command is still exiting.
+        included) as soon as the target confirms the final increment, and
+        answers while the target's receiving command is still exiting; that
+        command's late failure is logged when it ends, under the volume's
+        lock, which the next operation on the volume waits for.
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app")
         nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
         _forget_pushes(nodes)
         nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
-        result, messages = _logged(nodes.call, nodes.a.handoff, "app",
-                                   nodes.address(nodes.b))
+        answered = []
+
+        def handoff():
+            def then(result):
+                answered.append(time.time())
+                return nodes.a._locked("app", lambda: succeed(result))
+            return nodes.a.handoff("app", nodes.address(nodes.b)
+                                   ).addCallback(then)
+        result, messages = _logged(nodes.call, handoff)
         [acquire] = [message for message in messages
                      if message.get("action_type") == "flocker:volume:remote"
                      and message.get("action_status") == "started"
@@ -1605,5 +1614,6 @@ class RealVolumeServiceTests(SynchronousTestCase):
         [late] = [message for message in messages if message.get(
             "message_type") == LATE_REMOTE_FAILURE.message_type]
         self.assertGreater(late["timestamp"] - acquire["timestamp"], 2)
+        self.assertGreater(late["timestamp"] - answered[0], 2)
         self.assertIsNotNone(result.base)
         self.assertTrue(nodes.call(nodes.b.volumes)[0].owned)
