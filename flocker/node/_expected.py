@@ -7,11 +7,14 @@ Which node each node may receive a first copy of a volume from: the
 Pure functions of the deployment, the nodes' identities and the plan:
 
 * **steady**: what every node expects between deploys.  A standby expects
-  its volumes from the application's node; for an application that fails
-  over automatically (etcd), every node of its group (its node and its
-  standbys) expects them from every other one, since any of them may
-  become the owner without a deploy and then replicate to the others.  The
-  application's own node expects nothing otherwise: it owns the volume.
+  its volumes from the application's node.  The application's own node
+  expects nothing: it owns the volume.  For an application that fails over
+  automatically (etcd) nobody expects its volumes from a named node: any
+  member of its group (its node and its standbys) may become the owner
+  without a deploy, and a member accepts a first copy only from the one
+  holding the group's lease in etcd when the push comes (see
+  :class:`flocker.node._senders.FirstCopyGroups`), so a member that does
+  not hold it cannot plant one.
 * **during a deploy**: the steady record plus, for every push the plan
   makes (a move's pre-copy and hand-off, a standby's full push), its
   source on its target.  It is given in the plan's first phase, before any
@@ -47,22 +50,21 @@ def steady_senders(deployment, node_ids):
         of the deployment present).
     """
     wanted = {node.address: {} for node in deployment.nodes}
-
-    def expect(member, volume, sources):
-        identities = {node_ids[source] for source in sources
-                      if source != member
-                      and node_ids.get(source) is not None}
-        wanted.setdefault(member, {}).setdefault(volume, set()).update(
-            identities)
+    # (member, volume) pairs the lease of an automatic group decides.
+    grouped = set()
+    for automatic in automatic_applications(deployment):
+        group = [automatic.primary] + list(automatic.standbys)
+        grouped.update((member, volume) for member in group
+                       for volume in automatic.volumes)
     for owner, volumes in desired_replication(deployment).items():
         for name, replication in volumes.items():
             for standby in replication.standbys:
-                expect(standby, name, [owner])
-    for automatic in automatic_applications(deployment):
-        group = [automatic.primary] + list(automatic.standbys)
-        for volume in automatic.application.all_volumes():
-            for member in group:
-                expect(member, volume.name, group)
+                if (standby, name) in grouped:
+                    continue
+                identity = node_ids.get(owner)
+                volume = wanted.setdefault(standby, {}).setdefault(name, set())
+                if identity is not None and owner != standby:
+                    volume.add(identity)
     return _freeze(wanted)
 
 
