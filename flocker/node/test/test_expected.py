@@ -16,7 +16,7 @@ from flocker._model import (
 )
 from flocker._serialize import node_state_from_dict, node_state_to_dict
 from flocker.node._changes import ExpectSenders, PushVolume
-from flocker.node._expected import steady_senders
+from flocker.node._expected import steady_senders, unreached_lines
 from flocker.node._fake import FakeCluster, FakeNodeError
 from flocker.node._plan import KEY_PHASE, PHASES, plan_changes, plan_removal
 from flocker.node._senders import ExpectedSenders, SenderStore
@@ -92,7 +92,8 @@ class SteadySendersTests(SynchronousTestCase):
 
     def test_unknown_identity(self):
         """
-        A node whose identity is unknown is expected by no one.
+        A node whose identity is unknown is named in no steady record (a
+        plan keeps what the records had: ``test_unreached_source_kept``).
         """
         self.assertEqual(
             steady_senders(deployment(standbys=[B]), {B: "id-b"}),
@@ -212,6 +213,52 @@ class PlanSendersTests(SynchronousTestCase):
         plan = plan_changes(deployment(standbys=[B]), state,
                             unknown=frozenset([B]))
         self.assertEqual(senders(plan), [])
+
+    def test_unreached_source_kept(self):
+        """
+        A node whose volume comes from a node that did not report keeps
+        what its record named for that volume (the plan cannot name the
+        silent node, and narrowing would refuse its first copy until a
+        later deploy); its other volumes are planned as usual.
+        """
+        db = Application(name="db", image="flocker/busybox",
+                         volume=AttachedVolume(mountpoint="/db"))
+        wanted = Deployment(
+            nodes=[Node(address=A, applications=[WEB]), Node(address=B),
+                   Node(address=C, applications=[db])],
+            standbys={"web": Standby(application="web", nodes=[B]),
+                      "db": Standby(application="db", nodes=[B])})
+        state = ClusterState(nodes={
+            B: NodeState(address=B, node_id="id-b", expected_senders={
+                "web": frozenset(["id-a"])}),
+            C: NodeState(address=C, node_id="id-c")})
+        plan = plan_changes(wanted, state, unknown=frozenset([A]))
+        self.assertEqual(senders(plan), [ExpectSenders(node=B, senders={
+            "web": frozenset(["id-a"]), "db": frozenset(["id-c"])})])
+        self.assertEqual(
+            senders(plan_changes(deployment(standbys=[B]), ClusterState(
+                nodes={B: state.nodes[B]}), unknown=frozenset([A]))), [])
+
+    def test_unreached_lines(self):
+        """
+        The lines for the operator name the node that did not report (its
+        record stays) and each node keeping volumes expected from it.
+        """
+        self.assertEqual(
+            unreached_lines(deployment(standbys=[B, C]), {B: "id-b",
+                                                          C: "id-c"},
+                            frozenset([A])),
+            ["10.0.0.1 did not report: its record of which node each "
+             "volume's first copy may come from stays as it was until a "
+             "deploy reaches it",
+             "10.0.0.2: its record of which node volume web may come from "
+             "stays as it was (10.0.0.1 did not report) until a deploy "
+             "reaches it",
+             "10.0.0.3: its record of which node volume web may come from "
+             "stays as it was (10.0.0.1 did not report) until a deploy "
+             "reaches it"])
+        self.assertEqual(unreached_lines(deployment(standbys=[B]), IDS,
+                                         frozenset()), [])
 
     def test_removal(self):
         """
