@@ -52,11 +52,14 @@ def peer_for(test, sshd):
     return store, receiver
 
 
-def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1"):
+def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1",
+          starting=lambda: None):
     """
     Start ``words`` on ``address`` through an :class:`AgentRemote`, write
     ``stream`` and close it, then collect every line and how it ended.
 
+    :param starting: Called once the start was asked for, before its
+        connection is made (which happens in a later reactor turn).
     :return: ``(lines, result)``.
     """
     @inlineCallbacks
@@ -64,7 +67,9 @@ def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1"):
         remote = AgentRemote(reactor, store, port=sshd.port,
                              username="root")
         try:
-            command, stdin = yield remote.start(address, list(words))
+            started = remote.start(address, list(words))
+            starting()
+            command, stdin = yield started
             os.write(stdin, stream)
             os.close(stdin)
             lines = []
@@ -321,30 +326,12 @@ class AgentRemoteSSHTests(SynchronousTestCase):
         store.install(trust(old, new))
         target.install(trust(old, new))
 
-        @inlineCallbacks
-        def push(reactor):
-            remote = AgentRemote(reactor, store, port=sshd.port,
-                                 username="root")
-            try:
-                # The connection is made after this returns, with the key
-                # read now: the old one.
-                starting = remote.start("127.0.0.1", ["receive", "app"])
-                store.finish_rotation()
-                target.install(trust(new))
-                command, stdin = yield starting
-                os.write(stdin, b"STREAM")
-                os.close(stdin)
-                lines = []
-                while True:
-                    line = yield command.next_line()
-                    if line is None:
-                        break
-                    lines.append(line)
-                result = yield command.ended
-            finally:
-                yield remote.close()
-            return lines[-1], result.exit_code
-        self.assertEqual(run_in_reactor(push), (
+        def switch():
+            # The key the push logs in with was read already: the old one.
+            store.finish_rotation()
+            target.install(trust(new))
+        lines, result = _push(sshd, store, b"STREAM", starting=switch)
+        self.assertEqual((lines[-1], result.exit_code), (
             b'{"received": "STREAM", "node_id": "target"}', 0))
         self.assertEqual(receiver.calls, [("app", "node-a")])
 

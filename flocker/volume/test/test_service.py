@@ -972,6 +972,24 @@ class AcquireOrderTests(SynchronousTestCase):
         self.assertEqual(len(self.pool.issued), 2)
 
 
+def _refusing(case, count, key):
+    """
+    Three nodes where ``a`` has volume ``app`` (file ``f`` holding
+    ``data``) and logs in with key ``old``, and node ``b`` refuses its next
+    ``count`` logins, ``a``'s key becoming ``key`` at each (see
+    :class:`LocalRemote`).
+
+    :return: ``(nodes, b's address, commands started so far)``.
+    """
+    nodes = ZFSNodes(case)
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"data")
+    target = nodes.address(nodes.b)
+    nodes.remote.key = b"old"
+    nodes.remote.refusing[target] = (count, key)
+    return nodes, target, nodes.remote.started
+
+
 class RealVolumeServiceTests(SynchronousTestCase):
     """
     ``VolumeService`` on three real nodes (see :class:`ZFSNodes`): what
@@ -1036,13 +1054,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         from after the push started (a rotation) logs in once more, with
         the new key, and the volume arrives.
         """
-        nodes = ZFSNodes(self)
-        nodes.call(nodes.a.create, "app")
-        nodes.write(nodes.a, "app", "f", b"data")
-        target = nodes.address(nodes.b)
-        nodes.remote.key = b"old"
-        nodes.remote.refusing[target] = (1, b"new")
-        started = nodes.remote.started
+        nodes, target, started = _refusing(self, 1, b"new")
         result = nodes.call(nodes.a.push, "app", target)
         self.assertEqual((result.target, nodes.remote.started - started),
                          (target, 2))
@@ -1054,12 +1066,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         same fails the push with ``AuthenticationRefused`` naming the node,
         without trying again.
         """
-        nodes = ZFSNodes(self)
-        nodes.call(nodes.a.create, "app")
-        target = nodes.address(nodes.b)
-        nodes.remote.key = b"old"
-        nodes.remote.refusing[target] = (2, b"old")
-        started = nodes.remote.started
+        nodes, target, started = _refusing(self, 2, b"old")
         with self.assertRaises(AuthenticationRefused) as caught:
             nodes.call(nodes.a.push, "app", target)
         self.assertEqual(
@@ -1072,12 +1079,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         A push refused again after logging in once more with the switched
         key fails with ``AuthenticationRefused``: it tries once more only.
         """
-        nodes = ZFSNodes(self)
-        nodes.call(nodes.a.create, "app")
-        target = nodes.address(nodes.b)
-        nodes.remote.key = b"old"
-        nodes.remote.refusing[target] = (3, b"new")
-        started = nodes.remote.started
+        nodes, target, started = _refusing(self, 3, b"new")
         self.assertRaises(AuthenticationRefused, nodes.call, nodes.a.push,
                           "app", target)
         self.assertEqual(nodes.remote.started - started, 2)
