@@ -19,6 +19,7 @@ from ... import __version__
 from ...testtools import require, temporary_directory, temporary_path
 from pyrsistent import pmap
 
+from .._amp import PROTOCOL_VERSION
 from ..script import (
     AgentSocketError, node_main, prepare_socket, with_expected,
 )
@@ -318,7 +319,8 @@ class AgentProcessTests(SynchronousTestCase):
         """
         from twisted.protocols.amp import AmpBox
         path, _, _ = start_agent(self)
-        hello = AmpBox(_command=b"Hello", _ask=b"1", version=b"2",
+        hello = AmpBox(_command=b"Hello", _ask=b"1",
+                       version=b"%d" % (PROTOCOL_VERSION,),
                        address=b"192.0.2.1").serialize()
         bridge = subprocess.Popen(
             _command("flocker-node-bridge") + ["--socket", path],
