@@ -74,6 +74,12 @@ _ADDRESS = ["address", None, None,
 _SOCKET = ["socket", None, None,
            "The agent's Unix socket (default: $FLOCKER_AGENT_SOCKET, else "
            "%s)." % (DEFAULT_AGENT_SOCKET,)]
+_DOCKER_SOCKET = ["docker-socket", None, None,
+                  "Unix socket of this node's Docker daemon (default: from "
+                  "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."]
+_POOL = ["pool", None, None,
+         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
+         % (DEFAULT_POOL,)]
 
 
 class AgentOptions(_Options):
@@ -86,12 +92,8 @@ class AgentOptions(_Options):
                 "and deploy lock.  Runs until stopped.")
     optParameters = [
         _SOCKET,
-        ["docker-socket", None, None,
-         "Unix socket of this node's Docker daemon (default: from "
-         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
-        ["pool", None, None,
-         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
-         % (DEFAULT_POOL,)],
+        _DOCKER_SOCKET,
+        _POOL,
         _ADDRESS,
         ["log", None, None,
          "Append the agent's eliot log to this file (default: standard "
@@ -159,12 +161,8 @@ class DoctorOptions(_Options):
         ["sshd-config", None, None,
          "sshd's configuration file (default: $FLOCKER_SSHD_CONFIG, else "
          "/etc/ssh/sshd_config)."],
-        ["docker-socket", None, None,
-         "Unix socket of this node's Docker daemon (default: from "
-         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
-        ["pool", None, None,
-         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
-         % (DEFAULT_POOL,)],
+        _DOCKER_SOCKET,
+        _POOL,
     ]
 
     def parseArgs(self):
