@@ -577,6 +577,12 @@ class NodeKeyRemote(object):
         """
         return self._current().known_hosts
 
+    def identity(self):
+        """
+        See :meth:`flocker.volume._remote.SSHRemote.identity`.
+        """
+        return self._current().identity()
+
     def argv(self, address, arguments, command=None):
         """
         See :meth:`flocker.volume._service.SSHRemote.argv`.

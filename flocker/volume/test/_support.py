@@ -28,6 +28,9 @@ __all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs",
 _UNREACHABLE = ("import sys; sys.stderr.write('ssh: connect to host %s "
                 "port 22: Connection refused\\n'); sys.exit(255)")
 
+_REFUSED = ("import sys; sys.stderr.write('root@%s: Permission denied "
+            "(publickey).\\n'); sys.exit(255)")
+
 
 def zfs_missing():
     """
@@ -150,6 +153,13 @@ class LocalRemote(object):
     :ivar linger: ``dict`` of address to ``(seconds, exit_code)``: its
         ``flocker-volume receive`` ends that much later than it answers,
         with that exit code (see ``_linger``).
+    :ivar key: What :meth:`identity` answers, standing for the digest of
+        the key logged in with (``None``: this remote cannot tell).
+    :ivar refusing: ``dict`` of address to ``(count, key)``: its next
+        ``count`` commands are refused the way ssh reports a key the node
+        does not take, and :attr:`key` becomes ``key`` as each starts (a
+        rotation switching the node's key after ssh read the old one).
+    :ivar started: How many commands were started.
     """
 
     def __init__(self, pools, python=sys.executable):
@@ -158,7 +168,16 @@ class LocalRemote(object):
         self.silent = set()
         self.cut = {}
         self.linger = {}
+        self.key = None
+        self.refusing = {}
+        self.started = 0
         self._python = python
+
+    def identity(self):
+        """
+        See ``flocker.volume._remote.identity_of``.
+        """
+        return self.key
 
     def argv(self, address, arguments, command=None):
         check_address(address)
@@ -172,8 +191,13 @@ class LocalRemote(object):
             key = words[0]
             argv = [self._python, "-m", "flocker.volume.script",
                     "--pool", self.pools.get(address, "-")] + list(arguments)
+        self.started += 1
         if address not in self.pools or (address, key) in self.failing:
             return [self._python, "-c", _UNREACHABLE % (address,)]
+        if self.refusing.get(address, (0, None))[0]:
+            count, self.key = self.refusing[address]
+            self.refusing[address] = (count - 1, self.key)
+            return [self._python, "-c", _REFUSED % (address,)]
         if address in self.silent:
             return [self._python, "-c", "import time; time.sleep(600)"]
         if "receive" in arguments and address in self.cut:

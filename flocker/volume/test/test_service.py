@@ -6,6 +6,7 @@ place of SSH), plus its pure parts.
 """
 
 import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -21,8 +22,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
-    NoSuchVolume, NotOwner, OutOfSpace, RemoteError, StaleEpoch,
-    TargetUnreachable, StreamRejected, UnsafeName, VolumeInUse, ZFSError,
+    AuthenticationRefused, NoSuchVolume, NotOwner, OutOfSpace, RemoteError,
+    StaleEpoch, TargetUnreachable, StreamRejected, UnsafeName, VolumeInUse,
+    ZFSError,
 )
 from flocker.volume import _push
 from flocker.volume._logging import (
@@ -303,6 +305,23 @@ class SSHRemoteTests(SynchronousTestCase):
         self.assertEqual(argv[-4:], ["root@node2", "zfs", "receive",
                                      "pool/app"])
 
+    def test_identity(self):
+        """
+        ``identity()`` is the digest of the key file's content as it is
+        now; ``None`` with ssh's default keys or an unreadable file.
+        """
+        path = str(temporary_path(self) / "key")
+        remote = SSHRemote(identity=path)
+        self.assertIsNone(remote.identity())
+        with open(path, "wb") as f:
+            f.write(b"one")
+        one = remote.identity()
+        with open(path, "wb") as f:
+            f.write(b"two")
+        self.assertEqual((one, remote.identity() == one, len(one)),
+                         (hashlib.sha256(b"one").digest(), False, 32))
+        self.assertIsNone(SSHRemote().identity())
+
     def test_unsafe(self):
         """
         Addresses that ssh would read as options and words a remote shell
@@ -333,6 +352,18 @@ class RemoteErrorTests(SynchronousTestCase):
         self.assertIsInstance(error, TargetUnreachable)
         self.assertEqual(error.message, "cannot reach node node2: ssh: "
                          "connect to host node2 port 22: No route")
+
+    def test_key_refused(self):
+        """
+        ssh's exit code 255 after the node refused the key is
+        ``AuthenticationRefused``, a kind of ``TargetUnreachable``.
+        """
+        error = remote_error("node2", self._result(
+            255, stderr=b"root@node2: Permission denied (publickey).\n"))
+        self.assertIsInstance(error, AuthenticationRefused)
+        self.assertIsInstance(error, TargetUnreachable)
+        self.assertEqual(error.message, "cannot reach node node2: "
+                         "root@node2: Permission denied (publickey).")
 
     def test_typed(self):
         """
@@ -1052,6 +1083,24 @@ class InUseCheckTests(SynchronousTestCase):
         self.failureResultOf(d, VolumeInUse)
 
 
+def _refusing(case, count, key):
+    """
+    Three nodes where ``a`` has volume ``app`` (file ``f`` holding
+    ``data``) and logs in with key ``old``, and node ``b`` refuses its next
+    ``count`` logins, ``a``'s key becoming ``key`` at each (see
+    :class:`LocalRemote`).
+
+    :return: ``(nodes, b's address, commands started so far)``.
+    """
+    nodes = ZFSNodes(case)
+    nodes.call(nodes.a.create, "app")
+    nodes.write(nodes.a, "app", "f", b"data")
+    target = nodes.address(nodes.b)
+    nodes.remote.key = b"old"
+    nodes.remote.refusing[target] = (count, key)
+    return nodes, target, nodes.remote.started
+
+
 class RealVolumeServiceTests(SynchronousTestCase):
     """
     ``VolumeService`` on three real nodes (see :class:`ZFSNodes`): what
@@ -1109,6 +1158,43 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(nodes.read(nodes.b, "app", "f"), b"two")
         with self.assertRaises(OSError):
             nodes.read(nodes.b, "app", "stray")
+
+    def test_push_retried_after_key_switch(self):
+        """
+        A push whose receiving end is refused the key this node switched
+        from after the push started (a rotation) logs in once more, with
+        the new key, and the volume arrives.
+        """
+        nodes, target, started = _refusing(self, 1, b"new")
+        result = nodes.call(nodes.a.push, "app", target)
+        self.assertEqual((result.target, nodes.remote.started - started),
+                         (target, 2))
+        self.assertEqual(nodes.read(nodes.b, "app", "f"), b"data")
+
+    def test_push_refused_key_unchanged(self):
+        """
+        A receiving end refused this node's key while the key stayed the
+        same fails the push with ``AuthenticationRefused`` naming the node,
+        without trying again.
+        """
+        nodes, target, started = _refusing(self, 2, b"old")
+        with self.assertRaises(AuthenticationRefused) as caught:
+            nodes.call(nodes.a.push, "app", target)
+        self.assertEqual(
+            (caught.exception.message, nodes.remote.started - started),
+            ("cannot reach node %s: root@%s: Permission denied "
+             "(publickey)." % (target, target), 1))
+
+    def test_push_retried_once(self):
+        """
+        A push refused again after logging in once more with the switched
+        key fails with ``AuthenticationRefused``: it tries once more only.
+        """
+        nodes, target, started = _refusing(self, 3, b"new")
+        self.assertRaises(AuthenticationRefused, nodes.call, nodes.a.push,
+                          "app", target)
+        self.assertEqual(nodes.remote.started - started, 2)
+        self.assertEqual(nodes.call(nodes.b.volumes), [])
 
     def test_receiving_side_logged_in_push_tree(self):
         """
