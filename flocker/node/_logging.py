@@ -11,7 +11,7 @@ counts and identifiers only: whole applications or reports are never logged
 from eliot import ActionType, Field, MessageType
 
 __all__ = [
-    "NODE_EXPECT_SENDERS",
+    "NODE_EXPECT_SENDERS", "FIRST_COPY_HOLDER",
     "DOCKER_EVENTS_CONNECTED", "DOCKER_EVENTS_LOST", "REPORT_INVALIDATED",
     "REPORT_KEPT",
     "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
@@ -473,6 +473,18 @@ NODE_EXPECT_SENDERS = ActionType(
     [_ADDRESS, _VOLUMES], [],
     "Make this node's record of the nodes each volume's first copy may "
     "come from exactly the given one.")
+
+FIRST_COPY_HOLDER = ActionType(
+    "flocker:node:first_copy_holder",
+    [_APPLICATION, _VOLUME],
+    [Field.for_types("holder", [str, type(None)],
+                     "The address etcd's owner key names; None when no "
+                     "member holds the lease or etcd could not say."),
+     Field.for_types("error", [str, type(None)],
+                     "Why etcd could not say who holds it, or None.")],
+    "Ask etcd which member of an automatically failed-over application's "
+    "group holds its lease, for a first copy of one of its volumes pushed "
+    "here.")
 
 NODE_SET_REPLICATION = ActionType(
     "flocker:node:set_replication",

@@ -350,7 +350,9 @@ def build_service(reactor, options, environ):
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
     )
-    from ._senders import ExpectedSenders, SenderStore, default_senders_path
+    from ._senders import (
+        ExpectedSenders, FirstCopyGroups, SenderStore, default_senders_path,
+    )
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
@@ -431,7 +433,12 @@ def build_service(reactor, options, environ):
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors(), replicator=replicator,
-            volumes=lambda: current[0], senders=senders)
+            volumes=lambda: current[0], senders=senders,
+            # A first copy of an automatic group's volume: from the member
+            # etcd says holds the group's lease, as this node's trust maps
+            # that member's address to its key.
+            groups=FirstCopyGroups(address, automatic,
+                                   node_keys.peer_sources))
 
         def opened(volumes):
             current[0] = volumes
@@ -457,6 +464,17 @@ def _senders_of(service):
     if service.senders is None:
         return lambda name: frozenset()
     return service.senders.expected
+
+
+def _groups_of(service):
+    """
+    :return: What the peer socket asks for a volume's automatic group: the
+        agent's :class:`~flocker.node._senders.FirstCopyGroups`, or no
+        group for any volume (a service without one).
+    """
+    if service.groups is None:
+        return lambda name: None
+    return service.groups.group
 
 
 def _agent(reactor, options, environ, stdout, stderr):
@@ -500,7 +518,8 @@ def _agent(reactor, options, environ, stdout, stderr):
                 (path, AgentFactory(service)),
                 (peer_path, PeerFactory(reactor, service.volumes,
                                         service.log_router,
-                                        senders=_senders_of(service)))]:
+                                        senders=_senders_of(service),
+                                        groups=_groups_of(service)))]:
             try:
                 reactor.listenUNIX(where, factory, mode=0o600)
             except Exception as e:

@@ -367,6 +367,23 @@ class NodeKeyStore(object):
         return NodeKey(known_hosts=known.decode("utf-8"),
                        peers=peers.decode("utf-8"))
 
+    def peer_sources(self):
+        """
+        :return: ``dict`` of node identity to the ``frozenset`` of
+            addresses this node accepts that node's key from (its
+            ``authorized_keys`` lines' ``from=``), as the installed trust
+            says; empty when none is installed.
+        :raises ValueError: If the trust files are damaged.
+        """
+        from .._model import parse_peers
+        node_key = self._installed_key()
+        sources = {}
+        if node_key is not None:
+            for node_id, addresses, _ in parse_peers(node_key.peers):
+                sources[node_id] = sources.get(
+                    node_id, frozenset()) | frozenset(addresses)
+        return sources
+
     def status(self):
         """
         :return: This node's :class:`NodeKeyStatus`, or ``None`` if it has

@@ -27,6 +27,7 @@ from flocker.volume._errors import (
     ZFSError,
 )
 from flocker.volume import _push
+from flocker.volume._policy import GroupLease
 from flocker.volume._logging import (
     LATE_REMOTE_FAILURE, ZFS_COMMAND,
 )
@@ -1273,6 +1274,53 @@ class RealVolumeServiceTests(SynchronousTestCase):
             _zfs("list", "-H", "-o", "name", "-r",
                  nodes.b.pool.name).split(),
             [nodes.b.pool.name])
+
+    def test_receive_first_copy_group(self):
+        """
+        For a volume of an automatic group, a first copy from a node the
+        record does not name is decided by the group's lease, asked only
+        then: a member that does not hold it is refused with one line
+        naming it and the holder, leaving nothing (no copy, no partial
+        one); the holder's first copy is received, and a later push into
+        that copy does not ask again.
+        """
+        nodes = ZFSNodes(self)
+        lease = GroupLease(application="web", holder="10.0.0.3",
+                           holder_ids=["node-c"])
+        asked = []
+
+        def group():
+            asked.append(True)
+            return succeed(lease)
+        with _piped(self, _stream_of(nodes, "s1", "node-d")) as stream:
+            refused = self.assertRaises(
+                NotOwner, nodes.call, nodes.b.receive, "app", stream,
+                [].append, caller="node-d", group=group)
+        self.assertIn("whose lease in etcd is held by node 10.0.0.3; a "
+                      "first copy comes only from the lease's holder, so "
+                      "node node-d may not push it", refused.message)
+        self.assertEqual(
+            _zfs("list", "-H", "-o", "name", "-r",
+                 nodes.b.pool.name).split(),
+            [nodes.b.pool.name])
+        with _piped(self, _stream_of(nodes, "s2", "node-c")) as stream:
+            received = nodes.call(nodes.b.receive, "app", stream, [].append,
+                                  caller="node-c", group=group)
+        self.assertEqual((received, len(asked)), ("s2", 2))
+        self.assertEqual(
+            _zfs("get", "-H", "-o", "value", "flocker:owner",
+                 "%s/app" % (nodes.b.pool.name,)),
+            "node-c\n")
+        _zfs("snapshot", "%s/app@s3" % (nodes.a.pool.name,))
+        increment = subprocess.run(
+            ["zfs", "send", "-i", "@s2", "%s/app@s3" % (nodes.a.pool.name,)],
+            capture_output=True, timeout=60, check=True).stdout
+        request = json.dumps({"snapshot": "s3", "base": "s2",
+                              "owner": "node-c", "maximum_size": None})
+        with _piped(self, request.encode() + b"\n" + increment) as stream:
+            received = nodes.call(nodes.b.receive, "app", stream, [].append,
+                                  caller="node-c", group=group)
+        self.assertEqual((received, len(asked)), ("s3", 2))
 
     def test_receive_only_from_followed_node(self):
         """
