@@ -29,6 +29,7 @@ __all__ = [
     "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR", "PEER_REFUSED", "PEER_RECEIVE",
+    "NODE_REPORT_COMMAND", "NODE_EXPECT_COMMAND",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
@@ -431,6 +432,22 @@ AGENT_INTERNAL_ERROR = MessageType(
     [_WHAT],
     "An operation failed for a reason that is a bug, not a refusal; the "
     "traceback is logged next to this message.")
+
+# The flocker-node commands that ask the running agent (flocker/node/
+# script.py): each continues its task in the agent, as a deploy does.
+
+NODE_REPORT_COMMAND = ActionType(
+    "flocker:node:report_command",
+    [_PATH_FIELD], [],
+    "flocker-node report: ask the node's running agent for its report.")
+
+NODE_EXPECT_COMMAND = ActionType(
+    "flocker:node:expect_command",
+    [_PATH_FIELD, _VOLUME, Field.for_types(
+        "nodes", [int], "How many nodes the volume's first copy may now "
+        "come from (0: the volume is dropped from the record).")], [],
+    "flocker-node expect: change, through the node's running agent, which "
+    "nodes a volume's first copy may come from.")
 
 
 # Continuous replication to standby nodes (flocker/node/_replication.py).

@@ -49,7 +49,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from .._identifiers import NODE_IDENTITY
+from .._identifiers import is_node_identity
 from ..volume import VolumeError
 from ..volume._forced import CommandRefused, peer_request
 from ._logging import PEER_RECEIVE, PEER_REFUSED
@@ -188,7 +188,7 @@ class PeerProtocol(Protocol):
         try:
             header = json.loads(line.decode("utf-8"))
             caller, command = header["caller"], header["command"]
-            if not (isinstance(caller, str) and NODE_IDENTITY.match(caller)):
+            if not is_node_identity(caller):
                 raise ValueError(caller)
             if command is not None and not isinstance(command, str):
                 raise ValueError(command)

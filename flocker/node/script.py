@@ -74,6 +74,12 @@ _ADDRESS = ["address", None, None,
 _SOCKET = ["socket", None, None,
            "The agent's Unix socket (default: $FLOCKER_AGENT_SOCKET, else "
            "%s)." % (DEFAULT_AGENT_SOCKET,)]
+_DOCKER_SOCKET = ["docker-socket", None, None,
+                  "Unix socket of this node's Docker daemon (default: from "
+                  "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."]
+_POOL = ["pool", None, None,
+         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
+         % (DEFAULT_POOL,)]
 
 
 class AgentOptions(_Options):
@@ -86,12 +92,8 @@ class AgentOptions(_Options):
                 "and deploy lock.  Runs until stopped.")
     optParameters = [
         _SOCKET,
-        ["docker-socket", None, None,
-         "Unix socket of this node's Docker daemon (default: from "
-         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
-        ["pool", None, None,
-         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
-         % (DEFAULT_POOL,)],
+        _DOCKER_SOCKET,
+        _POOL,
         _ADDRESS,
         ["log", None, None,
          "Append the agent's eliot log to this file (default: standard "
@@ -159,12 +161,8 @@ class DoctorOptions(_Options):
         ["sshd-config", None, None,
          "sshd's configuration file (default: $FLOCKER_SSHD_CONFIG, else "
          "/etc/ssh/sshd_config)."],
-        ["docker-socket", None, None,
-         "Unix socket of this node's Docker daemon (default: from "
-         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
-        ["pool", None, None,
-         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
-         % (DEFAULT_POOL,)],
+        _DOCKER_SOCKET,
+        _POOL,
     ]
 
     def parseArgs(self):
@@ -556,19 +554,23 @@ def _start_replication(reactor, replicator, options, stderr):
                          "127.0.0.1:%d: %s\n" % (port, e.socketError))
 
 
-def _agent_command(reactor, options, environ, stderr, name, call):
+def _agent_command(reactor, options, environ, stderr, name, action_type,
+                   call, **fields):
     """
     Run one command of the node's running agent, as ``flocker-node NAME``.
 
-    :param str name: The command's name (its eliot action and error
-        lines).
+    :param str name: The command's name (its error lines).
+    :param ActionType action_type: The command's eliot action, from
+        :mod:`flocker.node._logging`: it lasts from connecting to the
+        agent to the command's end, and the agent continues its task.
     :param call: Callable given the connected ``AgentClientProtocol`` and a
         serialised eliot task id, returning a ``Deferred`` firing with the
         exit code.
+    :param fields: The action's fields but ``socket``.
     :return: ``Deferred`` firing with the exit code: ``call``'s, or 1 after
         one line on ``stderr`` when the agent cannot be reached or fails.
     """
-    from eliot import start_action
+    from eliot.twisted import DeferredContext
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
     from ._amp import PROTOCOL_VERSION, AgentClientProtocol, Hello
@@ -576,16 +578,15 @@ def _agent_command(reactor, options, environ, stderr, name, call):
     path = _socket_path(options, environ)
     address = _address(options, environ)
     protocol = AgentClientProtocol()
-    d = connectProtocol(UNIXClientEndpoint(reactor, path), protocol)
-    d.addCallback(lambda _: protocol.callRemote(
-        Hello, version=PROTOCOL_VERSION, address=address))
-
-    def run(_):
-        with start_action(action_type="flocker:node:%s_command" % (
-                name,)) as action:
-            task = action.serialize_task_id().decode("ascii")
-        return call(protocol, task)
-    d.addCallback(run)
+    action = action_type(socket=path, **fields)
+    with action.context():
+        d = DeferredContext(connectProtocol(UNIXClientEndpoint(reactor, path),
+                                            protocol))
+        d.addCallback(lambda _: protocol.callRemote(
+            Hello, version=PROTOCOL_VERSION, address=address))
+        d.addCallback(lambda _: call(
+            protocol, action.serialize_task_id().decode("ascii")))
+        d = d.addActionFinish()
 
     def done(code):
         protocol.transport.loseConnection()
@@ -603,6 +604,7 @@ def _agent_command(reactor, options, environ, stderr, name, call):
 def _report(reactor, options, environ, stdout, stderr):
     from .._serialize import dumps, node_state_to_dict
     from ._amp import Report
+    from ._logging import NODE_REPORT_COMMAND
 
     def report(protocol, task):
         def show(answer):
@@ -610,13 +612,14 @@ def _report(reactor, options, environ, stdout, stderr):
             return 0
         return protocol.callRemote(Report, eliot_task=task).addCallback(show)
     return _agent_command(reactor, options, environ, stderr, "report",
-                          report)
+                          NODE_REPORT_COMMAND, report)
 
 
 def _expect(reactor, options, environ, stdout, stderr):
     from twisted.internet.defer import inlineCallbacks
 
     from ._amp import ExpectSenders, Report
+    from ._logging import NODE_EXPECT_COMMAND
 
     @inlineCallbacks
     def expect(protocol, task):
@@ -628,7 +631,9 @@ def _expect(reactor, options, environ, stdout, stderr):
                                       options["nodes"]))
         return 0
     return _agent_command(reactor, options, environ, stderr, "expect",
-                          expect)
+                          NODE_EXPECT_COMMAND, expect,
+                          volume=options["volume"],
+                          nodes=len(options["nodes"]))
 
 
 def with_expected(senders, volume, nodes):

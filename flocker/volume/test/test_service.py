@@ -22,8 +22,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
-    AuthenticationRefused, NoSuchVolume, NotOwner, OutOfSpace, RemoteError, StaleEpoch,
-    TargetUnreachable, StreamRejected, UnsafeName, ZFSError,
+    AuthenticationRefused, NoSuchVolume, NotOwner, OutOfSpace, RemoteError,
+    StaleEpoch, TargetUnreachable, StreamRejected, UnsafeName, VolumeInUse,
+    ZFSError,
 )
 from flocker.volume import _push
 from flocker.volume._policy import GroupLease
@@ -42,7 +43,9 @@ from flocker.volume._stream import (
 from flocker.volume._zfs import EPOCH, OWNER, Dataset, ZFSPool
 
 from ._interface import make_ivolumeservice_tests
-from ._support import FilePools, LocalRemote, require_zfs
+from ._support import (
+    FilePools, LocalRemote, QueuedThreadsReactor, require_zfs,
+)
 
 ENV = dict(os.environ)
 
@@ -908,6 +911,12 @@ class _StepPool(object):
     def unmount(self, name):
         return self._command("unmount", name)
 
+    def get(self, name):
+        return succeed(self._dataset if name == self._dataset.name else None)
+
+    def dataset(self, name):
+        return "%s/%s" % (self.name, name)
+
     def fire(self, *indexes):
         """
         Answer the commands issued ``indexes``-th (from 0) with success.
@@ -971,6 +980,108 @@ class AcquireOrderTests(SynchronousTestCase):
         self.pool.answers[1].errback(ZFSError("zfs set failed"))
         self.failureResultOf(d, ZFSError)
         self.assertEqual(len(self.pool.issued), 2)
+
+
+class InUseCheckTests(SynchronousTestCase):
+    """
+    A hand-off, a delete and a fence wait for the in-use check, which runs
+    outside the reactor thread, and are refused when it finds a process.
+    """
+
+    def setUp(self):
+        self.pool = _StepPool(Dataset(
+            name="app", properties={OWNER: "a" * 32, EPOCH: "3",
+                                    "mounted": "yes", "atime": "off",
+                                    "mountpoint": "/tank/app"},
+            snapshots=["flocker-20261206T180000.000000Z"]))
+        self.checks = []
+        clock = Clock()
+        self.service = VolumeService(clock, pool=self.pool,
+                                     node_id="a" * 32, remote=None, env={},
+                                     clock=clock, in_use=self.in_use)
+
+    def in_use(self, dataset, mountpoint):
+        d = Deferred()
+        self.checks.append(((dataset, mountpoint), d))
+        return d
+
+    def test_handoff_waits(self):
+        """
+        A hand-off changes nothing until the check answers, then makes the
+        copy read-only if no process uses it.
+        """
+        d = self.service.handoff("app", "10.0.0.2")
+        (asked, answer), = self.checks
+        self.assertEqual((asked, self.pool.issued),
+                         (("tank/app", "/tank/app"), []))
+        answer.callback(set())
+        self.assertEqual(self.pool.issued, [("set", "app", "readonly", "on")])
+        # Ended here: what comes next is the push, tested elsewhere.
+        self.pool.answers[0].errback(ZFSError("zfs set failed"))
+        self.failureResultOf(d, ZFSError)
+
+    def test_handoff_in_use(self):
+        """
+        A hand-off whose check finds processes fails with ``VolumeInUse``
+        naming them, and changes nothing.
+        """
+        d = self.service.handoff("app", "10.0.0.2")
+        self.checks[0][1].callback({42, 7})
+        error = self.failureResultOf(d, VolumeInUse).value
+        self.assertEqual((str(error), self.pool.issued), (
+            "volume app is still in use (process 7, 42); stop the "
+            "application before handing it off", []))
+
+    def test_check_error(self):
+        """
+        When the check itself fails, the hand-off fails with its error and
+        changes nothing.
+        """
+        d = self.service.handoff("app", "10.0.0.2")
+        self.checks[0][1].errback(PermissionError(13, "Permission denied"))
+        self.failureResultOf(d, PermissionError)
+        self.assertEqual(self.pool.issued, [])
+
+    def test_delete_in_use(self):
+        """
+        A delete waits for the check, and one that finds a process fails
+        with ``VolumeInUse`` naming it, destroying nothing.
+        """
+        d = self.service.delete("app")
+        self.assertNoResult(d)
+        self.checks[0][1].callback({99})
+        error = self.failureResultOf(d, VolumeInUse).value
+        self.assertEqual((str(error), self.pool.issued), (
+            "volume app is in use (mounted into a container or open by "
+            "process 99); stop the application first", []))
+
+    def test_fence_in_use(self):
+        """
+        A fence of a stale owned copy waits for the check, and one that
+        finds a process fails with ``VolumeInUse``, setting nothing aside.
+        """
+        d = self.service.fence("app", "b" * 32, 4)
+        self.assertNoResult(d)
+        self.checks[0][1].callback({5})
+        self.failureResultOf(d, VolumeInUse)
+        self.assertEqual(self.pool.issued, [])
+
+    def test_default_check_in_thread_pool(self):
+        """
+        By default the check is ``processes_using`` queued on the reactor's
+        thread pool: the reactor thread never scans ``/proc``.
+        """
+        reactor = QueuedThreadsReactor()
+        service = VolumeService(reactor, pool=self.pool, node_id="a" * 32,
+                                remote=None, env={}, clock=Clock())
+        d = service.delete("app")
+        self.assertNoResult(d)
+        (on_result, function, args, _), = reactor.pool.queued
+        self.assertEqual((function, args),
+                         (processes_using, ("tank/app", "/tank/app")))
+        # As a thread finding a process answers.
+        on_result(True, {1})
+        self.failureResultOf(d, VolumeInUse)
 
 
 def _refusing(case, count, key):
