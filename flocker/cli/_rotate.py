@@ -20,7 +20,10 @@ node before the next starts:
 
 A step that fails on some node stops the rotation there, and every state it
 can stop in accepts every push: before step 4 each node pushes with a key
-still authorised everywhere; after it, with a key authorised in step 3.
+still authorised everywhere; after it, with a key authorised in step 3.  A
+push that read the old key before step 4 and logs in after step 5 is
+refused once and logs in again with the new key (see
+``flocker.volume._push``).
 Running the command again goes on from where it stopped (a node keeps the
 next key it made), and a plain deploy meanwhile installs the trust from the
 nodes' reports, both keys included.

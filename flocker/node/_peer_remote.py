@@ -22,7 +22,7 @@ import hashlib
 import os
 import socket
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
     IPushProducer, IReadDescriptor, IStreamClientEndpoint,
@@ -30,7 +30,10 @@ from twisted.internet.interfaces import (
 from zope.interface import implementer
 
 from .._process import MAXIMUM_LINE, OutputLines, ProcessResult
-from ..volume._errors import HostKeyRejected, TargetUnreachable
+from ..volume._errors import (
+    AuthenticationRefused, HostKeyRejected, TargetUnreachable,
+)
+from ..volume._logging import KEY_SWITCHED_RETRY
 from ..volume._process import close_quietly, make_pipe
 from ..volume._remote import check_address, check_remote_words
 
@@ -251,7 +254,7 @@ class AgentRemote(object):
     """
 
     def __init__(self, reactor, store, connect_timeout=10.0, port=22,
-                 username="root"):
+                 username="root", make_runner=None):
         """
         :param reactor: The reactor.
         :param store: This node's ``NodeKeyStore``.
@@ -259,14 +262,22 @@ class AgentRemote(object):
             keys and authenticate.
         :param int port: The other nodes' SSH port.
         :param str username: The user logged in as on the other nodes.
+        :param make_runner: ``None``, or a callable taking no arguments
+            that returns the ``ICommandRunner`` for the key and known hosts
+            installed now, in place of Conch's (for tests).
         """
         self._reactor = reactor
         self._store = store
         self._port = port
         self._username = username
         self._connect_timeout = connect_timeout
+        self._make_runner = make_runner or self._conch_runner
         self._runner = None
         self._runner_key = None
+        # Sessions running on each runner: one replaced by a new key or new
+        # host keys is closed only once its last session ended, so a push
+        # under way when a rotation switches the key is not cut off.
+        self._sessions = {}
 
     def _endpoint(self, address, port):
         return _DeadPeerEndpoint(HostnameEndpoint(
@@ -281,7 +292,8 @@ class AgentRemote(object):
 
     def _current_runner(self):
         """
-        :return: The runner for the key and known hosts installed now.
+        :return: ``(runner, digest)``: the runner for the key and known
+            hosts installed now, and their digest.
         :raises TargetUnreachable: No usable node key is installed.
         """
         key = _read_installed(
@@ -294,28 +306,49 @@ class AgentRemote(object):
             "flocker-deploy to install them")
         digest = hashlib.sha256(key + b"\0" + known).digest()
         if digest != self._runner_key:
-            # Conch and the deploy client's SSH code are loaded by the
-            # first push, not by every agent at start.
-            from .._ssh import (
-                KnownHosts, SSHCommandRunner, SSHConfigurationError,
-                load_identities,
-            )
-            if self._runner is not None:
-                self._runner.close()
-            try:
-                runner = SSHCommandRunner(
-                    self._reactor,
-                    known_hosts=KnownHosts.from_path(
-                        self._store.known_hosts_path),
-                    identities=load_identities([self._store.identity_path]),
-                    connect_timeout=self._connect_timeout, port=self._port,
-                    username=self._username,
-                    endpoint_factory=self._endpoint)
-            except SSHConfigurationError as e:
-                raise TargetUnreachable(
-                    "this node's key cannot be used: %s" % (e,))
-            self._runner, self._runner_key = runner, digest
-        return self._runner
+            runner = self._make_runner()
+            old, self._runner, self._runner_key = self._runner, runner, digest
+            if old is not None and old not in self._sessions:
+                old.close()
+        return self._runner, self._runner_key
+
+    def _conch_runner(self):
+        """
+        :return: A Conch ``SSHCommandRunner`` logging in with the installed
+            key and trusting only the installed known hosts.
+        :raises TargetUnreachable: If either cannot be used.
+        """
+        # Conch and the deploy client's SSH code are loaded by the first
+        # push, not by every agent at start.
+        from .._ssh import (
+            KnownHosts, SSHCommandRunner, SSHConfigurationError,
+            load_identities,
+        )
+        try:
+            return SSHCommandRunner(
+                self._reactor,
+                known_hosts=KnownHosts.from_path(
+                    self._store.known_hosts_path),
+                identities=load_identities([self._store.identity_path]),
+                connect_timeout=self._connect_timeout, port=self._port,
+                username=self._username, endpoint_factory=self._endpoint)
+        except SSHConfigurationError as e:
+            raise TargetUnreachable(
+                "this node's key cannot be used: %s" % (e,))
+
+    def _release(self, runner):
+        """
+        One session on ``runner`` ended (or never started): close it if it
+        was replaced and this was its last.
+        """
+        if runner not in self._sessions:
+            # Closed with the remote already.
+            return
+        self._sessions[runner] -= 1
+        if not self._sessions[runner]:
+            del self._sessions[runner]
+            if runner is not self._runner:
+                runner.close()
 
     def start(self, address, words):
         """
@@ -323,30 +356,54 @@ class AgentRemote(object):
         agent runs what the key allows (a push's receiving end).
 
         :return: ``Deferred`` firing with ``(command, stdin_write)``;
-            failing with ``TargetUnreachable`` or ``HostKeyRejected``.
+            failing with ``TargetUnreachable``, ``AuthenticationRefused``
+            or ``HostKeyRejected``.
         """
         check_address(address)
         argv = ["flocker-volume"] + list(words)
         check_remote_words(argv)
-        runner = self._current_runner()
+        return self._start(address, argv, retry=True)
+
+    def _start(self, address, argv, retry):
+        """
+        See :meth:`start`; with ``retry``, a login refused with a key this
+        node has switched from since (a rotation) is tried once more with
+        the new one.
+        """
+        runner, key = self._current_runner()
+        self._sessions[runner] = self._sessions.get(runner, 0) + 1
         command = _PeerCommand(["ssh", address] + argv)
         d = runner.start(address, argv, command.received)
 
+        def started(running):
+            command.ended.addBoth(lambda result: (
+                self._release(runner), result)[1])
+            return command.started(self._reactor, running)
+
         def failed(failure):
-            from .._ssh import HostKeyError, NodeUnreachable
+            from .._ssh import (
+                AuthenticationFailed, HostKeyError, NodeUnreachable,
+            )
+            self._release(runner)
             error = failure.value
+            if retry and failure.check(AuthenticationFailed) and (
+                    self._current_runner()[1] != key):
+                KEY_SWITCHED_RETRY.log(target=address, reason=str(error))
+                return self._start(address, argv, retry=False)
             if failure.check(HostKeyError):
                 raise HostKeyRejected(
                     "node %s: its SSH host key is not the one %s lists for "
                     "it; refusing to send to it (run flocker-deploy to "
                     "refresh the nodes' known hosts, after checking the "
                     "node): %s" % (address, self.known_hosts, error.reason))
+            if failure.check(AuthenticationFailed):
+                raise AuthenticationRefused("cannot reach node %s: %s" % (
+                    address, error.reason))
             if failure.check(NodeUnreachable):
                 raise TargetUnreachable("cannot reach node %s: %s" % (
                     address, error.reason))
             return failure
-        d.addCallbacks(lambda running: command.started(self._reactor,
-                                                       running), failed)
+        d.addCallbacks(started, failed)
         return d
 
     def close(self):
@@ -355,7 +412,10 @@ class AgentRemote(object):
 
         :return: ``Deferred`` firing once they are closed.
         """
-        if self._runner is None:
-            return succeed(None)
-        runner, self._runner, self._runner_key = self._runner, None, None
-        return runner.close()
+        runners = set(self._sessions)
+        if self._runner is not None:
+            runners.add(self._runner)
+        self._runner, self._runner_key = None, None
+        self._sessions.clear()
+        return DeferredList([runner.close() for runner in runners],
+                            consumeErrors=True).addCallback(lambda _: None)

@@ -18,8 +18,9 @@ may push what; ``_stream``: what a receive accepts; ``script``:
 from ._errors import (
     VolumeError, UnsafeName, PoolMissing, ZFSUnavailable, ZFSError,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
-    VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError, InvalidSize, StaleEpoch, SnapshotNotFound,
+    VolumeInUse, TargetUnreachable, HostKeyRejected, AuthenticationRefused,
+    StreamRejected, HandoffConflict, RemoteError, InvalidSize, StaleEpoch,
+    SnapshotNotFound,
 )
 from ._zfs import ZFSPool
 from ._api import IVolumeService, VolumeInfo, PushResult
@@ -38,8 +39,8 @@ __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
     "VolumeInUse", "TargetUnreachable", "StreamRejected", "HandoffConflict",
-    "RemoteError", "HostKeyRejected", "InvalidSize", "StaleEpoch",
-    "SnapshotNotFound",
+    "RemoteError", "HostKeyRejected", "AuthenticationRefused",
+    "InvalidSize", "StaleEpoch", "SnapshotNotFound",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
     "SSHRemote", "open_volume_service",

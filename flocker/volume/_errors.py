@@ -9,7 +9,8 @@ The message is the whole explanation; no traceback is needed to act on it.
 __all__ = [
     "VolumeError", "UnsafeName", "PoolMissing", "ZFSUnavailable", "ZFSError",
     "OutOfSpace", "DatasetBusy", "NoSuchVolume", "VolumeExists", "NotOwner",
-    "VolumeInUse", "TargetUnreachable", "HostKeyRejected", "StreamRejected",
+    "VolumeInUse", "TargetUnreachable", "HostKeyRejected",
+    "AuthenticationRefused", "StreamRejected",
     "HandoffConflict", "RemoteError", "InvalidSize", "StaleEpoch",
     "SnapshotNotFound", "error_from_kind",
 ]
@@ -129,6 +130,13 @@ class HostKeyRejected(TargetUnreachable):
     """
 
 
+class AuthenticationRefused(TargetUnreachable):
+    """
+    The target node's sshd refused this node's key (it is not, or no
+    longer, authorised there).
+    """
+
+
 class InvalidSize(VolumeError):
     """
     A maximum size that is not a positive number of bytes (zero would mean
@@ -159,8 +167,8 @@ class RemoteError(VolumeError):
 _KINDS = {cls.__name__: cls for cls in [
     VolumeError, UnsafeName, ZFSError, PoolMissing, ZFSUnavailable,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
-    StaleEpoch, VolumeInUse, TargetUnreachable, HostKeyRejected, StreamRejected,
-    HandoffConflict, RemoteError, InvalidSize, SnapshotNotFound,
+    StaleEpoch, VolumeInUse, TargetUnreachable, HostKeyRejected,
+    AuthenticationRefused, StreamRejected, HandoffConflict, RemoteError, InvalidSize, SnapshotNotFound,
 ]}
 
 

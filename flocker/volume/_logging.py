@@ -12,7 +12,7 @@ from eliot import ActionType, Field, MessageType, fields
 __all__ = [
     "FENCE_VOLUME",
     "ZFS_COMMAND", "BUSY_RETRY", "REMOTE_COMMAND",
-    "LATE_REMOTE_FAILURE",
+    "LATE_REMOTE_FAILURE", "KEY_SWITCHED_RETRY",
     "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "PREPARE_PUSH", "PREPARED_PUSH_DROPPED",
     "HANDOFF_VOLUME", "HANDOFF_CLEANUP", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
@@ -61,6 +61,14 @@ LATE_REMOTE_FAILURE = MessageType(
     u"flocker:volume:late_remote_failure",
     [_VOLUME, _TARGET, _text(u"reason", u"What the target said.")],
     u"The receiving side failed after confirming the copy; the push stands.")
+
+#: A push refused the key this node switched from during a rotation tries
+#: once more with the new one.
+KEY_SWITCHED_RETRY = MessageType(
+    u"flocker:volume:key_switched_retry",
+    [_TARGET, _text(u"reason", u"How the target refused the old key.")],
+    u"The target refused the node key this node had just switched from; "
+    u"the push logs in once more with the new key.")
 
 #: ``flocker-volume`` run on another node (over SSH).
 REMOTE_COMMAND = ActionType(

@@ -92,14 +92,15 @@ from ._api import (
 )
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import (
-    HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
+    AuthenticationRefused, HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
     UnsafeName,
 )
 from ._logging import (
-    LATE_REMOTE_FAILURE, PREPARE_PUSH, PREPARED_PUSH_DROPPED, PUSH_VOLUME,
+    KEY_SWITCHED_RETRY, LATE_REMOTE_FAILURE, PREPARE_PUSH,
+    PREPARED_PUSH_DROPPED, PUSH_VOLUME,
 )
 from ._process import close_quietly, make_pipe, pump
-from ._remote import check_address, forward_log, start_remote
+from ._remote import check_address, forward_log, identity_of, start_remote
 from ._zfs import (
     PUSHED, check_pool_name, check_resume_token, check_volume_name,
 )
@@ -533,6 +534,7 @@ class PushingMixin(object):
         # The receiving side continues this push's task from its start, so
         # all of its work (opening the pool included) is in this tree.
         task = action.serialize_task_id().decode("ascii")
+        key = identity_of(self._remote)
         starting = self._start_receive(name, target, task)
         # Found out while the remote command starts up, as is the snapshot
         # taken.
@@ -555,7 +557,21 @@ class PushingMixin(object):
         try:
             header = yield self._header(remote, target)
             if header is None or "error" in header:
-                raise self._remote_error(target, (yield remote.ended))
+                error = self._remote_error(target, (yield remote.ended))
+                if not self._key_switched(error, key):
+                    raise error
+                # ssh read this node's key just before a rotation switched
+                # it, and logged in once the target no longer took the old
+                # one.  Nothing was sent: once more, with the new key.
+                close_quietly(stdin_write)
+                stdin_write = None
+                KEY_SWITCHED_RETRY.log(target=target, reason=error.message)
+                remote, stdin_write = yield self._open_receive(
+                    name, target, task)
+                request_task = None
+                header = yield self._header(remote, target)
+                if header is None or "error" in header:
+                    raise self._remote_error(target, (yield remote.ended))
             if header.get("protocol") != PROTOCOL_VERSION:
                 raise RemoteError(
                     "node %s speaks push protocol %r, not %d" % (
@@ -628,6 +644,16 @@ class PushingMixin(object):
             name=name, target=target, target_node_id=their_id,
             snapshot=sent, base=base, bytes_sent=count), pool, exited,
             None if token is None else snapshot)
+
+    def _key_switched(self, error, key):
+        """
+        :param error: Why a receiving end gave no header.
+        :param key: :func:`identity_of` the remote when the push started.
+        :return: Whether the target refused this node's key and the key
+            has been switched since (see :mod:`flocker.cli._rotate`).
+        """
+        return isinstance(error, AuthenticationRefused) and (
+            key is not None and identity_of(self._remote) not in (None, key))
 
     @inlineCallbacks
     def _resumable(self, dataset, header, ours, theirs):

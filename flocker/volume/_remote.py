@@ -12,6 +12,7 @@ connections: :mod:`flocker.node._peer_remote`).  Either way the push sees a
 into.
 """
 
+import hashlib
 import json
 import re
 
@@ -23,14 +24,14 @@ from .._process import spawn
 
 from .._identifiers import ADDRESS_RULE, is_node_address
 from ._errors import (
-    HostKeyRejected, RemoteError, TargetUnreachable, UnsafeName,
+    AuthenticationRefused, HostKeyRejected, RemoteError, TargetUnreachable, UnsafeName,
     error_from_kind,
 )
 from ._process import close_quietly, make_pipe
 
 __all__ = ["SSHRemote", "CONTROL_PERSIST", "check_address", "forward_log",
            "remote_error", "ProcessCommand", "start_process",
-           "start_remote", "check_remote_words"]
+           "start_remote", "check_remote_words", "identity_of"]
 
 #: Seconds an idle shared connection to another node stays open (see
 #: :class:`SSHRemote`): longer than the gap between a move's pre-copy and
@@ -61,6 +62,31 @@ def check_remote_words(words):
         if not _REMOTE_WORD.match(word):
             raise UnsafeName("%r cannot be passed to a remote node" % (
                 word,))
+
+
+def identity_of(remote):
+    """
+    Which key ``remote`` logs in to other nodes with now, to tell whether
+    it changed since a command started (a node key rotation switches it).
+
+    :param remote: A push's *remote* (see the module docstring).
+    :return: A digest of the key (``bytes``), or ``None`` where the remote
+        cannot tell (it uses ssh's defaults, or switches keys itself).
+    """
+    identity = getattr(remote, "identity", None)
+    return None if identity is None else identity()
+
+
+def _file_digest(path):
+    """
+    :return: The SHA-256 digest of the file at ``path``, or ``None`` if it
+        cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).digest()
+    except OSError:
+        return None
 
 
 class ProcessCommand(object):
@@ -157,6 +183,7 @@ class SSHRemote(object):
             move does not pay for a new connection while its application is
             down.
         """
+        self._identity = identity
         self._options = ["-o", "BatchMode=yes",
                          "-o", "StrictHostKeyChecking=yes",
                          "-o", "ConnectTimeout=%d" % (connect_timeout,),
@@ -183,6 +210,14 @@ class SSHRemote(object):
             self._options += ["-p", str(int(port))]
         self._user = user
         self._command = list(command)
+
+    def identity(self):
+        """
+        See :func:`identity_of`: the digest of the private key file given,
+        ``None`` for ssh's default keys.
+        """
+        return None if self._identity is None else _file_digest(
+            self._identity)
 
     def argv(self, address, arguments, command=None):
         """
@@ -231,6 +266,7 @@ def remote_error(target, result, default_kind=RemoteError,
     Turn a failed remote command into the right error: the typed error it
     printed, ``HostKeyRejected`` if ssh did not trust the target's host key
     (``known_hosts`` names the file checked, if known),
+    ``AuthenticationRefused`` if the target refused this node's key,
     ``TargetUnreachable`` if ssh could not connect otherwise, or a
     ``RemoteError`` with its last line of standard error.
     """
@@ -251,6 +287,10 @@ def remote_error(target, result, default_kind=RemoteError,
             "refusing to send to it (run flocker-deploy to refresh the "
             "nodes' known hosts, after checking the node)" % (
                 target, known_hosts or "the known hosts file"))
+    if result.exit_code == 255 and b"Permission denied (publickey" in (
+            result.stderr):
+        return AuthenticationRefused("cannot reach node %s: %s" % (
+            target, detail))
     if result.exit_code == 255:
         return TargetUnreachable("cannot reach node %s: %s" % (target, detail))
     return default_kind("node %s: %s" % (target, detail))

@@ -8,16 +8,23 @@ test reactor (by a :class:`PeerFactory` over a fake volume service).
 import os
 import socket
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.cli.test._sshd import class_sshd
 from flocker.cli.test.test_nodekey import _installed, authorized_keys_for
+from flocker._model import NodeKey
 from flocker.testtools import run_in_reactor, temporary_path
-from flocker.volume import HostKeyRejected, TargetUnreachable
+from flocker.volume import (
+    AuthenticationRefused, HostKeyRejected, TargetUnreachable,
+)
+from flocker.volume._nodekey import NodeKeyStore
 
 from .._peer import PeerFactory
-from .._peer_remote import DEAD_PEER_SECONDS, AgentRemote, _tune_socket
+from .._peer_remote import (
+    DEAD_PEER_SECONDS, AgentRemote, _PeerCommand, _tune_socket,
+)
 from .test_peer import _Receiver, _Router
 
 
@@ -45,11 +52,14 @@ def peer_for(test, sshd):
     return store, receiver
 
 
-def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1"):
+def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1",
+          starting=lambda: None):
     """
     Start ``words`` on ``address`` through an :class:`AgentRemote`, write
     ``stream`` and close it, then collect every line and how it ended.
 
+    :param starting: Called once the start was asked for, before its
+        connection is made (which happens in a later reactor turn).
     :return: ``(lines, result)``.
     """
     @inlineCallbacks
@@ -57,7 +67,9 @@ def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1"):
         remote = AgentRemote(reactor, store, port=sshd.port,
                              username="root")
         try:
-            command, stdin = yield remote.start(address, list(words))
+            started = remote.start(address, list(words))
+            starting()
+            command, stdin = yield started
             os.write(stdin, stream)
             os.close(stdin)
             lines = []
@@ -93,6 +105,178 @@ class _Running(object):
         pass
 
 
+class _Reactor(Clock):
+    """
+    A clock that takes readers (the stream pipe's feeder) and never
+    calls them.
+    """
+
+    def addReader(self, reader):
+        pass
+
+    def removeReader(self, reader):
+        pass
+
+
+class _FakeRunner(object):
+    """
+    A runner whose every start waits for the test: ``starts`` holds a
+    ``Deferred`` per start, to fire with a :class:`_Running` or fail.
+    """
+
+    def __init__(self):
+        self.starts = []
+        self.closed = False
+
+    def start(self, address, argv, received):
+        d = Deferred()
+        self.starts.append(d)
+        return d
+
+    def close(self):
+        self.closed = True
+        return succeed(None)
+
+
+class _KeyFiles(object):
+    """
+    The two files of an installed node key that ``AgentRemote`` reads.
+    """
+
+    def __init__(self, test):
+        directory = temporary_path(test)
+        self.identity_path = str(directory / "id_ed25519")
+        self.known_hosts_path = str(directory / "known_hosts")
+        self.switch(b"first key")
+        with open(self.known_hosts_path, "wb") as f:
+            f.write(b"known hosts")
+
+    def switch(self, key):
+        """
+        Install ``key`` as this node's key, as a rotation's switch does.
+        """
+        with open(self.identity_path, "wb") as f:
+            f.write(key)
+
+
+class AgentRemoteRotationTests(SynchronousTestCase):
+    """
+    ``AgentRemote`` while a node key rotation switches this node's key:
+    pushes under way go on, and a login refused with the key just replaced
+    is tried once more (no SSH: runners are fakes).
+    """
+
+    def setUp(self):
+        self.keys = _KeyFiles(self)
+        self.runners = []
+
+        def make_runner():
+            self.runners.append(_FakeRunner())
+            return self.runners[-1]
+        self.remote = AgentRemote(_Reactor(), self.keys,
+                                  make_runner=make_runner)
+
+    def test_session_outlives_switch(self):
+        """
+        A session running when the key is switched is not cut off: the
+        next push gets a runner with the new key, and the old runner is
+        closed once its last session ended.
+        """
+        first = self.remote.start("10.0.0.2", ["receive", "app"])
+        running = _Running()
+        self.runners[0].starts[0].callback(running)
+        command, stdin = self.successResultOf(first)
+        self.addCleanup(os.close, stdin)
+        self.keys.switch(b"second key")
+        self.remote.start("10.0.0.2", ["receive", "app"])
+        self.assertEqual(
+            [(len(runner.starts), runner.closed) for runner in self.runners],
+            [(1, False), (1, False)])
+        running.ended.callback((0, None, b""))
+        self.assertEqual(self.successResultOf(command.ended).exit_code, 0)
+        self.assertEqual([runner.closed for runner in self.runners],
+                         [True, False])
+
+    def test_idle_runner_closed_at_switch(self):
+        """
+        A runner with no session left is closed as soon as a push finds
+        the key switched.
+        """
+        first = self.remote.start("10.0.0.2", ["receive", "app"])
+        running = _Running()
+        self.runners[0].starts[0].callback(running)
+        command, stdin = self.successResultOf(first)
+        os.close(stdin)
+        running.ended.callback((0, None, b""))
+        self.assertFalse(self.runners[0].closed)
+        self.keys.switch(b"second key")
+        self.remote.start("10.0.0.2", ["receive", "app"])
+        self.assertEqual([runner.closed for runner in self.runners],
+                         [True, False])
+
+    def _refused(self, runner):
+        from flocker._ssh import AuthenticationFailed
+        runner.starts[-1].errback(AuthenticationFailed(
+            "10.0.0.2", "no key offered was accepted"))
+
+    def test_refused_after_switch_retried(self):
+        """
+        A login refused while the key was switched after the push read it
+        is tried once more, on a runner with the new key.
+        """
+        started = self.remote.start("10.0.0.2", ["receive", "app"])
+        self.keys.switch(b"second key")
+        self._refused(self.runners[0])
+        self.assertNoResult(started)
+        running = _Running()
+        self.runners[1].starts[0].callback(running)
+        command, stdin = self.successResultOf(started)
+        os.close(stdin)
+        self.assertEqual([(len(runner.starts), runner.closed)
+                          for runner in self.runners], [(1, True), (1, False)])
+
+    def test_refused_unchanged_key(self):
+        """
+        A login refused with the key installed now fails the push with
+        ``AuthenticationRefused`` naming the node, after one attempt.
+        """
+        started = self.remote.start("10.0.0.2", ["receive", "app"])
+        self._refused(self.runners[0])
+        error = self.failureResultOf(started, AuthenticationRefused).value
+        self.assertEqual(
+            (error.message, len(self.runners), len(self.runners[0].starts)),
+            ("cannot reach node 10.0.0.2: no key offered was accepted", 1, 1))
+
+    def test_refused_twice(self):
+        """
+        Refused again after the retry with the new key, the push fails: it
+        tries once more only.
+        """
+        started = self.remote.start("10.0.0.2", ["receive", "app"])
+        self.keys.switch(b"second key")
+        self._refused(self.runners[0])
+        self.keys.switch(b"third key")
+        self._refused(self.runners[1])
+        self.failureResultOf(started, AuthenticationRefused)
+        self.assertEqual([len(runner.starts) for runner in self.runners],
+                         [1, 1])
+
+    def test_close(self):
+        """
+        ``close`` closes the current runner and one replaced but still
+        running a session.
+        """
+        first = self.remote.start("10.0.0.2", ["receive", "app"])
+        self.runners[0].starts[0].callback(_Running())
+        command, stdin = self.successResultOf(first)
+        self.addCleanup(os.close, stdin)
+        self.keys.switch(b"second key")
+        self.remote.start("10.0.0.2", ["receive", "app"])
+        self.successResultOf(self.remote.close())
+        self.assertEqual([runner.closed for runner in self.runners],
+                         [True, True])
+
+
 class AgentRemoteSSHTests(SynchronousTestCase):
     """
     ``AgentRemote`` through a real sshd on loopback (one for the class),
@@ -119,6 +303,37 @@ class AgentRemoteSSHTests(SynchronousTestCase):
             [b'{"protocol": 1, "node_id": "target"}',
              b'{"received": "%s", "node_id": "target"}' % (b"STREAM" * 100000,)])
         self.assertEqual(result.exit_code, 0)
+
+    def test_key_switched_while_logging_in(self):
+        """
+        When this node's key is switched (a rotation) after a push read the
+        old one and the target stops taking the old one before the push
+        logs in, the push logs in once more with the new key and its
+        stream reaches the receiving agent.
+        """
+        sshd = self.sshd
+        store, receiver = peer_for(self, sshd)
+        target = NodeKeyStore(
+            str(temporary_path(self) / "target-key"),
+            os.path.join(sshd.directory, "authorized_keys"), store.command)
+        with open(store.known_hosts_path) as f:
+            known_hosts = f.read()
+
+        def trust(*keys):
+            return NodeKey(known_hosts=known_hosts, peers="".join(
+                "node-a 127.0.0.1 %s\n" % (key,) for key in keys))
+        old, new = store.ensure(), store.prepare_rotation()
+        store.install(trust(old, new))
+        target.install(trust(old, new))
+
+        def switch():
+            # The key the push logs in with was read already: the old one.
+            store.finish_rotation()
+            target.install(trust(new))
+        lines, result = _push(sshd, store, b"STREAM", starting=switch)
+        self.assertEqual((lines[-1], result.exit_code), (
+            b'{"received": "STREAM", "node_id": "target"}', 0))
+        self.assertEqual(receiver.calls, [("app", "node-a")])
 
     def test_refused_command(self):
         """
@@ -234,15 +449,6 @@ class AgentRemoteTests(SynchronousTestCase):
         window shut: the other node's agent died mid-transfer), the stream's
         pipe is closed, so its writer fails at once instead of waiting forever.
         """
-        from twisted.internet.task import Clock
-        from .._peer_remote import _PeerCommand
-
-        class _Reactor(Clock):
-            def addReader(self, reader):
-                pass
-
-            def removeReader(self, reader):
-                pass
         running = _Running()
         command, stdin = _PeerCommand(["ssh"]).started(_Reactor(), running)
         try:

@@ -1,7 +1,8 @@
 """
-Test support for the volume package: file-backed ZFS pools, and running
+Test support for the volume package: file-backed ZFS pools, running
 ``flocker-volume`` for another "node" on this machine, where each node is
-just a different pool.
+just a different pool, and a reactor whose thread pool runs nothing until a
+test says so.
 
 Test tooling, not product code: it uses blocking ``subprocess.run`` (with
 argument vectors and timeouts) outside the reactor.
@@ -15,14 +16,20 @@ import tempfile
 import time
 import uuid
 
+from twisted.python.failure import Failure
+
 from flocker.testtools import is_root, require
 from .._remote import check_address
 
-__all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs"]
+__all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs",
+           "QueuedThreadsReactor"]
 
 # What ssh prints and returns when it cannot connect.
 _UNREACHABLE = ("import sys; sys.stderr.write('ssh: connect to host %s "
                 "port 22: Connection refused\\n'); sys.exit(255)")
+
+_REFUSED = ("import sys; sys.stderr.write('root@%s: Permission denied "
+            "(publickey).\\n'); sys.exit(255)")
 
 
 def zfs_missing():
@@ -146,6 +153,13 @@ class LocalRemote(object):
     :ivar linger: ``dict`` of address to ``(seconds, exit_code)``: its
         ``flocker-volume receive`` ends that much later than it answers,
         with that exit code (see ``_linger``).
+    :ivar key: What :meth:`identity` answers, standing for the digest of
+        the key logged in with (``None``: this remote cannot tell).
+    :ivar refusing: ``dict`` of address to ``(count, key)``: its next
+        ``count`` commands are refused the way ssh reports a key the node
+        does not take, and :attr:`key` becomes ``key`` as each starts (a
+        rotation switching the node's key after ssh read the old one).
+    :ivar started: How many commands were started.
     """
 
     def __init__(self, pools, python=sys.executable):
@@ -154,7 +168,16 @@ class LocalRemote(object):
         self.silent = set()
         self.cut = {}
         self.linger = {}
+        self.key = None
+        self.refusing = {}
+        self.started = 0
         self._python = python
+
+    def identity(self):
+        """
+        See ``flocker.volume._remote.identity_of``.
+        """
+        return self.key
 
     def argv(self, address, arguments, command=None):
         check_address(address)
@@ -168,8 +191,13 @@ class LocalRemote(object):
             key = words[0]
             argv = [self._python, "-m", "flocker.volume.script",
                     "--pool", self.pools.get(address, "-")] + list(arguments)
+        self.started += 1
         if address not in self.pools or (address, key) in self.failing:
             return [self._python, "-c", _UNREACHABLE % (address,)]
+        if self.refusing.get(address, (0, None))[0]:
+            count, self.key = self.refusing[address]
+            self.refusing[address] = (count - 1, self.key)
+            return [self._python, "-c", _REFUSED % (address,)]
         if address in self.silent:
             return [self._python, "-c", "import time; time.sleep(600)"]
         if "receive" in arguments and address in self.cut:
@@ -180,3 +208,51 @@ class LocalRemote(object):
             argv = [self._python, "-m", "flocker.volume.test._linger",
                     str(seconds), str(code), "--"] + argv
         return argv
+
+
+class _QueuedThreadPool(object):
+    """
+    The part of a ``ThreadPool`` that ``deferToThreadPool`` uses: calls
+    are queued, and run (in the test's thread) by :meth:`run_all`.
+
+    :ivar queued: ``(on_result, function, args, kwargs)`` of each call not
+        yet run.
+    """
+
+    def __init__(self):
+        self.queued = []
+
+    def callInThreadWithCallback(self, on_result, function, *args, **kw):
+        self.queued.append((on_result, function, args, kw))
+
+    def run_all(self):
+        """
+        Run every queued call, reporting each result as a thread would.
+        """
+        queued, self.queued = self.queued, []
+        for on_result, function, args, kw in queued:
+            try:
+                result = function(*args, **kw)
+            except Exception:
+                on_result(False, Failure())
+            else:
+                on_result(True, result)
+
+
+class QueuedThreadsReactor(object):
+    """
+    The parts of ``IReactorThreads`` that ``deferToThreadPool`` uses, with
+    a thread pool that runs nothing until told (``pool.run_all()``): no
+    real thread in a unit test.
+
+    :ivar pool: The thread pool.
+    """
+
+    def __init__(self):
+        self.pool = _QueuedThreadPool()
+
+    def getThreadPool(self):
+        return self.pool
+
+    def callFromThread(self, function, *args, **kw):
+        function(*args, **kw)

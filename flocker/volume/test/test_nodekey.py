@@ -5,6 +5,7 @@ use it (``flocker.volume.script.node_ssh_remote``).  Files only; no ssh, no
 ZFS.
 """
 
+import hashlib
 import os
 import shlex
 import stat
@@ -648,6 +649,26 @@ class NodeKeyRemoteTests(SynchronousTestCase):
         store.install(make_node_key())
         self.assertEqual(remote.known_hosts, store.known_hosts_path)
         self.assertIn("-i", remote.argv("10.0.0.2", ["receive", "web"]))
+
+    def test_identity(self):
+        """
+        ``identity()`` tells the key pushes log in with: ``None`` before a
+        key is installed (ssh's defaults), then the digest of the private
+        key file, which a rotation's switch changes.
+        """
+        store = _store(self)
+        remote = NodeKeyRemote(store)
+        self.assertIsNone(remote.identity())
+        store.install(make_node_key())
+        with open(store.identity_path, "rb") as f:
+            self.assertEqual(remote.identity(),
+                             hashlib.sha256(f.read()).digest())
+        before = remote.identity()
+        store.prepare_rotation()
+        store.install(_trust(store))
+        self.assertEqual(remote.identity(), before)
+        store.finish_rotation()
+        self.assertNotIn(remote.identity(), (None, before))
 
     def test_shared_connection(self):
         """
