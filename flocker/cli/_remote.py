@@ -4,6 +4,7 @@ The deploy client's node agent: :class:`RemoteNodeAgent` implements
 node's agent, over one connection per node (:class:`AgentConnections`).
 """
 
+from collections import OrderedDict
 
 import attr
 from eliot.twisted import DeferredContext
@@ -95,6 +96,34 @@ def _describe(exception):
     return " ".join(str(exception).split())
 
 
+#: How many of the latest messages' identities :func:`_once` remembers.
+SEEN_MESSAGES = 4096
+
+
+def _once(log):
+    """
+    :param log: Callable given eliot messages.
+    :return: A callable giving ``log`` each message once: a message of a
+        node can come back on two connections, directly and through the
+        node that pushed to it (which passes its receiving side's log on).
+        A message is known by its task and its place in it; the latest
+        :data:`SEEN_MESSAGES` are remembered.
+    """
+    seen = OrderedDict()
+
+    def logged(message):
+        level = message.get("task_level")
+        if isinstance(level, list):
+            key = (message.get("task_uuid"), tuple(level))
+            if key in seen:
+                return
+            seen[key] = None
+            if len(seen) > SEEN_MESSAGES:
+                seen.popitem(last=False)
+        log(message)
+    return logged
+
+
 class AgentConnections(object):
     """
     One agent connection per node, made on first use (and again after it
@@ -112,7 +141,7 @@ class AgentConnections(object):
         :param log: Callable given each eliot message the agents send.
         """
         self._connect = connect
-        self._log = log
+        self._log = None if log is None else _once(log)
         self._connected = {}
         self._waiting = {}
         self.ways = {}

@@ -27,6 +27,7 @@ this module has what changes only this node (create, mount, seed,
 snapshot, delete, prune) and opens the service.
 """
 
+import contextvars
 import uuid
 
 import attr
@@ -154,7 +155,10 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
     def _locked(self, name, function, *args):
         # Operations on one volume from one process never interleave.
         lock = self._locks.setdefault(name, DeferredLock())
-        return lock.run(function, *args)
+        # Run in the caller's context (its eliot action), not in that of
+        # the operation whose end frees the lock: an acquire waiting for a
+        # receive's last steps is logged under the acquire's own step.
+        return lock.run(contextvars.copy_context().run, function, *args)
 
     def _locked_push(self, name, function, *args):
         """

@@ -357,6 +357,21 @@ class RemoteNodeAgentTests(SynchronousTestCase):
             [message["task_uuid"] for message in self.logged
              if message.get("message_type") == "test:late"], tasks[1:])
 
+    def test_log_once(self):
+        """
+        A node's message that comes back on two connections (directly, and
+        passed on by the node that pushed to it) is logged once.
+        """
+        with start_action(action_type="test:deploy"):
+            self.successResultOf(self.agent.report())
+            self.successResultOf(self.remote(NODE_B).report())
+        message = dict(self.logged[-1])
+        before = len(self.logged)
+        self.connections._log(message)
+        self.connections._log(dict(message, task_level=[99]))
+        self.assertEqual(self.logged[before:],
+                         [dict(message, task_level=[99])])
+
     def test_version_mismatch(self):
         """
         A client of the previous protocol version (one that does not know

@@ -10,6 +10,7 @@ is recorded as issued and answered when the test says.
 import json
 import os
 
+from eliot import current_action, start_action
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -224,6 +225,22 @@ class ReceiveAnswerTests(_MoveTestsMixin, SynchronousTestCase):
             ("receive", SNAPSHOTS[4], SNAPSHOTS[2]),
             ("hold", SNAPSHOTS[4], RECEIVED_HOLD)])
         self.assertEqual(self.successResultOf(received), SNAPSHOTS[4])
+
+
+    def test_waiting_step_keeps_its_context(self):
+        """
+        An operation that waits for the volume's lock (an acquire behind a
+        receive's last steps) runs in its caller's eliot action, not in the
+        receive's.
+        """
+        service, pool = self.service(_follower(SNAPSHOTS[:4]),
+                                     held={"destroy"})
+        received, _ = self.receive(service, SNAPSHOTS[4], SNAPSHOTS[3])
+        with start_action(action_type="test:acquire") as action:
+            after = service._locked("app", current_action)
+        pool.fire()
+        self.successResultOf(received)
+        self.assertIs(self.successResultOf(after), action)
 
 
 class KnownStateTests(_MoveTestsMixin, SynchronousTestCase):
