@@ -387,8 +387,10 @@ class ReceivingMixin(object):
                                        mounted=False)
             if capabilities.holds:
                 yield self.pool.hold(name, snapshot, RECEIVED_HOLD)
-            yield self._prune(received,
-                              keep=follower_keeps(received.snapshots))
+            # Destroyed after the answer, which does not wait for it: with
+            # zfs-fuse, freeing an old snapshot's own blocks takes seconds.
+            self._prune_later(name, self._doomed(
+                received, keep=follower_keeps(received.snapshots)))
         return snapshot
 
     @inlineCallbacks
