@@ -30,7 +30,7 @@ __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
            "add_repetition_options", "repetitions_from", "number",
-           "spread_figures"]
+           "spread_figures", "status_kb"]
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
             ">=": operator.ge}
@@ -534,12 +534,20 @@ _RSS_AFTER = ("{imports}\n"
               "    print(f.read().split('VmRSS:')[1].split()[0])\n")
 
 
-def _status_kb(pid, field):
-    with open("/proc/%d/status" % (pid,)) as f:
+def status_kb(pid, field):
+    """
+    :param pid: A process id, or ``"self"``.
+    :param str field: A field of ``/proc/PID/status`` counted in kB
+        (``VmRSS``, ``VmHWM``).
+    :return: Its value in kB.
+    :raises OSError: If the process (or ``/proc``) is not there.
+    :raises ValueError: If the field is not.
+    """
+    with open("/proc/%s/status" % (pid,)) as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise ValueError("no %s for process %d" % (field, pid))
+    raise ValueError("no %s for process %s" % (field, pid))
 
 
 def agent_memory(lab):
@@ -567,8 +575,8 @@ def agent_memory(lab):
                 pid = int(f.read().strip())
             with open("/proc/%d/cmdline" % (pid,), "rb") as f:
                 python = f.read().split(b"\0")[0].decode()
-            rss.append(_status_kb(pid, "VmRSS"))
-            peak.append(_status_kb(pid, "VmHWM"))
+            rss.append(status_kb(pid, "VmRSS"))
+            peak.append(status_kb(pid, "VmHWM"))
         except (OSError, ValueError):
             continue
     if not rss:

@@ -58,7 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     emit, meets, paired_ratios, print_table, ratio_figures, ratio_row,
-    rotated, summary, timed, RATIO_HEADERS,
+    rotated, status_kb, summary, timed, RATIO_HEADERS,
 )
 
 # Flocker itself is imported where it is used, so each child process loads
@@ -338,13 +338,9 @@ def _peak_rss_kb():
     fallback elsewhere.
     """
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return status_kb("self", "VmHWM")
+    except (OSError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def peak_rss_mb(arguments):

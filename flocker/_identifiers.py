@@ -11,7 +11,7 @@ from functools import lru_cache
 
 __all__ = [
     "MAX_NAME_LENGTH", "SAFE_NAME", "SAFE_NAME_RULE", "is_safe_name",
-    "NODE_IDENTITY", "ADDRESS_RULE", "is_node_address",
+    "NODE_IDENTITY", "is_node_identity", "ADDRESS_RULE", "is_node_address",
 ]
 
 #: Longest application, alias or volume name accepted.  Names become Docker
@@ -44,6 +44,15 @@ _ADDRESS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
 ADDRESS_RULE = ("an IP address or host name, starting with a letter or "
                 "digit (write an IPv6 address that starts with '::' with a "
                 "leading 0, as in 0::1)")
+
+
+def is_node_identity(value):
+    """
+    :param value: Anything.
+    :return: ``True`` if ``value`` is a string usable as a node's identity
+        (see :data:`NODE_IDENTITY`).
+    """
+    return isinstance(value, str) and NODE_IDENTITY.match(value) is not None
 
 
 def is_safe_name(value):

@@ -22,7 +22,7 @@ from pyrsistent import pmap, pset, pvector
 
 from ._identifiers import (
     ADDRESS_RULE, MAX_NAME_LENGTH, NODE_IDENTITY, SAFE_NAME, SAFE_NAME_RULE,
-    is_node_address, is_safe_name,
+    is_node_address, is_node_identity, is_safe_name,
 )
 
 __all__ = [
@@ -1288,8 +1288,8 @@ def parse_peers(text):
     peers = []
     for line in text.splitlines():
         fields = line.split(" ")
-        _check(len(fields) == 4 and NODE_IDENTITY.match(fields[0])
-               is not None and all(is_node_address(source)
+        _check(len(fields) == 4 and is_node_identity(fields[0])
+               and all(is_node_address(source)
                                    for source in fields[1].split(","))
                and _PUBLIC_KEY.match(" ".join(fields[2:])) is not None,
                "peers line %r is not 'NODEID SOURCE[,SOURCE...] "

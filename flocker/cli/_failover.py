@@ -16,6 +16,7 @@ import time
 from .._change import InParallel, Sequentially
 from ..node._changes import FenceVolume, TakeOverVolume
 from ..node._config import deployment_to_yaml
+from ..node._expected import unreached_lines
 from ..node._failover import moved_deployment, plan_failover
 from ..node._names import with_service_names
 from ..node._plan import plan_changes
@@ -153,6 +154,10 @@ class FailoverRun(object):
         for name in sorted(set(self.failover.moves) - set(moves)):
             lines.append("failover: %s: its volume could not be taken over; "
                          "it stays on %s in the file" % (name, self.dead))
+        node_ids = {address: node.node_id for address, node
+                    in self.failover.predicted.nodes.items()}
+        lines.extend("failover: " + line for line in unreached_lines(
+            self.failover.deployment, node_ids, frozenset([self.dead])))
         return lines
 
     def _volumes(self, name):

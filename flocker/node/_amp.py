@@ -87,10 +87,18 @@ __all__ = [
     "ExpectSenders",
 ]
 
-#: Version of the protocol described here.  (Version 1 was the
-#: one-process-per-call protocol of earlier development builds; it was
-#: never released.)
-PROTOCOL_VERSION = 2
+#: Version of the protocol described here, raised whenever a client of
+#: this version may send a command (or an argument) an agent of the
+#: previous one does not know: the ``Hello`` that opens every connection
+#: then refuses the pair in one line before any step runs, instead of a
+#: deploy failing half-way with AMP's "unhandled command".
+#:
+#: 1. The one-process-per-call protocol of earlier development builds
+#:    (never released).
+#: 2. AMP, one command per ``INodeAgent`` operation.
+#: 3. :class:`PrepareHandoff` and :class:`ExpectSenders` (every deploy
+#:    sends ``ExpectSenders`` before its first push).
+PROTOCOL_VERSION = 3
 
 
 #: The longest document (a report, an application, a route table, a batch

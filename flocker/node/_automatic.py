@@ -478,6 +478,22 @@ class AutomaticFailover(object):
         """
         return self._applications
 
+    def holder(self, name):
+        """
+        Ask etcd, now, which node holds ``name``'s lease: its owner key,
+        which lives only as long as the holder renews the lease (what this
+        node last saw through its watch may be older, or cut off).
+
+        :param str name: The application.
+        :return: ``Deferred`` firing with the holder's address, or ``None``
+            when no node holds it; failing with etcd's errors
+            (:class:`~flocker.etcd.EtcdUnavailable` when no member
+            answers).
+        """
+        d = self._etcd.get(owner_key(name))
+        d.addCallback(lambda kv: None if kv is None else _owner(kv)[0])
+        return d
+
     # Holding ----------------------------------------------------------------
 
     def hold(self, name):

@@ -121,6 +121,10 @@ class FakeNodeAgent(object):
         def start():
             for volume in application.all_volumes():
                 self._owned(volume.name)
+            if application.name in {a.name for a in self.automatic}:
+                # A real agent holds an automatic application's lease
+                # before it starts it.
+                self.cluster.holders[application.name] = self.address
             self._set(
                 applications=self.state.applications.set(
                     application.name, application),
@@ -139,6 +143,8 @@ class FakeNodeAgent(object):
 
     def stop_application(self, name):
         def stop():
+            if self.cluster.holders.get(name) == self.address:
+                del self.cluster.holders[name]
             self._set(applications=self.state.applications.discard(name),
                       running=self.state.running.discard(name),
                       links=self.state.links.discard(name))
@@ -186,10 +192,9 @@ class FakeNodeAgent(object):
         if theirs is None and self.state.node_id not in \
                 other.state.expected_senders.get(name, ()):
             # As a real node's receive policy: a first copy only from a
-            # node the target was told to expect it from.
-            raise FakeNodeError(
-                "%s has no copy of volume %s and was not told to expect it "
-                "from node %s" % (target, name, self.state.node_id))
+            # node the target was told to expect it from, or, for an
+            # automatic group's volume, from its lease's holder.
+            other._check_group_sender(name, self.address)
         if theirs is not None and theirs.epoch > volume.epoch:
             raise FakeNodeError("%s follows volume %s at a later epoch" % (
                 target, name))
@@ -202,6 +207,28 @@ class FakeNodeAgent(object):
             name=name, owned=False, size=mine.size,
             snapshots=mine.snapshots, owner=self.address, epoch=mine.epoch)))
         return sent
+
+    def _check_group_sender(self, name, sender):
+        """
+        :raises FakeNodeError: Unless ``name`` belongs to an automatic
+            application this node is a member of (as ``set_automatic``
+            told it) and ``sender`` holds its lease (by the cluster's
+            :attr:`FakeCluster.holders`, the fake's etcd).
+        """
+        for application in self.automatic:
+            members = [application.primary] + list(application.standbys)
+            if name in application.volumes and self.address in members:
+                holder = self.cluster.holders.get(application.name)
+                if holder == sender:
+                    return
+                raise FakeNodeError(
+                    "%s has no copy of volume %s of application %s, whose "
+                    "lease is held by %s; node %s may not push it" % (
+                        self.address, name, application.name, holder,
+                        sender))
+        raise FakeNodeError(
+            "%s has no copy of volume %s and was not told to expect it "
+            "from node %s" % (self.address, name, sender))
 
     def push_volume(self, name, target, progress=None):
         def push():
@@ -446,6 +473,9 @@ class FakeCluster(object):
         the ``agents`` argument of a state change.
     :ivar failures: ``set`` of ``(address, method name)`` that fail.
     :ivar registry: ``set`` of image references a node can pull.
+    :ivar holders: ``dict`` of automatic application name to the address
+        of the node holding its lease (the fake's etcd): a node holds it
+        from starting the application until it stops it.
     """
 
     #: Seconds between two progress reports of a transfer that takes time.
@@ -467,6 +497,7 @@ class FakeCluster(object):
         self.failures = set()
         self.not_ready = {}
         self.registry = set()
+        self.holders = {}
         self.agents = {}
         self._clock = clock
         self._rate = bytes_per_second

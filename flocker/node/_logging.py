@@ -11,7 +11,7 @@ counts and identifiers only: whole applications or reports are never logged
 from eliot import ActionType, Field, MessageType
 
 __all__ = [
-    "NODE_EXPECT_SENDERS",
+    "NODE_EXPECT_SENDERS", "FIRST_COPY_HOLDER",
     "DOCKER_EVENTS_CONNECTED", "DOCKER_EVENTS_LOST", "REPORT_INVALIDATED",
     "REPORT_KEPT",
     "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
@@ -29,6 +29,7 @@ __all__ = [
     "NODE_SELF_FENCE",
     "AGENT_LISTENING", "AGENT_CONNECTION", "AGENT_REFUSED",
     "AGENT_INTERNAL_ERROR", "PEER_REFUSED", "PEER_RECEIVE",
+    "NODE_REPORT_COMMAND", "NODE_EXPECT_COMMAND",
     "DOCKER_LIST_IMAGES", "DOCKER_PULL_IMAGE", "DOCKER_LOGS",
     "NODE_PULL_IMAGE", "NODE_LOGS", "NODE_DELETE_VOLUME", "NODE_DOCTOR",
     "DOCKER_CONTAINER_STATUS", "NODE_WAIT_FOR_APPLICATION",
@@ -432,6 +433,22 @@ AGENT_INTERNAL_ERROR = MessageType(
     "An operation failed for a reason that is a bug, not a refusal; the "
     "traceback is logged next to this message.")
 
+# The flocker-node commands that ask the running agent (flocker/node/
+# script.py): each continues its task in the agent, as a deploy does.
+
+NODE_REPORT_COMMAND = ActionType(
+    "flocker:node:report_command",
+    [_PATH_FIELD], [],
+    "flocker-node report: ask the node's running agent for its report.")
+
+NODE_EXPECT_COMMAND = ActionType(
+    "flocker:node:expect_command",
+    [_PATH_FIELD, _VOLUME, Field.for_types(
+        "nodes", [int], "How many nodes the volume's first copy may now "
+        "come from (0: the volume is dropped from the record).")], [],
+    "flocker-node expect: change, through the node's running agent, which "
+    "nodes a volume's first copy may come from.")
+
 
 # Continuous replication to standby nodes (flocker/node/_replication.py).
 
@@ -456,6 +473,18 @@ NODE_EXPECT_SENDERS = ActionType(
     [_ADDRESS, _VOLUMES], [],
     "Make this node's record of the nodes each volume's first copy may "
     "come from exactly the given one.")
+
+FIRST_COPY_HOLDER = ActionType(
+    "flocker:node:first_copy_holder",
+    [_APPLICATION, _VOLUME],
+    [Field.for_types("holder", [str, type(None)],
+                     "The address etcd's owner key names; None when no "
+                     "member holds the lease or etcd could not say."),
+     Field.for_types("error", [str, type(None)],
+                     "Why etcd could not say who holds it, or None.")],
+    "Ask etcd which member of an automatically failed-over application's "
+    "group holds its lease, for a first copy of one of its volumes pushed "
+    "here.")
 
 NODE_SET_REPLICATION = ActionType(
     "flocker:node:set_replication",

@@ -18,7 +18,9 @@ What a peer may do here is exactly one thing: push a volume, as
 :func:`flocker.volume._forced.peer_request` reads the command and
 :mod:`flocker.volume._policy` decides with the caller's identity and the
 agent's record of expected senders (:mod:`flocker.node._senders`): the
-copy must follow the caller, or be absent and expected from the caller,
+copy must follow the caller, or be absent and expected from the caller
+(or, for a volume of an automatic group this node is in, absent and the
+caller the holder of the group's lease, as this node reads it from etcd),
 and records the caller as its owner.  Nothing of the agent's own protocol
 (acquire, the deploy lock, applications, keys) is reachable from this
 socket.
@@ -47,7 +49,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from .._identifiers import NODE_IDENTITY
+from .._identifiers import is_node_identity
 from ..volume import VolumeError
 from ..volume._forced import CommandRefused, peer_request
 from ._logging import PEER_RECEIVE, PEER_REFUSED
@@ -119,8 +121,10 @@ class PeerProtocol(Protocol):
     --peer``.
     """
 
-    def __init__(self, reactor, volumes, log_router, uid, senders):
+    def __init__(self, reactor, volumes, log_router, uid, senders,
+                 groups=lambda name: None):
         self._senders = senders
+        self._groups = groups
         self._reactor = reactor
         self._volumes = volumes
         self._log_router = log_router
@@ -184,7 +188,7 @@ class PeerProtocol(Protocol):
         try:
             header = json.loads(line.decode("utf-8"))
             caller, command = header["caller"], header["command"]
-            if not (isinstance(caller, str) and NODE_IDENTITY.match(caller)):
+            if not is_node_identity(caller):
                 raise ValueError(caller)
             if command is not None and not isinstance(command, str):
                 raise ValueError(command)
@@ -223,7 +227,8 @@ class PeerProtocol(Protocol):
                 d = DeferredContext(maybeDeferred(
                     self._volumes().receive, name, self._stream,
                     self._answers.message, caller=caller,
-                    expected=self._senders(name)))
+                    expected=self._senders(name),
+                    group=self._groups(name)))
                 d = d.addActionFinish()
         d.addCallbacks(lambda _: self._finish(0, None), self._failed)
 
@@ -273,7 +278,8 @@ class PeerFactory(Factory):
     """
 
     def __init__(self, reactor, volumes, log_router, uid=None,
-                 senders=lambda name: frozenset()):
+                 senders=lambda name: frozenset(),
+                 groups=lambda name: None):
         """
         :param reactor: The reactor.
         :param volumes: Callable returning the node's current
@@ -286,8 +292,14 @@ class PeerFactory(Factory):
             identities of the nodes a first copy of it may come from (the
             agent's :meth:`~flocker.node._senders.ExpectedSenders.expected`;
             by default none: every first copy from a node is refused).
+        :param groups: Callable given a volume name, returning what a
+            receive asks about its automatic group (the agent's
+            :meth:`~flocker.node._senders.FirstCopyGroups.group`), or
+            ``None`` for a volume of no group this node is in (the
+            default for every volume).
         """
         self._senders = senders
+        self._groups = groups
         self._reactor = reactor
         self._volumes = volumes
         self._log_router = log_router
@@ -295,4 +307,4 @@ class PeerFactory(Factory):
 
     def buildProtocol(self, address):
         return PeerProtocol(self._reactor, self._volumes, self._log_router,
-                            self._uid, self._senders)
+                            self._uid, self._senders, self._groups)

@@ -6,18 +6,31 @@ sets the record (:meth:`flocker.node.INodeAgent.expect_senders`, planned by
 to each receive, and :func:`flocker.volume._policy.check_receive` applies
 it.  It is kept in a state file beside the deploy lock, so a restarted
 agent refuses and accepts exactly what it did before.
+
+A volume of an automatically failed-over application is not in the record
+between deploys (any member of its group may become the owner through
+etcd, without a deploy): :class:`FirstCopyGroups` gives, for such a
+volume, the question the receive asks when a first copy comes from a node
+the record does not name: does that node hold the application's lease in
+etcd now?  The answer is this node's own reading of etcd and of its
+installed trust (which addresses each node's key is accepted from), never
+what the sender says.
 """
 
+from eliot.twisted import DeferredContext
 from pyrsistent import pmap
+from twisted.internet.defer import maybeDeferred
 
 from .._serialize import SerializationError
 from ..volume._api import check_node_id
 from ..volume._zfs import check_volume_name
 from ..volume._errors import UnsafeName
+from ..volume._policy import GroupLease
+from ._logging import FIRST_COPY_HOLDER
 from ._state_file import load_list, save_list
 
 __all__ = ["SenderStore", "ExpectedSenders", "default_senders_path",
-           "check_senders"]
+           "check_senders", "FirstCopyGroups"]
 
 
 def default_senders_path(environ, address):
@@ -131,3 +144,75 @@ class ExpectedSenders(object):
             from (a ``frozenset``, empty when none).
         """
         return self.current.get(name, frozenset())
+
+
+class FirstCopyGroups(object):
+    """
+    For each volume of an automatically failed-over application whose
+    group this node is in, how a receive learns whether a first copy's
+    sender holds the application's lease (see
+    :func:`flocker.volume._policy.check_receive`).
+    """
+
+    def __init__(self, address, automatic, peer_sources):
+        """
+        :param str address: This node's address.
+        :param automatic: The agent's
+            :class:`~flocker.node._automatic.AutomaticFailover` (its
+            configured applications and ``holder``), or ``None`` (no etcd:
+            no group applies).
+        :param peer_sources: Callable of no argument returning a mapping of
+            node identity to the addresses this node accepts that node's
+            key from (its installed trust, ``NodeKey.peers``).
+        """
+        self._address = address
+        self._automatic = automatic
+        self._peer_sources = peer_sources
+
+    def group(self, name):
+        """
+        :param str name: A volume.
+        :return: ``None`` when no automatic application this node is a
+            member of mounts ``name``; else a callable of no argument
+            returning a ``Deferred`` that fires with a
+            :class:`~flocker.volume._policy.GroupLease` read from etcd when
+            it is called (never failing: an unreachable etcd gives a lease
+            with its ``error``).
+        """
+        if self._automatic is None:
+            return None
+        applications = self._automatic.applications
+        for application_name in sorted(applications):
+            application = applications[application_name]
+            members = [application.primary] + list(application.standbys)
+            if name in application.volumes and self._address in members:
+                return lambda: self._lease(application, name, members)
+        return None
+
+    def _lease(self, application, volume, members):
+        action = FIRST_COPY_HOLDER(application=application.name,
+                                   volume=volume)
+        with action.context():
+            d = DeferredContext(maybeDeferred(self._automatic.holder,
+                                              application.name))
+
+            def found(holder):
+                if holder is None or holder not in members:
+                    ids = frozenset()
+                else:
+                    ids = frozenset(
+                        identity for identity, sources in
+                        self._peer_sources().items() if holder in sources)
+                action.add_success_fields(holder=holder, error=None)
+                return GroupLease(application=application.name,
+                                  holder=holder, holder_ids=ids)
+
+            def failed(failure):
+                # Whatever went wrong, no member counts as the holder: the
+                # first copy is refused, saying why.
+                error = failure.getErrorMessage() or failure.type.__name__
+                action.add_success_fields(holder=None, error=error)
+                return GroupLease(application=application.name, error=error)
+            d.addCallback(found)
+            d.addErrback(failed)
+            return d.addActionFinish()

@@ -149,11 +149,13 @@ class AgentService(object):
         :class:`~flocker.node._replication.Replicator`, or ``None``.
     :ivar senders: The node's
         :class:`~flocker.node._senders.ExpectedSenders`, or ``None``.
+    :ivar groups: The node's
+        :class:`~flocker.node._senders.FirstCopyGroups`, or ``None``.
     """
 
     def __init__(self, clock, make_agent, lock, process=None,
                  expected_errors=(), log_router=None, replicator=None,
-                 volumes=None, senders=None):
+                 volumes=None, senders=None, groups=None):
         """
         :param clock: ``IReactorTime`` provider.
         :param make_agent: Callable given the node's address as a client
@@ -174,8 +176,12 @@ class AgentService(object):
             :mod:`flocker.node._peer`), or ``None``.
         :param senders: The node's record of expected senders (what the
             peer socket checks first copies against), or ``None``.
+        :param groups: Where the peer socket learns whether a first copy
+            of an automatic group's volume comes from its lease's holder,
+            or ``None`` (no group applies).
         """
         self.senders = senders
+        self.groups = groups
         self.clock = clock
         self.lock = lock
         self.replicator = replicator

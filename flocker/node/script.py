@@ -74,6 +74,12 @@ _ADDRESS = ["address", None, None,
 _SOCKET = ["socket", None, None,
            "The agent's Unix socket (default: $FLOCKER_AGENT_SOCKET, else "
            "%s)." % (DEFAULT_AGENT_SOCKET,)]
+_DOCKER_SOCKET = ["docker-socket", None, None,
+                  "Unix socket of this node's Docker daemon (default: from "
+                  "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."]
+_POOL = ["pool", None, None,
+         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
+         % (DEFAULT_POOL,)]
 
 
 class AgentOptions(_Options):
@@ -86,12 +92,8 @@ class AgentOptions(_Options):
                 "and deploy lock.  Runs until stopped.")
     optParameters = [
         _SOCKET,
-        ["docker-socket", None, None,
-         "Unix socket of this node's Docker daemon (default: from "
-         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
-        ["pool", None, None,
-         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
-         % (DEFAULT_POOL,)],
+        _DOCKER_SOCKET,
+        _POOL,
         _ADDRESS,
         ["log", None, None,
          "Append the agent's eliot log to this file (default: standard "
@@ -159,12 +161,8 @@ class DoctorOptions(_Options):
         ["sshd-config", None, None,
          "sshd's configuration file (default: $FLOCKER_SSHD_CONFIG, else "
          "/etc/ssh/sshd_config)."],
-        ["docker-socket", None, None,
-         "Unix socket of this node's Docker daemon (default: from "
-         "DOCKER_HOST=unix://PATH, else /var/run/docker.sock)."],
-        ["pool", None, None,
-         "This node's ZFS pool (default: $FLOCKER_POOL, else %s)."
-         % (DEFAULT_POOL,)],
+        _DOCKER_SOCKET,
+        _POOL,
     ]
 
     def parseArgs(self):
@@ -352,7 +350,9 @@ def build_service(reactor, options, environ):
     from ._replication import (
         ReplicationStore, Replicator, default_replication_path,
     )
-    from ._senders import ExpectedSenders, SenderStore, default_senders_path
+    from ._senders import (
+        ExpectedSenders, FirstCopyGroups, SenderStore, default_senders_path,
+    )
     from ._report_cache import (
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
@@ -433,7 +433,12 @@ def build_service(reactor, options, environ):
             DeployLock(default_lock_path(environ, address)),
             process=process_identity(os.getpid()),
             expected_errors=_expected_errors(), replicator=replicator,
-            volumes=lambda: current[0], senders=senders)
+            volumes=lambda: current[0], senders=senders,
+            # A first copy of an automatic group's volume: from the member
+            # etcd says holds the group's lease, as this node's trust maps
+            # that member's address to its key.
+            groups=FirstCopyGroups(address, automatic,
+                                   node_keys.peer_sources))
 
         def opened(volumes):
             current[0] = volumes
@@ -459,6 +464,17 @@ def _senders_of(service):
     if service.senders is None:
         return lambda name: frozenset()
     return service.senders.expected
+
+
+def _groups_of(service):
+    """
+    :return: What the peer socket asks for a volume's automatic group: the
+        agent's :class:`~flocker.node._senders.FirstCopyGroups`, or no
+        group for any volume (a service without one).
+    """
+    if service.groups is None:
+        return lambda name: None
+    return service.groups.group
 
 
 def _agent(reactor, options, environ, stdout, stderr):
@@ -502,7 +518,8 @@ def _agent(reactor, options, environ, stdout, stderr):
                 (path, AgentFactory(service)),
                 (peer_path, PeerFactory(reactor, service.volumes,
                                         service.log_router,
-                                        senders=_senders_of(service)))]:
+                                        senders=_senders_of(service),
+                                        groups=_groups_of(service)))]:
             try:
                 reactor.listenUNIX(where, factory, mode=0o600)
             except Exception as e:
@@ -537,19 +554,23 @@ def _start_replication(reactor, replicator, options, stderr):
                          "127.0.0.1:%d: %s\n" % (port, e.socketError))
 
 
-def _agent_command(reactor, options, environ, stderr, name, call):
+def _agent_command(reactor, options, environ, stderr, name, action_type,
+                   call, **fields):
     """
     Run one command of the node's running agent, as ``flocker-node NAME``.
 
-    :param str name: The command's name (its eliot action and error
-        lines).
+    :param str name: The command's name (its error lines).
+    :param ActionType action_type: The command's eliot action, from
+        :mod:`flocker.node._logging`: it lasts from connecting to the
+        agent to the command's end, and the agent continues its task.
     :param call: Callable given the connected ``AgentClientProtocol`` and a
         serialised eliot task id, returning a ``Deferred`` firing with the
         exit code.
+    :param fields: The action's fields but ``socket``.
     :return: ``Deferred`` firing with the exit code: ``call``'s, or 1 after
         one line on ``stderr`` when the agent cannot be reached or fails.
     """
-    from eliot import start_action
+    from eliot.twisted import DeferredContext
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
     from ._amp import PROTOCOL_VERSION, AgentClientProtocol, Hello
@@ -557,16 +578,15 @@ def _agent_command(reactor, options, environ, stderr, name, call):
     path = _socket_path(options, environ)
     address = _address(options, environ)
     protocol = AgentClientProtocol()
-    d = connectProtocol(UNIXClientEndpoint(reactor, path), protocol)
-    d.addCallback(lambda _: protocol.callRemote(
-        Hello, version=PROTOCOL_VERSION, address=address))
-
-    def run(_):
-        with start_action(action_type="flocker:node:%s_command" % (
-                name,)) as action:
-            task = action.serialize_task_id().decode("ascii")
-        return call(protocol, task)
-    d.addCallback(run)
+    action = action_type(socket=path, **fields)
+    with action.context():
+        d = DeferredContext(connectProtocol(UNIXClientEndpoint(reactor, path),
+                                            protocol))
+        d.addCallback(lambda _: protocol.callRemote(
+            Hello, version=PROTOCOL_VERSION, address=address))
+        d.addCallback(lambda _: call(
+            protocol, action.serialize_task_id().decode("ascii")))
+        d = d.addActionFinish()
 
     def done(code):
         protocol.transport.loseConnection()
@@ -584,6 +604,7 @@ def _agent_command(reactor, options, environ, stderr, name, call):
 def _report(reactor, options, environ, stdout, stderr):
     from .._serialize import dumps, node_state_to_dict
     from ._amp import Report
+    from ._logging import NODE_REPORT_COMMAND
 
     def report(protocol, task):
         def show(answer):
@@ -591,13 +612,14 @@ def _report(reactor, options, environ, stdout, stderr):
             return 0
         return protocol.callRemote(Report, eliot_task=task).addCallback(show)
     return _agent_command(reactor, options, environ, stderr, "report",
-                          report)
+                          NODE_REPORT_COMMAND, report)
 
 
 def _expect(reactor, options, environ, stdout, stderr):
     from twisted.internet.defer import inlineCallbacks
 
     from ._amp import ExpectSenders, Report
+    from ._logging import NODE_EXPECT_COMMAND
 
     @inlineCallbacks
     def expect(protocol, task):
@@ -609,7 +631,9 @@ def _expect(reactor, options, environ, stdout, stderr):
                                       options["nodes"]))
         return 0
     return _agent_command(reactor, options, environ, stderr, "expect",
-                          expect)
+                          NODE_EXPECT_COMMAND, expect,
+                          volume=options["volume"],
+                          nodes=len(options["nodes"]))
 
 
 def with_expected(senders, volume, nodes):

@@ -431,6 +431,42 @@ class OwnLabEnvironTests(SynchronousTestCase):
                           environ["FLOCKER_LAB_STATE"]), ("fb", "/s"))
 
 
+class StatusTests(SynchronousTestCase):
+    """
+    Tests for ``status_kb``, which reads ``/proc/PID/status`` (this
+    process's own: nothing is timed or started).
+    """
+
+    def test_self(self):
+        """
+        ``"self"`` reads this process's status, as its process id does.
+        """
+        self.assertEqual(
+            (common.status_kb("self", "Tgid"),
+             common.status_kb(os.getpid(), "Tgid")),
+            (os.getpid(), os.getpid()))
+
+    def test_peak(self):
+        """
+        The peak resident size read after the current one is at least as
+        large, both in kB.
+        """
+        rss = common.status_kb("self", "VmRSS")
+        self.assertGreaterEqual(common.status_kb("self", "VmHWM"), rss)
+        self.assertGreater(rss, 0)
+
+    def test_missing(self):
+        """
+        A field the status does not have is a ``ValueError`` naming it; a
+        process that cannot exist (above Linux's largest ``pid_max``) an
+        ``OSError``.
+        """
+        error = self.assertRaises(ValueError, common.status_kb, "self",
+                                  "VmNothing")
+        self.assertEqual(str(error), "no VmNothing for process self")
+        self.assertRaises(OSError, common.status_kb, 2 ** 22 + 1, "VmRSS")
+
+
 class RefusingParser(object):
     """
     Stands in for an ``argparse`` parser: ``error`` raises ``ValueError``

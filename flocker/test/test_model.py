@@ -27,7 +27,7 @@ from flocker.testtools.strategies import (
     public_keys, tcp_ports,
 )
 from flocker.testtools import cases, with_cases
-from flocker._identifiers import NODE_IDENTITY, is_node_address
+from flocker._identifiers import is_node_address, is_node_identity
 
 WEB = Application(name="web", image="example/web",
                   ports=[Port(internal=80, external=8080)])
@@ -511,6 +511,26 @@ class NodeAndDeploymentTests(SynchronousTestCase):
         with self.assertRaises(InvalidModel):
             Node(address=address)
 
+    @cases([(node_id,) for node_id in [
+        "6f1c1b7e-3c3e-4f5e-9a51-0c2d1e0b9f11", "node-a", "a", "db.1:2",
+        "a" * 64]])
+    def test_good_node_identity(self, node_id):
+        """
+        UUIDs and operator-chosen names of letters, digits and ``._:-`` up
+        to 64 characters are node identities.
+        """
+        self.assertTrue(is_node_identity(node_id))
+
+    @cases([(node_id,) for node_id in [
+        "", "-node", ":node", "a b", "a/b", "a;b", "a" * 65, 5, None,
+        b"node-a"]])
+    def test_bad_node_identity(self, node_id):
+        """
+        Anything else (a leading '-' or ':', metacharacters, too long, not
+        a string) is not a node identity.
+        """
+        self.assertFalse(is_node_identity(node_id))
+
     def test_same_name_twice_on_node(self):
         """
         A node cannot hold two different applications with one name.
@@ -903,7 +923,7 @@ class NodeKeyTests(SynchronousTestCase):
             return
         for node_id, sources, key in peers:
             self.assertEqual(
-                (NODE_IDENTITY.match(node_id) is not None,
+                (is_node_identity(node_id),
                  all(is_node_address(source) for source in sources),
                  NodeKeyStatus(public_key=key).public_key),
                 (True, True, key))

@@ -9,9 +9,9 @@ import attr
 from pyrsistent import pvector
 from zope.interface import Attribute, Interface
 
+from .._identifiers import is_node_identity
 from .._model import VolumeState
 from ._errors import UnsafeName
-from ._policy import NODE_IDENTITY
 
 __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "snapshot_name",
@@ -49,10 +49,10 @@ def follower_keeps(snapshots):
 
 def check_node_id(node_id):
     """
-    :param str node_id: A node identity (see ``NODE_IDENTITY``).
+    :param str node_id: A node identity (see :func:`flocker._identifiers.is_node_identity`).
     :raises UnsafeName: If it is not one.
     """
-    if not (isinstance(node_id, str) and NODE_IDENTITY.match(node_id)):
+    if not is_node_identity(node_id):
         raise UnsafeName("%r is not a node identity" % (node_id,))
 
 

@@ -1,11 +1,14 @@
 """
 Which processes use a volume: the scan of ``/proc`` that keeps a volume in
-use from being deleted or handed off.
+use from being deleted, handed off or fenced, and the way the volume service
+runs it outside the reactor thread.
 """
 
 import os
 
-__all__ = ["processes_using"]
+from twisted.internet.threads import deferToThreadPool
+
+__all__ = ["processes_using", "scan_in_thread"]
 
 
 def processes_using(dataset, mountpoint, proc="/proc"):
@@ -15,8 +18,9 @@ def processes_using(dataset, mountpoint, proc="/proc"):
     another mount namespace) and those with their working directory, root or
     an open file inside it.
 
-    This only reads ``/proc`` (no disk I/O), so it is cheap enough to call
-    from the reactor thread.
+    This blocks: it reads a few files of every process (tens of
+    milliseconds on a busy node), so reactor code calls it through
+    :func:`scan_in_thread`.
 
     :param str dataset: Full dataset name (``pool/volume``).
     :param str mountpoint: The dataset's own mountpoint.
@@ -61,6 +65,34 @@ def processes_using(dataset, mountpoint, proc="/proc"):
                 users.add(pid)
                 break
     return users
+
+
+def scan_in_thread(reactor, run=None, scan=processes_using):
+    """
+    Make the in-use check the volume service calls: ``scan`` run outside
+    the reactor thread.
+
+    :param reactor: ``IReactorThreads`` whose thread pool runs the scans
+        (bounded: ``reactor.suggestThreadPoolSize``, ten threads unless
+        changed, and stopped with the reactor).
+    :param run: ``None``, or a callable ``run(function, *args)`` returning
+        a ``Deferred`` that fires with ``function(*args)``'s result or
+        fails with what it raised (tests pass one that runs nothing until
+        told); ``None`` runs it in ``reactor``'s thread pool.
+    :param scan: The blocking scan, :func:`processes_using` or a callable
+        taking the same arguments.
+    :return: A callable ``in_use(dataset, mountpoint)`` returning a
+        ``Deferred`` that fires with ``scan``'s ``set`` of process ids, or
+        fails with what ``scan`` raised.
+    """
+    if run is None:
+        def run(function, *args):
+            return deferToThreadPool(reactor, reactor.getThreadPool(),
+                                     function, *args)
+
+    def in_use(dataset, mountpoint):
+        return run(scan, dataset, mountpoint)
+    return in_use
 
 
 def _mounted_elsewhere(mountinfo, source, mountpoint):

@@ -43,7 +43,7 @@ import re
 import shutil
 import tempfile
 
-from .._identifiers import is_node_address
+from .._identifiers import is_node_address, is_node_identity
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
 )
@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from .._model import (
-    NODE_IDENTITY, NodeKeyStatus, parse_peers, public_key_fingerprint,
+    NodeKeyStatus, parse_peers, public_key_fingerprint,
 )
 from ._remote import SSHRemote
 
@@ -137,7 +137,7 @@ def authorized_keys_line(public_key, command, sources=(), caller=None):
     for source in sources:
         if not is_node_address(source):
             raise ValueError("%r cannot be a from= pattern" % (source,))
-    if not (isinstance(caller, str) and NODE_IDENTITY.match(caller)):
+    if not is_node_identity(caller):
         raise ValueError("%r is not a node identity" % (caller,))
     origin = 'from="%s",' % (",".join(sources),) if sources else ""
     return ('restrict,%scommand="%s --peer --caller %s" %s %s\n' % (
@@ -366,6 +366,23 @@ class NodeKeyStore(object):
             return None
         return NodeKey(known_hosts=known.decode("utf-8"),
                        peers=peers.decode("utf-8"))
+
+    def peer_sources(self):
+        """
+        :return: ``dict`` of node identity to the ``frozenset`` of
+            addresses this node accepts that node's key from (its
+            ``authorized_keys`` lines' ``from=``), as the installed trust
+            says; empty when none is installed.
+        :raises ValueError: If the trust files are damaged.
+        """
+        from .._model import parse_peers
+        node_key = self._installed_key()
+        sources = {}
+        if node_key is not None:
+            for node_id, addresses, _ in parse_peers(node_key.peers):
+                sources[node_id] = sources.get(
+                    node_id, frozenset()) | frozenset(addresses)
+        return sources
 
     def status(self):
         """

@@ -67,15 +67,18 @@ class OwnershipMixin(object):
         return self._locked_push(name, self._handoff, name, target,
                                  progress, acquire)
 
+    @inlineCallbacks
     def _refuse_in_use(self, dataset, message):
         """
         :param Dataset dataset: A copy of a volume.
         :param str message: The refusal, with ``%s`` for the volume and for
             the processes.
-        :raises VolumeInUse: If a process uses the copy.
+        :return: ``Deferred`` firing with ``None`` once no process was found
+            using the copy, failing with ``VolumeInUse`` if one was (or with
+            what the scan raised).
         """
-        users = self._in_use(self.pool.dataset(dataset.name),
-                             dataset.mountpoint)
+        users = yield self._in_use(self.pool.dataset(dataset.name),
+                                   dataset.mountpoint)
         if users:
             raise VolumeInUse(message % (
                 dataset.name, ", ".join(str(pid) for pid in sorted(users))))
@@ -85,7 +88,7 @@ class OwnershipMixin(object):
         with HANDOFF_VOLUME(volume=name, target=target):
             dataset = yield self._get(name)
             if dataset.owner == self.node_id:
-                self._refuse_in_use(
+                yield self._refuse_in_use(
                     dataset, "volume %s is still in use (process %s); stop "
                     "the application before handing it off")
                 self._writable.discard(name)
@@ -227,7 +230,7 @@ class OwnershipMixin(object):
                         "this node owns volume %s at epoch %d, not older "
                         "than epoch %d: it is not stale" % (
                             name, dataset.epoch, epoch))
-                self._refuse_in_use(
+                yield self._refuse_in_use(
                     dataset, "the stale copy of volume %s is in use "
                     "(process %s); stop its application first")
                 aside = recovery_name(name, dataset.epoch, time.strftime(

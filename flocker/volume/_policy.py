@@ -21,23 +21,52 @@ A receive from another node is accepted only from the node this node's
 records say the volume comes from: into a copy that names the caller as
 its owner, or, where this node has no copy at all, from a node the deploy
 told it to expect that volume from (its *expected senders*: the volume's
-owner for a standby or the target of a move, every node of an
-automatically failed-over application's group; see
-:mod:`flocker.node._expected`).  Without that record, any node holding
+owner for a standby, the source of a deploy's push; see
+:mod:`flocker.node._expected`) or, for a volume of an automatically
+failed-over application whose group this node is in, from the member
+holding that application's lease in etcd when the push comes (a
+:class:`GroupLease`, which this node reads from etcd itself: what the
+sender says counts for nothing).  Without that record, any node holding
 its own key could plant a first copy here that names itself as owner, and
 the real owner's pushes would be refused until the operator deleted it.
 The copy then records the caller as its owner, whatever the request's
 ``owner`` field says.
 """
 
+import attr
+from attr.validators import instance_of, optional
+
 from .._model import NODE_IDENTITY
 from ._errors import NotOwner
 
-__all__ = ["NODE_IDENTITY", "check_receive", "recorded_owner"]
+__all__ = ["NODE_IDENTITY", "GroupLease", "check_receive", "recorded_owner"]
+
+
+@attr.s(frozen=True)
+class GroupLease(object):
+    """
+    Who holds an automatically failed-over application's lease, as the
+    receiving node learnt it from etcd when a first copy of one of its
+    volumes came.
+
+    :ivar str application: The application.
+    :ivar holder: The address etcd's owner key names (the member holding
+        the lease), or ``None`` when no member holds it.
+    :ivar holder_ids: ``frozenset`` of the node identities whose keys this
+        node accepts from the holder's address (its installed trust): the
+        caller is the holder when it is one of them.  Empty when the holder
+        is not a member of the group.
+    :ivar error: Why etcd could not tell (unreachable, refusing), or
+        ``None``; then no member counts as the holder.
+    """
+    application = attr.ib(validator=instance_of(str))
+    holder = attr.ib(default=None, validator=optional(instance_of(str)))
+    holder_ids = attr.ib(default=frozenset(), converter=frozenset)
+    error = attr.ib(default=None, validator=optional(instance_of(str)))
 
 
 def check_receive(node_id, name, has_copy, copy_owner, caller,
-                  expected=frozenset()):
+                  expected=frozenset(), group=None):
     """
     Decide whether a push of volume ``name`` may be received.
 
@@ -51,10 +80,15 @@ def check_receive(node_id, name, has_copy, copy_owner, caller,
     :param expected: The identities of the nodes this node was told it may
         receive a first copy of the volume from (a ``frozenset``; empty
         when it was told none).
+    :param group: A :class:`GroupLease` when the volume belongs to an
+        automatically failed-over application whose group this node is
+        in (a first copy from its lease's holder is then accepted too), or
+        ``None``.
     :raises NotOwner: This node owns the volume (an owned volume is never
         overwritten by a push, whoever sends it), or the caller is another
         node and this node's copy follows a third one, or this node has no
-        copy and was not told to expect the volume from the caller.
+        copy and was not told to expect the volume from the caller (nor
+        is the caller the holder of ``group``'s lease, as etcd said).
     """
     if has_copy and copy_owner == node_id:
         raise NotOwner(
@@ -65,6 +99,9 @@ def check_receive(node_id, name, has_copy, copy_owner, caller,
     if not has_copy:
         if caller in expected:
             return
+        if group is not None:
+            _check_holder(node_id, name, caller, group)
+            return
         raise NotOwner(
             "this node (%s) has no copy of volume %s and was not told to "
             "expect it from node %s (%s); node %s may not push it" % (
@@ -72,6 +109,30 @@ def check_receive(node_id, name, has_copy, copy_owner, caller,
     raise NotOwner(
         "this node's copy of volume %s follows node %s; node %s may not "
         "push it" % (name, copy_owner or "unknown", caller))
+
+
+def _check_holder(node_id, name, caller, group):
+    """
+    :raises NotOwner: ``caller`` does not hold ``group``'s lease, or etcd
+        could not say who does (refused: a first copy is never taken on
+        trust).
+    """
+    if group.error is None and caller in group.holder_ids:
+        return
+    start = "this node (%s) has no copy of volume %s of application %s, " % (
+        node_id, name, group.application)
+    if group.error is not None:
+        raise NotOwner(
+            start + "and could not learn from etcd which member holds its "
+            "lease (%s); a first copy comes only from that member, so node "
+            "%s may not push it until etcd answers" % (group.error, caller))
+    if group.holder is None:
+        holder = "no member holds its lease in etcd now"
+    else:
+        holder = "whose lease in etcd is held by node %s" % (group.holder,)
+    raise NotOwner(
+        start + "%s; a first copy comes only from the lease's holder, so "
+        "node %s may not push it" % (holder, caller))
 
 
 def _expected_text(expected):

@@ -121,7 +121,8 @@ class ReceivingMixin(object):
     interrupted by a crash.
     """
 
-    def receive(self, name, stream, emit, caller=None, expected=frozenset()):
+    def receive(self, name, stream, emit, caller=None, expected=frozenset(),
+                group=None):
         """
         The receiving end of a push (``flocker-volume receive NAME``): speak
         the protocol described in this module's docstring.
@@ -137,20 +138,27 @@ class ReceivingMixin(object):
         :param expected: The identities of the nodes this node was told it
             may receive a first copy of the volume from (its agent's
             record of expected senders), a ``frozenset``.
+        :param group: For a volume of an automatically failed-over
+            application whose group this node is in: a callable of no
+            argument returning a ``Deferred`` that fires with a
+            :class:`~flocker.volume._policy.GroupLease` (and never fails),
+            asked only when this node has no copy and ``caller`` is a node
+            not in ``expected``; else ``None``.
         :return: ``Deferred`` firing with the received snapshot's name.
         :raises NotOwner: This node owns the volume (never overwritten),
             or ``caller`` is a node other than the one this node's copy
             follows, or this node has no copy and ``caller`` is not in
-            ``expected``.  Nothing is then received or left behind.
+            ``expected`` nor the holder of ``group``'s lease.  Nothing is
+            then received or left behind.
         :raises StreamRejected: The stream does not apply (missing base,
             corrupt or cut-short stream); the copy is unchanged.
         """
         check_volume_name(name)
         if name in self._pushing:
             return self._receive_while_pushing(name, stream, emit, caller,
-                                               expected)
+                                               expected, group)
         return self._locked(name, self._registered, self._receive, name,
-                            stream, emit, caller, expected)
+                            stream, emit, caller, expected, group)
 
     def _registered(self, function, name, *args):
         """
@@ -166,7 +174,8 @@ class ReceivingMixin(object):
         return maybeDeferred(function, name, *args).addBoth(done)
 
     @inlineCallbacks
-    def _receive_while_pushing(self, name, stream, emit, caller, expected):
+    def _receive_while_pushing(self, name, stream, emit, caller, expected,
+                               group):
         """
         A receive of a volume this node is pushing: as its owner, it will
         refuse whatever the sender brings, so it does so now instead of
@@ -180,7 +189,7 @@ class ReceivingMixin(object):
         if dataset is None or dataset.owner != self.node_id:
             # Not (or no longer) this node's: the receive waits its turn.
             result = yield self._locked(name, self._receive, name, stream,
-                                        emit, caller, expected)
+                                        emit, caller, expected, group)
             return result
         capabilities = yield self.pool.capabilities()
         emit(self._receive_header(dataset, capabilities))
@@ -213,7 +222,7 @@ class ReceivingMixin(object):
                 "zfs": capabilities.to_wire()}
 
     @inlineCallbacks
-    def _receive(self, name, stream, emit, caller, expected):
+    def _receive(self, name, stream, emit, caller, expected, group=None):
         # Asked while the pool is listed: the sender chooses its send
         # flags from the answer.
         capabilities = self.pool.capabilities()
@@ -231,11 +240,17 @@ class ReceivingMixin(object):
                 partial is not None and partial[0] == "":
             # A new copy received in part: not a copy yet.
             dataset = None
+        lease = None
+        if (dataset is None and group is not None and caller is not None
+                and caller not in expected):
+            # Asked of etcd only for a first copy the record alone would
+            # refuse: a push into a copy never waits for etcd.
+            lease = yield group()
         refused = None
         try:
             check_receive(self.node_id, name, dataset is not None,
                           None if dataset is None else dataset.owner, caller,
-                          expected)
+                          expected, lease)
         except NotOwner as e:
             # Refused; told once the request says the sender's epoch: a
             # sender older than this copy learns that its own copy is

@@ -44,9 +44,9 @@ from ._api import (
     VolumeInfo, check_node_id, snapshot_name, volume_info,
 )
 from ._errors import (
-    NoSuchVolume, NotOwner, RemoteError, VolumeExists, VolumeInUse,
+    NoSuchVolume, NotOwner, RemoteError, VolumeExists,
 )
-from ._inuse import processes_using
+from ._inuse import processes_using, scan_in_thread
 from ._logging import (
     CREATE_VOLUME, DELETE_VOLUME, SEED_VOLUME, SNAPSHOT_VOLUME,
 )
@@ -76,7 +76,7 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
     """
 
     def __init__(self, reactor, pool, node_id, remote, env, clock=None,
-                 in_use=processes_using, listing=None):
+                 in_use=None, listing=None):
         """
         Use :func:`open_volume_service` rather than this directly: it checks
         the pool and learns the node's identity.
@@ -90,7 +90,12 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
             failing to connect.
         :param dict env: Environment for ``ssh`` and the remote command.
         :param clock: ``IReactorTime`` naming snapshots; reactor if ``None``.
-        :param in_use: ``processes_using``-compatible callable.
+        :param in_use: ``None``, or a callable ``in_use(dataset,
+            mountpoint)`` returning a ``Deferred`` that fires with the
+            ``set`` of ids of the processes using that mounted dataset;
+            ``None`` runs :func:`processes_using` in the reactor's thread
+            pool (:func:`scan_in_thread`): it blocks for tens of
+            milliseconds.
         :param listing: ``None``, or what ``pool.list()`` just answered:
             the first operation needing a listing uses it instead of asking
             again if it starts in this same reactor turn (as the command
@@ -102,7 +107,7 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
         self._remote = remote
         self._env = dict(env)
         self._clock = reactor if clock is None else clock
-        self._in_use = in_use
+        self._in_use = scan_in_thread(reactor) if in_use is None else in_use
         self._locks = {}
         # Volumes this service is pushing, as their owner (see
         # ReceivingMixin.receive).
@@ -302,12 +307,9 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
     def _delete(self, name):
         with DELETE_VOLUME(volume=name):
             dataset = yield self._get(name)
-            users = self._in_use(self.pool.dataset(name), dataset.mountpoint)
-            if users:
-                raise VolumeInUse(
-                    "volume %s is in use (mounted into a container or open "
-                    "by process %s); stop the application first" % (
-                        name, ", ".join(str(pid) for pid in sorted(users))))
+            yield self._refuse_in_use(
+                dataset, "volume %s is in use (mounted into a container or "
+                "open by process %s); stop the application first")
             self._writable.discard(name)
             # ZFS destroys no held snapshot.
             yield self._release_bases(dataset)

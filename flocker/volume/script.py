@@ -22,10 +22,10 @@ from twisted.internet.task import react
 
 from .. import __version__
 from .._context import BadTaskId, continued_task, in_current_action
+from .._identifiers import is_node_identity
 from .._pool import DEFAULT_POOL, pool_name
 from ._errors import VolumeError, VolumeInUse
 from ._nodekey import NodeKeyRemote, default_node_key_store
-from ._policy import NODE_IDENTITY
 from ._remote import SSHRemote
 from ._service import open_volume_service
 
@@ -152,7 +152,7 @@ def _node_identity(text):
     :return: ``text`` if it is a node identity.
     :raises argparse.ArgumentTypeError: Otherwise.
     """
-    if not NODE_IDENTITY.match(text):
+    if not is_node_identity(text):
         raise argparse.ArgumentTypeError("%r is not a node identity" % (
             text,))
     return text

@@ -11,13 +11,17 @@ itself, a standby takes over, never two run it, sampled every second, and
 the application answers again on every live node's routed port); write on
 the new owner (its replication reaches the other standby without a
 deploy); heal (the
-node that came back does not start it, its routes follow); a deploy of the
-old deployment file is refused.
+node that came back does not start it, its routes follow); a first copy
+is taken only from the member holding the lease (the other standby's is
+refused, the holder's accepted, and the holder seeds a standby whose copy
+was deleted); a deploy of the old deployment file is refused.
 """
 
+import json
 import os
 import re
 import secrets
+import subprocess
 import time
 
 from flocker.testtools import (
@@ -202,6 +206,44 @@ class AutomaticFailoverTests(ScenarioTestCase):
         where = running_on(s.lab, s.name, s.nodes)
         self.assertTrue(len(where) == 1 and where[0] != s.nodes[0], where)
 
+    def test_04b_first_copy_only_from_holder(self):
+        """
+        A member without a copy takes a first copy only from the member
+        etcd says holds the lease: with the old primary's copy deleted,
+        the standby that did not take over, pushing it a real full stream
+        of the volume with its own node key, is refused in one line
+        naming itself and the holder, leaving no dataset; the holder's
+        own push of the same is received and followed.  And the holder's
+        replication seeds the other standby again once that standby's copy
+        is deleted (the failover path's first copy).
+        """
+        s = self.s
+        owner = running_on(s.lab, s.name, s.nodes)[0]
+        other = [node for node in s.nodes[1:] if node != owner][0]
+        ids = {node: json.loads(s.lab.run(
+            node, ["flocker-node", "report"]).stdout)["node_id"]
+            for node in (owner, other)}
+        _delete_copy(s.lab, s.nodes[0], s.name)
+        refused = _push_by_hand(s.lab, other, s.lab.address(s.nodes[0]),
+                                s.name, ids[other])
+        lines = refused.stderr.decode().strip().splitlines()
+        self.assertEqual((refused.returncode, len(lines)), (1, 1),
+                         refused.stderr)
+        self.assertIn(
+            "whose lease in etcd is held by node %s; a first copy comes "
+            "only from the lease's holder, so node %s may not push it" % (
+                s.lab.address(owner), ids[other]), lines[0])
+        self.assertNotIn(s.name, _datasets(s.lab, s.nodes[0]))
+        accepted = _push_by_hand(s.lab, owner, s.lab.address(s.nodes[0]),
+                                 s.name, ids[owner])
+        self.assertEqual(accepted.returncode, 0, accepted.stderr)
+        self.assertEqual(_copy_owner(s.lab, s.nodes[0], s.name),
+                         ids[owner])
+        since = time.time()
+        _delete_copy(s.lab, other, s.name)
+        wait_replicated(s.lab, s.name, [other], since)
+        self.assertEqual(_copy_owner(s.lab, other, s.name), ids[owner])
+
     def test_05_old_file_refused(self):
         """
         A deploy of the old deployment file (placing the application on
@@ -219,3 +261,70 @@ class AutomaticFailoverTests(ScenarioTestCase):
                           output)
         self.assertTrue(epoch and int(epoch.group(1)) >= 2, output)
         self.assertEqual(running_on(s.lab, s.name, s.nodes), where)
+
+
+def _datasets(lab, node):
+    """
+    :return: The names of the datasets in ``node``'s pool, without the
+        pool's name.
+    """
+    pool = lab.pool(node)
+    listing = subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", pool],
+                             check=True, stdout=subprocess.PIPE, text=True)
+    return [name[len(pool) + 1:] for name in listing.stdout.split()
+            if name != pool]
+
+
+def _copy_owner(lab, node, name):
+    """
+    :return: The owner ``node``'s copy of volume ``name`` names.
+    """
+    return subprocess.run(
+        ["zfs", "get", "-H", "-o", "value", "flocker:owner",
+         "%s/%s" % (lab.pool(node), name)], check=True,
+        stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def _delete_copy(lab, node, name, attempts=60):
+    """
+    Delete ``node``'s copy of volume ``name``, trying again while a push
+    into it holds it (about once a second).
+    """
+    for _ in range(attempts):
+        if lab.run(node, ["flocker-volume", "delete", name],
+                   check=False).returncode == 0 and \
+                name not in _datasets(lab, node):
+            return
+        time.sleep(1)
+    raise RuntimeError("%s's copy of %s could not be deleted" % (node, name))
+
+
+def _push_by_hand(lab, source, target, name, source_id):
+    """
+    Push ``source``'s newest snapshot of volume ``name`` to ``target`` as a
+    full stream, the way a node's agent does: over SSH with ``source``'s own
+    node key, into ``flocker-volume receive``, as ``source``.
+
+    :return: The ``CompletedProcess`` (``bytes`` output).
+    """
+    dataset = "%s/%s" % (lab.pool(source), name)
+    snapshots = subprocess.run(
+        ["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s",
+         "creation", "-r", dataset], check=True, stdout=subprocess.PIPE,
+        text=True).stdout.split()
+    snapshot = snapshots[-1].split("@", 1)[1]
+    stream = subprocess.run(["zfs", "send", "%s@%s" % (dataset, snapshot)],
+                            check=True, stdout=subprocess.PIPE).stdout
+    request = json.dumps({"snapshot": snapshot, "base": None,
+                          "owner": source_id, "maximum_size": None})
+    keys = os.path.join(lab.machine(source).env["FLOCKER_LOCK_DIR"],
+                        "node-key")
+    return lab.run(source, [
+        "ssh", "-i", os.path.join(keys, "id_ed25519"),
+        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "UserKnownHostsFile=" + os.path.join(keys, "known_hosts"),
+        "-o", "GlobalKnownHostsFile=/dev/null", "-T",
+        "root@" + target, "flocker-volume", "receive", name],
+        input=request.encode() + b"\n" + stream, check=False, timeout=120,
+        text=False)

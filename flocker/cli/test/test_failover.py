@@ -175,3 +175,55 @@ class FailoverRunTests(SynchronousTestCase):
              "10.0.0.1: set routes 8080->10.0.0.3, 8081->10.0.0.2",
              "10.0.0.1: stop application proxy",
              "10.0.0.1: stop application web"])
+
+
+DB = Application(name="db", image=IMAGE,
+                 volume=AttachedVolume(mountpoint="/db"))
+
+
+class FailoverExpectedSendersTests(SynchronousTestCase):
+    """
+    What a failover leaves of the nodes' expected senders, on fake nodes:
+    A runs WEB (standbys B and C, copies pushed) and DB (standby B, no copy
+    pushed yet), then dies.
+    """
+
+    def setUp(self):
+        self.deployment = Deployment(
+            nodes=[Node(address=A, applications=[WEB, DB]), Node(address=B),
+                   Node(address=C)],
+            standbys={"web": Standby(application="web", nodes=[B, C]),
+                      "db": Standby(application="db", nodes=[B])})
+        self.cluster = FakeCluster([A, B, C], images=[IMAGE])
+        self.successResultOf(deploy(self.deployment, self.cluster.agents))
+        agents = self.cluster.agents
+        for target in (B, C):
+            self.successResultOf(agents[A].push_volume("web", target))
+        self.live = {address: agents[address] for address in (B, C)}
+
+    def test_kept_from_dead_node(self):
+        """
+        DB stays on A (no live copy); B, which the failover cannot tell
+        A's identity, keeps expecting DB from A rather than nothing, so
+        that A, once back, can still push B its first copy; the failover's
+        lines say that A's record and B's record for db stay as they were
+        until a deploy reaches A.
+        """
+        run = FailoverRun(self.deployment, A)
+        result = self.successResultOf(deploy(
+            self.deployment, self.live, plan_for=run.plan_for))
+        self.assertTrue(result.converged, result.failed)
+        agents = self.cluster.agents
+        self.assertEqual(agents[B].state.expected_senders["db"],
+                         frozenset([A]))
+        self.assertEqual(
+            [line for line in run.lines(run.taken_over(result))
+             if "record" in line],
+            ["failover: 10.0.0.1 did not report: its record of which node "
+             "each volume's first copy may come from stays as it was until "
+             "a deploy reaches it",
+             "failover: 10.0.0.2: its record of which node volume db may "
+             "come from stays as it was (10.0.0.1 did not report) until a "
+             "deploy reaches it"])
+        self.successResultOf(agents[A].push_volume("db", B))
+        self.assertEqual(agents[B].state.volumes["db"].owner, A)

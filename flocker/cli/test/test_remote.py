@@ -23,6 +23,7 @@ from flocker._model import (
     Application, AttachedVolume, Deployment, Link, Node, NodeState, Port,
     Route,
 )
+from flocker import __version__
 from flocker._change import Sequentially
 from flocker._serialize import SerializationError
 from flocker.node._amp import (
@@ -331,12 +332,19 @@ class RemoteNodeAgentTests(SynchronousTestCase):
 
     def test_version_mismatch(self):
         """
-        An agent speaking another protocol version is refused in one line.
+        A client of the previous protocol version (one that does not know
+        its newer commands) is refused by the agent at the handshake, before
+        any step runs, in one line naming the node, both versions and what
+        to do.
         """
-        self.patch(_remote, "PROTOCOL_VERSION", PROTOCOL_VERSION + 1)
+        self.patch(_remote, "PROTOCOL_VERSION", PROTOCOL_VERSION - 1)
         failure = self.failureResultOf(self.agent.report(), NodeStepFailed)
-        self.assertIn("speaks protocol %d, not %d" % (
-            PROTOCOL_VERSION, PROTOCOL_VERSION + 1), str(failure.value))
+        self.assertEqual(
+            (str(failure.value), failure.value.cause.__class__),
+            ("%s: report: flocker-node %s speaks protocol %d, not %d: "
+             "install the same Flocker version on the client and the nodes"
+             % (NODE_A, __version__, PROTOCOL_VERSION, PROTOCOL_VERSION - 1),
+             VersionMismatch))
 
 
 class AgentProtocolTests(SynchronousTestCase):
@@ -397,11 +405,19 @@ class AgentProtocolTests(SynchronousTestCase):
 
     def test_other_version(self):
         """
-        A client speaking another version is refused.
+        A client speaking an earlier or a later version is refused with
+        ``VersionMismatch``, and the connection then still takes a ``Hello``
+        of this version.
         """
-        client, pump = self.connect()
-        self.failureResultOf(self.call(client, pump, Hello, version=1,
-                                       address=NODE_A), VersionMismatch)
+        for version in [1, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1]:
+            client, pump = self.connect()
+            failure = self.failureResultOf(self.call(
+                client, pump, Hello, version=version, address=NODE_A),
+                VersionMismatch)
+            self.assertIn("speaks protocol %d, not %d" % (
+                PROTOCOL_VERSION, version), str(failure.value))
+            self.assertEqual(self.hello(client, pump)["version"],
+                             PROTOCOL_VERSION)
 
     @capture_logging(None)
     def test_hello_first(self, logger):

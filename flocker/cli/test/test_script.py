@@ -91,6 +91,26 @@ def file_writer(test):
     return write
 
 
+class _ClosingRunner(object):
+    """
+    Stands in for the SSH command runner under the stand-in clusters of
+    these tests, which never use it: closing it succeeds.
+    """
+
+    def close(self):
+        return succeed(None)
+
+
+def _without_ssh(test):
+    """
+    Make ``flocker-deploy`` open a :class:`_ClosingRunner` instead of an
+    SSH command runner for the rest of ``test``.
+    """
+    from flocker import _ssh
+    test.patch(_ssh, "ssh_command_runner",
+               lambda reactor, **kwargs: _ClosingRunner())
+
+
 class OptionsTests(SynchronousTestCase):
     """
     ``--help``, ``--version`` and bad command lines.
@@ -342,17 +362,11 @@ class RotateNodeKeysOptionTests(SynchronousTestCase):
             ``flocker-deploy --rotate-node-keys DEPLOYMENT`` over that
             stand-in (which writes one step line).
         """
-        from twisted.internet.defer import succeed
         from twisted.internet.task import Clock
 
-        from flocker import _ssh
         from flocker.cli import _cluster
 
-        class Runner(object):
-            def close(self):
-                return succeed(None)
-        self.patch(_ssh, "ssh_command_runner",
-                   lambda reactor, **kwargs: Runner())
+        _without_ssh(self)
         given = {}
 
         def rotate_over_ssh(reactor, deployment, runner, **kwargs):
@@ -490,20 +504,13 @@ class LiveViewTests(SynchronousTestCase):
         stand-in for the cluster (which writes one change line), returning
         what the cluster was given.
         """
-        files = file_writer(self)
-        from twisted.internet.defer import succeed
         from twisted.internet.task import Clock
 
         from flocker._change import Sequentially
-        from flocker import _ssh
         from flocker.cli import _cluster
         from flocker.cli._deploy import DeployResult
 
-        class Runner(object):
-            def close(self):
-                return succeed(None)
-        self.patch(_ssh, "ssh_command_runner",
-                            lambda reactor, **kwargs: Runner())
+        _without_ssh(self)
         given = {}
 
         def deploy_over_ssh(reactor, deployment, runner, **kwargs):
@@ -609,15 +616,6 @@ class OpenLogTests(SynchronousTestCase):
             log.write(text)
             log.close()
         self.assertEqual(path.read_text(), "ab")
-
-
-class _Terminal(io.StringIO):
-    """
-    A text stream that says it is a terminal.
-    """
-
-    def isatty(self):
-        return True
 
 
 class ConfirmationTests(SynchronousTestCase):

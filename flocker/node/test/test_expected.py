@@ -16,8 +16,8 @@ from flocker._model import (
 )
 from flocker._serialize import node_state_from_dict, node_state_to_dict
 from flocker.node._changes import ExpectSenders, PushVolume
-from flocker.node._expected import steady_senders
-from flocker.node._fake import FakeCluster
+from flocker.node._expected import steady_senders, unreached_lines
+from flocker.node._fake import FakeCluster, FakeNodeError
 from flocker.node._plan import KEY_PHASE, PHASES, plan_changes, plan_removal
 from flocker.node._senders import ExpectedSenders, SenderStore
 from flocker.testtools import temporary_directory
@@ -81,19 +81,19 @@ class SteadySendersTests(SynchronousTestCase):
 
     def test_automatic(self):
         """
-        For an application failed over automatically, every node of its
-        group expects its volumes from every other one: any may become
-        the owner without a deploy and replicate to the others.
+        For an application failed over automatically, no node of its group
+        expects its volumes from a named node: any member may become the
+        owner without a deploy, so a first copy is decided by who holds
+        the group's lease in etcd when it comes, not by the record.
         """
         self.assertEqual(
             steady_senders(deployment(standbys=[B, C], automatic=True), IDS),
-            {A: {"web": frozenset(["id-b", "id-c"])},
-             B: {"web": frozenset(["id-a", "id-c"])},
-             C: {"web": frozenset(["id-a", "id-b"])}})
+            {A: {}, B: {}, C: {}})
 
     def test_unknown_identity(self):
         """
-        A node whose identity is unknown is expected by no one.
+        A node whose identity is unknown is named in no steady record (a
+        plan keeps what the records had: ``test_unreached_source_kept``).
         """
         self.assertEqual(
             steady_senders(deployment(standbys=[B]), {B: "id-b"}),
@@ -173,6 +173,37 @@ class PlanSendersTests(SynchronousTestCase):
         self.successResultOf(run_state_change(plan, cluster.agents))
         self.assertEqual(cluster.agents[B].state.volumes["web"].owner, C)
 
+    def test_automatic_group_first_copy(self):
+        """
+        On fake nodes (which apply the group rule as real ones do), a
+        member of an automatic group without a copy accepts a first copy
+        only from the lease's holder: the primary after the deploy (it
+        holds the lease from its start); not a standby that made itself
+        owner without the lease; that standby once the lease is its own
+        (an automatic failover); and then no longer the old primary.  The
+        record names nobody for the group.
+        """
+        cluster = FakeCluster([A, B, C])
+        wanted = deployment(standbys=[B, C], automatic=True)
+        self.successResultOf(run_state_change(
+            plan_changes(wanted, cluster.state()), cluster.agents))
+        self.assertEqual(
+            [cluster.agents[node].state.expected_senders
+             for node in (A, B, C)], [{}, {}, {}])
+        self.assertEqual(cluster.holders, {"web": A})
+        self.successResultOf(cluster.agents[A].push_volume("web", B))
+        self.successResultOf(cluster.agents[B].take_over_volume("web", 2))
+        refused = self.failureResultOf(
+            cluster.agents[B].push_volume("web", C), FakeNodeError)
+        self.assertIn("whose lease is held by %s; node %s may not push it"
+                      % (A, B), str(refused.value))
+        cluster.holders["web"] = B
+        self.successResultOf(cluster.agents[B].push_volume("web", C))
+        self.assertEqual(cluster.agents[C].state.volumes["web"].owner, B)
+        self.successResultOf(cluster.agents[C].delete_volume("web"))
+        self.failureResultOf(cluster.agents[A].push_volume("web", C),
+                             FakeNodeError)
+
     def test_unknown_node_left_alone(self):
         """
         A node that did not report is given nothing.
@@ -182,6 +213,52 @@ class PlanSendersTests(SynchronousTestCase):
         plan = plan_changes(deployment(standbys=[B]), state,
                             unknown=frozenset([B]))
         self.assertEqual(senders(plan), [])
+
+    def test_unreached_source_kept(self):
+        """
+        A node whose volume comes from a node that did not report keeps
+        what its record named for that volume (the plan cannot name the
+        silent node, and narrowing would refuse its first copy until a
+        later deploy); its other volumes are planned as usual.
+        """
+        db = Application(name="db", image="flocker/busybox",
+                         volume=AttachedVolume(mountpoint="/db"))
+        wanted = Deployment(
+            nodes=[Node(address=A, applications=[WEB]), Node(address=B),
+                   Node(address=C, applications=[db])],
+            standbys={"web": Standby(application="web", nodes=[B]),
+                      "db": Standby(application="db", nodes=[B])})
+        state = ClusterState(nodes={
+            B: NodeState(address=B, node_id="id-b", expected_senders={
+                "web": frozenset(["id-a"])}),
+            C: NodeState(address=C, node_id="id-c")})
+        plan = plan_changes(wanted, state, unknown=frozenset([A]))
+        self.assertEqual(senders(plan), [ExpectSenders(node=B, senders={
+            "web": frozenset(["id-a"]), "db": frozenset(["id-c"])})])
+        self.assertEqual(
+            senders(plan_changes(deployment(standbys=[B]), ClusterState(
+                nodes={B: state.nodes[B]}), unknown=frozenset([A]))), [])
+
+    def test_unreached_lines(self):
+        """
+        The lines for the operator name the node that did not report (its
+        record stays) and each node keeping volumes expected from it.
+        """
+        self.assertEqual(
+            unreached_lines(deployment(standbys=[B, C]), {B: "id-b",
+                                                          C: "id-c"},
+                            frozenset([A])),
+            ["10.0.0.1 did not report: its record of which node each "
+             "volume's first copy may come from stays as it was until a "
+             "deploy reaches it",
+             "10.0.0.2: its record of which node volume web may come from "
+             "stays as it was (10.0.0.1 did not report) until a deploy "
+             "reaches it",
+             "10.0.0.3: its record of which node volume web may come from "
+             "stays as it was (10.0.0.1 did not report) until a deploy "
+             "reaches it"])
+        self.assertEqual(unreached_lines(deployment(standbys=[B]), IDS,
+                                         frozenset()), [])
 
     def test_removal(self):
         """

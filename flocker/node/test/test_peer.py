@@ -32,9 +32,11 @@ class _Receiver(object):
         self.calls = []
         self._refuse = refuse
 
-    def receive(self, name, stream, emit, caller=None, expected=None):
+    def receive(self, name, stream, emit, caller=None, expected=None,
+                group=None):
         self.calls.append((name, caller))
         self.expected = expected
+        self.group = group
         if self._refuse is not None:
             return fail(self._refuse)
         emit({"protocol": 1, "node_id": "target"})
@@ -69,18 +71,19 @@ def peer_socket(test):
 
     :param test: The ``TestCase`` (its ``addCleanup`` stops serving).
     :return: ``(path, serve)`` where ``serve(receiver, uid=None,
-        senders=...)`` starts serving (once).
+        senders=..., groups=...)`` starts serving (once).
     """
     directory = temporary_path(test) / "run"
     directory.mkdir(mode=0o755)
     path = str(directory / "peer.sock")
     ports = []
 
-    def serve(receiver, uid=None, senders=lambda name: frozenset()):
+    def serve(receiver, uid=None, senders=lambda name: frozenset(),
+              groups=lambda name: None):
         def listen(reactor):
             ports.append(reactor.listenUNIX(path, PeerFactory(
                 reactor, lambda: receiver, _Router(), uid=uid,
-                senders=senders), mode=0o666))
+                senders=senders, groups=groups), mode=0o666))
         run_in_reactor(listen)
 
     def stop():
@@ -145,6 +148,23 @@ class PeerBridgeTests(SynchronousTestCase):
         result = _bridge(path, "flocker-volume receive app", b"STREAM")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(receiver.expected, frozenset(["node-a"]))
+
+    def test_group_given(self):
+        """
+        The volume service is given, with each push, what the agent's
+        automatic groups answer for the volume (how the receive asks etcd
+        who holds the group's lease), and nothing for another volume.
+        """
+        path, serve = peer_socket(self)
+        receiver = _Receiver()
+        ask = object()
+        serve(receiver, groups={"app": ask}.get)
+        result = _bridge(path, "flocker-volume receive app", b"STREAM")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIs(receiver.group, ask)
+        result = _bridge(path, "flocker-volume receive other", b"STREAM")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIsNone(receiver.group)
 
     @cases([(command,) for command in [
         None, "flocker-volume acquire app --snapshot s --node-id node-a",

@@ -5,6 +5,7 @@ answers, and ``flocker-node-bridge`` in front of it.
 """
 
 import io
+import json
 import os
 import socket
 import stat
@@ -12,13 +13,25 @@ import subprocess
 import sys
 import time
 
+from eliot.testing import LoggedAction, assertHasAction, capture_logging
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
 from ...testtools import require, temporary_directory, temporary_path
 from pyrsistent import pmap
 
+from .._amp import PROTOCOL_VERSION
+from .._lock import DeployLock
+from .._logging import (
+    NODE_EXPECT_COMMAND, NODE_EXPECT_SENDERS, NODE_REPORT, NODE_REPORT_COMMAND,
+)
+from .._server import AgentProtocol, AgentService
+from ..testtools import loopback
+from .test_agent import A, local_pair
 from ..script import (
     AgentSocketError, node_main, prepare_socket, with_expected,
 )
@@ -318,7 +331,8 @@ class AgentProcessTests(SynchronousTestCase):
         """
         from twisted.protocols.amp import AmpBox
         path, _, _ = start_agent(self)
-        hello = AmpBox(_command=b"Hello", _ask=b"1", version=b"2",
+        hello = AmpBox(_command=b"Hello", _ask=b"1",
+                       version=b"%d" % (PROTOCOL_VERSION,),
                        address=b"192.0.2.1").serialize()
         bridge = subprocess.Popen(
             _command("flocker-node-bridge") + ["--socket", path],
@@ -392,3 +406,89 @@ class AgentProcessTests(SynchronousTestCase):
                 "certificate: No such file or directory\n" % (
                     tmp_path / "ca.crt",))])
         self.assertFalse(os.path.exists(path))
+
+
+class AgentCommandTests(SynchronousTestCase):
+    """
+    ``flocker-node report`` and ``flocker-node expect`` against an agent in
+    memory: each is one eliot action of its own type, from connecting to
+    its end, and the agent's work continues its task.
+    """
+
+    def run_command(self, argv):
+        """
+        Run ``flocker-node ARGV --socket PATH`` against an agent protocol
+        over a local agent with fake parts (``self.agent``), connected in
+        memory.
+
+        :return: ``(exit code, stdout, stderr)``.
+        """
+        directory = temporary_directory(self)
+        agent = self.agent = local_pair(directory)[0]
+        service = AgentService(
+            Clock(), lambda address: agent,
+            DeployLock(os.path.join(directory, "lock")),
+            expected_errors=(Exception,))
+        reactor = MemoryReactorClock()
+        stdout, stderr = io.StringIO(), io.StringIO()
+        results = []
+        node_main(reactor, argv[:1] + ["--socket", "/run/test/agent.sock"]
+                  + argv[1:], stdout, stderr, {}).addBoth(results.append)
+        (path, factory, _, _), = reactor.unixClients
+        self.assertEqual(path, "/run/test/agent.sock")
+        loopback(factory.buildProtocol(None), AgentProtocol(service)).flush()
+        return results[0], stdout.getvalue(), stderr.getvalue()
+
+    @capture_logging(None)
+    def test_report_action(self, logger):
+        """
+        ``flocker-node report`` prints the report within a
+        ``NODE_REPORT_COMMAND`` action naming the socket, of whose task the
+        agent's report is a part.
+        """
+        code, out, err = self.run_command(["report"])
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(json.loads(out)["address"], A)
+        action = assertHasAction(self, logger, NODE_REPORT_COMMAND, True,
+                                 {"socket": "/run/test/agent.sock"})
+        report, = LoggedAction.of_type(logger.messages, NODE_REPORT)
+        self.assertEqual(report.start_message["task_uuid"],
+                         action.start_message["task_uuid"])
+
+    @capture_logging(None)
+    def test_expect_action(self, logger):
+        """
+        ``flocker-node expect`` changes the agent's record within a
+        ``NODE_EXPECT_COMMAND`` action naming the socket, the volume and
+        how many nodes, of whose task the agent's change is a part.
+        """
+        code, out, err = self.run_command(["expect", "web", "node-a",
+                                           "node-b"])
+        self.assertEqual((code, out, err), (0, "", ""))
+        self.assertEqual(
+            self.successResultOf(self.agent.report()).expected_senders,
+            {"web": frozenset(["node-a", "node-b"])})
+        action = assertHasAction(
+            self, logger, NODE_EXPECT_COMMAND, True,
+            {"socket": "/run/test/agent.sock", "volume": "web", "nodes": 2})
+        expect, = LoggedAction.of_type(logger.messages, NODE_EXPECT_SENDERS)
+        self.assertEqual(expect.start_message["task_uuid"],
+                         action.start_message["task_uuid"])
+
+    @capture_logging(None)
+    def test_unreachable_action_fails(self, logger):
+        """
+        When the agent cannot be reached, the command's action fails and
+        the command says why in one line.
+        """
+        reactor = MemoryReactorClock()
+        stderr = io.StringIO()
+        results = []
+        node_main(reactor, ["report", "--socket", "/run/test/agent.sock"],
+                  io.StringIO(), stderr, {}).addBoth(results.append)
+        (_, factory, _, _), = reactor.unixClients
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(results, [1])
+        self.assertEqual(stderr.getvalue().count("\n"), 1)
+        assertHasAction(self, logger, NODE_REPORT_COMMAND, False,
+                        {"socket": "/run/test/agent.sock"})

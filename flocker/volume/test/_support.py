@@ -1,7 +1,8 @@
 """
-Test support for the volume package: file-backed ZFS pools, and running
+Test support for the volume package: file-backed ZFS pools, running
 ``flocker-volume`` for another "node" on this machine, where each node is
-just a different pool.
+just a different pool, and a reactor whose thread pool runs nothing until a
+test says so.
 
 Test tooling, not product code: it uses blocking ``subprocess.run`` (with
 argument vectors and timeouts) outside the reactor.
@@ -15,10 +16,13 @@ import tempfile
 import time
 import uuid
 
+from twisted.python.failure import Failure
+
 from flocker.testtools import is_root, require
 from .._remote import check_address
 
-__all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs"]
+__all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs",
+           "QueuedThreadsReactor"]
 
 # What ssh prints and returns when it cannot connect.
 _UNREACHABLE = ("import sys; sys.stderr.write('ssh: connect to host %s "
@@ -204,3 +208,51 @@ class LocalRemote(object):
             argv = [self._python, "-m", "flocker.volume.test._linger",
                     str(seconds), str(code), "--"] + argv
         return argv
+
+
+class _QueuedThreadPool(object):
+    """
+    The part of a ``ThreadPool`` that ``deferToThreadPool`` uses: calls
+    are queued, and run (in the test's thread) by :meth:`run_all`.
+
+    :ivar queued: ``(on_result, function, args, kwargs)`` of each call not
+        yet run.
+    """
+
+    def __init__(self):
+        self.queued = []
+
+    def callInThreadWithCallback(self, on_result, function, *args, **kw):
+        self.queued.append((on_result, function, args, kw))
+
+    def run_all(self):
+        """
+        Run every queued call, reporting each result as a thread would.
+        """
+        queued, self.queued = self.queued, []
+        for on_result, function, args, kw in queued:
+            try:
+                result = function(*args, **kw)
+            except Exception:
+                on_result(False, Failure())
+            else:
+                on_result(True, result)
+
+
+class QueuedThreadsReactor(object):
+    """
+    The parts of ``IReactorThreads`` that ``deferToThreadPool`` uses, with
+    a thread pool that runs nothing until told (``pool.run_all()``): no
+    real thread in a unit test.
+
+    :ivar pool: The thread pool.
+    """
+
+    def __init__(self):
+        self.pool = _QueuedThreadPool()
+
+    def getThreadPool(self):
+        return self.pool
+
+    def callFromThread(self, function, *args, **kw):
+        function(*args, **kw)

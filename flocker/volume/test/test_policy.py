@@ -6,7 +6,7 @@ received copy names as its owner.
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.volume._errors import NotOwner
-from flocker.volume._policy import check_receive, recorded_owner
+from flocker.volume._policy import GroupLease, check_receive, recorded_owner
 
 
 class CheckReceiveTests(SynchronousTestCase):
@@ -85,6 +85,89 @@ class CheckReceiveTests(SynchronousTestCase):
                          "node c may not push it")
         self.assertRaises(NotOwner, check_receive, "a", "web", True, None,
                           "c")
+
+
+class GroupLeaseTests(SynchronousTestCase):
+    """
+    ``check_receive`` with a :class:`GroupLease`: a first copy of an
+    automatic group's volume comes only from the member etcd says holds
+    the group's lease.
+    """
+
+    def test_holder_accepted(self):
+        """
+        The caller whose key this node accepts from the holder's address
+        may push a first copy.
+        """
+        check_receive("a", "web", False, None, "b", frozenset(),
+                      GroupLease(application="app", holder="10.0.0.2",
+                                 holder_ids=["b"]))
+
+    def test_other_member_refused(self):
+        """
+        Another member is refused, in one line naming this node, the
+        volume, the application, the holder and the caller.
+        """
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("a", "web", False, None, "c", frozenset(),
+                          GroupLease(application="app", holder="10.0.0.2",
+                                     holder_ids=["b"]))
+        self.assertEqual(
+            caught.exception.message,
+            "this node (a) has no copy of volume web of application app, "
+            "whose lease in etcd is held by node 10.0.0.2; a first copy "
+            "comes only from the lease's holder, so node c may not push it")
+
+    def test_no_holder_refused(self):
+        """
+        While no member holds the lease, every member is refused, saying
+        so.
+        """
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("a", "web", False, None, "b", frozenset(),
+                          GroupLease(application="app"))
+        self.assertIn("no member holds its lease in etcd now",
+                      caught.exception.message)
+
+    def test_etcd_unreachable_refused(self):
+        """
+        When etcd could not say who holds the lease, the first copy is
+        refused (fail closed), naming the caller and etcd's error, even
+        from a caller the lease named before.
+        """
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("a", "web", False, None, "b", frozenset(),
+                          GroupLease(application="app", holder_ids=["b"],
+                                     error="no etcd member answered"))
+        self.assertEqual(
+            caught.exception.message,
+            "this node (a) has no copy of volume web of application app, "
+            "and could not learn from etcd which member holds its lease "
+            "(no etcd member answered); a first copy comes only from that "
+            "member, so node b may not push it until etcd answers")
+
+    def test_expected_first(self):
+        """
+        A node the deploy told this node to expect (a deploy's push) is
+        accepted whoever holds the lease; the operator always is.
+        """
+        lease = GroupLease(application="app", holder="10.0.0.3",
+                           holder_ids=["c"])
+        check_receive("a", "web", False, None, "b", frozenset(["b"]), lease)
+        check_receive("a", "web", False, None, None, frozenset(), lease)
+
+    def test_copy_not_decided_by_lease(self):
+        """
+        Into an existing copy the lease changes nothing: a copy following
+        another node refuses even the holder, an owned copy refuses
+        everyone.
+        """
+        lease = GroupLease(application="app", holder="10.0.0.2",
+                           holder_ids=["b"])
+        self.assertRaises(NotOwner, check_receive, "a", "web", True, "c",
+                          "b", frozenset(), lease)
+        self.assertRaises(NotOwner, check_receive, "a", "web", True, "a",
+                          "b", frozenset(), lease)
 
 
 class RecordedOwnerTests(SynchronousTestCase):

@@ -24,10 +24,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume._errors import (
-    AuthenticationRefused, NoSuchVolume, NotOwner, OutOfSpace, RemoteError, StaleEpoch,
-    TargetUnreachable, StreamRejected, UnsafeName, ZFSError,
+    AuthenticationRefused, NoSuchVolume, NotOwner, OutOfSpace, RemoteError,
+    StaleEpoch, TargetUnreachable, StreamRejected, UnsafeName, VolumeInUse,
+    ZFSError,
 )
 from flocker.volume import _push
+from flocker.volume._policy import GroupLease
 from flocker.volume._logging import (
     LATE_REMOTE_FAILURE, ZFS_COMMAND,
 )
@@ -44,7 +46,9 @@ from flocker.volume._api import FOLLOWER_SNAPSHOTS
 from flocker.volume._zfs import EPOCH, OWNER, Dataset, ZFSPool
 
 from ._interface import make_ivolumeservice_tests
-from ._support import FilePools, LocalRemote, require_zfs
+from ._support import (
+    FilePools, LocalRemote, QueuedThreadsReactor, require_zfs,
+)
 
 ENV = dict(os.environ)
 
@@ -915,6 +919,12 @@ class _StepPool(object):
     def unmount(self, name):
         return self._command("unmount", name)
 
+    def get(self, name):
+        return succeed(self._dataset if name == self._dataset.name else None)
+
+    def dataset(self, name):
+        return "%s/%s" % (self.name, name)
+
     def fire(self, *indexes):
         """
         Answer the commands issued ``indexes``-th (from 0) with success.
@@ -978,6 +988,108 @@ class AcquireOrderTests(SynchronousTestCase):
         self.pool.answers[1].errback(ZFSError("zfs set failed"))
         self.failureResultOf(d, ZFSError)
         self.assertEqual(len(self.pool.issued), 2)
+
+
+class InUseCheckTests(SynchronousTestCase):
+    """
+    A hand-off, a delete and a fence wait for the in-use check, which runs
+    outside the reactor thread, and are refused when it finds a process.
+    """
+
+    def setUp(self):
+        self.pool = _StepPool(Dataset(
+            name="app", properties={OWNER: "a" * 32, EPOCH: "3",
+                                    "mounted": "yes", "atime": "off",
+                                    "mountpoint": "/tank/app"},
+            snapshots=["flocker-20261206T180000.000000Z"]))
+        self.checks = []
+        clock = Clock()
+        self.service = VolumeService(clock, pool=self.pool,
+                                     node_id="a" * 32, remote=None, env={},
+                                     clock=clock, in_use=self.in_use)
+
+    def in_use(self, dataset, mountpoint):
+        d = Deferred()
+        self.checks.append(((dataset, mountpoint), d))
+        return d
+
+    def test_handoff_waits(self):
+        """
+        A hand-off changes nothing until the check answers, then makes the
+        copy read-only if no process uses it.
+        """
+        d = self.service.handoff("app", "10.0.0.2")
+        (asked, answer), = self.checks
+        self.assertEqual((asked, self.pool.issued),
+                         (("tank/app", "/tank/app"), []))
+        answer.callback(set())
+        self.assertEqual(self.pool.issued, [("set", "app", "readonly", "on")])
+        # Ended here: what comes next is the push, tested elsewhere.
+        self.pool.answers[0].errback(ZFSError("zfs set failed"))
+        self.failureResultOf(d, ZFSError)
+
+    def test_handoff_in_use(self):
+        """
+        A hand-off whose check finds processes fails with ``VolumeInUse``
+        naming them, and changes nothing.
+        """
+        d = self.service.handoff("app", "10.0.0.2")
+        self.checks[0][1].callback({42, 7})
+        error = self.failureResultOf(d, VolumeInUse).value
+        self.assertEqual((str(error), self.pool.issued), (
+            "volume app is still in use (process 7, 42); stop the "
+            "application before handing it off", []))
+
+    def test_check_error(self):
+        """
+        When the check itself fails, the hand-off fails with its error and
+        changes nothing.
+        """
+        d = self.service.handoff("app", "10.0.0.2")
+        self.checks[0][1].errback(PermissionError(13, "Permission denied"))
+        self.failureResultOf(d, PermissionError)
+        self.assertEqual(self.pool.issued, [])
+
+    def test_delete_in_use(self):
+        """
+        A delete waits for the check, and one that finds a process fails
+        with ``VolumeInUse`` naming it, destroying nothing.
+        """
+        d = self.service.delete("app")
+        self.assertNoResult(d)
+        self.checks[0][1].callback({99})
+        error = self.failureResultOf(d, VolumeInUse).value
+        self.assertEqual((str(error), self.pool.issued), (
+            "volume app is in use (mounted into a container or open by "
+            "process 99); stop the application first", []))
+
+    def test_fence_in_use(self):
+        """
+        A fence of a stale owned copy waits for the check, and one that
+        finds a process fails with ``VolumeInUse``, setting nothing aside.
+        """
+        d = self.service.fence("app", "b" * 32, 4)
+        self.assertNoResult(d)
+        self.checks[0][1].callback({5})
+        self.failureResultOf(d, VolumeInUse)
+        self.assertEqual(self.pool.issued, [])
+
+    def test_default_check_in_thread_pool(self):
+        """
+        By default the check is ``processes_using`` queued on the reactor's
+        thread pool: the reactor thread never scans ``/proc``.
+        """
+        reactor = QueuedThreadsReactor()
+        service = VolumeService(reactor, pool=self.pool, node_id="a" * 32,
+                                remote=None, env={}, clock=Clock())
+        d = service.delete("app")
+        self.assertNoResult(d)
+        (on_result, function, args, _), = reactor.pool.queued
+        self.assertEqual((function, args),
+                         (processes_using, ("tank/app", "/tank/app")))
+        # As a thread finding a process answers.
+        on_result(True, {1})
+        self.failureResultOf(d, VolumeInUse)
 
 
 def _refusing(case, count, key):
@@ -1170,6 +1282,53 @@ class RealVolumeServiceTests(SynchronousTestCase):
             _zfs("list", "-H", "-o", "name", "-r",
                  nodes.b.pool.name).split(),
             [nodes.b.pool.name])
+
+    def test_receive_first_copy_group(self):
+        """
+        For a volume of an automatic group, a first copy from a node the
+        record does not name is decided by the group's lease, asked only
+        then: a member that does not hold it is refused with one line
+        naming it and the holder, leaving nothing (no copy, no partial
+        one); the holder's first copy is received, and a later push into
+        that copy does not ask again.
+        """
+        nodes = ZFSNodes(self)
+        lease = GroupLease(application="web", holder="10.0.0.3",
+                           holder_ids=["node-c"])
+        asked = []
+
+        def group():
+            asked.append(True)
+            return succeed(lease)
+        with _piped(self, _stream_of(nodes, "s1", "node-d")) as stream:
+            refused = self.assertRaises(
+                NotOwner, nodes.call, nodes.b.receive, "app", stream,
+                [].append, caller="node-d", group=group)
+        self.assertIn("whose lease in etcd is held by node 10.0.0.3; a "
+                      "first copy comes only from the lease's holder, so "
+                      "node node-d may not push it", refused.message)
+        self.assertEqual(
+            _zfs("list", "-H", "-o", "name", "-r",
+                 nodes.b.pool.name).split(),
+            [nodes.b.pool.name])
+        with _piped(self, _stream_of(nodes, "s2", "node-c")) as stream:
+            received = nodes.call(nodes.b.receive, "app", stream, [].append,
+                                  caller="node-c", group=group)
+        self.assertEqual((received, len(asked)), ("s2", 2))
+        self.assertEqual(
+            _zfs("get", "-H", "-o", "value", "flocker:owner",
+                 "%s/app" % (nodes.b.pool.name,)),
+            "node-c\n")
+        _zfs("snapshot", "%s/app@s3" % (nodes.a.pool.name,))
+        increment = subprocess.run(
+            ["zfs", "send", "-i", "@s2", "%s/app@s3" % (nodes.a.pool.name,)],
+            capture_output=True, timeout=60, check=True).stdout
+        request = json.dumps({"snapshot": "s3", "base": "s2",
+                              "owner": "node-c", "maximum_size": None})
+        with _piped(self, request.encode() + b"\n" + increment) as stream:
+            received = nodes.call(nodes.b.receive, "app", stream, [].append,
+                                  caller="node-c", group=group)
+        self.assertEqual((received, len(asked)), ("s3", 2))
 
     def test_receive_only_from_followed_node(self):
         """
