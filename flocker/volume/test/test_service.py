@@ -1697,7 +1697,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         Opening a pool that has its node identity runs one ``zfs`` command;
         the first time, the identity is then set and read back.
         """
-        nodes = ZFSNodes(self)
+        require_zfs()
         pools = FilePools()
         try:
             fresh = pools.create("fresh")
