@@ -22,8 +22,9 @@ def main(argv):
     from twisted.internet.defer import ensureDeferred
     from twisted.internet.task import react
 
-    from flocker.cli import deploy_over_ssh, ssh_command_runner
-    from flocker.node import load_configuration
+    from flocker.cli import (
+        deploy_over_ssh, load_configuration, ssh_command_runner,
+    )
 
     deployment_path, applications_path, reps = argv[0], argv[1], int(argv[2])
     deployment = load_configuration(deployment_path, applications_path)

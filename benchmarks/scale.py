@@ -210,7 +210,7 @@ def fanout(nodes, through_protocol):
     :return: ``(seconds, number of changes made)``.
     """
     from flocker._change import leaves
-    from flocker.node import FakeCluster, plan_changes
+    from flocker.cli import FakeCluster, plan_changes
     before, after = deployments(nodes)
     cluster = FakeCluster([node.address for node in after.nodes])
     converge(before, cluster.agents)

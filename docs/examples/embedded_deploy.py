@@ -4,7 +4,7 @@ Flocker embedded in a Twisted program.
 Parses a deployment from two configuration texts, deploys it on an in-memory
 cluster of three node agents, then moves the database to another node with
 its data, printing each plan and each result.  No root, Docker or ZFS: the
-node agents are :class:`flocker.node.FakeNodeAgent` values.
+node agents are :class:`flocker.cli.FakeNodeAgent` values.
 
 Run it with ``python docs/examples/embedded_deploy.py``; it exits 0 when both
 deploys converged, the data arrived with the database and nothing is left to
@@ -17,8 +17,9 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import react
 
 from flocker import leaves, render_plan
-from flocker.cli import deploy, format_summary
-from flocker.node import FakeCluster, parse_configuration
+from flocker.cli import (
+    FakeCluster, deploy, format_summary, parse_configuration,
+)
 
 APPLICATIONS = """\
 version: 1

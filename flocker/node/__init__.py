@@ -1,33 +1,23 @@
 """
-The node side of Flocker and what the deploy client shares with it: the
-configuration files, the planner and its state changes, the node agent
-interface and its implementations (local, in-memory).
+The node side of Flocker: the node agent interface and the agent that acts
+on this node (:class:`LocalNodeAgent`), and the deploy lock.
 
-The Docker client (:mod:`flocker.node._docker`: ``DockerClient``,
-``FakeDockerClient``, ``IDockerClient`` and its errors) is not re-exported
-here: it loads treq and twisted.web, which the deploy client never needs.
+What only the deploy client uses, though it lives in this package (the
+configuration files, the planner and its state changes, the in-memory
+agents), is re-exported by :mod:`flocker.cli`, not here: every
+``flocker-node`` process imports this package, and the configuration
+parser alone (PyYAML, the positioned loader, the compose reader) cost each
+node agent megabytes it never uses.  The Docker client
+(:mod:`flocker.node._docker`: ``DockerClient``, ``FakeDockerClient``,
+``IDockerClient`` and its errors) is not re-exported either: the deploy
+client never needs treq and twisted.web.
 """
 
 from ._agent import INodeAgent
-from ._changes import (
-    CreateVolume, HandoffVolume, InstallNodeKey, PushVolume, SetLinks,
-    SetRoutes, StartApplication, StopApplication,
-)
-from ._config import (
-    ConfigurationError, ConfigurationErrors, deployment_to_yaml,
-    load_configuration, parse_configuration,
-)
-from ._fake import FakeCluster, FakeNodeAgent
 from ._local import LocalNodeAgent, link_environment
 from ._lock import DeployLock, LockHeld
-from ._plan import KEY_PHASE, PHASES, plan_changes, skipped_applications
 
 __all__ = [
-    "INodeAgent", "LocalNodeAgent", "FakeCluster", "FakeNodeAgent",
-    "link_environment", "DeployLock", "LockHeld",
-    "CreateVolume", "HandoffVolume", "InstallNodeKey", "PushVolume",
-    "SetLinks", "SetRoutes", "StartApplication", "StopApplication",
-    "ConfigurationError", "ConfigurationErrors", "deployment_to_yaml",
-    "load_configuration", "parse_configuration",
-    "PHASES", "KEY_PHASE", "plan_changes", "skipped_applications",
+    "INodeAgent", "LocalNodeAgent", "link_environment", "DeployLock",
+    "LockHeld",
 ]

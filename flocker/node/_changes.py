@@ -44,9 +44,16 @@ def _reporting(progress):
     return {} if progress is None else {"progress": progress}
 
 
-def _sent(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "%s sent" % (describe_size(value),)
+def _describe_sent(change, sent):
+    """
+    ``describe_result`` of the changes that send a volume.
+
+    :param change: The change.
+    :param sent: What its ``run`` fired with: the bytes sent.
+    :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
+    """
+    if isinstance(sent, int) and not isinstance(sent, bool):
+        return "%s sent" % (describe_size(sent),)
     return None
 
 
@@ -158,12 +165,7 @@ class PushVolume(object):
         return "%s: push volume %s to %s (%s, application running%s)" % (
             self.node, self.name, self.target, size, replacing)
 
-    def describe_result(self, sent):
-        """
-        :param sent: What :meth:`run` fired with: the bytes sent.
-        :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
-        """
-        return _sent(sent)
+    describe_result = _describe_sent
 
 
 @implementer(IStateChange)
@@ -251,12 +253,7 @@ class HandoffVolume(object):
         return "%s: hand off volume %s to %s" % (
             self.node, self.name, self.target)
 
-    def describe_result(self, sent):
-        """
-        :param sent: What :meth:`run` fired with: the bytes sent.
-        :return: ``"N sent"``, or ``None`` if ``sent`` is not a count.
-        """
-        return _sent(sent)
+    describe_result = _describe_sent
 
 
 @implementer(IStateChange)

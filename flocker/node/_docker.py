@@ -5,7 +5,8 @@ What Flocker needs of Docker, and two ways of getting it.
 Docker Engine HTTP API over the daemon's Unix socket with treq (no docker CLI,
 no blocking client library); :class:`FakeDockerClient` keeps containers in
 memory for unit tests and behaves the same, which one shared test suite
-checks (``flocker/node/test/test_docker.py``).
+checks (``flocker/node/test/test_docker.py``, run on a lab node's dockerd by
+``test_docker_lab.py``).
 
 Flocker's containers are named ``flocker--<application name>`` and carry the
 label ``flocker.application`` holding the application's canonical JSON, so the

@@ -151,6 +151,34 @@ class RunTargetsTests(SynchronousTestCase):
              for figure in ("plan_s", "push_ratio")],
             [(None, "met"), (None, "not measured")])
 
+    def test_scale_against_docker(self):
+        """
+        The deploy's scaling is judged against Docker alone's in the same
+        run (``scale_over_docker`` at most 1, with its spread), not against
+        a fixed limit on ``scale_ratio``: a ratio of 2.1 where Docker's
+        own is 5 meets it.
+        """
+        targets = self.run.check_targets({"deploy": {
+            "scale_ratio": 2.1, "scale_ratio_spread": 0.2,
+            "scale_over_docker": 0.42, "scale_over_docker_spread": 0.1}})
+        scaling = [target for target in targets
+                   if target["figure"].startswith("scale_")]
+        self.assertEqual(
+            [(target["figure"], target["comparison"], target["limit"],
+              target["spread"], target["verdict"]) for target in scaling],
+            [("scale_over_docker", "<=", 1.0, 0.1, "met")])
+
+    def test_scale_against_docker_undecided(self):
+        """
+        A ``scale_over_docker`` whose spread is wider than its margin to 1
+        is "not decidable", like every ratio target.
+        """
+        targets = self.run.check_targets({"deploy": {
+            "scale_over_docker": 0.95, "scale_over_docker_spread": 0.2}})
+        self.assertEqual(
+            self.target(targets, "scale_over_docker")["verdict"],
+            "not decidable")
+
     def test_ratio_rows(self):
         """
         Every figure reported with a spread is listed with it, its

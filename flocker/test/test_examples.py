@@ -159,7 +159,7 @@ class DemoFilesTests(SynchronousTestCase):
         Both deployments of the tutorial parse with its application file
         and place ``redis`` on node1, then on node3.
         """
-        from flocker.node import load_configuration
+        from flocker.cli import load_configuration
         shown = os.path.join(EXAMPLES, "demo")
         application = os.path.join(shown, "application.yml")
         placements = [

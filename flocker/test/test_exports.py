@@ -11,9 +11,12 @@ from flocker.testtools import cases, with_cases
 PACKAGES = ["flocker", "flocker.node", "flocker.cli", "flocker._ssh",
             "flocker.volume", "flocker.route", "flocker.etcd"]
 
-#: Private packages whose names another package's public face includes:
-#: the deploy client's SSH runner is flocker._ssh's, shared with the nodes.
-SHARED = {"flocker.cli": ("flocker._ssh",)}
+#: Other packages whose names a package's public face includes: the deploy
+#: client's SSH runner is flocker._ssh's, shared with the nodes, and the
+#: deploy side of flocker.node (configuration, planner, state changes,
+#: in-memory agents) is re-exported by flocker.cli, not by flocker.node,
+#: which every node process imports.
+SHARED = {"flocker.cli": ("flocker._ssh", "flocker.node")}
 
 
 @with_cases

@@ -43,6 +43,30 @@ print(json.dumps({"failed": failed, "imported": len(names),
                                    if name.split(".")[:2] == ["flocker", "cli"])}))
 """
 
+#: Run in a fresh interpreter: import what ``flocker-node agent`` imports
+#: (``flocker/node/script.py``: the module, then the agent's own imports in
+#: ``_agent`` and ``_open_agent``) and print which of the deploy side's
+#: modules came along.
+AGENT_IMPORTS = """
+import importlib, json, sys
+from flocker._openssl import forgo_tls
+forgo_tls({})
+for name in ("flocker.node.script", "flocker.route", "flocker.volume",
+             "flocker.volume._stamp", "flocker.etcd", "flocker._ssh",
+             "flocker.node._peer_remote", "flocker.node._automatic",
+             "flocker.node._docker", "flocker.node._events",
+             "flocker.node._hosts", "flocker.node._lock",
+             "flocker.node._replication", "flocker.node._senders",
+             "flocker.node._report_cache", "flocker.node._boot",
+             "flocker.node._restarter", "flocker.node._server",
+             "flocker.node._logging", "flocker.node._peer"):
+    importlib.import_module(name)
+deploy_side = ("yaml", "flocker.node._config", "flocker.node._compose",
+               "flocker.node._plan", "flocker.node._fake",
+               "flocker.node._changes")
+print(json.dumps(sorted(name for name in deploy_side if name in sys.modules)))
+"""
+
 
 class ForgoTLSTests(SynchronousTestCase):
     """
@@ -119,3 +143,16 @@ class NodeImportsTests(SynchronousTestCase):
         self.assertEqual((found["failed"], found["absent"], found["client"]),
                          ([], True, []))
         self.assertGreater(found["imported"], 50)
+
+    def test_agent_leaves_deploy_side(self):
+        """
+        What ``flocker-node agent`` imports leaves out the deploy side of
+        :mod:`flocker.node`: PyYAML, the configuration parser, the planner,
+        its state changes and the in-memory agents (a few MB of every
+        agent's memory, which it never uses).
+        """
+        result = subprocess.run([sys.executable, "-c", AGENT_IMPORTS],
+                                capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(result.stdout.strip().splitlines()[-1]),
+                         [])

@@ -35,7 +35,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from flocker.testtools import (
-    require, run_in_reactor, shared_lab, temporary_path,
+    require, run_in_reactor, temporary_path,
 )
 
 from flocker._ssh._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
@@ -1198,29 +1198,6 @@ os.unlink(mine)
 """
 
 
-# ---------------------------------------------------------------------------
-# The lab: the client namespace reaching every node
-
-_LAB_PROBE = """
-import json, sys
-from twisted.internet.defer import gatherResults
-from twisted.internet.task import react
-from flocker._ssh import ssh_command_runner
-
-def main(reactor, identity, known_hosts, *addresses):
-    runner = ssh_command_runner(reactor, identity_files=[identity],
-                                known_hosts_path=known_hosts, environ={})
-    d = gatherResults([runner.run(address, ["hostname"])
-                       for address in addresses])
-    d.addCallback(lambda names: print(json.dumps(
-        [name.decode("ascii").strip() for name in names])))
-    return d.addBoth(lambda result: runner.close().addCallback(
-        lambda _: result))
-
-react(main, sys.argv[1:])
-"""
-
-
 class _ICommandRunnerContract(object):
     """
     The ``ICommandRunner`` contract; a ``TestCase`` mixing it in sets
@@ -1598,27 +1575,6 @@ class PrivateSSHDTests(SynchronousTestCase):
         [run] = LoggedAction.of_type(logger.messages, SSH_RUN)
         self.assertTrue(run.succeeded and run.end_message["exit_code"] == 0)
         logger.validate()
-
-
-
-class LabCommandRunnerTests(SynchronousTestCase):
-    """
-    The runner from the lab's client namespace.
-    """
-
-    def test_lab_every_node(self):
-        """
-        From the lab's client namespace, the runner reaches every node at once
-        with the lab's identity and known_hosts (which it leaves unchanged),
-        and each command runs on the node it was sent to.
-        """
-        lab = shared_lab()
-        before = _file_state(lab.known_hosts)
-        result = lab.run_client(
-            [sys.executable, "-c", _LAB_PROBE, lab.identity, lab.known_hosts]
-            + [node.address for node in lab.nodes])
-        self.assertEqual(json.loads(result.stdout), lab.node_names)
-        self.assertEqual(_file_state(lab.known_hosts), before)
 
 
 

@@ -333,6 +333,17 @@ class IVolumeService(Interface):
         :return: ``Deferred`` firing with a ``PVector`` of snapshot names.
         """
 
+    def settled():
+        """
+        Wait for the work this service queued to run after an operation
+        had answered: the pruning of snapshots that a push, a receive or
+        an acquire found no next incremental needs, which none of them
+        waits for.  A process about to exit waits for this first.
+
+        :return: ``Deferred`` firing with ``None`` once nothing queued so
+            far (nor queued by it) is left.
+        """
+
     def orphans(keep):
         """
         :param keep: Names of volumes a deployment still uses.

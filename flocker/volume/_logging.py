@@ -15,7 +15,8 @@ __all__ = [
     "LATE_REMOTE_FAILURE", "KEY_SWITCHED_RETRY",
     "CREATE_VOLUME", "SEED_VOLUME", "SNAPSHOT_VOLUME", "PUSH_VOLUME", "RECEIVE_VOLUME",
     "PREPARE_PUSH", "PREPARED_PUSH_DROPPED",
-    "HANDOFF_VOLUME", "HANDOFF_CLEANUP", "ACQUIRE_VOLUME", "DELETE_VOLUME", "PRUNE_SNAPSHOTS",
+    "HANDOFF_VOLUME", "HANDOFF_CLEANUP", "ACQUIRE_VOLUME", "DELETE_VOLUME",
+    "PRUNE_SNAPSHOTS", "PRUNE_SKIPPED",
     "RECOVER_VOLUME",
 ]
 
@@ -150,6 +151,13 @@ PRUNE_SNAPSHOTS = ActionType(
     u"flocker:volume:prune_snapshots", [_VOLUME],
     [Field(u"destroyed", list, u"Snapshot names destroyed.")],
     u"Destroy snapshots no future incremental needs.")
+
+#: A prune queued after a push, receive or acquire left a snapshot that
+#: ZFS still called busy (a hold on it): the next prune tries it again.
+PRUNE_SKIPPED = MessageType(
+    u"flocker:volume:prune_skipped",
+    [_VOLUME, _SNAPSHOT, _text(u"reason", u"What ZFS said.")],
+    u"A snapshot no incremental needs was left for a later prune.")
 
 RECOVER_VOLUME = ActionType(
     u"flocker:volume:recover", [_VOLUME],

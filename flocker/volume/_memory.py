@@ -283,6 +283,10 @@ class MemoryVolumeService(object):
         self._get(name)
         return self._prune(name, dry_run)
 
+    def settled(self):
+        # This service prunes as it goes: nothing is ever left queued.
+        return succeed(None)
+
     @_deferred
     def orphans(self, keep):
         keep = set(keep)

@@ -227,17 +227,21 @@ class OwnershipMixin(object):
             # The new owner keeps only what its next pushes can use: the
             # snapshots it kept as a follower, one of which the volume's
             # other followers have too (their next increment's base).
-            destroyed = yield self._prune(
-                dataset, keep=follower_keeps(dataset.snapshots))
-        # What the commands above made of the dataset, without asking zfs
-        # again (a hand-off waits for this; the application's start, next,
-        # takes it from _known).
+            # Destroyed after this acquire, which a hand-off waits for.
+            doomed = self._doomed(dataset,
+                                  keep=follower_keeps(dataset.snapshots))
+            self._prune_later(name, doomed)
         dataset = attr.evolve(
-            dataset, properties=dataset.properties.set("mounted", "yes"),
-            snapshots=[snapshot for snapshot in dataset.snapshots
-                       if snapshot not in destroyed])
+            dataset, properties=dataset.properties.set("mounted", "yes"))
+        # As the commands above left it: the application's start, next,
+        # takes it from _known.
         self._leave(dataset)
-        return volume_info(dataset, self.node_id)
+        # What the commands above made of the dataset (the pruning to come
+        # counted as done), without asking zfs again (a hand-off waits for
+        # this).
+        return volume_info(attr.evolve(
+            dataset, snapshots=[snapshot for snapshot in dataset.snapshots
+                                if snapshot not in doomed]), self.node_id)
 
     def fence(self, name, owner, epoch):
         check_volume_name(name)

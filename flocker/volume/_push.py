@@ -56,9 +56,11 @@ target's command to exit) the source records ``S`` as what the target has
 (``flocker:pushed``: address, identity, pool and snapshot of each recent
 target), or, in a hand-off, goes on with steps 3 and 4 below; it collects
 the command's exit (and the rest of its log) meanwhile.
-While the stream flows, the source prunes its snapshots older than ``B``
-that no other target was last sent; the target keeps only its newest.
-That is all any next incremental needs.  Snapshots Flocker did not take
+Once the push is over, the source prunes its snapshots older than ``B``
+that no other target was last sent, and the target all but its newest few
+(:data:`~flocker.volume._api.FOLLOWER_SNAPSHOTS`).  That is all any next
+incremental needs; neither end waits for it (see
+:mod:`flocker.volume._prune`).  Snapshots Flocker did not take
 (not named ``flocker-...``) are never pruned.  Where the pool's ZFS has
 holds, the source holds each target's last confirmed snapshot (tag
 :data:`BASE_HOLD`), so only Flocker destroys it.
@@ -464,8 +466,7 @@ class PushingMixin(object):
     def _send(self, dataset, snapshot, base, total, sink, progress, answer,
               options=(), bookmark=False, token=None):
         """
-        Run ``zfs send`` and pump its stream into ``sink`` (taken over),
-        pruning on the side the snapshots this stream makes unnecessary;
+        Run ``zfs send`` and pump its stream into ``sink`` (taken over);
         wait for all of it and for ``answer``.
 
         :param answer: ``Deferred`` firing with the receiving side's answer
@@ -494,16 +495,7 @@ class PushingMixin(object):
         watcher = None if progress is None else (
             lambda count: progress.update(count, total))
         pumped = pump(self._reactor, stream_read, sink, watcher)
-        # Meanwhile: the snapshots older than the base are not needed by
-        # this target any more (nor by others, unless they were sent
-        # there), except the newest few before this one, which a copy this
-        # node has not pushed to yet may share (the other standbys of a
-        # volume this node took over by a move).  (The snapshot sent is
-        # kept: when resuming, or sending one taken for several targets,
-        # it is not the newest.)
-        pruned = self._prune(dataset, keep=[base, snapshot] + follower_keeps(
-            _older(dataset, snapshot).snapshots))
-        results = yield DeferredList([pumped, sent, answer, pruned],
+        results = yield DeferredList([pumped, sent, answer],
                                      consumeErrors=True)
         return results[0], results[1], results[2][1]
 
@@ -637,6 +629,15 @@ class PushingMixin(object):
         if not (confirmed and answer.get("received") == sent):
             raise RemoteError("node %s did not confirm receiving %s" % (
                 target, sent))
+        # The snapshots older than the base are not needed by this target
+        # any more (nor by others, unless they were sent there), except the
+        # newest few before this one, which a copy this node has not pushed
+        # to yet may share (the other standbys of a volume this node took
+        # over by a move).  (The snapshot sent is kept: when resuming, or
+        # sending one taken for several targets, it is not the newest.)
+        # Destroyed once this push is over, which does not wait for it.
+        self._prune_later(name, self._doomed(dataset, keep=[
+            base, sent] + follower_keeps(_older(dataset, sent).snapshots)))
         # In the push's action: a late failure is logged under it.
         exited = remote.ended.addCallback(
             in_current_action(self._remote_exited), target, name)

@@ -420,8 +420,8 @@ class ReceivingMixin(object):
         """
         What a receive does once the sender has its answer: the follower
         holds the snapshot received (the base of its next incremental),
-        lets go of the one it held before, and keeps only its newest
-        snapshots.
+        lets go of the one it held before, and queues the pruning of what
+        it no longer needs (its newest snapshots are kept).
 
         :param Dataset received: The copy as :meth:`_apply` left it.
         :param before: The copy before the receive (``Dataset``), or
@@ -438,10 +438,14 @@ class ReceivingMixin(object):
                 # follower's base); released where _apply did not.
                 yield self.pool.release(name, before.snapshots[-1],
                                         RECEIVED_HOLD)
-        destroyed = yield self._prune(
-            received, keep=follower_keeps(received.snapshots))
-        self._leave(attr.evolve(received, snapshots=[
-            kept for kept in received.snapshots if kept not in destroyed]))
+        # As the commands above left it: an acquire next (the end of a
+        # hand-off) takes it from _known.
+        self._leave(received)
+        # Destroyed later, when the volume is idle (see
+        # flocker.volume._prune): with zfs-fuse, freeing an old snapshot's
+        # own blocks takes seconds.
+        self._prune_later(name, self._doomed(
+            received, keep=follower_keeps(received.snapshots)))
 
     @inlineCallbacks
     def _release_received(self, dataset):

@@ -20,11 +20,13 @@ The service is one class put together from a module per part:
   protocol);
 * :mod:`flocker.volume._receive`: the receiving end;
 * :mod:`flocker.volume._ownership`: hand-off and acquire;
+* :mod:`flocker.volume._prune`: pruning snapshots, at once or queued
+  after a push, receive or acquire;
 * :mod:`flocker.volume._remote`: reaching another node;
 * :mod:`flocker.volume._inuse`: which processes use a volume;
 
 this module has what changes only this node (create, mount, seed,
-snapshot, delete, prune) and opens the service.
+snapshot, delete) and opens the service.
 """
 
 import contextvars
@@ -40,7 +42,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from ._api import (
-    IVolumeService, PROTOCOL_VERSION, PushResult, SNAPSHOT_PREFIX,
+    IVolumeService, PROTOCOL_VERSION, PushResult,
     VolumeInfo, check_node_id, snapshot_name, volume_info,
 )
 from ._errors import (
@@ -48,10 +50,10 @@ from ._errors import (
 )
 from ._inuse import mounted_at, processes_using, scan_in_thread
 from ._logging import (
-    CREATE_VOLUME, DELETE_VOLUME, PRUNE_SNAPSHOTS, SEED_VOLUME,
-    SNAPSHOT_VOLUME,
+    CREATE_VOLUME, DELETE_VOLUME, SEED_VOLUME, SNAPSHOT_VOLUME,
 )
 from ._ownership import OwnershipMixin
+from ._prune import PruningMixin
 from ._push import PushingMixin, pushed_peers
 from ._receive import ReceivingMixin
 from ._remote import SSHRemote, check_address, remote_error
@@ -70,7 +72,8 @@ __all__ = [
 
 
 @implementer(IVolumeService)
-class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
+class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
+                    PruningMixin):
     """
     The volumes of this node's ZFS pool.
     """
@@ -119,6 +122,10 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
         # (volume, target) to the receiving end prepare_push opened ahead
         # for the next push there: (settled start, expiry timer).
         self._prepared = {}
+        # Volume name to the snapshots a queued prune will destroy, and the
+        # Deferreds of the prunes queued (see PruningMixin._prune_later).
+        self._prunes = {}
+        self._background = set()
         # Volumes this service made writable and has not made read-only,
         # received into or deleted since.
         self._writable = set()
@@ -383,42 +390,6 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin):
             yield self._release_bases(dataset)
             yield self._release_received(dataset)
             yield self.pool.destroy(name)
-
-    def prune_snapshots(self, name, dry_run=False):
-        check_volume_name(name)
-        return self._locked(name, self._prune_by_name, name, dry_run)
-
-    @inlineCallbacks
-    def _prune_by_name(self, name, dry_run):
-        dataset = yield self._get(name)
-        destroyed = yield self._prune(dataset, dry_run)
-        return destroyed
-
-    @inlineCallbacks
-    def _prune(self, dataset, dry_run=False, keep=None):
-        """
-        Destroy Flocker's snapshots of ``dataset`` that no next incremental
-        needs: all but the newest (or, if ``keep`` is given, all but those
-        in it) and, on the owner, the last one each target confirmed.
-
-        :return: ``Deferred`` firing with the ``PVector`` of names destroyed
-            (or that would be, with ``dry_run``).
-        """
-        with PRUNE_SNAPSHOTS(volume=dataset.name) as action:
-            # Only Flocker's own snapshots: others belong to whoever took
-            # them.
-            ours = [snapshot for snapshot in dataset.snapshots
-                    if snapshot.startswith(SNAPSHOT_PREFIX)]
-            keep = set(ours[-1:] if keep is None else keep)
-            if dataset.owner == self.node_id:
-                keep |= set(peer.snapshot
-                        for peer in pushed_peers(dataset).values())
-            doomed = [snapshot for snapshot in ours if snapshot not in keep]
-            if not dry_run:
-                for snapshot in doomed:
-                    yield self.pool.destroy_snapshot(dataset.name, snapshot)
-            action.add_success_fields(destroyed=doomed)
-        return pvector(doomed)
 
     @inlineCallbacks
     def orphans(self, keep):

@@ -452,12 +452,12 @@ class ZFSPool(object):
         return result
 
     @inlineCallbacks
-    def _retry_busy(self, argv):
+    def _retry_busy(self, argv, delays=BUSY_DELAYS):
         """
-        Run ``argv``, running it again after each delay of
-        :data:`BUSY_DELAYS` while zfs-fuse answers busy.
+        Run ``argv``, running it again after each of ``delays`` while
+        zfs-fuse answers busy.
         """
-        delays = list(BUSY_DELAYS)
+        delays = list(delays)
         while True:
             try:
                 result = yield self._run(argv)
@@ -645,13 +645,17 @@ class ZFSPool(object):
         return self._run(["zfs", "snapshot", "%s@%s" % (
             self.dataset(volume), snapshot)]).addCallback(lambda _: None)
 
-    def destroy_snapshot(self, volume, snapshot):
+    def destroy_snapshot(self, volume, snapshot, delays=BUSY_DELAYS):
         """
+        :param delays: Seconds to wait before each retry while ZFS answers
+            busy (as it does for a held snapshot, for good).
         :return: ``Deferred`` firing with ``None`` once the snapshot is gone.
+        :raises DatasetBusy: Still busy after the last retry.
         """
         check_snapshot_name(snapshot)
         return self._retry_busy(["zfs", "destroy", "%s@%s" % (
-            self.dataset(volume), snapshot)]).addCallback(lambda _: None)
+            self.dataset(volume), snapshot)], delays).addCallback(
+                lambda _: None)
 
     def hold(self, volume, snapshot, tag):
         """

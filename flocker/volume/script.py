@@ -522,12 +522,17 @@ def main(reactor, options, environ, out, err,
     if machine:
         add_destinations(output.log)
 
+    def command(service):
+        d = _COMMANDS[options.command](reactor, service, options, output)
+        # The process exits next: the pruning a push, a receive or an
+        # acquire queued (which its answer did not wait for) is done first.
+        return d.addBoth(
+            lambda result: service.settled().addCallback(lambda _: result))
+
     def run():
         d = maybeDeferred(open_service, reactor, options.pool, dict(environ),
                           remote=_remote(options, environ))
-        return d.addCallback(in_current_action(
-            lambda service: _COMMANDS[options.command](
-                reactor, service, options, output)))
+        return d.addCallback(in_current_action(command))
     if options.eliot_task:
         try:
             action = continued_task(options.eliot_task)

@@ -6,7 +6,9 @@ agent.
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.node._changes import StopApplication
+from flocker.node._changes import (
+    HandoffVolume, PushVolume, StopApplication,
+)
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 
@@ -112,3 +114,22 @@ class StopApplicationTests(SynchronousTestCase):
             StopApplication(node=A, name="web",
                             handoffs=[("web", B)]).describe(),
             StopApplication(node=A, name="web").describe())
+
+
+class DescribeResultTests(SynchronousTestCase):
+    """
+    Tests for ``describe_result`` of the changes that send a volume.
+    """
+
+    def test_sent(self):
+        """
+        A push and a hand-off describe the bytes they sent for people, and
+        nothing for an answer that is not a count (``True`` included).
+        """
+        changes = [PushVolume(node=A, name="web", target=B),
+                   HandoffVolume(node=A, name="web", target=B)]
+        self.assertEqual(
+            [[change.describe_result(sent)
+              for sent in (512, 3 * 1024 * 1024 // 2, None, True)]
+             for change in changes],
+            [["512 B sent", "1.5 MiB sent", None, None]] * 2)

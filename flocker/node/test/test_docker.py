@@ -2,8 +2,9 @@
 Tests for :mod:`flocker.node._docker`.
 
 :func:`make_idockerclient_tests` is the one suite of the ``IDockerClient``
-contract; it runs against :class:`FakeDockerClient` and against
-:class:`DockerClient` talking to a real ``dockerd`` (a lab node's).  The
+contract; it runs against :class:`FakeDockerClient` here and against
+:class:`DockerClient` talking to a real ``dockerd`` (a lab node's) in
+``test_docker_lab.py``.  The
 remaining tests cover what only one implementation has: the mapping of an
 application to Docker's configuration, version negotiation and error mapping
 of the real client (through ``treq.testing.StubTreq``), and eliot logging.
@@ -33,7 +34,7 @@ from ..._model import (
     HostMount, Link, LogConfig, Port, RestartPolicy, Ulimit,
 )
 from ..._serialize import application_to_dict
-from ...testtools import run_in_reactor, shared_lab
+from ...testtools import run_in_reactor
 from .._docker import (
     APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
     APIVersion, UnsupportedField,
@@ -895,34 +896,6 @@ class FakeDockerClientTests(make_idockerclient_tests(FakeDockerFixture)):
     """
     The ``IDockerClient`` contract for ``FakeDockerClient``.
     """
-
-
-def _lab_docker():
-    """
-    Use the lab (:func:`flocker.testtools.shared_lab`, which skips or fails
-    in CI where no lab can run) and return node 1's name, address and
-    Docker socket.
-    """
-    lab = shared_lab()
-    node = lab.nodes[0]
-    if IMAGE not in lab.images:
-        raise AssertionError("the lab nodes lack %s" % (IMAGE,))
-    return node.name, node.address, node.docker_socket
-
-
-class RealDockerClientTests(make_idockerclient_tests(
-        lambda test: RealDockerFixture(test, test.docker_socket,
-                                       test.docker_node))):
-    """
-    The ``IDockerClient`` contract for ``DockerClient`` on a lab node's
-    dockerd.
-    """
-
-    def setUp(self):
-        # The lab first, so a missing lab skips (or fails in CI) before the
-        # fixture tries to use it.
-        self.docker_node, _, self.docker_socket = _lab_docker()
-        super().setUp()
 
 
 class ContainerNameTests(SynchronousTestCase):

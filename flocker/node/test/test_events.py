@@ -1,7 +1,8 @@
 """
 Tests for :mod:`flocker.node._events`: Docker's event stream, one contract
-for :class:`FakeDockerEvents` and :class:`DockerEvents` on a lab node's
-dockerd, and the real client's reading of a canned stream.
+for :class:`FakeDockerEvents` (here) and :class:`DockerEvents` on a lab
+node's dockerd (``test_events_lab.py``), and the real client's reading of a
+canned stream.
 """
 
 import json
@@ -14,7 +15,7 @@ from treq.testing import StubTreq
 from zope.interface.verify import verifyObject
 
 from ..._model import Application
-from ...testtools import run_in_reactor, shared_lab
+from ...testtools import run_in_reactor
 from .._docker import DockerClient
 from .._events import DockerEvents, FakeDockerEvents, IDockerEvents
 
@@ -223,19 +224,6 @@ class FakeDockerEventsTests(make_idockerevents_tests(FakeEventsFixture)):
     """
     The ``IDockerEvents`` contract for ``FakeDockerEvents``.
     """
-
-
-class RealDockerEventsTests(make_idockerevents_tests(RealEventsFixture)):
-    """
-    The ``IDockerEvents`` contract for ``DockerEvents`` on a lab node's
-    dockerd.
-    """
-
-    def setUp(self):
-        # The lab first: a missing lab skips (or fails in CI) before the
-        # fixture tries to use it.
-        self.docker_socket = shared_lab().nodes[0].docker_socket
-        super().setUp()
 
 
 class _CannedDaemon(Resource):

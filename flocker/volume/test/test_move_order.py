@@ -10,6 +10,8 @@ is recorded as issued and answered when the test says.
 import json
 import os
 
+import attr
+
 from eliot import current_action, start_action
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -89,9 +91,13 @@ class _MovePool(object):
     def capabilities(self):
         return succeed(ZFSCapabilities(implementation=ZFS_FUSE, holds=True))
 
+    def _snapshots(self, snapshots):
+        self.copy = attr.evolve(self.copy, snapshots=snapshots)
+
     def receive(self, volume, stdin, snapshot, base, suffix="", force=False,
                 limit=None, capabilities=None, idle_timeout=None,
                 resuming=False, interrupt=None):
+        self._snapshots(self.copy.snapshots.append(snapshot))
         return self._command("receive", snapshot, base)
 
     def set(self, name, key, value, suffix=""):
@@ -103,7 +109,8 @@ class _MovePool(object):
     def release(self, name, snapshot, tag):
         return self._command("release", snapshot, tag)
 
-    def destroy_snapshot(self, name, snapshot):
+    def destroy_snapshot(self, name, snapshot, delays=None):
+        self._snapshots(self.copy.snapshots.remove(snapshot))
         return self._command("destroy", snapshot)
 
     def mount(self, name):
@@ -173,12 +180,12 @@ class ReceiveAnswerTests(_MoveTestsMixin, SynchronousTestCase):
     def test_answer_before_housekeeping(self):
         """
         An increment onto the copy's newest snapshot is confirmed right
-        after ``zfs receive``; then the snapshot received is held, the
-        hold on the one before it released, and the oldest snapshot beyond
-        the follower's newest four destroyed, in that order.
+        after ``zfs receive``; then the snapshot received is held and the
+        hold on the one before it released; the oldest snapshot beyond the
+        follower's newest four is destroyed once the receive is over.
         """
-        service, pool = self.service(_follower(SNAPSHOTS[:4]))
-        pool.held.add("destroy")
+        service, pool = self.service(_follower(SNAPSHOTS[:4]),
+                                     held={"hold"})
         received, emitted = self.receive(service, SNAPSHOTS[4], SNAPSHOTS[3])
         answered = [message["received"] for message in emitted
                     if "received" in message]
@@ -186,12 +193,13 @@ class ReceiveAnswerTests(_MoveTestsMixin, SynchronousTestCase):
             (answered, pool.issued),
             ([SNAPSHOTS[4]],
              [("list",), ("receive", SNAPSHOTS[4], SNAPSHOTS[3]),
-              ("hold", SNAPSHOTS[4], RECEIVED_HOLD),
-              ("release", SNAPSHOTS[3], RECEIVED_HOLD),
-              ("destroy", SNAPSHOTS[0])]))
+              ("hold", SNAPSHOTS[4], RECEIVED_HOLD)]))
         self.assertNoResult(received)
         pool.fire()
         self.assertEqual(self.successResultOf(received), SNAPSHOTS[4])
+        self.assertEqual(pool.issued[3:], [
+            ("release", SNAPSHOTS[3], RECEIVED_HOLD), ("get",),
+            ("destroy", SNAPSHOTS[0])])
 
     def test_lock_held_until_housekeeping_ends(self):
         """
@@ -199,7 +207,7 @@ class ReceiveAnswerTests(_MoveTestsMixin, SynchronousTestCase):
         the answer, and the receive fires only once it ended.
         """
         service, pool = self.service(_follower(SNAPSHOTS[:4]),
-                                     held={"destroy"})
+                                     held={"release"})
         received, emitted = self.receive(service, SNAPSHOTS[4], SNAPSHOTS[3])
         after = service._locked("app", lambda: succeed("next"))
         self.assertNoResult(after)
@@ -216,8 +224,11 @@ class ReceiveAnswerTests(_MoveTestsMixin, SynchronousTestCase):
         and nothing else released.
         """
         service, pool = self.service(_follower(SNAPSHOTS[:4]))
-        pool.rollback = lambda name, snapshot: pool._command(
-            "rollback", snapshot)
+        def rollback(name, snapshot):
+            pool._snapshots(pool.copy.snapshots[
+                :pool.copy.snapshots.index(snapshot) + 1])
+            return pool._command("rollback", snapshot)
+        pool.rollback = rollback
         received, _ = self.receive(service, SNAPSHOTS[4], SNAPSHOTS[2])
         self.assertEqual(pool.issued[1:], [
             ("release", SNAPSHOTS[3], RECEIVED_HOLD),
@@ -234,7 +245,7 @@ class ReceiveAnswerTests(_MoveTestsMixin, SynchronousTestCase):
         receive's.
         """
         service, pool = self.service(_follower(SNAPSHOTS[:4]),
-                                     held={"destroy"})
+                                     held={"release"})
         received, _ = self.receive(service, SNAPSHOTS[4], SNAPSHOTS[3])
         with start_action(action_type="test:acquire") as action:
             after = service._locked("app", current_action)

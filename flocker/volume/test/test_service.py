@@ -15,7 +15,9 @@ import time
 from contextlib import contextmanager
 
 from eliot import add_destinations, remove_destination
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import (
+    Deferred, DeferredList, fail, gatherResults, maybeDeferred, succeed,
+)
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -40,6 +42,7 @@ from flocker.volume._capabilities import OPENZFS, ZFS_FUSE, ZFSCapabilities
 from flocker.volume._stream import (
     RECEIVE_IDLE_TIMEOUT, StreamTooLarge, receive_abandoned, stream_limit,
 )
+from flocker.volume._api import FOLLOWER_SNAPSHOTS
 from flocker.volume._zfs import EPOCH, OWNER, Dataset, ZFSPool
 
 from ._interface import make_ivolumeservice_tests
@@ -71,7 +74,6 @@ class ZFSNodes(object):
         self._addresses = {}
 
         def open_all(reactor):
-            from twisted.internet.defer import gatherResults
             return gatherResults([
                 open_volume_service(reactor, pool, ENV, remote=self.remote)
                 for pool in names.values()])
@@ -88,8 +90,14 @@ class ZFSNodes(object):
         return self._addresses[service]
 
     def call(self, method, *args, **kwargs):
-        return run_in_reactor(lambda reactor: method(*args, **kwargs),
-                              timeout=120)
+        def called(reactor):
+            # Once what the call queued (pruning) is over too: the tests
+            # look at the pools next.
+            return maybeDeferred(method, *args, **kwargs).addBoth(
+                lambda result: gatherResults([
+                    service.settled() for service in (self.a, self.b, self.c)
+                ]).addCallback(lambda _: result))
+        return run_in_reactor(called, timeout=120)
 
     @contextmanager
     def _mounted(self, service, name):
@@ -1501,6 +1509,56 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(snapshots[0], "operator-backup")
         self.assertEqual(len(snapshots), 2)
 
+    def test_push_answers_before_pruning(self):
+        """
+        A push answers while the pruning it queued is still to run; once
+        that is done, the owner keeps the snapshot pushed and the
+        ``FOLLOWER_SNAPSHOTS`` before it, the follower its newest
+        ``FOLLOWER_SNAPSHOTS``, among them the pushed one, from which the
+        next push is incremental.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        target = nodes.address(nodes.b)
+        for _ in range(FOLLOWER_SNAPSHOTS + 1):
+            nodes.call(nodes.a.push, "app", target)
+
+        def push(reactor):
+            return nodes.a.push("app", target).addCallback(
+                lambda result: (result, nodes.a.settled().called))
+        result, settled = run_in_reactor(push, timeout=120)
+        nodes.call(lambda: None)
+        ours = list(nodes.call(nodes.a.volumes)[0].snapshots)
+        theirs = list(nodes.call(nodes.b.volumes)[0].snapshots)
+        following = nodes.call(nodes.a.push, "app", target)
+        self.assertEqual(
+            (settled, len(ours), ours[-1], theirs, following.base),
+            (False, FOLLOWER_SNAPSHOTS + 1, result.snapshot,
+             ours[-FOLLOWER_SNAPSHOTS:], result.snapshot))
+
+    def test_held_snapshot_left(self):
+        """
+        A snapshot an operator holds (``zfs hold``) is left by the pruning
+        after a push, which prunes nothing else needed and the push
+        stands; once released, the next push's pruning destroys it.
+        """
+        nodes = ZFSNodes(self)
+        nodes.call(nodes.a.create, "app")
+        target = nodes.address(nodes.b)
+        for _ in range(FOLLOWER_SNAPSHOTS + 1):
+            nodes.call(nodes.a.push, "app", target)
+        oldest = nodes.call(nodes.a.volumes)[0].snapshots[0]
+        held = "%s/app@%s" % (nodes.a.pool.name, oldest)
+        _zfs("hold", "operator", held)
+        nodes.call(nodes.a.push, "app", target)
+        kept = list(nodes.call(nodes.a.volumes)[0].snapshots)
+        _zfs("release", "operator", held)
+        nodes.call(nodes.a.push, "app", target)
+        after = list(nodes.call(nodes.a.volumes)[0].snapshots)
+        self.assertEqual(
+            (kept[0], len(kept), oldest in after, len(after)),
+            (oldest, FOLLOWER_SNAPSHOTS + 2, False, FOLLOWER_SNAPSHOTS + 1))
+
     def test_push_holds_base(self):
         """
         The owner holds the snapshot a target confirmed last (the base of its
@@ -1639,7 +1697,7 @@ class RealVolumeServiceTests(SynchronousTestCase):
         Opening a pool that has its node identity runs one ``zfs`` command;
         the first time, the identity is then set and read back.
         """
-        nodes = ZFSNodes(self)
+        require_zfs()
         pools = FilePools()
         try:
             fresh = pools.create("fresh")
