@@ -138,17 +138,24 @@ class QueuedPruneTests(SynchronousTestCase):
 
     def test_receive_answers_first(self):
         """
-        A receive's result (its answer to the sender) comes while the
-        snapshot it made unneeded, the follower's oldest beyond
-        ``FOLLOWER_SNAPSHOTS``, is still being destroyed.
+        A receive's result (the end of its answer to the sender and of
+        its last steps after the answer) comes while the snapshot it made
+        unneeded, the follower's oldest beyond ``FOLLOWER_SNAPSHOTS``, is
+        still being destroyed.
         """
         names = _names(FOLLOWER_SNAPSHOTS + 1)
         existing = _follower(names[:-1])
         service = self.service(existing)
-        received = service._locked(
-            "app", service._apply, existing, "app",
-            {"snapshot": names[-1], "base": names[-2], "owner": SENDER,
-             "maximum_size": None}, 0)
+
+        def receive():
+            applied = service._apply(
+                existing, "app",
+                {"snapshot": names[-1], "base": names[-2], "owner": SENDER,
+                 "maximum_size": None}, 0)
+            return applied.addCallback(
+                lambda copy: service._settle(copy, existing).addCallback(
+                    lambda _: copy.snapshots[-1]))
+        received = service._locked("app", receive)
         self.assertEqual(self.successResultOf(received), names[-1])
         settled = service.settled()
         self.assertEqual(self.pool.issued(), names[:1])
