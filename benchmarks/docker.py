@@ -18,7 +18,9 @@ Measures, interleaved in one run against the same dockerd:
   (the node agent's ``report``, over this Docker client and empty volume
   and route sources) with ``--containers`` Flocker containers running;
 * ``report_cli_s``: the ``flocker-node report`` process end to end (Python
-  start-up and imports included) with those containers.
+  start-up and imports included) with those containers, asking a
+  ``flocker-node agent`` started on this machine for the daemon and an
+  empty pool the benchmark makes.
 
 Medians over the repetitions; ``ratio`` is the median of each
 repetition's create_start_s / cli_run_s (the two run one after the other,
@@ -39,9 +41,11 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from twisted.internet.defer import DeferredSemaphore, gatherResults
@@ -190,10 +194,56 @@ async def bench_create_start(reactor, socket_path, image, token, policy):
                            seconds=time.monotonic() - started)
 
 
+def start_agent(socket_path, directory, pool):
+    """
+    Start a ``flocker-node agent`` on this machine for the Docker daemon at
+    ``socket_path`` and the (empty) ZFS pool ``pool``, with its socket,
+    lock, state and log in ``directory``.
+
+    :return: ``(process, agent socket path)`` once the agent listens.
+    :raises RuntimeError: If it exits or does not listen within 60 s.
+    """
+    path = os.path.join(directory, "agent.sock")
+    log_path = os.path.join(directory, "agent.log")
+    environ = dict(os.environ, FLOCKER_POOL=pool,
+                   FLOCKER_LOCK_DIR=os.path.join(directory, "lock"),
+                   FLOCKER_STATE_DIR=os.path.join(directory, "state"))
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flocker.node.script", "agent",
+             "--socket", path, "--address", "10.0.0.1",
+             "--docker-socket", socket_path],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environ)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            with open(log_path) as log:
+                raise RuntimeError("the agent did not listen: %s" % (
+                    log.read()[-2000:],))
+        time.sleep(0.05)
+    return process, path
+
+
+def create_pool(directory, name):
+    """
+    Create an empty ZFS pool ``name`` on a 64 MiB file in ``directory``,
+    mounted below it and kept out of the pool cache.
+    """
+    image = os.path.join(directory, "pool.img")
+    with open(image, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    subprocess.run(["zpool", "create", "-o", "cachefile=none", "-m",
+                    os.path.join(directory, "pool"), name, image],
+                   check=True)
+
+
 async def bench_report(reactor, socket_path, image, token, reps, count):
     """
     :return: ``dict`` of lists of seconds: in-process report, ``list()``
-        alone and the ``flocker-node report`` process.
+        alone and the ``flocker-node report`` process (asking an agent
+        started for the daemon).
     """
     client = DockerClient(reactor, socket_path, stop_timeout=5)
     names = ["%s-r%d" % (token, i) for i in range(count)]
@@ -202,13 +252,17 @@ async def bench_report(reactor, socket_path, image, token, reps, count):
         limit.run(client.add, application(name, 24000 + i, image))
         for i, name in enumerate(names)])
     times = {"report": [], "list": [], "cli": []}
+    directory = tempfile.mkdtemp(prefix="flocker-bench-agent-")
+    pool = "flocker-bench-" + token
+    agent = None
     try:
         state = await report_node_state("10.0.0.1", client)
         mine = [name for name in names if name in state.running]
         if len(mine) != count:
             raise RuntimeError("report shows %d of %d containers running" % (
                 len(mine), count))
-        environ = dict(os.environ, DOCKER_HOST="unix://" + socket_path)
+        create_pool(directory, pool)
+        agent, agent_socket = start_agent(socket_path, directory, pool)
         for rep in range(reps):
             times["report"].append(await timed(
                 report_node_state, "10.0.0.1", client))
@@ -217,12 +271,18 @@ async def bench_report(reactor, socket_path, image, token, reps, count):
             async def cli():
                 out, err, code = await getProcessOutputAndValue(
                     sys.executable,
-                    ["-m", "flocker.node.script", "--address",
-                     "10.0.0.1", "report"], env=environ, reactor=reactor)
+                    ["-m", "flocker.node.script", "report", "--socket",
+                     agent_socket], env=os.environ, reactor=reactor)
                 if code != 0:
                     raise RuntimeError(err.decode())
             times["cli"].append(await timed(cli))
     finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(30)
+        subprocess.run(["zpool", "destroy", "-f", pool],
+                       capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
         await gatherResults([limit.run(client.remove, name)
                              for name in names])
         await client.close()
