@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.serialization import (
 from .._model import (
     NodeKeyStatus, parse_peers, public_key_fingerprint,
 )
-from ._remote import SSHRemote
+from ._remote import SSHRemote, file_digest
 
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
            "known_hosts_sources", "authorized_keys_lines",
@@ -596,9 +596,13 @@ class NodeKeyRemote(object):
 
     def identity(self):
         """
-        See :meth:`flocker.volume._remote.SSHRemote.identity`.
+        See :meth:`flocker.volume._remote.SSHRemote.identity`: the digest of
+        the node key's private key once it is installed (without building
+        the command line, whose shared-connection path reads both files).
         """
-        return self._current().identity()
+        if not self._store.installed():
+            return None
+        return file_digest(self._store.identity_path)
 
     def argv(self, address, arguments, command=None):
         """

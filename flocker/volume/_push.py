@@ -94,8 +94,8 @@ from ._api import (
 )
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import (
-    AuthenticationRefused, HandoffConflict, RemoteError, SnapshotNotFound, TargetUnreachable,
-    UnsafeName,
+    AuthenticationRefused, HandoffConflict, RemoteError, SnapshotNotFound,
+    TargetUnreachable, UnsafeName,
 )
 from ._logging import (
     KEY_SWITCHED_RETRY, LATE_REMOTE_FAILURE, PREPARE_PUSH,

@@ -31,7 +31,8 @@ from ._process import close_quietly, make_pipe
 
 __all__ = ["SSHRemote", "CONTROL_PERSIST", "check_address", "forward_log",
            "remote_error", "ProcessCommand", "start_process",
-           "start_remote", "check_remote_words", "identity_of"]
+           "start_remote", "check_remote_words", "identity_of",
+           "file_digest"]
 
 #: Seconds an idle shared connection to another node stays open (see
 #: :class:`SSHRemote`): longer than the gap between a move's pre-copy and
@@ -77,7 +78,7 @@ def identity_of(remote):
     return None if identity is None else identity()
 
 
-def _file_digest(path):
+def file_digest(path):
     """
     :return: The SHA-256 digest of the file at ``path``, or ``None`` if it
         cannot be read.
@@ -216,7 +217,7 @@ class SSHRemote(object):
         See :func:`identity_of`: the digest of the private key file given,
         ``None`` for ssh's default keys.
         """
-        return None if self._identity is None else _file_digest(
+        return None if self._identity is None else file_digest(
             self._identity)
 
     def argv(self, address, arguments, command=None):
