@@ -5,8 +5,10 @@ a trial finds the application settled (on a lab that only answers).
 """
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -118,8 +120,8 @@ class SettledTests(SynchronousTestCase):
     """
 
     def trials(self, running, placed):
-        directory = self.mktemp()
-        Path(directory).mkdir()
+        directory = tempfile.mkdtemp(prefix="flocker-trials-test-")
+        self.addCleanup(shutil.rmtree, directory)
         return Trials(_AnsweringLab(running, placed), directory, 1, 18000)
 
     def test_settled(self):
