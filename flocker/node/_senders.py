@@ -176,8 +176,9 @@ class FirstCopyGroups(object):
             member of mounts ``name``; else a callable of no argument
             returning a ``Deferred`` that fires with a
             :class:`~flocker.volume._policy.GroupLease` read from etcd when
-            it is called (never failing: an unreachable etcd gives a lease
-            with its ``error``).
+            it is called (never failing: an unreachable etcd, or this
+            node's trust of peer keys unreadable, gives a lease with its
+            ``error`` saying which).
         """
         if self._automatic is None:
             return None
@@ -196,23 +197,31 @@ class FirstCopyGroups(object):
             d = DeferredContext(maybeDeferred(self._automatic.holder,
                                               application.name))
 
+            def refused(holder, error):
+                # No member counts as the holder: the first copy is
+                # refused, saying what failed.
+                action.add_success_fields(holder=holder, error=error)
+                return GroupLease(application=application.name,
+                                  holder=holder, error=error)
+
             def found(holder):
                 if holder is None or holder not in members:
                     ids = frozenset()
                 else:
+                    try:
+                        trusted = self._peer_sources()
+                    except Exception as e:
+                        return refused(holder, "this node's trust of peer "
+                                       "keys is unreadable: %s" % (e,))
                     ids = frozenset(
-                        identity for identity, sources in
-                        self._peer_sources().items() if holder in sources)
+                        identity for identity, sources in trusted.items()
+                        if holder in sources)
                 action.add_success_fields(holder=holder, error=None)
                 return GroupLease(application=application.name,
                                   holder=holder, holder_ids=ids)
 
             def failed(failure):
-                # Whatever went wrong, no member counts as the holder: the
-                # first copy is refused, saying why.
-                error = failure.getErrorMessage() or failure.type.__name__
-                action.add_success_fields(holder=None, error=error)
-                return GroupLease(application=application.name, error=error)
-            d.addCallback(found)
-            d.addErrback(failed)
+                return refused(None, "etcd: %s" % (
+                    failure.getErrorMessage() or failure.type.__name__,))
+            d.addCallbacks(found, failed)
             return d.addActionFinish()
