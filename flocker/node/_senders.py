@@ -22,7 +22,7 @@ from pyrsistent import pmap
 from twisted.internet.defer import maybeDeferred
 
 from .._serialize import SerializationError
-from ..volume._api import check_node_id
+from .._identifiers import is_node_identity
 from ..volume._zfs import check_volume_name
 from ..volume._errors import UnsafeName
 from ..volume._policy import GroupLease
@@ -62,10 +62,8 @@ def check_senders(senders):
             raise ValueError("%r is not a volume name" % (name,))
         nodes = frozenset(nodes)
         for node in nodes:
-            try:
-                check_node_id(node)
-            except UnsafeName as e:
-                raise ValueError(str(e))
+            if not is_node_identity(node):
+                raise ValueError("%r is not a node identity" % (node,))
         if nodes:
             checked[name] = nodes
     return pmap(checked)

@@ -36,10 +36,9 @@ The copy then records the caller as its owner, whatever the request's
 import attr
 from attr.validators import instance_of, optional
 
-from .._model import NODE_IDENTITY
 from ._errors import NotOwner
 
-__all__ = ["NODE_IDENTITY", "GroupLease", "check_receive", "recorded_owner"]
+__all__ = ["GroupLease", "check_receive", "recorded_owner"]
 
 
 @attr.s(frozen=True)
