@@ -65,6 +65,7 @@ from flocker.node._docker import (
 )
 from flocker.node._local import LocalNodeAgent
 from flocker.route import MemoryRouteManager
+from flocker.testtools import wait_for_path
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 
 
@@ -216,15 +217,12 @@ def start_agent(socket_path, directory, pool):
              "--socket", path, "--address", "10.0.0.1",
              "--docker-socket", socket_path],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environ)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            with open(log_path) as log:
-                raise RuntimeError("the agent did not listen: %s" % (
-                    log.read()[-2000:],))
-        time.sleep(0.05)
+    if not wait_for_path(path, process):
+        process.kill()
+        process.wait()
+        with open(log_path) as log:
+            raise RuntimeError("the agent did not listen: %s" % (
+                log.read()[-2000:],))
     return process, path
 
 
