@@ -273,8 +273,11 @@ class Trials(object):
         if self.stale_owner is not None:
             # The node it failed over from owns a stale copy: it is
             # removed, and replication sends it afresh.
+            # As long as a copy may take (zfs-fuse, shared by every lab on
+            # the machine, has answered nothing for minutes at times).
             self.lab.run(self.stale_owner, ["flocker-volume", "delete",
-                                            self.name], check=False)
+                                            self.name], check=False,
+                         timeout=300)
             self.stale_owner = None
         self._deploy()
         placed = self._settled()
