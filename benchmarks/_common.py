@@ -1,18 +1,22 @@
 """
 Shared helpers for Flocker's benchmarks: repetition, medians, ratios and
-their spread, CPU pinning, and the output convention (a readable table, then
-one JSON object as the last line).
+their spread and uncertainty, CPU pinning, and the output convention (a
+readable table, then one JSON object as the last line).
 
 Ratios are taken per repetition: within one repetition the measured path
 and its floor run one after the other (their order rotated from one
 repetition to the next), and the repetition's ratio is measured over floor.
-A benchmark reports the median of those ratios, and beside it their
-*spread*: the interquartile range over the median.  :func:`repeat_until_settled`
-repeats until every ratio's spread is under :data:`SETTLED_SPREAD` (5 %), or
-a bounded number of repetitions or seconds has passed, and says which.
+A benchmark reports the median of those ratios and, beside it, their
+*spread* (the interquartile range over the median: how much repetitions
+disagree) and their *uncertainty* (the half-width of the median's 95 %
+confidence interval, relative to the median: how far another run's median
+may fall).  :func:`repeat_until_settled` repeats until every ratio's
+uncertainty is under :data:`SETTLED_UNCERTAINTY`, or a bounded number of
+repetitions or seconds has passed, and says which.
 """
 
 import json
+import math
 import operator
 import os
 import shutil
@@ -24,7 +28,8 @@ import attr
 
 __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "zfs", "zfs_ok", "zfs_send_over_ssh",
-           "SETTLED_SPREAD", "quartiles", "spread", "paired_ratios",
+           "SETTLED_UNCERTAINTY", "quartiles", "spread", "median_interval",
+           "uncertainty", "paired_ratios",
            "rotated", "Repetitions", "Settling", "recorded", "next_step",
            "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
@@ -132,9 +137,10 @@ def zfs_send_over_ssh(machine, address, snapshot, base, target,
         raise RuntimeError("raw pipeline failed: %s" % (error,))
 
 
-#: A ratio whose spread (interquartile range over median) is under this is
-#: settled: repeating further would not move it by much.
-SETTLED_SPREAD = 0.05
+#: A ratio whose uncertainty is under this is settled: two runs whose
+#: medians are each this close to where the median of many runs would be
+#: agree within twice it (5 %), which is what comparing runs asks of them.
+SETTLED_UNCERTAINTY = 0.025
 
 
 def quartiles(samples):
@@ -165,6 +171,55 @@ def spread(samples):
         raise ValueError("the spread of samples with a median of 0 is not "
                          "defined")
     return (high - low) / abs(middle)
+
+
+def median_interval(samples, confidence=0.95):
+    """
+    A confidence interval for the median that assumes nothing about how
+    the samples are distributed: two order statistics, chosen by the
+    binomial distribution of how many samples fall under the median.
+
+    :param samples: At least two numbers.
+    :param float confidence: The interval's coverage, in (0, 1).
+    :return: ``(low, high)``: the k-th smallest and k-th largest sample for
+        the largest k whose interval covers at least ``confidence``; the
+        smallest and largest sample when even they cannot (under 6 samples
+        for 95 %).
+    :raises ValueError: For fewer than two samples.
+    """
+    ordered = sorted(samples)
+    count = len(ordered)
+    if count < 2:
+        raise ValueError("an interval needs at least 2 samples, got %d"
+                         % (count,))
+    tail = (1 - confidence) / 2
+    below = 0.0
+    rank = 0
+    # P(fewer than rank + 1 samples under the median) <= tail keeps the
+    # interval [rank + 1-th smallest, rank + 1-th largest] at or above
+    # the confidence asked for.
+    while rank < count // 2:
+        below += math.comb(count, rank) / 2.0 ** count
+        if below > tail:
+            break
+        rank += 1
+    rank = max(rank, 1)
+    return ordered[rank - 1], ordered[count - rank]
+
+
+def uncertainty(samples):
+    """
+    :param samples: At least two positive numbers (ratios, rates, seconds).
+    :return: The larger distance from their median to an end of
+        :func:`median_interval`, over the median (0.025 is 2.5 %).
+    :raises ValueError: For fewer than two samples or a median of 0.
+    """
+    middle = statistics.median(samples)
+    if middle == 0:
+        raise ValueError("the uncertainty of samples with a median of 0 is "
+                         "not defined")
+    low, high = median_interval(samples)
+    return max(middle - low, high - middle) / abs(middle)
 
 
 def paired_ratios(measured, floor):
@@ -215,12 +270,12 @@ class Repetitions(object):
     :ivar int maximum: Repetitions never exceeded.
     :ivar float seconds: No repetition beyond the minimum starts once this
         many seconds have passed since the first began.
-    :ivar float target: The spread under which a ratio is settled.
+    :ivar float target: The uncertainty under which a ratio is settled.
     """
     minimum = attr.ib()
     maximum = attr.ib()
     seconds = attr.ib(validator=_positive)
-    target = attr.ib(default=SETTLED_SPREAD, validator=_positive)
+    target = attr.ib(default=SETTLED_UNCERTAINTY, validator=_positive)
 
     @minimum.validator
     def _check_minimum(self, attribute, value):
@@ -243,7 +298,8 @@ class Settling(object):
     :ivar samples: ``dict`` of ratio name to its per-repetition ratios
         (``tuple``, in repetition order).
     :ivar int repetitions: Repetitions run.
-    :ivar bool settled: Whether every ratio's spread ended under the target.
+    :ivar bool settled: Whether every ratio's uncertainty ended under the
+        target.
     :ivar float seconds: How long the repetitions took.
     """
     samples = attr.ib(converter=lambda d: {k: tuple(v) for k, v in d.items()})
@@ -256,6 +312,13 @@ class Settling(object):
         :return: ``dict`` of ratio name to its spread.
         """
         return {name: spread(values) for name, values in self.samples.items()}
+
+    def uncertainties(self):
+        """
+        :return: ``dict`` of ratio name to its uncertainty.
+        """
+        return {name: uncertainty(values)
+                for name, values in self.samples.items()}
 
 
 def recorded(samples, ratios):
@@ -285,14 +348,14 @@ def next_step(samples, policy, elapsed):
     :param Repetitions policy: The bounds.
     :param float elapsed: Seconds since the first repetition began.
     :return: ``(go on, settled)``: go on below ``policy.minimum``
-        repetitions; else stop when every ratio's spread is under
+        repetitions; else stop when every ratio's uncertainty is under
         ``policy.target`` (settled), at ``policy.maximum`` repetitions, or
         once ``policy.seconds`` have passed (not settled).
     """
     count = min(len(values) for values in samples.values())
     if count < policy.minimum:
         return True, False
-    settled = all(spread(values) < policy.target
+    settled = all(uncertainty(values) < policy.target
                   for values in samples.values())
     if settled or count >= policy.maximum or elapsed >= policy.seconds:
         return False, settled
@@ -330,46 +393,52 @@ def ratio_figures(name, samples, digits=3):
     """
     :param str name: The ratio's name in the JSON figures.
     :param samples: Its per-repetition values (at least two).
-    :return: ``{name: median, name + "_spread": spread}``, rounded.
+    :return: ``{name: median, name + "_spread": spread, name +
+        "_uncertainty": uncertainty}``, rounded.
     """
     return {name: round(statistics.median(samples), digits),
-            name + "_spread": round(spread(samples), 3)}
+            name + "_spread": round(spread(samples), 3),
+            name + "_uncertainty": round(uncertainty(samples), 3)}
 
 
 #: Column headers of :func:`ratio_row`.
-RATIO_HEADERS = ["ratio", "median", "spread", "min-max", "per repetition"]
+RATIO_HEADERS = ["ratio", "median", "+/-", "spread", "min-max",
+                 "per repetition"]
 
 
 def ratio_row(label, samples):
     """
-    :return: A table row for a ratio: ``label``, its median, its spread in
-        per cent, its range and every repetition's value.
+    :return: A table row for a ratio: ``label``, its median, its
+        uncertainty and its spread in per cent, its range and every
+        repetition's value.
     """
     samples = list(samples)
     return [label, "%.3f" % (statistics.median(samples),),
+            "%.1f %%" % (100 * uncertainty(samples),),
             "%.1f %%" % (100 * spread(samples),),
             "%.3f-%.3f" % (min(samples), max(samples)),
             " ".join("%.3f" % (value,) for value in samples)]
 
 
-def verdict(value, comparison, limit, spread=None):
+def verdict(value, comparison, limit, uncertain=None):
     """
-    Judge a figure against its target, allowing for its spread.
+    Judge a figure against its target, allowing for its uncertainty.
 
     :param value: The figure, or ``None`` when it was not measured.
     :param str comparison: ``"<"``, ``"<="``, ``">"`` or ``">="``.
     :param limit: Its target.
-    :param spread: Its spread (interquartile range over median), or
-        ``None`` when it has none.
-    :return: ``"not measured"``; ``"not decidable"`` when the spread is
-        wider than the margin between the figure and its target, both
-        relative to the figure; else ``"met"`` or ``"missed"``.
+    :param uncertain: Its uncertainty (:func:`uncertainty`), or ``None``
+        when it has none.
+    :return: ``"not measured"``; ``"not decidable"`` when the uncertainty
+        is wider than the margin between the figure and its target, both
+        relative to the figure (the target lies inside the median's
+        confidence interval); else ``"met"`` or ``"missed"``.
     """
     if value is None:
         return "not measured"
-    if spread is not None:
+    if uncertain is not None:
         margin = abs(value - limit) / abs(value) if value else float("inf")
-        if spread > margin:
+        if uncertain > margin:
             return "not decidable"
     return "met" if meets(value, comparison, limit) else "missed"
 
@@ -467,8 +536,8 @@ def add_repetition_options(parser, what="repetition"):
     parser.add_argument("--reps", type=int, default=None,
                         help="%ss always run (>= 3)" % (what,))
     parser.add_argument("--max-reps", type=int, default=None,
-                        help="%ss at most, while a ratio's spread is 5 per cent "
-                        "or more" % (what,))
+                        help="%ss at most, while a ratio's uncertainty is "
+                        "2.5 per cent or more" % (what,))
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="no %s beyond --reps starts after this many "
                         "seconds" % (what,))
@@ -513,8 +582,10 @@ def number(value):
 def spread_figures(figures):
     """
     :param dict figures: One benchmark's JSON figures.
-    :return: ``list`` of ``(name, value, spread)`` for every figure
-        reported with a ``NAME_spread`` beside it (the ratios), by name.
+    :return: ``list`` of ``(name, value, spread, uncertainty)`` for every
+        figure reported with a ``NAME_spread`` beside it (the ratios), by
+        name; ``uncertainty`` is ``NAME_uncertainty``, or ``None`` when
+        the figures have none (results written before it was reported).
     """
     found = []
     for key in sorted(figures):
@@ -523,7 +594,8 @@ def spread_figures(figures):
         name = key[:-len("_spread")]
         value, spread = number(figures.get(name)), number(figures[key])
         if value is not None and spread is not None:
-            found.append((name, value, spread))
+            found.append((name, value, spread,
+                          number(figures.get(name + "_uncertainty"))))
     return found
 
 

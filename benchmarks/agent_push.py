@@ -32,9 +32,11 @@ nodes through their agents first (as a deploy does; the next deploy
 replaces it).  Each path runs once untimed first; then each repetition
 runs both, alternating which goes first, and gives one ratio
 ``agent_push_ratio`` = raw seconds / agent seconds (agent rate over raw
-rate), repeated until its spread (interquartile range over median) is
-under 5 % or the bounds of ``--reps``/``--max-reps``/``--max-seconds``
-are reached.  Processes are pinned as in ``benchmarks/volumes.py``.
+rate), repeated until its uncertainty (half-width of the median's 95 %
+confidence interval over the median) is under 2.5 % or the bounds of
+``--reps``/``--max-reps``/``--max-seconds`` (5/40/180 s; 3/6/90 s with
+``--quick``) are reached; ``*_spread`` is the interquartile range of the
+repetitions' ratios over their median.  Processes are pinned as in ``benchmarks/volumes.py``.
 
 After the pushes (the agents have pushed and received, so each has loaded
 what a push needs), ``agent_rss_mb`` is the largest resident size of the
@@ -167,7 +169,7 @@ def main():
     policy = repetitions_from(
         parser, options,
         max(3, int(REPS)) if REPS else (3 if options.quick else 5),
-        6 if options.quick else 15, 180.0 if options.quick else 900.0)
+        6 if options.quick else 40, 90.0 if options.quick else 180.0)
     lab, started = _open_lab()
     name = "bench-" + uuid.uuid4().hex[:8]
     pool1, pool2 = lab.pool("node1"), lab.pool("node2")
@@ -240,8 +242,8 @@ def main():
             ["what", "median s", "min-max s", "MB/s"])
         print_table("Ratio of each repetition (spread: interquartile range "
                     "over median; %s)" % (
-                        "settled under 5 %" if settling.settled
-                        else "NOT settled under 5 %"),
+                        "settled: +/- under 2.5 %" if settling.settled
+                        else "NOT settled: +/- 2.5 % or more"),
                     [ratio_row("agent_push_ratio: agent rate / raw rate",
                                settling.samples["agent_push_ratio"]),
                      ratio_row("agent_push_pruned_ratio: the same, the "

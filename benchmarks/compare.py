@@ -74,7 +74,7 @@ def agreement(runs, tolerance):
         for benchmark, figures in sorted(benchmarks.items()):
             if not isinstance(figures, dict):
                 continue
-            for name, value, _ in spread_figures(figures):
+            for name, value, _, _ in spread_figures(figures):
                 key = "%s.%s" % (benchmark, name)
                 values.setdefault(key, [None] * len(runs))[index] = value
     found = {}

@@ -74,13 +74,24 @@ around the whole command (interpreter start, SSH, every node's part):
 * No warm process anywhere: each ``flocker-deploy`` starts cold, the nodes'
   agents run all the time (started by the lab as a boot would).
 
-Each figure is the median of ``--reps`` repetitions (min–max in the
-table).  Each ratio is the median of per-repetition ratios, with
-``NAME_spread`` beside it (interquartile range over median): ``t8 / t1``,
-Docker's ``8 nodes / 1 node``, ``big / small`` and big / move by hand are
-taken within one repetition (run one after the other; the three moves of
-a round in an order rotated from round to round); ``scale_over_docker``
-pairs the i-th samples of two parts run at different times. the table also breaks the moves down by the per-change times
+Each figure is the median of its repetitions (min–max in the table).
+The baselines and the no-op deploys run ``--reps`` times (5; 3 with
+``--quick``).  The scale deploys and the moves repeat until their ratios
+settle (``benchmarks/_common.py``): at least ``--reps`` repetitions, then
+more while a ratio's uncertainty is 2.5 % or more, at most ``--max-reps``
+(30; 6 with ``--quick``) and no repetition started after
+``--max-seconds`` (180; 90), each part on its own; ``scale_reps``,
+``move_reps`` and ``settled`` say how it went.  Each ratio is the median
+of per-repetition ratios, with ``NAME_spread`` (interquartile range over
+median) and ``NAME_uncertainty`` (half-width of the median's 95 %
+confidence interval over the median) beside it.  One repetition of the
+scale part runs Flocker's ``t1`` and ``t8`` and Docker alone's one node
+and every node, the two in an order rotated from one repetition to the
+next, and gives ``t8 / t1``, Docker's ``8 nodes / 1 node`` and their
+quotient ``scale_over_docker``; one round of moves moves the big and the
+small volume and does one move by hand, the three in a rotated order, and
+gives ``big / small`` and big / move by hand.  The table also breaks the
+moves down by the per-change times
 ``flocker-deploy`` prints, and the median run of each kind by the
 commands sent to the nodes' agents, in its eliot log (kept, one per deploy, in
 ``STATE/bench-files/logs``).  Prints the tables, then one JSON object as
@@ -98,10 +109,10 @@ import time
 from pathlib import Path
 
 from _common import (
-    AGENT_MEMORY_HEADERS, RATIO_HEADERS, agent_memory, agent_memory_rows,
-    emit, own_lab_environ, paired_ratios, print_table,
-    ratio_figures, ratio_row, rotated, summary, zfs, zfs_ok,
-    zfs_send_over_ssh,
+    AGENT_MEMORY_HEADERS, RATIO_HEADERS, add_repetition_options,
+    agent_memory, agent_memory_rows, emit, own_lab_environ, print_table,
+    ratio_figures, ratio_row, repeat_until_settled, repetitions_from,
+    rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -434,20 +445,57 @@ def phase_of(change):
     return "other"
 
 
-def scale(bench, reps):
+def scale_once(bench):
     """
-    :return: ``(t1 samples, t8 samples)``, each a list of ``(seconds,
-        eliot log)``.
+    One deploy of one application to one node (``t1``) and one of one
+    application per node to every node (``t8``), each followed by an
+    untimed reset of the nodes it used.
+
+    :return: ``((t1 seconds, eliot log), (t8 seconds, eliot log))``.
     """
     nodes = len(bench.addresses)
-    t1, t8 = [], []
-    for _ in range(reps):
-        t1.append(bench.deploy({0: ["app1"]})[::2])
-        bench.reset(1)
-        t8.append(bench.deploy({i: ["app%d" % (i + 1,)]
-                                for i in range(nodes)})[::2])
-        bench.reset(nodes)
+    t1 = bench.deploy({0: ["app1"]})[::2]
+    bench.reset(1)
+    t8 = bench.deploy({i: ["app%d" % (i + 1,)] for i in range(nodes)})[::2]
+    bench.reset(nodes)
     return t1, t8
+
+
+def scale(bench, policy):
+    """
+    Flocker's and Docker alone's deploy to 1 node and to every node, the
+    two in an order rotated from one repetition to the next, repeated
+    until their ratios settle (:func:`repeat_until_settled`).
+
+    :param Repetitions policy: The repetitions' bounds.
+    :return: ``(samples, settling)``: ``samples`` has ``"t1"`` and
+        ``"t8"`` (lists of ``(seconds, eliot log)``), ``"docker_one"`` and
+        ``"docker_every"`` (lists of seconds); ``settling`` the
+        :class:`Settling` of ``scale_ratio``, ``baseline_docker_scale_ratio``
+        and ``scale_over_docker``.
+    """
+    samples = {"t1": [], "t8": [], "docker_one": [], "docker_every": []}
+
+    def flocker():
+        t1, t8 = scale_once(bench)
+        samples["t1"].append(t1)
+        samples["t8"].append(t8)
+
+    def docker():
+        one, every = docker_scale_once(bench)
+        samples["docker_one"].append(one)
+        samples["docker_every"].append(every)
+
+    def repetition(index):
+        for part in rotated([flocker, docker], index):
+            part()
+        flocker_ratio = samples["t8"][-1][0] / samples["t1"][-1][0]
+        docker_ratio = samples["docker_every"][-1] / samples["docker_one"][-1]
+        return {"scale_ratio": flocker_ratio,
+                "baseline_docker_scale_ratio": docker_ratio,
+                "scale_over_docker": flocker_ratio / docker_ratio}
+
+    return samples, repeat_until_settled(repetition, policy)
 
 
 def _bare_container(socket_path, name, port, data=None):
@@ -479,12 +527,12 @@ def _remove_bare(socket_path, name):
     api.call("DELETE", "/containers/%s?force=1" % (name,))
 
 
-def docker_scale(bench, reps):
+def docker_scale_once(bench):
     """
     The scale baseline: what Docker alone takes to create and start one
     container (as in ``t1``/``t8``) on node1, and on every node at once.
 
-    :return: ``(one node samples, all nodes samples)`` in seconds.
+    :return: ``(one node seconds, all nodes seconds)``.
     """
     import threading
     sockets = [node.docker_socket for node in bench.lab.nodes]
@@ -503,11 +551,7 @@ def docker_scale(bench, reps):
             _remove_bare(sockets[i], "flocker-bench-bare")
         return elapsed
 
-    one, every = [], []
-    for _ in range(reps):
-        one.append(at_once(1))
-        every.append(at_once(len(sockets)))
-    return one, every
+    return at_once(1), at_once(len(sockets))
 
 
 def raw_move(bench, reps):
@@ -670,18 +714,22 @@ def noop_inprocess(bench, reps):
     return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def moves(bench, reps, extra_new_mib=None):
+def moves(bench, policy, extra_new_mib=None):
     """
-    Move the big and the small application ``reps`` times each after a
-    warm-up move, and in each of those rounds one move by hand with the
+    Move the big and the small application once each as a warm-up, then
+    in rounds: each round moves both and does one move by hand with the
     bare tools (:func:`raw_move`), the three in an order rotated from one
-    round to the next.
+    round to the next, until the round's ratios settle
+    (:func:`repeat_until_settled`).
 
+    :param Repetitions policy: The rounds' bounds.
     :param extra_new_mib: If given, one more move of the big volume after
         rewriting that many MiB, kept as ``warm["extra"]``.
     :return: ``(warm-up moves, {"big": [...], "small": [...], "raw":
-        [...]})``: :func:`measure_move` results, and the seconds of each
-        move by hand.
+        [...]}, settling)``: :func:`measure_move` results, the seconds of
+        each move by hand, and the :class:`Settling` of
+        ``downtime_ratio`` (big / small) and ``downtime_over_raw_move``
+        (big / by hand).
     """
     where = {"big": 0, "small": 0}
     sizes = {"big": bench.big_mib, "small": bench.small_mib}
@@ -693,35 +741,41 @@ def moves(bench, reps, extra_new_mib=None):
             nodes[node].append(name)
         return nodes
 
+    def move(name, round_number):
+        bench.change(where[name], name, sizes[name], round_number)
+        where[name] = 1 - where[name]
+        return measure_move(bench, name, ports[name], placement())
+
     bench.deploy(placement())
     warm = {}
     for name in sorted(where):
         started = time.monotonic()
         bench.fill(where[name], name, sizes[name])
         warm[name + " fill"] = time.monotonic() - started
+    for name in ["big", "small"]:
+        warm[name] = move(name, 0)
     results = {"big": [], "small": [], "raw": []}
-    for round_number in range(reps + 1):
-        for name in rotated(["big", "small", "raw"], round_number):
+
+    def repetition(index):
+        for name in rotated(["big", "small", "raw"], index + 1):
             if name == "raw":
-                if round_number:
-                    results["raw"].extend(raw_move(bench, 1))
-                continue
-            bench.change(where[name], name, sizes[name], round_number)
-            where[name] = 1 - where[name]
-            result = measure_move(bench, name, ports[name], placement())
-            if round_number == 0:
-                warm[name] = result
+                results["raw"].extend(raw_move(bench, 1))
             else:
-                results[name].append(result)
+                results[name].append(move(name, index + 1))
+        big = results["big"][-1]["downtime"]
+        return {"downtime_ratio": big / results["small"][-1]["downtime"],
+                "downtime_over_raw_move": big / results["raw"][-1]}
+
+    settling = repeat_until_settled(repetition, policy)
     if extra_new_mib:
         # One more move of the big volume, with more new data.
-        bench.change(where["big"], "big", sizes["big"], reps + 1,
-                     extra_new_mib)
+        bench.change(where["big"], "big", sizes["big"],
+                     settling.repetitions + 1, extra_new_mib)
         where["big"] = 1 - where["big"]
         warm["extra"] = measure_move(bench, "big", ports["big"], placement())
     bench.reset(3)
     bench.delete_volumes()
-    return warm, results
+    return warm, results, settling
 
 
 def curves(bench, volume_sizes, new_sizes, fixed_mib):
@@ -840,38 +894,55 @@ def moves_only(options, env):
     up = admin_lab(["up", "3"], env)
     try:
         bench = open_bench(env, options)
-        warm, moved = moves(bench, options.reps)
+        warm, moved, settling = moves(bench, options.policy)
     finally:
         if not options.keep:
             admin_lab(["down"], env)
     big = [r["downtime"] for r in moved["big"]]
     small = [r["downtime"] for r in moved["small"]]
     raw_moves = moved["raw"]
-    print("Moves on a 3-node lab (up in %.1f s); %d repetitions; seconds, "
-          "median (min-max)\n" % (up, options.reps))
+    print("Moves on a 3-node lab (up in %.1f s); %s; seconds, median "
+          "(min-max)\n" % (up, describe(settling)))
     print_table("Floor", [
         ("baseline: move by hand (stop, zfs send -i | ssh | receive, "
          "start)", fmt(raw_moves))], ["what", "seconds"])
     print_moves(options, warm, moved)
     print_move_rounds(options, moved)
-    ratios = {
-        "downtime_ratio": paired_ratios(big, small),
-        "downtime_over_raw_move": paired_ratios(big, raw_moves),
-    }
-    print_table("Ratios of each repetition (spread: interquartile range "
-                "over median)", [ratio_row(name, samples)
-                                 for name, samples in ratios.items()],
-                RATIO_HEADERS)
+    print_ratios(settling.samples)
     figures = {
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
         "baseline_raw_move_s": round(statistics.median(raw_moves), 3),
-        "reps": options.reps,
+        "reps": settling.repetitions,
+        "settled": settling.settled,
         "big_mib": options.big_mib,
     }
-    for name, samples in ratios.items():
+    for name, samples in settling.samples.items():
         figures.update(ratio_figures(name, samples))
     emit(figures)
+
+
+def describe(settling):
+    """
+    :return: How many repetitions a :class:`Settling` took, and whether
+        its ratios settled.
+    """
+    return "%d repetitions (%s)" % (
+        settling.repetitions,
+        "settled: +/- under 2.5 %" if settling.settled
+        else "NOT settled: +/- 2.5 % or more at the bound")
+
+
+def print_ratios(samples):
+    """
+    Print every repetition's ratios, with their median, uncertainty and
+    spread.
+    """
+    print_table("Ratios of each repetition (+/-: half-width of the "
+                "median's 95 % confidence interval; spread: interquartile "
+                "range over median)", [ratio_row(name, values)
+                                       for name, values in samples.items()],
+                RATIO_HEADERS)
 
 
 def main():
@@ -879,7 +950,7 @@ def main():
     Run the benchmark, print the tables and the JSON line.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=3)
+    add_repetition_options(parser, "repetition")
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--small-mib", type=int, default=10)
     parser.add_argument("--keep", action="store_true",
@@ -895,6 +966,13 @@ def main():
         "--no-curves", action="store_true",
         help="skip downtime against volume size and against new data")
     options = parser.parse_args()
+    # The fixed parts (baselines, no-op deploys) run --reps times; the
+    # scale deploys and the moves repeat until their ratios settle, each
+    # within the bounds.
+    options.policy = repetitions_from(
+        parser, options, *((3, 6, 90.0) if options.quick
+                           else (5, 30, 180.0)))
+    options.reps = options.policy.minimum
     if options.quick:
         options.big_mib = min(options.big_mib, 256)
         volume_sizes, new_sizes, fixed_mib = [10, 256], [1, 16], 256
@@ -925,12 +1003,12 @@ def main():
         base_imports = bench.timed_client(
             [sys.executable, "-c", "import twisted.internet.reactor, "
              "twisted.conch.ssh.transport, treq, eliot"], reps)
-        docker_one, docker_every = docker_scale(bench, reps)
-        t1, t8 = scale(bench, reps)
+        scaled, scale_settling = scale(bench, options.policy)
         noop3 = noop(bench, reps)
         noop3_inprocess = noop_inprocess(bench, reps)
-        warm, moved = moves(bench, reps, extra_new_mib=(
-            16 if options.quick and not options.no_curves else None))
+        warm, moved, move_settling = moves(
+            bench, options.policy, extra_new_mib=(
+                16 if options.quick and not options.no_curves else None))
         raw_moves = moved["raw"]
         curve_volume = curve_new = []
         if options.quick and not options.no_curves:
@@ -954,10 +1032,14 @@ def main():
 
     big = [r["downtime"] for r in moved["big"]]
     small = [r["downtime"] for r in moved["small"]]
+    t1, t8 = scaled["t1"], scaled["t8"]
+    docker_one, docker_every = scaled["docker_one"], scaled["docker_every"]
     timings = {"t1": [t for t, _ in t1], "t8": [t for t, _ in t8],
                "noop3": [t for t, _ in noop3]}
-    print("flocker-deploy on an 8-node lab (up in %.1f s); %d repetitions; "
-          "seconds, median (min-max)\n" % (up, reps))
+    print("flocker-deploy on an 8-node lab (up in %.1f s); baselines and "
+          "no-op deploys %d repetitions, scale deploys %s, moves %s; "
+          "seconds, median (min-max)\n" % (
+              up, reps, describe(scale_settling), describe(move_settling)))
     print_table("Deploys", [
         ("t1: 1 app on 1 node", fmt(timings["t1"])),
         ("t8: 1 app on each of 8 nodes", fmt(timings["t8"])),
@@ -983,21 +1065,10 @@ def main():
     print_move_rounds(options, moved)
     t1_s = statistics.median(timings["t1"])
     t8_s = statistics.median(timings["t8"])
-    ratios = {
-        "scale_ratio": paired_ratios(timings["t8"], timings["t1"]),
-        "baseline_docker_scale_ratio": paired_ratios(docker_every,
-                                                     docker_one),
-        "downtime_ratio": paired_ratios(big, small),
-        "downtime_over_raw_move": paired_ratios(big, raw_moves),
-    }
-    ratios["scale_over_docker"] = paired_ratios(
-        ratios["scale_ratio"], ratios["baseline_docker_scale_ratio"])
+    ratios = dict(scale_settling.samples, **move_settling.samples)
     print_table("Node agent memory, after every deploy and move",
                 agent_memory_rows(memory), AGENT_MEMORY_HEADERS)
-    print_table("Ratios of each repetition (spread: interquartile range "
-                "over median)", [ratio_row(name, samples)
-                                 for name, samples in ratios.items()],
-                RATIO_HEADERS)
+    print_ratios(ratios)
     figures = {
         "t1_s": round(t1_s, 3),
         "t8_s": round(t8_s, 3),
@@ -1018,6 +1089,9 @@ def main():
         "baseline_docker_t8_s": round(statistics.median(docker_every), 3),
         "baseline_raw_move_s": round(statistics.median(raw_moves), 3),
         "reps": reps,
+        "scale_reps": scale_settling.repetitions,
+        "move_reps": move_settling.repetitions,
+        "settled": scale_settling.settled and move_settling.settled,
         "big_mib": options.big_mib,
         "curve_volume": curve_volume,
         "curve_new": curve_new,

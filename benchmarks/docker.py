@@ -25,10 +25,12 @@ Measures, interleaved in one run against the same dockerd:
 Medians over the repetitions; ``ratio`` is the median of each
 repetition's create_start_s / cli_run_s (the two run one after the other,
 their order alternating), ``ratio_spread`` their interquartile range over
-median.  The create+start repetitions go on past ``--reps`` (7; 5 with
-``--quick``) until the spread is under 5 %, at most ``--max-reps`` (21; 10
-with ``--quick``) or ``--max-seconds`` (120; 60 with ``--quick``);
-``reps`` says how many ran, ``settled`` whether the spread got under 5 %.
+median, ``ratio_uncertainty`` the half-width of the median's 95 %
+confidence interval over the median.  The create+start repetitions go on
+past ``--reps`` (7; 5 with ``--quick``) until the uncertainty is under
+2.5 %, at most ``--max-reps`` (40; 10 with ``--quick``) or
+``--max-seconds`` (120; 60 with ``--quick``); ``reps`` says how many ran,
+``settled`` whether the uncertainty got under 2.5 %.
 The report is timed ``--reps`` times (``report_reps``).  Prints a table, then one JSON object as the last line.
 
 The daemon is ``--socket``, else ``$DOCKER_HOST`` (``unix://``), else lab
@@ -63,6 +65,7 @@ from flocker.node._docker import (
 )
 from flocker.node._local import LocalNodeAgent
 from flocker.route import MemoryRouteManager
+from flocker.testtools import wait_for_path
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 
 
@@ -214,15 +217,12 @@ def start_agent(socket_path, directory, pool):
              "--socket", path, "--address", "10.0.0.1",
              "--docker-socket", socket_path],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environ)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            with open(log_path) as log:
-                raise RuntimeError("the agent did not listen: %s" % (
-                    log.read()[-2000:],))
-        time.sleep(0.05)
+    if not wait_for_path(path, process):
+        process.kill()
+        process.wait()
+        with open(log_path) as log:
+            raise RuntimeError("the agent did not listen: %s" % (
+                log.read()[-2000:],))
     return process, path
 
 
@@ -356,7 +356,7 @@ async def main(reactor, arguments):
     figures.update(ratio_figures("ratio", ratios))
     figures.update({"reps": settling.repetitions,
                     "settled": settling.settled})
-    print("%s: median %s, spread %s, %s; per repetition %s" % tuple(
+    print("%s: median %s, +/- %s, spread %s, %s; per repetition %s" % tuple(
         ratio_row("ratio create+start / docker run", ratios)))
     print(json.dumps(figures, sort_keys=True))
 
@@ -375,7 +375,7 @@ def parse(argv):
     arguments = parser.parse_args(argv)
     arguments.policy = repetitions_from(
         parser, arguments, *((5, 10, 60.0) if arguments.quick
-                             else (7, 21, 120.0)))
+                             else (7, 40, 120.0)))
     arguments.reps = arguments.policy.minimum
     return arguments
 

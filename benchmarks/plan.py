@@ -84,7 +84,8 @@ def main():
     print_table("plan_changes (10%% moved, 10%% changed), %d runs each"
                 % (options.repeat,), rows,
                 ("nodes x apps", "changes", "median s", "min-max s"))
-    print_table("Ratio of each run (spread: interquartile range over "
+    print_table("Ratio of each run (+/-: half-width of the median's 95 % "
+                "confidence interval; spread: interquartile range over "
                 "median)", [ratio_row("10,000 / 1,000 applications",
                                       ratios)], RATIO_HEADERS)
     figures = {"nodes": 100, "apps": 10000,

@@ -32,9 +32,11 @@ other, the order rotated.  Its ratios, in the same repetition:
 ``floor_ratio`` ``floor`` over ``off`` (the most any replication could
 reach here) and ``on_vs_floor`` ``on`` over ``floor`` (Flocker against the
 bare tools); each is reported as the median over repetitions with its
-``*_spread`` (interquartile range over median).  At least ``--reps`` repetitions
-(default ``$FLOCKER_BENCH_RUNS``, else 5, or 3 with ``--quick``), then more
-until every spread is under 5 %, at most ``--max-reps`` (12; 6 with
+``*_spread`` (interquartile range over median) and ``*_uncertainty``
+(half-width of the median's 95 % confidence interval over the median).
+At least ``--reps`` repetitions (default ``$FLOCKER_BENCH_RUNS``, else 5,
+or 3 with ``--quick``), then more until every uncertainty is under 2.5 %,
+at most ``--max-reps`` (12; 6 with
 ``--quick``) or ``--max-seconds`` (600; 180 with ``--quick``).
 
 Also reported: the standby's lag read right after each ``on`` write

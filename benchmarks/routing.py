@@ -9,7 +9,7 @@ applications on one node.
                                  [--routes N]
 
 (``--quick``: 512 MiB per transfer, 3 to 8 repetitions within 90 s; else
-2 GiB per transfer, 5 to 25 repetitions within 600 s; always 1,000
+2 GiB per transfer, 5 to 40 repetitions within 600 s; always 1,000
 routes.)
 
 It builds its own small lab of network namespaces and removes it at the
@@ -50,9 +50,11 @@ repetition to the next, and gives six ratios of that repetition's rates:
   ``routed_vs_forwarded_plain`` = routed_plain / forwarded_plain: what
   Flocker's NAT rules cost on top of that hop.
 
-Each ratio is the median over the repetitions, with ``NAME_spread`` beside
-it (interquartile range over median).  Repetitions go on past ``--reps``
-until every spread is under 5 %, at most ``--max-reps`` repetitions or
+Each ratio is the median over the repetitions, with ``NAME_spread``
+(interquartile range over median) and ``NAME_uncertainty`` (half-width of
+the median's 95 % confidence interval over the median) beside it.
+Repetitions go on past ``--reps`` until every uncertainty is under 2.5 %,
+at most ``--max-reps`` repetitions or
 ``--max-seconds``; ``settled`` says whether they got there, ``reps`` how
 many ran.  Before timing, every path is warmed with an untimed transfer.
 
@@ -321,7 +323,7 @@ def main(argv):
     if options.bytes is None:
         options.bytes = (512 << 20) if options.quick else (2 << 30)
     policy = repetitions_from(
-        parser, options, *((3, 8, 90.0) if options.quick else (5, 25, 600.0)))
+        parser, options, *((3, 8, 90.0) if options.quick else (5, 40, 600.0)))
     options.reps = policy.minimum
     if options.install_routes:
         install_routes(options.routes, options.reps)
@@ -413,8 +415,9 @@ def main(argv):
         "routed_vs_forwarded_plain": "routed / forwarded (no container)",
     }
     print_table(
-        "Ratios of each repetition's rates (spread: interquartile range "
-        "over median; settled under 5 %)",
+        "Ratios of each repetition's rates (+/-: half-width of the "
+        "median's 95 % confidence interval; spread: interquartile range "
+        "over median; settled: +/- under 2.5 %)",
         [ratio_row("%s: %s" % (name, descriptions[name]),
                    settling.samples[name]) for name, _, _ in RATIOS],
         RATIO_HEADERS)

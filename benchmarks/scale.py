@@ -39,8 +39,11 @@ the deploy client and of one node command.
 Timings are medians of ``--reps`` repetitions (default 5; 3 with
 ``--quick``), min-max in the table; the two plan sizes, and the two
 fan-outs, run in each repetition in turn (order rotated), and each ratio is
-the median of the repetitions' ratios, with ``NAME_spread`` beside it
-(interquartile range over median).  MB is 2^20 bytes.  Prints the tables,
+the median of the repetitions' ratios, with ``NAME_spread``
+(interquartile range over median) and ``NAME_uncertainty`` (half-width of
+the median's 95 % confidence interval over the median) beside it.  The
+100-node plan, a few milliseconds, is timed as the mean of as many
+plannings as last about as long as one 1,000-node plan.  MB is 2^20 bytes.  Prints the tables,
 then one JSON object as the last line.
 """
 
@@ -103,10 +106,14 @@ def measure_plans(sizes, reps):
     """
     :param sizes: Numbers of nodes.
     :return: ``dict`` of number of nodes to ``(samples, changes, routes)``:
-        seconds of each planning of a cluster of that many nodes, the
-        plan's number of leaf changes, and the number of routes in the
-        current state.  Each repetition plans every size, in an order
-        rotated from one repetition to the next.
+        seconds of one planning of a cluster of that many nodes in each
+        repetition, the plan's number of leaf changes, and the number of
+        routes in the current state.  Each repetition plans every size, in
+        an order rotated from one repetition to the next.  A size that
+        plans faster than the largest is planned as many times over as
+        the untimed first planning says it takes to last about as long,
+        and its sample is their mean: a planning of a few milliseconds,
+        timed once, is mostly the machine's noise.
     """
     from flocker._change import leaves
     from flocker.node._plan import plan_changes
@@ -117,13 +124,22 @@ def measure_plans(sizes, reps):
     gc.collect()
     gc.freeze()
     try:
-        plans = {nodes: plan_changes(*cluster)
+        first = {nodes: timed(plan_changes, *cluster)
                  for nodes, cluster in clusters.items()}
+        plans = {nodes: plan for nodes, (_, plan) in first.items()}
+        longest = max(seconds for seconds, _ in first.values())
+        times = {nodes: max(1, int(round(longest / max(seconds, 1e-6))))
+                 for nodes, (seconds, _) in first.items()}
         samples = {nodes: [] for nodes in sizes}
+
+        def planned(nodes):
+            for _ in range(times[nodes]):
+                plan_changes(*clusters[nodes])
+
         for rep in range(reps):
             for nodes in rotated(sizes, rep):
                 samples[nodes].append(
-                    timed(plan_changes, *clusters[nodes])[0])
+                    timed(planned, nodes)[0] / times[nodes])
     finally:
         gc.unfreeze()
     return {nodes: (samples[nodes], len(leaves(plans[nodes])),
@@ -444,8 +460,9 @@ def main(argv):
         "fanout_protocol_ratio": paired_ratios(fanouts[True],
                                                fanouts[False]),
     }
-    print_table("Ratios of each repetition (spread: interquartile range "
-                "over median)", [ratio_row(name, samples)
+    print_table("Ratios of each repetition (+/-: half-width of the median's "
+                "95 % confidence interval; spread: interquartile range over "
+                "median)", [ratio_row(name, samples)
                                  for name, samples in ratios.items()],
                 RATIO_HEADERS)
     figures = {

@@ -25,11 +25,13 @@ commands started once).  Each repetition then runs both, alternating which
 goes first, removing node2's copy in between, and gives one ratio:
 ``push_ratio`` is the median over the repetitions of push rate / raw rate
 (raw seconds / push seconds of the same repetition), ``push_ratio_spread``
-its interquartile range over median.  At least ``--reps`` repetitions
-(default ``$FLOCKER_BENCH_RUNS``, else 5, or 3 with ``--quick``; at least
-3), then more until the spread is under 5 %, at most ``--max-reps`` (15;
-6 with ``--quick``) or ``--max-seconds`` (900; 180 with ``--quick``);
-``reps`` says how many ran, ``settled`` whether the spread got under 5 %.
+its interquartile range over median, ``push_ratio_uncertainty`` the
+half-width of the median's 95 % confidence interval over the median.  At
+least ``--reps`` repetitions (default ``$FLOCKER_BENCH_RUNS``, else 5, or
+3 with ``--quick``; at least 3), then more until the uncertainty is under
+2.5 %, at most ``--max-reps`` (25; 6 with ``--quick``) or
+``--max-seconds`` (240; 180 with ``--quick``); ``reps`` says how many
+ran, ``settled`` whether the uncertainty got under 2.5 %.
 Then 1 MiB of new random data is written and pushed incrementally,
 ``--reps`` times (``incr_reps``), beside the bare ``zfs send -i | ssh |
 zfs receive -F``.
@@ -275,7 +277,7 @@ def main():
     policy = repetitions_from(
         parser, options,
         max(3, int(REPS)) if REPS else (3 if options.quick else 5),
-        6 if options.quick else 15, 180.0 if options.quick else 900.0)
+        6 if options.quick else 25, 180.0 if options.quick else 240.0)
     reps = policy.minimum
     if size <= 0:
         parser.error("--mib must be positive")
@@ -380,8 +382,8 @@ def main():
                     rows, ["what", "median s", "min-max s", "MB/s"])
         print_table("Ratio of each repetition (spread: interquartile range "
                     "over median; %s)" % (
-                        "settled under 5 %" if settling.settled
-                        else "NOT settled under 5 %"),
+                        "settled: +/- under 2.5 %" if settling.settled
+                        else "NOT settled: +/- 2.5 % or more"),
                     [ratio_row("push_ratio: push rate / raw rate",
                                settling.samples["push_ratio"])],
                     RATIO_HEADERS)

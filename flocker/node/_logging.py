@@ -481,7 +481,9 @@ FIRST_COPY_HOLDER = ActionType(
                      "The address etcd's owner key names; None when no "
                      "member holds the lease or etcd could not say."),
      Field.for_types("error", [str, type(None)],
-                     "Why etcd could not say who holds it, or None.")],
+                     "Why this node could not tell who holds it (etcd's "
+                     "error, or its own trust of peer keys unreadable), "
+                     "or None.")],
     "Ask etcd which member of an automatically failed-over application's "
     "group holds its lease, for a first copy of one of its volumes pushed "
     "here.")

@@ -22,7 +22,7 @@ from pyrsistent import pmap
 from twisted.internet.defer import maybeDeferred
 
 from .._serialize import SerializationError
-from ..volume._api import check_node_id
+from .._identifiers import is_node_identity
 from ..volume._zfs import check_volume_name
 from ..volume._errors import UnsafeName
 from ..volume._policy import GroupLease
@@ -62,10 +62,8 @@ def check_senders(senders):
             raise ValueError("%r is not a volume name" % (name,))
         nodes = frozenset(nodes)
         for node in nodes:
-            try:
-                check_node_id(node)
-            except UnsafeName as e:
-                raise ValueError(str(e))
+            if not is_node_identity(node):
+                raise ValueError("%r is not a node identity" % (node,))
         if nodes:
             checked[name] = nodes
     return pmap(checked)
@@ -176,8 +174,9 @@ class FirstCopyGroups(object):
             member of mounts ``name``; else a callable of no argument
             returning a ``Deferred`` that fires with a
             :class:`~flocker.volume._policy.GroupLease` read from etcd when
-            it is called (never failing: an unreachable etcd gives a lease
-            with its ``error``).
+            it is called (never failing: an unreachable etcd, or this
+            node's trust of peer keys unreadable, gives a lease with its
+            ``error`` saying which).
         """
         if self._automatic is None:
             return None
@@ -196,23 +195,31 @@ class FirstCopyGroups(object):
             d = DeferredContext(maybeDeferred(self._automatic.holder,
                                               application.name))
 
+            def refused(holder, error):
+                # No member counts as the holder: the first copy is
+                # refused, saying what failed.
+                action.add_success_fields(holder=holder, error=error)
+                return GroupLease(application=application.name,
+                                  holder=holder, error=error)
+
             def found(holder):
                 if holder is None or holder not in members:
                     ids = frozenset()
                 else:
+                    try:
+                        trusted = self._peer_sources()
+                    except Exception as e:
+                        return refused(holder, "this node's trust of peer "
+                                       "keys is unreadable: %s" % (e,))
                     ids = frozenset(
-                        identity for identity, sources in
-                        self._peer_sources().items() if holder in sources)
+                        identity for identity, sources in trusted.items()
+                        if holder in sources)
                 action.add_success_fields(holder=holder, error=None)
                 return GroupLease(application=application.name,
                                   holder=holder, holder_ids=ids)
 
             def failed(failure):
-                # Whatever went wrong, no member counts as the holder: the
-                # first copy is refused, saying why.
-                error = failure.getErrorMessage() or failure.type.__name__
-                action.add_success_fields(holder=None, error=error)
-                return GroupLease(application=application.name, error=error)
-            d.addCallback(found)
-            d.addErrback(failed)
+                return refused(None, "etcd: %s" % (
+                    failure.getErrorMessage() or failure.type.__name__,))
+            d.addCallbacks(found, failed)
             return d.addActionFinish()

@@ -96,6 +96,66 @@ class QuartilesTests(SynchronousTestCase):
         self.assertRaises(ValueError, common.spread, [-1, 0, 1])
 
 
+class UncertaintyTests(SynchronousTestCase):
+    """
+    Tests for ``median_interval`` and ``uncertainty``.
+    """
+
+    def test_few_samples(self):
+        """
+        Under six samples no pair of order statistics covers the median
+        with 95 % confidence: the interval is the smallest and the largest.
+        """
+        self.assertEqual((common.median_interval([3, 1, 2]),
+                          common.median_interval([5, 1, 4, 2, 3])),
+                         ((1, 3), (1, 5)))
+
+    def test_ranks(self):
+        """
+        The interval's ends are the k-th smallest and k-th largest samples
+        for the largest k that keeps 95 % coverage: the 2nd of 9, the 6th
+        of 20, the 40th of 100 (the binomial distribution's tails).
+        """
+        self.assertEqual(
+            [common.median_interval(list(range(count, 0, -1)))
+             for count in (6, 9, 20, 100)],
+            [(1, 6), (2, 8), (6, 15), (40, 61)])
+
+    def test_confidence(self):
+        """
+        A lower confidence gives a narrower interval.
+        """
+        self.assertEqual(
+            (common.median_interval(list(range(1, 21))),
+             common.median_interval(list(range(1, 21)), 0.5)),
+            ((6, 15), (8, 13)))
+
+    def test_too_few(self):
+        """
+        One sample has no interval: ``ValueError``.
+        """
+        self.assertRaises(ValueError, common.median_interval, [1.0])
+
+    def test_uncertainty(self):
+        """
+        The uncertainty is the larger distance from the median to an end
+        of its interval, over the median; it shrinks as repetitions agree
+        around the median, whatever the outliers.
+        """
+        self.assertEqual(
+            [round(common.uncertainty(samples), 6) for samples in (
+                [0.9, 1.0, 1.2],
+                [0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.3])],
+            [0.2, 0.0])
+
+    def test_uncertainty_zero_median(self):
+        """
+        Samples with a median of 0 have no relative uncertainty:
+        ``ValueError``.
+        """
+        self.assertRaises(ValueError, common.uncertainty, [-1, 0, 1])
+
+
 class PairedRatiosTests(SynchronousTestCase):
     """
     Tests for ``paired_ratios`` and ``rotated``.
@@ -160,10 +220,11 @@ class RepetitionsTests(SynchronousTestCase):
 
     def test_default_target(self):
         """
-        Ratios count as settled under 5 % spread unless told otherwise.
+        Ratios count as settled under 2.5 % uncertainty unless told
+        otherwise.
         """
         self.assertEqual(
-            common.Repetitions(minimum=3, maximum=4, seconds=1).target, 0.05)
+            common.Repetitions(minimum=3, maximum=4, seconds=1).target, 0.025)
 
 
 class RepeatUntilSettledTests(SynchronousTestCase):
@@ -186,21 +247,21 @@ class RepeatUntilSettledTests(SynchronousTestCase):
 
     def test_goes_on_until_settled(self):
         """
-        While one ratio's spread is at least the target, more repetitions
-        run; they stop at the first after which every spread is under it.
+        While one ratio's uncertainty is at least the target, more
+        repetitions run; they stop at the first after which every
+        uncertainty is under it (here the ninth, the first whose interval
+        leaves out the two outliers).
         """
-        repetition, calls = replay({
-            "steady": [1.0] * 8,
-            "noisy": [1.0, 1.3, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0]})
+        noisy = [1.0, 1.3, 0.8] + [1.0] * 7
+        repetition, calls = replay({"steady": [1.0] * 10, "noisy": noisy})
         result = common.repeat_until_settled(
-            repetition, common.Repetitions(minimum=3, maximum=8, seconds=60),
+            repetition, common.Repetitions(minimum=3, maximum=10, seconds=60),
             clock=FakeClock(1))
-        spreads = [common.spread([1.0, 1.3, 0.8, 1.0, 1.0][:n])
-                   for n in (3, 4, 5)]
-        self.assertEqual((spreads[0] >= 0.05, spreads[1] >= 0.05,
-                          spreads[2] < 0.05, result.repetitions,
-                          result.settled, calls),
-                         (True, True, True, 5, True, [0, 1, 2, 3, 4]))
+        self.assertEqual(
+            ([common.uncertainty(noisy[:n]) >= 0.025 for n in (3, 8)],
+             common.uncertainty(noisy[:9]), result.repetitions,
+             result.settled, calls),
+            ([True, True], 0.0, 9, True, list(range(9))))
 
     def test_maximum(self):
         """
@@ -258,6 +319,15 @@ class RepeatUntilSettledTests(SynchronousTestCase):
         self.assertEqual(list(result.spreads()), ["a"])
         self.assertAlmostEqual(result.spreads()["a"], 0.1)
 
+    def test_uncertainties(self):
+        """
+        ``Settling.uncertainties`` gives each ratio's uncertainty.
+        """
+        result = common.Settling(samples={"a": [0.9, 1.0, 1.2]},
+                                 repetitions=3, settled=False, seconds=1.0)
+        self.assertEqual(list(result.uncertainties()), ["a"])
+        self.assertAlmostEqual(result.uncertainties()["a"], 0.2)
+
 
 class RecordedTests(SynchronousTestCase):
     """
@@ -284,8 +354,8 @@ class RecordedTests(SynchronousTestCase):
 
     def test_next_step(self):
         """
-        Below the minimum: go on; at it, stop settled when every spread is
-        under the target, else go on until the maximum or the time bound.
+        Below the minimum: go on; at it, stop settled when every
+        uncertainty is under the target, else go on until the maximum or the time bound.
         """
         policy = common.Repetitions(minimum=3, maximum=5, seconds=60)
         steady, noisy = (1.0, 1.0, 1.01), (1.0, 1.2, 0.9)
@@ -306,19 +376,21 @@ class FiguresTests(SynchronousTestCase):
 
     def test_figures(self):
         """
-        A ratio's figures are its median and, beside it, its spread.
+        A ratio's figures are its median and, beside it, its spread and
+        its uncertainty.
         """
-        self.assertEqual(common.ratio_figures("ratio", [0.9, 1.1, 1.0]),
-                         {"ratio": 1.0, "ratio_spread": 0.1})
+        self.assertEqual(common.ratio_figures("ratio", [0.9, 1.2, 1.0]),
+                         {"ratio": 1.0, "ratio_spread": 0.15,
+                          "ratio_uncertainty": 0.2})
 
     def test_row(self):
         """
-        A ratio's table row shows its median, spread in per cent, range
-        and every repetition.
+        A ratio's table row shows its median, its uncertainty and spread in
+        per cent, its range and every repetition.
         """
-        self.assertEqual(common.ratio_row("x", [0.9, 1.1, 1.0]),
-                         ["x", "1.000", "10.0 %", "0.900-1.100",
-                          "0.900 1.100 1.000"])
+        self.assertEqual(common.ratio_row("x", [0.9, 1.2, 1.0]),
+                         ["x", "1.000", "20.0 %", "15.0 %", "0.900-1.200",
+                          "0.900 1.200 1.000"])
 
 
 class VerdictTests(SynchronousTestCase):
@@ -530,14 +602,15 @@ class SpreadFiguresTests(SynchronousTestCase):
     def test_ratios(self):
         """
         Every figure with a numeric ``_spread`` beside it is listed, by
-        name; other figures, booleans and spreads without their figure are
-        not.
+        name, with its uncertainty when it has one; other figures, booleans
+        and spreads without their figure are not.
         """
         self.assertEqual(common.spread_figures({
             "ratio": 0.9, "ratio_spread": 0.1, "push_mb_s": 100,
             "settled": True, "orphan_spread": 0.2, "odd": True,
-            "odd_spread": 0.1, "b": 2.0, "b_spread": 0.05}),
-            [("b", 2.0, 0.05), ("ratio", 0.9, 0.1)])
+            "odd_spread": 0.1, "b": 2.0, "b_spread": 0.05,
+            "b_uncertainty": 0.02}),
+            [("b", 2.0, 0.05, 0.02), ("ratio", 0.9, 0.1, None)])
 
     def test_number(self):
         """

@@ -115,38 +115,41 @@ class RunTargetsTests(SynchronousTestCase):
     def target(self, targets, figure):
         return next(t for t in targets if t["figure"] == figure)
 
-    def test_spread_and_verdict(self):
+    def test_uncertainty_and_verdict(self):
         """
-        A target whose figure has a ``_spread`` beside it carries that
-        spread; a spread wider than the margin to the target makes it "not
-        decidable", with ``met`` null.
+        A target whose figure has ``_spread`` and ``_uncertainty`` beside it
+        carries both; an uncertainty wider than the margin to the target
+        makes it "not decidable", with ``met`` null.
         """
         targets = self.run.check_targets({
-            "routing": {"ratio": 0.97, "ratio_spread": 0.04}})
+            "routing": {"ratio": 0.97, "ratio_spread": 0.01,
+                        "ratio_uncertainty": 0.04}})
         self.assertEqual(
             {key: self.target(targets, "ratio")[key]
-             for key in ("value", "spread", "verdict", "met")},
-            {"value": 0.97, "spread": 0.04, "verdict": "not decidable",
-             "met": None})
+             for key in ("value", "spread", "uncertainty", "verdict", "met")},
+            {"value": 0.97, "spread": 0.01, "uncertainty": 0.04,
+             "verdict": "not decidable", "met": None})
 
-    def test_narrow_spread(self):
+    def test_narrow_uncertainty(self):
         """
-        A spread narrower than the margin leaves the comparison to decide.
+        An uncertainty narrower than the margin leaves the comparison to
+        decide, however wide the repetitions' spread.
         """
         targets = self.run.check_targets({
-            "volumes": {"push_ratio": 0.8, "push_ratio_spread": 0.03}})
+            "volumes": {"push_ratio": 0.8, "push_ratio_spread": 0.3,
+                        "push_ratio_uncertainty": 0.03}})
         target = self.target(targets, "push_ratio")
         self.assertEqual((target["verdict"], target["met"]),
                          ("missed", False))
 
-    def test_no_spread(self):
+    def test_no_uncertainty(self):
         """
-        A figure without a spread is met or missed as it is; one not
+        A figure without an uncertainty is met or missed as it is; one not
         measured is "not measured".
         """
         targets = self.run.check_targets({"plan": {"plan_s": 0.3}})
         self.assertEqual(
-            [(self.target(targets, figure)["spread"],
+            [(self.target(targets, figure)["uncertainty"],
               self.target(targets, figure)["verdict"])
              for figure in ("plan_s", "push_ratio")],
             [(None, "met"), (None, "not measured")])
@@ -154,41 +157,48 @@ class RunTargetsTests(SynchronousTestCase):
     def test_scale_against_docker(self):
         """
         The deploy's scaling is judged against Docker alone's in the same
-        run (``scale_over_docker`` at most 1, with its spread), not against
-        a fixed limit on ``scale_ratio``: a ratio of 2.1 where Docker's
-        own is 5 meets it.
+        run (``scale_over_docker`` at most 1, with its uncertainty), not
+        against a fixed limit on ``scale_ratio``: a ratio of 2.1 where
+        Docker's own is 5 meets it.
         """
         targets = self.run.check_targets({"deploy": {
-            "scale_ratio": 2.1, "scale_ratio_spread": 0.2,
-            "scale_over_docker": 0.42, "scale_over_docker_spread": 0.1}})
+            "scale_ratio": 2.1, "scale_ratio_uncertainty": 0.2,
+            "scale_over_docker": 0.42,
+            "scale_over_docker_uncertainty": 0.1}})
         scaling = [target for target in targets
                    if target["figure"].startswith("scale_")]
         self.assertEqual(
             [(target["figure"], target["comparison"], target["limit"],
-              target["spread"], target["verdict"]) for target in scaling],
+              target["uncertainty"], target["verdict"])
+             for target in scaling],
             [("scale_over_docker", "<=", 1.0, 0.1, "met")])
 
     def test_scale_against_docker_undecided(self):
         """
-        A ``scale_over_docker`` whose spread is wider than its margin to 1
-        is "not decidable", like every ratio target.
+        A ``scale_over_docker`` whose uncertainty is wider than its margin
+        to 1 is "not decidable", like every ratio target.
         """
         targets = self.run.check_targets({"deploy": {
-            "scale_over_docker": 0.95, "scale_over_docker_spread": 0.2}})
+            "scale_over_docker": 0.95,
+            "scale_over_docker_uncertainty": 0.2}})
         self.assertEqual(
             self.target(targets, "scale_over_docker")["verdict"],
             "not decidable")
 
     def test_ratio_rows(self):
         """
-        Every figure reported with a spread is listed with it, its
+        Every figure reported with a spread is listed with its
+        uncertainty (blank in results that have none), its spread, its
         repetitions and whether they settled.
         """
         self.assertEqual(self.run.ratio_rows({
-            "routing": {"ratio": 0.9, "ratio_spread": 0.123, "reps": 7,
+            "routing": {"ratio": 0.9, "ratio_spread": 0.123,
+                        "ratio_uncertainty": 0.021, "reps": 7,
                         "settled": False, "routes_1000_s": 0.2},
+            "volumes": {"push_ratio": 0.8, "push_ratio_spread": 0.05},
             "deploy": {"error": "exit status 1"}}),
-            [("routing.ratio", "0.9", "12.3 %", "7", "no")])
+            [("routing.ratio", "0.9", "2.1 %", "12.3 %", "7", "no"),
+             ("volumes.push_ratio", "0.8", "", "5.0 %", "", "")])
 
 
 class CompareTests(SynchronousTestCase):

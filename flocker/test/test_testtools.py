@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.testtools import (
     ScenarioTestCase, capture_output, cases, require, temporary_path,
-    with_cases,
+    wait_for_path, with_cases,
 )
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -163,6 +163,50 @@ class CaptureOutputTests(SynchronousTestCase):
         self.assertEqual(
             (stdout.getvalue(), stderr.getvalue(), (sys.stdout, sys.stderr)),
             ("out\n", "err\n", before))
+
+
+class WaitForPathTests(SynchronousTestCase):
+    """
+    ``wait_for_path`` waits for a started process's file.
+    """
+
+    def start(self, code):
+        process = subprocess.Popen([sys.executable, "-c", code])
+        self.addCleanup(process.wait)
+        self.addCleanup(process.kill)
+        return process
+
+    def test_made(self):
+        """
+        A file the process makes (after a wait of its own) is waited for:
+        ``True``, and the file is there.
+        """
+        path = str(temporary_path(self) / "made")
+        process = self.start(
+            "import time, sys; time.sleep(0.2); open(sys.argv[1], 'w')"
+            .replace("sys.argv[1]", repr(path)))
+        self.assertEqual((wait_for_path(path, process), os.path.exists(path)),
+                         (True, True))
+
+    def test_exited(self):
+        """
+        A process that exits without making the file ends the wait:
+        ``False``.
+        """
+        path = str(temporary_path(self) / "never")
+        process = self.start("import sys; sys.exit(3)")
+        self.assertEqual((wait_for_path(path, process), process.wait()),
+                         (False, 3))
+
+    def test_bounded(self):
+        """
+        A process that neither makes the file nor exits is waited for no
+        longer than asked: ``False``, the process still running.
+        """
+        path = str(temporary_path(self) / "never")
+        process = self.start("import time; time.sleep(600)")
+        self.assertEqual((wait_for_path(path, process, seconds=0.1),
+                          process.poll()), (False, None))
 
 
 class ScenarioTestCaseTests(SynchronousTestCase):

@@ -6,8 +6,8 @@ network namespaces) are missing, or fails it in CI;
 :func:`run_in_reactor` runs Deferred-returning code on one reactor for the
 whole test session; :func:`temporary_directory`, :func:`temporary_path`,
 :func:`class_temporary_path`,
-:func:`capture_output` and :func:`http_status_and_body` are small
-conveniences.
+:func:`capture_output`, :func:`http_status_and_body` and
+:func:`wait_for_path` are small conveniences.
 
 Importing this package needs neither pytest nor hypothesis (the test
 extras): the hypothesis strategies for the models are in
@@ -25,7 +25,7 @@ from ._ci import in_ci, is_root, require
 from ._lab import LAB_NODES, release_lab, shared_lab
 from ._misc import (
     capture_output, class_temporary_path, http_status_and_body,
-    temporary_directory, temporary_path,
+    temporary_directory, temporary_path, wait_for_path,
 )
 from ._reactor import ReactorTimeout, run_in_reactor
 from ._scenario import ScenarioTestCase
@@ -34,4 +34,4 @@ __all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
            "temporary_directory", "temporary_path", "http_status_and_body",
            "cases", "with_cases", "shared_lab", "release_lab", "LAB_NODES",
            "capture_output", "ScenarioTestCase",
-           "class_temporary_path"]
+           "class_temporary_path", "wait_for_path"]

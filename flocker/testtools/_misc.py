@@ -1,15 +1,39 @@
 """
 Small helpers of tests: temporary directories outside the source tree,
-the standard streams captured, and reading an HTTP response.
+the standard streams captured, reading an HTTP response, and waiting for a
+started process's socket.
 """
 
 import io
 import os
 import pathlib
 import sys
+import time
 
 __all__ = ["temporary_directory", "temporary_path", "class_temporary_path",
-           "http_status_and_body", "capture_output"]
+           "http_status_and_body", "capture_output", "wait_for_path"]
+
+
+def wait_for_path(path, process, seconds=60.0):
+    """
+    Wait, blocking, until a process started by a test or a benchmark
+    script has made ``path`` (its socket, say).  Never for the reactor
+    thread.
+
+    :param str path: The file to wait for.
+    :param process: The ``subprocess.Popen`` that makes it.
+    :param float seconds: The longest to wait.
+    :return: ``True`` once ``path`` exists; ``False`` if ``process``
+        exits first or ``seconds`` pass.
+    """
+    interval = 0.05
+    for _ in range(int(seconds / interval) + 1):
+        if os.path.exists(path):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(interval)
+    return os.path.exists(path)
 
 
 def http_status_and_body(response):

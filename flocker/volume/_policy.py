@@ -36,10 +36,9 @@ The copy then records the caller as its owner, whatever the request's
 import attr
 from attr.validators import instance_of, optional
 
-from .._model import NODE_IDENTITY
 from ._errors import NotOwner
 
-__all__ = ["NODE_IDENTITY", "GroupLease", "check_receive", "recorded_owner"]
+__all__ = ["GroupLease", "check_receive", "recorded_owner"]
 
 
 @attr.s(frozen=True)
@@ -56,8 +55,10 @@ class GroupLease(object):
         node accepts from the holder's address (its installed trust): the
         caller is the holder when it is one of them.  Empty when the holder
         is not a member of the group.
-    :ivar error: Why etcd could not tell (unreachable, refusing), or
-        ``None``; then no member counts as the holder.
+    :ivar error: Why the receiving node could not tell, naming what failed
+        (etcd unreachable or refusing, or this node's own trust of peer
+        keys unreadable), or ``None``; with an error no member counts as
+        the holder.
     """
     application = attr.ib(validator=instance_of(str))
     holder = attr.ib(default=None, validator=optional(instance_of(str)))
@@ -113,9 +114,9 @@ def check_receive(node_id, name, has_copy, copy_owner, caller,
 
 def _check_holder(node_id, name, caller, group):
     """
-    :raises NotOwner: ``caller`` does not hold ``group``'s lease, or etcd
-        could not say who does (refused: a first copy is never taken on
-        trust).
+    :raises NotOwner: ``caller`` does not hold ``group``'s lease, or this
+        node could not learn who does (refused: a first copy is never taken
+        on trust).
     """
     if group.error is None and caller in group.holder_ids:
         return
@@ -123,9 +124,9 @@ def _check_holder(node_id, name, caller, group):
         node_id, name, group.application)
     if group.error is not None:
         raise NotOwner(
-            start + "and could not learn from etcd which member holds its "
-            "lease (%s); a first copy comes only from that member, so node "
-            "%s may not push it until etcd answers" % (group.error, caller))
+            start + "and could not learn which member holds its lease (%s); "
+            "a first copy comes only from that member, so node %s may not "
+            "push it until that is known" % (group.error, caller))
     if group.holder is None:
         holder = "no member holds its lease in etcd now"
     else:

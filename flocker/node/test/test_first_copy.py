@@ -110,9 +110,32 @@ class FirstCopyGroupsTests(_Groups, SynchronousTestCase):
         self.views[S1].cut()
         lease = self.lease(S1)
         self.assertEqual((lease.holder, lease.holder_ids, lease.error),
-                         (None, frozenset(), "partitioned"))
+                         (None, frozenset(), "etcd: partitioned"))
         self.assertRaises(NotOwner, check_receive, "id-s1", "web", False,
                           None, "id-p", frozenset(), lease)
+
+    def test_trust_unreadable(self):
+        """
+        When this node cannot read its own trust of peer keys, the lease
+        names the holder etcd gave but no identity, and its error says
+        that the trust failed, not etcd: the first copy is refused.
+        """
+        self.run_on_primary()
+
+        def damaged():
+            raise ValueError("peers file line 3: not a key")
+        lease = self.successResultOf(
+            FirstCopyGroups(S1, self.nodes[S1], damaged).group("web")())
+        self.assertEqual(
+            (lease.holder, lease.holder_ids, lease.error),
+            (P, frozenset(), "this node's trust of peer keys is unreadable: "
+             "peers file line 3: not a key"))
+        with self.assertRaises(NotOwner) as caught:
+            check_receive("id-s1", "web", False, None, "id-p", frozenset(),
+                          lease)
+        self.assertIn("could not learn which member holds its lease (this "
+                      "node's trust of peer keys is unreadable",
+                      caught.exception.message)
 
     def test_holder_not_member(self):
         """
@@ -169,7 +192,7 @@ class FirstCopyGroupsTests(_Groups, SynchronousTestCase):
               action.end_message["holder"], action.end_message["error"])
              for action in actions],
             [("web", "web", "succeeded", P, None),
-             ("web", "web", "succeeded", None, "partitioned")])
+             ("web", "web", "succeeded", None, "etcd: partitioned")])
 
 
 class RealEtcdTests(SynchronousTestCase):

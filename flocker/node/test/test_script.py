@@ -11,7 +11,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from twisted.internet.error import ConnectionRefusedError
@@ -21,7 +20,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
-from ...testtools import require, temporary_directory, temporary_path
+from ...testtools import (
+    require, temporary_directory, temporary_path, wait_for_path,
+)
 from pyrsistent import pmap
 
 from .._amp import PROTOCOL_VERSION
@@ -220,13 +221,9 @@ def start_agent(test):
         process.terminate()
         process.wait(30)
     test.addCleanup(stop)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "agent.log").read_text())
-        if time.monotonic() >= deadline:
-            raise AssertionError("the agent did not listen")
-        time.sleep(0.05)
+    if not wait_for_path(path, process):
+        raise AssertionError("the agent did not listen: "
+                             + (tmp_path / "agent.log").read_text())
     return path, process, environ
 
 

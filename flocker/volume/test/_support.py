@@ -150,9 +150,9 @@ class LocalRemote(object):
         stuck node).
     :ivar cut: ``dict`` of address to a byte count after which the
         connection carrying a stream is cut (both ends see it die).
-    :ivar linger: ``dict`` of address to ``(seconds, exit_code)``: its
-        ``flocker-volume receive`` ends that much later than it answers,
-        with that exit code (see ``_linger``).
+    :ivar linger: ``dict`` of address to ``(gate, exit_code)``: its
+        ``flocker-volume receive`` answers, then ends only once the file
+        ``gate`` exists, with that exit code (see ``_linger``).
     :ivar key: What :meth:`identity` answers, standing for the digest of
         the key logged in with (``None``: this remote cannot tell).
     :ivar refusing: ``dict`` of address to ``(count, key)``: its next
@@ -204,9 +204,9 @@ class LocalRemote(object):
             argv = [self._python, "-m", "flocker.volume.test._cut",
                     str(self.cut[address]), "--"] + argv
         if key == "receive" and address in self.linger:
-            seconds, code = self.linger[address]
+            gate, code = self.linger[address]
             argv = [self._python, "-m", "flocker.volume.test._linger",
-                    str(seconds), str(code), "--"] + argv
+                    gate, str(code), "--"] + argv
         return argv
 
 

@@ -142,9 +142,9 @@ class GroupLeaseTests(SynchronousTestCase):
         self.assertEqual(
             caught.exception.message,
             "this node (a) has no copy of volume web of application app, "
-            "and could not learn from etcd which member holds its lease "
+            "and could not learn which member holds its lease "
             "(no etcd member answered); a first copy comes only from that "
-            "member, so node b may not push it until etcd answers")
+            "member, so node b may not push it until that is known")
 
     def test_expected_first(self):
         """

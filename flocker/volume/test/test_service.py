@@ -195,6 +195,22 @@ def _logged(function, *args):
                     if message["timestamp"] >= start]
 
 
+def _open_gate_at(case, gate, matches):
+    """
+    Make the file ``gate`` (see ``_linger``) when a message ``matches``
+    is logged, for the rest of the test ``case``.
+
+    :param matches: Called with each eliot message; true for the one that
+        opens the gate.
+    """
+    def destination(message):
+        if matches(message) and not os.path.exists(gate):
+            with open(gate, "w"):
+                pass
+    add_destinations(destination)
+    case.addCleanup(remove_destination, destination)
+
+
 def _commands(messages, pool):
     """
     :return: The argument vectors of the ``zfs`` commands logged in
@@ -1861,20 +1877,27 @@ class RealVolumeServiceTests(SynchronousTestCase):
         The pushing side records what the target has as soon as the target
         confirms, not when its command exits; that command's log still joins
         the push's, and a failure it reports after confirming is logged, not
-        raised (the copy is there).
+        raised (the copy is there).  The target's command ends only once
+        the record was logged, so a push that waited for the command would
+        log the late failure first.
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app")
-        nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
+        gate = self.mktemp()
+        nodes.remote.linger[nodes.address(nodes.b)] = (gate, 7)
+
+        def recording(message):
+            return (message.get("action_type") == ZFS_COMMAND.action_type
+                    and message.get("action_status") == "started"
+                    and message["argv"][2:3] != []
+                    and message["argv"][2].startswith("flocker:pushed="))
+        _open_gate_at(self, gate, recording)
         result, messages = _logged(nodes.call, nodes.a.push, "app",
                                    nodes.address(nodes.b))
-        [recorded] = [message for message in messages
-                      if message.get("action_type") == ZFS_COMMAND.action_type
-                      and message.get("action_status") == "started"
-                      and message["argv"][2].startswith("flocker:pushed=")]
+        [recorded] = [message for message in messages if recording(message)]
         [late] = [message for message in messages if message.get(
             "message_type") == LATE_REMOTE_FAILURE.message_type]
-        self.assertGreater(late["timestamp"] - recorded["timestamp"], 2)
+        self.assertLess(messages.index(recorded), messages.index(late))
         self.assertEqual(late["task_uuid"], recorded["task_uuid"])
         self.assertEqual(
             late["reason"],
@@ -1893,18 +1916,31 @@ class RealVolumeServiceTests(SynchronousTestCase):
         included) as soon as the target confirms the final increment, and
         answers while the target's receiving command is still exiting; that
         command's late failure is logged when it ends, under the volume's
-        lock, which the next operation on the volume waits for.
+        lock, which the next operation on the volume waits for.  The
+        target's command ends only once the hand-off has answered, so a
+        hand-off that waited for the command would never answer before its
+        late failure.
         """
         nodes = ZFSNodes(self)
         nodes.call(nodes.a.create, "app")
         nodes.call(nodes.a.push, "app", nodes.address(nodes.b))
         _forget_pushes(nodes)
-        nodes.remote.linger[nodes.address(nodes.b)] = (3, 7)
-        answered = []
+        gate = self.mktemp()
+        nodes.remote.linger[nodes.address(nodes.b)] = (gate, 7)
+        seen = []
+        add_destinations(seen.append)
+        self.addCleanup(remove_destination, seen.append)
+        late_at_answer = []
+
+        def late_failure(message):
+            return (message.get("message_type")
+                    == LATE_REMOTE_FAILURE.message_type)
 
         def handoff():
             def then(result):
-                answered.append(time.time())
+                late_at_answer.extend(filter(late_failure, seen))
+                with open(gate, "w"):
+                    pass
                 return nodes.a._locked("app", lambda: succeed(result))
             return nodes.a.handoff("app", nodes.address(nodes.b)
                                    ).addCallback(then)
@@ -1913,9 +1949,8 @@ class RealVolumeServiceTests(SynchronousTestCase):
                      if message.get("action_type") == "flocker:volume:remote"
                      and message.get("action_status") == "started"
                      and "acquire" in message["argv"]]
-        [late] = [message for message in messages if message.get(
-            "message_type") == LATE_REMOTE_FAILURE.message_type]
-        self.assertGreater(late["timestamp"] - acquire["timestamp"], 2)
-        self.assertGreater(late["timestamp"] - answered[0], 2)
+        [late] = [message for message in messages if late_failure(message)]
+        self.assertLess(messages.index(acquire), messages.index(late))
+        self.assertEqual(late_at_answer, [])
         self.assertIsNotNone(result.base)
         self.assertTrue(nodes.call(nodes.b.volumes)[0].owned)
