@@ -20,10 +20,15 @@ up between two snapshots when another operation waits, and decides again,
 from the copy as it then is, that each snapshot is still not needed (an
 owner keeps each target's last confirmed snapshot, every copy keeps its
 newest :data:`~flocker.volume._api.FOLLOWER_SNAPSHOTS`), so it never takes
-the base of a next incremental.
+the base of a next incremental.  It is logged in the task of the operation
+that queued it (a deploy's, when a deploy's push queued it), after that
+operation's own actions.
 """
 
+from contextlib import nullcontext
+
 import attr
+from eliot import Action, current_action
 from pyrsistent import pvector
 from twisted.internet.defer import DeferredList, inlineCallbacks, succeed
 
@@ -40,6 +45,20 @@ __all__ = ["PRUNE_BUSY_DELAYS", "PruningMixin"]
 #: snapshot does not, and is left for the next prune rather than holding
 #: the volume's lock through every delay of :data:`BUSY_DELAYS`.
 PRUNE_BUSY_DELAYS = BUSY_DELAYS[:2]
+
+
+def _continued(task_id):
+    """
+    :param task_id: A serialized eliot task id (``serialize_task_id``), or
+        ``None``.
+    :return: A context manager continuing that task (an action of its
+        tree, though the operation that queued the prune is over), or for
+        ``None`` one that does nothing (the prune's action is then a task
+        of its own).
+    """
+    if task_id is None:
+        return nullcontext()
+    return Action.continue_task(task_id=task_id)
 
 
 class PruningMixin(object):
@@ -116,9 +135,11 @@ class PruningMixin(object):
         queued = self._prunes.get(name)
         if queued is not None:
             # One queued prune a volume: it takes these too.
-            queued.update(candidates)
+            queued[0].update(candidates)
             return
-        self._prunes[name] = candidates
+        action = current_action()
+        self._prunes[name] = (
+            candidates, None if action is None else action.serialize_task_id())
         d = self._locked(name, self._idle_prune, name)
         # Its action logged any failure.
         d.addErrback(lambda _: None)
@@ -135,15 +156,15 @@ class PruningMixin(object):
 
         :return: ``Deferred`` firing with the ``list`` of names destroyed.
         """
-        candidates = self._prunes.pop(name)
+        candidates, task_id = self._prunes.pop(name)
         lock = self._locks[name]
         if lock.waiting:
             # Not even a listing while, say, a hand-off waits.
-            self._prune_later(name, candidates)
+            with _continued(task_id):
+                self._prune_later(name, candidates)
             return []
         destroyed = []
-        # Its own task: the operation that queued it is over.
-        with PRUNE_SNAPSHOTS.as_task(volume=name) as action:
+        with _continued(task_id), PRUNE_SNAPSHOTS(volume=name) as action:
             dataset = yield self.pool.get(name)
             doomed = [] if dataset is None else [
                 snapshot for snapshot in self._doomed(

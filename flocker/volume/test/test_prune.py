@@ -4,7 +4,8 @@ acquire queues instead of waiting for, with a pool whose commands the test
 answers.
 """
 
-from eliot.testing import capture_logging
+from eliot import start_action
+from eliot.testing import LoggedAction, capture_logging
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -12,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker.volume._api import FOLLOWER_SNAPSHOTS
 from flocker.volume._capabilities import ZFS_FUSE, ZFSCapabilities
 from flocker.volume._errors import DatasetBusy
-from flocker.volume._logging import PRUNE_SKIPPED
+from flocker.volume._logging import PRUNE_SKIPPED, PRUNE_SNAPSHOTS
 from flocker.volume._prune import PRUNE_BUSY_DELAYS
 from flocker.volume._push import _encode_peers, _Peer
 from flocker.volume._service import VolumeService
@@ -275,3 +276,31 @@ class QueuedPruneTests(SynchronousTestCase):
         self.pool.get = lambda name: fail(OSError("gone"))
         service._prune_later("app", _names(1))
         self.assertIsNone(self.successResultOf(service.settled()))
+
+    @capture_logging(None)
+    def test_logged_in_queuing_task(self, logger):
+        """
+        A prune queued inside an action (a deploy's push) is logged in
+        that action's task, after the action ended; one queued outside any
+        action is a task of its own.
+        """
+        names = _names(FOLLOWER_SNAPSHOTS + 2)
+        service = self.service(_follower(names))
+        holding = Deferred()
+        with start_action(action_type="test:push") as push:
+            service._locked("app", lambda: holding)
+            service._prune_later("app", names[:1])
+        holding.callback(None)
+        self.pool.answer()
+        self.successResultOf(service.settled())
+        service._prune_later("app", names[1:2])
+        self.pool.answer()
+        self.successResultOf(service.settled())
+        pruned = LoggedAction.of_type(logger.messages, PRUNE_SNAPSHOTS)
+        [operation] = LoggedAction.of_type(logger.messages, "test:push")
+        self.assertEqual(
+            [(action.start_message["task_uuid"] == push.task_uuid,
+              action.end_message["destroyed"]) for action in pruned],
+            [(True, [names[0]]), (False, [names[1]])])
+        self.assertLess(logger.messages.index(operation.end_message),
+                        logger.messages.index(pruned[0].start_message))
