@@ -91,6 +91,12 @@ def etcd_argv(node, nodes):
         "--initial-cluster", initial_cluster(nodes),
         "--initial-cluster-token", "flocker-lab-%s" % (node.lab.prefix,),
         "--initial-cluster-state", "new",
+        # A member cut off from the others keeps starting elections; back,
+        # without a pre-vote its higher term makes the leader step down and
+        # the cluster answered nobody for about 8 s here, longer than an
+        # owner's lease can go unrenewed before it fences itself.  (A
+        # boolean: etcd takes its value only after "=".)
+        "--pre-vote=true",
     ]
 
 

@@ -7,10 +7,11 @@ One application with ``automatic: true`` runs on one of three nodes, the
 other two its standbys.  Each trial, its fault drawn from a seeded
 ``random.Random``:
 
-1. deploys the application where it runs now (after a failover the node it
-   was taken from gets a fresh copy: its own was the stale one), writes a
-   new ``index.html`` and waits until replication copied it to both
-   standbys;
+1. waits (at most :data:`SETTLE_TIMEOUT` seconds) until the application
+   runs on one node only, the one etcd places it on, deploys it there
+   (after a failover the node it was taken from gets a fresh copy: its own
+   was the stale one), writes a new ``index.html`` and waits until
+   replication copied it to both standbys;
 2. starts a writer: every :data:`WRITE_EVERY` seconds the next sequence
    number into ``/www/seq`` on the running node, *acknowledged* when the
    write returned;
@@ -51,7 +52,7 @@ from _lab_automatic import (
 )
 
 __all__ = ["FAULTS", "FAULT_WEIGHTS", "Trials", "TrialResult", "Writer",
-           "SAMPLE", "WRITE_EVERY", "TRIAL_TIMEOUT", "rpo"]
+           "SAMPLE", "WRITE_EVERY", "TRIAL_TIMEOUT", "SETTLE_TIMEOUT", "rpo"]
 
 #: The faults a trial draws from.
 FAULTS = ("kill", "partition", "etcd member")
@@ -76,6 +77,11 @@ MEMBER_WATCH = 20
 
 #: The replication interval of the trials' standby (``every``).
 EVERY = "2s"
+
+#: Seconds a trial's preparation waits for the application to run on one
+#: node only, the one etcd places it on (after a fault is healed, a node
+#: may still be stopping or claiming it).
+SETTLE_TIMEOUT = 60
 
 def rpo(acknowledged, served, fault):
     """
@@ -256,7 +262,14 @@ class Trials(object):
         wait until both standbys have them.
 
         :return: ``(content, (0, acknowledged at))``.
+        :raises RuntimeError: If it does not run where etcd places it, or
+            the writes into it fail.
         """
+        if self.results:
+            self.primary = self._settled()
+        if self.stale_owner == self.primary:
+            raise RuntimeError("%s runs on %s again, whose copy was the "
+                               "stale one" % (self.name, self.primary))
         if self.stale_owner is not None:
             # The node it failed over from owns a stale copy: it is
             # removed, and replication sends it afresh.
@@ -264,11 +277,21 @@ class Trials(object):
                                             self.name], check=False)
             self.stale_owner = None
         self._deploy()
+        placed = self._settled()
+        if placed != self.primary:
+            raise RuntimeError("deployed on %s, but %s runs on %s" % (
+                self.primary, self.name, placed))
         content = "trial %d of %s\n" % (number, self.name)
         container = "flocker--" + self.name
-        self.lab.run(self.primary, ["docker", "exec", "-i", container, "sh",
-                                    "-c", "cat > /www/index.html && "
-                                    "echo 0 > /www/seq"], input=content)
+        written = self.lab.run(self.primary, [
+            "docker", "exec", "-i", container, "sh", "-c",
+            "cat > /www/index.html && echo 0 > /www/seq"], input=content,
+            check=False, timeout=60)
+        if written.returncode != 0:
+            raise RuntimeError("writing into %s on %s: %s (it runs on %s)" % (
+                container, self.primary, written.stderr.strip(),
+                ", ".join(running_on(self.lab, self.name, self.nodes))
+                or "no node"))
         first = (0, time.monotonic())
         wait_replicated(self.lab, self.name,
                         [n for n in self.nodes if n != self.primary],
@@ -287,9 +310,11 @@ class Trials(object):
         drawn = self.chooser.choices(FAULTS, FAULT_WEIGHTS)[0]
         fault = fault or drawn
         delay = round(self.chooser.uniform(0.5, 4.5), 2)
-        victim = self.chooser.choice([n for n in self.nodes
-                                      if n != self.primary])
+        # Which standby, drawn as the standby's index: the node it runs on
+        # is only known once the preparation found where it settled.
+        standby = self.chooser.randrange(len(self.nodes) - 1)
         content, first = self._prepare(number)
+        victim = [n for n in self.nodes if n != self.primary][standby]
         writer = Writer(self.lab, self.primary, self.name, first)
         writer.start()
         time.sleep(delay)
@@ -338,7 +363,9 @@ class Trials(object):
         acknowledged = sum(1 for _, at in writer.acknowledged
                            if at <= fault_done)
         if target is not None:
-            self.primary = self._placed(target)
+            # Where it runs from now on is looked up by the next trial's
+            # preparation, once it settled.
+            self.primary = target
             self.stale_owner = source
         return TrialResult(
             number=number, fault=fault, source=source, target=target,
@@ -346,15 +373,41 @@ class Trials(object):
             lost=lost or 0, acknowledged=acknowledged,
             split_brain=split_brain, stale=stale)
 
-    def _placed(self, fallback):
+    def _placed(self):
         """
-        :return: The node etcd places the application on now (a holder
-            that fenced itself since, on a busy machine, is not the one
-            that took over), or ``fallback``.
+        :return: The node etcd places the application on now, or ``None``
+            (no placement, or no member answered).
         """
-        placement = etcd_value(self.lab, fallback, "placement", self.name)
         by_address = {a: n for n, a in self.address.items()}
-        return by_address.get((placement or {}).get("node"), fallback)
+        for node in self.nodes:
+            placement = etcd_value(self.lab, node, "placement", self.name)
+            if placement is not None:
+                return by_address.get(placement.get("node"))
+        return None
+
+    def _settled(self, timeout=SETTLE_TIMEOUT):
+        """
+        Wait until the application runs on one node only, the one etcd
+        places it on (a node that took it over may still be starting it,
+        or a holder that fenced itself claiming it again).
+
+        :return: That node.
+        :raises RuntimeError: If it does not settle within ``timeout``
+            seconds, naming where it runs and where etcd places it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            placed = self._placed()
+            where = running_on(self.lab, self.name, self.nodes)
+            if placed is not None and where == [placed]:
+                return placed
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    "%s did not settle within %ds: it runs on %s, etcd "
+                    "places it on %s" % (self.name, timeout,
+                                         ", ".join(where) or "no node",
+                                         placed or "no node"))
+            time.sleep(SAMPLE)
 
     def _member_loss(self, number, delay, victim):
         """

@@ -9,7 +9,8 @@ and whether it ever ran on two nodes or served stale data.
 
 It uses the lab named by ``FLOCKER_LAB_PREFIX``/``FLOCKER_LAB_STATE``
 (default prefix ``fau``, state ``/var/lib/flocker-lab-bench-auto``; three
-nodes are brought up, each with its etcd member).  Every random choice
+nodes are brought up, each with its etcd member) and takes it down when it
+ends, also when it fails (``--keep`` leaves it up).  Every random choice
 (fault, delay before it, the standby whose member is killed) comes from
 ``--seed`` (random when not given), printed with the results.
 
@@ -32,7 +33,13 @@ The last line printed is a JSON object: ``{"rto_s": …, "rto_max_s": …,
 "rto_floor_s": …, "rpo_s": …, "rpo_max_s": …, "split_brain": …, "stale":
 …, "trials": …, "seed": …}``.
 
+Before each trial the application must run on one node only, the one etcd
+places it on (a bounded wait: after a fault is healed a node may still be
+stopping or claiming it); a trial that cannot be prepared, or does not end
+as it must, stops the benchmark with exit status 1 and says why.
+
     python benchmarks/automatic_failover.py [--trials N] [--seed S] [--quick]
+                                            [--keep]
 """
 
 import argparse
@@ -49,7 +56,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "admin"))
 
-from _lab_automatic import IMAGE, http_answer  # noqa: E402
+from _lab_automatic import IMAGE, http_answer, lab_command  # noqa: E402
 from _lab_client import Lab  # noqa: E402
 from _lab_trials import Trials  # noqa: E402
 
@@ -139,29 +146,49 @@ def figures(asked, seed, results, floor):
 
 def main():
     """
-    Run the trials, print the table and the JSON line.
+    Run the benchmark; take its lab down when it ends, whatever happened,
+    unless ``--keep``.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--quick", action="store_true",
                         help="three trials")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the lab up at the end")
     options = parser.parse_args()
+    if os.geteuid() != 0:
+        fail("needs root")
+    os.environ.update(own_lab_environ(os.environ, "fau",
+                                      "/var/lib/flocker-lab-bench-auto"))
+    try:
+        return run(options)
+    finally:
+        if not options.keep:
+            down = lab_command(["down"], check=False, timeout=900)
+            if down.returncode != 0:
+                sys.stderr.write("automatic_failover: admin/lab down: %s\n"
+                                 % (down.stderr.strip()[-500:],))
+
+
+def run(options):
+    """
+    Run the trials on the lab named in the environment, print the table and
+    the JSON line.
+
+    :return: The exit status: 0, or 1 when a trial could not be prepared or
+        did not complete.
+    """
     count = 3 if options.quick else max(1, options.trials)
     seed = options.seed if options.seed is not None else random.randrange(
         10 ** 6)
-    if os.geteuid() != 0:
-        fail("needs root")
-    env = own_lab_environ(os.environ, "fau",
-                          "/var/lib/flocker-lab-bench-auto")
-    os.environ.update(env)
-    up = subprocess.run([sys.executable, str(REPO / "admin" / "lab"), "up",
-                         "3"], capture_output=True, text=True, timeout=900)
+    state = os.environ["FLOCKER_LAB_STATE"]
+    up = lab_command(["up", "3"], check=False, timeout=900)
     if up.returncode != 0:
         fail("admin/lab up 3: %s" % (up.stderr.strip()[-500:],))
-    with open(os.path.join(env["FLOCKER_LAB_STATE"], "lab.json")) as f:
+    with open(os.path.join(state, "lab.json")) as f:
         lab = Lab.from_description(json.load(f))
-    directory = os.path.join(env["FLOCKER_LAB_STATE"], "bench-automatic")
+    directory = os.path.join(state, "bench-automatic")
     os.makedirs(directory, exist_ok=True)
     print("seed %d, %d trial(s)" % (seed, count), flush=True)
     trials = Trials(lab, directory, seed, PORT, prefix="bench")
@@ -173,7 +200,8 @@ def main():
         for number in range(count):
             try:
                 result = trials.run(number)
-            except (subprocess.CalledProcessError, RuntimeError) as e:
+            except (subprocess.CalledProcessError,
+                    subprocess.TimeoutExpired, RuntimeError) as e:
                 problem = "trial %d not prepared: %s" % (number, e)
                 break
             print("  ".join(str(c) for c in _rows([result])[0]), flush=True)

@@ -40,12 +40,13 @@ class LabEtcdTests(SynchronousTestCase):
         """
         A member listens for clients on its node's address and on the node's
         loopback, advertises its node's address, and keeps its data in its
-        node's state directory; the token is the lab's.
+        node's state directory; the token is the lab's; a member back from
+        a partition holds a pre-vote before it may disrupt the leader.
         """
         lab = _lab()
         nodes = [lab.node(1), lab.node(2)]
         argv = _lab_etcd.etcd_argv(nodes[1], nodes)
-        options = dict(zip(argv[1::2], argv[2::2]))
+        options = dict(zip(argv[1:-1:2], argv[2:-1:2]))
         self.assertEqual(
             options,
             {"--name": "node2",
@@ -59,6 +60,7 @@ class LabEtcdTests(SynchronousTestCase):
              "--initial-cluster-token": "flocker-lab-tx",
              "--initial-cluster-state": "new",
             })
+        self.assertEqual(argv[-1], "--pre-vote=true")
         self.assertTrue(argv[0].endswith("etcd"))
 
     def test_client_urls_own_first(self):

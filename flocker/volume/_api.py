@@ -273,7 +273,9 @@ class IVolumeService(Interface):
         """
         Make this node the owner of its copy (step 4 of a hand-off, or a
         failover).  Does nothing more than :meth:`mount`'s writability if
-        already owned.  Taking ownership starts a new epoch.
+        already owned, except that an owner given a later ``epoch`` (it won
+        a later claim of its own application) takes that epoch.  Taking
+        ownership starts a new epoch.
 
         :param str name: Volume name.
         :param snapshot: If given, the copy's newest snapshot must be this.

@@ -408,6 +408,9 @@ class MemoryVolumeService(object):
                 raise StreamRejected(
                     "this node's copy of %s ends with snapshot %s, not %s"
                     % (name, latest, snapshot))
+        if copy.owner != self.node_id or epoch not in (None, copy.epoch):
+            # An owner given a later epoch won a later claim: its pushes
+            # carry that epoch from now on.
             copy = attr.evolve(copy, epoch=taken_epoch(name, copy.epoch,
                                                        epoch))
         self._copies[name] = attr.evolve(copy, owner=self.node_id,

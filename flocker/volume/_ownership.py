@@ -223,6 +223,16 @@ class OwnershipMixin(object):
                     dataset, properties=dataset.properties.set(
                         OWNER, self.node_id).set("mounted", "no").set(
                             EPOCH, str(new_epoch)))
+            elif epoch is not None and epoch != dataset.epoch:
+                # This node owned it already and won a later claim (its
+                # lease ended while etcd was out of reach, say): its
+                # followers follow the claim's epoch from now on, so its
+                # pushes must carry it.
+                new_epoch = taken_epoch(name, dataset.epoch, epoch)
+                yield self.pool.set(name, EPOCH, str(new_epoch))
+                dataset = attr.evolve(
+                    dataset, properties=dataset.properties.set(
+                        EPOCH, str(new_epoch)))
             yield self._mount_dataset(dataset)
             # The new owner keeps only what its next pushes can use: the
             # snapshots it kept as a follower, one of which the volume's

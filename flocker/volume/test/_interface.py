@@ -689,6 +689,38 @@ def make_ivolumeservice_tests(make_nodes):
             info = self.call(self.b.acquire, "app", None, None, 5)
             self.assertEqual((info.owned, info.epoch), (True, 5))
 
+        def test_owner_acquire_later_epoch(self):
+            """
+            An owner given a later epoch (it held the application, fenced
+            itself when its lease could not be renewed, then won the next
+            claim) owns its copy at that epoch: a follower told of the
+            claim accepts its next push, which carries the new epoch.
+            """
+            self.created()
+            self.call(self.a.push, "app", self.address_b)
+            self.call(self.b.fence, "app", self.a.node_id, 2)
+            info = self.call(self.a.acquire, "app", None, None, 2)
+            self.nodes.write(self.a, "app", "after", b"after the claim")
+            self.call(self.a.push, "app", self.address_b)
+            follower = self.volume(self.b, "app")
+            self.assertEqual(
+                (info.owned, info.epoch, follower.owner, follower.epoch,
+                 self.nodes.read(self.b, "app", "after")),
+                (True, 2, self.a.node_id, 2, b"after the claim"))
+
+        def test_owner_acquire_earlier_epoch(self):
+            """
+            An owner given an epoch below its own refuses it with
+            ``HandoffConflict`` and keeps its epoch; given its own epoch,
+            ``acquire`` changes nothing.
+            """
+            self.created()
+            self.call(self.a.acquire, "app", None, None, 3)
+            self.assertRaises(HandoffConflict, self.call, self.a.acquire,
+                              "app", None, None, 2)
+            info = self.call(self.a.acquire, "app", None, None, 3)
+            self.assertEqual((info.owned, info.epoch), (True, 3))
+
         def test_fence_follower(self):
             """
             A follower told of a failover records the new owner and epoch,
