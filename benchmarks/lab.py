@@ -17,7 +17,9 @@ down and purged: name one that is yours to lose):
 Baseline, measured inside the same ``up`` runs: the time from starting the
 nodes' dockerds until the slowest answers its API, the part of ``up`` no
 lab can avoid; ``up3_over_dockerd`` is the median of each warm run's
-ratio, ``up3_over_dockerd_spread`` their interquartile range over median.
+ratio, ``up3_over_dockerd_spread`` their interquartile range over median,
+``up3_over_dockerd_uncertainty`` the half-width of the median's 95 %
+confidence interval over the median.
 
 ``admin/lab`` is started with this interpreter (not through ``env``), so
 interpreter start-up shims do not count.  Needs root.

@@ -7,9 +7,11 @@ Usage: python benchmarks/plan.py [--quick] [--repeat N]
 (``--quick``: 3 runs of each size instead of 5.)  Each run plans both
 sizes, in an order rotated from run to run; ``ratio_10k_1k`` is the median
 of the runs' ratios, ``ratio_10k_1k_spread`` their interquartile range over
-median.
+median, ``ratio_10k_1k_uncertainty`` the half-width of the median's 95 %
+confidence interval over the median.
 Last line: {"nodes": 100, "apps": 10000, "plan_s": …, "plan_1k_s": …,
-            "ratio_10k_1k": …, "ratio_10k_1k_spread": …, "reps": …}
+            "ratio_10k_1k": …, "ratio_10k_1k_spread": …,
+            "ratio_10k_1k_uncertainty": …, "reps": …}
 Target: plan_s < 0.5 and ratio_10k_1k <= 12.
 """
 

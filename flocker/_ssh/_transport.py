@@ -27,6 +27,7 @@ from ._auth import _AgentIdentity, _FileIdentity, _UserAuth
 from ._errors import AuthenticationFailed, HostKeyError, NodeUnreachable
 from ._knownhosts import _algorithms_for, key_fingerprint
 from ._session import _ChannelNotOpened, _CommandChannel, _run_once
+from ._tcp import acknowledge_at_once, send_at_once
 
 __all__ = []
 
@@ -102,10 +103,16 @@ class _ClientTransport(SSHClientTransport):
         self._disconnect_reason = None
 
     def connectionMade(self):
+        # A move waits for each of its small AMP messages: see _tcp.py.
+        send_at_once(self.transport)
         self.supportedPublicKeys = _prefer_key_types(
             self.supportedPublicKeys,
             self.known_hosts.key_types(self.address, self.port))
         SSHClientTransport.connectionMade(self)
+
+    def dataReceived(self, data):
+        acknowledge_at_once(self.transport)
+        SSHClientTransport.dataReceived(self, data)
 
     def verifyHostKey(self, hostKey, fingerprint):
         try:

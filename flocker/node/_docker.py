@@ -1030,32 +1030,39 @@ class DockerClient(object):
         config = container_config(application, volume_mountpoint, extra_env,
                                   volume_paths)
         name = container_name(application.name)
-        if not await self._image_present(application.image):
-            raise ImageNotFound(application.image, self._where())
-        outcome = "created"
-        existing = await self._inspect(name)
-        if existing is not None:
-            labels = (existing.get("Config") or {}).get("Labels") or {}
-            if APPLICATION_LABEL not in labels:
-                DOCKER_FOREIGN_CONTAINER.log(container=name)
-                raise AlreadyExists(name, existing.get("Id"), self._where())
-            running = (existing.get("State") or {}).get("Running")
-            if running and labels.get(SPEC_LABEL) == config["Labels"][
-                    SPEC_LABEL]:
-                current_action().add_success_fields(outcome="unchanged")
-                return "unchanged"
-            await self._stop_and_delete(existing["Id"], name,
-                                        _stop_timeout(existing))
-            outcome = "replaced"
         params = {"name": name}
         if application.options.platform is not None:
             params["platform"] = application.options.platform
-        status, data = await self._request(
-            "POST", "/containers/create", params=params, body=config,
-            adapt=_adapted_body)
+
+        def create():
+            return self._request("POST", "/containers/create", params=params,
+                                 body=config, adapt=_adapted_body)
+        # Created straight away, without asking about the image and the
+        # name first: a move's start waits for every call, and Docker's
+        # answer says as much (404: no such image, nothing created; 409:
+        # the name is taken, and only then is the container looked at).
+        outcome = "created"
+        status, data = await create()
         if status == 409:
-            # Created by someone else since the inspect above.
-            raise AlreadyExists(name, None, self._where())
+            existing = await self._inspect(name)
+            if existing is not None:
+                labels = (existing.get("Config") or {}).get("Labels") or {}
+                if APPLICATION_LABEL not in labels:
+                    DOCKER_FOREIGN_CONTAINER.log(container=name)
+                    raise AlreadyExists(name, existing.get("Id"),
+                                        self._where())
+                running = (existing.get("State") or {}).get("Running")
+                if running and labels.get(SPEC_LABEL) == config["Labels"][
+                        SPEC_LABEL]:
+                    current_action().add_success_fields(outcome="unchanged")
+                    return "unchanged"
+                await self._stop_and_delete(existing["Id"], name,
+                                            _stop_timeout(existing))
+                outcome = "replaced"
+            status, data = await create()
+            if status == 409:
+                # Created by someone else since the inspect above.
+                raise AlreadyExists(name, None, self._where())
         if status == 404:
             raise ImageNotFound(application.image, self._where())
         if status != 201 or not isinstance(data, dict):

@@ -540,7 +540,10 @@ def plan_changes(deployment, cluster_state, addresses=None,
     plan_senders(deployment, cluster_state, node_ids, phases, phases[0],
                  phases[4], unknown)
     waves = _start_waves(starts)
-    phases[4].extend(waves[0] if waves else ())
+    # First in each node's part of the phase: its changes are asked in
+    # order, and a node's agent takes up a start (Docker's slowest call, a
+    # moved application's downtime) before the routes it updates beside it.
+    phases[4][:0] = waves[0] if waves else ()
     plan = _phased(labels, phases, parallel=phases[4])
     later = [_dependent_wave(wave, waves, placements)
              for wave in waves[1:]]

@@ -25,13 +25,18 @@ from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from hypothesis import given, strategies as st
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
 from twisted.conch.ssh.keys import Key
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.error import (
     ConnectError, ConnectionLost, ConnectionRefusedError,
 )
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from flocker.testtools import (
@@ -50,6 +55,7 @@ from flocker._ssh import (
 from flocker._ssh._session import (
     _ChannelNotOpened, _CommandChannel, _Outcome, _run_once,
 )
+from flocker._ssh._tcp import acknowledge_at_once, send_at_once
 from flocker._ssh._transport import _ConchConnector, _prefer_key_types
 from flocker.cli.test._sshd import SSH_AGENT, SSH_KEYGEN, class_sshd, free_port
 
@@ -1596,3 +1602,136 @@ class AlgorithmsTests(SynchronousTestCase):
                 for cipher in _ClientTransport.supportedCiphers))
         self.assertEqual(_ClientTransport.supportedMACs[0], b"hmac-sha2-256")
         self.assertNotIn(b"hmac-md5", _ClientTransport.supportedMACs)
+
+
+# ---------------------------------------------------------------------------
+# TCP options: small messages go out, and are acknowledged, at once
+
+@implementer(ITCPTransport)
+class _RecordingTCPTransport(StringTransport):
+    """
+    A TCP transport in memory that records the options set on it and on
+    its socket (``getHandle``).
+
+    :ivar no_delay: The last ``setTcpNoDelay`` value, or ``None``.
+    :ivar socket_options: ``(level, option, value)`` of every
+        ``setsockopt`` on the handle.
+    :ivar refuse: An ``OSError`` the handle's ``setsockopt`` raises, or
+        ``None``.
+    """
+
+    def __init__(self):
+        StringTransport.__init__(self)
+        self.no_delay = None
+        self.socket_options = []
+        self.refuse = None
+
+    def setTcpNoDelay(self, enabled):
+        self.no_delay = enabled
+
+    def getTcpNoDelay(self):
+        return bool(self.no_delay)
+
+    def getHandle(self):
+        return self
+
+    def setsockopt(self, level, option, value):
+        if self.refuse is not None:
+            raise self.refuse
+        self.socket_options.append((level, option, value))
+
+
+class TCPOptionsTests(SynchronousTestCase):
+    """
+    Tests for :mod:`flocker._ssh._tcp` and its use by the Conch transport.
+    """
+
+    def test_send_at_once_real_socket(self):
+        """
+        :func:`send_at_once` turns ``TCP_NODELAY`` on for a real TCP
+        connection's socket (loopback), which starts with it off.
+        """
+        server = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(server.close)
+        client = socket.create_connection(server.getsockname())
+        self.addCleanup(client.close)
+        accepted, _ = server.accept()
+        self.addCleanup(accepted.close)
+        before = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        send_at_once(tcp.Connection(client, Protocol()))
+        self.assertEqual(
+            (before, client.getsockopt(socket.IPPROTO_TCP,
+                                       socket.TCP_NODELAY)), (0, 1))
+
+    def test_send_at_once_not_tcp(self):
+        """
+        :func:`send_at_once` leaves a transport that is not TCP as it is
+        (no error, nothing written).
+        """
+        transport = StringTransport()
+        send_at_once(transport)
+        self.assertEqual(transport.value(), b"")
+
+    def test_acknowledge_at_once(self):
+        """
+        :func:`acknowledge_at_once` sets ``TCP_QUICKACK`` on the TCP
+        transport's socket, once per call (the kernel clears it again).
+        """
+        transport = _RecordingTCPTransport()
+        acknowledge_at_once(transport)
+        acknowledge_at_once(transport)
+        self.assertEqual(transport.socket_options,
+                         [(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)] * 2)
+
+    def test_acknowledge_at_once_refused(self):
+        """
+        A socket that refuses ``TCP_QUICKACK`` (closing already) is left as
+        it is, without an error.
+        """
+        transport = _RecordingTCPTransport()
+        transport.refuse = OSError(9, "Bad file descriptor")
+        acknowledge_at_once(transport)
+        self.assertEqual(transport.socket_options, [])
+
+    def test_acknowledge_at_once_not_tcp(self):
+        """
+        :func:`acknowledge_at_once` leaves a transport that is not TCP as it
+        is (it has no socket to ask).
+        """
+        transport = StringTransport()
+        acknowledge_at_once(transport)
+        self.assertEqual(transport.value(), b"")
+
+    def conch_transport(self):
+        """
+        :return: ``(_ClientTransport, _RecordingTCPTransport)``, connected.
+        """
+        from flocker._ssh._transport import _ClientTransport
+        client = _ClientTransport("10.0.0.9", 22, "root",
+                                  KnownHosts.parse("kh", b""), [], None,
+                                  Deferred())
+        transport = _RecordingTCPTransport()
+        client.makeConnection(transport)
+        return client, transport
+
+    def test_conch_connection_sends_at_once(self):
+        """
+        The Conch client transport turns Nagle's algorithm off on its TCP
+        connection as soon as it is made (before it sends its version).
+        """
+        client, transport = self.conch_transport()
+        self.assertEqual((transport.no_delay, transport.value()[:8]),
+                         (True, b"SSH-2.0-"))
+
+    def test_conch_connection_acknowledges_reads(self):
+        """
+        The Conch client transport acknowledges every read at once, and
+        still parses what it read (the server's version line here).
+        """
+        client, transport = self.conch_transport()
+        client.dataReceived(b"SSH-2.0-OpenSSH_9.2\r\n")
+        client.dataReceived(b"")
+        self.assertEqual(
+            (transport.socket_options, client.otherVersionString),
+            ([(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)] * 2,
+             b"SSH-2.0-OpenSSH_9.2"))

@@ -1356,7 +1356,6 @@ class DockerClientTests(SynchronousTestCase):
         nested in it, and records its outcome.
         """
         client, resource = _stub_client({
-            ("GET", "/v1.41/images/%s/json" % (IMAGE,)): (200, {}),
             ("POST", "/v1.41/containers/create"): (201, {"Id": "abc"}),
             ("POST", "/v1.41/containers/abc/start"): (204, None),
         })
@@ -1371,12 +1370,87 @@ class DockerClientTests(SynchronousTestCase):
               child.start_message.get("path"))
              for child in add.children],
             [(DOCKER_NEGOTIATE.action_type, None),
-             (DOCKER_API_CALL.action_type,
-              "/v1.41/images/%s/json" % (IMAGE,)),
-             (DOCKER_API_CALL.action_type,
-              "/v1.41/containers/flocker--web/json"),
              (DOCKER_API_CALL.action_type, "/v1.41/containers/create"),
              (DOCKER_API_CALL.action_type, "/v1.41/containers/abc/start")])
+
+    def test_add_creates_first(self):
+        """
+        ``add`` of a new container asks Docker nothing before creating it
+        (no image or name look-up: a move's start waits for each call); it
+        creates and starts it.
+        """
+        client, resource = _stub_client({
+            ("POST", "/v1.41/containers/create"): (201, {"Id": "abc"}),
+            ("POST", "/v1.41/containers/abc/start"): (204, None),
+        })
+        self.successResultOf(client.add(Application(name="web",
+                                                    image=IMAGE)))
+        self.assertEqual(resource.requests,
+                         [("GET", "/version"),
+                          ("POST", "/v1.41/containers/create"),
+                          ("POST", "/v1.41/containers/abc/start")])
+
+    def test_add_image_missing(self):
+        """
+        An image Docker does not have (its create answers 404) is
+        ``ImageNotFound`` naming the image and the node, and nothing else
+        is asked (nothing was created).
+        """
+        client, resource = _stub_client({
+            ("POST", "/v1.41/containers/create"): (
+                404, {"message": "No such image: " + IMAGE}),
+        })
+        error = self.failureResultOf(
+            client.add(Application(name="web", image=IMAGE)),
+            ImageNotFound).value
+        self.assertEqual(
+            (IMAGE in str(error), "node1" in str(error), resource.requests),
+            (True, True, [("GET", "/version"),
+                          ("POST", "/v1.41/containers/create")]))
+
+    def test_add_name_taken_by_foreign(self):
+        """
+        A name Docker says is taken (409) by a container Flocker did not
+        create is ``AlreadyExists``; that container is looked at, never
+        stopped or deleted.
+        """
+        client, resource = _stub_client({
+            ("POST", "/v1.41/containers/create"): (
+                409, {"message": "Conflict"}),
+            ("GET", "/v1.41/containers/flocker--web/json"): (
+                200, {"Id": "other", "Config": {"Labels": {}},
+                      "State": {"Running": True}}),
+        })
+        error = self.failureResultOf(
+            client.add(Application(name="web", image=IMAGE)),
+            AlreadyExists).value
+        self.assertEqual(
+            ("flocker--web" in str(error), resource.requests),
+            (True, [("GET", "/version"),
+                    ("POST", "/v1.41/containers/create"),
+                    ("GET", "/v1.41/containers/flocker--web/json")]))
+
+    def test_add_name_taken_unchanged(self):
+        """
+        A name Docker says is taken (409) by Flocker's running container of
+        exactly this configuration leaves it running: ``"unchanged"``,
+        after one create and one look at it.
+        """
+        application = Application(name="web", image=IMAGE)
+        labels = container_config(application)["Labels"]
+        client, resource = _stub_client({
+            ("POST", "/v1.41/containers/create"): (
+                409, {"message": "Conflict"}),
+            ("GET", "/v1.41/containers/flocker--web/json"): (
+                200, {"Id": "mine", "Config": {"Labels": labels},
+                      "State": {"Running": True}}),
+        })
+        self.assertEqual(
+            (self.successResultOf(client.add(application)),
+             resource.requests),
+            ("unchanged", [("GET", "/version"),
+                           ("POST", "/v1.41/containers/create"),
+                           ("GET", "/v1.41/containers/flocker--web/json")]))
 
 
 def make_versioned_daemon_tests(daemon_versions):

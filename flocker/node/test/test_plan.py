@@ -87,8 +87,8 @@ class PlanTests(SynchronousTestCase):
             plan(phase(PHASES[0], (A, [CreateVolume(node=A, name="web")])),
                  phase(PHASES[3],
                        (A, [StartApplication(node=A, application=WEB)]),
-                       (B, [SetRoutes(node=B, routes=[Route(8080, A)]),
-                            StartApplication(node=B, application=CLIENT)]))))
+                       (B, [StartApplication(node=B, application=CLIENT),
+                            SetRoutes(node=B, routes=[Route(8080, A)])]))))
 
     def test_converged(self):
         """
@@ -106,7 +106,9 @@ class PlanTests(SynchronousTestCase):
         Moving an application with a volume pre-copies the volume while it
         runs, stops it (telling its node the hand-off that follows, so the
         way for the last increment opens during the stop), hands the volume
-        off, starts it on the new node and updates both nodes' routes.
+        off, starts it on the new node and updates both nodes' routes (the
+        start asked first: the new node's agent takes it up before its
+        routes).
         """
         before = Deployment(nodes=[Node(address=A, applications=[WEB]),
                                    Node(address=B)])
@@ -123,8 +125,8 @@ class PlanTests(SynchronousTestCase):
                                                      target=B)])),
                  phase(PHASES[3],
                        (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
-                       (B, [SetRoutes(node=B, routes=[]),
-                            StartApplication(node=B, application=WEB)]))))
+                       (B, [StartApplication(node=B, application=WEB),
+                            SetRoutes(node=B, routes=[])]))))
 
     def test_move_back_is_incremental(self):
         """
@@ -465,9 +467,9 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
                      for n in names])),
                  phase(PHASES[3],
                        (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
-                       (B, [SetRoutes(node=B, routes=[]),
-                            StartApplication(node=B,
-                                             application=self.STORE)]))))
+                       (B, [StartApplication(node=B,
+                                             application=self.STORE),
+                            SetRoutes(node=B, routes=[])]))))
 
     def test_shared_volume_moves_once(self):
         """
