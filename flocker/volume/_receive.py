@@ -187,9 +187,11 @@ class ReceivingMixin(object):
         """
         dataset = yield self.pool.get(name)
         if dataset is None or dataset.owner != self.node_id:
-            # Not (or no longer) this node's: the receive waits its turn.
-            result = yield self._locked(name, self._receive, name, stream,
-                                        emit, caller, expected, group)
+            # Not (or no longer) this node's: the receive waits its turn,
+            # registered as the receive under way like any other.
+            result = yield self._locked(name, self._registered, self._receive,
+                                        name, stream, emit, caller, expected,
+                                        group)
             return result
         capabilities = yield self.pool.capabilities()
         emit(self._receive_header(dataset, capabilities))

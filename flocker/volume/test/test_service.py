@@ -1509,6 +1509,34 @@ class RealVolumeServiceTests(SynchronousTestCase):
         self.assertEqual(header[0]["node_id"], nodes.a.node_id)
         self.assertTrue(nodes.call(nodes.a.volumes)[0].owned)
 
+    def test_receive_while_pushing_not_owned(self):
+        """
+        A push into a node still marked as pushing the volume whose copy
+        there is gone (deleted by hand while its own push waited for the
+        volume) waits its turn and is decided like any other push, as the
+        receive under way: a first copy from a node this one does not
+        expect is refused in one line, naming it.
+        """
+        nodes = ZFSNodes(self)
+        request = json.dumps({"snapshot": "flocker-x", "base": None,
+                              "owner": "node-x", "epoch": 1})
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, request.encode("ascii") + b"\n")
+        os.close(write_fd)
+        self.addCleanup(os.close, read_fd)
+        header = []
+        # What a push of the volume marks while it holds the volume.
+        nodes.a._pushing.add("app")
+        with self.assertRaises(NotOwner) as caught:
+            nodes.call(nodes.a.receive, "app", read_fd, header.append,
+                       caller="node-x")
+        self.assertEqual(
+            (header[0]["snapshots"], caught.exception.message),
+            ([], "this node (%s) has no copy of volume app and was not told "
+             "to expect it from node node-x (the deploy named no node it "
+             "may come from); node node-x may not push it"
+             % (nodes.a.node_id,)))
+
     def test_prune_leaves_other_snapshots(self):
         """
         Pruning destroys only Flocker's own snapshots; one taken by someone
