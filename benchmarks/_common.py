@@ -313,13 +313,6 @@ class Settling(object):
         """
         return {name: spread(values) for name, values in self.samples.items()}
 
-    def uncertainties(self):
-        """
-        :return: ``dict`` of ratio name to its uncertainty.
-        """
-        return {name: uncertainty(values)
-                for name, values in self.samples.items()}
-
 
 def recorded(samples, ratios):
     """

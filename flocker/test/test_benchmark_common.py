@@ -319,15 +319,6 @@ class RepeatUntilSettledTests(SynchronousTestCase):
         self.assertEqual(list(result.spreads()), ["a"])
         self.assertAlmostEqual(result.spreads()["a"], 0.1)
 
-    def test_uncertainties(self):
-        """
-        ``Settling.uncertainties`` gives each ratio's uncertainty.
-        """
-        result = common.Settling(samples={"a": [0.9, 1.0, 1.2]},
-                                 repetitions=3, settled=False, seconds=1.0)
-        self.assertEqual(list(result.uncertainties()), ["a"])
-        self.assertAlmostEqual(result.uncertainties()["a"], 0.2)
-
 
 class RecordedTests(SynchronousTestCase):
     """

@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from hypothesis import given, strategies as st
@@ -40,7 +39,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from flocker.testtools import (
-    require, run_in_reactor, temporary_path,
+    require, run_in_reactor, temporary_path, wait_for_path,
 )
 
 from flocker._ssh._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN
@@ -1181,10 +1180,7 @@ def agent_for(test, sshd):
     test.addCleanup(stop)
     environment = dict(os.environ, SSH_AUTH_SOCK=socket_path)
     # ssh-agent -D creates its socket shortly after starting.
-    for _ in range(200):
-        if os.path.exists(socket_path) or agent.poll() is not None:
-            break
-        time.sleep(0.05)
+    wait_for_path(socket_path, agent, seconds=10)
     subprocess.run(["/usr/bin/ssh-add", "-q", sshd.client_key_path],
                    check=True, env=environment,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
