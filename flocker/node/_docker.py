@@ -59,7 +59,7 @@ from ._logging import (
     DOCKER_CONTAINER_STATUS, DOCKER_EXISTS,
     DOCKER_FIELDS_DROPPED, DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT,
     DOCKER_LIST, DOCKER_LIST_IMAGES, DOCKER_LOGS, DOCKER_NEGOTIATE,
-    DOCKER_PULL_IMAGE, DOCKER_REMOVE, DOCKER_UNREADABLE_LABEL,
+    DOCKER_PULL_IMAGE, DOCKER_REMOVE, DOCKER_STOP, DOCKER_UNREADABLE_LABEL,
 )
 
 __all__ = [
@@ -666,6 +666,21 @@ class IDockerClient(Interface):
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
+    def stop(name):
+        """
+        Stop the application's container without deleting it (a move stops
+        the old container before its hand-off and deletes it once the new
+        one started; see :class:`flocker.node._changes.StopApplication`).
+        Idempotent: nothing happens if there is none or it is stopped, and
+        a container of that name Flocker did not create is left alone.
+
+        :param str name: Application name.
+        :return: ``Deferred`` firing with ``"stopped"``, ``"absent"`` or
+            ``"foreign"``.
+        :raises DockerAPIError: If Docker refuses to stop it.
+        :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
     def exists(name):
         """
         :param str name: Application name.
@@ -979,7 +994,7 @@ class DockerClient(object):
         if status not in (200, 204, 404):
             raise _api_error("delete container " + name, status, data)
 
-    async def _stop_and_delete(self, container_id, name, timeout=None):
+    async def _stop(self, container_id, name, timeout=None):
         """
         :param timeout: Seconds the container may take to stop (its
             ``stop_grace_period``), or ``None`` for the client's default.
@@ -991,6 +1006,12 @@ class DockerClient(object):
         # 304: already stopped; 404: already gone.
         if status not in (200, 204, 304, 404):
             raise _api_error("stop container " + name, status, data)
+
+    async def _stop_and_delete(self, container_id, name, timeout=None):
+        """
+        :param timeout: See :meth:`_stop`.
+        """
+        await self._stop(container_id, name, timeout)
         await self._delete(container_id, name)
 
     def list(self):
@@ -1100,6 +1121,20 @@ class DockerClient(object):
             self._remove, name)
 
     async def _remove(self, name):
+        return await self._flocker_container(name, self._stop_and_delete,
+                                             "removed")
+
+    async def _flocker_container(self, name, operation, done):
+        """
+        Apply ``operation`` to the application's container if Flocker
+        created it.
+
+        :param operation: Called with the container's id, its name and its
+            stop timeout; returns an awaitable.
+        :param done: The outcome once ``operation`` finished.
+        :return: ``done``, ``"absent"`` or ``"foreign"`` (also added to the
+            current action).
+        """
         cname = container_name(name)
         existing = await self._inspect(cname)
         if existing is None:
@@ -1108,11 +1143,21 @@ class DockerClient(object):
             DOCKER_FOREIGN_CONTAINER.log(container=cname)
             outcome = "foreign"
         else:
-            await self._stop_and_delete(existing["Id"], cname,
-                                        _stop_timeout(existing))
-            outcome = "removed"
+            await operation(existing["Id"], cname, _stop_timeout(existing))
+            outcome = done
         current_action().add_success_fields(outcome=outcome)
         return outcome
+
+    def stop(self, name):
+        """
+        See :meth:`IDockerClient.stop`.
+        """
+        return _run_action(
+            DOCKER_STOP(socket=self.socket_path, application=name),
+            self._stop_only, name)
+
+    async def _stop_only(self, name):
+        return await self._flocker_container(name, self._stop, "stopped")
 
     def exists(self, name):
         """
@@ -1697,6 +1742,24 @@ class FakeDockerClient(object):
             return "foreign"
         del self._containers[container_name(name)]
         return "removed"
+
+    def stop(self, name):
+        """
+        See :meth:`IDockerClient.stop`.
+        """
+        return _synchronously(self._stop, name)
+
+    def _stop(self, name):
+        self._check_daemon()
+        existing = self._containers.get(container_name(name))
+        if existing is None:
+            return "absent"
+        if existing.config is None:
+            return "foreign"
+        if existing.running:
+            existing.running = False
+            existing.exit_code = 0
+        return "stopped"
 
     def exists(self, name):
         """

@@ -15,7 +15,8 @@ __all__ = [
     "DOCKER_EVENTS_CONNECTED", "DOCKER_EVENTS_LOST", "REPORT_INVALIDATED",
     "REPORT_KEPT",
     "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
-    "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_EXISTS",
+    "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_STOP",
+    "DOCKER_EXISTS",
     "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
     "DOCKER_FIELDS_DROPPED",
@@ -94,6 +95,11 @@ DOCKER_REMOVE = ActionType(
     "flocker:node:docker:remove",
     [_SOCKET, _APPLICATION], [_OUTCOME],
     "Stop and delete an application's container (idempotent).")
+
+DOCKER_STOP = ActionType(
+    "flocker:node:docker:stop",
+    [_SOCKET, _APPLICATION], [_OUTCOME],
+    "Stop an application's container without deleting it (idempotent).")
 
 DOCKER_EXISTS = ActionType(
     "flocker:node:docker:exists",

@@ -755,6 +755,52 @@ def make_idockerclient_tests(fixture):
                  self.units()),
                 ("removed", {}))
 
+        def test_stop_keeps_container(self):
+            """
+            ``stop`` stops the application's container and keeps it: it is
+            listed, inactive, and ``remove`` deletes it afterwards.
+            """
+            application = self.application("stopkept")
+            self.run(self.client.add, application)
+            outcome = self.run(self.client.stop, application.name)
+            listed = self.units()
+            self.assertEqual(
+                (outcome, sorted(listed), listed[application.name].running,
+                 self.run(self.client.exists, application.name),
+                 self.run(self.client.container_pid, application.name),
+                 self.run(self.client.remove, application.name),
+                 self.units()),
+                ("stopped", [application.name], False, True, None,
+                 "removed", {}))
+
+        def test_stop_twice_and_absent(self):
+            """
+            Stopping a stopped application's container again says
+            ``stopped`` and keeps it; one never added is ``absent``.
+            """
+            application = self.application("stoptwice")
+            self.run(self.client.add, application)
+            self.run(self.client.stop, application.name)
+            self.assertEqual(
+                (self.run(self.client.stop, application.name),
+                 self.run(self.client.exists, application.name),
+                 self.run(self.client.stop, self.name("neverstop"))),
+                ("stopped", True, "absent"))
+
+        def test_foreign_untouched_by_stop(self):
+            """
+            ``stop`` leaves a running container Flocker did not create
+            alone.
+            """
+            application = self.application("otherstop")
+            name = container_name(application.name)
+            foreign_id = self.fixture.add_foreign_container(name)
+            outcome = self.run(self.client.stop, application.name)
+            inspected = self.fixture.inspect(name)
+            self.assertEqual(
+                (outcome, inspected["Id"], inspected["State"]["Running"]),
+                ("foreign", foreign_id, True))
+
         def test_exists(self):
             """
             ``exists`` is true for an added application, running or not,
