@@ -298,9 +298,10 @@ class RemoteNodeAgent(object):
         return self._call("start-application %s" % (application.name,),
                           StartApplication, application=application)
 
-    def stop_application(self, name):
+    def stop_application(self, name, keep=False):
+        # ``keep`` is sent only when asked, as the command's default.
         return self._call("stop-application %s" % (name,), StopApplication,
-                          name=name)
+                          name=name, **({"keep": True} if keep else {}))
 
     def create_volume(self, name, maximum_size=None):
         return self._call("create-volume %s" % (name,), CreateVolume,

@@ -113,11 +113,14 @@ class INodeAgent(Interface):
             application's container does not run.
         """
 
-    def stop_application(name):
+    def stop_application(name, keep=False):
         """
         Stop and remove the application's container; nothing if absent.
 
         :param str name: Application name.
+        :param bool keep: Stop the container without deleting it (a move's
+            old container, deleted once the new one started: a later
+            ``stop_application`` of the name deletes it).
         :return: ``Deferred`` firing with ``None``.
         """
 

@@ -98,7 +98,9 @@ __all__ = [
 #: 2. AMP, one command per ``INodeAgent`` operation.
 #: 3. :class:`PrepareHandoff` and :class:`ExpectSenders` (every deploy
 #:    sends ``ExpectSenders`` before its first push).
-PROTOCOL_VERSION = 3
+#: 4. :class:`StopApplication`'s ``keep`` (a move deletes the old
+#:    container once the new one started).
+PROTOCOL_VERSION = 4
 
 
 #: The longest document (a report, an application, a route table, a batch
@@ -502,7 +504,7 @@ StartApplication = _operation(
 
 StopApplication = _operation(
     "StopApplication", "``INodeAgent.stop_application``.",
-    [(b"name", amp.Unicode())])
+    [(b"name", amp.Unicode()), (b"keep", amp.Boolean(optional=True))])
 
 CreateVolume = _operation(
     "CreateVolume", "``INodeAgent.create_volume``.",

@@ -16,7 +16,8 @@ from ..volume._seed import seed_archive
 
 __all__ = [
     "ExpectSenders",
-    "CreateVolume", "SeedVolume", "PushVolume", "StopApplication", "HandoffVolume",
+    "CreateVolume", "SeedVolume", "PushVolume", "StopApplication",
+    "DeleteStoppedApplication", "HandoffVolume",
     "StartApplication", "WaitForApplication", "SetRoutes", "SetLinks",
     "InstallNodeKey", "SetAutomatic", "describe_size",
     "PullImage", "DeleteVolume", "SetReplication", "TakeOverVolume",
@@ -186,12 +187,21 @@ class StopApplication(object):
         node is told before the stop, so the way for each final increment
         opens while the container stops (see
         :meth:`~flocker.node.INodeAgent.prepare_handoff`).
+    :ivar bool keep: Stop the container without deleting it: the
+        application moves away, and its container is deleted in the last
+        phase, once the new one started (:class:`DeleteStoppedApplication`),
+        so the delete is no part of the move's downtime.
     """
     node = attr.ib()
     name = attr.ib()
     reason = attr.ib(default=None)
     removal = attr.ib(default=False)
     handoffs = attr.ib(default=(), converter=tuple)
+    keep = attr.ib(default=False)
+
+    def __attrs_post_init__(self):
+        if self.keep and self.removal:
+            raise ValueError("a removed application's container is not kept")
 
     def run(self, agents):
         agent = agents[self.node]
@@ -202,7 +212,10 @@ class StopApplication(object):
             # fails by itself, naming the node, if it cannot.  The failed
             # call is in the deploy's log.
             lambda _: None) for volume, target in self.handoffs]
-        stopped = agent.stop_application(self.name)
+        # Asked with ``keep`` only when set, so doubles and agents that
+        # predate it see the call they know.
+        stopped = agent.stop_application(
+            self.name, *((True,) if self.keep else ()))
         if not prepared:
             return stopped
         return gatherResults(prepared + [stopped], consumeErrors=True
@@ -217,6 +230,30 @@ class StopApplication(object):
             return "%s: stop application %s (%s)" % (self.node, self.name,
                                                      self.reason)
         return "%s: stop application %s" % (self.node, self.name)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class DeleteStoppedApplication(object):
+    """
+    Delete the container of an application that moved away from ``node``,
+    which a :class:`StopApplication` with ``keep`` stopped (nothing if it
+    is gone already).
+
+    :ivar str node: Node address.
+    :ivar str name: Application name.
+    :ivar str target: Where the application runs now (for the plan to say).
+    """
+    node = attr.ib()
+    name = attr.ib()
+    target = attr.ib()
+
+    def run(self, agents):
+        return agents[self.node].stop_application(self.name)
+
+    def describe(self):
+        return ("%s: delete application %s's stopped container (it moved "
+                "to %s)" % (self.node, self.name, self.target))
 
 
 @implementer(ITransfer)

@@ -141,14 +141,17 @@ class FakeNodeAgent(object):
             self._set(links=self.state.links.set(name, frozenset(links)))
         return self._do("set_links", set_links, name, frozenset(links))
 
-    def stop_application(self, name):
+    def stop_application(self, name, keep=False):
         def stop():
             if self.cluster.holders.get(name) == self.address:
                 del self.cluster.holders[name]
-            self._set(applications=self.state.applications.discard(name),
+            # A kept container stays in the report, not running.
+            self._set(applications=(self.state.applications if keep else
+                                    self.state.applications.discard(name)),
                       running=self.state.running.discard(name),
                       links=self.state.links.discard(name))
-        return self._do("stop_application", stop, name)
+        return self._do("stop_application", stop, name, *(
+            (True,) if keep else ()))
 
     def create_volume(self, name, maximum_size):
         def create():

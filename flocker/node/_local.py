@@ -345,14 +345,17 @@ class LocalNodeAgent(object):
         return self._action(NODE_SET_LINKS, set_links, application=name,
                             links=len(links))
 
-    def stop_application(self, name):
+    def stop_application(self, name, keep=False):
         @inlineCallbacks
         def stop():
-            yield self.docker.remove(name)
+            if keep:
+                yield self.docker.stop(name)
+            else:
+                yield self.docker.remove(name)
             if self.automatic is not None:
                 yield self.automatic.release(name)
         return self._action(NODE_STOP_APPLICATION, stop,
-                            application=name)
+                            application=name, keep=keep)
 
     def create_volume(self, name, maximum_size):
         @inlineCallbacks

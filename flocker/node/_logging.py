@@ -190,7 +190,9 @@ NODE_START_APPLICATION = ActionType(
 
 NODE_STOP_APPLICATION = ActionType(
     "flocker:node:stop_application",
-    [_ADDRESS, _APPLICATION], [],
+    [_ADDRESS, _APPLICATION,
+     Field.for_types("keep", [bool], "Whether the stopped container is "
+                     "kept, to be deleted later.")], [],
     "Stop and remove the application's container.")
 
 NODE_SEED_VOLUME = ActionType(

@@ -14,6 +14,8 @@ node works at once, and a node's changes in a phase run in order::
                  those with a seed directory); pre-copy moving volumes while
                  their applications still run
     2. stop      stop applications that move away, changed, or were removed
+                 (the container of one that moves away is only stopped:
+                 it is deleted in phase 4, beside the new one's start)
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
@@ -47,7 +49,7 @@ import attr
 from .._change import InParallel, Sequentially
 from .._model import Route, desired_replication
 from ._changes import (
-    CreateVolume, DeleteVolume, FenceVolume, HandoffVolume, InstallNodeKey,
+    CreateVolume, DeleteStoppedApplication, DeleteVolume, FenceVolume, HandoffVolume, InstallNodeKey,
     PullImage, PushVolume, SeedVolume, SetAutomatic, SetLinks,
     SetReplication, SetRoutes, StartApplication, StopApplication,
     WaitForApplication,
@@ -426,6 +428,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
     placements = deployment.placements()
     pulls = set()
     sources = {}
+    deletions = []
     for name in sorted(placements):
         if name in skipped:
             continue
@@ -471,13 +474,22 @@ def plan_changes(deployment, cluster_state, addresses=None,
                 reason = "it was stopped"
         for address in sorted(must_stop):
             if any(address == a for a, _, _ in containers.get(name, ())):
+                # A container the application leaves for a start
+                # elsewhere is only stopped here; it is deleted beside the
+                # start (off the move's downtime).  One on the target is
+                # deleted now: the new container takes its name.
+                leaving = address != target and start
                 phases[2].append(StopApplication(
                     node=address, name=name,
                     reason=reason if address == target else None,
                     handoffs=sorted(
                         (volume.name, target)
                         for volume in application.all_volumes()
-                        if sources.get(volume.name) == address)))
+                        if sources.get(volume.name) == address),
+                    keep=leaving))
+                if leaving:
+                    deletions.append(DeleteStoppedApplication(
+                        node=address, name=name, target=target))
         if start:
             starts.append(StartApplication(node=target,
                                            application=application,
@@ -544,6 +556,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
     # order, and a node's agent takes up a start (Docker's slowest call, a
     # moved application's downtime) before the routes it updates beside it.
     phases[4][:0] = waves[0] if waves else ()
+    phases[4].extend(deletions)
     plan = _phased(labels, phases, parallel=phases[4])
     later = [_dependent_wave(wave, waves, placements)
              for wave in waves[1:]]

@@ -472,9 +472,10 @@ class AgentProtocol(amp.AMP):
                              lambda _: {})
 
     @StopApplication.responder
-    def stop_application(self, eliot_task, name, lock=None):
+    def stop_application(self, eliot_task, name, keep=None, lock=None):
         return self._run(eliot_task, lock, lambda agent:
-                         agent.stop_application(name)).addCallback(
+                         agent.stop_application(name, bool(keep))
+                         ).addCallback(
                              lambda _: {})
 
     @CreateVolume.responder

@@ -192,8 +192,9 @@ class DeployTests(SynchronousTestCase):
     def test_move_prepares_handoff_with_stop(self):
         """
         A move tells the old node of the hand-off with the stop, before
-        it: the pre-copy, then the preparation and the stop, then the
-        hand-off's release.
+        it: the pre-copy, then the preparation and the stop (keeping the
+        container), then the hand-off's release, then the deletion of the
+        stopped container.
         """
         cluster = FakeCluster([A, B, C])
         self.successResultOf(deploy(deployment(**{A: [WEB]}), cluster.agents))
@@ -204,7 +205,9 @@ class DeployTests(SynchronousTestCase):
              if call[0] in ("push_volume", "prepare_handoff",
                             "stop_application", "release_volume")],
             [("push_volume", ("web", B)), ("prepare_handoff", ("web", B)),
-             ("stop_application", ("web",)), ("release_volume", ("web", B))])
+             ("stop_application", ("web", True)),
+             ("release_volume", ("web", B)),
+             ("stop_application", ("web",))])
 
     def test_move_lines_say_bytes_sent(self):
         """

@@ -440,7 +440,7 @@ class DeployLiveViewTests(SynchronousTestCase):
                    clock=self.clock, live=view)
         self.clock.pump([0.25] * 10)
         shown = _Screen(terminal.getvalue()).lines()
-        self.assertIn("10.0.0.1 [0/4] push volume web to 10.0.0.2: "
+        self.assertIn("10.0.0.1 [0/5] push volume web to 10.0.0.2: "
                       "2.0 KiB of 4.9 KiB, 1000 B/s, ETA 0:03", shown)
         self.clock.pump([0.25] * 40)
         result = self.successResultOf(d)

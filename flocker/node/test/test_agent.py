@@ -360,6 +360,22 @@ def make_inodeagent_tests(fixture):
             self.successResultOf(self.a.stop_application("plain"))
             self.assertEqual(dict(self.report(self.a).applications), {})
 
+        def test_stop_application_keep(self):
+            """
+            An application stopped with ``keep`` is still reported, with its
+            configuration, but not running; stopping it again without
+            ``keep`` deletes it.
+            """
+            self.successResultOf(self.a.start_application(PLAIN))
+            self.successResultOf(self.a.stop_application("plain", True))
+            self.successResultOf(self.a.stop_application("plain", True))
+            kept = self.report(self.a)
+            self.successResultOf(self.a.stop_application("plain"))
+            self.assertEqual(
+                (dict(kept.applications), set(kept.running),
+                 dict(self.report(self.a).applications)),
+                ({"plain": PLAIN}, set(), {}))
+
         def test_push_keeps_ownership(self):
             """
             A pushed volume stays owned by the sender; the receiver reports

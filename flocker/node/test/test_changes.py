@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.node._changes import (
-    HandoffVolume, PushVolume, StopApplication,
+    DeleteStoppedApplication, HandoffVolume, PushVolume, StopApplication,
 )
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
@@ -37,8 +37,8 @@ class _Agent(object):
     def prepare_handoff(self, name, target):
         return self._answer("prepare_handoff", name, target)
 
-    def stop_application(self, name):
-        return self._answer("stop_application", name)
+    def stop_application(self, name, *keep):
+        return self._answer("stop_application", name, *keep)
 
 
 class StopApplicationTests(SynchronousTestCase):
@@ -105,6 +105,28 @@ class StopApplicationTests(SynchronousTestCase):
         self.assertEqual(agent.calls, [("stop_application", ("web",))])
         self.assertIsNone(self.successResultOf(d))
 
+    def test_keep_asked(self):
+        """
+        A stop that keeps the container asks the node so, with the
+        hand-offs prepared first as for any stop.
+        """
+        agent = _Agent(prepare_handoff=succeed(None),
+                       stop_application=succeed(None))
+        d = StopApplication(node=A, name="web", handoffs=[("web", B)],
+                            keep=True).run({A: agent})
+        self.assertEqual(
+            (agent.calls, self.successResultOf(d)),
+            ([("prepare_handoff", ("web", B)),
+              ("stop_application", ("web", True))], None))
+
+    def test_removal_not_kept(self):
+        """
+        A removed application's container is never kept: such a stop is
+        refused at construction.
+        """
+        self.assertRaises(ValueError, StopApplication, node=A, name="web",
+                          removal=True, keep=True)
+
     def test_description_unchanged(self):
         """
         Hand-offs do not change what the plan says of a stop: the
@@ -133,3 +155,30 @@ class DescribeResultTests(SynchronousTestCase):
               for sent in (512, 3 * 1024 * 1024 // 2, None, True)]
              for change in changes],
             [["512 B sent", "1.5 MiB sent", None, None]] * 2)
+
+
+class DeleteStoppedApplicationTests(SynchronousTestCase):
+    """
+    Tests for :class:`DeleteStoppedApplication`.
+    """
+
+    def test_run_deletes(self):
+        """
+        It asks its node for a plain stop, which deletes the container
+        kept by the move's stop, and answers as the node does.
+        """
+        agent = _Agent(stop_application=succeed(None))
+        d = DeleteStoppedApplication(node=A, name="web", target=B).run(
+            {A: agent})
+        self.assertEqual((agent.calls, self.successResultOf(d)),
+                         ([("stop_application", ("web",))], None))
+
+    def test_describe(self):
+        """
+        The plan says which node deletes which application's stopped
+        container, and where the application went.
+        """
+        self.assertEqual(
+            DeleteStoppedApplication(node=A, name="web", target=B).describe(),
+            "10.0.0.1: delete application web's stopped container (it "
+            "moved to 10.0.0.2)")

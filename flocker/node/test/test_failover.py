@@ -319,8 +319,9 @@ class FollowersAfterMoveTests(SynchronousTestCase):
         steps = [c for c in leaves(plan) if getattr(c, "name", None) == "web"]
         self.assertEqual(
             [type(c).__name__ for c in steps],
-            ["PushVolume", "StopApplication", "HandoffVolume", "FenceVolume"])
-        self.assertEqual(steps[-1],
+            ["PushVolume", "StopApplication", "HandoffVolume", "FenceVolume",
+             "DeleteStoppedApplication"])
+        self.assertEqual(steps[3],
                          FenceVolume(node=A, name="web", owner=C, epoch=3))
         self.successResultOf(run_state_change(plan, cluster.agents))
         self.assertEqual(

@@ -15,7 +15,7 @@ from flocker._model import (
     VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, FenceVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
+    CreateVolume, DeleteStoppedApplication, FenceVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
     SeedVolume, SetLinks,
     SetRoutes, StartApplication, StopApplication, WaitForApplication,
 )
@@ -108,7 +108,9 @@ class PlanTests(SynchronousTestCase):
         way for the last increment opens during the stop), hands the volume
         off, starts it on the new node and updates both nodes' routes (the
         start asked first: the new node's agent takes it up before its
-        routes).
+        routes).  The old container is only stopped before the hand-off,
+        and deleted beside the start: its deletion is no part of the
+        downtime.
         """
         before = Deployment(nodes=[Node(address=A, applications=[WEB]),
                                    Node(address=B)])
@@ -120,11 +122,14 @@ class PlanTests(SynchronousTestCase):
                        (A, [PushVolume(node=A, name="web", target=B,
                                        estimated_bytes=1 << 20)])),
                  phase(PHASES[1], (A, [StopApplication(
-                     node=A, name="web", handoffs=[("web", B)])])),
+                     node=A, name="web", handoffs=[("web", B)],
+                     keep=True)])),
                  phase(PHASES[2], (A, [HandoffVolume(node=A, name="web",
                                                      target=B)])),
                  phase(PHASES[3],
-                       (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
+                       (A, [SetRoutes(node=A, routes=[Route(8080, B)]),
+                            DeleteStoppedApplication(node=A, name="web",
+                                                     target=B)]),
                        (B, [StartApplication(node=B, application=WEB),
                             SetRoutes(node=B, routes=[])]))))
 
@@ -461,12 +466,14 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
                 for n in names])),
                  phase(PHASES[1], (A, [StopApplication(
                      node=A, name="web",
-                     handoffs=[(n, B) for n in names])])),
+                     handoffs=[(n, B) for n in names], keep=True)])),
                  phase(PHASES[2], (A, [
                      HandoffVolume(node=A, name=n, target=B)
                      for n in names])),
                  phase(PHASES[3],
-                       (A, [SetRoutes(node=A, routes=[Route(8080, B)])]),
+                       (A, [SetRoutes(node=A, routes=[Route(8080, B)]),
+                            DeleteStoppedApplication(node=A, name="web",
+                                                     target=B)]),
                        (B, [StartApplication(node=B,
                                              application=self.STORE),
                             SetRoutes(node=B, routes=[])]))))
@@ -624,6 +631,59 @@ class PlanPropertyTests(SynchronousTestCase):
                     for node, image in starts
                     if canonical_image(image) not in
                     {canonical_image(i) for i in images}}))
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments(), deployments())
+    def test_kept_containers_deleted_after_start(self, first, second):
+        """
+        For any change of configuration, a container a stop keeps is on a
+        node its application leaves for a start elsewhere, and exactly the
+        kept containers are deleted, each in the last phase (after every
+        hand-off), on the node that kept it.
+        """
+        cluster = FakeCluster(ADDRESSES)
+        converge(cluster, first)
+        plan = plan_changes(second, cluster.state())
+        changes = leaves(plan)
+        kept = {(c.node, c.name) for c in changes
+                if isinstance(c, StopApplication) and c.keep}
+        deleted = {(c.node, c.name) for c in changes
+                   if isinstance(c, DeleteStoppedApplication)}
+        starts = {c.application.name: c.node for c in changes
+                  if isinstance(c, StartApplication)}
+        last = leaves(plan.changes[-1]) if plan.changes else []
+        self.assertEqual(
+            (deleted, all(name in starts and starts[name] != node
+                          for node, name in kept),
+             {(c.node, c.name) for c in last
+              if isinstance(c, DeleteStoppedApplication)}),
+            (kept, True, kept))
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments(), deployments())
+    def test_interrupted_after_stops_converges(self, first, second):
+        """
+        A deploy that fails after its stops (every start fails, so no
+        kept container is deleted) leaves nothing the next deploy of the
+        same configuration trips over: it converges, and no node keeps a
+        container of an application placed elsewhere.
+        """
+        cluster = FakeCluster(ADDRESSES)
+        converge(cluster, first)
+        cluster.failures.update((address, "start_application")
+                                for address in ADDRESSES)
+        run_state_change(plan_changes(second, cluster.state()),
+                         cluster.agents).addErrback(lambda _: None)
+        cluster.failures.clear()
+        converge(cluster, second)
+        placed = {name: address
+                  for name, (address, _) in second.placements().items()}
+        self.assertEqual(
+            (plan_changes(second, cluster.state()),
+             {(address, name) for address, agent in cluster.agents.items()
+              for name in agent.state.applications
+              if placed.get(name) != address}),
+            (Sequentially(changes=[]), set()))
 
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(deployments())
