@@ -56,7 +56,7 @@ from ._dockerapi import (
 )
 from ._logging import (
     DOCKER_ADD, DOCKER_API_CALL, DOCKER_CONTAINER_PID,
-    DOCKER_CONTAINER_STATUS, DOCKER_EXISTS,
+    DOCKER_CONTAINER_STATUS, DOCKER_CREATE, DOCKER_EXISTS,
     DOCKER_FIELDS_DROPPED, DOCKER_FOREIGN_CONTAINER, DOCKER_IMAGE_PRESENT,
     DOCKER_LIST, DOCKER_LIST_IMAGES, DOCKER_LOGS, DOCKER_NEGOTIATE,
     DOCKER_PULL_IMAGE, DOCKER_REMOVE, DOCKER_STOP, DOCKER_UNREADABLE_LABEL,
@@ -643,14 +643,34 @@ class IDockerClient(Interface):
         :param volume_paths: Mapping of each named volume's name (of
             ``application.volumes``) to the host path to bind at its
             mountpoint; required exactly for those.
-        :return: ``Deferred`` firing with ``"created"``, ``"replaced"`` or
-            ``"unchanged"``.
+        A container of exactly this configuration created by
+        :meth:`create` and never started is started (``"started"``).
+
+        :return: ``Deferred`` firing with ``"created"``, ``"replaced"``,
+            ``"started"`` or ``"unchanged"``.
         :raises ImageNotFound: If the image is not on the node (checked
             before anything is created).
         :raises AlreadyExists: If a container Flocker did not create has the
             name.
         :raises DockerAPIError: If Docker refuses a step.
         :raises DockerUnavailable: If the daemon cannot be reached.
+        """
+
+    def create(application, volume_mountpoint=None, extra_env=None,
+               volume_paths=None):
+        """
+        Create the application's container as :meth:`add` does, without
+        starting it: a move creates the new container while the old one
+        still runs, and its start (``add`` with the same arguments) then
+        only starts it.  Idempotent: a container of exactly this
+        configuration that runs, or was created and never started, is
+        left as it is; another Flocker container of that name is stopped,
+        deleted and replaced.
+
+        :param application: See :meth:`add`, as the other parameters.
+        :return: ``Deferred`` firing with ``"created"``, ``"replaced"`` or
+            ``"unchanged"``.
+        :raises: As :meth:`add`.
         """
 
     def remove(name):
@@ -1046,8 +1066,24 @@ class DockerClient(object):
             self._add, application, volume_mountpoint, extra_env,
             volume_paths)
 
+    def create(self, application, volume_mountpoint=None, extra_env=None,
+               volume_paths=None):
+        """
+        See :meth:`IDockerClient.create`.
+        """
+        return _run_action(
+            DOCKER_CREATE(socket=self.socket_path,
+                          application=application.name,
+                          image=application.image),
+            self._add, application, volume_mountpoint, extra_env,
+            volume_paths, False)
+
     async def _add(self, application, volume_mountpoint, extra_env,
-                   volume_paths):
+                   volume_paths, start=True):
+        """
+        :param start: Whether to start the container (``add``), or only
+            create it (``create``).
+        """
         config = container_config(application, volume_mountpoint, extra_env,
                                   volume_paths)
         name = container_name(application.name)
@@ -1072,11 +1108,17 @@ class DockerClient(object):
                     DOCKER_FOREIGN_CONTAINER.log(container=name)
                     raise AlreadyExists(name, existing.get("Id"),
                                         self._where())
-                running = (existing.get("State") or {}).get("Running")
-                if running and labels.get(SPEC_LABEL) == config["Labels"][
-                        SPEC_LABEL]:
+                state = existing.get("State") or {}
+                same = labels.get(SPEC_LABEL) == config["Labels"][SPEC_LABEL]
+                if same and (state.get("Running") or (
+                        not start and state.get("Status") == "created")):
                     current_action().add_success_fields(outcome="unchanged")
                     return "unchanged"
+                if same and state.get("Status") == "created":
+                    # Created ahead (a move's new container, created while
+                    # the old one still ran) and never started: it only
+                    # needs its start (its files are in already).
+                    return await self._start(existing["Id"], name, "started")
                 await self._stop_and_delete(existing["Id"], name,
                                             _stop_timeout(existing))
                 outcome = "replaced"
@@ -1095,22 +1137,41 @@ class DockerClient(object):
             status, data = await self._request(
                 "PUT", "/containers/%s/archive" % (container_id,),
                 params={"path": "/"}, body=files_archive(application.files))
-            operation = "put files into container " + name
-        if status == 200 or not application.files:
-            status, data = await self._request(
-                "POST", "/containers/%s/start" % (container_id,))
-            operation = "start container " + name
+            if status != 200:
+                return await self._failed(
+                    container_id, name, _api_error(
+                        "put files into container " + name, status, data))
+        if not start:
+            current_action().add_success_fields(outcome=outcome)
+            return outcome
+        return await self._start(container_id, name, outcome)
+
+    async def _start(self, container_id, name, outcome):
+        """
+        Start a created container; delete it if it does not start.
+
+        :return: ``outcome``, also added to the current action.
+        """
+        status, data = await self._request(
+            "POST", "/containers/%s/start" % (container_id,))
         if status not in (204, 304):
-            error = _api_error(operation, status, data)
-            # Leave nothing half-created; the start failure is what matters
-            # to the caller even if this clean-up fails too.
-            try:
-                await self._delete(container_id, name)
-            except DockerError:
-                pass
-            raise error
+            return await self._failed(container_id, name, _api_error(
+                "start container " + name, status, data))
         current_action().add_success_fields(outcome=outcome)
         return outcome
+
+    async def _failed(self, container_id, name, error):
+        """
+        Delete a container that could not be made ready, and raise
+        ``error``.
+        """
+        # Leave nothing half-created; the failure is what matters to the
+        # caller even if this clean-up fails too.
+        try:
+            await self._delete(container_id, name)
+        except DockerError:
+            pass
+        raise error
 
     def remove(self, name):
         """
@@ -1492,6 +1553,8 @@ class _FakeContainer(object):
     exit_code = attr.ib(default=None)
     files = attr.ib(default=attr.Factory(dict))
     output = attr.ib(default=attr.Factory(list))
+    #: Created by ``create`` and never started.
+    created = attr.ib(default=False)
 
 
 def _initial_health(config):
@@ -1637,10 +1700,25 @@ class FakeDockerClient(object):
             "Id": container.container_id,
             "Name": "/" + name,
             "State": {"Running": container.running,
+                      "Status": ("running" if container.running else
+                                 "created" if container.created else
+                                 "exited"),
                       "Pid": container.pid if container.running else 0},
             "Config": config,
             "HostConfig": host_config,
         }
+
+    def _check_ports(self, name, host_ports):
+        """
+        :raise DockerAPIError: As Docker's start does, if another running
+            container publishes one of ``host_ports``.
+        """
+        clash = host_ports & self._ports_in_use()
+        if clash:
+            raise DockerAPIError(
+                "start container " + name, 500,
+                "Bind for 0.0.0.0:%d failed: port is already allocated" % (
+                    min(clash)[0],))
 
     def _ports_in_use(self):
         return {port for container in self._containers.values()
@@ -1677,7 +1755,8 @@ class FakeDockerClient(object):
                 name=application.name, application=application,
                 running=container.running,
                 container_id=container.container_id,
-                state="running" if container.running else "exited",
+                state=("running" if container.running else
+                       "created" if container.created else "exited"),
                 image=container.config["Image"], ports=ports, binds=binds))
         return pset(units)
 
@@ -1689,7 +1768,16 @@ class FakeDockerClient(object):
         return _synchronously(self._add, application, volume_mountpoint,
                               extra_env, volume_paths)
 
-    def _add(self, application, volume_mountpoint, extra_env, volume_paths):
+    def create(self, application, volume_mountpoint=None, extra_env=None,
+               volume_paths=None):
+        """
+        See :meth:`IDockerClient.create`.
+        """
+        return _synchronously(self._add, application, volume_mountpoint,
+                              extra_env, volume_paths, False)
+
+    def _add(self, application, volume_mountpoint, extra_env, volume_paths,
+             start=True):
         self._check_daemon()
         config = container_config(application, volume_mountpoint, extra_env,
                                   volume_paths)
@@ -1703,8 +1791,14 @@ class FakeDockerClient(object):
             if existing.config is None:
                 raise AlreadyExists(name, existing.container_id,
                                     self._where())
-            if existing.running and existing.config == config:
+            same = existing.config == config
+            if same and (existing.running or (
+                    not start and existing.created)):
                 return "unchanged"
+            if same and existing.created:
+                self._check_ports(name, existing.host_ports)
+                existing.running, existing.created = True, False
+                return "started"
             del self._containers[name]
             outcome = "replaced"
         if 0 < config["HostConfig"]["Memory"] < MINIMUM_MEMORY_LIMIT:
@@ -1712,19 +1806,15 @@ class FakeDockerClient(object):
                                  "Minimum memory limit allowed is 6MB")
         host_ports = frozenset((port.external, port.protocol)
                                for port in application.ports)
-        clash = host_ports & self._ports_in_use()
-        if clash:
-            raise DockerAPIError(
-                "start container " + name, 500,
-                "Bind for 0.0.0.0:%d failed: port is already allocated" % (
-                    min(clash)[0],))
+        if start:
+            self._check_ports(name, host_ports)
         # What Docker would unpack from the archive, checked the same way.
         files_archive(application.files)
         self._containers[name] = _FakeContainer(
             container_id=self._new_id(), name=name, config=config,
-            running=True, pid=self._serial + 1000, host_ports=host_ports,
+            running=start, pid=self._serial + 1000, host_ports=host_ports,
             files={f.mountpoint: f.content for f in application.files},
-            health=_initial_health(config))
+            health=_initial_health(config), created=not start)
         return outcome
 
     def remove(self, name):

@@ -15,7 +15,8 @@ __all__ = [
     "DOCKER_EVENTS_CONNECTED", "DOCKER_EVENTS_LOST", "REPORT_INVALIDATED",
     "REPORT_KEPT",
     "DOCKER_NEGOTIATE", "DOCKER_API_CALL",
-    "DOCKER_LIST", "DOCKER_ADD", "DOCKER_REMOVE", "DOCKER_STOP",
+    "DOCKER_LIST", "DOCKER_ADD", "DOCKER_CREATE", "DOCKER_REMOVE",
+    "DOCKER_STOP",
     "DOCKER_EXISTS",
     "DOCKER_IMAGE_PRESENT", "DOCKER_CONTAINER_PID",
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
@@ -90,6 +91,12 @@ DOCKER_ADD = ActionType(
     "flocker:node:docker:add",
     [_SOCKET, _APPLICATION, _IMAGE], [_OUTCOME],
     "Create and start an application's container (idempotent).")
+
+DOCKER_CREATE = ActionType(
+    "flocker:node:docker:create",
+    [_SOCKET, _APPLICATION, _IMAGE], [_OUTCOME],
+    "Create an application's container without starting it "
+    "(idempotent).")
 
 DOCKER_REMOVE = ActionType(
     "flocker:node:docker:remove",

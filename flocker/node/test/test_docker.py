@@ -133,6 +133,12 @@ class FakeDockerFixture(object):
         """
         return "/flocker/pool/volume"
 
+    def make_directory(self, path):
+        """
+        Make a directory on the node: the fake daemon checks no host path,
+        so there is nothing to make.
+        """
+
     def await_output(self, name, lines):
         """
         Have the application's container write ``lines`` (``(stream,
@@ -284,6 +290,12 @@ class RealDockerFixture(object):
         directory = tempfile.mkdtemp(prefix="flocker-docker-test-")
         self._directories.append(directory)
         return directory
+
+    def make_directory(self, path):
+        """
+        Make directory ``path`` (under one of :meth:`host_directory`).
+        """
+        os.mkdir(path)
 
     def read_file(self, name, path):
         """
@@ -754,6 +766,81 @@ def make_idockerclient_tests(fixture):
                 (self.run(self.client.remove, application.name),
                  self.units()),
                 ("removed", {}))
+
+        def test_create_then_add_starts_it(self):
+            """
+            ``create`` makes the container without starting it (listed, not
+            running, no process); ``add`` with the same arguments then
+            starts that very container (``"started"``).
+            """
+            application = self.application("created")
+            created = self.run(self.client.create, application)
+            name = container_name(application.name)
+            before = self.fixture.inspect(name)
+            listed = self.units()
+            started = self.run(self.client.add, application)
+            after = self.fixture.inspect(name)
+            self.assertEqual(
+                (created, listed[application.name].running,
+                 before["State"]["Running"], started, after["Id"],
+                 after["State"]["Running"], self.units()[
+                     application.name].running),
+                ("created", False, False, "started", before["Id"], True,
+                 True))
+
+        def test_create_twice_unchanged(self):
+            """
+            Creating again what was created and not started changes
+            nothing; so does creating what runs with that configuration.
+            """
+            application = self.application("createtwice")
+            self.run(self.client.create, application)
+            name = container_name(application.name)
+            first = self.fixture.inspect(name)["Id"]
+            again = self.run(self.client.create, application)
+            self.run(self.client.add, application)
+            running = self.run(self.client.create, application)
+            inspected = self.fixture.inspect(name)
+            self.assertEqual(
+                (again, running, inspected["Id"],
+                 inspected["State"]["Running"]),
+                ("unchanged", "unchanged", first, True))
+
+        def test_create_before_mountpoint_exists(self):
+            """
+            A container is created with a bind whose host path does not
+            exist yet (a move's target mounts the volume only after the
+            hand-off); it starts once the path is there, bound to it.
+            """
+            host_path = os.path.join(self.fixture.host_directory(), "later")
+            application = self.application(
+                "createbind", volume=AttachedVolume(mountpoint="/data"))
+            created = self.run(self.client.create, application, host_path)
+            self.fixture.make_directory(host_path)
+            started = self.run(self.client.add, application, host_path)
+            inspected = self.fixture.inspect(container_name(application.name))
+            self.assertEqual(
+                (created, started, inspected["HostConfig"]["Binds"],
+                 inspected["State"]["Running"]),
+                ("created", "started", [host_path + ":/data"], True))
+
+        def test_created_other_configuration_replaced(self):
+            """
+            A created container of another configuration than ``add`` asks
+            for is replaced, not started.
+            """
+            application = self.application("createother")
+            self.run(self.client.create, application)
+            name = container_name(application.name)
+            first = self.fixture.inspect(name)["Id"]
+            changed = attr.evolve(application,
+                                  environment={"CHANGED": "yes"})
+            outcome = self.run(self.client.add, changed)
+            inspected = self.fixture.inspect(name)
+            self.assertEqual(
+                (outcome, inspected["Id"] != first,
+                 inspected["State"]["Running"]),
+                ("replaced", True, True))
 
         def test_stop_keeps_container(self):
             """
