@@ -22,7 +22,7 @@ from ..node._amp import (
     HelloFirst, InstallNodeKey, RotateNodeKey, SetAutomatic, Logs, OperationFailed, PrepareHandoff, PullImage, PushVolume,
     ReleaseLock, ReleaseVolume, Report, SeedVolume, SetLinks, SetRoutes,
     TakeOverVolume, FenceVolume,
-    StartApplication, StopApplication, VersionMismatch, WaitForApplication,
+    CreateApplication, StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     NotReady, not_ready_from_description,
 )
 from ..node._amp import ExpectSenders, SetReplication
@@ -297,6 +297,10 @@ class RemoteNodeAgent(object):
     def start_application(self, application):
         return self._call("start-application %s" % (application.name,),
                           StartApplication, application=application)
+
+    def create_application(self, application):
+        return self._call("create-application %s" % (application.name,),
+                          CreateApplication, application=application)
 
     def stop_application(self, name, keep=False):
         # ``keep`` is sent only when asked, as the command's default.

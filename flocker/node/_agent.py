@@ -99,6 +99,20 @@ class INodeAgent(Interface):
         :return: ``Deferred`` firing with ``None``.
         """
 
+    def create_application(application):
+        """
+        Create the application's container without starting it, as
+        :meth:`start_application` would, so that its start then only
+        starts it: a move creates the new container while the old one
+        still runs.  Its volumes' copies must be on this node, owned or
+        not (the container is bound to where they are mounted; nothing is
+        mounted, and nothing runs, until the start, which needs them
+        owned).  Idempotent.
+
+        :param Application application: What to run.
+        :return: ``Deferred`` firing with ``None``.
+        """
+
     def set_links(name, links):
         """
         Make the running application's links exactly ``links``, in place:

@@ -73,6 +73,7 @@ __all__ = [
     "OperationFailed", "DeployLocked", "HelloFirst", "VersionMismatch",
     "BadRequest",
     "Hello", "Report", "StartApplication", "StopApplication",
+    "CreateApplication",
     "CreateVolume", "PushVolume", "HandoffVolume", "PrepareHandoff",
     "ReleaseVolume",
     "AcquireVolume", "TakeOverVolume", "FenceVolume", "SetRoutes", "SetLinks",
@@ -99,7 +100,8 @@ __all__ = [
 #: 3. :class:`PrepareHandoff` and :class:`ExpectSenders` (every deploy
 #:    sends ``ExpectSenders`` before its first push).
 #: 4. :class:`StopApplication`'s ``keep`` (a move deletes the old
-#:    container once the new one started).
+#:    container once the new one started) and :class:`CreateApplication`
+#:    (a move creates the new container while the old one runs).
 PROTOCOL_VERSION = 4
 
 
@@ -502,6 +504,10 @@ StartApplication = _operation(
     "StartApplication", "``INodeAgent.start_application``.",
     [(b"application", ApplicationArgument())])
 
+CreateApplication = _operation(
+    "CreateApplication", "``INodeAgent.create_application``.",
+    [(b"application", ApplicationArgument())])
+
 StopApplication = _operation(
     "StopApplication", "``INodeAgent.stop_application``.",
     [(b"name", amp.Unicode()), (b"keep", amp.Boolean(optional=True))])
@@ -675,6 +681,7 @@ OPERATIONS = {
     "report": Report,
     "start_application": StartApplication,
     "stop_application": StopApplication,
+    "create_application": CreateApplication,
     "create_volume": CreateVolume,
     "push_volume": PushVolume,
     "handoff_volume": HandoffVolume,

@@ -17,7 +17,7 @@ from ..volume._seed import seed_archive
 __all__ = [
     "ExpectSenders",
     "CreateVolume", "SeedVolume", "PushVolume", "StopApplication",
-    "DeleteStoppedApplication", "HandoffVolume",
+    "CreateApplication", "DeleteStoppedApplication", "HandoffVolume",
     "StartApplication", "WaitForApplication", "SetRoutes", "SetLinks",
     "InstallNodeKey", "SetAutomatic", "describe_size",
     "PullImage", "DeleteVolume", "SetReplication", "TakeOverVolume",
@@ -230,6 +230,33 @@ class StopApplication(object):
             return "%s: stop application %s (%s)" % (self.node, self.name,
                                                      self.reason)
         return "%s: stop application %s" % (self.node, self.name)
+
+
+@implementer(IStateChange)
+@attr.s(frozen=True, slots=True)
+class CreateApplication(object):
+    """
+    Create the container of an application that moves to ``node`` while
+    its old container still runs elsewhere, without starting it: the
+    :class:`StartApplication` after the hand-off then only starts it (see
+    :meth:`~flocker.node.INodeAgent.create_application`).
+
+    :ivar str node: Node address.
+    :ivar Application application: What will run.
+    """
+    node = attr.ib()
+    application = attr.ib(validator=attr.validators.instance_of(Application))
+
+    def run(self, agents):
+        # Only an optimisation: the start creates the container itself
+        # when this failed (and replaces one whose configuration differs),
+        # so a failure here, which the node logs, does not stop the move.
+        return agents[self.node].create_application(
+            self.application).addErrback(lambda _: None)
+
+    def describe(self):
+        return "%s: create application %s's container (started after the " \
+            "hand-off)" % (self.node, self.application.name)
 
 
 @implementer(IStateChange)

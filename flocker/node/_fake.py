@@ -133,6 +133,19 @@ class FakeNodeAgent(object):
                                            application.links))
         return self._do("start_application", start, application)
 
+    def create_application(self, application):
+        def create():
+            for volume in application.all_volumes():
+                if volume.name not in self.state.volumes:
+                    raise FakeNodeError("%s has no copy of volume %s" % (
+                        self.address, volume.name))
+            if application.name in self.state.running:
+                return
+            # Reported as Docker's list shows it: there, not running.
+            self._set(applications=self.state.applications.set(
+                application.name, application))
+        return self._do("create_application", create, application)
+
     def set_links(self, name, links):
         def set_links():
             if name not in self.state.running:

@@ -24,7 +24,7 @@ from ._logging import (
     NODE_PUSH_VOLUME, NODE_RELEASE_VOLUME, NODE_REPORT, NODE_ROTATE_KEY,
     NODE_SEED_VOLUME,
     NODE_SET_AUTOMATIC, NODE_SET_LINKS, NODE_SET_ROUTES,
-    NODE_START_APPLICATION, NODE_STOP_APPLICATION,
+    NODE_CREATE_APPLICATION, NODE_START_APPLICATION, NODE_STOP_APPLICATION,
     NODE_WAIT_FOR_APPLICATION,
 )
 from ._logging import NODE_EXPECT_SENDERS, NODE_SET_REPLICATION
@@ -301,19 +301,8 @@ class LocalNodeAgent(object):
                 # Held before it starts: a node that cannot hold it (etcd
                 # says it runs elsewhere since a failover) must not.
                 yield self.automatic.hold(application.name)
-            mountpoint = None
-            named = {}
-            for volume in application.all_volumes():
-                path = yield self.volumes.mount(volume.name)
-                if volume.name == application.name and (
-                        application.volume is not None):
-                    mountpoint = path.path
-                else:
-                    named[volume.name] = path.path
-            yield self.docker.add(
-                application, volume_mountpoint=mountpoint,
-                extra_env=link_environment(application, self.address),
-                volume_paths=named)
+            yield self._container(self.docker.add, self.volumes.mount,
+                                  application)
             pid = yield self.docker.container_pid(application.name)
             if pid is None:
                 return
@@ -329,6 +318,44 @@ class LocalNodeAgent(object):
                 yield self.routes.set_links(pid, self.address,
                                             application.links)
         return self._action(NODE_START_APPLICATION, start,
+                            application=application.name)
+
+    @inlineCallbacks
+    def _container(self, operation, path_of, application):
+        """
+        Create (and start) the application's container with its volumes'
+        mountpoints bound.
+
+        :param operation: ``docker.add`` or ``docker.create``.
+        :param path_of: ``volumes.mount`` or ``volumes.mountpoint``: the
+            ``Deferred`` ``FilePath`` of a volume by name.
+        :param Application application: What to run.
+        :return: ``Deferred`` firing with ``operation``'s outcome.
+        """
+        mountpoint = None
+        named = {}
+        for volume in application.all_volumes():
+            path = yield path_of(volume.name)
+            if volume.name == application.name and (
+                    application.volume is not None):
+                mountpoint = path.path
+            else:
+                named[volume.name] = path.path
+        outcome = yield operation(
+            application, volume_mountpoint=mountpoint,
+            extra_env=link_environment(application, self.address),
+            volume_paths=named)
+        return outcome
+
+    def create_application(self, application):
+        @inlineCallbacks
+        def create():
+            # Bound to where this node's copies are mounted, which they
+            # need not be yet: only the start mounts them (once owned).
+            outcome = yield self._container(
+                self.docker.create, self.volumes.mountpoint, application)
+            current_action().add_success_fields(outcome=outcome)
+        return self._action(NODE_CREATE_APPLICATION, create,
                             application=application.name)
 
     def set_links(self, name, links):

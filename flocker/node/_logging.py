@@ -22,6 +22,7 @@ __all__ = [
     "DOCKER_FOREIGN_CONTAINER", "DOCKER_UNREADABLE_LABEL",
     "DOCKER_FIELDS_DROPPED",
     "NODE_REPORT", "NODE_START_APPLICATION", "NODE_STOP_APPLICATION",
+    "NODE_CREATE_APPLICATION",
     "NODE_CREATE_VOLUME", "NODE_SEED_VOLUME", "NODE_PUSH_VOLUME", "NODE_HANDOFF_VOLUME",
     "NODE_RELEASE_VOLUME", "NODE_ACQUIRE_VOLUME", "NODE_PREPARE_HANDOFF", "NODE_ANNOUNCE_FAILED",
     "NODE_SET_AUTOMATIC",
@@ -194,6 +195,13 @@ NODE_START_APPLICATION = ActionType(
     [_ADDRESS, _APPLICATION], [],
     "Mount the application's volume, create and start its container, and "
     "install its link rules.")
+
+NODE_CREATE_APPLICATION = ActionType(
+    "flocker:node:create_application",
+    [_ADDRESS, _APPLICATION], [_OUTCOME],
+    "Create the application's container without starting it, bound to "
+    "where this node's copies of its volumes are mounted (a move's new "
+    "container, created while the old one runs).")
 
 NODE_STOP_APPLICATION = ActionType(
     "flocker:node:stop_application",

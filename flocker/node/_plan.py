@@ -15,7 +15,9 @@ node works at once, and a node's changes in a phase run in order::
                  their applications still run
     2. stop      stop applications that move away, changed, or were removed
                  (the container of one that moves away is only stopped:
-                 it is deleted in phase 4, beside the new one's start)
+                 it is deleted in phase 4, beside the new one's start),
+                 and, at the same time, create the new containers of
+                 those (started in phase 4, after the hand-off)
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
@@ -49,7 +51,8 @@ import attr
 from .._change import InParallel, Sequentially
 from .._model import Route, desired_replication
 from ._changes import (
-    CreateVolume, DeleteStoppedApplication, DeleteVolume, FenceVolume, HandoffVolume, InstallNodeKey,
+    CreateApplication, CreateVolume, DeleteStoppedApplication, DeleteVolume,
+    FenceVolume, HandoffVolume, InstallNodeKey,
     PullImage, PushVolume, SeedVolume, SetAutomatic, SetLinks,
     SetReplication, SetRoutes, StartApplication, StopApplication,
     WaitForApplication,
@@ -429,6 +432,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
     pulls = set()
     sources = {}
     deletions = []
+    creations = []
     for name in sorted(placements):
         if name in skipped:
             continue
@@ -472,6 +476,7 @@ def plan_changes(deployment, cluster_state, addresses=None,
                                                             application)
             elif not running:
                 reason = "it was stopped"
+        kept = False
         for address in sorted(must_stop):
             if any(address == a for a, _, _ in containers.get(name, ())):
                 # A container the application leaves for a start
@@ -488,8 +493,15 @@ def plan_changes(deployment, cluster_state, addresses=None,
                         if sources.get(volume.name) == address),
                     keep=leaving))
                 if leaving:
+                    kept = True
                     deletions.append(DeleteStoppedApplication(
                         node=address, name=name, target=target))
+        if kept and target not in {a for a, _, _ in
+                                   containers.get(name, ())}:
+            # Its new container is created while the old one stops, so
+            # that only Docker's start is left after the hand-off.
+            creations.append(CreateApplication(node=target,
+                                               application=application))
         if start:
             starts.append(StartApplication(node=target,
                                            application=application,
@@ -557,6 +569,8 @@ def plan_changes(deployment, cluster_state, addresses=None,
     # moved application's downtime) before the routes it updates beside it.
     phases[4][:0] = waves[0] if waves else ()
     phases[4].extend(deletions)
+    # First in their node's part of the stop phase.
+    phases[2][:0] = creations
     plan = _phased(labels, phases, parallel=phases[4])
     later = [_dependent_wave(wave, waves, placements)
              for wave in waves[1:]]

@@ -29,7 +29,7 @@ from ._amp import (
     InstallNodeKey, RotateNodeKey, Log, Logs, OperationFailed, PROTOCOL_VERSION, Progress,
     PrepareHandoff, PullImage, PushVolume, ReleaseLock, ReleaseVolume, Report, SeedVolume,
     SetAutomatic, SetLinks, SetRoutes, TakeOverVolume, FenceVolume,
-    StartApplication, StopApplication, VersionMismatch, WaitForApplication,
+    CreateApplication, StartApplication, StopApplication, VersionMismatch, WaitForApplication,
     MAXIMUM_DOCUMENT_BYTES, NotReady, not_ready_description,
 )
 from ._amp import ExpectSenders, SetReplication
@@ -469,6 +469,12 @@ class AgentProtocol(amp.AMP):
     def start_application(self, eliot_task, application, lock=None):
         return self._run(eliot_task, lock, lambda agent:
                          agent.start_application(application)).addCallback(
+                             lambda _: {})
+
+    @CreateApplication.responder
+    def create_application(self, eliot_task, application, lock=None):
+        return self._run(eliot_task, lock, lambda agent:
+                         agent.create_application(application)).addCallback(
                              lambda _: {})
 
     @StopApplication.responder

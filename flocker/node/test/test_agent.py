@@ -420,6 +420,37 @@ def make_inodeagent_tests(fixture):
             self.assertTrue(self.report(self.b).volumes["web"].owned)
             self.successResultOf(self.b.start_application(WEB))
 
+        def test_create_application_before_handoff(self):
+            """
+            The target of a move creates the application's container while
+            it only follows the volume: it is reported, not running, and
+            creating it again changes nothing; once the volume is handed
+            off, the start runs it with that configuration.
+            """
+            self.successResultOf(self.a.create_volume("web", None))
+            self.successResultOf(self.a.start_application(WEB))
+            self.successResultOf(self.a.push_volume("web", B))
+            self.successResultOf(self.b.create_application(WEB))
+            self.successResultOf(self.b.create_application(WEB))
+            created = self.report(self.b)
+            self.successResultOf(self.a.stop_application("web", True))
+            self.successResultOf(self.a.handoff_volume("web", B))
+            self.successResultOf(self.b.start_application(WEB))
+            started = self.report(self.b)
+            self.assertEqual(
+                (dict(created.applications), set(created.running),
+                 created.volumes["web"].owned,
+                 dict(started.applications), set(started.running)),
+                ({"web": WEB}, set(), False, {"web": WEB}, {"web"}))
+
+        def test_create_application_without_copy_refused(self):
+            """
+            A node holding no copy of the application's volume does not
+            create its container.
+            """
+            self.failureResultOf(self.b.create_application(WEB))
+            self.assertEqual(dict(self.report(self.b).applications), {})
+
         def test_release_then_acquire(self):
             """
             Releasing a volume leaves it owned by neither node; the target

@@ -6,8 +6,10 @@ agent.
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker._model import Application
 from flocker.node._changes import (
-    DeleteStoppedApplication, HandoffVolume, PushVolume, StopApplication,
+    CreateApplication, DeleteStoppedApplication, HandoffVolume, PushVolume,
+    StopApplication,
 )
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
@@ -36,6 +38,9 @@ class _Agent(object):
 
     def prepare_handoff(self, name, target):
         return self._answer("prepare_handoff", name, target)
+
+    def create_application(self, application):
+        return self._answer("create_application", application)
 
     def stop_application(self, name, *keep):
         return self._answer("stop_application", name, *keep)
@@ -182,3 +187,39 @@ class DeleteStoppedApplicationTests(SynchronousTestCase):
             DeleteStoppedApplication(node=A, name="web", target=B).describe(),
             "10.0.0.1: delete application web's stopped container (it "
             "moved to 10.0.0.2)")
+
+
+class CreateApplicationTests(SynchronousTestCase):
+    """
+    Tests for :class:`CreateApplication`.
+    """
+
+    WEB = Application(name="web", image="flocker/busybox")
+
+    def test_run_creates(self):
+        """
+        It asks its node to create the application's container.
+        """
+        agent = _Agent(create_application=succeed(None))
+        d = CreateApplication(node=B, application=self.WEB).run({B: agent})
+        self.assertEqual((agent.calls, self.successResultOf(d)),
+                         ([("create_application", (self.WEB,))], None))
+
+    def test_failure_does_not_fail(self):
+        """
+        A node that could not create the container does not fail the
+        deploy: the start creates it.
+        """
+        agent = _Agent(create_application=fail(RuntimeError("no copy")))
+        d = CreateApplication(node=B, application=self.WEB).run({B: agent})
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_describe(self):
+        """
+        The plan says where the container is created, and that it starts
+        after the hand-off.
+        """
+        self.assertEqual(
+            CreateApplication(node=B, application=self.WEB).describe(),
+            "10.0.0.2: create application web's container (started after "
+            "the hand-off)")

@@ -15,9 +15,10 @@ from flocker._model import (
     VolumeState,
 )
 from flocker.node._changes import (
-    CreateVolume, DeleteStoppedApplication, FenceVolume, HandoffVolume, InstallNodeKey, PullImage, PushVolume,
-    SeedVolume, SetLinks,
-    SetRoutes, StartApplication, StopApplication, WaitForApplication,
+    CreateApplication, CreateVolume, DeleteStoppedApplication, FenceVolume,
+    HandoffVolume, InstallNodeKey, PullImage, PushVolume, SeedVolume,
+    SetLinks, SetRoutes, StartApplication, StopApplication,
+    WaitForApplication,
 )
 from flocker.node._images import canonical_image
 from flocker.node._names import with_service_names
@@ -109,7 +110,8 @@ class PlanTests(SynchronousTestCase):
         off, starts it on the new node and updates both nodes' routes (the
         start asked first: the new node's agent takes it up before its
         routes).  The old container is only stopped before the hand-off,
-        and deleted beside the start: its deletion is no part of the
+        and deleted beside the start, and the new one is created while
+        the old one stops: only Docker's stop and start are part of the
         downtime.
         """
         before = Deployment(nodes=[Node(address=A, applications=[WEB]),
@@ -123,7 +125,8 @@ class PlanTests(SynchronousTestCase):
                                        estimated_bytes=1 << 20)])),
                  phase(PHASES[1], (A, [StopApplication(
                      node=A, name="web", handoffs=[("web", B)],
-                     keep=True)])),
+                     keep=True)]),
+                       (B, [CreateApplication(node=B, application=WEB)])),
                  phase(PHASES[2], (A, [HandoffVolume(node=A, name="web",
                                                      target=B)])),
                  phase(PHASES[3],
@@ -466,7 +469,9 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
                 for n in names])),
                  phase(PHASES[1], (A, [StopApplication(
                      node=A, name="web",
-                     handoffs=[(n, B) for n in names], keep=True)])),
+                     handoffs=[(n, B) for n in names], keep=True)]),
+                       (B, [CreateApplication(node=B,
+                                              application=self.STORE)])),
                  phase(PHASES[2], (A, [
                      HandoffVolume(node=A, name=n, target=B)
                      for n in names])),
@@ -661,17 +666,54 @@ class PlanPropertyTests(SynchronousTestCase):
 
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(deployments(), deployments())
-    def test_interrupted_after_stops_converges(self, first, second):
+    def test_created_before_handoff_started_after(self, first, second):
         """
-        A deploy that fails after its stops (every start fails, so no
-        kept container is deleted) leaves nothing the next deploy of the
-        same configuration trips over: it converges, and no node keeps a
-        container of an application placed elsewhere.
+        For any change of configuration, a container created ahead is
+        created on the node its application starts on, which had no
+        container of it, with the configuration it starts with, in an
+        earlier phase than every hand-off and the start (so it never runs
+        before its node owns the volume: see the agents' tests of
+        ``create_application``).
         """
         cluster = FakeCluster(ADDRESSES)
         converge(cluster, first)
-        cluster.failures.update((address, "start_application")
-                                for address in ADDRESSES)
+        state = cluster.state()
+        plan = plan_changes(second, state)
+        phase_of = {}
+        for index, step in enumerate(plan.changes):
+            for change in leaves(step):
+                phase_of[id(change)] = index
+        changes = leaves(plan)
+        starts = {c.application.name: c for c in changes
+                  if isinstance(c, StartApplication)}
+        handoffs = [phase_of[id(c)] for c in changes
+                    if isinstance(c, HandoffVolume)]
+        creations = [c for c in changes if isinstance(c, CreateApplication)]
+        for creation in creations:
+            name = creation.application.name
+            start = starts[name]
+            self.assertEqual(
+                (creation.node, creation.application,
+                 name in state.nodes[creation.node].applications,
+                 phase_of[id(creation)] < min(
+                     handoffs + [phase_of[id(start)]])),
+                (start.node, start.application, False, True))
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(deployments(), deployments(),
+           st.sampled_from(["stop_application", "release_volume",
+                            "start_application"]))
+    def test_interrupted_after_stops_converges(self, first, second, failing):
+        """
+        A deploy that fails at its stops, hand-offs or starts (so kept
+        containers are not deleted, and containers created ahead are not
+        started) leaves nothing the next deploy of the same configuration
+        trips over: it converges, and no node keeps a container of an
+        application placed elsewhere.
+        """
+        cluster = FakeCluster(ADDRESSES)
+        converge(cluster, first)
+        cluster.failures.update((address, failing) for address in ADDRESSES)
         run_state_change(plan_changes(second, cluster.state()),
                          cluster.agents).addErrback(lambda _: None)
         cluster.failures.clear()
