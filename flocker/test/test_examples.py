@@ -110,8 +110,9 @@ class EmbeddedDeployTests(SynchronousTestCase):
     def test_summaries(self):
         """
         Each deploy ends with one summary line per node: three changes on
-        the first node, then four on it for the move, and two on the
-        move's target for its expected senders (the source expected
+        the first node, then five on it for the move (its old container
+        is stopped, then deleted once the new one started), and two on
+        the move's target for its expected senders (the source expected
         before the push, none once it owns the volume).
         """
         example = runpy.run_path(EMBEDDED, run_name="embedded_deploy")
@@ -123,9 +124,9 @@ class EmbeddedDeployTests(SynchronousTestCase):
             "result: 192.0.2.1: 3 changed",
             "result: 192.0.2.2: 2 changed",
             "result: 192.0.2.3: 1 changed",
-            "result: 192.0.2.1: 4 changed",
+            "result: 192.0.2.1: 5 changed",
             "result: 192.0.2.2: 1 changed",
-            "result: 192.0.2.3: 4 changed",
+            "result: 192.0.2.3: 5 changed",
         ], summaries)
 
 
