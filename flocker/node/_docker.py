@@ -1824,32 +1824,38 @@ class FakeDockerClient(object):
         return _synchronously(self._remove, name)
 
     def _remove(self, name):
-        self._check_daemon()
-        existing = self._containers.get(container_name(name))
-        if existing is None:
-            return "absent"
-        if existing.config is None:
-            return "foreign"
-        del self._containers[container_name(name)]
-        return "removed"
+        return self._flocker_container(name, self._delete, "removed")
+
+    def _delete(self, container):
+        del self._containers[container.name]
 
     def stop(self, name):
         """
         See :meth:`IDockerClient.stop`.
         """
-        return _synchronously(self._stop, name)
+        return _synchronously(self._flocker_container, name,
+                              self._stop_container, "stopped")
 
-    def _stop(self, name):
+    def _stop_container(self, container):
+        if container.running:
+            container.running = False
+            container.exit_code = 0
+
+    def _flocker_container(self, name, operation, done):
+        """
+        Apply ``operation`` to the application's container if Flocker
+        created it.
+
+        :return: ``done``, ``"absent"`` or ``"foreign"``.
+        """
         self._check_daemon()
         existing = self._containers.get(container_name(name))
         if existing is None:
             return "absent"
         if existing.config is None:
             return "foreign"
-        if existing.running:
-            existing.running = False
-            existing.exit_code = 0
-        return "stopped"
+        operation(existing)
+        return done
 
     def exists(self, name):
         """
