@@ -71,7 +71,9 @@ MOVE_LEAVES = [
     "{n3}: expect {web} from {n1}",
     "{n1}: push volume {web} to {n3} (about ",
     "{n1}: stop application {web}",
+    "{n3}: create application {web}'s container (started after the ",
     "{n1}: hand off volume {web} to {n3}",
+    "{n1}: delete application {web}'s stopped container (it moved to {n3})",
     "{n3}: start application {web} (image {image})",
     "{n1}: set routes {web_port}->{n3}",
     "{n2}: set routes {web_port}->{n3}",
@@ -450,8 +452,10 @@ class DeployScenarioTests(ScenarioTestCase):
         """
         ``--dry-run`` with the deployment moving the HTTP application from
         node1 to node3 prints exactly that move (node3 told to expect the
-        volume from node1, pre-copy push, stop, hand-off, start, routes,
-        node3 expecting nothing once it owns the volume) with the bytes to
+        volume from node1, pre-copy push, stop, node3 creating the new
+        container meanwhile, hand-off, start, node1 deleting the old
+        container, routes, node3 expecting nothing once it owns the
+        volume) with the bytes to
         send and a downtime estimate, exits 0, and changes no node.
         """
         s = self.s
