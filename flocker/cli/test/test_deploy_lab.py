@@ -509,8 +509,12 @@ class DeployScenarioTests(ScenarioTestCase):
                  "%s: push volume %s to %s" % (n1, web, n3))),
             (0, sorted([
                  "%s: stop application %s" % (n1, web),
+                 "%s: create application %s's container (started after "
+                 "the hand-off)" % (n3, web),
                  "%s: hand off volume %s to %s" % (n1, web, n3),
                  "%s: start application %s (image %s)" % (n3, web, IMAGE),
+                 "%s: delete application %s's stopped container (it "
+                 "moved to %s)" % (n1, web, n3),
                  "%s: set routes %d->%s" % (n1, WEB_PORT, n3),
                  "%s: set routes %d->%s" % (n2, WEB_PORT, n3),
                  "%s: remove all routes" % (n3,),

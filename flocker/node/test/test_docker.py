@@ -293,9 +293,11 @@ class RealDockerFixture(object):
 
     def make_directory(self, path):
         """
-        Make directory ``path`` (under one of :meth:`host_directory`).
+        Make directory ``path`` (under one of :meth:`host_directory`),
+        removed before them at the end.
         """
         os.mkdir(path)
+        self._directories.insert(0, path)
 
     def read_file(self, name, path):
         """
