@@ -875,6 +875,10 @@ class DockerClient(object):
                 pool=self._pool))
         self._http = http_client
         self._version = None
+        # Container name to ``(id, spec label)`` of the containers this
+        # client created without starting them (``create``): their
+        # ``add`` starts them straight away, without asking for the name.
+        self._created = {}
 
     def __repr__(self):
         return "<DockerClient unix://%s>" % (self.socket_path,)
@@ -1098,6 +1102,17 @@ class DockerClient(object):
         # name first: a move's start waits for every call, and Docker's
         # answer says as much (404: no such image, nothing created; 409:
         # the name is taken, and only then is the container looked at).
+        spec = config["Labels"][SPEC_LABEL]
+        ahead = self._created.pop(name, None)
+        if start and ahead is not None and ahead[1] == spec:
+            # Started by its id: a container of that id is the one created
+            # with this very configuration (404: gone since; then as if it
+            # had not been created).
+            status, data = await self._request(
+                "POST", "/containers/%s/start" % (ahead[0],))
+            if status != 404:
+                return await self._started(ahead[0], name, "started",
+                                           status, data)
         outcome = "created"
         status, data = await create()
         if status == 409:
@@ -1109,9 +1124,11 @@ class DockerClient(object):
                     raise AlreadyExists(name, existing.get("Id"),
                                         self._where())
                 state = existing.get("State") or {}
-                same = labels.get(SPEC_LABEL) == config["Labels"][SPEC_LABEL]
+                same = labels.get(SPEC_LABEL) == spec
                 if same and (state.get("Running") or (
                         not start and state.get("Status") == "created")):
+                    if not state.get("Running"):
+                        self._created[name] = (existing["Id"], spec)
                     current_action().add_success_fields(outcome="unchanged")
                     return "unchanged"
                 if same and state.get("Status") == "created":
@@ -1142,6 +1159,7 @@ class DockerClient(object):
                     container_id, name, _api_error(
                         "put files into container " + name, status, data))
         if not start:
+            self._created[name] = (container_id, spec)
             current_action().add_success_fields(outcome=outcome)
             return outcome
         return await self._start(container_id, name, outcome)
@@ -1154,6 +1172,15 @@ class DockerClient(object):
         """
         status, data = await self._request(
             "POST", "/containers/%s/start" % (container_id,))
+        return await self._started(container_id, name, outcome, status, data)
+
+    async def _started(self, container_id, name, outcome, status, data):
+        """
+        Docker's answer to the start of a created container: its deletion
+        if it did not start.
+
+        :return: ``outcome``, also added to the current action.
+        """
         if status not in (204, 304):
             return await self._failed(container_id, name, _api_error(
                 "start container " + name, status, data))

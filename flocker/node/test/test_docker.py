@@ -1443,6 +1443,53 @@ class DockerClientTests(SynchronousTestCase):
              ("POST", "/v1.41/containers/c1/wait") in resource.requests),
             ("removed", True))
 
+    def test_created_started_by_id(self):
+        """
+        ``add`` after ``create`` of the same application starts the
+        container ``create`` made by its id, asking Docker nothing else.
+        """
+        client, resource = _stub_client({
+            ("POST", "/v1.41/containers/create"): (201, {"Id": "c7"}),
+            ("POST", "/v1.41/containers/c7/start"): (204, None)})
+        application = Application(name="app", image=IMAGE)
+        created = self.successResultOf(client.create(application))
+        del resource.requests[:]
+        self.assertEqual(
+            (created, self.successResultOf(client.add(application)),
+             resource.requests),
+            ("created", "started", [("POST", "/v1.41/containers/c7/start")]))
+
+    def test_created_gone_created_again(self):
+        """
+        A container ``create`` made that is gone when ``add`` comes (404 on
+        its start) is created and started anew, as without ``create``;
+        ``add`` of another configuration does not start it.
+        """
+        client, resource = _stub_client({
+            ("POST", "/v1.41/containers/create"): (201, {"Id": "c8"}),
+            ("POST", "/v1.41/containers/c8/start"): (204, None)})
+        application = Application(name="app", image=IMAGE)
+        self.successResultOf(client.create(application))
+        resource.answers[("POST", "/v1.41/containers/c8/start")] = (404, {
+            "message": "No such container: c8"})
+        resource.answers[("POST", "/v1.41/containers/c9/start")] = (204,
+                                                                    None)
+        resource.answers[("POST", "/v1.41/containers/create")] = (201, {
+            "Id": "c9"})
+        del resource.requests[:]
+        started = self.successResultOf(client.add(application))
+        gone = list(resource.requests)
+        self.successResultOf(client.create(application))
+        del resource.requests[:]
+        other = self.successResultOf(client.add(
+            attr.evolve(application, environment={"OTHER": "1"})))
+        self.assertEqual(
+            (started, gone, other, resource.requests[0]),
+            ("created", [("POST", "/v1.41/containers/c8/start"),
+                         ("POST", "/v1.41/containers/create"),
+                         ("POST", "/v1.41/containers/c9/start")],
+             "created", ("POST", "/v1.41/containers/create")))
+
     def test_remove_other_conflict(self):
         """
         Any other conflict on delete is a failure carrying Docker's words.
