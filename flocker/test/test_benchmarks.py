@@ -200,6 +200,20 @@ class RunTargetsTests(SynchronousTestCase):
             [("routing.ratio", "0.9", "2.1 %", "12.3 %", "7", "no"),
              ("volumes.push_ratio", "0.8", "", "5.0 %", "", "")])
 
+    def test_ratio_rows_own_repetitions(self):
+        """
+        A ratio that reports its own number of repetitions (``NAME_reps``,
+        as in a benchmark whose parts repeat apart) is listed with that
+        number, not the benchmark's.
+        """
+        self.assertEqual(self.run.ratio_rows({
+            "scale": {"plan_ratio": 30.1, "plan_ratio_spread": 0.1,
+                      "plan_ratio_uncertainty": 0.02, "plan_ratio_reps": 41,
+                      "fanout_ratio": 95.0, "fanout_ratio_spread": 0.05,
+                      "fanout_ratio_reps": 6, "reps": 3}}),
+            [("scale.fanout_ratio", "95.0", "", "5.0 %", "6", ""),
+             ("scale.plan_ratio", "30.1", "2.0 %", "10.0 %", "41", "")])
+
 
 class CompareTests(SynchronousTestCase):
     """
