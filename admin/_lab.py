@@ -28,7 +28,9 @@ everything the lab writes; ``down`` removes all of it except the SSH keys,
 the image cache, the logs and the nodes' Docker data roots (``down --purge``
 removes those too).  A node's dockerd is reset to a fresh host's state
 (no containers, volumes, networks or foreign images) whenever it starts.  The
-running lab is described for other programs in ``STATE/lab.json``.
+running lab is described for other programs in ``STATE/lab.json``, which
+names the checkout that brought it up: ``up`` from another checkout refuses
+to take it over.
 
 Subprocesses are argument vectors; every wait has a deadline.
 
@@ -74,7 +76,7 @@ from _lab_host import (
 )
 from _lab_model import (
     ADMIN, DESCRIPTION_VERSION, MAX_NODES, NODE_OVERLAYS, NSINIT, POOL_SIZE,
-    STANDARD_PATH,
+    REPO, STANDARD_PATH,
     ZFS_SOCKET_DIR, Lab, LabError, defaults_text, hosts_text,
     known_hosts_text, parse_count, passwd_text, public_key, shell_rc_text,
     ssh_config_text, sshd_config_text,
@@ -100,6 +102,28 @@ def preflight(lab):
         if not (lab.bin_dir / command).exists():
             raise LabError("%s/%s not found: run admin/install-deps"
                            % (lab.bin_dir, command))
+
+
+def check_checkout(lab):
+    """
+    Refuse to take over a running lab that another checkout brought up:
+    ``up`` would install this checkout's package on its nodes under
+    whoever is using them.
+
+    :param Lab lab: The lab.
+    :raises LabError: If ``lab.json`` names another checkout.
+    """
+    try:
+        running = json.loads(lab.description_file.read_text())
+    except (OSError, ValueError):
+        return
+    checkout = running.get("checkout") if isinstance(running, dict) else None
+    if checkout is not None and checkout != str(REPO):
+        raise LabError(
+            "lab %s runs the code of %s, not of this checkout (%s): bring it "
+            "down there first (admin/lab down), or use a lab of your own "
+            "(FLOCKER_LAB_PREFIX and FLOCKER_LAB_STATE)"
+            % (lab.prefix, checkout, REPO))
 
 
 def load_record(lab):
@@ -1077,6 +1101,7 @@ def up(lab, count, log):
     started = time.monotonic()
     trace = _tracer(log, started)
     preflight(lab)
+    check_checkout(lab)
     nodes = [lab.node(i) for i in range(1, count + 1)]
     client = lab.client()
     machines = [client] + nodes
@@ -1211,6 +1236,7 @@ def describe(lab, nodes, client, images, package):
     return {
         "version": DESCRIPTION_VERSION,
         "prefix": lab.prefix,
+        "checkout": str(REPO),
         "state": str(lab.state),
         "runtime": str(lab.runtime),
         "bin": str(lab.bin_dir),

@@ -32,7 +32,8 @@ __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "uncertainty", "paired_ratios",
            "rotated", "Repetitions", "Settling", "recorded", "next_step",
            "repeat_until_settled",
-           "ratio_figures", "ratio_row", "RATIO_HEADERS", "verdict",
+           "ratio_figures", "ratio_row", "RATIO_HEADERS", "ratios_title",
+           "settled_words", "print_ratios", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
            "add_repetition_options", "repetitions_from", "number",
            "spread_figures", "status_kb"]
@@ -387,11 +388,13 @@ def ratio_figures(name, samples, digits=3):
     :param str name: The ratio's name in the JSON figures.
     :param samples: Its per-repetition values (at least two).
     :return: ``{name: median, name + "_spread": spread, name +
-        "_uncertainty": uncertainty}``, rounded.
+        "_uncertainty": uncertainty, name + "_reps": number of samples}``,
+        rounded.
     """
     return {name: round(statistics.median(samples), digits),
             name + "_spread": round(spread(samples), 3),
-            name + "_uncertainty": round(uncertainty(samples), 3)}
+            name + "_uncertainty": round(uncertainty(samples), 3),
+            name + "_reps": len(samples)}
 
 
 #: Column headers of :func:`ratio_row`.
@@ -411,6 +414,44 @@ def ratio_row(label, samples):
             "%.1f %%" % (100 * spread(samples),),
             "%.3f-%.3f" % (min(samples), max(samples)),
             " ".join("%.3f" % (value,) for value in samples)]
+
+
+def ratios_title(what, settling=None):
+    """
+    :param str what: What the rows are, e.g. ``"Ratio of each repetition"``.
+    :param settling: The :class:`Settling` the ratios came from, or
+        ``None`` for a fixed number of repetitions.
+    :return: The title of a table of :func:`ratio_row` rows: ``what``, how
+        to read its columns and, with ``settling``, whether it settled.
+    """
+    notes = ["+/-: half-width of the median's 95 % confidence interval",
+             "spread: interquartile range over median"]
+    if settling is not None:
+        notes.append(settled_words(settling))
+    return "%s (%s)" % (what, "; ".join(notes))
+
+
+def settled_words(settling):
+    """
+    :param Settling settling: Repetitions until settled.
+    :return: Whether they settled, in words.
+    """
+    target = "%g %%" % (100 * SETTLED_UNCERTAINTY,)
+    return ("settled: +/- under " + target if settling.settled
+            else "NOT settled: +/- %s or more" % (target,))
+
+
+def print_ratios(what, rows, settling=None):
+    """
+    Print a table of ratios under :func:`ratios_title`.
+
+    :param str what: What the rows are.
+    :param rows: ``(label, per-repetition values)`` of each ratio.
+    :param settling: As for :func:`ratios_title`.
+    """
+    print_table(ratios_title(what, settling),
+                [ratio_row(label, samples) for label, samples in rows],
+                RATIO_HEADERS)
 
 
 def verdict(value, comparison, limit, uncertain=None):

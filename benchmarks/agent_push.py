@@ -64,10 +64,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    AGENT_MEMORY_HEADERS, RATIO_HEADERS, add_repetition_options,
-    agent_memory, agent_memory_rows, can_pin, cpu_pair, emit, pinned,
-    print_table, ratio_figures, ratio_row, repeat_until_settled,
-    repetitions_from, rotated, summary, zfs, zfs_ok,
+    AGENT_MEMORY_HEADERS, add_repetition_options, agent_memory,
+    agent_memory_rows, can_pin, cpu_pair, emit, pinned, print_ratios,
+    print_table, ratio_figures, repeat_until_settled, repetitions_from,
+    rotated, summary, zfs, zfs_ok,
 )
 from volumes import (  # noqa: E402
     MB, REPS, _CPUS, _destroy, _open_lab, _pin_nodes, _raw, _row, _volume,
@@ -240,16 +240,11 @@ def main():
              _row("  then node1's pruning, after its answer (untimed)",
                   prune_times)],
             ["what", "median s", "min-max s", "MB/s"])
-        print_table("Ratio of each repetition (spread: interquartile range "
-                    "over median; %s)" % (
-                        "settled: +/- under 2.5 %" if settling.settled
-                        else "NOT settled: +/- 2.5 % or more"),
-                    [ratio_row("agent_push_ratio: agent rate / raw rate",
-                               settling.samples["agent_push_ratio"]),
-                     ratio_row("agent_push_pruned_ratio: the same, the "
-                               "agent's pruning counted",
-                               settling.samples["agent_push_pruned_ratio"])],
-                    RATIO_HEADERS)
+        print_ratios("Ratio of each repetition", [
+            ("agent_push_ratio: agent rate / raw rate",
+             settling.samples["agent_push_ratio"]),
+            ("agent_push_pruned_ratio: the same, the agent's pruning counted",
+             settling.samples["agent_push_pruned_ratio"])], settling)
         print("The raw pipeline prunes nothing; the agent prunes after its "
               "answer (not in agent_push_ratio).")
         print("agent stream: %d bytes" % (sent[0],))

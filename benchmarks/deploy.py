@@ -109,10 +109,10 @@ import time
 from pathlib import Path
 
 from _common import (
-    AGENT_MEMORY_HEADERS, RATIO_HEADERS, add_repetition_options,
-    agent_memory, agent_memory_rows, emit, own_lab_environ, print_table,
-    ratio_figures, ratio_row, repeat_until_settled, repetitions_from,
-    rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
+    AGENT_MEMORY_HEADERS, add_repetition_options, agent_memory,
+    agent_memory_rows, emit, own_lab_environ, print_ratios, print_table,
+    ratio_figures, repeat_until_settled, repetitions_from, rotated,
+    settled_words, summary, zfs, zfs_ok, zfs_send_over_ssh,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -908,7 +908,7 @@ def moves_only(options, env):
          "start)", fmt(raw_moves))], ["what", "seconds"])
     print_moves(options, warm, moved)
     print_move_rounds(options, moved)
-    print_ratios(settling.samples)
+    print_ratios("Ratios of each repetition", settling.samples.items())
     figures = {
         "move_downtime_s": round(statistics.median(big), 3),
         "move_downtime_10m_s": round(statistics.median(small), 3),
@@ -927,22 +927,8 @@ def describe(settling):
     :return: How many repetitions a :class:`Settling` took, and whether
         its ratios settled.
     """
-    return "%d repetitions (%s)" % (
-        settling.repetitions,
-        "settled: +/- under 2.5 %" if settling.settled
-        else "NOT settled: +/- 2.5 % or more at the bound")
-
-
-def print_ratios(samples):
-    """
-    Print every repetition's ratios, with their median, uncertainty and
-    spread.
-    """
-    print_table("Ratios of each repetition (+/-: half-width of the "
-                "median's 95 % confidence interval; spread: interquartile "
-                "range over median)", [ratio_row(name, values)
-                                       for name, values in samples.items()],
-                RATIO_HEADERS)
+    return "%d repetitions (%s)" % (settling.repetitions,
+                                    settled_words(settling))
 
 
 def main():
@@ -1068,7 +1054,7 @@ def main():
     ratios = dict(scale_settling.samples, **move_settling.samples)
     print_table("Node agent memory, after every deploy and move",
                 agent_memory_rows(memory), AGENT_MEMORY_HEADERS)
-    print_ratios(ratios)
+    print_ratios("Ratios of each repetition", ratios.items())
     figures = {
         "t1_s": round(t1_s, 3),
         "t8_s": round(t8_s, 3),

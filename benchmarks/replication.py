@@ -71,9 +71,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    RATIO_HEADERS, add_repetition_options, emit, print_table,
-    ratio_figures, ratio_row, repeat_until_settled, repetitions_from,
-    rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
+    add_repetition_options, emit, print_ratios, print_table, ratio_figures,
+    repeat_until_settled, repetitions_from, rotated, summary, zfs, zfs_ok,
+    zfs_send_over_ssh,
 )
 
 sys.path.insert(0, str(REPO / "admin"))
@@ -388,11 +388,10 @@ def main():
         print_table("writer, %g s per run, %d repetitions" % (
             options.seconds, settling.repetitions), rows,
             ["replication", "MB/s median", "MB/s min-max"])
-        print_table("ratios (writer's throughput, same repetition)",
-                    [ratio_row(name, settling.samples[name])
-                     for name in ("overhead_ratio", "floor_ratio",
-                                  "on_vs_floor")],
-                    RATIO_HEADERS)
+        print_ratios("Ratios of the writer's throughput, same repetition",
+                     [(name, settling.samples[name])
+                      for name in ("overhead_ratio", "floor_ratio",
+                                   "on_vs_floor")], settling)
         lag = summary(lags) if lags else None
         print_table("standby", [[
             "%ds" % (options.every,), "%.1f" % (sent / MB,),

@@ -85,9 +85,9 @@ import sys
 import time
 
 from _common import (
-    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit, pinned,
-    print_table, ratio_figures, ratio_row, repeat_until_settled,
-    repetitions_from, rotated, summary,
+    add_repetition_options, can_pin, cpu_pair, emit, pinned, print_ratios,
+    print_table, ratio_figures, repeat_until_settled, repetitions_from,
+    rotated, summary,
 )
 
 from flocker.route.test._netns import (
@@ -414,13 +414,10 @@ def main(argv):
         "routed_vs_forwarded": "routed / forwarded (to a container)",
         "routed_vs_forwarded_plain": "routed / forwarded (no container)",
     }
-    print_table(
-        "Ratios of each repetition's rates (+/-: half-width of the "
-        "median's 95 % confidence interval; spread: interquartile range "
-        "over median; settled: +/- under 2.5 %)",
-        [ratio_row("%s: %s" % (name, descriptions[name]),
+    print_ratios("Ratios of each repetition's rates",
+                 [("%s: %s" % (name, descriptions[name]),
                    settling.samples[name]) for name, _, _ in RATIOS],
-        RATIO_HEADERS)
+                 settling)
     rows = []
     for name, label in (("install", "install %d routes" % options.routes),
                         ("unchanged", "same %d routes again" %

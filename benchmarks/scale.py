@@ -3,7 +3,8 @@ Scale benchmark, by simulation (no root, no lab): the planner at 1,000
 nodes, a whole deploy fanned out to 100 in-memory nodes, and the memory of
 the deploy client and of one node command.
 
-    python benchmarks/scale.py [--quick] [--reps N]
+    python benchmarks/scale.py [--quick] [--reps N] [--max-reps N]
+                               [--max-seconds S]
 
 * ``plan_1000_nodes_s``: ``plan_changes`` for 1,000 nodes running 3
   applications each (3,000 applications), against the state of a cluster
@@ -36,15 +37,20 @@ the deploy client and of one node command.
 * Baseline for both: ``python_rss_mb``, a fresh interpreter importing
   nothing.
 
-Timings are medians of ``--reps`` repetitions (default 5; 3 with
-``--quick``), min-max in the table; the two plan sizes, and the two
-fan-outs, run in each repetition in turn (order rotated), and each ratio is
-the median of the repetitions' ratios, with ``NAME_spread``
-(interquartile range over median) and ``NAME_uncertainty`` (half-width of
-the median's 95 % confidence interval over the median) beside it.  The
-100-node plan, a few milliseconds, is timed as the mean of as many
-plannings as last about as long as one 1,000-node plan.  MB is 2^20 bytes.  Prints the tables,
-then one JSON object as the last line.
+Timings are medians of repetitions, min-max in the table; the two plan
+sizes, and the two fan-outs, run in each repetition in turn (order
+rotated), and each ratio is the median of the repetitions' ratios, with
+``NAME_spread`` (interquartile range over median) and ``NAME_uncertainty``
+(half-width of the median's 95 % confidence interval over the median)
+beside it.  The plans and the fan-outs each repeat until their ratio's
+uncertainty is under 2.5 % (plans: 9 to 100 repetitions within 120 s;
+fan-outs: 5 to 20 within 180 s; ``--quick``: 3 of each; ``--reps``,
+``--max-reps`` and ``--max-seconds`` change both).  Each planning follows
+a collection of the last one's garbage.  The 100-node plan, a few
+milliseconds, is timed as the mean of as many plannings as last about as
+long as one 1,000-node plan; the direct fan-out, as the mean of as many
+(at most 20) as last about as long as one through the protocol.  MB is
+2^20 bytes.  Prints the tables, then one JSON object as the last line.
 """
 
 import argparse
@@ -60,8 +66,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
-    emit, meets, paired_ratios, print_table, ratio_figures, ratio_row,
-    rotated, status_kb, summary, timed, RATIO_HEADERS,
+    add_repetition_options, emit, meets, print_ratios, print_table,
+    ratio_figures, repeat_until_settled, repetitions_from, rotated,
+    settled_words, status_kb, summary, timed,
 )
 
 # Flocker itself is imported where it is used, so each child process loads
@@ -70,6 +77,8 @@ from _common import (  # noqa: E402
 APPS_PER_NODE = 3
 PLAN_NODES = (100, 1000)
 FANOUT_NODES = 100
+#: At most this many direct fan-outs make one timed sample.
+FANOUT_DIRECT_TIMES = 20
 NODE_APPLICATIONS = 50
 MOVED = 0.1
 CHANGED = 0.1
@@ -102,18 +111,22 @@ def build_cluster(nodes, apps):
         gc.enable()
 
 
-def measure_plans(sizes, reps):
+def measure_plans(sizes, policy):
     """
-    :param sizes: Numbers of nodes.
-    :return: ``dict`` of number of nodes to ``(samples, changes, routes)``:
-        seconds of one planning of a cluster of that many nodes in each
-        repetition, the plan's number of leaf changes, and the number of
-        routes in the current state.  Each repetition plans every size, in
-        an order rotated from one repetition to the next.  A size that
-        plans faster than the largest is planned as many times over as
-        the untimed first planning says it takes to last about as long,
-        and its sample is their mean: a planning of a few milliseconds,
-        timed once, is mostly the machine's noise.
+    :param sizes: Numbers of nodes: the ratio is the second's planning
+        time over the first's.
+    :param Repetitions policy: The bounds of the repetitions.
+    :return: ``(plans, settling)``: ``dict`` of number of nodes to
+        ``(samples, changes, routes)``: seconds of one planning of a
+        cluster of that many nodes in each repetition, the plan's number of
+        leaf changes, and the number of routes in the current state; and
+        the :class:`Settling` of ``plan_ratio_1000_100``.  Each repetition
+        plans every size, in an order rotated from one repetition to the
+        next, each planning after a collection of the last one's garbage.
+        A size that plans faster than the largest is planned as many times
+        over as the untimed first planning says it takes to last about as
+        long, and its sample is their mean: a planning of a few
+        milliseconds, timed once, is mostly the machine's noise.
     """
     from flocker._change import leaves
     from flocker.node._plan import plan_changes
@@ -136,16 +149,22 @@ def measure_plans(sizes, reps):
             for _ in range(times[nodes]):
                 plan_changes(*clusters[nodes])
 
-        for rep in range(reps):
-            for nodes in rotated(sizes, rep):
-                samples[nodes].append(
-                    timed(planned, nodes)[0] / times[nodes])
+        def repetition(index):
+            this = {}
+            for nodes in rotated(sizes, index):
+                # Every planning starts from the same heap (as in plan.py).
+                gc.collect()
+                this[nodes] = timed(planned, nodes)[0] / times[nodes]
+                samples[nodes].append(this[nodes])
+            return {"plan_ratio_1000_100": this[sizes[1]] / this[sizes[0]]}
+
+        settling = repeat_until_settled(repetition, policy)
     finally:
         gc.unfreeze()
-    return {nodes: (samples[nodes], len(leaves(plans[nodes])),
-                    sum(len(node.routes)
-                        for node in clusters[nodes][1].nodes.values()))
-            for nodes in sizes}
+    return ({nodes: (samples[nodes], len(leaves(plans[nodes])),
+                     sum(len(node.routes)
+                         for node in clusters[nodes][1].nodes.values()))
+             for nodes in sizes}, settling)
 
 
 def deployments(nodes):
@@ -218,36 +237,85 @@ def protocol_agents(cluster):
              for address in cluster.agents}, (connections, network))
 
 
-def fanout(nodes, through_protocol):
+def fanout(nodes, through_protocol, times=1):
     """
-    One timed deploy to ``nodes`` fresh in-memory nodes, after an untimed
-    one bringing them to the starting state.
+    ``times`` deploys one after the other, each to ``nodes`` fresh
+    in-memory nodes that an untimed deploy brought to the starting state
+    first.
 
-    :return: ``(seconds, number of changes made)``.
+    :return: ``(seconds of one deploy (the mean), number of changes one
+        made)``.
+    :raises RuntimeError: If a deploy left changes undone.
     """
     from flocker._change import leaves
     from flocker.cli import FakeCluster, plan_changes
     before, after = deployments(nodes)
-    cluster = FakeCluster([node.address for node in after.nodes])
-    converge(before, cluster.agents)
-    if through_protocol:
-        agents, (connections, network) = protocol_agents(cluster)
+    prepared = []
+    for _ in range(times):
+        cluster = FakeCluster([node.address for node in after.nodes])
+        converge(before, cluster.agents)
+        prepared.append((cluster, _deployer(after, cluster,
+                                            through_protocol)))
+    gc.collect()
+    seconds, results = timed(lambda: [deploy() for _, deploy in prepared])
+    for cluster, _ in prepared:
+        if leaves(plan_changes(after, cluster.state())):
+            raise RuntimeError("the deploy left changes undone")
+    return seconds / times, sum(results[0].changed.values())
 
-        def deploy_once():
-            result = converge(after, agents)
-            closed = []
-            connections.close().addBoth(closed.append)
-            network.flush()
-            if not closed:
-                raise RuntimeError("the in-memory connections did not end")
-            return result
-    else:
-        def deploy_once():
-            return converge(after, cluster.agents)
-    seconds, result = timed(deploy_once)
-    if leaves(plan_changes(after, cluster.state())):
-        raise RuntimeError("the deploy left changes undone")
-    return seconds, sum(result.changed.values())
+
+def _deployer(deployment, cluster, through_protocol):
+    """
+    :return: A function deploying ``deployment`` to the nodes of
+        ``cluster``, through the agent protocol in memory or straight to
+        their fake agents, and returning the ``DeployResult``.
+    """
+    if not through_protocol:
+        return lambda: converge(deployment, cluster.agents)
+    agents, (connections, network) = protocol_agents(cluster)
+
+    def deploy_once():
+        result = converge(deployment, agents)
+        closed = []
+        connections.close().addBoth(closed.append)
+        network.flush()
+        if not closed:
+            raise RuntimeError("the in-memory connections did not end")
+        return result
+    return deploy_once
+
+
+def measure_fanouts(nodes, policy):
+    """
+    Deploy to ``nodes`` in-memory nodes straight to their fake agents and
+    through the agent protocol, both in each repetition (order
+    alternating), until the ratio of the second's time over the first's
+    settles.  The direct deploy, many times faster, is timed as the mean
+    of as many deploys as the untimed first ones say last about as long
+    as one through the protocol.
+
+    :param Repetitions policy: The bounds of the repetitions.
+    :return: ``(fanouts, changes, settling)``: ``dict`` of ``False``
+        (direct) and ``True`` (protocol) to the seconds of each
+        repetition, the number of changes a deploy made, and the
+        :class:`Settling` of ``fanout_protocol_ratio``.
+    """
+    first = {way: fanout(nodes, way)[0] for way in (False, True)}
+    times = {True: 1, False: max(1, min(FANOUT_DIRECT_TIMES, int(round(
+        first[True] / max(first[False], 1e-6)))))}
+    fanouts = {False: [], True: []}
+    changes = {}
+
+    def repetition(index):
+        this = {}
+        # Alternated, so neither always runs on a heap the other just left.
+        for way in rotated([False, True], index):
+            this[way], changes[way] = fanout(nodes, way, times[way])
+            fanouts[way].append(this[way])
+        return {"fanout_protocol_ratio": this[True] / this[False]}
+
+    settling = repeat_until_settled(repetition, policy)
+    return fanouts, changes[False], settling
 
 
 def child_client():
@@ -390,9 +458,8 @@ def verdict(value, comparison, limit):
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true",
-                        help="3 repetitions instead of 5 (same sizes)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions of each timing (>= 3)")
+                        help="3 repetitions of each part (same sizes)")
+    add_repetition_options(parser)
     parser.add_argument("--child", choices=["client", "node"],
                         help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -400,13 +467,16 @@ def main(argv):
         return child_client()
     if options.child == "node":
         return child_node()
-    reps = options.reps or (3 if options.quick else 5)
-    if reps < 3:
-        parser.error("--reps must be at least 3")
+    plan_policy = repetitions_from(parser, options,
+                                   3 if options.quick else 9,
+                                   3 if options.quick else 100, 120.0)
+    fanout_policy = repetitions_from(parser, options,
+                                     3 if options.quick else 5,
+                                     3 if options.quick else 20, 180.0)
 
     plans = {}
     rows = []
-    measured = measure_plans(PLAN_NODES, reps)
+    measured, plan_settling = measure_plans(PLAN_NODES, plan_policy)
     for nodes in PLAN_NODES:
         samples, changes, routes = measured[nodes]
         plans[nodes] = statistics.median(samples)
@@ -416,25 +486,19 @@ def main(argv):
     small, big = PLAN_NODES
     print_table(
         "plan_changes, %d%% moved, %d%% changed; %d runs each"
-        % (MOVED * 100, CHANGED * 100, reps), rows,
+        % (MOVED * 100, CHANGED * 100, plan_settling.repetitions), rows,
         ["nodes x apps each", "apps", "routes in state", "changes",
          "median s", "min-max s", "us per route"])
     print("1,000 / 100 nodes: %.1f times the time, %d times the routes\n" % (
         plans[big] / plans[small], (big * big) // (small * small)))
 
-    fanouts = {False: [], True: []}
-    changes = {}
-    for rep in range(reps):
-        # Alternated, so neither always runs on a heap the other just left.
-        for through_protocol in ((False, True) if rep % 2 == 0
-                                 else (True, False)):
-            seconds, changes[through_protocol] = fanout(
-                FANOUT_NODES, through_protocol)
-            fanouts[through_protocol].append(seconds)
+    fanouts, changes, fanout_settling = measure_fanouts(FANOUT_NODES,
+                                                        fanout_policy)
     print_table(
         "flocker.cli.deploy to %d in-memory nodes x %d applications "
         "(%d changes); %d runs each"
-        % (FANOUT_NODES, APPS_PER_NODE, changes[False], reps), [
+        % (FANOUT_NODES, APPS_PER_NODE, changes,
+           fanout_settling.repetitions), [
             ["FakeNodeAgent"] + cell(fanouts[False]),
             ["RemoteNodeAgent / agent protocol (AMP) / AgentService"]
             + cell(fanouts[True]),
@@ -454,17 +518,10 @@ def main(argv):
          % (NODE_APPLICATIONS,), "%.1f" % memory["node_rss_mb"]],
     ], ["process", "peak RSS MB"])
 
-    ratios = {
-        "plan_ratio_1000_100": paired_ratios(measured[big][0],
-                                             measured[small][0]),
-        "fanout_protocol_ratio": paired_ratios(fanouts[True],
-                                               fanouts[False]),
-    }
-    print_table("Ratios of each repetition (+/-: half-width of the median's "
-                "95 % confidence interval; spread: interquartile range over "
-                "median)", [ratio_row(name, samples)
-                                 for name, samples in ratios.items()],
-                RATIO_HEADERS)
+    ratios = dict(plan_settling.samples, **fanout_settling.samples)
+    print_ratios("Ratios of each repetition", ratios.items())
+    print("planner %s; fan-outs %s\n" % (settled_words(plan_settling),
+                                         settled_words(fanout_settling)))
     figures = {
         "plan_1000_nodes_s": round(plans[big], 4),
         "plan_100_nodes_s": round(plans[small], 4),
@@ -474,7 +531,9 @@ def main(argv):
         "client_rss_mb": round(memory["client_rss_mb"], 1),
         "node_rss_mb": round(memory["node_rss_mb"], 1),
         "python_rss_mb": round(memory["python_rss_mb"], 1),
-        "reps": reps,
+        "plan_reps": plan_settling.repetitions,
+        "fanout_reps": fanout_settling.repetitions,
+        "settled": plan_settling.settled and fanout_settling.settled,
     }
     figures.update(ratio_figures("plan_ratio_1000_100",
                                  ratios["plan_ratio_1000_100"], digits=1))

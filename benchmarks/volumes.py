@@ -66,10 +66,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    RATIO_HEADERS, add_repetition_options, can_pin, cpu_pair, emit,
-    pin_processes, pinned, print_table, ratio_figures, ratio_row,
-    repeat_until_settled, repetitions_from, rotated, summary, zfs, zfs_ok,
-    zfs_send_over_ssh,
+    add_repetition_options, can_pin, cpu_pair, emit, pin_processes, pinned,
+    print_ratios, print_table, ratio_figures, repeat_until_settled,
+    repetitions_from, rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
 )
 
 sys.path.insert(0, str(REPO / "admin"))
@@ -380,13 +379,9 @@ def main():
         print_table("Volume push, node1 -> node2 (%d full, %d incremental "
                     "reps, interleaved)" % (settling.repetitions, reps),
                     rows, ["what", "median s", "min-max s", "MB/s"])
-        print_table("Ratio of each repetition (spread: interquartile range "
-                    "over median; %s)" % (
-                        "settled: +/- under 2.5 %" if settling.settled
-                        else "NOT settled: +/- 2.5 % or more"),
-                    [ratio_row("push_ratio: push rate / raw rate",
-                               settling.samples["push_ratio"])],
-                    RATIO_HEADERS)
+        print_ratios("Ratio of each repetition",
+                     [("push_ratio: push rate / raw rate",
+                       settling.samples["push_ratio"])], settling)
         print("full push stream: %s; raw stream (as received): %d bytes; "
               "incremental push stream: %s" % (
                   _stream_size(push_output), raw_bytes,

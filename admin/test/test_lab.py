@@ -233,6 +233,29 @@ class LabCommandLineTests(SynchronousTestCase):
                                             "FLOCKER_LAB_PREFIX": "flkz"})
         self.assertEqual((result.returncode, result.stdout), (3, "lab down\n"))
 
+    def test_lab_of_another_checkout_refused(self):
+        """
+        ``up`` of a lab that another checkout brought up (its ``lab.json``
+        names that checkout) exits 1 with one line naming both checkouts,
+        and leaves the lab as it was: taking it over would put this
+        checkout's package under whoever uses it.
+        """
+        state = temporary_path(self) / "state"
+        state.mkdir()
+        description = state / "lab.json"
+        text = json.dumps({"version": 1, "prefix": "flkz",
+                           "checkout": "/elsewhere/flocker", "nodes": []})
+        description.write_text(text)
+        before = sorted(os.listdir(state))
+        result = admin_lab(["up", "1"], env={"FLOCKER_LAB_STATE": str(state),
+                                             "FLOCKER_LAB_PREFIX": "flkz"})
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+        self.assertIn("runs the code of /elsewhere/flocker, not of this "
+                      "checkout (%s)" % (_lab_model.REPO,), result.stderr)
+        self.assertEqual((sorted(os.listdir(state)), description.read_text()),
+                         (before, text))
+
     def test_bad_prefix_rejected(self):
         """
         A prefix that could not name namespaces (too long, bad characters) is

@@ -367,12 +367,12 @@ class FiguresTests(SynchronousTestCase):
 
     def test_figures(self):
         """
-        A ratio's figures are its median and, beside it, its spread and
-        its uncertainty.
+        A ratio's figures are its median and, beside it, its spread, its
+        uncertainty and the number of repetitions it comes from.
         """
         self.assertEqual(common.ratio_figures("ratio", [0.9, 1.2, 1.0]),
                          {"ratio": 1.0, "ratio_spread": 0.15,
-                          "ratio_uncertainty": 0.2})
+                          "ratio_uncertainty": 0.2, "ratio_reps": 3})
 
     def test_row(self):
         """
@@ -382,6 +382,27 @@ class FiguresTests(SynchronousTestCase):
         self.assertEqual(common.ratio_row("x", [0.9, 1.2, 1.0]),
                          ["x", "1.000", "20.0 %", "15.0 %", "0.900-1.200",
                           "0.900 1.200 1.000"])
+
+    def test_title(self):
+        """
+        A table of ratios is titled with what its rows are and how to read
+        its +/- and spread; after repetitions until settled, also whether
+        they settled.
+        """
+        settled = common.Settling(samples={"r": [1.0, 1.0]}, repetitions=2,
+                                  settled=True, seconds=1.0)
+        unsettled = common.Settling(samples={"r": [1.0, 1.0]},
+                                    repetitions=2, settled=False,
+                                    seconds=1.0)
+        explained = ("+/-: half-width of the median's 95 % confidence "
+                     "interval; spread: interquartile range over median")
+        self.assertEqual(
+            [common.ratios_title("Ratios", None),
+             common.ratios_title("Ratios", settled),
+             common.ratios_title("Ratios", unsettled)],
+            ["Ratios (%s)" % (explained,),
+             "Ratios (%s; settled: +/- under 2.5 %%)" % (explained,),
+             "Ratios (%s; NOT settled: +/- 2.5 %% or more)" % (explained,)])
 
 
 class VerdictTests(SynchronousTestCase):

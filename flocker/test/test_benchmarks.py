@@ -154,6 +154,18 @@ class RunTargetsTests(SynchronousTestCase):
              for figure in ("plan_s", "push_ratio")],
             [(None, "met"), (None, "not measured")])
 
+    def test_move_against_move_by_hand(self):
+        """
+        A move's downtime is judged against the move by hand of the same
+        run: at most 0.8 of it, with its uncertainty.
+        """
+        targets = self.run.check_targets({"deploy": {
+            "downtime_over_raw_move": 1.01,
+            "downtime_over_raw_move_uncertainty": 0.04}})
+        target = self.target(targets, "downtime_over_raw_move")
+        self.assertEqual((target["comparison"], target["limit"],
+                          target["verdict"]), ("<=", 0.8, "missed"))
+
     def test_scale_against_docker(self):
         """
         The deploy's scaling is judged against Docker alone's in the same
@@ -199,6 +211,20 @@ class RunTargetsTests(SynchronousTestCase):
             "deploy": {"error": "exit status 1"}}),
             [("routing.ratio", "0.9", "2.1 %", "12.3 %", "7", "no"),
              ("volumes.push_ratio", "0.8", "", "5.0 %", "", "")])
+
+    def test_ratio_rows_own_repetitions(self):
+        """
+        A ratio that reports its own number of repetitions (``NAME_reps``,
+        as in a benchmark whose parts repeat apart) is listed with that
+        number, not the benchmark's.
+        """
+        self.assertEqual(self.run.ratio_rows({
+            "scale": {"plan_ratio": 30.1, "plan_ratio_spread": 0.1,
+                      "plan_ratio_uncertainty": 0.02, "plan_ratio_reps": 41,
+                      "fanout_ratio": 95.0, "fanout_ratio_spread": 0.05,
+                      "fanout_ratio_reps": 6, "reps": 3}}),
+            [("scale.fanout_ratio", "95.0", "", "5.0 %", "6", ""),
+             ("scale.plan_ratio", "30.1", "2.0 %", "10.0 %", "41", "")])
 
 
 class CompareTests(SynchronousTestCase):
