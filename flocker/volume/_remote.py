@@ -29,15 +29,10 @@ from ._errors import (
 )
 from ._process import close_quietly, make_pipe
 
-__all__ = ["SSHRemote", "CONTROL_PERSIST", "check_address", "forward_log",
+__all__ = ["SSHRemote", "check_address", "forward_log",
            "remote_error", "ProcessCommand", "start_process",
            "start_remote", "check_remote_words", "identity_of",
            "file_digest"]
-
-#: Seconds an idle shared connection to another node stays open (see
-#: :class:`SSHRemote`): longer than the gap between a move's pre-copy and
-#: its final increment.
-CONTROL_PERSIST = 60
 
 # Words sent to the remote shell by ssh: nothing a shell would interpret.
 _REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
@@ -163,8 +158,7 @@ class SSHRemote(object):
 
     def __init__(self, identity=None, known_hosts=None, config=None,
                  user="root", port=None, command=("flocker-volume",),
-                 connect_timeout=10, only_known_hosts=False,
-                 control_path=None):
+                 connect_timeout=10, only_known_hosts=False):
         """
         :param identity: Private key file, or ``None`` for ssh's default.
         :param known_hosts: Known hosts file, or ``None`` for ssh's default.
@@ -177,12 +171,6 @@ class SSHRemote(object):
         :param command: The ``flocker-volume`` command on the nodes.
         :param int connect_timeout: Seconds before an unreachable node is
             reported.
-        :param control_path: ``None``, or an ssh ``ControlPath`` (with
-            ``%C``): the connection to a node is then kept open
-            :data:`CONTROL_PERSIST` seconds after its last command and
-            shared by the commands that follow, so the final increment of a
-            move does not pay for a new connection while its application is
-            down.
         """
         self._identity = identity
         self._options = ["-o", "BatchMode=yes",
@@ -203,10 +191,6 @@ class SSHRemote(object):
             if only_known_hosts:
                 self._options += ["-o", "GlobalKnownHostsFile=/dev/null"]
         self.known_hosts = known_hosts
-        if control_path is not None:
-            self._options += ["-o", "ControlMaster=auto",
-                              "-o", "ControlPath=" + control_path,
-                              "-o", "ControlPersist=%d" % (CONTROL_PERSIST,)]
         if port is not None:
             self._options += ["-p", str(int(port))]
         self._user = user
