@@ -241,8 +241,10 @@ def _parser():
     command.add_argument("target", help="address of the new owner")
 
     command = commands.add_parser(
-        "receive", help="receive a push (run by the pushing node over SSH; "
-        "speaks JSON lines on standard output)")
+        "receive", help="receive a push on standard input, speaking the "
+        "push protocol's JSON lines on standard output (agents receive "
+        "other nodes' pushes themselves; this runs the same receiving end "
+        "as a process)")
     command.add_argument("name")
     command.add_argument(
         "--caller", metavar="NODEID", type=_node_identity,
