@@ -457,8 +457,10 @@ class EtcdClient(object):
             endpoint = self._endpoints[index]
             watch = _WatchProtocol(on_event, MAXIMUM_RESPONSE_BYTES)
             watch.revision = start_revision - 1
+            # Unbuffered: treq otherwise keeps a copy of the whole body,
+            # every event of a watch that lasts for the agent's life.
             d = self._http.post(endpoint + "/v3/watch", data=body, headers={
-                b"Content-Type": [b"application/json"]})
+                b"Content-Type": [b"application/json"]}, unbuffered=True)
 
             def started(response, watch=watch):
                 if response.code != 200:

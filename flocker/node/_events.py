@@ -185,10 +185,13 @@ class DockerEvents(object):
         def request(version):
             if following.stopped:
                 raise CancelledError()
+            # Unbuffered: treq otherwise keeps a copy of every byte of a
+            # body until the response is dropped, and this one never ends
+            # (every event the agent ever saw stayed in its memory).
             following.request = self._http.request(
                 "GET", "http://docker" + version.path("/events"),
                 params={"filters": json.dumps(filters)},
-                reactor=self._reactor)
+                reactor=self._reactor, unbuffered=True)
             return following.request
 
         def opened(response):

@@ -7,7 +7,9 @@ network namespaces) are missing, or fails it in CI;
 whole test session; :func:`temporary_directory`, :func:`temporary_path`,
 :func:`class_temporary_path`,
 :func:`capture_output`, :func:`http_status_and_body` and
-:func:`wait_for_path` are small conveniences.
+:func:`wait_for_path` are small conveniences; :class:`EndlessAgent` answers
+HTTP requests with bodies that never end (streams followed for a
+process's whole life).
 
 Importing this package needs neither pytest nor hypothesis (the test
 extras): the hypothesis strategies for the models are in
@@ -22,6 +24,7 @@ a class's steps in order, skipping the rest once one fails.
 
 from ._cases import cases, with_cases
 from ._ci import in_ci, is_root, require
+from ._http import EndlessAgent, EndlessResponse
 from ._lab import LAB_NODES, release_lab, shared_lab
 from ._misc import (
     capture_output, class_temporary_path, http_status_and_body,
@@ -34,4 +37,5 @@ __all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
            "temporary_directory", "temporary_path", "http_status_and_body",
            "cases", "with_cases", "shared_lab", "release_lab", "LAB_NODES",
            "capture_output", "ScenarioTestCase",
-           "class_temporary_path", "wait_for_path"]
+           "class_temporary_path", "wait_for_path", "EndlessAgent",
+           "EndlessResponse"]

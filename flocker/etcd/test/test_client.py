@@ -15,9 +15,10 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from treq.client import HTTPClient
 from twisted.web.client import ResponseDone
 
-from ...testtools import require, run_in_reactor
+from ...testtools import EndlessAgent, require, run_in_reactor
 from .. import EtcdClient, EtcdUnavailable, Event, KeyValue, WatchLost
 from .._client import WATCH_CHECK_EVERY, _WatchProtocol
 from ._interface_tests import make_ietcd_tests
@@ -243,7 +244,7 @@ class _Members(object):
         self.posts = []
         self.newest = None
 
-    def post(self, url, data, headers):
+    def post(self, url, data, headers, unbuffered=False):
         self.posts.append(url)
         endpoint, _, path = url.partition("/v3/")
         if endpoint in self.dead:
@@ -262,6 +263,39 @@ class _Members(object):
                       "kvs": [{"key": "cC94",
                                "mod_revision": str(self.newest)}]}
         return succeed(_Response(200, json.dumps(answer).encode("ascii")))
+
+
+class WatchMemoryTests(SynchronousTestCase):
+    """
+    What a watch keeps of its stream, which lasts for the agent's whole
+    life.
+    """
+
+    def test_stream_not_kept(self):
+        """
+        The watch's answer goes from the connection straight to the watch's
+        reader: no layer in between keeps the bytes that went by (treq's
+        ``HTTPClient`` keeps a copy of a whole body unless asked not to,
+        and a watch's body never ends).
+        """
+        agent = EndlessAgent()
+        client = EtcdClient(Clock(), ["http://a:2379"], timeout=2,
+                            http=HTTPClient(agent))
+        events = []
+        d = client.watch_prefix(b"p/", 1, events.append)
+        [response] = agent.responses
+        response.protocol.dataReceived(
+            b'{"result":{"header":{"revision":"2"},"created":true}}\n')
+        watch = self.successResultOf(d)
+        for revision in range(3, 103):
+            response.protocol.dataReceived(json.dumps({"result": {
+                "header": {"revision": str(revision)},
+                "events": [{"kv": {"key": "cC94",
+                                   "mod_revision": str(revision),
+                                   "version": "1"}}]}}).encode("ascii")
+                + b"\n")
+        self.assertEqual((response.protocol is watch, len(events)),
+                         (True, 100))
 
 
 class WatchMemberCheckTests(SynchronousTestCase):

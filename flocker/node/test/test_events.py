@@ -8,6 +8,7 @@ canned stream.
 import json
 import secrets
 
+from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -15,7 +16,7 @@ from treq.testing import StubTreq
 from zope.interface.verify import verifyObject
 
 from ..._model import Application
-from ...testtools import run_in_reactor
+from ...testtools import EndlessAgent, run_in_reactor
 from .._docker import DockerClient
 from .._events import DockerEvents, FakeDockerEvents, IDockerEvents
 
@@ -306,3 +307,35 @@ class DockerEventsReadingTests(SynchronousTestCase):
         _, observer = self._follow(b"{}", code=500)
         self.assertEqual((observer.connections, observer.reasons),
                          (0, ["Docker answered 500 to GET /events"]))
+
+
+class DockerEventsMemoryTests(SynchronousTestCase):
+    """
+    What :class:`DockerEvents` keeps of a stream it follows for the
+    agent's whole life.
+    """
+
+    def test_stream_not_kept(self):
+        """
+        The event stream goes from the connection straight to the line
+        reader, which keeps only an unfinished line: no layer in between
+        keeps the bytes that went by (treq's ``HTTPClient`` keeps a copy
+        of a whole body unless asked not to, and this body never ends, so
+        every event the agent saw stayed in its memory).
+        """
+        stub = StubTreq(_CannedDaemon(b""))
+        docker = DockerClient(None, "/run/docker.sock", http_client=stub)
+        agent = EndlessAgent()
+        observer = _Observer()
+        following = DockerEvents(None, docker, http_client=HTTPClient(
+            agent)).follow(observer)
+        stub.flush()
+        [response] = agent.responses
+        line = json.dumps({"Type": "container", "Action": "start"}) + "\n"
+        for _ in range(1000):
+            response.protocol.dataReceived(line.encode("ascii"))
+        response.protocol.dataReceived(b'{"Type": "cont')
+        self.assertEqual(
+            (response.protocol is following.body,
+             len(observer.events), following.body._lines.pending()),
+            (True, 1000, len(b'{"Type": "cont')))
