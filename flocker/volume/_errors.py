@@ -183,6 +183,7 @@ _KINDS = {cls.__name__: cls for cls in [
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     StaleEpoch, VolumeInUse, TargetUnreachable, HostKeyRejected,
     AuthenticationRefused, StreamRejected, HandoffConflict, RemoteError, InvalidSize, SnapshotNotFound,
+    AgentError, AgentUnavailable,
 ]}
 
 
