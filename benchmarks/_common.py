@@ -33,7 +33,7 @@ __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "rotated", "Repetitions", "Settling", "recorded", "next_step",
            "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "ratios_title",
-           "print_ratios", "verdict",
+           "settled_words", "print_ratios", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
            "add_repetition_options", "repetitions_from", "number",
            "spread_figures", "status_kb"]
@@ -427,10 +427,18 @@ def ratios_title(what, settling=None):
     notes = ["+/-: half-width of the median's 95 % confidence interval",
              "spread: interquartile range over median"]
     if settling is not None:
-        target = "%g %%" % (100 * SETTLED_UNCERTAINTY,)
-        notes.append("settled: +/- under " + target if settling.settled
-                     else "NOT settled: +/- %s or more" % (target,))
+        notes.append(settled_words(settling))
     return "%s (%s)" % (what, "; ".join(notes))
+
+
+def settled_words(settling):
+    """
+    :param Settling settling: Repetitions until settled.
+    :return: Whether they settled, in words.
+    """
+    target = "%g %%" % (100 * SETTLED_UNCERTAINTY,)
+    return ("settled: +/- under " + target if settling.settled
+            else "NOT settled: +/- %s or more" % (target,))
 
 
 def print_ratios(what, rows, settling=None):

@@ -110,9 +110,9 @@ from pathlib import Path
 
 from _common import (
     AGENT_MEMORY_HEADERS, add_repetition_options, agent_memory,
-    agent_memory_rows, emit, own_lab_environ, print_table, ratio_figures,
-    repeat_until_settled, repetitions_from, rotated, summary, zfs, zfs_ok,
-    zfs_send_over_ssh,
+    agent_memory_rows, emit, own_lab_environ, print_ratios, print_table,
+    ratio_figures, repeat_until_settled, repetitions_from, rotated,
+    settled_words, summary, zfs, zfs_ok, zfs_send_over_ssh,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -927,10 +927,8 @@ def describe(settling):
     :return: How many repetitions a :class:`Settling` took, and whether
         its ratios settled.
     """
-    return "%d repetitions (%s)" % (
-        settling.repetitions,
-        "settled: +/- under 2.5 %" if settling.settled
-        else "NOT settled: +/- 2.5 % or more at the bound")
+    return "%d repetitions (%s)" % (settling.repetitions,
+                                    settled_words(settling))
 
 
 def main():

@@ -71,7 +71,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    add_repetition_options, emit, print_table, ratio_figures,
+    add_repetition_options, emit, print_ratios, print_table, ratio_figures,
     repeat_until_settled, repetitions_from, rotated, summary, zfs, zfs_ok,
     zfs_send_over_ssh,
 )

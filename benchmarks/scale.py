@@ -49,8 +49,8 @@ fan-outs: 5 to 20 within 180 s; ``--quick``: 3 of each; ``--reps``,
 a collection of the last one's garbage.  The 100-node plan, a few
 milliseconds, is timed as the mean of as many plannings as last about as
 long as one 1,000-node plan; the direct fan-out, as the mean of as many
-(at most 20) as last about as long as one through the protocol.  MB is 2^20 bytes.  Prints the tables,
-then one JSON object as the last line.
+(at most 20) as last about as long as one through the protocol.  MB is
+2^20 bytes.  Prints the tables, then one JSON object as the last line.
 """
 
 import argparse
@@ -68,7 +68,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
     add_repetition_options, emit, meets, print_ratios, print_table,
     ratio_figures, repeat_until_settled, repetitions_from, rotated,
-    status_kb, summary, timed,
+    settled_words, status_kb, summary, timed,
 )
 
 # Flocker itself is imported where it is used, so each child process loads
@@ -520,10 +520,8 @@ def main(argv):
 
     ratios = dict(plan_settling.samples, **fanout_settling.samples)
     print_ratios("Ratios of each repetition", ratios.items())
-    print("planner %s; fan-outs %s\n" % tuple(
-        "settled: +/- under 2.5 %" if settling.settled
-        else "NOT settled: +/- 2.5 % or more at the bound"
-        for settling in (plan_settling, fanout_settling)))
+    print("planner %s; fan-outs %s\n" % (settled_words(plan_settling),
+                                         settled_words(fanout_settling)))
     figures = {
         "plan_1000_nodes_s": round(plans[big], 4),
         "plan_100_nodes_s": round(plans[small], 4),

@@ -154,6 +154,18 @@ class RunTargetsTests(SynchronousTestCase):
              for figure in ("plan_s", "push_ratio")],
             [(None, "met"), (None, "not measured")])
 
+    def test_move_against_move_by_hand(self):
+        """
+        A move's downtime is judged against the move by hand of the same
+        run: at most 0.8 of it, with its uncertainty.
+        """
+        targets = self.run.check_targets({"deploy": {
+            "downtime_over_raw_move": 1.01,
+            "downtime_over_raw_move_uncertainty": 0.04}})
+        target = self.target(targets, "downtime_over_raw_move")
+        self.assertEqual((target["comparison"], target["limit"],
+                          target["verdict"]), ("<=", 0.8, "missed"))
+
     def test_scale_against_docker(self):
         """
         The deploy's scaling is judged against Docker alone's in the same
