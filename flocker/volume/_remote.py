@@ -31,11 +31,21 @@ from ._process import close_quietly, make_pipe
 
 __all__ = ["SSHRemote", "check_address", "forward_log",
            "remote_error", "ProcessCommand", "start_process",
-           "start_remote", "check_remote_words", "identity_of",
+           "start_remote", "check_remote_words", "is_remote_word",
+           "identity_of",
            "file_digest"]
 
-# Words sent to the remote shell by ssh: nothing a shell would interpret.
+# Words of a command for another node: nothing a shell would interpret.
 _REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
+
+
+def is_remote_word(word):
+    """
+    :param str word: A word of a command for another node.
+    :return: Whether it holds nothing a shell would interpret (what a
+        push sends, and all the node key's forced command accepts).
+    """
+    return bool(_REMOTE_WORD.match(word))
 
 
 def check_address(address):
@@ -55,7 +65,7 @@ def check_remote_words(words):
     :raises UnsafeName: If one holds anything a shell would interpret.
     """
     for word in words:
-        if not _REMOTE_WORD.match(word):
+        if not is_remote_word(word):
             raise UnsafeName("%r cannot be passed to a remote node" % (
                 word,))
 
