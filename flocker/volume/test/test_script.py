@@ -398,6 +398,26 @@ class ScriptTests(SynchronousTestCase):
         self.assertIn("node id-2 is now the owner", out)
         self.assertTrue(cluster.other.volumes().result[0].owned)
 
+    def test_agent_progress_shown(self):
+        """
+        On a terminal, the progress display is told the figures the agent
+        reports for the transfer, then finished.
+        """
+        seen = []
+
+        class Recording(PushProgress):
+            def update(self, sent, total):
+                seen.append((sent, total))
+
+            def finish(self):
+                seen.append("finished")
+        self.patch(script, "PushProgress", Recording)
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.node.write_file("app", "f", b"x" * 3000)
+        code, _, _ = cluster.run("push", "app", "10.0.0.2", err=TTY())
+        self.assertEqual((code, seen), (0, [(3000, 3000), "finished"]))
+
     def test_push_incremental(self):
         """
         A second ``push`` names the snapshot its incremental started from,
