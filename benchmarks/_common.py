@@ -22,6 +22,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 
 import attr
@@ -36,7 +37,8 @@ __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "settled_words", "print_ratios", "verdict",
            "cpu_pair", "pinned", "can_pin", "pin_processes", "own_lab_environ",
            "add_repetition_options", "repetitions_from", "number",
-           "spread_figures", "status_kb"]
+           "spread_figures", "status_kb", "install_node_trust",
+           "agent_client", "AGENT_CLIENT"]
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
             ">=": operator.ge}
@@ -721,3 +723,60 @@ def agent_memory_rows(memory):
 
 #: Headers of :func:`agent_memory_rows`.
 AGENT_MEMORY_HEADERS = ["process", "RSS MB", "peak MB"]
+
+
+#: The script asking a lab node's agent for one thing (see its docstring).
+AGENT_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "_agent_client.py")
+
+
+def agent_client(lab, node, arguments, cpu=None):
+    """
+    Run ``_agent_client.py ARGUMENTS`` on lab node ``node`` (its agent).
+
+    :param cpu: The CPU to pin it to, or ``None``.
+    :return: Its standard output.
+    :raises RuntimeError: If it failed (with its last error lines).
+    """
+    result = lab.run(node, pinned([sys.executable, AGENT_CLIENT]
+                                  + list(arguments), cpu),
+                     check=False, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError("agent %s on %s failed: %s" % (
+            " ".join(arguments), node, result.stderr.strip()[-2000:]))
+    return result.stdout
+
+
+def install_node_trust(lab, agent, nodes=("node1", "node2")):
+    """
+    Install the nodes' trust on ``nodes`` through their agents, as a
+    deploy would: each node's own key, from its address, and the lab's
+    known_hosts.  The agents' pushes (``flocker-volume push`` included)
+    need it.
+
+    :param lab: The lab (``admin/_lab_client.py``'s ``Lab``).
+    :param agent: ``agent(lab, node, *arguments)`` running
+        ``benchmarks/_agent_client.py ARGUMENTS`` on ``node``, returning its
+        standard output.
+    :param nodes: The lab nodes' names.
+    :return: ``dict`` of node name to its identity.
+    """
+    peers = ""
+    identities = {}
+    for node in nodes:
+        key = json.loads(agent(lab, node, "key"))
+        identities[node] = key["node_id"]
+        peers += "%s %s %s\n" % (key["node_id"], lab.address(node),
+                                 key["public_key"])
+    with open(lab.known_hosts) as f:
+        known_hosts = f.read()
+    path = os.path.join(lab.state, "bench-node-key.json")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+              "w") as f:
+        json.dump({"known_hosts": known_hosts, "peers": peers}, f)
+    try:
+        for node in nodes:
+            agent(lab, node, "install", path)
+    finally:
+        os.unlink(path)
+    return identities

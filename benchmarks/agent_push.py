@@ -64,8 +64,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    AGENT_MEMORY_HEADERS, add_repetition_options, agent_memory,
-    agent_memory_rows, can_pin, cpu_pair, emit, pinned, print_ratios,
+    AGENT_MEMORY_HEADERS, add_repetition_options, agent_client, agent_memory,
+    agent_memory_rows, can_pin, cpu_pair, emit, install_node_trust, pinned,
+    print_ratios,
     print_table, ratio_figures, repeat_until_settled, repetitions_from,
     rotated, summary, zfs, zfs_ok,
 )
@@ -78,24 +79,18 @@ from flocker.volume._api import (  # noqa: E402
     FOLLOWER_SNAPSHOTS, SNAPSHOT_PREFIX,
 )
 
-CLIENT = str(Path(__file__).resolve().parent / "_agent_client.py")
-
 #: Seconds to wait at most for node1's agent to prune after a push.
 PRUNE_WAIT = 120.0
 
 
 def _agent(lab, node, *arguments):
     """
-    Run ``_agent_client.py ARGUMENTS`` on ``node`` (its agent's socket).
+    Run ``_agent_client.py ARGUMENTS`` on ``node`` (its agent's socket),
+    pinned as the node is.
 
     :return: Its standard output.
     """
-    result = lab.run(node, pinned([sys.executable, CLIENT] + list(arguments),
-                                  _CPUS.get(node)), check=False, timeout=600)
-    if result.returncode != 0:
-        raise RuntimeError("agent %s on %s failed: %s" % (
-            " ".join(arguments), node, result.stderr.strip()[-2000:]))
-    return result.stdout
+    return agent_client(lab, node, arguments, _CPUS.get(node))
 
 
 def _wait_for_prune(dataset, timeout=PRUNE_WAIT):
@@ -120,34 +115,6 @@ def _wait_for_prune(dataset, timeout=PRUNE_WAIT):
             raise RuntimeError("node1 kept %d snapshots of %s for %.0f s "
                                "after a push" % (len(ours), dataset, waited))
         time.sleep(0.02)
-
-
-def _install_node_key(lab):
-    """
-    Install the nodes' trust on node1 and node2 through their agents: each
-    node's own key, from its address (as a deploy would).
-
-    :return: ``dict`` of node name to its identity.
-    """
-    peers = ""
-    identities = {}
-    for node in ("node1", "node2"):
-        key = json.loads(_agent(lab, node, "key"))
-        identities[node] = key["node_id"]
-        peers += "%s %s %s\n" % (key["node_id"], lab.address(node),
-                                 key["public_key"])
-    with open(lab.known_hosts) as f:
-        known_hosts = f.read()
-    path = os.path.join(lab.state, "bench-node-key.json")
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-              "w") as f:
-        json.dump({"known_hosts": known_hosts, "peers": peers}, f)
-    try:
-        for node in ("node1", "node2"):
-            _agent(lab, node, "install", path)
-    finally:
-        os.unlink(path)
-    return identities
 
 
 def main():
@@ -182,7 +149,7 @@ def main():
     try:
         for node in ("node1", "node2"):
             _warm(lab, node)
-        identities = _install_node_key(lab)
+        identities = install_node_trust(lab, _agent)
         # As a deploy tells a move's target before its pushes: node2
         # accepts the volume's first copy from node1 only.
         _agent(lab, "node2", "expect", name, identities["node1"])

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """
 Benchmark of volume moves on the lab (``admin/lab``): how fast
-``flocker-volume push`` sends a volume to another node, compared with the
-bare pipeline it wraps, and how long a small incremental push takes.
+``flocker-volume push`` (done by the node's agent) sends a volume to another
+node, compared with the bare ``zfs send | ssh | zfs receive`` pipeline (the
+floor), and how long a small incremental push takes.
 
 On node1 a volume holding 500 MiB (``--mib``; 256 with ``--quick``) of
 random data is pushed to node2:
@@ -11,14 +12,15 @@ random data is pushed to node2:
   pool2/copy``, the baseline: nothing but ZFS and SSH (same ssh settings as
   Flocker's, run inside node1's namespaces);
 * ``push``: ``flocker-volume push vol node2`` on node1, as the first push of
-  a volume (node2 has no copy): snapshot, negotiation with
-  ``flocker-volume receive`` on node2, the stream, node2 making its copy a
-  read-only follower, the bookkeeping.  The time is the push as the command
-  reports it (what a node agent calling the service waits for); the whole
-  command, its start included, is shown too.  Nodes are as a deploy
-  leaves them (their agents running); ``flocker-volume`` starts cold on
-  both ends, as ``flocker-volume receive`` does when a deploy moves a
-  volume (there is no warm-start server any more).
+  a volume (node2 has no copy).  The command asks node1's agent over its
+  socket, and the agent pushes agent to agent (Conch, node1's own key, the
+  nodes' trust installed first as a deploy would): snapshot, negotiation
+  with node2's agent through its peer socket, the stream, node2 making its
+  copy a read-only follower, the bookkeeping.  The time is the push as the
+  command reports it (from its request to the agent's answer); the whole
+  command, its start included, is shown too (it no longer waits for the
+  snapshot pruning the push queued: the agent does that after answering).
+  Nodes are as a deploy leaves them (their agents running).
 
 Both run once untimed first (warm-up: the data in the ARC, both nodes'
 commands started once).  Each repetition then runs both, alternating which
@@ -36,7 +38,7 @@ Then 1 MiB of new random data is written and pushed incrementally,
 ``--reps`` times (``incr_reps``), beside the bare ``zfs send -i | ssh |
 zfs receive -F``.
 
-Pinning: node1's processes (its sshd, any long-running Flocker process)
+Pinning: node1's processes (its sshd, its agent)
 and every command the benchmark starts there run on one CPU, node2's
 processes (its sshd and what it starts for a receive) on another, the
 same for both paths, put back at the end (``pinning`` in the JSON).  The
@@ -66,7 +68,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    add_repetition_options, can_pin, cpu_pair, emit, pin_processes, pinned,
+    add_repetition_options, agent_client, can_pin, cpu_pair, emit,
+    install_node_trust,
+    pin_processes, pinned,
     print_ratios, print_table, ratio_figures, repeat_until_settled,
     repetitions_from, rotated, summary, zfs, zfs_ok, zfs_send_over_ssh,
 )
@@ -172,6 +176,16 @@ def _volume(lab, node, *argv):
         raise RuntimeError("flocker-volume %s on %s failed: %s" % (
             " ".join(argv), node, result.stderr.strip()))
     return result.stdout
+
+
+def _agent(lab, node, *arguments):
+    """
+    Run ``_agent_client.py ARGUMENTS`` on ``node`` (its agent's socket),
+    pinned as the node is.
+
+    :return: Its standard output.
+    """
+    return agent_client(lab, node, arguments, _CPUS.get(node))
 
 
 def _warm(lab, node):
@@ -294,10 +308,10 @@ def main():
             _warm(lab, node)
         pinning = _pin_nodes(os.environ)
         _volume(lab, "node1", "create", name)
-        # A push by hand uses node1's own key once a deploy installed it:
-        # node2 accepts the first copy from node1 only if told to.
-        node1 = json.loads(lab.run("node1", ["flocker-node", "report"],
-                                   timeout=120).stdout)["node_id"]
+        # flocker-volume push is node1's agent's push: with node1's own
+        # key and the trust a deploy installs (installed here as a deploy
+        # would); node2 accepts the first copy from node1 only if told to.
+        node1 = install_node_trust(lab, _agent)["node1"]
         lab.run("node2", ["flocker-node", "expect", name, node1],
                 timeout=120)
         mountpoint = _volume(lab, "node1", "mountpoint", name).strip()

@@ -30,7 +30,7 @@ from ._memory import MemoryNetwork, MemoryVolumeService
 from ._seed import seed_archive, seed_entries
 from ._nodekey import (
     NodeKeyStore, authorized_keys_line, replace_marked_lines,
-    default_node_key_store, UnsafeForcedCommand, NodeKeyError, NodeKeyRemote,
+    default_node_key_store, UnsafeForcedCommand, NodeKeyError,
 )
 from ._forced import CommandRefused, peer_request
 from ._stream import StreamTooLarge, check_begin_record, receive_flags
@@ -48,7 +48,7 @@ __all__ = [
     "seed_archive", "seed_entries",
     "NodeKeyStore", "authorized_keys_line",
     "replace_marked_lines", "default_node_key_store", "UnsafeForcedCommand",
-    "NodeKeyError", "NodeKeyRemote",
+    "NodeKeyError",
     "CommandRefused", "peer_request",
     "StreamTooLarge", "check_begin_record", "receive_flags",
 ]

@@ -12,7 +12,7 @@ __all__ = [
     "VolumeInUse", "TargetUnreachable", "HostKeyRejected",
     "AuthenticationRefused", "StreamRejected",
     "HandoffConflict", "RemoteError", "InvalidSize", "StaleEpoch",
-    "SnapshotNotFound", "error_from_kind",
+    "SnapshotNotFound", "AgentError", "AgentUnavailable", "error_from_kind",
 ]
 
 
@@ -164,11 +164,26 @@ class RemoteError(VolumeError):
     """
 
 
+class AgentError(VolumeError):
+    """
+    This node's agent could not do what ``flocker-volume`` asked of it; the
+    message is the agent's one-line reason.
+    """
+
+
+class AgentUnavailable(AgentError):
+    """
+    ``flocker-volume`` cannot reach this node's agent (not running, or its
+    socket not where it is looked for).
+    """
+
+
 _KINDS = {cls.__name__: cls for cls in [
     VolumeError, UnsafeName, ZFSError, PoolMissing, ZFSUnavailable,
     OutOfSpace, DatasetBusy, NoSuchVolume, VolumeExists, NotOwner,
     StaleEpoch, VolumeInUse, TargetUnreachable, HostKeyRejected,
     AuthenticationRefused, StreamRejected, HandoffConflict, RemoteError, InvalidSize, SnapshotNotFound,
+    AgentError, AgentUnavailable,
 ]}
 
 

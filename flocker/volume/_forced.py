@@ -25,12 +25,11 @@ import re
 import shlex
 
 from ._errors import UnsafeName
+from ._remote import is_remote_word
 from ._zfs import check_volume_name
 
 __all__ = ["CommandRefused", "peer_request"]
 
-# What SSHRemote lets through (see _remote._REMOTE_WORD).
-_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
 
 # A serialised eliot task id: "UUID@/1/2".
 _TASK = re.compile(r"\A[0-9a-f-]{36}@(/[0-9]{1,9}){1,64}\Z")
@@ -71,7 +70,7 @@ def peer_request(original):
     except ValueError as e:
         raise CommandRefused("unreadable command: %s" % (e,))
     if not words or " ".join(words) != original or not all(
-            _WORD.match(word) for word in words):
+            is_remote_word(word) for word in words):
         raise CommandRefused("only a plain 'flocker-volume receive NAME' is "
                              "allowed")
     program, arguments = words[0], words[1:]

@@ -17,7 +17,7 @@ __all__ = [
     "PREPARE_PUSH", "PREPARED_PUSH_DROPPED",
     "HANDOFF_VOLUME", "HANDOFF_CLEANUP", "ACQUIRE_VOLUME", "DELETE_VOLUME",
     "PRUNE_SNAPSHOTS", "PRUNE_SKIPPED",
-    "RECOVER_VOLUME",
+    "RECOVER_VOLUME", "AGENT_TRANSFER",
 ]
 
 
@@ -75,6 +75,14 @@ KEY_SWITCHED_RETRY = MessageType(
 REMOTE_COMMAND = ActionType(
     u"flocker:volume:remote", [_ARGV], [],
     u"A flocker-volume command run on another node.")
+
+#: ``flocker-volume push`` or ``handoff``: asking this node's agent, whose
+#: log continues this task.
+AGENT_TRANSFER = ActionType(
+    u"flocker:volume:agent_transfer",
+    [_text(u"command", u"push or handoff."), _VOLUME, _TARGET,
+     _text(u"socket", u"The agent's socket.")], [],
+    u"A volume push or hand-off asked of this node's agent.")
 
 CREATE_VOLUME = ActionType(
     u"flocker:volume:create",

@@ -29,6 +29,7 @@ from ._api import (
 from ._epoch import (
     FIRST_EPOCH, check_sender_epoch, recovery_name, taken_epoch,
 )
+from ._logging import PUSH_VOLUME
 from ._remote import check_address
 from ._seed import seed_entries
 from ._zfs import (
@@ -294,6 +295,17 @@ class MemoryVolumeService(object):
                        if name not in keep)
 
     def _push(self, name, target, progress, snapshot=None):
+        # Logged as the real service logs a push: the figures travel in
+        # its success fields (flocker-volume push reads them).
+        with PUSH_VOLUME(volume=name, target=target) as action:
+            result = self._push_logged(name, target, progress, snapshot)
+            action.add_success_fields(
+                snapshot=result.snapshot, base=result.base,
+                bytes=result.bytes_sent, resumed=result.resumed,
+                node_id=result.target_node_id)
+        return result
+
+    def _push_logged(self, name, target, progress, snapshot):
         check_address(target)
         # A push uses the receiving end opened ahead for it, if any.
         self.prepared.discard((name, target))

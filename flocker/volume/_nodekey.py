@@ -37,7 +37,6 @@ marked lines of ``authorized_keys`` are Flocker's: installing replaces them
 and keeps every other line byte for byte, and the file's permission bits.
 """
 
-import hashlib
 import os
 import re
 import shutil
@@ -55,13 +54,12 @@ from cryptography.hazmat.primitives.serialization import (
 from .._model import (
     NodeKeyStatus, parse_peers, public_key_fingerprint,
 )
-from ._remote import SSHRemote, file_digest
 
 __all__ = ["NodeKeyStore", "NODE_KEY_MARKER", "authorized_keys_line",
            "known_hosts_sources", "authorized_keys_lines",
            "replace_marked_lines", "default_state_directory",
            "default_node_key_store", "UnsafeForcedCommand", "NodeKeyError",
-           "NodeKeyRemote", "write_atomically", "generate_key_pair",
+           "write_atomically", "generate_key_pair",
            "public_key_of"]
 
 #: The comment that marks the ``authorized_keys`` line Flocker owns.
@@ -536,76 +534,3 @@ def default_node_key_store(environ, argv0):
         os.path.join(default_state_directory(environ), "node-key"),
         os.path.join(home, ".ssh", "authorized_keys"),
         _bridge_path(argv0))
-
-
-class NodeKeyRemote(object):
-    """
-    How pushes reach other nodes, decided at each command: with the node
-    key and only its known_hosts (``StrictHostKeyChecking=yes``,
-    ``IdentitiesOnly=yes``) once it is installed, with ssh's defaults
-    before.  Deciding per command matters in a ``flocker-node serve``
-    session: it opens its volume service for the report, before the deploy
-    installs the key.
-
-    Has :class:`~flocker.volume._service.SSHRemote`'s ``argv``.
-    """
-
-    def __init__(self, store, config=None, control_directory=None):
-        """
-        :param NodeKeyStore store: This node's key store.
-        :param config: ssh configuration file, or ``None``.
-        :param control_directory: Where the shared connections of the node
-            key live (see ``SSHRemote``'s ``control_path``), or ``None`` for
-            none.  The path must stay short: a socket's name has at most
-            107 bytes, and ssh adds 17 while it creates one.
-        """
-        self._store = store
-        self._config = config
-        self._control_directory = control_directory
-
-    def _control_path(self):
-        if self._control_directory is None:
-            return None
-        try:
-            os.makedirs(self._control_directory, mode=0o700, exist_ok=True)
-            key = _read(self._store.identity_path)
-            known = _read(self._store.known_hosts_path)
-        except OSError:
-            return None
-        if key is None or known is None:
-            return None
-        # A new key or new host keys never reuse a connection made with
-        # the old ones.
-        digest = hashlib.sha256(key + b"\0" + known).hexdigest()[:8]
-        return os.path.join(self._control_directory, "%s-%%C" % (digest,))
-
-    def _current(self):
-        if self._store.installed():
-            return SSHRemote(identity=self._store.identity_path,
-                             known_hosts=self._store.known_hosts_path,
-                             only_known_hosts=True, config=self._config,
-                             control_path=self._control_path())
-        return SSHRemote(config=self._config)
-
-    @property
-    def known_hosts(self):
-        """
-        The known hosts file ssh checks now (``None`` for ssh's default).
-        """
-        return self._current().known_hosts
-
-    def identity(self):
-        """
-        See :meth:`flocker.volume._remote.SSHRemote.identity`: the digest of
-        the node key's private key once it is installed (without building
-        the command line, whose shared-connection path reads both files).
-        """
-        if not self._store.installed():
-            return None
-        return file_digest(self._store.identity_path)
-
-    def argv(self, address, arguments, command=None):
-        """
-        See :meth:`flocker.volume._service.SSHRemote.argv`.
-        """
-        return self._current().argv(address, arguments, command)

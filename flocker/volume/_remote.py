@@ -29,18 +29,23 @@ from ._errors import (
 )
 from ._process import close_quietly, make_pipe
 
-__all__ = ["SSHRemote", "CONTROL_PERSIST", "check_address", "forward_log",
+__all__ = ["SSHRemote", "check_address", "forward_log",
            "remote_error", "ProcessCommand", "start_process",
-           "start_remote", "check_remote_words", "identity_of",
+           "start_remote", "check_remote_words", "is_remote_word",
+           "identity_of",
            "file_digest"]
 
-#: Seconds an idle shared connection to another node stays open (see
-#: :class:`SSHRemote`): longer than the gap between a move's pre-copy and
-#: its final increment.
-CONTROL_PERSIST = 60
-
-# Words sent to the remote shell by ssh: nothing a shell would interpret.
+# Words of a command for another node: nothing a shell would interpret.
 _REMOTE_WORD = re.compile(r"\A[A-Za-z0-9_./:@=,-]+\Z")
+
+
+def is_remote_word(word):
+    """
+    :param str word: A word of a command for another node.
+    :return: Whether it holds nothing a shell would interpret (what a
+        push sends, and all the node key's forced command accepts).
+    """
+    return bool(_REMOTE_WORD.match(word))
 
 
 def check_address(address):
@@ -60,7 +65,7 @@ def check_remote_words(words):
     :raises UnsafeName: If one holds anything a shell would interpret.
     """
     for word in words:
-        if not _REMOTE_WORD.match(word):
+        if not is_remote_word(word):
             raise UnsafeName("%r cannot be passed to a remote node" % (
                 word,))
 
@@ -163,8 +168,7 @@ class SSHRemote(object):
 
     def __init__(self, identity=None, known_hosts=None, config=None,
                  user="root", port=None, command=("flocker-volume",),
-                 connect_timeout=10, only_known_hosts=False,
-                 control_path=None):
+                 connect_timeout=10, only_known_hosts=False):
         """
         :param identity: Private key file, or ``None`` for ssh's default.
         :param known_hosts: Known hosts file, or ``None`` for ssh's default.
@@ -177,12 +181,6 @@ class SSHRemote(object):
         :param command: The ``flocker-volume`` command on the nodes.
         :param int connect_timeout: Seconds before an unreachable node is
             reported.
-        :param control_path: ``None``, or an ssh ``ControlPath`` (with
-            ``%C``): the connection to a node is then kept open
-            :data:`CONTROL_PERSIST` seconds after its last command and
-            shared by the commands that follow, so the final increment of a
-            move does not pay for a new connection while its application is
-            down.
         """
         self._identity = identity
         self._options = ["-o", "BatchMode=yes",
@@ -203,10 +201,6 @@ class SSHRemote(object):
             if only_known_hosts:
                 self._options += ["-o", "GlobalKnownHostsFile=/dev/null"]
         self.known_hosts = known_hosts
-        if control_path is not None:
-            self._options += ["-o", "ControlMaster=auto",
-                              "-o", "ControlPath=" + control_path,
-                              "-o", "ControlPersist=%d" % (CONTROL_PERSIST,)]
         if port is not None:
             self._options += ["-p", str(int(port))]
         self._user = user

@@ -3,6 +3,10 @@
 node-side end of volume moves (``receive`` and ``acquire``; other nodes'
 pushes reach this node's agent instead: :mod:`flocker.node._peer`).
 
+``push`` and ``handoff`` are done by this node's agent
+(:mod:`flocker.volume._via_agent`): the agent sends the stream to the
+other node's agent, as a deploy's moves do.
+
 Every failure the service reports is printed as one line
 ``flocker-volume: error: ...`` on standard error with exit code 1; nothing
 is changed by a command that fails that way.
@@ -12,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import sys
 
 from eliot import add_destinations, remove_destination, to_file
@@ -23,14 +28,14 @@ from twisted.internet.task import react
 from .. import __version__
 from .._context import BadTaskId, continued_task, in_current_action
 from .._identifiers import is_node_identity
+from .._bridge import DEFAULT_AGENT_SOCKET
 from .._pool import DEFAULT_POOL, pool_name
 from ._errors import VolumeError, VolumeInUse
-from ._nodekey import NodeKeyRemote, default_node_key_store
-from ._remote import SSHRemote
 from ._service import open_volume_service
+from ._via_agent import AgentTransfers, ssh_new_owner, unix_connector
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
-           "format_size", "node_ssh_remote"]
+           "format_size", "agent_transfers"]
 
 
 _SIZE = re.compile(r"\A([0-9]+)([KMGT]?)(i?B)?\Z", re.IGNORECASE)
@@ -194,14 +199,17 @@ def _parser():
         "--eliot-task", help="continue this serialised eliot task (the "
         "pushing node's, for receive)")
     parser.add_argument(
-        "--ssh-identity", help="private key for SSH to other nodes "
-        "(default: $FLOCKER_SSH_IDENTITY, or ssh's default)")
+        "--agent-socket", help="this node's agent, which does pushes and "
+        "hand-offs (default: $FLOCKER_AGENT_SOCKET, or %s)" % (
+            DEFAULT_AGENT_SOCKET,))
     parser.add_argument(
-        "--ssh-known-hosts", help="known hosts file for other nodes "
-        "(default: $FLOCKER_SSH_KNOWN_HOSTS, or ssh's default)")
+        "--ssh-identity", help="handoff: your private key for SSH to the "
+        "new owner, whose agent acquires the volume (default: "
+        "$FLOCKER_SSH_IDENTITY, or ~/.ssh's keys and ssh-agent)")
     parser.add_argument(
-        "--ssh-config", help="ssh configuration file "
-        "(default: $FLOCKER_SSH_CONFIG)")
+        "--ssh-known-hosts", help="handoff: known hosts file checking the "
+        "new owner's host key (default: $FLOCKER_SSH_KNOWN_HOSTS, or "
+        "~/.ssh/known_hosts)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -233,8 +241,10 @@ def _parser():
     command.add_argument("target", help="address of the new owner")
 
     command = commands.add_parser(
-        "receive", help="receive a push (run by the pushing node over SSH; "
-        "speaks JSON lines on standard output)")
+        "receive", help="receive a push on standard input, speaking the "
+        "push protocol's JSON lines on standard output (agents receive "
+        "other nodes' pushes themselves; this runs the same receiving end "
+        "as a process)")
     command.add_argument("name")
     command.add_argument(
         "--caller", metavar="NODEID", type=_node_identity,
@@ -301,50 +311,32 @@ class _Output(object):
         return bool(isatty and isatty())
 
 
-def node_ssh_remote(environ, identity=None, known_hosts=None, config=None,
-                    store=None):
+def agent_transfers(reactor, options, environ):
     """
-    How this node reaches the others for pushes and hand-offs.
+    How ``push`` and ``handoff`` reach this node's agent (its socket:
+    ``--agent-socket``, ``$FLOCKER_AGENT_SOCKET``, or the default) and, for
+    a hand-off, the new owner's agent (the operator's SSH login:
+    ``--ssh-identity``/``$FLOCKER_SSH_IDENTITY``,
+    ``--ssh-known-hosts``/``$FLOCKER_SSH_KNOWN_HOSTS``, else ``~/.ssh``).
 
-    An identity or known hosts file given explicitly (options or
-    ``$FLOCKER_SSH_IDENTITY``/``$FLOCKER_SSH_KNOWN_HOSTS``) wins.  Otherwise,
-    once the deploy client installed the nodes' known_hosts, pushes use the
-    node's own key and trust only that known_hosts (``StrictHostKeyChecking=yes``,
-    ``IdentitiesOnly=yes``), and share one connection per node, kept open
-    a minute after its last command, its socket in
-    ``$FLOCKER_SSH_CONTROL_DIR`` (default :data:`DEFAULT_CONTROL_DIR`);
-    before that, ssh's own defaults.
-
+    :param reactor: The reactor.
+    :param options: Parsed arguments.
     :param environ: The process environment.
-    :param identity: ``--ssh-identity`` or ``None``.
-    :param known_hosts: ``--ssh-known-hosts`` or ``None``.
-    :param config: ``--ssh-config`` or ``None``.
-    :param store: The node's ``NodeKeyStore`` (default: the one
-        :func:`default_node_key_store` finds).
-    :return: An :class:`SSHRemote`, or a ``NodeKeyRemote`` choosing at
-        each command.
+    :return: An :class:`~flocker.volume._via_agent.AgentTransfers`.
     """
-    identity = identity or environ.get("FLOCKER_SSH_IDENTITY")
-    known_hosts = known_hosts or environ.get("FLOCKER_SSH_KNOWN_HOSTS")
-    config = config or environ.get("FLOCKER_SSH_CONFIG")
-    if identity is None and known_hosts is None:
-        if store is None:
-            store = default_node_key_store(environ, sys.argv[0])
-        return NodeKeyRemote(store, config=config, control_directory=(
-            environ.get("FLOCKER_SSH_CONTROL_DIR") or DEFAULT_CONTROL_DIR))
-    return SSHRemote(identity=identity, known_hosts=known_hosts,
-                     config=config)
-
-
-#: Where the shared connections of the node key live unless
-#: ``FLOCKER_SSH_CONTROL_DIR`` says otherwise: short (a socket's path is
-#: limited) and gone at boot, as the connections are.
-DEFAULT_CONTROL_DIR = "/run/flocker"
-
-
-def _remote(options, environ):
-    return node_ssh_remote(environ, options.ssh_identity,
-                           options.ssh_known_hosts, options.ssh_config)
+    return AgentTransfers(
+        reactor,
+        options.agent_socket or environ.get("FLOCKER_AGENT_SOCKET")
+        or DEFAULT_AGENT_SOCKET,
+        # The address a deploy names this node by, as flocker-node's
+        # commands tell the agent.
+        environ.get("FLOCKER_NODE_ADDRESS") or socket.gethostname(),
+        unix_connector(reactor),
+        ssh_new_owner(
+            reactor,
+            options.ssh_identity or environ.get("FLOCKER_SSH_IDENTITY"),
+            options.ssh_known_hosts or environ.get(
+                "FLOCKER_SSH_KNOWN_HOSTS")))
 
 
 def _list(reactor, service, options, output):
@@ -398,7 +390,7 @@ def _describe_push(result, seconds):
         seconds)
 
 
-def _moving(reactor, service, options, output, operation, verb):
+def _moving(reactor, transfers, options, output, operation, verb):
     progress = None
     if output.interactive():
         progress = PushProgress(reactor, output.err, "%s %s to %s" % (
@@ -415,12 +407,13 @@ def _moving(reactor, service, options, output, operation, verb):
     return d.addCallback(report)
 
 
-def _push(reactor, service, options, output):
-    return _moving(reactor, service, options, output, service.push, "pushed")
+def _push(reactor, transfers, options, output):
+    return _moving(reactor, transfers, options, output, transfers.push,
+                   "pushed")
 
 
-def _handoff(reactor, service, options, output):
-    return _moving(reactor, service, options, output, service.handoff,
+def _handoff(reactor, transfers, options, output):
+    return _moving(reactor, transfers, options, output, transfers.handoff,
                    "handed off")
 
 
@@ -488,9 +481,12 @@ def _prune(reactor, service, options, output):
 
 _COMMANDS = {
     "list": _list, "create": _create, "mountpoint": _mountpoint,
-    "push": _push, "handoff": _handoff, "receive": _receive,
-    "acquire": _acquire, "delete": _delete, "prune": _prune,
+    "receive": _receive, "acquire": _acquire, "delete": _delete,
+    "prune": _prune,
 }
+
+# Commands this node's agent does (no volume service is opened here).
+_AGENT_COMMANDS = {"push": _push, "handoff": _handoff}
 
 # Commands whose standard output is read by another program: their errors
 # are also reported there, as a JSON line.
@@ -498,7 +494,7 @@ _MACHINE = {"receive"}
 
 
 def main(reactor, options, environ, out, err,
-         open_service=open_volume_service):
+         open_service=open_volume_service, transfers=agent_transfers):
     """
     Run one parsed ``flocker-volume`` command.
 
@@ -508,6 +504,7 @@ def main(reactor, options, environ, out, err,
     :param out: Text stream for results.
     :param err: Text stream for progress and errors.
     :param open_service: ``open_volume_service`` or a replacement (tests).
+    :param transfers: :func:`agent_transfers` or a replacement (tests).
     :return: ``Deferred`` firing with ``None``, or failing with
         ``SystemExit(1)`` after printing a one-line error.
     """
@@ -524,14 +521,17 @@ def main(reactor, options, environ, out, err,
 
     def command(service):
         d = _COMMANDS[options.command](reactor, service, options, output)
-        # The process exits next: the pruning a push, a receive or an
-        # acquire queued (which its answer did not wait for) is done first.
+        # The process exits next: the pruning a receive or an acquire
+        # queued (which its answer did not wait for) is done first.
         return d.addBoth(
             lambda result: service.settled().addCallback(lambda _: result))
 
     def run():
-        d = maybeDeferred(open_service, reactor, options.pool, dict(environ),
-                          remote=_remote(options, environ))
+        moving = _AGENT_COMMANDS.get(options.command)
+        if moving is not None:
+            return maybeDeferred(moving, reactor, transfers(
+                reactor, options, environ), options, output)
+        d = maybeDeferred(open_service, reactor, options.pool, dict(environ))
         return d.addCallback(in_current_action(command))
     if options.eliot_task:
         try:

@@ -1,7 +1,8 @@
 """
 End-to-end tests of volume moves on the lab (``admin/lab``): real nodes with
-their own pools, ``flocker-volume`` run on the nodes, pushes over SSH
-between them, and a container writing the data.
+their own pools, ``flocker-volume`` run on the nodes (its pushes and
+hand-offs done by the node's agent, agent to agent over SSH), and a
+container writing the data.
 """
 
 import hashlib
@@ -9,13 +10,14 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 import uuid
 from contextlib import contextmanager
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import shared_lab
+from flocker.testtools import shared_lab, temporary_directory
 
 MiB = 1024 * 1024
 
@@ -123,20 +125,53 @@ def _sending(volume):
                for argv in _command_lines())
 
 
-def _command_lines():
+def _receiving_sessions(volume):
     """
-    :return: The command lines of the host's processes (all lab nodes share
-        its process table), each a list of ``bytes``.
+    :return: The process ids of the sshd sessions carrying a push of the
+        volume: the parents of the peer bridges (``flocker-node-bridge
+        --peer``) whose request names it.
     """
-    lines = []
+    sessions = []
+    for pid, argv in _processes():
+        if not any(a.endswith(b"flocker-node-bridge") for a in argv[:2]):
+            continue
+        try:
+            with open("/proc/%d/environ" % (pid,), "rb") as f:
+                environ = f.read().split(b"\0")
+            with open("/proc/%d/status" % (pid,)) as f:
+                parent = [int(line.split()[1]) for line in f
+                          if line.startswith("PPid:")][0]
+        except OSError:
+            continue
+        if any(entry.startswith(b"SSH_ORIGINAL_COMMAND=")
+               and volume.encode() in entry for entry in environ):
+            sessions.append(parent)
+    return sessions
+
+
+def _processes():
+    """
+    :return: ``(pid, command line)`` of the host's processes (all lab
+        nodes share its process table), each command line a list of
+        ``bytes``.
+    """
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open("/proc/%s/cmdline" % (entry,), "rb") as f:
-                    lines.append(f.read().split(b"\0"))
+                    found.append((int(entry), f.read().split(b"\0")))
             except OSError:
                 continue
-    return lines
+    return found
+
+
+def _command_lines():
+    """
+    :return: The command lines of the host's processes, each a list of
+        ``bytes``.
+    """
+    return [argv for _, argv in _processes()]
 
 
 def _receiving(volume):
@@ -147,11 +182,44 @@ def _receiving(volume):
                for argv in _command_lines())
 
 
+# Whether this process installed the lab nodes' trust (see _trusted).
+_TRUSTED = []
+
+
+def _trusted(test, lab):
+    """
+    Install the lab nodes' node-to-node trust once per process, as an
+    operator does: ``flocker-deploy`` of a deployment that runs nothing
+    (pushes go agent to agent with the nodes' own keys, checking the host
+    keys that deploy verified).
+
+    :param test: The ``TestCase`` (its temporary directory holds the
+        files).
+    """
+    if _TRUSTED:
+        return
+    directory = temporary_directory(test)
+    os.makedirs(directory, exist_ok=True)
+    deployment = os.path.join(directory, "deployment.yml")
+    with open(deployment, "w") as f:
+        f.write("version: 1\nnodes:\n" + "".join(
+            "  %s: []\n" % (lab.address(node),) for node in lab.node_names))
+    applications = os.path.join(directory, "applications.yml")
+    with open(applications, "w") as f:
+        f.write("version: 1\napplications: {}\n")
+    lab.run_client(["flocker-deploy", "--yes", deployment, applications],
+                   timeout=300)
+    _TRUSTED.append(True)
+
+
 class VolumeLabTests(SynchronousTestCase):
     """
     ``flocker-volume`` between lab nodes: moves, a killed push run
     again, an unreachable target, a refused receive.
     """
+
+    def setUp(self):
+        _trusted(self, shared_lab())
 
     def test_moves(self):
         """
@@ -177,8 +245,11 @@ class VolumeLabTests(SynchronousTestCase):
                 lab, source, _mountpoint(lab, source, volume),
                 "echo move %d >> /data/note" % (move,))
             expected = _digests(_mountpoint(lab, source, volume))
-            # With the operator's own key (the lab identity), not the node key
-            # a deploy may have installed: the node key may not acquire.
+            if move == 0:
+                # The first copy goes to a node told to expect it.
+                _expect(self, lab, target, volume, source)
+            # The new owner acquires with the operator's own key (the lab
+            # identity), not the node key: the node key may not acquire.
             identity = os.path.join(lab.machine(source).home, ".ssh",
                                     "id_ed25519")
             result = _volume(lab, source, "--ssh-identity", identity, "handoff",
@@ -196,8 +267,10 @@ class VolumeLabTests(SynchronousTestCase):
 
     def test_killed_push_rerun(self):
         """
-        Killing a push in the middle of its stream leaves the target's copy as
-        it was; running the push again completes it.
+        A push whose connection is cut in the middle of its stream (the
+        target's sshd session carrying it killed) fails with one line and
+        leaves the target's copy as it was; running the push again
+        completes it.
         """
         lab = shared_lab()
         volume = fresh_volume(self, lab)
@@ -213,15 +286,23 @@ class VolumeLabTests(SynchronousTestCase):
             f.write(os.urandom(300 * MiB))
         process = lab.machine("node1").popen(
             ["flocker-volume", "push", volume, lab.address("node2")],
-            start_new_session=True)
+            start_new_session=True, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while not _sending(volume) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertTrue(_sending(volume), "the push never started sending")
         time.sleep(0.3)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
-        self.assertEqual(process.returncode, -signal.SIGKILL)
+        # zfs-fuse's daemon writes the stream, not the zfs command: the
+        # connection is what is cut, as a dying sender's would be.
+        sessions = _receiving_sessions(volume)
+        self.assertTrue(sessions, "no sshd session carries the push")
+        for pid in sessions:
+            os.kill(pid, signal.SIGKILL)
+        _, error = process.communicate(timeout=120)
+        self.assertEqual((process.returncode, error.count(b"\n")), (1, 1),
+                         error)
+        self.assertTrue(error.startswith(b"flocker-volume: error: "), error)
         # The receiving end notices the cut stream, fails, and exits.
         deadline = time.monotonic() + 60
         while _receiving(volume) and time.monotonic() < deadline:

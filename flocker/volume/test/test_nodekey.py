@@ -1,8 +1,7 @@
 """
 Tests for the node-to-node SSH key on a node (``flocker.volume._nodekey``),
-the forced command it may run (``flocker.volume._forced``) and how pushes
-use it (``flocker.volume.script.node_ssh_remote``).  Files only; no ssh, no
-ZFS.
+and the forced command it may run (``flocker.volume._forced``).  Files
+only; no ssh, no ZFS.
 """
 
 import hashlib
@@ -19,14 +18,13 @@ from flocker.node.testtools import make_node_key, make_public_key
 from flocker.volume._errors import HostKeyRejected, TargetUnreachable
 from flocker.volume._forced import CommandRefused, peer_request
 from flocker.volume._nodekey import (
-    NODE_KEY_MARKER, NodeKeyError, NodeKeyRemote, NodeKeyStore,
+    NODE_KEY_MARKER, NodeKeyError, NodeKeyStore,
     UnsafeForcedCommand, authorized_keys_line, default_state_directory,
     authorized_keys_lines, known_hosts_sources, public_key_of,
     replace_marked_lines,
 )
 from flocker._process import ProcessResult
-from flocker.volume._remote import CONTROL_PERSIST, SSHRemote, remote_error
-from flocker.volume.script import node_ssh_remote
+from flocker.volume._remote import SSHRemote, remote_error
 
 COMMAND = "/opt/flocker/bin/flocker-node-bridge"
 TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
@@ -603,117 +601,6 @@ class PeerRequestTests(SynchronousTestCase):
         position = min(position, len(allowed))
         text = allowed[:position] + special + allowed[position:]
         self.assertRaises(CommandRefused, allowed_command, text, "flocker")
-
-
-class NodeKeyRemoteTests(SynchronousTestCase):
-    """
-    Pushes use the node key and only its known_hosts once installed.
-    """
-
-    def test_installed(self):
-        """
-        With a key installed, ssh gets the key (only), the Flocker
-        known_hosts (only) and strict host key checking.
-        """
-        store = _store(self)
-        store.install(make_node_key())
-        argv = node_ssh_remote(
-            {"FLOCKER_SSH_CONTROL_DIR": temporary_directory(self)},
-            store=store).argv("10.0.0.2", ["receive", "web"])
-        self.assertEqual(argv[argv.index("-i") + 1], store.identity_path)
-        for option in ["StrictHostKeyChecking=yes", "IdentitiesOnly=yes",
-                       "BatchMode=yes",
-                       "UserKnownHostsFile=" + store.known_hosts_path,
-                       "GlobalKnownHostsFile=/dev/null"]:
-            self.assertIn(option, argv)
-
-    def test_not_installed(self):
-        """
-        Without a key, ssh's defaults are kept (no identity, no known_hosts
-        options), as before node keys.
-        """
-        argv = node_ssh_remote({}, store=_store(self)).argv(
-            "10.0.0.2", ["receive", "web"])
-        self.assertEqual(argv, SSHRemote().argv("10.0.0.2",
-                                                ["receive", "web"]))
-
-    def test_decided_per_command(self):
-        """
-        A remote built before the key was installed uses it from the next
-        command on (a session opens its volume service before the deploy
-        installs the key).
-        """
-        store = _store(self)
-        remote = NodeKeyRemote(store)
-        self.assertIsNone(remote.known_hosts)
-        store.install(make_node_key())
-        self.assertEqual(remote.known_hosts, store.known_hosts_path)
-        self.assertIn("-i", remote.argv("10.0.0.2", ["receive", "web"]))
-
-    def test_identity(self):
-        """
-        ``identity()`` tells the key pushes log in with: ``None`` before a
-        key is installed (ssh's defaults), then the digest of the private
-        key file, which a rotation's switch changes.
-        """
-        store = _store(self)
-        remote = NodeKeyRemote(store)
-        self.assertIsNone(remote.identity())
-        store.install(make_node_key())
-        with open(store.identity_path, "rb") as f:
-            self.assertEqual(remote.identity(),
-                             hashlib.sha256(f.read()).digest())
-        before = remote.identity()
-        store.prepare_rotation()
-        store.install(_trust(store))
-        self.assertEqual(remote.identity(), before)
-        store.finish_rotation()
-        self.assertNotIn(remote.identity(), (None, before))
-
-    def test_shared_connection(self):
-        """
-        With a key installed and a control directory, ssh shares one
-        connection per node (created on demand, kept a while); a new key
-        (after a rotation) gets another control path, so no connection made
-        with the old key is reused; without a control directory nothing is shared.
-        """
-        store = _store(self)
-        directory = os.path.join(temporary_directory(self), "control")
-        remote = NodeKeyRemote(store, control_directory=directory)
-        self.assertNotIn("ControlMaster=auto",
-                         remote.argv("10.0.0.2", ["receive", "web"]))
-        store.install(make_node_key())
-
-        def control_path():
-            argv = remote.argv("10.0.0.2", ["receive", "web"])
-            self.assertIn("ControlMaster=auto", argv)
-            self.assertIn("ControlPersist=%d" % (CONTROL_PERSIST,), argv)
-            [path] = [option[len("ControlPath="):] for option in argv
-                      if option.startswith("ControlPath=")]
-            return path
-        first = control_path()
-        self.assertEqual((os.path.dirname(first), first.endswith("-%C"),
-                          stat.S_IMODE(os.stat(directory).st_mode)),
-                         (directory, True, 0o700))
-        self.assertEqual(control_path(), first)
-        store.prepare_rotation()
-        store.install(_trust(store))
-        store.finish_rotation()
-        self.assertNotEqual(control_path(), first)
-        self.assertNotIn("ControlMaster=auto", NodeKeyRemote(store).argv(
-            "10.0.0.2", ["receive", "web"]))
-
-    def test_explicit_wins(self):
-        """
-        An identity or known_hosts given explicitly replaces the node key.
-        """
-        store = _store(self)
-        store.install(make_node_key())
-        argv = node_ssh_remote({"FLOCKER_SSH_IDENTITY": "/k"},
-                               store=store).argv("10.0.0.2", ["list"])
-        self.assertEqual(argv[argv.index("-i") + 1], "/k")
-        self.assertNotIn("UserKnownHostsFile=" + store.known_hosts_path,
-                         argv)
 
 
 class HostKeyErrorTests(SynchronousTestCase):

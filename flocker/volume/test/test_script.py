@@ -13,14 +13,22 @@ import sys
 
 from eliot import add_destinations, remove_destination
 from hypothesis import given, strategies as st
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker import __version__
 from flocker.volume import script
+from flocker.node._docker import FakeDockerClient
+from flocker.node._local import LocalNodeAgent
+from flocker.node._lock import DeployLock
+from flocker.node._server import AgentProtocol, AgentService
+from flocker.node.testtools import loopback
+from flocker.route import MemoryRouteManager
+from flocker.volume import VolumeError
 from flocker.volume._api import PushResult
+from flocker.volume._via_agent import AgentTransfers
 from flocker.volume._memory import MemoryNetwork, MemoryVolumeService
 from flocker.volume.script import (
     PushProgress, _parser, flocker_volume_main, format_size, main,
@@ -42,7 +50,14 @@ class TTY(io.StringIO):
 
 class Cluster(object):
     """
-    Two in-memory nodes and a way to run ``flocker-volume`` on the first.
+    Two in-memory nodes, each with its agent, and a way to run
+    ``flocker-volume`` on the first: its ``push`` and ``handoff`` reach
+    that node's agent protocol in memory, and a hand-off the second node's
+    agent directly.
+
+    :ivar connections: How many times ``flocker-volume`` connected to the
+        first node's agent.
+    :ivar agent_running: Whether the first node's agent answers.
     """
 
     def __init__(self):
@@ -52,6 +67,32 @@ class Cluster(object):
                                         self.clock)
         self.other = MemoryVolumeService("id-2", "10.0.0.2", network,
                                          self.clock)
+        self.agents = [
+            LocalNodeAgent(address, FakeDockerClient(node=address), service,
+                           MemoryRouteManager(node=address))
+            for address, service in [("10.0.0.1", self.node),
+                                     ("10.0.0.2", self.other)]]
+        self.service = AgentService(
+            self.clock, lambda address: self.agents[0],
+            DeployLock(os.devnull), expected_errors=(VolumeError,))
+        self.pumps = []
+        self.connections = 0
+        self.agent_running = True
+        self.closed = []
+
+    def _transfers(self, reactor, options, environ):
+        def connect(path, protocol):
+            if not self.agent_running:
+                return fail(ConnectionRefusedError(111, "Connection refused"))
+            self.connections += 1
+            self.pumps.append(loopback(protocol, AgentProtocol(self.service)))
+            return succeed(None)
+
+        def new_owner(target):
+            return succeed((self.agents[1],
+                            lambda: succeed(self.closed.append(target))))
+        return AgentTransfers(reactor, "/run/flocker/agent.sock", "10.0.0.1",
+                              connect, new_owner)
 
     def run(self, *argv, **kwargs):
         """
@@ -63,8 +104,11 @@ class Cluster(object):
         options = _parser().parse_args(list(argv))
         results = []
         main(self.clock, options, {"FLOCKER_POOL": "tank"}, out, err,
-             open_service=lambda *a, **k: succeed(self.node)).addBoth(
-                 results.append)
+             open_service=lambda *a, **k: succeed(self.node),
+             transfers=self._transfers).addBoth(results.append)
+        while not results and any(pump.pending() for pump in self.pumps):
+            for pump in self.pumps:
+                pump.flush()
         code = 0
         if isinstance(results[0], Failure):
             results[0].trap(SystemExit)
@@ -353,6 +397,124 @@ class ScriptTests(SynchronousTestCase):
         self.assertEqual(code, 0)
         self.assertIn("node id-2 is now the owner", out)
         self.assertTrue(cluster.other.volumes().result[0].owned)
+
+    def test_agent_progress_shown(self):
+        """
+        On a terminal, the progress display is told the figures the agent
+        reports for the transfer, then finished.
+        """
+        seen = []
+
+        class Recording(PushProgress):
+            def update(self, sent, total):
+                seen.append((sent, total))
+
+            def finish(self):
+                seen.append("finished")
+        self.patch(script, "PushProgress", Recording)
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.node.write_file("app", "f", b"x" * 3000)
+        code, _, _ = cluster.run("push", "app", "10.0.0.2", err=TTY())
+        self.assertEqual((code, seen), (0, [(3000, 3000), "finished"]))
+
+    def test_push_incremental(self):
+        """
+        A second ``push`` names the snapshot its incremental started from,
+        as the agent's push reported it.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.node.write_file("app", "f", b"x" * 3000)
+        self.assertEqual(cluster.run("push", "app", "10.0.0.2")[0], 0)
+        base = cluster.other.volumes().result[0].snapshots[-1]
+        cluster.node.write_file("app", "g", b"y" * 10)
+        code, out, err = cluster.run("push", "app", "10.0.0.2")
+        self.assertEqual((code, err), (0, ""))
+        self.assertTrue(out.startswith(
+            "pushed app to 10.0.0.2: incremental from %s, 10 B in " % (
+                base,)), out)
+
+    def test_push_through_agent(self):
+        """
+        ``push`` asks this node's agent over one connection and opens no
+        volume service itself.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        opened = []
+        options = _parser().parse_args(["push", "app", "10.0.0.2"])
+        results = []
+        main(cluster.clock, options, {}, io.StringIO(), io.StringIO(),
+             open_service=lambda *a, **k: opened.append(a),
+             transfers=cluster._transfers).addBoth(results.append)
+        for pump in cluster.pumps:
+            pump.flush()
+        self.assertEqual((results, opened, cluster.connections),
+                         ([None], [], 1))
+        self.assertEqual(cluster.other.volumes().result[0].name, "app")
+
+    @cases([(["push", "app", "10.0.0.2"],), (["handoff", "app", "10.0.0.2"],)],
+           ids=["push", "handoff"])
+    def test_agent_not_running(self, argv):
+        """
+        Without a running agent, ``push`` and ``handoff`` fail with one line
+        naming the socket and ``systemctl status flocker-node``; the volume
+        stays this node's.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.agent_running = False
+        code, out, err = cluster.run(*argv)
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertTrue(err.startswith(
+            "flocker-volume: error: this node's agent does not answer on "
+            "/run/flocker/agent.sock"), err)
+        self.assertIn("see systemctl status flocker-node", err)
+        self.assertTrue(cluster.node.volumes().result[0].owned)
+
+    def test_agent_refusal_one_line(self):
+        """
+        What the agent refuses is shown as its one line, exit code 1.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        cluster.other.create("app")
+        code, out, err = cluster.run("push", "app", "10.0.0.2")
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertEqual(
+            err, "flocker-volume: error: node 10.0.0.2: volume app is owned "
+            "by that node\n")
+
+    def test_handoff_new_owner_unreachable(self):
+        """
+        A hand-off whose new owner's agent cannot be reached gives nothing
+        up: one line, and this node still owns the volume.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        transfers = cluster._transfers
+
+        def unreachable(reactor, options, environ):
+            made = transfers(reactor, options, environ)
+            made._new_owner = lambda target: fail(
+                ValueError("cannot reach node %s: refused" % (target,)))
+            return made
+        cluster._transfers = unreachable
+        code, out, err = cluster.run("handoff", "app", "10.0.0.2")
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertIn("nothing was changed", err)
+        self.assertEqual((cluster.connections,
+                          cluster.node.volumes().result[0].owned), (0, True))
+
+    def test_handoff_connection_closed(self):
+        """
+        ``handoff`` closes its connection to the new owner once it acquired.
+        """
+        cluster = Cluster()
+        cluster.node.create("app")
+        self.assertEqual(cluster.run("handoff", "app", "10.0.0.2")[0], 0)
+        self.assertEqual(cluster.closed, ["10.0.0.2"])
 
     def test_acquire_json(self):
         """
