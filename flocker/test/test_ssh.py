@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-from eliot.testing import LoggedAction, assertHasAction, capture_logging
+from eliot.testing import LoggedAction, assertHasAction
 from hypothesis import given, strategies as st
 from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
 from twisted.conch.ssh.keys import Key
@@ -39,7 +39,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from flocker.testtools import (
-    require, run_in_reactor, temporary_path, wait_for_path,
+    capture_logging, require, run_in_reactor, temporary_path, wait_for_path,
 )
 
 from flocker._ssh._logging import SSH_CONNECT, SSH_IDENTITY_SKIPPED, SSH_RUN

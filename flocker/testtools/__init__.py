@@ -7,7 +7,8 @@ network namespaces) are missing, or fails it in CI;
 whole test session; :func:`temporary_directory`, :func:`temporary_path`,
 :func:`class_temporary_path`,
 :func:`capture_output`, :func:`http_status_and_body` and
-:func:`wait_for_path` are small conveniences; :class:`EndlessAgent` answers
+:func:`wait_for_path` are small conveniences; :func:`capture_logging` is
+eliot's, without its deprecated encoder; :class:`EndlessAgent` answers
 HTTP requests with bodies that never end (streams followed for a
 process's whole life).
 
@@ -24,6 +25,7 @@ a class's steps in order, skipping the rest once one fails.
 
 from ._cases import cases, with_cases
 from ._ci import in_ci, is_root, require
+from ._eliot import capture_logging
 from ._http import EndlessAgent, EndlessResponse
 from ._lab import LAB_NODES, release_lab, shared_lab
 from ._misc import (
@@ -38,4 +40,5 @@ __all__ = ["in_ci", "require", "is_root", "run_in_reactor", "ReactorTimeout",
            "cases", "with_cases", "shared_lab", "release_lab", "LAB_NODES",
            "capture_output", "ScenarioTestCase",
            "class_temporary_path", "wait_for_path", "EndlessAgent",
+           "capture_logging",
            "EndlessResponse"]

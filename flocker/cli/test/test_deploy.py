@@ -3,7 +3,7 @@ Tests for :mod:`flocker.cli._deploy`.
 """
 
 import attr
-from eliot.testing import capture_logging, assertHasAction
+from eliot.testing import assertHasAction
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,6 +21,7 @@ from flocker.node._changes import StartApplication
 from flocker.node._doctor import Check
 from flocker.node._fake import FakeCluster
 from flocker.node._plan import plan_removal
+from flocker.testtools import capture_logging
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 IMAGE = "flocker/busybox"

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 
-from eliot.testing import capture_logging
 from twisted.conch.ssh.keys import Key
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -41,6 +40,7 @@ from flocker.volume._nodekey import NodeKeyStore, generate_key_pair
 from flocker._process import ProcessResult
 from flocker.volume._remote import SSHRemote, remote_error
 
+from ...testtools import capture_logging
 from ._sshd import class_sshd
 from .test_remote import _services
 

@@ -9,8 +9,7 @@ import json
 import os
 
 
-from eliot import Message, current_action, start_action
-from eliot.testing import capture_logging
+from eliot import current_action, log_message, start_action
 from hypothesis import given
 from pyrsistent import pset
 from twisted.internet.defer import Deferred, fail, succeed
@@ -42,7 +41,7 @@ from flocker.node.test.test_agent import (
     A as NODE_A, B as NODE_B, WEB, local_pair, make_inodeagent_tests,
 )
 from flocker.node.testtools import RecordingProgress, loopback, make_node_key
-from flocker.testtools import temporary_directory
+from flocker.testtools import capture_logging, temporary_directory
 from flocker.testtools.strategies import node_states
 
 from .. import _remote
@@ -351,7 +350,7 @@ class RemoteNodeAgentTests(SynchronousTestCase):
             tasks.append(action.task_uuid)
         for node_action in actions:
             with node_action.context():
-                Message.log(message_type="test:late")
+                log_message(message_type="test:late")
         self.network.flush()
         self.assertEqual(
             [message["task_uuid"] for message in self.logged

@@ -4,11 +4,12 @@ the lease can have expired, and release, on a deterministic clock against
 the in-memory etcd.
 """
 
-from eliot.testing import capture_logging, assertHasAction
+from eliot.testing import assertHasAction
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from ...testtools import capture_logging
 from .. import (
     DEFAULT_TIMING, LeaseExpired, LeaseKeeper, LeaseTiming, MemoryEtcd,
 )

@@ -10,7 +10,7 @@ import tarfile
 
 import attr
 
-from eliot.testing import assertHasAction, capture_logging
+from eliot.testing import assertHasAction
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,7 +21,7 @@ from flocker._model import (
     NodeState, Port, Replication, ReplicationStatus, Route, StandbyStatus,
     public_key_fingerprint,
 )
-from flocker.testtools import temporary_directory
+from flocker.testtools import capture_logging, temporary_directory
 from flocker.node._agent import (
     ApplicationNotReady, INodeAgent, VolumeRelease,
 )

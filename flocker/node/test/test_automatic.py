@@ -9,7 +9,6 @@ import os
 
 import attr
 
-from eliot.testing import capture_logging
 from hypothesis import given, settings
 from hypothesis.strategies import (
     booleans, integers, lists, sampled_from, tuples,
@@ -29,7 +28,7 @@ from ..._serialize import (
     SerializationError, node_state_from_dict, node_state_to_dict,
 )
 from ...route import MemoryRouteManager
-from ...testtools import temporary_directory
+from ...testtools import capture_logging, temporary_directory
 from .._automatic import (
     AutomaticApplication, AutomaticFailover, AutomaticStore, CopyFreshness,
     IFailoverActions, LocalFailoverActions, PlacementRefused,

@@ -3,7 +3,7 @@ Tests for :mod:`flocker.node._boot`: the agent applying restart policies of
 applications with volumes when it starts.
 """
 
-from eliot.testing import assertHasAction, capture_logging
+from eliot.testing import assertHasAction
 from twisted.internet.defer import FirstError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +23,7 @@ from flocker.node._replication import MAXIMUM_BACKOFF, Replicator
 from flocker.route import MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 from flocker.volume._epoch import HOLD, START
+from flocker.testtools import capture_logging
 
 A, B = "10.0.0.1", "10.0.0.2"
 IMAGE = "flocker/busybox"

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 
 import attr
-from eliot.testing import assertHasAction, capture_logging
+from eliot.testing import assertHasAction
 from pyrsistent import pmap, pset
 from twisted.internet.defer import CancelledError, fail
 from twisted.internet.error import ConnectError
@@ -34,7 +34,7 @@ from ..._model import (
     HostMount, Link, LogConfig, Port, RestartPolicy, Ulimit,
 )
 from ..._serialize import application_to_dict
-from ...testtools import run_in_reactor
+from ...testtools import capture_logging, run_in_reactor
 from .._docker import (
     APPLICATION_LABEL, DEFAULT_DOCKER_SOCKET, MAXIMUM_API_VERSION,
     APIVersion, UnsupportedField,

@@ -8,12 +8,12 @@ sharing one in-memory etcd on a deterministic clock (as
 
 import shutil
 
-from eliot.testing import LoggedAction, capture_logging
+from eliot.testing import LoggedAction
 from twisted.trial.unittest import SynchronousTestCase
 
 from ...etcd import DEFAULT_TIMING, EtcdClient
 from ..._model import Application, AttachedVolume
-from ...testtools import require, run_in_reactor
+from ...testtools import capture_logging, require, run_in_reactor
 from ...volume._errors import NotOwner
 from ...volume._policy import GroupLease, check_receive
 from .._automatic import (

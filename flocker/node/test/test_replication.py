@@ -7,7 +7,7 @@ services (the fake that passes the volume interface tests).
 import os
 
 from eliot.testing import (
-    assertContainsFields, assertHasAction, assertHasMessage, capture_logging,
+    assertContainsFields, assertHasAction, assertHasMessage,
 )
 from pyrsistent import pmap
 from twisted.internet.defer import Deferred
@@ -22,7 +22,7 @@ from flocker.node._logging import (
 from flocker.node._replication import (
     MAXIMUM_BACKOFF, ReplicationStore, Replicator, default_replication_path,
 )
-from flocker.testtools import temporary_directory
+from flocker.testtools import capture_logging, temporary_directory
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 from flocker.volume._api import FOLLOWER_SNAPSHOTS
 

@@ -5,7 +5,7 @@ a bounded backoff.
 """
 
 import attr
-from eliot.testing import LoggedAction, LoggedMessage, capture_logging
+from eliot.testing import LoggedAction, LoggedMessage
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -24,6 +24,7 @@ from flocker.node._restarter import (
 from flocker.route import MemoryRouteManager
 from flocker.volume import MemoryNetwork, MemoryVolumeService
 from flocker.volume._api import VolumeInfo
+from flocker.testtools import capture_logging
 
 A, B = "10.0.0.1", "10.0.0.2"
 IMAGE = "flocker/busybox"

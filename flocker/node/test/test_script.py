@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 
-from eliot.testing import LoggedAction, assertHasAction, capture_logging
+from eliot.testing import LoggedAction, assertHasAction
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -21,7 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ... import __version__
 from ...testtools import (
-    require, temporary_directory, temporary_path, wait_for_path,
+    capture_logging, require, temporary_directory, temporary_path,
+    wait_for_path,
 )
 from pyrsistent import pmap
 

@@ -17,14 +17,14 @@ skip without them, and fail instead under ``CI=true``.
 """
 
 
-from eliot.testing import LoggedMessage, assertHasMessage, capture_logging
+from eliot.testing import LoggedMessage, assertHasMessage
 from hypothesis import given, strategies as st
 from pyrsistent import pset
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from ..._model import Link, Route
-from ...testtools import require, run_in_reactor
+from ...testtools import capture_logging, require, run_in_reactor
 from .. import (
     CommandFailed, InvalidRoute, IPTablesRouteManager, PortInUse,
     ProcessRunner, parse_dnat_flows, parse_listening_ports,

@@ -5,11 +5,11 @@ Tests for ``flocker.route._process``: commands run through a real reactor
 
 import sys
 
-from eliot.testing import LoggedAction, capture_logging
+from eliot.testing import LoggedAction
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from ...testtools import run_in_reactor
+from ...testtools import capture_logging, run_in_reactor
 from .._logging import RUN_COMMAND
 from .._process import CommandFailed, IProcessRunner, ProcessRunner
 

@@ -5,7 +5,7 @@ answers.
 """
 
 from eliot import start_action
-from eliot.testing import LoggedAction, capture_logging
+from eliot.testing import LoggedAction
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -18,6 +18,7 @@ from flocker.volume._prune import PRUNE_BUSY_DELAYS
 from flocker.volume._push import _encode_peers, _Peer
 from flocker.volume._service import VolumeService
 from flocker.volume._zfs import OWNER, PUSHED, Dataset
+from flocker.testtools import capture_logging
 
 NODE = "a" * 32
 SENDER = "b" * 32

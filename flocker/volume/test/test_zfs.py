@@ -9,7 +9,7 @@ import os
 import subprocess
 import tempfile
 
-from eliot.testing import assertHasAction, capture_logging
+from eliot.testing import assertHasAction
 from hypothesis import given, strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
@@ -32,6 +32,7 @@ from flocker.volume._zfs import (
     zfs_error,
 )
 
+from ...testtools import capture_logging
 from ._support import FilePools, require_zfs
 
 ENV = dict(os.environ)
