@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .._serialize import SerializationError
+from .._text import one_line
 from ..node._agent import INodeAgent, VolumeRelease
 from ..node._amp import (
     PROTOCOL_VERSION, AcquireVolume, AgentClientProtocol, BadRequest,
@@ -93,7 +94,7 @@ def _describe(exception):
     if isinstance(exception, amp.UnhandledCommand):
         return "the node's Flocker agent does not know this step (install " \
             "the same Flocker version on the client and the nodes)"
-    return " ".join(str(exception).split())
+    return one_line(exception)
 
 
 #: How many of the latest messages' identities :func:`_once` remembers.

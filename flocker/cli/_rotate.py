@@ -34,6 +34,7 @@ import attr
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import DeferredList, maybeDeferred
 
+from .._text import one_line
 from ._deploy import gather_states
 from ._logging import CLUSTER_ROTATE_KEYS
 from ._nodekey import desired_node_key
@@ -85,8 +86,7 @@ def _on_every_node(agents, step, call):
 
     def collect(results):
         failed = {address: "%s failed: %s" % (
-            step, " ".join(str(value.value).split()) or
-            value.type.__name__)
+            step, one_line(value.value) or value.type.__name__)
             for address, (ok, value) in zip(addresses, results) if not ok}
         if failed:
             raise _Stopped(failed)

@@ -47,6 +47,7 @@ from zope.interface import Interface, implementer
 
 from .._model import Application, Port, RestartPolicy
 from ._images import canonical_image
+from .._text import one_line
 from .._serialize import (
     SerializationError, application_from_dict, application_to_dict, dumps,
 )
@@ -154,7 +155,7 @@ class DockerAPIError(DockerError):
         hint = _api_error_hint(self.message)
         return "could not %s%s (Docker said: %s, HTTP %d)" % (
             self.operation, ": " + hint if hint else "",
-            _one_line(self.message), self.status)
+            one_line(self.message), self.status)
 
 
 # What to do about Docker's refusals, by what its message says; the first
@@ -222,7 +223,7 @@ class PullFailed(DockerError):
     def __str__(self):
         return ("image %s is not on %s and cannot be pulled; load it there "
                 "(docker load) or make its registry reachable: %s" % (
-                    self.image, self.where, _one_line(self.message)))
+                    self.image, self.where, one_line(self.message)))
 
 
 class AlreadyExists(DockerError):
@@ -264,10 +265,6 @@ class ContainerNotFound(DockerError):
     def __str__(self):
         return "application %s has no Flocker container on %s" % (
             self.name, self.where)
-
-
-def _one_line(text):
-    return " ".join(str(text).split())
 
 
 def _where(node, socket_path):

@@ -49,6 +49,7 @@ FAILED = "\N{BALLOT X}"
 #: Where the node agent listens (see ``flocker-node agent``): defined once,
 #: in the bridge.
 from .._bridge import DEFAULT_AGENT_SOCKET  # noqa: E402
+from .._text import one_line  # noqa: E402
 
 #: The sshd configuration read by ``sshd -T`` unless told otherwise.
 DEFAULT_SSHD_CONFIG = "/etc/ssh/sshd_config"
@@ -86,9 +87,9 @@ class Check(object):
         :return: The check as one line (no newline).
         """
         text = "%s %s: %s" % (OK if self.ok else FAILED, self.name,
-                              _one_line(self.detail))
+                              one_line(self.detail))
         if not self.ok and self.fix:
-            text += " -- fix: " + _one_line(self.fix)
+            text += " -- fix: " + one_line(self.fix)
         if not self.ok and not self.blocking:
             text += " (does not block deploys)"
         return text
@@ -118,10 +119,6 @@ class DoctorReport(object):
         """
         return sorted((c for c in self.checks if not c.ok),
                       key=lambda c: not c.blocking)
-
-
-def _one_line(text):
-    return " ".join(str(text).split())
 
 
 def render(report):
@@ -393,7 +390,7 @@ def _check_agent(probes):
         yield probes.connect(path)
     except Exception as e:
         return Check("agent", False, "%s does not accept connections: %s" % (
-            path, _one_line(str(e)) or e.__class__.__name__), fix,
+            path, one_line(str(e)) or e.__class__.__name__), fix,
             blocking=False)
     return Check("agent", True, "%s accepts connections" % (path,))
 

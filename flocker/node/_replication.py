@@ -38,6 +38,7 @@ from twisted.internet.defer import (
 )
 
 from .._model import ReplicationStatus, StandbyStatus
+from .._text import one_line
 from .._serialize import (
     SerializationError, replication_from_dict, replication_to_dict,
 )
@@ -134,8 +135,7 @@ class _Figures(object):
 
 
 def _one_line(failure):
-    return " ".join(failure.getErrorMessage().split()) or (
-        failure.type.__name__)
+    return one_line(failure.getErrorMessage()) or failure.type.__name__
 
 
 class _VolumeLoop(object):

@@ -22,6 +22,7 @@ from twisted.protocols import amp
 from .. import __version__
 from .._identifiers import ADDRESS_RULE, is_node_address
 from .._serialize import SerializationError
+from .._text import one_line
 from ..volume._seed import MAX_SEED_SIZE
 from ._amp import (
     BAD_REQUEST, PROGRESS_INTERVAL, AcquireVolume, BadRequest,
@@ -271,10 +272,6 @@ def local_agents(docker, volumes, routes, node_keys=None, checks=None,
     return make_agent
 
 
-def _one_line(text):
-    return " ".join(str(text).split())
-
-
 def _peer_of(transport):
     peer = getattr(transport, "getPeer", lambda: None)()
     return str(peer) if peer is not None else "unknown"
@@ -300,7 +297,7 @@ class AgentProtocol(amp.AMP):
     # Refusals ---------------------------------------------------------------
 
     def _refused(self, what):
-        AGENT_REFUSED.log(peer=_peer_of(self.transport), what=_one_line(what))
+        AGENT_REFUSED.log(peer=_peer_of(self.transport), what=one_line(what))
 
     def connectionMade(self):
         amp.AMP.connectionMade(self)
@@ -346,7 +343,7 @@ class AgentProtocol(amp.AMP):
                 self._refused("command %s: %s" % (
                     name.decode("ascii", "replace"), e))
                 raise amp.RemoteAmpError(
-                    BAD_REQUEST, _one_line("%s: %s" % (
+                    BAD_REQUEST, one_line("%s: %s" % (
                         name.decode("ascii", "replace"), e)))
         return checked
 
@@ -429,12 +426,12 @@ class AgentProtocol(amp.AMP):
         if failure.check(OperationFailed, DeployLocked, BadRequest, NotReady):
             return failure
         if failure.check(*self._service.expected_errors):
-            raise OperationFailed(_one_line(failure.value))
-        AGENT_INTERNAL_ERROR.log(what=_one_line(failure.getErrorMessage()))
+            raise OperationFailed(one_line(failure.value))
+        AGENT_INTERNAL_ERROR.log(what=one_line(failure.getErrorMessage()))
         write_failure(failure)
         raise OperationFailed(
             "internal error in the agent: %s (its log has the traceback)"
-            % (_one_line(failure.getErrorMessage()),))
+            % (one_line(failure.getErrorMessage()),))
 
     def _progress(self, transfer):
         if transfer is None:

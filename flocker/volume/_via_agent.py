@@ -26,6 +26,7 @@ from eliot import Logger
 from eliot.twisted import DeferredContext
 from twisted.internet.defer import inlineCallbacks
 
+from .._text import one_line
 from ._api import PushResult
 from ._errors import AgentError, AgentUnavailable, HandoffConflict
 from ._logging import AGENT_TRANSFER, PUSH_VOLUME
@@ -97,7 +98,7 @@ class AgentTransfers(object):
             raise AgentUnavailable(
                 "this node's agent does not answer on %s (%s): is "
                 "flocker-node agent running? see %s" % (
-                    self._socket_path, " ".join(str(e).split()),
+                    self._socket_path, one_line(e),
                     AGENT_STATUS_COMMAND))
         try:
             yield protocol.callRemote(Hello, version=PROTOCOL_VERSION,
@@ -105,7 +106,7 @@ class AgentTransfers(object):
         except Exception as e:
             protocol.transport.loseConnection()
             raise AgentError("this node's agent: %s" % (
-                " ".join(str(e).split()),))
+                one_line(e),))
         return protocol
 
     def _run(self, command, name, target, progress, call):
@@ -134,7 +135,7 @@ class AgentTransfers(object):
             except Exception as e:
                 # The agent's one line (OperationFailed), or the
                 # connection lost under the command.
-                raise AgentError(" ".join(str(e).split()) or
+                raise AgentError(one_line(e) or
                                  "this node's agent closed the connection; "
                                  "see " + AGENT_STATUS_COMMAND)
             finally:
@@ -198,7 +199,7 @@ class AgentTransfers(object):
                 raise AgentError(
                     "cannot reach node %s's agent to make it the owner "
                     "(nothing was changed): %s" % (
-                        target, " ".join(str(e).split())))
+                        target, one_line(e)))
             try:
                 answer, figures = yield self._run("handoff", name, target,
                                                   progress, call)
@@ -211,7 +212,7 @@ class AgentTransfers(object):
                         "take it over: %s; no node owns it now: run "
                         "'flocker-volume acquire %s --snapshot %s' on node "
                         "%s" % (target, name, answer["snapshot"],
-                                " ".join(str(e).split()), name,
+                                one_line(e), name,
                                 answer["snapshot"], target))
             finally:
                 yield close()
