@@ -17,6 +17,7 @@ from twisted.web.client import Agent, ResponseDone
 from zope.interface import Interface, implementer
 
 from .._lines import LineBuffer
+from .._text import one_line
 from ._docker import _UNIXSocketEndpointFactory
 
 __all__ = ["IDockerEvents", "DockerEvents", "FakeDockerEvents",
@@ -209,7 +210,7 @@ class DockerEvents(object):
                     lost("the daemon ended the stream")
                 else:
                     lost("connection lost: %s" % (
-                        " ".join(reason.getErrorMessage().split()),))
+                        one_line(reason.getErrorMessage()),))
             following.body = _EventLines(observer, done)
             response.deliverBody(following.body)
 
@@ -218,7 +219,7 @@ class DockerEvents(object):
                 lost("stopped")
             else:
                 lost("cannot follow Docker's events: %s" % (
-                    " ".join(reason.getErrorMessage().split()),))
+                    one_line(reason.getErrorMessage()),))
         d = self._docker.api_version().addCallback(request)
         d.addCallback(opened)
         d.addErrback(failed)

@@ -50,6 +50,7 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from .._identifiers import is_node_identity
+from .._text import one_line
 from ..volume import VolumeError
 from ..volume._forced import CommandRefused, peer_request
 from ._logging import PEER_RECEIVE, PEER_REFUSED
@@ -263,7 +264,7 @@ class PeerProtocol(Protocol):
         self._answers.loseConnection()
         verdict = {"exit": status}
         if error is not None:
-            verdict["error"] = " ".join(error.split())
+            verdict["error"] = one_line(error)
         if self.transport is not None:
             self.transport.write(json.dumps(verdict).encode("utf-8"))
             self.transport.loseConnection()

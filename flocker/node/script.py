@@ -28,7 +28,9 @@ from twisted.python import usage
 
 from .. import __version__
 from .._bridge import DEFAULT_AGENT_SOCKET
+from .._node_env import agent_socket_path, node_address
 from .._pool import DEFAULT_POOL, pool_name
+from .._text import one_line
 
 __all__ = ["flocker_node_main", "node_main", "NodeOptions",
            "AgentSocketError", "prepare_socket", "build_service"]
@@ -196,13 +198,11 @@ class NodeOptions(_Options):
 
 
 def _address(options, environ):
-    return (options["address"] or environ.get("FLOCKER_NODE_ADDRESS")
-            or socket.gethostname())
+    return node_address(options["address"], environ)
 
 
 def _socket_path(options, environ):
-    return (options["socket"] or environ.get("FLOCKER_AGENT_SOCKET")
-            or DEFAULT_AGENT_SOCKET)
+    return agent_socket_path(options["socket"], environ)
 
 
 def prepare_socket(path, uid=None):
@@ -312,8 +312,7 @@ def node_checks(reactor, environ, docker, docker_socket, pool, node_keys,
         return run_checks(NodeProbes(
             docker=docker, docker_socket=docker_socket,
             pool=ZFSPool(reactor, pool, env), run=run_argv(reactor, env),
-            agent_socket=(agent_socket or environ.get("FLOCKER_AGENT_SOCKET")
-                          or DEFAULT_AGENT_SOCKET),
+            agent_socket=agent_socket_path(agent_socket, environ),
             connect=connect_unix(reactor), node_keys=node_keys,
             sshd_config=(sshd_config or environ.get("FLOCKER_SSHD_CONFIG")
                          or DEFAULT_SSHD_CONFIG),
@@ -594,7 +593,7 @@ def _agent_command(reactor, options, environ, stderr, name, action_type,
 
     def failed(failure):
         stderr.write("flocker-node %s: %s\n" % (
-            name, " ".join(failure.getErrorMessage().split()),))
+            name, one_line(failure.getErrorMessage()),))
         if protocol.transport is not None:
             protocol.transport.loseConnection()
         return 1

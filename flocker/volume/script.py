@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import sys
 
 from eliot import add_destinations, remove_destination, to_file
@@ -29,7 +28,9 @@ from .. import __version__
 from .._context import BadTaskId, continued_task, in_current_action
 from .._identifiers import is_node_identity
 from .._bridge import DEFAULT_AGENT_SOCKET
+from .._node_env import agent_socket_path, node_address
 from .._pool import DEFAULT_POOL, pool_name
+from .._text import one_line
 from ._errors import VolumeError, VolumeInUse
 from ._service import open_volume_service
 from ._via_agent import AgentTransfers, ssh_new_owner, unix_connector
@@ -171,7 +172,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, "%s: error: %s (see %s --help)\n" % (
-            self.prog, " ".join(message.split()), self.prog))
+            self.prog, one_line(message), self.prog))
 
 
 def _size_argument(text):
@@ -326,11 +327,10 @@ def agent_transfers(reactor, options, environ):
     """
     return AgentTransfers(
         reactor,
-        options.agent_socket or environ.get("FLOCKER_AGENT_SOCKET")
-        or DEFAULT_AGENT_SOCKET,
+        agent_socket_path(options.agent_socket, environ),
         # The address a deploy names this node by, as flocker-node's
         # commands tell the agent.
-        environ.get("FLOCKER_NODE_ADDRESS") or socket.gethostname(),
+        node_address(None, environ),
         unix_connector(reactor),
         ssh_new_owner(
             reactor,
