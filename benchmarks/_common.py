@@ -30,7 +30,7 @@ import attr
 __all__ = ["timed", "summary", "print_table", "emit", "meets",
            "zfs", "zfs_ok", "zfs_send_over_ssh",
            "SETTLED_UNCERTAINTY", "quartiles", "spread", "median_interval",
-           "uncertainty", "paired_ratios",
+           "uncertainty",
            "rotated", "Repetitions", "Settling", "recorded", "next_step",
            "repeat_until_settled",
            "ratio_figures", "ratio_row", "RATIO_HEADERS", "ratios_title",
@@ -223,24 +223,6 @@ def uncertainty(samples):
                          "not defined")
     low, high = median_interval(samples)
     return max(middle - low, high - middle) / abs(middle)
-
-
-def paired_ratios(measured, floor):
-    """
-    :param measured: One figure of the measured path per repetition.
-    :param floor: The floor's figure in the same repetitions, in the same
-        order.
-    :return: ``list`` of ``measured[i] / floor[i]``.
-    :raises ValueError: If the two do not have one figure per repetition
-        each, or a floor figure is 0.
-    """
-    measured, floor = list(measured), list(floor)
-    if len(measured) != len(floor):
-        raise ValueError("%d measured figures for %d floor figures" % (
-            len(measured), len(floor)))
-    if 0 in floor:
-        raise ValueError("a floor figure is 0")
-    return [m / f for m, f in zip(measured, floor)]
 
 
 def rotated(items, repetition):

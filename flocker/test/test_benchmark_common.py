@@ -156,31 +156,10 @@ class UncertaintyTests(SynchronousTestCase):
         self.assertRaises(ValueError, common.uncertainty, [-1, 0, 1])
 
 
-class PairedRatiosTests(SynchronousTestCase):
+class RotatedTests(SynchronousTestCase):
     """
-    Tests for ``paired_ratios`` and ``rotated``.
+    Tests for ``rotated``.
     """
-
-    def test_per_repetition(self):
-        """
-        Each repetition's measured figure is divided by the same
-        repetition's floor, not by a median of the floors.
-        """
-        self.assertEqual(common.paired_ratios([1.0, 3.0, 2.0],
-                                              [2.0, 4.0, 2.0]),
-                         [0.5, 0.75, 1.0])
-
-    def test_unequal_lengths(self):
-        """
-        A repetition without its floor (or the reverse) is refused.
-        """
-        self.assertRaises(ValueError, common.paired_ratios, [1, 2], [1])
-
-    def test_zero_floor(self):
-        """
-        A floor figure of 0 is refused.
-        """
-        self.assertRaises(ValueError, common.paired_ratios, [1, 2], [1, 0])
 
     def test_rotated(self):
         """
