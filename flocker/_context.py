@@ -7,31 +7,9 @@ the callback with :func:`in_current_action` when it is added keeps them in
 place.
 """
 
-from eliot import Action, current_action
+from eliot import current_action
 
-__all__ = ["in_current_action", "continued_task", "BadTaskId"]
-
-
-class BadTaskId(ValueError):
-    """
-    A serialised eliot task id given on a command line is not one.
-
-    ``str()`` is the one line to show.
-    """
-
-
-def continued_task(task_id):
-    """
-    :param str task_id: A serialised eliot task id (``UUID@/1/2``), as a
-        caller passes it (``--eliot-task``).
-    :return: The ``Action`` continuing that task.
-    :raises BadTaskId: If ``task_id`` is not a serialised task id.
-    """
-    try:
-        return Action.continue_task(task_id=task_id)
-    except (ValueError, TypeError, AttributeError):
-        raise BadTaskId("--eliot-task %r is not a serialised eliot task" % (
-            task_id,))
+__all__ = ["in_current_action"]
 
 
 def in_current_action(function):

@@ -13,10 +13,10 @@ known not to have:
   network event but a command run inside a container (``exec_*``) or a
   healthcheck verdict drops it, and while the stream is not followed
   (daemon down, not yet connected) no report is kept at all;
-* ZFS: every Flocker process that changes the pool (the agent, another
-  node's push received by ``flocker-volume receive``) rewrites the pool's
-  change stamp (:mod:`flocker.volume._stamp`); a kept report holds only
-  while the stamp is the one it was made under;
+* ZFS: every Flocker process that changes the pool (the agent, other
+  nodes' pushes included, or ``flocker-volume`` run by hand) rewrites the
+  pool's change stamp (:mod:`flocker.volume._stamp`); a kept report holds
+  only while the stamp is the one it was made under;
 * the ports held by other programs are asked of the kernel afresh for
   every answer (sock_diag netlink, as ss(8) does, without starting a
   process), and so is the replication to standby nodes (from the

@@ -30,7 +30,6 @@ from .. import __version__
 from .._bridge import DEFAULT_AGENT_SOCKET
 from .._node_env import agent_socket_path, node_address
 from .._pool import DEFAULT_POOL, pool_name
-from .._text import one_line
 
 __all__ = ["flocker_node_main", "node_main", "NodeOptions",
            "AgentSocketError", "prepare_socket", "build_service"]
@@ -556,7 +555,8 @@ def _start_replication(reactor, replicator, options, stderr):
 def _agent_command(reactor, options, environ, stderr, name, action_type,
                    call, **fields):
     """
-    Run one command of the node's running agent, as ``flocker-node NAME``.
+    Run one command of the node's running agent, as ``flocker-node NAME``
+    (see :func:`flocker._agent_session.call_agent`).
 
     :param str name: The command's name (its error lines).
     :param ActionType action_type: The command's eliot action, from
@@ -569,35 +569,18 @@ def _agent_command(reactor, options, environ, stderr, name, action_type,
     :return: ``Deferred`` firing with the exit code: ``call``'s, or 1 after
         one line on ``stderr`` when the agent cannot be reached or fails.
     """
-    from eliot.twisted import DeferredContext
-    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-
-    from ._amp import PROTOCOL_VERSION, AgentClientProtocol, Hello
+    from .._agent_session import call_agent, unix_connector
+    from ..volume._errors import AgentError
 
     path = _socket_path(options, environ)
-    address = _address(options, environ)
-    protocol = AgentClientProtocol()
-    action = action_type(socket=path, **fields)
-    with action.context():
-        d = DeferredContext(connectProtocol(UNIXClientEndpoint(reactor, path),
-                                            protocol))
-        d.addCallback(lambda _: protocol.callRemote(
-            Hello, version=PROTOCOL_VERSION, address=address))
-        d.addCallback(lambda _: call(
-            protocol, action.serialize_task_id().decode("ascii")))
-        d = d.addActionFinish()
-
-    def done(code):
-        protocol.transport.loseConnection()
-        return code
+    d = call_agent(unix_connector(reactor), path, _address(options, environ),
+                   action_type(socket=path, **fields), call)
 
     def failed(failure):
-        stderr.write("flocker-node %s: %s\n" % (
-            name, one_line(failure.getErrorMessage()),))
-        if protocol.transport is not None:
-            protocol.transport.loseConnection()
+        failure.trap(AgentError)
+        stderr.write("flocker-node %s: %s\n" % (name, failure.value.message))
         return 1
-    return d.addCallbacks(done, failed)
+    return d.addErrback(failed)
 
 
 def _report(reactor, options, environ, stdout, stderr):

@@ -26,10 +26,10 @@ from flocker._ssh import quote_argv
 from flocker.cli.testtools import LoopbackNetwork
 from flocker.node._config import ConfigurationErrors, parse_configuration
 from flocker.node._docker import container_config
+from flocker.node._peer_remote import AgentRemote
 from flocker.node._server import AgentService
 from flocker.testtools.strategies import fuzz_settings
 from flocker.volume._errors import UnsafeName
-from flocker.volume._service import SSHRemote
 from flocker.testtools import cases, with_cases
 
 #: Values hostile to shells, paths, parsers and terminals.
@@ -327,9 +327,9 @@ class ReachesTheNodeTests(SynchronousTestCase):
 @with_cases
 class NodeToNodeTests(SynchronousTestCase):
     """
-    A node reaching another node with ``ssh`` (a push's receive, a
-    hand-off's acquire) sends only words nothing in a shell reads, to an
-    address that cannot pass for an option.
+    A node's agent reaching another node (a push's receiving end) sends
+    only words nothing in a shell reads, to an address that cannot pass for
+    an option.
     """
 
     @cases([(value,) for value in HOSTILE
@@ -338,31 +338,21 @@ class NodeToNodeTests(SynchronousTestCase):
     def test_address(self, value):
         """
         A node address holding anything but letters, digits, ``.``, ``:``
-        (IPv6) and ``-``, or starting with ``-``, is refused before ssh
-        runs.
+        (IPv6) and ``-``, or starting with ``-``, is refused before any
+        connection is made.
         """
         with self.assertRaises(UnsafeName):
-            SSHRemote().argv(value, ["list"])
+            AgentRemote(None, None).start(value, ["receive", "app"])
 
     @cases([(value,) for value in HOSTILE
             if not re.match(r"\A[A-Za-z0-9_./:@=,-]+\Z", value)])
     def test_word(self, value):
         """
-        A word a remote shell would read is refused before ssh runs.
+        A word a remote shell would read is refused before any connection
+        is made.
         """
         with self.assertRaises(UnsafeName):
-            SSHRemote().argv("192.0.2.2", ["receive", value])
-
-    def test_address_is_last_option(self):
-        """
-        The ``user@address`` operand ends ssh's options, so the remote
-        words that follow (even one starting with ``-``) are not read as
-        ssh options.
-        """
-        argv = SSHRemote().argv("192.0.2.2", ["receive", "-x"])
-        position = argv.index("root@192.0.2.2")
-        self.assertEqual(argv[position + 1:],
-                         ["flocker-volume", "receive", "-x"])
+            AgentRemote(None, None).start("192.0.2.2", ["receive", value])
 
 
 @with_cases

@@ -54,9 +54,6 @@ REVIEWED_REMOTE_COMMANDS = {
         "checked by check_remote_words (no shell metacharacter), and the "
         "other node's forced command never hands them to a shell (the "
         "agent reads them with _forced.peer_request)",
-    "flocker/volume/_remote.py":
-        "SSHRemote.argv checks the address with check_address and every "
-        "remote word against a pattern with no shell metacharacter",
     "admin/_lab.py": "constant words and a lab node's name",
     "benchmarks/_common.py":
         "constant words, a lab address and dataset names its callers build "

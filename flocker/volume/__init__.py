@@ -24,7 +24,6 @@ from ._errors import (
 )
 from ._zfs import ZFSPool
 from ._api import IVolumeService, VolumeInfo, PushResult
-from ._remote import SSHRemote
 from ._service import VolumeService, open_volume_service
 from ._memory import MemoryNetwork, MemoryVolumeService
 from ._seed import seed_archive, seed_entries
@@ -43,7 +42,7 @@ __all__ = [
     "InvalidSize", "StaleEpoch", "SnapshotNotFound",
     "ZFSPool",
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
-    "SSHRemote", "open_volume_service",
+    "open_volume_service",
     "MemoryNetwork", "MemoryVolumeService",
     "seed_archive", "seed_entries",
     "NodeKeyStore", "authorized_keys_line",

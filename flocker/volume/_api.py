@@ -19,7 +19,7 @@ __all__ = [
     "FOLLOWER_SNAPSHOTS", "follower_keeps",
 ]
 
-#: Version of the push protocol spoken by ``flocker-volume receive``.
+#: Version of the push protocol (see :mod:`flocker.volume._push`).
 PROTOCOL_VERSION = 1
 
 #: Names of the snapshots Flocker takes (and prunes) start with this.

@@ -160,7 +160,8 @@ class HandoffConflict(VolumeError):
 
 class RemoteError(VolumeError):
     """
-    ``flocker-volume`` on the other node failed for an unexpected reason.
+    The other node's end of a push or hand-off failed for an unexpected
+    reason.
     """
 
 

@@ -4,8 +4,9 @@ What another node may ask for with the node-to-node key.
 sshd runs the key's forced command (``flocker-node-bridge --peer``) instead
 of whatever the connecting node asked for, and the receiving agent reads
 the request (``SSH_ORIGINAL_COMMAND``) here.  It is accepted only if it is
-exactly one of the commands Flocker's own pushes send (words joined with
-single spaces)::
+exactly one of the requests Flocker's agents send for a push (words joined
+with single spaces; no ``flocker-volume`` process runs it, and that command
+has no ``receive`` subcommand)::
 
     flocker-volume receive NAME
     flocker-volume --eliot-task TASK receive NAME

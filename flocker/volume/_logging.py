@@ -56,7 +56,7 @@ BUSY_RETRY = MessageType(
     [_ARGV, Field.for_types(u"delay", [float], u"Seconds until the retry.")],
     u"zfs-fuse reported a busy dataset right after a mount change.")
 
-#: ``flocker-volume receive`` failed after it had confirmed a complete copy:
+#: The receiving end failed after it had confirmed a complete copy:
 #: the push stands (the copy is there), so this is only logged.
 LATE_REMOTE_FAILURE = MessageType(
     u"flocker:volume:late_remote_failure",

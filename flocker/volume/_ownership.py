@@ -165,8 +165,8 @@ class OwnershipMixin(object):
         words = ["acquire", name, "--snapshot", snapshot, "--node-id",
                  node_id, "--json"]
         with REMOTE_COMMAND(argv=words):
-            remote, stdin_write = yield start_remote(
-                self._reactor, self._remote, target, words, self._env)
+            remote, stdin_write = yield start_remote(self._remote, target,
+                                                     words)
             close_quietly(stdin_write)
             result = yield remote.ended
         if result.exit_code != 0:

@@ -1,9 +1,12 @@
 """
 The sending end of a push: this node, the owner of a volume, sends what
-changed to another node's ``flocker-volume receive``.
+changed to the receiving end on another node (that node's agent:
+:mod:`flocker.node._peer`).
 
-Push protocol (one SSH connection, ``flocker-volume --eliot-task TASK
-receive NAME`` on the target, JSON lines on its standard output)::
+Push protocol (one SSH session whose command is the request
+``flocker-volume --eliot-task TASK receive NAME``, which the target's agent
+reads (:func:`flocker.volume._forced.peer_request`) and answers with JSON
+lines on the session's standard output)::
 
     target -> {"protocol": 1, "node_id": ID, "pool": POOL,
                "snapshots": [oldest..newest], "zfs": CAPABILITIES,
@@ -94,15 +97,15 @@ from ._api import (
 )
 from ._capabilities import ZFSCapabilities, send_options
 from ._errors import (
-    AuthenticationRefused, HandoffConflict, RemoteError, SnapshotNotFound,
+    HandoffConflict, RemoteError, SnapshotNotFound,
     TargetUnreachable, UnsafeName,
 )
 from ._logging import (
-    KEY_SWITCHED_RETRY, LATE_REMOTE_FAILURE, PREPARE_PUSH,
+    LATE_REMOTE_FAILURE, PREPARE_PUSH,
     PREPARED_PUSH_DROPPED, PUSH_VOLUME,
 )
 from ._process import close_quietly, make_pipe, pump
-from ._remote import check_address, forward_log, identity_of, start_remote
+from ._remote import check_address, forward_log, start_remote
 from ._zfs import (
     PUSHED, check_pool_name, check_resume_token, check_volume_name,
 )
@@ -114,8 +117,8 @@ __all__ = ["BASE_HOLD", "HEADER_TIMEOUT", "PREPARED_SECONDS", "PushingMixin",
 #: its next incremental), where the pool's ZFS has holds.
 BASE_HOLD = "flocker-base"
 
-#: Seconds a pushing node waits for ``flocker-volume receive`` on the target
-#: to say what it has (it normally takes well under a few seconds).
+#: Seconds a pushing node waits for the receiving end on the target to say
+#: what it has (it normally takes well under a few seconds).
 HEADER_TIMEOUT = 120
 
 #: Seconds a receiving end opened ahead (:meth:`PushingMixin.prepare_push`)
@@ -305,14 +308,13 @@ class PushingMixin(object):
 
     def _open_receive(self, name, target, task):
         """
-        Start ``flocker-volume receive NAME`` on ``target``.
+        Start the receiving end of a push of ``NAME`` on ``target``.
 
         :param str task: The serialized eliot task its log continues.
         :return: ``Deferred`` firing with ``(command, stdin_write)``.
         """
-        return start_remote(self._reactor, self._remote, target,
-                            ["--eliot-task", task, "receive", name],
-                            self._env)
+        return start_remote(self._remote, target,
+                            ["--eliot-task", task, "receive", name])
 
     @inlineCallbacks
     def _push_owned(self, name, target, progress, snapshot):
@@ -503,14 +505,14 @@ class PushingMixin(object):
     def _push_negotiated(self, dataset, target, progress, action,
                          snapshot=None):
         """
-        Push through ``flocker-volume receive`` on the target, which says
+        Push through the receiving end on the target, which says
         what it has, refuses if it owns the volume, receives atomically and
         makes its copy a follower (see the module docstring).
 
         The push is over as soon as the target confirms (it does so only
         once its copy is complete and prepared), not when its command has
-        exited too: that takes a Python shutdown and ssh's, a good part of
-        a small push's time.
+        ended too: that takes the session's close, a good part of a small
+        push's time.
 
         :param snapshot: The snapshot to push, already taken, or ``None``
             to take one.
@@ -526,7 +528,6 @@ class PushingMixin(object):
         # The receiving side continues this push's task from its start, so
         # all of its work (opening the pool included) is in this tree.
         task = action.serialize_task_id().decode("ascii")
-        key = identity_of(self._remote)
         starting = self._start_receive(name, target, task)
         # Found out while the remote command starts up, as is the snapshot
         # taken.
@@ -549,21 +550,7 @@ class PushingMixin(object):
         try:
             header = yield self._header(remote, target)
             if header is None or "error" in header:
-                error = self._remote_error(target, (yield remote.ended))
-                if not self._key_switched(error, key):
-                    raise error
-                # ssh read this node's key just before a rotation switched
-                # it, and logged in once the target no longer took the old
-                # one.  Nothing was sent: once more, with the new key.
-                close_quietly(stdin_write)
-                stdin_write = None
-                KEY_SWITCHED_RETRY.log(target=target, reason=error.message)
-                remote, stdin_write = yield self._open_receive(
-                    name, target, task)
-                request_task = None
-                header = yield self._header(remote, target)
-                if header is None or "error" in header:
-                    raise self._remote_error(target, (yield remote.ended))
+                raise self._remote_error(target, (yield remote.ended))
             if header.get("protocol") != PROTOCOL_VERSION:
                 raise RemoteError(
                     "node %s speaks push protocol %r, not %d" % (
@@ -646,16 +633,6 @@ class PushingMixin(object):
             snapshot=sent, base=base, bytes_sent=count), pool, exited,
             None if token is None else snapshot)
 
-    def _key_switched(self, error, key):
-        """
-        :param error: Why a receiving end gave no header.
-        :param key: :func:`identity_of` the remote when the push started.
-        :return: Whether the target refused this node's key and the key
-            has been switched since (see :mod:`flocker.cli._rotate`).
-        """
-        return isinstance(error, AuthenticationRefused) and (
-            key is not None and identity_of(self._remote) not in (None, key))
-
     @inlineCallbacks
     def _resumable(self, dataset, header, ours, theirs):
         """
@@ -680,7 +657,7 @@ class PushingMixin(object):
 
     def _remote_exited(self, ended, target, name):
         """
-        Collect how ``flocker-volume receive`` ended after it confirmed:
+        Collect how the receiving end ended after it confirmed:
         pass its log on, and log (not raise) a failure.
         """
         forward_log(ended)

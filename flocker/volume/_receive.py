@@ -1,5 +1,6 @@
 """
-The receiving end of a push (``flocker-volume receive NAME``): say what
+The receiving end of a push (run by the node's agent for another node's
+push: :mod:`flocker.node._peer`): say what
 this node has, apply the sender's stream atomically and make the copy a
 read-only follower of its owner.  The protocol and the steps are described
 in :mod:`flocker.volume._push`; who may push what is decided by
@@ -124,17 +125,18 @@ class ReceivingMixin(object):
     def receive(self, name, stream, emit, caller=None, expected=frozenset(),
                 group=None):
         """
-        The receiving end of a push (``flocker-volume receive NAME``): speak
-        the protocol described in this module's docstring.
+        The receiving end of a push: speak the protocol described in
+        :mod:`flocker.volume._push`.
 
         :param str name: Volume name.
         :param int stream: File descriptor carrying the sender's request
-            line followed by the ZFS stream (standard input).
+            line followed by the ZFS stream (left open for the caller
+            to close).
         :param emit: Callable given each protocol message (a ``dict``) to
-            send back (one JSON line on standard output).
+            send back (one JSON line to the sender).
         :param caller: The pushing node's identity as the transport
             established it (the node key's forced command), or ``None``
-            when the operator runs it: see :mod:`flocker.volume._policy`.
+            for the operator: see :mod:`flocker.volume._policy`.
         :param expected: The identities of the nodes this node was told it
             may receive a first copy of the volume from (its agent's
             record of expected senders), a ``frozenset``.

@@ -46,7 +46,7 @@ from ._api import (
     VolumeInfo, check_node_id, snapshot_name, volume_info,
 )
 from ._errors import (
-    NoSuchVolume, NotOwner, RemoteError, VolumeExists,
+    NoSuchVolume, NotOwner, RemoteError, TargetUnreachable, VolumeExists,
 )
 from ._inuse import mounted_at, processes_using, scan_in_thread
 from ._logging import (
@@ -56,7 +56,7 @@ from ._ownership import OwnershipMixin
 from ._prune import PruningMixin
 from ._push import PushingMixin, pushed_peers
 from ._receive import ReceivingMixin
-from ._remote import SSHRemote, check_address, remote_error
+from ._remote import check_address, remote_error
 from ._seed import seed_entries, write_seed
 from ._stamp import read_stamp
 from ._epoch import FIRST_EPOCH
@@ -66,7 +66,7 @@ from ._zfs import (
 
 __all__ = [
     "IVolumeService", "VolumeInfo", "PushResult", "VolumeService",
-    "SSHRemote", "open_volume_service", "processes_using", "check_address",
+    "open_volume_service", "processes_using", "check_address",
     "snapshot_name", "PROTOCOL_VERSION",
 ]
 
@@ -78,7 +78,7 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
     The volumes of this node's ZFS pool.
     """
 
-    def __init__(self, reactor, pool, node_id, remote, env, clock=None,
+    def __init__(self, reactor, pool, node_id, remote, clock=None,
                  in_use=None, listing=None):
         """
         Use :func:`open_volume_service` rather than this directly: it checks
@@ -87,11 +87,11 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
         :param reactor: Reactor running processes and timers.
         :param ZFSPool pool: This node's pool.
         :param str node_id: This node's identity.
-        :param remote: How to run ``flocker-volume`` on another node
-            (:class:`SSHRemote` or another object with its ``argv``
-            method).  A remote command exiting with 255 is taken as ssh
-            failing to connect.
-        :param dict env: Environment for ``ssh`` and the remote command.
+        :param remote: How to reach another node's receiving end (an
+            object with ``start(address, words)``: see
+            :mod:`flocker.volume._remote`; the agent's is
+            :class:`flocker.node._peer_remote.AgentRemote`).  A remote
+            command exiting with 255 is taken as the connection lost.
         :param clock: ``IReactorTime`` naming snapshots; reactor if ``None``.
         :param in_use: ``None``, or a callable ``in_use(dataset,
             mountpoint)`` returning a ``Deferred`` that fires with the
@@ -108,7 +108,6 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
         self.pool = pool
         self.node_id = node_id
         self._remote = remote
-        self._env = dict(env)
         self._clock = reactor if clock is None else clock
         self._in_use = scan_in_thread(reactor) if in_use is None else in_use
         self._locks = {}
@@ -156,8 +155,7 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
         return self.pool.list()
 
     def _remote_error(self, target, result, default_kind=RemoteError):
-        return remote_error(target, result, default_kind,
-                             getattr(self._remote, "known_hosts", None))
+        return remote_error(target, result, default_kind)
 
     def _locked(self, name, function, *args):
         # Operations on one volume from one process never interleave.
@@ -400,6 +398,22 @@ class VolumeService(OwnershipMixin, PushingMixin, ReceivingMixin,
     # Moving between nodes
 
 
+class _NoRemote(object):
+    """
+    The *remote* of a volume service that reaches no other node (the
+    ``flocker-volume`` command's: its pushes and hand-offs are asked of
+    the node's agent instead).
+    """
+
+    def start(self, address, words):
+        """
+        :raises TargetUnreachable: Always.
+        """
+        raise TargetUnreachable(
+            "cannot reach node %s from this process: only the node's agent "
+            "sends volumes to other nodes" % (address,))
+
+
 @inlineCallbacks
 def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
                         node_id=None):
@@ -410,8 +424,9 @@ def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
     :param reactor: The reactor.
     :param str pool_name: This node's pool.
     :param dict env: Environment for child processes (``PATH``, ``HOME``).
-    :param remote: See :class:`VolumeService`; an :class:`SSHRemote` with
-        ssh's defaults if ``None``.
+    :param remote: See :class:`VolumeService`; if ``None``, every push and
+        hand-off is refused with ``TargetUnreachable`` (only the node's
+        agent sends volumes to other nodes).
     :param clock: See :class:`VolumeService`.
     :param node_id: Force an identity instead of the pool's (tests).
     :return: ``Deferred`` firing with a :class:`VolumeService`.
@@ -432,6 +447,6 @@ def open_volume_service(reactor, pool_name, env, remote=None, clock=None,
         node_id = yield pool.get_root_property(NODE_ID)
     check_node_id(node_id)
     return VolumeService(
-        reactor, pool, node_id, SSHRemote() if remote is None else remote,
-        env, clock=clock, listing=listing)
+        reactor, pool, node_id, _NoRemote() if remote is None else remote,
+        clock=clock, listing=listing)
 

@@ -1,7 +1,7 @@
 """
 The pool's change stamp: a small file that every process changing the
-pool's datasets through Flocker (the agent, ``flocker-volume receive`` run
-by another node's push) rewrites after each change, so that the node agent
+pool's datasets through Flocker (the agent, other nodes' pushes included,
+or ``flocker-volume`` run by hand) rewrites after each change, so that the node agent
 can keep its report and learn, with one small read, that the volumes may
 have changed under it.
 

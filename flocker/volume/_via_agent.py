@@ -3,7 +3,8 @@
 agent (``flocker-node agent``).
 
 The command connects to the agent's Unix socket, speaks its protocol
-(:mod:`flocker.node._amp`) as ``flocker-node report`` does, and asks for
+(:mod:`flocker.node._amp`) as ``flocker-node report`` does (one session,
+one command: :mod:`flocker._agent_session`), and asks for
 the transfer: :class:`~flocker.node._amp.PushVolume` for a push,
 :class:`~flocker.node._amp.ReleaseVolume` for a hand-off's last increment.
 The agent sends the stream to the other node's agent over its own Conch
@@ -23,19 +24,15 @@ back the eliot messages of that task, and the volume service's
 """
 
 from eliot import Logger
-from eliot.twisted import DeferredContext
 from twisted.internet.defer import inlineCallbacks
 
+from .._agent_session import call_agent
 from .._text import one_line
 from ._api import PushResult
-from ._errors import AgentError, AgentUnavailable, HandoffConflict
+from ._errors import AgentError, HandoffConflict
 from ._logging import AGENT_TRANSFER, PUSH_VOLUME
 
-__all__ = ["AgentTransfers", "AGENT_STATUS_COMMAND", "unix_connector",
-           "ssh_new_owner"]
-
-#: What an operator looks at when this node's agent does not answer.
-AGENT_STATUS_COMMAND = "systemctl status flocker-node"
+__all__ = ["AgentTransfers", "ssh_new_owner"]
 
 
 class _PushFigures(object):
@@ -67,7 +64,8 @@ class AgentTransfers(object):
         :param str address: This node's address as deployments name it
             (sent in the protocol's ``Hello``).
         :param connect: ``connect(socket_path, protocol)`` returning a
-            ``Deferred`` firing once ``protocol`` is connected to the agent.
+            ``Deferred`` firing once ``protocol`` is connected to the agent
+            (:func:`flocker._agent_session.unix_connector`).
         :param new_owner: ``new_owner(target)`` returning a ``Deferred``
             firing with ``(agent, close)``: an ``INodeAgent`` acting on node
             ``target`` (its ``acquire_volume`` is used) and a callable
@@ -79,74 +77,34 @@ class AgentTransfers(object):
         self._connect = connect
         self._new_owner = new_owner
 
-    @inlineCallbacks
-    def _session(self, figures):
-        """
-        :return: ``Deferred`` firing with a connected
-            ``AgentClientProtocol`` that said ``Hello``.
-        :raises AgentUnavailable: If nothing answers on the socket.
-        :raises AgentError: If the agent refuses the handshake.
-        """
-        # The node package imports this one: imported when used.
-        from ..node._amp import (
-            PROTOCOL_VERSION, AgentClientProtocol, Hello,
-        )
-        protocol = AgentClientProtocol(log=figures)
-        try:
-            yield self._connect(self._socket_path, protocol)
-        except Exception as e:
-            raise AgentUnavailable(
-                "this node's agent does not answer on %s (%s): is "
-                "flocker-node agent running? see %s" % (
-                    self._socket_path, one_line(e),
-                    AGENT_STATUS_COMMAND))
-        try:
-            yield protocol.callRemote(Hello, version=PROTOCOL_VERSION,
-                                      address=self._address)
-        except Exception as e:
-            protocol.transport.loseConnection()
-            raise AgentError("this node's agent: %s" % (
-                one_line(e),))
-        return protocol
-
     def _run(self, command, name, target, progress, call):
         """
-        Connect, run ``call(protocol, task, transfer)`` inside an
-        :data:`AGENT_TRANSFER` action, and disconnect.
+        Run ``call(protocol, task, transfer)`` as one command of the agent
+        (:func:`flocker._agent_session.call_agent`) inside an
+        :data:`AGENT_TRANSFER` action, the agent's transfer reports going
+        to ``progress``.
 
         :return: ``Deferred`` firing with ``(call's result, figures)``.
         """
         figures = _PushFigures()
-        action = AGENT_TRANSFER(command=command, volume=name, target=target,
-                                socket=self._socket_path)
 
         @inlineCallbacks
-        def transfer():
-            protocol = yield self._session(figures)
+        def transfer(protocol, task):
             number = None
             if progress is not None:
                 number = protocol.watch_transfer(progress.update)
             try:
-                result = yield call(
-                    protocol, action.serialize_task_id().decode("ascii"),
-                    number)
-            except AgentError:
-                raise
-            except Exception as e:
-                # The agent's one line (OperationFailed), or the
-                # connection lost under the command.
-                raise AgentError(one_line(e) or
-                                 "this node's agent closed the connection; "
-                                 "see " + AGENT_STATUS_COMMAND)
+                result = yield call(protocol, task, number)
             finally:
                 if number is not None:
                     protocol.forget_transfer(number)
                     progress.finish()
-                protocol.transport.loseConnection()
-            return result, figures.last
-        with action.context():
-            d = DeferredContext(transfer())
-            return d.addActionFinish()
+            return result
+        action = AGENT_TRANSFER(command=command, volume=name, target=target,
+                                socket=self._socket_path)
+        return call_agent(self._connect, self._socket_path, self._address,
+                          action, transfer, log=figures).addCallback(
+                              lambda result: (result, figures.last))
 
     def push(self, name, target, progress=None):
         """
@@ -236,19 +194,6 @@ def _result(name, target, sent, figures, snapshot=None, node_id=None):
         snapshot=snapshot or figures.get("snapshot"),
         base=figures.get("base"), bytes_sent=sent,
         resumed=figures.get("resumed", 0))
-
-
-def unix_connector(reactor):
-    """
-    :return: The ``connect`` of :class:`AgentTransfers` for ``reactor``:
-        a Unix socket connection, given up after 5 seconds.
-    """
-    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-
-    def connect(path, protocol):
-        return connectProtocol(UNIXClientEndpoint(reactor, path, timeout=5),
-                               protocol)
-    return connect
 
 
 def ssh_new_owner(reactor, identity=None, known_hosts=None):

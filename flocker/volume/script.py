@@ -1,7 +1,6 @@
 """
-``flocker-volume``: this node's volumes from the command line, and the
-node-side end of volume moves (``receive`` and ``acquire``; other nodes'
-pushes reach this node's agent instead: :mod:`flocker.node._peer`).
+``flocker-volume``: this node's volumes from the command line (other
+nodes' pushes reach this node's agent: :mod:`flocker.node._peer`).
 
 ``push`` and ``handoff`` are done by this node's agent
 (:mod:`flocker.volume._via_agent`): the agent sends the stream to the
@@ -18,22 +17,21 @@ import os
 import re
 import sys
 
-from eliot import add_destinations, remove_destination, to_file
-from eliot.twisted import DeferredContext
+from eliot import to_file
 from eliot.json import json_default
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.task import react
 
 from .. import __version__
-from .._context import BadTaskId, continued_task, in_current_action
-from .._identifiers import is_node_identity
+from .._agent_session import unix_connector
+from .._context import in_current_action
 from .._bridge import DEFAULT_AGENT_SOCKET
 from .._node_env import agent_socket_path, node_address
 from .._pool import DEFAULT_POOL, pool_name
 from .._text import one_line
 from ._errors import VolumeError, VolumeInUse
 from ._service import open_volume_service
-from ._via_agent import AgentTransfers, ssh_new_owner, unix_connector
+from ._via_agent import AgentTransfers, ssh_new_owner
 
 __all__ = ["flocker_volume_main", "main", "PushProgress", "parse_size",
            "format_size", "agent_transfers"]
@@ -153,17 +151,6 @@ class PushProgress(object):
             self._stream.flush()
 
 
-def _node_identity(text):
-    """
-    :return: ``text`` if it is a node identity.
-    :raises argparse.ArgumentTypeError: Otherwise.
-    """
-    if not is_node_identity(text):
-        raise argparse.ArgumentTypeError("%r is not a node identity" % (
-            text,))
-    return text
-
-
 class _OneLineParser(argparse.ArgumentParser):
     """
     An argument parser that reports a bad command line in one line (no
@@ -196,9 +183,6 @@ def _parser():
     parser.add_argument(
         "--pool", help="this node's ZFS pool (default: $FLOCKER_POOL, or "
         "%s)" % (DEFAULT_POOL,))
-    parser.add_argument(
-        "--eliot-task", help="continue this serialised eliot task (the "
-        "pushing node's, for receive)")
     parser.add_argument(
         "--agent-socket", help="this node's agent, which does pushes and "
         "hand-offs (default: $FLOCKER_AGENT_SOCKET, or %s)" % (
@@ -240,20 +224,6 @@ def _parser():
         "the owner (stop the application first)")
     command.add_argument("name")
     command.add_argument("target", help="address of the new owner")
-
-    command = commands.add_parser(
-        "receive", help="receive a push on standard input, speaking the "
-        "push protocol's JSON lines on standard output (agents receive "
-        "other nodes' pushes themselves; this runs the same receiving end "
-        "as a process)")
-    command.add_argument("name")
-    command.add_argument(
-        "--caller", metavar="NODEID", type=_node_identity,
-        help="the pushing node's identity, as the node key's forced "
-        "command knows it: only the node this node's copy follows may "
-        "push, and the copy records it as its owner; a first copy (none "
-        "here) is refused, as only the agent knows which node to expect "
-        "it from")
 
     command = commands.add_parser(
         "acquire", help="make this node the owner of its copy (the last "
@@ -299,13 +269,6 @@ class _Output(object):
     def message(self, value):
         self.out.write(json.dumps(value, default=json_default) + "\n")
         self.out.flush()
-
-    def log(self, message):
-        """
-        An eliot destination: each message as a ``{"eliot": ...}`` line,
-        which the pushing node passes on to its own log.
-        """
-        self.message({"eliot": message})
 
     def interactive(self):
         isatty = getattr(self.err, "isatty", None)
@@ -417,11 +380,6 @@ def _handoff(reactor, transfers, options, output):
                    "handed off")
 
 
-def _receive(reactor, service, options, output):
-    return service.receive(options.name, 0, output.message,
-                           caller=options.caller)
-
-
 def _acquire(reactor, service, options, output):
     def report(info):
         if options.json:
@@ -481,16 +439,12 @@ def _prune(reactor, service, options, output):
 
 _COMMANDS = {
     "list": _list, "create": _create, "mountpoint": _mountpoint,
-    "receive": _receive, "acquire": _acquire, "delete": _delete,
+    "acquire": _acquire, "delete": _delete,
     "prune": _prune,
 }
 
 # Commands this node's agent does (no volume service is opened here).
 _AGENT_COMMANDS = {"push": _push, "handoff": _handoff}
-
-# Commands whose standard output is read by another program: their errors
-# are also reported there, as a JSON line.
-_MACHINE = {"receive"}
 
 
 def main(reactor, options, environ, out, err,
@@ -511,18 +465,13 @@ def main(reactor, options, environ, out, err,
     output = _Output(out, err)
     log = environ.get("FLOCKER_VOLUME_LOG")
     if log:
-        # Operators and tests can follow what a node did, including the
-        # receiving side of a push (continued from the sender's task).
+        # Operators and tests can follow what a node did.
         to_file(open(log, "ab"))
     options.pool = pool_name(options.pool, environ)
-    machine = options.command in _MACHINE
-    if machine:
-        add_destinations(output.log)
 
     def command(service):
         d = _COMMANDS[options.command](reactor, service, options, output)
-        # The process exits next: the pruning a receive or an acquire
-        # queued (which its answer did not wait for) is done first.
+        # The process exits next: the pruning an acquire queued (which its answer did not wait for) is done first.
         return d.addBoth(
             lambda result: service.settled().addCallback(lambda _: result))
 
@@ -533,29 +482,12 @@ def main(reactor, options, environ, out, err,
                 reactor, options, environ), options, output)
         d = maybeDeferred(open_service, reactor, options.pool, dict(environ))
         return d.addCallback(in_current_action(command))
-    if options.eliot_task:
-        try:
-            action = continued_task(options.eliot_task)
-        except BadTaskId as e:
-            err.write("flocker-volume: error: %s\n" % (e,))
-            err.flush()
-            if machine:
-                remove_destination(output.log)
-            raise SystemExit(2)
-        with action.context():
-            d = DeferredContext(run()).addActionFinish()
-    else:
-        d = run()
-    if machine:
-        def stop_logging(passthrough):
-            remove_destination(output.log)
-            return passthrough
-        d.addBoth(stop_logging)
+    d = run()
 
     def failed(failure):
         failure.trap(VolumeError)
         error = failure.value
-        if options.command in _MACHINE or getattr(options, "json", False):
+        if getattr(options, "json", False):
             output.message({"error": type(error).__name__,
                             "message": error.message})
         err.write("flocker-volume: error: %s\n" % (error.message,))

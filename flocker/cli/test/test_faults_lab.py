@@ -2,7 +2,7 @@
 Fault injection on the lab (``admin/lab``): moves of an application with a
 volume, broken at every step boundary and in the middle of the transfer by
 killing the deploy client, killing ``flocker-node`` (or the receiving
-``flocker-volume``) on the old or the new node, cutting the client's SSH
+``zfs receive``) on the old or the new node, cutting the client's SSH
 connection to a node, or stopping a node's sshd; then the deploy is run
 again.
 
@@ -121,8 +121,8 @@ POINTS = {
 #: The trials: ``(point, fault)``.  Faults: ``kill-client`` (SIGKILL the
 #: deploy), ``kill-node-source``/``kill-node-target`` (SIGKILL that node's
 #: ``flocker-node agent``; it is started again, as systemd would, before
-#: the re-runs), ``kill-receive`` (SIGKILL the receiving
-#: ``flocker-volume``/``zfs receive`` on the new node), ``cut-ssh-source``/
+#: the re-runs), ``kill-receive`` (SIGKILL the receiving ``zfs receive``,
+#: which the new node's agent runs), ``cut-ssh-source``/
 #: ``cut-ssh-target`` (SIGKILL the sshd processes serving connections on that
 #: node), ``stop-sshd-target`` (stop the new node's sshd: node-to-node pushes
 #: and new connections to it fail; it is started again before the re-run
@@ -224,9 +224,7 @@ def _is_send(argv, pool, volume):
 
 
 def _is_receive(argv):
-    return ((any(a.endswith("flocker-volume") for a in argv)
-             and "receive" in argv)
-            or (os.path.basename(argv[0]) == "zfs" and "receive" in argv))
+    return os.path.basename(argv[0]) == "zfs" and "receive" in argv
 
 
 def _is_sshd(argv):

@@ -7,11 +7,11 @@ that a node's key is its identity.
 
 import getpass
 import os
-import subprocess
 import sys
 
 
 from twisted.conch.ssh.keys import Key
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker._change import leaves
@@ -35,10 +35,9 @@ from flocker.node.testtools import make_public_key
 from flocker.testtools import (
     run_in_reactor, temporary_directory, temporary_path,
 )
-from flocker.volume._errors import HostKeyRejected
+from flocker.node._peer_remote import AgentRemote
+from flocker.volume._errors import AuthenticationRefused
 from flocker.volume._nodekey import NodeKeyStore, generate_key_pair
-from flocker._process import ProcessResult
-from flocker.volume._remote import SSHRemote, remote_error
 
 from ...testtools import capture_logging
 from ._sshd import class_sshd
@@ -410,8 +409,7 @@ def _installed(sshd, tmp_path, known_hosts, peer_socket=None,
     ``known_hosts``, ``node-a``'s key and ``others`` (``(node_id, source,
     public_key)``).
 
-    :return: ``(store, remote)``: ``node-a``'s ``NodeKeyStore`` and an
-        ``SSHRemote`` using its key and known_hosts as pushes do.
+    :return: ``node-a``'s ``NodeKeyStore``.
     """
     command = _bridge(tmp_path, peer_socket)
     store = NodeKeyStore(str(tmp_path / "node-key"),
@@ -425,14 +423,42 @@ def _installed(sshd, tmp_path, known_hosts, peer_socket=None,
         "%s %s %s\n" % peer for peer in peers))
     store.install(trust)
     target.install(trust)
-    return store, _remote(sshd, store)
+    return store
 
 
-def _remote(sshd, store):
-    return SSHRemote(identity=store.identity_path,
-                     known_hosts=store.known_hosts_path,
-                     only_known_hosts=True, port=sshd.port,
-                     user=getpass.getuser())
+def agent_push(sshd, store, stream, words=("receive", "app"),
+               address="127.0.0.1", starting=lambda: None):
+    """
+    Start ``words`` on ``address`` through an ``AgentRemote`` logging in
+    with ``store``'s key (as a node's agent pushes), write ``stream`` and
+    close it, then collect every line and how it ended.
+
+    :param starting: Called once the start was asked for, before its
+        connection is made (which happens in a later reactor turn).
+    :return: ``(lines, result)``.
+    :raises TargetUnreachable: As ``AgentRemote.start`` fails.
+    """
+    @inlineCallbacks
+    def push(reactor):
+        remote = AgentRemote(reactor, store, port=sshd.port,
+                             username=getpass.getuser())
+        try:
+            started = remote.start(address, list(words))
+            starting()
+            command, stdin = yield started
+            os.write(stdin, stream)
+            os.close(stdin)
+            lines = []
+            while True:
+                line = yield command.next_line()
+                if line is None:
+                    break
+                lines.append(line)
+            result = yield command.ended
+        finally:
+            yield remote.close()
+        return lines, result
+    return run_in_reactor(push)
 
 
 def authorized_keys_for(test, sshd):
@@ -470,8 +496,8 @@ def receiving_for(test):
 
 class RealSSHDTests(SynchronousTestCase):
     """
-    Against a private sshd on loopback: the installed key, its forced
-    command and host key checking as ssh(1) applies them.
+    Against a private sshd on loopback: the installed key and its forced
+    command, reached as a node's agent reaches other nodes.
     """
 
     @classmethod
@@ -487,17 +513,14 @@ class RealSSHDTests(SynchronousTestCase):
         """
         sshd = self.sshd
         authorized_keys = authorized_keys_for(self, sshd)
-        receiving = receiving_for(self)
-        tmp_path = temporary_path(self)
-        peer_socket, receiver = receiving
-        _, remote = _installed(sshd, tmp_path,
-                               sshd.known_hosts_line("127.0.0.1").decode(),
-                               peer_socket)
-        result = subprocess.run(remote.argv("127.0.0.1", ["list"]),
-                                capture_output=True, timeout=60)
+        peer_socket, receiver = receiving_for(self)
+        store = _installed(sshd, temporary_path(self),
+                           sshd.known_hosts_line("127.0.0.1").decode(),
+                           peer_socket)
+        lines, result = agent_push(sshd, store, b"", words=["list"])
         self.assertEqual(
-            (result.returncode, result.stdout, result.stderr.decode()),
-            (1, b"", "flocker-node-bridge: refused: only 'flocker-volume "
+            (result.exit_code, lines, result.stderr.decode()),
+            (1, [], "flocker-node-bridge: refused: only 'flocker-volume "
              "receive NAME' is allowed (acquire, and everything else, is the "
              "operator's)\n"))
         self.assertEqual(receiver.calls, [])
@@ -514,54 +537,24 @@ class RealSSHDTests(SynchronousTestCase):
         reaches the receiver but ``node-a``'s push.
         """
         sshd = self.sshd
-        authorized_keys = authorized_keys_for(self, sshd)
-        receiving = receiving_for(self)
+        authorized_keys_for(self, sshd)
+        peer_socket, receiver = receiving_for(self)
         tmp_path = temporary_path(self)
-        peer_socket, receiver = receiving
         b_store = NodeKeyStore(str(tmp_path / "b-key"),
                                str(tmp_path / "b-home" / "authorized_keys"),
                                "/bin/true")
         stranger = NodeKeyStore(str(tmp_path / "s-key"),
                                 str(tmp_path / "s-home" / "authorized_keys"),
                                 "/bin/true")
-        store, remote = _installed(
+        store = _installed(
             sshd, tmp_path, sshd.known_hosts_line("127.0.0.1").decode(),
             peer_socket, others=[("node-b", "127.0.0.2", b_store.ensure())])
         stranger.ensure()
-        pushed = subprocess.run(remote.argv("127.0.0.1", ["receive", "app"]),
-                                input=b"STREAM", capture_output=True,
-                                timeout=60)
-        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        _, pushed = agent_push(sshd, store, b"STREAM")
+        self.assertEqual(pushed.exit_code, 0, pushed.stderr)
         for other in (b_store, stranger):
             with open(other.known_hosts_path, "w") as f:
                 f.write(sshd.known_hosts_line("127.0.0.1").decode())
-            result = subprocess.run(
-                _remote(sshd, other).argv("127.0.0.1", ["receive", "app"]),
-                input=b"STREAM", capture_output=True, timeout=60)
-            self.assertEqual(result.returncode, 255)
-            self.assertIn(b"Permission denied", result.stderr)
+            self.assertRaises(AuthenticationRefused, agent_push, sshd, other,
+                              b"STREAM")
         self.assertEqual(receiver.calls, [("app", "node-a")])
-
-    def test_unknown_host_key(self):
-        """
-        A target whose host key is not in the nodes' known_hosts is refused by
-        ssh before logging in, and that becomes one ``HostKeyRejected`` line
-        naming the target.
-        """
-        sshd = self.sshd
-        authorized_keys = authorized_keys_for(self, sshd)
-        tmp_path = temporary_path(self)
-        store, remote = _installed(sshd, tmp_path, sshd.known_hosts_line(
-            "127.0.0.2").decode())
-        argv = remote.argv("127.0.0.1", ["receive", "web"])
-        result = subprocess.run(argv, capture_output=True, timeout=60)
-        error = remote_error("127.0.0.1", ProcessResult(
-            argv=argv, stdout=result.stdout, stderr=result.stderr,
-            exit_code=result.returncode, signal=None),
-            known_hosts=store.known_hosts_path)
-        self.assertEqual(result.returncode, 255)
-        self.assertIsInstance(error, HostKeyRejected)
-        self.assertTrue(
-            error.message.startswith(
-                "node 127.0.0.1: its SSH host key is not the one %s lists for it"
-                % (store.known_hosts_path,)))

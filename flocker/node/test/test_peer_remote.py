@@ -8,12 +8,14 @@ test reactor (by a :class:`PeerFactory` over a fake volume service).
 import os
 import socket
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from flocker.cli.test._sshd import class_sshd
-from flocker.cli.test.test_nodekey import _installed, authorized_keys_for
+from flocker.cli.test.test_nodekey import (
+    _installed, agent_push, authorized_keys_for,
+)
 from flocker._model import NodeKey
 from flocker.testtools import run_in_reactor, temporary_path
 from flocker.volume import (
@@ -46,43 +48,10 @@ def peer_for(test, sshd):
         peer_socket, PeerFactory(reactor, lambda: receiver, _Router()),
         mode=0o600))
     test.addCleanup(run_in_reactor, lambda reactor: port.stopListening())
-    store, _ = _installed(sshd, tmp_path,
-                          sshd.known_hosts_line("127.0.0.1").decode(),
-                          peer_socket)
+    store = _installed(sshd, tmp_path,
+                       sshd.known_hosts_line("127.0.0.1").decode(),
+                       peer_socket)
     return store, receiver
-
-
-def _push(sshd, store, stream, words=("receive", "app"), address="127.0.0.1",
-          starting=lambda: None):
-    """
-    Start ``words`` on ``address`` through an :class:`AgentRemote`, write
-    ``stream`` and close it, then collect every line and how it ended.
-
-    :param starting: Called once the start was asked for, before its
-        connection is made (which happens in a later reactor turn).
-    :return: ``(lines, result)``.
-    """
-    @inlineCallbacks
-    def push(reactor):
-        remote = AgentRemote(reactor, store, port=sshd.port,
-                             username="root")
-        try:
-            started = remote.start(address, list(words))
-            starting()
-            command, stdin = yield started
-            os.write(stdin, stream)
-            os.close(stdin)
-            lines = []
-            while True:
-                line = yield command.next_line()
-                if line is None:
-                    break
-                lines.append(line)
-            result = yield command.ended
-        finally:
-            yield remote.close()
-        return lines, result
-    return run_in_reactor(push)
 
 
 class _Running(object):
@@ -296,7 +265,7 @@ class AgentRemoteSSHTests(SynchronousTestCase):
         sshd = self.sshd
         peer = peer_for(self, sshd)
         store, receiver = peer
-        lines, result = _push(sshd, store, b"STREAM" * 100000)
+        lines, result = agent_push(sshd, store, b"STREAM" * 100000)
         self.assertEqual(receiver.calls, [("app", "node-a")])
         self.assertEqual(
             lines,
@@ -330,7 +299,7 @@ class AgentRemoteSSHTests(SynchronousTestCase):
             # The key the push logs in with was read already: the old one.
             store.finish_rotation()
             target.install(trust(new))
-        lines, result = _push(sshd, store, b"STREAM", starting=switch)
+        lines, result = agent_push(sshd, store, b"STREAM", starting=switch)
         self.assertEqual((lines[-1], result.exit_code), (
             b'{"received": "STREAM", "node_id": "target"}', 0))
         self.assertEqual(receiver.calls, [("app", "node-a")])
@@ -343,7 +312,7 @@ class AgentRemoteSSHTests(SynchronousTestCase):
         sshd = self.sshd
         peer = peer_for(self, sshd)
         store, receiver = peer
-        lines, result = _push(sshd, store, b"", words=(
+        lines, result = agent_push(sshd, store, b"", words=(
             "acquire", "app", "--snapshot", "s", "--node-id", "node-a"))
         self.assertEqual((lines, result.exit_code), ([], 1))
         self.assertTrue(
@@ -361,7 +330,7 @@ class AgentRemoteSSHTests(SynchronousTestCase):
         with open(store.known_hosts_path, "w") as f:
             f.write(sshd.known_hosts_line("127.0.0.2").decode())
         with self.assertRaises(HostKeyRejected) as caught:
-            _push(sshd, store, b"")
+            agent_push(sshd, store, b"")
         self.assertTrue(caught.exception.message.startswith(
             "node 127.0.0.1: its SSH host key"), caught.exception.message)
         self.assertEqual(receiver.calls, [])

@@ -477,7 +477,8 @@ class AgentCommandTests(SynchronousTestCase):
     def test_unreachable_action_fails(self, logger):
         """
         When the agent cannot be reached, the command's action fails and
-        the command says why in one line.
+        the command says so in one plain line naming the socket and what
+        to look at (not Twisted's wording of the connection's failure).
         """
         reactor = MemoryReactorClock()
         stderr = io.StringIO()
@@ -487,6 +488,10 @@ class AgentCommandTests(SynchronousTestCase):
         (_, factory, _, _), = reactor.unixClients
         factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
         self.assertEqual(results, [1])
-        self.assertEqual(stderr.getvalue().count("\n"), 1)
+        self.assertEqual(
+            stderr.getvalue(),
+            "flocker-node report: this node's agent does not answer on "
+            "/run/test/agent.sock: is flocker-node agent running? see "
+            "systemctl status flocker-node\n")
         assertHasAction(self, logger, NODE_REPORT_COMMAND, False,
                         {"socket": "/run/test/agent.sock"})

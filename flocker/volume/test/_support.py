@@ -1,36 +1,36 @@
 """
-Test support for the volume package: file-backed ZFS pools, running
-``flocker-volume`` for another "node" on this machine, where each node is
-just a different pool, and a reactor whose thread pool runs nothing until a
-test says so.
+Test support for the volume package: file-backed ZFS pools, pushes
+between volume services of this process (each "node" just a different
+pool), and a reactor whose thread pool runs nothing until a test says so.
 
 Test tooling, not product code: it uses blocking ``subprocess.run`` (with
 argument vectors and timeouts) outside the reactor.
 """
 
+import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
+from eliot import Action
+from eliot.json import json_default
+from eliot.twisted import DeferredContext
+from twisted.internet.defer import (
+    Deferred, DeferredList, fail, maybeDeferred, succeed,
+)
 from twisted.python.failure import Failure
 
+from flocker._process import MAXIMUM_LINE, OutputLines, ProcessResult
 from flocker.testtools import is_root, require
-from .._remote import check_address
+from .._errors import TargetUnreachable, VolumeError
+from .._process import close_quietly, make_pipe, pump
+from .._remote import check_address, check_remote_words
 
 __all__ = ["LocalRemote", "FilePools", "zfs_missing", "require_zfs",
            "QueuedThreadsReactor"]
-
-# What ssh prints and returns when it cannot connect.
-_UNREACHABLE = ("import sys; sys.stderr.write('ssh: connect to host %s "
-                "port 22: Connection refused\\n'); sys.exit(255)")
-
-_REFUSED = ("import sys; sys.stderr.write('root@%s: Permission denied "
-            "(publickey).\\n'); sys.exit(255)")
-
 
 def zfs_missing():
     """
@@ -136,78 +136,187 @@ def _bytes(size):
     return int(size)
 
 
+class _LocalCommand(object):
+    """
+    The receiving end of one push (or an ``acquire``) run by
+    :class:`LocalRemote`: what the push reads and waits for, as from the
+    agent's session with another node
+    (``flocker.node._peer_remote.AgentRemote``).
+
+    :ivar ended: ``Deferred`` firing with a ``ProcessResult`` once it
+        ended; never failing.
+    """
+
+    def __init__(self, argv):
+        self._argv = argv
+        self._stdout = bytearray()
+        self._lines = OutputLines(argv, MAXIMUM_LINE, self.kill)
+        self.ended = Deferred()
+
+    def message(self, value):
+        """
+        Send one protocol message to the pushing side (the receiving end's
+        ``emit``).
+        """
+        data = json.dumps(value, default=json_default).encode("utf-8") + (
+            b"\n")
+        self._stdout += data
+        self._lines.feed(data)
+
+    def next_line(self):
+        """
+        :return: See ``OutputLines.next_line``.
+        """
+        return self._lines.next_line()
+
+    def kill(self):
+        """
+        End it now, as a dropped session does (exit code 255).
+        """
+        self.end(255, b"session killed")
+
+    def end(self, exit_code, stderr=b""):
+        """
+        End it with ``exit_code`` (once; later calls do nothing).
+        """
+        if self.ended.called:
+            return
+        self._lines.close()
+        self.ended.callback(ProcessResult(
+            argv=self._argv, stdout=bytes(self._stdout), stderr=stderr,
+            exit_code=exit_code, signal=None))
+
+
 class LocalRemote(object):
     """
-    Stands in for ``SSHRemote``: runs ``python -m flocker.volume.script
-    --pool POOL ...`` (or ``zfs ...`` for a direct push) locally for the pool
-    registered for an address.
+    Stands in for the agent's ``AgentRemote`` between volume services of
+    this process, each a "node" with a pool of its own: the receiving end
+    of a push is the target service's own ``receive`` (run with no
+    caller, as the operator's), fed the stream through a pipe, so pushes
+    run real ``zfs send`` and ``zfs receive`` between the pools; an
+    ``acquire`` is the target service's ``acquire``.
 
-    :ivar pools: ``dict`` of address to pool name.
-    :ivar failing: ``set`` of ``(address, command)`` pairs that fail the
-        way ssh does when it cannot connect (exit code 255); ``command`` is
-        the ``flocker-volume`` subcommand, or ``"zfs"`` for a direct push.
-    :ivar silent: ``set`` of addresses whose commands never answer (a
-        stuck node).
-    :ivar cut: ``dict`` of address to a byte count after which the
-        connection carrying a stream is cut (both ends see it die).
+    :ivar nodes: ``dict`` of address to volume service (filled in once the
+        services are open: they are opened with this remote).
+    :ivar failing: ``set`` of ``(address, command)`` pairs whose start
+        fails with ``TargetUnreachable``, as the agent's remote reports a
+        node it cannot connect to; ``command`` is ``"receive"`` or
+        ``"acquire"``.
+    :ivar silent: ``set`` of addresses whose receiving ends never answer
+        (a stuck node) until killed.
+    :ivar cut: ``dict`` of address to a byte count after which the session
+        carrying a stream is cut: the receiving end sees the stream end
+        there, the pushing side cannot write more, and the session ends
+        with exit code 255.
     :ivar linger: ``dict`` of address to ``(gate, exit_code)``: its
-        ``flocker-volume receive`` answers, then ends only once the file
-        ``gate`` exists, with that exit code (see ``_linger``).
-    :ivar key: What :meth:`identity` answers, standing for the digest of
-        the key logged in with (``None``: this remote cannot tell).
-    :ivar refusing: ``dict`` of address to ``(count, key)``: its next
-        ``count`` commands are refused the way ssh reports a key the node
-        does not take, and :attr:`key` becomes ``key`` as each starts (a
-        rotation switching the node's key after ssh read the old one).
-    :ivar started: How many commands were started.
+        receiving end answers, then its session ends only once the
+        ``Deferred`` ``gate`` fired, with that exit code.
+    :ivar started: How many receiving ends and acquires were started.
     """
 
-    def __init__(self, pools, python=sys.executable):
-        self.pools = dict(pools)
+    def __init__(self, reactor=None):
+        """
+        :param reactor: The reactor running the pipes (the global one if
+            ``None``).
+        """
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.nodes = {}
         self.failing = set()
         self.silent = set()
         self.cut = {}
         self.linger = {}
-        self.key = None
-        self.refusing = {}
         self.started = 0
-        self._python = python
 
-    def identity(self):
+    def start(self, address, words):
         """
-        See ``flocker.volume._remote.identity_of``.
-        """
-        return self.key
+        Start ``flocker-volume WORDS`` on the node at ``address``: a push's
+        receiving end (``[--eliot-task TASK] receive NAME``) or a hand-off's
+        ``acquire NAME --snapshot S --node-id ID --json``.
 
-    def argv(self, address, arguments, command=None):
+        :return: ``Deferred`` firing with ``(command, stdin_write)``, or
+            failing with ``TargetUnreachable``.
+        """
         check_address(address)
-        if command is not None:
-            key, argv = command[0], list(command) + list(arguments)
-        else:
-            # The subcommand, after global options (each with a value).
-            words = list(arguments)
-            while words and words[0].startswith("--"):
-                words = words[2:]
-            key = words[0]
-            argv = [self._python, "-m", "flocker.volume.script",
-                    "--pool", self.pools.get(address, "-")] + list(arguments)
+        argv = ["flocker-volume"] + list(words)
+        check_remote_words(argv)
+        words = list(words)
+        task = None
+        if words[:1] == ["--eliot-task"]:
+            task, words = words[1], words[2:]
         self.started += 1
-        if address not in self.pools or (address, key) in self.failing:
-            return [self._python, "-c", _UNREACHABLE % (address,)]
-        if self.refusing.get(address, (0, None))[0]:
-            count, self.key = self.refusing[address]
-            self.refusing[address] = (count - 1, self.key)
-            return [self._python, "-c", _REFUSED % (address,)]
+        service = self.nodes.get(address)
+        if service is None or (address, words[0]) in self.failing:
+            return fail(TargetUnreachable(
+                "cannot reach node %s: connection refused" % (address,)))
+        command = _LocalCommand(argv)
+        read_fd, write_fd = make_pipe()
         if address in self.silent:
-            return [self._python, "-c", "import time; time.sleep(600)"]
-        if "receive" in arguments and address in self.cut:
-            argv = [self._python, "-m", "flocker.volume.test._cut",
-                    str(self.cut[address]), "--"] + argv
-        if key == "receive" and address in self.linger:
+            command.ended.addBoth(lambda _: close_quietly(read_fd))
+            return succeed((command, write_fd))
+        if words[0] == "acquire":
+            close_quietly(read_fd)
+            _, name, _, snapshot, _, node_id, _ = words
+            d = maybeDeferred(service.acquire, name, snapshot, node_id)
+            d.addCallback(lambda info: command.message(
+                {"acquired": info.name, "node_id": service.node_id}))
+            self._ended(command, d, 0)
+            return succeed((command, write_fd))
+        [_, name] = words
+        stream = read_fd
+        passed = None
+        if address in self.cut:
+            stream, inner_write = make_pipe()
+            passed = pump(self._reactor, read_fd, inner_write,
+                          limit=self.cut[address])
+        d = _continued(task, service.receive, name, stream, command.message)
+        d.addBoth(lambda result: (close_quietly(stream), result)[1])
+        code = 0
+        if address in self.linger:
             gate, code = self.linger[address]
-            argv = [self._python, "-m", "flocker.volume.test._linger",
-                    gate, str(code), "--"] + argv
-        return argv
+            d.addBoth(lambda result: gate.addCallback(lambda _: result))
+        if passed is not None:
+            # The session carrying the stream is cut: whatever the
+            # receiving end did, the pushing side sees it end this way.
+            d = DeferredList([d, passed], consumeErrors=True)
+            d.addCallback(lambda _: command.end(
+                255, b"connection to node closed mid-stream"))
+            return succeed((command, write_fd))
+        self._ended(command, d, code)
+        return succeed((command, write_fd))
+
+    def _ended(self, command, done, code):
+        """
+        End ``command`` once ``done`` fires: with ``code``, or, for a
+        ``VolumeError``, with an error line and exit code 1, as the
+        agent's peer socket answers.
+        """
+        def failed(failure):
+            if failure.check(VolumeError):
+                error = failure.value
+                command.message({"error": type(error).__name__,
+                                 "message": error.message})
+                command.end(1, error.message.encode("utf-8"))
+            else:
+                command.end(1, failure.getErrorMessage().encode("utf-8"))
+        done.addCallbacks(lambda _: command.end(code), failed)
+
+
+def _continued(task, function, *args):
+    """
+    Call ``function(*args)`` in the pushing side's eliot task (both ends of
+    a push make one tree), as the agent's peer socket does, or outside any
+    without one.
+
+    :return: ``Deferred`` firing with its result.
+    """
+    if task is None:
+        return maybeDeferred(function, *args)
+    action = Action.continue_task(task_id=task)
+    with action.context():
+        return DeferredContext(maybeDeferred(function, *args)
+                               ).addActionFinish()
 
 
 class _QueuedThreadPool(object):

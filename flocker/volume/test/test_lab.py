@@ -176,7 +176,8 @@ def _command_lines():
 
 def _receiving(volume):
     """
-    :return: Whether a ``flocker-volume receive`` of the volume still runs.
+    :return: Whether a ``zfs receive`` of the volume (the agent's) still
+        runs.
     """
     return any(b"receive" in argv and volume.encode() in argv
                for argv in _command_lines())

@@ -143,7 +143,7 @@ class _MoveTestsMixin(object):
         self.patch(_service, "mounted_at", lambda dataset, path: True)
         self.reactor = reactor = MemoryReactorClock()
         pool = _MovePool(self, dataset, held)
-        service = VolumeService(reactor, pool, OWNER_A, None, {},
+        service = VolumeService(reactor, pool, OWNER_A, None,
                                 clock=Clock(), in_use=lambda *args: [])
         return service, pool
 

@@ -4,7 +4,6 @@ and the forced command it may run (``flocker.volume._forced``).  Files
 only; no ssh, no ZFS.
 """
 
-import hashlib
 import os
 import shlex
 import stat
@@ -15,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from flocker._model import InvalidModel, NodeKeyStatus
 from flocker.testtools import temporary_directory
 from flocker.node.testtools import make_node_key, make_public_key
-from flocker.volume._errors import HostKeyRejected, TargetUnreachable
 from flocker.volume._forced import CommandRefused, peer_request
 from flocker.volume._nodekey import (
     NODE_KEY_MARKER, NodeKeyError, NodeKeyStore,
@@ -23,8 +21,7 @@ from flocker.volume._nodekey import (
     authorized_keys_lines, known_hosts_sources, public_key_of,
     replace_marked_lines,
 )
-from flocker._process import ProcessResult
-from flocker.volume._remote import SSHRemote, remote_error
+from flocker._ssh import quote_argv
 
 COMMAND = "/opt/flocker/bin/flocker-node-bridge"
 TASK = "5ee19b1f-2ef1-4193-b24a-17f46fec22f4@/2/2"
@@ -500,17 +497,16 @@ class PeerRequestTests(SynchronousTestCase):
 
     def test_the_push_shapes(self):
         """
-        What ``SSHRemote`` sends for each kind of push, joined as ssh joins
-        it, is allowed as it is.
+        What a push asks of the other node's agent (``AgentRemote``'s
+        ``flocker-volume`` and the push's words), quoted as the SSH exec
+        request carries it, is allowed as it is.
         """
-        remote = SSHRemote()
-        for arguments, command in [
-                (["--eliot-task", TASK, "receive", "web"], None),
-                (["receive", "web"], None)]:
-            argv = remote.argv("10.0.0.2", arguments, command=command)
-            words = argv[argv.index("root@10.0.0.2") + 1:]
-            self.assertEqual(allowed_command(" ".join(words), "flocker"),
-                             words)
+        for words in [["--eliot-task", TASK, "receive", "web"],
+                      ["receive", "web"]]:
+            argv = ["flocker-volume"] + words
+            self.assertEqual(allowed_command(quote_argv(argv).decode("ascii"),
+                                             "flocker"),
+                             argv)
 
     def test_refused(self):
         """
@@ -601,33 +597,3 @@ class PeerRequestTests(SynchronousTestCase):
         position = min(position, len(allowed))
         text = allowed[:position] + special + allowed[position:]
         self.assertRaises(CommandRefused, allowed_command, text, "flocker")
-
-
-class HostKeyErrorTests(SynchronousTestCase):
-    """
-    A target ssh does not trust gives one clear line naming it.
-    """
-
-    def test_unknown_host_key(self):
-        """
-        ssh's host key verification failure becomes ``HostKeyRejected`` (a
-        kind of ``TargetUnreachable``) naming the target node and the known
-        hosts file.
-        """
-        result = ProcessResult(
-            argv=["ssh"], stdout=b"", exit_code=255, signal=None,
-            stderr=b"No ED25519 host key is known for 10.0.0.3 and you have "
-                   b"requested strict checking.\r\nHost key verification "
-                   b"failed.\r\n")
-        error = remote_error("10.0.0.3", result,
-                              known_hosts="/var/lib/flocker/node-key/"
-                              "known_hosts")
-        self.assertIsInstance(error, HostKeyRejected)
-        self.assertIsInstance(error, TargetUnreachable)
-        self.assertEqual(
-            error.message,
-            "node 10.0.0.3: its SSH host key is not the one "
-            "/var/lib/flocker/node-key/known_hosts lists for it; refusing "
-            "to send to it (run flocker-deploy to refresh the nodes' known "
-            "hosts, after checking the node)")
-        self.assertNotIn("\n", error.message)

@@ -53,10 +53,11 @@ class OpenZFSPushTests(SynchronousTestCase):
         os.environ["PATH"] = path
         names = {"10.0.0.1": self.pools.create("a", "160M"),
                  "10.0.0.2": self.pools.create("b", "160M")}
-        self.remote = LocalRemote(names)
+        self.remote = LocalRemote()
         self.a, self.b = run_in_reactor(lambda reactor: gatherResults([
             open_volume_service(reactor, pool, self.env, remote=self.remote)
             for pool in names.values()]))
+        self.remote.nodes.update(zip(names, (self.a, self.b)))
 
     def call(self, method, *args):
         return run_in_reactor(lambda reactor: method(*args), timeout=120)

@@ -114,7 +114,7 @@ class QueuedPruneTests(SynchronousTestCase):
     def service(self, dataset):
         self.pool = _StepPool(dataset)
         clock = Clock()
-        return VolumeService(clock, self.pool, NODE, None, {}, clock=clock)
+        return VolumeService(clock, self.pool, NODE, None, clock=clock)
 
     def test_after_the_operation(self):
         """
