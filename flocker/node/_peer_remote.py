@@ -37,11 +37,22 @@ from ..volume._logging import KEY_SWITCHED_RETRY
 from ..volume._process import close_quietly, make_pipe
 from ..volume._remote import check_address, check_remote_words
 
-__all__ = ["AgentRemote", "STREAM_CHUNK"]
+__all__ = ["AgentRemote", "STREAM_CHUNK", "STREAM_READS_PER_TURN"]
 
-#: The most bytes read from the stream pipe at once (the SSH channel cuts it
-#: into packets).
-STREAM_CHUNK = 256 * 1024
+#: The most bytes read from the stream pipe at once: one SSH packet's data
+#: as OpenSSH's sessions take it (their maximum packet), so the channel
+#: sends each read as it is, without cutting it into packets (copies).
+STREAM_CHUNK = 32 * 1024
+
+#: Reads of :data:`STREAM_CHUNK` per reactor turn while the window allows.
+#: What one turn queues for the TCP connection (these reads, encrypted) is
+#: joined into one buffer when it is written; kept under glibc's mmap
+#: threshold, which the agent's unit fixes at 128 KiB
+#: (``MALLOC_MMAP_THRESHOLD_``), every buffer of the stream comes from the
+#: heap and is reused.  Larger ones are mapped and unmapped each time: the
+#: kernel then faults in and zeroes every page of the stream again, a good
+#: part of the sending agent's CPU.
+STREAM_READS_PER_TURN = 3
 
 #: Seconds after which a node that stops answering is given up: TCP
 #: keep-alives while the connection idles, and at most this long for sent
@@ -117,16 +128,20 @@ class _PipeFeeder(object):
             self._reactor.addReader(self)
 
     def doRead(self):
-        try:
-            data = os.read(self._fd, STREAM_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
+        for _ in range(STREAM_READS_PER_TURN):
+            try:
+                data = os.read(self._fd, STREAM_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._finish(close_input=True)
+                return
             self._running.write(data)
-        else:
-            self._finish(close_input=True)
+            if self._paused or self._done:
+                # The window is full (or the session ended) now.
+                return
 
     def connectionLost(self, reason):
         # The writer closed the pipe and nothing is left in it.

@@ -22,10 +22,12 @@ from flocker.volume import (
     AuthenticationRefused, HostKeyRejected, TargetUnreachable,
 )
 from flocker.volume._nodekey import NodeKeyStore
+from flocker.volume._process import close_quietly, make_pipe
 
 from .._peer import PeerFactory
 from .._peer_remote import (
-    DEAD_PEER_SECONDS, AgentRemote, _PeerCommand, _tune_socket,
+    DEAD_PEER_SECONDS, STREAM_CHUNK, STREAM_READS_PER_TURN, AgentRemote,
+    _PeerCommand, _PipeFeeder, _tune_socket,
 )
 from .test_peer import _Receiver, _Router
 
@@ -427,3 +429,86 @@ class AgentRemoteTests(SynchronousTestCase):
             self.assertTrue(command.ended.called)
         finally:
             os.close(stdin)
+
+
+class _Taking(object):
+    """
+    A session taking what it is written; its window shuts (pausing the
+    feeder) once ``window`` writes were made, if a window is given.
+    """
+
+    def __init__(self, window=None):
+        self.written = []
+        self.closed = False
+        self.feeder = None
+        self._window = window
+
+    def write(self, data):
+        self.written.append(data)
+        if self._window is not None and len(self.written) >= self._window:
+            self.feeder.pauseProducing()
+
+    def close_input(self):
+        self.closed = True
+
+
+class PipeFeederTests(SynchronousTestCase):
+    """
+    How ``_PipeFeeder`` reads the stream's pipe: packet-sized reads, a few
+    per reactor turn, none once the window is full.
+    """
+
+    def _feeder(self, size, window=None):
+        """
+        :return: ``(feeder, session)``: a feeder of a pipe holding ``size``
+            bytes, its writer closed.
+        """
+        # The pipe a push's stream goes through (1 MiB where allowed).
+        read_fd, write_fd = make_pipe()
+        self.addCleanup(close_quietly, read_fd)
+        os.write(write_fd, b"x" * size)
+        os.close(write_fd)
+        session = _Taking(window)
+        feeder = _PipeFeeder(_Reactor(), read_fd, session)
+        session.feeder = feeder
+        return feeder, session
+
+    def test_packet_sized_reads_per_turn(self):
+        """
+        One turn (``doRead``) reads ``STREAM_READS_PER_TURN`` pieces of
+        ``STREAM_CHUNK`` bytes, each written to the session as read.
+        """
+        feeder, session = self._feeder(
+            STREAM_CHUNK * (STREAM_READS_PER_TURN + 1))
+        feeder.doRead()
+        self.assertEqual([len(data) for data in session.written],
+                         [STREAM_CHUNK] * STREAM_READS_PER_TURN)
+
+    def test_under_mmap_threshold(self):
+        """
+        What one turn reads stays under glibc's mmap threshold as the
+        agent's unit fixes it (128 KiB), however much the pipe holds.
+        """
+        feeder, session = self._feeder(512 * 1024)
+        feeder.doRead()
+        self.assertLess(sum(len(data) for data in session.written),
+                        128 * 1024)
+
+    def test_stops_when_window_full(self):
+        """
+        A read that fills the session's window (the feeder paused) ends
+        the turn: nothing more is read until it is resumed.
+        """
+        feeder, session = self._feeder(STREAM_CHUNK * 4, window=1)
+        feeder.doRead()
+        self.assertEqual(len(session.written), 1)
+
+    def test_end_closes_input(self):
+        """
+        The pipe's end, reached within a turn, closes the session's input
+        after everything before it was written.
+        """
+        feeder, session = self._feeder(STREAM_CHUNK + 10)
+        feeder.doRead()
+        self.assertEqual(([len(data) for data in session.written],
+                          session.closed), ([STREAM_CHUNK, 10], True))
