@@ -4,8 +4,9 @@ Benchmark of a volume push agent to agent on the lab (``admin/lab``): node1's
 Flocker agent sends a volume to node2's agent, against the bare pipeline in
 the same run.
 
-On node1 a volume holding 256 MiB (``--mib``; 64 with ``--quick``) of
-random data is pushed to node2:
+On node1 a volume holding 512 MiB (``--mib``; 128 with ``--quick``) of
+random data is pushed to node2, as in ``benchmarks/volumes.py`` (see there
+why that size):
 
 * ``raw``: ``zfs send pool1/vol@snap | ssh root@node2 zfs receive -F
   pool2/copy`` (OpenSSH on both ends), the floor: nothing but ZFS and SSH;
@@ -55,7 +56,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -68,19 +68,12 @@ from _common import (  # noqa: E402
     agent_memory_rows, can_pin, cpu_pair, emit, install_node_trust, pinned,
     print_ratios,
     print_table, ratio_figures, repeat_until_settled, repetitions_from,
-    rotated, summary, zfs, zfs_ok,
+    rotated, summary, zfs_ok,
 )
 from volumes import (  # noqa: E402
-    MB, REPS, _CPUS, _destroy, _open_lab, _pin_nodes, _raw, _row, _volume,
-    _warm, _write, clean_up, pinning_figures,
+    DEFAULT_MIB, MB, REPS, _CPUS, _destroy, _open_lab, _pin_nodes, _raw,
+    _row, _volume, _warm, _write, clean_up, pinning_figures, wait_for_prune,
 )
-
-from flocker.volume._api import (  # noqa: E402
-    FOLLOWER_SNAPSHOTS, SNAPSHOT_PREFIX,
-)
-
-#: Seconds to wait at most for node1's agent to prune after a push.
-PRUNE_WAIT = 120.0
 
 
 def _agent(lab, node, *arguments):
@@ -93,43 +86,20 @@ def _agent(lab, node, *arguments):
     return agent_client(lab, node, arguments, _CPUS.get(node))
 
 
-def _wait_for_prune(dataset, timeout=PRUNE_WAIT):
-    """
-    Wait until ``dataset`` (node1's copy) keeps no more of Flocker's
-    snapshots than a push leaves there once its queued pruning ran (the
-    snapshot pushed and the ``FOLLOWER_SNAPSHOTS`` before it).
-
-    :return: Seconds waited.
-    :raises RuntimeError: Not pruned within ``timeout`` seconds.
-    """
-    started = time.monotonic()
-    while True:
-        listed = zfs("list", "-H", "-o", "name", "-t", "snapshot", "-r",
-                     dataset).stdout.split()
-        ours = [name for name in listed
-                if name.split("@", 1)[-1].startswith(SNAPSHOT_PREFIX)]
-        waited = time.monotonic() - started
-        if len(ours) <= FOLLOWER_SNAPSHOTS + 1:
-            return waited
-        if waited > timeout:
-            raise RuntimeError("node1 kept %d snapshots of %s for %.0f s "
-                               "after a push" % (len(ours), dataset, waited))
-        time.sleep(0.02)
-
-
 def main():
     parser = argparse.ArgumentParser(
         description="A volume push agent to agent on the lab against the "
         "bare zfs | ssh pipeline.")
     parser.add_argument("--quick", action="store_true",
-                        help="a 64 MiB volume instead of 256 MiB, 3 to 6 "
-                        "repetitions")
+                        help="a 128 MiB volume instead of %d MiB, 3 to 6 "
+                        "repetitions" % (DEFAULT_MIB,))
     parser.add_argument("--mib", type=int, default=None,
-                        help="MiB of data in the volume (default 256)")
+                        help="MiB of data in the volume (default %d)" % (
+                            DEFAULT_MIB,))
     add_repetition_options(parser, "repetition")
     options = parser.parse_args()
     if options.mib is None:
-        options.mib = 64 if options.quick else 256
+        options.mib = 128 if options.quick else DEFAULT_MIB
     if options.mib <= 0:
         parser.error("--mib must be positive")
     size = options.mib * 1024 * 1024
@@ -175,7 +145,7 @@ def main():
             _destroy("%s/%s" % (pool2, name))
             answer = json.loads(_agent(lab, "node1", "push", name, target))
             sent[0] = answer["bytes"]
-            pruned = _wait_for_prune("%s/%s" % (pool1, name))
+            pruned = wait_for_prune("%s/%s" % (pool1, name))
             return answer["seconds"], pruned
 
         # Warm-up, untimed: both paths once.
