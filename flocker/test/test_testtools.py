@@ -143,6 +143,24 @@ class TemporaryPathTests(SynchronousTestCase):
         self.doCleanups()
         self.assertFalse(path.parent.exists())
 
+    def test_no_test_uses_trial_mktemp(self):
+        """
+        No test asks trial's ``mktemp`` for a directory: under pytest it is
+        made below the current directory, the repository, and stays there
+        (``temporary_directory`` and ``temporary_path`` are the way).
+        """
+        users = []
+        for folder in ("flocker", "admin", "benchmarks"):
+            for directory, _, files in os.walk(os.path.join(TOP, folder)):
+                for name in files:
+                    path = os.path.join(directory, name)
+                    if name.endswith(".py") and path != __file__.replace(
+                            ".pyc", ".py"):
+                        with open(path) as f:
+                            if "self.mktemp(" in f.read():
+                                users.append(os.path.relpath(path, TOP))
+        self.assertEqual(users, [])
+
 
 class CaptureOutputTests(SynchronousTestCase):
     """

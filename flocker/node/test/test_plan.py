@@ -27,6 +27,7 @@ from flocker.node._plan import (
     COMPLETION_TIMEOUT, DEPENDENT_PHASE, KEY_PHASE, PHASES, plan_changes,
     skipped_applications,
 )
+from flocker.testtools import temporary_directory
 from flocker.node.testtools import (
     converged_state, make_node_key, make_public_key, synthetic_cluster,
 )
@@ -562,7 +563,7 @@ class SeveralVolumesPlanTests(SynchronousTestCase):
         Running the plan sends the directory's archive to the node, which
         fills the new volume with it.
         """
-        directory = self.mktemp()
+        directory = temporary_directory(self)
         os.makedirs(os.path.join(directory, "sub"))
         with open(os.path.join(directory, "sub", "f"), "wb") as f:
             f.write(b"seed")

@@ -16,7 +16,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
-from flocker.testtools import run_in_reactor
+from flocker.testtools import run_in_reactor, temporary_directory
 from flocker.volume._push import BASE_HOLD
 from flocker.volume._service import open_volume_service
 
@@ -41,7 +41,7 @@ class OpenZFSPushTests(SynchronousTestCase):
         real = os.path.dirname(shutil.which("zfs"))
         self.pools = FilePools()
         self.addCleanup(self.pools.destroy)
-        directory = os.path.abspath(self.mktemp())
+        directory = temporary_directory(self)
         os.makedirs(directory)
         self.log = os.path.join(directory, "commands.log")
         _openzfs_fuse.install(directory, self.log, real)

@@ -6,6 +6,7 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.testtools import temporary_directory
 from flocker.volume import StreamRejected
 from flocker.volume._seed import (
     MAX_SEED_SIZE, SeedEntry, seed_archive, seed_entries,
@@ -22,7 +23,7 @@ class SeedArchiveTests(SynchronousTestCase):
         :return: A fresh directory holding ``conf/app.ini`` (mode 0640),
             ``top`` and a symbolic link ``alias`` to ``top``.
         """
-        root = self.mktemp()
+        root = temporary_directory(self)
         os.makedirs(os.path.join(root, "conf"))
         with open(os.path.join(root, "conf", "app.ini"), "wb") as f:
             f.write(b"x = 1\n")
@@ -50,7 +51,7 @@ class SeedArchiveTests(SynchronousTestCase):
         """
         A directory that does not exist is refused, naming it.
         """
-        missing = self.mktemp()
+        missing = temporary_directory(self)
         error = self.assertRaises(StreamRejected, seed_archive, missing)
         self.assertIn(missing, str(error))
 
