@@ -4,13 +4,13 @@ against the same transfer straight to the hosting node and through the
 other node as a plain router, and the time to install the routes of 1,000
 applications on one node.
 
-    python benchmarks/routing.py [--quick] [--bytes N] [--reps N]
-                                 [--max-reps N] [--max-seconds S]
-                                 [--routes N]
+    python benchmarks/routing.py [--quick] [--bytes N] [--transfers N]
+                                 [--reps N] [--max-reps N]
+                                 [--max-seconds S] [--routes N]
 
-(``--quick``: 512 MiB per transfer, 3 to 8 repetitions within 90 s; else
-2 GiB per transfer, 5 to 40 repetitions within 600 s; always 1,000
-routes.)
+(``--quick``: 32 transfers of 16 MiB per path and repetition, 3 to 8
+repetitions within 90 s; else 128 transfers of 16 MiB, 5 to 40
+repetitions within 600 s; always 1,000 routes.)
 
 It builds its own small lab of network namespaces and removes it at the
 end: one bridge; client 10.96.0.2; node1 .11; node2 .12, which routes ports
@@ -22,8 +22,14 @@ node1's port 9003 with the rules Docker uses (DNAT in ``PREROUTING``,
 ``FORWARD`` accepts), which is how a Flocker application is reached.
 Needs root, iproute2, iptables, conntrack (and ``taskset`` for pinning).
 
-Six paths, each pushing ``--bytes`` from the client, timed in the sender
-from connect until the sink confirms the byte count (GB/s, 10^9 bytes/s):
+Six paths, each pushing from the client to a sink that acknowledges
+every ``--bytes`` it reads.  All of a repetition's transfers come from one
+sending process over one connection per path, opened (and sent one
+untimed transfer) before the first timed one; each transfer is timed in
+the sender from its first byte until the sink acknowledges its last (GB/s,
+10^9 bytes/s), so neither a process's start, a connection's handshake nor
+its slow start is in any figure, and transfers can be short enough for
+the paths to take turns many times within a repetition:
 
 * ``direct``: to the container's published port node1:9003;
 * ``routed``: to node2:9003 (Flocker's DNAT + MASQUERADE to node1, then
@@ -38,8 +44,15 @@ from connect until the sink confirms the byte count (GB/s, 10^9 bytes/s):
 * ``direct_plain``, ``routed_plain``, ``forwarded_plain``: the same three
   to the sink on node1 itself (port 9002: no Docker hop).
 
-Every repetition pushes over all six paths, in an order rotated from one
-repetition to the next, and gives six ratios of that repetition's rates:
+Every repetition makes ``--transfers`` transfers over each of the six
+paths, all from one sending process, the paths taking turns: the six in an
+order rotated from one repetition to the next, then the same six
+backwards, again until each path has had its transfers (A B C C B A A B C
+C B A ...), so every path's transfers sit at the same mean time within
+the repetition and a change of the machine's load during it weighs on all
+six alike.  A path's rate in the repetition is its bytes over the sum of
+its transfers' seconds, and the repetition gives six ratios of those
+rates:
 
 * ``ratio`` = routed / direct (the user-facing figure: a container reached
   through another node), ``ratio_plain`` = routed_plain / direct_plain;
@@ -56,16 +69,22 @@ the median's 95 % confidence interval over the median) beside it.
 Repetitions go on past ``--reps`` until every uncertainty is under 2.5 %,
 at most ``--max-reps`` repetitions or
 ``--max-seconds``; ``settled`` says whether they got there, ``reps`` how
-many ran.  Before timing, every path is warmed with an untimed transfer.
+many ran.  Before the first repetition, every path is warmed with an
+untimed transfer.
 
-Pinning: the sender runs on one CPU and both sinks on another
-(``taskset``), the same for every path.  The forwarding node's work has no
+Pinning: the sender and both sinks run on one CPU (``taskset``, the
+lowest this process may use), at the highest scheduling priority (``nice
+-20``), the same for every path.  The forwarding nodes' work has no
 process to pin: a veth delivers a packet in softirq on the CPU that sent
 it (receive packet steering, which the kernel allows per veth queue in a
-namespace, is left off), so node2's and node1's forwarding of the data runs
-on the sender's CPU on every path, and the acknowledgements' on the
-sinks'.  The JSON's ``pinning`` says which CPUs were used and each
-namespace's ``eth0`` steering mask as read (``"0"``: off).
+namespace, is left off), so node2's and node1's forwarding of the data and
+of the acknowledgements runs on that same CPU too.  Every path's whole
+work is then on one CPU, and whatever else the machine runs takes from
+every path's one CPU alike (with the sender and the sinks on two CPUs, a
+path could be bound by either, and each answered to the other work on its
+own CPU).  The JSON's ``pinning`` says which CPU and
+priority were used and each namespace's ``eth0`` steering mask as read
+(``"0"``: off).
 
 * ``routes_1000_s``: median seconds of one ``set_routes`` call installing
   ``--routes`` routes on a node that has none (ss, sysctl, iptables-save and
@@ -85,7 +104,7 @@ import sys
 import time
 
 from _common import (
-    add_repetition_options, can_pin, cpu_pair, emit, pinned, print_ratios,
+    add_repetition_options, can_pin, emit, pinned, print_ratios,
     print_table, ratio_figures, repeat_until_settled, repetitions_from,
     rotated, summary,
 )
@@ -109,6 +128,12 @@ VIA_NODE2_TABLE = "100"
 VIA_NODE2_MARK = "0x21"
 # Transfers are bounded: at most this many bytes per push.
 MAX_BYTES = 8 << 30
+#: At most this many transfers per path in a repetition.
+MAX_TRANSFERS = 512
+#: The niceness the sender and the sinks run at: the highest priority, so
+#: the machine's other processes take as little of their CPU as the
+#: scheduler allows.
+PRIORITY = -20
 #: Bytes of the untimed transfer that warms each path.
 WARM_BYTES = 64 << 20
 
@@ -246,19 +271,59 @@ def forward_through(lab, client, node1, node2):
                         destination, "-j", "ACCEPT"])
 
 
+def hot(argv, cpu):
+    """
+    :param list argv: A command of a transfer (its sender or a sink).
+    :param cpu: The CPU it must run on, or ``None`` for anywhere.
+    :return: ``argv`` run on ``cpu`` at :data:`PRIORITY`.
+    """
+    return ["nice", "-n", str(PRIORITY)] + pinned(argv, cpu)
+
+
+def pushes(lab, client, targets, size, cpu=None):
+    """
+    Push ``size`` bytes to each target in turn from one process in
+    ``client``, over one connection per distinct target opened (and sent
+    one untimed transfer) before the first timed one; the sinks are
+    ``_tcp meter`` sinks.
+
+    :param targets: ``(address, port)`` of each transfer, in order.
+    :param cpu: The CPU the sender runs on, or ``None`` for anywhere.
+    :return: ``list`` of each transfer's seconds, from its first byte sent
+        until the sink acknowledged its last, in order.
+    :raises RuntimeError: If the sender failed or a sink counted other
+        than the bytes sent to it.
+    """
+    result = lab.run(client, hot(lab.tcp_argv("pushes", size, *[
+        "%s:%d" % target for target in targets]), cpu),
+        check=False, timeout=300 + 60 * len(targets))
+    if result.returncode != 0:
+        raise RuntimeError("pushes failed (%d): %s %s" % (
+            result.returncode, result.stdout.strip()[-300:],
+            result.stderr.strip()[-2000:]))
+    return json.loads(result.stdout)["seconds"]
+
+
 def push(lab, client, address, port, size, cpu=None):
     """
     :param cpu: The CPU the sender runs on, or ``None`` for anywhere.
     :return: Seconds to push ``size`` bytes from ``client`` to
         ``address:port``.
     """
-    result = lab.run(client, pinned(
-        lab.tcp_argv("push", address, port, size), cpu), timeout=300)
-    figures = json.loads(result.stdout)
-    if figures["bytes"] != size:
-        raise RuntimeError("sink received %r bytes, sent %d" % (
-            figures["bytes"], size))
-    return figures["seconds"]
+    return pushes(lab, client, [(address, port)], size, cpu)[0]
+
+
+def turns(paths, repetition, transfers):
+    """
+    :param list paths: What a repetition measures, in its first order.
+    :param int repetition: The repetition's index (0 first).
+    :param int transfers: Transfers per path (even).
+    :return: The order of the repetition's transfers: ``paths`` rotated by
+        ``repetition``, then backwards, and so on until each path comes
+        ``transfers`` times, so every path's mean position is the same.
+    """
+    forth = rotated(paths, repetition)
+    return (forth + forth[::-1]) * (transfers // 2)
 
 
 def steering(lab, namespaces):
@@ -309,10 +374,13 @@ def routes_row(label, samples):
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true",
-                        help="512 MiB per transfer, 3 to 8 repetitions "
-                        "within 90 s")
+                        help="32 transfers of 16 MiB per path and "
+                        "repetition, 3 to 8 repetitions within 90 s")
     parser.add_argument("--bytes", type=int, default=None,
-                        help="bytes per transfer (default 2 GiB)")
+                        help="bytes per transfer (default 16 MiB)")
+    parser.add_argument("--transfers", type=int, default=None,
+                        help="transfers per path and repetition, even "
+                        "(default 128)")
     add_repetition_options(parser)
     parser.add_argument("--routes", type=int, default=1000,
                         help="routes installed in one call (default 1000)")
@@ -321,7 +389,9 @@ def main(argv):
     parser.add_argument("--route-to", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.bytes is None:
-        options.bytes = (512 << 20) if options.quick else (2 << 30)
+        options.bytes = 16 << 20
+    if options.transfers is None:
+        options.transfers = 32 if options.quick else 128
     policy = repetitions_from(
         parser, options, *((3, 8, 90.0) if options.quick else (5, 40, 600.0)))
     options.reps = policy.minimum
@@ -333,16 +403,17 @@ def main(argv):
         return 0
     if not 0 < options.bytes <= MAX_BYTES:
         parser.error("--bytes must be between 1 and %d" % (MAX_BYTES,))
+    if not (0 < options.transfers <= MAX_TRANSFERS
+            and options.transfers % 2 == 0):
+        parser.error("--transfers must be even, between 2 and %d"
+                     % (MAX_TRANSFERS,))
     if not 0 < options.routes <= 20000:
         parser.error("--routes must be between 1 and 20000")
     available, reason = can_make_namespaces()
     if not available:
         sys.stderr.write("routing benchmark: %s\n" % (reason,))
         return 2
-    if can_pin():
-        sender_cpu, sink_cpu = cpu_pair(os.sched_getaffinity(0))
-    else:
-        sender_cpu = sink_cpu = None
+    cpu = min(os.sched_getaffinity(0)) if can_pin() else None
 
     with NetworkLab() as lab:
         client = lab.host("client", 2)
@@ -353,10 +424,10 @@ def main(argv):
             lab.run(node, ["sysctl", "-w", "net.ipv4.ip_forward=0"])
             lab.run(node, ["iptables", "-P", "FORWARD", "DROP"])
         container = publish_container(lab, node1)
-        lab.spawn(node1, pinned(lab.tcp_argv("sink", PORT, 3600), sink_cpu),
+        lab.spawn(node1, hot(lab.tcp_argv("meter", PORT, 3600), cpu),
                   wait_for_ready=True)
-        lab.spawn(container, pinned(
-            lab.tcp_argv("sink", PUBLISHED_PORT, 3600), sink_cpu),
+        lab.spawn(container, hot(
+            lab.tcp_argv("meter", PUBLISHED_PORT, 3600), cpu),
             wait_for_ready=True)
         child(lab, node2, "--route-to", NODE1)
         forward_through(lab, client, node1, node2)
@@ -364,17 +435,22 @@ def main(argv):
                              "node2": node2})
 
         # Warm up every path (ARP, conntrack, socket buffers, caches).
-        for name, address, port in PATHS:
-            push(lab, client, address, port, min(WARM_BYTES, options.bytes),
-                 sender_cpu)
+        pushes(lab, client, [(address, port) for _, address, port in PATHS],
+               min(WARM_BYTES, options.bytes), cpu)
         rates = {name: [] for name, _, _ in PATHS}
 
         def repetition(index):
-            this = {}
-            for name, address, port in rotated(PATHS, index):
-                this[name] = options.bytes / 1e9 / push(
-                    lab, client, address, port, options.bytes, sender_cpu)
-                rates[name].append(this[name])
+            order = turns(PATHS, index, options.transfers)
+            seconds = dict.fromkeys(rates, 0.0)
+            for (name, _, _), taken in zip(order, pushes(
+                    lab, client, [(address, port)
+                                  for _, address, port in order],
+                    options.bytes, cpu)):
+                seconds[name] += taken
+            this = {name: options.transfers * options.bytes / 1e9 / taken
+                    for name, taken in seconds.items()}
+            for name, rate in this.items():
+                rates[name].append(rate)
             return {ratio: this[measured] / this[floor]
                     for ratio, measured, floor in RATIOS}
 
@@ -402,8 +478,10 @@ def main(argv):
         rows.append([labels[name], "%.2f" % figures["median"],
                      "%.2f-%.2f" % (figures["min"], figures["max"]),
                      " ".join("%.2f" % rate for rate in rates[name])])
-    print_table("Routing: %d MiB per transfer, %d repetitions (%s), GB/s"
-                % (options.bytes >> 20, settling.repetitions,
+    print_table("Routing: %d transfers of %d MiB per path and repetition, "
+                "%d repetitions (%s), GB/s"
+                % (options.transfers, options.bytes >> 20,
+                   settling.repetitions,
                    "settled" if settling.settled else "NOT settled"),
                 rows, ["path", "median", "min-max", "runs"])
     descriptions = {
@@ -426,9 +504,9 @@ def main(argv):
         rows.append(routes_row(label, installs[name]))
     print_table("Routes, %d repetitions, seconds" % (options.reps,), rows,
                 ["measurement", "median", "min-max", "runs"])
-    print("pinning: sender on CPU %s, sinks on CPU %s; receive packet "
+    print("pinning: sender and sinks on CPU %s at nice %d; receive packet "
           "steering masks of eth0: %s (0: forwarding runs in softirq on the "
-          "sending CPU)" % (sender_cpu, sink_cpu, ", ".join(
+          "sending CPU)" % (cpu, PRIORITY, ", ".join(
               "%s %s" % item for item in rps.items())))
     figures = {name + "_gb_s": round(medians[name], 3)
                for name, _, _ in PATHS}
@@ -438,7 +516,8 @@ def main(argv):
         "reps": settling.repetitions,
         "settled": settling.settled,
         "bytes": options.bytes,
-        "pinning": {"sender_cpu": sender_cpu, "sink_cpu": sink_cpu,
+        "transfers": options.transfers,
+        "pinning": {"sender_cpu": cpu, "sink_cpu": cpu, "nice": PRIORITY,
                     "rps_cpus": rps},
         "routes_1000_s": round(statistics.median(installs["install"]), 4)})
     emit(figures)

@@ -55,7 +55,7 @@ class ContainerFloorTests(SynchronousTestCase):
             lab.run(node2, ["iptables", "-P", "FORWARD", "DROP"])
             container = routing.publish_container(lab, node1)
             lab.spawn(container, lab.tcp_argv(
-                "sink", routing.PUBLISHED_PORT, 60), wait_for_ready=True)
+                "meter", routing.PUBLISHED_PORT, 60), wait_for_ready=True)
             routing.forward_through(lab, client, node1, node2)
             routing.push(lab, client, routing.NODE1_VIA_NODE2,
                          routing.PUBLISHED_PORT, 4 << 20)

@@ -19,11 +19,26 @@ Modes:
 ``push ADDRESS PORT BYTES``
     Send BYTES bytes, half-close, wait for the sink's count and print
     ``{"bytes": N, "seconds": S}`` (S measured from connect to the count).
+``meter PORT [SECONDS]``
+    Listen on 0.0.0.0:PORT; each connection starts with a segment size
+    (8 bytes, big-endian); answer every segment of that many bytes read
+    with one byte, and the connection's end with the number of bytes read
+    after the size.  Prints ``ready``; exits after SECONDS (600).
+``pushes BYTES ADDRESS:PORT [ADDRESS:PORT ...]``
+    Open one connection to each distinct target (to ``meter`` sinks) and
+    send one untimed segment of BYTES over each; then send a segment of
+    BYTES to each target in the order given, each timed from its first
+    byte until the sink acknowledges its last, over the connections
+    already open (no connect, no slow start in the figure).  Prints
+    ``{"bytes": {TARGET: N, ...}, "seconds": [S, ...]}``: what each sink
+    counted in all, and the timed segments' seconds in order; exit 1
+    unless every sink counted every byte sent.
 """
 
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -92,6 +107,94 @@ def _drain(connection):
         connection.close()
 
 
+def _receive(connection, size):
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise EOFError("connection closed after %d bytes" % (len(data),))
+        data += chunk
+    return data
+
+
+def _meter(connection):
+    total = 0
+    buffer = bytearray(_CHUNK)
+    try:
+        (segment,) = struct.unpack(">Q", _receive(connection, 8))
+        left = segment
+        while True:
+            count = connection.recv_into(buffer, min(left, _CHUNK))
+            if not count:
+                break
+            total += count
+            left -= count
+            if left == 0:
+                connection.sendall(b".")
+                left = segment
+        connection.sendall(b"%d\n" % (total,))
+    except (OSError, EOFError):
+        pass
+    finally:
+        connection.close()
+
+
+def meter(port, seconds=600.0):
+    server = _listen(port)
+    _exit_after(seconds)
+    print("ready", flush=True)
+    while True:
+        connection, _ = server.accept()
+        thread = threading.Thread(target=_meter, args=(connection,))
+        thread.daemon = True
+        thread.start()
+
+
+def _segment(connection, size, block):
+    """
+    :return: Seconds from sending the first of ``size`` bytes over
+        ``connection`` until the sink acknowledges the last.
+    """
+    started = time.perf_counter()
+    remaining = size
+    while remaining > 0:
+        step = min(remaining, _CHUNK)
+        connection.sendall(block[:step])
+        remaining -= step
+    if _receive(connection, 1) != b".":
+        raise EOFError("no acknowledgement")
+    return time.perf_counter() - started
+
+
+def pushes(size, targets):
+    block = memoryview(bytes(_CHUNK))
+    connections = {}
+    for target in targets:
+        if target not in connections:
+            address, port = target.rsplit(":", 1)
+            connection = socket.create_connection((address, int(port)),
+                                                  timeout=30)
+            connection.sendall(struct.pack(">Q", size))
+            _segment(connection, size, block)
+            connections[target] = connection
+    seconds = [_segment(connections[target], size, block)
+               for target in targets]
+    counted = {}
+    for target, connection in connections.items():
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = connection.recv(64)
+            if not chunk:
+                break
+            answer += chunk
+        connection.close()
+        counted[target] = int(answer.strip() or b"-1")
+    print(json.dumps({"bytes": counted, "seconds": seconds}))
+    sent = {target: size * (1 + targets.count(target)) for target in counted}
+    return 0 if counted == sent else 1
+
+
 def sink(port, seconds=600.0):
     server = _listen(port)
     _exit_after(seconds)
@@ -135,6 +238,10 @@ def main(argv):
         sink(int(arguments[0]), *map(float, arguments[1:]))
     elif mode == "push":
         return push(arguments[0], int(arguments[1]), int(arguments[2]))
+    elif mode == "meter":
+        meter(int(arguments[0]), *map(float, arguments[1:]))
+    elif mode == "pushes":
+        return pushes(int(arguments[0]), arguments[1:])
     else:
         sys.stderr.write("unknown mode %r\n" % (mode,))
         return 2
