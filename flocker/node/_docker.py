@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import attr
 import treq
-from eliot import current_action
+from eliot import current_action, write_failure
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap, pset
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -38,6 +38,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.error import (
     ConnectError, ConnectionClosed, TimeoutError as InternetTimeoutError,
 )
+from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent, HTTPConnectionPool, RequestTransmissionFailed, ResponseFailed,
     ResponseNeverReceived,
@@ -690,11 +691,16 @@ class IDockerClient(Interface):
         one started; see :class:`flocker.node._changes.StopApplication`).
         Idempotent: nothing happens if there is none or it is stopped, and
         a container of that name Flocker did not create is left alone.
+        It may answer once the container's processes exited, while Docker
+        still takes the container down: the next ``add``, ``create``,
+        ``remove`` or ``stop`` of the application waits for that.
 
         :param str name: Application name.
         :return: ``Deferred`` firing with ``"stopped"``, ``"absent"`` or
             ``"foreign"``.
-        :raises DockerAPIError: If Docker refuses to stop it.
+        :raises DockerAPIError: If Docker refuses to stop it (before its
+            processes exited; a failure after that is logged and the
+            next ``remove`` stops it again).
         :raises DockerUnavailable: If the daemon cannot be reached.
         """
 
@@ -847,7 +853,8 @@ class DockerClient(object):
     """
 
     def __init__(self, reactor, socket_path=DEFAULT_DOCKER_SOCKET, node=None,
-                 stop_timeout=10, request_timeout=60.0, http_client=None):
+                 stop_timeout=10, request_timeout=60.0, http_client=None,
+                 exited=None):
         """
         :param reactor: The reactor to run on.
         :param str socket_path: The daemon's Unix socket.
@@ -858,6 +865,12 @@ class DockerClient(object):
             (a stop waits ``stop_timeout`` longer).
         :param http_client: An object with treq's ``HTTPClient.request``
             signature to use instead of the socket (for tests).
+        :param exited: ``None``, or a function of a container's first
+            process's pid and the container's id returning a ``Deferred``
+            that fires once that process exited, or ``None`` if it cannot
+            tell (see :func:`flocker.node._exit.container_exit_watcher`):
+            then :meth:`stop` answers as soon as the container's processes
+            exited, while Docker still takes it down.
         """
         self._reactor = reactor
         self.socket_path = socket_path
@@ -876,6 +889,11 @@ class DockerClient(object):
         # client created without starting them (``create``): their
         # ``add`` starts them straight away, without asking for the name.
         self._created = {}
+        self._exited = exited
+        # Container name to the ``Deferred`` (never failing) of a Docker
+        # stop that :meth:`stop` answered before it ended: what comes next
+        # for that container waits for it.
+        self._stopping = {}
 
     def __repr__(self):
         return "<DockerClient unix://%s>" % (self.socket_path,)
@@ -1085,6 +1103,7 @@ class DockerClient(object):
         :param start: Whether to start the container (``add``), or only
             create it (``create``).
         """
+        await self._stopped(application.name)
         config = container_config(application, volume_mountpoint, extra_env,
                                   volume_paths)
         name = container_name(application.name)
@@ -1206,17 +1225,30 @@ class DockerClient(object):
             self._remove, name)
 
     async def _remove(self, name):
+        await self._stopped(name)
         return await self._flocker_container(name, self._stop_and_delete,
                                              "removed")
 
-    async def _flocker_container(self, name, operation, done):
+    async def _stopped(self, name):
+        """
+        Wait for the end of a Docker stop of the application's container
+        that :meth:`stop` answered before Docker did.
+        """
+        pending = self._stopping.get(container_name(name))
+        if pending is not None:
+            await pending
+
+    async def _flocker_container(self, name, operation, done,
+                                 inspected=False):
         """
         Apply ``operation`` to the application's container if Flocker
         created it.
 
         :param operation: Called with the container's id, its name and its
-            stop timeout; returns an awaitable.
+            stop timeout (or, if ``inspected``, with Docker's description of
+            the container and its name); returns an awaitable.
         :param done: The outcome once ``operation`` finished.
+        :param bool inspected: See ``operation``.
         :return: ``done``, ``"absent"`` or ``"foreign"`` (also added to the
             current action).
         """
@@ -1228,7 +1260,11 @@ class DockerClient(object):
             DOCKER_FOREIGN_CONTAINER.log(container=cname)
             outcome = "foreign"
         else:
-            await operation(existing["Id"], cname, _stop_timeout(existing))
+            if inspected:
+                await operation(existing, cname)
+            else:
+                await operation(existing["Id"], cname,
+                                _stop_timeout(existing))
             outcome = done
         current_action().add_success_fields(outcome=outcome)
         return outcome
@@ -1242,7 +1278,66 @@ class DockerClient(object):
             self._stop_only, name)
 
     async def _stop_only(self, name):
-        return await self._flocker_container(name, self._stop, "stopped")
+        current_action().add_success_fields(answered="at once")
+        await self._stopped(name)
+        return await self._flocker_container(name, self._stop_until_exited,
+                                             "stopped", inspected=True)
+
+    async def _stop_until_exited(self, existing, name):
+        """
+        Stop a container, answering as soon as its processes exited (when
+        the exit watch can tell) or else once Docker's stop answered.  A
+        stop answered early goes on; its failure is logged, and the
+        container's next removal stops it again.
+
+        :param dict existing: Docker's description of the container.
+        :param str name: The container's name.
+        """
+        container_id = existing["Id"]
+        state = existing.get("State") or {}
+        host = existing.get("HostConfig") or {}
+        exited = None
+        if (self._exited is not None and state.get("Running") and
+                host.get("PidMode", "") in ("", "private")):
+            # Watched before the stop is asked for: the pid is still the
+            # container's.
+            exited = self._exited(state.get("Pid"), container_id)
+        stopping = Deferred.fromCoroutine(
+            self._stop(container_id, name, _stop_timeout(existing)))
+        if exited is None:
+            await stopping
+            current_action().add_success_fields(answered="stopped")
+            return
+        first = Deferred()
+
+        def stopped(result):
+            if first.called:
+                return result
+            first.callback(("stopped", result))
+            return None
+
+        def gone(_):
+            if not first.called:
+                first.callback(("exited", None))
+        stopping.addBoth(stopped)
+        exited.addCallbacks(gone, lambda _: None)
+        which, result = await first
+        if which == "stopped":
+            # Docker answered first, or failed: the container may not have
+            # stopped.
+            exited.cancel()
+            if isinstance(result, Failure):
+                result.raiseException()
+            current_action().add_success_fields(answered="stopped")
+            return
+        current_action().add_success_fields(answered="exited")
+        stopping.addErrback(write_failure)
+        self._stopping[name] = stopping
+
+        def done(_):
+            if self._stopping.get(name) is stopping:
+                del self._stopping[name]
+        stopping.addBoth(done)
 
     def exists(self, name):
         """

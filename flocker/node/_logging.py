@@ -106,7 +106,13 @@ DOCKER_REMOVE = ActionType(
 
 DOCKER_STOP = ActionType(
     "flocker:node:docker:stop",
-    [_SOCKET, _APPLICATION], [_OUTCOME],
+    [_SOCKET, _APPLICATION],
+    [_OUTCOME, Field.for_types(
+        "answered", [str],
+        "When the stop answered: ``exited``, once the container's "
+        "processes had exited (Docker's stop goes on after the action); "
+        "``stopped``, once Docker's stop had; ``at once``, nothing to "
+        "stop.")],
     "Stop an application's container without deleting it (idempotent).")
 
 DOCKER_EXISTS = ActionType(

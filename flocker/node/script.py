@@ -355,13 +355,17 @@ def build_service(reactor, options, environ):
         ReportKeeper, kept_reports, netlink_listening_ports,
     )
     from ._boot import stop_stale_applications
+    from ._exit import container_exit_watcher
     from ._restarter import CrashRestarter
     from ._server import AgentService, local_agents
 
     address = _address(options, environ)
     docker_socket = options["docker-socket"] or socket_path_from_docker_host(
         environ.get("DOCKER_HOST"))
-    docker = DockerClient(reactor, socket_path=docker_socket, node=address)
+    # A move's stop answers once the container's processes exited: the
+    # agent shares the Docker daemon's PID namespace (see flocker.node._exit).
+    docker = DockerClient(reactor, socket_path=docker_socket, node=address,
+                          exited=container_exit_watcher(reactor))
     routes = IPTablesRouteManager(ProcessRunner(reactor), node=address)
     pool = pool_name(options["pool"], environ)
     node_keys = default_node_key_store(environ, sys.argv[0])

@@ -20,7 +20,7 @@ import tempfile
 import attr
 from eliot.testing import assertHasAction
 from pyrsistent import pmap, pset
-from twisted.internet.defer import CancelledError, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectError
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
@@ -47,7 +47,7 @@ from .._docker import (
 )
 from .._logging import (
     DOCKER_ADD, DOCKER_API_CALL, DOCKER_FIELDS_DROPPED, DOCKER_NEGOTIATE,
-    DOCKER_UNREADABLE_LABEL,
+    DOCKER_STOP, DOCKER_UNREADABLE_LABEL,
 )
 from ._daemon import DEBIAN_12, DOCKER_25, DOCKER_29, VersionedDockerDaemon
 
@@ -1842,6 +1842,182 @@ class CreateBodyVersionTests(SynchronousTestCase):
             "POST", "/containers/create", {"name": "x"}, config,
             adapt=_adapted_body), UnsupportedField)
         self.assertEqual(self.created(daemon), [])
+
+
+class _HoldingHTTPClient(object):
+    """
+    ``StubTreq`` whose answers to stop requests wait until :meth:`release`.
+    """
+
+    def __init__(self, resource):
+        self._stub = StubTreq(resource)
+        self.held = []
+
+    def request(self, method, url, **kwargs):
+        if not url.endswith("/stop"):
+            return self._stub.request(method, url, **kwargs)
+        answer = Deferred()
+        self.held.append((answer, method, url, kwargs))
+        return answer
+
+    def release(self):
+        """
+        Answer the held stop requests.
+        """
+        held, self.held = self.held, []
+        for answer, method, url, kwargs in held:
+            self._stub.request(method, url, **kwargs).chainDeferred(answer)
+
+
+class StopAtExitTests(SynchronousTestCase):
+    """
+    ``DockerClient.stop`` with an exit watch answers once the container's
+    processes exited, while Docker's stop goes on.
+    """
+
+    def setUp(self):
+        self.watched = []
+        self.exits = {}
+        self.cancelled = []
+
+    def watch(self, pid, container_id):
+        """
+        The exit watch: a ``Deferred`` per watched pid, or ``None`` for pid
+        0 (cannot tell).
+        """
+        self.watched.append((pid, container_id))
+        if not pid:
+            return None
+        self.exits[pid] = Deferred(lambda _: self.cancelled.append(pid))
+        return self.exits[pid]
+
+    def client(self, stop_answer=(204, None), running=True):
+        """
+        :return: ``(DockerClient, resource, HTTP client)`` for application
+            ``app`` (container ``c1``, first process 42) whose stop is held.
+        """
+        answers = {
+            ("GET", "/version"): (200, {
+                "ApiVersion": "1.41", "MinAPIVersion": "1.12"}),
+            ("GET", "/v1.41/containers/flocker--app/json"):
+            (200, {"Id": "c1", "Config": {"Labels": {APPLICATION_LABEL: "{}"}},
+                   "State": {"Running": running, "Pid": 42 if running else 0},
+                   "HostConfig": {"PidMode": ""}}),
+            ("POST", "/v1.41/containers/c1/stop"): stop_answer,
+            ("DELETE", "/v1.41/containers/c1"): (204, None),
+        }
+        resource = _DockerAPIResource(answers)
+        http = _HoldingHTTPClient(resource)
+        client = DockerClient(Clock(), "/run/test/docker.sock", node="node1",
+                              http_client=http, exited=self.watch)
+        return client, resource, http
+
+    @capture_logging(None, encoder_=None)
+    def test_answers_at_exit(self, logger):
+        """
+        The stop answers once the container's first process exited, before
+        Docker's stop did, and logs that it answered at the exit.
+        """
+        client, resource, http = self.client()
+        stopped = client.stop("app")
+        before = self.successResultOf(stopped) if stopped.called else None
+        self.exits[42].callback(None)
+        self.assertEqual(
+            (before, self.watched, self.successResultOf(stopped),
+             len(http.held)),
+            (None, [(42, "c1")], "stopped", 1))
+        http.release()
+        assertHasAction(self, logger, DOCKER_STOP, True, {"application": "app"},
+                        {"outcome": "stopped", "answered": "exited"})
+
+    def test_remove_waits_for_the_stop(self):
+        """
+        A removal after a stop that answered at the exit waits for Docker's
+        stop before it asks anything.
+        """
+        client, resource, http = self.client()
+        stopped = client.stop("app")
+        self.exits[42].callback(None)
+        self.successResultOf(stopped)
+        asked = len(resource.requests)
+        removed = client.remove("app")
+        waited = (removed.called, len(resource.requests) - asked)
+        http.release()
+        http.release()
+        self.assertEqual((waited, self.successResultOf(removed),
+                          ("DELETE", "/v1.41/containers/c1")
+                          in resource.requests),
+                         ((False, 0), "removed", True))
+
+    def test_add_waits_for_the_stop(self):
+        """
+        Starting the application again after a stop that answered at the
+        exit waits for Docker's stop before it asks anything.
+        """
+        client, resource, http = self.client()
+        stopped = client.stop("app")
+        self.exits[42].callback(None)
+        self.successResultOf(stopped)
+        asked = len(resource.requests)
+        added = client.add(Application(name="app", image=IMAGE))
+        waited = (added.called, len(resource.requests) - asked)
+        http.release()
+        self.assertEqual(
+            (waited, resource.requests[asked:]),
+            ((False, 0), [("POST", "/v1.41/containers/c1/stop"),
+                          ("POST", "/v1.41/containers/create")]))
+        self.failureResultOf(added, ImageNotFound)
+
+    @capture_logging(None, encoder_=None)
+    def test_docker_first(self, logger):
+        """
+        A stop Docker answers before the exit is seen answers then, and
+        stops the watch.
+        """
+        client, resource, http = self.client()
+        stopped = client.stop("app")
+        http.release()
+        self.assertEqual((self.successResultOf(stopped), self.cancelled),
+                         ("stopped", [42]))
+        assertHasAction(self, logger, DOCKER_STOP, True, {"application": "app"},
+                        {"outcome": "stopped", "answered": "stopped"})
+
+    def test_docker_fails_first(self):
+        """
+        A stop Docker refuses before the exit is seen fails with Docker's
+        error.
+        """
+        client, resource, http = self.client(
+            stop_answer=(500, {"message": "cannot kill"}))
+        stopped = client.stop("app")
+        http.release()
+        self.assertIn("cannot kill",
+                      str(self.failureResultOf(stopped, DockerAPIError).value))
+
+    def test_unwatched(self):
+        """
+        A container whose exit cannot be watched is stopped when Docker's
+        stop answers.
+        """
+        client, resource, http = self.client()
+        self.watch = lambda pid, container_id: None
+        client._exited = self.watch
+        stopped = client.stop("app")
+        pending = stopped.called
+        http.release()
+        self.assertEqual((pending, self.successResultOf(stopped)),
+                         (False, "stopped"))
+
+    def test_not_running_not_watched(self):
+        """
+        A container that does not run is not watched: Docker's answer to
+        its stop is the answer.
+        """
+        client, resource, http = self.client(running=False)
+        stopped = client.stop("app")
+        http.release()
+        self.assertEqual((self.successResultOf(stopped), self.watched),
+                         ("stopped", []))
 
 
 class APIErrorTests(SynchronousTestCase):
