@@ -12,12 +12,16 @@ node works at once, and a node's changes in a phase run in order::
                  :mod:`flocker.node._expected`)
     1. prepare   pull images a node lacks; create new volumes (filling
                  those with a seed directory); pre-copy moving volumes while
-                 their applications still run
+                 their applications still run; create the new container of
+                 an application that moves to a node holding a copy of
+                 each of its volumes already (started in phase 4, after
+                 the hand-off)
     2. stop      stop applications that move away, changed, or were removed
                  (the container of one that moves away is only stopped:
                  it is deleted in phase 4, beside the new one's start),
-                 and, at the same time, create the new containers of
-                 those (started in phase 4, after the hand-off)
+                 and, at the same time, create the new containers of the
+                 other ones that move (their new nodes' copies were made
+                 by phase 1)
     3. hand off  send each moving volume's last increment, transfer ownership
     4. start     give every node whose routes differ its new routes and,
                  at the same time, start the node's applications that are
@@ -273,6 +277,29 @@ def _plan_volume(volume, target, owners, copies, phases, stale=None,
     return source
 
 
+def _held_throughout(prepare):
+    """
+    :param prepare: The changes of the plan's prepare phase.
+    :return: A function of a volume's name and a node's address telling
+        whether that node's copy of the volume is there throughout the
+        prepare phase: the volume reaches it by an increment pushed into
+        a copy it holds already, or does not move (it is neither pushed
+        there nor created or revived in the phase).
+    """
+    pushed = {}
+    created = set()
+    for change in prepare:
+        if isinstance(change, PushVolume):
+            pushed[change.name, change.target] = (
+                change.estimated_bytes is None and not change.replace_copy)
+        elif isinstance(change, CreateVolume):
+            created.add(change.name)
+
+    def held(name, target):
+        return pushed.get((name, target), name not in created)
+    return held
+
+
 def skipped_applications(deployment, cluster_state, unknown):
     """
     The applications a deploy must leave alone.
@@ -498,8 +525,11 @@ def plan_changes(deployment, cluster_state, addresses=None,
                         node=address, name=name, target=target))
         if kept and target not in {a for a, _, _ in
                                    containers.get(name, ())}:
-            # Its new container is created while the old one stops, so
-            # that only Docker's start is left after the hand-off.
+            # Its new container is created before the hand-off, so that
+            # only Docker's start is left after it: while the old one
+            # still runs when the new node holds a copy of every volume
+            # already (its pre-copy is an increment into that copy), else
+            # while the old one stops (the pre-copy made the copies).
             creations.append(CreateApplication(node=target,
                                                application=application))
         if start:
@@ -569,8 +599,17 @@ def plan_changes(deployment, cluster_state, addresses=None,
     # moved application's downtime) before the routes it updates beside it.
     phases[4][:0] = waves[0] if waves else ()
     phases[4].extend(deletions)
-    # First in their node's part of the stop phase.
-    phases[2][:0] = creations
+    # Last in their node's part of the prepare phase (after its pulls and
+    # its own pushes) when the node holds the volumes' copies throughout
+    # it, else first in their node's part of the stop phase.
+    held = _held_throughout(phases[1])
+    early, late = [], []
+    for creation in creations:
+        (early if all(held(volume.name, creation.node)
+                      for volume in creation.application.all_volumes())
+         else late).append(creation)
+    phases[1].extend(early)
+    phases[2][:0] = late
     plan = _phased(labels, phases, parallel=phases[4])
     later = [_dependent_wave(wave, waves, placements)
              for wave in waves[1:]]

@@ -137,6 +137,33 @@ class PlanTests(SynchronousTestCase):
                        (B, [StartApplication(node=B, application=WEB),
                             SetRoutes(node=B, routes=[])]))))
 
+    def test_move_into_held_copy_creates_while_running(self):
+        """
+        A move to a node that holds a copy of the volume already (it ran
+        there before) creates the new container in the prepare phase,
+        after the increment's push is planned and while the old container
+        still runs, so that the stop phase is the stop alone; the rest is
+        as for any move.
+        """
+        before = Deployment(nodes=[Node(address=A, applications=[WEB]),
+                                   Node(address=B)])
+        after = Deployment(nodes=[Node(address=A),
+                                  Node(address=B, applications=[WEB])])
+        cluster = FakeCluster([A, B])
+        converge(cluster, after)
+        converge(cluster, before)
+        phases = {step.label: leaves(step)
+                  for step in plan_changes(after, cluster.state()).changes}
+        self.assertEqual(
+            [[(type(c).__name__, c.node) for c in phases[label]]
+             for label in PHASES[:3]],
+            [[("PushVolume", A), ("CreateApplication", B)],
+             [("StopApplication", A)],
+             [("HandoffVolume", A)]])
+        pushed = phases[PHASES[0]][0]
+        self.assertEqual((pushed.estimated_bytes, pushed.replace_copy),
+                         (None, False))
+
     def test_move_back_is_incremental(self):
         """
         When the target holds a copy sharing a snapshot with the owner, the
