@@ -554,7 +554,7 @@ def docker_scale_once(bench):
     return at_once(1), at_once(len(sockets))
 
 
-def raw_move(bench, reps):
+def raw_move(bench, reps, steps=None):
     """
     The downtime baseline: a move of a served volume between node1 and node2
     done by hand with the bare tools, 1 MiB changed each time, timed from
@@ -564,6 +564,8 @@ def raw_move(bench, reps):
     No routes, no ownership, no checks: the floor of any move here.  The
     dataset and container exist only during this call.
 
+    :param steps: ``None``, or a list to which each move appends the
+        seconds of its steps (``dict`` of :data:`RAW_STEPS` to seconds).
     :return: Samples in seconds.
     """
     nodes = bench.lab.nodes[:2]
@@ -598,19 +600,40 @@ def raw_move(bench, reps):
                 f.write(os.urandom(MiB))
                 f.flush()
                 os.fsync(f.fileno())
-            started = time.monotonic()
+            marks = [time.monotonic()]
             _remove_bare(nodes[here].docker_socket, "flocker-bench-raw")
+            marks.append(time.monotonic())
             zfs_ok("snapshot", "%s@m%d" % (datasets[here], rep))
+            marks.append(time.monotonic())
             send(here, there, "m%d" % (rep,), "m%d" % (rep - 1,))
+            marks.append(time.monotonic())
             _bare_container(nodes[there].docker_socket, "flocker-bench-raw",
                             RAW_MOVE_PORT, mounts[there])
-            samples.append(time.monotonic() - started)
+            marks.append(time.monotonic())
+            samples.append(marks[-1] - marks[0])
+            if steps is not None:
+                steps.append({step: b - a for step, a, b in zip(
+                    RAW_STEPS, marks, marks[1:])})
             here = there
     finally:
         _remove_bare(nodes[here].docker_socket, "flocker-bench-raw")
         for dataset in datasets:
             zfs("destroy", "-r", dataset)
     return samples
+
+
+#: The steps of a move by hand (:func:`raw_move`), in order.
+RAW_STEPS = ("Docker stop + delete", "zfs snapshot",
+             "zfs send -i | ssh | zfs receive -F", "Docker create + start")
+
+
+def print_raw_steps(steps):
+    """
+    Print the median seconds of each step of the moves by hand.
+    """
+    print_table("Move by hand, by step (median (min-max) seconds)",
+                [(step, fmt([s[step] for s in steps])) for step in RAW_STEPS],
+                ["step", "seconds"])
 
 
 def remote_rounds(log):
@@ -726,8 +749,9 @@ def moves(bench, policy, extra_new_mib=None):
     :param extra_new_mib: If given, one more move of the big volume after
         rewriting that many MiB, kept as ``warm["extra"]``.
     :return: ``(warm-up moves, {"big": [...], "small": [...], "raw":
-        [...]}, settling)``: :func:`measure_move` results, the seconds of
-        each move by hand, and the :class:`Settling` of
+        [...], "raw_steps": [...]}, settling)``: :func:`measure_move`
+        results, the seconds of each move by hand and of its steps (see
+        :func:`raw_move`), and the :class:`Settling` of
         ``downtime_ratio`` (big / small) and ``downtime_over_raw_move``
         (big / by hand).
     """
@@ -754,12 +778,13 @@ def moves(bench, policy, extra_new_mib=None):
         warm[name + " fill"] = time.monotonic() - started
     for name in ["big", "small"]:
         warm[name] = move(name, 0)
-    results = {"big": [], "small": [], "raw": []}
+    results = {"big": [], "small": [], "raw": [], "raw_steps": []}
 
     def repetition(index):
         for name in rotated(["big", "small", "raw"], index + 1):
             if name == "raw":
-                results["raw"].extend(raw_move(bench, 1))
+                results["raw"].extend(raw_move(bench, 1,
+                                               results["raw_steps"]))
             else:
                 results[name].append(move(name, index + 1))
         big = results["big"][-1]["downtime"]
@@ -906,6 +931,7 @@ def moves_only(options, env):
     print_table("Floor", [
         ("baseline: move by hand (stop, zfs send -i | ssh | receive, "
          "start)", fmt(raw_moves))], ["what", "seconds"])
+    print_raw_steps(moved["raw_steps"])
     print_moves(options, warm, moved)
     print_move_rounds(options, moved)
     print_ratios("Ratios of each repetition", settling.samples.items())
@@ -1043,6 +1069,7 @@ def main():
         ("baseline: move by hand (stop, zfs send -i | ssh | receive, "
          "start)", fmt(raw_moves)),
     ], ["what", "seconds"])
+    print_raw_steps(moved["raw_steps"])
     print_moves(options, warm, moved)
     print("Where the time goes: the median run of each kind, by the "
           "commands sent to the nodes' agents, in its eliot log\n")
