@@ -10,6 +10,8 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.testtools import temporary_directory
+
 from .._exit import container_exit_watcher
 
 
@@ -32,7 +34,7 @@ class ContainerExitWatcherTests(SynchronousTestCase):
 
     def setUp(self):
         self.reactor = MemoryReactor()
-        self.proc = self.mktemp()
+        self.proc = temporary_directory(self)
         os.makedirs(os.path.join(self.proc, "42"))
         with open(os.path.join(self.proc, "42", "cgroup"), "w") as f:
             f.write("0::/lab-node1/c0ffee\n")
