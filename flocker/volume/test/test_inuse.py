@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from flocker.testtools import temporary_directory
 from flocker.volume._inuse import processes_using, scan_in_thread
 
 from ._support import QueuedThreadsReactor
@@ -36,7 +37,7 @@ class _Proc(object):
     """
 
     def __init__(self, case):
-        self.path = case.mktemp()
+        self.path = temporary_directory(case)
         os.makedirs(self.path)
         # Not a process.
         os.makedirs(os.path.join(self.path, "sys"))
