@@ -139,15 +139,51 @@ def _meter(connection):
         connection.close()
 
 
-def meter(port, seconds=600.0):
+def _accept(port, seconds, handle):
+    """
+    Listen on ``port``, say ``ready``, and hand every connection to
+    ``handle`` in a thread of its own until ``seconds`` have passed.
+    """
     server = _listen(port)
     _exit_after(seconds)
     print("ready", flush=True)
     while True:
         connection, _ = server.accept()
-        thread = threading.Thread(target=_meter, args=(connection,))
+        thread = threading.Thread(target=handle, args=(connection,))
         thread.daemon = True
         thread.start()
+
+
+def meter(port, seconds=600.0):
+    _accept(port, seconds, _meter)
+
+
+def _send(connection, size, block):
+    """
+    Send ``size`` bytes of zeros over ``connection``, in pieces of
+    ``block``.
+    """
+    remaining = size
+    while remaining > 0:
+        step = min(remaining, _CHUNK)
+        connection.sendall(block[:step])
+        remaining -= step
+
+
+def _count(connection):
+    """
+    Half-close ``connection`` and read the sink's count of what it received.
+
+    :return: The count, or -1 if the sink gave none.
+    """
+    connection.shutdown(socket.SHUT_WR)
+    answer = b""
+    while not answer.endswith(b"\n"):
+        chunk = connection.recv(64)
+        if not chunk:
+            break
+        answer += chunk
+    return int(answer.strip() or b"-1")
 
 
 def _segment(connection, size, block):
@@ -156,11 +192,7 @@ def _segment(connection, size, block):
         ``connection`` until the sink acknowledges the last.
     """
     started = time.perf_counter()
-    remaining = size
-    while remaining > 0:
-        step = min(remaining, _CHUNK)
-        connection.sendall(block[:step])
-        remaining -= step
+    _send(connection, size, block)
     if _receive(connection, 1) != b".":
         raise EOFError("no acknowledgement")
     return time.perf_counter() - started
@@ -181,49 +213,24 @@ def pushes(size, targets):
                for target in targets]
     counted = {}
     for target, connection in connections.items():
-        connection.shutdown(socket.SHUT_WR)
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = connection.recv(64)
-            if not chunk:
-                break
-            answer += chunk
+        counted[target] = _count(connection)
         connection.close()
-        counted[target] = int(answer.strip() or b"-1")
     print(json.dumps({"bytes": counted, "seconds": seconds}))
     sent = {target: size * (1 + targets.count(target)) for target in counted}
     return 0 if counted == sent else 1
 
 
 def sink(port, seconds=600.0):
-    server = _listen(port)
-    _exit_after(seconds)
-    print("ready", flush=True)
-    while True:
-        connection, _ = server.accept()
-        thread = threading.Thread(target=_drain, args=(connection,))
-        thread.daemon = True
-        thread.start()
+    _accept(port, seconds, _drain)
 
 
 def push(address, port, size):
     block = memoryview(bytes(_CHUNK))
     started = time.perf_counter()
     with socket.create_connection((address, port), timeout=30) as s:
-        remaining = size
-        while remaining > 0:
-            step = min(remaining, _CHUNK)
-            s.sendall(block[:step])
-            remaining -= step
-        s.shutdown(socket.SHUT_WR)
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = s.recv(64)
-            if not chunk:
-                break
-            answer += chunk
+        _send(s, size, block)
+        received = _count(s)
     seconds = time.perf_counter() - started
-    received = int(answer.strip() or b"-1")
     print(json.dumps({"bytes": received, "seconds": seconds}))
     return 0 if received == size else 1
 
