@@ -79,8 +79,8 @@ The baselines and the no-op deploys run ``--reps`` times (5; 3 with
 ``--quick``).  The scale deploys and the moves repeat until their ratios
 settle (``benchmarks/_common.py``): at least ``--reps`` repetitions, then
 more while a ratio's uncertainty is 2.5 % or more, at most ``--max-reps``
-(30; 6 with ``--quick``) and no repetition started after
-``--max-seconds`` (180; 90), each part on its own; ``scale_reps``,
+(40; 6 with ``--quick``) and no repetition started after
+``--max-seconds`` (420; 90), each part on its own; ``scale_reps``,
 ``move_reps`` and ``settled`` say how it went.  Each ratio is the median
 of per-repetition ratios, with ``NAME_spread`` (interquartile range over
 median) and ``NAME_uncertainty`` (half-width of the median's 95 %
@@ -983,7 +983,7 @@ def main():
     # within the bounds.
     options.policy = repetitions_from(
         parser, options, *((3, 6, 90.0) if options.quick
-                           else (5, 30, 180.0)))
+                           else (5, 40, 420.0)))
     options.reps = options.policy.minimum
     if options.quick:
         options.big_mib = min(options.big_mib, 256)
