@@ -80,12 +80,7 @@ def ask(address, port, timeout=3.0):
     try:
         with socket.create_connection((address, port), timeout=timeout) as s:
             s.settimeout(timeout)
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(1024)
-                if not chunk:
-                    break
-                data += chunk
+            data = _read_line(s, 1024)
     except OSError as error:
         sys.stderr.write("%s:%d: %s\n" % (address, port, error))
         return 1
@@ -170,6 +165,22 @@ def _send(connection, size, block):
         remaining -= step
 
 
+def _read_line(connection, size):
+    """
+    Read from ``connection``, ``size`` bytes at a time, until what was read
+    ends with a newline or the peer closed.
+
+    :return: The bytes read.
+    """
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(size)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def _count(connection):
     """
     Half-close ``connection`` and read the sink's count of what it received.
@@ -177,13 +188,7 @@ def _count(connection):
     :return: The count, or -1 if the sink gave none.
     """
     connection.shutdown(socket.SHUT_WR)
-    answer = b""
-    while not answer.endswith(b"\n"):
-        chunk = connection.recv(64)
-        if not chunk:
-            break
-        answer += chunk
-    return int(answer.strip() or b"-1")
+    return int(_read_line(connection, 64).strip() or b"-1")
 
 
 def _segment(connection, size, block):
